@@ -1,0 +1,74 @@
+//! The command line: argument definitions and one module per subcommand.
+//! Subcommands read sources, call the pure core, print data to stdout and
+//! logs and diagnostics to stderr.
+//!
+//! Invariant: no semantics here beyond wiring; what a command means is
+//! decided in the core modules.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod render;
+pub mod source;
+
+/// Declarative GitOps reconciler for Linux IPVS.
+#[derive(Debug, Parser)]
+#[command(name = "clusterf", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a config repository; print every problem
+    Validate(render::ValidateArgs),
+    /// Print the desired IPVS state
+    Render(render::RenderArgs),
+    /// Print the JSON Schemas of the YAML config files
+    Schema(render::SchemaArgs),
+}
+
+/// An error whose message has already been printed: exit with `code`.
+#[derive(Debug)]
+pub struct Exit(pub u8);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+/// Runs a parsed command line; the exit code of the process.
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Validate(args) => render::validate(&args),
+        Command::Render(args) => render::render(&args),
+        Command::Schema(args) => render::schema(&args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            if let Some(Exit(code)) = e.downcast_ref::<Exit>() {
+                return ExitCode::from(*code);
+            }
+            eprintln!("error: {}", format_error(&e));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `outer: inner: innermost`, lowercase as written by the callers.
+pub fn format_error(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if parts.last().is_none_or(|last| !last.ends_with(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ")
+}

@@ -1,0 +1,114 @@
+//! `clusterf validate`, `clusterf render` and `clusterf schema`.
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+
+use super::Exit;
+use super::source::{CompileArgs, ConfigArgs, OverlayArgs, render_sources};
+use crate::ipvsadm;
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub overlay: OverlayArgs,
+    #[command(flatten)]
+    pub compile: CompileArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RenderFormat {
+    Yaml,
+    Json,
+    Ipvsadm,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub overlay: OverlayArgs,
+    #[command(flatten)]
+    pub compile: CompileArgs,
+    /// Output format
+    #[arg(long, short, value_enum, default_value = "yaml")]
+    pub output: RenderFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Write one file per schema into DIR instead of printing them
+    #[arg(long, value_name = "DIR")]
+    pub write: Option<std::path::PathBuf>,
+}
+
+pub fn validate(args: &ValidateArgs) -> Result<u8> {
+    let rendered = render_sources(&args.config, &args.overlay, &args.compile)?;
+    let errors = rendered.diags.errors().count();
+    if errors > 0 {
+        eprintln!(
+            "error: {errors} problem{} found",
+            if errors == 1 { "" } else { "s" }
+        );
+        return Err(Exit(1).into());
+    }
+    eprintln!(
+        "ok: {} services, {} routes, {} ipvs services, {} dests",
+        rendered.config.services.len(),
+        rendered.config.routes.len(),
+        rendered.state.services.len(),
+        rendered.state.dest_count()
+    );
+    Ok(0)
+}
+
+pub fn render(args: &RenderArgs) -> Result<u8> {
+    let rendered = render_sources(&args.config, &args.overlay, &args.compile)?;
+    if !rendered.is_ok() {
+        let errors = rendered.diags.errors().count();
+        eprintln!(
+            "error: {errors} problem{} found, nothing rendered",
+            if errors == 1 { "" } else { "s" }
+        );
+        return Err(Exit(1).into());
+    }
+    let out = match args.output {
+        RenderFormat::Yaml => with_newline(serde_saphyr::to_string(&rendered.state)?),
+        RenderFormat::Json => serde_json::to_string_pretty(&rendered.state)? + "\n",
+        RenderFormat::Ipvsadm => ipvsadm::format(&rendered.state),
+    };
+    print!("{out}");
+    Ok(0)
+}
+
+pub fn schema(args: &SchemaArgs) -> Result<u8> {
+    let schemas = crate::config::schemas();
+    match &args.write {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            for (name, schema) in schemas {
+                std::fs::write(
+                    dir.join(name),
+                    serde_json::to_string_pretty(&schema)? + "\n",
+                )?;
+            }
+        }
+        None => {
+            let all: serde_json::Map<String, serde_json::Value> = schemas
+                .into_iter()
+                .map(|(n, s)| (n.to_string(), s))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&all)?);
+        }
+    }
+    Ok(0)
+}
+
+fn with_newline(mut s: String) -> String {
+    if !s.ends_with('\n') {
+        s.push('\n');
+    }
+    s
+}

@@ -1,0 +1,172 @@
+//! Source arguments shared by validate, render, plan and apply, and reading
+//! the trees they name.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::Args;
+
+use crate::compile;
+use crate::model::Method;
+use crate::render::{self, Rendered};
+use crate::source;
+use crate::tree::Tree;
+
+/// Where the config repository comes from.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// Config repository as a local directory
+    #[arg(long, value_name = "DIR", conflicts_with = "config_repo")]
+    pub config_path: Option<PathBuf>,
+
+    /// Config repository as a Git repository (path or URL)
+    #[arg(long, value_name = "PATH|URL")]
+    pub config_repo: Option<String>,
+
+    /// Git ref to render (branch, tag or commit); default HEAD
+    #[arg(long = "ref", value_name = "REF", requires = "config_repo")]
+    pub git_ref: Option<String>,
+
+    /// Config tree inside the Git repository
+    #[arg(long, value_name = "DIR", requires = "config_repo")]
+    pub subdir: Option<String>,
+
+    /// Where remote repositories are fetched to
+    #[arg(long, value_name = "DIR", requires = "config_repo")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Render only commits whose signature verifies against --allowed-signers
+    #[arg(long, requires = "allowed_signers")]
+    pub verify_signatures: bool,
+
+    /// SSH allowed-signers file for --verify-signatures
+    #[arg(long, value_name = "FILE")]
+    pub allowed_signers: Option<PathBuf>,
+}
+
+/// Where the overlay (live backends and routes) comes from.
+#[derive(Debug, Clone, Args)]
+pub struct OverlayArgs {
+    /// Overlay tree in the etcd layout, from a local directory
+    #[arg(long, value_name = "DIR", conflicts_with = "etcd")]
+    pub overlay_path: Option<PathBuf>,
+
+    /// etcd endpoints, comma-separated (e.g. http://127.0.0.1:2379)
+    #[arg(long, value_name = "URL[,URL...]", value_delimiter = ',')]
+    pub etcd: Vec<String>,
+
+    /// Key prefix of the clusterf tree in etcd
+    #[arg(long, value_name = "PREFIX", default_value = "/clusterf")]
+    pub etcd_prefix: String,
+
+    /// CA certificate for etcd TLS
+    #[arg(long, value_name = "FILE")]
+    pub etcd_ca: Option<PathBuf>,
+
+    /// Client certificate for etcd TLS
+    #[arg(long, value_name = "FILE", requires = "etcd_key")]
+    pub etcd_cert: Option<PathBuf>,
+
+    /// Client key for etcd TLS
+    #[arg(long, value_name = "FILE", requires = "etcd_cert")]
+    pub etcd_key: Option<PathBuf>,
+
+    /// etcd user name (password from --etcd-password-file or CLUSTERF_ETCD_PASSWORD)
+    #[arg(long, value_name = "USER")]
+    pub etcd_user: Option<String>,
+
+    /// File holding the etcd password
+    #[arg(long, value_name = "FILE", requires = "etcd_user")]
+    pub etcd_password_file: Option<PathBuf>,
+}
+
+/// How the desired state is compiled.
+#[derive(Debug, Clone, Args)]
+pub struct CompileArgs {
+    /// Ignore routes from the overlay (etcd)
+    #[arg(long)]
+    pub filter_etcd_routes: bool,
+
+    /// Leave out services without dests
+    #[arg(long)]
+    pub elide_empty: bool,
+
+    /// Scheduler of services that name none (overrides clusterf.yaml)
+    #[arg(long, value_name = "SCHED")]
+    pub default_scheduler: Option<String>,
+
+    /// Forwarding method where no route matches (overrides clusterf.yaml)
+    #[arg(long, value_name = "METHOD", value_parser = parse_method)]
+    pub default_method: Option<Method>,
+}
+
+fn parse_method(s: &str) -> Result<Method, String> {
+    s.parse()
+}
+
+impl CompileArgs {
+    pub fn options(&self) -> Result<compile::Options> {
+        if let Some(s) = &self.default_scheduler {
+            if !crate::model::SCHEDULERS.contains(&s.as_str()) {
+                bail!(
+                    "--default-scheduler: unknown scheduler {s:?}, expected one of {}",
+                    crate::model::SCHEDULERS.join(", ")
+                );
+            }
+        }
+        Ok(compile::Options {
+            filter_overlay_routes: self.filter_etcd_routes,
+            elide_empty: self.elide_empty,
+            default_scheduler: self.default_scheduler.clone(),
+            default_method: self.default_method,
+        })
+    }
+}
+
+impl ConfigArgs {
+    /// Reads the config tree.
+    pub fn read(&self) -> Result<Tree> {
+        if let Some(path) = &self.config_path {
+            return source::dir::read(path);
+        }
+        if self.config_repo.is_some() {
+            bail!("--config-repo is not supported yet");
+        }
+        bail!("no config source: give --config-path DIR or --config-repo PATH|URL")
+    }
+}
+
+impl OverlayArgs {
+    /// Reads the overlay tree, if an overlay source was given.
+    pub fn read(&self) -> Result<Option<Tree>> {
+        if let Some(path) = &self.overlay_path {
+            return source::dir::read(path).map(Some);
+        }
+        if !self.etcd.is_empty() {
+            bail!("--etcd is not supported yet");
+        }
+        Ok(None)
+    }
+}
+
+/// Reads config and overlay and renders the desired state, printing every
+/// diagnostic to stderr.
+pub fn render_sources(
+    config: &ConfigArgs,
+    overlay: &OverlayArgs,
+    compile: &CompileArgs,
+) -> Result<Rendered> {
+    let opts = compile.options()?;
+    let config_tree = config.read()?;
+    let overlay_tree = overlay.read()?;
+    let rendered = render::render(&config_tree, overlay_tree.as_ref(), &opts);
+    print_diagnostics(&rendered.diags);
+    Ok(rendered)
+}
+
+/// Diagnostics go to stderr, one per line.
+pub fn print_diagnostics(diags: &crate::diag::Diagnostics) {
+    for d in diags.iter() {
+        eprintln!("{d}");
+    }
+}

@@ -1,0 +1,253 @@
+//! Compiles a validated [`Config`] plus an [`Overlay`] into the desired
+//! [`IpvsState`], with the provenance of every dest.
+//!
+//! The rules (the original clusterf's, made precise):
+//! - every frontend expands to {IPv4, IPv6} x {TCP, UDP} services;
+//! - a backend becomes a dest of each service for which it has an address
+//!   of the family and a port of the protocol;
+//! - the longest-prefix route matching the backend's address picks the
+//!   method (no method: the backend is dropped) and may rewrite the dest to
+//!   `gateway:<service port>`; no route: the default method;
+//! - droute and tunnel keep the service's port;
+//! - dests landing on one address:port merge, summing weights.
+//!
+//! Authority: the repo defines services and routes; the overlay adds
+//! backends to repo services and routes. On a name collision the repo wins.
+//!
+//! Invariant: pure and deterministic. No I/O, no clock; output is sorted.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+use crate::config::{Backend, Config, Overlay, Route};
+use crate::diag::Diagnostics;
+use crate::model::{
+    DEFAULT_SCHEDULER, Dest, DestAttrs, IpvsState, MAX_WEIGHT, Method, Origin, Service,
+    ServiceAttrs, ServiceKey,
+};
+
+/// Options that are not part of the config repo.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Ignore overlay routes (`--filter-etcd-routes`).
+    pub filter_overlay_routes: bool,
+    /// Leave out services without dests (`--elide-empty`).
+    pub elide_empty: bool,
+    /// Scheduler for services that name none; overrides `clusterf.yaml`.
+    pub default_scheduler: Option<String>,
+    /// Method for backends no route matches; overrides `clusterf.yaml`.
+    pub default_method: Option<Method>,
+}
+
+/// Compiles the desired state. Errors in the diagnostics (conflicting
+/// methods on a merged dest) mean the state must not be applied.
+pub fn compile(config: &Config, overlay: &Overlay, opts: &Options) -> (IpvsState, Diagnostics) {
+    let mut diags = Diagnostics::default();
+    let routes = effective_routes(config, overlay, opts, &mut diags);
+    let default_method = opts
+        .default_method
+        .or(config.defaults.method)
+        .unwrap_or(Method::Masq);
+    let default_scheduler = opts
+        .default_scheduler
+        .clone()
+        .or_else(|| config.defaults.scheduler.clone())
+        .unwrap_or_else(|| DEFAULT_SCHEDULER.to_string());
+
+    for (svc, backends) in &overlay.backends {
+        if !config.services.contains_key(svc) {
+            for b in backends.values() {
+                diags.warning(
+                    b.source.as_str(),
+                    None,
+                    format!("overlay backend for service {svc:?}, which the config repo does not define: ignored"),
+                );
+            }
+        }
+    }
+
+    let mut state = IpvsState::default();
+    for svc in config.services.values() {
+        let backends = service_backends(svc, overlay, &mut diags);
+        let attrs = ServiceAttrs {
+            scheduler: svc
+                .scheduler
+                .clone()
+                .unwrap_or_else(|| default_scheduler.clone()),
+            persistence: svc.persistence,
+            netmask: None,
+            flags: Vec::new(),
+        };
+        for key in svc.frontend.service_keys() {
+            if state.services.contains_key(&key) {
+                // Claimed twice: reported by config validation.
+                continue;
+            }
+            let mut service = Service::new(attrs.clone());
+            service.names = vec![svc.name.clone()];
+            let mut conflicts: BTreeMap<SocketAddr, ()> = BTreeMap::new();
+            for b in &backends {
+                let Some((dest, method, route)) =
+                    place(&key, b, &routes, default_method, &mut diags)
+                else {
+                    continue;
+                };
+                let origin = Origin {
+                    backend: b.name.clone(),
+                    source: b.source.clone(),
+                    weight: b.weight,
+                    route: route.map(|r| r.name.clone()),
+                };
+                let entry = service.dests.entry(dest).or_insert_with(|| Dest {
+                    attrs: DestAttrs::new(method, 0),
+                    origins: Vec::new(),
+                });
+                if entry.attrs.method != method {
+                    conflicts.insert(dest, ());
+                }
+                entry.attrs.weight += b.weight;
+                entry.origins.push(origin);
+            }
+            for (dest, d) in service.dests.iter_mut() {
+                if conflicts.contains_key(dest) {
+                    let who: Vec<String> = d
+                        .origins
+                        .iter()
+                        .map(|o| format!("{} ({})", o.backend, o.source))
+                        .collect();
+                    diags.error(
+                        svc.source.as_str(),
+                        None,
+                        format!(
+                            "dest {dest} of {key} merges backends with different forwarding methods: {}",
+                            who.join(", ")
+                        ),
+                    );
+                }
+                if d.attrs.weight > MAX_WEIGHT {
+                    diags.warning(
+                        svc.source.as_str(),
+                        None,
+                        format!(
+                            "dest {dest} of {key}: merged weight {} capped at {MAX_WEIGHT}",
+                            d.attrs.weight
+                        ),
+                    );
+                    d.attrs.weight = MAX_WEIGHT;
+                }
+                d.origins.sort();
+            }
+            if opts.elide_empty && service.dests.is_empty() {
+                continue;
+            }
+            state.services.insert(key, service);
+        }
+    }
+    diags.sort();
+    (state, diags)
+}
+
+/// The routes in force: the repo's, plus the overlay's unless filtered; a
+/// repo route overrides an overlay route of the same name. Sorted from the
+/// longest prefix to the shortest, then by name, so the first match wins.
+fn effective_routes<'a>(
+    config: &'a Config,
+    overlay: &'a Overlay,
+    opts: &Options,
+    diags: &mut Diagnostics,
+) -> Vec<&'a Route> {
+    let mut routes: BTreeMap<&str, &Route> =
+        config.routes.iter().map(|(n, r)| (n.as_str(), r)).collect();
+    if !opts.filter_overlay_routes {
+        for (name, route) in &overlay.routes {
+            if let Some(repo) = routes.get(name.as_str()) {
+                diags.warning(
+                    route.source.as_str(),
+                    None,
+                    format!("overlay route {name:?} overridden by {}", repo.source),
+                );
+                continue;
+            }
+            routes.insert(name, route);
+        }
+    }
+    let mut routes: Vec<&Route> = routes.into_values().collect();
+    // Repo routes before overlay routes at equal prefix length, then by name.
+    let is_overlay = |r: &Route| !config.routes.contains_key(&r.name);
+    routes.sort_by(|a, b| {
+        let len = |r: &Route| r.prefix.map_or(0, |p| p.prefix_len());
+        len(b)
+            .cmp(&len(a))
+            .then(is_overlay(a).cmp(&is_overlay(b)))
+            .then(a.name.cmp(&b.name))
+    });
+    routes
+}
+
+/// The repo's static backends of a service, plus the overlay's; the repo
+/// wins a name collision.
+fn service_backends<'a>(
+    svc: &'a crate::config::Service,
+    overlay: &'a Overlay,
+    diags: &mut Diagnostics,
+) -> Vec<&'a Backend> {
+    let mut out: Vec<&Backend> = svc.backends.values().collect();
+    if let Some(extra) = overlay.backends.get(&svc.name) {
+        for (name, b) in extra {
+            if let Some(repo) = svc.backends.get(name) {
+                diags.warning(
+                    b.source.as_str(),
+                    None,
+                    format!(
+                        "overlay backend {name:?} ignored: {} defines a backend of that name",
+                        repo.source
+                    ),
+                );
+                continue;
+            }
+            out.push(b);
+        }
+    }
+    out
+}
+
+/// Where a backend lands in a service: its dest address, method and route;
+/// `None` when it has no address/port for the service or a route filters it.
+fn place<'r>(
+    key: &ServiceKey,
+    b: &Backend,
+    routes: &[&'r Route],
+    default_method: Method,
+    diags: &mut Diagnostics,
+) -> Option<(SocketAddr, Method, Option<&'r Route>)> {
+    let ServiceKey::Addr {
+        protocol,
+        addr: vip,
+    } = key
+    else {
+        return None;
+    };
+    let ip: IpAddr = b.endpoints.addr(key.family())?;
+    let port = b.endpoints.port(*protocol)?;
+    let route = routes.iter().copied().find(|r| r.matches(&ip).is_some());
+    let method = match route {
+        Some(r) => r.method?,
+        None => default_method,
+    };
+    if let Some(gw) = route.and_then(|r| r.gateway) {
+        return Some((SocketAddr::new(gw, vip.port()), method, route));
+    }
+    if !method.rewrites_port() && port != vip.port() {
+        diags.warning(
+            b.source.as_str(),
+            None,
+            format!(
+                "backend {:?}: {protocol} port {port} ignored for {method} to {key}: {method} keeps the service port {}",
+                b.name,
+                vip.port()
+            ),
+        );
+        return Some((SocketAddr::new(ip, vip.port()), method, route));
+    }
+    Some((SocketAddr::new(ip, port), method, route))
+}

@@ -1,0 +1,1251 @@
+//! The config model: services (frontends and static backends), routes and
+//! defaults, parsed from a [`Tree`] in either layout and validated.
+//!
+//! Two layouts, also mixed in one tree:
+//! - the original clusterf JSON tree (`services/<svc>/frontend`,
+//!   `services/<svc>/backends/<name>`, `routes/<name>`), which is also the
+//!   etcd layout, parsed with Go's case-insensitive key matching;
+//! - YAML, one file per object (`services/<svc>.yaml`, `routes/<name>.yaml`,
+//!   `clusterf.yaml`).
+//!
+//! Unvalidated input lives in the `Raw*` types (which also generate the
+//! published JSON Schemas); validated values in [`Config`], [`Overlay`] and
+//! their parts. Every problem is reported, each naming its file and, where
+//! the format has one, line and column.
+//!
+//! Invariant: pure. No file system, no network: input is a [`Tree`].
+//! This module does not know how services become IPVS state (`compile`).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::diag::{Diagnostics, Pos};
+use crate::model::{Family, MAX_WEIGHT, Method, Protocol, SCHEDULERS, ServiceKey};
+use crate::tree::Tree;
+
+/// Longest persistence timeout accepted, in seconds (31 days).
+pub const MAX_PERSISTENCE: u32 = 31 * 24 * 3600;
+
+// ---------------------------------------------------------------------------
+// Validated model
+
+/// Addresses and ports of a frontend or a backend.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Endpoints {
+    pub ipv4: Option<Ipv4Addr>,
+    pub ipv6: Option<Ipv6Addr>,
+    pub tcp: Option<u16>,
+    pub udp: Option<u16>,
+}
+
+impl Endpoints {
+    pub fn addr(&self, family: Family) -> Option<IpAddr> {
+        match family {
+            Family::Ipv4 => self.ipv4.map(IpAddr::V4),
+            Family::Ipv6 => self.ipv6.map(IpAddr::V6),
+        }
+    }
+
+    pub fn port(&self, protocol: Protocol) -> Option<u16> {
+        match protocol {
+            Protocol::Tcp => self.tcp,
+            Protocol::Udp => self.udp,
+            Protocol::Sctp => None,
+        }
+    }
+
+    /// The IPVS services a frontend expands to: {IPv4, IPv6} x {TCP, UDP}.
+    pub fn service_keys(&self) -> Vec<ServiceKey> {
+        let mut keys = Vec::new();
+        for protocol in [Protocol::Tcp, Protocol::Udp] {
+            for family in [Family::Ipv4, Family::Ipv6] {
+                if let (Some(ip), Some(port)) = (self.addr(family), self.port(protocol)) {
+                    keys.push(ServiceKey::addr(protocol, ip, port));
+                }
+            }
+        }
+        keys
+    }
+}
+
+/// A backend of a service, from the repo or the overlay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backend {
+    pub name: String,
+    /// File path or overlay key that defined it.
+    pub source: String,
+    pub endpoints: Endpoints,
+    pub weight: u32,
+}
+
+/// A service defined by the config repo.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Service {
+    pub name: String,
+    /// File that defined the frontend.
+    pub source: String,
+    pub frontend: Endpoints,
+    pub scheduler: Option<String>,
+    pub persistence: Option<u32>,
+    pub backends: BTreeMap<String, Backend>,
+}
+
+/// A route: backends whose address falls in `prefix` are forwarded with
+/// `method` (none: filtered out), via `gateway` when set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    pub name: String,
+    pub source: String,
+    /// `None`: a default route.
+    pub prefix: Option<IpNet>,
+    pub gateway: Option<IpAddr>,
+    /// `None`: the route filters out the backends it matches.
+    pub method: Option<Method>,
+}
+
+impl Route {
+    /// Whether the route applies to `addr`, and with which prefix length.
+    pub fn matches(&self, addr: &IpAddr) -> Option<u8> {
+        match &self.prefix {
+            Some(net) => net.contains(addr).then(|| net.prefix_len()),
+            // A default route with a gateway only applies to addresses of the
+            // gateway's family: it cannot rewrite across families.
+            None => match &self.gateway {
+                Some(gw) if Family::of(gw) != Family::of(addr) => None,
+                _ => Some(0),
+            },
+        }
+    }
+}
+
+/// Repo-wide defaults from `clusterf.yaml`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Defaults {
+    pub scheduler: Option<String>,
+    pub method: Option<Method>,
+}
+
+/// The validated config repo.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    pub services: BTreeMap<String, Service>,
+    pub routes: BTreeMap<String, Route>,
+    pub defaults: Defaults,
+}
+
+/// The validated overlay (etcd, or its offline stand-in `--overlay-path`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Overlay {
+    /// Service name -> backend name -> backend.
+    pub backends: BTreeMap<String, BTreeMap<String, Backend>>,
+    pub routes: BTreeMap<String, Route>,
+    /// Number of keys skipped because they were malformed.
+    pub skipped: usize,
+}
+
+// ---------------------------------------------------------------------------
+// Raw YAML types: these generate the published schemas.
+
+/// Addresses and ports of a service frontend.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(extend("anyOf" = [{"required": ["ipv4"]}, {"required": ["ipv6"]}]))]
+#[schemars(extend("allOf" = [{"anyOf": [{"required": ["tcp"]}, {"required": ["udp"]}]}]))]
+pub struct RawFrontend {
+    /// IPv4 virtual address.
+    #[schemars(with = "Option<Ipv4Addr>")]
+    pub ipv4: Option<Spanned<String>>,
+    /// IPv6 virtual address.
+    #[schemars(with = "Option<Ipv6Addr>")]
+    pub ipv6: Option<Spanned<String>>,
+    /// TCP port.
+    #[schemars(with = "Option<u16>", range(min = 1, max = 65535))]
+    pub tcp: Option<Spanned<i64>>,
+    /// UDP port.
+    #[schemars(with = "Option<u16>", range(min = 1, max = 65535))]
+    pub udp: Option<Spanned<i64>>,
+}
+
+/// A static backend of a service.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(extend("anyOf" = [{"required": ["ipv4"]}, {"required": ["ipv6"]}]))]
+pub struct RawBackend {
+    /// IPv4 address of the backend.
+    #[schemars(with = "Option<Ipv4Addr>")]
+    pub ipv4: Option<Spanned<String>>,
+    /// IPv6 address of the backend.
+    #[schemars(with = "Option<Ipv6Addr>")]
+    pub ipv6: Option<Spanned<String>>,
+    /// TCP port of the backend (masq only; droute and tunnel use the service port).
+    #[schemars(with = "Option<u16>", range(min = 1, max = 65535))]
+    pub tcp: Option<Spanned<i64>>,
+    /// UDP port of the backend (masq only; droute and tunnel use the service port).
+    #[schemars(with = "Option<u16>", range(min = 1, max = 65535))]
+    pub udp: Option<Spanned<i64>>,
+    /// Relative weight, 0..65535 (default 10); 0 drains: no new connections.
+    #[schemars(with = "Option<u16>", range(min = 0, max = 65535))]
+    pub weight: Option<Spanned<i64>>,
+}
+
+/// IPVS scheduler name.
+#[derive(JsonSchema)]
+#[schemars(extend("enum" = SCHEDULERS))]
+#[allow(dead_code)]
+struct SchedulerName(String);
+
+/// A service: `services/<name>.yaml`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "clusterf service")]
+pub struct RawServiceFile {
+    /// Virtual addresses and ports; every address x port becomes an IPVS service.
+    #[schemars(with = "RawFrontend")]
+    pub frontend: Spanned<RawFrontend>,
+    /// IPVS scheduler (default from clusterf.yaml, else wlc).
+    #[schemars(with = "Option<SchedulerName>")]
+    pub scheduler: Option<Spanned<String>>,
+    /// Persistence timeout in seconds (1..2678400).
+    #[schemars(with = "Option<u32>", range(min = 1, max = 2678400))]
+    pub persistence: Option<Spanned<i64>>,
+    /// Static backends by name.
+    #[serde(default)]
+    pub backends: BTreeMap<String, RawBackend>,
+}
+
+/// Forwarding method of a route; `none` filters the matched backends out.
+#[derive(Debug, Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RawRouteMethod {
+    Masq,
+    Droute,
+    Tunnel,
+    None,
+}
+
+/// A route: `routes/<name>.yaml`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "clusterf route")]
+pub struct RawRouteFile {
+    /// Backend address prefix (CIDR); absent for a default route.
+    #[schemars(
+        with = "Option<String>",
+        regex(pattern = r"^[0-9A-Fa-f.:]+/[0-9]{1,3}$")
+    )]
+    pub prefix: Option<Spanned<String>>,
+    /// Gateway that matched backends are reached through (same family as the prefix).
+    #[schemars(with = "Option<IpAddr>")]
+    pub gateway: Option<Spanned<String>>,
+    /// Forwarding method for matched backends; none filters them out.
+    #[schemars(with = "RawRouteMethod")]
+    pub method: Spanned<RawRouteMethod>,
+}
+
+/// Repo-wide defaults: `clusterf.yaml`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "clusterf defaults")]
+pub struct RawDefaultsFile {
+    /// Scheduler of services that name none (default wlc).
+    #[schemars(with = "Option<SchedulerName>")]
+    pub scheduler: Option<Spanned<String>>,
+    /// Forwarding method for backends no route matches (default masq).
+    #[schemars(with = "Option<Method>")]
+    pub method: Option<Spanned<String>>,
+}
+
+/// The JSON Schemas published in `schema/`, by file name.
+pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
+    vec![
+        (
+            "service.schema.json",
+            schemars::schema_for!(RawServiceFile).to_value(),
+        ),
+        (
+            "route.schema.json",
+            schemars::schema_for!(RawRouteFile).to_value(),
+        ),
+        (
+            "clusterf.schema.json",
+            schemars::schema_for!(RawDefaultsFile).to_value(),
+        ),
+    ]
+}
+
+// ---------------------------------------------------------------------------
+// Parsing
+
+/// What a path in a tree is, by layout.
+#[derive(Debug, PartialEq, Eq)]
+enum Entry<'a> {
+    Defaults,
+    ServiceYaml(&'a str),
+    Frontend(&'a str),
+    Backend(&'a str, &'a str),
+    RouteYaml(&'a str),
+    RouteJson(&'a str),
+    Other,
+}
+
+fn classify(path: &str) -> Entry<'_> {
+    let parts: Vec<&str> = path.split('/').collect();
+    match parts.as_slice() {
+        ["clusterf.yaml"] | ["clusterf.yml"] => Entry::Defaults,
+        ["services", file] => strip_yaml(file)
+            .map(Entry::ServiceYaml)
+            .unwrap_or(Entry::Other),
+        ["services", svc, "frontend"] => Entry::Frontend(svc),
+        ["services", svc, "backends", name] => Entry::Backend(svc, name),
+        ["routes", file] => match strip_yaml(file) {
+            Some(name) => Entry::RouteYaml(name),
+            None if !file.contains('.') => Entry::RouteJson(file),
+            None => Entry::Other,
+        },
+        _ => Entry::Other,
+    }
+}
+
+fn strip_yaml(file: &str) -> Option<&str> {
+    file.strip_suffix(".yaml")
+        .or_else(|| file.strip_suffix(".yml"))
+        .filter(|name| !name.is_empty())
+}
+
+/// A value with the position it was read from.
+#[derive(Clone, Debug)]
+struct Located<T> {
+    value: T,
+    pos: Option<Pos>,
+}
+
+fn spanned<T: Clone>(s: &Spanned<T>) -> Located<T> {
+    Located {
+        value: s.value.clone(),
+        pos: Some(Pos {
+            line: s.referenced.line(),
+            column: s.referenced.column(),
+        }),
+    }
+}
+
+fn spanned_opt<T: Clone>(s: &Option<Spanned<T>>) -> Option<Located<T>> {
+    s.as_ref().map(spanned)
+}
+
+/// Fields of a frontend or backend, from either format, before validation.
+#[derive(Default)]
+struct EndpointFields {
+    ipv4: Option<Located<String>>,
+    ipv6: Option<Located<String>>,
+    tcp: Option<Located<i64>>,
+    udp: Option<Located<i64>>,
+    weight: Option<Located<i64>>,
+}
+
+/// Fields of a route, from either format, before validation.
+struct RouteFields {
+    prefix: Option<Located<String>>,
+    gateway: Option<Located<String>>,
+    /// `None` (absent) filters, like an explicit `none`.
+    method: Option<Located<String>>,
+}
+
+/// Reports problems in one file.
+struct Reporter<'a> {
+    file: &'a str,
+    diags: &'a mut Diagnostics,
+    failed: bool,
+}
+
+impl Reporter<'_> {
+    fn error(&mut self, pos: Option<Pos>, message: impl Into<String>) {
+        self.failed = true;
+        self.diags.error(self.file, pos, message);
+    }
+
+    fn warning(&mut self, pos: Option<Pos>, message: impl Into<String>) {
+        self.diags.warning(self.file, pos, message);
+    }
+}
+
+fn parse_ipv4(r: &mut Reporter, field: &str, v: &Option<Located<String>>) -> Option<Ipv4Addr> {
+    let v = v.as_ref()?;
+    match v.value.parse::<IpAddr>() {
+        Ok(IpAddr::V4(a)) => Some(a),
+        Ok(IpAddr::V6(_)) => {
+            r.error(
+                v.pos,
+                format!("{field}: {:?} is an IPv6 address, expected IPv4", v.value),
+            );
+            None
+        }
+        Err(_) => {
+            r.error(
+                v.pos,
+                format!("{field}: invalid IPv4 address {:?}", v.value),
+            );
+            None
+        }
+    }
+}
+
+fn parse_ipv6(r: &mut Reporter, field: &str, v: &Option<Located<String>>) -> Option<Ipv6Addr> {
+    let v = v.as_ref()?;
+    match v.value.parse::<IpAddr>() {
+        Ok(IpAddr::V6(a)) => Some(a),
+        Ok(IpAddr::V4(_)) => {
+            r.error(
+                v.pos,
+                format!("{field}: {:?} is an IPv4 address, expected IPv6", v.value),
+            );
+            None
+        }
+        Err(_) => {
+            r.error(
+                v.pos,
+                format!("{field}: invalid IPv6 address {:?}", v.value),
+            );
+            None
+        }
+    }
+}
+
+fn parse_port(r: &mut Reporter, field: &str, v: &Option<Located<i64>>) -> Option<u16> {
+    let v = v.as_ref()?;
+    match u16::try_from(v.value) {
+        Ok(p) if p >= 1 => Some(p),
+        _ => {
+            r.error(
+                v.pos,
+                format!("{field}: port {} out of range 1..65535", v.value),
+            );
+            None
+        }
+    }
+}
+
+fn parse_weight(r: &mut Reporter, v: &Option<Located<i64>>) -> u32 {
+    let Some(v) = v else {
+        return crate::model::DEFAULT_WEIGHT;
+    };
+    match u32::try_from(v.value) {
+        Ok(w) if w <= MAX_WEIGHT => w,
+        _ => {
+            r.error(
+                v.pos,
+                format!("weight {} out of range 0..{MAX_WEIGHT}", v.value),
+            );
+            crate::model::DEFAULT_WEIGHT
+        }
+    }
+}
+
+fn parse_scheduler(r: &mut Reporter, v: &Option<Located<String>>) -> Option<String> {
+    let v = v.as_ref()?;
+    if SCHEDULERS.contains(&v.value.as_str()) {
+        Some(v.value.clone())
+    } else {
+        r.error(
+            v.pos,
+            format!(
+                "scheduler: unknown scheduler {:?}, expected one of {}",
+                v.value,
+                SCHEDULERS.join(", ")
+            ),
+        );
+        None
+    }
+}
+
+/// Validates the fields of a frontend (`frontend == true`) or a backend.
+fn validate_endpoints(
+    r: &mut Reporter,
+    whole: Option<Pos>,
+    f: &EndpointFields,
+    frontend: bool,
+) -> (Endpoints, u32) {
+    let e = Endpoints {
+        ipv4: parse_ipv4(r, "ipv4", &f.ipv4),
+        ipv6: parse_ipv6(r, "ipv6", &f.ipv6),
+        tcp: parse_port(r, "tcp", &f.tcp),
+        udp: parse_port(r, "udp", &f.udp),
+    };
+    let weight = parse_weight(r, &f.weight);
+    let what = if frontend { "frontend" } else { "backend" };
+    if f.ipv4.is_none() && f.ipv6.is_none() {
+        r.error(whole, format!("{what} has no address: set ipv4 or ipv6"));
+    }
+    if frontend && f.tcp.is_none() && f.udp.is_none() {
+        r.error(whole, "frontend has no port: set tcp or udp");
+    }
+    (e, weight)
+}
+
+fn validate_route(r: &mut Reporter, name: &str, f: &RouteFields) -> Route {
+    let prefix = f
+        .prefix
+        .as_ref()
+        .and_then(|p| match p.value.parse::<IpNet>() {
+            Ok(net) => {
+                if net.trunc() != net {
+                    r.warning(
+                        p.pos,
+                        format!("prefix {} has host bits set; using {}", net, net.trunc()),
+                    );
+                }
+                Some(net.trunc())
+            }
+            Err(_) => {
+                r.error(
+                    p.pos,
+                    format!(
+                        "prefix: invalid prefix {:?}, expected CIDR like 10.0.0.0/24",
+                        p.value
+                    ),
+                );
+                None
+            }
+        });
+    let gateway = f
+        .gateway
+        .as_ref()
+        .and_then(|g| match g.value.parse::<IpAddr>() {
+            Ok(a) => Some((a, g.pos)),
+            Err(_) => {
+                r.error(g.pos, format!("gateway: invalid address {:?}", g.value));
+                None
+            }
+        });
+    if let (Some(net), Some((gw, pos))) = (&prefix, &gateway) {
+        if Family::of(&net.addr()) != Family::of(gw) {
+            r.error(
+                *pos,
+                format!(
+                    "gateway {gw} is {} but prefix {net} is {}",
+                    Family::of(gw),
+                    Family::of(&net.addr())
+                ),
+            );
+        }
+    }
+    let method = match &f.method {
+        None => None,
+        Some(m) if m.value.eq_ignore_ascii_case("none") || m.value.is_empty() => None,
+        Some(m) => {
+            match m.value.parse::<Method>() {
+                Ok(method) => Some(method),
+                Err(_) => {
+                    r.error(
+                    m.pos,
+                    format!("method: unknown method {:?}, expected one of masq, droute, tunnel, none", m.value),
+                );
+                    None
+                }
+            }
+        }
+    };
+    if method.is_none() && gateway.is_some() {
+        r.warning(
+            None,
+            "route filters its backends (no method) so its gateway is unused",
+        );
+    }
+    Route {
+        name: name.to_string(),
+        source: r.file.to_string(),
+        prefix,
+        gateway: gateway.map(|(g, _)| g),
+        method,
+    }
+}
+
+fn check_name(r: &mut Reporter, what: &str, name: &str) {
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | ':'));
+    if !ok {
+        r.error(
+            None,
+            format!("invalid {what} name {name:?}: use letters, digits and - _ . @ :"),
+        );
+    }
+}
+
+// --- JSON (the original tree) ---
+
+/// Parses a JSON object with Go's case-insensitive key matching: returns the
+/// value and key position of each key in `known`, reporting unknown keys
+/// (errors when `strict`, else warnings).
+fn json_object<'k>(
+    r: &mut Reporter,
+    bytes: &[u8],
+    known: &[&'k str],
+    strict: bool,
+) -> Option<BTreeMap<&'k str, (serde_json::Value, Option<Pos>)>> {
+    let text = utf8(r, bytes)?;
+    let value: serde_json::Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            let pos = (e.line() > 0).then(|| Pos {
+                line: e.line() as u64,
+                column: e.column() as u64,
+            });
+            r.error(
+                pos,
+                format!("invalid JSON: {}", strip_serde_json_pos(&e.to_string())),
+            );
+            return None;
+        }
+    };
+    let serde_json::Value::Object(map) = value else {
+        r.error(None, "expected a JSON object");
+        return None;
+    };
+    let mut out = BTreeMap::new();
+    for (key, value) in map {
+        let pos = json_key_pos(text, &key);
+        let Some(canon) = known.iter().find(|k| k.eq_ignore_ascii_case(&key)) else {
+            let msg = format!(
+                "unknown field {key:?}, expected one of {}",
+                known.join(", ")
+            );
+            if strict {
+                r.error(pos, msg);
+            } else {
+                r.warning(pos, msg);
+            }
+            continue;
+        };
+        if value.is_null() {
+            continue;
+        }
+        if out.insert(*canon, (value, pos)).is_some() {
+            r.error(
+                pos,
+                format!("duplicate field {key:?} (keys are case-insensitive)"),
+            );
+        }
+    }
+    Some(out)
+}
+
+fn strip_serde_json_pos(msg: &str) -> &str {
+    match msg.rfind(" at line ") {
+        Some(i) => &msg[..i],
+        None => msg,
+    }
+}
+
+fn utf8<'b>(r: &mut Reporter, bytes: &'b [u8]) -> Option<&'b str> {
+    match std::str::from_utf8(bytes) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            r.error(
+                None,
+                format!("not valid UTF-8 (at byte {})", e.valid_up_to()),
+            );
+            None
+        }
+    }
+}
+
+/// Finds where an object key `"key"` appears in JSON text (1-based), by a
+/// small scan that skips string contents. serde_json keeps no spans, and the
+/// original tree's files are one-liners, so this is enough to point at it.
+fn json_key_pos(text: &str, key: &str) -> Option<Pos> {
+    let (mut line, mut col) = (1u64, 1u64);
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == '"' {
+            let (start_line, start_col) = (line, col);
+            let start = i + 1;
+            let mut end = start;
+            col += 1;
+            let mut escaped = false;
+            for (j, c) in chars.by_ref() {
+                col += 1;
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == '"' {
+                    end = j;
+                    break;
+                }
+            }
+            let rest = text[end.min(text.len())..]
+                .trim_start_matches('"')
+                .trim_start();
+            if rest.starts_with(':') && text.get(start..end) == Some(key) {
+                return Some(Pos {
+                    line: start_line,
+                    column: start_col,
+                });
+            }
+            continue;
+        }
+        if c == '\n' {
+            line += 1;
+            col = 1;
+        } else {
+            col += 1;
+        }
+    }
+    None
+}
+
+fn json_string(
+    r: &mut Reporter,
+    field: &str,
+    v: Option<&(serde_json::Value, Option<Pos>)>,
+) -> Option<Located<String>> {
+    let (value, pos) = v?;
+    match value {
+        serde_json::Value::String(s) => Some(Located {
+            value: s.clone(),
+            pos: *pos,
+        }),
+        other => {
+            r.error(
+                *pos,
+                format!("{field}: expected a string, found {}", json_kind(other)),
+            );
+            None
+        }
+    }
+}
+
+fn json_int(
+    r: &mut Reporter,
+    field: &str,
+    v: Option<&(serde_json::Value, Option<Pos>)>,
+) -> Option<Located<i64>> {
+    let (value, pos) = v?;
+    match value.as_i64() {
+        Some(n) => Some(Located {
+            value: n,
+            pos: *pos,
+        }),
+        None if value.is_u64() => Some(Located {
+            value: i64::MAX,
+            pos: *pos,
+        }),
+        None => {
+            r.error(
+                *pos,
+                format!("{field}: expected an integer, found {}", json_kind(value)),
+            );
+            None
+        }
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+const FRONTEND_KEYS: &[&str] = &["ipv4", "ipv6", "tcp", "udp"];
+const BACKEND_KEYS: &[&str] = &["ipv4", "ipv6", "tcp", "udp", "weight"];
+const ROUTE_KEYS: &[&str] = &[
+    "Prefix",
+    "Prefix4",
+    "Prefix6",
+    "Gateway",
+    "Gateway4",
+    "Gateway6",
+    "IPVSMethod",
+];
+
+fn json_endpoints(
+    r: &mut Reporter,
+    bytes: &[u8],
+    frontend: bool,
+    strict: bool,
+) -> Option<(Endpoints, u32)> {
+    let keys = if frontend {
+        FRONTEND_KEYS
+    } else {
+        BACKEND_KEYS
+    };
+    let obj = json_object(r, bytes, keys, strict)?;
+    let fields = EndpointFields {
+        ipv4: json_string(r, "ipv4", obj.get("ipv4")),
+        ipv6: json_string(r, "ipv6", obj.get("ipv6")),
+        tcp: json_int(r, "tcp", obj.get("tcp")),
+        udp: json_int(r, "udp", obj.get("udp")),
+        weight: json_int(r, "weight", obj.get("weight")),
+    };
+    let before = r.failed;
+    let out = validate_endpoints(r, None, &fields, frontend);
+    (!r.failed || before).then_some(out).filter(|_| !r.failed)
+}
+
+fn json_route(r: &mut Reporter, name: &str, bytes: &[u8], strict: bool) -> Option<Route> {
+    let obj = json_object(r, bytes, ROUTE_KEYS, strict)?;
+    // The original's older spellings Prefix4/Gateway4 (and Prefix6/Gateway6)
+    // mean the same as Prefix/Gateway; more than one of them is ambiguous.
+    let mut pick = |field: &str, names: &[&str]| -> Option<Located<String>> {
+        let present: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| obj.contains_key(n))
+            .collect();
+        if present.len() > 1 {
+            let pos = obj.get(present[1]).and_then(|v| v.1);
+            r.error(
+                pos,
+                format!("{field} given more than once: {}", present.join(", ")),
+            );
+        }
+        let first = present.first()?;
+        json_string(r, first, obj.get(first))
+    };
+    let fields = RouteFields {
+        prefix: pick("prefix", &["Prefix", "Prefix4", "Prefix6"]),
+        gateway: pick("gateway", &["Gateway", "Gateway4", "Gateway6"]),
+        method: json_string(r, "IPVSMethod", obj.get("IPVSMethod")),
+    };
+    let route = validate_route(r, name, &fields);
+    (!r.failed).then_some(route)
+}
+
+// --- YAML ---
+
+fn yaml<T: serde::de::DeserializeOwned>(r: &mut Reporter, bytes: &[u8]) -> Option<T> {
+    let text = utf8(r, bytes)?;
+    match serde_saphyr::from_str::<T>(text) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let pos = e.location().map(|l| Pos {
+                line: l.line(),
+                column: l.column(),
+            });
+            r.error(pos, yaml_message(&e));
+            None
+        }
+    }
+}
+
+/// The error message without serde-saphyr's own location suffix or snippet
+/// (the diagnostic carries the position itself).
+fn yaml_message(e: &serde_saphyr::Error) -> String {
+    let full = e.without_snippet().to_string();
+    let first = full.lines().next().unwrap_or("").trim();
+    let msg = match first.rfind(" at line ") {
+        Some(i) => &first[..i],
+        None => first,
+    };
+    msg.replace('`', "\"")
+}
+
+fn yaml_endpoints_fields(
+    ipv4: &Option<Spanned<String>>,
+    ipv6: &Option<Spanned<String>>,
+    tcp: &Option<Spanned<i64>>,
+    udp: &Option<Spanned<i64>>,
+    weight: &Option<Spanned<i64>>,
+) -> EndpointFields {
+    EndpointFields {
+        ipv4: spanned_opt(ipv4),
+        ipv6: spanned_opt(ipv6),
+        tcp: spanned_opt(tcp),
+        udp: spanned_opt(udp),
+        weight: spanned_opt(weight),
+    }
+}
+
+fn yaml_service(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option<Service> {
+    let raw: RawServiceFile = yaml(r, bytes)?;
+    let f = &raw.frontend.value;
+    let whole = spanned(&Spanned {
+        value: (),
+        referenced: raw.frontend.referenced,
+        defined: raw.frontend.defined,
+    })
+    .pos;
+    let fields = yaml_endpoints_fields(&f.ipv4, &f.ipv6, &f.tcp, &f.udp, &None);
+    let (frontend, _) = validate_endpoints(r, whole, &fields, true);
+    let scheduler = parse_scheduler(r, &spanned_opt(&raw.scheduler));
+    let persistence = raw
+        .persistence
+        .as_ref()
+        .and_then(|p| match u32::try_from(p.value) {
+            Ok(s) if (1..=MAX_PERSISTENCE).contains(&s) => Some(s),
+            _ => {
+                r.error(
+                    spanned(p).pos,
+                    format!(
+                        "persistence: {} out of range 1..{MAX_PERSISTENCE} seconds",
+                        p.value
+                    ),
+                );
+                None
+            }
+        });
+    let mut backends = BTreeMap::new();
+    for (bname, b) in &raw.backends {
+        check_name(r, "backend", bname);
+        let fields = yaml_endpoints_fields(&b.ipv4, &b.ipv6, &b.tcp, &b.udp, &b.weight);
+        let whole = fields
+            .ipv4
+            .as_ref()
+            .or(fields.ipv6.as_ref())
+            .and_then(|l| l.pos);
+        let (endpoints, weight) = validate_endpoints(r, whole, &fields, false);
+        backends.insert(
+            bname.clone(),
+            Backend {
+                name: bname.clone(),
+                source: format!("{}#backends.{bname}", r.file),
+                endpoints,
+                weight,
+            },
+        );
+    }
+    Some(Service {
+        name: name.to_string(),
+        source: r.file.to_string(),
+        frontend,
+        scheduler,
+        persistence,
+        backends,
+    })
+}
+
+fn yaml_route(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option<Route> {
+    let raw: RawRouteFile = yaml(r, bytes)?;
+    let method = Located {
+        value: match raw.method.value {
+            RawRouteMethod::Masq => "masq",
+            RawRouteMethod::Droute => "droute",
+            RawRouteMethod::Tunnel => "tunnel",
+            RawRouteMethod::None => "none",
+        }
+        .to_string(),
+        pos: spanned(&raw.method).pos,
+    };
+    let fields = RouteFields {
+        prefix: spanned_opt(&raw.prefix),
+        gateway: spanned_opt(&raw.gateway),
+        method: Some(method),
+    };
+    Some(validate_route(r, name, &fields))
+}
+
+fn yaml_defaults(r: &mut Reporter, bytes: &[u8]) -> Option<Defaults> {
+    let raw: RawDefaultsFile = yaml(r, bytes)?;
+    let scheduler = parse_scheduler(r, &spanned_opt(&raw.scheduler));
+    let method = raw
+        .method
+        .as_ref()
+        .and_then(|m| match m.value.parse::<Method>() {
+            Ok(method) => Some(method),
+            Err(e) => {
+                r.error(spanned(m).pos, format!("method: {e}"));
+                None
+            }
+        });
+    Some(Defaults { scheduler, method })
+}
+
+// ---------------------------------------------------------------------------
+// Whole trees
+
+/// Parses and validates a config repo tree. The config is usable only when
+/// the diagnostics hold no errors.
+pub fn parse_config(tree: &Tree) -> (Config, Diagnostics) {
+    let mut diags = Diagnostics::default();
+    for (path, why) in &tree.unreadable {
+        diags.error(path.as_str(), None, format!("cannot read: {why}"));
+    }
+    let mut config = Config::default();
+    // JSON-layout pieces, assembled once every file is read.
+    let mut frontends: BTreeMap<&str, (String, Endpoints)> = BTreeMap::new();
+    let mut json_backends: BTreeMap<&str, BTreeMap<String, Backend>> = BTreeMap::new();
+    let mut yaml_services: BTreeMap<&str, Service> = BTreeMap::new();
+
+    for (path, bytes) in &tree.files {
+        let mut r = Reporter {
+            file: path,
+            diags: &mut diags,
+            failed: false,
+        };
+        match classify(path) {
+            Entry::Defaults => {
+                if let Some(d) = yaml_defaults(&mut r, bytes) {
+                    config.defaults = d;
+                }
+            }
+            Entry::ServiceYaml(name) => {
+                check_name(&mut r, "service", name);
+                if let Some(svc) = yaml_service(&mut r, name, bytes) {
+                    if let Some(prev) = yaml_services.insert(name, svc) {
+                        r.error(
+                            None,
+                            format!("service {name:?} is also defined by {}", prev.source),
+                        );
+                    }
+                }
+            }
+            Entry::Frontend(svc) => {
+                check_name(&mut r, "service", svc);
+                if let Some((e, _)) = json_endpoints(&mut r, bytes, true, true) {
+                    frontends.insert(svc, (path.clone(), e));
+                }
+            }
+            Entry::Backend(svc, name) => {
+                check_name(&mut r, "backend", name);
+                if let Some((endpoints, weight)) = json_endpoints(&mut r, bytes, false, true) {
+                    json_backends.entry(svc).or_default().insert(
+                        name.to_string(),
+                        Backend {
+                            name: name.to_string(),
+                            source: path.clone(),
+                            endpoints,
+                            weight,
+                        },
+                    );
+                } else {
+                    // Keep the service known so it is not reported as missing.
+                    json_backends.entry(svc).or_default();
+                }
+            }
+            Entry::RouteYaml(name) | Entry::RouteJson(name) => {
+                check_name(&mut r, "route", name);
+                let route = if matches!(classify(path), Entry::RouteYaml(_)) {
+                    yaml_route(&mut r, name, bytes)
+                } else {
+                    json_route(&mut r, name, bytes, true)
+                };
+                if let Some(route) = route {
+                    if let Some(prev) = config.routes.get(name) {
+                        r.error(
+                            None,
+                            format!("route {name:?} is also defined by {}", prev.source),
+                        );
+                    } else {
+                        config.routes.insert(name.to_string(), route);
+                    }
+                }
+            }
+            Entry::Other => {
+                if path.starts_with("services/") || path.starts_with("routes/") {
+                    r.warning(None, "ignored: not part of the config layout");
+                }
+            }
+        }
+    }
+
+    // A service lives in exactly one layout.
+    for (name, svc) in &yaml_services {
+        let json_files: Vec<String> = frontends
+            .get(name)
+            .map(|(f, _)| f.clone())
+            .into_iter()
+            .chain(
+                json_backends
+                    .get(name)
+                    .into_iter()
+                    .flat_map(|b| b.values().map(|b| b.source.clone())),
+            )
+            .collect();
+        if !json_files.is_empty() {
+            diags.error(
+                svc.source.as_str(),
+                None,
+                format!(
+                    "service {name:?} is defined in both layouts: {} and {}",
+                    svc.source,
+                    json_files.join(", ")
+                ),
+            );
+        }
+    }
+    for (name, svc) in yaml_services {
+        config.services.insert(name.to_string(), svc);
+    }
+    for (name, (source, frontend)) in frontends {
+        if config.services.contains_key(name) {
+            continue;
+        }
+        config.services.insert(
+            name.to_string(),
+            Service {
+                name: name.to_string(),
+                source,
+                frontend,
+                scheduler: None,
+                persistence: None,
+                backends: json_backends.remove(name).unwrap_or_default(),
+            },
+        );
+    }
+    for (name, backends) in json_backends {
+        if config.services.contains_key(name) {
+            continue;
+        }
+        for b in backends.values() {
+            diags.warning(
+                b.source.as_str(),
+                None,
+                format!("backend of service {name:?}, which has no frontend: ignored"),
+            );
+        }
+    }
+
+    check_conflicts(&config, &mut diags);
+    diags.sort();
+    (config, diags)
+}
+
+/// Two services claiming one IPVS service, two routes with one prefix.
+fn check_conflicts(config: &Config, diags: &mut Diagnostics) {
+    let mut claimed: BTreeMap<ServiceKey, &Service> = BTreeMap::new();
+    for svc in config.services.values() {
+        for key in svc.frontend.service_keys() {
+            if let Some(other) = claimed.insert(key, svc) {
+                diags.error(
+                    svc.source.as_str(),
+                    None,
+                    format!(
+                        "{key} is claimed by both service {:?} ({}) and service {:?} ({})",
+                        other.name, other.source, svc.name, svc.source
+                    ),
+                );
+            }
+        }
+    }
+    let mut prefixes: BTreeMap<(Option<IpNet>, Option<Family>), &Route> = BTreeMap::new();
+    for route in config.routes.values() {
+        let key = (route.prefix, route_default_family(route));
+        if let Some(other) = prefixes.insert(key, route) {
+            let what = route
+                .prefix
+                .map_or("the default route".to_string(), |p| format!("prefix {p}"));
+            diags.error(
+                route.source.as_str(),
+                None,
+                format!(
+                    "routes {:?} ({}) and {:?} ({}) both claim {what}",
+                    other.name, other.source, route.name, route.source
+                ),
+            );
+        }
+    }
+}
+
+/// A default route with a gateway only covers the gateway's family.
+fn route_default_family(route: &Route) -> Option<Family> {
+    match (route.prefix, route.gateway) {
+        (None, Some(gw)) => Some(Family::of(&gw)),
+        _ => None,
+    }
+}
+
+/// Parses an overlay tree (the etcd layout). Overlay input is lenient: a
+/// malformed key is skipped with a warning naming it, and counted, so one bad
+/// publisher cannot take down every service. Frontends in the overlay are
+/// ignored (the repo defines services).
+pub fn parse_overlay(tree: &Tree) -> (Overlay, Diagnostics) {
+    let mut diags = Diagnostics::default();
+    let mut overlay = Overlay::default();
+    for (path, why) in &tree.unreadable {
+        diags.warning(path.as_str(), None, format!("cannot read: {why}"));
+        overlay.skipped += 1;
+    }
+    for (path, bytes) in &tree.files {
+        let mut local = Diagnostics::default();
+        let mut r = Reporter {
+            file: path,
+            diags: &mut local,
+            failed: false,
+        };
+        match classify(path) {
+            Entry::Backend(svc, name) => {
+                check_name(&mut r, "backend", name);
+                if let Some((endpoints, weight)) = json_endpoints(&mut r, bytes, false, false) {
+                    if !r.failed {
+                        overlay.backends.entry(svc.to_string()).or_default().insert(
+                            name.to_string(),
+                            Backend {
+                                name: name.to_string(),
+                                source: path.clone(),
+                                endpoints,
+                                weight,
+                            },
+                        );
+                    }
+                }
+            }
+            Entry::RouteJson(name) => {
+                check_name(&mut r, "route", name);
+                if let Some(route) = json_route(&mut r, name, bytes, false) {
+                    if !r.failed {
+                        overlay.routes.insert(name.to_string(), route);
+                    }
+                }
+            }
+            Entry::Frontend(svc) => {
+                r.warning(None, format!("overlay frontend for service {svc:?} ignored: the config repo defines services"));
+            }
+            _ => {
+                r.warning(None, "ignored: not part of the overlay layout");
+            }
+        }
+        let failed = r.failed;
+        if failed {
+            overlay.skipped += 1;
+            local.warning(path.as_str(), None, "skipped");
+        }
+        diags.extend(local.into_warnings());
+    }
+    diags.sort();
+    (overlay, diags)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_key_pos_finds_keys_not_values() {
+        let text = "{\"a\": \"tcp\",\n  \"tcp\": 80}";
+        assert_eq!(json_key_pos(text, "tcp"), Some(Pos { line: 2, column: 3 }));
+        assert_eq!(json_key_pos(text, "a"), Some(Pos { line: 1, column: 2 }));
+        assert_eq!(json_key_pos(text, "b"), None);
+        assert_eq!(
+            json_key_pos("{\"x\\\"y\": 1}", "x\\\"y"),
+            Some(Pos { line: 1, column: 2 })
+        );
+    }
+
+    #[test]
+    fn classify_paths() {
+        assert_eq!(classify("services/web.yaml"), Entry::ServiceYaml("web"));
+        assert_eq!(classify("services/web.yml"), Entry::ServiceYaml("web"));
+        assert_eq!(classify("services/web/frontend"), Entry::Frontend("web"));
+        assert_eq!(
+            classify("services/web/backends/a"),
+            Entry::Backend("web", "a")
+        );
+        assert_eq!(classify("routes/r1"), Entry::RouteJson("r1"));
+        assert_eq!(classify("routes/r1.yaml"), Entry::RouteYaml("r1"));
+        assert_eq!(classify("routes/r1.txt"), Entry::Other);
+        assert_eq!(classify("clusterf.yaml"), Entry::Defaults);
+        assert_eq!(classify("README.md"), Entry::Other);
+    }
+}

@@ -1,0 +1,122 @@
+//! Diagnostics: problems found in input, each naming the file (relative to
+//! the config root or an overlay key) and, where the format has one, the
+//! line and column.
+//!
+//! Invariant: collecting diagnostics never stops at the first problem; the
+//! caller decides what is fatal (errors) and what is reported (warnings).
+
+use std::fmt;
+
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// 1-based line and column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Pos {
+    pub line: u64,
+    pub column: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Diagnostic {
+    /// Path relative to the config root (or overlay key).
+    pub file: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pos: Option<Pos>,
+    pub severity: Severity,
+    pub message: String,
+}
+
+/// `services/web.yaml:8:5: unknown field ...` (errors) and
+/// `warning: services/web/backends/a: ...` (warnings).
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.severity == Severity::Warning {
+            f.write_str("warning: ")?;
+        }
+        f.write_str(&self.file)?;
+        if let Some(pos) = self.pos {
+            write!(f, ":{}:{}", pos.line, pos.column)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// An ordered collection of diagnostics.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl Diagnostics {
+    pub fn error(&mut self, file: impl Into<String>, pos: Option<Pos>, message: impl Into<String>) {
+        self.push(file.into(), pos, Severity::Error, message.into());
+    }
+
+    pub fn warning(
+        &mut self,
+        file: impl Into<String>,
+        pos: Option<Pos>,
+        message: impl Into<String>,
+    ) {
+        self.push(file.into(), pos, Severity::Warning, message.into());
+    }
+
+    fn push(&mut self, file: String, pos: Option<Pos>, severity: Severity, message: String) {
+        self.0.push(Diagnostic {
+            file,
+            pos,
+            severity,
+            message,
+        });
+    }
+
+    pub fn extend(&mut self, other: Diagnostics) {
+        self.0.extend(other.0);
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.0.iter().any(|d| d.severity == Severity::Error)
+    }
+
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.0.iter().filter(|d| d.severity == Severity::Error)
+    }
+
+    pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.0.iter().filter(|d| d.severity == Severity::Warning)
+    }
+
+    /// Downgrades every error to a warning (overlay input is lenient).
+    pub fn into_warnings(mut self) -> Diagnostics {
+        for d in &mut self.0 {
+            d.severity = Severity::Warning;
+        }
+        self
+    }
+
+    /// Sorts by file, position, then message, for deterministic output.
+    pub fn sort(&mut self) {
+        self.0.sort_by(|a, b| {
+            (&a.file, a.pos, a.severity, &a.message).cmp(&(&b.file, b.pos, b.severity, &b.message))
+        });
+        self.0.dedup();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.0.iter()
+    }
+}

@@ -1,0 +1,13 @@
+//! clusterf: a declarative GitOps reconciler for Linux IPVS.
+//!
+//! See ARCHITECTURE.md for the data flow and the code map.
+
+pub mod cli;
+pub mod compile;
+pub mod config;
+pub mod diag;
+pub mod ipvsadm;
+pub mod model;
+pub mod render;
+pub mod source;
+pub mod tree;

@@ -1,0 +1,514 @@
+//! The IPVS state model: services keyed by (protocol, address, port) or
+//! fwmark, each with its dests keyed by (address, port).
+//!
+//! This is the common language of every stage after rendering: the compiler
+//! produces an [`IpvsState`] (the desired state, with provenance), the kernel
+//! and `ipvsadm -S` dumps produce one (the live state, without provenance),
+//! and the planner diffs two of them.
+//!
+//! Invariant: plain data only. This module knows nothing about config files,
+//! etcd or netlink; it does no I/O.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Highest weight clusterf accepts for a backend and for a merged dest.
+///
+/// The kernel stores weights as `i32`, but `ipvsadm` rejects anything above
+/// 65535, and clusterf's `--output ipvsadm` must load with `ipvsadm -R`.
+pub const MAX_WEIGHT: u32 = 65535;
+
+/// Default weight of a backend that names none, as in the original clusterf.
+pub const DEFAULT_WEIGHT: u32 = 10;
+
+/// Default scheduler of a service that names none.
+pub const DEFAULT_SCHEDULER: &str = "wlc";
+
+/// IP address family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Ipv4,
+    Ipv6,
+}
+
+impl Family {
+    pub fn of(addr: &IpAddr) -> Family {
+        match addr {
+            IpAddr::V4(_) => Family::Ipv4,
+            IpAddr::V6(_) => Family::Ipv6,
+        }
+    }
+
+    /// Host prefix length: 32 or 128.
+    pub fn max_prefix_len(self) -> u8 {
+        match self {
+            Family::Ipv4 => 32,
+            Family::Ipv6 => 128,
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Family::Ipv4 => "ipv4",
+            Family::Ipv6 => "ipv6",
+        })
+    }
+}
+
+/// Transport protocol of an address-based virtual service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// IPVS forwarding method of a dest.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// NAT (`ipvsadm -m`).
+    Masq,
+    /// Direct routing (`ipvsadm -g`).
+    Droute,
+    /// IP-in-IP tunnelling (`ipvsadm -i`).
+    Tunnel,
+}
+
+impl Method {
+    pub const ALL: [Method; 3] = [Method::Masq, Method::Droute, Method::Tunnel];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Masq => "masq",
+            Method::Droute => "droute",
+            Method::Tunnel => "tunnel",
+        }
+    }
+
+    /// Whether the dest port is free to differ from the service port. Direct
+    /// routing and tunnelling keep the packet's destination port.
+    pub fn rewrites_port(self) -> bool {
+        matches!(self, Method::Masq)
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Method {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "masq" => Ok(Method::Masq),
+            "droute" => Ok(Method::Droute),
+            "tunnel" => Ok(Method::Tunnel),
+            _ => Err(format!(
+                "unknown forwarding method {s:?}, expected one of masq, droute, tunnel"
+            )),
+        }
+    }
+}
+
+/// The kernel's schedulers (`net/netfilter/ipvs/ip_vs_*.c`), for validation.
+pub const SCHEDULERS: &[&str] = &[
+    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos",
+];
+
+/// Identity of a virtual service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ServiceKey {
+    Addr {
+        protocol: Protocol,
+        addr: SocketAddr,
+    },
+    Fwmark {
+        family: Family,
+        mark: u32,
+    },
+}
+
+impl ServiceKey {
+    pub fn addr(protocol: Protocol, ip: IpAddr, port: u16) -> ServiceKey {
+        ServiceKey::Addr {
+            protocol,
+            addr: SocketAddr::new(ip, port),
+        }
+    }
+
+    pub fn family(&self) -> Family {
+        match self {
+            ServiceKey::Addr { addr, .. } => Family::of(&addr.ip()),
+            ServiceKey::Fwmark { family, .. } => *family,
+        }
+    }
+
+    /// The service's own port, 0 for fwmark services.
+    pub fn port(&self) -> u16 {
+        match self {
+            ServiceKey::Addr { addr, .. } => addr.port(),
+            ServiceKey::Fwmark { .. } => 0,
+        }
+    }
+}
+
+/// `tcp://10.0.0.1:80`, `udp://[2001:db8::1]:53`, `fwmark://42`
+/// (`fwmark6://42` for an IPv6 fwmark service).
+impl fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServiceKey::Addr { protocol, addr } => write!(f, "{protocol}://{addr}"),
+            ServiceKey::Fwmark {
+                family: Family::Ipv4,
+                mark,
+            } => write!(f, "fwmark://{mark}"),
+            ServiceKey::Fwmark {
+                family: Family::Ipv6,
+                mark,
+            } => write!(f, "fwmark6://{mark}"),
+        }
+    }
+}
+
+impl FromStr for ServiceKey {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (scheme, rest) = s
+            .split_once("://")
+            .ok_or_else(|| format!("invalid service {s:?}: expected PROTO://ADDR:PORT"))?;
+        let fwmark = |family| {
+            rest.parse::<u32>()
+                .map(|mark| ServiceKey::Fwmark { family, mark })
+                .map_err(|_| format!("invalid fwmark in {s:?}"))
+        };
+        let protocol = match scheme {
+            "tcp" => Protocol::Tcp,
+            "udp" => Protocol::Udp,
+            "sctp" => Protocol::Sctp,
+            "fwmark" => return fwmark(Family::Ipv4),
+            "fwmark6" => return fwmark(Family::Ipv6),
+            _ => return Err(format!("invalid service {s:?}: unknown scheme {scheme:?}")),
+        };
+        let addr = rest
+            .parse::<SocketAddr>()
+            .map_err(|_| format!("invalid service {s:?}: bad address"))?;
+        Ok(ServiceKey::Addr { protocol, addr })
+    }
+}
+
+impl Serialize for ServiceKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ServiceKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Attributes of a virtual service other than its key and dests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceAttrs {
+    pub scheduler: String,
+    /// Persistence timeout in seconds; `None` when not persistent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence: Option<u32>,
+    /// Persistence netmask as a prefix length; `None` means the host mask
+    /// (/32 or /128).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netmask: Option<u8>,
+    /// Flags other than persistence (`ops`, scheduler flags), by name, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
+}
+
+impl ServiceAttrs {
+    pub fn with_scheduler(scheduler: impl Into<String>) -> Self {
+        ServiceAttrs {
+            scheduler: scheduler.into(),
+            persistence: None,
+            netmask: None,
+            flags: Vec::new(),
+        }
+    }
+}
+
+/// Attributes of a dest other than its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestAttrs {
+    pub method: Method,
+    pub weight: u32,
+    /// Upper connection threshold; 0 means none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub upper_threshold: u32,
+    /// Lower connection threshold; 0 means none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lower_threshold: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl DestAttrs {
+    pub fn new(method: Method, weight: u32) -> Self {
+        DestAttrs {
+            method,
+            weight,
+            upper_threshold: 0,
+            lower_threshold: 0,
+        }
+    }
+}
+
+/// Where one contribution to a dest came from.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Origin {
+    /// Backend name, e.g. `test3-1`.
+    pub backend: String,
+    /// File path relative to the config root, or overlay key.
+    pub source: String,
+    /// The backend's own weight before merging.
+    pub weight: u32,
+    /// The route that decided the method or gateway, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+}
+
+/// A dest, with the backends that produced it (empty for live state).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dest {
+    #[serde(flatten)]
+    pub attrs: DestAttrs,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub origins: Vec<Origin>,
+}
+
+/// Connection counters reported by the kernel for a dest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestStats {
+    pub active_conns: u32,
+    pub inactive_conns: u32,
+    pub persist_conns: u32,
+}
+
+/// A virtual service and its dests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    #[serde(flatten)]
+    pub attrs: ServiceAttrs,
+    /// The config service name(s) that defined it (empty for live state).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
+    pub dests: BTreeMap<SocketAddr, Dest>,
+}
+
+impl Service {
+    pub fn new(attrs: ServiceAttrs) -> Self {
+        Service {
+            attrs,
+            names: Vec::new(),
+            dests: BTreeMap::new(),
+        }
+    }
+}
+
+/// A whole IPVS table: desired (with origins) or live (without).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpvsState {
+    pub services: BTreeMap<ServiceKey, Service>,
+}
+
+impl IpvsState {
+    pub fn dest_count(&self) -> usize {
+        self.services.values().map(|s| s.dests.len()).sum()
+    }
+}
+
+/// One change to the kernel table: what a plan is made of and what the
+/// kernel client executes. Carries everything needed; execution decides
+/// nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    AddService {
+        service: ServiceKey,
+        attrs: ServiceAttrs,
+    },
+    EditService {
+        service: ServiceKey,
+        attrs: ServiceAttrs,
+    },
+    /// Deletes the service and, in the kernel, all its dests.
+    DelService { service: ServiceKey },
+    AddDest {
+        service: ServiceKey,
+        dest: SocketAddr,
+        attrs: DestAttrs,
+    },
+    EditDest {
+        service: ServiceKey,
+        dest: SocketAddr,
+        attrs: DestAttrs,
+    },
+    DelDest {
+        service: ServiceKey,
+        dest: SocketAddr,
+    },
+}
+
+impl Op {
+    pub fn service(&self) -> &ServiceKey {
+        match self {
+            Op::AddService { service, .. }
+            | Op::EditService { service, .. }
+            | Op::DelService { service }
+            | Op::AddDest { service, .. }
+            | Op::EditDest { service, .. }
+            | Op::DelDest { service, .. } => service,
+        }
+    }
+
+    /// Applies the op to an in-memory table, as the kernel would; an op the
+    /// kernel would refuse (adding what exists, editing or deleting what does
+    /// not) is an error.
+    pub fn apply_to(&self, state: &mut IpvsState) -> Result<(), String> {
+        let missing_service = |s: &ServiceKey| format!("service {s}: no such service");
+        match self {
+            Op::AddService { service, attrs } => {
+                if state.services.contains_key(service) {
+                    return Err(format!("service {service}: already exists"));
+                }
+                state.services.insert(*service, Service::new(attrs.clone()));
+            }
+            Op::EditService { service, attrs } => {
+                let svc = state
+                    .services
+                    .get_mut(service)
+                    .ok_or_else(|| missing_service(service))?;
+                svc.attrs = attrs.clone();
+            }
+            Op::DelService { service } => {
+                state
+                    .services
+                    .remove(service)
+                    .ok_or_else(|| missing_service(service))?;
+            }
+            Op::AddDest {
+                service,
+                dest,
+                attrs,
+            } => {
+                let svc = state
+                    .services
+                    .get_mut(service)
+                    .ok_or_else(|| missing_service(service))?;
+                if svc.dests.contains_key(dest) {
+                    return Err(format!("dest {dest} of {service}: already exists"));
+                }
+                svc.dests.insert(
+                    *dest,
+                    Dest {
+                        attrs: *attrs,
+                        origins: Vec::new(),
+                    },
+                );
+            }
+            Op::EditDest {
+                service,
+                dest,
+                attrs,
+            } => {
+                let svc = state
+                    .services
+                    .get_mut(service)
+                    .ok_or_else(|| missing_service(service))?;
+                let d = svc
+                    .dests
+                    .get_mut(dest)
+                    .ok_or_else(|| format!("dest {dest} of {service}: no such dest"))?;
+                d.attrs = *attrs;
+            }
+            Op::DelDest { service, dest } => {
+                let svc = state
+                    .services
+                    .get_mut(service)
+                    .ok_or_else(|| missing_service(service))?;
+                svc.dests
+                    .remove(dest)
+                    .ok_or_else(|| format!("dest {dest} of {service}: no such dest"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Formats a dest address as `10.0.0.1:80` or `[2001:db8::1]:80`.
+pub fn fmt_dest(addr: &SocketAddr) -> String {
+    addr.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_key_round_trips_through_display() {
+        for s in [
+            "tcp://10.0.0.1:80",
+            "udp://[2001:db8::1]:53",
+            "fwmark://42",
+            "fwmark6://7",
+            "sctp://10.0.0.2:9",
+        ] {
+            let key: ServiceKey = s.parse().unwrap();
+            assert_eq!(key.to_string(), s);
+        }
+        assert!("tcp://10.0.0.1".parse::<ServiceKey>().is_err());
+        assert!("icmp://10.0.0.1:1".parse::<ServiceKey>().is_err());
+        assert!("fwmark://x".parse::<ServiceKey>().is_err());
+    }
+
+    #[test]
+    fn service_keys_sort_by_protocol_then_address() {
+        let a: ServiceKey = "tcp://10.0.0.2:80".parse().unwrap();
+        let b: ServiceKey = "tcp://10.0.0.10:80".parse().unwrap();
+        let c: ServiceKey = "udp://10.0.0.1:53".parse().unwrap();
+        let mut v = vec![c, b, a];
+        v.sort();
+        assert_eq!(v, vec![a, b, c]);
+    }
+}
