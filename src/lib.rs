@@ -8,6 +8,8 @@ pub mod config;
 pub mod diag;
 pub mod ipvsadm;
 pub mod model;
+pub mod netlink;
+pub mod plan;
 pub mod render;
 pub mod source;
 pub mod tree;

@@ -9,7 +9,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod apply;
+pub mod etcd;
+pub mod plan;
 pub mod render;
+pub mod show;
 pub mod source;
 
 /// Declarative GitOps reconciler for Linux IPVS.
@@ -28,6 +32,14 @@ pub enum Command {
     Render(render::RenderArgs),
     /// Print the JSON Schemas of the YAML config files
     Schema(render::SchemaArgs),
+    /// Show what would change in IPVS: desired state against live state
+    Plan(plan::PlanArgs),
+    /// Plan and apply the changes to kernel IPVS
+    Apply(apply::ApplyArgs),
+    /// Show the live kernel IPVS table
+    Show(show::ShowArgs),
+    /// Read and write the clusterf tree in etcd
+    Etcd(etcd::EtcdArgs),
 }
 
 /// An error whose message has already been printed: exit with `code`.
@@ -48,6 +60,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Validate(args) => render::validate(&args),
         Command::Render(args) => render::render(&args),
         Command::Schema(args) => render::schema(&args),
+        Command::Plan(args) => plan::run(&args),
+        Command::Apply(args) => apply::run(&args),
+        Command::Show(args) => show::run(&args),
+        Command::Etcd(args) => etcd::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -136,6 +136,15 @@ impl ConfigArgs {
     }
 }
 
+impl ConfigArgs {
+    /// Reads the config tree at another ref of the same Git repository (the
+    /// base of a pull request, `plan --base-ref`).
+    pub fn read_at(&self, git_ref: &str) -> Result<Tree> {
+        let _ = git_ref;
+        bail!("--base-ref needs --config-repo, which is not supported yet")
+    }
+}
+
 impl OverlayArgs {
     /// Reads the overlay tree, if an overlay source was given.
     pub fn read(&self) -> Result<Option<Tree>> {

@@ -5,3 +5,5 @@
 //! `config`'s job) and a failing source is an error, never an empty tree.
 
 pub mod dir;
+pub mod etcd;
+pub mod git;

@@ -1,0 +1,1 @@
+//! The overlay tree from etcd (the original clusterf key layout).
