@@ -1203,7 +1203,9 @@ pub fn parse_overlay(tree: &Tree) -> (Overlay, Diagnostics) {
                 r.warning(None, format!("overlay frontend for service {svc:?} ignored: the config repo defines services"));
             }
             _ => {
-                r.warning(None, "ignored: not part of the overlay layout");
+                if path.starts_with("services/") || path.starts_with("routes/") {
+                    r.warning(None, "ignored: not part of the overlay layout");
+                }
             }
         }
         let failed = r.failed;
