@@ -7,18 +7,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Debian packages the tests use; the VM harness (tests/vm/) may add its own.
+packages=(etcd-server etcd-client protobuf-compiler qemu-system-x86 ipvsadm
+  busybox-static cpio iproute2 openssl git kmod)
 need=()
-have() { command -v "$1" >/dev/null 2>&1; }
-have etcd || need+=(etcd-server)
-have etcdctl || need+=(etcd-client)
-have protoc || need+=(protobuf-compiler)
-have qemu-system-x86_64 || need+=(qemu-system-x86)
-have ipvsadm || need+=(ipvsadm)
-[ -x /usr/bin/busybox ] && /usr/bin/busybox --list 2>/dev/null | grep -qx depmod || need+=(busybox-static)
-have cpio || need+=(cpio)
-have ip || need+=(iproute2)
-have openssl || need+=(openssl)
-have git || need+=(git)
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
+done
 if [ ${#need[@]} -gt 0 ]; then
   echo "tests/run.sh: installing ${need[*]}" >&2
   SUDO=""
