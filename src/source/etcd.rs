@@ -1,1 +1,0 @@
-//! The overlay tree from etcd (the original clusterf key layout).
