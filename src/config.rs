@@ -1164,13 +1164,16 @@ pub fn parse_overlay(tree: &Tree) -> (Overlay, Diagnostics) {
     let mut diags = Diagnostics::default();
     let mut overlay = Overlay::default();
     for (path, why) in &tree.unreadable {
-        diags.warning(path.as_str(), None, format!("cannot read: {why}"));
+        diags.warning(overlay_name(path), None, format!("cannot read: {why}"));
         overlay.skipped += 1;
     }
     for (path, bytes) in &tree.files {
+        // Overlay keys are named `overlay:<key>` in diagnostics and
+        // provenance, so they never read as a config repo file.
+        let file = overlay_name(path);
         let mut local = Diagnostics::default();
         let mut r = Reporter {
-            file: path,
+            file: &file,
             diags: &mut local,
             failed: false,
         };
@@ -1183,7 +1186,7 @@ pub fn parse_overlay(tree: &Tree) -> (Overlay, Diagnostics) {
                             name.to_string(),
                             Backend {
                                 name: name.to_string(),
-                                source: path.clone(),
+                                source: file.clone(),
                                 endpoints,
                                 weight,
                             },
@@ -1211,12 +1214,17 @@ pub fn parse_overlay(tree: &Tree) -> (Overlay, Diagnostics) {
         let failed = r.failed;
         if failed {
             overlay.skipped += 1;
-            local.warning(path.as_str(), None, "skipped");
+            local.warning(file.as_str(), None, "skipped");
         }
         diags.extend(local.into_warnings());
     }
     diags.sort();
     (overlay, diags)
+}
+
+/// How an overlay key is named in diagnostics and provenance.
+fn overlay_name(key: &str) -> String {
+    format!("overlay:{key}")
 }
 
 #[cfg(test)]
