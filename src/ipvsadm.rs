@@ -1,21 +1,54 @@
 //! The `ipvsadm -S -n` rule format: [`format`] writes an [`IpvsState`] so that
-//! `ipvsadm -R` loads it.
+//! `ipvsadm -R` loads it, and [`parse`] reads a dump (`ipvsadm -Sn >
+//! live.txt` on a frontend) back into an [`IpvsState`], so a plan can be
+//! made against a snapshot.
 //!
-//! Invariant: pure text in, text out; this module never runs ipvsadm.
+//! The format is ipvsadm 1.31's `print_service_entry` with `FMT_RULE`:
+//!
+//! ```text
+//! -A -t 10.0.0.1:80 -s wlc [-p TIMEOUT [-M MASK]] [--pe NAME] [-o] [-b FLAG,FLAG]
+//! -a -t 10.0.0.1:80 -r 10.1.0.1:8080 -m|-g|-i -w WEIGHT
+//! ```
+//!
+//! with `-u` for UDP, `--sctp-service` for SCTP, `-f MARK` (`-f MARK -6`)
+//! for fwmark services, IPv6 addresses in brackets, `-M` a dotted netmask
+//! for IPv4 and a prefix length for IPv6, and scheduler flags named as
+//! ipvsadm names them (`sh-fallback`, `sh-port`, `mh-fallback`, `mh-port`,
+//! otherwise `flag-1`, `flag-2`, `flag-3`). ipvsadm's save leaves out dest
+//! thresholds; [`format`] writes them as `-x`/`-y`, which `ipvsadm -R`
+//! accepts, and [`parse`] reads them.
+//!
+//! Service flags live in [`ServiceAttrs::flags`] as names: `ops` (`-o`),
+//! the scheduler flags above, and `pe=NAME` (`--pe NAME`).
+//!
+//! Invariant: pure text in, text out; this module never runs ipvsadm and
+//! never panics on any input.
 
-use std::fmt::Write as _;
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
+use std::fmt::{self, Write as _};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use crate::model::{DestAttrs, Family, IpvsState, Method, ServiceAttrs, ServiceKey};
+use crate::model::{
+    Dest, DestAttrs, Family, IpvsState, Method, Protocol, Service, ServiceAttrs, ServiceKey,
+};
+
+/// Default persistence timeout of `-p` without a value, as in ipvsadm.
+pub const DEFAULT_PERSISTENCE: u32 = 300;
+
+/// Flag name of one-packet scheduling (`-o`, `--ops`).
+pub const FLAG_OPS: &str = "ops";
+
+/// Prefix of the persistence-engine flag (`--pe sip` is `pe=sip`).
+pub const FLAG_PE_PREFIX: &str = "pe=";
 
 /// `-t 10.0.0.1:80`, `-u [2001:db8::1]:53`, `-f 42` (`-f 42 -6` for IPv6).
 pub fn service_arg(key: &ServiceKey) -> String {
     match key {
         ServiceKey::Addr { protocol, addr } => {
             let flag = match protocol {
-                crate::model::Protocol::Tcp => "-t",
-                crate::model::Protocol::Udp => "-u",
-                crate::model::Protocol::Sctp => "--sctp-service",
+                Protocol::Tcp => "-t",
+                Protocol::Udp => "-u",
+                Protocol::Sctp => "--sctp-service",
             };
             format!("{flag} {addr}")
         }
@@ -39,22 +72,65 @@ pub fn method_flag(method: Method) -> &'static str {
     }
 }
 
-/// One `-A` line (without newline).
+/// The name ipvsadm gives scheduler flag `bit` (1, 2 or 3) of `scheduler`.
+pub fn sched_flag_name(scheduler: &str, bit: u8) -> &'static str {
+    match (scheduler, bit) {
+        ("sh", 1) => "sh-fallback",
+        ("sh", 2) => "sh-port",
+        ("mh", 1) => "mh-fallback",
+        ("mh", 2) => "mh-port",
+        (_, 1) => "flag-1",
+        (_, 2) => "flag-2",
+        _ => "flag-3",
+    }
+}
+
+/// Which scheduler flag bit (1, 2 or 3) a flag name sets, if it is one.
+pub fn sched_flag_bit(name: &str) -> Option<u8> {
+    match name {
+        "sh-fallback" | "mh-fallback" | "flag-1" => Some(1),
+        "sh-port" | "mh-port" | "flag-2" => Some(2),
+        "flag-3" => Some(3),
+        _ => None,
+    }
+}
+
+/// Flags as ipvsadm names them for `scheduler`, sorted and deduplicated:
+/// `flag-1` of `sh` is `sh-fallback`, and so on. Unknown names are kept.
+pub fn canonical_flags(scheduler: &str, flags: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = flags
+        .iter()
+        .map(|f| match sched_flag_bit(f) {
+            Some(bit) => sched_flag_name(scheduler, bit).to_string(),
+            None => f.clone(),
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// `255.255.255.0` for 24.
+fn ipv4_netmask(prefix: u8) -> Ipv4Addr {
+    let bits = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(prefix.min(32)))
+    };
+    Ipv4Addr::from(bits)
+}
+
+/// One `-A` line (without newline), in ipvsadm's order of options.
 pub fn service_line(key: &ServiceKey, attrs: &ServiceAttrs) -> String {
     let mut line = format!("-A {} -s {}", service_arg(key), attrs.scheduler);
     if let Some(timeout) = attrs.persistence {
         let _ = write!(line, " -p {timeout}");
         if let Some(mask) = attrs.netmask {
             match key.family() {
-                Family::Ipv4 if mask != 32 => {
-                    let bits = if mask == 0 {
-                        0
-                    } else {
-                        u32::MAX << (32 - u32::from(mask))
-                    };
-                    let _ = write!(line, " -M {}", std::net::Ipv4Addr::from(bits));
+                Family::Ipv4 if mask < 32 => {
+                    let _ = write!(line, " -M {}", ipv4_netmask(mask));
                 }
-                Family::Ipv6 if mask != 128 => {
+                Family::Ipv6 if mask < 128 => {
                     let _ = write!(line, " -M {mask}");
                 }
                 _ => {}
@@ -62,12 +138,27 @@ pub fn service_line(key: &ServiceKey, attrs: &ServiceAttrs) -> String {
         }
     }
     for flag in &attrs.flags {
-        match flag.as_str() {
-            "ops" => line.push_str(" -o"),
-            other => {
-                let _ = write!(line, " -b {other}");
-            }
+        if let Some(pe) = flag.strip_prefix(FLAG_PE_PREFIX) {
+            let _ = write!(line, " --pe {pe}");
         }
+    }
+    if attrs.flags.iter().any(|f| f == FLAG_OPS) {
+        line.push_str(" -o");
+    }
+    let mut sched: Vec<(u8, String)> = attrs
+        .flags
+        .iter()
+        .filter(|f| f.as_str() != FLAG_OPS && !f.starts_with(FLAG_PE_PREFIX))
+        .map(|f| match sched_flag_bit(f) {
+            Some(bit) => (bit, sched_flag_name(&attrs.scheduler, bit).to_string()),
+            None => (u8::MAX, f.clone()),
+        })
+        .collect();
+    sched.sort();
+    sched.dedup();
+    if !sched.is_empty() {
+        let names: Vec<&str> = sched.iter().map(|(_, n)| n.as_str()).collect();
+        let _ = write!(line, " -b {}", names.join(","));
     }
     line
 }
@@ -102,4 +193,710 @@ pub fn format(state: &IpvsState) -> String {
         }
     }
     out
+}
+
+// ---------------------------------------------------------------------------
+// Parsing
+
+/// A problem in a dump: 1-based line and column of the offending token.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct ParseError {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// `3:14: unknown option "-z"`; callers put the file name in front.
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.line, self.column, self.message)
+    }
+}
+
+/// A whitespace-separated word and its 1-based column.
+#[derive(Clone, Copy, Debug)]
+struct Token<'a> {
+    column: usize,
+    text: &'a str,
+}
+
+fn tokens(line: &str) -> Vec<Token<'_>> {
+    let mut out = Vec::new();
+    let mut start: Option<usize> = None;
+    for (i, c) in line.char_indices() {
+        if c.is_whitespace() {
+            if let Some(s) = start.take() {
+                out.push(Token {
+                    column: line[..s].chars().count() + 1,
+                    text: &line[s..i],
+                });
+            }
+        } else if start.is_none() {
+            start = Some(i);
+        }
+    }
+    if let Some(s) = start {
+        out.push(Token {
+            column: line[..s].chars().count() + 1,
+            text: &line[s..],
+        });
+    }
+    out
+}
+
+/// Options of one line, each with the column it appeared at.
+#[derive(Default)]
+struct Line<'a> {
+    service: Option<(usize, ServiceSpec)>,
+    ipv6: Option<usize>,
+    scheduler: Option<(usize, &'a str)>,
+    persistence: Option<(usize, u32)>,
+    netmask: Option<(usize, &'a str)>,
+    sched_flags: Option<(usize, &'a str)>,
+    ops: Option<usize>,
+    pe: Option<(usize, &'a str)>,
+    real_server: Option<(usize, &'a str)>,
+    method: Option<(usize, Method)>,
+    weight: Option<(usize, u32)>,
+    upper: Option<(usize, u32)>,
+    lower: Option<(usize, u32)>,
+}
+
+#[derive(Clone, Copy)]
+enum ServiceSpec {
+    Addr(Protocol, SocketAddr),
+    Fwmark(u32),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Command {
+    AddService,
+    AddServer,
+}
+
+struct LineParser<'a> {
+    line: usize,
+    toks: Vec<Token<'a>>,
+    pos: usize,
+}
+
+impl<'a> LineParser<'a> {
+    fn err(&self, column: usize, message: impl Into<String>) -> ParseError {
+        ParseError {
+            line: self.line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    /// The value of the option at `opt`.
+    fn value(&mut self, opt: Token<'a>) -> Result<Token<'a>, ParseError> {
+        match self.toks.get(self.pos) {
+            Some(t) => {
+                self.pos += 1;
+                Ok(*t)
+            }
+            None => Err(self.err(opt.column, format!("option {} needs a value", opt.text))),
+        }
+    }
+
+    fn number<T: std::str::FromStr>(
+        &self,
+        opt: Token<'a>,
+        value: Token<'a>,
+        what: &str,
+    ) -> Result<T, ParseError> {
+        value.text.parse::<T>().map_err(|_| {
+            self.err(
+                value.column,
+                format!("{}: invalid {what} {:?}", opt.text, value.text),
+            )
+        })
+    }
+}
+
+/// Sets an option once; a second time is an error.
+fn once<T>(
+    p: &LineParser<'_>,
+    slot: &mut Option<(usize, T)>,
+    opt: Token<'_>,
+    value: T,
+) -> Result<(), ParseError> {
+    if let Some((col, _)) = slot {
+        return Err(p.err(
+            opt.column,
+            format!("option {} given twice (first at column {col})", opt.text),
+        ));
+    }
+    *slot = Some((opt.column, value));
+    Ok(())
+}
+
+fn flag_once(
+    p: &LineParser<'_>,
+    slot: &mut Option<usize>,
+    opt: Token<'_>,
+) -> Result<(), ParseError> {
+    if let Some(col) = slot {
+        return Err(p.err(
+            opt.column,
+            format!("option {} given twice (first at column {col})", opt.text),
+        ));
+    }
+    *slot = Some(opt.column);
+    Ok(())
+}
+
+fn parse_service_addr(
+    p: &LineParser<'_>,
+    opt: Token<'_>,
+    value: Token<'_>,
+) -> Result<SocketAddr, ParseError> {
+    value.text.parse::<SocketAddr>().map_err(|_| {
+        let hint = if value.text.parse::<IpAddr>().is_ok()
+            || value
+                .text
+                .strip_prefix('[')
+                .and_then(|s| s.strip_suffix(']'))
+                .is_some_and(|s| s.parse::<IpAddr>().is_ok())
+        {
+            "expected ADDRESS:PORT, the port is missing"
+        } else {
+            "expected a numeric ADDRESS:PORT (IPv6 in brackets; dump with ipvsadm -S -n)"
+        };
+        p.err(
+            value.column,
+            format!(
+                "{}: invalid service address {:?}: {hint}",
+                opt.text, value.text
+            ),
+        )
+    })
+}
+
+/// Scheduler and persistence-engine names: short lowercase words.
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() < 16
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+fn parse_line(line_no: usize, text: &str) -> Result<Option<(Command, Line<'_>)>, ParseError> {
+    let toks = tokens(text);
+    let Some(first) = toks.first().copied() else {
+        return Ok(None);
+    };
+    if first.text.starts_with('#') {
+        return Ok(None);
+    }
+    let mut p = LineParser {
+        line: line_no,
+        toks,
+        pos: 1,
+    };
+    let command = match first.text {
+        "-A" | "--add-service" => Command::AddService,
+        "-a" | "--add-server" => Command::AddServer,
+        other if other.starts_with('-') => {
+            return Err(p.err(
+                first.column,
+                format!(
+                    "unsupported command {other:?}: a dump holds only -A (service) and -a (dest) lines"
+                ),
+            ));
+        }
+        other => {
+            return Err(p.err(
+                first.column,
+                format!("expected -A or -a at the start of the line, found {other:?}"),
+            ));
+        }
+    };
+    let mut l = Line::default();
+    while let Some(opt) = p.toks.get(p.pos).copied() {
+        p.pos += 1;
+        match opt.text {
+            "-t" | "--tcp-service" | "-u" | "--udp-service" | "--sctp-service" => {
+                let protocol = match opt.text {
+                    "-t" | "--tcp-service" => Protocol::Tcp,
+                    "-u" | "--udp-service" => Protocol::Udp,
+                    _ => Protocol::Sctp,
+                };
+                let v = p.value(opt)?;
+                let addr = parse_service_addr(&p, opt, v)?;
+                if l.service.is_some() {
+                    return Err(p.err(opt.column, "more than one service on the line"));
+                }
+                l.service = Some((opt.column, ServiceSpec::Addr(protocol, addr)));
+            }
+            "-f" | "--fwmark-service" => {
+                let v = p.value(opt)?;
+                let mark: u32 = p.number(opt, v, "fwmark")?;
+                if mark == 0 {
+                    return Err(p.err(v.column, format!("{}: fwmark must be above 0", opt.text)));
+                }
+                if l.service.is_some() {
+                    return Err(p.err(opt.column, "more than one service on the line"));
+                }
+                l.service = Some((opt.column, ServiceSpec::Fwmark(mark)));
+            }
+            "-6" | "--ipv6" => flag_once(&p, &mut l.ipv6, opt)?,
+            "-s" | "--scheduler" => {
+                let v = p.value(opt)?;
+                if !valid_name(v.text) {
+                    return Err(p.err(
+                        v.column,
+                        format!("{}: invalid scheduler name {:?}", opt.text, v.text),
+                    ));
+                }
+                once(&p, &mut l.scheduler, opt, v.text)?;
+            }
+            "-p" | "--persistent" => {
+                let timeout = match p.toks.get(p.pos).copied() {
+                    Some(v) if !v.text.starts_with('-') => {
+                        p.pos += 1;
+                        let t: u32 = p.number(opt, v, "persistence timeout")?;
+                        if t == 0 {
+                            return Err(p.err(
+                                v.column,
+                                format!("{}: persistence timeout must be above 0", opt.text),
+                            ));
+                        }
+                        t
+                    }
+                    _ => DEFAULT_PERSISTENCE,
+                };
+                once(&p, &mut l.persistence, opt, timeout)?;
+            }
+            "-M" | "--netmask" => {
+                let v = p.value(opt)?;
+                once(&p, &mut l.netmask, opt, v.text)?;
+            }
+            "-b" | "--sched-flags" => {
+                let v = p.value(opt)?;
+                once(&p, &mut l.sched_flags, opt, v.text)?;
+            }
+            "-o" | "--ops" => flag_once(&p, &mut l.ops, opt)?,
+            "--pe" => {
+                let v = p.value(opt)?;
+                if !valid_name(v.text) {
+                    return Err(p.err(
+                        v.column,
+                        format!("{}: invalid persistence engine {:?}", opt.text, v.text),
+                    ));
+                }
+                once(&p, &mut l.pe, opt, v.text)?;
+            }
+            "-r" | "--real-server" => {
+                let v = p.value(opt)?;
+                once(&p, &mut l.real_server, opt, v.text)?;
+            }
+            "-g" | "--gatewaying" => once(&p, &mut l.method, opt, Method::Droute)?,
+            "-i" | "--ipip" => once(&p, &mut l.method, opt, Method::Tunnel)?,
+            "-m" | "--masquerading" => once(&p, &mut l.method, opt, Method::Masq)?,
+            "-w" | "--weight" => {
+                let v = p.value(opt)?;
+                let w: u32 = p.number(opt, v, "weight")?;
+                if w > i32::MAX as u32 {
+                    return Err(p.err(v.column, format!("{}: weight {w} out of range", opt.text)));
+                }
+                once(&p, &mut l.weight, opt, w)?;
+            }
+            "-x" | "--u-threshold" => {
+                let v = p.value(opt)?;
+                let n: u32 = p.number(opt, v, "upper threshold")?;
+                once(&p, &mut l.upper, opt, n)?;
+            }
+            "-y" | "--l-threshold" => {
+                let v = p.value(opt)?;
+                let n: u32 = p.number(opt, v, "lower threshold")?;
+                once(&p, &mut l.lower, opt, n)?;
+            }
+            "--tun-type" => {
+                let v = p.value(opt)?;
+                if v.text != "ipip" {
+                    return Err(p.err(
+                        v.column,
+                        format!("--tun-type {}: clusterf models only ipip tunnels", v.text),
+                    ));
+                }
+            }
+            "--tun-port" | "--tun-nocsum" | "--tun-csum" | "--tun-remcsum" => {
+                return Err(p.err(
+                    opt.column,
+                    format!("{}: clusterf models only plain ipip tunnels", opt.text),
+                ));
+            }
+            other if other.starts_with('-') => {
+                return Err(p.err(opt.column, format!("unknown option {other:?}")));
+            }
+            other => {
+                return Err(p.err(opt.column, format!("unexpected argument {other:?}")));
+            }
+        }
+    }
+    // Options that belong to the other command.
+    let (wrong, what): (&[Option<usize>], &str) = match command {
+        Command::AddService => (
+            &[
+                l.real_server.map(|x| x.0),
+                l.method.map(|x| x.0),
+                l.weight.map(|x| x.0),
+                l.upper.map(|x| x.0),
+                l.lower.map(|x| x.0),
+            ],
+            "a dest (-a) option on a service (-A) line",
+        ),
+        Command::AddServer => (
+            &[
+                l.scheduler.map(|x| x.0),
+                l.persistence.map(|x| x.0),
+                l.netmask.map(|x| x.0),
+                l.sched_flags.map(|x| x.0),
+                l.ops,
+                l.pe.map(|x| x.0),
+            ],
+            "a service (-A) option on a dest (-a) line",
+        ),
+    };
+    if let Some(col) = wrong.iter().flatten().min() {
+        let opt = p
+            .toks
+            .iter()
+            .find(|t| t.column == *col)
+            .map_or("", |t| t.text);
+        return Err(p.err(*col, format!("{opt}: {what}")));
+    }
+    Ok(Some((command, l)))
+}
+
+fn service_key(p: &LineParser<'_>, l: &Line<'_>) -> Result<ServiceKey, ParseError> {
+    let Some((col, spec)) = l.service else {
+        return Err(p.err(
+            1,
+            "no service: expected -t, -u, --sctp-service or -f with its address",
+        ));
+    };
+    Ok(match spec {
+        ServiceSpec::Addr(protocol, addr) => {
+            if let Some(c6) = l.ipv6 {
+                if !addr.is_ipv6() {
+                    return Err(p.err(c6, "-6 with an IPv4 service address"));
+                }
+            }
+            let _ = col;
+            ServiceKey::Addr { protocol, addr }
+        }
+        ServiceSpec::Fwmark(mark) => ServiceKey::Fwmark {
+            family: if l.ipv6.is_some() {
+                Family::Ipv6
+            } else {
+                Family::Ipv4
+            },
+            mark,
+        },
+    })
+}
+
+fn netmask(
+    p: &LineParser<'_>,
+    family: Family,
+    col: usize,
+    text: &str,
+) -> Result<Option<u8>, ParseError> {
+    let bad = |why: &str| p.err(col, format!("-M {text}: {why}"));
+    let prefix: u8 = match family {
+        Family::Ipv4 => {
+            if let Ok(mask) = text.parse::<Ipv4Addr>() {
+                let bits = u32::from(mask);
+                let len = bits.leading_ones();
+                if bits.checked_shl(len).unwrap_or(0) != 0 {
+                    return Err(bad("not a contiguous netmask"));
+                }
+                len as u8
+            } else {
+                match text.parse::<u8>() {
+                    Ok(n) if n <= 32 => n,
+                    _ => return Err(bad("expected a netmask like 255.255.255.0")),
+                }
+            }
+        }
+        Family::Ipv6 => match text.parse::<u8>() {
+            Ok(n) if n <= 128 => n,
+            _ => return Err(bad("expected a prefix length 0..128")),
+        },
+    };
+    Ok((prefix < family.max_prefix_len()).then_some(prefix))
+}
+
+fn sched_flags(p: &LineParser<'_>, col: usize, text: &str) -> Result<Vec<u8>, ParseError> {
+    let mut bits = Vec::new();
+    for name in text.split(',') {
+        match sched_flag_bit(name) {
+            Some(b) => bits.push(b),
+            None => {
+                return Err(p.err(
+                    col,
+                    format!(
+                        "-b: unknown scheduler flag {name:?}, expected sh-fallback, sh-port, mh-fallback, mh-port or flag-1..flag-3"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(bits)
+}
+
+/// Dest address: `ADDR:PORT`, `[V6]:PORT`, or an address alone (the
+/// service's port).
+fn dest_addr(
+    p: &LineParser<'_>,
+    key: &ServiceKey,
+    col: usize,
+    text: &str,
+) -> Result<SocketAddr, ParseError> {
+    if let Ok(a) = text.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let bare = text
+        .strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .unwrap_or(text);
+    match bare.parse::<IpAddr>() {
+        Ok(ip) => Ok(SocketAddr::new(ip, key.port())),
+        Err(_) => Err(p.err(
+            col,
+            format!(
+                "-r: invalid dest address {text:?}: expected a numeric ADDRESS:PORT (IPv6 in brackets)"
+            ),
+        )),
+    }
+}
+
+/// Parses an `ipvsadm -S -n` dump. Blank lines and `#` comments are
+/// skipped; anything else that is not a well-formed `-A`/`-a` line is an
+/// error naming its line and column. A dest must follow the `-A` line of its
+/// service.
+pub fn parse(text: &str) -> Result<IpvsState, ParseError> {
+    let mut state = IpvsState::default();
+    let mut defined: BTreeMap<ServiceKey, usize> = BTreeMap::new();
+    let mut dest_lines: BTreeMap<(ServiceKey, SocketAddr), usize> = BTreeMap::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let Some((command, l)) = parse_line(line_no, raw)? else {
+            continue;
+        };
+        let p = LineParser {
+            line: line_no,
+            toks: tokens(raw),
+            pos: 0,
+        };
+        let key = service_key(&p, &l)?;
+        let service_col = l.service.map_or(1, |s| s.0);
+        match command {
+            Command::AddService => {
+                if let Some(first) = defined.get(&key) {
+                    return Err(p.err(
+                        service_col,
+                        format!("service {key} already defined on line {first}"),
+                    ));
+                }
+                let scheduler = l.scheduler.map_or("wlc", |s| s.1).to_string();
+                let persistence = l.persistence.map(|p| p.1);
+                let netmask = match (l.netmask, persistence) {
+                    (Some((col, _)), None) => {
+                        return Err(p.err(
+                            col,
+                            "-M without -p: the netmask is the persistence granularity",
+                        ));
+                    }
+                    (Some((col, text)), Some(_)) => netmask(&p, key.family(), col, text)?,
+                    (None, _) => None,
+                };
+                let mut flags: Vec<String> = Vec::new();
+                if l.ops.is_some() {
+                    flags.push(FLAG_OPS.to_string());
+                }
+                if let Some((_, pe)) = l.pe {
+                    flags.push(format!("{FLAG_PE_PREFIX}{pe}"));
+                }
+                if let Some((col, text)) = l.sched_flags {
+                    for bit in sched_flags(&p, col, text)? {
+                        flags.push(sched_flag_name(&scheduler, bit).to_string());
+                    }
+                }
+                flags.sort();
+                flags.dedup();
+                defined.insert(key, line_no);
+                state.services.insert(
+                    key,
+                    Service::new(ServiceAttrs {
+                        scheduler,
+                        persistence,
+                        netmask,
+                        flags,
+                    }),
+                );
+            }
+            Command::AddServer => {
+                let Some((rcol, rtext)) = l.real_server else {
+                    return Err(p.err(1, "dest line without -r ADDRESS:PORT"));
+                };
+                let dest = dest_addr(&p, &key, rcol, rtext)?;
+                let Some(svc) = state.services.get_mut(&key) else {
+                    return Err(p.err(
+                        service_col,
+                        format!("dest of service {key}, which no -A line before it defines"),
+                    ));
+                };
+                if let Some(first) = dest_lines.get(&(key, dest)) {
+                    return Err(p.err(
+                        rcol,
+                        format!("dest {dest} of {key} already defined on line {first}"),
+                    ));
+                }
+                dest_lines.insert((key, dest), line_no);
+                let attrs = DestAttrs {
+                    // ipvsadm's defaults: direct routing, weight 1.
+                    method: l.method.map_or(Method::Droute, |m| m.1),
+                    weight: l.weight.map_or(1, |w| w.1),
+                    upper_threshold: l.upper.map_or(0, |x| x.1),
+                    lower_threshold: l.lower.map_or(0, |x| x.1),
+                };
+                svc.dests.insert(
+                    dest,
+                    Dest {
+                        attrs,
+                        origins: Vec::new(),
+                    },
+                );
+            }
+        }
+    }
+    Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svc(s: &str) -> ServiceKey {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn parses_a_real_dump() {
+        let dump = "\
+-A -t 10.107.107.107:1337 -s wlc
+-a -t 10.107.107.107:1337 -r 10.3.107.1:1337 -m -w 10
+-a -t 10.107.107.107:1337 -r 10.3.107.2:1338 -m -w 10
+-A -u [2001:db8::1]:53 -s rr -p 300 -M 64
+-a -u [2001:db8::1]:53 -r [2001:db8::10]:53 -g -w 1
+-A -f 42 -s sh -p 60 -M 255.255.255.0 -o -b sh-fallback,sh-port
+-a -f 42 -r 10.0.0.5:0 -i -w 5 --tun-type ipip
+-A -f 7 -6 -s mh --pe sip -b flag-1
+";
+        let state = parse(dump).unwrap();
+        assert_eq!(state.services.len(), 4);
+        let web = &state.services[&svc("tcp://10.107.107.107:1337")];
+        assert_eq!(web.attrs.scheduler, "wlc");
+        assert_eq!(web.dests.len(), 2);
+        let dns = &state.services[&svc("udp://[2001:db8::1]:53")];
+        assert_eq!(dns.attrs.persistence, Some(300));
+        assert_eq!(dns.attrs.netmask, Some(64));
+        let dest: SocketAddr = "[2001:db8::10]:53".parse().unwrap();
+        assert_eq!(dns.dests[&dest].attrs, DestAttrs::new(Method::Droute, 1));
+        let fw = &state.services[&svc("fwmark://42")];
+        assert_eq!(fw.attrs.netmask, Some(24));
+        assert_eq!(fw.attrs.flags, vec!["ops", "sh-fallback", "sh-port"]);
+        let fw6 = &state.services[&svc("fwmark6://7")];
+        assert_eq!(fw6.attrs.flags, vec!["mh-fallback", "pe=sip"]);
+        // And back: the emitter writes what ipvsadm writes.
+        assert_eq!(
+            service_line(&svc("fwmark://42"), &fw.attrs),
+            "-A -f 42 -s sh -p 60 -M 255.255.255.0 -o -b sh-fallback,sh-port"
+        );
+        assert_eq!(
+            service_line(&svc("fwmark6://7"), &fw6.attrs),
+            "-A -f 7 -6 -s mh --pe sip -b mh-fallback"
+        );
+        assert_eq!(parse(&format(&state)).unwrap(), state);
+    }
+
+    #[test]
+    fn errors_name_line_and_column() {
+        let cases = [
+            (
+                "-A -t 10.0.0.1:80 -s wlc\n-a -t 10.0.0.1:80 -r 10.0.0.2:80 -z\n",
+                2,
+                34,
+                "unknown option",
+            ),
+            ("\n-A -t 10.0.0.1 -s wlc\n", 2, 7, "port is missing"),
+            (
+                "-a -t 10.0.0.1:80 -r 10.0.0.2:80 -m -w 1\n",
+                1,
+                4,
+                "no -A line",
+            ),
+            (
+                "-A -t 10.0.0.1:80\n-A -t 10.0.0.1:80\n",
+                2,
+                4,
+                "already defined on line 1",
+            ),
+            ("-A -t 10.0.0.1:80 -M 255.0.0.0\n", 1, 19, "-M without -p"),
+            (
+                "-A -t 10.0.0.1:80 -p 30 -M 255.0.255.0\n",
+                1,
+                25,
+                "contiguous",
+            ),
+            ("-A -t 10.0.0.1:80 -s\n", 1, 19, "needs a value"),
+            ("-A -t 10.0.0.1:80 -w 3\n", 1, 19, "dest (-a) option"),
+            ("-E -t 10.0.0.1:80\n", 1, 1, "unsupported command"),
+            ("TCP  10.0.0.1:80 wlc\n", 1, 1, "expected -A or -a"),
+            ("-A -f 0\n", 1, 7, "above 0"),
+            (
+                "-A -t 10.0.0.1:80 -b bogus\n",
+                1,
+                19,
+                "unknown scheduler flag",
+            ),
+            ("-A -t www.example.com:http\n", 1, 7, "numeric"),
+            ("-A -t 10.0.0.1:80 -s wlc -s rr\n", 1, 26, "given twice"),
+        ];
+        for (input, line, column, needle) in cases {
+            let e = parse(input).unwrap_err();
+            assert_eq!((e.line, e.column), (line, column), "{input:?}: {e}");
+            assert!(e.message.contains(needle), "{input:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn defaults_and_comments() {
+        let s = parse("# saved\n\n-A -t 10.0.0.1:80 -p\n-a -t 10.0.0.1:80 -r 10.0.0.2\n").unwrap();
+        let svc = &s.services[&svc("tcp://10.0.0.1:80")];
+        assert_eq!(svc.attrs.scheduler, "wlc");
+        assert_eq!(svc.attrs.persistence, Some(DEFAULT_PERSISTENCE));
+        let d: SocketAddr = "10.0.0.2:80".parse().unwrap();
+        assert_eq!(svc.dests[&d].attrs, DestAttrs::new(Method::Droute, 1));
+    }
+
+    #[test]
+    fn host_netmask_is_no_netmask() {
+        let s = parse("-A -t 10.0.0.1:80 -p 30 -M 255.255.255.255\n").unwrap();
+        assert_eq!(s.services[&svc("tcp://10.0.0.1:80")].attrs.netmask, None);
+    }
+
+    #[test]
+    fn thresholds_round_trip() {
+        let s = parse("-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r 10.0.0.2:80 -m -w 3 -x 100 -y 10\n")
+            .unwrap();
+        assert_eq!(
+            format(&s),
+            "-A -t 10.0.0.1:80 -s wlc\n-a -t 10.0.0.1:80 -r 10.0.0.2:80 -m -w 3 -x 100 -y 10\n"
+        );
+    }
 }
