@@ -1,1 +1,36 @@
-//! Kernel IPVS over generic netlink.
+//! Kernel IPVS over generic netlink: read the live table, apply ops.
+//!
+//! - `message`: typed netlink / generic netlink / IPVS messages that parse
+//!   and emit bytes (pure).
+//! - `mapping`: model values <-> IPVS messages, errno -> messages naming the
+//!   object (pure).
+//! - `pipeline`: batching, ack matching and the apply report (pure).
+//! - `client`: the socket (I/O).
+//!
+//! Invariant: this module executes; it never plans. It never flushes or
+//! zero-weights anything on its own, and reads the kernel only through the
+//! IPVS generic netlink family.
+
+pub mod client;
+pub mod mapping;
+pub mod message;
+pub mod pipeline;
+
+pub use client::{Client, Info, Live};
+pub use pipeline::{Outcome, PartialFailure, Report};
+
+use crate::model::{IpvsState, Op};
+
+/// The live kernel table (the plan's `--live kernel`).
+pub fn read_live() -> anyhow::Result<IpvsState> {
+    Ok(Client::connect()?.read()?.state)
+}
+
+/// Opens a client and executes `ops` pipelined; see [`Client::apply`].
+pub fn apply_ops(ops: &[Op]) -> Result<Report, PartialFailure> {
+    let mut client = Client::connect().map_err(|e| PartialFailure {
+        error: crate::cli::format_error(&e),
+        outcomes: vec![Outcome::NotSent; ops.len()],
+    })?;
+    client.apply(ops)
+}

@@ -1,0 +1,386 @@
+//! The kernel IPVS client: one generic netlink socket, the `IPVS` family
+//! resolved on it, GET_INFO, dumps of services and dests, and pipelined
+//! execution of ops.
+//!
+//! neli provides the socket only (`neli::socket::NlSocket`: socket, bind,
+//! send, recv). Its typed-attribute and router layers are not used: the
+//! router owns sequence numbers and waits for each ack before the next
+//! request, which rules out pipelining, and clusterf needs byte-exact,
+//! fixture-tested messages that keep unknown attributes, which `message`
+//! provides.
+//!
+//! Set `CLUSTERF_NETLINK_TRACE=1` to hex-dump every datagram to stderr (that
+//! is how the byte fixtures in `tests/fixtures/netlink/` were captured).
+//!
+//! Invariant: executes what it is given, in order; decides nothing. Never
+//! flushes unless [`Client::flush`] is called.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::SocketAddr;
+
+use anyhow::{Context, Result, anyhow, bail};
+use neli::consts::socket::{Msg, NlFamily};
+use neli::socket::NlSocket;
+use neli::utils::Groups;
+
+use crate::model::{Dest, DestStats, IpvsState, Op, Service, ServiceKey};
+
+use super::mapping;
+use super::message::*;
+use super::pipeline::{self, PartialFailure, Report, Tracker};
+
+/// Hint when the kernel has no IPVS family.
+pub const NO_IPVS: &str = "ipvs is not available in this kernel: modprobe ip_vs";
+/// Hint for EPERM.
+pub const NO_PERMISSION: &str = "run as root or grant CAP_NET_ADMIN";
+
+/// Requests per `sendmsg` at most. Every request is acked, and all acks of a
+/// batch sit in the receive buffer before the first is read (the kernel runs
+/// the whole batch inside `sendmsg`); an ack costs well under 2 KiB of
+/// buffer (its skb truesize, or more with an echoed request on error), so 64
+/// stays inside the default 208 KiB `rmem_default` even if the larger buffer
+/// asked for below is capped by `rmem_max`.
+pub const BATCH: usize = 64;
+/// Receive buffer asked for (the kernel caps it at `rmem_max`).
+const RCVBUF: usize = 4 << 20;
+/// Read buffer: dump datagrams are at most 32 KiB.
+const READ_BUF: usize = 256 << 10;
+
+/// The kernel's IPVS version and connection table size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Info {
+    pub version: u32,
+    pub conn_tab_size: u32,
+}
+
+impl Info {
+    /// `1.2.1`
+    pub fn version_string(&self) -> String {
+        let v = self.version;
+        format!("{}.{}.{}", (v >> 16) & 0xff, (v >> 8) & 0xff, v & 0xff)
+    }
+}
+
+/// The live table with the kernel's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Live {
+    pub state: IpvsState,
+    pub stats: BTreeMap<ServiceKey, BTreeMap<SocketAddr, DestStats>>,
+}
+
+/// A refusal by the kernel: positive errno and the extended-ack message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelError {
+    pub errno: i32,
+    pub ext_msg: Option<String>,
+}
+
+impl std::fmt::Display for KernelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.errno == mapping::EPERM {
+            return write!(f, "operation not permitted: {NO_PERMISSION}");
+        }
+        write!(f, "{}", mapping::errno_text(self.errno))?;
+        if let Some(m) = &self.ext_msg {
+            write!(f, " ({m})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for KernelError {}
+
+/// An open socket with the IPVS family resolved.
+pub struct Client {
+    sock: NlSocket,
+    family: u16,
+    seq: u32,
+    buf: Vec<u8>,
+    trace: bool,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl Client {
+    /// Opens the socket and resolves the `IPVS` family.
+    pub fn connect() -> Result<Client> {
+        let sock = NlSocket::connect(NlFamily::Generic, None, Groups::empty())
+            .context("opening a generic netlink socket")?;
+        // Best effort: a larger buffer only makes overruns less likely.
+        let _ = sock.set_recv_buffer_size(RCVBUF);
+        let seed = std::process::id().wrapping_mul(0x9e37_79b9);
+        let mut client = Client {
+            sock,
+            family: 0,
+            seq: seed,
+            buf: vec![0; READ_BUF],
+            trace: std::env::var_os("CLUSTERF_NETLINK_TRACE").is_some_and(|v| v == "1"),
+        };
+        client.family = client.resolve_family()?;
+        Ok(client)
+    }
+
+    fn next_seq(&mut self, n: u32) -> u32 {
+        let s = self.seq;
+        self.seq = self.seq.wrapping_add(n);
+        s
+    }
+
+    fn send(&self, bytes: &[u8]) -> io::Result<()> {
+        if self.trace {
+            eprintln!("netlink send: {}", hex(bytes));
+        }
+        let n = self.sock.send(bytes, Msg::empty())?;
+        if n != bytes.len() {
+            return Err(io::Error::other(format!(
+                "short netlink send: {n} of {} bytes",
+                bytes.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Receives one datagram into `self.buf`; its length.
+    fn recv(&mut self) -> io::Result<usize> {
+        let (n, _) = self.sock.recv(&mut self.buf[..], Msg::TRUNC)?;
+        if n > self.buf.len() {
+            return Err(io::Error::other(format!(
+                "netlink datagram of {n} bytes truncated"
+            )));
+        }
+        if self.trace {
+            eprintln!("netlink recv: {}", hex(&self.buf[..n]));
+        }
+        Ok(n)
+    }
+
+    /// One request; the payloads of the replies to it, in order. Ends at
+    /// the ack (`NLM_F_ACK`), at `NLMSG_DONE` (dumps), or at the single
+    /// reply of a plain request.
+    fn transact(&mut self, kind: u16, flags: u16, payload: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let seq = self.next_seq(1);
+        let mut req = Vec::new();
+        emit_message(&mut req, kind, flags | NLM_F_REQUEST, seq, payload);
+        self.send(&req).context("netlink send")?;
+        let mut replies = Vec::new();
+        loop {
+            let n = self.recv().context("netlink receive")?;
+            let buf = self.buf[..n].to_vec();
+            for m in split_messages(&buf)? {
+                if m.header.seq != seq {
+                    continue;
+                }
+                if m.header.flags & NLM_F_DUMP_INTR != 0 {
+                    bail!("the kernel table changed during the dump; try again");
+                }
+                match m.header.kind {
+                    NLMSG_ERROR => {
+                        let e = ErrorMsg::parse(m.header.flags, m.payload)?;
+                        if e.errno != 0 {
+                            return Err(KernelError {
+                                errno: e.errno,
+                                ext_msg: e.ext_msg,
+                            }
+                            .into());
+                        }
+                        return Ok(replies);
+                    }
+                    NLMSG_DONE => {
+                        if m.payload.len() >= 4 {
+                            let e = i32::from_ne_bytes([
+                                m.payload[0],
+                                m.payload[1],
+                                m.payload[2],
+                                m.payload[3],
+                            ]);
+                            if e < 0 {
+                                return Err(KernelError {
+                                    errno: e.checked_neg().unwrap_or(i32::MAX),
+                                    ext_msg: None,
+                                }
+                                .into());
+                            }
+                        }
+                        return Ok(replies);
+                    }
+                    NLMSG_NOOP => {}
+                    NLMSG_OVERRUN => bail!("netlink overrun"),
+                    _ => {
+                        replies.push(m.payload.to_vec());
+                        if m.header.flags & NLM_F_MULTI == 0 && flags & NLM_F_ACK == 0 {
+                            return Ok(replies);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn resolve_family(&mut self) -> Result<u16> {
+        let replies = match self.transact(GENL_ID_CTRL, 0, &FamilyMsg::get(IPVS_GENL_NAME).emit()) {
+            Err(e)
+                if e.downcast_ref::<KernelError>()
+                    .is_some_and(|k| k.errno == mapping::ENOENT) =>
+            {
+                bail!(NO_IPVS)
+            }
+            r => r.context("resolving the IPVS generic netlink family")?,
+        };
+        let reply = replies
+            .first()
+            .ok_or_else(|| anyhow!("no reply resolving IPVS"))?;
+        FamilyMsg::parse(reply)?
+            .id
+            .ok_or_else(|| anyhow!("the kernel's IPVS family reply has no id"))
+    }
+
+    fn ipvs_request(&mut self, flags: u16, msg: &IpvsMsg) -> Result<Vec<IpvsMsg>> {
+        let family = self.family;
+        self.transact(family, flags, &msg.emit())?
+            .iter()
+            .map(|p| IpvsMsg::parse(p).map_err(anyhow::Error::from))
+            .collect()
+    }
+
+    /// IPVS_CMD_GET_INFO.
+    pub fn info(&mut self) -> Result<Info> {
+        let replies = self
+            .ipvs_request(0, &IpvsMsg::request(IPVS_CMD_GET_INFO, None, None))
+            .context("reading ipvs info")?;
+        for r in replies {
+            if let Body::Info(i) = r.body {
+                return Ok(Info {
+                    version: i.version.unwrap_or(0),
+                    conn_tab_size: i.conn_tab_size.unwrap_or(0),
+                });
+            }
+        }
+        bail!("reading ipvs info: no reply")
+    }
+
+    /// Dumps every service.
+    pub fn services(&mut self) -> Result<Vec<ServiceMsg>> {
+        let msgs = self
+            .ipvs_request(
+                NLM_F_DUMP,
+                &IpvsMsg::request(IPVS_CMD_GET_SERVICE, None, None),
+            )
+            .context("dumping ipvs services")?;
+        Ok(msgs
+            .into_iter()
+            .filter_map(|m| match m.body {
+                Body::Objects { service, .. } => service,
+                Body::Info(_) => None,
+            })
+            .collect())
+    }
+
+    /// Dumps the dests of one service.
+    pub fn dests(&mut self, key: &ServiceKey) -> Result<Vec<DestMsg>> {
+        let msgs = self
+            .ipvs_request(
+                NLM_F_DUMP,
+                &IpvsMsg::request(IPVS_CMD_GET_DEST, Some(mapping::service_id(key)), None),
+            )
+            .with_context(|| format!("dumping the dests of {key}"))?;
+        Ok(msgs
+            .into_iter()
+            .filter_map(|m| match m.body {
+                Body::Objects { dest, .. } => dest,
+                Body::Info(_) => None,
+            })
+            .collect())
+    }
+
+    /// The whole live table with counters.
+    pub fn read(&mut self) -> Result<Live> {
+        let mut live = Live::default();
+        for s in self.services()? {
+            let (key, attrs) = mapping::service_from(&s).map_err(|e| anyhow!(e))?;
+            let mut service = Service::new(attrs);
+            let mut stats = BTreeMap::new();
+            for d in self.dests(&key)? {
+                let (addr, attrs, st) = mapping::dest_from(&key, &d).map_err(|e| anyhow!(e))?;
+                service.dests.insert(
+                    addr,
+                    Dest {
+                        attrs,
+                        origins: Vec::new(),
+                    },
+                );
+                stats.insert(addr, st);
+            }
+            live.state.services.insert(key, service);
+            live.stats.insert(key, stats);
+        }
+        Ok(live)
+    }
+
+    /// IPVS_CMD_FLUSH: deletes every service. Only on explicit request.
+    pub fn flush(&mut self) -> Result<()> {
+        self.ipvs_request(NLM_F_ACK, &IpvsMsg::request(IPVS_CMD_FLUSH, None, None))
+            .context("flushing ipvs")?;
+        Ok(())
+    }
+
+    /// Executes `ops` in order, pipelined: up to [`BATCH`] requests per
+    /// `sendmsg`, acks matched by sequence number. Stops after the batch
+    /// with the first failure; see `pipeline` for exactly what is reported.
+    pub fn apply(&mut self, ops: &[Op]) -> Result<Report, PartialFailure> {
+        self.apply_batched(ops, BATCH)
+    }
+
+    /// [`Client::apply`] with another batch size (benchmarks, tests).
+    pub fn apply_batched(&mut self, ops: &[Op], batch: usize) -> Result<Report, PartialFailure> {
+        let payloads = pipeline::encode_all(ops)?;
+        let seq0 = self.next_seq(ops.len() as u32);
+        let mut tracker = Tracker::new(ops, seq0);
+        let mut start = 0;
+        let mut batches = 0;
+        while start < ops.len() && !tracker.failed() {
+            let end = pipeline::batch_end(ops, start, batch);
+            let bytes =
+                pipeline::batch_bytes(self.family, &payloads[start..end], tracker.seq_of(start));
+            if let Err(e) = self.send(&bytes) {
+                // Nothing of this datagram was processed.
+                tracker.lose_pending(format!("netlink send: {e}"));
+                break;
+            }
+            batches += 1;
+            tracker.sent(start..end);
+            while tracker.pending() > 0 {
+                let n = match self.recv() {
+                    Ok(n) => n,
+                    Err(e) => {
+                        tracker.lose_pending(format!("netlink receive: {e}"));
+                        break;
+                    }
+                };
+                let buf = self.buf[..n].to_vec();
+                let msgs = match split_messages(&buf) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracker.lose_pending(e.to_string());
+                        break;
+                    }
+                };
+                for m in msgs {
+                    if m.header.kind != NLMSG_ERROR {
+                        continue;
+                    }
+                    match ErrorMsg::parse(m.header.flags, m.payload) {
+                        Ok(e) => {
+                            tracker.ack(&e);
+                        }
+                        Err(e) => tracker.lose_pending(e.to_string()),
+                    }
+                }
+            }
+            start = end;
+        }
+        tracker.finish(batches)
+    }
+}

@@ -1,0 +1,559 @@
+//! Between the model and IPVS messages: an [`Op`] becomes a request, a dumped
+//! service or dest becomes model values, and a kernel errno becomes a message
+//! that names the object (`dest 10.3.107.1:1337 of tcp://10.107.107.107:1337:
+//! already exists`).
+//!
+//! Kernel conventions followed here (`ip_vs_ctl.c`, `ipvsadm`):
+//! - a full service always carries scheduler, flags (mask `~0`), timeout and
+//!   netmask; the netmask is `255.255.255.255` / `128` unless persistent with
+//!   a shorter prefix; `IP_VS_SVC_F_HASHED` is never sent.
+//! - service flags read back by name as `ipvsadm` prints them: `ops`, and
+//!   `sh-fallback`/`sh-port` (sh), `mh-fallback`/`mh-port` (mh) or
+//!   `flag-1`..`flag-3`; unknown bits as `0x..`.
+//! - the kernel's `Local` forwarding method reads as `droute` (`ipvsadm -S`
+//!   prints `-g` for it).
+//!
+//! Invariant: pure; no sockets. Decides nothing about what to change.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use crate::model::{DestAttrs, DestStats, Family, Method, Op, Protocol, ServiceAttrs, ServiceKey};
+
+use super::message::*;
+
+fn af_of(family: Family) -> u16 {
+    match family {
+        Family::Ipv4 => AF_INET,
+        Family::Ipv6 => AF_INET6,
+    }
+}
+
+fn addr_bytes(ip: &IpAddr) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    match ip {
+        IpAddr::V4(v4) => out[..4].copy_from_slice(&v4.octets()),
+        IpAddr::V6(v6) => out.copy_from_slice(&v6.octets()),
+    }
+    out
+}
+
+fn ip_from(af: u16, b: &[u8; 16]) -> Result<IpAddr, String> {
+    match af {
+        AF_INET => Ok(IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))),
+        AF_INET6 => Ok(IpAddr::V6(Ipv6Addr::from(*b))),
+        other => Err(format!("unknown address family {other}")),
+    }
+}
+
+fn protocol_number(p: Protocol) -> u16 {
+    match p {
+        Protocol::Tcp => IPPROTO_TCP,
+        Protocol::Udp => IPPROTO_UDP,
+        Protocol::Sctp => IPPROTO_SCTP,
+    }
+}
+
+/// The identifying attributes of a service (enough for DEL and for dest ops).
+pub fn service_id(key: &ServiceKey) -> ServiceMsg {
+    match key {
+        ServiceKey::Addr { protocol, addr } => ServiceMsg {
+            af: Some(af_of(Family::of(&addr.ip()))),
+            protocol: Some(protocol_number(*protocol)),
+            addr: Some(addr_bytes(&addr.ip())),
+            port: Some(addr.port()),
+            ..ServiceMsg::default()
+        },
+        ServiceKey::Fwmark { family, mark } => ServiceMsg {
+            af: Some(af_of(*family)),
+            fwmark: Some(*mark),
+            ..ServiceMsg::default()
+        },
+    }
+}
+
+/// Service flag bits of a flag name, given the scheduler.
+fn flag_bits(name: &str) -> Option<u32> {
+    Some(match name {
+        "ops" => IP_VS_SVC_F_ONEPACKET,
+        "sh-fallback" | "mh-fallback" | "flag-1" => IP_VS_SVC_F_SCHED1,
+        "sh-port" | "mh-port" | "flag-2" => IP_VS_SVC_F_SCHED2,
+        "flag-3" => IP_VS_SVC_F_SCHED3,
+        hex => {
+            let bits = u32::from_str_radix(hex.strip_prefix("0x")?, 16).ok()?;
+            if bits & (IP_VS_SVC_F_PERSISTENT | IP_VS_SVC_F_HASHED) != 0 {
+                return None;
+            }
+            bits
+        }
+    })
+}
+
+/// Flag names of service flag bits (without persistent and hashed), sorted.
+fn flag_names(scheduler: &str, bits: u32) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = bits & !(IP_VS_SVC_F_PERSISTENT | IP_VS_SVC_F_HASHED);
+    let (s1, s2, s3) = match scheduler {
+        "sh" => ("sh-fallback", "sh-port", "flag-3"),
+        "mh" => ("mh-fallback", "mh-port", "flag-3"),
+        _ => ("flag-1", "flag-2", "flag-3"),
+    };
+    for (bit, name) in [
+        (IP_VS_SVC_F_ONEPACKET, "ops"),
+        (IP_VS_SVC_F_SCHED1, s1),
+        (IP_VS_SVC_F_SCHED2, s2),
+        (IP_VS_SVC_F_SCHED3, s3),
+    ] {
+        if rest & bit != 0 {
+            names.push(name.to_string());
+            rest &= !bit;
+        }
+    }
+    if rest != 0 {
+        names.push(format!("0x{rest:x}"));
+    }
+    names.sort();
+    names
+}
+
+/// The full service, as NEW_SERVICE and SET_SERVICE need it.
+pub fn service_full(key: &ServiceKey, attrs: &ServiceAttrs) -> Result<ServiceMsg, String> {
+    let mut m = service_id(key);
+    let mut flags = 0u32;
+    for name in &attrs.flags {
+        flags |= flag_bits(name).ok_or_else(|| format!("service {key}: unknown flag {name:?}"))?;
+    }
+    if attrs.persistence.is_some() {
+        flags |= IP_VS_SVC_F_PERSISTENT;
+    }
+    let family = key.family();
+    let prefix = match attrs.persistence {
+        Some(_) => attrs.netmask.unwrap_or(family.max_prefix_len()),
+        None => family.max_prefix_len(),
+    };
+    if prefix > family.max_prefix_len() || (family == Family::Ipv6 && prefix == 0) {
+        return Err(format!("service {key}: netmask /{prefix} out of range"));
+    }
+    let netmask = match family {
+        Family::Ipv4 => {
+            let bits = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(prefix))
+            };
+            bits.to_be_bytes()
+        }
+        Family::Ipv6 => u32::from(prefix).to_ne_bytes(),
+    };
+    m.sched_name = Some(attrs.scheduler.clone());
+    m.flags = Some(SvcFlags { flags, mask: !0 });
+    m.timeout = Some(attrs.persistence.unwrap_or(0));
+    m.netmask = Some(netmask);
+    Ok(m)
+}
+
+/// The identifying attributes of a dest.
+pub fn dest_id(dest: &SocketAddr) -> DestMsg {
+    DestMsg {
+        addr: Some(addr_bytes(&dest.ip())),
+        port: Some(dest.port()),
+        addr_family: Some(af_of(Family::of(&dest.ip()))),
+        ..DestMsg::default()
+    }
+}
+
+fn method_bits(m: Method) -> u32 {
+    match m {
+        Method::Masq => IP_VS_CONN_F_MASQ,
+        Method::Droute => IP_VS_CONN_F_DROUTE,
+        Method::Tunnel => IP_VS_CONN_F_TUNNEL,
+    }
+}
+
+/// The full dest, as NEW_DEST and SET_DEST need it.
+pub fn dest_full(dest: &SocketAddr, attrs: &DestAttrs) -> DestMsg {
+    DestMsg {
+        fwd_method: Some(method_bits(attrs.method)),
+        weight: Some(attrs.weight),
+        u_thresh: Some(attrs.upper_threshold),
+        l_thresh: Some(attrs.lower_threshold),
+        ..dest_id(dest)
+    }
+}
+
+/// The request that performs `op`.
+pub fn op_request(op: &Op) -> Result<IpvsMsg, String> {
+    Ok(match op {
+        Op::AddService { service, attrs } => IpvsMsg::request(
+            IPVS_CMD_NEW_SERVICE,
+            Some(service_full(service, attrs)?),
+            None,
+        ),
+        Op::EditService { service, attrs } => IpvsMsg::request(
+            IPVS_CMD_SET_SERVICE,
+            Some(service_full(service, attrs)?),
+            None,
+        ),
+        Op::DelService { service } => {
+            IpvsMsg::request(IPVS_CMD_DEL_SERVICE, Some(service_id(service)), None)
+        }
+        Op::AddDest {
+            service,
+            dest,
+            attrs,
+        } => IpvsMsg::request(
+            IPVS_CMD_NEW_DEST,
+            Some(service_id(service)),
+            Some(dest_full(dest, attrs)),
+        ),
+        Op::EditDest {
+            service,
+            dest,
+            attrs,
+        } => IpvsMsg::request(
+            IPVS_CMD_SET_DEST,
+            Some(service_id(service)),
+            Some(dest_full(dest, attrs)),
+        ),
+        Op::DelDest { service, dest } => IpvsMsg::request(
+            IPVS_CMD_DEL_DEST,
+            Some(service_id(service)),
+            Some(dest_id(dest)),
+        ),
+    })
+}
+
+/// The service key of a dumped service.
+pub fn service_key(m: &ServiceMsg) -> Result<ServiceKey, String> {
+    let af = m.af.ok_or("service without address family")?;
+    let family = match af {
+        AF_INET => Family::Ipv4,
+        AF_INET6 => Family::Ipv6,
+        other => return Err(format!("service with unknown address family {other}")),
+    };
+    if let Some(mark) = m.fwmark.filter(|&mark| mark != 0) {
+        return Ok(ServiceKey::Fwmark { family, mark });
+    }
+    let (Some(proto), Some(addr), Some(port)) = (m.protocol, m.addr.as_ref(), m.port) else {
+        return Err("service without fwmark or protocol, address and port".into());
+    };
+    let ip = ip_from(af, addr)?;
+    let protocol = match proto {
+        IPPROTO_TCP => Protocol::Tcp,
+        IPPROTO_UDP => Protocol::Udp,
+        IPPROTO_SCTP => Protocol::Sctp,
+        other => {
+            return Err(format!(
+                "service {ip} port {port}: unsupported protocol {other}"
+            ));
+        }
+    };
+    Ok(ServiceKey::addr(protocol, ip, port))
+}
+
+/// Key and attributes of a dumped service.
+pub fn service_from(m: &ServiceMsg) -> Result<(ServiceKey, ServiceAttrs), String> {
+    let key = service_key(m)?;
+    let scheduler = m
+        .sched_name
+        .clone()
+        .ok_or_else(|| format!("service {key}: no scheduler"))?;
+    let flags = m.flags.map(|f| f.flags).unwrap_or(0);
+    let persistent = flags & IP_VS_SVC_F_PERSISTENT != 0;
+    let family = key.family();
+    let netmask = match (persistent, m.netmask) {
+        (true, Some(raw)) => {
+            let prefix = match family {
+                Family::Ipv4 => {
+                    let mask = u32::from_be_bytes(raw);
+                    let prefix = mask.leading_ones();
+                    if mask.checked_shl(prefix).unwrap_or(0) != 0 {
+                        return Err(format!(
+                            "service {key}: non-contiguous netmask {}",
+                            Ipv4Addr::from(mask)
+                        ));
+                    }
+                    prefix as u8
+                }
+                Family::Ipv6 => {
+                    let plen = u32::from_ne_bytes(raw);
+                    if plen > 128 {
+                        return Err(format!("service {key}: netmask /{plen} out of range"));
+                    }
+                    plen as u8
+                }
+            };
+            (prefix != family.max_prefix_len()).then_some(prefix)
+        }
+        _ => None,
+    };
+    let attrs = ServiceAttrs {
+        flags: flag_names(&scheduler, flags),
+        scheduler,
+        persistence: persistent.then(|| m.timeout.unwrap_or(0)),
+        netmask,
+    };
+    Ok((key, attrs))
+}
+
+/// Address, attributes and counters of a dumped dest of `service`.
+pub fn dest_from(
+    service: &ServiceKey,
+    m: &DestMsg,
+) -> Result<(SocketAddr, DestAttrs, DestStats), String> {
+    let af = m.addr_family.unwrap_or(af_of(service.family()));
+    let (Some(addr), Some(port)) = (m.addr.as_ref(), m.port) else {
+        return Err(format!("dest of {service} without address or port"));
+    };
+    let ip = ip_from(af, addr).map_err(|e| format!("dest of {service}: {e}"))?;
+    let dest = SocketAddr::new(ip, port);
+    let method = match m.fwd_method.unwrap_or(0) & IP_VS_CONN_F_FWD_MASK {
+        IP_VS_CONN_F_MASQ => Method::Masq,
+        IP_VS_CONN_F_LOCALNODE | IP_VS_CONN_F_DROUTE => Method::Droute,
+        IP_VS_CONN_F_TUNNEL => Method::Tunnel,
+        other => {
+            return Err(format!(
+                "dest {dest} of {service}: unknown forwarding method {other}"
+            ));
+        }
+    };
+    let weight = m.weight.unwrap_or(0);
+    if weight > i32::MAX as u32 {
+        return Err(format!("dest {dest} of {service}: negative weight"));
+    }
+    let attrs = DestAttrs {
+        method,
+        weight,
+        upper_threshold: m.u_thresh.unwrap_or(0),
+        lower_threshold: m.l_thresh.unwrap_or(0),
+    };
+    let stats = DestStats {
+        active_conns: m.active_conns.unwrap_or(0),
+        inactive_conns: m.inact_conns.unwrap_or(0),
+        persist_conns: m.persist_conns.unwrap_or(0),
+    };
+    Ok((dest, attrs, stats))
+}
+
+/// The object an op acts on: `service tcp://..` or `dest A of tcp://..`.
+pub fn op_object(op: &Op) -> String {
+    match op {
+        Op::AddService { service, .. }
+        | Op::EditService { service, .. }
+        | Op::DelService { service } => format!("service {service}"),
+        Op::AddDest { service, dest, .. }
+        | Op::EditDest { service, dest, .. }
+        | Op::DelDest { service, dest } => format!("dest {dest} of {service}"),
+    }
+}
+
+pub const EPERM: i32 = 1;
+pub const ENOENT: i32 = 2;
+pub const ESRCH: i32 = 3;
+pub const EEXIST: i32 = 17;
+pub const EINVAL: i32 = 22;
+pub const EAFNOSUPPORT: i32 = 97;
+
+/// One line for a refused op: the object, then why.
+pub fn describe_failure(op: &Op, errno: i32, ext_msg: Option<&str>) -> String {
+    let why = match (errno, op) {
+        (EEXIST, _) => "already exists".to_string(),
+        (ESRCH, _) => "no such service".to_string(),
+        (ENOENT, Op::AddService { attrs, .. } | Op::EditService { attrs, .. }) => format!(
+            "scheduler {:?} is not available in this kernel (no module ip_vs_{})",
+            attrs.scheduler, attrs.scheduler
+        ),
+        (ENOENT, Op::DelService { .. }) => "no such service".to_string(),
+        (ENOENT, _) => "no such dest".to_string(),
+        (EPERM, _) => "operation not permitted: run as root or grant CAP_NET_ADMIN".to_string(),
+        (EAFNOSUPPORT, _) => "address family not supported by the kernel's ipvs".to_string(),
+        (e, _) => errno_text(e),
+    };
+    match ext_msg {
+        Some(m) if !m.is_empty() => format!("{}: {why} ({m})", op_object(op)),
+        _ => format!("{}: {why}", op_object(op)),
+    }
+}
+
+/// `strerror`, lowercased, without Rust's ` (os error N)`.
+pub fn errno_text(errno: i32) -> String {
+    let s = std::io::Error::from_raw_os_error(errno).to_string();
+    let s = match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    };
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_lowercase().chain(c).collect(),
+        None => format!("error {errno}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(s: &str) -> ServiceKey {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn services_round_trip_through_messages() {
+        let cases = [
+            (
+                "tcp://10.107.107.107:1337",
+                ServiceAttrs::with_scheduler("wlc"),
+            ),
+            (
+                "udp://[2001:db8::53]:53",
+                ServiceAttrs {
+                    scheduler: "sh".into(),
+                    persistence: Some(300),
+                    netmask: Some(64),
+                    flags: vec!["sh-fallback".into(), "sh-port".into()],
+                },
+            ),
+            (
+                "fwmark://7",
+                ServiceAttrs {
+                    scheduler: "rr".into(),
+                    persistence: Some(60),
+                    netmask: Some(24),
+                    flags: vec!["ops".into()],
+                },
+            ),
+            ("fwmark6://9", ServiceAttrs::with_scheduler("mh")),
+            (
+                "sctp://10.0.0.1:9",
+                ServiceAttrs {
+                    persistence: Some(10),
+                    ..ServiceAttrs::with_scheduler("wrr")
+                },
+            ),
+        ];
+        for (k, attrs) in cases {
+            let k = key(k);
+            let msg = service_full(&k, &attrs).unwrap();
+            // Through bytes too, as the kernel would echo it.
+            let bytes = IpvsMsg::request(IPVS_CMD_NEW_SERVICE, Some(msg), None).emit();
+            let Body::Objects {
+                service: Some(back),
+                ..
+            } = IpvsMsg::parse(&bytes).unwrap().body
+            else {
+                panic!("no service in {bytes:?}")
+            };
+            assert_eq!(service_from(&back).unwrap(), (k, attrs), "{k}");
+        }
+    }
+
+    #[test]
+    fn netmask_bytes_follow_the_kernel() {
+        let v4 = service_full(
+            &key("tcp://10.0.0.1:80"),
+            &ServiceAttrs {
+                persistence: Some(1),
+                netmask: Some(24),
+                ..ServiceAttrs::with_scheduler("wlc")
+            },
+        )
+        .unwrap();
+        // 255.255.255.0, network order.
+        assert_eq!(v4.netmask, Some([0xff, 0xff, 0xff, 0x00]));
+        assert_eq!(v4.flags.unwrap().flags, IP_VS_SVC_F_PERSISTENT);
+        let v6 =
+            service_full(&key("tcp://[::1]:80"), &ServiceAttrs::with_scheduler("wlc")).unwrap();
+        // A host-order prefix length: 128.
+        assert_eq!(v6.netmask, Some(128u32.to_ne_bytes()));
+        assert_eq!(v6.timeout, Some(0));
+    }
+
+    #[test]
+    fn non_persistent_services_ignore_the_netmask() {
+        let mut m = service_full(
+            &key("tcp://10.0.0.1:80"),
+            &ServiceAttrs::with_scheduler("rr"),
+        )
+        .unwrap();
+        m.netmask = Some([255, 255, 0, 0]);
+        assert_eq!(service_from(&m).unwrap().1.netmask, None);
+        m.flags = Some(SvcFlags {
+            flags: IP_VS_SVC_F_PERSISTENT | IP_VS_SVC_F_HASHED,
+            mask: !0,
+        });
+        m.timeout = Some(30);
+        let attrs = service_from(&m).unwrap().1;
+        assert_eq!((attrs.persistence, attrs.netmask), (Some(30), Some(16)));
+        assert!(attrs.flags.is_empty());
+        m.netmask = Some([255, 0, 255, 0]);
+        assert!(service_from(&m).unwrap_err().contains("non-contiguous"));
+    }
+
+    #[test]
+    fn dests_round_trip_and_local_reads_as_droute() {
+        let svc = key("tcp://10.107.107.107:1337");
+        let dest: SocketAddr = "10.3.107.1:1337".parse().unwrap();
+        let attrs = DestAttrs {
+            method: Method::Tunnel,
+            weight: 65535,
+            upper_threshold: 100,
+            lower_threshold: 10,
+        };
+        let mut m = dest_full(&dest, &attrs);
+        m.active_conns = Some(3);
+        m.inact_conns = Some(4);
+        let (d, a, s) = dest_from(&svc, &m).unwrap();
+        assert_eq!((d, a), (dest, attrs));
+        assert_eq!((s.active_conns, s.inactive_conns), (3, 4));
+        m.fwd_method = Some(IP_VS_CONN_F_LOCALNODE);
+        assert_eq!(dest_from(&svc, &m).unwrap().1.method, Method::Droute);
+        m.fwd_method = Some(4);
+        assert!(dest_from(&svc, &m).is_err());
+        // Without ADDR_FAMILY (older kernels) the service's family is used.
+        let v6svc = key("tcp://[2001:db8::1]:80");
+        let v6: SocketAddr = "[2001:db8::2]:80".parse().unwrap();
+        let mut m = dest_full(&v6, &DestAttrs::new(Method::Masq, 1));
+        m.addr_family = None;
+        assert_eq!(dest_from(&v6svc, &m).unwrap().0, v6);
+    }
+
+    #[test]
+    fn unknown_flags_are_refused_on_the_way_out() {
+        let attrs = ServiceAttrs {
+            flags: vec!["sparkles".into()],
+            ..ServiceAttrs::with_scheduler("rr")
+        };
+        let e = service_full(&key("tcp://10.0.0.1:80"), &attrs).unwrap_err();
+        assert_eq!(e, "service tcp://10.0.0.1:80: unknown flag \"sparkles\"");
+    }
+
+    #[test]
+    fn failures_name_the_object() {
+        let service = key("tcp://10.107.107.107:1337");
+        let add = Op::AddDest {
+            service,
+            dest: "10.3.107.1:1337".parse().unwrap(),
+            attrs: DestAttrs::new(Method::Masq, 10),
+        };
+        assert_eq!(
+            describe_failure(&add, EEXIST, None),
+            "dest 10.3.107.1:1337 of tcp://10.107.107.107:1337: already exists"
+        );
+        assert_eq!(
+            describe_failure(&add, ESRCH, None),
+            "dest 10.3.107.1:1337 of tcp://10.107.107.107:1337: no such service"
+        );
+        let svc = Op::AddService {
+            service,
+            attrs: ServiceAttrs::with_scheduler("nope"),
+        };
+        assert_eq!(
+            describe_failure(&svc, ENOENT, None),
+            "service tcp://10.107.107.107:1337: scheduler \"nope\" is not available in this kernel (no module ip_vs_nope)"
+        );
+        assert_eq!(
+            describe_failure(&svc, 12, None),
+            "service tcp://10.107.107.107:1337: cannot allocate memory"
+        );
+        assert!(describe_failure(&svc, EPERM, None).ends_with("CAP_NET_ADMIN"));
+    }
+}

@@ -1,0 +1,1032 @@
+//! Netlink, generic netlink and IPVS messages as typed values that parse from
+//! and emit to bytes, following `include/uapi/linux/ip_vs.h` and the kernel's
+//! `net/netfilter/ipvs/ip_vs_ctl.c` (attribute order, widths, byte order).
+//!
+//! Wire facts worth knowing:
+//! - netlink headers and most attributes are host byte order; ports
+//!   (`IPVS_SVC_ATTR_PORT`, `IPVS_DEST_ATTR_PORT`, `IPVS_DEST_ATTR_TUN_PORT`)
+//!   are big-endian. Typed values hold ports as plain numbers.
+//! - addresses are a 16-byte `union nf_inet_addr` (IPv4 in the first 4).
+//! - `IPVS_SVC_ATTR_NETMASK` is a big-endian mask for IPv4 but a host-order
+//!   prefix length for IPv6 (the kernel checks `plen` 1..128 after reading it
+//!   with `nla_get_u32`), so it is kept here as its 4 raw bytes and
+//!   interpreted with the address family in `mapping`.
+//! - the IPVS family nests without `NLA_F_NESTED`; parsing ignores the flag
+//!   bits, emitting never sets them.
+//!
+//! Unknown attributes are kept (in `other`) and emitted after the known ones;
+//! malformed input is a [`DecodeError`], never a panic.
+//!
+//! Invariant: pure bytes in, values out (and back). No sockets, no model
+//! types, no policy: what a message means for clusterf is `mapping`'s job.
+
+use std::fmt;
+
+/// Netlink message header length (`struct nlmsghdr`).
+pub const NLMSG_HDRLEN: usize = 16;
+/// Generic netlink header length (`struct genlmsghdr`).
+pub const GENL_HDRLEN: usize = 4;
+/// Attribute header length (`struct nlattr`).
+pub const NLA_HDRLEN: usize = 4;
+/// Attribute type bits without `NLA_F_NESTED` and `NLA_F_NET_BYTEORDER`.
+pub const NLA_TYPE_MASK: u16 = 0x3fff;
+
+pub const NLMSG_NOOP: u16 = 1;
+pub const NLMSG_ERROR: u16 = 2;
+pub const NLMSG_DONE: u16 = 3;
+pub const NLMSG_OVERRUN: u16 = 4;
+
+pub const NLM_F_REQUEST: u16 = 0x1;
+pub const NLM_F_MULTI: u16 = 0x2;
+pub const NLM_F_ACK: u16 = 0x4;
+pub const NLM_F_DUMP_INTR: u16 = 0x10;
+pub const NLM_F_DUMP: u16 = 0x300;
+/// In an error message: the original request was not echoed in full.
+pub const NLM_F_CAPPED: u16 = 0x100;
+/// In an error message: extended-ack attributes follow.
+pub const NLM_F_ACK_TLVS: u16 = 0x200;
+
+/// `NLMSGERR_ATTR_MSG`: the extended-ack error string.
+pub const NLMSGERR_ATTR_MSG: u16 = 1;
+
+/// The generic netlink controller.
+pub const GENL_ID_CTRL: u16 = 0x10;
+pub const CTRL_CMD_NEWFAMILY: u8 = 1;
+pub const CTRL_CMD_GETFAMILY: u8 = 3;
+pub const CTRL_ATTR_FAMILY_ID: u16 = 1;
+pub const CTRL_ATTR_FAMILY_NAME: u16 = 2;
+pub const CTRL_ATTR_VERSION: u16 = 3;
+
+/// `IPVS_GENL_NAME` and `IPVS_GENL_VERSION`.
+pub const IPVS_GENL_NAME: &str = "IPVS";
+pub const IPVS_GENL_VERSION: u8 = 1;
+
+pub const IPVS_CMD_NEW_SERVICE: u8 = 1;
+pub const IPVS_CMD_SET_SERVICE: u8 = 2;
+pub const IPVS_CMD_DEL_SERVICE: u8 = 3;
+pub const IPVS_CMD_GET_SERVICE: u8 = 4;
+pub const IPVS_CMD_NEW_DEST: u8 = 5;
+pub const IPVS_CMD_SET_DEST: u8 = 6;
+pub const IPVS_CMD_DEL_DEST: u8 = 7;
+pub const IPVS_CMD_GET_DEST: u8 = 8;
+pub const IPVS_CMD_SET_INFO: u8 = 14;
+pub const IPVS_CMD_GET_INFO: u8 = 15;
+pub const IPVS_CMD_ZERO: u8 = 16;
+pub const IPVS_CMD_FLUSH: u8 = 17;
+
+pub const IPVS_CMD_ATTR_SERVICE: u16 = 1;
+pub const IPVS_CMD_ATTR_DEST: u16 = 2;
+
+pub const IPVS_SVC_ATTR_AF: u16 = 1;
+pub const IPVS_SVC_ATTR_PROTOCOL: u16 = 2;
+pub const IPVS_SVC_ATTR_ADDR: u16 = 3;
+pub const IPVS_SVC_ATTR_PORT: u16 = 4;
+pub const IPVS_SVC_ATTR_FWMARK: u16 = 5;
+pub const IPVS_SVC_ATTR_SCHED_NAME: u16 = 6;
+pub const IPVS_SVC_ATTR_FLAGS: u16 = 7;
+pub const IPVS_SVC_ATTR_TIMEOUT: u16 = 8;
+pub const IPVS_SVC_ATTR_NETMASK: u16 = 9;
+pub const IPVS_SVC_ATTR_STATS: u16 = 10;
+pub const IPVS_SVC_ATTR_PE_NAME: u16 = 11;
+pub const IPVS_SVC_ATTR_STATS64: u16 = 12;
+
+pub const IPVS_DEST_ATTR_ADDR: u16 = 1;
+pub const IPVS_DEST_ATTR_PORT: u16 = 2;
+pub const IPVS_DEST_ATTR_FWD_METHOD: u16 = 3;
+pub const IPVS_DEST_ATTR_WEIGHT: u16 = 4;
+pub const IPVS_DEST_ATTR_U_THRESH: u16 = 5;
+pub const IPVS_DEST_ATTR_L_THRESH: u16 = 6;
+pub const IPVS_DEST_ATTR_ACTIVE_CONNS: u16 = 7;
+pub const IPVS_DEST_ATTR_INACT_CONNS: u16 = 8;
+pub const IPVS_DEST_ATTR_PERSIST_CONNS: u16 = 9;
+pub const IPVS_DEST_ATTR_STATS: u16 = 10;
+pub const IPVS_DEST_ATTR_ADDR_FAMILY: u16 = 11;
+pub const IPVS_DEST_ATTR_STATS64: u16 = 12;
+pub const IPVS_DEST_ATTR_TUN_TYPE: u16 = 13;
+pub const IPVS_DEST_ATTR_TUN_PORT: u16 = 14;
+pub const IPVS_DEST_ATTR_TUN_FLAGS: u16 = 15;
+
+/// `IPVS_STATS_ATTR_CONNS` .. `IPVS_STATS_ATTR_OUTBPS` are 1..=10.
+pub const IPVS_STATS_ATTR_COUNT: usize = 10;
+pub const IPVS_STATS_ATTR_INBYTES: u16 = 4;
+pub const IPVS_STATS_ATTR_OUTBYTES: u16 = 5;
+
+pub const IPVS_INFO_ATTR_VERSION: u16 = 1;
+pub const IPVS_INFO_ATTR_CONN_TAB_SIZE: u16 = 2;
+
+pub const IP_VS_SVC_F_PERSISTENT: u32 = 0x0001;
+pub const IP_VS_SVC_F_HASHED: u32 = 0x0002;
+pub const IP_VS_SVC_F_ONEPACKET: u32 = 0x0004;
+pub const IP_VS_SVC_F_SCHED1: u32 = 0x0008;
+pub const IP_VS_SVC_F_SCHED2: u32 = 0x0010;
+pub const IP_VS_SVC_F_SCHED3: u32 = 0x0020;
+
+pub const IP_VS_CONN_F_FWD_MASK: u32 = 0x0007;
+pub const IP_VS_CONN_F_MASQ: u32 = 0x0000;
+pub const IP_VS_CONN_F_LOCALNODE: u32 = 0x0001;
+pub const IP_VS_CONN_F_TUNNEL: u32 = 0x0002;
+pub const IP_VS_CONN_F_DROUTE: u32 = 0x0003;
+
+pub const AF_INET: u16 = 2;
+pub const AF_INET6: u16 = 10;
+
+pub const IPPROTO_TCP: u16 = 6;
+pub const IPPROTO_UDP: u16 = 17;
+pub const IPPROTO_SCTP: u16 = 132;
+
+/// Malformed bytes: what was being read and what was wrong.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("malformed netlink message: {0}")]
+pub struct DecodeError(pub String);
+
+fn err<T>(msg: impl Into<String>) -> Result<T, DecodeError> {
+    Err(DecodeError(msg.into()))
+}
+
+/// Rounds up to the 4-byte netlink alignment.
+pub fn align(len: usize) -> usize {
+    len.saturating_add(3) & !3
+}
+
+// ---------------------------------------------------------------------------
+// Attributes
+// ---------------------------------------------------------------------------
+
+/// An attribute as it came: its full type (flag bits included) and payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawAttr {
+    pub kind: u16,
+    pub payload: Vec<u8>,
+}
+
+impl RawAttr {
+    /// The type without flag bits.
+    pub fn id(&self) -> u16 {
+        self.kind & NLA_TYPE_MASK
+    }
+}
+
+/// Splits an attribute stream. Padding after the last attribute is allowed.
+pub fn parse_attrs(mut buf: &[u8]) -> Result<Vec<RawAttr>, DecodeError> {
+    let mut attrs = Vec::new();
+    while buf.len() >= NLA_HDRLEN {
+        let len = u16::from_ne_bytes([buf[0], buf[1]]) as usize;
+        let kind = u16::from_ne_bytes([buf[2], buf[3]]);
+        if len < NLA_HDRLEN || len > buf.len() {
+            return err(format!(
+                "attribute {} has length {len}, {} bytes left",
+                kind & NLA_TYPE_MASK,
+                buf.len()
+            ));
+        }
+        attrs.push(RawAttr {
+            kind,
+            payload: buf[NLA_HDRLEN..len].to_vec(),
+        });
+        buf = &buf[align(len).min(buf.len())..];
+    }
+    if buf.iter().any(|&b| b != 0) {
+        return err(format!("{} trailing bytes after attributes", buf.len()));
+    }
+    Ok(attrs)
+}
+
+/// Appends one attribute with its padding.
+pub fn emit_attr(out: &mut Vec<u8>, kind: u16, payload: &[u8]) {
+    let len = NLA_HDRLEN + payload.len();
+    out.extend_from_slice(&(len as u16).to_ne_bytes());
+    out.extend_from_slice(&kind.to_ne_bytes());
+    out.extend_from_slice(payload);
+    out.resize(out.len() + (align(len) - len), 0);
+}
+
+/// Appends a nested attribute whose payload `fill` writes.
+fn emit_nested(out: &mut Vec<u8>, kind: u16, fill: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(&kind.to_ne_bytes());
+    fill(out);
+    let len = (out.len() - start) as u16;
+    out[start..start + 2].copy_from_slice(&len.to_ne_bytes());
+}
+
+fn get_u8(a: &RawAttr, what: &str) -> Result<u8, DecodeError> {
+    match a.payload.as_slice() {
+        [b] => Ok(*b),
+        p => err(format!("{what}: {} bytes, expected 1", p.len())),
+    }
+}
+
+fn get_u16(a: &RawAttr, what: &str) -> Result<u16, DecodeError> {
+    match a.payload.as_slice() {
+        [a, b] => Ok(u16::from_ne_bytes([*a, *b])),
+        p => err(format!("{what}: {} bytes, expected 2", p.len())),
+    }
+}
+
+fn get_be16(a: &RawAttr, what: &str) -> Result<u16, DecodeError> {
+    match a.payload.as_slice() {
+        [a, b] => Ok(u16::from_be_bytes([*a, *b])),
+        p => err(format!("{what}: {} bytes, expected 2", p.len())),
+    }
+}
+
+fn get_u32(a: &RawAttr, what: &str) -> Result<u32, DecodeError> {
+    match a.payload.as_slice() {
+        [a, b, c, d] => Ok(u32::from_ne_bytes([*a, *b, *c, *d])),
+        p => err(format!("{what}: {} bytes, expected 4", p.len())),
+    }
+}
+
+fn get_raw4(a: &RawAttr, what: &str) -> Result<[u8; 4], DecodeError> {
+    match a.payload.as_slice() {
+        [a, b, c, d] => Ok([*a, *b, *c, *d]),
+        p => err(format!("{what}: {} bytes, expected 4", p.len())),
+    }
+}
+
+/// A counter: 4 or 8 bytes.
+fn get_counter(a: &RawAttr, what: &str) -> Result<u64, DecodeError> {
+    let p = a.payload.as_slice();
+    match p.len() {
+        4 => Ok(u64::from(u32::from_ne_bytes([p[0], p[1], p[2], p[3]]))),
+        8 => {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(p);
+            Ok(u64::from_ne_bytes(b))
+        }
+        n => err(format!("{what}: {n} bytes, expected 4 or 8")),
+    }
+}
+
+/// `union nf_inet_addr`: up to 16 bytes, zero-padded.
+fn get_addr(a: &RawAttr, what: &str) -> Result<[u8; 16], DecodeError> {
+    let p = a.payload.as_slice();
+    if p.len() > 16 {
+        return err(format!("{what}: {} bytes, expected at most 16", p.len()));
+    }
+    let mut addr = [0u8; 16];
+    addr[..p.len()].copy_from_slice(p);
+    Ok(addr)
+}
+
+/// A NUL-terminated string (the terminator and anything after it dropped).
+fn get_string(a: &RawAttr, what: &str) -> Result<String, DecodeError> {
+    let p = a.payload.as_slice();
+    let end = p.iter().position(|&b| b == 0).unwrap_or(p.len());
+    String::from_utf8(p[..end].to_vec()).map_err(|_| DecodeError(format!("{what}: not UTF-8")))
+}
+
+fn emit_string(out: &mut Vec<u8>, kind: u16, s: &str) {
+    let mut p = s.as_bytes().to_vec();
+    p.push(0);
+    emit_attr(out, kind, &p);
+}
+
+fn emit_others(out: &mut Vec<u8>, other: &[RawAttr]) {
+    for a in other {
+        emit_attr(out, a.kind, &a.payload);
+    }
+}
+
+/// Sets a field, refusing a second copy of the same attribute.
+fn once<T>(slot: &mut Option<T>, value: T, what: &str) -> Result<(), DecodeError> {
+    if slot.is_some() {
+        return err(format!("{what}: repeated"));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Netlink framing
+// ---------------------------------------------------------------------------
+
+/// `struct nlmsghdr`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub len: u32,
+    pub kind: u16,
+    pub flags: u16,
+    pub seq: u32,
+    pub pid: u32,
+}
+
+impl Header {
+    pub fn parse(b: &[u8]) -> Result<Header, DecodeError> {
+        if b.len() < NLMSG_HDRLEN {
+            return err(format!(
+                "{} bytes, expected a {NLMSG_HDRLEN}-byte header",
+                b.len()
+            ));
+        }
+        Ok(Header {
+            len: u32::from_ne_bytes([b[0], b[1], b[2], b[3]]),
+            kind: u16::from_ne_bytes([b[4], b[5]]),
+            flags: u16::from_ne_bytes([b[6], b[7]]),
+            seq: u32::from_ne_bytes([b[8], b[9], b[10], b[11]]),
+            pid: u32::from_ne_bytes([b[12], b[13], b[14], b[15]]),
+        })
+    }
+
+    pub fn emit(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.len.to_ne_bytes());
+        out.extend_from_slice(&self.kind.to_ne_bytes());
+        out.extend_from_slice(&self.flags.to_ne_bytes());
+        out.extend_from_slice(&self.seq.to_ne_bytes());
+        out.extend_from_slice(&self.pid.to_ne_bytes());
+    }
+}
+
+/// One netlink message: header and payload (after the header, unpadded).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Message<'a> {
+    pub header: Header,
+    pub payload: &'a [u8],
+}
+
+/// Splits a received datagram into its messages.
+pub fn split_messages(mut buf: &[u8]) -> Result<Vec<Message<'_>>, DecodeError> {
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        let header = Header::parse(buf)?;
+        let len = header.len as usize;
+        if len < NLMSG_HDRLEN || len > buf.len() {
+            return err(format!(
+                "message length {len} with {} bytes left",
+                buf.len()
+            ));
+        }
+        out.push(Message {
+            header,
+            payload: &buf[NLMSG_HDRLEN..len],
+        });
+        buf = &buf[align(len).min(buf.len())..];
+    }
+    Ok(out)
+}
+
+/// Appends a whole message: header (with the right length), payload, padding.
+pub fn emit_message(out: &mut Vec<u8>, kind: u16, flags: u16, seq: u32, payload: &[u8]) {
+    let len = NLMSG_HDRLEN + payload.len();
+    Header {
+        len: len as u32,
+        kind,
+        flags,
+        seq,
+        pid: 0,
+    }
+    .emit(out);
+    out.extend_from_slice(payload);
+    out.resize(out.len() + (align(len) - len), 0);
+}
+
+/// An `NLMSG_ERROR` message: an ack (`errno == 0`) or a refusal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErrorMsg {
+    /// Positive errno; 0 for an ack.
+    pub errno: i32,
+    /// The header of the request this answers.
+    pub request: Header,
+    /// The request's payload as echoed (empty when capped).
+    pub echoed: Vec<u8>,
+    /// The extended-ack message, if the kernel gave one.
+    pub ext_msg: Option<String>,
+    /// Other extended-ack attributes.
+    pub other: Vec<RawAttr>,
+}
+
+impl ErrorMsg {
+    /// Parses the payload of an `NLMSG_ERROR` message with header `flags`.
+    pub fn parse(flags: u16, p: &[u8]) -> Result<ErrorMsg, DecodeError> {
+        if p.len() < 4 + NLMSG_HDRLEN {
+            return err(format!("error message of {} bytes", p.len()));
+        }
+        let error = i32::from_ne_bytes([p[0], p[1], p[2], p[3]]);
+        let request = Header::parse(&p[4..])?;
+        let rest = &p[4 + NLMSG_HDRLEN..];
+        // Without NLM_F_CAPPED the whole request follows (its length as the
+        // request header says); with it, only the header was echoed.
+        let echoed_len = if flags & NLM_F_CAPPED != 0 {
+            0
+        } else {
+            (request.len as usize)
+                .checked_sub(NLMSG_HDRLEN)
+                .ok_or_else(|| DecodeError("echoed request shorter than its header".into()))?
+        };
+        if echoed_len > rest.len() {
+            return err(format!(
+                "echoed request of {echoed_len} bytes, {} left",
+                rest.len()
+            ));
+        }
+        let echoed = rest[..echoed_len].to_vec();
+        let tlvs = &rest[align(echoed_len).min(rest.len())..];
+        let mut ext_msg = None;
+        let mut other = Vec::new();
+        if flags & NLM_F_ACK_TLVS != 0 {
+            for a in parse_attrs(tlvs)? {
+                if a.id() == NLMSGERR_ATTR_MSG && ext_msg.is_none() {
+                    ext_msg = Some(get_string(&a, "extended ack message")?);
+                } else {
+                    other.push(a);
+                }
+            }
+        } else if tlvs.iter().any(|&b| b != 0) {
+            return err("bytes after the echoed request without NLM_F_ACK_TLVS");
+        }
+        Ok(ErrorMsg {
+            errno: error.checked_neg().unwrap_or(i32::MAX),
+            request,
+            echoed,
+            ext_msg,
+            other,
+        })
+    }
+
+    /// The header flags this message needs (`NLM_F_CAPPED`, `NLM_F_ACK_TLVS`).
+    pub fn flags(&self) -> u16 {
+        let mut flags = 0;
+        if self.echoed.is_empty() {
+            flags |= NLM_F_CAPPED;
+        }
+        if self.ext_msg.is_some() || !self.other.is_empty() {
+            flags |= NLM_F_ACK_TLVS;
+        }
+        flags
+    }
+
+    /// The payload, as the kernel writes it.
+    pub fn emit(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&self.errno.wrapping_neg().to_ne_bytes());
+        let mut request = self.request;
+        if !self.echoed.is_empty() {
+            request.len = (NLMSG_HDRLEN + self.echoed.len()) as u32;
+        }
+        request.emit(&mut out);
+        out.extend_from_slice(&self.echoed);
+        out.resize(align(out.len()), 0);
+        if let Some(m) = &self.ext_msg {
+            emit_string(&mut out, NLMSGERR_ATTR_MSG, m);
+        }
+        emit_others(&mut out, &self.other);
+        out
+    }
+}
+
+/// `struct genlmsghdr`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GenlHeader {
+    pub cmd: u8,
+    pub version: u8,
+}
+
+/// Splits a generic netlink payload into its header and attribute bytes.
+pub fn parse_genl(p: &[u8]) -> Result<(GenlHeader, &[u8]), DecodeError> {
+    if p.len() < GENL_HDRLEN {
+        return err(format!("generic netlink payload of {} bytes", p.len()));
+    }
+    Ok((
+        GenlHeader {
+            cmd: p[0],
+            version: p[1],
+        },
+        &p[GENL_HDRLEN..],
+    ))
+}
+
+fn emit_genl(out: &mut Vec<u8>, cmd: u8, version: u8) {
+    out.extend_from_slice(&[cmd, version, 0, 0]);
+}
+
+// ---------------------------------------------------------------------------
+// Generic netlink controller (family resolution)
+// ---------------------------------------------------------------------------
+
+/// A controller message: `CTRL_CMD_GETFAMILY` request or `NEWFAMILY` reply.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FamilyMsg {
+    pub cmd: u8,
+    pub id: Option<u16>,
+    pub name: Option<String>,
+    pub version: Option<u32>,
+    /// Operations, multicast groups and the rest, as they came.
+    pub other: Vec<RawAttr>,
+}
+
+impl FamilyMsg {
+    /// The request that resolves `name`.
+    pub fn get(name: &str) -> FamilyMsg {
+        FamilyMsg {
+            cmd: CTRL_CMD_GETFAMILY,
+            name: Some(name.to_string()),
+            ..FamilyMsg::default()
+        }
+    }
+
+    pub fn parse(p: &[u8]) -> Result<FamilyMsg, DecodeError> {
+        let (h, attrs) = parse_genl(p)?;
+        let mut m = FamilyMsg {
+            cmd: h.cmd,
+            ..FamilyMsg::default()
+        };
+        for a in parse_attrs(attrs)? {
+            match a.id() {
+                CTRL_ATTR_FAMILY_ID => once(&mut m.id, get_u16(&a, "family id")?, "family id")?,
+                CTRL_ATTR_FAMILY_NAME => {
+                    once(&mut m.name, get_string(&a, "family name")?, "family name")?
+                }
+                CTRL_ATTR_VERSION => once(
+                    &mut m.version,
+                    get_u32(&a, "family version")?,
+                    "family version",
+                )?,
+                _ => m.other.push(a),
+            }
+        }
+        Ok(m)
+    }
+
+    pub fn emit(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        emit_genl(&mut out, self.cmd, 1);
+        if let Some(id) = self.id {
+            emit_attr(&mut out, CTRL_ATTR_FAMILY_ID, &id.to_ne_bytes());
+        }
+        if let Some(name) = &self.name {
+            emit_string(&mut out, CTRL_ATTR_FAMILY_NAME, name);
+        }
+        if let Some(v) = self.version {
+            emit_attr(&mut out, CTRL_ATTR_VERSION, &v.to_ne_bytes());
+        }
+        emit_others(&mut out, &self.other);
+        out
+    }
+}
+
+// ---------------------------------------------------------------------------
+// IPVS
+// ---------------------------------------------------------------------------
+
+/// `struct ip_vs_flags`: the flags and which of them to change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SvcFlags {
+    pub flags: u32,
+    pub mask: u32,
+}
+
+/// Service or dest counters (`IPVS_STATS_ATTR_*`), by attribute id - 1.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub values: [Option<u64>; IPVS_STATS_ATTR_COUNT],
+    /// Padding and newer counters, as they came.
+    pub other: Vec<RawAttr>,
+}
+
+impl Stats {
+    pub fn conns(&self) -> u64 {
+        self.values[0].unwrap_or(0)
+    }
+
+    fn parse(p: &[u8], what: &str) -> Result<Stats, DecodeError> {
+        let mut s = Stats::default();
+        for a in parse_attrs(p)? {
+            let id = a.id() as usize;
+            if (1..=IPVS_STATS_ATTR_COUNT).contains(&id) {
+                let v = get_counter(&a, what)?;
+                once(&mut s.values[id - 1], v, what)?;
+            } else {
+                s.other.push(a);
+            }
+        }
+        Ok(s)
+    }
+
+    /// `wide`: `*_STATS64` (every counter 64-bit); otherwise the byte
+    /// counters are 64-bit and the rest 32-bit, as the kernel writes them.
+    fn emit(&self, out: &mut Vec<u8>, kind: u16, wide: bool) {
+        emit_nested(out, kind, |out| {
+            for (i, v) in self.values.iter().enumerate() {
+                let Some(v) = v else { continue };
+                let id = i as u16 + 1;
+                if wide || id == IPVS_STATS_ATTR_INBYTES || id == IPVS_STATS_ATTR_OUTBYTES {
+                    emit_attr(out, id, &v.to_ne_bytes());
+                } else {
+                    emit_attr(out, id, &(*v as u32).to_ne_bytes());
+                }
+            }
+            emit_others(out, &self.other);
+        });
+    }
+}
+
+/// The attributes of `IPVS_CMD_ATTR_SERVICE`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServiceMsg {
+    pub af: Option<u16>,
+    pub protocol: Option<u16>,
+    pub addr: Option<[u8; 16]>,
+    pub port: Option<u16>,
+    pub fwmark: Option<u32>,
+    pub sched_name: Option<String>,
+    pub pe_name: Option<String>,
+    pub flags: Option<SvcFlags>,
+    pub timeout: Option<u32>,
+    /// Raw bytes: see the module documentation.
+    pub netmask: Option<[u8; 4]>,
+    pub stats: Option<Stats>,
+    pub stats64: Option<Stats>,
+    pub other: Vec<RawAttr>,
+}
+
+impl ServiceMsg {
+    pub fn parse(p: &[u8]) -> Result<ServiceMsg, DecodeError> {
+        let mut m = ServiceMsg::default();
+        for a in parse_attrs(p)? {
+            match a.id() {
+                IPVS_SVC_ATTR_AF => once(&mut m.af, get_u16(&a, "service af")?, "service af")?,
+                IPVS_SVC_ATTR_PROTOCOL => once(
+                    &mut m.protocol,
+                    get_u16(&a, "service protocol")?,
+                    "service protocol",
+                )?,
+                IPVS_SVC_ATTR_ADDR => once(
+                    &mut m.addr,
+                    get_addr(&a, "service address")?,
+                    "service address",
+                )?,
+                IPVS_SVC_ATTR_PORT => {
+                    once(&mut m.port, get_be16(&a, "service port")?, "service port")?
+                }
+                IPVS_SVC_ATTR_FWMARK => once(
+                    &mut m.fwmark,
+                    get_u32(&a, "service fwmark")?,
+                    "service fwmark",
+                )?,
+                IPVS_SVC_ATTR_SCHED_NAME => once(
+                    &mut m.sched_name,
+                    get_string(&a, "service scheduler")?,
+                    "service scheduler",
+                )?,
+                IPVS_SVC_ATTR_PE_NAME => once(
+                    &mut m.pe_name,
+                    get_string(&a, "service pe name")?,
+                    "service pe name",
+                )?,
+                IPVS_SVC_ATTR_FLAGS => {
+                    let p = a.payload.as_slice();
+                    if p.len() != 8 {
+                        return err(format!("service flags: {} bytes, expected 8", p.len()));
+                    }
+                    let flags = SvcFlags {
+                        flags: u32::from_ne_bytes([p[0], p[1], p[2], p[3]]),
+                        mask: u32::from_ne_bytes([p[4], p[5], p[6], p[7]]),
+                    };
+                    once(&mut m.flags, flags, "service flags")?
+                }
+                IPVS_SVC_ATTR_TIMEOUT => once(
+                    &mut m.timeout,
+                    get_u32(&a, "service timeout")?,
+                    "service timeout",
+                )?,
+                IPVS_SVC_ATTR_NETMASK => once(
+                    &mut m.netmask,
+                    get_raw4(&a, "service netmask")?,
+                    "service netmask",
+                )?,
+                IPVS_SVC_ATTR_STATS => once(
+                    &mut m.stats,
+                    Stats::parse(&a.payload, "service stats")?,
+                    "service stats",
+                )?,
+                IPVS_SVC_ATTR_STATS64 => once(
+                    &mut m.stats64,
+                    Stats::parse(&a.payload, "service stats64")?,
+                    "service stats64",
+                )?,
+                _ => m.other.push(a),
+            }
+        }
+        Ok(m)
+    }
+
+    /// Appends the nested attribute, in the kernel's order
+    /// (`ip_vs_genl_fill_service`).
+    pub fn emit(&self, out: &mut Vec<u8>) {
+        emit_nested(out, IPVS_CMD_ATTR_SERVICE, |out| {
+            if let Some(af) = self.af {
+                emit_attr(out, IPVS_SVC_ATTR_AF, &af.to_ne_bytes());
+            }
+            if let Some(mark) = self.fwmark {
+                emit_attr(out, IPVS_SVC_ATTR_FWMARK, &mark.to_ne_bytes());
+            }
+            if let Some(p) = self.protocol {
+                emit_attr(out, IPVS_SVC_ATTR_PROTOCOL, &p.to_ne_bytes());
+            }
+            if let Some(addr) = &self.addr {
+                emit_attr(out, IPVS_SVC_ATTR_ADDR, addr);
+            }
+            if let Some(port) = self.port {
+                emit_attr(out, IPVS_SVC_ATTR_PORT, &port.to_be_bytes());
+            }
+            if let Some(s) = &self.sched_name {
+                emit_string(out, IPVS_SVC_ATTR_SCHED_NAME, s);
+            }
+            if let Some(s) = &self.pe_name {
+                emit_string(out, IPVS_SVC_ATTR_PE_NAME, s);
+            }
+            if let Some(f) = self.flags {
+                let mut p = f.flags.to_ne_bytes().to_vec();
+                p.extend_from_slice(&f.mask.to_ne_bytes());
+                emit_attr(out, IPVS_SVC_ATTR_FLAGS, &p);
+            }
+            if let Some(t) = self.timeout {
+                emit_attr(out, IPVS_SVC_ATTR_TIMEOUT, &t.to_ne_bytes());
+            }
+            if let Some(m) = &self.netmask {
+                emit_attr(out, IPVS_SVC_ATTR_NETMASK, m);
+            }
+            if let Some(s) = &self.stats {
+                s.emit(out, IPVS_SVC_ATTR_STATS, false);
+            }
+            if let Some(s) = &self.stats64 {
+                s.emit(out, IPVS_SVC_ATTR_STATS64, true);
+            }
+            emit_others(out, &self.other);
+        });
+    }
+}
+
+/// The attributes of `IPVS_CMD_ATTR_DEST`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DestMsg {
+    pub addr: Option<[u8; 16]>,
+    pub port: Option<u16>,
+    pub fwd_method: Option<u32>,
+    pub weight: Option<u32>,
+    pub tun_type: Option<u8>,
+    pub tun_port: Option<u16>,
+    pub tun_flags: Option<u16>,
+    pub u_thresh: Option<u32>,
+    pub l_thresh: Option<u32>,
+    pub active_conns: Option<u32>,
+    pub inact_conns: Option<u32>,
+    pub persist_conns: Option<u32>,
+    pub addr_family: Option<u16>,
+    pub stats: Option<Stats>,
+    pub stats64: Option<Stats>,
+    pub other: Vec<RawAttr>,
+}
+
+impl DestMsg {
+    pub fn parse(p: &[u8]) -> Result<DestMsg, DecodeError> {
+        let mut m = DestMsg::default();
+        for a in parse_attrs(p)? {
+            let u32_of = |what: &str| get_u32(&a, what);
+            match a.id() {
+                IPVS_DEST_ATTR_ADDR => {
+                    once(&mut m.addr, get_addr(&a, "dest address")?, "dest address")?
+                }
+                IPVS_DEST_ATTR_PORT => once(&mut m.port, get_be16(&a, "dest port")?, "dest port")?,
+                IPVS_DEST_ATTR_FWD_METHOD => once(
+                    &mut m.fwd_method,
+                    u32_of("dest forwarding method")?,
+                    "dest forwarding method",
+                )?,
+                IPVS_DEST_ATTR_WEIGHT => {
+                    once(&mut m.weight, u32_of("dest weight")?, "dest weight")?
+                }
+                IPVS_DEST_ATTR_TUN_TYPE => once(
+                    &mut m.tun_type,
+                    get_u8(&a, "dest tunnel type")?,
+                    "dest tunnel type",
+                )?,
+                IPVS_DEST_ATTR_TUN_PORT => once(
+                    &mut m.tun_port,
+                    get_be16(&a, "dest tunnel port")?,
+                    "dest tunnel port",
+                )?,
+                IPVS_DEST_ATTR_TUN_FLAGS => once(
+                    &mut m.tun_flags,
+                    get_u16(&a, "dest tunnel flags")?,
+                    "dest tunnel flags",
+                )?,
+                IPVS_DEST_ATTR_U_THRESH => once(
+                    &mut m.u_thresh,
+                    u32_of("dest upper threshold")?,
+                    "dest upper threshold",
+                )?,
+                IPVS_DEST_ATTR_L_THRESH => once(
+                    &mut m.l_thresh,
+                    u32_of("dest lower threshold")?,
+                    "dest lower threshold",
+                )?,
+                IPVS_DEST_ATTR_ACTIVE_CONNS => once(
+                    &mut m.active_conns,
+                    u32_of("dest active connections")?,
+                    "dest active connections",
+                )?,
+                IPVS_DEST_ATTR_INACT_CONNS => once(
+                    &mut m.inact_conns,
+                    u32_of("dest inactive connections")?,
+                    "dest inactive connections",
+                )?,
+                IPVS_DEST_ATTR_PERSIST_CONNS => once(
+                    &mut m.persist_conns,
+                    u32_of("dest persistent connections")?,
+                    "dest persistent connections",
+                )?,
+                IPVS_DEST_ATTR_ADDR_FAMILY => once(
+                    &mut m.addr_family,
+                    get_u16(&a, "dest address family")?,
+                    "dest address family",
+                )?,
+                IPVS_DEST_ATTR_STATS => once(
+                    &mut m.stats,
+                    Stats::parse(&a.payload, "dest stats")?,
+                    "dest stats",
+                )?,
+                IPVS_DEST_ATTR_STATS64 => once(
+                    &mut m.stats64,
+                    Stats::parse(&a.payload, "dest stats64")?,
+                    "dest stats64",
+                )?,
+                _ => m.other.push(a),
+            }
+        }
+        Ok(m)
+    }
+
+    /// Appends the nested attribute, in the kernel's order
+    /// (`ip_vs_genl_fill_dest`).
+    pub fn emit(&self, out: &mut Vec<u8>) {
+        emit_nested(out, IPVS_CMD_ATTR_DEST, |out| {
+            if let Some(addr) = &self.addr {
+                emit_attr(out, IPVS_DEST_ATTR_ADDR, addr);
+            }
+            if let Some(port) = self.port {
+                emit_attr(out, IPVS_DEST_ATTR_PORT, &port.to_be_bytes());
+            }
+            let u32s = |out: &mut Vec<u8>, kind, v: Option<u32>| {
+                if let Some(v) = v {
+                    emit_attr(out, kind, &v.to_ne_bytes());
+                }
+            };
+            u32s(out, IPVS_DEST_ATTR_FWD_METHOD, self.fwd_method);
+            u32s(out, IPVS_DEST_ATTR_WEIGHT, self.weight);
+            if let Some(t) = self.tun_type {
+                emit_attr(out, IPVS_DEST_ATTR_TUN_TYPE, &[t]);
+            }
+            if let Some(p) = self.tun_port {
+                emit_attr(out, IPVS_DEST_ATTR_TUN_PORT, &p.to_be_bytes());
+            }
+            if let Some(f) = self.tun_flags {
+                emit_attr(out, IPVS_DEST_ATTR_TUN_FLAGS, &f.to_ne_bytes());
+            }
+            u32s(out, IPVS_DEST_ATTR_U_THRESH, self.u_thresh);
+            u32s(out, IPVS_DEST_ATTR_L_THRESH, self.l_thresh);
+            u32s(out, IPVS_DEST_ATTR_ACTIVE_CONNS, self.active_conns);
+            u32s(out, IPVS_DEST_ATTR_INACT_CONNS, self.inact_conns);
+            u32s(out, IPVS_DEST_ATTR_PERSIST_CONNS, self.persist_conns);
+            if let Some(af) = self.addr_family {
+                emit_attr(out, IPVS_DEST_ATTR_ADDR_FAMILY, &af.to_ne_bytes());
+            }
+            if let Some(s) = &self.stats {
+                s.emit(out, IPVS_DEST_ATTR_STATS, false);
+            }
+            if let Some(s) = &self.stats64 {
+                s.emit(out, IPVS_DEST_ATTR_STATS64, true);
+            }
+            emit_others(out, &self.other);
+        });
+    }
+}
+
+/// The `IPVS_CMD_GET_INFO` reply (`IPVS_CMD_SET_INFO`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InfoMsg {
+    pub version: Option<u32>,
+    pub conn_tab_size: Option<u32>,
+    pub other: Vec<RawAttr>,
+}
+
+/// What an IPVS message carries. Top-level attribute numbers mean different
+/// things for `GET_INFO`/`SET_INFO` than for every other command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    Info(InfoMsg),
+    Objects {
+        service: Option<ServiceMsg>,
+        dest: Option<DestMsg>,
+        other: Vec<RawAttr>,
+    },
+}
+
+/// A whole IPVS generic netlink payload (genl header and attributes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IpvsMsg {
+    pub cmd: u8,
+    pub version: u8,
+    pub body: Body,
+}
+
+impl IpvsMsg {
+    /// A request for `cmd` with these objects.
+    pub fn request(cmd: u8, service: Option<ServiceMsg>, dest: Option<DestMsg>) -> IpvsMsg {
+        IpvsMsg {
+            cmd,
+            version: IPVS_GENL_VERSION,
+            body: if cmd == IPVS_CMD_GET_INFO || cmd == IPVS_CMD_SET_INFO {
+                Body::Info(InfoMsg::default())
+            } else {
+                Body::Objects {
+                    service,
+                    dest,
+                    other: Vec::new(),
+                }
+            },
+        }
+    }
+
+    pub fn parse(p: &[u8]) -> Result<IpvsMsg, DecodeError> {
+        let (h, attrs) = parse_genl(p)?;
+        let attrs = parse_attrs(attrs)?;
+        let body = if h.cmd == IPVS_CMD_SET_INFO || h.cmd == IPVS_CMD_GET_INFO {
+            let mut info = InfoMsg::default();
+            for a in attrs {
+                match a.id() {
+                    IPVS_INFO_ATTR_VERSION => {
+                        once(&mut info.version, get_u32(&a, "version")?, "version")?
+                    }
+                    IPVS_INFO_ATTR_CONN_TAB_SIZE => once(
+                        &mut info.conn_tab_size,
+                        get_u32(&a, "connection table size")?,
+                        "connection table size",
+                    )?,
+                    _ => info.other.push(a),
+                }
+            }
+            Body::Info(info)
+        } else {
+            let mut service = None;
+            let mut dest = None;
+            let mut other = Vec::new();
+            for a in attrs {
+                match a.id() {
+                    IPVS_CMD_ATTR_SERVICE => {
+                        once(&mut service, ServiceMsg::parse(&a.payload)?, "service")?
+                    }
+                    IPVS_CMD_ATTR_DEST => once(&mut dest, DestMsg::parse(&a.payload)?, "dest")?,
+                    _ => other.push(a),
+                }
+            }
+            Body::Objects {
+                service,
+                dest,
+                other,
+            }
+        };
+        Ok(IpvsMsg {
+            cmd: h.cmd,
+            version: h.version,
+            body,
+        })
+    }
+
+    pub fn emit(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        emit_genl(&mut out, self.cmd, self.version);
+        match &self.body {
+            Body::Info(info) => {
+                if let Some(v) = info.version {
+                    emit_attr(&mut out, IPVS_INFO_ATTR_VERSION, &v.to_ne_bytes());
+                }
+                if let Some(v) = info.conn_tab_size {
+                    emit_attr(&mut out, IPVS_INFO_ATTR_CONN_TAB_SIZE, &v.to_ne_bytes());
+                }
+                emit_others(&mut out, &info.other);
+            }
+            Body::Objects {
+                service,
+                dest,
+                other,
+            } => {
+                if let Some(s) = service {
+                    s.emit(&mut out);
+                }
+                if let Some(d) = dest {
+                    d.emit(&mut out);
+                }
+                emit_others(&mut out, other);
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Display for RawAttr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "attribute {} ({} bytes)", self.id(), self.payload.len())
+    }
+}
