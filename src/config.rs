@@ -215,7 +215,8 @@ pub struct RawServiceFile {
     pub persistence: Option<Spanned<i64>>,
     /// Static backends by name.
     #[serde(default)]
-    pub backends: BTreeMap<String, RawBackend>,
+    #[schemars(with = "BTreeMap<String, RawBackend>")]
+    pub backends: BTreeMap<String, Spanned<RawBackend>>,
 }
 
 /// Forwarding method of a route; `none` filters the matched backends out.
@@ -343,9 +344,15 @@ fn spanned_opt<T: Clone>(s: &Option<Spanned<T>>) -> Option<Located<T>> {
 struct EndpointFields {
     ipv4: Option<Located<String>>,
     ipv6: Option<Located<String>>,
-    tcp: Option<Located<i64>>,
-    udp: Option<Located<i64>>,
-    weight: Option<Located<i64>>,
+    // Wide enough for any integer either format yields (JSON: i64 and u64).
+    tcp: Option<Located<i128>>,
+    udp: Option<Located<i128>>,
+    weight: Option<Located<i128>>,
+    /// An address key is present, even with a value of the wrong type
+    /// (already reported): do not also report "no address".
+    addr_given: bool,
+    /// The same for the port keys.
+    port_given: bool,
 }
 
 /// Fields of a route, from either format, before validation.
@@ -416,7 +423,7 @@ fn parse_ipv6(r: &mut Reporter, field: &str, v: &Option<Located<String>>) -> Opt
     }
 }
 
-fn parse_port(r: &mut Reporter, field: &str, v: &Option<Located<i64>>) -> Option<u16> {
+fn parse_port(r: &mut Reporter, field: &str, v: &Option<Located<i128>>) -> Option<u16> {
     let v = v.as_ref()?;
     match u16::try_from(v.value) {
         Ok(p) if p >= 1 => Some(p),
@@ -430,7 +437,7 @@ fn parse_port(r: &mut Reporter, field: &str, v: &Option<Located<i64>>) -> Option
     }
 }
 
-fn parse_weight(r: &mut Reporter, v: &Option<Located<i64>>) -> u32 {
+fn parse_weight(r: &mut Reporter, v: &Option<Located<i128>>) -> u32 {
     let Some(v) = v else {
         return crate::model::DEFAULT_WEIGHT;
     };
@@ -463,12 +470,14 @@ fn parse_scheduler(r: &mut Reporter, v: &Option<Located<String>>) -> Option<Stri
     }
 }
 
-/// Validates the fields of a frontend (`frontend == true`) or a backend.
+/// Validates the fields of a frontend (`frontend == true`) or a backend;
+/// `what` names it in messages (`frontend`, `backend "a"`).
 fn validate_endpoints(
     r: &mut Reporter,
     whole: Option<Pos>,
     f: &EndpointFields,
     frontend: bool,
+    what: &str,
 ) -> (Endpoints, u32) {
     let e = Endpoints {
         ipv4: parse_ipv4(r, "ipv4", &f.ipv4),
@@ -477,12 +486,11 @@ fn validate_endpoints(
         udp: parse_port(r, "udp", &f.udp),
     };
     let weight = parse_weight(r, &f.weight);
-    let what = if frontend { "frontend" } else { "backend" };
-    if f.ipv4.is_none() && f.ipv6.is_none() {
+    if !f.addr_given && f.ipv4.is_none() && f.ipv6.is_none() {
         r.error(whole, format!("{what} has no address: set ipv4 or ipv6"));
     }
-    if frontend && f.tcp.is_none() && f.udp.is_none() {
-        r.error(whole, "frontend has no port: set tcp or udp");
+    if frontend && !f.port_given && f.tcp.is_none() && f.udp.is_none() {
+        r.error(whole, format!("{what} has no port: set tcp or udp"));
     }
     (e, weight)
 }
@@ -593,9 +601,12 @@ fn json_object<'k>(
     let value: serde_json::Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => {
+            // serde_json counts columns from 0 at the start of a line
+            // (before its first character, e.g. at an end of file after a
+            // newline); positions here are 1-based.
             let pos = (e.line() > 0).then(|| Pos {
                 line: e.line() as u64,
-                column: e.column() as u64,
+                column: (e.column() as u64).max(1),
             });
             r.error(
                 pos,
@@ -726,15 +737,15 @@ fn json_int(
     r: &mut Reporter,
     field: &str,
     v: Option<&(serde_json::Value, Option<Pos>)>,
-) -> Option<Located<i64>> {
+) -> Option<Located<i128>> {
     let (value, pos) = v?;
-    match value.as_i64() {
+    let n = value
+        .as_i64()
+        .map(i128::from)
+        .or_else(|| value.as_u64().map(i128::from));
+    match n {
         Some(n) => Some(Located {
             value: n,
-            pos: *pos,
-        }),
-        None if value.is_u64() => Some(Located {
-            value: i64::MAX,
             pos: *pos,
         }),
         None => {
@@ -788,9 +799,12 @@ fn json_endpoints(
         tcp: json_int(r, "tcp", obj.get("tcp")),
         udp: json_int(r, "udp", obj.get("udp")),
         weight: json_int(r, "weight", obj.get("weight")),
+        addr_given: obj.contains_key("ipv4") || obj.contains_key("ipv6"),
+        port_given: obj.contains_key("tcp") || obj.contains_key("udp"),
     };
     let before = r.failed;
-    let out = validate_endpoints(r, None, &fields, frontend);
+    let what = if frontend { "frontend" } else { "backend" };
+    let out = validate_endpoints(r, None, &fields, frontend, what);
     (!r.failed || before).then_some(out).filter(|_| !r.failed)
 }
 
@@ -849,7 +863,20 @@ fn yaml_message(e: &serde_saphyr::Error) -> String {
         Some(i) => &first[..i],
         None => first,
     };
+    // serde-saphyr suggests its own API in some messages; users cannot act
+    // on that.
+    let msg = msg
+        .split(", set DuplicateKeyPolicy")
+        .next()
+        .unwrap_or(msg);
     msg.replace('`', "\"")
+}
+
+fn widen(l: Located<i64>) -> Located<i128> {
+    Located {
+        value: i128::from(l.value),
+        pos: l.pos,
+    }
 }
 
 fn yaml_endpoints_fields(
@@ -862,9 +889,11 @@ fn yaml_endpoints_fields(
     EndpointFields {
         ipv4: spanned_opt(ipv4),
         ipv6: spanned_opt(ipv6),
-        tcp: spanned_opt(tcp),
-        udp: spanned_opt(udp),
-        weight: spanned_opt(weight),
+        tcp: spanned_opt(tcp).map(widen),
+        udp: spanned_opt(udp).map(widen),
+        weight: spanned_opt(weight).map(widen),
+        addr_given: false,
+        port_given: false,
     }
 }
 
@@ -878,7 +907,7 @@ fn yaml_service(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option<Service> {
     })
     .pos;
     let fields = yaml_endpoints_fields(&f.ipv4, &f.ipv6, &f.tcp, &f.udp, &None);
-    let (frontend, _) = validate_endpoints(r, whole, &fields, true);
+    let (frontend, _) = validate_endpoints(r, whole, &fields, true, "frontend");
     let scheduler = parse_scheduler(r, &spanned_opt(&raw.scheduler));
     let persistence = raw
         .persistence
@@ -899,13 +928,16 @@ fn yaml_service(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option<Service> {
     let mut backends = BTreeMap::new();
     for (bname, b) in &raw.backends {
         check_name(r, "backend", bname);
+        let whole = spanned(&Spanned {
+            value: (),
+            referenced: b.referenced,
+            defined: b.defined,
+        })
+        .pos;
+        let b = &b.value;
         let fields = yaml_endpoints_fields(&b.ipv4, &b.ipv6, &b.tcp, &b.udp, &b.weight);
-        let whole = fields
-            .ipv4
-            .as_ref()
-            .or(fields.ipv6.as_ref())
-            .and_then(|l| l.pos);
-        let (endpoints, weight) = validate_endpoints(r, whole, &fields, false);
+        let what = format!("backend {bname:?}");
+        let (endpoints, weight) = validate_endpoints(r, whole, &fields, false, &what);
         backends.insert(
             bname.clone(),
             Backend {
@@ -943,7 +975,10 @@ fn yaml_route(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option<Route> {
         gateway: spanned_opt(&raw.gateway),
         method: Some(method),
     };
-    Some(validate_route(r, name, &fields))
+    // A route with errors is left out, like a JSON one: with its prefix
+    // unparsed it would pass for a default route.
+    let route = validate_route(r, name, &fields);
+    (!r.failed).then_some(route)
 }
 
 fn yaml_defaults(r: &mut Reporter, bytes: &[u8]) -> Option<Defaults> {
