@@ -129,10 +129,26 @@ impl ConfigArgs {
         if let Some(path) = &self.config_path {
             return source::dir::read(path);
         }
-        if self.config_repo.is_some() {
-            bail!("--config-repo is not supported yet");
+        if let Some(opts) = self.git_options() {
+            return source::git::read(&opts);
         }
         bail!("no config source: give --config-path DIR or --config-repo PATH|URL")
+    }
+
+    /// The Git source options, when the config comes from --config-repo.
+    pub fn git_options(&self) -> Option<source::git::Options> {
+        let repo = self.config_repo.clone()?;
+        Some(source::git::Options {
+            repo,
+            git_ref: self.git_ref.clone(),
+            subdir: self.subdir.clone(),
+            cache_dir: self.cache_dir.clone(),
+            allowed_signers: if self.verify_signatures {
+                self.allowed_signers.clone()
+            } else {
+                None
+            },
+        })
     }
 }
 
@@ -140,8 +156,11 @@ impl ConfigArgs {
     /// Reads the config tree at another ref of the same Git repository (the
     /// base of a pull request, `plan --base-ref`).
     pub fn read_at(&self, git_ref: &str) -> Result<Tree> {
-        let _ = git_ref;
-        bail!("--base-ref needs --config-repo, which is not supported yet")
+        let Some(mut opts) = self.git_options() else {
+            bail!("--base-ref needs --config-repo")
+        };
+        opts.git_ref = Some(git_ref.to_string());
+        source::git::read(&opts)
     }
 }
 
@@ -152,7 +171,7 @@ impl OverlayArgs {
             return source::dir::read(path).map(Some);
         }
         if !self.etcd.is_empty() {
-            bail!("--etcd is not supported yet");
+            return super::etcd::read_overlay(self).map(Some);
         }
         Ok(None)
     }
@@ -168,7 +187,13 @@ pub fn render_sources(
     let opts = compile.options()?;
     let config_tree = config.read()?;
     let overlay_tree = overlay.read()?;
-    let rendered = render::render(&config_tree, overlay_tree.as_ref(), &opts);
+    let mut rendered = render::render(&config_tree, overlay_tree.as_ref(), &opts);
+    if let Some(sub) = config.git_options().and_then(|o| o.normalized_subdir()) {
+        source::git::name_from_root(&mut rendered.diags, &sub, &config_tree, overlay_tree.as_ref());
+    }
+    if let (Some(rev), false) = (&config_tree.origin.revision, rendered.diags.is_empty()) {
+        eprintln!("in {} (commit {rev}):", config_tree.origin.description);
+    }
     print_diagnostics(&rendered.diags);
     Ok(rendered)
 }

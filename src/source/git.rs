@@ -1,1 +1,718 @@
 //! A config tree from a Git commit, read with gix without a checkout.
+//!
+//! The repository is a local working or bare repository, or a remote URL
+//! (`file://`, `https://`, ssh) fetched into a bare cache repository below
+//! the cache directory, keyed by a hash of the URL, and updated
+//! incrementally. The ref (branch, tag, commit, any rev-spec; default HEAD)
+//! is resolved to a commit; optionally its signature is verified against an
+//! SSH allowed-signers file; its tree (below `subdir`) is read into a
+//! [`Tree`] with paths relative to the subdir, dot-files skipped.
+//!
+//! [`GitSource`] keeps the repository open and the contents of the blobs of
+//! the last read, so that re-reading after a small commit costs in
+//! proportion to the change (the watch loop keeps one).
+//!
+//! Invariant: this module only reads Git objects through gix; it never runs
+//! `git`, never touches a work tree, and never interprets the config layout.
+//! Errors are one line naming the URL (credentials scrubbed) and the ref.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Result, anyhow};
+use gix::ObjectId;
+use gix::bstr::ByteSlice;
+use gix::objs::tree::EntryKind;
+use gix::prelude::FindExt;
+
+use crate::diag::{Diagnostics, Severity};
+use crate::tree::{Tree, is_hidden};
+
+/// What to read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// A local repository path, or a URL (`file://`, `https://`, `ssh://`,
+    /// `user@host:path`).
+    pub repo: String,
+    /// Branch, tag, commit or rev-spec; `None`: HEAD (the remote's HEAD for
+    /// a URL).
+    pub git_ref: Option<String>,
+    /// The config tree inside the repository, relative to its root.
+    pub subdir: Option<String>,
+    /// Where remote repositories are fetched to; `None`: the user's cache
+    /// directory (`$XDG_CACHE_HOME/clusterf`, `~/.cache/clusterf`).
+    pub cache_dir: Option<PathBuf>,
+    /// When set, only commits whose SSH signature verifies against this
+    /// allowed-signers file are read.
+    pub allowed_signers: Option<PathBuf>,
+}
+
+impl Options {
+    /// The subdir in canonical form (`a/b`), `None` when the config tree is
+    /// the repository root.
+    pub fn normalized_subdir(&self) -> Option<String> {
+        self.subdir
+            .as_deref()
+            .and_then(|s| normalize_subdir(s).ok())
+            .filter(|s| !s.is_empty())
+    }
+}
+
+/// Renames the diagnostics about files of the config tree `config` (read
+/// below `subdir`) to their path from the repository root, so that they can
+/// be found in the repository. Diagnostics naming overlay keys are left
+/// alone; a warning whose file is both a config path and an overlay key is
+/// ambiguous and left alone too (config problems are errors, overlay
+/// problems warnings).
+pub fn name_from_root(
+    diags: &mut Diagnostics,
+    subdir: &str,
+    config: &Tree,
+    overlay: Option<&Tree>,
+) {
+    for d in diags.0.iter_mut() {
+        // `services/web.yaml#backends.a` names a part of a file.
+        let file = d.file.split('#').next().unwrap_or_default();
+        let in_config = config.files.contains_key(file) || config.unreadable.contains_key(file);
+        let in_overlay =
+            overlay.is_some_and(|o| o.files.contains_key(file) || o.unreadable.contains_key(file));
+        if in_config && (!in_overlay || d.severity == Severity::Error) {
+            d.file = format!("{subdir}/{}", d.file);
+        }
+    }
+}
+
+/// What the last fetch of a remote did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FetchStats {
+    /// Whether a pack was received (false: nothing new on the remote).
+    pub received_pack: bool,
+    /// Objects in the received pack.
+    pub objects: u32,
+}
+
+/// Where the repository lives.
+#[derive(Clone, Debug)]
+enum Location {
+    Local(PathBuf),
+    Remote { url: String, cache: PathBuf },
+}
+
+/// A Git config source that can be read repeatedly, keeping the
+/// repository open and a cache of blob contents between reads.
+pub struct GitSource {
+    opts: Options,
+    /// The URL or path with credentials scrubbed, for messages.
+    display: String,
+    location: Location,
+    repo: Option<gix::Repository>,
+    blobs: HashMap<ObjectId, Vec<u8>>,
+    last_fetch: Option<FetchStats>,
+}
+
+/// Reads the config tree once (fetching a remote first).
+pub fn read(opts: &Options) -> Result<Tree> {
+    GitSource::new(opts.clone())?.read()
+}
+
+impl GitSource {
+    /// Checks the options; touches nothing yet.
+    pub fn new(opts: Options) -> Result<Self> {
+        let display = scrub_url(&opts.repo);
+        if let Some(sub) = &opts.subdir {
+            normalize_subdir(sub).map_err(|e| anyhow!("config repo {display}: --subdir {e}"))?;
+        }
+        let location = if is_remote(&opts.repo) {
+            let root = match &opts.cache_dir {
+                Some(d) => d.clone(),
+                None => default_cache_dir().ok_or_else(|| {
+                    anyhow!(
+                        "config repo {display}: no cache directory: set --cache-dir, XDG_CACHE_HOME or HOME"
+                    )
+                })?,
+            };
+            Location::Remote {
+                url: opts.repo.clone(),
+                cache: root.join("git").join(cache_key(&display)),
+            }
+        } else {
+            Location::Local(PathBuf::from(&opts.repo))
+        };
+        Ok(GitSource {
+            opts,
+            display,
+            location,
+            repo: None,
+            blobs: HashMap::new(),
+            last_fetch: None,
+        })
+    }
+
+    /// The cache repository of a remote, `None` for a local repository.
+    pub fn cache_path(&self) -> Option<&Path> {
+        match &self.location {
+            Location::Local(_) => None,
+            Location::Remote { cache, .. } => Some(cache),
+        }
+    }
+
+    /// What the last [`fetch`](Self::fetch) did; `None` before any or for a
+    /// local repository.
+    pub fn last_fetch(&self) -> Option<&FetchStats> {
+        self.last_fetch.as_ref()
+    }
+
+    /// Fetches a remote into the cache (a no-op for local repositories).
+    pub fn fetch(&mut self) -> Result<()> {
+        let ref_name = self.ref_label(None);
+        let Location::Remote { url, cache } = &self.location else {
+            return Ok(());
+        };
+        let (raw, display) = (self.opts.repo.clone(), self.display.clone());
+        let ctx = |what: &str, e: &dyn std::fmt::Display| {
+            repo_error(
+                &raw,
+                &display,
+                &ref_name,
+                &format!("{what}: {}", one_line(e)),
+            )
+        };
+        if self.repo.is_none() {
+            let repo = if cache.join("HEAD").is_file() {
+                gix::open(cache)
+                    .map_err(|e| ctx(&format!("cannot open cache {}", cache.display()), &e))?
+            } else {
+                std::fs::create_dir_all(cache)
+                    .map_err(|e| ctx(&format!("cannot create cache {}", cache.display()), &e))?;
+                gix::init_bare(cache)
+                    .map_err(|e| ctx(&format!("cannot create cache {}", cache.display()), &e))?
+            };
+            self.repo = Some(repo);
+        }
+        let Some(repo) = self.repo.as_ref() else {
+            unreachable!("opened above")
+        };
+        let remote = repo
+            .remote_at(url.as_str())
+            .and_then(|r| {
+                r.with_refspecs(
+                    [
+                        "+refs/heads/*:refs/remotes/origin/*",
+                        "+refs/tags/*:refs/tags/*",
+                        "+HEAD:refs/remotes/origin/HEAD",
+                    ],
+                    gix::remote::Direction::Fetch,
+                )
+            })
+            .map_err(|e| ctx("invalid url", &e))?
+            .with_fetch_tags(gix::remote::fetch::Tags::None);
+        let interrupt = AtomicBool::new(false);
+        let outcome = remote
+            .connect(gix::remote::Direction::Fetch)
+            .map_err(|e| ctx("cannot connect", &e))?
+            .prepare_fetch(gix::progress::Discard, Default::default())
+            .map_err(|e| ctx("cannot fetch", &e))?
+            .receive(gix::progress::Discard, &interrupt)
+            .map_err(|e| ctx("cannot fetch", &e))?;
+        self.last_fetch = Some(match outcome.status {
+            gix::remote::fetch::Status::NoPackReceived { .. } => FetchStats::default(),
+            gix::remote::fetch::Status::Change {
+                write_pack_bundle, ..
+            } => FetchStats {
+                received_pack: true,
+                objects: write_pack_bundle.index.num_objects,
+            },
+        });
+        Ok(())
+    }
+
+    /// Fetches (remotes) and reads the tree at the configured ref.
+    pub fn read(&mut self) -> Result<Tree> {
+        self.fetch()?;
+        let r = self.opts.git_ref.clone();
+        self.read_commit(r.as_deref())
+    }
+
+    /// Fetches (remotes) and reads the tree at another ref of the same
+    /// repository (the base of a pull request).
+    pub fn read_at(&mut self, git_ref: &str) -> Result<Tree> {
+        self.fetch()?;
+        self.read_commit(Some(git_ref))
+    }
+
+    /// Reads the tree at `git_ref` (`None`: the configured default) without
+    /// fetching.
+    pub fn read_commit(&mut self, git_ref: Option<&str>) -> Result<Tree> {
+        let label = self.ref_label(git_ref);
+        self.open()?;
+        let repo = self.repo.as_ref().expect("opened above");
+        let commit = resolve(repo, &self.location, git_ref).map_err(|e| self.error(&label, &e))?;
+        let commit_id = commit.id;
+        let short = commit_id.to_hex_with_len(12).to_string();
+        if let Some(signers) = &self.opts.allowed_signers {
+            verify(&commit, signers)
+                .map_err(|e| self.error(&label, &format!("commit {short}: {e}")))?;
+        }
+        let root = commit
+            .tree_id()
+            .map_err(|e| self.error(&label, &format!("commit {short}: {}", one_line(&e))))?
+            .detach();
+        let subdir = self
+            .opts
+            .subdir
+            .as_deref()
+            .map(normalize_subdir)
+            .transpose()
+            .map_err(|e| self.error(&label, &e))?
+            .filter(|s| !s.is_empty());
+        let start = match &subdir {
+            None => root,
+            Some(sub) => find_subtree(repo, root, sub)
+                .map_err(|e| self.error(&label, &format!("commit {short}: {e}")))?,
+        };
+        let mut description = format!("{}@{short}", self.display);
+        if let Some(sub) = &subdir {
+            description.push(':');
+            description.push_str(sub);
+        }
+        let mut tree = Tree::new(description);
+        tree.origin.revision = Some(commit_id.to_string());
+        let mut seen: HashMap<ObjectId, Vec<u8>> = HashMap::with_capacity(self.blobs.len());
+        let mut buf = Vec::new();
+        walk(
+            repo,
+            start,
+            "",
+            &mut tree,
+            &mut self.blobs,
+            &mut seen,
+            &mut buf,
+        )
+        .map_err(|e| self.error(&label, &format!("commit {short}: {e}")))?;
+        // Keep only the blobs of this read: the cache stays the size of one tree.
+        self.blobs = seen;
+        Ok(tree)
+    }
+
+    fn open(&mut self) -> Result<()> {
+        if self.repo.is_some() {
+            return Ok(());
+        }
+        let label = self.ref_label(None);
+        let path = match &self.location {
+            Location::Local(p) => p.clone(),
+            Location::Remote { cache, .. } => cache.clone(),
+        };
+        let mut repo = gix::open(&path).map_err(|e| {
+            self.error(&label, &format!("cannot open repository: {}", one_line(&e)))
+        })?;
+        repo.object_cache_size_if_unset(4 << 20);
+        self.repo = Some(repo);
+        Ok(())
+    }
+
+    fn ref_label(&self, git_ref: Option<&str>) -> String {
+        git_ref
+            .or(self.opts.git_ref.as_deref())
+            .unwrap_or("HEAD")
+            .to_string()
+    }
+
+    fn error(&self, git_ref: &str, message: &str) -> anyhow::Error {
+        repo_error(&self.opts.repo, &self.display, git_ref, message)
+    }
+}
+
+/// The one-line error of a config repository: names the URL (scrubbed) and
+/// the ref.
+fn repo_error(raw: &str, display: &str, git_ref: &str, message: &str) -> anyhow::Error {
+    let message = scrub_secrets(message, raw, display);
+    anyhow!("config repo {display} ref {git_ref}: {message}")
+}
+
+/// Resolves `git_ref` to a commit. For a remote cache, branch names are
+/// looked up among the fetched remote branches first.
+fn resolve<'r>(
+    repo: &'r gix::Repository,
+    location: &Location,
+    git_ref: Option<&str>,
+) -> std::result::Result<gix::Commit<'r>, String> {
+    let spec = git_ref.unwrap_or("HEAD");
+    let mut candidates: Vec<String> = Vec::new();
+    if matches!(location, Location::Remote { .. }) {
+        if spec == "HEAD" {
+            candidates.push("refs/remotes/origin/HEAD".into());
+        } else if !spec.starts_with("refs/") {
+            candidates.push(format!("refs/remotes/origin/{spec}"));
+        }
+    }
+    candidates.push(spec.to_string());
+    let mut last = String::new();
+    for c in &candidates {
+        match repo.rev_parse_single(c.as_bytes().as_bstr()) {
+            Ok(id) => {
+                return id
+                    .object()
+                    .and_then(|o| o.peel_to_commit())
+                    .map_err(|e| format!("not a commit: {}", one_line(&e)));
+            }
+            Err(e) => last = one_line(&e),
+        }
+    }
+    Err(format!("unknown ref: {last}"))
+}
+
+/// Verifies the SSH signature of `commit` against `allowed_signers`.
+fn verify(commit: &gix::Commit<'_>, allowed_signers: &Path) -> std::result::Result<(), String> {
+    use gix::objs::signature::Format;
+    use gix::objs::signature::verify::{Options, TrustLevel};
+    let signed = commit
+        .signature()
+        .map_err(|e| format!("cannot read signature: {}", one_line(&e)))?;
+    let Some((signature, data)) = signed else {
+        return Err("not signed, and --verify-signatures is set".into());
+    };
+    match Format::from_signature(&signature) {
+        Some(Format::Ssh) => {}
+        Some(other) => {
+            return Err(format!(
+                "signed with {other:?}: only ssh signatures can be verified"
+            ));
+        }
+        None => return Err("unsupported signature format".into()),
+    }
+    if !allowed_signers.is_file() {
+        return Err(format!(
+            "allowed signers file {}: not found",
+            allowed_signers.display()
+        ));
+    }
+    let time = commit
+        .time()
+        .map_err(|e| format!("cannot read commit time: {}", one_line(&e)))?;
+    let outcome = data
+        .verify(
+            &signature,
+            Options::Ssh {
+                program: "ssh-keygen".into(),
+                program_arguments: Vec::new(),
+                environment: Vec::new(),
+                allowed_signers: allowed_signers.to_path_buf(),
+                revocation_file: None,
+                verify_time: time,
+                minimum_trust: TrustLevel::Fully,
+            },
+        )
+        .map_err(|e| format!("cannot verify signature: {}", one_line(&e)))?;
+    if outcome.is_valid() {
+        Ok(())
+    } else {
+        Err(format!(
+            "signature does not verify against {} ({:?})",
+            allowed_signers.display(),
+            outcome.status
+        )
+        .to_lowercase())
+    }
+}
+
+/// The tree at `sub` (a `/`-separated path) below `root`.
+fn find_subtree(
+    repo: &gix::Repository,
+    root: ObjectId,
+    sub: &str,
+) -> std::result::Result<ObjectId, String> {
+    let mut current = root;
+    for component in sub.split('/') {
+        let tree = repo
+            .find_tree(current)
+            .map_err(|e| format!("cannot read tree {current}: {}", one_line(&e)))?;
+        let decoded = tree
+            .decode()
+            .map_err(|e| format!("cannot read tree {current}: {}", one_line(&e)))?;
+        let entry = decoded
+            .entries
+            .iter()
+            .find(|e| e.filename == component.as_bytes())
+            .ok_or_else(|| format!("--subdir {sub}: no such directory"))?;
+        if !entry.mode.is_tree() {
+            return Err(format!("--subdir {sub}: not a directory"));
+        }
+        current = entry.oid.to_owned();
+    }
+    Ok(current)
+}
+
+/// Reads every blob below the tree `id` into `tree`, taking contents from
+/// `cache` where it has them and recording every blob read in `seen`.
+fn walk(
+    repo: &gix::Repository,
+    id: ObjectId,
+    prefix: &str,
+    tree: &mut Tree,
+    cache: &mut HashMap<ObjectId, Vec<u8>>,
+    seen: &mut HashMap<ObjectId, Vec<u8>>,
+    buf: &mut Vec<u8>,
+) -> std::result::Result<(), String> {
+    let entries: Vec<(EntryKind, ObjectId, std::result::Result<String, String>)> = {
+        let data = repo
+            .objects
+            .find_tree(&id, buf)
+            .map_err(|e| format!("cannot read tree {id}: {}", one_line(&e)))?;
+        data.entries
+            .iter()
+            .map(|e| {
+                let name = match e.filename.to_str() {
+                    Ok(s) => Ok(s.to_string()),
+                    Err(_) => Err(e.filename.to_str_lossy().into_owned()),
+                };
+                (e.mode.kind(), e.oid.to_owned(), name)
+            })
+            .collect()
+    };
+    for (kind, oid, name) in entries {
+        let name = match name {
+            Ok(n) => n,
+            Err(lossy) => {
+                tree.unreadable.insert(
+                    format!("{prefix}{lossy}"),
+                    "file name is not valid UTF-8".into(),
+                );
+                continue;
+            }
+        };
+        if is_hidden(&name) {
+            continue;
+        }
+        let rel = format!("{prefix}{name}");
+        match kind {
+            EntryKind::Tree => walk(repo, oid, &format!("{rel}/"), tree, cache, seen, buf)?,
+            EntryKind::Blob | EntryKind::BlobExecutable => {
+                let data = if let Some(d) = seen.get(&oid) {
+                    d.clone()
+                } else {
+                    let d = match cache.remove(&oid) {
+                        Some(d) => d,
+                        None => {
+                            let blob = repo.objects.find_blob(&oid, buf).map_err(|e| {
+                                format!("{rel}: cannot read blob {oid}: {}", one_line(&e))
+                            })?;
+                            blob.data.to_vec()
+                        }
+                    };
+                    seen.insert(oid, d.clone());
+                    d
+                };
+                tree.insert(rel, data);
+            }
+            EntryKind::Link => {
+                tree.unreadable
+                    .insert(rel, "symbolic link: not followed in a git tree".into());
+            }
+            EntryKind::Commit => {
+                tree.unreadable
+                    .insert(rel, "submodule: not read in a git tree".into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `repo` names a remote (a URL or `user@host:path`) rather than a
+/// local path.
+pub fn is_remote(repo: &str) -> bool {
+    if repo.contains("://") {
+        return true;
+    }
+    if Path::new(repo).exists() {
+        return false;
+    }
+    // scp-like syntax: host:path with no slash before the colon.
+    match repo.find(':') {
+        Some(i) => !repo[..i].contains('/') && i > 1,
+        None => false,
+    }
+}
+
+/// `repo` with any password (and, for http, the user name, which often is a
+/// token) removed, for messages.
+pub fn scrub_url(repo: &str) -> String {
+    let Some(scheme_end) = repo.find("://") else {
+        return repo.to_string();
+    };
+    let scheme = &repo[..scheme_end];
+    let rest = &repo[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return repo.to_string();
+    };
+    let userinfo = &authority[..at];
+    let host = &authority[at + 1..];
+    let kept = if scheme.starts_with("http") {
+        String::new()
+    } else {
+        match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}@"),
+            None => format!("{userinfo}@"),
+        }
+    };
+    format!("{scheme}://{kept}{host}{}", &rest[authority_end..])
+}
+
+/// Replaces the raw URL and its userinfo in `message` by the scrubbed form.
+fn scrub_secrets(message: &str, raw: &str, display: &str) -> String {
+    let mut out = message.replace(raw, display);
+    if let Some(scheme_end) = raw.find("://") {
+        let rest = &raw[scheme_end + 3..];
+        let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+        if let Some(at) = authority.rfind('@') {
+            let userinfo = &authority[..at];
+            for secret in userinfo.split(':') {
+                if secret.len() >= 4 {
+                    out = out.replace(secret, "***");
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `config/services` from `./config/services/`; rejects `..` and absolute
+/// paths.
+fn normalize_subdir(sub: &str) -> std::result::Result<String, String> {
+    let mut parts = Vec::new();
+    for c in sub.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => return Err(format!("{sub}: must not contain ..")),
+            c => parts.push(c),
+        }
+    }
+    if sub.starts_with('/') {
+        return Err(format!("{sub}: must be relative to the repository root"));
+    }
+    Ok(parts.join("/"))
+}
+
+/// The user's cache directory for clusterf.
+fn default_cache_dir() -> Option<PathBuf> {
+    let from = |var: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    from("XDG_CACHE_HOME")
+        .map(|d| d.join("clusterf"))
+        .or_else(|| from("HOME").map(|h| h.join(".cache").join("clusterf")))
+}
+
+/// A directory name for the cache of `url`: readable prefix plus hash.
+fn cache_key(url: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let hash = crate::tree::hex(&Sha256::digest(url.as_bytes()));
+    let name: String = url
+        .rsplit(['/', ':'])
+        .find(|s| !s.is_empty())
+        .unwrap_or("repo")
+        .trim_end_matches(".git")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect();
+    format!("{name}-{}", &hash[..16])
+}
+
+/// An error and its causes on one line.
+fn one_line(e: &dyn std::fmt::Display) -> String {
+    let s = format!("{e:#}");
+    let mut out = String::with_capacity(s.len());
+    for (i, line) in s
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(line);
+    }
+    let out = out.trim_end_matches('.');
+    let mut chars = out.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), Some(d)) if c.is_uppercase() && d.is_lowercase() => {
+            format!("{}{}", c.to_lowercase(), &out[c.len_utf8()..])
+        }
+        _ => out.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrubs_credentials() {
+        assert_eq!(
+            scrub_url("https://user:tok3n@example.com/x.git"),
+            "https://example.com/x.git"
+        );
+        assert_eq!(
+            scrub_url("https://ghp_token@example.com/x.git"),
+            "https://example.com/x.git"
+        );
+        assert_eq!(
+            scrub_url("ssh://git:pw@example.com/x.git"),
+            "ssh://git@example.com/x.git"
+        );
+        assert_eq!(scrub_url("git@example.com:x.git"), "git@example.com:x.git");
+        assert_eq!(scrub_url("/srv/repo"), "/srv/repo");
+        let raw = "https://user:s3cret@example.com/x.git";
+        let msg = scrub_secrets(
+            &format!("cannot connect to {raw}: s3cret rejected"),
+            raw,
+            &scrub_url(raw),
+        );
+        assert!(!msg.contains("s3cret"), "{msg}");
+    }
+
+    #[test]
+    fn remote_detection() {
+        assert!(is_remote("file:///tmp/x"));
+        assert!(is_remote("https://example.com/x.git"));
+        assert!(is_remote("git@example.com:x.git"));
+        assert!(!is_remote("./relative/path"));
+        assert!(!is_remote("/abs/path"));
+        assert!(!is_remote("C:"));
+    }
+
+    #[test]
+    fn subdir_normalization() {
+        assert_eq!(normalize_subdir("./config/").unwrap(), "config");
+        assert_eq!(normalize_subdir("a//b").unwrap(), "a/b");
+        assert!(normalize_subdir("../x").is_err());
+        assert!(normalize_subdir("/x").is_err());
+    }
+
+    #[test]
+    fn cache_keys_differ_per_url() {
+        let a = cache_key("https://example.com/a/config.git");
+        let b = cache_key("https://example.com/b/config.git");
+        assert_ne!(a, b);
+        assert!(a.starts_with("config-"), "{a}");
+    }
+
+    #[test]
+    fn errors_are_one_line() {
+        let e = anyhow!("Outer").context("First line\nsecond line.");
+        assert_eq!(one_line(&e), "first line second line.: Outer");
+    }
+}

@@ -1,0 +1,767 @@
+//! Git config repositories: real repositories built with the `git` CLI in
+//! temporary directories (commits, branches, tags, a bare clone, a `file://`
+//! remote that receives pushes between runs, signed commits), read through
+//! the library (`source::git`) and through the `clusterf` binary.
+//!
+//! The git CLI only builds fixtures; clusterf reads them with gix.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use clusterf::cli::source::ConfigArgs;
+use clusterf::source::git::{self, GitSource, Options};
+use tempfile::TempDir;
+
+const WEB_V1: &str =
+    "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends:\n  a: {ipv4: 10.1.0.1, tcp: 80}\n";
+const WEB_V2: &str = "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends:\n  a: {ipv4: 10.1.0.1, tcp: 80}\n  b: {ipv4: 10.1.0.2, tcp: 80}\n";
+const WEB_V3: &str =
+    "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends:\n  b: {ipv4: 10.1.0.2, tcp: 80, weight: 5}\n";
+const DNS: &str =
+    "frontend: {ipv4: 10.0.0.53, udp: 53}\nbackends:\n  a: {ipv4: 10.1.0.53, udp: 53}\n";
+
+/// Whether a tool the tests need is installed. Missing: a failure under CI,
+/// a loud message and a skip elsewhere.
+fn have(tool: &str) -> bool {
+    let ok = Command::new(tool)
+        .arg("--version")
+        .output()
+        .map(|_| true)
+        .unwrap_or(false);
+    if !ok {
+        if std::env::var_os("CI").is_some() {
+            panic!("{tool} is not installed, and CI is set: these tests need it");
+        }
+        eprintln!("\n*** SKIPPING: {tool} is not installed; these tests need it ***\n");
+    }
+    ok
+}
+
+/// A scratch area: HOME for git (no user config leaks in), and room for repos.
+struct Scratch {
+    dir: TempDir,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        Scratch { dir }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Runs git in `cwd`; panics with its output when it fails.
+    fn git(&self, cwd: &Path, args: &[&str]) -> String {
+        let out = self.git_output(cwd, args);
+        assert!(
+            out.status.success(),
+            "git {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    fn git_output(&self, cwd: &Path, args: &[&str]) -> Output {
+        Command::new("git")
+            .current_dir(cwd)
+            .args([
+                "-c",
+                "init.defaultBranch=main",
+                "-c",
+                "commit.gpgsign=false",
+            ])
+            .args(args)
+            .env("HOME", self.path("home"))
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "Test")
+            .env("GIT_AUTHOR_EMAIL", "test@example.com")
+            .env("GIT_COMMITTER_NAME", "Test")
+            .env("GIT_COMMITTER_EMAIL", "test@example.com")
+            .output()
+            .unwrap()
+    }
+
+    /// A new working repository at `rel`.
+    fn init(&self, rel: &str) -> PathBuf {
+        let p = self.path(rel);
+        std::fs::create_dir_all(&p).unwrap();
+        self.git(&p, &["init", "-q"]);
+        p
+    }
+
+    /// Writes `files` (path, contents; `None` removes) into `repo` and
+    /// commits them; the new commit id.
+    fn commit(&self, repo: &Path, files: &[(&str, Option<&str>)], message: &str) -> String {
+        for (path, contents) in files {
+            let full = repo.join(path);
+            match contents {
+                Some(c) => {
+                    std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+                    std::fs::write(&full, c).unwrap();
+                }
+                None => std::fs::remove_file(&full).unwrap(),
+            }
+        }
+        self.git(repo, &["add", "-A"]);
+        self.git(repo, &["commit", "-q", "--allow-empty", "-m", message]);
+        self.git(repo, &["rev-parse", "HEAD"])
+    }
+}
+
+fn opts(repo: &str) -> Options {
+    Options {
+        repo: repo.to_string(),
+        ..Options::default()
+    }
+}
+
+fn file_url(p: &Path) -> String {
+    format!("file://{}", p.display())
+}
+
+fn contents(tree: &clusterf::tree::Tree, path: &str) -> String {
+    String::from_utf8(
+        tree.files
+            .get(path)
+            .unwrap_or_else(|| panic!("{path} not in tree: {:?}", tree.files.keys()))
+            .clone(),
+    )
+    .unwrap()
+}
+
+/// main: v1 (tag v1) -> v3; feature (from v1): v2 plus dns.
+fn history(s: &Scratch) -> (PathBuf, String, String, String) {
+    let repo = s.init("work");
+    let c1 = s.commit(
+        &repo,
+        &[
+            ("services/web.yaml", Some(WEB_V1)),
+            (".hidden/x", Some("x")),
+        ],
+        "v1",
+    );
+    s.git(&repo, &["tag", "v1"]);
+    s.git(&repo, &["checkout", "-q", "-b", "feature"]);
+    let c2 = s.commit(
+        &repo,
+        &[
+            ("services/web.yaml", Some(WEB_V2)),
+            ("services/dns.yaml", Some(DNS)),
+        ],
+        "v2",
+    );
+    s.git(&repo, &["checkout", "-q", "main"]);
+    let c3 = s.commit(&repo, &[("services/web.yaml", Some(WEB_V3))], "v3");
+    (repo, c1, c2, c3)
+}
+
+#[test]
+fn local_repo_reads_head_branch_tag_and_commit() {
+    if !have("git") {
+        return;
+    }
+    let s = Scratch::new();
+    let (repo, c1, c2, c3) = history(&s);
+    let path = repo.display().to_string();
+
+    let head = git::read(&opts(&path)).unwrap();
+    assert_eq!(contents(&head, "services/web.yaml"), WEB_V3);
+    assert_eq!(head.origin.revision.as_deref(), Some(c3.as_str()));
+    assert!(
+        head.origin.description.contains(&c3[..12]),
+        "{}",
+        head.origin.description
+    );
+    assert!(
+        !head.files.keys().any(|k| k.contains(".hidden")),
+        "dot-files are skipped"
+    );
+
+    for (r, want, commit) in [
+        ("v1", WEB_V1, &c1),
+        ("feature", WEB_V2, &c2),
+        ("main", WEB_V3, &c3),
+        (c1.as_str(), WEB_V1, &c1),
+        (&c2[..8], WEB_V2, &c2),
+        ("feature~1", WEB_V1, &c1),
+        ("refs/tags/v1", WEB_V1, &c1),
+    ] {
+        let mut o = opts(&path);
+        o.git_ref = Some(r.to_string());
+        let t = git::read(&o).unwrap();
+        assert_eq!(contents(&t, "services/web.yaml"), want, "ref {r}");
+        assert_eq!(
+            t.origin.revision.as_deref(),
+            Some(commit.as_str()),
+            "ref {r}"
+        );
+    }
+    let mut o = opts(&path);
+    o.git_ref = Some("feature".into());
+    let t = git::read(&o).unwrap();
+    assert_eq!(contents(&t, "services/dns.yaml"), DNS);
+    assert_eq!(t.files.len(), 2, "{:?}", t.files.keys());
+
+    // Uncommitted changes in the work tree are not part of any commit.
+    std::fs::write(repo.join("services/web.yaml"), "garbage").unwrap();
+    let t = git::read(&opts(&path)).unwrap();
+    assert_eq!(contents(&t, "services/web.yaml"), WEB_V3);
+}
+
+#[test]
+fn bare_clone_reads_like_its_origin() {
+    if !have("git") {
+        return;
+    }
+    let s = Scratch::new();
+    let (repo, _, c2, c3) = history(&s);
+    s.git(
+        s.dir.path(),
+        &["clone", "-q", "--bare", repo.to_str().unwrap(), "bare.git"],
+    );
+    let bare = s.path("bare.git").display().to_string();
+    let t = git::read(&opts(&bare)).unwrap();
+    assert_eq!(t.origin.revision.as_deref(), Some(c3.as_str()));
+    assert_eq!(contents(&t, "services/web.yaml"), WEB_V3);
+    let mut o = opts(&bare);
+    o.git_ref = Some("feature".into());
+    let t = git::read(&o).unwrap();
+    assert_eq!(t.origin.revision.as_deref(), Some(c2.as_str()));
+    let mut o = opts(&bare);
+    o.git_ref = Some("v1".into());
+    assert_eq!(
+        contents(&git::read(&o).unwrap(), "services/web.yaml"),
+        WEB_V1
+    );
+}
+
+#[test]
+fn file_remote_fetches_incrementally_between_runs() {
+    if !have("git") {
+        return;
+    }
+    let s = Scratch::new();
+    let remote = s.path("remote.git");
+    s.git(s.dir.path(), &["init", "-q", "--bare", "remote.git"]);
+    let work = s.init("work");
+    s.git(
+        &work,
+        &["remote", "add", "origin", remote.to_str().unwrap()],
+    );
+    // Enough files that a full fetch and an incremental one differ clearly.
+    let many: Vec<(String, String)> = (0..50)
+        .map(|i| {
+            (
+                format!("services/svc{i:03}.yaml"),
+                format!(
+                    "frontend: {{ipv4: 10.0.{}.{}, tcp: 80}}\n",
+                    i / 250,
+                    i % 250 + 1
+                ),
+            )
+        })
+        .collect();
+    let files: Vec<(&str, Option<&str>)> = many
+        .iter()
+        .map(|(p, c)| (p.as_str(), Some(c.as_str())))
+        .collect();
+    let c1 = s.commit(&work, &files, "many");
+    s.git(&work, &["push", "-q", "origin", "main"]);
+
+    let cache = s.path("cache");
+    let url = file_url(&remote);
+    let mut o = opts(&url);
+    o.cache_dir = Some(cache.clone());
+
+    // First run: everything is fetched.
+    let mut first = GitSource::new(o.clone()).unwrap();
+    let t = first.read().unwrap();
+    assert_eq!(t.origin.revision.as_deref(), Some(c1.as_str()));
+    assert_eq!(t.files.len(), 50);
+    assert!(
+        t.origin.description.starts_with(&url),
+        "{}",
+        t.origin.description
+    );
+    let full = first.last_fetch().unwrap().clone();
+    assert!(full.received_pack);
+    assert!(full.objects >= 53, "commit + 2 trees + 50 blobs: {full:?}");
+    assert!(first.cache_path().unwrap().starts_with(&cache));
+    drop(first);
+
+    // New commits pushed between runs: one file changes, one is added, a tag.
+    let c2 = s.commit(
+        &work,
+        &[
+            (
+                "services/svc007.yaml",
+                Some("frontend: {ipv4: 10.9.9.9, tcp: 80}\n"),
+            ),
+            ("services/new.yaml", Some(DNS)),
+        ],
+        "change two",
+    );
+    s.git(&work, &["tag", "release-2"]);
+    s.git(&work, &["push", "-q", "origin", "main", "--tags"]);
+
+    // Second run (a new process would start the same way): only what is new.
+    let mut second = GitSource::new(o.clone()).unwrap();
+    let t = second.read().unwrap();
+    assert_eq!(t.origin.revision.as_deref(), Some(c2.as_str()));
+    assert_eq!(t.files.len(), 51);
+    assert_eq!(contents(&t, "services/new.yaml"), DNS);
+    let inc = second.last_fetch().unwrap().clone();
+    assert!(inc.received_pack, "{inc:?}");
+    // Commit, 2 trees, 2 blobs, plus the odd delta base gix appends when it
+    // completes a thin pack: far from the 53 of the full fetch.
+    assert!(
+        inc.objects <= 8,
+        "an incremental fetch, not a full one: {inc:?} after {full:?}"
+    );
+
+    // Nothing new: no pack at all; refs by branch, tag and commit all resolve.
+    let t = second.read().unwrap();
+    assert_eq!(t.origin.revision.as_deref(), Some(c2.as_str()));
+    assert!(!second.last_fetch().unwrap().received_pack);
+    assert_eq!(
+        second
+            .read_at("release-2")
+            .unwrap()
+            .origin
+            .revision
+            .as_deref(),
+        Some(c2.as_str())
+    );
+    assert_eq!(
+        second.read_at("main").unwrap().origin.revision.as_deref(),
+        Some(c2.as_str())
+    );
+    assert_eq!(
+        second
+            .read_at("origin/main~1")
+            .unwrap()
+            .origin
+            .revision
+            .as_deref(),
+        Some(c1.as_str())
+    );
+    assert_eq!(
+        second.read_at(&c1).unwrap().origin.revision.as_deref(),
+        Some(c1.as_str())
+    );
+}
+
+#[test]
+fn unknown_ref_is_a_one_line_error_naming_repo_and_ref() {
+    if !have("git") {
+        return;
+    }
+    let s = Scratch::new();
+    let (repo, ..) = history(&s);
+    let path = repo.display().to_string();
+    let mut o = opts(&path);
+    o.git_ref = Some("no-such-branch".into());
+    let e = format!("{:#}", git::read(&o).unwrap_err());
+    assert!(!e.contains('\n'), "{e}");
+    assert!(e.contains(&path), "{e}");
+    assert!(e.contains("no-such-branch"), "{e}");
+    assert!(e.contains("unknown ref"), "{e}");
+
+    // The same through a remote.
+    let url = file_url(&repo);
+    let mut o = opts(&url);
+    o.cache_dir = Some(s.path("cache"));
+    o.git_ref = Some("nope".into());
+    let e = format!("{:#}", git::read(&o).unwrap_err());
+    assert!(!e.contains('\n'), "{e}");
+    assert!(e.contains(&url) && e.contains("nope"), "{e}");
+}
+
+#[test]
+fn unreachable_remote_and_missing_repo_are_errors() {
+    if !have("git") {
+        return;
+    }
+    let s = Scratch::new();
+    let url = file_url(&s.path("does-not-exist.git"));
+    let mut o = opts(&url);
+    o.cache_dir = Some(s.path("cache"));
+    let e = format!("{:#}", git::read(&o).unwrap_err());
+    assert!(!e.contains('\n'), "{e}");
+    assert!(
+        e.starts_with(&format!("config repo {url} ref HEAD: ")),
+        "{e}"
+    );
+
+    let not_repo = s.path("plain");
+    std::fs::create_dir_all(&not_repo).unwrap();
+    let e = format!(
+        "{:#}",
+        git::read(&opts(not_repo.to_str().unwrap())).unwrap_err()
+    );
+    assert!(!e.contains('\n'), "{e}");
+    assert!(e.contains(not_repo.to_str().unwrap()), "{e}");
+
+    // Credentials in the URL never reach the message.
+    let mut o = opts("https://user:hunter2secret@127.0.0.1:1/config.git");
+    o.cache_dir = Some(s.path("cache"));
+    let e = format!("{:#}", git::read(&o).unwrap_err());
+    assert!(!e.contains("hunter2secret"), "{e}");
+    assert!(e.contains("https://127.0.0.1:1/config.git"), "{e}");
+}
+
+#[test]
+fn corrupt_repo_is_an_error() {
+    if !have("git") {
+        return;
+    }
+    let s = Scratch::new();
+    let repo = s.init("work");
+    s.commit(&repo, &[("services/web.yaml", Some(WEB_V1))], "v1");
+    let blob = s.git(&repo, &["rev-parse", "HEAD:services/web.yaml"]);
+    let loose = repo.join(".git/objects").join(&blob[..2]).join(&blob[2..]);
+    let mut perms = std::fs::metadata(&loose).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&loose, perms).unwrap();
+    std::fs::write(&loose, b"this is not zlib data").unwrap();
+    let path = repo.display().to_string();
+    let e = format!("{:#}", git::read(&opts(&path)).unwrap_err());
+    assert!(!e.contains('\n'), "{e}");
+    assert!(e.contains(&path) && e.contains("ref HEAD"), "{e}");
+    assert!(e.contains("services/web.yaml"), "names the file: {e}");
+
+    // A ref pointing at a missing commit.
+    let repo2 = s.init("work2");
+    s.commit(&repo2, &[("services/web.yaml", Some(WEB_V1))], "v1");
+    std::fs::write(
+        repo2.join(".git/refs/heads/broken"),
+        "1111111111111111111111111111111111111111\n",
+    )
+    .unwrap();
+    let mut o = opts(repo2.to_str().unwrap());
+    o.git_ref = Some("broken".into());
+    let e = format!("{:#}", git::read(&o).unwrap_err());
+    assert!(!e.contains('\n') && e.contains("broken"), "{e}");
+}
+
+#[test]
+fn subdir_reads_the_tree_below_it() {
+    if !have("git") {
+        return;
+    }
+    let s = Scratch::new();
+    let repo = s.init("work");
+    s.commit(
+        &repo,
+        &[
+            ("README.md", Some("docs\n")),
+            ("deploy/clusterf/services/web.yaml", Some(WEB_V1)),
+            ("deploy/clusterf/.github/x", Some("hidden")),
+            ("deploy/other/services/dns.yaml", Some(DNS)),
+        ],
+        "v1",
+    );
+    let path = repo.display().to_string();
+    for sub in ["deploy/clusterf", "./deploy/clusterf/", "deploy//clusterf"] {
+        let mut o = opts(&path);
+        o.subdir = Some(sub.into());
+        let t = git::read(&o).unwrap();
+        assert_eq!(t.files.keys().collect::<Vec<_>>(), ["services/web.yaml"]);
+        assert!(
+            t.origin.description.ends_with(":deploy/clusterf"),
+            "{}",
+            t.origin.description
+        );
+    }
+    for (sub, why) in [
+        ("deploy/nope", "no such directory"),
+        ("README.md", "not a directory"),
+        ("../x", "must not contain .."),
+    ] {
+        let mut o = opts(&path);
+        o.subdir = Some(sub.into());
+        let e = git::read(&o).map(|_| ()).unwrap_err();
+        let e = format!("{e:#}");
+        assert!(e.contains(why) && !e.contains('\n'), "{sub}: {e}");
+    }
+}
+
+#[test]
+fn odd_entries_are_reported_not_dropped() {
+    if !have("git") {
+        return;
+    }
+    use std::os::unix::ffi::OsStrExt;
+    let s = Scratch::new();
+    let repo = s.init("work");
+    s.commit(&repo, &[("services/web.yaml", Some(WEB_V1))], "v1");
+    let name = std::ffi::OsStr::from_bytes(b"services/bad-\xff.yaml");
+    std::fs::write(repo.join(name), WEB_V1).unwrap();
+    std::os::unix::fs::symlink("web.yaml", repo.join("services/link.yaml")).unwrap();
+    s.commit(&repo, &[], "odd");
+    let t = git::read(&opts(repo.to_str().unwrap())).unwrap();
+    assert_eq!(t.files.keys().collect::<Vec<_>>(), ["services/web.yaml"]);
+    let unreadable: Vec<_> = t.unreadable.iter().collect();
+    assert_eq!(unreadable.len(), 2, "{unreadable:?}");
+    assert!(
+        t.unreadable["services/bad-\u{fffd}.yaml"].contains("not valid UTF-8"),
+        "{unreadable:?}"
+    );
+    assert!(t.unreadable["services/link.yaml"].contains("symbolic link"));
+}
+
+#[test]
+fn read_at_reads_the_base_of_a_change() {
+    if !have("git") {
+        return;
+    }
+    let s = Scratch::new();
+    let (repo, c1, _, c3) = history(&s);
+    let args = ConfigArgs {
+        config_path: None,
+        config_repo: Some(repo.display().to_string()),
+        git_ref: Some("HEAD".into()),
+        subdir: None,
+        cache_dir: None,
+        verify_signatures: false,
+        allowed_signers: None,
+    };
+    let head = args.read().unwrap();
+    let base = args.read_at("v1").unwrap();
+    assert_eq!(head.origin.revision.as_deref(), Some(c3.as_str()));
+    assert_eq!(base.origin.revision.as_deref(), Some(c1.as_str()));
+    assert_eq!(contents(&base, "services/web.yaml"), WEB_V1);
+    let dir_args = ConfigArgs {
+        config_path: Some(repo.clone()),
+        config_repo: None,
+        ..args.clone()
+    };
+    assert!(dir_args.read_at("v1").is_err(), "needs --config-repo");
+}
+
+/// Runs the clusterf binary.
+fn clusterf(args: &[&str], home: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_clusterf"))
+        .args(args)
+        .env("HOME", home)
+        .env_remove("XDG_CACHE_HOME")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn cli_config_repo_matches_config_path() {
+    if !have("git") {
+        return;
+    }
+    let s = Scratch::new();
+    let repo = s.init("work");
+    let c1 = s.commit(
+        &repo,
+        &[
+            ("cfg/services/web.yaml", Some(WEB_V2)),
+            (
+                "cfg/services/dns/frontend",
+                Some(r#"{"ipv4": "10.0.0.53", "udp": 53}"#),
+            ),
+            (
+                "cfg/services/dns/backends/a",
+                Some(r#"{"ipv4": "10.1.0.53", "udp": 53}"#),
+            ),
+            (
+                "cfg/routes/lan.yaml",
+                Some("prefix: 10.1.0.0/16\nmethod: droute\n"),
+            ),
+        ],
+        "config",
+    );
+    let home = s.path("home");
+    let cfg = repo.join("cfg");
+    let repo_s = repo.to_str().unwrap();
+    let url = file_url(&repo);
+    for cmd in [
+        vec!["validate"],
+        vec!["render", "--output", "yaml"],
+        vec!["render", "--output", "json"],
+        vec!["render", "--output", "ipvsadm"],
+    ] {
+        let mut by_path = cmd.clone();
+        by_path.extend(["--config-path", cfg.to_str().unwrap()]);
+        let want = clusterf(&by_path, &home);
+        assert!(want.status.success(), "{by_path:?}: {want:?}");
+        for repo_arg in [repo_s, url.as_str()] {
+            let mut by_repo = cmd.clone();
+            by_repo.extend(["--config-repo", repo_arg, "--subdir", "cfg"]);
+            let got = clusterf(&by_repo, &home);
+            assert_eq!(got.status.code(), want.status.code(), "{by_repo:?}");
+            assert_eq!(
+                String::from_utf8_lossy(&got.stdout),
+                String::from_utf8_lossy(&want.stdout),
+                "{by_repo:?}"
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&got.stderr),
+                String::from_utf8_lossy(&want.stderr),
+                "{by_repo:?}"
+            );
+        }
+    }
+    // The default cache directory is below HOME when no --cache-dir is given.
+    assert!(home.join(".cache/clusterf/git").is_dir());
+
+    // A broken commit: diagnostics name the repo-root path and the commit.
+    let c2 = s.commit(
+        &repo,
+        &[(
+            "cfg/services/web.yaml",
+            Some("frontend: {ipv4: 10.0.0.1, tcp: 80}\nbogus: 1\n"),
+        )],
+        "broken",
+    );
+    let out = clusterf(
+        &["validate", "--config-repo", repo_s, "--subdir", "cfg"],
+        &home,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cfg/services/web.yaml:2:"), "{err}");
+    assert!(err.contains(&c2[..12]), "names the commit: {err}");
+    // The good commit still validates by ref.
+    let out = clusterf(
+        &[
+            "validate",
+            "--config-repo",
+            repo_s,
+            "--subdir",
+            "cfg",
+            "--ref",
+            &c1,
+        ],
+        &home,
+    );
+    assert!(out.status.success(), "{out:?}");
+
+    // An unknown ref: one line, exit 1, nothing on stdout.
+    let out = clusterf(&["render", "--config-repo", repo_s, "--ref", "nope"], &home);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(repo_s) && err.contains("nope"), "{err}");
+}
+
+/// An SSH key pair in `dir`; returns (private key path, public key line).
+fn ssh_key(dir: &Path, name: &str) -> (PathBuf, String) {
+    let key = dir.join(name);
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    (key, public.trim().to_string())
+}
+
+#[test]
+fn verify_signatures_accepts_only_allowed_signers() {
+    if !have("git") || !have("ssh-keygen") {
+        return;
+    }
+    let s = Scratch::new();
+    let keys = s.path("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let (good_key, good_pub) = ssh_key(&keys, "good");
+    let (evil_key, _) = ssh_key(&keys, "evil");
+    let signers = keys.join("allowed_signers");
+    std::fs::write(&signers, format!("test@example.com {good_pub}\n")).unwrap();
+
+    let repo = s.init("work");
+    s.git(&repo, &["config", "gpg.format", "ssh"]);
+    let sign = |key: &Path, msg: &str| {
+        std::fs::write(repo.join("services/web.yaml"), format!("{WEB_V1}# {msg}\n")).unwrap();
+        s.git(&repo, &["add", "-A"]);
+        s.git(
+            &repo,
+            &[
+                "-c",
+                &format!("user.signingkey={}", key.display()),
+                "commit",
+                "-q",
+                "-S",
+                "-m",
+                msg,
+            ],
+        );
+        s.git(&repo, &["rev-parse", "HEAD"])
+    };
+    std::fs::create_dir_all(repo.join("services")).unwrap();
+    let good = sign(&good_key, "good");
+    s.git(&repo, &["tag", "good"]);
+    let evil = sign(&evil_key, "evil");
+    s.git(&repo, &["tag", "evil"]);
+    let unsigned = s.commit(&repo, &[("services/web.yaml", Some(WEB_V1))], "unsigned");
+
+    let path = repo.display().to_string();
+    let read = |r: &str| {
+        let mut o = opts(&path);
+        o.git_ref = Some(r.into());
+        o.allowed_signers = Some(signers.clone());
+        git::read(&o).map_err(|e| format!("{e:#}"))
+    };
+    let t = read("good").unwrap();
+    assert_eq!(t.origin.revision.as_deref(), Some(good.as_str()));
+    let e = read("evil").unwrap_err();
+    assert!(
+        e.contains(&evil[..12]) && e.contains("does not verify"),
+        "{e}"
+    );
+    let e = read("HEAD").unwrap_err();
+    assert!(
+        e.contains(&unsigned[..12]) && e.contains("not signed"),
+        "{e}"
+    );
+    // Without verification, the unsigned head reads fine.
+    assert!(git::read(&opts(&path)).is_ok());
+
+    // Through the binary: --verify-signatures needs --allowed-signers.
+    let home = s.path("home");
+    let out = clusterf(
+        &["validate", "--config-repo", &path, "--verify-signatures"],
+        &home,
+    );
+    assert!(!out.status.success());
+    let out = clusterf(
+        &[
+            "validate",
+            "--config-repo",
+            &path,
+            "--ref",
+            "good",
+            "--verify-signatures",
+            "--allowed-signers",
+            signers.to_str().unwrap(),
+        ],
+        &home,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let out = clusterf(
+        &[
+            "validate",
+            "--config-repo",
+            &path,
+            "--verify-signatures",
+            "--allowed-signers",
+            signers.to_str().unwrap(),
+        ],
+        &home,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("not signed"), "{err}");
+}
