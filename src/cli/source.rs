@@ -189,7 +189,12 @@ pub fn render_sources(
     let overlay_tree = overlay.read()?;
     let mut rendered = render::render(&config_tree, overlay_tree.as_ref(), &opts);
     if let Some(sub) = config.git_options().and_then(|o| o.normalized_subdir()) {
-        source::git::name_from_root(&mut rendered.diags, &sub, &config_tree, overlay_tree.as_ref());
+        source::git::name_from_root(
+            &mut rendered.diags,
+            &sub,
+            &config_tree,
+            overlay_tree.as_ref(),
+        );
     }
     if let (Some(rev), false) = (&config_tree.origin.revision, rendered.diags.is_empty()) {
         eprintln!("in {} (commit {rev}):", config_tree.origin.description);
