@@ -1,0 +1,147 @@
+//! Kernel IPVS tests: each scenario in `tests/vm/scenarios/` runs in its own
+//! qemu guest (a Debian cloud kernel with ip_vs, busybox, ipvsadm, iproute2
+//! and this build's `clusterf`), booted by `tests/vm/run.sh`; the guest is
+//! built and cached by `tests/vm/build.sh` under `target/vm-cache`.
+//!
+//! A scenario passes when its script exits 0; its checks print `ok:` and
+//! `FAIL:` lines, shown when it fails.
+//!
+//! This file must not touch the host kernel's IPVS, and must not skip
+//! silently: without qemu or the kernel package the tests FAIL when the
+//! environment variable `CI` is set, and print a loud SKIP otherwise.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// Builds the guest once per test process: `Err` says why there is none.
+fn guest() -> &'static Result<(), String> {
+    static GUEST: OnceLock<Result<(), String>> = OnceLock::new();
+    GUEST.get_or_init(|| {
+        match Command::new("qemu-system-x86_64").arg("--version").output() {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => {
+                return Err(format!(
+                    "qemu-system-x86_64 --version exited {}",
+                    out.status
+                ));
+            }
+            Err(e) => return Err(format!("qemu-system-x86_64 not runnable: {e}")),
+        }
+        let out = Command::new(root().join("tests/vm/build.sh"))
+            .output()
+            .map_err(|e| format!("cannot run tests/vm/build.sh: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "tests/vm/build.sh failed ({}):\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(())
+    })
+}
+
+/// Whether the VM can run; panics in CI when it cannot.
+fn vm_available(test: &str) -> bool {
+    match guest() {
+        Ok(()) => true,
+        Err(why) if in_ci() => panic!("kernel test {test} needs the VM and CI is set: {why}"),
+        Err(why) => {
+            eprintln!(
+                "\n**********************************************************************\n\
+                 SKIP kernel test {test}: no VM: {why}\n\
+                 (install qemu-system-x86 and allow apt-get download; with CI set this fails)\n\
+                 **********************************************************************\n"
+            );
+            false
+        }
+    }
+}
+
+/// Boots the guest with scenario `name` and the files `(source, dest)`
+/// (source relative to the repository); asserts that it exits 0.
+fn scenario(name: &str, files: &[(&str, &str)]) {
+    if !vm_available(name) {
+        return;
+    }
+    let mut cmd = Command::new(root().join("tests/vm/run.sh"));
+    cmd.arg(name);
+    for (src, dest) in files {
+        let src = root().join(src);
+        assert!(
+            Path::new(&src).exists(),
+            "missing test input {}",
+            src.display()
+        );
+        cmd.arg(format!("{}:{dest}", src.display()));
+    }
+    let out = cmd
+        .env("CLUSTERF_BIN", env!("CARGO_BIN_EXE_clusterf"))
+        .output()
+        .expect("run tests/vm/run.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Shown by the test harness on failure (and with --nocapture).
+    println!("--- {name}: stdout\n{stdout}--- {name}: stderr\n{stderr}");
+    assert!(
+        out.status.success(),
+        "kernel scenario {name} failed ({}):\n--- stdout\n{stdout}--- stderr\n{stderr}",
+        out.status
+    );
+}
+
+const EXAMPLES: &[(&str, &str)] = &[
+    ("examples/config-repo", "config-repo"),
+    ("examples/overlay", "overlay"),
+];
+
+/// The guest itself: ip_vs loads, ipvsadm round-trips a table.
+#[test]
+fn ipvsadm_smoke() {
+    scenario("ipvsadm-smoke", &[]);
+}
+
+/// examples/config-repo + overlay applied: kernel equals render; idempotent.
+#[test]
+fn apply_config_repo() {
+    scenario("apply-config-repo", EXAMPLES);
+}
+
+/// The seed README walk-through, step by step, kernel checked each time.
+#[test]
+fn walkthrough() {
+    scenario("walkthrough", &[]);
+}
+
+/// No service with desired dests is ever left without dests during apply.
+#[test]
+fn make_before_break() {
+    scenario("make-before-break", &[]);
+}
+
+/// Hand-made services outside --own survive every apply.
+#[test]
+fn ownership() {
+    scenario("ownership", EXAMPLES);
+}
+
+/// Real TCP through an IPVS NAT service; weights shape the split.
+#[test]
+fn traffic() {
+    scenario("traffic", &[]);
+}
+
+/// A plan failing midway: report, kernel state, recovery.
+#[test]
+fn fault() {
+    scenario("fault", &[]);
+}

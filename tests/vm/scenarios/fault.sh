@@ -1,0 +1,54 @@
+# Fault: a plan that fails midway. The module of one scheduler (sh) is taken
+# out of the guest, so creating the service that uses it fails in the kernel
+# while the others succeed. apply must exit 1, name the failed service, and
+# leave only changes it reports as applied: every kernel rule is a desired
+# one and the sh service is absent. With the module back, the next apply
+# re-plans from the real state and completes; then the re-plan is empty.
+. "$SCENARIO_LIB"
+need_clusterf apply
+mods=/lib/modules/$(uname -r)/kernel/net/netfilter/ipvs
+[ -f $mods/ip_vs_sh.ko ] || die "no ip_vs_sh.ko in the guest"
+grep -q '^ip_vs_sh ' /proc/modules && die "ip_vs_sh already loaded"
+mv $mods/ip_vs_sh.ko /tmp/ip_vs_sh.ko
+
+mkdir -p /tmp/cfg/services
+for i in 1 2 3 4 5 6; do
+    sched=wlc
+    [ $i = 4 ] && sched=sh
+    cat >/tmp/cfg/services/s$i.yaml <<Y
+frontend:
+  ipv4: 198.51.100.$i
+  tcp: 80
+scheduler: $sched
+backends:
+  a:
+    ipv4: 10.3.$i.1
+    tcp: 8080
+  b:
+    ipv4: 10.3.$i.2
+    tcp: 8080
+Y
+done
+SRC="--config-path /tmp/cfg"
+rendered_rules /tmp/want $SRC
+
+expect_code "apply fails midway" 1 clusterf apply $SRC
+echo "--- apply stdout"; cat /tmp/last.out
+echo "--- apply stderr"; cat /tmp/last.err
+grep -q '198.51.100.4' /tmp/last.err && ok "error names the failed service" || fail "error does not name 198.51.100.4:80"
+grep -qi 'not applied\|were not\|not done\|remaining\|skipped' /tmp/last.out /tmp/last.err &&
+    ok "report says what was not applied" || fail "report does not say what was not applied"
+
+kernel_rules /tmp/got
+echo "--- kernel after the failure"; cat /tmp/got
+if grep -q '198.51.100.4' /tmp/got; then fail "sh service exists"; else ok "sh service absent"; fi
+extra=$(comm -13 /tmp/want /tmp/got)
+[ -z "$extra" ] && ok "every kernel rule is a desired one" || fail "unexpected kernel rules: $extra"
+expect_code "plan sees the remaining changes" 2 clusterf plan $SRC --detailed-exitcode
+
+mv /tmp/ip_vs_sh.ko $mods/ip_vs_sh.ko
+expect_code "apply with the module back" 0 clusterf apply $SRC
+kernel_rules /tmp/got
+expect_eq "kernel equals render after recovery" /tmp/want /tmp/got
+expect_code "re-plan is empty" 0 clusterf plan $SRC --detailed-exitcode
+finish
