@@ -1,0 +1,65 @@
+# Guest side of tests/vm/bench.sh: for each /data/bench/<N>/ (configs a/ and
+# b/, a.rules, b.rules, delta.rules), in fresh network namespaces (so that
+# no dest trash from earlier runs skews a later one):
+#   ipvsadm -R < a.rules          vs  clusterf apply a/        (from empty)
+#   ipvsadm -R < delta.rules      vs  clusterf apply b/        (1% change)
+#   clusterf plan b/ (nothing to do: dump + render + diff)
+# Every result is checked against the rules; times from /proc/uptime.
+. "$SCENARIO_LIB"
+need_clusterf apply
+IP=/usr/sbin/ip
+
+# timed NAME CMD...: run CMD, set $t to its wall time in seconds.
+timed() {
+    _name=$1
+    shift
+    _t0=$(now)
+    "$@" >/tmp/timed.out 2>/tmp/timed.err
+    _rc=$?
+    _t1=$(now)
+    t=$(awk "BEGIN{printf \"%.2f\", $_t1 - $_t0}")
+    if [ $_rc != 0 ]; then
+        fail "$_name: exit $_rc"
+        tail -n 20 /tmp/timed.err
+    fi
+    echo "  $_name: ${t}s" >&2
+}
+
+# same NAME NETNS RULES: the namespace's table equals RULES (as sets).
+same() {
+    $IP netns exec "$2" ipvsadm -S -n | sort >/tmp/got
+    sort "$3" >/tmp/want
+    expect_eq "$1" /tmp/want /tmp/got >&2
+}
+
+echo "| services x dests | ipvsadm -R cold | clusterf apply cold | ratio | ipvsadm -R 1% delta | clusterf apply 1% | clusterf plan, no change |"
+echo "|---|---|---|---|---|---|---|"
+for d in /data/bench/*/; do
+    n=$(grep -c '^-A' $d/a.rules)
+    m=$(grep -c '^-a' $d/a.rules)
+    echo "$n services x $((m / n)) dests" >&2
+    for ns in r$n c$n; do
+        $IP netns add $ns
+        # With lo down, the kernel rejects masq dests (address type check).
+        $IP -n $ns link set lo up
+    done
+    timed "ipvsadm -R cold" $IP netns exec r$n sh -c "ipvsadm -R < $d/a.rules"
+    r_cold=$t
+    same "ipvsadm -R result" r$n $d/a.rules
+    timed "clusterf apply cold" $IP netns exec c$n clusterf apply --config-path $d/a
+    c_cold=$t
+    same "clusterf apply result" c$n $d/a.rules
+    timed "ipvsadm -R delta" $IP netns exec r$n sh -c "ipvsadm -R < $d/delta.rules"
+    r_delta=$t
+    same "ipvsadm delta result" r$n $d/b.rules
+    timed "clusterf apply 1%" $IP netns exec c$n clusterf apply --config-path $d/b
+    c_delta=$t
+    same "clusterf apply 1% result" c$n $d/b.rules
+    timed "clusterf plan no change" $IP netns exec c$n clusterf plan --config-path $d/b --detailed-exitcode
+    c_noop=$t
+    ratio=$(awk "BEGIN{ if ($c_cold > 0) printf \"%.1fx\", $r_cold / $c_cold; else print \"inf\" }")
+    echo "| $n x $((m / n)) | ${r_cold} s | ${c_cold} s | $ratio | ${r_delta} s | ${c_delta} s | ${c_noop} s |"
+    $IP netns del r$n
+    $IP netns del c$n
+done
+finish
