@@ -119,7 +119,10 @@ fn apply_config_repo() {
 /// The seed README walk-through, step by step, kernel checked each time.
 #[test]
 fn walkthrough() {
-    scenario("walkthrough", &[]);
+    scenario(
+        "walkthrough",
+        &[("tests/golden/readme-walkthrough-json", "wt")],
+    );
 }
 
 /// No service with desired dests is ever left without dests during apply.

@@ -1,55 +1,61 @@
-# The seed README walk-through, applied step by step from a config directory
-# in the original JSON layout: add the frontend, add backends test3-1 and
-# test3-2, change test3-2's port, remove the service. After each step the
-# kernel must hold exactly what the README shows (and what render says), and
-# a re-plan must be empty.
+# The seed README walk-through, applied step by step: add the frontend, add
+# backends test3-1 and test3-2, change test3-2's port, remove the service.
+# After each step the kernel must hold exactly what the README shows (and
+# what render says), and a re-plan must be empty.
+#
+# Part 1 uses the golden trees (tests/golden/readme-walkthrough-json, at
+# /data/wt): the frontend in the config repo, the backends in the overlay, as
+# clusterf-docker publishes them. Part 2 edits one config tree in place (the
+# original JSON layout), with a reweight step.
 . "$SCENARIO_LIB"
 need_clusterf apply
-C=/tmp/cfg
-S=$C/services/test
-mkdir -p $C/services
 
-# step NAME EXPECTED_RULES: apply, then check the kernel and the re-plan.
+# step NAME EXPECTED_RULES SOURCE_ARGS...: apply, then check the kernel and
+# the re-plan.
 step() {
-    expect_code "$1: apply" 0 clusterf apply --config-path $C
-    printf '%s' "$2" | sort >/tmp/want
+    _name=$1 _rules=$2
+    shift 2
+    expect_code "$_name: apply" 0 clusterf apply "$@"
+    printf '%s' "$_rules" | sort >/tmp/want
     kernel_rules /tmp/got
-    expect_eq "$1: kernel as in the README" /tmp/want /tmp/got
-    rendered_rules /tmp/rendered --config-path $C
-    expect_eq "$1: kernel equals render" /tmp/rendered /tmp/got
-    expect_code "$1: re-plan is empty" 0 clusterf plan --config-path $C --detailed-exitcode
+    expect_eq "$_name: kernel as in the README" /tmp/want /tmp/got
+    rendered_rules /tmp/rendered "$@"
+    expect_eq "$_name: kernel equals render" /tmp/rendered /tmp/got
+    expect_code "$_name: re-plan is empty" 0 clusterf plan "$@" --detailed-exitcode
 }
 
-step "empty config" ""
+SVC="-A -t 10.107.107.107:1337 -s wlc
+"
+D1="-a -t 10.107.107.107:1337 -r 10.3.107.1:1337 -m -w 10
+"
+D2="-a -t 10.107.107.107:1337 -r 10.3.107.2:1337 -m -w 10
+"
+D2P="-a -t 10.107.107.107:1337 -r 10.3.107.2:1338 -m -w 10
+"
 
+# --- part 1: golden trees, backends in the overlay ---------------------------
+W=/data/wt
+step "1 frontend" "$SVC" --config-path $W/config --overlay-path $W/overlay-1-empty
+step "1 test3-1" "$SVC$D1" --config-path $W/config --overlay-path $W/overlay-2-test3-1
+step "1 test3-2" "$SVC$D1$D2" --config-path $W/config --overlay-path $W/overlay-3-test3-2
+step "1 port 1338" "$SVC$D1$D2P" --config-path $W/config --overlay-path $W/overlay-4-port
+step "1 removed" "" --config-path $W/config-removed --overlay-path $W/overlay-1-empty
+
+# --- part 2: one config tree edited in place ---------------------------------
+C=/tmp/cfg
+S=$C/services/test
 mkdir -p $S/backends
 echo '{"ipv4": "10.107.107.107", "tcp": 1337}' >$S/frontend
-step "add frontend" "-A -t 10.107.107.107:1337 -s wlc
-"
-
+step "2 frontend" "$SVC" --config-path $C
 echo '{"ipv4": "10.3.107.1", "tcp": 1337}' >$S/backends/test3-1
-step "add backend test3-1" "-A -t 10.107.107.107:1337 -s wlc
--a -t 10.107.107.107:1337 -r 10.3.107.1:1337 -m -w 10
-"
-
+step "2 test3-1" "$SVC$D1" --config-path $C
 echo '{"ipv4": "10.3.107.2", "tcp": 1337}' >$S/backends/test3-2
-step "add backend test3-2" "-A -t 10.107.107.107:1337 -s wlc
--a -t 10.107.107.107:1337 -r 10.3.107.1:1337 -m -w 10
--a -t 10.107.107.107:1337 -r 10.3.107.2:1337 -m -w 10
-"
-
+step "2 test3-2" "$SVC$D1$D2" --config-path $C
 echo '{"ipv4": "10.3.107.2", "tcp": 1338}' >$S/backends/test3-2
-step "change test3-2 port" "-A -t 10.107.107.107:1337 -s wlc
--a -t 10.107.107.107:1337 -r 10.3.107.1:1337 -m -w 10
--a -t 10.107.107.107:1337 -r 10.3.107.2:1338 -m -w 10
-"
-
+step "2 port 1338" "$SVC$D1$D2P" --config-path $C
 echo '{"ipv4": "10.3.107.2", "tcp": 1338, "weight": 5}' >$S/backends/test3-2
-step "reweight test3-2" "-A -t 10.107.107.107:1337 -s wlc
--a -t 10.107.107.107:1337 -r 10.3.107.1:1337 -m -w 10
--a -t 10.107.107.107:1337 -r 10.3.107.2:1338 -m -w 5
-"
-
+step "2 reweight" "$SVC$D1-a -t 10.107.107.107:1337 -r 10.3.107.2:1338 -m -w 5
+" --config-path $C
 rm -r $S
-step "remove the service" ""
+step "2 removed" "" --config-path $C
 finish
