@@ -1,0 +1,378 @@
+//! The daemon's Prometheus metrics: one [`Metrics`] value holding every
+//! series, updated by the watch loop, rendered in the Prometheus text
+//! exposition format (via the official `prometheus-client` crate).
+//!
+//! Invariant: metrics only record what they are told; they never read the
+//! clock, the kernel or a source themselves (the caller passes timestamps),
+//! and serving them over HTTP is the daemon's job (`cli::watch`).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::model::Op;
+use crate::reconcile::Source;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InfoLabels {
+    git_commit: String,
+    etcd_revision: String,
+    plan_hash: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+/// Label value of an op's kind (`add_dest`, `del_service`, ...).
+pub fn op_kind(op: &Op) -> &'static str {
+    match op {
+        Op::AddService { .. } => "add_service",
+        Op::EditService { .. } => "edit_service",
+        Op::DelService { .. } => "del_service",
+        Op::AddDest { .. } => "add_dest",
+        Op::EditDest { .. } => "edit_dest",
+        Op::DelDest { .. } => "del_dest",
+    }
+}
+
+/// What the info metric says about the last successful pass.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Info {
+    pub git_commit: String,
+    pub etcd_revision: String,
+    pub plan_hash: String,
+}
+
+/// Every series the daemon exports.
+pub struct Metrics {
+    registry: Registry,
+    passes: Family<OutcomeLabels, Counter>,
+    pass_duration: Histogram,
+    change_to_apply: Histogram,
+    ops_applied: Family<KindLabels, Counter>,
+    desired_services: Gauge,
+    desired_dests: Gauge,
+    live_services: Gauge,
+    live_dests: Gauge,
+    drift_corrections: Counter,
+    errors: Family<SourceLabels, Counter>,
+    last_success: Gauge<f64, AtomicU64>,
+    staleness: Family<SourceLabels, Gauge<f64, AtomicU64>>,
+    info: Family<InfoLabels, Gauge>,
+    drains_active: Gauge,
+    drains_completed: Family<ReasonLabels, Counter>,
+    ready: Gauge,
+    /// Unix seconds of the last good read per source, for staleness.
+    last_good: Mutex<BTreeMap<Source, f64>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("clusterf");
+        let m = Metrics {
+            passes: Family::default(),
+            pass_duration: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            change_to_apply: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            ops_applied: Family::default(),
+            desired_services: Gauge::default(),
+            desired_dests: Gauge::default(),
+            live_services: Gauge::default(),
+            live_dests: Gauge::default(),
+            drift_corrections: Counter::default(),
+            errors: Family::default(),
+            last_success: Gauge::default(),
+            staleness: Family::default(),
+            info: Family::default(),
+            drains_active: Gauge::default(),
+            drains_completed: Family::default(),
+            ready: Gauge::default(),
+            last_good: Mutex::new(BTreeMap::new()),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "passes",
+            "Reconcile passes by outcome (ok, failed)",
+            m.passes.clone(),
+        );
+        registry.register_with_unit(
+            "pass_duration",
+            "Duration of a reconcile pass: read, render, plan, apply",
+            Unit::Seconds,
+            m.pass_duration.clone(),
+        );
+        registry.register_with_unit(
+            "change_to_apply",
+            "Time from an input change (config, git, etcd, signal) to its successful apply",
+            Unit::Seconds,
+            m.change_to_apply.clone(),
+        );
+        registry.register(
+            "ops_applied",
+            "Kernel IPVS operations applied, by kind",
+            m.ops_applied.clone(),
+        );
+        registry.register(
+            "desired_services",
+            "IPVS services in the desired state (after drains)",
+            m.desired_services.clone(),
+        );
+        registry.register(
+            "desired_dests",
+            "IPVS dests in the desired state (after drains)",
+            m.desired_dests.clone(),
+        );
+        registry.register(
+            "live_services",
+            "IPVS services in the kernel at the last pass",
+            m.live_services.clone(),
+        );
+        registry.register(
+            "live_dests",
+            "IPVS dests in the kernel at the last pass",
+            m.live_dests.clone(),
+        );
+        registry.register(
+            "drift_corrections",
+            "Passes that changed the kernel although the desired state had not changed since the last apply (someone changed IPVS by hand)",
+            m.drift_corrections.clone(),
+        );
+        registry.register(
+            "errors",
+            "Failed passes and Git polls, by where they failed",
+            m.errors.clone(),
+        );
+        registry.register_with_unit(
+            "last_success_timestamp",
+            "Unix time of the last successful pass",
+            Unit::Seconds,
+            m.last_success.clone(),
+        );
+        registry.register_with_unit(
+            "source_staleness",
+            "Age of the last good read of each source",
+            Unit::Seconds,
+            m.staleness.clone(),
+        );
+        registry.register(
+            "info",
+            "The inputs of the last successful pass: git commit, etcd revision, plan hash",
+            m.info.clone(),
+        );
+        registry.register(
+            "drains_active",
+            "Dests draining at weight 0 before their delete",
+            m.drains_active.clone(),
+        );
+        registry.register(
+            "drains_completed",
+            "Drains that ended, by reason (idle, timeout, returned, vanished)",
+            m.drains_completed.clone(),
+        );
+        registry.register("ready", "1 once a pass has succeeded", m.ready.clone());
+        for s in Source::ALL {
+            let _ = m.errors.get_or_create(&SourceLabels { source: s.as_str() });
+        }
+        for outcome in ["ok", "failed"] {
+            let _ = m.passes.get_or_create(&OutcomeLabels { outcome });
+        }
+        Metrics { registry, ..m }
+    }
+
+    /// A pass ended. `duration`: how long it took.
+    pub fn pass_finished(&self, ok: bool, duration: Duration) {
+        let outcome = if ok { "ok" } else { "failed" };
+        self.passes.get_or_create(&OutcomeLabels { outcome }).inc();
+        self.pass_duration.observe(duration.as_secs_f64());
+    }
+
+    /// A pass or poll failed at `source`.
+    pub fn error(&self, source: Source) {
+        self.errors
+            .get_or_create(&SourceLabels {
+                source: source.as_str(),
+            })
+            .inc();
+    }
+
+    /// A change reached the kernel `latency` after it happened.
+    pub fn change_applied(&self, latency: Duration) {
+        self.change_to_apply.observe(latency.as_secs_f64());
+    }
+
+    pub fn ops_applied<'a>(&self, ops: impl IntoIterator<Item = &'a Op>) {
+        for op in ops {
+            self.ops_applied
+                .get_or_create(&KindLabels { kind: op_kind(op) })
+                .inc();
+        }
+    }
+
+    pub fn drift_corrected(&self) {
+        self.drift_corrections.inc();
+    }
+
+    pub fn set_sizes(&self, desired: (usize, usize), live: (usize, usize)) {
+        let g = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.desired_services.set(g(desired.0));
+        self.desired_dests.set(g(desired.1));
+        self.live_services.set(g(live.0));
+        self.live_dests.set(g(live.1));
+    }
+
+    /// A pass succeeded at `unix_secs`.
+    pub fn success(&self, unix_secs: f64, info: &Info) {
+        self.last_success.set(unix_secs);
+        self.ready.set(1);
+        self.info.clear();
+        self.info
+            .get_or_create(&InfoLabels {
+                git_commit: info.git_commit.clone(),
+                etcd_revision: info.etcd_revision.clone(),
+                plan_hash: info.plan_hash.clone(),
+            })
+            .set(1);
+    }
+
+    /// `source` was read successfully at `unix_secs`.
+    pub fn source_ok(&self, source: Source, unix_secs: f64) {
+        self.last_good
+            .lock()
+            .expect("metrics lock")
+            .insert(source, unix_secs);
+    }
+
+    pub fn drains(&self, active: usize, completed: impl IntoIterator<Item = &'static str>) {
+        self.drains_active
+            .set(i64::try_from(active).unwrap_or(i64::MAX));
+        for reason in completed {
+            self.drains_completed
+                .get_or_create(&ReasonLabels { reason })
+                .inc();
+        }
+    }
+
+    /// The text exposition, with source staleness computed against
+    /// `now_unix_secs`.
+    pub fn render(&self, now_unix_secs: f64) -> String {
+        for (source, at) in self.last_good.lock().expect("metrics lock").iter() {
+            self.staleness
+                .get_or_create(&SourceLabels {
+                    source: source.as_str(),
+                })
+                .set((now_unix_secs - at).max(0.0));
+        }
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a string cannot fail");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ServiceKey;
+
+    fn value(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    #[test]
+    fn exposition_has_every_series() {
+        let m = Metrics::new();
+        m.pass_finished(true, Duration::from_millis(3));
+        m.pass_finished(false, Duration::from_millis(3));
+        m.error(Source::Etcd);
+        m.change_applied(Duration::from_millis(12));
+        let svc: ServiceKey = "tcp://10.0.0.1:80".parse().unwrap();
+        m.ops_applied(&[
+            Op::DelService { service: svc },
+            Op::DelDest {
+                service: svc,
+                dest: "10.1.0.1:80".parse().unwrap(),
+            },
+        ]);
+        m.drift_corrected();
+        m.set_sizes((2, 5), (1, 4));
+        m.success(
+            1000.0,
+            &Info {
+                git_commit: "abc".into(),
+                etcd_revision: "42".into(),
+                plan_hash: "ff".into(),
+            },
+        );
+        m.source_ok(Source::Etcd, 990.0);
+        m.drains(1, ["idle"]);
+        let text = m.render(1000.0);
+        for (series, v) in [
+            ("clusterf_passes_total{outcome=\"ok\"}", 1.0),
+            ("clusterf_passes_total{outcome=\"failed\"}", 1.0),
+            ("clusterf_errors_total{source=\"etcd\"}", 1.0),
+            ("clusterf_errors_total{source=\"config\"}", 0.0),
+            ("clusterf_ops_applied_total{kind=\"del_service\"}", 1.0),
+            ("clusterf_drift_corrections_total", 1.0),
+            ("clusterf_desired_dests", 5.0),
+            ("clusterf_live_services", 1.0),
+            ("clusterf_last_success_timestamp_seconds", 1000.0),
+            ("clusterf_source_staleness_seconds{source=\"etcd\"}", 10.0),
+            (
+                "clusterf_info{git_commit=\"abc\",etcd_revision=\"42\",plan_hash=\"ff\"}",
+                1.0,
+            ),
+            ("clusterf_drains_active", 1.0),
+            ("clusterf_drains_completed_total{reason=\"idle\"}", 1.0),
+            ("clusterf_ready", 1.0),
+            ("clusterf_pass_duration_seconds_count", 2.0),
+            ("clusterf_change_to_apply_seconds_count", 1.0),
+        ] {
+            assert_eq!(value(&text, series), Some(v), "{series} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn info_keeps_only_the_latest_inputs() {
+        let m = Metrics::new();
+        let info = |c: &str| Info {
+            git_commit: c.into(),
+            ..Info::default()
+        };
+        m.success(1.0, &info("one"));
+        m.success(2.0, &info("two"));
+        let text = m.render(2.0);
+        assert!(!text.contains("git_commit=\"one\""), "{text}");
+        assert!(text.contains("git_commit=\"two\""), "{text}");
+    }
+}
