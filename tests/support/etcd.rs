@@ -1,0 +1,297 @@
+//! Test support: a real etcd server on free loopback ports with a temporary
+//! data dir, killed on drop; throwaway TLS material made with openssl.
+//!
+//! When the etcd binary (or openssl, for TLS) is missing: with the `CI`
+//! environment variable set the test fails; otherwise it prints a loud SKIP
+//! and the test returns early. This module never mocks etcd.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The etcd binary: `$CLUSTERF_ETCD_BIN`, else `/usr/bin/etcd`, else `etcd` on PATH.
+pub fn etcd_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("CLUSTERF_ETCD_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    let default = Path::new("/usr/bin/etcd");
+    if default.is_file() {
+        return Some(default.to_path_buf());
+    }
+    which("etcd")
+}
+
+/// A program on PATH.
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Fails the test in CI, prints a loud SKIP otherwise.
+pub fn missing(what: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("{what} is missing, and CI is set: integration tests must not skip");
+    }
+    eprintln!(
+        "\n!!!!!!!! SKIP: {what} is missing: this etcd integration test did not run !!!!!!!!\n"
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a free loopback port")
+        .port()
+}
+
+/// Server TLS material for [`Etcd::start_tls`].
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub dir: PathBuf,
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    /// A CA that signed nothing here: verifying with it must fail.
+    pub other_ca: PathBuf,
+}
+
+/// Makes a throwaway CA, a server certificate for 127.0.0.1 and a client
+/// certificate in `dir`; `None` (after [`missing`]) without openssl.
+pub fn make_tls(dir: &Path) -> Option<TlsFiles> {
+    if which("openssl").is_none() {
+        missing("openssl (to make test certificates)");
+        return None;
+    }
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    for ca in ["ca", "other-ca"] {
+        let mut args = vec!["req", "-x509", "-days", "2", "-subj"];
+        let subj = format!("/CN=clusterf test {ca}");
+        args.push(&subj);
+        args.extend(ec);
+        let (key, crt) = (format!("{ca}.key"), format!("{ca}.crt"));
+        args.extend(["-keyout", &key, "-out", &crt]);
+        run(&args);
+    }
+    for (name, cn, usage, san) in [
+        (
+            "server",
+            "127.0.0.1",
+            "serverAuth,clientAuth",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        ),
+        ("client", "root", "clientAuth", ""),
+    ] {
+        let (key, csr, crt, ext) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+            format!("{name}.ext"),
+        );
+        fs::write(
+            dir.join(&ext),
+            format!("{san}extendedKeyUsage={usage}\nbasicConstraints=CA:FALSE\n"),
+        )
+        .unwrap();
+        let subj = format!("/CN={cn}");
+        let mut args = vec!["req", "-subj", &subj];
+        args.extend(ec);
+        args.extend(["-keyout", &key, "-out", &csr]);
+        run(&args);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+            "-out",
+            &crt,
+        ]);
+    }
+    Some(TlsFiles {
+        dir: dir.to_path_buf(),
+        ca: dir.join("ca.crt"),
+        server_cert: dir.join("server.crt"),
+        server_key: dir.join("server.key"),
+        client_cert: dir.join("client.crt"),
+        client_key: dir.join("client.key"),
+        other_ca: dir.join("other-ca.crt"),
+    })
+}
+
+/// A running etcd. Killed on drop.
+pub struct Etcd {
+    binary: PathBuf,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    client_port: u16,
+    peer_port: u16,
+    tls: Option<TlsFiles>,
+    starts: u32,
+}
+
+impl Etcd {
+    /// Starts a plain-http etcd; `None` (after [`missing`]) without the binary.
+    pub fn start() -> Option<Etcd> {
+        Self::start_with(None)
+    }
+
+    /// Starts an etcd that serves https and requires client certificates.
+    pub fn start_tls(tls: TlsFiles) -> Option<Etcd> {
+        Self::start_with(Some(tls))
+    }
+
+    fn start_with(tls: Option<TlsFiles>) -> Option<Etcd> {
+        let Some(binary) = etcd_binary().filter(|b| b.is_file()) else {
+            missing("the etcd server binary (/usr/bin/etcd, Debian package etcd-server)");
+            return None;
+        };
+        let mut etcd = Etcd {
+            binary,
+            child: None,
+            dir: tempfile::tempdir().expect("temp dir"),
+            client_port: free_port(),
+            peer_port: free_port(),
+            tls,
+            starts: 0,
+        };
+        etcd.launch();
+        Some(etcd)
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    /// The client URL, e.g. `http://127.0.0.1:40123`.
+    pub fn url(&self) -> String {
+        format!("{}://127.0.0.1:{}", self.scheme(), self.client_port)
+    }
+
+    /// A directory for the test's own files, removed with the server.
+    pub fn scratch(&self) -> PathBuf {
+        let p = self.dir.path().join("scratch");
+        fs::create_dir_all(&p).unwrap();
+        p
+    }
+
+    fn launch(&mut self) {
+        self.starts += 1;
+        let log = self.dir.path().join(format!("etcd-{}.log", self.starts));
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let client = self.url();
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("--name")
+            .arg("clusterf-test")
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            .arg("--listen-client-urls")
+            .arg(&client)
+            .arg("--advertise-client-urls")
+            .arg(&client)
+            .arg("--listen-peer-urls")
+            .arg(&peer)
+            .arg("--initial-advertise-peer-urls")
+            .arg(&peer)
+            .arg("--initial-cluster")
+            .arg(format!("clusterf-test={peer}"));
+        if let Some(tls) = &self.tls {
+            cmd.arg("--cert-file")
+                .arg(&tls.server_cert)
+                .arg("--key-file")
+                .arg(&tls.server_key)
+                .arg("--trusted-ca-file")
+                .arg(&tls.ca)
+                .arg("--client-cert-auth");
+        }
+        let out = fs::File::create(&log).unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("start etcd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("ready to serve client requests") {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("etcd exited ({status}) before it was ready:\n{text}");
+            }
+            if Instant::now() > deadline {
+                panic!("etcd not ready within 30s:\n{text}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the server (a crash: SIGKILL), keeping its data.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same ports with the same data.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+
+    /// A client for the test's own writes (plain http only).
+    pub async fn client(&self) -> etcd_client::Client {
+        etcd_client::Client::connect([self.url()], None)
+            .await
+            .expect("connect to the test etcd")
+    }
+
+    /// The log of the current run, for failure messages.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join(format!("etcd-{}.log", self.starts)))
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
