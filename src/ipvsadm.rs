@@ -572,7 +572,7 @@ fn parse_line(line_no: usize, text: &str) -> Result<Option<(Command, Line<'_>)>,
 }
 
 fn service_key(p: &LineParser<'_>, l: &Line<'_>) -> Result<ServiceKey, ParseError> {
-    let Some((col, spec)) = l.service else {
+    let Some((_, spec)) = l.service else {
         return Err(p.err(
             1,
             "no service: expected -t, -u, --sctp-service or -f with its address",
@@ -580,12 +580,9 @@ fn service_key(p: &LineParser<'_>, l: &Line<'_>) -> Result<ServiceKey, ParseErro
     };
     Ok(match spec {
         ServiceSpec::Addr(protocol, addr) => {
-            if let Some(c6) = l.ipv6 {
-                if !addr.is_ipv6() {
-                    return Err(p.err(c6, "-6 with an IPv4 service address"));
-                }
+            if let Some(c6) = l.ipv6.filter(|_| !addr.is_ipv6()) {
+                return Err(p.err(c6, "-6 with an IPv4 service address"));
             }
-            let _ = col;
             ServiceKey::Addr { protocol, addr }
         }
         ServiceSpec::Fwmark(mark) => ServiceKey::Fwmark {

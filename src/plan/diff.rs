@@ -1,0 +1,282 @@
+//! The diff: walks desired and live side by side (both sorted) and sorts
+//! every difference into the make-before-break buckets.
+//!
+//! Attributes compare by meaning, not spelling: a netmask equal to the host
+//! mask is no netmask, a netmask without persistence is ignored, and
+//! scheduler flags compare by the bit they set.
+//!
+//! Invariant: pure, linear in the size of both states. This module does not
+//! decide about guards or output.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use super::{Before, Change, Ownership, Plan, PlanError, Summary, Unmanaged};
+use crate::ipvsadm::canonical_flags;
+use crate::model::{Dest, IpvsState, Op, Service, ServiceAttrs, ServiceKey};
+
+/// The attributes in their one canonical spelling.
+pub fn canonical_service_attrs(key: &ServiceKey, attrs: &ServiceAttrs) -> ServiceAttrs {
+    ServiceAttrs {
+        scheduler: attrs.scheduler.clone(),
+        persistence: attrs.persistence,
+        netmask: canonical_netmask(key, attrs),
+        flags: canonical_flags(&attrs.scheduler, &attrs.flags),
+    }
+}
+
+fn canonical_netmask(key: &ServiceKey, attrs: &ServiceAttrs) -> Option<u8> {
+    attrs.persistence?;
+    attrs.netmask.filter(|m| *m < key.family().max_prefix_len())
+}
+
+/// Whether two attribute sets mean the same to the kernel.
+pub fn same_service_attrs(key: &ServiceKey, a: &ServiceAttrs, b: &ServiceAttrs) -> bool {
+    a.scheduler == b.scheduler
+        && a.persistence == b.persistence
+        && canonical_netmask(key, a) == canonical_netmask(key, b)
+        && (a.flags == b.flags
+            || canonical_flags(&a.scheduler, &a.flags) == canonical_flags(&b.scheduler, &b.flags))
+}
+
+/// The state as the kernel sees it: canonical attributes, no provenance.
+pub fn canonical_state(state: &IpvsState) -> IpvsState {
+    IpvsState {
+        services: state
+            .services
+            .iter()
+            .map(|(key, svc)| {
+                let mut s = Service::new(canonical_service_attrs(key, &svc.attrs));
+                s.dests = svc
+                    .dests
+                    .iter()
+                    .map(|(addr, d)| {
+                        (
+                            *addr,
+                            Dest {
+                                attrs: d.attrs,
+                                origins: Vec::new(),
+                            },
+                        )
+                    })
+                    .collect();
+                (*key, s)
+            })
+            .collect(),
+    }
+}
+
+/// The five groups of a plan, each filled in sorted order.
+#[derive(Default)]
+struct Buckets {
+    service_adds: Vec<Change>,
+    dest_adds: Vec<Change>,
+    edits: Vec<Change>,
+    dest_deletes: Vec<Change>,
+    service_deletes: Vec<Change>,
+}
+
+fn change(op: Op, before: Option<Before>) -> Change {
+    Change {
+        op,
+        before,
+        dests_removed: 0,
+    }
+}
+
+/// One pair of sorted maps walked together.
+enum Side<'a, K, V> {
+    Left(&'a K, &'a V),
+    Right(&'a K, &'a V),
+    Both(&'a K, &'a V, &'a V),
+}
+
+fn merge<'a, K: Ord, V>(
+    left: &'a BTreeMap<K, V>,
+    right: &'a BTreeMap<K, V>,
+    mut f: impl FnMut(Side<'a, K, V>),
+) {
+    let mut l = left.iter().peekable();
+    let mut r = right.iter().peekable();
+    loop {
+        match (l.peek(), r.peek()) {
+            (None, None) => return,
+            (Some(_), None) => {
+                let (k, v) = l.next().expect("peeked");
+                f(Side::Left(k, v));
+            }
+            (None, Some(_)) => {
+                let (k, v) = r.next().expect("peeked");
+                f(Side::Right(k, v));
+            }
+            (Some((lk, _)), Some((rk, _))) => match lk.cmp(rk) {
+                Ordering::Less => {
+                    let (k, v) = l.next().expect("peeked");
+                    f(Side::Left(k, v));
+                }
+                Ordering::Greater => {
+                    let (k, v) = r.next().expect("peeked");
+                    f(Side::Right(k, v));
+                }
+                Ordering::Equal => {
+                    let (k, a) = l.next().expect("peeked");
+                    let (_, b) = r.next().expect("peeked");
+                    f(Side::Both(k, a, b));
+                }
+            },
+        }
+    }
+}
+
+/// Diffs desired (left) against live (right).
+pub(super) fn diff(
+    desired: &IpvsState,
+    live: &IpvsState,
+    ownership: &Ownership,
+) -> Result<Plan, PlanError> {
+    let mut b = Buckets::default();
+    let mut not_owned: Vec<ServiceKey> = Vec::new();
+    let mut unmanaged: Vec<Unmanaged> = Vec::new();
+    let mut owned_services = 0;
+    let mut owned_dests = 0;
+    let mut dests_removed = 0;
+    let mut services_removed = 0;
+
+    merge(&desired.services, &live.services, |side| match side {
+        Side::Left(key, want) => {
+            if !ownership.owns(key) {
+                not_owned.push(*key);
+                return;
+            }
+            b.service_adds.push(change(
+                Op::AddService {
+                    service: *key,
+                    attrs: want.attrs.clone(),
+                },
+                None,
+            ));
+            for (dest, d) in &want.dests {
+                b.dest_adds.push(change(
+                    Op::AddDest {
+                        service: *key,
+                        dest: *dest,
+                        attrs: d.attrs,
+                    },
+                    None,
+                ));
+            }
+        }
+        Side::Right(key, have) => {
+            if !ownership.owns(key) {
+                unmanaged.push(Unmanaged {
+                    service: *key,
+                    dests: have.dests.len(),
+                });
+                return;
+            }
+            owned_services += 1;
+            owned_dests += have.dests.len();
+            services_removed += 1;
+            dests_removed += have.dests.len();
+            b.service_deletes.push(Change {
+                op: Op::DelService { service: *key },
+                before: Some(Before::Service(have.attrs.clone())),
+                dests_removed: have.dests.len(),
+            });
+        }
+        Side::Both(key, want, have) => {
+            if !ownership.owns(key) {
+                not_owned.push(*key);
+                return;
+            }
+            owned_services += 1;
+            owned_dests += have.dests.len();
+            if !same_service_attrs(key, &want.attrs, &have.attrs) {
+                b.edits.push(change(
+                    Op::EditService {
+                        service: *key,
+                        attrs: want.attrs.clone(),
+                    },
+                    Some(Before::Service(have.attrs.clone())),
+                ));
+            }
+            diff_dests(key, &want.dests, &have.dests, &mut b, &mut dests_removed);
+        }
+    });
+
+    if !not_owned.is_empty() {
+        return Err(PlanError::NotOwned {
+            services: not_owned,
+        });
+    }
+
+    let Buckets {
+        service_adds,
+        dest_adds,
+        edits,
+        dest_deletes,
+        service_deletes,
+    } = b;
+    let summary = Summary {
+        add: service_adds.len() + dest_adds.len(),
+        change: edits.len(),
+        delete: dest_deletes.len() + service_deletes.len(),
+    };
+    let mut changes = Vec::with_capacity(summary.total());
+    changes.extend(service_adds);
+    changes.extend(dest_adds);
+    changes.extend(edits);
+    changes.extend(dest_deletes);
+    changes.extend(service_deletes);
+    Ok(Plan {
+        changes,
+        unmanaged,
+        summary,
+        owned_services,
+        owned_dests,
+        dests_removed,
+        services_removed,
+    })
+}
+
+fn diff_dests(
+    key: &ServiceKey,
+    want: &BTreeMap<SocketAddr, Dest>,
+    have: &BTreeMap<SocketAddr, Dest>,
+    b: &mut Buckets,
+    dests_removed: &mut usize,
+) {
+    merge(want, have, |side| match side {
+        Side::Left(dest, d) => b.dest_adds.push(change(
+            Op::AddDest {
+                service: *key,
+                dest: *dest,
+                attrs: d.attrs,
+            },
+            None,
+        )),
+        Side::Right(dest, d) => {
+            *dests_removed += 1;
+            b.dest_deletes.push(change(
+                Op::DelDest {
+                    service: *key,
+                    dest: *dest,
+                },
+                Some(Before::Dest(d.attrs)),
+            ));
+        }
+        Side::Both(dest, w, h) => {
+            if w.attrs != h.attrs {
+                b.edits.push(change(
+                    Op::EditDest {
+                        service: *key,
+                        dest: *dest,
+                        attrs: w.attrs,
+                    },
+                    Some(Before::Dest(h.attrs)),
+                ));
+            }
+        }
+    });
+}

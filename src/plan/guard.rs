@@ -1,0 +1,37 @@
+//! The mass-delete guards: a plan that deletes every owned service, or more
+//! than `max_delete_percent` of the owned dests when that is more than
+//! `max_delete_min` of them, is refused unless `allow_mass_delete`.
+//!
+//! Dests count as deleted when the plan deletes them or their service; a
+//! dest whose key changes (delete plus add) counts as deleted. Small tables
+//! do not trip the percentage guard: it needs more than `max_delete_min`
+//! deletions.
+//!
+//! Invariant: pure; looks only at the plan's counts.
+
+use super::{Guards, Plan};
+
+/// Why the plan is refused, or `None` when it passes.
+pub(super) fn check(plan: &Plan, guards: &Guards) -> Option<String> {
+    if guards.allow_mass_delete {
+        return None;
+    }
+    if plan.owned_services > 0 && plan.services_removed == plan.owned_services {
+        return Some(format!(
+            "refusing a plan that deletes every owned service ({} of {}): pass --allow-mass-delete if that is intended",
+            plan.services_removed, plan.owned_services
+        ));
+    }
+    let removed = plan.dests_removed as u128;
+    let total = plan.owned_dests as u128;
+    if plan.dests_removed > guards.max_delete_min
+        && removed * 100 > total * u128::from(guards.max_delete_percent)
+    {
+        let percent = removed * 100 / total.max(1);
+        return Some(format!(
+            "refusing a plan that deletes {} of {} owned dests ({percent}%, more than --max-delete-percent {} and more than --max-delete-min {}): pass --allow-mass-delete if that is intended",
+            plan.dests_removed, plan.owned_dests, guards.max_delete_percent, guards.max_delete_min
+        ));
+    }
+    None
+}

@@ -1,0 +1,345 @@
+//! The plan: the ordered changes that take the live IPVS state to the
+//! desired one, within what clusterf owns, checked against the mass-delete
+//! guards.
+//!
+//! Contract with the kernel client: execute `plan.changes.iter().map(|c|
+//! &c.op)` in order and decide nothing. The order is make-before-break:
+//! service adds, dest adds, edits (services, then their dests), dest
+//! deletes, service deletes. Deleting a service is one change; its dests go
+//! with it in the kernel.
+//!
+//! Invariant: pure and deterministic. No I/O, no clock; the same inputs give
+//! the same plan. This module does not read the kernel, files or etcd, and
+//! it does not print (see [`output`] for the renderings).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{DestAttrs, IpvsState, Op, ServiceAttrs, ServiceKey};
+
+mod diff;
+mod guard;
+pub mod output;
+pub mod saved;
+
+pub use diff::{canonical_service_attrs, canonical_state, same_service_attrs};
+
+/// What a change does to its object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Add,
+    Edit,
+    Delete,
+}
+
+/// The live attributes a change replaces or deletes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Before {
+    Service(ServiceAttrs),
+    Dest(DestAttrs),
+}
+
+/// One step of a plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// What the kernel client executes.
+    pub op: Op,
+    /// For edits and deletes: the live attributes before the change.
+    pub before: Option<Before>,
+    /// For a service delete: how many live dests go with the service.
+    pub dests_removed: usize,
+}
+
+impl Change {
+    pub fn action(&self) -> Action {
+        match self.op {
+            Op::AddService { .. } | Op::AddDest { .. } => Action::Add,
+            Op::EditService { .. } | Op::EditDest { .. } => Action::Edit,
+            Op::DelService { .. } | Op::DelDest { .. } => Action::Delete,
+        }
+    }
+
+    pub fn service(&self) -> &ServiceKey {
+        self.op.service()
+    }
+
+    /// The dest, for a dest-level change.
+    pub fn dest(&self) -> Option<SocketAddr> {
+        match self.op {
+            Op::AddDest { dest, .. } | Op::EditDest { dest, .. } | Op::DelDest { dest, .. } => {
+                Some(dest)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A live service outside the owned ranges: reported, never touched.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unmanaged {
+    pub service: ServiceKey,
+    pub dests: usize,
+}
+
+/// Change counts: each change counts once (a service delete is one delete).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub delete: usize,
+}
+
+impl Summary {
+    pub fn total(&self) -> usize {
+        self.add + self.change + self.delete
+    }
+}
+
+/// `Plan: 2 to add, 1 to change, 2 to delete.`
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Plan: {} to add, {} to change, {} to delete.",
+            self.add, self.change, self.delete
+        )
+    }
+}
+
+/// The ordered changes from live to desired.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// In execution order.
+    pub changes: Vec<Change>,
+    /// Live services outside the owned ranges, sorted.
+    pub unmanaged: Vec<Unmanaged>,
+    pub summary: Summary,
+    /// Owned services in the live state.
+    pub owned_services: usize,
+    /// Dests of owned services in the live state.
+    pub owned_dests: usize,
+    /// Owned live dests this plan removes (dest deletes plus the dests of
+    /// deleted services).
+    pub dests_removed: usize,
+    /// Owned live services this plan deletes.
+    pub services_removed: usize,
+}
+
+impl Plan {
+    /// The ops to execute, in order.
+    pub fn ops(&self) -> impl Iterator<Item = &Op> {
+        self.changes.iter().map(|c| &c.op)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+}
+
+/// What clusterf may change: everything (the default, like the original),
+/// or only address services whose VIP is in one of the CIDRs and fwmark
+/// services (IPv4 and IPv6) whose mark is in one of the ranges.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ownership {
+    restricted: bool,
+    nets: Vec<IpNet>,
+    fwmarks: Vec<RangeInclusive<u32>>,
+}
+
+/// Ownership as written in a saved plan.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnershipDoc {
+    /// `true`: the whole table.
+    pub all: bool,
+    pub cidrs: Vec<String>,
+    /// `42` or `100-200`.
+    pub fwmarks: Vec<String>,
+}
+
+impl Ownership {
+    /// The whole IPVS table.
+    pub fn all() -> Self {
+        Ownership::default()
+    }
+
+    /// Only what the CIDRs and fwmark ranges cover.
+    pub fn restricted(nets: Vec<IpNet>, fwmarks: Vec<RangeInclusive<u32>>) -> Self {
+        Ownership {
+            restricted: true,
+            nets,
+            fwmarks,
+        }
+    }
+
+    /// From `--own CIDR` and `--own-fwmark RANGE` values; none of either
+    /// means the whole table. A bare address is a host prefix.
+    pub fn parse(cidrs: &[String], fwmarks: &[String]) -> Result<Self, String> {
+        if cidrs.is_empty() && fwmarks.is_empty() {
+            return Ok(Ownership::all());
+        }
+        let mut nets = Vec::new();
+        for c in cidrs {
+            let net = match c.parse::<IpNet>() {
+                Ok(n) => n,
+                Err(_) => match c.parse::<std::net::IpAddr>() {
+                    Ok(ip) => IpNet::from(ip),
+                    Err(_) => return Err(format!("--own {c}: expected a CIDR like 10.0.0.0/24")),
+                },
+            };
+            if net.trunc() != net {
+                return Err(format!(
+                    "--own {c}: host bits set, did you mean {}",
+                    net.trunc()
+                ));
+            }
+            nets.push(net);
+        }
+        let mut ranges = Vec::new();
+        for r in fwmarks {
+            ranges.push(parse_fwmark_range(r)?);
+        }
+        Ok(Ownership::restricted(nets, ranges))
+    }
+
+    pub fn is_all(&self) -> bool {
+        !self.restricted
+    }
+
+    pub fn owns(&self, key: &ServiceKey) -> bool {
+        if !self.restricted {
+            return true;
+        }
+        match key {
+            ServiceKey::Addr { addr, .. } => {
+                let ip = addr.ip();
+                self.nets.iter().any(|n| n.contains(&ip))
+            }
+            ServiceKey::Fwmark { mark, .. } => self.fwmarks.iter().any(|r| r.contains(mark)),
+        }
+    }
+
+    pub fn doc(&self) -> OwnershipDoc {
+        OwnershipDoc {
+            all: !self.restricted,
+            cidrs: self.nets.iter().map(ToString::to_string).collect(),
+            fwmarks: self
+                .fwmarks
+                .iter()
+                .map(|r| {
+                    if r.start() == r.end() {
+                        r.start().to_string()
+                    } else {
+                        format!("{}-{}", r.start(), r.end())
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    pub fn from_doc(doc: &OwnershipDoc) -> Result<Self, String> {
+        if doc.all {
+            return Ok(Ownership::all());
+        }
+        let mut o = Ownership::parse(&doc.cidrs, &doc.fwmarks)?;
+        o.restricted = true;
+        Ok(o)
+    }
+}
+
+fn parse_fwmark_range(s: &str) -> Result<RangeInclusive<u32>, String> {
+    let bad = || format!("--own-fwmark {s}: expected a mark like 42 or a range like 100-200");
+    let num = |t: &str| t.trim().parse::<u32>().map_err(|_| bad());
+    let (lo, hi) = match s.split_once('-') {
+        Some((a, b)) => (num(a)?, num(b)?),
+        None => {
+            let n = num(s)?;
+            (n, n)
+        }
+    };
+    if lo > hi {
+        return Err(format!("--own-fwmark {s}: range start above its end"));
+    }
+    Ok(lo..=hi)
+}
+
+/// The mass-delete guards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Guards {
+    /// Refuse deleting more than this percentage of the owned dests...
+    pub max_delete_percent: u32,
+    /// ...when that is more than this many dests.
+    pub max_delete_min: usize,
+    /// Turn both guards off.
+    pub allow_mass_delete: bool,
+}
+
+impl Default for Guards {
+    fn default() -> Self {
+        Guards {
+            max_delete_percent: 50,
+            max_delete_min: 10,
+            allow_mass_delete: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// The desired state has services clusterf may not manage.
+    #[error(
+        "the desired state has {} outside the owned ranges (--own, --own-fwmark): {}",
+        plural(services.len(), "service"),
+        list(services)
+    )]
+    NotOwned { services: Vec<ServiceKey> },
+    /// A guard tripped; the plan is kept so it can be shown, never applied.
+    #[error("{reason}")]
+    MassDelete { reason: String, plan: Box<Plan> },
+}
+
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+fn list(keys: &[ServiceKey]) -> String {
+    const SHOWN: usize = 5;
+    let mut s: Vec<String> = keys.iter().take(SHOWN).map(ToString::to_string).collect();
+    if keys.len() > SHOWN {
+        s.push(format!("and {} more", keys.len() - SHOWN));
+    }
+    s.join(", ")
+}
+
+/// Plans the changes from `live` to `desired`.
+///
+/// A desired service outside `ownership` is an error (the config asks for
+/// something clusterf may not manage); a live one is reported as unmanaged
+/// and left alone. A plan that trips a guard is returned inside
+/// [`PlanError::MassDelete`] so it can be shown.
+pub fn plan(
+    desired: &IpvsState,
+    live: &IpvsState,
+    ownership: &Ownership,
+    guards: &Guards,
+) -> Result<Plan, PlanError> {
+    let plan = diff::diff(desired, live, ownership)?;
+    if let Some(reason) = guard::check(&plan, guards) {
+        return Err(PlanError::MassDelete {
+            reason,
+            plan: Box::new(plan),
+        });
+    }
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests;

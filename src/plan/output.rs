@@ -1,0 +1,555 @@
+//! Renderings of a plan: text for a terminal, markdown for a pull-request
+//! comment, and the versioned JSON document (docs/plan-format.md), which is
+//! also the saved-plan file.
+//!
+//! Text and markdown group the changes by service for reading; JSON lists
+//! them in execution order. Provenance (which backends, files and routes
+//! made a dest) is looked up in the desired state.
+//!
+//! Invariant: pure string building. This module does not decide whether to
+//! colour (the caller passes that in), and does not print or write files.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use serde::Serialize;
+
+use super::saved::{FORMAT_VERSION, Inputs, LiveFingerprint};
+use super::{
+    Action, Before, Change, Ownership, OwnershipDoc, Plan, Summary, Unmanaged,
+    canonical_service_attrs,
+};
+use crate::model::{DestAttrs, IpvsState, Method, Op, Origin, ServiceAttrs, ServiceKey};
+
+/// Changed or full attributes of a service or dest, as in the JSON
+/// document. Service fields: `scheduler`, `persistence` (seconds, 0 = not
+/// persistent), `netmask` (prefix length, only when persistent), `flags`.
+/// Dest fields: `method`, `weight`, `upper_threshold`, `lower_threshold`
+/// (0 = none).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Fields {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduler: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub persistence: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub netmask: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flags: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<Method>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upper_threshold: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lower_threshold: Option<u32>,
+}
+
+/// Every field of a service, canonical.
+fn service_fields(key: &ServiceKey, attrs: &ServiceAttrs) -> Fields {
+    let c = canonical_service_attrs(key, attrs);
+    Fields {
+        scheduler: Some(c.scheduler),
+        persistence: Some(c.persistence.unwrap_or(0)),
+        netmask: c
+            .persistence
+            .map(|_| c.netmask.unwrap_or(key.family().max_prefix_len())),
+        flags: Some(c.flags),
+        ..Fields::default()
+    }
+}
+
+fn dest_fields(attrs: &DestAttrs) -> Fields {
+    Fields {
+        method: Some(attrs.method),
+        weight: Some(attrs.weight),
+        upper_threshold: Some(attrs.upper_threshold),
+        lower_threshold: Some(attrs.lower_threshold),
+        ..Fields::default()
+    }
+}
+
+/// Keeps in `a` and `b` only the fields whose values differ.
+fn only_changed(mut a: Fields, mut b: Fields) -> (Fields, Fields) {
+    macro_rules! keep_diff {
+        ($($f:ident),*) => {$(
+            if a.$f == b.$f {
+                a.$f = None;
+                b.$f = None;
+            }
+        )*};
+    }
+    keep_diff!(
+        scheduler,
+        persistence,
+        netmask,
+        flags,
+        method,
+        weight,
+        upper_threshold,
+        lower_threshold
+    );
+    (a, b)
+}
+
+/// Before/after fields of a change, as the JSON document shows them: adds
+/// have all fields after, deletes all fields before, edits the changed ones.
+fn before_after(change: &Change) -> (Option<Fields>, Option<Fields>) {
+    match (&change.op, &change.before) {
+        (Op::AddService { service, attrs }, _) => (None, Some(service_fields(service, attrs))),
+        (Op::AddDest { attrs, .. }, _) => (None, Some(dest_fields(attrs))),
+        (Op::EditService { service, attrs }, Some(Before::Service(old))) => {
+            let (a, b) = only_changed(service_fields(service, old), service_fields(service, attrs));
+            (Some(a), Some(b))
+        }
+        (Op::EditDest { attrs, .. }, Some(Before::Dest(old))) => {
+            let (a, b) = only_changed(dest_fields(old), dest_fields(attrs));
+            (Some(a), Some(b))
+        }
+        (Op::DelService { service }, Some(Before::Service(old))) => {
+            (Some(service_fields(service, old)), None)
+        }
+        (Op::DelDest { .. }, Some(Before::Dest(old))) => (Some(dest_fields(old)), None),
+        _ => (None, None),
+    }
+}
+
+fn origins<'a>(desired: &'a IpvsState, change: &Change) -> &'a [Origin] {
+    match (change.action(), change.dest()) {
+        (Action::Add | Action::Edit, Some(dest)) => desired
+            .services
+            .get(change.service())
+            .and_then(|s| s.dests.get(&dest))
+            .map_or(&[], |d| d.origins.as_slice()),
+        _ => &[],
+    }
+}
+
+fn names<'a>(desired: &'a IpvsState, change: &Change) -> &'a [String] {
+    match (change.action(), change.dest()) {
+        (Action::Add | Action::Edit, None) => desired
+            .services
+            .get(change.service())
+            .map_or(&[], |s| s.names.as_slice()),
+        _ => &[],
+    }
+}
+
+// ---------------------------------------------------------------------------
+// JSON
+
+#[derive(Serialize)]
+struct Document<'a> {
+    format_version: u32,
+    inputs: &'a Inputs,
+    live: &'a LiveFingerprint,
+    ownership: OwnershipDoc,
+    summary: Summary,
+    changes: Vec<ChangeView<'a>>,
+    unmanaged: &'a [Unmanaged],
+}
+
+#[derive(Serialize)]
+struct ChangeView<'a> {
+    action: Action,
+    service: ServiceKey,
+    dest: Option<SocketAddr>,
+    before: Option<Fields>,
+    after: Option<Fields>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    names: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dests_removed: Option<usize>,
+    provenance: &'a [Origin],
+    op: &'a Op,
+}
+
+/// The JSON plan document (also the saved-plan file), with a final newline.
+pub fn json(
+    plan: &Plan,
+    desired: &IpvsState,
+    inputs: &Inputs,
+    live: &LiveFingerprint,
+    ownership: &Ownership,
+) -> String {
+    let doc = Document {
+        format_version: FORMAT_VERSION,
+        inputs,
+        live,
+        ownership: ownership.doc(),
+        summary: plan.summary,
+        changes: plan
+            .changes
+            .iter()
+            .map(|c| {
+                let (before, after) = before_after(c);
+                ChangeView {
+                    action: c.action(),
+                    service: *c.service(),
+                    dest: c.dest(),
+                    before,
+                    after,
+                    names: names(desired, c),
+                    dests_removed: matches!(c.op, Op::DelService { .. }).then_some(c.dests_removed),
+                    provenance: origins(desired, c),
+                    op: &c.op,
+                }
+            })
+            .collect(),
+        unmanaged: &plan.unmanaged,
+    };
+    // Serializing plain data into a String cannot fail.
+    serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+}
+
+// ---------------------------------------------------------------------------
+// Text
+
+const GREEN: &str = "\x1b[32m";
+const YELLOW: &str = "\x1b[33m";
+const RED: &str = "\x1b[31m";
+const BOLD: &str = "\x1b[1m";
+const RESET: &str = "\x1b[0m";
+
+fn sign(action: Action) -> char {
+    match action {
+        Action::Add => '+',
+        Action::Edit => '~',
+        Action::Delete => '-',
+    }
+}
+
+fn netmask_text(key: &ServiceKey, netmask: Option<u8>) -> String {
+    format!("/{}", netmask.unwrap_or(key.family().max_prefix_len()))
+}
+
+fn flags_text(flags: &[String]) -> String {
+    if flags.is_empty() {
+        "none".to_string()
+    } else {
+        flags.join(",")
+    }
+}
+
+fn persistence_text(p: Option<u32>) -> String {
+    p.map_or_else(|| "off".to_string(), |t| t.to_string())
+}
+
+/// `wlc persistence 300 netmask /24 flags ops`.
+fn service_desc(key: &ServiceKey, attrs: &ServiceAttrs) -> String {
+    let c = canonical_service_attrs(key, attrs);
+    let mut s = c.scheduler.clone();
+    if let Some(p) = c.persistence {
+        let _ = write!(s, " persistence {p}");
+        if c.netmask.is_some() {
+            let _ = write!(s, " netmask {}", netmask_text(key, c.netmask));
+        }
+    }
+    if !c.flags.is_empty() {
+        let _ = write!(s, " flags {}", flags_text(&c.flags));
+    }
+    s
+}
+
+/// `scheduler wlc -> rr, persistence off -> 300`.
+fn service_diff(key: &ServiceKey, old: &ServiceAttrs, new: &ServiceAttrs) -> String {
+    let (a, b) = (
+        canonical_service_attrs(key, old),
+        canonical_service_attrs(key, new),
+    );
+    let mut parts = Vec::new();
+    if a.scheduler != b.scheduler {
+        parts.push(format!("scheduler {} -> {}", a.scheduler, b.scheduler));
+    }
+    if a.persistence != b.persistence {
+        parts.push(format!(
+            "persistence {} -> {}",
+            persistence_text(a.persistence),
+            persistence_text(b.persistence)
+        ));
+    }
+    if a.netmask != b.netmask {
+        parts.push(format!(
+            "netmask {} -> {}",
+            netmask_text(key, a.netmask),
+            netmask_text(key, b.netmask)
+        ));
+    }
+    if a.flags != b.flags {
+        parts.push(format!(
+            "flags {} -> {}",
+            flags_text(&a.flags),
+            flags_text(&b.flags)
+        ));
+    }
+    parts.join(", ")
+}
+
+/// `masq weight 10 upper threshold 100`.
+fn dest_desc(a: &DestAttrs) -> String {
+    let mut s = format!("{} weight {}", a.method, a.weight);
+    if a.upper_threshold != 0 {
+        let _ = write!(s, " upper threshold {}", a.upper_threshold);
+    }
+    if a.lower_threshold != 0 {
+        let _ = write!(s, " lower threshold {}", a.lower_threshold);
+    }
+    s
+}
+
+/// `droute weight 20 -> 30` (the method leads when it does not change).
+fn dest_diff(a: &DestAttrs, b: &DestAttrs) -> String {
+    let mut parts = Vec::new();
+    if a.method != b.method {
+        parts.push(format!("method {} -> {}", a.method, b.method));
+    }
+    if a.weight != b.weight {
+        parts.push(format!("weight {} -> {}", a.weight, b.weight));
+    }
+    if a.upper_threshold != b.upper_threshold {
+        parts.push(format!(
+            "upper threshold {} -> {}",
+            a.upper_threshold, b.upper_threshold
+        ));
+    }
+    if a.lower_threshold != b.lower_threshold {
+        parts.push(format!(
+            "lower threshold {} -> {}",
+            a.lower_threshold, b.lower_threshold
+        ));
+    }
+    let changes = parts.join(", ");
+    if a.method == b.method {
+        format!("{} {changes}", b.method)
+    } else {
+        changes
+    }
+}
+
+/// `(test3-1 from services/test/backends/test3-1 via route test3)` or
+/// `(merged: a=10, b=10 via route r)`.
+fn provenance_text(origins: &[Origin]) -> String {
+    match origins {
+        [] => String::new(),
+        [o] => {
+            let mut s = format!(" ({} from {}", o.backend, o.source);
+            if let Some(r) = &o.route {
+                let _ = write!(s, " via route {r}");
+            }
+            s.push(')');
+            s
+        }
+        many => {
+            let shared_route = many
+                .iter()
+                .all(|o| o.route == many[0].route)
+                .then(|| many[0].route.clone())
+                .flatten();
+            let parts: Vec<String> = many
+                .iter()
+                .map(|o| {
+                    let mut p = format!("{}={}", o.backend, o.weight);
+                    if let (None, Some(r)) = (&shared_route, &o.route) {
+                        let _ = write!(p, " via route {r}");
+                    }
+                    p
+                })
+                .collect();
+            let mut s = format!(" (merged: {}", parts.join(", "));
+            if let Some(r) = shared_route {
+                let _ = write!(s, " via route {r}");
+            }
+            s.push(')');
+            s
+        }
+    }
+}
+
+/// The line for one change, without colour or newline.
+fn change_line(change: &Change, desired: &IpvsState) -> String {
+    let key = change.service();
+    let s = sign(change.action());
+    match (&change.op, &change.before) {
+        (Op::AddService { attrs, .. }, _) => {
+            format!("{s} service {key} {}", service_desc(key, attrs))
+        }
+        (Op::EditService { attrs, .. }, Some(Before::Service(old))) => {
+            format!("{s} service {key} {}", service_diff(key, old, attrs))
+        }
+        (Op::EditService { attrs, .. }, _) => {
+            format!("{s} service {key} {}", service_desc(key, attrs))
+        }
+        (Op::DelService { .. }, _) => match change.dests_removed {
+            0 => format!("{s} service {key}"),
+            1 => format!("{s} service {key} (with its 1 dest)"),
+            n => format!("{s} service {key} (with its {n} dests)"),
+        },
+        (Op::AddDest { dest, attrs, .. }, _) => format!(
+            "{s}   dest {dest} {}{}",
+            dest_desc(attrs),
+            provenance_text(origins(desired, change))
+        ),
+        (Op::EditDest { dest, attrs, .. }, Some(Before::Dest(old))) => format!(
+            "{s}   dest {dest} {}{}",
+            dest_diff(old, attrs),
+            provenance_text(origins(desired, change))
+        ),
+        (Op::EditDest { dest, attrs, .. }, _) => format!(
+            "{s}   dest {dest} {}{}",
+            dest_desc(attrs),
+            provenance_text(origins(desired, change))
+        ),
+        (Op::DelDest { dest, .. }, _) => format!("{s}   dest {dest}"),
+    }
+}
+
+/// Changes grouped by service (sorted), the service change first, then the
+/// dests by address.
+fn grouped(plan: &Plan) -> BTreeMap<ServiceKey, Vec<&Change>> {
+    let mut groups: BTreeMap<ServiceKey, Vec<&Change>> = BTreeMap::new();
+    for c in &plan.changes {
+        groups.entry(*c.service()).or_default().push(c);
+    }
+    for changes in groups.values_mut() {
+        changes.sort_by_key(|c| c.dest());
+    }
+    groups
+}
+
+/// The lines of one service group: a context header when the service itself
+/// does not change.
+fn group_lines(
+    key: &ServiceKey,
+    changes: &[&Change],
+    desired: &IpvsState,
+) -> Vec<(Action, String)> {
+    let mut lines = Vec::new();
+    if changes.first().is_some_and(|c| c.dest().is_some()) {
+        // A context line: it starts with a space, so it is never coloured.
+        lines.push((Action::Edit, format!("  service {key}")));
+    }
+    for c in changes {
+        lines.push((c.action(), change_line(c, desired)));
+    }
+    lines
+}
+
+fn paint(color: bool, action: Action, line: &str) -> String {
+    if !color || line.starts_with(' ') {
+        return line.to_string();
+    }
+    let c = match action {
+        Action::Add => GREEN,
+        Action::Edit => YELLOW,
+        Action::Delete => RED,
+    };
+    format!("{c}{line}{RESET}")
+}
+
+fn unmanaged_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    if plan.unmanaged.is_empty() {
+        return out;
+    }
+    out.push_str("Unmanaged (outside --own/--own-fwmark, left untouched):\n");
+    for u in &plan.unmanaged {
+        let _ = writeln!(
+            out,
+            "  {} ({} dest{})",
+            u.service,
+            u.dests,
+            if u.dests == 1 { "" } else { "s" }
+        );
+    }
+    out.push('\n');
+    out
+}
+
+/// The terraform-like plan for a terminal; `color` adds ANSI colours (the
+/// caller decides: a terminal and no `NO_COLOR`).
+pub fn text(plan: &Plan, desired: &IpvsState, color: bool) -> String {
+    let mut out = String::new();
+    for (key, changes) in grouped(plan) {
+        for (action, line) in group_lines(&key, &changes, desired) {
+            out.push_str(&paint(color, action, &line));
+            out.push('\n');
+        }
+    }
+    if !plan.changes.is_empty() {
+        out.push('\n');
+    }
+    out.push_str(&unmanaged_text(plan));
+    if plan.changes.is_empty() {
+        out.push_str("No changes: the live IPVS state matches the desired state.\n");
+    } else {
+        let summary = plan.summary.to_string();
+        if color {
+            let _ = writeln!(out, "{BOLD}{summary}{RESET}");
+        } else {
+            let _ = writeln!(out, "{summary}");
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Markdown
+
+/// Above this many change lines, each service folds into a `<details>`.
+pub const MARKDOWN_FOLD_LINES: usize = 40;
+
+/// A pull-request comment: summary, then a `diff` block (one per service,
+/// collapsible, when the plan is large), then the unmanaged services.
+pub fn markdown(plan: &Plan, desired: &IpvsState) -> String {
+    let mut out = String::new();
+    if plan.changes.is_empty() {
+        out.push_str(
+            "### clusterf plan: no changes\n\nThe live IPVS state matches the desired state.\n",
+        );
+    } else {
+        let s = plan.summary;
+        let _ = writeln!(
+            out,
+            "### clusterf plan: {} to add, {} to change, {} to delete\n",
+            s.add, s.change, s.delete
+        );
+        let groups = grouped(plan);
+        let fold = plan.changes.len() > MARKDOWN_FOLD_LINES;
+        if !fold {
+            out.push_str("```diff\n");
+        }
+        for (key, changes) in &groups {
+            let lines = group_lines(key, changes, desired);
+            if fold {
+                let count = |a: Action| changes.iter().filter(|c| c.action() == a).count();
+                let _ = writeln!(
+                    out,
+                    "<details><summary><code>{key}</code>: {} to add, {} to change, {} to delete</summary>\n\n```diff",
+                    count(Action::Add),
+                    count(Action::Edit),
+                    count(Action::Delete)
+                );
+            }
+            for (_, line) in lines {
+                out.push_str(&line);
+                out.push('\n');
+            }
+            if fold {
+                out.push_str("```\n\n</details>\n\n");
+            }
+        }
+        if !fold {
+            out.push_str("```\n\n");
+        }
+        out.push_str("Changes run in make-before-break order: service adds, dest adds, edits, dest deletes, service deletes.\n");
+    }
+    if !plan.unmanaged.is_empty() {
+        out.push_str("\n**Unmanaged** (outside `--own`/`--own-fwmark`, left untouched):\n\n");
+        for u in &plan.unmanaged {
+            let _ = writeln!(out, "- `{}` ({} dests)", u.service, u.dests);
+        }
+    }
+    out
+}

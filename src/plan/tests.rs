@@ -1,0 +1,272 @@
+//! Unit tests of the planner: order, edits in place, ownership, guards.
+
+use std::net::SocketAddr;
+
+use super::*;
+use crate::model::{Dest, DestAttrs, Method, Service, ServiceAttrs};
+
+fn key(s: &str) -> ServiceKey {
+    s.parse().unwrap()
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+type Spec<'a> = (&'a str, &'a str, &'a [(&'a str, Method, u32)]);
+
+fn state(services: &[Spec<'_>]) -> IpvsState {
+    let mut st = IpvsState::default();
+    for (k, sched, dests) in services {
+        let mut svc = Service::new(ServiceAttrs::with_scheduler(*sched));
+        for (d, m, w) in *dests {
+            svc.dests.insert(
+                addr(d),
+                Dest {
+                    attrs: DestAttrs::new(*m, *w),
+                    origins: Vec::new(),
+                },
+            );
+        }
+        st.services.insert(key(k), svc);
+    }
+    st
+}
+
+fn ops(p: &Plan) -> Vec<String> {
+    p.ops()
+        .map(|op| match op {
+            Op::AddService { service, .. } => format!("+S {service}"),
+            Op::EditService { service, .. } => format!("~S {service}"),
+            Op::DelService { service } => format!("-S {service}"),
+            Op::AddDest { service, dest, .. } => format!("+D {service} {dest}"),
+            Op::EditDest { service, dest, .. } => format!("~D {service} {dest}"),
+            Op::DelDest { service, dest } => format!("-D {service} {dest}"),
+        })
+        .collect()
+}
+
+const M: Method = Method::Masq;
+
+#[test]
+fn make_before_break_order() {
+    let live = state(&[
+        (
+            "tcp://10.0.0.1:80",
+            "wlc",
+            &[("10.1.0.1:80", M, 10), ("10.1.0.2:80", M, 10)],
+        ),
+        ("tcp://10.0.0.9:80", "wlc", &[("10.1.0.1:80", M, 10)]),
+    ]);
+    let desired = state(&[
+        (
+            "tcp://10.0.0.1:80",
+            "rr",
+            &[("10.1.0.1:80", M, 20), ("10.1.0.3:80", M, 10)],
+        ),
+        ("tcp://10.0.0.2:80", "wlc", &[("10.1.0.1:80", M, 10)]),
+    ]);
+    let p = plan(&desired, &live, &Ownership::all(), &Guards::default()).unwrap();
+    assert_eq!(
+        ops(&p),
+        vec![
+            "+S tcp://10.0.0.2:80",
+            "+D tcp://10.0.0.1:80 10.1.0.3:80",
+            "+D tcp://10.0.0.2:80 10.1.0.1:80",
+            "~S tcp://10.0.0.1:80",
+            "~D tcp://10.0.0.1:80 10.1.0.1:80",
+            "-D tcp://10.0.0.1:80 10.1.0.2:80",
+            "-S tcp://10.0.0.9:80",
+        ]
+    );
+    assert_eq!(
+        p.summary,
+        Summary {
+            add: 3,
+            change: 2,
+            delete: 2
+        }
+    );
+    assert_eq!((p.owned_services, p.owned_dests), (2, 3));
+    assert_eq!((p.services_removed, p.dests_removed), (1, 2));
+}
+
+#[test]
+fn method_change_is_an_edit_and_port_change_is_add_plus_delete() {
+    let live = state(&[("tcp://10.0.0.1:80", "wlc", &[("10.1.0.1:80", M, 10)])]);
+    let desired = state(&[(
+        "tcp://10.0.0.1:80",
+        "wlc",
+        &[("10.1.0.1:80", Method::Droute, 10)],
+    )]);
+    let p = plan(&desired, &live, &Ownership::all(), &Guards::default()).unwrap();
+    assert_eq!(ops(&p), vec!["~D tcp://10.0.0.1:80 10.1.0.1:80"]);
+    let desired = state(&[("tcp://10.0.0.1:80", "wlc", &[("10.1.0.1:81", M, 10)])]);
+    let p = plan(&desired, &live, &Ownership::all(), &Guards::default()).unwrap();
+    assert_eq!(
+        ops(&p),
+        vec![
+            "+D tcp://10.0.0.1:80 10.1.0.1:81",
+            "-D tcp://10.0.0.1:80 10.1.0.1:80"
+        ]
+    );
+}
+
+#[test]
+fn attributes_compare_by_meaning() {
+    let live = state(&[("tcp://10.0.0.1:80", "sh", &[])]);
+    let mut desired = live.clone();
+    let attrs = &mut desired
+        .services
+        .get_mut(&key("tcp://10.0.0.1:80"))
+        .unwrap()
+        .attrs;
+    attrs.netmask = Some(32); // no persistence: ignored
+    attrs.flags = vec![];
+    let p = plan(&desired, &live, &Ownership::all(), &Guards::default()).unwrap();
+    assert!(p.is_empty());
+    let mut live2 = live.clone();
+    live2
+        .services
+        .get_mut(&key("tcp://10.0.0.1:80"))
+        .unwrap()
+        .attrs
+        .flags = vec!["flag-1".into()];
+    let mut desired2 = live.clone();
+    desired2
+        .services
+        .get_mut(&key("tcp://10.0.0.1:80"))
+        .unwrap()
+        .attrs
+        .flags = vec!["sh-fallback".into()];
+    let p = plan(&desired2, &live2, &Ownership::all(), &Guards::default()).unwrap();
+    assert!(p.is_empty(), "flag-1 of sh is sh-fallback");
+}
+
+#[test]
+fn unowned_live_is_untouched_and_unowned_desired_is_an_error() {
+    let own = Ownership::parse(&["10.0.0.0/24".into()], &["100-200".into()]).unwrap();
+    let live = state(&[
+        ("tcp://10.0.0.1:80", "wlc", &[("10.1.0.1:80", M, 10)]),
+        ("tcp://192.168.0.1:80", "wlc", &[("10.1.0.1:80", M, 10)]),
+        ("fwmark://150", "wlc", &[]),
+        ("fwmark://7", "wlc", &[("10.1.0.1:0", M, 1)]),
+    ]);
+    let desired = state(&[("tcp://10.0.0.1:80", "wlc", &[("10.1.0.1:80", M, 10)])]);
+    let p = plan(&desired, &live, &own, &Guards::default()).unwrap();
+    assert_eq!(ops(&p), vec!["-S fwmark://150"]);
+    assert_eq!(
+        p.unmanaged,
+        vec![
+            Unmanaged {
+                service: key("tcp://192.168.0.1:80"),
+                dests: 1
+            },
+            Unmanaged {
+                service: key("fwmark://7"),
+                dests: 1
+            },
+        ]
+    );
+    let desired = state(&[
+        ("tcp://10.0.0.1:80", "wlc", &[]),
+        ("tcp://192.168.0.1:80", "wlc", &[]),
+        ("udp://[2001:db8::1]:53", "wlc", &[]),
+    ]);
+    let e = plan(&desired, &live, &own, &Guards::default()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "the desired state has 2 services outside the owned ranges (--own, --own-fwmark): tcp://192.168.0.1:80, udp://[2001:db8::1]:53"
+    );
+}
+
+#[test]
+fn ownership_arguments() {
+    assert!(Ownership::parse(&[], &[]).unwrap().is_all());
+    let o = Ownership::parse(&["2001:db8::/64".into(), "10.0.0.5".into()], &["42".into()]).unwrap();
+    assert!(o.owns(&key("udp://[2001:db8::1]:53")));
+    assert!(o.owns(&key("tcp://10.0.0.5:1")));
+    assert!(!o.owns(&key("tcp://10.0.0.6:1")));
+    assert!(o.owns(&key("fwmark6://42")));
+    assert!(!o.owns(&key("fwmark://43")));
+    assert_eq!(Ownership::from_doc(&o.doc()).unwrap(), o);
+    assert_eq!(
+        Ownership::parse(&["10.0.0.1/8".into()], &[]).unwrap_err(),
+        "--own 10.0.0.1/8: host bits set, did you mean 10.0.0.0/8"
+    );
+    assert!(
+        Ownership::parse(&[], &["9-3".into()])
+            .unwrap_err()
+            .contains("start above")
+    );
+    assert!(Ownership::parse(&[], &["x".into()]).is_err());
+    assert!(Ownership::parse(&["nope".into()], &[]).is_err());
+}
+
+fn many(prefix: &str, n: usize) -> Vec<(String, Method, u32)> {
+    (1..=n)
+        .map(|i| (format!("{prefix}.{i}:80"), M, 10))
+        .collect()
+}
+
+fn with_dests(k: &str, dests: &[(String, Method, u32)]) -> IpvsState {
+    let d: Vec<(&str, Method, u32)> = dests.iter().map(|(a, m, w)| (a.as_str(), *m, *w)).collect();
+    state(&[(k, "wlc", &d), ("tcp://10.0.0.99:80", "wlc", &[])])
+}
+
+#[test]
+fn guards() {
+    let g = Guards::default();
+    // Deleting every owned service trips, even in a tiny table.
+    let live = state(&[("tcp://10.0.0.1:80", "wlc", &[("10.1.0.1:80", M, 10)])]);
+    let e = plan(&IpvsState::default(), &live, &Ownership::all(), &g).unwrap_err();
+    assert!(matches!(e, PlanError::MassDelete { .. }));
+    assert!(
+        e.to_string().contains("every owned service (1 of 1)"),
+        "{e}"
+    );
+    let allow = Guards {
+        allow_mass_delete: true,
+        ..g
+    };
+    assert!(plan(&IpvsState::default(), &live, &Ownership::all(), &allow).is_ok());
+    // Nothing live: nothing to guard.
+    assert!(
+        plan(
+            &IpvsState::default(),
+            &IpvsState::default(),
+            &Ownership::all(),
+            &g
+        )
+        .is_ok()
+    );
+
+    // 12 of 20 dests (60%, more than 10): trips.
+    let live = with_dests("tcp://10.0.0.1:80", &many("10.1.0", 20));
+    let desired = with_dests("tcp://10.0.0.1:80", &many("10.1.0", 8));
+    let e = plan(&desired, &live, &Ownership::all(), &g).unwrap_err();
+    assert!(
+        e.to_string().contains("deletes 12 of 20 owned dests (60%"),
+        "{e}"
+    );
+    // Adjustable.
+    let lax = Guards {
+        max_delete_percent: 60,
+        ..g
+    };
+    assert!(plan(&desired, &live, &Ownership::all(), &lax).is_ok());
+    let high_min = Guards {
+        max_delete_min: 12,
+        ..g
+    };
+    assert!(plan(&desired, &live, &Ownership::all(), &high_min).is_ok());
+
+    // Small table, ordinary change: 3 of 4 dests go, fewer than 10: passes.
+    let live = with_dests("tcp://10.0.0.1:80", &many("10.1.0", 4));
+    let desired = with_dests("tcp://10.0.0.1:80", &many("10.1.0", 1));
+    assert!(plan(&desired, &live, &Ownership::all(), &g).is_ok());
+    // 10 of 20 is exactly half: passes.
+    let live = with_dests("tcp://10.0.0.1:80", &many("10.1.0", 20));
+    let desired = with_dests("tcp://10.0.0.1:80", &many("10.1.0", 10));
+    assert!(plan(&desired, &live, &Ownership::all(), &g).is_ok());
+}
