@@ -6,6 +6,7 @@ pub mod cli;
 pub mod compile;
 pub mod config;
 pub mod diag;
+pub mod docker;
 pub mod ipvsadm;
 pub mod metrics;
 pub mod model;

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod apply;
+pub mod docker;
 pub mod etcd;
 pub mod plan;
 pub mod render;
@@ -40,6 +41,8 @@ pub enum Command {
     Show(show::ShowArgs),
     /// Read and write the clusterf tree in etcd
     Etcd(etcd::EtcdArgs),
+    /// Publish labelled Docker containers as backends into etcd
+    Docker(docker::DockerArgs),
 }
 
 /// An error whose message has already been printed: exit with `code`.
@@ -64,6 +67,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Apply(args) => apply::run(&args),
         Command::Show(args) => show::run(&args),
         Command::Etcd(args) => etcd::run(&args),
+        Command::Docker(args) => docker::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
