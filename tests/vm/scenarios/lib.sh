@@ -69,12 +69,12 @@ rendered_rules() {
     clusterf render "$@" --output ipvsadm | sort >"$_out"
 }
 
-# need_clusterf COMMAND: stop (failing) when clusterf lacks COMMAND.
+# need_clusterf COMMAND: stop (failing) when clusterf lacks COMMAND (a stub
+# takes no options).
 need_clusterf() {
     [ -x /usr/bin/clusterf ] || die "no clusterf binary in the guest"
-    if clusterf "$1" --help 2>&1 | grep -q 'not implemented'; then
-        die "clusterf $1 is not implemented"
-    fi
+    clusterf "$1" --help >/tmp/help 2>&1 || die "clusterf $1 --help failed: $(head -n1 /tmp/help)"
+    grep -q -e '--config-path' -e '--output' /tmp/help || die "clusterf $1 is not implemented (no options)"
 }
 
 # now: seconds since boot, with centiseconds.

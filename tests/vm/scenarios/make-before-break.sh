@@ -4,7 +4,7 @@
 # sees many intermediate states. In every recorded table, every service that
 # has desired dests both before and after must exist and have at least one
 # dest. The check is meaningless without intermediate states, so some must
-# have been seen.
+# have been seen. Replacing every dest deletes them all: --allow-mass-delete.
 . "$SCENARIO_LIB"
 need_clusterf apply
 N=50
@@ -46,7 +46,7 @@ mkdir -p /tmp/snaps
 ) &
 poller=$!
 sleep 0.2
-nice -n 19 clusterf apply --config-path /tmp/cfg >/tmp/apply.out 2>/tmp/apply.err
+nice -n 19 clusterf apply --config-path /tmp/cfg --allow-mass-delete >/tmp/apply.out 2>/tmp/apply.err
 rc=$?
 touch /tmp/stop
 wait $poller

@@ -38,6 +38,6 @@ rm /tmp/cfg/services/dns.yaml
 SRC="--config-path /tmp/cfg --overlay-path /data/overlay"
 rendered_rules /tmp/want $SRC
 sort -m /tmp/want /tmp/hand | sort >/tmp/want_all
-expect_code "apply after removing dns" 0 clusterf apply $SRC $OWN
+expect_code "apply after removing dns" 0 clusterf apply $SRC $OWN --allow-mass-delete
 check "after removing dns"
 finish

@@ -9,13 +9,16 @@
 # original JSON layout), with a reweight step.
 . "$SCENARIO_LIB"
 need_clusterf apply
+EXTRA=""
 
-# step NAME EXPECTED_RULES SOURCE_ARGS...: apply, then check the kernel and
-# the re-plan.
+# step NAME EXPECTED_RULES ARGS...: apply, then check the kernel and the
+# re-plan. $EXTRA goes to apply only (removing the last service needs
+# --allow-mass-delete, a guard); it is reset after each step.
 step() {
     _name=$1 _rules=$2
     shift 2
-    expect_code "$_name: apply" 0 clusterf apply "$@"
+    expect_code "$_name: apply" 0 clusterf apply "$@" $EXTRA
+    EXTRA=""
     printf '%s' "$_rules" | sort >/tmp/want
     kernel_rules /tmp/got
     expect_eq "$_name: kernel as in the README" /tmp/want /tmp/got
@@ -39,6 +42,7 @@ step "1 frontend" "$SVC" --config-path $W/config --overlay-path $W/overlay-1-emp
 step "1 test3-1" "$SVC$D1" --config-path $W/config --overlay-path $W/overlay-2-test3-1
 step "1 test3-2" "$SVC$D1$D2" --config-path $W/config --overlay-path $W/overlay-3-test3-2
 step "1 port 1338" "$SVC$D1$D2P" --config-path $W/config --overlay-path $W/overlay-4-port
+EXTRA=--allow-mass-delete
 step "1 removed" "" --config-path $W/config-removed --overlay-path $W/overlay-1-empty
 
 # --- part 2: one config tree edited in place ---------------------------------
@@ -57,5 +61,6 @@ echo '{"ipv4": "10.3.107.2", "tcp": 1338, "weight": 5}' >$S/backends/test3-2
 step "2 reweight" "$SVC$D1-a -t 10.107.107.107:1337 -r 10.3.107.2:1338 -m -w 5
 " --config-path $C
 rm -r $S
+EXTRA=--allow-mass-delete
 step "2 removed" "" --config-path $C
 finish
