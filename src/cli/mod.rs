@@ -16,6 +16,7 @@ pub mod plan;
 pub mod render;
 pub mod show;
 pub mod source;
+pub mod watch;
 
 /// Declarative GitOps reconciler for Linux IPVS.
 #[derive(Debug, Parser)]

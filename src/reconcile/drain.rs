@@ -29,8 +29,9 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Backend name shown in the origins of a draining dest.
 pub const DRAIN_BACKEND: &str = "(draining)";
 
-/// Live connection counters by service and dest.
-pub type LiveStats = BTreeMap<(ServiceKey, SocketAddr), DestStats>;
+/// Live connection counters by service and dest (as the kernel client
+/// reports them).
+pub type LiveStats = BTreeMap<ServiceKey, BTreeMap<SocketAddr, DestStats>>;
 
 /// One dest being drained.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,7 +193,7 @@ pub fn apply(
     }
 
     // Records whose dest is no longer live or came back.
-    for ((service, dest), _) in &drains.records {
+    for (service, dest) in drains.records.keys() {
         let in_desired = out
             .desired
             .services
@@ -222,7 +223,10 @@ pub fn apply(
             if wanted {
                 continue;
             }
-            let active_conns = stats.get(&(*key, *addr)).map_or(0, |s| s.active_conns);
+            let active_conns = stats
+                .get(key)
+                .and_then(|m| m.get(addr))
+                .map_or(0, |s| s.active_conns);
             let record = match drains.get(key, addr) {
                 Some(r) => r.clone(),
                 None => {
@@ -335,18 +339,17 @@ mod tests {
     }
 
     fn conns(entries: &[(&str, &str, u32)]) -> LiveStats {
-        entries
-            .iter()
-            .map(|(s, d, n)| {
-                (
-                    (svc(s), addr(d)),
-                    DestStats {
-                        active_conns: *n,
-                        ..DestStats::default()
-                    },
-                )
-            })
-            .collect()
+        let mut stats = LiveStats::new();
+        for (s, d, n) in entries {
+            stats.entry(svc(s)).or_default().insert(
+                addr(d),
+                DestStats {
+                    active_conns: *n,
+                    ..DestStats::default()
+                },
+            );
+        }
+        stats
     }
 
     fn weights(st: &IpvsState) -> Vec<(String, String, u32)> {
@@ -627,7 +630,10 @@ mod tests {
             };
             let desired = mk(desired_dests.iter().map(|i| (*i, 10)).collect());
             let live = mk(live_dests.iter().map(|(i, (w, _))| (*i, *w)).collect());
-            let stats: LiveStats = live_dests.iter().map(|(i, (_, c))| ((key, a(*i)), DestStats { active_conns: *c, ..DestStats::default() })).collect();
+            let mut stats = LiveStats::new();
+            for (i, (_, c)) in &live_dests {
+                stats.entry(key).or_default().insert(a(*i), DestStats { active_conns: *c, ..DestStats::default() });
+            }
             let mut drains = Drains::default();
             for (i, since) in &recorded {
                 drains.insert(DrainRecord { service: key, dest: a(*i), since_ms: *since, attrs: DestAttrs::new(Method::Masq, 10), service_attrs: ServiceAttrs::with_scheduler("wlc") });
@@ -647,7 +653,7 @@ mod tests {
                     prop_assert_eq!(dest.attrs.weight, 0);
                     prop_assert!(live.services[k].dests.contains_key(d));
                     prop_assert!(out.drains.get(k, d).is_some());
-                    prop_assert!(stats[&(*k, *d)].active_conns > 0);
+                    prop_assert!(stats[k][d].active_conns > 0);
                 }
             }
             prop_assert!(out.active.len() <= out.drains.len());

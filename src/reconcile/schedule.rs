@@ -286,16 +286,12 @@ impl Schedule {
             self.next_resync = now + self.settings.resync;
             self.mark_at(now, Trigger::Resync, now);
         }
-        if let Some(at) = self.recheck_at {
-            if now >= at {
-                self.recheck_at = None;
-                self.mark_at(now, Trigger::Drain, now);
-            }
+        if self.recheck_at.is_some_and(|at| now >= at) {
+            self.recheck_at = None;
+            self.mark_at(now, Trigger::Drain, now);
         }
-        if let Some(at) = self.next_poll {
-            if !self.poll_running && now >= at {
-                self.poll_requested = true;
-            }
+        if !self.poll_running && self.next_poll.is_some_and(|at| now >= at) {
+            self.poll_requested = true;
         }
 
         if self.poll_requested && !self.poll_running && self.settings.poll.is_some() {
@@ -305,19 +301,20 @@ impl Schedule {
             actions.push(Action::PollGit);
         }
 
-        if self.running.is_none() {
-            if let Some(dirty) = &self.dirty {
-                if dirty.due.is_some_and(|due| now >= due) {
-                    let dirty = self.dirty.take().expect("checked");
-                    self.running = Some(Running {
-                        changed_at: dirty.changed_at,
-                    });
-                    actions.push(Action::StartPass {
-                        triggers: dirty.triggers,
-                        changed_at: dirty.changed_at,
-                    });
-                }
-            }
+        let due = self
+            .dirty
+            .as_ref()
+            .and_then(|d| d.due)
+            .is_some_and(|due| now >= due);
+        if self.running.is_none() && due {
+            let dirty = self.dirty.take().expect("due implies dirty");
+            self.running = Some(Running {
+                changed_at: dirty.changed_at,
+            });
+            actions.push(Action::StartPass {
+                triggers: dirty.triggers,
+                changed_at: dirty.changed_at,
+            });
         }
 
         if let Some(at) = self.next_wake() {
@@ -404,10 +401,8 @@ impl Schedule {
         self.next_poll = self.settings.poll.map(|p| now + p);
         if self.first_poll_pending {
             self.first_poll_pending = false;
-            if let Some(dirty) = &mut self.dirty {
-                if dirty.due.is_none() {
-                    dirty.due = Some(now);
-                }
+            if let Some(dirty) = self.dirty.as_mut().filter(|d| d.due.is_none()) {
+                dirty.due = Some(now);
             }
         }
     }
