@@ -1,11 +1,207 @@
-//! `clusterf plan`.
+//! `clusterf plan`: render the desired state, read the live state (kernel,
+//! an `ipvsadm -S -n` dump, nothing, or the desired state at a base Git ref
+//! for a pull request), plan, print, and optionally save the plan.
+//!
+//! Exit codes: 0 ok (or no changes), 1 error (including a tripped guard),
+//! 2 changes present with `--detailed-exitcode`.
+//!
+//! Invariant: wiring only; what the plan is, is decided in `crate::plan`.
 
-use anyhow::{Result, bail};
-use clap::Args;
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use clap::{Args, ValueEnum};
+
+use super::Exit;
+use super::source::{CompileArgs, ConfigArgs, OverlayArgs, print_diagnostics, render_trees};
+use crate::model::IpvsState;
+use crate::plan::saved::{Inputs, LiveFingerprint, live_hash};
+use crate::plan::{self, Guards, Ownership, Plan, PlanError, output};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PlanFormat {
+    /// A terraform-like plan for a person
+    Text,
+    /// The versioned JSON document (docs/plan-format.md)
+    Json,
+    /// A pull-request comment
+    Markdown,
+}
 
 #[derive(Debug, Args)]
-pub struct PlanArgs {}
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub overlay: OverlayArgs,
+    #[command(flatten)]
+    pub compile: CompileArgs,
 
-pub fn run(_args: &PlanArgs) -> Result<u8> {
-    bail!("clusterf plan is not implemented yet")
+    /// Live state: kernel, empty, or an `ipvsadm -S -n` dump FILE
+    #[arg(long, value_name = "kernel|empty|FILE", default_value = "kernel")]
+    pub live: String,
+
+    /// Plan the desired state at this Git ref against the head (pull-request
+    /// mode: no kernel); needs --config-repo
+    #[arg(long, value_name = "REF", conflicts_with = "live")]
+    pub base_ref: Option<String>,
+
+    /// Own only services whose address is in CIDR (repeatable); default: the
+    /// whole table
+    #[arg(long = "own", value_name = "CIDR")]
+    pub own: Vec<String>,
+
+    /// Own only fwmark services with a mark in RANGE (42 or 100-200; repeatable)
+    #[arg(long = "own-fwmark", value_name = "RANGE")]
+    pub own_fwmark: Vec<String>,
+
+    /// Refuse deleting more than this percentage of the owned dests...
+    #[arg(long, value_name = "PERCENT", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub max_delete_percent: u32,
+
+    /// ...when that is more than this many dests
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_delete_min: usize,
+
+    /// Allow plans that delete every owned service or many dests
+    #[arg(long)]
+    pub allow_mass_delete: bool,
+
+    /// Output format
+    #[arg(long, short, value_enum, default_value = "text")]
+    pub output: PlanFormat,
+
+    /// Exit 2 when there are changes (0: none, 1: error)
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+
+    /// Save the plan (the JSON document, with input fingerprints) to FILE for
+    /// `clusterf apply FILE`
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// The live side of the plan and its description.
+fn read_live(
+    args: &PlanArgs,
+    overlay_tree: Option<&crate::tree::Tree>,
+    opts: &crate::compile::Options,
+) -> Result<(IpvsState, String)> {
+    if let Some(base) = &args.base_ref {
+        let tree = args
+            .config
+            .read_at(base)
+            .with_context(|| format!("reading the config at --base-ref {base}"))?;
+        let rendered = crate::render::render(&tree, overlay_tree, opts);
+        if !rendered.is_ok() {
+            print_diagnostics(&rendered.diags);
+            let n = rendered.diags.errors().count();
+            anyhow::bail!(
+                "the config at --base-ref {base} has {n} problem{}: nothing planned",
+                if n == 1 { "" } else { "s" }
+            );
+        }
+        return Ok((rendered.state, format!("base-ref {base}")));
+    }
+    match args.live.as_str() {
+        "empty" => Ok((IpvsState::default(), "empty".to_string())),
+        "kernel" => Ok((
+            crate::netlink::read_live().context("reading the kernel ipvs table")?,
+            "kernel".to_string(),
+        )),
+        path => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the live state from {path}"))?;
+            let state = crate::ipvsadm::parse(&text)
+                .map_err(|e| anyhow::anyhow!("{path}:{e}").context("invalid ipvsadm -S -n dump"))?;
+            Ok((state, format!("file {path}")))
+        }
+    }
+}
+
+/// Colour on a terminal only, never with `NO_COLOR` set.
+fn use_color() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+fn render_output(
+    format: PlanFormat,
+    plan: &Plan,
+    desired: &IpvsState,
+    inputs: &Inputs,
+    live: &LiveFingerprint,
+    ownership: &Ownership,
+) -> String {
+    match format {
+        PlanFormat::Text => output::text(plan, desired, use_color()),
+        PlanFormat::Json => output::json(plan, desired, inputs, live, ownership),
+        PlanFormat::Markdown => output::markdown(plan, desired),
+    }
+}
+
+pub fn run(args: &PlanArgs) -> Result<u8> {
+    let ownership = Ownership::parse(&args.own, &args.own_fwmark).map_err(anyhow::Error::msg)?;
+    let guards = Guards {
+        max_delete_percent: args.max_delete_percent,
+        max_delete_min: args.max_delete_min,
+        allow_mass_delete: args.allow_mass_delete,
+    };
+    let opts = args.compile.options()?;
+    let config_tree = args.config.read()?;
+    let overlay_tree = args.overlay.read()?;
+    let rendered = render_trees(&args.config, &config_tree, overlay_tree.as_ref(), &opts);
+    if !rendered.is_ok() {
+        let n = rendered.diags.errors().count();
+        eprintln!(
+            "error: {n} problem{} found, nothing planned",
+            if n == 1 { "" } else { "s" }
+        );
+        return Err(Exit(1).into());
+    }
+    let inputs = Inputs {
+        config_hash: rendered.config_hash.clone(),
+        config_revision: config_tree.origin.revision.clone(),
+        overlay_hash: rendered.overlay_hash.clone(),
+        overlay_revision: overlay_tree
+            .as_ref()
+            .and_then(|t| t.origin.revision.clone()),
+    };
+    let (live_state, source) = read_live(args, overlay_tree.as_ref(), &opts)?;
+    let live = LiveFingerprint {
+        source,
+        hash: live_hash(&live_state, &ownership),
+    };
+    let desired = &rendered.state;
+    match plan::plan(desired, &live_state, &ownership, &guards) {
+        Ok(plan) => {
+            if let Some(path) = &args.out {
+                let doc = output::json(&plan, desired, &inputs, &live, &ownership);
+                std::fs::write(path, doc)
+                    .with_context(|| format!("writing the plan to {}", path.display()))?;
+            }
+            print!(
+                "{}",
+                render_output(args.output, &plan, desired, &inputs, &live, &ownership)
+            );
+            if let Some(path) = &args.out {
+                eprintln!("saved the plan to {}", path.display());
+            }
+            Ok(if args.detailed_exitcode && !plan.is_empty() {
+                2
+            } else {
+                0
+            })
+        }
+        Err(PlanError::MassDelete { reason, plan }) => {
+            print!(
+                "{}",
+                render_output(args.output, &plan, desired, &inputs, &live, &ownership)
+            );
+            eprintln!("error: {reason}");
+            Err(Exit(1).into())
+        }
+        Err(e @ PlanError::NotOwned { .. }) => Err(e.into()),
+    }
 }

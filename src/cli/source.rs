@@ -187,20 +187,31 @@ pub fn render_sources(
     let opts = compile.options()?;
     let config_tree = config.read()?;
     let overlay_tree = overlay.read()?;
-    let mut rendered = render::render(&config_tree, overlay_tree.as_ref(), &opts);
+    Ok(render_trees(
+        config,
+        &config_tree,
+        overlay_tree.as_ref(),
+        &opts,
+    ))
+}
+
+/// Renders trees already read (as `render_sources` does), printing every
+/// diagnostic to stderr; for callers that need the trees too (`plan`).
+pub fn render_trees(
+    config: &ConfigArgs,
+    config_tree: &Tree,
+    overlay_tree: Option<&Tree>,
+    opts: &compile::Options,
+) -> Rendered {
+    let mut rendered = render::render(config_tree, overlay_tree, opts);
     if let Some(sub) = config.git_options().and_then(|o| o.normalized_subdir()) {
-        source::git::name_from_root(
-            &mut rendered.diags,
-            &sub,
-            &config_tree,
-            overlay_tree.as_ref(),
-        );
+        source::git::name_from_root(&mut rendered.diags, &sub, config_tree, overlay_tree);
     }
     if let (Some(rev), false) = (&config_tree.origin.revision, rendered.diags.is_empty()) {
         eprintln!("in {} (commit {rev}):", config_tree.origin.description);
     }
     print_diagnostics(&rendered.diags);
-    Ok(rendered)
+    rendered
 }
 
 /// Diagnostics go to stderr, one per line.

@@ -548,7 +548,13 @@ pub fn markdown(plan: &Plan, desired: &IpvsState) -> String {
     if !plan.unmanaged.is_empty() {
         out.push_str("\n**Unmanaged** (outside `--own`/`--own-fwmark`, left untouched):\n\n");
         for u in &plan.unmanaged {
-            let _ = writeln!(out, "- `{}` ({} dests)", u.service, u.dests);
+            let _ = writeln!(
+                out,
+                "- `{}` ({} dest{})",
+                u.service,
+                u.dests,
+                if u.dests == 1 { "" } else { "s" }
+            );
         }
     }
     out

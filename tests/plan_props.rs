@@ -1,0 +1,337 @@
+//! Property tests of the planner and the `ipvsadm -S -n` dump parser, and an
+//! end-to-end check of saved plans (`clusterf plan --out`).
+//!
+//! Planner: for random desired and live states and ownership, applying the
+//! plan's ops in order to the live state on the in-memory model (which
+//! behaves like the kernel: no op may fail) yields exactly the desired state
+//! for everything owned, leaves everything unowned untouched, and never
+//! empties a service that has desired dests.
+//!
+//! Parser: no input makes it panic, and `format(state)` parses back to the
+//! same state.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+
+use proptest::prelude::*;
+
+use clusterf::ipvsadm;
+use clusterf::model::{Dest, DestAttrs, IpvsState, Method, Op, Service, ServiceAttrs, ServiceKey};
+use clusterf::plan::saved::{SavedPlan, check_fresh, live_hash};
+use clusterf::plan::{self, Guards, Ownership, PlanError, canonical_state};
+
+const KEYS: &[&str] = &[
+    "tcp://10.0.0.1:80",
+    "tcp://10.0.0.2:80",
+    "udp://10.0.0.1:53",
+    "tcp://[2001:db8::1]:443",
+    "tcp://192.168.0.1:80",
+    "udp://[2001:db8:ff::1]:53",
+    "fwmark://1",
+    "fwmark6://2",
+    "fwmark://100",
+];
+
+const DESTS: &[&str] = &[
+    "10.1.0.1:80",
+    "10.1.0.2:80",
+    "10.1.0.1:81",
+    "10.1.0.3:0",
+    "[2001:db8:1::1]:443",
+    "[2001:db8:1::2]:443",
+];
+
+fn key() -> impl Strategy<Value = ServiceKey> {
+    prop::sample::select(KEYS).prop_map(|s| s.parse().unwrap())
+}
+
+fn dest_addr() -> impl Strategy<Value = SocketAddr> {
+    prop::sample::select(DESTS).prop_map(|s| s.parse().unwrap())
+}
+
+fn service_attrs() -> impl Strategy<Value = ServiceAttrs> {
+    (
+        prop::sample::select(vec!["wlc", "rr", "sh", "mh"]),
+        prop::option::of(prop::sample::select(vec![60u32, 300])),
+        prop::option::of(prop::sample::select(vec![24u8, 32, 64, 128])),
+        prop::collection::vec(
+            prop::sample::select(vec!["ops", "flag-1", "flag-2", "sh-port", "pe=sip"]),
+            0..3,
+        ),
+    )
+        .prop_map(|(scheduler, persistence, netmask, flags)| ServiceAttrs {
+            scheduler: scheduler.to_string(),
+            persistence,
+            netmask,
+            flags: flags.into_iter().map(String::from).collect(),
+        })
+}
+
+fn dest_attrs() -> impl Strategy<Value = DestAttrs> {
+    (
+        prop::sample::select(Method::ALL.to_vec()),
+        0u32..4,
+        prop::sample::select(vec![0u32, 5]),
+        prop::sample::select(vec![0u32, 2]),
+    )
+        .prop_map(|(method, weight, upper, lower)| DestAttrs {
+            method,
+            weight,
+            upper_threshold: upper,
+            lower_threshold: lower,
+        })
+}
+
+fn service() -> impl Strategy<Value = Service> {
+    (
+        service_attrs(),
+        prop::collection::btree_map(dest_addr(), dest_attrs(), 0..5),
+    )
+        .prop_map(|(attrs, dests)| {
+            let mut s = Service::new(attrs);
+            s.dests = dests
+                .into_iter()
+                .map(|(a, attrs)| {
+                    (
+                        a,
+                        Dest {
+                            attrs,
+                            origins: Vec::new(),
+                        },
+                    )
+                })
+                .collect();
+            s
+        })
+}
+
+fn state() -> impl Strategy<Value = IpvsState> {
+    prop::collection::btree_map(key(), service(), 0..7).prop_map(|services| IpvsState { services })
+}
+
+fn ownership() -> impl Strategy<Value = Ownership> {
+    prop_oneof![
+        Just(Ownership::all()),
+        (
+            prop::sample::subsequence(vec!["10.0.0.0/24", "2001:db8::/64", "10.0.0.2/32"], 0..=3),
+            prop::sample::subsequence(vec!["1-2", "100"], 0..=2),
+        )
+            .prop_map(|(cidrs, marks)| {
+                let cidrs: Vec<String> = cidrs.into_iter().map(String::from).collect();
+                let marks: Vec<String> = marks.into_iter().map(String::from).collect();
+                if cidrs.is_empty() && marks.is_empty() {
+                    // Restricted to nothing but one host.
+                    Ownership::parse(&["10.0.0.1/32".into()], &[]).unwrap()
+                } else {
+                    Ownership::parse(&cidrs, &marks).unwrap()
+                }
+            }),
+    ]
+}
+
+fn split(state: &IpvsState, own: &Ownership) -> (IpvsState, IpvsState) {
+    let (mut owned, mut unowned) = (IpvsState::default(), IpvsState::default());
+    for (k, s) in &state.services {
+        let side = if own.owns(k) {
+            &mut owned
+        } else {
+            &mut unowned
+        };
+        side.services.insert(*k, s.clone());
+    }
+    (owned, unowned)
+}
+
+fn allow() -> Guards {
+    Guards {
+        allow_mass_delete: true,
+        ..Guards::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn applying_the_plan_reaches_desired(
+        desired in state(),
+        live in state(),
+        own in ownership(),
+    ) {
+        let (desired, _) = split(&desired, &own);
+        let plan = plan::plan(&desired, &live, &own, &allow()).expect("plan");
+
+        let mut now = live.clone();
+        let mut deleted_services = BTreeSet::new();
+        let mut deleted_dests = BTreeSet::new();
+        for op in plan.ops() {
+            let before: BTreeMap<ServiceKey, usize> =
+                now.services.iter().map(|(k, s)| (*k, s.dests.len())).collect();
+            op.apply_to(&mut now).map_err(|e| TestCaseError::fail(format!("{op:?}: {e}")))?;
+            prop_assert!(own.owns(op.service()), "touched unowned {}", op.service());
+            for (k, want) in &desired.services {
+                if want.dests.is_empty() {
+                    continue;
+                }
+                let had = before.get(k).copied().unwrap_or(0);
+                let has = now.services.get(k).map_or(0, |s| s.dests.len());
+                prop_assert!(!(had > 0 && has == 0), "{op:?} emptied {k}, which has desired dests");
+            }
+            match op {
+                Op::DelService { service } => { deleted_services.insert(*service); }
+                Op::AddService { service, .. } => {
+                    prop_assert!(!deleted_services.contains(service), "{service} deleted then added");
+                }
+                Op::DelDest { service, dest } => { deleted_dests.insert((*service, *dest)); }
+                Op::AddDest { service, dest, .. } => {
+                    prop_assert!(!deleted_dests.contains(&(*service, *dest)), "{dest} of {service} deleted then added");
+                }
+                _ => {}
+            }
+        }
+
+        let (now_owned, now_unowned) = split(&now, &own);
+        let (_, live_unowned) = split(&live, &own);
+        prop_assert_eq!(canonical_state(&now_owned), canonical_state(&desired));
+        prop_assert_eq!(now_unowned, live_unowned);
+
+        // Counts add up, and planning again finds nothing to do.
+        let s = plan.summary;
+        prop_assert_eq!(s.total(), plan.changes.len());
+        let again = plan::plan(&desired, &now, &own, &allow()).expect("plan again");
+        prop_assert!(again.is_empty(), "not idempotent: {:?}", again.changes);
+    }
+
+    #[test]
+    fn guards_trip_exactly_by_their_rules(
+        desired in state(),
+        live in state(),
+        own in ownership(),
+        percent in 0u32..=100,
+        min in 0usize..6,
+    ) {
+        let (desired, _) = split(&desired, &own);
+        let (live_owned, _) = split(&live, &own);
+        let owned_services = live_owned.services.len();
+        let owned_dests = live_owned.dest_count();
+        let mut removed_services = 0;
+        let mut removed_dests = 0;
+        for (k, s) in &live_owned.services {
+            match desired.services.get(k) {
+                None => { removed_services += 1; removed_dests += s.dests.len(); }
+                Some(w) => removed_dests += s.dests.keys().filter(|d| !w.dests.contains_key(d)).count(),
+            }
+        }
+        let every = owned_services > 0 && removed_services == owned_services;
+        let many = removed_dests > min && removed_dests * 100 > owned_dests * percent as usize;
+        let guards = Guards { max_delete_percent: percent, max_delete_min: min, allow_mass_delete: false };
+        match plan::plan(&desired, &live, &own, &guards) {
+            Ok(_) => prop_assert!(!every && !many),
+            Err(PlanError::MassDelete { .. }) => prop_assert!(every || many),
+            Err(e) => return Err(TestCaseError::fail(e.to_string())),
+        }
+    }
+
+    #[test]
+    fn desired_outside_ownership_is_an_error(desired in state(), live in state(), own in ownership()) {
+        let outside: Vec<ServiceKey> =
+            desired.services.keys().filter(|k| !own.owns(k)).copied().collect();
+        match plan::plan(&desired, &live, &own, &allow()) {
+            Ok(_) => prop_assert!(outside.is_empty()),
+            Err(PlanError::NotOwned { services }) => prop_assert_eq!(services, outside),
+            Err(e) => return Err(TestCaseError::fail(e.to_string())),
+        }
+    }
+
+    #[test]
+    fn dump_round_trips(state in state()) {
+        // Canonical: no "-M" without "-p", flags named as ipvsadm names them.
+        let state = canonical_state(&state);
+        let text = ipvsadm::format(&state);
+        let parsed = ipvsadm::parse(&text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+        prop_assert_eq!(parsed, state);
+    }
+
+    #[test]
+    fn parser_never_panics_on_text(text in "\\PC{0,200}") {
+        let _ = ipvsadm::parse(&text);
+    }
+
+    #[test]
+    fn parser_never_panics_on_option_soup(lines in prop::collection::vec(
+        prop::collection::vec(prop::sample::select(vec![
+            "-A", "-a", "-t", "-u", "-f", "-6", "-s", "wlc", "sh", "-p", "-M", "-b", "-o", "--pe",
+            "sip", "-r", "-g", "-i", "-m", "-w", "-x", "-y", "--tun-type", "ipip", "gue",
+            "10.0.0.1:80", "[2001:db8::1]:53", "10.0.0.2", "[::1]", "2001:db8::1", "255.255.255.0",
+            "255.0.255.0", "64", "129", "0", "1", "4294967295", "4294967296", "-1", "sh-fallback,flag-3",
+            "flag-9", ",", "", "#", "\u{feff}", "é",
+        ]), 0..10),
+        0..8,
+    )) {
+        let text: String = lines.iter().map(|l| l.join(" ") + "\n").collect();
+        let _ = ipvsadm::parse(&text);
+    }
+}
+
+/// `clusterf plan --out` writes a saved plan that reads back with the same
+/// ops, is fresh against the same live state and stale against another.
+#[test]
+fn saved_plan_round_trip_and_staleness() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config/services");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("web.yaml"),
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends:\n  a: {ipv4: 10.1.0.1, tcp: 80}\n",
+    )
+    .unwrap();
+    let live_text = "-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.1.0.2:80 -m -w 1\n";
+    std::fs::write(dir.path().join("live.txt"), live_text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clusterf"))
+        .args([
+            "plan",
+            "--config-path",
+            "config",
+            "--live",
+            "live.txt",
+            "--out",
+            "plan.json",
+        ])
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let saved =
+        SavedPlan::from_json(&std::fs::read_to_string(dir.path().join("plan.json")).unwrap())
+            .unwrap();
+    let ops: Vec<String> = saved.ops().map(|o| format!("{o:?}")).collect();
+    assert_eq!(ops.len(), 3, "{ops:?}");
+    assert!(matches!(saved.changes[0].op, Op::AddDest { .. }));
+    assert!(matches!(saved.changes[1].op, Op::EditService { .. }));
+    assert!(matches!(saved.changes[2].op, Op::DelDest { .. }));
+    assert_eq!(saved.live.source, "file live.txt");
+
+    let own = saved.ownership().unwrap();
+    let live = ipvsadm::parse(live_text).unwrap();
+    let hash = live_hash(&live, &own);
+    assert_eq!(check_fresh(&saved, &hash, Some(&saved.inputs)), Ok(()));
+
+    // Applying the saved ops to the live state it was made against works.
+    let mut now = live.clone();
+    for op in saved.ops() {
+        op.apply_to(&mut now).unwrap();
+    }
+    // Against the state after applying, the plan is stale.
+    let stale = check_fresh(&saved, &live_hash(&now, &own), Some(&saved.inputs)).unwrap_err();
+    assert_eq!(stale.moved[0].what, "live ipvs state");
+    // A config edit makes it stale too.
+    let mut inputs = saved.inputs.clone();
+    inputs.config_hash = "0".repeat(64);
+    let stale = check_fresh(&saved, &hash, Some(&inputs)).unwrap_err();
+    assert_eq!(stale.moved[0].what, "config");
+}
