@@ -1,11 +1,280 @@
-//! `clusterf show`.
+//! `clusterf show`: the live kernel IPVS table, as `ipvsadm -Ln` shows it
+//! (with connection counters), as `ipvsadm -Sn` rules, or as JSON.
+//!
+//! Invariant: reads only; never changes the kernel table.
 
-use anyhow::{Result, bail};
-use clap::Args;
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, SocketAddr};
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use serde_json::{Value, json};
+
+use crate::ipvsadm;
+use crate::model::{DestStats, Family, Method, ServiceAttrs, ServiceKey};
+use crate::netlink::{Client, Info, Live};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ShowOutput {
+    /// Like `ipvsadm -L -n`, with ActiveConn and InActConn
+    Text,
+    /// Like `ipvsadm -S -n` (loads with `ipvsadm -R`)
+    Ipvsadm,
+    /// The table with counters as JSON
+    Json,
+}
 
 #[derive(Debug, Args)]
-pub struct ShowArgs {}
+pub struct ShowArgs {
+    /// Output format
+    #[arg(long, short = 'o', value_enum, default_value = "text")]
+    pub output: ShowOutput,
+}
 
-pub fn run(_args: &ShowArgs) -> Result<u8> {
-    bail!("clusterf show is not implemented yet")
+pub fn run(args: &ShowArgs) -> Result<u8> {
+    let mut client = Client::connect()?;
+    let info = client.info()?;
+    let live = client.read()?;
+    let out = match args.output {
+        ShowOutput::Text => format_text(&info, &live),
+        ShowOutput::Ipvsadm => ipvsadm::format(&live.state),
+        ShowOutput::Json => {
+            let mut s = serde_json::to_string_pretty(&format_json(&info, &live))?;
+            s.push('\n');
+            s
+        }
+    };
+    print!("{out}");
+    Ok(0)
+}
+
+fn forward_name(m: Method) -> &'static str {
+    match m {
+        Method::Masq => "Masq",
+        Method::Droute => "Route",
+        Method::Tunnel => "Tunnel",
+    }
+}
+
+/// The service column of `ipvsadm -Ln`: `TCP  10.0.0.1:80`, `FWM  7 IPv6`.
+fn service_name(key: &ServiceKey) -> String {
+    match key {
+        ServiceKey::Addr { protocol, addr } => {
+            let mut s = format!("{:<4} {addr}", protocol.as_str().to_uppercase());
+            if addr.is_ipv4() {
+                s.truncate(33);
+            }
+            s
+        }
+        ServiceKey::Fwmark {
+            family: Family::Ipv4,
+            mark,
+        } => format!("FWM  {mark}"),
+        ServiceKey::Fwmark {
+            family: Family::Ipv6,
+            mark,
+        } => format!("FWM  {mark} IPv6"),
+    }
+}
+
+fn service_line(key: &ServiceKey, attrs: &ServiceAttrs) -> String {
+    let mut line = format!("{} {}", service_name(key), attrs.scheduler);
+    let sched: Vec<&str> = attrs
+        .flags
+        .iter()
+        .map(String::as_str)
+        .filter(|f| *f != ipvsadm::FLAG_OPS && !f.starts_with(ipvsadm::FLAG_PE_PREFIX))
+        .collect();
+    if !sched.is_empty() {
+        let _ = write!(line, " ({})", sched.join(","));
+    }
+    if let Some(timeout) = attrs.persistence {
+        let _ = write!(line, " persistent {timeout}");
+        match (key.family(), attrs.netmask) {
+            (Family::Ipv4, Some(p)) if p < 32 => {
+                let bits = if p == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - u32::from(p))
+                };
+                let _ = write!(line, " mask {}", Ipv4Addr::from(bits));
+            }
+            (Family::Ipv6, Some(p)) if p < 128 => {
+                let _ = write!(line, " mask {p}");
+            }
+            _ => {}
+        }
+        for f in &attrs.flags {
+            if let Some(pe) = f.strip_prefix(ipvsadm::FLAG_PE_PREFIX) {
+                let _ = write!(line, " pe {pe}");
+            }
+        }
+    }
+    if attrs.flags.iter().any(|f| f == ipvsadm::FLAG_OPS) {
+        line.push_str(" ops");
+    }
+    line
+}
+
+/// `ipvsadm -L -n`.
+pub fn format_text(info: &Info, live: &Live) -> String {
+    let mut out = format!(
+        "IP Virtual Server version {} (size={})\n\
+         Prot LocalAddress:Port Scheduler Flags\n  \
+         -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
+        info.version_string(),
+        info.conn_tab_size
+    );
+    for (key, svc) in &live.state.services {
+        out.push_str(&service_line(key, &svc.attrs));
+        out.push('\n');
+        let stats = live.stats.get(key);
+        for (addr, dest) in &svc.dests {
+            let st = stats.and_then(|s| s.get(addr)).copied().unwrap_or_default();
+            let mut name = addr.to_string();
+            if addr.is_ipv4() {
+                name.truncate(28);
+            }
+            let _ = writeln!(
+                out,
+                "  -> {:<28} {:<7} {:<6} {:<10} {:<10}",
+                name,
+                forward_name(dest.attrs.method),
+                dest.attrs.weight,
+                st.active_conns,
+                st.inactive_conns
+            );
+        }
+    }
+    out
+}
+
+fn dest_json(addr: &SocketAddr, d: &crate::model::Dest, st: DestStats) -> Value {
+    let mut v = serde_json::to_value(d.attrs).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        m.insert("dest".into(), json!(addr.to_string()));
+        m.insert("active_conns".into(), json!(st.active_conns));
+        m.insert("inactive_conns".into(), json!(st.inactive_conns));
+        m.insert("persist_conns".into(), json!(st.persist_conns));
+    }
+    v
+}
+
+/// The table as JSON: `{"version", "conn_tab_size", "services": [...]}`.
+pub fn format_json(info: &Info, live: &Live) -> Value {
+    let services: Vec<Value> = live
+        .state
+        .services
+        .iter()
+        .map(|(key, svc)| {
+            let stats = live.stats.get(key);
+            let dests: Vec<Value> = svc
+                .dests
+                .iter()
+                .map(|(addr, d)| {
+                    let st = stats.and_then(|s| s.get(addr)).copied().unwrap_or_default();
+                    dest_json(addr, d, st)
+                })
+                .collect();
+            let mut v = serde_json::to_value(&svc.attrs).unwrap_or(Value::Null);
+            if let Value::Object(m) = &mut v {
+                m.insert("service".into(), json!(key.to_string()));
+                m.insert("dests".into(), Value::Array(dests));
+            }
+            v
+        })
+        .collect();
+    json!({
+        "version": info.version_string(),
+        "conn_tab_size": info.conn_tab_size,
+        "services": services,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Dest, DestAttrs, Service};
+
+    fn live() -> Live {
+        let mut live = Live::default();
+        let key: ServiceKey = "tcp://10.107.107.107:1337".parse().unwrap();
+        let mut svc = Service::new(ServiceAttrs::with_scheduler("wlc"));
+        for (a, w) in [("10.3.107.1:1337", 10), ("10.3.107.2:1338", 20)] {
+            svc.dests.insert(
+                a.parse().unwrap(),
+                Dest {
+                    attrs: DestAttrs::new(Method::Masq, w),
+                    origins: Vec::new(),
+                },
+            );
+        }
+        live.state.services.insert(key, svc);
+        live.stats.insert(
+            key,
+            [(
+                "10.3.107.2:1338".parse().unwrap(),
+                DestStats {
+                    active_conns: 3,
+                    inactive_conns: 12,
+                    persist_conns: 0,
+                },
+            )]
+            .into_iter()
+            .collect(),
+        );
+        let v6: ServiceKey = "udp://[2001:db8::1]:53".parse().unwrap();
+        live.state.services.insert(
+            v6,
+            Service::new(ServiceAttrs {
+                persistence: Some(300),
+                netmask: Some(64),
+                flags: vec!["ops".into(), "sh-port".into()],
+                ..ServiceAttrs::with_scheduler("sh")
+            }),
+        );
+        let fw: ServiceKey = "fwmark://7".parse().unwrap();
+        live.state.services.insert(
+            fw,
+            Service::new(ServiceAttrs {
+                persistence: Some(60),
+                netmask: Some(24),
+                ..ServiceAttrs::with_scheduler("rr")
+            }),
+        );
+        live
+    }
+
+    const INFO: Info = Info {
+        version: 0x010201,
+        conn_tab_size: 4096,
+    };
+
+    #[test]
+    fn text_matches_ipvsadm_list() {
+        // Columns as ipvsadm 1.31 prints them (trailing spaces included).
+        let want = "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  10.107.107.107:1337 wlc
+  -> 10.3.107.1:1337              Masq    10     0          0         
+  -> 10.3.107.2:1338              Masq    20     3          12        
+UDP  [2001:db8::1]:53 sh (sh-port) persistent 300 mask 64 ops
+FWM  7 rr persistent 60 mask 255.255.255.0
+";
+        assert_eq!(format_text(&INFO, &live()), want);
+    }
+
+    #[test]
+    fn json_carries_counters() {
+        let v = format_json(&INFO, &live());
+        assert_eq!(v["version"], "1.2.1");
+        let s = &v["services"][0];
+        assert_eq!(s["service"], "tcp://10.107.107.107:1337");
+        assert_eq!(s["dests"][1]["dest"], "10.3.107.2:1338");
+        assert_eq!(s["dests"][1]["active_conns"], 3);
+        assert_eq!(s["dests"][1]["inactive_conns"], 12);
+        assert_eq!(s["dests"][1]["method"], "masq");
+    }
 }

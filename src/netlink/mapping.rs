@@ -9,7 +9,8 @@
 //!   a shorter prefix; `IP_VS_SVC_F_HASHED` is never sent.
 //! - service flags read back by name as `ipvsadm` prints them: `ops`, and
 //!   `sh-fallback`/`sh-port` (sh), `mh-fallback`/`mh-port` (mh) or
-//!   `flag-1`..`flag-3`; unknown bits as `0x..`.
+//!   `flag-1`..`flag-3` (names from `crate::ipvsadm`); unknown bits as
+//!   `0x..`; the persistence engine as `pe=NAME`.
 //! - the kernel's `Local` forwarding method reads as `droute` (`ipvsadm -S`
 //!   prints `-g` for it).
 //!
@@ -17,6 +18,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use crate::ipvsadm;
 use crate::model::{DestAttrs, DestStats, Family, Method, Op, Protocol, ServiceAttrs, ServiceKey};
 
 use super::message::*;
@@ -71,45 +73,43 @@ pub fn service_id(key: &ServiceKey) -> ServiceMsg {
     }
 }
 
-/// Service flag bits of a flag name, given the scheduler.
+/// Service flag bits of a flag name (`ops`, the scheduler flags as
+/// `crate::ipvsadm` names them, or `0x..`). `pe=NAME` is not a bit.
 fn flag_bits(name: &str) -> Option<u32> {
-    Some(match name {
-        "ops" => IP_VS_SVC_F_ONEPACKET,
-        "sh-fallback" | "mh-fallback" | "flag-1" => IP_VS_SVC_F_SCHED1,
-        "sh-port" | "mh-port" | "flag-2" => IP_VS_SVC_F_SCHED2,
-        "flag-3" => IP_VS_SVC_F_SCHED3,
-        hex => {
-            let bits = u32::from_str_radix(hex.strip_prefix("0x")?, 16).ok()?;
-            if bits & (IP_VS_SVC_F_PERSISTENT | IP_VS_SVC_F_HASHED) != 0 {
-                return None;
-            }
-            bits
-        }
-    })
+    if name == ipvsadm::FLAG_OPS {
+        return Some(IP_VS_SVC_F_ONEPACKET);
+    }
+    if let Some(bit) = ipvsadm::sched_flag_bit(name) {
+        return Some(IP_VS_SVC_F_SCHED1 << (bit - 1));
+    }
+    let bits = u32::from_str_radix(name.strip_prefix("0x")?, 16).ok()?;
+    if bits == 0 || bits & (IP_VS_SVC_F_PERSISTENT | IP_VS_SVC_F_HASHED) != 0 {
+        return None;
+    }
+    Some(bits)
 }
 
-/// Flag names of service flag bits (without persistent and hashed), sorted.
-fn flag_names(scheduler: &str, bits: u32) -> Vec<String> {
+/// Flag names of service flag bits (without persistent and hashed) and the
+/// persistence engine, sorted.
+fn flag_names(scheduler: &str, bits: u32, pe_name: Option<&str>) -> Vec<String> {
     let mut names = Vec::new();
     let mut rest = bits & !(IP_VS_SVC_F_PERSISTENT | IP_VS_SVC_F_HASHED);
-    let (s1, s2, s3) = match scheduler {
-        "sh" => ("sh-fallback", "sh-port", "flag-3"),
-        "mh" => ("mh-fallback", "mh-port", "flag-3"),
-        _ => ("flag-1", "flag-2", "flag-3"),
-    };
-    for (bit, name) in [
-        (IP_VS_SVC_F_ONEPACKET, "ops"),
-        (IP_VS_SVC_F_SCHED1, s1),
-        (IP_VS_SVC_F_SCHED2, s2),
-        (IP_VS_SVC_F_SCHED3, s3),
-    ] {
-        if rest & bit != 0 {
-            names.push(name.to_string());
-            rest &= !bit;
+    if rest & IP_VS_SVC_F_ONEPACKET != 0 {
+        names.push(ipvsadm::FLAG_OPS.to_string());
+        rest &= !IP_VS_SVC_F_ONEPACKET;
+    }
+    for bit in 1..=3u8 {
+        let mask = IP_VS_SVC_F_SCHED1 << (bit - 1);
+        if rest & mask != 0 {
+            names.push(ipvsadm::sched_flag_name(scheduler, bit).to_string());
+            rest &= !mask;
         }
     }
     if rest != 0 {
         names.push(format!("0x{rest:x}"));
+    }
+    if let Some(pe) = pe_name.filter(|pe| !pe.is_empty()) {
+        names.push(format!("{}{pe}", ipvsadm::FLAG_PE_PREFIX));
     }
     names.sort();
     names
@@ -120,6 +120,10 @@ pub fn service_full(key: &ServiceKey, attrs: &ServiceAttrs) -> Result<ServiceMsg
     let mut m = service_id(key);
     let mut flags = 0u32;
     for name in &attrs.flags {
+        if let Some(pe) = name.strip_prefix(ipvsadm::FLAG_PE_PREFIX) {
+            m.pe_name = Some(pe.to_string());
+            continue;
+        }
         flags |= flag_bits(name).ok_or_else(|| format!("service {key}: unknown flag {name:?}"))?;
     }
     if attrs.persistence.is_some() {
@@ -287,7 +291,7 @@ pub fn service_from(m: &ServiceMsg) -> Result<(ServiceKey, ServiceAttrs), String
         _ => None,
     };
     let attrs = ServiceAttrs {
-        flags: flag_names(&scheduler, flags),
+        flags: flag_names(&scheduler, flags, m.pe_name.as_deref()),
         scheduler,
         persistence: persistent.then(|| m.timeout.unwrap_or(0)),
         netmask,
@@ -418,10 +422,16 @@ mod tests {
                     scheduler: "rr".into(),
                     persistence: Some(60),
                     netmask: Some(24),
-                    flags: vec!["ops".into()],
+                    flags: vec!["ops".into(), "pe=sip".into()],
                 },
             ),
-            ("fwmark6://9", ServiceAttrs::with_scheduler("mh")),
+            (
+                "fwmark6://9",
+                ServiceAttrs {
+                    flags: vec!["flag-3".into(), "mh-port".into()],
+                    ..ServiceAttrs::with_scheduler("mh")
+                },
+            ),
             (
                 "sctp://10.0.0.1:9",
                 ServiceAttrs {
