@@ -254,7 +254,11 @@ impl Host {
 }
 
 type EventStream = Pin<
-    Box<dyn futures_util::Stream<Item = Result<bollard::models::EventMessage, bollard::errors::Error>>>,
+    Box<
+        dyn futures_util::Stream<
+                Item = Result<bollard::models::EventMessage, bollard::errors::Error>,
+            >,
+    >,
 >;
 
 async fn publish(args: &DockerArgs, plan: Plan) -> Result<u8> {

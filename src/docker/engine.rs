@@ -27,11 +27,23 @@ pub async fn connect(host: &str) -> Result<Docker> {
     } else {
         host.to_string()
     };
-    let docker = Docker::connect_with_host(&url).map_err(|e| anyhow!("docker {host}: {e}"))?;
-    docker
-        .negotiate_version()
-        .await
-        .map_err(|e| anyhow!("docker {host}: cannot reach the engine: {e}"))
+    let unreachable = |e: bollard::errors::Error| {
+        anyhow!(
+            "docker {host}: cannot reach the engine: {}",
+            lowercase_first(&e.to_string())
+        )
+    };
+    let docker = Docker::connect_with_host(&url).map_err(unreachable)?;
+    docker.negotiate_version().await.map_err(unreachable)
+}
+
+/// Error messages are lowercase; bollard's start with a capital.
+fn lowercase_first(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }
 
 /// One event that may change what a container publishes.
@@ -57,8 +69,15 @@ impl Event {
                 if action.starts_with("exec_")
                     || matches!(
                         action.as_str(),
-                        "attach" | "detach" | "top" | "resize" | "copy" | "export" | "commit"
-                            | "archive-path" | "extract-to-dir"
+                        "attach"
+                            | "detach"
+                            | "top"
+                            | "resize"
+                            | "copy"
+                            | "export"
+                            | "commit"
+                            | "archive-path"
+                            | "extract-to-dir"
                     )
                 {
                     return None;
@@ -133,12 +152,12 @@ pub fn facts(resp: &ContainerInspectResponse) -> Option<Container> {
     let state = resp.state.as_ref();
     c.state = state
         .and_then(|s| s.status)
-        .map(|s| State::parse(&s.to_string()))
+        .map(|s| State::parse(s.as_ref()))
         .unwrap_or(State::Other(String::new()));
     c.health = state
         .and_then(|s| s.health.as_ref())
         .and_then(|h| h.status)
-        .map(|h| Health::parse(&h.to_string()))
+        .map(|h| Health::parse(h.as_ref()))
         .unwrap_or(Health::None);
     let net = resp.network_settings.as_ref();
     c.networks = net
@@ -210,10 +229,9 @@ pub async fn list(docker: &Docker) -> Result<Vec<Container>> {
         .map_err(|e| anyhow!("docker: list containers: {e}"))?;
     let mut out = Vec::new();
     for s in summaries {
-        let labelled = s
-            .labels
-            .as_ref()
-            .is_some_and(|l| has_clusterf_labels(&l.iter().map(|(k, v)| (k.clone(), v.clone())).collect()));
+        let labelled = s.labels.as_ref().is_some_and(|l| {
+            has_clusterf_labels(&l.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        });
         let Some(id) = s.id.as_deref().filter(|_| labelled) else {
             continue;
         };
@@ -316,16 +334,27 @@ mod tests {
     #[test]
     fn stopped_container_has_no_address() {
         let text = INSPECT_20_10
-            .replace(r#""Status": "running", "Running": true"#, r#""Status": "exited", "Running": false"#)
+            .replace(
+                r#""Status": "running", "Running": true"#,
+                r#""Status": "exited", "Running": false"#,
+            )
             .replace(r#""IPAddress": "172.17.0.2""#, r#""IPAddress": """#)
-            .replace(r#""GlobalIPv6Address": "2001:db8:1::2""#, r#""GlobalIPv6Address": """#);
+            .replace(
+                r#""GlobalIPv6Address": "2001:db8:1::2""#,
+                r#""GlobalIPv6Address": """#,
+            );
         let resp: ContainerInspectResponse = serde_json::from_str(&text).unwrap();
         let c = facts(&resp).unwrap();
         assert_eq!(c.state, State::Exited);
         assert_eq!(c.networks["bridge"], NetworkAddrs::default());
     }
 
-    fn ev(typ: EventMessageTypeEnum, action: &str, id: &str, attrs: &[(&str, &str)]) -> EventMessage {
+    fn ev(
+        typ: EventMessageTypeEnum,
+        action: &str,
+        id: &str,
+        attrs: &[(&str, &str)],
+    ) -> EventMessage {
         EventMessage {
             typ: Some(typ),
             action: Some(action.into()),
@@ -348,7 +377,8 @@ mod tests {
         let e = Event::from_message(&ev(CONTAINER, "start", "c1", &[])).unwrap();
         assert_eq!((e.container.as_str(), e.action.as_str()), ("c1", "start"));
         assert!(Event::from_message(&ev(CONTAINER, "exec_start: sh -c true", "c1", &[])).is_none());
-        let e = Event::from_message(&ev(NETWORK, "connect", "net1", &[("container", "c2")])).unwrap();
+        let e =
+            Event::from_message(&ev(NETWORK, "connect", "net1", &[("container", "c2")])).unwrap();
         assert_eq!(e.container, "c2");
         assert!(Event::from_message(&ev(NETWORK, "create", "net1", &[])).is_none());
         assert!(Event::from_message(&ev(IMAGE, "pull", "busybox", &[])).is_none());

@@ -76,14 +76,14 @@ impl RouteAd {
                 "invalid route name {name:?}: use letters, digits and - _ . @ :"
             ));
         }
-        if let Some(gw) = gateway {
-            if Family::of(&gw) != Family::of(&prefix.addr()) {
-                return Err(format!(
-                    "gateway {gw} is {} but prefix {prefix} is {}",
-                    Family::of(&gw),
-                    Family::of(&prefix.addr())
-                ));
-            }
+        if let Some(gw) = gateway
+            && Family::of(&gw) != Family::of(&prefix.addr())
+        {
+            return Err(format!(
+                "gateway {gw} is {} but prefix {prefix} is {}",
+                Family::of(&gw),
+                Family::of(&prefix.addr())
+            ));
         }
         Ok(RouteAd {
             name: name.to_string(),
@@ -112,7 +112,11 @@ impl RouteAd {
 }
 
 /// The key set a publisher wants: its backends, its route, its marker.
-pub fn desired(backends: &Backends, route: Option<&RouteAd>, marker: Option<(&str, String)>) -> KeySet {
+pub fn desired(
+    backends: &Backends,
+    route: Option<&RouteAd>,
+    marker: Option<(&str, String)>,
+) -> KeySet {
     let mut keys = KeySet::new();
     for ((svc, name), value) in backends {
         keys.insert(backend_path(svc, name), value.to_json());
@@ -131,10 +135,10 @@ pub fn desired(backends: &Backends, route: Option<&RouteAd>, marker: Option<(&st
 pub fn backends_of(keys: &KeySet) -> Backends {
     let mut out = Backends::new();
     for (path, value) in keys {
-        if let Some((svc, name)) = parse_backend_path(path) {
-            if let Some(v) = BackendValue::from_json(value) {
-                out.insert((svc.to_string(), name.to_string()), v);
-            }
+        if let Some((svc, name)) = parse_backend_path(path)
+            && let Some(v) = BackendValue::from_json(value)
+        {
+            out.insert((svc.to_string(), name.to_string()), v);
         }
     }
     out
@@ -300,7 +304,10 @@ mod tests {
             None,
         )
         .unwrap_err();
-        assert_eq!(err, "gateway 2001:db8::1 is ipv6 but prefix 10.0.0.0/8 is ipv4");
+        assert_eq!(
+            err,
+            "gateway 2001:db8::1 is ipv6 but prefix 10.0.0.0/8 is ipv4"
+        );
         assert!(RouteAd::new("a/b", "10.0.0.0/8".parse().unwrap(), None, None).is_err());
     }
 }

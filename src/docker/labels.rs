@@ -386,7 +386,10 @@ pub fn translate_one(c: &Container, opts: &Options, previous: &Backends) -> Tran
         return out;
     };
     if !valid_backend_name(&c.id) {
-        w.fatal(None, format!("container id {:?} is not a valid backend name", c.id));
+        w.fatal(
+            None,
+            format!("container id {:?} is not a valid backend name", c.id),
+        );
     }
     if w.fatal {
         w.skip();
@@ -469,9 +472,7 @@ pub fn translate_one(c: &Container, opts: &Options, previous: &Backends) -> Tran
             if labels.generic.is_empty() && per.is_none_or(|p| p.is_empty()) {
                 w.warn(
                     None,
-                    format!(
-                        "service {svc}: no port: set {BACKEND_LABEL}tcp or {BACKEND_LABEL}udp"
-                    ),
+                    format!("service {svc}: no port: set {BACKEND_LABEL}tcp or {BACKEND_LABEL}udp"),
                 );
             }
             continue;
@@ -599,9 +600,7 @@ fn parse_labels(c: &Container, w: &mut Warner) -> Option<Labels> {
         if !valid_service_name(name) {
             w.fatal(
                 Some(service_label.clone()),
-                format!(
-                    "invalid service name {name:?}: use letters, digits and - _ . @ :"
-                ),
+                format!("invalid service name {name:?}: use letters, digits and - _ . @ :"),
             );
         } else if !labels.services.iter().any(|s| s == name) {
             labels.services.push(name.to_string());
@@ -668,7 +667,9 @@ fn parse_port(value: &str) -> Result<u16, String> {
     match value.parse::<u64>() {
         Ok(p) if (1..=65535).contains(&p) => Ok(p as u16),
         Ok(p) => Err(format!("port {p} out of range 1..65535")),
-        Err(_) => Err(format!("invalid port {value:?}: expected a number 1..65535")),
+        Err(_) => Err(format!(
+            "invalid port {value:?}: expected a number 1..65535"
+        )),
     }
 }
 

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use etcd_client::{
-    Client, GetOptions, LeaseKeepAliveStream, LeaseKeeper, LeaseTimeToLiveOptions, PutOptions,
-    Txn, TxnOp,
+    Client, GetOptions, LeaseKeepAliveStream, LeaseKeeper, LeaseTimeToLiveOptions, PutOptions, Txn,
+    TxnOp,
 };
 
 use super::keys::{self, Change, KeySet};
@@ -71,7 +71,11 @@ pub struct Store {
 impl Store {
     /// Connects, finds the previous run's lease by the marker of
     /// `publisher`, and adopts it or grants a new one.
-    pub async fn open(settings: Settings, publisher: &str, ttl: Duration) -> Result<(Store, Start)> {
+    pub async fn open(
+        settings: Settings,
+        publisher: &str,
+        ttl: Duration,
+    ) -> Result<(Store, Start)> {
         if !super::labels::valid_service_name(publisher) {
             bail!("invalid publisher id {publisher:?}: use letters, digits and - _ . @ :");
         }
@@ -187,7 +191,10 @@ impl Store {
 
     async fn grant(&mut self) -> Result<()> {
         let resp = self
-            .timed("lease grant", self.client.clone().lease_grant(self.ttl, None))
+            .timed(
+                "lease grant",
+                self.client.clone().lease_grant(self.ttl, None),
+            )
             .await?;
         self.lease = resp.id();
         self.current.clear();
@@ -273,7 +280,9 @@ impl Store {
                 .timed("lease revoke", self.client.clone().lease_revoke(old))
                 .await
             {
-                eprintln!("clusterf docker: warning: cannot revoke the replaced lease {old:x}: {e:#}");
+                eprintln!(
+                    "clusterf docker: warning: cannot revoke the replaced lease {old:x}: {e:#}"
+                );
             }
         }
         Ok(applied)
@@ -322,9 +331,16 @@ impl Store {
     /// next [`Store::reconcile`] does.
     pub async fn keep_alive(&mut self) -> Result<bool> {
         let result = self.keep_alive_once().await;
+        // etcd answers "lease not found" for a revoked or expired lease.
+        let gone = |e: &anyhow::Error| e.to_string().contains("lease not found");
         match result {
             Ok(ttl) if ttl > 0 => Ok(true),
             Ok(_) => {
+                self.grant().await?;
+                self.replaced = None;
+                Ok(false)
+            }
+            Err(e) if gone(&e) => {
                 self.grant().await?;
                 self.replaced = None;
                 Ok(false)
@@ -356,10 +372,7 @@ impl Store {
         match tokio::time::timeout(timeout, round).await {
             Ok(Ok(Some(resp))) => Ok(resp.ttl()),
             Ok(Ok(None)) => Err(anyhow!("{description}: lease keep-alive: stream closed")),
-            Ok(Err(e)) => Err(anyhow!(
-                "{description}: lease keep-alive: {}",
-                describe(&e)
-            )),
+            Ok(Err(e)) => Err(anyhow!("{description}: lease keep-alive: {}", describe(&e))),
             Err(_) => Err(anyhow!(
                 "{description}: lease keep-alive: no answer within {timeout:?}"
             )),
@@ -370,11 +383,8 @@ impl Store {
     /// (`--flush-on-exit`).
     pub async fn flush(mut self) -> Result<()> {
         self.keeper = None;
-        self.timed(
-            "lease revoke",
-            self.client.clone().lease_revoke(self.lease),
-        )
-        .await?;
+        self.timed("lease revoke", self.client.clone().lease_revoke(self.lease))
+            .await?;
         self.current.clear();
         Ok(())
     }

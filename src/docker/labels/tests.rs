@@ -29,7 +29,13 @@ fn container(labels: &[(&str, &str)], exposed: &[Port]) -> Container {
 /// The one check: translating `c` with `opts` and `previous` gives exactly
 /// `backends` (`service JSON`, backend id is always [`ID`]) and warnings
 /// containing each of `warnings` in order.
-fn check_with(c: &Container, opts: &Options, previous: &Backends, backends: &[&str], warnings: &[&str]) {
+fn check_with(
+    c: &Container,
+    opts: &Options,
+    previous: &Backends,
+    backends: &[&str],
+    warnings: &[&str],
+) {
     let t = translate(std::slice::from_ref(c), opts, previous);
     let got: Vec<String> = t
         .backends
@@ -60,7 +66,13 @@ fn check_with(c: &Container, opts: &Options, previous: &Backends, backends: &[&s
     for ((svc, id), v) in &t.backends {
         let b = &overlay.backends[svc][id];
         assert_eq!(
-            (b.endpoints.ipv4, b.endpoints.ipv6, b.endpoints.tcp, b.endpoints.udp, b.weight),
+            (
+                b.endpoints.ipv4,
+                b.endpoints.ipv6,
+                b.endpoints.tcp,
+                b.endpoints.udp,
+                b.weight
+            ),
             (v.ipv4, v.ipv6, v.tcp, v.udp, v.weight)
         );
         assert_eq!(BackendValue::from_json(&v.to_json()).as_ref(), Some(v));
@@ -149,7 +161,9 @@ fn labels_to_backends() {
             &[(SVC, "dns"), (TCP, "8080"), (UDP, "53")],
             &[u53],
             &[r#"dns {"ipv4":"172.17.0.2","udp":53,"weight":10}"#],
-            &["label net.qmsk.clusterf.backend.tcp=8080: service dns: port 8080/tcp is not exposed"],
+            &[
+                "label net.qmsk.clusterf.backend.tcp=8080: service dns: port 8080/tcp is not exposed",
+            ],
         ),
         // Exposed as udp only: the tcp label does not match.
         (
@@ -176,26 +190,42 @@ fn labels_to_backends() {
         ),
         // Unknown clusterf labels are ignored with a warning.
         (
-            &[(SVC, "web"), (TCP, "8080"), ("net.qmsk.clusterf.backend.tpc", "1")],
+            &[
+                (SVC, "web"),
+                (TCP, "8080"),
+                ("net.qmsk.clusterf.backend.tpc", "1"),
+            ],
             &[t80],
             &[r#"web {"ipv4":"172.17.0.2","tcp":8080,"weight":10}"#],
             &["label net.qmsk.clusterf.backend.tpc=1: unknown clusterf label: ignored"],
         ),
         (
-            &[(SVC, "web"), (TCP, "8080"), ("net.qmsk.clusterf.backend:web", "1")],
+            &[
+                (SVC, "web"),
+                (TCP, "8080"),
+                ("net.qmsk.clusterf.backend:web", "1"),
+            ],
             &[t80],
             &[r#"web {"ipv4":"172.17.0.2","tcp":8080,"weight":10}"#],
             &["unknown clusterf label"],
         ),
         (
-            &[(SVC, "web"), (TCP, "8080"), ("net.qmsk.clusterf.frontend", "1")],
+            &[
+                (SVC, "web"),
+                (TCP, "8080"),
+                ("net.qmsk.clusterf.frontend", "1"),
+            ],
             &[t80],
             &[r#"web {"ipv4":"172.17.0.2","tcp":8080,"weight":10}"#],
             &["unknown clusterf label"],
         ),
         // All or nothing: one bad label skips every backend of the container.
         (
-            &[(SVC, "a b"), (TCP, "8080"), ("net.qmsk.clusterf.backend:b.udp", "70000")],
+            &[
+                (SVC, "a b"),
+                (TCP, "8080"),
+                ("net.qmsk.clusterf.backend:b.udp", "70000"),
+            ],
             &[t80],
             &[],
             &[
@@ -245,10 +275,19 @@ fn labels_to_backends() {
             &[],
             &["invalid service name \"a/b\"", "skipped"],
         ),
-        (&[(SVC, "  "), (TCP, "8080")], &[t80], &[], &["names no service", "skipped"]),
+        (
+            &[(SVC, "  "), (TCP, "8080")],
+            &[t80],
+            &[],
+            &["names no service", "skipped"],
+        ),
         // A per-service label for a service the container does not list.
         (
-            &[(SVC, "web"), (TCP, "8080"), ("net.qmsk.clusterf.backend:wbe.tcp", "8080")],
+            &[
+                (SVC, "web"),
+                (TCP, "8080"),
+                ("net.qmsk.clusterf.backend:wbe.tcp", "8080"),
+            ],
             &[t80],
             &[],
             &[
@@ -288,7 +327,13 @@ fn state_and_health_give_the_weight() {
         ("web".into(), ID.into()),
         BackendValue::from_json(r#"{"ipv4":"172.17.0.2","tcp":8080,"weight":7}"#).unwrap(),
     );
-    for state in [State::Exited, State::Paused, State::Restarting, State::Dead, State::Created] {
+    for state in [
+        State::Exited,
+        State::Paused,
+        State::Restarting,
+        State::Dead,
+        State::Created,
+    ] {
         let mut c = base.clone();
         c.state = state.clone();
         c.networks.insert("bridge".into(), NetworkAddrs::default());
@@ -311,7 +356,11 @@ fn addresses_and_networks() {
     );
     // IPv6 only.
     c.networks.get_mut("bridge").unwrap().ipv4 = None;
-    check(&c, &[r#"web {"ipv6":"2001:db8::2","tcp":8080,"weight":10}"#], &[]);
+    check(
+        &c,
+        &[r#"web {"ipv6":"2001:db8::2","tcp":8080,"weight":10}"#],
+        &[],
+    );
     // No address (network mode host or none).
     c.networks.get_mut("bridge").unwrap().ipv6 = None;
     check(&c, &[], &["has no address on network bridge", "skipped"]);
@@ -330,7 +379,10 @@ fn addresses_and_networks() {
     check(
         &c,
         &[],
-        &["attached to several networks (backend, bridge): choose one with --network", "skipped"],
+        &[
+            "attached to several networks (backend, bridge): choose one with --network",
+            "skipped",
+        ],
     );
     let opts = Options {
         network: Some("backend".into()),
@@ -352,7 +404,10 @@ fn addresses_and_networks() {
         &opts,
         &Backends::new(),
         &[],
-        &["not attached to network frontend (attached: backend, bridge)", "skipped"],
+        &[
+            "not attached to network frontend (attached: backend, bridge)",
+            "skipped",
+        ],
     );
 }
 
@@ -385,7 +440,9 @@ fn published_mode_uses_host_address_and_port() {
         &opts,
         &Backends::new(),
         &[r#"web {"ipv4":"192.0.2.10","ipv6":"2001:db8::10","tcp":32768,"weight":10}"#],
-        &["label net.qmsk.clusterf.backend.udp=53: service web: port 53/udp is not published on the host address"],
+        &[
+            "label net.qmsk.clusterf.backend.udp=53: service web: port 53/udp is not published on the host address",
+        ],
     );
     // Bound to another host address only: not reachable on ours.
     c.published.insert(
@@ -497,7 +554,13 @@ fn arb_container() -> impl Strategy<Value = Container> {
             c.labels = labels;
             c.exposed = exposed
                 .into_iter()
-                .map(|(tcp, port)| if tcp { Port::tcp(port) } else { Port::udp(port) })
+                .map(|(tcp, port)| {
+                    if tcp {
+                        Port::tcp(port)
+                    } else {
+                        Port::udp(port)
+                    }
+                })
                 .collect();
             if !running {
                 c.state = State::Exited;
