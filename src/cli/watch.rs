@@ -146,6 +146,8 @@ pub struct WatchOptions {
     pub etcd_tuning: Tuning,
     /// First retry delay after a failed pass (doubles up to 30 s).
     pub backoff_initial: Duration,
+    /// How long the startup pass waits for the first etcd read.
+    pub etcd_startup_wait: Duration,
 }
 
 impl WatchOptions {
@@ -164,6 +166,7 @@ impl WatchOptions {
             watch,
             etcd_tuning: Tuning::default(),
             backoff_initial: Duration::from_millis(500),
+            etcd_startup_wait: Duration::from_secs(5),
         }
     }
 }
@@ -461,8 +464,12 @@ impl Pass {
             }
         }
 
+        // The apply deleted the dests whose drain ended: their records go
+        // (they are kept through a failed apply so it does not restart them).
+        let mut outcome = outcome;
         for (service, dest, why) in &outcome.completed {
-            info!(%service, %dest, reason = ?why, "drain ended");
+            info!(%service, %dest, reason = completion_label(*why), "drain ended");
+            outcome.drains.remove(service, dest);
         }
         for d in &outcome.active {
             if self.drains.get(&d.service, &d.dest).is_none() {
@@ -659,6 +666,14 @@ impl Daemon {
         } else {
             OverlayInput::None
         };
+        // Give the etcd watcher a moment for its first read, so that the
+        // startup pass does not fail (and back off) only because it raced it.
+        if let OverlayInput::Etcd(w) = &overlay {
+            let deadline = tokio::time::Instant::now() + opts.etcd_startup_wait;
+            while w.snapshot().is_none() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
         let etcd_rx = match &overlay {
             OverlayInput::Etcd(w) => Some((w.clone(), w.subscribe())),
             _ => None,

@@ -78,6 +78,10 @@ impl Drains {
         self.records.get(&(*service, *dest))
     }
 
+    pub fn remove(&mut self, service: &ServiceKey, dest: &SocketAddr) -> Option<DrainRecord> {
+        self.records.remove(&(*service, *dest))
+    }
+
     pub fn insert(&mut self, record: DrainRecord) {
         self.records.insert((record.service, record.dest), record);
     }

@@ -1,0 +1,182 @@
+//! The in-memory cost of one watch-loop pass when one backend changes: the
+//! config tree (N services, original JSON layout) and the overlay tree (10
+//! backends per service, etcd layout) are rendered, drains applied, and the
+//! plan computed against the live table of the previous pass. This is what
+//! `clusterf apply --watch` does after an etcd event, minus the kernel
+//! read/apply (measured in the VM) and the etcd watch itself.
+//!
+//! Also: feeding a burst of 1,000 etcd events through the schedule.
+//!
+//! Run: `cargo bench --bench reconcile` (optionally `-- SERVICES...`).
+//! Prints min / median / max over the runs for each stage.
+
+use std::time::{Duration, Instant};
+
+use clusterf::compile::Options;
+use clusterf::model::IpvsState;
+use clusterf::plan::{self, Guards, Ownership};
+use clusterf::reconcile::drain::{self, Drains, LiveStats};
+use clusterf::reconcile::{Event, Schedule, Settings};
+use clusterf::render;
+use clusterf::tree::Tree;
+
+const BACKENDS: u32 = 10;
+const RUNS: usize = 15;
+
+fn frontend_ip(i: u32) -> String {
+    format!("10.{}.{}.{}", 100 + i / 65536, (i / 256) % 256, i % 256)
+}
+
+fn backend_ip(i: u32, j: u32) -> String {
+    let n = i * BACKENDS + j;
+    format!("10.{}.{}.{}", n / 65536, (n / 256) % 256, n % 256)
+}
+
+fn config(services: u32) -> Tree {
+    let mut t = Tree::new("bench config");
+    for i in 0..services {
+        t.insert(
+            format!("services/s{i}/frontend"),
+            format!(r#"{{"ipv4": "{}", "tcp": 80}}"#, frontend_ip(i)),
+        );
+    }
+    t
+}
+
+fn overlay(services: u32, weight_of_first: u32) -> Tree {
+    let mut t = Tree::new("bench overlay");
+    for i in 0..services {
+        for j in 0..BACKENDS {
+            let w = if i == 0 && j == 0 {
+                weight_of_first
+            } else {
+                10
+            };
+            t.insert(
+                format!("services/s{i}/backends/b{j}"),
+                format!(
+                    r#"{{"ipv4": "{}", "tcp": 8080, "weight": {w}}}"#,
+                    backend_ip(i, j)
+                ),
+            );
+        }
+    }
+    t
+}
+
+fn live_of(desired: &IpvsState) -> IpvsState {
+    let mut live = desired.clone();
+    for svc in live.services.values_mut() {
+        svc.names.clear();
+        for d in svc.dests.values_mut() {
+            d.origins.clear();
+        }
+    }
+    live
+}
+
+fn stats(label: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "{label:<44} min {:>9.3} ms  median {:>9.3} ms  max {:>9.3} ms",
+        ms(samples[0]),
+        ms(samples[samples.len() / 2]),
+        ms(samples[samples.len() - 1])
+    );
+}
+
+fn bench(services: u32) {
+    let opts = Options::default();
+    let cfg = config(services);
+    let before = overlay(services, 10);
+    let after = overlay(services, 20);
+    let prev = render::render(&cfg, Some(&before), &opts);
+    assert!(prev.is_ok(), "bench config renders");
+    let live = live_of(&prev.state);
+    let ownership = Ownership::all();
+    let guards = Guards::default();
+
+    let (mut t_render, mut t_drain, mut t_plan, mut t_total) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut changes = 0;
+    for _ in 0..RUNS {
+        let t0 = Instant::now();
+        let rendered = render::render(&cfg, Some(&after), &opts);
+        let t1 = Instant::now();
+        let out = drain::apply(
+            rendered.state,
+            &live,
+            &LiveStats::new(),
+            &Drains::default(),
+            0,
+            Duration::from_secs(60),
+            &|k| ownership.owns(k),
+        );
+        let t2 = Instant::now();
+        let p = plan::plan(&out.desired, &live, &ownership, &guards).expect("plan");
+        let t3 = Instant::now();
+        changes = p.changes.len();
+        t_render.push(t1 - t0);
+        t_drain.push(t2 - t1);
+        t_plan.push(t3 - t2);
+        t_total.push(t3 - t0);
+    }
+    let n = services * BACKENDS;
+    println!(
+        "{services} services x {BACKENDS} backends ({n} overlay keys), 1 backend reweighted: {changes} change(s)"
+    );
+    stats("  render (parse + validate + compile)", t_render);
+    stats("  drain", t_drain);
+    stats("  plan", t_plan);
+    stats("  pass total (render + drain + plan)", t_total);
+}
+
+fn bench_schedule() {
+    let mut samples = Vec::new();
+    let mut passes = 0;
+    for _ in 0..RUNS {
+        let mut s = Schedule::new(Settings::default(), Duration::ZERO);
+        s.step(Duration::ZERO, []);
+        s.step(
+            Duration::from_millis(1),
+            [Event::PassOk { recheck_at: None }],
+        );
+        let t0 = Instant::now();
+        let mut started = 0;
+        for i in 0..1000u64 {
+            let now = Duration::from_millis(2) + Duration::from_micros(i * 10);
+            for a in s.step(now, [Event::EtcdChanged]) {
+                if matches!(a, clusterf::reconcile::Action::StartPass { .. }) {
+                    started += 1;
+                }
+            }
+        }
+        for a in s.step(Duration::from_millis(40), [Event::Tick]) {
+            if matches!(a, clusterf::reconcile::Action::StartPass { .. }) {
+                started += 1;
+            }
+        }
+        samples.push(t0.elapsed());
+        passes = started;
+    }
+    println!("schedule: 1000 etcd events within 10 ms -> {passes} pass(es)");
+    stats("  feeding 1000 events", samples);
+}
+
+fn main() {
+    let sizes: Vec<u32> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![1_000, 10_000]
+    } else {
+        sizes
+    };
+    bench_schedule();
+    for n in sizes {
+        bench(n);
+    }
+}

@@ -1,0 +1,492 @@
+//! Integration tests of the watch daemon (`clusterf apply --watch`): a real
+//! etcd on loopback (see `support/etcd.rs`), a real config directory watched
+//! with notify, the real metrics HTTP listener, and the in-memory kernel
+//! table (kernel IPVS is exercised in the VM: tests/vm/scenarios/watch.sh).
+//!
+//! Without the etcd binary these tests fail when `CI` is set and print a
+//! loud SKIP otherwise.
+
+#[path = "support/etcd.rs"]
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use clusterf::cli::source::{ConfigArgs, OverlayArgs};
+use clusterf::cli::watch::{Daemon, MemoryKernel, WatchArgs, WatchOptions};
+use clusterf::model::{DestStats, IpvsState};
+use clusterf::source::etcd::watch::Tuning;
+use support::Etcd;
+
+const FRONTEND: &str = r#"{"ipv4": "10.107.107.107", "tcp": 1337}"#;
+const VIP: &str = "tcp://10.107.107.107:1337";
+
+#[derive(Parser)]
+struct Sources {
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[command(flatten)]
+    overlay: OverlayArgs,
+}
+
+fn options(config_dir: &Path, etcd: Option<&Etcd>, watch: WatchArgs) -> WatchOptions {
+    let mut argv = vec![
+        "t".to_string(),
+        "--config-path".to_string(),
+        config_dir.display().to_string(),
+    ];
+    if let Some(e) = etcd {
+        argv.push("--etcd".into());
+        argv.push(e.url());
+    }
+    let s = Sources::try_parse_from(argv).expect("source args");
+    let mut opts = WatchOptions::new(s.config, s.overlay, Default::default(), watch);
+    opts.etcd_tuning = Tuning {
+        backoff_min: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(500),
+        progress_interval: Duration::from_secs(1),
+        stall_timeout: Duration::from_secs(3),
+        before_watch: None,
+    };
+    opts.backoff_initial = Duration::from_millis(100);
+    opts
+}
+
+fn watch_args() -> WatchArgs {
+    WatchArgs {
+        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+        resync: Duration::from_secs(3600),
+        ..WatchArgs::default()
+    }
+}
+
+fn config_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = dir.path().join("services/test");
+    std::fs::create_dir_all(&svc).unwrap();
+    std::fs::write(svc.join("frontend"), FRONTEND).unwrap();
+    dir
+}
+
+/// Replaces a file the way editors save: write a temporary file, rename it
+/// over the original.
+fn save_by_rename(path: &Path, content: &str) {
+    let tmp = path.with_file_name(".save.tmp");
+    std::fs::write(&tmp, content).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+fn backend(ip: &str) -> String {
+    format!(r#"{{"ipv4": "{ip}", "tcp": 1337}}"#)
+}
+
+fn dests(state: &IpvsState) -> Vec<(String, u32)> {
+    state
+        .services
+        .values()
+        .flat_map(|s| s.dests.iter().map(|(a, d)| (a.to_string(), d.attrs.weight)))
+        .collect()
+}
+
+async fn eventually(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    loop {
+        if cond() {
+            return start.elapsed();
+        }
+        if start.elapsed() > limit {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// A plain HTTP/1.0 request; (status, body).
+fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    (status, body.to_string())
+}
+
+/// The value of one series in a Prometheus text exposition.
+fn series(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no series {name} in\n{text}"))
+}
+
+async fn put(etcd: &Etcd, key: &str, value: &str) {
+    etcd.client()
+        .await
+        .put(format!("/clusterf/{key}"), value, None)
+        .await
+        .unwrap();
+}
+
+async fn delete(etcd: &Etcd, key: &str) {
+    etcd.client()
+        .await
+        .delete(format!("/clusterf/{key}"), None)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_changes_reach_the_kernel_and_bursts_coalesce() {
+    let Some(etcd) = Etcd::start() else { return };
+    let dir = config_dir();
+    let kernel = MemoryKernel::default();
+    let daemon = Daemon::start(
+        options(dir.path(), Some(&etcd), watch_args()),
+        Box::new(kernel.clone()),
+    )
+    .await
+    .unwrap();
+    let addr = daemon.metrics_addr().unwrap();
+
+    eventually(Duration::from_secs(10), "the startup pass", || {
+        daemon.status().passes_ok >= 1
+    })
+    .await;
+    assert_eq!(http(addr, "GET", "/readyz").0, 200);
+    assert_eq!(http(addr, "GET", "/healthz"), (200, "ok\n".to_string()));
+    assert_eq!(kernel.table().services.len(), 1);
+    assert!(dests(&kernel.table()).is_empty());
+
+    // One backend: it reaches the kernel within the debounce window plus a pass.
+    let start = Instant::now();
+    put(
+        &etcd,
+        "services/test/backends/test3-1",
+        &backend("10.3.107.1"),
+    )
+    .await;
+    eventually(Duration::from_secs(5), "the backend in the kernel", || {
+        dests(&kernel.table()) == vec![("10.3.107.1:1337".to_string(), 10)]
+    })
+    .await;
+    eprintln!("etcd put -> kernel: {:?}", start.elapsed());
+
+    // A burst of 200 puts becomes far fewer passes.
+    let before = daemon.status().passes_ok;
+    let mut client = etcd.client().await;
+    for i in 0..200u32 {
+        client
+            .put(
+                format!("/clusterf/services/test/backends/b{i}"),
+                backend(&format!("10.4.{}.{}", i / 250, i % 250 + 1)),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    eventually(Duration::from_secs(10), "201 dests", || {
+        kernel.table().dest_count() == 201
+    })
+    .await;
+    let passes = daemon.status().passes_ok - before;
+    assert!(passes < 100, "200 puts took {passes} passes");
+    eprintln!("200 etcd puts -> {passes} passes");
+
+    let text = http(addr, "GET", "/metrics").1;
+    assert!(series(&text, "clusterf_change_to_apply_seconds_count") >= 2.0);
+    assert_eq!(series(&text, "clusterf_desired_dests"), 201.0);
+    assert!(series(&text, "clusterf_ops_applied_total{kind=\"add_dest\"}") >= 201.0);
+    assert!(text.contains("clusterf_info{git_commit=\"\",etcd_revision=\""));
+    // No Git source: the hook has nothing to poll.
+    assert_eq!(http(addr, "POST", "/hooks/git").0, 404);
+    daemon.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_config_keeps_the_kernel_and_recovers_when_fixed() {
+    let Some(etcd) = Etcd::start() else { return };
+    let dir = config_dir();
+    put(&etcd, "services/test/backends/a", &backend("10.3.107.1")).await;
+    let kernel = MemoryKernel::default();
+    let daemon = Daemon::start(
+        options(dir.path(), Some(&etcd), watch_args()),
+        Box::new(kernel.clone()),
+    )
+    .await
+    .unwrap();
+    let addr = daemon.metrics_addr().unwrap();
+    eventually(Duration::from_secs(10), "the first apply", || {
+        kernel.table().dest_count() == 1
+    })
+    .await;
+    let good = kernel.table();
+
+    // Break the frontend (saved by rename, as editors do): notify marks the
+    // config dirty, the pass fails, the kernel stays.
+    let frontend = dir.path().join("services/test/frontend");
+    let failed = daemon.status().passes_failed;
+    save_by_rename(&frontend, r#"{"ipv4": "10.107.107.107", "tcp": 99999}"#);
+    eventually(Duration::from_secs(5), "a failed pass", || {
+        daemon.status().passes_failed > failed
+    })
+    .await;
+    let err = daemon.status().last_error.unwrap();
+    assert!(err.contains("invalid config"), "{err}");
+    // A change in etcd meanwhile is not applied either: the config is broken.
+    put(&etcd, "services/test/backends/b", &backend("10.3.107.2")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(kernel.table(), good);
+    let text = http(addr, "GET", "/metrics").1;
+    assert!(series(&text, "clusterf_errors_total{source=\"config\"}") >= 1.0);
+    assert!(series(&text, "clusterf_passes_total{outcome=\"failed\"}") >= 1.0);
+    // Still ready: the last good config is being served.
+    assert_eq!(http(addr, "GET", "/readyz").0, 200);
+
+    // Fix it: recovery by itself, with both backends.
+    save_by_rename(&frontend, FRONTEND);
+    eventually(Duration::from_secs(5), "recovery", || {
+        kernel.table().dest_count() == 2 && daemon.status().last_error.is_none()
+    })
+    .await;
+    daemon.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resync_corrects_drift_and_a_dead_etcd_removes_nothing() {
+    let Some(mut etcd) = Etcd::start() else {
+        return;
+    };
+    let dir = config_dir();
+    put(&etcd, "services/test/backends/a", &backend("10.3.107.1")).await;
+    let kernel = MemoryKernel::default();
+    let mut args = watch_args();
+    args.resync = Duration::from_millis(300);
+    let daemon = Daemon::start(
+        options(dir.path(), Some(&etcd), args),
+        Box::new(kernel.clone()),
+    )
+    .await
+    .unwrap();
+    let addr = daemon.metrics_addr().unwrap();
+    eventually(Duration::from_secs(10), "the first apply", || {
+        kernel.table().dest_count() == 1
+    })
+    .await;
+    let good = kernel.table();
+
+    // Someone edits IPVS by hand: the resync puts it back.
+    {
+        let mut live = kernel.live.lock().unwrap();
+        let svc = live.state.services.values_mut().next().unwrap();
+        svc.dests.values_mut().next().unwrap().attrs.weight = 99;
+    }
+    eventually(Duration::from_secs(5), "the drift corrected", || {
+        kernel.table() == good
+    })
+    .await;
+    let text = http(addr, "GET", "/metrics").1;
+    assert!(series(&text, "clusterf_drift_corrections_total") >= 1.0);
+
+    // etcd dies: passes go on with the last good overlay; nothing removed.
+    etcd.stop();
+    let before = daemon.status().passes_ok;
+    eventually(Duration::from_secs(5), "resync passes without etcd", || {
+        daemon.status().passes_ok >= before + 3
+    })
+    .await;
+    assert_eq!(kernel.table(), good);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let text = http(addr, "GET", "/metrics").1;
+    assert!(
+        series(&text, "clusterf_source_staleness_seconds{source=\"etcd\"}") >= 1.0,
+        "{text}"
+    );
+    daemon.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_applies_nothing() {
+    let Some(etcd) = Etcd::start() else { return };
+    let dir = config_dir();
+    put(&etcd, "services/test/backends/a", &backend("10.3.107.1")).await;
+    let kernel = MemoryKernel::default();
+    let first = Daemon::start(
+        options(dir.path(), Some(&etcd), watch_args()),
+        Box::new(kernel.clone()),
+    )
+    .await
+    .unwrap();
+    eventually(Duration::from_secs(10), "the first apply", || {
+        kernel.table().dest_count() == 1
+    })
+    .await;
+    assert!(first.status().last_ops >= 1);
+    first.stop().await.unwrap();
+    // Stopping leaves the rules in place.
+    assert_eq!(kernel.table().dest_count(), 1);
+
+    let second = Daemon::start(
+        options(dir.path(), Some(&etcd), watch_args()),
+        Box::new(kernel.clone()),
+    )
+    .await
+    .unwrap();
+    eventually(Duration::from_secs(10), "the startup pass", || {
+        second.status().passes_ok >= 1
+    })
+    .await;
+    assert_eq!(second.status().last_ops, 0);
+    let text = second.metrics().render(0.0);
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("clusterf_ops_applied_total"))
+            .count(),
+        0,
+        "{text}"
+    );
+    second.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_backend_drains_then_goes_and_the_drain_survives_a_restart() {
+    let Some(etcd) = Etcd::start() else { return };
+    let dir = config_dir();
+    let state = dir.path().join("state/drains.json");
+    std::fs::create_dir_all(state.parent().unwrap()).unwrap();
+    put(&etcd, "services/test/backends/a", &backend("10.3.107.1")).await;
+    put(&etcd, "services/test/backends/b", &backend("10.3.107.2")).await;
+    let kernel = MemoryKernel::default();
+    let mut args = watch_args();
+    args.drain_timeout = Duration::from_secs(60);
+    args.state_file = Some(state.clone());
+    // The config dir holds the state file here; keep it out of the config.
+    let cfg = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(cfg.path().join("services/test")).unwrap();
+    std::fs::write(cfg.path().join("services/test/frontend"), FRONTEND).unwrap();
+    let daemon = Daemon::start(
+        options(cfg.path(), Some(&etcd), args.clone()),
+        Box::new(kernel.clone()),
+    )
+    .await
+    .unwrap();
+    eventually(Duration::from_secs(10), "the first apply", || {
+        kernel.table().dest_count() == 2
+    })
+    .await;
+
+    // b has an open connection when its backend goes away.
+    let svc = VIP.parse().unwrap();
+    let b: SocketAddr = "10.3.107.2:1337".parse().unwrap();
+    kernel
+        .live
+        .lock()
+        .unwrap()
+        .stats
+        .entry(svc)
+        .or_default()
+        .insert(
+            b,
+            DestStats {
+                active_conns: 1,
+                ..DestStats::default()
+            },
+        );
+    delete(&etcd, "services/test/backends/b").await;
+    eventually(Duration::from_secs(5), "b at weight 0", || {
+        dests(&kernel.table())
+            == vec![
+                ("10.3.107.1:1337".to_string(), 10),
+                ("10.3.107.2:1337".to_string(), 0),
+            ]
+    })
+    .await;
+    eventually(Duration::from_secs(5), "the drain reported", || {
+        daemon.status().drains_active == 1
+    })
+    .await;
+    let saved = std::fs::read_to_string(&state).unwrap();
+    assert!(saved.contains("10.3.107.2:1337"), "{saved}");
+    let text = daemon.metrics().render(0.0);
+    assert!(text.contains("clusterf_drains_active 1"), "{text}");
+
+    // A restart keeps draining (nothing applied, the drain is resumed).
+    daemon.stop().await.unwrap();
+    let daemon = Daemon::start(
+        options(cfg.path(), Some(&etcd), args),
+        Box::new(kernel.clone()),
+    )
+    .await
+    .unwrap();
+    eventually(Duration::from_secs(10), "the startup pass", || {
+        daemon.status().passes_ok >= 1
+    })
+    .await;
+    assert_eq!(daemon.status().last_ops, 0);
+    assert_eq!(daemon.status().drains_active, 1);
+
+    // The connection closes: the dest is deleted at the next recheck.
+    kernel
+        .live
+        .lock()
+        .unwrap()
+        .stats
+        .get_mut(&svc)
+        .unwrap()
+        .get_mut(&b)
+        .unwrap()
+        .active_conns = 0;
+    eventually(Duration::from_secs(5), "b deleted", || {
+        kernel.table().dest_count() == 1
+    })
+    .await;
+    eventually(Duration::from_secs(5), "the drain record gone", || {
+        std::fs::read_to_string(&state).is_ok_and(|s| !s.contains("10.3.107.2"))
+    })
+    .await;
+    daemon.stop().await.unwrap();
+    drop(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_directory_changes_apply_without_etcd() {
+    // No etcd at all: a config directory alone, edited in place and by
+    // rename, is followed through notify.
+    let dir = config_dir();
+    let kernel = MemoryKernel::default();
+    let daemon = Daemon::start(
+        options(dir.path(), None, watch_args()),
+        Box::new(kernel.clone()),
+    )
+    .await
+    .unwrap();
+    eventually(Duration::from_secs(10), "the startup pass", || {
+        kernel.table().services.len() == 1
+    })
+    .await;
+    let backends = dir.path().join("services/test/backends");
+    std::fs::create_dir_all(&backends).unwrap();
+    std::fs::write(backends.join("a"), backend("10.3.107.1")).unwrap();
+    let took = eventually(Duration::from_secs(5), "a new file applied", || {
+        kernel.table().dest_count() == 1
+    })
+    .await;
+    eprintln!("config file write -> kernel: {took:?}");
+    save_by_rename(&backends.join("a"), &backend("10.3.107.9"));
+    eventually(Duration::from_secs(5), "a rename-save applied", || {
+        dests(&kernel.table()) == vec![("10.3.107.9:1337".to_string(), 10)]
+    })
+    .await;
+    daemon.stop().await.unwrap();
+}
