@@ -154,8 +154,15 @@ pub struct Overlay {
 /// Addresses and ports of a service frontend.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(extend("anyOf" = [{"required": ["ipv4"]}, {"required": ["ipv6"]}]))]
-#[schemars(extend("allOf" = [{"anyOf": [{"required": ["tcp"]}, {"required": ["udp"]}]}]))]
+// At least one address and one port, and a null one does not count.
+#[schemars(extend("anyOf" = [
+    {"required": ["ipv4"], "properties": {"ipv4": {"type": "string"}}},
+    {"required": ["ipv6"], "properties": {"ipv6": {"type": "string"}}},
+]))]
+#[schemars(extend("allOf" = [{"anyOf": [
+    {"required": ["tcp"], "properties": {"tcp": {"type": "integer"}}},
+    {"required": ["udp"], "properties": {"udp": {"type": "integer"}}},
+]}]))]
 pub struct RawFrontend {
     /// IPv4 virtual address.
     #[schemars(with = "Option<Ipv4Addr>")]
@@ -165,16 +172,19 @@ pub struct RawFrontend {
     pub ipv6: Option<Spanned<String>>,
     /// TCP port.
     #[schemars(with = "Option<u16>", range(min = 1, max = 65535))]
-    pub tcp: Option<Spanned<i64>>,
+    pub tcp: Option<Spanned<RawInt>>,
     /// UDP port.
     #[schemars(with = "Option<u16>", range(min = 1, max = 65535))]
-    pub udp: Option<Spanned<i64>>,
+    pub udp: Option<Spanned<RawInt>>,
 }
 
 /// A static backend of a service.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(extend("anyOf" = [{"required": ["ipv4"]}, {"required": ["ipv6"]}]))]
+#[schemars(extend("anyOf" = [
+    {"required": ["ipv4"], "properties": {"ipv4": {"type": "string"}}},
+    {"required": ["ipv6"], "properties": {"ipv6": {"type": "string"}}},
+]))]
 pub struct RawBackend {
     /// IPv4 address of the backend.
     #[schemars(with = "Option<Ipv4Addr>")]
@@ -184,13 +194,137 @@ pub struct RawBackend {
     pub ipv6: Option<Spanned<String>>,
     /// TCP port of the backend (masq only; droute and tunnel use the service port).
     #[schemars(with = "Option<u16>", range(min = 1, max = 65535))]
-    pub tcp: Option<Spanned<i64>>,
+    pub tcp: Option<Spanned<RawInt>>,
     /// UDP port of the backend (masq only; droute and tunnel use the service port).
     #[schemars(with = "Option<u16>", range(min = 1, max = 65535))]
-    pub udp: Option<Spanned<i64>>,
+    pub udp: Option<Spanned<RawInt>>,
     /// Relative weight, 0..65535 (default 10); 0 drains: no new connections.
     #[schemars(with = "Option<u16>", range(min = 0, max = 65535))]
-    pub weight: Option<Spanned<i64>>,
+    pub weight: Option<Spanned<RawInt>>,
+}
+
+/// An integer field as written in YAML, before validation: a number (an
+/// integral float such as `80.0` counts, as in JSON Schema), or what else
+/// was there, so that validation can name the field. Quoted numbers are
+/// strings, not numbers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RawInt {
+    Int(i128),
+    /// Not an integer: what it was (`a string`, `1.5`, ...).
+    Other(&'static str),
+}
+
+impl<'de> Deserialize<'de> for RawInt {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawInt;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an integer")
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<RawInt, E> {
+                Ok(RawInt::Int(v.into()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<RawInt, E> {
+                Ok(RawInt::Int(v.into()))
+            }
+            fn visit_i128<E>(self, v: i128) -> Result<RawInt, E> {
+                Ok(RawInt::Int(v))
+            }
+            fn visit_u128<E>(self, v: u128) -> Result<RawInt, E> {
+                Ok(i128::try_from(v).map_or(RawInt::Other("a number out of range"), RawInt::Int))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<RawInt, E> {
+                // i128 holds every integral f64 below 2^127; larger ones
+                // are out of range anyway.
+                if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e38 {
+                    Ok(RawInt::Int(v as i128))
+                } else {
+                    Ok(RawInt::Other("a fractional number"))
+                }
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<RawInt, E> {
+                Ok(RawInt::Other("a boolean"))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<RawInt, E> {
+                Ok(RawInt::Other("a string"))
+            }
+            fn visit_unit<E>(self) -> Result<RawInt, E> {
+                Ok(RawInt::Other("null"))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<RawInt, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(RawInt::Other("a sequence"))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<RawInt, A::Error> {
+                while a
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(RawInt::Other("a mapping"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A CIDR prefix, as `ipnet` parses it (schema only).
+#[allow(dead_code)]
+struct CidrPrefix;
+
+impl JsonSchema for CidrPrefix {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "CidrPrefix".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "An IPv4 or IPv6 prefix in CIDR notation, e.g. 10.0.0.0/24 or 2001:db8::/48.",
+            "pattern": cidr_pattern(),
+        })
+    }
+}
+
+/// An IPv4 or IPv6 address (schema only).
+#[allow(dead_code)]
+struct IpAddress;
+
+impl JsonSchema for IpAddress {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "IpAddress".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "An IPv4 or IPv6 address.",
+            "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}],
+        })
+    }
+}
+
+/// A regular expression for exactly the CIDR prefixes `ipnet` parses: an
+/// IPv4 address (no leading zeros) and a length 0..32, or an IPv6 address
+/// (RFC 3986 `IPv6address`, with an embedded IPv4 tail) and a length 0..128.
+fn cidr_pattern() -> String {
+    let octet = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
+    let v4 = format!("{octet}(?:\\.{octet}){{3}}");
+    let h = "[0-9A-Fa-f]{1,4}";
+    let ls32 = format!("(?:{h}:{h}|{v4})");
+    let v6 = [
+        format!("(?:{h}:){{6}}{ls32}"),
+        format!("::(?:{h}:){{5}}{ls32}"),
+        format!("(?:{h})?::(?:{h}:){{4}}{ls32}"),
+        format!("(?:(?:{h}:){{0,1}}{h})?::(?:{h}:){{3}}{ls32}"),
+        format!("(?:(?:{h}:){{0,2}}{h})?::(?:{h}:){{2}}{ls32}"),
+        format!("(?:(?:{h}:){{0,3}}{h})?::{h}:{ls32}"),
+        format!("(?:(?:{h}:){{0,4}}{h})?::{ls32}"),
+        format!("(?:(?:{h}:){{0,5}}{h})?::{h}"),
+        format!("(?:(?:{h}:){{0,6}}{h})?::"),
+    ]
+    .join("|");
+    let len4 = "(?:3[0-2]|[12]?[0-9])";
+    let len6 = "(?:12[0-8]|1[01][0-9]|[1-9]?[0-9])";
+    format!("^(?:{v4}/{len4}|(?:{v6})/{len6})$")
 }
 
 /// IPVS scheduler name.
@@ -212,10 +346,13 @@ pub struct RawServiceFile {
     pub scheduler: Option<Spanned<String>>,
     /// Persistence timeout in seconds (1..2678400).
     #[schemars(with = "Option<u32>", range(min = 1, max = 2678400))]
-    pub persistence: Option<Spanned<i64>>,
-    /// Static backends by name.
+    pub persistence: Option<Spanned<RawInt>>,
+    /// Static backends by name (letters, digits and - _ . @ :).
     #[serde(default)]
-    #[schemars(with = "BTreeMap<String, RawBackend>")]
+    #[schemars(
+        with = "BTreeMap<String, RawBackend>",
+        extend("propertyNames" = {"pattern": "^[A-Za-z0-9_.@:-]+$"})
+    )]
     pub backends: BTreeMap<String, Spanned<RawBackend>>,
 }
 
@@ -233,15 +370,29 @@ pub enum RawRouteMethod {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "clusterf route")]
+// The gateway is of the prefix's family (an IPv6 prefix has a colon).
+#[schemars(extend("allOf" = [
+    {
+        "if": {
+            "required": ["prefix", "gateway"],
+            "properties": {"prefix": {"type": "string", "pattern": ":"}}
+        },
+        "then": {"properties": {"gateway": {"format": "ipv6"}}}
+    },
+    {
+        "if": {
+            "required": ["prefix", "gateway"],
+            "properties": {"prefix": {"type": "string", "pattern": "^[^:]*$"}}
+        },
+        "then": {"properties": {"gateway": {"format": "ipv4"}}}
+    },
+]))]
 pub struct RawRouteFile {
     /// Backend address prefix (CIDR); absent for a default route.
-    #[schemars(
-        with = "Option<String>",
-        regex(pattern = r"^[0-9A-Fa-f.:]+/[0-9]{1,3}$")
-    )]
+    #[schemars(with = "Option<CidrPrefix>")]
     pub prefix: Option<Spanned<String>>,
     /// Gateway that matched backends are reached through (same family as the prefix).
-    #[schemars(with = "Option<IpAddr>")]
+    #[schemars(with = "Option<IpAddress>")]
     pub gateway: Option<Spanned<String>>,
     /// Forwarding method for matched backends; none filters them out.
     #[schemars(with = "RawRouteMethod")]
@@ -252,6 +403,8 @@ pub struct RawRouteFile {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "clusterf defaults")]
+// An empty file (null) sets no defaults.
+#[schemars(extend("type" = ["object", "null"]))]
 pub struct RawDefaultsFile {
     /// Scheduler of services that name none (default wlc).
     #[schemars(with = "Option<SchedulerName>")]
@@ -495,31 +648,42 @@ fn validate_endpoints(
     (e, weight)
 }
 
+/// A CIDR prefix whose address parses as the address fields do (std: no
+/// leading zeros, which some tools read as octal) and whose length is
+/// plain decimal; `ipnet` alone also takes `010.0.0.0/08`.
+fn parse_cidr(s: &str) -> Option<IpNet> {
+    let (addr, len) = s.split_once('/')?;
+    let plain = !len.is_empty()
+        && len.bytes().all(|b| b.is_ascii_digit())
+        && (len == "0" || !len.starts_with('0'));
+    if !plain || addr.parse::<IpAddr>().is_err() {
+        return None;
+    }
+    s.parse::<IpNet>().ok()
+}
+
 fn validate_route(r: &mut Reporter, name: &str, f: &RouteFields) -> Route {
-    let prefix = f
-        .prefix
-        .as_ref()
-        .and_then(|p| match p.value.parse::<IpNet>() {
-            Ok(net) => {
-                if net.trunc() != net {
-                    r.warning(
-                        p.pos,
-                        format!("prefix {} has host bits set; using {}", net, net.trunc()),
-                    );
-                }
-                Some(net.trunc())
-            }
-            Err(_) => {
-                r.error(
+    let prefix = f.prefix.as_ref().and_then(|p| match parse_cidr(&p.value) {
+        Some(net) => {
+            if net.trunc() != net {
+                r.warning(
                     p.pos,
-                    format!(
-                        "prefix: invalid prefix {:?}, expected CIDR like 10.0.0.0/24",
-                        p.value
-                    ),
+                    format!("prefix {} has host bits set; using {}", net, net.trunc()),
                 );
-                None
             }
-        });
+            Some(net.trunc())
+        }
+        None => {
+            r.error(
+                p.pos,
+                format!(
+                    "prefix: invalid prefix {:?}, expected CIDR like 10.0.0.0/24",
+                    p.value
+                ),
+            );
+            None
+        }
+    });
     let gateway = f
         .gateway
         .as_ref()
@@ -826,12 +990,12 @@ fn json_route(r: &mut Reporter, name: &str, bytes: &[u8], strict: bool) -> Optio
             );
         }
         let first = present.first()?;
-        json_string(r, first, obj.get(first))
+        json_string(r, field, obj.get(first))
     };
     let fields = RouteFields {
         prefix: pick("prefix", &["Prefix", "Prefix4", "Prefix6"]),
         gateway: pick("gateway", &["Gateway", "Gateway4", "Gateway6"]),
-        method: json_string(r, "IPVSMethod", obj.get("IPVSMethod")),
+        method: json_string(r, "method", obj.get("IPVSMethod")),
     };
     let route = validate_route(r, name, &fields);
     (!r.failed).then_some(route)
@@ -859,41 +1023,48 @@ fn yaml<T: serde::de::DeserializeOwned>(r: &mut Reporter, bytes: &[u8]) -> Optio
 fn yaml_message(e: &serde_saphyr::Error) -> String {
     let full = e.without_snippet().to_string();
     let first = full.lines().next().unwrap_or("").trim();
-    let msg = match first.rfind(" at line ") {
+    let msg = match first.find(" at line ") {
         Some(i) => &first[..i],
         None => first,
     };
     // serde-saphyr suggests its own API in some messages; users cannot act
     // on that.
-    let msg = msg
-        .split(", set DuplicateKeyPolicy")
-        .next()
-        .unwrap_or(msg);
+    let msg = msg.split(", set DuplicateKeyPolicy").next().unwrap_or(msg);
     msg.replace('`', "\"")
 }
 
-fn widen(l: Located<i64>) -> Located<i128> {
-    Located {
-        value: i128::from(l.value),
-        pos: l.pos,
+/// An integer field, or an error naming it when something else is there.
+fn yaml_int(r: &mut Reporter, field: &str, v: &Option<Spanned<RawInt>>) -> Option<Located<i128>> {
+    let l = spanned_opt(v)?;
+    match l.value {
+        RawInt::Int(n) => Some(Located {
+            value: n,
+            pos: l.pos,
+        }),
+        RawInt::Other(what) => {
+            r.error(l.pos, format!("{field}: expected an integer, found {what}"));
+            None
+        }
     }
 }
 
 fn yaml_endpoints_fields(
+    r: &mut Reporter,
     ipv4: &Option<Spanned<String>>,
     ipv6: &Option<Spanned<String>>,
-    tcp: &Option<Spanned<i64>>,
-    udp: &Option<Spanned<i64>>,
-    weight: &Option<Spanned<i64>>,
+    tcp: &Option<Spanned<RawInt>>,
+    udp: &Option<Spanned<RawInt>>,
+    weight: &Option<Spanned<RawInt>>,
 ) -> EndpointFields {
     EndpointFields {
         ipv4: spanned_opt(ipv4),
         ipv6: spanned_opt(ipv6),
-        tcp: spanned_opt(tcp).map(widen),
-        udp: spanned_opt(udp).map(widen),
-        weight: spanned_opt(weight).map(widen),
+        tcp: yaml_int(r, "tcp", tcp),
+        udp: yaml_int(r, "udp", udp),
+        weight: yaml_int(r, "weight", weight),
         addr_given: false,
-        port_given: false,
+        // A port of the wrong type is reported as such, not as missing.
+        port_given: tcp.is_some() || udp.is_some(),
     }
 }
 
@@ -906,17 +1077,15 @@ fn yaml_service(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option<Service> {
         defined: raw.frontend.defined,
     })
     .pos;
-    let fields = yaml_endpoints_fields(&f.ipv4, &f.ipv6, &f.tcp, &f.udp, &None);
+    let fields = yaml_endpoints_fields(r, &f.ipv4, &f.ipv6, &f.tcp, &f.udp, &None);
     let (frontend, _) = validate_endpoints(r, whole, &fields, true, "frontend");
     let scheduler = parse_scheduler(r, &spanned_opt(&raw.scheduler));
-    let persistence = raw
-        .persistence
-        .as_ref()
-        .and_then(|p| match u32::try_from(p.value) {
+    let persistence =
+        yaml_int(r, "persistence", &raw.persistence).and_then(|p| match u32::try_from(p.value) {
             Ok(s) if (1..=MAX_PERSISTENCE).contains(&s) => Some(s),
             _ => {
                 r.error(
-                    spanned(p).pos,
+                    p.pos,
                     format!(
                         "persistence: {} out of range 1..{MAX_PERSISTENCE} seconds",
                         p.value
@@ -935,7 +1104,7 @@ fn yaml_service(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option<Service> {
         })
         .pos;
         let b = &b.value;
-        let fields = yaml_endpoints_fields(&b.ipv4, &b.ipv6, &b.tcp, &b.udp, &b.weight);
+        let fields = yaml_endpoints_fields(r, &b.ipv4, &b.ipv6, &b.tcp, &b.udp, &b.weight);
         let what = format!("backend {bname:?}");
         let (endpoints, weight) = validate_endpoints(r, whole, &fields, false, &what);
         backends.insert(
@@ -982,7 +1151,10 @@ fn yaml_route(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option<Route> {
 }
 
 fn yaml_defaults(r: &mut Reporter, bytes: &[u8]) -> Option<Defaults> {
-    let raw: RawDefaultsFile = yaml(r, bytes)?;
+    // An empty file (or a bare null) sets no defaults.
+    let Some(raw) = yaml::<Option<RawDefaultsFile>>(r, bytes)? else {
+        return Some(Defaults::default());
+    };
     let scheduler = parse_scheduler(r, &spanned_opt(&raw.scheduler));
     let method = raw
         .method
