@@ -535,3 +535,82 @@ fn watch_scenario_in_the_vm() {
         out.status
     );
 }
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.net"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_git_hook_polls_the_repository_now() {
+    if support::which("git").is_none() {
+        support::missing("git (to make a test repository)");
+        return;
+    }
+    let repo = tempfile::tempdir().unwrap();
+    let r = repo.path();
+    git(r, &["init", "-q", "-b", "main"]);
+    std::fs::create_dir_all(r.join("services/test/backends")).unwrap();
+    std::fs::write(r.join("services/test/frontend"), FRONTEND).unwrap();
+    git(r, &["add", "."]);
+    git(r, &["commit", "-q", "-m", "frontend"]);
+
+    #[derive(Parser)]
+    struct Repo {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(flatten)]
+        overlay: OverlayArgs,
+    }
+    let s = Repo::try_parse_from([
+        "t",
+        "--config-repo",
+        &r.display().to_string(),
+        "--ref",
+        "main",
+    ])
+    .unwrap();
+    let mut args = watch_args();
+    args.poll = Duration::from_secs(3600);
+    args.flush_on_exit = true;
+    let kernel = MemoryKernel::default();
+    let daemon = Daemon::start(
+        WatchOptions::new(s.config, s.overlay, Default::default(), args),
+        Box::new(kernel.clone()),
+    )
+    .await
+    .unwrap();
+    let addr = daemon.metrics_addr().unwrap();
+    eventually(Duration::from_secs(10), "the first commit applied", || {
+        kernel.table().services.len() == 1
+    })
+    .await;
+
+    std::fs::write(r.join("services/test/backends/a"), backend("10.3.107.1")).unwrap();
+    git(r, &["add", "."]);
+    git(r, &["commit", "-q", "-m", "backend a"]);
+    // The next poll is an hour away: only the hook makes it happen now.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(kernel.table().dest_count(), 0);
+    assert_eq!(http(addr, "POST", "/hooks/git").0, 202);
+    eventually(Duration::from_secs(10), "the new commit applied", || {
+        kernel.table().dest_count() == 1
+    })
+    .await;
+    let text = http(addr, "GET", "/metrics").1;
+    assert!(!text.contains("git_commit=\"\""), "{text}");
+    assert!(series(&text, "clusterf_source_staleness_seconds{source=\"git\"}") < 60.0);
+
+    // --flush-on-exit empties the table when the daemon stops.
+    daemon.stop().await.unwrap();
+    assert!(kernel.table().services.is_empty());
+}

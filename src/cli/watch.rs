@@ -857,7 +857,10 @@ impl Core {
                         pass_running = false;
                         events.push(self.pass_done(result, took, changed_at, now()));
                     }
-                    Msg::GitPolled(Ok(new_commit)) => events.push(Event::GitPolled { new_commit }),
+                    Msg::GitPolled(Ok(new_commit)) => {
+                        self.metrics.source_ok(Source::Git, unix_now().as_secs_f64());
+                        events.push(Event::GitPolled { new_commit });
+                    }
                     Msg::GitPolled(Err(e)) => {
                         warn!(source = "git", "poll failed, keeping the last commit: {e}");
                         self.metrics.error(Source::Git);
