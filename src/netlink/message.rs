@@ -1047,7 +1047,7 @@ mod tests {
     //! back to the same bytes.
 
     use super::*;
-    use crate::model::{DestAttrs, Method, ServiceAttrs, ServiceKey};
+    use crate::model::{DestAttrs, Method, Op, ServiceAttrs, ServiceKey};
     use crate::netlink::mapping;
 
     /// Hex bytes with `#` comments.
@@ -1267,6 +1267,87 @@ mod tests {
         let (a, attrs, _) = mapping::dest_from(&v6, &d).unwrap();
         assert_eq!(a.to_string(), "[2001:db8::2]:443");
         assert_eq!(attrs, DestAttrs::new(Method::Tunnel, 3));
+    }
+
+    #[test]
+    fn apply_requests_match_the_kernel_capture() {
+        use crate::netlink::pipeline;
+        let service: ServiceKey = "tcp://198.51.100.10:80".parse().unwrap();
+        let add_service = Op::AddService {
+            service,
+            attrs: ServiceAttrs::with_scheduler("wrr"),
+        };
+        let add_dest = Op::AddDest {
+            service,
+            dest: "10.107.107.6:80".parse().unwrap(),
+            attrs: DestAttrs::new(Method::Droute, 20),
+        };
+        let payloads = pipeline::encode_all(&[add_service, add_dest]).unwrap();
+        assert_eq!(
+            pipeline::batch_bytes(0x20, &payloads[..1], 0x913c98d4),
+            fixture!("new-service-request")
+        );
+        let want = fixture!("new-dest-request");
+        let seq = Header::parse(&want).unwrap().seq;
+        assert_eq!(pipeline::batch_bytes(0x20, &payloads[1..], seq), want);
+        // And back: the request parses to what was meant.
+        let m = IpvsMsg::parse(split_messages(&want).unwrap()[0].payload).unwrap();
+        let Body::Objects {
+            service: Some(s),
+            dest: Some(d),
+            ..
+        } = m.body
+        else {
+            panic!("no service and dest")
+        };
+        assert_eq!(mapping::service_key(&s).unwrap(), service);
+        let (addr, attrs, _) = mapping::dest_from(&service, &d).unwrap();
+        assert_eq!(
+            (addr.to_string(), attrs),
+            ("10.107.107.6:80".into(), DestAttrs::new(Method::Droute, 20))
+        );
+    }
+
+    fn error_of(bytes: &[u8]) -> ErrorMsg {
+        let m = split_messages(bytes).unwrap()[0];
+        assert_eq!(m.header.kind, NLMSG_ERROR);
+        let e = ErrorMsg::parse(m.header.flags, m.payload).unwrap();
+        assert_eq!(e.flags(), m.header.flags, "flags derive from the content");
+        assert_eq!(e.emit(), m.payload, "emits back to the same bytes");
+        e
+    }
+
+    #[test]
+    fn acks_and_errors_match_the_kernel_capture() {
+        let ack = error_of(&fixture!("ack"));
+        assert_eq!((ack.errno, ack.request.seq), (0, 0x913c98d4));
+        assert_eq!(ack.request.len, 0x68);
+        assert!(ack.echoed.is_empty());
+
+        let e = error_of(&fixture!("error-enoent-new-service"));
+        assert_eq!(e.errno, mapping::ENOENT);
+        // The whole request is echoed; it is the NEW_SERVICE with "nope".
+        let req = IpvsMsg::parse(&e.echoed).unwrap();
+        assert_eq!(req.cmd, IPVS_CMD_NEW_SERVICE);
+        let Body::Objects {
+            service: Some(s), ..
+        } = req.body
+        else {
+            panic!("no service echoed")
+        };
+        let (key, attrs) = mapping::service_from(&s).unwrap();
+        let op = Op::AddService {
+            service: key,
+            attrs,
+        };
+        assert_eq!(
+            mapping::describe_failure(&op, e.errno, e.ext_msg.as_deref()),
+            "service tcp://198.51.100.1:80: scheduler \"nope\" is not available in this kernel (no module ip_vs_nope)"
+        );
+
+        let e = error_of(&fixture!("error-esrch-new-dest"));
+        assert_eq!(e.errno, mapping::ESRCH);
+        assert_eq!(IpvsMsg::parse(&e.echoed).unwrap().cmd, IPVS_CMD_NEW_DEST);
     }
 
     #[test]

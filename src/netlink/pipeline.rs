@@ -43,7 +43,7 @@ pub enum Outcome {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Report {
     pub applied: usize,
-    /// Requests sent in one `sendmsg` at most (for the curious).
+    /// `sendmsg` calls (datagrams of pipelined requests) it took.
     pub batches: usize,
 }
 
@@ -66,17 +66,19 @@ impl PartialFailure {
 
     /// The report, one line per op that was not applied, after a summary.
     pub fn describe(&self, ops: &[Op]) -> String {
+        let failed = self.count(|o| matches!(o, Outcome::Failed(_)));
+        let not_sent = self.count(|o| matches!(o, Outcome::NotSent));
+        let unknown = self.count(|o| matches!(o, Outcome::Unknown | Outcome::Pending));
         let mut out = format!(
-            "applied {} of {} changes; {} failed, {} not sent{}\n",
+            "applied {} of {} changes; not applied: {} ({failed} failed, {not_sent} never sent)",
             self.applied(),
             self.outcomes.len(),
-            self.count(|o| matches!(o, Outcome::Failed(_))),
-            self.count(|o| matches!(o, Outcome::NotSent)),
-            match self.count(|o| matches!(o, Outcome::Unknown | Outcome::Pending)) {
-                0 => String::new(),
-                n => format!(", {n} unknown"),
-            }
+            failed + not_sent,
         );
+        if unknown > 0 {
+            out.push_str(&format!("; {unknown} unknown (acks lost)"));
+        }
+        out.push('\n');
         for (i, (op, outcome)) in ops.iter().zip(&self.outcomes).enumerate() {
             let what = match outcome {
                 Outcome::Applied => "applied",
@@ -86,7 +88,9 @@ impl PartialFailure {
             };
             out.push_str(&format!("  {:>4} {what:<11} {}", i + 1, describe_op(op)));
             if let Outcome::Failed(m) = outcome {
-                out.push_str(&format!(": {m}"));
+                // The message names the object, which the line already did.
+                let object = format!("{}: ", mapping::op_object(op));
+                out.push_str(&format!(": {}", m.strip_prefix(&object).unwrap_or(m)));
             }
             out.push('\n');
         }
@@ -372,7 +376,7 @@ mod tests {
         );
         let d = f.describe(&ops);
         assert!(
-            d.starts_with("applied 2 of 4 changes; 1 failed, 1 not sent\n"),
+            d.starts_with("applied 2 of 4 changes; not applied: 2 (1 failed, 1 never sent)\n"),
             "{d}"
         );
         assert!(
