@@ -564,3 +564,71 @@ fn bad_arguments_are_clear_errors() {
         "{stderr}"
     );
 }
+
+fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// The real Docker Engine (Debian's 20.10, API 1.41) in the test guest, with
+/// a real etcd: every real-engine check in one boot (`tests/vm/docker/`).
+/// Without qemu or the packages: fails with CI set, else a loud SKIP.
+#[test]
+fn docker_engine_in_vm() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let unavailable = |why: String| {
+        if in_ci() {
+            panic!("docker_engine_in_vm needs the VM and CI is set: {why}");
+        }
+        eprintln!(
+            "\n**********************************************************************\n\
+             SKIP docker_engine_in_vm: {why}\n\
+             (install qemu-system-x86, etcd-server, etcd-client, busybox-static and allow\n\
+             apt-get download; with CI set this fails)\n\
+             **********************************************************************\n"
+        );
+    };
+    match Command::new("qemu-system-x86_64").arg("--version").output() {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => return unavailable(format!("qemu-system-x86_64 --version: {}", out.status)),
+        Err(e) => return unavailable(format!("qemu-system-x86_64 not runnable: {e}")),
+    }
+    let build = Command::new(root.join("tests/vm/docker/build.sh"))
+        .output()
+        .expect("run tests/vm/docker/build.sh");
+    if !build.status.success() {
+        return unavailable(format!(
+            "tests/vm/docker/build.sh failed ({}):\n{}",
+            build.status,
+            String::from_utf8_lossy(&build.stderr)
+        ));
+    }
+    let layer = String::from_utf8_lossy(&build.stdout).trim().to_string();
+    let started = Instant::now();
+    let out = Command::new(root.join("tests/vm/run.sh"))
+        .arg(root.join("tests/vm/docker/scenario.sh"))
+        .arg(format!("{layer}:dockerroot"))
+        .arg(format!(
+            "{}:repo",
+            root.join("tests/vm/docker/repo").display()
+        ))
+        .env("CLUSTERF_BIN", env!("CARGO_BIN_EXE_clusterf"))
+        .env("CLUSTERF_VM_MEM", "2048")
+        .env(
+            "CLUSTERF_VM_TIMEOUT",
+            std::env::var("CLUSTERF_VM_TIMEOUT").unwrap_or_else(|_| "600".into()),
+        )
+        .output()
+        .expect("run tests/vm/run.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!(
+        "{stdout}\n{stderr}\nreal engine scenario: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        out.status.success(),
+        "the docker scenario failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(stdout.contains("all checks passed"), "{stdout}");
+}
