@@ -332,7 +332,11 @@ async fn a_restart_applies_nothing() {
         kernel.table().dest_count() == 1
     })
     .await;
-    assert!(first.status().last_ops >= 1);
+    let text = first.metrics().render(0.0);
+    assert_eq!(
+        series(&text, "clusterf_ops_applied_total{kind=\"add_dest\"}"),
+        1.0
+    );
     first.stop().await.unwrap();
     // Stopping leaves the rules in place.
     assert_eq!(kernel.table().dest_count(), 1);
@@ -473,6 +477,19 @@ async fn config_directory_changes_apply_without_etcd() {
     .unwrap();
     eventually(Duration::from_secs(10), "the startup pass", || {
         kernel.table().services.len() == 1
+    })
+    .await;
+    // Idle: no spurious passes.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(daemon.status().passes_ok, 1);
+    // SIGHUP: one more pass (the daemon's handler is installed by now).
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    eventually(Duration::from_secs(5), "a pass after SIGHUP", || {
+        daemon.status().passes_ok == 2
     })
     .await;
     let backends = dir.path().join("services/test/backends");

@@ -819,6 +819,9 @@ impl Core {
         let mut pass_running = false;
         let mut etcd_failures = 0u64;
         let far = Duration::from_secs(86_400 * 365);
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(|e| warn!("cannot handle SIGHUP: {e}"))
+            .ok();
         loop {
             let mut wake = far;
             for action in sched.step(now(), events.drain(..)) {
@@ -869,9 +872,18 @@ impl Core {
                     Msg::HookGit => events.push(Event::HookGit),
                     Msg::ConfigChanged => events.push(Event::ConfigChanged),
                 },
-                _ = sighup() => {
-                    info!("SIGHUP: reloading");
-                    events.push(Event::Sighup);
+                got = async {
+                    match &mut hup {
+                        Some(h) => h.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if got.is_some() {
+                        info!("SIGHUP: reloading");
+                        events.push(Event::Sighup);
+                    } else {
+                        hup = None;
+                    }
                 }
             }
             // The etcd watcher's own failures count as etcd errors.
@@ -989,22 +1001,6 @@ impl Core {
                 Event::PassFailed { source: f.source }
             }
         }
-    }
-}
-
-#[cfg(unix)]
-async fn sighup() {
-    use std::sync::OnceLock;
-    use tokio::signal::unix::{SignalKind, signal};
-    // One stream for the process, shared by every select! iteration.
-    static HUP: OnceLock<tokio::sync::Mutex<Option<tokio::signal::unix::Signal>>> = OnceLock::new();
-    let m = HUP.get_or_init(|| tokio::sync::Mutex::new(signal(SignalKind::hangup()).ok()));
-    let mut guard = m.lock().await;
-    match guard.as_mut() {
-        Some(s) => {
-            s.recv().await;
-        }
-        None => std::future::pending().await,
     }
 }
 
