@@ -694,17 +694,17 @@ fn validate_route(r: &mut Reporter, name: &str, f: &RouteFields) -> Route {
                 None
             }
         });
-    if let (Some(net), Some((gw, pos))) = (&prefix, &gateway) {
-        if Family::of(&net.addr()) != Family::of(gw) {
-            r.error(
-                *pos,
-                format!(
-                    "gateway {gw} is {} but prefix {net} is {}",
-                    Family::of(gw),
-                    Family::of(&net.addr())
-                ),
-            );
-        }
+    if let (Some(net), Some((gw, pos))) = (&prefix, &gateway)
+        && Family::of(&net.addr()) != Family::of(gw)
+    {
+        r.error(
+            *pos,
+            format!(
+                "gateway {gw} is {} but prefix {net} is {}",
+                Family::of(gw),
+                Family::of(&net.addr())
+            ),
+        );
     }
     let method = match &f.method {
         None => None,
@@ -1199,13 +1199,13 @@ pub fn parse_config(tree: &Tree) -> (Config, Diagnostics) {
             }
             Entry::ServiceYaml(name) => {
                 check_name(&mut r, "service", name);
-                if let Some(svc) = yaml_service(&mut r, name, bytes) {
-                    if let Some(prev) = yaml_services.insert(name, svc) {
-                        r.error(
-                            None,
-                            format!("service {name:?} is also defined by {}", prev.source),
-                        );
-                    }
+                if let Some(svc) = yaml_service(&mut r, name, bytes)
+                    && let Some(prev) = yaml_services.insert(name, svc)
+                {
+                    r.error(
+                        None,
+                        format!("service {name:?} is also defined by {}", prev.source),
+                    );
                 }
             }
             Entry::Frontend(svc) => {
@@ -1387,26 +1387,26 @@ pub fn parse_overlay(tree: &Tree) -> (Overlay, Diagnostics) {
         match classify(path) {
             Entry::Backend(svc, name) => {
                 check_name(&mut r, "backend", name);
-                if let Some((endpoints, weight)) = json_endpoints(&mut r, bytes, false, false) {
-                    if !r.failed {
-                        overlay.backends.entry(svc.to_string()).or_default().insert(
-                            name.to_string(),
-                            Backend {
-                                name: name.to_string(),
-                                source: file.clone(),
-                                endpoints,
-                                weight,
-                            },
-                        );
-                    }
+                if let Some((endpoints, weight)) = json_endpoints(&mut r, bytes, false, false)
+                    && !r.failed
+                {
+                    overlay.backends.entry(svc.to_string()).or_default().insert(
+                        name.to_string(),
+                        Backend {
+                            name: name.to_string(),
+                            source: file.clone(),
+                            endpoints,
+                            weight,
+                        },
+                    );
                 }
             }
             Entry::RouteJson(name) => {
                 check_name(&mut r, "route", name);
-                if let Some(route) = json_route(&mut r, name, bytes, false) {
-                    if !r.failed {
-                        overlay.routes.insert(name.to_string(), route);
-                    }
+                if let Some(route) = json_route(&mut r, name, bytes, false)
+                    && !r.failed
+                {
+                    overlay.routes.insert(name.to_string(), route);
                 }
             }
             Entry::Frontend(svc) => {

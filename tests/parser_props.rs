@@ -396,7 +396,7 @@ fn alias_bombs_are_errors_not_hangs() {
     let mut doc = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
     for i in 1..10 {
         let prev = format!("*a{}", i - 1);
-        let list = vec![prev.as_str(); 10].join(", ");
+        let list = [prev.as_str(); 10].join(", ");
         doc.push_str(&format!("a{i}: &a{i} [{list}]\n"));
     }
     let mut c = Tree::new("bomb");
@@ -412,7 +412,7 @@ fn alias_bombs_are_errors_not_hangs() {
     let mut list = String::from("&a0 [x, x, x, x, x, x, x, x, x, x]");
     for i in 1..10 {
         let prev = format!("*a{}", i - 1);
-        list.push_str(&format!(", &a{i} [{}]", vec![prev.as_str(); 10].join(", ")));
+        list.push_str(&format!(", &a{i} [{}]", [prev.as_str(); 10].join(", ")));
     }
     let mut c = Tree::new("bomb");
     c.insert(
