@@ -90,13 +90,13 @@ fn scenario(name: &str, files: &[(&str, &str)]) {
         .expect("run tests/vm/run.sh");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    // Shown by the test harness on failure (and with --nocapture).
-    println!("--- {name}: stdout\n{stdout}--- {name}: stderr\n{stderr}");
     assert!(
         out.status.success(),
         "kernel scenario {name} failed ({}):\n--- stdout\n{stdout}--- stderr\n{stderr}",
         out.status
     );
+    // Shown with --nocapture.
+    println!("--- {name}: stdout\n{stdout}--- {name}: stderr\n{stderr}");
 }
 
 const EXAMPLES: &[(&str, &str)] = &[

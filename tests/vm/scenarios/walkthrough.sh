@@ -15,16 +15,16 @@ EXTRA=""
 # re-plan. $EXTRA goes to apply only (removing the last service needs
 # --allow-mass-delete, a guard); it is reset after each step.
 step() {
-    _name=$1 _rules=$2
+    _step=$1 _rules=$2
     shift 2
-    expect_code "$_name: apply" 0 clusterf apply "$@" $EXTRA
+    expect_code "$_step: apply" 0 clusterf apply "$@" $EXTRA
     EXTRA=""
     printf '%s' "$_rules" | sort >/tmp/want
     kernel_rules /tmp/got
-    expect_eq "$_name: kernel as in the README" /tmp/want /tmp/got
+    expect_eq "$_step: kernel as in the README" /tmp/want /tmp/got
     rendered_rules /tmp/rendered "$@"
-    expect_eq "$_name: kernel equals render" /tmp/rendered /tmp/got
-    expect_code "$_name: re-plan is empty" 0 clusterf plan "$@" --detailed-exitcode
+    expect_eq "$_step: kernel equals render" /tmp/rendered /tmp/got
+    expect_code "$_step: re-plan is empty" 0 clusterf plan "$@" --detailed-exitcode
 }
 
 SVC="-A -t 10.107.107.107:1337 -s wlc
@@ -48,7 +48,10 @@ step "1 removed" "" --config-path $W/config-removed --overlay-path $W/overlay-1-
 # --- part 2: one config tree edited in place ---------------------------------
 C=/tmp/cfg
 S=$C/services/test
-mkdir -p $S/backends
+mkdir -p $S/backends $C/routes
+# The README's route; it also keeps the tree non-empty once the service is
+# gone (an empty config source is refused).
+echo '{"Prefix4": "10.3.107.0/24", "IpvsMethod": "masq"}' >$C/routes/test3
 echo '{"ipv4": "10.107.107.107", "tcp": 1337}' >$S/frontend
 step "2 frontend" "$SVC" --config-path $C
 echo '{"ipv4": "10.3.107.1", "tcp": 1337}' >$S/backends/test3-1
