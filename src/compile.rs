@@ -86,6 +86,8 @@ pub fn compile(config: &Config, overlay: &Overlay, opts: &Options) -> (IpvsState
             let mut service = Service::new(attrs.clone());
             service.names = vec![svc.name.clone()];
             let mut conflicts: BTreeMap<SocketAddr, ()> = BTreeMap::new();
+            // The method of each origin of a dest, in origin order.
+            let mut methods: BTreeMap<SocketAddr, Vec<Method>> = BTreeMap::new();
             for b in &backends {
                 let Some((dest, method, route)) =
                     place(&key, b, &routes, default_method, &mut diags)
@@ -105,15 +107,19 @@ pub fn compile(config: &Config, overlay: &Overlay, opts: &Options) -> (IpvsState
                 if entry.attrs.method != method {
                     conflicts.insert(dest, ());
                 }
-                entry.attrs.weight += b.weight;
+                // Saturating: the cap below reports it; no overflow however
+                // many backends merge.
+                entry.attrs.weight = entry.attrs.weight.saturating_add(b.weight);
                 entry.origins.push(origin);
+                methods.entry(dest).or_default().push(method);
             }
             for (dest, d) in service.dests.iter_mut() {
                 if conflicts.contains_key(dest) {
                     let who: Vec<String> = d
                         .origins
                         .iter()
-                        .map(|o| format!("{} ({})", o.backend, o.source))
+                        .zip(&methods[dest])
+                        .map(|(o, m)| format!("{} ({m}, {})", o.backend, o.source))
                         .collect();
                     diags.error(
                         svc.source.as_str(),

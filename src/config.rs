@@ -1338,28 +1338,42 @@ fn check_conflicts(config: &Config, diags: &mut Diagnostics) {
     }
     let mut prefixes: BTreeMap<(Option<IpNet>, Option<Family>), &Route> = BTreeMap::new();
     for route in config.routes.values() {
-        let key = (route.prefix, route_default_family(route));
-        if let Some(other) = prefixes.insert(key, route) {
-            let what = route
-                .prefix
-                .map_or("the default route".to_string(), |p| format!("prefix {p}"));
-            diags.error(
-                route.source.as_str(),
-                None,
-                format!(
-                    "routes {:?} ({}) and {:?} ({}) both claim {what}",
-                    other.name, other.source, route.name, route.source
-                ),
-            );
+        let mut reported = Vec::new();
+        for key in route_claims(route) {
+            if let Some(other) = prefixes.insert(key, route) {
+                if reported.contains(&other.name) {
+                    continue;
+                }
+                reported.push(other.name.clone());
+                let what = match key {
+                    (Some(p), _) => format!("prefix {p}"),
+                    (None, _) if other.gateway.is_none() && route.gateway.is_none() => {
+                        "the default route".to_string()
+                    }
+                    (None, Some(family)) => format!("the {family} default route"),
+                    (None, None) => "the default route".to_string(),
+                };
+                diags.error(
+                    route.source.as_str(),
+                    None,
+                    format!(
+                        "routes {:?} ({}) and {:?} ({}) both claim {what}",
+                        other.name, other.source, route.name, route.source
+                    ),
+                );
+            }
         }
     }
 }
 
-/// A default route with a gateway only covers the gateway's family.
-fn route_default_family(route: &Route) -> Option<Family> {
+/// What a route claims: its prefix, or for a default route the default of
+/// each family it covers (a default route with a gateway only covers the
+/// gateway's family; one without covers both, so it collides with either).
+fn route_claims(route: &Route) -> Vec<(Option<IpNet>, Option<Family>)> {
     match (route.prefix, route.gateway) {
-        (None, Some(gw)) => Some(Family::of(&gw)),
-        _ => None,
+        (Some(p), _) => vec![(Some(p), None)],
+        (None, Some(gw)) => vec![(None, Some(Family::of(&gw)))],
+        (None, None) => vec![(None, Some(Family::Ipv4)), (None, Some(Family::Ipv6))],
     }
 }
 
