@@ -44,6 +44,33 @@ echo "--- kernel after the failure"; cat /tmp/got
 if grep -q '198.51.100.4' /tmp/got; then fail "sh service exists"; else ok "sh service absent"; fi
 extra=$(comm -13 /tmp/want /tmp/got)
 [ -z "$extra" ] && ok "every kernel rule is a desired one" || fail "unexpected kernel rules: $extra"
+# The report and the kernel agree: each `add` the report calls applied is in
+# the kernel, each one it calls failed (or not sent) is not.
+awk '
+$2 == "applied" || $2 == "failed" || ($2 == "not" || $2 == "never") {
+    state = ($2 == "applied") ? "in" : "out"
+    for (i = 2; i <= NF; i++) if ($i == "add") break
+    if (i > NF) next
+    if ($(i + 1) == "service") { svc = $(i + 2); rule = "-A " }
+    else if ($(i + 1) == "dest" && $(i + 3) == "of") { svc = $(i + 4); rule = "-a "; dest = $(i + 2) }
+    else next
+    sub(/:$/, "", svc)
+    proto = substr(svc, 1, index(svc, "://") - 1)
+    addr = substr(svc, index(svc, "://") + 3)
+    flag = (proto == "tcp") ? "-t" : (proto == "udp") ? "-u" : "-f"
+    rule = rule flag " " addr " "
+    if ($(i + 1) == "dest") rule = rule "-r " dest " "
+    print state, rule
+}' /tmp/last.err >/tmp/report.rules
+n=$(wc -l </tmp/report.rules)
+[ "$n" = 18 ] && ok "report lists the outcome of all 18 changes" || fail "report lists $n outcomes, want 18"
+before=$FAILS
+while read -r state rule; do
+    if grep -q -F -- "$rule" /tmp/got; then found=in; else found=out; fi
+    [ "$found" = "$state" ] || fail "report says $state for '$rule', the kernel says $found"
+done </tmp/report.rules
+[ "$FAILS" = "$before" ] && ok "every reported outcome matches the kernel"
+
 expect_code "plan sees the remaining changes" 2 clusterf plan $SRC --detailed-exitcode
 
 mv /tmp/ip_vs_sh.ko $mods/ip_vs_sh.ko
