@@ -496,3 +496,75 @@ proptest::proptest! {
         );
     }
 }
+
+/// Every `# yaml-language-server: $schema=...` header in the examples and the
+/// golden cases points, relative to its file, at the committed schema for
+/// that file's kind, and the editor's verdict with it (the schema) is the
+/// parser's.
+#[test]
+fn yaml_language_server_headers_point_at_the_right_schema() {
+    const HEADER: &str = "# yaml-language-server: $schema=";
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let schema_dir = root.join("schema").canonicalize().unwrap();
+    let validators = validators();
+    let mut files = Vec::new();
+    for top in ["examples", "tests/golden"] {
+        walk(&root.join(top), &mut files);
+    }
+    let mut checked = 0;
+    for file in files {
+        let Ok(text) = fs::read_to_string(&file) else {
+            continue;
+        };
+        let Some(target) = text.lines().next().and_then(|l| l.strip_prefix(HEADER)) else {
+            continue;
+        };
+        let shown = file.strip_prefix(root).unwrap().display().to_string();
+        let resolved = file
+            .parent()
+            .unwrap()
+            .join(target.trim())
+            .canonicalize()
+            .unwrap_or_else(|e| panic!("{shown}: $schema={target}: {e}"));
+        assert_eq!(
+            resolved.parent(),
+            Some(schema_dir.as_path()),
+            "{shown}: $schema={target} is not in schema/"
+        );
+        let name = resolved.file_name().unwrap().to_str().unwrap();
+        let parent = file.parent().unwrap().file_name().unwrap();
+        let kind = if file.file_name().unwrap() == "clusterf.yaml" {
+            Kind::Defaults
+        } else if parent == "services" {
+            Kind::Service
+        } else if parent == "routes" {
+            Kind::Route
+        } else {
+            panic!("{shown}: a schema header on a file of no known kind")
+        };
+        assert_eq!(name, kind.schema_name(), "{shown}: wrong schema");
+        let (parsed, errors) = parser_verdict(kind, &text);
+        let (valid, schema_errors) = schema_verdict(&validators, kind, &text)
+            .unwrap_or_else(|| panic!("{shown}: not convertible to JSON"));
+        assert_eq!(
+            parsed, valid,
+            "{shown}: parser {errors:?}, schema {schema_errors:?}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 3, "only {checked} files with a schema header");
+}
+
+fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out);
+        } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+            out.push(p);
+        }
+    }
+}
