@@ -352,6 +352,22 @@ fn file_remote_fetches_incrementally_between_runs() {
         second.read_at(&c1).unwrap().origin.revision.as_deref(),
         Some(c1.as_str())
     );
+
+    // A kept source (the watch loop) while another run fetched into the
+    // same cache: it sees the other run's objects and the new commit.
+    let mut kept = GitSource::new(o.clone()).unwrap();
+    kept.read().unwrap();
+    let c3 = s.commit(&work, &[("services/svc001.yaml", Some(DNS))], "three");
+    s.git(&work, &["push", "-q", "origin", "main"]);
+    GitSource::new(o.clone()).unwrap().read().unwrap();
+    let t = kept.read().unwrap();
+    assert_eq!(t.origin.revision.as_deref(), Some(c3.as_str()));
+    assert_eq!(contents(&t, "services/svc001.yaml"), DNS);
+    assert_eq!(
+        contents(&t, "services/svc007.yaml"),
+        "frontend: {ipv4: 10.9.9.9, tcp: 80}\n"
+    );
+    assert_eq!(t.files.len(), 51);
 }
 
 #[test]
@@ -477,6 +493,33 @@ fn subdir_reads_the_tree_below_it() {
             t.origin.description
         );
     }
+    // A kept source re-reads: a change below the subdir shows, a commit
+    // elsewhere in the repository gives the same files at the new commit.
+    let mut o = opts(&path);
+    o.subdir = Some("deploy/clusterf".into());
+    let mut kept = GitSource::new(o).unwrap();
+    kept.read().unwrap();
+    let c2 = s.commit(
+        &repo,
+        &[
+            ("deploy/clusterf/services/web.yaml", Some(WEB_V2)),
+            ("deploy/clusterf/services/dns.yaml", Some(DNS)),
+        ],
+        "v2",
+    );
+    let t = kept.read().unwrap();
+    assert_eq!(t.origin.revision.as_deref(), Some(c2.as_str()));
+    assert_eq!(contents(&t, "services/web.yaml"), WEB_V2);
+    assert_eq!(contents(&t, "services/dns.yaml"), DNS);
+    let c3 = s.commit(&repo, &[("README.md", Some("more docs\n"))], "docs");
+    let t2 = kept.read().unwrap();
+    assert_eq!(t2.origin.revision.as_deref(), Some(c3.as_str()));
+    assert!(t2.origin.description.contains(&c3[..12]));
+    assert_eq!(t2.files, t.files);
+    let t3 = kept.read_at(&c2).unwrap();
+    assert_eq!(t3.files, t.files);
+    assert_eq!(t3.origin.revision.as_deref(), Some(c2.as_str()));
+
     for (sub, why) in [
         ("deploy/nope", "no such directory"),
         ("README.md", "not a directory"),
@@ -764,4 +807,32 @@ fn verify_signatures_accepts_only_allowed_signers() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("not signed"), "{err}");
+}
+
+#[test]
+fn many_files_read_the_same_as_the_directory() {
+    if !have("git") {
+        return;
+    }
+    // Enough files for the parallel blob readers, and some shared contents.
+    let s = Scratch::new();
+    let repo = s.init("work");
+    let files: Vec<(String, String)> = (0..600)
+        .map(|i| {
+            (
+                format!("services/s{}/svc{i:04}.yaml", i % 7),
+                format!("frontend: {{ipv4: 10.0.{}.{}, tcp: 80}}\n", i / 200, i % 3),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, Option<&str>)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), Some(c.as_str())))
+        .collect();
+    s.commit(&repo, &refs, "many");
+    let from_git = git::read(&opts(repo.to_str().unwrap())).unwrap();
+    let from_dir = clusterf::source::dir::read(&repo).unwrap();
+    assert_eq!(from_git.files.len(), 600);
+    assert_eq!(from_git.files, from_dir.files);
+    assert!(from_git.unreadable.is_empty());
 }

@@ -107,7 +107,10 @@ pub struct GitSource {
     display: String,
     location: Location,
     repo: Option<gix::Repository>,
+    /// Contents of the blobs of the last read.
     blobs: HashMap<ObjectId, Vec<u8>>,
+    /// The tree id (of the subdir) and the result of the last read.
+    last: Option<(ObjectId, Tree)>,
     last_fetch: Option<FetchStats>,
 }
 
@@ -145,6 +148,7 @@ impl GitSource {
             location,
             repo: None,
             blobs: HashMap::new(),
+            last: None,
             last_fetch: None,
         })
     }
@@ -178,7 +182,9 @@ impl GitSource {
                 &format!("{what}: {}", one_line(e)),
             )
         };
-        if self.repo.is_none() {
+        {
+            // Opened afresh on every fetch: another process may have fetched
+            // into the same cache, and a kept handle would miss its packs.
             let repo = if cache.join("HEAD").is_file() {
                 gix::open(cache)
                     .map_err(|e| ctx(&format!("cannot open cache {}", cache.display()), &e))?
@@ -276,29 +282,43 @@ impl GitSource {
             description.push(':');
             description.push_str(sub);
         }
-        let mut tree = Tree::new(description);
-        tree.origin.revision = Some(commit_id.to_string());
-        let mut seen: HashMap<ObjectId, Vec<u8>> = HashMap::with_capacity(self.blobs.len());
+        let origin = crate::tree::Origin {
+            description,
+            revision: Some(commit_id.to_string()),
+        };
+        // The same tree as last time (another commit may change other parts
+        // of the repository): nothing to read.
+        if let Some((id, last)) = &self.last {
+            if *id == start {
+                let mut tree = last.clone();
+                tree.origin = origin;
+                return Ok(tree);
+            }
+        }
+        let mut tree = Tree {
+            origin,
+            ..Tree::default()
+        };
+        let mut blobs = Vec::new();
         let mut buf = Vec::new();
-        walk(
-            repo,
-            start,
-            "",
-            &mut tree,
-            &mut self.blobs,
-            &mut seen,
-            &mut buf,
-        )
-        .map_err(|e| self.error(&label, &format!("commit {short}: {e}")))?;
+        walk(repo, start, "", &mut tree, &mut blobs, &mut buf)
+            .map_err(|e| self.error(&label, &format!("commit {short}: {e}")))?;
+        let contents = read_blobs(repo, &blobs, &mut self.blobs)
+            .map_err(|e| self.error(&label, &format!("commit {short}: {e}")))?;
         // Keep only the blobs of this read: the cache stays the size of one tree.
+        let mut seen = HashMap::with_capacity(blobs.len());
+        for ((path, oid), data) in blobs.into_iter().zip(contents) {
+            seen.entry(oid).or_insert_with(|| data.clone());
+            tree.files.insert(path, data);
+        }
         self.blobs = seen;
+        self.last = Some((start, tree.clone()));
         Ok(tree)
     }
 
+    /// Opens the repository afresh (cheap): objects and refs written since
+    /// the last read, by us or another process, are seen.
     fn open(&mut self) -> Result<()> {
-        if self.repo.is_some() {
-            return Ok(());
-        }
         let label = self.ref_label(None);
         let path = match &self.location {
             Location::Local(p) => p.clone(),
@@ -444,79 +464,121 @@ fn find_subtree(
     Ok(current)
 }
 
-/// Reads every blob below the tree `id` into `tree`, taking contents from
-/// `cache` where it has them and recording every blob read in `seen`.
+/// Lists every blob below the tree `id` as (path, blob id) into `blobs`, in
+/// path order; entries that are no files go to `tree.unreadable`.
 fn walk(
     repo: &gix::Repository,
     id: ObjectId,
     prefix: &str,
     tree: &mut Tree,
-    cache: &mut HashMap<ObjectId, Vec<u8>>,
-    seen: &mut HashMap<ObjectId, Vec<u8>>,
+    blobs: &mut Vec<(String, ObjectId)>,
     buf: &mut Vec<u8>,
 ) -> std::result::Result<(), String> {
-    let entries: Vec<(EntryKind, ObjectId, std::result::Result<String, String>)> = {
+    let mut subtrees = Vec::new();
+    {
         let data = repo
             .objects
             .find_tree(&id, buf)
             .map_err(|e| format!("cannot read tree {id}: {}", one_line(&e)))?;
-        data.entries
-            .iter()
-            .map(|e| {
-                let name = match e.filename.to_str() {
-                    Ok(s) => Ok(s.to_string()),
-                    Err(_) => Err(e.filename.to_str_lossy().into_owned()),
-                };
-                (e.mode.kind(), e.oid.to_owned(), name)
-            })
-            .collect()
-    };
-    for (kind, oid, name) in entries {
-        let name = match name {
-            Ok(n) => n,
-            Err(lossy) => {
+        for e in &data.entries {
+            let Ok(name) = e.filename.to_str() else {
                 tree.unreadable.insert(
-                    format!("{prefix}{lossy}"),
+                    format!("{prefix}{}", e.filename.to_str_lossy()),
                     "file name is not valid UTF-8".into(),
                 );
                 continue;
+            };
+            if is_hidden(name) {
+                continue;
             }
-        };
-        if is_hidden(&name) {
-            continue;
-        }
-        let rel = format!("{prefix}{name}");
-        match kind {
-            EntryKind::Tree => walk(repo, oid, &format!("{rel}/"), tree, cache, seen, buf)?,
-            EntryKind::Blob | EntryKind::BlobExecutable => {
-                let data = if let Some(d) = seen.get(&oid) {
-                    d.clone()
-                } else {
-                    let d = match cache.remove(&oid) {
-                        Some(d) => d,
-                        None => {
-                            let blob = repo.objects.find_blob(&oid, buf).map_err(|e| {
-                                format!("{rel}: cannot read blob {oid}: {}", one_line(&e))
-                            })?;
-                            blob.data.to_vec()
-                        }
-                    };
-                    seen.insert(oid, d.clone());
-                    d
-                };
-                tree.insert(rel, data);
-            }
-            EntryKind::Link => {
-                tree.unreadable
-                    .insert(rel, "symbolic link: not followed in a git tree".into());
-            }
-            EntryKind::Commit => {
-                tree.unreadable
-                    .insert(rel, "submodule: not read in a git tree".into());
+            let rel = format!("{prefix}{name}");
+            match e.mode.kind() {
+                EntryKind::Tree => subtrees.push((rel, e.oid.to_owned())),
+                EntryKind::Blob | EntryKind::BlobExecutable => {
+                    blobs.push((rel, e.oid.to_owned()));
+                }
+                EntryKind::Link => {
+                    tree.unreadable
+                        .insert(rel, "symbolic link: not followed in a git tree".into());
+                }
+                EntryKind::Commit => {
+                    tree.unreadable
+                        .insert(rel, "submodule: not read in a git tree".into());
+                }
             }
         }
     }
+    for (rel, oid) in subtrees {
+        walk(repo, oid, &format!("{rel}/"), tree, blobs, buf)?;
+    }
     Ok(())
+}
+
+/// The contents of `blobs`, in order: from `cache` where it has them, the
+/// rest read from the object database, in parallel when there are many.
+fn read_blobs(
+    repo: &gix::Repository,
+    blobs: &[(String, ObjectId)],
+    cache: &mut HashMap<ObjectId, Vec<u8>>,
+) -> std::result::Result<Vec<Vec<u8>>, String> {
+    let mut out: Vec<Option<Vec<u8>>> = blobs
+        .iter()
+        .map(|(_, oid)| cache.get(oid).cloned())
+        .collect();
+    let missing: Vec<usize> = (0..blobs.len()).filter(|&i| out[i].is_none()).collect();
+    let read_one = |repo: &gix::Repository,
+                    buf: &mut Vec<u8>,
+                    i: usize|
+     -> std::result::Result<Vec<u8>, String> {
+        let (path, oid) = &blobs[i];
+        repo.objects
+            .find_blob(oid, buf)
+            .map(|b| b.data.to_vec())
+            .map_err(|e| format!("{path}: cannot read blob {oid}: {}", one_line(&e)))
+    };
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8);
+    if missing.len() < 256 || threads < 2 {
+        let mut buf = Vec::new();
+        for i in missing {
+            out[i] = Some(read_one(repo, &mut buf, i)?);
+        }
+    } else {
+        let shared = repo.clone().into_sync();
+        let chunk = missing.len().div_ceil(threads);
+        let results: Vec<std::result::Result<Vec<(usize, Vec<u8>)>, String>> =
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = missing
+                    .chunks(chunk)
+                    .map(|part| {
+                        let shared = &shared;
+                        let read_one = &read_one;
+                        scope.spawn(move || {
+                            let repo = shared.to_thread_local();
+                            let mut buf = Vec::new();
+                            part.iter()
+                                .map(|&i| read_one(&repo, &mut buf, i).map(|d| (i, d)))
+                                .collect()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|_| Err("a blob reader thread panicked".into()))
+                    })
+                    .collect()
+            });
+        for part in results {
+            for (i, d) in part? {
+                out[i] = Some(d);
+            }
+        }
+    }
+    Ok(out.into_iter().map(Option::unwrap_or_default).collect())
 }
 
 /// Whether `repo` names a remote (a URL or `user@host:path`) rather than a
