@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
 
 use crate::ipvsadm;
-use crate::model::{DestStats, Family, Method, ServiceAttrs, ServiceKey};
+use crate::model::{DestStats, Family, Method, Protocol, ServiceAttrs, ServiceKey};
 use crate::netlink::{Client, Info, Live};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -116,6 +116,23 @@ fn service_line(key: &ServiceKey, attrs: &ServiceAttrs) -> String {
     line
 }
 
+/// ipvsadm's listing order (`ipvs_cmp_services`): fwmark (0 for address
+/// services), address family, protocol number, address, port. Dests are
+/// already in its order (family, address, port).
+fn ipvsadm_order(key: &ServiceKey) -> (u32, Family, u16, Option<SocketAddr>) {
+    match key {
+        ServiceKey::Addr { protocol, addr } => {
+            let number = match protocol {
+                Protocol::Tcp => 6,
+                Protocol::Udp => 17,
+                Protocol::Sctp => 132,
+            };
+            (0, key.family(), number, Some(*addr))
+        }
+        ServiceKey::Fwmark { family, mark } => (*mark, *family, 0, None),
+    }
+}
+
 /// `ipvsadm -L -n`.
 pub fn format_text(info: &Info, live: &Live) -> String {
     let mut out = format!(
@@ -125,7 +142,9 @@ pub fn format_text(info: &Info, live: &Live) -> String {
         info.version_string(),
         info.conn_tab_size
     );
-    for (key, svc) in &live.state.services {
+    let mut services: Vec<_> = live.state.services.iter().collect();
+    services.sort_by_key(|(key, _)| ipvsadm_order(key));
+    for (key, svc) in services {
         out.push_str(&service_line(key, &svc.attrs));
         out.push('\n');
         let stats = live.stats.get(key);
@@ -233,6 +252,10 @@ mod tests {
                 ..ServiceAttrs::with_scheduler("sh")
             }),
         );
+        let sctp: ServiceKey = "sctp://10.0.0.5:9".parse().unwrap();
+        live.state
+            .services
+            .insert(sctp, Service::new(ServiceAttrs::with_scheduler("rr")));
         let fw: ServiceKey = "fwmark://7".parse().unwrap();
         live.state.services.insert(
             fw,
@@ -252,7 +275,8 @@ mod tests {
 
     #[test]
     fn text_matches_ipvsadm_list() {
-        // Columns as ipvsadm 1.31 prints them (trailing spaces included).
+        // Columns and order as ipvsadm 1.31 prints them (trailing spaces
+        // included; IPv4 SCTP before IPv6 UDP, fwmarks last).
         let want = "\
 IP Virtual Server version 1.2.1 (size=4096)
 Prot LocalAddress:Port Scheduler Flags
@@ -260,6 +284,7 @@ Prot LocalAddress:Port Scheduler Flags
 TCP  10.107.107.107:1337 wlc
   -> 10.3.107.1:1337              Masq    10     0          0         
   -> 10.3.107.2:1338              Masq    20     3          12        
+SCTP 10.0.0.5:9 rr
 UDP  [2001:db8::1]:53 sh (sh-port) persistent 300 mask 64 ops
 FWM  7 rr persistent 60 mask 255.255.255.0
 ";

@@ -1,0 +1,77 @@
+//! The netlink client against real kernel IPVS, in the qemu guest of
+//! `tests/vm/` (scenario `tests/vm/scenarios/netlink-client.sh`): every
+//! service and dest attribute is written by `clusterf apply` and read back by
+//! `clusterf show`, `show` matches `ipvsadm -L -n` with a live connection
+//! counted, a used saved plan is refused, and a kernel without ip_vs gives
+//! the one-line hint.
+//!
+//! Never touches the host kernel. Without qemu or the guest this FAILS when
+//! `CI` is set and prints a loud SKIP otherwise.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// `Err` says why the guest cannot run.
+fn guest() -> Result<(), String> {
+    match Command::new("qemu-system-x86_64").arg("--version").output() {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => {
+            return Err(format!(
+                "qemu-system-x86_64 --version exited {}",
+                out.status
+            ));
+        }
+        Err(e) => return Err(format!("qemu-system-x86_64 not runnable: {e}")),
+    }
+    let out = Command::new(root().join("tests/vm/build.sh"))
+        .output()
+        .map_err(|e| format!("cannot run tests/vm/build.sh: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "tests/vm/build.sh failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+fn netlink_client_in_the_kernel() {
+    if let Err(why) = guest() {
+        if in_ci() {
+            panic!("kernel test netlink_client_in_the_kernel needs the VM and CI is set: {why}");
+        }
+        eprintln!(
+            "\n**********************************************************************\n\
+             SKIP kernel test netlink_client_in_the_kernel: no VM: {why}\n\
+             (install qemu-system-x86 and allow apt-get download; with CI set this fails)\n\
+             **********************************************************************\n"
+        );
+        return;
+    }
+    let fixtures = root().join("tests/fixtures/netlink/vm");
+    let out = Command::new(root().join("tests/vm/run.sh"))
+        .arg(root().join("tests/vm/scenarios/netlink-client.sh"))
+        .arg(fixtures.join("all-features.plan.json"))
+        .arg(fixtures.join("all-features.rules"))
+        .env("CLUSTERF_BIN", env!("CARGO_BIN_EXE_clusterf"))
+        .output()
+        .expect("run tests/vm/run.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "kernel scenario netlink-client failed ({}):\n--- stdout\n{stdout}--- stderr\n{stderr}",
+        out.status
+    );
+    println!("--- stdout\n{stdout}--- stderr\n{stderr}");
+}

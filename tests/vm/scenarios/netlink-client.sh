@@ -1,0 +1,59 @@
+# The netlink client against the real kernel, attribute by attribute: a
+# saved plan (tests/fixtures/netlink/vm/all-features.plan.json) adds TCP,
+# UDP, SCTP, IPv4, IPv6 and fwmark services with persistence, netmasks,
+# one-packet scheduling, scheduler flags, and masq/droute/tunnel dests with
+# thresholds. Then: `show --output ipvsadm` reads back exactly what was
+# written, `show` prints what `ipvsadm -Ln` prints (counters included, with
+# a real connection entry), the same saved plan is refused as stale, and
+# without the ip_vs module (unloaded, and its file moved away so that the
+# kernel cannot load it on demand) the error is the one-line hint.
+. "$SCENARIO_LIB"
+need_clusterf show
+
+expect_code "apply the saved plan" 0 clusterf apply /data/all-features.plan.json
+cat /tmp/last.out /tmp/last.err
+
+expect_code "show --output ipvsadm" 0 clusterf show --output ipvsadm
+sort /tmp/last.out >/tmp/got
+sort /data/all-features.rules >/tmp/want
+expect_eq "the kernel reads back every attribute" /tmp/want /tmp/got
+
+# ipvsadm's own save agrees, modulo what it leaves out (-x/-y) and what it
+# adds (--tun-type ipip, the kernel default).
+ipvsadm -S -n | sed 's/ --tun-type ipip//' | sort >/tmp/ipvsadm
+sed 's/ -x [0-9]* -y [0-9]*//' /tmp/want | sort >/tmp/want2
+expect_eq "ipvsadm -S -n agrees" /tmp/want2 /tmp/ipvsadm
+
+# A connection entry: a SYN to the VIP is scheduled to a dest (the packet
+# then leaves through a dummy interface and is dropped).
+ip link add vip0 type dummy && ip link set vip0 up
+ip addr add 10.107.107.107/32 dev vip0
+ip route add 10.3.107.0/24 dev vip0
+timeout 2 nc 10.107.107.107 1337 </dev/null >/dev/null 2>&1
+expect_code "show --output json" 0 clusterf show --output json
+grep -q '"inactive_conns": 1\|"active_conns": 1' /tmp/last.out && ok "json has the connection" || fail "no connection counted in show json"
+grep -q '"upper_threshold": 100' /tmp/last.out && ok "json has thresholds" || fail "json lacks thresholds"
+ipvsadm -L -n >/tmp/ipvsadm-list
+expect_code "show" 0 clusterf show
+expect_eq "show equals ipvsadm -L -n" /tmp/ipvsadm-list /tmp/last.out
+cat /tmp/last.out
+
+expect_code "a used saved plan is stale" 1 clusterf apply /data/all-features.plan.json
+grep -q stale /tmp/last.err && ok "refused as stale" || fail "not refused as stale: $(cat /tmp/last.err)"
+ipvsadm -S -n | sed 's/ --tun-type ipip//' | sort >/tmp/after
+expect_eq "a stale plan changes nothing" /tmp/ipvsadm /tmp/after
+
+# Without ip_vs: the hint.
+ipvsadm -C
+ip link del vip0
+for m in ip_vs_wlc ip_vs_sh ip_vs_rr ip_vs_wrr ip_vs_mh; do rmmod $m 2>/dev/null; done
+rmmod ip_vs_ftp 2>/dev/null
+if rmmod ip_vs 2>/tmp/rmmod.err; then
+    ko=$(find /lib/modules/$(uname -r) -name 'ip_vs.ko*' | head -n1)
+    [ -n "$ko" ] && mv "$ko" /tmp/
+    expect_code "show without ip_vs" 1 clusterf show
+    grep -q 'modprobe ip_vs' /tmp/last.err && ok "hint: modprobe ip_vs" || fail "no modprobe hint: $(cat /tmp/last.err)"
+else
+    fail "cannot unload ip_vs: $(cat /tmp/rmmod.err); lsmod: $(grep ip_vs /proc/modules)"
+fi
+finish
