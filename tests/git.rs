@@ -836,3 +836,120 @@ fn many_files_read_the_same_as_the_directory() {
     assert_eq!(from_git.files, from_dir.files);
     assert!(from_git.unreadable.is_empty());
 }
+
+#[test]
+fn pull_request_mode_plans_base_against_head() {
+    if !have("git") {
+        return;
+    }
+    let s = Scratch::new();
+    let home = s.path("home");
+    let origin = s.init("origin");
+    let base = s.commit(&origin, &[("services/web.yaml", Some(WEB_V1))], "base");
+    s.git(&origin, &["checkout", "-q", "-b", "change"]);
+    let head = s.commit(&origin, &[("services/web.yaml", Some(WEB_V2))], "add b");
+    // What actions/checkout with fetch-depth 0 leaves: the change checked
+    // out, the base branch as origin/main.
+    s.git(
+        s.dir.path(),
+        &[
+            "clone",
+            "-q",
+            "-b",
+            "change",
+            origin.to_str().unwrap(),
+            "ci",
+        ],
+    );
+    let ci = s.path("ci");
+    let ci_s = ci.to_str().unwrap();
+    let plan = |extra: &[&str]| {
+        let mut args = vec![
+            "plan",
+            "--config-repo",
+            ci_s,
+            "--ref",
+            "HEAD",
+            "--base-ref",
+            "origin/main",
+            "--detailed-exitcode",
+        ];
+        args.extend(extra);
+        clusterf(&args, &home)
+    };
+
+    let out = clusterf(&["validate", "--config-repo", ci_s, "--ref", "HEAD"], &home);
+    assert!(out.status.success(), "{out:?}");
+    let out = plan(&["--output", "markdown"]);
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "changes present: {out:?}");
+    assert!(md.contains("+   dest 10.1.0.2:80"), "{md}");
+    assert!(!md.contains("10.1.0.1:80"), "only the change: {md}");
+
+    let out = plan(&["--output", "json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["inputs"]["config_revision"], head.as_str());
+    assert!(
+        doc["live"]["source"].as_str().unwrap().contains(&base),
+        "{doc}"
+    );
+    assert_eq!(doc["summary"]["add"], 1);
+    assert_eq!(doc["summary"]["delete"], 0);
+
+    // The same plan from the file:// remote, by branch names.
+    let url = file_url(&origin);
+    let out = clusterf(
+        &[
+            "plan",
+            "--config-repo",
+            &url,
+            "--ref",
+            "change",
+            "--base-ref",
+            "main",
+            "--output",
+            "markdown",
+            "--cache-dir",
+            s.path("cache").to_str().unwrap(),
+        ],
+        &home,
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), md);
+
+    // Nothing changed: exit 0.
+    let out = clusterf(
+        &[
+            "plan",
+            "--config-repo",
+            ci_s,
+            "--ref",
+            "origin/main",
+            "--base-ref",
+            "origin/main",
+            "--detailed-exitcode",
+        ],
+        &home,
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    // Invalid config at the head: validate and plan fail, naming the file.
+    s.commit(
+        &ci,
+        &[(
+            "services/web.yaml",
+            Some("frontend: {ipv4: 10.0.0.1, tcp: 99999}\n"),
+        )],
+        "broken",
+    );
+    for out in [
+        clusterf(&["validate", "--config-repo", ci_s], &home),
+        plan(&["--output", "markdown"]),
+    ] {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("services/web.yaml:1:"), "{err}");
+        assert!(out.stdout.is_empty());
+    }
+}
