@@ -1121,6 +1121,30 @@ pub fn init_logging(format: LogFormat) {
     };
 }
 
+/// `clusterf apply --watch ...`: the daemon with apply's sources,
+/// ownership and guards.
+pub fn run_from_apply(args: &crate::cli::apply::ApplyArgs) -> Result<u8> {
+    if args.plan.is_some() {
+        bail!("--watch applies from the sources, not a saved plan");
+    }
+    if args.dry_run {
+        bail!("--watch and --dry-run exclude each other: use clusterf plan");
+    }
+    let mut opts = WatchOptions::new(
+        args.config.clone(),
+        args.overlay.clone(),
+        args.compile.options()?,
+        args.watch.clone(),
+    );
+    opts.ownership = Ownership::parse(&args.own, &args.own_fwmark).map_err(anyhow::Error::msg)?;
+    opts.guards = Guards {
+        max_delete_percent: args.max_delete_percent,
+        max_delete_min: args.max_delete_min,
+        allow_mass_delete: args.allow_mass_delete,
+    };
+    run_watch(opts)
+}
+
 /// Runs the daemon against the kernel until SIGTERM or SIGINT.
 pub fn run_watch(opts: WatchOptions) -> Result<u8> {
     init_logging(opts.watch.log_format);
