@@ -288,12 +288,12 @@ impl GitSource {
         };
         // The same tree as last time (another commit may change other parts
         // of the repository): nothing to read.
-        if let Some((id, last)) = &self.last {
-            if *id == start {
-                let mut tree = last.clone();
-                tree.origin = origin;
-                return Ok(tree);
-            }
+        if let Some((id, last)) = &self.last
+            && *id == start
+        {
+            let mut tree = last.clone();
+            tree.origin = origin;
+            return Ok(tree);
         }
         let mut tree = Tree {
             origin,
@@ -548,30 +548,30 @@ fn read_blobs(
     } else {
         let shared = repo.clone().into_sync();
         let chunk = missing.len().div_ceil(threads);
-        let results: Vec<std::result::Result<Vec<(usize, Vec<u8>)>, String>> =
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = missing
-                    .chunks(chunk)
-                    .map(|part| {
-                        let shared = &shared;
-                        let read_one = &read_one;
-                        scope.spawn(move || {
-                            let repo = shared.to_thread_local();
-                            let mut buf = Vec::new();
-                            part.iter()
-                                .map(|&i| read_one(&repo, &mut buf, i).map(|d| (i, d)))
-                                .collect()
-                        })
+        type Part = std::result::Result<Vec<(usize, Vec<u8>)>, String>;
+        let results: Vec<Part> = std::thread::scope(|scope| {
+            let handles: Vec<_> = missing
+                .chunks(chunk)
+                .map(|part| {
+                    let shared = &shared;
+                    let read_one = &read_one;
+                    scope.spawn(move || {
+                        let repo = shared.to_thread_local();
+                        let mut buf = Vec::new();
+                        part.iter()
+                            .map(|&i| read_one(&repo, &mut buf, i).map(|d| (i, d)))
+                            .collect()
                     })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join()
-                            .unwrap_or_else(|_| Err("a blob reader thread panicked".into()))
-                    })
-                    .collect()
-            });
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("a blob reader thread panicked".into()))
+                })
+                .collect()
+        });
         for part in results {
             for (i, d) in part? {
                 out[i] = Some(d);
