@@ -329,8 +329,15 @@ impl Client {
     /// Executes `ops` in order, pipelined: up to [`BATCH`] requests per
     /// `sendmsg`, acks matched by sequence number. Stops after the batch
     /// with the first failure; see `pipeline` for exactly what is reported.
+    /// `CLUSTERF_NETLINK_BATCH=N` (1..=1024) overrides the batch size, for
+    /// benchmarks (1 is one round trip per request).
     pub fn apply(&mut self, ops: &[Op]) -> Result<Report, PartialFailure> {
-        self.apply_batched(ops, BATCH)
+        let batch = std::env::var("CLUSTERF_NETLINK_BATCH")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|n| (1..=1024).contains(n))
+            .unwrap_or(BATCH);
+        self.apply_batched(ops, batch)
     }
 
     /// [`Client::apply`] with another batch size (benchmarks, tests).
