@@ -229,22 +229,22 @@ pub fn dump_json(tree: &Tree) -> Result<String> {
 
 /// Writes one file per key below `dir`, which must be empty or absent.
 pub fn write_tree(tree: &Tree, dir: &Path) -> Result<()> {
-    if let Ok(mut entries) = fs::read_dir(dir) {
-        if entries.next().is_some() {
-            bail!(
-                "{}: not empty: refusing to mix a dump with other files",
-                dir.display()
-            );
-        }
+    if let Ok(mut entries) = fs::read_dir(dir)
+        && entries.next().is_some()
+    {
+        bail!(
+            "{}: not empty: refusing to mix a dump with other files",
+            dir.display()
+        );
     }
     for path in tree.files.keys() {
         let below = format!("{path}/");
-        if let Some((other, _)) = tree.files.range(below.clone()..).next() {
-            if other.starts_with(&below) {
-                bail!(
-                    "{path} and {other} are both keys: a file cannot also be a directory, cannot write a tree"
-                );
-            }
+        if let Some((other, _)) = tree.files.range(below.clone()..).next()
+            && other.starts_with(&below)
+        {
+            bail!(
+                "{path} and {other} are both keys: a file cannot also be a directory, cannot write a tree"
+            );
         }
     }
     fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
@@ -284,10 +284,10 @@ pub fn backend_json(args: &PutBackendArgs) -> Result<String> {
     if args.ipv4.is_none() && args.ipv6.is_none() {
         bail!("a backend needs an address: --ipv4 ADDR and/or --ipv6 ADDR");
     }
-    if let Some(w) = args.weight {
-        if w > MAX_WEIGHT {
-            bail!("--weight {w}: out of range 0..{MAX_WEIGHT}");
-        }
+    if let Some(w) = args.weight
+        && w > MAX_WEIGHT
+    {
+        bail!("--weight {w}: out of range 0..{MAX_WEIGHT}");
     }
     let mut obj = serde_json::Map::new();
     if let Some(a) = args.ipv4 {
