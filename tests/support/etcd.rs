@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 use std::fs;
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -39,7 +40,10 @@ pub fn missing(what: &str) {
     if std::env::var_os("CI").is_some() {
         panic!("{what} is missing, and CI is set: integration tests must not skip");
     }
-    eprintln!(
+    // Written to the stderr handle, not with eprintln!, so that the test
+    // harness does not capture (and hide) it.
+    let _ = writeln!(
+        std::io::stderr(),
         "\n!!!!!!!! SKIP: {what} is missing: this etcd integration test did not run !!!!!!!!\n"
     );
 }
