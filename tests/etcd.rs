@@ -1119,3 +1119,43 @@ fn tls_with_client_certificates() {
         "{run:#?}"
     );
 }
+
+/// --etcd-prefix selects the tree; a trailing slash changes nothing.
+#[test]
+fn etcd_prefix_selects_the_tree() {
+    let Some(etcd) = Etcd::start() else { return };
+    let repo = config_repo(&etcd.scratch());
+    block_on(async {
+        let mut c = etcd.client().await;
+        c.put(
+            "/site-a/clusterf/services/test/backends/a1",
+            r#"{"ipv4": "10.3.107.1", "tcp": 1337}"#,
+            None,
+        )
+        .await
+        .unwrap();
+    });
+    let service = "-A -t 10.107.107.107:1337 -s wlc\n";
+    let run = ok(render_ipvsadm(&repo, &etcd, &[]));
+    assert_eq!(run.stdout, service);
+    for prefix in ["/site-a/clusterf", "/site-a/clusterf/"] {
+        let run = ok(render_ipvsadm(&repo, &etcd, &["--etcd-prefix", prefix]));
+        assert_eq!(
+            run.stdout,
+            format!("{service}-a -t 10.107.107.107:1337 -r 10.3.107.1:1337 -m -w 10\n")
+        );
+    }
+    let dump = ok(clusterf(
+        &[
+            "etcd",
+            "dump",
+            "--etcd",
+            &etcd.url(),
+            "--etcd-prefix",
+            "/site-a/clusterf/",
+        ],
+        &[],
+    ));
+    let v: serde_json::Value = serde_json::from_str(&dump.stdout).unwrap();
+    assert_eq!(v["origin"], format!("etcd {}/site-a/clusterf", etcd.url()));
+}

@@ -289,7 +289,8 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// Connects and reads the tree once, blocking (`render --etcd`).
+/// Connects and reads the tree once, blocking (`render --etcd`). Starts its
+/// own runtime: not for use inside an async context (use [`read`] there).
 pub fn read_blocking(settings: &Settings) -> Result<Tree> {
     runtime()?.block_on(async {
         let mut client = connect(settings).await?;
