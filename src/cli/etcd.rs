@@ -42,7 +42,7 @@ pub enum EtcdCommand {
 pub struct DumpArgs {
     #[command(flatten)]
     pub source: OverlayArgs,
-    /// `json` (stdout), or `tree DIR` (one file per key, readable with --overlay-path DIR)
+    /// json (to stdout), or tree DIR (one file per key, readable with --overlay-path DIR)
     #[arg(long, short, num_args = 1..=2, value_names = ["FORMAT", "DIR"], default_value = "json")]
     pub output: Vec<String>,
 }
