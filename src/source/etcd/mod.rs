@@ -162,11 +162,6 @@ pub fn describe(e: &etcd_client::Error) -> String {
     }
 }
 
-/// Whether the error says the requested revision has been compacted away.
-pub fn is_compacted(e: &etcd_client::Error) -> bool {
-    matches!(e, etcd_client::Error::GRpcStatus(s) if s.message().contains("compacted"))
-}
-
 /// Runs one request with the settings' timeout.
 async fn timed<T>(
     settings: &Settings,
