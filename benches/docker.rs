@@ -31,7 +31,12 @@ fn containers(n: usize) -> Vec<Container> {
             c.networks.insert(
                 "bridge".into(),
                 NetworkAddrs {
-                    ipv4: Some(std::net::Ipv4Addr::new(172, 17, (i / 250) as u8, (i % 250) as u8 + 2)),
+                    ipv4: Some(std::net::Ipv4Addr::new(
+                        172,
+                        17,
+                        (i / 250) as u8,
+                        (i % 250) as u8 + 2,
+                    )),
                     ipv6: None,
                 },
             );
@@ -47,7 +52,11 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 fn desired(cs: &[Container], previous: &Backends) -> KeySet {
     let t = labels::translate(cs, &Options::default(), previous);
-    keys::desired(&t.backends, None, Some(("bench", keys::marker_value(1, 10))))
+    keys::desired(
+        &t.backends,
+        None,
+        Some(("bench", keys::marker_value(1, 10))),
+    )
 }
 
 fn main() {
@@ -105,11 +114,16 @@ fn main() {
                 times.push(t0.elapsed());
                 assert_eq!(applied.puts + applied.deletes, 0);
             }
-            println!("etcd no-op reconcile {n} containers: median {:?}", median(times));
+            println!(
+                "etcd no-op reconcile {n} containers: median {:?}",
+                median(times)
+            );
             let mut times = Vec::new();
             for k in 0..11 {
                 let mut cs2 = cs.clone();
-                cs2[k].labels.insert("net.qmsk.clusterf.backend.weight".into(), "5".into());
+                cs2[k]
+                    .labels
+                    .insert("net.qmsk.clusterf.backend.weight".into(), "5".into());
                 let t0 = Instant::now();
                 let applied = store.reconcile(&want(&store, &cs2)).await.unwrap();
                 times.push(t0.elapsed());

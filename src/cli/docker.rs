@@ -422,3 +422,62 @@ async fn wait(at: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host_with(c: Container) -> Host {
+        Host {
+            containers: [(c.id.clone(), c)].into_iter().collect(),
+            stopping: BTreeSet::new(),
+            dirty: BTreeSet::new(),
+            warned: BTreeSet::new(),
+        }
+    }
+
+    fn ev(action: &str, signal: Option<&str>) -> Event {
+        Event {
+            container: "c1".into(),
+            action: action.into(),
+            signal: signal.map(String::from),
+        }
+    }
+
+    #[test]
+    fn a_stop_signal_drains_until_the_container_starts_again() {
+        let mut c = Container::new("c1", "web");
+        c.stop_signal = Some("SIGUSR2".into());
+        let mut host = host_with(c);
+        host.event(&ev("kill", Some("1")));
+        assert!(!host.facts()[0].stopping, "SIGHUP is no stop");
+        assert!(host.dirty.contains("c1"));
+        host.event(&ev("kill", Some("12")));
+        assert!(!host.facts()[0].stopping, "12 is not SIGUSR2 by name");
+        host.event(&ev("kill", Some("SIGUSR2")));
+        assert!(host.facts()[0].stopping, "the configured stop signal");
+        host.event(&ev("start", None));
+        assert!(!host.facts()[0].stopping);
+        host.event(&ev("kill", Some("15")));
+        assert!(host.facts()[0].stopping);
+        // Once it no longer runs, its state says so; the flag is moot.
+        host.containers.get_mut("c1").unwrap().state = State::Exited;
+        assert!(!host.facts()[0].stopping);
+        host.event(&ev("destroy", None));
+        assert!(host.stopping.is_empty());
+    }
+
+    #[test]
+    fn warnings_are_printed_once_while_they_last() {
+        let mut host = host_with(Container::new("c1", "web"));
+        let w = labels::Warning {
+            container: "web".into(),
+            label: None,
+            message: "m".into(),
+        };
+        host.warn(std::slice::from_ref(&w));
+        assert_eq!(host.warned.len(), 1);
+        host.warn(&[]);
+        assert!(host.warned.is_empty());
+    }
+}

@@ -80,6 +80,16 @@ ok "4 containers running ($(since))"
 WEB=$(id_of web) MULTI=$(id_of multi) UNEXP=$(id_of unexposed) PUB=$(id_of pub)
 WEB_IP=$(ip_of web) MULTI_IP=$(ip_of multi) PUB_IP=$(ip_of pub)
 
+# --- --dry-run: the key set on stdout, no etcd needed -------------------------
+clusterf docker --dry-run --publisher-id vm >/tmp/dry.json 2>/tmp/dry.err
+if grep -q "\"services/web/backends/$WEB\": {" /tmp/dry.json &&
+    grep -q "\"services/dns/backends/$MULTI\": {" /tmp/dry.json &&
+    ! grep -q "$UNEXP" /tmp/dry.json; then
+    ok "--dry-run prints the key set"
+else
+    fail "--dry-run"; cat /tmp/dry.json /tmp/dry.err
+fi
+
 # --- the publisher -----------------------------------------------------------
 publisher() {
     clusterf docker --etcd $ETCD --publisher-id vm --ttl 8 \
