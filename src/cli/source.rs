@@ -106,13 +106,13 @@ fn parse_method(s: &str) -> Result<Method, String> {
 
 impl CompileArgs {
     pub fn options(&self) -> Result<compile::Options> {
-        if let Some(s) = &self.default_scheduler {
-            if !crate::model::SCHEDULERS.contains(&s.as_str()) {
-                bail!(
-                    "--default-scheduler: unknown scheduler {s:?}, expected one of {}",
-                    crate::model::SCHEDULERS.join(", ")
-                );
-            }
+        if let Some(s) = &self.default_scheduler
+            && !crate::model::SCHEDULERS.contains(&s.as_str())
+        {
+            bail!(
+                "--default-scheduler: unknown scheduler {s:?}, expected one of {}",
+                crate::model::SCHEDULERS.join(", ")
+            );
         }
         Ok(compile::Options {
             filter_overlay_routes: self.filter_etcd_routes,
