@@ -103,7 +103,11 @@ fn read_live(
                 if n == 1 { "" } else { "s" }
             );
         }
-        return Ok((rendered.state, format!("base-ref {base}")));
+        let source = match &tree.origin.revision {
+            Some(rev) => format!("base-ref {base} (commit {rev})"),
+            None => format!("base-ref {base}"),
+        };
+        return Ok((rendered.state, source));
     }
     match args.live.as_str() {
         "empty" => Ok((IpvsState::default(), "empty".to_string())),

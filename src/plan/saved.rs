@@ -119,8 +119,7 @@ pub struct Staleness {
 
 fn short(v: &Option<String>) -> String {
     match v {
-        Some(s) if s.len() > 12 => s[..12].to_string(),
-        Some(s) => s.clone(),
+        Some(s) => s.chars().take(12).collect(),
         None => "none".to_string(),
     }
 }
@@ -256,6 +255,9 @@ mod tests {
         now.config_revision = Some("deadbeef".into());
         let e = check_fresh(&s, "aaa", Some(&now)).unwrap_err();
         assert_eq!(e.moved[0].what, "config revision");
+        // Hashes are shortened by characters: no panic on odd input.
+        let e = check_fresh(&s, &"é".repeat(20), None).unwrap_err();
+        assert!(e.to_string().contains(&"é".repeat(12)));
     }
 
     #[test]
