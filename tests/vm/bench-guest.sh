@@ -4,6 +4,7 @@
 #   ipvsadm -R < a.rules          vs  clusterf apply a/        (from empty)
 #   ipvsadm -R < delta.rules      vs  clusterf apply b/        (1% change)
 #   clusterf plan b/ (nothing to do: dump + render + diff)
+#   clusterf render b/ and clusterf show (the two fixed costs of every run)
 # Every result is checked against the rules; times from /proc/uptime.
 . "$SCENARIO_LIB"
 need_clusterf apply
@@ -32,8 +33,8 @@ same() {
     expect_eq "$1" /tmp/want /tmp/got >&2
 }
 
-echo "| services x dests | ipvsadm -R cold | clusterf apply cold | ratio | ipvsadm -R 1% delta | clusterf apply 1% | clusterf plan, no change |"
-echo "|---|---|---|---|---|---|---|"
+echo "| services x dests | ipvsadm -R cold | clusterf apply cold | ratio | ipvsadm -R 1% delta | clusterf apply 1% | clusterf plan, no change | clusterf render only | clusterf show (dump) only |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for d in /data/bench/*/; do
     n=$(grep -c '^-A' $d/a.rules)
     m=$(grep -c '^-a' $d/a.rules)
@@ -57,8 +58,14 @@ for d in /data/bench/*/; do
     same "clusterf apply 1% result" c$n $d/b.rules
     timed "clusterf plan no change" $IP netns exec c$n clusterf plan --config-path $d/b --detailed-exitcode
     c_noop=$t
+    # Where a run's fixed cost goes: reading + rendering the config, and
+    # dumping the kernel table.
+    timed "clusterf render only" clusterf render --config-path $d/b --output ipvsadm
+    c_render=$t
+    timed "clusterf show (dump) only" $IP netns exec c$n clusterf show --output ipvsadm
+    c_dump=$t
     ratio=$(awk "BEGIN{ if ($c_cold > 0) printf \"%.1fx\", $r_cold / $c_cold; else print \"inf\" }")
-    echo "| $n x $((m / n)) | ${r_cold} s | ${c_cold} s | $ratio | ${r_delta} s | ${c_delta} s | ${c_noop} s |"
+    echo "| $n x $((m / n)) | ${r_cold} s | ${c_cold} s | $ratio | ${r_delta} s | ${c_delta} s | ${c_noop} s | ${c_render} s | ${c_dump} s |"
     $IP netns del r$n
     $IP netns del c$n
 done
