@@ -64,12 +64,11 @@ proptest! {
             prop_assert_eq!(IpvsMsg::parse(&again).unwrap().emit(), again);
             // Every service and dest that parses maps to the model or to an
             // error, never a panic.
-            if let Body::Objects { service: Some(s), dest, .. } = &m.body {
-                if let Ok((key, _)) = mapping::service_from(s) {
-                    if let Some(d) = dest {
-                        let _ = mapping::dest_from(&key, d);
-                    }
-                }
+            if let Body::Objects { service: Some(s), dest, .. } = &m.body
+                && let Ok((key, _)) = mapping::service_from(s)
+                && let Some(d) = dest
+            {
+                let _ = mapping::dest_from(&key, d);
             }
         }
     }
