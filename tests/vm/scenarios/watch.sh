@@ -7,8 +7,8 @@
 #   3. change a rule by hand and add a service by hand: the resync corrects
 #      both;
 #   4. kill etcd: nothing is removed;
-#   5. SIGTERM: clusterf exits within a second and the rules stay; restarted,
-#      it applies nothing.
+#   5. SIGHUP reloads; SIGTERM: clusterf exits within a second and the rules
+#      stay; restarted, it applies nothing.
 # /data/watch-changes (optional) holds N for step 1 (default 30).
 . "$SCENARIO_LIB"
 need_clusterf apply
@@ -150,7 +150,10 @@ ipvsadm -S -n | sort >/tmp/now
 expect_eq "etcd down: nothing removed" /tmp/good /tmp/now
 echo "etcd staleness: $(metric 'clusterf_source_staleness_seconds{source="etcd"}') s"
 
-# --- 5. stop and restart --------------------------------------------------------
+# --- 5. SIGHUP, stop and restart --------------------------------------------------
+kill -HUP $CF_PID
+wait_for 10 "SIGHUP handled" grep -q "SIGHUP: reloading" /tmp/clusterf.log && ok "SIGHUP: reload pass, still running"
+
 t0=$(now)
 kill -TERM $CF_PID
 wait $CF_PID
