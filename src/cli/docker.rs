@@ -264,7 +264,25 @@ type EventStream = Pin<
 async fn publish(args: &DockerArgs, plan: Plan) -> Result<u8> {
     let settings = super::etcd::settings(&args.etcd)?;
     let ttl = Duration::from_secs(args.ttl);
-    let (mut store, start) = Store::open(settings, &plan.publisher, ttl).await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot handle SIGTERM")?;
+    // A daemon outlives its peers' restarts: wait for the Engine and etcd.
+    let Some(docker) = retry("docker", &mut term, || engine::connect(&args.docker_host)).await
+    else {
+        return Ok(0);
+    };
+    log(format!(
+        "docker {} (api {})",
+        args.docker_host,
+        docker.client_version()
+    ));
+    let Some((mut store, start)) = retry("etcd", &mut term, || {
+        Store::open(settings.clone(), &plan.publisher, ttl)
+    })
+    .await
+    else {
+        return Ok(0);
+    };
     log(format!(
         "publisher {} on lease {:x} (ttl {} s): {}",
         plan.publisher,
@@ -278,12 +296,6 @@ async fn publish(args: &DockerArgs, plan: Plan) -> Result<u8> {
             ),
             Start::Replaced => "replacing the previous run's lease (other ttl)".to_string(),
         }
-    ));
-    let docker = engine::connect(&args.docker_host).await?;
-    log(format!(
-        "docker {} (api {})",
-        args.docker_host,
-        docker.client_version()
     ));
 
     let mut host = Host {
@@ -302,8 +314,6 @@ async fn publish(args: &DockerArgs, plan: Plan) -> Result<u8> {
     keep_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut resync = tokio::time::interval(Duration::from_secs(args.resync));
     resync.tick().await;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot handle SIGTERM")?;
     const DEBOUNCE: Duration = Duration::from_millis(100);
 
     loop {
@@ -406,6 +416,30 @@ async fn publish(args: &DockerArgs, plan: Plan) -> Result<u8> {
         ));
     }
     Ok(0)
+}
+
+/// Runs `f` until it succeeds, with backoff (200 ms doubling to 10 s);
+/// `None` when SIGINT or SIGTERM came first.
+async fn retry<T, F, Fut>(what: &str, term: &mut tokio::signal::unix::Signal, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match f().await {
+            Ok(v) => return Some(v),
+            Err(e) => log(format!(
+                "warning: {e:#}; trying {what} again in {backoff:?}"
+            )),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::signal::ctrl_c() => return None,
+            _ = term.recv() => return None,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
 }
 
 /// The next event of the stream; never, while there is no stream.
