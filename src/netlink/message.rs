@@ -166,8 +166,29 @@ impl RawAttr {
     }
 }
 
-/// Splits an attribute stream. Padding after the last attribute is allowed.
-pub fn parse_attrs(mut buf: &[u8]) -> Result<Vec<RawAttr>, DecodeError> {
+/// An attribute borrowed from the buffer being parsed (typed parsers copy
+/// only what they keep).
+#[derive(Clone, Copy, Debug)]
+struct AttrRef<'a> {
+    kind: u16,
+    payload: &'a [u8],
+}
+
+impl AttrRef<'_> {
+    fn id(&self) -> u16 {
+        self.kind & NLA_TYPE_MASK
+    }
+
+    fn owned(&self) -> RawAttr {
+        RawAttr {
+            kind: self.kind,
+            payload: self.payload.to_vec(),
+        }
+    }
+}
+
+/// Splits an attribute stream without copying.
+fn attr_refs(mut buf: &[u8]) -> Result<Vec<AttrRef<'_>>, DecodeError> {
     let mut attrs = Vec::new();
     while buf.len() >= NLA_HDRLEN {
         let len = u16::from_ne_bytes([buf[0], buf[1]]) as usize;
@@ -179,9 +200,9 @@ pub fn parse_attrs(mut buf: &[u8]) -> Result<Vec<RawAttr>, DecodeError> {
                 buf.len()
             ));
         }
-        attrs.push(RawAttr {
+        attrs.push(AttrRef {
             kind,
-            payload: buf[NLA_HDRLEN..len].to_vec(),
+            payload: &buf[NLA_HDRLEN..len],
         });
         buf = &buf[align(len).min(buf.len())..];
     }
@@ -189,6 +210,11 @@ pub fn parse_attrs(mut buf: &[u8]) -> Result<Vec<RawAttr>, DecodeError> {
         return err(format!("{} trailing bytes after attributes", buf.len()));
     }
     Ok(attrs)
+}
+
+/// Splits an attribute stream. Padding after the last attribute is allowed.
+pub fn parse_attrs(buf: &[u8]) -> Result<Vec<RawAttr>, DecodeError> {
+    Ok(attr_refs(buf)?.iter().map(AttrRef::owned).collect())
 }
 
 /// Appends one attribute with its padding.
@@ -210,44 +236,44 @@ fn emit_nested(out: &mut Vec<u8>, kind: u16, fill: impl FnOnce(&mut Vec<u8>)) {
     out[start..start + 2].copy_from_slice(&len.to_ne_bytes());
 }
 
-fn get_u8(a: &RawAttr, what: &str) -> Result<u8, DecodeError> {
-    match a.payload.as_slice() {
+fn get_u8(a: &AttrRef, what: &str) -> Result<u8, DecodeError> {
+    match a.payload {
         [b] => Ok(*b),
         p => err(format!("{what}: {} bytes, expected 1", p.len())),
     }
 }
 
-fn get_u16(a: &RawAttr, what: &str) -> Result<u16, DecodeError> {
-    match a.payload.as_slice() {
+fn get_u16(a: &AttrRef, what: &str) -> Result<u16, DecodeError> {
+    match a.payload {
         [a, b] => Ok(u16::from_ne_bytes([*a, *b])),
         p => err(format!("{what}: {} bytes, expected 2", p.len())),
     }
 }
 
-fn get_be16(a: &RawAttr, what: &str) -> Result<u16, DecodeError> {
-    match a.payload.as_slice() {
+fn get_be16(a: &AttrRef, what: &str) -> Result<u16, DecodeError> {
+    match a.payload {
         [a, b] => Ok(u16::from_be_bytes([*a, *b])),
         p => err(format!("{what}: {} bytes, expected 2", p.len())),
     }
 }
 
-fn get_u32(a: &RawAttr, what: &str) -> Result<u32, DecodeError> {
-    match a.payload.as_slice() {
+fn get_u32(a: &AttrRef, what: &str) -> Result<u32, DecodeError> {
+    match a.payload {
         [a, b, c, d] => Ok(u32::from_ne_bytes([*a, *b, *c, *d])),
         p => err(format!("{what}: {} bytes, expected 4", p.len())),
     }
 }
 
-fn get_raw4(a: &RawAttr, what: &str) -> Result<[u8; 4], DecodeError> {
-    match a.payload.as_slice() {
+fn get_raw4(a: &AttrRef, what: &str) -> Result<[u8; 4], DecodeError> {
+    match a.payload {
         [a, b, c, d] => Ok([*a, *b, *c, *d]),
         p => err(format!("{what}: {} bytes, expected 4", p.len())),
     }
 }
 
 /// A counter: 4 or 8 bytes.
-fn get_counter(a: &RawAttr, what: &str) -> Result<u64, DecodeError> {
-    let p = a.payload.as_slice();
+fn get_counter(a: &AttrRef, what: &str) -> Result<u64, DecodeError> {
+    let p = a.payload;
     match p.len() {
         4 => Ok(u64::from(u32::from_ne_bytes([p[0], p[1], p[2], p[3]]))),
         8 => {
@@ -260,8 +286,8 @@ fn get_counter(a: &RawAttr, what: &str) -> Result<u64, DecodeError> {
 }
 
 /// `union nf_inet_addr`: up to 16 bytes, zero-padded.
-fn get_addr(a: &RawAttr, what: &str) -> Result<[u8; 16], DecodeError> {
-    let p = a.payload.as_slice();
+fn get_addr(a: &AttrRef, what: &str) -> Result<[u8; 16], DecodeError> {
+    let p = a.payload;
     if p.len() > 16 {
         return err(format!("{what}: {} bytes, expected at most 16", p.len()));
     }
@@ -271,8 +297,8 @@ fn get_addr(a: &RawAttr, what: &str) -> Result<[u8; 16], DecodeError> {
 }
 
 /// A NUL-terminated string (the terminator and anything after it dropped).
-fn get_string(a: &RawAttr, what: &str) -> Result<String, DecodeError> {
-    let p = a.payload.as_slice();
+fn get_string(a: &AttrRef, what: &str) -> Result<String, DecodeError> {
+    let p = a.payload;
     let end = p.iter().position(|&b| b == 0).unwrap_or(p.len());
     String::from_utf8(p[..end].to_vec()).map_err(|_| DecodeError(format!("{what}: not UTF-8")))
 }
@@ -425,11 +451,11 @@ impl ErrorMsg {
         let mut ext_msg = None;
         let mut other = Vec::new();
         if flags & NLM_F_ACK_TLVS != 0 {
-            for a in parse_attrs(tlvs)? {
+            for a in attr_refs(tlvs)? {
                 if a.id() == NLMSGERR_ATTR_MSG && ext_msg.is_none() {
                     ext_msg = Some(get_string(&a, "extended ack message")?);
                 } else {
-                    other.push(a);
+                    other.push(a.owned());
                 }
             }
         } else if tlvs.iter().any(|&b| b != 0) {
@@ -535,7 +561,7 @@ impl FamilyMsg {
             genl_version: h.version,
             ..FamilyMsg::default()
         };
-        for a in parse_attrs(attrs)? {
+        for a in attr_refs(attrs)? {
             match a.id() {
                 CTRL_ATTR_FAMILY_ID => once(&mut m.id, get_u16(&a, "family id")?, "family id")?,
                 CTRL_ATTR_FAMILY_NAME => {
@@ -546,7 +572,7 @@ impl FamilyMsg {
                     get_u32(&a, "family version")?,
                     "family version",
                 )?,
-                _ => m.other.push(a),
+                _ => m.other.push(a.owned()),
             }
         }
         Ok(m)
@@ -596,13 +622,13 @@ impl Stats {
 
     fn parse(p: &[u8], what: &str) -> Result<Stats, DecodeError> {
         let mut s = Stats::default();
-        for a in parse_attrs(p)? {
+        for a in attr_refs(p)? {
             let id = a.id() as usize;
             if (1..=IPVS_STATS_ATTR_COUNT).contains(&id) {
                 let v = get_counter(&a, what)?;
                 once(&mut s.values[id - 1], v, what)?;
             } else {
-                s.other.push(a);
+                s.other.push(a.owned());
             }
         }
         Ok(s)
@@ -650,7 +676,7 @@ pub struct ServiceMsg {
 impl ServiceMsg {
     pub fn parse(p: &[u8]) -> Result<ServiceMsg, DecodeError> {
         let mut m = ServiceMsg::default();
-        for a in parse_attrs(p)? {
+        for a in attr_refs(p)? {
             match a.id() {
                 IPVS_SVC_ATTR_AF => once(&mut m.af, get_u16(&a, "service af")?, "service af")?,
                 IPVS_SVC_ATTR_PROTOCOL => once(
@@ -682,7 +708,7 @@ impl ServiceMsg {
                     "service pe name",
                 )?,
                 IPVS_SVC_ATTR_FLAGS => {
-                    let p = a.payload.as_slice();
+                    let p = a.payload;
                     if p.len() != 8 {
                         return err(format!("service flags: {} bytes, expected 8", p.len()));
                     }
@@ -704,15 +730,15 @@ impl ServiceMsg {
                 )?,
                 IPVS_SVC_ATTR_STATS => once(
                     &mut m.stats,
-                    Stats::parse(&a.payload, "service stats")?,
+                    Stats::parse(a.payload, "service stats")?,
                     "service stats",
                 )?,
                 IPVS_SVC_ATTR_STATS64 => once(
                     &mut m.stats64,
-                    Stats::parse(&a.payload, "service stats64")?,
+                    Stats::parse(a.payload, "service stats64")?,
                     "service stats64",
                 )?,
-                _ => m.other.push(a),
+                _ => m.other.push(a.owned()),
             }
         }
         Ok(m)
@@ -789,7 +815,7 @@ pub struct DestMsg {
 impl DestMsg {
     pub fn parse(p: &[u8]) -> Result<DestMsg, DecodeError> {
         let mut m = DestMsg::default();
-        for a in parse_attrs(p)? {
+        for a in attr_refs(p)? {
             let u32_of = |what: &str| get_u32(&a, what);
             match a.id() {
                 IPVS_DEST_ATTR_ADDR => {
@@ -851,15 +877,15 @@ impl DestMsg {
                 )?,
                 IPVS_DEST_ATTR_STATS => once(
                     &mut m.stats,
-                    Stats::parse(&a.payload, "dest stats")?,
+                    Stats::parse(a.payload, "dest stats")?,
                     "dest stats",
                 )?,
                 IPVS_DEST_ATTR_STATS64 => once(
                     &mut m.stats64,
-                    Stats::parse(&a.payload, "dest stats64")?,
+                    Stats::parse(a.payload, "dest stats64")?,
                     "dest stats64",
                 )?,
-                _ => m.other.push(a),
+                _ => m.other.push(a.owned()),
             }
         }
         Ok(m)
@@ -960,7 +986,7 @@ impl IpvsMsg {
 
     pub fn parse(p: &[u8]) -> Result<IpvsMsg, DecodeError> {
         let (h, attrs) = parse_genl(p)?;
-        let attrs = parse_attrs(attrs)?;
+        let attrs = attr_refs(attrs)?;
         let body = if h.cmd == IPVS_CMD_SET_INFO || h.cmd == IPVS_CMD_GET_INFO {
             let mut info = InfoMsg::default();
             for a in attrs {
@@ -973,7 +999,7 @@ impl IpvsMsg {
                         get_u32(&a, "connection table size")?,
                         "connection table size",
                     )?,
-                    _ => info.other.push(a),
+                    _ => info.other.push(a.owned()),
                 }
             }
             Body::Info(info)
@@ -984,10 +1010,10 @@ impl IpvsMsg {
             for a in attrs {
                 match a.id() {
                     IPVS_CMD_ATTR_SERVICE => {
-                        once(&mut service, ServiceMsg::parse(&a.payload)?, "service")?
+                        once(&mut service, ServiceMsg::parse(a.payload)?, "service")?
                     }
-                    IPVS_CMD_ATTR_DEST => once(&mut dest, DestMsg::parse(&a.payload)?, "dest")?,
-                    _ => other.push(a),
+                    IPVS_CMD_ATTR_DEST => once(&mut dest, DestMsg::parse(a.payload)?, "dest")?,
+                    _ => other.push(a.owned()),
                 }
             }
             Body::Objects {
