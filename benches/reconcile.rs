@@ -105,7 +105,7 @@ fn bench(services: u32) {
         let rendered = render::render(&cfg, Some(&after), &opts);
         let t1 = Instant::now();
         let out = drain::apply(
-            rendered.state,
+            &rendered.state,
             &live,
             &LiveStats::new(),
             &Drains::default(),
@@ -122,6 +122,27 @@ fn bench(services: u32) {
         t_plan.push(t3 - t2);
         t_total.push(t3 - t0);
     }
+    // A pass over unchanged inputs (resync, drain recheck, SIGHUP): the
+    // daemon compares the trees with the last render's and reuses it.
+    let (cfg2, after2) = (cfg.clone(), after.clone());
+    let cached = render::render(&cfg, Some(&after), &opts);
+    let mut t_cached = Vec::new();
+    for _ in 0..RUNS {
+        let t0 = Instant::now();
+        assert!(cfg2 == cfg && after2 == after);
+        let out = drain::apply(
+            &cached.state,
+            &live,
+            &LiveStats::new(),
+            &Drains::default(),
+            0,
+            Duration::from_secs(60),
+            &|k| ownership.owns(k),
+        );
+        let p = plan::plan(&out.desired, &live, &ownership, &guards).expect("plan");
+        std::hint::black_box(p);
+        t_cached.push(t0.elapsed());
+    }
     let n = services * BACKENDS;
     println!(
         "{services} services x {BACKENDS} backends ({n} overlay keys), 1 backend reweighted: {changes} change(s)"
@@ -130,6 +151,7 @@ fn bench(services: u32) {
     stats("  drain", t_drain);
     stats("  plan", t_plan);
     stats("  pass total (render + drain + plan)", t_total);
+    stats("  unchanged inputs (tree compare + drain + plan)", t_cached);
 }
 
 fn bench_schedule() {

@@ -295,6 +295,16 @@ fn fail(source: Source) -> impl Fn(anyhow::Error) -> PassFailure {
     }
 }
 
+struct RenderCache {
+    config: Arc<Tree>,
+    overlay: Option<Arc<Tree>>,
+    rendered: Arc<render::Rendered>,
+}
+
+fn same_tree(a: &Arc<Tree>, b: &Arc<Tree>) -> bool {
+    Arc::ptr_eq(a, b) || **a == **b
+}
+
 /// What one pass needs; lives across passes (caches, drains, last state).
 struct Pass {
     config: ConfigInput,
@@ -309,8 +319,12 @@ struct Pass {
     state_file: Option<PathBuf>,
     kernel: Box<dyn Kernel>,
     metrics: Arc<Metrics>,
-    /// The desired state applied by the last successful pass (drift).
-    last_desired: Option<IpvsState>,
+    /// The last render and its inputs: a pass over unchanged trees (resync,
+    /// drain recheck, SIGHUP) reuses it instead of rendering again.
+    render_cache: Option<RenderCache>,
+    /// The render applied by the last successful pass, and the drains then
+    /// (drift: the kernel changed although these did not).
+    last_ok: Option<(Arc<render::Rendered>, Drains)>,
     /// Inputs whose diagnostics were already logged.
     logged_diags_for: Option<String>,
 }
@@ -368,11 +382,36 @@ impl Pass {
             }
         };
 
-        // Render and validate.
-        let mut rendered = render::render(&config_tree, overlay.as_deref(), &self.compile);
-        if let Some(sub) = &self.git_subdir {
-            source::git::name_from_root(&mut rendered.diags, sub, &config_tree, overlay.as_deref());
-        }
+        // Render and validate (or reuse the last render of the same trees).
+        let cached = self.render_cache.as_ref().filter(|c| {
+            same_tree(&c.config, &config_tree)
+                && match (&c.overlay, &overlay) {
+                    (None, None) => true,
+                    (Some(a), Some(b)) => same_tree(a, b),
+                    _ => false,
+                }
+        });
+        let rendered = match cached {
+            Some(c) => c.rendered.clone(),
+            None => {
+                let mut r = render::render(&config_tree, overlay.as_deref(), &self.compile);
+                if let Some(sub) = &self.git_subdir {
+                    source::git::name_from_root(
+                        &mut r.diags,
+                        sub,
+                        &config_tree,
+                        overlay.as_deref(),
+                    );
+                }
+                let r = Arc::new(r);
+                self.render_cache = Some(RenderCache {
+                    config: config_tree.clone(),
+                    overlay: overlay.clone(),
+                    rendered: r.clone(),
+                });
+                r
+            }
+        };
         let inputs = format!(
             "{}:{}",
             rendered.config_hash,
@@ -420,7 +459,7 @@ impl Pass {
         let now_ms = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
         let ownership = &self.ownership;
         let outcome = drain::apply(
-            rendered.state,
+            &rendered.state,
             &live.state,
             &live.stats,
             &self.drains,
@@ -455,7 +494,10 @@ impl Pass {
                 });
             }
             self.metrics.ops_applied(&ops);
-            if self.last_desired.as_ref() == Some(&outcome.desired) {
+            let unchanged = self.last_ok.as_ref().is_some_and(|(r, d)| {
+                (Arc::ptr_eq(r, &rendered) || r.state == rendered.state) && *d == outcome.drains
+            });
+            if unchanged {
                 warn!(
                     changes = ops.len(),
                     "corrected drift: the kernel differed from the unchanged desired state"
@@ -516,7 +558,7 @@ impl Pass {
             drains_active: outcome.active.len(),
             next_drain_deadline_ms: outcome.next_deadline_ms,
         };
-        self.last_desired = Some(outcome.desired);
+        self.last_ok = Some((rendered, self.drains.clone()));
         Ok(report)
     }
 }
@@ -708,7 +750,8 @@ impl Daemon {
             state_file: opts.watch.state_file.clone(),
             kernel,
             metrics: metrics.clone(),
-            last_desired: None,
+            render_cache: None,
+            last_ok: None,
             logged_diags_for: None,
         }));
 

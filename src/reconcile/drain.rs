@@ -13,6 +13,7 @@
 //! records outlive the process), no file I/O (the daemon writes the state
 //! file), and nothing outside the caller's ownership predicate is touched.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -157,9 +158,10 @@ pub struct DrainStatus {
 
 /// What [`apply`] decided.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Outcome {
-    /// The desired state with draining dests kept at weight 0.
-    pub desired: IpvsState,
+pub struct Outcome<'a> {
+    /// The desired state with draining dests kept at weight 0 (borrowed
+    /// as given when nothing drains: no copy of a large table).
+    pub desired: Cow<'a, IpvsState>,
     /// The records to persist.
     pub drains: Drains,
     /// Drains still in progress.
@@ -175,18 +177,18 @@ pub struct Outcome {
 /// `timeout` zero disables draining: `desired` is returned as is and every
 /// record is dropped. `owns` says which services clusterf may change; the
 /// others are left alone as the planner leaves them.
-pub fn apply(
-    desired: IpvsState,
+pub fn apply<'a>(
+    desired: &'a IpvsState,
     live: &IpvsState,
     stats: &LiveStats,
     drains: &Drains,
     now_ms: u64,
     timeout: Duration,
     owns: &dyn Fn(&ServiceKey) -> bool,
-) -> Outcome {
+) -> Outcome<'a> {
     let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
     let mut out = Outcome {
-        desired,
+        desired: Cow::Borrowed(desired),
         drains: Drains::default(),
         active: Vec::new(),
         completed: Vec::new(),
@@ -198,8 +200,7 @@ pub fn apply(
 
     // Records whose dest is no longer live or came back.
     for (service, dest) in drains.records.keys() {
-        let in_desired = out
-            .desired
+        let in_desired = desired
             .services
             .get(service)
             .is_some_and(|s| s.dests.contains_key(dest));
@@ -219,8 +220,7 @@ pub fn apply(
             continue;
         }
         for (addr, live_dest) in &live_svc.dests {
-            let wanted = out
-                .desired
+            let wanted = desired
                 .services
                 .get(key)
                 .is_some_and(|s| s.dests.contains_key(addr));
@@ -260,11 +260,16 @@ pub fn apply(
                 out.drains.insert(record);
                 continue;
             }
-            let svc = out.desired.services.entry(*key).or_insert_with(|| Service {
-                attrs: live_svc.attrs.clone(),
-                names: vec![DRAIN_BACKEND.to_string()],
-                dests: BTreeMap::new(),
-            });
+            let svc = out
+                .desired
+                .to_mut()
+                .services
+                .entry(*key)
+                .or_insert_with(|| Service {
+                    attrs: live_svc.attrs.clone(),
+                    names: vec![DRAIN_BACKEND.to_string()],
+                    dests: BTreeMap::new(),
+                });
             svc.dests.insert(
                 *addr,
                 Dest {
@@ -378,7 +383,7 @@ mod tests {
         let desired = state(&[(T, &[("10.1.0.1:80", 10)])]);
         let live = state(&[(T, &[("10.1.0.1:80", 10), ("10.1.0.2:80", 10)])]);
         let stats = conns(&[(T, "10.1.0.2:80", 3)]);
-        let out = apply(desired, &live, &stats, &Drains::default(), 1_000, D, &all);
+        let out = apply(&desired, &live, &stats, &Drains::default(), 1_000, D, &all);
         assert_eq!(
             weights(&out.desired),
             vec![
@@ -398,7 +403,7 @@ mod tests {
         let desired = state(&[(T, &[("10.1.0.1:80", 10)])]);
         let live = state(&[(T, &[("10.1.0.1:80", 10), ("10.1.0.2:80", 0)])]);
         let first = apply(
-            desired.clone(),
+            &desired,
             &live,
             &conns(&[(T, "10.1.0.2:80", 2)]),
             &Drains::default(),
@@ -408,7 +413,7 @@ mod tests {
         );
         assert_eq!(first.drains.len(), 1);
         let second = apply(
-            desired.clone(),
+            &desired,
             &live,
             &conns(&[(T, "10.1.0.2:80", 0)]),
             &first.drains,
@@ -416,11 +421,11 @@ mod tests {
             D,
             &all,
         );
-        assert_eq!(second.desired, desired);
+        assert_eq!(*second.desired, desired);
         assert!(second.active.is_empty());
         // Once the planner deleted it, the record goes.
         let third = apply(
-            desired.clone(),
+            &desired,
             &desired,
             &LiveStats::new(),
             &second.drains,
@@ -440,36 +445,12 @@ mod tests {
         let desired = state(&[(T, &[("10.1.0.1:80", 10)])]);
         let live = state(&[(T, &[("10.1.0.1:80", 10), ("10.1.0.2:80", 0)])]);
         let stats = conns(&[(T, "10.1.0.2:80", 9)]);
-        let first = apply(
-            desired.clone(),
-            &live,
-            &stats,
-            &Drains::default(),
-            0,
-            D,
-            &all,
-        );
-        let before = apply(
-            desired.clone(),
-            &live,
-            &stats,
-            &first.drains,
-            59_999,
-            D,
-            &all,
-        );
+        let first = apply(&desired, &live, &stats, &Drains::default(), 0, D, &all);
+        let before = apply(&desired, &live, &stats, &first.drains, 59_999, D, &all);
         assert_eq!(before.drains.len(), 1);
         assert_eq!(before.active[0].remaining_ms, 1);
-        let after = apply(
-            desired.clone(),
-            &live,
-            &stats,
-            &before.drains,
-            60_000,
-            D,
-            &all,
-        );
-        assert_eq!(after.desired, desired);
+        let after = apply(&desired, &live, &stats, &before.drains, 60_000, D, &all);
+        assert_eq!(*after.desired, desired);
         assert_eq!(
             after.completed,
             vec![(svc(T), addr("10.1.0.2:80"), Completion::Timeout)]
@@ -481,7 +462,7 @@ mod tests {
         let desired = state(&[(T, &[("10.1.0.1:80", 10)])]);
         let live = state(&[(T, &[("10.1.0.1:80", 10), ("10.1.0.2:80", 10)])]);
         let out = apply(
-            desired.clone(),
+            &desired,
             &live,
             &LiveStats::new(),
             &Drains::default(),
@@ -489,7 +470,7 @@ mod tests {
             D,
             &all,
         );
-        assert_eq!(out.desired, desired);
+        assert_eq!(*out.desired, desired);
         assert!(out.drains.is_empty());
     }
 
@@ -499,7 +480,7 @@ mod tests {
         let desired = state(&[(u, &[])]);
         let live = state(&[(u, &[("10.1.0.2:53", 10)])]);
         let out = apply(
-            desired.clone(),
+            &desired,
             &live,
             &conns(&[(u, "10.1.0.2:53", 5)]),
             &Drains::default(),
@@ -507,7 +488,7 @@ mod tests {
             D,
             &all,
         );
-        assert_eq!(out.desired, desired);
+        assert_eq!(*out.desired, desired);
         assert!(out.drains.is_empty());
     }
 
@@ -516,7 +497,7 @@ mod tests {
         let desired = IpvsState::default();
         let live = state(&[(T, &[("10.1.0.1:80", 10), ("10.1.0.2:80", 10)])]);
         let out = apply(
-            desired,
+            &desired,
             &live,
             &conns(&[(T, "10.1.0.1:80", 1)]),
             &Drains::default(),
@@ -544,7 +525,7 @@ mod tests {
             service_attrs: ServiceAttrs::with_scheduler("wlc"),
         });
         let out = apply(
-            desired.clone(),
+            &desired,
             &live,
             &conns(&[(T, "10.1.0.1:80", 4)]),
             &drains,
@@ -552,7 +533,7 @@ mod tests {
             D,
             &all,
         );
-        assert_eq!(out.desired, desired);
+        assert_eq!(*out.desired, desired);
         assert!(out.drains.is_empty());
         assert_eq!(
             out.completed,
@@ -565,18 +546,12 @@ mod tests {
         let desired = IpvsState::default();
         let live = state(&[(T, &[("10.1.0.1:80", 10)])]);
         let stats = conns(&[(T, "10.1.0.1:80", 1)]);
+        let out = apply(&desired, &live, &stats, &Drains::default(), 0, D, &|_| {
+            false
+        });
+        assert_eq!(*out.desired, desired);
         let out = apply(
-            desired.clone(),
-            &live,
-            &stats,
-            &Drains::default(),
-            0,
-            D,
-            &|_| false,
-        );
-        assert_eq!(out.desired, desired);
-        let out = apply(
-            desired.clone(),
+            &desired,
             &live,
             &stats,
             &Drains::default(),
@@ -584,7 +559,7 @@ mod tests {
             Duration::ZERO,
             &all,
         );
-        assert_eq!(out.desired, desired);
+        assert_eq!(*out.desired, desired);
     }
 
     #[test]
@@ -642,7 +617,7 @@ mod tests {
             for (i, since) in &recorded {
                 drains.insert(DrainRecord { service: key, dest: a(*i), since_ms: *since, attrs: DestAttrs::new(Method::Masq, 10), service_attrs: ServiceAttrs::with_scheduler("wlc") });
             }
-            let out = apply(desired.clone(), &live, &stats, &drains, now, D, &all);
+            let out = apply(&desired, &live, &stats, &drains, now, D, &all);
             // Desired dests pass through untouched.
             for (k, s) in &desired.services {
                 for (d, dest) in &s.dests {
@@ -662,8 +637,8 @@ mod tests {
             }
             prop_assert!(out.active.len() <= out.drains.len());
             // Idempotent: the same inputs with the updated records decide the same.
-            let again = apply(desired, &live, &stats, &out.drains, now, D, &all);
-            prop_assert_eq!(again.desired, out.desired);
+            let again = apply(&desired, &live, &stats, &out.drains, now, D, &all);
+            prop_assert_eq!(&again.desired, &out.desired);
             prop_assert_eq!(again.drains, out.drains);
         }
     }
