@@ -1,0 +1,149 @@
+//! Rendering large config trees: `clusterf::render::render` (parse,
+//! validate, overlay, compile) for synthetic repos of 1k and 10k services,
+//! each a dual-stack TCP+UDP frontend with 4 static backends, plus 100
+//! routes, and an overlay adding 6 backends per service; once with the YAML
+//! layout and once with the original JSON tree.
+//!
+//! Run: `cargo bench --bench render` (optionally `-- SERVICES...` to choose
+//! the sizes). Prints one line per case: min / median / max over the runs,
+//! and the IPVS services and dests rendered.
+
+use std::time::{Duration, Instant};
+
+use clusterf::compile::Options;
+use clusterf::render::render;
+use clusterf::tree::Tree;
+
+const STATIC: u32 = 4;
+const OVERLAY: u32 = 6;
+const ROUTES: u32 = 100;
+
+fn ip4(n: u32) -> String {
+    std::net::Ipv4Addr::from(n).to_string()
+}
+
+fn yaml_repo(services: u32) -> Tree {
+    let mut t = Tree::new("bench-yaml");
+    t.insert("clusterf.yaml", "scheduler: wlc\nmethod: masq\n");
+    for i in 0..services {
+        let mut doc = format!(
+            "frontend:\n  ipv4: {}\n  ipv6: \"2001:db8::{:x}\"\n  tcp: 80\n  udp: 53\nbackends:\n",
+            ip4(0x0a00_0000 + i),
+            i + 1
+        );
+        for j in 0..STATIC {
+            doc.push_str(&format!(
+                "  b{j}: {{ipv4: {}, ipv6: \"2001:db8:1::{:x}\", tcp: 8080, udp: 5353, weight: {}}}\n",
+                ip4(0x6400_0000 + i * 16 + j),
+                i * 16 + j + 1,
+                j + 1
+            ));
+        }
+        t.insert(format!("services/svc-{i}.yaml"), doc);
+    }
+    for r in 0..ROUTES {
+        t.insert(
+            format!("routes/r{r}.yaml"),
+            format!(
+                "prefix: {}/16\nmethod: {}\n",
+                ip4(0x6400_0000 + (r << 16)),
+                ["masq", "droute", "tunnel"][r as usize % 3]
+            ),
+        );
+    }
+    t
+}
+
+fn json_repo(services: u32) -> Tree {
+    let mut t = Tree::new("bench-json");
+    for i in 0..services {
+        t.insert(
+            format!("services/svc-{i}/frontend"),
+            format!(
+                r#"{{"ipv4": "{}", "ipv6": "2001:db8::{:x}", "tcp": 80, "udp": 53}}"#,
+                ip4(0x0a00_0000 + i),
+                i + 1
+            ),
+        );
+        for j in 0..STATIC {
+            t.insert(
+                format!("services/svc-{i}/backends/b{j}"),
+                format!(
+                    r#"{{"ipv4": "{}", "ipv6": "2001:db8:1::{:x}", "tcp": 8080, "udp": 5353, "weight": {}}}"#,
+                    ip4(0x6400_0000 + i * 16 + j),
+                    i * 16 + j + 1,
+                    j + 1
+                ),
+            );
+        }
+    }
+    for r in 0..ROUTES {
+        t.insert(
+            format!("routes/r{r}"),
+            format!(
+                r#"{{"Prefix": "{}/16", "IPVSMethod": "{}"}}"#,
+                ip4(0x6400_0000 + (r << 16)),
+                ["masq", "droute", "tunnel"][r as usize % 3]
+            ),
+        );
+    }
+    t
+}
+
+fn overlay(services: u32) -> Tree {
+    let mut t = Tree::new("bench-overlay");
+    for i in 0..services {
+        for j in 0..OVERLAY {
+            t.insert(
+                format!("services/svc-{i}/backends/docker-{j}"),
+                format!(
+                    r#"{{"ipv4": "{}", "tcp": 8080, "udp": 5353}}"#,
+                    ip4(0xac10_0000 + i * 16 + j)
+                ),
+            );
+        }
+    }
+    t
+}
+
+fn measure(name: &str, services: u32, config: &Tree, overlay: &Tree) {
+    let opts = Options::default();
+    let runs = if services >= 10_000 { 5 } else { 20 };
+    let mut times = Vec::new();
+    let mut shape = (0, 0);
+    for _ in 0..runs {
+        let start = Instant::now();
+        let r = render(config, Some(overlay), &opts);
+        times.push(start.elapsed());
+        assert!(r.is_ok(), "{name}: {:?}", r.diags.errors().next());
+        shape = (r.state.services.len(), r.state.dest_count());
+    }
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "render {name:<5} {services:>6} services ({} files): min {:8.1} ms  median {:8.1} ms  max {:8.1} ms  -> {} ipvs services, {} dests",
+        config.files.len() + overlay.files.len(),
+        ms(times[0]),
+        ms(times[times.len() / 2]),
+        ms(times[times.len() - 1]),
+        shape.0,
+        shape.1
+    );
+}
+
+fn main() {
+    let sizes: Vec<u32> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![1_000, 10_000]
+    } else {
+        sizes
+    };
+    for n in sizes {
+        let o = overlay(n);
+        measure("yaml", n, &yaml_repo(n), &o);
+        measure("json", n, &json_repo(n), &o);
+    }
+}
