@@ -615,7 +615,7 @@ fn docker_engine_in_vm() {
         .env("CLUSTERF_VM_MEM", "2048")
         .env(
             "CLUSTERF_VM_TIMEOUT",
-            std::env::var("CLUSTERF_VM_TIMEOUT").unwrap_or_else(|_| "600".into()),
+            std::env::var("CLUSTERF_VM_TIMEOUT").unwrap_or_else(|_| "900".into()),
         )
         .output()
         .expect("run tests/vm/run.sh");
