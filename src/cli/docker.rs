@@ -27,6 +27,7 @@ use crate::docker::store::{Start, Store};
 use crate::model::Method;
 
 #[derive(Debug, Args)]
+#[command(mut_arg("overlay_path", |a| a.hide(true)))]
 pub struct DockerArgs {
     /// Docker Engine API: unix:///PATH, tcp://HOST:PORT or http://HOST:PORT
     #[arg(long, value_name = "URL", env = "DOCKER_HOST", default_value = engine::DEFAULT_HOST)]
