@@ -54,7 +54,11 @@ fn golden() {
     for case in cases() {
         let name = case.file_name().unwrap().to_string_lossy().to_string();
         let cmd = fs::read_to_string(case.join("cmd")).unwrap();
-        for line in cmd.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        for line in cmd
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
             let (run, args) = line
                 .split_once(':')
                 .unwrap_or_else(|| panic!("{name}/cmd: line {line:?} is not NAME: ARGS"));
