@@ -10,6 +10,7 @@
 //! silently: without qemu or the kernel package the tests FAIL when the
 //! environment variable `CI` is set, and print a loud SKIP otherwise.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -56,7 +57,10 @@ fn vm_available(test: &str) -> bool {
         Ok(()) => true,
         Err(why) if in_ci() => panic!("kernel test {test} needs the VM and CI is set: {why}"),
         Err(why) => {
-            eprintln!(
+            // Straight to the process's stderr: eprintln! output of a passing
+            // test is captured and never shown.
+            let _ = writeln!(
+                std::io::stderr(),
                 "\n**********************************************************************\n\
                  SKIP kernel test {test}: no VM: {why}\n\
                  (install qemu-system-x86 and allow apt-get download; with CI set this fails)\n\
