@@ -166,10 +166,10 @@ pub struct Overlay {
 pub struct RawFrontend {
     /// IPv4 virtual address.
     #[schemars(with = "Option<Ipv4Addr>")]
-    pub ipv4: Option<Spanned<String>>,
+    pub ipv4: Option<Spanned<RawStr>>,
     /// IPv6 virtual address.
     #[schemars(with = "Option<Ipv6Addr>")]
-    pub ipv6: Option<Spanned<String>>,
+    pub ipv6: Option<Spanned<RawStr>>,
     /// TCP port.
     #[schemars(with = "Option<u16>", range(min = 1, max = 65535))]
     pub tcp: Option<Spanned<RawInt>>,
@@ -188,10 +188,10 @@ pub struct RawFrontend {
 pub struct RawBackend {
     /// IPv4 address of the backend.
     #[schemars(with = "Option<Ipv4Addr>")]
-    pub ipv4: Option<Spanned<String>>,
+    pub ipv4: Option<Spanned<RawStr>>,
     /// IPv6 address of the backend.
     #[schemars(with = "Option<Ipv6Addr>")]
-    pub ipv6: Option<Spanned<String>>,
+    pub ipv6: Option<Spanned<RawStr>>,
     /// TCP port of the backend (masq only; droute and tunnel use the service port).
     #[schemars(with = "Option<u16>", range(min = 1, max = 65535))]
     pub tcp: Option<Spanned<RawInt>>,
@@ -262,6 +262,64 @@ impl<'de> Deserialize<'de> for RawInt {
                     .is_some()
                 {}
                 Ok(RawInt::Other("a mapping"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A string field as written in YAML, before validation: a string, or what
+/// else was there, so that validation can name the field. Plain scalars
+/// that YAML reads as numbers or booleans (`ipv4: 10`) are not strings.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RawStr {
+    Str(String),
+    /// Not a string: what it was (`an integer`, `a sequence`, ...).
+    Other(&'static str),
+}
+
+impl<'de> Deserialize<'de> for RawStr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawStr;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<RawStr, E> {
+                Ok(RawStr::Str(v.to_string()))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<RawStr, E> {
+                Ok(RawStr::Other("an integer"))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<RawStr, E> {
+                Ok(RawStr::Other("an integer"))
+            }
+            fn visit_i128<E>(self, _: i128) -> Result<RawStr, E> {
+                Ok(RawStr::Other("an integer"))
+            }
+            fn visit_u128<E>(self, _: u128) -> Result<RawStr, E> {
+                Ok(RawStr::Other("an integer"))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<RawStr, E> {
+                Ok(RawStr::Other("a number"))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<RawStr, E> {
+                Ok(RawStr::Other("a boolean"))
+            }
+            fn visit_unit<E>(self) -> Result<RawStr, E> {
+                Ok(RawStr::Other("null"))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<RawStr, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(RawStr::Other("a sequence"))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<RawStr, A::Error> {
+                while a
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(RawStr::Other("a mapping"))
             }
         }
         d.deserialize_any(V)
@@ -343,7 +401,7 @@ pub struct RawServiceFile {
     pub frontend: Spanned<RawFrontend>,
     /// IPVS scheduler (default from clusterf.yaml, else wlc).
     #[schemars(with = "Option<SchedulerName>")]
-    pub scheduler: Option<Spanned<String>>,
+    pub scheduler: Option<Spanned<RawStr>>,
     /// Persistence timeout in seconds (1..2678400).
     #[schemars(with = "Option<u32>", range(min = 1, max = 2678400))]
     pub persistence: Option<Spanned<RawInt>>,
@@ -390,10 +448,10 @@ pub enum RawRouteMethod {
 pub struct RawRouteFile {
     /// Backend address prefix (CIDR); absent for a default route.
     #[schemars(with = "Option<CidrPrefix>")]
-    pub prefix: Option<Spanned<String>>,
+    pub prefix: Option<Spanned<RawStr>>,
     /// Gateway that matched backends are reached through (same family as the prefix).
     #[schemars(with = "Option<IpAddress>")]
-    pub gateway: Option<Spanned<String>>,
+    pub gateway: Option<Spanned<RawStr>>,
     /// Forwarding method for matched backends; none filters them out.
     #[schemars(with = "RawRouteMethod")]
     pub method: Spanned<RawRouteMethod>,
@@ -408,10 +466,10 @@ pub struct RawRouteFile {
 pub struct RawDefaultsFile {
     /// Scheduler of services that name none (default wlc).
     #[schemars(with = "Option<SchedulerName>")]
-    pub scheduler: Option<Spanned<String>>,
+    pub scheduler: Option<Spanned<RawStr>>,
     /// Forwarding method for backends no route matches (default masq).
     #[schemars(with = "Option<Method>")]
-    pub method: Option<Spanned<String>>,
+    pub method: Option<Spanned<RawStr>>,
 }
 
 /// The JSON Schemas published in `schema/`, by file name.
@@ -1033,6 +1091,27 @@ fn yaml_message(e: &serde_saphyr::Error) -> String {
     msg.replace('`', "\"")
 }
 
+/// A string field, or an error naming it when something else is there.
+fn yaml_str(r: &mut Reporter, field: &str, v: &Option<Spanned<RawStr>>) -> Option<Located<String>> {
+    let s = v.as_ref()?;
+    let pos = spanned(&Spanned {
+        value: (),
+        referenced: s.referenced,
+        defined: s.defined,
+    })
+    .pos;
+    match &s.value {
+        RawStr::Str(text) => Some(Located {
+            value: text.clone(),
+            pos,
+        }),
+        RawStr::Other(what) => {
+            r.error(pos, format!("{field}: expected a string, found {what}"));
+            None
+        }
+    }
+}
+
 /// An integer field, or an error naming it when something else is there.
 fn yaml_int(r: &mut Reporter, field: &str, v: &Option<Spanned<RawInt>>) -> Option<Located<i128>> {
     let l = spanned_opt(v)?;
@@ -1050,20 +1129,21 @@ fn yaml_int(r: &mut Reporter, field: &str, v: &Option<Spanned<RawInt>>) -> Optio
 
 fn yaml_endpoints_fields(
     r: &mut Reporter,
-    ipv4: &Option<Spanned<String>>,
-    ipv6: &Option<Spanned<String>>,
+    ipv4: &Option<Spanned<RawStr>>,
+    ipv6: &Option<Spanned<RawStr>>,
     tcp: &Option<Spanned<RawInt>>,
     udp: &Option<Spanned<RawInt>>,
     weight: &Option<Spanned<RawInt>>,
 ) -> EndpointFields {
     EndpointFields {
-        ipv4: spanned_opt(ipv4),
-        ipv6: spanned_opt(ipv6),
+        ipv4: yaml_str(r, "ipv4", ipv4),
+        ipv6: yaml_str(r, "ipv6", ipv6),
         tcp: yaml_int(r, "tcp", tcp),
         udp: yaml_int(r, "udp", udp),
         weight: yaml_int(r, "weight", weight),
-        addr_given: false,
-        // A port of the wrong type is reported as such, not as missing.
+        // An address or port of the wrong type is reported as such, not as
+        // missing.
+        addr_given: ipv4.is_some() || ipv6.is_some(),
         port_given: tcp.is_some() || udp.is_some(),
     }
 }
@@ -1079,7 +1159,8 @@ fn yaml_service(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option<Service> {
     .pos;
     let fields = yaml_endpoints_fields(r, &f.ipv4, &f.ipv6, &f.tcp, &f.udp, &None);
     let (frontend, _) = validate_endpoints(r, whole, &fields, true, "frontend");
-    let scheduler = parse_scheduler(r, &spanned_opt(&raw.scheduler));
+    let scheduler = yaml_str(r, "scheduler", &raw.scheduler);
+    let scheduler = parse_scheduler(r, &scheduler);
     let persistence =
         yaml_int(r, "persistence", &raw.persistence).and_then(|p| match u32::try_from(p.value) {
             Ok(s) if (1..=MAX_PERSISTENCE).contains(&s) => Some(s),
@@ -1140,8 +1221,8 @@ fn yaml_route(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option<Route> {
         pos: spanned(&raw.method).pos,
     };
     let fields = RouteFields {
-        prefix: spanned_opt(&raw.prefix),
-        gateway: spanned_opt(&raw.gateway),
+        prefix: yaml_str(r, "prefix", &raw.prefix),
+        gateway: yaml_str(r, "gateway", &raw.gateway),
         method: Some(method),
     };
     // A route with errors is left out, like a JSON one: with its prefix
@@ -1155,17 +1236,15 @@ fn yaml_defaults(r: &mut Reporter, bytes: &[u8]) -> Option<Defaults> {
     let Some(raw) = yaml::<Option<RawDefaultsFile>>(r, bytes)? else {
         return Some(Defaults::default());
     };
-    let scheduler = parse_scheduler(r, &spanned_opt(&raw.scheduler));
-    let method = raw
-        .method
-        .as_ref()
-        .and_then(|m| match m.value.parse::<Method>() {
-            Ok(method) => Some(method),
-            Err(e) => {
-                r.error(spanned(m).pos, format!("method: {e}"));
-                None
-            }
-        });
+    let scheduler = yaml_str(r, "scheduler", &raw.scheduler);
+    let scheduler = parse_scheduler(r, &scheduler);
+    let method = yaml_str(r, "method", &raw.method).and_then(|m| match m.value.parse::<Method>() {
+        Ok(method) => Some(method),
+        Err(e) => {
+            r.error(m.pos, format!("method: {e}"));
+            None
+        }
+    });
     Some(Defaults { scheduler, method })
 }
 
