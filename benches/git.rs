@@ -27,6 +27,8 @@ fn git(cwd: &Path, args: &[&str]) -> String {
             "init.defaultBranch=main",
             "-c",
             "commit.gpgsign=false",
+            "-c",
+            "gc.auto=0",
         ])
         .args(args)
         .env("GIT_CONFIG_NOSYSTEM", "1")
