@@ -33,9 +33,10 @@ fn yaml_repo(services: u32) -> Tree {
         );
         for j in 0..STATIC {
             doc.push_str(&format!(
-                "  b{j}: {{ipv4: {}, ipv6: \"2001:db8:1::{:x}\", tcp: 8080, udp: 5353, weight: {}}}\n",
+                "  b{j}: {{ipv4: {}, ipv6: \"2001:db8:1::{:x}:{:x}\", tcp: 8080, udp: 5353, weight: {}}}\n",
                 ip4(0x6400_0000 + i * 16 + j),
-                i * 16 + j + 1,
+                (i * 16 + j + 1) >> 16,
+                (i * 16 + j + 1) & 0xffff,
                 j + 1
             ));
         }
@@ -69,9 +70,10 @@ fn json_repo(services: u32) -> Tree {
             t.insert(
                 format!("services/svc-{i}/backends/b{j}"),
                 format!(
-                    r#"{{"ipv4": "{}", "ipv6": "2001:db8:1::{:x}", "tcp": 8080, "udp": 5353, "weight": {}}}"#,
+                    r#"{{"ipv4": "{}", "ipv6": "2001:db8:1::{:x}:{:x}", "tcp": 8080, "udp": 5353, "weight": {}}}"#,
                     ip4(0x6400_0000 + i * 16 + j),
-                    i * 16 + j + 1,
+                    (i * 16 + j + 1) >> 16,
+                    (i * 16 + j + 1) & 0xffff,
                     j + 1
                 ),
             );
