@@ -1024,10 +1024,9 @@ fn json_endpoints(
         addr_given: obj.contains_key("ipv4") || obj.contains_key("ipv6"),
         port_given: obj.contains_key("tcp") || obj.contains_key("udp"),
     };
-    let before = r.failed;
     let what = if frontend { "frontend" } else { "backend" };
     let out = validate_endpoints(r, None, &fields, frontend, what);
-    (!r.failed || before).then_some(out).filter(|_| !r.failed)
+    (!r.failed).then_some(out)
 }
 
 fn json_route(r: &mut Reporter, name: &str, bytes: &[u8], strict: bool) -> Option<Route> {
