@@ -19,11 +19,11 @@ use anyhow::{Context as _, Result};
 use clap::Args;
 
 use super::Exit;
-use super::source::{CompileArgs, ConfigArgs, OverlayArgs, render_trees};
+use super::source::{CompileArgs, ConfigArgs, OverlayArgs, SafetyArgs, render_trees};
 use crate::model::Op;
 use crate::netlink::{Client, pipeline};
 use crate::plan::saved::{Inputs, SavedPlan, check_fresh, live_hash};
-use crate::plan::{self, Guards, Ownership, PlanError, Summary, output};
+use crate::plan::{self, PlanError, Summary, output};
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
@@ -34,27 +34,8 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub compile: CompileArgs,
 
-    /// Own only services whose address is in CIDR (repeatable); default: the
-    /// whole table
-    #[arg(long = "own", value_name = "CIDR")]
-    pub own: Vec<String>,
-
-    /// Own only fwmark services with a mark in RANGE (42 or 100-200; repeatable)
-    #[arg(long = "own-fwmark", value_name = "RANGE")]
-    pub own_fwmark: Vec<String>,
-
-    /// Refuse deleting more than this percentage of the owned dests...
-    #[arg(long, value_name = "PERCENT", default_value_t = 50,
-          value_parser = clap::value_parser!(u32).range(0..=100))]
-    pub max_delete_percent: u32,
-
-    /// ...when that is more than this many dests
-    #[arg(long, value_name = "N", default_value_t = 10)]
-    pub max_delete_min: usize,
-
-    /// Allow plans that delete every owned service or many dests
-    #[arg(long)]
-    pub allow_mass_delete: bool,
+    #[command(flatten)]
+    pub safety: SafetyArgs,
 
     /// Print the plan, apply nothing
     #[arg(long)]
@@ -90,12 +71,8 @@ pub fn run(args: &ApplyArgs) -> Result<u8> {
 
 /// Plans from the sources against the kernel, prints, applies.
 fn run_sources(args: &ApplyArgs) -> Result<u8> {
-    let ownership = Ownership::parse(&args.own, &args.own_fwmark).map_err(anyhow::Error::msg)?;
-    let guards = Guards {
-        max_delete_percent: args.max_delete_percent,
-        max_delete_min: args.max_delete_min,
-        allow_mass_delete: args.allow_mass_delete,
-    };
+    let ownership = args.safety.ownership()?;
+    let guards = args.safety.guards();
     let opts = args.compile.options()?;
     let config_tree = args.config.read()?;
     let overlay_tree = args.overlay.read()?;

@@ -14,10 +14,12 @@ use anyhow::{Context as _, Result};
 use clap::{Args, ValueEnum};
 
 use super::Exit;
-use super::source::{CompileArgs, ConfigArgs, OverlayArgs, print_diagnostics, render_trees};
+use super::source::{
+    CompileArgs, ConfigArgs, OverlayArgs, SafetyArgs, print_diagnostics, render_trees,
+};
 use crate::model::IpvsState;
 use crate::plan::saved::{Inputs, LiveFingerprint, live_hash};
-use crate::plan::{self, Guards, Ownership, Plan, PlanError, output};
+use crate::plan::{self, Ownership, Plan, PlanError, output};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum PlanFormat {
@@ -47,27 +49,8 @@ pub struct PlanArgs {
     #[arg(long, value_name = "REF", conflicts_with = "live")]
     pub base_ref: Option<String>,
 
-    /// Own only services whose address is in CIDR (repeatable); default: the
-    /// whole table
-    #[arg(long = "own", value_name = "CIDR")]
-    pub own: Vec<String>,
-
-    /// Own only fwmark services with a mark in RANGE (42 or 100-200; repeatable)
-    #[arg(long = "own-fwmark", value_name = "RANGE")]
-    pub own_fwmark: Vec<String>,
-
-    /// Refuse deleting more than this percentage of the owned dests...
-    #[arg(long, value_name = "PERCENT", default_value_t = 50,
-          value_parser = clap::value_parser!(u32).range(0..=100))]
-    pub max_delete_percent: u32,
-
-    /// ...when that is more than this many dests
-    #[arg(long, value_name = "N", default_value_t = 10)]
-    pub max_delete_min: usize,
-
-    /// Allow plans that delete every owned service or many dests
-    #[arg(long)]
-    pub allow_mass_delete: bool,
+    #[command(flatten)]
+    pub safety: SafetyArgs,
 
     /// Output format
     #[arg(long, short, value_enum, default_value = "text")]
@@ -146,12 +129,8 @@ fn render_output(
 }
 
 pub fn run(args: &PlanArgs) -> Result<u8> {
-    let ownership = Ownership::parse(&args.own, &args.own_fwmark).map_err(anyhow::Error::msg)?;
-    let guards = Guards {
-        max_delete_percent: args.max_delete_percent,
-        max_delete_min: args.max_delete_min,
-        allow_mass_delete: args.allow_mass_delete,
-    };
+    let ownership = args.safety.ownership()?;
+    let guards = args.safety.guards();
     let opts = args.compile.options()?;
     let config_tree = args.config.read()?;
     let overlay_tree = args.overlay.read()?;

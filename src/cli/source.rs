@@ -220,3 +220,44 @@ pub fn print_diagnostics(diags: &crate::diag::Diagnostics) {
         eprintln!("{d}");
     }
 }
+
+/// What plan and apply may touch, and the mass-delete guards: shared by
+/// `plan`, `apply` and `apply --watch`.
+#[derive(Debug, Clone, Args)]
+pub struct SafetyArgs {
+    /// Own only services whose address is in CIDR (repeatable); default: the
+    /// whole table
+    #[arg(long = "own", value_name = "CIDR")]
+    pub own: Vec<String>,
+
+    /// Own only fwmark services with a mark in RANGE (42 or 100-200; repeatable)
+    #[arg(long = "own-fwmark", value_name = "RANGE")]
+    pub own_fwmark: Vec<String>,
+
+    /// Refuse deleting more than this percentage of the owned dests...
+    #[arg(long, value_name = "PERCENT", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub max_delete_percent: u32,
+
+    /// ...when that is more than this many dests
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_delete_min: usize,
+
+    /// Allow plans that delete every owned service or many dests
+    #[arg(long)]
+    pub allow_mass_delete: bool,
+}
+
+impl SafetyArgs {
+    pub fn ownership(&self) -> Result<crate::plan::Ownership> {
+        crate::plan::Ownership::parse(&self.own, &self.own_fwmark).map_err(anyhow::Error::msg)
+    }
+
+    pub fn guards(&self) -> crate::plan::Guards {
+        crate::plan::Guards {
+            max_delete_percent: self.max_delete_percent,
+            max_delete_min: self.max_delete_min,
+            allow_mass_delete: self.allow_mass_delete,
+        }
+    }
+}

@@ -1179,12 +1179,8 @@ pub fn run_from_apply(args: &crate::cli::apply::ApplyArgs) -> Result<u8> {
         args.compile.options()?,
         args.watch.clone(),
     );
-    opts.ownership = Ownership::parse(&args.own, &args.own_fwmark).map_err(anyhow::Error::msg)?;
-    opts.guards = Guards {
-        max_delete_percent: args.max_delete_percent,
-        max_delete_min: args.max_delete_min,
-        allow_mass_delete: args.allow_mass_delete,
-    };
+    opts.ownership = args.safety.ownership()?;
+    opts.guards = args.safety.guards();
     run_watch(opts)
 }
 
