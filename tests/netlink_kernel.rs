@@ -8,41 +8,12 @@
 //! Never touches the host kernel. Without qemu or the guest this FAILS when
 //! `CI` is set and prints a loud SKIP otherwise.
 
-use std::path::PathBuf;
 use std::process::Command;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+#[path = "support/vm.rs"]
+mod vm;
 
-fn in_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
-/// `Err` says why the guest cannot run.
-fn guest() -> Result<(), String> {
-    match Command::new("qemu-system-x86_64").arg("--version").output() {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => {
-            return Err(format!(
-                "qemu-system-x86_64 --version exited {}",
-                out.status
-            ));
-        }
-        Err(e) => return Err(format!("qemu-system-x86_64 not runnable: {e}")),
-    }
-    let out = Command::new(root().join("tests/vm/build.sh"))
-        .output()
-        .map_err(|e| format!("cannot run tests/vm/build.sh: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "tests/vm/build.sh failed ({}):\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(())
-}
+use vm::{guest, in_ci, root};
 
 #[test]
 fn netlink_client_in_the_kernel() {
