@@ -5,6 +5,12 @@
 //! `clusterf apply --watch` does after an etcd event, minus the kernel
 //! read/apply (measured in the VM) and the etcd watch itself.
 //!
+//! Two renderers: the full `render::render` (every pass re-renders the whole
+//! trees, for comparison) and the daemon's incremental `render::memo::Memo`
+//! (diffs the trees, re-renders the changed service, splices it in). With
+//! the memo, the parts left in proportion to the table are timed on their
+//! own: the tree diff, the overlay's content hash, drain and plan.
+//!
 //! Also: feeding a burst of 1,000 etcd events through the schedule.
 //!
 //! Run: `cargo bench --bench reconcile` (optionally `-- SERVICES...`).
@@ -18,6 +24,7 @@ use clusterf::plan::{self, Guards, Ownership};
 use clusterf::reconcile::drain::{self, Drains, LiveStats};
 use clusterf::reconcile::{Event, Schedule, Settings};
 use clusterf::render;
+use clusterf::render::memo::{Memo, Work};
 use clusterf::tree::Tree;
 
 const BACKENDS: u32 = 10;
@@ -147,11 +154,93 @@ fn bench(services: u32) {
     println!(
         "{services} services x {BACKENDS} backends ({n} overlay keys), 1 backend reweighted: {changes} change(s)"
     );
+    println!(" full render every pass:");
     stats("  render (parse + validate + compile)", t_render);
     stats("  drain", t_drain);
     stats("  plan", t_plan);
     stats("  pass total (render + drain + plan)", t_total);
     stats("  unchanged inputs (tree compare + drain + plan)", t_cached);
+    bench_memo(&cfg, &before, &after, &opts);
+}
+
+/// The daemon's pass with the incremental renderer: each run flips the
+/// first backend's weight (one etcd event), so every run renders a change.
+fn bench_memo(cfg: &Tree, before: &Tree, after: &Tree, opts: &Options) {
+    let ownership = Ownership::all();
+    let guards = Guards::default();
+    let full_before = render::render(cfg, Some(before), opts);
+    let full_after = render::render(cfg, Some(after), opts);
+    // The kernel holds the other tree's state: one change to apply.
+    let live_before = live_of(&full_before.state);
+    let live_after = live_of(&full_after.state);
+
+    let mut memo = Memo::new(opts.clone());
+    memo.render(cfg, Some(before));
+    let (mut t_render, mut t_drain, mut t_plan, mut t_total) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for run in 0..RUNS {
+        let (tree, live) = if run % 2 == 0 {
+            (after, &live_before)
+        } else {
+            (before, &live_after)
+        };
+        let t0 = Instant::now();
+        let rendered = memo.render(cfg, Some(tree));
+        let t1 = Instant::now();
+        let out = drain::apply(
+            &rendered.state,
+            live,
+            &LiveStats::new(),
+            &Drains::default(),
+            0,
+            Duration::from_secs(60),
+            &|k| ownership.owns(k),
+        );
+        let t2 = Instant::now();
+        let p = plan::plan(&out.desired, live, &ownership, &guards).expect("plan");
+        let t3 = Instant::now();
+        assert_eq!(p.changes.len(), 1, "one change");
+        assert_eq!(memo.work(), Work::Services(1), "one service re-rendered");
+        t_render.push(t1 - t0);
+        t_drain.push(t2 - t1);
+        t_plan.push(t3 - t2);
+        t_total.push(t3 - t0);
+    }
+    // The memo's render is the full render's.
+    let last = memo.render(cfg, Some(before));
+    assert!(
+        last.state == full_before.state
+            && last.config == full_before.config
+            && last.overlay == full_before.overlay
+            && last.diags == full_before.diags
+            && last.config_hash == full_before.config_hash
+            && last.overlay_hash == full_before.overlay_hash,
+        "memo render equals the full render"
+    );
+
+    // What is left in proportion to the table, alone.
+    let (mut t_diff, mut t_hash, mut t_clone) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        let t0 = Instant::now();
+        memo.render(cfg, Some(before));
+        t_diff.push(t0.elapsed());
+        assert_eq!(memo.work(), Work::Unchanged);
+        let t0 = Instant::now();
+        std::hint::black_box(before.content_hash());
+        t_hash.push(t0.elapsed());
+        let t0 = Instant::now();
+        let copy = std::hint::black_box(before.clone());
+        t_clone.push(t0.elapsed());
+        drop(copy);
+    }
+    println!(" incremental render (render::memo), 1 backend changed per run:");
+    stats("  memo render (diff + hash + 1 service)", t_render);
+    stats("  drain", t_drain);
+    stats("  plan", t_plan);
+    stats("  pass total (memo render + drain + plan)", t_total);
+    stats("  of which: diff of both trees (no change)", t_diff);
+    stats("  of which: overlay content hash (SHA-256)", t_hash);
+    stats("  not in the pass: overlay tree clone", t_clone);
 }
 
 fn bench_schedule() {

@@ -295,23 +295,12 @@ fn fail(source: Source) -> impl Fn(anyhow::Error) -> PassFailure {
     }
 }
 
-struct RenderCache {
-    config: Arc<Tree>,
-    overlay: Option<Arc<Tree>>,
-    rendered: Arc<render::Rendered>,
-}
-
-fn same_tree(a: &Arc<Tree>, b: &Arc<Tree>) -> bool {
-    Arc::ptr_eq(a, b) || **a == **b
-}
-
 /// What one pass needs; lives across passes (caches, drains, last state).
 struct Pass {
     config: ConfigInput,
     config_tree: Option<Arc<Tree>>,
     git_subdir: Option<String>,
     overlay: OverlayInput,
-    compile: compile::Options,
     ownership: Ownership,
     guards: Guards,
     drain_timeout: Duration,
@@ -319,12 +308,16 @@ struct Pass {
     state_file: Option<PathBuf>,
     kernel: Box<dyn Kernel>,
     metrics: Arc<Metrics>,
-    /// The last render and its inputs: a pass over unchanged trees (resync,
-    /// drain recheck, SIGHUP) reuses it instead of rendering again.
-    render_cache: Option<RenderCache>,
-    /// The render applied by the last successful pass, and the drains then
-    /// (drift: the kernel changed although these did not).
-    last_ok: Option<(Arc<render::Rendered>, Drains)>,
+    /// The last render, kept by the incremental renderer: a pass re-renders
+    /// only the services whose inputs changed (none on a resync, drain
+    /// recheck or SIGHUP over unchanged trees). It keeps copies of the
+    /// trees, not the trees: the etcd watcher then patches its tree in
+    /// place instead of copying it on every event.
+    memo: render::memo::Memo,
+    /// The memo's generation (equal: an equal desired state) applied by the
+    /// last successful pass, and the drains then (drift: the kernel changed
+    /// although these did not).
+    last_ok: Option<(u64, Drains)>,
     /// Inputs whose diagnostics were already logged.
     logged_diags_for: Option<String>,
 }
@@ -382,74 +375,62 @@ impl Pass {
             }
         };
 
-        // Render and validate (or reuse the last render of the same trees).
-        let cached = self.render_cache.as_ref().filter(|c| {
-            same_tree(&c.config, &config_tree)
-                && match (&c.overlay, &overlay) {
-                    (None, None) => true,
-                    (Some(a), Some(b)) => same_tree(a, b),
-                    _ => false,
-                }
-        });
-        let rendered = match cached {
-            Some(c) => c.rendered.clone(),
-            None => {
-                let mut r = render::render(&config_tree, overlay.as_deref(), &self.compile);
-                if let Some(sub) = &self.git_subdir {
-                    source::git::name_from_root(
-                        &mut r.diags,
-                        sub,
-                        &config_tree,
-                        overlay.as_deref(),
-                    );
-                }
-                let r = Arc::new(r);
-                self.render_cache = Some(RenderCache {
-                    config: config_tree.clone(),
-                    overlay: overlay.clone(),
-                    rendered: r.clone(),
-                });
-                r
-            }
-        };
+        // Render and validate: only what changed since the last pass.
+        self.memo.render(&config_tree, overlay.as_deref());
+        let generation = self.memo.generation();
+        let rendered = self.memo.rendered().expect("rendered above");
         let inputs = format!(
             "{}:{}",
             rendered.config_hash,
             rendered.overlay_hash.as_deref().unwrap_or("")
         );
-        if self.logged_diags_for.as_deref() != Some(inputs.as_str()) {
-            for d in rendered.diags.iter() {
-                if d.severity == crate::diag::Severity::Error {
-                    error!(source = "config", "{d}");
-                } else {
-                    warn!(source = "config", "{d}");
+        let log_diags = self.logged_diags_for.as_deref() != Some(inputs.as_str());
+        if log_diags || !rendered.is_ok() {
+            // Named from the repository root when the config is a
+            // subdirectory of it (a copy: the memo keeps the render as is).
+            let diags = match &self.git_subdir {
+                Some(sub) => {
+                    let mut d = rendered.diags.clone();
+                    source::git::name_from_root(&mut d, sub, &config_tree, overlay.as_deref());
+                    std::borrow::Cow::Owned(d)
                 }
-            }
-            self.logged_diags_for = Some(inputs.clone());
-        }
-        if !rendered.is_ok() {
-            let n = rendered
-                .diags
-                .iter()
-                .filter(|d| d.severity == crate::diag::Severity::Error)
-                .count();
-            let first = rendered
-                .diags
-                .iter()
-                .find(|d| d.severity == crate::diag::Severity::Error)
-                .map(ToString::to_string)
-                .unwrap_or_default();
-            let at = match &config_tree.origin.revision {
-                Some(rev) => format!(" at commit {rev}"),
-                None => String::new(),
+                None => std::borrow::Cow::Borrowed(&rendered.diags),
             };
-            return Err(PassFailure {
-                source: Source::Config,
-                error: format!(
-                    "invalid config{at} ({n} errors, first: {first}): keeping the kernel as it is"
-                ),
-            });
+            if log_diags {
+                for d in diags.iter() {
+                    if d.severity == crate::diag::Severity::Error {
+                        error!(source = "config", "{d}");
+                    } else {
+                        warn!(source = "config", "{d}");
+                    }
+                }
+                self.logged_diags_for = Some(inputs.clone());
+            }
+            if !rendered.is_ok() {
+                let n = diags
+                    .iter()
+                    .filter(|d| d.severity == crate::diag::Severity::Error)
+                    .count();
+                let first = diags
+                    .iter()
+                    .find(|d| d.severity == crate::diag::Severity::Error)
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                let at = match &config_tree.origin.revision {
+                    Some(rev) => format!(" at commit {rev}"),
+                    None => String::new(),
+                };
+                return Err(PassFailure {
+                    source: Source::Config,
+                    error: format!(
+                        "invalid config{at} ({n} errors, first: {first}): keeping the kernel as it is"
+                    ),
+                });
+            }
         }
+        // The etcd watcher patches its tree in place when nobody else holds
+        // it.
+        drop(overlay);
 
         // Live state.
         let live = self.kernel.read().map_err(fail(Source::Kernel))?;
@@ -494,9 +475,10 @@ impl Pass {
                 });
             }
             self.metrics.ops_applied(&ops);
-            let unchanged = self.last_ok.as_ref().is_some_and(|(r, d)| {
-                (Arc::ptr_eq(r, &rendered) || r.state == rendered.state) && *d == outcome.drains
-            });
+            let unchanged = self
+                .last_ok
+                .as_ref()
+                .is_some_and(|(g, d)| *g == generation && *d == outcome.drains);
             if unchanged {
                 warn!(
                     changes = ops.len(),
@@ -558,7 +540,7 @@ impl Pass {
             drains_active: outcome.active.len(),
             next_drain_deadline_ms: outcome.next_deadline_ms,
         };
-        self.last_ok = Some((rendered, self.drains.clone()));
+        self.last_ok = Some((generation, self.drains.clone()));
         Ok(report)
     }
 }
@@ -742,7 +724,6 @@ impl Daemon {
             config_tree: None,
             git_subdir,
             overlay,
-            compile: opts.compile.clone(),
             ownership: opts.ownership.clone(),
             guards: opts.guards,
             drain_timeout: opts.watch.drain_timeout,
@@ -750,7 +731,7 @@ impl Daemon {
             state_file: opts.watch.state_file.clone(),
             kernel,
             metrics: metrics.clone(),
-            render_cache: None,
+            memo: render::memo::Memo::new(opts.compile.clone()),
             last_ok: None,
             logged_diags_for: None,
         }));

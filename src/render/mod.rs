@@ -1,7 +1,13 @@
 //! Render: config tree + overlay tree -> validated config -> desired IPVS
 //! state, with every diagnostic along the way.
 //!
+//! `memo` keeps the last render for the watch loop and re-renders only the
+//! services whose inputs changed; its result equals [`render`]'s.
+//!
 //! Invariant: pure. Takes trees already read by a source; no I/O.
+
+pub mod memo;
+mod part;
 
 use crate::compile::{self, Options};
 use crate::config::{self, Config, Overlay};

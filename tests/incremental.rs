@@ -1,0 +1,450 @@
+//! The incremental renderer (`render::memo`) against the full render: after
+//! every edit of random config and overlay trees (both layouts, routes,
+//! defaults, invalid files, conflicts, unreadable entries), the memo's
+//! render equals `render::render` of the same trees, field by field.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use clusterf::compile::Options;
+use clusterf::model::Method;
+use clusterf::render::memo::{Memo, Work};
+use clusterf::render::{self, Rendered};
+use clusterf::tree::Tree;
+use proptest::prelude::*;
+use proptest::test_runner::{Config as RunnerConfig, TestRunner};
+
+// --- trees -------------------------------------------------------------------
+
+fn svc() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec!["a", "b", "c", "web"])
+}
+
+fn backend_name() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec!["b1", "b2", "x"])
+}
+
+fn route_name() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec!["r1", "r2", "dflt"])
+}
+
+fn frontend_ip() -> impl Strategy<Value = &'static str> {
+    // Few addresses: services often claim the same IPVS service.
+    prop::sample::select(vec!["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"])
+}
+
+fn backend_ip() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec!["10.0.1.1", "10.0.1.2", "10.1.0.5", "192.168.1.1"])
+}
+
+fn port() -> impl Strategy<Value = u16> {
+    prop::sample::select(vec![80u16, 443, 8080])
+}
+
+fn weight() -> impl Strategy<Value = u32> {
+    prop::sample::select(vec![0u32, 10, 40000])
+}
+
+fn json_frontend() -> impl Strategy<Value = String> {
+    prop_oneof![
+        6 => (frontend_ip(), port()).prop_map(|(ip, p)| format!(r#"{{"ipv4": "{ip}", "tcp": {p}}}"#)),
+        1 => (frontend_ip(), port()).prop_map(|(ip, p)| format!(r#"{{"ipv4": "{ip}", "tcp": {p}, "udp": {p}, "ipv6": "2001:db8::1"}}"#)),
+        1 => Just("{".to_string()),
+        1 => Just(r#"{"ipv4": 5, "tcp": 80}"#.to_string()),
+    ]
+}
+
+fn json_backend() -> impl Strategy<Value = String> {
+    prop_oneof![
+        8 => (backend_ip(), port(), weight()).prop_map(|(ip, p, w)| format!(r#"{{"ipv4": "{ip}", "tcp": {p}, "weight": {w}}}"#)),
+        1 => Just("not json".to_string()),
+        1 => Just(r#"{"ipv4": "10.0.1.9", "tcp": 80, "bogus": 1}"#.to_string()),
+        1 => Just(r#"{"tcp": 80}"#.to_string()),
+    ]
+}
+
+fn yaml_service() -> impl Strategy<Value = String> {
+    let backend = (backend_name(), backend_ip(), port(), weight()).prop_map(|(n, ip, p, w)| {
+        format!("  {n}:\n    ipv4: {ip}\n    tcp: {p}\n    weight: {w}\n")
+    });
+    prop_oneof![
+        8 => (
+            frontend_ip(),
+            port(),
+            prop::sample::select(vec!["", "scheduler: rr\n", "scheduler: bogus\n"]),
+            prop::collection::vec(backend, 0..3),
+        )
+            .prop_map(|(ip, p, sched, backends)| {
+                let mut s = format!("frontend:\n  ipv4: {ip}\n  tcp: {p}\n{sched}");
+                if !backends.is_empty() {
+                    s.push_str("backends:\n");
+                    for b in backends {
+                        s.push_str(&b);
+                    }
+                }
+                s
+            }),
+        1 => Just("frontend: [\n".to_string()),
+        1 => Just("frontend:\n  ipv4: 10.0.0.1\n".to_string()),
+    ]
+}
+
+fn yaml_route() -> impl Strategy<Value = String> {
+    prop::sample::select(vec![
+        "prefix: 10.0.1.0/24\nmethod: droute\n".to_string(),
+        "prefix: 10.1.0.0/16\ngateway: 10.9.9.9\nmethod: tunnel\n".to_string(),
+        "method: masq\n".to_string(),
+        "prefix: 192.168.0.0/16\nmethod: none\n".to_string(),
+        "prefix: bogus\nmethod: masq\n".to_string(),
+    ])
+}
+
+fn json_route() -> impl Strategy<Value = String> {
+    prop::sample::select(vec![
+        r#"{"Prefix": "10.0.1.0/24", "IPVSMethod": "droute"}"#.to_string(),
+        r#"{"Prefix": "10.1.0.0/16", "Gateway": "10.9.9.9", "IPVSMethod": "tunnel"}"#.to_string(),
+        r#"{"IPVSMethod": "masq"}"#.to_string(),
+        r#"{"Prefix": "10.0.1.0/25", "IPVSMethod": "masq"}"#.to_string(),
+        "{".to_string(),
+    ])
+}
+
+fn defaults() -> impl Strategy<Value = String> {
+    prop::sample::select(vec![
+        "".to_string(),
+        "scheduler: rr\n".to_string(),
+        "method: droute\n".to_string(),
+        "method: bogus\n".to_string(),
+        ": : :\n".to_string(),
+    ])
+}
+
+/// A config tree entry: path and contents.
+fn config_entry() -> impl Strategy<Value = (String, String)> {
+    prop_oneof![
+        3 => (svc(), prop::bool::ANY, yaml_service()).prop_map(|(s, yml, c)| {
+            (format!("services/{s}.{}", if yml { "yml" } else { "yaml" }), c)
+        }),
+        3 => (svc(), json_frontend()).prop_map(|(s, c)| (format!("services/{s}/frontend"), c)),
+        4 => (svc(), backend_name(), json_backend())
+            .prop_map(|(s, b, c)| (format!("services/{s}/backends/{b}"), c)),
+        1 => (route_name(), yaml_route()).prop_map(|(r, c)| (format!("routes/{r}.yaml"), c)),
+        1 => (route_name(), json_route()).prop_map(|(r, c)| (format!("routes/{r}"), c)),
+        1 => defaults().prop_map(|c| ("clusterf.yaml".to_string(), c)),
+        1 => (svc(), prop::sample::select(vec!["services/{}/junk", "README.md", "services/{}/backends/x/y"]))
+            .prop_map(|(s, p)| (p.replace("{}", s), "junk".to_string())),
+    ]
+}
+
+/// An overlay tree entry: key and value.
+fn overlay_entry() -> impl Strategy<Value = (String, String)> {
+    prop_oneof![
+        8 => (svc(), backend_name(), json_backend())
+            .prop_map(|(s, b, c)| (format!("services/{s}/backends/{b}"), c)),
+        1 => (route_name(), json_route()).prop_map(|(r, c)| (format!("routes/{r}"), c)),
+        1 => (svc(), json_frontend()).prop_map(|(s, c)| (format!("services/{s}/frontend"), c)),
+    ]
+}
+
+#[derive(Clone, Debug)]
+enum Edit {
+    SetConfig(String, String),
+    SetOverlay(String, String),
+    /// Removes the n-th path (modulo the count) of the tree.
+    RemoveConfig(usize),
+    RemoveOverlay(usize),
+    /// Marks a path unreadable (in the config tree when true).
+    Unreadable(bool, String),
+    ClearUnreadable,
+    ToggleOverlay,
+    /// Renders the same trees again.
+    Nothing,
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    prop_oneof![
+        4 => config_entry().prop_map(|(p, c)| Edit::SetConfig(p, c)),
+        8 => overlay_entry().prop_map(|(p, c)| Edit::SetOverlay(p, c)),
+        2 => any::<usize>().prop_map(Edit::RemoveConfig),
+        3 => any::<usize>().prop_map(Edit::RemoveOverlay),
+        1 => (prop::bool::ANY, config_entry()).prop_map(|(c, (p, _))| Edit::Unreadable(c, p)),
+        1 => Just(Edit::ClearUnreadable),
+        1 => Just(Edit::ToggleOverlay),
+        1 => Just(Edit::Nothing),
+    ]
+}
+
+fn options() -> impl Strategy<Value = Options> {
+    (
+        prop::bool::weighted(0.2),
+        prop::bool::weighted(0.2),
+        prop::sample::select(vec![None, Some("sh".to_string())]),
+        prop::sample::select(vec![None, Some(Method::Tunnel)]),
+    )
+        .prop_map(|(filter, elide, sched, method)| Options {
+            filter_overlay_routes: filter,
+            elide_empty: elide,
+            default_scheduler: sched,
+            default_method: method,
+        })
+}
+
+fn tree(description: &str, entries: &[(String, String)]) -> Tree {
+    let mut t = Tree::new(description);
+    for (p, c) in entries {
+        t.insert(p.clone(), c.clone());
+    }
+    t
+}
+
+fn apply(edit: &Edit, config: &mut Tree, overlay: &mut Option<Tree>) {
+    let nth = |t: &Tree, n: usize| t.files.keys().nth(n % t.files.len().max(1)).cloned();
+    match edit {
+        Edit::SetConfig(p, c) => config.insert(p.clone(), c.clone()),
+        Edit::SetOverlay(p, c) => {
+            if let Some(o) = overlay {
+                o.insert(p.clone(), c.clone())
+            }
+        }
+        Edit::RemoveConfig(n) => {
+            if let Some(p) = nth(config, *n) {
+                config.files.remove(&p);
+            }
+        }
+        Edit::RemoveOverlay(n) => {
+            if let Some(o) = overlay
+                && let Some(p) = nth(o, *n)
+            {
+                o.files.remove(&p);
+            }
+        }
+        Edit::Unreadable(in_config, p) => {
+            let t = if *in_config {
+                Some(&mut *config)
+            } else {
+                overlay.as_mut()
+            };
+            if let Some(t) = t {
+                t.files.remove(p);
+                t.unreadable.insert(p.clone(), "permission denied".into());
+            }
+        }
+        Edit::ClearUnreadable => {
+            config.unreadable.clear();
+            if let Some(o) = overlay {
+                o.unreadable.clear();
+            }
+        }
+        Edit::ToggleOverlay => {
+            *overlay = match overlay.take() {
+                Some(_) => None,
+                None => Some(Tree::new("overlay")),
+            }
+        }
+        Edit::Nothing => {}
+    }
+    // An etcd tree's revision changes with every event.
+    if let Some(o) = overlay {
+        let rev = o.origin.revision.as_deref().map_or(0, |r| r.len());
+        o.origin.revision = Some("1".repeat(rev + 1));
+    }
+}
+
+fn same(memo: &Rendered, full: &Rendered) -> Result<(), String> {
+    let check = |what: &str, eq: bool| {
+        if eq {
+            Ok(())
+        } else {
+            Err(format!("{what} differs"))
+        }
+    };
+    check("config", memo.config == full.config)?;
+    check("overlay", memo.overlay == full.overlay)?;
+    check("state", memo.state == full.state)?;
+    if memo.diags != full.diags {
+        return Err(format!(
+            "diags differ:\nmemo: {:#?}\nfull: {:#?}",
+            memo.diags.0, full.diags.0
+        ));
+    }
+    check("config hash", memo.config_hash == full.config_hash)?;
+    check("overlay hash", memo.overlay_hash == full.overlay_hash)?;
+    Ok(())
+}
+
+/// How often each kind of work was done, over all cases.
+static WORK: [AtomicUsize; 5] = [const { AtomicUsize::new(0) }; 5];
+
+fn count(w: Work) {
+    let i = match w {
+        Work::Unchanged => 0,
+        Work::Services(_) => 1,
+        Work::Global => 2,
+        Work::Split => 3,
+        Work::Full => 4,
+    };
+    WORK[i].fetch_add(1, Ordering::Relaxed);
+}
+
+type Case = (
+    Options,
+    Vec<(String, String)>,
+    Vec<(String, String)>,
+    Vec<Edit>,
+);
+
+fn check_case((opts, cfg, ovl, edits): Case) -> Result<(), TestCaseError> {
+    let mut config = tree("config", &cfg);
+    let mut overlay = Some(tree("overlay", &ovl));
+    let mut memo = Memo::new(opts.clone());
+    let mut generation = None;
+    let mut last_state = None;
+    for (i, e) in std::iter::once(&Edit::Nothing).chain(&edits).enumerate() {
+        if i > 0 {
+            apply(e, &mut config, &mut overlay);
+        }
+        let full = render::render(&config, overlay.as_ref(), &opts);
+        let got = memo.render(&config, overlay.as_ref());
+        if let Err(why) = same(got, &full) {
+            return Err(TestCaseError::fail(format!(
+                "after edit {i} ({e:?}), work {:?}: {why}\nconfig: {:#?}\noverlay: {:#?}",
+                memo.work(),
+                config.files,
+                overlay.as_ref().map(|o| &o.files)
+            )));
+        }
+        // Equal generations mean an equal state.
+        if generation == Some(memo.generation()) {
+            prop_assert_eq!(last_state.as_ref(), Some(&full.state));
+        }
+        generation = Some(memo.generation());
+        last_state = Some(full.state);
+        count(memo.work());
+    }
+    Ok(())
+}
+
+#[test]
+fn memo_render_equals_full_render_after_every_edit() {
+    let strategy = (
+        options(),
+        prop::collection::vec(config_entry(), 0..10),
+        prop::collection::vec(overlay_entry(), 0..12),
+        prop::collection::vec(edit(), 1..16),
+    );
+    let mut runner = TestRunner::new(RunnerConfig {
+        cases: 512,
+        ..RunnerConfig::default()
+    });
+    if let Err(e) = runner.run(&strategy, check_case) {
+        panic!("{e}");
+    }
+    // The property is only worth something if the memo did its job: edits
+    // local to a service must have been spliced in, not rendered in full.
+    let n: Vec<usize> = WORK.iter().map(|w| w.load(Ordering::Relaxed)).collect();
+    eprintln!(
+        "work: unchanged {}, services {}, global {}, split {}, full {}",
+        n[0], n[1], n[2], n[3], n[4]
+    );
+    assert!(
+        n[1] > n.iter().sum::<usize>() / 5,
+        "too few incremental renders: {n:?}"
+    );
+    assert!(
+        n[0] > 0 && n[2] > 0 && n[3] > 0 && n[4] > 0,
+        "every kind of work: {n:?}"
+    );
+}
+
+// --- specific cases ------------------------------------------------------------
+
+fn bench_like(services: u32, weight_of_first: u32) -> (Tree, Tree) {
+    let mut config = Tree::new("config");
+    let mut overlay = Tree::new("overlay");
+    for i in 0..services {
+        config.insert(
+            format!("services/s{i}/frontend"),
+            format!(r#"{{"ipv4": "10.100.0.{i}", "tcp": 80}}"#),
+        );
+        for j in 0..3 {
+            let w = if i == 0 && j == 0 {
+                weight_of_first
+            } else {
+                10
+            };
+            overlay.insert(
+                format!("services/s{i}/backends/b{j}"),
+                format!(r#"{{"ipv4": "10.0.{i}.{j}", "tcp": 8080, "weight": {w}}}"#),
+            );
+        }
+    }
+    (config, overlay)
+}
+
+#[test]
+fn one_backend_change_recompiles_one_service() {
+    let (config, before) = bench_like(20, 10);
+    let (_, after) = bench_like(20, 20);
+    let mut memo = Memo::new(Options::default());
+    memo.render(&config, Some(&before));
+    assert_eq!(memo.work(), Work::Split);
+    let g0 = memo.generation();
+
+    memo.render(&config, Some(&before));
+    assert_eq!(memo.work(), Work::Unchanged);
+    assert_eq!(memo.generation(), g0);
+
+    let got = memo.render(&config, Some(&after)).clone();
+    assert_eq!(memo.work(), Work::Services(1));
+    assert_ne!(memo.generation(), g0);
+    let full = render::render(&config, Some(&after), &Options::default());
+    same(&got, &full).unwrap();
+}
+
+#[test]
+fn a_route_change_recompiles_every_service_and_a_conflict_renders_in_full() {
+    let (mut config, overlay) = bench_like(5, 10);
+    let mut memo = Memo::new(Options::default());
+    memo.render(&config, Some(&overlay));
+
+    config.insert("routes/r1.yaml", "prefix: 10.0.0.0/8\nmethod: droute\n");
+    let got = memo.render(&config, Some(&overlay)).clone();
+    assert_eq!(memo.work(), Work::Global);
+    same(
+        &got,
+        &render::render(&config, Some(&overlay), &Options::default()),
+    )
+    .unwrap();
+
+    // s1 claims s0's address: the full render reports the conflict.
+    config.insert(
+        "services/s1/frontend",
+        r#"{"ipv4": "10.100.0.0", "tcp": 80}"#,
+    );
+    let got = memo.render(&config, Some(&overlay)).clone();
+    assert_eq!(memo.work(), Work::Full);
+    assert!(!got.is_ok());
+    same(
+        &got,
+        &render::render(&config, Some(&overlay), &Options::default()),
+    )
+    .unwrap();
+
+    // Resolved: split again, then incremental.
+    config.insert(
+        "services/s1/frontend",
+        r#"{"ipv4": "10.100.0.1", "tcp": 80}"#,
+    );
+    memo.render(&config, Some(&overlay));
+    assert_eq!(memo.work(), Work::Split);
+    config.insert(
+        "services/s2/frontend",
+        r#"{"ipv4": "10.100.0.2", "tcp": 81}"#,
+    );
+    let got = memo.render(&config, Some(&overlay)).clone();
+    assert_eq!(memo.work(), Work::Services(1));
+    same(
+        &got,
+        &render::render(&config, Some(&overlay), &Options::default()),
+    )
+    .unwrap();
+}
