@@ -5,8 +5,10 @@
 //! layout and once with the original JSON tree.
 //!
 //! Run: `cargo bench --bench render` (optionally `-- SERVICES...` to choose
-//! the sizes). Prints one line per case: min / median / max over the runs,
-//! and the IPVS services and dests rendered.
+//! the sizes, `yaml` or `json` to choose one layout, `--runs N` to choose
+//! the number of runs, e.g. `--runs 1` under callgrind). Prints one line per
+//! case: min / median / max over the runs, and the IPVS services and dests
+//! rendered.
 
 use std::time::{Duration, Instant};
 
@@ -108,9 +110,9 @@ fn overlay(services: u32) -> Tree {
     t
 }
 
-fn measure(name: &str, services: u32, config: &Tree, overlay: &Tree) {
+fn measure(name: &str, services: u32, runs: Option<usize>, config: &Tree, overlay: &Tree) {
     let opts = Options::default();
-    let runs = if services >= 10_000 { 5 } else { 20 };
+    let runs = runs.unwrap_or(if services >= 10_000 { 5 } else { 20 });
     let mut times = Vec::new();
     let mut shape = (0, 0);
     for _ in 0..runs {
@@ -134,10 +136,20 @@ fn measure(name: &str, services: u32, config: &Tree, overlay: &Tree) {
 }
 
 fn main() {
-    let sizes: Vec<u32> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runs: Option<usize> = args
+        .iter()
+        .position(|a| a == "--runs")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok());
+    let sizes: Vec<u32> = args
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i == 0 || args[i - 1] != "--runs")
+        .filter_map(|(_, a)| a.parse().ok())
         .collect();
+    let yaml = !args.iter().any(|a| a == "json") || args.iter().any(|a| a == "yaml");
+    let json = !args.iter().any(|a| a == "yaml") || args.iter().any(|a| a == "json");
     let sizes = if sizes.is_empty() {
         vec![1_000, 10_000]
     } else {
@@ -145,7 +157,11 @@ fn main() {
     };
     for n in sizes {
         let o = overlay(n);
-        measure("yaml", n, &yaml_repo(n), &o);
-        measure("json", n, &json_repo(n), &o);
+        if yaml {
+            measure("yaml", n, runs, &yaml_repo(n), &o);
+        }
+        if json {
+            measure("json", n, runs, &json_repo(n), &o);
+        }
     }
 }

@@ -19,6 +19,8 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
+use ipnet::IpNet;
+
 use crate::config::{Backend, Config, Overlay, Route};
 use crate::diag::Diagnostics;
 use crate::model::{
@@ -44,6 +46,7 @@ pub struct Options {
 pub fn compile(config: &Config, overlay: &Overlay, opts: &Options) -> (IpvsState, Diagnostics) {
     let mut diags = Diagnostics::default();
     let routes = effective_routes(config, overlay, opts, &mut diags);
+    let routes = RouteTable::new(&routes);
     let default_method = opts
         .default_method
         .or(config.defaults.method)
@@ -85,9 +88,10 @@ pub fn compile(config: &Config, overlay: &Overlay, opts: &Options) -> (IpvsState
             }
             let mut service = Service::new(attrs.clone());
             service.names = vec![svc.name.clone()];
-            let mut conflicts: BTreeMap<SocketAddr, ()> = BTreeMap::new();
-            // The method of each origin of a dest, in origin order.
-            let mut methods: BTreeMap<SocketAddr, Vec<Method>> = BTreeMap::new();
+            // Dests whose origins disagree on the method.
+            let mut conflicts: Vec<SocketAddr> = Vec::new();
+            // Every placement in origin order, for the message on a conflict.
+            let mut placed: Vec<(SocketAddr, Method)> = Vec::with_capacity(backends.len());
             for b in &backends {
                 let Some((dest, method, route)) =
                     place(&key, b, &routes, default_method, &mut diags)
@@ -104,21 +108,22 @@ pub fn compile(config: &Config, overlay: &Overlay, opts: &Options) -> (IpvsState
                     attrs: DestAttrs::new(method, 0),
                     origins: Vec::new(),
                 });
-                if entry.attrs.method != method {
-                    conflicts.insert(dest, ());
+                if entry.attrs.method != method && !conflicts.contains(&dest) {
+                    conflicts.push(dest);
                 }
                 // Saturating: the cap below reports it; no overflow however
                 // many backends merge.
                 entry.attrs.weight = entry.attrs.weight.saturating_add(b.weight);
                 entry.origins.push(origin);
-                methods.entry(dest).or_default().push(method);
+                placed.push((dest, method));
             }
             for (dest, d) in service.dests.iter_mut() {
-                if conflicts.contains_key(dest) {
+                if !conflicts.is_empty() && conflicts.contains(dest) {
+                    let methods = placed.iter().filter(|(p, _)| p == dest).map(|(_, m)| m);
                     let who: Vec<String> = d
                         .origins
                         .iter()
-                        .zip(&methods[dest])
+                        .zip(methods)
                         .map(|(o, m)| format!("{} ({m}, {})", o.backend, o.source))
                         .collect();
                     diags.error(
@@ -222,7 +227,7 @@ fn service_backends<'a>(
 fn place<'r>(
     key: &ServiceKey,
     b: &Backend,
-    routes: &[&'r Route],
+    routes: &RouteTable<'r>,
     default_method: Method,
     diags: &mut Diagnostics,
 ) -> Option<(SocketAddr, Method, Option<&'r Route>)> {
@@ -235,7 +240,7 @@ fn place<'r>(
     };
     let ip: IpAddr = b.endpoints.addr(key.family())?;
     let port = b.endpoints.port(*protocol)?;
-    let route = routes.iter().copied().find(|r| r.matches(&ip).is_some());
+    let route = routes.lookup(&ip);
     let method = match route {
         Some(r) => r.method?,
         None => default_method,
@@ -256,4 +261,155 @@ fn place<'r>(
         return Some((SocketAddr::new(ip, vip.port()), method, route));
     }
     Some((SocketAddr::new(ip, port), method, route))
+}
+
+/// The routes in force, indexed for longest-prefix lookup: finds the route
+/// that the first match in the sorted list of [`effective_routes`] is,
+/// without trying every route.
+struct RouteTable<'r> {
+    /// IPv4 routes longer than /0, grouped by prefix length from the longest
+    /// down; each group sorted by network, the first route in list order
+    /// kept for a network.
+    v4: Vec<(u8, Vec<(u32, &'r Route)>)>,
+    /// The same for IPv6.
+    v6: Vec<(u8, Vec<(u128, &'r Route)>)>,
+    /// The /0 and default routes, in list order: tried one by one.
+    rest: Vec<&'r Route>,
+}
+
+fn mask4(len: u8) -> u32 {
+    u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0)
+}
+
+fn mask6(len: u8) -> u128 {
+    u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0)
+}
+
+impl<'r> RouteTable<'r> {
+    /// `sorted`: from the longest prefix to the shortest, first match wins.
+    fn new(sorted: &[&'r Route]) -> Self {
+        let mut t = RouteTable {
+            v4: Vec::new(),
+            v6: Vec::new(),
+            rest: Vec::new(),
+        };
+        for &route in sorted {
+            match route.prefix {
+                Some(IpNet::V4(net)) if net.prefix_len() > 0 => {
+                    let len = net.prefix_len();
+                    let bits = u32::from(net.addr()) & mask4(len);
+                    match t.v4.last_mut() {
+                        Some((l, group)) if *l == len => group.push((bits, route)),
+                        _ => t.v4.push((len, vec![(bits, route)])),
+                    }
+                }
+                Some(IpNet::V6(net)) if net.prefix_len() > 0 => {
+                    let len = net.prefix_len();
+                    let bits = u128::from(net.addr()) & mask6(len);
+                    match t.v6.last_mut() {
+                        Some((l, group)) if *l == len => group.push((bits, route)),
+                        _ => t.v6.push((len, vec![(bits, route)])),
+                    }
+                }
+                _ => t.rest.push(route),
+            }
+        }
+        // Stable sorts keep list order among routes of one network; the
+        // first of them is the one a scan would find.
+        for (_, group) in &mut t.v4 {
+            group.sort_by_key(|e| e.0);
+            group.dedup_by_key(|e| e.0);
+        }
+        for (_, group) in &mut t.v6 {
+            group.sort_by_key(|e| e.0);
+            group.dedup_by_key(|e| e.0);
+        }
+        t
+    }
+
+    fn lookup(&self, ip: &IpAddr) -> Option<&'r Route> {
+        let found = match ip {
+            IpAddr::V4(a) => {
+                let a = u32::from(*a);
+                self.v4.iter().find_map(|(len, group)| {
+                    let k = a & mask4(*len);
+                    group
+                        .binary_search_by_key(&k, |e| e.0)
+                        .ok()
+                        .map(|i| group[i].1)
+                })
+            }
+            IpAddr::V6(a) => {
+                let a = u128::from(*a);
+                self.v6.iter().find_map(|(len, group)| {
+                    let k = a & mask6(*len);
+                    group
+                        .binary_search_by_key(&k, |e| e.0)
+                        .ok()
+                        .map(|i| group[i].1)
+                })
+            }
+        };
+        found.or_else(|| self.rest.iter().copied().find(|r| r.matches(ip).is_some()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn route(i: usize, prefix: Option<IpNet>, gateway: Option<IpAddr>) -> Route {
+        Route {
+            name: format!("r{i}"),
+            source: format!("routes/r{i}"),
+            prefix,
+            gateway,
+            method: Some(Method::Masq),
+        }
+    }
+
+    fn net() -> impl Strategy<Value = Option<IpNet>> {
+        prop_oneof![
+            1 => Just(None),
+            4 => (0u32..8, 0u8..=32).prop_map(|(a, len)| Some(IpNet::V4(
+                ipnet::Ipv4Net::new((a << 29).into(), len).unwrap().trunc()
+            ))),
+            4 => (0u128..8, 0u8..=128).prop_map(|(a, len)| Some(IpNet::V6(
+                ipnet::Ipv6Net::new((a << 125).into(), len).unwrap().trunc()
+            ))),
+        ]
+    }
+
+    fn addr() -> impl Strategy<Value = IpAddr> {
+        // Near the networks above, so that prefixes of every length match.
+        prop_oneof![
+            (0u32..8, any::<u32>(), 0u32..32)
+                .prop_map(|(hi, lo, keep)| IpAddr::V4(((hi << 29) | (lo >> keep.max(3))).into())),
+            (0u128..8, any::<u128>(), 0u32..128)
+                .prop_map(|(hi, lo, keep)| IpAddr::V6(((hi << 125) | (lo >> keep.max(3))).into())),
+        ]
+    }
+
+    proptest! {
+        /// The table finds what the first match of the sorted list is.
+        #[test]
+        fn route_table_finds_the_first_match(
+            nets in prop::collection::vec((net(), prop::option::of(addr())), 0..40),
+            addrs in prop::collection::vec(addr(), 1..40),
+        ) {
+            let routes: Vec<Route> = nets
+                .into_iter()
+                .enumerate()
+                .map(|(i, (p, gw))| route(i, p, gw))
+                .collect();
+            let mut sorted: Vec<&Route> = routes.iter().collect();
+            sorted.sort_by_key(|r| std::cmp::Reverse(r.prefix.map_or(0, |p| p.prefix_len())));
+            let table = RouteTable::new(&sorted);
+            for a in &addrs {
+                let scan = sorted.iter().copied().find(|r| r.matches(a).is_some());
+                prop_assert_eq!(table.lookup(a).map(|r| &r.name), scan.map(|r| &r.name));
+            }
+        }
+    }
 }

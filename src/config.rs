@@ -552,9 +552,9 @@ fn spanned_opt<T: Clone>(s: &Option<Spanned<T>>) -> Option<Located<T>> {
 
 /// Fields of a frontend or backend, from either format, before validation.
 #[derive(Default)]
-struct EndpointFields {
-    ipv4: Option<Located<String>>,
-    ipv6: Option<Located<String>>,
+struct EndpointFields<'a> {
+    ipv4: Option<Located<&'a str>>,
+    ipv6: Option<Located<&'a str>>,
     // Wide enough for any integer either format yields (JSON: i64 and u64).
     tcp: Option<Located<i128>>,
     udp: Option<Located<i128>>,
@@ -567,11 +567,11 @@ struct EndpointFields {
 }
 
 /// Fields of a route, from either format, before validation.
-struct RouteFields {
-    prefix: Option<Located<String>>,
-    gateway: Option<Located<String>>,
+struct RouteFields<'a> {
+    prefix: Option<Located<&'a str>>,
+    gateway: Option<Located<&'a str>>,
     /// `None` (absent) filters, like an explicit `none`.
-    method: Option<Located<String>>,
+    method: Option<Located<&'a str>>,
 }
 
 /// Reports problems in one file.
@@ -592,7 +592,7 @@ impl Reporter<'_> {
     }
 }
 
-fn parse_ipv4(r: &mut Reporter, field: &str, v: &Option<Located<String>>) -> Option<Ipv4Addr> {
+fn parse_ipv4(r: &mut Reporter, field: &str, v: &Option<Located<&str>>) -> Option<Ipv4Addr> {
     let v = v.as_ref()?;
     match v.value.parse::<IpAddr>() {
         Ok(IpAddr::V4(a)) => Some(a),
@@ -613,7 +613,7 @@ fn parse_ipv4(r: &mut Reporter, field: &str, v: &Option<Located<String>>) -> Opt
     }
 }
 
-fn parse_ipv6(r: &mut Reporter, field: &str, v: &Option<Located<String>>) -> Option<Ipv6Addr> {
+fn parse_ipv6(r: &mut Reporter, field: &str, v: &Option<Located<&str>>) -> Option<Ipv6Addr> {
     let v = v.as_ref()?;
     match v.value.parse::<IpAddr>() {
         Ok(IpAddr::V6(a)) => Some(a),
@@ -664,10 +664,10 @@ fn parse_weight(r: &mut Reporter, v: &Option<Located<i128>>) -> u32 {
     }
 }
 
-fn parse_scheduler(r: &mut Reporter, v: &Option<Located<String>>) -> Option<String> {
+fn parse_scheduler(r: &mut Reporter, v: &Option<Located<&str>>) -> Option<String> {
     let v = v.as_ref()?;
-    if SCHEDULERS.contains(&v.value.as_str()) {
-        Some(v.value.clone())
+    if SCHEDULERS.contains(&v.value) {
+        Some(v.value.to_string())
     } else {
         r.error(
             v.pos,
@@ -688,7 +688,7 @@ fn validate_endpoints(
     whole: Option<Pos>,
     f: &EndpointFields,
     frontend: bool,
-    what: &str,
+    what: &dyn std::fmt::Display,
 ) -> (Endpoints, u32) {
     let e = Endpoints {
         ipv4: parse_ipv4(r, "ipv4", &f.ipv4),
@@ -934,15 +934,15 @@ fn json_key_pos(text: &str, key: &str) -> Option<Pos> {
     None
 }
 
-fn json_string(
+fn json_string<'v>(
     r: &mut Reporter,
     field: &str,
-    v: Option<&(serde_json::Value, Option<Pos>)>,
-) -> Option<Located<String>> {
+    v: Option<&'v (serde_json::Value, Option<Pos>)>,
+) -> Option<Located<&'v str>> {
     let (value, pos) = v?;
     match value {
         serde_json::Value::String(s) => Some(Located {
-            value: s.clone(),
+            value: s.as_str(),
             pos: *pos,
         }),
         other => {
@@ -1025,7 +1025,7 @@ fn json_endpoints(
         port_given: obj.contains_key("tcp") || obj.contains_key("udp"),
     };
     let what = if frontend { "frontend" } else { "backend" };
-    let out = validate_endpoints(r, None, &fields, frontend, what);
+    let out = validate_endpoints(r, None, &fields, frontend, &what);
     (!r.failed).then_some(out)
 }
 
@@ -1033,7 +1033,13 @@ fn json_route(r: &mut Reporter, name: &str, bytes: &[u8], strict: bool) -> Optio
     let obj = json_object(r, bytes, ROUTE_KEYS, strict)?;
     // The original's older spellings Prefix4/Gateway4 (and Prefix6/Gateway6)
     // mean the same as Prefix/Gateway; more than one of them is ambiguous.
-    let mut pick = |field: &str, names: &[&str]| -> Option<Located<String>> {
+    type Obj<'k> = BTreeMap<&'k str, (serde_json::Value, Option<Pos>)>;
+    fn pick<'o>(
+        r: &mut Reporter,
+        obj: &'o Obj<'_>,
+        field: &str,
+        names: &[&str],
+    ) -> Option<Located<&'o str>> {
         let present: Vec<&str> = names
             .iter()
             .copied()
@@ -1047,11 +1053,11 @@ fn json_route(r: &mut Reporter, name: &str, bytes: &[u8], strict: bool) -> Optio
             );
         }
         let first = present.first()?;
-        json_string(r, field, obj.get(first))
-    };
+        json_string(r, field, obj.get(*first))
+    }
     let fields = RouteFields {
-        prefix: pick("prefix", &["Prefix", "Prefix4", "Prefix6"]),
-        gateway: pick("gateway", &["Gateway", "Gateway4", "Gateway6"]),
+        prefix: pick(r, &obj, "prefix", &["Prefix", "Prefix4", "Prefix6"]),
+        gateway: pick(r, &obj, "gateway", &["Gateway", "Gateway4", "Gateway6"]),
         method: json_string(r, "method", obj.get("IPVSMethod")),
     };
     let route = validate_route(r, name, &fields);
@@ -1091,7 +1097,11 @@ fn yaml_message(e: &serde_saphyr::Error) -> String {
 }
 
 /// A string field, or an error naming it when something else is there.
-fn yaml_str(r: &mut Reporter, field: &str, v: &Option<Spanned<RawStr>>) -> Option<Located<String>> {
+fn yaml_str<'v>(
+    r: &mut Reporter,
+    field: &str,
+    v: &'v Option<Spanned<RawStr>>,
+) -> Option<Located<&'v str>> {
     let s = v.as_ref()?;
     let pos = spanned(&Spanned {
         value: (),
@@ -1101,7 +1111,7 @@ fn yaml_str(r: &mut Reporter, field: &str, v: &Option<Spanned<RawStr>>) -> Optio
     .pos;
     match &s.value {
         RawStr::Str(text) => Some(Located {
-            value: text.clone(),
+            value: text.as_str(),
             pos,
         }),
         RawStr::Other(what) => {
@@ -1126,14 +1136,14 @@ fn yaml_int(r: &mut Reporter, field: &str, v: &Option<Spanned<RawInt>>) -> Optio
     }
 }
 
-fn yaml_endpoints_fields(
+fn yaml_endpoints_fields<'v>(
     r: &mut Reporter,
-    ipv4: &Option<Spanned<RawStr>>,
-    ipv6: &Option<Spanned<RawStr>>,
+    ipv4: &'v Option<Spanned<RawStr>>,
+    ipv6: &'v Option<Spanned<RawStr>>,
     tcp: &Option<Spanned<RawInt>>,
     udp: &Option<Spanned<RawInt>>,
     weight: &Option<Spanned<RawInt>>,
-) -> EndpointFields {
+) -> EndpointFields<'v> {
     EndpointFields {
         ipv4: yaml_str(r, "ipv4", ipv4),
         ipv6: yaml_str(r, "ipv6", ipv6),
@@ -1147,21 +1157,33 @@ fn yaml_endpoints_fields(
     }
 }
 
-fn yaml_service(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option<Service> {
-    let raw: RawServiceFile = yaml(r, bytes)?;
-    let f = &raw.frontend.value;
-    let whole = spanned(&Spanned {
-        value: (),
-        referenced: raw.frontend.referenced,
-        defined: raw.frontend.defined,
-    })
-    .pos;
-    let fields = yaml_endpoints_fields(r, &f.ipv4, &f.ipv6, &f.tcp, &f.udp, &None);
-    let (frontend, _) = validate_endpoints(r, whole, &fields, true, "frontend");
-    let scheduler = yaml_str(r, "scheduler", &raw.scheduler);
-    let scheduler = parse_scheduler(r, &scheduler);
-    let persistence =
-        yaml_int(r, "persistence", &raw.persistence).and_then(|p| match u32::try_from(p.value) {
+/// A service file's fields, from either YAML reader, before validation.
+struct ServiceFields<'a> {
+    /// Where the frontend mapping is, for "has no address" and the like.
+    frontend_pos: Option<Pos>,
+    frontend: EndpointFields<'a>,
+    scheduler: Option<Located<&'a str>>,
+    persistence: Option<Located<i128>>,
+    /// Name, position of the backend's mapping, fields; names are unique.
+    backends: Vec<(&'a str, Option<Pos>, EndpointFields<'a>)>,
+}
+
+/// `backend "name"` in messages, formatted only when one is reported.
+struct BackendName<'a>(&'a str);
+
+impl std::fmt::Display for BackendName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "backend {:?}", self.0)
+    }
+}
+
+fn validate_service(r: &mut Reporter, name: &str, f: &ServiceFields) -> Service {
+    let (frontend, _) = validate_endpoints(r, f.frontend_pos, &f.frontend, true, &"frontend");
+    let scheduler = parse_scheduler(r, &f.scheduler);
+    let persistence = f
+        .persistence
+        .as_ref()
+        .and_then(|p| match u32::try_from(p.value) {
             Ok(s) if (1..=MAX_PERSISTENCE).contains(&s) => Some(s),
             _ => {
                 r.error(
@@ -1175,8 +1197,52 @@ fn yaml_service(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option<Service> {
             }
         });
     let mut backends = BTreeMap::new();
-    for (bname, b) in &raw.backends {
+    for (bname, whole, fields) in &f.backends {
         check_name(r, "backend", bname);
+        let (endpoints, weight) = validate_endpoints(r, *whole, fields, false, &BackendName(bname));
+        let mut source = String::with_capacity(r.file.len() + 10 + bname.len());
+        source.push_str(r.file);
+        source.push_str("#backends.");
+        source.push_str(bname);
+        backends.insert(
+            bname.to_string(),
+            Backend {
+                name: bname.to_string(),
+                source,
+                endpoints,
+                weight,
+            },
+        );
+    }
+    Service {
+        name: name.to_string(),
+        source: r.file.to_string(),
+        frontend,
+        scheduler,
+        persistence,
+        backends,
+    }
+}
+
+fn yaml_service(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option<Service> {
+    fast_yaml_service(r.file, name, bytes).or_else(|| full_yaml_service(r, name, bytes))
+}
+
+/// A service file read by the full YAML parser.
+fn full_yaml_service(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option<Service> {
+    let raw: RawServiceFile = yaml(r, bytes)?;
+    let f = &raw.frontend.value;
+    let frontend_pos = spanned(&Spanned {
+        value: (),
+        referenced: raw.frontend.referenced,
+        defined: raw.frontend.defined,
+    })
+    .pos;
+    let frontend = yaml_endpoints_fields(r, &f.ipv4, &f.ipv6, &f.tcp, &f.udp, &None);
+    let scheduler = yaml_str(r, "scheduler", &raw.scheduler);
+    let persistence = yaml_int(r, "persistence", &raw.persistence);
+    let mut backends = Vec::with_capacity(raw.backends.len());
+    for (bname, b) in &raw.backends {
         let whole = spanned(&Spanned {
             value: (),
             referenced: b.referenced,
@@ -1185,29 +1251,451 @@ fn yaml_service(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option<Service> {
         .pos;
         let b = &b.value;
         let fields = yaml_endpoints_fields(r, &b.ipv4, &b.ipv6, &b.tcp, &b.udp, &b.weight);
-        let what = format!("backend {bname:?}");
-        let (endpoints, weight) = validate_endpoints(r, whole, &fields, false, &what);
-        backends.insert(
-            bname.clone(),
-            Backend {
-                name: bname.clone(),
-                source: format!("{}#backends.{bname}", r.file),
-                endpoints,
-                weight,
-            },
-        );
+        backends.push((bname.as_str(), whole, fields));
     }
-    Some(Service {
-        name: name.to_string(),
-        source: r.file.to_string(),
+    let fields = ServiceFields {
+        frontend_pos,
         frontend,
         scheduler,
         persistence,
         backends,
-    })
+    };
+    Some(validate_service(r, name, &fields))
+}
+
+// --- The fast path ---
+//
+// Nearly every file of a real repo is plain: block and flow mappings, plain
+// addresses and numbers, no anchors, tags or escapes. Such files are read by
+// a small reader here, many times faster than the full YAML parser; the
+// result goes through the same validation. A file the fast reader does not
+// take (anything outside its subset), or whose validation reports anything
+// at all, is read again by the full path, so every message, position and
+// edge case stays the full path's. The reader only takes files whose meaning
+// it knows exactly; `fast_yaml_agrees_with_serde_saphyr` checks that.
+
+/// The service file read by the fast reader, when it takes it and it
+/// validates without a single diagnostic.
+fn fast_yaml_service(file: &str, name: &str, bytes: &[u8]) -> Option<Service> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let doc = fast_yaml::parse(text)?;
+    let mut frontend = None;
+    let mut scheduler = None;
+    let mut persistence = None;
+    let mut backends = Vec::new();
+    for (key, node) in &doc {
+        match *key {
+            "frontend" => frontend = Some(fast_endpoint_fields(node.map()?, false)?),
+            "scheduler" => scheduler = Some(unplaced(node.str()?)),
+            "persistence" => persistence = Some(unplaced(node.int()?)),
+            "backends" => {
+                let map = node.map()?;
+                backends.reserve(map.len());
+                for (bname, b) in map {
+                    backends.push((*bname, None, fast_endpoint_fields(b.map()?, true)?));
+                }
+            }
+            _ => return None,
+        }
+    }
+    let fields = ServiceFields {
+        frontend_pos: None,
+        frontend: frontend?,
+        scheduler,
+        persistence,
+        backends,
+    };
+    let mut diags = Diagnostics::default();
+    let mut r = Reporter {
+        file,
+        diags: &mut diags,
+        failed: false,
+    };
+    let svc = validate_service(&mut r, name, &fields);
+    diags.is_empty().then_some(svc)
+}
+
+/// The route file read by the fast reader (see [`fast_yaml_service`]).
+fn fast_yaml_route(file: &str, name: &str, bytes: &[u8]) -> Option<Route> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let doc = fast_yaml::parse(text)?;
+    let mut fields = RouteFields {
+        prefix: None,
+        gateway: None,
+        method: None,
+    };
+    for (key, node) in &doc {
+        match *key {
+            "prefix" => fields.prefix = Some(unplaced(node.str()?)),
+            "gateway" => fields.gateway = Some(unplaced(node.str()?)),
+            "method" => {
+                let m = node.str()?;
+                if !["masq", "droute", "tunnel", "none"].contains(&m) {
+                    return None;
+                }
+                fields.method = Some(unplaced(m));
+            }
+            _ => return None,
+        }
+    }
+    // The method is required in YAML.
+    fields.method.as_ref()?;
+    let mut diags = Diagnostics::default();
+    let mut r = Reporter {
+        file,
+        diags: &mut diags,
+        failed: false,
+    };
+    let route = validate_route(&mut r, name, &fields);
+    diags.is_empty().then_some(route)
+}
+
+fn unplaced<T>(value: T) -> Located<T> {
+    Located { value, pos: None }
+}
+
+/// The fields of a frontend (`weight == false`) or backend mapping.
+fn fast_endpoint_fields<'a>(
+    map: &[(&'a str, fast_yaml::Node<'a>)],
+    weight: bool,
+) -> Option<EndpointFields<'a>> {
+    let mut f = EndpointFields::default();
+    for (key, node) in map {
+        match *key {
+            "ipv4" => f.ipv4 = Some(unplaced(node.str()?)),
+            "ipv6" => f.ipv6 = Some(unplaced(node.str()?)),
+            "tcp" => f.tcp = Some(unplaced(node.int()?)),
+            "udp" => f.udp = Some(unplaced(node.int()?)),
+            "weight" if weight => f.weight = Some(unplaced(node.int()?)),
+            _ => return None,
+        }
+    }
+    f.addr_given = f.ipv4.is_some() || f.ipv6.is_some();
+    f.port_given = f.tcp.is_some() || f.udp.is_some();
+    Some(f)
+}
+
+/// A reader for the plain subset of YAML that config files are written in.
+/// It answers `None` for anything outside that subset; it never guesses.
+///
+/// The subset: ASCII text without tabs or carriage returns; block mappings
+/// (each level at one indentation) and one-line flow mappings; keys that
+/// start with a letter and hold only letters, digits and `- _ . @` (no YAML
+/// boolean or null spelling); plain scalars of letters, digits and
+/// `. : / - _`, double-quoted scalars without escapes, single-quoted scalars
+/// without quotes; comments; no duplicate keys.
+mod fast_yaml {
+    pub(super) enum Node<'a> {
+        /// A scalar as written (without its quotes).
+        Scalar {
+            text: &'a str,
+            quoted: bool,
+        },
+        Map(Vec<(&'a str, Node<'a>)>),
+    }
+
+    impl<'a> Node<'a> {
+        pub(super) fn map(&self) -> Option<&[(&'a str, Node<'a>)]> {
+            match self {
+                Node::Map(m) => Some(m),
+                Node::Scalar { .. } => None,
+            }
+        }
+
+        /// The scalar, when YAML reads it as a string.
+        pub(super) fn str(&self) -> Option<&'a str> {
+            match *self {
+                Node::Scalar { text, quoted: true } => Some(text),
+                Node::Scalar {
+                    text,
+                    quoted: false,
+                } => plain_is_string(text).then_some(text),
+                Node::Map(_) => None,
+            }
+        }
+
+        /// The scalar, when it is a plain decimal integer (no sign, no
+        /// leading zero, at most 9 digits).
+        pub(super) fn int(&self) -> Option<i128> {
+            let Node::Scalar {
+                text,
+                quoted: false,
+            } = *self
+            else {
+                return None;
+            };
+            let b = text.as_bytes();
+            let ok = !b.is_empty()
+                && b.len() <= 9
+                && b.iter().all(u8::is_ascii_digit)
+                && (b[0] != b'0' || b.len() == 1);
+            ok.then(|| text.parse().ok()).flatten()
+        }
+    }
+
+    /// Spellings YAML reads as a boolean, null or special float (any case).
+    const SPECIAL: &[&str] = &[
+        "y", "n", "yes", "no", "on", "off", "true", "false", "null", "nan", "inf", "infinity",
+    ];
+
+    fn special(word: &str) -> bool {
+        SPECIAL.iter().any(|s| s.eq_ignore_ascii_case(word))
+    }
+
+    /// Whether a plain scalar (of the fast reader's characters) is a string
+    /// to YAML: one that starts with a letter and is no special spelling,
+    /// or one that starts with a digit and holds a `:` or `/` or two dots,
+    /// which no number does (an address or prefix).
+    fn plain_is_string(text: &str) -> bool {
+        let b = text.as_bytes();
+        match b.first() {
+            Some(c) if c.is_ascii_alphabetic() => !special(text),
+            Some(c) if c.is_ascii_digit() => {
+                b.contains(&b':')
+                    || b.contains(&b'/')
+                    || b.iter().filter(|&&c| c == b'.').count() >= 2
+            }
+            _ => false,
+        }
+    }
+
+    /// More than this many nodes is left to the full parser and its limits.
+    const MAX_NODES: usize = 50_000;
+    /// Deeper nesting than the config files have is left to the full parser.
+    const MAX_DEPTH: usize = 4;
+    /// Longer keys are left to the full parser (YAML limits implicit keys).
+    const MAX_KEY: usize = 128;
+    /// Larger files are left to the full parser and its limits.
+    const MAX_BYTES: usize = 4 << 20;
+
+    pub(super) type Map<'a> = Vec<(&'a str, Node<'a>)>;
+
+    /// Reads a document whose top level is a block mapping.
+    pub(super) fn parse(text: &str) -> Option<Map<'_>> {
+        if text.len() > MAX_BYTES
+            || !text
+                .bytes()
+                .all(|b| b == b'\n' || (0x20..0x7f).contains(&b))
+        {
+            return None;
+        }
+        let mut lines = Vec::new();
+        for line in text.split('\n') {
+            let content = line.trim_start_matches(' ');
+            if content.is_empty() || content.starts_with('#') {
+                continue;
+            }
+            lines.push((line.len() - content.len(), content));
+        }
+        let mut p = Reader {
+            lines,
+            at: 0,
+            nodes: 0,
+        };
+        let map = p.block(0, 0)?;
+        (p.at == p.lines.len() && !map.is_empty()).then_some(map)
+    }
+
+    struct Reader<'a> {
+        /// Indentation and content of each line that is not blank or a comment.
+        lines: Vec<(usize, &'a str)>,
+        at: usize,
+        nodes: usize,
+    }
+
+    impl<'a> Reader<'a> {
+        /// The block mapping whose keys are at `indent`.
+        fn block(&mut self, indent: usize, depth: usize) -> Option<Map<'a>> {
+            if depth > MAX_DEPTH {
+                return None;
+            }
+            let mut out = Vec::new();
+            while let Some(&(ind, content)) = self.lines.get(self.at) {
+                if ind < indent {
+                    break;
+                }
+                if ind > indent {
+                    return None;
+                }
+                self.at += 1;
+                let mut c = Cursor {
+                    s: content.as_bytes(),
+                    text: content,
+                    i: 0,
+                };
+                let key = c.key()?;
+                let node = if c.line_ends() {
+                    // The value is a block mapping on the following lines.
+                    let &(child, _) = self.lines.get(self.at)?;
+                    if child <= indent {
+                        return None;
+                    }
+                    Node::Map(self.block(child, depth + 1)?)
+                } else {
+                    let node = c.value(depth + 1, &mut self.nodes)?;
+                    if !c.line_ends() {
+                        return None;
+                    }
+                    // A more indented line would continue the value.
+                    if self.lines.get(self.at).is_some_and(|&(i, _)| i > indent) {
+                        return None;
+                    }
+                    node
+                };
+                self.nodes += 2;
+                if self.nodes > MAX_NODES {
+                    return None;
+                }
+                out.push((key, node));
+            }
+            unique(&out).then_some(out)
+        }
+    }
+
+    fn unique(map: &[(&str, Node)]) -> bool {
+        if map.len() <= 8 {
+            return map
+                .iter()
+                .enumerate()
+                .all(|(i, (k, _))| map[..i].iter().all(|(o, _)| o != k));
+        }
+        let mut keys: Vec<&str> = map.iter().map(|(k, _)| *k).collect();
+        keys.sort_unstable();
+        keys.windows(2).all(|w| w[0] != w[1])
+    }
+
+    /// A position in one line.
+    struct Cursor<'a> {
+        s: &'a [u8],
+        text: &'a str,
+        i: usize,
+    }
+
+    impl<'a> Cursor<'a> {
+        fn peek(&self) -> Option<u8> {
+            self.s.get(self.i).copied()
+        }
+
+        fn skip_spaces(&mut self) {
+            while self.peek() == Some(b' ') {
+                self.i += 1;
+            }
+        }
+
+        /// After spaces, the end of the line or a comment.
+        fn line_ends(&mut self) -> bool {
+            self.skip_spaces();
+            match self.peek() {
+                None => true,
+                Some(b'#') => self.i > 0 && self.s[self.i - 1] == b' ',
+                Some(_) => false,
+            }
+        }
+
+        fn take_while(&mut self, ok: impl Fn(u8) -> bool) -> &'a str {
+            let start = self.i;
+            while self.peek().is_some_and(&ok) {
+                self.i += 1;
+            }
+            &self.text[start..self.i]
+        }
+
+        /// `key:` followed by a space or the end of the line.
+        fn key(&mut self) -> Option<&'a str> {
+            let key = self.take_while(|c| c.is_ascii_alphanumeric() || b"-_.@".contains(&c));
+            let first = key.as_bytes().first()?;
+            if !first.is_ascii_alphabetic() || key.len() > MAX_KEY || special(key) {
+                return None;
+            }
+            if self.peek() != Some(b':') {
+                return None;
+            }
+            self.i += 1;
+            matches!(self.peek(), None | Some(b' ')).then_some(key)
+        }
+
+        /// A flow mapping or a scalar.
+        fn value(&mut self, depth: usize, nodes: &mut usize) -> Option<Node<'a>> {
+            match self.peek()? {
+                b'{' => self.flow_map(depth, nodes).map(Node::Map),
+                q @ (b'"' | b'\'') => {
+                    self.i += 1;
+                    let text = self.take_while(|c| c != q && c != b'\\');
+                    if self.peek() != Some(q) {
+                        return None;
+                    }
+                    self.i += 1;
+                    // '' in a single-quoted scalar is an escaped quote.
+                    if self.peek() == Some(q) {
+                        return None;
+                    }
+                    Some(Node::Scalar { text, quoted: true })
+                }
+                c if c.is_ascii_alphanumeric() => {
+                    let text =
+                        self.take_while(|c| c.is_ascii_alphanumeric() || b".:/-_".contains(&c));
+                    // A trailing `:` would be a mapping indicator.
+                    if text.ends_with(':') {
+                        return None;
+                    }
+                    Some(Node::Scalar {
+                        text,
+                        quoted: false,
+                    })
+                }
+                _ => None,
+            }
+        }
+
+        /// `{key: value, ...}` on one line.
+        fn flow_map(&mut self, depth: usize, nodes: &mut usize) -> Option<Map<'a>> {
+            if depth > MAX_DEPTH {
+                return None;
+            }
+            self.i += 1;
+            self.skip_spaces();
+            let mut out = Vec::new();
+            if self.peek() == Some(b'}') {
+                self.i += 1;
+                return Some(out);
+            }
+            loop {
+                let key = self.key()?;
+                self.skip_spaces();
+                let value = self.value(depth + 1, nodes)?;
+                *nodes += 2;
+                if *nodes > MAX_NODES {
+                    return None;
+                }
+                out.push((key, value));
+                self.skip_spaces();
+                match self.peek()? {
+                    b',' => {
+                        self.i += 1;
+                        self.skip_spaces();
+                        // No trailing comma.
+                        if self.peek() == Some(b'}') {
+                            return None;
+                        }
+                    }
+                    b'}' => {
+                        self.i += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+            unique(&out).then_some(out)
+        }
+    }
 }
 
 fn yaml_route(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option<Route> {
+    fast_yaml_route(r.file, name, bytes).or_else(|| full_yaml_route(r, name, bytes))
+}
+
+/// A route file read by the full YAML parser.
+fn full_yaml_route(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option<Route> {
     let raw: RawRouteFile = yaml(r, bytes)?;
     let method = Located {
         value: match raw.method.value {
@@ -1215,8 +1703,7 @@ fn yaml_route(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option<Route> {
             RawRouteMethod::Droute => "droute",
             RawRouteMethod::Tunnel => "tunnel",
             RawRouteMethod::None => "none",
-        }
-        .to_string(),
+        },
         pos: spanned(&raw.method).pos,
     };
     let fields = RouteFields {
@@ -1556,5 +2043,347 @@ mod tests {
         assert_eq!(classify("routes/r1.txt"), Entry::Other);
         assert_eq!(classify("clusterf.yaml"), Entry::Defaults);
         assert_eq!(classify("README.md"), Entry::Other);
+    }
+
+    /// The full YAML path alone, with its diagnostics.
+    fn full_service(text: &str) -> (Option<Service>, Diagnostics) {
+        let mut diags = Diagnostics::default();
+        let mut r = Reporter {
+            file: "services/s.yaml",
+            diags: &mut diags,
+            failed: false,
+        };
+        let svc = full_yaml_service(&mut r, "s", text.as_bytes());
+        (svc, diags)
+    }
+
+    fn full_route(text: &str) -> (Option<Route>, Diagnostics) {
+        let mut diags = Diagnostics::default();
+        let mut r = Reporter {
+            file: "routes/r.yaml",
+            diags: &mut diags,
+            failed: false,
+        };
+        let route = full_yaml_route(&mut r, "r", text.as_bytes());
+        (route, diags)
+    }
+
+    /// Whatever the fast reader takes, the full parser reads the same way,
+    /// without a diagnostic.
+    fn assert_fast_service_agrees(text: &str) -> bool {
+        let Some(fast) = fast_yaml_service("services/s.yaml", "s", text.as_bytes()) else {
+            return false;
+        };
+        let (full, diags) = full_service(text);
+        assert!(
+            diags.is_empty(),
+            "fast path took {text:?}; full path: {diags:?}"
+        );
+        assert_eq!(Some(fast), full, "fast and full differ on {text:?}");
+        true
+    }
+
+    fn assert_fast_route_agrees(text: &str) -> bool {
+        let Some(fast) = fast_yaml_route("routes/r.yaml", "r", text.as_bytes()) else {
+            return false;
+        };
+        let (full, diags) = full_route(text);
+        assert!(
+            diags.is_empty(),
+            "fast path took {text:?}; full path: {diags:?}"
+        );
+        assert_eq!(Some(fast), full, "fast and full differ on {text:?}");
+        true
+    }
+
+    #[test]
+    fn fast_yaml_takes_the_usual_layouts() {
+        for text in [
+            // The README's and the benchmark's shape.
+            "frontend:\n  ipv4: 10.0.0.1\n  ipv6: \"2001:db8::1\"\n  tcp: 80\n  udp: 53\nbackends:\n  b0: {ipv4: 100.0.0.1, ipv6: \"2001:db8:1::1\", tcp: 8080, udp: 5353, weight: 1}\n",
+            // Block backends, comments, blank lines, 4-space indent, quotes.
+            "# web\nfrontend:   # the VIP\n    ipv4: '10.0.0.1'\n    tcp: 80\n\nscheduler: wrr\npersistence: 300\nbackends:\n    web-1:\n        ipv4: 10.1.0.1 # one\n        weight: 0\n    web.2@x:\n        ipv6: 2001:db8::2\n        tcp: 8080\n",
+            "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends: {}\n",
+            "frontend: { ipv6: \"fe80::1\" , udp: 53 }\nbackends:\n  a: { ipv6: fe80::2 }\n",
+        ] {
+            assert!(
+                assert_fast_service_agrees(text),
+                "fast path refused {text:?}"
+            );
+        }
+        for text in [
+            "prefix: 10.0.0.0/8\nmethod: droute\n",
+            "prefix: \"2001:db8::/32\"\ngateway: 2001:db8::1\nmethod: tunnel # via\n",
+            "method: masq\n",
+            "prefix: 192.168.0.0/16\nmethod: none\n",
+        ] {
+            assert!(assert_fast_route_agrees(text), "fast path refused {text:?}");
+        }
+    }
+
+    #[test]
+    fn fast_yaml_leaves_the_rest_to_the_full_parser() {
+        for text in [
+            "",
+            "---\nfrontend: {ipv4: 10.0.0.1, tcp: 80}\n",
+            "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends:\n  a: {ipv4: 10.0.0.2, ipv4: 10.0.0.3}\n",
+            "frontend: {ipv4: 10.0.0.1, tcp: 80}\nfrontend: {ipv4: 10.0.0.1, tcp: 80}\n",
+            "frontend: {ipv4: 10.0.0.1, tcp: 080}\n",
+            "frontend: {ipv4: 10.0.0.1, tcp: 0x50}\n",
+            "frontend: {ipv4: 10.0.0.1, tcp: \"80\"}\n",
+            "frontend: {ipv4: 10.0.0.1, tcp: 80,}\n",
+            "frontend: {ipv4: 10.0.0.1, tcp: 80}\nscheduler: yes\n",
+            "frontend: {ipv4: 10.0.0.1, tcp: 80}\nscheduler: nope\n",
+            "frontend: {ipv4: 10.0.0.1, tcp: 80}\nscheduler:\n",
+            "frontend: {ipv4: 10.0.0.1, tcp: 80}\nscheduler: wlc\n  rr\n",
+            "frontend: {ipv4: \"10.0.0.1\\n\", tcp: 80}\n",
+            "frontend:\n\tipv4: 10.0.0.1\n\ttcp: 80\n",
+            "frontend: &f {ipv4: 10.0.0.1, tcp: 80}\n",
+            "frontend: {ipv4: 10.0.0.1, tcp: 80}\r\n",
+            "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends:\n  on: {ipv4: 10.0.0.2}\n",
+            "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends:\n  10.0.0.2: {ipv4: 10.0.0.2}\n",
+            "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends:\n  a: {ipv4: 10.0.0.2, tcp: 70000}\n",
+            "frontend: {ipv4: 10.0.0.1, ipv6: 2001:db8::, tcp: 80}\n",
+            "frontend: {ipv4: 10.0.0.1, tcp: 80}#c\n",
+            "  frontend: {ipv4: 10.0.0.1, tcp: 80}\n",
+        ] {
+            assert!(
+                fast_yaml_service("services/s.yaml", "s", text.as_bytes()).is_none(),
+                "fast path took {text:?}"
+            );
+        }
+    }
+
+    mod fast_yaml_props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn scalar() -> impl Strategy<Value = String> {
+            prop::sample::select(vec![
+                "10.0.0.1",
+                "\"10.0.0.1\"",
+                "'10.0.0.1'",
+                "2001:db8::1",
+                "\"2001:db8::1\"",
+                "fe80::1",
+                "::1",
+                "1.2.3",
+                "1.2",
+                "yes",
+                "Yes",
+                "no",
+                "on",
+                "null",
+                "~",
+                "\"\"",
+                "80",
+                "0",
+                "080",
+                "0x50",
+                "1e2",
+                "80.0",
+                "-1",
+                "+80",
+                "65536",
+                "1:30",
+                "10.0.0.0/8",
+                "2001:db8::/32",
+                "a b",
+                "wlc",
+                "rr",
+                "masq",
+                "droute",
+                "none",
+                "tunnel",
+                "NaN",
+                ".inf",
+                "1_000",
+                "0o17",
+                "'it''s'",
+                "\"a\\tb\"",
+                "[1]",
+                "{}",
+                "{a: 1}",
+                "!!str 80",
+                "&a 80",
+                "*a",
+                "|",
+                "10.0.0.1 # c",
+                "10.0.0.1#c",
+                "1.2.3.4:80",
+                "y",
+                "n",
+                "true",
+                "2001-01-01",
+                "10.0.0.256",
+                "010.0.0.1",
+            ])
+            .prop_map(str::to_string)
+        }
+
+        /// Mostly a good value for the key, sometimes any scalar.
+        fn value_for(key: &'static str) -> BoxedStrategy<String> {
+            let good: Vec<&'static str> = match key {
+                "ipv4" => vec!["10.0.0.1", "\"10.0.0.2\"", "'10.0.0.3'", "192.168.1.1"],
+                "ipv6" => vec!["2001:db8::1", "\"2001:db8::2\"", "fe80::1", "'::1'"],
+                "tcp" | "udp" => vec!["80", "53", "8080", "65535", "1"],
+                "weight" => vec!["0", "1", "10", "65535"],
+                "prefix" => vec![
+                    "10.0.0.0/8",
+                    "\"2001:db8::/32\"",
+                    "192.168.0.0/16",
+                    "fe80::/10",
+                ],
+                "gateway" => vec!["10.0.0.1", "2001:db8::1", "'10.9.9.9'"],
+                "method" => vec!["masq", "droute", "tunnel", "none", "\"masq\""],
+                "scheduler" => vec!["wlc", "rr", "\"sh\"", "'mh'"],
+                "persistence" => vec!["1", "300", "2678400"],
+                _ => vec!["x"],
+            };
+            prop_oneof![
+                12 => prop::sample::select(good).prop_map(str::to_string),
+                1 => scalar(),
+            ]
+            .boxed()
+        }
+
+        /// Fields of a frontend or backend: mostly distinct known keys.
+        fn fields(frontend: bool) -> impl Strategy<Value = Vec<(String, String)>> {
+            let keys = if frontend {
+                vec!["ipv4", "ipv6", "tcp", "udp"]
+            } else {
+                vec!["ipv4", "ipv6", "tcp", "udp", "weight"]
+            };
+            let n = keys.len();
+            (
+                prop::sample::subsequence(keys, 1..=n).prop_shuffle(),
+                prop::sample::select(vec![
+                    "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "",
+                    "ipv4", "Ipv4", "bogus", "weight",
+                ]),
+            )
+                .prop_flat_map(|(keys, odd)| {
+                    let mut keys = keys;
+                    if !odd.is_empty() {
+                        keys.push(odd);
+                    }
+                    keys.into_iter()
+                        .map(|k| value_for(k).prop_map(move |v| (k.to_string(), v)))
+                        .collect::<Vec<_>>()
+                })
+        }
+
+        fn name() -> impl Strategy<Value = String> {
+            prop::sample::select(vec![
+                "b0", "b1", "b2", "b3", "web-1", "a.b", "x@y", "a_b", "B0", "b0", "b1", "1", "yes",
+                "null", "a:b", "on", "\"q\"", "a b",
+            ])
+            .prop_map(str::to_string)
+        }
+
+        /// A mapping of `pairs`, in flow or block style at `indent`.
+        fn mapping(pairs: &[(String, String)], flow: bool, indent: usize, pad: &str) -> String {
+            if flow {
+                let inner: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                format!(" {{{pad}{}{pad}}}\n", inner.join(&format!(",{pad}")))
+            } else {
+                let mut out = String::from("\n");
+                for (k, v) in pairs {
+                    out.push_str(&format!("{}{k}: {v}{pad}\n", " ".repeat(indent)));
+                }
+                out
+            }
+        }
+
+        prop_compose! {
+            fn service_doc()(
+                frontend in fields(true),
+                frontend_flow in any::<bool>(),
+                backends in prop::collection::vec(
+                    (name(), fields(false), any::<bool>()),
+                    0..4,
+                ),
+                backends_key in any::<bool>(),
+                extra in prop::sample::select(vec![
+                    vec![], vec!["scheduler"], vec!["persistence"], vec!["scheduler", "persistence"],
+                    vec![], vec![], vec!["bogus"], vec!["frontend"], vec!["scheduler", "scheduler"],
+                ]).prop_flat_map(|keys| keys.into_iter()
+                    .map(|k| value_for(k).prop_map(move |v| (k, v)))
+                    .collect::<Vec<_>>()),
+                indent in 1usize..5,
+                pad in prop::sample::select(vec!["", " ", "  # c", " #c"]),
+                first in prop::sample::select(vec!["", "", "# head\n", "\n", "---\n"]),
+            ) -> String {
+                let mut doc = first.to_string();
+                doc.push_str("frontend:");
+                let flow_pad = if pad.contains('#') { " " } else { pad };
+                doc.push_str(&mapping(&frontend, frontend_flow, indent, if frontend_flow { flow_pad } else { pad }));
+                for (k, v) in &extra {
+                    doc.push_str(&format!("{k}: {v}{pad}\n"));
+                }
+                if backends_key {
+                    doc.push_str("backends:");
+                    if backends.is_empty() {
+                        doc.push_str(" {}\n");
+                    } else {
+                        doc.push('\n');
+                        for (n, fields, flow) in &backends {
+                            doc.push_str(&format!("{}{n}:", " ".repeat(indent)));
+                            let body = mapping(fields, *flow, indent * 2, if *flow { flow_pad } else { pad });
+                            doc.push_str(&body);
+                        }
+                    }
+                }
+                doc
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn fast_yaml_agrees_with_serde_saphyr(doc in service_doc()) {
+                assert_fast_service_agrees(&doc);
+            }
+
+            #[test]
+            fn fast_yaml_agrees_after_any_edit(
+                doc in service_doc(),
+                at in any::<prop::sample::Index>(),
+                edit in prop::sample::select(vec![
+                    " ", "\t", ":", "#", "-", "{", "}", ",", "\"", "'", "\n", "&", "*", "!", "|",
+                    ">", "?", "[", "\n  ", "\\", "%", "@", "`", "0", "a", ".",
+                ]),
+                delete in any::<bool>(),
+            ) {
+                let mut doc = doc;
+                let i = at.index(doc.len() + 1);
+                if delete && i < doc.len() {
+                    doc.remove(i);
+                } else {
+                    doc.insert_str(i, edit);
+                }
+                assert_fast_service_agrees(&doc);
+            }
+
+            #[test]
+            fn fast_yaml_route_agrees_with_serde_saphyr(
+                pairs in (
+                    prop::sample::subsequence(vec!["prefix", "gateway", "method"], 0..=3)
+                        .prop_shuffle(),
+                    prop::sample::select(vec!["", "", "bogus", "method"]),
+                ).prop_flat_map(|(keys, odd)| {
+                    let mut keys = keys;
+                    if !odd.is_empty() {
+                        keys.push(odd);
+                    }
+                    keys.into_iter()
+                        .map(|k| value_for(k).prop_map(move |v| (k, v)))
+                        .collect::<Vec<_>>()
+                }),
+                pad in prop::sample::select(vec!["", " ", "  # c"]),
+            ) {
+                let doc: String = pairs.iter().map(|(k, v)| format!("{k}: {v}{pad}\n")).collect();
+                assert_fast_route_agrees(&doc);
+            }
+        }
     }
 }
