@@ -506,15 +506,19 @@ enum Entry<'a> {
 }
 
 fn classify(path: &str) -> Entry<'_> {
-    let parts: Vec<&str> = path.split('/').collect();
-    match parts.as_slice() {
-        ["clusterf.yaml"] | ["clusterf.yml"] => Entry::Defaults,
-        ["services", file] => strip_yaml(file)
+    let mut it = path.split('/');
+    let parts = [it.next(), it.next(), it.next(), it.next()];
+    if it.next().is_some() {
+        return Entry::Other;
+    }
+    match parts {
+        [Some("clusterf.yaml" | "clusterf.yml"), None, ..] => Entry::Defaults,
+        [Some("services"), Some(file), None, _] => strip_yaml(file)
             .map(Entry::ServiceYaml)
             .unwrap_or(Entry::Other),
-        ["services", svc, "frontend"] => Entry::Frontend(svc),
-        ["services", svc, "backends", name] => Entry::Backend(svc, name),
-        ["routes", file] => match strip_yaml(file) {
+        [Some("services"), Some(svc), Some("frontend"), None] => Entry::Frontend(svc),
+        [Some("services"), Some(svc), Some("backends"), Some(name)] => Entry::Backend(svc, name),
+        [Some("routes"), Some(file), None, _] => match strip_yaml(file) {
             Some(name) => Entry::RouteYaml(name),
             None if !file.contains('.') => Entry::RouteJson(file),
             None => Entry::Other,
@@ -1009,6 +1013,19 @@ fn json_endpoints(
     frontend: bool,
     strict: bool,
 ) -> Option<(Endpoints, u32)> {
+    if let Some(out) = fast_json_endpoints(r.file, bytes, frontend) {
+        return (!r.failed).then_some(out);
+    }
+    full_json_endpoints(r, bytes, frontend, strict)
+}
+
+/// A frontend or backend read by serde_json, with Go's key matching.
+fn full_json_endpoints(
+    r: &mut Reporter,
+    bytes: &[u8],
+    frontend: bool,
+    strict: bool,
+) -> Option<(Endpoints, u32)> {
     let keys = if frontend {
         FRONTEND_KEYS
     } else {
@@ -1027,6 +1044,139 @@ fn json_endpoints(
     let what = if frontend { "frontend" } else { "backend" };
     let out = validate_endpoints(r, None, &fields, frontend, &what);
     (!r.failed).then_some(out)
+}
+
+/// A frontend or backend read by the fast reader, when it takes the file and
+/// it validates without a single diagnostic; else the full path reads it
+/// (see [`fast_yaml_service`]).
+fn fast_json_endpoints(file: &str, bytes: &[u8], frontend: bool) -> Option<(Endpoints, u32)> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let obj = fast_json::object(text)?;
+    let keys = if frontend {
+        FRONTEND_KEYS
+    } else {
+        BACKEND_KEYS
+    };
+    let mut f = EndpointFields::default();
+    for (key, value) in &obj {
+        let canon = keys.iter().find(|k| k.eq_ignore_ascii_case(key))?;
+        use fast_json::Value::{Int, Str};
+        match (*canon, *value) {
+            ("ipv4", Str(s)) if f.ipv4.is_none() => f.ipv4 = Some(unplaced(s)),
+            ("ipv6", Str(s)) if f.ipv6.is_none() => f.ipv6 = Some(unplaced(s)),
+            ("tcp", Int(n)) if f.tcp.is_none() => f.tcp = Some(unplaced(n)),
+            ("udp", Int(n)) if f.udp.is_none() => f.udp = Some(unplaced(n)),
+            ("weight", Int(n)) if f.weight.is_none() => f.weight = Some(unplaced(n)),
+            _ => return None,
+        }
+    }
+    f.addr_given = f.ipv4.is_some() || f.ipv6.is_some();
+    f.port_given = f.tcp.is_some() || f.udp.is_some();
+    let mut diags = Diagnostics::default();
+    let mut r = Reporter {
+        file,
+        diags: &mut diags,
+        failed: false,
+    };
+    let what = if frontend { "frontend" } else { "backend" };
+    let out = validate_endpoints(&mut r, None, &f, frontend, &what);
+    diags.is_empty().then_some(out)
+}
+
+/// A reader for flat JSON objects of strings and small integers, the shape
+/// of the original tree's files. It answers `None` for anything else
+/// (escapes, other value types, signs, fractions, exponents, leading zeros,
+/// more than 9 digits, malformed text); it never guesses.
+mod fast_json {
+    #[derive(Clone, Copy)]
+    pub(super) enum Value<'a> {
+        Str(&'a str),
+        Int(i128),
+    }
+
+    pub(super) fn object(text: &str) -> Option<Vec<(&str, Value<'_>)>> {
+        let b = text.as_bytes();
+        let mut i = 0;
+        let ws = |i: &mut usize| {
+            while b
+                .get(*i)
+                .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+            {
+                *i += 1;
+            }
+        };
+        let string = |i: &mut usize| -> Option<&str> {
+            if b.get(*i) != Some(&b'"') {
+                return None;
+            }
+            let start = *i + 1;
+            let mut j = start;
+            loop {
+                match *b.get(j)? {
+                    b'"' => break,
+                    b'\\' => return None,
+                    c if c < 0x20 => return None,
+                    _ => j += 1,
+                }
+            }
+            *i = j + 1;
+            Some(&text[start..j])
+        };
+        let mut out = Vec::new();
+        ws(&mut i);
+        if b.get(i) != Some(&b'{') {
+            return None;
+        }
+        i += 1;
+        ws(&mut i);
+        if b.get(i) == Some(&b'}') {
+            i += 1;
+        } else {
+            loop {
+                let key = string(&mut i)?;
+                ws(&mut i);
+                if b.get(i) != Some(&b':') {
+                    return None;
+                }
+                i += 1;
+                ws(&mut i);
+                let value = match *b.get(i)? {
+                    b'"' => Value::Str(string(&mut i)?),
+                    b'0'..=b'9' => {
+                        let start = i;
+                        while b.get(i).is_some_and(u8::is_ascii_digit) {
+                            i += 1;
+                        }
+                        let digits = &text[start..i];
+                        if digits.len() > 9 || (digits.len() > 1 && digits.starts_with('0')) {
+                            return None;
+                        }
+                        // A fraction or exponent makes a float.
+                        if matches!(b.get(i), Some(b'.' | b'e' | b'E')) {
+                            return None;
+                        }
+                        Value::Int(digits.parse().ok()?)
+                    }
+                    _ => return None,
+                };
+                out.push((key, value));
+                ws(&mut i);
+                match *b.get(i)? {
+                    b',' => {
+                        i += 1;
+                        ws(&mut i);
+                    }
+                    b'}' => {
+                        i += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        ws(&mut i);
+        (i == b.len()).then_some(out)
+    }
 }
 
 fn json_route(r: &mut Reporter, name: &str, bytes: &[u8], strict: bool) -> Option<Route> {
@@ -1691,7 +1841,11 @@ mod fast_yaml {
 }
 
 fn yaml_route(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option<Route> {
-    fast_yaml_route(r.file, name, bytes).or_else(|| full_yaml_route(r, name, bytes))
+    match fast_yaml_route(r.file, name, bytes) {
+        // A route with errors (here: in its name) is left out.
+        Some(route) => (!r.failed).then_some(route),
+        None => full_yaml_route(r, name, bytes),
+    }
 }
 
 /// A route file read by the full YAML parser.
@@ -1969,15 +2123,20 @@ pub fn parse_overlay(tree: &Tree) -> (Overlay, Diagnostics) {
                 if let Some((endpoints, weight)) = json_endpoints(&mut r, bytes, false, false)
                     && !r.failed
                 {
-                    overlay.backends.entry(svc.to_string()).or_default().insert(
-                        name.to_string(),
-                        Backend {
-                            name: name.to_string(),
-                            source: file.clone(),
-                            endpoints,
-                            weight,
-                        },
-                    );
+                    let backend = Backend {
+                        name: name.to_string(),
+                        source: file.clone(),
+                        endpoints,
+                        weight,
+                    };
+                    match overlay.backends.get_mut(svc) {
+                        Some(backends) => backends.insert(name.to_string(), backend),
+                        None => overlay
+                            .backends
+                            .entry(svc.to_string())
+                            .or_default()
+                            .insert(name.to_string(), backend),
+                    };
                 }
             }
             Entry::RouteJson(name) => {
@@ -2383,6 +2542,162 @@ mod tests {
             ) {
                 let doc: String = pairs.iter().map(|(k, v)| format!("{k}: {v}{pad}\n")).collect();
                 assert_fast_route_agrees(&doc);
+            }
+        }
+    }
+
+    #[test]
+    fn fast_yaml_route_with_a_bad_name_is_left_out() {
+        let mut t = Tree::new("t");
+        t.insert("routes/bad name.yaml", "prefix: 10.0.0.0/8\nmethod: masq\n");
+        t.insert(
+            "routes/bad name2",
+            r#"{"Prefix": "10.0.0.0/8", "IPVSMethod": "masq"}"#,
+        );
+        let (config, diags) = parse_config(&t);
+        assert!(config.routes.is_empty(), "{:?}", config.routes);
+        assert_eq!(diags.errors().count(), 2, "{diags:?}");
+    }
+
+    #[test]
+    fn fast_json_takes_the_usual_files_and_leaves_the_rest() {
+        for (text, frontend) in [
+            (r#"{"ipv4": "10.0.0.1", "tcp": 80}"#, true),
+            ("{\n  \"IPv4\": \"10.0.0.1\",\n  \"UDP\": 53\n}\n", true),
+            (r#"{"ipv6":"2001:db8::1","tcp":8080,"weight":0}"#, false),
+        ] {
+            assert!(
+                fast_json_agrees(text, frontend),
+                "fast path refused {text:?}"
+            );
+        }
+        for text in [
+            "",
+            "{}",
+            r#"{"ipv4": "10.0.0.1", "tcp": 80,}"#,
+            r#"{"ipv4": "10.0.0.1", "tcp": 080}"#,
+            r#"{"ipv4": "10.0.0.1", "tcp": 80.0}"#,
+            r#"{"ipv4": "10.0.0.1", "tcp": 8e1}"#,
+            r#"{"ipv4": "10.0.0.1", "tcp": -80}"#,
+            r#"{"ipv4": "10.0.0.1", "tcp": null}"#,
+            r#"{"ipv4": "10.0.0.1", "tcp": "80"}"#,
+            r#"{"ipv4": "10.0.0.1", "Tcp": 80, "tcp": 80}"#,
+            r#"{"ipv4": "10.0.0.1", "tcp": 80, "tcp": 81}"#,
+            r#"{"ipv4": "10.0.0.\u0031", "tcp": 80}"#,
+            r#"{"ipv4": "10.0.0.1", "tcp": 80} x"#,
+            r#"{"ipv4": "10.0.0.1", "tcp": 80, "weight": 1}"#,
+            r#"{"ipv4": "10.0.0.1", "bogus": 1, "tcp": 80}"#,
+            r#"[{"ipv4": "10.0.0.1", "tcp": 80}]"#,
+        ] {
+            assert!(
+                fast_json_endpoints("f", text.as_bytes(), true).is_none(),
+                "fast path took {text:?}"
+            );
+        }
+    }
+
+    /// Whatever the fast JSON reader takes, serde_json reads the same way,
+    /// without a diagnostic.
+    fn fast_json_agrees(text: &str, frontend: bool) -> bool {
+        let Some(fast) = fast_json_endpoints("f", text.as_bytes(), frontend) else {
+            return false;
+        };
+        for strict in [true, false] {
+            let mut diags = Diagnostics::default();
+            let mut r = Reporter {
+                file: "f",
+                diags: &mut diags,
+                failed: false,
+            };
+            let full = full_json_endpoints(&mut r, text.as_bytes(), frontend, strict);
+            assert!(
+                diags.is_empty(),
+                "fast path took {text:?}; full path: {diags:?}"
+            );
+            assert_eq!(Some(fast.clone()), full, "fast and full differ on {text:?}");
+        }
+        true
+    }
+
+    mod fast_json_props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn value_for(key: &'static str) -> BoxedStrategy<String> {
+            let good: Vec<&'static str> = match key.to_ascii_lowercase().as_str() {
+                "ipv4" => vec!["\"10.0.0.1\"", "\"192.168.1.1\""],
+                "ipv6" => vec!["\"2001:db8::1\"", "\"::1\""],
+                "tcp" | "udp" => vec!["80", "53", "65535", "1"],
+                "weight" => vec!["0", "1", "10", "65535"],
+                _ => vec!["1"],
+            };
+            let any = prop::sample::select(vec![
+                "\"\"",
+                "\"x\"",
+                "0",
+                "080",
+                "-1",
+                "1.5",
+                "1e2",
+                "null",
+                "true",
+                "[]",
+                "{}",
+                "\"10.0.0.1\\n\"",
+                "\"a\\\"b\"",
+                "65536",
+                "99999999999",
+                "\"80\"",
+                "1 2",
+            ]);
+            prop_oneof![
+                8 => prop::sample::select(good).prop_map(str::to_string),
+                1 => any.prop_map(str::to_string),
+            ]
+            .boxed()
+        }
+
+        prop_compose! {
+            fn json_doc()(
+                pairs in (
+                    prop::sample::subsequence(vec!["ipv4", "ipv6", "tcp", "udp", "weight"], 1..=5)
+                        .prop_shuffle(),
+                    prop::sample::select(vec!["", "", "", "", "", "IPv4", "TCP", "Weight", "bogus", "ipv4"]),
+                ).prop_flat_map(|(keys, odd)| {
+                    let mut keys = keys;
+                    if !odd.is_empty() {
+                        keys.push(odd);
+                    }
+                    keys.into_iter()
+                        .map(|k| value_for(k).prop_map(move |v| (k, v)))
+                        .collect::<Vec<_>>()
+                }),
+                sep in prop::sample::select(vec![",", ", ", ",\n  ", " ,", ",\t", ",,"]),
+                open in prop::sample::select(vec!["{", "{ ", "{\n  ", " {", "\n{"]),
+                close in prop::sample::select(vec!["}", " }", "\n}", "}\n", "} ", "},", "}}"]),
+                colon in prop::sample::select(vec![": ", ":", " : ", ":\n"]),
+            ) -> String {
+                let inner: Vec<String> = pairs.iter().map(|(k, v)| format!("\"{k}\"{colon}{v}")).collect();
+                format!("{open}{}{close}", inner.join(sep))
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn fast_json_agrees_with_serde_json(
+                doc in json_doc(),
+                frontend in any::<bool>(),
+                at in any::<prop::sample::Index>(),
+                edit in prop::sample::select(vec![
+                    "", "", "", " ", "\t", "\r", "\"", "\\", ",", ":", "}", "{", "0", "-", ".", "\u{1}", "é",
+                ]),
+            ) {
+                let mut doc = doc;
+                let i = at.index(doc.len() + 1);
+                if doc.is_char_boundary(i) {
+                    doc.insert_str(i, edit);
+                }
+                fast_json_agrees(&doc, frontend);
             }
         }
     }
