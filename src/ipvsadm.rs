@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! -A -t 10.0.0.1:80 -s wlc [-p TIMEOUT [-M MASK]] [--pe NAME] [-o] [-b FLAG,FLAG]
-//! -a -t 10.0.0.1:80 -r 10.1.0.1:8080 -m|-g|-i -w WEIGHT
+//! -a -t 10.0.0.1:80 -r 10.1.0.1:8080 -m|-g|-i -w WEIGHT [--tun-type ipip]
 //! ```
 //!
 //! with `-u` for UDP, `--sctp-service` for SCTP, `-f MARK` (`-f MARK -6`)
@@ -17,6 +17,18 @@
 //! otherwise `flag-1`, `flag-2`, `flag-3`). ipvsadm's save leaves out dest
 //! thresholds; [`format`] writes them as `-x`/`-y`, which `ipvsadm -R`
 //! accepts, and [`parse`] reads them.
+//!
+//! Tunnel dests: on kernels with `IPVS_DEST_ATTR_TUN_TYPE` (5.2 and later)
+//! ipvsadm 1.31 prints every tunnel (`-i`) dest with its encapsulation
+//! (`print_tunnel_rule`): ` --tun-type ipip`; ` --tun-type gue --tun-port
+//! PORT --tun-nocsum|--tun-csum|--tun-remcsum`; ` --tun-type gre
+//! --tun-nocsum|--tun-csum|--tun-remcsum` (a checksum option is always
+//! printed for gue and gre; `--tun-nocsum` when no flag is set). The model
+//! has only ipip tunnels (the kernel's default), so [`format`] writes
+//! ` --tun-type ipip` on every tunnel dest, before `-x`/`-y`; [`Tunnel`]
+//! formats what a live kernel reports, other types included. [`parse`]
+//! reads `--tun-type ipip` (or no `--tun-type`: ipip) and refuses gue and
+//! gre, whose dests the model cannot hold.
 //!
 //! Service flags live in [`ServiceAttrs::flags`] as names: `ops` (`-o`),
 //! the scheduler flags above, and `pe=NAME` (`--pe NAME`).
@@ -69,6 +81,53 @@ pub fn method_flag(method: Method) -> &'static str {
         Method::Masq => "-m",
         Method::Droute => "-g",
         Method::Tunnel => "-i",
+    }
+}
+
+/// `IP_VS_CONN_F_TUNNEL_TYPE_IPIP`, `_GUE`, `_GRE`.
+pub const TUN_TYPE_IPIP: u8 = 0;
+pub const TUN_TYPE_GUE: u8 = 1;
+pub const TUN_TYPE_GRE: u8 = 2;
+/// `IP_VS_TUNNEL_ENCAP_FLAG_CSUM`, `IP_VS_TUNNEL_ENCAP_FLAG_REMCSUM` (no
+/// flag is `--tun-nocsum`).
+pub const TUN_FLAG_CSUM: u16 = 1;
+pub const TUN_FLAG_REMCSUM: u16 = 2;
+
+/// A tunnel dest's encapsulation as the kernel reports it
+/// (`IPVS_DEST_ATTR_TUN_TYPE`, `_TUN_PORT`, `_TUN_FLAGS`; all 0 on kernels
+/// before 5.2, which is ipip).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Tunnel {
+    pub kind: u8,
+    pub port: u16,
+    pub flags: u16,
+}
+
+impl Tunnel {
+    /// The kernel's default, and the only type the model holds.
+    pub const IPIP: Tunnel = Tunnel {
+        kind: TUN_TYPE_IPIP,
+        port: 0,
+        flags: 0,
+    };
+
+    /// What ipvsadm 1.31 appends to the `-a` line of a tunnel dest:
+    /// ` --tun-type ipip`, ` --tun-type gue --tun-port 6080 --tun-nocsum`,
+    /// ` --tun-type gre --tun-csum`; nothing for a type it does not know.
+    pub fn options(&self) -> String {
+        let csum = if self.flags & TUN_FLAG_REMCSUM != 0 {
+            "--tun-remcsum"
+        } else if self.flags & TUN_FLAG_CSUM != 0 {
+            "--tun-csum"
+        } else {
+            "--tun-nocsum"
+        };
+        match self.kind {
+            TUN_TYPE_IPIP => " --tun-type ipip".to_string(),
+            TUN_TYPE_GUE => format!(" --tun-type gue --tun-port {} {csum}", self.port),
+            TUN_TYPE_GRE => format!(" --tun-type gre {csum}"),
+            _ => String::new(),
+        }
     }
 }
 
@@ -163,32 +222,73 @@ pub fn service_line(key: &ServiceKey, attrs: &ServiceAttrs) -> String {
     line
 }
 
-/// One `-a` line (without newline).
+/// One `-a` line (without newline); a tunnel dest is ipip.
 pub fn dest_line(key: &ServiceKey, dest: &SocketAddr, attrs: &DestAttrs) -> String {
-    let mut line = format!(
-        "-a {} -r {} {} -w {}",
-        service_arg(key),
-        dest,
-        method_flag(attrs.method),
-        attrs.weight
-    );
-    if attrs.upper_threshold != 0 {
-        let _ = write!(line, " -x {}", attrs.upper_threshold);
-    }
-    if attrs.lower_threshold != 0 {
-        let _ = write!(line, " -y {}", attrs.lower_threshold);
-    }
+    dest_line_tunnel(key, dest, attrs, &Tunnel::IPIP)
+}
+
+/// One `-a` line (without newline) with the encapsulation `tunnel` of a
+/// tunnel dest (ignored for other methods).
+pub fn dest_line_tunnel(
+    key: &ServiceKey,
+    dest: &SocketAddr,
+    attrs: &DestAttrs,
+    tunnel: &Tunnel,
+) -> String {
+    let mut line = String::new();
+    push_dest_line(&mut line, &service_arg(key), dest, attrs, tunnel);
     line
 }
 
-/// The whole table in `ipvsadm -S -n` format, sorted.
+/// Appends one `-a` line (without newline) of the service `-t ...` `svc`.
+fn push_dest_line(
+    out: &mut String,
+    svc: &str,
+    dest: &SocketAddr,
+    attrs: &DestAttrs,
+    tunnel: &Tunnel,
+) {
+    let _ = write!(
+        out,
+        "-a {svc} -r {dest} {} -w {}",
+        method_flag(attrs.method),
+        attrs.weight
+    );
+    if attrs.method == Method::Tunnel {
+        if *tunnel == Tunnel::IPIP {
+            out.push_str(" --tun-type ipip");
+        } else {
+            out.push_str(&tunnel.options());
+        }
+    }
+    if attrs.upper_threshold != 0 {
+        let _ = write!(out, " -x {}", attrs.upper_threshold);
+    }
+    if attrs.lower_threshold != 0 {
+        let _ = write!(out, " -y {}", attrs.lower_threshold);
+    }
+}
+
+/// The whole table in `ipvsadm -S -n` format, sorted; tunnel dests ipip.
 pub fn format(state: &IpvsState) -> String {
-    let mut out = String::new();
+    format_tunnels(state, |_, _| None)
+}
+
+/// [`format`], with the encapsulation of tunnel dests from `tunnel`
+/// (`None`: ipip).
+pub fn format_tunnels<'a>(
+    state: &IpvsState,
+    tunnel: impl Fn(&ServiceKey, &SocketAddr) -> Option<&'a Tunnel>,
+) -> String {
+    // About 60 bytes a line.
+    let mut out = String::with_capacity(64 * (state.services.len() + state.dest_count()));
     for (key, svc) in &state.services {
         out.push_str(&service_line(key, &svc.attrs));
         out.push('\n');
+        let arg = service_arg(key);
         for (dest, d) in &svc.dests {
-            out.push_str(&dest_line(key, dest, &d.attrs));
+            let t = tunnel(key, dest).unwrap_or(&Tunnel::IPIP);
+            push_dest_line(&mut out, &arg, dest, &d.attrs, t);
             out.push('\n');
         }
     }
@@ -260,6 +360,7 @@ struct Line<'a> {
     weight: Option<(usize, u32)>,
     upper: Option<(usize, u32)>,
     lower: Option<(usize, u32)>,
+    tun_type: Option<(usize, &'a str)>,
 }
 
 #[derive(Clone, Copy)]
@@ -515,17 +616,30 @@ fn parse_line(line_no: usize, text: &str) -> Result<Option<(Command, Line<'_>)>,
             }
             "--tun-type" => {
                 let v = p.value(opt)?;
-                if v.text != "ipip" {
-                    return Err(p.err(
-                        v.column,
-                        format!("--tun-type {}: clusterf models only ipip tunnels", v.text),
-                    ));
+                match v.text {
+                    "ipip" => {}
+                    "gue" | "gre" => {
+                        return Err(p.err(
+                            v.column,
+                            format!("--tun-type {}: clusterf models only ipip tunnels", v.text),
+                        ));
+                    }
+                    other => {
+                        return Err(p.err(
+                            v.column,
+                            format!("--tun-type: unknown tunnel type {other:?}, expected ipip, gue or gre"),
+                        ));
+                    }
                 }
+                once(&p, &mut l.tun_type, opt, v.text)?;
             }
             "--tun-port" | "--tun-nocsum" | "--tun-csum" | "--tun-remcsum" => {
                 return Err(p.err(
                     opt.column,
-                    format!("{}: clusterf models only plain ipip tunnels", opt.text),
+                    format!(
+                        "{}: an option of gue and gre tunnels; clusterf models only ipip tunnels",
+                        opt.text
+                    ),
                 ));
             }
             other if other.starts_with('-') => {
@@ -545,6 +659,7 @@ fn parse_line(line_no: usize, text: &str) -> Result<Option<(Command, Line<'_>)>,
                 l.weight.map(|x| x.0),
                 l.upper.map(|x| x.0),
                 l.lower.map(|x| x.0),
+                l.tun_type.map(|x| x.0),
             ],
             "a dest (-a) option on a service (-A) line",
         ),
@@ -567,6 +682,15 @@ fn parse_line(line_no: usize, text: &str) -> Result<Option<(Command, Line<'_>)>,
             .find(|t| t.column == *col)
             .map_or("", |t| t.text);
         return Err(p.err(*col, format!("{opt}: {what}")));
+    }
+    // As ipvsadm: "Tunnel options conflict with forward method".
+    if let Some((col, _)) = l.tun_type
+        && l.method.is_none_or(|m| m.1 != Method::Tunnel)
+    {
+        return Err(p.err(
+            col,
+            "--tun-type: tunnel options need the tunnel forwarding method (-i)",
+        ));
     }
     Ok(Some((command, l)))
 }
@@ -885,6 +1009,131 @@ mod tests {
     fn host_netmask_is_no_netmask() {
         let s = parse("-A -t 10.0.0.1:80 -p 30 -M 255.255.255.255\n").unwrap();
         assert_eq!(s.services[&svc("tcp://10.0.0.1:80")].attrs.netmask, None);
+    }
+
+    /// `ipvsadm -S -n` of ipvsadm 1.31 on kernel 6.1 (tests/vm), tunnel
+    /// dests of each type added with `ipvsadm -a ... -i --tun-type ...`.
+    #[test]
+    fn tunnel_options_as_ipvsadm_prints_them() {
+        let t = |kind, port, flags| Tunnel { kind, port, flags }.options();
+        assert_eq!(t(TUN_TYPE_IPIP, 0, 0), " --tun-type ipip");
+        assert_eq!(
+            t(TUN_TYPE_GUE, 6080, 0),
+            " --tun-type gue --tun-port 6080 --tun-nocsum"
+        );
+        assert_eq!(
+            t(TUN_TYPE_GUE, 6080, TUN_FLAG_CSUM),
+            " --tun-type gue --tun-port 6080 --tun-csum"
+        );
+        assert_eq!(
+            t(TUN_TYPE_GUE, 6080, TUN_FLAG_REMCSUM),
+            " --tun-type gue --tun-port 6080 --tun-remcsum"
+        );
+        assert_eq!(t(TUN_TYPE_GRE, 0, 0), " --tun-type gre --tun-nocsum");
+        assert_eq!(
+            t(TUN_TYPE_GRE, 0, TUN_FLAG_CSUM),
+            " --tun-type gre --tun-csum"
+        );
+        assert_eq!(t(9, 0, 0), "");
+        let key = svc("tcp://10.0.0.1:80");
+        let dest: SocketAddr = "10.1.0.3:80".parse().unwrap();
+        let attrs = DestAttrs::new(Method::Tunnel, 3);
+        assert_eq!(
+            dest_line(&key, &dest, &attrs),
+            "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -i -w 3 --tun-type ipip"
+        );
+        let gue = Tunnel {
+            kind: TUN_TYPE_GUE,
+            port: 6080,
+            flags: 0,
+        };
+        assert_eq!(
+            dest_line_tunnel(&key, &dest, &attrs, &gue),
+            "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -i -w 3 --tun-type gue --tun-port 6080 --tun-nocsum"
+        );
+        // Thresholds (clusterf's addition) after what ipvsadm prints.
+        let with_thresholds = DestAttrs {
+            upper_threshold: 100,
+            ..attrs
+        };
+        assert_eq!(
+            dest_line(&key, &dest, &with_thresholds),
+            "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -i -w 3 --tun-type ipip -x 100"
+        );
+        // Other methods never carry tunnel options.
+        assert_eq!(
+            dest_line_tunnel(&key, &dest, &DestAttrs::new(Method::Masq, 3), &gue),
+            "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -m -w 3"
+        );
+    }
+
+    #[test]
+    fn ipip_tunnels_round_trip_and_others_are_refused() {
+        let dump = "\
+-A -t 10.0.0.1:80 -s wlc
+-a -t 10.0.0.1:80 -r 10.1.0.1:80 -i -w 3 --tun-type ipip
+-a -t 10.0.0.1:80 -r 10.1.0.2:80 -i -w 3
+";
+        let state = parse(dump).unwrap();
+        let s = &state.services[&svc("tcp://10.0.0.1:80")];
+        assert!(
+            s.dests
+                .values()
+                .all(|d| d.attrs == DestAttrs::new(Method::Tunnel, 3))
+        );
+        let text = format(&state);
+        assert_eq!(
+            text,
+            "-A -t 10.0.0.1:80 -s wlc\n\
+             -a -t 10.0.0.1:80 -r 10.1.0.1:80 -i -w 3 --tun-type ipip\n\
+             -a -t 10.0.0.1:80 -r 10.1.0.2:80 -i -w 3 --tun-type ipip\n"
+        );
+        assert_eq!(parse(&text).unwrap(), state);
+        let head = "-A -t 10.0.0.1:80\n";
+        let cases = [
+            (
+                "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -i -w 3 --tun-type gue --tun-port 6080 --tun-nocsum",
+                53,
+                "only ipip",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -i -w 3 --tun-type gre --tun-csum",
+                53,
+                "only ipip",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -i -w 3 --tun-type vxlan",
+                53,
+                "unknown tunnel type",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -i -w 3 --tun-csum",
+                42,
+                "gue and gre",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -m -w 3 --tun-type ipip",
+                42,
+                "tunnel forwarding method",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -w 3 --tun-type ipip",
+                39,
+                "tunnel forwarding method",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -i --tun-type ipip --tun-type ipip",
+                53,
+                "given twice",
+            ),
+        ];
+        for (line, column, needle) in cases {
+            let e = parse(&format!("{head}{line}\n")).unwrap_err();
+            assert_eq!((e.line, e.column), (2, column), "{line}: {e}");
+            assert!(e.message.contains(needle), "{line}: {e}");
+        }
+        let e = parse("-A -t 10.0.0.1:80 --tun-type ipip\n").unwrap_err();
+        assert!(e.message.contains("dest (-a) option"), "{e}");
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! `tests/vm/` (scenario `tests/vm/scenarios/netlink-client.sh`): every
 //! service and dest attribute is written by `clusterf apply` and read back by
 //! `clusterf show`, `show` matches `ipvsadm -L -n` with a live connection
-//! counted, a used saved plan is refused, and a kernel without ip_vs gives
-//! the one-line hint.
+//! counted, a used saved plan is refused, tunnel dests read back as ipvsadm
+//! prints them (`--tun-type`), a config with tunnel dests applies so that
+//! `ipvsadm -S -n` equals `clusterf render --output ipvsadm`, and a kernel
+//! without ip_vs gives the one-line hint.
 //!
 //! Never touches the host kernel. Without qemu or the guest this FAILS when
 //! `CI` is set and prints a loud SKIP otherwise.
@@ -34,6 +36,7 @@ fn netlink_client_in_the_kernel() {
         .arg(root().join("tests/vm/scenarios/netlink-client.sh"))
         .arg(fixtures.join("all-features.plan.json"))
         .arg(fixtures.join("all-features.rules"))
+        .arg(fixtures.join("tunnel-config"))
         .env("CLUSTERF_BIN", env!("CARGO_BIN_EXE_clusterf"))
         .output()
         .expect("run tests/vm/run.sh");

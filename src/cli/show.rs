@@ -37,7 +37,7 @@ pub fn run(args: &ShowArgs) -> Result<u8> {
     let live = client.read()?;
     let out = match args.output {
         ShowOutput::Text => format_text(&info, &live),
-        ShowOutput::Ipvsadm => ipvsadm::format(&live.state),
+        ShowOutput::Ipvsadm => format_rules(&live),
         ShowOutput::Json => {
             let mut s = serde_json::to_string_pretty(&format_json(&info, &live))?;
             s.push('\n');
@@ -131,6 +131,14 @@ fn ipvsadm_order(key: &ServiceKey) -> (u32, Family, u16, Option<SocketAddr>) {
         }
         ServiceKey::Fwmark { family, mark } => (*mark, *family, 0, None),
     }
+}
+
+/// `ipvsadm -S -n`: the rules, tunnel dests with the encapsulation the
+/// kernel reports.
+pub fn format_rules(live: &Live) -> String {
+    ipvsadm::format_tunnels(&live.state, |key, dest| {
+        live.tunnels.get(key).and_then(|t| t.get(dest))
+    })
 }
 
 /// `ipvsadm -L -n`.
@@ -289,6 +297,41 @@ UDP  [2001:db8::1]:53 sh (sh-port) persistent 300 mask 64 ops
 FWM  7 rr persistent 60 mask 255.255.255.0
 ";
         assert_eq!(format_text(&INFO, &live()), want);
+    }
+
+    #[test]
+    fn rules_carry_the_kernel_tunnel_type_as_ipvsadm_prints_it() {
+        let mut live = Live::default();
+        let key: ServiceKey = "tcp://10.0.0.1:80".parse().unwrap();
+        let mut svc = Service::new(ServiceAttrs::with_scheduler("wlc"));
+        for a in ["10.1.0.1:80", "10.1.0.2:80"] {
+            svc.dests.insert(
+                a.parse().unwrap(),
+                Dest {
+                    attrs: DestAttrs::new(Method::Tunnel, 3),
+                    origins: Vec::new(),
+                },
+            );
+        }
+        live.state.services.insert(key, svc);
+        let gue = ipvsadm::Tunnel {
+            kind: ipvsadm::TUN_TYPE_GUE,
+            port: 6080,
+            flags: ipvsadm::TUN_FLAG_CSUM,
+        };
+        live.tunnels.insert(
+            key,
+            [("10.1.0.2:80".parse().unwrap(), gue)]
+                .into_iter()
+                .collect(),
+        );
+        // As `ipvsadm -S -n` printed it for these dests (tests/vm, 6.1).
+        assert_eq!(
+            format_rules(&live),
+            "-A -t 10.0.0.1:80 -s wlc\n\
+             -a -t 10.0.0.1:80 -r 10.1.0.1:80 -i -w 3 --tun-type ipip\n\
+             -a -t 10.0.0.1:80 -r 10.1.0.2:80 -i -w 3 --tun-type gue --tun-port 6080 --tun-csum\n"
+        );
     }
 
     #[test]

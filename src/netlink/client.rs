@@ -24,8 +24,10 @@ use neli::consts::socket::{Msg, NlFamily};
 use neli::socket::NlSocket;
 use neli::utils::Groups;
 
-use crate::model::{Dest, DestStats, IpvsState, Op, Service, ServiceKey};
+use crate::ipvsadm::Tunnel;
+use crate::model::{DestStats, IpvsState, Op, Service, ServiceKey};
 
+use super::dump::{self, DestTable, Progress};
 use super::mapping;
 use super::message::*;
 use super::pipeline::{self, PartialFailure, Report, Tracker};
@@ -67,6 +69,9 @@ impl Info {
 pub struct Live {
     pub state: IpvsState,
     pub stats: BTreeMap<ServiceKey, BTreeMap<SocketAddr, DestStats>>,
+    /// Tunnel dests whose encapsulation is not ipip, which the model (and
+    /// so `state`) cannot tell from ipip.
+    pub tunnels: BTreeMap<ServiceKey, BTreeMap<SocketAddr, Tunnel>>,
 }
 
 /// A refusal by the kernel: positive errno and the extended-ack message.
@@ -97,6 +102,9 @@ pub struct Client {
     family: u16,
     seq: u32,
     buf: Vec<u8>,
+    /// Scratch space for the request being built and sent.
+    req: Vec<u8>,
+    payload: Vec<u8>,
     trace: bool,
 }
 
@@ -117,6 +125,8 @@ impl Client {
             family: 0,
             seq: seed,
             buf: vec![0; READ_BUF],
+            req: Vec::new(),
+            payload: Vec::new(),
             trace: std::env::var_os("CLUSTERF_NETLINK_TRACE").is_some_and(|v| v == "1"),
         };
         client.family = client.resolve_family()?;
@@ -157,66 +167,47 @@ impl Client {
         Ok(n)
     }
 
+    /// Sends one request; its sequence number.
+    fn request(&mut self, kind: u16, flags: u16, payload: &[u8]) -> Result<u32> {
+        let seq = self.next_seq(1);
+        self.req.clear();
+        emit_message(&mut self.req, kind, flags | NLM_F_REQUEST, seq, payload);
+        let req = std::mem::take(&mut self.req);
+        let sent = self.send(&req);
+        self.req = req;
+        sent.context("netlink send")?;
+        Ok(seq)
+    }
+
+    /// Receives the replies to request `seq` (sent with `flags`) until they
+    /// end, passing each payload to `each` straight from the read buffer.
+    /// See [`dump::walk`] for where replies end.
+    fn replies(
+        &mut self,
+        seq: u32,
+        flags: u16,
+        mut each: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let single = flags & NLM_F_ACK == 0 && flags & NLM_F_DUMP == 0;
+        loop {
+            let n = self.recv().context("netlink receive")?;
+            if dump::walk(&self.buf[..n], seq, single, &mut each)? == Progress::Done {
+                return Ok(());
+            }
+        }
+    }
+
     /// One request; the payloads of the replies to it, in order. Ends at
     /// the ack (`NLM_F_ACK`), at `NLMSG_DONE` (dumps), or at the single
     /// reply of a plain request.
     fn transact(&mut self, kind: u16, flags: u16, payload: &[u8]) -> Result<Vec<Vec<u8>>> {
-        let seq = self.next_seq(1);
-        let mut req = Vec::new();
-        emit_message(&mut req, kind, flags | NLM_F_REQUEST, seq, payload);
-        self.send(&req).context("netlink send")?;
+        let seq = self.request(kind, flags, payload)?;
         let mut replies = Vec::new();
-        loop {
-            let n = self.recv().context("netlink receive")?;
-            let buf = self.buf[..n].to_vec();
-            for m in split_messages(&buf)? {
-                if m.header.seq != seq {
-                    continue;
-                }
-                if m.header.flags & NLM_F_DUMP_INTR != 0 {
-                    bail!("the kernel table changed during the dump; try again");
-                }
-                match m.header.kind {
-                    NLMSG_ERROR => {
-                        let e = ErrorMsg::parse(m.header.flags, m.payload)?;
-                        if e.errno != 0 {
-                            return Err(KernelError {
-                                errno: e.errno,
-                                ext_msg: e.ext_msg,
-                            }
-                            .into());
-                        }
-                        return Ok(replies);
-                    }
-                    NLMSG_DONE => {
-                        if m.payload.len() >= 4 {
-                            let e = i32::from_ne_bytes([
-                                m.payload[0],
-                                m.payload[1],
-                                m.payload[2],
-                                m.payload[3],
-                            ]);
-                            if e < 0 {
-                                return Err(KernelError {
-                                    errno: e.checked_neg().unwrap_or(i32::MAX),
-                                    ext_msg: None,
-                                }
-                                .into());
-                            }
-                        }
-                        return Ok(replies);
-                    }
-                    NLMSG_NOOP => {}
-                    NLMSG_OVERRUN => bail!("netlink overrun"),
-                    _ => {
-                        replies.push(m.payload.to_vec());
-                        if m.header.flags & NLM_F_MULTI == 0 && flags & NLM_F_ACK == 0 {
-                            return Ok(replies);
-                        }
-                    }
-                }
-            }
-        }
+        self.replies(seq, flags, |p| {
+            replies.push(p.to_vec());
+            Ok(())
+        })?;
+        Ok(replies)
     }
 
     fn resolve_family(&mut self) -> Result<u16> {
@@ -279,20 +270,18 @@ impl Client {
     }
 
     /// Dumps the dests of one service.
-    pub fn dests(&mut self, key: &ServiceKey) -> Result<Vec<DestMsg>> {
-        let msgs = self
-            .ipvs_request(
-                NLM_F_DUMP,
-                &IpvsMsg::request(IPVS_CMD_GET_DEST, Some(mapping::service_id(key)), None),
-            )
+    pub fn dests(&mut self, key: &ServiceKey) -> Result<DestTable> {
+        let family = self.family;
+        let mut table = DestTable::default();
+        let get = IpvsMsg::request(IPVS_CMD_GET_DEST, Some(mapping::service_id(key)), None);
+        get.emit_into(&mut self.payload);
+        let payload = std::mem::take(&mut self.payload);
+        let sent = self.request(family, NLM_F_DUMP, &payload);
+        self.payload = payload;
+        let seq = sent.with_context(|| format!("dumping the dests of {key}"))?;
+        self.replies(seq, NLM_F_DUMP, |p| table.add(key, p))
             .with_context(|| format!("dumping the dests of {key}"))?;
-        Ok(msgs
-            .into_iter()
-            .filter_map(|m| match m.body {
-                Body::Objects { dest, .. } => dest,
-                Body::Info(_) => None,
-            })
-            .collect())
+        Ok(table)
     }
 
     /// The whole live table with counters.
@@ -301,20 +290,13 @@ impl Client {
         for s in self.services()? {
             let (key, attrs) = mapping::service_from(&s).map_err(|e| anyhow!(e))?;
             let mut service = Service::new(attrs);
-            let mut stats = BTreeMap::new();
-            for d in self.dests(&key)? {
-                let (addr, attrs, st) = mapping::dest_from(&key, &d).map_err(|e| anyhow!(e))?;
-                service.dests.insert(
-                    addr,
-                    Dest {
-                        attrs,
-                        origins: Vec::new(),
-                    },
-                );
-                stats.insert(addr, st);
-            }
+            let table = self.dests(&key)?;
+            service.dests = table.dests;
             live.state.services.insert(key, service);
-            live.stats.insert(key, stats);
+            live.stats.insert(key, table.stats);
+            if !table.tunnels.is_empty() {
+                live.tunnels.insert(key, table.tunnels);
+            }
         }
         Ok(live)
     }

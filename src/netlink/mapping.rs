@@ -338,6 +338,18 @@ pub fn dest_from(
     Ok((dest, attrs, stats))
 }
 
+/// The encapsulation of a tunnel dest (`None` for other methods); a kernel
+/// without the `IPVS_DEST_ATTR_TUN_*` attributes (before 5.2) has ipip only.
+pub fn dest_tunnel(m: &DestMsg) -> Option<ipvsadm::Tunnel> {
+    (m.fwd_method.unwrap_or(0) & IP_VS_CONN_F_FWD_MASK == IP_VS_CONN_F_TUNNEL).then(|| {
+        ipvsadm::Tunnel {
+            kind: m.tun_type.unwrap_or(0),
+            port: m.tun_port.unwrap_or(0),
+            flags: m.tun_flags.unwrap_or(0),
+        }
+    })
+}
+
 /// The object an op acts on: `service tcp://..` or `dest A of tcp://..`.
 pub fn op_object(op: &Op) -> String {
     match op {

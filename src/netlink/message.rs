@@ -187,34 +187,58 @@ impl AttrRef<'_> {
     }
 }
 
-/// Splits an attribute stream without copying.
-fn attr_refs(mut buf: &[u8]) -> Result<Vec<AttrRef<'_>>, DecodeError> {
-    let mut attrs = Vec::new();
-    while buf.len() >= NLA_HDRLEN {
+/// The attributes of a stream, borrowed, one at a time (no allocation).
+/// Yields an error (and then nothing) for a malformed attribute or
+/// non-zero bytes after the last one.
+struct AttrIter<'a> {
+    buf: &'a [u8],
+    failed: bool,
+}
+
+impl<'a> Iterator for AttrIter<'a> {
+    type Item = Result<AttrRef<'a>, DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let buf = self.buf;
+        if buf.len() < NLA_HDRLEN {
+            if buf.iter().any(|&b| b != 0) {
+                self.failed = true;
+                return Some(err(format!(
+                    "{} trailing bytes after attributes",
+                    buf.len()
+                )));
+            }
+            return None;
+        }
         let len = u16::from_ne_bytes([buf[0], buf[1]]) as usize;
         let kind = u16::from_ne_bytes([buf[2], buf[3]]);
         if len < NLA_HDRLEN || len > buf.len() {
-            return err(format!(
+            self.failed = true;
+            return Some(err(format!(
                 "attribute {} has length {len}, {} bytes left",
                 kind & NLA_TYPE_MASK,
                 buf.len()
-            ));
+            )));
         }
-        attrs.push(AttrRef {
+        self.buf = &buf[align(len).min(buf.len())..];
+        Some(Ok(AttrRef {
             kind,
             payload: &buf[NLA_HDRLEN..len],
-        });
-        buf = &buf[align(len).min(buf.len())..];
+        }))
     }
-    if buf.iter().any(|&b| b != 0) {
-        return err(format!("{} trailing bytes after attributes", buf.len()));
-    }
-    Ok(attrs)
+}
+
+/// Splits an attribute stream without copying.
+fn attr_refs(buf: &[u8]) -> AttrIter<'_> {
+    AttrIter { buf, failed: false }
 }
 
 /// Splits an attribute stream. Padding after the last attribute is allowed.
 pub fn parse_attrs(buf: &[u8]) -> Result<Vec<RawAttr>, DecodeError> {
-    Ok(attr_refs(buf)?.iter().map(AttrRef::owned).collect())
+    attr_refs(buf).map(|a| a.map(|a| a.owned())).collect()
 }
 
 /// Appends one attribute with its padding.
@@ -371,25 +395,51 @@ pub struct Message<'a> {
     pub payload: &'a [u8],
 }
 
-/// Splits a received datagram into its messages.
-pub fn split_messages(mut buf: &[u8]) -> Result<Vec<Message<'_>>, DecodeError> {
-    let mut out = Vec::new();
-    while !buf.is_empty() {
-        let header = Header::parse(buf)?;
+/// The messages of a received datagram, borrowed, one at a time (no
+/// allocation); an error (and then nothing) for a malformed one.
+pub struct MessageIter<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Iterator for MessageIter<'a> {
+    type Item = Result<Message<'a>, DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let buf = self.buf;
+        if buf.is_empty() {
+            return None;
+        }
+        let header = match Header::parse(buf) {
+            Ok(h) => h,
+            Err(e) => {
+                self.buf = &[];
+                return Some(Err(e));
+            }
+        };
         let len = header.len as usize;
         if len < NLMSG_HDRLEN || len > buf.len() {
-            return err(format!(
+            self.buf = &[];
+            return Some(err(format!(
                 "message length {len} with {} bytes left",
                 buf.len()
-            ));
+            )));
         }
-        out.push(Message {
+        self.buf = &buf[align(len).min(buf.len())..];
+        Some(Ok(Message {
             header,
             payload: &buf[NLMSG_HDRLEN..len],
-        });
-        buf = &buf[align(len).min(buf.len())..];
+        }))
     }
-    Ok(out)
+}
+
+/// Iterates over the messages of a received datagram.
+pub fn messages(buf: &[u8]) -> MessageIter<'_> {
+    MessageIter { buf }
+}
+
+/// Splits a received datagram into its messages.
+pub fn split_messages(buf: &[u8]) -> Result<Vec<Message<'_>>, DecodeError> {
+    messages(buf).collect()
 }
 
 /// Appends a whole message: header (with the right length), payload, padding.
@@ -451,7 +501,8 @@ impl ErrorMsg {
         let mut ext_msg = None;
         let mut other = Vec::new();
         if flags & NLM_F_ACK_TLVS != 0 {
-            for a in attr_refs(tlvs)? {
+            for a in attr_refs(tlvs) {
+                let a = a?;
                 if a.id() == NLMSGERR_ATTR_MSG && ext_msg.is_none() {
                     ext_msg = Some(get_string(&a, "extended ack message")?);
                 } else {
@@ -561,7 +612,8 @@ impl FamilyMsg {
             genl_version: h.version,
             ..FamilyMsg::default()
         };
-        for a in attr_refs(attrs)? {
+        for a in attr_refs(attrs) {
+            let a = a?;
             match a.id() {
                 CTRL_ATTR_FAMILY_ID => once(&mut m.id, get_u16(&a, "family id")?, "family id")?,
                 CTRL_ATTR_FAMILY_NAME => {
@@ -622,7 +674,8 @@ impl Stats {
 
     fn parse(p: &[u8], what: &str) -> Result<Stats, DecodeError> {
         let mut s = Stats::default();
-        for a in attr_refs(p)? {
+        for a in attr_refs(p) {
+            let a = a?;
             let id = a.id() as usize;
             if (1..=IPVS_STATS_ATTR_COUNT).contains(&id) {
                 let v = get_counter(&a, what)?;
@@ -676,7 +729,8 @@ pub struct ServiceMsg {
 impl ServiceMsg {
     pub fn parse(p: &[u8]) -> Result<ServiceMsg, DecodeError> {
         let mut m = ServiceMsg::default();
-        for a in attr_refs(p)? {
+        for a in attr_refs(p) {
+            let a = a?;
             match a.id() {
                 IPVS_SVC_ATTR_AF => once(&mut m.af, get_u16(&a, "service af")?, "service af")?,
                 IPVS_SVC_ATTR_PROTOCOL => once(
@@ -815,7 +869,8 @@ pub struct DestMsg {
 impl DestMsg {
     pub fn parse(p: &[u8]) -> Result<DestMsg, DecodeError> {
         let mut m = DestMsg::default();
-        for a in attr_refs(p)? {
+        for a in attr_refs(p) {
+            let a = a?;
             let u32_of = |what: &str| get_u32(&a, what);
             match a.id() {
                 IPVS_DEST_ATTR_ADDR => {
@@ -986,10 +1041,11 @@ impl IpvsMsg {
 
     pub fn parse(p: &[u8]) -> Result<IpvsMsg, DecodeError> {
         let (h, attrs) = parse_genl(p)?;
-        let attrs = attr_refs(attrs)?;
+        let attrs = attr_refs(attrs);
         let body = if h.cmd == IPVS_CMD_SET_INFO || h.cmd == IPVS_CMD_GET_INFO {
             let mut info = InfoMsg::default();
             for a in attrs {
+                let a = a?;
                 match a.id() {
                     IPVS_INFO_ATTR_VERSION => {
                         once(&mut info.version, get_u32(&a, "version")?, "version")?
@@ -1008,6 +1064,7 @@ impl IpvsMsg {
             let mut dest = None;
             let mut other = Vec::new();
             for a in attrs {
+                let a = a?;
                 match a.id() {
                     IPVS_CMD_ATTR_SERVICE => {
                         once(&mut service, ServiceMsg::parse(a.payload)?, "service")?
@@ -1031,16 +1088,23 @@ impl IpvsMsg {
 
     pub fn emit(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        emit_genl(&mut out, self.cmd, self.version);
+        self.emit_into(&mut out);
+        out
+    }
+
+    /// [`IpvsMsg::emit`] into `out`, replacing what it held.
+    pub fn emit_into(&self, out: &mut Vec<u8>) {
+        out.clear();
+        emit_genl(out, self.cmd, self.version);
         match &self.body {
             Body::Info(info) => {
                 if let Some(v) = info.version {
-                    emit_attr(&mut out, IPVS_INFO_ATTR_VERSION, &v.to_ne_bytes());
+                    emit_attr(out, IPVS_INFO_ATTR_VERSION, &v.to_ne_bytes());
                 }
                 if let Some(v) = info.conn_tab_size {
-                    emit_attr(&mut out, IPVS_INFO_ATTR_CONN_TAB_SIZE, &v.to_ne_bytes());
+                    emit_attr(out, IPVS_INFO_ATTR_CONN_TAB_SIZE, &v.to_ne_bytes());
                 }
-                emit_others(&mut out, &info.other);
+                emit_others(out, &info.other);
             }
             Body::Objects {
                 service,
@@ -1048,15 +1112,14 @@ impl IpvsMsg {
                 other,
             } => {
                 if let Some(s) = service {
-                    s.emit(&mut out);
+                    s.emit(out);
                 }
                 if let Some(d) = dest {
-                    d.emit(&mut out);
+                    d.emit(out);
                 }
-                emit_others(&mut out, other);
+                emit_others(out, other);
             }
         }
-        out
     }
 }
 

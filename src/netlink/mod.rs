@@ -4,6 +4,7 @@
 //!   and emit bytes (pure).
 //! - `mapping`: model values <-> IPVS messages, errno -> messages naming the
 //!   object (pure).
+//! - `dump`: replies walked in place, dumped dests into model values (pure).
 //! - `pipeline`: batching, ack matching and the apply report (pure).
 //! - `client`: the socket (I/O).
 //!
@@ -12,6 +13,7 @@
 //! IPVS generic netlink family.
 
 pub mod client;
+pub mod dump;
 pub mod mapping;
 pub mod message;
 pub mod pipeline;
