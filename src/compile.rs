@@ -24,7 +24,7 @@ use ipnet::IpNet;
 use crate::config::{Backend, Config, Overlay, Route};
 use crate::diag::Diagnostics;
 use crate::model::{
-    DEFAULT_SCHEDULER, Dest, DestAttrs, IpvsState, MAX_WEIGHT, Method, Origin, Service,
+    DEFAULT_SCHEDULER, Dest, DestAttrs, IpvsState, MAX_WEIGHT, Method, Origin, Protocol, Service,
     ServiceAttrs, ServiceKey,
 };
 
@@ -252,15 +252,79 @@ fn place<'r>(
         diags.warning(
             b.source.as_str(),
             None,
-            format!(
-                "backend {:?}: {protocol} port {port} ignored for {method} to {key}: {method} keeps the service port {}",
-                b.name,
-                vip.port()
-            ),
+            port_ignored(&b.name, *protocol, port, method, vip),
         );
         return Some((SocketAddr::new(ip, vip.port()), method, route));
     }
     Some((SocketAddr::new(ip, port), method, route))
+}
+
+/// `backend "a": tcp port 8080 ignored for droute to tcp://10.0.0.1:80:
+/// droute keeps the service port 80`, written without the formatting
+/// machinery: a repo with many such backends has one message per backend
+/// and service.
+fn port_ignored(
+    name: &str,
+    protocol: Protocol,
+    port: u16,
+    method: Method,
+    vip: &SocketAddr,
+) -> String {
+    let mut m = String::with_capacity(112 + 2 * name.len());
+    m.push_str("backend ");
+    if name
+        .bytes()
+        .all(|c| c.is_ascii_alphanumeric() || b"-_.@:".contains(&c))
+    {
+        m.push('"');
+        m.push_str(name);
+        m.push('"');
+    } else {
+        m.push_str(&format!("{name:?}"));
+    }
+    m.push_str(": ");
+    m.push_str(protocol.as_str());
+    m.push_str(" port ");
+    push_decimal(&mut m, port.into());
+    m.push_str(" ignored for ");
+    m.push_str(method.as_str());
+    m.push_str(" to ");
+    m.push_str(protocol.as_str());
+    m.push_str("://");
+    match vip {
+        SocketAddr::V4(a) => {
+            for (i, octet) in a.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    m.push('.');
+                }
+                push_decimal(&mut m, octet.into());
+            }
+            m.push(':');
+            push_decimal(&mut m, a.port().into());
+        }
+        SocketAddr::V6(_) => m.push_str(&vip.to_string()),
+    }
+    m.push_str(": ");
+    m.push_str(method.as_str());
+    m.push_str(" keeps the service port ");
+    push_decimal(&mut m, vip.port().into());
+    m
+}
+
+fn push_decimal(m: &mut String, n: u32) {
+    let mut buf = [0u8; 10];
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    m.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
 }
 
 /// The routes in force, indexed for longest-prefix lookup: finds the route
@@ -392,6 +456,28 @@ mod tests {
     }
 
     proptest! {
+        /// The hand-written message is the one `format!` writes.
+        #[test]
+        fn port_ignored_is_the_formatted_message(
+            name in prop_oneof!["[a-z0-9._@:-]{1,12}", ".{0,8}"],
+            tcp in any::<bool>(),
+            port in any::<u16>(),
+            method in prop::sample::select(Method::ALL.to_vec()),
+            vip in prop_oneof![
+                any::<(u32, u16)>().prop_map(|(a, p)| SocketAddr::new(IpAddr::V4(a.into()), p)),
+                any::<(u128, u16)>().prop_map(|(a, p)| SocketAddr::new(IpAddr::V6(a.into()), p)),
+            ],
+        ) {
+            let protocol = if tcp { Protocol::Tcp } else { Protocol::Udp };
+            let key = ServiceKey::Addr { protocol, addr: vip };
+            let want = format!(
+                "backend {:?}: {protocol} port {port} ignored for {method} to {key}: {method} keeps the service port {}",
+                name,
+                vip.port()
+            );
+            prop_assert_eq!(port_ignored(&name, protocol, port, method, &vip), want);
+        }
+
         /// The table finds what the first match of the sorted list is.
         #[test]
         fn route_table_finds_the_first_match(

@@ -506,11 +506,21 @@ enum Entry<'a> {
 }
 
 fn classify(path: &str) -> Entry<'_> {
-    let mut it = path.split('/');
-    let parts = [it.next(), it.next(), it.next(), it.next()];
-    if it.next().is_some() {
-        return Entry::Other;
+    // Up to four components; more is nothing of the layout.
+    let mut parts = [None; 4];
+    let mut n = 0;
+    let mut start = 0;
+    for (i, b) in path.bytes().enumerate() {
+        if b == b'/' {
+            if n == 3 {
+                return Entry::Other;
+            }
+            parts[n] = Some(&path[start..i]);
+            n += 1;
+            start = i + 1;
+        }
     }
+    parts[n] = Some(&path[start..]);
     match parts {
         [Some("clusterf.yaml" | "clusterf.yml"), None, ..] => Entry::Defaults,
         [Some("services"), Some(file), None, _] => strip_yaml(file)
@@ -1122,7 +1132,7 @@ mod fast_json {
             *i = j + 1;
             Some(&text[start..j])
         };
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(8);
         ws(&mut i);
         if b.get(i) != Some(&b'{') {
             return None;
@@ -1629,7 +1639,7 @@ mod fast_yaml {
         {
             return None;
         }
-        let mut lines = Vec::new();
+        let mut lines = Vec::with_capacity(text.len() / 16 + 1);
         for line in text.split('\n') {
             let content = line.trim_start_matches(' ');
             if content.is_empty() || content.starts_with('#') {
@@ -1659,7 +1669,7 @@ mod fast_yaml {
             if depth > MAX_DEPTH {
                 return None;
             }
-            let mut out = Vec::new();
+            let mut out = Vec::with_capacity(8);
             while let Some(&(ind, content)) = self.lines.get(self.at) {
                 if ind < indent {
                     break;
@@ -1804,11 +1814,11 @@ mod fast_yaml {
             }
             self.i += 1;
             self.skip_spaces();
-            let mut out = Vec::new();
             if self.peek() == Some(b'}') {
                 self.i += 1;
-                return Some(out);
+                return Some(Vec::new());
             }
+            let mut out = Vec::with_capacity(8);
             loop {
                 let key = self.key()?;
                 self.skip_spaces();
@@ -2169,7 +2179,10 @@ pub fn parse_overlay(tree: &Tree) -> (Overlay, Diagnostics) {
 
 /// How an overlay key is named in diagnostics and provenance.
 fn overlay_name(key: &str) -> String {
-    format!("overlay:{key}")
+    let mut name = String::with_capacity(8 + key.len());
+    name.push_str("overlay:");
+    name.push_str(key);
+    name
 }
 
 #[cfg(test)]
