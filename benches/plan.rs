@@ -127,6 +127,20 @@ fn main() {
         let empty = IpvsState::default();
         let live = live_changed(&want);
         let runs = if services > 50_000 { 11 } else { 31 };
+        // The floor for any plan that holds its changes: allocate and fill
+        // a vector of that many changes (first-touch page faults included).
+        let one =
+            plan::plan(&want, &empty, &own, &guards).unwrap().changes[services as usize].clone();
+        let n = (services * (DESTS + 1)) as usize;
+        measure(
+            &format!("{services} x {DESTS} floor: fill vec"),
+            runs,
+            || {
+                let v: Vec<plan::Change> = vec![one.clone(); n];
+                std::hint::black_box(&v);
+                v.len()
+            },
+        );
         measure(&format!("{services} x {DESTS} from empty"), runs, || {
             plan::plan(&want, &empty, &own, &guards)
                 .unwrap()

@@ -67,11 +67,12 @@ pub fn canonical_state(state: &IpvsState) -> IpvsState {
     }
 }
 
-/// The five groups of a plan, each filled in sorted order.
+/// The groups of a plan that follow the adds, each filled in sorted order.
+/// Adds go straight into the plan's vector: from empty they are nearly all
+/// of it, and copying a million changes between vectors costs more than
+/// computing them.
 #[derive(Default)]
-struct Buckets {
-    service_adds: Vec<Change>,
-    dest_adds: Vec<Change>,
+struct Rest {
     edits: Vec<Change>,
     dest_deletes: Vec<Change>,
     service_deletes: Vec<Change>,
@@ -130,34 +131,54 @@ fn merge<'a, K: Ord, V>(
 }
 
 /// Diffs desired (left) against live (right).
+///
+/// Two walks: the first, over services only, finds what is not owned and
+/// emits the service adds (first in the plan); the second emits everything
+/// else. The dests of added services are all adds, which sizes the vector.
 pub(super) fn diff(
     desired: &IpvsState,
     live: &IpvsState,
     ownership: &Ownership,
 ) -> Result<Plan, PlanError> {
-    let mut b = Buckets::default();
+    let mut changes: Vec<Change> = Vec::new();
     let mut not_owned: Vec<ServiceKey> = Vec::new();
+    let mut added_dests = 0;
+    merge(&desired.services, &live.services, |side| match side {
+        Side::Left(key, want) => {
+            if !ownership.owns(key) {
+                not_owned.push(*key);
+            } else {
+                added_dests += want.dests.len();
+                changes.push(change(
+                    Op::AddService {
+                        service: *key,
+                        attrs: want.attrs.clone(),
+                    },
+                    None,
+                ));
+            }
+        }
+        Side::Both(key, _, _) if !ownership.owns(key) => not_owned.push(*key),
+        _ => {}
+    });
+    if !not_owned.is_empty() {
+        return Err(PlanError::NotOwned {
+            services: not_owned,
+        });
+    }
+    let service_adds = changes.len();
+    changes.reserve_exact(added_dests);
+
+    let mut rest = Rest::default();
     let mut unmanaged: Vec<Unmanaged> = Vec::new();
     let mut owned_services = 0;
     let mut owned_dests = 0;
     let mut dests_removed = 0;
     let mut services_removed = 0;
-
     merge(&desired.services, &live.services, |side| match side {
         Side::Left(key, want) => {
-            if !ownership.owns(key) {
-                not_owned.push(*key);
-                return;
-            }
-            b.service_adds.push(change(
-                Op::AddService {
-                    service: *key,
-                    attrs: want.attrs.clone(),
-                },
-                None,
-            ));
             for (dest, d) in &want.dests {
-                b.dest_adds.push(change(
+                changes.push(change(
                     Op::AddDest {
                         service: *key,
                         dest: *dest,
@@ -179,53 +200,47 @@ pub(super) fn diff(
             owned_dests += have.dests.len();
             services_removed += 1;
             dests_removed += have.dests.len();
-            b.service_deletes.push(Change {
+            rest.service_deletes.push(Change {
                 op: Op::DelService { service: *key },
-                before: Some(Before::Service(have.attrs.clone())),
+                before: Some(Before::Service(Box::new(have.attrs.clone()))),
                 dests_removed: have.dests.len(),
             });
         }
         Side::Both(key, want, have) => {
-            if !ownership.owns(key) {
-                not_owned.push(*key);
-                return;
-            }
             owned_services += 1;
             owned_dests += have.dests.len();
             if !same_service_attrs(key, &want.attrs, &have.attrs) {
-                b.edits.push(change(
+                rest.edits.push(change(
                     Op::EditService {
                         service: *key,
                         attrs: want.attrs.clone(),
                     },
-                    Some(Before::Service(have.attrs.clone())),
+                    Some(Before::Service(Box::new(have.attrs.clone()))),
                 ));
             }
-            diff_dests(key, &want.dests, &have.dests, &mut b, &mut dests_removed);
+            diff_dests(
+                key,
+                &want.dests,
+                &have.dests,
+                &mut changes,
+                &mut rest,
+                &mut dests_removed,
+            );
         }
     });
 
-    if !not_owned.is_empty() {
-        return Err(PlanError::NotOwned {
-            services: not_owned,
-        });
-    }
-
-    let Buckets {
-        service_adds,
-        dest_adds,
+    let Rest {
         edits,
         dest_deletes,
         service_deletes,
-    } = b;
+    } = rest;
     let summary = Summary {
-        add: service_adds.len() + dest_adds.len(),
+        add: changes.len(),
         change: edits.len(),
         delete: dest_deletes.len() + service_deletes.len(),
     };
-    let mut changes = Vec::with_capacity(summary.total());
-    changes.extend(service_adds);
-    changes.extend(dest_adds);
+    debug_assert!(service_adds <= changes.len());
+    changes.reserve_exact(summary.change + summary.delete);
     changes.extend(edits);
     changes.extend(dest_deletes);
     changes.extend(service_deletes);
@@ -244,11 +259,12 @@ fn diff_dests(
     key: &ServiceKey,
     want: &BTreeMap<SocketAddr, Dest>,
     have: &BTreeMap<SocketAddr, Dest>,
-    b: &mut Buckets,
+    adds: &mut Vec<Change>,
+    rest: &mut Rest,
     dests_removed: &mut usize,
 ) {
     merge(want, have, |side| match side {
-        Side::Left(dest, d) => b.dest_adds.push(change(
+        Side::Left(dest, d) => adds.push(change(
             Op::AddDest {
                 service: *key,
                 dest: *dest,
@@ -258,7 +274,7 @@ fn diff_dests(
         )),
         Side::Right(dest, d) => {
             *dests_removed += 1;
-            b.dest_deletes.push(change(
+            rest.dest_deletes.push(change(
                 Op::DelDest {
                     service: *key,
                     dest: *dest,
@@ -268,7 +284,7 @@ fn diff_dests(
         }
         Side::Both(dest, w, h) => {
             if w.attrs != h.attrs {
-                b.edits.push(change(
+                rest.edits.push(change(
                     Op::EditDest {
                         service: *key,
                         dest: *dest,

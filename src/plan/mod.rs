@@ -38,9 +38,12 @@ pub enum Action {
 }
 
 /// The live attributes a change replaces or deletes.
+///
+/// The service variant is boxed: a plan from empty holds one [`Change`] per
+/// dest, and keeping `Change` small is most of what planning costs there.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Before {
-    Service(ServiceAttrs),
+    Service(Box<ServiceAttrs>),
     Dest(DestAttrs),
 }
 
