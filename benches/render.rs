@@ -13,6 +13,10 @@
 use std::time::{Duration, Instant};
 
 use clusterf::compile::Options;
+
+// As in the binary (src/main.rs), so that the numbers are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clusterf::render::render;
 use clusterf::tree::Tree;
 

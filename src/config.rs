@@ -735,7 +735,7 @@ fn parse_cidr(s: &str) -> Option<IpNet> {
 }
 
 fn validate_route(r: &mut Reporter, name: &str, f: &RouteFields) -> Route {
-    let prefix = f.prefix.as_ref().and_then(|p| match parse_cidr(&p.value) {
+    let prefix = f.prefix.as_ref().and_then(|p| match parse_cidr(p.value) {
         Some(net) => {
             if net.trunc() != net {
                 r.warning(
