@@ -233,6 +233,24 @@ fn bench_memo(cfg: &Tree, before: &Tree, after: &Tree, opts: &Options) {
         t_clone.push(t0.elapsed());
         drop(copy);
     }
+    // The first pass (and the one after a full render): every part parsed
+    // and compiled on its own. A route change: every service compiled again
+    // from its kept parse.
+    let (mut t_split, mut t_global) = (Vec::new(), Vec::new());
+    let mut routed = cfg.clone();
+    routed.insert("routes/default", r#"{"IPVSMethod": "masq"}"#);
+    for run in 0..RUNS / 3 {
+        let t0 = Instant::now();
+        let mut fresh = Memo::new(opts.clone());
+        fresh.render(cfg, Some(before));
+        t_split.push(t0.elapsed());
+        assert_eq!(fresh.work(), Work::Split);
+        let t0 = Instant::now();
+        memo.render(if run % 2 == 0 { &routed } else { cfg }, Some(before));
+        t_global.push(t0.elapsed());
+        assert_eq!(memo.work(), Work::Global);
+    }
+    let bytes: usize = before.files.iter().map(|(k, v)| k.len() + v.len()).sum();
     println!(" incremental render (render::memo), 1 backend changed per run:");
     stats("  memo render (diff + hash + 1 service)", t_render);
     stats("  drain", t_drain);
@@ -241,6 +259,13 @@ fn bench_memo(cfg: &Tree, before: &Tree, after: &Tree, opts: &Options) {
     stats("  of which: diff of both trees (no change)", t_diff);
     stats("  of which: overlay content hash (SHA-256)", t_hash);
     stats("  not in the pass: overlay tree clone", t_clone);
+    println!(
+        "  (overlay tree: {} keys, {:.1} MB of paths and values)",
+        before.files.len(),
+        bytes as f64 / 1e6
+    );
+    stats("  first pass (split into parts)", t_split);
+    stats("  route change (every service compiled again)", t_global);
 }
 
 fn bench_schedule() {

@@ -331,8 +331,15 @@ fn memo_render_equals_full_render_after_every_edit() {
         prop::collection::vec(overlay_entry(), 0..12),
         prop::collection::vec(edit(), 1..16),
     );
+    // PROPTEST_CASES=N runs more (or fewer) cases.
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(512);
     let mut runner = TestRunner::new(RunnerConfig {
-        cases: 512,
+        cases,
+        // Failures persist next to this file, as with `proptest!`.
+        source_file: Some(file!()),
         ..RunnerConfig::default()
     });
     if let Err(e) = runner.run(&strategy, check_case) {
