@@ -141,6 +141,15 @@ pub fn format_rules(live: &Live) -> String {
     })
 }
 
+/// Pads what was appended to `out` since `start` with spaces to `width`,
+/// then one space (a `%-Ns ` column).
+fn pad(out: &mut String, start: usize, width: usize) {
+    for _ in out.len() - start..width {
+        out.push(' ');
+    }
+    out.push(' ');
+}
+
 /// `ipvsadm -L -n`.
 pub fn format_text(info: &Info, live: &Live) -> String {
     let mut out = format!(
@@ -158,19 +167,30 @@ pub fn format_text(info: &Info, live: &Live) -> String {
         let stats = live.stats.get(key);
         for (addr, dest) in &svc.dests {
             let st = stats.and_then(|s| s.get(addr)).copied().unwrap_or_default();
-            let mut name = addr.to_string();
+            // "  -> %-28s %-7s %-6d %-10u %-10u\n", without core::fmt (100k
+            // lines add up); an IPv4 name is cut at 28 as ipvsadm does.
+            out.push_str("  -> ");
+            let start = out.len();
+            ipvsadm::push_socket_addr(&mut out, addr);
             if addr.is_ipv4() {
-                name.truncate(28);
+                out.truncate(out.len().min(start + 28));
             }
-            let _ = writeln!(
-                out,
-                "  -> {:<28} {:<7} {:<6} {:<10} {:<10}",
-                name,
-                forward_name(dest.attrs.method),
-                dest.attrs.weight,
-                st.active_conns,
-                st.inactive_conns
-            );
+            pad(&mut out, start, 28);
+            let start = out.len();
+            out.push_str(forward_name(dest.attrs.method));
+            pad(&mut out, start, 7);
+            for (n, width) in [
+                (dest.attrs.weight, 6),
+                (st.active_conns, 10),
+                (st.inactive_conns, 10),
+            ] {
+                let start = out.len();
+                ipvsadm::push_u32(&mut out, n);
+                pad(&mut out, start, width);
+            }
+            // The last column has no space after it.
+            out.pop();
+            out.push('\n');
         }
     }
     out

@@ -93,8 +93,7 @@ pub struct DestTable {
 impl DestTable {
     /// Adds the dest of one reply payload (a generic netlink IPVS message).
     pub fn add(&mut self, service: &ServiceKey, payload: &[u8]) -> Result<()> {
-        let msg = IpvsMsg::parse(payload)?;
-        let Body::Objects { dest: Some(d), .. } = msg.body else {
+        let Some(d) = IpvsMsg::parse_dest_lean(payload)? else {
             return Ok(());
         };
         let (addr, attrs, stats) = mapping::dest_from(service, &d).map_err(|e| anyhow!(e))?;

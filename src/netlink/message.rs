@@ -721,8 +721,9 @@ pub struct ServiceMsg {
     pub timeout: Option<u32>,
     /// Raw bytes: see the module documentation.
     pub netmask: Option<[u8; 4]>,
-    pub stats: Option<Stats>,
-    pub stats64: Option<Stats>,
+    /// Boxed: the counters are large and often not read (lean parses).
+    pub stats: Option<Box<Stats>>,
+    pub stats64: Option<Box<Stats>>,
     pub other: Vec<RawAttr>,
 }
 
@@ -784,12 +785,12 @@ impl ServiceMsg {
                 )?,
                 IPVS_SVC_ATTR_STATS => once(
                     &mut m.stats,
-                    Stats::parse(a.payload, "service stats")?,
+                    Box::new(Stats::parse(a.payload, "service stats")?),
                     "service stats",
                 )?,
                 IPVS_SVC_ATTR_STATS64 => once(
                     &mut m.stats64,
-                    Stats::parse(a.payload, "service stats64")?,
+                    Box::new(Stats::parse(a.payload, "service stats64")?),
                     "service stats64",
                 )?,
                 _ => m.other.push(a.owned()),
@@ -861,16 +862,31 @@ pub struct DestMsg {
     pub inact_conns: Option<u32>,
     pub persist_conns: Option<u32>,
     pub addr_family: Option<u16>,
-    pub stats: Option<Stats>,
-    pub stats64: Option<Stats>,
+    /// Boxed: the counters are large and often not read (lean parses).
+    pub stats: Option<Box<Stats>>,
+    pub stats64: Option<Box<Stats>>,
     pub other: Vec<RawAttr>,
 }
 
 impl DestMsg {
     pub fn parse(p: &[u8]) -> Result<DestMsg, DecodeError> {
+        Self::parse_with(p, true)
+    }
+
+    /// [`DestMsg::parse`] without the counters: `IPVS_DEST_ATTR_STATS` and
+    /// `_STATS64` are skipped unread (left `None`), everything else is
+    /// checked as `parse` does. For reading large dumps.
+    pub fn parse_lean(p: &[u8]) -> Result<DestMsg, DecodeError> {
+        Self::parse_with(p, false)
+    }
+
+    fn parse_with(p: &[u8], with_stats: bool) -> Result<DestMsg, DecodeError> {
         let mut m = DestMsg::default();
         for a in attr_refs(p) {
             let a = a?;
+            if !with_stats && matches!(a.id(), IPVS_DEST_ATTR_STATS | IPVS_DEST_ATTR_STATS64) {
+                continue;
+            }
             let u32_of = |what: &str| get_u32(&a, what);
             match a.id() {
                 IPVS_DEST_ATTR_ADDR => {
@@ -932,12 +948,12 @@ impl DestMsg {
                 )?,
                 IPVS_DEST_ATTR_STATS => once(
                     &mut m.stats,
-                    Stats::parse(a.payload, "dest stats")?,
+                    Box::new(Stats::parse(a.payload, "dest stats")?),
                     "dest stats",
                 )?,
                 IPVS_DEST_ATTR_STATS64 => once(
                     &mut m.stats64,
-                    Stats::parse(a.payload, "dest stats64")?,
+                    Box::new(Stats::parse(a.payload, "dest stats64")?),
                     "dest stats64",
                 )?,
                 _ => m.other.push(a.owned()),
@@ -1037,6 +1053,20 @@ impl IpvsMsg {
                 }
             },
         }
+    }
+
+    /// The dest of a `GET_DEST` dump reply, without its counters (see
+    /// [`DestMsg::parse_lean`]); other top-level attributes are skipped.
+    pub fn parse_dest_lean(p: &[u8]) -> Result<Option<DestMsg>, DecodeError> {
+        let (_, attrs) = parse_genl(p)?;
+        let mut dest = None;
+        for a in attr_refs(attrs) {
+            let a = a?;
+            if a.id() == IPVS_CMD_ATTR_DEST {
+                once(&mut dest, DestMsg::parse_lean(a.payload)?, "dest")?;
+            }
+        }
+        Ok(dest)
     }
 
     pub fn parse(p: &[u8]) -> Result<IpvsMsg, DecodeError> {
@@ -1301,7 +1331,7 @@ mod tests {
                 mask: !0
             })
         );
-        assert_eq!(s.stats.as_ref().map(Stats::conns), Some(0));
+        assert_eq!(s.stats.as_ref().map(|s| s.conns()), Some(0));
         assert!(s.stats64.is_some());
 
         let done = fixture!("done");
@@ -1326,6 +1356,19 @@ mod tests {
 
         let reply = fixture!("dest-dump-reply");
         assert_eq!(ipvs_reemit(&reply), reply);
+        // The lean parse is the full one without the counters.
+        for m in split_messages(&reply).unwrap() {
+            let Body::Objects {
+                dest: Some(mut full),
+                ..
+            } = IpvsMsg::parse(m.payload).unwrap().body
+            else {
+                panic!("no dest")
+            };
+            assert!(full.stats.is_some() && full.stats64.is_some());
+            (full.stats, full.stats64) = (None, None);
+            assert_eq!(IpvsMsg::parse_dest_lean(m.payload).unwrap(), Some(full));
+        }
         let dests: Vec<_> = objects(&reply)
             .into_iter()
             .map(|(_, d)| {
