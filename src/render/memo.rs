@@ -32,6 +32,7 @@ use crate::model::{IpvsState, ServiceKey};
 use crate::tree::Tree;
 
 use super::Rendered;
+use super::digest::Digest256;
 use super::part::{self, Part};
 
 /// What the last [`Memo::render`] did (for tests, benches and logs).
@@ -68,6 +69,9 @@ struct Last {
     /// when nobody else holds it).
     config: Tree,
     overlay: Option<Tree>,
+    /// Their content hashes, kept up to date by the diff walk.
+    config_digest: Digest256,
+    overlay_digest: Option<Digest256>,
     rendered: Rendered,
     /// `None`: the last render was a full one.
     parts: Option<Parts>,
@@ -173,25 +177,29 @@ impl Memo {
 impl Last {
     /// Renders part by part, or in full when the parts cannot.
     fn split(config: Tree, overlay: Option<Tree>, opts: &Options) -> Last {
-        let config_hash = config.content_hash();
-        let overlay_hash = overlay.as_ref().map(Tree::content_hash);
-        match split(&config, overlay.as_ref(), opts) {
+        let (config_digest, config_hash) = Digest256::new(&config);
+        let (overlay_digest, overlay_hash) = match &overlay {
+            Some(o) => {
+                let (d, h) = Digest256::new(o);
+                (Some(d), Some(h))
+            }
+            None => (None, None),
+        };
+        let (rendered, parts) = match split(&config, overlay.as_ref(), opts) {
             Ok((mut rendered, parts)) => {
                 rendered.config_hash = config_hash;
                 rendered.overlay_hash = overlay_hash;
-                Last {
-                    config,
-                    overlay,
-                    rendered,
-                    parts: Some(parts),
-                }
+                (rendered, Some(parts))
             }
-            Err(Fallback) => Last {
-                rendered: super::render(&config, overlay.as_ref(), opts),
-                config,
-                overlay,
-                parts: None,
-            },
+            Err(Fallback) => (super::render(&config, overlay.as_ref(), opts), None),
+        };
+        Last {
+            config,
+            overlay,
+            config_digest,
+            overlay_digest,
+            rendered,
+            parts,
         }
     }
 
@@ -207,34 +215,41 @@ impl Last {
             let changed = old != self.rendered.state;
             return (self.work_of_split(), changed);
         }
-        let config_paths = changed_paths(&self.config.files, &config.files);
+        // One walk over each tree: the changed paths and the new hash.
         let config_unreadable = self.config.unreadable != config.unreadable;
-        let (overlay_paths, overlay_unreadable) = match (&mut self.overlay, overlay) {
-            (Some(old), Some(new)) => {
-                old.origin.clone_from(&new.origin);
-                (
-                    changed_paths(&old.files, &new.files),
-                    old.unreadable != new.unreadable,
-                )
-            }
-            _ => (Vec::new(), false),
-        };
-        let config_changed = !config_paths.is_empty() || config_unreadable;
-        let overlay_changed = !overlay_paths.is_empty() || overlay_unreadable;
+        let config_changes =
+            self.config_digest
+                .diff(&self.config.files, &self.config.unreadable, config);
+        let config_paths = config_changes.paths;
+        let (overlay_paths, overlay_unreadable, overlay_hash) =
+            match (&mut self.overlay, &mut self.overlay_digest, overlay) {
+                (Some(old), Some(digest), Some(new)) => {
+                    old.origin.clone_from(&new.origin);
+                    let changes = digest.diff(&old.files, &old.unreadable, new);
+                    (
+                        changes.paths,
+                        old.unreadable != new.unreadable,
+                        changes.hash,
+                    )
+                }
+                _ => (Vec::new(), false, None),
+            };
+        let config_changed = config_changes.hash.is_some();
+        let overlay_changed = overlay_hash.is_some();
         if !config_changed && !overlay_changed && !config.files.is_empty() {
             return (Work::Unchanged, false);
         }
 
         // Patch the copies and the hashes.
         patch(&mut self.config, config, &config_paths, config_unreadable);
-        if config_changed {
-            self.rendered.config_hash = self.config.content_hash();
+        if let Some(h) = config_changes.hash {
+            self.rendered.config_hash = h;
         }
         if let (Some(old), Some(new)) = (&mut self.overlay, overlay) {
             patch(old, new, &overlay_paths, overlay_unreadable);
-            if overlay_changed {
-                self.rendered.overlay_hash = Some(old.content_hash());
-            }
+        }
+        if overlay_hash.is_some() {
+            self.rendered.overlay_hash = overlay_hash;
         }
 
         let splittable = !self.config.files.is_empty()
@@ -328,46 +343,6 @@ impl Last {
             Work::Full
         }
     }
-}
-
-/// Paths whose contents differ (present in one map only, or different
-/// bytes), in order. One merge walk over both maps.
-fn changed_paths(old: &BTreeMap<String, Vec<u8>>, new: &BTreeMap<String, Vec<u8>>) -> Vec<String> {
-    use std::cmp::Ordering;
-    let mut out = Vec::new();
-    let mut a = old.iter().peekable();
-    let mut b = new.iter().peekable();
-    loop {
-        match (a.peek(), b.peek()) {
-            (None, None) => break,
-            (Some((k, _)), None) => {
-                out.push((*k).clone());
-                a.next();
-            }
-            (None, Some((k, _))) => {
-                out.push((*k).clone());
-                b.next();
-            }
-            (Some((ka, va)), Some((kb, vb))) => match ka.cmp(kb) {
-                Ordering::Less => {
-                    out.push((*ka).clone());
-                    a.next();
-                }
-                Ordering::Greater => {
-                    out.push((*kb).clone());
-                    b.next();
-                }
-                Ordering::Equal => {
-                    if va != vb {
-                        out.push((*ka).clone());
-                    }
-                    a.next();
-                    b.next();
-                }
-            },
-        }
-    }
-    out
 }
 
 /// Makes `copy` equal to `new`, given the paths that differ.
