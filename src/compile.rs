@@ -82,10 +82,11 @@ pub fn compile(config: &Config, overlay: &Overlay, opts: &Options) -> (IpvsState
             flags: Vec::new(),
         };
         for key in svc.frontend.service_keys() {
-            if state.services.contains_key(&key) {
+            let slot = match state.services.entry(key) {
                 // Claimed twice: reported by config validation.
-                continue;
-            }
+                std::collections::btree_map::Entry::Occupied(_) => continue,
+                std::collections::btree_map::Entry::Vacant(slot) => slot,
+            };
             let mut service = Service::new(attrs.clone());
             service.names = vec![svc.name.clone()];
             // Dests whose origins disagree on the method.
@@ -151,7 +152,7 @@ pub fn compile(config: &Config, overlay: &Overlay, opts: &Options) -> (IpvsState
             if opts.elide_empty && service.dests.is_empty() {
                 continue;
             }
-            state.services.insert(key, service);
+            slot.insert(service);
         }
     }
     diags.sort();

@@ -2050,7 +2050,14 @@ pub fn parse_config(tree: &Tree) -> (Config, Diagnostics) {
 
 /// Two services claiming one IPVS service, two routes with one prefix.
 fn check_conflicts(config: &Config, diags: &mut Diagnostics) {
-    let mut claimed: BTreeMap<ServiceKey, &Service> = BTreeMap::new();
+    // Hashed with fixed keys: deterministic, and no ordered map is needed to
+    // find who claimed a key before.
+    type Fixed = std::hash::BuildHasherDefault<std::hash::DefaultHasher>;
+    let mut claimed: std::collections::HashMap<ServiceKey, &Service, Fixed> =
+        std::collections::HashMap::with_capacity_and_hasher(
+            4 * config.services.len(),
+            Fixed::default(),
+        );
     for svc in config.services.values() {
         for key in svc.frontend.service_keys() {
             if let Some(other) = claimed.insert(key, svc) {
@@ -2117,6 +2124,19 @@ pub fn parse_overlay(tree: &Tree) -> (Overlay, Diagnostics) {
         diags.warning(overlay_name(path), None, format!("cannot read: {why}"));
         overlay.skipped += 1;
     }
+    // The backends of one service are consecutive in path order: they are
+    // gathered here and added to `overlay.backends` together.
+    let mut group: Option<(&str, BTreeMap<String, Backend>)> = None;
+    let flush = |overlay: &mut Overlay, group: Option<(&str, BTreeMap<String, Backend>)>| {
+        if let Some((svc, mut backends)) = group {
+            match overlay.backends.get_mut(svc) {
+                Some(all) => all.append(&mut backends),
+                None => {
+                    overlay.backends.insert(svc.to_string(), backends);
+                }
+            }
+        }
+    };
     for (path, bytes) in &tree.files {
         // Overlay keys are named `overlay:<key>` in diagnostics and
         // provenance, so they never read as a config repo file.
@@ -2127,26 +2147,14 @@ pub fn parse_overlay(tree: &Tree) -> (Overlay, Diagnostics) {
             diags: &mut local,
             failed: false,
         };
+        let mut backend = None;
         match classify(path) {
             Entry::Backend(svc, name) => {
                 check_name(&mut r, "backend", name);
                 if let Some((endpoints, weight)) = json_endpoints(&mut r, bytes, false, false)
                     && !r.failed
                 {
-                    let backend = Backend {
-                        name: name.to_string(),
-                        source: file.clone(),
-                        endpoints,
-                        weight,
-                    };
-                    match overlay.backends.get_mut(svc) {
-                        Some(backends) => backends.insert(name.to_string(), backend),
-                        None => overlay
-                            .backends
-                            .entry(svc.to_string())
-                            .or_default()
-                            .insert(name.to_string(), backend),
-                    };
+                    backend = Some((svc, name, endpoints, weight));
                 }
             }
             Entry::RouteJson(name) => {
@@ -2172,7 +2180,25 @@ pub fn parse_overlay(tree: &Tree) -> (Overlay, Diagnostics) {
             local.warning(file.as_str(), None, "skipped");
         }
         diags.extend(local.into_warnings());
+        if let Some((svc, name, endpoints, weight)) = backend {
+            if group.as_ref().is_none_or(|(g, _)| *g != svc) {
+                flush(&mut overlay, group.take());
+                group = Some((svc, BTreeMap::new()));
+            }
+            if let Some((_, backends)) = &mut group {
+                backends.insert(
+                    name.to_string(),
+                    Backend {
+                        name: name.to_string(),
+                        source: file,
+                        endpoints,
+                        weight,
+                    },
+                );
+            }
+        }
     }
+    flush(&mut overlay, group);
     diags.sort();
     (overlay, diags)
 }
