@@ -37,11 +37,12 @@ pub const NO_IPVS: &str = "ipvs is not available in this kernel: modprobe ip_vs"
 /// Hint for EPERM.
 pub const NO_PERMISSION: &str = "run as root or grant CAP_NET_ADMIN";
 
-/// Requests per `sendmsg` at most. Every request is acked, and all acks of a
-/// batch sit in the receive buffer before the first is read (the kernel runs
-/// the whole batch inside `sendmsg`); an ack costs well under 2 KiB of
-/// buffer (its skb truesize, or more with an echoed request on error), so 64
-/// stays inside the default 208 KiB `rmem_default` even if the larger buffer
+/// Requests per `sendmsg` at most. The kernel runs the whole batch inside
+/// `sendmsg`; what comes back is one message per failed request plus the
+/// ack of the last one (see `pipeline`), all in the receive buffer before
+/// the first is read. A refusal costs well under 2 KiB of buffer (its skb
+/// truesize with the echoed request), so even a batch that fails entirely
+/// stays inside the default 208 KiB `rmem_default` if the larger buffer
 /// asked for below is capped by `rmem_max`.
 pub const BATCH: usize = 64;
 /// Receive buffer asked for (the kernel caps it at `rmem_max`).
@@ -332,7 +333,7 @@ impl Client {
         while start < ops.len() && !tracker.failed() {
             let end = pipeline::batch_end(ops, start, batch);
             let bytes =
-                pipeline::batch_bytes(self.family, &payloads[start..end], tracker.seq_of(start));
+                pipeline::batch_bytes(self.family, &payloads, start..end, tracker.seq_of(start));
             if let Err(e) = self.send(&bytes) {
                 // Nothing of this datagram was processed.
                 tracker.lose_pending(format!("netlink send: {e}"));
@@ -348,15 +349,14 @@ impl Client {
                         break;
                     }
                 };
-                let buf = self.buf[..n].to_vec();
-                let msgs = match split_messages(&buf) {
-                    Ok(m) => m,
-                    Err(e) => {
-                        tracker.lose_pending(e.to_string());
-                        break;
-                    }
-                };
-                for m in msgs {
+                for m in messages(&self.buf[..n]) {
+                    let m = match m {
+                        Ok(m) => m,
+                        Err(e) => {
+                            tracker.lose_pending(e.to_string());
+                            break;
+                        }
+                    };
                     if m.header.kind != NLMSG_ERROR {
                         continue;
                     }

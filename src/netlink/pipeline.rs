@@ -15,6 +15,16 @@
 //! The plan orders make before break, so when an add fails, no break after
 //! it has been sent.
 //!
+//! Acks: only the last request of a batch carries `NLM_F_ACK`. The kernel
+//! answers a request without it only when it fails (`netlink_rcv_skb` acks
+//! on `NLM_F_ACK` or an error), and it runs a batch in order, so the last
+//! request's ack (or error) comes after every error of the batch: when it
+//! arrives, every request of the batch that got no error was applied. That
+//! is one datagram to receive per batch instead of one per request (each
+//! ack is its own datagram, one `recvmsg` each), and a receive buffer that
+//! holds errors only. A lost message (receive buffer overrun, `ENOBUFS`)
+//! leaves the batch's outcome unknown, as before.
+//!
 //! Invariant: pure; the socket loop lives in `client`.
 
 use std::fmt;
@@ -22,7 +32,7 @@ use std::fmt;
 use crate::model::Op;
 
 use super::mapping;
-use super::message::{ErrorMsg, IpvsMsg, NLM_F_ACK, NLM_F_REQUEST, emit_message};
+use super::message::{ErrorMsg, NLM_F_ACK, NLM_F_REQUEST, emit_message};
 
 /// What happened to one op.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -146,13 +156,46 @@ pub fn batch_end(ops: &[Op], start: usize, max: usize) -> usize {
     end
 }
 
+/// The request payloads of a run's ops, back to back in one buffer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Payloads {
+    bytes: Vec<u8>,
+    /// End of op `i`'s payload in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl Payloads {
+    /// The payload of op `i`.
+    pub fn get(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.bytes[start..self.ends[i]]
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+}
+
 /// Encodes every op up front, so that an op that cannot be encoded stops the
 /// run before anything is sent.
-pub fn encode_all(ops: &[Op]) -> Result<Vec<Vec<u8>>, PartialFailure> {
-    let mut out = Vec::with_capacity(ops.len());
+pub fn encode_all(ops: &[Op]) -> Result<Payloads, PartialFailure> {
+    // Dest requests are about 80 bytes.
+    let mut out = Payloads {
+        bytes: Vec::with_capacity(ops.len() * 96),
+        ends: Vec::with_capacity(ops.len()),
+    };
+    let mut scratch = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         match mapping::op_request(op) {
-            Ok(m) => out.push(IpvsMsg::emit(&m)),
+            Ok(m) => {
+                m.emit_into(&mut scratch);
+                out.bytes.extend_from_slice(&scratch);
+                out.ends.push(out.bytes.len());
+            }
             Err(e) => {
                 let mut outcomes = vec![Outcome::NotSent; ops.len()];
                 outcomes[i] = Outcome::Failed(e.clone());
@@ -163,18 +206,25 @@ pub fn encode_all(ops: &[Op]) -> Result<Vec<Vec<u8>>, PartialFailure> {
     Ok(out)
 }
 
-/// The datagram of one batch: each request with `NLM_F_ACK` and its own
-/// sequence number `seq0 + i`.
-pub fn batch_bytes(family: u16, payloads: &[Vec<u8>], seq0: u32) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payloads.iter().map(|p| p.len() + 20).sum());
-    for (i, p) in payloads.iter().enumerate() {
-        emit_message(
-            &mut out,
-            family,
-            NLM_F_REQUEST | NLM_F_ACK,
-            seq0.wrapping_add(i as u32),
-            p,
-        );
+/// The datagram of the batch of ops `range`: each request with its own
+/// sequence number (`seq0` for `range.start`, then counting up), the last
+/// one with `NLM_F_ACK` (see the module documentation).
+pub fn batch_bytes(
+    family: u16,
+    payloads: &Payloads,
+    range: std::ops::Range<usize>,
+    seq0: u32,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(range.clone().map(|i| payloads.get(i).len() + 20).sum());
+    let last = range.end.saturating_sub(1);
+    for i in range.clone() {
+        let flags = if i == last {
+            NLM_F_REQUEST | NLM_F_ACK
+        } else {
+            NLM_F_REQUEST
+        };
+        let seq = seq0.wrapping_add((i - range.start) as u32);
+        emit_message(&mut out, family, flags, seq, payloads.get(i));
     }
     out
 }
@@ -187,6 +237,8 @@ pub struct Tracker<'a> {
     /// Sequence number of op 0.
     seq0: u32,
     pending: usize,
+    /// The op whose ack ends the batch in flight.
+    barrier: Option<usize>,
     first_error: Option<String>,
 }
 
@@ -197,6 +249,7 @@ impl<'a> Tracker<'a> {
             outcomes: vec![Outcome::NotSent; ops.len()],
             seq0,
             pending: 0,
+            barrier: None,
             first_error: None,
         }
     }
@@ -205,8 +258,10 @@ impl<'a> Tracker<'a> {
         self.seq0.wrapping_add(index as u32)
     }
 
-    /// Marks ops `range` as sent.
+    /// Marks ops `range` as sent, in one batch whose last op was sent with
+    /// `NLM_F_ACK` (see [`batch_bytes`]).
     pub fn sent(&mut self, range: std::ops::Range<usize>) {
+        self.barrier = range.end.checked_sub(1).filter(|&b| b >= range.start);
         for o in &mut self.outcomes[range] {
             *o = Outcome::Pending;
             self.pending += 1;
@@ -236,6 +291,16 @@ impl<'a> Tracker<'a> {
             self.first_error.get_or_insert_with(|| m.clone());
             Outcome::Failed(m)
         };
+        if self.barrier == Some(index) {
+            // The batch is over: whatever got no error was applied.
+            self.barrier = None;
+            for o in &mut self.outcomes[..index] {
+                if *o == Outcome::Pending {
+                    *o = Outcome::Applied;
+                }
+            }
+            self.pending = 0;
+        }
         true
     }
 
@@ -247,6 +312,7 @@ impl<'a> Tracker<'a> {
             }
         }
         self.pending = 0;
+        self.barrier = None;
         self.first_error.get_or_insert(error);
     }
 
@@ -332,17 +398,61 @@ mod tests {
     fn batch_bytes_number_each_request() {
         let ops = vec![add_dest(1), add_dest(2)];
         let payloads = encode_all(&ops).unwrap();
-        let bytes = batch_bytes(0x20, &payloads, 41);
+        let bytes = batch_bytes(0x20, &payloads, 0..2, 41);
         let msgs = crate::netlink::message::split_messages(&bytes).unwrap();
         assert_eq!(msgs.len(), 2);
         assert_eq!((msgs[0].header.seq, msgs[1].header.seq), (41, 42));
-        assert!(
-            msgs.iter()
-                .all(|m| m.header.flags == NLM_F_REQUEST | NLM_F_ACK)
-        );
+        // Only the last asks for an ack.
+        assert_eq!(msgs[0].header.flags, NLM_F_REQUEST);
+        assert_eq!(msgs[1].header.flags, NLM_F_REQUEST | NLM_F_ACK);
         assert!(msgs.iter().all(|m| m.header.kind == 0x20));
-        assert_eq!(msgs[1].payload, payloads[1].as_slice());
+        assert_eq!(msgs[1].payload, payloads.get(1));
+        assert_eq!(payloads.len(), 2);
+        // A batch of the second op alone.
+        let one = batch_bytes(0x20, &payloads, 1..2, 9);
+        let msgs = crate::netlink::message::split_messages(&one).unwrap();
+        assert_eq!(msgs.len(), 1);
+        assert_eq!(
+            (msgs[0].header.seq, msgs[0].header.flags),
+            (9, NLM_F_REQUEST | NLM_F_ACK)
+        );
         let _ = NLMSG_ERROR;
+    }
+
+    #[test]
+    fn the_last_ack_of_a_batch_settles_every_op_without_an_error() {
+        let ops = vec![
+            add_dest(1),
+            add_dest(2),
+            add_dest(3),
+            add_dest(4),
+            add_dest(5),
+        ];
+        let mut t = Tracker::new(&ops, 100);
+        t.sent(0..4);
+        assert_eq!(t.pending(), 4);
+        // Only errors come back for ops 0..3, then the ack of op 3.
+        assert!(t.ack(&ack(101, 17)));
+        assert_eq!(t.pending(), 3);
+        assert!(t.ack(&ack(103, 0)));
+        assert_eq!(t.pending(), 0);
+        assert_eq!(
+            t.outcomes[..4]
+                .iter()
+                .map(|o| matches!(o, Outcome::Applied))
+                .collect::<Vec<_>>(),
+            vec![true, false, true, true]
+        );
+        assert_eq!(t.outcomes[4], Outcome::NotSent);
+        // A late duplicate changes nothing.
+        assert!(!t.ack(&ack(102, 0)));
+        // The barrier's own error ends the batch too.
+        let mut t = Tracker::new(&ops, 0);
+        t.sent(0..2);
+        assert!(t.ack(&ack(1, 22)));
+        assert_eq!(t.pending(), 0);
+        assert_eq!(t.outcomes[0], Outcome::Applied);
+        assert!(matches!(t.outcomes[1], Outcome::Failed(_)));
     }
 
     #[test]

@@ -1,0 +1,60 @@
+#!/bin/bash
+# Benchmark of the netlink client alone, against ipvsadm, in one VM run
+# (tests/vm/bench-netlink-guest.sh), for N services x 10 masq dests:
+#   - reading the table: `ipvsadm -S -n` vs `clusterf show --output ipvsadm`
+#     (and `clusterf show`), on a table loaded with `ipvsadm -R`;
+#   - the apply phase: a saved plan (`clusterf plan --live empty --out`)
+#     applied with `clusterf apply PLAN` into a fresh namespace, at several
+#     batch sizes (CLUSTERF_NETLINK_BATCH), against `ipvsadm -R` of the same
+#     rules. No config is read or rendered in the guest.
+#
+#   tests/vm/bench-netlink.sh [N...]      (default: 1000)
+#
+# Environment: CLUSTERF_BIN (default target/release/clusterf if present,
+# else target/debug/clusterf), BENCH_BATCHES (default "64 256"), and
+# everything run.sh reads. Prints the guest's report.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+sizes=${*:-1000}
+if [ -z "${CLUSTERF_BIN:-}" ]; then
+    CLUSTERF_BIN=$root/target/debug/clusterf
+    [ -x "$root/target/release/clusterf" ] && CLUSTERF_BIN=$root/target/release/clusterf
+fi
+export CLUSTERF_BIN
+[ -x "$CLUSTERF_BIN" ] || { echo "vm/bench-netlink: error: no clusterf binary at $CLUSTERF_BIN" >&2; exit 1; }
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/clusterf-bench-netlink.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+# gen N DIR: the config of tests/vm/bench.sh (N services s<i>, 10 masq
+# dests each).
+gen() {
+    mkdir -p "$2/services"
+    awk -v n="$1" -v dir="$2/services" 'BEGIN {
+        for (i = 0; i < n; i++) {
+            f = dir "/s" i ".yaml"
+            a = int(i / 256); b = i % 256
+            print "frontend: {ipv4: 198.18." a "." b ", tcp: 80}" > f
+            print "backends:" > f
+            for (d = 1; d <= 10; d++)
+                print "  d" d ": {ipv4: 10." 128 + a "." b "." d ", tcp: 8080, weight: 10}" > f
+            close(f)
+        }
+    }'
+}
+
+files=()
+for n in $sizes; do
+    d=$work/$(printf '%06d' "$n")
+    gen "$n" "$d/cfg"
+    "$CLUSTERF_BIN" render --config-path "$d/cfg" --output ipvsadm >"$d/rules"
+    "$CLUSTERF_BIN" plan --config-path "$d/cfg" --live empty --out "$d/plan.json" >/dev/null
+    rm -rf "$d/cfg"
+    echo "vm/bench-netlink: $n services: $(grep -c '^-a' "$d/rules") dests" >&2
+    files+=("$d:bench/$(basename "$d")")
+done
+printf '%s\n' ${BENCH_BATCHES:-64 256} >"$work/batches"
+files+=("$work/batches:batches")
+CLUSTERF_VM_MEM=${CLUSTERF_VM_MEM:-2048} CLUSTERF_VM_TIMEOUT=${CLUSTERF_VM_TIMEOUT:-3000} \
+    "$here/run.sh" "$here/bench-netlink-guest.sh" "${files[@]}"
