@@ -107,7 +107,8 @@ pub fn compile(config: &Config, overlay: &Overlay, opts: &Options) -> (IpvsState
                 };
                 let entry = service.dests.entry(dest).or_insert_with(|| Dest {
                     attrs: DestAttrs::new(method, 0),
-                    origins: Vec::new(),
+                    // Most dests have one origin: no room for four.
+                    origins: Vec::with_capacity(1),
                 });
                 if entry.attrs.method != method && !conflicts.contains(&dest) {
                     conflicts.push(dest);

@@ -1913,6 +1913,9 @@ pub fn parse_config(tree: &Tree) -> (Config, Diagnostics) {
     let mut frontends: BTreeMap<&str, (String, Endpoints)> = BTreeMap::new();
     let mut json_backends: BTreeMap<&str, BTreeMap<String, Backend>> = BTreeMap::new();
     let mut yaml_services: BTreeMap<&str, Service> = BTreeMap::new();
+    // The backend files of one service are consecutive in path order: they
+    // are gathered here and added to `json_backends` together.
+    let mut group: Option<(&str, BTreeMap<String, Backend>)> = None;
 
     for (path, bytes) in &tree.files {
         let mut r = Reporter {
@@ -1945,8 +1948,18 @@ pub fn parse_config(tree: &Tree) -> (Config, Diagnostics) {
             }
             Entry::Backend(svc, name) => {
                 check_name(&mut r, "backend", name);
-                if let Some((endpoints, weight)) = json_endpoints(&mut r, bytes, false, true) {
-                    json_backends.entry(svc).or_default().insert(
+                // A service is known even when its backend fails, so it is
+                // not reported as missing.
+                if group.as_ref().is_none_or(|(g, _)| *g != svc) {
+                    if let Some((g, mut backends)) = group.take() {
+                        json_backends.entry(g).or_default().append(&mut backends);
+                    }
+                    group = Some((svc, BTreeMap::new()));
+                }
+                if let Some((endpoints, weight)) = json_endpoints(&mut r, bytes, false, true)
+                    && let Some((_, backends)) = &mut group
+                {
+                    backends.insert(
                         name.to_string(),
                         Backend {
                             name: name.to_string(),
@@ -1955,9 +1968,6 @@ pub fn parse_config(tree: &Tree) -> (Config, Diagnostics) {
                             weight,
                         },
                     );
-                } else {
-                    // Keep the service known so it is not reported as missing.
-                    json_backends.entry(svc).or_default();
                 }
             }
             Entry::RouteYaml(name) | Entry::RouteJson(name) => {
@@ -1984,6 +1994,10 @@ pub fn parse_config(tree: &Tree) -> (Config, Diagnostics) {
                 }
             }
         }
+    }
+
+    if let Some((g, mut backends)) = group.take() {
+        json_backends.entry(g).or_default().append(&mut backends);
     }
 
     // A service lives in exactly one layout.
@@ -2015,20 +2029,19 @@ pub fn parse_config(tree: &Tree) -> (Config, Diagnostics) {
         config.services.insert(name.to_string(), svc);
     }
     for (name, (source, frontend)) in frontends {
-        if config.services.contains_key(name) {
+        let std::collections::btree_map::Entry::Vacant(slot) =
+            config.services.entry(name.to_string())
+        else {
             continue;
-        }
-        config.services.insert(
-            name.to_string(),
-            Service {
-                name: name.to_string(),
-                source,
-                frontend,
-                scheduler: None,
-                persistence: None,
-                backends: json_backends.remove(name).unwrap_or_default(),
-            },
-        );
+        };
+        slot.insert(Service {
+            name: name.to_string(),
+            source,
+            frontend,
+            scheduler: None,
+            persistence: None,
+            backends: json_backends.remove(name).unwrap_or_default(),
+        });
     }
     for (name, backends) in json_backends {
         if config.services.contains_key(name) {
