@@ -226,6 +226,86 @@ pub fn op_request(op: &Op) -> Result<IpvsMsg, String> {
     })
 }
 
+/// Appends the request payload of `op` to `out`: exactly the bytes of
+/// `op_request(op)?.emit()`. Dest ops, the bulk of a large apply, are
+/// written directly, without building and dropping messages.
+pub fn encode_op(op: &Op, out: &mut Vec<u8>) -> Result<(), String> {
+    match op {
+        Op::AddDest {
+            service,
+            dest,
+            attrs,
+        } => encode_dest(out, IPVS_CMD_NEW_DEST, service, dest, Some(attrs)),
+        Op::EditDest {
+            service,
+            dest,
+            attrs,
+        } => encode_dest(out, IPVS_CMD_SET_DEST, service, dest, Some(attrs)),
+        Op::DelDest { service, dest } => encode_dest(out, IPVS_CMD_DEL_DEST, service, dest, None),
+        _ => out.extend_from_slice(&op_request(op)?.emit()),
+    }
+    Ok(())
+}
+
+/// A dest request, in the order of `ServiceMsg::emit` (`service_id`) and
+/// `DestMsg::emit` (`dest_full` or `dest_id`).
+fn encode_dest(
+    out: &mut Vec<u8>,
+    cmd: u8,
+    service: &ServiceKey,
+    dest: &SocketAddr,
+    attrs: Option<&DestAttrs>,
+) {
+    out.extend_from_slice(&[cmd, IPVS_GENL_VERSION, 0, 0]);
+    emit_nested(out, IPVS_CMD_ATTR_SERVICE, |out| match service {
+        ServiceKey::Addr { protocol, addr } => {
+            emit_attr(
+                out,
+                IPVS_SVC_ATTR_AF,
+                &af_of(Family::of(&addr.ip())).to_ne_bytes(),
+            );
+            emit_attr(
+                out,
+                IPVS_SVC_ATTR_PROTOCOL,
+                &protocol_number(*protocol).to_ne_bytes(),
+            );
+            emit_attr(out, IPVS_SVC_ATTR_ADDR, &addr_bytes(&addr.ip()));
+            emit_attr(out, IPVS_SVC_ATTR_PORT, &addr.port().to_be_bytes());
+        }
+        ServiceKey::Fwmark { family, mark } => {
+            emit_attr(out, IPVS_SVC_ATTR_AF, &af_of(*family).to_ne_bytes());
+            emit_attr(out, IPVS_SVC_ATTR_FWMARK, &mark.to_ne_bytes());
+        }
+    });
+    emit_nested(out, IPVS_CMD_ATTR_DEST, |out| {
+        emit_attr(out, IPVS_DEST_ATTR_ADDR, &addr_bytes(&dest.ip()));
+        emit_attr(out, IPVS_DEST_ATTR_PORT, &dest.port().to_be_bytes());
+        if let Some(a) = attrs {
+            emit_attr(
+                out,
+                IPVS_DEST_ATTR_FWD_METHOD,
+                &method_bits(a.method).to_ne_bytes(),
+            );
+            emit_attr(out, IPVS_DEST_ATTR_WEIGHT, &a.weight.to_ne_bytes());
+            emit_attr(
+                out,
+                IPVS_DEST_ATTR_U_THRESH,
+                &a.upper_threshold.to_ne_bytes(),
+            );
+            emit_attr(
+                out,
+                IPVS_DEST_ATTR_L_THRESH,
+                &a.lower_threshold.to_ne_bytes(),
+            );
+        }
+        emit_attr(
+            out,
+            IPVS_DEST_ATTR_ADDR_FAMILY,
+            &af_of(Family::of(&dest.ip())).to_ne_bytes(),
+        );
+    });
+}
+
 /// The service key of a dumped service.
 pub fn service_key(m: &ServiceMsg) -> Result<ServiceKey, String> {
     let af = m.af.ok_or("service without address family")?;
@@ -536,6 +616,62 @@ mod tests {
         let mut m = dest_full(&v6, &DestAttrs::new(Method::Masq, 1));
         m.addr_family = None;
         assert_eq!(dest_from(&v6svc, &m).unwrap().0, v6);
+    }
+
+    #[test]
+    fn direct_encoding_is_byte_for_byte_the_message_encoding() {
+        let services = [
+            "tcp://10.107.107.107:1337",
+            "udp://[2001:db8::1]:53",
+            "sctp://10.0.0.1:9",
+            "fwmark://7",
+            "fwmark6://9",
+        ];
+        let dests = ["10.3.107.1:1337", "[2001:db8::2]:0", "10.0.0.5:0"];
+        let mut ops = Vec::new();
+        for s in services {
+            let service = key(s);
+            ops.push(Op::AddService {
+                service,
+                attrs: ServiceAttrs::with_scheduler("wlc"),
+            });
+            ops.push(Op::DelService { service });
+            for d in dests {
+                let dest: SocketAddr = d.parse().unwrap();
+                for method in Method::ALL {
+                    let attrs = DestAttrs {
+                        method,
+                        weight: 65535,
+                        upper_threshold: 100,
+                        lower_threshold: 7,
+                    };
+                    ops.push(Op::AddDest {
+                        service,
+                        dest,
+                        attrs,
+                    });
+                    ops.push(Op::EditDest {
+                        service,
+                        dest,
+                        attrs: DestAttrs::new(method, 0),
+                    });
+                }
+                ops.push(Op::DelDest { service, dest });
+            }
+        }
+        for op in &ops {
+            let mut direct = vec![0xaa];
+            encode_op(op, &mut direct).unwrap();
+            assert_eq!(direct[1..], op_request(op).unwrap().emit()[..], "{op:?}");
+        }
+        let bad = Op::AddService {
+            service: key("tcp://10.0.0.1:80"),
+            attrs: ServiceAttrs {
+                flags: vec!["nope".into()],
+                ..ServiceAttrs::with_scheduler("rr")
+            },
+        };
+        assert!(encode_op(&bad, &mut Vec::new()).is_err());
     }
 
     #[test]

@@ -251,7 +251,7 @@ pub fn emit_attr(out: &mut Vec<u8>, kind: u16, payload: &[u8]) {
 }
 
 /// Appends a nested attribute whose payload `fill` writes.
-fn emit_nested(out: &mut Vec<u8>, kind: u16, fill: impl FnOnce(&mut Vec<u8>)) {
+pub fn emit_nested(out: &mut Vec<u8>, kind: u16, fill: impl FnOnce(&mut Vec<u8>)) {
     let start = out.len();
     out.extend_from_slice(&[0, 0]);
     out.extend_from_slice(&kind.to_ne_bytes());

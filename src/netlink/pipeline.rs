@@ -188,14 +188,9 @@ pub fn encode_all(ops: &[Op]) -> Result<Payloads, PartialFailure> {
         bytes: Vec::with_capacity(ops.len() * 96),
         ends: Vec::with_capacity(ops.len()),
     };
-    let mut scratch = Vec::new();
     for (i, op) in ops.iter().enumerate() {
-        match mapping::op_request(op) {
-            Ok(m) => {
-                m.emit_into(&mut scratch);
-                out.bytes.extend_from_slice(&scratch);
-                out.ends.push(out.bytes.len());
-            }
+        match mapping::encode_op(op, &mut out.bytes) {
+            Ok(()) => out.ends.push(out.bytes.len()),
             Err(e) => {
                 let mut outcomes = vec![Outcome::NotSent; ops.len()];
                 outcomes[i] = Outcome::Failed(e.clone());
