@@ -250,12 +250,29 @@ fn bench_memo(cfg: &Tree, before: &Tree, after: &Tree, opts: &Options) {
         t_global.push(t0.elapsed());
         assert_eq!(memo.work(), Work::Global);
     }
+    // The same change at the other end of the overlay: the content hash
+    // restarts from the last checkpoint before it instead of the start.
+    let mut after_last = before.clone();
+    let (last_key, last_value) = before.files.iter().next_back().expect("keys");
+    let reweighted =
+        String::from_utf8_lossy(last_value).replace("\"weight\": 10", "\"weight\": 20");
+    after_last.insert(last_key.clone(), reweighted);
+    let mut t_last = Vec::new();
+    memo.render(cfg, Some(before));
+    for run in 0..RUNS {
+        let tree = if run % 2 == 0 { &after_last } else { before };
+        let t0 = Instant::now();
+        memo.render(cfg, Some(tree));
+        t_last.push(t0.elapsed());
+        assert_eq!(memo.work(), Work::Services(1), "one service re-rendered");
+    }
     let bytes: usize = before.files.iter().map(|(k, v)| k.len() + v.len()).sum();
     println!(" incremental render (render::memo), 1 backend changed per run:");
     stats("  memo render (diff + hash + 1 service)", t_render);
     stats("  drain", t_drain);
     stats("  plan", t_plan);
     stats("  pass total (memo render + drain + plan)", t_total);
+    stats("  memo render, the change in the last key", t_last);
     stats("  of which: diff of both trees (no change)", t_diff);
     stats("  of which: overlay content hash (SHA-256)", t_hash);
     stats("  not in the pass: overlay tree clone", t_clone);

@@ -156,6 +156,8 @@ enum Edit {
     Unreadable(bool, String),
     ClearUnreadable,
     ToggleOverlay,
+    /// Another description of the config source (shows when it is empty).
+    RenameConfig,
     /// Renders the same trees again.
     Nothing,
 }
@@ -169,6 +171,7 @@ fn edit() -> impl Strategy<Value = Edit> {
         1 => (prop::bool::ANY, config_entry()).prop_map(|(c, (p, _))| Edit::Unreadable(c, p)),
         1 => Just(Edit::ClearUnreadable),
         1 => Just(Edit::ToggleOverlay),
+        1 => Just(Edit::RenameConfig),
         1 => Just(Edit::Nothing),
     ]
 }
@@ -238,6 +241,12 @@ fn apply(edit: &Edit, config: &mut Tree, overlay: &mut Option<Tree>) {
             *overlay = match overlay.take() {
                 Some(_) => None,
                 None => Some(Tree::new("overlay")),
+            }
+        }
+        Edit::RenameConfig => {
+            config.origin.description = match config.origin.description.as_str() {
+                "config" => "config elsewhere".into(),
+                _ => "config".into(),
             }
         }
         Edit::Nothing => {}

@@ -208,6 +208,7 @@ impl Last {
     fn update(&mut self, config: &Tree, overlay: Option<&Tree>, opts: &Options) -> (Work, bool) {
         // The origin only shows in a render of an empty config tree (which
         // renders in full below).
+        let origin_changed = self.config.origin.description != config.origin.description;
         self.config.origin.clone_from(&config.origin);
         if self.overlay.is_some() != overlay.is_some() {
             let old = std::mem::take(&mut self.rendered.state);
@@ -236,7 +237,7 @@ impl Last {
             };
         let config_changed = config_changes.hash.is_some();
         let overlay_changed = overlay_hash.is_some();
-        if !config_changed && !overlay_changed && !config.files.is_empty() {
+        if !config_changed && !overlay_changed && (!config.files.is_empty() || !origin_changed) {
             return (Work::Unchanged, false);
         }
 
