@@ -16,7 +16,8 @@ use proptest::test_runner::{Config as RunnerConfig, TestRunner};
 // --- trees -------------------------------------------------------------------
 
 fn svc() -> impl Strategy<Value = &'static str> {
-    prop::sample::select(vec!["a", "b", "c", "web"])
+    // Also a name that prefixes another, a dotted one and an invalid one.
+    prop::sample::select(vec!["a", "b", "c", "web", "ab", "a.b", "bad name"])
 }
 
 fn backend_name() -> impl Strategy<Value = &'static str> {
