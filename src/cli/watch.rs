@@ -7,7 +7,9 @@
 //! polls, the etcd watch, signals, the metrics/health HTTP listener, the
 //! drain state file and the kernel client, and turns all of them into
 //! [`Event`]s for the [`Schedule`]. Each pass reads the sources, validates,
-//! renders, applies drains, plans against the kernel and applies.
+//! renders (incrementally: [`render::memo`] re-renders only the services
+//! whose inputs changed), applies drains, plans against the kernel and
+//! applies.
 //!
 //! Invariant: fail static. A pass that fails anywhere before the apply
 //! changes nothing in the kernel; the daemon never flushes on start or stop

@@ -17,6 +17,9 @@
 //!   (the full render reports the conflict), a diagnostic reported by two
 //!   parts (the full render shows it once).
 //!
+//! The content hashes of the trees are kept by `render::digest`, hashed
+//! during the same diff walk from the last checkpoint before a change.
+//!
 //! Invariant: the result always equals [`super::render`] of the same trees
 //! and options (config, overlay, state, diagnostics in order, hashes).
 //! Level-triggered: the memo is a cache, not an event log; every call
