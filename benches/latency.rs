@@ -1,0 +1,209 @@
+//! End-to-end latency of the watch daemon on the host: a backend's weight
+//! put into a real etcd (loopback) until the daemon's kernel table shows it,
+//! over many changes, for a small table and for large ones. The daemon is
+//! the real one (`cli::watch::Daemon`: etcd watch, debounce, incremental
+//! render, plan, apply); only the kernel is the in-memory table
+//! (`MemoryKernel`), since this host has no IPVS (the same run against the
+//! real kernel is `tests/vm/scenarios/watch.sh`, under emulation).
+//!
+//! Each change: put `services/s0/backends/b0` with a new weight, then poll
+//! the in-memory table every 100 us until dest b0 has that weight. The
+//! default debounce window (20 ms) is part of every figure, as it is of the
+//! daemon's.
+//!
+//! Run: `cargo bench --bench latency` (1,000 changes at 1 service, 1k and
+//! 10k services x 10 backends; needs etcd: /usr/bin/etcd or
+//! `$CLUSTERF_ETCD_BIN`). Under `cargo test --all-targets` it runs as a
+//! smoke test with 20 changes and small tables.
+
+#[path = "../tests/support/etcd.rs"]
+mod support;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use clusterf::cli::source::{ConfigArgs, OverlayArgs};
+use clusterf::cli::watch::{Daemon, MemoryKernel, WatchArgs, WatchOptions};
+use clusterf::model::{Protocol, ServiceKey};
+
+// As in the binary (src/main.rs), so that the numbers are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const BACKENDS: u32 = 10;
+
+#[derive(Parser)]
+struct Sources {
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[command(flatten)]
+    overlay: OverlayArgs,
+}
+
+fn frontend_ip(i: u32) -> Ipv4Addr {
+    Ipv4Addr::from(0x0a64_0000 + i)
+}
+
+fn backend_ip(i: u32, j: u32) -> Ipv4Addr {
+    Ipv4Addr::from(0x0a00_0000 + i * BACKENDS + j)
+}
+
+fn backend_json(i: u32, j: u32, weight: u32) -> String {
+    format!(
+        r#"{{"ipv4": "{}", "tcp": 8080, "weight": {weight}}}"#,
+        backend_ip(i, j)
+    )
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let k = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len());
+    sorted[k - 1]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// One table size: `services` frontends in the config directory, 10
+/// backends each in etcd; then `changes` reweights of one backend.
+fn run(etcd: &support::Etcd, rt: &tokio::runtime::Runtime, services: u32, changes: u32) {
+    let prefix = format!("/clusterf-{services}");
+    // The config: one frontend per service, the original JSON layout.
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..services {
+        let svc = dir.path().join(format!("services/s{i}"));
+        std::fs::create_dir_all(&svc).unwrap();
+        std::fs::write(
+            svc.join("frontend"),
+            format!(r#"{{"ipv4": "{}", "tcp": 80}}"#, frontend_ip(i)),
+        )
+        .unwrap();
+    }
+    // The overlay: 10 backends per service, written 16 at a time.
+    let t = Instant::now();
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for w in 0..16u32 {
+            let mut c = etcd.client().await;
+            let prefix = prefix.clone();
+            tasks.push(tokio::spawn(async move {
+                for n in (0..services * BACKENDS).filter(|n| n % 16 == w) {
+                    let (i, j) = (n / BACKENDS, n % BACKENDS);
+                    c.put(
+                        format!("{prefix}/services/s{i}/backends/b{j}"),
+                        backend_json(i, j, 10),
+                        None,
+                    )
+                    .await
+                    .unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let filled = t.elapsed();
+
+    let s = Sources::try_parse_from([
+        "bench",
+        "--config-path",
+        &dir.path().display().to_string(),
+        "--etcd",
+        &etcd.url(),
+        "--etcd-prefix",
+        &prefix,
+    ])
+    .expect("source args");
+    let watch = WatchArgs {
+        resync: Duration::from_secs(3600),
+        ..WatchArgs::default()
+    };
+    let opts = WatchOptions::new(s.config, s.overlay, Default::default(), watch);
+    let kernel = MemoryKernel::default();
+    let t = Instant::now();
+    let daemon = rt
+        .block_on(Daemon::start(opts, Box::new(kernel.clone())))
+        .expect("start the daemon");
+    let vip = ServiceKey::addr(Protocol::Tcp, IpAddr::V4(frontend_ip(0)), 80);
+    let dest = SocketAddr::new(IpAddr::V4(backend_ip(0, 0)), 8080);
+    let weight_now = || {
+        let live = kernel.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.state
+            .services
+            .get(&vip)
+            .and_then(|s| s.dests.get(&dest))
+            .map(|d| d.attrs.weight)
+    };
+    let wait = |want: u32, limit: Duration| {
+        let start = Instant::now();
+        while weight_now() != Some(want) {
+            assert!(
+                start.elapsed() < limit,
+                "timed out after {limit:?} waiting for weight {want}"
+            );
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    };
+    wait(10, Duration::from_secs(300));
+    let first = t.elapsed();
+    let dests = kernel.table().dest_count();
+    assert_eq!(
+        dests,
+        (services * BACKENDS) as usize,
+        "every backend applied"
+    );
+
+    let mut client = rt.block_on(etcd.client());
+    let key = format!("{prefix}/services/s0/backends/b0");
+    let mut lat = Vec::with_capacity(changes as usize);
+    for c in 0..changes {
+        // 11..=110, never the weight before.
+        let w = 11 + c % 100;
+        let start = Instant::now();
+        rt.block_on(client.put(key.as_str(), backend_json(0, 0, w), None))
+            .unwrap();
+        wait(w, Duration::from_secs(30));
+        lat.push(start.elapsed());
+    }
+    let status = daemon.status();
+    rt.block_on(daemon.stop()).unwrap();
+    lat.sort();
+    println!(
+        "{services:>6} services x {BACKENDS} backends: {changes} changes, put -> table p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  (min {:.1} ms; {} passes ok; etcd fill {:.1} s, daemon start -> table {:.2} s)",
+        ms(percentile(&lat, 0.50)),
+        ms(percentile(&lat, 0.99)),
+        ms(lat[lat.len() - 1]),
+        ms(lat[0]),
+        status.passes_ok,
+        filled.as_secs_f64(),
+        first.as_secs_f64(),
+    );
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this as a
+    // quick smoke test with small sizes instead.
+    let full = std::env::args().any(|a| a == "--bench");
+    let args: Vec<u32> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let (sizes, changes) = match (full, args.is_empty()) {
+        (_, false) => (args, 1000),
+        (true, true) => (vec![1, 1_000, 10_000], 1000),
+        (false, true) => (vec![1, 100], 20),
+    };
+    let Some(etcd) = support::Etcd::start() else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    for services in sizes {
+        run(&etcd, &rt, services, changes);
+    }
+}
