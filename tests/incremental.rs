@@ -299,7 +299,8 @@ type Case = (
     Options,
     Vec<(String, String)>,
     Vec<(String, String)>,
-    Vec<Edit>,
+    // Each step's edits are rendered together (a coalesced pass).
+    Vec<Vec<Edit>>,
 );
 
 fn check_case((opts, cfg, ovl, edits): Case) -> Result<(), TestCaseError> {
@@ -308,9 +309,10 @@ fn check_case((opts, cfg, ovl, edits): Case) -> Result<(), TestCaseError> {
     let mut memo = Memo::new(opts.clone());
     let mut generation = None;
     let mut last_state = None;
-    for (i, e) in std::iter::once(&Edit::Nothing).chain(&edits).enumerate() {
-        if i > 0 {
-            apply(e, &mut config, &mut overlay);
+    let none = vec![Edit::Nothing];
+    for (i, e) in std::iter::once(&none).chain(&edits).enumerate() {
+        for edit in e {
+            apply(edit, &mut config, &mut overlay);
         }
         let full = render::render(&config, overlay.as_ref(), &opts);
         let got = memo.render(&config, overlay.as_ref());
@@ -339,7 +341,13 @@ fn memo_render_equals_full_render_after_every_edit() {
         options(),
         prop::collection::vec(config_entry(), 0..10),
         prop::collection::vec(overlay_entry(), 0..12),
-        prop::collection::vec(edit(), 1..16),
+        prop::collection::vec(
+            prop_oneof![
+                3 => edit().prop_map(|e| vec![e]),
+                1 => prop::collection::vec(edit(), 2..5),
+            ],
+            1..16,
+        ),
     );
     // PROPTEST_CASES=N runs more (or fewer) cases.
     let cases = std::env::var("PROPTEST_CASES")
