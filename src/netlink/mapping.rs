@@ -259,49 +259,49 @@ fn encode_dest(
     out.extend_from_slice(&[cmd, IPVS_GENL_VERSION, 0, 0]);
     emit_nested(out, IPVS_CMD_ATTR_SERVICE, |out| match service {
         ServiceKey::Addr { protocol, addr } => {
-            emit_attr(
+            emit_attr_fixed(
                 out,
                 IPVS_SVC_ATTR_AF,
-                &af_of(Family::of(&addr.ip())).to_ne_bytes(),
+                af_of(Family::of(&addr.ip())).to_ne_bytes(),
             );
-            emit_attr(
+            emit_attr_fixed(
                 out,
                 IPVS_SVC_ATTR_PROTOCOL,
-                &protocol_number(*protocol).to_ne_bytes(),
+                protocol_number(*protocol).to_ne_bytes(),
             );
-            emit_attr(out, IPVS_SVC_ATTR_ADDR, &addr_bytes(&addr.ip()));
-            emit_attr(out, IPVS_SVC_ATTR_PORT, &addr.port().to_be_bytes());
+            emit_attr_fixed(out, IPVS_SVC_ATTR_ADDR, addr_bytes(&addr.ip()));
+            emit_attr_fixed(out, IPVS_SVC_ATTR_PORT, addr.port().to_be_bytes());
         }
         ServiceKey::Fwmark { family, mark } => {
-            emit_attr(out, IPVS_SVC_ATTR_AF, &af_of(*family).to_ne_bytes());
-            emit_attr(out, IPVS_SVC_ATTR_FWMARK, &mark.to_ne_bytes());
+            emit_attr_fixed(out, IPVS_SVC_ATTR_AF, af_of(*family).to_ne_bytes());
+            emit_attr_fixed(out, IPVS_SVC_ATTR_FWMARK, mark.to_ne_bytes());
         }
     });
     emit_nested(out, IPVS_CMD_ATTR_DEST, |out| {
-        emit_attr(out, IPVS_DEST_ATTR_ADDR, &addr_bytes(&dest.ip()));
-        emit_attr(out, IPVS_DEST_ATTR_PORT, &dest.port().to_be_bytes());
+        emit_attr_fixed(out, IPVS_DEST_ATTR_ADDR, addr_bytes(&dest.ip()));
+        emit_attr_fixed(out, IPVS_DEST_ATTR_PORT, dest.port().to_be_bytes());
         if let Some(a) = attrs {
-            emit_attr(
+            emit_attr_fixed(
                 out,
                 IPVS_DEST_ATTR_FWD_METHOD,
-                &method_bits(a.method).to_ne_bytes(),
+                method_bits(a.method).to_ne_bytes(),
             );
-            emit_attr(out, IPVS_DEST_ATTR_WEIGHT, &a.weight.to_ne_bytes());
-            emit_attr(
+            emit_attr_fixed(out, IPVS_DEST_ATTR_WEIGHT, a.weight.to_ne_bytes());
+            emit_attr_fixed(
                 out,
                 IPVS_DEST_ATTR_U_THRESH,
-                &a.upper_threshold.to_ne_bytes(),
+                a.upper_threshold.to_ne_bytes(),
             );
-            emit_attr(
+            emit_attr_fixed(
                 out,
                 IPVS_DEST_ATTR_L_THRESH,
-                &a.lower_threshold.to_ne_bytes(),
+                a.lower_threshold.to_ne_bytes(),
             );
         }
-        emit_attr(
+        emit_attr_fixed(
             out,
             IPVS_DEST_ATTR_ADDR_FAMILY,
-            &af_of(Family::of(&dest.ip())).to_ne_bytes(),
+            af_of(Family::of(&dest.ip())).to_ne_bytes(),
         );
     });
 }

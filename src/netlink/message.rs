@@ -242,15 +242,35 @@ pub fn parse_attrs(buf: &[u8]) -> Result<Vec<RawAttr>, DecodeError> {
 }
 
 /// Appends one attribute with its padding.
+#[inline]
 pub fn emit_attr(out: &mut Vec<u8>, kind: u16, payload: &[u8]) {
     let len = NLA_HDRLEN + payload.len();
+    let pad = align(len) - len;
+    out.reserve(len + pad);
     out.extend_from_slice(&(len as u16).to_ne_bytes());
     out.extend_from_slice(&kind.to_ne_bytes());
     out.extend_from_slice(payload);
-    out.resize(out.len() + (align(len) - len), 0);
+    out.extend_from_slice(&[0u8; 3][..pad]);
+}
+
+/// [`emit_attr`] of a fixed-size payload (2, 4 or 16 bytes and the like),
+/// written with one copy.
+#[inline]
+pub fn emit_attr_fixed<const N: usize>(out: &mut Vec<u8>, kind: u16, payload: [u8; N]) {
+    let len = NLA_HDRLEN + N;
+    let mut attr = [0u8; 20];
+    if len > attr.len() {
+        emit_attr(out, kind, &payload);
+        return;
+    }
+    attr[..2].copy_from_slice(&(len as u16).to_ne_bytes());
+    attr[2..4].copy_from_slice(&kind.to_ne_bytes());
+    attr[4..len].copy_from_slice(&payload);
+    out.extend_from_slice(&attr[..align(len)]);
 }
 
 /// Appends a nested attribute whose payload `fill` writes.
+#[inline]
 pub fn emit_nested(out: &mut Vec<u8>, kind: u16, fill: impl FnOnce(&mut Vec<u8>)) {
     let start = out.len();
     out.extend_from_slice(&[0, 0]);

@@ -183,9 +183,9 @@ impl Payloads {
 /// Encodes every op up front, so that an op that cannot be encoded stops the
 /// run before anything is sent.
 pub fn encode_all(ops: &[Op]) -> Result<Payloads, PartialFailure> {
-    // Dest requests are about 80 bytes.
+    // An IPv4 dest request is 124 bytes.
     let mut out = Payloads {
-        bytes: Vec::with_capacity(ops.len() * 96),
+        bytes: Vec::with_capacity(ops.len() * 128),
         ends: Vec::with_capacity(ops.len()),
     };
     for (i, op) in ops.iter().enumerate() {
