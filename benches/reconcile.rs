@@ -27,6 +27,10 @@ use clusterf::render;
 use clusterf::render::memo::{Memo, Work};
 use clusterf::tree::Tree;
 
+// As in the binary (src/main.rs), so that the numbers are the daemon's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BACKENDS: u32 = 10;
 const RUNS: usize = 15;
 
