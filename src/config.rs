@@ -1599,7 +1599,8 @@ mod fast_yaml {
     ];
 
     fn special(word: &str) -> bool {
-        SPECIAL.iter().any(|s| s.eq_ignore_ascii_case(word))
+        // Only words of a special length need comparing.
+        word.len() <= 8 && SPECIAL.iter().any(|s| s.eq_ignore_ascii_case(word))
     }
 
     /// Whether a plain scalar (of the fast reader's characters) is a string
@@ -1632,20 +1633,38 @@ mod fast_yaml {
 
     /// Reads a document whose top level is a block mapping.
     pub(super) fn parse(text: &str) -> Option<Map<'_>> {
-        if text.len() > MAX_BYTES
-            || !text
-                .bytes()
-                .all(|b| b == b'\n' || (0x20..0x7f).contains(&b))
-        {
+        if text.len() > MAX_BYTES {
             return None;
         }
+        // One pass: check the characters, split lines, measure indentation.
         let mut lines = Vec::with_capacity(text.len() / 16 + 1);
-        for line in text.split('\n') {
-            let content = line.trim_start_matches(' ');
-            if content.is_empty() || content.starts_with('#') {
-                continue;
+        let b = text.as_bytes();
+        let mut start = 0;
+        let mut indent = None;
+        for (i, &c) in b.iter().enumerate() {
+            match c {
+                b'\n' => {
+                    // Blank and comment lines are no content.
+                    if let Some(ind) = indent.take()
+                        && b[ind] != b'#'
+                    {
+                        lines.push((ind - start, &text[ind..i]));
+                    }
+                    start = i + 1;
+                }
+                b' ' => {}
+                0x21..0x7f => {
+                    if indent.is_none() {
+                        indent = Some(i);
+                    }
+                }
+                _ => return None,
             }
-            lines.push((line.len() - content.len(), content));
+        }
+        if let Some(ind) = indent
+            && b[ind] != b'#'
+        {
+            lines.push((ind - start, &text[ind..]));
         }
         let mut p = Reader {
             lines,
@@ -1762,7 +1781,9 @@ mod fast_yaml {
 
         /// `key:` followed by a space or the end of the line.
         fn key(&mut self) -> Option<&'a str> {
-            let key = self.take_while(|c| c.is_ascii_alphanumeric() || b"-_.@".contains(&c));
+            let key = self.take_while(|c| {
+                matches!(c, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'@')
+            });
             let first = key.as_bytes().first()?;
             if !first.is_ascii_alphabetic() || key.len() > MAX_KEY || special(key) {
                 return None;
@@ -1792,8 +1813,9 @@ mod fast_yaml {
                     Some(Node::Scalar { text, quoted: true })
                 }
                 c if c.is_ascii_alphanumeric() => {
-                    let text =
-                        self.take_while(|c| c.is_ascii_alphanumeric() || b".:/-_".contains(&c));
+                    let text = self.take_while(|c| {
+                        matches!(c, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b':' | b'/' | b'-' | b'_')
+                    });
                     // A trailing `:` would be a mapping indicator.
                     if text.ends_with(':') {
                         return None;
