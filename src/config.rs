@@ -1594,13 +1594,22 @@ mod fast_yaml {
     }
 
     /// Spellings YAML reads as a boolean, null or special float (any case).
-    const SPECIAL: &[&str] = &[
+    pub(super) const SPECIAL: &[&str] = &[
         "y", "n", "yes", "no", "on", "off", "true", "false", "null", "nan", "inf", "infinity",
     ];
 
-    fn special(word: &str) -> bool {
-        // Only words of a special length need comparing.
-        word.len() <= 8 && SPECIAL.iter().any(|s| s.eq_ignore_ascii_case(word))
+    pub(super) fn special(word: &str) -> bool {
+        // Only the spellings of the word's length need comparing.
+        let same_length: &[&str] = match word.len() {
+            1 => &SPECIAL[..2],
+            2 => &SPECIAL[3..5],
+            3 => &["yes", "off", "nan", "inf"],
+            4 => &["true", "null"],
+            5 => &["false"],
+            8 => &["infinity"],
+            _ => &[],
+        };
+        same_length.iter().any(|s| s.eq_ignore_ascii_case(word))
     }
 
     /// Whether a plain scalar (of the fast reader's characters) is a string
@@ -2327,6 +2336,16 @@ mod tests {
         );
         assert_eq!(Some(fast), full, "fast and full differ on {text:?}");
         true
+    }
+
+    #[test]
+    fn fast_yaml_special_spellings_are_special_in_any_case() {
+        for word in fast_yaml::SPECIAL {
+            assert!(fast_yaml::special(word), "{word}");
+            assert!(fast_yaml::special(&word.to_uppercase()), "{word}");
+        }
+        assert!(!fast_yaml::special("ipv4"));
+        assert!(!fast_yaml::special("b0"));
     }
 
     #[test]
