@@ -379,6 +379,7 @@ impl Pass {
 
         // Render and validate: only what changed since the last pass.
         self.memo.render(&config_tree, overlay.as_deref());
+        debug!(work = ?self.memo.work(), "rendered");
         let generation = self.memo.generation();
         let rendered = self.memo.rendered().expect("rendered above");
         let inputs = format!(
