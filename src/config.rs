@@ -1165,7 +1165,7 @@ mod fast_json {
                         if matches!(b.get(i), Some(b'.' | b'e' | b'E')) {
                             return None;
                         }
-                        Value::Int(digits.parse().ok()?)
+                        Value::Int(super::small_decimal(digits))
                     }
                     _ => return None,
                 };
@@ -1510,6 +1510,14 @@ fn fast_yaml_route(file: &str, name: &str, bytes: &[u8]) -> Option<Route> {
     diags.is_empty().then_some(route)
 }
 
+/// The value of at most 9 ASCII digits (the callers checked them).
+fn small_decimal(digits: &str) -> i128 {
+    let n = digits
+        .bytes()
+        .fold(0u32, |n, d| n * 10 + u32::from(d.wrapping_sub(b'0')));
+    n.into()
+}
+
 fn unplaced<T>(value: T) -> Located<T> {
     Located { value, pos: None }
 }
@@ -1589,7 +1597,7 @@ mod fast_yaml {
                 && b.len() <= 9
                 && b.iter().all(u8::is_ascii_digit)
                 && (b[0] != b'0' || b.len() == 1);
-            ok.then(|| text.parse().ok()).flatten()
+            ok.then(|| super::small_decimal(text))
         }
     }
 
