@@ -172,11 +172,34 @@ pub struct Outcome<'a> {
     pub next_deadline_ms: Option<u64>,
 }
 
+impl<'a> Outcome<'a> {
+    /// No drains: `desired` borrowed as it is, no records. What [`apply`]
+    /// decides when there are no records and no live dest with active
+    /// connections leaves the desired state; the daemon uses it for a pass
+    /// that plans against its cached table with no drain in progress (a dest
+    /// that leaves then makes it read the kernel and call [`apply`]).
+    pub fn unchanged(desired: &'a IpvsState) -> Outcome<'a> {
+        Outcome {
+            desired: Cow::Borrowed(desired),
+            drains: Drains::default(),
+            active: Vec::new(),
+            completed: Vec::new(),
+            next_deadline_ms: None,
+        }
+    }
+}
+
 /// Adjusts `desired` so that owned live dests leaving it drain first.
 ///
 /// `timeout` zero disables draining: `desired` is returned as is and every
 /// record is dropped. `owns` says which services clusterf may change; the
 /// others are left alone as the planner leaves them.
+///
+/// Cost: in proportion to the drain records and the live dests with active
+/// connections (the only dests that can start a drain), not to the table:
+/// a live dest without connections and without a record is left to the
+/// planner, so it is never looked at. `desired` is copied only when a dest
+/// drains.
 pub fn apply<'a>(
     desired: &'a IpvsState,
     live: &IpvsState,
@@ -187,13 +210,7 @@ pub fn apply<'a>(
     owns: &dyn Fn(&ServiceKey) -> bool,
 ) -> Outcome<'a> {
     let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-    let mut out = Outcome {
-        desired: Cow::Borrowed(desired),
-        drains: Drains::default(),
-        active: Vec::new(),
-        completed: Vec::new(),
-        next_deadline_ms: None,
-    };
+    let mut out = Outcome::unchanged(desired);
     if timeout_ms == 0 {
         return out;
     }
@@ -215,92 +232,153 @@ pub fn apply<'a>(
         }
     }
 
-    for (key, live_svc) in &live.services {
-        if !owns(key) || is_udp(key) {
+    let step = Step {
+        drains,
+        now_ms,
+        timeout_ms,
+    };
+    // Owned live dests leaving the desired state: first those with active
+    // connections (one service lookup per service of the counters)...
+    for (key, counters) in stats {
+        if !counters.values().any(|s| s.active_conns > 0) || !owns(key) || is_udp(key) {
             continue;
         }
-        for (addr, live_dest) in &live_svc.dests {
-            let wanted = desired
-                .services
-                .get(key)
-                .is_some_and(|s| s.dests.contains_key(addr));
-            if wanted {
+        let Some(live_svc) = live.services.get(key) else {
+            continue;
+        };
+        let desired_svc = desired.services.get(key);
+        for (addr, s) in counters {
+            if s.active_conns == 0 || desired_svc.is_some_and(|d| d.dests.contains_key(addr)) {
                 continue;
             }
-            let active_conns = stats
-                .get(key)
-                .and_then(|m| m.get(addr))
-                .map_or(0, |s| s.active_conns);
-            let record = match drains.get(key, addr) {
-                Some(r) => r.clone(),
-                None => {
-                    if active_conns == 0 {
-                        // Nothing to wait for: let the planner delete it.
-                        continue;
-                    }
-                    DrainRecord {
-                        service: *key,
-                        dest: *addr,
-                        since_ms: now_ms,
-                        attrs: live_dest.attrs,
-                        service_attrs: live_svc.attrs.clone(),
-                    }
-                }
-            };
-            let deadline = record.since_ms.saturating_add(timeout_ms);
-            if active_conns == 0 || now_ms >= deadline {
-                let why = if active_conns == 0 {
-                    Completion::Idle
-                } else {
-                    Completion::Timeout
-                };
-                out.completed.push((*key, *addr, why));
-                // Kept until the dest is gone from the kernel, so that a
-                // failed apply does not restart the drain on the next pass.
-                out.drains.insert(record);
-                continue;
+            if let Some(live_dest) = live_svc.dests.get(addr) {
+                step.decide(&mut out, key, addr, live_svc, live_dest, s.active_conns);
             }
-            let svc = out
-                .desired
-                .to_mut()
-                .services
-                .entry(*key)
-                .or_insert_with(|| Service {
-                    attrs: live_svc.attrs.clone(),
-                    names: vec![DRAIN_BACKEND.to_string()],
-                    dests: BTreeMap::new(),
-                });
-            svc.dests.insert(
-                *addr,
-                Dest {
-                    attrs: DestAttrs {
-                        weight: 0,
-                        ..record.attrs
-                    },
-                    origins: vec![Origin {
-                        backend: DRAIN_BACKEND.to_string(),
-                        source: format!(
-                            "drain: {active_conns} active connections, {}s left",
-                            (deadline - now_ms).div_ceil(1000)
-                        ),
-                        weight: 0,
-                        route: None,
-                    }],
-                },
-            );
-            out.active.push(DrainStatus {
-                service: *key,
-                dest: *addr,
-                since_ms: record.since_ms,
-                active_conns,
-                remaining_ms: deadline - now_ms,
-            });
-            out.next_deadline_ms = Some(out.next_deadline_ms.map_or(deadline, |d| d.min(deadline)));
-            out.drains.insert(record);
         }
     }
+    // ...then those with a record and no active connection (a dest without
+    // either is left to the planner to delete).
+    for record in drains.records.values() {
+        let (key, addr) = (&record.service, &record.dest);
+        let active_conns = active_conns(stats, key, addr);
+        if active_conns > 0 || !owns(key) || is_udp(key) {
+            continue;
+        }
+        let Some(live_svc) = live.services.get(key) else {
+            continue;
+        };
+        let Some(live_dest) = live_svc.dests.get(addr) else {
+            continue;
+        };
+        if desired
+            .services
+            .get(key)
+            .is_some_and(|s| s.dests.contains_key(addr))
+        {
+            continue;
+        }
+        step.decide(&mut out, key, addr, live_svc, live_dest, 0);
+    }
+    // In table order, as the dests are listed everywhere else.
+    out.active
+        .sort_by(|a, b| (a.service, a.dest).cmp(&(b.service, b.dest)));
     out.completed.sort();
     out
+}
+
+fn active_conns(stats: &LiveStats, key: &ServiceKey, addr: &SocketAddr) -> u32 {
+    stats
+        .get(key)
+        .and_then(|m| m.get(addr))
+        .map_or(0, |s| s.active_conns)
+}
+
+/// What [`apply`] does with one owned live dest that left the desired
+/// state and has a record or active connections.
+struct Step<'r> {
+    drains: &'r Drains,
+    now_ms: u64,
+    timeout_ms: u64,
+}
+
+impl Step<'_> {
+    fn decide(
+        &self,
+        out: &mut Outcome<'_>,
+        key: &ServiceKey,
+        addr: &SocketAddr,
+        live_svc: &Service,
+        live_dest: &Dest,
+        active_conns: u32,
+    ) {
+        let now_ms = self.now_ms;
+        let record = match self.drains.get(key, addr) {
+            Some(r) => r.clone(),
+            None => {
+                if active_conns == 0 {
+                    // Nothing to wait for: let the planner delete it.
+                    return;
+                }
+                DrainRecord {
+                    service: *key,
+                    dest: *addr,
+                    since_ms: now_ms,
+                    attrs: live_dest.attrs,
+                    service_attrs: live_svc.attrs.clone(),
+                }
+            }
+        };
+        let deadline = record.since_ms.saturating_add(self.timeout_ms);
+        if active_conns == 0 || now_ms >= deadline {
+            let why = if active_conns == 0 {
+                Completion::Idle
+            } else {
+                Completion::Timeout
+            };
+            out.completed.push((*key, *addr, why));
+            // Kept until the dest is gone from the kernel, so that a
+            // failed apply does not restart the drain on the next pass.
+            out.drains.insert(record);
+            return;
+        }
+        let svc = out
+            .desired
+            .to_mut()
+            .services
+            .entry(*key)
+            .or_insert_with(|| Service {
+                attrs: live_svc.attrs.clone(),
+                names: vec![DRAIN_BACKEND.to_string()],
+                dests: BTreeMap::new(),
+            });
+        svc.dests.insert(
+            *addr,
+            Dest {
+                attrs: DestAttrs {
+                    weight: 0,
+                    ..record.attrs
+                },
+                origins: vec![Origin {
+                    backend: DRAIN_BACKEND.to_string(),
+                    source: format!(
+                        "drain: {active_conns} active connections, {}s left",
+                        (deadline - now_ms).div_ceil(1000)
+                    ),
+                    weight: 0,
+                    route: None,
+                }],
+            },
+        );
+        out.active.push(DrainStatus {
+            service: *key,
+            dest: *addr,
+            since_ms: record.since_ms,
+            active_conns,
+            remaining_ms: deadline - now_ms,
+        });
+        out.next_deadline_ms = Some(out.next_deadline_ms.map_or(deadline, |d| d.min(deadline)));
+        out.drains.insert(record);
+    }
 }
 
 fn is_udp(key: &ServiceKey) -> bool {
@@ -582,10 +660,199 @@ mod tests {
         );
     }
 
+    /// The straightforward version (every live dest looked up in the
+    /// desired state) that [`apply`] must decide exactly as.
+    fn reference_apply<'a>(
+        desired: &'a IpvsState,
+        live: &IpvsState,
+        stats: &LiveStats,
+        drains: &Drains,
+        now_ms: u64,
+        timeout: Duration,
+        owns: &dyn Fn(&ServiceKey) -> bool,
+    ) -> Outcome<'a> {
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let mut out = Outcome {
+            desired: Cow::Borrowed(desired),
+            drains: Drains::default(),
+            active: Vec::new(),
+            completed: Vec::new(),
+            next_deadline_ms: None,
+        };
+        if timeout_ms == 0 {
+            return out;
+        }
+
+        // Records whose dest is no longer live or came back.
+        for (service, dest) in drains.records.keys() {
+            let in_desired = desired
+                .services
+                .get(service)
+                .is_some_and(|s| s.dests.contains_key(dest));
+            let in_live = live
+                .services
+                .get(service)
+                .is_some_and(|s| s.dests.contains_key(dest));
+            if in_desired {
+                out.completed.push((*service, *dest, Completion::Returned));
+            } else if !in_live {
+                out.completed.push((*service, *dest, Completion::Vanished));
+            }
+        }
+
+        for (key, live_svc) in &live.services {
+            if !owns(key) || is_udp(key) {
+                continue;
+            }
+            for (addr, live_dest) in &live_svc.dests {
+                let wanted = desired
+                    .services
+                    .get(key)
+                    .is_some_and(|s| s.dests.contains_key(addr));
+                if wanted {
+                    continue;
+                }
+                let active_conns = stats
+                    .get(key)
+                    .and_then(|m| m.get(addr))
+                    .map_or(0, |s| s.active_conns);
+                let record = match drains.get(key, addr) {
+                    Some(r) => r.clone(),
+                    None => {
+                        if active_conns == 0 {
+                            // Nothing to wait for: let the planner delete it.
+                            continue;
+                        }
+                        DrainRecord {
+                            service: *key,
+                            dest: *addr,
+                            since_ms: now_ms,
+                            attrs: live_dest.attrs,
+                            service_attrs: live_svc.attrs.clone(),
+                        }
+                    }
+                };
+                let deadline = record.since_ms.saturating_add(timeout_ms);
+                if active_conns == 0 || now_ms >= deadline {
+                    let why = if active_conns == 0 {
+                        Completion::Idle
+                    } else {
+                        Completion::Timeout
+                    };
+                    out.completed.push((*key, *addr, why));
+                    // Kept until the dest is gone from the kernel, so that a
+                    // failed apply does not restart the drain on the next pass.
+                    out.drains.insert(record);
+                    continue;
+                }
+                let svc = out
+                    .desired
+                    .to_mut()
+                    .services
+                    .entry(*key)
+                    .or_insert_with(|| Service {
+                        attrs: live_svc.attrs.clone(),
+                        names: vec![DRAIN_BACKEND.to_string()],
+                        dests: BTreeMap::new(),
+                    });
+                svc.dests.insert(
+                    *addr,
+                    Dest {
+                        attrs: DestAttrs {
+                            weight: 0,
+                            ..record.attrs
+                        },
+                        origins: vec![Origin {
+                            backend: DRAIN_BACKEND.to_string(),
+                            source: format!(
+                                "drain: {active_conns} active connections, {}s left",
+                                (deadline - now_ms).div_ceil(1000)
+                            ),
+                            weight: 0,
+                            route: None,
+                        }],
+                    },
+                );
+                out.active.push(DrainStatus {
+                    service: *key,
+                    dest: *addr,
+                    since_ms: record.since_ms,
+                    active_conns,
+                    remaining_ms: deadline - now_ms,
+                });
+                out.next_deadline_ms =
+                    Some(out.next_deadline_ms.map_or(deadline, |d| d.min(deadline)));
+                out.drains.insert(record);
+            }
+        }
+        out.completed.sort();
+        out
+    }
+
     proptest! {
         #[test]
         fn state_file_parser_never_panics(s in ".{0,200}") {
             let _ = Drains::from_json(&s);
+        }
+
+        #[test]
+        fn apply_decides_as_the_straightforward_walk(
+            services in proptest::collection::btree_map(
+                0u8..5,
+                (
+                    proptest::collection::btree_set(0u8..6, 0..6),
+                    proptest::collection::btree_map(0u8..6, (0u32..3, 0u32..3), 0..6),
+                    any::<bool>(),
+                    any::<bool>(),
+                ),
+                0..5,
+            ),
+            stray_stats in proptest::collection::btree_map((0u8..7, 0u8..7), 0u32..3, 0..4),
+            recorded in proptest::collection::btree_map((0u8..7, 0u8..7), 0u64..100_000, 0..6),
+            now in 0u64..200_000,
+            timeout_s in 0u64..120,
+        ) {
+            // Services 0..5 (even: TCP, odd: UDP), one not owned; counters
+            // and records also for dests and services that are not live.
+            let key = |i: u8| if i % 2 == 0 {
+                svc(&format!("tcp://10.0.0.{i}:80"))
+            } else {
+                svc(&format!("udp://10.0.0.{i}:53"))
+            };
+            let a = |i: u8| SocketAddr::from(([10, 1, 0, i], 80));
+            let (mut desired, mut live, mut stats) =
+                (IpvsState::default(), IpvsState::default(), LiveStats::new());
+            let mut unowned = None;
+            for (i, (want, have, in_desired, owned)) in &services {
+                let mut d = Service::new(ServiceAttrs::with_scheduler("wlc"));
+                let mut l = Service::new(ServiceAttrs::with_scheduler("rr"));
+                for j in want {
+                    d.dests.insert(a(*j), Dest { attrs: DestAttrs::new(Method::Masq, 10), origins: vec![] });
+                }
+                for (j, (w, c)) in have {
+                    l.dests.insert(a(*j), Dest { attrs: DestAttrs::new(Method::Droute, *w), origins: vec![] });
+                    stats.entry(key(*i)).or_default().insert(a(*j), DestStats { active_conns: *c, ..DestStats::default() });
+                }
+                if *in_desired {
+                    desired.services.insert(key(*i), d);
+                }
+                live.services.insert(key(*i), l);
+                if !owned {
+                    unowned = Some(key(*i));
+                }
+            }
+            for ((i, j), c) in &stray_stats {
+                stats.entry(key(*i)).or_default().entry(a(*j)).or_insert(DestStats { active_conns: *c, ..DestStats::default() });
+            }
+            let mut drains = Drains::default();
+            for ((i, j), since) in &recorded {
+                drains.insert(DrainRecord { service: key(*i), dest: a(*j), since_ms: *since, attrs: DestAttrs::new(Method::Masq, 7), service_attrs: ServiceAttrs::with_scheduler("sh") });
+            }
+            let owns = |k: &ServiceKey| Some(*k) != unowned;
+            let timeout = Duration::from_secs(timeout_s);
+            let fast = apply(&desired, &live, &stats, &drains, now, timeout, &owns);
+            let slow = reference_apply(&desired, &live, &stats, &drains, now, timeout, &owns);
+            prop_assert_eq!(fast, slow);
         }
 
         #[test]
