@@ -13,6 +13,13 @@
 //! their parts. Every problem is reported, each naming its file and, where
 //! the format has one, line and column.
 //!
+//! Speed: plain files (nearly all of a real repo) are read by small fast
+//! readers (`fast_yaml`, `fast_json`); anything they do not take, and any
+//! file whose validation reports a problem, is read again by serde-saphyr or
+//! serde_json, so every message comes from the full parsers. The fast
+//! readers must never take a file that the full parsers read differently
+//! (property-tested against them).
+//!
 //! Invariant: pure. No file system, no network: input is a [`Tree`].
 //! This module does not know how services become IPVS state (`compile`).
 
@@ -2379,6 +2386,30 @@ mod tests {
         ] {
             assert!(assert_fast_route_agrees(text), "fast path refused {text:?}");
         }
+    }
+
+    #[test]
+    fn fast_yaml_agrees_on_large_files_and_long_lines() {
+        let frontend = "frontend: {ipv4: 10.0.0.1, tcp: 80}\n";
+        let block: String = (0..500)
+            .map(|i| {
+                format!(
+                    "  b{i}: {{ipv4: 10.1.{}.{}, tcp: 8080}}\n",
+                    i / 256,
+                    i % 256
+                )
+            })
+            .collect();
+        let text = format!("{frontend}backends:\n{block}");
+        assert!(assert_fast_service_agrees(&text));
+        // One flow mapping far longer than YAML's 1024-character limit on
+        // implicit keys.
+        let flow: Vec<String> = (0..200)
+            .map(|i| format!("b{i}: {{ipv4: 10.1.0.{}, weight: {i}}}", i % 256))
+            .collect();
+        let text = format!("{frontend}backends: {{{}}}\n", flow.join(", "));
+        assert!(text.len() > 5000);
+        assert!(assert_fast_service_agrees(&text));
     }
 
     #[test]
