@@ -87,9 +87,8 @@ fn run_sources(args: &ApplyArgs) -> Result<u8> {
     }
     let mut client = Client::connect()?;
     let live = client
-        .read()
-        .context("reading the kernel ipvs table")?
-        .state;
+        .read_state()
+        .context("reading the kernel ipvs table")?;
     let desired = &rendered.state;
     let plan = match plan::plan(desired, &live, &ownership, &guards) {
         Ok(plan) => plan,
@@ -145,9 +144,8 @@ fn run_saved(args: &ApplyArgs, path: &PathBuf) -> Result<u8> {
     };
     let mut client = Client::connect()?;
     let live = client
-        .read()
-        .context("reading the kernel ipvs table")?
-        .state;
+        .read_state()
+        .context("reading the kernel ipvs table")?;
     check_fresh(&saved, &live_hash(&live, &ownership), inputs.as_ref())?;
     let ops: Vec<Op> = saved.ops().cloned().collect();
     for op in &ops {

@@ -270,10 +270,14 @@ impl Client {
             .collect())
     }
 
-    /// Dumps the dests of one service.
-    pub fn dests(&mut self, key: &ServiceKey) -> Result<DestTable> {
+    /// Dumps the dests of one service (with their counters unless
+    /// `without_stats`).
+    pub fn dests(&mut self, key: &ServiceKey, without_stats: bool) -> Result<DestTable> {
         let family = self.family;
-        let mut table = DestTable::default();
+        let mut table = DestTable {
+            without_stats,
+            ..DestTable::default()
+        };
         let get = IpvsMsg::request(IPVS_CMD_GET_DEST, Some(mapping::service_id(key)), None);
         get.emit_into(&mut self.payload);
         let payload = std::mem::take(&mut self.payload);
@@ -287,14 +291,26 @@ impl Client {
 
     /// The whole live table with counters.
     pub fn read(&mut self) -> Result<Live> {
+        self.read_with(false)
+    }
+
+    /// The whole live table without counters (`Live::stats` empty): what a
+    /// plan needs, with less to build.
+    pub fn read_state(&mut self) -> Result<IpvsState> {
+        Ok(self.read_with(true)?.state)
+    }
+
+    fn read_with(&mut self, without_stats: bool) -> Result<Live> {
         let mut live = Live::default();
         for s in self.services()? {
             let (key, attrs) = mapping::service_from(&s).map_err(|e| anyhow!(e))?;
             let mut service = Service::new(attrs);
-            let table = self.dests(&key)?;
+            let table = self.dests(&key, without_stats)?;
             service.dests = table.dests;
             live.state.services.insert(key, service);
-            live.stats.insert(key, table.stats);
+            if !without_stats {
+                live.stats.insert(key, table.stats);
+            }
             if !table.tunnels.is_empty() {
                 live.tunnels.insert(key, table.tunnels);
             }

@@ -85,7 +85,10 @@ pub fn walk(
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DestTable {
     pub dests: BTreeMap<SocketAddr, Dest>,
+    /// Connection counters, unless [`DestTable::without_stats`].
     pub stats: BTreeMap<SocketAddr, DestStats>,
+    /// Leave `stats` empty (a plan needs no counters).
+    pub without_stats: bool,
     /// Tunnel dests whose encapsulation is not ipip (the model's only one).
     pub tunnels: BTreeMap<SocketAddr, Tunnel>,
 }
@@ -107,7 +110,9 @@ impl DestTable {
                 origins: Vec::new(),
             },
         );
-        self.stats.insert(addr, stats);
+        if !self.without_stats {
+            self.stats.insert(addr, stats);
+        }
         Ok(())
     }
 }
@@ -145,11 +150,18 @@ mod tests {
         datagram.extend(dest_reply(7, NLM_F_MULTI, "10.1.0.3:80", &tun, Some(1)));
         // A stranger's message is skipped.
         datagram.extend(dest_reply(8, NLM_F_MULTI, "10.1.0.9:80", &masq, None));
+        let mut lean = DestTable {
+            without_stats: true,
+            ..DestTable::default()
+        };
+        walk(&datagram, 7, false, |p| lean.add(&key, p)).unwrap();
+        assert_eq!((lean.dests.len(), lean.stats.len()), (3, 0));
         let mut table = DestTable::default();
         let p = walk(&datagram, 7, false, |p| table.add(&key, p)).unwrap();
         assert_eq!(p, Progress::More);
         assert_eq!(table.dests.len(), 3);
         assert_eq!(table.stats.len(), 3);
+        assert_eq!(lean.dests, table.dests);
         let a3: SocketAddr = "10.1.0.3:80".parse().unwrap();
         assert_eq!(table.dests[&a3].attrs, tun);
         assert_eq!(

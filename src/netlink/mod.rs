@@ -25,7 +25,7 @@ use crate::model::{IpvsState, Op};
 
 /// The live kernel table (the plan's `--live kernel`).
 pub fn read_live() -> anyhow::Result<IpvsState> {
-    Ok(Client::connect()?.read()?.state)
+    Client::connect()?.read_state()
 }
 
 /// Opens a client and executes `ops` pipelined; see [`Client::apply`].
