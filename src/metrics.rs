@@ -80,6 +80,8 @@ pub struct Metrics {
     live_services: Gauge,
     live_dests: Gauge,
     drift_corrections: Counter,
+    kernel_reads: Counter,
+    kernel_cached: Counter,
     errors: Family<SourceLabels, Counter>,
     last_success: Gauge<f64, AtomicU64>,
     staleness: Family<SourceLabels, Gauge<f64, AtomicU64>>,
@@ -110,6 +112,8 @@ impl Metrics {
             live_services: Gauge::default(),
             live_dests: Gauge::default(),
             drift_corrections: Counter::default(),
+            kernel_reads: Counter::default(),
+            kernel_cached: Counter::default(),
             errors: Family::default(),
             last_success: Gauge::default(),
             staleness: Family::default(),
@@ -166,6 +170,16 @@ impl Metrics {
             "drift_corrections",
             "Passes that changed the kernel although the desired state had not changed since the last apply (someone changed IPVS by hand)",
             m.drift_corrections.clone(),
+        );
+        registry.register(
+            "kernel_reads",
+            "Passes that read the kernel's IPVS table (a netlink dump of every service and dest)",
+            m.kernel_reads.clone(),
+        );
+        registry.register(
+            "kernel_cached_passes",
+            "Passes that planned against the daemon's copy of the table (last read plus its own ops) instead of reading the kernel",
+            m.kernel_cached.clone(),
         );
         registry.register(
             "errors",
@@ -240,6 +254,16 @@ impl Metrics {
 
     pub fn drift_corrected(&self) {
         self.drift_corrections.inc();
+    }
+
+    /// A pass planned against the kernel's table: read for real (`true`) or
+    /// the daemon's copy of it.
+    pub fn kernel_table(&self, read: bool) {
+        if read {
+            self.kernel_reads.inc();
+        } else {
+            self.kernel_cached.inc();
+        }
     }
 
     pub fn set_sizes(&self, desired: (usize, usize), live: (usize, usize)) {

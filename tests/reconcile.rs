@@ -317,6 +317,177 @@ async fn resync_corrects_drift_and_a_dead_etcd_removes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_changes_after_the_startup_pass_do_not_read_the_kernel() {
+    let Some(etcd) = Etcd::start() else { return };
+    let dir = config_dir();
+    let kernel = MemoryKernel::default();
+    let daemon = Daemon::start(
+        options(dir.path(), Some(&etcd), watch_args()),
+        Box::new(kernel.clone()),
+    )
+    .await
+    .unwrap();
+    let addr = daemon.metrics_addr().unwrap();
+    eventually(Duration::from_secs(10), "the startup pass", || {
+        daemon.status().passes_ok >= 1
+    })
+    .await;
+    assert_eq!(kernel.reads(), 1, "the startup pass reads the kernel");
+
+    // Three changes, each its own pass: planned against the daemon's copy
+    // of the table (the startup read plus its own ops), no dump.
+    for (i, ip) in ["10.3.107.1", "10.3.107.2", "10.3.107.3"]
+        .iter()
+        .enumerate()
+    {
+        let passes = daemon.status().passes_ok;
+        put(&etcd, &format!("services/test/backends/b{i}"), &backend(ip)).await;
+        eventually(Duration::from_secs(5), "the backend in the kernel", || {
+            kernel.table().dest_count() == i + 1 && daemon.status().passes_ok > passes
+        })
+        .await;
+    }
+    // A removal too (no drain timeout: nothing to drain, no counters needed).
+    delete(&etcd, "services/test/backends/b0").await;
+    eventually(Duration::from_secs(5), "the backend deleted", || {
+        kernel.table().dest_count() == 2
+    })
+    .await;
+    assert_eq!(kernel.reads(), 1, "no pass after the first read the kernel");
+    let text = http(addr, "GET", "/metrics").1;
+    assert_eq!(series(&text, "clusterf_kernel_reads_total"), 1.0);
+    assert!(series(&text, "clusterf_kernel_cached_passes_total") >= 4.0);
+    assert_eq!(
+        series(&text, "clusterf_live_dests"),
+        3.0,
+        "sizes before the apply"
+    );
+    daemon.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_failed_apply_the_next_pass_reads_the_kernel() {
+    let Some(etcd) = Etcd::start() else { return };
+    let dir = config_dir();
+    put(&etcd, "services/test/backends/a", &backend("10.3.107.1")).await;
+    let kernel = MemoryKernel::default();
+    let daemon = Daemon::start(
+        options(dir.path(), Some(&etcd), watch_args()),
+        Box::new(kernel.clone()),
+    )
+    .await
+    .unwrap();
+    eventually(Duration::from_secs(10), "the first apply", || {
+        kernel.table().dest_count() == 1
+    })
+    .await;
+    assert_eq!(kernel.reads(), 1);
+
+    // Someone deletes the service by hand: the daemon's copy still has it,
+    // so the next change (a dest added to it) fails in the kernel.
+    kernel.live.lock().unwrap().state.services.clear();
+    let failed = daemon.status().passes_failed;
+    put(&etcd, "services/test/backends/b", &backend("10.3.107.2")).await;
+    eventually(Duration::from_secs(5), "the failed apply", || {
+        daemon.status().passes_failed > failed
+    })
+    .await;
+    let err = daemon.status().last_error.unwrap_or_default();
+    assert!(err.contains("no such service"), "{err}");
+    assert_eq!(kernel.reads(), 1, "the failed pass used the copy");
+
+    // The retry reads the kernel and puts everything back.
+    eventually(Duration::from_secs(5), "the retry", || {
+        kernel.table().dest_count() == 2 && daemon.status().last_error.is_none()
+    })
+    .await;
+    assert_eq!(kernel.reads(), 2, "the retry read the kernel once");
+    assert_eq!(
+        dests(&kernel.table()),
+        vec![
+            ("10.3.107.1:1337".to_string(), 10),
+            ("10.3.107.2:1337".to_string(), 10)
+        ]
+    );
+    daemon.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_by_hand_is_corrected_within_a_resync_while_changes_keep_coming() {
+    let Some(etcd) = Etcd::start() else { return };
+    let dir = config_dir();
+    put(&etcd, "services/test/backends/a", &backend("10.3.107.1")).await;
+    let kernel = MemoryKernel::default();
+    let mut args = watch_args();
+    args.resync = Duration::from_millis(500);
+    let daemon = Daemon::start(
+        options(dir.path(), Some(&etcd), args),
+        Box::new(kernel.clone()),
+    )
+    .await
+    .unwrap();
+    eventually(Duration::from_secs(10), "the first apply", || {
+        kernel.table().dest_count() == 1
+    })
+    .await;
+    let a: SocketAddr = "10.3.107.1:1337".parse().unwrap();
+    let weight = |k: &MemoryKernel| {
+        k.table()
+            .services
+            .values()
+            .find_map(|s| s.dests.get(&a).map(|d| d.attrs.weight))
+    };
+
+    // A weight changed by hand, then an etcd change every 50 ms: passes
+    // keep coming (and push the schedule's own resync back), but the copy
+    // of the table expires one resync interval after the last read and the
+    // pass after that reads the kernel.
+    kernel
+        .live
+        .lock()
+        .unwrap()
+        .state
+        .services
+        .values_mut()
+        .next()
+        .unwrap()
+        .dests
+        .get_mut(&a)
+        .unwrap()
+        .attrs
+        .weight = 99;
+    let start = Instant::now();
+    let reads = kernel.reads();
+    let passes = daemon.status().passes_ok;
+    let mut i = 0u32;
+    while weight(&kernel) != Some(10) {
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "the change by hand was not corrected"
+        );
+        put(
+            &etcd,
+            &format!("services/test/backends/x{i}"),
+            &backend(&format!("10.5.0.{}", i % 250 + 1)),
+        )
+        .await;
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let passes = daemon.status().passes_ok - passes;
+    let reads = kernel.reads() - reads;
+    eprintln!(
+        "corrected after {:?}: {passes} passes, {reads} reads",
+        start.elapsed()
+    );
+    assert!(
+        reads >= 1 && reads < passes,
+        "{reads} reads in {passes} passes"
+    );
+    daemon.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_applies_nothing() {
     let Some(etcd) = Etcd::start() else { return };
     let dir = config_dir();

@@ -8,18 +8,27 @@
 //! drain state file and the kernel client, and turns all of them into
 //! [`Event`]s for the [`Schedule`]. Each pass reads the sources, validates,
 //! renders (incrementally: [`render::memo`] re-renders only the services
-//! whose inputs changed), applies drains, plans against the kernel and
-//! applies.
+//! whose inputs changed), applies drains, plans against the kernel's table
+//! and applies. The table is read from the kernel (a netlink dump of every
+//! service and dest) only when the daemon's copy of it
+//! ([`crate::reconcile::live`]: last read plus the ops applied since) may
+//! not be used: first pass, after any failed pass, once per `--resync`
+//! interval (the anti-entropy pass), after SIGHUP, and while drains are in
+//! progress or about to start (they need fresh connection counters).
 //!
 //! Invariant: fail static. A pass that fails anywhere before the apply
 //! changes nothing in the kernel; the daemon never flushes on start or stop
 //! (only `--flush-on-exit` does, on request), and it never decides what to
-//! change itself: the planner does.
+//! change itself: the planner does, against the table as last read plus our
+//! own acked ops, never anything newer, so it never deletes something that
+//! is not in that table. A change by hand is corrected at the next real
+//! read, at the latest one resync interval after the last one; an op that
+//! fails because of it fails the pass, and the retry reads the kernel.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -36,6 +45,7 @@ use crate::model::{IpvsState, Op};
 use crate::netlink;
 use crate::plan::{self, Guards, Ownership};
 use crate::reconcile::drain::{self, Completion, Drains};
+use crate::reconcile::live::{self, LiveCache};
 use crate::reconcile::{Action, Event, Schedule, Settings, Source, Trigger};
 use crate::render;
 use crate::source;
@@ -220,16 +230,25 @@ impl Kernel for netlink::Client {
 #[derive(Clone, Debug, Default)]
 pub struct MemoryKernel {
     pub live: Arc<Mutex<netlink::Live>>,
+    /// How many times the table was read (dumped), as a netlink client
+    /// would dump it.
+    pub reads: Arc<AtomicU64>,
 }
 
 impl MemoryKernel {
     pub fn table(&self) -> IpvsState {
         lock(&self.live).state.clone()
     }
+
+    /// How many times the daemon read the whole table.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
 }
 
 impl Kernel for MemoryKernel {
     fn read(&mut self) -> Result<netlink::Live> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
         Ok(lock(&self.live).clone())
     }
 
@@ -281,6 +300,10 @@ struct PassReport {
     ops: usize,
     drains_active: usize,
     next_drain_deadline_ms: Option<u64>,
+    /// When the kept copy of the kernel's table expires (daemon clock), if
+    /// this pass used it: a pass then reads the kernel, even without a
+    /// change to apply.
+    table_expires_at: Option<Duration>,
 }
 
 /// A failed pass: where, and why (one line).
@@ -316,6 +339,13 @@ struct Pass {
     /// trees, not the trees: the etcd watcher then patches its tree in
     /// place instead of copying it on every event.
     memo: render::memo::Memo,
+    /// The kernel's table as last read plus the ops applied since; taken
+    /// out at the start of a pass and put back only by a successful one.
+    table: LiveCache,
+    /// Set (by SIGHUP) to make the next pass read the kernel.
+    table_stale: Arc<AtomicBool>,
+    /// The daemon's clock: `epoch.elapsed()` is the schedule's now.
+    epoch: tokio::time::Instant,
     /// The memo's generation (equal: an equal desired state) applied by the
     /// last successful pass, and the drains then (drift: the kernel changed
     /// although these did not).
@@ -327,6 +357,16 @@ struct Pass {
 impl Pass {
     fn run(&mut self, triggers: &BTreeSet<Trigger>) -> Result<PassReport, PassFailure> {
         let now = unix_now();
+        let clock = self.epoch.elapsed();
+
+        // The copy of the kernel's table, if this pass may use it. Taken out
+        // here: a pass that fails anywhere below does not put it back, so
+        // the next pass reads the kernel. Drains in progress need fresh
+        // connection counters: read.
+        if self.table_stale.swap(false, Ordering::Relaxed) {
+            self.table.invalidate();
+        }
+        let cached = self.table.take(clock).filter(|_| self.drains.is_empty());
 
         // Config: re-read unless only etcd or a drain asked for this pass.
         let reread = self.config_tree.is_none()
@@ -435,27 +475,58 @@ impl Pass {
         // it.
         drop(overlay);
 
-        // Live state.
-        let live = self.kernel.read().map_err(fail(Source::Kernel))?;
-        self.metrics.source_ok(Source::Kernel, now.as_secs_f64());
-
-        // Drains, then the plan.
+        // The kernel's table, then drains and the plan.
         let now_ms = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
         let ownership = &self.ownership;
-        let outcome = drain::apply(
-            &rendered.state,
-            &live.state,
-            &live.stats,
-            &self.drains,
-            now_ms,
-            self.drain_timeout,
-            &|k| ownership.owns(k),
-        );
-        let plan = plan::plan(&outcome.desired, &live.state, &self.ownership, &self.guards)
-            .map_err(|e| PassFailure {
-                source: Source::Plan,
-                error: format!("{e}: keeping the kernel as it is"),
-            })?;
+        let plan_against = |table: &live::Table, outcome: &drain::Outcome<'_>| {
+            plan::plan(&outcome.desired, &table.state, ownership, &self.guards).map_err(|e| {
+                PassFailure {
+                    source: Source::Plan,
+                    error: format!("{e}: keeping the kernel as it is"),
+                }
+            })
+        };
+        // Against the copy: no drain in progress (checked above), so no
+        // drain record to complete. A dest leaving the desired state may
+        // have connections to drain, which only a real read can tell: then
+        // read after all.
+        let mut decided = None;
+        if let Some(table) = cached {
+            let outcome = drain::Outcome::unchanged(&rendered.state);
+            let plan = plan_against(&table, &outcome)?;
+            let may_drain =
+                !self.drain_timeout.is_zero() && drain::deletes_drainable(plan.ops(), &table.state);
+            if !may_drain {
+                self.metrics.kernel_table(false);
+                decided = Some((table, outcome, plan, true));
+            }
+        }
+        let (mut table, outcome, plan, from_cache) = match decided {
+            Some(d) => d,
+            None => {
+                let read = self.kernel.read().map_err(fail(Source::Kernel))?;
+                self.metrics.source_ok(Source::Kernel, now.as_secs_f64());
+                self.metrics.kernel_table(true);
+                let table = live::Table {
+                    state: read.state,
+                    stats: read.stats,
+                    read_at: clock,
+                };
+                let outcome = drain::apply(
+                    &rendered.state,
+                    &table.state,
+                    &table.stats,
+                    &self.drains,
+                    now_ms,
+                    self.drain_timeout,
+                    &|k| ownership.owns(k),
+                );
+                let plan = plan_against(&table, &outcome)?;
+                (table, outcome, plan, false)
+            }
+        };
+        let live_sizes = (table.state.services.len(), table.state.dest_count());
+        let mut keep_table = true;
 
         if !plan.is_empty() {
             let text = plan::output::text(&plan, &outcome.desired, false);
@@ -465,6 +536,8 @@ impl Pass {
                 text.trim_end()
             );
             let ops: Vec<Op> = plan.ops().cloned().collect();
+            // On failure the copy of the table is not put back: the next
+            // pass reads the kernel.
             if let Err(f) = self.kernel.apply(&ops) {
                 self.metrics.ops_applied(
                     ops.iter()
@@ -478,6 +551,14 @@ impl Pass {
                 });
             }
             self.metrics.ops_applied(&ops);
+            // The kernel acked every op: the copy follows. An op that does
+            // not apply to the copy means the copy was wrong: not kept.
+            if let Err(e) = table.apply(&ops) {
+                warn!(
+                    "the copy of the kernel's table was wrong ({e}): the next pass reads the kernel"
+                );
+                keep_table = false;
+            }
             let unchanged = self
                 .last_ok
                 .as_ref()
@@ -518,10 +599,9 @@ impl Pass {
             self.drains = outcome.drains;
         }
 
-        let live_dests = live.state.dest_count();
         self.metrics.set_sizes(
             (outcome.desired.services.len(), outcome.desired.dest_count()),
-            (live.state.services.len(), live_dests),
+            live_sizes,
         );
         let plan_hash = {
             use sha2::{Digest, Sha256};
@@ -538,10 +618,20 @@ impl Pass {
                 plan_hash,
             },
         );
+        if keep_table {
+            self.table.put(table);
+        }
         let report = PassReport {
             ops: plan.changes.len(),
             drains_active: outcome.active.len(),
             next_drain_deadline_ms: outcome.next_deadline_ms,
+            // A pass that read the kernel is followed by the schedule's
+            // resync at about the same time anyway.
+            table_expires_at: if from_cache {
+                self.table.expires_at()
+            } else {
+                None
+            },
         };
         self.last_ok = Some((generation, self.drains.clone()));
         Ok(report)
@@ -722,6 +812,10 @@ impl Daemon {
             None => Drains::default(),
         };
 
+        // The daemon's clock, shared by the schedule and the passes (the
+        // copy of the kernel's table expires on it).
+        let epoch = tokio::time::Instant::now();
+        let table_stale = Arc::new(AtomicBool::new(false));
         let pass = Arc::new(Mutex::new(Pass {
             config,
             config_tree: None,
@@ -735,6 +829,9 @@ impl Daemon {
             kernel,
             metrics: metrics.clone(),
             memo: render::memo::Memo::new(opts.compile.clone()),
+            table: LiveCache::new(opts.watch.resync),
+            table_stale: table_stale.clone(),
+            epoch,
             last_ok: None,
             logged_diags_for: None,
         }));
@@ -763,6 +860,8 @@ impl Daemon {
         };
         let core = Core {
             settings,
+            epoch,
+            table_stale,
             pass,
             git,
             etcd: etcd_rx,
@@ -825,6 +924,9 @@ impl Daemon {
 
 struct Core {
     settings: Settings,
+    epoch: tokio::time::Instant,
+    /// Set on SIGHUP: the next pass reads the kernel.
+    table_stale: Arc<AtomicBool>,
     pass: Arc<Mutex<Pass>>,
     git: Option<Arc<Mutex<GitPoller>>>,
     etcd: Option<(Arc<OverlayWatch>, tokio::sync::watch::Receiver<u64>)>,
@@ -839,8 +941,8 @@ struct Core {
 
 impl Core {
     async fn run(mut self, mut shutdown: oneshot::Receiver<()>) -> Result<()> {
-        let start = tokio::time::Instant::now();
-        let now = || start.elapsed();
+        let start = self.epoch;
+        let now = move || start.elapsed();
         let mut sched = Schedule::new(self.settings.clone(), now());
         let mut events: Vec<Event> = Vec::new();
         let mut pass_running = false;
@@ -907,6 +1009,7 @@ impl Core {
                 } => {
                     if got.is_some() {
                         info!("SIGHUP: reloading");
+                        self.table_stale.store(true, Ordering::Relaxed);
                         events.push(Event::Sighup);
                     } else {
                         hup = None;
@@ -1012,12 +1115,20 @@ impl Core {
                 self.ready.store(true, Ordering::Relaxed);
                 // Look again at the next drain deadline, and every second
                 // while drains wait for connections to close.
-                let recheck_at = report.next_drain_deadline_ms.map(|deadline| {
+                let drain_at = report.next_drain_deadline_ms.map(|deadline| {
                     let left = Duration::from_millis(deadline)
                         .saturating_sub(unix_now())
                         .min(Duration::from_secs(1));
                     now + left
                 });
+                // And when the copy of the kernel's table expires: a pass
+                // then reads the kernel, so that a change by hand is seen
+                // at the latest one resync interval after the last read,
+                // however often passes use the copy meanwhile.
+                let recheck_at = match (drain_at, report.table_expires_at) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
                 Event::PassOk { recheck_at }
             }
             Err(f) => {

@@ -21,7 +21,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Dest, DestAttrs, DestStats, IpvsState, Origin, Protocol, Service, ServiceAttrs, ServiceKey,
+    Dest, DestAttrs, DestStats, IpvsState, Op, Origin, Protocol, Service, ServiceAttrs, ServiceKey,
 };
 
 /// Version of the state-file format.
@@ -284,6 +284,23 @@ pub fn apply<'a>(
         .sort_by(|a, b| (a.service, a.dest).cmp(&(b.service, b.dest)));
     out.completed.sort();
     out
+}
+
+/// Whether ops of a plan delete a dest that could drain: a dest of a
+/// service other than UDP, deleted on its own or with its service. Such a
+/// plan needs fresh connection counters before it is applied.
+pub fn deletes_drainable<'o>(ops: impl IntoIterator<Item = &'o Op>, live: &IpvsState) -> bool {
+    ops.into_iter().any(|op| match op {
+        Op::DelDest { service, .. } => !is_udp(service),
+        Op::DelService { service } => {
+            !is_udp(service)
+                && live
+                    .services
+                    .get(service)
+                    .is_some_and(|s| !s.dests.is_empty())
+        }
+        _ => false,
+    })
 }
 
 fn active_conns(stats: &LiveStats, key: &ServiceKey, addr: &SocketAddr) -> u32 {
