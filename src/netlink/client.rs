@@ -154,6 +154,60 @@ impl Client {
         Ok(())
     }
 
+    /// Receives up to two datagrams with one `recvmmsg` (waiting for the
+    /// first only) into the two halves of `self.buf`; the (start, length)
+    /// of each. A dest dump is usually two datagrams: the dests, and the
+    /// `NLMSG_DONE` that the kernel queues while the first is read; this
+    /// saves a system call per service.
+    fn recv_two(&mut self) -> io::Result<([(usize, usize); 2], usize)> {
+        use std::os::fd::AsRawFd as _;
+        let half = self.buf.len() / 2;
+        let (a, b) = self.buf.split_at_mut(half);
+        let mut iov = [
+            libc::iovec {
+                iov_base: a.as_mut_ptr().cast(),
+                iov_len: a.len(),
+            },
+            libc::iovec {
+                iov_base: b.as_mut_ptr().cast(),
+                iov_len: b.len(),
+            },
+        ];
+        // SAFETY: mmsghdr is plain data; all-zero is a valid empty header.
+        let mut msgs: [libc::mmsghdr; 2] = unsafe { std::mem::zeroed() };
+        for (m, v) in msgs.iter_mut().zip(iov.iter_mut()) {
+            m.msg_hdr.msg_iov = v;
+            m.msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: two headers, each pointing at its own iovec over its own
+        // half of `self.buf`, all alive for the duration of the call.
+        let n = unsafe {
+            libc::recvmmsg(
+                self.sock.as_raw_fd(),
+                msgs.as_mut_ptr(),
+                2,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = (n as usize).min(2);
+        let mut out = [(0, 0); 2];
+        for i in 0..n {
+            if msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+                return Err(io::Error::other("netlink datagram truncated"));
+            }
+            let len = (msgs[i].msg_len as usize).min(half);
+            out[i] = (i * half, len);
+            if self.trace {
+                eprintln!("netlink recv: {}", hex(&self.buf[i * half..i * half + len]));
+            }
+        }
+        Ok((out, n))
+    }
+
     /// Receives one datagram into `self.buf`; its length.
     fn recv(&mut self) -> io::Result<usize> {
         let (n, _) = self.sock.recv(&mut self.buf[..], Msg::TRUNC)?;
@@ -284,8 +338,18 @@ impl Client {
         let sent = self.request(family, NLM_F_DUMP, &payload);
         self.payload = payload;
         let seq = sent.with_context(|| format!("dumping the dests of {key}"))?;
-        self.replies(seq, NLM_F_DUMP, |p| table.add(key, p))
-            .with_context(|| format!("dumping the dests of {key}"))?;
+        let result = (|| -> Result<()> {
+            loop {
+                let (got, n) = self.recv_two().context("netlink receive")?;
+                for &(start, len) in &got[..n] {
+                    let datagram = &self.buf[start..start + len];
+                    if dump::walk(datagram, seq, false, |p| table.add(key, p))? == Progress::Done {
+                        return Ok(());
+                    }
+                }
+            }
+        })();
+        result.with_context(|| format!("dumping the dests of {key}"))?;
         Ok(table)
     }
 

@@ -72,6 +72,25 @@ expect_code "plan after apply: nothing to do" 0 /usr/sbin/ip netns exec tun clus
 expect_code "plan against the ipvsadm dump: nothing to do" 0 clusterf plan --config-path /data/tunnel-config --live /tmp/dump --detailed-exitcode
 /usr/sbin/ip netns del tun
 
+# A service whose dests take several dump datagrams (32 KiB each, ~90
+# dests), next to an empty one: read back completely.
+/usr/sbin/ip netns add big
+/usr/sbin/ip -n big link set lo up
+i=0
+{
+    echo "-A -t 10.0.0.1:80 -s wlc"
+    echo "-A -t 10.0.0.2:80 -s rr"
+    while [ $i -lt 400 ]; do
+        echo "-a -t 10.0.0.1:80 -r 10.1.$((i / 200)).$((i % 200 + 1)):8080 -m -w 3"
+        i=$((i + 1))
+    done
+} >/tmp/big.rules
+/usr/sbin/ip netns exec big ipvsadm -R </tmp/big.rules
+sort /tmp/big.rules >/tmp/want
+/usr/sbin/ip netns exec big clusterf show --output ipvsadm | sort >/tmp/got
+expect_eq "a 400-dest service reads back whole" /tmp/want /tmp/got
+/usr/sbin/ip netns del big
+
 # Without ip_vs: the hint.
 ipvsadm -C
 ip link del vip0
