@@ -11,7 +11,11 @@
 //! the memo, the parts left in proportion to the table are timed on their
 //! own: the tree diff, the overlay's content hash, drain and plan.
 //!
-//! Also: feeding a burst of 1,000 etcd events through the schedule.
+//! Also: the drain step alone when nothing leaves (idle and busy counters,
+//! against the previous walk over every live dest) and when one dest starts
+//! draining; what a pass costs to get the kernel's table from the daemon's
+//! copy (one op applied) against the in-memory kernel's read (a clone);
+//! feeding a burst of 1,000 etcd events through the schedule.
 //!
 //! Run: `cargo bench --bench reconcile` (optionally `-- SERVICES...`).
 //! Prints min / median / max over the runs for each stage.
@@ -19,9 +23,15 @@
 use std::time::{Duration, Instant};
 
 use clusterf::compile::Options;
-use clusterf::model::IpvsState;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use clusterf::model::{
+    Dest, DestAttrs, DestStats, IpvsState, Op, Origin, Protocol, Service, ServiceKey,
+};
 use clusterf::plan::{self, Guards, Ownership};
 use clusterf::reconcile::drain::{self, Drains, LiveStats};
+use clusterf::reconcile::live;
 use clusterf::reconcile::{Event, Schedule, Settings};
 use clusterf::render;
 use clusterf::render::memo::{Memo, Work};
@@ -289,6 +299,266 @@ fn bench_memo(cfg: &Tree, before: &Tree, after: &Tree, opts: &Options) {
     stats("  route change (every service compiled again)", t_global);
 }
 
+// --- drain ----------------------------------------------------------------
+
+/// `drain::apply` as it was before it looked only at records and dests with
+/// active connections (a copy, for the before/after in the same run): every
+/// live dest looked up in the desired state.
+#[allow(clippy::too_many_arguments)]
+fn previous_drain_walk<'a>(
+    desired: &'a IpvsState,
+    live: &IpvsState,
+    stats: &LiveStats,
+    drains: &Drains,
+    now_ms: u64,
+    timeout: Duration,
+    owns: &dyn Fn(&ServiceKey) -> bool,
+) -> drain::Outcome<'a> {
+    let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+    let mut out = drain::Outcome {
+        desired: Cow::Borrowed(desired),
+        drains: Drains::default(),
+        active: Vec::new(),
+        completed: Vec::new(),
+        next_deadline_ms: None,
+    };
+    if timeout_ms == 0 {
+        return out;
+    }
+
+    // Records whose dest is no longer live or came back.
+    for (service, dest) in drains.records().map(|r| (&r.service, &r.dest)) {
+        let in_desired = desired
+            .services
+            .get(service)
+            .is_some_and(|s| s.dests.contains_key(dest));
+        let in_live = live
+            .services
+            .get(service)
+            .is_some_and(|s| s.dests.contains_key(dest));
+        if in_desired {
+            out.completed
+                .push((*service, *dest, drain::Completion::Returned));
+        } else if !in_live {
+            out.completed
+                .push((*service, *dest, drain::Completion::Vanished));
+        }
+    }
+
+    for (key, live_svc) in &live.services {
+        if !owns(key) || is_udp_service(key) {
+            continue;
+        }
+        for (addr, live_dest) in &live_svc.dests {
+            let wanted = desired
+                .services
+                .get(key)
+                .is_some_and(|s| s.dests.contains_key(addr));
+            if wanted {
+                continue;
+            }
+            let active_conns = stats
+                .get(key)
+                .and_then(|m| m.get(addr))
+                .map_or(0, |s| s.active_conns);
+            let record = match drains.get(key, addr) {
+                Some(r) => r.clone(),
+                None => {
+                    if active_conns == 0 {
+                        // Nothing to wait for: let the planner delete it.
+                        continue;
+                    }
+                    drain::DrainRecord {
+                        service: *key,
+                        dest: *addr,
+                        since_ms: now_ms,
+                        attrs: live_dest.attrs,
+                        service_attrs: live_svc.attrs.clone(),
+                    }
+                }
+            };
+            let deadline = record.since_ms.saturating_add(timeout_ms);
+            if active_conns == 0 || now_ms >= deadline {
+                let why = if active_conns == 0 {
+                    drain::Completion::Idle
+                } else {
+                    drain::Completion::Timeout
+                };
+                out.completed.push((*key, *addr, why));
+                // Kept until the dest is gone from the kernel, so that a
+                // failed apply does not restart the drain on the next pass.
+                out.drains.insert(record);
+                continue;
+            }
+            let svc = out
+                .desired
+                .to_mut()
+                .services
+                .entry(*key)
+                .or_insert_with(|| Service {
+                    attrs: live_svc.attrs.clone(),
+                    names: vec![drain::DRAIN_BACKEND.to_string()],
+                    dests: BTreeMap::new(),
+                });
+            svc.dests.insert(
+                *addr,
+                Dest {
+                    attrs: DestAttrs {
+                        weight: 0,
+                        ..record.attrs
+                    },
+                    origins: vec![Origin {
+                        backend: drain::DRAIN_BACKEND.to_string(),
+                        source: format!(
+                            "drain: {active_conns} active connections, {}s left",
+                            (deadline - now_ms).div_ceil(1000)
+                        ),
+                        weight: 0,
+                        route: None,
+                    }],
+                },
+            );
+            out.active.push(drain::DrainStatus {
+                service: *key,
+                dest: *addr,
+                since_ms: record.since_ms,
+                active_conns,
+                remaining_ms: deadline - now_ms,
+            });
+            out.next_deadline_ms = Some(out.next_deadline_ms.map_or(deadline, |d| d.min(deadline)));
+            out.drains.insert(record);
+        }
+    }
+    out.completed.sort();
+    out
+}
+
+fn is_udp_service(key: &ServiceKey) -> bool {
+    matches!(
+        key,
+        ServiceKey::Addr {
+            protocol: Protocol::Udp,
+            ..
+        }
+    )
+}
+
+/// The drain step and the live-table copy at one table size: nothing
+/// leaves and nothing drains (the common pass), with the kernel's counters
+/// empty (an idle table, as the in-memory kernel reports it) and with one
+/// active connection on every dest (a busy real kernel).
+fn bench_drain(services: u32) {
+    let opts = Options::default();
+    let desired = render::render(&config(services), Some(&overlay(services, 10)), &opts).state;
+    let live = live_of(&desired);
+    let mut busy = LiveStats::new();
+    for (k, s) in &live.services {
+        for a in s.dests.keys() {
+            busy.entry(*k).or_default().insert(
+                *a,
+                DestStats {
+                    active_conns: 1,
+                    ..DestStats::default()
+                },
+            );
+        }
+    }
+    let idle = LiveStats::new();
+    let ownership = Ownership::all();
+    let owns = |k: &ServiceKey| ownership.owns(k);
+    let timeout = Duration::from_secs(60);
+    let none = Drains::default();
+    let time = |f: &dyn Fn() -> usize| {
+        let mut t = Vec::new();
+        for _ in 0..RUNS {
+            let t0 = Instant::now();
+            std::hint::black_box(f());
+            t.push(t0.elapsed());
+        }
+        t
+    };
+    let n = |o: drain::Outcome<'_>| o.desired.services.len() + o.drains.len();
+    println!("drain at {services} services x {BACKENDS} backends, nothing leaves (timeout 60 s):");
+    stats(
+        "  previous walk, no counters",
+        time(&|| {
+            n(previous_drain_walk(
+                &desired, &live, &idle, &none, 0, timeout, &owns,
+            ))
+        }),
+    );
+    stats(
+        "  drain::apply, no counters",
+        time(&|| {
+            n(drain::apply(
+                &desired, &live, &idle, &none, 0, timeout, &owns,
+            ))
+        }),
+    );
+    stats(
+        "  previous walk, 1 connection on every dest",
+        time(&|| {
+            n(previous_drain_walk(
+                &desired, &live, &busy, &none, 0, timeout, &owns,
+            ))
+        }),
+    );
+    stats(
+        "  drain::apply, 1 connection on every dest",
+        time(&|| {
+            n(drain::apply(
+                &desired, &live, &busy, &none, 0, timeout, &owns,
+            ))
+        }),
+    );
+    // One dest leaves with a connection: it drains, and the desired state
+    // is copied to hold it at weight 0.
+    let mut less = desired.clone();
+    let first = less.services.values_mut().next().expect("services");
+    let gone = *first.dests.keys().next().expect("dests");
+    first.dests.remove(&gone);
+    stats(
+        "  drain::apply, 1 dest starts draining",
+        time(&|| n(drain::apply(&less, &live, &busy, &none, 0, timeout, &owns))),
+    );
+
+    // The daemon's copy of the kernel table: what a pass costs to get the
+    // table without a read (one op applied to the copy) against what the
+    // in-memory kernel's read costs (a clone of the table with counters;
+    // the real kernel's netlink dump is measured in the VM).
+    let table = live::Table {
+        state: live.clone(),
+        stats: busy.clone(),
+        read_at: Duration::ZERO,
+    };
+    stats(
+        "  in-memory kernel read (clone of the table)",
+        time(&|| {
+            let t = table.clone();
+            t.state.services.len()
+        }),
+    );
+    let (key, svc) = live.services.iter().next().expect("services");
+    let (addr, dest) = svc.dests.iter().next().expect("dests");
+    let mut copy = table.clone();
+    let mut t_op = Vec::new();
+    for run in 0..RUNS {
+        let weight = dest.attrs.weight + 1 + run as u32;
+        let op = Op::EditDest {
+            service: *key,
+            dest: *addr,
+            attrs: DestAttrs {
+                weight,
+                ..dest.attrs
+            },
+        };
+        let t0 = Instant::now();
+        copy.apply(std::slice::from_ref(&op)).expect("applies");
+        t_op.push(t0.elapsed());
+    }
+    stats("  cached table: 1 op applied to the copy", t_op);
+}
+
 fn bench_schedule() {
     let mut samples = Vec::new();
     let mut passes = 0;
@@ -335,5 +605,6 @@ fn main() {
     bench_schedule();
     for n in sizes {
         bench(n);
+        bench_drain(n);
     }
 }

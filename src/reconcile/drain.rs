@@ -280,8 +280,7 @@ pub fn apply<'a>(
         step.decide(&mut out, key, addr, live_svc, live_dest, 0);
     }
     // In table order, as the dests are listed everywhere else.
-    out.active
-        .sort_by(|a, b| (a.service, a.dest).cmp(&(b.service, b.dest)));
+    out.active.sort_by_key(|d| (d.service, d.dest));
     out.completed.sort();
     out
 }
@@ -831,7 +830,7 @@ mod tests {
         ) {
             // Services 0..5 (even: TCP, odd: UDP), one not owned; counters
             // and records also for dests and services that are not live.
-            let key = |i: u8| if i % 2 == 0 {
+            let key = |i: u8| if i.is_multiple_of(2) {
                 svc(&format!("tcp://10.0.0.{i}:80"))
             } else {
                 svc(&format!("udp://10.0.0.{i}:53"))

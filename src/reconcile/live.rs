@@ -150,7 +150,7 @@ mod tests {
     #[test]
     fn a_copy_is_used_until_it_expires() {
         let mut c = LiveCache::new(30 * S);
-        assert_eq!(c.take(0 * S), None, "empty at start");
+        assert_eq!(c.take(Duration::ZERO), None, "empty at start");
         c.put(table(10 * S));
         assert_eq!(c.expires_at(), Some(40 * S));
         let t = c.take(39 * S).expect("fresh");
@@ -163,7 +163,7 @@ mod tests {
     #[test]
     fn a_pass_that_does_not_put_it_back_leaves_it_empty() {
         let mut c = LiveCache::new(30 * S);
-        c.put(table(0 * S));
+        c.put(table(Duration::ZERO));
         let _failed_pass = c.take(S);
         assert_eq!(c.take(2 * S), None);
         assert_eq!(c.expires_at(), None);
@@ -172,17 +172,17 @@ mod tests {
     #[test]
     fn invalidation_and_a_zero_age_force_a_read() {
         let mut c = LiveCache::new(30 * S);
-        c.put(table(0 * S));
+        c.put(table(Duration::ZERO));
         c.invalidate();
         assert_eq!(c.take(S), None);
         let mut c = LiveCache::new(Duration::ZERO);
-        c.put(table(0 * S));
-        assert_eq!(c.take(0 * S), None);
+        c.put(table(Duration::ZERO));
+        assert_eq!(c.take(Duration::ZERO), None);
     }
 
     #[test]
     fn ops_apply_to_the_copy_and_a_wrong_copy_is_an_error() {
-        let mut t = table(0 * S);
+        let mut t = table(Duration::ZERO);
         let service = "tcp://10.0.0.1:80".parse().unwrap();
         let dest = "10.1.0.1:80".parse().unwrap();
         t.apply(&[Op::DelDest { service, dest }]).unwrap();
