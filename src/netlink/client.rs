@@ -359,9 +359,20 @@ impl Client {
     }
 
     /// The whole live table without counters (`Live::stats` empty): what a
-    /// plan needs, with less to build.
+    /// plan needs, with less to build. A tunnel dest that is not ipip (made
+    /// by hand: the model has ipip only) reads as a tunnel dest, with a
+    /// warning on stderr, as a plan cannot tell it apart.
     pub fn read_state(&mut self) -> Result<IpvsState> {
-        Ok(self.read_with(true)?.state)
+        let live = self.read_with(true)?;
+        for (key, tunnels) in &live.tunnels {
+            for (dest, t) in tunnels {
+                eprintln!(
+                    "warning: dest {dest} of {key} is a tunnel with \"{}\" in the kernel; clusterf models only plain ipip tunnels and plans it as one",
+                    t.options().trim()
+                );
+            }
+        }
+        Ok(live.state)
     }
 
     fn read_with(&mut self, without_stats: bool) -> Result<Live> {

@@ -55,6 +55,10 @@ grep -q -- '--tun-type gue --tun-port 6080 --tun-csum' /tmp/ipvsadm && ok "ipvsa
 expect_code "show --output ipvsadm with gue and gre dests" 0 clusterf show --output ipvsadm
 sed 's/ -x [0-9]* -y [0-9]*//' /tmp/last.out | sort >/tmp/got
 expect_eq "show prints tunnel types as ipvsadm does" /tmp/ipvsadm /tmp/got
+# A plan cannot tell them from ipip (the model's only tunnel): it says so.
+clusterf plan --config-path /data/tunnel-config >/dev/null 2>/tmp/plan.err
+grep -q 'dest 10.3.107.5:1337 of tcp://10.107.107.107:1337 is a tunnel with "--tun-type gue --tun-port 6080 --tun-csum" in the kernel' /tmp/plan.err &&
+    ok "plan warns about a gue dest" || fail "no gue warning from plan: $(head -n 3 /tmp/plan.err)"
 
 # A config with tunnel dests (IPv4 and IPv6), applied in its own
 # namespace: the kernel's `ipvsadm -S -n` equals `clusterf render --output
