@@ -3,9 +3,11 @@
 //! service and dest attribute is written by `clusterf apply` and read back by
 //! `clusterf show`, `show` matches `ipvsadm -L -n` with a live connection
 //! counted, a used saved plan is refused, tunnel dests read back as ipvsadm
-//! prints them (`--tun-type`), a config with tunnel dests applies so that
-//! `ipvsadm -S -n` equals `clusterf render --output ipvsadm`, and a kernel
-//! without ip_vs gives the one-line hint.
+//! prints them (`--tun-type`; gue and gre made by hand, which `plan` warns
+//! about), a config with tunnel dests applies so that `ipvsadm -S -n` equals
+//! `clusterf render --output ipvsadm`, a 400-dest service (a dump of several
+//! datagrams) reads back whole, and a kernel without ip_vs gives the
+//! one-line hint.
 //!
 //! Never touches the host kernel. Without qemu or the guest this FAILS when
 //! `CI` is set and prints a loud SKIP otherwise.
