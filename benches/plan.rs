@@ -120,10 +120,13 @@ fn main() {
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
-    let sizes = if sizes.is_empty() {
-        vec![10_000, 100_000]
-    } else {
-        sizes
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this as a
+    // quick smoke test with a small size instead.
+    let full = std::env::args().any(|a| a == "--bench");
+    let sizes = match (sizes.is_empty(), full) {
+        (false, _) => sizes,
+        (true, true) => vec![10_000, 100_000],
+        (true, false) => vec![1_000],
     };
     let own = Ownership::all();
     let guards = Guards {
@@ -134,7 +137,11 @@ fn main() {
         let want = desired(services);
         let empty = IpvsState::default();
         let live = live_changed(&want);
-        let runs = if services > 50_000 { 11 } else { 31 };
+        let runs = match (full, services > 50_000) {
+            (false, _) => 3,
+            (true, true) => 11,
+            (true, false) => 31,
+        };
         measure(&format!("{services} x {DESTS} from empty"), runs, || {
             plan::plan(&want, &empty, &own, &guards)
                 .unwrap()
