@@ -154,10 +154,13 @@ fn main() {
         .collect();
     let yaml = !args.iter().any(|a| a == "json") || args.iter().any(|a| a == "yaml");
     let json = !args.iter().any(|a| a == "yaml") || args.iter().any(|a| a == "json");
-    let sizes = if sizes.is_empty() {
-        vec![1_000, 10_000]
-    } else {
-        sizes
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this as a
+    // quick smoke test with a small size and few runs instead.
+    let full = args.iter().any(|a| a == "--bench");
+    let (sizes, runs) = match (sizes.is_empty(), full) {
+        (false, _) => (sizes, runs),
+        (true, true) => (vec![1_000, 10_000], runs),
+        (true, false) => (vec![100], runs.or(Some(2))),
     };
     for n in sizes {
         let o = overlay(n);
