@@ -238,17 +238,28 @@ pub fn apply<'a>(
         timeout_ms,
     };
     // Owned live dests leaving the desired state: first those with active
-    // connections (one service lookup per service of the counters)...
+    // connections. The counters, the live and the desired services and
+    // their dests are all sorted the same way: merge walks, no lookups.
+    let mut live_services = live.services.iter().peekable();
+    let mut desired_services = desired.services.iter().peekable();
     for (key, counters) in stats {
         if !counters.values().any(|s| s.active_conns > 0) || !owns(key) || is_udp(key) {
             continue;
         }
-        let Some(live_svc) = live.services.get(key) else {
+        while live_services.next_if(|(k, _)| *k < key).is_some() {}
+        let Some(&(_, live_svc)) = live_services.peek().filter(|(k, _)| *k == key) else {
             continue;
         };
-        let desired_svc = desired.services.get(key);
+        while desired_services.next_if(|(k, _)| *k < key).is_some() {}
+        let mut wanted = desired_services
+            .peek()
+            .filter(|(k, _)| *k == key)
+            .into_iter()
+            .flat_map(|(_, d)| d.dests.keys())
+            .peekable();
         for (addr, s) in counters {
-            if s.active_conns == 0 || desired_svc.is_some_and(|d| d.dests.contains_key(addr)) {
+            while wanted.next_if(|w| *w < addr).is_some() {}
+            if s.active_conns == 0 || wanted.peek() == Some(&addr) {
                 continue;
             }
             if let Some(live_dest) = live_svc.dests.get(addr) {
