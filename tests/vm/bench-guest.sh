@@ -24,6 +24,9 @@ timed() {
         tail -n 20 /tmp/timed.err
     fi
     echo "  $_name: ${t}s" >&2
+    # clusterf's own account of its apply phase (encode, sendmsgs, acks).
+    grep -h -o 'applied [0-9]* changes in [0-9]* batch.*' /tmp/timed.err /tmp/timed.out 2>/dev/null |
+        sed "s/^/    $_name: /" >&2 || true
 }
 
 # same NAME NETNS RULES: the namespace's table equals RULES (as sets).
