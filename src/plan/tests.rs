@@ -270,3 +270,65 @@ fn guards() {
     let desired = with_dests("tcp://10.0.0.1:80", &many("10.1.0", 10));
     assert!(plan(&desired, &live, &Ownership::all(), &g).is_ok());
 }
+
+#[test]
+fn coloured_text_is_the_plain_text_with_ansi_codes_on_change_lines() {
+    let live = state(&[(
+        "tcp://10.0.0.1:80",
+        "wlc",
+        &[("10.1.0.1:80", M, 10), ("10.1.0.2:80", M, 10)],
+    )]);
+    let mut desired = state(&[
+        (
+            "tcp://10.0.0.1:80",
+            "wlc",
+            &[("10.1.0.1:80", M, 20), ("10.1.0.3:80", M, 10)],
+        ),
+        (
+            "udp://[2001:db8::1]:53",
+            "rr",
+            &[("[2001:db8::2]:53", M, 5)],
+        ),
+    ]);
+    let d = desired
+        .services
+        .get_mut(&key("tcp://10.0.0.1:80"))
+        .unwrap()
+        .dests
+        .get_mut(&addr("10.1.0.3:80"))
+        .unwrap();
+    d.attrs.upper_threshold = 100;
+    d.origins = vec![crate::model::Origin {
+        backend: "b3".into(),
+        source: "services/web.yaml".into(),
+        weight: 10,
+        route: Some("lan".into()),
+    }];
+    let p = plan(&desired, &live, &Ownership::all(), &Guards::default()).unwrap();
+    let plain = output::text(&p, &desired, false);
+    let coloured = output::text(&p, &desired, true);
+    let expect = "  service tcp://10.0.0.1:80\n\
+        ~   dest 10.1.0.1:80 masq weight 10 -> 20\n\
+        -   dest 10.1.0.2:80\n\
+        +   dest 10.1.0.3:80 masq weight 10 upper threshold 100 (b3 from services/web.yaml via route lan)\n\
+        + service udp://[2001:db8::1]:53 rr\n\
+        +   dest [2001:db8::2]:53 masq weight 5\n\
+        \n\
+        Plan: 3 to add, 1 to change, 1 to delete.\n";
+    assert_eq!(plain, expect);
+    assert!(!plain.contains('\x1b'));
+    assert!(coloured.contains("\x1b[32m+   dest 10.1.0.3:80 "));
+    assert!(coloured.contains("\x1b[31m-   dest 10.1.0.2:80\x1b[0m\n"));
+    assert!(
+        coloured.contains("\n  service tcp://10.0.0.1:80\n") || coloured.starts_with("  service")
+    );
+    let mut stripped = String::new();
+    let mut rest = coloured.as_str();
+    while let Some(i) = rest.find('\x1b') {
+        stripped.push_str(&rest[..i]);
+        let end = rest[i..].find('m').expect("an ANSI code ends with m");
+        rest = &rest[i + end + 1..];
+    }
+    stripped.push_str(rest);
+    assert_eq!(stripped, plain);
+}
