@@ -687,8 +687,10 @@ mod tests {
         );
     }
 
-    /// The straightforward version (every live dest looked up in the
-    /// desired state) that [`apply`] must decide exactly as.
+    /// The straightforward walk (every live dest looked up in the desired
+    /// state) that [`apply`] must decide exactly as: it visits every dest
+    /// and shares only the per-dest decision (`Step::decide`), so the
+    /// proptest checks which dests `apply` looks at.
     fn reference_apply<'a>(
         desired: &'a IpvsState,
         live: &IpvsState,
@@ -709,6 +711,11 @@ mod tests {
         if timeout_ms == 0 {
             return out;
         }
+        let step = Step {
+            drains,
+            now_ms,
+            timeout_ms,
+        };
 
         // Records whose dest is no longer live or came back.
         for (service, dest) in drains.records.keys() {
@@ -743,73 +750,7 @@ mod tests {
                     .get(key)
                     .and_then(|m| m.get(addr))
                     .map_or(0, |s| s.active_conns);
-                let record = match drains.get(key, addr) {
-                    Some(r) => r.clone(),
-                    None => {
-                        if active_conns == 0 {
-                            // Nothing to wait for: let the planner delete it.
-                            continue;
-                        }
-                        DrainRecord {
-                            service: *key,
-                            dest: *addr,
-                            since_ms: now_ms,
-                            attrs: live_dest.attrs,
-                            service_attrs: live_svc.attrs.clone(),
-                        }
-                    }
-                };
-                let deadline = record.since_ms.saturating_add(timeout_ms);
-                if active_conns == 0 || now_ms >= deadline {
-                    let why = if active_conns == 0 {
-                        Completion::Idle
-                    } else {
-                        Completion::Timeout
-                    };
-                    out.completed.push((*key, *addr, why));
-                    // Kept until the dest is gone from the kernel, so that a
-                    // failed apply does not restart the drain on the next pass.
-                    out.drains.insert(record);
-                    continue;
-                }
-                let svc = out
-                    .desired
-                    .to_mut()
-                    .services
-                    .entry(*key)
-                    .or_insert_with(|| Service {
-                        attrs: live_svc.attrs.clone(),
-                        names: vec![DRAIN_BACKEND.to_string()],
-                        dests: BTreeMap::new(),
-                    });
-                svc.dests.insert(
-                    *addr,
-                    Dest {
-                        attrs: DestAttrs {
-                            weight: 0,
-                            ..record.attrs
-                        },
-                        origins: vec![Origin {
-                            backend: DRAIN_BACKEND.to_string(),
-                            source: format!(
-                                "drain: {active_conns} active connections, {}s left",
-                                (deadline - now_ms).div_ceil(1000)
-                            ),
-                            weight: 0,
-                            route: None,
-                        }],
-                    },
-                );
-                out.active.push(DrainStatus {
-                    service: *key,
-                    dest: *addr,
-                    since_ms: record.since_ms,
-                    active_conns,
-                    remaining_ms: deadline - now_ms,
-                });
-                out.next_deadline_ms =
-                    Some(out.next_deadline_ms.map_or(deadline, |d| d.min(deadline)));
-                out.drains.insert(record);
+                step.decide(&mut out, key, addr, live_svc, live_dest, active_conns);
             }
         }
         out.completed.sort();
