@@ -104,6 +104,16 @@ async fn eventually(limit: Duration, what: &str, mut cond: impl FnMut() -> bool)
     }
 }
 
+/// Starts the daemon on the in-memory kernel and waits for its startup pass.
+async fn started(opts: WatchOptions, kernel: &MemoryKernel) -> Daemon {
+    let daemon = Daemon::start(opts, Box::new(kernel.clone())).await.unwrap();
+    eventually(Duration::from_secs(10), "the startup pass", || {
+        daemon.status().passes_ok >= 1
+    })
+    .await;
+    daemon
+}
+
 /// A plain HTTP/1.0 request; (status, body).
 fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
@@ -152,18 +162,8 @@ async fn etcd_changes_reach_the_kernel_and_bursts_coalesce() {
     let Some(etcd) = Etcd::start() else { return };
     let dir = config_dir();
     let kernel = MemoryKernel::default();
-    let daemon = Daemon::start(
-        options(dir.path(), Some(&etcd), watch_args()),
-        Box::new(kernel.clone()),
-    )
-    .await
-    .unwrap();
+    let daemon = started(options(dir.path(), Some(&etcd), watch_args()), &kernel).await;
     let addr = daemon.metrics_addr().unwrap();
-
-    eventually(Duration::from_secs(10), "the startup pass", || {
-        daemon.status().passes_ok >= 1
-    })
-    .await;
     assert_eq!(http(addr, "GET", "/readyz").0, 200);
     assert_eq!(http(addr, "GET", "/healthz"), (200, "ok\n".to_string()));
     assert_eq!(kernel.table().services.len(), 1);
@@ -321,17 +321,8 @@ async fn etcd_changes_after_the_startup_pass_do_not_read_the_kernel() {
     let Some(etcd) = Etcd::start() else { return };
     let dir = config_dir();
     let kernel = MemoryKernel::default();
-    let daemon = Daemon::start(
-        options(dir.path(), Some(&etcd), watch_args()),
-        Box::new(kernel.clone()),
-    )
-    .await
-    .unwrap();
+    let daemon = started(options(dir.path(), Some(&etcd), watch_args()), &kernel).await;
     let addr = daemon.metrics_addr().unwrap();
-    eventually(Duration::from_secs(10), "the startup pass", || {
-        daemon.status().passes_ok >= 1
-    })
-    .await;
     assert_eq!(kernel.reads(), 1, "the startup pass reads the kernel");
 
     // Three changes, each its own pass: planned against the daemon's copy
@@ -598,16 +589,7 @@ async fn a_removed_backend_drains_then_goes_and_the_drain_survives_a_restart() {
 
     // A restart keeps draining (nothing applied, the drain is resumed).
     daemon.stop().await.unwrap();
-    let daemon = Daemon::start(
-        options(cfg.path(), Some(&etcd), args),
-        Box::new(kernel.clone()),
-    )
-    .await
-    .unwrap();
-    eventually(Duration::from_secs(10), "the startup pass", || {
-        daemon.status().passes_ok >= 1
-    })
-    .await;
+    let daemon = started(options(cfg.path(), Some(&etcd), args), &kernel).await;
     assert_eq!(daemon.status().last_ops, 0);
     assert_eq!(daemon.status().drains_active, 1);
 
