@@ -401,17 +401,7 @@ fn split(
 
     // Config services first: a conflict between them is found before the
     // (larger) overlay is parsed.
-    let mut config_groups: BTreeMap<&str, Tree> = BTreeMap::new();
-    for (path, bytes) in &config.files {
-        if let Part::Service(svc) = part::of_config_path(path) {
-            config_groups
-                .entry(svc)
-                .or_insert_with(|| empty_like(config))
-                .files
-                .insert(path.clone(), bytes.clone());
-        }
-    }
-    for (svc, tree) in config_groups {
+    for (svc, tree) in group_by_service(config, part::of_config_path) {
         let (service, diags) = parse_config_service(svc, &tree)?;
         let p = parts.services.entry(svc.to_string()).or_default();
         p.parse_diags = diags;
@@ -426,17 +416,7 @@ fn split(
         }
     }
     if let Some(overlay) = overlay {
-        let mut overlay_groups: BTreeMap<&str, Tree> = BTreeMap::new();
-        for (path, bytes) in &overlay.files {
-            if let Part::Service(svc) = part::of_overlay_path(path) {
-                overlay_groups
-                    .entry(svc)
-                    .or_insert_with(|| empty_like(overlay))
-                    .files
-                    .insert(path.clone(), bytes.clone());
-            }
-        }
-        for (svc, tree) in overlay_groups {
+        for (svc, tree) in group_by_service(overlay, part::of_overlay_path) {
             let (backends, diags, skipped) = parse_overlay_service(svc, &tree)?;
             let p = parts.services.entry(svc.to_string()).or_default();
             p.parse_diags = merge(std::mem::take(&mut p.parse_diags), diags);
@@ -449,6 +429,25 @@ fn split(
     parse_global(config, overlay, &mut rendered, &mut parts)?;
     compile_all(&mut rendered, &mut parts, opts)?;
     Ok((rendered, parts))
+}
+
+/// The files of `tree` that belong to one service, as one sub-tree per
+/// service (`classify` says which path is whose).
+fn group_by_service<'t>(
+    tree: &'t Tree,
+    classify: impl Fn(&'t str) -> Part<'t>,
+) -> BTreeMap<&'t str, Tree> {
+    let mut groups: BTreeMap<&str, Tree> = BTreeMap::new();
+    for (path, bytes) in &tree.files {
+        if let Part::Service(svc) = classify(path) {
+            groups
+                .entry(svc)
+                .or_insert_with(|| empty_like(tree))
+                .files
+                .insert(path.clone(), bytes.clone());
+        }
+    }
+    groups
 }
 
 /// A tree with the same origin and no entries.
