@@ -28,6 +28,11 @@ if [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v lock | grep -v partial
 fi
 
 export CI="${CI:-true}"
+# A fresh clone gains nothing from incremental compilation, and its artifacts
+# doubled the target directory. Disk is what CI ran out of once (the linker
+# died with SIGBUS writing a test binary), so say how much there is up front.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+echo "tests/run.sh: free disk: $(df -h --output=avail . | tail -1 | tr -d ' ')" >&2
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked
