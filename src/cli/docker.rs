@@ -202,10 +202,7 @@ async fn dry_run(args: &DockerArgs, plan: &Plan) -> Result<u8> {
             (k, value)
         })
         .collect();
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&serde_json::Value::Object(json))?
-    );
+    super::emit(&(serde_json::to_string_pretty(&serde_json::Value::Object(json))? + "\n"))?;
     Ok(0)
 }
 

@@ -181,7 +181,7 @@ fn dump(args: &DumpArgs) -> Result<u8> {
     let (overlay, diags) = config::parse_overlay(&tree);
     print_diagnostics(&diags);
     match target {
-        DumpTo::Json => print!("{}", dump_json(&tree)?),
+        DumpTo::Json => super::emit(&dump_json(&tree)?)?,
         DumpTo::Tree(dir) => write_tree(&tree, &dir)?,
     }
     let backends: usize = overlay.backends.values().map(|b| b.len()).sum();

@@ -58,6 +58,26 @@ impl std::fmt::Display for Exit {
 
 impl std::error::Error for Exit {}
 
+/// Writes data to stdout. `print!` panics when stdout is a closed pipe
+/// (`clusterf plan -o json | head -1`); this returns the error instead, and
+/// [`run`] ends a command whose reader went away quietly with exit 0, as
+/// ripgrep does. Commands that change the kernel ignore a broken pipe and
+/// go on (see `apply`).
+pub fn emit(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+/// Whether the error is stdout's reader having gone away.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// Runs a parsed command line; the exit code of the process.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
@@ -75,6 +95,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Err(e) => {
             if let Some(Exit(code)) = e.downcast_ref::<Exit>() {
                 return ExitCode::from(*code);
+            }
+            if is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
             }
             eprintln!("error: {}", format_error(&e));
             ExitCode::from(1)

@@ -79,7 +79,7 @@ pub fn render(args: &RenderArgs) -> Result<u8> {
         RenderFormat::Json => serde_json::to_string_pretty(&rendered.state)? + "\n",
         RenderFormat::Ipvsadm => ipvsadm::format(&rendered.state),
     };
-    print!("{out}");
+    super::emit(&out)?;
     Ok(0)
 }
 
@@ -100,7 +100,7 @@ pub fn schema(args: &SchemaArgs) -> Result<u8> {
                 .into_iter()
                 .map(|(n, s)| (n.to_string(), s))
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&all)?);
+            super::emit(&(serde_json::to_string_pretty(&all)? + "\n"))?;
         }
     }
     Ok(0)

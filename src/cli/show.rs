@@ -44,7 +44,7 @@ pub fn run(args: &ShowArgs) -> Result<u8> {
             s
         }
     };
-    print!("{out}");
+    super::emit(&out)?;
     Ok(0)
 }
 
