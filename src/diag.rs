@@ -40,12 +40,27 @@ impl fmt::Display for Diagnostic {
         if self.severity == Severity::Warning {
             f.write_str("warning: ")?;
         }
-        f.write_str(&self.file)?;
+        write_escaped(f, &self.file)?;
         if let Some(pos) = self.pos {
             write!(f, ":{}:{}", pos.line, pos.column)?;
         }
-        write!(f, ": {}", self.message)
+        f.write_str(": ")?;
+        write_escaped(f, &self.message)
     }
+}
+
+/// Writes `text` with control characters escaped as `\u{1b}` or `\n` (the
+/// way `{:?}` writes them), so that a file name or key holding terminal escapes
+/// cannot reach a terminal raw.
+fn write_escaped(f: &mut fmt::Formatter<'_>, text: &str) -> fmt::Result {
+    let mut rest = text;
+    while let Some(i) = rest.find(char::is_control) {
+        f.write_str(&rest[..i])?;
+        let c = rest[i..].chars().next().unwrap_or_default();
+        write!(f, "{}", c.escape_debug())?;
+        rest = &rest[i + c.len_utf8()..];
+    }
+    f.write_str(rest)
 }
 
 /// An ordered collection of diagnostics.
@@ -118,5 +133,30 @@ impl Diagnostics {
 
     pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
         self.0.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_in_paths_and_messages_are_escaped() {
+        let mut d = Diagnostics::default();
+        d.error(
+            "services/x\u{1b}[31m.yaml",
+            Some(Pos { line: 1, column: 2 }),
+            "bad\u{7}\nthing",
+        );
+        d.warning("a\tb", None, "plain");
+        let shown: Vec<String> = d.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "services/x\\u{1b}[31m.yaml:1:2: bad\\u{7}\\nthing",
+                "warning: a\\tb: plain",
+            ]
+        );
+        assert!(!shown.iter().any(|s| s.contains(char::is_control)));
     }
 }
