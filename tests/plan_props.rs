@@ -335,3 +335,67 @@ fn saved_plan_round_trip_and_staleness() {
     let stale = check_fresh(&saved, &hash, Some(&inputs)).unwrap_err();
     assert_eq!(stale.moved[0].what, "config");
 }
+
+/// A config with one service and a live dump of `n` other services (one
+/// dest each), in a temporary directory: a plan that deletes `n` services.
+fn mass_delete_case(n: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config/services");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("web.yaml"),
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends:\n  a: {ipv4: 10.1.0.1, tcp: 80}\n",
+    )
+    .unwrap();
+    let mut live = String::new();
+    for i in 0..n {
+        let (a, b) = (i / 250, i % 250 + 1);
+        live.push_str(&format!("-A -t 10.2.{a}.{b}:80 -s wlc\n"));
+        live.push_str(&format!(
+            "-a -t 10.2.{a}.{b}:80 -r 10.3.{a}.{b}:80 -m -w 1\n"
+        ));
+    }
+    std::fs::write(dir.path().join("live.txt"), live).unwrap();
+    dir
+}
+
+/// `clusterf plan ... | head -1`: stdout's reader goes away before the plan
+/// is written. The output (hundreds of KiB) is larger than a pipe buffer, so
+/// the write fails whether it starts before or after the reader closes.
+/// A plan ends quietly with exit 0; a refused plan still exits 1 with its
+/// reason on stderr. Neither panics.
+#[test]
+fn plan_into_a_closed_pipe_does_not_panic() {
+    let dir = mass_delete_case(2000);
+    for (extra, code, needle) in [
+        (Some("--allow-mass-delete"), 0, ""),
+        (None, 1, "error: refusing a plan that deletes"),
+    ] {
+        for format in ["text", "json", "markdown"] {
+            let mut args = vec![
+                "plan",
+                "--config-path",
+                "config",
+                "--live",
+                "live.txt",
+                "-o",
+                format,
+            ];
+            args.extend(extra);
+            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_clusterf"))
+                .args(&args)
+                .current_dir(dir.path())
+                .env("NO_COLOR", "1")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            drop(child.stdout.take());
+            let out = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+            assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+            assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        }
+    }
+}

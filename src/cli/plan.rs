@@ -164,10 +164,14 @@ pub fn run(args: &PlanArgs) -> Result<u8> {
                 std::fs::write(path, doc)
                     .with_context(|| format!("writing the plan to {}", path.display()))?;
             }
-            print!(
-                "{}",
-                render_output(args.output, &plan, desired, &inputs, &live, &ownership)
-            );
+            super::emit(&render_output(
+                args.output,
+                &plan,
+                desired,
+                &inputs,
+                &live,
+                &ownership,
+            ))?;
             if let Some(path) = &args.out {
                 eprintln!("saved the plan to {}", path.display());
             }
@@ -178,10 +182,14 @@ pub fn run(args: &PlanArgs) -> Result<u8> {
             })
         }
         Err(PlanError::MassDelete { reason, plan }) => {
-            print!(
-                "{}",
-                render_output(args.output, &plan, desired, &inputs, &live, &ownership)
-            );
+            let text = render_output(args.output, &plan, desired, &inputs, &live, &ownership);
+            // The refusal matters more than the reader of stdout: a reader
+            // that went away (`| head`) still gets exit 1 and the reason.
+            if let Err(e) = super::emit(&text)
+                && e.kind() != std::io::ErrorKind::BrokenPipe
+            {
+                return Err(e.into());
+            }
             eprintln!("error: {reason}");
             Err(Exit(1).into())
         }
