@@ -358,6 +358,18 @@ impl IpvsState {
     }
 }
 
+/// `add service tcp://10.0.0.1:80`, `delete dest 10.1.0.1:8080 of ...`.
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verb = match self {
+            Op::AddService { .. } | Op::AddDest { .. } => "add",
+            Op::EditService { .. } | Op::EditDest { .. } => "edit",
+            Op::DelService { .. } | Op::DelDest { .. } => "delete",
+        };
+        write!(f, "{verb} {}", self.object())
+    }
+}
+
 /// One change to the kernel table: what a plan is made of and what the
 /// kernel client executes. Carries everything needed; execution decides
 /// nothing.
@@ -399,6 +411,19 @@ impl Op {
             | Op::AddDest { service, .. }
             | Op::EditDest { service, .. }
             | Op::DelDest { service, .. } => service,
+        }
+    }
+
+    /// The object the op acts on: `service tcp://10.0.0.1:80` or
+    /// `dest 10.1.0.1:8080 of tcp://10.0.0.1:80`.
+    pub fn object(&self) -> String {
+        match self {
+            Op::AddService { service, .. }
+            | Op::EditService { service, .. }
+            | Op::DelService { service } => format!("service {service}"),
+            Op::AddDest { service, dest, .. }
+            | Op::EditDest { service, dest, .. }
+            | Op::DelDest { service, dest } => format!("dest {dest} of {service}"),
         }
     }
 

@@ -1,10 +1,11 @@
 //! `clusterf apply`: plan against the live kernel table and apply the plan,
 //! without a prompt (it runs from CI, scripts and systemd); or apply a plan
-//! saved by `clusterf plan --out FILE` after its staleness check.
+//! saved by `clusterf plan --out FILE` after its staleness and replay checks.
 //!
-//! Output: the plan on stdout (the same text as `clusterf plan`), then one
-//! summary line; on a partial failure, the per-change report on stderr and
-//! exit 1. `--dry-run` prints the plan and applies nothing.
+//! Output: the plan on stdout (the same text as `clusterf plan`, for a
+//! saved plan too), then one summary line; on a partial failure, the
+//! per-change report on stderr and exit 1. `--dry-run` prints the plan and
+//! applies nothing.
 //!
 //! Invariant: wiring only. Planning is `crate::plan`, execution is
 //! `crate::netlink`; nothing is applied when the config has errors, a guard
@@ -21,8 +22,10 @@ use clap::Args;
 use super::Exit;
 use super::source::{CompileArgs, ConfigArgs, OverlayArgs, SafetyArgs, render_trees};
 use crate::model::Op;
-use crate::netlink::{Client, pipeline};
-use crate::plan::saved::{Inputs, SavedPlan, check_fresh, live_hash};
+use crate::netlink::Client;
+use crate::plan::saved::{
+    Inputs, ReplayError, SavedPlan, check_fresh, desired_after, live_hash, replay,
+};
 use crate::plan::{self, PlanError, Summary, output};
 
 #[derive(Debug, Args)]
@@ -48,6 +51,13 @@ pub struct ApplyArgs {
     /// table (and, with sources given, the inputs) did not move since
     #[arg(value_name = "PLAN.json")]
     pub plan: Option<PathBuf>,
+}
+
+/// Prints to stdout. Apply goes on when stdout's reader went away
+/// (`clusterf apply | head`): what it applies must not depend on who reads
+/// the report, and stderr still says what happened.
+fn show(text: &str) {
+    let _ = super::emit(text);
 }
 
 /// Colour on a terminal only, never with `NO_COLOR` set.
@@ -93,7 +103,7 @@ fn run_sources(args: &ApplyArgs) -> Result<u8> {
     let plan = match plan::plan(desired, &live, &ownership, &guards) {
         Ok(plan) => plan,
         Err(PlanError::MassDelete { reason, plan }) => {
-            print!("{}", output::text(&plan, desired, use_color()));
+            show(&output::text(&plan, desired, use_color()));
             eprintln!("error: {reason}; nothing applied");
             return Err(Exit(1).into());
         }
@@ -101,7 +111,7 @@ fn run_sources(args: &ApplyArgs) -> Result<u8> {
             return Err(anyhow::Error::from(e).context("nothing applied"));
         }
     };
-    print!("{}", output::text(&plan, desired, use_color()));
+    show(&output::text(&plan, desired, use_color()));
     if args.dry_run || plan.is_empty() {
         if args.dry_run {
             eprintln!("dry run: nothing applied");
@@ -112,7 +122,9 @@ fn run_sources(args: &ApplyArgs) -> Result<u8> {
     execute(&mut client, &ops, &plan.summary)
 }
 
-/// Applies a saved plan after the staleness check.
+/// Applies a saved plan after the staleness check and the replay check
+/// (`crate::plan::saved::replay`): a saved plan is held to the rules a
+/// fresh one is, with the guards of this command line.
 fn run_saved(args: &ApplyArgs, path: &PathBuf) -> Result<u8> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the plan {}", path.display()))?;
@@ -121,6 +133,17 @@ fn run_saved(args: &ApplyArgs, path: &PathBuf) -> Result<u8> {
     let ownership = saved
         .ownership()
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    // The plan's ownership is what it was made with; another one given
+    // here would be silently ignored, so it must be the same or absent.
+    if !args.safety.own.is_empty() || !args.safety.own_fwmark.is_empty() {
+        let given = args.safety.ownership()?;
+        if given.doc() != saved.ownership {
+            anyhow::bail!(
+                "{}: the plan was made with other ownership than --own/--own-fwmark given here; make a new plan with these, or drop them (the plan's own apply)",
+                path.display()
+            );
+        }
+    }
     // With sources given, the inputs must not have moved either.
     let inputs = if has_config(args) {
         let opts = args.compile.options()?;
@@ -140,6 +163,9 @@ fn run_saved(args: &ApplyArgs, path: &PathBuf) -> Result<u8> {
                 .and_then(|t| t.origin.revision.clone()),
         })
     } else {
+        eprintln!(
+            "warning: the plan's inputs are not checked: give the sources it was made from (--config-path or --config-repo, and --overlay-path or --etcd) to refuse it when they moved; the live table is checked"
+        );
         None
     };
     let mut client = Client::connect()?;
@@ -147,20 +173,27 @@ fn run_saved(args: &ApplyArgs, path: &PathBuf) -> Result<u8> {
         .read_state()
         .context("reading the kernel ipvs table")?;
     check_fresh(&saved, &live_hash(&live, &ownership), inputs.as_ref())?;
-    let ops: Vec<Op> = saved.ops().cloned().collect();
-    for op in &ops {
-        println!("{}", pipeline::describe_op(op));
-    }
-    if ops.is_empty() {
-        println!("No changes: the saved plan is empty.");
+    let in_file = |e: ReplayError| anyhow::anyhow!("{}: {e}", path.display());
+    let desired = desired_after(&saved, &live).map_err(in_file)?;
+    let plan = match replay(&saved, &desired, &live, &args.safety.guards()) {
+        Ok(plan) => plan,
+        Err(ReplayError::Plan(PlanError::MassDelete { reason, plan })) => {
+            show(&output::text(&plan, &desired, use_color()));
+            eprintln!("error: {reason}; nothing applied");
+            return Err(Exit(1).into());
+        }
+        Err(e) => return Err(in_file(e)),
+    };
+    show(&output::text(&plan, &desired, use_color()));
+    if plan.is_empty() {
         return Ok(0);
     }
-    println!("{}", saved.summary);
     if args.dry_run {
         eprintln!("dry run: nothing applied");
         return Ok(0);
     }
-    execute(&mut client, &ops, &saved.summary)
+    let ops: Vec<Op> = plan.ops().cloned().collect();
+    execute(&mut client, &ops, &plan.summary)
 }
 
 /// Executes the ops; the summary line or the partial-failure report.
@@ -168,13 +201,14 @@ fn execute(client: &mut Client, ops: &[Op], summary: &Summary) -> Result<u8> {
     let started = Instant::now();
     match client.apply(ops) {
         Ok(report) => {
-            println!(
-                "Applied: {} added, {} changed, {} deleted.",
+            show(&format!(
+                "Applied: {} added, {} changed, {} deleted.\n",
                 summary.add, summary.change, summary.delete
-            );
+            ));
             eprintln!(
-                "applied {} changes in {} batch{}, {:.1} ms",
+                "applied {} change{} in {} batch{}, {:.1} ms",
                 report.applied,
+                if report.applied == 1 { "" } else { "s" },
                 report.batches,
                 if report.batches == 1 { "" } else { "es" },
                 started.elapsed().as_secs_f64() * 1e3

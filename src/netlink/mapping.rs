@@ -430,18 +430,6 @@ pub fn dest_tunnel(m: &DestMsg) -> Option<ipvsadm::Tunnel> {
     })
 }
 
-/// The object an op acts on: `service tcp://..` or `dest A of tcp://..`.
-pub fn op_object(op: &Op) -> String {
-    match op {
-        Op::AddService { service, .. }
-        | Op::EditService { service, .. }
-        | Op::DelService { service } => format!("service {service}"),
-        Op::AddDest { service, dest, .. }
-        | Op::EditDest { service, dest, .. }
-        | Op::DelDest { service, dest } => format!("dest {dest} of {service}"),
-    }
-}
-
 pub const EPERM: i32 = 1;
 pub const ENOENT: i32 = 2;
 pub const ESRCH: i32 = 3;
@@ -465,8 +453,8 @@ pub fn describe_failure(op: &Op, errno: i32, ext_msg: Option<&str>) -> String {
         (e, _) => errno_text(e),
     };
     match ext_msg {
-        Some(m) if !m.is_empty() => format!("{}: {why} ({m})", op_object(op)),
-        _ => format!("{}: {why}", op_object(op)),
+        Some(m) if !m.is_empty() => format!("{}: {why} ({m})", op.object()),
+        _ => format!("{}: {why}", op.object()),
     }
 }
 

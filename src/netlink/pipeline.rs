@@ -96,10 +96,10 @@ impl PartialFailure {
                 Outcome::NotSent => "not applied",
                 Outcome::Unknown | Outcome::Pending => "unknown",
             };
-            out.push_str(&format!("  {:>4} {what:<11} {}", i + 1, describe_op(op)));
+            out.push_str(&format!("  {:>4} {what:<11} {}", i + 1, op));
             if let Outcome::Failed(m) = outcome {
                 // The message names the object, which the line already did.
-                let object = format!("{}: ", mapping::op_object(op));
+                let object = format!("{}: ", op.object());
                 out.push_str(&format!(": {}", m.strip_prefix(&object).unwrap_or(m)));
             }
             out.push('\n');
@@ -121,16 +121,6 @@ impl fmt::Display for PartialFailure {
 }
 
 impl std::error::Error for PartialFailure {}
-
-/// `add dest 10.0.0.1:80 of tcp://...`
-pub fn describe_op(op: &Op) -> String {
-    let verb = match op {
-        Op::AddService { .. } | Op::AddDest { .. } => "add",
-        Op::EditService { .. } | Op::EditDest { .. } => "edit",
-        Op::DelService { .. } | Op::DelDest { .. } => "delete",
-    };
-    format!("{verb} {}", mapping::op_object(op))
-}
 
 /// Whether the op can take capacity away.
 pub fn is_break(op: &Op) -> bool {

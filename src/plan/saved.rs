@@ -13,8 +13,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Ownership, OwnershipDoc, Summary, canonical_state};
-use crate::model::{IpvsState, Op};
+use super::{Guards, Ownership, OwnershipDoc, Plan, PlanError, Summary, canonical_state};
+use crate::model::{IpvsState, Op, Origin};
 
 /// Version of the JSON plan document; bumped on any incompatible change.
 pub const FORMAT_VERSION: u32 = 1;
@@ -52,11 +52,16 @@ pub struct SavedPlan {
     pub changes: Vec<SavedChange>,
 }
 
-/// One change of a saved plan; the other fields of the document are for
-/// people and are not read back.
+/// One change of a saved plan: the op, and the names and provenance that
+/// the plan text shows again when the plan is applied. The other fields of
+/// the document are for people and are not read back.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct SavedChange {
     pub op: Op,
+    #[serde(default)]
+    pub names: Vec<String>,
+    #[serde(default)]
+    pub provenance: Vec<Origin>,
 }
 
 impl SavedPlan {
@@ -99,6 +104,122 @@ impl SavedPlan {
     pub fn ownership(&self) -> Result<Ownership, String> {
         Ownership::from_doc(&self.ownership)
     }
+}
+
+/// Why a saved plan's changes may not be applied, found by [`replay`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReplayError {
+    /// A change touches a service outside the plan's own ownership.
+    #[error(
+        "change {index} ({op}) touches {service}, outside the plan's ownership; the plan file was edited or is corrupt, nothing applied"
+    )]
+    NotOwned {
+        index: usize,
+        op: String,
+        service: String,
+    },
+    /// A change does not apply to the live state in order.
+    #[error("change {index} ({op}) does not apply to the live state: {reason}; nothing applied")]
+    DoesNotApply {
+        index: usize,
+        op: String,
+        reason: String,
+    },
+    /// The changes are not the plan clusterf makes from the live state to
+    /// the state they lead to: wrong order, a blackhole, extra or missing
+    /// changes.
+    #[error(
+        "the plan file's changes are not the plan clusterf makes for them ({detail}); the plan file was edited or is corrupt, nothing applied"
+    )]
+    NotThePlan { detail: String },
+    /// The replanned changes trip a guard, or leave the ownership.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+}
+
+/// The desired state a saved plan leads to: the owned part of `live` with
+/// the plan's changes applied in order, with the names and provenance the
+/// document carries. A change outside the plan's ownership, or one that
+/// does not apply (adding what exists, editing what does not), is an error.
+pub fn desired_after(saved: &SavedPlan, live: &IpvsState) -> Result<IpvsState, ReplayError> {
+    let ownership = Ownership::from_doc(&saved.ownership)
+        .map_err(|detail| ReplayError::NotThePlan { detail })?;
+    let mut desired = IpvsState::default();
+    for (key, svc) in &live.services {
+        if ownership.owns(key) {
+            desired.services.insert(*key, svc.clone());
+        }
+    }
+    for (i, change) in saved.changes.iter().enumerate() {
+        let op = &change.op;
+        if !ownership.owns(op.service()) {
+            return Err(ReplayError::NotOwned {
+                index: i + 1,
+                op: op.to_string(),
+                service: op.service().to_string(),
+            });
+        }
+        op.apply_to(&mut desired)
+            .map_err(|reason| ReplayError::DoesNotApply {
+                index: i + 1,
+                op: op.to_string(),
+                reason,
+            })?;
+        let Some(svc) = desired.services.get_mut(op.service()) else {
+            continue;
+        };
+        match op {
+            Op::AddService { .. } | Op::EditService { .. } => svc.names = change.names.clone(),
+            Op::AddDest { dest, .. } | Op::EditDest { dest, .. } => {
+                if let Some(d) = svc.dests.get_mut(dest) {
+                    d.origins = change.provenance.clone();
+                }
+            }
+            Op::DelService { .. } | Op::DelDest { .. } => {}
+        }
+    }
+    Ok(desired)
+}
+
+/// Checks a saved plan's changes before they are applied: planning from
+/// `live` to [`desired_after`] with `guards` must give exactly the saved
+/// changes. So a saved plan is held to every rule a fresh plan is: only
+/// owned services, make-before-break order, no service emptied on the way,
+/// the mass-delete guards of the command that applies it. A plan written by
+/// `clusterf plan --out` and found fresh by [`check_fresh`] passes; one
+/// edited by hand or corrupted does not. Returns the plan, for showing it.
+pub fn replay(
+    saved: &SavedPlan,
+    desired: &IpvsState,
+    live: &IpvsState,
+    guards: &Guards,
+) -> Result<Plan, ReplayError> {
+    let ownership = Ownership::from_doc(&saved.ownership)
+        .map_err(|detail| ReplayError::NotThePlan { detail })?;
+    let plan = super::plan(desired, live, &ownership, guards)?;
+    if let Some((i, (ours, theirs))) = plan
+        .ops()
+        .zip(saved.ops())
+        .enumerate()
+        .find(|(_, (a, b))| a != b)
+    {
+        return Err(ReplayError::NotThePlan {
+            detail: format!(
+                "change {} is to {theirs}, clusterf plans to {ours} there",
+                i + 1
+            ),
+        });
+    }
+    if plan.changes.len() != saved.changes.len() {
+        return Err(ReplayError::NotThePlan {
+            detail: format!(
+                "{} changes where clusterf plans {}",
+                saved.changes.len(),
+                plan.changes.len()
+            ),
+        });
+    }
+    Ok(plan)
 }
 
 /// SHA-256 of the owned part of a live state, in canonical form (hex).
@@ -178,32 +299,42 @@ pub fn check_fresh(
             current: Some(current_live_hash.to_string()),
         });
     }
+    // The content hashes decide. A revision moves without the content:
+    // etcd's is store-wide (any write anywhere bumps it), a commit may
+    // touch nothing the config reads. It is reported next to a content
+    // change, never staleness on its own.
     if let Some(now) = current_inputs {
         let was = &saved.inputs;
-        let mut check = |what, a: &Option<String>, b: &Option<String>| {
-            if a != b {
+        let mut check = |what,
+                         revision,
+                         a: (&Option<String>, &Option<String>),
+                         b: (&Option<String>, &Option<String>)| {
+            if a.0 != b.0 {
                 moved.push(Moved {
                     what,
-                    saved: a.clone(),
-                    current: b.clone(),
+                    saved: a.0.clone(),
+                    current: b.0.clone(),
                 });
+                if a.1 != b.1 {
+                    moved.push(Moved {
+                        what: revision,
+                        saved: a.1.clone(),
+                        current: b.1.clone(),
+                    });
+                }
             }
         };
         check(
             "config",
-            &Some(was.config_hash.clone()),
-            &Some(now.config_hash.clone()),
-        );
-        check(
             "config revision",
-            &was.config_revision,
-            &now.config_revision,
+            (&Some(was.config_hash.clone()), &was.config_revision),
+            (&Some(now.config_hash.clone()), &now.config_revision),
         );
-        check("overlay", &was.overlay_hash, &now.overlay_hash);
         check(
+            "overlay",
             "overlay revision",
-            &was.overlay_revision,
-            &now.overlay_revision,
+            (&was.overlay_hash, &was.overlay_revision),
+            (&now.overlay_hash, &now.overlay_revision),
         );
     }
     if moved.is_empty() {
@@ -265,11 +396,16 @@ mod tests {
         // Only the live state moved.
         let e = check_fresh(&s, "ccc", Some(&inputs("c1", Some("o1")))).unwrap_err();
         assert_eq!(e.moved.len(), 1);
-        // A revision alone moving is staleness too.
+        // A revision alone moving is no staleness (etcd's revision is
+        // store-wide); with the content it is reported next to it.
         let mut now = inputs("c1", Some("o1"));
         now.config_revision = Some("deadbeef".into());
+        now.overlay_revision = Some("77".into());
+        assert_eq!(check_fresh(&s, "aaa", Some(&now)), Ok(()));
+        now.config_hash = "c2".into();
         let e = check_fresh(&s, "aaa", Some(&now)).unwrap_err();
-        assert_eq!(e.moved[0].what, "config revision");
+        let what: Vec<&str> = e.moved.iter().map(|m| m.what).collect();
+        assert_eq!(what, vec!["config", "config revision"]);
         // Hashes are shortened by characters: no panic on odd input.
         let e = check_fresh(&s, &"é".repeat(20), None).unwrap_err();
         assert!(e.to_string().contains(&"é".repeat(12)));
@@ -310,6 +446,238 @@ mod tests {
             .attrs
             .weight = 11;
         assert_ne!(live_hash(&d, &own), h);
+    }
+
+    /// A state of `(service, [(dest, weight)])`, masq dests; each dest
+    /// with one origin naming it, so provenance round trips are visible.
+    fn state(services: &[(&str, &[(&str, u32)])]) -> IpvsState {
+        let mut st = IpvsState::default();
+        for (k, dests) in services {
+            let mut svc = Service::new(ServiceAttrs::with_scheduler("wlc"));
+            svc.names = vec![format!("name-of-{k}")];
+            for (d, w) in *dests {
+                svc.dests.insert(
+                    d.parse().unwrap(),
+                    crate::model::Dest {
+                        attrs: DestAttrs::new(Method::Masq, *w),
+                        origins: vec![Origin {
+                            backend: format!("b-{d}"),
+                            source: "services/x.yaml".into(),
+                            weight: *w,
+                            route: None,
+                        }],
+                    },
+                );
+            }
+            st.services.insert(k.parse::<ServiceKey>().unwrap(), svc);
+        }
+        st
+    }
+
+    /// Live without names and origins, as the kernel reports it.
+    fn as_live(st: &IpvsState) -> IpvsState {
+        let mut live = st.clone();
+        for svc in live.services.values_mut() {
+            svc.names.clear();
+            for d in svc.dests.values_mut() {
+                d.origins.clear();
+            }
+        }
+        live
+    }
+
+    /// What `clusterf plan --out` saves for `plan`: ops, names, provenance.
+    fn saved_from(plan: &Plan, desired: &IpvsState, ownership: &Ownership) -> SavedPlan {
+        let mut s = saved("h", inputs("c", None));
+        s.ownership = ownership.doc();
+        s.changes = plan
+            .changes
+            .iter()
+            .map(|c| {
+                let svc = desired.services.get(c.op.service());
+                let names = svc.map(|s| s.names.clone()).unwrap_or_default();
+                let provenance = match (&c.op, svc) {
+                    (Op::AddDest { dest, .. } | Op::EditDest { dest, .. }, Some(s)) => {
+                        s.dests[dest].origins.clone()
+                    }
+                    _ => Vec::new(),
+                };
+                SavedChange {
+                    op: c.op.clone(),
+                    names: match c.op {
+                        Op::AddService { .. } | Op::EditService { .. } => names,
+                        _ => Vec::new(),
+                    },
+                    provenance,
+                }
+            })
+            .collect();
+        s
+    }
+
+    fn check_replay(saved: &SavedPlan, live: &IpvsState) -> Result<Plan, ReplayError> {
+        let desired = desired_after(saved, live)?;
+        replay(saved, &desired, live, &Guards::default())
+    }
+
+    #[test]
+    fn a_saved_plan_replays_to_itself_with_its_provenance() {
+        let live = as_live(&state(&[
+            (
+                "tcp://10.0.0.1:80",
+                &[("10.1.0.1:80", 10), ("10.1.0.2:80", 10)],
+            ),
+            ("tcp://10.0.0.2:80", &[("10.1.0.3:80", 10)]),
+        ]));
+        let desired = state(&[
+            (
+                "tcp://10.0.0.1:80",
+                &[("10.1.0.1:80", 20), ("10.1.0.4:80", 10)],
+            ),
+            ("tcp://10.0.0.2:80", &[("10.1.0.3:80", 10)]),
+            ("tcp://10.0.0.3:80", &[("10.1.0.5:80", 10)]),
+        ]);
+        let own = Ownership::all();
+        let plan = super::super::plan(&desired, &live, &own, &Guards::default()).unwrap();
+        let s = saved_from(&plan, &desired, &own);
+        let again = desired_after(&s, &live).unwrap();
+        // Names and provenance of what changed come back; unchanged parts
+        // are the live state's (no names, no origins).
+        let added = &again.services[&"tcp://10.0.0.3:80".parse().unwrap()];
+        assert_eq!(added.names, vec!["name-of-tcp://10.0.0.3:80".to_string()]);
+        let edited = &again.services[&"tcp://10.0.0.1:80".parse().unwrap()];
+        let d = &edited.dests[&"10.1.0.1:80".parse().unwrap()];
+        assert_eq!(
+            (d.attrs.weight, d.origins[0].backend.as_str()),
+            (20, "b-10.1.0.1:80")
+        );
+        let replanned = replay(&s, &again, &live, &Guards::default()).unwrap();
+        // The same plan, down to the counts the guards use.
+        assert_eq!(replanned, plan);
+    }
+
+    #[test]
+    fn an_edited_saved_plan_is_refused() {
+        let live = as_live(&state(&[(
+            "tcp://10.0.0.1:80",
+            &[("10.1.0.1:80", 10), ("10.1.0.2:80", 10)],
+        )]));
+        let desired = state(&[(
+            "tcp://10.0.0.1:80",
+            &[("10.1.0.2:80", 10), ("10.1.0.3:80", 10)],
+        )]);
+        let own = Ownership::restricted(vec!["10.0.0.0/24".parse().unwrap()], Vec::new());
+        let plan = super::super::plan(&desired, &live, &own, &Guards::default()).unwrap();
+        let good = saved_from(&plan, &desired, &own);
+        assert!(check_replay(&good, &live).is_ok());
+
+        // Break before make: the delete moved ahead of the add.
+        let mut s = good.clone();
+        s.changes.reverse();
+        let e = check_replay(&s, &live).unwrap_err();
+        assert!(matches!(e, ReplayError::NotThePlan { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .contains("change 1 is to delete dest 10.1.0.1:80"),
+            "{e}"
+        );
+
+        // A change outside the plan's own ownership.
+        let mut s = good.clone();
+        s.changes.push(SavedChange {
+            op: Op::DelService {
+                service: "tcp://172.16.0.1:80".parse().unwrap(),
+            },
+            names: Vec::new(),
+            provenance: Vec::new(),
+        });
+        let mut live2 = live.clone();
+        live2.services.insert(
+            "tcp://172.16.0.1:80".parse().unwrap(),
+            Service::new(ServiceAttrs::with_scheduler("rr")),
+        );
+        let e = check_replay(&s, &live2).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "change 3 (delete service tcp://172.16.0.1:80) touches tcp://172.16.0.1:80, outside the plan's ownership; the plan file was edited or is corrupt, nothing applied"
+        );
+
+        // A change that does not apply: adding a dest that exists.
+        let mut s = good.clone();
+        s.changes[0].op = Op::AddDest {
+            service: "tcp://10.0.0.1:80".parse().unwrap(),
+            dest: "10.1.0.2:80".parse().unwrap(),
+            attrs: DestAttrs::new(Method::Masq, 10),
+        };
+        let e = check_replay(&s, &live).unwrap_err();
+        assert!(
+            matches!(e, ReplayError::DoesNotApply { index: 1, .. }),
+            "{e}"
+        );
+
+        // A change dropped leaves the plan for another desired state; it
+        // is still held to every rule, and here it keeps them all.
+        let mut s = good.clone();
+        s.changes.remove(0);
+        assert!(
+            check_replay(&s, &live).is_ok(),
+            "a shorter valid plan is a plan"
+        );
+        // An extra no-op edit (same attrs) is not what clusterf plans.
+        let mut s = good;
+        s.changes.insert(
+            0,
+            SavedChange {
+                op: Op::EditDest {
+                    service: "tcp://10.0.0.1:80".parse().unwrap(),
+                    dest: "10.1.0.2:80".parse().unwrap(),
+                    attrs: DestAttrs::new(Method::Masq, 10),
+                },
+                names: Vec::new(),
+                provenance: Vec::new(),
+            },
+        );
+        let e = check_replay(&s, &live).unwrap_err();
+        assert!(matches!(e, ReplayError::NotThePlan { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_saved_plan_meets_the_guards_of_the_apply() {
+        let dests: Vec<(String, u32)> = (1..=20).map(|i| (format!("10.1.0.{i}:80"), 10)).collect();
+        let dests: Vec<(&str, u32)> = dests.iter().map(|(d, w)| (d.as_str(), *w)).collect();
+        let live = as_live(&state(&[
+            ("tcp://10.0.0.1:80", &dests),
+            ("tcp://10.0.0.2:80", &[("10.2.0.1:80", 10)]),
+        ]));
+        let desired = state(&[("tcp://10.0.0.2:80", &[("10.2.0.1:80", 10)])]);
+        let own = Ownership::all();
+        let allow = Guards {
+            allow_mass_delete: true,
+            ..Guards::default()
+        };
+        let plan = super::super::plan(&desired, &live, &own, &allow).unwrap();
+        let s = saved_from(&plan, &desired, &own);
+        let again = desired_after(&s, &live).unwrap();
+        let e = replay(&s, &again, &live, &Guards::default()).unwrap_err();
+        assert!(
+            matches!(e, ReplayError::Plan(PlanError::MassDelete { .. })),
+            "made with --allow-mass-delete, applied without: {e}"
+        );
+        assert!(replay(&s, &again, &live, &allow).is_ok());
+    }
+
+    /// The saved plan the VM applies (tests/vm/scenarios/netlink-client.sh)
+    /// is one clusterf itself would make against the VM's empty table.
+    #[test]
+    fn the_vm_fixture_plan_replays_against_an_empty_table() {
+        let s = SavedPlan::from_json(include_str!(
+            "../../tests/fixtures/netlink/vm/all-features.plan.json"
+        ))
+        .unwrap();
+        let empty = IpvsState::default();
+        assert_eq!(s.live.hash, live_hash(&empty, &s.ownership().unwrap()));
+        let r = check_replay(&s, &empty);
+        assert!(r.is_ok(), "{}", r.unwrap_err());
     }
 
     #[test]
