@@ -1947,6 +1947,17 @@ fn yaml_defaults(r: &mut Reporter, bytes: &[u8]) -> Option<Defaults> {
 // ---------------------------------------------------------------------------
 // Whole trees
 
+/// Whether a config tree holds any file of the config layout (read or not):
+/// `clusterf.yaml`, something under `services/` or `routes/` that the layout
+/// reads. A tree without one (empty, only a README) is no config at all,
+/// never an empty config that deletes every service.
+pub fn holds_config_files(tree: &Tree) -> bool {
+    tree.files
+        .keys()
+        .chain(tree.unreadable.keys())
+        .any(|path| classify(path) != Entry::Other)
+}
+
 /// Parses and validates a config repo tree. The config is usable only when
 /// the diagnostics hold no errors.
 pub fn parse_config(tree: &Tree) -> (Config, Diagnostics) {

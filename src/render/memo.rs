@@ -209,8 +209,8 @@ impl Last {
     /// Brings the render up to date with the new trees: what it did, and
     /// whether the state may have changed.
     fn update(&mut self, config: &Tree, overlay: Option<&Tree>, opts: &Options) -> (Work, bool) {
-        // The origin only shows in a render of an empty config tree (which
-        // renders in full below).
+        // The origin only shows in a render of a tree without config files
+        // (which renders in full below).
         let origin_changed = self.config.origin.description != config.origin.description;
         self.config.origin.clone_from(&config.origin);
         if self.overlay.is_some() != overlay.is_some() {
@@ -240,7 +240,10 @@ impl Last {
             };
         let config_changed = config_changes.hash.is_some();
         let overlay_changed = overlay_hash.is_some();
-        if !config_changed && !overlay_changed && (!config.files.is_empty() || !origin_changed) {
+        if !config_changed
+            && !overlay_changed
+            && (config::holds_config_files(config) || !origin_changed)
+        {
             return (Work::Unchanged, false);
         }
 
@@ -256,7 +259,7 @@ impl Last {
             self.rendered.overlay_hash = overlay_hash;
         }
 
-        let splittable = !self.config.files.is_empty()
+        let splittable = config::holds_config_files(&self.config)
             && self.config.unreadable.is_empty()
             && self
                 .overlay
@@ -375,7 +378,7 @@ fn split(
     overlay: Option<&Tree>,
     opts: &Options,
 ) -> Result<(Rendered, Parts), Fallback> {
-    if config.files.is_empty()
+    if !config::holds_config_files(config)
         || !config.unreadable.is_empty()
         || overlay.is_some_and(|o| !o.unreadable.is_empty())
     {

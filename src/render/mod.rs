@@ -39,11 +39,11 @@ impl Rendered {
 /// is skipped); config problems are errors.
 pub fn render(config_tree: &Tree, overlay_tree: Option<&Tree>, opts: &Options) -> Rendered {
     let (config, mut diags) = config::parse_config(config_tree);
-    if config_tree.files.is_empty() && config_tree.unreadable.is_empty() {
+    if !config::holds_config_files(config_tree) {
         diags.error(
             config_tree.origin.description.as_str(),
             None,
-            "the config source holds no files: refusing to treat that as an empty config",
+            "no config files found (clusterf.yaml, services/, routes/): refusing to treat that as an empty config",
         );
     }
     let (overlay, overlay_diags) = match overlay_tree {
