@@ -509,10 +509,27 @@ enum Entry<'a> {
     Backend(&'a str, &'a str),
     RouteYaml(&'a str),
     RouteJson(&'a str),
+    /// An editor's backup, lock, swap or probe file: skipped silently, so
+    /// an open editor never breaks the config.
+    EditorFile,
     Other,
 }
 
+/// Whether a file name is an editor's leftover: an emacs backup (`api-1~`)
+/// or lock (`.#api-1`), a vim swap file (`.swp`, `.swx`) or vim's
+/// write-probe `4913`.
+fn is_editor_file(name: &str) -> bool {
+    name.ends_with('~')
+        || name.starts_with(".#")
+        || name.ends_with(".swp")
+        || name.ends_with(".swx")
+        || name == "4913"
+}
+
 fn classify(path: &str) -> Entry<'_> {
+    if is_editor_file(path.rsplit('/').next().unwrap_or(path)) {
+        return Entry::EditorFile;
+    }
     // Up to four components; more is nothing of the layout.
     let mut parts = [None; 4];
     let mut n = 0;
@@ -1955,7 +1972,7 @@ pub fn holds_config_files(tree: &Tree) -> bool {
     tree.files
         .keys()
         .chain(tree.unreadable.keys())
-        .any(|path| classify(path) != Entry::Other)
+        .any(|path| !matches!(classify(path), Entry::Other | Entry::EditorFile))
 }
 
 /// Parses and validates a config repo tree. The config is usable only when
@@ -2045,6 +2062,7 @@ pub fn parse_config(tree: &Tree) -> (Config, Diagnostics) {
                     }
                 }
             }
+            Entry::EditorFile => {}
             Entry::Other => {
                 if path.starts_with("services/") || path.starts_with("routes/") {
                     r.warning(None, "ignored: not part of the config layout");
@@ -2238,6 +2256,7 @@ pub fn parse_overlay(tree: &Tree) -> (Overlay, Diagnostics) {
             Entry::Frontend(svc) => {
                 r.warning(None, format!("overlay frontend for service {svc:?} ignored: the config repo defines services"));
             }
+            Entry::EditorFile => {}
             _ => {
                 if path.starts_with("services/") || path.starts_with("routes/") {
                     r.warning(None, "ignored: not part of the overlay layout");
@@ -2309,6 +2328,23 @@ mod tests {
         assert_eq!(classify("routes/r1"), Entry::RouteJson("r1"));
         assert_eq!(classify("routes/r1.yaml"), Entry::RouteYaml("r1"));
         assert_eq!(classify("routes/r1.txt"), Entry::Other);
+        for leftover in [
+            "services/web/backends/api-1~",
+            "services/web/backends/.#api-1",
+            "services/web/backends/api-1.swp",
+            "services/web/backends/api-1.swx",
+            "services/web/backends/4913",
+            "services/web.yaml~",
+            "routes/r1~",
+            "routes/4913",
+            "clusterf.yaml~",
+        ] {
+            assert_eq!(classify(leftover), Entry::EditorFile, "{leftover}");
+        }
+        assert_eq!(
+            classify("services/web/backends/4914"),
+            Entry::Backend("web", "4914")
+        );
         assert_eq!(classify("clusterf.yaml"), Entry::Defaults);
         assert_eq!(classify("README.md"), Entry::Other);
     }
