@@ -120,11 +120,12 @@ fn render_output(
     inputs: &Inputs,
     live: &LiveFingerprint,
     ownership: &Ownership,
+    refused: Option<&str>,
 ) -> String {
     match format {
-        PlanFormat::Text => output::text(plan, desired, use_color()),
-        PlanFormat::Json => output::json(plan, desired, inputs, live, ownership),
-        PlanFormat::Markdown => output::markdown(plan, desired),
+        PlanFormat::Text => output::text_refused(plan, desired, use_color(), refused),
+        PlanFormat::Json => output::json(plan, desired, inputs, live, ownership, refused),
+        PlanFormat::Markdown => output::markdown(plan, desired, refused),
     }
 }
 
@@ -160,7 +161,7 @@ pub fn run(args: &PlanArgs) -> Result<u8> {
     match plan::plan(desired, &live_state, &ownership, &guards) {
         Ok(plan) => {
             if let Some(path) = &args.out {
-                let doc = output::json(&plan, desired, &inputs, &live, &ownership);
+                let doc = output::json(&plan, desired, &inputs, &live, &ownership, None);
                 std::fs::write(path, doc)
                     .with_context(|| format!("writing the plan to {}", path.display()))?;
             }
@@ -171,6 +172,7 @@ pub fn run(args: &PlanArgs) -> Result<u8> {
                 &inputs,
                 &live,
                 &ownership,
+                None,
             ))?;
             if let Some(path) = &args.out {
                 eprintln!("saved the plan to {}", path.display());
@@ -182,7 +184,15 @@ pub fn run(args: &PlanArgs) -> Result<u8> {
             })
         }
         Err(PlanError::MassDelete { reason, plan }) => {
-            let text = render_output(args.output, &plan, desired, &inputs, &live, &ownership);
+            let text = render_output(
+                args.output,
+                &plan,
+                desired,
+                &inputs,
+                &live,
+                &ownership,
+                Some(&reason),
+            );
             // The refusal matters more than the reader of stdout: a reader
             // that went away (`| head`) still gets exit 1 and the reason.
             if let Err(e) = super::emit(&text)

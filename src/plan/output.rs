@@ -148,6 +148,8 @@ struct Document<'a> {
     live: &'a LiveFingerprint,
     ownership: OwnershipDoc,
     summary: Summary,
+    /// `null`, or why a guard refused the plan (it is shown, never applied).
+    refused: Option<&'a str>,
     changes: Vec<ChangeView<'a>>,
     unmanaged: &'a [Unmanaged],
 }
@@ -168,12 +170,15 @@ struct ChangeView<'a> {
 }
 
 /// The JSON plan document (also the saved-plan file), with a final newline.
+/// `refused` is the reason a guard refused the plan (`"refused"`; `null`
+/// when it passed).
 pub fn json(
     plan: &Plan,
     desired: &IpvsState,
     inputs: &Inputs,
     live: &LiveFingerprint,
     ownership: &Ownership,
+    refused: Option<&str>,
 ) -> String {
     let doc = Document {
         format_version: FORMAT_VERSION,
@@ -181,6 +186,7 @@ pub fn json(
         live,
         ownership: ownership.doc(),
         summary: plan.summary,
+        refused,
         changes: plan
             .changes
             .iter()
@@ -502,6 +508,18 @@ fn unmanaged_text(plan: &Plan) -> String {
 /// The terraform-like plan for a terminal; `color` adds ANSI colours (the
 /// caller decides: a terminal and no `NO_COLOR`).
 pub fn text(plan: &Plan, desired: &IpvsState, color: bool) -> String {
+    text_refused(plan, desired, color, None)
+}
+
+/// [`text`] of a plan a guard refused (`refused`: the reason, which the
+/// caller also reports as the error): a last line says it is not applied,
+/// so that a plan read from a file or a pipe says so too.
+pub fn text_refused(
+    plan: &Plan,
+    desired: &IpvsState,
+    color: bool,
+    refused: Option<&str>,
+) -> String {
     // A plan from empty prints a line per dest (110k at 10k services), so
     // dest lines are appended in place rather than built with `format!`:
     // this printing was 40% of a cold `clusterf plan`'s instructions.
@@ -541,8 +559,19 @@ pub fn text(plan: &Plan, desired: &IpvsState, color: bool) -> String {
             let _ = writeln!(out, "{summary}");
         }
     }
+    if refused.is_some() {
+        let line = REFUSED_TEXT;
+        if color {
+            let _ = writeln!(out, "{BOLD}{RED}{line}{RESET}");
+        } else {
+            let _ = writeln!(out, "{line}");
+        }
+    }
     out
 }
+
+/// The last line of a refused plan's text.
+const REFUSED_TEXT: &str = "Refused by a guard: nothing is applied without --allow-mass-delete.";
 
 // ---------------------------------------------------------------------------
 // Markdown
@@ -551,20 +580,31 @@ pub fn text(plan: &Plan, desired: &IpvsState, color: bool) -> String {
 pub const MARKDOWN_FOLD_LINES: usize = 40;
 
 /// A pull-request comment: summary, then a `diff` block (one per service,
-/// collapsible, when the plan is large), then the unmanaged services.
-pub fn markdown(plan: &Plan, desired: &IpvsState) -> String {
+/// collapsible, when the plan is large), then the unmanaged services. A plan
+/// a guard refused (`refused`: the reason) says so in its heading and in a
+/// line under it.
+pub fn markdown(plan: &Plan, desired: &IpvsState, refused: Option<&str>) -> String {
     let mut out = String::new();
+    let heading = if refused.is_some() {
+        "### clusterf plan (refused)"
+    } else {
+        "### clusterf plan"
+    };
     if plan.changes.is_empty() {
-        out.push_str(
-            "### clusterf plan: no changes\n\nThe live IPVS state matches the desired state.\n",
+        let _ = writeln!(
+            out,
+            "{heading}: no changes\n\nThe live IPVS state matches the desired state."
         );
     } else {
         let s = plan.summary;
         let _ = writeln!(
             out,
-            "### clusterf plan: {} to add, {} to change, {} to delete\n",
+            "{heading}: {} to add, {} to change, {} to delete\n",
             s.add, s.change, s.delete
         );
+        if let Some(reason) = refused {
+            let _ = writeln!(out, "**Refused, nothing will be applied:** {reason}.\n");
+        }
         let groups = grouped(plan);
         let fold = plan.changes.len() > MARKDOWN_FOLD_LINES;
         if !fold {

@@ -332,3 +332,58 @@ fn coloured_text_is_the_plain_text_with_ansi_codes_on_change_lines() {
     stripped.push_str(rest);
     assert_eq!(stripped, plain);
 }
+
+#[test]
+fn a_refused_plan_says_so_in_every_format() {
+    let live = state(&[("tcp://10.0.0.1:80", "wlc", &[("10.1.0.1:80", M, 10)])]);
+    let desired = IpvsState::default();
+    let Err(PlanError::MassDelete { reason, plan: p }) =
+        plan(&desired, &live, &Ownership::all(), &Guards::default())
+    else {
+        panic!("deleting every owned service is refused");
+    };
+    let inputs = saved::Inputs {
+        config_hash: "0".repeat(64),
+        config_revision: None,
+        overlay_hash: None,
+        overlay_revision: None,
+    };
+    let fingerprint = saved::LiveFingerprint {
+        source: "empty".into(),
+        hash: "1".repeat(64),
+    };
+    let own = Ownership::all();
+    let doc = |refused| {
+        let text = output::json(&p, &desired, &inputs, &fingerprint, &own, refused);
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()
+    };
+    assert_eq!(doc(Some(&reason))["refused"], serde_json::json!(reason));
+    assert_eq!(doc(None)["refused"], serde_json::Value::Null);
+
+    let md = output::markdown(&p, &desired, Some(&reason));
+    assert!(
+        md.starts_with("### clusterf plan (refused): 0 to add"),
+        "{md}"
+    );
+    assert!(
+        md.contains(&format!(
+            "**Refused, nothing will be applied:** {reason}.\n"
+        )),
+        "{md}"
+    );
+    let md = output::markdown(&p, &desired, None);
+    assert!(md.starts_with("### clusterf plan: 0 to add") && !md.contains("Refused"));
+
+    let text = output::text_refused(&p, &desired, false, Some(&reason));
+    assert!(
+        text.ends_with(
+            "Plan: 0 to add, 0 to change, 1 to delete.\n\
+             Refused by a guard: nothing is applied without --allow-mass-delete.\n"
+        ),
+        "{text}"
+    );
+    assert_eq!(
+        output::text_refused(&p, &desired, false, None),
+        output::text(&p, &desired, false)
+    );
+}
