@@ -126,3 +126,64 @@ fn missing_config_directory_is_an_error_naming_it() {
     assert_ne!(out.status.code(), Some(0));
     assert!(stderr.contains("nope"), "stderr:\n{stderr}");
 }
+
+/// `--config-path` reads what a Git checkout of the same repository would:
+/// a symlink that leads outside the directory is refused, naming the file
+/// (it read `/etc/hostname` before); symlinks inside it are followed, and
+/// the root itself may be a symlink (`current -> release-1`).
+#[test]
+fn symlinks_leading_outside_the_config_directory_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path();
+    write(base, "outside/b", r#"{"ipv4": "10.9.9.9", "tcp": 80}"#);
+    write(base, "outside/routes/r", r#"{"Prefix": "10.9.0.0/16"}"#);
+    let release = base.join("release-1");
+    write(
+        &release,
+        "services/web/frontend",
+        r#"{"ipv4": "10.0.0.1", "tcp": 80}"#,
+    );
+    write(&release, "shared/c", r#"{"ipv4": "10.1.0.3", "tcp": 80}"#);
+    let backends = release.join("services/web/backends");
+    fs::create_dir_all(&backends).unwrap();
+    // Relative and absolute, out of the tree.
+    symlink("../../../../outside/b", backends.join("rel")).unwrap();
+    symlink(base.join("outside/b"), backends.join("abs")).unwrap();
+    // A directory out of the tree.
+    symlink(base.join("outside/routes"), release.join("routes")).unwrap();
+    // Inside the tree: followed.
+    symlink("../../../shared/c", backends.join("c")).unwrap();
+    symlink("release-1", base.join("current")).unwrap();
+
+    let out = clusterf(&["validate", "--config-path", "current"], base);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
+    for needle in [
+        "services/web/backends/rel: cannot read: symlink to ",
+        "services/web/backends/abs: cannot read: symlink to ",
+        "routes: cannot read: symlink to ",
+        "outside the directory read: refused",
+        "error: 3 problems found",
+    ] {
+        assert!(
+            stderr.contains(needle),
+            "missing {needle:?} in stderr:\n{stderr}"
+        );
+    }
+
+    // Without the outside links the tree renders through the root symlink,
+    // with the backend reached by the inside link.
+    fs::remove_file(backends.join("rel")).unwrap();
+    fs::remove_file(backends.join("abs")).unwrap();
+    fs::remove_file(release.join("routes")).unwrap();
+    let out = clusterf(
+        &["render", "--config-path", "current", "--output", "ipvsadm"],
+        base,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "-A -t 10.0.0.1:80 -s wlc\n-a -t 10.0.0.1:80 -r 10.1.0.3:80 -m -w 10\n"
+    );
+}

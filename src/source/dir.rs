@@ -4,6 +4,11 @@
 //! Dot-files and dot-directories are skipped, as in the original. Files that
 //! cannot be read are recorded in the tree (validation reports them); a
 //! missing or unreadable root is an error.
+//!
+//! Symlinks are followed only while they stay inside the root (the root
+//! itself may be a symlink, as in `current -> release-N`): one that leads
+//! outside is recorded as unreadable, naming the file, so that a directory
+//! never reads what a Git checkout of the same repository would refuse.
 
 use std::fs;
 use std::path::Path;
@@ -19,11 +24,13 @@ pub fn read(root: &Path) -> Result<Tree> {
         bail!("{}: not a directory", root.display());
     }
     let mut tree = Tree::new(root.display().to_string());
-    walk(root, "", &mut tree)?;
+    let real_root =
+        fs::canonicalize(root).with_context(|| format!("{}: cannot read", root.display()))?;
+    walk(root, &real_root, "", &mut tree)?;
     Ok(tree)
 }
 
-fn walk(dir: &Path, prefix: &str, tree: &mut Tree) -> Result<()> {
+fn walk(dir: &Path, real_root: &Path, prefix: &str, tree: &mut Tree) -> Result<()> {
     let entries = fs::read_dir(dir).with_context(|| format!("{}: cannot read", dir.display()))?;
     for entry in entries {
         let entry = entry.with_context(|| format!("{}: cannot read", dir.display()))?;
@@ -39,9 +46,25 @@ fn walk(dir: &Path, prefix: &str, tree: &mut Tree) -> Result<()> {
         }
         let rel = format!("{prefix}{name}");
         let path = entry.path();
-        // Follow symlinks, as reading the file would.
+        if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+            match fs::canonicalize(&path) {
+                Ok(target) if !target.starts_with(real_root) => {
+                    tree.unreadable.insert(
+                        rel,
+                        format!(
+                            "symlink to {}, outside the directory read: refused",
+                            target.display()
+                        ),
+                    );
+                    continue;
+                }
+                // Inside: read below. Dangling: reported below.
+                _ => {}
+            }
+        }
+        // Follow symlinks inside the root, as reading the file would.
         match fs::metadata(&path) {
-            Ok(m) if m.is_dir() => walk(&path, &format!("{rel}/"), tree)?,
+            Ok(m) if m.is_dir() => walk(&path, real_root, &format!("{rel}/"), tree)?,
             Ok(m) if m.is_file() => match fs::read(&path) {
                 Ok(data) => tree.insert(rel, data),
                 Err(e) => {
