@@ -661,6 +661,80 @@ async fn config_directory_changes_apply_without_etcd() {
     daemon.stop().await.unwrap();
 }
 
+/// Writes a config tree with one backend at `ip` into `root/name`.
+fn config_tree(root: &Path, name: &str, ip: &str) -> std::path::PathBuf {
+    let dir = root.join(name);
+    let svc = dir.join("services/test");
+    std::fs::create_dir_all(svc.join("backends")).unwrap();
+    std::fs::write(svc.join("frontend"), FRONTEND).unwrap();
+    std::fs::write(svc.join("backends/a"), backend(ip)).unwrap();
+    dir
+}
+
+fn only_dest(kernel: &MemoryKernel, ip: &str) -> bool {
+    dests(&kernel.table()) == vec![(format!("{ip}:1337"), 10)]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swapped_symlink_and_a_replaced_directory_are_followed() {
+    // The resync is an hour away: only the config watch can see these.
+    let root = tempfile::tempdir().unwrap();
+    config_tree(root.path(), "r1", "10.3.107.1");
+    config_tree(root.path(), "r2", "10.3.107.2");
+    let current = root.path().join("current");
+    std::os::unix::fs::symlink("r1", &current).unwrap();
+    let kernel = MemoryKernel::default();
+    let daemon = started(options(&current, None, watch_args()), &kernel).await;
+    assert!(only_dest(&kernel, "10.3.107.1"));
+
+    // A release swap: `ln -sfn r2 cur.tmp && mv -T cur.tmp current`.
+    let tmp = root.path().join("cur.tmp");
+    std::os::unix::fs::symlink("r2", &tmp).unwrap();
+    std::fs::rename(&tmp, &current).unwrap();
+    eventually(
+        Duration::from_secs(5),
+        "the swapped-in tree applied",
+        || only_dest(&kernel, "10.3.107.2"),
+    )
+    .await;
+    // And the watch is on r2 now: an edit inside it is seen.
+    save_by_rename(
+        &root.path().join("r2/services/test/backends/a"),
+        &backend("10.3.107.3"),
+    );
+    eventually(
+        Duration::from_secs(5),
+        "an edit in the new target applied",
+        || only_dest(&kernel, "10.3.107.3"),
+    )
+    .await;
+    daemon.stop().await.unwrap();
+
+    // A plain directory replaced: `rm -rf` and a fresh copy.
+    let plain = config_tree(root.path(), "plain", "10.3.108.1");
+    let kernel = MemoryKernel::default();
+    let daemon = started(options(&plain, None, watch_args()), &kernel).await;
+    assert!(only_dest(&kernel, "10.3.108.1"));
+    std::fs::remove_dir_all(&plain).unwrap();
+    config_tree(root.path(), "plain", "10.3.108.2");
+    eventually(Duration::from_secs(5), "the fresh copy applied", || {
+        only_dest(&kernel, "10.3.108.2")
+    })
+    .await;
+    std::fs::write(
+        plain.join("services/test/backends/a"),
+        backend("10.3.108.3"),
+    )
+    .unwrap();
+    eventually(
+        Duration::from_secs(5),
+        "an edit in the fresh copy applied",
+        || only_dest(&kernel, "10.3.108.3"),
+    )
+    .await;
+    daemon.stop().await.unwrap();
+}
+
 // --- the VM scenario ------------------------------------------------------------
 
 fn in_ci() -> bool {

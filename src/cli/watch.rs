@@ -300,10 +300,6 @@ struct PassReport {
     ops: usize,
     drains_active: usize,
     next_drain_deadline_ms: Option<u64>,
-    /// When the kept copy of the kernel's table expires (daemon clock), if
-    /// this pass used it: a pass then reads the kernel, even without a
-    /// change to apply.
-    table_expires_at: Option<Duration>,
 }
 
 /// A failed pass: where, and why (one line).
@@ -363,7 +359,9 @@ impl Pass {
         // here: a pass that fails anywhere below does not put it back, so
         // the next pass reads the kernel. Drains in progress need fresh
         // connection counters: read.
-        if self.table_stale.swap(false, Ordering::Relaxed) {
+        // The resync is the anti-entropy pass: it re-reads every source
+        // (below) and the kernel.
+        if self.table_stale.swap(false, Ordering::Relaxed) || triggers.contains(&Trigger::Resync) {
             self.table.invalidate();
         }
         let cached = self.table.take(clock).filter(|_| self.drains.is_empty());
@@ -498,10 +496,10 @@ impl Pass {
                 !self.drain_timeout.is_zero() && drain::deletes_drainable(plan.ops(), &table.state);
             if !may_drain {
                 self.metrics.kernel_table(false);
-                decided = Some((table, outcome, plan, true));
+                decided = Some((table, outcome, plan));
             }
         }
-        let (mut table, outcome, plan, from_cache) = match decided {
+        let (mut table, outcome, plan) = match decided {
             Some(d) => d,
             None => {
                 let read = self.kernel.read().map_err(fail(Source::Kernel))?;
@@ -522,7 +520,7 @@ impl Pass {
                     &|k| ownership.owns(k),
                 );
                 let plan = plan_against(&table, &outcome)?;
-                (table, outcome, plan, false)
+                (table, outcome, plan)
             }
         };
         let live_sizes = (table.state.services.len(), table.state.dest_count());
@@ -625,13 +623,6 @@ impl Pass {
             ops: plan.changes.len(),
             drains_active: outcome.active.len(),
             next_drain_deadline_ms: outcome.next_deadline_ms,
-            // A pass that read the kernel is followed by the schedule's
-            // resync at about the same time anyway.
-            table_expires_at: if from_cache {
-                self.table.expires_at()
-            } else {
-                None
-            },
         };
         self.last_ok = Some((generation, self.drains.clone()));
         Ok(report)
@@ -757,7 +748,7 @@ impl Daemon {
         let mut git = None;
         let mut fs_watcher = None;
         let (config, git_subdir) = if let Some(path) = &opts.config.config_path {
-            fs_watcher = Some(watch_dir(path, tx.clone())?);
+            fs_watcher = Some(ConfigWatch::start(path, tx.clone())?);
             (ConfigInput::Dir(path.clone()), None)
         } else if let Some(gopts) = opts.config.git_options() {
             let subdir = gopts.normalized_subdir();
@@ -871,7 +862,7 @@ impl Daemon {
             tx,
             rx,
             flush_on_exit: opts.watch.flush_on_exit,
-            _fs_watcher: fs_watcher,
+            fs_watcher,
         };
         let task = tokio::spawn(async move {
             let r = core.run(shutdown_rx).await;
@@ -936,7 +927,7 @@ struct Core {
     tx: mpsc::UnboundedSender<Msg>,
     rx: mpsc::UnboundedReceiver<Msg>,
     flush_on_exit: bool,
-    _fs_watcher: Option<notify::RecommendedWatcher>,
+    fs_watcher: Option<ConfigWatch>,
 }
 
 impl Core {
@@ -999,7 +990,12 @@ impl Core {
                         events.push(Event::GitPollFailed);
                     }
                     Msg::HookGit => events.push(Event::HookGit),
-                    Msg::ConfigChanged => events.push(Event::ConfigChanged),
+                    Msg::ConfigChanged => {
+                        if let Some(w) = &mut self.fs_watcher {
+                            w.refresh();
+                        }
+                        events.push(Event::ConfigChanged);
+                    }
                 },
                 got = async {
                     match &mut hup {
@@ -1115,20 +1111,14 @@ impl Core {
                 self.ready.store(true, Ordering::Relaxed);
                 // Look again at the next drain deadline, and every second
                 // while drains wait for connections to close.
-                let drain_at = report.next_drain_deadline_ms.map(|deadline| {
+                // (A change by hand is seen by the resync, which re-reads
+                // the kernel every --resync whatever other passes run.)
+                let recheck_at = report.next_drain_deadline_ms.map(|deadline| {
                     let left = Duration::from_millis(deadline)
                         .saturating_sub(unix_now())
                         .min(Duration::from_secs(1));
                     now + left
                 });
-                // And when the copy of the kernel's table expires: a pass
-                // then reads the kernel, so that a change by hand is seen
-                // at the latest one resync interval after the last read,
-                // however often passes use the copy meanwhile.
-                let recheck_at = match (drain_at, report.table_expires_at) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
                 Event::PassOk { recheck_at }
             }
             Err(f) => {
@@ -1142,36 +1132,142 @@ impl Core {
     }
 }
 
-/// Watches a config directory recursively; any change below it (creates,
-/// writes, renames: editors that save by rename included) except to hidden
-/// files marks the config dirty.
-fn watch_dir(path: &Path, tx: mpsc::UnboundedSender<Msg>) -> Result<notify::RecommendedWatcher> {
-    use notify::{EventKind, RecursiveMode, Watcher};
-    let mut watcher =
-        notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
-            Ok(ev) => {
-                if matches!(ev.kind, EventKind::Access(_)) {
-                    return;
+/// Watches the config directory: the directory itself recursively (any
+/// change below it except to hidden files marks the config dirty: creates,
+/// writes, renames, editors that save by rename included), and its parent
+/// for the entry of the path, so that a replacement of the whole directory
+/// (`rm -rf` and a fresh copy) or a swap of a symlink to it (`ln -sfn r2
+/// tmp && mv -T tmp current`) is seen too: [`ConfigWatch::refresh`] then
+/// moves the recursive watch to what the path names now.
+struct ConfigWatch {
+    /// The path as given (absolute).
+    path: PathBuf,
+    watcher: notify::RecommendedWatcher,
+    /// What the recursive watch is on: the resolved directory and its
+    /// (device, inode); `None` while the path names nothing watchable.
+    watched: Option<(PathBuf, (u64, u64))>,
+    /// The watched directory, for the event handler.
+    root: Arc<Mutex<Option<PathBuf>>>,
+    /// Set by the event handler when the watched directory itself went
+    /// away (deleted or moved): its watch is gone even if a new directory
+    /// at the same path got the same inode number.
+    lost: Arc<AtomicBool>,
+}
+
+impl ConfigWatch {
+    fn start(path: &Path, tx: mpsc::UnboundedSender<Msg>) -> Result<ConfigWatch> {
+        use notify::{EventKind, RecursiveMode, Watcher};
+        let path = std::path::absolute(path)
+            .with_context(|| format!("--config-path {}", path.display()))?;
+        let parent = path.parent().map(Path::to_path_buf);
+        let name = path.file_name().map(|n| n.to_os_string());
+        let filter_parent = parent.clone();
+        let root: Arc<Mutex<Option<PathBuf>>> = Arc::default();
+        let lost = Arc::new(AtomicBool::new(false));
+        let (h_root, h_lost) = (root.clone(), lost.clone());
+        let mut watcher =
+            notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+                Ok(ev) => {
+                    if matches!(ev.kind, EventKind::Access(_)) {
+                        return;
+                    }
+                    if matches!(
+                        ev.kind,
+                        EventKind::Remove(_)
+                            | EventKind::Modify(notify::event::ModifyKind::Name(_))
+                    ) && lock(&h_root).as_ref().is_some_and(|r| ev.paths.contains(r))
+                    {
+                        h_lost.store(true, Ordering::Relaxed);
+                    }
+                    let relevant = ev.paths.is_empty()
+                        || ev.paths.iter().any(|p| {
+                            // Directly in the parent: only the config
+                            // path's own entry.
+                            if p.parent() == filter_parent.as_deref() {
+                                return p.file_name() == name.as_deref();
+                            }
+                            p.file_name()
+                                .is_none_or(|n| !crate::tree::is_hidden(&n.to_string_lossy()))
+                        });
+                    if relevant {
+                        let _ = tx.send(Msg::ConfigChanged);
+                    }
                 }
-                let visible = ev.paths.is_empty()
-                    || ev.paths.iter().any(|p| {
-                        p.file_name()
-                            .is_none_or(|n| !crate::tree::is_hidden(&n.to_string_lossy()))
-                    });
-                if visible {
+                Err(e) => {
+                    warn!(source = "config", "watching the config directory: {e}");
                     let _ = tx.send(Msg::ConfigChanged);
                 }
+            })
+            .context("starting the config directory watcher")?;
+        if let Some(parent) = &parent {
+            watcher
+                .watch(parent, RecursiveMode::NonRecursive)
+                .with_context(|| format!("watching {}", parent.display()))?;
+        }
+        let mut w = ConfigWatch {
+            path,
+            watcher,
+            watched: None,
+            root,
+            lost,
+        };
+        w.rewatch()
+            .with_context(|| format!("watching {}", w.path.display()))?;
+        Ok(w)
+    }
+
+    /// What the path names now: the resolved directory and its identity.
+    fn resolve(&self) -> std::io::Result<(PathBuf, (u64, u64))> {
+        use std::os::unix::fs::MetadataExt;
+        let target = std::fs::canonicalize(&self.path)?;
+        let meta = std::fs::metadata(&target)?;
+        Ok((target, (meta.dev(), meta.ino())))
+    }
+
+    fn rewatch(&mut self) -> Result<()> {
+        use notify::{RecursiveMode, Watcher};
+        let now = self.resolve()?;
+        if let Some((old, _)) = self.watched.take() {
+            // Gone already when the directory was deleted: nothing to undo.
+            let _ = self.watcher.unwatch(&old);
+        }
+        *lock(&self.root) = Some(now.0.clone());
+        self.lost.store(false, Ordering::Relaxed);
+        self.watcher.watch(&now.0, RecursiveMode::Recursive)?;
+        self.watched = Some(now);
+        Ok(())
+    }
+
+    /// Moves the recursive watch if the path names another directory than
+    /// the watched one (replaced, or a symlink swapped); whether it moved.
+    fn refresh(&mut self) -> bool {
+        let current = self.resolve().ok();
+        if current.is_none() || (current == self.watched && !self.lost.load(Ordering::Relaxed)) {
+            return false;
+        }
+        match self.rewatch() {
+            Ok(()) => {
+                info!(
+                    source = "config",
+                    path = %self.path.display(),
+                    target = %self.watched.as_ref().map(|w| w.0.display().to_string()).unwrap_or_default(),
+                    "the config directory was replaced: watching the new one"
+                );
+                true
             }
             Err(e) => {
-                warn!(source = "config", "watching the config directory: {e}");
-                let _ = tx.send(Msg::ConfigChanged);
+                // Retried at the next event in the parent directory; the
+                // resync reads the directory meanwhile.
+                warn!(
+                    source = "config",
+                    "watching {}: {}",
+                    self.path.display(),
+                    format_error(&e)
+                );
+                false
             }
-        })
-        .context("starting the config directory watcher")?;
-    watcher
-        .watch(path, RecursiveMode::Recursive)
-        .with_context(|| format!("watching {}", path.display()))?;
-    Ok(watcher)
+        }
+    }
 }
 
 async fn serve_http(

@@ -9,7 +9,10 @@
 //! first trigger (so a steady stream cannot starve the loop and a lone change
 //! starts a pass one window later). A failed pass is retried with exponential
 //! backoff, capped, and reset by the next success; a periodic resync pass
-//! re-reads the kernel to correct drift.
+//! re-reads every source and the kernel to correct drift. It fires every
+//! resync interval whatever other passes ran meanwhile (a pass waits for
+//! nothing in particular, so only a fixed period bounds how long a change
+//! no trigger reported can stay unapplied).
 //!
 //! Invariant: no clock, no I/O, no tokio. Time is a [`Duration`] since an
 //! arbitrary epoch chosen by the caller (the daemon uses its start); the
@@ -24,7 +27,8 @@ use std::time::Duration;
 pub struct Settings {
     /// Window that coalesces a burst of triggers into one pass.
     pub debounce: Duration,
-    /// Interval of the anti-entropy pass that re-reads the kernel.
+    /// Period of the anti-entropy pass that re-reads every source and the
+    /// kernel; other passes do not postpone it. Must not be zero.
     pub resync: Duration,
     /// Git poll interval; `None` when the config is not a Git repository.
     pub poll: Option<Duration>,
@@ -359,7 +363,9 @@ impl Schedule {
                 self.stats.passes_ok += 1;
                 self.stats.consecutive_failures = 0;
                 self.backoff = None;
-                self.next_resync = now + self.settings.resync;
+                // The resync keeps its own period: a steady stream of
+                // passes must not push it back (it is the pass that
+                // re-reads every source and the kernel).
                 self.recheck_at = recheck_at;
             }
             Event::PassFailed { source } => {
@@ -373,7 +379,6 @@ impl Schedule {
                 }
                 .min(self.settings.backoff_max);
                 self.backoff = Some(delay);
-                self.next_resync = now + self.settings.resync;
                 // Keep what the failed pass was to apply, and retry it.
                 let changed_at = failed.and_then(|r| r.changed_at);
                 let retry_at = now + delay;
@@ -496,7 +501,7 @@ mod tests {
             &[(0, vec![]), (7, vec![Event::PassOk { recheck_at: None }])],
             &[
                 (0, vec![pass(&[Trigger::Startup], None)]),
-                (7, vec![wake(30_007)]),
+                (7, vec![wake(30_000)]),
             ],
         );
     }
@@ -516,12 +521,12 @@ mod tests {
             ],
             &[
                 (0, vec![pass(&[Trigger::Startup], None)]),
-                (5, vec![wake(30_005)]),
+                (5, vec![wake(30_000)]),
                 // A lone change or a burst: one pass, one window after the first.
                 (100, vec![wake(120)]),
                 (110, vec![wake(120)]),
                 (120, vec![pass(&[Trigger::Etcd], Some(100))]),
-                (125, vec![wake(30_125)]),
+                (125, vec![wake(30_000)]),
             ],
         );
     }
@@ -533,7 +538,7 @@ mod tests {
         let mut script = vec![(0, vec![]), (1, vec![Event::PassOk { recheck_at: None }])];
         let mut expected = vec![
             (0, vec![pass(&[Trigger::Startup], None)]),
-            (1, vec![wake(30_001)]),
+            (1, vec![wake(30_000)]),
         ];
         for t in [10, 15, 20, 25] {
             script.push((t, vec![Event::ConfigChanged]));
@@ -603,7 +608,7 @@ mod tests {
                 // 8 s, capped at 4 s
                 (7550, vec![wake(11550)]),
                 (11550, retry()),
-                (11560, vec![wake(41_560)]),
+                (11560, vec![wake(30_000)]),
                 (11600, vec![wake(11620)]),
                 (11620, vec![pass(&[Trigger::Etcd], Some(11600))]),
                 // reset by the success: back to 500 ms
@@ -631,7 +636,7 @@ mod tests {
             ],
             &[
                 (0, vec![pass(&[Trigger::Startup], None)]),
-                (10, vec![wake(30_010)]),
+                (10, vec![wake(30_000)]),
                 (100, vec![wake(120)]),
                 (120, vec![pass(&[Trigger::Config], Some(100))]),
                 (130, vec![wake(630)]),
@@ -681,11 +686,40 @@ mod tests {
             ],
             &[
                 (0, vec![pass(&[Trigger::Startup], None)]),
-                (10, vec![wake(30_010)]),
+                (10, vec![wake(30_000)]),
                 (30_010, vec![pass(&[Trigger::Resync], None)]),
-                (30_040, vec![wake(60_040)]),
+                (30_040, vec![wake(60_010)]),
             ],
         );
+    }
+
+    #[test]
+    fn resync_keeps_its_period_while_other_passes_keep_coming() {
+        // An etcd change every 2 s, each pass succeeding: the resync (the
+        // pass that re-reads every source and the kernel) still fires every
+        // 10 s, not never.
+        let mut s = settings();
+        s.resync = ms(10_000);
+        let mut sched = Schedule::new(s, ms(0));
+        let mut resyncs = Vec::new();
+        let mut t = 0;
+        let mut events = vec![];
+        while t <= 41_000 {
+            for action in sched.step(ms(t), std::mem::take(&mut events)) {
+                if let Action::StartPass { triggers, .. } = action {
+                    if triggers.contains(&Trigger::Resync) {
+                        resyncs.push(t);
+                    }
+                    // Every pass takes 5 ms and succeeds.
+                    sched.step(ms(t + 5), [Event::PassOk { recheck_at: None }]);
+                }
+            }
+            t += 5;
+            if t % 2_000 == 0 {
+                events.push(Event::EtcdChanged);
+            }
+        }
+        assert_eq!(resyncs, vec![10_000, 20_000, 30_000, 40_000]);
     }
 
     #[test]
@@ -745,7 +779,7 @@ mod tests {
                 (0, vec![pass(&[Trigger::Startup], None)]),
                 (10, vec![wake(1_000)]),
                 (1_000, vec![pass(&[Trigger::Drain], None)]),
-                (1_010, vec![wake(31_010)]),
+                (1_010, vec![wake(30_000)]),
             ],
         );
     }
@@ -777,9 +811,9 @@ mod tests {
                     ],
                 ),
                 (210, vec![wake(15_200)]),
-                (15_200, vec![Action::PollGit, wake(30_210)]),
-                (15_400, vec![wake(30_210)]),
-                (16_000, vec![Action::PollGit, wake(30_210)]),
+                (15_200, vec![Action::PollGit, wake(30_000)]),
+                (15_400, vec![wake(30_000)]),
+                (16_000, vec![Action::PollGit, wake(30_000)]),
                 (16_100, vec![wake(16_120)]),
                 (
                     16_120,
@@ -814,8 +848,8 @@ mod tests {
             ],
             &[
                 (0, vec![pass(&[Trigger::Startup], None)]),
-                (1, vec![wake(30_001)]),
-                (5, vec![wake(30_001)]),
+                (1, vec![wake(30_000)]),
+                (5, vec![wake(30_000)]),
             ],
         );
     }
