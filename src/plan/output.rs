@@ -456,14 +456,16 @@ fn change_line(change: &Change, desired: &IpvsState) -> String {
 }
 
 /// Changes grouped by service (sorted), the service change first, then the
-/// dests by address.
+/// dest changes in execution order: adds, edits, deletes (each by address),
+/// so that a service reads make-before-break as it runs.
 fn grouped(plan: &Plan) -> BTreeMap<ServiceKey, Vec<&Change>> {
     let mut groups: BTreeMap<ServiceKey, Vec<&Change>> = BTreeMap::new();
     for c in &plan.changes {
         groups.entry(*c.service()).or_default().push(c);
     }
     for changes in groups.values_mut() {
-        changes.sort_by_key(|c| c.dest());
+        // Stable: the dest changes keep the plan's (execution) order.
+        changes.sort_by_key(|c| c.dest().is_some());
     }
     groups
 }

@@ -308,9 +308,9 @@ fn coloured_text_is_the_plain_text_with_ansi_codes_on_change_lines() {
     let plain = output::text(&p, &desired, false);
     let coloured = output::text(&p, &desired, true);
     let expect = "  service tcp://10.0.0.1:80\n\
+        +   dest 10.1.0.3:80 masq weight 10 upper threshold 100 (b3 from services/web.yaml via route lan)\n\
         ~   dest 10.1.0.1:80 masq weight 10 -> 20\n\
         -   dest 10.1.0.2:80\n\
-        +   dest 10.1.0.3:80 masq weight 10 upper threshold 100 (b3 from services/web.yaml via route lan)\n\
         + service udp://[2001:db8::1]:53 rr\n\
         +   dest [2001:db8::2]:53 masq weight 5\n\
         \n\
@@ -386,4 +386,47 @@ fn a_refused_plan_says_so_in_every_format() {
         output::text_refused(&p, &desired, false, None),
         output::text(&p, &desired, false)
     );
+}
+
+/// Within a service, text and markdown list the service change, then the
+/// dest changes as they run: adds, edits, deletes, whatever the addresses
+/// (a delete of :80 above the add of :81 read as break-before-make).
+#[test]
+fn text_and_markdown_list_a_service_in_execution_order() {
+    let live = state(&[(
+        "tcp://10.0.0.1:80",
+        "wlc",
+        &[
+            ("10.1.0.1:80", M, 10),
+            ("10.1.0.2:80", M, 10),
+            ("10.1.0.3:80", M, 10),
+        ],
+    )]);
+    let desired = state(&[(
+        "tcp://10.0.0.1:80",
+        "rr",
+        &[
+            ("10.1.0.1:81", M, 10),
+            ("10.1.0.2:80", M, 10),
+            ("10.1.0.3:80", M, 20),
+            ("10.1.0.0:80", M, 10),
+        ],
+    )]);
+    let lax = Guards {
+        allow_mass_delete: true,
+        ..Guards::default()
+    };
+    let p = plan(&desired, &live, &Ownership::all(), &lax).unwrap();
+    let lines = "~ service tcp://10.0.0.1:80 scheduler wlc -> rr\n\
+                 +   dest 10.1.0.0:80 masq weight 10\n\
+                 +   dest 10.1.0.1:81 masq weight 10\n\
+                 ~   dest 10.1.0.3:80 masq weight 10 -> 20\n\
+                 -   dest 10.1.0.1:80\n";
+    let text = output::text(&p, &desired, false);
+    assert_eq!(
+        text,
+        format!("{lines}\nPlan: 2 to add, 2 to change, 1 to delete.\n")
+    );
+    let md = output::markdown(&p, &desired, None);
+    assert!(md.contains(&format!("```diff\n{lines}```\n")), "{md}");
 }
