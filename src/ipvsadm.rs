@@ -44,8 +44,10 @@ use crate::model::{
     Dest, DestAttrs, Family, IpvsState, Method, Protocol, Service, ServiceAttrs, ServiceKey,
 };
 
-/// Default persistence timeout of `-p` without a value, as in ipvsadm.
-pub const DEFAULT_PERSISTENCE: u32 = 300;
+/// Default persistence timeout of `-p` without a value: ipvsadm's
+/// `IPVS_SVC_PERSISTENT_TIMEOUT` (6*60 seconds; `ipvsadm -A -f 42 -s wlc -p`
+/// saves as `-p 360`).
+pub const DEFAULT_PERSISTENCE: u32 = 360;
 
 /// Flag name of one-packet scheduling (`-o`, `--ops`).
 pub const FLAG_OPS: &str = "ops";
@@ -1039,7 +1041,8 @@ mod tests {
         let s = parse("# saved\n\n-A -t 10.0.0.1:80 -p\n-a -t 10.0.0.1:80 -r 10.0.0.2\n").unwrap();
         let svc = &s.services[&svc("tcp://10.0.0.1:80")];
         assert_eq!(svc.attrs.scheduler, "wlc");
-        assert_eq!(svc.attrs.persistence, Some(DEFAULT_PERSISTENCE));
+        // ipvsadm's IPVS_SVC_PERSISTENT_TIMEOUT, 6*60.
+        assert_eq!(svc.attrs.persistence, Some(360));
         let d: SocketAddr = "10.0.0.2:80".parse().unwrap();
         assert_eq!(svc.dests[&d].attrs, DestAttrs::new(Method::Droute, 1));
     }
