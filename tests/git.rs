@@ -8,7 +8,14 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use clusterf::cli::source::ConfigArgs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+use clusterf::cli::source::{ConfigArgs, OverlayArgs};
+use clusterf::cli::watch::{Daemon, MemoryKernel, WatchArgs, WatchOptions};
 use clusterf::source::git::{self, GitSource, Options};
 use tempfile::TempDir;
 
@@ -952,4 +959,264 @@ fn pull_request_mode_plans_base_against_head() {
         assert!(err.contains("services/web.yaml:1:"), "{err}");
         assert!(out.stdout.is_empty());
     }
+}
+
+/// A bare `remote.git` that `work` pushes to, holding one commit (WEB_V1);
+/// (remote, work, commit).
+fn pushed_remote(s: &Scratch) -> (PathBuf, PathBuf, String) {
+    let remote = s.path("remote.git");
+    s.git(s.dir.path(), &["init", "-q", "--bare", "remote.git"]);
+    let work = s.init("work");
+    s.git(
+        &work,
+        &["remote", "add", "origin", remote.to_str().unwrap()],
+    );
+    let c1 = s.commit(&work, &[("services/web.yaml", Some(WEB_V1))], "v1");
+    s.git(&work, &["push", "-q", "origin", "main"]);
+    (remote, work, c1)
+}
+
+/// Runs `f` with a tracing subscriber that writes into a string; the text.
+fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .without_time()
+        .with_target(false)
+        .finish();
+    let out = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    (out, text)
+}
+
+#[test]
+fn a_poller_started_while_the_remote_is_down_serves_the_cached_commit() {
+    if !have("git") {
+        return;
+    }
+    let s = Scratch::new();
+    let (remote, work, c1) = pushed_remote(&s);
+    let away = s.path("away.git");
+    let url = file_url(&remote);
+    let mut o = opts(&url);
+    o.cache_dir = Some(s.path("cache"));
+
+    // An earlier run fetched c1; the remote then goes away.
+    let mut first = GitSource::new(o.clone()).unwrap();
+    first.read().unwrap();
+    assert!(first.cached().is_none());
+    let cache = first.cache_path().unwrap().to_path_buf();
+    drop(first);
+    // Pretend that fetch was two hours ago.
+    let then = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 7300;
+    std::fs::write(cache.join("clusterf-fetched-at"), format!("{then}\n")).unwrap();
+    std::fs::rename(&remote, &away).unwrap();
+
+    // A one-shot read answers about the remote as it is now: an error.
+    let e = format!("{:#}", git::read(&o).unwrap_err());
+    assert!(e.starts_with(&format!("config repo {url}")), "{e}");
+
+    // A poller (the daemon after a restart): the fetch fails, the cached
+    // commit is served, with a warning naming it and its age.
+    let mut poller = GitSource::new(o.clone()).unwrap();
+    let (r, log) = logged(|| poller.fetch());
+    r.unwrap();
+    let cached = poller.cached().expect("served from the cache").clone();
+    assert_eq!(cached.commit, c1);
+    assert_eq!(
+        cached.fetched_at,
+        Some(UNIX_EPOCH + Duration::from_secs(then))
+    );
+    let committed = cached.committed_at.unwrap();
+    assert!(committed.elapsed().unwrap() < Duration::from_secs(600));
+    assert!(
+        !cached.fetch_error.is_empty() && !cached.fetch_error.contains('\n'),
+        "{cached:?}"
+    );
+    assert_eq!(log.lines().count(), 1, "{log}");
+    let want = format!(
+        "WARN config repo {url}: {}; serving commit {} of ref HEAD from the cache (committed ",
+        cached.fetch_error,
+        &c1[..12]
+    );
+    assert!(log.trim_start().starts_with(&want), "{log}\nwant: {want}");
+    assert!(
+        log.contains(" ago, fetched 2h ago) until a fetch succeeds"),
+        "{log}"
+    );
+    assert!(log.contains(&format!("commit=\"{c1}\"")), "{log}");
+    let t = poller.read_commit(None).unwrap();
+    assert_eq!(t.origin.revision.as_deref(), Some(c1.as_str()));
+    assert_eq!(contents(&t, "services/web.yaml"), WEB_V1);
+
+    // Still down: the next poll tries again and fails (the caller keeps the
+    // commit it has), without another warning from here.
+    let (r, log) = logged(|| poller.fetch());
+    let e = format!("{:#}", r.unwrap_err());
+    assert!(e.starts_with(&format!("config repo {url}")), "{e}");
+    assert!(!e.contains('\n'), "{e}");
+    assert_eq!(log, "");
+
+    // The remote is back with a new commit: the next poll fetches it.
+    std::fs::rename(&away, &remote).unwrap();
+    let c2 = s.commit(&work, &[("services/web.yaml", Some(WEB_V2))], "v2");
+    s.git(&work, &["push", "-q", "origin", "main"]);
+    poller.fetch().unwrap();
+    assert!(poller.cached().is_none());
+    let t = poller.read_commit(None).unwrap();
+    assert_eq!(t.origin.revision.as_deref(), Some(c2.as_str()));
+    assert_eq!(contents(&t, "services/web.yaml"), WEB_V2);
+    let fetched: u64 = std::fs::read_to_string(cache.join("clusterf-fetched-at"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(fetched > then + 7000, "the successful fetch is recorded");
+
+    // Down again: a ref the cache does not hold is no fallback, nor is a
+    // cache that was never filled.
+    std::fs::rename(&remote, &away).unwrap();
+    let mut o2 = o.clone();
+    o2.git_ref = Some("no-such-branch".into());
+    let mut p2 = GitSource::new(o2).unwrap();
+    assert!(p2.fetch().is_err());
+    assert!(p2.cached().is_none());
+    let mut o3 = o.clone();
+    o3.cache_dir = Some(s.path("empty-cache"));
+    let mut p3 = GitSource::new(o3).unwrap();
+    assert!(p3.fetch().is_err());
+    assert!(p3.cached().is_none());
+    // The one the cache holds is served by ref name too.
+    let mut o4 = o.clone();
+    o4.git_ref = Some("main".into());
+    let mut p4 = GitSource::new(o4).unwrap();
+    p4.fetch().unwrap();
+    assert_eq!(p4.cached().unwrap().commit, c2);
+    assert_eq!(
+        p4.read_commit(None).unwrap().origin.revision.as_deref(),
+        Some(c2.as_str())
+    );
+}
+
+/// A plain HTTP/1.0 request; (status, body).
+fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    (status, body.to_string())
+}
+
+async fn eventually(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        if start.elapsed() > limit {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The repro of the audit: run once, stop, the remote goes away, start
+/// again: the daemon applies the cached commit and becomes ready, and
+/// picks up the remote when it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_restarted_while_the_remote_is_down_applies_the_cached_commit() {
+    if !have("git") {
+        return;
+    }
+    let s = Scratch::new();
+    let (remote, work, _) = pushed_remote(&s);
+    let away = s.path("away.git");
+    let url = file_url(&remote);
+    let cache = s.path("cache");
+
+    #[derive(Parser)]
+    struct Sources {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(flatten)]
+        overlay: OverlayArgs,
+    }
+    let start = || async {
+        let src = Sources::try_parse_from([
+            "t",
+            "--config-repo",
+            &url,
+            "--cache-dir",
+            cache.to_str().unwrap(),
+        ])
+        .unwrap();
+        let args = WatchArgs {
+            metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+            poll: Duration::from_secs(3600),
+            resync: Duration::from_secs(3600),
+            ..WatchArgs::default()
+        };
+        let kernel = MemoryKernel::default();
+        let daemon = Daemon::start(
+            WatchOptions::new(src.config, src.overlay, Default::default(), args),
+            Box::new(kernel.clone()),
+        )
+        .await
+        .unwrap();
+        (daemon, kernel)
+    };
+
+    // The first run fetches and applies the commit.
+    let (daemon, kernel) = start().await;
+    eventually(Duration::from_secs(20), "the first run's commit", || {
+        kernel.table().dest_count() == 1
+    })
+    .await;
+    daemon.stop().await.unwrap();
+
+    // Restart while the remote is away: the cached commit is applied.
+    std::fs::rename(&remote, &away).unwrap();
+    let (daemon, kernel) = start().await;
+    let addr = daemon.metrics_addr().unwrap();
+    eventually(Duration::from_secs(20), "the cached commit applied", || {
+        kernel.table().dest_count() == 1
+    })
+    .await;
+    assert_eq!(http(addr, "GET", "/readyz").0, 200);
+
+    // The remote is back with a new commit: a poll (the hook) applies it.
+    std::fs::rename(&away, &remote).unwrap();
+    s.commit(&work, &[("services/web.yaml", Some(WEB_V2))], "v2");
+    s.git(&work, &["push", "-q", "origin", "main"]);
+    assert_eq!(http(addr, "POST", "/hooks/git").0, 202);
+    eventually(Duration::from_secs(20), "the new commit applied", || {
+        kernel.table().dest_count() == 2
+    })
+    .await;
+    daemon.stop().await.unwrap();
 }

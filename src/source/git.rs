@@ -12,6 +12,12 @@
 //! the last read, so that re-reading after a small commit costs in
 //! proportion to the change (the watch loop keeps one).
 //!
+//! A poller that starts while the remote is down is served the commit the
+//! cache holds from an earlier run ([`GitSource::fetch`], with a warning
+//! naming the commit and when it was fetched); one-shot reads
+//! ([`read`], [`GitSource::read`]) never are: they answer about the remote
+//! as it is now, or fail.
+//!
 //! Invariant: this module only reads Git objects through gix; it never runs
 //! `git`, never touches a work tree, and never interprets the config layout.
 //! Errors are one line naming the URL (credentials scrubbed) and the ref.
@@ -19,12 +25,14 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, anyhow};
 use gix::ObjectId;
 use gix::bstr::ByteSlice;
 use gix::objs::tree::EntryKind;
 use gix::prelude::FindExt;
+use tracing::warn;
 
 use crate::diag::{Diagnostics, Severity};
 use crate::tree::{Tree, is_hidden};
@@ -92,6 +100,25 @@ pub struct FetchStats {
     pub objects: u32,
 }
 
+/// The commit a poller was served from the cache because the fetch failed
+/// (see [`GitSource::fetch`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CachedCommit {
+    /// The full id of the commit the ref resolves to in the cache.
+    pub commit: String,
+    /// The commit's committer time.
+    pub committed_at: Option<SystemTime>,
+    /// When the cache was last fetched successfully; `None` when unknown (a
+    /// cache written before this was recorded).
+    pub fetched_at: Option<SystemTime>,
+    /// Why the fetch failed (one line).
+    pub fetch_error: String,
+}
+
+/// The file in a cache repository that holds the time of its last
+/// successful fetch (unix seconds); Git ignores it.
+const FETCHED_AT_FILE: &str = "clusterf-fetched-at";
+
 /// Where the repository lives.
 #[derive(Clone, Debug)]
 enum Location {
@@ -112,6 +139,8 @@ pub struct GitSource {
     /// The tree id (of the subdir) and the result of the last read.
     last: Option<(ObjectId, Tree)>,
     last_fetch: Option<FetchStats>,
+    /// Set while the last fetch failed and the cached commit was served.
+    cached: Option<CachedCommit>,
 }
 
 /// Reads the config tree once (fetching a remote first).
@@ -150,6 +179,7 @@ impl GitSource {
             blobs: HashMap::new(),
             last: None,
             last_fetch: None,
+            cached: None,
         })
     }
 
@@ -167,8 +197,90 @@ impl GitSource {
         self.last_fetch.as_ref()
     }
 
-    /// Fetches a remote into the cache (a no-op for local repositories).
+    /// The commit served from the cache because the last [`fetch`]
+    /// (Self::fetch) failed; `None` when it succeeded.
+    pub fn cached(&self) -> Option<&CachedCommit> {
+        self.cached.as_ref()
+    }
+
+    /// Fetches a remote into the cache (a no-op for local repositories),
+    /// for a poller that calls [`read_commit`](Self::read_commit) next.
+    ///
+    /// When the fetch fails before this source has read any commit (the
+    /// daemon restarted while the remote is down) and the cache holds the
+    /// ref from an earlier fetch, it logs a warning naming the cached commit
+    /// and when it was fetched, remembers it in [`cached`](Self::cached), and
+    /// returns `Ok`: the following read serves that commit. Every call tries
+    /// the remote again; once a commit has been read, a failed fetch is an
+    /// error (the caller keeps the commit it has).
     pub fn fetch(&mut self) -> Result<()> {
+        let error = match self.fetch_remote() {
+            Ok(()) => {
+                self.cached = None;
+                return Ok(());
+            }
+            Err(e) => e,
+        };
+        if self.last.is_none()
+            && let Some(cached) = self.cached_commit(&error)
+        {
+            let now = SystemTime::now();
+            let since = |t: Option<SystemTime>| match t {
+                Some(t) => format!("{} ago", age(now.duration_since(t).unwrap_or_default())),
+                None => "at an unknown time".to_string(),
+            };
+            warn!(
+                source = "git",
+                commit = cached.commit.as_str(),
+                "config repo {}: {}; serving commit {} of ref {} from the cache (committed {}, fetched {}) until a fetch succeeds",
+                self.display,
+                cached.fetch_error,
+                &cached.commit[..12.min(cached.commit.len())],
+                self.ref_label(None),
+                since(cached.committed_at),
+                since(cached.fetched_at),
+            );
+            self.cached = Some(cached);
+            return Ok(());
+        }
+        Err(error)
+    }
+
+    /// The commit the cache holds for the configured ref, when it holds
+    /// one, with why the fetch failed.
+    fn cached_commit(&self, error: &anyhow::Error) -> Option<CachedCommit> {
+        let Location::Remote { cache, .. } = &self.location else {
+            return None;
+        };
+        let repo = gix::open(cache).ok()?;
+        let commit = resolve(&repo, &self.location, self.opts.git_ref.as_deref()).ok()?;
+        let committed_at = commit
+            .time()
+            .ok()
+            .and_then(|t| u64::try_from(t.seconds).ok())
+            .map(|s| UNIX_EPOCH + Duration::from_secs(s));
+        let fetched_at = std::fs::read_to_string(cache.join(FETCHED_AT_FILE))
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .map(|s| UNIX_EPOCH + Duration::from_secs(s));
+        // The error names the repository and the ref; the warning does too.
+        let full = format!("{error:#}");
+        let prefix = format!(
+            "config repo {} ref {}: ",
+            self.display,
+            self.ref_label(None)
+        );
+        let fetch_error = full.strip_prefix(&prefix).unwrap_or(&full).to_string();
+        Some(CachedCommit {
+            commit: commit.id.to_string(),
+            committed_at,
+            fetched_at,
+            fetch_error,
+        })
+    }
+
+    /// Fetches a remote into the cache; errors are errors.
+    fn fetch_remote(&mut self) -> Result<()> {
         let ref_name = self.ref_label(None);
         let Location::Remote { url, cache } = &self.location else {
             return Ok(());
@@ -230,12 +342,18 @@ impl GitSource {
                 objects: write_pack_bundle.index.num_objects,
             },
         });
+        // When the cache was last fetched, for the warning of a later run
+        // that cannot fetch; not worth failing the fetch over.
+        if let Ok(now) = SystemTime::now().duration_since(UNIX_EPOCH) {
+            let _ = std::fs::write(cache.join(FETCHED_AT_FILE), format!("{}\n", now.as_secs()));
+        }
         Ok(())
     }
 
-    /// Fetches (remotes) and reads the tree at the configured ref.
+    /// Fetches (remotes) and reads the tree at the configured ref; a failed
+    /// fetch is an error even when the cache holds the ref.
     pub fn read(&mut self) -> Result<Tree> {
-        self.fetch()?;
+        self.fetch_remote()?;
         let r = self.opts.git_ref.clone();
         self.read_commit(r.as_deref())
     }
@@ -243,7 +361,7 @@ impl GitSource {
     /// Fetches (remotes) and reads the tree at another ref of the same
     /// repository (the base of a pull request).
     pub fn read_at(&mut self, git_ref: &str) -> Result<Tree> {
-        self.fetch()?;
+        self.fetch_remote()?;
         self.read_commit(Some(git_ref))
     }
 
@@ -692,6 +810,17 @@ fn cache_key(url: &str) -> String {
     format!("{name}-{}", &hash[..16])
 }
 
+/// A duration, roughly, for humans: `45s`, `12m`, `5h`, `3d`.
+fn age(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..120 => format!("{s}s"),
+        120..7200 => format!("{}m", s / 60),
+        7200..172_800 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
 /// An error and its causes on one line.
 fn one_line(e: &dyn std::fmt::Display) -> String {
     let s = format!("{e:#}");
@@ -770,6 +899,23 @@ mod tests {
         let b = cache_key("https://example.com/b/config.git");
         assert_ne!(a, b);
         assert!(a.starts_with("config-"), "{a}");
+    }
+
+    #[test]
+    fn ages_are_rough() {
+        let a = |s| age(Duration::from_secs(s));
+        assert_eq!(
+            [
+                a(0),
+                a(119),
+                a(120),
+                a(7199),
+                a(7200),
+                a(172_799),
+                a(172_800)
+            ],
+            ["0s", "119s", "2m", "119m", "2h", "47h", "2d"]
+        );
     }
 
     #[test]
