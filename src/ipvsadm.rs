@@ -836,10 +836,18 @@ fn dest_addr(
     }
 }
 
+fn family_name(family: Family) -> &'static str {
+    match family {
+        Family::Ipv4 => "IPv4",
+        Family::Ipv6 => "IPv6",
+    }
+}
+
 /// Parses an `ipvsadm -S -n` dump. Blank lines and `#` comments are
 /// skipped; anything else that is not a well-formed `-A`/`-a` line is an
 /// error naming its line and column. A dest must follow the `-A` line of its
-/// service.
+/// service, and be of its service's family unless it is a tunnel dest (the
+/// kernel's rule).
 pub fn parse(text: &str) -> Result<IpvsState, ParseError> {
     let mut state = IpvsState::default();
     let mut defined: BTreeMap<ServiceKey, usize> = BTreeMap::new();
@@ -918,10 +926,27 @@ pub fn parse(text: &str) -> Result<IpvsState, ParseError> {
                         format!("dest {dest} of {key} already defined on line {first}"),
                     ));
                 }
+                // ipvsadm's default: direct routing.
+                let method = l.method.map_or(Method::Droute, |m| m.1);
+                let family = Family::of(&dest.ip());
+                if family != key.family() && method != Method::Tunnel {
+                    // The kernel's rule (ip_vs_genl_set_cmd): a dest of the
+                    // other family than its service only with the tunnel
+                    // method; ipvsadm: "Different address family is allowed
+                    // only for tunneling servers".
+                    return Err(p.err(
+                        rcol,
+                        format!(
+                            "-r {rtext}: an {} dest of an {} service needs the tunnel forwarding method (-i), as the kernel requires",
+                            family_name(family),
+                            family_name(key.family())
+                        ),
+                    ));
+                }
                 dest_lines.insert((key, dest), line_no);
                 let attrs = DestAttrs {
-                    // ipvsadm's defaults: direct routing, weight 1.
-                    method: l.method.map_or(Method::Droute, |m| m.1),
+                    method,
+                    // ipvsadm's default weight.
                     weight: l.weight.map_or(1, |w| w.1),
                     upper_threshold: l.upper.map_or(0, |x| x.1),
                     lower_threshold: l.lower.map_or(0, |x| x.1),
@@ -1034,6 +1059,59 @@ mod tests {
             assert_eq!((e.line, e.column), (line, column), "{input:?}: {e}");
             assert!(e.message.contains(needle), "{input:?}: {e}");
         }
+    }
+
+    /// The kernel takes a dest of the other family than its service only as
+    /// a tunnel dest (`ip_vs_genl_set_cmd`); a dump cannot hold anything
+    /// else, so a file that does is not one.
+    #[test]
+    fn mixed_family_dests_only_as_tunnels() {
+        let cases = [
+            (
+                "-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r [2001:db8::1]:80 -m\n",
+                19,
+                "an IPv6 dest of an IPv4 service needs the tunnel forwarding method (-i)",
+            ),
+            (
+                // No method: ipvsadm's default, direct routing.
+                "-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r [2001:db8::1]:80\n",
+                19,
+                "an IPv6 dest of an IPv4 service",
+            ),
+            (
+                "-A -f 42 -6\n-a -f 42 -6 -r 10.0.0.2:0 -g -w 1\n",
+                13,
+                "an IPv4 dest of an IPv6 service",
+            ),
+            (
+                "-A -u [2001:db8::1]:53\n-a -u [2001:db8::1]:53 -r 10.0.0.2 -m\n",
+                24,
+                "an IPv4 dest of an IPv6 service",
+            ),
+        ];
+        for (input, column, needle) in cases {
+            let e = parse(input).unwrap_err();
+            assert_eq!((e.line, e.column), (2, column), "{input:?}: {e}");
+            assert!(e.message.contains(needle), "{input:?}: {e}");
+        }
+        let ok = "\
+-A -t 10.0.0.1:80 -s wlc
+-a -t 10.0.0.1:80 -r [2001:db8::1]:80 -i -w 1 --tun-type ipip
+-A -f 42 -6 -s wlc
+-a -f 42 -6 -r 10.0.0.2:0 -i -w 1 --tun-type ipip
+";
+        let state = parse(ok).unwrap();
+        assert_eq!(format(&state), ok);
+    }
+
+    /// `--pe` without `-p`: neither ipvsadm nor the kernel
+    /// (`ip_vs_add_service`) refuses it, so a live table can hold it.
+    #[test]
+    fn persistence_engine_without_persistence_is_accepted() {
+        let s = parse("-A -u 10.0.0.1:5060 -s rr --pe sip\n").unwrap();
+        let svc = &s.services[&svc("udp://10.0.0.1:5060")];
+        assert_eq!(svc.attrs.persistence, None);
+        assert_eq!(svc.attrs.flags, vec!["pe=sip"]);
     }
 
     #[test]
