@@ -267,6 +267,19 @@ fn parse_fwmark_range(s: &str) -> Result<RangeInclusive<u32>, String> {
     if lo > hi {
         return Err(format!("--own-fwmark {s}: range start above its end"));
     }
+    // No service has mark 0: the kernel takes fwmark 0 for "no fwmark" (an
+    // address service), and ipvsadm refuses `-f 0`.
+    if lo == 0 {
+        let hint = if hi == 0 {
+            String::new()
+        } else {
+            format!(", did you mean 1-{hi}")
+        };
+        return Err(format!(
+            "--own-fwmark {s}: fwmark 0 does not exist, marks are 1..{}{hint}",
+            u32::MAX
+        ));
+    }
     Ok(lo..=hi)
 }
 

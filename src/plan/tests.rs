@@ -200,6 +200,15 @@ fn ownership_arguments() {
             .contains("start above")
     );
     assert!(Ownership::parse(&[], &["x".into()]).is_err());
+    assert_eq!(
+        Ownership::parse(&[], &["0".into()]).unwrap_err(),
+        "--own-fwmark 0: fwmark 0 does not exist, marks are 1..4294967295"
+    );
+    assert_eq!(
+        Ownership::parse(&[], &["0-10".into()]).unwrap_err(),
+        "--own-fwmark 0-10: fwmark 0 does not exist, marks are 1..4294967295, did you mean 1-10"
+    );
+    assert!(Ownership::parse(&[], &["1-4294967295".into()]).is_ok());
     assert!(Ownership::parse(&["nope".into()], &[]).is_err());
 }
 
