@@ -616,6 +616,87 @@ async fn a_removed_backend_drains_then_goes_and_the_drain_survives_a_restart() {
     drop(dir);
 }
 
+/// Gives `dest` of the test service `n` active connections in the
+/// in-memory kernel.
+fn set_active(kernel: &MemoryKernel, dest: &str, n: u32) {
+    let svc = VIP.parse().unwrap();
+    let dest: SocketAddr = dest.parse().unwrap();
+    kernel
+        .live
+        .lock()
+        .unwrap()
+        .stats
+        .entry(svc)
+        .or_default()
+        .entry(dest)
+        .or_default()
+        .active_conns = n;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_state_file_is_refused_at_start_and_a_failed_save_does_not_stop_drains() {
+    let dir = config_dir();
+    let backends = dir.path().join("services/test/backends");
+    std::fs::create_dir_all(&backends).unwrap();
+    std::fs::write(backends.join("a"), backend("10.3.107.1")).unwrap();
+    std::fs::write(backends.join("b"), backend("10.3.107.2")).unwrap();
+    let state_dir = tempfile::tempdir().unwrap();
+
+    // A state file in a directory that does not exist: refused at start.
+    let mut args = watch_args();
+    args.drain_timeout = Duration::from_secs(1);
+    args.state_file = Some(state_dir.path().join("nonexistent/drains.json"));
+    let kernel = MemoryKernel::default();
+    let e = match Daemon::start(
+        options(dir.path(), None, args.clone()),
+        Box::new(kernel.clone()),
+    )
+    .await
+    {
+        Ok(_) => panic!("started with an unwritable --state-file"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        e.starts_with("--state-file ") && e.contains("cannot write in"),
+        "{e}"
+    );
+
+    // Writable at start, unwritable later (a directory where the file
+    // goes): the drain still ends at its timeout, the error is counted.
+    let state = state_dir.path().join("drains.json");
+    args.state_file = Some(state.clone());
+    let daemon = started(options(dir.path(), None, args), &kernel).await;
+    assert_eq!(kernel.table().dest_count(), 2);
+    std::fs::create_dir(&state).unwrap();
+    std::fs::write(state.join("keep"), "").unwrap();
+    set_active(&kernel, "10.3.107.2:1337", 1);
+    std::fs::remove_file(backends.join("b")).unwrap();
+    eventually(Duration::from_secs(5), "b at weight 0", || {
+        dests(&kernel.table())
+            == vec![
+                ("10.3.107.1:1337".to_string(), 10),
+                ("10.3.107.2:1337".to_string(), 0),
+            ]
+    })
+    .await;
+    eventually(
+        Duration::from_secs(5),
+        "b deleted at the drain timeout",
+        || kernel.table().dest_count() == 1,
+    )
+    .await;
+    let text = daemon.metrics().render(0.0);
+    assert!(
+        series(&text, "clusterf_errors_total{source=\"state\"}") >= 1.0,
+        "{text}"
+    );
+    eventually(Duration::from_secs(5), "no drain reported", || {
+        daemon.status().drains_active == 0
+    })
+    .await;
+    daemon.stop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_directory_changes_apply_without_etcd() {
     // No etcd at all: a config directory alone, edited in place and by

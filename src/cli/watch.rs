@@ -300,6 +300,8 @@ struct PassReport {
     ops: usize,
     drains_active: usize,
     next_drain_deadline_ms: Option<u64>,
+    /// The drain state file could not be written: retry soon.
+    state_unsaved: bool,
 }
 
 /// A failed pass: where, and why (one line).
@@ -348,6 +350,9 @@ struct Pass {
     last_ok: Option<(u64, Drains)>,
     /// Inputs whose diagnostics were already logged.
     logged_diags_for: Option<String>,
+    /// The last save of the drain state failed: retried at every pass
+    /// until it succeeds.
+    state_unsaved: bool,
 }
 
 impl Pass {
@@ -590,9 +595,30 @@ impl Pass {
                 .iter()
                 .map(|(_, _, c)| completion_label(*c)),
         );
-        if outcome.drains != self.drains {
+        // The records stay in memory whether or not the file could be
+        // written (a drain must end at its timeout, not restart on every
+        // pass); a failed save is counted and retried until it succeeds.
+        if outcome.drains != self.drains || self.state_unsaved {
             if let Some(path) = &self.state_file {
-                save_drains(path, &outcome.drains).map_err(fail(Source::State))?;
+                match save_drains(path, &outcome.drains) {
+                    Ok(()) => {
+                        if self.state_unsaved {
+                            info!(source = "state", "drain state saved again");
+                        }
+                        self.state_unsaved = false;
+                    }
+                    Err(e) => {
+                        if !self.state_unsaved {
+                            error!(
+                                source = "state",
+                                "{}: drains go on from memory, retrying the save",
+                                format_error(&e)
+                            );
+                        }
+                        self.metrics.error(Source::State);
+                        self.state_unsaved = true;
+                    }
+                }
             }
             self.drains = outcome.drains;
         }
@@ -623,6 +649,7 @@ impl Pass {
             ops: plan.changes.len(),
             drains_active: outcome.active.len(),
             next_drain_deadline_ms: outcome.next_deadline_ms,
+            state_unsaved: self.state_unsaved,
         };
         self.last_ok = Some((generation, self.drains.clone()));
         Ok(report)
@@ -657,6 +684,29 @@ pub fn save_drains(path: &Path, drains: &Drains) -> Result<()> {
         std::fs::rename(&tmp, path)
     };
     write().with_context(|| format!("writing the drain state {}", path.display()))
+}
+
+/// Checks at start that the drain state can be written where `path` says:
+/// the directory exists and a file can be created in it (the temporary file
+/// [`save_drains`] writes, removed again).
+pub fn check_state_dir(path: &Path) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| anyhow!("--state-file {}: not a file name", path.display()))?;
+    let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+    std::fs::File::create(&tmp)
+        .and_then(|_| std::fs::remove_file(&tmp))
+        .map_err(|e| {
+            anyhow!(
+                "--state-file {}: cannot write in {}: {e}",
+                path.display(),
+                dir.display()
+            )
+        })
 }
 
 /// Reads the drain records; a missing file is no drains.
@@ -787,6 +837,9 @@ impl Daemon {
             _ => None,
         };
 
+        if let Some(path) = &opts.watch.state_file {
+            check_state_dir(path)?;
+        }
         let drains = match &opts.watch.state_file {
             Some(path) => match load_drains(path) {
                 Ok(d) => {
@@ -825,6 +878,7 @@ impl Daemon {
             epoch,
             last_ok: None,
             logged_diags_for: None,
+            state_unsaved: false,
         }));
 
         // HTTP.
@@ -1113,12 +1167,17 @@ impl Core {
                 // while drains wait for connections to close.
                 // (A change by hand is seen by the resync, which re-reads
                 // the kernel every --resync whatever other passes run.)
-                let recheck_at = report.next_drain_deadline_ms.map(|deadline| {
+                let mut recheck_at = report.next_drain_deadline_ms.map(|deadline| {
                     let left = Duration::from_millis(deadline)
                         .saturating_sub(unix_now())
                         .min(Duration::from_secs(1));
                     now + left
                 });
+                // An unsaved drain state is retried within seconds.
+                if report.state_unsaved {
+                    let retry = now + Duration::from_secs(5);
+                    recheck_at = Some(recheck_at.map_or(retry, |at| at.min(retry)));
+                }
                 Event::PassOk { recheck_at }
             }
             Err(f) => {
