@@ -698,6 +698,33 @@ async fn an_unwritable_state_file_is_refused_at_start_and_a_failed_save_does_not
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_on_exit_deletes_only_the_owned_services() {
+    let dir = config_dir();
+    let kernel = MemoryKernel::default();
+    // Someone else's service, outside --own.
+    let other: clusterf::model::ServiceKey = "tcp://10.200.0.1:80".parse().unwrap();
+    kernel.live.lock().unwrap().state.services.insert(
+        other,
+        clusterf::model::Service {
+            attrs: clusterf::model::ServiceAttrs::with_scheduler("wlc"),
+            names: vec![],
+            dests: Default::default(),
+        },
+    );
+    let mut args = watch_args();
+    args.flush_on_exit = true;
+    let mut opts = options(dir.path(), None, args);
+    opts.ownership = clusterf::plan::Ownership::parse(&["10.107.107.107/32".into()], &[]).unwrap();
+    let daemon = started(opts, &kernel).await;
+    let keys = |k: &MemoryKernel| -> Vec<String> {
+        k.table().services.keys().map(|k| k.to_string()).collect()
+    };
+    assert_eq!(keys(&kernel), vec![VIP.to_string(), other.to_string()]);
+    daemon.stop().await.unwrap();
+    assert_eq!(keys(&kernel), vec![other.to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_directory_changes_apply_without_etcd() {
     // No etcd at all: a config directory alone, edited in place and by
     // rename, is followed through notify.

@@ -18,7 +18,8 @@
 //!
 //! Invariant: fail static. A pass that fails anywhere before the apply
 //! changes nothing in the kernel; the daemon never flushes on start or stop
-//! (only `--flush-on-exit` does, on request), and it never decides what to
+//! (only `--flush-on-exit` deletes, on request, the services it owns; never
+//! others), and it never decides what to
 //! change itself: the planner does, against the table as last read plus our
 //! own acked ops, never anything newer, so it never deletes something that
 //! is not in that table. A change by hand is corrected at the next real
@@ -87,7 +88,9 @@ pub struct WatchArgs {
     #[arg(long, value_name = "ADDR", requires = "watch")]
     pub metrics_listen: Option<SocketAddr>,
 
-    /// Flush the whole IPVS table on exit (default: leave the rules in place)
+    /// On exit, delete the IPVS services clusterf owns (--own; every
+    /// service without --own), never others (default: leave the rules in
+    /// place)
     #[arg(long, requires = "watch")]
     pub flush_on_exit: bool,
 
@@ -184,13 +187,13 @@ impl WatchOptions {
 }
 
 /// The kernel as the daemon sees it: read the table with counters, apply
-/// ops, flush on request. [`netlink::Client`] in production; tests may use
-/// [`MemoryKernel`].
+/// ops. [`netlink::Client`] in production; tests may use [`MemoryKernel`].
+/// There is no flush: `--flush-on-exit` deletes the owned services through
+/// `apply`, so that services clusterf does not own are never touched.
 pub trait Kernel: Send {
     fn read(&mut self) -> Result<netlink::Live>;
     /// Applies `ops` in order; on failure, which ops were applied.
     fn apply(&mut self, ops: &[Op]) -> Result<(), ApplyFailure>;
-    fn flush(&mut self) -> Result<()>;
 }
 
 /// Not every op was applied.
@@ -217,10 +220,6 @@ impl Kernel for netlink::Client {
                     .map(|o| matches!(o, netlink::Outcome::Applied))
                     .collect(),
             })
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        netlink::Client::flush(self)
     }
 }
 
@@ -261,11 +260,6 @@ impl Kernel for MemoryKernel {
             }
             applied[i] = true;
         }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        *lock(&self.live) = netlink::Live::default();
         Ok(())
     }
 }
@@ -653,6 +647,28 @@ impl Pass {
         };
         self.last_ok = Some((generation, self.drains.clone()));
         Ok(report)
+    }
+}
+
+impl Pass {
+    /// `--flush-on-exit`: deletes the services this daemon owns from the
+    /// kernel (read for real), as ordinary ops; how many.
+    fn delete_owned(&mut self) -> Result<usize> {
+        let live = self.kernel.read()?;
+        let ops: Vec<Op> = live
+            .state
+            .services
+            .keys()
+            .filter(|k| self.ownership.owns(k))
+            .map(|k| Op::DelService { service: *k })
+            .collect();
+        if !ops.is_empty() {
+            self.kernel
+                .apply(&ops)
+                .map_err(|f| anyhow!("deleting the owned services: {}", f.error))?;
+            self.metrics.ops_applied(&ops);
+        }
+        Ok(ops.len())
     }
 }
 
@@ -1097,9 +1113,12 @@ impl Core {
                 warn!("--flush-on-exit: a pass is still running; not flushing");
             } else {
                 let pass = self.pass.clone();
-                let r = tokio::task::spawn_blocking(move || lock(&pass).kernel.flush()).await;
+                let r = tokio::task::spawn_blocking(move || lock(&pass).delete_owned()).await;
                 match r {
-                    Ok(Ok(())) => info!("flushed the IPVS table (--flush-on-exit)"),
+                    Ok(Ok(n)) => info!(
+                        services = n,
+                        "deleted the owned IPVS services (--flush-on-exit); others stay"
+                    ),
                     Ok(Err(e)) => error!("--flush-on-exit: {}", format_error(&e)),
                     Err(e) => error!("--flush-on-exit: {e}"),
                 }
