@@ -29,8 +29,12 @@ pub(super) fn check(plan: &Plan, guards: &Guards) -> Option<String> {
     {
         let percent = removed * 100 / total.max(1);
         return Some(format!(
-            "refusing a plan that deletes {} of {} owned dests ({percent}%, more than --max-delete-percent {} and more than --max-delete-min {}): pass --allow-mass-delete if that is intended",
-            plan.dests_removed, plan.owned_dests, guards.max_delete_percent, guards.max_delete_min
+            "refusing a plan that deletes {} of {} owned dest{} ({percent}%, more than --max-delete-percent {} and more than --max-delete-min {}): pass --allow-mass-delete if that is intended",
+            plan.dests_removed,
+            plan.owned_dests,
+            if plan.owned_dests == 1 { "" } else { "s" },
+            guards.max_delete_percent,
+            guards.max_delete_min
         ));
     }
     None

@@ -274,6 +274,25 @@ fn guards() {
     let live = with_dests("tcp://10.0.0.1:80", &many("10.1.0", 4));
     let desired = with_dests("tcp://10.0.0.1:80", &many("10.1.0", 1));
     assert!(plan(&desired, &live, &Ownership::all(), &g).is_ok());
+    // One owned dest: "of 1 owned dest" (with --max-delete-min 0).
+    let live = state(&[
+        ("tcp://10.0.0.1:80", "wlc", &[("10.1.0.1:80", M, 10)]),
+        ("tcp://10.0.0.2:80", "wlc", &[]),
+    ]);
+    let desired = state(&[
+        ("tcp://10.0.0.1:80", "wlc", &[]),
+        ("tcp://10.0.0.2:80", "wlc", &[]),
+    ]);
+    let zero_min = Guards {
+        max_delete_min: 0,
+        ..g
+    };
+    let e = plan(&desired, &live, &Ownership::all(), &zero_min).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("refusing a plan that deletes 1 of 1 owned dest (100%,"),
+        "{e}"
+    );
     // 10 of 20 is exactly half: passes.
     let live = with_dests("tcp://10.0.0.1:80", &many("10.1.0", 20));
     let desired = with_dests("tcp://10.0.0.1:80", &many("10.1.0", 10));
