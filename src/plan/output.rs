@@ -2,8 +2,10 @@
 //! comment, and the versioned JSON document (docs/plan-format.md), which is
 //! also the saved-plan file.
 //!
-//! Text and markdown group the changes by service for reading; JSON lists
-//! them in execution order. Provenance (which backends, files and routes
+//! Text and markdown group the changes by service for reading (within a
+//! service: its own change, then its dest changes in execution order); JSON
+//! lists them all in execution order. A plan a guard refused says so in
+//! every format. Provenance (which backends, files and routes
 //! made a dest) is looked up in the desired state.
 //!
 //! Invariant: pure string building. This module does not decide whether to
