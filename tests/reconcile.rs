@@ -698,6 +698,42 @@ async fn an_unwritable_state_file_is_refused_at_start_and_a_failed_save_does_not
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_that_ends_is_not_a_drift_correction() {
+    let dir = config_dir();
+    let backends = dir.path().join("services/test/backends");
+    std::fs::create_dir_all(&backends).unwrap();
+    std::fs::write(backends.join("a"), backend("10.3.107.1")).unwrap();
+    std::fs::write(backends.join("b"), backend("10.3.107.2")).unwrap();
+    let mut args = watch_args();
+    args.drain_timeout = Duration::from_secs(60);
+    let kernel = MemoryKernel::default();
+    let daemon = started(options(dir.path(), None, args), &kernel).await;
+    set_active(&kernel, "10.3.107.2:1337", 1);
+    std::fs::remove_file(backends.join("b")).unwrap();
+    eventually(Duration::from_secs(5), "the drain reported", || {
+        daemon.status().drains_active == 1
+    })
+    .await;
+    // The last connection closes: the dest goes at the next recheck.
+    set_active(&kernel, "10.3.107.2:1337", 0);
+    eventually(Duration::from_secs(5), "b deleted", || {
+        kernel.table().dest_count() == 1
+    })
+    .await;
+    eventually(Duration::from_secs(5), "no drain reported", || {
+        daemon.status().drains_active == 0
+    })
+    .await;
+    let text = daemon.metrics().render(0.0);
+    assert_eq!(
+        series(&text, "clusterf_drift_corrections_total"),
+        0.0,
+        "{text}"
+    );
+    daemon.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flush_on_exit_deletes_only_the_owned_services() {
     let dir = config_dir();
     let kernel = MemoryKernel::default();

@@ -556,17 +556,6 @@ impl Pass {
                 );
                 keep_table = false;
             }
-            let unchanged = self
-                .last_ok
-                .as_ref()
-                .is_some_and(|(g, d)| *g == generation && *d == outcome.drains);
-            if unchanged {
-                warn!(
-                    changes = ops.len(),
-                    "corrected drift: the kernel differed from the unchanged desired state"
-                );
-                self.metrics.drift_corrected();
-            }
         }
 
         // The apply deleted the dests whose drain ended: their records go
@@ -575,6 +564,21 @@ impl Pass {
         for (service, dest, why) in &outcome.completed {
             info!(%service, %dest, reason = completion_label(*why), "drain ended");
             outcome.drains.remove(service, dest);
+        }
+        // Drift: ops although neither the desired state nor the drains
+        // changed since the last good pass. Compared after the records of
+        // ended drains are gone: a drain that ends changes the drains (its
+        // delete is no correction).
+        let unchanged = self
+            .last_ok
+            .as_ref()
+            .is_some_and(|(g, d)| *g == generation && *d == outcome.drains);
+        if !plan.is_empty() && unchanged {
+            warn!(
+                changes = plan.changes.len(),
+                "corrected drift: the kernel differed from the unchanged desired state"
+            );
+            self.metrics.drift_corrected();
         }
         for d in &outcome.active {
             if self.drains.get(&d.service, &d.dest).is_none() {
