@@ -784,9 +784,11 @@ fn netmask(
                 }
             }
         }
+        // The kernel refuses an IPv6 netmask outside 1..128
+        // (ip_vs_add_service, ip_vs_edit_service).
         Family::Ipv6 => match text.parse::<u8>() {
-            Ok(n) if n <= 128 => n,
-            _ => return Err(bad("expected a prefix length 0..128")),
+            Ok(n) if (1..=128).contains(&n) => n,
+            _ => return Err(bad("expected a prefix length 1..128")),
         },
     };
     Ok((prefix < family.max_prefix_len()).then_some(prefix))
@@ -1041,6 +1043,12 @@ mod tests {
                 "contiguous",
             ),
             ("-A -t 10.0.0.1:80 -s\n", 1, 19, "needs a value"),
+            (
+                "-A -t [2001:db8::1]:80 -p 30 -M 0\n",
+                1,
+                30,
+                "expected a prefix length 1..128",
+            ),
             ("-A -t 10.0.0.1:80 -w 3\n", 1, 19, "dest (-a) option"),
             ("-E -t 10.0.0.1:80\n", 1, 1, "unsupported command"),
             ("TCP  10.0.0.1:80 wlc\n", 1, 1, "expected -A or -a"),
