@@ -61,16 +61,19 @@ pub struct WatchArgs {
     #[arg(long)]
     pub watch: bool,
 
-    /// Git poll interval for --config-repo (e.g. 15s, 1m)
-    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration, requires = "watch")]
+    /// Git poll interval for --config-repo (e.g. 15s, 1m; not 0: use
+    /// POST /hooks/git to poll on demand)
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_interval, requires = "watch")]
     pub poll: Duration,
 
-    /// Interval of the anti-entropy pass that re-reads the kernel and
-    /// corrects drift
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration, requires = "watch")]
+    /// Period of the anti-entropy pass that re-reads every source and the
+    /// kernel and corrects drift, whatever other passes run (not 0)
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_interval, requires = "watch")]
     pub resync: Duration,
 
-    /// Window that coalesces bursts of changes into one pass
+    /// Window that coalesces bursts of changes into one pass (0: none,
+    /// a pass starts at the first change; changes during a pass still
+    /// coalesce into the next one)
     #[arg(long, value_name = "DURATION", default_value = "20ms", value_parser = parse_duration, requires = "watch")]
     pub debounce: Duration,
 
@@ -146,6 +149,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("invalid duration {s:?}: too long"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// A period: a duration as [`parse_duration`], but not zero (a zero period
+/// would run its pass or poll in a busy loop).
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err("must be longer than 0 (a zero period would run in a busy loop)".to_string());
+    }
+    Ok(d)
 }
 
 /// Everything the daemon needs, already validated.
@@ -1507,6 +1520,31 @@ mod tests {
         assert!(parse_duration("ms").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("1e400").is_err());
+    }
+
+    #[test]
+    fn zero_periods_are_refused_at_parsing() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            watch: WatchArgs,
+        }
+        for flag in ["--resync", "--poll"] {
+            let e = Cli::try_parse_from(["t", "--watch", flag, "0"])
+                .err()
+                .unwrap_or_else(|| panic!("{flag} 0 accepted"))
+                .to_string();
+            assert!(
+                e.contains(flag) && e.contains("must be longer than 0"),
+                "{e}"
+            );
+            assert!(Cli::try_parse_from(["t", "--watch", flag, "0ms"]).is_err());
+        }
+        let ok =
+            Cli::try_parse_from(["t", "--watch", "--debounce", "0", "--resync", "1s"]).unwrap();
+        assert_eq!(ok.watch.debounce, Duration::ZERO);
+        assert_eq!(ok.watch.resync, Duration::from_secs(1));
     }
 
     #[test]

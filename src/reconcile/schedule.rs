@@ -723,6 +723,33 @@ mod tests {
     }
 
     #[test]
+    fn zero_debounce_starts_at_once_and_does_not_spin() {
+        let mut s = settings();
+        s.debounce = Duration::ZERO;
+        check(
+            s,
+            &[
+                (0, vec![]),
+                (1, vec![Event::PassOk { recheck_at: None }]),
+                (100, vec![Event::EtcdChanged]),
+                (101, vec![Event::EtcdChanged]),
+                (102, vec![Event::PassOk { recheck_at: None }]),
+                (103, vec![Event::PassOk { recheck_at: None }]),
+            ],
+            &[
+                (0, vec![pass(&[Trigger::Startup], None)]),
+                (1, vec![wake(30_000)]),
+                (100, vec![pass(&[Trigger::Etcd], Some(100))]),
+                // During the pass: coalesced into the next one.
+                (101, vec![]),
+                (102, vec![pass(&[Trigger::Etcd], Some(101))]),
+                // Then idle until the resync: no busy loop.
+                (103, vec![wake(30_000)]),
+            ],
+        );
+    }
+
+    #[test]
     fn errors_are_counted_by_source() {
         let mut sched = Schedule::new(settings(), ms(0));
         sched.step(ms(0), []);
