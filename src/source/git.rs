@@ -20,7 +20,10 @@
 //!
 //! Invariant: this module only reads Git objects through gix; it never runs
 //! `git`, never touches a work tree, and never interprets the config layout.
-//! Errors are one line naming the URL (credentials scrubbed) and the ref.
+//! Errors are one clean lowercase line naming the URL (credentials
+//! scrubbed) and, for errors about a ref, the ref: `config repo /tmp: not a
+//! git repository`, `config repo . ref nosuch: no such branch, tag or
+//! commit`; never gix's debug tree.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -263,13 +266,9 @@ impl GitSource {
             .ok()
             .and_then(|s| s.trim().parse::<u64>().ok())
             .map(|s| UNIX_EPOCH + Duration::from_secs(s));
-        // The error names the repository and the ref; the warning does too.
+        // The error names the repository; the warning does too.
         let full = format!("{error:#}");
-        let prefix = format!(
-            "config repo {} ref {}: ",
-            self.display,
-            self.ref_label(None)
-        );
+        let prefix = format!("config repo {}: ", self.display);
         let fetch_error = full.strip_prefix(&prefix).unwrap_or(&full).to_string();
         Some(CachedCommit {
             commit: commit.id.to_string(),
@@ -281,28 +280,36 @@ impl GitSource {
 
     /// Fetches a remote into the cache; errors are errors.
     fn fetch_remote(&mut self) -> Result<()> {
-        let ref_name = self.ref_label(None);
         let Location::Remote { url, cache } = &self.location else {
             return Ok(());
         };
         let (raw, display) = (self.opts.repo.clone(), self.display.clone());
-        let ctx = |what: &str, e: &dyn std::fmt::Display| {
-            repo_error(
-                &raw,
-                &display,
-                &ref_name,
-                &format!("{what}: {}", one_line(e)),
-            )
+        let ctx = |what: &str, e: &gix::Error| {
+            repo_error(&raw, &display, None, &format!("{what}: {}", describe(e)))
         };
         {
             // Opened afresh on every fetch: another process may have fetched
             // into the same cache, and a kept handle would miss its packs.
             let repo = if cache.join("HEAD").is_file() {
-                gix::open(cache)
-                    .map_err(|e| ctx(&format!("cannot open cache {}", cache.display()), &e))?
+                gix::open(cache).map_err(|e| {
+                    let why = open_error(cache, &e);
+                    repo_error(
+                        &raw,
+                        &display,
+                        None,
+                        &format!("cache {}: {why}", cache.display()),
+                    )
+                })?
             } else {
-                std::fs::create_dir_all(cache)
-                    .map_err(|e| ctx(&format!("cannot create cache {}", cache.display()), &e))?;
+                std::fs::create_dir_all(cache).map_err(|e| {
+                    let why = io_text(&e);
+                    repo_error(
+                        &raw,
+                        &display,
+                        None,
+                        &format!("cannot create cache {}: {why}", cache.display()),
+                    )
+                })?;
                 gix::init_bare(cache)
                     .map_err(|e| ctx(&format!("cannot create cache {}", cache.display()), &e))?
             };
@@ -328,7 +335,7 @@ impl GitSource {
         let interrupt = AtomicBool::new(false);
         let outcome = remote
             .connect(gix::remote::Direction::Fetch)
-            .map_err(|e| ctx("cannot connect", &e))?
+            .map_err(|e| repo_error(&raw, &display, None, &connect_error(url, &e)))?
             .prepare_fetch(gix::progress::Discard, Default::default())
             .map_err(|e| ctx("cannot fetch", &e))?
             .receive(gix::progress::Discard, &interrupt)
@@ -371,16 +378,17 @@ impl GitSource {
         let label = self.ref_label(git_ref);
         self.open()?;
         let repo = self.repo.as_ref().expect("opened above");
-        let commit = resolve(repo, &self.location, git_ref).map_err(|e| self.error(&label, &e))?;
+        let commit =
+            resolve(repo, &self.location, git_ref).map_err(|e| self.ref_error(&label, &e))?;
         let commit_id = commit.id;
         let short = commit_id.to_hex_with_len(12).to_string();
         if let Some(signers) = &self.opts.allowed_signers {
             verify(&commit, signers)
-                .map_err(|e| self.error(&label, &format!("commit {short}: {e}")))?;
+                .map_err(|e| self.ref_error(&label, &format!("commit {short}: {e}")))?;
         }
         let root = commit
             .tree_id()
-            .map_err(|e| self.error(&label, &format!("commit {short}: {}", one_line(&e))))?
+            .map_err(|e| self.ref_error(&label, &format!("commit {short}: {}", describe(&e))))?
             .detach();
         let subdir = self
             .opts
@@ -388,12 +396,12 @@ impl GitSource {
             .as_deref()
             .map(normalize_subdir)
             .transpose()
-            .map_err(|e| self.error(&label, &e))?
+            .map_err(|e| self.ref_error(&label, &e))?
             .filter(|s| !s.is_empty());
         let start = match &subdir {
             None => root,
             Some(sub) => find_subtree(repo, root, sub)
-                .map_err(|e| self.error(&label, &format!("commit {short}: {e}")))?,
+                .map_err(|e| self.ref_error(&label, &format!("commit {short}: {e}")))?,
         };
         let mut description = format!("{}@{short}", self.display);
         if let Some(sub) = &subdir {
@@ -420,9 +428,9 @@ impl GitSource {
         let mut blobs = Vec::new();
         let mut buf = Vec::new();
         walk(repo, start, "", &mut tree, &mut blobs, &mut buf)
-            .map_err(|e| self.error(&label, &format!("commit {short}: {e}")))?;
+            .map_err(|e| self.ref_error(&label, &format!("commit {short}: {e}")))?;
         let contents = read_blobs(repo, &blobs, &mut self.blobs)
-            .map_err(|e| self.error(&label, &format!("commit {short}: {e}")))?;
+            .map_err(|e| self.ref_error(&label, &format!("commit {short}: {e}")))?;
         // Keep only the blobs of this read: the cache stays the size of one tree.
         let mut seen = HashMap::with_capacity(blobs.len());
         for ((path, oid), data) in blobs.into_iter().zip(contents) {
@@ -437,13 +445,20 @@ impl GitSource {
     /// Opens the repository afresh (cheap): objects and refs written since
     /// the last read, by us or another process, are seen.
     fn open(&mut self) -> Result<()> {
-        let label = self.ref_label(None);
-        let path = match &self.location {
-            Location::Local(p) => p.clone(),
-            Location::Remote { cache, .. } => cache.clone(),
+        let (path, what) = match &self.location {
+            Location::Local(p) => (p.clone(), String::new()),
+            Location::Remote { cache, .. } => {
+                (cache.clone(), format!("cache {}: ", cache.display()))
+            }
         };
         let mut repo = gix::open(&path).map_err(|e| {
-            self.error(&label, &format!("cannot open repository: {}", one_line(&e)))
+            let why = open_error(&path, &e);
+            repo_error(
+                &self.opts.repo,
+                &self.display,
+                None,
+                &format!("{what}{why}"),
+            )
         })?;
         repo.object_cache_size_if_unset(4 << 20);
         self.repo = Some(repo);
@@ -457,16 +472,19 @@ impl GitSource {
             .to_string()
     }
 
-    fn error(&self, git_ref: &str, message: &str) -> anyhow::Error {
-        repo_error(&self.opts.repo, &self.display, git_ref, message)
+    fn ref_error(&self, git_ref: &str, message: &str) -> anyhow::Error {
+        repo_error(&self.opts.repo, &self.display, Some(git_ref), message)
     }
 }
 
-/// The one-line error of a config repository: names the URL (scrubbed) and
-/// the ref.
-fn repo_error(raw: &str, display: &str, git_ref: &str, message: &str) -> anyhow::Error {
+/// The one-line error of a config repository: names the URL (scrubbed) and,
+/// for an error about a ref, the ref.
+fn repo_error(raw: &str, display: &str, git_ref: Option<&str>, message: &str) -> anyhow::Error {
     let message = scrub_secrets(message, raw, display);
-    anyhow!("config repo {display} ref {git_ref}: {message}")
+    match git_ref {
+        Some(r) => anyhow!("config repo {display} ref {r}: {message}"),
+        None => anyhow!("config repo {display}: {message}"),
+    }
 }
 
 /// Resolves `git_ref` to a commit. For a remote cache, branch names are
@@ -486,19 +504,63 @@ fn resolve<'r>(
         }
     }
     candidates.push(spec.to_string());
-    let mut last = String::new();
+    let mut last = None;
     for c in &candidates {
         match repo.rev_parse_single(c.as_bytes().as_bstr()) {
             Ok(id) => {
-                return id
-                    .object()
-                    .and_then(|o| o.peel_to_commit())
-                    .map_err(|e| format!("not a commit: {}", one_line(&e)));
+                let object = id.object().map_err(|e| describe(&e))?;
+                let kind = object.kind;
+                return object.peel_to_commit().map_err(|_| match kind {
+                    gix::object::Kind::Tag => "a tag of no commit".to_string(),
+                    other => format!("a {other}, not a commit"),
+                });
             }
-            Err(e) => last = one_line(&e),
+            Err(e) => last = Some(e),
         }
     }
-    Err(format!("unknown ref: {last}"))
+    Err(match last {
+        Some(e) => rev_parse_error(spec, &e),
+        None => "no such branch, tag or commit".into(),
+    })
+}
+
+/// Why `spec` did not resolve, from the error of its rev-parse.
+fn rev_parse_error(spec: &str, e: &gix::Error) -> String {
+    use gix::revision::spec::parse::Error as Parse;
+    for cause in e.iter_errors() {
+        match cause.downcast_ref::<Parse>() {
+            Some(Parse::MissingReference { .. }) if spec == "HEAD" => {
+                return "no commit yet (HEAD names an unborn branch)".into();
+            }
+            Some(Parse::MissingReference { name }) if name.as_slice() == spec.as_bytes() => {
+                return "no such branch, tag or commit".into();
+            }
+            Some(Parse::MissingReference { name }) => {
+                return format!("{}: no such branch, tag or commit", name.to_str_lossy());
+            }
+            Some(Parse::AmbiguousPrefix { prefix, candidates }) => {
+                return format!(
+                    "short id {prefix} is ambiguous: {} objects start with it",
+                    candidates.len()
+                );
+            }
+            Some(Parse::AmbiguousRefAndObject {
+                prefix, reference, ..
+            }) => {
+                return format!(
+                    "{prefix} is ambiguous: both {} and an object id",
+                    reference.as_bstr().to_str_lossy()
+                );
+            }
+            _ => {}
+        }
+    }
+    // The most specific message: gix's outer ones name its parser's steps
+    // ("couldn't parse revision", "delegate.traverse(...) failed").
+    e.iter_errors()
+        .map(|c| clean(&c.to_string()))
+        .find(|m| !m.starts_with("couldn't parse revision") && !m.starts_with("delegate."))
+        .unwrap_or_else(|| format!("cannot resolve: {}", describe(e)))
 }
 
 /// Verifies the SSH signature of `commit` against `allowed_signers`.
@@ -507,16 +569,17 @@ fn verify(commit: &gix::Commit<'_>, allowed_signers: &Path) -> std::result::Resu
     use gix::objs::signature::verify::{Options, TrustLevel};
     let signed = commit
         .signature()
-        .map_err(|e| format!("cannot read signature: {}", one_line(&e)))?;
+        .map_err(|e| format!("cannot read signature: {}", describe(&e)))?;
     let Some((signature, data)) = signed else {
         return Err("not signed, and --verify-signatures is set".into());
     };
     match Format::from_signature(&signature) {
         Some(Format::Ssh) => {}
-        Some(other) => {
-            return Err(format!(
-                "signed with {other:?}: only ssh signatures can be verified"
-            ));
+        Some(Format::OpenPgp) => {
+            return Err("signed with openpgp: only ssh signatures can be verified".into());
+        }
+        Some(Format::X509) => {
+            return Err("signed with x509: only ssh signatures can be verified".into());
         }
         None => return Err("unsupported signature format".into()),
     }
@@ -528,7 +591,7 @@ fn verify(commit: &gix::Commit<'_>, allowed_signers: &Path) -> std::result::Resu
     }
     let time = commit
         .time()
-        .map_err(|e| format!("cannot read commit time: {}", one_line(&e)))?;
+        .map_err(|e| format!("cannot read commit time: {}", describe(&e)))?;
     let outcome = data
         .verify(
             &signature,
@@ -542,17 +605,24 @@ fn verify(commit: &gix::Commit<'_>, allowed_signers: &Path) -> std::result::Resu
                 minimum_trust: TrustLevel::Fully,
             },
         )
-        .map_err(|e| format!("cannot verify signature: {}", one_line(&e)))?;
+        .map_err(|e| format!("cannot verify signature: {}", describe(&e)))?;
     if outcome.is_valid() {
-        Ok(())
-    } else {
-        Err(format!(
-            "signature does not verify against {} ({:?})",
-            allowed_signers.display(),
-            outcome.status
-        )
-        .to_lowercase())
+        return Ok(());
     }
+    use gix::objs::signature::verify::Status;
+    let why = match outcome.status {
+        Status::Good => "the key is not an allowed signer",
+        Status::Bad => "bad signature",
+        Status::Error => "ssh-keygen could not check it",
+        Status::Expired => "the signature has expired",
+        Status::ExpiredKey => "the key has expired",
+        Status::RevokedKey => "the key was revoked",
+        Status::Unknown => "ssh-keygen gave no recognized answer",
+    };
+    Err(format!(
+        "signature does not verify against {}: {why}",
+        allowed_signers.display()
+    ))
 }
 
 /// The tree at `sub` (a `/`-separated path) below `root`.
@@ -565,10 +635,10 @@ fn find_subtree(
     for component in sub.split('/') {
         let tree = repo
             .find_tree(current)
-            .map_err(|e| format!("cannot read tree {current}: {}", one_line(&e)))?;
+            .map_err(|e| format!("cannot read tree {current}: {}", describe(&e)))?;
         let decoded = tree
             .decode()
-            .map_err(|e| format!("cannot read tree {current}: {}", one_line(&e)))?;
+            .map_err(|e| format!("cannot read tree {current}: {}", describe(&e)))?;
         let entry = decoded
             .entries
             .iter()
@@ -597,7 +667,7 @@ fn walk(
         let data = repo
             .objects
             .find_tree(&id, buf)
-            .map_err(|e| format!("cannot read tree {id}: {}", one_line(&e)))?;
+            .map_err(|e| format!("cannot read tree {id}: {}", describe(&e)))?;
         for e in &data.entries {
             let Ok(name) = e.filename.to_str() else {
                 tree.unreadable.insert(
@@ -652,7 +722,7 @@ fn read_blobs(
         repo.objects
             .find_blob(oid, buf)
             .map(|b| b.data.to_vec())
-            .map_err(|e| format!("{path}: cannot read blob {oid}: {}", one_line(&e)))
+            .map_err(|e| format!("{path}: cannot read blob {oid}: {}", describe(&e)))
     };
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -821,28 +891,75 @@ fn age(d: Duration) -> String {
     }
 }
 
-/// An error and its causes on one line.
-fn one_line(e: &dyn std::fmt::Display) -> String {
-    let s = format!("{e:#}");
-    let mut out = String::with_capacity(s.len());
-    for (i, line) in s
+/// Why connecting to `url` failed. For a `file://` URL gix only says that
+/// it "could not verify that file:///x is a valid git directory": say which
+/// way it is not.
+fn connect_error(url: &str, e: &gix::Error) -> String {
+    match url.strip_prefix("file://").filter(|p| p.starts_with('/')) {
+        Some(path) => match std::fs::metadata(path) {
+            Err(io) => format!("cannot fetch: {path}: {}", io_text(&io)),
+            Ok(_) => format!("cannot fetch: {path}: not a git repository"),
+        },
+        None => format!("cannot connect: {}", describe(e)),
+    }
+}
+
+/// Why `gix::open(path)` failed, in words.
+fn open_error(path: &Path, e: &gix::Error) -> String {
+    match std::fs::metadata(path) {
+        Err(io) => io_text(&io),
+        Ok(_) if e.is_permission_denied() => "permission denied".into(),
+        Ok(_) if e.is_not_found() => "not a git repository".into(),
+        Ok(_) => describe(e),
+    }
+}
+
+/// A gix (or other) error on one clean line: its own message, not the
+/// debug tree of its causes that gix prints in the alternate form, plus its
+/// root cause when that says more (`transport handshake failed: connection
+/// refused`).
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = clean(&e.to_string());
+    let root = match e.downcast_ref::<gix::Error>() {
+        Some(g) => g.iter_errors().last(),
+        None => std::iter::successors(e.source(), |c| c.source()).last(),
+    };
+    if let Some(root) = root {
+        let root = clean(&root.to_string());
+        if !root.is_empty() && !text.contains(&root) {
+            text.push_str(": ");
+            text.push_str(&root);
+        }
+    }
+    text
+}
+
+/// An I/O error as words: `no such file or directory`, not `No such file
+/// or directory (os error 2)`.
+fn io_text(e: &std::io::Error) -> String {
+    clean(&e.to_string())
+}
+
+/// The first line of a message, trimmed, with no trailing period and a
+/// lowercase first word (unless it is an acronym or a name: `HEAD`).
+fn clean(message: &str) -> String {
+    let line = message
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .enumerate()
-    {
-        if i > 0 {
-            out.push(' ');
-        }
-        out.push_str(line);
-    }
-    let out = out.trim_end_matches('.');
-    let mut chars = out.chars();
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
+    let line = line.trim_end_matches('.');
+    // `Connection refused (os error 111)`: the number says nothing more.
+    let line = match line.rfind(" (os error ") {
+        Some(i) if line.ends_with(')') => &line[..i],
+        _ => line,
+    };
+    let mut chars = line.chars();
     match (chars.next(), chars.next()) {
-        (Some(c), Some(d)) if c.is_uppercase() && d.is_lowercase() => {
-            format!("{}{}", c.to_lowercase(), &out[c.len_utf8()..])
+        (Some(c), Some(d)) if c.is_uppercase() && !d.is_uppercase() => {
+            format!("{}{}", c.to_lowercase(), &line[c.len_utf8()..])
         }
-        _ => out.to_string(),
+        _ => line.to_string(),
     }
 }
 
@@ -919,8 +1036,25 @@ mod tests {
     }
 
     #[test]
-    fn errors_are_one_line() {
-        let e = anyhow!("Outer").context("First line\nsecond line.");
-        assert_eq!(one_line(&e), "first line second line.: Outer");
+    fn errors_are_one_clean_line() {
+        assert_eq!(
+            clean("Could not open it.\n\nCaused by: x"),
+            "could not open it"
+        );
+        assert_eq!(clean("HEAD is gone"), "HEAD is gone");
+        assert_eq!(clean("\"/tmp\" is odd"), "\"/tmp\" is odd");
+        let e = gix::open("/nonexistent/clusterf").unwrap_err();
+        assert_eq!(
+            describe(&e),
+            "\"/nonexistent/clusterf\" does not appear to be a git repository: no such file or directory"
+        );
+        assert_eq!(
+            open_error(Path::new("/nonexistent/clusterf"), &e),
+            "no such file or directory"
+        );
+        let io = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert_eq!(io_text(&io), "permission denied");
+        let io = std::io::Error::from_raw_os_error(2);
+        assert_eq!(io_text(&io), "no such file or directory");
     }
 }
