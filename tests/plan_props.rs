@@ -263,6 +263,32 @@ proptest! {
         prop_assert_eq!(parsed, state);
     }
 
+    /// A dest of the other family than its service parses only as a tunnel
+    /// dest, the kernel's rule; one of the same family with any method.
+    #[test]
+    fn mixed_family_dests_parse_only_as_tunnels(
+        key in key(),
+        dest in dest_addr(),
+        method in prop::sample::select(Method::ALL.to_vec()),
+    ) {
+        let svc = ipvsadm::service_arg(&key);
+        let text = format!(
+            "-A {svc} -s wlc\n-a {svc} -r {dest} {} -w 1\n",
+            ipvsadm::method_flag(method)
+        );
+        let kernel_takes = Family::of(&dest.ip()) == key.family() || method == Method::Tunnel;
+        match ipvsadm::parse(&text) {
+            Ok(state) => {
+                prop_assert!(kernel_takes, "accepted: {text}");
+                prop_assert_eq!(state.services[&key].dests[&dest].attrs.method, method);
+            }
+            Err(e) => {
+                prop_assert!(!kernel_takes, "{e}: {text}");
+                prop_assert_eq!((e.line, e.column), (2, 5 + svc.chars().count()));
+            }
+        }
+    }
+
     #[test]
     fn parser_never_panics_on_text(text in "\\PC{0,200}") {
         let _ = ipvsadm::parse(&text);
@@ -280,7 +306,19 @@ proptest! {
         0..8,
     )) {
         let text: String = lines.iter().map(|l| l.join(" ") + "\n").collect();
-        let _ = ipvsadm::parse(&text);
+        // What it accepts, the kernel could hold: a dest of the other family
+        // than its service only as a tunnel dest, an IPv6 netmask 1..128.
+        if let Ok(state) = ipvsadm::parse(&text) {
+            for (key, svc) in &state.services {
+                prop_assert!(svc.attrs.netmask != Some(0), "{key}: {text}");
+                for (addr, d) in &svc.dests {
+                    prop_assert!(
+                        Family::of(&addr.ip()) == key.family() || d.attrs.method == Method::Tunnel,
+                        "{key} {addr}: {text}"
+                    );
+                }
+            }
+        }
     }
 }
 
