@@ -103,7 +103,12 @@ fn run_sources(args: &ApplyArgs) -> Result<u8> {
     let plan = match plan::plan(desired, &live, &ownership, &guards) {
         Ok(plan) => plan,
         Err(PlanError::MassDelete { reason, plan }) => {
-            show(&output::text(&plan, desired, use_color()));
+            show(&output::text_refused(
+                &plan,
+                desired,
+                use_color(),
+                Some(&reason),
+            ));
             eprintln!("error: {reason}; nothing applied");
             return Err(Exit(1).into());
         }
@@ -178,7 +183,12 @@ fn run_saved(args: &ApplyArgs, path: &PathBuf) -> Result<u8> {
     let plan = match replay(&saved, &desired, &live, &args.safety.guards()) {
         Ok(plan) => plan,
         Err(ReplayError::Plan(PlanError::MassDelete { reason, plan })) => {
-            show(&output::text(&plan, &desired, use_color()));
+            show(&output::text_refused(
+                &plan,
+                &desired,
+                use_color(),
+                Some(&reason),
+            ));
             eprintln!("error: {reason}; nothing applied");
             return Err(Exit(1).into());
         }

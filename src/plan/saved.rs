@@ -49,6 +49,10 @@ pub struct SavedPlan {
     pub live: LiveFingerprint,
     pub ownership: OwnershipDoc,
     pub summary: Summary,
+    /// Why a guard refused the plan when it was made; such a plan is never
+    /// applied (see [`SavedPlan::from_json`]).
+    #[serde(default)]
+    pub refused: Option<String>,
     pub changes: Vec<SavedChange>,
 }
 
@@ -93,7 +97,14 @@ impl SavedPlan {
             }
             None => return Err("not a plan file: no \"format_version\"".to_string()),
         }
-        serde_json::from_str(text).map_err(|e| format!("invalid plan file: {e}"))
+        let plan: SavedPlan =
+            serde_json::from_str(text).map_err(|e| format!("invalid plan file: {e}"))?;
+        if let Some(reason) = &plan.refused {
+            return Err(format!(
+                "the plan was refused when it was made ({reason}); make a new plan"
+            ));
+        }
+        Ok(plan)
     }
 
     /// The ops to execute, in order.
@@ -359,6 +370,7 @@ mod tests {
             },
             ownership: Ownership::all().doc(),
             summary: Summary::default(),
+            refused: None,
             changes: Vec::new(),
         }
     }
@@ -678,6 +690,20 @@ mod tests {
         assert_eq!(s.live.hash, live_hash(&empty, &s.ownership().unwrap()));
         let r = check_replay(&s, &empty);
         assert!(r.is_ok(), "{}", r.unwrap_err());
+    }
+
+    #[test]
+    fn a_refused_plan_is_never_read_for_applying() {
+        let text = include_str!("../../tests/fixtures/netlink/vm/all-features.plan.json");
+        let mut doc: serde_json::Value = serde_json::from_str(text).unwrap();
+        doc["refused"] = serde_json::Value::Null;
+        assert!(SavedPlan::from_json(&doc.to_string()).is_ok());
+        doc["refused"] = "refusing a plan that deletes every owned service (1 of 1)".into();
+        let e = SavedPlan::from_json(&doc.to_string()).unwrap_err();
+        assert!(
+            e.starts_with("the plan was refused when it was made (refusing"),
+            "{e}"
+        );
     }
 
     #[test]
