@@ -44,6 +44,12 @@ struct InfoLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DiagLabels {
+    source: &'static str,
+    severity: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: &'static str,
 }
@@ -88,6 +94,7 @@ pub struct Metrics {
     info: Family<InfoLabels, Gauge>,
     drains_active: Gauge,
     drains_completed: Family<ReasonLabels, Counter>,
+    diagnostics: Family<DiagLabels, Gauge>,
     ready: Gauge,
     /// Unix seconds of the last good read per source, for staleness.
     last_good: Mutex<BTreeMap<Source, f64>>,
@@ -120,6 +127,7 @@ impl Metrics {
             info: Family::default(),
             drains_active: Gauge::default(),
             drains_completed: Family::default(),
+            diagnostics: Family::default(),
             ready: Gauge::default(),
             last_good: Mutex::new(BTreeMap::new()),
             registry: Registry::default(),
@@ -212,6 +220,11 @@ impl Metrics {
             "drains_completed",
             "Drains that ended, by reason (idle, timeout, returned, vanished)",
             m.drains_completed.clone(),
+        );
+        registry.register(
+            "diagnostics",
+            "Files and keys with problems in the last render, by source (config, etcd, overlay) and severity: errors fail the pass, warnings are skipped or partly used",
+            m.diagnostics.clone(),
         );
         registry.register("ready", "1 once a pass has succeeded", m.ready.clone());
         for s in Source::ALL {
@@ -306,6 +319,24 @@ impl Metrics {
         }
     }
 
+    /// The diagnostics of the last render: how many files or keys have them,
+    /// per (source, severity);
+    /// every pair of `sources` x (error, warning) not given is set to 0.
+    pub fn set_diagnostics(
+        &self,
+        sources: &[&'static str],
+        counts: &BTreeMap<(&'static str, &'static str), usize>,
+    ) {
+        for source in sources {
+            for severity in ["error", "warning"] {
+                let n = counts.get(&(*source, severity)).copied().unwrap_or(0);
+                self.diagnostics
+                    .get_or_create(&DiagLabels { source, severity })
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        }
+    }
+
     /// The text exposition, with source staleness computed against
     /// `now_unix_secs`.
     pub fn render(&self, now_unix_secs: f64) -> String {
@@ -360,6 +391,10 @@ mod tests {
         );
         m.source_ok(Source::Etcd, 990.0);
         m.drains(1, ["idle"]);
+        m.set_diagnostics(
+            &["config", "etcd"],
+            &BTreeMap::from([(("etcd", "warning"), 200)]),
+        );
         let text = m.render(1000.0);
         for (series, v) in [
             ("clusterf_passes_total{outcome=\"ok\"}", 1.0),
@@ -378,6 +413,14 @@ mod tests {
             ),
             ("clusterf_drains_active", 1.0),
             ("clusterf_drains_completed_total{reason=\"idle\"}", 1.0),
+            (
+                "clusterf_diagnostics{source=\"etcd\",severity=\"warning\"}",
+                200.0,
+            ),
+            (
+                "clusterf_diagnostics{source=\"config\",severity=\"error\"}",
+                0.0,
+            ),
             ("clusterf_ready", 1.0),
             ("clusterf_pass_duration_seconds_count", 2.0),
             ("clusterf_change_to_apply_seconds_count", 1.0),

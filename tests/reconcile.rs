@@ -734,6 +734,51 @@ async fn a_drain_that_ends_is_not_a_drift_correction() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_etcd_values_are_counted_as_etcd_diagnostics() {
+    let Some(etcd) = Etcd::start() else { return };
+    let dir = config_dir();
+    let kernel = MemoryKernel::default();
+    let daemon = started(options(dir.path(), Some(&etcd), watch_args()), &kernel).await;
+    let gauge = |d: &Daemon| {
+        series(
+            &d.metrics().render(0.0),
+            "clusterf_diagnostics{source=\"etcd\",severity=\"warning\"}",
+        )
+    };
+    for i in 0..5 {
+        put(
+            &etcd,
+            &format!("services/test/backends/bad{i}"),
+            "{not json",
+        )
+        .await;
+    }
+    put(&etcd, "services/test/backends/good", &backend("10.3.107.1")).await;
+    eventually(Duration::from_secs(5), "the good backend applied", || {
+        kernel.table().dest_count() == 1
+    })
+    .await;
+    eventually(Duration::from_secs(5), "5 etcd warnings counted", || {
+        gauge(&daemon) == 5.0
+    })
+    .await;
+    delete(&etcd, "services/test/backends/bad0").await;
+    eventually(Duration::from_secs(5), "4 etcd warnings counted", || {
+        gauge(&daemon) == 4.0
+    })
+    .await;
+    let text = daemon.metrics().render(0.0);
+    assert_eq!(
+        series(
+            &text,
+            "clusterf_diagnostics{source=\"config\",severity=\"warning\"}"
+        ),
+        0.0
+    );
+    daemon.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flush_on_exit_deletes_only_the_owned_services() {
     let dir = config_dir();
     let kernel = MemoryKernel::default();

@@ -41,6 +41,7 @@ use tracing::{debug, error, info, warn};
 use crate::cli::format_error;
 use crate::cli::source::{ConfigArgs, OverlayArgs};
 use crate::compile;
+use crate::diag::Diagnostic;
 use crate::metrics::{Info, Metrics};
 use crate::model::{IpvsState, Op};
 use crate::netlink;
@@ -357,6 +358,9 @@ struct Pass {
     last_ok: Option<(u64, Drains)>,
     /// Inputs whose diagnostics were already logged.
     logged_diags_for: Option<String>,
+    /// The diagnostics logged and still present: each is logged once when
+    /// it appears and once (info) when it goes, not at every pass.
+    logged_diags: BTreeSet<Diagnostic>,
     /// The last save of the drain state failed: retried at every pass
     /// until it succeeds.
     state_unsaved: bool,
@@ -450,13 +454,16 @@ impl Pass {
                 None => std::borrow::Cow::Borrowed(&rendered.diags),
             };
             if log_diags {
-                for d in diags.iter() {
-                    if d.severity == crate::diag::Severity::Error {
-                        error!(source = "config", "{d}");
-                    } else {
-                        warn!(source = "config", "{d}");
-                    }
-                }
+                let overlay_source = match &self.overlay {
+                    OverlayInput::Etcd(_) => "etcd",
+                    _ => "overlay",
+                };
+                report_diagnostics(
+                    &mut self.logged_diags,
+                    &self.metrics,
+                    overlay_source,
+                    diags.iter(),
+                );
                 self.logged_diags_for = Some(inputs.clone());
             }
             if !rendered.is_ok() {
@@ -689,6 +696,76 @@ impl Pass {
     }
 }
 
+/// Where a diagnostic comes from: the overlay (`overlay:` keys; etcd or an
+/// overlay directory, as `overlay_source` says) or the config.
+fn diag_source(d: &Diagnostic, overlay_source: &'static str) -> &'static str {
+    if d.file.starts_with("overlay:") {
+        overlay_source
+    } else {
+        "config"
+    }
+}
+
+/// Logs the diagnostics that appeared since `logged` (warn or error) and
+/// those that went away (info), keeps `logged` equal to `now`, and sets the
+/// `clusterf_diagnostics` gauge (files or keys with a problem, by source and
+/// severity); (appeared, resolved).
+fn report_diagnostics<'a>(
+    logged: &mut BTreeSet<Diagnostic>,
+    metrics: &Metrics,
+    overlay_source: &'static str,
+    now: impl IntoIterator<Item = &'a Diagnostic>,
+) -> (usize, usize) {
+    use crate::diag::Severity;
+    // The level says warning or error already: not the text again.
+    let line = |d: &Diagnostic| {
+        let s = d.to_string();
+        match s.strip_prefix("warning: ") {
+            Some(rest) => rest.to_string(),
+            None => s,
+        }
+    };
+    let now: BTreeSet<&Diagnostic> = now.into_iter().collect();
+    // The gauge counts files and keys, not lines: a skipped key has a
+    // "skipped" line and the reason.
+    let mut files = BTreeSet::new();
+    let mut appeared = 0;
+    for d in &now {
+        let source = diag_source(d, overlay_source);
+        let severity = match d.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        files.insert((source, severity, d.file.as_str()));
+        if !logged.contains(*d) {
+            appeared += 1;
+            match d.severity {
+                Severity::Error => error!(source, "{}", line(d)),
+                Severity::Warning => warn!(source, "{}", line(d)),
+            }
+        }
+    }
+    let gone: Vec<Diagnostic> = logged
+        .iter()
+        .filter(|d| !now.contains(d))
+        .cloned()
+        .collect();
+    for d in &gone {
+        info!(
+            source = diag_source(d, overlay_source),
+            "resolved: {}",
+            line(d)
+        );
+    }
+    let mut counts = std::collections::BTreeMap::new();
+    for (source, severity, _) in files {
+        *counts.entry((source, severity)).or_insert(0usize) += 1;
+    }
+    *logged = now.into_iter().cloned().collect();
+    metrics.set_diagnostics(&["config", overlay_source], &counts);
+    (appeared, gone.len())
+}
+
 fn completion_label(c: Completion) -> &'static str {
     match c {
         Completion::Idle => "idle",
@@ -911,6 +988,7 @@ impl Daemon {
             epoch,
             last_ok: None,
             logged_diags_for: None,
+            logged_diags: BTreeSet::new(),
             state_unsaved: false,
         }));
 
@@ -1545,6 +1623,58 @@ mod tests {
             Cli::try_parse_from(["t", "--watch", "--debounce", "0", "--resync", "1s"]).unwrap();
         assert_eq!(ok.watch.debounce, Duration::ZERO);
         assert_eq!(ok.watch.resync, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_diagnostic_is_logged_once_while_it_persists() {
+        let metrics = Metrics::new();
+        let mut logged = BTreeSet::new();
+        let mut bad = crate::diag::Diagnostics::default();
+        for i in 0..200 {
+            let key = format!("overlay:services/test/backends/b{i}");
+            bad.warning(&key, None, "skipped");
+            bad.warning(key, None, "invalid json");
+        }
+        bad.error("services/test/frontend", None, "missing port");
+        // The first time: all of them.
+        assert_eq!(
+            report_diagnostics(&mut logged, &metrics, "etcd", bad.iter()),
+            (401, 0)
+        );
+        // Inputs changed elsewhere, the same problems: nothing logged again.
+        for _ in 0..10 {
+            assert_eq!(
+                report_diagnostics(&mut logged, &metrics, "etcd", bad.iter()),
+                (0, 0)
+            );
+        }
+        let text = metrics.render(0.0);
+        assert!(
+            text.contains("clusterf_diagnostics{source=\"etcd\",severity=\"warning\"} 200"),
+            "{text}"
+        );
+        assert!(
+            text.contains("clusterf_diagnostics{source=\"config\",severity=\"error\"} 1"),
+            "{text}"
+        );
+        // One fixed, one new: one line each way.
+        let mut next = crate::diag::Diagnostics::default();
+        next.0 = bad.0[2..].to_vec();
+        next.warning("overlay:services/test/backends/new", None, "invalid json");
+        assert_eq!(
+            report_diagnostics(&mut logged, &metrics, "etcd", next.iter()),
+            (1, 2)
+        );
+        // All fixed: the gauge goes to 0.
+        assert_eq!(
+            report_diagnostics(&mut logged, &metrics, "etcd", []),
+            (0, 400)
+        );
+        let text = metrics.render(0.0);
+        assert!(
+            text.contains("clusterf_diagnostics{source=\"etcd\",severity=\"warning\"} 0"),
+            "{text}"
+        );
     }
 
     #[test]
