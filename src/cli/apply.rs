@@ -23,9 +23,7 @@ use super::Exit;
 use super::source::{CompileArgs, ConfigArgs, OverlayArgs, SafetyArgs, render_trees};
 use crate::model::Op;
 use crate::netlink::Client;
-use crate::plan::saved::{
-    Inputs, ReplayError, SavedPlan, check_fresh, desired_after, live_hash, replay,
-};
+use crate::plan::saved::{Inputs, ReplayError, SavedPlan, check_fresh, desired_after, replay};
 use crate::plan::{self, PlanError, Summary, output};
 
 #[derive(Debug, Args)]
@@ -177,7 +175,11 @@ fn run_saved(args: &ApplyArgs, path: &PathBuf) -> Result<u8> {
     let live = client
         .read_state()
         .context("reading the kernel ipvs table")?;
-    check_fresh(&saved, &live_hash(&live, &ownership), inputs.as_ref())?;
+    check_fresh(
+        &saved,
+        &saved.live.hash_of(&live, &ownership),
+        inputs.as_ref(),
+    )?;
     let in_file = |e: ReplayError| anyhow::anyhow!("{}: {e}", path.display());
     let desired = desired_after(&saved, &live).map_err(in_file)?;
     let plan = match replay(&saved, &desired, &live, &args.safety.guards()) {

@@ -18,7 +18,7 @@ use super::source::{
     CompileArgs, ConfigArgs, OverlayArgs, SafetyArgs, print_diagnostics, render_trees,
 };
 use crate::model::IpvsState;
-use crate::plan::saved::{Inputs, LiveFingerprint, live_hash};
+use crate::plan::saved::{Inputs, LiveFingerprint};
 use crate::plan::{self, Ownership, Plan, PlanError, output};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -153,10 +153,9 @@ pub fn run(args: &PlanArgs) -> Result<u8> {
             .and_then(|t| t.origin.revision.clone()),
     };
     let (live_state, source) = read_live(args, overlay_tree.as_ref(), &opts)?;
-    let live = LiveFingerprint {
-        source,
-        hash: live_hash(&live_state, &ownership),
-    };
+    // An ipvsadm -S -n dump never holds thresholds (-x/-y).
+    let thresholds = !source.starts_with("file ");
+    let live = LiveFingerprint::new(source, &live_state, &ownership, thresholds);
     let desired = &rendered.state;
     match plan::plan(desired, &live_state, &ownership, &guards) {
         Ok(plan) => {

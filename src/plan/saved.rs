@@ -39,6 +39,47 @@ pub struct LiveFingerprint {
     pub source: String,
     /// [`live_hash`] of the owned part of the live state.
     pub hash: String,
+    /// Whether the source could see dest thresholds. `ipvsadm -S` never
+    /// saves `-x`/`-y`, so a plan made against a dump file hashes the live
+    /// state without them, and `apply` checks the kernel the same way
+    /// ([`LiveFingerprint::hash_of`]); otherwise such a plan would always
+    /// be stale on a frontend that has thresholds.
+    #[serde(default = "thresholds_seen", skip_serializing_if = "Clone::clone")]
+    pub thresholds: bool,
+}
+
+fn thresholds_seen() -> bool {
+    true
+}
+
+impl LiveFingerprint {
+    /// The fingerprint of `live` read from `source`; `thresholds`: whether
+    /// that source shows dest thresholds.
+    pub fn new(source: String, live: &IpvsState, ownership: &Ownership, thresholds: bool) -> Self {
+        let mut fp = LiveFingerprint {
+            source,
+            hash: String::new(),
+            thresholds,
+        };
+        fp.hash = fp.hash_of(live, ownership);
+        fp
+    }
+
+    /// The hash of `live` as this fingerprint's source saw it: without
+    /// thresholds when it could not see them.
+    pub fn hash_of(&self, live: &IpvsState, ownership: &Ownership) -> String {
+        if self.thresholds {
+            return live_hash(live, ownership);
+        }
+        let mut blind = live.clone();
+        for svc in blind.services.values_mut() {
+            for d in svc.dests.values_mut() {
+                d.attrs.upper_threshold = 0;
+                d.attrs.lower_threshold = 0;
+            }
+        }
+        live_hash(&blind, ownership)
+    }
 }
 
 /// A saved plan as read back: what applying needs.
@@ -367,6 +408,7 @@ mod tests {
             live: LiveFingerprint {
                 source: "kernel".into(),
                 hash: live_hash.into(),
+                thresholds: true,
             },
             ownership: Ownership::all().doc(),
             summary: Summary::default(),
@@ -690,6 +732,50 @@ mod tests {
         assert_eq!(s.live.hash, live_hash(&empty, &s.ownership().unwrap()));
         let r = check_replay(&s, &empty);
         assert!(r.is_ok(), "{}", r.unwrap_err());
+    }
+
+    /// A plan made against an `ipvsadm -S -n` dump (no thresholds) is not
+    /// stale on a kernel whose only difference is thresholds; a weight
+    /// moving still is.
+    #[test]
+    fn a_dump_without_thresholds_fingerprints_without_them() {
+        let own = Ownership::all();
+        let dump = as_live(&state(&[("tcp://10.0.0.1:80", &[("10.1.0.1:80", 10)])]));
+        let fp = LiveFingerprint::new("file live.txt".into(), &dump, &own, false);
+        let mut kernel = dump.clone();
+        let d = kernel
+            .services
+            .values_mut()
+            .next()
+            .unwrap()
+            .dests
+            .values_mut()
+            .next()
+            .unwrap();
+        d.attrs.upper_threshold = 100;
+        d.attrs.lower_threshold = 10;
+        assert_eq!(fp.hash_of(&kernel, &own), fp.hash);
+        let seeing = LiveFingerprint::new("kernel".into(), &dump, &own, true);
+        assert_ne!(seeing.hash_of(&kernel, &own), seeing.hash);
+        kernel
+            .services
+            .values_mut()
+            .next()
+            .unwrap()
+            .dests
+            .values_mut()
+            .next()
+            .unwrap()
+            .attrs
+            .weight = 11;
+        assert_ne!(fp.hash_of(&kernel, &own), fp.hash);
+        // The field is written only when false; a plan without it sees them.
+        let json = serde_json::to_value(&seeing).unwrap();
+        assert!(json.get("thresholds").is_none(), "{json}");
+        let back: LiveFingerprint = serde_json::from_value(json).unwrap();
+        assert!(back.thresholds);
+        let json = serde_json::to_value(&fp).unwrap();
+        assert_eq!(json["thresholds"], false);
     }
 
     #[test]

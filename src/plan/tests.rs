@@ -379,6 +379,7 @@ fn a_refused_plan_says_so_in_every_format() {
     let fingerprint = saved::LiveFingerprint {
         source: "empty".into(),
         hash: "1".repeat(64),
+        thresholds: true,
     };
     let own = Ownership::all();
     let doc = |refused| {
