@@ -1658,8 +1658,7 @@ mod tests {
             "{text}"
         );
         // One fixed, one new: one line each way.
-        let mut next = crate::diag::Diagnostics::default();
-        next.0 = bad.0[2..].to_vec();
+        let mut next = crate::diag::Diagnostics(bad.0[2..].to_vec());
         next.warning("overlay:services/test/backends/new", None, "invalid json");
         assert_eq!(
             report_diagnostics(&mut logged, &metrics, "etcd", next.iter()),
