@@ -27,8 +27,10 @@ use crate::model::{
 /// Version of the state-file format.
 pub const FORMAT_VERSION: u32 = 1;
 
-/// Backend name shown in the origins of a draining dest.
-pub const DRAIN_BACKEND: &str = "(draining)";
+/// Backend name shown in the origins of a draining dest (and the name of a
+/// service kept only for its draining dests). The plan text shows the
+/// origin as `(draining from drain state: 3 active connections, 20s left)`.
+pub const DRAIN_BACKEND: &str = "draining";
 
 /// Live connection counters by service and dest (as the kernel client
 /// reports them).
@@ -388,7 +390,7 @@ impl Step<'_> {
                 origins: vec![Origin {
                     backend: DRAIN_BACKEND.to_string(),
                     source: format!(
-                        "drain: {active_conns} active connections, {}s left",
+                        "drain state: {active_conns} active connections, {}s left",
                         (deadline - now_ms).div_ceil(1000)
                     ),
                     weight: 0,
@@ -500,6 +502,20 @@ mod tests {
         assert_eq!(d.origins[0].backend, DRAIN_BACKEND);
         assert_eq!(out.drains.len(), 1);
         assert_eq!(out.active[0].remaining_ms, 60_000);
+        // As the daemon logs it: one pair of parentheses.
+        let plan = crate::plan::plan(
+            &out.desired,
+            &live,
+            &crate::plan::Ownership::all(),
+            &crate::plan::Guards::default(),
+        )
+        .unwrap();
+        let text = crate::plan::output::text(&plan, &out.desired, false);
+        assert!(
+            text.contains("(draining from drain state: 3 active connections, 60s left)"),
+            "{text}"
+        );
+        assert!(!text.contains("(("), "{text}");
         assert_eq!(out.next_deadline_ms, Some(61_000));
     }
 
