@@ -1372,10 +1372,16 @@ impl ConfigWatch {
                 }
             })
             .context("starting the config directory watcher")?;
-        if let Some(parent) = &parent {
-            watcher
-                .watch(parent, RecursiveMode::NonRecursive)
-                .with_context(|| format!("watching {}", parent.display()))?;
+        // Without the parent's watch a replaced directory or a swapped
+        // symlink is seen at the next resync only: not fatal.
+        if let Some(parent) = &parent
+            && let Err(e) = watcher.watch(parent, RecursiveMode::NonRecursive)
+        {
+            warn!(
+                source = "config",
+                "watching {}: {e}; a replaced config directory is seen at the next resync",
+                parent.display()
+            );
         }
         let mut w = ConfigWatch {
             path,
