@@ -1150,7 +1150,7 @@ impl Core {
                         events.push(Event::GitPolled { new_commit });
                     }
                     Msg::GitPolled(Err(e)) => {
-                        warn!(source = "git", "poll failed, keeping the last commit: {e}");
+                        warn!(source = "git", "poll failed (a commit read before stays in use): {e}");
                         self.metrics.error(Source::Git);
                         events.push(Event::GitPollFailed);
                     }
