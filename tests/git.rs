@@ -5,11 +5,13 @@
 //!
 //! The git CLI only builds fixtures; clusterf reads them with gix.
 
+#[path = "support/http.rs"]
+mod support_http;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -17,6 +19,7 @@ use clap::Parser;
 use clusterf::cli::source::{ConfigArgs, OverlayArgs};
 use clusterf::cli::watch::{Daemon, MemoryKernel, WatchArgs, WatchOptions};
 use clusterf::source::git::{self, GitSource, Options};
+use support_http::http;
 use tempfile::TempDir;
 
 const WEB_V1: &str =
@@ -1277,26 +1280,6 @@ fn a_poller_started_while_the_remote_is_down_serves_the_cached_commit() {
         p4.read_commit(None).unwrap().origin.revision.as_deref(),
         Some(c2.as_str())
     );
-}
-
-/// A plain HTTP/1.0 request; (status, body).
-fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.0\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
-    (status, body.to_string())
 }
 
 async fn eventually(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {

@@ -8,9 +8,10 @@
 
 #[path = "support/etcd.rs"]
 mod support;
+#[path = "support/http.rs"]
+mod support_http;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ use clusterf::cli::watch::{Daemon, MemoryKernel, WatchArgs, WatchOptions};
 use clusterf::model::{DestStats, IpvsState};
 use clusterf::source::etcd::watch::Tuning;
 use support::Etcd;
+use support_http::http;
 
 const FRONTEND: &str = r#"{"ipv4": "10.107.107.107", "tcp": 1337}"#;
 const VIP: &str = "tcp://10.107.107.107:1337";
@@ -112,26 +114,6 @@ async fn started(opts: WatchOptions, kernel: &MemoryKernel) -> Daemon {
     })
     .await;
     daemon
-}
-
-/// A plain HTTP/1.0 request; (status, body).
-fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.0\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
-    (status, body.to_string())
 }
 
 /// The value of one series in a Prometheus text exposition.
