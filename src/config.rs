@@ -858,7 +858,7 @@ fn json_object<'k>(
     strict: bool,
 ) -> Option<BTreeMap<&'k str, (serde_json::Value, Option<Pos>)>> {
     let text = utf8(r, bytes)?;
-    let value: serde_json::Value = match serde_json::from_str(text) {
+    let value: JsonTop = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => {
             // serde_json counts columns from 0 at the start of a line
@@ -875,14 +875,22 @@ fn json_object<'k>(
             return None;
         }
     };
-    let serde_json::Value::Object(map) = value else {
+    let JsonTop::Object(pairs) = value else {
         r.error(None, "expected a JSON object");
         return None;
     };
     let mut out = BTreeMap::new();
-    for (key, value) in map {
-        let pos = json_key_pos(text, &key);
-        let Some(canon) = known.iter().find(|k| k.eq_ignore_ascii_case(&key)) else {
+    // Exact repeats: serde_json would keep the last silently.
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (key, value) in &pairs {
+        let nth = seen.entry(key.as_str()).or_insert(0);
+        let pos = json_key_pos_nth(text, key, *nth);
+        *nth += 1;
+        if *nth > 1 {
+            r.error(pos, format!("duplicate field {key:?}"));
+            continue;
+        }
+        let Some(canon) = known.iter().find(|k| k.eq_ignore_ascii_case(key)) else {
             let msg = format!(
                 "unknown field {key:?}, expected one of {}",
                 known.join(", ")
@@ -897,7 +905,7 @@ fn json_object<'k>(
         if value.is_null() {
             continue;
         }
-        if out.insert(*canon, (value, pos)).is_some() {
+        if out.insert(*canon, (value.clone(), pos)).is_some() {
             r.error(
                 pos,
                 format!("duplicate field {key:?} (keys are case-insensitive)"),
@@ -905,6 +913,61 @@ fn json_object<'k>(
         }
     }
     Some(out)
+}
+
+/// A JSON document's top level: an object's members in the order written
+/// (repeats kept, so that they can be reported), or anything else.
+enum JsonTop {
+    Object(Vec<(String, serde_json::Value)>),
+    Other,
+}
+
+impl<'de> Deserialize<'de> for JsonTop {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = JsonTop;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<JsonTop, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(pair) = a.next_entry::<String, serde_json::Value>()? {
+                    pairs.push(pair);
+                }
+                Ok(JsonTop::Object(pairs))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<JsonTop, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(JsonTop::Other)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<JsonTop, E> {
+                Ok(JsonTop::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<JsonTop, E> {
+                Ok(JsonTop::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<JsonTop, E> {
+                Ok(JsonTop::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<JsonTop, E> {
+                Ok(JsonTop::Other)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<JsonTop, E> {
+                Ok(JsonTop::Other)
+            }
+            fn visit_unit<E>(self) -> Result<JsonTop, E> {
+                Ok(JsonTop::Other)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 fn strip_serde_json_pos(msg: &str) -> &str {
@@ -927,10 +990,16 @@ fn utf8<'b>(r: &mut Reporter, bytes: &'b [u8]) -> Option<&'b str> {
     }
 }
 
-/// Finds where an object key `"key"` appears in JSON text (1-based), by a
-/// small scan that skips string contents. serde_json keeps no spans, and the
-/// original tree's files are one-liners, so this is enough to point at it.
+#[cfg(test)]
 fn json_key_pos(text: &str, key: &str) -> Option<Pos> {
+    json_key_pos_nth(text, key, 0)
+}
+
+/// Finds where the `nth` (from 0) object key `"key"` appears in JSON text
+/// (1-based), by a small scan that skips string contents. serde_json keeps
+/// no spans, and the original tree's files are one-liners, so this is enough
+/// to point at it.
+fn json_key_pos_nth(text: &str, key: &str, mut nth: usize) -> Option<Pos> {
     let (mut line, mut col) = (1u64, 1u64);
     let mut chars = text.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
@@ -955,10 +1024,13 @@ fn json_key_pos(text: &str, key: &str) -> Option<Pos> {
                 .trim_start_matches('"')
                 .trim_start();
             if rest.starts_with(':') && text.get(start..end) == Some(key) {
-                return Some(Pos {
-                    line: start_line,
-                    column: start_col,
-                });
+                if nth == 0 {
+                    return Some(Pos {
+                        line: start_line,
+                        column: start_col,
+                    });
+                }
+                nth -= 1;
             }
             continue;
         }
@@ -2310,6 +2382,12 @@ mod tests {
         assert_eq!(json_key_pos(text, "tcp"), Some(Pos { line: 2, column: 3 }));
         assert_eq!(json_key_pos(text, "a"), Some(Pos { line: 1, column: 2 }));
         assert_eq!(json_key_pos(text, "b"), None);
+        let dup = "{\"tcp\": 80,\n \"tcp\": 81}";
+        assert_eq!(
+            json_key_pos_nth(dup, "tcp", 1),
+            Some(Pos { line: 2, column: 2 })
+        );
+        assert_eq!(json_key_pos_nth(dup, "tcp", 2), None);
         assert_eq!(
             json_key_pos("{\"x\\\"y\": 1}", "x\\\"y"),
             Some(Pos { line: 1, column: 2 })
