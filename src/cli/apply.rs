@@ -181,8 +181,8 @@ fn run_saved(args: &ApplyArgs, path: &PathBuf) -> Result<u8> {
         inputs.as_ref(),
     )?;
     let in_file = |e: ReplayError| anyhow::anyhow!("{}: {e}", path.display());
-    let desired = desired_after(&saved, &live).map_err(in_file)?;
-    let plan = match replay(&saved, &desired, &live, &args.safety.guards()) {
+    let desired = desired_after(&saved, &ownership, &live).map_err(in_file)?;
+    let plan = match replay(&saved, &ownership, &desired, &live, &args.safety.guards()) {
         Ok(plan) => plan,
         Err(ReplayError::Plan(PlanError::MassDelete { reason, plan })) => {
             show(&output::text_refused(

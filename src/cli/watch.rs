@@ -775,10 +775,9 @@ fn completion_label(c: Completion) -> &'static str {
     }
 }
 
-/// Writes the drain records atomically: a temporary file in the same
-/// directory, synced, then renamed over the old one.
-pub fn save_drains(path: &Path, drains: &Drains) -> Result<()> {
-    use std::io::Write;
+/// The directory of the state file and the temporary file written next to
+/// it before the rename.
+fn state_temp(path: &Path) -> Result<(&Path, PathBuf)> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -786,7 +785,14 @@ pub fn save_drains(path: &Path, drains: &Drains) -> Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| anyhow!("--state-file {}: not a file name", path.display()))?;
-    let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+    Ok((dir, dir.join(format!(".{}.tmp", name.to_string_lossy()))))
+}
+
+/// Writes the drain records atomically: a temporary file in the same
+/// directory, synced, then renamed over the old one.
+pub fn save_drains(path: &Path, drains: &Drains) -> Result<()> {
+    use std::io::Write;
+    let (_, tmp) = state_temp(path)?;
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(drains.to_json().as_bytes())?;
@@ -800,14 +806,7 @@ pub fn save_drains(path: &Path, drains: &Drains) -> Result<()> {
 /// the directory exists and a file can be created in it (the temporary file
 /// [`save_drains`] writes, removed again).
 pub fn check_state_dir(path: &Path) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| anyhow!("--state-file {}: not a file name", path.display()))?;
-    let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+    let (dir, tmp) = state_temp(path)?;
     std::fs::File::create(&tmp)
         .and_then(|_| std::fs::remove_file(&tmp))
         .map_err(|e| {

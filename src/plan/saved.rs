@@ -193,9 +193,12 @@ pub enum ReplayError {
 /// the plan's changes applied in order, with the names and provenance the
 /// document carries. A change outside the plan's ownership, or one that
 /// does not apply (adding what exists, editing what does not), is an error.
-pub fn desired_after(saved: &SavedPlan, live: &IpvsState) -> Result<IpvsState, ReplayError> {
-    let ownership = Ownership::from_doc(&saved.ownership)
-        .map_err(|detail| ReplayError::NotThePlan { detail })?;
+/// `ownership` is the plan's own ([`SavedPlan::ownership`]).
+pub fn desired_after(
+    saved: &SavedPlan,
+    ownership: &Ownership,
+    live: &IpvsState,
+) -> Result<IpvsState, ReplayError> {
     let mut desired = IpvsState::default();
     for (key, svc) in &live.services {
         if ownership.owns(key) {
@@ -242,13 +245,12 @@ pub fn desired_after(saved: &SavedPlan, live: &IpvsState) -> Result<IpvsState, R
 /// edited by hand or corrupted does not. Returns the plan, for showing it.
 pub fn replay(
     saved: &SavedPlan,
+    ownership: &Ownership,
     desired: &IpvsState,
     live: &IpvsState,
     guards: &Guards,
 ) -> Result<Plan, ReplayError> {
-    let ownership = Ownership::from_doc(&saved.ownership)
-        .map_err(|detail| ReplayError::NotThePlan { detail })?;
-    let plan = super::plan(desired, live, &ownership, guards)?;
+    let plan = super::plan(desired, live, ownership, guards)?;
     if let Some((i, (ours, theirs))) = plan
         .ops()
         .zip(saved.ops())
@@ -570,8 +572,9 @@ mod tests {
     }
 
     fn check_replay(saved: &SavedPlan, live: &IpvsState) -> Result<Plan, ReplayError> {
-        let desired = desired_after(saved, live)?;
-        replay(saved, &desired, live, &Guards::default())
+        let own = saved.ownership().unwrap();
+        let desired = desired_after(saved, &own, live)?;
+        replay(saved, &own, &desired, live, &Guards::default())
     }
 
     #[test]
@@ -594,7 +597,7 @@ mod tests {
         let own = Ownership::all();
         let plan = super::super::plan(&desired, &live, &own, &Guards::default()).unwrap();
         let s = saved_from(&plan, &desired, &own);
-        let again = desired_after(&s, &live).unwrap();
+        let again = desired_after(&s, &own, &live).unwrap();
         // Names and provenance of what changed come back; unchanged parts
         // are the live state's (no names, no origins).
         let added = &again.services[&"tcp://10.0.0.3:80".parse().unwrap()];
@@ -605,7 +608,7 @@ mod tests {
             (d.attrs.weight, d.origins[0].backend.as_str()),
             (20, "b-10.1.0.1:80")
         );
-        let replanned = replay(&s, &again, &live, &Guards::default()).unwrap();
+        let replanned = replay(&s, &own, &again, &live, &Guards::default()).unwrap();
         // The same plan, down to the counts the guards use.
         assert_eq!(replanned, plan);
     }
@@ -711,13 +714,13 @@ mod tests {
         };
         let plan = super::super::plan(&desired, &live, &own, &allow).unwrap();
         let s = saved_from(&plan, &desired, &own);
-        let again = desired_after(&s, &live).unwrap();
-        let e = replay(&s, &again, &live, &Guards::default()).unwrap_err();
+        let again = desired_after(&s, &own, &live).unwrap();
+        let e = replay(&s, &own, &again, &live, &Guards::default()).unwrap_err();
         assert!(
             matches!(e, ReplayError::Plan(PlanError::MassDelete { .. })),
             "made with --allow-mass-delete, applied without: {e}"
         );
-        assert!(replay(&s, &again, &live, &allow).is_ok());
+        assert!(replay(&s, &own, &again, &live, &allow).is_ok());
     }
 
     /// The saved plan the VM applies (tests/vm/scenarios/netlink-client.sh)
@@ -734,6 +737,12 @@ mod tests {
         assert!(r.is_ok(), "{}", r.unwrap_err());
     }
 
+    /// The first dest of the first service.
+    fn only_dest(st: &mut IpvsState) -> &mut crate::model::Dest {
+        let svc = st.services.values_mut().next().unwrap();
+        svc.dests.values_mut().next().unwrap()
+    }
+
     /// A plan made against an `ipvsadm -S -n` dump (no thresholds) is not
     /// stale on a kernel whose only difference is thresholds; a weight
     /// moving still is.
@@ -743,31 +752,13 @@ mod tests {
         let dump = as_live(&state(&[("tcp://10.0.0.1:80", &[("10.1.0.1:80", 10)])]));
         let fp = LiveFingerprint::new("file live.txt".into(), &dump, &own, false);
         let mut kernel = dump.clone();
-        let d = kernel
-            .services
-            .values_mut()
-            .next()
-            .unwrap()
-            .dests
-            .values_mut()
-            .next()
-            .unwrap();
+        let d = only_dest(&mut kernel);
         d.attrs.upper_threshold = 100;
         d.attrs.lower_threshold = 10;
         assert_eq!(fp.hash_of(&kernel, &own), fp.hash);
         let seeing = LiveFingerprint::new("kernel".into(), &dump, &own, true);
         assert_ne!(seeing.hash_of(&kernel, &own), seeing.hash);
-        kernel
-            .services
-            .values_mut()
-            .next()
-            .unwrap()
-            .dests
-            .values_mut()
-            .next()
-            .unwrap()
-            .attrs
-            .weight = 11;
+        only_dest(&mut kernel).attrs.weight = 11;
         assert_ne!(fp.hash_of(&kernel, &own), fp.hash);
         // The field is written only when false; a plan without it sees them.
         let json = serde_json::to_value(&seeing).unwrap();
