@@ -582,6 +582,35 @@ fn unreachable_etcd_is_an_error() {
     assert!(run.stderr.contains("expected http://HOST:PORT"), "{run:#?}");
 }
 
+/// etcd's simple auth tokens expire after `--auth-token-ttl` seconds of
+/// idleness; a long-lived client (the daemon, the publisher) authenticates
+/// again and goes on.
+#[test]
+fn an_expired_auth_token_is_renewed() {
+    let Some(etcd) = Etcd::start_flags(&["--auth-token-ttl=1"]) else {
+        return;
+    };
+    for args in [
+        &["role", "add", "root"][..],
+        &["user", "add", "root", "--new-user-password=r00t-pw"],
+        &["user", "grant-role", "root", "root"],
+        &["auth", "enable"],
+    ] {
+        etcd.etcdctl(args);
+    }
+    block_on(async {
+        let s = settings(&etcd).with_user("root".into(), "r00t-pw".into());
+        let c = etcd_source::connect(&s).await.unwrap();
+        etcd_source::put(&c, &s, "routes/a", b"1").await.unwrap();
+        // Idle for longer than the token lives.
+        tokio::time::sleep(Duration::from_millis(3000)).await;
+        etcd_source::put(&c, &s, "routes/b", b"2").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(3000)).await;
+        let tree = etcd_source::read(&c, &s).await.unwrap();
+        assert_eq!(tree.files.len(), 2);
+    });
+}
+
 fn settings(etcd: &Etcd) -> Settings {
     Settings::new(vec![etcd.url()], PREFIX).unwrap()
 }

@@ -171,21 +171,28 @@ pub struct Etcd {
     client_port: u16,
     peer_port: u16,
     tls: Option<TlsFiles>,
+    /// More command-line flags for the server.
+    flags: Vec<String>,
     starts: u32,
 }
 
 impl Etcd {
     /// Starts a plain-http etcd; `None` (after [`missing`]) without the binary.
     pub fn start() -> Option<Etcd> {
-        Self::start_with(None)
+        Self::start_with(None, &[])
+    }
+
+    /// Starts a plain-http etcd with more server flags.
+    pub fn start_flags(flags: &[&str]) -> Option<Etcd> {
+        Self::start_with(None, flags)
     }
 
     /// Starts an etcd that serves https and requires client certificates.
     pub fn start_tls(tls: TlsFiles) -> Option<Etcd> {
-        Self::start_with(Some(tls))
+        Self::start_with(Some(tls), &[])
     }
 
-    fn start_with(tls: Option<TlsFiles>) -> Option<Etcd> {
+    fn start_with(tls: Option<TlsFiles>, flags: &[&str]) -> Option<Etcd> {
         let Some(binary) = etcd_binary().filter(|b| b.is_file()) else {
             missing("the etcd server binary (/usr/bin/etcd, Debian package etcd-server)");
             return None;
@@ -197,6 +204,7 @@ impl Etcd {
             client_port: free_port(),
             peer_port: free_port(),
             tls,
+            flags: flags.iter().map(|f| f.to_string()).collect(),
             starts: 0,
         };
         etcd.launch();
@@ -248,6 +256,7 @@ impl Etcd {
                 .arg(&tls.ca)
                 .arg("--client-cert-auth");
         }
+        cmd.args(&self.flags);
         let out = fs::File::create(&log).unwrap();
         let child = cmd
             .stdin(Stdio::null())
