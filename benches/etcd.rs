@@ -57,7 +57,7 @@ fn main() {
                             i / 256 % 256,
                             i % 256
                         );
-                        c.put(format!("/clusterf/services/s{}/backends/b{i}", i % 100), v, None)
+                        c.put(format!("/clusterf/services/s{}/backends/b{i}", i % 100), v)
                             .await
                             .unwrap();
                     }
@@ -68,12 +68,12 @@ fn main() {
             }
             written = n;
 
-            let mut client = etcd_source::connect(&settings).await.unwrap();
+            let client = etcd_source::connect(&settings).await.unwrap();
             let mut reads = Vec::new();
             let mut parses = Vec::new();
             for _ in 0..7 {
                 let t = Instant::now();
-                let tree = etcd_source::read(&mut client, &settings).await.unwrap();
+                let tree = etcd_source::read(&client, &settings).await.unwrap();
                 reads.push(t.elapsed());
                 assert_eq!(tree.files.len(), n);
                 let t = Instant::now();
@@ -98,7 +98,7 @@ fn main() {
         let mut lat = Vec::new();
         for i in 0..puts {
             let t = Instant::now();
-            c.put(format!("/clusterf/routes/r{}", i % 10), format!("{i}"), None)
+            c.put(format!("/clusterf/routes/r{}", i % 10), format!("{i}"))
                 .await
                 .unwrap();
             dirty.changed().await.unwrap();
@@ -111,8 +111,8 @@ fn main() {
         );
         // A relist of the whole tree, as after a compaction or a reconnect.
         let t = Instant::now();
-        let mut c2 = etcd_source::connect(&settings).await.unwrap();
-        let tree = etcd_source::read(&mut c2, &settings).await.unwrap();
+        let c2 = etcd_source::connect(&settings).await.unwrap();
+        let tree = etcd_source::read(&c2, &settings).await.unwrap();
         println!(
             "reconnect + relist of {} keys: {:?}",
             tree.files.len(),

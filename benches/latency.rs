@@ -93,7 +93,6 @@ fn run(etcd: &support::Etcd, rt: &tokio::runtime::Runtime, services: u32, change
                     c.put(
                         format!("{prefix}/services/s{i}/backends/b{j}"),
                         backend_json(i, j, 10),
-                        None,
                     )
                     .await
                     .unwrap();
@@ -162,7 +161,7 @@ fn run(etcd: &support::Etcd, rt: &tokio::runtime::Runtime, services: u32, change
         // 11..=110, never the weight before.
         let w = 11 + c % 100;
         let start = Instant::now();
-        rt.block_on(client.put(key.as_str(), backend_json(0, 0, w), None))
+        rt.block_on(client.put(key.as_str(), backend_json(0, 0, w)))
             .unwrap();
         wait(w, Duration::from_secs(30));
         lat.push(start.elapsed());

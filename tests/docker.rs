@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use clusterf::docker::keys::{self, KeySet, RouteAd};
 use clusterf::docker::labels::{self, Container, NetworkAddrs, Options, Port, State};
 use clusterf::docker::store::{Start, Store};
+use clusterf::etcd::proto::EventType;
 use clusterf::source::etcd::Settings;
-use etcd_client::{EventType, GetOptions, WatchOptions};
 use support::Etcd;
 
 const PREFIX: &str = "/clusterf";
@@ -91,19 +91,16 @@ fn desired(store: &Store, containers: &[Container], route: Option<&RouteAd>) -> 
 /// Every key below the prefix: path -> (value, lease, mod revision).
 async fn dump(etcd: &Etcd) -> BTreeMap<String, (String, i64, i64)> {
     let mut client = etcd.client().await;
-    let resp = client
-        .get(format!("{PREFIX}/"), Some(GetOptions::new().with_prefix()))
-        .await
-        .unwrap();
-    resp.kvs()
+    let resp = client.get_prefix(format!("{PREFIX}/")).await.unwrap();
+    resp.kvs
         .iter()
         .map(|kv| {
             (
-                kv.key_str().unwrap()[PREFIX.len() + 1..].to_string(),
+                std::str::from_utf8(&kv.key).unwrap()[PREFIX.len() + 1..].to_string(),
                 (
-                    kv.value_str().unwrap().to_string(),
-                    kv.lease(),
-                    kv.mod_revision(),
+                    std::str::from_utf8(&kv.value).unwrap().to_string(),
+                    kv.lease,
+                    kv.mod_revision,
                 ),
             )
         })
@@ -204,7 +201,6 @@ async fn other_keys_are_never_touched() {
         .put(
             format!("{PREFIX}/services/web/backends/manual"),
             r#"{"ipv4":"10.0.0.1","tcp":80}"#,
-            None,
         )
         .await
         .unwrap();
@@ -263,14 +259,7 @@ async fn restart_neither_duplicates_nor_flaps() {
     let mut client = etcd.client().await;
     let rev = before.values().map(|(_, _, r)| *r).max().unwrap();
     let mut events = client
-        .watch(
-            format!("{PREFIX}/"),
-            Some(
-                WatchOptions::new()
-                    .with_prefix()
-                    .with_start_revision(rev + 1),
-            ),
-        )
+        .watch_prefix(format!("{PREFIX}/"), rev + 1)
         .await
         .unwrap();
 
@@ -317,8 +306,8 @@ async fn restart_neither_duplicates_nor_flaps() {
     assert!(after.values().all(|(_, l, _)| *l == store.lease()));
     assert_eq!(after["routes/host-a"].0, before["routes/host-a"].0);
     let mut ttl_client = etcd.client().await;
-    let old = ttl_client.lease_time_to_live(lease, None).await.unwrap();
-    assert!(old.ttl() <= 0, "the replaced lease still lives");
+    let old = ttl_client.lease_time_to_live(lease).await.unwrap();
+    assert!(old.ttl <= 0, "the replaced lease still lives");
 
     // Collect the events: the only delete is the removed container's.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -330,9 +319,11 @@ async fn restart_neither_duplicates_nor_flaps() {
         else {
             continue;
         };
-        for ev in resp.events() {
-            let key = ev.kv().unwrap().key_str().unwrap().to_string();
-            match ev.event_type() {
+        for ev in &resp.events {
+            let key = std::str::from_utf8(&ev.kv.as_ref().unwrap().key)
+                .unwrap()
+                .to_string();
+            match ev.r#type() {
                 EventType::Delete => deletes.push(key),
                 EventType::Put => puts += 1,
             }
@@ -414,7 +405,7 @@ async fn flush_revokes_and_a_lost_lease_is_republished() {
     // A key deleted behind the publisher's back comes back at the resync.
     etcd.client()
         .await
-        .delete(format!("{PREFIX}/{}", web_key()), None)
+        .delete(format!("{PREFIX}/{}", web_key()))
         .await
         .unwrap();
     store.mark_stale();

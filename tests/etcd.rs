@@ -321,28 +321,24 @@ fn routes_from_etcd_and_filter_etcd_routes() {
         c.put(
             "/clusterf/services/test/backends/test3-1",
             r#"{"ipv4": "10.3.107.1", "tcp": 1337}"#,
-            None,
         )
         .await
         .unwrap();
         c.put(
             "/clusterf/services/test/backends/test6-1",
             r#"{"ipv4": "10.6.107.1", "tcp": 8080}"#,
-            None,
         )
         .await
         .unwrap();
         c.put(
             "/clusterf/routes/test3",
             r#"{"Prefix4":"10.3.107.0/24","IpvsMethod":"droute"}"#,
-            None,
         )
         .await
         .unwrap();
         c.put(
             "/clusterf/routes/test6",
             r#"{"Prefix4":"10.6.107.0/24","Gateway4":"10.107.107.6","IpvsMethod":"droute"}"#,
-            None,
         )
         .await
         .unwrap();
@@ -390,18 +386,12 @@ fn malformed_values_are_skipped_with_warnings() {
             ("routes/bad", r#"{"Prefix4": "nope", "IpvsMethod": "masq"}"#),
             ("services/test/.hidden/x", "ignored silently"),
         ] {
-            c.put(format!("{PREFIX}/{k}"), v, None).await.unwrap();
+            c.put(format!("{PREFIX}/{k}"), v).await.unwrap();
         }
-        c.put(
-            b"/clusterf/services/test/backends/\xff".to_vec(),
-            "{}",
-            None,
-        )
-        .await
-        .unwrap();
-        c.put("/clusterf/services//backends/x", "{}", None)
+        c.put(b"/clusterf/services/test/backends/\xff".to_vec(), "{}")
             .await
             .unwrap();
+        c.put("/clusterf/services//backends/x", "{}").await.unwrap();
     });
     let run = ok(render_ipvsadm(&repo, &etcd, &[]));
     assert_eq!(
@@ -486,11 +476,11 @@ fn overlay_path_and_etcd_render_identically() {
     block_on(async {
         let mut c = etcd.client().await;
         for (k, v) in content {
-            c.put(format!("{PREFIX}/{k}"), v, None).await.unwrap();
+            c.put(format!("{PREFIX}/{k}"), v).await.unwrap();
         }
-        c.put("/clusterf/.git/HEAD", "x", None).await.unwrap();
+        c.put("/clusterf/.git/HEAD", "x").await.unwrap();
         // Outside the prefix: not part of the tree.
-        c.put("/clusterfoo/services/test/backends/x", "x", None)
+        c.put("/clusterfoo/services/test/backends/x", "x")
             .await
             .unwrap();
     });
@@ -592,6 +582,35 @@ fn unreachable_etcd_is_an_error() {
     assert!(run.stderr.contains("expected http://HOST:PORT"), "{run:#?}");
 }
 
+/// etcd's simple auth tokens expire after `--auth-token-ttl` seconds of
+/// idleness; a long-lived client (the daemon, the publisher) authenticates
+/// again and goes on.
+#[test]
+fn an_expired_auth_token_is_renewed() {
+    let Some(etcd) = Etcd::start_flags(&["--auth-token-ttl=1"]) else {
+        return;
+    };
+    for args in [
+        &["role", "add", "root"][..],
+        &["user", "add", "root", "--new-user-password=r00t-pw"],
+        &["user", "grant-role", "root", "root"],
+        &["auth", "enable"],
+    ] {
+        etcd.etcdctl(args);
+    }
+    block_on(async {
+        let s = settings(&etcd).with_user("root".into(), "r00t-pw".into());
+        let c = etcd_source::connect(&s).await.unwrap();
+        etcd_source::put(&c, &s, "routes/a", b"1").await.unwrap();
+        // Idle for longer than the token lives.
+        tokio::time::sleep(Duration::from_millis(3000)).await;
+        etcd_source::put(&c, &s, "routes/b", b"2").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(3000)).await;
+        let tree = etcd_source::read(&c, &s).await.unwrap();
+        assert_eq!(tree.files.len(), 2);
+    });
+}
+
 fn settings(etcd: &Etcd) -> Settings {
     Settings::new(vec![etcd.url()], PREFIX).unwrap()
 }
@@ -608,8 +627,8 @@ fn fast_tuning() -> Tuning {
 
 async fn fresh_read(etcd: &Etcd) -> clusterf::tree::Tree {
     let s = settings(etcd);
-    let mut c = etcd_source::connect(&s).await.unwrap();
-    etcd_source::read(&mut c, &s).await.unwrap()
+    let c = etcd_source::connect(&s).await.unwrap();
+    etcd_source::read(&c, &s).await.unwrap()
 }
 
 /// Reads larger than one page are one consistent snapshot.
@@ -619,7 +638,7 @@ async fn paginated_read_is_complete() {
     let mut c = etcd.client().await;
     let n = etcd_source::PAGE_SIZE as usize * 2 + 17;
     for i in 0..n {
-        c.put(format!("/clusterf/services/s/backends/b{i:05}"), "{}", None)
+        c.put(format!("/clusterf/services/s/backends/b{i:05}"), "{}")
             .await
             .unwrap();
     }
@@ -636,7 +655,7 @@ async fn watch_follows_concurrent_writes() {
     let Some(etcd) = Etcd::start() else { return };
     let mut c = etcd.client().await;
     for i in 0..50 {
-        c.put(format!("/clusterf/routes/r{i}"), format!("v{i}"), None)
+        c.put(format!("/clusterf/routes/r{i}"), format!("v{i}"))
             .await
             .unwrap();
     }
@@ -646,17 +665,12 @@ async fn watch_follows_concurrent_writes() {
             for i in 0..400u32 {
                 let key = format!("/clusterf/services/s/backends/b{}", i % 37);
                 if i % 3 == 0 {
-                    c.delete(key, None).await.unwrap();
+                    c.delete(key).await.unwrap();
                 } else {
-                    c.put(key, format!("{i}"), None).await.unwrap();
+                    c.put(key, format!("{i}")).await.unwrap();
                 }
                 if i % 50 == 0 {
-                    c.delete(
-                        "/clusterf/routes/r",
-                        Some(etcd_client::DeleteOptions::new().with_prefix()),
-                    )
-                    .await
-                    .unwrap();
+                    c.delete_prefix("/clusterf/routes/r").await.unwrap();
                 }
             }
         })
@@ -692,14 +706,14 @@ async fn watch_follows_concurrent_writes() {
     // A no-op write (same value) does not mark the tree dirty.
     let (_, v) = snap.tree.files.iter().next().unwrap();
     let key = format!("{PREFIX}/{}", snap.tree.files.keys().next().unwrap());
-    c.put(key, v.clone(), None).await.unwrap();
-    let rev = c.get("x", None).await.unwrap().header().unwrap().revision();
+    c.put(key, v.clone()).await.unwrap();
+    let rev = c.revision().await;
     eventually(Duration::from_secs(5), "the no-op event", || {
         watch.snapshot().unwrap().revision >= rev
     })
     .await;
     assert!(!dirty.has_changed().unwrap());
-    c.put("/clusterf/routes/new", "n", None).await.unwrap();
+    c.put("/clusterf/routes/new", "n").await.unwrap();
     tokio::time::timeout(Duration::from_secs(5), dirty.changed())
         .await
         .expect("dirty notification")
@@ -717,7 +731,7 @@ async fn watch_follows_concurrent_writes() {
     assert!(snap.tree.files.contains_key("routes/new"));
     let waiting = tokio::time::timeout(Duration::from_millis(300), watch.changed()).await;
     assert!(waiting.is_err(), "changed() returned without a change");
-    c.delete("/clusterf/routes/new", None).await.unwrap();
+    c.delete("/clusterf/routes/new").await.unwrap();
     let snap = tokio::time::timeout(Duration::from_secs(5), watch.changed())
         .await
         .expect("dirty notification")
@@ -731,8 +745,8 @@ async fn watch_follows_concurrent_writes() {
 async fn watch_relists_across_a_compaction() {
     let Some(etcd) = Etcd::start() else { return };
     let mut c = etcd.client().await;
-    c.put("/clusterf/routes/a", "a1", None).await.unwrap();
-    c.put("/clusterf/routes/b", "b1", None).await.unwrap();
+    c.put("/clusterf/routes/a", "a1").await.unwrap();
+    c.put("/clusterf/routes/b", "b1").await.unwrap();
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let mut tuning = fast_tuning();
     tuning.before_watch = Some(gate.clone());
@@ -740,16 +754,16 @@ async fn watch_relists_across_a_compaction() {
     let first = watch.ready(Duration::from_secs(10)).await.unwrap();
     assert_eq!(first.tree.files.len(), 2);
     // Between the list and the watch: changes, then a compaction past them.
-    c.put("/clusterf/routes/c", "c1", None).await.unwrap();
-    c.delete("/clusterf/routes/a", None).await.unwrap();
+    c.put("/clusterf/routes/c", "c1").await.unwrap();
+    c.delete("/clusterf/routes/a").await.unwrap();
     let rev = c
-        .put("/clusterf/routes/b", "b2", None)
+        .put("/clusterf/routes/b", "b2")
         .await
         .unwrap()
-        .header()
+        .header
         .unwrap()
-        .revision();
-    c.compact(rev, None).await.unwrap();
+        .revision;
+    etcd.etcdctl(&["compaction", &rev.to_string()]);
     gate.add_permits(1000);
     eventually(
         Duration::from_secs(10),
@@ -768,23 +782,23 @@ async fn watch_relists_across_a_compaction() {
     );
 
     // Compacting behind an in-sync watch: events keep flowing, no relist.
-    c.put("/clusterf/routes/d", "d1", None).await.unwrap();
+    c.put("/clusterf/routes/d", "d1").await.unwrap();
     let rev = c
-        .put("/clusterf/routes/e", "e1", None)
+        .put("/clusterf/routes/e", "e1")
         .await
         .unwrap()
-        .header()
+        .header
         .unwrap()
-        .revision();
-    c.compact(rev, None).await.unwrap();
-    c.delete("/clusterf/routes/c", None).await.unwrap();
+        .revision;
+    etcd.etcdctl(&["compaction", &rev.to_string()]);
+    c.delete("/clusterf/routes/c").await.unwrap();
     let rev = c
-        .put("/clusterf/routes/f", "f1", None)
+        .put("/clusterf/routes/f", "f1")
         .await
         .unwrap()
-        .header()
+        .header
         .unwrap()
-        .revision();
+        .revision;
     eventually(
         Duration::from_secs(10),
         "events after the compaction",
@@ -807,12 +821,8 @@ async fn watch_survives_an_etcd_restart() {
     };
     {
         let mut c = etcd.client().await;
-        c.put("/clusterf/services/s/backends/a", "a", None)
-            .await
-            .unwrap();
-        c.put("/clusterf/services/s/backends/b", "b", None)
-            .await
-            .unwrap();
+        c.put("/clusterf/services/s/backends/a", "a").await.unwrap();
+        c.put("/clusterf/services/s/backends/b", "b").await.unwrap();
     }
     let mut watch = OverlayWatch::spawn(settings(&etcd), fast_tuning());
     let snap = watch.ready(Duration::from_secs(10)).await.unwrap();
@@ -848,12 +858,8 @@ async fn watch_survives_an_etcd_restart() {
     etcd.restart();
     {
         let mut c = etcd.client().await;
-        c.delete("/clusterf/services/s/backends/a", None)
-            .await
-            .unwrap();
-        c.put("/clusterf/services/s/backends/c", "c", None)
-            .await
-            .unwrap();
+        c.delete("/clusterf/services/s/backends/a").await.unwrap();
+        c.put("/clusterf/services/s/backends/c", "c").await.unwrap();
     }
     eventually(
         Duration::from_secs(15),
@@ -905,25 +911,30 @@ fn auth_with_user_and_password() {
         c.put(
             "/clusterf/services/test/backends/test3-1",
             r#"{"ipv4": "10.3.107.1", "tcp": 1337}"#,
-            None,
         )
         .await
         .unwrap();
-        c.role_add("root").await.unwrap();
-        c.user_add("root", "r00t-pw", None).await.unwrap();
-        c.user_grant_role("root", "root").await.unwrap();
-        // A reader that may only read the clusterf prefix.
-        c.role_add("clusterf-read").await.unwrap();
-        c.role_grant_permission(
-            "clusterf-read",
-            etcd_client::Permission::read("/clusterf/").with_prefix(),
-        )
-        .await
-        .unwrap();
-        c.user_add("reader", "read-pw", None).await.unwrap();
-        c.user_grant_role("reader", "clusterf-read").await.unwrap();
-        c.auth_enable().await.unwrap();
     });
+    for args in [
+        &["role", "add", "root"][..],
+        &["user", "add", "root", "--new-user-password=r00t-pw"],
+        &["user", "grant-role", "root", "root"],
+        // A reader that may only read the clusterf prefix.
+        &["role", "add", "clusterf-read"],
+        &[
+            "role",
+            "grant-permission",
+            "clusterf-read",
+            "--prefix=true",
+            "read",
+            "/clusterf/",
+        ],
+        &["user", "add", "reader", "--new-user-password=read-pw"],
+        &["user", "grant-role", "reader", "clusterf-read"],
+        &["auth", "enable"],
+    ] {
+        etcd.etcdctl(args);
+    }
     let url = etcd.url();
     let pwfile = etcd.scratch().join("password");
     fs::write(&pwfile, "read-pw\n").unwrap();
@@ -1011,8 +1022,8 @@ fn auth_with_user_and_password() {
         let snap = watch.ready(Duration::from_secs(10)).await.unwrap();
         assert_eq!(snap.backend_keys(), 2);
         let s = settings(&etcd).with_user("root".into(), "r00t-pw".into());
-        let mut c = etcd_source::connect(&s).await.unwrap();
-        etcd_source::delete(&mut c, &s, "services/test/backends/test3-1", false)
+        let c = etcd_source::connect(&s).await.unwrap();
+        etcd_source::delete(&c, &s, "services/test/backends/test3-1", false)
             .await
             .unwrap();
         eventually(
@@ -1130,7 +1141,6 @@ fn etcd_prefix_selects_the_tree() {
         c.put(
             "/site-a/clusterf/services/test/backends/a1",
             r#"{"ipv4": "10.3.107.1", "tcp": 1337}"#,
-            None,
         )
         .await
         .unwrap();

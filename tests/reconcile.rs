@@ -126,7 +126,7 @@ fn series(text: &str, name: &str) -> f64 {
 async fn put(etcd: &Etcd, key: &str, value: &str) {
     etcd.client()
         .await
-        .put(format!("/clusterf/{key}"), value, None)
+        .put(format!("/clusterf/{key}"), value)
         .await
         .unwrap();
 }
@@ -134,7 +134,7 @@ async fn put(etcd: &Etcd, key: &str, value: &str) {
 async fn delete(etcd: &Etcd, key: &str) {
     etcd.client()
         .await
-        .delete(format!("/clusterf/{key}"), None)
+        .delete(format!("/clusterf/{key}"))
         .await
         .unwrap();
 }
@@ -173,7 +173,6 @@ async fn etcd_changes_reach_the_kernel_and_bursts_coalesce() {
             .put(
                 format!("/clusterf/services/test/backends/b{i}"),
                 backend(&format!("10.4.{}.{}", i / 250, i % 250 + 1)),
-                None,
             )
             .await
             .unwrap();

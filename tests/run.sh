@@ -1,30 +1,37 @@
 #!/usr/bin/env bash
 # Runs every clusterf test on a fresh Debian machine: installs what the tests
-# need (etcd for the overlay tests, protoc for etcd-client, qemu and the guest's
-# userland for the kernel IPVS tests in a VM), then formatting, lint and the
-# whole cargo test suite. Integration tests fail (never skip) when CI is set
-# and a component is missing.
+# need (etcd and etcdctl for the overlay tests, qemu and the guest's userland
+# for the kernel IPVS and Docker tests in a VM, openssl for TLS certificates),
+# then formatting, lint and the whole cargo test suite. Integration tests fail
+# (never skip) when CI is set and a component is missing.
+#
+# Building clusterf itself needs only the Rust toolchain; nothing here is
+# needed for `cargo build`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use; the VM harness (tests/vm/) may add its own.
-packages=(etcd-server etcd-client protobuf-compiler qemu-system-x86 ipvsadm
-  busybox-static cpio iproute2 openssl git kmod)
+# Debian packages the tests use (tests/vm/ fetches the guest's kernel and
+# the Docker guest's packages itself, with apt-get download).
+packages=(etcd-server etcd-client qemu-system-x86 ipvsadm busybox-static cpio
+  lz4 iproute2 openssl git kmod)
 need=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
 done
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+# Package lists first: a new machine has none, and the VM guest's kernel is
+# fetched with apt-get download, which needs them too.
+if [ ${#need[@]} -gt 0 ] ||
+  [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial)" ]; then
+  echo "tests/run.sh: apt-get update" >&2
+  $SUDO apt-get update -q
+fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "tests/run.sh: installing ${need[*]}" >&2
-  SUDO=""
-  [ "$(id -u)" = 0 ] || SUDO=sudo
-  $SUDO apt-get update -q
+  # Recommends left out: every package here works without them (qemu's
+  # firmware and the etcd binaries are dependencies, not recommends).
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
-fi
-# The VM guest's kernel is fetched with apt-get download: package lists must exist.
-if [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v lock | grep -v partial)" ]; then
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-  $SUDO apt-get update -q
 fi
 
 export CI="${CI:-true}"

@@ -321,8 +321,8 @@ fn put_backend(args: &PutBackendArgs) -> Result<u8> {
         bail!("{path}: not written: the value would be skipped");
     }
     let revision = etcd_source::runtime()?.block_on(async {
-        let mut client = etcd_source::connect(&settings).await?;
-        etcd_source::put(&mut client, &settings, &path, value.as_bytes()).await
+        let client = etcd_source::connect(&settings).await?;
+        etcd_source::put(&client, &settings, &path, value.as_bytes()).await
     })?;
     eprintln!(
         "put {} = {value} at revision {revision}",
@@ -335,8 +335,8 @@ fn del_backend(args: &DelBackendArgs) -> Result<u8> {
     let settings = require_etcd(&args.source)?;
     let path = backend_path(&settings, &args.service, &args.name)?;
     let deleted = etcd_source::runtime()?.block_on(async {
-        let mut client = etcd_source::connect(&settings).await?;
-        etcd_source::delete(&mut client, &settings, &path, false).await
+        let client = etcd_source::connect(&settings).await?;
+        etcd_source::delete(&client, &settings, &path, false).await
     })?;
     let key = settings.keys().key_display(&path);
     if deleted == 0 {

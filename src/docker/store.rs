@@ -16,14 +16,14 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
-use etcd_client::{
-    Client, GetOptions, LeaseKeepAliveStream, LeaseKeeper, LeaseTimeToLiveOptions, PutOptions, Txn,
-    TxnOp,
-};
+use anyhow::{Result, anyhow, bail};
 
 use super::keys::{self, Change, KeySet};
-use crate::source::etcd::{Settings, connect, describe};
+use crate::etcd::proto::{
+    DeleteRangeRequest, PutRequest, RangeRequest, Request, RequestOp, TxnRequest,
+};
+use crate::etcd::{Client, KeepAlive};
+use crate::source::etcd::{Settings, connect, timed};
 
 /// etcd's default limit of operations in one transaction (`--max-txn-ops`).
 pub const MAX_TXN_OPS: usize = 128;
@@ -65,7 +65,7 @@ pub struct Store {
     /// Keys still on a replaced lease, and that lease (revoked once every
     /// wanted key is on the new one).
     replaced: Option<(i64, KeySet)>,
-    keeper: Option<(LeaseKeeper, LeaseKeepAliveStream)>,
+    keeper: Option<KeepAlive>,
 }
 
 impl Store {
@@ -131,21 +131,9 @@ impl Store {
     async fn timed<T>(
         &self,
         what: &str,
-        fut: impl Future<Output = Result<T, etcd_client::Error>>,
+        fut: impl Future<Output = Result<T, crate::etcd::Error>>,
     ) -> Result<T> {
-        match tokio::time::timeout(self.settings.timeout, fut).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(anyhow!(
-                "{}: {what}: {}",
-                self.settings.description(),
-                describe(&e)
-            )),
-            Err(_) => Err(anyhow!(
-                "{}: {what}: no answer within {:?}",
-                self.settings.description(),
-                self.settings.timeout
-            )),
-        }
+        timed(&self.settings, what, fut).await
     }
 
     fn key(&self, path: &str) -> Vec<u8> {
@@ -155,27 +143,24 @@ impl Store {
     /// Reads the marker; adopts, replaces or starts a lease.
     async fn find_lease(&mut self) -> Result<Start> {
         let marker_key = self.key(&keys::marker_path(&self.publisher));
-        let resp = self
-            .timed("get marker", self.client.clone().get(marker_key, None))
-            .await?;
+        let get = RangeRequest {
+            key: marker_key,
+            ..Default::default()
+        };
+        let resp = self.timed("get marker", self.client.range(get)).await?;
         let old = resp
-            .kvs()
+            .kvs
             .first()
-            .and_then(|kv| Some((keys::parse_marker(kv.value())?, kv.lease())))
+            .and_then(|kv| Some((keys::parse_marker(&kv.value)?, kv.lease)))
             .filter(|(named, on)| named == on && *on != 0)
             .map(|(lease, _)| lease);
         if let Some(old) = old {
             let ttl = self
-                .timed(
-                    "lease ttl",
-                    self.client
-                        .clone()
-                        .lease_time_to_live(old, Some(LeaseTimeToLiveOptions::new())),
-                )
+                .timed("lease ttl", self.client.lease_time_to_live(old, false))
                 .await?;
-            if ttl.ttl() > 0 {
+            if ttl.ttl > 0 {
                 let published = self.read_lease_keys(old).await?;
-                if ttl.granted_ttl() == self.ttl {
+                if ttl.granted_ttl == self.ttl {
                     self.lease = old;
                     self.current = published;
                     return Ok(Start::Adopted);
@@ -191,12 +176,9 @@ impl Store {
 
     async fn grant(&mut self) -> Result<()> {
         let resp = self
-            .timed(
-                "lease grant",
-                self.client.clone().lease_grant(self.ttl, None),
-            )
+            .timed("lease grant", self.client.lease_grant(self.ttl))
             .await?;
-        self.lease = resp.id();
+        self.lease = resp.id;
         self.current.clear();
         self.keeper = None;
         Ok(())
@@ -210,34 +192,33 @@ impl Store {
         let mut out = KeySet::new();
         let mut revision: Option<i64> = None;
         loop {
-            let mut opts = GetOptions::new()
-                .with_range(end.clone())
-                .with_limit(PAGE_SIZE);
-            if let Some(rev) = revision {
-                opts = opts.with_revision(rev);
-            }
-            let resp = self
-                .timed("get", self.client.clone().get(start.clone(), Some(opts)))
-                .await?;
-            let rev = resp.header().map(|h| h.revision()).unwrap_or(0);
+            let get = RangeRequest {
+                key: start.clone(),
+                range_end: end.clone(),
+                limit: PAGE_SIZE,
+                revision: revision.unwrap_or(0),
+                ..Default::default()
+            };
+            let resp = self.timed("get", self.client.range(get)).await?;
+            let rev = resp.header.as_ref().map_or(0, |h| h.revision);
             revision.get_or_insert(rev);
-            for kv in resp.kvs() {
-                if kv.lease() != lease {
+            for kv in &resp.kvs {
+                if kv.lease != lease {
                     continue;
                 }
-                let Some(rel) = kv.key().strip_prefix(ks.scan_prefix()) else {
+                let Some(rel) = kv.key.strip_prefix(ks.scan_prefix()) else {
                     continue;
                 };
                 let (Ok(path), Ok(value)) =
-                    (std::str::from_utf8(rel), std::str::from_utf8(kv.value()))
+                    (std::str::from_utf8(rel), std::str::from_utf8(&kv.value))
                 else {
                     continue;
                 };
                 out.insert(path.to_string(), value.to_string());
             }
-            match (resp.more(), resp.kvs().last()) {
+            match (resp.more, resp.kvs.last()) {
                 (true, Some(last)) => {
-                    start = last.key().to_vec();
+                    start = last.key.clone();
                     start.push(0);
                 }
                 _ => return Ok(out),
@@ -277,7 +258,7 @@ impl Store {
             // Every wanted key is on the new lease now; what is left on the
             // old one is nothing.
             if let Err(e) = self
-                .timed("lease revoke", self.client.clone().lease_revoke(old))
+                .timed("lease revoke", self.client.lease_revoke(old))
                 .await
             {
                 eprintln!(
@@ -291,21 +272,13 @@ impl Store {
     async fn apply(&mut self, changes: Vec<Change>) -> Result<Applied> {
         let mut applied = Applied::default();
         for batch in keys::batches(changes, MAX_TXN_OPS) {
-            let ops: Vec<TxnOp> = batch
-                .iter()
-                .map(|c| match c {
-                    Change::Put(path, value) => TxnOp::put(
-                        self.key(path),
-                        value.as_bytes(),
-                        Some(PutOptions::new().with_lease(self.lease)),
-                    ),
-                    Change::Delete(path) => TxnOp::delete(self.key(path), None),
-                })
-                .collect();
-            let resp = self
-                .timed("txn", self.client.clone().txn(Txn::new().and_then(ops)))
-                .await?;
-            if !resp.succeeded() {
+            let ops: Vec<RequestOp> = batch.iter().map(|c| self.op(c)).collect();
+            let txn = TxnRequest {
+                success: ops,
+                ..Default::default()
+            };
+            let resp = self.timed("txn", self.client.txn(txn)).await?;
+            if !resp.succeeded {
                 bail!("{}: txn: not applied", self.settings.description());
             }
             applied.transactions += 1;
@@ -323,6 +296,25 @@ impl Store {
             }
         }
         Ok(applied)
+    }
+
+    /// The transaction operation of one change: puts on the lease.
+    fn op(&self, change: &Change) -> RequestOp {
+        let request = match change {
+            Change::Put(path, value) => Request::Put(PutRequest {
+                key: self.key(path),
+                value: value.as_bytes().to_vec(),
+                lease: self.lease,
+                ..Default::default()
+            }),
+            Change::Delete(path) => Request::DeleteRange(DeleteRangeRequest {
+                key: self.key(path),
+                ..Default::default()
+            }),
+        };
+        RequestOp {
+            request: Some(request),
+        }
     }
 
     /// Renews the lease once. `Ok(false)`: the lease had expired (etcd was
@@ -354,25 +346,20 @@ impl Store {
 
     async fn keep_alive_once(&mut self) -> Result<i64> {
         if self.keeper.is_none() {
-            let pair = self
-                .timed(
-                    "lease keep-alive",
-                    self.client.clone().lease_keep_alive(self.lease),
-                )
+            let keeper = self
+                .timed("lease keep-alive", self.client.lease_keep_alive(self.lease))
                 .await?;
-            self.keeper = Some(pair);
+            self.keeper = Some(keeper);
         }
         let timeout = self.settings.timeout;
         let description = self.settings.description();
-        let (keeper, stream) = self.keeper.as_mut().context("no keeper")?;
-        let round = async {
-            keeper.keep_alive().await?;
-            stream.message().await
+        let Some(keeper) = self.keeper.as_mut() else {
+            bail!("{description}: lease keep-alive: no stream");
         };
-        match tokio::time::timeout(timeout, round).await {
-            Ok(Ok(Some(resp))) => Ok(resp.ttl()),
+        match tokio::time::timeout(timeout, keeper.renew()).await {
+            Ok(Ok(Some(resp))) => Ok(resp.ttl),
             Ok(Ok(None)) => Err(anyhow!("{description}: lease keep-alive: stream closed")),
-            Ok(Err(e)) => Err(anyhow!("{description}: lease keep-alive: {}", describe(&e))),
+            Ok(Err(e)) => Err(anyhow!("{description}: lease keep-alive: {e}")),
             Err(_) => Err(anyhow!(
                 "{description}: lease keep-alive: no answer within {timeout:?}"
             )),
@@ -383,7 +370,7 @@ impl Store {
     /// (`--flush-on-exit`).
     pub async fn flush(mut self) -> Result<()> {
         self.keeper = None;
-        self.timed("lease revoke", self.client.clone().lease_revoke(self.lease))
+        self.timed("lease revoke", self.client.lease_revoke(self.lease))
             .await?;
         self.current.clear();
         Ok(())

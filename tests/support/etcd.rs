@@ -14,6 +14,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use clusterf::etcd::proto::{
+    DeleteRangeRequest, DeleteRangeResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse,
+    PutRequest, PutResponse, RangeRequest, RangeResponse, WatchCreateRequest,
+};
+use clusterf::etcd::{Client, ConnectOptions, Error, Watch, prefix_end};
+
 /// The etcd binary: `$CLUSTERF_ETCD_BIN`, else `/usr/bin/etcd`, else `etcd` on PATH.
 pub fn etcd_binary() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("CLUSTERF_ETCD_BIN") {
@@ -165,21 +171,28 @@ pub struct Etcd {
     client_port: u16,
     peer_port: u16,
     tls: Option<TlsFiles>,
+    /// More command-line flags for the server.
+    flags: Vec<String>,
     starts: u32,
 }
 
 impl Etcd {
     /// Starts a plain-http etcd; `None` (after [`missing`]) without the binary.
     pub fn start() -> Option<Etcd> {
-        Self::start_with(None)
+        Self::start_with(None, &[])
+    }
+
+    /// Starts a plain-http etcd with more server flags.
+    pub fn start_flags(flags: &[&str]) -> Option<Etcd> {
+        Self::start_with(None, flags)
     }
 
     /// Starts an etcd that serves https and requires client certificates.
     pub fn start_tls(tls: TlsFiles) -> Option<Etcd> {
-        Self::start_with(Some(tls))
+        Self::start_with(Some(tls), &[])
     }
 
-    fn start_with(tls: Option<TlsFiles>) -> Option<Etcd> {
+    fn start_with(tls: Option<TlsFiles>, flags: &[&str]) -> Option<Etcd> {
         let Some(binary) = etcd_binary().filter(|b| b.is_file()) else {
             missing("the etcd server binary (/usr/bin/etcd, Debian package etcd-server)");
             return None;
@@ -191,6 +204,7 @@ impl Etcd {
             client_port: free_port(),
             peer_port: free_port(),
             tls,
+            flags: flags.iter().map(|f| f.to_string()).collect(),
             starts: 0,
         };
         etcd.launch();
@@ -242,6 +256,7 @@ impl Etcd {
                 .arg(&tls.ca)
                 .arg("--client-cert-auth");
         }
+        cmd.args(&self.flags);
         let out = fs::File::create(&log).unwrap();
         let child = cmd
             .stdin(Stdio::null())
@@ -280,11 +295,39 @@ impl Etcd {
         self.launch();
     }
 
-    /// A client for the test's own writes (plain http only).
-    pub async fn client(&self) -> etcd_client::Client {
-        etcd_client::Client::connect([self.url()], None)
-            .await
-            .expect("connect to the test etcd")
+    /// A client for the test's own reads and writes (plain http only).
+    pub async fn client(&self) -> TestClient {
+        let opts = ConnectOptions {
+            endpoints: vec![self.url()],
+            tls: None,
+            user: None,
+            connect_timeout: Duration::from_secs(5),
+        };
+        TestClient(
+            Client::connect(&opts)
+                .await
+                .expect("connect to the test etcd"),
+        )
+    }
+
+    /// Runs etcd's own command-line client against this server, for what
+    /// clusterf's client has no call for (compaction, users and roles).
+    pub fn etcdctl(&self, args: &[&str]) -> String {
+        let Some(bin) = which("etcdctl") else {
+            panic!("etcdctl is missing (Debian package etcd-client): tests/run.sh installs it");
+        };
+        let out = Command::new(bin)
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.url()))
+            .args(args)
+            .output()
+            .expect("run etcdctl");
+        assert!(
+            out.status.success(),
+            "etcdctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// The log of the current run, for failure messages.
@@ -297,5 +340,96 @@ impl Etcd {
 impl Drop for Etcd {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// The tests' own etcd client: clusterf's client with shorthand calls.
+/// Errors are returned, so a test says what it expects of them.
+pub struct TestClient(pub Client);
+
+impl TestClient {
+    pub async fn put(
+        &mut self,
+        key: impl Into<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+    ) -> Result<PutResponse, Error> {
+        let req = PutRequest {
+            key: key.into(),
+            value: value.into(),
+            ..Default::default()
+        };
+        self.0.put(req).await
+    }
+
+    /// The one key `key`.
+    pub async fn get(&mut self, key: impl Into<Vec<u8>>) -> Result<RangeResponse, Error> {
+        let req = RangeRequest {
+            key: key.into(),
+            ..Default::default()
+        };
+        self.0.range(req).await
+    }
+
+    /// Every key that starts with `prefix`.
+    pub async fn get_prefix(&mut self, prefix: impl Into<Vec<u8>>) -> Result<RangeResponse, Error> {
+        let key = prefix.into();
+        let req = RangeRequest {
+            range_end: prefix_end(&key),
+            key,
+            ..Default::default()
+        };
+        self.0.range(req).await
+    }
+
+    /// The current revision of the store.
+    pub async fn revision(&mut self) -> i64 {
+        let resp = self.get("x").await.expect("read the revision");
+        resp.header.expect("a response header").revision
+    }
+
+    pub async fn delete(&mut self, key: impl Into<Vec<u8>>) -> Result<DeleteRangeResponse, Error> {
+        let req = DeleteRangeRequest {
+            key: key.into(),
+            ..Default::default()
+        };
+        self.0.delete_range(req).await
+    }
+
+    /// Deletes every key that starts with `prefix`.
+    pub async fn delete_prefix(
+        &mut self,
+        prefix: impl Into<Vec<u8>>,
+    ) -> Result<DeleteRangeResponse, Error> {
+        let key = prefix.into();
+        let req = DeleteRangeRequest {
+            range_end: prefix_end(&key),
+            key,
+            ..Default::default()
+        };
+        self.0.delete_range(req).await
+    }
+
+    /// Watches every key that starts with `prefix`, from `start_revision`.
+    pub async fn watch_prefix(
+        &mut self,
+        prefix: impl Into<Vec<u8>>,
+        start_revision: i64,
+    ) -> Result<Watch, Error> {
+        let key = prefix.into();
+        let req = WatchCreateRequest {
+            range_end: prefix_end(&key),
+            key,
+            start_revision,
+            ..Default::default()
+        };
+        self.0.watch(req).await
+    }
+
+    pub async fn lease_time_to_live(&mut self, id: i64) -> Result<LeaseTimeToLiveResponse, Error> {
+        self.0.lease_time_to_live(id, false).await
+    }
+
+    pub async fn lease_revoke(&mut self, id: i64) -> Result<LeaseRevokeResponse, Error> {
+        self.0.lease_revoke(id).await
     }
 }

@@ -57,7 +57,7 @@ impl Keyspace {
 
     /// The exclusive end of the range of keys starting with `<prefix>/`.
     pub fn range_end(&self) -> Vec<u8> {
-        range_end(&self.scan)
+        crate::etcd::prefix_end(&self.scan)
     }
 
     /// The etcd key of a tree path.
@@ -103,19 +103,6 @@ fn invalid(rel: &[u8], reason: &'static str) -> KeyKind {
         key.push_str("(empty key)");
     }
     KeyKind::Invalid { key, reason }
-}
-
-/// The smallest key greater than every key starting with `prefix`
-/// (etcd's `WithPrefix` range end); `[0]` (all keys) if there is none.
-pub fn range_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0]
 }
 
 /// Applies a put of `key` = `value`; whether the tree changed.
@@ -170,13 +157,6 @@ mod tests {
         assert_eq!(Keyspace::new("/").scan_prefix(), b"/");
         assert_eq!(Keyspace::new("").scan_prefix(), b"/");
         assert_eq!(Keyspace::new("/clusterf").range_end(), b"/clusterf0");
-    }
-
-    #[test]
-    fn range_end_carries_over_0xff() {
-        assert_eq!(range_end(b"a\xff"), b"b");
-        assert_eq!(range_end(b"\xff\xff"), vec![0]);
-        assert_eq!(range_end(b""), vec![0]);
     }
 
     #[test]

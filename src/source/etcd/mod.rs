@@ -14,25 +14,16 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use etcd_client::{
-    Certificate, Client, ConnectOptions, DeleteOptions, GetOptions, Identity, TlsOptions,
-};
 
+pub use crate::etcd::Tls;
+use crate::etcd::proto::{DeleteRangeRequest, PutRequest, RangeRequest};
+use crate::etcd::{Client, ConnectOptions};
 use crate::tree::Tree;
 pub use keys::{KeyKind, Keyspace, backend_key_count};
 
 /// Keys read per range request; later pages are read at the revision of the
 /// first, so the tree is one consistent snapshot however large it is.
 pub const PAGE_SIZE: i64 = 1000;
-
-/// TLS material, already read from its files.
-#[derive(Clone, Default)]
-pub struct Tls {
-    /// PEM CA bundle that verifies the server; none: the system roots.
-    pub ca: Option<Vec<u8>>,
-    /// PEM client certificate and key.
-    pub identity: Option<(Vec<u8>, Vec<u8>)>,
-}
 
 /// Validated connection settings.
 #[derive(Clone)]
@@ -111,70 +102,24 @@ impl Settings {
     }
 
     fn connect_options(&self) -> ConnectOptions {
-        let mut opts = ConnectOptions::new()
-            .with_connect_timeout(self.timeout)
-            // Detects a dead server on an idle connection (and a watch
-            // stream whose server went away without closing it).
-            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
-            .with_keep_alive_while_idle(true);
-        if let Some((user, password)) = &self.user {
-            opts = opts
-                .with_user(user.clone(), password.clone())
-                .with_auto_token_refresh(true);
+        ConnectOptions {
+            endpoints: self.endpoints.clone(),
+            tls: self.tls.clone(),
+            user: self.user.clone(),
+            connect_timeout: self.timeout,
         }
-        if let Some(tls) = &self.tls {
-            let mut config = TlsOptions::new();
-            config = match &tls.ca {
-                Some(ca) => config.ca_certificate(Certificate::from_pem(ca)),
-                None => config.with_native_roots(),
-            };
-            if let Some((cert, key)) = &tls.identity {
-                config = config.identity(Identity::from_pem(cert, key));
-            }
-            opts = opts.with_tls(config);
-        }
-        opts
-    }
-}
-
-/// An etcd error as one lowercase line (gRPC statuses carry long details).
-pub fn describe(e: &etcd_client::Error) -> String {
-    match e {
-        etcd_client::Error::GRpcStatus(s) => {
-            let msg = s.message().trim();
-            let code = format!("{:?}", s.code()).to_lowercase();
-            if msg.is_empty() {
-                code
-            } else {
-                format!("{code}: {msg}")
-            }
-        }
-        etcd_client::Error::TransportError(t) => {
-            let mut out = t.to_string();
-            let mut source = std::error::Error::source(t);
-            while let Some(s) = source {
-                out = format!("{out}: {s}");
-                source = s.source();
-            }
-            out
-        }
-        other => other.to_string(),
     }
 }
 
 /// Runs one request with the settings' timeout.
-async fn timed<T>(
+pub(crate) async fn timed<T>(
     settings: &Settings,
     what: &str,
-    fut: impl Future<Output = Result<T, etcd_client::Error>>,
+    fut: impl Future<Output = Result<T, crate::etcd::Error>>,
 ) -> Result<T> {
     match tokio::time::timeout(settings.timeout, fut).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(anyhow!(
-            "{}: {what}: {}",
-            settings.description(),
-            describe(&e)
-        )),
+        Ok(Err(e)) => Err(anyhow!("{}: {what}: {}", settings.description(), e)),
         Err(_) => Err(anyhow!(
             "{}: {what}: no answer within {:?}",
             settings.description(),
@@ -188,48 +133,46 @@ pub async fn connect(settings: &Settings) -> Result<Client> {
     timed(
         settings,
         "connect",
-        Client::connect(&settings.endpoints, Some(settings.connect_options())),
+        Client::connect(&settings.connect_options()),
     )
     .await
 }
 
 /// Reads every key below the prefix at one revision R: the tree's
 /// `origin.revision` is R.
-pub async fn read(client: &mut Client, settings: &Settings) -> Result<Tree> {
+pub async fn read(client: &Client, settings: &Settings) -> Result<Tree> {
     read_at(client, settings, None).await
 }
 
 /// Reads the tree at `revision` (None: the current one).
-pub async fn read_at(
-    client: &mut Client,
-    settings: &Settings,
-    revision: Option<i64>,
-) -> Result<Tree> {
+pub async fn read_at(client: &Client, settings: &Settings, revision: Option<i64>) -> Result<Tree> {
     let keys = &settings.keys;
     let end = keys.range_end();
     let mut tree = Tree::new(settings.description());
     let mut start = keys.scan_prefix().to_vec();
     let mut at = revision;
     loop {
-        let mut opts = GetOptions::new()
-            .with_range(end.clone())
-            .with_limit(PAGE_SIZE);
-        if let Some(rev) = at {
-            opts = opts.with_revision(rev);
-        }
-        let resp = timed(settings, "get", client.get(start.clone(), Some(opts))).await?;
+        let req = RangeRequest {
+            key: start.clone(),
+            range_end: end.clone(),
+            limit: PAGE_SIZE,
+            revision: at.unwrap_or(0),
+            ..Default::default()
+        };
+        let resp = timed(settings, "get", client.range(req)).await?;
         let rev = resp
-            .header()
-            .map(|h| h.revision())
+            .header
+            .as_ref()
+            .map(|h| h.revision)
             .context("etcd answered without a header")?;
         // Later pages at the same revision: one snapshot.
         let rev = *at.get_or_insert(rev);
-        for kv in resp.kvs() {
-            keys::apply_put(&mut tree, keys, kv.key(), kv.value());
+        for kv in &resp.kvs {
+            keys::apply_put(&mut tree, keys, &kv.key, &kv.value);
         }
-        match (resp.more(), resp.kvs().last()) {
+        match (resp.more, resp.kvs.last()) {
             (true, Some(last)) => {
-                start = last.key().to_vec();
+                start = last.key.clone();
                 start.push(0);
             }
             _ => {
@@ -241,38 +184,41 @@ pub async fn read_at(
 }
 
 /// Writes `value` at the tree path `path`; the revision of the write.
-pub async fn put(
-    client: &mut Client,
-    settings: &Settings,
-    path: &str,
-    value: &[u8],
-) -> Result<i64> {
+pub async fn put(client: &Client, settings: &Settings, path: &str, value: &[u8]) -> Result<i64> {
     let key = settings.keys.key(path);
-    let resp = timed(settings, "put", client.put(key, value.to_vec(), None)).await?;
-    Ok(resp.header().map_or(0, |h| h.revision()))
+    let req = PutRequest {
+        key,
+        value: value.to_vec(),
+        ..Default::default()
+    };
+    let resp = timed(settings, "put", client.put(req)).await?;
+    Ok(resp.header.map_or(0, |h| h.revision))
 }
 
 /// Deletes the tree path `path` (with `prefix`: every key below `path/` as
 /// well); how many keys were deleted.
-pub async fn delete(
-    client: &mut Client,
-    settings: &Settings,
-    path: &str,
-    prefix: bool,
-) -> Result<i64> {
+pub async fn delete(client: &Client, settings: &Settings, path: &str, prefix: bool) -> Result<i64> {
     let key = settings.keys.key(path);
     let mut deleted = 0;
     if prefix {
         let mut dir = key.clone();
         dir.push(b'/');
-        let opts = DeleteOptions::new().with_prefix();
-        deleted += timed(settings, "delete", client.delete(dir, Some(opts)))
+        let req = DeleteRangeRequest {
+            range_end: crate::etcd::prefix_end(&dir),
+            key: dir,
+            ..Default::default()
+        };
+        deleted += timed(settings, "delete", client.delete_range(req))
             .await?
-            .deleted();
+            .deleted;
     }
-    deleted += timed(settings, "delete", client.delete(key, None))
+    let req = DeleteRangeRequest {
+        key,
+        ..Default::default()
+    };
+    deleted += timed(settings, "delete", client.delete_range(req))
         .await?
-        .deleted();
+        .deleted;
     Ok(deleted)
 }
 
@@ -288,7 +234,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 /// own runtime: not for use inside an async context (use [`read`] there).
 pub fn read_blocking(settings: &Settings) -> Result<Tree> {
     runtime()?.block_on(async {
-        let mut client = connect(settings).await?;
-        read(&mut client, settings).await
+        let client = connect(settings).await?;
+        read(&client, settings).await
     })
 }

@@ -25,10 +25,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, bail};
-use etcd_client::{EventType, WatchOptions, WatchResponse};
 use tokio::sync::{Semaphore, watch as notify};
 
-use super::{Settings, connect, describe, keys, read, timed};
+use super::{Settings, connect, keys, read, timed};
+use crate::etcd::proto::{EventType, WatchCreateRequest, WatchResponse};
 use crate::tree::Tree;
 
 /// Timing of the watcher.
@@ -247,8 +247,8 @@ async fn session(
     backoff: &mut Duration,
 ) -> Result<Infallible> {
     let keys = settings.keys();
-    let mut client = connect(settings).await?;
-    let tree = read(&mut client, settings).await?;
+    let client = connect(settings).await?;
+    let tree = read(&client, settings).await?;
     let revision: i64 = tree
         .origin
         .revision
@@ -265,16 +265,14 @@ async fn session(
         gate.acquire().await?.forget();
     }
     let start = revision + 1;
-    let opts = WatchOptions::new()
-        .with_range(keys.range_end())
-        .with_start_revision(start);
-    let stream = timed(
-        settings,
-        "watch",
-        client.watch(keys.scan_prefix().to_vec(), Some(opts)),
-    )
-    .await?;
-    let (mut requests, mut responses) = stream.split();
+    let create = WatchCreateRequest {
+        key: keys.scan_prefix().to_vec(),
+        range_end: keys.range_end(),
+        start_revision: start,
+        ..Default::default()
+    };
+    let stream = timed(settings, "watch", client.watch(create)).await?;
+    let (requests, mut responses) = stream.split();
     let mut progress = tokio::time::interval(tuning.progress_interval);
     progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     progress.tick().await;
@@ -285,17 +283,17 @@ async fn session(
                 let resp = match msg {
                     Ok(Some(resp)) => resp,
                     Ok(None) => bail!("{}: watch stream closed", settings.description()),
-                    Err(e) => bail!("{}: watch: {}", settings.description(), describe(&e)),
+                    Err(e) => bail!("{}: watch: {e}", settings.description()),
                 };
                 last_answer = Instant::now();
-                if resp.compact_revision() > 0 {
-                    return Err(Compacted { start, compacted: resp.compact_revision() }.into());
+                if resp.compact_revision > 0 {
+                    return Err(Compacted { start, compacted: resp.compact_revision }.into());
                 }
-                if resp.canceled() {
+                if resp.canceled {
                     bail!("{}: watch canceled by the server: {}", settings.description(),
-                        if resp.cancel_reason().is_empty() { "no reason given" } else { resp.cancel_reason() });
+                        if resp.cancel_reason.is_empty() { "no reason given" } else { &resp.cancel_reason });
                 }
-                if resp.created() {
+                if resp.created {
                     *backoff = tuning.backoff_min;
                 }
                 apply(shared, tx, settings, &resp);
@@ -307,7 +305,7 @@ async fn session(
                 requests
                     .request_progress()
                     .await
-                    .map_err(|e| anyhow!("{}: watch progress: {}", settings.description(), describe(&e)))?;
+                    .map_err(|e| anyhow!("{}: watch progress: {e}", settings.description()))?;
             }
         }
     }
@@ -351,18 +349,21 @@ fn apply(
         return;
     };
     snap.last_good = Instant::now();
-    if resp.events().is_empty() {
+    if resp.events.is_empty() {
         return;
     }
     let tree = Arc::make_mut(&mut snap.tree);
     let mut changed = false;
-    for event in resp.events() {
-        let Some(kv) = event.kv() else { continue };
-        changed |= match event.event_type() {
-            EventType::Put => keys::apply_put(tree, settings.keys(), kv.key(), kv.value()),
-            EventType::Delete => keys::apply_delete(tree, settings.keys(), kv.key()),
+    for event in &resp.events {
+        let Some(kv) = &event.kv else { continue };
+        changed |= match EventType::try_from(event.r#type) {
+            Ok(EventType::Put) => keys::apply_put(tree, settings.keys(), &kv.key, &kv.value),
+            Ok(EventType::Delete) => keys::apply_delete(tree, settings.keys(), &kv.key),
+            // A kind of event this client does not know: the next relist
+            // (compaction, resync) reads the key as it is.
+            Err(_) => false,
         };
-        snap.revision = snap.revision.max(kv.mod_revision());
+        snap.revision = snap.revision.max(kv.mod_revision);
         status.events += 1;
     }
     tree.origin.revision = Some(snap.revision.to_string());
