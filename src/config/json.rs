@@ -1,0 +1,504 @@
+//! The original JSON layout's files (frontends, backends, routes) read with
+//! Go's case-insensitive key matching: the fast reader first, serde_json
+//! when it declines, and validation either way. One file at a time: which
+//! file is what, and how files combine, is `layout`'s and `parse`'s.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::fast::fast_json_endpoints;
+use super::layout::{BACKEND_KEYS, FRONTEND_KEYS, ROUTE_KEYS};
+use super::types::{Endpoints, Route};
+use super::validate::{
+    EndpointFields, Located, Reporter, RouteFields, utf8, validate_endpoints, validate_route,
+};
+use crate::diag::Pos;
+
+/// A frontend or backend file: the fast reader when it takes the file,
+/// else serde_json.
+pub(super) fn json_endpoints(
+    r: &mut Reporter,
+    bytes: &[u8],
+    frontend: bool,
+    strict: bool,
+) -> Option<(Endpoints, u32)> {
+    if let Some(out) = fast_json_endpoints(r.file, bytes, frontend) {
+        return (!r.failed).then_some(out);
+    }
+    full_json_endpoints(r, bytes, frontend, strict)
+}
+
+/// A frontend or backend read by serde_json, with Go's key matching.
+fn full_json_endpoints(
+    r: &mut Reporter,
+    bytes: &[u8],
+    frontend: bool,
+    strict: bool,
+) -> Option<(Endpoints, u32)> {
+    let keys = if frontend {
+        FRONTEND_KEYS
+    } else {
+        BACKEND_KEYS
+    };
+    let obj = json_object(r, bytes, keys, strict)?;
+    let fields = EndpointFields {
+        ipv4: json_string(r, "ipv4", obj.get("ipv4")),
+        ipv6: json_string(r, "ipv6", obj.get("ipv6")),
+        tcp: json_int(r, "tcp", obj.get("tcp")),
+        udp: json_int(r, "udp", obj.get("udp")),
+        weight: json_int(r, "weight", obj.get("weight")),
+        addr_given: obj.contains_key("ipv4") || obj.contains_key("ipv6"),
+        port_given: obj.contains_key("tcp") || obj.contains_key("udp"),
+    };
+    let what = if frontend { "frontend" } else { "backend" };
+    let out = validate_endpoints(r, None, &fields, frontend, &what);
+    (!r.failed).then_some(out)
+}
+
+/// A route file, left out when it has errors.
+pub(super) fn json_route(
+    r: &mut Reporter,
+    name: &str,
+    bytes: &[u8],
+    strict: bool,
+) -> Option<Route> {
+    let obj = json_object(r, bytes, ROUTE_KEYS, strict)?;
+    // The original's older spellings Prefix4/Gateway4 (and Prefix6/Gateway6)
+    // mean the same as Prefix/Gateway; more than one of them is ambiguous.
+    type Obj<'k> = BTreeMap<&'k str, (serde_json::Value, Option<Pos>)>;
+    fn pick<'o>(
+        r: &mut Reporter,
+        obj: &'o Obj<'_>,
+        field: &str,
+        names: &[&str],
+    ) -> Option<Located<&'o str>> {
+        let present: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| obj.contains_key(n))
+            .collect();
+        if present.len() > 1 {
+            let pos = obj.get(present[1]).and_then(|v| v.1);
+            r.error(
+                pos,
+                format!("{field} given more than once: {}", present.join(", ")),
+            );
+        }
+        let first = present.first()?;
+        json_string(r, field, obj.get(*first))
+    }
+    let fields = RouteFields {
+        prefix: pick(r, &obj, "prefix", &["Prefix", "Prefix4", "Prefix6"]),
+        gateway: pick(r, &obj, "gateway", &["Gateway", "Gateway4", "Gateway6"]),
+        method: json_string(r, "method", obj.get("IPVSMethod")),
+    };
+    let route = validate_route(r, name, &fields);
+    (!r.failed).then_some(route)
+}
+
+/// Parses a JSON object with Go's case-insensitive key matching: returns the
+/// value and key position of each key in `known`, reporting unknown keys
+/// (errors when `strict`, else warnings).
+fn json_object<'k>(
+    r: &mut Reporter,
+    bytes: &[u8],
+    known: &[&'k str],
+    strict: bool,
+) -> Option<BTreeMap<&'k str, (serde_json::Value, Option<Pos>)>> {
+    let text = utf8(r, bytes)?;
+    let value: JsonTop = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            // serde_json counts columns from 0 at the start of a line
+            // (before its first character, e.g. at an end of file after a
+            // newline); positions here are 1-based.
+            let pos = (e.line() > 0).then(|| Pos {
+                line: e.line() as u64,
+                column: (e.column() as u64).max(1),
+            });
+            r.error(
+                pos,
+                format!("invalid JSON: {}", strip_serde_json_pos(&e.to_string())),
+            );
+            return None;
+        }
+    };
+    let JsonTop::Object(pairs) = value else {
+        r.error(None, "expected a JSON object");
+        return None;
+    };
+    let mut out = BTreeMap::new();
+    // Exact repeats: serde_json would keep the last silently.
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (key, value) in &pairs {
+        let nth = seen.entry(key.as_str()).or_insert(0);
+        let pos = json_key_pos_nth(text, key, *nth);
+        *nth += 1;
+        if *nth > 1 {
+            r.error(pos, format!("duplicate field {key:?}"));
+            continue;
+        }
+        let Some(canon) = known.iter().find(|k| k.eq_ignore_ascii_case(key)) else {
+            let msg = format!(
+                "unknown field {key:?}, expected one of {}",
+                known.join(", ")
+            );
+            if strict {
+                r.error(pos, msg);
+            } else {
+                r.warning(pos, msg);
+            }
+            continue;
+        };
+        if value.is_null() {
+            continue;
+        }
+        if out.insert(*canon, (value.clone(), pos)).is_some() {
+            r.error(
+                pos,
+                format!("duplicate field {key:?} (keys are case-insensitive)"),
+            );
+        }
+    }
+    Some(out)
+}
+
+/// A JSON document's top level: an object's members in the order written
+/// (repeats kept, so that they can be reported), or anything else.
+enum JsonTop {
+    Object(Vec<(String, serde_json::Value)>),
+    Other,
+}
+
+impl<'de> Deserialize<'de> for JsonTop {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = JsonTop;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<JsonTop, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(pair) = a.next_entry::<String, serde_json::Value>()? {
+                    pairs.push(pair);
+                }
+                Ok(JsonTop::Object(pairs))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<JsonTop, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(JsonTop::Other)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<JsonTop, E> {
+                Ok(JsonTop::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<JsonTop, E> {
+                Ok(JsonTop::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<JsonTop, E> {
+                Ok(JsonTop::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<JsonTop, E> {
+                Ok(JsonTop::Other)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<JsonTop, E> {
+                Ok(JsonTop::Other)
+            }
+            fn visit_unit<E>(self) -> Result<JsonTop, E> {
+                Ok(JsonTop::Other)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+fn strip_serde_json_pos(msg: &str) -> &str {
+    match msg.rfind(" at line ") {
+        Some(i) => &msg[..i],
+        None => msg,
+    }
+}
+
+/// Finds where the `nth` (from 0) object key `"key"` appears in JSON text
+/// (1-based), by a small scan that skips string contents. serde_json keeps
+/// no spans, and the original tree's files are one-liners, so this is enough
+/// to point at it.
+fn json_key_pos_nth(text: &str, key: &str, mut nth: usize) -> Option<Pos> {
+    let (mut line, mut col) = (1u64, 1u64);
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == '"' {
+            let (start_line, start_col) = (line, col);
+            let start = i + 1;
+            let mut end = start;
+            col += 1;
+            let mut escaped = false;
+            for (j, c) in chars.by_ref() {
+                col += 1;
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == '"' {
+                    end = j;
+                    break;
+                }
+            }
+            let rest = text[end.min(text.len())..]
+                .trim_start_matches('"')
+                .trim_start();
+            if rest.starts_with(':') && text.get(start..end) == Some(key) {
+                if nth == 0 {
+                    return Some(Pos {
+                        line: start_line,
+                        column: start_col,
+                    });
+                }
+                nth -= 1;
+            }
+            continue;
+        }
+        if c == '\n' {
+            line += 1;
+            col = 1;
+        } else {
+            col += 1;
+        }
+    }
+    None
+}
+
+fn json_string<'v>(
+    r: &mut Reporter,
+    field: &str,
+    v: Option<&'v (serde_json::Value, Option<Pos>)>,
+) -> Option<Located<&'v str>> {
+    let (value, pos) = v?;
+    match value {
+        serde_json::Value::String(s) => Some(Located {
+            value: s.as_str(),
+            pos: *pos,
+        }),
+        other => {
+            r.error(
+                *pos,
+                format!("{field}: expected a string, found {}", json_kind(other)),
+            );
+            None
+        }
+    }
+}
+
+fn json_int(
+    r: &mut Reporter,
+    field: &str,
+    v: Option<&(serde_json::Value, Option<Pos>)>,
+) -> Option<Located<i128>> {
+    let (value, pos) = v?;
+    let n = value
+        .as_i64()
+        .map(i128::from)
+        .or_else(|| value.as_u64().map(i128::from));
+    match n {
+        Some(n) => Some(Located {
+            value: n,
+            pos: *pos,
+        }),
+        None => {
+            r.error(
+                *pos,
+                format!("{field}: expected an integer, found {}", json_kind(value)),
+            );
+            None
+        }
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diag::Diagnostics;
+
+    fn json_key_pos(text: &str, key: &str) -> Option<Pos> {
+        json_key_pos_nth(text, key, 0)
+    }
+
+    #[test]
+    fn json_key_pos_finds_keys_not_values() {
+        let text = "{\"a\": \"tcp\",\n  \"tcp\": 80}";
+        assert_eq!(json_key_pos(text, "tcp"), Some(Pos { line: 2, column: 3 }));
+        assert_eq!(json_key_pos(text, "a"), Some(Pos { line: 1, column: 2 }));
+        assert_eq!(json_key_pos(text, "b"), None);
+        let dup = "{\"tcp\": 80,\n \"tcp\": 81}";
+        assert_eq!(
+            json_key_pos_nth(dup, "tcp", 1),
+            Some(Pos { line: 2, column: 2 })
+        );
+        assert_eq!(json_key_pos_nth(dup, "tcp", 2), None);
+        assert_eq!(
+            json_key_pos("{\"x\\\"y\": 1}", "x\\\"y"),
+            Some(Pos { line: 1, column: 2 })
+        );
+    }
+
+    #[test]
+    fn fast_json_takes_the_usual_files_and_leaves_the_rest() {
+        for (text, frontend) in [
+            (r#"{"ipv4": "10.0.0.1", "tcp": 80}"#, true),
+            ("{\n  \"IPv4\": \"10.0.0.1\",\n  \"UDP\": 53\n}\n", true),
+            (r#"{"ipv6":"2001:db8::1","tcp":8080,"weight":0}"#, false),
+        ] {
+            assert!(
+                fast_json_agrees(text, frontend),
+                "fast path refused {text:?}"
+            );
+        }
+        for text in [
+            "",
+            "{}",
+            r#"{"ipv4": "10.0.0.1", "tcp": 80,}"#,
+            r#"{"ipv4": "10.0.0.1", "tcp": 080}"#,
+            r#"{"ipv4": "10.0.0.1", "tcp": 80.0}"#,
+            r#"{"ipv4": "10.0.0.1", "tcp": 8e1}"#,
+            r#"{"ipv4": "10.0.0.1", "tcp": -80}"#,
+            r#"{"ipv4": "10.0.0.1", "tcp": null}"#,
+            r#"{"ipv4": "10.0.0.1", "tcp": "80"}"#,
+            r#"{"ipv4": "10.0.0.1", "Tcp": 80, "tcp": 80}"#,
+            r#"{"ipv4": "10.0.0.1", "tcp": 80, "tcp": 81}"#,
+            r#"{"ipv4": "10.0.0.\u0031", "tcp": 80}"#,
+            r#"{"ipv4": "10.0.0.1", "tcp": 80} x"#,
+            r#"{"ipv4": "10.0.0.1", "tcp": 80, "weight": 1}"#,
+            r#"{"ipv4": "10.0.0.1", "bogus": 1, "tcp": 80}"#,
+            r#"[{"ipv4": "10.0.0.1", "tcp": 80}]"#,
+        ] {
+            assert!(
+                fast_json_endpoints("f", text.as_bytes(), true).is_none(),
+                "fast path took {text:?}"
+            );
+        }
+    }
+
+    /// Whatever the fast JSON reader takes, serde_json reads the same way,
+    /// without a diagnostic.
+    fn fast_json_agrees(text: &str, frontend: bool) -> bool {
+        let Some(fast) = fast_json_endpoints("f", text.as_bytes(), frontend) else {
+            return false;
+        };
+        for strict in [true, false] {
+            let mut diags = Diagnostics::default();
+            let mut r = Reporter {
+                file: "f",
+                diags: &mut diags,
+                failed: false,
+            };
+            let full = full_json_endpoints(&mut r, text.as_bytes(), frontend, strict);
+            assert!(
+                diags.is_empty(),
+                "fast path took {text:?}; full path: {diags:?}"
+            );
+            assert_eq!(Some(fast.clone()), full, "fast and full differ on {text:?}");
+        }
+        true
+    }
+
+    mod fast_json_props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn value_for(key: &'static str) -> BoxedStrategy<String> {
+            let good: Vec<&'static str> = match key.to_ascii_lowercase().as_str() {
+                "ipv4" => vec!["\"10.0.0.1\"", "\"192.168.1.1\""],
+                "ipv6" => vec!["\"2001:db8::1\"", "\"::1\""],
+                "tcp" | "udp" => vec!["80", "53", "65535", "1"],
+                "weight" => vec!["0", "1", "10", "65535"],
+                _ => vec!["1"],
+            };
+            let any = prop::sample::select(vec![
+                "\"\"",
+                "\"x\"",
+                "0",
+                "080",
+                "-1",
+                "1.5",
+                "1e2",
+                "null",
+                "true",
+                "[]",
+                "{}",
+                "\"10.0.0.1\\n\"",
+                "\"a\\\"b\"",
+                "65536",
+                "99999999999",
+                "\"80\"",
+                "1 2",
+            ]);
+            prop_oneof![
+                8 => prop::sample::select(good).prop_map(str::to_string),
+                1 => any.prop_map(str::to_string),
+            ]
+            .boxed()
+        }
+
+        prop_compose! {
+            fn json_doc()(
+                pairs in (
+                    prop::sample::subsequence(vec!["ipv4", "ipv6", "tcp", "udp", "weight"], 1..=5)
+                        .prop_shuffle(),
+                    prop::sample::select(vec!["", "", "", "", "", "IPv4", "TCP", "Weight", "bogus", "ipv4"]),
+                ).prop_flat_map(|(keys, odd)| {
+                    let mut keys = keys;
+                    if !odd.is_empty() {
+                        keys.push(odd);
+                    }
+                    keys.into_iter()
+                        .map(|k| value_for(k).prop_map(move |v| (k, v)))
+                        .collect::<Vec<_>>()
+                }),
+                sep in prop::sample::select(vec![",", ", ", ",\n  ", " ,", ",\t", ",,"]),
+                open in prop::sample::select(vec!["{", "{ ", "{\n  ", " {", "\n{"]),
+                close in prop::sample::select(vec!["}", " }", "\n}", "}\n", "} ", "},", "}}"]),
+                colon in prop::sample::select(vec![": ", ":", " : ", ":\n"]),
+            ) -> String {
+                let inner: Vec<String> = pairs.iter().map(|(k, v)| format!("\"{k}\"{colon}{v}")).collect();
+                format!("{open}{}{close}", inner.join(sep))
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn fast_json_agrees_with_serde_json(
+                doc in json_doc(),
+                frontend in any::<bool>(),
+                at in any::<prop::sample::Index>(),
+                edit in prop::sample::select(vec![
+                    "", "", "", " ", "\t", "\r", "\"", "\\", ",", ":", "}", "{", "0", "-", ".", "\u{1}", "é",
+                ]),
+            ) {
+                let mut doc = doc;
+                let i = at.index(doc.len() + 1);
+                if doc.is_char_boundary(i) {
+                    doc.insert_str(i, edit);
+                }
+                fast_json_agrees(&doc, frontend);
+            }
+        }
+    }
+}

@@ -1,0 +1,442 @@
+//! Whole trees: [`parse_config`] and [`parse_overlay`] read every file of a
+//! tree by its place in the layout and combine them (groups of backends,
+//! one layout per service, conflicts between files); [`holds_config_files`]
+//! tells a config from no config. Reading and validating one file is the
+//! readers' (`json`, `yaml`); no file format here.
+
+use std::collections::BTreeMap;
+
+use ipnet::IpNet;
+
+use super::json::{json_endpoints, json_route};
+use super::layout::{Entry, classify};
+use super::types::{Backend, Config, Endpoints, Overlay, Route, Service};
+use super::validate::{Reporter, check_name};
+use super::yaml::{yaml_defaults, yaml_route, yaml_service};
+use crate::diag::Diagnostics;
+use crate::model::{Family, ServiceKey};
+use crate::tree::Tree;
+
+/// Whether a config tree holds any file of the config layout (read or not):
+/// `clusterf.yaml`, something under `services/` or `routes/` that the layout
+/// reads. A tree without one (empty, only a README) is no config at all,
+/// never an empty config that deletes every service.
+pub fn holds_config_files(tree: &Tree) -> bool {
+    tree.files
+        .keys()
+        .chain(tree.unreadable.keys())
+        .any(|path| !matches!(classify(path), Entry::Other | Entry::EditorFile))
+}
+
+/// Parses and validates a config repo tree. The config is usable only when
+/// the diagnostics hold no errors.
+pub fn parse_config(tree: &Tree) -> (Config, Diagnostics) {
+    let mut diags = Diagnostics::default();
+    for (path, why) in &tree.unreadable {
+        diags.error(path.as_str(), None, format!("cannot read: {why}"));
+    }
+    let mut files = ConfigFiles::default();
+    for (path, bytes) in &tree.files {
+        let mut r = Reporter {
+            file: path,
+            diags: &mut diags,
+            failed: false,
+        };
+        files.read(&mut r, path, bytes);
+    }
+    files.end_group();
+    files.check_layouts(&mut diags);
+    let config = files.assemble(&mut diags);
+    check_conflicts(&config, &mut diags);
+    diags.sort();
+    (config, diags)
+}
+
+/// A config tree's files as read, before the services are assembled.
+#[derive(Default)]
+struct ConfigFiles<'t> {
+    /// Defaults and routes; services come in `assemble`.
+    config: Config,
+    /// JSON layout: frontends by service, with their file.
+    frontends: BTreeMap<&'t str, (String, Endpoints)>,
+    /// JSON layout: backends by service.
+    json_backends: BTreeMap<&'t str, BTreeMap<String, Backend>>,
+    yaml_services: BTreeMap<&'t str, Service>,
+    /// The backend files of one service are consecutive in path order: they
+    /// are gathered here and added to `json_backends` together.
+    group: Option<(&'t str, BTreeMap<String, Backend>)>,
+}
+
+impl<'t> ConfigFiles<'t> {
+    /// Reads one file by what its path is in the layout.
+    fn read(&mut self, r: &mut Reporter, path: &'t str, bytes: &[u8]) {
+        match classify(path) {
+            Entry::Defaults => {
+                if let Some(d) = yaml_defaults(r, bytes) {
+                    self.config.defaults = d;
+                }
+            }
+            Entry::ServiceYaml(name) => self.read_service_yaml(r, name, bytes),
+            Entry::Frontend(svc) => {
+                check_name(r, "service", svc);
+                if let Some((e, _)) = json_endpoints(r, bytes, true, true) {
+                    self.frontends.insert(svc, (path.to_string(), e));
+                }
+            }
+            Entry::Backend(svc, name) => self.read_backend(r, path, svc, name, bytes),
+            Entry::RouteYaml(name) | Entry::RouteJson(name) => {
+                check_name(r, "route", name);
+                let route = if matches!(classify(path), Entry::RouteYaml(_)) {
+                    yaml_route(r, name, bytes)
+                } else {
+                    json_route(r, name, bytes, true)
+                };
+                if let Some(route) = route {
+                    self.add_route(r, name, route);
+                }
+            }
+            Entry::EditorFile => {}
+            Entry::Other => {
+                if path.starts_with("services/") || path.starts_with("routes/") {
+                    r.warning(None, "ignored: not part of the config layout");
+                }
+            }
+        }
+    }
+
+    fn read_service_yaml(&mut self, r: &mut Reporter, name: &'t str, bytes: &[u8]) {
+        check_name(r, "service", name);
+        if let Some(svc) = yaml_service(r, name, bytes)
+            && let Some(prev) = self.yaml_services.insert(name, svc)
+        {
+            r.error(
+                None,
+                format!("service {name:?} is also defined by {}", prev.source),
+            );
+        }
+    }
+
+    fn read_backend(
+        &mut self,
+        r: &mut Reporter,
+        path: &str,
+        svc: &'t str,
+        name: &str,
+        bytes: &[u8],
+    ) {
+        check_name(r, "backend", name);
+        // A service is known even when its backend fails, so it is not
+        // reported as missing.
+        if self.group.as_ref().is_none_or(|(g, _)| *g != svc) {
+            self.end_group();
+            self.group = Some((svc, BTreeMap::new()));
+        }
+        if let Some((endpoints, weight)) = json_endpoints(r, bytes, false, true)
+            && let Some((_, backends)) = &mut self.group
+        {
+            backends.insert(
+                name.to_string(),
+                Backend {
+                    name: name.to_string(),
+                    source: path.to_string(),
+                    endpoints,
+                    weight,
+                },
+            );
+        }
+    }
+
+    fn add_route(&mut self, r: &mut Reporter, name: &str, route: Route) {
+        if let Some(prev) = self.config.routes.get(name) {
+            r.error(
+                None,
+                format!("route {name:?} is also defined by {}", prev.source),
+            );
+        } else {
+            self.config.routes.insert(name.to_string(), route);
+        }
+    }
+
+    /// Adds the gathered backends of one service to `json_backends`.
+    fn end_group(&mut self) {
+        if let Some((g, mut backends)) = self.group.take() {
+            self.json_backends
+                .entry(g)
+                .or_default()
+                .append(&mut backends);
+        }
+    }
+
+    /// A service lives in exactly one layout.
+    fn check_layouts(&self, diags: &mut Diagnostics) {
+        for (name, svc) in &self.yaml_services {
+            let json_files: Vec<String> = self
+                .frontends
+                .get(name)
+                .map(|(f, _)| f.clone())
+                .into_iter()
+                .chain(
+                    self.json_backends
+                        .get(name)
+                        .into_iter()
+                        .flat_map(|b| b.values().map(|b| b.source.clone())),
+                )
+                .collect();
+            if !json_files.is_empty() {
+                diags.error(
+                    svc.source.as_str(),
+                    None,
+                    format!(
+                        "service {name:?} is defined in both layouts: {} and {}",
+                        svc.source,
+                        json_files.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+
+    /// The config: YAML services first, then JSON ones (a frontend with its
+    /// backends) under names still free; backends without a frontend are
+    /// reported and dropped.
+    fn assemble(self, diags: &mut Diagnostics) -> Config {
+        let ConfigFiles {
+            mut config,
+            frontends,
+            mut json_backends,
+            yaml_services,
+            group: _,
+        } = self;
+        for (name, svc) in yaml_services {
+            config.services.insert(name.to_string(), svc);
+        }
+        for (name, (source, frontend)) in frontends {
+            let std::collections::btree_map::Entry::Vacant(slot) =
+                config.services.entry(name.to_string())
+            else {
+                continue;
+            };
+            slot.insert(Service {
+                name: name.to_string(),
+                source,
+                frontend,
+                scheduler: None,
+                persistence: None,
+                backends: json_backends.remove(name).unwrap_or_default(),
+            });
+        }
+        for (name, backends) in json_backends {
+            if config.services.contains_key(name) {
+                continue;
+            }
+            for b in backends.values() {
+                diags.warning(
+                    b.source.as_str(),
+                    None,
+                    format!("backend of service {name:?}, which has no frontend: ignored"),
+                );
+            }
+        }
+        config
+    }
+}
+
+/// Two services claiming one IPVS service, two routes with one prefix.
+fn check_conflicts(config: &Config, diags: &mut Diagnostics) {
+    // Hashed with fixed keys: deterministic, and no ordered map is needed to
+    // find who claimed a key before.
+    type Fixed = std::hash::BuildHasherDefault<std::hash::DefaultHasher>;
+    let mut claimed: std::collections::HashMap<ServiceKey, &Service, Fixed> =
+        std::collections::HashMap::with_capacity_and_hasher(
+            4 * config.services.len(),
+            Fixed::default(),
+        );
+    for svc in config.services.values() {
+        for key in svc.frontend.service_keys() {
+            if let Some(other) = claimed.insert(key, svc) {
+                diags.error(
+                    svc.source.as_str(),
+                    None,
+                    format!(
+                        "{key} is claimed by both service {:?} ({}) and service {:?} ({})",
+                        other.name, other.source, svc.name, svc.source
+                    ),
+                );
+            }
+        }
+    }
+    let mut prefixes: BTreeMap<(Option<IpNet>, Option<Family>), &Route> = BTreeMap::new();
+    for route in config.routes.values() {
+        let mut reported = Vec::new();
+        for key in route_claims(route) {
+            if let Some(other) = prefixes.insert(key, route) {
+                if reported.contains(&other.name) {
+                    continue;
+                }
+                reported.push(other.name.clone());
+                let what = match key {
+                    (Some(p), _) => format!("prefix {p}"),
+                    (None, _) if other.gateway.is_none() && route.gateway.is_none() => {
+                        "the default route".to_string()
+                    }
+                    (None, Some(family)) => format!("the {family} default route"),
+                    (None, None) => "the default route".to_string(),
+                };
+                diags.error(
+                    route.source.as_str(),
+                    None,
+                    format!(
+                        "routes {:?} ({}) and {:?} ({}) both claim {what}",
+                        other.name, other.source, route.name, route.source
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// What a route claims: its prefix, or for a default route the default of
+/// each family it covers (a default route with a gateway only covers the
+/// gateway's family; one without covers both, so it collides with either).
+fn route_claims(route: &Route) -> Vec<(Option<IpNet>, Option<Family>)> {
+    match (route.prefix, route.gateway) {
+        (Some(p), _) => vec![(Some(p), None)],
+        (None, Some(gw)) => vec![(None, Some(Family::of(&gw)))],
+        (None, None) => vec![(None, Some(Family::Ipv4)), (None, Some(Family::Ipv6))],
+    }
+}
+
+/// Parses an overlay tree (the etcd layout). Overlay input is lenient: a
+/// malformed key is skipped with a warning naming it, and counted, so one bad
+/// publisher cannot take down every service. Frontends in the overlay are
+/// ignored (the repo defines services).
+pub fn parse_overlay(tree: &Tree) -> (Overlay, Diagnostics) {
+    let mut diags = Diagnostics::default();
+    let mut overlay = Overlay::default();
+    for (path, why) in &tree.unreadable {
+        diags.warning(overlay_name(path), None, format!("cannot read: {why}"));
+        overlay.skipped += 1;
+    }
+    // The backends of one service are consecutive in path order: they are
+    // gathered here and added to `overlay.backends` together.
+    let mut group: Option<(&str, BTreeMap<String, Backend>)> = None;
+    for (path, bytes) in &tree.files {
+        // Overlay keys are named `overlay:<key>` in diagnostics and
+        // provenance, so they never read as a config repo file.
+        let file = overlay_name(path);
+        let mut local = Diagnostics::default();
+        let mut r = Reporter {
+            file: &file,
+            diags: &mut local,
+            failed: false,
+        };
+        let backend = read_overlay_key(&mut r, &mut overlay, path, bytes);
+        let failed = r.failed;
+        if failed {
+            overlay.skipped += 1;
+            local.warning(file.as_str(), None, "skipped");
+        }
+        diags.extend(local.into_warnings());
+        if let Some((svc, name, endpoints, weight)) = backend {
+            if group.as_ref().is_none_or(|(g, _)| *g != svc) {
+                add_backends(&mut overlay, group.take());
+                group = Some((svc, BTreeMap::new()));
+            }
+            if let Some((_, backends)) = &mut group {
+                backends.insert(
+                    name.to_string(),
+                    Backend {
+                        name: name.to_string(),
+                        source: file,
+                        endpoints,
+                        weight,
+                    },
+                );
+            }
+        }
+    }
+    add_backends(&mut overlay, group);
+    diags.sort();
+    (overlay, diags)
+}
+
+/// Reads one overlay key: a route goes into `overlay`, a backend is returned
+/// (service, name, endpoints, weight); anything else is warned about.
+fn read_overlay_key<'t>(
+    r: &mut Reporter,
+    overlay: &mut Overlay,
+    path: &'t str,
+    bytes: &[u8],
+) -> Option<(&'t str, &'t str, Endpoints, u32)> {
+    match classify(path) {
+        Entry::Backend(svc, name) => {
+            check_name(r, "backend", name);
+            if let Some((endpoints, weight)) = json_endpoints(r, bytes, false, false)
+                && !r.failed
+            {
+                return Some((svc, name, endpoints, weight));
+            }
+        }
+        Entry::RouteJson(name) => {
+            check_name(r, "route", name);
+            if let Some(route) = json_route(r, name, bytes, false)
+                && !r.failed
+            {
+                overlay.routes.insert(name.to_string(), route);
+            }
+        }
+        Entry::Frontend(svc) => {
+            r.warning(
+                None,
+                format!(
+                    "overlay frontend for service {svc:?} ignored: the config repo defines services"
+                ),
+            );
+        }
+        Entry::EditorFile => {}
+        _ => {
+            if path.starts_with("services/") || path.starts_with("routes/") {
+                r.warning(None, "ignored: not part of the overlay layout");
+            }
+        }
+    }
+    None
+}
+
+/// Adds the gathered backends of one service to `overlay.backends`.
+fn add_backends(overlay: &mut Overlay, group: Option<(&str, BTreeMap<String, Backend>)>) {
+    if let Some((svc, mut backends)) = group {
+        match overlay.backends.get_mut(svc) {
+            Some(all) => all.append(&mut backends),
+            None => {
+                overlay.backends.insert(svc.to_string(), backends);
+            }
+        }
+    }
+}
+
+/// How an overlay key is named in diagnostics and provenance.
+fn overlay_name(key: &str) -> String {
+    let mut name = String::with_capacity(8 + key.len());
+    name.push_str("overlay:");
+    name.push_str(key);
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_yaml_route_with_a_bad_name_is_left_out() {
+        let mut t = Tree::new("t");
+        t.insert("routes/bad name.yaml", "prefix: 10.0.0.0/8\nmethod: masq\n");
+        t.insert(
+            "routes/bad name2",
+            r#"{"Prefix": "10.0.0.0/8", "IPVSMethod": "masq"}"#,
+        );
+        let (config, diags) = parse_config(&t);
+        assert!(config.routes.is_empty(), "{:?}", config.routes);
+        assert_eq!(diags.errors().count(), 2, "{diags:?}");
+    }
+}

@@ -1,0 +1,124 @@
+//! The validated config values: [`Config`] (the repo), [`Overlay`] and
+//! their parts. Plain data with a few lookups; nothing here parses, validates
+//! or reports.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+
+use crate::model::{Family, Method, Protocol, ServiceKey};
+
+/// Addresses and ports of a frontend or a backend.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Endpoints {
+    pub ipv4: Option<Ipv4Addr>,
+    pub ipv6: Option<Ipv6Addr>,
+    pub tcp: Option<u16>,
+    pub udp: Option<u16>,
+}
+
+impl Endpoints {
+    pub fn addr(&self, family: Family) -> Option<IpAddr> {
+        match family {
+            Family::Ipv4 => self.ipv4.map(IpAddr::V4),
+            Family::Ipv6 => self.ipv6.map(IpAddr::V6),
+        }
+    }
+
+    pub fn port(&self, protocol: Protocol) -> Option<u16> {
+        match protocol {
+            Protocol::Tcp => self.tcp,
+            Protocol::Udp => self.udp,
+            Protocol::Sctp => None,
+        }
+    }
+
+    /// The IPVS services a frontend expands to: {IPv4, IPv6} x {TCP, UDP}.
+    pub fn service_keys(&self) -> Vec<ServiceKey> {
+        let mut keys = Vec::new();
+        for protocol in [Protocol::Tcp, Protocol::Udp] {
+            for family in [Family::Ipv4, Family::Ipv6] {
+                if let (Some(ip), Some(port)) = (self.addr(family), self.port(protocol)) {
+                    keys.push(ServiceKey::addr(protocol, ip, port));
+                }
+            }
+        }
+        keys
+    }
+}
+
+/// A backend of a service, from the repo or the overlay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backend {
+    pub name: String,
+    /// File path or overlay key that defined it.
+    pub source: String,
+    pub endpoints: Endpoints,
+    pub weight: u32,
+}
+
+/// A service defined by the config repo.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Service {
+    pub name: String,
+    /// File that defined the frontend.
+    pub source: String,
+    pub frontend: Endpoints,
+    pub scheduler: Option<String>,
+    pub persistence: Option<u32>,
+    pub backends: BTreeMap<String, Backend>,
+}
+
+/// A route: backends whose address falls in `prefix` are forwarded with
+/// `method` (none: filtered out), via `gateway` when set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    pub name: String,
+    pub source: String,
+    /// `None`: a default route.
+    pub prefix: Option<IpNet>,
+    pub gateway: Option<IpAddr>,
+    /// `None`: the route filters out the backends it matches.
+    pub method: Option<Method>,
+}
+
+impl Route {
+    /// Whether the route applies to `addr`, and with which prefix length.
+    pub fn matches(&self, addr: &IpAddr) -> Option<u8> {
+        match &self.prefix {
+            Some(net) => net.contains(addr).then(|| net.prefix_len()),
+            // A default route with a gateway only applies to addresses of the
+            // gateway's family: it cannot rewrite across families.
+            None => match &self.gateway {
+                Some(gw) if Family::of(gw) != Family::of(addr) => None,
+                _ => Some(0),
+            },
+        }
+    }
+}
+
+/// Repo-wide defaults from `clusterf.yaml`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Defaults {
+    pub scheduler: Option<String>,
+    pub method: Option<Method>,
+}
+
+/// The validated config repo.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    pub services: BTreeMap<String, Service>,
+    pub routes: BTreeMap<String, Route>,
+    pub defaults: Defaults,
+}
+
+/// The validated overlay (etcd, or its offline stand-in `--overlay-path`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Overlay {
+    /// Service name -> backend name -> backend.
+    pub backends: BTreeMap<String, BTreeMap<String, Backend>>,
+    pub routes: BTreeMap<String, Route>,
+    /// Number of keys skipped because they were malformed.
+    pub skipped: usize,
+}

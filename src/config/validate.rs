@@ -1,0 +1,367 @@
+//! Validation: the fields of a file, as either format's reader found them,
+//! become validated values ([`Service`], [`Backend`], [`Route`]), and every
+//! problem is reported with its file and position. Knows no file format and
+//! no layout; whole-tree checks (conflicts) are `parse`'s.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+
+use super::types::{Backend, Endpoints, Route, Service};
+use crate::diag::{Diagnostics, Pos};
+use crate::model::{Family, MAX_WEIGHT, Method, SCHEDULERS};
+
+/// Longest persistence timeout accepted, in seconds (31 days).
+const MAX_PERSISTENCE: u32 = 31 * 24 * 3600;
+
+/// Reports problems in one file.
+pub(super) struct Reporter<'a> {
+    pub(super) file: &'a str,
+    pub(super) diags: &'a mut Diagnostics,
+    pub(super) failed: bool,
+}
+
+impl Reporter<'_> {
+    pub(super) fn error(&mut self, pos: Option<Pos>, message: impl Into<String>) {
+        self.failed = true;
+        self.diags.error(self.file, pos, message);
+    }
+
+    pub(super) fn warning(&mut self, pos: Option<Pos>, message: impl Into<String>) {
+        self.diags.warning(self.file, pos, message);
+    }
+}
+
+/// The text of a file, or an error when it is not UTF-8.
+pub(super) fn utf8<'b>(r: &mut Reporter, bytes: &'b [u8]) -> Option<&'b str> {
+    match std::str::from_utf8(bytes) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            r.error(
+                None,
+                format!("not valid UTF-8 (at byte {})", e.valid_up_to()),
+            );
+            None
+        }
+    }
+}
+
+/// A value with the position it was read from.
+#[derive(Clone, Debug)]
+pub(super) struct Located<T> {
+    pub(super) value: T,
+    pub(super) pos: Option<Pos>,
+}
+
+/// A value without a position (the fast readers keep none).
+pub(super) fn unplaced<T>(value: T) -> Located<T> {
+    Located { value, pos: None }
+}
+
+/// Fields of a frontend or backend, from either format, before validation.
+#[derive(Default)]
+pub(super) struct EndpointFields<'a> {
+    pub(super) ipv4: Option<Located<&'a str>>,
+    pub(super) ipv6: Option<Located<&'a str>>,
+    // Wide enough for any integer either format yields (JSON: i64 and u64).
+    pub(super) tcp: Option<Located<i128>>,
+    pub(super) udp: Option<Located<i128>>,
+    pub(super) weight: Option<Located<i128>>,
+    /// An address key is present, even with a value of the wrong type
+    /// (already reported): do not also report "no address".
+    pub(super) addr_given: bool,
+    /// The same for the port keys.
+    pub(super) port_given: bool,
+}
+
+/// Fields of a route, from either format, before validation.
+pub(super) struct RouteFields<'a> {
+    pub(super) prefix: Option<Located<&'a str>>,
+    pub(super) gateway: Option<Located<&'a str>>,
+    /// `None` (absent) filters, like an explicit `none`.
+    pub(super) method: Option<Located<&'a str>>,
+}
+
+fn parse_ipv4(r: &mut Reporter, field: &str, v: &Option<Located<&str>>) -> Option<Ipv4Addr> {
+    let v = v.as_ref()?;
+    match v.value.parse::<IpAddr>() {
+        Ok(IpAddr::V4(a)) => Some(a),
+        Ok(IpAddr::V6(_)) => {
+            r.error(
+                v.pos,
+                format!("{field}: {:?} is an IPv6 address, expected IPv4", v.value),
+            );
+            None
+        }
+        Err(_) => {
+            r.error(
+                v.pos,
+                format!("{field}: invalid IPv4 address {:?}", v.value),
+            );
+            None
+        }
+    }
+}
+
+fn parse_ipv6(r: &mut Reporter, field: &str, v: &Option<Located<&str>>) -> Option<Ipv6Addr> {
+    let v = v.as_ref()?;
+    match v.value.parse::<IpAddr>() {
+        Ok(IpAddr::V6(a)) => Some(a),
+        Ok(IpAddr::V4(_)) => {
+            r.error(
+                v.pos,
+                format!("{field}: {:?} is an IPv4 address, expected IPv6", v.value),
+            );
+            None
+        }
+        Err(_) => {
+            r.error(
+                v.pos,
+                format!("{field}: invalid IPv6 address {:?}", v.value),
+            );
+            None
+        }
+    }
+}
+
+fn parse_port(r: &mut Reporter, field: &str, v: &Option<Located<i128>>) -> Option<u16> {
+    let v = v.as_ref()?;
+    match u16::try_from(v.value) {
+        Ok(p) if p >= 1 => Some(p),
+        _ => {
+            r.error(
+                v.pos,
+                format!("{field}: port {} out of range 1..65535", v.value),
+            );
+            None
+        }
+    }
+}
+
+fn parse_weight(r: &mut Reporter, v: &Option<Located<i128>>) -> u32 {
+    let Some(v) = v else {
+        return crate::model::DEFAULT_WEIGHT;
+    };
+    match u32::try_from(v.value) {
+        Ok(w) if w <= MAX_WEIGHT => w,
+        _ => {
+            r.error(
+                v.pos,
+                format!("weight {} out of range 0..{MAX_WEIGHT}", v.value),
+            );
+            crate::model::DEFAULT_WEIGHT
+        }
+    }
+}
+
+pub(super) fn parse_scheduler(r: &mut Reporter, v: &Option<Located<&str>>) -> Option<String> {
+    let v = v.as_ref()?;
+    if SCHEDULERS.contains(&v.value) {
+        Some(v.value.to_string())
+    } else {
+        r.error(
+            v.pos,
+            format!(
+                "scheduler: unknown scheduler {:?}, expected one of {}",
+                v.value,
+                SCHEDULERS.join(", ")
+            ),
+        );
+        None
+    }
+}
+
+/// Validates the fields of a frontend (`frontend == true`) or a backend;
+/// `what` names it in messages (`frontend`, `backend "a"`).
+pub(super) fn validate_endpoints(
+    r: &mut Reporter,
+    whole: Option<Pos>,
+    f: &EndpointFields,
+    frontend: bool,
+    what: &dyn std::fmt::Display,
+) -> (Endpoints, u32) {
+    let e = Endpoints {
+        ipv4: parse_ipv4(r, "ipv4", &f.ipv4),
+        ipv6: parse_ipv6(r, "ipv6", &f.ipv6),
+        tcp: parse_port(r, "tcp", &f.tcp),
+        udp: parse_port(r, "udp", &f.udp),
+    };
+    let weight = parse_weight(r, &f.weight);
+    if !f.addr_given && f.ipv4.is_none() && f.ipv6.is_none() {
+        r.error(whole, format!("{what} has no address: set ipv4 or ipv6"));
+    }
+    if frontend && !f.port_given && f.tcp.is_none() && f.udp.is_none() {
+        r.error(whole, format!("{what} has no port: set tcp or udp"));
+    }
+    (e, weight)
+}
+
+/// A CIDR prefix whose address parses as the address fields do (std: no
+/// leading zeros, which some tools read as octal) and whose length is
+/// plain decimal; `ipnet` alone also takes `010.0.0.0/08`.
+fn parse_cidr(s: &str) -> Option<IpNet> {
+    let (addr, len) = s.split_once('/')?;
+    let plain = !len.is_empty()
+        && len.bytes().all(|b| b.is_ascii_digit())
+        && (len == "0" || !len.starts_with('0'));
+    if !plain || addr.parse::<IpAddr>().is_err() {
+        return None;
+    }
+    s.parse::<IpNet>().ok()
+}
+
+pub(super) fn validate_route(r: &mut Reporter, name: &str, f: &RouteFields) -> Route {
+    let prefix = f.prefix.as_ref().and_then(|p| match parse_cidr(p.value) {
+        Some(net) => {
+            if net.trunc() != net {
+                r.warning(
+                    p.pos,
+                    format!("prefix {} has host bits set; using {}", net, net.trunc()),
+                );
+            }
+            Some(net.trunc())
+        }
+        None => {
+            r.error(
+                p.pos,
+                format!(
+                    "prefix: invalid prefix {:?}, expected CIDR like 10.0.0.0/24",
+                    p.value
+                ),
+            );
+            None
+        }
+    });
+    let gateway = f
+        .gateway
+        .as_ref()
+        .and_then(|g| match g.value.parse::<IpAddr>() {
+            Ok(a) => Some((a, g.pos)),
+            Err(_) => {
+                r.error(g.pos, format!("gateway: invalid address {:?}", g.value));
+                None
+            }
+        });
+    if let (Some(net), Some((gw, pos))) = (&prefix, &gateway)
+        && Family::of(&net.addr()) != Family::of(gw)
+    {
+        r.error(
+            *pos,
+            format!(
+                "gateway {gw} is {} but prefix {net} is {}",
+                Family::of(gw),
+                Family::of(&net.addr())
+            ),
+        );
+    }
+    let method = match &f.method {
+        None => None,
+        Some(m) if m.value.eq_ignore_ascii_case("none") || m.value.is_empty() => None,
+        Some(m) => {
+            match m.value.parse::<Method>() {
+                Ok(method) => Some(method),
+                Err(_) => {
+                    r.error(
+                    m.pos,
+                    format!("method: unknown method {:?}, expected one of masq, droute, tunnel, none", m.value),
+                );
+                    None
+                }
+            }
+        }
+    };
+    if method.is_none() && gateway.is_some() {
+        r.warning(
+            None,
+            "route filters its backends (no method) so its gateway is unused",
+        );
+    }
+    Route {
+        name: name.to_string(),
+        source: r.file.to_string(),
+        prefix,
+        gateway: gateway.map(|(g, _)| g),
+        method,
+    }
+}
+
+pub(super) fn check_name(r: &mut Reporter, what: &str, name: &str) {
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | ':'));
+    if !ok {
+        r.error(
+            None,
+            format!("invalid {what} name {name:?}: use letters, digits and - _ . @ :"),
+        );
+    }
+}
+
+/// A service file's fields, from either YAML reader, before validation.
+pub(super) struct ServiceFields<'a> {
+    /// Where the frontend mapping is, for "has no address" and the like.
+    pub(super) frontend_pos: Option<Pos>,
+    pub(super) frontend: EndpointFields<'a>,
+    pub(super) scheduler: Option<Located<&'a str>>,
+    pub(super) persistence: Option<Located<i128>>,
+    /// Name, position of the backend's mapping, fields; names are unique.
+    pub(super) backends: Vec<(&'a str, Option<Pos>, EndpointFields<'a>)>,
+}
+
+/// `backend "name"` in messages, formatted only when one is reported.
+struct BackendName<'a>(&'a str);
+
+impl std::fmt::Display for BackendName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "backend {:?}", self.0)
+    }
+}
+
+pub(super) fn validate_service(r: &mut Reporter, name: &str, f: &ServiceFields) -> Service {
+    let (frontend, _) = validate_endpoints(r, f.frontend_pos, &f.frontend, true, &"frontend");
+    let scheduler = parse_scheduler(r, &f.scheduler);
+    let persistence = f
+        .persistence
+        .as_ref()
+        .and_then(|p| match u32::try_from(p.value) {
+            Ok(s) if (1..=MAX_PERSISTENCE).contains(&s) => Some(s),
+            _ => {
+                r.error(
+                    p.pos,
+                    format!(
+                        "persistence: {} out of range 1..{MAX_PERSISTENCE} seconds",
+                        p.value
+                    ),
+                );
+                None
+            }
+        });
+    let mut backends = BTreeMap::new();
+    for (bname, whole, fields) in &f.backends {
+        check_name(r, "backend", bname);
+        let (endpoints, weight) = validate_endpoints(r, *whole, fields, false, &BackendName(bname));
+        let mut source = String::with_capacity(r.file.len() + 10 + bname.len());
+        source.push_str(r.file);
+        source.push_str("#backends.");
+        source.push_str(bname);
+        backends.insert(
+            bname.to_string(),
+            Backend {
+                name: bname.to_string(),
+                source,
+                endpoints,
+                weight,
+            },
+        );
+    }
+    Service {
+        name: name.to_string(),
+        source: r.file.to_string(),
+        frontend,
+        scheduler,
+        persistence,
+        backends,
+    }
+}

@@ -1,0 +1,554 @@
+//! The YAML layout's files (services, routes, `clusterf.yaml`): the fast
+//! reader first, serde-saphyr into the `Raw*` types when it declines, and
+//! validation either way. One file at a time: which file is what, and how
+//! files combine, is `layout`'s and `parse`'s.
+
+use serde_saphyr::Spanned;
+
+use super::fast::{fast_yaml_route, fast_yaml_service};
+use super::raw::{RawDefaultsFile, RawInt, RawRouteFile, RawRouteMethod, RawServiceFile, RawStr};
+use super::types::{Defaults, Route, Service};
+use super::validate::{
+    EndpointFields, Located, Reporter, RouteFields, ServiceFields, parse_scheduler, utf8,
+    validate_route, validate_service,
+};
+use crate::diag::Pos;
+use crate::model::Method;
+
+/// A service file: the fast reader when it takes the file, else
+/// serde-saphyr.
+pub(super) fn yaml_service(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option<Service> {
+    fast_yaml_service(r.file, name, bytes).or_else(|| full_yaml_service(r, name, bytes))
+}
+
+/// A service file read by the full YAML parser.
+fn full_yaml_service(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option<Service> {
+    let raw: RawServiceFile = yaml(r, bytes)?;
+    let f = &raw.frontend.value;
+    let frontend_pos = spanned(&Spanned {
+        value: (),
+        referenced: raw.frontend.referenced,
+        defined: raw.frontend.defined,
+    })
+    .pos;
+    let frontend = yaml_endpoints_fields(r, &f.ipv4, &f.ipv6, &f.tcp, &f.udp, &None);
+    let scheduler = yaml_str(r, "scheduler", &raw.scheduler);
+    let persistence = yaml_int(r, "persistence", &raw.persistence);
+    let mut backends = Vec::with_capacity(raw.backends.len());
+    for (bname, b) in &raw.backends {
+        let whole = spanned(&Spanned {
+            value: (),
+            referenced: b.referenced,
+            defined: b.defined,
+        })
+        .pos;
+        let b = &b.value;
+        let fields = yaml_endpoints_fields(r, &b.ipv4, &b.ipv6, &b.tcp, &b.udp, &b.weight);
+        backends.push((bname.as_str(), whole, fields));
+    }
+    let fields = ServiceFields {
+        frontend_pos,
+        frontend,
+        scheduler,
+        persistence,
+        backends,
+    };
+    Some(validate_service(r, name, &fields))
+}
+
+/// A route file, left out when it has errors: the fast reader when it
+/// takes the file, else serde-saphyr.
+pub(super) fn yaml_route(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option<Route> {
+    match fast_yaml_route(r.file, name, bytes) {
+        // A route with errors (here: in its name) is left out.
+        Some(route) => (!r.failed).then_some(route),
+        None => full_yaml_route(r, name, bytes),
+    }
+}
+
+/// A route file read by the full YAML parser.
+fn full_yaml_route(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option<Route> {
+    let raw: RawRouteFile = yaml(r, bytes)?;
+    let method = Located {
+        value: match raw.method.value {
+            RawRouteMethod::Masq => "masq",
+            RawRouteMethod::Droute => "droute",
+            RawRouteMethod::Tunnel => "tunnel",
+            RawRouteMethod::None => "none",
+        },
+        pos: spanned(&raw.method).pos,
+    };
+    let fields = RouteFields {
+        prefix: yaml_str(r, "prefix", &raw.prefix),
+        gateway: yaml_str(r, "gateway", &raw.gateway),
+        method: Some(method),
+    };
+    // A route with errors is left out, like a JSON one: with its prefix
+    // unparsed it would pass for a default route.
+    let route = validate_route(r, name, &fields);
+    (!r.failed).then_some(route)
+}
+
+/// `clusterf.yaml`.
+pub(super) fn yaml_defaults(r: &mut Reporter, bytes: &[u8]) -> Option<Defaults> {
+    // An empty file (or a bare null) sets no defaults.
+    let Some(raw) = yaml::<Option<RawDefaultsFile>>(r, bytes)? else {
+        return Some(Defaults::default());
+    };
+    let scheduler = yaml_str(r, "scheduler", &raw.scheduler);
+    let scheduler = parse_scheduler(r, &scheduler);
+    let method = yaml_str(r, "method", &raw.method).and_then(|m| match m.value.parse::<Method>() {
+        Ok(method) => Some(method),
+        Err(e) => {
+            r.error(m.pos, format!("method: {e}"));
+            None
+        }
+    });
+    Some(Defaults { scheduler, method })
+}
+
+/// A whole file read by serde-saphyr, or its first error.
+fn yaml<T: serde::de::DeserializeOwned>(r: &mut Reporter, bytes: &[u8]) -> Option<T> {
+    let text = utf8(r, bytes)?;
+    match serde_saphyr::from_str::<T>(text) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let pos = e.location().map(|l| Pos {
+                line: l.line(),
+                column: l.column(),
+            });
+            r.error(pos, yaml_message(&e));
+            None
+        }
+    }
+}
+
+/// The error message without serde-saphyr's own location suffix or snippet
+/// (the diagnostic carries the position itself).
+fn yaml_message(e: &serde_saphyr::Error) -> String {
+    let full = e.without_snippet().to_string();
+    let first = full.lines().next().unwrap_or("").trim();
+    let msg = match first.find(" at line ") {
+        Some(i) => &first[..i],
+        None => first,
+    };
+    // serde-saphyr suggests its own API in some messages; users cannot act
+    // on that.
+    let msg = msg.split(", set DuplicateKeyPolicy").next().unwrap_or(msg);
+    msg.replace('`', "\"")
+}
+
+/// A string field, or an error naming it when something else is there.
+fn yaml_str<'v>(
+    r: &mut Reporter,
+    field: &str,
+    v: &'v Option<Spanned<RawStr>>,
+) -> Option<Located<&'v str>> {
+    let s = v.as_ref()?;
+    let pos = spanned(&Spanned {
+        value: (),
+        referenced: s.referenced,
+        defined: s.defined,
+    })
+    .pos;
+    match &s.value {
+        RawStr::Str(text) => Some(Located {
+            value: text.as_str(),
+            pos,
+        }),
+        RawStr::Other(what) => {
+            r.error(pos, format!("{field}: expected a string, found {what}"));
+            None
+        }
+    }
+}
+
+/// An integer field, or an error naming it when something else is there.
+fn yaml_int(r: &mut Reporter, field: &str, v: &Option<Spanned<RawInt>>) -> Option<Located<i128>> {
+    let l = spanned_opt(v)?;
+    match l.value {
+        RawInt::Int(n) => Some(Located {
+            value: n,
+            pos: l.pos,
+        }),
+        RawInt::Other(what) => {
+            r.error(l.pos, format!("{field}: expected an integer, found {what}"));
+            None
+        }
+    }
+}
+
+fn yaml_endpoints_fields<'v>(
+    r: &mut Reporter,
+    ipv4: &'v Option<Spanned<RawStr>>,
+    ipv6: &'v Option<Spanned<RawStr>>,
+    tcp: &Option<Spanned<RawInt>>,
+    udp: &Option<Spanned<RawInt>>,
+    weight: &Option<Spanned<RawInt>>,
+) -> EndpointFields<'v> {
+    EndpointFields {
+        ipv4: yaml_str(r, "ipv4", ipv4),
+        ipv6: yaml_str(r, "ipv6", ipv6),
+        tcp: yaml_int(r, "tcp", tcp),
+        udp: yaml_int(r, "udp", udp),
+        weight: yaml_int(r, "weight", weight),
+        // An address or port of the wrong type is reported as such, not as
+        // missing.
+        addr_given: ipv4.is_some() || ipv6.is_some(),
+        port_given: tcp.is_some() || udp.is_some(),
+    }
+}
+
+/// A value with the position serde-saphyr recorded for it.
+fn spanned<T: Clone>(s: &Spanned<T>) -> Located<T> {
+    Located {
+        value: s.value.clone(),
+        pos: Some(Pos {
+            line: s.referenced.line(),
+            column: s.referenced.column(),
+        }),
+    }
+}
+
+fn spanned_opt<T: Clone>(s: &Option<Spanned<T>>) -> Option<Located<T>> {
+    s.as_ref().map(spanned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diag::Diagnostics;
+
+    /// The full YAML path alone, with its diagnostics.
+    fn full_service(text: &str) -> (Option<Service>, Diagnostics) {
+        let mut diags = Diagnostics::default();
+        let mut r = Reporter {
+            file: "services/s.yaml",
+            diags: &mut diags,
+            failed: false,
+        };
+        let svc = full_yaml_service(&mut r, "s", text.as_bytes());
+        (svc, diags)
+    }
+
+    fn full_route(text: &str) -> (Option<Route>, Diagnostics) {
+        let mut diags = Diagnostics::default();
+        let mut r = Reporter {
+            file: "routes/r.yaml",
+            diags: &mut diags,
+            failed: false,
+        };
+        let route = full_yaml_route(&mut r, "r", text.as_bytes());
+        (route, diags)
+    }
+
+    /// Whatever the fast reader takes, the full parser reads the same way,
+    /// without a diagnostic.
+    fn assert_fast_service_agrees(text: &str) -> bool {
+        let Some(fast) = fast_yaml_service("services/s.yaml", "s", text.as_bytes()) else {
+            return false;
+        };
+        let (full, diags) = full_service(text);
+        assert!(
+            diags.is_empty(),
+            "fast path took {text:?}; full path: {diags:?}"
+        );
+        assert_eq!(Some(fast), full, "fast and full differ on {text:?}");
+        true
+    }
+
+    fn assert_fast_route_agrees(text: &str) -> bool {
+        let Some(fast) = fast_yaml_route("routes/r.yaml", "r", text.as_bytes()) else {
+            return false;
+        };
+        let (full, diags) = full_route(text);
+        assert!(
+            diags.is_empty(),
+            "fast path took {text:?}; full path: {diags:?}"
+        );
+        assert_eq!(Some(fast), full, "fast and full differ on {text:?}");
+        true
+    }
+
+    #[test]
+    fn fast_yaml_takes_the_usual_layouts() {
+        for text in [
+            // The README's and the benchmark's shape.
+            "frontend:\n  ipv4: 10.0.0.1\n  ipv6: \"2001:db8::1\"\n  tcp: 80\n  udp: 53\nbackends:\n  b0: {ipv4: 100.0.0.1, ipv6: \"2001:db8:1::1\", tcp: 8080, udp: 5353, weight: 1}\n",
+            // Block backends, comments, blank lines, 4-space indent, quotes.
+            "# web\nfrontend:   # the VIP\n    ipv4: '10.0.0.1'\n    tcp: 80\n\nscheduler: wrr\npersistence: 300\nbackends:\n    web-1:\n        ipv4: 10.1.0.1 # one\n        weight: 0\n    web.2@x:\n        ipv6: 2001:db8::2\n        tcp: 8080\n",
+            "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends: {}\n",
+            "frontend: { ipv6: \"fe80::1\" , udp: 53 }\nbackends:\n  a: { ipv6: fe80::2 }\n",
+        ] {
+            assert!(
+                assert_fast_service_agrees(text),
+                "fast path refused {text:?}"
+            );
+        }
+        for text in [
+            "prefix: 10.0.0.0/8\nmethod: droute\n",
+            "prefix: \"2001:db8::/32\"\ngateway: 2001:db8::1\nmethod: tunnel # via\n",
+            "method: masq\n",
+            "prefix: 192.168.0.0/16\nmethod: none\n",
+        ] {
+            assert!(assert_fast_route_agrees(text), "fast path refused {text:?}");
+        }
+    }
+
+    #[test]
+    fn fast_yaml_agrees_on_large_files_and_long_lines() {
+        let frontend = "frontend: {ipv4: 10.0.0.1, tcp: 80}\n";
+        let block: String = (0..500)
+            .map(|i| {
+                format!(
+                    "  b{i}: {{ipv4: 10.1.{}.{}, tcp: 8080}}\n",
+                    i / 256,
+                    i % 256
+                )
+            })
+            .collect();
+        let text = format!("{frontend}backends:\n{block}");
+        assert!(assert_fast_service_agrees(&text));
+        // One flow mapping far longer than YAML's 1024-character limit on
+        // implicit keys.
+        let flow: Vec<String> = (0..200)
+            .map(|i| format!("b{i}: {{ipv4: 10.1.0.{}, weight: {i}}}", i % 256))
+            .collect();
+        let text = format!("{frontend}backends: {{{}}}\n", flow.join(", "));
+        assert!(text.len() > 5000);
+        assert!(assert_fast_service_agrees(&text));
+    }
+
+    mod fast_yaml_props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn scalar() -> impl Strategy<Value = String> {
+            prop::sample::select(vec![
+                "10.0.0.1",
+                "\"10.0.0.1\"",
+                "'10.0.0.1'",
+                "2001:db8::1",
+                "\"2001:db8::1\"",
+                "fe80::1",
+                "::1",
+                "1.2.3",
+                "1.2",
+                "yes",
+                "Yes",
+                "no",
+                "on",
+                "null",
+                "~",
+                "\"\"",
+                "80",
+                "0",
+                "080",
+                "0x50",
+                "1e2",
+                "80.0",
+                "-1",
+                "+80",
+                "65536",
+                "1:30",
+                "10.0.0.0/8",
+                "2001:db8::/32",
+                "a b",
+                "wlc",
+                "rr",
+                "masq",
+                "droute",
+                "none",
+                "tunnel",
+                "NaN",
+                ".inf",
+                "1_000",
+                "0o17",
+                "'it''s'",
+                "\"a\\tb\"",
+                "[1]",
+                "{}",
+                "{a: 1}",
+                "!!str 80",
+                "&a 80",
+                "*a",
+                "|",
+                "10.0.0.1 # c",
+                "10.0.0.1#c",
+                "1.2.3.4:80",
+                "y",
+                "n",
+                "true",
+                "2001-01-01",
+                "10.0.0.256",
+                "010.0.0.1",
+            ])
+            .prop_map(str::to_string)
+        }
+
+        /// Mostly a good value for the key, sometimes any scalar.
+        fn value_for(key: &'static str) -> BoxedStrategy<String> {
+            let good: Vec<&'static str> = match key {
+                "ipv4" => vec!["10.0.0.1", "\"10.0.0.2\"", "'10.0.0.3'", "192.168.1.1"],
+                "ipv6" => vec!["2001:db8::1", "\"2001:db8::2\"", "fe80::1", "'::1'"],
+                "tcp" | "udp" => vec!["80", "53", "8080", "65535", "1"],
+                "weight" => vec!["0", "1", "10", "65535"],
+                "prefix" => vec![
+                    "10.0.0.0/8",
+                    "\"2001:db8::/32\"",
+                    "192.168.0.0/16",
+                    "fe80::/10",
+                ],
+                "gateway" => vec!["10.0.0.1", "2001:db8::1", "'10.9.9.9'"],
+                "method" => vec!["masq", "droute", "tunnel", "none", "\"masq\""],
+                "scheduler" => vec!["wlc", "rr", "\"sh\"", "'mh'"],
+                "persistence" => vec!["1", "300", "2678400"],
+                _ => vec!["x"],
+            };
+            prop_oneof![
+                12 => prop::sample::select(good).prop_map(str::to_string),
+                1 => scalar(),
+            ]
+            .boxed()
+        }
+
+        /// Fields of a frontend or backend: mostly distinct known keys.
+        fn fields(frontend: bool) -> impl Strategy<Value = Vec<(String, String)>> {
+            let keys = if frontend {
+                vec!["ipv4", "ipv6", "tcp", "udp"]
+            } else {
+                vec!["ipv4", "ipv6", "tcp", "udp", "weight"]
+            };
+            let n = keys.len();
+            (
+                prop::sample::subsequence(keys, 1..=n).prop_shuffle(),
+                prop::sample::select(vec![
+                    "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "",
+                    "ipv4", "Ipv4", "bogus", "weight",
+                ]),
+            )
+                .prop_flat_map(|(keys, odd)| {
+                    let mut keys = keys;
+                    if !odd.is_empty() {
+                        keys.push(odd);
+                    }
+                    keys.into_iter()
+                        .map(|k| value_for(k).prop_map(move |v| (k.to_string(), v)))
+                        .collect::<Vec<_>>()
+                })
+        }
+
+        fn name() -> impl Strategy<Value = String> {
+            prop::sample::select(vec![
+                "b0", "b1", "b2", "b3", "web-1", "a.b", "x@y", "a_b", "B0", "b0", "b1", "1", "yes",
+                "null", "a:b", "on", "\"q\"", "a b",
+            ])
+            .prop_map(str::to_string)
+        }
+
+        /// A mapping of `pairs`, in flow or block style at `indent`.
+        fn mapping(pairs: &[(String, String)], flow: bool, indent: usize, pad: &str) -> String {
+            if flow {
+                let inner: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                format!(" {{{pad}{}{pad}}}\n", inner.join(&format!(",{pad}")))
+            } else {
+                let mut out = String::from("\n");
+                for (k, v) in pairs {
+                    out.push_str(&format!("{}{k}: {v}{pad}\n", " ".repeat(indent)));
+                }
+                out
+            }
+        }
+
+        prop_compose! {
+            fn service_doc()(
+                frontend in fields(true),
+                frontend_flow in any::<bool>(),
+                backends in prop::collection::vec(
+                    (name(), fields(false), any::<bool>()),
+                    0..4,
+                ),
+                backends_key in any::<bool>(),
+                extra in prop::sample::select(vec![
+                    vec![], vec!["scheduler"], vec!["persistence"], vec!["scheduler", "persistence"],
+                    vec![], vec![], vec!["bogus"], vec!["frontend"], vec!["scheduler", "scheduler"],
+                ]).prop_flat_map(|keys| keys.into_iter()
+                    .map(|k| value_for(k).prop_map(move |v| (k, v)))
+                    .collect::<Vec<_>>()),
+                indent in 1usize..5,
+                pad in prop::sample::select(vec!["", " ", "  # c", " #c"]),
+                first in prop::sample::select(vec!["", "", "# head\n", "\n", "---\n"]),
+            ) -> String {
+                let mut doc = first.to_string();
+                doc.push_str("frontend:");
+                let flow_pad = if pad.contains('#') { " " } else { pad };
+                doc.push_str(&mapping(&frontend, frontend_flow, indent, if frontend_flow { flow_pad } else { pad }));
+                for (k, v) in &extra {
+                    doc.push_str(&format!("{k}: {v}{pad}\n"));
+                }
+                if backends_key {
+                    doc.push_str("backends:");
+                    if backends.is_empty() {
+                        doc.push_str(" {}\n");
+                    } else {
+                        doc.push('\n');
+                        for (n, fields, flow) in &backends {
+                            doc.push_str(&format!("{}{n}:", " ".repeat(indent)));
+                            let body = mapping(fields, *flow, indent * 2, if *flow { flow_pad } else { pad });
+                            doc.push_str(&body);
+                        }
+                    }
+                }
+                doc
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn fast_yaml_agrees_with_serde_saphyr(doc in service_doc()) {
+                assert_fast_service_agrees(&doc);
+            }
+
+            #[test]
+            fn fast_yaml_agrees_after_any_edit(
+                doc in service_doc(),
+                at in any::<prop::sample::Index>(),
+                edit in prop::sample::select(vec![
+                    " ", "\t", ":", "#", "-", "{", "}", ",", "\"", "'", "\n", "&", "*", "!", "|",
+                    ">", "?", "[", "\n  ", "\\", "%", "@", "`", "0", "a", ".",
+                ]),
+                delete in any::<bool>(),
+            ) {
+                let mut doc = doc;
+                let i = at.index(doc.len() + 1);
+                if delete && i < doc.len() {
+                    doc.remove(i);
+                } else {
+                    doc.insert_str(i, edit);
+                }
+                assert_fast_service_agrees(&doc);
+            }
+
+            #[test]
+            fn fast_yaml_route_agrees_with_serde_saphyr(
+                pairs in (
+                    prop::sample::subsequence(vec!["prefix", "gateway", "method"], 0..=3)
+                        .prop_shuffle(),
+                    prop::sample::select(vec!["", "", "bogus", "method"]),
+                ).prop_flat_map(|(keys, odd)| {
+                    let mut keys = keys;
+                    if !odd.is_empty() {
+                        keys.push(odd);
+                    }
+                    keys.into_iter()
+                        .map(|k| value_for(k).prop_map(move |v| (k, v)))
+                        .collect::<Vec<_>>()
+                }),
+                pad in prop::sample::select(vec!["", " ", "  # c"]),
+            ) {
+                let doc: String = pairs.iter().map(|(k, v)| format!("{k}: {v}{pad}\n")).collect();
+                assert_fast_route_agrees(&doc);
+            }
+        }
+    }
+}
