@@ -47,16 +47,48 @@ pub fn compile(config: &Config, overlay: &Overlay, opts: &Options) -> (IpvsState
     let mut diags = Diagnostics::default();
     let routes = effective_routes(config, overlay, opts, &mut diags);
     let routes = RouteTable::new(&routes);
-    let default_method = opts
-        .default_method
-        .or(config.defaults.method)
-        .unwrap_or(Method::Masq);
-    let default_scheduler = opts
-        .default_scheduler
-        .clone()
-        .or_else(|| config.defaults.scheduler.clone())
-        .unwrap_or_else(|| DEFAULT_SCHEDULER.to_string());
+    let defaults = ResolvedDefaults::resolve(config, opts);
+    warn_overlay_backends_without_service(config, overlay, &mut diags);
+    let mut state = IpvsState::default();
+    for svc in config.services.values() {
+        compile_service(
+            svc, overlay, &routes, &defaults, opts, &mut state, &mut diags,
+        );
+    }
+    diags.sort();
+    (state, diags)
+}
 
+/// What a service or backend that names none gets: the options first,
+/// then `clusterf.yaml`, then the built-in defaults.
+struct ResolvedDefaults {
+    method: Method,
+    scheduler: String,
+}
+
+impl ResolvedDefaults {
+    fn resolve(config: &Config, opts: &Options) -> ResolvedDefaults {
+        ResolvedDefaults {
+            method: opts
+                .default_method
+                .or(config.defaults.method)
+                .unwrap_or(Method::Masq),
+            scheduler: opts
+                .default_scheduler
+                .clone()
+                .or_else(|| config.defaults.scheduler.clone())
+                .unwrap_or_else(|| DEFAULT_SCHEDULER.to_string()),
+        }
+    }
+}
+
+/// Overlay backends of services the repo does not define are ignored,
+/// each with a warning.
+fn warn_overlay_backends_without_service(
+    config: &Config,
+    overlay: &Overlay,
+    diags: &mut Diagnostics,
+) {
     for (svc, backends) in &overlay.backends {
         if !config.services.contains_key(svc) {
             for b in backends.values() {
@@ -68,96 +100,141 @@ pub fn compile(config: &Config, overlay: &Overlay, opts: &Options) -> (IpvsState
             }
         }
     }
+}
 
-    let mut state = IpvsState::default();
-    for svc in config.services.values() {
-        let backends = service_backends(svc, overlay, &mut diags);
-        let attrs = ServiceAttrs {
-            scheduler: svc
-                .scheduler
-                .clone()
-                .unwrap_or_else(|| default_scheduler.clone()),
-            persistence: svc.persistence,
-            netmask: None,
-            flags: Vec::new(),
+/// Puts the IPVS services of one config service into `state`: one per
+/// frontend key not claimed before, with its backends placed and merged.
+fn compile_service(
+    svc: &crate::config::Service,
+    overlay: &Overlay,
+    routes: &RouteTable<'_>,
+    defaults: &ResolvedDefaults,
+    opts: &Options,
+    state: &mut IpvsState,
+    diags: &mut Diagnostics,
+) {
+    let backends = service_backends(svc, overlay, diags);
+    let attrs = ServiceAttrs {
+        scheduler: svc
+            .scheduler
+            .clone()
+            .unwrap_or_else(|| defaults.scheduler.clone()),
+        persistence: svc.persistence,
+        netmask: None,
+        flags: Vec::new(),
+    };
+    for key in svc.frontend.service_keys() {
+        let slot = match state.services.entry(key) {
+            // Claimed twice: reported by config validation.
+            std::collections::btree_map::Entry::Occupied(_) => continue,
+            std::collections::btree_map::Entry::Vacant(slot) => slot,
         };
-        for key in svc.frontend.service_keys() {
-            let slot = match state.services.entry(key) {
-                // Claimed twice: reported by config validation.
-                std::collections::btree_map::Entry::Occupied(_) => continue,
-                std::collections::btree_map::Entry::Vacant(slot) => slot,
-            };
-            let mut service = Service::new(attrs.clone());
-            service.names = vec![svc.name.clone()];
-            // Dests whose origins disagree on the method.
-            let mut conflicts: Vec<SocketAddr> = Vec::new();
-            // Every placement in origin order, for the message on a conflict.
-            let mut placed: Vec<(SocketAddr, Method)> = Vec::with_capacity(backends.len());
-            for b in &backends {
-                let Some((dest, method, route)) =
-                    place(&key, b, &routes, default_method, &mut diags)
-                else {
-                    continue;
-                };
-                let origin = Origin {
-                    backend: b.name.clone(),
-                    source: b.source.clone(),
-                    weight: b.weight,
-                    route: route.map(|r| r.name.clone()),
-                };
-                let entry = service.dests.entry(dest).or_insert_with(|| Dest {
-                    attrs: DestAttrs::new(method, 0),
-                    // Most dests have one origin: no room for four.
-                    origins: Vec::with_capacity(1),
-                });
-                if entry.attrs.method != method && !conflicts.contains(&dest) {
-                    conflicts.push(dest);
-                }
-                // Saturating: the cap below reports it; no overflow however
-                // many backends merge.
-                entry.attrs.weight = entry.attrs.weight.saturating_add(b.weight);
-                entry.origins.push(origin);
-                placed.push((dest, method));
-            }
-            for (dest, d) in service.dests.iter_mut() {
-                if !conflicts.is_empty() && conflicts.contains(dest) {
-                    let methods = placed.iter().filter(|(p, _)| p == dest).map(|(_, m)| m);
-                    let who: Vec<String> = d
-                        .origins
-                        .iter()
-                        .zip(methods)
-                        .map(|(o, m)| format!("{} ({m}, {})", o.backend, o.source))
-                        .collect();
-                    diags.error(
-                        svc.source.as_str(),
-                        None,
-                        format!(
-                            "dest {dest} of {key} merges backends with different forwarding methods: {}",
-                            who.join(", ")
-                        ),
-                    );
-                }
-                if d.attrs.weight > MAX_WEIGHT {
-                    diags.warning(
-                        svc.source.as_str(),
-                        None,
-                        format!(
-                            "dest {dest} of {key}: merged weight {} capped at {MAX_WEIGHT}",
-                            d.attrs.weight
-                        ),
-                    );
-                    d.attrs.weight = MAX_WEIGHT;
-                }
-                d.origins.sort();
-            }
-            if opts.elide_empty && service.dests.is_empty() {
-                continue;
-            }
-            slot.insert(service);
+        let mut service = Service::new(attrs.clone());
+        service.names = vec![svc.name.clone()];
+        let placed = place_backends(
+            &key,
+            &backends,
+            routes,
+            defaults.method,
+            &mut service,
+            diags,
+        );
+        check_dests(svc, &key, &placed, &mut service, diags);
+        if opts.elide_empty && service.dests.is_empty() {
+            continue;
         }
+        slot.insert(service);
     }
-    diags.sort();
-    (state, diags)
+}
+
+/// Where the backends of one IPVS service landed, in origin order (for the
+/// message on a conflict), and the dests whose origins disagree on the
+/// method.
+struct Placed {
+    placed: Vec<(SocketAddr, Method)>,
+    conflicts: Vec<SocketAddr>,
+}
+
+/// Places every backend in `service`: backends landing on one dest merge,
+/// summing weights.
+fn place_backends(
+    key: &ServiceKey,
+    backends: &[&Backend],
+    routes: &RouteTable<'_>,
+    default_method: Method,
+    service: &mut Service,
+    diags: &mut Diagnostics,
+) -> Placed {
+    let mut conflicts: Vec<SocketAddr> = Vec::new();
+    let mut placed: Vec<(SocketAddr, Method)> = Vec::with_capacity(backends.len());
+    for b in backends {
+        let Some((dest, method, route)) = place(key, b, routes, default_method, diags) else {
+            continue;
+        };
+        let origin = Origin {
+            backend: b.name.clone(),
+            source: b.source.clone(),
+            weight: b.weight,
+            route: route.map(|r| r.name.clone()),
+        };
+        let entry = service.dests.entry(dest).or_insert_with(|| Dest {
+            attrs: DestAttrs::new(method, 0),
+            // Most dests have one origin: no room for four.
+            origins: Vec::with_capacity(1),
+        });
+        if entry.attrs.method != method && !conflicts.contains(&dest) {
+            conflicts.push(dest);
+        }
+        // Saturating: the cap below reports it; no overflow however
+        // many backends merge.
+        entry.attrs.weight = entry.attrs.weight.saturating_add(b.weight);
+        entry.origins.push(origin);
+        placed.push((dest, method));
+    }
+    Placed { placed, conflicts }
+}
+
+/// Reports merged dests with conflicting methods (an error) and caps
+/// merged weights (a warning); sorts each dest's origins.
+fn check_dests(
+    svc: &crate::config::Service,
+    key: &ServiceKey,
+    placed: &Placed,
+    service: &mut Service,
+    diags: &mut Diagnostics,
+) {
+    let Placed { placed, conflicts } = placed;
+    for (dest, d) in service.dests.iter_mut() {
+        if !conflicts.is_empty() && conflicts.contains(dest) {
+            let methods = placed.iter().filter(|(p, _)| p == dest).map(|(_, m)| m);
+            let who: Vec<String> = d
+                .origins
+                .iter()
+                .zip(methods)
+                .map(|(o, m)| format!("{} ({m}, {})", o.backend, o.source))
+                .collect();
+            diags.error(
+                svc.source.as_str(),
+                None,
+                format!(
+                    "dest {dest} of {key} merges backends with different forwarding methods: {}",
+                    who.join(", ")
+                ),
+            );
+        }
+        if d.attrs.weight > MAX_WEIGHT {
+            diags.warning(
+                svc.source.as_str(),
+                None,
+                format!(
+                    "dest {dest} of {key}: merged weight {} capped at {MAX_WEIGHT}",
+                    d.attrs.weight
+                ),
+            );
+            d.attrs.weight = MAX_WEIGHT;
+        }
+        d.origins.sort();
+    }
 }
 
 /// The routes in force: the repo's, plus the overlay's unless filtered; a

@@ -108,7 +108,6 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("clusterf");
         let m = Metrics {
             passes: Family::default(),
             pass_duration: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
@@ -132,108 +131,143 @@ impl Metrics {
             last_good: Mutex::new(BTreeMap::new()),
             registry: Registry::default(),
         };
-        registry.register(
+        // In this order in the exposition.
+        let mut registry = Registry::with_prefix("clusterf");
+        m.register_passes(&mut registry);
+        m.register_tables(&mut registry);
+        m.register_health(&mut registry);
+        m.register_drains(&mut registry);
+        m.register_render(&mut registry);
+        m.create_zero_series();
+        Metrics { registry, ..m }
+    }
+
+    /// Passes: how many, how long, how soon after a change.
+    fn register_passes(&self, r: &mut Registry) {
+        r.register(
             "passes",
             "Reconcile passes by outcome (ok, failed)",
-            m.passes.clone(),
+            self.passes.clone(),
         );
-        registry.register_with_unit(
+        r.register_with_unit(
             "pass_duration",
             "Duration of a reconcile pass: read, render, plan, apply",
             Unit::Seconds,
-            m.pass_duration.clone(),
+            self.pass_duration.clone(),
         );
-        registry.register_with_unit(
+        r.register_with_unit(
             "change_to_apply",
             "Time from an input change (config, git, etcd, signal) to its successful apply",
             Unit::Seconds,
-            m.change_to_apply.clone(),
+            self.change_to_apply.clone(),
         );
-        registry.register(
+    }
+
+    /// The IPVS tables: ops applied, desired and live sizes, drift, and
+    /// how the live table was had.
+    fn register_tables(&self, r: &mut Registry) {
+        r.register(
             "ops_applied",
             "Kernel IPVS operations applied, by kind",
-            m.ops_applied.clone(),
+            self.ops_applied.clone(),
         );
-        registry.register(
+        r.register(
             "desired_services",
             "IPVS services in the desired state (after drains)",
-            m.desired_services.clone(),
+            self.desired_services.clone(),
         );
-        registry.register(
+        r.register(
             "desired_dests",
             "IPVS dests in the desired state (after drains)",
-            m.desired_dests.clone(),
+            self.desired_dests.clone(),
         );
-        registry.register(
+        r.register(
             "live_services",
             "IPVS services in the kernel at the last pass",
-            m.live_services.clone(),
+            self.live_services.clone(),
         );
-        registry.register(
+        r.register(
             "live_dests",
             "IPVS dests in the kernel at the last pass",
-            m.live_dests.clone(),
+            self.live_dests.clone(),
         );
-        registry.register(
+        r.register(
             "drift_corrections",
             "Passes that changed the kernel although the desired state had not changed since the last apply (someone changed IPVS by hand)",
-            m.drift_corrections.clone(),
+            self.drift_corrections.clone(),
         );
-        registry.register(
+        r.register(
             "kernel_reads",
             "Passes that read the kernel's IPVS table (a netlink dump of every service and dest)",
-            m.kernel_reads.clone(),
+            self.kernel_reads.clone(),
         );
-        registry.register(
+        r.register(
             "kernel_cached_passes",
             "Passes that planned against the daemon's copy of the table (last read plus its own ops) instead of reading the kernel",
-            m.kernel_cached.clone(),
+            self.kernel_cached.clone(),
         );
-        registry.register(
+    }
+
+    /// Health: errors, the last success, source staleness, the inputs.
+    fn register_health(&self, r: &mut Registry) {
+        r.register(
             "errors",
             "Failed passes and Git polls, by where they failed",
-            m.errors.clone(),
+            self.errors.clone(),
         );
-        registry.register_with_unit(
+        r.register_with_unit(
             "last_success_timestamp",
             "Unix time of the last successful pass",
             Unit::Seconds,
-            m.last_success.clone(),
+            self.last_success.clone(),
         );
-        registry.register_with_unit(
+        r.register_with_unit(
             "source_staleness",
             "Age of the last good read of each source",
             Unit::Seconds,
-            m.staleness.clone(),
+            self.staleness.clone(),
         );
-        registry.register(
+        r.register(
             "info",
             "The inputs of the last successful pass: git commit, etcd revision, plan hash",
-            m.info.clone(),
+            self.info.clone(),
         );
-        registry.register(
+    }
+
+    /// Drains in progress and ended.
+    fn register_drains(&self, r: &mut Registry) {
+        r.register(
             "drains_active",
             "Dests draining at weight 0 before their delete",
-            m.drains_active.clone(),
+            self.drains_active.clone(),
         );
-        registry.register(
+        r.register(
             "drains_completed",
             "Drains that ended, by reason (idle, timeout, returned, vanished)",
-            m.drains_completed.clone(),
+            self.drains_completed.clone(),
         );
-        registry.register(
+    }
+
+    /// The last render's problems, and readiness.
+    fn register_render(&self, r: &mut Registry) {
+        r.register(
             "diagnostics",
             "Files and keys with problems in the last render, by source (config, etcd, overlay) and severity: errors fail the pass, warnings are skipped or partly used",
-            m.diagnostics.clone(),
+            self.diagnostics.clone(),
         );
-        registry.register("ready", "1 once a pass has succeeded", m.ready.clone());
+        r.register("ready", "1 once a pass has succeeded", self.ready.clone());
+    }
+
+    /// Series shown at 0 before anything happens.
+    fn create_zero_series(&self) {
         for s in Source::ALL {
-            let _ = m.errors.get_or_create(&SourceLabels { source: s.as_str() });
+            let _ = self
+                .errors
+                .get_or_create(&SourceLabels { source: s.as_str() });
         }
         for outcome in ["ok", "failed"] {
-            let _ = m.passes.get_or_create(&OutcomeLabels { outcome });
+            let _ = self.passes.get_or_create(&OutcomeLabels { outcome });
         }
-        Metrics { registry, ..m }
     }
 
     /// A pass ended. `duration`: how long it took.

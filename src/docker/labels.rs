@@ -380,11 +380,40 @@ pub fn translate_one(c: &Container, opts: &Options, previous: &Backends) -> Tran
         warnings: Vec::new(),
         fatal: false,
     };
-    let mut out = Translation::default();
-    let Some(labels) = parse_labels(c, &mut w) else {
-        out.warnings = w.warnings;
-        return out;
+    let backends = backends_of(c, opts, previous, &mut w);
+    Translation {
+        backends,
+        warnings: w.warnings,
+    }
+}
+
+/// The container's backends: none when its labels are not usable, the
+/// drained previous ones when it no longer runs, else one per service it
+/// has a port for.
+fn backends_of(c: &Container, opts: &Options, previous: &Backends, w: &mut Warner) -> Backends {
+    let Some(labels) = usable_labels(c, w) else {
+        return Backends::new();
     };
+    if c.state != State::Running {
+        return drained_previous(c, &labels, previous);
+    }
+    let Some(addrs) = backend_addrs(c, opts, w) else {
+        w.skip();
+        return Backends::new();
+    };
+    let mut out = Backends::new();
+    for svc in &labels.services {
+        if let Some(value) = service_backend(c, opts, &labels, svc, &addrs, w) {
+            out.insert((svc.clone(), c.id.clone()), value);
+        }
+    }
+    out
+}
+
+/// The labels, if they make the container a backend and none of them (nor
+/// its id) is malformed.
+fn usable_labels(c: &Container, w: &mut Warner) -> Option<Labels> {
+    let labels = parse_labels(c, w)?;
     if !valid_backend_name(&c.id) {
         w.fatal(
             None,
@@ -393,99 +422,118 @@ pub fn translate_one(c: &Container, opts: &Options, previous: &Backends) -> Tran
     }
     if w.fatal {
         w.skip();
-        out.warnings = w.warnings;
-        return out;
+        return None;
     }
+    Some(labels)
+}
 
-    if c.state != State::Running {
-        // No address any more: keep what was published, drained.
-        for svc in &labels.services {
-            let key = (svc.clone(), c.id.clone());
-            if let Some(prev) = previous.get(&key) {
-                let mut v = prev.clone();
-                v.weight = 0;
-                out.backends.insert(key, v);
-            }
+/// A container that no longer runs has no address any more: what was
+/// published for it is kept, drained.
+fn drained_previous(c: &Container, labels: &Labels, previous: &Backends) -> Backends {
+    let mut out = Backends::new();
+    for svc in &labels.services {
+        let key = (svc.clone(), c.id.clone());
+        if let Some(prev) = previous.get(&key) {
+            let mut v = prev.clone();
+            v.weight = 0;
+            out.insert(key, v);
         }
-        out.warnings = w.warnings;
-        return out;
     }
+    out
+}
 
-    let addrs = match &opts.mode {
-        Mode::Container => container_addrs(c, opts, &mut w),
+/// The addresses backends get: the container's, or the host's.
+fn backend_addrs(c: &Container, opts: &Options, w: &mut Warner) -> Option<NetworkAddrs> {
+    match &opts.mode {
+        Mode::Container => container_addrs(c, opts, w),
         Mode::Published { ipv4, ipv6 } => Some(NetworkAddrs {
             ipv4: *ipv4,
             ipv6: *ipv6,
         }),
-    };
-    let Some(addrs) = addrs else {
-        w.skip();
-        out.warnings = w.warnings;
-        return out;
-    };
+    }
+}
 
-    for svc in &labels.services {
-        let mut value = BackendValue {
-            ipv4: addrs.ipv4,
-            ipv6: addrs.ipv6,
-            tcp: None,
-            udp: None,
-            weight: 0,
+/// The backend of one service: its ports, from the per-service labels or
+/// the generic ones, and its weight; `None` without a usable port.
+fn service_backend(
+    c: &Container,
+    opts: &Options,
+    labels: &Labels,
+    svc: &str,
+    addrs: &NetworkAddrs,
+    w: &mut Warner,
+) -> Option<BackendValue> {
+    let mut value = BackendValue {
+        ipv4: addrs.ipv4,
+        ipv6: addrs.ipv6,
+        tcp: None,
+        udp: None,
+        weight: 0,
+    };
+    let per = labels.per_service.get(svc);
+    for proto in [Proto::Tcp, Proto::Udp] {
+        let chosen = per
+            .and_then(|p| p.port(proto))
+            .or_else(|| labels.generic.port(proto));
+        let Some((label, port)) = chosen else {
+            continue;
         };
-        let per = labels.per_service.get(svc);
-        for proto in [Proto::Tcp, Proto::Udp] {
-            let chosen = per
-                .and_then(|p| p.port(proto))
-                .or_else(|| labels.generic.port(proto));
-            let Some((label, port)) = chosen else {
-                continue;
-            };
-            let port = Port { proto, port };
-            if !c.exposed.contains(&port) {
+        let port_number = backend_port(c, opts, svc, label, Port { proto, port }, w);
+        match proto {
+            Proto::Tcp => value.tcp = port_number,
+            Proto::Udp => value.udp = port_number,
+        }
+    }
+    if value.tcp.is_none() && value.udp.is_none() {
+        if labels.generic.is_empty() && per.is_none_or(|p| p.is_empty()) {
+            w.warn(
+                None,
+                format!("service {svc}: no port: set {BACKEND_LABEL}tcp or {BACKEND_LABEL}udp"),
+            );
+        }
+        return None;
+    }
+    let weight = per
+        .and_then(|p| p.weight)
+        .or(labels.generic.weight)
+        .unwrap_or(DEFAULT_WEIGHT);
+    value.weight = if c.serving() { weight } else { 0 };
+    Some(value)
+}
+
+/// The port number a labelled container port is reached at: itself, or
+/// the host port it is published on; `None` (with a warning) when it is
+/// not exposed or not published.
+fn backend_port(
+    c: &Container,
+    opts: &Options,
+    svc: &str,
+    label: String,
+    port: Port,
+    w: &mut Warner,
+) -> Option<u16> {
+    if !c.exposed.contains(&port) {
+        w.warn(
+            Some(label),
+            format!("service {svc}: port {port} is not exposed by the container: skipped"),
+        );
+        return None;
+    }
+    match &opts.mode {
+        Mode::Container => Some(port.port),
+        Mode::Published { ipv4, ipv6 } => {
+            let host = host_port(c, port, *ipv4, *ipv6);
+            if host.is_none() {
                 w.warn(
                     Some(label),
-                    format!("service {svc}: port {port} is not exposed by the container: skipped"),
-                );
-                continue;
-            }
-            let port_number = match &opts.mode {
-                Mode::Container => Some(port.port),
-                Mode::Published { ipv4, ipv6 } => {
-                    let host = host_port(c, port, *ipv4, *ipv6);
-                    if host.is_none() {
-                        w.warn(
-                            Some(label),
-                            format!(
-                                "service {svc}: port {port} is not published on the host address: skipped"
-                            ),
-                        );
-                    }
-                    host
-                }
-            };
-            match proto {
-                Proto::Tcp => value.tcp = port_number,
-                Proto::Udp => value.udp = port_number,
-            }
-        }
-        if value.tcp.is_none() && value.udp.is_none() {
-            if labels.generic.is_empty() && per.is_none_or(|p| p.is_empty()) {
-                w.warn(
-                    None,
-                    format!("service {svc}: no port: set {BACKEND_LABEL}tcp or {BACKEND_LABEL}udp"),
+                    format!(
+                        "service {svc}: port {port} is not published on the host address: skipped"
+                    ),
                 );
             }
-            continue;
+            host
         }
-        let weight = per
-            .and_then(|p| p.weight)
-            .or(labels.generic.weight)
-            .unwrap_or(DEFAULT_WEIGHT);
-        value.weight = if c.serving() { weight } else { 0 };
-        out.backends.insert((svc.clone(), c.id.clone()), value);
     }
-    out.warnings = w.warnings;
-    out
 }
 
 /// The container's addresses on the network `--network` names, or on its

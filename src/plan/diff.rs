@@ -67,15 +67,20 @@ pub fn canonical_state(state: &IpvsState) -> IpvsState {
     }
 }
 
-/// The groups of a plan that follow the adds, each filled in sorted order.
-/// Adds go straight into the plan's vector: from empty they are nearly all
-/// of it, and copying a million changes between vectors costs more than
-/// computing them.
+/// The groups of a plan that follow the adds, each filled in sorted order,
+/// and the counts of the second walk. Adds go straight into the plan's
+/// vector: from empty they are nearly all of it, and copying a million
+/// changes between vectors costs more than computing them.
 #[derive(Default)]
 struct Rest {
     edits: Vec<Change>,
     dest_deletes: Vec<Change>,
     service_deletes: Vec<Change>,
+    unmanaged: Vec<Unmanaged>,
+    owned_services: usize,
+    owned_dests: usize,
+    dests_removed: usize,
+    services_removed: usize,
 }
 
 fn change(op: Op, before: Option<Before>) -> Change {
@@ -141,6 +146,23 @@ pub(super) fn diff(
     ownership: &Ownership,
 ) -> Result<Plan, PlanError> {
     let mut changes: Vec<Change> = Vec::new();
+    let added_dests = add_services(desired, live, ownership, &mut changes)?;
+    let service_adds = changes.len();
+    changes.reserve_exact(added_dests);
+    let rest = diff_the_rest(desired, live, ownership, &mut changes);
+    debug_assert!(service_adds <= changes.len());
+    Ok(rest.into_plan(changes))
+}
+
+/// The first walk: pushes the adds of desired services that are not live
+/// and returns how many dests they hold; an error naming every desired
+/// service outside the owned ranges.
+fn add_services(
+    desired: &IpvsState,
+    live: &IpvsState,
+    ownership: &Ownership,
+    changes: &mut Vec<Change>,
+) -> Result<usize, PlanError> {
     let mut not_owned: Vec<ServiceKey> = Vec::new();
     let mut added_dests = 0;
     merge(&desired.services, &live.services, |side| match side {
@@ -166,102 +188,115 @@ pub(super) fn diff(
             services: not_owned,
         });
     }
-    let service_adds = changes.len();
-    changes.reserve_exact(added_dests);
-
-    let mut rest = Rest::default();
-    let mut unmanaged: Vec<Unmanaged> = Vec::new();
-    let mut owned_services = 0;
-    let mut owned_dests = 0;
-    let mut dests_removed = 0;
-    let mut services_removed = 0;
-    merge(&desired.services, &live.services, |side| match side {
-        Side::Left(key, want) => {
-            for (dest, d) in &want.dests {
-                changes.push(change(
-                    Op::AddDest {
-                        service: *key,
-                        dest: *dest,
-                        attrs: d.attrs,
-                    },
-                    None,
-                ));
-            }
-        }
-        Side::Right(key, have) => {
-            if !ownership.owns(key) {
-                unmanaged.push(Unmanaged {
-                    service: *key,
-                    dests: have.dests.len(),
-                });
-                return;
-            }
-            owned_services += 1;
-            owned_dests += have.dests.len();
-            services_removed += 1;
-            dests_removed += have.dests.len();
-            rest.service_deletes.push(Change {
-                op: Op::DelService { service: *key },
-                before: Some(Before::Service(Box::new(have.attrs.clone()))),
-                dests_removed: have.dests.len(),
-            });
-        }
-        Side::Both(key, want, have) => {
-            owned_services += 1;
-            owned_dests += have.dests.len();
-            if !same_service_attrs(key, &want.attrs, &have.attrs) {
-                rest.edits.push(change(
-                    Op::EditService {
-                        service: *key,
-                        attrs: want.attrs.clone(),
-                    },
-                    Some(Before::Service(Box::new(have.attrs.clone()))),
-                ));
-            }
-            diff_dests(
-                key,
-                &want.dests,
-                &have.dests,
-                &mut changes,
-                &mut rest,
-                &mut dests_removed,
-            );
-        }
-    });
-
-    let Rest {
-        edits,
-        dest_deletes,
-        service_deletes,
-    } = rest;
-    let summary = Summary {
-        add: changes.len(),
-        change: edits.len(),
-        delete: dest_deletes.len() + service_deletes.len(),
-    };
-    debug_assert!(service_adds <= changes.len());
-    changes.reserve_exact(summary.change + summary.delete);
-    changes.extend(edits);
-    changes.extend(dest_deletes);
-    changes.extend(service_deletes);
-    Ok(Plan {
-        changes,
-        unmanaged,
-        summary,
-        owned_services,
-        owned_dests,
-        dests_removed,
-        services_removed,
-    })
+    Ok(added_dests)
 }
 
+/// The second walk: the dest adds go on `changes`, everything else into
+/// the returned groups.
+fn diff_the_rest(
+    desired: &IpvsState,
+    live: &IpvsState,
+    ownership: &Ownership,
+    changes: &mut Vec<Change>,
+) -> Rest {
+    let mut rest = Rest::default();
+    merge(&desired.services, &live.services, |side| match side {
+        Side::Left(key, want) => add_dests(key, want, changes),
+        Side::Right(key, have) => rest.delete_service(key, have, ownership),
+        Side::Both(key, want, have) => rest.update_service(key, want, have, changes),
+    });
+    rest
+}
+
+/// The dests of a service being added.
+fn add_dests(key: &ServiceKey, want: &Service, changes: &mut Vec<Change>) {
+    for (dest, d) in &want.dests {
+        changes.push(change(
+            Op::AddDest {
+                service: *key,
+                dest: *dest,
+                attrs: d.attrs,
+            },
+            None,
+        ));
+    }
+}
+
+impl Rest {
+    /// A live service that is not desired: deleted if owned, else listed as
+    /// unmanaged.
+    fn delete_service(&mut self, key: &ServiceKey, have: &Service, ownership: &Ownership) {
+        if !ownership.owns(key) {
+            self.unmanaged.push(Unmanaged {
+                service: *key,
+                dests: have.dests.len(),
+            });
+            return;
+        }
+        self.owned_services += 1;
+        self.owned_dests += have.dests.len();
+        self.services_removed += 1;
+        self.dests_removed += have.dests.len();
+        self.service_deletes.push(Change {
+            op: Op::DelService { service: *key },
+            before: Some(Before::Service(Box::new(have.attrs.clone()))),
+            dests_removed: have.dests.len(),
+        });
+    }
+
+    /// A service both desired and live: its attributes, then its dests.
+    fn update_service(
+        &mut self,
+        key: &ServiceKey,
+        want: &Service,
+        have: &Service,
+        adds: &mut Vec<Change>,
+    ) {
+        self.owned_services += 1;
+        self.owned_dests += have.dests.len();
+        if !same_service_attrs(key, &want.attrs, &have.attrs) {
+            self.edits.push(change(
+                Op::EditService {
+                    service: *key,
+                    attrs: want.attrs.clone(),
+                },
+                Some(Before::Service(Box::new(have.attrs.clone()))),
+            ));
+        }
+        diff_dests(key, &want.dests, &have.dests, adds, self);
+    }
+
+    /// The plan: the adds, then edits, dest deletes, service deletes.
+    fn into_plan(self, mut changes: Vec<Change>) -> Plan {
+        let summary = Summary {
+            add: changes.len(),
+            change: self.edits.len(),
+            delete: self.dest_deletes.len() + self.service_deletes.len(),
+        };
+        changes.reserve_exact(summary.change + summary.delete);
+        changes.extend(self.edits);
+        changes.extend(self.dest_deletes);
+        changes.extend(self.service_deletes);
+        Plan {
+            changes,
+            unmanaged: self.unmanaged,
+            summary,
+            owned_services: self.owned_services,
+            owned_dests: self.owned_dests,
+            dests_removed: self.dests_removed,
+            services_removed: self.services_removed,
+        }
+    }
+}
+
+/// The dests of a service both desired and live: adds on `adds`, the rest
+/// into their groups.
 fn diff_dests(
     key: &ServiceKey,
     want: &BTreeMap<SocketAddr, Dest>,
     have: &BTreeMap<SocketAddr, Dest>,
     adds: &mut Vec<Change>,
     rest: &mut Rest,
-    dests_removed: &mut usize,
 ) {
     merge(want, have, |side| match side {
         Side::Left(dest, d) => adds.push(change(
@@ -273,7 +308,7 @@ fn diff_dests(
             None,
         )),
         Side::Right(dest, d) => {
-            *dests_removed += 1;
+            rest.dests_removed += 1;
             rest.dest_deletes.push(change(
                 Op::DelDest {
                     service: *key,

@@ -216,36 +216,73 @@ pub fn apply<'a>(
     if timeout_ms == 0 {
         return out;
     }
-
-    // Records whose dest is no longer live or came back.
-    for (service, dest) in drains.records.keys() {
-        let in_desired = desired
-            .services
-            .get(service)
-            .is_some_and(|s| s.dests.contains_key(dest));
-        let in_live = live
-            .services
-            .get(service)
-            .is_some_and(|s| s.dests.contains_key(dest));
-        if in_desired {
-            out.completed.push((*service, *dest, Completion::Returned));
-        } else if !in_live {
-            out.completed.push((*service, *dest, Completion::Vanished));
-        }
-    }
-
+    let tables = Tables {
+        desired,
+        live,
+        stats,
+        owns,
+    };
+    out.completed = ended_records(&tables, drains);
     let step = Step {
         drains,
         now_ms,
         timeout_ms,
     };
-    // Owned live dests leaving the desired state: first those with active
-    // connections. The counters, the live and the desired services and
-    // their dests are all sorted the same way: merge walks, no lookups.
-    let mut live_services = live.services.iter().peekable();
-    let mut desired_services = desired.services.iter().peekable();
-    for (key, counters) in stats {
-        if !counters.values().any(|s| s.active_conns > 0) || !owns(key) || is_udp(key) {
+    drain_busy_leavers(&tables, &step, &mut out);
+    drain_recorded_idle(&tables, &step, &mut out);
+    // In table order, as the dests are listed everywhere else.
+    out.active.sort_by_key(|d| (d.service, d.dest));
+    out.completed.sort();
+    out
+}
+
+/// What [`apply`] reads.
+struct Tables<'t> {
+    desired: &'t IpvsState,
+    live: &'t IpvsState,
+    stats: &'t LiveStats,
+    owns: &'t dyn Fn(&ServiceKey) -> bool,
+}
+
+impl Tables<'_> {
+    /// Whether the service's dests may drain: owned, and not UDP.
+    fn drainable(&self, key: &ServiceKey) -> bool {
+        (self.owns)(key) && !is_udp(key)
+    }
+}
+
+/// Records whose dest came back into the desired state or is no longer
+/// live.
+fn ended_records(t: &Tables<'_>, drains: &Drains) -> Vec<(ServiceKey, SocketAddr, Completion)> {
+    let mut ended = Vec::new();
+    for (service, dest) in drains.records.keys() {
+        let in_desired = t
+            .desired
+            .services
+            .get(service)
+            .is_some_and(|s| s.dests.contains_key(dest));
+        let in_live = t
+            .live
+            .services
+            .get(service)
+            .is_some_and(|s| s.dests.contains_key(dest));
+        if in_desired {
+            ended.push((*service, *dest, Completion::Returned));
+        } else if !in_live {
+            ended.push((*service, *dest, Completion::Vanished));
+        }
+    }
+    ended
+}
+
+/// Owned live dests leaving the desired state with active connections. The
+/// counters, the live and the desired services and their dests are all
+/// sorted the same way: merge walks, no lookups.
+fn drain_busy_leavers(t: &Tables<'_>, step: &Step<'_>, out: &mut Outcome<'_>) {
+    let mut live_services = t.live.services.iter().peekable();
+    let mut desired_services = t.desired.services.iter().peekable();
+    for (key, counters) in t.stats {
+        if !counters.values().any(|s| s.active_conns > 0) || !t.drainable(key) {
             continue;
         }
         while live_services.next_if(|(k, _)| *k < key).is_some() {}
@@ -265,37 +302,36 @@ pub fn apply<'a>(
                 continue;
             }
             if let Some(live_dest) = live_svc.dests.get(addr) {
-                step.decide(&mut out, key, addr, live_svc, live_dest, s.active_conns);
+                step.decide(out, key, addr, live_svc, live_dest, s.active_conns);
             }
         }
     }
-    // ...then those with a record and no active connection (a dest without
-    // either is left to the planner to delete).
-    for record in drains.records.values() {
+}
+
+/// Owned live dests leaving the desired state with a record and no active
+/// connection (a dest without either is left to the planner to delete).
+fn drain_recorded_idle(t: &Tables<'_>, step: &Step<'_>, out: &mut Outcome<'_>) {
+    for record in step.drains.records.values() {
         let (key, addr) = (&record.service, &record.dest);
-        let active_conns = active_conns(stats, key, addr);
-        if active_conns > 0 || !owns(key) || is_udp(key) {
+        let active_conns = active_conns(t.stats, key, addr);
+        if active_conns > 0 || !t.drainable(key) {
             continue;
         }
-        let Some(live_svc) = live.services.get(key) else {
+        let Some(live_svc) = t.live.services.get(key) else {
             continue;
         };
         let Some(live_dest) = live_svc.dests.get(addr) else {
             continue;
         };
-        if desired
+        if t.desired
             .services
             .get(key)
             .is_some_and(|s| s.dests.contains_key(addr))
         {
             continue;
         }
-        step.decide(&mut out, key, addr, live_svc, live_dest, 0);
+        step.decide(out, key, addr, live_svc, live_dest, 0);
     }
-    // In table order, as the dests are listed everywhere else.
-    out.active.sort_by_key(|d| (d.service, d.dest));
-    out.completed.sort();
-    out
 }
 
 /// Whether ops of a plan delete a dest that could drain: a dest of a

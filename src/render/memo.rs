@@ -35,7 +35,7 @@ use crate::model::{IpvsState, ServiceKey};
 use crate::tree::Tree;
 
 use super::Rendered;
-use super::digest::Digest256;
+use super::digest::{Changes, Digest256};
 use super::part::{self, Part};
 
 /// What the last [`Memo::render`] did (for tests, benches and logs).
@@ -214,111 +214,114 @@ impl Last {
         let origin_changed = self.config.origin.description != config.origin.description;
         self.config.origin.clone_from(&config.origin);
         if self.overlay.is_some() != overlay.is_some() {
-            let old = std::mem::take(&mut self.rendered.state);
-            *self = Last::split(config.clone(), overlay.cloned(), opts);
-            let changed = old != self.rendered.state;
-            return (self.work_of_split(), changed);
+            return self.split_anew(config, overlay, opts);
         }
-        // One walk over each tree: the changed paths and the new hash.
-        let config_unreadable = self.config.unreadable != config.unreadable;
-        let config_changes =
-            self.config_digest
-                .diff(&self.config.files, &self.config.unreadable, config);
-        let config_paths = config_changes.paths;
-        let (overlay_paths, overlay_unreadable, overlay_hash) =
-            match (&mut self.overlay, &mut self.overlay_digest, overlay) {
-                (Some(old), Some(digest), Some(new)) => {
-                    old.origin.clone_from(&new.origin);
-                    let changes = digest.diff(&old.files, &old.unreadable, new);
-                    (
-                        changes.paths,
-                        old.unreadable != new.unreadable,
-                        changes.hash,
-                    )
-                }
-                _ => (Vec::new(), false, None),
-            };
-        let config_changed = config_changes.hash.is_some();
-        let overlay_changed = overlay_hash.is_some();
-        if !config_changed
-            && !overlay_changed
+        let mut changes = self.diff_trees(config, overlay);
+        if changes.config.hash.is_none()
+            && changes.overlay.hash.is_none()
             && (config::holds_config_files(config) || !origin_changed)
         {
             return (Work::Unchanged, false);
         }
+        self.patch_copies(config, overlay, &mut changes);
+        let splittable = self.splittable();
+        let Some(parts) = self.parts.as_mut().filter(|_| splittable) else {
+            return self.resplit(opts);
+        };
+        let (global, services) = changes.parts();
+        let updated = update_parts(
+            &self.config,
+            self.overlay.as_ref(),
+            &mut self.rendered,
+            parts,
+            (global, &services),
+            opts,
+        );
+        match updated {
+            Ok(done) => done,
+            Err(Fallback) => self.render_in_full(opts),
+        }
+    }
 
-        // Patch the copies and the hashes.
-        patch(&mut self.config, config, &config_paths, config_unreadable);
-        if let Some(h) = config_changes.hash {
+    /// The overlay appeared or went: splits the new trees from scratch.
+    fn split_anew(
+        &mut self,
+        config: &Tree,
+        overlay: Option<&Tree>,
+        opts: &Options,
+    ) -> (Work, bool) {
+        let old = std::mem::take(&mut self.rendered.state);
+        *self = Last::split(config.clone(), overlay.cloned(), opts);
+        let changed = old != self.rendered.state;
+        (self.work_of_split(), changed)
+    }
+
+    /// One walk over each tree against its copy: the changed paths and the
+    /// new hashes.
+    fn diff_trees(&mut self, config: &Tree, overlay: Option<&Tree>) -> TreeChanges {
+        let config_unreadable = self.config.unreadable != config.unreadable;
+        let config_changes =
+            self.config_digest
+                .diff(&self.config.files, &self.config.unreadable, config);
+        let (overlay_changes, overlay_unreadable) =
+            match (&mut self.overlay, &mut self.overlay_digest, overlay) {
+                (Some(old), Some(digest), Some(new)) => {
+                    old.origin.clone_from(&new.origin);
+                    let changes = digest.diff(&old.files, &old.unreadable, new);
+                    (changes, old.unreadable != new.unreadable)
+                }
+                _ => (
+                    Changes {
+                        paths: Vec::new(),
+                        hash: None,
+                    },
+                    false,
+                ),
+            };
+        TreeChanges {
+            config: config_changes,
+            config_unreadable,
+            overlay: overlay_changes,
+            overlay_unreadable,
+        }
+    }
+
+    /// Patches the copies, and moves the new hashes into the render.
+    fn patch_copies(&mut self, config: &Tree, overlay: Option<&Tree>, changes: &mut TreeChanges) {
+        patch(
+            &mut self.config,
+            config,
+            &changes.config.paths,
+            changes.config_unreadable,
+        );
+        if let Some(h) = changes.config.hash.take() {
             self.rendered.config_hash = h;
         }
         if let (Some(old), Some(new)) = (&mut self.overlay, overlay) {
-            patch(old, new, &overlay_paths, overlay_unreadable);
+            patch(old, new, &changes.overlay.paths, changes.overlay_unreadable);
         }
-        if overlay_hash.is_some() {
-            self.rendered.overlay_hash = overlay_hash;
+        if let Some(h) = changes.overlay.hash.take() {
+            self.rendered.overlay_hash = Some(h);
         }
+    }
 
-        let splittable = config::holds_config_files(&self.config)
+    /// Whether the parts can express the copies: config files, and nothing
+    /// unreadable.
+    fn splittable(&self) -> bool {
+        config::holds_config_files(&self.config)
             && self.config.unreadable.is_empty()
             && self
                 .overlay
                 .as_ref()
-                .is_none_or(|o| o.unreadable.is_empty());
-        let Some(parts) = self.parts.as_mut().filter(|_| splittable) else {
-            return self.resplit(opts);
-        };
+                .is_none_or(|o| o.unreadable.is_empty())
+    }
 
-        // Which parts changed.
-        let mut global = false;
-        let mut services: BTreeSet<&str> = BTreeSet::new();
-        for path in &config_paths {
-            match part::of_config_path(path) {
-                Part::Service(s) => {
-                    services.insert(s);
-                }
-                Part::Global => global = true,
-            }
-        }
-        for path in &overlay_paths {
-            match part::of_overlay_path(path) {
-                Part::Service(s) => {
-                    services.insert(s);
-                }
-                Part::Global => global = true,
-            }
-        }
-
-        let r = &mut self.rendered;
-        let result = (|| {
-            let mut changed = false;
-            for svc in &services {
-                changed |= update_service(
-                    svc,
-                    &self.config,
-                    self.overlay.as_ref(),
-                    r,
-                    parts,
-                    opts,
-                    !global,
-                )?;
-            }
-            if global {
-                changed |= update_global(&self.config, self.overlay.as_ref(), r, parts, opts)?;
-            }
-            Ok::<bool, Fallback>(changed)
-        })();
-        match result {
-            Ok(changed) if global => (Work::Global, changed),
-            Ok(changed) => (Work::Services(services.len()), changed),
-            Err(Fallback) => {
-                // The parts were partly updated: render in full; the next
-                // change splits again.
-                self.parts = None;
-                self.rendered = super::render(&self.config, self.overlay.as_ref(), opts);
-                (Work::Full, true)
-            }
-        }
+    /// The parts were partly updated: renders in full; the next change
+    /// splits again.
+    fn render_in_full(&mut self, opts: &Options) -> (Work, bool) {
+        self.parts = None;
+        self.rendered = super::render(&self.config, self.overlay.as_ref(), opts);
+        (Work::Full, true)
     }
 
     /// Splits the (patched) copies again, keeping the hashes.
@@ -350,6 +353,55 @@ impl Last {
             Work::Full
         }
     }
+}
+
+/// What one diff walk over both trees found.
+struct TreeChanges {
+    config: Changes,
+    config_unreadable: bool,
+    /// Empty without an overlay.
+    overlay: Changes,
+    overlay_unreadable: bool,
+}
+
+impl TreeChanges {
+    /// Which parts changed: the global part, and the services.
+    fn parts(&self) -> (bool, BTreeSet<&str>) {
+        let mut global = false;
+        let mut services: BTreeSet<&str> = BTreeSet::new();
+        let config = self.config.paths.iter().map(|p| part::of_config_path(p));
+        let overlay = self.overlay.paths.iter().map(|p| part::of_overlay_path(p));
+        for part in config.chain(overlay) {
+            match part {
+                Part::Service(s) => {
+                    services.insert(s);
+                }
+                Part::Global => global = true,
+            }
+        }
+        (global, services)
+    }
+}
+
+/// Parses and compiles the changed services again, then, if the global
+/// part changed, every service. What it did and whether the state changed.
+fn update_parts(
+    config: &Tree,
+    overlay: Option<&Tree>,
+    rendered: &mut Rendered,
+    parts: &mut Parts,
+    (global, services): (bool, &BTreeSet<&str>),
+    opts: &Options,
+) -> Result<(Work, bool), Fallback> {
+    let mut changed = false;
+    for svc in services {
+        changed |= update_service(svc, config, overlay, rendered, parts, opts, !global)?;
+    }
+    if global {
+        changed |= update_global(config, overlay, rendered, parts, opts)?;
+        return Ok((Work::Global, changed));
+    }
+    Ok((Work::Services(services.len()), changed))
 }
 
 /// Makes `copy` equal to `new`, given the paths that differ.
@@ -632,10 +684,48 @@ fn update_service(
     opts: &Options,
     compile: bool,
 ) -> Result<bool, Fallback> {
-    // Parse.
+    let parse = parse_service(svc, config, overlay)?;
+    let exists = parse.exists;
+    let old = parts.services.remove(svc).unwrap_or_default();
+    let claims = reclaim(svc, &old.claims, parse.service.as_ref(), &mut parts.claims)?;
+    let mut new = splice_parse(svc, parse, claims, &old, rendered)?;
+    if !compile {
+        // The global update compiles it, with every other service; if it
+        // is gone, its state goes with that recompile.
+        new.keys = old.keys;
+        if exists {
+            parts.services.insert(svc.to_string(), new);
+        }
+        return Ok(false);
+    }
+    let changed = compile_and_splice(svc, old.keys, &mut new, rendered, parts, opts)?;
+    if exists {
+        parts.services.insert(svc.to_string(), new);
+    } else if !new.keys.is_empty() || !new.diags.is_empty() {
+        return Err(Fallback);
+    }
+    Ok(changed)
+}
+
+/// One service parsed on its own.
+struct ServiceParse {
+    service: Option<Service>,
+    backends: Option<BTreeMap<String, Backend>>,
+    /// Sorted, deduplicated.
+    parse_diags: Vec<Diagnostic>,
+    skipped: usize,
+    /// Whether it has any config file or overlay key.
+    exists: bool,
+}
+
+/// Parses one service's config files and overlay keys.
+fn parse_service(
+    svc: &str,
+    config: &Tree,
+    overlay: Option<&Tree>,
+) -> Result<ServiceParse, Fallback> {
     let config_tree = service_config_tree(config, svc);
     let overlay_tree = overlay.map(|o| service_overlay_tree(o, svc));
-    let old = parts.services.remove(svc).unwrap_or_default();
     let (service, mut parse_diags) = if config_tree.files.is_empty() {
         (None, Vec::new())
     } else {
@@ -649,53 +739,78 @@ fn update_service(
         }
         _ => (None, 0),
     };
+    let exists =
+        !config_tree.files.is_empty() || overlay_tree.as_ref().is_some_and(|t| !t.files.is_empty());
+    Ok(ServiceParse {
+        service,
+        backends,
+        parse_diags,
+        skipped,
+        exists,
+    })
+}
 
-    // Claims.
-    for key in &old.claims {
-        parts.claims.remove(key);
+/// Moves a service's claims from its old frontend to its new one; the new
+/// claims. Another service claiming one of them: fall back.
+fn reclaim(
+    svc: &str,
+    old: &[ServiceKey],
+    service: Option<&Service>,
+    claims: &mut HashMap<ServiceKey, String>,
+) -> Result<Vec<ServiceKey>, Fallback> {
+    for key in old {
+        claims.remove(key);
     }
-    let claims = service
-        .as_ref()
+    let new = service
         .map(|s| s.frontend.service_keys())
         .unwrap_or_default();
-    for key in &claims {
-        if parts.claims.insert(*key, svc.to_string()).is_some() {
+    for key in &new {
+        if claims.insert(*key, svc.to_string()).is_some() {
             return Err(Fallback);
         }
     }
+    Ok(new)
+}
 
-    // Splice the parse in.
-    match service {
+/// Puts a service's new parse in place of its old one in `rendered` (the
+/// config service, the overlay backends, the skipped count) and takes its
+/// old diagnostics out. Its new part, not compiled yet.
+fn splice_parse(
+    svc: &str,
+    parse: ServiceParse,
+    claims: Vec<ServiceKey>,
+    old: &ServicePart,
+    rendered: &mut Rendered,
+) -> Result<ServicePart, Fallback> {
+    match parse.service {
         Some(s) => rendered.config.services.insert(svc.to_string(), s),
         None => rendered.config.services.remove(svc),
     };
-    match backends {
+    match parse.backends {
         Some(b) => rendered.overlay.backends.insert(svc.to_string(), b),
         None => rendered.overlay.backends.remove(svc),
     };
-    rendered.overlay.skipped = rendered.overlay.skipped + skipped - old.skipped;
+    rendered.overlay.skipped = rendered.overlay.skipped + parse.skipped - old.skipped;
     remove_diags(&mut rendered.diags.0, &old.diags)?;
-    let mut new = ServicePart {
-        parse_diags,
+    Ok(ServicePart {
+        parse_diags: parse.parse_diags,
         diags: Vec::new(),
-        skipped,
+        skipped: parse.skipped,
         claims,
         keys: Vec::new(),
-    };
-    let exists =
-        !config_tree.files.is_empty() || overlay_tree.as_ref().is_some_and(|t| !t.files.is_empty());
-    if !compile {
-        // The global update compiles it, with every other service.
-        new.keys = old.keys;
-        if exists {
-            parts.services.insert(svc.to_string(), new);
-        } else {
-            // Its state goes with the recompile of everything.
-        }
-        return Ok(false);
-    }
+    })
+}
 
-    // Compile and splice the state in.
+/// Compiles a service and splices its diagnostics and state fragment in
+/// place of the old ones (`old_keys`); whether the state changed.
+fn compile_and_splice(
+    svc: &str,
+    old_keys: Vec<ServiceKey>,
+    new: &mut ServicePart,
+    rendered: &mut Rendered,
+    parts: &mut Parts,
+    opts: &Options,
+) -> Result<bool, Fallback> {
     let (fragment, diags) = compile_service(
         svc,
         rendered,
@@ -705,31 +820,25 @@ fn update_service(
     );
     new.diags = merge(new.parse_diags.clone(), diags);
     insert_diags(&mut rendered.diags.0, &new.diags)?;
-    let same = old.keys.len() == fragment.services.len()
-        && old
-            .keys
+    let same = old_keys.len() == fragment.services.len()
+        && old_keys
             .iter()
             .zip(fragment.services.iter())
             .all(|(k, (nk, ns))| k == nk && rendered.state.services.get(k) == Some(ns));
-    if !same {
-        for key in &old.keys {
-            rendered.state.services.remove(key);
-        }
-        new.keys = fragment.services.keys().copied().collect();
-        for (key, service) in fragment.services {
-            if rendered.state.services.insert(key, service).is_some() {
-                return Err(Fallback);
-            }
-        }
-    } else {
-        new.keys = old.keys;
+    if same {
+        new.keys = old_keys;
+        return Ok(false);
     }
-    if exists {
-        parts.services.insert(svc.to_string(), new);
-    } else if !new.keys.is_empty() || !new.diags.is_empty() {
-        return Err(Fallback);
+    for key in &old_keys {
+        rendered.state.services.remove(key);
     }
-    Ok(!same)
+    new.keys = fragment.services.keys().copied().collect();
+    for (key, service) in fragment.services {
+        if rendered.state.services.insert(key, service).is_some() {
+            return Err(Fallback);
+        }
+    }
+    Ok(true)
 }
 
 /// The global part changed: parses it again and compiles every service.
