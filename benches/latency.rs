@@ -1,7 +1,7 @@
 //! End-to-end latency of the watch daemon on the host: a backend's weight
 //! put into a real etcd (loopback) until the daemon's kernel table shows it,
 //! over many changes, for a small table and for large ones. The daemon is
-//! the real one (`cli::watch::Daemon`: etcd watch, debounce, incremental
+//! the real one (`daemon::Daemon`: etcd watch, debounce, incremental
 //! render, plan, apply); only the kernel is the in-memory table
 //! (`MemoryKernel`), since this host has no IPVS (the same run against the
 //! real kernel is `tests/vm/scenarios/watch.sh`, under emulation).
@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use clusterf::cli::source::{ConfigArgs, OverlayArgs};
-use clusterf::cli::watch::{Daemon, MemoryKernel, WatchArgs, WatchOptions};
+use clusterf::cli::watch::{WatchArgs, resolve};
+use clusterf::daemon::{Daemon, MemoryKernel};
 use clusterf::model::{Protocol, ServiceKey};
 
 // As in the binary (src/main.rs), so that the numbers are the binary's.
@@ -119,7 +120,7 @@ fn run(etcd: &support::Etcd, rt: &tokio::runtime::Runtime, services: u32, change
         resync: Duration::from_secs(3600),
         ..WatchArgs::default()
     };
-    let opts = WatchOptions::new(s.config, s.overlay, Default::default(), watch);
+    let opts = resolve(&s.config, &s.overlay, Default::default(), &watch).expect("options");
     let kernel = MemoryKernel::default();
     let t = Instant::now();
     let daemon = rt

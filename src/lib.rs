@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod compile;
 pub mod config;
+pub mod daemon;
 pub mod diag;
 pub mod docker;
 pub mod etcd;

@@ -4,7 +4,7 @@
 //!
 //! Invariant: metrics only record what they are told; they never read the
 //! clock, the kernel or a source themselves (the caller passes timestamps),
-//! and serving them over HTTP is the daemon's job (`cli::watch`).
+//! and serving them over HTTP is the daemon's job (`daemon::http`).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;

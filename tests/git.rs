@@ -17,7 +17,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use clusterf::cli::source::{ConfigArgs, OverlayArgs};
-use clusterf::cli::watch::{Daemon, MemoryKernel, WatchArgs, WatchOptions};
+use clusterf::cli::watch::{WatchArgs, resolve};
+use clusterf::daemon::{Daemon, MemoryKernel};
 use clusterf::source::git::{self, GitSource, Options};
 use support_http::http;
 use tempfile::TempDir;
@@ -1330,7 +1331,7 @@ async fn the_daemon_restarted_while_the_remote_is_down_applies_the_cached_commit
         };
         let kernel = MemoryKernel::default();
         let daemon = Daemon::start(
-            WatchOptions::new(src.config, src.overlay, Default::default(), args),
+            resolve(&src.config, &src.overlay, Default::default(), &args).unwrap(),
             Box::new(kernel.clone()),
         )
         .await

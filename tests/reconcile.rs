@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use clusterf::cli::source::{ConfigArgs, OverlayArgs};
-use clusterf::cli::watch::{Daemon, MemoryKernel, WatchArgs, WatchOptions};
+use clusterf::cli::watch::{WatchArgs, resolve};
+use clusterf::daemon::{Daemon, MemoryKernel, Options};
 use clusterf::model::{DestStats, IpvsState};
 use clusterf::source::etcd::watch::Tuning;
 use support::Etcd;
@@ -34,7 +35,7 @@ struct Sources {
     overlay: OverlayArgs,
 }
 
-fn options(config_dir: &Path, etcd: Option<&Etcd>, watch: WatchArgs) -> WatchOptions {
+fn options(config_dir: &Path, etcd: Option<&Etcd>, watch: WatchArgs) -> Options {
     let mut argv = vec![
         "t".to_string(),
         "--config-path".to_string(),
@@ -45,7 +46,7 @@ fn options(config_dir: &Path, etcd: Option<&Etcd>, watch: WatchArgs) -> WatchOpt
         argv.push(e.url());
     }
     let s = Sources::try_parse_from(argv).expect("source args");
-    let mut opts = WatchOptions::new(s.config, s.overlay, Default::default(), watch);
+    let mut opts = resolve(&s.config, &s.overlay, Default::default(), &watch).expect("options");
     opts.etcd_tuning = Tuning {
         backoff_min: Duration::from_millis(50),
         backoff_max: Duration::from_millis(500),
@@ -107,7 +108,7 @@ async fn eventually(limit: Duration, what: &str, mut cond: impl FnMut() -> bool)
 }
 
 /// Starts the daemon on the in-memory kernel and waits for its startup pass.
-async fn started(opts: WatchOptions, kernel: &MemoryKernel) -> Daemon {
+async fn started(opts: Options, kernel: &MemoryKernel) -> Daemon {
     let daemon = Daemon::start(opts, Box::new(kernel.clone())).await.unwrap();
     eventually(Duration::from_secs(10), "the startup pass", || {
         daemon.status().passes_ok >= 1
@@ -998,7 +999,7 @@ async fn a_git_hook_polls_the_repository_now() {
     args.flush_on_exit = true;
     let kernel = MemoryKernel::default();
     let daemon = Daemon::start(
-        WatchOptions::new(s.config, s.overlay, Default::default(), args),
+        resolve(&s.config, &s.overlay, Default::default(), &args).unwrap(),
         Box::new(kernel.clone()),
     )
     .await

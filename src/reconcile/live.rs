@@ -4,23 +4,21 @@
 //! the whole table from the kernel, so that one etcd event costs in
 //! proportion to the change, not to the table.
 //!
-//! When the copy may be used is decided here, from plain data: the time
-//! (passed in, on the daemon's monotonic clock), whether it was put back
-//! after the last pass, and explicit invalidation. The pass never needs to
-//! know why it woke:
+//! The whole rule for when the copy may be used is here, from plain data
+//! (the time on the daemon's monotonic clock, passed in, and a
+//! [`Situation`]). The kernel is read for real:
 //!
-//! - empty (first pass, restart): read;
-//! - the last pass failed in any way (invalid config, source error, apply
+//! - on the first pass (restart): the copy is empty;
+//! - after a failed pass of any kind (invalid config, source error, apply
 //!   failure, partial apply): the daemon takes the copy out at the start of
 //!   a pass ([`LiveCache::take`]) and puts it back only when the pass
 //!   succeeded, so any failure leaves it empty and the retry reads;
-//! - older than `max_age` (the resync interval): read. The anti-entropy pass
-//!   is exactly a pass whose copy has expired;
-//! - invalidated (SIGHUP): read.
-//!
-//! Drains are the daemon's rule on top: they need fresh connection
-//! counters, so a pass reads while drains are in progress or when the plan
-//! against the copy would start one.
+//! - once the copy is `max_age` (the resync interval) old, and on a resync
+//!   pass: the anti-entropy pass is a pass whose copy expired;
+//! - after SIGHUP;
+//! - while drains are in progress, and when the plan against the copy would
+//!   start one ([`may_start_drain`]): drains need fresh connection
+//!   counters.
 //!
 //! Invariant: the copy is never newer than the kernel in anything but our
 //! own acked ops, so the planner never deletes something that is not in
@@ -29,13 +27,13 @@
 //! last one); an op that fails because of it fails the pass, which empties
 //! the copy, and the retry reads the kernel.
 //!
-//! Not here: no I/O, no clock, no kernel client; the daemon (`cli::watch`)
+//! Not here: no I/O, no clock, no kernel client; the daemon (`crate::daemon`)
 //! reads and applies.
 
 use std::time::Duration;
 
 use crate::model::{IpvsState, Op};
-use crate::reconcile::drain::LiveStats;
+use crate::reconcile::drain::{self, LiveStats};
 
 /// The kernel's table as the daemon knows it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -67,6 +65,36 @@ impl Table {
     }
 }
 
+/// What a pass knows when it starts that makes it read the kernel whatever
+/// the copy's age.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Situation {
+    /// A resync pass (the anti-entropy pass reads).
+    pub resync: bool,
+    /// SIGHUP since the last pass.
+    pub sighup: bool,
+    /// Drains in progress: they need fresh connection counters.
+    pub draining: bool,
+}
+
+impl Situation {
+    fn needs_read(self) -> bool {
+        self.resync || self.sighup || self.draining
+    }
+}
+
+/// Whether a plan made against the copy needs a fresh read after all: with
+/// draining on (`drain_timeout` not zero), a delete of a dest that may have
+/// connections would start a drain, and only the kernel's counters can
+/// tell.
+pub fn may_start_drain<'o>(
+    plan: impl IntoIterator<Item = &'o Op>,
+    copy: &Table,
+    drain_timeout: Duration,
+) -> bool {
+    !drain_timeout.is_zero() && drain::deletes_drainable(plan, &copy.state)
+}
+
 /// The copy of the table kept between passes, and when it may be used.
 #[derive(Clone, Debug)]
 pub struct LiveCache {
@@ -85,24 +113,21 @@ impl LiveCache {
     }
 
     /// Takes the copy out for a pass at `now`: `Some` if the pass may plan
-    /// against it, `None` if it must read the kernel (empty, invalidated or
-    /// expired). Either way the cache is empty afterwards until [`put`].
+    /// against it, `None` if it must read the kernel (empty, expired, or the
+    /// [`Situation`] asks for a read). Either way the cache is empty
+    /// afterwards until [`put`].
     ///
     /// [`put`]: LiveCache::put
-    pub fn take(&mut self, now: Duration) -> Option<Table> {
+    pub fn take(&mut self, now: Duration, situation: Situation) -> Option<Table> {
         let table = self.table.take()?;
-        (now.saturating_sub(table.read_at) < self.max_age).then_some(table)
+        let fresh = now.saturating_sub(table.read_at) < self.max_age;
+        (fresh && !situation.needs_read()).then_some(table)
     }
 
     /// Keeps the table after a successful pass (read, or taken, plus the
     /// ops the pass applied).
     pub fn put(&mut self, table: Table) {
         self.table = Some(table);
-    }
-
-    /// Forgets the copy: the next pass reads the kernel.
-    pub fn invalidate(&mut self) {
-        self.table = None;
     }
 
     /// When the kept copy expires (the next pass after this reads).
@@ -116,7 +141,7 @@ impl LiveCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Dest, DestAttrs, DestStats, Method, Service, ServiceAttrs};
+    use crate::model::{Dest, DestAttrs, DestStats, Method, Service, ServiceAttrs, ServiceKey};
 
     const S: Duration = Duration::from_secs(1);
 
@@ -147,37 +172,109 @@ mod tests {
         }
     }
 
+    /// A pass with nothing that asks for a read but the copy's age.
+    const QUIET: Situation = Situation {
+        resync: false,
+        sighup: false,
+        draining: false,
+    };
+
     #[test]
     fn a_copy_is_used_until_it_expires() {
         let mut c = LiveCache::new(30 * S);
-        assert_eq!(c.take(Duration::ZERO), None, "empty at start");
+        assert_eq!(c.take(Duration::ZERO, QUIET), None, "empty at start");
         c.put(table(10 * S));
         assert_eq!(c.expires_at(), Some(40 * S));
-        let t = c.take(39 * S).expect("fresh");
-        assert_eq!(c.take(39 * S), None, "taken out for the pass");
+        let t = c.take(39 * S, QUIET).expect("fresh");
+        assert_eq!(c.take(39 * S, QUIET), None, "taken out for the pass");
         c.put(t);
-        assert_eq!(c.take(40 * S), None, "expired: the resync reads");
-        assert_eq!(c.take(41 * S), None, "and stays empty");
+        assert_eq!(c.take(40 * S, QUIET), None, "expired: the resync reads");
+        assert_eq!(c.take(41 * S, QUIET), None, "and stays empty");
     }
 
     #[test]
     fn a_pass_that_does_not_put_it_back_leaves_it_empty() {
         let mut c = LiveCache::new(30 * S);
         c.put(table(Duration::ZERO));
-        let _failed_pass = c.take(S);
-        assert_eq!(c.take(2 * S), None);
+        let _failed_pass = c.take(S, QUIET);
+        assert_eq!(c.take(2 * S, QUIET), None);
         assert_eq!(c.expires_at(), None);
     }
 
     #[test]
-    fn invalidation_and_a_zero_age_force_a_read() {
+    fn a_sighup_and_a_zero_age_force_a_read() {
         let mut c = LiveCache::new(30 * S);
         c.put(table(Duration::ZERO));
-        c.invalidate();
-        assert_eq!(c.take(S), None);
+        let sighup = Situation {
+            sighup: true,
+            ..QUIET
+        };
+        assert_eq!(c.take(S, sighup), None);
         let mut c = LiveCache::new(Duration::ZERO);
         c.put(table(Duration::ZERO));
-        assert_eq!(c.take(Duration::ZERO), None);
+        assert_eq!(c.take(Duration::ZERO, QUIET), None);
+    }
+
+    #[test]
+    fn a_resync_pass_reads_and_empties_the_copy() {
+        let mut c = LiveCache::new(30 * S);
+        c.put(table(Duration::ZERO));
+        let resync = Situation {
+            resync: true,
+            ..QUIET
+        };
+        assert_eq!(c.take(S, resync), None, "fresh, but a resync reads");
+        assert_eq!(c.take(S, QUIET), None, "and the copy is gone");
+    }
+
+    #[test]
+    fn drains_in_progress_read() {
+        let mut c = LiveCache::new(30 * S);
+        c.put(table(Duration::ZERO));
+        let draining = Situation {
+            draining: true,
+            ..QUIET
+        };
+        assert_eq!(c.take(S, draining), None);
+        assert_eq!(c.take(S, QUIET), None, "and the copy is gone");
+    }
+
+    #[test]
+    fn a_plan_that_would_start_a_drain_reads() {
+        let copy = table(Duration::ZERO);
+        let service: ServiceKey = "tcp://10.0.0.1:80".parse().unwrap();
+        let dest = "10.1.0.1:80".parse().unwrap();
+        let del_dest = [Op::DelDest { service, dest }];
+        let del_service = [Op::DelService { service }];
+        let add_dest = [Op::AddDest {
+            service,
+            dest: "10.1.0.2:80".parse().unwrap(),
+            attrs: DestAttrs::new(Method::Masq, 10),
+        }];
+        assert!(may_start_drain(&del_dest, &copy, S));
+        assert!(may_start_drain(&del_service, &copy, S), "its dests drain");
+        assert!(!may_start_drain(&add_dest, &copy, S));
+        assert!(
+            !may_start_drain(&del_dest, &copy, Duration::ZERO),
+            "draining off: the copy serves"
+        );
+        // UDP has no connections to drain; a service without dests has
+        // nothing to drain.
+        let udp: ServiceKey = "udp://10.0.0.1:53".parse().unwrap();
+        assert!(!may_start_drain(
+            &[Op::DelDest { service: udp, dest }],
+            &copy,
+            S
+        ));
+        let mut empty = copy.clone();
+        empty
+            .state
+            .services
+            .get_mut(&service)
+            .unwrap()
+            .dests
+            .clear();
+        assert!(!may_start_drain(&del_service, &empty, S));
     }
 
     #[test]

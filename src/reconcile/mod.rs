@@ -8,8 +8,8 @@
 //!   read plus our own ops) and when a pass may plan against it.
 //!
 //! Invariant: no I/O here: no clock, no sockets, no files, no tokio. The
-//! daemon (`cli::watch`) owns timers, sources, the kernel and the state file,
-//! and calls into these modules with plain data.
+//! daemon (`crate::daemon`) owns timers, sources, the kernel and the state
+//! file, and calls into these modules with plain data.
 
 pub mod drain;
 pub mod live;

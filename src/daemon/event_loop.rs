@@ -1,0 +1,371 @@
+//! The daemon's event loop: turns the clock, the etcd watch, Git polls,
+//! config-directory changes, SIGHUP and finished passes into [`Event`]s for
+//! the pure [`Schedule`], and carries out its actions (start a pass, poll
+//! Git, sleep until a time). Passes and polls run on blocking threads; the
+//! loop only waits.
+//!
+//! Must not: decide when to pass or poll (the schedule does) or what a
+//! pass does (the pass does).
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Result;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tracing::{debug, error, info, warn};
+
+use super::clock::unix_now;
+use super::inputs::{ConfigWatch, GitPoller};
+use super::pass::{Pass, PassFailure, PassReport};
+use super::sync::lock;
+use crate::cli::format_error;
+use crate::metrics::Metrics;
+use crate::reconcile::{Action, Event, Schedule, Settings, Source, Trigger};
+use crate::source::etcd::watch::OverlayWatch;
+
+/// What the loop's helpers (passes, polls, the config watcher, the HTTP
+/// hook) tell it.
+pub enum Msg {
+    PassDone {
+        result: Result<PassReport, PassFailure>,
+        took: Duration,
+        changed_at: Option<Duration>,
+    },
+    GitPolled(Result<bool, String>),
+    HookGit,
+    ConfigChanged,
+}
+
+/// What the daemon reports about itself (for tests and health checks).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Status {
+    pub passes_ok: u64,
+    pub passes_failed: u64,
+    /// Ops applied by the last successful pass.
+    pub last_ops: usize,
+    /// The error of the last failed pass, until a pass succeeds.
+    pub last_error: Option<String>,
+    pub drains_active: usize,
+}
+
+/// The etcd watch and its change notifications.
+pub type EtcdFeed = (Arc<OverlayWatch>, tokio::sync::watch::Receiver<u64>);
+
+/// The loop and what it drives.
+pub struct EventLoop {
+    pub settings: Settings,
+    /// The daemon's clock, shared with the passes.
+    pub epoch: Instant,
+    /// Set on SIGHUP: the next pass reads the kernel.
+    pub sighup: Arc<AtomicBool>,
+    pub pass: Arc<Mutex<Pass>>,
+    pub git: Option<Arc<Mutex<GitPoller>>>,
+    pub etcd: Option<EtcdFeed>,
+    pub metrics: Arc<Metrics>,
+    pub status: Arc<Mutex<Status>>,
+    /// Set by the first successful pass (`/readyz`).
+    pub ready: Arc<AtomicBool>,
+    pub tx: mpsc::UnboundedSender<Msg>,
+    pub rx: mpsc::UnboundedReceiver<Msg>,
+    pub flush_on_exit: bool,
+    pub fs_watcher: Option<ConfigWatch>,
+}
+
+/// What woke the loop.
+enum Wake {
+    Shutdown,
+    Event(Event),
+    /// Nothing for the schedule (a source that ended).
+    Nothing,
+}
+
+/// The loop's own state while it runs.
+struct Running {
+    sched: Schedule,
+    hup: Option<Signal>,
+    pass_running: bool,
+    /// etcd watcher failures counted as errors so far.
+    etcd_failures: u64,
+}
+
+impl EventLoop {
+    /// Runs until `shutdown`, then lets a running pass finish (briefly) and
+    /// flushes if asked.
+    pub async fn run(mut self, mut shutdown: oneshot::Receiver<()>) -> Result<()> {
+        let mut running = Running {
+            sched: Schedule::new(self.settings.clone(), self.now()),
+            hup: signal(SignalKind::hangup())
+                .map_err(|e| warn!("cannot handle SIGHUP: {e}"))
+                .ok(),
+            pass_running: false,
+            etcd_failures: 0,
+        };
+        let mut events: Vec<Event> = Vec::new();
+        loop {
+            let actions = running.sched.step(self.now(), events.drain(..));
+            let wake = self.act(actions, &mut running);
+            match self.wait(wake, &mut shutdown, &mut running).await {
+                Wake::Shutdown => break,
+                Wake::Event(e) => events.push(e),
+                Wake::Nothing => {}
+            }
+            self.count_etcd_failures(&mut running.etcd_failures);
+        }
+        if running.pass_running {
+            running.pass_running = !self.finish_pass().await;
+        }
+        if self.flush_on_exit {
+            self.flush(running.pass_running).await;
+        } else {
+            info!("stopping; the IPVS rules stay in place");
+        }
+        Ok(())
+    }
+
+    /// The schedule's now: time since the epoch.
+    fn now(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
+    /// Carries out the schedule's actions; when to wake at the latest.
+    fn act(&self, actions: impl IntoIterator<Item = Action>, running: &mut Running) -> Duration {
+        let mut wake = Duration::from_secs(86_400 * 365);
+        for action in actions {
+            match action {
+                Action::StartPass {
+                    triggers,
+                    changed_at,
+                } => {
+                    running.pass_running = true;
+                    self.start_pass(triggers, changed_at);
+                }
+                Action::PollGit => self.start_poll(),
+                Action::WakeAt(t) => wake = t,
+            }
+        }
+        wake
+    }
+
+    /// Waits for the next thing that happens: shutdown, the wake time, an
+    /// etcd change, a message, SIGHUP.
+    async fn wait(
+        &mut self,
+        wake: Duration,
+        shutdown: &mut oneshot::Receiver<()>,
+        running: &mut Running,
+    ) -> Wake {
+        let sleep = tokio::time::sleep_until(self.epoch + wake);
+        let etcd_changed = async {
+            match &mut self.etcd {
+                Some((_, rx)) => rx.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
+        let hup = async {
+            match &mut running.hup {
+                Some(h) => h.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = shutdown => Wake::Shutdown,
+            _ = sleep => Wake::Event(Event::Tick),
+            ok = etcd_changed => self.etcd_changed(ok),
+            Some(msg) = self.rx.recv() => self.received(msg, running),
+            got = hup => self.sighup(got.is_some(), running),
+        }
+    }
+
+    fn etcd_changed(&mut self, ok: bool) -> Wake {
+        if ok {
+            return Wake::Event(Event::EtcdChanged);
+        }
+        warn!(
+            source = "etcd",
+            "etcd watcher stopped; keeping the last overlay"
+        );
+        self.etcd = None;
+        Wake::Nothing
+    }
+
+    fn received(&mut self, msg: Msg, running: &mut Running) -> Wake {
+        Wake::Event(match msg {
+            Msg::PassDone {
+                result,
+                took,
+                changed_at,
+            } => {
+                running.pass_running = false;
+                self.pass_done(result, took, changed_at, self.now())
+            }
+            Msg::GitPolled(Ok(new_commit)) => {
+                self.metrics
+                    .source_ok(Source::Git, unix_now().as_secs_f64());
+                Event::GitPolled { new_commit }
+            }
+            Msg::GitPolled(Err(e)) => {
+                warn!(
+                    source = "git",
+                    "poll failed (a commit read before stays in use): {e}"
+                );
+                self.metrics.error(Source::Git);
+                Event::GitPollFailed
+            }
+            Msg::HookGit => Event::HookGit,
+            Msg::ConfigChanged => {
+                if let Some(w) = &mut self.fs_watcher {
+                    w.refresh();
+                }
+                Event::ConfigChanged
+            }
+        })
+    }
+
+    fn sighup(&self, got: bool, running: &mut Running) -> Wake {
+        if !got {
+            running.hup = None;
+            return Wake::Nothing;
+        }
+        info!("SIGHUP: reloading");
+        self.sighup.store(true, Ordering::Relaxed);
+        Wake::Event(Event::Sighup)
+    }
+
+    /// The etcd watcher's own failures count as etcd errors.
+    fn count_etcd_failures(&self, counted: &mut u64) {
+        if let Some((w, _)) = &self.etcd {
+            let failures = w.status().failures;
+            for _ in *counted..failures {
+                self.metrics.error(Source::Etcd);
+            }
+            *counted = failures;
+        }
+    }
+
+    /// At shutdown: waits briefly for the running pass; whether it ended.
+    async fn finish_pass(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_millis(800);
+        while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
+            if let Msg::PassDone {
+                result,
+                took,
+                changed_at,
+            } = msg
+            {
+                self.pass_done(result, took, changed_at, self.now());
+                return true;
+            }
+        }
+        false
+    }
+
+    /// `--flush-on-exit`: deletes the owned services, unless a pass is
+    /// still running.
+    async fn flush(&self, pass_running: bool) {
+        if pass_running {
+            warn!("--flush-on-exit: a pass is still running; not flushing");
+            return;
+        }
+        let pass = self.pass.clone();
+        let r = tokio::task::spawn_blocking(move || lock(&pass).delete_owned()).await;
+        match r {
+            Ok(Ok(n)) => info!(
+                services = n,
+                "deleted the owned IPVS services (--flush-on-exit); others stay"
+            ),
+            Ok(Err(e)) => error!("--flush-on-exit: {}", format_error(&e)),
+            Err(e) => error!("--flush-on-exit: {e}"),
+        }
+    }
+
+    fn start_pass(&self, triggers: BTreeSet<Trigger>, changed_at: Option<Duration>) {
+        let pass = self.pass.clone();
+        let tx = self.tx.clone();
+        let names: Vec<&str> = triggers.iter().map(|t| t.as_str()).collect();
+        debug!(triggers = names.join(","), "pass");
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let result = lock(&pass).run(&triggers);
+            let _ = tx.send(Msg::PassDone {
+                result,
+                took: started.elapsed(),
+                changed_at,
+            });
+        });
+    }
+
+    fn start_poll(&self) {
+        let Some(git) = self.git.clone() else { return };
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let r = lock(&git).poll().map_err(|e| format_error(&e));
+            let _ = tx.send(Msg::GitPolled(r));
+        });
+    }
+
+    /// Records a finished pass (status, metrics, logs); the schedule's
+    /// event.
+    fn pass_done(
+        &self,
+        result: Result<PassReport, PassFailure>,
+        took: Duration,
+        changed_at: Option<Duration>,
+        now: Duration,
+    ) -> Event {
+        self.metrics.pass_finished(result.is_ok(), took);
+        let mut status = lock(&self.status);
+        match result {
+            Ok(report) => {
+                if let Some(at) = changed_at {
+                    self.metrics.change_applied(now.saturating_sub(at));
+                }
+                if status.last_error.take().is_some() {
+                    info!("recovered: the kernel matches the desired state again");
+                }
+                if report.ops > 0 {
+                    info!(
+                        changes = report.ops,
+                        ms = took.as_millis() as u64,
+                        "applied"
+                    );
+                }
+                status.passes_ok += 1;
+                status.last_ops = report.ops;
+                status.drains_active = report.drains_active;
+                self.ready.store(true, Ordering::Relaxed);
+                Event::PassOk {
+                    recheck_at: recheck_at(&report, now),
+                }
+            }
+            Err(f) => {
+                error!(source = f.source.as_str(), "pass failed: {}", f.error);
+                self.metrics.error(f.source);
+                status.passes_failed += 1;
+                status.last_error = Some(f.error);
+                Event::PassFailed { source: f.source }
+            }
+        }
+    }
+}
+
+/// When to look again after a successful pass: at the next drain deadline,
+/// and every second while drains wait for connections to close (a change
+/// by hand is seen by the resync, which re-reads the kernel every --resync
+/// whatever other passes run); an unsaved drain state within seconds.
+fn recheck_at(report: &PassReport, now: Duration) -> Option<Duration> {
+    let mut at = report.next_drain_deadline_ms.map(|deadline| {
+        let left = Duration::from_millis(deadline)
+            .saturating_sub(unix_now())
+            .min(Duration::from_secs(1));
+        now + left
+    });
+    if report.state_unsaved {
+        let retry = now + Duration::from_secs(5);
+        at = Some(at.map_or(retry, |at| at.min(retry)));
+    }
+    at
+}

@@ -1,0 +1,54 @@
+//! An in-memory kernel table, for tests and for running the daemon where
+//! there is no IPVS: ops are applied as the kernel would, with
+//! [`Op::apply_to`].
+//!
+//! Must not: differ from the kernel in what an op does.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Result;
+
+use super::kernel::{ApplyFailure, Kernel};
+use super::sync::lock;
+use crate::model::{IpvsState, Op};
+use crate::netlink;
+
+/// The table, shared with the test that watches it.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryKernel {
+    pub live: Arc<Mutex<netlink::Live>>,
+    /// How many times the table was read (dumped), as a netlink client
+    /// would dump it.
+    pub reads: Arc<AtomicU64>,
+}
+
+impl MemoryKernel {
+    pub fn table(&self) -> IpvsState {
+        lock(&self.live).state.clone()
+    }
+
+    /// How many times the daemon read the whole table.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+}
+
+impl Kernel for MemoryKernel {
+    fn read(&mut self) -> Result<netlink::Live> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        Ok(lock(&self.live).clone())
+    }
+
+    fn apply(&mut self, ops: &[Op]) -> Result<(), ApplyFailure> {
+        let mut live = lock(&self.live);
+        let mut applied = vec![false; ops.len()];
+        for (i, op) in ops.iter().enumerate() {
+            if let Err(e) = op.apply_to(&mut live.state) {
+                return Err(ApplyFailure { error: e, applied });
+            }
+            applied[i] = true;
+        }
+        Ok(())
+    }
+}

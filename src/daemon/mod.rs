@@ -1,0 +1,311 @@
+//! The daemon behind `clusterf apply --watch`, as a library: it keeps the
+//! kernel's IPVS table equal to the config (directory or Git repository)
+//! plus the overlay (etcd or a directory), continuously. The CLI only
+//! resolves its flags into [`Options`] and drives [`Daemon`]; tests drive
+//! it the same way with a [`MemoryKernel`].
+//!
+//! This is the I/O edge around the pure loop in [`crate::reconcile`]: the
+//! event loop (`event_loop`) owns the clock, the timers, the inputs
+//! (`inputs`: the config-directory watcher, Git polls, the etcd watch),
+//! signals and the HTTP listener (`http`), and turns them into events for
+//! the schedule; each pass (`pass`) reads the inputs, renders, chooses the
+//! live table (the rule is `reconcile::live`), plans, applies through the
+//! [`Kernel`] and records drains in the state file (`state_file`).
+//!
+//! Invariant: fail static. A pass that fails anywhere before the apply
+//! changes nothing in the kernel; the daemon never flushes on start or stop
+//! (only `flush_on_exit` deletes, on request, the services it owns; never
+//! others), and it never decides what to change itself: the planner does.
+//!
+//! Must not: parse flags or print (the CLI does), or decide anything the
+//! pure core decides.
+
+mod clock;
+mod diagnostics;
+mod event_loop;
+mod http;
+mod inputs;
+pub mod kernel;
+pub mod memory;
+pub mod options;
+mod pass;
+pub mod state_file;
+mod sync;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Result, anyhow};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use self::event_loop::{EtcdFeed, EventLoop, Msg};
+use self::inputs::{ConfigInput, ConfigWatch, GitPoller, OverlayInput};
+use self::pass::{Pass, PassSetup};
+use self::sync::lock;
+use crate::cli::format_error;
+use crate::metrics::Metrics;
+use crate::reconcile::{Drains, Settings};
+use crate::render::memo::Memo;
+use crate::source::etcd::watch::OverlayWatch;
+
+pub use self::event_loop::Status;
+pub use self::kernel::{ApplyFailure, Kernel};
+pub use self::memory::MemoryKernel;
+pub use self::options::{ConfigSource, Options, OverlaySource};
+
+/// A running daemon.
+pub struct Daemon {
+    metrics_addr: Option<SocketAddr>,
+    metrics: Arc<Metrics>,
+    status: Arc<Mutex<Status>>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<()>>,
+}
+
+/// What the daemon's parts share.
+struct Shared {
+    metrics: Arc<Metrics>,
+    status: Arc<Mutex<Status>>,
+    /// Set by the first successful pass (`/readyz`).
+    ready: Arc<AtomicBool>,
+    /// Set on SIGHUP: the next pass reads the kernel.
+    sighup: Arc<AtomicBool>,
+    /// The daemon's clock, shared by the schedule and the passes (the copy
+    /// of the kernel's table expires on it).
+    epoch: Instant,
+}
+
+/// The config source, started.
+struct ConfigStarted {
+    input: ConfigInput,
+    git: Option<Arc<Mutex<GitPoller>>>,
+    watcher: Option<ConfigWatch>,
+    /// The config's subdirectory of the Git repository.
+    git_subdir: Option<String>,
+}
+
+impl Daemon {
+    /// Starts the daemon inside the current tokio runtime.
+    pub async fn start(opts: Options, kernel: Box<dyn Kernel>) -> Result<Daemon> {
+        let (tx, rx) = mpsc::unbounded_channel::<Msg>();
+        let config = start_config(&opts.config, &tx)?;
+        let overlay = start_overlay(&opts).await;
+        let drains = resume_drains(opts.state_file.as_deref())?;
+        let shared = Shared {
+            metrics: Arc::new(Metrics::new()),
+            status: Arc::default(),
+            ready: Arc::default(),
+            sighup: Arc::default(),
+            epoch: Instant::now(),
+        };
+        let etcd = etcd_feed(&overlay);
+        let has_git = config.git.is_some();
+        let pass = Pass::new(PassSetup {
+            config: config.input,
+            overlay,
+            git_subdir: config.git_subdir,
+            memo: Memo::new(opts.compile.clone()),
+            kernel,
+            resync: opts.resync,
+            sighup: shared.sighup.clone(),
+            ownership: opts.ownership.clone(),
+            guards: opts.guards,
+            drain_timeout: opts.drain_timeout,
+            drains,
+            state_file: opts.state_file.clone(),
+            metrics: shared.metrics.clone(),
+            epoch: shared.epoch,
+        });
+        let (http_stop, metrics_addr) = start_http(&opts, &shared, has_git, &tx).await?;
+        let event_loop = EventLoop {
+            settings: settings(&opts, has_git),
+            epoch: shared.epoch,
+            sighup: shared.sighup.clone(),
+            pass: Arc::new(Mutex::new(pass)),
+            git: config.git,
+            etcd,
+            metrics: shared.metrics.clone(),
+            status: shared.status.clone(),
+            ready: shared.ready.clone(),
+            tx,
+            rx,
+            flush_on_exit: opts.flush_on_exit,
+            fs_watcher: config.watcher,
+        };
+        let (shutdown, task) = spawn(event_loop, http_stop);
+        Ok(Daemon {
+            metrics_addr,
+            metrics: shared.metrics,
+            status: shared.status,
+            shutdown: Some(shutdown),
+            task,
+        })
+    }
+
+    /// Where the metrics listener is bound (the port of `:0` resolved).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn status(&self) -> Status {
+        lock(&self.status).clone()
+    }
+
+    /// Stops the daemon, leaving the kernel as it is (unless
+    /// `flush_on_exit`); returns within about a second.
+    pub async fn stop(mut self) -> Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match (&mut self.task).await {
+            Ok(r) => r,
+            Err(e) => Err(anyhow!("daemon task failed: {e}")),
+        }
+    }
+
+    /// Waits until the daemon ends by itself (it does not, short of an
+    /// internal error) .
+    pub async fn join(self) -> Result<()> {
+        match self.task.await {
+            Ok(r) => r,
+            Err(e) => Err(anyhow!("daemon task failed: {e}")),
+        }
+    }
+}
+
+/// Start step: the config input, and what keeps it current (the directory
+/// watcher, or the Git poller).
+fn start_config(config: &ConfigSource, tx: &mpsc::UnboundedSender<Msg>) -> Result<ConfigStarted> {
+    Ok(match config {
+        ConfigSource::Dir(path) => {
+            let tx = tx.clone();
+            let watcher = ConfigWatch::start(path, move || {
+                let _ = tx.send(Msg::ConfigChanged);
+            })?;
+            ConfigStarted {
+                input: ConfigInput::Dir(path.clone()),
+                git: None,
+                watcher: Some(watcher),
+                git_subdir: None,
+            }
+        }
+        ConfigSource::Git(opts) => {
+            let git_subdir = opts.normalized_subdir();
+            let (poller, input) = GitPoller::new(opts.clone())?;
+            ConfigStarted {
+                input,
+                git: Some(Arc::new(Mutex::new(poller))),
+                watcher: None,
+                git_subdir,
+            }
+        }
+    })
+}
+
+/// Start step: the overlay input. The etcd watcher gets a moment for its
+/// first read, so that the startup pass does not fail (and back off) only
+/// because it raced it.
+async fn start_overlay(opts: &Options) -> OverlayInput {
+    match &opts.overlay {
+        OverlaySource::None => OverlayInput::None,
+        OverlaySource::Dir(path) => OverlayInput::Dir(path.clone()),
+        OverlaySource::Etcd(settings) => {
+            let watch = OverlayWatch::spawn(settings.clone(), opts.etcd_tuning.clone());
+            let deadline = Instant::now() + opts.etcd_startup_wait;
+            while watch.snapshot().is_none() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            OverlayInput::Etcd(Arc::new(watch))
+        }
+    }
+}
+
+fn etcd_feed(overlay: &OverlayInput) -> Option<EtcdFeed> {
+    match overlay {
+        OverlayInput::Etcd(w) => Some((w.clone(), w.subscribe())),
+        _ => None,
+    }
+}
+
+/// Start step: the drains in progress from the state file, after checking
+/// that it can be written (an unreadable file is no drains, with a
+/// warning).
+fn resume_drains(state_file: Option<&Path>) -> Result<Drains> {
+    let Some(path) = state_file else {
+        return Ok(Drains::default());
+    };
+    state_file::check_state_dir(path)?;
+    Ok(match state_file::load_drains(path) {
+        Ok(d) => {
+            if !d.is_empty() {
+                info!(drains = d.len(), "resuming drains from {}", path.display());
+            }
+            d
+        }
+        Err(e) => {
+            warn!("{}: starting without drain records", format_error(&e));
+            Drains::default()
+        }
+    })
+}
+
+/// Start step: the HTTP listener, if asked for; its stop switch and
+/// address.
+async fn start_http(
+    opts: &Options,
+    shared: &Shared,
+    has_git: bool,
+    tx: &mpsc::UnboundedSender<Msg>,
+) -> Result<(oneshot::Sender<()>, Option<SocketAddr>)> {
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let Some(addr) = opts.metrics_listen else {
+        return Ok((stop_tx, None));
+    };
+    let hook = has_git.then(|| {
+        let tx = tx.clone();
+        Box::new(move || {
+            let _ = tx.send(Msg::HookGit);
+        }) as Box<dyn Fn() + Send + Sync>
+    });
+    let http = http::Http {
+        metrics: shared.metrics.clone(),
+        ready: shared.ready.clone(),
+        hook,
+    };
+    Ok((stop_tx, Some(http::serve(addr, http, stop_rx).await?)))
+}
+
+/// The schedule's settings.
+fn settings(opts: &Options, has_git: bool) -> Settings {
+    Settings {
+        debounce: opts.debounce,
+        resync: opts.resync,
+        poll: has_git.then_some(opts.poll),
+        backoff_initial: opts.backoff_initial,
+        backoff_max: Duration::from_secs(30).max(opts.backoff_initial),
+    }
+}
+
+/// Start step: the event loop on its task; the loop's shutdown switch and
+/// the task. The HTTP listener stops with the loop.
+fn spawn(
+    event_loop: EventLoop,
+    http_stop: oneshot::Sender<()>,
+) -> (oneshot::Sender<()>, tokio::task::JoinHandle<Result<()>>) {
+    let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let r = event_loop.run(shutdown_rx).await;
+        let _ = http_stop.send(());
+        r
+    });
+    (shutdown_tx, task)
+}

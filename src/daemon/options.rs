@@ -1,0 +1,71 @@
+//! What the daemon is told at start, as resolved values: sources, durations,
+//! paths, ownership and guards. The CLI turns its flags into these once
+//! (`cli::watch::resolve`); tests build them the same way.
+//!
+//! Must not: hold flag types or parse anything; no I/O.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::compile;
+use crate::plan::{Guards, Ownership};
+use crate::source::etcd::Settings as EtcdSettings;
+use crate::source::etcd::watch::Tuning;
+use crate::source::git;
+
+/// Where the config comes from.
+#[derive(Debug, Clone)]
+pub enum ConfigSource {
+    /// A directory, watched with notify.
+    Dir(PathBuf),
+    /// A Git repository, polled.
+    Git(git::Options),
+}
+
+/// Where the overlay comes from.
+#[derive(Debug, Clone)]
+pub enum OverlaySource {
+    None,
+    /// A directory, read at every pass.
+    Dir(PathBuf),
+    /// An etcd prefix, kept current by a watch.
+    Etcd(EtcdSettings),
+}
+
+/// Everything the daemon needs, already validated.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub config: ConfigSource,
+    pub overlay: OverlaySource,
+    pub compile: compile::Options,
+    pub ownership: Ownership,
+    pub guards: Guards,
+    /// Git poll interval (not zero).
+    pub poll: Duration,
+    /// Anti-entropy period, and the longest the copy of the kernel's table
+    /// is used (not zero).
+    pub resync: Duration,
+    /// Window that coalesces bursts of changes into one pass.
+    pub debounce: Duration,
+    /// How long a removed dest drains at weight 0 (zero: no draining).
+    pub drain_timeout: Duration,
+    /// Where drains in progress are kept across restarts.
+    pub state_file: Option<PathBuf>,
+    /// Where /metrics, /healthz, /readyz and POST /hooks/git are served.
+    pub metrics_listen: Option<SocketAddr>,
+    /// On exit, delete the owned services.
+    pub flush_on_exit: bool,
+    /// Timing of the etcd watcher.
+    pub etcd_tuning: Tuning,
+    /// First retry delay after a failed pass (doubles up to 30 s).
+    pub backoff_initial: Duration,
+    /// How long the startup pass waits for the first etcd read.
+    pub etcd_startup_wait: Duration,
+}
+
+/// [`Options::backoff_initial`] unless a test shortens it.
+pub const BACKOFF_INITIAL: Duration = Duration::from_millis(500);
+
+/// [`Options::etcd_startup_wait`] unless a test shortens it.
+pub const ETCD_STARTUP_WAIT: Duration = Duration::from_secs(5);

@@ -1,0 +1,671 @@
+//! One pass of the daemon, as named steps over one snapshot of the inputs
+//! ([`Pass::run`]): read the inputs, render and report, choose the live
+//! table, plan, apply, record. The decisions are pure functions (when the
+//! copy of the kernel's table may be used: `reconcile::live`; drains:
+//! `reconcile::drain`; the changes: `plan`); the steps do the I/O around
+//! them.
+//!
+//! Must not: decide when a pass runs (`reconcile::schedule` does) or change
+//! the kernel anywhere but in the apply step. Fail static: a pass that
+//! fails before the apply changes nothing in the kernel.
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Result, anyhow};
+use tokio::time::Instant;
+use tracing::{debug, error, info, warn};
+
+use super::clock::Now;
+use super::diagnostics::DiagnosticLog;
+use super::inputs::{ConfigInput, OverlayInput};
+use super::kernel::Kernel;
+use super::state_file::save_drains;
+use super::sync::lock;
+use crate::cli::format_error;
+use crate::diag::Diagnostics;
+use crate::metrics::{Info, Metrics};
+use crate::model::{IpvsState, Op, ServiceKey};
+use crate::plan::{self, Guards, Ownership, Plan};
+use crate::reconcile::drain::{self, Completion, DrainStatus, Drains};
+use crate::reconcile::live::{self, LiveCache, Situation, Table};
+use crate::reconcile::{Source, Trigger};
+use crate::render::memo::Memo;
+use crate::source;
+use crate::tree::Tree;
+
+/// A successful pass.
+#[derive(Debug, Clone)]
+pub struct PassReport {
+    pub ops: usize,
+    pub drains_active: usize,
+    pub next_drain_deadline_ms: Option<u64>,
+    /// The drain state file could not be written: retry soon.
+    pub state_unsaved: bool,
+}
+
+/// A failed pass: where, and why (one line).
+#[derive(Debug, Clone)]
+pub struct PassFailure {
+    pub source: Source,
+    pub error: String,
+}
+
+fn fail(source: Source) -> impl Fn(anyhow::Error) -> PassFailure {
+    move |e| PassFailure {
+        source,
+        error: format_error(&e),
+    }
+}
+
+/// What passes keep from one to the next.
+pub struct Pass {
+    config: ConfigInput,
+    /// The config tree of the last pass (kept when only etcd or a drain
+    /// asked for this one).
+    config_tree: Option<Arc<Tree>>,
+    overlay: OverlayInput,
+    render: Render,
+    kernel: KernelView,
+    rules: Rules,
+    /// Drains in progress. The records stay in memory whether or not the
+    /// state file could be written: a drain must end at its timeout, not
+    /// restart on every pass.
+    drains: Drains,
+    state_file: Option<PathBuf>,
+    /// The last save of the drain state failed: retried at every pass
+    /// until it succeeds.
+    state_unsaved: bool,
+    /// The memo's generation (equal: an equal desired state) applied by the
+    /// last successful pass, and the drains then (drift: the kernel changed
+    /// although these did not).
+    last_ok: Option<(u64, Drains)>,
+    metrics: Arc<Metrics>,
+    /// The daemon's clock: `epoch.elapsed()` is the schedule's now.
+    epoch: Instant,
+}
+
+/// What [`Pass::new`] takes.
+pub struct PassSetup {
+    pub config: ConfigInput,
+    pub overlay: OverlayInput,
+    /// The config's subdirectory of the Git repository, when it is one.
+    pub git_subdir: Option<String>,
+    pub memo: Memo,
+    pub kernel: Box<dyn Kernel>,
+    /// How long the copy of the kernel's table may be used.
+    pub resync: Duration,
+    /// Set (by SIGHUP) to make the next pass read the kernel.
+    pub sighup: Arc<AtomicBool>,
+    pub ownership: Ownership,
+    pub guards: Guards,
+    pub drain_timeout: Duration,
+    pub drains: Drains,
+    pub state_file: Option<PathBuf>,
+    pub metrics: Arc<Metrics>,
+    pub epoch: Instant,
+}
+
+/// The render step's state: the incremental renderer and what was logged.
+struct Render {
+    /// The last render, kept by the incremental renderer: a pass re-renders
+    /// only the services whose inputs changed (none on a resync, drain
+    /// recheck or SIGHUP over unchanged trees). It keeps copies of the
+    /// trees, not the trees: the etcd watcher then patches its tree in
+    /// place instead of copying it on every event.
+    memo: Memo,
+    log: DiagnosticLog,
+    /// Diagnostics name config files from the repository root.
+    git_subdir: Option<String>,
+}
+
+/// The kernel, and the copy of its table kept between passes.
+struct KernelView {
+    kernel: Box<dyn Kernel>,
+    /// The table as last read plus the ops applied since; taken out at the
+    /// start of a pass and put back only by a successful one.
+    copy: LiveCache,
+    /// Set by SIGHUP: the next pass reads the kernel.
+    sighup: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+}
+
+/// What the plan step may do.
+struct Rules {
+    ownership: Ownership,
+    guards: Guards,
+    drain_timeout: Duration,
+}
+
+/// The inputs of one pass, read once.
+struct Snapshot {
+    config: Arc<Tree>,
+    overlay: Option<Arc<Tree>>,
+    etcd_revision: String,
+}
+
+/// What the render step gives the later steps.
+struct Rendering<'m> {
+    desired: &'m IpvsState,
+    /// The memo's generation: equal, an equal desired state.
+    generation: u64,
+    /// The inputs' content hashes, `config:overlay`.
+    inputs: String,
+}
+
+/// A plan and the table it was made against.
+struct Planned<'d> {
+    table: Table,
+    outcome: drain::Outcome<'d>,
+    plan: Plan,
+}
+
+/// What the apply step leaves for the record step (owned: the render is
+/// no longer borrowed).
+struct Applied {
+    /// The copy of the table after the ops; `None` when it proved wrong.
+    table: Option<Table>,
+    changes: usize,
+    desired_size: (usize, usize),
+    live_size: (usize, usize),
+    drains: Drains,
+    active: Vec<DrainStatus>,
+    completed: Vec<(ServiceKey, SocketAddr, Completion)>,
+    next_deadline_ms: Option<u64>,
+}
+
+impl Pass {
+    pub fn new(s: PassSetup) -> Pass {
+        let overlay_label = s.overlay.label();
+        Pass {
+            config: s.config,
+            config_tree: None,
+            overlay: s.overlay,
+            render: Render {
+                memo: s.memo,
+                log: DiagnosticLog::new(overlay_label),
+                git_subdir: s.git_subdir,
+            },
+            kernel: KernelView {
+                kernel: s.kernel,
+                copy: LiveCache::new(s.resync),
+                sighup: s.sighup,
+                metrics: s.metrics.clone(),
+            },
+            rules: Rules {
+                ownership: s.ownership,
+                guards: s.guards,
+                drain_timeout: s.drain_timeout,
+            },
+            drains: s.drains,
+            state_file: s.state_file,
+            state_unsaved: false,
+            last_ok: None,
+            metrics: s.metrics,
+            epoch: s.epoch,
+        }
+    }
+
+    /// One pass.
+    pub fn run(&mut self, triggers: &BTreeSet<Trigger>) -> Result<PassReport, PassFailure> {
+        let now = Now::read(self.epoch);
+        let copy = self.take_copy(triggers, now);
+        let mut input = self.read_inputs(triggers, now)?;
+        let Rendering {
+            desired,
+            generation,
+            inputs,
+        } = self.render.run(&input, &self.metrics)?;
+        // The etcd watcher patches its tree in place when nobody else
+        // holds it.
+        input.overlay = None;
+        // Choose the live table and plan: the copy if the rule allows, else
+        // a fresh read.
+        let planned = match self.rules.plan_on_copy(copy, desired)? {
+            Some(planned) => {
+                self.metrics.kernel_table(false);
+                planned
+            }
+            None => {
+                let table = self.kernel.read(now)?;
+                self.rules.plan_on_read(table, desired, &self.drains, now)?
+            }
+        };
+        let applied = self.kernel.apply(planned)?;
+        Ok(self.record(applied, generation, &inputs, &input, now))
+    }
+
+    /// Step (choose the live table, first half): the copy of the kernel's
+    /// table, if this pass may plan against it. Taken out here: a pass
+    /// that fails anywhere below does not put it back, so the next pass
+    /// reads the kernel.
+    fn take_copy(&mut self, triggers: &BTreeSet<Trigger>, now: Now) -> Option<Table> {
+        let situation = Situation {
+            resync: triggers.contains(&Trigger::Resync),
+            sighup: self.kernel.sighup.swap(false, Ordering::Relaxed),
+            draining: !self.drains.is_empty(),
+        };
+        self.kernel.copy.take(now.clock, situation)
+    }
+
+    /// Step: the config and overlay trees of this pass.
+    fn read_inputs(
+        &mut self,
+        triggers: &BTreeSet<Trigger>,
+        now: Now,
+    ) -> Result<Snapshot, PassFailure> {
+        let config = self.read_config(triggers, now)?;
+        let (overlay, etcd_revision) = self.read_overlay(now)?;
+        Ok(Snapshot {
+            config,
+            overlay,
+            etcd_revision,
+        })
+    }
+
+    /// The config tree: the directory re-read unless only etcd or a drain
+    /// asked for this pass; the last Git poll's tree.
+    fn read_config(
+        &mut self,
+        triggers: &BTreeSet<Trigger>,
+        now: Now,
+    ) -> Result<Arc<Tree>, PassFailure> {
+        match &self.config {
+            ConfigInput::Dir(path) => {
+                if rereads_config(triggers, self.config_tree.is_some()) {
+                    let tree = source::dir::read(path).map_err(fail(Source::Config))?;
+                    self.config_tree = Some(Arc::new(tree));
+                    self.metrics
+                        .source_ok(Source::Config, now.unix.as_secs_f64());
+                }
+            }
+            ConfigInput::Git(slot) => {
+                let tree = lock(slot).clone().ok_or_else(|| PassFailure {
+                    source: Source::Git,
+                    error: "no commit of the config repository read yet".to_string(),
+                })?;
+                self.config_tree = Some(tree);
+            }
+        }
+        Ok(self.config_tree.clone().expect("read above"))
+    }
+
+    /// The overlay tree, and the etcd revision it is at (empty without
+    /// etcd).
+    fn read_overlay(&self, now: Now) -> Result<(Option<Arc<Tree>>, String), PassFailure> {
+        match &self.overlay {
+            OverlayInput::None => Ok((None, String::new())),
+            OverlayInput::Dir(path) => {
+                let tree = source::dir::read(path).map_err(fail(Source::Config))?;
+                Ok((Some(Arc::new(tree)), String::new()))
+            }
+            OverlayInput::Etcd(watch) => {
+                let snap = watch.snapshot().ok_or_else(|| PassFailure {
+                    source: Source::Etcd,
+                    error: format!(
+                        "etcd overlay not read yet: {}",
+                        watch
+                            .status()
+                            .last_error
+                            .unwrap_or_else(|| "no answer".into())
+                    ),
+                })?;
+                let last_good = now.unix.saturating_sub(snap.age());
+                self.metrics
+                    .source_ok(Source::Etcd, last_good.as_secs_f64());
+                Ok((Some(snap.tree), snap.revision.to_string()))
+            }
+        }
+    }
+
+    /// Step: keeps what the pass leaves (drain records and their file, the
+    /// copy of the table, metrics); the report for the loop.
+    fn record(
+        &mut self,
+        mut applied: Applied,
+        generation: u64,
+        inputs: &str,
+        input: &Snapshot,
+        now: Now,
+    ) -> PassReport {
+        self.log_drains(&mut applied, generation);
+        self.keep_drains(std::mem::take(&mut applied.drains));
+        self.metrics
+            .set_sizes(applied.desired_size, applied.live_size);
+        self.metrics.success(
+            now.unix.as_secs_f64(),
+            &Info {
+                git_commit: input.config.origin.revision.clone().unwrap_or_default(),
+                etcd_revision: input.etcd_revision.clone(),
+                plan_hash: plan_hash(inputs, &self.drains),
+            },
+        );
+        if let Some(table) = applied.table {
+            self.kernel.copy.put(table);
+        }
+        self.last_ok = Some((generation, self.drains.clone()));
+        PassReport {
+            ops: applied.changes,
+            drains_active: applied.active.len(),
+            next_drain_deadline_ms: applied.next_deadline_ms,
+            state_unsaved: self.state_unsaved,
+        }
+    }
+
+    /// Logs the drains that ended (their records go: the apply deleted the
+    /// dests; they are kept through a failed apply so it does not restart
+    /// them) and started, and drift: ops although neither the desired
+    /// state nor the drains changed since the last good pass (compared
+    /// after the ended records are gone: a drain that ends changes the
+    /// drains, its delete is no correction).
+    fn log_drains(&self, applied: &mut Applied, generation: u64) {
+        for (service, dest, why) in &applied.completed {
+            info!(%service, %dest, reason = completion_label(*why), "drain ended");
+            applied.drains.remove(service, dest);
+        }
+        let unchanged = self
+            .last_ok
+            .as_ref()
+            .is_some_and(|(g, d)| *g == generation && *d == applied.drains);
+        if applied.changes > 0 && unchanged {
+            warn!(
+                changes = applied.changes,
+                "corrected drift: the kernel differed from the unchanged desired state"
+            );
+            self.metrics.drift_corrected();
+        }
+        for d in &applied.active {
+            if self.drains.get(&d.service, &d.dest).is_none() {
+                info!(service = %d.service, dest = %d.dest, active_conns = d.active_conns,
+                    timeout_s = self.rules.drain_timeout.as_secs(), "drain started: weight 0");
+            }
+        }
+        self.metrics.drains(
+            applied.active.len(),
+            applied
+                .completed
+                .iter()
+                .map(|(_, _, c)| completion_label(*c)),
+        );
+    }
+
+    /// Keeps the drain records, and writes them to the state file when
+    /// they changed or the last save failed (a failed save is counted and
+    /// retried until it succeeds).
+    fn keep_drains(&mut self, drains: Drains) {
+        if drains == self.drains && !self.state_unsaved {
+            return;
+        }
+        if let Some(path) = &self.state_file {
+            match save_drains(path, &drains) {
+                Ok(()) => {
+                    if self.state_unsaved {
+                        info!(source = "state", "drain state saved again");
+                    }
+                    self.state_unsaved = false;
+                }
+                Err(e) => {
+                    if !self.state_unsaved {
+                        error!(
+                            source = "state",
+                            "{}: drains go on from memory, retrying the save",
+                            format_error(&e)
+                        );
+                    }
+                    self.metrics.error(Source::State);
+                    self.state_unsaved = true;
+                }
+            }
+        }
+        self.drains = drains;
+    }
+
+    /// `--flush-on-exit`: deletes the services this daemon owns from the
+    /// kernel (read for real), as ordinary ops; how many.
+    pub fn delete_owned(&mut self) -> Result<usize> {
+        let live = self.kernel.kernel.read()?;
+        let ops: Vec<Op> = live
+            .state
+            .services
+            .keys()
+            .filter(|k| self.rules.ownership.owns(k))
+            .map(|k| Op::DelService { service: *k })
+            .collect();
+        if !ops.is_empty() {
+            self.kernel
+                .kernel
+                .apply(&ops)
+                .map_err(|f| anyhow!("deleting the owned services: {}", f.error))?;
+            self.metrics.ops_applied(&ops);
+        }
+        Ok(ops.len())
+    }
+}
+
+impl Render {
+    /// Step: renders the snapshot (only what changed since the last pass),
+    /// logs the diagnostics that changed, and fails on an invalid config.
+    fn run(&mut self, input: &Snapshot, metrics: &Metrics) -> Result<Rendering<'_>, PassFailure> {
+        self.memo.render(&input.config, input.overlay.as_deref());
+        debug!(work = ?self.memo.work(), "rendered");
+        let generation = self.memo.generation();
+        let rendered = self.memo.rendered().expect("rendered above");
+        let inputs = format!(
+            "{}:{}",
+            rendered.config_hash,
+            rendered.overlay_hash.as_deref().unwrap_or("")
+        );
+        let report = !self.log.has_reported(&inputs);
+        if report || !rendered.is_ok() {
+            let diags = from_repository_root(&rendered.diags, self.git_subdir.as_deref(), input);
+            if report {
+                self.log.report(&inputs, diags.iter(), metrics);
+            }
+            if !rendered.is_ok() {
+                return Err(PassFailure {
+                    source: Source::Config,
+                    error: invalid_config(&diags, input.config.origin.revision.as_deref()),
+                });
+            }
+        }
+        Ok(Rendering {
+            desired: &rendered.state,
+            generation,
+            inputs,
+        })
+    }
+}
+
+impl KernelView {
+    /// Step (choose the live table, second half): a real read of the
+    /// kernel's table.
+    fn read(&mut self, now: Now) -> Result<Table, PassFailure> {
+        let read = self.kernel.read().map_err(fail(Source::Kernel))?;
+        self.metrics
+            .source_ok(Source::Kernel, now.unix.as_secs_f64());
+        self.metrics.kernel_table(true);
+        Ok(Table {
+            state: read.state,
+            stats: read.stats,
+            read_at: now.clock,
+        })
+    }
+
+    /// Step: applies the plan's ops in order. On failure the copy of the
+    /// table is not put back: the next pass reads the kernel. An op that
+    /// the kernel acked but that does not apply to the copy means the copy
+    /// was wrong: not kept either.
+    fn apply(&mut self, planned: Planned<'_>) -> Result<Applied, PassFailure> {
+        let Planned {
+            mut table,
+            outcome,
+            plan,
+        } = planned;
+        let live_size = (table.state.services.len(), table.state.dest_count());
+        let mut keep_table = true;
+        if !plan.is_empty() {
+            let text = plan::output::text(&plan, &outcome.desired, false);
+            info!(
+                changes = plan.changes.len(),
+                "applying\n{}",
+                text.trim_end()
+            );
+            let ops: Vec<Op> = plan.ops().cloned().collect();
+            if let Err(f) = self.kernel.apply(&ops) {
+                self.metrics.ops_applied(
+                    ops.iter()
+                        .zip(&f.applied)
+                        .filter(|(_, a)| **a)
+                        .map(|(op, _)| op),
+                );
+                return Err(PassFailure {
+                    source: Source::Apply,
+                    error: f.error,
+                });
+            }
+            self.metrics.ops_applied(&ops);
+            if let Err(e) = table.apply(&ops) {
+                warn!(
+                    "the copy of the kernel's table was wrong ({e}): the next pass reads the kernel"
+                );
+                keep_table = false;
+            }
+        }
+        Ok(Applied {
+            table: keep_table.then_some(table),
+            changes: plan.changes.len(),
+            desired_size: (outcome.desired.services.len(), outcome.desired.dest_count()),
+            live_size,
+            drains: outcome.drains,
+            active: outcome.active,
+            completed: outcome.completed,
+            next_deadline_ms: outcome.next_deadline_ms,
+        })
+    }
+}
+
+impl Rules {
+    /// Step (plan) against the copy: no drain is in progress (else the
+    /// copy was not taken), so there is no drain record to complete. `None`
+    /// when there is no copy or the plan needs a fresh read after all
+    /// ([`live::may_start_drain`]).
+    fn plan_on_copy<'d>(
+        &self,
+        copy: Option<Table>,
+        desired: &'d IpvsState,
+    ) -> Result<Option<Planned<'d>>, PassFailure> {
+        let Some(table) = copy else { return Ok(None) };
+        let outcome = drain::Outcome::unchanged(desired);
+        let plan = self.plan(&table, &outcome)?;
+        if live::may_start_drain(plan.ops(), &table, self.drain_timeout) {
+            return Ok(None);
+        }
+        Ok(Some(Planned {
+            table,
+            outcome,
+            plan,
+        }))
+    }
+
+    /// Step (plan) against a fresh read: drains first, then the plan.
+    fn plan_on_read<'d>(
+        &self,
+        table: Table,
+        desired: &'d IpvsState,
+        drains: &Drains,
+        now: Now,
+    ) -> Result<Planned<'d>, PassFailure> {
+        let outcome = drain::apply(
+            desired,
+            &table.state,
+            &table.stats,
+            drains,
+            now.unix_ms(),
+            self.drain_timeout,
+            &|k| self.ownership.owns(k),
+        );
+        let plan = self.plan(&table, &outcome)?;
+        Ok(Planned {
+            table,
+            outcome,
+            plan,
+        })
+    }
+
+    fn plan(&self, table: &Table, outcome: &drain::Outcome<'_>) -> Result<Plan, PassFailure> {
+        plan::plan(
+            &outcome.desired,
+            &table.state,
+            &self.ownership,
+            &self.guards,
+        )
+        .map_err(|e| PassFailure {
+            source: Source::Plan,
+            error: format!("{e}: keeping the kernel as it is"),
+        })
+    }
+}
+
+/// Whether the config directory is read again: unless only etcd or a drain
+/// asked for this pass (and a tree was read before).
+fn rereads_config(triggers: &BTreeSet<Trigger>, have_tree: bool) -> bool {
+    !have_tree
+        || triggers
+            .iter()
+            .any(|t| !matches!(t, Trigger::Etcd | Trigger::Drain))
+}
+
+/// The diagnostics named from the repository root when the config is a
+/// subdirectory of it (a copy: the memo keeps the render as it is).
+fn from_repository_root<'d>(
+    diags: &'d Diagnostics,
+    git_subdir: Option<&str>,
+    input: &Snapshot,
+) -> Cow<'d, Diagnostics> {
+    match git_subdir {
+        Some(sub) => {
+            let mut d = diags.clone();
+            source::git::name_from_root(&mut d, sub, &input.config, input.overlay.as_deref());
+            Cow::Owned(d)
+        }
+        None => Cow::Borrowed(diags),
+    }
+}
+
+/// The error of a pass over an invalid config: how many errors, the first.
+fn invalid_config(diags: &Diagnostics, revision: Option<&str>) -> String {
+    let n = diags.errors().count();
+    let first = diags
+        .errors()
+        .next()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let at = match revision {
+        Some(rev) => format!(" at commit {rev}"),
+        None => String::new(),
+    };
+    format!("invalid config{at} ({n} errors, first: {first}): keeping the kernel as it is")
+}
+
+/// The `plan_hash` of `clusterf_info`: the inputs and the drain records.
+fn plan_hash(inputs: &str, drains: &Drains) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(inputs.as_bytes());
+    h.update(drains.to_json().as_bytes());
+    crate::tree::hex(&h.finalize()[..8])
+}
+
+fn completion_label(c: Completion) -> &'static str {
+    match c {
+        Completion::Idle => "idle",
+        Completion::Timeout => "timeout",
+        Completion::Returned => "returned",
+        Completion::Vanished => "vanished",
+    }
+}
