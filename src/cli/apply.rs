@@ -89,7 +89,7 @@ fn run_sources(args: &ApplyArgs) -> Result<u8> {
             show(&output::text_refused(
                 &plan,
                 desired,
-                use_color(),
+                use_color(&std::io::stdout()),
                 Some(&reason),
             ));
             eprintln!("error: {reason}; nothing applied");
@@ -99,7 +99,7 @@ fn run_sources(args: &ApplyArgs) -> Result<u8> {
             return Err(anyhow::Error::from(e).context("nothing applied"));
         }
     };
-    show(&output::text(&plan, desired, use_color()));
+    show(&output::text(&plan, desired, use_color(&std::io::stdout())));
     if args.dry_run || plan.is_empty() {
         if args.dry_run {
             eprintln!("dry run: nothing applied");
@@ -163,7 +163,7 @@ fn run_saved(args: &ApplyArgs, path: &PathBuf) -> Result<u8> {
             show(&output::text_refused(
                 &plan,
                 &desired,
-                use_color(),
+                use_color(&std::io::stdout()),
                 Some(&reason),
             ));
             eprintln!("error: {reason}; nothing applied");
@@ -171,7 +171,11 @@ fn run_saved(args: &ApplyArgs, path: &PathBuf) -> Result<u8> {
         }
         Err(e) => return Err(in_file(e)),
     };
-    show(&output::text(&plan, &desired, use_color()));
+    show(&output::text(
+        &plan,
+        &desired,
+        use_color(&std::io::stdout()),
+    ));
     if plan.is_empty() {
         return Ok(0);
     }

@@ -115,7 +115,9 @@ fn render_output(
     refused: Option<&str>,
 ) -> String {
     match format {
-        PlanFormat::Text => output::text_refused(plan, desired, use_color(), refused),
+        PlanFormat::Text => {
+            output::text_refused(plan, desired, use_color(&std::io::stdout()), refused)
+        }
         PlanFormat::Json => output::json(plan, desired, inputs, live, ownership, refused),
         PlanFormat::Markdown => output::markdown(plan, desired, refused),
     }
