@@ -1,13 +1,17 @@
 //! Diagnostics: problems found in input, each naming the file (relative to
-//! the config root or an overlay key) and, where the format has one, the
-//! line and column.
+//! the config tree's root, or an overlay key) and, where the format has one,
+//! the line and column; named from the repository root for a tree read
+//! below `--subdir` ([`Diagnostics::from_root`]).
 //!
 //! Invariant: collecting diagnostics never stops at the first problem; the
 //! caller decides what is fatal (errors) and what is reported (warnings).
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::Serialize;
+
+use crate::tree::Tree;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -134,6 +138,30 @@ impl Diagnostics {
     pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
         self.0.iter()
     }
+
+    /// These diagnostics with the files of the config tree named from the
+    /// root of the repository the tree was read from (its origin's
+    /// `subdir`), so that they can be found there; borrowed when the tree is
+    /// the whole repository. Overlay keys are left alone; so is a warning
+    /// whose file is both a config path and an overlay key (config problems
+    /// are errors, overlay problems warnings).
+    pub fn from_root(&self, config: &Tree, overlay: Option<&Tree>) -> Cow<'_, Diagnostics> {
+        let Some(subdir) = &config.origin.subdir else {
+            return Cow::Borrowed(self);
+        };
+        let holds =
+            |t: &Tree, file: &str| t.files.contains_key(file) || t.unreadable.contains_key(file);
+        let mut named = self.clone();
+        for d in &mut named.0 {
+            // `services/web.yaml#backends.a` names a part of a file.
+            let file = d.file.split('#').next().unwrap_or_default();
+            let in_overlay = overlay.is_some_and(|o| holds(o, file));
+            if holds(config, file) && (!in_overlay || d.severity == Severity::Error) {
+                d.file = format!("{subdir}/{}", d.file);
+            }
+        }
+        Cow::Owned(named)
+    }
 }
 
 #[cfg(test)]
@@ -158,5 +186,42 @@ mod tests {
             ]
         );
         assert!(!shown.iter().any(|s| s.contains(char::is_control)));
+    }
+
+    #[test]
+    fn config_files_are_named_from_the_repository_root() {
+        let mut config = Tree::new("repo@abc:cfg");
+        config.insert("services/web.yaml", "x");
+        config.insert("services/both", "x");
+        config.unreadable.insert("routes/bad".into(), "no".into());
+        let mut overlay = Tree::new("etcd");
+        overlay.insert("services/both", "x");
+        let mut d = Diagnostics::default();
+        d.error("services/web.yaml#backends.a", None, "e");
+        d.error("routes/bad", None, "e");
+        d.error("repo@abc:cfg", None, "no config files");
+        d.warning("overlay:services/web/backends/a", None, "w");
+        d.warning("services/both", None, "ambiguous");
+        d.error("services/both", None, "a config error");
+        assert!(matches!(
+            d.from_root(&config, Some(&overlay)),
+            Cow::Borrowed(_)
+        ));
+        config.origin.subdir = Some("cfg".into());
+        let named: Vec<String> = match d.from_root(&config, Some(&overlay)) {
+            Cow::Owned(n) => n.0.into_iter().map(|d| d.file).collect(),
+            Cow::Borrowed(_) => panic!("a subdir names files"),
+        };
+        assert_eq!(
+            named,
+            [
+                "cfg/services/web.yaml#backends.a",
+                "cfg/routes/bad",
+                "repo@abc:cfg",
+                "overlay:services/web/backends/a",
+                "services/both",
+                "cfg/services/both",
+            ]
+        );
     }
 }

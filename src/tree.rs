@@ -17,6 +17,12 @@ pub struct Origin {
     /// A revision, when the source has one: a Git commit id, an etcd revision.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
+    /// The directory of the source the tree was read from, when not its
+    /// root (`--subdir`, as `a/b`): diagnostics name the tree's files from
+    /// the source's root (`a/b/services/web.yaml`), see
+    /// [`crate::diag::Diagnostics::from_root`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subdir: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -33,7 +39,7 @@ impl Tree {
         Tree {
             origin: Origin {
                 description: description.into(),
-                revision: None,
+                ..Origin::default()
             },
             ..Tree::default()
         }

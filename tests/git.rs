@@ -739,7 +739,7 @@ fn read_at_reads_the_base_of_a_change() {
         verify_signatures: false,
         allowed_signers: None,
     };
-    let head = args.read().unwrap();
+    let head = args.source().unwrap().read().unwrap();
     let base = args.read_at("v1").unwrap();
     assert_eq!(head.origin.revision.as_deref(), Some(c3.as_str()));
     assert_eq!(base.origin.revision.as_deref(), Some(c1.as_str()));

@@ -12,19 +12,19 @@
 //! trips, or a saved plan is stale. Never flushes or zero-weights anything
 //! on start: what changes is exactly the plan.
 
-use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
 
-use super::Exit;
-use super::source::{CompileArgs, ConfigArgs, OverlayArgs, SafetyArgs, render_trees};
+use super::source::{CompileArgs, ConfigArgs, OverlayArgs, SafetyArgs, load, refuse_errors};
+use super::{Exit, use_color};
 use crate::model::Op;
 use crate::netlink::Client;
-use crate::plan::saved::{Inputs, ReplayError, SavedPlan, check_fresh, desired_after, replay};
+use crate::plan::saved::{ReplayError, SavedPlan, check_fresh, desired_after, replay};
 use crate::plan::{self, PlanError, Summary, output};
+use crate::text::plural;
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
@@ -58,11 +58,6 @@ fn show(text: &str) {
     let _ = super::emit(text);
 }
 
-/// Colour on a terminal only, never with `NO_COLOR` set.
-fn use_color() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-}
-
 fn has_config(args: &ApplyArgs) -> bool {
     args.config.config_path.is_some() || args.config.config_repo.is_some()
 }
@@ -81,30 +76,20 @@ pub fn run(args: &ApplyArgs) -> Result<u8> {
 fn run_sources(args: &ApplyArgs) -> Result<u8> {
     let ownership = args.safety.ownership()?;
     let guards = args.safety.guards();
-    let opts = args.compile.options()?;
-    let config_tree = args.config.read()?;
-    let overlay_tree = args.overlay.read()?;
-    let rendered = render_trees(&args.config, &config_tree, overlay_tree.as_ref(), &opts);
-    if !rendered.is_ok() {
-        let n = rendered.diags.errors().count();
-        eprintln!(
-            "error: {n} problem{} found, nothing applied",
-            if n == 1 { "" } else { "s" }
-        );
-        return Err(Exit(1).into());
-    }
+    let loaded = load(&args.config, &args.overlay, &args.compile)?;
+    refuse_errors(&loaded, ", nothing applied")?;
     let mut client = Client::connect()?;
     let live = client
         .read_state()
         .context("reading the kernel ipvs table")?;
-    let desired = &rendered.state;
+    let desired = &loaded.rendered.state;
     let plan = match plan::plan(desired, &live, &ownership, &guards) {
         Ok(plan) => plan,
         Err(PlanError::MassDelete { reason, plan }) => {
             show(&output::text_refused(
                 &plan,
                 desired,
-                use_color(),
+                use_color(&std::io::stdout()),
                 Some(&reason),
             ));
             eprintln!("error: {reason}; nothing applied");
@@ -114,7 +99,7 @@ fn run_sources(args: &ApplyArgs) -> Result<u8> {
             return Err(anyhow::Error::from(e).context("nothing applied"));
         }
     };
-    show(&output::text(&plan, desired, use_color()));
+    show(&output::text(&plan, desired, use_color(&std::io::stdout())));
     if args.dry_run || plan.is_empty() {
         if args.dry_run {
             eprintln!("dry run: nothing applied");
@@ -149,22 +134,12 @@ fn run_saved(args: &ApplyArgs, path: &PathBuf) -> Result<u8> {
     }
     // With sources given, the inputs must not have moved either.
     let inputs = if has_config(args) {
-        let opts = args.compile.options()?;
-        let config_tree = args.config.read()?;
-        let overlay_tree = args.overlay.read()?;
-        let rendered = render_trees(&args.config, &config_tree, overlay_tree.as_ref(), &opts);
-        if !rendered.is_ok() {
+        let loaded = load(&args.config, &args.overlay, &args.compile)?;
+        if loaded.errors() > 0 {
             eprintln!("error: the config has problems, nothing applied");
             return Err(Exit(1).into());
         }
-        Some(Inputs {
-            config_hash: rendered.config_hash.clone(),
-            config_revision: config_tree.origin.revision.clone(),
-            overlay_hash: rendered.overlay_hash.clone(),
-            overlay_revision: overlay_tree
-                .as_ref()
-                .and_then(|t| t.origin.revision.clone()),
-        })
+        Some(loaded.inputs())
     } else {
         eprintln!(
             "warning: the plan's inputs are not checked: give the sources it was made from (--config-path or --config-repo, and --overlay-path or --etcd) to refuse it when they moved; the live table is checked"
@@ -188,7 +163,7 @@ fn run_saved(args: &ApplyArgs, path: &PathBuf) -> Result<u8> {
             show(&output::text_refused(
                 &plan,
                 &desired,
-                use_color(),
+                use_color(&std::io::stdout()),
                 Some(&reason),
             ));
             eprintln!("error: {reason}; nothing applied");
@@ -196,7 +171,11 @@ fn run_saved(args: &ApplyArgs, path: &PathBuf) -> Result<u8> {
         }
         Err(e) => return Err(in_file(e)),
     };
-    show(&output::text(&plan, &desired, use_color()));
+    show(&output::text(
+        &plan,
+        &desired,
+        use_color(&std::io::stdout()),
+    ));
     if plan.is_empty() {
         return Ok(0);
     }
@@ -218,11 +197,9 @@ fn execute(client: &mut Client, ops: &[Op], summary: &Summary) -> Result<u8> {
                 summary.add, summary.change, summary.delete
             ));
             eprintln!(
-                "applied {} change{} in {} batch{}, {:.1} ms",
-                report.applied,
-                if report.applied == 1 { "" } else { "s" },
-                report.batches,
-                if report.batches == 1 { "" } else { "es" },
+                "applied {} in {}, {:.1} ms",
+                plural(report.applied, "change"),
+                plural(report.batches, "batch"),
                 started.elapsed().as_secs_f64() * 1e3
             );
             Ok(0)

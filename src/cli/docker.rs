@@ -1,29 +1,23 @@
-//! `clusterf docker`: the publisher daemon of a Docker host. Lists labelled
-//! containers, follows the Engine's events and keeps etcd equal to the
-//! backends they are, under one lease (see `docker::store`).
+//! `clusterf docker`: the publisher daemon of a Docker host. The flags, and
+//! their resolution into `docker::publisher::Settings`; the publisher loop
+//! is `docker::publisher`.
 //!
-//! Level-triggered: an event only marks its container dirty; the dirty
-//! containers are inspected again, the full desired key set is computed
-//! from every known container, and etcd is reconciled to it.
-//!
-//! Invariant: wiring and timing only; what a container means is decided in
-//! `docker::labels`, which keys are written in `docker::keys`.
+//! Invariant: flags, signals and printing only; what the publisher does is
+//! decided in `docker`.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use ipnet::IpNet;
-use tokio::time::{Instant, sleep_until};
+use tokio::signal::unix::{SignalKind, signal};
 
 use super::source::OverlayArgs;
-use crate::docker::engine::{self, Event};
-use crate::docker::keys::{self, RouteAd};
-use crate::docker::labels::{self, Backends, Container, Mode, Options, State};
-use crate::docker::store::{Start, Store};
+use crate::docker::engine;
+use crate::docker::keys::RouteAd;
+use crate::docker::labels::{self, Mode, Options};
+use crate::docker::publisher::{self, Settings};
 use crate::model::Method;
 
 #[derive(Debug, Args)]
@@ -99,14 +93,9 @@ fn parse_method(s: &str) -> Result<Method, String> {
     s.parse()
 }
 
-/// Validated settings of a publisher run.
-struct Plan {
-    publisher: String,
-    options: Options,
-    route: Option<RouteAd>,
-}
-
-fn validate(args: &DockerArgs) -> Result<Plan> {
+/// The publisher settings of these flags (etcd's are resolved apart:
+/// `--dry-run` needs none).
+fn settings(args: &DockerArgs) -> Result<Settings> {
     let publisher = match &args.publisher_id {
         Some(id) => id.clone(),
         None => host_name()?,
@@ -149,13 +138,17 @@ fn validate(args: &DockerArgs) -> Result<Plan> {
     if args.etcd.etcd.is_empty() && !args.dry_run {
         bail!("no etcd given: --etcd URL[,URL...] is required (or --dry-run)");
     }
-    Ok(Plan {
+    Ok(Settings {
+        docker_host: args.docker_host.clone(),
         publisher,
         options: Options {
             network: args.network.clone(),
             mode,
         },
         route,
+        ttl: Duration::from_secs(args.ttl),
+        resync: Duration::from_secs(args.resync),
+        flush_on_exit: args.flush_on_exit,
     })
 }
 
@@ -172,29 +165,34 @@ fn host_name() -> Result<String> {
 }
 
 pub fn run(args: &DockerArgs) -> Result<u8> {
-    let plan = validate(args)?;
+    let settings = settings(args)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     if args.dry_run {
-        return rt.block_on(dry_run(args, &plan));
+        return rt.block_on(dry_run(&settings));
     }
-    rt.block_on(publish(args, plan))
+    rt.block_on(async {
+        let etcd = args.etcd.etcd_settings()?;
+        let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let stop = async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        };
+        publisher::run(settings, etcd, stop).await
+    })?;
+    Ok(0)
 }
 
-fn log(msg: impl std::fmt::Display) {
-    eprintln!("clusterf docker: {msg}");
-}
-
-async fn dry_run(args: &DockerArgs, plan: &Plan) -> Result<u8> {
-    let docker = engine::connect(&args.docker_host).await?;
-    let containers = engine::list(&docker).await?;
-    let t = labels::translate(&containers, &plan.options, &Backends::new());
-    for w in &t.warnings {
+/// Prints the key set that would be published (JSON, path -> value).
+async fn dry_run(settings: &Settings) -> Result<u8> {
+    let (keys, warnings) = publisher::preview(settings).await?;
+    for w in &warnings {
         eprintln!("warning: {w}");
     }
-    let keys = keys::desired(&t.backends, plan.route.as_ref(), None);
     let json: serde_json::Map<String, serde_json::Value> = keys
         .into_iter()
         .map(|(k, v)| {
@@ -204,312 +202,4 @@ async fn dry_run(args: &DockerArgs, plan: &Plan) -> Result<u8> {
         .collect();
     super::emit(&(serde_json::to_string_pretty(&serde_json::Value::Object(json))? + "\n"))?;
     Ok(0)
-}
-
-/// The publisher's view of the Docker host.
-struct Host {
-    containers: BTreeMap<String, Container>,
-    /// Containers whose stop began (kill with a stop signal seen).
-    stopping: BTreeSet<String>,
-    /// Containers to inspect again.
-    dirty: BTreeSet<String>,
-    /// Warnings already printed (each is printed once while it lasts).
-    warned: BTreeSet<String>,
-}
-
-impl Host {
-    fn event(&mut self, ev: &Event) {
-        let stop_signal = self
-            .containers
-            .get(&ev.container)
-            .and_then(|c| c.stop_signal.clone());
-        if ev.starts_stop(stop_signal.as_deref()) {
-            self.stopping.insert(ev.container.clone());
-        } else if ev.ends_stop() || ev.action == "destroy" {
-            self.stopping.remove(&ev.container);
-        }
-        self.dirty.insert(ev.container.clone());
-    }
-
-    fn facts(&self) -> Vec<Container> {
-        self.containers
-            .values()
-            .map(|c| {
-                let mut c = c.clone();
-                c.stopping = c.state == State::Running && self.stopping.contains(&c.id);
-                c
-            })
-            .collect()
-    }
-
-    fn warn(&mut self, warnings: &[labels::Warning]) {
-        let now: BTreeSet<String> = warnings.iter().map(|w| w.to_string()).collect();
-        for w in now.difference(&self.warned) {
-            eprintln!("warning: {w}");
-        }
-        self.warned = now;
-    }
-}
-
-type EventStream = Pin<
-    Box<
-        dyn futures_util::Stream<
-                Item = Result<bollard::models::EventMessage, bollard::errors::Error>,
-            >,
-    >,
->;
-
-async fn publish(args: &DockerArgs, plan: Plan) -> Result<u8> {
-    let settings = super::etcd::settings(&args.etcd)?;
-    let ttl = Duration::from_secs(args.ttl);
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot handle SIGTERM")?;
-    // A daemon outlives its peers' restarts: wait for the Engine and etcd.
-    let Some(docker) = retry("docker", &mut term, || engine::connect(&args.docker_host)).await
-    else {
-        return Ok(0);
-    };
-    log(format!(
-        "docker {} (api {})",
-        args.docker_host,
-        docker.client_version()
-    ));
-    let Some((mut store, start)) = retry("etcd", &mut term, || {
-        Store::open(settings.clone(), &plan.publisher, ttl)
-    })
-    .await
-    else {
-        return Ok(0);
-    };
-    log(format!(
-        "publisher {} on lease {:x} (ttl {} s): {}",
-        plan.publisher,
-        store.lease(),
-        store.ttl(),
-        match start {
-            Start::Fresh => "new lease".to_string(),
-            Start::Adopted => format!(
-                "adopted the previous run's lease with {} keys",
-                store.current().len()
-            ),
-            Start::Replaced => "replacing the previous run's lease (other ttl)".to_string(),
-        }
-    ));
-
-    let mut host = Host {
-        containers: BTreeMap::new(),
-        stopping: BTreeSet::new(),
-        dirty: BTreeSet::new(),
-        warned: BTreeSet::new(),
-    };
-    let mut stream: Option<EventStream> = None;
-    let mut relist_at: Option<Instant> = Some(Instant::now());
-    let mut docker_backoff = Duration::from_millis(200);
-    let mut reconcile_at: Option<Instant> = None;
-    let mut etcd_backoff = Duration::from_millis(200);
-    let keep_every = Duration::from_millis((args.ttl * 1000 / 3).max(300));
-    let mut keep_tick = tokio::time::interval(keep_every);
-    keep_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut resync = tokio::time::interval(Duration::from_secs(args.resync));
-    resync.tick().await;
-    const DEBOUNCE: Duration = Duration::from_millis(100);
-
-    loop {
-        tokio::select! {
-            ev = next(stream.as_mut()) => match ev {
-                Ok(ev) => {
-                    host.event(&ev);
-                    reconcile_at.get_or_insert(Instant::now() + DEBOUNCE);
-                }
-                Err(e) => {
-                    log(format!("warning: {e:#}; listing again in {docker_backoff:?}"));
-                    stream = None;
-                    relist_at = Some(Instant::now() + docker_backoff);
-                    docker_backoff = (docker_backoff * 2).min(Duration::from_secs(10));
-                }
-            },
-            _ = wait(relist_at) => {
-                relist_at = None;
-                // Subscribe first, then list: an event in between is
-                // applied after the list, never lost.
-                let s: EventStream = Box::pin(engine::events(&docker));
-                match engine::list(&docker).await {
-                    Ok(list) => {
-                        stream = Some(s);
-                        docker_backoff = Duration::from_millis(200);
-                        host.containers = list.into_iter().map(|c| (c.id.clone(), c)).collect();
-                        host.stopping.retain(|id| host.containers.contains_key(id));
-                        host.dirty.clear();
-                        reconcile_at = Some(Instant::now());
-                    }
-                    Err(e) => {
-                        log(format!("warning: {e:#}; listing again in {docker_backoff:?}"));
-                        relist_at = Some(Instant::now() + docker_backoff);
-                        docker_backoff = (docker_backoff * 2).min(Duration::from_secs(10));
-                    }
-                }
-            }
-            _ = wait(reconcile_at) => {
-                reconcile_at = None;
-                let mut failed = false;
-                for id in std::mem::take(&mut host.dirty) {
-                    match engine::inspect(&docker, &id).await {
-                        Ok(Some(c)) if c.has_clusterf_labels() => { host.containers.insert(id, c); }
-                        Ok(_) => { host.containers.remove(&id); host.stopping.remove(&id); }
-                        Err(e) => {
-                            log(format!("warning: {e:#}"));
-                            host.dirty.insert(id);
-                            failed = true;
-                        }
-                    }
-                }
-                let t = labels::translate(&host.facts(), &plan.options, &store.published_backends());
-                host.warn(&t.warnings);
-                let desired = keys::desired(&t.backends, plan.route.as_ref(), Some(store.marker()));
-                match store.reconcile(&desired).await {
-                    Ok(applied) => {
-                        etcd_backoff = Duration::from_millis(200);
-                        if applied.puts + applied.deletes > 0 {
-                            log(format!(
-                                "published {} backends: {} put, {} deleted",
-                                t.backends.len(), applied.puts, applied.deletes
-                            ));
-                        }
-                    }
-                    Err(e) => {
-                        log(format!("warning: {e:#}; trying again in {etcd_backoff:?}"));
-                        failed = true;
-                    }
-                }
-                if failed {
-                    reconcile_at = Some(Instant::now() + etcd_backoff);
-                    etcd_backoff = (etcd_backoff * 2).min(Duration::from_secs(10));
-                }
-            }
-            _ = keep_tick.tick() => {
-                match store.keep_alive().await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        log(format!("warning: the lease had expired; publishing everything again on lease {:x}", store.lease()));
-                        reconcile_at = Some(Instant::now());
-                    }
-                    Err(e) => log(format!("warning: {e:#}")),
-                }
-            }
-            _ = resync.tick() => {
-                relist_at.get_or_insert(Instant::now());
-                store.mark_stale();
-            }
-            _ = tokio::signal::ctrl_c() => break,
-            _ = term.recv() => break,
-        }
-    }
-    if args.flush_on_exit {
-        store.flush().await?;
-        log("exit: lease revoked, every published key removed");
-    } else {
-        log(format!(
-            "exit: published keys stay until the lease expires ({} s) or the next run adopts them",
-            args.ttl
-        ));
-    }
-    Ok(0)
-}
-
-/// Runs `f` until it succeeds, with backoff (200 ms doubling to 10 s);
-/// `None` when SIGINT or SIGTERM came first.
-async fn retry<T, F, Fut>(what: &str, term: &mut tokio::signal::unix::Signal, mut f: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T>>,
-{
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        match f().await {
-            Ok(v) => return Some(v),
-            Err(e) => log(format!(
-                "warning: {e:#}; trying {what} again in {backoff:?}"
-            )),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = tokio::signal::ctrl_c() => return None,
-            _ = term.recv() => return None,
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(10));
-    }
-}
-
-/// The next event of the stream; never, while there is no stream.
-async fn next(stream: Option<&mut EventStream>) -> Result<Event> {
-    match stream {
-        Some(s) => engine::next_event(s).await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn wait(at: Option<Instant>) {
-    match at {
-        Some(t) => sleep_until(t).await,
-        None => std::future::pending().await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn host_with(c: Container) -> Host {
-        Host {
-            containers: [(c.id.clone(), c)].into_iter().collect(),
-            stopping: BTreeSet::new(),
-            dirty: BTreeSet::new(),
-            warned: BTreeSet::new(),
-        }
-    }
-
-    fn ev(action: &str, signal: Option<&str>) -> Event {
-        Event {
-            container: "c1".into(),
-            action: action.into(),
-            signal: signal.map(String::from),
-        }
-    }
-
-    #[test]
-    fn a_stop_signal_drains_until_the_container_starts_again() {
-        let mut c = Container::new("c1", "web");
-        c.stop_signal = Some("SIGUSR2".into());
-        let mut host = host_with(c);
-        host.event(&ev("kill", Some("1")));
-        assert!(!host.facts()[0].stopping, "SIGHUP is no stop");
-        assert!(host.dirty.contains("c1"));
-        host.event(&ev("kill", Some("12")));
-        assert!(!host.facts()[0].stopping, "12 is not SIGUSR2 by name");
-        host.event(&ev("kill", Some("SIGUSR2")));
-        assert!(host.facts()[0].stopping, "the configured stop signal");
-        host.event(&ev("start", None));
-        assert!(!host.facts()[0].stopping);
-        host.event(&ev("kill", Some("15")));
-        assert!(host.facts()[0].stopping);
-        // Once it no longer runs, its state says so; the flag is moot.
-        host.containers.get_mut("c1").unwrap().state = State::Exited;
-        assert!(!host.facts()[0].stopping);
-        host.event(&ev("destroy", None));
-        assert!(host.stopping.is_empty());
-    }
-
-    #[test]
-    fn warnings_are_printed_once_while_they_last() {
-        let mut host = host_with(Container::new("c1", "web"));
-        let w = labels::Warning {
-            container: "web".into(),
-            label: None,
-            message: "m".into(),
-        };
-        host.warn(std::slice::from_ref(&w));
-        assert_eq!(host.warned.len(), 1);
-        host.warn(&[]);
-        assert!(host.warned.is_empty());
-    }
 }

@@ -1,9 +1,8 @@
-//! `clusterf etcd`: dump the overlay tree, put and delete backends; and the
-//! `--etcd` connection settings shared with render, plan and apply.
+//! `clusterf etcd`: dump the overlay tree, put and delete backends. The
+//! `--etcd` flags and their settings are `cli::source`'s.
 //!
 //! Invariant: wiring only. Keys and the snapshot protocol live in
-//! `source::etcd`, the meaning of values in `config`. Passwords come from a
-//! file or the environment, never from the command line.
+//! `source::etcd`, the meaning of values in `config`.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -16,11 +15,8 @@ use clap::{Args, Subcommand};
 use super::source::{OverlayArgs, print_diagnostics};
 use crate::config;
 use crate::model::MAX_WEIGHT;
-use crate::source::etcd::{self as etcd_source, KeyKind, Settings, Tls};
+use crate::source::etcd::{self as etcd_source, KeyKind, Settings};
 use crate::tree::{Tree, hex};
-
-/// Environment variable holding the etcd password.
-pub const PASSWORD_ENV: &str = "CLUSTERF_ETCD_PASSWORD";
 
 #[derive(Debug, Args)]
 pub struct EtcdArgs {
@@ -94,62 +90,17 @@ pub fn run(args: &EtcdArgs) -> Result<u8> {
     }
 }
 
-/// The validated connection settings of `--etcd ...`.
+/// The daemon's name for [`OverlayArgs::etcd_settings`] until it takes
+/// resolved source settings; goes at the merge.
 pub fn settings(args: &OverlayArgs) -> Result<Settings> {
-    let mut settings = Settings::new(args.etcd.clone(), &args.etcd_prefix)?;
-    if args.etcd_ca.is_some() || args.etcd_cert.is_some() {
-        let ca = args
-            .etcd_ca
-            .as_deref()
-            .map(|p| read_file("--etcd-ca", p))
-            .transpose()?;
-        let identity = match (&args.etcd_cert, &args.etcd_key) {
-            (Some(cert), Some(key)) => Some((
-                read_file("--etcd-cert", cert)?,
-                read_file("--etcd-key", key)?,
-            )),
-            _ => None,
-        };
-        settings = settings.with_tls(Tls { ca, identity })?;
-    }
-    if let Some(user) = &args.etcd_user {
-        let password = match &args.etcd_password_file {
-            Some(path) => {
-                let bytes = read_file("--etcd-password-file", path)?;
-                let text = String::from_utf8(bytes).map_err(|_| {
-                    anyhow::anyhow!("--etcd-password-file {}: not valid UTF-8", path.display())
-                })?;
-                text.strip_suffix('\n')
-                    .map(|t| t.strip_suffix('\r').unwrap_or(t))
-                    .unwrap_or(&text)
-                    .to_string()
-            }
-            None => match std::env::var(PASSWORD_ENV) {
-                Ok(p) => p,
-                Err(_) => bail!(
-                    "--etcd-user {user}: no password: give --etcd-password-file FILE or set {PASSWORD_ENV}"
-                ),
-            },
-        };
-        settings = settings.with_user(user.clone(), password);
-    }
-    Ok(settings)
-}
-
-fn read_file(flag: &str, path: &Path) -> Result<Vec<u8>> {
-    fs::read(path).with_context(|| format!("{flag} {}: cannot read", path.display()))
-}
-
-/// Reads the overlay tree from etcd (`render --etcd`).
-pub fn read_overlay(args: &OverlayArgs) -> Result<Tree> {
-    etcd_source::read_blocking(&settings(args)?)
+    args.etcd_settings()
 }
 
 fn require_etcd(args: &OverlayArgs) -> Result<Settings> {
     if args.etcd.is_empty() {
         bail!("no etcd given: --etcd URL[,URL...] is required");
     }
-    settings(args)
+    args.etcd_settings()
 }
 
 // --- dump ---
@@ -174,10 +125,10 @@ fn dump_target(output: &[String]) -> Result<DumpTo> {
 
 fn dump(args: &DumpArgs) -> Result<u8> {
     let target = dump_target(&args.output)?;
-    let tree = match args.source.read()? {
-        Some(tree) => tree,
-        None => bail!("no overlay given: --etcd URL[,URL...] (or --overlay-path DIR) is required"),
+    let Some(overlay) = args.source.source()? else {
+        bail!("no overlay given: --etcd URL[,URL...] (or --overlay-path DIR) is required")
     };
+    let tree = overlay.read()?;
     let (overlay, diags) = config::parse_overlay(&tree);
     print_diagnostics(&diags);
     match target {

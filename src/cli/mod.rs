@@ -70,6 +70,12 @@ pub fn emit(text: &str) -> std::io::Result<()> {
     out.flush()
 }
 
+/// Whether output to `stream` (stdout, stderr) gets colour: on a terminal
+/// only, never with `NO_COLOR` set (to anything but the empty string).
+pub fn use_color(stream: &impl std::io::IsTerminal) -> bool {
+    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// Whether the error is stdout's reader having gone away.
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {

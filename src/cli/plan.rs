@@ -7,19 +7,20 @@
 //!
 //! Invariant: wiring only; what the plan is, is decided in `crate::plan`.
 
-use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use clap::{Args, ValueEnum};
 
-use super::Exit;
 use super::source::{
-    CompileArgs, ConfigArgs, OverlayArgs, SafetyArgs, print_diagnostics, render_trees,
+    CompileArgs, ConfigArgs, OverlayArgs, SafetyArgs, load, print_diagnostics, refuse_errors,
 };
+use super::{Exit, use_color};
 use crate::model::IpvsState;
 use crate::plan::saved::{Inputs, LiveFingerprint};
 use crate::plan::{self, Ownership, Plan, PlanError, output};
+use crate::text::plural;
+use crate::tree::Tree;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum PlanFormat {
@@ -67,23 +68,19 @@ pub struct PlanArgs {
 }
 
 /// The live side of the plan and its description.
-fn read_live(
-    args: &PlanArgs,
-    overlay_tree: Option<&crate::tree::Tree>,
-    opts: &crate::compile::Options,
-) -> Result<(IpvsState, String)> {
+fn read_live(args: &PlanArgs, overlay_tree: Option<&Tree>) -> Result<(IpvsState, String)> {
     if let Some(base) = &args.base_ref {
         let tree = args
             .config
             .read_at(base)
             .with_context(|| format!("reading the config at --base-ref {base}"))?;
-        let rendered = crate::render::render(&tree, overlay_tree, opts);
+        let rendered = crate::render::render(&tree, overlay_tree, &args.compile.options()?);
         if !rendered.is_ok() {
             print_diagnostics(&rendered.diags);
             let n = rendered.diags.errors().count();
             anyhow::bail!(
-                "the config at --base-ref {base} has {n} problem{}: nothing planned",
-                if n == 1 { "" } else { "s" }
+                "the config at --base-ref {base} has {}: nothing planned",
+                plural(n, "problem")
             );
         }
         let source = match &tree.origin.revision {
@@ -108,11 +105,6 @@ fn read_live(
     }
 }
 
-/// Colour on a terminal only, never with `NO_COLOR` set.
-fn use_color() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-}
-
 fn render_output(
     format: PlanFormat,
     plan: &Plan,
@@ -123,7 +115,9 @@ fn render_output(
     refused: Option<&str>,
 ) -> String {
     match format {
-        PlanFormat::Text => output::text_refused(plan, desired, use_color(), refused),
+        PlanFormat::Text => {
+            output::text_refused(plan, desired, use_color(&std::io::stdout()), refused)
+        }
         PlanFormat::Json => output::json(plan, desired, inputs, live, ownership, refused),
         PlanFormat::Markdown => output::markdown(plan, desired, refused),
     }
@@ -132,31 +126,14 @@ fn render_output(
 pub fn run(args: &PlanArgs) -> Result<u8> {
     let ownership = args.safety.ownership()?;
     let guards = args.safety.guards();
-    let opts = args.compile.options()?;
-    let config_tree = args.config.read()?;
-    let overlay_tree = args.overlay.read()?;
-    let rendered = render_trees(&args.config, &config_tree, overlay_tree.as_ref(), &opts);
-    if !rendered.is_ok() {
-        let n = rendered.diags.errors().count();
-        eprintln!(
-            "error: {n} problem{} found, nothing planned",
-            if n == 1 { "" } else { "s" }
-        );
-        return Err(Exit(1).into());
-    }
-    let inputs = Inputs {
-        config_hash: rendered.config_hash.clone(),
-        config_revision: config_tree.origin.revision.clone(),
-        overlay_hash: rendered.overlay_hash.clone(),
-        overlay_revision: overlay_tree
-            .as_ref()
-            .and_then(|t| t.origin.revision.clone()),
-    };
-    let (live_state, source) = read_live(args, overlay_tree.as_ref(), &opts)?;
+    let loaded = load(&args.config, &args.overlay, &args.compile)?;
+    refuse_errors(&loaded, ", nothing planned")?;
+    let inputs = loaded.inputs();
+    let (live_state, source) = read_live(args, loaded.overlay.as_ref())?;
     // An ipvsadm -S -n dump never holds thresholds (-x/-y).
     let thresholds = !source.starts_with("file ");
     let live = LiveFingerprint::new(source, &live_state, &ownership, thresholds);
-    let desired = &rendered.state;
+    let desired = &loaded.rendered.state;
     match plan::plan(desired, &live_state, &ownership, &guards) {
         Ok(plan) => {
             if let Some(path) = &args.out {

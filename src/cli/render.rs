@@ -3,8 +3,7 @@
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 
-use super::Exit;
-use super::source::{CompileArgs, ConfigArgs, OverlayArgs, render_sources};
+use super::source::{CompileArgs, ConfigArgs, OverlayArgs, load, refuse_errors};
 use crate::ipvsadm;
 
 #[derive(Debug, Args)]
@@ -45,15 +44,9 @@ pub struct SchemaArgs {
 }
 
 pub fn validate(args: &ValidateArgs) -> Result<u8> {
-    let rendered = render_sources(&args.config, &args.overlay, &args.compile)?;
-    let errors = rendered.diags.errors().count();
-    if errors > 0 {
-        eprintln!(
-            "error: {errors} problem{} found",
-            if errors == 1 { "" } else { "s" }
-        );
-        return Err(Exit(1).into());
-    }
+    let loaded = load(&args.config, &args.overlay, &args.compile)?;
+    refuse_errors(&loaded, "")?;
+    let rendered = &loaded.rendered;
     eprintln!(
         "ok: {} services, {} routes, {} ipvs services, {} dests",
         rendered.config.services.len(),
@@ -65,15 +58,9 @@ pub fn validate(args: &ValidateArgs) -> Result<u8> {
 }
 
 pub fn render(args: &RenderArgs) -> Result<u8> {
-    let rendered = render_sources(&args.config, &args.overlay, &args.compile)?;
-    if !rendered.is_ok() {
-        let errors = rendered.diags.errors().count();
-        eprintln!(
-            "error: {errors} problem{} found, nothing rendered",
-            if errors == 1 { "" } else { "s" }
-        );
-        return Err(Exit(1).into());
-    }
+    let loaded = load(&args.config, &args.overlay, &args.compile)?;
+    refuse_errors(&loaded, ", nothing rendered")?;
+    let rendered = &loaded.rendered;
     let out = match args.output {
         RenderFormat::Yaml => with_newline(serde_saphyr::to_string(&rendered.state)?),
         RenderFormat::Json => serde_json::to_string_pretty(&rendered.state)? + "\n",

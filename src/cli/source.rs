@@ -1,16 +1,28 @@
-//! Source arguments shared by validate, render, plan and apply, and reading
-//! the trees they name.
+//! Source arguments shared by validate, render, plan and apply (and the
+//! `--etcd` flags of `etcd` and `docker`), resolved into source settings,
+//! and the CLI side of loading them: diagnostics printed, exit 1 on errors.
+//!
+//! Invariant: flags and their resolution only; reading is `crate::source`,
+//! loading `crate::load`. Passwords come from a file or the environment,
+//! never from the command line.
 
-use std::path::PathBuf;
+use std::fs;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Args;
 
+use super::Exit;
 use crate::compile;
+use crate::load::{self, Loaded, Sources};
 use crate::model::Method;
-use crate::render::{self, Rendered};
-use crate::source;
+use crate::source::etcd::{Settings, Tls};
+use crate::source::{self, ConfigSource, OverlaySource};
+use crate::text::plural;
 use crate::tree::Tree;
+
+/// Environment variable holding the etcd password.
+pub const PASSWORD_ENV: &str = "CLUSTERF_ETCD_PASSWORD";
 
 /// Where the config repository comes from.
 #[derive(Debug, Clone, Args)]
@@ -124,13 +136,13 @@ impl CompileArgs {
 }
 
 impl ConfigArgs {
-    /// Reads the config tree.
-    pub fn read(&self) -> Result<Tree> {
+    /// The config source these flags name.
+    pub fn source(&self) -> Result<ConfigSource> {
         if let Some(path) = &self.config_path {
-            return source::dir::read(path);
+            return Ok(ConfigSource::Dir(path.clone()));
         }
         if let Some(opts) = self.git_options() {
-            return source::git::read(&opts);
+            return Ok(ConfigSource::Git(opts));
         }
         bail!("no config source: give --config-path DIR or --config-repo PATH|URL")
     }
@@ -150,9 +162,7 @@ impl ConfigArgs {
             },
         })
     }
-}
 
-impl ConfigArgs {
     /// Reads the config tree at another ref of the same Git repository (the
     /// base of a pull request, `plan --base-ref`).
     pub fn read_at(&self, git_ref: &str) -> Result<Tree> {
@@ -165,53 +175,96 @@ impl ConfigArgs {
 }
 
 impl OverlayArgs {
-    /// Reads the overlay tree, if an overlay source was given.
-    pub fn read(&self) -> Result<Option<Tree>> {
+    /// The overlay source these flags name, if any.
+    pub fn source(&self) -> Result<Option<OverlaySource>> {
         if let Some(path) = &self.overlay_path {
-            return source::dir::read(path).map(Some);
+            return Ok(Some(OverlaySource::Dir(path.clone())));
         }
         if !self.etcd.is_empty() {
-            return super::etcd::read_overlay(self).map(Some);
+            return self.etcd_settings().map(|s| Some(OverlaySource::Etcd(s)));
         }
         Ok(None)
     }
+
+    /// The validated etcd connection settings of `--etcd ...`: TLS files
+    /// read, the password from its file or [`PASSWORD_ENV`].
+    pub fn etcd_settings(&self) -> Result<Settings> {
+        let mut settings = Settings::new(self.etcd.clone(), &self.etcd_prefix)?;
+        if self.etcd_ca.is_some() || self.etcd_cert.is_some() {
+            let ca = self
+                .etcd_ca
+                .as_deref()
+                .map(|p| read_file("--etcd-ca", p))
+                .transpose()?;
+            let identity = match (&self.etcd_cert, &self.etcd_key) {
+                (Some(cert), Some(key)) => Some((
+                    read_file("--etcd-cert", cert)?,
+                    read_file("--etcd-key", key)?,
+                )),
+                _ => None,
+            };
+            settings = settings.with_tls(Tls { ca, identity })?;
+        }
+        if let Some(user) = &self.etcd_user {
+            settings = settings.with_user(user.clone(), self.etcd_password(user)?);
+        }
+        Ok(settings)
+    }
+
+    /// The password of `--etcd-user`: from --etcd-password-file (one line),
+    /// else the environment; never from the command line.
+    fn etcd_password(&self, user: &str) -> Result<String> {
+        let Some(path) = &self.etcd_password_file else {
+            return std::env::var(PASSWORD_ENV).map_err(|_| {
+                anyhow!(
+                    "--etcd-user {user}: no password: give --etcd-password-file FILE or set {PASSWORD_ENV}"
+                )
+            });
+        };
+        let bytes = read_file("--etcd-password-file", path)?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| anyhow!("--etcd-password-file {}: not valid UTF-8", path.display()))?;
+        Ok(text
+            .strip_suffix('\n')
+            .map(|t| t.strip_suffix('\r').unwrap_or(t))
+            .unwrap_or(&text)
+            .to_string())
+    }
 }
 
-/// Reads config and overlay and renders the desired state, printing every
-/// diagnostic to stderr.
-pub fn render_sources(
-    config: &ConfigArgs,
-    overlay: &OverlayArgs,
-    compile: &CompileArgs,
-) -> Result<Rendered> {
-    let opts = compile.options()?;
-    let config_tree = config.read()?;
-    let overlay_tree = overlay.read()?;
-    Ok(render_trees(
+fn read_file(flag: &str, path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).with_context(|| format!("{flag} {}: cannot read", path.display()))
+}
+
+/// Resolves the source flags and loads the sources ([`crate::load`]),
+/// printing every diagnostic to stderr.
+pub fn load(config: &ConfigArgs, overlay: &OverlayArgs, compile: &CompileArgs) -> Result<Loaded> {
+    let compile = compile.options()?;
+    let config = config.source()?;
+    let overlay = overlay.source()?;
+    let loaded = load::load(&Sources {
         config,
-        &config_tree,
-        overlay_tree.as_ref(),
-        &opts,
-    ))
+        overlay,
+        compile,
+    })?;
+    let diags = &loaded.rendered.diags;
+    if let (Some(rev), false) = (&loaded.config.origin.revision, diags.is_empty()) {
+        eprintln!("in {} (commit {rev}):", loaded.config.origin.description);
+    }
+    print_diagnostics(diags);
+    Ok(loaded)
 }
 
-/// Renders trees already read (as `render_sources` does), printing every
-/// diagnostic to stderr; for callers that need the trees too (`plan`).
-pub fn render_trees(
-    config: &ConfigArgs,
-    config_tree: &Tree,
-    overlay_tree: Option<&Tree>,
-    opts: &compile::Options,
-) -> Rendered {
-    let mut rendered = render::render(config_tree, overlay_tree, opts);
-    if let Some(sub) = config.git_options().and_then(|o| o.normalized_subdir()) {
-        source::git::name_from_root(&mut rendered.diags, &sub, config_tree, overlay_tree);
+/// Ends the command (exit 1) when the loaded config has errors, saying
+/// `error: N problems found` and what was not done (`, nothing planned`).
+pub fn refuse_errors(loaded: &Loaded, nothing: &str) -> Result<()> {
+    match loaded.errors() {
+        0 => Ok(()),
+        n => {
+            eprintln!("error: {} found{nothing}", plural(n, "problem"));
+            Err(Exit(1).into())
+        }
     }
-    if let (Some(rev), false) = (&config_tree.origin.revision, rendered.diags.is_empty()) {
-        eprintln!("in {} (commit {rev}):", config_tree.origin.description);
-    }
-    print_diagnostics(&rendered.diags);
-    rendered
 }
 
 /// Diagnostics go to stderr, one per line.

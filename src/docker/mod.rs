@@ -9,7 +9,10 @@
 //! - [`store`]: the etcd side: the lease, finding what this publisher
 //!   published before, applying plans in transactions;
 //! - [`engine`]: the Docker side (bollard): listing, inspecting and
-//!   following events, turning the Engine's answers into facts.
+//!   following events, turning the Engine's answers into facts;
+//! - [`publisher`]: the loop that drives them: events and lists in,
+//!   reconciles to etcd out, the lease kept alive (`cli::docker` resolves
+//!   its flags and stops it on SIGINT/SIGTERM).
 //!
 //! Invariant: the translation and the key-set planning never do I/O; the
 //! etcd and Docker modules never decide what a container means.
@@ -17,4 +20,5 @@
 pub mod engine;
 pub mod keys;
 pub mod labels;
+pub mod publisher;
 pub mod store;

@@ -10,6 +10,7 @@
 //! Invariant: pure; looks only at the plan's counts.
 
 use super::{Guards, Plan};
+use crate::text::plural;
 
 /// Why the plan is refused, or `None` when it passes.
 pub(super) fn check(plan: &Plan, guards: &Guards) -> Option<String> {
@@ -29,10 +30,9 @@ pub(super) fn check(plan: &Plan, guards: &Guards) -> Option<String> {
     {
         let percent = removed * 100 / total.max(1);
         return Some(format!(
-            "refusing a plan that deletes {} of {} owned dest{} ({percent}%, more than --max-delete-percent {} and more than --max-delete-min {}): pass --allow-mass-delete if that is intended",
+            "refusing a plan that deletes {} of {} ({percent}%, more than --max-delete-percent {} and more than --max-delete-min {}): pass --allow-mass-delete if that is intended",
             plan.dests_removed,
-            plan.owned_dests,
-            if plan.owned_dests == 1 { "" } else { "s" },
+            plural(plan.owned_dests, "owned dest"),
             guards.max_delete_percent,
             guards.max_delete_min
         ));

@@ -20,6 +20,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{DestAttrs, IpvsState, Op, ServiceAttrs, ServiceKey};
+use crate::text::plural;
 
 mod diff;
 mod guard;
@@ -316,14 +317,6 @@ pub enum PlanError {
     /// A guard tripped; the plan is kept so it can be shown, never applied.
     #[error("{reason}")]
     MassDelete { reason: String, plan: Box<Plan> },
-}
-
-fn plural(n: usize, what: &str) -> String {
-    if n == 1 {
-        format!("1 {what}")
-    } else {
-        format!("{n} {what}s")
-    }
 }
 
 fn list(keys: &[ServiceKey]) -> String {

@@ -24,6 +24,7 @@ use super::{
 };
 use crate::ipvsadm::{push_socket_addr, push_u32};
 use crate::model::{DestAttrs, IpvsState, Method, Op, Origin, ServiceAttrs, ServiceKey};
+use crate::text::plural;
 
 /// Changed or full attributes of a service or dest, as in the JSON
 /// document. Service fields: `scheduler`, `persistence` (seconds, 0 = not
@@ -435,8 +436,7 @@ fn change_line(change: &Change, desired: &IpvsState) -> String {
         }
         (Op::DelService { .. }, _) => match change.dests_removed {
             0 => format!("{s} service {key}"),
-            1 => format!("{s} service {key} (with its 1 dest)"),
-            n => format!("{s} service {key} (with its {n} dests)"),
+            n => format!("{s} service {key} (with its {})", plural(n, "dest")),
         },
         (Op::AddDest { dest, attrs, .. }, _) => format!(
             "{s}   dest {dest} {}{}",
@@ -497,13 +497,7 @@ fn unmanaged_text(plan: &Plan) -> String {
     }
     out.push_str("Unmanaged (outside --own/--own-fwmark, left untouched):\n");
     for u in &plan.unmanaged {
-        let _ = writeln!(
-            out,
-            "  {} ({} dest{})",
-            u.service,
-            u.dests,
-            if u.dests == 1 { "" } else { "s" }
-        );
+        let _ = writeln!(out, "  {} ({})", u.service, plural(u.dests, "dest"));
     }
     out.push('\n');
     out
@@ -642,13 +636,7 @@ pub fn markdown(plan: &Plan, desired: &IpvsState, refused: Option<&str>) -> Stri
     if !plan.unmanaged.is_empty() {
         out.push_str("\n**Unmanaged** (outside `--own`/`--own-fwmark`, left untouched):\n\n");
         for u in &plan.unmanaged {
-            let _ = writeln!(
-                out,
-                "- `{}` ({} dest{})",
-                u.service,
-                u.dests,
-                if u.dests == 1 { "" } else { "s" }
-            );
+            let _ = writeln!(out, "- `{}` ({})", u.service, plural(u.dests, "dest"));
         }
     }
     out

@@ -6,7 +6,9 @@
 //! incrementally. The ref (branch, tag, commit, any rev-spec; default HEAD)
 //! is resolved to a commit; optionally its signature is verified against an
 //! SSH allowed-signers file; its tree (below `subdir`) is read into a
-//! [`Tree`] with paths relative to the subdir, dot-files skipped.
+//! [`Tree`] with paths relative to the subdir, dot-files skipped, and the
+//! subdir recorded in the tree's origin (diagnostics name files from the
+//! repository root by it).
 //!
 //! [`GitSource`] keeps the repository open and the contents of the blobs of
 //! the last read, so that re-reading after a small commit costs in
@@ -37,7 +39,7 @@ use gix::objs::tree::EntryKind;
 use gix::prelude::FindExt;
 use tracing::warn;
 
-use crate::diag::{Diagnostics, Severity};
+use crate::diag::Diagnostics;
 use crate::tree::{Tree, is_hidden};
 
 /// What to read.
@@ -70,27 +72,17 @@ impl Options {
     }
 }
 
-/// Renames the diagnostics about files of the config tree `config` (read
-/// below `subdir`) to their path from the repository root, so that they can
-/// be found in the repository. Diagnostics naming overlay keys are left
-/// alone; a warning whose file is both a config path and an overlay key is
-/// ambiguous and left alone too (config problems are errors, overlay
-/// problems warnings).
+/// The daemon's way to name diagnostics from the repository root until it
+/// calls [`Diagnostics::from_root`] itself (which reads the subdir from the
+/// tree, where [`GitSource`] recorded it); goes at the merge.
 pub fn name_from_root(
     diags: &mut Diagnostics,
-    subdir: &str,
+    _subdir: &str,
     config: &Tree,
     overlay: Option<&Tree>,
 ) {
-    for d in diags.0.iter_mut() {
-        // `services/web.yaml#backends.a` names a part of a file.
-        let file = d.file.split('#').next().unwrap_or_default();
-        let in_config = config.files.contains_key(file) || config.unreadable.contains_key(file);
-        let in_overlay =
-            overlay.is_some_and(|o| o.files.contains_key(file) || o.unreadable.contains_key(file));
-        if in_config && (!in_overlay || d.severity == Severity::Error) {
-            d.file = format!("{subdir}/{}", d.file);
-        }
+    if let std::borrow::Cow::Owned(named) = diags.from_root(config, overlay) {
+        *diags = named;
     }
 }
 
@@ -411,6 +403,7 @@ impl GitSource {
         let origin = crate::tree::Origin {
             description,
             revision: Some(commit_id.to_string()),
+            subdir,
         };
         // The same tree as last time (another commit may change other parts
         // of the repository): nothing to read.

@@ -1,0 +1,75 @@
+//! Load: the step validate, render, plan and apply begin with. Reads the
+//! config and overlay sources once, renders them, and names every
+//! diagnostic from the root of its source (`--subdir`).
+//!
+//! Not here: flags (the CLI resolves them into [`Sources`]), printing and
+//! exit codes (the CLI's), and keeping sources open between reads (the
+//! daemon keeps a Git source and an etcd watch, and shares the source
+//! settings and [`crate::diag::Diagnostics::from_root`]).
+
+use std::borrow::Cow;
+
+use anyhow::Result;
+
+use crate::compile;
+use crate::plan::saved::Inputs;
+use crate::render::{self, Rendered};
+use crate::source::{ConfigSource, OverlaySource};
+use crate::tree::Tree;
+
+/// What to load: resolved source settings and compile options.
+#[derive(Clone, Debug)]
+pub struct Sources {
+    pub config: ConfigSource,
+    pub overlay: Option<OverlaySource>,
+    pub compile: compile::Options,
+}
+
+/// The trees read and their render.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub config: Tree,
+    pub overlay: Option<Tree>,
+    /// Its diagnostics name config files from the root of their source.
+    pub rendered: Rendered,
+}
+
+/// Reads the config, then the overlay, and renders them.
+pub fn load(sources: &Sources) -> Result<Loaded> {
+    let config = sources.config.read()?;
+    let overlay = sources
+        .overlay
+        .as_ref()
+        .map(OverlaySource::read)
+        .transpose()?;
+    let mut rendered = render::render(&config, overlay.as_ref(), &sources.compile);
+    if let Cow::Owned(named) = rendered.diags.from_root(&config, overlay.as_ref()) {
+        rendered.diags = named;
+    }
+    Ok(Loaded {
+        config,
+        overlay,
+        rendered,
+    })
+}
+
+impl Loaded {
+    /// The number of errors: a config with any is never planned or applied.
+    pub fn errors(&self) -> usize {
+        self.rendered.diags.errors().count()
+    }
+
+    /// The fingerprints of the inputs, as a saved plan records them and
+    /// `apply PLAN.json` checks them.
+    pub fn inputs(&self) -> Inputs {
+        Inputs {
+            config_hash: self.rendered.config_hash.clone(),
+            config_revision: self.config.origin.revision.clone(),
+            overlay_hash: self.rendered.overlay_hash.clone(),
+            overlay_revision: self
+                .overlay
+                .as_ref()
+                .and_then(|t| t.origin.revision.clone()),
+        }
+    }
+}
