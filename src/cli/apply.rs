@@ -15,11 +15,11 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use clap::Args;
 
 use super::source::{CompileArgs, ConfigArgs, OverlayArgs, SafetyArgs, load, refuse_errors};
-use super::{Exit, use_color};
+use super::{Exit, use_color, watch};
 use crate::model::Op;
 use crate::netlink::Client;
 use crate::plan::saved::{ReplayError, SavedPlan, check_fresh, desired_after, replay};
@@ -43,7 +43,7 @@ pub struct ApplyArgs {
     pub dry_run: bool,
 
     #[command(flatten)]
-    pub watch: super::watch::WatchArgs,
+    pub watch: watch::WatchArgs,
 
     /// A plan saved by `clusterf plan --out FILE`: apply it if the live
     /// table (and, with sources given, the inputs) did not move since
@@ -64,12 +64,29 @@ fn has_config(args: &ApplyArgs) -> bool {
 
 pub fn run(args: &ApplyArgs) -> Result<u8> {
     if args.watch.watch {
-        return super::watch::run_from_apply(args);
+        return run_watch(args);
     }
     match &args.plan {
         Some(path) => run_saved(args, path),
         None => run_sources(args),
     }
+}
+
+/// `clusterf apply --watch ...`: the daemon with apply's sources,
+/// ownership and guards.
+fn run_watch(args: &ApplyArgs) -> Result<u8> {
+    if args.plan.is_some() {
+        bail!("--watch applies from the sources, not a saved plan");
+    }
+    if args.dry_run {
+        bail!("--watch and --dry-run exclude each other: use clusterf plan");
+    }
+    let compile = args.compile.options()?;
+    let ownership = args.safety.ownership()?;
+    let mut opts = watch::resolve(&args.config, &args.overlay, compile, &args.watch)?;
+    opts.ownership = ownership;
+    opts.guards = args.safety.guards();
+    watch::run(opts, args.watch.log_format)
 }
 
 /// Plans from the sources against the kernel, prints, applies.

@@ -90,12 +90,6 @@ pub fn run(args: &EtcdArgs) -> Result<u8> {
     }
 }
 
-/// The daemon's name for [`OverlayArgs::etcd_settings`] until it takes
-/// resolved source settings; goes at the merge.
-pub fn settings(args: &OverlayArgs) -> Result<Settings> {
-    args.etcd_settings()
-}
-
 fn require_etcd(args: &OverlayArgs) -> Result<Settings> {
     if args.etcd.is_empty() {
         bail!("no etcd given: --etcd URL[,URL...] is required");

@@ -9,15 +9,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use tracing::info;
 
-use crate::cli::apply::ApplyArgs;
 use crate::cli::source::{ConfigArgs, OverlayArgs};
 use crate::compile;
 use crate::daemon::options::{BACKOFF_INITIAL, ETCD_STARTUP_WAIT};
-use crate::daemon::{self, ConfigSource, Daemon, OverlaySource};
+use crate::daemon::{self, Daemon};
 use crate::netlink;
 use crate::plan::{Guards, Ownership};
 use crate::source::etcd::watch::Tuning;
@@ -141,8 +140,8 @@ pub fn resolve(
     watch: &WatchArgs,
 ) -> Result<daemon::Options> {
     Ok(daemon::Options {
-        config: config_source(config)?,
-        overlay: overlay_source(overlay)?,
+        config: config.source()?,
+        overlay: overlay.source()?,
         compile,
         ownership: Ownership::all(),
         guards: Guards::default(),
@@ -159,46 +158,9 @@ pub fn resolve(
     })
 }
 
-fn config_source(config: &ConfigArgs) -> Result<ConfigSource> {
-    if let Some(path) = &config.config_path {
-        Ok(ConfigSource::Dir(path.clone()))
-    } else if let Some(opts) = config.git_options() {
-        Ok(ConfigSource::Git(opts))
-    } else {
-        bail!("no config source: give --config-path DIR or --config-repo PATH|URL")
-    }
-}
-
-fn overlay_source(overlay: &OverlayArgs) -> Result<OverlaySource> {
-    Ok(if let Some(path) = &overlay.overlay_path {
-        OverlaySource::Dir(path.clone())
-    } else if !overlay.etcd.is_empty() {
-        OverlaySource::Etcd(crate::cli::etcd::settings(overlay)?)
-    } else {
-        OverlaySource::None
-    })
-}
-
-/// `clusterf apply --watch ...`: the daemon with apply's sources,
-/// ownership and guards.
-pub fn run_from_apply(args: &ApplyArgs) -> Result<u8> {
-    if args.plan.is_some() {
-        bail!("--watch applies from the sources, not a saved plan");
-    }
-    if args.dry_run {
-        bail!("--watch and --dry-run exclude each other: use clusterf plan");
-    }
-    let compile = args.compile.options()?;
-    let ownership = args.safety.ownership()?;
-    let mut opts = resolve(&args.config, &args.overlay, compile, &args.watch)?;
-    opts.ownership = ownership;
-    opts.guards = args.safety.guards();
-    run(opts, args.watch.log_format)
-}
-
 /// Runs the daemon against the kernel until SIGTERM or SIGINT; the exit
 /// code.
-fn run(opts: daemon::Options, log_format: LogFormat) -> Result<u8> {
+pub fn run(opts: daemon::Options, log_format: LogFormat) -> Result<u8> {
     init_logging(log_format);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -231,7 +193,6 @@ async fn wait_for_termination() -> Result<()> {
 /// Sets up logging on stderr: text (coloured only on a terminal without
 /// NO_COLOR) or JSON lines; `CLUSTERF_LOG` filters (default `info`).
 pub fn init_logging(format: LogFormat) {
-    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("CLUSTERF_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -240,7 +201,7 @@ pub fn init_logging(format: LogFormat) {
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => {
-            let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            let color = super::use_color(&std::io::stderr());
             builder.with_ansi(color).try_init()
         }
     };

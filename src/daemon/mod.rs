@@ -52,11 +52,12 @@ use crate::metrics::Metrics;
 use crate::reconcile::{Drains, Settings};
 use crate::render::memo::Memo;
 use crate::source::etcd::watch::OverlayWatch;
+use crate::source::{ConfigSource, OverlaySource};
 
 pub use self::event_loop::Status;
 pub use self::kernel::{ApplyFailure, Kernel};
 pub use self::memory::MemoryKernel;
-pub use self::options::{ConfigSource, Options, OverlaySource};
+pub use self::options::Options;
 
 /// A running daemon.
 pub struct Daemon {
@@ -85,8 +86,6 @@ struct ConfigStarted {
     input: ConfigInput,
     git: Option<Arc<Mutex<GitPoller>>>,
     watcher: Option<ConfigWatch>,
-    /// The config's subdirectory of the Git repository.
-    git_subdir: Option<String>,
 }
 
 impl Daemon {
@@ -108,7 +107,6 @@ impl Daemon {
         let pass = Pass::new(PassSetup {
             config: config.input,
             overlay,
-            git_subdir: config.git_subdir,
             memo: Memo::new(opts.compile.clone()),
             kernel,
             resync: opts.resync,
@@ -195,17 +193,14 @@ fn start_config(config: &ConfigSource, tx: &mpsc::UnboundedSender<Msg>) -> Resul
                 input: ConfigInput::Dir(path.clone()),
                 git: None,
                 watcher: Some(watcher),
-                git_subdir: None,
             }
         }
         ConfigSource::Git(opts) => {
-            let git_subdir = opts.normalized_subdir();
             let (poller, input) = GitPoller::new(opts.clone())?;
             ConfigStarted {
                 input,
                 git: Some(Arc::new(Mutex::new(poller))),
                 watcher: None,
-                git_subdir,
             }
         }
     })
@@ -216,9 +211,9 @@ fn start_config(config: &ConfigSource, tx: &mpsc::UnboundedSender<Msg>) -> Resul
 /// because it raced it.
 async fn start_overlay(opts: &Options) -> OverlayInput {
     match &opts.overlay {
-        OverlaySource::None => OverlayInput::None,
-        OverlaySource::Dir(path) => OverlayInput::Dir(path.clone()),
-        OverlaySource::Etcd(settings) => {
+        None => OverlayInput::None,
+        Some(OverlaySource::Dir(path)) => OverlayInput::Dir(path.clone()),
+        Some(OverlaySource::Etcd(settings)) => {
             let watch = OverlayWatch::spawn(settings.clone(), opts.etcd_tuning.clone());
             let deadline = Instant::now() + opts.etcd_startup_wait;
             while watch.snapshot().is_none() && Instant::now() < deadline {

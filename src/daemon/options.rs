@@ -10,34 +10,16 @@ use std::time::Duration;
 
 use crate::compile;
 use crate::plan::{Guards, Ownership};
-use crate::source::etcd::Settings as EtcdSettings;
 use crate::source::etcd::watch::Tuning;
-use crate::source::git;
-
-/// Where the config comes from.
-#[derive(Debug, Clone)]
-pub enum ConfigSource {
-    /// A directory, watched with notify.
-    Dir(PathBuf),
-    /// A Git repository, polled.
-    Git(git::Options),
-}
-
-/// Where the overlay comes from.
-#[derive(Debug, Clone)]
-pub enum OverlaySource {
-    None,
-    /// A directory, read at every pass.
-    Dir(PathBuf),
-    /// An etcd prefix, kept current by a watch.
-    Etcd(EtcdSettings),
-}
+use crate::source::{ConfigSource, OverlaySource};
 
 /// Everything the daemon needs, already validated.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// A directory is watched with notify, a Git repository polled.
     pub config: ConfigSource,
-    pub overlay: OverlaySource,
+    /// A directory is read at every pass, etcd kept current by a watch.
+    pub overlay: Option<OverlaySource>,
     pub compile: compile::Options,
     pub ownership: Ownership,
     pub guards: Guards,

@@ -9,7 +9,6 @@
 //! the kernel anywhere but in the apply step. Fail static: a pass that
 //! fails before the apply changes nothing in the kernel.
 
-use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -94,8 +93,6 @@ pub struct Pass {
 pub struct PassSetup {
     pub config: ConfigInput,
     pub overlay: OverlayInput,
-    /// The config's subdirectory of the Git repository, when it is one.
-    pub git_subdir: Option<String>,
     pub memo: Memo,
     pub kernel: Box<dyn Kernel>,
     /// How long the copy of the kernel's table may be used.
@@ -120,8 +117,6 @@ struct Render {
     /// place instead of copying it on every event.
     memo: Memo,
     log: DiagnosticLog,
-    /// Diagnostics name config files from the repository root.
-    git_subdir: Option<String>,
 }
 
 /// The kernel, and the copy of its table kept between passes.
@@ -189,7 +184,6 @@ impl Pass {
             render: Render {
                 memo: s.memo,
                 log: DiagnosticLog::new(overlay_label),
-                git_subdir: s.git_subdir,
             },
             kernel: KernelView {
                 kernel: s.kernel,
@@ -462,7 +456,11 @@ impl Render {
         );
         let report = !self.log.has_reported(&inputs);
         if report || !rendered.is_ok() {
-            let diags = from_repository_root(&rendered.diags, self.git_subdir.as_deref(), input);
+            // Named from the repository root when the config is a
+            // subdirectory of it (a copy: the memo keeps the render).
+            let diags = rendered
+                .diags
+                .from_root(&input.config, input.overlay.as_deref());
             if report {
                 self.log.report(&inputs, diags.iter(), metrics);
             }
@@ -620,23 +618,6 @@ fn rereads_config(triggers: &BTreeSet<Trigger>, have_tree: bool) -> bool {
             .any(|t| !matches!(t, Trigger::Etcd | Trigger::Drain))
 }
 
-/// The diagnostics named from the repository root when the config is a
-/// subdirectory of it (a copy: the memo keeps the render as it is).
-fn from_repository_root<'d>(
-    diags: &'d Diagnostics,
-    git_subdir: Option<&str>,
-    input: &Snapshot,
-) -> Cow<'d, Diagnostics> {
-    match git_subdir {
-        Some(sub) => {
-            let mut d = diags.clone();
-            source::git::name_from_root(&mut d, sub, &input.config, input.overlay.as_deref());
-            Cow::Owned(d)
-        }
-        None => Cow::Borrowed(diags),
-    }
-}
-
 /// The error of a pass over an invalid config: how many errors, the first.
 fn invalid_config(diags: &Diagnostics, revision: Option<&str>) -> String {
     let n = diags.errors().count();
@@ -649,7 +630,8 @@ fn invalid_config(diags: &Diagnostics, revision: Option<&str>) -> String {
         Some(rev) => format!(" at commit {rev}"),
         None => String::new(),
     };
-    format!("invalid config{at} ({n} errors, first: {first}): keeping the kernel as it is")
+    let n = crate::text::plural(n, "error");
+    format!("invalid config{at} ({n}, first: {first}): keeping the kernel as it is")
 }
 
 /// The `plan_hash` of `clusterf_info`: the inputs and the drain records.

@@ -39,7 +39,6 @@ use gix::objs::tree::EntryKind;
 use gix::prelude::FindExt;
 use tracing::warn;
 
-use crate::diag::Diagnostics;
 use crate::tree::{Tree, is_hidden};
 
 /// What to read.
@@ -59,31 +58,6 @@ pub struct Options {
     /// When set, only commits whose SSH signature verifies against this
     /// allowed-signers file are read.
     pub allowed_signers: Option<PathBuf>,
-}
-
-impl Options {
-    /// The subdir in canonical form (`a/b`), `None` when the config tree is
-    /// the repository root.
-    pub fn normalized_subdir(&self) -> Option<String> {
-        self.subdir
-            .as_deref()
-            .and_then(|s| normalize_subdir(s).ok())
-            .filter(|s| !s.is_empty())
-    }
-}
-
-/// The daemon's way to name diagnostics from the repository root until it
-/// calls [`Diagnostics::from_root`] itself (which reads the subdir from the
-/// tree, where [`GitSource`] recorded it); goes at the merge.
-pub fn name_from_root(
-    diags: &mut Diagnostics,
-    _subdir: &str,
-    config: &Tree,
-    overlay: Option<&Tree>,
-) {
-    if let std::borrow::Cow::Owned(named) = diags.from_root(config, overlay) {
-        *diags = named;
-    }
 }
 
 /// What the last fetch of a remote did.
