@@ -7,6 +7,7 @@ pub mod compile;
 pub mod config;
 pub mod diag;
 pub mod docker;
+pub mod error;
 pub mod ipvsadm;
 pub mod metrics;
 pub mod model;

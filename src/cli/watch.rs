@@ -38,10 +38,10 @@ use clap::{Args, ValueEnum};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
-use crate::cli::format_error;
 use crate::cli::source::{ConfigArgs, OverlayArgs};
 use crate::compile;
 use crate::diag::Diagnostic;
+use crate::error::format_error;
 use crate::metrics::{Info, Metrics};
 use crate::model::{IpvsState, Op};
 use crate::netlink;

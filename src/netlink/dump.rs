@@ -13,7 +13,7 @@ use anyhow::{Result, anyhow, bail};
 use crate::ipvsadm::Tunnel;
 use crate::model::{Dest, DestStats, ServiceKey};
 
-use super::client::KernelError;
+use super::error::KernelError;
 use super::mapping;
 use super::message::*;
 

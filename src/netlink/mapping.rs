@@ -1,7 +1,6 @@
-//! Between the model and IPVS messages: an [`Op`] becomes a request, a dumped
-//! service or dest becomes model values, and a kernel errno becomes a message
-//! that names the object (`dest 10.3.107.1:1337 of tcp://10.107.107.107:1337:
-//! already exists`).
+//! Between the model and IPVS messages: an [`Op`] becomes a request, and a
+//! dumped service or dest becomes model values. (A kernel errno becomes a
+//! message naming the object in `error`.)
 //!
 //! Kernel conventions followed here (`ip_vs_ctl.c`, `ipvsadm`):
 //! - a full service always carries scheduler, flags (mask `~0`), timeout and
@@ -430,48 +429,6 @@ pub fn dest_tunnel(m: &DestMsg) -> Option<ipvsadm::Tunnel> {
     })
 }
 
-pub const EPERM: i32 = 1;
-pub const ENOENT: i32 = 2;
-pub const ESRCH: i32 = 3;
-pub const EEXIST: i32 = 17;
-pub const EINVAL: i32 = 22;
-pub const EAFNOSUPPORT: i32 = 97;
-
-/// One line for a refused op: the object, then why.
-pub fn describe_failure(op: &Op, errno: i32, ext_msg: Option<&str>) -> String {
-    let why = match (errno, op) {
-        (EEXIST, _) => "already exists".to_string(),
-        (ESRCH, _) => "no such service".to_string(),
-        (ENOENT, Op::AddService { attrs, .. } | Op::EditService { attrs, .. }) => format!(
-            "scheduler {:?} is not available in this kernel (no module ip_vs_{})",
-            attrs.scheduler, attrs.scheduler
-        ),
-        (ENOENT, Op::DelService { .. }) => "no such service".to_string(),
-        (ENOENT, _) => "no such dest".to_string(),
-        (EPERM, _) => "operation not permitted: run as root or grant CAP_NET_ADMIN".to_string(),
-        (EAFNOSUPPORT, _) => "address family not supported by the kernel's ipvs".to_string(),
-        (e, _) => errno_text(e),
-    };
-    match ext_msg {
-        Some(m) if !m.is_empty() => format!("{}: {why} ({m})", op.object()),
-        _ => format!("{}: {why}", op.object()),
-    }
-}
-
-/// `strerror`, lowercased, without Rust's ` (os error N)`.
-pub fn errno_text(errno: i32) -> String {
-    let s = std::io::Error::from_raw_os_error(errno).to_string();
-    let s = match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    };
-    let mut c = s.chars();
-    match c.next() {
-        Some(first) => first.to_lowercase().chain(c).collect(),
-        None => format!("error {errno}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -670,36 +627,5 @@ mod tests {
         };
         let e = service_full(&key("tcp://10.0.0.1:80"), &attrs).unwrap_err();
         assert_eq!(e, "service tcp://10.0.0.1:80: unknown flag \"sparkles\"");
-    }
-
-    #[test]
-    fn failures_name_the_object() {
-        let service = key("tcp://10.107.107.107:1337");
-        let add = Op::AddDest {
-            service,
-            dest: "10.3.107.1:1337".parse().unwrap(),
-            attrs: DestAttrs::new(Method::Masq, 10),
-        };
-        assert_eq!(
-            describe_failure(&add, EEXIST, None),
-            "dest 10.3.107.1:1337 of tcp://10.107.107.107:1337: already exists"
-        );
-        assert_eq!(
-            describe_failure(&add, ESRCH, None),
-            "dest 10.3.107.1:1337 of tcp://10.107.107.107:1337: no such service"
-        );
-        let svc = Op::AddService {
-            service,
-            attrs: ServiceAttrs::with_scheduler("nope"),
-        };
-        assert_eq!(
-            describe_failure(&svc, ENOENT, None),
-            "service tcp://10.107.107.107:1337: scheduler \"nope\" is not available in this kernel (no module ip_vs_nope)"
-        );
-        assert_eq!(
-            describe_failure(&svc, 12, None),
-            "service tcp://10.107.107.107:1337: cannot allocate memory"
-        );
-        assert!(describe_failure(&svc, EPERM, None).ends_with("CAP_NET_ADMIN"));
     }
 }

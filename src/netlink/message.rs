@@ -1187,7 +1187,7 @@ mod tests {
 
     use super::*;
     use crate::model::{DestAttrs, Method, Op, ServiceAttrs, ServiceKey};
-    use crate::netlink::mapping;
+    use crate::netlink::{error, mapping};
 
     /// Hex bytes with `#` comments.
     pub(crate) fn hex(text: &str) -> Vec<u8> {
@@ -1477,7 +1477,7 @@ mod tests {
         assert!(ack.echoed.is_empty());
 
         let e = error_of(&fixture!("error-enoent-new-service"));
-        assert_eq!(e.errno, mapping::ENOENT);
+        assert_eq!(e.errno, error::ENOENT);
         // The whole request is echoed; it is the NEW_SERVICE with "nope".
         let req = IpvsMsg::parse(&e.echoed).unwrap();
         assert_eq!(req.cmd, IPVS_CMD_NEW_SERVICE);
@@ -1493,12 +1493,12 @@ mod tests {
             attrs,
         };
         assert_eq!(
-            mapping::describe_failure(&op, e.errno, e.ext_msg.as_deref()),
+            error::describe_failure(&op, e.errno, e.ext_msg.as_deref()),
             "service tcp://198.51.100.1:80: scheduler \"nope\" is not available in this kernel (no module ip_vs_nope)"
         );
 
         let e = error_of(&fixture!("error-esrch-new-dest"));
-        assert_eq!(e.errno, mapping::ESRCH);
+        assert_eq!(e.errno, error::ESRCH);
         assert_eq!(IpvsMsg::parse(&e.echoed).unwrap().cmd, IPVS_CMD_NEW_DEST);
     }
 
