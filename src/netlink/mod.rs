@@ -1,7 +1,7 @@
 //! Kernel IPVS over generic netlink: read the live table, apply ops.
 //!
 //! - `message`: typed netlink / generic netlink / IPVS messages that parse
-//!   and emit bytes (pure).
+//!   and emit bytes, one file per protocol layer (pure).
 //! - `error`: kernel refusals: [`KernelError`], errno text, the message
 //!   naming a refused op's object (pure).
 //! - `mapping`: model values <-> IPVS messages (pure).
