@@ -24,7 +24,7 @@ use neli::consts::socket::{Msg, NlFamily};
 use neli::socket::NlSocket;
 use neli::utils::Groups;
 
-use crate::ipvsadm::Tunnel;
+use crate::model::tunnel::Tunnel;
 use crate::model::{DestStats, IpvsState, Op, Service, ServiceKey};
 
 use super::dump::{self, DestTable, Progress};

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 
 use anyhow::{Result, anyhow, bail};
 
-use crate::ipvsadm::Tunnel;
+use crate::model::tunnel::Tunnel;
 use crate::model::{Dest, DestStats, ServiceKey};
 
 use super::error::KernelError;

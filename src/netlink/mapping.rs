@@ -8,7 +8,7 @@
 //!   a shorter prefix; `IP_VS_SVC_F_HASHED` is never sent.
 //! - service flags read back by name as `ipvsadm` prints them: `ops`, and
 //!   `sh-fallback`/`sh-port` (sh), `mh-fallback`/`mh-port` (mh) or
-//!   `flag-1`..`flag-3` (names from `crate::ipvsadm`); unknown bits as
+//!   `flag-1`..`flag-3` (names from `model::flags`); unknown bits as
 //!   `0x..`; the persistence engine as `pe=NAME`.
 //! - the kernel's `Local` forwarding method reads as `droute` (`ipvsadm -S`
 //!   prints `-g` for it).
@@ -17,7 +17,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::ipvsadm;
+use crate::model::flags::{FLAG_OPS, FLAG_PE_PREFIX, sched_flag_bit, sched_flag_name};
+use crate::model::tunnel::Tunnel;
 use crate::model::{DestAttrs, DestStats, Family, Method, Op, Protocol, ServiceAttrs, ServiceKey};
 
 use super::message::*;
@@ -73,12 +74,12 @@ pub fn service_id(key: &ServiceKey) -> ServiceMsg {
 }
 
 /// Service flag bits of a flag name (`ops`, the scheduler flags as
-/// `crate::ipvsadm` names them, or `0x..`). `pe=NAME` is not a bit.
+/// `model::flags` names them, or `0x..`). `pe=NAME` is not a bit.
 fn flag_bits(name: &str) -> Option<u32> {
-    if name == ipvsadm::FLAG_OPS {
+    if name == FLAG_OPS {
         return Some(IP_VS_SVC_F_ONEPACKET);
     }
-    if let Some(bit) = ipvsadm::sched_flag_bit(name) {
+    if let Some(bit) = sched_flag_bit(name) {
         return Some(IP_VS_SVC_F_SCHED1 << (bit - 1));
     }
     let bits = u32::from_str_radix(name.strip_prefix("0x")?, 16).ok()?;
@@ -94,13 +95,13 @@ fn flag_names(scheduler: &str, bits: u32, pe_name: Option<&str>) -> Vec<String> 
     let mut names = Vec::new();
     let mut rest = bits & !(IP_VS_SVC_F_PERSISTENT | IP_VS_SVC_F_HASHED);
     if rest & IP_VS_SVC_F_ONEPACKET != 0 {
-        names.push(ipvsadm::FLAG_OPS.to_string());
+        names.push(FLAG_OPS.to_string());
         rest &= !IP_VS_SVC_F_ONEPACKET;
     }
     for bit in 1..=3u8 {
         let mask = IP_VS_SVC_F_SCHED1 << (bit - 1);
         if rest & mask != 0 {
-            names.push(ipvsadm::sched_flag_name(scheduler, bit).to_string());
+            names.push(sched_flag_name(scheduler, bit).to_string());
             rest &= !mask;
         }
     }
@@ -108,7 +109,7 @@ fn flag_names(scheduler: &str, bits: u32, pe_name: Option<&str>) -> Vec<String> 
         names.push(format!("0x{rest:x}"));
     }
     if let Some(pe) = pe_name.filter(|pe| !pe.is_empty()) {
-        names.push(format!("{}{pe}", ipvsadm::FLAG_PE_PREFIX));
+        names.push(format!("{}{pe}", FLAG_PE_PREFIX));
     }
     names.sort();
     names
@@ -119,7 +120,7 @@ pub fn service_full(key: &ServiceKey, attrs: &ServiceAttrs) -> Result<ServiceMsg
     let mut m = service_id(key);
     let mut flags = 0u32;
     for name in &attrs.flags {
-        if let Some(pe) = name.strip_prefix(ipvsadm::FLAG_PE_PREFIX) {
+        if let Some(pe) = name.strip_prefix(FLAG_PE_PREFIX) {
             m.pe_name = Some(pe.to_string());
             continue;
         }
@@ -419,13 +420,11 @@ pub fn dest_from(
 
 /// The encapsulation of a tunnel dest (`None` for other methods); a kernel
 /// without the `IPVS_DEST_ATTR_TUN_*` attributes (before 5.2) has ipip only.
-pub fn dest_tunnel(m: &DestMsg) -> Option<ipvsadm::Tunnel> {
-    (m.fwd_method.unwrap_or(0) & IP_VS_CONN_F_FWD_MASK == IP_VS_CONN_F_TUNNEL).then(|| {
-        ipvsadm::Tunnel {
-            kind: m.tun_type.unwrap_or(0),
-            port: m.tun_port.unwrap_or(0),
-            flags: m.tun_flags.unwrap_or(0),
-        }
+pub fn dest_tunnel(m: &DestMsg) -> Option<Tunnel> {
+    (m.fwd_method.unwrap_or(0) & IP_VS_CONN_F_FWD_MASK == IP_VS_CONN_F_TUNNEL).then(|| Tunnel {
+        kind: m.tun_type.unwrap_or(0),
+        port: m.tun_port.unwrap_or(0),
+        flags: m.tun_flags.unwrap_or(0),
     })
 }
 
