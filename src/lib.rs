@@ -8,6 +8,7 @@ pub mod config;
 pub mod daemon;
 pub mod diag;
 pub mod docker;
+pub mod error;
 pub mod etcd;
 pub mod ipvsadm;
 pub mod load;

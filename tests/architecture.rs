@@ -328,7 +328,7 @@ fn is_ident(t: &Token) -> bool {
 #[derive(Clone, Debug)]
 struct Reference {
     line: usize,
-    /// As written, groups expanded: `crate::cli::format_error`.
+    /// As written, groups expanded: `crate::error::format_error`.
     text: String,
     /// From the crate root: `["cli", "format_error"]`.
     target: Vec<String>,

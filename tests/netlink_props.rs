@@ -217,7 +217,7 @@ fn canonical(key: &ServiceKey, mut a: ServiceAttrs) -> ServiceAttrs {
         (Some(_), Some(m)) if m < max && !(key.family() == Family::Ipv6 && m == 0) => Some(m),
         _ => None,
     };
-    a.flags = clusterf::ipvsadm::canonical_flags(&a.scheduler, &a.flags);
+    a.flags = clusterf::model::flags::canonical_flags(&a.scheduler, &a.flags);
     a
 }
 

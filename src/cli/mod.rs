@@ -9,6 +9,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::error::format_error;
+
 pub mod apply;
 pub mod docker;
 pub mod etcd;
@@ -109,16 +111,4 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-/// `outer: inner: innermost`, lowercase as written by the callers.
-pub fn format_error(e: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in e.chain() {
-        let s = cause.to_string();
-        if parts.last().is_none_or(|last| !last.ends_with(&s)) {
-            parts.push(s);
-        }
-    }
-    parts.join(": ")
 }

@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
 
 use crate::ipvsadm;
-use crate::model::{DestStats, Family, Method, Protocol, ServiceAttrs, ServiceKey};
+use crate::model::{DestStats, Family, Method, Protocol, ServiceAttrs, ServiceKey, flags, text};
 use crate::netlink::{Client, Info, Live};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -83,7 +83,7 @@ fn service_line(key: &ServiceKey, attrs: &ServiceAttrs) -> String {
         .flags
         .iter()
         .map(String::as_str)
-        .filter(|f| *f != ipvsadm::FLAG_OPS && !f.starts_with(ipvsadm::FLAG_PE_PREFIX))
+        .filter(|f| *f != flags::FLAG_OPS && !f.starts_with(flags::FLAG_PE_PREFIX))
         .collect();
     if !sched.is_empty() {
         let _ = write!(line, " ({})", sched.join(","));
@@ -105,12 +105,12 @@ fn service_line(key: &ServiceKey, attrs: &ServiceAttrs) -> String {
             _ => {}
         }
         for f in &attrs.flags {
-            if let Some(pe) = f.strip_prefix(ipvsadm::FLAG_PE_PREFIX) {
+            if let Some(pe) = f.strip_prefix(flags::FLAG_PE_PREFIX) {
                 let _ = write!(line, " pe {pe}");
             }
         }
     }
-    if attrs.flags.iter().any(|f| f == ipvsadm::FLAG_OPS) {
+    if attrs.flags.iter().any(|f| f == flags::FLAG_OPS) {
         line.push_str(" ops");
     }
     line
@@ -171,7 +171,7 @@ pub fn format_text(info: &Info, live: &Live) -> String {
             // lines add up); an IPv4 name is cut at 28 as ipvsadm does.
             out.push_str("  -> ");
             let start = out.len();
-            ipvsadm::push_socket_addr(&mut out, addr);
+            text::push_socket_addr(&mut out, addr);
             if addr.is_ipv4() {
                 out.truncate(out.len().min(start + 28));
             }
@@ -185,7 +185,7 @@ pub fn format_text(info: &Info, live: &Live) -> String {
                 (st.inactive_conns, 10),
             ] {
                 let start = out.len();
-                ipvsadm::push_u32(&mut out, n);
+                text::push_u32(&mut out, n);
                 pad(&mut out, start, width);
             }
             // The last column has no space after it.
@@ -241,6 +241,7 @@ pub fn format_json(info: &Info, live: &Live) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::tunnel::{TUN_FLAG_CSUM, TUN_TYPE_GUE, Tunnel};
     use crate::model::{Dest, DestAttrs, Service};
 
     fn live() -> Live {
@@ -334,10 +335,10 @@ FWM  7 rr persistent 60 mask 255.255.255.0
             );
         }
         live.state.services.insert(key, svc);
-        let gue = ipvsadm::Tunnel {
-            kind: ipvsadm::TUN_TYPE_GUE,
+        let gue = Tunnel {
+            kind: TUN_TYPE_GUE,
             port: 6080,
-            flags: ipvsadm::TUN_FLAG_CSUM,
+            flags: TUN_FLAG_CSUM,
         };
         live.tunnels.insert(
             key,

@@ -22,7 +22,7 @@ use super::clock::unix_now;
 use super::inputs::{ConfigWatch, GitPoller};
 use super::pass::{Pass, PassFailure, PassReport};
 use super::sync::lock;
-use crate::cli::format_error;
+use crate::error::format_error;
 use crate::metrics::Metrics;
 use crate::reconcile::{Action, Event, Schedule, Settings, Source, Trigger};
 use crate::source::etcd::watch::OverlayWatch;

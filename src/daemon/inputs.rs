@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use tracing::{info, warn};
 
 use super::sync::lock;
-use crate::cli::format_error;
+use crate::error::format_error;
 use crate::source;
 use crate::source::etcd::watch::OverlayWatch;
 use crate::tree::Tree;

@@ -47,7 +47,7 @@ use self::event_loop::{EtcdFeed, EventLoop, Msg};
 use self::inputs::{ConfigInput, ConfigWatch, GitPoller, OverlayInput};
 use self::pass::{Pass, PassSetup};
 use self::sync::lock;
-use crate::cli::format_error;
+use crate::error::format_error;
 use crate::metrics::Metrics;
 use crate::reconcile::{Drains, Settings};
 use crate::render::memo::Memo;

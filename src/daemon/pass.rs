@@ -26,7 +26,7 @@ use super::inputs::{ConfigInput, OverlayInput};
 use super::kernel::Kernel;
 use super::state_file::save_drains;
 use super::sync::lock;
-use crate::cli::format_error;
+use crate::error::format_error;
 use crate::diag::Diagnostics;
 use crate::metrics::{Info, Metrics};
 use crate::model::{IpvsState, Op, ServiceKey};

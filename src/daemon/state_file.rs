@@ -66,7 +66,7 @@ pub fn load_drains(path: &Path) -> Result<Drains> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::format_error;
+    use crate::error::format_error;
     use crate::reconcile::drain;
 
     #[test]

@@ -24,19 +24,17 @@ use neli::consts::socket::{Msg, NlFamily};
 use neli::socket::NlSocket;
 use neli::utils::Groups;
 
-use crate::ipvsadm::Tunnel;
+use crate::model::tunnel::Tunnel;
 use crate::model::{DestStats, IpvsState, Op, Service, ServiceKey};
 
 use super::dump::{self, DestTable, Progress};
+use super::error::{ENOENT, KernelError};
 use super::mapping;
 use super::message::*;
 use super::pipeline::{self, PartialFailure, Report, Tracker};
 
 /// Hint when the kernel has no IPVS family.
 pub const NO_IPVS: &str = "ipvs is not available in this kernel: modprobe ip_vs";
-/// Hint for EPERM.
-pub const NO_PERMISSION: &str = "run as root or grant CAP_NET_ADMIN";
-
 /// Requests per `sendmsg` at most. The kernel runs the whole batch inside
 /// `sendmsg`; what comes back is one message per failed request plus the
 /// ack of the last one (see `pipeline`), all in the receive buffer before
@@ -74,28 +72,6 @@ pub struct Live {
     /// so `state`) cannot tell from ipip.
     pub tunnels: BTreeMap<ServiceKey, BTreeMap<SocketAddr, Tunnel>>,
 }
-
-/// A refusal by the kernel: positive errno and the extended-ack message.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KernelError {
-    pub errno: i32,
-    pub ext_msg: Option<String>,
-}
-
-impl std::fmt::Display for KernelError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.errno == mapping::EPERM {
-            return write!(f, "operation not permitted: {NO_PERMISSION}");
-        }
-        write!(f, "{}", mapping::errno_text(self.errno))?;
-        if let Some(m) = &self.ext_msg {
-            write!(f, " ({m})")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for KernelError {}
 
 /// An open socket with the IPVS family resolved.
 pub struct Client {
@@ -269,7 +245,7 @@ impl Client {
         let replies = match self.transact(GENL_ID_CTRL, 0, &FamilyMsg::get(IPVS_GENL_NAME).emit()) {
             Err(e)
                 if e.downcast_ref::<KernelError>()
-                    .is_some_and(|k| k.errno == mapping::ENOENT) =>
+                    .is_some_and(|k| k.errno == ENOENT) =>
             {
                 bail!(NO_IPVS)
             }

@@ -10,10 +10,10 @@ use std::net::SocketAddr;
 
 use anyhow::{Result, anyhow, bail};
 
-use crate::ipvsadm::Tunnel;
+use crate::model::tunnel::Tunnel;
 use crate::model::{Dest, DestStats, ServiceKey};
 
-use super::client::KernelError;
+use super::error::KernelError;
 use super::mapping;
 use super::message::*;
 

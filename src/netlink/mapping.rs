@@ -1,7 +1,6 @@
-//! Between the model and IPVS messages: an [`Op`] becomes a request, a dumped
-//! service or dest becomes model values, and a kernel errno becomes a message
-//! that names the object (`dest 10.3.107.1:1337 of tcp://10.107.107.107:1337:
-//! already exists`).
+//! Between the model and IPVS messages: an [`Op`] becomes a request, and a
+//! dumped service or dest becomes model values. (A kernel errno becomes a
+//! message naming the object in `error`.)
 //!
 //! Kernel conventions followed here (`ip_vs_ctl.c`, `ipvsadm`):
 //! - a full service always carries scheduler, flags (mask `~0`), timeout and
@@ -9,7 +8,7 @@
 //!   a shorter prefix; `IP_VS_SVC_F_HASHED` is never sent.
 //! - service flags read back by name as `ipvsadm` prints them: `ops`, and
 //!   `sh-fallback`/`sh-port` (sh), `mh-fallback`/`mh-port` (mh) or
-//!   `flag-1`..`flag-3` (names from `crate::ipvsadm`); unknown bits as
+//!   `flag-1`..`flag-3` (names from `model::flags`); unknown bits as
 //!   `0x..`; the persistence engine as `pe=NAME`.
 //! - the kernel's `Local` forwarding method reads as `droute` (`ipvsadm -S`
 //!   prints `-g` for it).
@@ -18,7 +17,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::ipvsadm;
+use crate::model::flags::{FLAG_OPS, FLAG_PE_PREFIX, sched_flag_bit, sched_flag_name};
+use crate::model::tunnel::Tunnel;
 use crate::model::{DestAttrs, DestStats, Family, Method, Op, Protocol, ServiceAttrs, ServiceKey};
 
 use super::message::*;
@@ -74,12 +74,12 @@ pub fn service_id(key: &ServiceKey) -> ServiceMsg {
 }
 
 /// Service flag bits of a flag name (`ops`, the scheduler flags as
-/// `crate::ipvsadm` names them, or `0x..`). `pe=NAME` is not a bit.
+/// `model::flags` names them, or `0x..`). `pe=NAME` is not a bit.
 fn flag_bits(name: &str) -> Option<u32> {
-    if name == ipvsadm::FLAG_OPS {
+    if name == FLAG_OPS {
         return Some(IP_VS_SVC_F_ONEPACKET);
     }
-    if let Some(bit) = ipvsadm::sched_flag_bit(name) {
+    if let Some(bit) = sched_flag_bit(name) {
         return Some(IP_VS_SVC_F_SCHED1 << (bit - 1));
     }
     let bits = u32::from_str_radix(name.strip_prefix("0x")?, 16).ok()?;
@@ -95,13 +95,13 @@ fn flag_names(scheduler: &str, bits: u32, pe_name: Option<&str>) -> Vec<String> 
     let mut names = Vec::new();
     let mut rest = bits & !(IP_VS_SVC_F_PERSISTENT | IP_VS_SVC_F_HASHED);
     if rest & IP_VS_SVC_F_ONEPACKET != 0 {
-        names.push(ipvsadm::FLAG_OPS.to_string());
+        names.push(FLAG_OPS.to_string());
         rest &= !IP_VS_SVC_F_ONEPACKET;
     }
     for bit in 1..=3u8 {
         let mask = IP_VS_SVC_F_SCHED1 << (bit - 1);
         if rest & mask != 0 {
-            names.push(ipvsadm::sched_flag_name(scheduler, bit).to_string());
+            names.push(sched_flag_name(scheduler, bit).to_string());
             rest &= !mask;
         }
     }
@@ -109,7 +109,7 @@ fn flag_names(scheduler: &str, bits: u32, pe_name: Option<&str>) -> Vec<String> 
         names.push(format!("0x{rest:x}"));
     }
     if let Some(pe) = pe_name.filter(|pe| !pe.is_empty()) {
-        names.push(format!("{}{pe}", ipvsadm::FLAG_PE_PREFIX));
+        names.push(format!("{}{pe}", FLAG_PE_PREFIX));
     }
     names.sort();
     names
@@ -120,7 +120,7 @@ pub fn service_full(key: &ServiceKey, attrs: &ServiceAttrs) -> Result<ServiceMsg
     let mut m = service_id(key);
     let mut flags = 0u32;
     for name in &attrs.flags {
-        if let Some(pe) = name.strip_prefix(ipvsadm::FLAG_PE_PREFIX) {
+        if let Some(pe) = name.strip_prefix(FLAG_PE_PREFIX) {
             m.pe_name = Some(pe.to_string());
             continue;
         }
@@ -420,56 +420,12 @@ pub fn dest_from(
 
 /// The encapsulation of a tunnel dest (`None` for other methods); a kernel
 /// without the `IPVS_DEST_ATTR_TUN_*` attributes (before 5.2) has ipip only.
-pub fn dest_tunnel(m: &DestMsg) -> Option<ipvsadm::Tunnel> {
-    (m.fwd_method.unwrap_or(0) & IP_VS_CONN_F_FWD_MASK == IP_VS_CONN_F_TUNNEL).then(|| {
-        ipvsadm::Tunnel {
-            kind: m.tun_type.unwrap_or(0),
-            port: m.tun_port.unwrap_or(0),
-            flags: m.tun_flags.unwrap_or(0),
-        }
+pub fn dest_tunnel(m: &DestMsg) -> Option<Tunnel> {
+    (m.fwd_method.unwrap_or(0) & IP_VS_CONN_F_FWD_MASK == IP_VS_CONN_F_TUNNEL).then(|| Tunnel {
+        kind: m.tun_type.unwrap_or(0),
+        port: m.tun_port.unwrap_or(0),
+        flags: m.tun_flags.unwrap_or(0),
     })
-}
-
-pub const EPERM: i32 = 1;
-pub const ENOENT: i32 = 2;
-pub const ESRCH: i32 = 3;
-pub const EEXIST: i32 = 17;
-pub const EINVAL: i32 = 22;
-pub const EAFNOSUPPORT: i32 = 97;
-
-/// One line for a refused op: the object, then why.
-pub fn describe_failure(op: &Op, errno: i32, ext_msg: Option<&str>) -> String {
-    let why = match (errno, op) {
-        (EEXIST, _) => "already exists".to_string(),
-        (ESRCH, _) => "no such service".to_string(),
-        (ENOENT, Op::AddService { attrs, .. } | Op::EditService { attrs, .. }) => format!(
-            "scheduler {:?} is not available in this kernel (no module ip_vs_{})",
-            attrs.scheduler, attrs.scheduler
-        ),
-        (ENOENT, Op::DelService { .. }) => "no such service".to_string(),
-        (ENOENT, _) => "no such dest".to_string(),
-        (EPERM, _) => "operation not permitted: run as root or grant CAP_NET_ADMIN".to_string(),
-        (EAFNOSUPPORT, _) => "address family not supported by the kernel's ipvs".to_string(),
-        (e, _) => errno_text(e),
-    };
-    match ext_msg {
-        Some(m) if !m.is_empty() => format!("{}: {why} ({m})", op.object()),
-        _ => format!("{}: {why}", op.object()),
-    }
-}
-
-/// `strerror`, lowercased, without Rust's ` (os error N)`.
-pub fn errno_text(errno: i32) -> String {
-    let s = std::io::Error::from_raw_os_error(errno).to_string();
-    let s = match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    };
-    let mut c = s.chars();
-    match c.next() {
-        Some(first) => first.to_lowercase().chain(c).collect(),
-        None => format!("error {errno}"),
-    }
 }
 
 #[cfg(test)]
@@ -670,36 +626,5 @@ mod tests {
         };
         let e = service_full(&key("tcp://10.0.0.1:80"), &attrs).unwrap_err();
         assert_eq!(e, "service tcp://10.0.0.1:80: unknown flag \"sparkles\"");
-    }
-
-    #[test]
-    fn failures_name_the_object() {
-        let service = key("tcp://10.107.107.107:1337");
-        let add = Op::AddDest {
-            service,
-            dest: "10.3.107.1:1337".parse().unwrap(),
-            attrs: DestAttrs::new(Method::Masq, 10),
-        };
-        assert_eq!(
-            describe_failure(&add, EEXIST, None),
-            "dest 10.3.107.1:1337 of tcp://10.107.107.107:1337: already exists"
-        );
-        assert_eq!(
-            describe_failure(&add, ESRCH, None),
-            "dest 10.3.107.1:1337 of tcp://10.107.107.107:1337: no such service"
-        );
-        let svc = Op::AddService {
-            service,
-            attrs: ServiceAttrs::with_scheduler("nope"),
-        };
-        assert_eq!(
-            describe_failure(&svc, ENOENT, None),
-            "service tcp://10.107.107.107:1337: scheduler \"nope\" is not available in this kernel (no module ip_vs_nope)"
-        );
-        assert_eq!(
-            describe_failure(&svc, 12, None),
-            "service tcp://10.107.107.107:1337: cannot allocate memory"
-        );
-        assert!(describe_failure(&svc, EPERM, None).ends_with("CAP_NET_ADMIN"));
     }
 }

@@ -1,9 +1,10 @@
 //! Kernel IPVS over generic netlink: read the live table, apply ops.
 //!
 //! - `message`: typed netlink / generic netlink / IPVS messages that parse
-//!   and emit bytes (pure).
-//! - `mapping`: model values <-> IPVS messages, errno -> messages naming the
-//!   object (pure).
+//!   and emit bytes, one file per protocol layer (pure).
+//! - `error`: kernel refusals: [`KernelError`], errno text, the message
+//!   naming a refused op's object (pure).
+//! - `mapping`: model values <-> IPVS messages (pure).
 //! - `dump`: replies walked in place, dumped dests into model values (pure).
 //! - `pipeline`: batching, ack matching and the apply report (pure).
 //! - `client`: the socket (I/O).
@@ -14,11 +15,13 @@
 
 pub mod client;
 pub mod dump;
+pub mod error;
 pub mod mapping;
 pub mod message;
 pub mod pipeline;
 
 pub use client::{Client, Info, Live};
+pub use error::KernelError;
 pub use pipeline::{Outcome, PartialFailure, Report};
 
 use crate::model::{IpvsState, Op};
@@ -31,7 +34,7 @@ pub fn read_live() -> anyhow::Result<IpvsState> {
 /// Opens a client and executes `ops` pipelined; see [`Client::apply`].
 pub fn apply_ops(ops: &[Op]) -> Result<Report, PartialFailure> {
     let mut client = Client::connect().map_err(|e| PartialFailure {
-        error: crate::cli::format_error(&e),
+        error: crate::error::format_error(&e),
         outcomes: vec![Outcome::NotSent; ops.len()],
     })?;
     client.apply(ops)

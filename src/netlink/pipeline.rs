@@ -31,6 +31,7 @@ use std::fmt;
 
 use crate::model::Op;
 
+use super::error;
 use super::mapping;
 use super::message::{ErrorMsg, NLM_F_ACK, NLM_F_REQUEST, emit_message};
 
@@ -272,7 +273,7 @@ impl<'a> Tracker<'a> {
         self.outcomes[index] = if e.errno == 0 {
             Outcome::Applied
         } else {
-            let m = mapping::describe_failure(&self.ops[index], e.errno, e.ext_msg.as_deref());
+            let m = error::describe_failure(&self.ops[index], e.errno, e.ext_msg.as_deref());
             self.first_error.get_or_insert_with(|| m.clone());
             Outcome::Failed(m)
         };

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use super::{Before, Change, Ownership, Plan, PlanError, Summary, Unmanaged};
-use crate::ipvsadm::canonical_flags;
+use crate::model::flags::canonical_flags;
 use crate::model::{Dest, IpvsState, Op, Service, ServiceAttrs, ServiceKey};
 
 /// The attributes in their one canonical spelling.

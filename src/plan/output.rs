@@ -22,7 +22,7 @@ use super::{
     Action, Before, Change, Ownership, OwnershipDoc, Plan, Summary, Unmanaged,
     canonical_service_attrs,
 };
-use crate::ipvsadm::{push_socket_addr, push_u32};
+use crate::model::text::{push_socket_addr, push_u32};
 use crate::model::{DestAttrs, IpvsState, Method, Op, Origin, ServiceAttrs, ServiceKey};
 use crate::text::plural;
 

@@ -6,6 +6,10 @@
 //! and `ipvsadm -S` dumps produce one (the live state, without provenance),
 //! and the planner diffs two of them.
 //!
+//! The IPVS vocabulary beside it: `flags` (service flag names), `tunnel`
+//! (a tunnel dest's encapsulation), `text` (fast text of numbers and
+//! addresses).
+//!
 //! Invariant: plain data only. This module knows nothing about config files,
 //! etcd or netlink; it does no I/O.
 
@@ -16,6 +20,10 @@ use std::str::FromStr;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+pub mod flags;
+pub mod text;
+pub mod tunnel;
 
 /// Highest weight clusterf accepts for a backend and for a merged dest.
 ///

@@ -1,0 +1,786 @@
+//! Reading: an `ipvsadm -S -n` dump into an [`IpvsState`]. Each line is
+//! split into words, its options are read by group (service, scheduling,
+//! dest, tunnel) and checked against its command, then it becomes a service
+//! or a dest of the state read so far.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use crate::model::flags::{FLAG_OPS, FLAG_PE_PREFIX, sched_flag_bit, sched_flag_name};
+use crate::model::{
+    Dest, DestAttrs, Family, IpvsState, Method, Protocol, Service, ServiceAttrs, ServiceKey,
+};
+
+/// Default persistence timeout of `-p` without a value: ipvsadm's
+/// `IPVS_SVC_PERSISTENT_TIMEOUT` (6*60 seconds; `ipvsadm -A -f 42 -s wlc -p`
+/// saves as `-p 360`).
+pub const DEFAULT_PERSISTENCE: u32 = 360;
+
+/// A problem in a dump: 1-based line and column of the offending token.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct ParseError {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// `3:14: unknown option "-z"`; callers put the file name in front.
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.line, self.column, self.message)
+    }
+}
+
+/// A whitespace-separated word and its 1-based column.
+#[derive(Clone, Copy, Debug)]
+struct Token<'a> {
+    column: usize,
+    text: &'a str,
+}
+
+fn tokens(line: &str) -> Vec<Token<'_>> {
+    let mut out = Vec::new();
+    let mut start: Option<usize> = None;
+    for (i, c) in line.char_indices() {
+        if c.is_whitespace() {
+            if let Some(s) = start.take() {
+                out.push(Token {
+                    column: line[..s].chars().count() + 1,
+                    text: &line[s..i],
+                });
+            }
+        } else if start.is_none() {
+            start = Some(i);
+        }
+    }
+    if let Some(s) = start {
+        out.push(Token {
+            column: line[..s].chars().count() + 1,
+            text: &line[s..],
+        });
+    }
+    out
+}
+
+/// Options of one line, each with the column it appeared at.
+#[derive(Default)]
+struct Line<'a> {
+    service: Option<(usize, ServiceSpec)>,
+    ipv6: Option<usize>,
+    scheduler: Option<(usize, &'a str)>,
+    persistence: Option<(usize, u32)>,
+    netmask: Option<(usize, &'a str)>,
+    sched_flags: Option<(usize, &'a str)>,
+    ops: Option<usize>,
+    pe: Option<(usize, &'a str)>,
+    real_server: Option<(usize, &'a str)>,
+    method: Option<(usize, Method)>,
+    weight: Option<(usize, u32)>,
+    upper: Option<(usize, u32)>,
+    lower: Option<(usize, u32)>,
+    tun_type: Option<(usize, &'a str)>,
+}
+
+#[derive(Clone, Copy)]
+enum ServiceSpec {
+    Addr(Protocol, SocketAddr),
+    Fwmark(u32),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Command {
+    AddService,
+    AddServer,
+}
+
+struct LineParser<'a> {
+    line: usize,
+    toks: Vec<Token<'a>>,
+    pos: usize,
+}
+
+impl<'a> LineParser<'a> {
+    fn err(&self, column: usize, message: impl Into<String>) -> ParseError {
+        ParseError {
+            line: self.line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    /// The value of the option at `opt`.
+    fn value(&mut self, opt: Token<'a>) -> Result<Token<'a>, ParseError> {
+        match self.toks.get(self.pos) {
+            Some(t) => {
+                self.pos += 1;
+                Ok(*t)
+            }
+            None => Err(self.err(opt.column, format!("option {} needs a value", opt.text))),
+        }
+    }
+
+    fn number<T: std::str::FromStr>(
+        &self,
+        opt: Token<'a>,
+        value: Token<'a>,
+        what: &str,
+    ) -> Result<T, ParseError> {
+        value.text.parse::<T>().map_err(|_| {
+            self.err(
+                value.column,
+                format!("{}: invalid {what} {:?}", opt.text, value.text),
+            )
+        })
+    }
+}
+
+/// Sets an option once; a second time is an error.
+fn once<T>(
+    p: &LineParser<'_>,
+    slot: &mut Option<(usize, T)>,
+    opt: Token<'_>,
+    value: T,
+) -> Result<(), ParseError> {
+    if let Some((col, _)) = slot {
+        return Err(p.err(
+            opt.column,
+            format!("option {} given twice (first at column {col})", opt.text),
+        ));
+    }
+    *slot = Some((opt.column, value));
+    Ok(())
+}
+
+fn flag_once(
+    p: &LineParser<'_>,
+    slot: &mut Option<usize>,
+    opt: Token<'_>,
+) -> Result<(), ParseError> {
+    if let Some(col) = slot {
+        return Err(p.err(
+            opt.column,
+            format!("option {} given twice (first at column {col})", opt.text),
+        ));
+    }
+    *slot = Some(opt.column);
+    Ok(())
+}
+
+fn parse_service_addr(
+    p: &LineParser<'_>,
+    opt: Token<'_>,
+    value: Token<'_>,
+) -> Result<SocketAddr, ParseError> {
+    value.text.parse::<SocketAddr>().map_err(|_| {
+        let hint = if value.text.parse::<IpAddr>().is_ok()
+            || value
+                .text
+                .strip_prefix('[')
+                .and_then(|s| s.strip_suffix(']'))
+                .is_some_and(|s| s.parse::<IpAddr>().is_ok())
+        {
+            "expected ADDRESS:PORT, the port is missing"
+        } else {
+            "expected a numeric ADDRESS:PORT (IPv6 in brackets; dump with ipvsadm -S -n)"
+        };
+        p.err(
+            value.column,
+            format!(
+                "{}: invalid service address {:?}: {hint}",
+                opt.text, value.text
+            ),
+        )
+    })
+}
+
+/// Scheduler and persistence-engine names: short lowercase words.
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() < 16
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// One line's command and options, each option checked on its own and
+/// against the command; `None` for a blank line or a comment.
+fn parse_line(line_no: usize, text: &str) -> Result<Option<(Command, Line<'_>)>, ParseError> {
+    let toks = tokens(text);
+    let Some(first) = toks.first().copied() else {
+        return Ok(None);
+    };
+    if first.text.starts_with('#') {
+        return Ok(None);
+    }
+    let mut p = LineParser {
+        line: line_no,
+        toks,
+        pos: 1,
+    };
+    let command = command(&p, first)?;
+    let mut l = Line::default();
+    while let Some(opt) = p.toks.get(p.pos).copied() {
+        p.pos += 1;
+        let known = service_option(&mut p, &mut l, opt)?
+            || scheduling_option(&mut p, &mut l, opt)?
+            || dest_option(&mut p, &mut l, opt)?
+            || tunnel_option(&mut p, &mut l, opt)?;
+        if !known {
+            return Err(unknown_option(&p, opt));
+        }
+    }
+    check_command_options(&p, command, &l)?;
+    check_tunnel_method(&p, &l)?;
+    Ok(Some((command, l)))
+}
+
+/// `-A` or `-a`.
+fn command(p: &LineParser<'_>, first: Token<'_>) -> Result<Command, ParseError> {
+    match first.text {
+        "-A" | "--add-service" => Ok(Command::AddService),
+        "-a" | "--add-server" => Ok(Command::AddServer),
+        other if other.starts_with('-') => Err(p.err(
+            first.column,
+            format!(
+                "unsupported command {other:?}: a dump holds only -A (service) and -a (dest) lines"
+            ),
+        )),
+        other => Err(p.err(
+            first.column,
+            format!("expected -A or -a at the start of the line, found {other:?}"),
+        )),
+    }
+}
+
+fn unknown_option(p: &LineParser<'_>, opt: Token<'_>) -> ParseError {
+    if opt.text.starts_with('-') {
+        p.err(opt.column, format!("unknown option {:?}", opt.text))
+    } else {
+        p.err(opt.column, format!("unexpected argument {:?}", opt.text))
+    }
+}
+
+/// `-t`, `-u`, `--sctp-service`, `-f`, `-6`: which service. Whether `opt`
+/// is one of them.
+fn service_option<'a>(
+    p: &mut LineParser<'a>,
+    l: &mut Line<'a>,
+    opt: Token<'a>,
+) -> Result<bool, ParseError> {
+    let spec = match opt.text {
+        "-t" | "--tcp-service" | "-u" | "--udp-service" | "--sctp-service" => {
+            let protocol = match opt.text {
+                "-t" | "--tcp-service" => Protocol::Tcp,
+                "-u" | "--udp-service" => Protocol::Udp,
+                _ => Protocol::Sctp,
+            };
+            let v = p.value(opt)?;
+            ServiceSpec::Addr(protocol, parse_service_addr(p, opt, v)?)
+        }
+        "-f" | "--fwmark-service" => {
+            let v = p.value(opt)?;
+            let mark: u32 = p.number(opt, v, "fwmark")?;
+            if mark == 0 {
+                return Err(p.err(v.column, format!("{}: fwmark must be above 0", opt.text)));
+            }
+            ServiceSpec::Fwmark(mark)
+        }
+        "-6" | "--ipv6" => {
+            flag_once(p, &mut l.ipv6, opt)?;
+            return Ok(true);
+        }
+        _ => return Ok(false),
+    };
+    if l.service.is_some() {
+        return Err(p.err(opt.column, "more than one service on the line"));
+    }
+    l.service = Some((opt.column, spec));
+    Ok(true)
+}
+
+/// `-s`, `-p`, `-M`, `-b`, `-o`, `--pe`: how a service schedules. Whether
+/// `opt` is one of them.
+fn scheduling_option<'a>(
+    p: &mut LineParser<'a>,
+    l: &mut Line<'a>,
+    opt: Token<'a>,
+) -> Result<bool, ParseError> {
+    match opt.text {
+        "-s" | "--scheduler" => {
+            let v = p.value(opt)?;
+            if !valid_name(v.text) {
+                return Err(p.err(
+                    v.column,
+                    format!("{}: invalid scheduler name {:?}", opt.text, v.text),
+                ));
+            }
+            once(p, &mut l.scheduler, opt, v.text)?;
+        }
+        "-p" | "--persistent" => {
+            let timeout = persistence_timeout(p, opt)?;
+            once(p, &mut l.persistence, opt, timeout)?;
+        }
+        "-M" | "--netmask" => {
+            let v = p.value(opt)?;
+            once(p, &mut l.netmask, opt, v.text)?;
+        }
+        "-b" | "--sched-flags" => {
+            let v = p.value(opt)?;
+            once(p, &mut l.sched_flags, opt, v.text)?;
+        }
+        "-o" | "--ops" => flag_once(p, &mut l.ops, opt)?,
+        "--pe" => {
+            let v = p.value(opt)?;
+            if !valid_name(v.text) {
+                return Err(p.err(
+                    v.column,
+                    format!("{}: invalid persistence engine {:?}", opt.text, v.text),
+                ));
+            }
+            once(p, &mut l.pe, opt, v.text)?;
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// The optional value of `-p`: the next word unless it is an option, else
+/// [`DEFAULT_PERSISTENCE`].
+fn persistence_timeout(p: &mut LineParser<'_>, opt: Token<'_>) -> Result<u32, ParseError> {
+    match p.toks.get(p.pos).copied() {
+        Some(v) if !v.text.starts_with('-') => {
+            p.pos += 1;
+            let t: u32 = p.number(opt, v, "persistence timeout")?;
+            if t == 0 {
+                return Err(p.err(
+                    v.column,
+                    format!("{}: persistence timeout must be above 0", opt.text),
+                ));
+            }
+            Ok(t)
+        }
+        _ => Ok(DEFAULT_PERSISTENCE),
+    }
+}
+
+/// `-r`, `-g`, `-i`, `-m`, `-w`, `-x`, `-y`: a dest. Whether `opt` is one
+/// of them.
+fn dest_option<'a>(
+    p: &mut LineParser<'a>,
+    l: &mut Line<'a>,
+    opt: Token<'a>,
+) -> Result<bool, ParseError> {
+    match opt.text {
+        "-r" | "--real-server" => {
+            let v = p.value(opt)?;
+            once(p, &mut l.real_server, opt, v.text)?;
+        }
+        "-g" | "--gatewaying" => once(p, &mut l.method, opt, Method::Droute)?,
+        "-i" | "--ipip" => once(p, &mut l.method, opt, Method::Tunnel)?,
+        "-m" | "--masquerading" => once(p, &mut l.method, opt, Method::Masq)?,
+        "-w" | "--weight" => {
+            let v = p.value(opt)?;
+            let w: u32 = p.number(opt, v, "weight")?;
+            if w > i32::MAX as u32 {
+                return Err(p.err(v.column, format!("{}: weight {w} out of range", opt.text)));
+            }
+            once(p, &mut l.weight, opt, w)?;
+        }
+        "-x" | "--u-threshold" => {
+            let v = p.value(opt)?;
+            let n: u32 = p.number(opt, v, "upper threshold")?;
+            once(p, &mut l.upper, opt, n)?;
+        }
+        "-y" | "--l-threshold" => {
+            let v = p.value(opt)?;
+            let n: u32 = p.number(opt, v, "lower threshold")?;
+            once(p, &mut l.lower, opt, n)?;
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// `--tun-type` (ipip only) and the gue/gre options, which are refused.
+/// Whether `opt` is one of them.
+fn tunnel_option<'a>(
+    p: &mut LineParser<'a>,
+    l: &mut Line<'a>,
+    opt: Token<'a>,
+) -> Result<bool, ParseError> {
+    match opt.text {
+        "--tun-type" => {
+            let v = p.value(opt)?;
+            match v.text {
+                "ipip" => {}
+                "gue" | "gre" => {
+                    return Err(p.err(
+                        v.column,
+                        format!("--tun-type {}: clusterf models only ipip tunnels", v.text),
+                    ));
+                }
+                other => {
+                    return Err(p.err(
+                        v.column,
+                        format!(
+                            "--tun-type: unknown tunnel type {other:?}, expected ipip, gue or gre"
+                        ),
+                    ));
+                }
+            }
+            once(p, &mut l.tun_type, opt, v.text)?;
+            Ok(true)
+        }
+        "--tun-port" | "--tun-nocsum" | "--tun-csum" | "--tun-remcsum" => Err(p.err(
+            opt.column,
+            format!(
+                "{}: an option of gue and gre tunnels; clusterf models only ipip tunnels",
+                opt.text
+            ),
+        )),
+        _ => Ok(false),
+    }
+}
+
+/// Refuses the options that belong to the other command (the leftmost).
+fn check_command_options(
+    p: &LineParser<'_>,
+    command: Command,
+    l: &Line<'_>,
+) -> Result<(), ParseError> {
+    let (wrong, what): (&[Option<usize>], &str) = match command {
+        Command::AddService => (
+            &[
+                l.real_server.map(|x| x.0),
+                l.method.map(|x| x.0),
+                l.weight.map(|x| x.0),
+                l.upper.map(|x| x.0),
+                l.lower.map(|x| x.0),
+                l.tun_type.map(|x| x.0),
+            ],
+            "a dest (-a) option on a service (-A) line",
+        ),
+        Command::AddServer => (
+            &[
+                l.scheduler.map(|x| x.0),
+                l.persistence.map(|x| x.0),
+                l.netmask.map(|x| x.0),
+                l.sched_flags.map(|x| x.0),
+                l.ops,
+                l.pe.map(|x| x.0),
+            ],
+            "a service (-A) option on a dest (-a) line",
+        ),
+    };
+    if let Some(col) = wrong.iter().flatten().min() {
+        let opt = p
+            .toks
+            .iter()
+            .find(|t| t.column == *col)
+            .map_or("", |t| t.text);
+        return Err(p.err(*col, format!("{opt}: {what}")));
+    }
+    Ok(())
+}
+
+/// As ipvsadm: "Tunnel options conflict with forward method".
+fn check_tunnel_method(p: &LineParser<'_>, l: &Line<'_>) -> Result<(), ParseError> {
+    if let Some((col, _)) = l.tun_type
+        && l.method.is_none_or(|m| m.1 != Method::Tunnel)
+    {
+        return Err(p.err(
+            col,
+            "--tun-type: tunnel options need the tunnel forwarding method (-i)",
+        ));
+    }
+    Ok(())
+}
+
+fn service_key(p: &LineParser<'_>, l: &Line<'_>) -> Result<ServiceKey, ParseError> {
+    let Some((_, spec)) = l.service else {
+        return Err(p.err(
+            1,
+            "no service: expected -t, -u, --sctp-service or -f with its address",
+        ));
+    };
+    Ok(match spec {
+        ServiceSpec::Addr(protocol, addr) => {
+            if let Some(c6) = l.ipv6.filter(|_| !addr.is_ipv6()) {
+                return Err(p.err(c6, "-6 with an IPv4 service address"));
+            }
+            ServiceKey::Addr { protocol, addr }
+        }
+        ServiceSpec::Fwmark(mark) => ServiceKey::Fwmark {
+            family: if l.ipv6.is_some() {
+                Family::Ipv6
+            } else {
+                Family::Ipv4
+            },
+            mark,
+        },
+    })
+}
+
+fn netmask(
+    p: &LineParser<'_>,
+    family: Family,
+    col: usize,
+    text: &str,
+) -> Result<Option<u8>, ParseError> {
+    let bad = |why: &str| p.err(col, format!("-M {text}: {why}"));
+    let prefix: u8 = match family {
+        Family::Ipv4 => {
+            if let Ok(mask) = text.parse::<Ipv4Addr>() {
+                let bits = u32::from(mask);
+                let len = bits.leading_ones();
+                if bits.checked_shl(len).unwrap_or(0) != 0 {
+                    return Err(bad("not a contiguous netmask"));
+                }
+                len as u8
+            } else {
+                match text.parse::<u8>() {
+                    Ok(n) if n <= 32 => n,
+                    _ => return Err(bad("expected a netmask like 255.255.255.0")),
+                }
+            }
+        }
+        // The kernel refuses an IPv6 netmask outside 1..128
+        // (ip_vs_add_service, ip_vs_edit_service).
+        Family::Ipv6 => match text.parse::<u8>() {
+            Ok(n) if (1..=128).contains(&n) => n,
+            _ => return Err(bad("expected a prefix length 1..128")),
+        },
+    };
+    Ok((prefix < family.max_prefix_len()).then_some(prefix))
+}
+
+fn sched_flags(p: &LineParser<'_>, col: usize, text: &str) -> Result<Vec<u8>, ParseError> {
+    let mut bits = Vec::new();
+    for name in text.split(',') {
+        match sched_flag_bit(name) {
+            Some(b) => bits.push(b),
+            None => {
+                return Err(p.err(
+                    col,
+                    format!(
+                        "-b: unknown scheduler flag {name:?}, expected sh-fallback, sh-port, mh-fallback, mh-port or flag-1..flag-3"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(bits)
+}
+
+/// Dest address: `ADDR:PORT`, `[V6]:PORT`, or an address alone (the
+/// service's port).
+fn dest_addr(
+    p: &LineParser<'_>,
+    key: &ServiceKey,
+    col: usize,
+    text: &str,
+) -> Result<SocketAddr, ParseError> {
+    if let Ok(a) = text.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let bare = text
+        .strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .unwrap_or(text);
+    match bare.parse::<IpAddr>() {
+        Ok(ip) => Ok(SocketAddr::new(ip, key.port())),
+        Err(_) => Err(p.err(
+            col,
+            format!(
+                "-r: invalid dest address {text:?}: expected a numeric ADDRESS:PORT (IPv6 in brackets)"
+            ),
+        )),
+    }
+}
+
+fn family_name(family: Family) -> &'static str {
+    match family {
+        Family::Ipv4 => "IPv4",
+        Family::Ipv6 => "IPv6",
+    }
+}
+
+/// Parses an `ipvsadm -S -n` dump. Blank lines and `#` comments are
+/// skipped; anything else that is not a well-formed `-A`/`-a` line is an
+/// error naming its line and column. A dest must follow the `-A` line of its
+/// service, and be of its service's family unless it is a tunnel dest (the
+/// kernel's rule).
+pub fn parse(text: &str) -> Result<IpvsState, ParseError> {
+    let mut dump = Dump::default();
+    for (i, raw) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let Some((command, l)) = parse_line(line_no, raw)? else {
+            continue;
+        };
+        // For errors only: they need the line number, not the words.
+        let p = LineParser {
+            line: line_no,
+            toks: Vec::new(),
+            pos: 0,
+        };
+        let key = service_key(&p, &l)?;
+        match command {
+            Command::AddService => dump.add_service(&p, key, &l)?,
+            Command::AddServer => dump.add_dest(&p, key, &l)?,
+        }
+    }
+    Ok(dump.state)
+}
+
+/// The state read so far, and the line that defined each service and dest.
+#[derive(Default)]
+struct Dump {
+    state: IpvsState,
+    services: BTreeMap<ServiceKey, usize>,
+    dests: BTreeMap<(ServiceKey, SocketAddr), usize>,
+}
+
+impl Dump {
+    /// An `-A` line.
+    fn add_service(
+        &mut self,
+        p: &LineParser<'_>,
+        key: ServiceKey,
+        l: &Line<'_>,
+    ) -> Result<(), ParseError> {
+        if let Some(first) = self.services.get(&key) {
+            return Err(p.err(
+                service_column(l),
+                format!("service {key} already defined on line {first}"),
+            ));
+        }
+        let attrs = service_attrs(p, &key, l)?;
+        self.services.insert(key, p.line);
+        self.state.services.insert(key, Service::new(attrs));
+        Ok(())
+    }
+
+    /// An `-a` line: a dest of a service defined before it.
+    fn add_dest(
+        &mut self,
+        p: &LineParser<'_>,
+        key: ServiceKey,
+        l: &Line<'_>,
+    ) -> Result<(), ParseError> {
+        let Some((rcol, rtext)) = l.real_server else {
+            return Err(p.err(1, "dest line without -r ADDRESS:PORT"));
+        };
+        let dest = dest_addr(p, &key, rcol, rtext)?;
+        let Some(svc) = self.state.services.get_mut(&key) else {
+            return Err(p.err(
+                service_column(l),
+                format!("dest of service {key}, which no -A line before it defines"),
+            ));
+        };
+        if let Some(first) = self.dests.get(&(key, dest)) {
+            return Err(p.err(
+                rcol,
+                format!("dest {dest} of {key} already defined on line {first}"),
+            ));
+        }
+        // ipvsadm's default: direct routing.
+        let method = l.method.map_or(Method::Droute, |m| m.1);
+        check_dest_family(p, &key, &dest, method, rcol, rtext)?;
+        self.dests.insert((key, dest), p.line);
+        let attrs = DestAttrs {
+            method,
+            // ipvsadm's default weight.
+            weight: l.weight.map_or(1, |w| w.1),
+            upper_threshold: l.upper.map_or(0, |x| x.1),
+            lower_threshold: l.lower.map_or(0, |x| x.1),
+        };
+        svc.dests.insert(
+            dest,
+            Dest {
+                attrs,
+                origins: Vec::new(),
+            },
+        );
+        Ok(())
+    }
+}
+
+/// The column of the line's service option (1 without one).
+fn service_column(l: &Line<'_>) -> usize {
+    l.service.map_or(1, |s| s.0)
+}
+
+/// The attributes of an `-A` line, with ipvsadm's defaults.
+fn service_attrs(
+    p: &LineParser<'_>,
+    key: &ServiceKey,
+    l: &Line<'_>,
+) -> Result<ServiceAttrs, ParseError> {
+    let scheduler = l.scheduler.map_or("wlc", |s| s.1).to_string();
+    let persistence = l.persistence.map(|p| p.1);
+    let netmask = match (l.netmask, persistence) {
+        (Some((col, _)), None) => {
+            return Err(p.err(
+                col,
+                "-M without -p: the netmask is the persistence granularity",
+            ));
+        }
+        (Some((col, text)), Some(_)) => netmask(p, key.family(), col, text)?,
+        (None, _) => None,
+    };
+    let flags = service_flags(p, l, &scheduler)?;
+    Ok(ServiceAttrs {
+        scheduler,
+        persistence,
+        netmask,
+        flags,
+    })
+}
+
+/// `-o`, `--pe` and `-b` as flag names, sorted.
+fn service_flags(
+    p: &LineParser<'_>,
+    l: &Line<'_>,
+    scheduler: &str,
+) -> Result<Vec<String>, ParseError> {
+    let mut flags: Vec<String> = Vec::new();
+    if l.ops.is_some() {
+        flags.push(FLAG_OPS.to_string());
+    }
+    if let Some((_, pe)) = l.pe {
+        flags.push(format!("{FLAG_PE_PREFIX}{pe}"));
+    }
+    if let Some((col, text)) = l.sched_flags {
+        for bit in sched_flags(p, col, text)? {
+            flags.push(sched_flag_name(scheduler, bit).to_string());
+        }
+    }
+    flags.sort();
+    flags.dedup();
+    Ok(flags)
+}
+
+/// The kernel's rule (ip_vs_genl_set_cmd): a dest of the other family than
+/// its service only with the tunnel method; ipvsadm: "Different address
+/// family is allowed only for tunneling servers".
+fn check_dest_family(
+    p: &LineParser<'_>,
+    key: &ServiceKey,
+    dest: &SocketAddr,
+    method: Method,
+    rcol: usize,
+    rtext: &str,
+) -> Result<(), ParseError> {
+    let family = Family::of(&dest.ip());
+    if family != key.family() && method != Method::Tunnel {
+        return Err(p.err(
+            rcol,
+            format!(
+                "-r {rtext}: an {} dest of an {} service needs the tunnel forwarding method (-i), as the kernel requires",
+                family_name(family),
+                family_name(key.family())
+            ),
+        ));
+    }
+    Ok(())
+}

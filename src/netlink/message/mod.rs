@@ -1,0 +1,29 @@
+//! Netlink, generic netlink and IPVS messages as typed values that parse from
+//! and emit to bytes, one file per protocol layer (as rust-netlink splits
+//! its crates):
+//!
+//! - `attr`: attributes (TLVs) and the [`DecodeError`] of every layer.
+//! - `nlmsg`: the netlink header, a datagram's messages, acks and errors.
+//! - `genl`: the generic netlink header and family resolution.
+//! - `ipvs`: the IPVS commands and attribute sets.
+//!
+//! Each attribute set is one type that parses and emits; unknown attributes
+//! are kept (in `other`) and emitted after the known ones; malformed input is
+//! a [`DecodeError`], never a panic. Everything is re-exported here, so
+//! callers write `message::ServiceMsg`.
+//!
+//! Invariant: pure bytes in, values out (and back). No sockets, no model
+//! types, no policy: what a message means for clusterf is `mapping`'s job.
+
+mod attr;
+mod genl;
+mod ipvs;
+mod nlmsg;
+
+pub use attr::*;
+pub use genl::*;
+pub use ipvs::*;
+pub use nlmsg::*;
+
+#[cfg(test)]
+mod tests;
