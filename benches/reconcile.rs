@@ -85,7 +85,7 @@ fn live_of(desired: &IpvsState) -> IpvsState {
     for svc in live.services.values_mut() {
         svc.names.clear();
         for d in svc.dests.values_mut() {
-            d.origins.clear();
+            d.provenance.clear();
         }
     }
     live

@@ -253,7 +253,7 @@ mod tests {
                 a.parse().unwrap(),
                 Dest {
                     attrs: DestAttrs::new(Method::Masq, w),
-                    origins: Vec::new(),
+                    provenance: Vec::new(),
                 },
             );
         }
@@ -330,7 +330,7 @@ FWM  7 rr persistent 60 mask 255.255.255.0
                 a.parse().unwrap(),
                 Dest {
                     attrs: DestAttrs::new(Method::Tunnel, 3),
-                    origins: Vec::new(),
+                    provenance: Vec::new(),
                 },
             );
         }

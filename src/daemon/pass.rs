@@ -334,7 +334,7 @@ impl Pass {
         self.metrics.success(
             now.unix.as_secs_f64(),
             &Info {
-                git_commit: input.config.origin.revision.clone().unwrap_or_default(),
+                git_commit: input.config.source.revision.clone().unwrap_or_default(),
                 etcd_revision: input.etcd_revision.clone(),
                 plan_hash: plan_hash(inputs, &self.drains),
             },
@@ -467,7 +467,7 @@ impl Render {
             if !rendered.is_ok() {
                 return Err(PassFailure {
                     source: Source::Config,
-                    error: invalid_config(&diags, input.config.origin.revision.as_deref()),
+                    error: invalid_config(&diags, input.config.source.revision.as_deref()),
                 });
             }
         }

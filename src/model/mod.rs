@@ -302,9 +302,10 @@ impl DestAttrs {
     }
 }
 
-/// Where one contribution to a dest came from.
+/// Why a dest exists: one backend's contribution to it (the backend, the
+/// file or etcd key that defined it, its weight, the route that placed it).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Origin {
+pub struct Provenance {
     /// Backend name, e.g. `test3-1`.
     pub backend: String,
     /// File path relative to the config root, or overlay key.
@@ -321,8 +322,9 @@ pub struct Origin {
 pub struct Dest {
     #[serde(flatten)]
     pub attrs: DestAttrs,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub origins: Vec<Origin>,
+    /// Serialized as `origins`, its name in the JSON output.
+    #[serde(rename = "origins", default, skip_serializing_if = "Vec::is_empty")]
+    pub provenance: Vec<Provenance>,
 }
 
 /// Connection counters reported by the kernel for a dest.
@@ -354,7 +356,7 @@ impl Service {
     }
 }
 
-/// A whole IPVS table: desired (with origins) or live (without).
+/// A whole IPVS table: desired (with provenance) or live (without).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IpvsState {
     pub services: BTreeMap<ServiceKey, Service>,
@@ -476,7 +478,7 @@ impl Op {
                     *dest,
                     Dest {
                         attrs: *attrs,
-                        origins: Vec::new(),
+                        provenance: Vec::new(),
                     },
                 );
             }

@@ -153,7 +153,7 @@ mod tests {
             "10.1.0.1:80".parse().unwrap(),
             Dest {
                 attrs: DestAttrs::new(Method::Masq, 10),
-                origins: Vec::new(),
+                provenance: Vec::new(),
             },
         );
         state.services.insert(key, svc);
