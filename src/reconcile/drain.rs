@@ -21,7 +21,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Dest, DestAttrs, DestStats, IpvsState, Op, Protocol, Provenance, Service, ServiceAttrs,
+    Dest, DestAttrs, IpvsState, LiveStats, Op, Protocol, Provenance, Service, ServiceAttrs,
     ServiceKey,
 };
 
@@ -32,10 +32,6 @@ pub const FORMAT_VERSION: u32 = 1;
 /// a service kept only for its draining dests). The plan text shows it
 /// as `(draining from drain state: 3 active connections, 20s left)`.
 pub const DRAIN_BACKEND: &str = "draining";
-
-/// Live connection counters by service and dest (as the kernel client
-/// reports them).
-pub type LiveStats = BTreeMap<ServiceKey, BTreeMap<SocketAddr, DestStats>>;
 
 /// One dest being drained.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -460,7 +456,7 @@ fn is_udp(key: &ServiceKey) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Method;
+    use crate::model::{DestStats, Method};
     use proptest::prelude::*;
 
     const D: Duration = Duration::from_secs(60);
