@@ -15,7 +15,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use clusterf::model::{
-    Dest, DestAttrs, IpvsState, Method, Origin, Protocol, Service, ServiceAttrs, ServiceKey,
+    Dest, DestAttrs, IpvsState, Method, Protocol, Provenance, Service, ServiceAttrs, ServiceKey,
 };
 use clusterf::plan::{self, Guards, Ownership};
 
@@ -47,7 +47,7 @@ fn desired(services: u32) -> IpvsState {
                 dest(i, j),
                 Dest {
                     attrs: DestAttrs::new(Method::Masq, 10),
-                    origins: vec![Origin {
+                    provenance: vec![Provenance {
                         backend: format!("b{j}"),
                         source: format!("services/svc-{i}.yaml"),
                         weight: 10,
@@ -71,7 +71,7 @@ fn live_changed(desired: &IpvsState) -> IpvsState {
                 *addr,
                 Dest {
                     attrs: d.attrs,
-                    origins: Vec::new(),
+                    provenance: Vec::new(),
                 },
             );
         }

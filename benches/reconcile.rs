@@ -23,10 +23,10 @@
 use std::time::{Duration, Instant};
 
 use clusterf::compile::Options;
-use clusterf::model::{DestAttrs, DestStats, IpvsState, Op, ServiceKey};
+use clusterf::model::{DestAttrs, DestStats, IpvsState, LiveStats, Op, ServiceKey};
 use clusterf::plan::{self, Guards, Ownership};
-use clusterf::reconcile::drain::{self, Drains, LiveStats};
-use clusterf::reconcile::live;
+use clusterf::reconcile::drain::{self, Drains};
+use clusterf::reconcile::live::LiveCopy;
 use clusterf::reconcile::{Event, Schedule, Settings};
 use clusterf::render;
 use clusterf::render::memo::{Memo, Work};
@@ -85,7 +85,7 @@ fn live_of(desired: &IpvsState) -> IpvsState {
     for svc in live.services.values_mut() {
         svc.names.clear();
         for d in svc.dests.values_mut() {
-            d.origins.clear();
+            d.provenance.clear();
         }
     }
     live
@@ -359,7 +359,7 @@ fn bench_drain(services: u32) {
     // table without a read (one op applied to the copy) against what the
     // in-memory kernel's read costs (a clone of the table with counters;
     // the real kernel's netlink dump is measured in the VM).
-    let table = live::Table {
+    let table = LiveCopy {
         state: live.clone(),
         stats: busy.clone(),
         read_at: Duration::ZERO,

@@ -24,8 +24,8 @@ use ipnet::IpNet;
 use crate::config::{Backend, Config, Overlay, Route};
 use crate::diag::Diagnostics;
 use crate::model::{
-    DEFAULT_SCHEDULER, Dest, DestAttrs, IpvsState, MAX_WEIGHT, Method, Origin, Protocol, Service,
-    ServiceAttrs, ServiceKey,
+    DEFAULT_SCHEDULER, Dest, DestAttrs, IpvsState, MAX_WEIGHT, Method, Protocol, Provenance,
+    Service, ServiceAttrs, ServiceKey,
 };
 
 /// Options that are not part of the config repo.
@@ -147,8 +147,8 @@ fn compile_service(
     }
 }
 
-/// Where the backends of one IPVS service landed, in origin order (for the
-/// message on a conflict), and the dests whose origins disagree on the
+/// Where the backends of one IPVS service landed, in the order placed (for
+/// the message on a conflict), and the dests whose backends disagree on the
 /// method.
 struct Placed {
     placed: Vec<(SocketAddr, Method)>,
@@ -171,7 +171,7 @@ fn place_backends(
         let Some((dest, method, route)) = place(key, b, routes, default_method, diags) else {
             continue;
         };
-        let origin = Origin {
+        let provenance = Provenance {
             backend: b.name.clone(),
             source: b.source.clone(),
             weight: b.weight,
@@ -179,8 +179,8 @@ fn place_backends(
         };
         let entry = service.dests.entry(dest).or_insert_with(|| Dest {
             attrs: DestAttrs::new(method, 0),
-            // Most dests have one origin: no room for four.
-            origins: Vec::with_capacity(1),
+            // Most dests come from one backend: no room for four.
+            provenance: Vec::with_capacity(1),
         });
         if entry.attrs.method != method && !conflicts.contains(&dest) {
             conflicts.push(dest);
@@ -188,14 +188,14 @@ fn place_backends(
         // Saturating: the cap below reports it; no overflow however
         // many backends merge.
         entry.attrs.weight = entry.attrs.weight.saturating_add(b.weight);
-        entry.origins.push(origin);
+        entry.provenance.push(provenance);
         placed.push((dest, method));
     }
     Placed { placed, conflicts }
 }
 
 /// Reports merged dests with conflicting methods (an error) and caps
-/// merged weights (a warning); sorts each dest's origins.
+/// merged weights (a warning); sorts each dest's provenance.
 fn check_dests(
     svc: &crate::config::Service,
     key: &ServiceKey,
@@ -208,7 +208,7 @@ fn check_dests(
         if !conflicts.is_empty() && conflicts.contains(dest) {
             let methods = placed.iter().filter(|(p, _)| p == dest).map(|(_, m)| m);
             let who: Vec<String> = d
-                .origins
+                .provenance
                 .iter()
                 .zip(methods)
                 .map(|(o, m)| format!("{} ({m}, {})", o.backend, o.source))
@@ -233,7 +233,7 @@ fn check_dests(
             );
             d.attrs.weight = MAX_WEIGHT;
         }
-        d.origins.sort();
+        d.provenance.sort();
     }
 }
 

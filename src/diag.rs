@@ -140,13 +140,13 @@ impl Diagnostics {
     }
 
     /// These diagnostics with the files of the config tree named from the
-    /// root of the repository the tree was read from (its origin's
+    /// root of the repository the tree was read from (its source's
     /// `subdir`), so that they can be found there; borrowed when the tree is
     /// the whole repository. Overlay keys are left alone; so is a warning
     /// whose file is both a config path and an overlay key (config problems
     /// are errors, overlay problems warnings).
     pub fn from_root(&self, config: &Tree, overlay: Option<&Tree>) -> Cow<'_, Diagnostics> {
-        let Some(subdir) = &config.origin.subdir else {
+        let Some(subdir) = &config.source.subdir else {
             return Cow::Borrowed(self);
         };
         let holds =
@@ -207,7 +207,7 @@ mod tests {
             d.from_root(&config, Some(&overlay)),
             Cow::Borrowed(_)
         ));
-        config.origin.subdir = Some("cfg".into());
+        config.source.subdir = Some("cfg".into());
         let named: Vec<String> = match d.from_root(&config, Some(&overlay)) {
             Cow::Owned(n) => n.0.into_iter().map(|d| d.file).collect(),
             Cow::Borrowed(_) => panic!("a subdir names files"),

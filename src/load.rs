@@ -64,12 +64,12 @@ impl Loaded {
     pub fn inputs(&self) -> Inputs {
         Inputs {
             config_hash: self.rendered.config_hash.clone(),
-            config_revision: self.config.origin.revision.clone(),
+            config_revision: self.config.source.revision.clone(),
             overlay_hash: self.rendered.overlay_hash.clone(),
             overlay_revision: self
                 .overlay
                 .as_ref()
-                .and_then(|t| t.origin.revision.clone()),
+                .and_then(|t| t.source.revision.clone()),
         }
     }
 }

@@ -9,9 +9,10 @@
 
 use std::collections::BTreeMap;
 
-/// Where a tree came from, for messages and plan fingerprints.
+/// Which source a tree was read from, and at which revision and subdir: for
+/// messages and plan fingerprints.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Origin {
+pub struct SourceRef {
     /// Human description: a directory path, `repo@commit`, `etcd http://...`.
     pub description: String,
     /// A revision, when the source has one: a Git commit id, an etcd revision.
@@ -27,7 +28,7 @@ pub struct Origin {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tree {
-    pub origin: Origin,
+    pub source: SourceRef,
     /// Path -> contents.
     pub files: BTreeMap<String, Vec<u8>>,
     /// Paths that exist but could not be read, with the reason.
@@ -37,9 +38,9 @@ pub struct Tree {
 impl Tree {
     pub fn new(description: impl Into<String>) -> Self {
         Tree {
-            origin: Origin {
+            source: SourceRef {
                 description: description.into(),
-                ..Origin::default()
+                ..SourceRef::default()
             },
             ..Tree::default()
         }

@@ -645,7 +645,7 @@ async fn paginated_read_is_complete() {
     let tree = fresh_read(&etcd).await;
     assert_eq!(tree.files.len(), n);
     assert_eq!(etcd_source::backend_key_count(&tree), n);
-    assert_eq!(tree.origin.revision, Some((n + 1).to_string()));
+    assert_eq!(tree.source.revision, Some((n + 1).to_string()));
 }
 
 /// Events written while the watcher lists and watches are neither lost nor
@@ -681,7 +681,7 @@ async fn watch_follows_concurrent_writes() {
     writer.await.unwrap();
     let expected = fresh_read(&etcd).await;
     let final_rev: i64 = expected
-        .origin
+        .source
         .revision
         .as_deref()
         .unwrap()
@@ -696,7 +696,7 @@ async fn watch_follows_concurrent_writes() {
     let snap = watch.snapshot().unwrap();
     assert_eq!(snap.tree.files, expected.files);
     assert_eq!(snap.revision, final_rev);
-    assert_eq!(snap.tree.origin.revision, Some(final_rev.to_string()));
+    assert_eq!(snap.tree.source.revision, Some(final_rev.to_string()));
     let status = watch.status();
     assert_eq!(status.lists, 1, "{status:?}");
     assert!(status.in_sync);

@@ -180,11 +180,11 @@ fn local_repo_reads_head_branch_tag_and_commit() {
 
     let head = git::read(&opts(&path)).unwrap();
     assert_eq!(contents(&head, "services/web.yaml"), WEB_V3);
-    assert_eq!(head.origin.revision.as_deref(), Some(c3.as_str()));
+    assert_eq!(head.source.revision.as_deref(), Some(c3.as_str()));
     assert!(
-        head.origin.description.contains(&c3[..12]),
+        head.source.description.contains(&c3[..12]),
         "{}",
-        head.origin.description
+        head.source.description
     );
     assert!(
         !head.files.keys().any(|k| k.contains(".hidden")),
@@ -205,7 +205,7 @@ fn local_repo_reads_head_branch_tag_and_commit() {
         let t = git::read(&o).unwrap();
         assert_eq!(contents(&t, "services/web.yaml"), want, "ref {r}");
         assert_eq!(
-            t.origin.revision.as_deref(),
+            t.source.revision.as_deref(),
             Some(commit.as_str()),
             "ref {r}"
         );
@@ -235,12 +235,12 @@ fn bare_clone_reads_like_its_origin() {
     );
     let bare = s.path("bare.git").display().to_string();
     let t = git::read(&opts(&bare)).unwrap();
-    assert_eq!(t.origin.revision.as_deref(), Some(c3.as_str()));
+    assert_eq!(t.source.revision.as_deref(), Some(c3.as_str()));
     assert_eq!(contents(&t, "services/web.yaml"), WEB_V3);
     let mut o = opts(&bare);
     o.git_ref = Some("feature".into());
     let t = git::read(&o).unwrap();
-    assert_eq!(t.origin.revision.as_deref(), Some(c2.as_str()));
+    assert_eq!(t.source.revision.as_deref(), Some(c2.as_str()));
     let mut o = opts(&bare);
     o.git_ref = Some("v1".into());
     assert_eq!(
@@ -290,12 +290,12 @@ fn file_remote_fetches_incrementally_between_runs() {
     // First run: everything is fetched.
     let mut first = GitSource::new(o.clone()).unwrap();
     let t = first.read().unwrap();
-    assert_eq!(t.origin.revision.as_deref(), Some(c1.as_str()));
+    assert_eq!(t.source.revision.as_deref(), Some(c1.as_str()));
     assert_eq!(t.files.len(), 50);
     assert!(
-        t.origin.description.starts_with(&url),
+        t.source.description.starts_with(&url),
         "{}",
-        t.origin.description
+        t.source.description
     );
     let full = first.last_fetch().unwrap().clone();
     assert!(full.received_pack);
@@ -321,7 +321,7 @@ fn file_remote_fetches_incrementally_between_runs() {
     // Second run (a new process would start the same way): only what is new.
     let mut second = GitSource::new(o.clone()).unwrap();
     let t = second.read().unwrap();
-    assert_eq!(t.origin.revision.as_deref(), Some(c2.as_str()));
+    assert_eq!(t.source.revision.as_deref(), Some(c2.as_str()));
     assert_eq!(t.files.len(), 51);
     assert_eq!(contents(&t, "services/new.yaml"), DNS);
     let inc = second.last_fetch().unwrap().clone();
@@ -335,32 +335,32 @@ fn file_remote_fetches_incrementally_between_runs() {
 
     // Nothing new: no pack at all; refs by branch, tag and commit all resolve.
     let t = second.read().unwrap();
-    assert_eq!(t.origin.revision.as_deref(), Some(c2.as_str()));
+    assert_eq!(t.source.revision.as_deref(), Some(c2.as_str()));
     assert!(!second.last_fetch().unwrap().received_pack);
     assert_eq!(
         second
             .read_at("release-2")
             .unwrap()
-            .origin
+            .source
             .revision
             .as_deref(),
         Some(c2.as_str())
     );
     assert_eq!(
-        second.read_at("main").unwrap().origin.revision.as_deref(),
+        second.read_at("main").unwrap().source.revision.as_deref(),
         Some(c2.as_str())
     );
     assert_eq!(
         second
             .read_at("origin/main~1")
             .unwrap()
-            .origin
+            .source
             .revision
             .as_deref(),
         Some(c1.as_str())
     );
     assert_eq!(
-        second.read_at(&c1).unwrap().origin.revision.as_deref(),
+        second.read_at(&c1).unwrap().source.revision.as_deref(),
         Some(c1.as_str())
     );
 
@@ -372,7 +372,7 @@ fn file_remote_fetches_incrementally_between_runs() {
     s.git(&work, &["push", "-q", "origin", "main"]);
     GitSource::new(o.clone()).unwrap().read().unwrap();
     let t = kept.read().unwrap();
-    assert_eq!(t.origin.revision.as_deref(), Some(c3.as_str()));
+    assert_eq!(t.source.revision.as_deref(), Some(c3.as_str()));
     assert_eq!(contents(&t, "services/svc001.yaml"), DNS);
     assert_eq!(
         contents(&t, "services/svc007.yaml"),
@@ -654,9 +654,9 @@ fn subdir_reads_the_tree_below_it() {
         let t = git::read(&o).unwrap();
         assert_eq!(t.files.keys().collect::<Vec<_>>(), ["services/web.yaml"]);
         assert!(
-            t.origin.description.ends_with(":deploy/clusterf"),
+            t.source.description.ends_with(":deploy/clusterf"),
             "{}",
-            t.origin.description
+            t.source.description
         );
     }
     // A kept source re-reads: a change below the subdir shows, a commit
@@ -674,17 +674,17 @@ fn subdir_reads_the_tree_below_it() {
         "v2",
     );
     let t = kept.read().unwrap();
-    assert_eq!(t.origin.revision.as_deref(), Some(c2.as_str()));
+    assert_eq!(t.source.revision.as_deref(), Some(c2.as_str()));
     assert_eq!(contents(&t, "services/web.yaml"), WEB_V2);
     assert_eq!(contents(&t, "services/dns.yaml"), DNS);
     let c3 = s.commit(&repo, &[("README.md", Some("more docs\n"))], "docs");
     let t2 = kept.read().unwrap();
-    assert_eq!(t2.origin.revision.as_deref(), Some(c3.as_str()));
-    assert!(t2.origin.description.contains(&c3[..12]));
+    assert_eq!(t2.source.revision.as_deref(), Some(c3.as_str()));
+    assert!(t2.source.description.contains(&c3[..12]));
     assert_eq!(t2.files, t.files);
     let t3 = kept.read_at(&c2).unwrap();
     assert_eq!(t3.files, t.files);
-    assert_eq!(t3.origin.revision.as_deref(), Some(c2.as_str()));
+    assert_eq!(t3.source.revision.as_deref(), Some(c2.as_str()));
 
     for (sub, why) in [
         ("deploy/nope", "no such directory"),
@@ -741,8 +741,8 @@ fn read_at_reads_the_base_of_a_change() {
     };
     let head = args.source().unwrap().read().unwrap();
     let base = args.read_at("v1").unwrap();
-    assert_eq!(head.origin.revision.as_deref(), Some(c3.as_str()));
-    assert_eq!(base.origin.revision.as_deref(), Some(c1.as_str()));
+    assert_eq!(head.source.revision.as_deref(), Some(c3.as_str()));
+    assert_eq!(base.source.revision.as_deref(), Some(c1.as_str()));
     assert_eq!(contents(&base, "services/web.yaml"), WEB_V1);
     let dir_args = ConfigArgs {
         config_path: Some(repo.clone()),
@@ -923,7 +923,7 @@ fn verify_signatures_accepts_only_allowed_signers() {
         git::read(&o).map_err(|e| format!("{e:#}"))
     };
     let t = read("good").unwrap();
-    assert_eq!(t.origin.revision.as_deref(), Some(good.as_str()));
+    assert_eq!(t.source.revision.as_deref(), Some(good.as_str()));
     assert_eq!(
         read("evil").unwrap_err(),
         format!(
@@ -1233,7 +1233,7 @@ fn a_poller_started_while_the_remote_is_down_serves_the_cached_commit() {
     );
     assert!(log.contains(&format!("commit=\"{c1}\"")), "{log}");
     let t = poller.read_commit(None).unwrap();
-    assert_eq!(t.origin.revision.as_deref(), Some(c1.as_str()));
+    assert_eq!(t.source.revision.as_deref(), Some(c1.as_str()));
     assert_eq!(contents(&t, "services/web.yaml"), WEB_V1);
 
     // Still down: the next poll tries again and fails (the caller keeps the
@@ -1249,7 +1249,7 @@ fn a_poller_started_while_the_remote_is_down_serves_the_cached_commit() {
     poller.fetch().unwrap();
     assert!(poller.cached().is_none());
     let t = poller.read_commit(None).unwrap();
-    assert_eq!(t.origin.revision.as_deref(), Some(c2.as_str()));
+    assert_eq!(t.source.revision.as_deref(), Some(c2.as_str()));
     assert_eq!(contents(&t, "services/web.yaml"), WEB_V2);
     let fetched: u64 = std::fs::read_to_string(cache.join("clusterf-fetched-at"))
         .unwrap()
@@ -1278,7 +1278,7 @@ fn a_poller_started_while_the_remote_is_down_serves_the_cached_commit() {
     p4.fetch().unwrap();
     assert_eq!(p4.cached().unwrap().commit, c2);
     assert_eq!(
-        p4.read_commit(None).unwrap().origin.revision.as_deref(),
+        p4.read_commit(None).unwrap().source.revision.as_deref(),
         Some(c2.as_str())
     );
 }

@@ -245,7 +245,7 @@ fn apply(edit: &Edit, config: &mut Tree, overlay: &mut Option<Tree>) {
             }
         }
         Edit::RenameConfig => {
-            config.origin.description = match config.origin.description.as_str() {
+            config.source.description = match config.source.description.as_str() {
                 "config" => "config elsewhere".into(),
                 _ => "config".into(),
             }
@@ -254,8 +254,8 @@ fn apply(edit: &Edit, config: &mut Tree, overlay: &mut Option<Tree>) {
     }
     // An etcd tree's revision changes with every event.
     if let Some(o) = overlay {
-        let rev = o.origin.revision.as_deref().map_or(0, |r| r.len());
-        o.origin.revision = Some("1".repeat(rev + 1));
+        let rev = o.source.revision.as_deref().map_or(0, |r| r.len());
+        o.source.revision = Some("1".repeat(rev + 1));
     }
 }
 

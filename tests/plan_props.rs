@@ -98,7 +98,7 @@ fn service() -> impl Strategy<Value = Service> {
                         a,
                         Dest {
                             attrs,
-                            origins: Vec::new(),
+                            provenance: Vec::new(),
                         },
                     )
                 })

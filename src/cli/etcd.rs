@@ -133,11 +133,11 @@ fn dump(args: &DumpArgs) -> Result<u8> {
     eprintln!(
         "dumped {} keys{} from {}: {backends} backends in {} services, {} routes, {} skipped",
         tree.files.len() + tree.unreadable.len(),
-        tree.origin
+        tree.source
             .revision
             .as_deref()
             .map_or(String::new(), |r| format!(" at revision {r}")),
-        tree.origin.description,
+        tree.source.description,
         overlay.backends.len(),
         overlay.routes.len(),
         overlay.skipped
@@ -157,8 +157,8 @@ pub fn dump_json(tree: &Tree) -> Result<String> {
         };
     }
     let mut out = serde_json::Map::new();
-    out.insert("origin".into(), tree.origin.description.clone().into());
-    if let Some(rev) = &tree.origin.revision {
+    out.insert("origin".into(), tree.source.description.clone().into());
+    if let Some(rev) = &tree.source.revision {
         out.insert("revision".into(), rev.clone().into());
     }
     out.insert("keys".into(), keys.into());
@@ -310,7 +310,7 @@ mod tests {
     #[test]
     fn dump_json_keeps_values_exact() {
         let mut tree = Tree::new("etcd x/clusterf");
-        tree.origin.revision = Some("7".into());
+        tree.source.revision = Some("7".into());
         tree.insert("routes/a", "{\"Prefix4\": \"10.0.0.0/8\"}");
         tree.insert("routes/b", vec![0xffu8, 0]);
         tree.unreadable

@@ -83,7 +83,7 @@ fn read_live(args: &PlanArgs, overlay_tree: Option<&Tree>) -> Result<(IpvsState,
                 plural(n, "problem")
             );
         }
-        let source = match &tree.origin.revision {
+        let source = match &tree.source.revision {
             Some(rev) => format!("base-ref {base} (commit {rev})"),
             None => format!("base-ref {base}"),
         };

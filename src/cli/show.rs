@@ -11,8 +11,10 @@ use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
 
 use crate::ipvsadm;
-use crate::model::{DestStats, Family, Method, Protocol, ServiceAttrs, ServiceKey, flags, text};
-use crate::netlink::{Client, Info, Live};
+use crate::model::{
+    DestStats, Family, LiveTable, Method, Protocol, ServiceAttrs, ServiceKey, flags, text,
+};
+use crate::netlink::{Client, Info};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ShowOutput {
@@ -135,7 +137,7 @@ fn ipvsadm_order(key: &ServiceKey) -> (u32, Family, u16, Option<SocketAddr>) {
 
 /// `ipvsadm -S -n`: the rules, tunnel dests with the encapsulation the
 /// kernel reports.
-pub fn format_rules(live: &Live) -> String {
+pub fn format_rules(live: &LiveTable) -> String {
     ipvsadm::format_tunnels(&live.state, |key, dest| {
         live.tunnels.get(key).and_then(|t| t.get(dest))
     })
@@ -151,7 +153,7 @@ fn pad(out: &mut String, start: usize, width: usize) {
 }
 
 /// `ipvsadm -L -n`.
-pub fn format_text(info: &Info, live: &Live) -> String {
+pub fn format_text(info: &Info, live: &LiveTable) -> String {
     let mut out = format!(
         "IP Virtual Server version {} (size={})\n\
          Prot LocalAddress:Port Scheduler Flags\n  \
@@ -208,7 +210,7 @@ fn dest_json(addr: &SocketAddr, d: &crate::model::Dest, st: DestStats) -> Value 
 }
 
 /// The table as JSON: `{"version", "conn_tab_size", "services": [...]}`.
-pub fn format_json(info: &Info, live: &Live) -> Value {
+pub fn format_json(info: &Info, live: &LiveTable) -> Value {
     let services: Vec<Value> = live
         .state
         .services
@@ -244,8 +246,8 @@ mod tests {
     use crate::model::tunnel::{TUN_FLAG_CSUM, TUN_TYPE_GUE, Tunnel};
     use crate::model::{Dest, DestAttrs, Service};
 
-    fn live() -> Live {
-        let mut live = Live::default();
+    fn live() -> LiveTable {
+        let mut live = LiveTable::default();
         let key: ServiceKey = "tcp://10.107.107.107:1337".parse().unwrap();
         let mut svc = Service::new(ServiceAttrs::with_scheduler("wlc"));
         for (a, w) in [("10.3.107.1:1337", 10), ("10.3.107.2:1338", 20)] {
@@ -253,7 +255,7 @@ mod tests {
                 a.parse().unwrap(),
                 Dest {
                     attrs: DestAttrs::new(Method::Masq, w),
-                    origins: Vec::new(),
+                    provenance: Vec::new(),
                 },
             );
         }
@@ -322,7 +324,7 @@ FWM  7 rr persistent 60 mask 255.255.255.0
 
     #[test]
     fn rules_carry_the_kernel_tunnel_type_as_ipvsadm_prints_it() {
-        let mut live = Live::default();
+        let mut live = LiveTable::default();
         let key: ServiceKey = "tcp://10.0.0.1:80".parse().unwrap();
         let mut svc = Service::new(ServiceAttrs::with_scheduler("wlc"));
         for a in ["10.1.0.1:80", "10.1.0.2:80"] {
@@ -330,7 +332,7 @@ FWM  7 rr persistent 60 mask 255.255.255.0
                 a.parse().unwrap(),
                 Dest {
                     attrs: DestAttrs::new(Method::Tunnel, 3),
-                    origins: Vec::new(),
+                    provenance: Vec::new(),
                 },
             );
         }

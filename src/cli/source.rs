@@ -248,8 +248,8 @@ pub fn load(config: &ConfigArgs, overlay: &OverlayArgs, compile: &CompileArgs) -
         compile,
     })?;
     let diags = &loaded.rendered.diags;
-    if let (Some(rev), false) = (&loaded.config.origin.revision, diags.is_empty()) {
-        eprintln!("in {} (commit {rev}):", loaded.config.origin.description);
+    if let (Some(rev), false) = (&loaded.config.source.revision, diags.is_empty()) {
+        eprintln!("in {} (commit {rev}):", loaded.config.source.description);
     }
     print_diagnostics(diags);
     Ok(loaded)

@@ -74,12 +74,12 @@ impl GitPoller {
         let tree = self.source.read_commit(None)?;
         let mut slot = lock(&self.slot);
         let changed = slot.as_ref().is_none_or(|old| {
-            old.origin.revision != tree.origin.revision || old.content_hash() != tree.content_hash()
+            old.source.revision != tree.source.revision || old.content_hash() != tree.content_hash()
         });
         if changed {
             info!(
                 source = "git",
-                commit = tree.origin.revision.as_deref().unwrap_or(""),
+                commit = tree.source.revision.as_deref().unwrap_or(""),
                 "new commit"
             );
             *slot = Some(Arc::new(tree));

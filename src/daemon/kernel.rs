@@ -8,12 +8,12 @@
 
 use anyhow::Result;
 
-use crate::model::Op;
+use crate::model::{LiveTable, Op};
 use crate::netlink;
 
 /// Read and apply, nothing else.
 pub trait Kernel: Send {
-    fn read(&mut self) -> Result<netlink::Live>;
+    fn read(&mut self) -> Result<LiveTable>;
     /// Applies `ops` in order; on failure, which ops were applied.
     fn apply(&mut self, ops: &[Op]) -> Result<(), ApplyFailure>;
 }
@@ -27,7 +27,7 @@ pub struct ApplyFailure {
 }
 
 impl Kernel for netlink::Client {
-    fn read(&mut self) -> Result<netlink::Live> {
+    fn read(&mut self) -> Result<LiveTable> {
         netlink::Client::read(self)
     }
 

@@ -11,13 +11,12 @@ use anyhow::Result;
 
 use super::kernel::{ApplyFailure, Kernel};
 use super::sync::lock;
-use crate::model::{IpvsState, Op};
-use crate::netlink;
+use crate::model::{IpvsState, LiveTable, Op};
 
 /// The table, shared with the test that watches it.
 #[derive(Clone, Debug, Default)]
 pub struct MemoryKernel {
-    pub live: Arc<Mutex<netlink::Live>>,
+    pub live: Arc<Mutex<LiveTable>>,
     /// How many times the table was read (dumped), as a netlink client
     /// would dump it.
     pub reads: Arc<AtomicU64>,
@@ -35,7 +34,7 @@ impl MemoryKernel {
 }
 
 impl Kernel for MemoryKernel {
-    fn read(&mut self) -> Result<netlink::Live> {
+    fn read(&mut self) -> Result<LiveTable> {
         self.reads.fetch_add(1, Ordering::Relaxed);
         Ok(lock(&self.live).clone())
     }

@@ -32,7 +32,7 @@ use crate::metrics::{Info, Metrics};
 use crate::model::{IpvsState, Op, ServiceKey};
 use crate::plan::{self, Guards, Ownership, Plan};
 use crate::reconcile::drain::{self, Completion, DrainStatus, Drains};
-use crate::reconcile::live::{self, LiveCache, Situation, Table};
+use crate::reconcile::live::{self, LiveCache, LiveCopy, Situation};
 use crate::reconcile::{Source, Trigger};
 use crate::render::memo::Memo;
 use crate::source;
@@ -155,7 +155,7 @@ struct Rendering<'m> {
 
 /// A plan and the table it was made against.
 struct Planned<'d> {
-    table: Table,
+    table: LiveCopy,
     outcome: drain::Outcome<'d>,
     plan: Plan,
 }
@@ -164,7 +164,7 @@ struct Planned<'d> {
 /// no longer borrowed).
 struct Applied {
     /// The copy of the table after the ops; `None` when it proved wrong.
-    table: Option<Table>,
+    table: Option<LiveCopy>,
     changes: usize,
     desired_size: (usize, usize),
     live_size: (usize, usize),
@@ -238,7 +238,7 @@ impl Pass {
     /// table, if this pass may plan against it. Taken out here: a pass
     /// that fails anywhere below does not put it back, so the next pass
     /// reads the kernel.
-    fn take_copy(&mut self, triggers: &BTreeSet<Trigger>, now: Now) -> Option<Table> {
+    fn take_copy(&mut self, triggers: &BTreeSet<Trigger>, now: Now) -> Option<LiveCopy> {
         let situation = Situation {
             resync: triggers.contains(&Trigger::Resync),
             sighup: self.kernel.sighup.swap(false, Ordering::Relaxed),
@@ -334,7 +334,7 @@ impl Pass {
         self.metrics.success(
             now.unix.as_secs_f64(),
             &Info {
-                git_commit: input.config.origin.revision.clone().unwrap_or_default(),
+                git_commit: input.config.source.revision.clone().unwrap_or_default(),
                 etcd_revision: input.etcd_revision.clone(),
                 plan_hash: plan_hash(inputs, &self.drains),
             },
@@ -467,7 +467,7 @@ impl Render {
             if !rendered.is_ok() {
                 return Err(PassFailure {
                     source: Source::Config,
-                    error: invalid_config(&diags, input.config.origin.revision.as_deref()),
+                    error: invalid_config(&diags, input.config.source.revision.as_deref()),
                 });
             }
         }
@@ -482,16 +482,12 @@ impl Render {
 impl KernelView {
     /// Step (choose the live table, second half): a real read of the
     /// kernel's table.
-    fn read(&mut self, now: Now) -> Result<Table, PassFailure> {
+    fn read(&mut self, now: Now) -> Result<LiveCopy, PassFailure> {
         let read = self.kernel.read().map_err(fail(Source::Kernel))?;
         self.metrics
             .source_ok(Source::Kernel, now.unix.as_secs_f64());
         self.metrics.kernel_table(true);
-        Ok(Table {
-            state: read.state,
-            stats: read.stats,
-            read_at: now.clock,
-        })
+        Ok(LiveCopy::of(read, now.clock))
     }
 
     /// Step: applies the plan's ops in order. On failure the copy of the
@@ -554,7 +550,7 @@ impl Rules {
     /// ([`live::may_start_drain`]).
     fn plan_on_copy<'d>(
         &self,
-        copy: Option<Table>,
+        copy: Option<LiveCopy>,
         desired: &'d IpvsState,
     ) -> Result<Option<Planned<'d>>, PassFailure> {
         let Some(table) = copy else { return Ok(None) };
@@ -573,7 +569,7 @@ impl Rules {
     /// Step (plan) against a fresh read: drains first, then the plan.
     fn plan_on_read<'d>(
         &self,
-        table: Table,
+        table: LiveCopy,
         desired: &'d IpvsState,
         drains: &Drains,
         now: Now,
@@ -595,7 +591,7 @@ impl Rules {
         })
     }
 
-    fn plan(&self, table: &Table, outcome: &drain::Outcome<'_>) -> Result<Plan, PassFailure> {
+    fn plan(&self, table: &LiveCopy, outcome: &drain::Outcome<'_>) -> Result<Plan, PassFailure> {
         plan::plan(
             &outcome.desired,
             &table.state,

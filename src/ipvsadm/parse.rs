@@ -698,7 +698,7 @@ impl Dump {
             dest,
             Dest {
                 attrs,
-                origins: Vec::new(),
+                provenance: Vec::new(),
             },
         );
         Ok(())

@@ -4,7 +4,8 @@
 //! This is the common language of every stage after rendering: the compiler
 //! produces an [`IpvsState`] (the desired state, with provenance), the kernel
 //! and `ipvsadm -S` dumps produce one (the live state, without provenance),
-//! and the planner diffs two of them.
+//! and the planner diffs two of them. A read of the kernel gives a
+//! [`LiveTable`]: the live state with its connection counters.
 //!
 //! The IPVS vocabulary beside it: `flags` (service flag names), `tunnel`
 //! (a tunnel dest's encapsulation), `text` (fast text of numbers and
@@ -302,9 +303,10 @@ impl DestAttrs {
     }
 }
 
-/// Where one contribution to a dest came from.
+/// Why a dest exists: one backend's contribution to it (the backend, the
+/// file or etcd key that defined it, its weight, the route that placed it).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Origin {
+pub struct Provenance {
     /// Backend name, e.g. `test3-1`.
     pub backend: String,
     /// File path relative to the config root, or overlay key.
@@ -321,8 +323,9 @@ pub struct Origin {
 pub struct Dest {
     #[serde(flatten)]
     pub attrs: DestAttrs,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub origins: Vec<Origin>,
+    /// Serialized as `origins`, its name in the JSON output.
+    #[serde(rename = "origins", default, skip_serializing_if = "Vec::is_empty")]
+    pub provenance: Vec<Provenance>,
 }
 
 /// Connection counters reported by the kernel for a dest.
@@ -354,7 +357,7 @@ impl Service {
     }
 }
 
-/// A whole IPVS table: desired (with origins) or live (without).
+/// A whole IPVS table: desired (with provenance) or live (without).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IpvsState {
     pub services: BTreeMap<ServiceKey, Service>,
@@ -364,6 +367,21 @@ impl IpvsState {
     pub fn dest_count(&self) -> usize {
         self.services.values().map(|s| s.dests.len()).sum()
     }
+}
+
+/// Connection counters by service and dest, as the kernel reports them.
+pub type LiveStats = BTreeMap<ServiceKey, BTreeMap<SocketAddr, DestStats>>;
+
+/// The kernel's IPVS table as read: the state, the connection counters and
+/// the tunnel types the state cannot hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LiveTable {
+    pub state: IpvsState,
+    /// Empty when the table was read without counters.
+    pub stats: LiveStats,
+    /// Tunnel dests whose encapsulation is not ipip, which the model (and
+    /// so `state`) cannot tell from ipip.
+    pub tunnels: BTreeMap<ServiceKey, BTreeMap<SocketAddr, tunnel::Tunnel>>,
 }
 
 /// `add service tcp://10.0.0.1:80`, `delete dest 10.1.0.1:8080 of ...`.
@@ -476,7 +494,7 @@ impl Op {
                     *dest,
                     Dest {
                         attrs: *attrs,
-                        origins: Vec::new(),
+                        provenance: Vec::new(),
                     },
                 );
             }

@@ -15,17 +15,14 @@
 //! Invariant: executes what it is given, in order; decides nothing. Never
 //! flushes unless [`Client::flush`] is called.
 
-use std::collections::BTreeMap;
 use std::io;
-use std::net::SocketAddr;
 
 use anyhow::{Context, Result, anyhow, bail};
 use neli::consts::socket::{Msg, NlFamily};
 use neli::socket::NlSocket;
 use neli::utils::Groups;
 
-use crate::model::tunnel::Tunnel;
-use crate::model::{DestStats, IpvsState, Op, Service, ServiceKey};
+use crate::model::{IpvsState, LiveTable, Op, Service, ServiceKey};
 
 use super::dump::{self, DestTable, Progress};
 use super::error::{ENOENT, KernelError};
@@ -61,16 +58,6 @@ impl Info {
         let v = self.version;
         format!("{}.{}.{}", (v >> 16) & 0xff, (v >> 8) & 0xff, v & 0xff)
     }
-}
-
-/// The live table with the kernel's counters.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Live {
-    pub state: IpvsState,
-    pub stats: BTreeMap<ServiceKey, BTreeMap<SocketAddr, DestStats>>,
-    /// Tunnel dests whose encapsulation is not ipip, which the model (and
-    /// so `state`) cannot tell from ipip.
-    pub tunnels: BTreeMap<ServiceKey, BTreeMap<SocketAddr, Tunnel>>,
 }
 
 /// An open socket with the IPVS family resolved.
@@ -330,14 +317,14 @@ impl Client {
     }
 
     /// The whole live table with counters.
-    pub fn read(&mut self) -> Result<Live> {
+    pub fn read(&mut self) -> Result<LiveTable> {
         self.read_with(false)
     }
 
-    /// The whole live table without counters (`Live::stats` empty): what a
-    /// plan needs, with less to build. A tunnel dest that is not ipip (made
-    /// by hand: the model has ipip only) reads as a tunnel dest, with a
-    /// warning on stderr, as a plan cannot tell it apart.
+    /// The whole live table without counters (`LiveTable::stats` empty):
+    /// what a plan needs, with less to build. A tunnel dest that is not ipip
+    /// (made by hand: the model has ipip only) reads as a tunnel dest, with
+    /// a warning on stderr, as a plan cannot tell it apart.
     pub fn read_state(&mut self) -> Result<IpvsState> {
         let live = self.read_with(true)?;
         for (key, tunnels) in &live.tunnels {
@@ -351,8 +338,8 @@ impl Client {
         Ok(live.state)
     }
 
-    fn read_with(&mut self, without_stats: bool) -> Result<Live> {
-        let mut live = Live::default();
+    fn read_with(&mut self, without_stats: bool) -> Result<LiveTable> {
+        let mut live = LiveTable::default();
         for s in self.services()? {
             let (key, attrs) = mapping::service_from(&s).map_err(|e| anyhow!(e))?;
             let mut service = Service::new(attrs);

@@ -107,7 +107,7 @@ impl DestTable {
             addr,
             Dest {
                 attrs,
-                origins: Vec::new(),
+                provenance: Vec::new(),
             },
         );
         if !self.without_stats {

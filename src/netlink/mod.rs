@@ -20,7 +20,7 @@ pub mod mapping;
 pub mod message;
 pub mod pipeline;
 
-pub use client::{Client, Info, Live};
+pub use client::{Client, Info};
 pub use error::KernelError;
 pub use pipeline::{Outcome, PartialFailure, Report};
 

@@ -56,7 +56,7 @@ pub fn canonical_state(state: &IpvsState) -> IpvsState {
                             *addr,
                             Dest {
                                 attrs: d.attrs,
-                                origins: Vec::new(),
+                                provenance: Vec::new(),
                             },
                         )
                     })

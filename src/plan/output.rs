@@ -23,7 +23,7 @@ use super::{
     canonical_service_attrs,
 };
 use crate::model::text::{push_socket_addr, push_u32};
-use crate::model::{DestAttrs, IpvsState, Method, Op, Origin, ServiceAttrs, ServiceKey};
+use crate::model::{DestAttrs, IpvsState, Method, Op, Provenance, ServiceAttrs, ServiceKey};
 use crate::text::plural;
 
 /// Changed or full attributes of a service or dest, as in the JSON
@@ -120,13 +120,13 @@ fn before_after(change: &Change) -> (Option<Fields>, Option<Fields>) {
     }
 }
 
-fn origins<'a>(desired: &'a IpvsState, change: &Change) -> &'a [Origin] {
+fn provenance_of<'a>(desired: &'a IpvsState, change: &Change) -> &'a [Provenance] {
     match (change.action(), change.dest()) {
         (Action::Add | Action::Edit, Some(dest)) => desired
             .services
             .get(change.service())
             .and_then(|s| s.dests.get(&dest))
-            .map_or(&[], |d| d.origins.as_slice()),
+            .map_or(&[], |d| d.provenance.as_slice()),
         _ => &[],
     }
 }
@@ -168,7 +168,7 @@ struct ChangeView<'a> {
     names: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     dests_removed: Option<usize>,
-    provenance: &'a [Origin],
+    provenance: &'a [Provenance],
     op: &'a Op,
 }
 
@@ -203,7 +203,7 @@ pub fn json(
                     after,
                     names: names(desired, c),
                     dests_removed: matches!(c.op, Op::DelService { .. }).then_some(c.dests_removed),
-                    provenance: origins(desired, c),
+                    provenance: provenance_of(desired, c),
                     op: &c.op,
                 }
             })
@@ -340,8 +340,8 @@ fn dest_diff(a: &DestAttrs, b: &DestAttrs) -> String {
 
 /// `(test3-1 from services/test/backends/test3-1 via route test3)` or
 /// `(merged: a=10, b=10 via route r)`.
-fn provenance_text(origins: &[Origin]) -> String {
-    match origins {
+fn provenance_text(provenance: &[Provenance]) -> String {
+    match provenance {
         [] => String::new(),
         [o] => {
             let mut s = format!(" ({} from {}", o.backend, o.source);
@@ -397,7 +397,7 @@ fn push_change_line(out: &mut String, change: &Change, desired: &IpvsState) {
                 out.push_str(" lower threshold ");
                 push_u32(out, attrs.lower_threshold);
             }
-            match origins(desired, change) {
+            match provenance_of(desired, change) {
                 [o] => {
                     out.push_str(" (");
                     out.push_str(&o.backend);
@@ -441,17 +441,17 @@ fn change_line(change: &Change, desired: &IpvsState) -> String {
         (Op::AddDest { dest, attrs, .. }, _) => format!(
             "{s}   dest {dest} {}{}",
             dest_desc(attrs),
-            provenance_text(origins(desired, change))
+            provenance_text(provenance_of(desired, change))
         ),
         (Op::EditDest { dest, attrs, .. }, Some(Before::Dest(old))) => format!(
             "{s}   dest {dest} {}{}",
             dest_diff(old, attrs),
-            provenance_text(origins(desired, change))
+            provenance_text(provenance_of(desired, change))
         ),
         (Op::EditDest { dest, attrs, .. }, _) => format!(
             "{s}   dest {dest} {}{}",
             dest_desc(attrs),
-            provenance_text(origins(desired, change))
+            provenance_text(provenance_of(desired, change))
         ),
         (Op::DelDest { dest, .. }, _) => format!("{s}   dest {dest}"),
     }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{Guards, Ownership, OwnershipDoc, Plan, PlanError, Summary, canonical_state};
-use crate::model::{IpvsState, Op, Origin};
+use crate::model::{IpvsState, Op, Provenance};
 
 /// Version of the JSON plan document; bumped on any incompatible change.
 pub const FORMAT_VERSION: u32 = 1;
@@ -106,7 +106,7 @@ pub struct SavedChange {
     #[serde(default)]
     pub names: Vec<String>,
     #[serde(default)]
-    pub provenance: Vec<Origin>,
+    pub provenance: Vec<Provenance>,
 }
 
 impl SavedPlan {
@@ -227,7 +227,7 @@ pub fn desired_after(
             Op::AddService { .. } | Op::EditService { .. } => svc.names = change.names.clone(),
             Op::AddDest { dest, .. } | Op::EditDest { dest, .. } => {
                 if let Some(d) = svc.dests.get_mut(dest) {
-                    d.origins = change.provenance.clone();
+                    d.provenance = change.provenance.clone();
                 }
             }
             Op::DelService { .. } | Op::DelDest { .. } => {}
@@ -477,7 +477,7 @@ mod tests {
             "10.1.0.1:80".parse().unwrap(),
             crate::model::Dest {
                 attrs: DestAttrs::new(Method::Masq, 10),
-                origins: Vec::new(),
+                provenance: Vec::new(),
             },
         );
         a.services.insert(key, svc.clone());
@@ -505,7 +505,7 @@ mod tests {
     }
 
     /// A state of `(service, [(dest, weight)])`, masq dests; each dest
-    /// with one origin naming it, so provenance round trips are visible.
+    /// with one provenance entry naming it, so provenance round trips are visible.
     fn state(services: &[(&str, &[(&str, u32)])]) -> IpvsState {
         let mut st = IpvsState::default();
         for (k, dests) in services {
@@ -516,7 +516,7 @@ mod tests {
                     d.parse().unwrap(),
                     crate::model::Dest {
                         attrs: DestAttrs::new(Method::Masq, *w),
-                        origins: vec![Origin {
+                        provenance: vec![Provenance {
                             backend: format!("b-{d}"),
                             source: "services/x.yaml".into(),
                             weight: *w,
@@ -530,13 +530,13 @@ mod tests {
         st
     }
 
-    /// Live without names and origins, as the kernel reports it.
+    /// Live without names and provenance, as the kernel reports it.
     fn as_live(st: &IpvsState) -> IpvsState {
         let mut live = st.clone();
         for svc in live.services.values_mut() {
             svc.names.clear();
             for d in svc.dests.values_mut() {
-                d.origins.clear();
+                d.provenance.clear();
             }
         }
         live
@@ -554,7 +554,7 @@ mod tests {
                 let names = svc.map(|s| s.names.clone()).unwrap_or_default();
                 let provenance = match (&c.op, svc) {
                     (Op::AddDest { dest, .. } | Op::EditDest { dest, .. }, Some(s)) => {
-                        s.dests[dest].origins.clone()
+                        s.dests[dest].provenance.clone()
                     }
                     _ => Vec::new(),
                 };
@@ -599,13 +599,13 @@ mod tests {
         let s = saved_from(&plan, &desired, &own);
         let again = desired_after(&s, &own, &live).unwrap();
         // Names and provenance of what changed come back; unchanged parts
-        // are the live state's (no names, no origins).
+        // are the live state's (no names, no provenance).
         let added = &again.services[&"tcp://10.0.0.3:80".parse().unwrap()];
         assert_eq!(added.names, vec!["name-of-tcp://10.0.0.3:80".to_string()]);
         let edited = &again.services[&"tcp://10.0.0.1:80".parse().unwrap()];
         let d = &edited.dests[&"10.1.0.1:80".parse().unwrap()];
         assert_eq!(
-            (d.attrs.weight, d.origins[0].backend.as_str()),
+            (d.attrs.weight, d.provenance[0].backend.as_str()),
             (20, "b-10.1.0.1:80")
         );
         let replanned = replay(&s, &own, &again, &live, &Guards::default()).unwrap();

@@ -24,7 +24,7 @@ fn state(services: &[Spec<'_>]) -> IpvsState {
                 addr(d),
                 Dest {
                     attrs: DestAttrs::new(*m, *w),
-                    origins: Vec::new(),
+                    provenance: Vec::new(),
                 },
             );
         }
@@ -326,7 +326,7 @@ fn coloured_text_is_the_plain_text_with_ansi_codes_on_change_lines() {
         .get_mut(&addr("10.1.0.3:80"))
         .unwrap();
     d.attrs.upper_threshold = 100;
-    d.origins = vec![crate::model::Origin {
+    d.provenance = vec![crate::model::Provenance {
         backend: "b3".into(),
         source: "services/web.yaml".into(),
         weight: 10,

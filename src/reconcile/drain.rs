@@ -21,20 +21,17 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Dest, DestAttrs, DestStats, IpvsState, Op, Origin, Protocol, Service, ServiceAttrs, ServiceKey,
+    Dest, DestAttrs, IpvsState, LiveStats, Op, Protocol, Provenance, Service, ServiceAttrs,
+    ServiceKey,
 };
 
 /// Version of the state-file format.
 pub const FORMAT_VERSION: u32 = 1;
 
-/// Backend name shown in the origins of a draining dest (and the name of a
-/// service kept only for its draining dests). The plan text shows the
-/// origin as `(draining from drain state: 3 active connections, 20s left)`.
+/// Backend name shown in the provenance of a draining dest (and the name of
+/// a service kept only for its draining dests). The plan text shows it
+/// as `(draining from drain state: 3 active connections, 20s left)`.
 pub const DRAIN_BACKEND: &str = "draining";
-
-/// Live connection counters by service and dest (as the kernel client
-/// reports them).
-pub type LiveStats = BTreeMap<ServiceKey, BTreeMap<SocketAddr, DestStats>>;
 
 /// One dest being drained.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -423,7 +420,7 @@ impl Step<'_> {
                     weight: 0,
                     ..record.attrs
                 },
-                origins: vec![Origin {
+                provenance: vec![Provenance {
                     backend: DRAIN_BACKEND.to_string(),
                     source: format!(
                         "drain state: {active_conns} active connections, {}s left",
@@ -459,7 +456,7 @@ fn is_udp(key: &ServiceKey) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Method;
+    use crate::model::{DestStats, Method};
     use proptest::prelude::*;
 
     const D: Duration = Duration::from_secs(60);
@@ -481,7 +478,7 @@ mod tests {
                     addr(a),
                     Dest {
                         attrs: DestAttrs::new(Method::Masq, *w),
-                        origins: Vec::new(),
+                        provenance: Vec::new(),
                     },
                 );
             }
@@ -535,7 +532,7 @@ mod tests {
             ]
         );
         let d = &out.desired.services[&svc(T)].dests[&addr("10.1.0.2:80")];
-        assert_eq!(d.origins[0].backend, DRAIN_BACKEND);
+        assert_eq!(d.provenance[0].backend, DRAIN_BACKEND);
         assert_eq!(out.drains.len(), 1);
         assert_eq!(out.active[0].remaining_ms, 60_000);
         // As the daemon logs it: one pair of parentheses.
@@ -847,10 +844,10 @@ mod tests {
                 let mut d = Service::new(ServiceAttrs::with_scheduler("wlc"));
                 let mut l = Service::new(ServiceAttrs::with_scheduler("rr"));
                 for j in want {
-                    d.dests.insert(a(*j), Dest { attrs: DestAttrs::new(Method::Masq, 10), origins: vec![] });
+                    d.dests.insert(a(*j), Dest { attrs: DestAttrs::new(Method::Masq, 10), provenance: vec![] });
                 }
                 for (j, (w, c)) in have {
-                    l.dests.insert(a(*j), Dest { attrs: DestAttrs::new(Method::Droute, *w), origins: vec![] });
+                    l.dests.insert(a(*j), Dest { attrs: DestAttrs::new(Method::Droute, *w), provenance: vec![] });
                     stats.entry(key(*i)).or_default().insert(a(*j), DestStats { active_conns: *c, ..DestStats::default() });
                 }
                 if *in_desired {
@@ -889,7 +886,7 @@ mod tests {
                 let mut st = IpvsState::default();
                 let mut s = Service::new(ServiceAttrs::with_scheduler("wlc"));
                 for (i, w) in dests {
-                    s.dests.insert(a(i), Dest { attrs: DestAttrs::new(Method::Masq, w), origins: vec![] });
+                    s.dests.insert(a(i), Dest { attrs: DestAttrs::new(Method::Masq, w), provenance: vec![] });
                 }
                 st.services.insert(key, s);
                 st

@@ -32,12 +32,13 @@
 
 use std::time::Duration;
 
-use crate::model::{IpvsState, Op};
-use crate::reconcile::drain::{self, LiveStats};
+use crate::model::{IpvsState, LiveStats, LiveTable, Op};
+use crate::reconcile::drain;
 
-/// The kernel's table as the daemon knows it.
+/// The daemon's copy of a [`LiveTable`]: the table as last read plus the
+/// ops applied since, and when it was read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Table {
+pub struct LiveCopy {
     pub state: IpvsState,
     /// Connection counters of the last real read (not updated by ops:
     /// stale as soon as they are read, which is why drains read again).
@@ -47,7 +48,17 @@ pub struct Table {
     pub read_at: Duration,
 }
 
-impl Table {
+impl LiveCopy {
+    /// A copy of the table just read at `read_at` (its tunnel types are
+    /// not kept: plans do not use them).
+    pub fn of(read: LiveTable, read_at: Duration) -> LiveCopy {
+        LiveCopy {
+            state: read.state,
+            stats: read.stats,
+            read_at,
+        }
+    }
+
     /// Applies ops the kernel acked, in order. An op that does not apply to
     /// the copy means the copy was wrong: the caller drops it.
     pub fn apply(&mut self, ops: &[Op]) -> Result<(), String> {
@@ -89,17 +100,18 @@ impl Situation {
 /// tell.
 pub fn may_start_drain<'o>(
     plan: impl IntoIterator<Item = &'o Op>,
-    copy: &Table,
+    copy: &LiveCopy,
     drain_timeout: Duration,
 ) -> bool {
     !drain_timeout.is_zero() && drain::deletes_drainable(plan, &copy.state)
 }
 
-/// The copy of the table kept between passes, and when it may be used.
+/// Where the daemon keeps its [`LiveCopy`] between passes, and when it may
+/// be used.
 #[derive(Clone, Debug)]
 pub struct LiveCache {
     max_age: Duration,
-    table: Option<Table>,
+    copy: Option<LiveCopy>,
 }
 
 impl LiveCache {
@@ -108,7 +120,7 @@ impl LiveCache {
     pub fn new(max_age: Duration) -> LiveCache {
         LiveCache {
             max_age,
-            table: None,
+            copy: None,
         }
     }
 
@@ -118,21 +130,21 @@ impl LiveCache {
     /// afterwards until [`put`].
     ///
     /// [`put`]: LiveCache::put
-    pub fn take(&mut self, now: Duration, situation: Situation) -> Option<Table> {
-        let table = self.table.take()?;
-        let fresh = now.saturating_sub(table.read_at) < self.max_age;
-        (fresh && !situation.needs_read()).then_some(table)
+    pub fn take(&mut self, now: Duration, situation: Situation) -> Option<LiveCopy> {
+        let copy = self.copy.take()?;
+        let fresh = now.saturating_sub(copy.read_at) < self.max_age;
+        (fresh && !situation.needs_read()).then_some(copy)
     }
 
-    /// Keeps the table after a successful pass (read, or taken, plus the
+    /// Keeps the copy after a successful pass (read, or taken, plus the
     /// ops the pass applied).
-    pub fn put(&mut self, table: Table) {
-        self.table = Some(table);
+    pub fn put(&mut self, copy: LiveCopy) {
+        self.copy = Some(copy);
     }
 
     /// When the kept copy expires (the next pass after this reads).
     pub fn expires_at(&self) -> Option<Duration> {
-        self.table
+        self.copy
             .as_ref()
             .map(|t| t.read_at.saturating_add(self.max_age))
     }
@@ -145,7 +157,7 @@ mod tests {
 
     const S: Duration = Duration::from_secs(1);
 
-    fn table(read_at: Duration) -> Table {
+    fn table(read_at: Duration) -> LiveCopy {
         let mut state = IpvsState::default();
         let key = "tcp://10.0.0.1:80".parse().unwrap();
         let mut svc = Service::new(ServiceAttrs::with_scheduler("wlc"));
@@ -153,7 +165,7 @@ mod tests {
             "10.1.0.1:80".parse().unwrap(),
             Dest {
                 attrs: DestAttrs::new(Method::Masq, 10),
-                origins: Vec::new(),
+                provenance: Vec::new(),
             },
         );
         state.services.insert(key, svc);
@@ -165,7 +177,7 @@ mod tests {
                 ..DestStats::default()
             },
         );
-        Table {
+        LiveCopy {
             state,
             stats,
             read_at,

@@ -209,17 +209,17 @@ impl Last {
     /// Brings the render up to date with the new trees: what it did, and
     /// whether the state may have changed.
     fn update(&mut self, config: &Tree, overlay: Option<&Tree>, opts: &Options) -> (Work, bool) {
-        // The origin only shows in a render of a tree without config files
-        // (which renders in full below).
-        let origin_changed = self.config.origin.description != config.origin.description;
-        self.config.origin.clone_from(&config.origin);
+        // The source's description only shows in a render of a tree without
+        // config files (which renders in full below).
+        let source_changed = self.config.source.description != config.source.description;
+        self.config.source.clone_from(&config.source);
         if self.overlay.is_some() != overlay.is_some() {
             return self.split_anew(config, overlay, opts);
         }
         let mut changes = self.diff_trees(config, overlay);
         if changes.config.hash.is_none()
             && changes.overlay.hash.is_none()
-            && (config::holds_config_files(config) || !origin_changed)
+            && (config::holds_config_files(config) || !source_changed)
         {
             return (Work::Unchanged, false);
         }
@@ -266,7 +266,7 @@ impl Last {
         let (overlay_changes, overlay_unreadable) =
             match (&mut self.overlay, &mut self.overlay_digest, overlay) {
                 (Some(old), Some(digest), Some(new)) => {
-                    old.origin.clone_from(&new.origin);
+                    old.source.clone_from(&new.source);
                     let changes = digest.diff(&old.files, &old.unreadable, new);
                     (changes, old.unreadable != new.unreadable)
                 }
@@ -505,10 +505,10 @@ fn group_by_service<'t>(
     groups
 }
 
-/// A tree with the same origin and no entries.
+/// A tree with the same source and no entries.
 fn empty_like(tree: &Tree) -> Tree {
     Tree {
-        origin: tree.origin.clone(),
+        source: tree.source.clone(),
         files: BTreeMap::new(),
         unreadable: BTreeMap::new(),
     }

@@ -41,7 +41,7 @@ pub fn render(config_tree: &Tree, overlay_tree: Option<&Tree>, opts: &Options) -
     let (config, mut diags) = config::parse_config(config_tree);
     if !config::holds_config_files(config_tree) {
         diags.error(
-            config_tree.origin.description.as_str(),
+            config_tree.source.description.as_str(),
             None,
             "no config files found (clusterf.yaml, services/, routes/): refusing to treat that as an empty config",
         );

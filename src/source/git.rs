@@ -7,7 +7,7 @@
 //! is resolved to a commit; optionally its signature is verified against an
 //! SSH allowed-signers file; its tree (below `subdir`) is read into a
 //! [`Tree`] with paths relative to the subdir, dot-files skipped, and the
-//! subdir recorded in the tree's origin (diagnostics name files from the
+//! subdir recorded in the tree's `source` (diagnostics name files from the
 //! repository root by it).
 //!
 //! [`GitSource`] keeps the repository open and the contents of the blobs of
@@ -374,7 +374,7 @@ impl GitSource {
             description.push(':');
             description.push_str(sub);
         }
-        let origin = crate::tree::Origin {
+        let source = crate::tree::SourceRef {
             description,
             revision: Some(commit_id.to_string()),
             subdir,
@@ -385,11 +385,11 @@ impl GitSource {
             && *id == start
         {
             let mut tree = last.clone();
-            tree.origin = origin;
+            tree.source = source;
             return Ok(tree);
         }
         let mut tree = Tree {
-            origin,
+            source,
             ..Tree::default()
         };
         let mut blobs = Vec::new();

@@ -96,7 +96,7 @@ impl Settings {
         &self.endpoints
     }
 
-    /// `etcd http://127.0.0.1:2379/clusterf`: the origin of trees read here.
+    /// `etcd http://127.0.0.1:2379/clusterf`: the source of the trees read here.
     pub fn description(&self) -> String {
         format!("etcd {}{}", self.endpoints.join(","), self.keys.prefix())
     }
@@ -139,7 +139,7 @@ pub async fn connect(settings: &Settings) -> Result<Client> {
 }
 
 /// Reads every key below the prefix at one revision R: the tree's
-/// `origin.revision` is R.
+/// `source.revision` is R.
 pub async fn read(client: &Client, settings: &Settings) -> Result<Tree> {
     read_at(client, settings, None).await
 }
@@ -176,7 +176,7 @@ pub async fn read_at(client: &Client, settings: &Settings, revision: Option<i64>
                 start.push(0);
             }
             _ => {
-                tree.origin.revision = Some(rev.to_string());
+                tree.source.revision = Some(rev.to_string());
                 return Ok(tree);
             }
         }

@@ -62,7 +62,7 @@ impl Default for Tuning {
 /// The last good overlay tree.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
-    /// Keys below the prefix; `origin.revision` is [`Snapshot::revision`].
+    /// Keys below the prefix; `source.revision` is [`Snapshot::revision`].
     pub tree: Arc<Tree>,
     /// The etcd revision the tree is at.
     pub revision: i64,
@@ -250,7 +250,7 @@ async fn session(
     let client = connect(settings).await?;
     let tree = read(&client, settings).await?;
     let revision: i64 = tree
-        .origin
+        .source
         .revision
         .as_deref()
         .and_then(|r| r.parse().ok())
@@ -366,7 +366,7 @@ fn apply(
         snap.revision = snap.revision.max(kv.mod_revision);
         status.events += 1;
     }
-    tree.origin.revision = Some(snap.revision.to_string());
+    tree.source.revision = Some(snap.revision.to_string());
     if changed {
         snap.generation += 1;
         let generation = snap.generation;
