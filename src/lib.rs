@@ -1,6 +1,21 @@
 //! clusterf: a declarative GitOps reconciler for Linux IPVS.
 //!
-//! See ARCHITECTURE.md for the data flow and the code map.
+//! ARCHITECTURE.md has the data flow, the code map, where to start reading
+//! for each command, and the invariants.
+//!
+//! Public API, for the binary, tests, benches and embedders:
+//! - the pure core: [`model`], [`tree`], [`diag`], [`config`], [`compile`],
+//!   [`render`], [`plan`], [`reconcile`], [`ipvsadm`];
+//! - the edges: [`source`] and [`load`] (reading config and overlay),
+//!   [`netlink`] (the kernel), [`etcd`] (the etcd client), [`daemon`] (the
+//!   `apply --watch` loop), [`docker`] (the publisher), [`metrics`];
+//! - [`cli`]: the command line, on top of the rest; public so that the
+//!   binary and the CLI tests reach it, not meant for embedding.
+//!
+//! Internal helpers, public only because several modules share them:
+//! [`text`] (wording) and [`error`] (error chains as one line).
+//!
+//! No stability promise yet: the version is 0.x.
 
 pub mod cli;
 pub mod compile;

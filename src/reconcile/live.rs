@@ -20,12 +20,8 @@
 //!   start one ([`may_start_drain`]): drains need fresh connection
 //!   counters.
 //!
-//! Invariant: the copy is never newer than the kernel in anything but our
-//! own acked ops, so the planner never deletes something that is not in
-//! the table as last read plus our own ops. A change by hand between reads
-//! is not seen until the next real read (at the latest `max_age` after the
-//! last one); an op that fails because of it fails the pass, which empties
-//! the copy, and the retry reads the kernel.
+//! Why the copy is safe to plan against: ARCHITECTURE.md, "the live copy is
+//! the last read plus our own ops".
 //!
 //! Not here: no I/O, no clock, no kernel client; the daemon (`crate::daemon`)
 //! reads and applies.
