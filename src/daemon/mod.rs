@@ -12,13 +12,12 @@
 //! live table (the rule is `reconcile::live`), plans, applies through the
 //! [`Kernel`] and records drains in the state file (`state_file`).
 //!
-//! Invariant: fail static. A pass that fails anywhere before the apply
-//! changes nothing in the kernel; the daemon never flushes on start or stop
-//! (only `flush_on_exit` deletes, on request, the services it owns; never
-//! others), and it never decides what to change itself: the planner does.
+//! It holds to ARCHITECTURE.md's invariants on failing sources (fail
+//! static), ownership, the live copy and level triggering.
 //!
-//! Must not: parse flags or print (the CLI does), or decide anything the
-//! pure core decides.
+//! Must not: parse flags or print (the CLI does), decide anything the pure
+//! core decides (what to change is the planner's), or flush the table on
+//! start or stop.
 
 mod clock;
 mod diagnostics;

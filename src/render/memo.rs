@@ -20,10 +20,8 @@
 //! The content hashes of the trees are kept by `render::digest`, hashed
 //! during the same diff walk from the last checkpoint before a change.
 //!
-//! Invariant: the result always equals [`super::render`] of the same trees
-//! and options (config, overlay, state, diagnostics in order, hashes).
-//! Level-triggered: the memo is a cache, not an event log; every call
-//! takes the whole trees. Pure: no I/O, no clock.
+//! Holds to ARCHITECTURE.md's "an incremental render is a full render"
+//! (checked by `tests/incremental.rs`). Pure: no I/O, no clock.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
