@@ -25,6 +25,8 @@ pub mod diag;
 pub mod docker;
 pub mod error;
 pub mod etcd;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod ipvsadm;
 pub mod load;
 pub mod metrics;
