@@ -78,13 +78,18 @@ pub fn check_render(config: &Tree, overlay: &Tree) {
 
 fn names_its_files(diags: &Diagnostics, config: &Tree, overlay: &Tree) {
     for d in &diags.0 {
-        let file = d.file.split('#').next().unwrap_or_default();
-        let known = |t: &Tree| t.files.contains_key(file) || t.unreadable.contains_key(file);
-        let named = known(config)
-            || file == config.source.description
-            || file
-                .strip_prefix("overlay:")
-                .is_some_and(|key| known(overlay) || overlay.files.contains_key(key));
+        // `services/web.yaml#backends.a` names a part of a file; a path may
+        // hold a `#` itself.
+        let files = std::iter::once(d.file.as_str())
+            .chain(d.file.match_indices('#').map(|(i, _)| &d.file[..i]));
+        let named = files.into_iter().any(|file| {
+            let known = |t: &Tree, f: &str| t.files.contains_key(f) || t.unreadable.contains_key(f);
+            known(config, file)
+                || file == config.source.description
+                || file
+                    .strip_prefix("overlay:")
+                    .is_some_and(|key| known(overlay, key))
+        });
         assert!(named, "diagnostic names no file of the trees: {d}");
     }
 }
