@@ -126,6 +126,9 @@ struct Host {
     /// serves again. Known only from events: a restarted publisher starts
     /// without it, and after the instant it reaches the same answer.
     stopping: BTreeMap<String, Instant>,
+    /// Containers whose drain for a stop ended, until an inspect says
+    /// whether they survived.
+    ended: BTreeSet<String>,
     /// Containers to inspect again.
     dirty: BTreeSet<String>,
     /// Warnings already printed (each is printed once while it lasts).
@@ -137,6 +140,7 @@ impl Host {
         Host {
             containers: BTreeMap::new(),
             stopping: BTreeMap::new(),
+            ended: BTreeSet::new(),
             dirty: BTreeSet::new(),
             warned: BTreeSet::new(),
         }
@@ -155,8 +159,9 @@ impl Host {
     }
 
     /// A fresh list replaces what events told; a stop ends with the
-    /// container's run.
-    fn listed(&mut self, list: Vec<Container>) {
+    /// container's run. What to say about containers that survived a stop
+    /// signal.
+    fn listed(&mut self, list: Vec<Container>) -> Vec<String> {
         self.containers = list.into_iter().map(|c| (c.id.clone(), c)).collect();
         let containers = &self.containers;
         self.stopping.retain(|id, _| {
@@ -165,39 +170,43 @@ impl Host {
                 .is_some_and(|c| c.state == State::Running)
         });
         self.dirty.clear();
+        std::mem::take(&mut self.ended)
+            .iter()
+            .filter_map(|id| self.containers.get(id).and_then(survived))
+            .collect()
     }
 
     /// An inspect's answer: the container now (`None`: gone, or no longer
-    /// labelled).
-    fn inspected(&mut self, id: String, c: Option<Container>) {
-        match c {
-            Some(c) => {
-                if c.state != State::Running {
-                    self.stopping.remove(&id);
-                }
-                self.containers.insert(id, c);
-            }
-            None => {
-                self.containers.remove(&id);
-                self.stopping.remove(&id);
-            }
+    /// labelled). What to say if it survived a stop signal.
+    fn inspected(&mut self, id: String, c: Option<Container>) -> Option<String> {
+        let ended = self.ended.remove(&id);
+        let Some(c) = c else {
+            self.containers.remove(&id);
+            self.stopping.remove(&id);
+            return None;
+        };
+        if c.state != State::Running {
+            self.stopping.remove(&id);
         }
+        let line = survived(&c).filter(|_| ended);
+        self.containers.insert(id, c);
+        line
     }
 
     /// Ends the drains whose stop should be over by `now` and marks their
-    /// containers for an inspect; their ids.
-    fn expire(&mut self, now: Instant) -> Vec<String> {
+    /// containers for an inspect.
+    fn expire(&mut self, now: Instant) {
         let over: Vec<String> = self
             .stopping
             .iter()
             .filter(|(_, until)| **until <= now)
             .map(|(id, _)| id.clone())
             .collect();
-        for id in &over {
-            self.stopping.remove(id);
+        for id in over {
+            self.stopping.remove(&id);
             self.dirty.insert(id.clone());
+            self.ended.insert(id);
         }
-        over
     }
 
     /// When the next drain of a stop ends.
@@ -224,6 +233,18 @@ impl Host {
         }
         self.warned = now;
     }
+}
+
+/// The line saying that `c`, whose drain for a stop ended, survived the
+/// signal; `None` if it no longer runs.
+fn survived(c: &Container) -> Option<String> {
+    (c.state == State::Running).then(|| {
+        format!(
+            "container {} still runs {:?} after its stop signal: not stopping, serving again",
+            c.display_name(),
+            engine::stop_timeout(c) + STOP_SLACK
+        )
+    })
 }
 
 type EventStream = Pin<
@@ -275,6 +296,7 @@ impl Publisher {
                 ev = next(self.stream.as_mut()) => self.event(ev),
                 _ = wait(self.relist_at) => self.relist().await,
                 _ = wait(self.reconcile_at) => self.reconcile().await,
+                _ = wait(self.host.next_expiry()) => self.stops_over(),
                 _ = keep_tick.tick() => self.keep_alive().await,
                 _ = resync.tick() => self.resync(),
                 _ = stop.as_mut() => break,
@@ -314,44 +336,31 @@ impl Publisher {
             Ok(list) => {
                 self.stream = Some(s);
                 self.docker_backoff = FIRST_BACKOFF;
-                self.host.listed(list);
+                for line in self.host.listed(list) {
+                    log(line);
+                }
                 self.reconcile_at = Some(Instant::now());
             }
             Err(e) => self.relist_later(&e),
         }
     }
 
+    /// Drains for stops that should be over by now end: their containers
+    /// are inspected again, as after an event.
+    fn stops_over(&mut self) {
+        self.host.expire(Instant::now());
+        self.reconcile_at.get_or_insert(Instant::now());
+    }
+
     /// Inspects the dirty containers and publishes the key set of every
-    /// container; retried with backoff when either failed. A drain for a
-    /// stop ends when the stop should have: then the next reconcile runs.
+    /// container; retried with backoff when either failed.
     async fn reconcile(&mut self) {
         self.reconcile_at = None;
-        let over = self.host.expire(Instant::now());
         let inspected = self.inspect_dirty().await;
-        self.log_survivors(&over);
         let published = self.publish().await;
         if !(inspected && published) {
             self.reconcile_at = Some(Instant::now() + self.etcd_backoff);
             self.etcd_backoff = (self.etcd_backoff * 2).min(MAX_BACKOFF);
-        }
-        if let Some(at) = self.host.next_expiry() {
-            self.reconcile_at = Some(self.reconcile_at.map_or(at, |t| t.min(at)));
-        }
-    }
-
-    /// Says which containers whose drain ended still run: they survived
-    /// the signal, and serve again.
-    fn log_survivors(&self, over: &[String]) {
-        for id in over {
-            if let Some(c) = self.host.containers.get(id)
-                && c.state == State::Running
-            {
-                log(format!(
-                    "container {} still runs {:?} after its stop signal: not stopping, serving again",
-                    c.display_name(),
-                    engine::stop_timeout(c) + STOP_SLACK
-                ));
-            }
         }
     }
 
@@ -362,7 +371,9 @@ impl Publisher {
             match engine::inspect(&self.docker, &id).await {
                 Ok(c) => {
                     let labelled = c.filter(Container::has_clusterf_labels);
-                    self.host.inspected(id, labelled);
+                    if let Some(line) = self.host.inspected(id, labelled) {
+                        log(line);
+                    }
                 }
                 Err(e) => {
                     log(format!("warning: {e:#}"));
@@ -546,22 +557,37 @@ mod tests {
         host.event(&ev("kill", Some("15")), t0);
         host.dirty.clear();
         // The inspect after the event: still running, so the drain holds.
-        host.inspected("c1".into(), Some(c.clone()));
+        assert_eq!(host.inspected("c1".into(), Some(c.clone())), None);
         assert!(host.facts(t0 + secs(4))[0].stopping);
         // A resync lists it running: the drain still holds.
-        host.listed(vec![c.clone()]);
+        assert!(host.listed(vec![c.clone()]).is_empty());
         assert!(host.facts(t0 + secs(4))[0].stopping);
         let end = t0 + secs(3) + STOP_SLACK;
         assert_eq!(host.next_expiry(), Some(end));
-        assert!(host.expire(end - secs(1)).is_empty());
+        host.expire(end - secs(1));
+        assert!(host.dirty.is_empty());
         assert!(!host.facts(end)[0].stopping);
-        assert_eq!(host.expire(end), vec!["c1".to_string()]);
+        host.expire(end);
         assert!(host.dirty.contains("c1"), "inspected again");
         assert_eq!(host.next_expiry(), None);
+        assert_eq!(
+            host.inspected("c1".into(), Some(c.clone())).as_deref(),
+            Some(
+                "container web (c1) still runs 5s after its stop signal: not stopping, serving again"
+            )
+        );
+        assert_eq!(
+            host.inspected("c1".into(), Some(c.clone())),
+            None,
+            "said once"
+        );
         // A restarted publisher, from the same inspects, says the same.
-        let restarted = host_with(c);
+        let restarted = host_with(c.clone());
         assert_eq!(restarted.facts(end), host.facts(end));
-        assert!(!host.facts(end + secs(3600))[0].stopping);
+        // A list may be the inspect that finds a survivor.
+        host.event(&ev("kill", Some("15")), end);
+        host.expire(end + secs(5));
+        assert_eq!(host.listed(vec![c]).len(), 1);
     }
 
     #[test]

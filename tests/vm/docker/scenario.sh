@@ -180,7 +180,9 @@ docker stop -t 1 web >/dev/null
 wait_for 30 "stopped web drained to weight 0" value_is /clusterf/services/web/backends/$WEB \
     "{\"ipv4\":\"$WEB_IP\",\"tcp\":8080,\"weight\":0}"
 docker rm web >/dev/null
-wait_for 30 "removed web deleted" absent /clusterf/services/web/backends/$WEB
+removed=$(date +%s)
+wait_for 30 "removed web deleted" absent /clusterf/services/web/backends/$WEB &&
+    echo "   (deleted $(($(date +%s) - removed))s after docker rm returned)"
 
 # --- killing the publisher lets its keys expire after the TTL -----------------
 kill -KILL $PUBLISHER
