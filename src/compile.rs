@@ -16,7 +16,7 @@
 //!
 //! Invariant: pure and deterministic. No I/O, no clock; output is sorted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
@@ -43,12 +43,21 @@ pub struct Options {
 
 /// Compiles the desired state. Errors in the diagnostics (conflicting
 /// methods on a merged dest) mean the state must not be applied.
-pub fn compile(config: &Config, overlay: &Overlay, opts: &Options) -> (IpvsState, Diagnostics) {
+///
+/// `held` names the services whose config files have errors (so the config
+/// lacks them): their overlay backends are held back without a warning,
+/// since the config error is the one problem.
+pub fn compile(
+    config: &Config,
+    overlay: &Overlay,
+    opts: &Options,
+    held: &BTreeSet<&str>,
+) -> (IpvsState, Diagnostics) {
     let mut diags = Diagnostics::default();
     let routes = effective_routes(config, overlay, opts, &mut diags);
     let routes = RouteTable::new(&routes);
     let defaults = ResolvedDefaults::resolve(config, opts);
-    warn_overlay_backends_without_service(config, overlay, &mut diags);
+    warn_overlay_backends_without_service(config, overlay, held, &mut diags);
     let mut state = IpvsState::default();
     for svc in config.services.values() {
         compile_service(
@@ -83,14 +92,15 @@ impl ResolvedDefaults {
 }
 
 /// Overlay backends of services the repo does not define are ignored,
-/// each with a warning.
+/// each with a warning; those of a `held` service silently.
 fn warn_overlay_backends_without_service(
     config: &Config,
     overlay: &Overlay,
+    held: &BTreeSet<&str>,
     diags: &mut Diagnostics,
 ) {
     for (svc, backends) in &overlay.backends {
-        if !config.services.contains_key(svc) {
+        if !config.services.contains_key(svc) && !held.contains(svc.as_str()) {
             for b in backends.values() {
                 diags.warning(
                     b.source.as_str(),

@@ -760,6 +760,63 @@ async fn malformed_etcd_values_are_counted_as_etcd_diagnostics() {
     daemon.stop().await.unwrap();
 }
 
+/// The `clusterf_diagnostics` gauge of one source and severity.
+fn diagnostics(daemon: &Daemon, source: &str, severity: &str) -> f64 {
+    series(
+        &daemon.metrics().render(0.0),
+        &format!("clusterf_diagnostics{{source=\"{source}\",severity=\"{severity}\"}}"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_file_that_does_not_parse_is_one_config_error_and_no_etcd_warning() {
+    let Some(etcd) = Etcd::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("services")).unwrap();
+    let web = dir.path().join("services/web.yaml");
+    let good = "frontend: {ipv4: 10.107.107.107, tcp: 1337}\n";
+    std::fs::write(&web, good).unwrap();
+    put(&etcd, "services/web/backends/a", &backend("10.3.107.1")).await;
+    put(&etcd, "services/web/backends/b", &backend("10.3.107.2")).await;
+    let kernel = MemoryKernel::default();
+    let daemon = started(options(dir.path(), Some(&etcd), watch_args()), &kernel).await;
+    eventually(Duration::from_secs(5), "both backends applied", || {
+        kernel.table().dest_count() == 2
+    })
+    .await;
+    let applied = kernel.table();
+
+    // A YAML syntax error (saved by rename, as editors do).
+    let failed = daemon.status().passes_failed;
+    save_by_rename(&web, &good.replace('}', ""));
+    eventually(Duration::from_secs(5), "the config error counted", || {
+        daemon.status().passes_failed > failed && diagnostics(&daemon, "config", "error") == 1.0
+    })
+    .await;
+    assert_eq!(diagnostics(&daemon, "etcd", "warning"), 0.0);
+    // An etcd change meanwhile: held back too, and not warned about.
+    let failed = daemon.status().passes_failed;
+    put(&etcd, "services/web/backends/c", &backend("10.3.107.3")).await;
+    eventually(Duration::from_secs(5), "a pass with the new key", || {
+        daemon.status().passes_failed > failed
+    })
+    .await;
+    assert_eq!(diagnostics(&daemon, "etcd", "warning"), 0.0);
+    assert_eq!(diagnostics(&daemon, "config", "error"), 1.0);
+    assert_eq!(kernel.table(), applied);
+
+    // Fixed: every backend, no problem left.
+    save_by_rename(&web, good);
+    eventually(
+        Duration::from_secs(5),
+        "recovery with three backends",
+        || kernel.table().dest_count() == 3 && diagnostics(&daemon, "config", "error") == 0.0,
+    )
+    .await;
+    assert_eq!(diagnostics(&daemon, "etcd", "warning"), 0.0);
+    daemon.stop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flush_on_exit_deletes_only_the_owned_services() {
     let dir = config_dir();

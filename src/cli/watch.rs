@@ -45,8 +45,10 @@ pub struct WatchArgs {
     #[arg(long, value_name = "DURATION", default_value = "20ms", value_parser = parse_duration, requires = "watch")]
     pub debounce: Duration,
 
-    /// Drain dests that leave the desired state: weight 0 until their active
-    /// connections reach 0 or this much time passed (0: delete at once)
+    /// Drain dests that leave the desired state with active connections:
+    /// weight 0 until those reach 0 or this much time passed. An idle dest
+    /// (no active connection) and a UDP dest are deleted at once (0: every
+    /// dest is deleted at once)
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration, requires = "watch")]
     pub drain_timeout: Duration,
 
