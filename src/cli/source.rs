@@ -122,7 +122,8 @@ impl CompileArgs {
             && !crate::model::SCHEDULERS.contains(&s.as_str())
         {
             bail!(
-                "--default-scheduler: unknown scheduler {s:?}, expected one of {}",
+                "--default-scheduler: unknown scheduler {}, expected one of {}",
+                crate::text::quote(s),
                 crate::model::SCHEDULERS.join(", ")
             );
         }

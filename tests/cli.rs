@@ -1,0 +1,186 @@
+//! The real `clusterf` binary at its edges: exit codes when stdout's reader
+//! goes away or stdout is closed, secrets that must not be echoed, warnings
+//! about exposed secrets and listeners, what a failed fetch leaves behind,
+//! and messages in our words with values cut to size.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn clusterf(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clusterf"));
+    cmd.current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("CLUSTERF_ETCD_PASSWORD");
+    cmd
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    clusterf(dir).args(args).output().expect("run clusterf")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn write(root: &Path, rel: &str, contents: &str) {
+    let path = root.join(rel);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, contents).unwrap();
+}
+
+/// A config with one service (so that planning against an empty table has
+/// changes) and an overlay with one backend.
+fn case() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "config/services/web.yaml",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends:\n  a: {ipv4: 10.1.0.1, tcp: 80}\n",
+    );
+    write(
+        dir.path(),
+        "overlay/services/web/backends/b",
+        r#"{"ipv4": "10.1.0.2", "tcp": 80}"#,
+    );
+    dir
+}
+
+/// `validate` of one YAML service file; its stderr.
+fn validate_yaml(service: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "config/services/web.yaml", service);
+    let out = run(dir.path(), &["validate", "--config-path", "config"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    stderr(&out)
+}
+
+/// `validate` of one JSON backend file; its stderr.
+fn validate_json_backend(backend: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "config/services/web/frontend",
+        r#"{"ipv4": "10.0.0.1", "tcp": 80}"#,
+    );
+    write(dir.path(), "config/services/web/backends/a", backend);
+    let out = run(dir.path(), &["validate", "--config-path", "config"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    stderr(&out)
+}
+
+const FRONTEND: &str = "frontend: {ipv4: 10.0.0.1, tcp: 80}\n";
+
+#[test]
+fn numbers_are_reported_as_written_whatever_their_size() {
+    let port = "12345678901234567890123456789012345678901234567";
+    let err = validate_yaml(&format!("frontend: {{ipv4: 10.0.0.1, tcp: {port}}}\n"));
+    assert!(
+        err.contains(&format!("tcp: port {port} out of range 1..65535")),
+        "{err}"
+    );
+    assert!(!err.contains("fractional"), "{err}");
+
+    let err = validate_yaml(&format!(
+        "{FRONTEND}persistence: -18446744073709551696\nbackends:\n  \
+         a: {{ipv4: 10.1.0.1, tcp: 18446744073709551696, weight: 9007199254740993.0}}\n"
+    ));
+    assert!(
+        err.contains("tcp: port 18446744073709551696 out of range"),
+        "{err}"
+    );
+    assert!(
+        err.contains("persistence: -18446744073709551696 out of range"),
+        "{err}"
+    );
+    assert!(
+        err.contains("weight 9007199254740993 out of range"),
+        "{err}"
+    );
+    assert!(!err.contains("18446744073709551616"), "rounded: {err}");
+
+    let err = validate_json_backend(
+        r#"{"ipv4": "10.1.0.1", "tcp": 18446744073709551696, "weight": 1.5}"#,
+    );
+    assert!(
+        err.contains("tcp: port 18446744073709551696 out of range"),
+        "{err}"
+    );
+    assert!(
+        err.contains("weight: expected an integer, found 1.5"),
+        "{err}"
+    );
+    let err = validate_json_backend(&format!(r#"{{"ipv4": "10.1.0.1", "tcp": {port}}}"#));
+    assert!(
+        err.contains(&format!("tcp: port {port} out of range")),
+        "{err}"
+    );
+}
+
+#[test]
+fn yaml_errors_are_in_our_words_not_the_parsers() {
+    let err = validate_yaml(&format!(
+        "{FRONTEND}backends:\n  null: {{ipv4: 10.1.0.1}}\n"
+    ));
+    assert!(
+        err.contains("services/web.yaml:3:3: expected a string, found null"),
+        "{err}"
+    );
+    assert!(!err.contains("Option<"), "{err}");
+
+    let err = validate_yaml(&format!("{FRONTEND}---\n{FRONTEND}"));
+    assert!(err.contains("more than one YAML document"), "{err}");
+    assert!(!err.contains("from_str"), "{err}");
+
+    let err = validate_yaml(&format!("{FRONTEND}{FRONTEND}"));
+    assert!(err.contains("duplicate key \"frontend\""), "{err}");
+    assert!(!err.contains("DuplicateKeyPolicy"), "{err}");
+}
+
+#[test]
+fn huge_values_are_cut_in_messages() {
+    let huge = "s".repeat(5 << 20);
+    let err = validate_yaml(&format!("{FRONTEND}scheduler: {huge}\n"));
+    assert!(err.len() < 1000, "{} bytes of stderr", err.len());
+    assert!(err.contains("unknown scheduler \"sss"), "{err}");
+    assert!(err.contains("(5242880 bytes)"), "{err}");
+
+    // An explicit key: YAML limits implicit ones to 1024 characters.
+    let err = validate_yaml(&format!("{FRONTEND}? {huge}\n: 1\n"));
+    assert!(err.len() < 1000, "{} bytes of stderr", err.len());
+    assert!(err.contains("unknown field \"sss"), "{err}");
+
+    let err = validate_json_backend(&format!(r#"{{"ipv4": "{huge}"}}"#));
+    assert!(err.len() < 1000, "{} bytes of stderr", err.len());
+    assert!(err.contains("invalid IPv4 address \"sss"), "{err}");
+
+    // One argument holds at most 128 KiB.
+    let long = "s".repeat(100_000);
+    let dir = case();
+    let out = run(
+        dir.path(),
+        &[
+            "render",
+            "--config-path",
+            "config",
+            "--default-scheduler",
+            &long,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).len() < 1000,
+        "{} bytes of stderr",
+        stderr(&out).len()
+    );
+}
+
+#[test]
+fn schema_write_onto_a_file_names_the_path() {
+    let dir = case();
+    write(dir.path(), "schemas", "a file, not a directory");
+    let out = run(dir.path(), &["schema", "--write", "schemas"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("--write schemas: cannot create"), "{err}");
+}
