@@ -4,8 +4,11 @@
 //! and messages in our words with values cut to size.
 
 use std::fs;
-use std::path::Path;
-use std::process::{Command, Output};
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 fn clusterf(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_clusterf"));
@@ -44,6 +47,162 @@ fn case() -> tempfile::TempDir {
         r#"{"ipv4": "10.1.0.2", "tcp": 80}"#,
     );
     dir
+}
+
+#[test]
+fn an_etcd_password_in_the_url_is_refused_and_never_echoed() {
+    let dir = case();
+    let url = "http://root:s3cretPW@127.0.0.1:1";
+    for args in [
+        vec!["validate", "--config-path", "config", "--etcd", url],
+        vec!["render", "--config-path", "config", "--etcd", url],
+        vec![
+            "plan",
+            "--config-path",
+            "config",
+            "--live",
+            "empty",
+            "--etcd",
+            url,
+        ],
+        vec!["etcd", "dump", "--etcd", url],
+        vec![
+            "etcd",
+            "del-backend",
+            "--service",
+            "web",
+            "--name",
+            "a",
+            "--etcd",
+            url,
+        ],
+        vec!["apply", "--watch", "--config-path", "config", "--etcd", url],
+        vec!["etcd", "dump", "--etcd", "ftp://root:s3cretPW@127.0.0.1:1"],
+        vec!["etcd", "dump", "--etcd", "root:s3cretPW@127.0.0.1:1"],
+    ] {
+        let out = run(dir.path(), &args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            !err.contains("s3cretPW"),
+            "{args:?} echoed the password: {err}"
+        );
+        assert!(err.contains("***@127.0.0.1:1"), "{args:?}: {err}");
+        assert!(err.contains("--etcd-user"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_password_file_readable_by_others_gets_a_warning() {
+    let dir = case();
+    let pw = dir.path().join("pw");
+    fs::write(&pw, "s3cret\n").unwrap();
+    let args = [
+        "etcd",
+        "dump",
+        "--etcd",
+        "http://127.0.0.1:1",
+        "--etcd-user",
+        "root",
+        "--etcd-password-file",
+        "pw",
+    ];
+    for (mode, warned) in [(0o644, true), (0o640, true), (0o600, false), (0o400, false)] {
+        fs::set_permissions(&pw, fs::Permissions::from_mode(mode)).unwrap();
+        let err = stderr(&run(dir.path(), &args));
+        assert_eq!(
+            err.contains("warning: --etcd-password-file pw: readable by"),
+            warned,
+            "mode {mode:o}: {err}"
+        );
+        assert!(!err.contains("s3cret"), "{err}");
+    }
+}
+
+/// Starts `apply --watch` and collects its stderr until it exits or logs
+/// `until`; then ends it.
+fn watch_stderr(dir: &Path, listen: &str, until: &[&str]) -> String {
+    let mut child = clusterf(dir)
+        .args([
+            "apply",
+            "--watch",
+            "--config-path",
+            "config",
+            "--metrics-listen",
+            listen,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for line in lines.lines() {
+        let line = line.unwrap_or_default();
+        seen.push_str(&line);
+        seen.push('\n');
+        if until.iter().any(|u| line.contains(u)) || Instant::now() > deadline {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    seen
+}
+
+#[test]
+fn metrics_listen_on_a_public_address_gets_a_warning() {
+    let dir = case();
+    // Whether or not this machine has ip_vs: the warning comes first, then
+    // either the error (no ip_vs) or the daemon's start.
+    let until = ["not a loopback address", "error", "starting"];
+    let public = watch_stderr(dir.path(), "0.0.0.0:0", &until);
+    assert!(
+        public.contains("--metrics-listen 0.0.0.0:0 is not a loopback address"),
+        "{public}"
+    );
+    let local = watch_stderr(dir.path(), "127.0.0.1:0", &until);
+    assert!(!local.contains("not a loopback"), "{local}");
+    let mapped = watch_stderr(dir.path(), "[::ffff:127.0.0.1]:0", &until);
+    assert!(!mapped.contains("not a loopback"), "{mapped}");
+}
+
+/// Every directory below `root` holding a `HEAD` file: a Git repository.
+fn repositories(root: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if path.join("HEAD").is_file() {
+                    found.push(path.clone());
+                }
+                dirs.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_failed_first_fetch_leaves_no_repository_in_the_cache() {
+    let dir = case();
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/config.git");
+    let out = run(
+        dir.path(),
+        &["validate", "--config-repo", &url, "--cache-dir", "cache"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let left = repositories(&dir.path().join("cache"));
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 /// `validate` of one YAML service file; its stderr.
