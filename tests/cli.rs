@@ -49,6 +49,162 @@ fn case() -> tempfile::TempDir {
     dir
 }
 
+/// Every command that prints data, runnable without a kernel or etcd.
+const DATA_COMMANDS: &[&[&str]] = &[
+    &[
+        "plan",
+        "--config-path",
+        "config",
+        "--live",
+        "empty",
+        "--detailed-exitcode",
+    ],
+    &["render", "--config-path", "config", "--output", "json"],
+    &["schema"],
+    &["etcd", "dump", "--overlay-path", "overlay"],
+];
+
+/// Runs with stdout a pipe whose reader is gone before anything is
+/// written: every write fails with EPIPE.
+fn run_with_reader_gone(dir: &Path, args: &[&str]) -> Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    clusterf(dir)
+        .args(args)
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run clusterf")
+}
+
+/// Runs with descriptor 1 closed, as `>&-` in a shell.
+fn run_with_stdout_closed(dir: &Path, args: &[&str]) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg("exec \"$0\" \"$@\" >&-")
+        .arg(env!("CARGO_BIN_EXE_clusterf"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run sh")
+}
+
+#[test]
+fn plan_detailed_exitcode_still_says_changes_when_stdout_reader_is_gone() {
+    let dir = case();
+    let out = run_with_reader_gone(dir.path(), DATA_COMMANDS[0]);
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+    // And a plan without changes still says 0.
+    write(
+        dir.path(),
+        "config/services/web.yaml",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\n",
+    );
+    let none = run_with_reader_gone(
+        dir.path(),
+        &[
+            "plan",
+            "--config-path",
+            "config",
+            "--elide-empty",
+            "--live",
+            "empty",
+            "--detailed-exitcode",
+        ],
+    );
+    assert_eq!(none.status.code(), Some(0), "stderr:\n{}", stderr(&none));
+}
+
+#[test]
+fn a_refused_plan_exits_1_with_its_reason_when_stdout_reader_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "config/services/other.yaml",
+        "frontend: {ipv4: 10.0.0.2, tcp: 80}\n",
+    );
+    let live = "-A -t 10.0.0.9:80 -s wlc\n-a -t 10.0.0.9:80 -r 10.1.0.9:80 -m -w 1\n";
+    write(dir.path(), "live.txt", live);
+    let args = [
+        "plan",
+        "--config-path",
+        "config",
+        "--live",
+        "live.txt",
+        "--own",
+        "10.0.0.0/8",
+        "--detailed-exitcode",
+    ];
+    let out = run_with_reader_gone(dir.path(), &args);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{err}");
+    assert!(
+        err.contains("error: refusing a plan that deletes every owned service"),
+        "{err}"
+    );
+}
+
+#[test]
+fn data_commands_exit_0_quietly_when_stdout_reader_is_gone() {
+    let dir = case();
+    for args in &DATA_COMMANDS[1..] {
+        let out = run_with_reader_gone(dir.path(), args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert!(
+            !stderr(&out).contains("error"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn data_commands_fail_when_stdout_is_closed() {
+    let dir = case();
+    for args in DATA_COMMANDS {
+        let out = run_with_stdout_closed(dir.path(), args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("error: cannot write to stdout: it is closed"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn data_commands_fail_when_stdout_cannot_be_written() {
+    let dir = case();
+    let full = fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = clusterf(dir.path())
+        .args(DATA_COMMANDS[0])
+        .stdout(full)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot write to stdout: No space left on device"),
+        "{err}"
+    );
+}
+
+#[test]
+fn stdout_redirected_to_dev_null_is_no_error() {
+    let dir = case();
+    let out = clusterf(dir.path())
+        .args(DATA_COMMANDS[0])
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
 #[test]
 fn an_etcd_password_in_the_url_is_refused_and_never_echoed() {
     let dir = case();
