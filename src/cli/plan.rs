@@ -169,14 +169,10 @@ pub fn run(args: &PlanArgs) -> Result<u8> {
                 &ownership,
                 Some(&reason),
             );
-            // The refusal matters more than the reader of stdout: a reader
-            // that went away (`| head`) still gets exit 1 and the reason.
-            if let Err(e) = super::emit(&text)
-                && e.kind() != std::io::ErrorKind::BrokenPipe
-            {
-                return Err(e.into());
-            }
+            // The refusal is said whatever became of stdout.
+            let written = super::emit(&text);
             eprintln!("error: {reason}");
+            written?;
             Err(Exit(1).into())
         }
         Err(e @ PlanError::NotOwned { .. }) => Err(e.into()),

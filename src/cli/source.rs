@@ -122,7 +122,8 @@ impl CompileArgs {
             && !crate::model::SCHEDULERS.contains(&s.as_str())
         {
             bail!(
-                "--default-scheduler: unknown scheduler {s:?}, expected one of {}",
+                "--default-scheduler: unknown scheduler {}, expected one of {}",
+                crate::text::quote(s),
                 crate::model::SCHEDULERS.join(", ")
             );
         }
@@ -221,6 +222,7 @@ impl OverlayArgs {
                 )
             });
         };
+        warn_if_shared(path);
         let bytes = read_file("--etcd-password-file", path)?;
         let text = String::from_utf8(bytes)
             .map_err(|_| anyhow!("--etcd-password-file {}: not valid UTF-8", path.display()))?;
@@ -229,6 +231,29 @@ impl OverlayArgs {
             .map(|t| t.strip_suffix('\r').unwrap_or(t))
             .unwrap_or(&text)
             .to_string())
+    }
+}
+
+/// Warns when the password file is readable by its group or by others: a
+/// secret should be readable by clusterf's user alone (`chmod 600`, or
+/// systemd's `LoadCredential=`, as examples/systemd does).
+fn warn_if_shared(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = fs::metadata(path) else {
+        return; // the read that follows says why
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o044 != 0 {
+        eprintln!(
+            "warning: --etcd-password-file {}: readable by {} (mode {mode:04o}): \
+             chmod 600 it, or hand it over with systemd's LoadCredential=",
+            path.display(),
+            if mode & 0o004 != 0 {
+                "others"
+            } else {
+                "its group"
+            },
+        );
     }
 }
 

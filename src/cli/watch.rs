@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::cli::source::{ConfigArgs, OverlayArgs};
 use crate::compile;
@@ -164,6 +164,9 @@ pub fn resolve(
 /// code.
 pub fn run(opts: daemon::Options, log_format: LogFormat) -> Result<u8> {
     init_logging(log_format);
+    if let Some(addr) = opts.metrics_listen {
+        warn_if_exposed(addr);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -179,6 +182,19 @@ pub fn run(opts: daemon::Options, log_format: LogFormat) -> Result<u8> {
     });
     rt.shutdown_timeout(Duration::from_millis(100));
     result.map(|()| 0)
+}
+
+/// Warns when `--metrics-listen` is reachable from other hosts: the
+/// listener has no authentication, and `POST /hooks/git` makes clusterf
+/// fetch (rate-limited, but still).
+fn warn_if_exposed(addr: SocketAddr) {
+    if !addr.ip().to_canonical().is_loopback() {
+        warn!(
+            "--metrics-listen {addr} is not a loopback address: /metrics, /healthz, /readyz \
+             and POST /hooks/git are served without authentication to every host that can \
+             reach it; listen on 127.0.0.1 or firewall the port"
+        );
+    }
 }
 
 async fn wait_for_termination() -> Result<()> {

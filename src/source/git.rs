@@ -244,7 +244,9 @@ impl GitSource {
         })
     }
 
-    /// Fetches a remote into the cache; errors are errors.
+    /// Fetches a remote into the cache; errors are errors. A cache this
+    /// call created is removed again when the fetch fails and left it
+    /// without refs: a failed first fetch leaves nothing behind.
     fn fetch_remote(&mut self) -> Result<()> {
         let Location::Remote { url, cache } = &self.location else {
             return Ok(());
@@ -253,10 +255,12 @@ impl GitSource {
         let ctx = |what: &str, e: &gix::Error| {
             repo_error(&raw, &display, None, &format!("{what}: {}", describe(e)))
         };
+        // Whether this call creates the cache repository (and its directory).
+        let (created, dir_existed) = (!cache.join("HEAD").is_file(), cache.exists());
         {
             // Opened afresh on every fetch: another process may have fetched
             // into the same cache, and a kept handle would miss its packs.
-            let repo = if cache.join("HEAD").is_file() {
+            let repo = if !created {
                 gix::open(cache).map_err(|e| {
                     let why = open_error(cache, &e);
                     repo_error(
@@ -284,28 +288,15 @@ impl GitSource {
         let Some(repo) = self.repo.as_ref() else {
             unreachable!("opened above")
         };
-        let remote = repo
-            .remote_at(url.as_str())
-            .and_then(|r| {
-                r.with_refspecs(
-                    [
-                        "+refs/heads/*:refs/remotes/origin/*",
-                        "+refs/tags/*:refs/tags/*",
-                        "+HEAD:refs/remotes/origin/HEAD",
-                    ],
-                    gix::remote::Direction::Fetch,
-                )
-            })
-            .map_err(|e| ctx("invalid url", &e))?
-            .with_fetch_tags(gix::remote::fetch::Tags::None);
-        let interrupt = AtomicBool::new(false);
-        let outcome = remote
-            .connect(gix::remote::Direction::Fetch)
-            .map_err(|e| repo_error(&raw, &display, None, &connect_error(url, &e)))?
-            .prepare_fetch(gix::progress::Discard, Default::default())
-            .map_err(|e| ctx("cannot fetch", &e))?
-            .receive(gix::progress::Discard, &interrupt)
-            .map_err(|e| ctx("cannot fetch", &e))?;
+        let outcome = match receive(repo, url, &raw, &display) {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                if created && remove_failed_cache(repo, cache, dir_existed) {
+                    self.repo = None;
+                }
+                return Err(e);
+            }
+        };
         self.last_fetch = Some(match outcome.status {
             gix::remote::fetch::Status::NoPackReceived { .. } => FetchStats::default(),
             gix::remote::fetch::Status::Change {
@@ -442,6 +433,57 @@ impl GitSource {
     fn ref_error(&self, git_ref: &str, message: &str) -> anyhow::Error {
         repo_error(&self.opts.repo, &self.display, Some(git_ref), message)
     }
+}
+
+/// Fetches `url` into `repo`: connects, negotiates, receives the pack.
+fn receive(
+    repo: &gix::Repository,
+    url: &str,
+    raw: &str,
+    display: &str,
+) -> Result<gix::remote::fetch::Outcome> {
+    let ctx = |what: &str, e: &gix::Error| {
+        repo_error(raw, display, None, &format!("{what}: {}", describe(e)))
+    };
+    let interrupt = AtomicBool::new(false);
+    repo.remote_at(url)
+        .and_then(|r| {
+            r.with_refspecs(
+                [
+                    "+refs/heads/*:refs/remotes/origin/*",
+                    "+refs/tags/*:refs/tags/*",
+                    "+HEAD:refs/remotes/origin/HEAD",
+                ],
+                gix::remote::Direction::Fetch,
+            )
+        })
+        .map_err(|e| ctx("invalid url", &e))?
+        .with_fetch_tags(gix::remote::fetch::Tags::None)
+        .connect(gix::remote::Direction::Fetch)
+        .map_err(|e| repo_error(raw, display, None, &connect_error(url, &e)))?
+        .prepare_fetch(gix::progress::Discard, Default::default())
+        .map_err(|e| ctx("cannot fetch", &e))?
+        .receive(gix::progress::Discard, &interrupt)
+        .map_err(|e| ctx("cannot fetch", &e))
+}
+
+/// Removes the cache repository a failed first fetch created, unless it
+/// holds refs (another process fetched into it meanwhile); whether it did.
+/// A directory that existed before is left, empty.
+fn remove_failed_cache(repo: &gix::Repository, cache: &Path, dir_existed: bool) -> bool {
+    let has_refs = repo
+        .references()
+        .ok()
+        .and_then(|p| p.all().ok().map(|mut all| all.next().is_some()))
+        .unwrap_or(true);
+    if has_refs {
+        return false;
+    }
+    let _ = std::fs::remove_dir_all(cache);
+    if dir_existed {
+        let _ = std::fs::create_dir(cache);
+    }
+    true
 }
 
 /// The one-line error of a config repository: names the URL (scrubbed) and,

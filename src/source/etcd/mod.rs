@@ -18,6 +18,7 @@ use anyhow::{Context, Result, anyhow, bail};
 pub use crate::etcd::Tls;
 use crate::etcd::proto::{DeleteRangeRequest, PutRequest, RangeRequest};
 use crate::etcd::{Client, ConnectOptions};
+use crate::text;
 use crate::tree::Tree;
 pub use keys::{KeyKind, Keyspace, backend_key_count};
 
@@ -60,8 +61,20 @@ impl Settings {
             if e.trim().is_empty() {
                 bail!("--etcd: empty endpoint in the list");
             }
+            let shown = redact_endpoint(e);
+            if shown != *e {
+                bail!(
+                    "--etcd: endpoint {}: a user or password in the URL is not supported \
+                     (it would show in ps and in logs): give --etcd-user USER with \
+                     --etcd-password-file FILE",
+                    text::cut(&shown)
+                );
+            }
             if e.contains("://") && !e.starts_with("http://") && !e.starts_with("https://") {
-                bail!("--etcd: endpoint {e:?}: expected http://HOST:PORT or https://HOST:PORT");
+                bail!(
+                    "--etcd: endpoint {}: expected http://HOST:PORT or https://HOST:PORT",
+                    text::quote(e)
+                );
             }
         }
         Ok(Settings {
@@ -108,6 +121,19 @@ impl Settings {
             user: self.user.clone(),
             connect_timeout: self.timeout,
         }
+    }
+}
+
+/// `endpoint` with any user and password replaced by `***`
+/// (`http://***@host:2379`), for messages: credentials are refused in an
+/// endpoint ([`Settings::new`]), and the refusal must not echo them.
+pub fn redact_endpoint(endpoint: &str) -> String {
+    let start = endpoint.find("://").map_or(0, |i| i + 3);
+    let rest = &endpoint[start..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    match authority.rfind('@') {
+        Some(at) => format!("{}***{}", &endpoint[..start], &endpoint[start + at..]),
+        None => endpoint.to_string(),
     }
 }
 
@@ -237,4 +263,35 @@ pub fn read_blocking(settings: &Settings) -> Result<Tree> {
         let client = connect(settings).await?;
         read(&client, settings).await
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_redacted_for_messages() {
+        assert_eq!(
+            redact_endpoint("http://user:s3cret@127.0.0.1:2379"),
+            "http://***@127.0.0.1:2379"
+        );
+        assert_eq!(redact_endpoint("u:p@h:2379/x@y"), "***@h:2379/x@y");
+        assert_eq!(redact_endpoint("https://h:2379/a@b"), "https://h:2379/a@b");
+        assert_eq!(redact_endpoint("h:2379"), "h:2379");
+    }
+
+    #[test]
+    fn credentials_in_an_endpoint_are_refused_without_echoing_them() {
+        for e in [
+            "http://root:s3cretPW@127.0.0.1:2379",
+            "root:s3cretPW@127.0.0.1:2379",
+            "ftp://root:s3cretPW@127.0.0.1:2379",
+            "https://s3cretPW@127.0.0.1:2379",
+        ] {
+            let err = Settings::new(vec![e.to_string()], "/clusterf").unwrap_err();
+            let msg = format!("{err:#}");
+            assert!(!msg.contains("s3cretPW"), "{msg}");
+            assert!(msg.contains("--etcd-user"), "{msg}");
+        }
+    }
 }
