@@ -9,7 +9,7 @@
 //!
 //! The IPVS vocabulary beside it: `flags` (service flag names), `tunnel`
 //! (a tunnel dest's encapsulation), `text` (fast text of numbers and
-//! addresses).
+//! addresses), `addr` (the address classes IPVS cannot use).
 //!
 //! Invariant: plain data only. This module knows nothing about config files,
 //! etcd or netlink; it does no I/O.
@@ -22,6 +22,7 @@ use std::str::FromStr;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub mod addr;
 pub mod flags;
 pub mod text;
 pub mod tunnel;
