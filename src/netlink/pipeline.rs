@@ -327,7 +327,7 @@ impl<'a> Tracker<'a> {
         while self.next < self.ops.len() && batch.len() < max.max(1) && self.stopped.is_none() {
             let i = self.next;
             let op = &self.ops[i];
-            if self.failed_set.contains(op.service()) {
+            if !self.failed_set.is_empty() && self.failed_set.contains(op.service()) {
                 self.outcomes[i] = Outcome::Skipped;
             } else if let Some(why) = payloads.refused(i) {
                 let why = why.to_string();
