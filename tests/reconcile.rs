@@ -476,6 +476,64 @@ async fn a_failed_service_does_not_stop_the_others_and_the_retry_applies_only_wh
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emptied_services_are_counted_and_emptying_most_of_them_is_refused() {
+    let Some(etcd) = Etcd::start() else { return };
+    let dir = config_dir();
+    let other = dir.path().join("services/other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(
+        other.join("frontend"),
+        r#"{"ipv4": "10.107.107.108", "tcp": 1337}"#,
+    )
+    .unwrap();
+    put(&etcd, "services/test/backends/a", &backend("10.3.107.1")).await;
+    put(&etcd, "services/other/backends/a", &backend("10.4.107.1")).await;
+    let kernel = MemoryKernel::default();
+    let daemon = Daemon::start(
+        options(dir.path(), Some(&etcd), watch_args()),
+        Box::new(kernel.clone()),
+    )
+    .await
+    .unwrap();
+    let addr = daemon.metrics_addr().unwrap();
+    eventually(Duration::from_secs(10), "the first apply", || {
+        kernel.table().dest_count() == 2
+    })
+    .await;
+
+    // One of two services loses its only backend: half, allowed, counted.
+    delete(&etcd, "services/other/backends/a").await;
+    eventually(Duration::from_secs(5), "the emptied service", || {
+        kernel.table().dest_count() == 1
+    })
+    .await;
+    let text = http(addr, "GET", "/metrics").1;
+    assert_eq!(series(&text, "clusterf_services_emptied_total"), 1.0);
+    assert_eq!(series(&text, "clusterf_empty_services"), 1.0);
+
+    // The last service with dests would end empty too: refused, the kernel
+    // keeps its dest.
+    let failed = daemon.status().passes_failed;
+    delete(&etcd, "services/test/backends/a").await;
+    eventually(Duration::from_secs(5), "the refused pass", || {
+        daemon.status().passes_failed > failed
+    })
+    .await;
+    let err = daemon.status().last_error.unwrap_or_default();
+    assert!(
+        err.starts_with("refusing a plan that empties 1 of 1 owned service with dests (100%, more than --max-empty-percent 50)"),
+        "{err}"
+    );
+    assert_eq!(
+        dests(&kernel.table()),
+        vec![("10.3.107.1:1337".to_string(), 10)]
+    );
+    let text = http(addr, "GET", "/metrics").1;
+    assert_eq!(series(&text, "clusterf_services_emptied_total"), 1.0);
+    daemon.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_by_hand_is_corrected_within_a_resync_while_changes_keep_coming() {
     let Some(etcd) = Etcd::start() else { return };
     let dir = config_dir();

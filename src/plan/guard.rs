@@ -52,9 +52,9 @@ fn check_emptied(plan: &Plan, guards: &Guards) -> Option<String> {
     }
     let percent = emptied * 100 / serving.max(1);
     Some(format!(
-        "refusing a plan that empties {} of the {} owned services that have dests ({percent}%, more than --max-empty-percent {}): no dest would be left to take their connections; pass --allow-mass-delete if that is intended",
+        "refusing a plan that empties {} of {} with dests ({percent}%, more than --max-empty-percent {}): no dest would be left to take their connections; pass --allow-mass-delete if that is intended",
         plan.emptied.len(),
-        plan.serving_services,
+        plural(plan.serving_services, "owned service"),
         guards.max_empty_percent
     ))
 }

@@ -494,7 +494,7 @@ fn emptied_services_are_named_in_every_format_and_guarded() {
     let e = plan(&emptied3, &live, &Ownership::all(), &g).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "refusing a plan that empties 3 of the 4 owned services that have dests (75%, more than --max-empty-percent 50): no dest would be left to take their connections; pass --allow-mass-delete if that is intended"
+        "refusing a plan that empties 3 of 4 owned services with dests (75%, more than --max-empty-percent 50): no dest would be left to take their connections; pass --allow-mass-delete if that is intended"
     );
     let lax = Guards {
         max_empty_percent: 75,
