@@ -1131,9 +1131,10 @@ fn tls_with_client_certificates() {
     );
 }
 
-/// --etcd-prefix selects the tree; a trailing slash changes nothing.
+/// --etcd-prefix selects the tree; a trailing slash changes nothing; a
+/// prefix with no keys is a warning.
 #[test]
-fn etcd_prefix_selects_the_tree() {
+fn etcd_prefix_selects_the_tree_and_an_empty_prefix_is_a_warning() {
     let Some(etcd) = Etcd::start() else { return };
     let repo = config_repo(&etcd.scratch());
     block_on(async {
@@ -1146,14 +1147,24 @@ fn etcd_prefix_selects_the_tree() {
         .unwrap();
     });
     let service = "-A -t 10.107.107.107:1337 -s wlc\n";
+    // The default prefix holds no keys: rendered without backends, with a
+    // warning that the prefix may be wrong.
     let run = ok(render_ipvsadm(&repo, &etcd, &[]));
     assert_eq!(run.stdout, service);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "warning: etcd {}/clusterf: no keys below /clusterf/: check --etcd-prefix; with an empty overlay, services fed by it have no backends\n",
+            etcd.url()
+        )
+    );
     for prefix in ["/site-a/clusterf", "/site-a/clusterf/"] {
         let run = ok(render_ipvsadm(&repo, &etcd, &["--etcd-prefix", prefix]));
         assert_eq!(
             run.stdout,
             format!("{service}-a -t 10.107.107.107:1337 -r 10.3.107.1:1337 -m -w 10\n")
         );
+        assert!(!run.stderr.contains("no keys"), "{}", run.stderr);
     }
     let dump = ok(clusterf(
         &[

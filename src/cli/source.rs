@@ -321,7 +321,14 @@ pub struct SafetyArgs {
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub max_delete_min: usize,
 
-    /// Allow plans that delete every owned service or many dests
+    /// Refuse leaving more than this percentage of the owned services that
+    /// have dests without any (an empty overlay does that)
+    #[arg(long, value_name = "PERCENT", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub max_empty_percent: u32,
+
+    /// Allow plans that delete every owned service, many dests, or empty
+    /// many services
     #[arg(long)]
     pub allow_mass_delete: bool,
 }
@@ -335,6 +342,7 @@ impl SafetyArgs {
         crate::plan::Guards {
             max_delete_percent: self.max_delete_percent,
             max_delete_min: self.max_delete_min,
+            max_empty_percent: self.max_empty_percent,
             allow_mass_delete: self.allow_mass_delete,
         }
     }

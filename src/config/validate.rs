@@ -10,6 +10,7 @@ use ipnet::IpNet;
 
 use super::types::{Backend, Endpoints, Route, Service};
 use crate::diag::{Diagnostics, Pos};
+use crate::model::addr::{dest_refusal, frontend_refusal, mapped_ipv4};
 use crate::model::{Family, MAX_WEIGHT, Method, SCHEDULERS};
 use crate::text;
 
@@ -247,6 +248,19 @@ pub(super) fn validate_endpoints(
         tcp: parse_port(r, "tcp", &f.tcp),
         udp: parse_port(r, "udp", &f.udp),
     };
+    let addrs = [
+        (e.ipv4.map(IpAddr::V4), &f.ipv4, "ipv4"),
+        (e.ipv6.map(IpAddr::V6), &f.ipv6, "ipv6"),
+    ];
+    for (ip, v, field) in addrs {
+        if let (Some(ip), Some(v)) = (ip, v) {
+            if frontend {
+                check_frontend_addr(r, field, &ip, v.pos);
+            } else {
+                check_dest_addr(r, field, &ip, v.pos);
+            }
+        }
+    }
     let weight = parse_weight(r, &f.weight);
     if !f.addr_given && f.ipv4.is_none() && f.ipv6.is_none() {
         r.error(whole, format!("{what} has no address: set ipv4 or ipv6"));
@@ -255,6 +269,49 @@ pub(super) fn validate_endpoints(
         r.error(whole, format!("{what} has no port: set tcp or udp"));
     }
     (e, weight)
+}
+
+/// A backend address the kernel refuses as a dest (see
+/// [`crate::model::addr`]).
+fn check_dest_addr(r: &mut Reporter, field: &str, ip: &IpAddr, pos: Option<Pos>) {
+    if let Some(class) = dest_refusal(ip) {
+        let rule = match ip {
+            IpAddr::V4(_) => "IPv4 dests must be unicast",
+            IpAddr::V6(_) => "IPv6 dests must be unicast and not link-local",
+        };
+        r.error(
+            pos,
+            format!("{field}: {ip} is {class}: the kernel refuses it as a dest ({rule})"),
+        );
+    }
+}
+
+/// A frontend address no packet is ever delivered to (see
+/// [`crate::model::addr`]).
+fn check_frontend_addr(r: &mut Reporter, field: &str, ip: &IpAddr, pos: Option<Pos>) {
+    let Some(class) = frontend_refusal(ip) else {
+        return;
+    };
+    let why = match ip {
+        IpAddr::V6(a) if let Some(v4) = mapped_ipv4(a) => {
+            format!("IPv4 traffic never arrives on it; use ipv4: {v4}")
+        }
+        _ => "IPVS only sees packets addressed to this host, never one for it".to_string(),
+    };
+    r.error(pos, format!("{field}: {ip} is {class}: {why}"));
+}
+
+/// A route's gateway becomes the address of the dests it routes: the same
+/// classes as a backend address are refused.
+fn check_gateway_addr(r: &mut Reporter, gw: &IpAddr, pos: Option<Pos>) {
+    if let Some(class) = dest_refusal(gw) {
+        r.error(
+            pos,
+            format!(
+                "gateway: {gw} is {class}: the kernel refuses it as a dest, which a gateway becomes"
+            ),
+        );
+    }
 }
 
 /// A CIDR prefix whose address parses as the address fields do (std: no
@@ -297,7 +354,10 @@ pub(super) fn validate_route(r: &mut Reporter, name: &str, f: &RouteFields) -> R
         .gateway
         .as_ref()
         .and_then(|g| match g.value.parse::<IpAddr>() {
-            Ok(a) => Some((a, g.pos)),
+            Ok(a) => {
+                check_gateway_addr(r, &a, g.pos);
+                Some((a, g.pos))
+            }
             Err(_) => {
                 r.error(
                     g.pos,

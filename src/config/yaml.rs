@@ -399,7 +399,7 @@ mod tests {
             // Block backends, comments, blank lines, 4-space indent, quotes.
             "# web\nfrontend:   # the VIP\n    ipv4: '10.0.0.1'\n    tcp: 80\n\nscheduler: wrr\npersistence: 300\nbackends:\n    web-1:\n        ipv4: 10.1.0.1 # one\n        weight: 0\n    web.2@x:\n        ipv6: 2001:db8::2\n        tcp: 8080\n",
             "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends: {}\n",
-            "frontend: { ipv6: \"fe80::1\" , udp: 53 }\nbackends:\n  a: { ipv6: fe80::2 }\n",
+            "frontend: { ipv6: \"fe80::1\" , udp: 53 }\nbackends:\n  a: { ipv6: fd00::2 }\n",
         ] {
             assert!(
                 assert_fast_service_agrees(text),

@@ -258,10 +258,29 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Connects and reads the tree once, blocking (`render --etcd`). Starts its
 /// own runtime: not for use inside an async context (use [`read`] there).
+/// A prefix with no keys is a warning on stderr ([`empty_prefix`]).
 pub fn read_blocking(settings: &Settings) -> Result<Tree> {
-    runtime()?.block_on(async {
+    let tree = runtime()?.block_on(async {
         let client = connect(settings).await?;
         read(&client, settings).await
+    })?;
+    if let Some(warning) = empty_prefix(settings, &tree) {
+        eprintln!("warning: {warning}");
+    }
+    Ok(tree)
+}
+
+/// The check of `--etcd-prefix`: a tree read from a prefix that holds no
+/// keys at all (none clusterf reads) is most likely a wrong prefix or a
+/// wiped etcd, and would leave every service the overlay feeds without
+/// backends. Not an error: an empty overlay is a valid state.
+pub fn empty_prefix(settings: &Settings, tree: &Tree) -> Option<String> {
+    tree.is_empty().then(|| {
+        format!(
+            "{}: no keys below {}/: check --etcd-prefix; with an empty overlay, services fed by it have no backends",
+            settings.description(),
+            settings.keys().prefix()
+        )
     })
 }
 
