@@ -385,9 +385,8 @@ async fn after_a_failed_apply_the_next_pass_reads_the_kernel() {
     daemon.stop().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_service_does_not_stop_the_others_and_the_retry_applies_only_what_is_left() {
-    let Some(etcd) = Etcd::start() else { return };
+/// A config of two services, `test` and `other`, with one etcd backend each.
+async fn two_services(etcd: &Etcd) -> tempfile::TempDir {
     let dir = config_dir();
     let other = dir.path().join("services/other");
     std::fs::create_dir_all(&other).unwrap();
@@ -396,8 +395,15 @@ async fn a_failed_service_does_not_stop_the_others_and_the_retry_applies_only_wh
         r#"{"ipv4": "10.107.107.108", "tcp": 1337}"#,
     )
     .unwrap();
-    put(&etcd, "services/test/backends/a", &backend("10.3.107.1")).await;
-    put(&etcd, "services/other/backends/a", &backend("10.4.107.1")).await;
+    put(etcd, "services/test/backends/a", &backend("10.3.107.1")).await;
+    put(etcd, "services/other/backends/a", &backend("10.4.107.1")).await;
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_service_does_not_stop_the_others_and_the_retry_applies_only_what_is_left() {
+    let Some(etcd) = Etcd::start() else { return };
+    let dir = two_services(&etcd).await;
     let kernel = MemoryKernel::default();
     let mut opts = options(dir.path(), Some(&etcd), watch_args());
     // Time to look at the kernel between the failed pass and its retry.
@@ -478,16 +484,7 @@ async fn a_failed_service_does_not_stop_the_others_and_the_retry_applies_only_wh
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emptied_services_are_counted_and_emptying_most_of_them_is_refused() {
     let Some(etcd) = Etcd::start() else { return };
-    let dir = config_dir();
-    let other = dir.path().join("services/other");
-    std::fs::create_dir_all(&other).unwrap();
-    std::fs::write(
-        other.join("frontend"),
-        r#"{"ipv4": "10.107.107.108", "tcp": 1337}"#,
-    )
-    .unwrap();
-    put(&etcd, "services/test/backends/a", &backend("10.3.107.1")).await;
-    put(&etcd, "services/other/backends/a", &backend("10.4.107.1")).await;
+    let dir = two_services(&etcd).await;
     let kernel = MemoryKernel::default();
     let daemon = Daemon::start(
         options(dir.path(), Some(&etcd), watch_args()),
