@@ -14,7 +14,6 @@ use super::validate::{
 };
 use crate::diag::Pos;
 use crate::model::Method;
-use crate::tree::FILE_LIMIT;
 
 /// A service file: the fast reader when it takes the file, else
 /// serde-saphyr.
@@ -124,25 +123,9 @@ fn yaml<T: serde::de::DeserializeOwned>(r: &mut Reporter, bytes: &[u8]) -> Optio
     }
 }
 
-/// serde-saphyr's options: its budget sized so that any file within
-/// [`FILE_LIMIT`] fits (a node takes at least two bytes, `[a,b]`; an event
-/// at least one), the rest of it as it comes.
-fn options() -> serde_saphyr::Options {
-    let bytes = usize::try_from(FILE_LIMIT).unwrap_or(usize::MAX);
-    let mut budget = serde_saphyr::Budget::default();
-    budget.max_nodes = bytes / 2 + 1;
-    budget.max_events = bytes + 1;
-    let mut options = serde_saphyr::Options::default();
-    options.budget = Some(budget);
-    options
-}
-
 /// The error message without serde-saphyr's own location suffix or snippet
 /// (the diagnostic carries the position itself).
 fn yaml_message(e: &serde_saphyr::Error) -> String {
-    if let serde_saphyr::Error::Budget { breach, .. } = e.without_snippet() {
-        return budget_message(breach);
-    }
     let full = e.without_snippet().to_string();
     let first = full.lines().next().unwrap_or("").trim();
     let msg = match first.find(" at line ") {
@@ -153,30 +136,6 @@ fn yaml_message(e: &serde_saphyr::Error) -> String {
     // on that.
     let msg = msg.split(", set DuplicateKeyPolicy").next().unwrap_or(msg);
     msg.replace('`', "\"")
-}
-
-/// Why the YAML reader gave up on a file, in our words (its own are
-/// `budget breached: Nodes { nodes: 250001 }`).
-fn budget_message(breach: &serde_saphyr::budget::BudgetBreach) -> String {
-    use serde_saphyr::budget::BudgetBreach as B;
-    let budget = &options().budget.unwrap_or_default();
-    match breach {
-        B::Nodes { .. } | B::Events { .. } | B::ScalarBytes { .. } | B::InputBytes { .. } => {
-            format!(
-                "too large for the YAML reader (more than {} values): split it",
-                budget.max_nodes
-            )
-        }
-        B::Depth { .. } => format!("nested more than {} levels deep", budget.max_depth),
-        B::Documents { .. } => format!("more than {} YAML documents", budget.max_documents),
-        B::Aliases { .. }
-        | B::Anchors { .. }
-        | B::AliasAnchorRatio { .. }
-        | B::MergeKeys { .. } => {
-            "too many anchors (&name), aliases (*name) or merge keys (<<)".to_string()
-        }
-        _ => "too complex for the YAML reader (anchors and aliases expand too far)".to_string(),
-    }
 }
 
 /// A string field, or an error naming it when something else is there.
@@ -253,6 +212,19 @@ fn spanned<T: Clone>(s: &Spanned<T>) -> Located<T> {
 
 fn spanned_opt<T: Clone>(s: &Option<Spanned<T>>) -> Option<Located<T>> {
     s.as_ref().map(spanned)
+}
+
+/// serde-saphyr's options: its budget sized so that any file within
+/// [`FILE_LIMIT`](crate::tree::FILE_LIMIT) fits (a node takes at least two
+/// bytes, `[a,b]`; an event at least one), the rest of it as it comes.
+fn options() -> serde_saphyr::Options {
+    let bytes = usize::try_from(crate::tree::FILE_LIMIT).unwrap_or(usize::MAX);
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = bytes / 2 + 1;
+    budget.max_events = bytes + 1;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
 }
 
 #[cfg(test)]
