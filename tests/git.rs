@@ -605,7 +605,7 @@ fn corrupt_repo_is_an_error() {
     assert_eq!(
         read_error(&opts(&path)),
         format!(
-            "config repo {path} ref HEAD: commit {}: services/web.yaml: cannot read blob {blob}: could not read loose object, path=\"{}\": invalid input data",
+            "config repo {path} ref HEAD: commit {}: services/web.yaml: cannot read blob {blob}: could not read loose object header, path=\"{}\": invalid input data",
             &c1[..12],
             loose.display()
         )
