@@ -281,7 +281,38 @@ fn effective_routes<'a>(
             .then(is_overlay(a).cmp(&is_overlay(b)))
             .then(a.name.cmp(&b.name))
     });
+    warn_shadowed_overlay_routes(&routes, is_overlay, diags);
     routes
+}
+
+/// An overlay route that claims what a route before it in lookup order
+/// claims (`sorted`: [`effective_routes`]'s order) never matches there: a
+/// warning naming both. Two repo routes with one claim are the config's
+/// error already.
+fn warn_shadowed_overlay_routes(
+    sorted: &[&Route],
+    is_overlay: impl Fn(&Route) -> bool,
+    diags: &mut Diagnostics,
+) {
+    let mut claimed: BTreeMap<crate::config::RouteClaim, &Route> = BTreeMap::new();
+    for &route in sorted {
+        for claim in route.claims() {
+            match claimed.get(&claim) {
+                Some(first) if is_overlay(route) => diags.warning(
+                    route.source.as_str(),
+                    None,
+                    format!(
+                        "overlay route {:?} never matches {claim}: route {:?} ({}) claims it first",
+                        route.name, first.name, first.source
+                    ),
+                ),
+                Some(_) => {}
+                None => {
+                    claimed.insert(claim, route);
+                }
+            }
+        }
+    }
 }
 
 /// The repo's static backends of a service, plus the overlay's; the repo

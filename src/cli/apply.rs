@@ -132,8 +132,8 @@ fn run_sources(args: &ApplyArgs) -> Result<u8> {
 /// Applies a saved plan after the staleness check and the replay check
 /// (`crate::plan::saved::replay`): a saved plan is held to the rules a
 /// fresh one is, with the guards of this command line.
-fn run_saved(args: &ApplyArgs, path: &PathBuf) -> Result<u8> {
-    let text = std::fs::read_to_string(path)
+fn run_saved(args: &ApplyArgs, path: &std::path::Path) -> Result<u8> {
+    let text = crate::source::file::read_text(path, crate::source::file::PLAN_LIMIT)
         .with_context(|| format!("reading the plan {}", path.display()))?;
     let saved =
         SavedPlan::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;

@@ -96,8 +96,11 @@ fn read_live(args: &PlanArgs, overlay_tree: Option<&Tree>) -> Result<(IpvsState,
             "kernel".to_string(),
         )),
         path => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading the live state from {path}"))?;
+            let text = crate::source::file::read_text(
+                std::path::Path::new(path),
+                crate::source::file::DUMP_LIMIT,
+            )
+            .with_context(|| format!("reading the live state from {path}"))?;
             let state = crate::ipvsadm::parse(&text)
                 .map_err(|e| anyhow::anyhow!("{path}:{e}").context("invalid ipvsadm -S -n dump"))?;
             Ok((state, format!("file {path}")))

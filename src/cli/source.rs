@@ -6,7 +6,6 @@
 //! loading `crate::load`. Passwords come from a file or the environment,
 //! never from the command line.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, anyhow, bail};
@@ -258,7 +257,8 @@ fn warn_if_shared(path: &Path) {
 }
 
 fn read_file(flag: &str, path: &Path) -> Result<Vec<u8>> {
-    fs::read(path).with_context(|| format!("{flag} {}: cannot read", path.display()))
+    crate::source::file::read(path, crate::source::file::KEY_FILE_LIMIT)
+        .with_context(|| format!("{flag} {}: cannot read", path.display()))
 }
 
 /// Resolves the source flags and loads the sources ([`crate::load`]),

@@ -113,7 +113,7 @@ pub(super) fn yaml_defaults(r: &mut Reporter, bytes: &[u8]) -> Option<Defaults> 
 /// A whole file read by serde-saphyr, or its first error.
 fn yaml<T: serde::de::DeserializeOwned>(r: &mut Reporter, bytes: &[u8]) -> Option<T> {
     let text = utf8(r, bytes)?;
-    match serde_saphyr::from_str::<T>(text) {
+    match serde_saphyr::from_str_with_options::<T>(text, options()) {
         Ok(v) => Some(v),
         Err(e) => {
             let pos = e.location().map(|l| Pos {
@@ -333,6 +333,19 @@ fn spanned<T: Clone>(s: &Spanned<T>) -> Located<T> {
 
 fn spanned_opt<T: Clone>(s: &Option<Spanned<T>>) -> Option<Located<T>> {
     s.as_ref().map(spanned)
+}
+
+/// serde-saphyr's options: its budget sized so that any file within
+/// [`FILE_LIMIT`](crate::tree::FILE_LIMIT) fits (a node takes at least two
+/// bytes, `[a,b]`; an event at least one), the rest of it as it comes.
+fn options() -> serde_saphyr::Options {
+    let bytes = usize::try_from(crate::tree::FILE_LIMIT).unwrap_or(usize::MAX);
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = bytes / 2 + 1;
+    budget.max_events = bytes + 1;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
 }
 
 #[cfg(test)]
