@@ -6,6 +6,7 @@
 //! loading `crate::load`. Passwords come from a file or the environment,
 //! never from the command line.
 
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, anyhow, bail};
