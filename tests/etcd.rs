@@ -648,6 +648,29 @@ async fn paginated_read_is_complete() {
     assert_eq!(tree.source.revision, Some((n + 1).to_string()));
 }
 
+/// A page of large values that does not fit in one answer is read again in
+/// smaller pages: one publisher with large values cannot stop overlay reads.
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_too_large_for_one_answer_are_read_in_halves() {
+    let Some(etcd) = Etcd::start() else { return };
+    let mut c = etcd.client().await;
+    let n = etcd_source::PAGE_SIZE as usize + 30;
+    let value = "x".repeat(20 << 10);
+    for i in 0..n {
+        c.put(
+            format!("/clusterf/services/s/backends/b{i:05}"),
+            value.clone(),
+        )
+        .await
+        .unwrap();
+    }
+    // More than one answer may hold: the first page alone is ~20 MB.
+    assert!(etcd_source::PAGE_SIZE as usize * value.len() > clusterf::etcd::MAX_ANSWER);
+    let tree = fresh_read(&etcd).await;
+    assert_eq!(tree.files.len(), n);
+    assert!(tree.files.values().all(|v| v.len() == value.len()));
+}
+
 /// Events written while the watcher lists and watches are neither lost nor
 /// applied twice: the watched tree ends equal to a fresh read.
 #[tokio::test(flavor = "multi_thread")]

@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 
 pub use crate::etcd::Tls;
-use crate::etcd::proto::{DeleteRangeRequest, PutRequest, RangeRequest};
+use crate::etcd::proto::{DeleteRangeRequest, PutRequest, RangeRequest, RangeResponse};
 use crate::etcd::{Client, ConnectOptions};
 use crate::text;
 use crate::tree::Tree;
@@ -143,10 +143,27 @@ pub(crate) async fn timed<T>(
     what: &str,
     fut: impl Future<Output = Result<T, crate::etcd::Error>>,
 ) -> Result<T> {
-    match tokio::time::timeout(settings.timeout, fut).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(anyhow!("{}: {what}: {}", settings.description(), e)),
-        Err(_) => Err(anyhow!(
+    answer_or_error(settings, what, timed_raw(settings, fut).await)
+}
+
+/// The answer within the settings' timeout; `None` when there was none.
+async fn timed_raw<T>(
+    settings: &Settings,
+    fut: impl Future<Output = Result<T, crate::etcd::Error>>,
+) -> Option<Result<T, crate::etcd::Error>> {
+    tokio::time::timeout(settings.timeout, fut).await.ok()
+}
+
+/// An answer, or the error naming etcd and the request.
+fn answer_or_error<T>(
+    settings: &Settings,
+    what: &str,
+    answer: Option<Result<T, crate::etcd::Error>>,
+) -> Result<T> {
+    match answer {
+        Some(Ok(v)) => Ok(v),
+        Some(Err(e)) => Err(anyhow!("{}: {what}: {e}", settings.description())),
+        None => Err(anyhow!(
             "{}: {what}: no answer within {:?}",
             settings.description(),
             settings.timeout
@@ -178,14 +195,7 @@ pub async fn read_at(client: &Client, settings: &Settings, revision: Option<i64>
     let mut start = keys.scan_prefix().to_vec();
     let mut at = revision;
     loop {
-        let req = RangeRequest {
-            key: start.clone(),
-            range_end: end.clone(),
-            limit: PAGE_SIZE,
-            revision: at.unwrap_or(0),
-            ..Default::default()
-        };
-        let resp = timed(settings, "get", client.range(req)).await?;
+        let resp = read_page(client, settings, &start, &end, at.unwrap_or(0)).await?;
         let rev = resp
             .header
             .as_ref()
@@ -205,6 +215,32 @@ pub async fn read_at(client: &Client, settings: &Settings, revision: Option<i64>
                 tree.source.revision = Some(rev.to_string());
                 return Ok(tree);
             }
+        }
+    }
+}
+
+/// One page of the range `[start, end)` at `revision` (0: the current
+/// one): [`PAGE_SIZE`] keys, or fewer when their values do not fit in one
+/// answer ([`crate::etcd::MAX_ANSWER`]): the page is halved until they do.
+pub(crate) async fn read_page(
+    client: &Client,
+    settings: &Settings,
+    start: &[u8],
+    end: &[u8],
+    revision: i64,
+) -> Result<RangeResponse> {
+    let mut limit = PAGE_SIZE;
+    loop {
+        let req = RangeRequest {
+            key: start.to_vec(),
+            range_end: end.to_vec(),
+            limit,
+            revision,
+            ..Default::default()
+        };
+        match timed_raw(settings, client.range(req)).await {
+            Some(Err(e)) if e.is_too_large() && limit > 1 => limit /= 2,
+            answer => return answer_or_error(settings, "get", answer),
         }
     }
 }
