@@ -16,7 +16,7 @@
 //!
 //! Invariant: pure and deterministic. No I/O, no clock; output is sorted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
@@ -43,12 +43,21 @@ pub struct Options {
 
 /// Compiles the desired state. Errors in the diagnostics (conflicting
 /// methods on a merged dest) mean the state must not be applied.
-pub fn compile(config: &Config, overlay: &Overlay, opts: &Options) -> (IpvsState, Diagnostics) {
+///
+/// `held` names the services whose config files have errors (so the config
+/// lacks them): their overlay backends are held back without a warning,
+/// since the config error is the one problem.
+pub fn compile(
+    config: &Config,
+    overlay: &Overlay,
+    opts: &Options,
+    held: &BTreeSet<&str>,
+) -> (IpvsState, Diagnostics) {
     let mut diags = Diagnostics::default();
     let routes = effective_routes(config, overlay, opts, &mut diags);
     let routes = RouteTable::new(&routes);
     let defaults = ResolvedDefaults::resolve(config, opts);
-    warn_overlay_backends_without_service(config, overlay, &mut diags);
+    warn_overlay_backends_without_service(config, overlay, held, &mut diags);
     let mut state = IpvsState::default();
     for svc in config.services.values() {
         compile_service(
@@ -83,14 +92,15 @@ impl ResolvedDefaults {
 }
 
 /// Overlay backends of services the repo does not define are ignored,
-/// each with a warning.
+/// each with a warning; those of a `held` service silently.
 fn warn_overlay_backends_without_service(
     config: &Config,
     overlay: &Overlay,
+    held: &BTreeSet<&str>,
     diags: &mut Diagnostics,
 ) {
     for (svc, backends) in &overlay.backends {
-        if !config.services.contains_key(svc) {
+        if !config.services.contains_key(svc) && !held.contains(svc.as_str()) {
             for b in backends.values() {
                 diags.warning(
                     b.source.as_str(),
@@ -271,7 +281,38 @@ fn effective_routes<'a>(
             .then(is_overlay(a).cmp(&is_overlay(b)))
             .then(a.name.cmp(&b.name))
     });
+    warn_shadowed_overlay_routes(&routes, is_overlay, diags);
     routes
+}
+
+/// An overlay route that claims what a route before it in lookup order
+/// claims (`sorted`: [`effective_routes`]'s order) never matches there: a
+/// warning naming both. Two repo routes with one claim are the config's
+/// error already.
+fn warn_shadowed_overlay_routes(
+    sorted: &[&Route],
+    is_overlay: impl Fn(&Route) -> bool,
+    diags: &mut Diagnostics,
+) {
+    let mut claimed: BTreeMap<crate::config::RouteClaim, &Route> = BTreeMap::new();
+    for &route in sorted {
+        for claim in route.claims() {
+            match claimed.get(&claim) {
+                Some(first) if is_overlay(route) => diags.warning(
+                    route.source.as_str(),
+                    None,
+                    format!(
+                        "overlay route {:?} never matches {claim}: route {:?} ({}) claims it first",
+                        route.name, first.name, first.source
+                    ),
+                ),
+                Some(_) => {}
+                None => {
+                    claimed.insert(claim, route);
+                }
+            }
+        }
+    }
 }
 
 /// The repo's static backends of a service, plus the overlay's; the repo

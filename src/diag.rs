@@ -11,6 +11,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::text;
 use crate::tree::Tree;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -87,6 +88,13 @@ impl Diagnostics {
     }
 
     fn push(&mut self, file: String, pos: Option<Pos>, severity: Severity, message: String) {
+        // Values are cut where they are quoted (`text::quote`); this is the
+        // guard for whatever else quotes input, such as a library's message.
+        let message = if message.len() > text::MESSAGE_CHARS {
+            text::cut_message(&message)
+        } else {
+            message
+        };
         self.0.push(Diagnostic {
             file,
             pos,

@@ -86,6 +86,9 @@ pub struct Metrics {
     live_services: Gauge,
     live_dests: Gauge,
     drift_corrections: Counter,
+    failed_services: Gauge,
+    services_emptied: Counter,
+    empty_services: Gauge,
     kernel_reads: Counter,
     kernel_cached: Counter,
     errors: Family<SourceLabels, Counter>,
@@ -118,6 +121,9 @@ impl Metrics {
             live_services: Gauge::default(),
             live_dests: Gauge::default(),
             drift_corrections: Counter::default(),
+            failed_services: Gauge::default(),
+            services_emptied: Counter::default(),
+            empty_services: Gauge::default(),
             kernel_reads: Counter::default(),
             kernel_cached: Counter::default(),
             errors: Family::default(),
@@ -195,6 +201,21 @@ impl Metrics {
             "drift_corrections",
             "Passes that changed the kernel although the desired state had not changed since the last apply (someone changed IPVS by hand)",
             self.drift_corrections.clone(),
+        );
+        r.register(
+            "failed_services",
+            "Services an op of which the kernel refused in the last apply: the rest of their changes was skipped, every other service was applied (0 after a clean apply)",
+            self.failed_services.clone(),
+        );
+        r.register(
+            "services_emptied",
+            "Owned services an applied plan left without a dest that takes connections (they had one): a wiped or wrong etcd prefix shows here",
+            self.services_emptied.clone(),
+        );
+        r.register(
+            "empty_services",
+            "Services in the desired state without a dest of weight above 0 (new connections to them fail)",
+            self.empty_services.clone(),
         );
         r.register(
             "kernel_reads",
@@ -297,6 +318,20 @@ impl Metrics {
                 .get_or_create(&KindLabels { kind: op_kind(op) })
                 .inc();
         }
+    }
+
+    /// How many services the last apply failed (0: none).
+    pub fn failed_services(&self, n: usize) {
+        self.failed_services
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// An applied plan emptied `emptied` services; `empty` services of the
+    /// desired state have no dest of weight above 0.
+    pub fn emptied(&self, emptied: usize, empty: usize) {
+        self.services_emptied.inc_by(emptied as u64);
+        self.empty_services
+            .set(i64::try_from(empty).unwrap_or(i64::MAX));
     }
 
     pub fn drift_corrected(&self) {
@@ -414,6 +449,8 @@ mod tests {
             },
         ]);
         m.drift_corrected();
+        m.failed_services(2);
+        m.emptied(3, 4);
         m.set_sizes((2, 5), (1, 4));
         m.success(
             1000.0,
@@ -437,6 +474,9 @@ mod tests {
             ("clusterf_errors_total{source=\"config\"}", 0.0),
             ("clusterf_ops_applied_total{kind=\"del_service\"}", 1.0),
             ("clusterf_drift_corrections_total", 1.0),
+            ("clusterf_failed_services", 2.0),
+            ("clusterf_services_emptied_total", 3.0),
+            ("clusterf_empty_services", 4.0),
             ("clusterf_desired_dests", 5.0),
             ("clusterf_live_services", 1.0),
             ("clusterf_last_success_timestamp_seconds", 1000.0),

@@ -9,6 +9,13 @@
 
 use std::collections::BTreeMap;
 
+/// The largest file a tree holds, in bytes: sources refuse a larger file
+/// (naming it unreadable) without reading it, and `config` sizes its YAML
+/// parser's budget to it. A service file with 100,000 backends is about
+/// 5 MB; the YAML reader takes up to about 100 times a file's size in
+/// memory for the worst file (2 bytes a value).
+pub const FILE_LIMIT: u64 = 8 << 20;
+
 /// Which source a tree was read from, and at which revision and subdir: for
 /// messages and plan fingerprints.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]

@@ -648,6 +648,29 @@ async fn paginated_read_is_complete() {
     assert_eq!(tree.source.revision, Some((n + 1).to_string()));
 }
 
+/// A page of large values that does not fit in one answer is read again in
+/// smaller pages: one publisher with large values cannot stop overlay reads.
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_too_large_for_one_answer_are_read_in_halves() {
+    let Some(etcd) = Etcd::start() else { return };
+    let mut c = etcd.client().await;
+    let n = etcd_source::PAGE_SIZE as usize + 30;
+    let value = "x".repeat(20 << 10);
+    for i in 0..n {
+        c.put(
+            format!("/clusterf/services/s/backends/b{i:05}"),
+            value.clone(),
+        )
+        .await
+        .unwrap();
+    }
+    // More than one answer may hold: the first page alone is ~20 MB.
+    assert!(etcd_source::PAGE_SIZE as usize * value.len() > clusterf::etcd::MAX_ANSWER);
+    let tree = fresh_read(&etcd).await;
+    assert_eq!(tree.files.len(), n);
+    assert!(tree.files.values().all(|v| v.len() == value.len()));
+}
+
 /// Events written while the watcher lists and watches are neither lost nor
 /// applied twice: the watched tree ends equal to a fresh read.
 #[tokio::test(flavor = "multi_thread")]
@@ -1131,9 +1154,10 @@ fn tls_with_client_certificates() {
     );
 }
 
-/// --etcd-prefix selects the tree; a trailing slash changes nothing.
+/// --etcd-prefix selects the tree; a trailing slash changes nothing; a
+/// prefix with no keys is a warning.
 #[test]
-fn etcd_prefix_selects_the_tree() {
+fn etcd_prefix_selects_the_tree_and_an_empty_prefix_is_a_warning() {
     let Some(etcd) = Etcd::start() else { return };
     let repo = config_repo(&etcd.scratch());
     block_on(async {
@@ -1146,14 +1170,24 @@ fn etcd_prefix_selects_the_tree() {
         .unwrap();
     });
     let service = "-A -t 10.107.107.107:1337 -s wlc\n";
+    // The default prefix holds no keys: rendered without backends, with a
+    // warning that the prefix may be wrong.
     let run = ok(render_ipvsadm(&repo, &etcd, &[]));
     assert_eq!(run.stdout, service);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "warning: etcd {}/clusterf: no keys below /clusterf/: check --etcd-prefix; with an empty overlay, services fed by it have no backends\n",
+            etcd.url()
+        )
+    );
     for prefix in ["/site-a/clusterf", "/site-a/clusterf/"] {
         let run = ok(render_ipvsadm(&repo, &etcd, &["--etcd-prefix", prefix]));
         assert_eq!(
             run.stdout,
             format!("{service}-a -t 10.107.107.107:1337 -r 10.3.107.1:1337 -m -w 10\n")
         );
+        assert!(!run.stderr.contains("no keys"), "{}", run.stderr);
     }
     let dump = ok(clusterf(
         &[

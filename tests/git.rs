@@ -605,7 +605,7 @@ fn corrupt_repo_is_an_error() {
     assert_eq!(
         read_error(&opts(&path)),
         format!(
-            "config repo {path} ref HEAD: commit {}: services/web.yaml: cannot read blob {blob}: could not read loose object, path=\"{}\": invalid input data",
+            "config repo {path} ref HEAD: commit {}: services/web.yaml: cannot read blob {blob}: could not read loose object header, path=\"{}\": invalid input data",
             &c1[..12],
             loose.display()
         )
@@ -721,6 +721,137 @@ fn odd_entries_are_reported_not_dropped() {
         "{unreadable:?}"
     );
     assert!(t.unreadable["services/link.yaml"].contains("symbolic link"));
+}
+
+/// Writes a tree object of `entries` (mode, name, object id) as given, with
+/// `git hash-object --literally`, which checks nothing: a tree a broken or
+/// hostile tool could push. Its id.
+fn raw_tree(s: &Scratch, repo: &Path, entries: &[(&str, &str, &str)]) -> String {
+    let mut bytes = Vec::new();
+    for (mode, name, id) in entries {
+        bytes.extend_from_slice(format!("{mode} {name}\0").as_bytes());
+        let raw: Vec<u8> = (0..id.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&id[i..i + 2], 16).unwrap())
+            .collect();
+        bytes.extend_from_slice(&raw);
+    }
+    let mut child = Command::new("git")
+        .current_dir(repo)
+        .args(["hash-object", "--literally", "-t", "tree", "-w", "--stdin"])
+        .env("HOME", s.path("home"))
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "git hash-object failed");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Two entries of one name in a tree (git fsck's duplicateEntries): one
+/// silently won before; now the read fails, naming the path and commit.
+#[test]
+fn two_entries_of_one_name_in_a_git_tree_are_an_error_naming_path_and_commit() {
+    if !have("git") {
+        return;
+    }
+    let s = Scratch::new();
+    let repo = s.init("work");
+    s.commit(
+        &repo,
+        &[
+            ("services/web.yaml", Some(WEB_V1)),
+            ("services/dns.yaml", Some(DNS)),
+        ],
+        "v1",
+    );
+    let web = s.git(&repo, &["rev-parse", "HEAD:services/web.yaml"]);
+    let dns = s.git(&repo, &["rev-parse", "HEAD:services/dns.yaml"]);
+    let good = s.git(&repo, &["rev-parse", "HEAD:services"]);
+    let path = repo.display().to_string();
+    let broken = |root: &str, name: &str| {
+        let commit = s.git(&repo, &["commit-tree", root, "-m", "broken"]);
+        s.git(
+            &repo,
+            &["update-ref", &format!("refs/heads/{name}"), &commit],
+        );
+        let mut o = opts(&path);
+        o.git_ref = Some(name.into());
+        (read_error(&o), commit[..12].to_string())
+    };
+
+    // Two files named web.yaml, with other contents.
+    let services = raw_tree(
+        &s,
+        &repo,
+        &[("100644", "web.yaml", &web), ("100644", "web.yaml", &dns)],
+    );
+    let root = raw_tree(&s, &repo, &[("40000", "services", &services)]);
+    let (e, commit) = broken(&root, "twice");
+    assert_eq!(
+        e,
+        format!(
+            "config repo {path} ref twice: commit {commit}: services/web.yaml: two entries of this name in one tree (git fsck: duplicateEntries): the commit is broken"
+        )
+    );
+
+    // A file and a directory named services: not neighbours in Git's
+    // order (services, services.txt, services/).
+    let root = raw_tree(
+        &s,
+        &repo,
+        &[
+            ("100644", "services", &web),
+            ("100644", "services.txt", &dns),
+            ("40000", "services", &good),
+        ],
+    );
+    let (e, commit) = broken(&root, "file-and-dir");
+    assert_eq!(
+        e,
+        format!(
+            "config repo {path} ref file-and-dir: commit {commit}: services: two entries of this name in one tree (git fsck: duplicateEntries): the commit is broken"
+        )
+    );
+}
+
+/// A blob over the size limit is named unreadable from its header, never
+/// read: the config fails, naming the file.
+#[test]
+fn a_git_blob_over_the_size_limit_is_named_not_read() {
+    if !have("git") {
+        return;
+    }
+    let s = Scratch::new();
+    let repo = s.init("work");
+    let big = "#".repeat(usize::try_from(clusterf::tree::FILE_LIMIT).unwrap() + 1);
+    s.commit(
+        &repo,
+        &[
+            ("services/web.yaml", Some(WEB_V1)),
+            ("services/big.yaml", Some(&big)),
+        ],
+        "big",
+    );
+    let t = git::read(&opts(repo.to_str().unwrap())).unwrap();
+    assert_eq!(t.files.keys().collect::<Vec<_>>(), ["services/web.yaml"]);
+    assert_eq!(
+        t.unreadable["services/big.yaml"],
+        "larger than the limit of 8 MiB"
+    );
+    let out = clusterf(
+        &["validate", "--config-repo", repo.to_str().unwrap()],
+        &s.path("home"),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("services/big.yaml: cannot read: larger than the limit of 8 MiB"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -941,6 +1072,21 @@ fn verify_signatures_accepts_only_allowed_signers() {
     );
     // Without verification, the unsigned head reads fine.
     assert!(git::read(&opts(&path)).is_ok());
+    // An allowed-signers file that is a pipe would stall ssh-keygen: refused.
+    let fifo = keys.join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let mut o = opts(&path);
+    o.git_ref = Some("good".into());
+    o.allowed_signers = Some(fifo.clone());
+    assert_eq!(
+        format!("{:#}", git::read(&o).unwrap_err()),
+        format!(
+            "config repo {path} ref good: commit {}: allowed signers file {}: not a regular file",
+            &good[..12],
+            fifo.display()
+        )
+    );
 
     // Through the binary: --verify-signatures needs --allowed-signers.
     let home = s.path("home");

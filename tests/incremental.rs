@@ -1,6 +1,7 @@
 //! The incremental renderer (`render::memo`) against the full render: after
 //! every edit of random config and overlay trees (both layouts, routes,
-//! defaults, invalid files, conflicts, unreadable entries), the memo's
+//! defaults, invalid files, conflicts, near misses of the layout, overlay
+//! keys outside its layout, unreadable entries), the memo's
 //! render equals `render::render` of the same trees, field by field.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -130,8 +131,13 @@ fn config_entry() -> impl Strategy<Value = (String, String)> {
             .prop_map(|(s, b, c)| (format!("services/{s}/backends/{b}"), c)),
         1 => (route_name(), yaml_route()).prop_map(|(r, c)| (format!("routes/{r}.yaml"), c)),
         1 => (route_name(), json_route()).prop_map(|(r, c)| (format!("routes/{r}"), c)),
-        1 => defaults().prop_map(|c| ("clusterf.yaml".to_string(), c)),
+        1 => (prop::bool::ANY, defaults()).prop_map(|(yml, c)| {
+            (format!("clusterf.{}", if yml { "yml" } else { "yaml" }), c)
+        }),
         1 => (svc(), prop::sample::select(vec!["services/{}/junk", "README.md", "services/{}/backends/x/y"]))
+            .prop_map(|(s, p)| (p.replace("{}", s), "junk".to_string())),
+        // Near misses of the layout: errors.
+        1 => (svc(), prop::sample::select(vec!["service/{}.yaml", "Routes/r1", "services/{}/backend/b1", "routes", "clusterf.json"]))
             .prop_map(|(s, p)| (p.replace("{}", s), "junk".to_string())),
     ]
 }
@@ -143,6 +149,9 @@ fn overlay_entry() -> impl Strategy<Value = (String, String)> {
             .prop_map(|(s, b, c)| (format!("services/{s}/backends/{b}"), c)),
         1 => (route_name(), json_route()).prop_map(|(r, c)| (format!("routes/{r}"), c)),
         1 => (svc(), json_frontend()).prop_map(|(s, c)| (format!("services/{s}/frontend"), c)),
+        // Outside the overlay layout: warnings.
+        1 => prop::sample::select(vec!["clusterf.yaml", "other/key", "services/a.yaml"])
+            .prop_map(|p| (p.to_string(), "junk".to_string())),
     ]
 }
 

@@ -120,3 +120,11 @@ fn traffic() {
 fn fault() {
     scenario("fault", &[]);
 }
+
+/// One dest the kernel refuses among 1,000 services: the other 999 are
+/// applied, the failed one keeps its old dests, the next plan holds only
+/// what it still needs.
+#[test]
+fn one_refused_dest_fails_only_its_own_service() {
+    scenario("isolation", &[]);
+}

@@ -211,6 +211,7 @@ proptest! {
         own in ownership(),
         percent in 0u32..=100,
         min in 0usize..6,
+        empty_percent in 0u32..=100,
     ) {
         let (desired, _) = split(&desired, &own);
         let (live_owned, _) = split(&live, &own);
@@ -224,14 +225,40 @@ proptest! {
                 Some(w) => removed_dests += s.dests.keys().filter(|d| !w.dests.contains_key(d)).count(),
             }
         }
+        // Emptied: a service with a dest of weight above 0 that stays
+        // without one.
+        let serves = |s: &Service| s.dests.values().any(|d| d.attrs.weight > 0);
+        let serving = live_owned.services.values().filter(|s| serves(s)).count();
+        let emptied: Vec<ServiceKey> = live_owned
+            .services
+            .iter()
+            .filter(|(k, s)| serves(s) && desired.services.get(*k).is_some_and(|w| !serves(w)))
+            .map(|(k, _)| *k)
+            .collect();
         let every = owned_services > 0 && removed_services == owned_services;
         let many = removed_dests > min && removed_dests * 100 > owned_dests * percent as usize;
-        let guards = Guards { max_delete_percent: percent, max_delete_min: min, allow_mass_delete: false };
-        match plan::plan(&desired, &live, &own, &guards) {
-            Ok(_) => prop_assert!(!every && !many),
-            Err(PlanError::MassDelete { .. }) => prop_assert!(every || many),
+        let empties = !emptied.is_empty() && emptied.len() * 100 > serving * empty_percent as usize;
+        let guards = Guards {
+            max_delete_percent: percent,
+            max_delete_min: min,
+            max_empty_percent: empty_percent,
+            allow_mass_delete: false,
+        };
+        let listed = match plan::plan(&desired, &live, &own, &guards) {
+            Ok(p) => {
+                prop_assert!(!every && !many && !empties);
+                p
+            }
+            Err(PlanError::MassDelete { plan, .. }) => {
+                prop_assert!(every || many || empties);
+                *plan
+            }
             Err(e) => return Err(TestCaseError::fail(e.to_string())),
-        }
+        };
+        // Every format lists the same: the plan's list.
+        let keys: Vec<ServiceKey> = listed.emptied.iter().map(|e| e.service).collect();
+        prop_assert_eq!(keys, emptied);
+        prop_assert_eq!(listed.serving_services, serving);
     }
 
     #[test]

@@ -385,6 +385,151 @@ async fn after_a_failed_apply_the_next_pass_reads_the_kernel() {
     daemon.stop().await.unwrap();
 }
 
+/// A config of two services, `test` and `other`, with one etcd backend each.
+async fn two_services(etcd: &Etcd) -> tempfile::TempDir {
+    let dir = config_dir();
+    let other = dir.path().join("services/other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(
+        other.join("frontend"),
+        r#"{"ipv4": "10.107.107.108", "tcp": 1337}"#,
+    )
+    .unwrap();
+    put(etcd, "services/test/backends/a", &backend("10.3.107.1")).await;
+    put(etcd, "services/other/backends/a", &backend("10.4.107.1")).await;
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_service_does_not_stop_the_others_and_the_retry_applies_only_what_is_left() {
+    let Some(etcd) = Etcd::start() else { return };
+    let dir = two_services(&etcd).await;
+    let kernel = MemoryKernel::default();
+    let mut opts = options(dir.path(), Some(&etcd), watch_args());
+    // Time to look at the kernel between the failed pass and its retry.
+    opts.backoff_initial = Duration::from_millis(1500);
+    let daemon = Daemon::start(opts, Box::new(kernel.clone())).await.unwrap();
+    let addr = daemon.metrics_addr().unwrap();
+    eventually(Duration::from_secs(10), "the first apply", || {
+        kernel.table().dest_count() == 2
+    })
+    .await;
+    let add_dests = |text: &str| series(text, "clusterf_ops_applied_total{kind=\"add_dest\"}");
+    let before = add_dests(&http(addr, "GET", "/metrics").1);
+
+    // The test service is deleted by hand; the daemon's copy still has it,
+    // so adding a dest to it fails. The other service's new dest, planned
+    // after it, is applied in the same pass.
+    let test: clusterf::model::ServiceKey = VIP.parse().unwrap();
+    kernel.live.lock().unwrap().state.services.remove(&test);
+    let failed = daemon.status().passes_failed;
+    // One transaction: one watch event, one pass.
+    use clusterf::etcd::proto::{PutRequest, Request, RequestOp, TxnRequest};
+    let put_op = |key: &str, value: String| RequestOp {
+        request: Some(Request::Put(PutRequest {
+            key: format!("/clusterf/{key}").into_bytes(),
+            value: value.into_bytes(),
+            ..Default::default()
+        })),
+    };
+    etcd.client()
+        .await
+        .0
+        .txn(TxnRequest {
+            success: vec![
+                put_op("services/test/backends/b", backend("10.3.107.2")),
+                put_op("services/other/backends/b", backend("10.4.107.2")),
+            ],
+            failure: Vec::new(),
+        })
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(5), "the failed apply", || {
+        daemon.status().passes_failed > failed
+    })
+    .await;
+    let err = daemon.status().last_error.unwrap_or_default();
+    assert!(
+        err.starts_with(
+            "1 service failed: service tcp://10.107.107.107:1337: no such service; the other services were applied (applied 1 of 2 changes)"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("the other services were applied"), "{err}");
+    assert_eq!(
+        dests(&kernel.table()),
+        vec![
+            ("10.4.107.1:1337".to_string(), 10),
+            ("10.4.107.2:1337".to_string(), 10)
+        ],
+        "the other service was applied"
+    );
+    let text = http(addr, "GET", "/metrics").1;
+    assert_eq!(series(&text, "clusterf_failed_services"), 1.0);
+    assert_eq!(add_dests(&text), before + 1.0);
+
+    // The retry reads the kernel and applies only what the failed service
+    // still needs: the service and its two dests.
+    eventually(Duration::from_secs(5), "the retry", || {
+        kernel.table().dest_count() == 4 && daemon.status().last_error.is_none()
+    })
+    .await;
+    assert_eq!(kernel.reads(), 2, "the retry read the kernel");
+    let text = http(addr, "GET", "/metrics").1;
+    assert_eq!(add_dests(&text), before + 3.0);
+    assert_eq!(series(&text, "clusterf_failed_services"), 0.0);
+    daemon.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emptied_services_are_counted_and_emptying_most_of_them_is_refused() {
+    let Some(etcd) = Etcd::start() else { return };
+    let dir = two_services(&etcd).await;
+    let kernel = MemoryKernel::default();
+    let daemon = Daemon::start(
+        options(dir.path(), Some(&etcd), watch_args()),
+        Box::new(kernel.clone()),
+    )
+    .await
+    .unwrap();
+    let addr = daemon.metrics_addr().unwrap();
+    eventually(Duration::from_secs(10), "the first apply", || {
+        kernel.table().dest_count() == 2
+    })
+    .await;
+
+    // One of two services loses its only backend: half, allowed, counted.
+    delete(&etcd, "services/other/backends/a").await;
+    eventually(Duration::from_secs(5), "the emptied service", || {
+        kernel.table().dest_count() == 1
+    })
+    .await;
+    let text = http(addr, "GET", "/metrics").1;
+    assert_eq!(series(&text, "clusterf_services_emptied_total"), 1.0);
+    assert_eq!(series(&text, "clusterf_empty_services"), 1.0);
+
+    // The last service with dests would end empty too: refused, the kernel
+    // keeps its dest.
+    let failed = daemon.status().passes_failed;
+    delete(&etcd, "services/test/backends/a").await;
+    eventually(Duration::from_secs(5), "the refused pass", || {
+        daemon.status().passes_failed > failed
+    })
+    .await;
+    let err = daemon.status().last_error.unwrap_or_default();
+    assert!(
+        err.starts_with("refusing a plan that empties 1 of 1 owned service with dests (100%, more than --max-empty-percent 50)"),
+        "{err}"
+    );
+    assert_eq!(
+        dests(&kernel.table()),
+        vec![("10.3.107.1:1337".to_string(), 10)]
+    );
+    let text = http(addr, "GET", "/metrics").1;
+    assert_eq!(series(&text, "clusterf_services_emptied_total"), 1.0);
+    daemon.stop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_by_hand_is_corrected_within_a_resync_while_changes_keep_coming() {
     let Some(etcd) = Etcd::start() else { return };
@@ -757,6 +902,63 @@ async fn malformed_etcd_values_are_counted_as_etcd_diagnostics() {
         ),
         0.0
     );
+    daemon.stop().await.unwrap();
+}
+
+/// The `clusterf_diagnostics` gauge of one source and severity.
+fn diagnostics(daemon: &Daemon, source: &str, severity: &str) -> f64 {
+    series(
+        &daemon.metrics().render(0.0),
+        &format!("clusterf_diagnostics{{source=\"{source}\",severity=\"{severity}\"}}"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_file_that_does_not_parse_is_one_config_error_and_no_etcd_warning() {
+    let Some(etcd) = Etcd::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("services")).unwrap();
+    let web = dir.path().join("services/web.yaml");
+    let good = "frontend: {ipv4: 10.107.107.107, tcp: 1337}\n";
+    std::fs::write(&web, good).unwrap();
+    put(&etcd, "services/web/backends/a", &backend("10.3.107.1")).await;
+    put(&etcd, "services/web/backends/b", &backend("10.3.107.2")).await;
+    let kernel = MemoryKernel::default();
+    let daemon = started(options(dir.path(), Some(&etcd), watch_args()), &kernel).await;
+    eventually(Duration::from_secs(5), "both backends applied", || {
+        kernel.table().dest_count() == 2
+    })
+    .await;
+    let applied = kernel.table();
+
+    // A YAML syntax error (saved by rename, as editors do).
+    let failed = daemon.status().passes_failed;
+    save_by_rename(&web, &good.replace('}', ""));
+    eventually(Duration::from_secs(5), "the config error counted", || {
+        daemon.status().passes_failed > failed && diagnostics(&daemon, "config", "error") == 1.0
+    })
+    .await;
+    assert_eq!(diagnostics(&daemon, "etcd", "warning"), 0.0);
+    // An etcd change meanwhile: held back too, and not warned about.
+    let failed = daemon.status().passes_failed;
+    put(&etcd, "services/web/backends/c", &backend("10.3.107.3")).await;
+    eventually(Duration::from_secs(5), "a pass with the new key", || {
+        daemon.status().passes_failed > failed
+    })
+    .await;
+    assert_eq!(diagnostics(&daemon, "etcd", "warning"), 0.0);
+    assert_eq!(diagnostics(&daemon, "config", "error"), 1.0);
+    assert_eq!(kernel.table(), applied);
+
+    // Fixed: every backend, no problem left.
+    save_by_rename(&web, good);
+    eventually(
+        Duration::from_secs(5),
+        "recovery with three backends",
+        || kernel.table().dest_count() == 3 && diagnostics(&daemon, "config", "error") == 0.0,
+    )
+    .await;
+    assert_eq!(diagnostics(&daemon, "etcd", "warning"), 0.0);
     daemon.stop().await.unwrap();
 }
 

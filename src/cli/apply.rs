@@ -3,8 +3,10 @@
 //! saved by `clusterf plan --out FILE` after its staleness and replay checks.
 //!
 //! Output: the plan on stdout (the same text as `clusterf plan`, for a
-//! saved plan too), then one summary line; on a partial failure, the
-//! per-change report on stderr and exit 1. `--dry-run` prints the plan and
+//! saved plan too), then one summary line. A change the kernel refuses
+//! fails its service (the rest of that service's changes is skipped, every
+//! other service is applied): the failed services with why and the changes
+//! not applied go to stderr, exit 1. `--dry-run` prints the plan and
 //! applies nothing.
 //!
 //! Invariant: wiring only. Planning is `crate::plan`, execution is
@@ -130,8 +132,8 @@ fn run_sources(args: &ApplyArgs) -> Result<u8> {
 /// Applies a saved plan after the staleness check and the replay check
 /// (`crate::plan::saved::replay`): a saved plan is held to the rules a
 /// fresh one is, with the guards of this command line.
-fn run_saved(args: &ApplyArgs, path: &PathBuf) -> Result<u8> {
-    let text = std::fs::read_to_string(path)
+fn run_saved(args: &ApplyArgs, path: &std::path::Path) -> Result<u8> {
+    let text = crate::source::file::read_text(path, crate::source::file::PLAN_LIMIT)
         .with_context(|| format!("reading the plan {}", path.display()))?;
     let saved =
         SavedPlan::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
@@ -222,9 +224,13 @@ fn execute(client: &mut Client, ops: &[Op], summary: &Summary) -> Result<u8> {
             Ok(0)
         }
         Err(failure) => {
+            // Each failed service is named with why; every other service
+            // was applied in full unless the run stopped.
             eprint!("{}", failure.describe(ops));
             eprintln!("error: {failure}");
-            eprintln!("the next run re-plans from the kernel's actual state");
+            eprintln!(
+                "the next run re-plans from the kernel's actual state and retries what is still needed"
+            );
             Err(Exit(1).into())
         }
     }

@@ -16,6 +16,7 @@ use super::source::{OverlayArgs, print_diagnostics};
 use crate::config;
 use crate::model::MAX_WEIGHT;
 use crate::source::etcd::{self as etcd_source, KeyKind, Settings};
+use crate::text;
 use crate::tree::{Tree, hex};
 
 #[derive(Debug, Args)]
@@ -111,8 +112,8 @@ fn dump_target(output: &[String]) -> Result<DumpTo> {
         [f] if f == "tree" => bail!("--output tree needs a directory: --output tree DIR"),
         [f, _] if f == "json" => bail!("--output json takes no directory"),
         _ => bail!(
-            "--output: unknown format {:?}, expected json or tree DIR",
-            output.first().map_or("", String::as_str)
+            "--output: unknown format {}, expected json or tree DIR",
+            text::quote(output.first().map_or("", String::as_str))
         ),
     }
 }
@@ -213,7 +214,10 @@ pub fn write_tree(tree: &Tree, dir: &Path) -> Result<()> {
 fn backend_path(settings: &Settings, service: &str, name: &str) -> Result<String> {
     for (what, value) in [("--service", service), ("--name", name)] {
         if value.is_empty() || value.contains('/') {
-            bail!("{what} {value:?}: must be a non-empty name without '/'");
+            bail!(
+                "{what} {}: must be a non-empty name without '/'",
+                text::quote(value)
+            );
         }
     }
     let path = format!("services/{service}/backends/{name}");

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::error::format_error;
+use crate::text;
 
 pub mod apply;
 pub mod docker;
@@ -60,30 +61,54 @@ impl std::fmt::Display for Exit {
 
 impl std::error::Error for Exit {}
 
-/// Writes data to stdout. `print!` panics when stdout is a closed pipe
-/// (`clusterf plan -o json | head -1`); this returns the error instead, and
-/// [`run`] ends a command whose reader went away quietly with exit 0, as
-/// ripgrep does. Commands that change the kernel ignore a broken pipe and
-/// go on (see `apply`).
+/// Writes data to stdout. A reader that went away (`clusterf plan -o json |
+/// head -1`) is no error: the command finishes and exits with the code it
+/// would have had (`plan --detailed-exitcode` still exits 2), as `print!`
+/// would not (it panics). Any other failure (a full disk, a stdout closed
+/// with `>&-`) is an error naming stdout: data that reached nobody is
+/// never reported as success. Commands that change the kernel go on
+/// whatever happens here (see `apply`).
 pub fn emit(text: &str) -> std::io::Result<()> {
-    use std::io::Write;
+    use std::io::{Error, ErrorKind, Write};
+    if stdout_was_closed() {
+        return Err(Error::other("cannot write to stdout: it is closed"));
+    }
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
-    out.flush()
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Error::new(e.kind(), format!("cannot write to stdout: {e}"))),
+        Ok(()) => Ok(()),
+    }
 }
+
+/// Whether file descriptor 1 was closed when the process started (`>&-`).
+/// Rust's runtime opens /dev/null on a closed standard descriptor before
+/// `main`, so writes would vanish without an error; [`STDOUT_PROBE`] looks
+/// before it does.
+fn stdout_was_closed() -> bool {
+    // Referenced here so that the linker keeps the probe with this code.
+    std::hint::black_box(&STDOUT_PROBE);
+    STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Runs from `.init_array`, before Rust's runtime replaces a closed
+/// descriptor 1 by /dev/null.
+extern "C" fn probe_stdout() {
+    // SAFETY: F_GETFD on a descriptor number only reads its flags.
+    let closed = unsafe { libc::fcntl(1, libc::F_GETFD) } == -1;
+    STDOUT_CLOSED.store(closed, std::sync::atomic::Ordering::Relaxed);
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static STDOUT_PROBE: extern "C" fn() = probe_stdout;
 
 /// Whether output to `stream` (stdout, stderr) gets colour: on a terminal
 /// only, never with `NO_COLOR` set (to anything but the empty string).
 pub fn use_color(stream: &impl std::io::IsTerminal) -> bool {
     stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-}
-
-/// Whether the error is stdout's reader having gone away.
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
 }
 
 /// Runs a parsed command line; the exit code of the process.
@@ -104,10 +129,7 @@ pub fn run(cli: Cli) -> ExitCode {
             if let Some(Exit(code)) = e.downcast_ref::<Exit>() {
                 return ExitCode::from(*code);
             }
-            if is_broken_pipe(&e) {
-                return ExitCode::SUCCESS;
-            }
-            eprintln!("error: {}", format_error(&e));
+            eprintln!("error: {}", text::cut_message(&format_error(&e)));
             ExitCode::from(1)
         }
     }

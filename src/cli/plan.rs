@@ -96,8 +96,11 @@ fn read_live(args: &PlanArgs, overlay_tree: Option<&Tree>) -> Result<(IpvsState,
             "kernel".to_string(),
         )),
         path => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading the live state from {path}"))?;
+            let text = crate::source::file::read_text(
+                std::path::Path::new(path),
+                crate::source::file::DUMP_LIMIT,
+            )
+            .with_context(|| format!("reading the live state from {path}"))?;
             let state = crate::ipvsadm::parse(&text)
                 .map_err(|e| anyhow::anyhow!("{path}:{e}").context("invalid ipvsadm -S -n dump"))?;
             Ok((state, format!("file {path}")))
@@ -169,14 +172,10 @@ pub fn run(args: &PlanArgs) -> Result<u8> {
                 &ownership,
                 Some(&reason),
             );
-            // The refusal matters more than the reader of stdout: a reader
-            // that went away (`| head`) still gets exit 1 and the reason.
-            if let Err(e) = super::emit(&text)
-                && e.kind() != std::io::ErrorKind::BrokenPipe
-            {
-                return Err(e.into());
-            }
+            // The refusal is said whatever became of stdout.
+            let written = super::emit(&text);
             eprintln!("error: {reason}");
+            written?;
             Err(Exit(1).into())
         }
         Err(e @ PlanError::NotOwned { .. }) => Err(e.into()),

@@ -1,6 +1,6 @@
 //! `clusterf validate`, `clusterf render` and `clusterf schema`.
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use clap::{Args, ValueEnum};
 
 use super::source::{CompileArgs, ConfigArgs, OverlayArgs, load, refuse_errors};
@@ -74,12 +74,12 @@ pub fn schema(args: &SchemaArgs) -> Result<u8> {
     let schemas = crate::config::schemas();
     match &args.write {
         Some(dir) => {
-            std::fs::create_dir_all(dir)?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("--write {}: cannot create", dir.display()))?;
             for (name, schema) in schemas {
-                std::fs::write(
-                    dir.join(name),
-                    serde_json::to_string_pretty(&schema)? + "\n",
-                )?;
+                let path = dir.join(name);
+                std::fs::write(&path, serde_json::to_string_pretty(&schema)? + "\n")
+                    .with_context(|| format!("{}: cannot write", path.display()))?;
             }
         }
         None => {

@@ -122,7 +122,8 @@ impl CompileArgs {
             && !crate::model::SCHEDULERS.contains(&s.as_str())
         {
             bail!(
-                "--default-scheduler: unknown scheduler {s:?}, expected one of {}",
+                "--default-scheduler: unknown scheduler {}, expected one of {}",
+                crate::text::quote(s),
                 crate::model::SCHEDULERS.join(", ")
             );
         }
@@ -221,6 +222,7 @@ impl OverlayArgs {
                 )
             });
         };
+        warn_if_shared(path);
         let bytes = read_file("--etcd-password-file", path)?;
         let text = String::from_utf8(bytes)
             .map_err(|_| anyhow!("--etcd-password-file {}: not valid UTF-8", path.display()))?;
@@ -232,8 +234,32 @@ impl OverlayArgs {
     }
 }
 
+/// Warns when the password file is readable by its group or by others: a
+/// secret should be readable by clusterf's user alone (`chmod 600`, or
+/// systemd's `LoadCredential=`, as examples/systemd does).
+fn warn_if_shared(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = fs::metadata(path) else {
+        return; // the read that follows says why
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o044 != 0 {
+        eprintln!(
+            "warning: --etcd-password-file {}: readable by {} (mode {mode:04o}): \
+             chmod 600 it, or hand it over with systemd's LoadCredential=",
+            path.display(),
+            if mode & 0o004 != 0 {
+                "others"
+            } else {
+                "its group"
+            },
+        );
+    }
+}
+
 fn read_file(flag: &str, path: &Path) -> Result<Vec<u8>> {
-    fs::read(path).with_context(|| format!("{flag} {}: cannot read", path.display()))
+    crate::source::file::read(path, crate::source::file::KEY_FILE_LIMIT)
+        .with_context(|| format!("{flag} {}: cannot read", path.display()))
 }
 
 /// Resolves the source flags and loads the sources ([`crate::load`]),
@@ -296,7 +322,14 @@ pub struct SafetyArgs {
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub max_delete_min: usize,
 
-    /// Allow plans that delete every owned service or many dests
+    /// Refuse leaving more than this percentage of the owned services that
+    /// have dests without any (an empty overlay does that)
+    #[arg(long, value_name = "PERCENT", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub max_empty_percent: u32,
+
+    /// Allow plans that delete every owned service, many dests, or empty
+    /// many services
     #[arg(long)]
     pub allow_mass_delete: bool,
 }
@@ -310,6 +343,7 @@ impl SafetyArgs {
         crate::plan::Guards {
             max_delete_percent: self.max_delete_percent,
             max_delete_min: self.max_delete_min,
+            max_empty_percent: self.max_empty_percent,
             allow_mass_delete: self.allow_mass_delete,
         }
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::cli::source::{ConfigArgs, OverlayArgs};
 use crate::compile;
@@ -45,8 +45,10 @@ pub struct WatchArgs {
     #[arg(long, value_name = "DURATION", default_value = "20ms", value_parser = parse_duration, requires = "watch")]
     pub debounce: Duration,
 
-    /// Drain dests that leave the desired state: weight 0 until their active
-    /// connections reach 0 or this much time passed (0: delete at once)
+    /// Drain dests that leave the desired state with active connections:
+    /// weight 0 until those reach 0 or this much time passed. An idle dest
+    /// (no active connection) and a UDP dest are deleted at once (0: every
+    /// dest is deleted at once)
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration, requires = "watch")]
     pub drain_timeout: Duration,
 
@@ -162,6 +164,9 @@ pub fn resolve(
 /// code.
 pub fn run(opts: daemon::Options, log_format: LogFormat) -> Result<u8> {
     init_logging(log_format);
+    if let Some(addr) = opts.metrics_listen {
+        warn_if_exposed(addr);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -177,6 +182,19 @@ pub fn run(opts: daemon::Options, log_format: LogFormat) -> Result<u8> {
     });
     rt.shutdown_timeout(Duration::from_millis(100));
     result.map(|()| 0)
+}
+
+/// Warns when `--metrics-listen` is reachable from other hosts: the
+/// listener has no authentication, and `POST /hooks/git` makes clusterf
+/// fetch (rate-limited, but still).
+fn warn_if_exposed(addr: SocketAddr) {
+    if !addr.ip().to_canonical().is_loopback() {
+        warn!(
+            "--metrics-listen {addr} is not a loopback address: /metrics, /healthz, /readyz \
+             and POST /hooks/git are served without authentication to every host that can \
+             reach it; listen on 127.0.0.1 or firewall the port"
+        );
+    }
 }
 
 async fn wait_for_termination() -> Result<()> {

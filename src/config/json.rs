@@ -11,9 +11,11 @@ use super::fast::fast_json_endpoints;
 use super::layout::{BACKEND_KEYS, FRONTEND_KEYS, ROUTE_KEYS};
 use super::types::{Endpoints, Route};
 use super::validate::{
-    EndpointFields, Located, Reporter, RouteFields, utf8, validate_endpoints, validate_route,
+    EndpointFields, Located, Reporter, RouteFields, exact_integer, range_error, utf8,
+    validate_endpoints, validate_route,
 };
 use crate::diag::Pos;
+use crate::text;
 
 /// A frontend or backend file: the fast reader when it takes the file,
 /// else serde_json.
@@ -42,12 +44,14 @@ pub(super) fn full_json_endpoints(
         BACKEND_KEYS
     };
     let obj = json_object(r, bytes, keys, strict)?;
+    // json_object() took it: UTF-8.
+    let text = std::str::from_utf8(bytes).unwrap_or_default();
     let fields = EndpointFields {
         ipv4: json_string(r, "ipv4", obj.get("ipv4")),
         ipv6: json_string(r, "ipv6", obj.get("ipv6")),
-        tcp: json_int(r, "tcp", obj.get("tcp")),
-        udp: json_int(r, "udp", obj.get("udp")),
-        weight: json_int(r, "weight", obj.get("weight")),
+        tcp: json_int(r, "tcp", obj.get("tcp"), text),
+        udp: json_int(r, "udp", obj.get("udp"), text),
+        weight: json_int(r, "weight", obj.get("weight"), text),
         addr_given: obj.contains_key("ipv4") || obj.contains_key("ipv6"),
         port_given: obj.contains_key("tcp") || obj.contains_key("udp"),
     };
@@ -119,7 +123,10 @@ fn json_object<'k>(
             });
             r.error(
                 pos,
-                format!("invalid JSON: {}", strip_serde_json_pos(&e.to_string())),
+                format!(
+                    "invalid JSON: {}",
+                    text::cut_message(strip_serde_json_pos(&e.to_string()))
+                ),
             );
             return None;
         }
@@ -136,12 +143,13 @@ fn json_object<'k>(
         let pos = json_key_pos_nth(text, key, *nth);
         *nth += 1;
         if *nth > 1 {
-            r.error(pos, format!("duplicate field {key:?}"));
+            r.error(pos, format!("duplicate field {}", text::quote(key)));
             continue;
         }
         let Some(canon) = known.iter().find(|k| k.eq_ignore_ascii_case(key)) else {
             let msg = format!(
-                "unknown field {key:?}, expected one of {}",
+                "unknown field {}, expected one of {}",
+                text::quote(key),
                 known.join(", ")
             );
             if strict {
@@ -157,7 +165,10 @@ fn json_object<'k>(
         if out.insert(*canon, (value.clone(), pos)).is_some() {
             r.error(
                 pos,
-                format!("duplicate field {key:?} (keys are case-insensitive)"),
+                format!(
+                    "duplicate field {} (keys are case-insensitive)",
+                    text::quote(key)
+                ),
             );
         }
     }
@@ -296,29 +307,84 @@ fn json_string<'v>(
     }
 }
 
+/// An integer field. serde_json reads integers beyond 64 bits as floats,
+/// which round them: those are read again from `text`, exactly, as are
+/// numbers that are not integers, to quote them as written.
 fn json_int(
     r: &mut Reporter,
     field: &str,
     v: Option<&(serde_json::Value, Option<Pos>)>,
+    text: &str,
 ) -> Option<Located<i128>> {
     let (value, pos) = v?;
     let n = value
         .as_i64()
         .map(i128::from)
         .or_else(|| value.as_u64().map(i128::from));
-    match n {
-        Some(n) => Some(Located {
+    if let Some(n) = n {
+        return Some(Located {
             value: n,
             pos: *pos,
-        }),
+        });
+    }
+    let literal = value
+        .is_f64()
+        .then(|| pos.and_then(|p| number_after_key(text, p)))
+        .flatten();
+    // As Go's encoding/json: only plain integers (no `80.0`, no `8e1`).
+    let plain = |lit: &str| {
+        let digits = lit.strip_prefix('-').unwrap_or(lit);
+        !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+    };
+    match literal {
+        Some(lit) if plain(lit) => match exact_integer(lit) {
+            Some(Ok(n)) => Some(Located {
+                value: n,
+                pos: *pos,
+            }),
+            _ => {
+                r.error(*pos, range_error(field, &text::cut(lit)));
+                None
+            }
+        },
+        Some(lit) => {
+            let msg = format!("{field}: expected an integer, found {}", text::cut(lit));
+            r.error(*pos, msg);
+            None
+        }
         None => {
-            r.error(
-                *pos,
-                format!("{field}: expected an integer, found {}", json_kind(value)),
-            );
+            let msg = format!("{field}: expected an integer, found {}", json_kind(value));
+            r.error(*pos, msg);
             None
         }
     }
+}
+
+/// The number literal after the key that starts at `key` (`"tcp": 80.0`
+/// gives `80.0`), as written.
+fn number_after_key(text: &str, key: Pos) -> Option<&str> {
+    let line_start = match key.line {
+        1 => 0,
+        n => {
+            let skip = usize::try_from(n - 2).ok()?;
+            text.match_indices('\n').nth(skip)?.0 + 1
+        }
+    };
+    let col = usize::try_from(key.column.checked_sub(1)?).ok()?;
+    let at = line_start + text[line_start..].char_indices().nth(col)?.0;
+    // Past the key's string, its colon and the blanks around it.
+    let mut escaped = false;
+    let close = text[at + 1..].find(|c: char| {
+        let end = c == '"' && !escaped;
+        escaped = c == '\\' && !escaped;
+        end
+    })?;
+    let rest = text[at + 1 + close + 1..].trim_start();
+    let rest = rest.strip_prefix(':')?.trim_start();
+    let len = rest
+        .find(|c: char| !(c.is_ascii_digit() || matches!(c, '-' | '+' | '.' | 'e' | 'E')))
+        .unwrap_or(rest.len());
+    (len > 0).then(|| &rest[..len])
 }
 
 fn json_kind(v: &serde_json::Value) -> &'static str {

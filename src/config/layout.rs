@@ -70,6 +70,106 @@ fn strip_yaml(file: &str) -> Option<&str> {
         .filter(|name| !name.is_empty())
 }
 
+/// Why a path outside the layout looks like a mistake that drops part of
+/// the config (`service/web.yaml`, a `routes` file, `services/web/backend/a`),
+/// with the entry it names (`service/`): `None` for a path nothing of the
+/// layout resembles (`README.md`, `docs/`), which is ignored.
+pub(super) fn misplaced(path: &str) -> Option<(&str, String)> {
+    let (top, below) = match path.split_once('/') {
+        Some((top, below)) => (top, Some(below)),
+        None => (path, None),
+    };
+    let dir = below.is_some();
+    match (top, below) {
+        ("services" | "routes", None) => {
+            return Some((
+                top,
+                format!("a file, but {top} are read from the directory {top}/: not read"),
+            ));
+        }
+        ("clusterf.yaml" | "clusterf.yml", Some(_)) => {
+            return Some((
+                &path[..top.len() + 1],
+                format!(
+                    "{top}/ is a directory, but the defaults are read from the file {top}: nothing below it is read"
+                ),
+            ));
+        }
+        ("services", Some(below)) => return misplaced_in_service(path, below),
+        ("routes", Some(_)) => return None,
+        _ => {}
+    }
+    let lower = top.to_ascii_lowercase();
+    let stem = lower.split('.').next().unwrap_or_default();
+    // A file is a near miss only with an extension the layout reads (a
+    // `services.md` documents; a `services.yaml` is a mistake).
+    let ext = lower.rsplit_once('.').map(|(_, e)| e);
+    if !dir && !matches!(ext, None | Some("yaml" | "yml" | "json")) {
+        return None;
+    }
+    let meant = if near(stem, "services") {
+        "services/"
+    } else if near(stem, "routes") {
+        "routes/"
+    } else if near(stem, "clusterf") {
+        "clusterf.yaml"
+    } else {
+        return None;
+    };
+    let entry = if dir { &path[..top.len() + 1] } else { top };
+    Some(near_miss(path, entry, meant))
+}
+
+/// A JSON service directory's entry that misspells `frontend` or
+/// `backends` (`services/web/backend/a`).
+fn misplaced_in_service<'p>(path: &'p str, below: &str) -> Option<(&'p str, String)> {
+    let (svc, rest) = below.split_once('/')?;
+    let (child, dir) = match rest.split_once('/') {
+        Some((child, _)) => (child, true),
+        None => (rest, false),
+    };
+    let lower = child.to_ascii_lowercase();
+    let meant = ["frontend", "backends"]
+        .into_iter()
+        .find(|m| near(&lower, m) && child != *m)?;
+    let len = "services/".len() + svc.len() + 1 + child.len() + usize::from(dir);
+    let slash = if dir { "/" } else { "" };
+    Some(near_miss(
+        path,
+        &path[..len],
+        &format!("services/{svc}/{meant}{slash}"),
+    ))
+}
+
+/// The entry of `path` that is a near miss of `meant`, and the message.
+fn near_miss<'p>(path: &str, entry: &'p str, meant: &str) -> (&'p str, String) {
+    let why = if entry == path {
+        format!("not part of the config layout, so it is not read: did you mean {meant}?")
+    } else {
+        format!(
+            "{entry} is not part of the config layout, so nothing below it is read: did you mean {meant}?"
+        )
+    };
+    (entry, why)
+}
+
+/// Whether `a` is `b` or one edit from it: a letter changed, added,
+/// dropped, or two neighbours swapped.
+fn near(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let prefix = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    let (a, b) = (&a[prefix..], &b[prefix..]);
+    match (a.len(), b.len()) {
+        (0, 0) => true,
+        (x, y) if x == y => {
+            a[1..] == b[1..] || (x >= 2 && a[0] == b[1] && a[1] == b[0] && a[2..] == b[2..])
+        }
+        (x, y) if x + 1 == y => a == &b[1..],
+        (x, y) if x == y + 1 => &a[1..] == b,
+        _ => false,
+    }
+}
+
 /// Keys of a JSON frontend, backend and route file (matched without case).
 pub(super) const FRONTEND_KEYS: &[&str] = &["ipv4", "ipv6", "tcp", "udp"];
 pub(super) const BACKEND_KEYS: &[&str] = &["ipv4", "ipv6", "tcp", "udp", "weight"];
@@ -119,5 +219,47 @@ mod tests {
         );
         assert_eq!(classify("clusterf.yaml"), Entry::Defaults);
         assert_eq!(classify("README.md"), Entry::Other);
+    }
+
+    #[test]
+    fn near_misses_of_layout_names_are_found_and_others_left_alone() {
+        let entry = |p| misplaced(p).map(|(e, _)| e);
+        for (path, e) in [
+            ("service/web.yaml", "service/"),
+            ("Services/web/frontend", "Services/"),
+            ("servcies/web.yaml", "servcies/"),
+            ("route/r1.yaml", "route/"),
+            ("routes", "routes"),
+            ("services", "services"),
+            ("routes.yaml", "routes.yaml"),
+            ("clusterf.json", "clusterf.json"),
+            ("Clusterf.yaml", "Clusterf.yaml"),
+            ("clusterf.yaml/x", "clusterf.yaml/"),
+            ("services/web/backend/a", "services/web/backend/"),
+            ("services/web/Frontend", "services/web/Frontend"),
+            ("services/web/frontends", "services/web/frontends"),
+        ] {
+            assert_eq!(entry(path), Some(e), "{path}");
+        }
+        for path in [
+            "README.md",
+            "docs/services.md",
+            "roles/x",
+            "devices/x",
+            "router.md",
+            "services.md",
+            "clusterf.yaml.orig",
+            "services/web/notes.txt",
+            "services/web/backends/a",
+            "services/README.md",
+            "routes/r1.txt",
+        ] {
+            assert_eq!(entry(path), None, "{path}");
+        }
+        let (_, why) = misplaced("service/web.yaml").unwrap();
+        assert_eq!(
+            why,
+            "service/ is not part of the config layout, so nothing below it is read: did you mean services/?"
+        );
     }
 }

@@ -46,4 +46,4 @@ mod yaml;
 
 pub use parse::{holds_config_files, parse_config, parse_overlay};
 pub use raw::schemas;
-pub use types::{Backend, Config, Defaults, Endpoints, Overlay, Route, Service};
+pub use types::{Backend, Config, Defaults, Endpoints, Overlay, Route, RouteClaim, Service};

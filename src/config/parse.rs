@@ -4,17 +4,15 @@
 //! tells a config from no config. Reading and validating one file is the
 //! readers' (`json`, `yaml`); no file format here.
 
-use std::collections::BTreeMap;
-
-use ipnet::IpNet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::json::{json_endpoints, json_route};
-use super::layout::{Entry, classify};
-use super::types::{Backend, Config, Endpoints, Overlay, Route, Service};
+use super::layout::{Entry, classify, misplaced};
+use super::types::{Backend, Config, Endpoints, Overlay, Route, RouteClaim, Service};
 use super::validate::{Reporter, check_name};
 use super::yaml::{yaml_defaults, yaml_route, yaml_service};
 use crate::diag::Diagnostics;
-use crate::model::{Family, ServiceKey};
+use crate::model::ServiceKey;
 use crate::tree::Tree;
 
 /// Whether a config tree holds any file of the config layout (read or not):
@@ -65,6 +63,10 @@ struct ConfigFiles<'t> {
     /// The backend files of one service are consecutive in path order: they
     /// are gathered here and added to `json_backends` together.
     group: Option<(&'t str, BTreeMap<String, Backend>)>,
+    /// The file the defaults were read from.
+    defaults_file: Option<&'t str>,
+    /// Entries outside the layout reported as mistakes (`service/`).
+    misplaced: BTreeSet<&'t str>,
 }
 
 impl<'t> ConfigFiles<'t> {
@@ -72,7 +74,13 @@ impl<'t> ConfigFiles<'t> {
     fn read(&mut self, r: &mut Reporter, path: &'t str, bytes: &[u8]) {
         match classify(path) {
             Entry::Defaults => {
-                if let Some(d) = yaml_defaults(r, bytes) {
+                if let Some(first) = self.defaults_file.replace(path) {
+                    // `clusterf.yaml` and `clusterf.yml`: neither may win silently.
+                    r.error(
+                        None,
+                        format!("the defaults are also defined by {first}: keep one of the two"),
+                    );
+                } else if let Some(d) = yaml_defaults(r, bytes) {
                     self.config.defaults = d;
                 }
             }
@@ -96,11 +104,20 @@ impl<'t> ConfigFiles<'t> {
                 }
             }
             Entry::EditorFile => {}
-            Entry::Other => {
-                if path.starts_with("services/") || path.starts_with("routes/") {
-                    r.warning(None, "ignored: not part of the config layout");
-                }
+            Entry::Other => self.read_other(r, path),
+        }
+    }
+
+    /// A path outside the layout: an error when it looks like a mistake
+    /// that drops part of the config (once per entry: `service/`), a
+    /// warning below `services/` and `routes/`, else nothing.
+    fn read_other(&mut self, r: &mut Reporter, path: &'t str) {
+        if let Some((entry, why)) = misplaced(path) {
+            if self.misplaced.insert(entry) {
+                r.error(None, why);
             }
+        } else if path.starts_with("services/") || path.starts_with("routes/") {
+            r.warning(None, "ignored: not part of the config layout");
         }
     }
 
@@ -205,7 +222,7 @@ impl<'t> ConfigFiles<'t> {
             frontends,
             mut json_backends,
             yaml_services,
-            group: _,
+            ..
         } = self;
         for (name, svc) in yaml_services {
             config.services.insert(name.to_string(), svc);
@@ -265,22 +282,22 @@ fn check_conflicts(config: &Config, diags: &mut Diagnostics) {
             }
         }
     }
-    let mut prefixes: BTreeMap<(Option<IpNet>, Option<Family>), &Route> = BTreeMap::new();
+    let mut prefixes: BTreeMap<RouteClaim, &Route> = BTreeMap::new();
     for route in config.routes.values() {
         let mut reported = Vec::new();
-        for key in route_claims(route) {
-            if let Some(other) = prefixes.insert(key, route) {
+        for claim in route.claims() {
+            if let Some(other) = prefixes.insert(claim, route) {
                 if reported.contains(&other.name) {
                     continue;
                 }
                 reported.push(other.name.clone());
-                let what = match key {
-                    (Some(p), _) => format!("prefix {p}"),
-                    (None, _) if other.gateway.is_none() && route.gateway.is_none() => {
+                let what = match claim {
+                    RouteClaim::Default(_)
+                        if other.gateway.is_none() && route.gateway.is_none() =>
+                    {
                         "the default route".to_string()
                     }
-                    (None, Some(family)) => format!("the {family} default route"),
-                    (None, None) => "the default route".to_string(),
+                    claim => claim.to_string(),
                 };
                 diags.error(
                     route.source.as_str(),
@@ -292,17 +309,6 @@ fn check_conflicts(config: &Config, diags: &mut Diagnostics) {
                 );
             }
         }
-    }
-}
-
-/// What a route claims: its prefix, or for a default route the default of
-/// each family it covers (a default route with a gateway only covers the
-/// gateway's family; one without covers both, so it collides with either).
-fn route_claims(route: &Route) -> Vec<(Option<IpNet>, Option<Family>)> {
-    match (route.prefix, route.gateway) {
-        (Some(p), _) => vec![(Some(p), None)],
-        (None, Some(gw)) => vec![(None, Some(Family::of(&gw)))],
-        (None, None) => vec![(None, Some(Family::Ipv4)), (None, Some(Family::Ipv6))],
     }
 }
 
@@ -394,11 +400,13 @@ fn read_overlay_key<'t>(
             );
         }
         Entry::EditorFile => {}
-        _ => {
-            if path.starts_with("services/") || path.starts_with("routes/") {
-                r.warning(None, "ignored: not part of the overlay layout");
-            }
+        Entry::Defaults => {
+            r.warning(
+                None,
+                "ignored: the defaults come from the config repo, never from the overlay",
+            );
         }
+        _ => r.warning(None, "ignored: not part of the overlay layout"),
     }
     None
 }

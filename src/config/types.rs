@@ -96,6 +96,39 @@ impl Route {
             },
         }
     }
+
+    /// What the route claims in the routing table: its prefix, or for a
+    /// default route the default of each family it covers (one with a
+    /// gateway covers the gateway's family only). Two routes with one claim
+    /// are one too many: the first in lookup order wins it.
+    pub fn claims(&self) -> Vec<RouteClaim> {
+        match (self.prefix, self.gateway) {
+            (Some(p), _) => vec![RouteClaim::Prefix(p)],
+            (None, Some(gw)) => vec![RouteClaim::Default(Family::of(&gw))],
+            (None, None) => vec![
+                RouteClaim::Default(Family::Ipv4),
+                RouteClaim::Default(Family::Ipv6),
+            ],
+        }
+    }
+}
+
+/// A part of the routing table one route claims ([`Route::claims`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RouteClaim {
+    Prefix(IpNet),
+    /// The default route of a family.
+    Default(Family),
+}
+
+/// `prefix 10.0.0.0/8`, `the IPv4 default route`.
+impl std::fmt::Display for RouteClaim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RouteClaim::Prefix(p) => write!(f, "prefix {p}"),
+            RouteClaim::Default(family) => write!(f, "the {family} default route"),
+        }
+    }
 }
 
 /// Repo-wide defaults from `clusterf.yaml`.

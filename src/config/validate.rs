@@ -10,7 +10,9 @@ use ipnet::IpNet;
 
 use super::types::{Backend, Endpoints, Route, Service};
 use crate::diag::{Diagnostics, Pos};
+use crate::model::addr::{dest_refusal, frontend_refusal, mapped_ipv4};
 use crate::model::{Family, MAX_WEIGHT, Method, SCHEDULERS};
+use crate::text;
 
 /// Longest persistence timeout accepted, in seconds (31 days).
 const MAX_PERSISTENCE: u32 = 31 * 24 * 3600;
@@ -90,14 +92,17 @@ fn parse_ipv4(r: &mut Reporter, field: &str, v: &Option<Located<&str>>) -> Optio
         Ok(IpAddr::V6(_)) => {
             r.error(
                 v.pos,
-                format!("{field}: {:?} is an IPv6 address, expected IPv4", v.value),
+                format!(
+                    "{field}: {} is an IPv6 address, expected IPv4",
+                    text::quote(v.value)
+                ),
             );
             None
         }
         Err(_) => {
             r.error(
                 v.pos,
-                format!("{field}: invalid IPv4 address {:?}", v.value),
+                format!("{field}: invalid IPv4 address {}", text::quote(v.value)),
             );
             None
         }
@@ -111,18 +116,80 @@ fn parse_ipv6(r: &mut Reporter, field: &str, v: &Option<Located<&str>>) -> Optio
         Ok(IpAddr::V4(_)) => {
             r.error(
                 v.pos,
-                format!("{field}: {:?} is an IPv4 address, expected IPv6", v.value),
+                format!(
+                    "{field}: {} is an IPv4 address, expected IPv6",
+                    text::quote(v.value)
+                ),
             );
             None
         }
         Err(_) => {
             r.error(
                 v.pos,
-                format!("{field}: invalid IPv6 address {:?}", v.value),
+                format!("{field}: invalid IPv6 address {}", text::quote(v.value)),
             );
             None
         }
     }
+}
+
+/// `tcp: port 99999 out of range 1..65535`: the one wording of a number
+/// outside its field's range, shown as `shown` (the value, or the literal
+/// as written when it is too large for any integer type).
+pub(super) fn range_error(field: &str, shown: &dyn std::fmt::Display) -> String {
+    match field {
+        "weight" => format!("weight {shown} out of range 0..{MAX_WEIGHT}"),
+        "persistence" => {
+            format!("persistence: {shown} out of range 1..{MAX_PERSISTENCE} seconds")
+        }
+        port => format!("{port}: port {shown} out of range 1..65535"),
+    }
+}
+
+/// An integer too large for any field (beyond 128 bits).
+pub(super) struct TooLarge;
+
+/// The exact value of a decimal number literal (`18446744073709551696`,
+/// `-7`, `80.0`, `1e20`) when it is an integer; `None` when it is not (a
+/// fraction, hex, `.inf`).
+pub(super) fn exact_integer(lit: &str) -> Option<Result<i128, TooLarge>> {
+    let (negative, unsigned) = match lit.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, lit.strip_prefix('+').unwrap_or(lit)),
+    };
+    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i64>().ok()?),
+        None => (unsigned, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{whole}{fraction}");
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // value = digits * 10^scale
+    let mut scale = exponent.checked_sub(i64::try_from(fraction.len()).ok()?)?;
+    let mut digits = digits.trim_start_matches('0');
+    while scale < 0 && digits.ends_with('0') {
+        digits = &digits[..digits.len() - 1];
+        scale += 1;
+    }
+    if digits.is_empty() {
+        return Some(Ok(0));
+    }
+    if scale < 0 {
+        return None;
+    }
+    let too_large = Some(Err(TooLarge));
+    let Ok(mut n) = digits.parse::<i128>() else {
+        return too_large;
+    };
+    for _ in 0..scale {
+        let Some(m) = n.checked_mul(10) else {
+            return too_large;
+        };
+        n = m;
+    }
+    Some(Ok(if negative { -n } else { n }))
 }
 
 fn parse_port(r: &mut Reporter, field: &str, v: &Option<Located<i128>>) -> Option<u16> {
@@ -130,10 +197,7 @@ fn parse_port(r: &mut Reporter, field: &str, v: &Option<Located<i128>>) -> Optio
     match u16::try_from(v.value) {
         Ok(p) if p >= 1 => Some(p),
         _ => {
-            r.error(
-                v.pos,
-                format!("{field}: port {} out of range 1..65535", v.value),
-            );
+            r.error(v.pos, range_error(field, &v.value));
             None
         }
     }
@@ -146,10 +210,7 @@ fn parse_weight(r: &mut Reporter, v: &Option<Located<i128>>) -> u32 {
     match u32::try_from(v.value) {
         Ok(w) if w <= MAX_WEIGHT => w,
         _ => {
-            r.error(
-                v.pos,
-                format!("weight {} out of range 0..{MAX_WEIGHT}", v.value),
-            );
+            r.error(v.pos, range_error("weight", &v.value));
             crate::model::DEFAULT_WEIGHT
         }
     }
@@ -163,8 +224,8 @@ pub(super) fn parse_scheduler(r: &mut Reporter, v: &Option<Located<&str>>) -> Op
         r.error(
             v.pos,
             format!(
-                "scheduler: unknown scheduler {:?}, expected one of {}",
-                v.value,
+                "scheduler: unknown scheduler {}, expected one of {}",
+                text::quote(v.value),
                 SCHEDULERS.join(", ")
             ),
         );
@@ -187,6 +248,19 @@ pub(super) fn validate_endpoints(
         tcp: parse_port(r, "tcp", &f.tcp),
         udp: parse_port(r, "udp", &f.udp),
     };
+    let addrs = [
+        (e.ipv4.map(IpAddr::V4), &f.ipv4, "ipv4"),
+        (e.ipv6.map(IpAddr::V6), &f.ipv6, "ipv6"),
+    ];
+    for (ip, v, field) in addrs {
+        if let (Some(ip), Some(v)) = (ip, v) {
+            if frontend {
+                check_frontend_addr(r, field, &ip, v.pos);
+            } else {
+                check_dest_addr(r, field, &ip, v.pos);
+            }
+        }
+    }
     let weight = parse_weight(r, &f.weight);
     if !f.addr_given && f.ipv4.is_none() && f.ipv6.is_none() {
         r.error(whole, format!("{what} has no address: set ipv4 or ipv6"));
@@ -195,6 +269,49 @@ pub(super) fn validate_endpoints(
         r.error(whole, format!("{what} has no port: set tcp or udp"));
     }
     (e, weight)
+}
+
+/// A backend address the kernel refuses as a dest (see
+/// [`crate::model::addr`]).
+fn check_dest_addr(r: &mut Reporter, field: &str, ip: &IpAddr, pos: Option<Pos>) {
+    if let Some(class) = dest_refusal(ip) {
+        let rule = match ip {
+            IpAddr::V4(_) => "IPv4 dests must be unicast",
+            IpAddr::V6(_) => "IPv6 dests must be unicast and not link-local",
+        };
+        r.error(
+            pos,
+            format!("{field}: {ip} is {class}: the kernel refuses it as a dest ({rule})"),
+        );
+    }
+}
+
+/// A frontend address no packet is ever delivered to (see
+/// [`crate::model::addr`]).
+fn check_frontend_addr(r: &mut Reporter, field: &str, ip: &IpAddr, pos: Option<Pos>) {
+    let Some(class) = frontend_refusal(ip) else {
+        return;
+    };
+    let why = match ip {
+        IpAddr::V6(a) if let Some(v4) = mapped_ipv4(a) => {
+            format!("IPv4 traffic never arrives on it; use ipv4: {v4}")
+        }
+        _ => "IPVS only sees packets addressed to this host, never one for it".to_string(),
+    };
+    r.error(pos, format!("{field}: {ip} is {class}: {why}"));
+}
+
+/// A route's gateway becomes the address of the dests it routes: the same
+/// classes as a backend address are refused.
+fn check_gateway_addr(r: &mut Reporter, gw: &IpAddr, pos: Option<Pos>) {
+    if let Some(class) = dest_refusal(gw) {
+        r.error(
+            pos,
+            format!(
+                "gateway: {gw} is {class}: the kernel refuses it as a dest, which a gateway becomes"
+            ),
+        );
+    }
 }
 
 /// A CIDR prefix whose address parses as the address fields do (std: no
@@ -226,8 +343,8 @@ pub(super) fn validate_route(r: &mut Reporter, name: &str, f: &RouteFields) -> R
             r.error(
                 p.pos,
                 format!(
-                    "prefix: invalid prefix {:?}, expected CIDR like 10.0.0.0/24",
-                    p.value
+                    "prefix: invalid prefix {}, expected CIDR like 10.0.0.0/24",
+                    text::quote(p.value)
                 ),
             );
             None
@@ -237,9 +354,15 @@ pub(super) fn validate_route(r: &mut Reporter, name: &str, f: &RouteFields) -> R
         .gateway
         .as_ref()
         .and_then(|g| match g.value.parse::<IpAddr>() {
-            Ok(a) => Some((a, g.pos)),
+            Ok(a) => {
+                check_gateway_addr(r, &a, g.pos);
+                Some((a, g.pos))
+            }
             Err(_) => {
-                r.error(g.pos, format!("gateway: invalid address {:?}", g.value));
+                r.error(
+                    g.pos,
+                    format!("gateway: invalid address {}", text::quote(g.value)),
+                );
                 None
             }
         });
@@ -258,18 +381,19 @@ pub(super) fn validate_route(r: &mut Reporter, name: &str, f: &RouteFields) -> R
     let method = match &f.method {
         None => None,
         Some(m) if m.value.eq_ignore_ascii_case("none") || m.value.is_empty() => None,
-        Some(m) => {
-            match m.value.parse::<Method>() {
-                Ok(method) => Some(method),
-                Err(_) => {
-                    r.error(
+        Some(m) => match m.value.parse::<Method>() {
+            Ok(method) => Some(method),
+            Err(_) => {
+                r.error(
                     m.pos,
-                    format!("method: unknown method {:?}, expected one of masq, droute, tunnel, none", m.value),
+                    format!(
+                        "method: unknown method {}, expected one of masq, droute, tunnel, none",
+                        text::quote(m.value)
+                    ),
                 );
-                    None
-                }
+                None
             }
-        }
+        },
     };
     if method.is_none() && gateway.is_some() {
         r.warning(
@@ -294,7 +418,10 @@ pub(super) fn check_name(r: &mut Reporter, what: &str, name: &str) {
     if !ok {
         r.error(
             None,
-            format!("invalid {what} name {name:?}: use letters, digits and - _ . @ :"),
+            format!(
+                "invalid {what} name {}: use letters, digits and - _ . @ :",
+                text::quote(name)
+            ),
         );
     }
 }
@@ -315,7 +442,7 @@ struct BackendName<'a>(&'a str);
 
 impl std::fmt::Display for BackendName<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "backend {:?}", self.0)
+        write!(f, "backend {}", text::quote(self.0))
     }
 }
 
@@ -328,13 +455,7 @@ pub(super) fn validate_service(r: &mut Reporter, name: &str, f: &ServiceFields) 
         .and_then(|p| match u32::try_from(p.value) {
             Ok(s) if (1..=MAX_PERSISTENCE).contains(&s) => Some(s),
             _ => {
-                r.error(
-                    p.pos,
-                    format!(
-                        "persistence: {} out of range 1..{MAX_PERSISTENCE} seconds",
-                        p.value
-                    ),
-                );
+                r.error(p.pos, range_error("persistence", &p.value));
                 None
             }
         });
@@ -363,5 +484,40 @@ pub(super) fn validate_service(r: &mut Reporter, name: &str, f: &ServiceFields) 
         scheduler,
         persistence,
         backends,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exact(lit: &str) -> Option<Option<i128>> {
+        exact_integer(lit).map(Result::ok)
+    }
+
+    #[test]
+    fn number_literals_are_read_exactly() {
+        assert_eq!(
+            exact("18446744073709551696"),
+            Some(Some(18446744073709551696))
+        );
+        assert_eq!(
+            exact("-18446744073709551696"),
+            Some(Some(-18446744073709551696))
+        );
+        assert_eq!(exact("9007199254740993.0"), Some(Some(9007199254740993)));
+        assert_eq!(exact("1e20"), Some(Some(100_000_000_000_000_000_000)));
+        assert_eq!(exact("2.5e1"), Some(Some(25)));
+        assert_eq!(exact("+80"), Some(Some(80)));
+        assert_eq!(exact("0.0"), Some(Some(0)));
+        assert_eq!(exact("1e-0"), Some(Some(1)));
+        // Beyond 128 bits: an integer, but too large for any field.
+        assert_eq!(exact(&"9".repeat(47)), Some(None));
+        assert_eq!(exact("1e39"), Some(None));
+        assert_eq!(exact("1e999999999999"), Some(None));
+        // Not integers at all.
+        for lit in ["1.5", "25e-1", "0x10", ".inf", "", "-", "1e", "1.2.3"] {
+            assert_eq!(exact(lit), None, "{lit}");
+        }
     }
 }

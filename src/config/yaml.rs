@@ -9,11 +9,12 @@ use super::fast::{fast_yaml_route, fast_yaml_service};
 use super::raw::{RawDefaultsFile, RawInt, RawRouteFile, RawRouteMethod, RawServiceFile, RawStr};
 use super::types::{Defaults, Route, Service};
 use super::validate::{
-    EndpointFields, Located, Reporter, RouteFields, ServiceFields, parse_scheduler, utf8,
-    validate_route, validate_service,
+    EndpointFields, Located, Reporter, RouteFields, ServiceFields, TooLarge, exact_integer,
+    parse_scheduler, range_error, utf8, validate_route, validate_service,
 };
 use crate::diag::Pos;
 use crate::model::Method;
+use crate::text;
 
 /// A service file: the fast reader when it takes the file, else
 /// serde-saphyr.
@@ -24,6 +25,8 @@ pub(super) fn yaml_service(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option
 /// A service file read by the full YAML parser.
 pub(super) fn full_yaml_service(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option<Service> {
     let raw: RawServiceFile = yaml(r, bytes)?;
+    // yaml() took it: UTF-8.
+    let text = std::str::from_utf8(bytes).unwrap_or_default();
     let f = &raw.frontend.value;
     let frontend_pos = spanned(&Spanned {
         value: (),
@@ -31,9 +34,9 @@ pub(super) fn full_yaml_service(r: &mut Reporter, name: &str, bytes: &[u8]) -> O
         defined: raw.frontend.defined,
     })
     .pos;
-    let frontend = yaml_endpoints_fields(r, &f.ipv4, &f.ipv6, &f.tcp, &f.udp, &None);
+    let frontend = yaml_endpoints_fields(r, text, &f.ipv4, &f.ipv6, &f.tcp, &f.udp, &None);
     let scheduler = yaml_str(r, "scheduler", &raw.scheduler);
-    let persistence = yaml_int(r, "persistence", &raw.persistence);
+    let persistence = yaml_int(r, "persistence", &raw.persistence, text);
     let mut backends = Vec::with_capacity(raw.backends.len());
     for (bname, b) in &raw.backends {
         let whole = spanned(&Spanned {
@@ -43,7 +46,7 @@ pub(super) fn full_yaml_service(r: &mut Reporter, name: &str, bytes: &[u8]) -> O
         })
         .pos;
         let b = &b.value;
-        let fields = yaml_endpoints_fields(r, &b.ipv4, &b.ipv6, &b.tcp, &b.udp, &b.weight);
+        let fields = yaml_endpoints_fields(r, text, &b.ipv4, &b.ipv6, &b.tcp, &b.udp, &b.weight);
         backends.push((bname.as_str(), whole, fields));
     }
     let fields = ServiceFields {
@@ -110,7 +113,7 @@ pub(super) fn yaml_defaults(r: &mut Reporter, bytes: &[u8]) -> Option<Defaults> 
 /// A whole file read by serde-saphyr, or its first error.
 fn yaml<T: serde::de::DeserializeOwned>(r: &mut Reporter, bytes: &[u8]) -> Option<T> {
     let text = utf8(r, bytes)?;
-    match serde_saphyr::from_str::<T>(text) {
+    match serde_saphyr::from_str_with_options::<T>(text, options()) {
         Ok(v) => Some(v),
         Err(e) => {
             let pos = e.location().map(|l| Pos {
@@ -123,19 +126,102 @@ fn yaml<T: serde::de::DeserializeOwned>(r: &mut Reporter, bytes: &[u8]) -> Optio
     }
 }
 
-/// The error message without serde-saphyr's own location suffix or snippet
-/// (the diagnostic carries the position itself).
+/// The error message in our words, without serde-saphyr's location suffix
+/// or snippet (the diagnostic carries the position itself).
 fn yaml_message(e: &serde_saphyr::Error) -> String {
-    let full = e.without_snippet().to_string();
-    let first = full.lines().next().unwrap_or("").trim();
-    let msg = match first.find(" at line ") {
-        Some(i) => &first[..i],
-        None => first,
-    };
-    // serde-saphyr suggests its own API in some messages; users cannot act
-    // on that.
-    let msg = msg.split(", set DuplicateKeyPolicy").next().unwrap_or(msg);
-    msg.replace('`', "\"")
+    use serde_saphyr::MessageFormatter as _;
+    let mut e = e;
+    while let serde_saphyr::Error::AliasError { error, .. }
+    | serde_saphyr::Error::WithSnippet { error, .. } = e
+    {
+        e = error;
+    }
+    Words.format_message(e).into_owned()
+}
+
+/// serde-saphyr's messages, reworded where they speak to a Rust programmer
+/// (`use Option<String>`, `use from_str_multiple`) or echo input whole.
+struct Words;
+
+impl serde_saphyr::MessageFormatter for Words {
+    fn format_message<'a>(&self, err: &'a serde_saphyr::Error) -> std::borrow::Cow<'a, str> {
+        use serde_saphyr::Error as E;
+        let list = |e: &[&str]| e.join(", ");
+        match err {
+            E::NullIntoString { .. } | E::InvalidCharNull { .. } => {
+                "expected a string, found null (write \"null\" in quotes for the word)".into()
+            }
+            E::MultipleDocuments { .. } => {
+                "more than one YAML document (a \"---\" line): a file holds one".into()
+            }
+            E::DuplicateMappingKey { key: Some(k), .. } => {
+                format!("duplicate key {}", text::quote(k)).into()
+            }
+            E::DuplicateMappingKey { key: None, .. } => "duplicate key".into(),
+            E::SerdeUnknownField {
+                field, expected, ..
+            } => format!(
+                "unknown field {}, expected one of {}",
+                text::quote(field),
+                list(expected)
+            )
+            .into(),
+            E::SerdeUnknownVariant {
+                variant, expected, ..
+            } => format!(
+                "unknown value {}, expected one of {}",
+                text::quote(variant),
+                list(expected)
+            )
+            .into(),
+            E::SerdeMissingField { field, .. } => {
+                format!("missing field {}", text::quote(field)).into()
+            }
+            E::SerdeInvalidType {
+                unexpected,
+                expected,
+                ..
+            }
+            | E::SerdeInvalidValue {
+                unexpected,
+                expected,
+                ..
+            } => format!("expected {expected}, found {}", text::cut(unexpected)).into(),
+            E::Unexpected { expected, .. } => match *expected {
+                "mapping start" => "expected a mapping (key: value lines or {key: value})".into(),
+                "sequence start" => "expected a list".into(),
+                "scalar" | "string scalar" => "expected a single value".into(),
+                other => format!("expected {other}").into(),
+            },
+            E::ExternallyTaggedEnumExpectedScalarOrMapping { .. }
+            | E::UnexpectedValueForUnitEnumVariant { .. } => "expected a single word".into(),
+            E::Budget { breach, .. } => {
+                format!("too large or too complex to read: {}", budget_words(breach)).into()
+            }
+            E::NonFiniteFloat { value, .. } => {
+                format!("{} is not a finite number", text::cut(value)).into()
+            }
+            _ => text::cut_message(&serde_saphyr::UserMessageFormatter.format_message(err)).into(),
+        }
+    }
+}
+
+/// Which of serde-saphyr's limits a file breached, in words. The counts
+/// are those at the breach: one over the limit.
+fn budget_words(breach: &serde_saphyr::budget::BudgetBreach) -> String {
+    use serde_saphyr::budget::BudgetBreach as B;
+    let over = |n: usize| n.saturating_sub(1);
+    match breach {
+        B::Nodes { nodes } => format!("more than {} YAML nodes", over(*nodes)),
+        B::Events { events } => format!("more than {} YAML events", over(*events)),
+        B::Depth { depth } => format!("nested deeper than {} levels", over(*depth)),
+        B::Aliases { aliases } => format!("more than {} aliases", over(*aliases)),
+        B::Anchors { anchors } => format!("more than {} anchors", over(*anchors)),
+        B::ScalarBytes { total_scalar_bytes } => {
+            format!("{total_scalar_bytes} bytes of values, more than the limit")
+        }
+        other => format!("{other:?}"),
+    }
 }
 
 /// A string field, or an error naming it when something else is there.
@@ -164,22 +250,57 @@ fn yaml_str<'v>(
 }
 
 /// An integer field, or an error naming it when something else is there.
-fn yaml_int(r: &mut Reporter, field: &str, v: &Option<Spanned<RawInt>>) -> Option<Located<i128>> {
+/// serde-saphyr reads integers of 2^64 and more through a float, which
+/// rounds them (2^64+80 became 18446744073709551616) or takes them for
+/// fractions: those are read again from `text`, exactly.
+fn yaml_int(
+    r: &mut Reporter,
+    field: &str,
+    v: &Option<Spanned<RawInt>>,
+    text: &str,
+) -> Option<Located<i128>> {
     let l = spanned_opt(v)?;
-    match l.value {
-        RawInt::Int(n) => Some(Located {
-            value: n,
-            pos: l.pos,
-        }),
-        RawInt::Other(what) => {
-            r.error(l.pos, format!("{field}: expected an integer, found {what}"));
-            None
+    let inexact = match l.value {
+        RawInt::Int(n) => n.unsigned_abs() >= 1 << 53,
+        RawInt::Other(what) => what == "a fractional number",
+    };
+    let literal = v
+        .as_ref()
+        .and_then(|s| literal(text, s))
+        .filter(|_| inexact);
+    let value = match (l.value, literal.map(|lit| (lit, exact_integer(lit)))) {
+        (_, Some((_, Some(Ok(n))))) => n,
+        (_, Some((lit, Some(Err(TooLarge))))) => {
+            r.error(l.pos, range_error(field, &text::cut(lit)));
+            return None;
         }
-    }
+        (RawInt::Int(n), _) => n,
+        (RawInt::Other(_), Some((lit, None))) => {
+            r.error(
+                l.pos,
+                format!("{field}: expected an integer, found {}", text::cut(lit)),
+            );
+            return None;
+        }
+        (RawInt::Other(what), None) => {
+            r.error(l.pos, format!("{field}: expected an integer, found {what}"));
+            return None;
+        }
+    };
+    Some(Located { value, pos: l.pos })
+}
+
+/// The source text of a scalar, as written.
+fn literal<'t, T>(text: &'t str, s: &Spanned<T>) -> Option<&'t str> {
+    let span = s.referenced.span();
+    let start = usize::try_from(span.byte_offset()?).ok()?;
+    let len = usize::try_from(span.byte_len()?).ok()?;
+    text.get(start..start.checked_add(len)?).map(str::trim)
 }
 
 fn yaml_endpoints_fields<'v>(
     r: &mut Reporter,
+    text: &str,
     ipv4: &'v Option<Spanned<RawStr>>,
     ipv6: &'v Option<Spanned<RawStr>>,
     tcp: &Option<Spanned<RawInt>>,
@@ -189,9 +310,9 @@ fn yaml_endpoints_fields<'v>(
     EndpointFields {
         ipv4: yaml_str(r, "ipv4", ipv4),
         ipv6: yaml_str(r, "ipv6", ipv6),
-        tcp: yaml_int(r, "tcp", tcp),
-        udp: yaml_int(r, "udp", udp),
-        weight: yaml_int(r, "weight", weight),
+        tcp: yaml_int(r, "tcp", tcp, text),
+        udp: yaml_int(r, "udp", udp, text),
+        weight: yaml_int(r, "weight", weight, text),
         // An address or port of the wrong type is reported as such, not as
         // missing.
         addr_given: ipv4.is_some() || ipv6.is_some(),
@@ -214,6 +335,24 @@ fn spanned_opt<T: Clone>(s: &Option<Spanned<T>>) -> Option<Located<T>> {
     s.as_ref().map(spanned)
 }
 
+/// serde-saphyr's options: its budget sized so that any file within
+/// [`FILE_LIMIT`](crate::tree::FILE_LIMIT) fits (a node takes at least two
+/// bytes, `[a,b]`; an event at least one), the rest of it as it comes.
+fn options() -> serde_saphyr::Options {
+    let bytes = usize::try_from(crate::tree::FILE_LIMIT).unwrap_or(usize::MAX);
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = bytes / 2 + 1;
+    budget.max_events = bytes + 1;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    // Comments mean nothing to clusterf. Emitted, they are buffered while
+    // the parser looks ahead, and past 32 of them it refuses a valid file
+    // ("too many buffered comments"), which the fast reader takes: found by
+    // the fast_readers fuzz target.
+    options.emit_comments = false;
+    options
+}
+
 #[cfg(test)]
 mod tests {
     fn assert_fast_service_agrees(text: &str) -> bool {
@@ -224,6 +363,18 @@ mod tests {
         crate::config::agree::yaml_route(text.as_bytes())
     }
 
+    /// Found by the fast_readers fuzz target: serde-saphyr refused a valid
+    /// file with many comments where it looks ahead; the fast reader took it.
+    #[test]
+    fn comments_anywhere_and_many_are_read_alike_by_both_readers() {
+        let mut text = String::from("frontend:\n");
+        for i in 0..40 {
+            text.push_str(&format!(" # comment {i}\n\n"));
+        }
+        text.push_str("  ipv6: 2001:db8::10\n  tcp: 80\n");
+        assert!(assert_fast_service_agrees(&text));
+    }
+
     #[test]
     fn fast_yaml_takes_the_usual_layouts() {
         for text in [
@@ -232,7 +383,7 @@ mod tests {
             // Block backends, comments, blank lines, 4-space indent, quotes.
             "# web\nfrontend:   # the VIP\n    ipv4: '10.0.0.1'\n    tcp: 80\n\nscheduler: wrr\npersistence: 300\nbackends:\n    web-1:\n        ipv4: 10.1.0.1 # one\n        weight: 0\n    web.2@x:\n        ipv6: 2001:db8::2\n        tcp: 8080\n",
             "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends: {}\n",
-            "frontend: { ipv6: \"fe80::1\" , udp: 53 }\nbackends:\n  a: { ipv6: fe80::2 }\n",
+            "frontend: { ipv6: \"fe80::1\" , udp: 53 }\nbackends:\n  a: { ipv6: fd00::2 }\n",
         ] {
             assert!(
                 assert_fast_service_agrees(text),

@@ -1,25 +1,35 @@
 //! The daemon's HTTP listener (`--metrics-listen`): `/metrics`,
 //! `/healthz`, `/readyz` (ready after the first successful pass) and
-//! `POST /hooks/git` (poll the config repository now).
+//! `POST /hooks/git` (poll the config repository now), rate-limited: a
+//! burst of [`HOOK_BURST`], then one per [`HOOK_EVERY`]; beyond that the
+//! answer is 429 and nothing is scheduled.
 //!
 //! Must not: change anything but through the hook's callback, which only
 //! schedules a poll.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::sync::oneshot;
-use tracing::{error, info};
+use tokio::time::Instant;
+use tracing::{debug, error, info};
 
 use super::clock::unix_now;
 use crate::metrics::Metrics;
+
+/// Hooks accepted at once...
+pub const HOOK_BURST: u32 = 5;
+/// ...and then one per this interval. Each accepted hook costs a fetch
+/// from the remote: a flood of requests must not become a flood of fetches.
+pub const HOOK_EVERY: Duration = Duration::from_secs(1);
 
 /// What the handlers read.
 pub struct Http {
@@ -30,6 +40,32 @@ pub struct Http {
     pub hook: Option<Box<dyn Fn() + Send + Sync>>,
 }
 
+/// The handlers' state: what they read, and the hook's rate limit.
+struct Shared {
+    http: Http,
+    hook_limit: Mutex<HookLimit>,
+}
+
+/// A token bucket in its "theoretical arrival time" form (GCRA): a request
+/// is admitted unless it comes earlier than `tat` allows, and each admitted
+/// one moves `tat` on by [`HOOK_EVERY`].
+struct HookLimit {
+    tat: Instant,
+}
+
+impl HookLimit {
+    /// Admits a hook at `now`, or says how long until one would be.
+    fn admit(&mut self, now: Instant) -> Result<(), Duration> {
+        let tolerance = HOOK_EVERY * (HOOK_BURST - 1);
+        let earliest = self.tat.checked_sub(tolerance).unwrap_or(now);
+        if now < earliest {
+            return Err(earliest - now);
+        }
+        self.tat = self.tat.max(now) + HOOK_EVERY;
+        Ok(())
+    }
+}
+
 /// Binds `addr` and serves until `stop`; the address bound (the port of
 /// `:0` resolved).
 pub async fn serve(
@@ -37,12 +73,18 @@ pub async fn serve(
     http: Http,
     stop: oneshot::Receiver<()>,
 ) -> Result<SocketAddr> {
+    let shared = Shared {
+        http,
+        hook_limit: Mutex::new(HookLimit {
+            tat: Instant::now(),
+        }),
+    };
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/hooks/git", post(hook))
-        .with_state(Arc::new(http));
+        .with_state(Arc::new(shared));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("--metrics-listen {addr}: cannot listen"))?;
@@ -61,18 +103,18 @@ pub async fn serve(
     Ok(local)
 }
 
-async fn metrics(State(h): State<Arc<Http>>) -> impl IntoResponse {
+async fn metrics(State(s): State<Arc<Shared>>) -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        h.metrics.render(unix_now().as_secs_f64()),
+        s.http.metrics.render(unix_now().as_secs_f64()),
     )
 }
 
-async fn readyz(State(h): State<Arc<Http>>) -> impl IntoResponse {
-    if h.ready.load(Ordering::Relaxed) {
+async fn readyz(State(s): State<Arc<Shared>>) -> impl IntoResponse {
+    if s.http.ready.load(Ordering::Relaxed) {
         (StatusCode::OK, "ready\n")
     } else {
         (
@@ -82,15 +124,109 @@ async fn readyz(State(h): State<Arc<Http>>) -> impl IntoResponse {
     }
 }
 
-async fn hook(State(h): State<Arc<Http>>) -> impl IntoResponse {
-    match &h.hook {
-        Some(poll) => {
-            poll();
-            (StatusCode::ACCEPTED, "git poll scheduled\n")
-        }
-        None => (
+async fn hook(State(s): State<Arc<Shared>>) -> Response {
+    let Some(poll) = &s.http.hook else {
+        return (
             StatusCode::NOT_FOUND,
             "no git config source to poll (--config-repo)\n",
-        ),
+        )
+            .into_response();
+    };
+    let admitted = match s.hook_limit.lock() {
+        Ok(mut limit) => limit.admit(Instant::now()),
+        Err(poisoned) => poisoned.into_inner().admit(Instant::now()),
+    };
+    match admitted {
+        Ok(()) => {
+            poll();
+            (StatusCode::ACCEPTED, "git poll scheduled\n").into_response()
+        }
+        Err(wait) => {
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            // Not logged above debug: a flood must not become one of logs.
+            debug!("POST /hooks/git: rate limited, answered 429");
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, secs.to_string())],
+                format!(
+                    "too many hook requests: {HOOK_BURST} at once, then one per {}s; \
+                     try again in {secs}s\n",
+                    HOOK_EVERY.as_secs()
+                ),
+            )
+                .into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// One plain HTTP/1.0 request; (status, whole response).
+    async fn request(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!("{method} {path} HTTP/1.0\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).await.unwrap();
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (status, text)
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_git_hooks_is_answered_429_beyond_the_burst() {
+        let polls = Arc::new(AtomicUsize::new(0));
+        let counted = polls.clone();
+        let http = Http {
+            metrics: Arc::new(Metrics::new()),
+            ready: Arc::new(AtomicBool::new(false)),
+            hook: Some(Box::new(move || {
+                counted.fetch_add(1, Ordering::Relaxed);
+            })),
+        };
+        let (stop, stopped) = oneshot::channel();
+        let addr = serve("127.0.0.1:0".parse().unwrap(), http, stopped)
+            .await
+            .unwrap();
+        let start = Instant::now();
+        let mut answers = Vec::new();
+        for _ in 0..HOOK_BURST + 5 {
+            answers.push(request(addr, "POST", "/hooks/git").await);
+        }
+        let elapsed = start.elapsed();
+        let accepted = answers.iter().filter(|(s, _)| *s == 202).count();
+        let limited: Vec<&String> = answers
+            .iter()
+            .filter(|(s, _)| *s == 429)
+            .map(|(_, t)| t)
+            .collect();
+        assert_eq!(accepted + limited.len(), answers.len(), "{answers:?}");
+        // The burst is always admitted; beyond it, one per HOOK_EVERY.
+        assert!(
+            answers[..HOOK_BURST as usize]
+                .iter()
+                .all(|(s, _)| *s == 202)
+        );
+        let allowed =
+            HOOK_BURST as usize + (elapsed.as_secs_f64() / HOOK_EVERY.as_secs_f64()) as usize;
+        assert!(accepted <= allowed, "{accepted} accepted in {elapsed:?}");
+        assert!(!limited.is_empty(), "no 429 in {elapsed:?}: {answers:?}");
+        assert!(
+            limited[0].to_ascii_lowercase().contains("retry-after: "),
+            "{}",
+            limited[0]
+        );
+        // Only admitted hooks schedule a poll; the rest of the listener
+        // still answers.
+        assert_eq!(polls.load(Ordering::Relaxed), accepted);
+        assert_eq!(request(addr, "GET", "/healthz").await.0, 200);
+        let _ = stop.send(());
     }
 }

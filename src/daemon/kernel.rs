@@ -8,22 +8,30 @@
 
 use anyhow::Result;
 
-use crate::model::{LiveTable, Op};
+use crate::model::{LiveTable, Op, ServiceKey};
 use crate::netlink;
 
 /// Read and apply, nothing else.
 pub trait Kernel: Send {
     fn read(&mut self) -> Result<LiveTable>;
-    /// Applies `ops` in order; on failure, which ops were applied.
+    /// Applies `ops` in order. An op that is refused fails its service:
+    /// the rest of that service's ops is skipped, the other services' ops
+    /// are applied (see `netlink::pipeline`). On failure, which ops were
+    /// applied and which services failed.
     fn apply(&mut self, ops: &[Op]) -> Result<(), ApplyFailure>;
 }
 
 /// Not every op was applied.
 #[derive(Debug, Clone)]
 pub struct ApplyFailure {
+    /// One line: the services that failed and why, or what stopped the run.
     pub error: String,
+    /// The report, one line per op that was not applied (may be empty).
+    pub report: String,
     /// Per op: whether the kernel acked it.
     pub applied: Vec<bool>,
+    /// The services an op of which was refused.
+    pub failed: Vec<ServiceKey>,
 }
 
 impl Kernel for netlink::Client {
@@ -35,12 +43,14 @@ impl Kernel for netlink::Client {
         netlink::Client::apply(self, ops)
             .map(|_| ())
             .map_err(|f| ApplyFailure {
-                error: f.describe(ops).trim_end().to_string(),
+                error: f.to_string(),
+                report: f.describe(ops).trim_end().to_string(),
                 applied: f
                     .outcomes
                     .iter()
                     .map(|o| matches!(o, netlink::Outcome::Applied))
                     .collect(),
+                failed: f.failed.iter().map(|(s, _)| *s).collect(),
             })
     }
 }

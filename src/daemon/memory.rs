@@ -11,7 +11,7 @@ use anyhow::Result;
 
 use super::kernel::{ApplyFailure, Kernel};
 use super::sync::lock;
-use crate::model::{IpvsState, LiveTable, Op};
+use crate::model::{IpvsState, LiveTable, Op, ServiceKey};
 
 /// The table, shared with the test that watches it.
 #[derive(Clone, Debug, Default)]
@@ -39,15 +39,37 @@ impl Kernel for MemoryKernel {
         Ok(lock(&self.live).clone())
     }
 
+    /// As the kernel client does: a refused op fails its service, whose
+    /// later ops are skipped; the other services' ops are applied.
     fn apply(&mut self, ops: &[Op]) -> Result<(), ApplyFailure> {
         let mut live = lock(&self.live);
         let mut applied = vec![false; ops.len()];
+        let mut failed: Vec<(ServiceKey, String)> = Vec::new();
         for (i, op) in ops.iter().enumerate() {
-            if let Err(e) = op.apply_to(&mut live.state) {
-                return Err(ApplyFailure { error: e, applied });
+            if failed.iter().any(|(s, _)| s == op.service()) {
+                continue;
             }
-            applied[i] = true;
+            match op.apply_to(&mut live.state) {
+                Ok(()) => applied[i] = true,
+                // The message names the op's object.
+                Err(e) => failed.push((*op.service(), e)),
+            }
         }
-        Ok(())
+        if failed.is_empty() {
+            return Ok(());
+        }
+        let n = applied.iter().filter(|a| **a).count();
+        let whys: Vec<&str> = failed.iter().map(|(_, e)| e.as_str()).collect();
+        Err(ApplyFailure {
+            error: format!(
+                "{} failed: {}; the other services were applied (applied {n} of {} changes)",
+                crate::text::plural(failed.len(), "service"),
+                whys.join("; "),
+                ops.len()
+            ),
+            report: String::new(),
+            applied,
+            failed: failed.into_iter().map(|(s, _)| s).collect(),
+        })
     }
 }

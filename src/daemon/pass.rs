@@ -23,7 +23,7 @@ use tracing::{debug, error, info, warn};
 use super::clock::Now;
 use super::diagnostics::DiagnosticLog;
 use super::inputs::{ConfigInput, OverlayInput};
-use super::kernel::Kernel;
+use super::kernel::{ApplyFailure, Kernel};
 use super::state_file::save_drains;
 use super::sync::lock;
 use crate::diag::Diagnostics;
@@ -511,18 +511,13 @@ impl KernelView {
             );
             let ops: Vec<Op> = plan.ops().cloned().collect();
             if let Err(f) = self.kernel.apply(&ops) {
-                self.metrics.ops_applied(
-                    ops.iter()
-                        .zip(&f.applied)
-                        .filter(|(_, a)| **a)
-                        .map(|(op, _)| op),
-                );
-                return Err(PassFailure {
-                    source: Source::Apply,
-                    error: f.error,
-                });
+                return Err(self.record_failure(&ops, f));
             }
             self.metrics.ops_applied(&ops);
+            for e in &plan.emptied {
+                warn!(service = %e.service, dests_before = e.dests_before,
+                    "service emptied: no dest left to take connections");
+            }
             if let Err(e) = table.apply(&ops) {
                 warn!(
                     "the copy of the kernel's table was wrong ({e}): the next pass reads the kernel"
@@ -530,6 +525,14 @@ impl KernelView {
                 keep_table = false;
             }
         }
+        self.metrics.failed_services(0);
+        let empty = outcome
+            .desired
+            .services
+            .values()
+            .filter(|s| s.dests.values().all(|d| d.attrs.weight == 0))
+            .count();
+        self.metrics.emptied(plan.emptied.len(), empty);
         Ok(Applied {
             table: keep_table.then_some(table),
             changes: plan.changes.len(),
@@ -540,6 +543,35 @@ impl KernelView {
             completed: outcome.completed,
             next_deadline_ms: outcome.next_deadline_ms,
         })
+    }
+}
+
+impl KernelView {
+    /// A partly failed apply: the ops that were applied and the services
+    /// that failed go to the metrics and the log. The pass fails, so the
+    /// copy of the table is dropped and the retry reads the kernel and
+    /// plans only what is still needed (`reconcile::live`).
+    fn record_failure(&self, ops: &[Op], f: ApplyFailure) -> PassFailure {
+        self.metrics.ops_applied(
+            ops.iter()
+                .zip(&f.applied)
+                .filter(|(_, a)| **a)
+                .map(|(op, _)| op),
+        );
+        self.metrics.failed_services(f.failed.len());
+        for service in &f.failed {
+            warn!(%service, "apply failed for this service: the rest of its changes was skipped");
+        }
+        if !f.report.is_empty() {
+            warn!("not applied:\n{}", f.report);
+        }
+        PassFailure {
+            source: Source::Apply,
+            error: format!(
+                "{}; the next pass reads the kernel and retries what is still needed",
+                f.error
+            ),
+        }
     }
 }
 

@@ -54,9 +54,13 @@ pub fn check_state_dir(path: &Path) -> Result<()> {
         })
 }
 
+/// The largest drain state file read: far more than the records of every
+/// dest of 100k services x 10 (each record is about 200 bytes).
+pub const STATE_LIMIT: u64 = 256 << 20;
+
 /// Reads the drain records; a missing file is no drains.
 pub fn load_drains(path: &Path) -> Result<Drains> {
-    match std::fs::read_to_string(path) {
+    match crate::source::file::read_text(path, STATE_LIMIT) {
         Ok(text) => Drains::from_json(&text).map_err(|e| anyhow!("{}:{e}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Drains::default()),
         Err(e) => Err(e).with_context(|| format!("reading the drain state {}", path.display())),
@@ -68,6 +72,16 @@ mod tests {
     use super::*;
     use crate::error::format_error;
     use crate::reconcile::drain;
+
+    #[test]
+    fn a_drain_state_file_over_its_limit_is_an_error_not_a_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("drains.json");
+        let f = std::fs::File::create(&path).unwrap();
+        f.set_len(STATE_LIMIT + 1).unwrap();
+        let e = format_error(&load_drains(&path).unwrap_err());
+        assert!(e.contains("256 MiB"), "{e}");
+    }
 
     #[test]
     fn drain_state_file_is_written_atomically_and_read_back() {

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use bollard::Docker;
@@ -99,8 +100,11 @@ impl Event {
         })
     }
 
-    /// Whether this event starts a stop: the Engine sent the container a
-    /// terminating signal (`docker stop` sends its stop signal, then KILL).
+    /// Whether this event may start a stop: the Engine sent the container
+    /// its stop signal (`StopSignal`, else TERM: what `docker stop` sends
+    /// first) or KILL. Other signals (QUIT for a JVM's thread dump, HUP to
+    /// reload) are no stop. Even a stop signal is no proof: a container may
+    /// survive it, which only an inspect can tell (see `publisher`).
     pub fn starts_stop(&self, stop_signal: Option<&str>) -> bool {
         if self.action != "kill" {
             return false;
@@ -108,25 +112,43 @@ impl Event {
         let Some(sig) = self.signal.as_deref() else {
             return false;
         };
-        let norm = |s: &str| -> String {
-            let s = s.trim().to_ascii_uppercase();
-            match s.as_str() {
-                "2" => "INT".into(),
-                "3" => "QUIT".into(),
-                "9" => "KILL".into(),
-                "15" => "TERM".into(),
-                _ => s.strip_prefix("SIG").unwrap_or(&s).to_string(),
-            }
-        };
-        let sig = norm(sig);
-        matches!(sig.as_str(), "TERM" | "KILL" | "INT" | "QUIT")
-            || stop_signal.is_some_and(|s| norm(s) == sig)
+        let sig = signal_name(sig);
+        sig == "KILL" || sig == signal_name(stop_signal.unwrap_or("SIGTERM"))
     }
 
-    /// Whether this event ends a stop (the container runs again).
+    /// Whether this event ends a stop (the container runs again, or is no
+    /// more).
     pub fn ends_stop(&self) -> bool {
-        matches!(self.action.as_str(), "start" | "restart" | "unpause")
+        matches!(
+            self.action.as_str(),
+            "start" | "restart" | "unpause" | "die" | "destroy"
+        )
     }
+}
+
+/// `SIGTERM`, `TERM`, `15` -> `TERM`: a signal as Docker events and
+/// `StopSignal` write it, by name (numbers only where every Linux
+/// architecture agrees).
+fn signal_name(s: &str) -> String {
+    let s = s.trim().to_ascii_uppercase();
+    match s.as_str() {
+        "1" => "HUP".into(),
+        "2" => "INT".into(),
+        "3" => "QUIT".into(),
+        "9" => "KILL".into(),
+        "15" => "TERM".into(),
+        _ => s.strip_prefix("SIG").unwrap_or(&s).to_string(),
+    }
+}
+
+/// How long `docker stop` waits for a container before it kills it, when
+/// the container does not say (`StopTimeout`): the Engine's default.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long `docker stop` gives this container before it kills it.
+pub fn stop_timeout(c: &Container) -> Duration {
+    c.stop_timeout
+        .map_or(DEFAULT_STOP_TIMEOUT, Duration::from_secs)
 }
 
 /// The facts of an inspected container.
@@ -149,6 +171,10 @@ pub fn facts(resp: &ContainerInspectResponse) -> Option<Container> {
         .map(|ports| ports.iter().filter_map(|p| Port::parse_docker(p)).collect())
         .unwrap_or_default();
     c.stop_signal = config.and_then(|cfg| cfg.stop_signal.clone());
+    // Negative: wait for ever, which a drain cannot: the default bounds it.
+    c.stop_timeout = config
+        .and_then(|cfg| cfg.stop_timeout)
+        .and_then(|t| u64::try_from(t).ok());
     let state = resp.state.as_ref();
     c.state = state
         .and_then(|s| s.status)
@@ -387,19 +413,32 @@ mod tests {
     }
 
     #[test]
-    fn stop_signals() {
+    fn only_the_stop_signal_and_kill_may_start_a_stop() {
         let kill = |sig: &str| Event {
             container: "c".into(),
             action: "kill".into(),
             signal: Some(sig.into()),
         };
+        // Without StopSignal, docker stop sends TERM.
         assert!(kill("15").starts_stop(None));
         assert!(kill("SIGTERM").starts_stop(None));
         assert!(kill("9").starts_stop(None));
+        assert!(kill("9").starts_stop(Some("SIGQUIT")));
+        // A thread dump, a reload, an interrupt: no stop.
+        assert!(!kill("3").starts_stop(None));
+        assert!(!kill("SIGQUIT").starts_stop(None));
         assert!(!kill("1").starts_stop(None));
         assert!(!kill("SIGHUP").starts_stop(None));
+        assert!(!kill("2").starts_stop(None));
+        // nginx stops on QUIT: then TERM is no stop.
+        assert!(kill("3").starts_stop(Some("SIGQUIT")));
+        assert!(!kill("15").starts_stop(Some("SIGQUIT")));
         assert!(kill("SIGUSR1").starts_stop(Some("SIGUSR1")));
         assert!(kill("10").starts_stop(Some("10")));
+        assert!(
+            !kill("12").starts_stop(Some("SIGUSR2")),
+            "12 is not USR2 by name"
+        );
         let start = Event {
             container: "c".into(),
             action: "start".into(),
@@ -407,5 +446,21 @@ mod tests {
         };
         assert!(!start.starts_stop(None));
         assert!(start.ends_stop());
+    }
+
+    #[test]
+    fn the_stop_timeout_is_the_containers_or_the_engines_default() {
+        let resp: ContainerInspectResponse = serde_json::from_str(INSPECT_20_10).unwrap();
+        let c = facts(&resp).unwrap();
+        assert_eq!(c.stop_timeout, None);
+        assert_eq!(stop_timeout(&c), Duration::from_secs(10));
+        for (json, want) in [("30", Some(30)), ("-1", None)] {
+            let text = INSPECT_20_10.replace(
+                r#""StopSignal": "SIGQUIT""#,
+                &format!(r#""StopSignal": "SIGQUIT", "StopTimeout": {json}"#),
+            );
+            let resp: ContainerInspectResponse = serde_json::from_str(&text).unwrap();
+            assert_eq!(facts(&resp).unwrap().stop_timeout, want, "{json}");
+        }
     }
 }

@@ -183,6 +183,9 @@ pub struct Container {
     pub stopping: bool,
     /// The signal `docker stop` sends (`StopSignal`), if configured.
     pub stop_signal: Option<String>,
+    /// How long `docker stop` waits before it kills (`StopTimeout`, in
+    /// seconds), if configured.
+    pub stop_timeout: Option<u64>,
 }
 
 impl Container {
@@ -200,6 +203,7 @@ impl Container {
             health: Health::None,
             stopping: false,
             stop_signal: None,
+            stop_timeout: None,
         }
     }
 

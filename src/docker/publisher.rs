@@ -6,7 +6,10 @@
 //! containers are inspected again, the full desired key set is computed
 //! from every known container, and etcd is reconciled to it. A lost Engine
 //! stream is listed again; a failed reconcile is retried, both with
-//! backoff; a resync lists and re-reads etcd, events or not.
+//! backoff; a resync lists and re-reads etcd, events or not. The one thing
+//! an inspect cannot show, a stop under way, comes from the stop signal's
+//! event and lasts at most the container's stop timeout: a container that
+//! survives the signal serves again, as a restarted publisher would say.
 //!
 //! Invariant: wiring and timing only; what a container means is decided in
 //! `labels`, which keys are written in `keys`, the lease in `store`. It
@@ -109,11 +112,23 @@ fn log(msg: impl std::fmt::Display) {
     eprintln!("clusterf docker: {msg}");
 }
 
-/// The publisher's view of the Docker host.
+/// How long a stop's drain lasts beyond the container's stop timeout: the
+/// Engine's KILL and the container's `die` event are on their way.
+const STOP_SLACK: Duration = Duration::from_secs(2);
+
+/// The publisher's view of the Docker host: the containers as last
+/// inspected, and the one thing inspects cannot show, a stop under way.
 struct Host {
     containers: BTreeMap<String, Container>,
-    /// Containers whose stop began (kill with a stop signal seen).
-    stopping: BTreeSet<String>,
+    /// Containers the Engine sent their stop signal, drained until the
+    /// instant given: by then a stop would have ended (their stop timeout,
+    /// then KILL), so a container still running survived the signal and
+    /// serves again. Known only from events: a restarted publisher starts
+    /// without it, and after the instant it reaches the same answer.
+    stopping: BTreeMap<String, Instant>,
+    /// Containers whose drain for a stop ended, until an inspect says
+    /// whether they survived.
+    ended: BTreeSet<String>,
     /// Containers to inspect again.
     dirty: BTreeSet<String>,
     /// Warnings already printed (each is printed once while it lasts).
@@ -124,38 +139,88 @@ impl Host {
     fn new() -> Host {
         Host {
             containers: BTreeMap::new(),
-            stopping: BTreeSet::new(),
+            stopping: BTreeMap::new(),
+            ended: BTreeSet::new(),
             dirty: BTreeSet::new(),
             warned: BTreeSet::new(),
         }
     }
 
-    fn event(&mut self, ev: &Event) {
-        let stop_signal = self
-            .containers
-            .get(&ev.container)
-            .and_then(|c| c.stop_signal.clone());
-        if ev.starts_stop(stop_signal.as_deref()) {
-            self.stopping.insert(ev.container.clone());
-        } else if ev.ends_stop() || ev.action == "destroy" {
+    fn event(&mut self, ev: &Event, now: Instant) {
+        let known = self.containers.get(&ev.container);
+        if ev.starts_stop(known.and_then(|c| c.stop_signal.as_deref())) {
+            let timeout = known.map_or(engine::DEFAULT_STOP_TIMEOUT, engine::stop_timeout);
+            let until = now + timeout + STOP_SLACK;
+            self.stopping.insert(ev.container.clone(), until);
+        } else if ev.ends_stop() {
             self.stopping.remove(&ev.container);
         }
         self.dirty.insert(ev.container.clone());
     }
 
-    /// A fresh list replaces what events told.
-    fn listed(&mut self, list: Vec<Container>) {
+    /// A fresh list replaces what events told; a stop ends with the
+    /// container's run. What to say about containers that survived a stop
+    /// signal.
+    fn listed(&mut self, list: Vec<Container>) -> Vec<String> {
         self.containers = list.into_iter().map(|c| (c.id.clone(), c)).collect();
-        self.stopping.retain(|id| self.containers.contains_key(id));
+        let containers = &self.containers;
+        self.stopping.retain(|id, _| {
+            containers
+                .get(id)
+                .is_some_and(|c| c.state == State::Running)
+        });
         self.dirty.clear();
+        std::mem::take(&mut self.ended)
+            .iter()
+            .filter_map(|id| self.containers.get(id).and_then(survived))
+            .collect()
     }
 
-    fn facts(&self) -> Vec<Container> {
+    /// An inspect's answer: the container now (`None`: gone, or no longer
+    /// labelled). What to say if it survived a stop signal.
+    fn inspected(&mut self, id: String, c: Option<Container>) -> Option<String> {
+        let ended = self.ended.remove(&id);
+        let Some(c) = c else {
+            self.containers.remove(&id);
+            self.stopping.remove(&id);
+            return None;
+        };
+        if c.state != State::Running {
+            self.stopping.remove(&id);
+        }
+        let line = survived(&c).filter(|_| ended);
+        self.containers.insert(id, c);
+        line
+    }
+
+    /// Ends the drains whose stop should be over by `now` and marks their
+    /// containers for an inspect.
+    fn expire(&mut self, now: Instant) {
+        let over: Vec<String> = self
+            .stopping
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in over {
+            self.stopping.remove(&id);
+            self.dirty.insert(id.clone());
+            self.ended.insert(id);
+        }
+    }
+
+    /// When the next drain of a stop ends.
+    fn next_expiry(&self) -> Option<Instant> {
+        self.stopping.values().min().copied()
+    }
+
+    fn facts(&self, now: Instant) -> Vec<Container> {
         self.containers
             .values()
             .map(|c| {
                 let mut c = c.clone();
-                c.stopping = c.state == State::Running && self.stopping.contains(&c.id);
+                c.stopping = c.state == State::Running
+                    && self.stopping.get(&c.id).is_some_and(|until| now < *until);
                 c
             })
             .collect()
@@ -168,6 +233,18 @@ impl Host {
         }
         self.warned = now;
     }
+}
+
+/// The line saying that `c`, whose drain for a stop ended, survived the
+/// signal; `None` if it no longer runs.
+fn survived(c: &Container) -> Option<String> {
+    (c.state == State::Running).then(|| {
+        format!(
+            "container {} still runs {:?} after its stop signal: not stopping, serving again",
+            c.display_name(),
+            engine::stop_timeout(c) + STOP_SLACK
+        )
+    })
 }
 
 type EventStream = Pin<
@@ -219,6 +296,7 @@ impl Publisher {
                 ev = next(self.stream.as_mut()) => self.event(ev),
                 _ = wait(self.relist_at) => self.relist().await,
                 _ = wait(self.reconcile_at) => self.reconcile().await,
+                _ = wait(self.host.next_expiry()) => self.stops_over(),
                 _ = keep_tick.tick() => self.keep_alive().await,
                 _ = resync.tick() => self.resync(),
                 _ = stop.as_mut() => break,
@@ -231,7 +309,7 @@ impl Publisher {
     fn event(&mut self, ev: Result<Event>) {
         match ev {
             Ok(ev) => {
-                self.host.event(&ev);
+                self.host.event(&ev, Instant::now());
                 self.reconcile_at.get_or_insert(Instant::now() + DEBOUNCE);
             }
             Err(e) => {
@@ -258,11 +336,20 @@ impl Publisher {
             Ok(list) => {
                 self.stream = Some(s);
                 self.docker_backoff = FIRST_BACKOFF;
-                self.host.listed(list);
+                for line in self.host.listed(list) {
+                    log(line);
+                }
                 self.reconcile_at = Some(Instant::now());
             }
             Err(e) => self.relist_later(&e),
         }
+    }
+
+    /// Drains for stops that should be over by now end: their containers
+    /// are inspected again, as after an event.
+    fn stops_over(&mut self) {
+        self.host.expire(Instant::now());
+        self.reconcile_at.get_or_insert(Instant::now());
     }
 
     /// Inspects the dirty containers and publishes the key set of every
@@ -282,12 +369,11 @@ impl Publisher {
         let mut ok = true;
         for id in std::mem::take(&mut self.host.dirty) {
             match engine::inspect(&self.docker, &id).await {
-                Ok(Some(c)) if c.has_clusterf_labels() => {
-                    self.host.containers.insert(id, c);
-                }
-                Ok(_) => {
-                    self.host.containers.remove(&id);
-                    self.host.stopping.remove(&id);
+                Ok(c) => {
+                    let labelled = c.filter(Container::has_clusterf_labels);
+                    if let Some(line) = self.host.inspected(id, labelled) {
+                        log(line);
+                    }
                 }
                 Err(e) => {
                     log(format!("warning: {e:#}"));
@@ -302,7 +388,7 @@ impl Publisher {
     /// Reconciles etcd to the containers' key set; whether that succeeded.
     async fn publish(&mut self) -> bool {
         let t = labels::translate(
-            &self.host.facts(),
+            &self.host.facts(Instant::now()),
             &self.settings.options,
             &self.store.published_backends(),
         );
@@ -418,12 +504,9 @@ mod tests {
     use super::*;
 
     fn host_with(c: Container) -> Host {
-        Host {
-            containers: [(c.id.clone(), c)].into_iter().collect(),
-            stopping: BTreeSet::new(),
-            dirty: BTreeSet::new(),
-            warned: BTreeSet::new(),
-        }
+        let mut host = Host::new();
+        host.listed(vec![c]);
+        host
     }
 
     fn ev(action: &str, signal: Option<&str>) -> Event {
@@ -434,27 +517,102 @@ mod tests {
         }
     }
 
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
     #[test]
-    fn a_stop_signal_drains_until_the_container_starts_again() {
+    fn the_stop_signal_drains_until_the_container_starts_again_or_exits() {
+        let t0 = Instant::now();
         let mut c = Container::new("c1", "web");
         c.stop_signal = Some("SIGUSR2".into());
         let mut host = host_with(c);
-        host.event(&ev("kill", Some("1")));
-        assert!(!host.facts()[0].stopping, "SIGHUP is no stop");
+        host.event(&ev("kill", Some("1")), t0);
+        assert!(!host.facts(t0)[0].stopping, "SIGHUP is no stop");
         assert!(host.dirty.contains("c1"));
-        host.event(&ev("kill", Some("12")));
-        assert!(!host.facts()[0].stopping, "12 is not SIGUSR2 by name");
-        host.event(&ev("kill", Some("SIGUSR2")));
-        assert!(host.facts()[0].stopping, "the configured stop signal");
-        host.event(&ev("start", None));
-        assert!(!host.facts()[0].stopping);
-        host.event(&ev("kill", Some("15")));
-        assert!(host.facts()[0].stopping);
-        // Once it no longer runs, its state says so; the flag is moot.
-        host.containers.get_mut("c1").unwrap().state = State::Exited;
-        assert!(!host.facts()[0].stopping);
-        host.event(&ev("destroy", None));
+        host.event(&ev("kill", Some("12")), t0);
+        assert!(!host.facts(t0)[0].stopping, "12 is not SIGUSR2 by name");
+        host.event(&ev("kill", Some("15")), t0);
+        assert!(!host.facts(t0)[0].stopping, "TERM is not its stop signal");
+        host.event(&ev("kill", Some("SIGUSR2")), t0);
+        assert!(host.facts(t0)[0].stopping, "the configured stop signal");
+        host.event(&ev("start", None), t0);
+        assert!(!host.facts(t0)[0].stopping);
+        host.event(&ev("kill", Some("9")), t0);
+        assert!(host.facts(t0)[0].stopping);
+        // Once it no longer runs, its state says so, and the stop is over.
+        let mut exited = host.containers["c1"].clone();
+        exited.state = State::Exited;
+        host.inspected("c1".into(), Some(exited));
+        assert!(!host.facts(t0)[0].stopping);
         assert!(host.stopping.is_empty());
+    }
+
+    #[test]
+    fn a_container_that_survives_its_stop_signal_serves_again_after_its_stop_timeout() {
+        let t0 = Instant::now();
+        let mut c = Container::new("c1", "web");
+        c.stop_timeout = Some(3);
+        let mut host = host_with(c.clone());
+        host.event(&ev("kill", Some("15")), t0);
+        host.dirty.clear();
+        // The inspect after the event: still running, so the drain holds.
+        assert_eq!(host.inspected("c1".into(), Some(c.clone())), None);
+        assert!(host.facts(t0 + secs(4))[0].stopping);
+        // A resync lists it running: the drain still holds.
+        assert!(host.listed(vec![c.clone()]).is_empty());
+        assert!(host.facts(t0 + secs(4))[0].stopping);
+        let end = t0 + secs(3) + STOP_SLACK;
+        assert_eq!(host.next_expiry(), Some(end));
+        host.expire(end - secs(1));
+        assert!(host.dirty.is_empty());
+        assert!(!host.facts(end)[0].stopping);
+        host.expire(end);
+        assert!(host.dirty.contains("c1"), "inspected again");
+        assert_eq!(host.next_expiry(), None);
+        assert_eq!(
+            host.inspected("c1".into(), Some(c.clone())).as_deref(),
+            Some(
+                "container web (c1) still runs 5s after its stop signal: not stopping, serving again"
+            )
+        );
+        assert_eq!(
+            host.inspected("c1".into(), Some(c.clone())),
+            None,
+            "said once"
+        );
+        // A restarted publisher, from the same inspects, says the same.
+        let restarted = host_with(c.clone());
+        assert_eq!(restarted.facts(end), host.facts(end));
+        // A list may be the inspect that finds a survivor.
+        host.event(&ev("kill", Some("15")), end);
+        host.expire(end + secs(5));
+        assert_eq!(host.listed(vec![c]).len(), 1);
+    }
+
+    #[test]
+    fn a_signal_that_is_no_stop_leaves_the_container_serving() {
+        let t0 = Instant::now();
+        let mut host = host_with(Container::new("c1", "web"));
+        for sig in ["3", "SIGQUIT", "2", "SIGHUP", "10"] {
+            host.event(&ev("kill", Some(sig)), t0);
+            assert!(!host.facts(t0)[0].stopping, "{sig}");
+        }
+        assert_eq!(host.next_expiry(), None);
+    }
+
+    #[test]
+    fn a_stop_of_an_unknown_container_uses_the_engines_default_timeout() {
+        let t0 = Instant::now();
+        let mut host = Host::new();
+        host.event(&ev("kill", Some("15")), t0);
+        assert_eq!(
+            host.next_expiry(),
+            Some(t0 + engine::DEFAULT_STOP_TIMEOUT + STOP_SLACK)
+        );
+        // Its inspect finds no labelled container: nothing is kept.
+        host.inspected("c1".into(), None);
+        assert_eq!(host.next_expiry(), None);
     }
 
     #[test]

@@ -23,13 +23,10 @@ use crate::etcd::proto::{
     DeleteRangeRequest, PutRequest, RangeRequest, Request, RequestOp, TxnRequest,
 };
 use crate::etcd::{Client, KeepAlive};
-use crate::source::etcd::{Settings, connect, timed};
+use crate::source::etcd::{Settings, connect, read_page, timed};
 
 /// etcd's default limit of operations in one transaction (`--max-txn-ops`).
 pub const MAX_TXN_OPS: usize = 128;
-
-/// Keys read per range request when finding the publisher's keys.
-const PAGE_SIZE: i64 = 1000;
 
 /// What one reconcile did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -192,14 +189,8 @@ impl Store {
         let mut out = KeySet::new();
         let mut revision: Option<i64> = None;
         loop {
-            let get = RangeRequest {
-                key: start.clone(),
-                range_end: end.clone(),
-                limit: PAGE_SIZE,
-                revision: revision.unwrap_or(0),
-                ..Default::default()
-            };
-            let resp = self.timed("get", self.client.range(get)).await?;
+            let at = revision.unwrap_or(0);
+            let resp = read_page(&self.client, &self.settings, &start, &end, at).await?;
             let rev = resp.header.as_ref().map_or(0, |h| h.revision);
             revision.get_or_insert(rev);
             for kv in &resp.kvs {

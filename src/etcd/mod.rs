@@ -93,6 +93,25 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+impl Error {
+    /// An answer larger than [`MAX_ANSWER`]: ask for fewer keys at once.
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, Error::Status(s) if s.code() == Code::OutOfRange
+            && s.message().contains("too large"))
+    }
+}
+
+/// The largest answer accepted (tonic's default is 4 MiB). A range answer
+/// holds whole values, each at most etcd's `--max-request-bytes` (1.5 MiB
+/// by default) and clusterf's file limit; callers that page shrink a page
+/// whose answer is larger ([`Error::is_too_large`]).
+pub const MAX_ANSWER: usize = 16 << 20;
+
+/// A gRPC client on `channel` that accepts answers up to [`MAX_ANSWER`].
+fn grpc(channel: &Channel) -> tonic::client::Grpc<Channel> {
+    tonic::client::Grpc::new(channel.clone()).max_decoding_message_size(MAX_ANSWER)
+}
+
 impl From<Status> for Error {
     fn from(s: Status) -> Error {
         Error::Status(s)
@@ -233,7 +252,7 @@ impl Client {
         Q: prost::Message + Send + Sync + 'static,
         A: prost::Message + Default + Send + Sync + 'static,
     {
-        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        let mut grpc = grpc(&self.channel);
         grpc.ready()
             .await
             .map_err(|e| Error::Status(Status::from_error(e.into())))?;

@@ -57,7 +57,7 @@ where
     let (tx, rx) = mpsc::channel(QUEUE);
     tx.try_send(first).map_err(|_| Error::StreamClosed)?;
     let requests = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
-    let mut grpc = tonic::client::Grpc::new(client.channel.clone());
+    let mut grpc = super::grpc(&client.channel);
     grpc.ready()
         .await
         .map_err(|e| Error::Status(tonic::Status::from_error(e.into())))?;

@@ -9,7 +9,7 @@
 //!
 //! The IPVS vocabulary beside it: `flags` (service flag names), `tunnel`
 //! (a tunnel dest's encapsulation), `text` (fast text of numbers and
-//! addresses).
+//! addresses), `addr` (the address classes IPVS cannot use).
 //!
 //! Invariant: plain data only. This module knows nothing about config files,
 //! etcd or netlink; it does no I/O.
@@ -22,6 +22,7 @@ use std::str::FromStr;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub mod addr;
 pub mod flags;
 pub mod text;
 pub mod tunnel;
@@ -455,7 +456,8 @@ impl Op {
 
     /// Applies the op to an in-memory table, as the kernel would; an op the
     /// kernel would refuse (adding what exists, editing or deleting what does
-    /// not) is an error.
+    /// not, a dest of an address class the kernel refuses: `addr`) is an
+    /// error.
     pub fn apply_to(&self, state: &mut IpvsState) -> Result<(), String> {
         let missing_service = |s: &ServiceKey| format!("service {s}: no such service");
         match self {
@@ -489,6 +491,12 @@ impl Op {
                     .ok_or_else(|| missing_service(service))?;
                 if svc.dests.contains_key(dest) {
                     return Err(format!("dest {dest} of {service}: already exists"));
+                }
+                if let Some(class) = addr::dest_refusal(&dest.ip()) {
+                    return Err(format!(
+                        "dest {dest} of {service}: invalid argument ({} is {class})",
+                        dest.ip()
+                    ));
                 }
                 svc.dests.insert(
                     *dest,

@@ -364,8 +364,10 @@ impl Client {
     }
 
     /// Executes `ops` in order, pipelined: up to [`BATCH`] requests per
-    /// `sendmsg`, acks matched by sequence number. Stops after the batch
-    /// with the first failure; see `pipeline` for exactly what is reported.
+    /// `sendmsg`, acks matched by sequence number. An op the kernel refuses
+    /// fails its service: the rest of that service's ops is skipped, every
+    /// other service goes on; a transport failure stops the run. See
+    /// `pipeline` for exactly what is reported.
     /// `CLUSTERF_NETLINK_BATCH=N` (1..=1024) overrides the batch size, for
     /// benchmarks (1 is one round trip per request).
     pub fn apply(&mut self, ops: &[Op]) -> Result<Report, PartialFailure> {
@@ -379,51 +381,63 @@ impl Client {
 
     /// [`Client::apply`] with another batch size (benchmarks, tests).
     pub fn apply_batched(&mut self, ops: &[Op], batch: usize) -> Result<Report, PartialFailure> {
-        let payloads = pipeline::encode_all(ops)?;
+        let payloads = pipeline::encode_all(ops);
         let seq0 = self.next_seq(ops.len() as u32);
         let mut tracker = Tracker::new(ops, seq0);
-        let mut start = 0;
         let mut batches = 0;
-        while start < ops.len() && !tracker.failed() {
-            let end = pipeline::batch_end(ops, start, batch);
-            let bytes =
-                pipeline::batch_bytes(self.family, &payloads, start..end, tracker.seq_of(start));
+        loop {
+            let next = tracker.next_batch(&payloads, batch);
+            if next.is_empty() {
+                break;
+            }
+            let bytes = pipeline::batch_bytes(self.family, &payloads, &next, tracker.seq0());
             if let Err(e) = self.send(&bytes) {
                 // Nothing of this datagram was processed.
                 tracker.lose_pending(format!("netlink send: {e}"));
                 break;
             }
             batches += 1;
-            tracker.sent(start..end);
-            while tracker.pending() > 0 {
-                let n = match self.recv() {
-                    Ok(n) => n,
+            tracker.sent(next);
+            self.await_acks(&mut tracker);
+            if tracker.stopped() {
+                break;
+            }
+        }
+        tracker.finish(batches)
+    }
+
+    /// Receives until the batch in flight is settled (or its acks are
+    /// lost).
+    fn await_acks(&mut self, tracker: &mut Tracker<'_>) {
+        while tracker.pending() > 0 {
+            let n = match self.recv() {
+                Ok(n) => n,
+                Err(e) => {
+                    tracker.lose_pending(format!("netlink receive: {e}"));
+                    return;
+                }
+            };
+            for m in messages(&self.buf[..n]) {
+                let m = match m {
+                    Ok(m) => m,
                     Err(e) => {
-                        tracker.lose_pending(format!("netlink receive: {e}"));
-                        break;
+                        tracker.lose_pending(e.to_string());
+                        return;
                     }
                 };
-                for m in messages(&self.buf[..n]) {
-                    let m = match m {
-                        Ok(m) => m,
-                        Err(e) => {
-                            tracker.lose_pending(e.to_string());
-                            break;
-                        }
-                    };
-                    if m.header.kind != NLMSG_ERROR {
-                        continue;
+                if m.header.kind != NLMSG_ERROR {
+                    continue;
+                }
+                match ErrorMsg::parse(m.header.flags, m.payload) {
+                    Ok(e) => {
+                        tracker.ack(&e);
                     }
-                    match ErrorMsg::parse(m.header.flags, m.payload) {
-                        Ok(e) => {
-                            tracker.ack(&e);
-                        }
-                        Err(e) => tracker.lose_pending(e.to_string()),
+                    Err(e) => {
+                        tracker.lose_pending(e.to_string());
+                        return;
                     }
                 }
             }
-            start = end;
         }
-        tracker.finish(batches)
     }
 }

@@ -33,9 +33,7 @@ pub fn read_live() -> anyhow::Result<IpvsState> {
 
 /// Opens a client and executes `ops` pipelined; see [`Client::apply`].
 pub fn apply_ops(ops: &[Op]) -> Result<Report, PartialFailure> {
-    let mut client = Client::connect().map_err(|e| PartialFailure {
-        error: crate::error::format_error(&e),
-        outcomes: vec![Outcome::NotSent; ops.len()],
-    })?;
+    let mut client = Client::connect()
+        .map_err(|e| PartialFailure::before_start(crate::error::format_error(&e), ops.len()))?;
     client.apply(ops)
 }

@@ -1,19 +1,25 @@
 //! Pipelined execution bookkeeping: which ops go out together, the request
-//! bytes of a batch, matching acks to ops by sequence number, and the report
-//! of what was and was not applied.
+//! bytes of a batch, matching acks to ops by sequence number, failure
+//! isolation by service, and the report of what was and was not applied.
 //!
 //! How a batch behaves in the kernel, and why batches are cut where they are:
 //! the kernel runs every message of one `sendmsg` in order, inside that
 //! call, and acks each one (`netlink_rcv_skb`); a refused message does NOT
-//! stop the messages after it in the same datagram. So the ops after a
-//! failed one may still have been applied if they were in flight. clusterf
-//! reports the truth from the acks (each op is `applied`, `failed`, or `not
-//! sent`; `unknown` only if acks were lost), stops sending after the batch
-//! with the first failure, and keeps the damage harmless: an op that takes
-//! capacity away (delete a service or dest, edit a dest) is never in flight
-//! together with an earlier op that adds or edits a service or adds a dest.
-//! The plan orders make before break, so when an add fails, no break after
-//! it has been sent.
+//! stop the messages after it in the same datagram. clusterf reports the
+//! truth from the acks (each op is `applied`, `failed`, `skipped`, or `not
+//! sent`; `unknown` only if acks were lost).
+//!
+//! Failure isolation: an op that is refused (by the kernel, or because it
+//! cannot be encoded) fails its own service. The ops of that service not
+//! yet sent are skipped, so the service stays where make-before-break left
+//! it; every other service's ops are still sent. This is the one decision
+//! apply makes, and the plan's contract states it (`crate::plan`). Ops of
+//! the failed service already in flight in the same datagram still run;
+//! that is harmless because an op that takes capacity away (delete a
+//! service or dest, edit a dest) is never in flight together with an
+//! earlier op that adds or edits a service or adds a dest: when an add
+//! fails, no break after it has been sent. Only a transport failure (a
+//! send or receive error, lost acks) stops the whole run.
 //!
 //! Acks: only the last request of a batch carries `NLM_F_ACK`. The kernel
 //! answers a request without it only when it fails (`netlink_rcv_skb` acks
@@ -23,13 +29,16 @@
 //! is one datagram to receive per batch instead of one per request (each
 //! ack is its own datagram, one `recvmsg` each), and a receive buffer that
 //! holds errors only. A lost message (receive buffer overrun, `ENOBUFS`)
-//! leaves the batch's outcome unknown, as before.
+//! leaves the batch's outcome unknown and stops the run.
 //!
 //! Invariant: pure; the socket loop lives in `client`.
 
+use std::collections::HashSet;
 use std::fmt;
+use std::fmt::Write as _;
 
-use crate::model::Op;
+use crate::model::{Op, ServiceKey};
+use crate::text::plural;
 
 use super::error;
 use super::mapping;
@@ -42,7 +51,9 @@ pub enum Outcome {
     Applied,
     /// The kernel (or encoding) refused it; the message names the object.
     Failed(String),
-    /// Never sent.
+    /// Not sent: an earlier op of its service failed.
+    Skipped,
+    /// Never sent: the run stopped before it.
     NotSent,
     /// Sent, but its ack was lost (receive buffer overrun): unknown.
     Unknown,
@@ -58,15 +69,34 @@ pub struct Report {
     pub batches: usize,
 }
 
-/// Not every op was applied: the outcome of each, in plan order.
+/// Not every op was applied: which services failed, what stopped the run,
+/// and the outcome of each op, in plan order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartialFailure {
-    /// The first failure, or the transport error that stopped the run.
-    pub error: String,
+    /// The services whose ops were refused, each with its first refusal,
+    /// in the order they failed. The other services' ops were all sent.
+    pub failed: Vec<(ServiceKey, String)>,
+    /// What stopped the run before every op was sent or skipped (a
+    /// transport error); `None` when only services failed.
+    pub stopped: Option<String>,
     pub outcomes: Vec<Outcome>,
 }
 
+/// Failed services named in one line at most; the report lists them all.
+const NAMED: usize = 5;
+/// Op lines of the report at most.
+const LISTED: usize = 100;
+
 impl PartialFailure {
+    /// Nothing was sent: `error` stopped the run before it began.
+    pub fn before_start(error: String, ops: usize) -> Self {
+        PartialFailure {
+            failed: Vec::new(),
+            stopped: Some(error),
+            outcomes: vec![Outcome::NotSent; ops],
+        }
+    }
+
     pub fn count(&self, want: fn(&Outcome) -> bool) -> usize {
         self.outcomes.iter().filter(|o| want(o)).count()
     }
@@ -75,46 +105,89 @@ impl PartialFailure {
         self.count(|o| matches!(o, Outcome::Applied))
     }
 
-    /// The report, one line per op that was not applied, after a summary.
+    /// The report: a summary, each failed service with its refusal, then
+    /// one line per op that was not applied (at most [`LISTED`]).
     pub fn describe(&self, ops: &[Op]) -> String {
         let failed = self.count(|o| matches!(o, Outcome::Failed(_)));
+        let skipped = self.count(|o| matches!(o, Outcome::Skipped));
         let not_sent = self.count(|o| matches!(o, Outcome::NotSent));
         let unknown = self.count(|o| matches!(o, Outcome::Unknown | Outcome::Pending));
         let mut out = format!(
-            "applied {} of {} changes; not applied: {} ({failed} failed, {not_sent} never sent)",
+            "applied {} of {} changes; not applied: {} ({failed} failed, {skipped} skipped after a failure in their service, {not_sent} never sent)",
             self.applied(),
             self.outcomes.len(),
-            failed + not_sent,
+            failed + skipped + not_sent,
         );
         if unknown > 0 {
-            out.push_str(&format!("; {unknown} unknown (acks lost)"));
+            let _ = write!(out, "; {unknown} unknown (acks lost)");
         }
         out.push('\n');
+        if !self.failed.is_empty() {
+            let _ = writeln!(out, "{} failed:", plural(self.failed.len(), "service"));
+            for (service, why) in &self.failed {
+                let _ = writeln!(out, "  {service}: {why}");
+            }
+        }
+        if let Some(e) = &self.stopped {
+            let _ = writeln!(out, "stopped: {e}");
+        }
+        let mut listed = 0;
         for (i, (op, outcome)) in ops.iter().zip(&self.outcomes).enumerate() {
             let what = match outcome {
-                Outcome::Applied => "applied",
+                Outcome::Applied => continue,
                 Outcome::Failed(_) => "failed",
-                Outcome::NotSent => "not applied",
+                Outcome::Skipped => "skipped",
+                Outcome::NotSent => "not sent",
                 Outcome::Unknown | Outcome::Pending => "unknown",
             };
-            out.push_str(&format!("  {:>4} {what:<11} {}", i + 1, op));
+            listed += 1;
+            if listed > LISTED {
+                continue;
+            }
+            let _ = write!(out, "  {:>4} {what:<8} {op}", i + 1);
             if let Outcome::Failed(m) = outcome {
                 // The message names the object, which the line already did.
                 let object = format!("{}: ", op.object());
-                out.push_str(&format!(": {}", m.strip_prefix(&object).unwrap_or(m)));
+                let _ = write!(out, ": {}", m.strip_prefix(&object).unwrap_or(m));
             }
             out.push('\n');
+        }
+        if listed > LISTED {
+            let _ = writeln!(out, "  ... and {} more not applied", listed - LISTED);
         }
         out
     }
 }
 
+/// `2 services failed: dest ... of tcp://...: invalid argument; ...; the
+/// other services were applied (applied 3996 of 4000 changes)`.
 impl fmt::Display for PartialFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if !self.failed.is_empty() {
+            let mut named: Vec<&str> = self
+                .failed
+                .iter()
+                .take(NAMED)
+                .map(|(_, why)| why.as_str())
+                .collect();
+            let more = self.failed.len().saturating_sub(NAMED);
+            let more = (more > 0).then(|| format!("and {more} more"));
+            named.extend(more.as_deref());
+            parts.push(format!(
+                "{} failed: {}",
+                plural(self.failed.len(), "service"),
+                named.join("; ")
+            ));
+        }
+        match &self.stopped {
+            Some(e) => parts.push(format!("stopped: {e}")),
+            None => parts.push("the other services were applied".to_string()),
+        }
         write!(
             f,
             "{} (applied {} of {} changes)",
-            self.error,
+            parts.join("; "),
             self.applied(),
             self.outcomes.len()
         )
@@ -131,28 +204,14 @@ pub fn is_break(op: &Op) -> bool {
     )
 }
 
-/// The end (exclusive) of the batch that starts at `start`: at most `max`
-/// ops, and no break op after a make op.
-pub fn batch_end(ops: &[Op], start: usize, max: usize) -> usize {
-    let mut end = start;
-    let mut has_make = false;
-    while end < ops.len() && end - start < max.max(1) {
-        let brk = is_break(&ops[end]);
-        if brk && has_make {
-            break;
-        }
-        has_make |= !brk;
-        end += 1;
-    }
-    end
-}
-
 /// The request payloads of a run's ops, back to back in one buffer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Payloads {
     bytes: Vec<u8>,
     /// End of op `i`'s payload in `bytes`.
     ends: Vec<usize>,
+    /// The ops that cannot be encoded (empty payloads), with why.
+    refused: Vec<(usize, String)>,
 }
 
 impl Payloads {
@@ -160,6 +219,14 @@ impl Payloads {
     pub fn get(&self, i: usize) -> &[u8] {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
         &self.bytes[start..self.ends[i]]
+    }
+
+    /// Why op `i` cannot be encoded, if it cannot.
+    pub fn refused(&self, i: usize) -> Option<&str> {
+        self.refused
+            .iter()
+            .find(|(j, _)| *j == i)
+            .map(|(_, e)| e.as_str())
     }
 
     pub fn len(&self) -> usize {
@@ -171,61 +238,61 @@ impl Payloads {
     }
 }
 
-/// Encodes every op up front, so that an op that cannot be encoded stops the
-/// run before anything is sent.
-pub fn encode_all(ops: &[Op]) -> Result<Payloads, PartialFailure> {
+/// Encodes every op up front. An op that cannot be encoded gets an empty
+/// payload and fails its service when its turn comes, like a refusal by
+/// the kernel.
+pub fn encode_all(ops: &[Op]) -> Payloads {
     // An IPv4 dest request is 124 bytes.
     let mut out = Payloads {
         bytes: Vec::with_capacity(ops.len() * 128),
         ends: Vec::with_capacity(ops.len()),
+        refused: Vec::new(),
     };
     for (i, op) in ops.iter().enumerate() {
-        match mapping::encode_op(op, &mut out.bytes) {
-            Ok(()) => out.ends.push(out.bytes.len()),
-            Err(e) => {
-                let mut outcomes = vec![Outcome::NotSent; ops.len()];
-                outcomes[i] = Outcome::Failed(e.clone());
-                return Err(PartialFailure { error: e, outcomes });
-            }
+        let start = out.bytes.len();
+        if let Err(e) = mapping::encode_op(op, &mut out.bytes) {
+            out.bytes.truncate(start);
+            out.refused.push((i, e));
         }
+        out.ends.push(out.bytes.len());
     }
-    Ok(out)
+    out
 }
 
-/// The datagram of the batch of ops `range`: each request with its own
-/// sequence number (`seq0` for `range.start`, then counting up), the last
+/// The datagram of the batch of ops `batch` (indices, ascending): each
+/// request with its own sequence number (`seq0` plus its index), the last
 /// one with `NLM_F_ACK` (see the module documentation).
-pub fn batch_bytes(
-    family: u16,
-    payloads: &Payloads,
-    range: std::ops::Range<usize>,
-    seq0: u32,
-) -> Vec<u8> {
-    let mut out = Vec::with_capacity(range.clone().map(|i| payloads.get(i).len() + 20).sum());
-    let last = range.end.saturating_sub(1);
-    for i in range.clone() {
-        let flags = if i == last {
+pub fn batch_bytes(family: u16, payloads: &Payloads, batch: &[usize], seq0: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(batch.iter().map(|&i| payloads.get(i).len() + 20).sum());
+    let last = batch.last().copied();
+    for &i in batch {
+        let flags = if Some(i) == last {
             NLM_F_REQUEST | NLM_F_ACK
         } else {
             NLM_F_REQUEST
         };
-        let seq = seq0.wrapping_add((i - range.start) as u32);
+        let seq = seq0.wrapping_add(i as u32);
         emit_message(&mut out, family, flags, seq, payloads.get(i));
     }
     out
 }
 
-/// Outcomes of a run, updated by acks.
+/// Outcomes of a run, updated by acks; which ops go next.
 #[derive(Clone, Debug)]
 pub struct Tracker<'a> {
     ops: &'a [Op],
     pub outcomes: Vec<Outcome>,
     /// Sequence number of op 0.
     seq0: u32,
+    /// The first op not yet sent, skipped or failed.
+    next: usize,
+    /// The batch in flight (indices, ascending); its last op's ack ends it.
+    batch: Vec<usize>,
     pending: usize,
-    /// The op whose ack ends the batch in flight.
-    barrier: Option<usize>,
-    first_error: Option<String>,
+    /// Services with a refused op: the rest of their ops is skipped.
+    failed_set: HashSet<ServiceKey>,
+    failed: Vec<(ServiceKey, String)>,
+    stopped: Option<String>,
 }
 
 impl<'a> Tracker<'a> {
@@ -234,32 +301,76 @@ impl<'a> Tracker<'a> {
             ops,
             outcomes: vec![Outcome::NotSent; ops.len()],
             seq0,
+            next: 0,
+            batch: Vec::new(),
             pending: 0,
-            barrier: None,
-            first_error: None,
+            failed_set: HashSet::new(),
+            failed: Vec::new(),
+            stopped: None,
         }
+    }
+
+    pub fn seq0(&self) -> u32 {
+        self.seq0
     }
 
     pub fn seq_of(&self, index: usize) -> u32 {
         self.seq0.wrapping_add(index as u32)
     }
 
-    /// Marks ops `range` as sent, in one batch whose last op was sent with
-    /// `NLM_F_ACK` (see [`batch_bytes`]).
-    pub fn sent(&mut self, range: std::ops::Range<usize>) {
-        self.barrier = range.end.checked_sub(1).filter(|&b| b >= range.start);
-        for o in &mut self.outcomes[range] {
-            *o = Outcome::Pending;
-            self.pending += 1;
+    /// The ops to send next (indices, ascending; empty when none are
+    /// left): at most `max`, no break op after a make op, the ops of failed
+    /// services skipped and ops that cannot be encoded failed on the way.
+    pub fn next_batch(&mut self, payloads: &Payloads, max: usize) -> Vec<usize> {
+        let mut batch = Vec::new();
+        let mut has_make = false;
+        while self.next < self.ops.len() && batch.len() < max.max(1) && self.stopped.is_none() {
+            let i = self.next;
+            let op = &self.ops[i];
+            if !self.failed_set.is_empty() && self.failed_set.contains(op.service()) {
+                self.outcomes[i] = Outcome::Skipped;
+            } else if let Some(why) = payloads.refused(i) {
+                let why = why.to_string();
+                self.fail(i, why);
+            } else {
+                let brk = is_break(op);
+                if brk && has_make {
+                    break;
+                }
+                has_make |= !brk;
+                batch.push(i);
+            }
+            self.next += 1;
         }
+        batch
+    }
+
+    /// Marks the ops of `batch` (from [`Tracker::next_batch`]) as sent in
+    /// one datagram whose last request asks for the ack.
+    pub fn sent(&mut self, batch: Vec<usize>) {
+        for &i in &batch {
+            self.outcomes[i] = Outcome::Pending;
+        }
+        self.pending = batch.len();
+        self.batch = batch;
     }
 
     pub fn pending(&self) -> usize {
         self.pending
     }
 
-    pub fn failed(&self) -> bool {
-        self.first_error.is_some()
+    /// Whether a transport failure stopped the run.
+    pub fn stopped(&self) -> bool {
+        self.stopped.is_some()
+    }
+
+    /// Op `i` was refused: it fails, and so does its service.
+    fn fail(&mut self, i: usize, why: String) {
+        let service = *self.ops[i].service();
+        if self.failed_set.insert(service) {
+            self.failed.push((service, why.clone()));
+        }
+        self.outcomes[i] = Outcome::Failed(why);
     }
 
     /// Applies one ack or error. Acks for sequence numbers this run does not
@@ -270,49 +381,50 @@ impl<'a> Tracker<'a> {
             return false;
         }
         self.pending -= 1;
-        self.outcomes[index] = if e.errno == 0 {
-            Outcome::Applied
+        if e.errno == 0 {
+            self.outcomes[index] = Outcome::Applied;
         } else {
             let m = error::describe_failure(&self.ops[index], e.errno, e.ext_msg.as_deref());
-            self.first_error.get_or_insert_with(|| m.clone());
-            Outcome::Failed(m)
-        };
-        if self.barrier == Some(index) {
+            self.fail(index, m);
+        }
+        if self.batch.last() == Some(&index) {
             // The batch is over: whatever got no error was applied.
-            self.barrier = None;
-            for o in &mut self.outcomes[..index] {
-                if *o == Outcome::Pending {
-                    *o = Outcome::Applied;
+            for &i in &self.batch {
+                if self.outcomes[i] == Outcome::Pending {
+                    self.outcomes[i] = Outcome::Applied;
                 }
             }
+            self.batch.clear();
             self.pending = 0;
         }
         true
     }
 
-    /// Gives up on the pending ops (their acks were lost).
+    /// Stops the run: the pending ops' acks were lost, or the batch could
+    /// not be sent (`error` says which).
     pub fn lose_pending(&mut self, error: String) {
-        for o in &mut self.outcomes {
-            if *o == Outcome::Pending {
-                *o = Outcome::Unknown;
+        for &i in &self.batch {
+            if self.outcomes[i] == Outcome::Pending {
+                self.outcomes[i] = Outcome::Unknown;
             }
         }
+        self.batch.clear();
         self.pending = 0;
-        self.barrier = None;
-        self.first_error.get_or_insert(error);
+        self.stopped.get_or_insert(error);
     }
 
     pub fn finish(self, batches: usize) -> Result<Report, PartialFailure> {
-        match self.first_error {
-            None => Ok(Report {
+        if self.failed.is_empty() && self.stopped.is_none() {
+            return Ok(Report {
                 applied: self.outcomes.len(),
                 batches,
-            }),
-            Some(error) => Err(PartialFailure {
-                error,
-                outcomes: self.outcomes,
-            }),
+            });
         }
+        Err(PartialFailure {
+            failed: self.failed,
+            stopped: self.stopped,
+            outcomes: self.outcomes,
+        })
     }
 }
 
@@ -357,6 +469,52 @@ mod tests {
         }
     }
 
+    fn other_svc() -> ServiceKey {
+        "tcp://10.107.107.108:1337".parse().unwrap()
+    }
+
+    fn on(service: ServiceKey, op: Op) -> Op {
+        match op {
+            Op::AddDest { dest, attrs, .. } => Op::AddDest {
+                service,
+                dest,
+                attrs,
+            },
+            Op::DelDest { dest, .. } => Op::DelDest { service, dest },
+            other => other,
+        }
+    }
+
+    /// Runs `ops` as the client does, against a kernel that answers each
+    /// request with `errno(index)` (0: applied), acks only on errors and on
+    /// the last request of a batch.
+    fn run(
+        ops: &[Op],
+        max: usize,
+        errno: impl Fn(usize) -> i32,
+    ) -> (Result<Report, PartialFailure>, Vec<Vec<usize>>) {
+        let payloads = encode_all(ops);
+        let mut t = Tracker::new(ops, 1000);
+        let mut sent = Vec::new();
+        loop {
+            let batch = t.next_batch(&payloads, max);
+            if batch.is_empty() {
+                break;
+            }
+            sent.push(batch.clone());
+            t.sent(batch.clone());
+            let last = *batch.last().unwrap();
+            for &i in &batch {
+                let e = errno(i);
+                if e != 0 || i == last {
+                    t.ack(&ack(t.seq_of(i), e));
+                }
+            }
+            assert_eq!(t.pending(), 0);
+        }
+        (t.finish(sent.len()), sent)
+    }
+
     #[test]
     fn batches_never_mix_a_break_after_a_make() {
         let add_svc = Op::AddService {
@@ -372,35 +530,37 @@ mod tests {
             add_dest(5),
             del_dest(6),
         ];
-        assert_eq!(batch_end(&ops, 0, 64), 3);
+        let (_, sent) = run(&ops, 64, |_| 0);
         // Breaks first, then makes may follow in the same batch.
-        assert_eq!(batch_end(&ops, 3, 64), 6);
-        assert_eq!(batch_end(&ops, 6, 64), 7);
-        assert_eq!(batch_end(&ops, 0, 2), 2);
-        assert_eq!(batch_end(&ops, 7, 64), 7);
+        assert_eq!(sent, vec![vec![0, 1, 2], vec![3, 4, 5], vec![6]]);
+        let (_, sent) = run(&ops, 2, |_| 0);
+        assert_eq!(
+            sent,
+            vec![vec![0, 1], vec![2], vec![3, 4], vec![5], vec![6]]
+        );
     }
 
     #[test]
-    fn batch_bytes_number_each_request() {
-        let ops = vec![add_dest(1), add_dest(2)];
-        let payloads = encode_all(&ops).unwrap();
-        let bytes = batch_bytes(0x20, &payloads, 0..2, 41);
+    fn batch_bytes_number_each_request_by_its_index() {
+        let ops = vec![add_dest(1), add_dest(2), add_dest(3)];
+        let payloads = encode_all(&ops);
+        let bytes = batch_bytes(0x20, &payloads, &[0, 2], 41);
         let msgs = crate::netlink::message::split_messages(&bytes).unwrap();
         assert_eq!(msgs.len(), 2);
-        assert_eq!((msgs[0].header.seq, msgs[1].header.seq), (41, 42));
+        assert_eq!((msgs[0].header.seq, msgs[1].header.seq), (41, 43));
         // Only the last asks for an ack.
         assert_eq!(msgs[0].header.flags, NLM_F_REQUEST);
         assert_eq!(msgs[1].header.flags, NLM_F_REQUEST | NLM_F_ACK);
         assert!(msgs.iter().all(|m| m.header.kind == 0x20));
-        assert_eq!(msgs[1].payload, payloads.get(1));
-        assert_eq!(payloads.len(), 2);
+        assert_eq!(msgs[1].payload, payloads.get(2));
+        assert_eq!(payloads.len(), 3);
         // A batch of the second op alone.
-        let one = batch_bytes(0x20, &payloads, 1..2, 9);
+        let one = batch_bytes(0x20, &payloads, &[1], 9);
         let msgs = crate::netlink::message::split_messages(&one).unwrap();
         assert_eq!(msgs.len(), 1);
         assert_eq!(
             (msgs[0].header.seq, msgs[0].header.flags),
-            (9, NLM_F_REQUEST | NLM_F_ACK)
+            (10, NLM_F_REQUEST | NLM_F_ACK)
         );
         let _ = NLMSG_ERROR;
     }
@@ -414,8 +574,11 @@ mod tests {
             add_dest(4),
             add_dest(5),
         ];
+        let payloads = encode_all(&ops);
         let mut t = Tracker::new(&ops, 100);
-        t.sent(0..4);
+        let batch = t.next_batch(&payloads, 4);
+        assert_eq!(batch, vec![0, 1, 2, 3]);
+        t.sent(batch);
         assert_eq!(t.pending(), 4);
         // Only errors come back for ops 0..3, then the ack of op 3.
         assert!(t.ack(&ack(101, 17)));
@@ -432,9 +595,13 @@ mod tests {
         assert_eq!(t.outcomes[4], Outcome::NotSent);
         // A late duplicate changes nothing.
         assert!(!t.ack(&ack(102, 0)));
+        // The rest of the failed op's service is skipped.
+        assert!(t.next_batch(&payloads, 4).is_empty());
+        assert_eq!(t.outcomes[4], Outcome::Skipped);
         // The barrier's own error ends the batch too.
         let mut t = Tracker::new(&ops, 0);
-        t.sent(0..2);
+        let batch = t.next_batch(&payloads, 2);
+        t.sent(batch);
         assert!(t.ack(&ack(1, 22)));
         assert_eq!(t.pending(), 0);
         assert_eq!(t.outcomes[0], Outcome::Applied);
@@ -442,10 +609,12 @@ mod tests {
     }
 
     #[test]
-    fn acks_report_the_truth_including_ops_after_a_failure() {
+    fn acks_report_the_truth_including_ops_in_flight_after_a_failure() {
         let ops = vec![add_dest(1), add_dest(2), add_dest(3), add_dest(4)];
+        let payloads = encode_all(&ops);
         let mut t = Tracker::new(&ops, 100);
-        t.sent(0..3);
+        let batch = t.next_batch(&payloads, 3);
+        t.sent(batch);
         // Out of order and with a stranger's ack in between.
         assert!(t.ack(&ack(101, 17)));
         assert!(!t.ack(&ack(7, 0)));
@@ -453,47 +622,114 @@ mod tests {
         assert!(t.ack(&ack(102, 0)));
         assert!(!t.ack(&ack(102, 0)), "a second ack for one op is ignored");
         assert_eq!(t.pending(), 0);
-        assert!(t.failed());
+        assert!(t.next_batch(&payloads, 3).is_empty());
         let f = t.finish(1).unwrap_err();
+        let refusal = "dest 10.3.107.2:1337 of tcp://10.107.107.107:1337: already exists";
         assert_eq!(
             f.outcomes,
             vec![
                 Outcome::Applied,
-                Outcome::Failed(
-                    "dest 10.3.107.2:1337 of tcp://10.107.107.107:1337: already exists".into()
-                ),
+                Outcome::Failed(refusal.into()),
+                // In flight in the same datagram: the kernel ran it.
                 Outcome::Applied,
-                Outcome::NotSent,
+                Outcome::Skipped,
             ]
         );
+        assert_eq!(f.failed, vec![(svc(), refusal.to_string())]);
         assert_eq!(
             f.to_string(),
-            "dest 10.3.107.2:1337 of tcp://10.107.107.107:1337: already exists (applied 2 of 4 changes)"
+            format!(
+                "1 service failed: {refusal}; the other services were applied (applied 2 of 4 changes)"
+            )
         );
         let d = f.describe(&ops);
         assert!(
-            d.starts_with("applied 2 of 4 changes; not applied: 2 (1 failed, 1 never sent)\n"),
+            d.starts_with("applied 2 of 4 changes; not applied: 2 (1 failed, 1 skipped after a failure in their service, 0 never sent)\n1 service failed:\n  tcp://10.107.107.107:1337: dest 10.3.107.2:1337"),
             "{d}"
         );
         assert!(
-            d.contains("   4 not applied add dest 10.3.107.4:1337"),
+            d.contains("     2 failed   add dest 10.3.107.2:1337 of tcp://10.107.107.107:1337: already exists\n"),
             "{d}"
+        );
+        assert!(d.contains("   4 skipped  add dest 10.3.107.4:1337"), "{d}");
+        assert!(!d.contains("   1 "), "applied ops are not listed: {d}");
+    }
+
+    #[test]
+    fn a_refused_op_skips_the_rest_of_its_service_and_nothing_else() {
+        let (a, b) = (svc(), other_svc());
+        let ops = vec![
+            on(a, add_dest(1)),
+            on(b, add_dest(1)),
+            on(a, add_dest(2)),
+            on(b, add_dest(2)),
+            on(a, del_dest(3)),
+            on(b, del_dest(3)),
+            on(a, del_dest(4)),
+        ];
+        // The kernel refuses a's first dest add (EINVAL).
+        let (result, sent) = run(&ops, 64, |i| if i == 0 { 22 } else { 0 });
+        let f = result.unwrap_err();
+        assert_eq!(
+            f.outcomes,
+            vec![
+                Outcome::Failed(
+                    "dest 10.3.107.1:1337 of tcp://10.107.107.107:1337: invalid argument".into()
+                ),
+                Outcome::Applied,
+                // In flight with the refused add: applied, and a make.
+                Outcome::Applied,
+                Outcome::Applied,
+                // a's deletes never go: a keeps its old dests.
+                Outcome::Skipped,
+                Outcome::Applied,
+                Outcome::Skipped,
+            ]
+        );
+        assert_eq!(sent, vec![vec![0, 1, 2, 3], vec![5]]);
+        assert_eq!(f.failed.len(), 1);
+        assert_eq!(f.failed[0].0, a);
+        assert_eq!(f.stopped, None);
+        // Every op of b went, whatever the batch size.
+        for max in 1..=8 {
+            let (result, _) = run(&ops, max, |i| if i == 0 { 22 } else { 0 });
+            let f = result.unwrap_err();
+            for (op, o) in ops.iter().zip(&f.outcomes) {
+                if *op.service() == b {
+                    assert_eq!(*o, Outcome::Applied, "batch {max}: {op}");
+                } else if is_break(op) {
+                    assert_eq!(*o, Outcome::Skipped, "batch {max}: {op}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn lost_acks_are_unknown_and_stop_the_run() {
+        let ops = vec![add_dest(1), add_dest(2), on(other_svc(), add_dest(3))];
+        let payloads = encode_all(&ops);
+        let mut t = Tracker::new(&ops, u32::MAX);
+        let batch = t.next_batch(&payloads, 2);
+        t.sent(batch);
+        assert!(t.ack(&ack(u32::MAX, 0)));
+        t.lose_pending("netlink: no buffer space".into());
+        assert!(t.stopped());
+        assert!(t.next_batch(&payloads, 2).is_empty());
+        let f = t.finish(1).unwrap_err();
+        assert_eq!(
+            f.outcomes,
+            vec![Outcome::Applied, Outcome::Unknown, Outcome::NotSent]
+        );
+        assert_eq!(f.stopped.as_deref(), Some("netlink: no buffer space"));
+        assert!(f.failed.is_empty());
+        assert!(
+            f.to_string()
+                .starts_with("stopped: netlink: no buffer space")
         );
     }
 
     #[test]
-    fn lost_acks_are_unknown_not_applied() {
-        let ops = vec![add_dest(1), add_dest(2)];
-        let mut t = Tracker::new(&ops, u32::MAX);
-        t.sent(0..2);
-        assert!(t.ack(&ack(u32::MAX, 0)));
-        t.lose_pending("netlink: no buffer space".into());
-        let f = t.finish(1).unwrap_err();
-        assert_eq!(f.outcomes, vec![Outcome::Applied, Outcome::Unknown]);
-    }
-
-    #[test]
-    fn an_op_that_cannot_be_encoded_stops_everything() {
+    fn an_op_that_cannot_be_encoded_fails_its_service_only() {
         let bad = Op::AddService {
             service: svc(),
             attrs: ServiceAttrs {
@@ -501,20 +737,38 @@ mod tests {
                 ..ServiceAttrs::with_scheduler("rr")
             },
         };
-        let f = encode_all(&[add_dest(1), bad]).unwrap_err();
-        assert_eq!(f.outcomes[0], Outcome::NotSent);
-        assert!(matches!(f.outcomes[1], Outcome::Failed(_)));
-        assert_eq!(f.applied(), 0);
+        let ops = vec![bad, on(other_svc(), add_dest(1)), add_dest(1)];
+        let (result, sent) = run(&ops, 64, |_| 0);
+        let f = result.unwrap_err();
+        assert!(matches!(f.outcomes[0], Outcome::Failed(_)));
+        assert_eq!(f.outcomes[1], Outcome::Applied);
+        assert_eq!(f.outcomes[2], Outcome::Skipped);
+        assert_eq!(sent, vec![vec![1]]);
+        assert_eq!(f.applied(), 1);
+    }
+
+    #[test]
+    fn a_long_report_lists_the_first_hundred_ops() {
+        let ops: Vec<Op> = (0..150u32)
+            .map(|i| Op::AddDest {
+                service: svc(),
+                dest: format!("10.3.{}.{}:1337", i / 200, i % 200 + 1)
+                    .parse()
+                    .unwrap(),
+                attrs: DestAttrs::new(Method::Masq, 10),
+            })
+            .collect();
+        let (result, _) = run(&ops, 1, |i| if i == 0 { 22 } else { 0 });
+        let d = result.unwrap_err().describe(&ops);
+        assert!(d.contains("  ... and 50 more not applied\n"), "{d}");
     }
 
     #[test]
     fn a_clean_run_reports_everything_applied() {
         let ops = vec![add_dest(1)];
-        let mut t = Tracker::new(&ops, 5);
-        t.sent(0..1);
-        t.ack(&ack(5, 0));
+        let (result, _) = run(&ops, 64, |_| 0);
         assert_eq!(
-            t.finish(1).unwrap(),
+            result.unwrap(),
             Report {
                 applied: 1,
                 batches: 1

@@ -12,7 +12,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use super::{Before, Change, Ownership, Plan, PlanError, Summary, Unmanaged};
+use super::{Before, Change, Emptied, Ownership, Plan, PlanError, Summary, Unmanaged};
 use crate::model::flags::canonical_flags;
 use crate::model::{Dest, IpvsState, Op, Service, ServiceAttrs, ServiceKey};
 
@@ -81,6 +81,13 @@ struct Rest {
     owned_dests: usize,
     dests_removed: usize,
     services_removed: usize,
+    serving_services: usize,
+    emptied: Vec<Emptied>,
+}
+
+/// Whether a dest of the service takes new connections (weight above 0).
+fn serves(svc: &Service) -> bool {
+    svc.dests.values().any(|d| d.attrs.weight > 0)
 }
 
 fn change(op: Op, before: Option<Before>) -> Change {
@@ -235,6 +242,7 @@ impl Rest {
         }
         self.owned_services += 1;
         self.owned_dests += have.dests.len();
+        self.serving_services += usize::from(serves(have));
         self.services_removed += 1;
         self.dests_removed += have.dests.len();
         self.service_deletes.push(Change {
@@ -254,6 +262,16 @@ impl Rest {
     ) {
         self.owned_services += 1;
         self.owned_dests += have.dests.len();
+        if serves(have) {
+            self.serving_services += 1;
+            if !serves(want) {
+                self.emptied.push(Emptied {
+                    service: *key,
+                    dests_before: have.dests.values().filter(|d| d.attrs.weight > 0).count(),
+                    dests_after: want.dests.len(),
+                });
+            }
+        }
         if !same_service_attrs(key, &want.attrs, &have.attrs) {
             self.edits.push(change(
                 Op::EditService {
@@ -285,6 +303,8 @@ impl Rest {
             owned_dests: self.owned_dests,
             dests_removed: self.dests_removed,
             services_removed: self.services_removed,
+            serving_services: self.serving_services,
+            emptied: self.emptied,
         }
     }
 }

@@ -1,6 +1,9 @@
-//! The mass-delete guards: a plan that deletes every owned service, or more
+//! The mass-delete guards: a plan that deletes every owned service, more
 //! than `max_delete_percent` of the owned dests when that is more than
-//! `max_delete_min` of them, is refused unless `allow_mass_delete`.
+//! `max_delete_min` of them, or that empties more than `max_empty_percent`
+//! of the owned services that have dests (leaves them without a dest of
+//! weight above 0: an empty overlay does that without deleting much), is
+//! refused unless `allow_mass_delete`.
 //!
 //! Dests count as deleted when the plan deletes them or their service; a
 //! dest whose key changes (delete plus add) counts as deleted. Small tables
@@ -37,5 +40,21 @@ pub(super) fn check(plan: &Plan, guards: &Guards) -> Option<String> {
             guards.max_delete_min
         ));
     }
-    None
+    check_emptied(plan, guards)
+}
+
+/// The emptied-services guard (see [`super::Emptied`]).
+fn check_emptied(plan: &Plan, guards: &Guards) -> Option<String> {
+    let emptied = plan.emptied.len() as u128;
+    let serving = plan.serving_services as u128;
+    if emptied == 0 || emptied * 100 <= serving * u128::from(guards.max_empty_percent) {
+        return None;
+    }
+    let percent = emptied * 100 / serving.max(1);
+    Some(format!(
+        "refusing a plan that empties {} of {} with dests ({percent}%, more than --max-empty-percent {}): no dest would be left to take their connections; pass --allow-mass-delete if that is intended",
+        plan.emptied.len(),
+        plural(plan.serving_services, "owned service"),
+        guards.max_empty_percent
+    ))
 }

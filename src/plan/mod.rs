@@ -3,10 +3,14 @@
 //! guards.
 //!
 //! Contract with the kernel client: execute `plan.changes.iter().map(|c|
-//! &c.op)` in order and decide nothing. The order is make-before-break:
+//! &c.op)` in order and decide nothing, with one rule: an op the kernel
+//! refuses fails its service, the ops of that service after it are
+//! skipped, and every other service's ops are still executed (one bad
+//! dest never stops the other services). The order is make-before-break:
 //! service adds, dest adds, edits (services, then their dests), dest
-//! deletes, service deletes. Deleting a service is one change; its dests go
-//! with it in the kernel.
+//! deletes, service deletes; within a service every make comes before
+//! every break, so a failed service stops before it loses anything.
+//! Deleting a service is one change; its dests go with it in the kernel.
 //!
 //! Invariant: pure and deterministic. No I/O, no clock; the same inputs give
 //! the same plan. This module does not read the kernel, files or etcd, and
@@ -90,6 +94,19 @@ pub struct Unmanaged {
     pub dests: usize,
 }
 
+/// An owned service that had dests taking connections (weight above 0)
+/// and is left with none: no dest at all, or only weight-0 (draining)
+/// ones. New connections to it fail. Deleted services are not listed here
+/// (they are changes of their own).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Emptied {
+    pub service: ServiceKey,
+    /// Its live dests of weight above 0.
+    pub dests_before: usize,
+    /// Its dests in the desired state, all of weight 0 (usually none).
+    pub dests_after: usize,
+}
+
 /// Change counts: each change counts once (a service delete is one delete).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
@@ -132,6 +149,11 @@ pub struct Plan {
     pub dests_removed: usize,
     /// Owned live services this plan deletes.
     pub services_removed: usize,
+    /// Owned live services with a dest of weight above 0.
+    pub serving_services: usize,
+    /// Owned services the plan leaves without a dest of weight above 0,
+    /// sorted.
+    pub emptied: Vec<Emptied>,
 }
 
 impl Plan {
@@ -291,7 +313,10 @@ pub struct Guards {
     pub max_delete_percent: u32,
     /// ...when that is more than this many dests.
     pub max_delete_min: usize,
-    /// Turn both guards off.
+    /// Refuse emptying more than this percentage of the owned services
+    /// that have dests (see [`Emptied`]).
+    pub max_empty_percent: u32,
+    /// Turn every guard off.
     pub allow_mass_delete: bool,
 }
 
@@ -300,6 +325,7 @@ impl Default for Guards {
         Guards {
             max_delete_percent: 50,
             max_delete_min: 10,
+            max_empty_percent: 50,
             allow_mass_delete: false,
         }
     }

@@ -5,7 +5,8 @@
 //! Text and markdown group the changes by service for reading (within a
 //! service: its own change, then its dest changes in execution order); JSON
 //! lists them all in execution order. A plan a guard refused says so in
-//! every format. Provenance (which backends, files and routes
+//! every format, and so does a plan that empties services (names them).
+//! Provenance (which backends, files and routes
 //! made a dest) is looked up in the desired state.
 //!
 //! Invariant: pure string building. This module does not decide whether to
@@ -19,7 +20,7 @@ use serde::Serialize;
 
 use super::saved::{FORMAT_VERSION, Inputs, LiveFingerprint};
 use super::{
-    Action, Before, Change, Ownership, OwnershipDoc, Plan, Summary, Unmanaged,
+    Action, Before, Change, Emptied, Ownership, OwnershipDoc, Plan, Summary, Unmanaged,
     canonical_service_attrs,
 };
 use crate::model::text::{push_socket_addr, push_u32};
@@ -153,6 +154,8 @@ struct Document<'a> {
     summary: Summary,
     /// `null`, or why a guard refused the plan (it is shown, never applied).
     refused: Option<&'a str>,
+    /// Owned services left without a dest that takes connections.
+    emptied: &'a [Emptied],
     changes: Vec<ChangeView<'a>>,
     unmanaged: &'a [Unmanaged],
 }
@@ -190,6 +193,7 @@ pub fn json(
         ownership: ownership.doc(),
         summary: plan.summary,
         refused,
+        emptied: &plan.emptied,
         changes: plan
             .changes
             .iter()
@@ -503,6 +507,42 @@ fn unmanaged_text(plan: &Plan) -> String {
     out
 }
 
+/// `tcp://10.0.0.1:80 (had 2 dests, keeps none)`.
+fn emptied_line(e: &Emptied) -> String {
+    let had = plural(e.dests_before, "dest");
+    match e.dests_after {
+        0 => format!("{} (had {had}, keeps none)", e.service),
+        n => format!(
+            "{} (had {had} taking connections, keeps {n} at weight 0)",
+            e.service
+        ),
+    }
+}
+
+/// What the text says when the plan empties services.
+const EMPTIED_TEXT: &str = "left without a dest that takes connections (new connections fail)";
+
+fn emptied_text(plan: &Plan, color: bool) -> String {
+    let mut out = String::new();
+    if plan.emptied.is_empty() {
+        return out;
+    }
+    let heading = format!(
+        "Emptied: {}, {EMPTIED_TEXT}:",
+        plural(plan.emptied.len(), "service")
+    );
+    if color {
+        let _ = writeln!(out, "{BOLD}{RED}{heading}{RESET}");
+    } else {
+        let _ = writeln!(out, "{heading}");
+    }
+    for e in &plan.emptied {
+        let _ = writeln!(out, "  {}", emptied_line(e));
+    }
+    out.push('\n');
+    out
+}
+
 /// The terraform-like plan for a terminal; `color` adds ANSI colours (the
 /// caller decides: a terminal and no `NO_COLOR`).
 pub fn text(plan: &Plan, desired: &IpvsState, color: bool) -> String {
@@ -547,6 +587,7 @@ pub fn text_refused(
         out.push('\n');
     }
     out.push_str(&unmanaged_text(plan));
+    out.push_str(&emptied_text(plan, color));
     if plan.changes.is_empty() {
         out.push_str("No changes: the live IPVS state matches the desired state.\n");
     } else {
@@ -632,6 +673,18 @@ pub fn markdown(plan: &Plan, desired: &IpvsState, refused: Option<&str>) -> Stri
             out.push_str("```\n\n");
         }
         out.push_str("Changes run in make-before-break order: service adds, dest adds, edits, dest deletes, service deletes.\n");
+    }
+    if !plan.emptied.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n**Emptied**: {}, {EMPTIED_TEXT}:\n",
+            plural(plan.emptied.len(), "service")
+        );
+        for e in &plan.emptied {
+            let line = emptied_line(e);
+            let (key, rest) = line.split_at(e.service.to_string().len());
+            let _ = writeln!(out, "- `{key}`{rest}");
+        }
     }
     if !plan.unmanaged.is_empty() {
         out.push_str("\n**Unmanaged** (outside `--own`/`--own-fwmark`, left untouched):\n\n");

@@ -672,6 +672,20 @@ mod tests {
             "{e}"
         );
 
+        // A dest the kernel refuses (an address validation would refuse):
+        // held to the kernel's rule, as the live table is.
+        let mut s = good.clone();
+        s.changes[0].op = Op::AddDest {
+            service: "tcp://10.0.0.1:80".parse().unwrap(),
+            dest: "0.0.0.0:80".parse().unwrap(),
+            attrs: DestAttrs::new(Method::Masq, 10),
+        };
+        let e = check_replay(&s, &live).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "change 1 (add dest 0.0.0.0:80 of tcp://10.0.0.1:80) does not apply to the live state: dest 0.0.0.0:80 of tcp://10.0.0.1:80: invalid argument (0.0.0.0 is the unspecified address); nothing applied"
+        );
+
         // A change dropped leaves the plan for another desired state; it
         // is still held to every rule, and here it keeps them all.
         let mut s = good.clone();

@@ -459,3 +459,131 @@ fn text_and_markdown_list_a_service_in_execution_order() {
     let md = output::markdown(&p, &desired, None);
     assert!(md.contains(&format!("```diff\n{lines}```\n")), "{md}");
 }
+
+/// Services left without a dest that takes connections are listed in every
+/// format and counted by their own guard, which the dest guards miss when
+/// the services are few (an empty overlay).
+#[test]
+fn emptied_services_are_named_in_every_format_and_guarded() {
+    let two = [("10.1.0.1:80", M, 10), ("10.1.0.2:80", M, 10)];
+    let live = state(&[
+        ("tcp://10.0.0.1:80", "wlc", &two),
+        ("tcp://10.0.0.2:80", "wlc", &two),
+        ("tcp://10.0.0.3:80", "wlc", &two),
+        ("tcp://10.0.0.4:80", "wlc", &two),
+        // Never served: not counted.
+        ("tcp://10.0.0.5:80", "wlc", &[]),
+        ("tcp://10.0.0.6:80", "wlc", &[("10.1.0.1:80", M, 0)]),
+    ]);
+    let emptied3 = state(&[
+        ("tcp://10.0.0.1:80", "wlc", &[]),
+        ("tcp://10.0.0.2:80", "wlc", &[]),
+        // Draining: both dests at weight 0.
+        (
+            "tcp://10.0.0.3:80",
+            "wlc",
+            &[("10.1.0.1:80", M, 0), ("10.1.0.2:80", M, 0)],
+        ),
+        ("tcp://10.0.0.4:80", "wlc", &two),
+        ("tcp://10.0.0.5:80", "wlc", &[]),
+        ("tcp://10.0.0.6:80", "wlc", &[]),
+    ]);
+    let g = Guards::default();
+    // 4 of 8 dests go (fewer than 10): the dest guard lets it pass; 3 of
+    // the 4 serving services end empty (75%): refused.
+    let e = plan(&emptied3, &live, &Ownership::all(), &g).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "refusing a plan that empties 3 of 4 owned services with dests (75%, more than --max-empty-percent 50): no dest would be left to take their connections; pass --allow-mass-delete if that is intended"
+    );
+    let lax = Guards {
+        max_empty_percent: 75,
+        ..g
+    };
+    let p = plan(&emptied3, &live, &Ownership::all(), &lax).unwrap();
+    assert_eq!(p.serving_services, 4);
+    assert_eq!(
+        p.emptied,
+        vec![
+            Emptied {
+                service: key("tcp://10.0.0.1:80"),
+                dests_before: 2,
+                dests_after: 0
+            },
+            Emptied {
+                service: key("tcp://10.0.0.2:80"),
+                dests_before: 2,
+                dests_after: 0
+            },
+            Emptied {
+                service: key("tcp://10.0.0.3:80"),
+                dests_before: 2,
+                dests_after: 2
+            },
+        ]
+    );
+    let allow = Guards {
+        allow_mass_delete: true,
+        ..g
+    };
+    assert!(plan(&emptied3, &live, &Ownership::all(), &allow).is_ok());
+    // 2 of 4 is half: passes; a deleted service is not emptied.
+    let mut half = emptied3.clone();
+    half.services
+        .get_mut(&key("tcp://10.0.0.3:80"))
+        .unwrap()
+        .dests
+        .values_mut()
+        .for_each(|d| d.attrs.weight = 5);
+    half.services.remove(&key("tcp://10.0.0.4:80"));
+    let p = plan(&half, &live, &Ownership::all(), &g).unwrap();
+    assert_eq!(p.emptied.len(), 2);
+
+    let text = output::text(&p, &half, false);
+    assert!(
+        text.contains(
+            "\nEmptied: 2 services, left without a dest that takes connections (new connections fail):\n  tcp://10.0.0.1:80 (had 2 dests, keeps none)\n  tcp://10.0.0.2:80 (had 2 dests, keeps none)\n\nPlan: "
+        ),
+        "{text}"
+    );
+    let p3 = plan(&emptied3, &live, &Ownership::all(), &lax).unwrap();
+    let text = output::text(&p3, &emptied3, false);
+    assert!(
+        text.contains(
+            "  tcp://10.0.0.3:80 (had 2 dests taking connections, keeps 2 at weight 0)\n"
+        ),
+        "{text}"
+    );
+    let md = output::markdown(&p, &half, None);
+    assert!(
+        md.contains(
+            "\n**Emptied**: 2 services, left without a dest that takes connections (new connections fail):\n\n- `tcp://10.0.0.1:80` (had 2 dests, keeps none)\n- `tcp://10.0.0.2:80` (had 2 dests, keeps none)\n"
+        ),
+        "{md}"
+    );
+    let inputs = saved::Inputs {
+        config_hash: "0".repeat(64),
+        config_revision: None,
+        overlay_hash: None,
+        overlay_revision: None,
+    };
+    let fingerprint = saved::LiveFingerprint {
+        source: "empty".into(),
+        hash: "1".repeat(64),
+        thresholds: true,
+    };
+    let doc = output::json(&p, &half, &inputs, &fingerprint, &Ownership::all(), None);
+    let doc: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    assert_eq!(
+        doc["emptied"],
+        serde_json::json!([
+            {"service": "tcp://10.0.0.1:80", "dests_before": 2, "dests_after": 0},
+            {"service": "tcp://10.0.0.2:80", "dests_before": 2, "dests_after": 0},
+        ])
+    );
+    // No emptied service: no section, an empty list.
+    let p = plan(&live, &live, &Ownership::all(), &g).unwrap();
+    assert!(p.emptied.is_empty());
+    assert!(!output::text(&p, &live, false).contains("Emptied"));
+    assert!(!output::markdown(&p, &live, None).contains("Emptied"));
+}

@@ -602,7 +602,12 @@ fn compile_all(
     parts: &mut Parts,
     opts: &Options,
 ) -> Result<bool, Fallback> {
-    let (_, g) = compile::compile(&parts.scratch_config, &parts.scratch_overlay, opts);
+    let (_, g) = compile::compile(
+        &parts.scratch_config,
+        &parts.scratch_overlay,
+        opts,
+        &BTreeSet::new(),
+    );
     parts.global_compile_diags = sorted(g.0);
     let mut state = IpvsState::default();
     let mut all: Vec<Diagnostic> = Vec::new();
@@ -610,6 +615,7 @@ fn compile_all(
     for (svc, p) in parts.services.iter_mut() {
         let (fragment, diags) = compile_service(
             svc,
+            &p.parse_diags,
             rendered,
             (&mut parts.scratch_config, &mut parts.scratch_overlay),
             &parts.global_compile_diags,
@@ -642,9 +648,11 @@ fn compile_all(
 
 /// Compiles one service: its config service and overlay backends are moved
 /// from `rendered` into the scratch config and overlay for the compile, and
-/// back. Its state fragment and diagnostics (less the global ones).
+/// back; held back as the full render would, from its parse diagnostics.
+/// Its state fragment and diagnostics (less the global ones).
 fn compile_service(
     svc: &str,
+    parse_diags: &[Diagnostic],
     rendered: &mut Rendered,
     (scratch_config, scratch_overlay): (&mut Config, &mut Overlay),
     global: &[Diagnostic],
@@ -658,7 +666,8 @@ fn compile_service(
     if let Some((k, v)) = backends {
         scratch_overlay.backends.insert(k, v);
     }
-    let (state, diags) = compile::compile(scratch_config, scratch_overlay, opts);
+    let held = super::held_back(parse_diags);
+    let (state, diags) = compile::compile(scratch_config, scratch_overlay, opts, &held);
     if let Some((k, v)) = scratch_config.services.pop_first() {
         rendered.config.services.insert(k, v);
     }
@@ -811,6 +820,7 @@ fn compile_and_splice(
 ) -> Result<bool, Fallback> {
     let (fragment, diags) = compile_service(
         svc,
+        &new.parse_diags,
         rendered,
         (&mut parts.scratch_config, &mut parts.scratch_overlay),
         &parts.global_compile_diags,

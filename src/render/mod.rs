@@ -10,9 +10,11 @@ mod digest;
 pub mod memo;
 mod part;
 
+use std::collections::BTreeSet;
+
 use crate::compile::{self, Options};
 use crate::config::{self, Config, Overlay};
-use crate::diag::Diagnostics;
+use crate::diag::{Diagnostic, Diagnostics, Severity};
 use crate::model::IpvsState;
 use crate::tree::Tree;
 
@@ -50,8 +52,9 @@ pub fn render(config_tree: &Tree, overlay_tree: Option<&Tree>, opts: &Options) -
         Some(t) => config::parse_overlay(t),
         None => (Overlay::default(), Diagnostics::default()),
     };
+    let held = held_back(diags.iter());
+    let (state, compile_diags) = compile::compile(&config, &overlay, opts, &held);
     diags.extend(overlay_diags);
-    let (state, compile_diags) = compile::compile(&config, &overlay, opts);
     diags.extend(compile_diags);
     diags.sort();
     Rendered {
@@ -61,5 +64,72 @@ pub fn render(config_tree: &Tree, overlay_tree: Option<&Tree>, opts: &Options) -
         diags,
         config_hash: config_tree.content_hash(),
         overlay_hash: overlay_tree.map(Tree::content_hash),
+    }
+}
+
+/// The services whose own config files have errors, among `diags` (a
+/// config's): the config lacks them until the files are fixed, and their
+/// overlay backends are held back meanwhile (see `compile::compile`).
+fn held_back<'a>(diags: impl IntoIterator<Item = &'a Diagnostic>) -> BTreeSet<&'a str> {
+    diags
+        .into_iter()
+        .filter(|d| d.severity == Severity::Error)
+        .filter_map(|d| {
+            // `services/web.yaml#backends.a` names a part of a file.
+            let file = d.file.split('#').next().unwrap_or_default();
+            match part::of_config_path(file) {
+                part::Part::Service(svc) => Some(svc),
+                part::Part::Global => None,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::memo::{Memo, Work};
+    use super::*;
+
+    const WEB: &str = "frontend: {ipv4: 10.0.0.1, tcp: 80}\n";
+
+    #[test]
+    fn a_service_whose_file_does_not_parse_holds_its_overlay_backends_back_silently() {
+        let opts = Options::default();
+        let mut config = Tree::new("cfg");
+        config.insert("services/web.yaml", WEB);
+        config.insert("services/db.yaml", "frontend: {ipv4: 10.0.0.2, tcp: 53}\n");
+        let mut overlay = Tree::new("etcd");
+        for (key, ip) in [
+            ("services/web/backends/a", "10.1.0.1"),
+            ("services/web/backends/b", "10.1.0.2"),
+            ("services/ghost/backends/x", "10.6.0.1"),
+        ] {
+            overlay.insert(key, format!(r#"{{"ipv4": "{ip}", "tcp": 80}}"#));
+        }
+        let mut memo = Memo::new(opts.clone());
+        assert_eq!(memo.render(&config, Some(&overlay)).state.dest_count(), 2);
+
+        // A YAML syntax error: one config error; ghost's key (no file names
+        // that service) is still warned about, web's are held back.
+        config.insert("services/web.yaml", WEB.replace('}', ""));
+        let full = render(&config, Some(&overlay), &opts);
+        let shown: Vec<String> = full.diags.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "warning: overlay:services/ghost/backends/x: overlay backend for service \"ghost\", which the config repo does not define: ignored",
+                "services/web.yaml:1:11: unclosed bracket '{'",
+            ]
+        );
+        let incremental = memo.render(&config, Some(&overlay)).clone();
+        assert_eq!(memo.work(), Work::Services(1));
+        assert_eq!(incremental.diags, full.diags);
+        assert_eq!(incremental.state, full.state);
+
+        // Fixed: web's backends are back, in both.
+        config.insert("services/web.yaml", WEB);
+        let full = render(&config, Some(&overlay), &opts);
+        assert_eq!(full.state.dest_count(), 2);
+        assert_eq!(memo.render(&config, Some(&overlay)).diags, full.diags);
     }
 }

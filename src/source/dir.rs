@@ -1,21 +1,32 @@
 //! A config or overlay tree from a local directory (`--config-path`,
 //! `--overlay-path`).
 //!
-//! Dot-files and dot-directories are skipped, as in the original. Files that
-//! cannot be read are recorded in the tree (validation reports them); a
-//! missing or unreadable root is an error.
+//! Dot-files and dot-directories are skipped, as in the original. Entries
+//! that cannot be read are recorded in the tree, named, with the reason
+//! (validation reports them); a missing or unreadable root is an error.
+//! Unreadable are: what the file system refuses, files over
+//! [`FILE_LIMIT`](crate::tree::FILE_LIMIT), named pipes, sockets and
+//! devices (never opened, so none can block the read), and names that are
+//! not UTF-8.
 //!
 //! Symlinks are followed only while they stay inside the root (the root
 //! itself may be a symlink, as in `current -> release-N`): one that leads
 //! outside is recorded as unreadable, naming the file, so that a directory
 //! never reads what a Git checkout of the same repository would refuse.
+//! Each directory (device and inode) is read once: the real directories
+//! first, then those reached through symlinks; a symlink to a directory
+//! already read is unreadable, naming both paths (a cycle when it leads
+//! back to a directory that contains it). So the work is bounded by what
+//! the directory holds, whatever its symlinks.
 
-use std::fs;
-use std::path::Path;
+use std::collections::HashMap;
+use std::fs::{self, File, Metadata};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::tree::{Tree, is_hidden};
+use crate::tree::{FILE_LIMIT, Tree, is_hidden};
 
 /// Reads every regular file below `root` into a tree.
 pub fn read(root: &Path) -> Result<Tree> {
@@ -23,59 +34,160 @@ pub fn read(root: &Path) -> Result<Tree> {
     if !meta.is_dir() {
         bail!("{}: not a directory", root.display());
     }
-    let mut tree = Tree::new(root.display().to_string());
     let real_root =
         fs::canonicalize(root).with_context(|| format!("{}: cannot read", root.display()))?;
-    walk(root, &real_root, "", &mut tree)?;
-    Ok(tree)
-}
-
-fn walk(dir: &Path, real_root: &Path, prefix: &str, tree: &mut Tree) -> Result<()> {
-    let entries = fs::read_dir(dir).with_context(|| format!("{}: cannot read", dir.display()))?;
-    for entry in entries {
-        let entry = entry.with_context(|| format!("{}: cannot read", dir.display()))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else {
-            let rel = format!("{prefix}{}", name.to_string_lossy());
-            tree.unreadable
-                .insert(rel, "file name is not valid UTF-8".into());
-            continue;
-        };
-        if is_hidden(name) {
-            continue;
-        }
-        let rel = format!("{prefix}{name}");
-        let path = entry.path();
-        if entry.file_type().is_ok_and(|t| t.is_symlink()) {
-            match fs::canonicalize(&path) {
-                Ok(target) if !target.starts_with(real_root) => {
-                    tree.unreadable.insert(
-                        rel,
-                        format!(
-                            "symlink to {}, outside the directory read: refused",
-                            target.display()
-                        ),
-                    );
-                    continue;
-                }
-                // Inside: read below. Dangling: reported below.
-                _ => {}
-            }
-        }
-        // Follow symlinks inside the root, as reading the file would.
-        match fs::metadata(&path) {
-            Ok(m) if m.is_dir() => walk(&path, real_root, &format!("{rel}/"), tree)?,
-            Ok(m) if m.is_file() => match fs::read(&path) {
-                Ok(data) => tree.insert(rel, data),
-                Err(e) => {
-                    tree.unreadable.insert(rel, e.to_string());
-                }
-            },
-            Ok(_) => {}
-            Err(e) => {
-                tree.unreadable.insert(rel, e.to_string());
-            }
+    let mut walk = Walk {
+        real_root,
+        tree: Tree::new(root.display().to_string()),
+        seen: HashMap::from([((meta.dev(), meta.ino()), String::new())]),
+        linked: Vec::new(),
+    };
+    walk.dir(root, "")?;
+    // Directories reached through symlinks, after every real one: a real
+    // directory is read under its own name, the link is the duplicate.
+    let mut next = 0;
+    while let Some((path, rel, meta)) = walk.linked.get(next).cloned() {
+        next += 1;
+        if walk.first_visit(&rel, &meta) {
+            walk.dir(&path, &format!("{rel}/"))?;
         }
     }
-    Ok(())
+    Ok(walk.tree)
+}
+
+struct Walk {
+    real_root: PathBuf,
+    tree: Tree,
+    /// Directories read, by device and inode, with their path in the tree
+    /// (`""`: the root).
+    seen: HashMap<(u64, u64), String>,
+    /// Directories reached through symlinks, read after the real ones.
+    linked: Vec<(PathBuf, String, Metadata)>,
+}
+
+impl Walk {
+    fn dir(&mut self, dir: &Path, prefix: &str) -> Result<()> {
+        let entries =
+            fs::read_dir(dir).with_context(|| format!("{}: cannot read", dir.display()))?;
+        let mut entries = entries
+            .collect::<std::io::Result<Vec<_>>>()
+            .with_context(|| format!("{}: cannot read", dir.display()))?;
+        entries.sort_by_key(fs::DirEntry::file_name);
+        for entry in entries {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                let rel = format!("{prefix}{}", name.to_string_lossy());
+                self.unreadable(rel, "file name is not valid UTF-8");
+                continue;
+            };
+            if is_hidden(name) {
+                continue;
+            }
+            let rel = format!("{prefix}{name}");
+            self.entry(entry.path(), rel, entry.file_type().ok())?;
+        }
+        Ok(())
+    }
+
+    /// One entry of a directory: read, walked, deferred or named unreadable.
+    fn entry(&mut self, path: PathBuf, rel: String, kind: Option<fs::FileType>) -> Result<()> {
+        let is_link = kind.is_some_and(|t| t.is_symlink());
+        if is_link
+            && let Ok(target) = fs::canonicalize(&path)
+            && !target.starts_with(&self.real_root)
+        {
+            let why = format!(
+                "symlink to {}, outside the directory read: refused",
+                target.display()
+            );
+            self.unreadable(rel, why);
+            return Ok(());
+        }
+        // Follow symlinks inside the root (a dangling one fails here).
+        let meta = match fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) => {
+                self.unreadable(rel, e.to_string());
+                return Ok(());
+            }
+        };
+        let kind = meta.file_type();
+        if kind.is_dir() && is_link {
+            self.linked.push((path, rel, meta));
+        } else if kind.is_dir() {
+            if self.first_visit(&rel, &meta) {
+                self.dir(&path, &format!("{rel}/"))?;
+            }
+        } else if kind.is_file() {
+            match read_file(&path, &meta) {
+                Ok(data) => self.tree.insert(rel, data),
+                Err(why) => self.unreadable(rel, why),
+            }
+        } else {
+            self.unreadable(rel, format!("{}: not read", special(&kind)));
+        }
+        Ok(())
+    }
+
+    /// Records the directory at `rel` as read; when it was read before,
+    /// names it unreadable instead, with the path it was read at.
+    fn first_visit(&mut self, rel: &str, meta: &Metadata) -> bool {
+        let first = match self.seen.get(&(meta.dev(), meta.ino())) {
+            None => {
+                self.seen.insert((meta.dev(), meta.ino()), rel.to_string());
+                return true;
+            }
+            Some(first) => first.clone(),
+        };
+        let why = if first.is_empty() {
+            "symlink cycle: leads back to the root of the directory read".to_string()
+        } else if rel.starts_with(&format!("{first}/")) {
+            format!("symlink cycle: leads back to {first}, which contains it")
+        } else {
+            format!("symlink to {first}, a directory already read: not read twice")
+        };
+        self.unreadable(rel.to_string(), why);
+        false
+    }
+
+    fn unreadable(&mut self, rel: String, why: impl Into<String>) {
+        self.tree.unreadable.insert(rel, why.into());
+    }
+}
+
+/// A regular file's contents, up to the limit; opened without blocking and
+/// checked again once open, in case it was replaced by a pipe meanwhile.
+fn read_file(path: &Path, meta: &Metadata) -> std::result::Result<Vec<u8>, String> {
+    if meta.len() > FILE_LIMIT {
+        return Err(too_large());
+    }
+    let file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    let now = file.metadata().map_err(|e| e.to_string())?;
+    if !now.is_file() {
+        return Err(format!("{}: not read", special(&now.file_type())));
+    }
+    super::file::read_from(file, FILE_LIMIT, now.len()).map_err(|e| e.to_string())
+}
+
+fn too_large() -> String {
+    format!("larger than the limit of {}", super::file::size(FILE_LIMIT))
+}
+
+/// What a file that is neither a regular file nor a directory is.
+fn special(kind: &fs::FileType) -> &'static str {
+    if kind.is_fifo() {
+        "a named pipe (FIFO)"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else {
+        "not a regular file"
+    }
 }

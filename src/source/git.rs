@@ -8,7 +8,9 @@
 //! SSH allowed-signers file; its tree (below `subdir`) is read into a
 //! [`Tree`] with paths relative to the subdir, dot-files skipped, and the
 //! subdir recorded in the tree's `source` (diagnostics name files from the
-//! repository root by it).
+//! repository root by it). A blob over [`FILE_LIMIT`] is named unreadable
+//! from its header, never read; a tree with two entries of one name (git
+//! fsck's duplicateEntries) is an error naming the path.
 //!
 //! [`GitSource`] keeps the repository open and the contents of the blobs of
 //! the last read, so that re-reading after a small commit costs in
@@ -39,7 +41,10 @@ use gix::objs::tree::EntryKind;
 use gix::prelude::FindExt;
 use tracing::warn;
 
-use crate::tree::{Tree, is_hidden};
+use crate::tree::{FILE_LIMIT, Tree, is_hidden};
+
+/// The largest tree object read: a directory of about a million entries.
+const TREE_LIMIT: u64 = 64 << 20;
 
 /// What to read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -228,9 +233,9 @@ impl GitSource {
             .ok()
             .and_then(|t| u64::try_from(t.seconds).ok())
             .map(|s| UNIX_EPOCH + Duration::from_secs(s));
-        let fetched_at = std::fs::read_to_string(cache.join(FETCHED_AT_FILE))
+        let fetched_at = super::file::read(&cache.join(FETCHED_AT_FILE), 64)
             .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok())
+            .and_then(|s| String::from_utf8(s).ok()?.trim().parse::<u64>().ok())
             .map(|s| UNIX_EPOCH + Duration::from_secs(s));
         // The error names the repository; the warning does too.
         let full = format!("{error:#}");
@@ -244,7 +249,9 @@ impl GitSource {
         })
     }
 
-    /// Fetches a remote into the cache; errors are errors.
+    /// Fetches a remote into the cache; errors are errors. A cache this
+    /// call created is removed again when the fetch fails and left it
+    /// without refs: a failed first fetch leaves nothing behind.
     fn fetch_remote(&mut self) -> Result<()> {
         let Location::Remote { url, cache } = &self.location else {
             return Ok(());
@@ -253,10 +260,12 @@ impl GitSource {
         let ctx = |what: &str, e: &gix::Error| {
             repo_error(&raw, &display, None, &format!("{what}: {}", describe(e)))
         };
+        // Whether this call creates the cache repository (and its directory).
+        let (created, dir_existed) = (!cache.join("HEAD").is_file(), cache.exists());
         {
             // Opened afresh on every fetch: another process may have fetched
             // into the same cache, and a kept handle would miss its packs.
-            let repo = if cache.join("HEAD").is_file() {
+            let repo = if !created {
                 gix::open(cache).map_err(|e| {
                     let why = open_error(cache, &e);
                     repo_error(
@@ -284,28 +293,15 @@ impl GitSource {
         let Some(repo) = self.repo.as_ref() else {
             unreachable!("opened above")
         };
-        let remote = repo
-            .remote_at(url.as_str())
-            .and_then(|r| {
-                r.with_refspecs(
-                    [
-                        "+refs/heads/*:refs/remotes/origin/*",
-                        "+refs/tags/*:refs/tags/*",
-                        "+HEAD:refs/remotes/origin/HEAD",
-                    ],
-                    gix::remote::Direction::Fetch,
-                )
-            })
-            .map_err(|e| ctx("invalid url", &e))?
-            .with_fetch_tags(gix::remote::fetch::Tags::None);
-        let interrupt = AtomicBool::new(false);
-        let outcome = remote
-            .connect(gix::remote::Direction::Fetch)
-            .map_err(|e| repo_error(&raw, &display, None, &connect_error(url, &e)))?
-            .prepare_fetch(gix::progress::Discard, Default::default())
-            .map_err(|e| ctx("cannot fetch", &e))?
-            .receive(gix::progress::Discard, &interrupt)
-            .map_err(|e| ctx("cannot fetch", &e))?;
+        let outcome = match receive(repo, url, &raw, &display) {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                if created && remove_failed_cache(repo, cache, dir_existed) {
+                    self.repo = None;
+                }
+                return Err(e);
+            }
+        };
         self.last_fetch = Some(match outcome.status {
             gix::remote::fetch::Status::NoPackReceived { .. } => FetchStats::default(),
             gix::remote::fetch::Status::Change {
@@ -400,9 +396,16 @@ impl GitSource {
             .map_err(|e| self.ref_error(&label, &format!("commit {short}: {e}")))?;
         // Keep only the blobs of this read: the cache stays the size of one tree.
         let mut seen = HashMap::with_capacity(blobs.len());
-        for ((path, oid), data) in blobs.into_iter().zip(contents) {
-            seen.entry(oid).or_insert_with(|| data.clone());
-            tree.files.insert(path, data);
+        for ((path, oid), blob) in blobs.into_iter().zip(contents) {
+            match blob {
+                Ok(data) => {
+                    seen.entry(oid).or_insert_with(|| data.clone());
+                    tree.files.insert(path, data);
+                }
+                Err(why) => {
+                    tree.unreadable.insert(path, why);
+                }
+            }
         }
         self.blobs = seen;
         self.last = Some((start, tree.clone()));
@@ -442,6 +445,57 @@ impl GitSource {
     fn ref_error(&self, git_ref: &str, message: &str) -> anyhow::Error {
         repo_error(&self.opts.repo, &self.display, Some(git_ref), message)
     }
+}
+
+/// Fetches `url` into `repo`: connects, negotiates, receives the pack.
+fn receive(
+    repo: &gix::Repository,
+    url: &str,
+    raw: &str,
+    display: &str,
+) -> Result<gix::remote::fetch::Outcome> {
+    let ctx = |what: &str, e: &gix::Error| {
+        repo_error(raw, display, None, &format!("{what}: {}", describe(e)))
+    };
+    let interrupt = AtomicBool::new(false);
+    repo.remote_at(url)
+        .and_then(|r| {
+            r.with_refspecs(
+                [
+                    "+refs/heads/*:refs/remotes/origin/*",
+                    "+refs/tags/*:refs/tags/*",
+                    "+HEAD:refs/remotes/origin/HEAD",
+                ],
+                gix::remote::Direction::Fetch,
+            )
+        })
+        .map_err(|e| ctx("invalid url", &e))?
+        .with_fetch_tags(gix::remote::fetch::Tags::None)
+        .connect(gix::remote::Direction::Fetch)
+        .map_err(|e| repo_error(raw, display, None, &connect_error(url, &e)))?
+        .prepare_fetch(gix::progress::Discard, Default::default())
+        .map_err(|e| ctx("cannot fetch", &e))?
+        .receive(gix::progress::Discard, &interrupt)
+        .map_err(|e| ctx("cannot fetch", &e))
+}
+
+/// Removes the cache repository a failed first fetch created, unless it
+/// holds refs (another process fetched into it meanwhile); whether it did.
+/// A directory that existed before is left, empty.
+fn remove_failed_cache(repo: &gix::Repository, cache: &Path, dir_existed: bool) -> bool {
+    let has_refs = repo
+        .references()
+        .ok()
+        .and_then(|p| p.all().ok().map(|mut all| all.next().is_some()))
+        .unwrap_or(true);
+    if has_refs {
+        return false;
+    }
+    let _ = std::fs::remove_dir_all(cache);
+    if dir_existed {
+        let _ = std::fs::create_dir(cache);
+    }
+    true
 }
 
 /// The one-line error of a config repository: names the URL (scrubbed) and,
@@ -550,12 +604,7 @@ fn verify(commit: &gix::Commit<'_>, allowed_signers: &Path) -> std::result::Resu
         }
         None => return Err("unsupported signature format".into()),
     }
-    if !allowed_signers.is_file() {
-        return Err(format!(
-            "allowed signers file {}: not found",
-            allowed_signers.display()
-        ));
-    }
+    check_signers_file(allowed_signers)?;
     let time = commit
         .time()
         .map_err(|e| format!("cannot read commit time: {}", describe(&e)))?;
@@ -592,6 +641,24 @@ fn verify(commit: &gix::Commit<'_>, allowed_signers: &Path) -> std::result::Resu
     ))
 }
 
+/// The allowed-signers file is a regular file within its limit (ssh-keygen
+/// reads it; a pipe or a huge file would stall it).
+fn check_signers_file(path: &Path) -> std::result::Result<(), String> {
+    let name = path.display();
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(format!("allowed signers file {name}: not found"))
+        }
+        Err(e) => Err(format!("allowed signers file {name}: {}", io_text(&e))),
+        Ok(m) if !m.is_file() => Err(format!("allowed signers file {name}: not a regular file")),
+        Ok(m) if m.len() > super::file::KEY_FILE_LIMIT => Err(format!(
+            "allowed signers file {name}: larger than the limit of {}",
+            super::file::size(super::file::KEY_FILE_LIMIT)
+        )),
+        Ok(_) => Ok(()),
+    }
+}
+
 /// The tree at `sub` (a `/`-separated path) below `root`.
 fn find_subtree(
     repo: &gix::Repository,
@@ -606,11 +673,18 @@ fn find_subtree(
         let decoded = tree
             .decode()
             .map_err(|e| format!("cannot read tree {current}: {}", describe(&e)))?;
-        let entry = decoded
+        let mut matching = decoded
             .entries
             .iter()
-            .find(|e| e.filename == component.as_bytes())
+            .filter(|e| e.filename == component.as_bytes());
+        let entry = matching
+            .next()
             .ok_or_else(|| format!("--subdir {sub}: no such directory"))?;
+        if matching.next().is_some() {
+            return Err(format!(
+                "--subdir {sub}: two entries named {component} in one tree (git fsck: duplicateEntries): the commit is broken"
+            ));
+        }
         if !entry.mode.is_tree() {
             return Err(format!("--subdir {sub}: not a directory"));
         }
@@ -631,10 +705,20 @@ fn walk(
 ) -> std::result::Result<(), String> {
     let mut subtrees = Vec::new();
     {
+        check_size(repo, id, TREE_LIMIT).map_err(|e| match prefix {
+            "" => format!("root tree: {e}"),
+            p => format!("tree {}: {e}", p.trim_end_matches('/')),
+        })?;
         let data = repo
             .objects
             .find_tree(&id, buf)
             .map_err(|e| format!("cannot read tree {id}: {}", describe(&e)))?;
+        if let Some(name) = duplicate_name(&data.entries) {
+            return Err(format!(
+                "{prefix}{}: two entries of this name in one tree (git fsck: duplicateEntries): the commit is broken",
+                name.to_str_lossy()
+            ));
+        }
         for e in &data.entries {
             let Ok(name) = e.filename.to_str() else {
                 tree.unreadable.insert(
@@ -669,26 +753,65 @@ fn walk(
     Ok(())
 }
 
+/// The first name that two entries of a tree share (git fsck's
+/// duplicateEntries): a blob and a tree of one name are not adjacent in
+/// Git's order (`a` < `a.b` < `a/`), so every name is checked.
+fn duplicate_name<'a>(entries: &[gix::objs::tree::EntryRef<'a>]) -> Option<&'a gix::bstr::BStr> {
+    let mut names: Vec<&gix::bstr::BStr> = entries.iter().map(|e| e.filename).collect();
+    names.sort_unstable();
+    names.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
+}
+
+/// Fails when the object `id` is larger than `limit`, from its header
+/// alone: nothing of it is read.
+fn check_size(repo: &gix::Repository, id: ObjectId, limit: u64) -> std::result::Result<(), String> {
+    let size = repo
+        .find_header(id)
+        .map_err(|e| format!("cannot read object {id}: {}", describe(&e)))?
+        .size();
+    if size > limit {
+        return Err(format!(
+            "larger than the limit of {}",
+            super::file::size(limit)
+        ));
+    }
+    Ok(())
+}
+
+/// A blob's contents, or why it is not read (too large: the tree names it
+/// unreadable).
+type Blob = std::result::Result<Vec<u8>, String>;
+
 /// The contents of `blobs`, in order: from `cache` where it has them, the
 /// rest read from the object database, in parallel when there are many.
 fn read_blobs(
     repo: &gix::Repository,
     blobs: &[(String, ObjectId)],
     cache: &mut HashMap<ObjectId, Vec<u8>>,
-) -> std::result::Result<Vec<Vec<u8>>, String> {
-    let mut out: Vec<Option<Vec<u8>>> = blobs
+) -> std::result::Result<Vec<Blob>, String> {
+    let mut out: Vec<Option<Blob>> = blobs
         .iter()
-        .map(|(_, oid)| cache.get(oid).cloned())
+        .map(|(_, oid)| cache.get(oid).cloned().map(Ok))
         .collect();
     let missing: Vec<usize> = (0..blobs.len()).filter(|&i| out[i].is_none()).collect();
     let read_one = |repo: &gix::Repository,
                     buf: &mut Vec<u8>,
                     i: usize|
-     -> std::result::Result<Vec<u8>, String> {
+     -> std::result::Result<Blob, String> {
         let (path, oid) = &blobs[i];
+        let size = repo
+            .find_header(*oid)
+            .map_err(|e| format!("{path}: cannot read blob {oid}: {}", describe(&e)))?
+            .size();
+        if size > FILE_LIMIT {
+            return Ok(Err(format!(
+                "larger than the limit of {}",
+                super::file::size(FILE_LIMIT)
+            )));
+        }
         repo.objects
             .find_blob(oid, buf)
-            .map(|b| b.data.to_vec())
+            .map(|b| Ok(b.data.to_vec()))
             .map_err(|e| format!("{path}: cannot read blob {oid}: {}", describe(&e)))
     };
     let threads = std::thread::available_parallelism()
@@ -703,7 +826,7 @@ fn read_blobs(
     } else {
         let shared = repo.clone().into_sync();
         let chunk = missing.len().div_ceil(threads);
-        type Part = std::result::Result<Vec<(usize, Vec<u8>)>, String>;
+        type Part = std::result::Result<Vec<(usize, Blob)>, String>;
         let results: Vec<Part> = std::thread::scope(|scope| {
             let handles: Vec<_> = missing
                 .chunks(chunk)
@@ -733,7 +856,10 @@ fn read_blobs(
             }
         }
     }
-    Ok(out.into_iter().map(Option::unwrap_or_default).collect())
+    Ok(out
+        .into_iter()
+        .map(|b| b.unwrap_or_else(|| Ok(Vec::new())))
+        .collect())
 }
 
 /// Whether `repo` names a remote (a URL or `user@host:path`) rather than a

@@ -3,6 +3,8 @@
 //! [`ConfigSource`] and [`OverlaySource`] name a source once its flags are
 //! resolved; the CLI's one-shot reads and the daemon share them.
 //!
+//! Every file is read through `file`, under its size limit.
+//!
 //! Invariant: sources only read; they never interpret the layout (that is
 //! `config`'s job) and a failing source is an error, never an empty tree.
 
@@ -14,6 +16,7 @@ use crate::tree::Tree;
 
 pub mod dir;
 pub mod etcd;
+pub mod file;
 pub mod git;
 
 /// Where the config tree comes from.

@@ -16,8 +16,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 
 pub use crate::etcd::Tls;
-use crate::etcd::proto::{DeleteRangeRequest, PutRequest, RangeRequest};
+use crate::etcd::proto::{DeleteRangeRequest, PutRequest, RangeRequest, RangeResponse};
 use crate::etcd::{Client, ConnectOptions};
+use crate::text;
 use crate::tree::Tree;
 pub use keys::{KeyKind, Keyspace, backend_key_count};
 
@@ -60,8 +61,20 @@ impl Settings {
             if e.trim().is_empty() {
                 bail!("--etcd: empty endpoint in the list");
             }
+            let shown = redact_endpoint(e);
+            if shown != *e {
+                bail!(
+                    "--etcd: endpoint {}: a user or password in the URL is not supported \
+                     (it would show in ps and in logs): give --etcd-user USER with \
+                     --etcd-password-file FILE",
+                    text::cut(&shown)
+                );
+            }
             if e.contains("://") && !e.starts_with("http://") && !e.starts_with("https://") {
-                bail!("--etcd: endpoint {e:?}: expected http://HOST:PORT or https://HOST:PORT");
+                bail!(
+                    "--etcd: endpoint {}: expected http://HOST:PORT or https://HOST:PORT",
+                    text::quote(e)
+                );
             }
         }
         Ok(Settings {
@@ -111,16 +124,46 @@ impl Settings {
     }
 }
 
+/// `endpoint` with any user and password replaced by `***`
+/// (`http://***@host:2379`), for messages: credentials are refused in an
+/// endpoint ([`Settings::new`]), and the refusal must not echo them.
+pub fn redact_endpoint(endpoint: &str) -> String {
+    let start = endpoint.find("://").map_or(0, |i| i + 3);
+    let rest = &endpoint[start..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    match authority.rfind('@') {
+        Some(at) => format!("{}***{}", &endpoint[..start], &endpoint[start + at..]),
+        None => endpoint.to_string(),
+    }
+}
+
 /// Runs one request with the settings' timeout.
 pub(crate) async fn timed<T>(
     settings: &Settings,
     what: &str,
     fut: impl Future<Output = Result<T, crate::etcd::Error>>,
 ) -> Result<T> {
-    match tokio::time::timeout(settings.timeout, fut).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(anyhow!("{}: {what}: {}", settings.description(), e)),
-        Err(_) => Err(anyhow!(
+    answer_or_error(settings, what, timed_raw(settings, fut).await)
+}
+
+/// The answer within the settings' timeout; `None` when there was none.
+async fn timed_raw<T>(
+    settings: &Settings,
+    fut: impl Future<Output = Result<T, crate::etcd::Error>>,
+) -> Option<Result<T, crate::etcd::Error>> {
+    tokio::time::timeout(settings.timeout, fut).await.ok()
+}
+
+/// An answer, or the error naming etcd and the request.
+fn answer_or_error<T>(
+    settings: &Settings,
+    what: &str,
+    answer: Option<Result<T, crate::etcd::Error>>,
+) -> Result<T> {
+    match answer {
+        Some(Ok(v)) => Ok(v),
+        Some(Err(e)) => Err(anyhow!("{}: {what}: {e}", settings.description())),
+        None => Err(anyhow!(
             "{}: {what}: no answer within {:?}",
             settings.description(),
             settings.timeout
@@ -152,14 +195,7 @@ pub async fn read_at(client: &Client, settings: &Settings, revision: Option<i64>
     let mut start = keys.scan_prefix().to_vec();
     let mut at = revision;
     loop {
-        let req = RangeRequest {
-            key: start.clone(),
-            range_end: end.clone(),
-            limit: PAGE_SIZE,
-            revision: at.unwrap_or(0),
-            ..Default::default()
-        };
-        let resp = timed(settings, "get", client.range(req)).await?;
+        let resp = read_page(client, settings, &start, &end, at.unwrap_or(0)).await?;
         let rev = resp
             .header
             .as_ref()
@@ -179,6 +215,32 @@ pub async fn read_at(client: &Client, settings: &Settings, revision: Option<i64>
                 tree.source.revision = Some(rev.to_string());
                 return Ok(tree);
             }
+        }
+    }
+}
+
+/// One page of the range `[start, end)` at `revision` (0: the current
+/// one): [`PAGE_SIZE`] keys, or fewer when their values do not fit in one
+/// answer ([`crate::etcd::MAX_ANSWER`]): the page is halved until they do.
+pub(crate) async fn read_page(
+    client: &Client,
+    settings: &Settings,
+    start: &[u8],
+    end: &[u8],
+    revision: i64,
+) -> Result<RangeResponse> {
+    let mut limit = PAGE_SIZE;
+    loop {
+        let req = RangeRequest {
+            key: start.to_vec(),
+            range_end: end.to_vec(),
+            limit,
+            revision,
+            ..Default::default()
+        };
+        match timed_raw(settings, client.range(req)).await {
+            Some(Err(e)) if e.is_too_large() && limit > 1 => limit /= 2,
+            answer => return answer_or_error(settings, "get", answer),
         }
     }
 }
@@ -232,9 +294,59 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Connects and reads the tree once, blocking (`render --etcd`). Starts its
 /// own runtime: not for use inside an async context (use [`read`] there).
+/// A prefix with no keys is a warning on stderr ([`empty_prefix`]).
 pub fn read_blocking(settings: &Settings) -> Result<Tree> {
-    runtime()?.block_on(async {
+    let tree = runtime()?.block_on(async {
         let client = connect(settings).await?;
         read(&client, settings).await
+    })?;
+    if let Some(warning) = empty_prefix(settings, &tree) {
+        eprintln!("warning: {warning}");
+    }
+    Ok(tree)
+}
+
+/// The check of `--etcd-prefix`: a tree read from a prefix that holds no
+/// keys at all (none clusterf reads) is most likely a wrong prefix or a
+/// wiped etcd, and would leave every service the overlay feeds without
+/// backends. Not an error: an empty overlay is a valid state.
+pub fn empty_prefix(settings: &Settings, tree: &Tree) -> Option<String> {
+    tree.is_empty().then(|| {
+        format!(
+            "{}: no keys below {}/: check --etcd-prefix; with an empty overlay, services fed by it have no backends",
+            settings.description(),
+            settings.keys().prefix()
+        )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_redacted_for_messages() {
+        assert_eq!(
+            redact_endpoint("http://user:s3cret@127.0.0.1:2379"),
+            "http://***@127.0.0.1:2379"
+        );
+        assert_eq!(redact_endpoint("u:p@h:2379/x@y"), "***@h:2379/x@y");
+        assert_eq!(redact_endpoint("https://h:2379/a@b"), "https://h:2379/a@b");
+        assert_eq!(redact_endpoint("h:2379"), "h:2379");
+    }
+
+    #[test]
+    fn credentials_in_an_endpoint_are_refused_without_echoing_them() {
+        for e in [
+            "http://root:s3cretPW@127.0.0.1:2379",
+            "root:s3cretPW@127.0.0.1:2379",
+            "ftp://root:s3cretPW@127.0.0.1:2379",
+            "https://s3cretPW@127.0.0.1:2379",
+        ] {
+            let err = Settings::new(vec![e.to_string()], "/clusterf").unwrap_err();
+            let msg = format!("{err:#}");
+            assert!(!msg.contains("s3cretPW"), "{msg}");
+            assert!(msg.contains("--etcd-user"), "{msg}");
+        }
+    }
 }

@@ -255,6 +255,9 @@ async fn session(
         .as_deref()
         .and_then(|r| r.parse().ok())
         .ok_or_else(|| anyhow!("etcd read without a revision"))?;
+    if let Some(warning) = super::empty_prefix(settings, &tree) {
+        tracing::warn!("etcd overlay: {warning}");
+    }
     tracing::info!(
         "etcd overlay: read {} keys at revision {revision}",
         tree.files.len() + tree.unreadable.len()

@@ -127,12 +127,39 @@ clusterf render --config-path /data/repo --etcd $ETCD --output ipvsadm 2>/tmp/re
 sort /tmp/want.render >/tmp/want.sorted
 expect_eq "render --etcd sees what was published" /tmp/want.sorted /tmp/got.render
 
-# --- stop drains, removal deletes --------------------------------------------
-docker stop -t 1 web >/dev/null
-wait_for 30 "stopped web drained to weight 0" value_is /clusterf/services/web/backends/$WEB \
-    "{\"ipv4\":\"$WEB_IP\",\"tcp\":8080,\"weight\":0}"
-docker rm web >/dev/null
-wait_for 30 "removed web deleted" absent /clusterf/services/web/backends/$WEB
+# --- a signal the container survives does not drain it for good ------------
+# busybox httpd runs as PID 1 without handlers: QUIT and TERM leave it running.
+WEB_KEY=/clusterf/services/web/backends/$WEB
+WEB_UP="{\"ipv4\":\"$WEB_IP\",\"tcp\":8080,\"weight\":10}"
+WEB_DRAINED="{\"ipv4\":\"$WEB_IP\",\"tcp\":8080,\"weight\":0}"
+running() { [ "$(docker inspect -f '{{.State.Running}}' "$1")" = true ]; }
+# holds SECONDS DESCRIPTION CMD...: CMD succeeds all along.
+holds() {
+    _limit=$1 _what=$2
+    shift 2
+    _end=$(($(date +%s) + _limit))
+    while [ "$(date +%s)" -lt "$_end" ]; do
+        if ! "$@" >/dev/null 2>&1; then
+            fail "$_what (broke after $((_limit - _end + $(date +%s)))s)"
+            return 1
+        fi
+        sleep 0.2
+    done
+    ok "$_what ($(since))"
+}
+docker kill -s QUIT web >/dev/null
+holds 8 "QUIT (a thread dump, not a stop) leaves web at weight 10" value_is "$WEB_KEY" "$WEB_UP"
+docker kill -s TERM web >/dev/null
+wait_for 15 "TERM (web's stop signal) drains web" value_is "$WEB_KEY" "$WEB_DRAINED"
+running web && ok "web ignored the TERM" || fail "web died of the TERM"
+wait_for 30 "web, still running after its stop timeout, is back at weight 10" \
+    value_is "$WEB_KEY" "$WEB_UP"
+running web || fail "web died of a signal"
+if grep -q "container web (${WEB%"${WEB#????????????}"}) still runs 12s after its stop signal: not stopping, serving again" /tmp/pub.log; then
+    ok "the publisher says web survived its stop signal"
+else
+    fail "no line about web surviving its stop signal"
+fi
 
 # --- a restart of the publisher neither duplicates nor flaps ------------------
 # (within the TTL of 15 s: a restart under emulation takes a few seconds)
@@ -147,6 +174,15 @@ rev_after=$(etcdctl get --prefix /clusterf -w json | sed 's/.*"revision":\([0-9]
 keys_after=$(etcdctl get --prefix --keys-only /clusterf | sort)
 if [ "$keys_before" = "$keys_after" ]; then ok "same keys after the restart"; else fail "keys changed across the restart"; fi
 if [ "$rev_before" = "$rev_after" ]; then ok "no write at all across the restart (revision $rev_after)"; else fail "revision $rev_before -> $rev_after across the restart"; fi
+
+# --- stop drains, removal deletes --------------------------------------------
+docker stop -t 1 web >/dev/null
+wait_for 30 "stopped web drained to weight 0" value_is /clusterf/services/web/backends/$WEB \
+    "{\"ipv4\":\"$WEB_IP\",\"tcp\":8080,\"weight\":0}"
+docker rm web >/dev/null
+removed=$(date +%s)
+wait_for 30 "removed web deleted" absent /clusterf/services/web/backends/$WEB &&
+    echo "   (deleted $(($(date +%s) - removed))s after docker rm returned)"
 
 # --- killing the publisher lets its keys expire after the TTL -----------------
 kill -KILL $PUBLISHER
