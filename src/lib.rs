@@ -13,7 +13,8 @@
 //!   binary and the CLI tests reach it, not meant for embedding.
 //!
 //! Internal helpers, public only because several modules share them:
-//! [`text`] (wording) and [`error`] (error chains as one line).
+//! [`text`] (wording) and [`error`] (error chains as one line). With the
+//! `fuzzing` feature, `fuzzing` holds the checks behind the fuzz targets.
 //!
 //! No stability promise yet: the version is 0.x.
 
