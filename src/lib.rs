@@ -13,7 +13,8 @@
 //!   binary and the CLI tests reach it, not meant for embedding.
 //!
 //! Internal helpers, public only because several modules share them:
-//! [`text`] (wording) and [`error`] (error chains as one line).
+//! [`text`] (wording) and [`error`] (error chains as one line). With the
+//! `fuzzing` feature, `fuzzing` holds the checks behind the fuzz targets.
 //!
 //! No stability promise yet: the version is 0.x.
 
@@ -25,6 +26,8 @@ pub mod diag;
 pub mod docker;
 pub mod error;
 pub mod etcd;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod ipvsadm;
 pub mod load;
 pub mod metrics;

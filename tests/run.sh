@@ -42,5 +42,10 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 echo "tests/run.sh: free disk: $(df -h --output=avail . | tail -1 | tr -d ' ')" >&2
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --lib --features fuzzing --locked -- -D warnings
 cargo test --all-targets --locked
 cargo test --doc --locked
+# The fuzz targets (fuzz/, docs/fuzzing.md): built, kept crash inputs
+# replayed, and a short run of each from its seeds.
+command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+fuzz/smoke.sh

@@ -32,7 +32,7 @@ pub(super) fn json_endpoints(
 }
 
 /// A frontend or backend read by serde_json, with Go's key matching.
-fn full_json_endpoints(
+pub(super) fn full_json_endpoints(
     r: &mut Reporter,
     bytes: &[u8],
     frontend: bool,
@@ -401,7 +401,6 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diag::Diagnostics;
 
     fn json_key_pos(text: &str, key: &str) -> Option<Pos> {
         json_key_pos_nth(text, key, 0)
@@ -462,27 +461,8 @@ mod tests {
         }
     }
 
-    /// Whatever the fast JSON reader takes, serde_json reads the same way,
-    /// without a diagnostic.
     fn fast_json_agrees(text: &str, frontend: bool) -> bool {
-        let Some(fast) = fast_json_endpoints("f", text.as_bytes(), frontend) else {
-            return false;
-        };
-        for strict in [true, false] {
-            let mut diags = Diagnostics::default();
-            let mut r = Reporter {
-                file: "f",
-                diags: &mut diags,
-                failed: false,
-            };
-            let full = full_json_endpoints(&mut r, text.as_bytes(), frontend, strict);
-            assert!(
-                diags.is_empty(),
-                "fast path took {text:?}; full path: {diags:?}"
-            );
-            assert_eq!(Some(fast.clone()), full, "fast and full differ on {text:?}");
-        }
-        true
+        crate::config::agree::json_endpoints(text.as_bytes(), frontend)
     }
 
     mod fast_json_props {

@@ -33,6 +33,8 @@
 //! Invariant: pure. No file system, no network: input is a tree.
 //! This module does not know how services become IPVS state (`compile`).
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod agree;
 mod fast;
 mod json;
 mod layout;

@@ -23,7 +23,7 @@ pub(super) fn yaml_service(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option
 }
 
 /// A service file read by the full YAML parser.
-fn full_yaml_service(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option<Service> {
+pub(super) fn full_yaml_service(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option<Service> {
     let raw: RawServiceFile = yaml(r, bytes)?;
     // yaml() took it: UTF-8.
     let text = std::str::from_utf8(bytes).unwrap_or_default();
@@ -70,7 +70,7 @@ pub(super) fn yaml_route(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option<R
 }
 
 /// A route file read by the full YAML parser.
-fn full_yaml_route(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option<Route> {
+pub(super) fn full_yaml_route(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option<Route> {
     let raw: RawRouteFile = yaml(r, bytes)?;
     let method = Located {
         value: match raw.method.value {
@@ -355,58 +355,12 @@ fn options() -> serde_saphyr::Options {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::diag::Diagnostics;
-
-    /// The full YAML path alone, with its diagnostics.
-    fn full_service(text: &str) -> (Option<Service>, Diagnostics) {
-        let mut diags = Diagnostics::default();
-        let mut r = Reporter {
-            file: "services/s.yaml",
-            diags: &mut diags,
-            failed: false,
-        };
-        let svc = full_yaml_service(&mut r, "s", text.as_bytes());
-        (svc, diags)
-    }
-
-    fn full_route(text: &str) -> (Option<Route>, Diagnostics) {
-        let mut diags = Diagnostics::default();
-        let mut r = Reporter {
-            file: "routes/r.yaml",
-            diags: &mut diags,
-            failed: false,
-        };
-        let route = full_yaml_route(&mut r, "r", text.as_bytes());
-        (route, diags)
-    }
-
-    /// Whatever the fast reader takes, the full parser reads the same way,
-    /// without a diagnostic.
     fn assert_fast_service_agrees(text: &str) -> bool {
-        let Some(fast) = fast_yaml_service("services/s.yaml", "s", text.as_bytes()) else {
-            return false;
-        };
-        let (full, diags) = full_service(text);
-        assert!(
-            diags.is_empty(),
-            "fast path took {text:?}; full path: {diags:?}"
-        );
-        assert_eq!(Some(fast), full, "fast and full differ on {text:?}");
-        true
+        crate::config::agree::yaml_service(text.as_bytes())
     }
 
     fn assert_fast_route_agrees(text: &str) -> bool {
-        let Some(fast) = fast_yaml_route("routes/r.yaml", "r", text.as_bytes()) else {
-            return false;
-        };
-        let (full, diags) = full_route(text);
-        assert!(
-            diags.is_empty(),
-            "fast path took {text:?}; full path: {diags:?}"
-        );
-        assert_eq!(Some(fast), full, "fast and full differ on {text:?}");
-        true
+        crate::config::agree::yaml_route(text.as_bytes())
     }
 
     /// Found by the fast_readers fuzz target: serde-saphyr refused a valid
