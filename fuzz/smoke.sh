@@ -27,7 +27,7 @@ for t in $targets; do
     cargo fuzz run -O "$t" "corpus/$t" -- -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 >"$log" 2>&1
     code=$?
     set -e
-    grep -E '^#[0-9]+ +(INITED|DONE)|^Done' "$log" >&2 || true
+    grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)|^Done' "$log" >&2 || true
     if [ "$code" != 0 ]; then
         tail -n 60 "$log" >&2
         echo "fuzz/smoke.sh: $t failed (exit $code): keep the input from fuzz/artifacts/$t/ in fuzz/regressions/$t/ once fixed" >&2
