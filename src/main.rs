@@ -1,4 +1,5 @@
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 
@@ -8,7 +9,25 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Whether descriptor 1 was closed at exec (`>&-`), as seen before Rust's
+/// runtime puts /dev/null there (it does so before `main`).
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn probe_stdout() {
+    // SAFETY: F_GETFD on a descriptor number only reads its flags.
+    let closed = unsafe { libc::fcntl(1, libc::F_GETFD) } == -1;
+    STDOUT_CLOSED.store(closed, Ordering::Relaxed);
+}
+
+/// Runs from `.init_array`, before the runtime's own start-up code.
+#[used]
+#[unsafe(link_section = ".init_array")]
+static STDOUT_PROBE: extern "C" fn() = probe_stdout;
+
 fn main() -> ExitCode {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        clusterf::cli::stdout_closed_at_start();
+    }
     let cli = match clusterf::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

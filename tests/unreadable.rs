@@ -12,6 +12,16 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// `render` of `config` with `overlay`, both relative to the test's directory.
+const RENDER_WITH_OVERLAY: &[&str] = &[
+    "render",
+    "--config-path",
+    "config",
+    "--overlay-path",
+    "overlay",
+    "--output",
+    "ipvsadm",
+];
 fn clusterf(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_clusterf"))
         .args(args)
@@ -89,18 +99,7 @@ fn unreadable_overlay_keys_are_skipped_with_a_warning() {
     );
     let overlay = dir.path().join("overlay");
     unreadable_tree(&overlay);
-    let out = clusterf(
-        &[
-            "render",
-            "--config-path",
-            "config",
-            "--overlay-path",
-            "overlay",
-            "--output",
-            "ipvsadm",
-        ],
-        dir.path(),
-    );
+    let out = clusterf(RENDER_WITH_OVERLAY, dir.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "stderr:\n{stderr}");
     assert_eq!(
@@ -268,19 +267,7 @@ fn symlink_cycles_are_named_and_every_directory_is_read_once() {
     fs::remove_file(config.join("services/l2")).unwrap();
     fs::remove_file(config.join("services/web/up")).unwrap();
     fs::remove_file(config.join("services/web/backends")).unwrap();
-    let out = clusterf_within(
-        PROMPTLY,
-        &[
-            "render",
-            "--config-path",
-            "config",
-            "--overlay-path",
-            "overlay",
-            "--output",
-            "ipvsadm",
-        ],
-        dir.path(),
-    );
+    let out = clusterf_within(PROMPTLY, RENDER_WITH_OVERLAY, dir.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "stderr:\n{stderr}");
     assert_eq!(

@@ -83,27 +83,19 @@ pub fn emit(text: &str) -> std::io::Result<()> {
 
 /// Whether file descriptor 1 was closed when the process started (`>&-`).
 /// Rust's runtime opens /dev/null on a closed standard descriptor before
-/// `main`, so writes would vanish without an error; [`STDOUT_PROBE`] looks
-/// before it does.
+/// `main`, so writes would vanish without an error; the binary looks before
+/// it does (`main.rs`) and says so here with [`stdout_closed_at_start`].
 fn stdout_was_closed() -> bool {
-    // Referenced here so that the linker keeps the probe with this code.
-    std::hint::black_box(&STDOUT_PROBE);
     STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Runs from `.init_array`, before Rust's runtime replaces a closed
-/// descriptor 1 by /dev/null.
-extern "C" fn probe_stdout() {
-    // SAFETY: F_GETFD on a descriptor number only reads its flags.
-    let closed = unsafe { libc::fcntl(1, libc::F_GETFD) } == -1;
-    STDOUT_CLOSED.store(closed, std::sync::atomic::Ordering::Relaxed);
+/// Records that descriptor 1 was closed when the process started: every
+/// later [`emit`] fails instead of writing to the /dev/null put there.
+pub fn stdout_closed_at_start() {
+    STDOUT_CLOSED.store(true, std::sync::atomic::Ordering::Relaxed);
 }
-
-#[used]
-#[unsafe(link_section = ".init_array")]
-static STDOUT_PROBE: extern "C" fn() = probe_stdout;
 
 /// Whether output to `stream` (stdout, stderr) gets colour: on a terminal
 /// only, never with `NO_COLOR` set (to anything but the empty string).
