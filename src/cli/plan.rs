@@ -7,7 +7,9 @@
 //!
 //! Invariant: wiring only; what the plan is, is decided in `crate::plan`.
 
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{BufWriter, Write as _};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use clap::{Args, ValueEnum};
@@ -16,6 +18,7 @@ use super::source::{
     CompileArgs, ConfigArgs, OverlayArgs, SafetyArgs, load, print_diagnostics, refuse_errors,
 };
 use super::{Exit, use_color};
+use crate::load::Loaded;
 use crate::model::IpvsState;
 use crate::plan::saved::{Inputs, LiveFingerprint};
 use crate::plan::{self, Ownership, Plan, PlanError, output};
@@ -108,7 +111,8 @@ fn read_live(args: &PlanArgs, overlay_tree: Option<&Tree>) -> Result<(IpvsState,
     }
 }
 
-fn render_output(
+/// Writes the plan to stdout in `format`, as it is rendered.
+fn emit_plan(
     format: PlanFormat,
     plan: &Plan,
     desired: &IpvsState,
@@ -116,14 +120,38 @@ fn render_output(
     live: &LiveFingerprint,
     ownership: &Ownership,
     refused: Option<&str>,
-) -> String {
-    match format {
+) -> std::io::Result<()> {
+    super::emit_with(|w| match format {
         PlanFormat::Text => {
-            output::text_refused(plan, desired, use_color(&std::io::stdout()), refused)
+            output::write_text(w, plan, desired, use_color(&std::io::stdout()), refused)
         }
-        PlanFormat::Json => output::json(plan, desired, inputs, live, ownership, refused),
-        PlanFormat::Markdown => output::markdown(plan, desired, refused),
-    }
+        PlanFormat::Json => output::write_json(w, plan, desired, inputs, live, ownership, refused),
+        PlanFormat::Markdown => output::write_markdown(w, plan, desired, refused),
+    })
+}
+
+/// Saves the plan document to `path`, written as it is serialized.
+fn save(
+    path: &Path,
+    plan: &Plan,
+    desired: &IpvsState,
+    inputs: &Inputs,
+    live: &LiveFingerprint,
+    ownership: &Ownership,
+) -> Result<()> {
+    let write = || -> std::io::Result<()> {
+        let mut file = BufWriter::with_capacity(64 << 10, File::create(path)?);
+        output::write_json(&mut file, plan, desired, inputs, live, ownership, None)?;
+        file.flush()
+    };
+    write().with_context(|| format!("writing the plan to {}", path.display()))
+}
+
+/// The desired state alone: planning needs neither the trees read nor the
+/// parsed config, which in a large repository take as much memory as the
+/// state does.
+fn desired_state(loaded: Loaded) -> IpvsState {
+    loaded.rendered.state
 }
 
 pub fn run(args: &PlanArgs) -> Result<u8> {
@@ -133,18 +161,17 @@ pub fn run(args: &PlanArgs) -> Result<u8> {
     refuse_errors(&loaded, ", nothing planned")?;
     let inputs = loaded.inputs();
     let (live_state, source) = read_live(args, loaded.overlay.as_ref())?;
+    let desired = &desired_state(loaded);
     // An ipvsadm -S -n dump never holds thresholds (-x/-y).
     let thresholds = !source.starts_with("file ");
     let live = LiveFingerprint::new(source, &live_state, &ownership, thresholds);
-    let desired = &loaded.rendered.state;
     match plan::plan(desired, &live_state, &ownership, &guards) {
         Ok(plan) => {
+            drop(live_state);
             if let Some(path) = &args.out {
-                let doc = output::json(&plan, desired, &inputs, &live, &ownership, None);
-                std::fs::write(path, doc)
-                    .with_context(|| format!("writing the plan to {}", path.display()))?;
+                save(path, &plan, desired, &inputs, &live, &ownership)?;
             }
-            super::emit(&render_output(
+            emit_plan(
                 args.output,
                 &plan,
                 desired,
@@ -152,7 +179,7 @@ pub fn run(args: &PlanArgs) -> Result<u8> {
                 &live,
                 &ownership,
                 None,
-            ))?;
+            )?;
             if let Some(path) = &args.out {
                 eprintln!("saved the plan to {}", path.display());
             }
@@ -163,7 +190,7 @@ pub fn run(args: &PlanArgs) -> Result<u8> {
             })
         }
         Err(PlanError::MassDelete { reason, plan }) => {
-            let text = render_output(
+            let written = emit_plan(
                 args.output,
                 &plan,
                 desired,
@@ -173,7 +200,6 @@ pub fn run(args: &PlanArgs) -> Result<u8> {
                 Some(&reason),
             );
             // The refusal is said whatever became of stdout.
-            let written = super::emit(&text);
             eprintln!("error: {reason}");
             written?;
             Err(Exit(1).into())
