@@ -107,6 +107,25 @@ pub fn stdout_closed_at_start() {
     STDOUT_CLOSED.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// How the binary hands memory it freed back to the system (set once in
+/// `main.rs`, for its allocator; nothing in tests and embedders).
+static RELEASE_MEMORY: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
+/// Sets [`release_memory`]'s function: the allocator's "return what is
+/// free to the system now".
+pub fn on_release_memory(release: fn()) {
+    let _ = RELEASE_MEMORY.set(release);
+}
+
+/// Hands memory freed so far back to the system, between the phases of a
+/// large one-shot command: what the last phase freed does not stay resident
+/// under the next one's fresh allocations.
+fn release_memory() {
+    if let Some(release) = RELEASE_MEMORY.get() {
+        release();
+    }
+}
+
 /// Whether output to `stream` (stdout, stderr) gets colour: on a terminal
 /// only, never with `NO_COLOR` set (to anything but the empty string).
 pub fn use_color(stream: &impl std::io::IsTerminal) -> bool {

@@ -7,6 +7,7 @@
 //!
 //! Invariant: wiring only; what the plan is, is decided in `crate::plan`.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
@@ -15,13 +16,16 @@ use anyhow::{Context as _, Result};
 use clap::{Args, ValueEnum};
 
 use super::source::{
-    CompileArgs, ConfigArgs, OverlayArgs, SafetyArgs, load, print_diagnostics, refuse_errors,
+    CompileArgs, ConfigArgs, OverlayArgs, SafetyArgs, print_diagnostics, print_loaded,
+    refuse_errors,
 };
 use super::{Exit, use_color};
 use crate::load::Loaded;
 use crate::model::IpvsState;
 use crate::plan::saved::{Inputs, LiveFingerprint};
 use crate::plan::{self, Ownership, Plan, PlanError, output};
+use crate::render;
+use crate::source::OverlaySource;
 use crate::text::plural;
 use crate::tree::Tree;
 
@@ -77,7 +81,7 @@ fn read_live(args: &PlanArgs, overlay_tree: Option<&Tree>) -> Result<(IpvsState,
             .config
             .read_at(base)
             .with_context(|| format!("reading the config at --base-ref {base}"))?;
-        let rendered = crate::render::render(&tree, overlay_tree, &args.compile.options()?);
+        let rendered = render::render(&tree, overlay_tree, &args.compile.options()?);
         if !rendered.is_ok() {
             print_diagnostics(&rendered.diags);
             let n = rendered.diags.errors().count();
@@ -147,17 +151,48 @@ fn save(
     write().with_context(|| format!("writing the plan to {}", path.display()))
 }
 
+/// [`super::source::load`] for planning: the same sources, render and diagnostics, but
+/// each tree's file contents are let go once parsed
+/// ([`render::render_releasing`]; the overlay's are kept for --base-ref,
+/// which renders it again).
+fn load_releasing(args: &PlanArgs) -> Result<Loaded> {
+    let opts = args.compile.options()?;
+    let config_source = args.config.source()?;
+    let overlay_source = args.overlay.source()?;
+    let mut config = config_source.read()?;
+    let mut overlay = overlay_source
+        .as_ref()
+        .map(OverlaySource::read)
+        .transpose()?;
+    let keep_overlay = args.base_ref.is_some();
+    let mut rendered = render::render_releasing(&mut config, overlay.as_mut(), keep_overlay, &opts);
+    if let Cow::Owned(named) = rendered.diags.from_root(&config, overlay.as_ref()) {
+        rendered.diags = named;
+    }
+    let loaded = Loaded {
+        config,
+        overlay,
+        rendered,
+    };
+    print_loaded(&loaded);
+    Ok(loaded)
+}
+
 /// The desired state alone: planning needs neither the trees read nor the
 /// parsed config, which in a large repository take as much memory as the
-/// state does.
-fn desired_state(loaded: Loaded) -> IpvsState {
-    loaded.rendered.state
+/// state does. What they held goes back to the system before the plan is
+/// made.
+fn desired_state(mut loaded: Loaded) -> IpvsState {
+    let state = std::mem::take(&mut loaded.rendered.state);
+    drop(loaded);
+    super::release_memory();
+    state
 }
 
 pub fn run(args: &PlanArgs) -> Result<u8> {
     let ownership = args.safety.ownership()?;
     let guards = args.safety.guards();
-    let loaded = load(&args.config, &args.overlay, &args.compile)?;
+    let loaded = load_releasing(args)?;
     refuse_errors(&loaded, ", nothing planned")?;
     let inputs = loaded.inputs();
     let (live_state, source) = read_live(args, loaded.overlay.as_ref())?;
