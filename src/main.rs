@@ -24,10 +24,23 @@ extern "C" fn probe_stdout() {
 #[unsafe(link_section = ".init_array")]
 static STDOUT_PROBE: extern "C" fn() = probe_stdout;
 
+unsafe extern "C" {
+    /// mimalloc's own: frees what it can and, with `force`, returns free
+    /// memory to the system at once (it otherwise waits a second).
+    fn mi_collect(force: bool);
+}
+
+fn release_memory() {
+    // SAFETY: a mimalloc entry point without preconditions; the allocator
+    // above is mimalloc, so its library is linked.
+    unsafe { mi_collect(true) }
+}
+
 fn main() -> ExitCode {
     if STDOUT_CLOSED.load(Ordering::Relaxed) {
         clusterf::cli::stdout_closed_at_start();
     }
+    clusterf::cli::on_release_memory(release_memory);
     let cli = match clusterf::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

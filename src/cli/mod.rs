@@ -69,12 +69,22 @@ impl std::error::Error for Exit {}
 /// never reported as success. Commands that change the kernel go on
 /// whatever happens here (see `apply`).
 pub fn emit(text: &str) -> std::io::Result<()> {
-    use std::io::{Error, ErrorKind, Write};
+    use std::io::Write as _;
+    emit_with(|out| out.write_all(text.as_bytes()))
+}
+
+/// [`emit`] of what `write` writes, as it writes it, through one buffer:
+/// a large plan goes out as it is made instead of being held whole. When
+/// the reader goes away, writing stops there.
+pub fn emit_with(
+    write: impl FnOnce(&mut std::io::BufWriter<std::io::StdoutLock<'static>>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    use std::io::{Error, ErrorKind, Write as _};
     if stdout_was_closed() {
         return Err(Error::other("cannot write to stdout: it is closed"));
     }
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
+    match write(&mut out).and_then(|()| out.flush()) {
         Err(e) if e.kind() == ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(Error::new(e.kind(), format!("cannot write to stdout: {e}"))),
         Ok(()) => Ok(()),
@@ -95,6 +105,25 @@ static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicB
 /// later [`emit`] fails instead of writing to the /dev/null put there.
 pub fn stdout_closed_at_start() {
     STDOUT_CLOSED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// How the binary hands memory it freed back to the system (set once in
+/// `main.rs`, for its allocator; nothing in tests and embedders).
+static RELEASE_MEMORY: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
+/// Sets [`release_memory`]'s function: the allocator's "return what is
+/// free to the system now".
+pub fn on_release_memory(release: fn()) {
+    let _ = RELEASE_MEMORY.set(release);
+}
+
+/// Hands memory freed so far back to the system, between the phases of a
+/// large one-shot command: what the last phase freed does not stay resident
+/// under the next one's fresh allocations.
+fn release_memory() {
+    if let Some(release) = RELEASE_MEMORY.get() {
+        release();
+    }
 }
 
 /// Whether output to `stream` (stdout, stderr) gets colour: on a terminal

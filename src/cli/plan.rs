@@ -7,18 +7,25 @@
 //!
 //! Invariant: wiring only; what the plan is, is decided in `crate::plan`.
 
-use std::path::PathBuf;
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{BufWriter, Write as _};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use clap::{Args, ValueEnum};
 
 use super::source::{
-    CompileArgs, ConfigArgs, OverlayArgs, SafetyArgs, load, print_diagnostics, refuse_errors,
+    CompileArgs, ConfigArgs, OverlayArgs, SafetyArgs, print_diagnostics, print_loaded,
+    refuse_errors,
 };
 use super::{Exit, use_color};
+use crate::load::Loaded;
 use crate::model::IpvsState;
 use crate::plan::saved::{Inputs, LiveFingerprint};
 use crate::plan::{self, Ownership, Plan, PlanError, output};
+use crate::render;
+use crate::source::OverlaySource;
 use crate::text::plural;
 use crate::tree::Tree;
 
@@ -74,7 +81,7 @@ fn read_live(args: &PlanArgs, overlay_tree: Option<&Tree>) -> Result<(IpvsState,
             .config
             .read_at(base)
             .with_context(|| format!("reading the config at --base-ref {base}"))?;
-        let rendered = crate::render::render(&tree, overlay_tree, &args.compile.options()?);
+        let rendered = render::render(&tree, overlay_tree, &args.compile.options()?);
         if !rendered.is_ok() {
             print_diagnostics(&rendered.diags);
             let n = rendered.diags.errors().count();
@@ -108,7 +115,8 @@ fn read_live(args: &PlanArgs, overlay_tree: Option<&Tree>) -> Result<(IpvsState,
     }
 }
 
-fn render_output(
+/// Writes the plan to stdout in `format`, as it is rendered.
+fn emit_plan(
     format: PlanFormat,
     plan: &Plan,
     desired: &IpvsState,
@@ -116,35 +124,89 @@ fn render_output(
     live: &LiveFingerprint,
     ownership: &Ownership,
     refused: Option<&str>,
-) -> String {
-    match format {
+) -> std::io::Result<()> {
+    super::emit_with(|w| match format {
         PlanFormat::Text => {
-            output::text_refused(plan, desired, use_color(&std::io::stdout()), refused)
+            output::write_text(w, plan, desired, use_color(&std::io::stdout()), refused)
         }
-        PlanFormat::Json => output::json(plan, desired, inputs, live, ownership, refused),
-        PlanFormat::Markdown => output::markdown(plan, desired, refused),
+        PlanFormat::Json => output::write_json(w, plan, desired, inputs, live, ownership, refused),
+        PlanFormat::Markdown => output::write_markdown(w, plan, desired, refused),
+    })
+}
+
+/// Saves the plan document to `path`, written as it is serialized.
+fn save(
+    path: &Path,
+    plan: &Plan,
+    desired: &IpvsState,
+    inputs: &Inputs,
+    live: &LiveFingerprint,
+    ownership: &Ownership,
+) -> Result<()> {
+    let write = || -> std::io::Result<()> {
+        let mut file = BufWriter::with_capacity(64 << 10, File::create(path)?);
+        output::write_json(&mut file, plan, desired, inputs, live, ownership, None)?;
+        file.flush()
+    };
+    write().with_context(|| format!("writing the plan to {}", path.display()))
+}
+
+/// [`super::source::load`] for planning: the same sources, render and diagnostics, but
+/// each tree's file contents are let go once parsed
+/// ([`render::render_releasing`]; the overlay's are kept for --base-ref,
+/// which renders it again).
+fn load_releasing(args: &PlanArgs) -> Result<Loaded> {
+    let opts = args.compile.options()?;
+    let config_source = args.config.source()?;
+    let overlay_source = args.overlay.source()?;
+    let mut config = config_source.read()?;
+    let mut overlay = overlay_source
+        .as_ref()
+        .map(OverlaySource::read)
+        .transpose()?;
+    let keep_overlay = args.base_ref.is_some();
+    let mut rendered = render::render_releasing(&mut config, overlay.as_mut(), keep_overlay, &opts);
+    if let Cow::Owned(named) = rendered.diags.from_root(&config, overlay.as_ref()) {
+        rendered.diags = named;
     }
+    let loaded = Loaded {
+        config,
+        overlay,
+        rendered,
+    };
+    print_loaded(&loaded);
+    Ok(loaded)
+}
+
+/// The desired state alone: planning needs neither the trees read nor the
+/// parsed config, which in a large repository take as much memory as the
+/// state does. What they held goes back to the system before the plan is
+/// made.
+fn desired_state(mut loaded: Loaded) -> IpvsState {
+    let state = std::mem::take(&mut loaded.rendered.state);
+    drop(loaded);
+    super::release_memory();
+    state
 }
 
 pub fn run(args: &PlanArgs) -> Result<u8> {
     let ownership = args.safety.ownership()?;
     let guards = args.safety.guards();
-    let loaded = load(&args.config, &args.overlay, &args.compile)?;
+    let loaded = load_releasing(args)?;
     refuse_errors(&loaded, ", nothing planned")?;
     let inputs = loaded.inputs();
     let (live_state, source) = read_live(args, loaded.overlay.as_ref())?;
+    let desired = &desired_state(loaded);
     // An ipvsadm -S -n dump never holds thresholds (-x/-y).
     let thresholds = !source.starts_with("file ");
     let live = LiveFingerprint::new(source, &live_state, &ownership, thresholds);
-    let desired = &loaded.rendered.state;
     match plan::plan(desired, &live_state, &ownership, &guards) {
         Ok(plan) => {
+            drop(live_state);
             if let Some(path) = &args.out {
-                let doc = output::json(&plan, desired, &inputs, &live, &ownership, None);
-                std::fs::write(path, doc)
-                    .with_context(|| format!("writing the plan to {}", path.display()))?;
+                save(path, &plan, desired, &inputs, &live, &ownership)?;
             }
-            super::emit(&render_output(
+            emit_plan(
                 args.output,
                 &plan,
                 desired,
@@ -152,7 +214,7 @@ pub fn run(args: &PlanArgs) -> Result<u8> {
                 &live,
                 &ownership,
                 None,
-            ))?;
+            )?;
             if let Some(path) = &args.out {
                 eprintln!("saved the plan to {}", path.display());
             }
@@ -163,7 +225,7 @@ pub fn run(args: &PlanArgs) -> Result<u8> {
             })
         }
         Err(PlanError::MassDelete { reason, plan }) => {
-            let text = render_output(
+            let written = emit_plan(
                 args.output,
                 &plan,
                 desired,
@@ -173,7 +235,6 @@ pub fn run(args: &PlanArgs) -> Result<u8> {
                 Some(&reason),
             );
             // The refusal is said whatever became of stdout.
-            let written = super::emit(&text);
             eprintln!("error: {reason}");
             written?;
             Err(Exit(1).into())

@@ -273,12 +273,17 @@ pub fn load(config: &ConfigArgs, overlay: &OverlayArgs, compile: &CompileArgs) -
         overlay,
         compile,
     })?;
+    print_loaded(&loaded);
+    Ok(loaded)
+}
+
+/// Prints the diagnostics of a load to stderr, after the commit they are in.
+pub fn print_loaded(loaded: &Loaded) {
     let diags = &loaded.rendered.diags;
     if let (Some(rev), false) = (&loaded.config.source.revision, diags.is_empty()) {
         eprintln!("in {} (commit {rev}):", loaded.config.source.description);
     }
     print_diagnostics(diags);
-    Ok(loaded)
 }
 
 /// Ends the command (exit 1) when the loaded config has errors, saying

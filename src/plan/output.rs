@@ -9,14 +9,20 @@
 //! Provenance (which backends, files and routes
 //! made a dest) is looked up in the desired state.
 //!
-//! Invariant: pure string building. This module does not decide whether to
-//! colour (the caller passes that in), and does not print or write files.
+//! Each rendering is written as it is made, in chunks, to a writer the
+//! caller passes (`write_*`): a plan of a million changes is never held
+//! whole in memory. `text`, `markdown` and `json` return the same as a
+//! `String`.
+//!
+//! Invariant: pure text building. This module does not decide whether to
+//! colour (the caller passes that in), and opens no files or streams.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io;
 use std::net::SocketAddr;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use super::saved::{FORMAT_VERSION, Inputs, LiveFingerprint};
 use super::{
@@ -156,14 +162,34 @@ struct Document<'a> {
     refused: Option<&'a str>,
     /// Owned services left without a dest that takes connections.
     emptied: &'a [Emptied],
-    changes: Vec<ChangeView<'a>>,
+    changes: Changes<'a>,
     unmanaged: &'a [Unmanaged],
+}
+
+/// The changes of a plan as the document lists them, each made as it is
+/// serialized.
+struct Changes<'a> {
+    plan: &'a Plan,
+    desired: &'a IpvsState,
+}
+
+impl Serialize for Changes<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            self.plan
+                .changes
+                .iter()
+                .map(|c| ChangeView::of(c, self.desired)),
+        )
+    }
 }
 
 #[derive(Serialize)]
 struct ChangeView<'a> {
     action: Action,
+    #[serde(serialize_with = "key_as_text")]
     service: ServiceKey,
+    #[serde(serialize_with = "addr_as_text")]
     dest: Option<SocketAddr>,
     before: Option<Fields>,
     after: Option<Fields>,
@@ -172,7 +198,101 @@ struct ChangeView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     dests_removed: Option<usize>,
     provenance: &'a [Provenance],
-    op: &'a Op,
+    op: OpView<'a>,
+}
+
+/// A service key's `Display` text, without `core::fmt` for addresses (four
+/// addresses per dest change were a tenth of a JSON plan's time).
+fn key_text(key: &ServiceKey) -> String {
+    match key {
+        ServiceKey::Addr { protocol, addr } => {
+            let mut s = String::with_capacity(56);
+            s.push_str(protocol.as_str());
+            s.push_str("://");
+            push_socket_addr(&mut s, addr);
+            s
+        }
+        ServiceKey::Fwmark { .. } => key.to_string(),
+    }
+}
+
+fn key_as_text<S: Serializer>(key: &ServiceKey, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&key_text(key))
+}
+
+fn addr_as_text<S: Serializer>(addr: &Option<SocketAddr>, s: S) -> Result<S::Ok, S::Error> {
+    match addr {
+        Some(a) => {
+            let mut text = String::with_capacity(48);
+            push_socket_addr(&mut text, a);
+            s.serialize_str(&text)
+        }
+        None => s.serialize_none(),
+    }
+}
+
+/// An [`Op`] as its own `Serialize` writes it (`{"op": "add_dest",
+/// "service", "dest", "attrs"}`), with the addresses as [`key_text`] makes
+/// them.
+struct OpView<'a>(&'a Op);
+
+impl Serialize for OpView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let (tag, service, dest, service_attrs, dest_attrs) = match self.0 {
+            Op::AddService { service, attrs } => ("add_service", service, None, Some(attrs), None),
+            Op::EditService { service, attrs } => {
+                ("edit_service", service, None, Some(attrs), None)
+            }
+            Op::DelService { service } => ("del_service", service, None, None, None),
+            Op::AddDest {
+                service,
+                dest,
+                attrs,
+            } => ("add_dest", service, Some(*dest), None, Some(attrs)),
+            Op::EditDest {
+                service,
+                dest,
+                attrs,
+            } => ("edit_dest", service, Some(*dest), None, Some(attrs)),
+            Op::DelDest { service, dest } => ("del_dest", service, Some(*dest), None, None),
+        };
+        let fields = 2
+            + usize::from(dest.is_some())
+            + usize::from(service_attrs.is_some() || dest_attrs.is_some());
+        let mut m = s.serialize_struct("Op", fields)?;
+        m.serialize_field("op", tag)?;
+        m.serialize_field("service", &key_text(service))?;
+        if let Some(d) = dest {
+            let mut text = String::with_capacity(48);
+            push_socket_addr(&mut text, &d);
+            m.serialize_field("dest", &text)?;
+        }
+        if let Some(a) = service_attrs {
+            m.serialize_field("attrs", a)?;
+        }
+        if let Some(a) = dest_attrs {
+            m.serialize_field("attrs", a)?;
+        }
+        m.end()
+    }
+}
+
+impl<'a> ChangeView<'a> {
+    fn of(c: &'a Change, desired: &'a IpvsState) -> Self {
+        let (before, after) = before_after(c);
+        ChangeView {
+            action: c.action(),
+            service: *c.service(),
+            dest: c.dest(),
+            before,
+            after,
+            names: names(desired, c),
+            dests_removed: matches!(c.op, Op::DelService { .. }).then_some(c.dests_removed),
+            provenance: provenance_of(desired, c),
+            op: OpView(&c.op),
+        }
+    }
 }
 
 /// The JSON plan document (also the saved-plan file), with a final newline.
@@ -186,6 +306,19 @@ pub fn json(
     ownership: &Ownership,
     refused: Option<&str>,
 ) -> String {
+    collect(|w| write_json(w, plan, desired, inputs, live, ownership, refused))
+}
+
+/// Writes [`json`] to `w` as it is serialized.
+pub fn write_json(
+    w: &mut impl io::Write,
+    plan: &Plan,
+    desired: &IpvsState,
+    inputs: &Inputs,
+    live: &LiveFingerprint,
+    ownership: &Ownership,
+    refused: Option<&str>,
+) -> io::Result<()> {
     let doc = Document {
         format_version: FORMAT_VERSION,
         inputs,
@@ -194,28 +327,56 @@ pub fn json(
         summary: plan.summary,
         refused,
         emptied: &plan.emptied,
-        changes: plan
-            .changes
-            .iter()
-            .map(|c| {
-                let (before, after) = before_after(c);
-                ChangeView {
-                    action: c.action(),
-                    service: *c.service(),
-                    dest: c.dest(),
-                    before,
-                    after,
-                    names: names(desired, c),
-                    dests_removed: matches!(c.op, Op::DelService { .. }).then_some(c.dests_removed),
-                    provenance: provenance_of(desired, c),
-                    op: &c.op,
-                }
-            })
-            .collect(),
+        changes: Changes { plan, desired },
         unmanaged: &plan.unmanaged,
     };
-    // Serializing plain data into a String cannot fail.
-    serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+    // Serializing plain data fails only when the writer does.
+    serde_json::to_writer_pretty(&mut *w, &doc)?;
+    w.write_all(b"\n")
+}
+
+// ---------------------------------------------------------------------------
+// Writing
+
+/// How much text is built before it is handed to the writer.
+const CHUNK: usize = 64 << 10;
+
+/// Text built in a `String` and handed to a writer whenever it holds a
+/// [`CHUNK`]: the `push_*` helpers keep appending to a `String`.
+struct Chunks<'w, W: io::Write> {
+    buf: String,
+    w: &'w mut W,
+}
+
+impl<'w, W: io::Write> Chunks<'w, W> {
+    fn new(w: &'w mut W) -> Self {
+        Chunks {
+            buf: String::with_capacity(CHUNK + CHUNK / 4),
+            w,
+        }
+    }
+
+    /// Writes out the text so far once it holds a chunk.
+    fn spill(&mut self) -> io::Result<()> {
+        if self.buf.len() >= CHUNK {
+            self.w.write_all(self.buf.as_bytes())?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes out the rest.
+    fn finish(self) -> io::Result<()> {
+        self.w.write_all(self.buf.as_bytes())
+    }
+}
+
+/// What `write` writes, as a `String` (writing to memory does not fail;
+/// every rendering is UTF-8).
+fn collect(write: impl FnOnce(&mut Vec<u8>) -> io::Result<()>) -> String {
+    let mut bytes = Vec::new();
+    let _ = write(&mut bytes);
+    String::from_utf8(bytes).unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------
@@ -558,14 +719,25 @@ pub fn text_refused(
     color: bool,
     refused: Option<&str>,
 ) -> String {
+    collect(|w| write_text(w, plan, desired, color, refused))
+}
+
+/// Writes [`text_refused`] to `w`, a chunk at a time.
+pub fn write_text(
+    w: &mut impl io::Write,
+    plan: &Plan,
+    desired: &IpvsState,
+    color: bool,
+    refused: Option<&str>,
+) -> io::Result<()> {
     // A plan from empty prints a line per dest (110k at 10k services), so
     // dest lines are appended in place rather than built with `format!`:
     // this printing was 40% of a cold `clusterf plan`'s instructions.
-    let mut out = String::with_capacity(plan.changes.len() * 64);
+    let mut out = Chunks::new(w);
     for (key, changes) in grouped(plan) {
         if changes.first().is_some_and(|c| c.dest().is_some()) {
             // A context line: it starts with a space, so it is never coloured.
-            let _ = writeln!(out, "  service {key}");
+            let _ = writeln!(out.buf, "  service {key}");
         }
         for c in &changes {
             let paint = color.then(|| match c.action() {
@@ -574,15 +746,23 @@ pub fn text_refused(
                 Action::Delete => RED,
             });
             if let Some(p) = paint {
-                out.push_str(p);
+                out.buf.push_str(p);
             }
-            push_change_line(&mut out, c, desired);
+            push_change_line(&mut out.buf, c, desired);
             if paint.is_some() {
-                out.push_str(RESET);
+                out.buf.push_str(RESET);
             }
-            out.push('\n');
+            out.buf.push('\n');
         }
+        out.spill()?;
     }
+    push_text_tail(&mut out.buf, plan, color, refused);
+    out.finish()
+}
+
+/// The text after the changes: unmanaged and emptied services, the summary,
+/// the refusal.
+fn push_text_tail(out: &mut String, plan: &Plan, color: bool, refused: Option<&str>) {
     if !plan.changes.is_empty() {
         out.push('\n');
     }
@@ -606,7 +786,6 @@ pub fn text_refused(
             let _ = writeln!(out, "{line}");
         }
     }
-    out
 }
 
 /// The last line of a refused plan's text.
@@ -623,7 +802,17 @@ pub const MARKDOWN_FOLD_LINES: usize = 40;
 /// a guard refused (`refused`: the reason) says so in its heading and in a
 /// line under it.
 pub fn markdown(plan: &Plan, desired: &IpvsState, refused: Option<&str>) -> String {
-    let mut out = String::new();
+    collect(|w| write_markdown(w, plan, desired, refused))
+}
+
+/// Writes [`markdown`] to `w`, a chunk at a time.
+pub fn write_markdown(
+    w: &mut impl io::Write,
+    plan: &Plan,
+    desired: &IpvsState,
+    refused: Option<&str>,
+) -> io::Result<()> {
+    let mut out = Chunks::new(w);
     let heading = if refused.is_some() {
         "### clusterf plan (refused)"
     } else {
@@ -631,49 +820,66 @@ pub fn markdown(plan: &Plan, desired: &IpvsState, refused: Option<&str>) -> Stri
     };
     if plan.changes.is_empty() {
         let _ = writeln!(
-            out,
+            out.buf,
             "{heading}: no changes\n\nThe live IPVS state matches the desired state."
         );
     } else {
         let s = plan.summary;
         let _ = writeln!(
-            out,
+            out.buf,
             "{heading}: {} to add, {} to change, {} to delete\n",
             s.add, s.change, s.delete
         );
         if let Some(reason) = refused {
-            let _ = writeln!(out, "**Refused, nothing will be applied:** {reason}.\n");
+            let _ = writeln!(out.buf, "**Refused, nothing will be applied:** {reason}.\n");
         }
-        let groups = grouped(plan);
-        let fold = plan.changes.len() > MARKDOWN_FOLD_LINES;
-        if !fold {
-            out.push_str("```diff\n");
-        }
-        for (key, changes) in &groups {
-            let lines = group_lines(key, changes, desired);
-            if fold {
-                let count = |a: Action| changes.iter().filter(|c| c.action() == a).count();
-                let _ = writeln!(
-                    out,
-                    "<details><summary><code>{key}</code>: {} to add, {} to change, {} to delete</summary>\n\n```diff",
-                    count(Action::Add),
-                    count(Action::Edit),
-                    count(Action::Delete)
-                );
-            }
-            for (_, line) in lines {
-                out.push_str(&line);
-                out.push('\n');
-            }
-            if fold {
-                out.push_str("```\n\n</details>\n\n");
-            }
-        }
-        if !fold {
-            out.push_str("```\n\n");
-        }
-        out.push_str("Changes run in make-before-break order: service adds, dest adds, edits, dest deletes, service deletes.\n");
+        write_markdown_changes(&mut out, plan, desired)?;
+        out.buf.push_str("Changes run in make-before-break order: service adds, dest adds, edits, dest deletes, service deletes.\n");
     }
+    push_markdown_tail(&mut out.buf, plan);
+    out.finish()
+}
+
+/// The `diff` blocks: one, or one per service folded when the plan is
+/// large.
+fn write_markdown_changes<W: io::Write>(
+    out: &mut Chunks<'_, W>,
+    plan: &Plan,
+    desired: &IpvsState,
+) -> io::Result<()> {
+    let fold = plan.changes.len() > MARKDOWN_FOLD_LINES;
+    if !fold {
+        out.buf.push_str("```diff\n");
+    }
+    for (key, changes) in &grouped(plan) {
+        let lines = group_lines(key, changes, desired);
+        if fold {
+            let count = |a: Action| changes.iter().filter(|c| c.action() == a).count();
+            let _ = writeln!(
+                out.buf,
+                "<details><summary><code>{key}</code>: {} to add, {} to change, {} to delete</summary>\n\n```diff",
+                count(Action::Add),
+                count(Action::Edit),
+                count(Action::Delete)
+            );
+        }
+        for (_, line) in lines {
+            out.buf.push_str(&line);
+            out.buf.push('\n');
+        }
+        if fold {
+            out.buf.push_str("```\n\n</details>\n\n");
+        }
+        out.spill()?;
+    }
+    if !fold {
+        out.buf.push_str("```\n\n");
+    }
+    Ok(())
+}
+
+/// The emptied and unmanaged services, after the changes.
+fn push_markdown_tail(out: &mut String, plan: &Plan) {
     if !plan.emptied.is_empty() {
         let _ = writeln!(
             out,
@@ -692,5 +898,68 @@ pub fn markdown(plan: &Plan, desired: &IpvsState, refused: Option<&str>) -> Stri
             let _ = writeln!(out, "- `{}` ({})", u.service, plural(u.dests, "dest"));
         }
     }
-    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Family, Protocol};
+
+    #[test]
+    fn ops_and_addresses_serialize_as_the_models_own_serialize_writes_them() {
+        let v4: SocketAddr = "10.1.0.1:8080".parse().unwrap();
+        let v6: SocketAddr = "[2001:db8::1]:53".parse().unwrap();
+        let mut persistent = ServiceAttrs::with_scheduler("sh");
+        persistent.persistence = Some(300);
+        persistent.netmask = Some(24);
+        persistent.flags = vec!["ops".to_string()];
+        let mut thresholds = DestAttrs::new(Method::Tunnel, 7);
+        thresholds.upper_threshold = 100;
+        thresholds.lower_threshold = 10;
+        for service in [
+            ServiceKey::Addr {
+                protocol: Protocol::Tcp,
+                addr: "10.0.0.1:80".parse().unwrap(),
+            },
+            ServiceKey::Addr {
+                protocol: Protocol::Sctp,
+                addr: v6,
+            },
+            ServiceKey::Fwmark {
+                family: Family::Ipv6,
+                mark: 42,
+            },
+        ] {
+            let dest_attrs = DestAttrs::new(Method::Masq, 10);
+            let ops = [
+                Op::AddService {
+                    service,
+                    attrs: ServiceAttrs::with_scheduler("wlc"),
+                },
+                Op::EditService {
+                    service,
+                    attrs: persistent.clone(),
+                },
+                Op::DelService { service },
+                Op::AddDest {
+                    service,
+                    dest: v4,
+                    attrs: dest_attrs,
+                },
+                Op::EditDest {
+                    service,
+                    dest: v6,
+                    attrs: thresholds,
+                },
+                Op::DelDest { service, dest: v4 },
+            ];
+            for op in &ops {
+                assert_eq!(
+                    serde_json::to_string_pretty(&OpView(op)).unwrap(),
+                    serde_json::to_string_pretty(op).unwrap()
+                );
+            }
+            assert_eq!(key_text(&service), service.to_string());
+        }
+    }
 }

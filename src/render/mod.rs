@@ -40,6 +40,52 @@ impl Rendered {
 /// Parses, validates and compiles. Overlay problems are warnings (a bad key
 /// is skipped); config problems are errors.
 pub fn render(config_tree: &Tree, overlay_tree: Option<&Tree>, opts: &Options) -> Rendered {
+    let hashes = (
+        config_tree.content_hash(),
+        overlay_tree.map(Tree::content_hash),
+    );
+    let parsed = parse(config_tree, overlay_tree);
+    compile_parsed(parsed, hashes, opts)
+}
+
+/// [`render`], letting go of each tree's file contents once it is parsed
+/// (paths, unreadable files and source stay, for naming diagnostics): a
+/// large repository's bytes are not held while it compiles. `keep_overlay`
+/// keeps the overlay's contents, for a caller that renders it again.
+pub fn render_releasing(
+    config_tree: &mut Tree,
+    overlay_tree: Option<&mut Tree>,
+    keep_overlay: bool,
+    opts: &Options,
+) -> Rendered {
+    let hashes = (
+        config_tree.content_hash(),
+        overlay_tree.as_deref().map(Tree::content_hash),
+    );
+    let parsed = parse(config_tree, overlay_tree.as_deref());
+    release(config_tree);
+    if let (Some(t), false) = (overlay_tree, keep_overlay) {
+        release(t);
+    }
+    compile_parsed(parsed, hashes, opts)
+}
+
+/// Empties every file's contents, keeping its path.
+fn release(tree: &mut Tree) {
+    for contents in tree.files.values_mut() {
+        *contents = Vec::new();
+    }
+}
+
+/// A config and an overlay parsed, with their diagnostics so far.
+struct Parsed {
+    config: Config,
+    overlay: Overlay,
+    diags: Diagnostics,
+    overlay_diags: Diagnostics,
+}
+
+fn parse(config_tree: &Tree, overlay_tree: Option<&Tree>) -> Parsed {
     let (config, mut diags) = config::parse_config(config_tree);
     if !config::holds_config_files(config_tree) {
         diags.error(
@@ -52,6 +98,27 @@ pub fn render(config_tree: &Tree, overlay_tree: Option<&Tree>, opts: &Options) -
         Some(t) => config::parse_overlay(t),
         None => (Overlay::default(), Diagnostics::default()),
     };
+    Parsed {
+        config,
+        overlay,
+        diags,
+        overlay_diags,
+    }
+}
+
+/// Compiles what [`parse`] gave; `hashes`: the config's and the overlay's
+/// content hashes.
+fn compile_parsed(
+    parsed: Parsed,
+    (config_hash, overlay_hash): (String, Option<String>),
+    opts: &Options,
+) -> Rendered {
+    let Parsed {
+        config,
+        overlay,
+        mut diags,
+        overlay_diags,
+    } = parsed;
     let held = held_back(diags.iter());
     let (state, compile_diags) = compile::compile(&config, &overlay, opts, &held);
     diags.extend(overlay_diags);
@@ -62,8 +129,8 @@ pub fn render(config_tree: &Tree, overlay_tree: Option<&Tree>, opts: &Options) -
         overlay,
         state,
         diags,
-        config_hash: config_tree.content_hash(),
-        overlay_hash: overlay_tree.map(Tree::content_hash),
+        config_hash,
+        overlay_hash,
     }
 }
 
@@ -91,6 +158,34 @@ mod tests {
     use super::*;
 
     const WEB: &str = "frontend: {ipv4: 10.0.0.1, tcp: 80}\n";
+
+    #[test]
+    fn a_releasing_render_equals_a_render_and_keeps_the_paths_but_not_the_contents() {
+        let mut config = Tree::new("cfg");
+        config.insert("services/web.yaml", WEB);
+        config.insert(
+            "services/bad.yaml",
+            "frontend: {ipv4: 10.0.0.2, tcp: 99999}\n",
+        );
+        let mut overlay = Tree::new("etcd");
+        overlay.insert(
+            "services/web/backends/a",
+            r#"{"ipv4": "10.1.0.1", "tcp": 80}"#,
+        );
+        let opts = Options::default();
+        let full = render(&config, Some(&overlay), &opts);
+        for keep_overlay in [false, true] {
+            let (mut c, mut o) = (config.clone(), overlay.clone());
+            let released = render_releasing(&mut c, Some(&mut o), keep_overlay, &opts);
+            assert_eq!(released.state, full.state);
+            assert_eq!(released.diags, full.diags);
+            assert_eq!(released.config_hash, full.config_hash);
+            assert_eq!(released.overlay_hash, full.overlay_hash);
+            assert!(c.files.keys().eq(config.files.keys()));
+            assert!(c.files.values().all(Vec::is_empty));
+            assert_eq!(o == overlay, keep_overlay);
+        }
+    }
 
     #[test]
     fn a_service_whose_file_does_not_parse_holds_its_overlay_backends_back_silently() {
