@@ -4,14 +4,16 @@
 //! the same visitors as the `Raw*` fields, so both readings agree), walked
 //! against the rules of the `Raw*` types: mappings where they belong, known
 //! keys, no repeats, required keys, route methods. What can be read becomes
-//! the `Raw*` values the strict reading yields, which `yaml` validates as
-//! it validates those.
+//! the `Raw*` values the typed reading yields, which `yaml` validates as
+//! it validates those. Only the first four levels are kept (the file,
+//! `backends`, a backend, a field's value), so the stack stays flat.
 //!
 //! A second reading, not a lenient first one: valid files stay on
 //! serde-saphyr's typed path (or the fast readers), unchanged and as fast;
 //! this runs only for a file that already failed. A syntax error still
-//! stops its file (what follows it cannot be read reliably): no tree is
-//! built, and serde-saphyr's error is the file's one problem.
+//! stops its file (what follows it cannot be read reliably), also one
+//! further on than where the typed reading stopped: no tree is built, and
+//! serde-saphyr's error is the file's one problem.
 //!
 //! Must not: word a problem differently from serde-saphyr's message for it
 //! (as `yaml` words those): the first problem of a file reads as before.
@@ -56,9 +58,9 @@ pub(super) struct LenientRoute {
     pub(super) method: Option<Spanned<RawRouteMethod>>,
 }
 
-/// What a lenient reading found, or serde-saphyr's error when it cannot
-/// read the file untyped either (a syntax error, also one after the
-/// problem that stopped the typed reading; a budget breach).
+/// What a lenient reading found (`None`: nothing to validate), or
+/// serde-saphyr's error when it cannot read the file untyped either (a
+/// syntax error or a budget breach past where the typed reading stopped).
 pub(super) type Reading<T> = Result<Option<T>, serde_saphyr::Error>;
 
 /// The tree of `text`.
@@ -84,14 +86,14 @@ pub(super) fn service(
     let frontend = match frontend {
         None => {
             missing(r, &top, pairs, "frontend");
-            endpoints_at(&top, empty_frontend())
+            spanned_as(&top, empty_frontend())
         }
         Some(f) => match mapping(r, f) {
-            None => endpoints_at(f, empty_frontend()),
+            None => spanned_as(f, empty_frontend()),
             Some(pairs) => {
                 frontend_reported = false;
                 let [ipv4, ipv6, tcp, udp] = fields(r, text, pairs, FRONTEND_FIELDS);
-                endpoints_at(
+                spanned_as(
                     f,
                     RawFrontend {
                         ipv4: string(ipv4),
@@ -127,7 +129,7 @@ fn empty_frontend() -> RawFrontend {
 }
 
 /// `value` at the position of `node`.
-fn endpoints_at<T>(node: &Spanned<Node>, value: T) -> Spanned<T> {
+fn spanned_as<T>(node: &Spanned<Node>, value: T) -> Spanned<T> {
     Spanned::new(value, node.referenced, node.defined)
 }
 
@@ -164,7 +166,7 @@ fn service_backends(
             udp: integer(udp),
             weight: integer(weight),
         };
-        out.insert(name, endpoints_at(value, backend));
+        out.insert(name, spanned_as(value, backend));
     }
     out
 }
@@ -185,7 +187,7 @@ pub(super) fn route(
             missing(r, &top, pairs, "method");
             None
         }
-        Some(m) => route_method(r, text, m).map(|v| endpoints_at(m, v)),
+        Some(m) => route_method(r, text, m).map(|v| spanned_as(m, v)),
     };
     Ok(Some(LenientRoute {
         prefix: string(prefix),
@@ -348,7 +350,7 @@ fn string(node: Option<&Spanned<Node>>) -> Option<Spanned<RawStr>> {
         Node::Map(_) => RawStr::Other("a mapping"),
         Node::Seq => RawStr::Other("a sequence"),
     };
-    Some(endpoints_at(node, value))
+    Some(spanned_as(node, value))
 }
 
 /// An optional integer field: null is absent, as for serde's `Option`.
@@ -359,7 +361,7 @@ fn integer(node: Option<&Spanned<Node>>) -> Option<Spanned<RawInt>> {
         Node::Map(_) => RawInt::Other("a mapping"),
         Node::Seq => RawInt::Other("a sequence"),
     };
-    Some(endpoints_at(node, value))
+    Some(spanned_as(node, value))
 }
 
 fn is_null(node: &Node) -> bool {
