@@ -210,7 +210,12 @@ fn route_method(r: &mut Reporter, text: &str, node: &Spanned<Node>) -> Option<Ra
     };
     let name = match &word.value {
         Node::Scalar(RawStr::Str(s), _) => s.as_str(),
-        Node::Scalar(..) => literal(text, word)?,
+        // An empty value is null, which serde-saphyr names `~` (found by
+        // fuzzing: `method: #comment`).
+        Node::Scalar(..) => match literal(text, word)? {
+            "" => "~",
+            lit => lit,
+        },
         _ => {
             r.error(pos(&word.referenced), "expected a single word");
             return None;
@@ -559,6 +564,8 @@ mod tests {
             "frontend: {tcp: 80}\nfrontend: {}\n",
             "method: 5\n",
             "method: ~\n",
+            "method: #tunnel\n",
+            "method:\n",
             "method: [a]\n",
             "method: {masq: 1}\n",
             "method: {nat: 1}\n",
