@@ -329,10 +329,10 @@ fn fields<'n, const N: usize>(
 }
 
 /// A required key missing from a mapping: reported where serde-saphyr
-/// places it, at the first key (a flow mapping starts a column earlier).
+/// places it, at the last key (found by fuzzing), or at an empty mapping.
 fn missing(r: &mut Reporter, map: &Spanned<Node>, pairs: &Pairs, field: &str) {
     let at = pairs
-        .first()
+        .last()
         .map_or(&map.referenced, |(key, _)| &key.referenced);
     r.error(pos(at), format!("missing field {}", text::quote(field)));
 }
@@ -551,6 +551,8 @@ mod tests {
             "\n  {  }\n",
             "prefix: 1\n",
             "? prefix\n: 1\n",
+            "scheduler: sh\nbackends\t:\n  ns1: {ipv4: 10.1.0.53, udp: 53}\n",
+            "prefix: 10.0.0.0/8\ngateway: 10.0.0.1\n",
             "\n\n  backends: {}\n",
             "frontend: {tcp: 80}\nbackends: 5\n",
             "frontend: {tcp: 80}\nbackends: ~\n",
