@@ -27,6 +27,8 @@
 //! - `layout`: which path is what, and the JSON layout's keys;
 //! - `validate`: fields of either format -> validated values;
 //! - `fast`: the fast readers (a flat JSON reader, a YAML subset reader);
+//! - `lenient`: a YAML file serde-saphyr refused, read again for every
+//!   problem, not only serde-saphyr's first;
 //! - `json`, `yaml`: one file of each format, fast reader first;
 //! - `parse`: whole trees, [`parse_config`] and [`parse_overlay`].
 //!
@@ -38,6 +40,7 @@ pub mod agree;
 mod fast;
 mod json;
 mod layout;
+mod lenient;
 mod parse;
 mod raw;
 mod types;

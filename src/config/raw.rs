@@ -11,6 +11,16 @@ use serde_saphyr::Spanned;
 
 use crate::model::{Method, SCHEDULERS};
 
+/// The keys of each input type, in serde's order (its "expected one of"
+/// lists): `lenient` walks a refused file against them.
+pub(super) const FRONTEND_FIELDS: &[&str; 4] = &["ipv4", "ipv6", "tcp", "udp"];
+pub(super) const BACKEND_FIELDS: &[&str; 5] = &["ipv4", "ipv6", "tcp", "udp", "weight"];
+pub(super) const SERVICE_FIELDS: &[&str; 4] = &["frontend", "scheduler", "persistence", "backends"];
+pub(super) const ROUTE_FIELDS: &[&str; 3] = &["prefix", "gateway", "method"];
+pub(super) const DEFAULTS_FIELDS: &[&str; 2] = &["scheduler", "method"];
+/// [`RawRouteMethod`]'s values.
+pub(super) const ROUTE_METHODS: &[&str; 4] = &["masq", "droute", "tunnel", "none"];
+
 /// Addresses and ports of a service frontend.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -76,55 +86,59 @@ pub(super) enum RawInt {
 
 impl<'de> Deserialize<'de> for RawInt {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = RawInt;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an integer")
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<RawInt, E> {
-                Ok(RawInt::Int(v.into()))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<RawInt, E> {
-                Ok(RawInt::Int(v.into()))
-            }
-            fn visit_i128<E>(self, v: i128) -> Result<RawInt, E> {
-                Ok(RawInt::Int(v))
-            }
-            fn visit_u128<E>(self, v: u128) -> Result<RawInt, E> {
-                Ok(i128::try_from(v).map_or(RawInt::Other("a number out of range"), RawInt::Int))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<RawInt, E> {
-                // i128 holds every integral f64 below 2^127; larger ones
-                // are out of range anyway.
-                if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e38 {
-                    Ok(RawInt::Int(v as i128))
-                } else {
-                    Ok(RawInt::Other("a fractional number"))
-                }
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<RawInt, E> {
-                Ok(RawInt::Other("a boolean"))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<RawInt, E> {
-                Ok(RawInt::Other("a string"))
-            }
-            fn visit_unit<E>(self) -> Result<RawInt, E> {
-                Ok(RawInt::Other("null"))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<RawInt, A::Error> {
-                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(RawInt::Other("a sequence"))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<RawInt, A::Error> {
-                while a
-                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
-                    .is_some()
-                {}
-                Ok(RawInt::Other("a mapping"))
-            }
+        d.deserialize_any(IntVisitor)
+    }
+}
+
+/// How a [`RawInt`] takes any value; `lenient`'s node tree reads its
+/// scalars through it too, so both read alike.
+pub(super) struct IntVisitor;
+
+impl<'de> serde::de::Visitor<'de> for IntVisitor {
+    type Value = RawInt;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an integer")
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<RawInt, E> {
+        Ok(RawInt::Int(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<RawInt, E> {
+        Ok(RawInt::Int(v.into()))
+    }
+    fn visit_i128<E>(self, v: i128) -> Result<RawInt, E> {
+        Ok(RawInt::Int(v))
+    }
+    fn visit_u128<E>(self, v: u128) -> Result<RawInt, E> {
+        Ok(i128::try_from(v).map_or(RawInt::Other("a number out of range"), RawInt::Int))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<RawInt, E> {
+        // i128 holds every integral f64 below 2^127; larger ones
+        // are out of range anyway.
+        if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e38 {
+            Ok(RawInt::Int(v as i128))
+        } else {
+            Ok(RawInt::Other("a fractional number"))
         }
-        d.deserialize_any(V)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<RawInt, E> {
+        Ok(RawInt::Other("a boolean"))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<RawInt, E> {
+        Ok(RawInt::Other("a string"))
+    }
+    fn visit_unit<E>(self) -> Result<RawInt, E> {
+        Ok(RawInt::Other("null"))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<RawInt, A::Error> {
+        while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(RawInt::Other("a sequence"))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<RawInt, A::Error> {
+        while a
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(RawInt::Other("a mapping"))
     }
 }
 
@@ -140,49 +154,52 @@ pub(super) enum RawStr {
 
 impl<'de> Deserialize<'de> for RawStr {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = RawStr;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_str<E>(self, v: &str) -> Result<RawStr, E> {
-                Ok(RawStr::Str(v.to_string()))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<RawStr, E> {
-                Ok(RawStr::Other("an integer"))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<RawStr, E> {
-                Ok(RawStr::Other("an integer"))
-            }
-            fn visit_i128<E>(self, _: i128) -> Result<RawStr, E> {
-                Ok(RawStr::Other("an integer"))
-            }
-            fn visit_u128<E>(self, _: u128) -> Result<RawStr, E> {
-                Ok(RawStr::Other("an integer"))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<RawStr, E> {
-                Ok(RawStr::Other("a number"))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<RawStr, E> {
-                Ok(RawStr::Other("a boolean"))
-            }
-            fn visit_unit<E>(self) -> Result<RawStr, E> {
-                Ok(RawStr::Other("null"))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<RawStr, A::Error> {
-                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(RawStr::Other("a sequence"))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<RawStr, A::Error> {
-                while a
-                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
-                    .is_some()
-                {}
-                Ok(RawStr::Other("a mapping"))
-            }
-        }
-        d.deserialize_any(V)
+        d.deserialize_any(StrVisitor)
+    }
+}
+
+/// How a [`RawStr`] takes any value (see [`IntVisitor`]).
+pub(super) struct StrVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrVisitor {
+    type Value = RawStr;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<RawStr, E> {
+        Ok(RawStr::Str(v.to_string()))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<RawStr, E> {
+        Ok(RawStr::Other("an integer"))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<RawStr, E> {
+        Ok(RawStr::Other("an integer"))
+    }
+    fn visit_i128<E>(self, _: i128) -> Result<RawStr, E> {
+        Ok(RawStr::Other("an integer"))
+    }
+    fn visit_u128<E>(self, _: u128) -> Result<RawStr, E> {
+        Ok(RawStr::Other("an integer"))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<RawStr, E> {
+        Ok(RawStr::Other("a number"))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<RawStr, E> {
+        Ok(RawStr::Other("a boolean"))
+    }
+    fn visit_unit<E>(self) -> Result<RawStr, E> {
+        Ok(RawStr::Other("null"))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<RawStr, A::Error> {
+        while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(RawStr::Other("a sequence"))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<RawStr, A::Error> {
+        while a
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(RawStr::Other("a mapping"))
     }
 }
 

@@ -1,20 +1,28 @@
 //! The YAML layout's files (services, routes, `clusterf.yaml`): the fast
-//! reader first, serde-saphyr into the `Raw*` types when it declines, and
-//! validation either way. One file at a time: which file is what, and how
-//! files combine, is `layout`'s and `parse`'s.
+//! reader first, serde-saphyr into the `Raw*` types when it declines
+//! (`lenient` for the other problems of a file serde-saphyr refuses), and
+//! validation either way; at most [`MAX_PROBLEMS`] listed per file. One
+//! file at a time: which file is what, and how files combine, is
+//! `layout`'s and `parse`'s.
 
 use serde_saphyr::Spanned;
 
 use super::fast::{fast_yaml_route, fast_yaml_service};
+use super::lenient;
 use super::raw::{RawDefaultsFile, RawInt, RawRouteFile, RawRouteMethod, RawServiceFile, RawStr};
 use super::types::{Defaults, Route, Service};
 use super::validate::{
     EndpointFields, Located, Reporter, RouteFields, ServiceFields, TooLarge, exact_integer,
     parse_scheduler, range_error, utf8, validate_route, validate_service,
 };
-use crate::diag::Pos;
+use crate::diag::{Diagnostics, Pos};
 use crate::model::Method;
 use crate::text;
+
+/// The most problems listed for one file; the rest are counted in one more
+/// line. Bounds the output of a hostile file (every line of a 4 MiB file
+/// can be a problem).
+pub(super) const MAX_PROBLEMS: usize = 100;
 
 /// A service file: the fast reader when it takes the file, else
 /// serde-saphyr.
@@ -22,11 +30,38 @@ pub(super) fn yaml_service(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option
     fast_yaml_service(r.file, name, bytes).or_else(|| full_yaml_service(r, name, bytes))
 }
 
-/// A service file read by the full YAML parser.
+/// A service file read by the full YAML parser: serde-saphyr into the
+/// `Raw*` types, and when it refuses the file, `lenient` for every other
+/// problem.
 pub(super) fn full_yaml_service(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option<Service> {
-    let raw: RawServiceFile = yaml(r, bytes)?;
-    // yaml() took it: UTF-8.
-    let text = std::str::from_utf8(bytes).unwrap_or_default();
+    capped(r, |r| {
+        let text = utf8(r, bytes)?;
+        match serde_saphyr::from_str_with_options::<RawServiceFile>(text, options()) {
+            Ok(raw) => Some(service_from_raw(r, name, text, &raw, false)),
+            Err(e) => {
+                refused(r, &e, |r| {
+                    let l = lenient::service(r, text, options())?;
+                    if let Some(l) = l {
+                        service_from_raw(r, name, text, &l.raw, l.frontend_reported);
+                    }
+                    Ok(())
+                });
+                None
+            }
+        }
+    })
+}
+
+/// Validates a service read by either YAML reading; `frontend_reported`:
+/// the frontend was missing or malformed, which is not reported again as
+/// one without address or port.
+fn service_from_raw(
+    r: &mut Reporter,
+    name: &str,
+    text: &str,
+    raw: &RawServiceFile,
+    frontend_reported: bool,
+) -> Service {
     let f = &raw.frontend.value;
     let frontend_pos = spanned(&Spanned {
         value: (),
@@ -34,7 +69,9 @@ pub(super) fn full_yaml_service(r: &mut Reporter, name: &str, bytes: &[u8]) -> O
         defined: raw.frontend.defined,
     })
     .pos;
-    let frontend = yaml_endpoints_fields(r, text, &f.ipv4, &f.ipv6, &f.tcp, &f.udp, &None);
+    let mut frontend = yaml_endpoints_fields(r, text, &f.ipv4, &f.ipv6, &f.tcp, &f.udp, &None);
+    frontend.addr_given |= frontend_reported;
+    frontend.port_given |= frontend_reported;
     let scheduler = yaml_str(r, "scheduler", &raw.scheduler);
     let persistence = yaml_int(r, "persistence", &raw.persistence, text);
     let mut backends = Vec::with_capacity(raw.backends.len());
@@ -56,7 +93,7 @@ pub(super) fn full_yaml_service(r: &mut Reporter, name: &str, bytes: &[u8]) -> O
         persistence,
         backends,
     };
-    Some(validate_service(r, name, &fields))
+    validate_service(r, name, &fields)
 }
 
 /// A route file, left out when it has errors: the fast reader when it
@@ -69,35 +106,88 @@ pub(super) fn yaml_route(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option<R
     }
 }
 
-/// A route file read by the full YAML parser.
+/// A route file read by the full YAML parser (and `lenient` when it
+/// refuses the file).
 pub(super) fn full_yaml_route(r: &mut Reporter, name: &str, bytes: &[u8]) -> Option<Route> {
-    let raw: RawRouteFile = yaml(r, bytes)?;
-    let method = Located {
-        value: match raw.method.value {
+    let route = capped(r, |r| {
+        let text = utf8(r, bytes)?;
+        match serde_saphyr::from_str_with_options::<RawRouteFile>(text, options()) {
+            Ok(raw) => Some(route_from_raw(
+                r,
+                name,
+                &raw.prefix,
+                &raw.gateway,
+                Some(&raw.method),
+            )),
+            Err(e) => {
+                refused(r, &e, |r| {
+                    if let Some(l) = lenient::route(r, text, options())? {
+                        route_from_raw(r, name, &l.prefix, &l.gateway, l.method.as_ref());
+                    }
+                    Ok(())
+                });
+                None
+            }
+        }
+    })?;
+    // A route with errors is left out, like a JSON one: with its prefix
+    // unparsed it would pass for a default route.
+    (!r.failed).then_some(route)
+}
+
+/// Validates a route read by either YAML reading; `method` is `None` when
+/// it was already reported.
+fn route_from_raw(
+    r: &mut Reporter,
+    name: &str,
+    prefix: &Option<Spanned<RawStr>>,
+    gateway: &Option<Spanned<RawStr>>,
+    method: Option<&Spanned<RawRouteMethod>>,
+) -> Route {
+    let method = method.map(|m| Located {
+        value: match m.value {
             RawRouteMethod::Masq => "masq",
             RawRouteMethod::Droute => "droute",
             RawRouteMethod::Tunnel => "tunnel",
             RawRouteMethod::None => "none",
         },
-        pos: spanned(&raw.method).pos,
-    };
+        pos: spanned(m).pos,
+    });
     let fields = RouteFields {
-        prefix: yaml_str(r, "prefix", &raw.prefix),
-        gateway: yaml_str(r, "gateway", &raw.gateway),
-        method: Some(method),
+        prefix: yaml_str(r, "prefix", prefix),
+        gateway: yaml_str(r, "gateway", gateway),
+        // A method already reported stands in as any valid one, so that its
+        // absence does not also warn of an unused gateway.
+        method: method.or(Some(Located {
+            value: "masq",
+            pos: None,
+        })),
     };
-    // A route with errors is left out, like a JSON one: with its prefix
-    // unparsed it would pass for a default route.
-    let route = validate_route(r, name, &fields);
-    (!r.failed).then_some(route)
+    validate_route(r, name, &fields)
 }
 
 /// `clusterf.yaml`.
 pub(super) fn yaml_defaults(r: &mut Reporter, bytes: &[u8]) -> Option<Defaults> {
-    // An empty file (or a bare null) sets no defaults.
-    let Some(raw) = yaml::<Option<RawDefaultsFile>>(r, bytes)? else {
-        return Some(Defaults::default());
-    };
+    capped(r, |r| {
+        let text = utf8(r, bytes)?;
+        // An empty file (or a bare null) sets no defaults.
+        match serde_saphyr::from_str_with_options::<Option<RawDefaultsFile>>(text, options()) {
+            Ok(None) => Some(Defaults::default()),
+            Ok(Some(raw)) => Some(defaults_from_raw(r, &raw)),
+            Err(e) => {
+                refused(r, &e, |r| {
+                    if let Some(raw) = lenient::defaults(r, text, options())? {
+                        defaults_from_raw(r, &raw);
+                    }
+                    Ok(())
+                });
+                None
+            }
+        }
+    })
+}
+
+fn defaults_from_raw(r: &mut Reporter, raw: &RawDefaultsFile) -> Defaults {
     let scheduler = yaml_str(r, "scheduler", &raw.scheduler);
     let scheduler = parse_scheduler(r, &scheduler);
     let method = yaml_str(r, "method", &raw.method).and_then(|m| match m.value.parse::<Method>() {
@@ -107,36 +197,148 @@ pub(super) fn yaml_defaults(r: &mut Reporter, bytes: &[u8]) -> Option<Defaults> 
             None
         }
     });
-    Some(Defaults { scheduler, method })
+    Defaults { scheduler, method }
 }
 
-/// A whole file read by serde-saphyr, or its first error.
-fn yaml<T: serde::de::DeserializeOwned>(r: &mut Reporter, bytes: &[u8]) -> Option<T> {
-    let text = utf8(r, bytes)?;
-    match serde_saphyr::from_str_with_options::<T>(text, options()) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            let pos = e.location().map(|l| Pos {
-                line: l.line(),
-                column: l.column(),
-            });
-            r.error(pos, yaml_message(&e));
-            None
+/// Runs `read` on one file with its problems gathered apart, then reports
+/// them in order, at most [`MAX_PROBLEMS`] and a count of the rest.
+fn capped<T>(r: &mut Reporter, read: impl FnOnce(&mut Reporter) -> T) -> T {
+    let mut local = Diagnostics::default();
+    let mut lr = Reporter {
+        file: r.file,
+        diags: &mut local,
+        failed: false,
+    };
+    let out = read(&mut lr);
+    r.failed |= lr.failed;
+    if local.len() > MAX_PROBLEMS {
+        local.sort();
+        let rest = local.0.split_off(MAX_PROBLEMS);
+        let noun = if rest.len() == 1 {
+            "problem"
+        } else {
+            "problems"
+        };
+        let more = format!(
+            "and {} more {noun}: only the first {MAX_PROBLEMS} of a file are listed",
+            rest.len()
+        );
+        let mut local = local;
+        local.error(r.file, rest[0].pos, more);
+        r.diags.extend(local);
+    } else {
+        r.diags.extend(local);
+    }
+    out
+}
+
+/// A file serde-saphyr refused: its error, and when the error is one of
+/// those `lenient` finds too (the file's shape, not its syntax), every
+/// other problem `walk` finds. The error is kept as serde-saphyr worded
+/// it; the same problem found by `walk` is the same diagnostic, which
+/// sorting removes. When the untyped reading fails too (a syntax error or
+/// a budget breach further on, which the typed reading did not reach),
+/// the file keeps its one problem, as a syntax error alone does.
+fn refused(
+    r: &mut Reporter,
+    e: &serde_saphyr::Error,
+    walk: impl FnOnce(&mut Reporter) -> Result<(), serde_saphyr::Error>,
+) {
+    report(r, e);
+    if is_shape(e) {
+        let mut found = Diagnostics::default();
+        let mut fr = Reporter {
+            file: r.file,
+            diags: &mut found,
+            failed: false,
+        };
+        if walk(&mut fr).is_ok() {
+            r.diags.extend(found);
         }
     }
 }
 
-/// The error message in our words, without serde-saphyr's location suffix
-/// or snippet (the diagnostic carries the position itself).
-fn yaml_message(e: &serde_saphyr::Error) -> String {
-    use serde_saphyr::MessageFormatter as _;
+fn report(r: &mut Reporter, e: &serde_saphyr::Error) {
+    let pos = e.location().map(|l| Pos {
+        line: l.line(),
+        column: l.column(),
+    });
+    r.error(pos, yaml_message(e));
+}
+
+/// Whether serde-saphyr refused a file for its shape (what `lenient` finds
+/// too), not for its syntax or size.
+fn is_shape(e: &serde_saphyr::Error) -> bool {
+    use serde_saphyr::Error as E;
+    matches!(
+        innermost(e),
+        E::SerdeUnknownField { .. }
+            | E::SerdeMissingField { .. }
+            | E::SerdeUnknownVariant { .. }
+            | E::SerdeInvalidType { .. }
+            | E::SerdeInvalidValue { .. }
+            | E::Unexpected { .. }
+            | E::DuplicateMappingKey { .. }
+            | E::NullIntoString { .. }
+            | E::ExternallyTaggedEnumExpectedScalarOrMapping { .. }
+            | E::UnexpectedValueForUnitEnumVariant { .. }
+    )
+}
+
+/// For `agree`: serde-saphyr's diagnostic when it refuses `text` as a `T`
+/// for its shape, and the problems `walk` (a `lenient` reading, which
+/// says whether it read a tree) finds.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(super) fn shape_readings<T: serde::de::DeserializeOwned>(
+    text: &str,
+    walk: impl FnOnce(&mut Reporter, &str, serde_saphyr::Options) -> bool,
+) -> Option<(crate::diag::Diagnostic, Diagnostics)> {
+    let e = serde_saphyr::from_str_with_options::<T>(text, options()).err()?;
+    if !is_shape(&e) {
+        return None;
+    }
+    let mut serde = Diagnostics::default();
+    refused(
+        &mut Reporter {
+            file: "f",
+            diags: &mut serde,
+            failed: false,
+        },
+        &e,
+        |_| Ok(()),
+    );
+    let mut lenient = Diagnostics::default();
+    let read = walk(
+        &mut Reporter {
+            file: "f",
+            diags: &mut lenient,
+            failed: false,
+        },
+        text,
+        options(),
+    );
+    // A syntax error after the typed reading stopped leaves no tree.
+    read.then_some(())?;
+    Some((serde.0.pop()?, lenient))
+}
+
+/// serde-saphyr's error without the wrappers that add a snippet or an
+/// alias's location.
+fn innermost(e: &serde_saphyr::Error) -> &serde_saphyr::Error {
     let mut e = e;
     while let serde_saphyr::Error::AliasError { error, .. }
     | serde_saphyr::Error::WithSnippet { error, .. } = e
     {
         e = error;
     }
-    Words.format_message(e).into_owned()
+    e
+}
+
+/// The error message in our words, without serde-saphyr's location suffix
+/// or snippet (the diagnostic carries the position itself).
+fn yaml_message(e: &serde_saphyr::Error) -> String {
+    use serde_saphyr::MessageFormatter as _;
+    Words.format_message(innermost(e)).into_owned()
 }
 
 /// serde-saphyr's messages, reworded where they speak to a Rust programmer
@@ -632,6 +834,25 @@ mod tests {
                     doc.insert_str(i, edit);
                 }
                 assert_fast_service_agrees(&doc);
+            }
+
+            #[test]
+            fn lenient_reports_what_serde_saphyr_reports_after_any_edit(
+                doc in service_doc(),
+                at in prop::collection::vec(any::<prop::sample::Index>(), 1..4),
+                edit in prop::collection::vec(prop::sample::select(vec![
+                    " ", ":", "-", "{", "}", ",", "\"", "\n", "[", "]", "~", "x", "0",
+                    "\n  ", "\nbogus: 1\n", "method: x\n", "\n  a: 5\n", ": ", "null",
+                ]), 1..4),
+            ) {
+                let mut doc = doc;
+                for (at, edit) in at.iter().zip(&edit) {
+                    let i = at.index(doc.len() + 1);
+                    if doc.is_char_boundary(i) {
+                        doc.insert_str(i, edit);
+                    }
+                }
+                crate::config::agree::yaml_shape(doc.as_bytes());
             }
 
             #[test]

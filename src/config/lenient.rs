@@ -1,0 +1,585 @@
+//! A YAML file that serde-saphyr refused, read again so that every problem
+//! of the file is reported, not only the first: the text becomes a tree of
+//! nodes with their positions (read by serde-saphyr, each scalar through
+//! the same visitors as the `Raw*` fields, so both readings agree), walked
+//! against the rules of the `Raw*` types: mappings where they belong, known
+//! keys, no repeats, required keys, route methods. What can be read becomes
+//! the `Raw*` values the typed reading yields, which `yaml` validates as
+//! it validates those. Only the first four levels are kept (the file,
+//! `backends`, a backend, a field's value), so the stack stays flat.
+//!
+//! A second reading, not a lenient first one: valid files stay on
+//! serde-saphyr's typed path (or the fast readers), unchanged and as fast;
+//! this runs only for a file that already failed. A syntax error still
+//! stops its file (what follows it cannot be read reliably), also one
+//! further on than where the typed reading stopped: no tree is built, and
+//! serde-saphyr's error is the file's one problem.
+//!
+//! Must not: word a problem differently from serde-saphyr's message for it
+//! (as `yaml` words those): the first problem of a file reads as before.
+
+use std::marker::PhantomData;
+
+use serde::de::{self, Deserialize, Visitor};
+use serde_saphyr::{Location, Spanned};
+
+use super::raw::{
+    BACKEND_FIELDS, DEFAULTS_FIELDS, FRONTEND_FIELDS, IntVisitor, ROUTE_FIELDS, ROUTE_METHODS,
+    RawBackend, RawDefaultsFile, RawFrontend, RawInt, RawRouteMethod, RawServiceFile, RawStr,
+    SERVICE_FIELDS, StrVisitor,
+};
+use super::validate::Reporter;
+use crate::diag::Pos;
+use crate::text;
+
+/// A YAML node as serde-saphyr reads it untyped.
+pub(super) enum Node {
+    /// Pairs in the order written, repeated keys kept.
+    Map(Vec<(Spanned<Node>, Spanned<Node>)>),
+    Seq,
+    /// A scalar as a string field and as an integer field read it.
+    Scalar(RawStr, RawInt),
+}
+
+type Pairs = [(Spanned<Node>, Spanned<Node>)];
+
+/// A service file read leniently: what could be read, and whether the
+/// frontend was reported as missing or malformed (so that validation does
+/// not also call it empty).
+pub(super) struct LenientService {
+    pub(super) raw: RawServiceFile,
+    pub(super) frontend_reported: bool,
+}
+
+/// A route file read leniently; `method` is `None` when it was reported.
+pub(super) struct LenientRoute {
+    pub(super) prefix: Option<Spanned<RawStr>>,
+    pub(super) gateway: Option<Spanned<RawStr>>,
+    pub(super) method: Option<Spanned<RawRouteMethod>>,
+}
+
+/// What a lenient reading found (`None`: nothing to validate), or
+/// serde-saphyr's error when it cannot read the file untyped either (a
+/// syntax error or a budget breach past where the typed reading stopped).
+pub(super) type Reading<T> = Result<Option<T>, serde_saphyr::Error>;
+
+/// The tree of `text`.
+fn tree(text: &str, options: serde_saphyr::Options) -> Result<Spanned<Node>, serde_saphyr::Error> {
+    let mut options = options;
+    // Repeats are reported here, with every other problem.
+    options.duplicate_keys = serde_saphyr::options::DuplicateKeyPolicy::PassThrough;
+    serde_saphyr::from_str_with_options::<Spanned<At<D0>>>(text, options).map(unwrap)
+}
+
+/// A service file's problems, and its values as far as they can be read.
+pub(super) fn service(
+    r: &mut Reporter,
+    text: &str,
+    options: serde_saphyr::Options,
+) -> Reading<LenientService> {
+    let top = tree(text, options)?;
+    let Some(pairs) = mapping(r, &top) else {
+        return Ok(None);
+    };
+    let [frontend, scheduler, persistence, backends] = fields(r, text, pairs, SERVICE_FIELDS);
+    let mut frontend_reported = true;
+    let frontend = match frontend {
+        None => {
+            missing(r, &top, pairs, "frontend");
+            spanned_as(&top, empty_frontend())
+        }
+        Some(f) => match mapping(r, f) {
+            None => spanned_as(f, empty_frontend()),
+            Some(pairs) => {
+                frontend_reported = false;
+                let [ipv4, ipv6, tcp, udp] = fields(r, text, pairs, FRONTEND_FIELDS);
+                spanned_as(
+                    f,
+                    RawFrontend {
+                        ipv4: string(ipv4),
+                        ipv6: string(ipv6),
+                        tcp: integer(tcp),
+                        udp: integer(udp),
+                    },
+                )
+            }
+        },
+    };
+    let raw = RawServiceFile {
+        frontend,
+        scheduler: string(scheduler),
+        persistence: integer(persistence),
+        backends: backends
+            .map(|b| service_backends(r, text, b))
+            .unwrap_or_default(),
+    };
+    Ok(Some(LenientService {
+        raw,
+        frontend_reported,
+    }))
+}
+
+fn empty_frontend() -> RawFrontend {
+    RawFrontend {
+        ipv4: None,
+        ipv6: None,
+        tcp: None,
+        udp: None,
+    }
+}
+
+/// `value` at the position of `node`.
+fn spanned_as<T>(node: &Spanned<Node>, value: T) -> Spanned<T> {
+    Spanned::new(value, node.referenced, node.defined)
+}
+
+/// The backends that can be read; the rest are reported.
+fn service_backends(
+    r: &mut Reporter,
+    text: &str,
+    node: &Spanned<Node>,
+) -> std::collections::BTreeMap<String, Spanned<RawBackend>> {
+    let mut out = std::collections::BTreeMap::new();
+    let Some(pairs) = mapping(r, node) else {
+        return out;
+    };
+    for (key, value) in pairs {
+        let Some(name) = key_text(text, key) else {
+            r.error(pos(&key.referenced), not_a_string(&key.value));
+            continue;
+        };
+        if out.contains_key(&name) {
+            r.error(
+                pos(&key.referenced),
+                format!("duplicate key {}", text::quote(&name)),
+            );
+            continue;
+        }
+        let Some(pairs) = mapping(r, value) else {
+            continue;
+        };
+        let [ipv4, ipv6, tcp, udp, weight] = fields(r, text, pairs, BACKEND_FIELDS);
+        let backend = RawBackend {
+            ipv4: string(ipv4),
+            ipv6: string(ipv6),
+            tcp: integer(tcp),
+            udp: integer(udp),
+            weight: integer(weight),
+        };
+        out.insert(name, spanned_as(value, backend));
+    }
+    out
+}
+
+/// A route file's problems, and its values as far as they can be read.
+pub(super) fn route(
+    r: &mut Reporter,
+    text: &str,
+    options: serde_saphyr::Options,
+) -> Reading<LenientRoute> {
+    let top = tree(text, options)?;
+    let Some(pairs) = mapping(r, &top) else {
+        return Ok(None);
+    };
+    let [prefix, gateway, method] = fields(r, text, pairs, ROUTE_FIELDS);
+    let method = match method {
+        None => {
+            missing(r, &top, pairs, "method");
+            None
+        }
+        Some(m) => route_method(r, text, m).map(|v| spanned_as(m, v)),
+    };
+    Ok(Some(LenientRoute {
+        prefix: string(prefix),
+        gateway: string(gateway),
+        method,
+    }))
+}
+
+/// A route's method, as serde-saphyr reads a unit enum: a scalar names a
+/// variant (as written: `~` is no null here); a mapping of one pair names
+/// it by its key and may hold no value.
+fn route_method(r: &mut Reporter, text: &str, node: &Spanned<Node>) -> Option<RawRouteMethod> {
+    let (word, value) = match &node.value {
+        Node::Scalar(..) => (node, None),
+        Node::Map(pairs) if pairs.len() == 1 => (&pairs[0].0, Some(&pairs[0].1)),
+        _ => {
+            r.error(pos(&node.referenced), "expected a single word");
+            return None;
+        }
+    };
+    let name = match &word.value {
+        Node::Scalar(RawStr::Str(s), _) => s.as_str(),
+        // An empty value is null, which serde-saphyr names `~` (found by
+        // fuzzing: `method: #comment`).
+        Node::Scalar(..) => match literal(text, word)? {
+            "" => "~",
+            lit => lit,
+        },
+        _ => {
+            r.error(pos(&word.referenced), "expected a single word");
+            return None;
+        }
+    };
+    let method = match name {
+        "masq" => RawRouteMethod::Masq,
+        "droute" => RawRouteMethod::Droute,
+        "tunnel" => RawRouteMethod::Tunnel,
+        "none" => RawRouteMethod::None,
+        _ => {
+            r.error(
+                pos(&word.referenced),
+                format!(
+                    "unknown value {}, expected one of {}",
+                    text::quote(name),
+                    ROUTE_METHODS.join(", ")
+                ),
+            );
+            return None;
+        }
+    };
+    if let Some(value) = value {
+        r.error(pos(&value.referenced), "expected a single word");
+        return None;
+    }
+    Some(method)
+}
+
+/// `clusterf.yaml`'s problems and values (`None` for an empty file too).
+pub(super) fn defaults(
+    r: &mut Reporter,
+    text: &str,
+    options: serde_saphyr::Options,
+) -> Reading<RawDefaultsFile> {
+    let top = tree(text, options)?;
+    if is_null(&top.value) {
+        return Ok(None);
+    }
+    let Some(pairs) = mapping(r, &top) else {
+        return Ok(None);
+    };
+    let [scheduler, method] = fields(r, text, pairs, DEFAULTS_FIELDS);
+    Ok(Some(RawDefaultsFile {
+        scheduler: string(scheduler),
+        method: string(method),
+    }))
+}
+
+/// The pairs of a mapping, or an error when `node` is something else.
+fn mapping<'n>(r: &mut Reporter, node: &'n Spanned<Node>) -> Option<&'n Pairs> {
+    match &node.value {
+        Node::Map(pairs) => Some(pairs),
+        _ => {
+            r.error(pos(&node.referenced), NOT_A_MAPPING);
+            None
+        }
+    }
+}
+
+/// Serde-saphyr's words (as `yaml` words them) for a struct or map that
+/// is something else, null included.
+const NOT_A_MAPPING: &str = "expected a mapping (key: value lines or {key: value})";
+
+/// Serde-saphyr's words for a key that is no string.
+fn not_a_string(node: &Node) -> String {
+    match node {
+        Node::Scalar(..) => {
+            "expected a string, found null (write \"null\" in quotes for the word)".to_string()
+        }
+        _ => "expected a single value".to_string(),
+    }
+}
+
+/// The values of `known` keys in `pairs`, in `known`'s order; unknown and
+/// repeated keys are reported, a repeat's value is not read.
+fn fields<'n, const N: usize>(
+    r: &mut Reporter,
+    text: &str,
+    pairs: &'n Pairs,
+    known: &[&str; N],
+) -> [Option<&'n Spanned<Node>>; N] {
+    let mut out = [None; N];
+    let mut seen: Vec<String> = Vec::new();
+    for (key, value) in pairs {
+        let Some(name) = key_text(text, key) else {
+            r.error(pos(&key.referenced), not_a_string(&key.value));
+            continue;
+        };
+        if seen.contains(&name) {
+            r.error(
+                pos(&key.referenced),
+                format!("duplicate key {}", text::quote(&name)),
+            );
+            continue;
+        }
+        match known.iter().position(|k| *k == name) {
+            Some(i) => out[i] = Some(value),
+            None => r.error(
+                pos(&key.referenced),
+                format!(
+                    "unknown field {}, expected one of {}",
+                    text::quote(&name),
+                    known.join(", ")
+                ),
+            ),
+        }
+        seen.push(name);
+    }
+    out
+}
+
+/// A required key missing from a mapping: reported where serde-saphyr
+/// places it, at the last key (found by fuzzing), or at an empty mapping.
+fn missing(r: &mut Reporter, map: &Spanned<Node>, pairs: &Pairs, field: &str) {
+    let at = pairs
+        .last()
+        .map_or(&map.referenced, |(key, _)| &key.referenced);
+    r.error(pos(at), format!("missing field {}", text::quote(field)));
+}
+
+/// A key as a string, as serde reads a plain scalar into one: the text as
+/// written (`1`, `true`); `None` for null and for a mapping or list.
+fn key_text(text: &str, key: &Spanned<Node>) -> Option<String> {
+    match &key.value {
+        Node::Scalar(RawStr::Str(s), _) => Some(s.clone()),
+        Node::Scalar(..) if !is_null(&key.value) => literal(text, key).map(str::to_string),
+        _ => None,
+    }
+}
+
+/// An optional string field: null is absent, as for serde's `Option`.
+fn string(node: Option<&Spanned<Node>>) -> Option<Spanned<RawStr>> {
+    let node = node.filter(|n| !is_null(&n.value))?;
+    let value = match &node.value {
+        Node::Scalar(s, _) => s.clone(),
+        Node::Map(_) => RawStr::Other("a mapping"),
+        Node::Seq => RawStr::Other("a sequence"),
+    };
+    Some(spanned_as(node, value))
+}
+
+/// An optional integer field: null is absent, as for serde's `Option`.
+fn integer(node: Option<&Spanned<Node>>) -> Option<Spanned<RawInt>> {
+    let node = node.filter(|n| !is_null(&n.value))?;
+    let value = match &node.value {
+        Node::Scalar(_, i) => *i,
+        Node::Map(_) => RawInt::Other("a mapping"),
+        Node::Seq => RawInt::Other("a sequence"),
+    };
+    Some(spanned_as(node, value))
+}
+
+fn is_null(node: &Node) -> bool {
+    matches!(node, Node::Scalar(RawStr::Other("null"), _))
+}
+
+/// The source text of a scalar, as written.
+fn literal<'t, T>(text: &'t str, s: &Spanned<T>) -> Option<&'t str> {
+    let span = s.referenced.span();
+    let start = usize::try_from(span.byte_offset()?).ok()?;
+    let len = usize::try_from(span.byte_len()?).ok()?;
+    text.get(start..start.checked_add(len)?).map(str::trim)
+}
+
+fn pos(l: &Location) -> Option<Pos> {
+    Some(Pos {
+        line: l.line(),
+        column: l.column(),
+    })
+}
+
+/// How deep the tree is kept. The walk looks no deeper than a backend's
+/// field values (the file, `backends`, a backend, a field); below that a
+/// node is only a mapping or a list to it, and its contents are skipped
+/// as the typed reading skips them, so the stack stays as flat as there.
+trait Depth {
+    type Next: Depth;
+    const LAST: bool;
+}
+
+struct D0;
+struct D1;
+struct D2;
+struct D3;
+
+impl Depth for D0 {
+    type Next = D1;
+    const LAST: bool = false;
+}
+
+impl Depth for D1 {
+    type Next = D2;
+    const LAST: bool = false;
+}
+
+impl Depth for D2 {
+    type Next = D3;
+    const LAST: bool = false;
+}
+
+impl Depth for D3 {
+    type Next = D3;
+    const LAST: bool = true;
+}
+
+/// A node at depth `D`.
+struct At<D>(Node, PhantomData<D>);
+
+impl<'de, D: Depth> Deserialize<'de> for At<D> {
+    fn deserialize<De: de::Deserializer<'de>>(d: De) -> Result<Self, De::Error> {
+        d.deserialize_any(NodeVisitor::<D>(PhantomData))
+            .map(|n| At(n, PhantomData))
+    }
+}
+
+/// A spanned node at depth `D`, as a plain spanned node.
+fn unwrap<D>(s: Spanned<At<D>>) -> Spanned<Node> {
+    Spanned::new(s.value.0, s.referenced, s.defined)
+}
+
+struct NodeVisitor<D>(PhantomData<D>);
+
+/// A scalar through both field visitors.
+fn scalar<E>(
+    s: impl FnOnce(StrVisitor) -> Result<RawStr, E>,
+    i: impl FnOnce(IntVisitor) -> Result<RawInt, E>,
+) -> Result<Node, E> {
+    Ok(Node::Scalar(s(StrVisitor)?, i(IntVisitor)?))
+}
+
+impl<'de, D: Depth> Visitor<'de> for NodeVisitor<D> {
+    type Value = Node;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
+        scalar(|s| s.visit_bool(v), |i| i.visit_bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
+        scalar(|s| s.visit_i64(v), |i| i.visit_i64(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
+        scalar(|s| s.visit_u64(v), |i| i.visit_u64(v))
+    }
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Node, E> {
+        scalar(|s| s.visit_i128(v), |i| i.visit_i128(v))
+    }
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Node, E> {
+        scalar(|s| s.visit_u128(v), |i| i.visit_u128(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
+        scalar(|s| s.visit_f64(v), |i| i.visit_f64(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
+        scalar(|s| s.visit_str(v), |i| i.visit_str(v))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
+        scalar(StrVisitor::visit_unit, IntVisitor::visit_unit)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Node, E> {
+        self.visit_unit()
+    }
+    fn visit_some<De: de::Deserializer<'de>>(self, d: De) -> Result<Node, De::Error> {
+        At::<D>::deserialize(d).map(|a| a.0)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut a: A) -> Result<Node, A::Error> {
+        while a.next_element::<de::IgnoredAny>()?.is_some() {}
+        Ok(Node::Seq)
+    }
+    fn visit_map<A: de::MapAccess<'de>>(self, mut a: A) -> Result<Node, A::Error> {
+        let mut pairs = Vec::new();
+        if D::LAST {
+            while a.next_entry::<de::IgnoredAny, de::IgnoredAny>()?.is_some() {}
+            return Ok(Node::Map(pairs));
+        }
+        while let Some(key) = a.next_key::<Spanned<At<D::Next>>>()? {
+            let value = a.next_value::<Spanned<At<D::Next>>>()?;
+            pairs.push((unwrap(key), unwrap(value)));
+        }
+        Ok(Node::Map(pairs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::raw::{RawDefaultsFile, RawRouteFile, RawServiceFile};
+    use super::*;
+
+    /// serde's "expected one of" list for a file of type `T`.
+    fn serde_list<T: serde::de::DeserializeOwned + std::fmt::Debug>(text: &str) -> Vec<String> {
+        use serde_saphyr::Error as E;
+        let mut e = serde_saphyr::from_str::<T>(text).unwrap_err();
+        while let E::WithSnippet { error, .. } = e {
+            e = *error;
+        }
+        match e {
+            E::SerdeUnknownField { expected, .. } | E::SerdeUnknownVariant { expected, .. } => {
+                expected.iter().map(|s| s.to_string()).collect()
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_key_lists_walked_are_serdes() {
+        let frontend = "frontend: {bogus: 1}\n";
+        let backend = "frontend: {tcp: 1}\nbackends: {a: {bogus: 1}}\n";
+        assert_eq!(serde_list::<RawServiceFile>(frontend), FRONTEND_FIELDS);
+        assert_eq!(serde_list::<RawServiceFile>(backend), BACKEND_FIELDS);
+        assert_eq!(serde_list::<RawServiceFile>("bogus: 1\n"), SERVICE_FIELDS);
+        assert_eq!(serde_list::<RawRouteFile>("bogus: 1\n"), ROUTE_FIELDS);
+        assert_eq!(serde_list::<RawRouteFile>("method: x\n"), ROUTE_METHODS);
+        assert_eq!(
+            serde_list::<Option<RawDefaultsFile>>("bogus: 1\n"),
+            DEFAULTS_FIELDS
+        );
+    }
+
+    /// The wrong shapes serde-saphyr reports, each found by the walk too,
+    /// worded and placed alike.
+    #[test]
+    fn each_wrong_shape_is_reported_as_serde_saphyr_reports_it() {
+        for text in [
+            "frontend: 5\n",
+            "frontend: ~\n",
+            "frontend: [1]\n",
+            "- a\n",
+            "x\n",
+            "\n\n{backends: {}}\n",
+            "\n\n{ backends: {}}\n",
+            "{}\n",
+            "\n  {  }\n",
+            "prefix: 1\n",
+            "? prefix\n: 1\n",
+            "scheduler: sh\nbackends\t:\n  ns1: {ipv4: 10.1.0.53, udp: 53}\n",
+            "prefix: 10.0.0.0/8\ngateway: 10.0.0.1\n",
+            "\n\n  backends: {}\n",
+            "frontend: {tcp: 80}\nbackends: 5\n",
+            "frontend: {tcp: 80}\nbackends: ~\n",
+            "frontend: {tcp: 80}\nbackends: {a: ~}\n",
+            "frontend: {tcp: 80}\nbackends: {~: {ipv4: 10.0.0.1}}\n",
+            "frontend: {tcp: 80}\nbackends: {[1]: {ipv4: 10.0.0.1}}\n",
+            "frontend: {tcp: 80, 1: 2}\n",
+            "frontend: {tcp: 80, {a: 1}: 2}\n",
+            "frontend: {tcp: 80, tcp: 81}\n",
+            "frontend: {tcp: 80, 'tcp': 81}\n",
+            "frontend: {tcp: 80}\nfrontend: {}\n",
+            "method: 5\n",
+            "method: ~\n",
+            "method: #tunnel\n",
+            "method:\n",
+            "method: [a]\n",
+            "method: {masq: 1}\n",
+            "method: {nat: 1}\n",
+            "method: MASQ\n",
+            "method: \"\"\n",
+            "prefix: 1\n",
+            "scheduler: rr\nx: 1\n",
+        ] {
+            assert!(
+                crate::config::agree::yaml_shape(text.as_bytes()),
+                "not refused for its shape: {text:?}"
+            );
+        }
+    }
+}
