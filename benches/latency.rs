@@ -11,6 +11,11 @@
 //! default debounce window (20 ms) is part of every figure, as it is of the
 //! daemon's.
 //!
+//! Each table size also prints the process's resident memory (VmRSS after
+//! the changes, VmHWM: the peak so far), which is the daemon's plus the
+//! in-memory kernel's table and the bench's etcd client; `/usr/bin/time
+//! -f %M` of a run with one size gives the same peak for another build.
+//!
 //! Run: `cargo bench --bench latency` (1,000 changes at 1 service, 1k and
 //! 10k services x 10 backends; needs etcd: /usr/bin/etcd or
 //! `$CLUSTERF_ETCD_BIN`). Under `cargo test --all-targets` it runs as a
@@ -60,6 +65,16 @@ fn backend_json(i: u32, j: u32, weight: u32) -> String {
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let k = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len());
     sorted[k - 1]
+}
+
+/// A line of /proc/self/status in MB (`VmRSS`, `VmHWM`).
+fn status_mb(field: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -168,6 +183,7 @@ fn run(etcd: &support::Etcd, rt: &tokio::runtime::Runtime, services: u32, change
         lat.push(start.elapsed());
     }
     let status = daemon.status();
+    let (rss, peak) = (status_mb("VmRSS"), status_mb("VmHWM"));
     rt.block_on(daemon.stop()).unwrap();
     lat.sort();
     println!(
@@ -180,6 +196,7 @@ fn run(etcd: &support::Etcd, rt: &tokio::runtime::Runtime, services: u32, change
         filled.as_secs_f64(),
         first.as_secs_f64(),
     );
+    println!("{services:>6} services: resident {rss:.0} MB, peak {peak:.0} MB");
 }
 
 fn main() {

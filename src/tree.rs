@@ -36,8 +36,8 @@ pub struct SourceRef {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tree {
     pub source: SourceRef,
-    /// Path -> contents.
-    pub files: BTreeMap<String, Vec<u8>>,
+    /// Path -> contents, with their fingerprint.
+    pub files: Files,
     /// Paths that exist but could not be read, with the reason.
     pub unreadable: BTreeMap<String, String>,
 }
@@ -61,23 +61,171 @@ impl Tree {
         self.files.is_empty() && self.unreadable.is_empty()
     }
 
-    /// SHA-256 over paths and contents: identifies the content of the tree
-    /// independently of where it came from.
+    /// Identifies the content of the tree (paths, contents, unreadable
+    /// entries) independently of where it came from: SHA-256 over the
+    /// files' [`Fingerprint`] and the unreadable entries, so it costs no
+    /// walk over the files.
     pub fn content_hash(&self) -> String {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
-        for (path, data) in &self.files {
-            h.update((path.len() as u64).to_le_bytes());
-            h.update(path.as_bytes());
-            h.update((data.len() as u64).to_le_bytes());
-            h.update(data);
-        }
+        h.update(b"clusterf tree v2\0");
+        h.update(self.files.fingerprint().to_bytes());
         for (path, why) in &self.unreadable {
             h.update(b"!");
+            h.update((path.len() as u64).to_le_bytes());
             h.update(path.as_bytes());
+            h.update((why.len() as u64).to_le_bytes());
             h.update(why.as_bytes());
         }
         hex(&h.finalize())
+    }
+}
+
+/// A set of file entries summed up: the sum modulo 2^256 of each entry's
+/// SHA-256 (over its path and contents, lengths first) and the number of
+/// entries. Entries are added and taken out in O(entry), in any order, so a
+/// tree keeps the fingerprint of its files current on every change, and the
+/// fingerprint of a part of a tree is the sum of its entries'.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Fingerprint {
+    sum: [u64; 4],
+    count: u64,
+}
+
+impl Fingerprint {
+    /// The fingerprint of one entry.
+    pub fn of_entry(path: &str, data: &[u8]) -> Fingerprint {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update((path.len() as u64).to_le_bytes());
+        h.update(path.as_bytes());
+        h.update((data.len() as u64).to_le_bytes());
+        h.update(data);
+        let digest = h.finalize();
+        let mut sum = [0u64; 4];
+        for (limb, bytes) in sum.iter_mut().zip(digest.chunks_exact(8)) {
+            *limb = u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
+        }
+        Fingerprint { sum, count: 1 }
+    }
+
+    /// Adds the entries of `other`.
+    pub fn add(&mut self, other: Fingerprint) {
+        let mut carry = false;
+        for (a, b) in self.sum.iter_mut().zip(other.sum) {
+            let (s, c1) = a.overflowing_add(b);
+            let (s, c2) = s.overflowing_add(u64::from(carry));
+            *a = s;
+            carry = c1 || c2;
+        }
+        self.count = self.count.wrapping_add(other.count);
+    }
+
+    /// Takes the entries of `other` out (they must have been added).
+    pub fn sub(&mut self, other: Fingerprint) {
+        let mut borrow = false;
+        for (a, b) in self.sum.iter_mut().zip(other.sum) {
+            let (s, b1) = a.overflowing_sub(b);
+            let (s, b2) = s.overflowing_sub(u64::from(borrow));
+            *a = s;
+            borrow = b1 || b2;
+        }
+        self.count = self.count.wrapping_sub(other.count);
+    }
+
+    /// The number of entries summed up.
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Fingerprint::default()
+    }
+
+    pub fn to_bytes(&self) -> [u8; 40] {
+        let mut out = [0u8; 40];
+        for (chunk, limb) in out
+            .chunks_exact_mut(8)
+            .zip(self.sum.iter().chain([&self.count]))
+        {
+            chunk.copy_from_slice(&limb.to_le_bytes());
+        }
+        out
+    }
+}
+
+/// A tree's files (path -> contents) and their [`Fingerprint`], which every
+/// change keeps current: read through `Deref` (a `BTreeMap`), changed only
+/// through [`Files::insert`] and [`Files::remove`].
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Files {
+    map: BTreeMap<String, Vec<u8>>,
+    print: Fingerprint,
+}
+
+impl Files {
+    /// Sets `path` to `data`; the contents it had.
+    pub fn insert(&mut self, path: String, data: Vec<u8>) -> Option<Vec<u8>> {
+        if let Some(old) = self.map.get(&path) {
+            self.print.sub(Fingerprint::of_entry(&path, old));
+        }
+        self.print.add(Fingerprint::of_entry(&path, &data));
+        self.map.insert(path, data)
+    }
+
+    /// Removes `path`; the contents it had.
+    pub fn remove<Q>(&mut self, path: &Q) -> Option<Vec<u8>>
+    where
+        String: std::borrow::Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        let (path, data) = self.map.remove_entry(path)?;
+        self.print.sub(Fingerprint::of_entry(&path, &data));
+        Some(data)
+    }
+
+    /// The fingerprint of every entry.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.print
+    }
+}
+
+impl std::ops::Deref for Files {
+    type Target = BTreeMap<String, Vec<u8>>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl std::fmt::Debug for Files {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.map.fmt(f)
+    }
+}
+
+impl<'a> IntoIterator for &'a Files {
+    type Item = (&'a String, &'a Vec<u8>);
+    type IntoIter = std::collections::btree_map::Iter<'a, String, Vec<u8>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.map.iter()
+    }
+}
+
+impl Extend<(String, Vec<u8>)> for Files {
+    fn extend<I: IntoIterator<Item = (String, Vec<u8>)>>(&mut self, iter: I) {
+        for (path, data) in iter {
+            self.insert(path, data);
+        }
+    }
+}
+
+impl FromIterator<(String, Vec<u8>)> for Files {
+    fn from_iter<I: IntoIterator<Item = (String, Vec<u8>)>>(iter: I) -> Self {
+        let mut files = Files::default();
+        files.extend(iter);
+        files
     }
 }
 
@@ -88,4 +236,58 @@ pub fn is_hidden(component: &str) -> bool {
 
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn the_kept_fingerprint_is_the_sum_over_the_entries(
+            edits in prop::collection::vec((0u8..20, prop::option::of(0u8..4)), 0..60),
+        ) {
+            let mut files = Files::default();
+            for (p, c) in edits {
+                let path = format!("k{p:02}");
+                match c {
+                    Some(c) => {
+                        files.insert(path, vec![c; c as usize]);
+                    }
+                    None => {
+                        files.remove(&path);
+                    }
+                }
+            }
+            let mut sum = Fingerprint::default();
+            for (path, data) in files.iter() {
+                sum.add(Fingerprint::of_entry(path, data));
+            }
+            prop_assert_eq!(files.fingerprint(), sum);
+            prop_assert_eq!(sum.len(), files.len() as u64);
+        }
+    }
+
+    #[test]
+    fn equal_contents_hash_alike_and_any_difference_shows() {
+        let mut a = Tree::new("a");
+        a.insert("x", "1");
+        a.insert("y", "2");
+        let mut b = Tree::new("b");
+        b.insert("y", "2");
+        b.insert("x", "0");
+        assert_ne!(a.content_hash(), b.content_hash());
+        b.insert("x", "1");
+        assert_eq!(a.content_hash(), b.content_hash());
+        // The boundary between path and contents is part of the entry.
+        b.files.remove("x");
+        b.insert("x1", "");
+        assert_ne!(a.content_hash(), b.content_hash());
+        b.files.remove("x1");
+        b.insert("x", "1");
+        b.unreadable.insert("z".into(), "denied".into());
+        assert_ne!(a.content_hash(), b.content_hash());
+        assert!(Tree::new("e").files.fingerprint().is_empty());
+    }
 }

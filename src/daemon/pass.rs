@@ -84,6 +84,11 @@ pub struct Pass {
     /// last successful pass, and the drains then (drift: the kernel changed
     /// although these did not).
     last_ok: Option<(u64, Drains)>,
+    /// The memo's generation that the copy of the kernel's table equals
+    /// (in what the planner compares), set by a pass that applied its
+    /// whole plan with no dest held back by a drain: the next pass plans
+    /// only the services its render changed (`plan::plan_within`).
+    copy_generation: Option<u64>,
     metrics: Arc<Metrics>,
     /// The daemon's clock: `epoch.elapsed()` is the schedule's now.
     epoch: Instant,
@@ -112,9 +117,9 @@ pub struct PassSetup {
 struct Render {
     /// The last render, kept by the incremental renderer: a pass re-renders
     /// only the services whose inputs changed (none on a resync, drain
-    /// recheck or SIGHUP over unchanged trees). It keeps copies of the
-    /// trees, not the trees: the etcd watcher then patches its tree in
-    /// place instead of copying it on every event.
+    /// recheck or SIGHUP over unchanged trees). It keeps fingerprints, not
+    /// the trees: the etcd watcher then patches its tree in place instead
+    /// of copying it on every event.
     memo: Memo,
     log: DiagnosticLog,
 }
@@ -141,8 +146,15 @@ struct Rules {
 struct Snapshot {
     config: Arc<Tree>,
     overlay: Option<Arc<Tree>>,
+    /// The overlay paths the etcd watch saw change since the last pass
+    /// took them: a hint for the memo, which checks it.
+    hint: Option<BTreeSet<String>>,
     etcd_revision: String,
 }
+
+/// The overlay tree, the paths changed since the last pass, the etcd
+/// revision.
+type OverlayRead = (Option<Arc<Tree>>, Option<BTreeSet<String>>, String);
 
 /// What the render step gives the later steps.
 struct Rendering<'m> {
@@ -151,6 +163,8 @@ struct Rendering<'m> {
     generation: u64,
     /// The inputs' content hashes, `config:overlay`.
     inputs: String,
+    /// The services the render may have changed (`None`: any).
+    touched: Option<&'m BTreeSet<ServiceKey>>,
 }
 
 /// A plan and the table it was made against.
@@ -200,6 +214,7 @@ impl Pass {
             state_file: s.state_file,
             state_unsaved: false,
             last_ok: None,
+            copy_generation: None,
             metrics: s.metrics,
             epoch: s.epoch,
         }
@@ -209,18 +224,24 @@ impl Pass {
     pub fn run(&mut self, triggers: &BTreeSet<Trigger>) -> Result<PassReport, PassFailure> {
         let now = Now::read(self.epoch);
         let copy = self.take_copy(triggers, now);
+        let copy_generation = self.copy_generation.take();
         let mut input = self.read_inputs(triggers, now)?;
+        let before = self.render.memo.generation();
         let Rendering {
             desired,
             generation,
             inputs,
+            touched,
         } = self.render.run(&input, &self.metrics)?;
+        // The copy equals the last render: only what this one changed can
+        // differ.
+        let scope = touched.filter(|_| copy.is_some() && copy_generation == Some(before));
         // The etcd watcher patches its tree in place when nobody else
         // holds it.
         input.overlay = None;
         // Choose the live table and plan: the copy if the rule allows, else
         // a fresh read.
-        let planned = match self.rules.plan_on_copy(copy, desired)? {
+        let planned = match self.rules.plan_on_copy(copy, desired, scope)? {
             Some(planned) => {
                 self.metrics.kernel_table(false);
                 planned
@@ -254,10 +275,11 @@ impl Pass {
         now: Now,
     ) -> Result<Snapshot, PassFailure> {
         let config = self.read_config(triggers, now)?;
-        let (overlay, etcd_revision) = self.read_overlay(now)?;
+        let (overlay, hint, etcd_revision) = self.read_overlay(now)?;
         Ok(Snapshot {
             config,
             overlay,
+            hint,
             etcd_revision,
         })
     }
@@ -289,17 +311,17 @@ impl Pass {
         Ok(self.config_tree.clone().expect("read above"))
     }
 
-    /// The overlay tree, and the etcd revision it is at (empty without
-    /// etcd).
-    fn read_overlay(&self, now: Now) -> Result<(Option<Arc<Tree>>, String), PassFailure> {
+    /// The overlay tree, the paths changed since the last pass (etcd
+    /// only), and the etcd revision it is at (empty without etcd).
+    fn read_overlay(&self, now: Now) -> Result<OverlayRead, PassFailure> {
         match &self.overlay {
-            OverlayInput::None => Ok((None, String::new())),
+            OverlayInput::None => Ok((None, None, String::new())),
             OverlayInput::Dir(path) => {
                 let tree = source::dir::read(path).map_err(fail(Source::Config))?;
-                Ok((Some(Arc::new(tree)), String::new()))
+                Ok((Some(Arc::new(tree)), None, String::new()))
             }
             OverlayInput::Etcd(watch) => {
-                let snap = watch.snapshot().ok_or_else(|| PassFailure {
+                let (snap, changes) = watch.snapshot_with_changes().ok_or_else(|| PassFailure {
                     source: Source::Etcd,
                     error: format!(
                         "etcd overlay not read yet: {}",
@@ -312,7 +334,7 @@ impl Pass {
                 let last_good = now.unix.saturating_sub(snap.age());
                 self.metrics
                     .source_ok(Source::Etcd, last_good.as_secs_f64());
-                Ok((Some(snap.tree), snap.revision.to_string()))
+                Ok((Some(snap.tree), changes, snap.revision.to_string()))
             }
         }
     }
@@ -341,6 +363,7 @@ impl Pass {
         );
         if let Some(table) = applied.table {
             self.kernel.copy.put(table);
+            self.copy_generation = applied.active.is_empty().then_some(generation);
         }
         self.last_ok = Some((generation, self.drains.clone()));
         PassReport {
@@ -445,7 +468,8 @@ impl Render {
     /// Step: renders the snapshot (only what changed since the last pass),
     /// logs the diagnostics that changed, and fails on an invalid config.
     fn run(&mut self, input: &Snapshot, metrics: &Metrics) -> Result<Rendering<'_>, PassFailure> {
-        self.memo.render(&input.config, input.overlay.as_deref());
+        self.memo
+            .render_hinted(&input.config, input.overlay.as_deref(), input.hint.as_ref());
         debug!(work = ?self.memo.work(), "rendered");
         let generation = self.memo.generation();
         let rendered = self.memo.rendered().expect("rendered above");
@@ -475,6 +499,7 @@ impl Render {
             desired: &rendered.state,
             generation,
             inputs,
+            touched: self.memo.touched(),
         })
     }
 }
@@ -580,14 +605,22 @@ impl Rules {
     /// copy was not taken), so there is no drain record to complete. `None`
     /// when there is no copy or the plan needs a fresh read after all
     /// ([`live::may_start_drain`]).
+    /// `scope`: the only services that can differ (see `copy_generation`).
     fn plan_on_copy<'d>(
         &self,
         copy: Option<LiveCopy>,
         desired: &'d IpvsState,
+        scope: Option<&BTreeSet<ServiceKey>>,
     ) -> Result<Option<Planned<'d>>, PassFailure> {
         let Some(table) = copy else { return Ok(None) };
         let outcome = drain::Outcome::unchanged(desired);
-        let plan = self.plan(&table, &outcome)?;
+        let plan = match scope {
+            Some(scope) => {
+                plan::plan_within(desired, &table.state, scope, &self.ownership, &self.guards)
+                    .map_err(refused)?
+            }
+            None => self.plan(&table, &outcome)?,
+        };
         if live::may_start_drain(plan.ops(), &table, self.drain_timeout) {
             return Ok(None);
         }
@@ -630,10 +663,14 @@ impl Rules {
             &self.ownership,
             &self.guards,
         )
-        .map_err(|e| PassFailure {
-            source: Source::Plan,
-            error: format!("{e}: keeping the kernel as it is"),
-        })
+        .map_err(refused)
+    }
+}
+
+fn refused(e: plan::PlanError) -> PassFailure {
+    PassFailure {
+        source: Source::Plan,
+        error: format!("{e}: keeping the kernel as it is"),
     }
 }
 

@@ -16,6 +16,7 @@
 //! the same plan. This module does not read the kernel, files or etcd, and
 //! it does not print (see [`output`] for the renderings).
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
@@ -367,6 +368,35 @@ pub fn plan(
     guards: &Guards,
 ) -> Result<Plan, PlanError> {
     let plan = diff::diff(desired, live, ownership)?;
+    if let Some(reason) = guard::check(&plan, guards) {
+        return Err(PlanError::MassDelete {
+            reason,
+            plan: Box::new(plan),
+        });
+    }
+    Ok(plan)
+}
+
+/// [`plan`] when `live` can differ from `desired` only in the services in
+/// `scope`: the daemon's copy of the kernel's table after a pass that
+/// applied everything, and the services its next render changed. The same
+/// plan (`tests/plan_props.rs` checks it), at the cost of the scope plus
+/// one walk over the live services for the guards' counts.
+pub fn plan_within(
+    desired: &IpvsState,
+    live: &IpvsState,
+    scope: &BTreeSet<ServiceKey>,
+    ownership: &Ownership,
+    guards: &Guards,
+) -> Result<Plan, PlanError> {
+    let part = |state: &IpvsState| IpvsState {
+        services: scope
+            .iter()
+            .filter_map(|k| state.services.get(k).map(|s| (*k, s.clone())))
+            .collect(),
+    };
+    let mut plan = diff::diff(&part(desired), &part(live), ownership)?;
+    diff::count_live(&mut plan, live, ownership);
     if let Some(reason) = guard::check(&plan, guards) {
         return Err(PlanError::MassDelete {
             reason,

@@ -587,3 +587,66 @@ fn emptied_services_are_named_in_every_format_and_guarded() {
     assert!(!output::text(&p, &live, false).contains("Emptied"));
     assert!(!output::markdown(&p, &live, None).contains("Emptied"));
 }
+
+/// Services by key, each with its dests.
+type Table = Vec<(String, Vec<(String, Method, u32)>)>;
+
+#[test]
+fn a_plan_within_the_changed_services_is_the_whole_plan() {
+    let live_spec: Table = (0..40)
+        .map(|i| {
+            let dests = (0..4)
+                .map(|j| (format!("10.1.{i}.{j}:80"), Method::Masq, 1 + j))
+                .collect();
+            (format!("tcp://10.0.0.{i}:80"), dests)
+        })
+        .collect();
+    let build = |spec: &Table| {
+        let mut st = IpvsState::default();
+        for (k, d) in spec {
+            st.services.extend(with_dests(k, d).services);
+        }
+        st
+    };
+    let live = build(&live_spec);
+    // An edit, a dest gone, a service emptied, one gone, one new; one
+    // unowned live service stays out of it.
+    let mut want = live_spec.clone();
+    want[3].1[0].2 = 9;
+    want[5].1.pop();
+    for d in &mut want[7].1 {
+        d.2 = 0;
+    }
+    want.remove(9);
+    want.push((
+        "tcp://10.0.0.200:80".into(),
+        vec![("10.2.0.1:80".into(), Method::Masq, 1)],
+    ));
+    let desired = build(&want);
+    let mut live_more = live.clone();
+    live_more.services.insert(
+        key("tcp://192.168.0.1:80"),
+        Service::new(ServiceAttrs::with_scheduler("wrr")),
+    );
+    let own = Ownership::parse(&["10.0.0.0/8".into()], &[]).unwrap();
+    let scope: BTreeSet<ServiceKey> = ["3", "5", "7", "9", "200"]
+        .iter()
+        .map(|i| key(&format!("tcp://10.0.0.{i}:80")))
+        .collect();
+    let loose = Guards {
+        allow_mass_delete: true,
+        ..Guards::default()
+    };
+    for guards in [Guards::default(), loose] {
+        let whole = plan(&desired, &live_more, &own, &guards);
+        let within = plan_within(&desired, &live_more, &scope, &own, &guards);
+        match (whole, within) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b),
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+            (a, b) => panic!("whole {a:?}, within {b:?}"),
+        }
+    }
+    // Guards count the whole table: 1 service emptied of 40 serving passes
+    // by default, as in the whole plan.
+    assert!(plan_within(&desired, &live_more, &scope, &own, &Guards::default()).is_ok());
+}

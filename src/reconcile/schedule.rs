@@ -5,9 +5,15 @@
 //! Triggers only mark the state dirty; they never carry the change. A pass
 //! recomputes everything from the full desired and live state
 //! (level-triggered), so coalescing any number of triggers into one pass is
-//! always correct. Bursts are coalesced by a debounce window that opens at the
-//! first trigger (so a steady stream cannot starve the loop and a lone change
-//! starts a pass one window later). A failed pass is retried with exponential
+//! always correct. An etcd event, a Git commit or SIGHUP that finds the loop
+//! idle starts a pass at once (the leading edge of a burst); what arrives
+//! while that pass runs or waits is coalesced into one pass, due one
+//! debounce window after the last pass started: a burst costs its leading
+//! pass and one after it, and a stream faster than the passes one pass a
+//! window, never starving the loop (changes that each find the loop idle
+//! are lone changes, a pass each). Config directory events wait one window from the
+//! first (files are written in several steps: the window lets a save
+//! finish). A failed pass is retried with exponential
 //! backoff, capped, and reset by the next success; a periodic resync pass
 //! re-reads every source and the kernel to correct drift. It fires every
 //! resync interval whatever other passes ran meanwhile (a pass waits for
@@ -25,7 +31,8 @@ use std::time::Duration;
 /// Timing knobs of the loop.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
-    /// Window that coalesces a burst of triggers into one pass.
+    /// Window that coalesces a burst of triggers into one pass (after the
+    /// burst's leading pass; see the module doc).
     pub debounce: Duration,
     /// Period of the anti-entropy pass that re-reads every source and the
     /// kernel; other passes do not postpone it. Must not be zero.
@@ -92,6 +99,13 @@ impl Trigger {
             self,
             Trigger::Config | Trigger::Git | Trigger::Etcd | Trigger::Signal
         )
+    }
+
+    /// Whether the change is whole when reported (an etcd event, a Git
+    /// commit, SIGHUP), so an idle loop passes at once; a config directory
+    /// event may be one step of a save still under way.
+    pub fn is_whole(self) -> bool {
+        matches!(self, Trigger::Git | Trigger::Etcd | Trigger::Signal)
     }
 }
 
@@ -232,6 +246,9 @@ pub struct Schedule {
     poll_requested: bool,
     first_poll_pending: bool,
     recheck_at: Option<Duration>,
+    /// When the last pass started: coalesced changes wait one debounce
+    /// window from it.
+    last_start: Option<Duration>,
     stats: Stats,
 }
 
@@ -254,6 +271,7 @@ impl Schedule {
             poll_requested: false,
             first_poll_pending: git,
             recheck_at: None,
+            last_start: None,
             stats: Stats::default(),
             settings,
         }
@@ -315,6 +333,7 @@ impl Schedule {
             self.running = Some(Running {
                 changed_at: dirty.changed_at,
             });
+            self.last_start = Some(now);
             actions.push(Action::StartPass {
                 triggers: dirty.triggers,
                 changed_at: dirty.changed_at,
@@ -412,11 +431,16 @@ impl Schedule {
         }
     }
 
-    /// Marks the state dirty: a pass is due one debounce window after the
-    /// first trigger (or sooner if already due sooner). Timer triggers
-    /// (resync, drain recheck) use `mark_at` and are due at once.
+    /// Marks the state dirty with a change; when the pass is due is
+    /// [`due_for_change`]'s. Timer triggers (resync, drain recheck) use
+    /// `mark_at` and are due at once.
     fn mark(&mut self, now: Duration, trigger: Trigger) {
-        self.mark_at(now, trigger, now + self.settings.debounce);
+        let loop_state = LoopState {
+            idle: self.running.is_none() && self.dirty.is_none(),
+            last_start: self.last_start,
+        };
+        let due = due_for_change(now, trigger, loop_state, self.settings.debounce);
+        self.mark_at(now, trigger, due);
     }
 
     /// Marks the state dirty with a pass due at `window` at the latest.
@@ -439,6 +463,36 @@ impl Schedule {
             }
         }
     }
+}
+
+/// What [`due_for_change`] needs of the loop.
+#[derive(Clone, Copy, Debug)]
+struct LoopState {
+    /// No pass running, none waiting.
+    idle: bool,
+    last_start: Option<Duration>,
+}
+
+/// When a pass for a change reported at `now` is due at the latest: at
+/// once for a whole change on an idle loop (the leading edge); else, for a
+/// whole change, one debounce window after the last pass started (the
+/// burst's coalescing pass), and for a config directory event one window
+/// after it.
+fn due_for_change(
+    now: Duration,
+    trigger: Trigger,
+    state: LoopState,
+    debounce: Duration,
+) -> Duration {
+    if !trigger.is_whole() {
+        return now + debounce;
+    }
+    if state.idle {
+        return now;
+    }
+    state
+        .last_start
+        .map_or(now, |start| (start + debounce).max(now))
 }
 
 fn min_opt(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
@@ -507,7 +561,26 @@ mod tests {
     }
 
     #[test]
-    fn burst_of_a_thousand_events_coalesces_into_one_pass() {
+    fn a_lone_etcd_event_starts_a_pass_at_once() {
+        check(
+            settings(),
+            &[
+                (0, vec![]),
+                (5, vec![Event::PassOk { recheck_at: None }]),
+                (100, vec![Event::EtcdChanged]),
+                (101, vec![Event::PassOk { recheck_at: None }]),
+            ],
+            &[
+                (0, vec![pass(&[Trigger::Startup], None)]),
+                (5, vec![wake(30_000)]),
+                (100, vec![pass(&[Trigger::Etcd], Some(100))]),
+                (101, vec![wake(30_000)]),
+            ],
+        );
+    }
+
+    #[test]
+    fn a_burst_passes_at_its_leading_edge_and_once_after_it_not_once_per_event() {
         let burst: Vec<Event> = (0..1000).map(|_| Event::EtcdChanged).collect();
         check(
             settings(),
@@ -515,6 +588,8 @@ mod tests {
                 (0, vec![]),
                 (5, vec![Event::PassOk { recheck_at: None }]),
                 (100, burst.clone()),
+                (101, burst.clone()),
+                (102, vec![Event::PassOk { recheck_at: None }]),
                 (110, burst),
                 (120, vec![Event::Tick]),
                 (125, vec![Event::PassOk { recheck_at: None }]),
@@ -522,12 +597,68 @@ mod tests {
             &[
                 (0, vec![pass(&[Trigger::Startup], None)]),
                 (5, vec![wake(30_000)]),
-                // A lone change or a burst: one pass, one window after the first.
-                (100, vec![wake(120)]),
+                // The first event finds the loop idle: a pass at once.
+                (100, vec![pass(&[Trigger::Etcd], Some(100))]),
+                // The rest of the burst waits for one window after it.
+                (101, vec![]),
+                (102, vec![wake(120)]),
                 (110, vec![wake(120)]),
-                (120, vec![pass(&[Trigger::Etcd], Some(100))]),
+                (120, vec![pass(&[Trigger::Etcd], Some(101))]),
                 (125, vec![wake(30_000)]),
             ],
+        );
+    }
+
+    #[test]
+    fn a_stream_faster_than_the_passes_passes_once_a_window() {
+        // An event every 2 ms for 100 ms, each pass taking 3 ms: the events
+        // that arrive while a pass runs wait for one window after it, so a
+        // pass every 20 ms, not one per event, and none starved.
+        let mut sched = Schedule::new(settings(), ms(0));
+        sched.step(ms(0), []);
+        sched.step(ms(1), [Event::PassOk { recheck_at: None }]);
+        let (mut starts, mut done_at) = (Vec::new(), None);
+        for t in 100..200 {
+            let mut events = Vec::new();
+            if done_at == Some(t) {
+                events.push(Event::PassOk { recheck_at: None });
+            }
+            if t % 2 == 0 {
+                events.push(Event::EtcdChanged);
+            }
+            for action in sched.step(ms(t), events) {
+                if let Action::StartPass { .. } = action {
+                    starts.push(t);
+                    done_at = Some(t + 3);
+                }
+            }
+        }
+        assert_eq!(starts, vec![100, 120, 140, 160, 180]);
+    }
+
+    #[test]
+    fn a_change_is_due_at_once_only_when_whole_and_the_loop_idle() {
+        let window = ms(20);
+        let idle = LoopState {
+            idle: true,
+            last_start: Some(ms(95)),
+        };
+        let busy = LoopState {
+            idle: false,
+            last_start: Some(ms(95)),
+        };
+        for whole in [Trigger::Etcd, Trigger::Git, Trigger::Signal] {
+            assert_eq!(due_for_change(ms(100), whole, idle, window), ms(100));
+            assert_eq!(due_for_change(ms(100), whole, busy, window), ms(115));
+            assert_eq!(due_for_change(ms(130), whole, busy, window), ms(130));
+        }
+        assert_eq!(
+            due_for_change(ms(100), Trigger::Config, idle, window),
+            ms(120)
+        );
+        assert_eq!(
+            due_for_change(ms(100), Trigger::Config, busy, window),
+            ms(120)
         );
     }
 
@@ -609,8 +740,8 @@ mod tests {
                 (7550, vec![wake(11550)]),
                 (11550, retry()),
                 (11560, vec![wake(30_000)]),
-                (11600, vec![wake(11620)]),
-                (11620, vec![pass(&[Trigger::Etcd], Some(11600))]),
+                (11600, vec![pass(&[Trigger::Etcd], Some(11600))]),
+                (11620, vec![]),
                 // reset by the success: back to 500 ms
                 (11630, vec![wake(12_130)]),
             ],
@@ -841,11 +972,12 @@ mod tests {
                 (15_200, vec![Action::PollGit, wake(30_000)]),
                 (15_400, vec![wake(30_000)]),
                 (16_000, vec![Action::PollGit, wake(30_000)]),
-                (16_100, vec![wake(16_120)]),
+                // A new commit on an idle loop: a pass at once.
                 (
-                    16_120,
+                    16_100,
                     vec![pass(&[Trigger::Git], Some(16_100)), wake(31_100)],
                 ),
+                (16_120, vec![wake(31_100)]),
             ],
         );
     }

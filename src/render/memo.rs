@@ -1,6 +1,6 @@
-//! The memo of the last render, for the watch loop: a pass diffs the new
-//! trees against the last ones, re-parses and recompiles only the services
-//! whose files or overlay keys changed, and splices them into the last
+//! The memo of the last render, for the watch loop: a pass finds which
+//! parts of the trees changed since the last render, re-parses and
+//! recompiles only those services, and splices them into the last
 //! [`Rendered`] in place, so a one-backend change costs in proportion to the
 //! change, not to the table.
 //!
@@ -17,8 +17,16 @@
 //!   (the full render reports the conflict), a diagnostic reported by two
 //!   parts (the full render shows it once).
 //!
-//! The content hashes of the trees are kept by `render::digest`, hashed
-//! during the same diff walk from the last checkpoint before a change.
+//! What changed is found without copies of the trees: the memo keeps each
+//! part's [`Fingerprint`] (the sum of its entries'), and a tree keeps the
+//! fingerprint of all its files current. Equal tree fingerprints: nothing
+//! changed. Otherwise a hint (the overlay paths the etcd watch saw change)
+//! names the candidate parts; they are fingerprinted again, and the hint is
+//! used only if the old tree's fingerprint, less those parts' old ones plus
+//! their new ones, is the new tree's: a change outside the hint would show
+//! there. Without a hint, or when the check fails, every entry is hashed
+//! once to fingerprint every part. A hint costs time when wrong, never
+//! correctness.
 //!
 //! Holds to ARCHITECTURE.md's "an incremental render is a full render"
 //! (checked by `tests/incremental.rs`). Pure: no I/O, no clock.
@@ -30,10 +38,9 @@ use crate::compile::{self, Options};
 use crate::config::{self, Backend, Config, Overlay, Service};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::model::{IpvsState, ServiceKey};
-use crate::tree::Tree;
+use crate::tree::{Fingerprint, Tree};
 
 use super::Rendered;
-use super::digest::{Changes, Digest256};
 use super::part::{self, Part};
 
 /// What the last [`Memo::render`] did (for tests, benches and logs).
@@ -62,20 +69,48 @@ pub struct Memo {
     /// Increases whenever the rendered state may have changed.
     generation: u64,
     work: Work,
+    /// The IPVS services the last render may have changed; `None`: any.
+    touched: Option<BTreeSet<ServiceKey>>,
 }
 
+/// What the memo keeps of the last render's inputs: no copy of the trees
+/// (an etcd watcher patches its tree in place when nobody else holds it).
 struct Last {
-    /// Copies of the last input trees, patched path by path: the memo never
-    /// holds the caller's trees (an etcd watcher mutates its tree in place
-    /// when nobody else holds it).
-    config: Tree,
-    overlay: Option<Tree>,
-    /// Their content hashes, kept up to date by the diff walk.
-    config_digest: Digest256,
-    overlay_digest: Option<Digest256>,
+    /// The config tree's description (it shows in a render of a tree
+    /// without config files).
+    config_description: String,
+    config: Seen,
+    /// `None` without an overlay.
+    overlay: Option<Seen>,
     rendered: Rendered,
     /// `None`: the last render was a full one.
     parts: Option<Parts>,
+}
+
+/// What the memo keeps of one input tree.
+struct Seen {
+    print: Fingerprint,
+    unreadable: BTreeMap<String, String>,
+}
+
+impl Seen {
+    fn of(tree: &Tree) -> Seen {
+        Seen {
+            print: tree.files.fingerprint(),
+            unreadable: tree.unreadable.clone(),
+        }
+    }
+
+    fn same(&self, tree: &Tree) -> bool {
+        self.print == tree.files.fingerprint() && self.unreadable == tree.unreadable
+    }
+}
+
+/// The fingerprints of one part in each tree.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Prints {
+    config: Fingerprint,
+    overlay: Fingerprint,
 }
 
 /// The parts of a render, where `rendered` holds their values.
@@ -90,6 +125,10 @@ struct Parts {
     global_compile_diags: Vec<Diagnostic>,
     /// Overlay keys skipped in the global part (routes, frontends).
     global_skipped: usize,
+    /// The global part's fingerprints.
+    global_prints: Prints,
+    /// The IPVS services the update under way changed.
+    touched: BTreeSet<ServiceKey>,
     /// The global part alone (routes, defaults; no services, no backends):
     /// one service at a time is moved in to compile it.
     scratch_config: Config,
@@ -110,6 +149,8 @@ struct ServicePart {
     claims: Vec<ServiceKey>,
     /// The IPVS services it put in the state.
     keys: Vec<ServiceKey>,
+    /// Its files' and keys' fingerprints.
+    prints: Prints,
 }
 
 /// The parts cannot express the result exactly: render in full.
@@ -124,26 +165,35 @@ impl Memo {
             last: None,
             generation: 0,
             work: Work::Full,
+            touched: None,
         }
     }
 
     /// Renders the trees, reusing what did not change since the last call.
     /// Equal to `render::render(config, overlay, opts)`.
     pub fn render(&mut self, config: &Tree, overlay: Option<&Tree>) -> &Rendered {
+        self.render_hinted(config, overlay, None)
+    }
+
+    /// As [`Memo::render`], with a hint: overlay paths that may have
+    /// changed since the last call (checked, see the module doc: a wrong or
+    /// incomplete hint costs time, never correctness).
+    pub fn render_hinted(
+        &mut self,
+        config: &Tree,
+        overlay: Option<&Tree>,
+        hint: Option<&BTreeSet<String>>,
+    ) -> &Rendered {
         let opts = &self.opts;
         let last = match self.last.take() {
             None => {
-                let last = Last::split(config.clone(), overlay.cloned(), opts);
-                self.work = if last.parts.is_some() {
-                    Work::Split
-                } else {
-                    Work::Full
-                };
+                let last = Last::split(config, overlay, opts);
+                self.work = last.work_of_split();
                 self.generation += 1;
                 last
             }
             Some(mut last) => {
-                let (work, changed) = last.update(config, overlay, opts);
+                let (work, changed) = last.update(config, overlay, hint, opts);
                 self.work = work;
                 if changed {
                     self.generation += 1;
@@ -151,7 +201,20 @@ impl Memo {
                 last
             }
         };
-        &self.last.insert(last).rendered
+        let last = self.last.insert(last);
+        let touched = last.parts.as_mut().map(|p| std::mem::take(&mut p.touched));
+        self.touched = match self.work {
+            Work::Unchanged => Some(BTreeSet::new()),
+            Work::Services(_) => touched,
+            Work::Global | Work::Split | Work::Full => None,
+        };
+        &last.rendered
+    }
+
+    /// The IPVS services whose state the last render may have changed
+    /// (added, edited or gone); `None`: any of them.
+    pub fn touched(&self) -> Option<&BTreeSet<ServiceKey>> {
+        self.touched.as_ref()
     }
 
     /// The last render, if any.
@@ -177,28 +240,19 @@ impl Memo {
 
 impl Last {
     /// Renders part by part, or in full when the parts cannot.
-    fn split(config: Tree, overlay: Option<Tree>, opts: &Options) -> Last {
-        let (config_digest, config_hash) = Digest256::new(&config);
-        let (overlay_digest, overlay_hash) = match &overlay {
-            Some(o) => {
-                let (d, h) = Digest256::new(o);
-                (Some(d), Some(h))
-            }
-            None => (None, None),
-        };
-        let (rendered, parts) = match split(&config, overlay.as_ref(), opts) {
+    fn split(config: &Tree, overlay: Option<&Tree>, opts: &Options) -> Last {
+        let (rendered, parts) = match split(config, overlay, opts) {
             Ok((mut rendered, parts)) => {
-                rendered.config_hash = config_hash;
-                rendered.overlay_hash = overlay_hash;
+                rendered.config_hash = config.content_hash();
+                rendered.overlay_hash = overlay.map(Tree::content_hash);
                 (rendered, Some(parts))
             }
-            Err(Fallback) => (super::render(&config, overlay.as_ref(), opts), None),
+            Err(Fallback) => (super::render(config, overlay, opts), None),
         };
         Last {
-            config,
-            overlay,
-            config_digest,
-            overlay_digest,
+            config_description: config.source.description.clone(),
+            config: Seen::of(config),
+            overlay: overlay.map(Seen::of),
             rendered,
             parts,
         }
@@ -206,140 +260,92 @@ impl Last {
 
     /// Brings the render up to date with the new trees: what it did, and
     /// whether the state may have changed.
-    fn update(&mut self, config: &Tree, overlay: Option<&Tree>, opts: &Options) -> (Work, bool) {
+    fn update(
+        &mut self,
+        config: &Tree,
+        overlay: Option<&Tree>,
+        hint: Option<&BTreeSet<String>>,
+        opts: &Options,
+    ) -> (Work, bool) {
+        // The overlay's old fingerprint, when it changed.
+        let overlay_change = match (&self.overlay, overlay) {
+            (None, None) => None,
+            (Some(old), Some(new)) => (!old.same(new)).then_some(old.print),
+            // The overlay appeared or went.
+            _ => return self.resplit(config, overlay, opts),
+        };
         // The source's description only shows in a render of a tree without
         // config files (which renders in full below).
-        let source_changed = self.config.source.description != config.source.description;
-        self.config.source.clone_from(&config.source);
-        if self.overlay.is_some() != overlay.is_some() {
-            return self.split_anew(config, overlay, opts);
-        }
-        let mut changes = self.diff_trees(config, overlay);
-        if changes.config.hash.is_none()
-            && changes.overlay.hash.is_none()
+        let source_changed = self.config_description != config.source.description;
+        let config_same = self.config.same(config);
+        if config_same
+            && overlay_change.is_none()
             && (config::holds_config_files(config) || !source_changed)
         {
             return (Work::Unchanged, false);
         }
-        self.patch_copies(config, overlay, &mut changes);
-        let splittable = self.splittable();
-        let Some(parts) = self.parts.as_mut().filter(|_| splittable) else {
-            return self.resplit(opts);
+        self.config_description
+            .clone_from(&config.source.description);
+        if !config_same {
+            self.config = Seen::of(config);
+            self.rendered.config_hash = config.content_hash();
+        }
+        if let (Some(_), Some(new)) = (overlay_change, overlay) {
+            self.overlay = Some(Seen::of(new));
+            self.rendered.overlay_hash = Some(new.content_hash());
+        }
+        let Some(parts) = self.parts.as_mut().filter(|_| splittable(config, overlay)) else {
+            return self.resplit(config, overlay, opts);
         };
-        let (global, services) = changes.parts();
+        let mut changed = Changed::default();
+        if !config_same {
+            changed.walk(config, Side::Config, parts);
+        }
+        if let (Some(old_print), Some(overlay)) = (overlay_change, overlay) {
+            match hint.and_then(|h| hinted_services(overlay, old_print, h, parts)) {
+                Some(services) => changed.note(services, Side::Overlay, parts),
+                None => changed.walk(overlay, Side::Overlay, parts),
+            }
+        }
+        let services: BTreeSet<&str> = changed.services.keys().map(String::as_str).collect();
         let updated = update_parts(
-            &self.config,
-            self.overlay.as_ref(),
+            config,
+            overlay,
             &mut self.rendered,
             parts,
-            (global, &services),
+            (changed.global, &services),
             opts,
         );
         match updated {
-            Ok(done) => done,
-            Err(Fallback) => self.render_in_full(opts),
+            Ok(done) => {
+                for (svc, prints) in &changed.services {
+                    if let Some(p) = parts.services.get_mut(svc) {
+                        p.prints = *prints;
+                    }
+                }
+                done
+            }
+            Err(Fallback) => self.render_in_full(config, overlay, opts),
         }
     }
 
-    /// The overlay appeared or went: splits the new trees from scratch.
-    fn split_anew(
+    /// The parts were partly updated: renders in full; the next change
+    /// splits again.
+    fn render_in_full(
         &mut self,
         config: &Tree,
         overlay: Option<&Tree>,
         opts: &Options,
     ) -> (Work, bool) {
-        let old = std::mem::take(&mut self.rendered.state);
-        *self = Last::split(config.clone(), overlay.cloned(), opts);
-        let changed = old != self.rendered.state;
-        (self.work_of_split(), changed)
-    }
-
-    /// One walk over each tree against its copy: the changed paths and the
-    /// new hashes.
-    fn diff_trees(&mut self, config: &Tree, overlay: Option<&Tree>) -> TreeChanges {
-        let config_unreadable = self.config.unreadable != config.unreadable;
-        let config_changes =
-            self.config_digest
-                .diff(&self.config.files, &self.config.unreadable, config);
-        let (overlay_changes, overlay_unreadable) =
-            match (&mut self.overlay, &mut self.overlay_digest, overlay) {
-                (Some(old), Some(digest), Some(new)) => {
-                    old.source.clone_from(&new.source);
-                    let changes = digest.diff(&old.files, &old.unreadable, new);
-                    (changes, old.unreadable != new.unreadable)
-                }
-                _ => (
-                    Changes {
-                        paths: Vec::new(),
-                        hash: None,
-                    },
-                    false,
-                ),
-            };
-        TreeChanges {
-            config: config_changes,
-            config_unreadable,
-            overlay: overlay_changes,
-            overlay_unreadable,
-        }
-    }
-
-    /// Patches the copies, and moves the new hashes into the render.
-    fn patch_copies(&mut self, config: &Tree, overlay: Option<&Tree>, changes: &mut TreeChanges) {
-        patch(
-            &mut self.config,
-            config,
-            &changes.config.paths,
-            changes.config_unreadable,
-        );
-        if let Some(h) = changes.config.hash.take() {
-            self.rendered.config_hash = h;
-        }
-        if let (Some(old), Some(new)) = (&mut self.overlay, overlay) {
-            patch(old, new, &changes.overlay.paths, changes.overlay_unreadable);
-        }
-        if let Some(h) = changes.overlay.hash.take() {
-            self.rendered.overlay_hash = Some(h);
-        }
-    }
-
-    /// Whether the parts can express the copies: config files, and nothing
-    /// unreadable.
-    fn splittable(&self) -> bool {
-        config::holds_config_files(&self.config)
-            && self.config.unreadable.is_empty()
-            && self
-                .overlay
-                .as_ref()
-                .is_none_or(|o| o.unreadable.is_empty())
-    }
-
-    /// The parts were partly updated: renders in full; the next change
-    /// splits again.
-    fn render_in_full(&mut self, opts: &Options) -> (Work, bool) {
         self.parts = None;
-        self.rendered = super::render(&self.config, self.overlay.as_ref(), opts);
+        self.rendered = super::render(config, overlay, opts);
         (Work::Full, true)
     }
 
-    /// Splits the (patched) copies again, keeping the hashes.
-    fn resplit(&mut self, opts: &Options) -> (Work, bool) {
+    /// Splits the new trees from scratch.
+    fn resplit(&mut self, config: &Tree, overlay: Option<&Tree>, opts: &Options) -> (Work, bool) {
         let old = std::mem::take(&mut self.rendered.state);
-        let (config_hash, overlay_hash) = (
-            std::mem::take(&mut self.rendered.config_hash),
-            self.rendered.overlay_hash.take(),
-        );
-        let (rendered, parts) = match split(&self.config, self.overlay.as_ref(), opts) {
-            Ok((r, p)) => (r, Some(p)),
-            Err(Fallback) => (
-                super::render(&self.config, self.overlay.as_ref(), opts),
-                None,
-            ),
-        };
-        self.rendered = rendered;
-        self.parts = parts;
-        self.rendered.config_hash = config_hash;
-        self.rendered.overlay_hash = overlay_hash;
+        *self = Last::split(config, overlay, opts);
         let changed = old != self.rendered.state;
         (self.work_of_split(), changed)
     }
@@ -353,32 +359,136 @@ impl Last {
     }
 }
 
-/// What one diff walk over both trees found.
-struct TreeChanges {
-    config: Changes,
-    config_unreadable: bool,
-    /// Empty without an overlay.
-    overlay: Changes,
-    overlay_unreadable: bool,
+/// Whether the parts can express the trees: config files, and nothing
+/// unreadable.
+fn splittable(config: &Tree, overlay: Option<&Tree>) -> bool {
+    config::holds_config_files(config)
+        && config.unreadable.is_empty()
+        && overlay.is_none_or(|o| o.unreadable.is_empty())
 }
 
-impl TreeChanges {
-    /// Which parts changed: the global part, and the services.
-    fn parts(&self) -> (bool, BTreeSet<&str>) {
-        let mut global = false;
-        let mut services: BTreeSet<&str> = BTreeSet::new();
-        let config = self.config.paths.iter().map(|p| part::of_config_path(p));
-        let overlay = self.overlay.paths.iter().map(|p| part::of_overlay_path(p));
-        for part in config.chain(overlay) {
-            match part {
-                Part::Service(s) => {
-                    services.insert(s);
-                }
-                Part::Global => global = true,
+// --- what changed ------------------------------------------------------------
+
+/// One of the two input trees.
+#[derive(Clone, Copy)]
+enum Side {
+    Config,
+    Overlay,
+}
+
+impl Side {
+    fn of(self, prints: &Prints) -> Fingerprint {
+        match self {
+            Side::Config => prints.config,
+            Side::Overlay => prints.overlay,
+        }
+    }
+
+    fn set(self, prints: &mut Prints, print: Fingerprint) {
+        match self {
+            Side::Config => prints.config = print,
+            Side::Overlay => prints.overlay = print,
+        }
+    }
+
+    fn classify(self, path: &str) -> Part<'_> {
+        match self {
+            Side::Config => part::of_config_path(path),
+            Side::Overlay => part::of_overlay_path(path),
+        }
+    }
+}
+
+/// Which parts changed since the last render: whether the global part did,
+/// and the services that did, with their new fingerprints.
+#[derive(Default)]
+struct Changed {
+    global: bool,
+    services: BTreeMap<String, Prints>,
+}
+
+impl Changed {
+    /// Fingerprints every part of one tree (every entry hashed once) and
+    /// notes those that differ from the kept ones.
+    fn walk(&mut self, tree: &Tree, side: Side, parts: &Parts) {
+        let mut global = Fingerprint::default();
+        let mut services: BTreeMap<&str, Fingerprint> = BTreeMap::new();
+        for (path, bytes) in &tree.files {
+            let print = Fingerprint::of_entry(path, bytes);
+            match side.classify(path) {
+                Part::Service(svc) => services.entry(svc).or_default().add(print),
+                Part::Global => global.add(print),
             }
         }
-        (global, services)
+        self.global |= global != side.of(&parts.global_prints);
+        // The kept services missing from the tree went.
+        let gone: Vec<(&str, Fingerprint)> = parts
+            .services
+            .iter()
+            .filter(|(s, p)| !side.of(&p.prints).is_empty() && !services.contains_key(s.as_str()))
+            .map(|(s, _)| (s.as_str(), Fingerprint::default()))
+            .collect();
+        services.extend(gone);
+        self.note(services, side, parts);
     }
+
+    /// Notes the services whose fingerprint on one side differs from the
+    /// kept one.
+    fn note<'a>(
+        &mut self,
+        services: impl IntoIterator<Item = (&'a str, Fingerprint)>,
+        side: Side,
+        parts: &Parts,
+    ) {
+        for (svc, print) in services {
+            let kept = parts
+                .services
+                .get(svc)
+                .map(|p| p.prints)
+                .unwrap_or_default();
+            if side.of(&kept) == print {
+                continue;
+            }
+            let entry = self.services.entry(svc.to_string()).or_insert(kept);
+            side.set(entry, print);
+        }
+    }
+}
+
+/// The services a hint names, with their new overlay fingerprints, if the
+/// hint holds every change: `None` when it names the global part or misses
+/// a change (the old tree's fingerprint, less the named services' old ones
+/// plus their new ones, is not the new tree's).
+fn hinted_services<'h>(
+    overlay: &Tree,
+    old_print: Fingerprint,
+    hint: &'h BTreeSet<String>,
+    parts: &Parts,
+) -> Option<Vec<(&'h str, Fingerprint)>> {
+    let mut names: BTreeSet<&str> = BTreeSet::new();
+    for path in hint {
+        match part::of_overlay_path(path) {
+            Part::Service(svc) => names.insert(svc),
+            Part::Global => return None,
+        };
+    }
+    let mut expected = old_print;
+    let mut services = Vec::with_capacity(names.len());
+    for svc in names {
+        let old = parts
+            .services
+            .get(svc)
+            .map(|p| p.prints.overlay)
+            .unwrap_or_default();
+        let mut new = Fingerprint::default();
+        for (path, bytes) in service_overlay_entries(overlay, svc) {
+            new.add(Fingerprint::of_entry(path, bytes));
+        }
+        expected.sub(old);
+        expected.add(new);
+        services.push((svc, new));
+    }
+    (expected == overlay.files.fingerprint()).then_some(services)
 }
 
 /// Parses and compiles the changed services again, then, if the global
@@ -402,23 +512,6 @@ fn update_parts(
     Ok((Work::Services(services.len()), changed))
 }
 
-/// Makes `copy` equal to `new`, given the paths that differ.
-fn patch(copy: &mut Tree, new: &Tree, paths: &[String], unreadable: bool) {
-    for path in paths {
-        match new.files.get(path) {
-            Some(bytes) => {
-                copy.files.insert(path.clone(), bytes.clone());
-            }
-            None => {
-                copy.files.remove(path);
-            }
-        }
-    }
-    if unreadable {
-        copy.unreadable.clone_from(&new.unreadable);
-    }
-}
-
 // --- splitting -------------------------------------------------------------
 
 /// Renders part by part: every service parsed on its own, the global part
@@ -440,6 +533,8 @@ fn split(
         global_parse_diags: Vec::new(),
         global_compile_diags: Vec::new(),
         global_skipped: 0,
+        global_prints: Prints::default(),
+        touched: BTreeSet::new(),
         scratch_config: Config::default(),
         scratch_overlay: Overlay::default(),
     };
@@ -458,6 +553,7 @@ fn split(
         let (service, diags) = parse_config_service(svc, &tree)?;
         let p = parts.services.entry(svc.to_string()).or_default();
         p.parse_diags = diags;
+        p.prints.config = tree.files.fingerprint();
         if let Some(service) = service {
             p.claims = service.frontend.service_keys();
             for key in &p.claims {
@@ -469,15 +565,23 @@ fn split(
         }
     }
     if let Some(overlay) = overlay {
-        for (svc, tree) in group_by_service(overlay, part::of_overlay_path) {
+        // One service's keys at a time (they are contiguous): no second
+        // copy of the whole overlay.
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
+        for_each_overlay_service(overlay, |svc, tree| {
+            if !seen.insert(svc) {
+                return Err(Fallback);
+            }
             let (backends, diags, skipped) = parse_overlay_service(svc, &tree)?;
             let p = parts.services.entry(svc.to_string()).or_default();
             p.parse_diags = merge(std::mem::take(&mut p.parse_diags), diags);
             p.skipped = skipped;
+            p.prints.overlay = tree.files.fingerprint();
             if let Some(b) = backends {
                 rendered.overlay.backends.insert(svc.to_string(), b);
             }
-        }
+            Ok(())
+        })?;
     }
     parse_global(config, overlay, &mut rendered, &mut parts)?;
     compile_all(&mut rendered, &mut parts, opts)?;
@@ -503,11 +607,40 @@ fn group_by_service<'t>(
     groups
 }
 
+/// Calls `f` with each service's overlay keys as a sub-tree, in path
+/// order: a service's keys are contiguous (they share a prefix), so each
+/// service comes once, one sub-tree alive at a time.
+fn for_each_overlay_service<'t>(
+    tree: &'t Tree,
+    mut f: impl FnMut(&'t str, Tree) -> Result<(), Fallback>,
+) -> Result<(), Fallback> {
+    let mut group: Option<(&str, Tree)> = None;
+    for (path, bytes) in &tree.files {
+        let Part::Service(svc) = part::of_overlay_path(path) else {
+            continue;
+        };
+        if group.as_ref().is_some_and(|(s, _)| *s != svc)
+            && let Some((s, t)) = group.take()
+        {
+            f(s, t)?;
+        }
+        group
+            .get_or_insert_with(|| (svc, empty_like(tree)))
+            .1
+            .files
+            .insert(path.clone(), bytes.clone());
+    }
+    match group {
+        Some((s, t)) => f(s, t),
+        None => Ok(()),
+    }
+}
+
 /// A tree with the same source and no entries.
 fn empty_like(tree: &Tree) -> Tree {
     Tree {
         source: tree.source.clone(),
-        files: BTreeMap::new(),
+        files: Default::default(),
         unreadable: BTreeMap::new(),
     }
 }
@@ -562,6 +695,7 @@ fn parse_global(
     if !cfg.services.is_empty() {
         return Err(Fallback);
     }
+    let mut overlay_print = Fingerprint::default();
     let (ov, ov_diags) = match overlay {
         Some(overlay) => {
             let mut global = empty_like(overlay);
@@ -570,6 +704,7 @@ fn parse_global(
                     global.files.insert(path.clone(), bytes.clone());
                 }
             }
+            overlay_print = global.files.fingerprint();
             config::parse_overlay(&global)
         }
         None => (Overlay::default(), Diagnostics::default()),
@@ -577,6 +712,10 @@ fn parse_global(
     if !ov.backends.is_empty() {
         return Err(Fallback);
     }
+    parts.global_prints = Prints {
+        config: global.files.fingerprint(),
+        overlay: overlay_print,
+    };
     parts.global_parse_diags = merge(sorted(cfg_diags.0), sorted(ov_diags.0));
     parts.global_skipped = ov.skipped;
     parts.scratch_config = Config {
@@ -805,6 +944,7 @@ fn splice_parse(
         skipped: parse.skipped,
         claims,
         keys: Vec::new(),
+        prints: Prints::default(),
     })
 }
 
@@ -837,6 +977,8 @@ fn compile_and_splice(
         new.keys = old_keys;
         return Ok(false);
     }
+    parts.touched.extend(old_keys.iter().copied());
+    parts.touched.extend(fragment.services.keys().copied());
     for key in &old_keys {
         rendered.state.services.remove(key);
     }
@@ -885,17 +1027,23 @@ fn service_config_tree(config: &Tree, svc: &str) -> Tree {
 /// One service's overlay backend keys.
 fn service_overlay_tree(overlay: &Tree, svc: &str) -> Tree {
     let mut t = empty_like(overlay);
-    let prefix = part::overlay_prefix(svc);
-    for (p, bytes) in overlay
-        .files
-        .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
-        .take_while(|(p, _)| p.starts_with(&prefix))
-    {
-        if part::of_overlay_path(p) == Part::Service(svc) {
-            t.files.insert(p.clone(), bytes.clone());
-        }
+    for (p, bytes) in service_overlay_entries(overlay, svc) {
+        t.files.insert(p.clone(), bytes.clone());
     }
     t
+}
+
+/// One service's overlay backend keys, in the tree.
+fn service_overlay_entries<'t>(
+    overlay: &'t Tree,
+    svc: &str,
+) -> impl Iterator<Item = (&'t String, &'t Vec<u8>)> {
+    let prefix = part::overlay_prefix(svc);
+    overlay
+        .files
+        .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+        .take_while(move |(p, _)| p.starts_with(&prefix))
+        .filter(move |(p, _)| part::of_overlay_path(p) == Part::Service(svc))
 }
 
 // --- sorted diagnostic sets --------------------------------------------------
@@ -950,4 +1098,139 @@ fn insert_diags(all: &mut Vec<Diagnostic>, new: &[Diagnostic]) -> Result<(), Fal
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// An overlay path: mostly backends of the config's services, some of
+    /// a service the config lacks, some global.
+    fn overlay_path() -> impl Strategy<Value = String> {
+        prop_oneof![
+            8 => (0u8..4, 0u8..4).prop_map(|(s, b)| format!("services/s{s}/backends/b{b}")),
+            1 => (0u8..2).prop_map(|b| format!("services/ghost/backends/b{b}")),
+            1 => prop::sample::select(vec![
+                "routes/r1".to_string(),
+                "services/s1/backends/b0/deeper".to_string(),
+            ]),
+        ]
+    }
+
+    fn overlay_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (1u8..50, 0u8..3).prop_map(|(ip, w)| format!(
+                r#"{{"ipv4": "10.1.0.{ip}", "tcp": 80, "weight": {w}}}"#
+            )),
+            Just("not json".to_string()),
+        ]
+    }
+
+    /// One step: overlay edits, then what the hint says about them.
+    #[derive(Clone, Debug)]
+    struct Step {
+        edits: Vec<(String, Option<String>)>,
+        /// 0: no hint; 1: exact; 2: exact less one; 3: exact plus noise.
+        hint: u8,
+        noise: Vec<String>,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        (
+            prop::collection::vec((overlay_path(), prop::option::of(overlay_value())), 0..5),
+            0u8..4,
+            prop::collection::vec(overlay_path(), 0..3),
+        )
+            .prop_map(|(edits, hint, noise)| Step { edits, hint, noise })
+    }
+
+    fn config() -> Tree {
+        let mut t = Tree::new("config");
+        for s in 0..4 {
+            t.insert(
+                format!("services/s{s}/frontend"),
+                format!(r#"{{"ipv4": "10.0.0.{s}", "tcp": 80}}"#),
+            );
+        }
+        t
+    }
+
+    proptest! {
+        #[test]
+        fn hints_right_wrong_or_missing_never_change_the_render(
+            initial in prop::collection::vec((overlay_path(), overlay_value()), 0..12),
+            steps in prop::collection::vec(step(), 1..8),
+        ) {
+            let opts = Options::default();
+            let config = config();
+            let mut overlay = Tree::new("etcd");
+            for (p, v) in initial {
+                overlay.insert(p, v);
+            }
+            let mut memo = Memo::new(opts.clone());
+            memo.render(&config, Some(&overlay));
+            for step in steps {
+                let mut exact = BTreeSet::new();
+                for (path, value) in &step.edits {
+                    match value {
+                        Some(v) => overlay.insert(path.clone(), v.clone()),
+                        None => {
+                            overlay.files.remove(path);
+                        }
+                    }
+                    exact.insert(path.clone());
+                }
+                let hint = match step.hint {
+                    0 => None,
+                    1 => Some(exact),
+                    2 => {
+                        let mut less = exact;
+                        less.pop_first();
+                        Some(less)
+                    }
+                    _ => Some(exact.into_iter().chain(step.noise.clone()).collect()),
+                };
+                let got = memo.render_hinted(&config, Some(&overlay), hint.as_ref()).clone();
+                let full = super::super::render(&config, Some(&overlay), &opts);
+                prop_assert_eq!(&got.state, &full.state);
+                prop_assert_eq!(&got.config, &full.config);
+                prop_assert_eq!(&got.overlay, &full.overlay);
+                prop_assert_eq!(&got.diags, &full.diags);
+                prop_assert_eq!(&got.config_hash, &full.config_hash);
+                prop_assert_eq!(&got.overlay_hash, &full.overlay_hash);
+            }
+        }
+    }
+
+    #[test]
+    fn a_hint_that_misses_a_change_is_not_trusted() {
+        let opts = Options::default();
+        let config = config();
+        let mut overlay = Tree::new("etcd");
+        overlay.insert(
+            "services/s0/backends/a",
+            r#"{"ipv4": "10.1.0.1", "tcp": 80}"#,
+        );
+        overlay.insert(
+            "services/s1/backends/a",
+            r#"{"ipv4": "10.1.0.2", "tcp": 80}"#,
+        );
+        let mut memo = Memo::new(opts.clone());
+        memo.render(&config, Some(&overlay));
+        overlay.insert(
+            "services/s1/backends/a",
+            r#"{"ipv4": "10.1.0.2", "tcp": 80, "weight": 7}"#,
+        );
+        // The hint names s0 only: the change to s1 shows in the sums.
+        let hint = BTreeSet::from(["services/s0/backends/a".to_string()]);
+        let got = memo
+            .render_hinted(&config, Some(&overlay), Some(&hint))
+            .clone();
+        assert_eq!(memo.work(), Work::Services(1));
+        assert_eq!(
+            got.state,
+            super::super::render(&config, Some(&overlay), &opts).state
+        );
+    }
 }

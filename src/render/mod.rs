@@ -6,7 +6,6 @@
 //!
 //! Invariant: pure. Takes trees already read by a source; no I/O.
 
-mod digest;
 pub mod memo;
 mod part;
 

@@ -15,11 +15,17 @@
 //! (etcd before 3.4.25/3.5.8 could send a progress revision ahead of events
 //! still queued for the watcher).
 //!
+//! With each snapshot a consumer can take the paths that events changed
+//! since it last took them ([`OverlayWatch::snapshot_with_changes`]): a
+//! hint for an incremental render, which checks it (`render::memo`); after
+//! a list, or past [`CHANGES_KEPT`] paths, it is unknown.
+//!
 //! Invariant: the task owns the etcd client; consumers only read snapshots.
 //! This module does not parse the tree and does not decide whether a change
 //! is suspicious (mass disappearance is the plan's guard; it gets the
 //! numbers from [`Snapshot::backend_keys`]).
 
+use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -30,6 +36,10 @@ use tokio::sync::{Semaphore, watch as notify};
 use super::{Settings, connect, keys, read, timed};
 use crate::etcd::proto::{EventType, WatchCreateRequest, WatchResponse};
 use crate::tree::Tree;
+
+/// The most changed paths kept between two takes; past it the changes are
+/// unknown (the consumer then compares the whole tree).
+pub const CHANGES_KEPT: usize = 4096;
 
 /// Timing of the watcher.
 #[derive(Clone, Debug)]
@@ -106,6 +116,19 @@ pub struct Status {
 struct Shared {
     snapshot: Option<Snapshot>,
     status: Status,
+    /// The paths events changed since the last take; `None`: unknown.
+    changes: Option<BTreeSet<String>>,
+}
+
+impl Shared {
+    fn note_change(&mut self, path: String) {
+        if let Some(changes) = &mut self.changes {
+            changes.insert(path);
+            if changes.len() > CHANGES_KEPT {
+                self.changes = None;
+            }
+        }
+    }
 }
 
 /// A running watcher. Dropping it stops the task.
@@ -141,6 +164,16 @@ impl OverlayWatch {
     /// The last good tree; `None` until the first complete read.
     pub fn snapshot(&self) -> Option<Snapshot> {
         self.lock().snapshot.clone()
+    }
+
+    /// The last good tree and the paths changed since the last call
+    /// (`None`: unknown, as on the first call); `None` until the first
+    /// complete read.
+    pub fn snapshot_with_changes(&self) -> Option<(Snapshot, Option<BTreeSet<String>>)> {
+        let mut s = self.lock();
+        let snapshot = s.snapshot.clone()?;
+        let changes = s.changes.replace(BTreeSet::new());
+        Some((snapshot, changes))
     }
 
     pub fn status(&self) -> Status {
@@ -325,6 +358,9 @@ fn install(shared: &Mutex<Shared>, tx: &notify::Sender<u64>, tree: Tree, revisio
         Some(old) => (true, old.generation + 1),
         None => (true, 1),
     };
+    if changed {
+        s.changes = None;
+    }
     s.snapshot = Some(Snapshot {
         tree: Arc::new(tree),
         revision,
@@ -347,7 +383,10 @@ fn apply(
 ) {
     let mut s = lock(shared);
     s.status.in_sync = true;
-    let Shared { snapshot, status } = &mut *s;
+    let mut changed_paths = Vec::new();
+    let Shared {
+        snapshot, status, ..
+    } = &mut *s;
     let Some(snap) = snapshot.as_mut() else {
         return;
     };
@@ -359,21 +398,30 @@ fn apply(
     let mut changed = false;
     for event in &resp.events {
         let Some(kv) = &event.kv else { continue };
-        changed |= match EventType::try_from(event.r#type) {
+        let applied = match EventType::try_from(event.r#type) {
             Ok(EventType::Put) => keys::apply_put(tree, settings.keys(), &kv.key, &kv.value),
             Ok(EventType::Delete) => keys::apply_delete(tree, settings.keys(), &kv.key),
             // A kind of event this client does not know: the next relist
             // (compaction, resync) reads the key as it is.
             Err(_) => false,
         };
+        if applied && let keys::KeyKind::Path(path) = settings.keys().classify(&kv.key) {
+            changed_paths.push(path);
+        }
+        changed |= applied;
         snap.revision = snap.revision.max(kv.mod_revision);
         status.events += 1;
     }
     tree.source.revision = Some(snap.revision.to_string());
-    if changed {
+    let generation = changed.then(|| {
         snap.generation += 1;
-        let generation = snap.generation;
-        drop(s);
+        snap.generation
+    });
+    for path in changed_paths {
+        s.note_change(path);
+    }
+    drop(s);
+    if let Some(generation) = generation {
         tx.send_replace(generation);
     }
 }
