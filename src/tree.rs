@@ -184,6 +184,15 @@ impl Files {
         Some(data)
     }
 
+    /// Empties every file's contents, keeping the paths and the fingerprint
+    /// of what they held: for a tree parsed and no longer read (the one-shot
+    /// `plan` frees its memory this way; `render::render_releasing`).
+    pub fn release_contents(&mut self) {
+        for contents in self.map.values_mut() {
+            *contents = Vec::new();
+        }
+    }
+
     /// The fingerprint of every entry.
     pub fn fingerprint(&self) -> Fingerprint {
         self.print

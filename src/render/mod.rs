@@ -71,9 +71,7 @@ pub fn render_releasing(
 
 /// Empties every file's contents, keeping its path.
 fn release(tree: &mut Tree) {
-    for contents in tree.files.values_mut() {
-        *contents = Vec::new();
-    }
+    tree.files.release_contents();
 }
 
 /// A config and an overlay parsed, with their diagnostics so far.
