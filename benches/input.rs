@@ -7,8 +7,8 @@
 //!   (`plan --live DUMP`: nothing to do).
 //!
 //! Prints, per case, the median wall time and the median user+sys CPU of
-//! the process, and the ratio of `plan --live` to `render` (the same config
-//! and output kind: the YAML render). With `CLUSTERF_BASE_BIN` set to another
+//! the process, and the ratio of `plan --live` to `render --output ipvsadm`
+//! (the render that wrote the dump `plan` reads back). With `CLUSTERF_BASE_BIN` set to another
 //! binary (e.g. /work/bench/base/clusterf), runs it too, alternating with
 //! this one run by run, and prints both side by side.
 //!
@@ -224,9 +224,9 @@ fn main() {
         println!("{:<34} {}", case.name, cols.join("   base "));
     }
     for (b, bin) in bins.iter().enumerate() {
-        let (render, plan) = (results[0][b], results[3][b]);
+        let (render, plan) = (results[1][b], results[3][b]);
         println!(
-            "plan --live / render ({}): wall {:.2}x, cpu {:.2}x",
+            "plan --live / render -o ipvsadm ({}): wall {:.2}x, cpu {:.2}x",
             bin.display(),
             ms(plan.0) / ms(render.0),
             ms(plan.1) / ms(render.1)
