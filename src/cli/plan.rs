@@ -199,7 +199,12 @@ pub fn run(args: &PlanArgs) -> Result<u8> {
     let desired = &desired_state(loaded);
     // An ipvsadm -S -n dump never holds thresholds (-x/-y).
     let thresholds = !source.starts_with("file ");
-    let live = LiveFingerprint::new(source, &live_state, &ownership, thresholds);
+    // The live hash is written only in JSON (printed, or saved by --out).
+    let live = if args.out.is_some() || matches!(args.output, PlanFormat::Json) {
+        LiveFingerprint::new(source, &live_state, &ownership, thresholds)
+    } else {
+        LiveFingerprint::unhashed(source, thresholds)
+    };
     match plan::plan(desired, &live_state, &ownership, &guards) {
         Ok(plan) => {
             drop(live_state);

@@ -3,7 +3,6 @@
 //! dest, tunnel) and checked against its command, then it becomes a service
 //! or a dest of the state read so far.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -32,35 +31,92 @@ impl fmt::Display for ParseError {
     }
 }
 
-/// A whitespace-separated word and its 1-based column.
+/// A whitespace-separated word and its 1-based column (in characters).
 #[derive(Clone, Copy, Debug)]
 struct Token<'a> {
     column: usize,
     text: &'a str,
 }
 
-fn tokens(line: &str) -> Vec<Token<'_>> {
-    let mut out = Vec::new();
-    let mut start: Option<usize> = None;
-    for (i, c) in line.char_indices() {
-        if c.is_whitespace() {
-            if let Some(s) = start.take() {
-                out.push(Token {
-                    column: line[..s].chars().count() + 1,
-                    text: &line[s..i],
-                });
-            }
-        } else if start.is_none() {
-            start = Some(i);
+/// The words of one line, found in one pass over its bytes. Whitespace is
+/// Rust's (`char::is_whitespace`); ASCII is decided by the byte, only other
+/// characters are decoded.
+#[derive(Clone)]
+struct Words<'a> {
+    line: &'a str,
+    /// Byte offset of the next character.
+    pos: usize,
+    /// UTF-8 continuation bytes before `pos`: its column is `pos - wide + 1`.
+    wide: usize,
+}
+
+impl<'a> Words<'a> {
+    fn new(line: &'a str) -> Self {
+        Words {
+            line,
+            pos: 0,
+            wide: 0,
         }
     }
-    if let Some(s) = start {
-        out.push(Token {
-            column: line[..s].chars().count() + 1,
-            text: &line[s..],
-        });
+
+    /// The length of the non-ASCII character at byte `i` when its
+    /// whitespace-ness is `space` (its extra bytes counted in `wide`).
+    fn wide_char(&mut self, i: usize, space: bool) -> Option<usize> {
+        let c = self.line.get(i..)?.chars().next()?;
+        if c.is_whitespace() != space {
+            return None;
+        }
+        self.wide += c.len_utf8() - 1;
+        Some(c.len_utf8())
     }
-    out
+}
+
+/// ASCII whitespace as `char::is_whitespace` has it (with vertical tab).
+fn is_space(b: u8) -> bool {
+    b == b' ' || (b'\t'..=b'\r').contains(&b)
+}
+
+impl<'a> Iterator for Words<'a> {
+    type Item = Token<'a>;
+
+    fn next(&mut self) -> Option<Token<'a>> {
+        let bytes = self.line.as_bytes();
+        let mut i = self.pos;
+        loop {
+            let Some(&b) = bytes.get(i) else {
+                self.pos = i;
+                return None;
+            };
+            if is_space(b) {
+                i += 1;
+            } else if b.is_ascii() {
+                break;
+            } else {
+                match self.wide_char(i, true) {
+                    Some(len) => i += len,
+                    None => break,
+                }
+            }
+        }
+        let (start, column) = (i, i - self.wide + 1);
+        while let Some(&b) = bytes.get(i) {
+            if !b.is_ascii() {
+                match self.wide_char(i, false) {
+                    Some(len) => i += len,
+                    None => break,
+                }
+            } else if is_space(b) {
+                break;
+            } else {
+                i += 1;
+            }
+        }
+        self.pos = i;
+        Some(Token {
+            column,
+            text: &self.line[start..i],
+        })
+    }
 }
 
 /// Options of one line, each with the column it appeared at.
@@ -96,8 +152,8 @@ enum Command {
 
 struct LineParser<'a> {
     line: usize,
-    toks: Vec<Token<'a>>,
-    pos: usize,
+    text: &'a str,
+    words: std::iter::Peekable<Words<'a>>,
 }
 
 impl<'a> LineParser<'a> {
@@ -111,11 +167,8 @@ impl<'a> LineParser<'a> {
 
     /// The value of the option at `opt`.
     fn value(&mut self, opt: Token<'a>) -> Result<Token<'a>, ParseError> {
-        match self.toks.get(self.pos) {
-            Some(t) => {
-                self.pos += 1;
-                Ok(*t)
-            }
+        match self.words.next() {
+            Some(t) => Ok(t),
             None => Err(self.err(opt.column, format!("option {} needs a value", opt.text))),
         }
     }
@@ -204,33 +257,27 @@ fn valid_name(s: &str) -> bool {
 
 /// One line's command and options, each option checked on its own and
 /// against the command; `None` for a blank line or a comment.
-fn parse_line(line_no: usize, text: &str) -> Result<Option<(Command, Line<'_>)>, ParseError> {
-    let toks = tokens(text);
-    let Some(first) = toks.first().copied() else {
+fn parse_line<'a>(p: &mut LineParser<'a>) -> Result<Option<(Command, Line<'a>)>, ParseError> {
+    let Some(first) = p.words.next() else {
         return Ok(None);
     };
     if first.text.starts_with('#') {
         return Ok(None);
     }
-    let mut p = LineParser {
-        line: line_no,
-        toks,
-        pos: 1,
-    };
-    let command = command(&p, first)?;
+    let command = command(p, first)?;
     let mut l = Line::default();
-    while let Some(opt) = p.toks.get(p.pos).copied() {
-        p.pos += 1;
-        let known = service_option(&mut p, &mut l, opt)?
-            || scheduling_option(&mut p, &mut l, opt)?
-            || dest_option(&mut p, &mut l, opt)?
-            || tunnel_option(&mut p, &mut l, opt)?;
+    while let Some(opt) = p.words.next() {
+        // The groups share no option: the order is a dump's frequency.
+        let known = service_option(p, &mut l, opt)?
+            || dest_option(p, &mut l, opt)?
+            || scheduling_option(p, &mut l, opt)?
+            || tunnel_option(p, &mut l, opt)?;
         if !known {
-            return Err(unknown_option(&p, opt));
+            return Err(unknown_option(p, opt));
         }
     }
-    check_command_options(&p, command, &l)?;
-    check_tunnel_method(&p, &l)?;
+    check_command_options(p, command, &l)?;
+    check_tunnel_method(p, &l)?;
     Ok(Some((command, l)))
 }
 
@@ -346,10 +393,9 @@ fn scheduling_option<'a>(
 
 /// The optional value of `-p`: the next word unless it is an option, else
 /// [`DEFAULT_PERSISTENCE`].
-fn persistence_timeout(p: &mut LineParser<'_>, opt: Token<'_>) -> Result<u32, ParseError> {
-    match p.toks.get(p.pos).copied() {
-        Some(v) if !v.text.starts_with('-') => {
-            p.pos += 1;
+fn persistence_timeout<'a>(p: &mut LineParser<'a>, opt: Token<'a>) -> Result<u32, ParseError> {
+    match p.words.next_if(|v| !v.text.starts_with('-')) {
+        Some(v) => {
             let t: u32 = p.number(opt, v, "persistence timeout")?;
             if t == 0 {
                 return Err(p.err(
@@ -473,9 +519,8 @@ fn check_command_options(
         ),
     };
     if let Some(col) = wrong.iter().flatten().min() {
-        let opt = p
-            .toks
-            .iter()
+        // Only on error: the words again, for the option's name.
+        let opt = Words::new(p.text)
             .find(|t| t.column == *col)
             .map_or("", |t| t.text);
         return Err(p.err(*col, format!("{opt}: {what}")));
@@ -611,17 +656,15 @@ fn family_name(family: Family) -> &'static str {
 /// service, and be of its service's family unless it is a tunnel dest (the
 /// kernel's rule).
 pub fn parse(text: &str) -> Result<IpvsState, ParseError> {
-    let mut dump = Dump::default();
+    let mut dump = Dump {
+        text,
+        state: IpvsState::default(),
+        open: None,
+    };
     for (i, raw) in text.lines().enumerate() {
-        let line_no = i + 1;
-        let Some((command, l)) = parse_line(line_no, raw)? else {
+        let mut p = LineParser::new(i + 1, raw);
+        let Some((command, l)) = parse_line(&mut p)? else {
             continue;
-        };
-        // For errors only: they need the line number, not the words.
-        let p = LineParser {
-            line: line_no,
-            toks: Vec::new(),
-            pos: 0,
         };
         let key = service_key(&p, &l)?;
         match command {
@@ -629,18 +672,37 @@ pub fn parse(text: &str) -> Result<IpvsState, ParseError> {
             Command::AddServer => dump.add_dest(&p, key, &l)?,
         }
     }
+    dump.close();
     Ok(dump.state)
 }
 
-/// The state read so far, and the line that defined each service and dest.
-#[derive(Default)]
-struct Dump {
-    state: IpvsState,
-    services: BTreeMap<ServiceKey, usize>,
-    dests: BTreeMap<(ServiceKey, SocketAddr), usize>,
+impl<'a> LineParser<'a> {
+    fn new(line: usize, text: &'a str) -> Self {
+        LineParser {
+            line,
+            text,
+            words: Words::new(text).peekable(),
+        }
+    }
 }
 
-impl Dump {
+/// The state read so far, and the dump it is read from.
+struct Dump<'t> {
+    text: &'t str,
+    state: IpvsState,
+    /// The service of the last `-A` line, not yet in `state`: its dests
+    /// usually follow it, and go in without a search of every service.
+    open: Option<(ServiceKey, Service)>,
+}
+
+impl Dump<'_> {
+    /// Puts the open service into the state.
+    fn close(&mut self) {
+        if let Some((key, svc)) = self.open.take() {
+            self.state.services.insert(key, svc);
+        }
+    }
+
     /// An `-A` line.
     fn add_service(
         &mut self,
@@ -648,15 +710,19 @@ impl Dump {
         key: ServiceKey,
         l: &Line<'_>,
     ) -> Result<(), ParseError> {
-        if let Some(first) = self.services.get(&key) {
+        if self.open.as_ref().is_some_and(|o| o.0 == key) || self.state.services.contains_key(&key)
+        {
+            let first = first_line(self.text, p.line, |c, k, _| {
+                c == Command::AddService && *k == key
+            });
             return Err(p.err(
                 service_column(l),
                 format!("service {key} already defined on line {first}"),
             ));
         }
         let attrs = service_attrs(p, &key, l)?;
-        self.services.insert(key, p.line);
-        self.state.services.insert(key, Service::new(attrs));
+        self.close();
+        self.open = Some((key, Service::new(attrs)));
         Ok(())
     }
 
@@ -671,22 +737,28 @@ impl Dump {
             return Err(p.err(1, "dest line without -r ADDRESS:PORT"));
         };
         let dest = dest_addr(p, &key, rcol, rtext)?;
-        let Some(svc) = self.state.services.get_mut(&key) else {
+        let svc = match &mut self.open {
+            Some((open, svc)) if *open == key => Some(svc),
+            _ => self.state.services.get_mut(&key),
+        };
+        let Some(svc) = svc else {
             return Err(p.err(
                 service_column(l),
                 format!("dest of service {key}, which no -A line before it defines"),
             ));
         };
-        if let Some(first) = self.dests.get(&(key, dest)) {
+        let std::collections::btree_map::Entry::Vacant(slot) = svc.dests.entry(dest) else {
+            let first = first_line(self.text, p.line, |c, k, d| {
+                c == Command::AddServer && *k == key && d == Some(dest)
+            });
             return Err(p.err(
                 rcol,
                 format!("dest {dest} of {key} already defined on line {first}"),
             ));
-        }
+        };
         // ipvsadm's default: direct routing.
         let method = l.method.map_or(Method::Droute, |m| m.1);
         check_dest_family(p, &key, &dest, method, rcol, rtext)?;
-        self.dests.insert((key, dest), p.line);
         let attrs = DestAttrs {
             method,
             // ipvsadm's default weight.
@@ -694,15 +766,39 @@ impl Dump {
             upper_threshold: l.upper.map_or(0, |x| x.1),
             lower_threshold: l.lower.map_or(0, |x| x.1),
         };
-        svc.dests.insert(
-            dest,
-            Dest {
-                attrs,
-                provenance: Vec::new(),
-            },
-        );
+        slot.insert(Dest {
+            attrs,
+            provenance: Vec::new(),
+        });
         Ok(())
     }
+}
+
+/// The first line of `text` before `line` whose command, service and dest
+/// address `wanted` accepts (0 if none). For duplicate errors only: the
+/// lines before `line` parsed, so they are read again rather than every
+/// line's number kept for the rare error.
+fn first_line(
+    text: &str,
+    line: usize,
+    wanted: impl Fn(Command, &ServiceKey, Option<SocketAddr>) -> bool,
+) -> usize {
+    for (i, raw) in text.lines().take(line - 1).enumerate() {
+        let mut p = LineParser::new(i + 1, raw);
+        let Ok(Some((command, l))) = parse_line(&mut p) else {
+            continue;
+        };
+        let Ok(key) = service_key(&p, &l) else {
+            continue;
+        };
+        let dest = l
+            .real_server
+            .and_then(|(col, text)| dest_addr(&p, &key, col, text).ok());
+        if wanted(command, &key, dest) {
+            return i + 1;
+        }
+    }
+    0
 }
 
 /// The column of the line's service option (1 without one).

@@ -65,6 +65,18 @@ impl LiveFingerprint {
         fp
     }
 
+    /// The fingerprint of a live state read from `source` for an output
+    /// that does not show the hash (text, markdown): its hash is empty, and
+    /// the state is not hashed. A plan saved or printed as JSON needs
+    /// [`LiveFingerprint::new`].
+    pub fn unhashed(source: String, thresholds: bool) -> Self {
+        LiveFingerprint {
+            source,
+            hash: String::new(),
+            thresholds,
+        }
+    }
+
     /// The hash of `live` as this fingerprint's source saw it: without
     /// thresholds when it could not see them.
     pub fn hash_of(&self, live: &IpvsState, ownership: &Ownership) -> String {

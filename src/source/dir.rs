@@ -69,12 +69,13 @@ impl Walk {
     fn dir(&mut self, dir: &Path, prefix: &str) -> Result<()> {
         let entries =
             fs::read_dir(dir).with_context(|| format!("{}: cannot read", dir.display()))?;
+        // Each name taken once (`file_name` copies it), then sorted.
         let mut entries = entries
+            .map(|e| e.map(|e| (e.file_name(), e)))
             .collect::<std::io::Result<Vec<_>>>()
             .with_context(|| format!("{}: cannot read", dir.display()))?;
-        entries.sort_by_key(fs::DirEntry::file_name);
-        for entry in entries {
-            let name = entry.file_name();
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (name, entry) in entries {
             let Some(name) = name.to_str() else {
                 let rel = format!("{prefix}{}", name.to_string_lossy());
                 self.unreadable(rel, "file name is not valid UTF-8");
@@ -90,7 +91,20 @@ impl Walk {
     }
 
     /// One entry of a directory: read, walked, deferred or named unreadable.
+    /// `kind` is the entry's own type (a symlink is not followed).
     fn entry(&mut self, path: PathBuf, rel: String, kind: Option<fs::FileType>) -> Result<()> {
+        match kind {
+            // A regular file: opened once, with no lookup of its path before.
+            Some(k) if k.is_file() => {
+                self.file(&path, rel);
+                return Ok(());
+            }
+            Some(k) if !k.is_dir() && !k.is_symlink() => {
+                self.unreadable(rel, format!("{}: not read", special(&k)));
+                return Ok(());
+            }
+            _ => {}
+        }
         let is_link = kind.is_some_and(|t| t.is_symlink());
         if is_link
             && let Ok(target) = fs::canonicalize(&path)
@@ -119,14 +133,19 @@ impl Walk {
                 self.dir(&path, &format!("{rel}/"))?;
             }
         } else if kind.is_file() {
-            match read_file(&path, &meta) {
-                Ok(data) => self.tree.insert(rel, data),
-                Err(why) => self.unreadable(rel, why),
-            }
+            self.file(&path, rel);
         } else {
             self.unreadable(rel, format!("{}: not read", special(&kind)));
         }
         Ok(())
+    }
+
+    /// A regular file, read into the tree or named unreadable.
+    fn file(&mut self, path: &Path, rel: String) {
+        match read_file(path) {
+            Ok(data) => self.tree.insert(rel, data),
+            Err(why) => self.unreadable(rel, why),
+        }
     }
 
     /// Records the directory at `rel` as read; when it was read before,
@@ -156,11 +175,9 @@ impl Walk {
 }
 
 /// A regular file's contents, up to the limit; opened without blocking and
-/// checked again once open, in case it was replaced by a pipe meanwhile.
-fn read_file(path: &Path, meta: &Metadata) -> std::result::Result<Vec<u8>, String> {
-    if meta.len() > FILE_LIMIT {
-        return Err(too_large());
-    }
+/// checked once open (its type and size from the open file), in case it
+/// was replaced by a pipe meanwhile.
+fn read_file(path: &Path) -> std::result::Result<Vec<u8>, String> {
     let file = File::options()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
@@ -169,6 +186,9 @@ fn read_file(path: &Path, meta: &Metadata) -> std::result::Result<Vec<u8>, Strin
     let now = file.metadata().map_err(|e| e.to_string())?;
     if !now.is_file() {
         return Err(format!("{}: not read", special(&now.file_type())));
+    }
+    if now.len() > FILE_LIMIT {
+        return Err(too_large());
     }
     super::file::read_from(file, FILE_LIMIT, now.len()).map_err(|e| e.to_string())
 }

@@ -112,14 +112,20 @@ pub struct GitSource {
     blobs: HashMap<ObjectId, Vec<u8>>,
     /// The tree id (of the subdir) and the result of the last read.
     last: Option<(ObjectId, Tree)>,
+    /// Whether a read keeps the blobs and the tree for the next (false
+    /// for a one-shot read: nothing is read again).
+    remember: bool,
     last_fetch: Option<FetchStats>,
     /// Set while the last fetch failed and the cached commit was served.
     cached: Option<CachedCommit>,
 }
 
-/// Reads the config tree once (fetching a remote first).
+/// Reads the config tree once (fetching a remote first); keeps no copy of
+/// what it read.
 pub fn read(opts: &Options) -> Result<Tree> {
-    GitSource::new(opts.clone())?.read()
+    let mut source = GitSource::new(opts.clone())?;
+    source.remember = false;
+    source.read()
 }
 
 impl GitSource {
@@ -152,6 +158,7 @@ impl GitSource {
             repo: None,
             blobs: HashMap::new(),
             last: None,
+            remember: true,
             last_fetch: None,
             cached: None,
         })
@@ -394,6 +401,17 @@ impl GitSource {
             .map_err(|e| self.ref_error(&label, &format!("commit {short}: {e}")))?;
         let contents = read_blobs(repo, &blobs, &mut self.blobs)
             .map_err(|e| self.ref_error(&label, &format!("commit {short}: {e}")))?;
+        if !self.remember {
+            for ((path, _), blob) in blobs.into_iter().zip(contents) {
+                match blob {
+                    Ok(data) => tree.insert(path, data),
+                    Err(why) => {
+                        tree.unreadable.insert(path, why);
+                    }
+                }
+            }
+            return Ok(tree);
+        }
         // Keep only the blobs of this read: the cache stays the size of one tree.
         let mut seen = HashMap::with_capacity(blobs.len());
         for ((path, oid), blob) in blobs.into_iter().zip(contents) {
