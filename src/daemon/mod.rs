@@ -28,6 +28,7 @@ pub mod kernel;
 pub mod memory;
 pub mod options;
 mod pass;
+pub mod probe;
 pub mod state_file;
 mod sync;
 
