@@ -206,3 +206,56 @@ async fn a_server_that_closes_at_once_fails_http() {
     let out = probe(&target(addr, Probe::Http(http("/ok", None)))).await;
     assert!(!out.ok && out.detail.starts_with("http: "), "{out:?}");
 }
+
+/// Polls `f` every 20 ms for up to 5 s.
+async fn eventually(what: &str, f: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_checker_marks_a_stopped_listener_down_and_a_restarted_one_up() {
+    use clusterf::daemon::health::HealthChecker;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let steady = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut t = target(addr, Probe::Tcp);
+    (t.check.interval, t.check.timeout) = (Duration::from_millis(300), Duration::from_millis(250));
+    (t.check.rise, t.check.fall) = (2, 2);
+    let mut s = t.clone();
+    s.addr = steady.local_addr().unwrap();
+    let changes = Arc::new(AtomicUsize::new(0));
+    let counted = changes.clone();
+    let checker = HealthChecker::start(move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+    });
+    checker.set_targets([t.clone(), s.clone()].into());
+    eventually("both checked", || {
+        let table = checker.table();
+        table.get(&t).is_some() && table.get(&s).is_some()
+    })
+    .await;
+    assert!(!checker.table().is_down(&t));
+    drop(listener);
+    eventually("down", || checker.table().is_down(&t)).await;
+    assert_eq!(changes.load(Ordering::SeqCst), 1);
+    let _back = TcpListener::bind(addr).await.unwrap();
+    eventually("up again", || !checker.table().is_down(&t)).await;
+    assert_eq!(changes.load(Ordering::SeqCst), 2);
+    assert!(
+        !checker.table().is_down(&s),
+        "the steady listener never went down"
+    );
+    let stats = checker.stats();
+    assert!(stats.passed > 0 && stats.failed >= 2, "{stats:?}");
+    // Forgotten targets leave the table.
+    checker.set_targets([s.clone()].into());
+    assert!(checker.table().get(&t).is_none());
+}

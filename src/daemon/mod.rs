@@ -22,6 +22,7 @@
 mod clock;
 mod diagnostics;
 mod event_loop;
+pub mod health;
 mod http;
 mod inputs;
 pub mod kernel;

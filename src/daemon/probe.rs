@@ -7,7 +7,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::Empty;
@@ -17,6 +16,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::{self, pki_types};
 
+use super::clock::unix_now;
 use crate::health::{HttpProbe, Outcome, Probe, Target, dns};
 
 /// Runs one check and says what happened, finishing within the timeout.
@@ -28,9 +28,7 @@ pub async fn probe(target: &Target) -> Outcome {
         Ok(Err(detail)) => (false, detail),
         Err(_) => (false, format!("timeout after {timeout:?}")),
     };
-    let at_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let at_ms = u64::try_from(unix_now().as_millis()).unwrap_or(u64::MAX);
     Outcome { ok, detail, at_ms }
 }
 
@@ -126,9 +124,7 @@ async fn dns_query(addr: SocketAddr, name: &str) -> Result<String, String> {
 /// A query id that differs per check (not a secret: a liveness query
 /// carries nothing to spoof).
 fn rand_id() -> u16 {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
+    let nanos = unix_now().subsec_nanos();
     (nanos ^ (nanos >> 16)) as u16
 }
 

@@ -52,10 +52,10 @@ impl<K: Clone + Eq + Hash + Ord> Schedule<K> {
         }
     }
 
-    /// The keys due at `now_ms`, earliest first; each is re-armed for its
-    /// next phase point after now (missed points are skipped, not run in a
-    /// burst).
-    pub fn pop_due(&mut self, now_ms: u64) -> Vec<K> {
+    /// The keys due at `now_ms` with their due times, earliest first; each
+    /// is re-armed for its next phase point after now (missed points are
+    /// skipped, not run in a burst).
+    pub fn pop_due(&mut self, now_ms: u64) -> Vec<(u64, K)> {
         let mut out = Vec::new();
         while let Some(Reverse((due, _))) = self.heap.peek() {
             if *due > now_ms {
@@ -72,7 +72,7 @@ impl<K: Clone + Eq + Hash + Ord> Schedule<K> {
             let late = now_ms - due;
             entry.1 = due + interval * (late / interval + 1);
             self.heap.push(Reverse((entry.1, key.clone())));
-            out.push(key);
+            out.push((due, key));
         }
         out
     }
@@ -131,7 +131,8 @@ mod tests {
         s.set((0..100u32).map(|k| (k, FIVE_S)), 1_000_000);
         let mut runs: HashMap<u32, Vec<u64>> = HashMap::new();
         for now in (1_000_000..1_020_000).step_by(10) {
-            for k in s.pop_due(now) {
+            for (due, k) in s.pop_due(now) {
+                assert!(due <= now && now - due < 10);
                 runs.entry(k).or_default().push(now);
             }
         }
@@ -165,10 +166,10 @@ mod tests {
         let mut s = Schedule::default();
         s.set([("a", FIVE_S)], 0);
         let first = s.next_due().unwrap();
-        assert_eq!(s.pop_due(first), vec!["a"]);
+        assert_eq!(s.pop_due(first), vec![(first, "a")]);
         // Stalled for three intervals: one run, not three.
-        assert_eq!(s.pop_due(first + 15_500), vec!["a"]);
-        assert_eq!(s.pop_due(first + 15_500), Vec::<&str>::new());
+        assert_eq!(s.pop_due(first + 15_500), vec![(first + 5_000, "a")]);
+        assert_eq!(s.pop_due(first + 15_500), vec![]);
         assert_eq!(s.next_due(), Some(first + 20_000));
     }
 
@@ -179,7 +180,7 @@ mod tests {
         s.set([("b", FIVE_S)], 0);
         let mut seen = Vec::new();
         for now in (0..20_000).step_by(100) {
-            seen.extend(s.pop_due(now));
+            seen.extend(s.pop_due(now).into_iter().map(|(_, k)| k));
         }
         assert!(
             seen.iter().all(|k| *k == "b") && seen.len() == 4,
