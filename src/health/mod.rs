@@ -2,9 +2,9 @@
 //! add up to ([`state`]), what that does to the desired state
 //! ([`verdict`]) and when each check runs ([`schedule`]).
 //!
-//! Invariant: pure. No sockets, no clock, no tasks: the daemon probes,
-//! passes the outcomes and the time in, and feeds [`verdict::apply`]'s
-//! result to the planner like any other desired state.
+//! Pure (ARCHITECTURE.md): the daemon probes (`daemon::probe`), passes the
+//! outcomes and the time in, and feeds [`verdict::apply`]'s result to the
+//! planner like any other desired state.
 
 pub mod dns;
 pub mod schedule;

@@ -1,10 +1,7 @@
 //! What health does to the desired state: a down dest is drained (weight
 //! 0) or left out, unless that would leave its service nothing to send to;
-//! then none of the service's dests is touched for health (fail-open).
-//!
-//! Invariant: health alone never leaves a service that has dests with zero
-//! dests, or with no dest of weight above 0 when it had one (a frontend
-//! whose own network fails must not blackhole its services).
+//! then none of the service's dests is touched for health (fail-open):
+//! ARCHITECTURE.md's "health never blackholes".
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
