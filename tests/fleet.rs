@@ -228,3 +228,60 @@ async fn a_frontend_whose_lease_ends_shows_dead_and_keeps_its_record() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn the_publisher_writes_the_record_and_survives_an_etcd_restart() {
+    use clusterf::daemon::status::{StatusPublisher, StatusTuning};
+    let Some(mut etcd) = Etcd::start() else {
+        return;
+    };
+    let settings = clusterf::source::etcd::Settings::new(vec![etcd.url()], "/clusterf").unwrap();
+    let tuning = StatusTuning {
+        ttl: std::time::Duration::from_secs(5),
+        heartbeat: Duration::from_millis(500),
+        min_gap: Duration::from_millis(200),
+    };
+    let publisher = StatusPublisher::start(settings, tuning);
+    // A burst of updates: the last one is what etcd ends up holding.
+    for applied in [OLD, OLD, NEW] {
+        publisher.update(record("lb1", NEW, applied));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !in_sync(&etcd) {
+        assert!(Instant::now() < deadline, "the record never arrived");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // etcd goes away: updates return at once; it comes back: the record is
+    // written again (the restart wiped nothing, so look at the timestamp).
+    etcd.stop();
+    let started = Instant::now();
+    publisher.update(record("lb1", NEW, NEW));
+    assert!(
+        started.elapsed() < Duration::from_millis(50),
+        "update blocked"
+    );
+    etcd.restart();
+    let mut client = etcd.client().await;
+    let key = "/clusterf/status/frontends/lb1";
+    let before = client.get(key).await.unwrap().kvs[0].mod_revision;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let now = client.get(key).await.unwrap().kvs[0].mod_revision;
+        if now > before {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not written again after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(in_sync(&etcd));
+}
+
+fn in_sync(etcd: &Etcd) -> bool {
+    let (_, stdout, _) = run(status(etcd, &[]));
+    stdout
+        .lines()
+        .any(|l| l.starts_with("lb1 ") && l.contains("alive") && l.contains("in sync"))
+}

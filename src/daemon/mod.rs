@@ -31,6 +31,7 @@ pub mod options;
 mod pass;
 pub mod probe;
 pub mod state_file;
+pub mod status;
 mod sync;
 
 use std::net::SocketAddr;

@@ -138,7 +138,7 @@ pub fn redact_endpoint(endpoint: &str) -> String {
 }
 
 /// Runs one request with the settings' timeout.
-pub(crate) async fn timed<T>(
+pub async fn timed<T>(
     settings: &Settings,
     what: &str,
     fut: impl Future<Output = Result<T, crate::etcd::Error>>,
