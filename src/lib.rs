@@ -5,7 +5,7 @@
 //!
 //! Public API, for the binary, tests, benches and embedders:
 //! - the pure core: [`model`], [`tree`], [`diag`], [`config`], [`compile`],
-//!   [`render`], [`plan`], [`reconcile`], [`ipvsadm`];
+//!   [`render`], [`plan`], [`reconcile`], [`health`], [`fleet`], [`ipvsadm`];
 //! - the edges: [`source`] and [`load`] (reading config and overlay),
 //!   [`netlink`] (the kernel), [`etcd`] (the etcd client), [`daemon`] (the
 //!   `apply --watch` loop), [`docker`] (the publisher), [`metrics`];
@@ -26,8 +26,10 @@ pub mod diag;
 pub mod docker;
 pub mod error;
 pub mod etcd;
+pub mod fleet;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod health;
 pub mod ipvsadm;
 pub mod load;
 pub mod metrics;

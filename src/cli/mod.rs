@@ -19,6 +19,7 @@ pub mod plan;
 pub mod render;
 pub mod show;
 pub mod source;
+pub mod status;
 pub mod watch;
 
 /// Declarative GitOps reconciler for Linux IPVS.
@@ -47,6 +48,8 @@ pub enum Command {
     Etcd(etcd::EtcdArgs),
     /// Publish labelled Docker containers as backends into etcd
     Docker(docker::DockerArgs),
+    /// Show each frontend's status from etcd; --wait blocks until a commit is live
+    Status(status::StatusArgs),
 }
 
 /// An error whose message has already been printed: exit with `code`.
@@ -143,6 +146,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Show(args) => show::run(&args),
         Command::Etcd(args) => etcd::run(&args),
         Command::Docker(args) => docker::run(&args),
+        Command::Status(args) => status::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -22,13 +22,16 @@
 mod clock;
 mod diagnostics;
 mod event_loop;
+pub mod health;
 mod http;
 mod inputs;
 pub mod kernel;
 pub mod memory;
 pub mod options;
 mod pass;
+pub mod probe;
 pub mod state_file;
+pub mod status;
 mod sync;
 
 use std::net::SocketAddr;

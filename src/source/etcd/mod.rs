@@ -138,7 +138,7 @@ pub fn redact_endpoint(endpoint: &str) -> String {
 }
 
 /// Runs one request with the settings' timeout.
-pub(crate) async fn timed<T>(
+pub async fn timed<T>(
     settings: &Settings,
     what: &str,
     fut: impl Future<Output = Result<T, crate::etcd::Error>>,
@@ -222,7 +222,7 @@ pub async fn read_at(client: &Client, settings: &Settings, revision: Option<i64>
 /// One page of the range `[start, end)` at `revision` (0: the current
 /// one): [`PAGE_SIZE`] keys, or fewer when their values do not fit in one
 /// answer ([`crate::etcd::MAX_ANSWER`]): the page is halved until they do.
-pub(crate) async fn read_page(
+pub async fn read_page(
     client: &Client,
     settings: &Settings,
     start: &[u8],
