@@ -265,20 +265,43 @@ fn read_file(flag: &str, path: &Path) -> Result<Vec<u8>> {
 /// Resolves the source flags and loads the sources ([`crate::load`]),
 /// printing every diagnostic to stderr.
 pub fn load(config: &ConfigArgs, overlay: &OverlayArgs, compile: &CompileArgs) -> Result<Loaded> {
+    let loaded = load::load(&sources(config, overlay, compile)?)?;
+    report(&loaded);
+    Ok(loaded)
+}
+
+/// [`load`] while `beside` runs on another thread; its result too. Flags
+/// are resolved before `beside` starts.
+pub fn load_beside<T: Send>(
+    config: &ConfigArgs,
+    overlay: &OverlayArgs,
+    compile: &CompileArgs,
+    beside: impl FnOnce() -> T + Send,
+) -> Result<(Loaded, T)> {
+    let (loaded, other) = load::load_beside(&sources(config, overlay, compile)?, beside);
+    let loaded = loaded?;
+    report(&loaded);
+    Ok((loaded, other))
+}
+
+fn sources(config: &ConfigArgs, overlay: &OverlayArgs, compile: &CompileArgs) -> Result<Sources> {
     let compile = compile.options()?;
     let config = config.source()?;
     let overlay = overlay.source()?;
-    let loaded = load::load(&Sources {
+    Ok(Sources {
         config,
         overlay,
         compile,
-    })?;
+    })
+}
+
+/// The diagnostics of a load on stderr, under the commit they are of.
+fn report(loaded: &Loaded) {
     let diags = &loaded.rendered.diags;
     if let (Some(rev), false) = (&loaded.config.source.revision, diags.is_empty()) {
         eprintln!("in {} (commit {rev}):", loaded.config.source.description);
     }
     print_diagnostics(diags);
-    Ok(loaded)
 }
 
 /// Ends the command (exit 1) when the loaded config has errors, saying
