@@ -2,7 +2,8 @@
 # plan.json), times reading the table (ipvsadm -S -n vs clusterf show) and
 # the apply phase of a saved plan at each batch size in /data/batches, each
 # apply in a fresh network namespace (batch `default`: clusterf's own; the
-# reads are skipped when /data/reads says 0). Results are checked against the rules;
+# reads are skipped when /data/reads says 0; /data/reps rounds of the
+# applies, the sizes interleaved). Results are checked against the rules;
 # wall times from /proc/uptime (best of 3 for the reads), with the process's
 # user + system CPU seconds (busybox time) in brackets.
 . "$SCENARIO_LIB"
@@ -81,15 +82,28 @@ for d in /data/bench/*/; do
     timed "clusterf apply --dry-run PLAN" $IP netns exec c$n clusterf apply --dry-run $d/plan.json
     echo "|   apply --dry-run (no apply phase) | | | | | | $t s ($u + $s) |"
     $IP netns del c$n
+    # Batch sizes interleaved, BENCH_REPS rounds, each round starting one
+    # size later: a row per size with the fastest apply phase and every
+    # sample (the host's load moves them). One namespace, flushed between
+    # applies, and a pause: deleting a namespace frees its table later, in
+    # the background, inside the next measurement.
+    rm -f /tmp/phase.*
+    fresh c$n
+    for r in $(seq "$(cat /data/reps)"); do
+        for b in $(awk -v r=$r '{b[NR] = $1} END {for (i = 0; i < NR; i++) print b[(i + r - 1) % NR + 1]}' /data/batches); do
+            timed "clusterf apply PLAN, batch $b" $IP netns exec c$n env CLUSTERF_NETLINK_BATCH=$b clusterf apply $d/plan.json
+            echo "$t s ($u + $s)" >/tmp/whole.$b
+            sed -n 's/^applied .* in \([0-9]*\) batch.*, \([0-9.]*\) ms$/\2 \1/p' /tmp/timed.err >>/tmp/phase.$b
+            $IP netns exec c$n ipvsadm -S -n | sort >/tmp/got
+            expect_eq "clusterf apply batch $b result" /tmp/want /tmp/got >&2
+            $IP netns exec c$n ipvsadm -C
+            sleep 2
+        done
+    done
+    $IP netns del c$n
     for b in $(cat /data/batches); do
-        fresh c$n
-        timed "clusterf apply PLAN, batch $b" $IP netns exec c$n env CLUSTERF_NETLINK_BATCH=$b clusterf apply $d/plan.json
-        whole="$t s ($u + $s)"
-        phase=$(sed -n 's/^applied .* in \([0-9]*\) batch.*, \([0-9.]*\) ms$/\2 ms (\1 sendmsgs)/p' /tmp/timed.err)
-        $IP netns exec c$n ipvsadm -S -n | sort >/tmp/got
-        expect_eq "clusterf apply batch $b result" /tmp/want /tmp/got >&2
-        $IP netns del c$n
-        echo "|   apply, batch $b | | | | | $phase | ${whole} |"
+        phase=$(sort -n /tmp/phase.$b | awk 'NR == 1 {best = $1 " ms (" $2 " sendmsgs)"} {all = all (NR > 1 ? ", " : "") $1} END {print best "; all: " all}')
+        echo "|   apply, batch $b | | | | | $phase | $(cat /tmp/whole.$b) |"
     done
 done
 finish

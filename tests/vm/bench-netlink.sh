@@ -12,8 +12,9 @@
 #
 # Environment: CLUSTERF_BIN (default target/release/clusterf if present,
 # else target/debug/clusterf), BENCH_BATCHES (default "default 64 256";
-# `default` is clusterf's own choice), BENCH_READS=0 to time the applies
-# only, and everything run.sh reads. The guest has 2 GiB, 8 GiB from
+# `default` is clusterf's own choice), BENCH_REPS rounds of the applies
+# (default 1; each size's fastest is reported), BENCH_READS=0 to time the
+# applies only, and everything run.sh reads. The guest has 2 GiB, 8 GiB from
 # 100,000 services (the saved plan alone is ~700 MB). Prints the guest's
 # report.
 set -euo pipefail
@@ -64,7 +65,8 @@ for n in $sizes; do
 done
 printf '%s\n' ${BENCH_BATCHES:-default 64 256} >"$work/batches"
 echo "${BENCH_READS:-1}" >"$work/reads"
-files+=("$work/batches:batches" "$work/reads:reads")
+echo "${BENCH_REPS:-1}" >"$work/reps"
+files+=("$work/batches:batches" "$work/reads:reads" "$work/reps:reps")
 mem=2048
 for n in $sizes; do
     [ "$n" -lt 50000 ] || mem=8192

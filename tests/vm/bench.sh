@@ -16,8 +16,9 @@
 # (two tables of a million dests, the configs and the rules in its RAM).
 #
 # Environment: CLUSTERF_BIN (default target/release/clusterf if present,
-# else target/debug/clusterf), CLUSTERF_VM_MEM, CLUSTERF_VM_SMP (default 2)
-# and everything run.sh reads.
+# else target/debug/clusterf); BENCH_BASE_BIN, a baseline binary whose 1%
+# apply alternates with this one's for BENCH_ROUNDS rounds (default 5);
+# CLUSTERF_VM_MEM, CLUSTERF_VM_SMP (default 2) and everything run.sh reads.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -88,6 +89,11 @@ for n in $sizes; do
     echo "vm/bench: $n services: $(grep -c '^-a' "$d/a.rules") dests, $(wc -l <"$d/delta.rules") delta rules" >&2
     files+=("$d:bench/$(printf '%06d' "$n")")
 done
+if [ -n "${BENCH_BASE_BIN:-}" ]; then
+    objcopy --strip-debug "$BENCH_BASE_BIN" "$work/clusterf-base"
+    echo "${BENCH_ROUNDS:-5}" >"$work/rounds"
+    files+=("$work/clusterf-base:clusterf-base" "$work/rounds:rounds")
+fi
 mem=2048
 for n in $sizes; do
     [ "$n" -lt 50000 ] || mem=8192
