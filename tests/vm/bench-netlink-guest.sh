@@ -84,23 +84,22 @@ for d in /data/bench/*/; do
     $IP netns del c$n
     # Batch sizes interleaved, BENCH_REPS rounds, each round starting one
     # size later: a row per size with the fastest apply phase and every
-    # sample (the host's load moves them). One namespace, flushed between
-    # applies, and a pause: deleting a namespace frees its table later, in
-    # the background, inside the next measurement.
+    # sample (the host's load moves them). A fresh namespace each (deleted
+    # dests stay in a trash list that every dest add scans), and a pause
+    # after its deletion, which frees the table in the background.
     rm -f /tmp/phase.*
-    fresh c$n
     for r in $(seq "$(cat /data/reps)"); do
         for b in $(awk -v r=$r '{b[NR] = $1} END {for (i = 0; i < NR; i++) print b[(i + r - 1) % NR + 1]}' /data/batches); do
+            fresh c$n
             timed "clusterf apply PLAN, batch $b" $IP netns exec c$n env CLUSTERF_NETLINK_BATCH=$b clusterf apply $d/plan.json
             echo "$t s ($u + $s)" >/tmp/whole.$b
             sed -n 's/^applied .* in \([0-9]*\) batch.*, \([0-9.]*\) ms$/\2 \1/p' /tmp/timed.err >>/tmp/phase.$b
             $IP netns exec c$n ipvsadm -S -n | sort >/tmp/got
             expect_eq "clusterf apply batch $b result" /tmp/want /tmp/got >&2
-            $IP netns exec c$n ipvsadm -C
-            sleep 2
+            $IP netns del c$n
+            sleep 3
         done
     done
-    $IP netns del c$n
     for b in $(cat /data/batches); do
         phase=$(sort -n /tmp/phase.$b | awk 'NR == 1 {best = $1 " ms (" $2 " sendmsgs)"} {all = all (NR > 1 ? ", " : "") $1} END {print best "; all: " all}')
         echo "|   apply, batch $b | | | | | $phase | $(cat /tmp/whole.$b) |"
