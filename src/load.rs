@@ -1,6 +1,7 @@
 //! Load: the step validate, render, plan and apply begin with. Reads the
 //! config and overlay sources once, renders them, and names every
-//! diagnostic from the root of its source (`--subdir`).
+//! diagnostic from the root of its source (`--subdir`); `load_beside` does
+//! that while another read (the kernel's table) runs on a thread.
 //!
 //! Not here: flags (the CLI resolves them into [`Sources`]), printing and
 //! exit codes (the CLI's), and keeping sources open between reads (the
@@ -50,6 +51,22 @@ pub fn load(sources: &Sources) -> Result<Loaded> {
         config,
         overlay,
         rendered,
+    })
+}
+
+/// [`load`] while `beside` runs on another thread (one-shot `apply` dumps
+/// the kernel's table meanwhile); both results, once both are done.
+pub fn load_beside<T: Send>(
+    sources: &Sources,
+    beside: impl FnOnce() -> T + Send,
+) -> (Result<Loaded>, T) {
+    std::thread::scope(|scope| {
+        let other = scope.spawn(beside);
+        let loaded = load(sources);
+        let other = other
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (loaded, other)
     })
 }
 

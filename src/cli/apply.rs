@@ -20,10 +20,11 @@ use std::time::Instant;
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
 
-use super::source::{CompileArgs, ConfigArgs, OverlayArgs, SafetyArgs, load, refuse_errors};
+use super::source::{CompileArgs, ConfigArgs, OverlayArgs, SafetyArgs, load_beside, refuse_errors};
 use super::{Exit, use_color, watch};
-use crate::model::Op;
+use crate::model::{IpvsState, LiveTable, Op};
 use crate::netlink::Client;
+use crate::netlink::client::warn_tunnels;
 use crate::plan::saved::{ReplayError, SavedPlan, check_fresh, desired_after, replay};
 use crate::plan::{self, PlanError, Summary, output};
 use crate::text::plural;
@@ -95,12 +96,10 @@ fn run_watch(args: &ApplyArgs) -> Result<u8> {
 fn run_sources(args: &ApplyArgs) -> Result<u8> {
     let ownership = args.safety.ownership()?;
     let guards = args.safety.guards();
-    let loaded = load(&args.config, &args.overlay, &args.compile)?;
+    // The kernel's table is read while the sources load and render.
+    let (loaded, kernel) = load_beside(&args.config, &args.overlay, &args.compile, read_kernel)?;
     refuse_errors(&loaded, ", nothing applied")?;
-    let mut client = Client::connect()?;
-    let live = client
-        .read_state()
-        .context("reading the kernel ipvs table")?;
+    let (mut client, live) = use_kernel(kernel)?;
     let desired = &loaded.rendered.state;
     let plan = match plan::plan(desired, &live, &ownership, &guards) {
         Ok(plan) => plan,
@@ -151,24 +150,23 @@ fn run_saved(args: &ApplyArgs, path: &std::path::Path) -> Result<u8> {
             );
         }
     }
-    // With sources given, the inputs must not have moved either.
-    let inputs = if has_config(args) {
-        let loaded = load(&args.config, &args.overlay, &args.compile)?;
+    // With sources given, the inputs must not have moved either; the
+    // kernel's table is read while they load.
+    let (inputs, kernel) = if has_config(args) {
+        let (loaded, kernel) =
+            load_beside(&args.config, &args.overlay, &args.compile, read_kernel)?;
         if loaded.errors() > 0 {
             eprintln!("error: the config has problems, nothing applied");
             return Err(Exit(1).into());
         }
-        Some(loaded.inputs())
+        (Some(loaded.inputs()), kernel)
     } else {
         eprintln!(
             "warning: the plan's inputs are not checked: give the sources it was made from (--config-path or --config-repo, and --overlay-path or --etcd) to refuse it when they moved; the live table is checked"
         );
-        None
+        (None, read_kernel())
     };
-    let mut client = Client::connect()?;
-    let live = client
-        .read_state()
-        .context("reading the kernel ipvs table")?;
+    let (mut client, live) = use_kernel(kernel)?;
     check_fresh(
         &saved,
         &saved.live.hash_of(&live, &ownership),
@@ -204,6 +202,24 @@ fn run_saved(args: &ApplyArgs, path: &std::path::Path) -> Result<u8> {
     }
     let ops: Vec<Op> = plan.ops().cloned().collect();
     execute(&mut client, &ops, &plan.summary)
+}
+
+/// Connects and reads the kernel's table for a plan (runs beside the
+/// load: the tunnel warnings wait until the table is used).
+fn read_kernel() -> Result<(Client, LiveTable)> {
+    let mut client = Client::connect()?;
+    let live = client
+        .read_plain()
+        .context("reading the kernel ipvs table")?;
+    Ok((client, live))
+}
+
+/// The kernel read of [`read_kernel`] put to use: its tunnel warnings, and
+/// the state to plan against.
+fn use_kernel(kernel: Result<(Client, LiveTable)>) -> Result<(Client, IpvsState)> {
+    let (client, live) = kernel?;
+    warn_tunnels(&live);
+    Ok((client, live.state))
 }
 
 /// Executes the ops; the summary line or the partial-failure report.

@@ -265,19 +265,37 @@ fn read_file(flag: &str, path: &Path) -> Result<Vec<u8>> {
 /// Resolves the source flags and loads the sources ([`crate::load`]),
 /// printing every diagnostic to stderr.
 pub fn load(config: &ConfigArgs, overlay: &OverlayArgs, compile: &CompileArgs) -> Result<Loaded> {
-    let compile = compile.options()?;
-    let config = config.source()?;
-    let overlay = overlay.source()?;
-    let loaded = load::load(&Sources {
-        config,
-        overlay,
-        compile,
-    })?;
+    let loaded = load::load(&sources(config, overlay, compile)?)?;
     print_loaded(&loaded);
     Ok(loaded)
 }
 
-/// Prints the diagnostics of a load to stderr, after the commit they are in.
+/// [`load`] while `beside` runs on another thread; its result too. Flags
+/// are resolved before `beside` starts.
+pub fn load_beside<T: Send>(
+    config: &ConfigArgs,
+    overlay: &OverlayArgs,
+    compile: &CompileArgs,
+    beside: impl FnOnce() -> T + Send,
+) -> Result<(Loaded, T)> {
+    let (loaded, other) = load::load_beside(&sources(config, overlay, compile)?, beside);
+    let loaded = loaded?;
+    print_loaded(&loaded);
+    Ok((loaded, other))
+}
+
+fn sources(config: &ConfigArgs, overlay: &OverlayArgs, compile: &CompileArgs) -> Result<Sources> {
+    let compile = compile.options()?;
+    let config = config.source()?;
+    let overlay = overlay.source()?;
+    Ok(Sources {
+        config,
+        overlay,
+        compile,
+    })
+}
+
+/// Prints the diagnostics of a load to stderr, under the commit they are of.
 pub fn print_loaded(loaded: &Loaded) {
     let diags = &loaded.rendered.diags;
     if let (Some(rev), false) = (&loaded.config.source.revision, diags.is_empty()) {

@@ -32,15 +32,21 @@ use super::pipeline::{self, PartialFailure, Report, Tracker};
 
 /// Hint when the kernel has no IPVS family.
 pub const NO_IPVS: &str = "ipvs is not available in this kernel: modprobe ip_vs";
-/// Requests per `sendmsg` at most. The kernel runs the whole batch inside
-/// `sendmsg`; what comes back is one message per failed request plus the
-/// ack of the last one (see `pipeline`), all in the receive buffer before
-/// the first is read. A refusal costs well under 2 KiB of buffer (its skb
-/// truesize with the echoed request), so even a batch that fails entirely
-/// stays inside the default 208 KiB `rmem_default` if the larger buffer
-/// asked for below is capped by `rmem_max`.
-pub const BATCH: usize = 64;
-/// Receive buffer asked for (the kernel caps it at `rmem_max`).
+/// Request bytes per `sendmsg` at most (a dest request is about 144):
+/// fewer, larger batches save the fixed cost of a `sendmsg` and its ack.
+/// The kernel runs the whole batch inside `sendmsg` and refuses a datagram
+/// larger than the send buffer (`EMSGSIZE`), so the budget is also kept
+/// under what the socket's send buffer allows.
+pub const BATCH_BYTES: usize = 128 << 10;
+/// Receive buffer each request of a batch may need. What comes back from a
+/// batch is one message per failed request plus the ack of the last one
+/// (see `pipeline`), all queued before the first is read; a refusal costs
+/// well under 2 KiB (its skb truesize with the echoed request). A batch
+/// holds at most the receive buffer over this, so even a batch that fails
+/// entirely loses no message.
+const ERROR_TRUESIZE: usize = 2 << 10;
+/// Receive buffer asked for, forced past `rmem_max` where the process may
+/// (`CAP_NET_ADMIN`, which changing IPVS needs anyway).
 const RCVBUF: usize = 4 << 20;
 /// Read buffer: dump datagrams are at most 32 KiB.
 const READ_BUF: usize = 256 << 10;
@@ -69,6 +75,8 @@ pub struct Client {
     /// Scratch space for the request being built and sent.
     req: Vec<u8>,
     payload: Vec<u8>,
+    /// Requests and bytes per `sendmsg` at most, from the socket's buffers.
+    budget: pipeline::Budget,
     trace: bool,
 }
 
@@ -81,8 +89,7 @@ impl Client {
     pub fn connect() -> Result<Client> {
         let sock = NlSocket::connect(NlFamily::Generic, None, Groups::empty())
             .context("opening a generic netlink socket")?;
-        // Best effort: a larger buffer only makes overruns less likely.
-        let _ = sock.set_recv_buffer_size(RCVBUF);
+        let budget = size_buffers(&sock);
         let seed = std::process::id().wrapping_mul(0x9e37_79b9);
         let mut client = Client {
             sock,
@@ -91,6 +98,7 @@ impl Client {
             buf: vec![0; READ_BUF],
             req: Vec::new(),
             payload: Vec::new(),
+            budget,
             trace: std::env::var_os("CLUSTERF_NETLINK_TRACE").is_some_and(|v| v == "1"),
         };
         client.family = client.resolve_family()?;
@@ -326,16 +334,16 @@ impl Client {
     /// (made by hand: the model has ipip only) reads as a tunnel dest, with
     /// a warning on stderr, as a plan cannot tell it apart.
     pub fn read_state(&mut self) -> Result<IpvsState> {
-        let live = self.read_with(true)?;
-        for (key, tunnels) in &live.tunnels {
-            for (dest, t) in tunnels {
-                eprintln!(
-                    "warning: dest {dest} of {key} is a tunnel with \"{}\" in the kernel; clusterf models only plain ipip tunnels and plans it as one",
-                    t.options().trim()
-                );
-            }
-        }
+        let live = self.read_plain()?;
+        warn_tunnels(&live);
         Ok(live.state)
+    }
+
+    /// The whole live table without counters and without the warnings of
+    /// [`Client::read_state`]: for a caller that decides later whether to
+    /// use it (then [`warn_tunnels`]).
+    pub fn read_plain(&mut self) -> Result<LiveTable> {
+        self.read_with(true)
     }
 
     fn read_with(&mut self, without_stats: bool) -> Result<LiveTable> {
@@ -363,34 +371,56 @@ impl Client {
         Ok(())
     }
 
-    /// Executes `ops` in order, pipelined: up to [`BATCH`] requests per
-    /// `sendmsg`, acks matched by sequence number. An op the kernel refuses
-    /// fails its service: the rest of that service's ops is skipped, every
-    /// other service goes on; a transport failure stops the run. See
-    /// `pipeline` for exactly what is reported.
-    /// `CLUSTERF_NETLINK_BATCH=N` (1..=1024) overrides the batch size, for
-    /// benchmarks (1 is one round trip per request).
+    /// Executes `ops` in order, pipelined: as many requests per `sendmsg`
+    /// as the socket's buffers allow (see [`BATCH_BYTES`]), acks matched by
+    /// sequence number. An op the kernel refuses fails its service: the
+    /// rest of that service's ops is skipped, every other service goes on;
+    /// a transport failure stops the run. See `pipeline` for exactly what
+    /// is reported. `CLUSTERF_NETLINK_BATCH=N` (1..=4096) sends N requests
+    /// per `sendmsg` instead, within the send buffer, for benchmarks (1 is
+    /// one round trip per request).
     pub fn apply(&mut self, ops: &[Op]) -> Result<Report, PartialFailure> {
-        let batch = std::env::var("CLUSTERF_NETLINK_BATCH")
+        let fixed = std::env::var("CLUSTERF_NETLINK_BATCH")
             .ok()
             .and_then(|v| v.parse::<usize>().ok())
-            .filter(|n| (1..=1024).contains(n))
-            .unwrap_or(BATCH);
-        self.apply_batched(ops, batch)
+            .filter(|n| (1..=4096).contains(n));
+        let budget = match fixed {
+            Some(ops) => pipeline::Budget {
+                ops,
+                bytes: self.budget.send_limit,
+                ..self.budget
+            },
+            None => self.budget,
+        };
+        self.apply_within(ops, budget)
     }
 
-    /// [`Client::apply`] with another batch size (benchmarks, tests).
+    /// [`Client::apply`] with at most `batch` requests per `sendmsg`
+    /// (benchmarks, tests).
     pub fn apply_batched(&mut self, ops: &[Op], batch: usize) -> Result<Report, PartialFailure> {
+        let budget = pipeline::Budget {
+            ops: batch,
+            ..self.budget
+        };
+        self.apply_within(ops, budget)
+    }
+
+    fn apply_within(
+        &mut self,
+        ops: &[Op],
+        budget: pipeline::Budget,
+    ) -> Result<Report, PartialFailure> {
         let payloads = pipeline::encode_all(ops);
         let seq0 = self.next_seq(ops.len() as u32);
         let mut tracker = Tracker::new(ops, seq0);
         let mut batches = 0;
+        let mut bytes = Vec::new();
         loop {
-            let next = tracker.next_batch(&payloads, batch);
+            let next = tracker.next_batch(&payloads, &budget);
             if next.is_empty() {
                 break;
             }
-            let bytes = pipeline::batch_bytes(self.family, &payloads, &next, tracker.seq0());
+            pipeline::batch_bytes_into(&mut bytes, self.family, &payloads, &next, seq0);
             if let Err(e) = self.send(&bytes) {
                 // Nothing of this datagram was processed.
                 tracker.lose_pending(format!("netlink send: {e}"));
@@ -439,5 +469,65 @@ impl Client {
                 }
             }
         }
+    }
+}
+
+/// Warns on stderr of each tunnel dest that is not plain ipip (see
+/// [`Client::read_state`]).
+pub fn warn_tunnels(live: &LiveTable) {
+    for (key, tunnels) in &live.tunnels {
+        for (dest, t) in tunnels {
+            eprintln!(
+                "warning: dest {dest} of {key} is a tunnel with \"{}\" in the kernel; clusterf models only plain ipip tunnels and plans it as one",
+                t.options().trim()
+            );
+        }
+    }
+}
+
+/// Sizes the socket's receive buffer (forced past `rmem_max` where allowed,
+/// else as large as it lets) and derives the batch budget from the buffers
+/// the kernel granted.
+fn size_buffers(sock: &NlSocket) -> pipeline::Budget {
+    use std::os::fd::AsRawFd as _;
+    let fd = sock.as_raw_fd();
+    // Best effort: a larger buffer only allows larger batches.
+    if set_int(fd, libc::SO_RCVBUFFORCE, RCVBUF).is_err() {
+        let _ = set_int(fd, libc::SO_RCVBUF, RCVBUF);
+    }
+    // The kernel reports the doubled values it accounts against.
+    let rcvbuf = get_int(fd, libc::SO_RCVBUF).unwrap_or(0);
+    let sndbuf = get_int(fd, libc::SO_SNDBUF).unwrap_or(0);
+    pipeline::Budget::from_buffers(rcvbuf, sndbuf, ERROR_TRUESIZE, BATCH_BYTES)
+}
+
+fn set_int(fd: libc::c_int, opt: libc::c_int, value: usize) -> io::Result<()> {
+    let v = libc::c_int::try_from(value).unwrap_or(libc::c_int::MAX);
+    // SAFETY: a valid fd and a pointer to a c_int of the given size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            opt,
+            (&raw const v).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn get_int(fd: libc::c_int, opt: libc::c_int) -> io::Result<usize> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: a valid fd, a c_int to write into and its length.
+    let rc = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, opt, (&raw mut v).cast(), &mut len) };
+    if rc == 0 {
+        Ok(usize::try_from(v).unwrap_or(0))
+    } else {
+        Err(io::Error::last_os_error())
     }
 }

@@ -42,7 +42,7 @@ use crate::text::plural;
 
 use super::error;
 use super::mapping;
-use super::message::{ErrorMsg, NLM_F_ACK, NLM_F_REQUEST, emit_message};
+use super::message::{ErrorMsg, NLM_F_ACK, NLM_F_REQUEST, NLMSG_HDRLEN, emit_message};
 
 /// What happened to one op.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -259,11 +259,67 @@ pub fn encode_all(ops: &[Op]) -> Payloads {
     out
 }
 
+/// How much one `sendmsg` may carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// Requests at most: a batch whose every request fails must fit the
+    /// receive buffer (see the module documentation).
+    pub ops: usize,
+    /// Request bytes at most, headers included.
+    pub bytes: usize,
+    /// The largest datagram the socket's send buffer takes.
+    pub send_limit: usize,
+}
+
+impl Budget {
+    /// From the socket's buffers as the kernel reports them (0: unknown,
+    /// then the kernel's defaults): requests so that `per_error` bytes of
+    /// receive buffer for each still fit, bytes within the send buffer and
+    /// `max_bytes`.
+    pub fn from_buffers(
+        rcvbuf: usize,
+        sndbuf: usize,
+        per_error: usize,
+        max_bytes: usize,
+    ) -> Budget {
+        // The defaults of `rmem_default` and `wmem_default`.
+        let rcvbuf = if rcvbuf == 0 { 212_992 } else { rcvbuf };
+        let sndbuf = if sndbuf == 0 { 212_992 } else { sndbuf };
+        // The kernel refuses a datagram over `sk_sndbuf - 32`; one request
+        // is always let through.
+        let send_limit = sndbuf.saturating_sub(64).max(1);
+        Budget {
+            ops: (rcvbuf / per_error.max(1)).max(1),
+            bytes: max_bytes.min(send_limit),
+            send_limit,
+        }
+    }
+}
+
+/// The bytes of op `i`'s request on the wire: header, payload, padding.
+fn wire_len(payloads: &Payloads, i: usize) -> usize {
+    (NLMSG_HDRLEN + payloads.get(i).len() + 3) & !3
+}
+
 /// The datagram of the batch of ops `batch` (indices, ascending): each
 /// request with its own sequence number (`seq0` plus its index), the last
 /// one with `NLM_F_ACK` (see the module documentation).
 pub fn batch_bytes(family: u16, payloads: &Payloads, batch: &[usize], seq0: u32) -> Vec<u8> {
-    let mut out = Vec::with_capacity(batch.iter().map(|&i| payloads.get(i).len() + 20).sum());
+    let mut out = Vec::new();
+    batch_bytes_into(&mut out, family, payloads, batch, seq0);
+    out
+}
+
+/// [`batch_bytes`] into `out` (cleared first), reusing its allocation.
+pub fn batch_bytes_into(
+    out: &mut Vec<u8>,
+    family: u16,
+    payloads: &Payloads,
+    batch: &[usize],
+    seq0: u32,
+) {
+    out.clear();
+    out.reserve(batch.iter().map(|&i| wire_len(payloads, i)).sum());
     let last = batch.last().copied();
     for &i in batch {
         let flags = if Some(i) == last {
@@ -272,9 +328,8 @@ pub fn batch_bytes(family: u16, payloads: &Payloads, batch: &[usize], seq0: u32)
             NLM_F_REQUEST
         };
         let seq = seq0.wrapping_add(i as u32);
-        emit_message(&mut out, family, flags, seq, payloads.get(i));
+        emit_message(out, family, flags, seq, payloads.get(i));
     }
-    out
 }
 
 /// Outcomes of a run, updated by acks; which ops go next.
@@ -319,12 +374,17 @@ impl<'a> Tracker<'a> {
     }
 
     /// The ops to send next (indices, ascending; empty when none are
-    /// left): at most `max`, no break op after a make op, the ops of failed
-    /// services skipped and ops that cannot be encoded failed on the way.
-    pub fn next_batch(&mut self, payloads: &Payloads, max: usize) -> Vec<usize> {
+    /// left): within `budget` (at least one op), no break op after a make
+    /// op, the ops of failed services skipped and ops that cannot be
+    /// encoded failed on the way.
+    pub fn next_batch(&mut self, payloads: &Payloads, budget: &Budget) -> Vec<usize> {
         let mut batch = Vec::new();
         let mut has_make = false;
-        while self.next < self.ops.len() && batch.len() < max.max(1) && self.stopped.is_none() {
+        let mut bytes = 0;
+        while self.next < self.ops.len()
+            && batch.len() < budget.ops.max(1)
+            && self.stopped.is_none()
+        {
             let i = self.next;
             let op = &self.ops[i];
             if !self.failed_set.is_empty() && self.failed_set.contains(op.service()) {
@@ -334,10 +394,12 @@ impl<'a> Tracker<'a> {
                 self.fail(i, why);
             } else {
                 let brk = is_break(op);
-                if brk && has_make {
+                let len = wire_len(payloads, i);
+                if (brk && has_make) || (!batch.is_empty() && bytes + len > budget.bytes) {
                     break;
                 }
                 has_make |= !brk;
+                bytes += len;
                 batch.push(i);
             }
             self.next += 1;
@@ -469,6 +531,15 @@ mod tests {
         }
     }
 
+    /// A budget of `n` requests, bytes unbounded.
+    fn by_ops(n: usize) -> Budget {
+        Budget {
+            ops: n,
+            bytes: usize::MAX,
+            send_limit: usize::MAX,
+        }
+    }
+
     fn other_svc() -> ServiceKey {
         "tcp://10.107.107.108:1337".parse().unwrap()
     }
@@ -497,7 +568,7 @@ mod tests {
         let mut t = Tracker::new(ops, 1000);
         let mut sent = Vec::new();
         loop {
-            let batch = t.next_batch(&payloads, max);
+            let batch = t.next_batch(&payloads, &by_ops(max));
             if batch.is_empty() {
                 break;
             }
@@ -541,6 +612,43 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_stops_before_its_bytes_exceed_the_budget() {
+        let ops: Vec<Op> = (1..=10).map(add_dest).collect();
+        let payloads = encode_all(&ops);
+        let one = wire_len(&payloads, 0);
+        let mut t = Tracker::new(&ops, 0);
+        let budget = Budget {
+            ops: 64,
+            bytes: 3 * one + one / 2,
+            send_limit: usize::MAX,
+        };
+        assert_eq!(t.next_batch(&payloads, &budget), vec![0, 1, 2]);
+        assert_eq!(
+            batch_bytes(0x20, &payloads, &[0, 1, 2], 0).len(),
+            3 * one,
+            "the wire length counts header and padding"
+        );
+        // A budget smaller than one request still sends one at a time.
+        let tiny = Budget { bytes: 1, ..budget };
+        assert_eq!(t.next_batch(&payloads, &tiny), vec![3]);
+    }
+
+    #[test]
+    fn the_budget_fits_a_batch_that_fails_entirely_into_the_receive_buffer() {
+        // SO_RCVBUF forced to 4 MiB reads back doubled.
+        let b = Budget::from_buffers(8 << 20, 212_992, 2048, 128 << 10);
+        assert_eq!((b.ops, b.bytes, b.send_limit), (4096, 128 << 10, 212_928));
+        // Capped by rmem_max (208 KiB, doubled) and a small send buffer.
+        let b = Budget::from_buffers(425_984, 65_536, 2048, 128 << 10);
+        assert_eq!((b.ops, b.bytes), (208, 65_472));
+        // Unknown buffers: the kernel's defaults.
+        assert_eq!(
+            Budget::from_buffers(0, 0, 2048, 128 << 10),
+            Budget::from_buffers(212_992, 212_992, 2048, 128 << 10)
+        );
+    }
+
+    #[test]
     fn batch_bytes_number_each_request_by_its_index() {
         let ops = vec![add_dest(1), add_dest(2), add_dest(3)];
         let payloads = encode_all(&ops);
@@ -576,7 +684,7 @@ mod tests {
         ];
         let payloads = encode_all(&ops);
         let mut t = Tracker::new(&ops, 100);
-        let batch = t.next_batch(&payloads, 4);
+        let batch = t.next_batch(&payloads, &by_ops(4));
         assert_eq!(batch, vec![0, 1, 2, 3]);
         t.sent(batch);
         assert_eq!(t.pending(), 4);
@@ -596,11 +704,11 @@ mod tests {
         // A late duplicate changes nothing.
         assert!(!t.ack(&ack(102, 0)));
         // The rest of the failed op's service is skipped.
-        assert!(t.next_batch(&payloads, 4).is_empty());
+        assert!(t.next_batch(&payloads, &by_ops(4)).is_empty());
         assert_eq!(t.outcomes[4], Outcome::Skipped);
         // The barrier's own error ends the batch too.
         let mut t = Tracker::new(&ops, 0);
-        let batch = t.next_batch(&payloads, 2);
+        let batch = t.next_batch(&payloads, &by_ops(2));
         t.sent(batch);
         assert!(t.ack(&ack(1, 22)));
         assert_eq!(t.pending(), 0);
@@ -613,7 +721,7 @@ mod tests {
         let ops = vec![add_dest(1), add_dest(2), add_dest(3), add_dest(4)];
         let payloads = encode_all(&ops);
         let mut t = Tracker::new(&ops, 100);
-        let batch = t.next_batch(&payloads, 3);
+        let batch = t.next_batch(&payloads, &by_ops(3));
         t.sent(batch);
         // Out of order and with a stranger's ack in between.
         assert!(t.ack(&ack(101, 17)));
@@ -622,7 +730,7 @@ mod tests {
         assert!(t.ack(&ack(102, 0)));
         assert!(!t.ack(&ack(102, 0)), "a second ack for one op is ignored");
         assert_eq!(t.pending(), 0);
-        assert!(t.next_batch(&payloads, 3).is_empty());
+        assert!(t.next_batch(&payloads, &by_ops(3)).is_empty());
         let f = t.finish(1).unwrap_err();
         let refusal = "dest 10.3.107.2:1337 of tcp://10.107.107.107:1337: already exists";
         assert_eq!(
@@ -709,12 +817,12 @@ mod tests {
         let ops = vec![add_dest(1), add_dest(2), on(other_svc(), add_dest(3))];
         let payloads = encode_all(&ops);
         let mut t = Tracker::new(&ops, u32::MAX);
-        let batch = t.next_batch(&payloads, 2);
+        let batch = t.next_batch(&payloads, &by_ops(2));
         t.sent(batch);
         assert!(t.ack(&ack(u32::MAX, 0)));
         t.lose_pending("netlink: no buffer space".into());
         assert!(t.stopped());
-        assert!(t.next_batch(&payloads, 2).is_empty());
+        assert!(t.next_batch(&payloads, &by_ops(2)).is_empty());
         let f = t.finish(1).unwrap_err();
         assert_eq!(
             f.outcomes,

@@ -5,6 +5,8 @@
 #   ipvsadm -R < delta.rules      vs  clusterf apply b/        (1% change)
 #   clusterf plan b/ (nothing to do: dump + render + diff)
 #   clusterf render b/ and clusterf show (the two fixed costs of every run)
+# With /data/clusterf-base (BENCH_BASE_BIN), then rounds of the baseline's
+# and this binary's 1% apply, alternating, next to render and show alone.
 # Every result is checked against the rules; times from /proc/uptime.
 . "$SCENARIO_LIB"
 need_clusterf apply
@@ -34,6 +36,34 @@ same() {
     $IP netns exec "$2" ipvsadm -S -n | sort >/tmp/got
     sort "$3" >/tmp/want
     expect_eq "$1" /tmp/want /tmp/got >&2
+}
+
+# median FILE: the median of the numbers in FILE, one a line.
+median() {
+    sort -n "$1" | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+
+# rounds N DIR: with a baseline binary (/data/clusterf-base), /data/rounds
+# rounds of: the baseline's 1% apply (b -> a), this binary's (a -> b), this
+# binary's render only and show only; one row of medians (all samples on
+# stderr).
+rounds() {
+    rm -f /tmp/round.*
+    for _r in $(seq "$(cat /data/rounds)"); do
+        timed "base apply 1%" $IP netns exec c$1 /data/clusterf-base apply --config-path $2/a
+        echo $t >>/tmp/round.base
+        timed "clusterf apply 1%" $IP netns exec c$1 clusterf apply --config-path $2/b
+        echo $t >>/tmp/round.new
+        timed "clusterf render only" clusterf render --config-path $2/b --output ipvsadm
+        echo $t >>/tmp/round.render
+        timed "clusterf show (dump) only" $IP netns exec c$1 clusterf show --output ipvsadm
+        echo $t >>/tmp/round.dump
+    done
+    same "clusterf apply 1% result after the rounds" c$1 $2/b.rules
+    for f in base new render dump; do
+        echo "  rounds, $f: $(tr '\n' ' ' </tmp/round.$f)" >&2
+    done
+    echo "|   medians of $(cat /data/rounds) rounds | | | | | base $(median /tmp/round.base) s, this $(median /tmp/round.new) s | | $(median /tmp/round.render) s | $(median /tmp/round.dump) s |"
 }
 
 echo "| services x dests | ipvsadm -R cold | clusterf apply cold | ratio | ipvsadm -R 1% delta | clusterf apply 1% | clusterf plan, no change | clusterf render only | clusterf show (dump) only |"
@@ -69,6 +99,7 @@ for d in /data/bench/*/; do
     c_dump=$t
     ratio=$(awk "BEGIN{ if ($c_cold > 0) printf \"%.1fx\", $r_cold / $c_cold; else print \"inf\" }")
     echo "| $n x $((m / n)) | ${r_cold} s | ${c_cold} s | $ratio | ${r_delta} s | ${c_delta} s | ${c_noop} s | ${c_render} s | ${c_dump} s |"
+    [ -x /data/clusterf-base ] && rounds $n $d
     $IP netns del r$n
     $IP netns del c$n
 done

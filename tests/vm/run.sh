@@ -17,6 +17,7 @@
 #   CLUSTERF_BIN          clusterf binary to put in the guest
 #   CLUSTERF_VM_TIMEOUT   seconds before the guest is killed (default 300)
 #   CLUSTERF_VM_MEM       guest memory in MiB (default 1024)
+#   CLUSTERF_VM_SMP       guest CPUs (default 1)
 #   CLUSTERF_VM_ACCEL     kvm or tcg (default: kvm only with kvm_intel/kvm_amd)
 #   CLUSTERF_VM_KEEP      keep the run directory (console log, cpio) if set
 #   CLUSTERF_VM_CACHE     see build.sh
@@ -44,6 +45,7 @@ command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 not found: i
 bin=${CLUSTERF_BIN:-$root/target/debug/clusterf}
 timeout_s=${CLUSTERF_VM_TIMEOUT:-300}
 mem=${CLUSTERF_VM_MEM:-1024}
+smp=${CLUSTERF_VM_SMP:-1}
 
 run=$(mktemp -d "${TMPDIR:-/tmp}/clusterf-vm.XXXXXX")
 cleanup() {
@@ -96,7 +98,7 @@ touch "$run/console" "$run/stdout" "$run/stderr" "$run/rc"
 start=$(date +%s.%N)
 set +e
 timeout -k 5 "$timeout_s" qemu-system-x86_64 \
-    -M pc "${cpu[@]}" -m "$mem" -smp 1 \
+    -M pc "${cpu[@]}" -m "$mem" -smp "$smp" \
     -nodefaults -no-user-config -display none -no-reboot \
     -kernel "$cache/kernel" -initrd "$run/initrd" -append "$append" \
     -serial "file:$run/console" -serial "file:$run/stdout" \
