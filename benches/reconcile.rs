@@ -191,11 +191,14 @@ fn bench_memo(cfg: &Tree, before: &Tree, after: &Tree, opts: &Options) {
     let hint = BTreeSet::from(["services/s0/backends/b0".to_string()]);
     let (mut t_render, mut t_drain, mut t_plan, mut t_total) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // The daemon's copy of the table keeps these current as ops apply.
+    let counts_before = plan::LiveCounts::of(&live_before, &ownership);
+    let counts_after = plan::LiveCounts::of(&live_after, &ownership);
     for run in 0..RUNS {
-        let (tree, live) = if run % 2 == 0 {
-            (after, &live_before)
+        let (tree, live, counts) = if run % 2 == 0 {
+            (after, &live_before, &counts_before)
         } else {
-            (before, &live_after)
+            (before, &live_after, &counts_after)
         };
         let t0 = Instant::now();
         memo.render_hinted(cfg, Some(tree), Some(&hint));
@@ -214,7 +217,8 @@ fn bench_memo(cfg: &Tree, before: &Tree, after: &Tree, opts: &Options) {
         // As the daemon plans against its copy of the table: only the
         // services the render touched.
         let scope = memo.touched().expect("one service touched");
-        let p = plan::plan_within(&out.desired, live, scope, &ownership, &guards).expect("plan");
+        let p = plan::plan_within(&out.desired, live, scope, &ownership, &guards, counts)
+            .expect("plan");
         let t3 = Instant::now();
         assert_eq!(p.changes.len(), 1, "one change");
         assert_eq!(memo.work(), Work::Services(1), "one service re-rendered");
@@ -366,6 +370,7 @@ fn bench_drain(services: u32) {
         state: live.clone(),
         stats: busy.clone(),
         read_at: Duration::ZERO,
+        counts: None,
     };
     stats(
         "  in-memory kernel read (clone of the table)",

@@ -30,7 +30,7 @@ use crate::diag::Diagnostics;
 use crate::error::format_error;
 use crate::metrics::{Info, Metrics};
 use crate::model::{IpvsState, Op, ServiceKey};
-use crate::plan::{self, Guards, Ownership, Plan};
+use crate::plan::{self, Guards, LiveCounts, Ownership, Plan};
 use crate::reconcile::drain::{self, Completion, DrainStatus, Drains};
 use crate::reconcile::live::{self, LiveCache, LiveCopy, Situation};
 use crate::reconcile::{Source, Trigger};
@@ -612,12 +612,24 @@ impl Rules {
         desired: &'d IpvsState,
         scope: Option<&BTreeSet<ServiceKey>>,
     ) -> Result<Option<Planned<'d>>, PassFailure> {
-        let Some(table) = copy else { return Ok(None) };
+        let Some(mut table) = copy else {
+            return Ok(None);
+        };
         let outcome = drain::Outcome::unchanged(desired);
         let plan = match scope {
             Some(scope) => {
-                plan::plan_within(desired, &table.state, scope, &self.ownership, &self.guards)
-                    .map_err(refused)?
+                let counts = table
+                    .counts
+                    .get_or_insert_with(|| LiveCounts::of(&table.state, &self.ownership));
+                plan::plan_within(
+                    desired,
+                    &table.state,
+                    scope,
+                    &self.ownership,
+                    &self.guards,
+                    counts,
+                )
+                .map_err(refused)?
             }
             None => self.plan(&table, &outcome)?,
         };

@@ -86,7 +86,7 @@ struct Rest {
 }
 
 /// Whether a dest of the service takes new connections (weight above 0).
-fn serves(svc: &Service) -> bool {
+pub(super) fn serves(svc: &Service) -> bool {
     svc.dests.values().any(|d| d.attrs.weight > 0)
 }
 
@@ -213,28 +213,6 @@ fn diff_the_rest(
         Side::Both(key, want, have) => rest.update_service(key, want, have, changes),
     });
     rest
-}
-
-/// Sets the plan's counts of the live table (owned services, their dests,
-/// those serving, the unmanaged ones) from all of `live`, as [`diff`] of
-/// the whole table counts them.
-pub(super) fn count_live(plan: &mut Plan, live: &IpvsState, ownership: &Ownership) {
-    plan.owned_services = 0;
-    plan.owned_dests = 0;
-    plan.serving_services = 0;
-    plan.unmanaged.clear();
-    for (key, have) in &live.services {
-        if !ownership.owns(key) {
-            plan.unmanaged.push(Unmanaged {
-                service: *key,
-                dests: have.dests.len(),
-            });
-            continue;
-        }
-        plan.owned_services += 1;
-        plan.owned_dests += have.dests.len();
-        plan.serving_services += usize::from(serves(have));
-    }
 }
 
 /// The dests of a service being added.

@@ -24,7 +24,7 @@ use std::ops::RangeInclusive;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{DestAttrs, IpvsState, Op, ServiceAttrs, ServiceKey};
+use crate::model::{DestAttrs, IpvsState, Op, Service, ServiceAttrs, ServiceKey};
 use crate::text::plural;
 
 mod diff;
@@ -382,12 +382,16 @@ pub fn plan(
 /// applied everything, and the services its next render changed. The same
 /// plan (`tests/plan_props.rs` checks it), at the cost of the scope plus
 /// one walk over the live services for the guards' counts.
+/// `counts`: the counts of `live` ([`LiveCounts::of`], kept current by the
+/// caller as ops apply), so that the guards see the whole table without a
+/// walk over it.
 pub fn plan_within(
     desired: &IpvsState,
     live: &IpvsState,
     scope: &BTreeSet<ServiceKey>,
     ownership: &Ownership,
     guards: &Guards,
+    counts: &LiveCounts,
 ) -> Result<Plan, PlanError> {
     let part = |state: &IpvsState| IpvsState {
         services: scope
@@ -396,7 +400,7 @@ pub fn plan_within(
             .collect(),
     };
     let mut plan = diff::diff(&part(desired), &part(live), ownership)?;
-    diff::count_live(&mut plan, live, ownership);
+    counts.set(&mut plan);
     if let Some(reason) = guard::check(&plan, guards) {
         return Err(PlanError::MassDelete {
             reason,
@@ -404,6 +408,57 @@ pub fn plan_within(
         });
     }
     Ok(plan)
+}
+
+/// The live table's counts the guards read (owned services and dests,
+/// those serving, the unmanaged ones), kept beside a copy of the table so
+/// that a plan within a few services does not walk every live service.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LiveCounts {
+    owned_services: usize,
+    owned_dests: usize,
+    serving_services: usize,
+    unmanaged: Vec<Unmanaged>,
+}
+
+impl LiveCounts {
+    /// The counts of `live`, walking it once.
+    pub fn of(live: &IpvsState, ownership: &Ownership) -> LiveCounts {
+        let mut counts = LiveCounts::default();
+        for (key, have) in &live.services {
+            if ownership.owns(key) {
+                counts.replace(None, Some(have));
+            } else {
+                counts.unmanaged.push(Unmanaged {
+                    service: *key,
+                    dests: have.dests.len(),
+                });
+            }
+        }
+        counts
+    }
+
+    /// Moves the counts of one owned service from `before` to `after`
+    /// (`None`: absent). Ops only ever touch owned services.
+    pub fn replace(&mut self, before: Option<&Service>, after: Option<&Service>) {
+        if let Some(b) = before {
+            self.owned_services -= 1;
+            self.owned_dests -= b.dests.len();
+            self.serving_services -= usize::from(diff::serves(b));
+        }
+        if let Some(a) = after {
+            self.owned_services += 1;
+            self.owned_dests += a.dests.len();
+            self.serving_services += usize::from(diff::serves(a));
+        }
+    }
+
+    fn set(&self, plan: &mut Plan) {
+        plan.owned_services = self.owned_services;
+        plan.owned_dests = self.owned_dests;
+        plan.serving_services = self.serving_services;
+        plan.unmanaged.clone_from(&self.unmanaged);
+    }
 }
 
 #[cfg(test)]

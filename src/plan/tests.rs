@@ -639,7 +639,8 @@ fn a_plan_within_the_changed_services_is_the_whole_plan() {
     };
     for guards in [Guards::default(), loose] {
         let whole = plan(&desired, &live_more, &own, &guards);
-        let within = plan_within(&desired, &live_more, &scope, &own, &guards);
+        let counts = LiveCounts::of(&live_more, &own);
+        let within = plan_within(&desired, &live_more, &scope, &own, &guards, &counts);
         match (whole, within) {
             (Ok(a), Ok(b)) => assert_eq!(a, b),
             (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
@@ -648,5 +649,16 @@ fn a_plan_within_the_changed_services_is_the_whole_plan() {
     }
     // Guards count the whole table: 1 service emptied of 40 serving passes
     // by default, as in the whole plan.
-    assert!(plan_within(&desired, &live_more, &scope, &own, &Guards::default()).is_ok());
+    let counts = LiveCounts::of(&live_more, &own);
+    assert!(
+        plan_within(
+            &desired,
+            &live_more,
+            &scope,
+            &own,
+            &Guards::default(),
+            &counts
+        )
+        .is_ok()
+    );
 }

@@ -29,6 +29,7 @@
 use std::time::Duration;
 
 use crate::model::{IpvsState, LiveStats, LiveTable, Op};
+use crate::plan::LiveCounts;
 use crate::reconcile::drain;
 
 /// The daemon's copy of a [`LiveTable`]: the table as last read plus the
@@ -42,6 +43,9 @@ pub struct LiveCopy {
     /// When the kernel was last read for real (monotonic, the caller's
     /// clock).
     pub read_at: Duration,
+    /// The guards' counts of `state`, once a plan asked for them; kept
+    /// current by [`LiveCopy::apply`].
+    pub counts: Option<LiveCounts>,
 }
 
 impl LiveCopy {
@@ -52,6 +56,7 @@ impl LiveCopy {
             state: read.state,
             stats: read.stats,
             read_at,
+            counts: None,
         }
     }
 
@@ -59,7 +64,15 @@ impl LiveCopy {
     /// the copy means the copy was wrong: the caller drops it.
     pub fn apply(&mut self, ops: &[Op]) -> Result<(), String> {
         for op in ops {
+            let key = op.service();
+            let before = self
+                .counts
+                .as_ref()
+                .and(self.state.services.get(key).cloned());
             op.apply_to(&mut self.state)?;
+            if let Some(counts) = &mut self.counts {
+                counts.replace(before.as_ref(), self.state.services.get(key));
+            }
             if let Op::DelDest { service, dest } = op
                 && let Some(s) = self.stats.get_mut(service)
             {
@@ -177,6 +190,7 @@ mod tests {
             state,
             stats,
             read_at,
+            counts: None,
         }
     }
 
@@ -300,5 +314,63 @@ mod tests {
         assert!(t.apply(&[Op::DelDest { service, dest }]).is_err());
         t.apply(&[Op::DelService { service }]).unwrap();
         assert!(t.state.services.is_empty() && t.stats.is_empty());
+    }
+
+    #[test]
+    fn the_counts_kept_by_the_copy_equal_a_fresh_count_after_every_op() {
+        use crate::plan::{Guards, LiveCounts, Ownership};
+        let svc = |weights: &[u32]| {
+            let mut s = Service::new(ServiceAttrs::with_scheduler("wlc"));
+            for (i, w) in weights.iter().enumerate() {
+                let dest = format!("10.1.0.{i}:80").parse().unwrap();
+                let attrs = DestAttrs::new(Method::Masq, *w);
+                s.dests.insert(
+                    dest,
+                    Dest {
+                        attrs,
+                        provenance: vec![],
+                    },
+                );
+            }
+            s
+        };
+        let key = |i: u8| -> ServiceKey { format!("tcp://10.0.0.{i}:80").parse().unwrap() };
+        let mut live = IpvsState::default();
+        live.services.insert(key(1), svc(&[1, 1]));
+        live.services.insert(key(2), svc(&[0]));
+        live.services.insert(key(3), svc(&[5, 5, 5]));
+        live.services
+            .insert("tcp://192.168.0.1:80".parse().unwrap(), svc(&[1]));
+        let mut desired = live.clone();
+        desired
+            .services
+            .remove(&"tcp://192.168.0.1:80".parse().unwrap());
+        desired.services.insert(key(1), svc(&[0, 0]));
+        desired.services.insert(key(2), svc(&[3, 3, 3, 3]));
+        desired.services.remove(&key(3));
+        desired.services.insert(key(4), svc(&[7]));
+        let own = Ownership::parse(&["10.0.0.0/8".into()], &[]).unwrap();
+        let loose = Guards {
+            allow_mass_delete: true,
+            ..Guards::default()
+        };
+        let plan = crate::plan::plan(&desired, &live, &own, &loose).unwrap();
+        let mut copy = LiveCopy::of(
+            LiveTable {
+                state: live,
+                ..LiveTable::default()
+            },
+            S,
+        );
+        copy.counts = Some(LiveCounts::of(&copy.state, &own));
+        for op in plan.ops() {
+            copy.apply(std::slice::from_ref(op)).unwrap();
+            assert_eq!(
+                copy.counts,
+                Some(LiveCounts::of(&copy.state, &own)),
+                "after {op:?}"
+            );
+        }
+        assert!(plan.ops().count() > 5);
     }
 }
