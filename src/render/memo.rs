@@ -37,6 +37,7 @@ use std::ops::Bound;
 use crate::compile::{self, Options};
 use crate::config::{self, Backend, Config, Overlay, Service};
 use crate::diag::{Diagnostic, Diagnostics};
+use crate::health::HealthConfig;
 use crate::model::{IpvsState, ServiceKey};
 use crate::tree::{Fingerprint, Tree};
 
@@ -545,6 +546,7 @@ fn split(
         diags: Diagnostics::default(),
         config_hash: String::new(),
         overlay_hash: None,
+        health: HealthConfig::default(),
     };
 
     // Config services first: a conflict between them is found before the

@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 use crate::compile::{self, Options};
 use crate::config::{self, Config, Overlay};
 use crate::diag::{Diagnostic, Diagnostics, Severity};
+use crate::health::HealthConfig;
 use crate::model::IpvsState;
 use crate::tree::Tree;
 
@@ -28,6 +29,9 @@ pub struct Rendered {
     pub config_hash: String,
     /// Content hash of the overlay tree, when there is one.
     pub overlay_hash: Option<String>,
+    /// The health checks of `state`'s services, keyed like it (filled by
+    /// compile; spliced per service by the memo like `state`).
+    pub health: HealthConfig,
 }
 
 impl Rendered {
@@ -128,6 +132,7 @@ fn compile_parsed(
         diags,
         config_hash,
         overlay_hash,
+        health: HealthConfig::default(),
     }
 }
 
