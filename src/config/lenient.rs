@@ -77,6 +77,79 @@ pub(super) fn service(
     text: &str,
     options: serde_saphyr::Options,
 ) -> Reading<LenientService> {
+    read(r, text, options, walk_service)
+}
+
+/// A route file's problems, and its values as far as they can be read.
+pub(super) fn route(
+    r: &mut Reporter,
+    text: &str,
+    options: serde_saphyr::Options,
+) -> Reading<LenientRoute> {
+    read(r, text, options, walk_route)
+}
+
+/// `clusterf.yaml`'s problems and values (`None` for an empty file too).
+pub(super) fn defaults(
+    r: &mut Reporter,
+    text: &str,
+    options: serde_saphyr::Options,
+) -> Reading<RawDefaultsFile> {
+    read(r, text, options, walk_defaults)
+}
+
+type Walk<T> = fn(&mut Reporter, &str, serde_saphyr::Options) -> Reading<T>;
+
+/// `walk`'s reading, and the file's first repeated key if the walk did not
+/// report it.
+fn read<T>(
+    r: &mut Reporter,
+    text: &str,
+    options: serde_saphyr::Options,
+    walk: Walk<T>,
+) -> Reading<T> {
+    let reading = walk(r, text, options.clone())?;
+    hidden_duplicate(r, text, options);
+    Ok(reading)
+}
+
+/// The file's first repeated key, wherever it is, as serde-saphyr finds it
+/// (with its own key comparison), unless the walk reported it: the walk
+/// finds repeats only where it keeps the tree, not inside a value it takes
+/// whole (a mapping where a string belongs, anything below a backend's
+/// fields), which the typed reading reads through (found by fuzzing).
+fn hidden_duplicate(r: &mut Reporter, text: &str, options: serde_saphyr::Options) {
+    use serde_saphyr::Error as E;
+    let Err(e) = serde_saphyr::from_str_with_options::<de::IgnoredAny>(text, options) else {
+        return;
+    };
+    let mut e = &e;
+    while let E::WithSnippet { error, .. } | E::AliasError { error, .. } = e {
+        e = error;
+    }
+    let E::DuplicateMappingKey { key, location } = e else {
+        return;
+    };
+    let message = match key {
+        Some(k) => format!("duplicate key {}", text::quote(k)),
+        None => "duplicate key".to_string(),
+    };
+    let at = pos(location);
+    let file = r.file;
+    let reported = r
+        .diags
+        .iter()
+        .any(|d| d.file == file && d.pos == at && d.message == message);
+    if !reported {
+        r.error(at, message);
+    }
+}
+
+fn walk_service(
+    r: &mut Reporter,
+    text: &str,
+    options: serde_saphyr::Options,
+) -> Reading<LenientService> {
     let top = tree(text, options)?;
     let Some(pairs) = mapping(r, &top) else {
         return Ok(None);
@@ -171,8 +244,7 @@ fn service_backends(
     out
 }
 
-/// A route file's problems, and its values as far as they can be read.
-pub(super) fn route(
+fn walk_route(
     r: &mut Reporter,
     text: &str,
     options: serde_saphyr::Options,
@@ -245,8 +317,7 @@ fn route_method(r: &mut Reporter, text: &str, node: &Spanned<Node>) -> Option<Ra
     Some(method)
 }
 
-/// `clusterf.yaml`'s problems and values (`None` for an empty file too).
-pub(super) fn defaults(
+fn walk_defaults(
     r: &mut Reporter,
     text: &str,
     options: serde_saphyr::Options,
@@ -575,6 +646,12 @@ mod tests {
             "method: \"\"\n",
             "prefix: 1\n",
             "scheduler: rr\nx: 1\n",
+            "frontend: {tcp: 80}\nscheduler: {a: 1, b: 2, a: 3}\n",
+            "frontend: {tcp: 80}\nscheduler: [{a: 1}, {b: 2, b: 3}]\n",
+            "frontend: {tcp: 80}\nbackends: {a: {ipv4: {x: {y: 1, y: 2}}}}\n",
+            "frontend: {tcp: 80}\nbackends: {a: {tcp: {x: 1, 'x': 2}}}\n",
+            "prefix: {a: 1, a: 2}\nmethod: masq\n",
+            "scheduler: {0x10: 1, 16: 2}\n",
         ] {
             assert!(
                 crate::config::agree::yaml_shape(text.as_bytes()),
