@@ -53,6 +53,7 @@ fn desired(services: u32) -> IpvsState {
                         weight: 10,
                         route: None,
                     }],
+                    health: None,
                 },
             );
         }
@@ -72,6 +73,7 @@ fn live_changed(desired: &IpvsState) -> IpvsState {
                 Dest {
                     attrs: d.attrs,
                     provenance: Vec::new(),
+                    health: None,
                 },
             );
         }

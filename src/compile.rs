@@ -191,6 +191,7 @@ fn place_backends(
             attrs: DestAttrs::new(method, 0),
             // Most dests come from one backend: no room for four.
             provenance: Vec::with_capacity(1),
+            health: None,
         });
         if entry.attrs.method != method && !conflicts.contains(&dest) {
             conflicts.push(dest);

@@ -50,6 +50,17 @@ struct DiagLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetLabels {
+    dest: String,
+    check: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: &'static str,
 }
@@ -99,6 +110,11 @@ pub struct Metrics {
     drains_completed: Family<ReasonLabels, Counter>,
     diagnostics: Family<DiagLabels, Gauge>,
     ready: Gauge,
+    checks: Family<ResultLabels, Counter>,
+    check_duration: Histogram,
+    dest_healthy: Family<TargetLabels, Gauge>,
+    health_drained: Gauge,
+    health_fail_open: Gauge,
     /// Unix seconds of the last good read per source, for staleness.
     last_good: Mutex<BTreeMap<Source, f64>>,
 }
@@ -134,6 +150,11 @@ impl Metrics {
             drains_completed: Family::default(),
             diagnostics: Family::default(),
             ready: Gauge::default(),
+            checks: Family::default(),
+            check_duration: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            dest_healthy: Family::default(),
+            health_drained: Gauge::default(),
+            health_fail_open: Gauge::default(),
             last_good: Mutex::new(BTreeMap::new()),
             registry: Registry::default(),
         };
@@ -144,6 +165,7 @@ impl Metrics {
         m.register_health(&mut registry);
         m.register_drains(&mut registry);
         m.register_render(&mut registry);
+        m.register_checks(&mut registry);
         m.create_zero_series();
         Metrics { registry, ..m }
     }
@@ -279,6 +301,36 @@ impl Metrics {
         r.register("ready", "1 once a pass has succeeded", self.ready.clone());
     }
 
+    /// Backend health checks.
+    fn register_checks(&self, r: &mut Registry) {
+        r.register(
+            "health_checks",
+            "Backend health checks run, by result (passed, failed, skipped: over the in-flight limit)",
+            self.checks.clone(),
+        );
+        r.register_with_unit(
+            "health_check_duration",
+            "How long each backend health check took",
+            Unit::Seconds,
+            self.check_duration.clone(),
+        );
+        r.register(
+            "dest_healthy",
+            "1 while a checked dest counts as up (healthy, or failing fewer than fall checks), 0 while down; absent until first checked",
+            self.dest_healthy.clone(),
+        );
+        r.register(
+            "health_drained_dests",
+            "Dests held back (weight 0 or removed) for failing their health check",
+            self.health_drained.clone(),
+        );
+        r.register(
+            "health_fail_open_dests",
+            "Dests down but kept in service because too few of their service's dests would stay up",
+            self.health_fail_open.clone(),
+        );
+    }
+
     /// Series shown at 0 before anything happens.
     fn create_zero_series(&self) {
         for s in Source::ALL {
@@ -289,6 +341,44 @@ impl Metrics {
         for outcome in ["ok", "failed"] {
             let _ = self.passes.get_or_create(&OutcomeLabels { outcome });
         }
+        for result in ["passed", "failed", "skipped"] {
+            let _ = self.checks.get_or_create(&ResultLabels { result });
+        }
+    }
+
+    /// A health check ended (`None`: skipped, over the in-flight limit).
+    pub fn check_done(&self, passed: Option<bool>, took: Duration) {
+        let result = match passed {
+            Some(true) => "passed",
+            Some(false) => "failed",
+            None => "skipped",
+        };
+        self.checks.get_or_create(&ResultLabels { result }).inc();
+        if passed.is_some() {
+            self.check_duration.observe(took.as_secs_f64());
+        }
+    }
+
+    /// A checked dest's state (`None`: no longer checked).
+    pub fn dest_health(&self, dest: std::net::SocketAddr, check: &'static str, up: Option<bool>) {
+        let labels = TargetLabels {
+            dest: dest.to_string(),
+            check,
+        };
+        match up {
+            Some(up) => {
+                self.dest_healthy.get_or_create(&labels).set(i64::from(up));
+            }
+            None => {
+                self.dest_healthy.remove(&labels);
+            }
+        }
+    }
+
+    /// What health does to the desired state now.
+    pub fn health_verdicts(&self, drained: usize, fail_open: usize) {
+        self.health_drained.set(drained as i64);
+        self.health_fail_open.set(fail_open as i64);
     }
 
     /// A pass ended. `duration`: how long it took.

@@ -54,7 +54,7 @@ proptest! {
             let mut exempt = BTreeSet::new();
             for (d, (weight, history, opted_out)) in dests.iter().enumerate() {
                 let addr = dest(d as u8);
-                service.dests.insert(addr, Dest { attrs: DestAttrs::new(Method::Masq, *weight), provenance: vec![] });
+                service.dests.insert(addr, Dest { attrs: DestAttrs::new(Method::Masq, *weight), provenance: vec![], health: None });
                 if *opted_out { exempt.insert(addr); }
                 let target = clusterf::health::Target { addr, check: check.clone() };
                 for (t, ok) in history.iter().enumerate() {
@@ -79,5 +79,110 @@ proptest! {
             prop_assert!(table.is_down(&target));
         }
         prop_assert_eq!(after.services.len(), desired.services.len());
+    }
+}
+
+/// One step of a daemon's life, for the incremental view: a service's
+/// dests re-rendered (weights of dests 0..4, `None`: the service gone), its
+/// check's action changed, or a dest checked a few times (true = passed).
+#[derive(Clone, Debug)]
+enum Step {
+    Render(u8, Option<Vec<u32>>),
+    Action(u8, bool),
+    Checks(u8, Vec<bool>),
+    Full,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        (
+            0u8..4,
+            prop::option::of(prop::collection::vec(0u32..3, 0..5))
+        )
+            .prop_map(|(s, w)| Step::Render(s, w)),
+        (0u8..4, any::<bool>()).prop_map(|(s, r)| Step::Action(s, r)),
+        (0u8..5, prop::collection::vec(any::<bool>(), 1..4)).prop_map(|(d, h)| Step::Checks(d, h)),
+        Just(Step::Full),
+    ]
+}
+
+fn service_of(weights: &[u32]) -> Service {
+    let mut service = Service::new(ServiceAttrs::with_scheduler("rr"));
+    for (d, w) in weights.iter().enumerate() {
+        let attrs = DestAttrs::new(Method::Masq, *w);
+        service.dests.insert(
+            dest(d as u8),
+            Dest {
+                attrs,
+                provenance: vec![],
+                health: None,
+            },
+        );
+    }
+    service
+}
+
+proptest! {
+    #[test]
+    fn the_incremental_health_view_equals_health_applied_to_the_whole_desired_state(
+        steps in prop::collection::vec(step(), 1..40)
+    ) {
+        let mut check = CheckSpec::new(Probe::Tcp);
+        (check.rise, check.fall) = (2, 2);
+        let mut desired = IpvsState::default();
+        let mut config = HealthConfig::default();
+        for s in 0..3u8 {
+            desired.services.insert(key(s), service_of(&[1, 1, 1]));
+            let health = ServiceHealth { check: check.clone(), on_failure: OnFailure::Drain, exempt: BTreeSet::new() };
+            config.services.insert(key(s), health);
+        }
+        let mut table = HealthTable::default();
+        let mut view = health::Effective::default();
+        let mut clock = 0u64;
+        let mut last_version = None;
+        for step in steps {
+            let mut touched = BTreeSet::new();
+            let mut full = false;
+            match step {
+                Step::Render(s, Some(weights)) => {
+                    desired.services.insert(key(s), service_of(&weights));
+                    touched.insert(key(s));
+                }
+                Step::Render(s, None) => {
+                    desired.services.remove(&key(s));
+                    touched.insert(key(s));
+                }
+                Step::Action(s, remove) => {
+                    if let Some(h) = config.services.get_mut(&key(s)) {
+                        h.on_failure = if remove { OnFailure::Remove } else { OnFailure::Drain };
+                        touched.insert(key(s));
+                    }
+                }
+                Step::Checks(d, history) => {
+                    let target = health::Target { addr: dest(d), check: check.clone() };
+                    for ok in history {
+                        clock += 1000;
+                        table.record(&target, Outcome { ok, detail: "refused".into(), at_ms: clock });
+                    }
+                }
+                Step::Full => full = true,
+            }
+            let update = health::Update {
+                desired: &desired,
+                config: &config,
+                touched: (!full).then_some(&touched),
+                table: &table,
+                panic_below_percent: config.panic_below_percent,
+            };
+            let changed = view.update(&update);
+            let (whole, verdicts) = health::apply(desired.clone(), &config, &table);
+            prop_assert_eq!(view.state(), &whole);
+            prop_assert_eq!(view.verdicts().cloned().collect::<Vec<_>>(), verdicts);
+            // Nothing changed: the version stays, so the daemon plans nothing.
+            if changed.as_ref().is_some_and(BTreeSet::is_empty) {
+                prop_assert_eq!(Some(view.version()), last_version);
+            }
+            last_version = Some(view.version());
+        }
     }
 }

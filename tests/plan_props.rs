@@ -99,6 +99,7 @@ fn service() -> impl Strategy<Value = Service> {
                         Dest {
                             attrs,
                             provenance: Vec::new(),
+                            health: None,
                         },
                     )
                 })

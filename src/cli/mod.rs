@@ -13,6 +13,7 @@ use crate::error::format_error;
 use crate::text;
 
 pub mod apply;
+pub mod check;
 pub mod docker;
 pub mod etcd;
 pub mod plan;
@@ -44,6 +45,8 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     /// Show the live kernel IPVS table
     Show(show::ShowArgs),
+    /// Run every backend health check once from this host and print the results
+    Check(check::CheckArgs),
     /// Read and write the clusterf tree in etcd
     Etcd(etcd::EtcdArgs),
     /// Publish labelled Docker containers as backends into etcd
@@ -147,6 +150,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Etcd(args) => etcd::run(&args),
         Command::Docker(args) => docker::run(&args),
         Command::Status(args) => status::run(&args),
+        Command::Check(args) => check::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

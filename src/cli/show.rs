@@ -256,6 +256,7 @@ mod tests {
                 Dest {
                     attrs: DestAttrs::new(Method::Masq, w),
                     provenance: Vec::new(),
+                    health: None,
                 },
             );
         }
@@ -333,6 +334,7 @@ FWM  7 rr persistent 60 mask 255.255.255.0
                 Dest {
                     attrs: DestAttrs::new(Method::Tunnel, 3),
                     provenance: Vec::new(),
+                    health: None,
                 },
             );
         }

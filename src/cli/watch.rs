@@ -56,6 +56,12 @@ pub struct WatchArgs {
     #[arg(long, value_name = "FILE", requires = "watch")]
     pub state_file: Option<PathBuf>,
 
+    /// Health checks fail open (drain nothing of a service for health)
+    /// when fewer than this percentage of its weighted dests would stay
+    /// up; 0: only when none would
+    #[arg(long, value_name = "PERCENT", default_value = "0", value_parser = clap::value_parser!(u8).range(0..=100), requires = "watch")]
+    pub health_panic_percent: u8,
+
     /// Serve /metrics, /healthz, /readyz and POST /hooks/git on this address
     /// (e.g. 127.0.0.1:9469); off by default
     #[arg(long, value_name = "ADDR", requires = "watch")]
@@ -81,6 +87,7 @@ impl Default for WatchArgs {
             debounce: Duration::from_millis(20),
             drain_timeout: Duration::ZERO,
             state_file: None,
+            health_panic_percent: 0,
             metrics_listen: None,
             flush_on_exit: false,
             log_format: LogFormat::Text,
@@ -152,6 +159,7 @@ pub fn resolve(
         debounce: watch.debounce,
         drain_timeout: watch.drain_timeout,
         state_file: watch.state_file.clone(),
+        health_panic_percent: watch.health_panic_percent,
         metrics_listen: watch.metrics_listen,
         flush_on_exit: watch.flush_on_exit,
         etcd_tuning: Tuning::default(),

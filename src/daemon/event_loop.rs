@@ -38,6 +38,8 @@ pub enum Msg {
     GitPolled(Result<bool, String>),
     HookGit,
     ConfigChanged,
+    /// A checked dest went down or came up.
+    HealthChanged,
 }
 
 /// What the daemon reports about itself (for tests and health checks).
@@ -216,6 +218,7 @@ impl EventLoop {
                 Event::GitPollFailed
             }
             Msg::HookGit => Event::HookGit,
+            Msg::HealthChanged => Event::HealthChanged,
             Msg::ConfigChanged => {
                 if let Some(w) = &mut self.fs_watcher {
                     w.refresh();

@@ -1,7 +1,7 @@
 //! The health checker: runs each wanted target's probe on its schedule
 //! ([`crate::health::schedule`]), keeps the health table, and calls back
 //! when a dest goes down or comes up, so that the loop marks a pass dirty.
-//! The pass reads a [`HealthChecker::table`] snapshot like any input.
+//! A pass reads a [`HealthChecker::down`] snapshot like any input.
 //!
 //! Must not: change the kernel or the desired state (the pure verdict
 //! does, inside a pass), or wait on a probe while scheduling the next.
@@ -17,7 +17,8 @@ use tokio::time::Instant;
 use super::probe::probe;
 use super::sync::lock;
 use crate::health::schedule::Schedule;
-use crate::health::{HealthTable, Target};
+use crate::health::{HealthTable, Status, Target};
+use crate::metrics::Metrics;
 
 /// Checks in flight at most; beyond, a due check is skipped and counted
 /// (its dest keeps its state) rather than delaying every other check.
@@ -68,8 +69,11 @@ impl CheckStats {
 #[derive(Default)]
 struct Shared {
     table: Mutex<HealthTable>,
+    /// The down entries of `table` only: what a pass reads.
+    down: Mutex<HealthTable>,
     wanted: Mutex<Arc<BTreeSet<Target>>>,
     stats: Mutex<CheckStats>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// The running checker; dropping it stops every check.
@@ -89,7 +93,19 @@ impl HealthChecker {
     /// Starts checking nothing; `on_change` runs (on a probe's task) each
     /// time a target goes down or comes up.
     pub fn start(on_change: impl Fn() + Send + Sync + 'static) -> HealthChecker {
-        let shared = Arc::new(Shared::default());
+        HealthChecker::start_with(on_change, None)
+    }
+
+    /// [`HealthChecker::start`], counting checks and dest states in
+    /// `metrics`.
+    pub fn start_with(
+        on_change: impl Fn() + Send + Sync + 'static,
+        metrics: Option<Arc<Metrics>>,
+    ) -> HealthChecker {
+        let shared = Arc::new(Shared {
+            metrics,
+            ..Shared::default()
+        });
         let (wanted, rx) = watch::channel(Arc::new(BTreeSet::new()));
         let task = tokio::spawn(run(shared.clone(), rx, Arc::new(on_change)));
         HealthChecker {
@@ -103,14 +119,60 @@ impl HealthChecker {
     /// are forgotten.
     pub fn set_targets(&self, targets: BTreeSet<Target>) {
         let targets = Arc::new(targets);
-        *lock(&self.shared.wanted) = targets.clone();
+        let old = std::mem::replace(&mut *lock(&self.shared.wanted), targets.clone());
+        if let Some(m) = &self.shared.metrics {
+            for gone in old.difference(&targets) {
+                m.dest_health(gone.addr, gone.check.probe.kind(), None);
+            }
+        }
         lock(&self.shared.table).retain(|t| targets.contains(t));
+        lock(&self.shared.down).retain(|t| targets.contains(t));
         self.wanted.send_replace(targets);
     }
 
-    /// A copy of the health table, for a pass.
+    /// A copy of the health table (every target checked).
     pub fn table(&self) -> HealthTable {
         lock(&self.shared.table).clone()
+    }
+
+    /// A copy of the down targets' entries, for a pass: as small as the
+    /// outage, whatever the number of targets.
+    pub fn down(&self) -> HealthTable {
+        lock(&self.shared.down).clone()
+    }
+
+    /// Every target's state, as `GET /health/checks` serves it: format 1,
+    /// `targets` in address order, each with `addr`, `check`, `status`
+    /// (`unknown`, `healthy`, `failing`, `unhealthy`, `recovering`), the
+    /// counts, `down_since_ms` and the `last` outcome.
+    pub fn table_json(&self) -> serde_json::Value {
+        let table = self.table();
+        let targets: Vec<serde_json::Value> = table
+            .iter()
+            .map(|(t, h)| {
+                let (status, count) = match h.status {
+                    Status::Unknown => ("unknown", None),
+                    Status::Healthy => ("healthy", None),
+                    Status::Failing { failures } => ("failing", Some(failures)),
+                    Status::Unhealthy { failures } => ("unhealthy", Some(failures)),
+                    Status::Recovering { successes } => ("recovering", Some(successes)),
+                };
+                serde_json::json!({
+                    "addr": t.addr.to_string(),
+                    "check": t.check.probe.kind(),
+                    "status": status,
+                    "count": count,
+                    "rise": t.check.rise,
+                    "fall": t.check.fall,
+                    "down_since_ms": h.down_since_ms,
+                    "reason": h.reason(t.check.rise, t.check.fall),
+                    "last": h.last.as_ref().map(|o| serde_json::json!({
+                        "ok": o.ok, "detail": o.detail, "at_ms": o.at_ms,
+                    })),
+                })
+            })
+            .collect();
+        serde_json::json!({ "format": 1, "targets": targets })
     }
 
     pub fn stats(&self) -> CheckStats {
@@ -134,6 +196,9 @@ async fn run(
         for (due, target) in schedule.pop_due(now) {
             let Ok(permit) = limit.clone().try_acquire_owned() else {
                 lock(&shared.stats).skipped += 1;
+                if let Some(m) = &shared.metrics {
+                    m.check_done(None, Duration::ZERO);
+                }
                 continue;
             };
             record_lateness(&shared, now - due);
@@ -160,7 +225,11 @@ async fn run(
 }
 
 async fn check(shared: &Shared, target: &Target, on_change: &OnChange) {
+    let started = Instant::now();
     let outcome = probe(target).await;
+    if let Some(m) = &shared.metrics {
+        m.check_done(Some(outcome.ok), started.elapsed());
+    }
     {
         let mut stats = lock(&shared.stats);
         if outcome.ok {
@@ -173,7 +242,17 @@ async fn check(shared: &Shared, target: &Target, on_change: &OnChange) {
     if !lock(&shared.wanted).contains(target) {
         return;
     }
-    let changed = lock(&shared.table).record(target, outcome);
+    let (changed, down) = {
+        let mut table = lock(&shared.table);
+        let changed = table.record(target, outcome);
+        (changed, table.get(target).filter(|h| h.is_down()).cloned())
+    };
+    if changed || down.is_some() {
+        lock(&shared.down).set(target, down.clone());
+    }
+    if let Some(m) = &shared.metrics {
+        m.dest_health(target.addr, target.check.probe.kind(), Some(down.is_none()));
+    }
     if changed {
         on_change();
     }

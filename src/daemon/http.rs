@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use tracing::{debug, error, info};
 
 use super::clock::unix_now;
+use super::health::HealthChecker;
 use crate::metrics::Metrics;
 
 /// Hooks accepted at once...
@@ -38,6 +39,8 @@ pub struct Http {
     pub ready: Arc<AtomicBool>,
     /// Schedules a Git poll; `None` without a Git config source.
     pub hook: Option<Box<dyn Fn() + Send + Sync>>,
+    /// The health checker, for `GET /health/checks`.
+    pub checks: Option<Arc<HealthChecker>>,
 }
 
 /// The handlers' state: what they read, and the hook's rate limit.
@@ -84,12 +87,13 @@ pub async fn serve(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/hooks/git", post(hook))
+        .route("/health/checks", get(checks))
         .with_state(Arc::new(shared));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("--metrics-listen {addr}: cannot listen"))?;
     let local = listener.local_addr()?;
-    info!(addr = %local, "serving /metrics, /healthz, /readyz, POST /hooks/git");
+    info!(addr = %local, "serving /metrics, /healthz, /readyz, /health/checks, POST /hooks/git");
     tokio::spawn(async move {
         let r = axum::serve(listener, app)
             .with_graceful_shutdown(async {
@@ -110,6 +114,18 @@ async fn metrics(State(s): State<Arc<Shared>>) -> impl IntoResponse {
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         s.http.metrics.render(unix_now().as_secs_f64()),
+    )
+}
+
+/// Every checked target's state as JSON (README, "Health checks").
+async fn checks(State(s): State<Arc<Shared>>) -> impl IntoResponse {
+    let body = s.http.checks.as_ref().map_or_else(
+        || serde_json::json!({"format": 1, "targets": []}),
+        |c| c.table_json(),
+    );
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        format!("{body:#}\n"),
     )
 }
 
@@ -190,6 +206,7 @@ mod tests {
             hook: Some(Box::new(move || {
                 counted.fetch_add(1, Ordering::Relaxed);
             })),
+            checks: None,
         };
         let (stop, stopped) = oneshot::channel();
         let addr = serve("127.0.0.1:0".parse().unwrap(), http, stopped)

@@ -23,6 +23,7 @@ mod clock;
 mod diagnostics;
 mod event_loop;
 pub mod health;
+mod health_view;
 mod http;
 mod inputs;
 pub mod kernel;
@@ -46,6 +47,8 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use self::event_loop::{EtcdFeed, EventLoop, Msg};
+use self::health::HealthChecker;
+use self::health_view::HealthStep;
 use self::inputs::{ConfigInput, ConfigWatch, GitPoller, OverlayInput};
 use self::pass::{Pass, PassSetup};
 use self::sync::lock;
@@ -106,10 +109,12 @@ impl Daemon {
         };
         let etcd = etcd_feed(&overlay);
         let has_git = config.git.is_some();
+        let checker = start_checker(&shared, &tx);
         let pass = Pass::new(PassSetup {
             config: config.input,
             overlay,
             memo: Memo::new(opts.compile.clone()),
+            health: HealthStep::new(checker.clone(), opts.health_panic_percent),
             kernel,
             resync: opts.resync,
             sighup: shared.sighup.clone(),
@@ -121,7 +126,7 @@ impl Daemon {
             metrics: shared.metrics.clone(),
             epoch: shared.epoch,
         });
-        let (http_stop, metrics_addr) = start_http(&opts, &shared, has_git, &tx).await?;
+        let (http_stop, metrics_addr) = start_http(&opts, &shared, has_git, &checker, &tx).await?;
         let event_loop = EventLoop {
             settings: settings(&opts, has_git),
             epoch: shared.epoch,
@@ -233,6 +238,18 @@ fn etcd_feed(overlay: &OverlayInput) -> Option<EtcdFeed> {
     }
 }
 
+/// Start step: the health checker, checking nothing until a pass gives it
+/// targets; a dest going down or up marks a pass dirty.
+fn start_checker(shared: &Shared, tx: &mpsc::UnboundedSender<Msg>) -> Arc<HealthChecker> {
+    let tx = tx.clone();
+    Arc::new(HealthChecker::start_with(
+        move || {
+            let _ = tx.send(Msg::HealthChanged);
+        },
+        Some(shared.metrics.clone()),
+    ))
+}
+
 /// Start step: the drains in progress from the state file, after checking
 /// that it can be written (an unreadable file is no drains, with a
 /// warning).
@@ -261,6 +278,7 @@ async fn start_http(
     opts: &Options,
     shared: &Shared,
     has_git: bool,
+    checker: &Arc<HealthChecker>,
     tx: &mpsc::UnboundedSender<Msg>,
 ) -> Result<(oneshot::Sender<()>, Option<SocketAddr>)> {
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -277,6 +295,7 @@ async fn start_http(
         metrics: shared.metrics.clone(),
         ready: shared.ready.clone(),
         hook,
+        checks: Some(checker.clone()),
     };
     Ok((stop_tx, Some(http::serve(addr, http, stop_rx).await?)))
 }

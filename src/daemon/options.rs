@@ -34,6 +34,9 @@ pub struct Options {
     pub drain_timeout: Duration,
     /// Where drains in progress are kept across restarts.
     pub state_file: Option<PathBuf>,
+    /// Health checks fail open below this percentage of a service's
+    /// weighted dests up (0: only when none would be).
+    pub health_panic_percent: u8,
     /// Where /metrics, /healthz, /readyz and POST /hooks/git are served.
     pub metrics_listen: Option<SocketAddr>,
     /// On exit, delete the owned services.

@@ -22,12 +22,14 @@ use tracing::{debug, error, info, warn};
 
 use super::clock::Now;
 use super::diagnostics::DiagnosticLog;
+use super::health_view::{Desired, Generation, HealthStep};
 use super::inputs::{ConfigInput, OverlayInput};
 use super::kernel::{ApplyFailure, Kernel};
 use super::state_file::save_drains;
 use super::sync::lock;
 use crate::diag::Diagnostics;
 use crate::error::format_error;
+use crate::health::HealthConfig;
 use crate::metrics::{Info, Metrics};
 use crate::model::{IpvsState, Op, ServiceKey};
 use crate::plan::{self, Guards, LiveCounts, Ownership, Plan};
@@ -70,6 +72,7 @@ pub struct Pass {
     config_tree: Option<Arc<Tree>>,
     overlay: OverlayInput,
     render: Render,
+    health: HealthStep,
     kernel: KernelView,
     rules: Rules,
     /// Drains in progress. The records stay in memory whether or not the
@@ -80,15 +83,16 @@ pub struct Pass {
     /// The last save of the drain state failed: retried at every pass
     /// until it succeeds.
     state_unsaved: bool,
-    /// The memo's generation (equal: an equal desired state) applied by the
-    /// last successful pass, and the drains then (drift: the kernel changed
-    /// although these did not).
-    last_ok: Option<(u64, Drains)>,
-    /// The memo's generation that the copy of the kernel's table equals
-    /// (in what the planner compares), set by a pass that applied its
-    /// whole plan with no dest held back by a drain: the next pass plans
-    /// only the services its render changed (`plan::plan_within`).
-    copy_generation: Option<u64>,
+    /// The desired state's generation (equal: an equal desired state)
+    /// applied by the last successful pass, and the drains then (drift: the
+    /// kernel changed although these did not).
+    last_ok: Option<(Generation, Drains)>,
+    /// The desired state's generation that the copy of the kernel's table
+    /// equals (in what the planner compares), set by a pass that applied
+    /// its whole plan with no dest held back by a drain: the next pass
+    /// plans only the services its render or health changed
+    /// (`plan::plan_within`).
+    copy_generation: Option<Generation>,
     metrics: Arc<Metrics>,
     /// The daemon's clock: `epoch.elapsed()` is the schedule's now.
     epoch: Instant,
@@ -99,6 +103,7 @@ pub struct PassSetup {
     pub config: ConfigInput,
     pub overlay: OverlayInput,
     pub memo: Memo,
+    pub health: HealthStep,
     pub kernel: Box<dyn Kernel>,
     /// How long the copy of the kernel's table may be used.
     pub resync: Duration,
@@ -165,6 +170,8 @@ struct Rendering<'m> {
     inputs: String,
     /// The services the render may have changed (`None`: any).
     touched: Option<&'m BTreeSet<ServiceKey>>,
+    /// The services' health checks.
+    health: &'m HealthConfig,
 }
 
 /// A plan and the table it was made against.
@@ -199,6 +206,7 @@ impl Pass {
                 memo: s.memo,
                 log: DiagnosticLog::new(overlay_label),
             },
+            health: s.health,
             kernel: KernelView {
                 kernel: s.kernel,
                 copy: LiveCache::new(s.resync),
@@ -226,15 +234,25 @@ impl Pass {
         let copy = self.take_copy(triggers, now);
         let copy_generation = self.copy_generation.take();
         let mut input = self.read_inputs(triggers, now)?;
-        let before = self.render.memo.generation();
-        let Rendering {
-            desired,
+        let before = (self.render.memo.generation(), self.health.version());
+        let rendering = self.render.run(&input, &self.metrics)?;
+        let inputs = rendering.inputs;
+        let Desired {
+            state: desired,
             generation,
-            inputs,
             touched,
-        } = self.render.run(&input, &self.metrics)?;
-        // The copy equals the last render: only what this one changed can
-        // differ.
+        } = self.health.apply(
+            Desired {
+                state: rendering.desired,
+                generation: (rendering.generation, before.1),
+                touched: rendering.touched,
+            },
+            before.0,
+            rendering.health,
+            &self.metrics,
+        );
+        // The copy equals the last desired state: only what this render
+        // and health changed can differ.
         let scope = touched.filter(|_| copy.is_some() && copy_generation == Some(before));
         // The etcd watcher patches its tree in place when nobody else
         // holds it.
@@ -344,7 +362,7 @@ impl Pass {
     fn record(
         &mut self,
         mut applied: Applied,
-        generation: u64,
+        generation: Generation,
         inputs: &str,
         input: &Snapshot,
         now: Now,
@@ -380,7 +398,7 @@ impl Pass {
     /// state nor the drains changed since the last good pass (compared
     /// after the ended records are gone: a drain that ends changes the
     /// drains, its delete is no correction).
-    fn log_drains(&self, applied: &mut Applied, generation: u64) {
+    fn log_drains(&self, applied: &mut Applied, generation: Generation) {
         for (service, dest, why) in &applied.completed {
             info!(%service, %dest, reason = completion_label(*why), "drain ended");
             applied.drains.remove(service, dest);
@@ -500,6 +518,7 @@ impl Render {
             generation,
             inputs,
             touched: self.memo.touched(),
+            health: &rendered.health,
         })
     }
 }
@@ -686,13 +705,13 @@ fn refused(e: plan::PlanError) -> PassFailure {
     }
 }
 
-/// Whether the config directory is read again: unless only etcd or a drain
-/// asked for this pass (and a tree was read before).
+/// Whether the config directory is read again: unless only etcd, a drain
+/// or health asked for this pass (and a tree was read before).
 fn rereads_config(triggers: &BTreeSet<Trigger>, have_tree: bool) -> bool {
     !have_tree
         || triggers
             .iter()
-            .any(|t| !matches!(t, Trigger::Etcd | Trigger::Drain))
+            .any(|t| !matches!(t, Trigger::Etcd | Trigger::Drain | Trigger::Health))
 }
 
 /// The error of a pass over an invalid config: how many errors, the first.

@@ -176,6 +176,19 @@ impl HealthTable {
         }
     }
 
+    /// Sets a target's state, or forgets it (`None`): for a table that
+    /// mirrors part of another (the daemon's table of down targets).
+    pub fn set(&mut self, target: &Target, health: Option<DestHealth>) {
+        match health {
+            Some(h) => {
+                self.entries.insert(target.clone(), h);
+            }
+            None => {
+                self.entries.remove(target);
+            }
+        }
+    }
+
     /// Forgets the targets no longer wanted (a dest that left the config
     /// starts unknown if it comes back).
     pub fn retain(&mut self, wanted: impl Fn(&Target) -> bool) {

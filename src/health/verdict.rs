@@ -8,11 +8,7 @@ use std::net::SocketAddr;
 
 use super::spec::{CheckSpec, OnFailure};
 use super::state::{HealthTable, Target};
-use crate::model::{IpvsState, Provenance, Service, ServiceKey};
-
-/// Backend name in the provenance of a dest drained for health; the plan
-/// shows `(unhealthy from http 503, 3 of 3 failed since 12:00:01)`.
-pub const HEALTH_BACKEND: &str = "unhealthy";
+use crate::model::{IpvsState, Service, ServiceKey};
 
 /// One service's health check, as rendered from the config.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,20 +90,42 @@ pub fn apply(
     let mut verdicts = Vec::new();
     for (key, health) in &config.services {
         if let Some(service) = desired.services.get_mut(key) {
-            let down = down_dests(service, health, table);
-            if !down.is_empty() {
-                let kind = decide(service, &down, health, config.panic_below_percent);
-                act(service, &down, kind);
-                verdicts.extend(down.into_iter().map(|(dest, reason)| Verdict {
-                    service: *key,
-                    dest,
-                    kind,
-                    reason,
-                }));
-            }
+            verdicts.extend(apply_service(
+                *key,
+                service,
+                health,
+                table,
+                config.panic_below_percent,
+            ));
         }
     }
     (desired, verdicts)
+}
+
+/// [`apply`] for one service, in place: what the incremental daemon view
+/// (`health::effective`) runs for each service whose render or health
+/// changed.
+pub fn apply_service(
+    key: ServiceKey,
+    service: &mut Service,
+    health: &ServiceHealth,
+    table: &HealthTable,
+    panic_below_percent: u8,
+) -> Vec<Verdict> {
+    let down = down_dests(service, health, table);
+    if down.is_empty() {
+        return Vec::new();
+    }
+    let kind = decide(service, &down, health, panic_below_percent);
+    act(service, &down, kind);
+    down.into_iter()
+        .map(|(dest, reason)| Verdict {
+            service: key,
+            dest,
+            kind,
+            reason,
+        })
+        .collect()
 }
 
 /// The service's dests that are down, with the reason of each.
@@ -171,12 +189,7 @@ fn act(service: &mut Service, down: &[(SocketAddr, String)], kind: VerdictKind) 
                     .get_mut(dest)
                     .expect("down dests are the service's");
                 d.attrs.weight = 0;
-                d.provenance = vec![Provenance {
-                    backend: HEALTH_BACKEND.to_string(),
-                    source: reason.clone(),
-                    weight: 0,
-                    route: None,
-                }];
+                d.health = Some(reason.clone());
             }
         }
     }
@@ -186,7 +199,7 @@ fn act(service: &mut Service, down: &[(SocketAddr, String)], kind: VerdictKind) 
 mod tests {
     use super::*;
     use crate::health::{Outcome, Probe};
-    use crate::model::{Dest, DestAttrs, Method, Protocol, ServiceAttrs};
+    use crate::model::{Dest, DestAttrs, Method, Protocol, Provenance, ServiceAttrs};
 
     fn key() -> ServiceKey {
         ServiceKey::addr(Protocol::Tcp, [10, 0, 0, 1].into(), 80)
@@ -206,9 +219,14 @@ mod tests {
                 weight: *w,
                 route: None,
             }];
-            service
-                .dests
-                .insert(dest(i as u8), Dest { attrs, provenance });
+            service.dests.insert(
+                dest(i as u8),
+                Dest {
+                    attrs,
+                    provenance,
+                    health: None,
+                },
+            );
         }
         let mut st = IpvsState::default();
         st.services.insert(key(), service);
@@ -258,10 +276,10 @@ mod tests {
         let (st, verdicts) = apply(desired(&[10, 20, 30]), &cfg, &down(&cfg, &[1]));
         assert_eq!(weights(&st), [10, 0, 30]);
         let d = &st.services[&key()].dests[&dest(1)];
-        assert_eq!(d.provenance[0].backend, HEALTH_BACKEND);
+        assert_eq!(d.provenance[0].backend, "b1", "the backend is still named");
         assert_eq!(
-            d.provenance[0].source,
-            "connect: refused, 3 of 3 failed since 00:00:00"
+            d.health.as_deref(),
+            Some("connect: refused, 3 of 3 failed since 00:00:00")
         );
         assert_eq!(verdicts.len(), 1);
         assert_eq!(verdicts[0].kind, VerdictKind::Drained);

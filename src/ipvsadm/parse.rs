@@ -769,6 +769,7 @@ impl Dump<'_> {
         slot.insert(Dest {
             attrs,
             provenance: Vec::new(),
+            health: None,
         });
         Ok(())
     }

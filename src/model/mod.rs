@@ -327,6 +327,10 @@ pub struct Dest {
     /// Serialized as `origins`, its name in the JSON output.
     #[serde(rename = "origins", default, skip_serializing_if = "Vec::is_empty")]
     pub provenance: Vec<Provenance>,
+    /// Why health checks changed this dest (`http 503, 3 of 3 failed since
+    /// 12:00:01`); desired state only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
 }
 
 /// Connection counters reported by the kernel for a dest.
@@ -503,6 +507,7 @@ impl Op {
                     Dest {
                         attrs: *attrs,
                         provenance: Vec::new(),
+                        health: None,
                     },
                 );
             }

@@ -108,6 +108,7 @@ impl DestTable {
             Dest {
                 attrs,
                 provenance: Vec::new(),
+                health: None,
             },
         );
         if !self.without_stats {

@@ -57,6 +57,7 @@ pub fn canonical_state(state: &IpvsState) -> IpvsState {
                             Dest {
                                 attrs: d.attrs,
                                 provenance: Vec::new(),
+                                health: None,
                             },
                         )
                     })

@@ -30,7 +30,7 @@ use super::{
     canonical_service_attrs,
 };
 use crate::model::text::{push_socket_addr, push_u32};
-use crate::model::{DestAttrs, IpvsState, Method, Op, Provenance, ServiceAttrs, ServiceKey};
+use crate::model::{Dest, DestAttrs, IpvsState, Method, Op, Provenance, ServiceAttrs, ServiceKey};
 use crate::text::plural;
 
 /// Changed or full attributes of a service or dest, as in the JSON
@@ -127,14 +127,32 @@ fn before_after(change: &Change) -> (Option<Fields>, Option<Fields>) {
     }
 }
 
-fn provenance_of<'a>(desired: &'a IpvsState, change: &Change) -> &'a [Provenance] {
+/// The desired dest a dest add or edit makes.
+fn dest_of<'a>(desired: &'a IpvsState, change: &Change) -> Option<&'a Dest> {
     match (change.action(), change.dest()) {
         (Action::Add | Action::Edit, Some(dest)) => desired
             .services
             .get(change.service())
-            .and_then(|s| s.dests.get(&dest))
-            .map_or(&[], |d| d.provenance.as_slice()),
-        _ => &[],
+            .and_then(|s| s.dests.get(&dest)),
+        _ => None,
+    }
+}
+
+fn provenance_of<'a>(desired: &'a IpvsState, change: &Change) -> &'a [Provenance] {
+    dest_of(desired, change).map_or(&[], |d| d.provenance.as_slice())
+}
+
+/// Why health checks changed the dest, if they did.
+fn health_of<'a>(desired: &'a IpvsState, change: &Change) -> Option<&'a str> {
+    dest_of(desired, change)?.health.as_deref()
+}
+
+/// ` (unhealthy: http 503, 3 of 3 failed since 12:00:01)` for a dest
+/// health changed, else its provenance.
+fn origin_text(desired: &IpvsState, change: &Change) -> String {
+    match health_of(desired, change) {
+        Some(reason) => format!(" (unhealthy: {reason})"),
+        None => provenance_text(provenance_of(desired, change)),
     }
 }
 
@@ -198,6 +216,8 @@ struct ChangeView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     dests_removed: Option<usize>,
     provenance: &'a [Provenance],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health: Option<&'a str>,
     op: OpView<'a>,
 }
 
@@ -290,6 +310,7 @@ impl<'a> ChangeView<'a> {
             names: names(desired, c),
             dests_removed: matches!(c.op, Op::DelService { .. }).then_some(c.dests_removed),
             provenance: provenance_of(desired, c),
+            health: health_of(desired, c),
             op: OpView(&c.op),
         }
     }
@@ -563,6 +584,9 @@ fn push_change_line(out: &mut String, change: &Change, desired: &IpvsState) {
                 push_u32(out, attrs.lower_threshold);
             }
             match provenance_of(desired, change) {
+                _ if health_of(desired, change).is_some() => {
+                    out.push_str(&origin_text(desired, change));
+                }
                 [o] => {
                     out.push_str(" (");
                     out.push_str(&o.backend);
@@ -606,17 +630,17 @@ fn change_line(change: &Change, desired: &IpvsState) -> String {
         (Op::AddDest { dest, attrs, .. }, _) => format!(
             "{s}   dest {dest} {}{}",
             dest_desc(attrs),
-            provenance_text(provenance_of(desired, change))
+            origin_text(desired, change)
         ),
         (Op::EditDest { dest, attrs, .. }, Some(Before::Dest(old))) => format!(
             "{s}   dest {dest} {}{}",
             dest_diff(old, attrs),
-            provenance_text(provenance_of(desired, change))
+            origin_text(desired, change)
         ),
         (Op::EditDest { dest, attrs, .. }, _) => format!(
             "{s}   dest {dest} {}{}",
             dest_desc(attrs),
-            provenance_text(provenance_of(desired, change))
+            origin_text(desired, change)
         ),
         (Op::DelDest { dest, .. }, _) => format!("{s}   dest {dest}"),
     }

@@ -119,6 +119,9 @@ pub struct SavedChange {
     pub names: Vec<String>,
     #[serde(default)]
     pub provenance: Vec<Provenance>,
+    /// Why health checks changed the dest (plans made by the daemon).
+    #[serde(default)]
+    pub health: Option<String>,
 }
 
 impl SavedPlan {
@@ -240,6 +243,7 @@ pub fn desired_after(
             Op::AddDest { dest, .. } | Op::EditDest { dest, .. } => {
                 if let Some(d) = svc.dests.get_mut(dest) {
                     d.provenance = change.provenance.clone();
+                    d.health = change.health.clone();
                 }
             }
             Op::DelService { .. } | Op::DelDest { .. } => {}
@@ -490,6 +494,7 @@ mod tests {
             crate::model::Dest {
                 attrs: DestAttrs::new(Method::Masq, 10),
                 provenance: Vec::new(),
+                health: None,
             },
         );
         a.services.insert(key, svc.clone());
@@ -534,6 +539,7 @@ mod tests {
                             weight: *w,
                             route: None,
                         }],
+                        health: None,
                     },
                 );
             }
@@ -577,6 +583,7 @@ mod tests {
                         _ => Vec::new(),
                     },
                     provenance,
+                    health: None,
                 }
             })
             .collect();
@@ -659,6 +666,7 @@ mod tests {
             },
             names: Vec::new(),
             provenance: Vec::new(),
+            health: None,
         });
         let mut live2 = live.clone();
         live2.services.insert(
@@ -718,6 +726,7 @@ mod tests {
                 },
                 names: Vec::new(),
                 provenance: Vec::new(),
+                health: None,
             },
         );
         let e = check_replay(&s, &live).unwrap_err();

@@ -25,6 +25,7 @@ fn state(services: &[Spec<'_>]) -> IpvsState {
                 Dest {
                     attrs: DestAttrs::new(*m, *w),
                     provenance: Vec::new(),
+                    health: None,
                 },
             );
         }
@@ -661,4 +662,64 @@ fn a_plan_within_the_changed_services_is_the_whole_plan() {
         )
         .is_ok()
     );
+}
+
+/// A dest health drained shows why, in every format, instead of the
+/// backend it came from; a saved plan keeps the reason.
+#[test]
+fn a_dest_drained_for_health_shows_the_reason() {
+    let live = state(&[(
+        "tcp://10.0.0.1:80",
+        "wlc",
+        &[("10.3.107.21:8443", M, 30), ("10.3.107.22:8443", M, 30)],
+    )]);
+    let mut desired = live.clone();
+    let reason = "http 503, 3 of 3 failed since 12:00:01";
+    for (a, d) in &mut desired
+        .services
+        .get_mut(&key("tcp://10.0.0.1:80"))
+        .unwrap()
+        .dests
+    {
+        d.provenance = vec![crate::model::Provenance {
+            backend: format!("web-{}", a.ip()),
+            source: "services/web.yaml".into(),
+            weight: 30,
+            route: None,
+        }];
+    }
+    let d = desired.services.get_mut(&key("tcp://10.0.0.1:80")).unwrap();
+    let drained = d.dests.get_mut(&addr("10.3.107.21:8443")).unwrap();
+    drained.attrs.weight = 0;
+    drained.health = Some(reason.to_string());
+    let p = plan(&desired, &live, &Ownership::all(), &Guards::default()).unwrap();
+    let text = output::text(&p, &desired, false);
+    assert!(
+        text.contains(&format!(
+            "~   dest 10.3.107.21:8443 masq weight 30 -> 0 (unhealthy: {reason})\n"
+        )),
+        "{text}"
+    );
+    let md = output::markdown(&p, &desired, None);
+    assert!(md.contains(&format!("(unhealthy: {reason})")), "{md}");
+    let inputs = saved::Inputs {
+        config_hash: "0".repeat(64),
+        config_revision: None,
+        overlay_hash: None,
+        overlay_revision: None,
+    };
+    let fingerprint = saved::LiveFingerprint {
+        source: "empty".into(),
+        hash: "1".repeat(64),
+        thresholds: true,
+    };
+    let json = output::json(&p, &desired, &inputs, &fingerprint, &Ownership::all(), None);
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(doc["changes"][0]["health"], serde_json::json!(reason));
+    assert_eq!(
+        doc["changes"][0]["provenance"][0]["backend"],
+        "web-10.3.107.21"
+    );
+    let saved = saved::SavedPlan::from_json(&json).unwrap();
+    assert_eq!(saved.changes[0].health.as_deref(), Some(reason));
 }

@@ -429,6 +429,7 @@ impl Step<'_> {
                     weight: 0,
                     route: None,
                 }],
+                health: None,
             },
         );
         out.active.push(DrainStatus {
@@ -479,6 +480,7 @@ mod tests {
                     Dest {
                         attrs: DestAttrs::new(Method::Masq, *w),
                         provenance: Vec::new(),
+                        health: None,
                     },
                 );
             }
@@ -844,10 +846,10 @@ mod tests {
                 let mut d = Service::new(ServiceAttrs::with_scheduler("wlc"));
                 let mut l = Service::new(ServiceAttrs::with_scheduler("rr"));
                 for j in want {
-                    d.dests.insert(a(*j), Dest { attrs: DestAttrs::new(Method::Masq, 10), provenance: vec![] });
+                    d.dests.insert(a(*j), Dest { attrs: DestAttrs::new(Method::Masq, 10), provenance: vec![], health: None });
                 }
                 for (j, (w, c)) in have {
-                    l.dests.insert(a(*j), Dest { attrs: DestAttrs::new(Method::Droute, *w), provenance: vec![] });
+                    l.dests.insert(a(*j), Dest { attrs: DestAttrs::new(Method::Droute, *w), provenance: vec![], health: None });
                     stats.entry(key(*i)).or_default().insert(a(*j), DestStats { active_conns: *c, ..DestStats::default() });
                 }
                 if *in_desired {
@@ -886,7 +888,7 @@ mod tests {
                 let mut st = IpvsState::default();
                 let mut s = Service::new(ServiceAttrs::with_scheduler("wlc"));
                 for (i, w) in dests {
-                    s.dests.insert(a(i), Dest { attrs: DestAttrs::new(Method::Masq, w), provenance: vec![] });
+                    s.dests.insert(a(i), Dest { attrs: DestAttrs::new(Method::Masq, w), provenance: vec![], health: None });
                 }
                 st.services.insert(key, s);
                 st

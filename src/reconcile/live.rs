@@ -175,6 +175,7 @@ mod tests {
             Dest {
                 attrs: DestAttrs::new(Method::Masq, 10),
                 provenance: Vec::new(),
+                health: None,
             },
         );
         state.services.insert(key, svc);
@@ -329,6 +330,7 @@ mod tests {
                     Dest {
                         attrs,
                         provenance: vec![],
+                        health: None,
                     },
                 );
             }

@@ -76,6 +76,8 @@ pub enum Trigger {
     Retry,
     /// A drain in progress needs another look (connections, timeout).
     Drain,
+    /// A checked dest went down or came up.
+    Health,
 }
 
 impl Trigger {
@@ -89,6 +91,7 @@ impl Trigger {
             Trigger::Resync => "resync",
             Trigger::Retry => "retry",
             Trigger::Drain => "drain",
+            Trigger::Health => "health",
         }
     }
 
@@ -97,7 +100,7 @@ impl Trigger {
     pub fn is_change(self) -> bool {
         matches!(
             self,
-            Trigger::Config | Trigger::Git | Trigger::Etcd | Trigger::Signal
+            Trigger::Config | Trigger::Git | Trigger::Etcd | Trigger::Signal | Trigger::Health
         )
     }
 
@@ -105,7 +108,10 @@ impl Trigger {
     /// commit, SIGHUP), so an idle loop passes at once; a config directory
     /// event may be one step of a save still under way.
     pub fn is_whole(self) -> bool {
-        matches!(self, Trigger::Git | Trigger::Etcd | Trigger::Signal)
+        matches!(
+            self,
+            Trigger::Git | Trigger::Etcd | Trigger::Signal | Trigger::Health
+        )
     }
 }
 
@@ -171,6 +177,8 @@ pub enum Event {
     ConfigChanged,
     /// etcd reported a change (or a re-list after a broken watch).
     EtcdChanged,
+    /// A checked dest went down or came up.
+    HealthChanged,
     /// SIGHUP: re-read everything.
     Sighup,
     /// `POST /hooks/git`: poll Git now.
@@ -365,6 +373,7 @@ impl Schedule {
         match event {
             Event::ConfigChanged => self.mark(now, Trigger::Config),
             Event::EtcdChanged => self.mark(now, Trigger::Etcd),
+            Event::HealthChanged => self.mark(now, Trigger::Health),
             Event::Sighup => self.mark(now, Trigger::Signal),
             Event::HookGit => self.poll_requested = true,
             Event::GitPolled { new_commit } => {
