@@ -115,6 +115,14 @@ fn traffic() {
     scenario("traffic", &[]);
 }
 
+/// Health checks with real traffic: a backend whose httpd stops goes to
+/// weight 0 and the client's requests all land on the other; it comes
+/// back; with every backend down, fail-open keeps both.
+#[test]
+fn health_checks_drain_a_dead_backend_under_real_traffic() {
+    scenario("health", &[]);
+}
+
 /// A plan failing midway: report, kernel state, recovery.
 #[test]
 fn fault() {

@@ -52,21 +52,6 @@ metric() {
     metrics | awk -v n="$1" '$1 == n {print $2; found=1; exit} END {if (!found) print 0}'
 }
 
-# wait_for SECONDS DESCRIPTION CMD...: poll CMD every 10 ms until it succeeds.
-wait_for() {
-    _limit=$1 _what=$2
-    shift 2
-    _end=$(awk -v n="$(now)" -v l="$_limit" 'BEGIN {print n + l}')
-    while ! "$@" >/dev/null 2>&1; do
-        if awk -v n="$(now)" -v e="$_end" 'BEGIN {exit !(n > e)}'; then
-            fail "timed out after ${_limit}s waiting for $_what"
-            return 1
-        fi
-        sleep 0.01
-    done
-    return 0
-}
-
 # metric_gt NAME VALUE: the series is above VALUE now.
 metric_gt() { awk -v a="$2" -v b="$(metric "$1")" 'BEGIN {exit !(b > a)}'; }
 
