@@ -12,10 +12,10 @@
 //! `fast_json_agrees_with_serde_json` check that.
 
 use super::layout::{BACKEND_KEYS, FRONTEND_KEYS};
-use super::types::{Endpoints, Route, Service};
+use super::types::{Route, Service};
 use super::validate::{
-    EndpointFields, Reporter, RouteFields, ServiceFields, unplaced, validate_endpoints,
-    validate_route, validate_service,
+    EndpointFields, EndpointFile, Reporter, RouteFields, ServiceFields, unplaced,
+    validate_endpoints, validate_route, validate_service,
 };
 use crate::diag::Diagnostics;
 
@@ -26,7 +26,7 @@ pub(super) fn fast_json_endpoints(
     file: &str,
     bytes: &[u8],
     frontend: bool,
-) -> Option<(Endpoints, u32)> {
+) -> Option<EndpointFile> {
     let text = std::str::from_utf8(bytes).ok()?;
     let obj = fast_json::object(text)?;
     let keys = if frontend {
@@ -56,8 +56,9 @@ pub(super) fn fast_json_endpoints(
         failed: false,
     };
     let what = if frontend { "frontend" } else { "backend" };
-    let out = validate_endpoints(&mut r, None, &f, frontend, &what);
-    diags.is_empty().then_some(out)
+    let (endpoints, weight) = validate_endpoints(&mut r, None, &f, frontend, &what);
+    // A `healthcheck` key is left to the full reader.
+    diags.is_empty().then_some((endpoints, weight, true))
 }
 
 /// The service file read by the fast reader, when it takes it and it
