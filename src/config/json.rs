@@ -530,6 +530,11 @@ mod tests {
             (r#"{"ipv4": "10.0.0.1", "tcp": 80}"#, true),
             ("{\n  \"IPv4\": \"10.0.0.1\",\n  \"UDP\": 53\n}\n", true),
             (r#"{"ipv6":"2001:db8::1","tcp":8080,"weight":0}"#, false),
+            (
+                r#"{"ipv4": "10.1.0.1", "tcp": 80, "healthcheck": false}"#,
+                false,
+            ),
+            (r#"{"ipv4": "10.1.0.1", "HealthCheck":true}"#, false),
         ] {
             assert!(
                 fast_json_agrees(text, frontend),
@@ -575,6 +580,7 @@ mod tests {
                 "ipv6" => vec!["\"2001:db8::1\"", "\"::1\""],
                 "tcp" | "udp" => vec!["80", "53", "65535", "1"],
                 "weight" => vec!["0", "1", "10", "65535"],
+                "healthcheck" => vec!["false", "true"],
                 _ => vec!["1"],
             };
             let any = prop::sample::select(vec![
@@ -595,6 +601,10 @@ mod tests {
                 "99999999999",
                 "\"80\"",
                 "1 2",
+                "false",
+                "tru",
+                "falsey",
+                "False",
             ]);
             prop_oneof![
                 8 => prop::sample::select(good).prop_map(str::to_string),
@@ -606,7 +616,7 @@ mod tests {
         prop_compose! {
             fn json_doc()(
                 pairs in (
-                    prop::sample::subsequence(vec!["ipv4", "ipv6", "tcp", "udp", "weight"], 1..=5)
+                    prop::sample::subsequence(vec!["ipv4", "ipv6", "tcp", "udp", "weight", "healthcheck"], 1..=6)
                         .prop_shuffle(),
                     prop::sample::select(vec!["", "", "", "", "", "IPv4", "TCP", "Weight", "bogus", "ipv4"]),
                 ).prop_flat_map(|(keys, odd)| {

@@ -707,6 +707,12 @@ mod tests {
             "# web\nfrontend:   # the VIP\n    ipv4: '10.0.0.1'\n    tcp: 80\n\nscheduler: wrr\npersistence: 300\nbackends:\n    web-1:\n        ipv4: 10.1.0.1 # one\n        weight: 0\n    web.2@x:\n        ipv6: 2001:db8::2\n        tcp: 8080\n",
             "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends: {}\n",
             "frontend: { ipv6: \"fe80::1\" , udp: 53 }\nbackends:\n  a: { ipv6: fd00::2 }\n",
+            // Health checks: every key, plain durations, paths and ranges.
+            "frontend: {ipv4: 10.0.0.1, tcp: 443}\nhealthcheck:\n  type: https\n  port: 8443\n  path: /healthz\n  host: web.example.com\n  expect: 200-399\n  interval: 10s\n  timeout: 500ms\n  rise: 1\n  fall: 5\n  on_failure: remove\nbackends:\n  a: {ipv4: 10.1.0.1, healthcheck: false}\n  b: {ipv4: 10.1.0.2, healthcheck: true}\n",
+            "frontend: {ipv4: 10.0.0.1, udp: 53}\nhealthcheck: {type: dns, query: health.example.com., interval: '1m', timeout: \"2s\"}\n",
+            "frontend: {ipv4: 10.0.0.1, tcp: 80}\nhealthcheck: {type: http, expect: 204}\n",
+            "frontend: {ipv4: 10.0.0.1, tcp: 80}\nhealthcheck: {type: http, expect: '200,204'}\n",
+            "frontend: {ipv4: 10.0.0.1, tcp: 80}\nhealthcheck:\n  type: none\n",
         ] {
             assert!(
                 assert_fast_service_agrees(text),
@@ -810,6 +816,22 @@ mod tests {
                 "2001-01-01",
                 "10.0.0.256",
                 "010.0.0.1",
+                "5s",
+                "500ms",
+                "1m",
+                "05s",
+                "5sec",
+                "1.5s",
+                "/x",
+                "/",
+                "//a",
+                "/a:b",
+                "200-399",
+                "200-3999",
+                "2000-399",
+                "false",
+                "FALSE",
+                "False",
             ])
             .prop_map(str::to_string)
         }
@@ -836,8 +858,13 @@ mod tests {
                     "true",
                     "{type: tcp}",
                     "{type: http, path: /x, expect: 200-399, interval: 1s}",
+                    "{type: https, host: a.example, expect: 200, timeout: 500ms}",
+                    "{type: tcp, port: 8080, rise: 1, fall: 5, on_failure: remove}",
+                    "{type: tcp, interval: 1s, timeout: 1s}",
                     "{type: none, rise: 1}",
                     "{type: dns, query: a.example, bogus: 1}",
+                    "{type: dns, query: a.example}",
+                    "{type: http, expect: 200-399, path: healthz}",
                 ],
                 _ => vec!["x"],
             };
