@@ -9,7 +9,9 @@
 //!   method (no method: the backend is dropped) and may rewrite the dest to
 //!   `gateway:<service port>`; no route: the default method;
 //! - droute and tunnel keep the service's port;
-//! - dests landing on one address:port merge, summing weights.
+//! - dests landing on one address:port merge, summing weights;
+//! - a service's health check applies to each of its IPVS services; a dest
+//!   is exempt from it when any backend that lands on it opted out.
 //!
 //! Authority: the repo defines services and routes; the overlay adds
 //! backends to repo services and routes. On a name collision the repo wins.
@@ -23,6 +25,7 @@ use ipnet::IpNet;
 
 use crate::config::{Backend, Config, Overlay, Route};
 use crate::diag::Diagnostics;
+use crate::health::{HealthConfig, ServiceHealth};
 use crate::model::{
     DEFAULT_SCHEDULER, Dest, DestAttrs, IpvsState, MAX_WEIGHT, Method, Protocol, Provenance,
     Service, ServiceAttrs, ServiceKey,
@@ -41,8 +44,9 @@ pub struct Options {
     pub default_method: Option<Method>,
 }
 
-/// Compiles the desired state. Errors in the diagnostics (conflicting
-/// methods on a merged dest) mean the state must not be applied.
+/// Compiles the desired state and the health checks of its services
+/// (keyed like it). Errors in the diagnostics (conflicting methods on a
+/// merged dest) mean the state must not be applied.
 ///
 /// `held` names the services whose config files have errors (so the config
 /// lacks them): their overlay backends are held back without a warning,
@@ -52,20 +56,18 @@ pub fn compile(
     overlay: &Overlay,
     opts: &Options,
     held: &BTreeSet<&str>,
-) -> (IpvsState, Diagnostics) {
+) -> (IpvsState, HealthConfig, Diagnostics) {
     let mut diags = Diagnostics::default();
     let routes = effective_routes(config, overlay, opts, &mut diags);
     let routes = RouteTable::new(&routes);
     let defaults = ResolvedDefaults::resolve(config, opts);
     warn_overlay_backends_without_service(config, overlay, held, &mut diags);
-    let mut state = IpvsState::default();
+    let mut out = (IpvsState::default(), HealthConfig::default());
     for svc in config.services.values() {
-        compile_service(
-            svc, overlay, &routes, &defaults, opts, &mut state, &mut diags,
-        );
+        compile_service(svc, overlay, &routes, &defaults, opts, &mut out, &mut diags);
     }
     diags.sort();
-    (state, diags)
+    (out.0, out.1, diags)
 }
 
 /// What a service or backend that names none gets: the options first,
@@ -120,7 +122,7 @@ fn compile_service(
     routes: &RouteTable<'_>,
     defaults: &ResolvedDefaults,
     opts: &Options,
-    state: &mut IpvsState,
+    (state, health): &mut (IpvsState, HealthConfig),
     diags: &mut Diagnostics,
 ) {
     let backends = service_backends(svc, overlay, diags);
@@ -154,15 +156,24 @@ fn compile_service(
             continue;
         }
         slot.insert(service);
+        if let Some(check) = &svc.healthcheck {
+            let service_health = ServiceHealth {
+                check: check.check.clone(),
+                on_failure: check.on_failure,
+                exempt: placed.exempt,
+            };
+            health.services.insert(key, service_health);
+        }
     }
 }
 
 /// Where the backends of one IPVS service landed, in the order placed (for
-/// the message on a conflict), and the dests whose backends disagree on the
-/// method.
+/// the message on a conflict), the dests whose backends disagree on the
+/// method, and the dests a backend opted out of health checks on.
 struct Placed {
     placed: Vec<(SocketAddr, Method)>,
     conflicts: Vec<SocketAddr>,
+    exempt: BTreeSet<SocketAddr>,
 }
 
 /// Places every backend in `service`: backends landing on one dest merge,
@@ -177,10 +188,14 @@ fn place_backends(
 ) -> Placed {
     let mut conflicts: Vec<SocketAddr> = Vec::new();
     let mut placed: Vec<(SocketAddr, Method)> = Vec::with_capacity(backends.len());
+    let mut exempt = BTreeSet::new();
     for b in backends {
         let Some((dest, method, route)) = place(key, b, routes, default_method, diags) else {
             continue;
         };
+        if !b.healthcheck {
+            exempt.insert(dest);
+        }
         let provenance = Provenance {
             backend: b.name.clone(),
             source: b.source.clone(),
@@ -202,7 +217,11 @@ fn place_backends(
         entry.provenance.push(provenance);
         placed.push((dest, method));
     }
-    Placed { placed, conflicts }
+    Placed {
+        placed,
+        conflicts,
+        exempt,
+    }
 }
 
 /// Reports merged dests with conflicting methods (an error) and caps
@@ -214,7 +233,9 @@ fn check_dests(
     service: &mut Service,
     diags: &mut Diagnostics,
 ) {
-    let Placed { placed, conflicts } = placed;
+    let Placed {
+        placed, conflicts, ..
+    } = placed;
     for (dest, d) in service.dests.iter_mut() {
         if !conflicts.is_empty() && conflicts.contains(dest) {
             let methods = placed.iter().filter(|(p, _)| p == dest).map(|(_, m)| m);

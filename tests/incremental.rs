@@ -1,8 +1,9 @@
 //! The incremental renderer (`render::memo`) against the full render: after
 //! every edit of random config and overlay trees (both layouts, routes,
 //! defaults, invalid files, conflicts, near misses of the layout, overlay
-//! keys outside its layout, unreadable entries), the memo's
-//! render equals `render::render` of the same trees, field by field.
+//! keys outside its layout, unreadable entries, health checks and backends
+//! opting out of them), the memo's render equals `render::render` of the
+//! same trees, field by field.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -58,25 +59,50 @@ fn json_frontend() -> impl Strategy<Value = String> {
 fn json_backend() -> impl Strategy<Value = String> {
     prop_oneof![
         8 => (backend_ip(), port(), weight()).prop_map(|(ip, p, w)| format!(r#"{{"ipv4": "{ip}", "tcp": {p}, "weight": {w}}}"#)),
+        2 => (backend_ip(), port()).prop_map(|(ip, p)| format!(r#"{{"ipv4": "{ip}", "tcp": {p}, "healthcheck": false}}"#)),
+        1 => Just(r#"{"ipv4": "10.0.1.1", "tcp": 80, "healthcheck": "no"}"#.to_string()),
         1 => Just("not json".to_string()),
         1 => Just(r#"{"ipv4": "10.0.1.9", "tcp": 80, "bogus": 1}"#.to_string()),
         1 => Just(r#"{"tcp": 80}"#.to_string()),
     ]
 }
 
+/// A health check: valid ones, `type: none`, an invalid one.
+fn healthcheck_body() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec![
+        "type: tcp",
+        "type: http\npath: /health\nexpect: 200-299\ninterval: 2s\ntimeout: 1s",
+        "type: https\nport: 8443\nrise: 1\nfall: 5\non_failure: remove",
+        "type: none",
+        "type: tcp\npath: /nope\ninterval: 1s\ntimeout: 1s",
+    ])
+}
+
 fn yaml_service() -> impl Strategy<Value = String> {
-    let backend = (backend_name(), backend_ip(), port(), weight()).prop_map(|(n, ip, p, w)| {
-        format!("  {n}:\n    ipv4: {ip}\n    tcp: {p}\n    weight: {w}\n")
-    });
+    let backend = (
+        backend_name(),
+        backend_ip(),
+        port(),
+        weight(),
+        prop::sample::select(vec!["", "", "    healthcheck: false\n"]),
+    )
+        .prop_map(|(n, ip, p, w, hc)| {
+            format!("  {n}:\n    ipv4: {ip}\n    tcp: {p}\n    weight: {w}\n{hc}")
+        });
+    let check = prop_oneof![
+        2 => Just(String::new()),
+        1 => healthcheck_body().prop_map(|b| format!("healthcheck:\n  {}\n", b.replace('\n', "\n  "))),
+    ];
     prop_oneof![
         8 => (
             frontend_ip(),
             port(),
             prop::sample::select(vec!["", "scheduler: rr\n", "scheduler: bogus\n"]),
             prop::collection::vec(backend, 0..3),
+            check,
         )
-            .prop_map(|(ip, p, sched, backends)| {
-                let mut s = format!("frontend:\n  ipv4: {ip}\n  tcp: {p}\n{sched}");
+            .prop_map(|(ip, p, sched, backends, check)| {
+                let mut s = format!("frontend:\n  ipv4: {ip}\n  tcp: {p}\n{sched}{check}");
                 if !backends.is_empty() {
                     s.push_str("backends:\n");
                     for b in backends {
@@ -88,6 +114,19 @@ fn yaml_service() -> impl Strategy<Value = String> {
         1 => Just("frontend: [\n".to_string()),
         1 => Just("frontend:\n  ipv4: 10.0.0.1\n".to_string()),
     ]
+}
+
+/// The JSON layout's `healthcheck` file.
+fn json_healthcheck() -> impl Strategy<Value = String> {
+    prop::sample::select(vec![
+        r#"{"type": "tcp"}"#.to_string(),
+        r#"{"type": "http", "path": "/ready", "expect": 204, "interval": "1s", "timeout": "500ms"}"#.to_string(),
+        r#"{"Type": "tcp", "On_Failure": "remove", "fall": 2}"#.to_string(),
+        r#"{"type": "none"}"#.to_string(),
+        r#"{"type": "dns", "query": "example.com"}"#.to_string(),
+        r#"{"type": "tcp", "timeout": "9s"}"#.to_string(),
+        "{".to_string(),
+    ])
 }
 
 fn yaml_route() -> impl Strategy<Value = String> {
@@ -127,6 +166,7 @@ fn config_entry() -> impl Strategy<Value = (String, String)> {
             (format!("services/{s}.{}", if yml { "yml" } else { "yaml" }), c)
         }),
         3 => (svc(), json_frontend()).prop_map(|(s, c)| (format!("services/{s}/frontend"), c)),
+        2 => (svc(), json_healthcheck()).prop_map(|(s, c)| (format!("services/{s}/healthcheck"), c)),
         4 => (svc(), backend_name(), json_backend())
             .prop_map(|(s, b, c)| (format!("services/{s}/backends/{b}"), c)),
         1 => (route_name(), yaml_route()).prop_map(|(r, c)| (format!("routes/{r}.yaml"), c)),
@@ -149,6 +189,7 @@ fn overlay_entry() -> impl Strategy<Value = (String, String)> {
             .prop_map(|(s, b, c)| (format!("services/{s}/backends/{b}"), c)),
         1 => (route_name(), json_route()).prop_map(|(r, c)| (format!("routes/{r}"), c)),
         1 => (svc(), json_frontend()).prop_map(|(s, c)| (format!("services/{s}/frontend"), c)),
+        1 => (svc(), json_healthcheck()).prop_map(|(s, c)| (format!("services/{s}/healthcheck"), c)),
         // Outside the overlay layout: warnings.
         1 => prop::sample::select(vec!["clusterf.yaml", "other/key", "services/a.yaml"])
             .prop_map(|p| (p.to_string(), "junk".to_string())),
@@ -279,6 +320,7 @@ fn same(memo: &Rendered, full: &Rendered) -> Result<(), String> {
     check("config", memo.config == full.config)?;
     check("overlay", memo.overlay == full.overlay)?;
     check("state", memo.state == full.state)?;
+    check("health", memo.health == full.health)?;
     if memo.diags != full.diags {
         return Err(format!(
             "diags differ:\nmemo: {:#?}\nfull: {:#?}",
@@ -333,12 +375,15 @@ fn check_case((opts, cfg, ovl, edits): Case) -> Result<(), TestCaseError> {
                 overlay.as_ref().map(|o| &o.files)
             )));
         }
-        // Equal generations mean an equal state.
+        // Equal generations mean an equal state and health checks.
         if generation == Some(memo.generation()) {
-            prop_assert_eq!(last_state.as_ref(), Some(&full.state));
+            prop_assert_eq!(
+                last_state.as_ref().map(|(s, h)| (s, h)),
+                Some((&full.state, &full.health))
+            );
         }
         generation = Some(memo.generation());
-        last_state = Some(full.state);
+        last_state = Some((full.state.clone(), full.health.clone()));
         count(memo.work());
     }
     Ok(())

@@ -56,7 +56,9 @@ fn schema_file_names_match_the_editor_headers() {
         [
             "service.schema.json",
             "route.schema.json",
-            "clusterf.schema.json"
+            "clusterf.schema.json",
+            "healthcheck.schema.json",
+            "backend.schema.json",
         ]
     );
 }
@@ -66,6 +68,8 @@ enum Kind {
     Service,
     Route,
     Defaults,
+    /// The JSON layout's `healthcheck` file (JSON is YAML).
+    Healthcheck,
 }
 
 impl Kind {
@@ -74,6 +78,7 @@ impl Kind {
             Kind::Service => "services/web.yaml",
             Kind::Route => "routes/r.yaml",
             Kind::Defaults => "clusterf.yaml",
+            Kind::Healthcheck => "services/web/healthcheck",
         }
     }
 
@@ -82,6 +87,7 @@ impl Kind {
             Kind::Service => "service.schema.json",
             Kind::Route => "route.schema.json",
             Kind::Defaults => "clusterf.schema.json",
+            Kind::Healthcheck => "healthcheck.schema.json",
         }
     }
 }
@@ -122,15 +128,97 @@ const KNOWN_GAPS: &[(Kind, &str, &str)] = &[
         "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends:\n  a: {ipv6: \"::ffff:10.0.0.1\", tcp: 80}",
         CLASS,
     ),
+    (
+        Kind::Service,
+        "frontend: {ipv4: 10.0.0.1, tcp: 80, udp: 80}\nhealthcheck: {type: tcp, interval: 1s}",
+        CHECK_BOUNDS,
+    ),
+    (
+        Kind::Service,
+        "frontend: {ipv4: 10.0.0.1, tcp: 80, udp: 80}\nhealthcheck: {type: tcp, interval: 50ms, timeout: 10ms}",
+        CHECK_BOUNDS,
+    ),
+    (
+        Kind::Service,
+        "frontend: {ipv4: 10.0.0.1, tcp: 80, udp: 80}\nhealthcheck: {type: dns, query: \"a b\"}",
+        DNS_NAME,
+    ),
+    (Kind::Healthcheck, "{type: tcp, interval: 1s}", CHECK_BOUNDS),
+    (
+        Kind::Healthcheck,
+        "{type: tcp, interval: 50ms, timeout: 10ms}",
+        CHECK_BOUNDS,
+    ),
+    (Kind::Healthcheck, "{type: dns, query: \"a b\"}", DNS_NAME),
 ];
 
 const CLASS: &str = "an address IPVS cannot use there: the schema checks the format only";
+
+const CHECK_BOUNDS: &str =
+    "a duration's bounds, and the timeout against the interval: the schema checks the format only";
+const DNS_NAME: &str = "a DNS name's labels: the schema checks the length only";
+
+/// Health checks, as the `healthcheck:` of a service (`$V`) and as the
+/// JSON layout's file.
+const CHECKS: &[&str] = &[
+    "{type: tcp}",
+    "{type: http, path: /x, host: a.example, expect: 200}",
+    "{type: http, expect: 200-399}",
+    "{type: https, expect: \"200, 204,300-399\"}",
+    "{type: https, expect: 99}",
+    "{type: https, expect: \"2xx\"}",
+    "{type: http, path: x}",
+    "{type: http, path: \"/a b\"}",
+    "{type: http, host: \"\"}",
+    "{type: tcp, path: /x}",
+    "{type: tcp, expect: 200}",
+    "{type: dns, query: example.com}",
+    "{type: dns, query: \"a b\"}",
+    "{type: dns}",
+    "{type: dns, host: a}",
+    "{type: http, query: example.com}",
+    "{type: none}",
+    "{type: none, interval: 5s}",
+    "{type: none, port: 80}",
+    "{interval: 5s}",
+    "{type: ping}",
+    "{type: TCP}",
+    "{type: 1}",
+    "{type: tcp, interval: 5}",
+    "{type: tcp, interval: 1s, timeout: 500ms}",
+    "{type: tcp, interval: 1m, timeout: 10s}",
+    "{type: tcp, interval: 5sec}",
+    "{type: tcp, interval: 05s}",
+    "{type: tcp, interval: 1s}",
+    "{type: tcp, interval: 50ms, timeout: 10ms}",
+    "{type: tcp, rise: 0}",
+    "{type: tcp, rise: 100, fall: 1}",
+    "{type: tcp, fall: 101}",
+    "{type: tcp, port: 0}",
+    "{type: tcp, port: 8080}",
+    "{type: tcp, port: \"80\"}",
+    "{type: tcp, on_failure: remove}",
+    "{type: tcp, on_failure: drain}",
+    "{type: tcp, on_failure: kill}",
+    "{type: tcp, bogus: 1}",
+    "{}",
+    "5",
+    "[]",
+];
 
 /// Whether the parser accepts the document (no errors; warnings are fine),
 /// and its errors.
 fn parser_verdict(kind: Kind, doc: &str) -> (bool, Vec<String>) {
     let mut tree = Tree::new("corpus");
-    tree.insert(kind.path(), doc.as_bytes().to_vec());
+    // The JSON layout's file: the document as JSON, as it converts.
+    let json = (kind == Kind::Healthcheck)
+        .then(|| serde_saphyr::from_str::<Value>(doc).ok())
+        .flatten()
+        .map(|v| v.to_string());
+    tree.insert(
+        kind.path(),
+        json.as_deref().unwrap_or(doc).as_bytes().to_vec(),
+    );
     let (_, diags) = config::parse_config(&tree);
     let errors: Vec<String> = diags.errors().map(|d| d.to_string()).collect();
     (errors.is_empty(), errors)
@@ -151,21 +239,26 @@ fn schema_verdict(
 
 fn validators() -> Vec<(Kind, jsonschema::Validator)> {
     let schemas = config::schemas();
-    [Kind::Service, Kind::Route, Kind::Defaults]
-        .into_iter()
-        .map(|kind| {
-            let schema = &schemas
-                .iter()
-                .find(|(n, _)| *n == kind.schema_name())
-                .unwrap()
-                .1;
-            let v = jsonschema::options()
-                .should_validate_formats(true)
-                .build(schema)
-                .unwrap_or_else(|e| panic!("{}: invalid schema: {e}", kind.schema_name()));
-            (kind, v)
-        })
-        .collect()
+    [
+        Kind::Service,
+        Kind::Route,
+        Kind::Defaults,
+        Kind::Healthcheck,
+    ]
+    .into_iter()
+    .map(|kind| {
+        let schema = &schemas
+            .iter()
+            .find(|(n, _)| *n == kind.schema_name())
+            .unwrap()
+            .1;
+        let v = jsonschema::options()
+            .should_validate_formats(true)
+            .build(schema)
+            .unwrap_or_else(|e| panic!("{}: invalid schema: {e}", kind.schema_name()));
+        (kind, v)
+    })
+    .collect()
 }
 
 /// Replaces `$V` in each template with each value.
@@ -367,6 +460,24 @@ fn corpus() -> Vec<(Kind, String)> {
     ] {
         c.push((Kind::Service, doc.to_string()));
     }
+    // Health checks and backends opting out of them.
+    vary(
+        Kind::Service,
+        &["frontend: {ipv4: 10.0.0.1, tcp: 80, udp: 80}\nhealthcheck: $V"],
+        CHECKS,
+        &mut c,
+    );
+    vary(Kind::Healthcheck, &["$V"], CHECKS, &mut c);
+    vary(
+        Kind::Service,
+        &["frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends:\n  a: {ipv4: 10.1.0.1, healthcheck: $V}"],
+        &["false", "true", "null", "0", "\"false\"", "[false]"],
+        &mut c,
+    );
+    c.push((
+        Kind::Service,
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nhealthcheck: null".to_string(),
+    ));
     // Route files.
     vary(Kind::Route, &["prefix: $V\nmethod: masq"], PREFIXES, &mut c);
     vary(

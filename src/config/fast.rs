@@ -11,11 +11,12 @@
 //! know exactly, and never report: `fast_yaml_agrees_with_serde_saphyr` and
 //! `fast_json_agrees_with_serde_json` check that.
 
+use super::check::{CheckFields, validate_check};
 use super::layout::{BACKEND_KEYS, FRONTEND_KEYS};
-use super::types::{Endpoints, Route, Service};
+use super::types::{Route, Service};
 use super::validate::{
-    EndpointFields, Reporter, RouteFields, ServiceFields, unplaced, validate_endpoints,
-    validate_route, validate_service,
+    EndpointFields, EndpointFile, Reporter, RouteFields, ServiceFields, unplaced,
+    validate_endpoints, validate_route, validate_service,
 };
 use crate::diag::Diagnostics;
 
@@ -26,7 +27,7 @@ pub(super) fn fast_json_endpoints(
     file: &str,
     bytes: &[u8],
     frontend: bool,
-) -> Option<(Endpoints, u32)> {
+) -> Option<EndpointFile> {
     let text = std::str::from_utf8(bytes).ok()?;
     let obj = fast_json::object(text)?;
     let keys = if frontend {
@@ -37,8 +38,11 @@ pub(super) fn fast_json_endpoints(
     let mut f = EndpointFields::default();
     for (key, value) in &obj {
         let canon = keys.iter().find(|k| k.eq_ignore_ascii_case(key))?;
-        use fast_json::Value::{Int, Str};
+        use fast_json::Value::{Bool, Int, Str};
         match (*canon, *value) {
+            ("healthcheck", Bool(b)) if f.healthcheck.is_none() => {
+                f.healthcheck = Some(unplaced(b));
+            }
             ("ipv4", Str(s)) if f.ipv4.is_none() => f.ipv4 = Some(unplaced(s)),
             ("ipv6", Str(s)) if f.ipv6.is_none() => f.ipv6 = Some(unplaced(s)),
             ("tcp", Int(n)) if f.tcp.is_none() => f.tcp = Some(unplaced(n)),
@@ -56,8 +60,9 @@ pub(super) fn fast_json_endpoints(
         failed: false,
     };
     let what = if frontend { "frontend" } else { "backend" };
-    let out = validate_endpoints(&mut r, None, &f, frontend, &what);
-    diags.is_empty().then_some(out)
+    let (endpoints, weight) = validate_endpoints(&mut r, None, &f, frontend, &what);
+    let checked = f.healthcheck.is_none_or(|h| h.value);
+    diags.is_empty().then_some((endpoints, weight, checked))
 }
 
 /// The service file read by the fast reader, when it takes it and it
@@ -69,9 +74,11 @@ pub(super) fn fast_yaml_service(file: &str, name: &str, bytes: &[u8]) -> Option<
     let mut scheduler = None;
     let mut persistence = None;
     let mut backends = Vec::new();
+    let mut check = None;
     for (key, node) in &doc {
         match *key {
             "frontend" => frontend = Some(fast_endpoint_fields(node.map()?, false)?),
+            "healthcheck" => check = Some(fast_check_fields(node.map()?)?),
             "scheduler" => scheduler = Some(unplaced(node.str()?)),
             "persistence" => persistence = Some(unplaced(node.int()?)),
             "backends" => {
@@ -97,8 +104,71 @@ pub(super) fn fast_yaml_service(file: &str, name: &str, bytes: &[u8]) -> Option<
         diags: &mut diags,
         failed: false,
     };
-    let svc = validate_service(&mut r, name, &fields);
+    let mut svc = validate_service(&mut r, name, &fields);
+    if let Some(check) = &check {
+        svc.healthcheck = validate_check(&mut r, check, Some(&svc.frontend));
+    }
     diags.is_empty().then_some(svc)
+}
+
+/// The fields of a health check mapping.
+fn fast_check_fields<'a>(map: &[(&'a str, fast_yaml::Node<'a>)]) -> Option<CheckFields<'a>> {
+    let mut f = CheckFields::default();
+    for (key, node) in map {
+        let key: &'static str = match *key {
+            "type" => {
+                f.kind = Some(unplaced(node.str()?));
+                "type"
+            }
+            "port" => {
+                f.port = Some(unplaced(node.int()?));
+                "port"
+            }
+            "path" => {
+                f.path = Some(unplaced(node.str()?));
+                "path"
+            }
+            "host" => {
+                f.host = Some(unplaced(node.str()?));
+                "host"
+            }
+            "expect" => {
+                let codes = match node.int() {
+                    Some(n) => n.to_string(),
+                    None => node.status_text()?.to_string(),
+                };
+                f.expect = Some(unplaced(codes));
+                "expect"
+            }
+            "query" => {
+                f.query = Some(unplaced(node.str()?));
+                "query"
+            }
+            "interval" => {
+                f.interval = Some(unplaced(node.duration_text()?));
+                "interval"
+            }
+            "timeout" => {
+                f.timeout = Some(unplaced(node.duration_text()?));
+                "timeout"
+            }
+            "rise" => {
+                f.rise = Some(unplaced(node.int()?));
+                "rise"
+            }
+            "fall" => {
+                f.fall = Some(unplaced(node.int()?));
+                "fall"
+            }
+            "on_failure" => {
+                f.on_failure = Some(unplaced(node.str()?));
+                "on_failure"
+            }
+            _ => return None,
+        };
+        f.given.push((key, None));
+    }
+    Some(f)
 }
 
 /// The route file read by the fast reader (see [`fast_yaml_service`]).
@@ -157,6 +227,7 @@ fn fast_endpoint_fields<'a>(
             "tcp" => f.tcp = Some(unplaced(node.int()?)),
             "udp" => f.udp = Some(unplaced(node.int()?)),
             "weight" if weight => f.weight = Some(unplaced(node.int()?)),
+            "healthcheck" if weight => f.healthcheck = Some(unplaced(node.bool()?)),
             _ => return None,
         }
     }
@@ -165,7 +236,7 @@ fn fast_endpoint_fields<'a>(
     Some(f)
 }
 
-/// A reader for flat JSON objects of strings and small integers, the shape
+/// A reader for flat JSON objects of strings, small integers and booleans, the shape
 /// of the original tree's files. It answers `None` for anything else
 /// (escapes, other value types, signs, fractions, exponents, leading zeros,
 /// more than 9 digits, malformed text); it never guesses.
@@ -174,6 +245,7 @@ mod fast_json {
     pub(super) enum Value<'a> {
         Str(&'a str),
         Int(i128),
+        Bool(bool),
     }
 
     pub(super) fn object(text: &str) -> Option<Vec<(&str, Value<'_>)>> {
@@ -247,9 +319,20 @@ mod fast_json {
             let value = match self.peek()? {
                 b'"' => Value::Str(self.string()?),
                 b'0'..=b'9' => Value::Int(self.int()?),
+                b't' => self.word("true", Value::Bool(true))?,
+                b'f' => self.word("false", Value::Bool(false))?,
                 _ => return None,
             };
             Some((key, value))
+        }
+
+        /// The literal `word` (`true`, `false`) as `value`.
+        fn word(&mut self, word: &str, value: Value<'a>) -> Option<Value<'a>> {
+            if !self.text[self.i..].starts_with(word) {
+                return None;
+            }
+            self.i += word.len();
+            Some(value)
         }
 
         /// A string without escapes or control characters.
@@ -297,8 +380,9 @@ mod fast_json {
 /// (each level at one indentation) and one-line flow mappings; keys that
 /// start with a letter and hold only letters, digits and `- _ . @` (no YAML
 /// boolean or null spelling); plain scalars of letters, digits and
-/// `. : / - _`, double-quoted scalars without escapes, single-quoted scalars
-/// without quotes; comments; no duplicate keys.
+/// `. : / - _` that start with a letter, a digit or `/`, double-quoted
+/// scalars without escapes, single-quoted scalars without quotes; comments;
+/// no duplicate keys.
 mod fast_yaml {
     pub(super) enum Node<'a> {
         /// A scalar as written (without its quotes).
@@ -325,6 +409,59 @@ mod fast_yaml {
                     text,
                     quoted: false,
                 } => plain_is_string(text).then_some(text),
+                Node::Map(_) => None,
+            }
+        }
+
+        /// The scalar, when it is `true` or `false` as written (every
+        /// YAML reads those as booleans; other spellings are left to the
+        /// full parser).
+        pub(super) fn bool(&self) -> Option<bool> {
+            match *self {
+                Node::Scalar {
+                    text: "true",
+                    quoted: false,
+                } => Some(true),
+                Node::Scalar {
+                    text: "false",
+                    quoted: false,
+                } => Some(false),
+                _ => None,
+            }
+        }
+
+        /// A duration's text: a quoted scalar, or a plain one of digits and
+        /// a unit (`5s`, `500ms`), which no YAML reads as a number.
+        pub(super) fn duration_text(&self) -> Option<&'a str> {
+            match *self {
+                Node::Scalar { text, quoted: true } => Some(text),
+                Node::Scalar {
+                    text,
+                    quoted: false,
+                } => {
+                    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+                    let unit = &text[digits..];
+                    (digits > 0 && matches!(unit, "ms" | "s" | "m" | "h")).then_some(text)
+                }
+                Node::Map(_) => None,
+            }
+        }
+
+        /// Status codes' text: a quoted scalar, or a plain range of two
+        /// three-digit codes (`200-399`), which no YAML reads as a number.
+        pub(super) fn status_text(&self) -> Option<&'a str> {
+            match *self {
+                Node::Scalar { text, quoted: true } => Some(text),
+                Node::Scalar {
+                    text,
+                    quoted: false,
+                } => {
+                    let b = text.as_bytes();
+                    let ok = b.len() == 7
+                        && b[3] == b'-'
+                        && b[..3].iter().chain(&b[4..]).all(u8::is_ascii_digit);
+                    ok.then_some(text)
+                }
                 Node::Map(_) => None,
             }
         }
@@ -369,12 +506,13 @@ mod fast_yaml {
 
     /// Whether a plain scalar (of the fast reader's characters) is a string
     /// to YAML: one that starts with a letter and is no special spelling,
-    /// or one that starts with a digit and holds a `:` or `/` or two dots,
-    /// which no number does (an address or prefix).
+    /// or with a `/` (a path), or one that starts with a digit and holds a
+    /// `:` or `/` or two dots, which no number does (an address or prefix).
     fn plain_is_string(text: &str) -> bool {
         let b = text.as_bytes();
         match b.first() {
             Some(c) if c.is_ascii_alphabetic() => !special(text),
+            Some(b'/') => true,
             Some(c) if c.is_ascii_digit() => {
                 b.contains(&b':')
                     || b.contains(&b'/')
@@ -576,7 +714,7 @@ mod fast_yaml {
                     }
                     Some(Node::Scalar { text, quoted: true })
                 }
-                c if c.is_ascii_alphanumeric() => {
+                c if c.is_ascii_alphanumeric() || c == b'/' => {
                     let text = self.take_while(|c| {
                         matches!(c, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b':' | b'/' | b'-' | b'_')
                     });

@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::check::{CheckFields, duration_type_error, validate_check};
 use super::fast::fast_json_endpoints;
-use super::layout::{BACKEND_KEYS, FRONTEND_KEYS, ROUTE_KEYS};
-use super::types::{Endpoints, Route};
+use super::layout::{BACKEND_KEYS, FRONTEND_KEYS, HEALTHCHECK_KEYS, ROUTE_KEYS};
+use super::types::{HealthCheck, Route};
 use super::validate::{
-    EndpointFields, Located, Reporter, RouteFields, exact_integer, range_error, utf8,
+    EndpointFields, EndpointFile, Located, Reporter, RouteFields, exact_integer, range_error, utf8,
     validate_endpoints, validate_route,
 };
 use crate::diag::Pos;
@@ -24,7 +25,7 @@ pub(super) fn json_endpoints(
     bytes: &[u8],
     frontend: bool,
     strict: bool,
-) -> Option<(Endpoints, u32)> {
+) -> Option<EndpointFile> {
     if let Some(out) = fast_json_endpoints(r.file, bytes, frontend) {
         return (!r.failed).then_some(out);
     }
@@ -37,7 +38,7 @@ pub(super) fn full_json_endpoints(
     bytes: &[u8],
     frontend: bool,
     strict: bool,
-) -> Option<(Endpoints, u32)> {
+) -> Option<EndpointFile> {
     let keys = if frontend {
         FRONTEND_KEYS
     } else {
@@ -52,12 +53,111 @@ pub(super) fn full_json_endpoints(
         tcp: json_int(r, "tcp", obj.get("tcp"), text),
         udp: json_int(r, "udp", obj.get("udp"), text),
         weight: json_int(r, "weight", obj.get("weight"), text),
+        healthcheck: json_bool(r, "healthcheck", obj.get("healthcheck")),
         addr_given: obj.contains_key("ipv4") || obj.contains_key("ipv6"),
         port_given: obj.contains_key("tcp") || obj.contains_key("udp"),
     };
     let what = if frontend { "frontend" } else { "backend" };
-    let out = validate_endpoints(r, None, &fields, frontend, &what);
-    (!r.failed).then_some(out)
+    let (endpoints, weight) = validate_endpoints(r, None, &fields, frontend, &what);
+    let checked = fields.healthcheck.is_none_or(|h| h.value);
+    (!r.failed).then_some((endpoints, weight, checked))
+}
+
+/// The JSON layout's `services/<svc>/healthcheck` file: the check (`None`
+/// for `type: none`), and where its type is, for the problems found once
+/// the service is assembled; `None` when the file has errors.
+pub(super) fn json_healthcheck(
+    r: &mut Reporter,
+    bytes: &[u8],
+) -> Option<(Option<HealthCheck>, Option<Pos>)> {
+    let obj = json_object(r, bytes, HEALTHCHECK_KEYS, true)?;
+    let text = std::str::from_utf8(bytes).unwrap_or_default();
+    let expect = obj.get("expect").and_then(|(v, pos)| match v {
+        serde_json::Value::String(s) => Some(Located {
+            value: s.clone(),
+            pos: *pos,
+        }),
+        serde_json::Value::Number(n) if n.is_u64() => Some(Located {
+            value: n.to_string(),
+            pos: *pos,
+        }),
+        other => {
+            r.error(
+                *pos,
+                format!(
+                    "healthcheck: expect: expected status codes (200, \"200-399\"), found {}",
+                    json_kind(other)
+                ),
+            );
+            None
+        }
+    });
+    let s = |r: &mut Reporter, k: &str| json_string(r, &format!("healthcheck: {k}"), obj.get(k));
+    let fields = CheckFields {
+        pos: None,
+        kind: s(r, "type"),
+        port: json_int(r, "healthcheck: port", obj.get("port"), text),
+        path: s(r, "path"),
+        host: s(r, "host"),
+        expect,
+        query: s(r, "query"),
+        interval: json_duration(r, "interval", obj.get("interval")),
+        timeout: json_duration(r, "timeout", obj.get("timeout")),
+        rise: json_int(r, "healthcheck: rise", obj.get("rise"), text),
+        fall: json_int(r, "healthcheck: fall", obj.get("fall"), text),
+        on_failure: s(r, "on_failure"),
+        given: HEALTHCHECK_KEYS
+            .iter()
+            .filter_map(|k| obj.get(k).map(|(_, pos)| (*k, *pos)))
+            .collect(),
+    };
+    let check = validate_check(r, &fields, None);
+    let type_pos = obj.get("type").and_then(|(_, pos)| *pos);
+    (!r.failed).then_some((check, type_pos))
+}
+
+/// A duration field: a string, read by `check`.
+fn json_duration<'v>(
+    r: &mut Reporter,
+    field: &str,
+    v: Option<&'v (serde_json::Value, Option<Pos>)>,
+) -> Option<Located<&'v str>> {
+    let (value, pos) = v?;
+    match value {
+        serde_json::Value::String(s) => Some(Located {
+            value: s.as_str(),
+            pos: *pos,
+        }),
+        other => {
+            r.error(*pos, duration_type_error(field, json_kind(other)));
+            None
+        }
+    }
+}
+
+/// A boolean field.
+fn json_bool(
+    r: &mut Reporter,
+    field: &str,
+    v: Option<&(serde_json::Value, Option<Pos>)>,
+) -> Option<Located<bool>> {
+    let (value, pos) = v?;
+    match value {
+        serde_json::Value::Bool(b) => Some(Located {
+            value: *b,
+            pos: *pos,
+        }),
+        other => {
+            r.error(
+                *pos,
+                format!(
+                    "{field}: expected true or false, found {}",
+                    json_kind(other)
+                ),
+            );
+            None
+        }
+    }
 }
 
 /// A route file, left out when it has errors.
@@ -430,6 +530,11 @@ mod tests {
             (r#"{"ipv4": "10.0.0.1", "tcp": 80}"#, true),
             ("{\n  \"IPv4\": \"10.0.0.1\",\n  \"UDP\": 53\n}\n", true),
             (r#"{"ipv6":"2001:db8::1","tcp":8080,"weight":0}"#, false),
+            (
+                r#"{"ipv4": "10.1.0.1", "tcp": 80, "healthcheck": false}"#,
+                false,
+            ),
+            (r#"{"ipv4": "10.1.0.1", "HealthCheck":true}"#, false),
         ] {
             assert!(
                 fast_json_agrees(text, frontend),
@@ -475,6 +580,7 @@ mod tests {
                 "ipv6" => vec!["\"2001:db8::1\"", "\"::1\""],
                 "tcp" | "udp" => vec!["80", "53", "65535", "1"],
                 "weight" => vec!["0", "1", "10", "65535"],
+                "healthcheck" => vec!["false", "true"],
                 _ => vec!["1"],
             };
             let any = prop::sample::select(vec![
@@ -495,6 +601,10 @@ mod tests {
                 "99999999999",
                 "\"80\"",
                 "1 2",
+                "false",
+                "tru",
+                "falsey",
+                "False",
             ]);
             prop_oneof![
                 8 => prop::sample::select(good).prop_map(str::to_string),
@@ -506,7 +616,7 @@ mod tests {
         prop_compose! {
             fn json_doc()(
                 pairs in (
-                    prop::sample::subsequence(vec!["ipv4", "ipv6", "tcp", "udp", "weight"], 1..=5)
+                    prop::sample::subsequence(vec!["ipv4", "ipv6", "tcp", "udp", "weight", "healthcheck"], 1..=6)
                         .prop_shuffle(),
                     prop::sample::select(vec!["", "", "", "", "", "IPv4", "TCP", "Weight", "bogus", "ipv4"]),
                 ).prop_flat_map(|(keys, odd)| {

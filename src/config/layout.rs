@@ -8,6 +8,8 @@ pub(super) enum Entry<'a> {
     Defaults,
     ServiceYaml(&'a str),
     Frontend(&'a str),
+    /// The JSON layout's `services/<svc>/healthcheck`.
+    Healthcheck(&'a str),
     Backend(&'a str, &'a str),
     RouteYaml(&'a str),
     RouteJson(&'a str),
@@ -54,6 +56,7 @@ pub(super) fn classify(path: &str) -> Entry<'_> {
             .map(Entry::ServiceYaml)
             .unwrap_or(Entry::Other),
         [Some("services"), Some(svc), Some("frontend"), None] => Entry::Frontend(svc),
+        [Some("services"), Some(svc), Some("healthcheck"), None] => Entry::Healthcheck(svc),
         [Some("services"), Some(svc), Some("backends"), Some(name)] => Entry::Backend(svc, name),
         [Some("routes"), Some(file), None, _] => match strip_yaml(file) {
             Some(name) => Entry::RouteYaml(name),
@@ -120,8 +123,8 @@ pub(super) fn misplaced(path: &str) -> Option<(&str, String)> {
     Some(near_miss(path, entry, meant))
 }
 
-/// A JSON service directory's entry that misspells `frontend` or
-/// `backends` (`services/web/backend/a`).
+/// A JSON service directory's entry that misspells `frontend`,
+/// `healthcheck` or `backends` (`services/web/backend/a`).
 fn misplaced_in_service<'p>(path: &'p str, below: &str) -> Option<(&'p str, String)> {
     let (svc, rest) = below.split_once('/')?;
     let (child, dir) = match rest.split_once('/') {
@@ -129,7 +132,7 @@ fn misplaced_in_service<'p>(path: &'p str, below: &str) -> Option<(&'p str, Stri
         None => (rest, false),
     };
     let lower = child.to_ascii_lowercase();
-    let meant = ["frontend", "backends"]
+    let meant = ["frontend", "healthcheck", "backends"]
         .into_iter()
         .find(|m| near(&lower, m) && child != *m)?;
     let len = "services/".len() + svc.len() + 1 + child.len() + usize::from(dir);
@@ -172,7 +175,9 @@ fn near(a: &str, b: &str) -> bool {
 
 /// Keys of a JSON frontend, backend and route file (matched without case).
 pub(super) const FRONTEND_KEYS: &[&str] = &["ipv4", "ipv6", "tcp", "udp"];
-pub(super) const BACKEND_KEYS: &[&str] = &["ipv4", "ipv6", "tcp", "udp", "weight"];
+pub(super) const BACKEND_KEYS: &[&str] = &["ipv4", "ipv6", "tcp", "udp", "weight", "healthcheck"];
+/// Keys of the JSON layout's `healthcheck` file: the YAML key's.
+pub(super) const HEALTHCHECK_KEYS: &[&str] = super::raw::HEALTHCHECK_FIELDS;
 pub(super) const ROUTE_KEYS: &[&str] = &[
     "Prefix",
     "Prefix4",
@@ -193,6 +198,10 @@ mod tests {
         assert_eq!(classify("services/web.yaml"), Entry::ServiceYaml("web"));
         assert_eq!(classify("services/web.yml"), Entry::ServiceYaml("web"));
         assert_eq!(classify("services/web/frontend"), Entry::Frontend("web"));
+        assert_eq!(
+            classify("services/web/healthcheck"),
+            Entry::Healthcheck("web")
+        );
         assert_eq!(
             classify("services/web/backends/a"),
             Entry::Backend("web", "a")
@@ -238,6 +247,8 @@ mod tests {
             ("services/web/backend/a", "services/web/backend/"),
             ("services/web/Frontend", "services/web/Frontend"),
             ("services/web/frontends", "services/web/frontends"),
+            ("services/web/healthchecks", "services/web/healthchecks"),
+            ("services/web/Healthcheck", "services/web/Healthcheck"),
         ] {
             assert_eq!(entry(path), Some(e), "{path}");
         }

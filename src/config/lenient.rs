@@ -24,9 +24,9 @@ use serde::de::{self, Deserialize, Visitor};
 use serde_saphyr::{Location, Spanned};
 
 use super::raw::{
-    BACKEND_FIELDS, DEFAULTS_FIELDS, FRONTEND_FIELDS, IntVisitor, ROUTE_FIELDS, ROUTE_METHODS,
-    RawBackend, RawDefaultsFile, RawFrontend, RawInt, RawRouteMethod, RawServiceFile, RawStr,
-    SERVICE_FIELDS, StrVisitor,
+    BACKEND_FIELDS, DEFAULTS_FIELDS, FRONTEND_FIELDS, HEALTHCHECK_FIELDS, ROUTE_FIELDS,
+    ROUTE_METHODS, RawBackend, RawBool, RawDefaultsFile, RawFrontend, RawHealthcheck, RawInt,
+    RawRouteMethod, RawScalar, RawServiceFile, RawStr, SERVICE_FIELDS, ScalarVisitor,
 };
 use super::validate::Reporter;
 use crate::diag::Pos;
@@ -37,8 +37,8 @@ pub(super) enum Node {
     /// Pairs in the order written, repeated keys kept.
     Map(Vec<(Spanned<Node>, Spanned<Node>)>),
     Seq,
-    /// A scalar as a string field and as an integer field read it.
-    Scalar(RawStr, RawInt),
+    /// A scalar as a string, an integer and a boolean field read it.
+    Scalar(RawScalar),
 }
 
 type Pairs = [(Spanned<Node>, Spanned<Node>)];
@@ -154,7 +154,8 @@ fn walk_service(
     let Some(pairs) = mapping(r, &top) else {
         return Ok(None);
     };
-    let [frontend, scheduler, persistence, backends] = fields(r, text, pairs, SERVICE_FIELDS);
+    let [frontend, scheduler, persistence, backends, healthcheck] =
+        fields(r, text, pairs, SERVICE_FIELDS);
     let mut frontend_reported = true;
     let frontend = match frontend {
         None => {
@@ -185,6 +186,9 @@ fn walk_service(
         backends: backends
             .map(|b| service_backends(r, text, b))
             .unwrap_or_default(),
+        healthcheck: healthcheck
+            .filter(|n| !is_null(&n.value))
+            .and_then(|h| service_healthcheck(r, text, h)),
     };
     Ok(Some(LenientService {
         raw,
@@ -231,17 +235,54 @@ fn service_backends(
         let Some(pairs) = mapping(r, value) else {
             continue;
         };
-        let [ipv4, ipv6, tcp, udp, weight] = fields(r, text, pairs, BACKEND_FIELDS);
+        let [ipv4, ipv6, tcp, udp, weight, healthcheck] = fields(r, text, pairs, BACKEND_FIELDS);
         let backend = RawBackend {
             ipv4: string(ipv4),
             ipv6: string(ipv6),
             tcp: integer(tcp),
             udp: integer(udp),
             weight: integer(weight),
+            healthcheck: boolean(healthcheck),
         };
         out.insert(name, spanned_as(value, backend));
     }
     out
+}
+
+/// A service's health check, when it is a mapping (else reported).
+fn service_healthcheck(
+    r: &mut Reporter,
+    text: &str,
+    node: &Spanned<Node>,
+) -> Option<Spanned<RawHealthcheck>> {
+    let pairs = mapping(r, node)?;
+    let [
+        kind,
+        port,
+        path,
+        host,
+        expect,
+        query,
+        interval,
+        timeout,
+        rise,
+        fall,
+        on_failure,
+    ] = fields(r, text, pairs, HEALTHCHECK_FIELDS);
+    let check = RawHealthcheck {
+        kind: string(kind),
+        port: integer(port),
+        path: string(path),
+        host: string(host),
+        expect: scalar_field(expect),
+        query: string(query),
+        interval: string(interval),
+        timeout: string(timeout),
+        rise: integer(rise),
+        fall: integer(fall),
+        on_failure: string(on_failure),
+    };
+    Some(spanned_as(node, check))
 }
 
 fn walk_route(
@@ -273,7 +314,7 @@ fn walk_route(
 /// it by its key and may hold no value.
 fn route_method(r: &mut Reporter, text: &str, node: &Spanned<Node>) -> Option<RawRouteMethod> {
     let (word, value) = match &node.value {
-        Node::Scalar(..) => (node, None),
+        Node::Scalar(_) => (node, None),
         Node::Map(pairs) if pairs.len() == 1 => (&pairs[0].0, Some(&pairs[0].1)),
         _ => {
             r.error(pos(&node.referenced), "expected a single word");
@@ -281,10 +322,10 @@ fn route_method(r: &mut Reporter, text: &str, node: &Spanned<Node>) -> Option<Ra
         }
     };
     let name = match &word.value {
-        Node::Scalar(RawStr::Str(s), _) => s.as_str(),
+        Node::Scalar(RawScalar(RawStr::Str(s), ..)) => s.as_str(),
         // An empty value is null, which serde-saphyr names `~` (found by
         // fuzzing: `method: #comment`).
-        Node::Scalar(..) => match literal(text, word)? {
+        Node::Scalar(_) => match literal(text, word)? {
             "" => "~",
             lit => lit,
         },
@@ -354,7 +395,7 @@ const NOT_A_MAPPING: &str = "expected a mapping (key: value lines or {key: value
 /// Serde-saphyr's words for a key that is no string.
 fn not_a_string(node: &Node) -> String {
     match node {
-        Node::Scalar(..) => {
+        Node::Scalar(_) => {
             "expected a string, found null (write \"null\" in quotes for the word)".to_string()
         }
         _ => "expected a single value".to_string(),
@@ -412,8 +453,8 @@ fn missing(r: &mut Reporter, map: &Spanned<Node>, pairs: &Pairs, field: &str) {
 /// written (`1`, `true`); `None` for null and for a mapping or list.
 fn key_text(text: &str, key: &Spanned<Node>) -> Option<String> {
     match &key.value {
-        Node::Scalar(RawStr::Str(s), _) => Some(s.clone()),
-        Node::Scalar(..) if !is_null(&key.value) => literal(text, key).map(str::to_string),
+        Node::Scalar(RawScalar(RawStr::Str(s), ..)) => Some(s.clone()),
+        Node::Scalar(_) if !is_null(&key.value) => literal(text, key).map(str::to_string),
         _ => None,
     }
 }
@@ -422,7 +463,7 @@ fn key_text(text: &str, key: &Spanned<Node>) -> Option<String> {
 fn string(node: Option<&Spanned<Node>>) -> Option<Spanned<RawStr>> {
     let node = node.filter(|n| !is_null(&n.value))?;
     let value = match &node.value {
-        Node::Scalar(s, _) => s.clone(),
+        Node::Scalar(RawScalar(s, ..)) => s.clone(),
         Node::Map(_) => RawStr::Other("a mapping"),
         Node::Seq => RawStr::Other("a sequence"),
     };
@@ -433,15 +474,35 @@ fn string(node: Option<&Spanned<Node>>) -> Option<Spanned<RawStr>> {
 fn integer(node: Option<&Spanned<Node>>) -> Option<Spanned<RawInt>> {
     let node = node.filter(|n| !is_null(&n.value))?;
     let value = match &node.value {
-        Node::Scalar(_, i) => *i,
+        Node::Scalar(RawScalar(_, i, _)) => *i,
         Node::Map(_) => RawInt::Other("a mapping"),
         Node::Seq => RawInt::Other("a sequence"),
     };
     Some(spanned_as(node, value))
 }
 
+/// An optional boolean field: null is absent, as for serde's `Option`.
+fn boolean(node: Option<&Spanned<Node>>) -> Option<Spanned<RawBool>> {
+    scalar_field(node).map(|s| spanned_as_value(&s, s.value.2))
+}
+
+/// An optional field of any scalar: null is absent, as for serde's `Option`.
+fn scalar_field(node: Option<&Spanned<Node>>) -> Option<Spanned<RawScalar>> {
+    let node = node.filter(|n| !is_null(&n.value))?;
+    let value = match &node.value {
+        Node::Scalar(s) => s.clone(),
+        Node::Map(_) => ScalarVisitor::other("a mapping"),
+        Node::Seq => ScalarVisitor::other("a sequence"),
+    };
+    Some(spanned_as(node, value))
+}
+
+fn spanned_as_value<T, U>(s: &Spanned<T>, value: U) -> Spanned<U> {
+    Spanned::new(value, s.referenced, s.defined)
+}
+
 fn is_null(node: &Node) -> bool {
-    matches!(node, Node::Scalar(RawStr::Other("null"), _))
+    matches!(node, Node::Scalar(RawScalar(RawStr::Other("null"), ..)))
 }
 
 /// The source text of a scalar, as written.
@@ -510,12 +571,9 @@ fn unwrap<D>(s: Spanned<At<D>>) -> Spanned<Node> {
 
 struct NodeVisitor<D>(PhantomData<D>);
 
-/// A scalar through both field visitors.
-fn scalar<E>(
-    s: impl FnOnce(StrVisitor) -> Result<RawStr, E>,
-    i: impl FnOnce(IntVisitor) -> Result<RawInt, E>,
-) -> Result<Node, E> {
-    Ok(Node::Scalar(s(StrVisitor)?, i(IntVisitor)?))
+/// A scalar through the field visitors.
+fn scalar<E: de::Error>(v: impl FnOnce(ScalarVisitor) -> Result<RawScalar, E>) -> Result<Node, E> {
+    v(ScalarVisitor).map(Node::Scalar)
 }
 
 impl<'de, D: Depth> Visitor<'de> for NodeVisitor<D> {
@@ -524,28 +582,28 @@ impl<'de, D: Depth> Visitor<'de> for NodeVisitor<D> {
         f.write_str("any YAML value")
     }
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
-        scalar(|s| s.visit_bool(v), |i| i.visit_bool(v))
+        scalar(|s| s.visit_bool(v))
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
-        scalar(|s| s.visit_i64(v), |i| i.visit_i64(v))
+        scalar(|s| s.visit_i64(v))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
-        scalar(|s| s.visit_u64(v), |i| i.visit_u64(v))
+        scalar(|s| s.visit_u64(v))
     }
     fn visit_i128<E: de::Error>(self, v: i128) -> Result<Node, E> {
-        scalar(|s| s.visit_i128(v), |i| i.visit_i128(v))
+        scalar(|s| s.visit_i128(v))
     }
     fn visit_u128<E: de::Error>(self, v: u128) -> Result<Node, E> {
-        scalar(|s| s.visit_u128(v), |i| i.visit_u128(v))
+        scalar(|s| s.visit_u128(v))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
-        scalar(|s| s.visit_f64(v), |i| i.visit_f64(v))
+        scalar(|s| s.visit_f64(v))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
-        scalar(|s| s.visit_str(v), |i| i.visit_str(v))
+        scalar(|s| s.visit_str(v))
     }
     fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
-        scalar(StrVisitor::visit_unit, IntVisitor::visit_unit)
+        scalar(ScalarVisitor::visit_unit)
     }
     fn visit_none<E: de::Error>(self) -> Result<Node, E> {
         self.visit_unit()
@@ -598,6 +656,10 @@ mod tests {
         assert_eq!(serde_list::<RawServiceFile>(frontend), FRONTEND_FIELDS);
         assert_eq!(serde_list::<RawServiceFile>(backend), BACKEND_FIELDS);
         assert_eq!(serde_list::<RawServiceFile>("bogus: 1\n"), SERVICE_FIELDS);
+        assert_eq!(
+            serde_list::<RawServiceFile>("frontend: {tcp: 1}\nhealthcheck: {bogus: 1}\n"),
+            HEALTHCHECK_FIELDS
+        );
         assert_eq!(serde_list::<RawRouteFile>("bogus: 1\n"), ROUTE_FIELDS);
         assert_eq!(serde_list::<RawRouteFile>("method: x\n"), ROUTE_METHODS);
         assert_eq!(
@@ -652,6 +714,15 @@ mod tests {
             "frontend: {tcp: 80}\nbackends: {a: {tcp: {x: 1, 'x': 2}}}\n",
             "prefix: {a: 1, a: 2}\nmethod: masq\n",
             "scheduler: {0x10: 1, 16: 2}\n",
+            "frontend: {tcp: 80}\nhealthcheck: 5\n",
+            "frontend: {tcp: 80}\nhealthcheck: [tcp]\n",
+            "frontend: {tcp: 80}\nhealthcheck: {type: tcp, bogus: 1}\n",
+            "frontend: {tcp: 80}\nhealthcheck: {type: tcp, type: http}\n",
+            "frontend: {tcp: 80}\nhealthcheck: {expect: {a: 1}, x: [1]}\n",
+            "frontend: {tcp: 80}\nhealthcheck: {1: tcp}\n",
+            "frontend: {tcp: 80}\nhealthcheck: {type: tcp}\nhealthcheck: ~\n",
+            "frontend: {tcp: 80}\nbackends: {a: {healthcheck: false, healthcheck: true}}\n",
+            "frontend: {tcp: 80}\nbackends: {a: {healthcheck: no, health: 1}}\n",
         ] {
             assert!(
                 crate::config::agree::yaml_shape(text.as_bytes()),

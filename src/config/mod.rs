@@ -26,6 +26,7 @@
 //! - `raw`: the YAML input types and the schemas they generate;
 //! - `layout`: which path is what, and the JSON layout's keys;
 //! - `validate`: fields of either format -> validated values;
+//! - `check`: a health check's fields -> a [`HealthCheck`];
 //! - `fast`: the fast readers (a flat JSON reader, a YAML subset reader);
 //! - `lenient`: a YAML file serde-saphyr refused, read again for every
 //!   problem, not only serde-saphyr's first;
@@ -37,6 +38,7 @@
 
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod agree;
+mod check;
 mod fast;
 mod json;
 mod layout;
@@ -49,4 +51,6 @@ mod yaml;
 
 pub use parse::{holds_config_files, parse_config, parse_overlay};
 pub use raw::schemas;
-pub use types::{Backend, Config, Defaults, Endpoints, Overlay, Route, RouteClaim, Service};
+pub use types::{
+    Backend, Config, Defaults, Endpoints, HealthCheck, Overlay, Route, RouteClaim, Service,
+};

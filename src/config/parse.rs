@@ -6,12 +6,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::json::{json_endpoints, json_route};
+use super::check::dns_without_udp;
+use super::json::{json_endpoints, json_healthcheck, json_route};
 use super::layout::{Entry, classify, misplaced};
-use super::types::{Backend, Config, Endpoints, Overlay, Route, RouteClaim, Service};
+use super::types::{Backend, Config, Endpoints, HealthCheck, Overlay, Route, RouteClaim, Service};
 use super::validate::{Reporter, check_name};
 use super::yaml::{yaml_defaults, yaml_route, yaml_service};
-use crate::diag::Diagnostics;
+use crate::diag::{Diagnostics, Pos};
+use crate::health::Probe;
 use crate::model::ServiceKey;
 use crate::tree::Tree;
 
@@ -50,6 +52,15 @@ pub fn parse_config(tree: &Tree) -> (Config, Diagnostics) {
     (config, diags)
 }
 
+/// A JSON layout `healthcheck` file as read.
+struct JsonCheck {
+    file: String,
+    /// `None`: `type: none`, or the file has errors (reported).
+    check: Option<HealthCheck>,
+    /// Where its type is.
+    type_pos: Option<Pos>,
+}
+
 /// A config tree's files as read, before the services are assembled.
 #[derive(Default)]
 struct ConfigFiles<'t> {
@@ -59,6 +70,8 @@ struct ConfigFiles<'t> {
     frontends: BTreeMap<&'t str, (String, Endpoints)>,
     /// JSON layout: backends by service.
     json_backends: BTreeMap<&'t str, BTreeMap<String, Backend>>,
+    /// JSON layout: health check files by service.
+    healthchecks: BTreeMap<&'t str, JsonCheck>,
     yaml_services: BTreeMap<&'t str, Service>,
     /// The backend files of one service are consecutive in path order: they
     /// are gathered here and added to `json_backends` together.
@@ -87,9 +100,20 @@ impl<'t> ConfigFiles<'t> {
             Entry::ServiceYaml(name) => self.read_service_yaml(r, name, bytes),
             Entry::Frontend(svc) => {
                 check_name(r, "service", svc);
-                if let Some((e, _)) = json_endpoints(r, bytes, true, true) {
+                if let Some((e, ..)) = json_endpoints(r, bytes, true, true) {
                     self.frontends.insert(svc, (path.to_string(), e));
                 }
+            }
+            Entry::Healthcheck(svc) => {
+                check_name(r, "service", svc);
+                let (check, type_pos) = json_healthcheck(r, bytes).unwrap_or((None, None));
+                let file = path.to_string();
+                let check = JsonCheck {
+                    file,
+                    check,
+                    type_pos,
+                };
+                self.healthchecks.insert(svc, check);
             }
             Entry::Backend(svc, name) => self.read_backend(r, path, svc, name, bytes),
             Entry::RouteYaml(name) | Entry::RouteJson(name) => {
@@ -148,7 +172,7 @@ impl<'t> ConfigFiles<'t> {
             self.end_group();
             self.group = Some((svc, BTreeMap::new()));
         }
-        if let Some((endpoints, weight)) = json_endpoints(r, bytes, false, true)
+        if let Some((endpoints, weight, healthcheck)) = json_endpoints(r, bytes, false, true)
             && let Some((_, backends)) = &mut self.group
         {
             backends.insert(
@@ -158,6 +182,7 @@ impl<'t> ConfigFiles<'t> {
                     source: path.to_string(),
                     endpoints,
                     weight,
+                    healthcheck,
                 },
             );
         }
@@ -192,6 +217,7 @@ impl<'t> ConfigFiles<'t> {
                 .get(name)
                 .map(|(f, _)| f.clone())
                 .into_iter()
+                .chain(self.healthchecks.get(name).map(|c| c.file.clone()))
                 .chain(
                     self.json_backends
                         .get(name)
@@ -221,6 +247,7 @@ impl<'t> ConfigFiles<'t> {
             mut config,
             frontends,
             mut json_backends,
+            mut healthchecks,
             yaml_services,
             ..
         } = self;
@@ -233,14 +260,35 @@ impl<'t> ConfigFiles<'t> {
             else {
                 continue;
             };
+            let healthcheck = healthchecks.remove(name).and_then(|c| {
+                let dns = matches!(c.check.as_ref()?.check.probe, Probe::Dns { .. });
+                match dns_without_udp(dns, &frontend) {
+                    Some(why) => {
+                        diags.error(c.file.as_str(), c.type_pos, why);
+                        None
+                    }
+                    None => c.check,
+                }
+            });
             slot.insert(Service {
                 name: name.to_string(),
                 source,
                 frontend,
                 scheduler: None,
                 persistence: None,
+                healthcheck,
                 backends: json_backends.remove(name).unwrap_or_default(),
             });
+        }
+        for (name, c) in healthchecks {
+            // A YAML service of that name is reported as in both layouts.
+            if !config.services.contains_key(name) {
+                diags.warning(
+                    c.file.as_str(),
+                    None,
+                    format!("health check of service {name:?}, which has no frontend: ignored"),
+                );
+            }
         }
         for (name, backends) in json_backends {
             if config.services.contains_key(name) {
@@ -343,7 +391,7 @@ pub fn parse_overlay(tree: &Tree) -> (Overlay, Diagnostics) {
             local.warning(file.as_str(), None, "skipped");
         }
         diags.extend(local.into_warnings());
-        if let Some((svc, name, endpoints, weight)) = backend {
+        if let Some((svc, name, (endpoints, weight, healthcheck))) = backend {
             if group.as_ref().is_none_or(|(g, _)| *g != svc) {
                 add_backends(&mut overlay, group.take());
                 group = Some((svc, BTreeMap::new()));
@@ -356,6 +404,7 @@ pub fn parse_overlay(tree: &Tree) -> (Overlay, Diagnostics) {
                         source: file,
                         endpoints,
                         weight,
+                        healthcheck,
                     },
                 );
             }
@@ -367,21 +416,29 @@ pub fn parse_overlay(tree: &Tree) -> (Overlay, Diagnostics) {
 }
 
 /// Reads one overlay key: a route goes into `overlay`, a backend is returned
-/// (service, name, endpoints, weight); anything else is warned about.
+/// (service, name, what its file holds); anything else is warned about.
 fn read_overlay_key<'t>(
     r: &mut Reporter,
     overlay: &mut Overlay,
     path: &'t str,
     bytes: &[u8],
-) -> Option<(&'t str, &'t str, Endpoints, u32)> {
+) -> Option<(&'t str, &'t str, (Endpoints, u32, bool))> {
     match classify(path) {
         Entry::Backend(svc, name) => {
             check_name(r, "backend", name);
-            if let Some((endpoints, weight)) = json_endpoints(r, bytes, false, false)
+            if let Some(file) = json_endpoints(r, bytes, false, false)
                 && !r.failed
             {
-                return Some((svc, name, endpoints, weight));
+                return Some((svc, name, file));
             }
+        }
+        Entry::Healthcheck(svc) => {
+            r.warning(
+                None,
+                format!(
+                    "overlay health check for service {svc:?} ignored: the config repo defines health checks"
+                ),
+            );
         }
         Entry::RouteJson(name) => {
             check_name(r, "route", name);

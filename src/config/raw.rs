@@ -14,8 +14,31 @@ use crate::model::{Method, SCHEDULERS};
 /// The keys of each input type, in serde's order (its "expected one of"
 /// lists): `lenient` walks a refused file against them.
 pub(super) const FRONTEND_FIELDS: &[&str; 4] = &["ipv4", "ipv6", "tcp", "udp"];
-pub(super) const BACKEND_FIELDS: &[&str; 5] = &["ipv4", "ipv6", "tcp", "udp", "weight"];
-pub(super) const SERVICE_FIELDS: &[&str; 4] = &["frontend", "scheduler", "persistence", "backends"];
+pub(super) const BACKEND_FIELDS: &[&str; 6] =
+    &["ipv4", "ipv6", "tcp", "udp", "weight", "healthcheck"];
+pub(super) const SERVICE_FIELDS: &[&str; 5] = &[
+    "frontend",
+    "scheduler",
+    "persistence",
+    "backends",
+    "healthcheck",
+];
+pub(super) const HEALTHCHECK_FIELDS: &[&str; 11] = &[
+    "type",
+    "port",
+    "path",
+    "host",
+    "expect",
+    "query",
+    "interval",
+    "timeout",
+    "rise",
+    "fall",
+    "on_failure",
+];
+/// The values of a health check's `type` and `on_failure`.
+pub(super) const CHECK_TYPES: &[&str; 5] = &["tcp", "http", "https", "dns", "none"];
+pub(super) const ON_FAILURE: &[&str; 2] = &["drain", "remove"];
 pub(super) const ROUTE_FIELDS: &[&str; 3] = &["prefix", "gateway", "method"];
 pub(super) const DEFAULTS_FIELDS: &[&str; 2] = &["scheduler", "method"];
 /// [`RawRouteMethod`]'s values.
@@ -48,9 +71,11 @@ pub(super) struct RawFrontend {
     pub(super) udp: Option<Spanned<RawInt>>,
 }
 
-/// A static backend of a service.
+/// A static backend of a service (also the JSON layout's backend file,
+/// `services/<svc>/backends/<name>`, whose keys match without case).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "clusterf backend")]
 #[schemars(extend("anyOf" = [
     {"required": ["ipv4"], "properties": {"ipv4": {"type": "string"}}},
     {"required": ["ipv6"], "properties": {"ipv6": {"type": "string"}}},
@@ -71,6 +96,132 @@ pub(super) struct RawBackend {
     /// Relative weight, 0..65535 (default 10); 0 drains: no new connections.
     #[schemars(with = "Option<u16>", range(min = 0, max = 65535))]
     pub(super) weight: Option<Spanned<RawInt>>,
+    /// false: never health-checked, never drained for health (default true).
+    #[schemars(with = "Option<bool>")]
+    pub(super) healthcheck: Option<Spanned<RawBool>>,
+}
+
+/// A service's health check (`healthcheck:` in a service file, the
+/// `services/<svc>/healthcheck` file of the JSON layout, whose keys match
+/// without case).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "clusterf health check")]
+#[schemars(extend("required" = ["type"]))]
+// Keys that do not apply to the type are refused.
+#[schemars(extend("allOf" = [
+    {
+        "if": {"properties": {"type": {"enum": ["tcp", "dns", "none"]}}},
+        "then": {"properties": {"path": false, "host": false, "expect": false}}
+    },
+    {
+        "if": {"properties": {"type": {"enum": ["tcp", "http", "https", "none"]}}},
+        "then": {"properties": {"query": false}}
+    },
+    {
+        "if": {"properties": {"type": {"const": "none"}}},
+        "then": {"properties": {
+            "port": false, "interval": false, "timeout": false,
+            "rise": false, "fall": false, "on_failure": false
+        }}
+    },
+    {
+        "if": {"properties": {"type": {"const": "dns"}}},
+        "then": {"required": ["query"]}
+    },
+]))]
+pub(super) struct RawHealthcheck {
+    /// What is checked: a TCP connect, an HTTP(S) GET, a DNS query over UDP, or none (no check).
+    #[serde(rename = "type")]
+    #[schemars(with = "CheckType")]
+    pub(super) kind: Option<Spanned<RawStr>>,
+    /// Port checked (default: the dest's port).
+    #[schemars(with = "Option<u16>", range(min = 1, max = 65535))]
+    pub(super) port: Option<Spanned<RawInt>>,
+    /// http, https: the path requested (default /).
+    #[schemars(
+        with = "Option<String>",
+        regex(pattern = r"^/[!-~]*$"),
+        length(max = 2048)
+    )]
+    pub(super) path: Option<Spanned<RawStr>>,
+    /// http, https: the Host header (default: the dest's address).
+    #[schemars(with = "Option<String>", regex(pattern = r"^[!-~]+$"))]
+    pub(super) host: Option<Spanned<RawStr>>,
+    /// http, https: the status codes that pass, e.g. 200, 200-399 or 200,204,300-399 (default 200-399).
+    #[schemars(with = "Option<ExpectCodes>")]
+    pub(super) expect: Option<Spanned<RawScalar>>,
+    /// dns (required): the name queried; any answer without a server failure passes.
+    #[schemars(with = "Option<String>", length(min = 1, max = 254))]
+    pub(super) query: Option<Spanned<RawStr>>,
+    /// Time between checks of a dest, 100ms to 1h (default 5s).
+    #[schemars(with = "Option<DurationText>")]
+    pub(super) interval: Option<Spanned<RawStr>>,
+    /// Time a check may take, less than the interval (default 2s).
+    #[schemars(with = "Option<DurationText>")]
+    pub(super) timeout: Option<Spanned<RawStr>>,
+    /// Successes in a row that make a failed dest healthy again, 1..100 (default 2).
+    #[schemars(with = "Option<u32>", range(min = 1, max = 100))]
+    pub(super) rise: Option<Spanned<RawInt>>,
+    /// Failures in a row that make a dest unhealthy, 1..100 (default 3).
+    #[schemars(with = "Option<u32>", range(min = 1, max = 100))]
+    pub(super) fall: Option<Spanned<RawInt>>,
+    /// What an unhealthy dest gets: drain (weight 0, connections keep flowing) or remove (default drain).
+    #[schemars(with = "Option<OnFailureName>")]
+    pub(super) on_failure: Option<Spanned<RawStr>>,
+}
+
+/// A health check's type.
+#[derive(JsonSchema)]
+#[schemars(extend("enum" = CHECK_TYPES))]
+#[allow(dead_code)]
+struct CheckType(String);
+
+/// What an unhealthy dest gets.
+#[derive(JsonSchema)]
+#[schemars(extend("enum" = ON_FAILURE))]
+#[allow(dead_code)]
+struct OnFailureName(String);
+
+/// A duration: a whole number and a unit, ms, s, m or h (schema only).
+#[allow(dead_code)]
+struct DurationText;
+
+impl JsonSchema for DurationText {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A whole number and a unit: ms, s, m or h (500ms, 5s, 1m).",
+            "pattern": DURATION_PATTERN,
+        })
+    }
+}
+
+/// The durations `validate` reads (`check::parse_duration`).
+pub(super) const DURATION_PATTERN: &str = "^(0|[1-9][0-9]{0,8})(ms|s|m|h)$";
+
+/// HTTP status codes (schema only).
+#[allow(dead_code)]
+struct ExpectCodes;
+
+impl JsonSchema for ExpectCodes {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ExpectCodes".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let code = "[1-5][0-9][0-9]";
+        let item = format!("{code}(?: *- *{code})?");
+        schemars::json_schema!({
+            "description": "A status code (100..599), a range (200-399), or a comma-separated list of both.",
+            "anyOf": [
+                {"type": "integer", "minimum": 100, "maximum": 599},
+                {"type": "string", "pattern": format!("^ *{item} *(?:, *{item} *)*$")},
+            ],
+        })
+    }
 }
 
 /// An integer field as written in YAML, before validation: a number (an
@@ -203,6 +354,152 @@ impl<'de> serde::de::Visitor<'de> for StrVisitor {
     }
 }
 
+/// A boolean field as written in YAML, before validation: a boolean, or
+/// what else was there (see [`RawInt`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum RawBool {
+    Bool(bool),
+    Other(&'static str),
+}
+
+impl<'de> Deserialize<'de> for RawBool {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(BoolVisitor)
+    }
+}
+
+/// How a [`RawBool`] takes any value (see [`IntVisitor`]).
+pub(super) struct BoolVisitor;
+
+impl<'de> serde::de::Visitor<'de> for BoolVisitor {
+    type Value = RawBool;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a boolean")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<RawBool, E> {
+        Ok(RawBool::Bool(v))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<RawBool, E> {
+        Ok(RawBool::Other("an integer"))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<RawBool, E> {
+        Ok(RawBool::Other("an integer"))
+    }
+    fn visit_i128<E>(self, _: i128) -> Result<RawBool, E> {
+        Ok(RawBool::Other("an integer"))
+    }
+    fn visit_u128<E>(self, _: u128) -> Result<RawBool, E> {
+        Ok(RawBool::Other("an integer"))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<RawBool, E> {
+        Ok(RawBool::Other("a number"))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<RawBool, E> {
+        Ok(RawBool::Other("a string"))
+    }
+    fn visit_unit<E>(self) -> Result<RawBool, E> {
+        Ok(RawBool::Other("null"))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<RawBool, A::Error> {
+        while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(RawBool::Other("a sequence"))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<RawBool, A::Error> {
+        while a
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(RawBool::Other("a mapping"))
+    }
+}
+
+/// A field that takes a string or an integer (`expect: 200`, `expect:
+/// 200-399`), as each of the string, integer and boolean fields would read
+/// it; `lenient`'s scalars are the same triple.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct RawScalar(pub(super) RawStr, pub(super) RawInt, pub(super) RawBool);
+
+impl<'de> Deserialize<'de> for RawScalar {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ScalarVisitor)
+    }
+}
+
+/// Reads any value as a [`RawScalar`].
+pub(super) struct ScalarVisitor;
+
+impl ScalarVisitor {
+    fn of<E>(
+        s: impl FnOnce(StrVisitor) -> Result<RawStr, E>,
+        i: impl FnOnce(IntVisitor) -> Result<RawInt, E>,
+        b: impl FnOnce(BoolVisitor) -> Result<RawBool, E>,
+    ) -> Result<RawScalar, E> {
+        Ok(RawScalar(s(StrVisitor)?, i(IntVisitor)?, b(BoolVisitor)?))
+    }
+
+    pub(super) fn other(what: &'static str) -> RawScalar {
+        RawScalar(
+            RawStr::Other(what),
+            RawInt::Other(what),
+            RawBool::Other(what),
+        )
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ScalarVisitor {
+    type Value = RawScalar;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a single value")
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<RawScalar, E> {
+        Self::of(
+            |s| s.visit_bool(v),
+            |i| i.visit_bool(v),
+            |b| b.visit_bool(v),
+        )
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawScalar, E> {
+        Self::of(|s| s.visit_i64(v), |i| i.visit_i64(v), |b| b.visit_i64(v))
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawScalar, E> {
+        Self::of(|s| s.visit_u64(v), |i| i.visit_u64(v), |b| b.visit_u64(v))
+    }
+    fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<RawScalar, E> {
+        Self::of(
+            |s| s.visit_i128(v),
+            |i| i.visit_i128(v),
+            |b| b.visit_i128(v),
+        )
+    }
+    fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<RawScalar, E> {
+        Self::of(
+            |s| s.visit_u128(v),
+            |i| i.visit_u128(v),
+            |b| b.visit_u128(v),
+        )
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<RawScalar, E> {
+        Self::of(|s| s.visit_f64(v), |i| i.visit_f64(v), |b| b.visit_f64(v))
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawScalar, E> {
+        Self::of(|s| s.visit_str(v), |i| i.visit_str(v), |b| b.visit_str(v))
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<RawScalar, E> {
+        Ok(Self::other("null"))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<RawScalar, A::Error> {
+        while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Self::other("a sequence"))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<RawScalar, A::Error> {
+        while a
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(Self::other("a mapping"))
+    }
+}
+
 /// A CIDR prefix, as `ipnet` parses it (schema only).
 #[allow(dead_code)]
 struct CidrPrefix;
@@ -289,6 +586,9 @@ pub(super) struct RawServiceFile {
         extend("propertyNames" = {"pattern": "^[A-Za-z0-9_.@:-]+$"})
     )]
     pub(super) backends: BTreeMap<String, Spanned<RawBackend>>,
+    /// Health check of the dests (default: none).
+    #[schemars(with = "Option<RawHealthcheck>")]
+    pub(super) healthcheck: Option<Spanned<RawHealthcheck>>,
 }
 
 /// Forwarding method of a route; `none` filters the matched backends out.
@@ -363,6 +663,15 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
         (
             "clusterf.schema.json",
             schemars::schema_for!(RawDefaultsFile).to_value(),
+        ),
+        // The JSON layout's files that YAML writes inside a service file.
+        (
+            "healthcheck.schema.json",
+            schemars::schema_for!(RawHealthcheck).to_value(),
+        ),
+        (
+            "backend.schema.json",
+            schemars::schema_for!(RawBackend).to_value(),
         ),
     ]
 }

@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 
+use crate::health::{CheckSpec, OnFailure};
 use crate::model::{Family, Method, Protocol, ServiceKey};
 
 /// Addresses and ports of a frontend or a backend.
@@ -56,6 +57,17 @@ pub struct Backend {
     pub source: String,
     pub endpoints: Endpoints,
     pub weight: u32,
+    /// `false`: opted out of its service's health check (`healthcheck:
+    /// false`): its dests are never checked or drained for health.
+    pub healthcheck: bool,
+}
+
+/// A service's health check as configured (`healthcheck:` in YAML, the
+/// `healthcheck` file in the JSON layout).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub check: CheckSpec,
+    pub on_failure: OnFailure,
 }
 
 /// A service defined by the config repo.
@@ -67,6 +79,8 @@ pub struct Service {
     pub frontend: Endpoints,
     pub scheduler: Option<String>,
     pub persistence: Option<u32>,
+    /// `None`: no check (none configured, or `type: none`).
+    pub healthcheck: Option<HealthCheck>,
     pub backends: BTreeMap<String, Backend>,
 }
 

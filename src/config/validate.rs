@@ -70,12 +70,18 @@ pub(super) struct EndpointFields<'a> {
     pub(super) tcp: Option<Located<i128>>,
     pub(super) udp: Option<Located<i128>>,
     pub(super) weight: Option<Located<i128>>,
+    /// A backend's `healthcheck` (absent: true).
+    pub(super) healthcheck: Option<Located<bool>>,
     /// An address key is present, even with a value of the wrong type
     /// (already reported): do not also report "no address".
     pub(super) addr_given: bool,
     /// The same for the port keys.
     pub(super) port_given: bool,
 }
+
+/// A JSON frontend or backend file as read: its addresses and ports,
+/// weight and `healthcheck` (true unless a backend opts out).
+pub(super) type EndpointFile = (Endpoints, u32, bool);
 
 /// Fields of a route, from either format, before validation.
 pub(super) struct RouteFields<'a> {
@@ -142,6 +148,11 @@ pub(super) fn range_error(field: &str, shown: &dyn std::fmt::Display) -> String 
         "persistence" => {
             format!("persistence: {shown} out of range 1..{MAX_PERSISTENCE} seconds")
         }
+        "healthcheck: port" => format!("healthcheck: port {shown} out of range 1..65535"),
+        "healthcheck: rise" | "healthcheck: fall" => format!(
+            "{field} {shown} is outside 1 to {}",
+            crate::health::spec::MAX_RISE_FALL
+        ),
         port => format!("{port}: port {shown} out of range 1..65535"),
     }
 }
@@ -474,6 +485,7 @@ pub(super) fn validate_service(r: &mut Reporter, name: &str, f: &ServiceFields) 
                 source,
                 endpoints,
                 weight,
+                healthcheck: fields.healthcheck.as_ref().is_none_or(|h| h.value),
             },
         );
     }
@@ -483,6 +495,8 @@ pub(super) fn validate_service(r: &mut Reporter, name: &str, f: &ServiceFields) 
         frontend,
         scheduler,
         persistence,
+        // The reader validates the check (`check`) and sets it.
+        healthcheck: None,
         backends,
     }
 }

@@ -7,9 +7,13 @@
 
 use serde_saphyr::Spanned;
 
+use super::check::{CheckFields, duration_type_error, validate_check};
 use super::fast::{fast_yaml_route, fast_yaml_service};
 use super::lenient;
-use super::raw::{RawDefaultsFile, RawInt, RawRouteFile, RawRouteMethod, RawServiceFile, RawStr};
+use super::raw::{
+    RawBool, RawDefaultsFile, RawHealthcheck, RawInt, RawRouteFile, RawRouteMethod, RawScalar,
+    RawServiceFile, RawStr,
+};
 use super::types::{Defaults, Route, Service};
 use super::validate::{
     EndpointFields, Located, Reporter, RouteFields, ServiceFields, TooLarge, exact_integer,
@@ -83,7 +87,9 @@ fn service_from_raw(
         })
         .pos;
         let b = &b.value;
-        let fields = yaml_endpoints_fields(r, text, &b.ipv4, &b.ipv6, &b.tcp, &b.udp, &b.weight);
+        let mut fields =
+            yaml_endpoints_fields(r, text, &b.ipv4, &b.ipv6, &b.tcp, &b.udp, &b.weight);
+        fields.healthcheck = yaml_bool(r, "healthcheck", &b.healthcheck);
         backends.push((bname.as_str(), whole, fields));
     }
     let fields = ServiceFields {
@@ -93,7 +99,121 @@ fn service_from_raw(
         persistence,
         backends,
     };
-    validate_service(r, name, &fields)
+    let mut service = validate_service(r, name, &fields);
+    if let Some(h) = &raw.healthcheck {
+        let fields = yaml_check_fields(r, text, h);
+        service.healthcheck = validate_check(r, &fields, Some(&service.frontend));
+    }
+    service
+}
+
+/// A health check's fields as the YAML readings found them.
+fn yaml_check_fields<'v>(
+    r: &mut Reporter,
+    text: &str,
+    h: &'v Spanned<RawHealthcheck>,
+) -> CheckFields<'v> {
+    let c = &h.value;
+    let given = [
+        ("type", opt_at(&c.kind)),
+        ("port", opt_at(&c.port)),
+        ("path", opt_at(&c.path)),
+        ("host", opt_at(&c.host)),
+        ("expect", opt_at(&c.expect)),
+        ("query", opt_at(&c.query)),
+        ("interval", opt_at(&c.interval)),
+        ("timeout", opt_at(&c.timeout)),
+        ("rise", opt_at(&c.rise)),
+        ("fall", opt_at(&c.fall)),
+        ("on_failure", opt_at(&c.on_failure)),
+    ];
+    let expect = c.expect.as_ref().and_then(|e| {
+        let RawScalar(s, i, _) = &e.value;
+        let value = match (s, i) {
+            (RawStr::Str(s), _) => s.clone(),
+            (_, RawInt::Int(n)) => n.to_string(),
+            (RawStr::Other(what), _) => {
+                r.error(
+                    Some(at(e)),
+                    format!(
+                        "healthcheck: expect: expected status codes (200, 200-399), found {what}"
+                    ),
+                );
+                return None;
+            }
+        };
+        Some(Located {
+            value,
+            pos: Some(at(e)),
+        })
+    });
+    CheckFields {
+        pos: Some(at(h)),
+        kind: yaml_str(r, "healthcheck: type", &c.kind),
+        port: yaml_int(r, "healthcheck: port", &c.port, text),
+        path: yaml_str(r, "healthcheck: path", &c.path),
+        host: yaml_str(r, "healthcheck: host", &c.host),
+        expect,
+        query: yaml_str(r, "healthcheck: query", &c.query),
+        interval: yaml_duration(r, "interval", &c.interval),
+        timeout: yaml_duration(r, "timeout", &c.timeout),
+        rise: yaml_int(r, "healthcheck: rise", &c.rise, text),
+        fall: yaml_int(r, "healthcheck: fall", &c.fall, text),
+        on_failure: yaml_str(r, "healthcheck: on_failure", &c.on_failure),
+        given: given
+            .into_iter()
+            .filter_map(|(k, p)| p.map(|p| (k, Some(p))))
+            .collect(),
+    }
+}
+
+/// A duration field: a string, read by `check`.
+fn yaml_duration<'v>(
+    r: &mut Reporter,
+    field: &str,
+    v: &'v Option<Spanned<RawStr>>,
+) -> Option<Located<&'v str>> {
+    let s = v.as_ref()?;
+    match &s.value {
+        RawStr::Str(text) => Some(Located {
+            value: text.as_str(),
+            pos: Some(at(s)),
+        }),
+        RawStr::Other(what) => {
+            r.error(Some(at(s)), duration_type_error(field, what));
+            None
+        }
+    }
+}
+
+fn opt_at<T>(s: &Option<Spanned<T>>) -> Option<Pos> {
+    s.as_ref().map(at)
+}
+
+/// Where serde-saphyr found a value.
+fn at<T>(s: &Spanned<T>) -> Pos {
+    Pos {
+        line: s.referenced.line(),
+        column: s.referenced.column(),
+    }
+}
+
+/// A boolean field, or an error naming it when something else is there.
+fn yaml_bool(r: &mut Reporter, field: &str, v: &Option<Spanned<RawBool>>) -> Option<Located<bool>> {
+    let s = v.as_ref()?;
+    match s.value {
+        RawBool::Bool(b) => Some(Located {
+            value: b,
+            pos: Some(at(s)),
+        }),
+        RawBool::Other(what) => {
+            r.error(
+                Some(at(s)),
+                format!("{field}: expected true or false, found {what}"),
+            );
+            None
+        }
+    }
 }
 
 /// A route file, left out when it has errors: the fast reader when it
@@ -515,6 +635,7 @@ fn yaml_endpoints_fields<'v>(
         tcp: yaml_int(r, "tcp", tcp, text),
         udp: yaml_int(r, "udp", udp, text),
         weight: yaml_int(r, "weight", weight, text),
+        healthcheck: None,
         // An address or port of the wrong type is reported as such, not as
         // missing.
         addr_given: ipv4.is_some() || ipv6.is_some(),
@@ -586,6 +707,12 @@ mod tests {
             "# web\nfrontend:   # the VIP\n    ipv4: '10.0.0.1'\n    tcp: 80\n\nscheduler: wrr\npersistence: 300\nbackends:\n    web-1:\n        ipv4: 10.1.0.1 # one\n        weight: 0\n    web.2@x:\n        ipv6: 2001:db8::2\n        tcp: 8080\n",
             "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends: {}\n",
             "frontend: { ipv6: \"fe80::1\" , udp: 53 }\nbackends:\n  a: { ipv6: fd00::2 }\n",
+            // Health checks: every key, plain durations, paths and ranges.
+            "frontend: {ipv4: 10.0.0.1, tcp: 443}\nhealthcheck:\n  type: https\n  port: 8443\n  path: /healthz\n  host: web.example.com\n  expect: 200-399\n  interval: 10s\n  timeout: 500ms\n  rise: 1\n  fall: 5\n  on_failure: remove\nbackends:\n  a: {ipv4: 10.1.0.1, healthcheck: false}\n  b: {ipv4: 10.1.0.2, healthcheck: true}\n",
+            "frontend: {ipv4: 10.0.0.1, udp: 53}\nhealthcheck: {type: dns, query: health.example.com., interval: '1m', timeout: \"2s\"}\n",
+            "frontend: {ipv4: 10.0.0.1, tcp: 80}\nhealthcheck: {type: http, expect: 204}\n",
+            "frontend: {ipv4: 10.0.0.1, tcp: 80}\nhealthcheck: {type: http, expect: '200,204'}\n",
+            "frontend: {ipv4: 10.0.0.1, tcp: 80}\nhealthcheck:\n  type: none\n",
         ] {
             assert!(
                 assert_fast_service_agrees(text),
@@ -689,6 +816,22 @@ mod tests {
                 "2001-01-01",
                 "10.0.0.256",
                 "010.0.0.1",
+                "5s",
+                "500ms",
+                "1m",
+                "05s",
+                "5sec",
+                "1.5s",
+                "/x",
+                "/",
+                "//a",
+                "/a:b",
+                "200-399",
+                "200-3999",
+                "2000-399",
+                "false",
+                "FALSE",
+                "False",
             ])
             .prop_map(str::to_string)
         }
@@ -710,6 +853,19 @@ mod tests {
                 "method" => vec!["masq", "droute", "tunnel", "none", "\"masq\""],
                 "scheduler" => vec!["wlc", "rr", "\"sh\"", "'mh'"],
                 "persistence" => vec!["1", "300", "2678400"],
+                "healthcheck" => vec![
+                    "false",
+                    "true",
+                    "{type: tcp}",
+                    "{type: http, path: /x, expect: 200-399, interval: 1s}",
+                    "{type: https, host: a.example, expect: 200, timeout: 500ms}",
+                    "{type: tcp, port: 8080, rise: 1, fall: 5, on_failure: remove}",
+                    "{type: tcp, interval: 1s, timeout: 1s}",
+                    "{type: none, rise: 1}",
+                    "{type: dns, query: a.example, bogus: 1}",
+                    "{type: dns, query: a.example}",
+                    "{type: http, expect: 200-399, path: healthz}",
+                ],
                 _ => vec!["x"],
             };
             prop_oneof![
@@ -724,7 +880,7 @@ mod tests {
             let keys = if frontend {
                 vec!["ipv4", "ipv6", "tcp", "udp"]
             } else {
-                vec!["ipv4", "ipv6", "tcp", "udp", "weight"]
+                vec!["ipv4", "ipv6", "tcp", "udp", "weight", "healthcheck"]
             };
             let n = keys.len();
             (
@@ -779,6 +935,7 @@ mod tests {
                 extra in prop::sample::select(vec![
                     vec![], vec!["scheduler"], vec!["persistence"], vec!["scheduler", "persistence"],
                     vec![], vec![], vec!["bogus"], vec!["frontend"], vec!["scheduler", "scheduler"],
+                    vec!["healthcheck"], vec!["healthcheck", "persistence"],
                 ]).prop_flat_map(|keys| keys.into_iter()
                     .map(|k| value_for(k).prop_map(move |v| (k, v)))
                     .collect::<Vec<_>>()),

@@ -67,7 +67,8 @@ pub enum Work {
 pub struct Memo {
     opts: Options,
     last: Option<Last>,
-    /// Increases whenever the rendered state may have changed.
+    /// Increases whenever the rendered state (or its health checks) may
+    /// have changed.
     generation: u64,
     work: Work,
     /// The IPVS services the last render may have changed; `None`: any.
@@ -212,8 +213,8 @@ impl Memo {
         &last.rendered
     }
 
-    /// The IPVS services whose state the last render may have changed
-    /// (added, edited or gone); `None`: any of them.
+    /// The IPVS services whose state or health check the last render may
+    /// have changed (added, edited or gone); `None`: any of them.
     pub fn touched(&self) -> Option<&BTreeSet<ServiceKey>> {
         self.touched.as_ref()
     }
@@ -223,8 +224,8 @@ impl Memo {
         self.last.as_ref().map(|l| &l.rendered)
     }
 
-    /// Changes whenever the rendered state may have changed: equal
-    /// generations mean an equal state.
+    /// Changes whenever the rendered state or its health checks may have
+    /// changed: equal generations mean an equal state and checks.
     pub fn generation(&self) -> u64 {
         self.generation
     }
@@ -346,8 +347,9 @@ impl Last {
     /// Splits the new trees from scratch.
     fn resplit(&mut self, config: &Tree, overlay: Option<&Tree>, opts: &Options) -> (Work, bool) {
         let old = std::mem::take(&mut self.rendered.state);
+        let old_health = std::mem::take(&mut self.rendered.health);
         *self = Last::split(config, overlay, opts);
-        let changed = old != self.rendered.state;
+        let changed = old != self.rendered.state || old_health != self.rendered.health;
         (self.work_of_split(), changed)
     }
 
@@ -743,7 +745,7 @@ fn compile_all(
     parts: &mut Parts,
     opts: &Options,
 ) -> Result<bool, Fallback> {
-    let (_, g) = compile::compile(
+    let (_, _, g) = compile::compile(
         &parts.scratch_config,
         &parts.scratch_overlay,
         opts,
@@ -751,10 +753,11 @@ fn compile_all(
     );
     parts.global_compile_diags = sorted(g.0);
     let mut state = IpvsState::default();
+    let mut health = HealthConfig::default();
     let mut all: Vec<Diagnostic> = Vec::new();
     let mut skipped = parts.global_skipped;
     for (svc, p) in parts.services.iter_mut() {
-        let (fragment, diags) = compile_service(
+        let (fragment, fragment_health, diags) = compile_service(
             svc,
             &p.parse_diags,
             rendered,
@@ -769,6 +772,7 @@ fn compile_all(
                 return Err(Fallback);
             }
         }
+        health.services.extend(fragment_health.services);
         all.extend(p.diags.iter().cloned());
         skipped += p.skipped;
     }
@@ -782,15 +786,17 @@ fn compile_all(
     }
     rendered.diags = Diagnostics(all);
     rendered.overlay.skipped = skipped;
-    let changed = rendered.state != state;
+    let changed = rendered.state != state || rendered.health != health;
     rendered.state = state;
+    rendered.health = health;
     Ok(changed)
 }
 
 /// Compiles one service: its config service and overlay backends are moved
 /// from `rendered` into the scratch config and overlay for the compile, and
 /// back; held back as the full render would, from its parse diagnostics.
-/// Its state fragment and diagnostics (less the global ones).
+/// Its state fragment, the health checks of that fragment, and its
+/// diagnostics (less the global ones).
 fn compile_service(
     svc: &str,
     parse_diags: &[Diagnostic],
@@ -798,7 +804,7 @@ fn compile_service(
     (scratch_config, scratch_overlay): (&mut Config, &mut Overlay),
     global: &[Diagnostic],
     opts: &Options,
-) -> (IpvsState, Vec<Diagnostic>) {
+) -> (IpvsState, HealthConfig, Vec<Diagnostic>) {
     let service = rendered.config.services.remove_entry(svc);
     let backends = rendered.overlay.backends.remove_entry(svc);
     if let Some((k, v)) = service {
@@ -808,14 +814,14 @@ fn compile_service(
         scratch_overlay.backends.insert(k, v);
     }
     let held = super::held_back(parse_diags);
-    let (state, diags) = compile::compile(scratch_config, scratch_overlay, opts, &held);
+    let (state, health, diags) = compile::compile(scratch_config, scratch_overlay, opts, &held);
     if let Some((k, v)) = scratch_config.services.pop_first() {
         rendered.config.services.insert(k, v);
     }
     if let Some((k, v)) = scratch_overlay.backends.pop_first() {
         rendered.overlay.backends.insert(k, v);
     }
-    (state, minus(sorted(diags.0), global))
+    (state, health, minus(sorted(diags.0), global))
 }
 
 // --- updating ----------------------------------------------------------------
@@ -960,7 +966,7 @@ fn compile_and_splice(
     parts: &mut Parts,
     opts: &Options,
 ) -> Result<bool, Fallback> {
-    let (fragment, diags) = compile_service(
+    let (fragment, health, diags) = compile_service(
         svc,
         &new.parse_diags,
         rendered,
@@ -970,11 +976,17 @@ fn compile_and_splice(
     );
     new.diags = merge(new.parse_diags.clone(), diags);
     insert_diags(&mut rendered.diags.0, &new.diags)?;
+    // The health checks are keyed like the state: the same keys with the
+    // same states and checks are the same fragment.
     let same = old_keys.len() == fragment.services.len()
         && old_keys
             .iter()
             .zip(fragment.services.iter())
-            .all(|(k, (nk, ns))| k == nk && rendered.state.services.get(k) == Some(ns));
+            .all(|(k, (nk, ns))| {
+                k == nk
+                    && rendered.state.services.get(k) == Some(ns)
+                    && rendered.health.services.get(k) == health.services.get(k)
+            });
     if same {
         new.keys = old_keys;
         return Ok(false);
@@ -983,6 +995,7 @@ fn compile_and_splice(
     parts.touched.extend(fragment.services.keys().copied());
     for key in &old_keys {
         rendered.state.services.remove(key);
+        rendered.health.services.remove(key);
     }
     new.keys = fragment.services.keys().copied().collect();
     for (key, service) in fragment.services {
@@ -990,6 +1003,7 @@ fn compile_and_splice(
             return Err(Fallback);
         }
     }
+    rendered.health.services.extend(health.services);
     Ok(true)
 }
 

@@ -121,7 +121,7 @@ fn compile_parsed(
         overlay_diags,
     } = parsed;
     let held = held_back(diags.iter());
-    let (state, compile_diags) = compile::compile(&config, &overlay, opts, &held);
+    let (state, health, compile_diags) = compile::compile(&config, &overlay, opts, &held);
     diags.extend(overlay_diags);
     diags.extend(compile_diags);
     diags.sort();
@@ -132,7 +132,7 @@ fn compile_parsed(
         diags,
         config_hash,
         overlay_hash,
-        health: HealthConfig::default(),
+        health,
     }
 }
 

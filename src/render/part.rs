@@ -5,7 +5,8 @@
 //!
 //! Invariant: a path is a service's only when `config` surely reads it as
 //! part of that service and nothing else (`services/<svc>.yaml` or `.yml`,
-//! `services/<svc>/frontend`, `services/<svc>/backends/<id>`; in the
+//! `services/<svc>/frontend`, `services/<svc>/healthcheck`,
+//! `services/<svc>/backends/<id>`; in the
 //! overlay only the backend keys). Anything else is global. This module
 //! reads paths, never contents.
 
@@ -29,7 +30,7 @@ pub fn of_config_path(path: &str) -> Part<'_> {
             Some(name) => Part::Service(name),
             None => Part::Global,
         },
-        (Some("frontend"), None, _) => Part::Service(second),
+        (Some("frontend" | "healthcheck"), None, _) => Part::Service(second),
         (Some("backends"), Some(_), None) => Part::Service(second),
         _ => Part::Global,
     }
@@ -92,6 +93,10 @@ mod tests {
         );
         assert_eq!(
             of_config_path("services/web/backends/a"),
+            Part::Service("web")
+        );
+        assert_eq!(
+            of_config_path("services/web/healthcheck"),
             Part::Service("web")
         );
         assert_eq!(of_config_path("services/web/backends"), Part::Global);
