@@ -98,6 +98,15 @@ fn same(a: &Rendered, b: &Rendered) {
     assert!(a.config == b.config, "incremental config differs");
     assert!(a.overlay == b.overlay, "incremental overlay differs");
     assert!(a.state == b.state, "incremental state differs");
+    assert!(a.health == b.health, "incremental health checks differ");
+    // The checks are keyed like the state.
+    assert!(
+        a.health
+            .services
+            .keys()
+            .all(|k| a.state.services.contains_key(k)),
+        "a health check of a service not in the state"
+    );
     assert_eq!(a.diags, b.diags, "incremental diagnostics differ");
     assert_eq!(a.config_hash, b.config_hash);
     assert_eq!(a.overlay_hash, b.overlay_hash);

@@ -382,6 +382,19 @@ fn check_case((opts, cfg, ovl, edits): Case) -> Result<(), TestCaseError> {
                 Some((&full.state, &full.health))
             );
         }
+        // The services touched hold every one whose state or health
+        // check changed.
+        if let (Some(touched), Some((state, health))) = (memo.touched(), &last_state) {
+            let keys = state.services.keys().chain(full.state.services.keys());
+            for key in keys {
+                let changed = state.services.get(key) != full.state.services.get(key)
+                    || health.services.get(key) != full.health.services.get(key);
+                prop_assert!(
+                    !changed || touched.contains(key),
+                    "after edit {i} ({e:?}): {key} changed but is not touched"
+                );
+            }
+        }
         generation = Some(memo.generation());
         last_state = Some((full.state.clone(), full.health.clone()));
         count(memo.work());

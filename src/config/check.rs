@@ -109,7 +109,13 @@ pub(super) fn validate_check(
     if kind == Some("dns") {
         check_dns(&mut c, f, frontend);
     }
-    for problem in spec.problems() {
+    // With type none every other key was reported as not applying.
+    let problems = if kind == Some("none") {
+        Vec::new()
+    } else {
+        spec.problems()
+    };
+    for problem in problems {
         // A missing query is reported above, not as an empty name; an
         // unreadable duration is reported, not its default.
         let word = problem.split(' ').next().unwrap_or_default();
@@ -406,6 +412,14 @@ mod tests {
             run(&f, &tcp_frontend()).1,
             ["services/web.yaml:3:3: healthcheck: interval does not apply to type none (no check)"]
         );
+        // Its value's bounds are not reported on top.
+        let f = CheckFields {
+            kind: located("none", 2),
+            interval: located("50ms", 3),
+            given: vec![("type", at(2)), ("interval", at(3))],
+            ..CheckFields::default()
+        };
+        assert_eq!(run(&f, &tcp_frontend()).1.len(), 1);
     }
 
     #[test]

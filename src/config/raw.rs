@@ -108,26 +108,29 @@ pub(super) struct RawBackend {
 #[serde(deny_unknown_fields)]
 #[schemars(title = "clusterf health check")]
 #[schemars(extend("required" = ["type"]))]
-// Keys that do not apply to the type are refused.
+// Keys that do not apply to the type are refused (null is no value, as
+// everywhere).
 #[schemars(extend("allOf" = [
     {
         "if": {"properties": {"type": {"enum": ["tcp", "dns", "none"]}}},
-        "then": {"properties": {"path": false, "host": false, "expect": false}}
+        "then": {"properties": {
+            "path": {"type": "null"}, "host": {"type": "null"}, "expect": {"type": "null"}
+        }}
     },
     {
         "if": {"properties": {"type": {"enum": ["tcp", "http", "https", "none"]}}},
-        "then": {"properties": {"query": false}}
+        "then": {"properties": {"query": {"type": "null"}}}
     },
     {
         "if": {"properties": {"type": {"const": "none"}}},
         "then": {"properties": {
-            "port": false, "interval": false, "timeout": false,
-            "rise": false, "fall": false, "on_failure": false
+            "port": {"type": "null"}, "interval": {"type": "null"}, "timeout": {"type": "null"},
+            "rise": {"type": "null"}, "fall": {"type": "null"}, "on_failure": {"type": "null"}
         }}
     },
     {
         "if": {"properties": {"type": {"const": "dns"}}},
-        "then": {"required": ["query"]}
+        "then": {"required": ["query"], "properties": {"query": {"type": "string"}}}
     },
 ]))]
 pub(super) struct RawHealthcheck {
