@@ -16,7 +16,10 @@
 //! and when one dest starts draining (the walk it replaced, over every live
 //! dest, measured 10 ms at 10k x 10: docs/benchmarks.md); what a pass costs to get the kernel's table from the daemon's
 //! copy (one op applied) against the in-memory kernel's read (a clone);
-//! feeding a burst of 1,000 etcd events through the schedule.
+//! feeding a burst of 1,000 etcd events through the schedule; the pass's
+//! health step (`health::Effective`) with every service checked: built
+//! once, then a pass where the render changed one service, one where one
+//! dest went down.
 //!
 //! Run: `cargo bench --bench reconcile` (optionally `-- SERVICES...`).
 //! Prints min / median / max over the runs for each stage.
@@ -432,6 +435,85 @@ fn bench_schedule() {
     stats("  feeding 1000 events", samples);
 }
 
+/// The pass's health step over `services` x 10 dests, all checked over TCP.
+fn bench_health_view(services: u32) {
+    use clusterf::health::{
+        CheckSpec, Effective, HealthConfig, HealthTable, OnFailure, Outcome, Probe, ServiceHealth,
+        Update,
+    };
+    let cfg = config(services);
+    let rendered = render::render(&cfg, Some(&overlay(services, 10)), &Options::default());
+    let mut desired = rendered.state;
+    let health = ServiceHealth {
+        check: CheckSpec::new(Probe::Tcp),
+        on_failure: OnFailure::Drain,
+        exempt: BTreeSet::new(),
+    };
+    let config = HealthConfig {
+        services: desired
+            .services
+            .keys()
+            .map(|k| (*k, health.clone()))
+            .collect(),
+        panic_below_percent: 0,
+    };
+    let first = *desired.services.keys().next().unwrap();
+    let dest = *desired.services[&first].dests.keys().next().unwrap();
+    let mut down = HealthTable::default();
+    let target = health.target(&dest).unwrap();
+    for t in 0..3 {
+        down.record(
+            &target,
+            Outcome {
+                ok: false,
+                detail: "refused".into(),
+                at_ms: t,
+            },
+        );
+    }
+    let up = HealthTable::default();
+    let (mut t_build, mut t_render, mut t_health) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 0..RUNS {
+        let mut view = Effective::default();
+        let update = |table, touched| Update {
+            desired: &desired,
+            config: &config,
+            touched,
+            table,
+            panic_below_percent: 0,
+        };
+        let t0 = Instant::now();
+        view.update(&update(&up, None));
+        t_build.push(t0.elapsed());
+        let one: BTreeSet<ServiceKey> = [first].into();
+        let none = BTreeSet::new();
+        let t0 = Instant::now();
+        let changed = view.update(&update(&up, Some(&one)));
+        t_render.push(t0.elapsed());
+        assert_eq!(changed.map(|c| c.len()), Some(1));
+        let t0 = Instant::now();
+        let changed = view.update(&update(&down, Some(&none)));
+        t_health.push(t0.elapsed());
+        assert_eq!(changed.map(|c| c.len()), Some(1));
+        assert_eq!(view.state().services[&first].dests[&dest].attrs.weight, 0);
+        // Another weight for the next run's render change.
+        let w = &mut desired
+            .services
+            .get_mut(&first)
+            .unwrap()
+            .dests
+            .get_mut(&dest)
+            .unwrap()
+            .attrs
+            .weight;
+        *w = 10 + run as u32 % 2;
+    }
+    println!(" health step, {services} x {BACKENDS} dests all checked:");
+    stats("  first pass (the view built)", t_build);
+    stats("  render changed one service", t_render);
+    stats("  one dest went down", t_health);
+}
+
 fn main() {
     let sizes: Vec<u32> = std::env::args()
         .skip(1)
@@ -450,5 +532,6 @@ fn main() {
     for n in sizes {
         bench(n);
         bench_drain(n);
+        bench_health_view(n);
     }
 }
