@@ -91,6 +91,12 @@ async fn backend() -> Backend {
 fn config(backends: &[&Backend]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("services")).unwrap();
+    write_service(dir.path(), backends);
+    dir
+}
+
+/// Writes the service file of [`config`] (by rename, as editors save).
+fn write_service(dir: &Path, backends: &[&Backend]) {
     let mut yaml = String::from(
         "frontend: {ipv4: 10.0.0.1, tcp: 80}\n\
          healthcheck: {type: http, path: /health, interval: 100ms, timeout: 90ms, rise: 2, fall: 3}\n\
@@ -102,8 +108,9 @@ fn config(backends: &[&Backend]) -> tempfile::TempDir {
             b.addr.port()
         ));
     }
-    std::fs::write(dir.path().join("services/web.yaml"), yaml).unwrap();
-    dir
+    let tmp = dir.join("services/.web.yaml.tmp");
+    std::fs::write(&tmp, yaml).unwrap();
+    std::fs::rename(&tmp, dir.join("services/web.yaml")).unwrap();
 }
 
 fn weight(state: &IpvsState, dest: SocketAddr) -> Option<u32> {
@@ -180,6 +187,34 @@ async fn a_failing_dest_goes_to_weight_0_after_fall_checks_and_back_after_rise()
     .await;
     assert!(b.requests.load(Ordering::SeqCst) - passing_from >= 2);
     assert_eq!(series(&daemon, "clusterf_health_drained_dests"), 0.0);
+    daemon.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dest_that_leaves_the_config_while_unhealthy_is_removed() {
+    let (a, b) = (backend().await, backend().await);
+    let dir = config(&[&a, &b]);
+    let kernel = MemoryKernel::default();
+    let daemon = started(options(dir.path(), 0), &kernel).await;
+    b.up.store(false, Ordering::SeqCst);
+    eventually(
+        Duration::from_secs(5),
+        "the failing dest at weight 0",
+        || weight(&kernel.table(), b.addr) == Some(0),
+    )
+    .await;
+    write_service(dir.path(), &[&a]);
+    eventually(
+        Duration::from_secs(5),
+        "the dest gone from the kernel",
+        || weight(&kernel.table(), b.addr).is_none(),
+    )
+    .await;
+    assert_eq!(weight(&kernel.table(), a.addr), Some(10));
+    assert_eq!(series(&daemon, "clusterf_health_drained_dests"), 0.0);
+    // No longer checked: its series is gone.
+    let text = daemon.metrics().render(0.0);
+    assert!(!text.contains(&b.addr.to_string()), "{text}");
     daemon.stop().await.unwrap();
 }
 

@@ -179,7 +179,12 @@ fn decide(
 fn act(service: &mut Service, down: &[(SocketAddr, String)], kind: VerdictKind) {
     for (dest, reason) in down {
         match kind {
-            VerdictKind::FailOpen => {}
+            VerdictKind::FailOpen => {
+                // Weight kept; a plan that changes the dest says why.
+                if let Some(d) = service.dests.get_mut(dest) {
+                    d.health = Some(format!("kept by fail-open, {reason}"));
+                }
+            }
             VerdictKind::Removed => {
                 service.dests.remove(dest);
             }
@@ -298,7 +303,12 @@ mod tests {
             let cfg = config(on_failure, 0);
             let before = desired(&[10, 20]);
             let (st, verdicts) = apply(before.clone(), &cfg, &down(&cfg, &[0, 1]));
-            assert_eq!(st, before);
+            assert_eq!(weights(&st), weights(&before));
+            let d = &st.services[&key()].dests[&dest(0)];
+            assert_eq!(
+                d.health.as_deref(),
+                Some("kept by fail-open, connect: refused, 3 of 3 failed since 00:00:00")
+            );
             assert!(verdicts.iter().all(|v| v.kind == VerdictKind::FailOpen));
             assert_eq!(verdicts.len(), 2);
         }
