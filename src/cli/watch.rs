@@ -74,9 +74,9 @@ pub struct WatchArgs {
     #[arg(long, value_enum, default_value = "text", requires = "watch")]
     pub log_format: LogFormat,
 
-    /// This frontend's name in the fleet status, published under
-    /// <etcd-prefix>/status/ (default: the host name; letters, digits, '.',
-    /// '_' and '-')
+    /// This frontend's name in the fleet status, published below
+    /// --etcd-prefix in status/ (default: the host name; letters, digits,
+    /// '.', '_' and '-')
     #[arg(long, value_name = "ID", requires = "watch")]
     pub frontend_id: Option<String>,
 

@@ -10,7 +10,9 @@
 //! signals and the HTTP listener (`http`), and turns them into events for
 //! the schedule; each pass (`pass`) reads the inputs, renders, chooses the
 //! live table (the rule is `reconcile::live`), plans, applies through the
-//! [`Kernel`] and records drains in the state file (`state_file`).
+//! [`Kernel`] and records drains in the state file (`state_file`); after
+//! each pass, ok or failed, the fleet status record goes to the publisher
+//! (`status`), which writes it into the overlay's etcd.
 //!
 //! It holds to ARCHITECTURE.md's invariants on failing sources (fail
 //! static), ownership, the live copy and level triggering.

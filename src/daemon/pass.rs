@@ -3,7 +3,8 @@
 //! table, plan, apply, record. The decisions are pure functions (when the
 //! copy of the kernel's table may be used: `reconcile::live`; drains:
 //! `reconcile::drain`; the changes: `plan`); the steps do the I/O around
-//! them.
+//! them. After either outcome, [`Pass::publish_status`] hands the fleet
+//! status record (`fleet::after_pass`) to the publisher.
 //!
 //! Must not: decide when a pass runs (`reconcile::schedule` does) or change
 //! the kernel anywhere but in the apply step. Fail static: a pass that
