@@ -281,6 +281,64 @@ async fn the_publisher_writes_the_record_and_survives_an_etcd_restart() {
     assert!(in_sync(&etcd));
 }
 
+#[tokio::test]
+async fn the_publisher_writes_a_new_standing_at_once_and_the_rest_with_the_heartbeat() {
+    use clusterf::daemon::status::{StatusPublisher, StatusTuning};
+    let Some(etcd) = Etcd::start() else { return };
+    let settings = clusterf::source::etcd::Settings::new(vec![etcd.url()], "/clusterf").unwrap();
+    let heartbeat = Duration::from_secs(3);
+    let tuning = StatusTuning {
+        ttl: Duration::from_secs(5),
+        heartbeat,
+        min_gap: Duration::from_millis(50),
+    };
+    let publisher = StatusPublisher::start(settings, tuning);
+    let mut client = etcd.client().await;
+    let key = "/clusterf/status/frontends/lb1";
+    let mut stored = async || {
+        let kvs = client.get(key).await.unwrap().kvs;
+        kvs.first()
+            .map(|kv| FrontendStatus::parse(&kv.value).unwrap())
+    };
+    let first = record("lb1", NEW, OLD);
+    publisher.update(first.clone());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while stored().await.is_none_or(|s| s.applied != first.applied) {
+        assert!(Instant::now() < deadline, "the first record never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let written = Instant::now();
+    // Only counts and times change: the heartbeat writes it.
+    let mut busier = first.clone();
+    busier.dests = 99;
+    busier.last_pass_ms = busier.last_pass_ms.map(|t| t + 500);
+    publisher.update(busier);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        stored().await.unwrap().dests,
+        first.dests,
+        "written before the heartbeat"
+    );
+    let deadline = written + heartbeat + Duration::from_secs(3);
+    while stored().await.unwrap().dests != 99 {
+        assert!(
+            Instant::now() < deadline,
+            "the heartbeat did not write the newest record"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // What was applied changes: written at once.
+    let changed = Instant::now();
+    publisher.update(record("lb1", NEW, NEW));
+    while stored().await.unwrap().applied.as_deref() != Some(NEW) {
+        assert!(
+            changed.elapsed() < Duration::from_secs(1),
+            "a new standing waited"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn in_sync(etcd: &Etcd) -> bool {
     let (_, stdout, _) = run(status(etcd, &[]));
     stdout

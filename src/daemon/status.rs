@@ -4,9 +4,10 @@
 //! its own (gone when the host dies).
 //!
 //! Must not: block or fail a pass. [`StatusPublisher::update`] only swaps
-//! the pending record; a task writes it, at most once per `min_gap` and at
-//! least once per `heartbeat`, and reconnects with backoff while etcd is
-//! down (the status goes stale; the kernel is still reconciled).
+//! the pending record; a task writes it, at most once per `min_gap` (and
+//! only when the frontend's standing in a rollout changed) and at least
+//! once per `heartbeat`, and reconnects with backoff while etcd is down
+//! (the status goes stale; the kernel is still reconciled).
 
 use std::time::Duration;
 
@@ -95,9 +96,16 @@ impl StatusPublisher {
         StatusPublisher { pending, task }
     }
 
-    /// Makes `record` the one to write next; returns at once.
+    /// Makes `record` the one to write next; returns at once. It is
+    /// written within `min_gap` when it changes the frontend's standing in
+    /// a rollout ([`FrontendStatus::same_standing`]), else with the next
+    /// heartbeat.
     pub fn update(&self, record: FrontendStatus) {
-        self.pending.send_replace(Some(record));
+        self.pending.send_if_modified(|pending| {
+            let prompt = pending.as_ref().is_none_or(|p| !p.same_standing(&record));
+            *pending = Some(record);
+            prompt
+        });
     }
 }
 

@@ -137,6 +137,20 @@ impl FrontendStatus {
         }
     }
 
+    /// Whether `other` says the same about where this frontend stands in a
+    /// rollout: the same identity, commit, config, applied commit and
+    /// error. What else changes from pass to pass (the times, counts, the
+    /// overlay's revision and the desired state's hash, drains, drift) is
+    /// brought up to date by the heartbeat, so that etcd changes do not
+    /// make every frontend write its record.
+    pub fn same_standing(&self, other: &FrontendStatus) -> bool {
+        let (a, b) = (self, other);
+        (a.format, &a.frontend, &a.version, &a.config_source, &a.own)
+            == (b.format, &b.frontend, &b.version, &b.config_source, &b.own)
+            && (&a.commit, &a.config_hash, &a.applied, &a.error)
+                == (&b.commit, &b.config_hash, &b.applied, &b.error)
+    }
+
     /// What this frontend has applied, to compare with an expected commit:
     /// the commit, or the config hash for a directory source.
     pub fn rendered(&self) -> &str {
@@ -428,6 +442,29 @@ mod tests {
         let fixed = after_pass(&dead, facts(4_000, "ccc", applied(2, false)));
         assert_eq!(fixed.error, None);
         assert_eq!(fixed.applied.as_deref(), Some("ccc"));
+    }
+
+    #[test]
+    fn only_the_rollout_standing_makes_a_record_worth_writing_at_once() {
+        let first = after_pass(
+            &FrontendStatus::initial(&identity()),
+            facts(1_000, "aaa", applied(3, false)),
+        );
+        let mut later = after_pass(&first, facts(2_000, "aaa", applied(4, true)));
+        later.overlay_revision = Some(8);
+        assert!(
+            first.same_standing(&later),
+            "times, counts, revision, drift"
+        );
+        let newer = after_pass(&later, facts(3_000, "bbb", applied(4, false)));
+        assert!(!later.same_standing(&newer), "a new commit");
+        let error = FrontendError {
+            kind: ProblemKind::GuardRefused,
+            message: "mass delete".into(),
+            diagnostics: vec![],
+        };
+        let refused = after_pass(&newer, facts(4_000, "bbb", PassOutcome::Failed(error)));
+        assert!(!newer.same_standing(&refused), "an error");
     }
 
     #[test]
