@@ -690,7 +690,7 @@ async fn an_etcd_restart_fails_no_pass_and_the_status_recovers() {
         "web",
     );
     let repo_arg = r.display().to_string();
-    let mut daemons = Vec::new();
+    let (mut daemons, mut kernels) = (Vec::new(), Vec::new());
     for id in ["lb1", "lb2"] {
         let opts = daemon_options(
             &etcd,
@@ -700,7 +700,8 @@ async fn an_etcd_restart_fails_no_pass_and_the_status_recovers() {
             Duration::from_secs(5),
         );
         let kernel = MemoryKernel::default();
-        daemons.push(Daemon::start(opts, Box::new(kernel)).await.unwrap());
+        daemons.push(Daemon::start(opts, Box::new(kernel.clone())).await.unwrap());
+        kernels.push(kernel);
     }
     let gate = status(
         &etcd,
@@ -718,6 +719,30 @@ async fn an_etcd_restart_fails_no_pass_and_the_status_recovers() {
     );
     let (code, _, stderr) = run_async(gate).await;
     assert_eq!(code, 0, "{stderr}");
+
+    // Someone changes lb2's table by hand: its resync corrects it, and its
+    // record counts the correction.
+    {
+        let mut live = kernels[1].live.lock().unwrap();
+        let svc = live.state.services.values_mut().next().unwrap();
+        svc.dests.values_mut().next().unwrap().attrs.weight = 99;
+    }
+    eventually(
+        Duration::from_secs(10),
+        "lb2's drift correction",
+        || async { fleet_json(&etcd).await["lb2"]["status"]["drift_corrections"] == 1 },
+    )
+    .await;
+    let fleet = fleet_json(&etcd).await;
+    let lb1 = &fleet["lb1"]["status"];
+    assert_eq!(lb1["drift_corrections"], 0, "{lb1}");
+    assert_eq!(lb1["drains"], 0, "{lb1}");
+    assert!(
+        lb1["last_pass_ms"].as_u64() >= lb1["last_apply_ms"].as_u64(),
+        "{lb1}"
+    );
+    assert_eq!(lb1["config_source"], repo_arg.as_str(), "{lb1}");
+    assert!(lb1.get("own").is_none(), "the whole table: {lb1}");
 
     etcd.stop();
     let passes: Vec<u64> = daemons.iter().map(|d| d.status().passes_ok).collect();

@@ -855,3 +855,35 @@ fn completion_label(c: Completion) -> &'static str {
         Completion::Vanished => "vanished",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_pass_is_named_by_where_it_failed() {
+        let failure = |source, diagnostics: &[&str]| PassFailure {
+            source,
+            error: "e".into(),
+            diagnostics: diagnostics.iter().map(|d| d.to_string()).collect(),
+        };
+        let kind = |f: PassFailure| status_error(&f).kind;
+        let diag = "services/a/frontend: error: x";
+        assert_eq!(
+            kind(failure(Source::Config, &[diag])),
+            ProblemKind::ValidationFailed
+        );
+        for source in [Source::Config, Source::Git, Source::Etcd] {
+            assert_eq!(kind(failure(source, &[])), ProblemKind::FailStatic);
+        }
+        assert_eq!(kind(failure(Source::Plan, &[])), ProblemKind::GuardRefused);
+        for source in [Source::Kernel, Source::Apply] {
+            assert_eq!(kind(failure(source, &[])), ProblemKind::ApplyFailed);
+        }
+        let e = status_error(&failure(Source::Config, &[diag]));
+        assert_eq!(
+            (e.message.as_str(), e.diagnostics.as_slice()),
+            ("e", &[diag.to_string()][..])
+        );
+    }
+}
