@@ -539,8 +539,13 @@ async fn daemons_publish_their_status_the_gate_opens_names_a_broken_one_and_a_st
     };
     let (code, stdout, stderr) = run_async(gate(&c1, "30s")).await;
     assert_eq!(code, 0, "{stderr}\n{stdout}");
-    for id in ["lb-a1", "lb-a2", "lb-b"] {
+    for (id, own) in [
+        ("lb-a1", "10.1.0.0/16"),
+        ("lb-a2", "10.1.0.0/16"),
+        ("lb-b", "10.2.0.0/16"),
+    ] {
         assert!(line(&stdout, id).contains("in sync"), "{stdout}");
+        assert!(line(&stdout, id).contains(own), "{stdout}");
     }
     let fleet = fleet_json(&etcd).await;
     let record = |id: &str| fleet[id]["status"].clone();
