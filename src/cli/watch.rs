@@ -9,16 +9,19 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, ValueEnum};
 use tracing::{info, warn};
 
 use crate::cli::source::{ConfigArgs, OverlayArgs};
 use crate::compile;
-use crate::daemon::options::{BACKOFF_INITIAL, ETCD_STARTUP_WAIT};
+use crate::daemon::options::{
+    BACKOFF_INITIAL, ETCD_STARTUP_WAIT, FleetOptions, STATUS_MIN_GAP, STATUS_TTL,
+};
 use crate::daemon::{self, Daemon};
 use crate::netlink;
 use crate::plan::{Guards, Ownership};
+use crate::source::OverlaySource;
 use crate::source::etcd::watch::Tuning;
 
 /// The daemon's flags (flattened into `clusterf apply`).
@@ -76,6 +79,22 @@ pub struct WatchArgs {
     /// Log format on stderr
     #[arg(long, value_enum, default_value = "text", requires = "watch")]
     pub log_format: LogFormat,
+
+    /// This frontend's name in the fleet status, published below
+    /// --etcd-prefix in status/ (default: the host name; letters, digits,
+    /// '.', '_' and '-')
+    #[arg(long, value_name = "ID", requires = "watch")]
+    pub frontend_id: Option<String>,
+
+    /// How long after its last heartbeat the frontend shows as dead in
+    /// `clusterf status` (the lease of its alive key; at least 2s)
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_status_ttl, requires = "watch")]
+    pub status_ttl: Duration,
+
+    /// Do not publish the fleet status (published by default when the
+    /// overlay is etcd)
+    #[arg(long, requires = "watch", conflicts_with = "frontend_id")]
+    pub no_fleet_status: bool,
 }
 
 impl Default for WatchArgs {
@@ -91,6 +110,9 @@ impl Default for WatchArgs {
             metrics_listen: None,
             flush_on_exit: false,
             log_format: LogFormat::Text,
+            frontend_id: None,
+            status_ttl: STATUS_TTL,
+            no_fleet_status: false,
         }
     }
 }
@@ -138,6 +160,58 @@ pub fn parse_interval(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// `--status-ttl`: a duration of at least 2 s (etcd's leases count whole
+/// seconds, and a renewal every third of it must have time to arrive).
+fn parse_status_ttl(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(2) {
+        return Err("must be at least 2s".to_string());
+    }
+    Ok(d)
+}
+
+/// The fleet status settings: published when the overlay is etcd (into the
+/// same etcd, with the same settings) unless `--no-fleet-status`; the id
+/// from `--frontend-id` or the host name, checked.
+fn fleet(overlay: &Option<OverlaySource>, watch: &WatchArgs) -> Result<Option<FleetOptions>> {
+    if watch.no_fleet_status {
+        return Ok(None);
+    }
+    if !matches!(overlay, Some(OverlaySource::Etcd(_))) {
+        if watch.frontend_id.is_some() {
+            bail!(
+                "--frontend-id: the fleet status is published into the overlay's etcd: give --etcd"
+            );
+        }
+        return Ok(None);
+    }
+    let (id, from) = match &watch.frontend_id {
+        Some(id) => (id.clone(), "--frontend-id"),
+        None => (host_name()?, "the host name"),
+    };
+    crate::fleet::check_frontend_id(&id).map_err(|e| {
+        let hint = if watch.frontend_id.is_none() {
+            ": give --frontend-id ID"
+        } else {
+            ""
+        };
+        anyhow!("{from} {e}{hint}")
+    })?;
+    Ok(Some(FleetOptions {
+        frontend_id: id,
+        ttl: watch.status_ttl,
+        min_gap: STATUS_MIN_GAP,
+    }))
+}
+
+/// The kernel's host name (the default frontend id).
+fn host_name() -> Result<String> {
+    let path = "/proc/sys/kernel/hostname";
+    let name = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the host name from {path}: give --frontend-id ID"))?;
+    Ok(name.trim().to_string())
+}
+
 /// The daemon's options from its flags and the sources: the etcd settings
 /// validated (their files read), the durations as given; ownership and
 /// guards at their defaults (all, and the default guards), the daemon's
@@ -148,9 +222,11 @@ pub fn resolve(
     compile: compile::Options,
     watch: &WatchArgs,
 ) -> Result<daemon::Options> {
+    let overlay = overlay.source()?;
     Ok(daemon::Options {
+        fleet: fleet(&overlay, watch)?,
         config: config.source()?,
-        overlay: overlay.source()?,
+        overlay,
         compile,
         ownership: Ownership::all(),
         guards: Guards::default(),
@@ -277,5 +353,60 @@ mod tests {
             Cli::try_parse_from(["t", "--watch", "--debounce", "0", "--resync", "1s"]).unwrap();
         assert_eq!(ok.watch.debounce, Duration::ZERO);
         assert_eq!(ok.watch.resync, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_fleet_status_is_published_into_an_etcd_overlay_under_a_checked_id() {
+        use crate::cli::source::{ConfigArgs, OverlayArgs};
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            config: ConfigArgs,
+            #[command(flatten)]
+            overlay: OverlayArgs,
+            #[command(flatten)]
+            watch: WatchArgs,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().display().to_string();
+        let opts = |extra: &[&str]| {
+            let mut argv = vec!["t", "--watch", "--config-path", &path];
+            argv.extend(extra);
+            let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+            resolve(&cli.config, &cli.overlay, Default::default(), &cli.watch)
+                .map_err(|e| format!("{e:#}"))
+        };
+        let etcd = ["--etcd", "http://127.0.0.1:2379"];
+        let fleet = opts(
+            &[
+                &etcd[..],
+                &["--frontend-id", "lb-1.dc2", "--status-ttl", "5s"],
+            ]
+            .concat(),
+        )
+        .unwrap()
+        .fleet
+        .unwrap();
+        assert_eq!(fleet.frontend_id, "lb-1.dc2");
+        assert_eq!(fleet.ttl, Duration::from_secs(5));
+        // The host name by default; nothing without etcd or when asked.
+        assert!(opts(&etcd).unwrap().fleet.is_some());
+        assert!(opts(&[]).unwrap().fleet.is_none());
+        assert!(
+            opts(&[&etcd[..], &["--no-fleet-status"]].concat())
+                .unwrap()
+                .fleet
+                .is_none()
+        );
+        let e = opts(&[&etcd[..], &["--frontend-id", "lb/1"]].concat()).unwrap_err();
+        assert!(
+            e.contains("--frontend-id \"lb/1\": '/' is not allowed"),
+            "{e}"
+        );
+        let e = opts(&["--frontend-id", "lb1"]).unwrap_err();
+        assert!(e.contains("give --etcd"), "{e}");
+        let e = opts(&[&etcd[..], &["--status-ttl", "1s"]].concat()).unwrap_err();
+        assert!(e.contains("at least 2s"), "{e}");
     }
 }

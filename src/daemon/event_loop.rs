@@ -292,7 +292,12 @@ impl EventLoop {
         debug!(triggers = names.join(","), "pass");
         tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
-            let result = lock(&pass).run(&triggers);
+            let result = {
+                let mut pass = lock(&pass);
+                let result = pass.run(&triggers);
+                pass.publish_status(&result);
+                result
+            };
             let _ = tx.send(Msg::PassDone {
                 result,
                 took: started.elapsed(),

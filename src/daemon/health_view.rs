@@ -102,6 +102,22 @@ impl HealthStep {
         }
     }
 
+    /// What health does to the desired state now, as text for a hash:
+    /// `service dest kind` per down dest (empty when all are up).
+    pub fn fingerprint(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        for v in self.view.verdicts() {
+            let _ = writeln!(out, "{} {} {:?}", v.service, v.dest, v.kind);
+        }
+        out
+    }
+
+    /// Dests found down (drained, removed or kept by fail-open).
+    pub fn down_count(&self) -> usize {
+        self.view.verdicts().count()
+    }
+
     /// Logs verdicts that are new (drains, removals, fail-open) and ended,
     /// and sets the gauges.
     fn report(&mut self, metrics: &Metrics) {

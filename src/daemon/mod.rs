@@ -10,7 +10,9 @@
 //! signals and the HTTP listener (`http`), and turns them into events for
 //! the schedule; each pass (`pass`) reads the inputs, renders, chooses the
 //! live table (the rule is `reconcile::live`), plans, applies through the
-//! [`Kernel`] and records drains in the state file (`state_file`).
+//! [`Kernel`] and records drains in the state file (`state_file`); after
+//! each pass, ok or failed, the fleet status record goes to the publisher
+//! (`status`), which writes it into the overlay's etcd.
 //!
 //! It holds to ARCHITECTURE.md's invariants on failing sources (fail
 //! static), ownership, the live copy and level triggering.
@@ -50,9 +52,11 @@ use self::event_loop::{EtcdFeed, EventLoop, Msg};
 use self::health::HealthChecker;
 use self::health_view::HealthStep;
 use self::inputs::{ConfigInput, ConfigWatch, GitPoller, OverlayInput};
-use self::pass::{Pass, PassSetup};
+use self::pass::{FleetStatus, Pass, PassSetup};
+use self::status::{StatusPublisher, StatusTuning};
 use self::sync::lock;
 use crate::error::format_error;
+use crate::fleet::FrontendStatus;
 use crate::metrics::Metrics;
 use crate::reconcile::{Drains, Settings};
 use crate::render::memo::Memo;
@@ -110,6 +114,7 @@ impl Daemon {
         let etcd = etcd_feed(&overlay);
         let has_git = config.git.is_some();
         let checker = start_checker(&shared, &tx);
+        let fleet = start_fleet_status(&opts)?;
         let pass = Pass::new(PassSetup {
             config: config.input,
             overlay,
@@ -125,6 +130,7 @@ impl Daemon {
             state_file: opts.state_file.clone(),
             metrics: shared.metrics.clone(),
             epoch: shared.epoch,
+            fleet,
         });
         let (http_stop, metrics_addr) = start_http(&opts, &shared, has_git, &checker, &tx).await?;
         let event_loop = EventLoop {
@@ -229,6 +235,39 @@ async fn start_overlay(opts: &Options) -> OverlayInput {
             OverlayInput::Etcd(Arc::new(watch))
         }
     }
+}
+
+/// Start step: the fleet status publisher, writing into the overlay's etcd
+/// (its first record goes out after the startup pass).
+fn start_fleet_status(opts: &Options) -> Result<Option<FleetStatus>> {
+    let Some(fleet) = &opts.fleet else {
+        return Ok(None);
+    };
+    let Some(OverlaySource::Etcd(settings)) = &opts.overlay else {
+        return Err(anyhow!(
+            "fleet status is published into the overlay's etcd, and there is no etcd overlay"
+        ));
+    };
+    let tuning = StatusTuning {
+        ttl: fleet.ttl,
+        heartbeat: opts.resync,
+        min_gap: fleet.min_gap,
+    };
+    let identity = status::identity(&fleet.frontend_id, &opts.config, &opts.ownership);
+    info!(
+        frontend = fleet.frontend_id,
+        "publishing the fleet status under {}",
+        settings.keys().key_display(&format!(
+            "{}{}",
+            crate::fleet::STATUS_DIR,
+            fleet.frontend_id
+        ))
+    );
+    Ok(Some(FleetStatus {
+        last: FrontendStatus::initial(&identity),
+        publisher: StatusPublisher::start(settings.clone(), tuning),
+        compile: format!("{:?}", opts.compile),
+    }))
 }
 
 fn etcd_feed(overlay: &OverlayInput) -> Option<EtcdFeed> {

@@ -47,7 +47,29 @@ pub struct Options {
     pub backoff_initial: Duration,
     /// How long the startup pass waits for the first etcd read.
     pub etcd_startup_wait: Duration,
+    /// Publishing this frontend's fleet status into the overlay's etcd
+    /// (`None`: not published; so without an etcd overlay).
+    pub fleet: Option<FleetOptions>,
 }
+
+/// The fleet status publisher's settings (docs/status-format.md); it writes
+/// at least every [`Options::resync`] (the heartbeat).
+#[derive(Debug, Clone)]
+pub struct FleetOptions {
+    /// The record's key segment (checked: `fleet::check_frontend_id`).
+    pub frontend_id: String,
+    /// The alive key's lease TTL: how long after its last renewal the
+    /// frontend shows as dead (at least 2 s).
+    pub ttl: Duration,
+    /// The shortest time between two writes of the record.
+    pub min_gap: Duration,
+}
+
+/// [`FleetOptions::ttl`] unless `--status-ttl` says otherwise.
+pub const STATUS_TTL: Duration = Duration::from_secs(30);
+
+/// [`FleetOptions::min_gap`] unless a test shortens it.
+pub const STATUS_MIN_GAP: Duration = Duration::from_secs(1);
 
 /// [`Options::backoff_initial`] unless a test shortens it.
 pub const BACKOFF_INITIAL: Duration = Duration::from_millis(500);

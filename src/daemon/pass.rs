@@ -3,7 +3,8 @@
 //! table, plan, apply, record. The decisions are pure functions (when the
 //! copy of the kernel's table may be used: `reconcile::live`; drains:
 //! `reconcile::drain`; the changes: `plan`); the steps do the I/O around
-//! them.
+//! them. After either outcome, [`Pass::publish_status`] hands the fleet
+//! status record (`fleet::after_pass`) to the publisher.
 //!
 //! Must not: decide when a pass runs (`reconcile::schedule` does) or change
 //! the kernel anywhere but in the apply step. Fail static: a pass that
@@ -26,9 +27,11 @@ use super::health_view::{Desired, Generation, HealthStep};
 use super::inputs::{ConfigInput, OverlayInput};
 use super::kernel::{ApplyFailure, Kernel};
 use super::state_file::save_drains;
+use super::status::StatusPublisher;
 use super::sync::lock;
 use crate::diag::Diagnostics;
 use crate::error::format_error;
+use crate::fleet::{self, FrontendError, FrontendStatus, PassFacts, PassOutcome, ProblemKind};
 use crate::health::HealthConfig;
 use crate::metrics::{Info, Metrics};
 use crate::model::{IpvsState, Op, ServiceKey};
@@ -48,6 +51,18 @@ pub struct PassReport {
     pub next_drain_deadline_ms: Option<u64>,
     /// The drain state file could not be written: retry soon.
     pub state_unsaved: bool,
+    /// Services and dests of the desired state applied (drained dests
+    /// included).
+    pub desired_size: (usize, usize),
+    /// Identifies the desired state applied ([`desired_hash`]).
+    pub desired_hash: String,
+    /// The pass corrected drift.
+    pub drift_corrected: bool,
+    /// The etcd revision of the overlay rendered (empty without etcd).
+    pub etcd_revision: String,
+    /// Dests health checks found down (drained, removed or kept by
+    /// fail-open).
+    pub unhealthy_dests: usize,
 }
 
 /// A failed pass: where, and why (one line).
@@ -55,14 +70,21 @@ pub struct PassReport {
 pub struct PassFailure {
     pub source: Source,
     pub error: String,
+    /// An invalid config: its first errors, as `validate` prints them
+    /// (empty for every other failure).
+    pub diagnostics: Vec<String>,
 }
 
 fn fail(source: Source) -> impl Fn(anyhow::Error) -> PassFailure {
     move |e| PassFailure {
         source,
         error: format_error(&e),
+        diagnostics: Vec::new(),
     }
 }
+
+/// How many of an invalid config's errors its fleet status record carries.
+const STATUS_DIAGNOSTICS: usize = 10;
 
 /// What passes keep from one to the next.
 pub struct Pass {
@@ -96,6 +118,17 @@ pub struct Pass {
     metrics: Arc<Metrics>,
     /// The daemon's clock: `epoch.elapsed()` is the schedule's now.
     epoch: Instant,
+    /// This frontend's fleet status, when published.
+    fleet: Option<FleetStatus>,
+}
+
+/// This frontend's fleet status record (issue 17) and where it goes.
+pub struct FleetStatus {
+    /// The record after the last pass.
+    pub last: FrontendStatus,
+    pub publisher: StatusPublisher,
+    /// The compile options, part of what identifies a desired state.
+    pub compile: String,
 }
 
 /// What [`Pass::new`] takes.
@@ -116,6 +149,7 @@ pub struct PassSetup {
     pub state_file: Option<PathBuf>,
     pub metrics: Arc<Metrics>,
     pub epoch: Instant,
+    pub fleet: Option<FleetStatus>,
 }
 
 /// The render step's state: the incremental renderer and what was logged.
@@ -225,6 +259,7 @@ impl Pass {
             copy_generation: None,
             metrics: s.metrics,
             epoch: s.epoch,
+            fleet: s.fleet,
         }
     }
 
@@ -322,6 +357,7 @@ impl Pass {
                 let tree = lock(slot).clone().ok_or_else(|| PassFailure {
                     source: Source::Git,
                     error: "no commit of the config repository read yet".to_string(),
+                    diagnostics: Vec::new(),
                 })?;
                 self.config_tree = Some(tree);
             }
@@ -348,6 +384,7 @@ impl Pass {
                             .last_error
                             .unwrap_or_else(|| "no answer".into())
                     ),
+                    diagnostics: Vec::new(),
                 })?;
                 let last_good = now.unix.saturating_sub(snap.age());
                 self.metrics
@@ -367,7 +404,7 @@ impl Pass {
         input: &Snapshot,
         now: Now,
     ) -> PassReport {
-        self.log_drains(&mut applied, generation);
+        let drift_corrected = self.log_drains(&mut applied, generation);
         self.keep_drains(std::mem::take(&mut applied.drains));
         self.metrics
             .set_sizes(applied.desired_size, applied.live_size);
@@ -384,12 +421,39 @@ impl Pass {
             self.copy_generation = applied.active.is_empty().then_some(generation);
         }
         self.last_ok = Some((generation, self.drains.clone()));
+        let desired_hash = match &self.fleet {
+            Some(fleet) => desired_hash(
+                inputs,
+                &fleet.compile,
+                &self.drains,
+                &self.health.fingerprint(),
+            ),
+            None => String::new(),
+        };
         PassReport {
             ops: applied.changes,
             drains_active: applied.active.len(),
             next_drain_deadline_ms: applied.next_deadline_ms,
             state_unsaved: self.state_unsaved,
+            desired_size: applied.desired_size,
+            desired_hash,
+            drift_corrected,
+            etcd_revision: input.etcd_revision.clone(),
+            unhealthy_dests: self.health.down_count(),
         }
+    }
+
+    /// Step (record, after either outcome): this frontend's fleet status
+    /// record after the pass, handed to the publisher (which never blocks
+    /// and never fails the pass).
+    pub fn publish_status(&mut self, result: &Result<PassReport, PassFailure>) {
+        let Some(fleet) = &mut self.fleet else {
+            return;
+        };
+        let now_ms = Now::read(self.epoch).unix_ms();
+        let facts = status_facts(result, self.config_tree.as_deref(), now_ms);
+        fleet.last = fleet::after_pass(&fleet.last, facts);
+        fleet.publisher.update(fleet.last.clone());
     }
 
     /// Logs the drains that ended (their records go: the apply deleted the
@@ -397,8 +461,8 @@ impl Pass {
     /// them) and started, and drift: ops although neither the desired
     /// state nor the drains changed since the last good pass (compared
     /// after the ended records are gone: a drain that ends changes the
-    /// drains, its delete is no correction).
-    fn log_drains(&self, applied: &mut Applied, generation: Generation) {
+    /// drains, its delete is no correction). Whether it was drift.
+    fn log_drains(&self, applied: &mut Applied, generation: Generation) -> bool {
         for (service, dest, why) in &applied.completed {
             info!(%service, %dest, reason = completion_label(*why), "drain ended");
             applied.drains.remove(service, dest);
@@ -407,7 +471,8 @@ impl Pass {
             .last_ok
             .as_ref()
             .is_some_and(|(g, d)| *g == generation && *d == applied.drains);
-        if applied.changes > 0 && unchanged {
+        let drift = applied.changes > 0 && unchanged;
+        if drift {
             warn!(
                 changes = applied.changes,
                 "corrected drift: the kernel differed from the unchanged desired state"
@@ -427,6 +492,7 @@ impl Pass {
                 .iter()
                 .map(|(_, _, c)| completion_label(*c)),
         );
+        drift
     }
 
     /// Keeps the drain records, and writes them to the state file when
@@ -507,10 +573,10 @@ impl Render {
                 self.log.report(&inputs, diags.iter(), metrics);
             }
             if !rendered.is_ok() {
-                return Err(PassFailure {
-                    source: Source::Config,
-                    error: invalid_config(&diags, input.config.source.revision.as_deref()),
-                });
+                return Err(invalid_config(
+                    &diags,
+                    input.config.source.revision.as_deref(),
+                ));
             }
         }
         Ok(Rendering {
@@ -615,6 +681,7 @@ impl KernelView {
                 "{}; the next pass reads the kernel and retries what is still needed",
                 f.error
             ),
+            diagnostics: Vec::new(),
         }
     }
 }
@@ -702,6 +769,7 @@ fn refused(e: plan::PlanError) -> PassFailure {
     PassFailure {
         source: Source::Plan,
         error: format!("{e}: keeping the kernel as it is"),
+        diagnostics: Vec::new(),
     }
 }
 
@@ -714,8 +782,9 @@ fn rereads_config(triggers: &BTreeSet<Trigger>, have_tree: bool) -> bool {
             .any(|t| !matches!(t, Trigger::Etcd | Trigger::Drain | Trigger::Health))
 }
 
-/// The error of a pass over an invalid config: how many errors, the first.
-fn invalid_config(diags: &Diagnostics, revision: Option<&str>) -> String {
+/// The failure of a pass over an invalid config: how many errors, the
+/// first; the first few for the fleet status.
+fn invalid_config(diags: &Diagnostics, revision: Option<&str>) -> PassFailure {
     let n = diags.errors().count();
     let first = diags
         .errors()
@@ -727,7 +796,15 @@ fn invalid_config(diags: &Diagnostics, revision: Option<&str>) -> String {
         None => String::new(),
     };
     let n = crate::text::plural(n, "error");
-    format!("invalid config{at} ({n}, first: {first}): keeping the kernel as it is")
+    PassFailure {
+        source: Source::Config,
+        error: format!("invalid config{at} ({n}, first: {first}): keeping the kernel as it is"),
+        diagnostics: diags
+            .errors()
+            .take(STATUS_DIAGNOSTICS)
+            .map(ToString::to_string)
+            .collect(),
+    }
 }
 
 /// The `plan_hash` of `clusterf_info`: the inputs and the drain records.
@@ -739,11 +816,103 @@ fn plan_hash(inputs: &str, drains: &Drains) -> String {
     crate::tree::hex(&h.finalize()[..8])
 }
 
+/// What identifies the desired state a pass applied, for the fleet status:
+/// SHA-256 over the inputs' content hashes (config and overlay), the
+/// compile options, the drain records and what health did, which together
+/// determine it (the render is deterministic); hashing the state itself
+/// would cost a walk over every dest at every pass.
+fn desired_hash(inputs: &str, compile: &str, drains: &Drains, health: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [inputs, compile, &drains.to_json(), health] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    format!("sha256:{}", crate::tree::hex(&h.finalize()))
+}
+
+/// What a pass saw and did, for its fleet status record.
+fn status_facts(
+    result: &Result<PassReport, PassFailure>,
+    config: Option<&Tree>,
+    now_ms: u64,
+) -> PassFacts {
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    let (overlay_revision, outcome) = match result {
+        Ok(r) => (
+            r.etcd_revision.parse().ok(),
+            PassOutcome::Applied {
+                desired_hash: r.desired_hash.clone(),
+                services: count(r.desired_size.0),
+                dests: count(r.desired_size.1),
+                drains: count(r.drains_active),
+                drift_corrected: r.drift_corrected,
+                unhealthy_dests: count(r.unhealthy_dests),
+            },
+        ),
+        Err(f) => (None, PassOutcome::Failed(status_error(f))),
+    };
+    PassFacts {
+        now_ms,
+        commit: config.and_then(|t| t.source.revision.clone()),
+        config_hash: config.map(Tree::content_hash),
+        overlay_revision,
+        outcome,
+    }
+}
+
+/// A failed pass as the fleet status names it.
+fn status_error(f: &PassFailure) -> FrontendError {
+    let kind = match f.source {
+        Source::Config if !f.diagnostics.is_empty() => ProblemKind::ValidationFailed,
+        Source::Config | Source::Git | Source::Etcd | Source::State => ProblemKind::FailStatic,
+        Source::Plan => ProblemKind::GuardRefused,
+        Source::Kernel | Source::Apply => ProblemKind::ApplyFailed,
+    };
+    FrontendError {
+        kind,
+        message: f.error.clone(),
+        diagnostics: f.diagnostics.clone(),
+    }
+}
+
 fn completion_label(c: Completion) -> &'static str {
     match c {
         Completion::Idle => "idle",
         Completion::Timeout => "timeout",
         Completion::Returned => "returned",
         Completion::Vanished => "vanished",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_pass_is_named_by_where_it_failed() {
+        let failure = |source, diagnostics: &[&str]| PassFailure {
+            source,
+            error: "e".into(),
+            diagnostics: diagnostics.iter().map(|d| d.to_string()).collect(),
+        };
+        let kind = |f: PassFailure| status_error(&f).kind;
+        let diag = "services/a/frontend: error: x";
+        assert_eq!(
+            kind(failure(Source::Config, &[diag])),
+            ProblemKind::ValidationFailed
+        );
+        for source in [Source::Config, Source::Git, Source::Etcd] {
+            assert_eq!(kind(failure(source, &[])), ProblemKind::FailStatic);
+        }
+        assert_eq!(kind(failure(Source::Plan, &[])), ProblemKind::GuardRefused);
+        for source in [Source::Kernel, Source::Apply] {
+            assert_eq!(kind(failure(source, &[])), ProblemKind::ApplyFailed);
+        }
+        let e = status_error(&failure(Source::Config, &[diag]));
+        assert_eq!(
+            (e.message.as_str(), e.diagnostics.as_slice()),
+            ("e", &[diag.to_string()][..])
+        );
     }
 }

@@ -4,9 +4,10 @@
 //! its own (gone when the host dies).
 //!
 //! Must not: block or fail a pass. [`StatusPublisher::update`] only swaps
-//! the pending record; a task writes it, at most once per `min_gap` and at
-//! least once per `heartbeat`, and reconnects with backoff while etcd is
-//! down (the status goes stale; the kernel is still reconciled).
+//! the pending record; a task writes it, at most once per `min_gap` (and
+//! only when the frontend's standing in a rollout changed) and at least
+//! once per `heartbeat`, and reconnects with backoff while etcd is down
+//! (the status goes stale; the kernel is still reconciled).
 
 use std::time::Duration;
 
@@ -19,7 +20,9 @@ use tracing::{debug, warn};
 use super::clock::unix_now;
 use crate::etcd::proto::PutRequest;
 use crate::etcd::{Client, KeepAlive};
-use crate::fleet::{ALIVE_DIR, FrontendStatus, STATUS_DIR};
+use crate::fleet::{ALIVE_DIR, FrontendStatus, Identity, STATUS_DIR};
+use crate::plan::Ownership;
+use crate::source::ConfigSource;
 use crate::source::etcd::{self as etcd_source, Settings};
 
 /// How often and how fast the record is written.
@@ -44,6 +47,35 @@ impl Default for StatusTuning {
     }
 }
 
+/// Who this frontend is, for its record: the id, this clusterf's version,
+/// the config source (credentials scrubbed, as logs name it) and what it
+/// owns (empty: the whole table; fwmark ranges as `fwmark 100-200`).
+pub fn identity(frontend_id: &str, config: &ConfigSource, ownership: &Ownership) -> Identity {
+    let config_source = match config {
+        ConfigSource::Dir(path) => path.display().to_string(),
+        ConfigSource::Git(git) => {
+            let mut label = crate::source::git::scrub_url(&git.repo);
+            if let Some(r) = &git.git_ref {
+                label.push('@');
+                label.push_str(r);
+            }
+            if let Some(sub) = &git.subdir {
+                label.push(':');
+                label.push_str(sub);
+            }
+            label
+        }
+    };
+    let doc = ownership.doc();
+    let fwmarks = doc.fwmarks.iter().map(|r| format!("fwmark {r}"));
+    Identity {
+        frontend: frontend_id.to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        config_source,
+        own: doc.cidrs.iter().cloned().chain(fwmarks).collect(),
+    }
+}
+
 /// The running publisher; dropping it stops writing (the alive key then
 /// lapses with its lease).
 pub struct StatusPublisher {
@@ -64,9 +96,16 @@ impl StatusPublisher {
         StatusPublisher { pending, task }
     }
 
-    /// Makes `record` the one to write next; returns at once.
+    /// Makes `record` the one to write next; returns at once. It is
+    /// written within `min_gap` when it changes the frontend's standing in
+    /// a rollout ([`FrontendStatus::same_standing`]), else with the next
+    /// heartbeat.
     pub fn update(&self, record: FrontendStatus) {
-        self.pending.send_replace(Some(record));
+        self.pending.send_if_modified(|pending| {
+            let prompt = pending.as_ref().is_none_or(|p| !p.same_standing(&record));
+            *pending = Some(record);
+            prompt
+        });
     }
 }
 
@@ -186,4 +225,35 @@ async fn write(
     .context("fleet alive key")?;
     debug!("fleet status written for {id}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_records_are_in_the_subtree_the_overlay_reader_skips() {
+        use crate::source::etcd::keys::STATUS_SUBTREE;
+        assert!(STATUS_DIR.starts_with(STATUS_SUBTREE));
+        assert!(ALIVE_DIR.starts_with(STATUS_SUBTREE));
+    }
+
+    #[test]
+    fn the_identity_scrubs_credentials_and_says_what_is_owned() {
+        let git = ConfigSource::Git(crate::source::git::Options {
+            repo: "https://user:tok3n@git.example/config.git".into(),
+            git_ref: Some("main".into()),
+            subdir: Some("site-a".into()),
+            cache_dir: None,
+            allowed_signers: None,
+        });
+        let own = Ownership::parse(&["10.1.0.0/16".into()], &["100-200".into()]).unwrap();
+        let id = identity("lb1", &git, &own);
+        assert_eq!(
+            id.config_source,
+            "https://git.example/config.git@main:site-a"
+        );
+        assert_eq!(id.own, ["10.1.0.0/16", "fwmark 100-200"]);
+        assert!(identity("lb1", &git, &Ownership::all()).own.is_empty());
+    }
 }

@@ -8,7 +8,10 @@
 pub mod record;
 pub mod view;
 
-pub use record::{FORMAT_VERSION, FrontendError, FrontendStatus, ProblemKind};
+pub use record::{
+    FORMAT_VERSION, FrontendError, FrontendStatus, Identity, PassFacts, PassOutcome, ProblemKind,
+    after_pass, check_frontend_id,
+};
 pub use view::{Fleet, FrontendRow, Gate, Sync, gate, view};
 
 /// Where the records live under the etcd prefix: the last record of each

@@ -221,14 +221,14 @@ impl Fleet {
     pub fn text(&self, now_ms: u64) -> String {
         let mut lines = vec![
             [
-                "FRONTEND", "STATE", "COMMIT", "SYNC", "APPLIED", "SERVICES", "PROBLEM",
+                "FRONTEND", "STATE", "COMMIT", "SYNC", "APPLIED", "SERVICES", "OWNS", "PROBLEM",
             ]
             .map(String::from),
         ];
         for r in &self.frontends {
             lines.push(text_row(r, now_ms));
         }
-        let widths: Vec<usize> = (0..7)
+        let widths: Vec<usize> = (0..8)
             .map(|i| {
                 lines
                     .iter()
@@ -253,7 +253,7 @@ impl Fleet {
     }
 }
 
-fn text_row(r: &FrontendRow, now_ms: u64) -> [String; 7] {
+fn text_row(r: &FrontendRow, now_ms: u64) -> [String; 8] {
     let seen = r
         .age_ms
         .map_or("-".to_string(), |a| format!("{} ago", age(a)));
@@ -267,6 +267,7 @@ fn text_row(r: &FrontendRow, now_ms: u64) -> [String; 7] {
         return [
             r.frontend.clone(),
             state,
+            "-".into(),
             "-".into(),
             "-".into(),
             "-".into(),
@@ -292,8 +293,18 @@ fn text_row(r: &FrontendRow, now_ms: u64) -> [String; 7] {
         sync.to_string(),
         applied,
         format!("{}/{}", s.services, s.dests),
+        owns(&s.own),
         problem,
     ]
+}
+
+/// What a frontend owns, for the text: `all` (the whole table) or the
+/// ranges, comma-separated.
+fn owns(own: &[String]) -> String {
+    if own.is_empty() {
+        return "all".to_string();
+    }
+    own.join(",").replace("fwmark ", "fwmark:")
 }
 
 #[cfg(test)]
@@ -408,10 +419,9 @@ mod tests {
 
     #[test]
     fn the_text_is_aligned_one_line_per_frontend() {
-        let fleet = [
-            status("lb1", NEW, Some(NEW), 10_000),
-            status("frontend-22", OLD, None, 1_000),
-        ];
+        let mut lb1 = status("lb1", NEW, Some(NEW), 10_000);
+        lb1.own = vec!["10.1.0.0/16".into()];
+        let fleet = [lb1, status("frontend-22", OLD, None, 1_000)];
         let v = view(
             &records(&fleet),
             &alive(&["lb1", "frontend-22"]),
@@ -421,9 +431,9 @@ mod tests {
         assert_eq!(
             v.text(60_000),
             "target commit 4f2a9c1e0b7d\n\
-             FRONTEND     STATE         COMMIT        SYNC     APPLIED  SERVICES  PROBLEM\n\
-             frontend-22  alive 2s ago  9d0c3b2a1111  BEHIND   never    2/8\n\
-             lb1          alive 2s ago  4f2a9c1e0b7d  in sync  10s ago  2/8\n"
+             FRONTEND     STATE         COMMIT        SYNC     APPLIED  SERVICES  OWNS         PROBLEM\n\
+             frontend-22  alive 2s ago  9d0c3b2a1111  BEHIND   never    2/8       all\n\
+             lb1          alive 2s ago  4f2a9c1e0b7d  in sync  10s ago  2/8       10.1.0.0/16\n"
         );
     }
 }

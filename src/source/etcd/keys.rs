@@ -6,6 +6,8 @@
 //! This module never interprets values (that is `config`'s job), and the
 //! paths it makes keep the [`Tree`] invariant: relative, `/`-separated,
 //! no empty, `.`, `..` or other dot-file components, no NUL bytes.
+//! `<prefix>/status/` holds the frontends' fleet status records
+//! (docs/status-format.md), not overlay keys: it is never part of a tree.
 
 use crate::tree::{Tree, is_hidden};
 
@@ -25,6 +27,9 @@ pub enum KeyKind {
     Path(String),
     /// Below the prefix, but a dot-file component: skipped like a dot-file.
     Hidden,
+    /// Below `<prefix>/status/`: the fleet status records, written by the
+    /// daemons themselves; skipped.
+    Status,
     /// Below the prefix, but no valid path: recorded as unreadable under
     /// `key` (the relative key, lossily decoded) with `reason`.
     Invalid { key: String, reason: &'static str },
@@ -83,6 +88,9 @@ impl Keyspace {
         if text.contains('\0') {
             return invalid(rel, "key contains a NUL byte");
         }
+        if text.starts_with(STATUS_SUBTREE) {
+            return KeyKind::Status;
+        }
         let mut empty = false;
         for component in text.split('/') {
             if is_hidden(component) {
@@ -96,6 +104,10 @@ impl Keyspace {
         KeyKind::Path(text.to_string())
     }
 }
+
+/// The fleet status subtree below the prefix (`crate::fleet::STATUS_DIR`
+/// and `ALIVE_DIR` are below it).
+pub const STATUS_SUBTREE: &str = "status/";
 
 fn invalid(rel: &[u8], reason: &'static str) -> KeyKind {
     let mut key = String::from_utf8_lossy(rel).replace('\0', "\\0");
@@ -118,7 +130,7 @@ pub fn apply_put(tree: &mut Tree, keys: &Keyspace, key: &[u8], value: &[u8]) -> 
         KeyKind::Invalid { key, reason } => {
             tree.unreadable.insert(key, reason.to_string()) != Some(reason.to_string())
         }
-        KeyKind::Hidden | KeyKind::Outside => false,
+        KeyKind::Hidden | KeyKind::Status | KeyKind::Outside => false,
     }
 }
 
@@ -127,7 +139,7 @@ pub fn apply_delete(tree: &mut Tree, keys: &Keyspace, key: &[u8]) -> bool {
     match keys.classify(key) {
         KeyKind::Path(path) => tree.files.remove(&path).is_some(),
         KeyKind::Invalid { key, .. } => tree.unreadable.remove(&key).is_some(),
-        KeyKind::Hidden | KeyKind::Outside => false,
+        KeyKind::Hidden | KeyKind::Status | KeyKind::Outside => false,
     }
 }
 
@@ -180,6 +192,20 @@ mod tests {
         );
         assert_eq!(ks.classify(b"/clusterf/../etc/passwd"), KeyKind::Hidden);
         assert_eq!(ks.classify(b"/clusterf/routes/.x"), KeyKind::Hidden);
+        assert_eq!(
+            ks.classify(b"/clusterf/status/frontends/lb1"),
+            KeyKind::Status
+        );
+        assert_eq!(ks.classify(b"/clusterf/status/alive/lb1"), KeyKind::Status);
+        // Only the subtree: a file named `status` or `statuses/` is a path.
+        assert_eq!(
+            ks.classify(b"/clusterf/status"),
+            KeyKind::Path("status".into())
+        );
+        assert_eq!(
+            ks.classify(b"/clusterf/statuses/x"),
+            KeyKind::Path("statuses/x".into())
+        );
         assert!(matches!(
             ks.classify(b"/clusterf/services//backends/a"),
             KeyKind::Invalid {
@@ -221,6 +247,17 @@ mod tests {
         assert!(apply_put(&mut tree, &ks, b"/clusterf/routes/a", b"2"));
         assert!(!apply_put(&mut tree, &ks, b"/clusterf/.hidden", b"2"));
         assert!(!apply_put(&mut tree, &ks, b"/elsewhere", b"2"));
+        assert!(!apply_put(
+            &mut tree,
+            &ks,
+            b"/clusterf/status/frontends/a",
+            b"{}"
+        ));
+        assert!(!apply_delete(
+            &mut tree,
+            &ks,
+            b"/clusterf/status/frontends/a"
+        ));
         assert!(apply_put(&mut tree, &ks, b"/clusterf/routes/\xff", b"2"));
         assert!(!apply_put(&mut tree, &ks, b"/clusterf/routes/\xff", b"3"));
         assert_eq!(tree.files.len(), 1);
@@ -265,7 +302,7 @@ mod tests {
                     prop_assert_eq!(ks.key(&p), full);
                 }
                 KeyKind::Invalid { key, .. } => prop_assert!(!key.is_empty()),
-                KeyKind::Hidden => {}
+                KeyKind::Hidden | KeyKind::Status => {}
                 KeyKind::Outside => prop_assert!(false, "a key below the prefix is outside"),
             }
         }

@@ -391,13 +391,20 @@ fn apply(
         return;
     };
     snap.last_good = Instant::now();
-    if resp.events.is_empty() {
+    // The fleet status records below the prefix are no part of the
+    // overlay: their writes neither copy the tree nor move its revision.
+    let events: Vec<_> = resp
+        .events
+        .iter()
+        .filter_map(|e| Some((e, e.kv.as_ref()?)))
+        .filter(|(_, kv)| settings.keys().classify(&kv.key) != keys::KeyKind::Status)
+        .collect();
+    if events.is_empty() {
         return;
     }
     let tree = Arc::make_mut(&mut snap.tree);
     let mut changed = false;
-    for event in &resp.events {
-        let Some(kv) = &event.kv else { continue };
+    for (event, kv) in events {
         let applied = match EventType::try_from(event.r#type) {
             Ok(EventType::Put) => keys::apply_put(tree, settings.keys(), &kv.key, &kv.value),
             Ok(EventType::Delete) => keys::apply_delete(tree, settings.keys(), &kv.key),
