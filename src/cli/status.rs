@@ -119,7 +119,7 @@ fn print(fleet: &Fleet, output: &str) -> Result<()> {
         s.push('\n');
         s
     } else {
-        fleet.text(now_ms())
+        fleet.text(now_ms(), super::use_color(&std::io::stdout()))
     };
     super::emit(&text)?;
     Ok(())

@@ -217,8 +217,10 @@ pub fn age(ms: u64) -> String {
 }
 
 impl Fleet {
-    /// One aligned line per frontend, under a header.
-    pub fn text(&self, now_ms: u64) -> String {
+    /// One aligned line per frontend, under a header; `color`: dead,
+    /// behind and problems in red or yellow, alive and in sync in green
+    /// (ANSI codes around the padded cells, so columns stay aligned).
+    pub fn text(&self, now_ms: u64, color: bool) -> String {
         let mut lines = vec![
             [
                 "FRONTEND", "STATE", "COMMIT", "SYNC", "APPLIED", "SERVICES", "OWNS", "PROBLEM",
@@ -241,15 +243,35 @@ impl Fleet {
         if let Some(t) = &self.target {
             let _ = writeln!(out, "target commit {}", short(t));
         }
-        for l in lines {
+        for (n, l) in lines.iter().enumerate() {
             let mut line = String::new();
             for (i, cell) in l.iter().enumerate() {
-                let _ = write!(line, "{cell:<w$}  ", w = widths[i]);
+                let padded = format!("{cell:<w$}", w = widths[i]);
+                match paint(i, cell).filter(|_| color && n > 0) {
+                    Some(code) => {
+                        let _ = write!(line, "\x1b[{code}m{padded}\x1b[0m  ");
+                    }
+                    None => {
+                        let _ = write!(line, "{padded}  ");
+                    }
+                }
             }
             out.push_str(line.trim_end());
             out.push('\n');
         }
         out
+    }
+}
+
+/// The ANSI colour of a cell of column `col`, if any.
+fn paint(col: usize, cell: &str) -> Option<&'static str> {
+    match (col, cell) {
+        (1, c) if c.starts_with("DEAD") => Some("31"),
+        (1, c) if c.starts_with("alive") => Some("32"),
+        (3, "in sync") => Some("32"),
+        (3, "BEHIND") => Some("33"),
+        (7, c) if !c.is_empty() => Some("31"),
+        _ => None,
     }
 }
 
@@ -395,7 +417,11 @@ mod tests {
             gate(&v, 2),
             Gate::Waiting(vec!["1 of at least 2 frontends alive".into()])
         );
-        assert!(v.text(60_000).contains("DEAD 2s ago"), "{}", v.text(60_000));
+        assert!(
+            v.text(60_000, false).contains("DEAD 2s ago"),
+            "{}",
+            v.text(60_000, false)
+        );
     }
 
     #[test]
@@ -429,11 +455,24 @@ mod tests {
             60_000,
         );
         assert_eq!(
-            v.text(60_000),
+            v.text(60_000, false),
             "target commit 4f2a9c1e0b7d\n\
              FRONTEND     STATE         COMMIT        SYNC     APPLIED  SERVICES  OWNS         PROBLEM\n\
              frontend-22  alive 2s ago  9d0c3b2a1111  BEHIND   never    2/8       all\n\
              lb1          alive 2s ago  4f2a9c1e0b7d  in sync  10s ago  2/8       10.1.0.0/16\n"
         );
+        // In colour: the same columns, codes around the padded cells only.
+        let colored = v.text(60_000, true);
+        assert!(colored.contains("\x1b[33mBEHIND \x1b[0m"), "{colored:?}");
+        assert!(
+            colored.contains("\x1b[32malive 2s ago\x1b[0m"),
+            "{colored:?}"
+        );
+        let plain: String = colored
+            .replace("\x1b[0m", "")
+            .replace("\x1b[31m", "")
+            .replace("\x1b[32m", "")
+            .replace("\x1b[33m", "");
+        assert_eq!(plain, v.text(60_000, false));
     }
 }
