@@ -62,6 +62,8 @@ const DATA_COMMANDS: &[&[&str]] = &[
     &["render", "--config-path", "config", "--output", "json"],
     &["schema"],
     &["etcd", "dump", "--overlay-path", "overlay"],
+    &["completions", "bash"],
+    &["man"],
 ];
 
 /// Runs with stdout a pipe whose reader is gone before anything is

@@ -16,6 +16,7 @@ pub mod apply;
 pub mod check;
 pub mod docker;
 pub mod etcd;
+pub mod packaging;
 pub mod plan;
 pub mod render;
 pub mod show;
@@ -25,7 +26,12 @@ pub mod watch;
 
 /// Declarative GitOps reconciler for Linux IPVS.
 #[derive(Debug, Parser)]
-#[command(name = "clusterf", version, about, propagate_version = true)]
+#[command(
+    name = "clusterf",
+    version = env!("CLUSTERF_VERSION"),
+    about,
+    propagate_version = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -53,6 +59,10 @@ pub enum Command {
     Docker(docker::DockerArgs),
     /// Show each frontend's status from etcd; --wait blocks until a commit is live
     Status(status::StatusArgs),
+    /// Print a shell completion script (bash, zsh, fish)
+    Completions(packaging::CompletionsArgs),
+    /// Print the man page, clusterf(1), in roff; --dir writes every page
+    Man(packaging::ManArgs),
 }
 
 /// An error whose message has already been printed: exit with `code`.
@@ -151,6 +161,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Docker(args) => docker::run(&args),
         Command::Status(args) => status::run(&args),
         Command::Check(args) => check::run(&args),
+        Command::Completions(args) => packaging::completions(&args),
+        Command::Man(args) => packaging::man(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
