@@ -2,7 +2,8 @@
 # Runs every clusterf test on a fresh Debian machine: installs what the tests
 # need (etcd and etcdctl for the overlay tests, qemu and the guest's userland
 # for the kernel IPVS and Docker tests in a VM, openssl for TLS certificates,
-# man-db to render the man page),
+# promtool from prometheus for the alert rules and dashboard in
+# examples/monitoring/, man-db to render the man page),
 # then formatting, lint and the whole cargo test suite. Integration tests fail
 # (never skip) when CI is set and a component is missing.
 #
@@ -14,7 +15,7 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests use (tests/vm/ fetches the guest's kernel and
 # the Docker guest's packages itself, with apt-get download).
 packages=(etcd-server etcd-client qemu-system-x86 ipvsadm busybox-static cpio
-  lz4 iproute2 openssl git kmod man-db)
+  lz4 iproute2 openssl git kmod prometheus man-db)
 need=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
