@@ -569,7 +569,11 @@ async fn daemons_publish_their_status_the_gate_opens_names_a_broken_one_and_a_st
         let rec = record(id);
         assert_eq!(rec["commit"], c1.as_str(), "{rec}");
         assert_eq!(rec["applied"], c1.as_str(), "{rec}");
-        assert_eq!(rec["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(
+            rec["version"],
+            env!("CLUSTERF_VERSION"),
+            "the version as --version says it"
+        );
         assert!(rec["overlay_revision"].as_i64().is_some(), "{rec}");
         assert!(
             rec["applied_desired_hash"]

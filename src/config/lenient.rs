@@ -222,12 +222,12 @@ fn service_backends(
     };
     for (key, value) in pairs {
         let Some(name) = key_text(text, key) else {
-            r.error(pos(&key.referenced), not_a_string(&key.value));
+            r.error(pos(&key.defined), not_a_string(&key.value));
             continue;
         };
         if out.contains_key(&name) {
             r.error(
-                pos(&key.referenced),
+                pos(&key.defined),
                 format!("duplicate key {}", text::quote(&name)),
             );
             continue;
@@ -414,12 +414,12 @@ fn fields<'n, const N: usize>(
     let mut seen: Vec<String> = Vec::new();
     for (key, value) in pairs {
         let Some(name) = key_text(text, key) else {
-            r.error(pos(&key.referenced), not_a_string(&key.value));
+            r.error(pos(&key.defined), not_a_string(&key.value));
             continue;
         };
         if seen.contains(&name) {
             r.error(
-                pos(&key.referenced),
+                pos(&key.defined),
                 format!("duplicate key {}", text::quote(&name)),
             );
             continue;
@@ -427,7 +427,7 @@ fn fields<'n, const N: usize>(
         match known.iter().position(|k| *k == name) {
             Some(i) => out[i] = Some(value),
             None => r.error(
-                pos(&key.referenced),
+                pos(&key.defined),
                 format!(
                     "unknown field {}, expected one of {}",
                     text::quote(&name),
@@ -507,7 +507,7 @@ fn is_null(node: &Node) -> bool {
 
 /// The source text of a scalar, as written.
 fn literal<'t, T>(text: &'t str, s: &Spanned<T>) -> Option<&'t str> {
-    let span = s.referenced.span();
+    let span = s.defined.span();
     let start = usize::try_from(span.byte_offset()?).ok()?;
     let len = usize::try_from(span.byte_len()?).ok()?;
     text.get(start..start.checked_add(len)?).map(str::trim)
@@ -714,6 +714,12 @@ mod tests {
             "frontend: {tcp: 80}\nbackends: {a: {tcp: {x: 1, 'x': 2}}}\n",
             "prefix: {a: 1, a: 2}\nmethod: masq\n",
             "scheduler: {0x10: 1, 16: 2}\n",
+            "<<: { scheipd#8:6::2&b: }",
+            "<<: {frontend: {tcp: 80}}\nbogus: 1\n",
+            "<<: {frontend: {tcp: 80}, 1: x}\n",
+            "<<: {frontend: {tcp: 80}}\nbackends: {<<: {a: {bogus: 1}}}\n",
+            "base: &b {bogus: 1}\n<<: *b\n",
+            "frontend: {tcp: 80}\nbackends: {a: {<<: {ipv4: 10.0.0.1, weight: 1, x: 2}}}\n",
             "frontend: {tcp: 80}\nhealthcheck: 5\n",
             "frontend: {tcp: 80}\nhealthcheck: [tcp]\n",
             "frontend: {tcp: 80}\nhealthcheck: {type: tcp, bogus: 1}\n",

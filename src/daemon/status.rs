@@ -70,7 +70,7 @@ pub fn identity(frontend_id: &str, config: &ConfigSource, ownership: &Ownership)
     let fwmarks = doc.fwmarks.iter().map(|r| format!("fwmark {r}"));
     Identity {
         frontend: frontend_id.to_string(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
+        version: env!("CLUSTERF_VERSION").to_string(),
         config_source,
         own: doc.cidrs.iter().cloned().chain(fwmarks).collect(),
     }
