@@ -324,8 +324,10 @@ fn route_method(r: &mut Reporter, text: &str, node: &Spanned<Node>) -> Option<Ra
     let name = match &word.value {
         Node::Scalar(RawScalar(RawStr::Str(s), ..)) => s.as_str(),
         // An empty value is null, which serde-saphyr names `~` (found by
-        // fuzzing: `method: #comment`).
+        // fuzzing: `method: #comment`), unless a tag makes it the empty
+        // string (`method: !t`, also found by fuzzing).
         Node::Scalar(_) => match literal(text, word)? {
+            "" if tagged(text, word) => "",
             "" => "~",
             lit => lit,
         },
@@ -503,6 +505,24 @@ fn spanned_as_value<T, U>(s: &Spanned<T>, value: U) -> Spanned<U> {
 
 fn is_null(node: &Node) -> bool {
     matches!(node, Node::Scalar(RawScalar(RawStr::Other("null"), ..)))
+}
+
+/// Whether a tag (`!name`) stands right before the node (the untyped
+/// reading does not see tags).
+fn tagged<T>(text: &str, s: &Spanned<T>) -> bool {
+    let Some(start) = s.defined.span().byte_offset() else {
+        return false;
+    };
+    let before = usize::try_from(start)
+        .ok()
+        .and_then(|start| text.get(..start))
+        .unwrap_or("");
+    let token = before
+        .trim_end()
+        .rsplit([' ', '\t', '\n'])
+        .next()
+        .unwrap_or("");
+    token.starts_with('!') && token != "!!null"
 }
 
 /// The source text of a scalar, as written.
@@ -716,6 +736,11 @@ mod tests {
             "scheduler: {0x10: 1, 16: 2}\n",
             "<<: { scheipd#8:6::2&b: }",
             "<<: {frontend: {tcp: 80}}\nbogus: 1\n",
+            "method: !0f#: ",
+            "method: !t\n",
+            "method: !!str\n",
+            "method: !!null\n",
+            "method: #x\n",
             "<<: {frontend: {tcp: 80}, 1: x}\n",
             "<<: {frontend: {tcp: 80}}\nbackends: {<<: {a: {bogus: 1}}}\n",
             "base: &b {bogus: 1}\n<<: *b\n",
