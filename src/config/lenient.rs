@@ -507,8 +507,8 @@ fn is_null(node: &Node) -> bool {
     matches!(node, Node::Scalar(RawScalar(RawStr::Other("null"), ..)))
 }
 
-/// Whether a tag (`!name`) stands right before the node (the untyped
-/// reading does not see tags).
+/// Whether a tag (`!name`) stands right before the node, alone or beside
+/// an anchor (the untyped reading does not see tags).
 fn tagged<T>(text: &str, s: &Spanned<T>) -> bool {
     let Some(start) = s.defined.span().byte_offset() else {
         return false;
@@ -517,12 +517,13 @@ fn tagged<T>(text: &str, s: &Spanned<T>) -> bool {
         .ok()
         .and_then(|start| text.get(..start))
         .unwrap_or("");
-    let token = before
-        .trim_end()
-        .rsplit([' ', '\t', '\n'])
-        .next()
-        .unwrap_or("");
-    token.starts_with('!') && token != "!!null"
+    // The node's properties (a tag and an anchor, in either order) are the
+    // tokens right before it.
+    before
+        .split_whitespace()
+        .rev()
+        .take_while(|t| t.starts_with('!') || t.starts_with('&'))
+        .any(|t| t.starts_with('!') && t != "!!null")
 }
 
 /// The source text of a scalar, as written.
@@ -737,6 +738,9 @@ mod tests {
             "<<: { scheipd#8:6::2&b: }",
             "<<: {frontend: {tcp: 80}}\nbogus: 1\n",
             "method: !0f#: ",
+            "method: !2rep: &e\n",
+            "method: &e !t\n",
+            "method: &e\n",
             "method: !t\n",
             "method: !!str\n",
             "method: !!null\n",
