@@ -878,46 +878,11 @@ async fn status_records_are_no_part_of_the_overlay() {
 
 // --- the VM scenario ------------------------------------------------------------
 
-fn in_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
 /// A real-kernel daemon publishes its status and `clusterf status` agrees
 /// with `ipvsadm -S -n` on the counts, with etcd running inside the qemu
 /// guest: tests/vm/scenarios/fleet-status.sh (its header says what it
 /// checks). Fails in CI without qemu, the guest or etcd.
 #[test]
 fn fleet_status_scenario_in_the_vm() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let etcd = support::etcd_binary().filter(|b| b.is_file());
-    let qemu = Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let why = match (&etcd, qemu) {
-        (None, _) => Some("no etcd binary"),
-        (_, false) => Some("no qemu-system-x86_64"),
-        _ => None,
-    };
-    if let Some(why) = why {
-        if in_ci() {
-            panic!("the fleet status VM scenario needs qemu and etcd and CI is set: {why}");
-        }
-        eprintln!("\n!!!!!!!! SKIP: fleet status VM scenario: {why} !!!!!!!!\n");
-        return;
-    }
-    let out = Command::new(root.join("tests/vm/run.sh"))
-        .arg("fleet-status")
-        .arg(format!("{}:etcd", etcd.unwrap().display()))
-        .env("CLUSTERF_BIN", env!("CARGO_BIN_EXE_clusterf"))
-        .output()
-        .expect("run tests/vm/run.sh");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("--- fleet-status: stdout\n{stdout}--- fleet-status: stderr\n{stderr}");
-    assert!(
-        out.status.success(),
-        "fleet-status scenario failed ({}):\n--- stdout\n{stdout}--- stderr\n{stderr}",
-        out.status
-    );
+    support::vm_scenario_with_etcd("fleet-status", env!("CARGO_BIN_EXE_clusterf"));
 }

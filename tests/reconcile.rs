@@ -1110,47 +1110,12 @@ async fn a_swapped_symlink_and_a_replaced_directory_are_followed() {
 
 // --- the VM scenario ------------------------------------------------------------
 
-fn in_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
 /// `apply --watch` against the real kernel in the qemu guest, with etcd
 /// running inside the guest: tests/vm/scenarios/watch.sh (its header says
 /// what it checks). Fails in CI without qemu, the guest or etcd.
 #[test]
 fn watch_scenario_in_the_vm() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let etcd = support::etcd_binary().filter(|b| b.is_file());
-    let qemu = std::process::Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let why = match (&etcd, qemu) {
-        (None, _) => Some("no etcd binary"),
-        (_, false) => Some("no qemu-system-x86_64"),
-        _ => None,
-    };
-    if let Some(why) = why {
-        if in_ci() {
-            panic!("the watch VM scenario needs qemu and etcd and CI is set: {why}");
-        }
-        eprintln!("\n!!!!!!!! SKIP: watch VM scenario: {why} !!!!!!!!\n");
-        return;
-    }
-    let out = std::process::Command::new(root.join("tests/vm/run.sh"))
-        .arg("watch")
-        .arg(format!("{}:etcd", etcd.unwrap().display()))
-        .env("CLUSTERF_BIN", env!("CARGO_BIN_EXE_clusterf"))
-        .output()
-        .expect("run tests/vm/run.sh");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("--- watch: stdout\n{stdout}--- watch: stderr\n{stderr}");
-    assert!(
-        out.status.success(),
-        "watch scenario failed ({}):\n--- stdout\n{stdout}--- stderr\n{stderr}",
-        out.status
-    );
+    support::vm_scenario_with_etcd("watch", env!("CARGO_BIN_EXE_clusterf"));
 }
 
 fn git(dir: &Path, args: &[&str]) {

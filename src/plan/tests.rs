@@ -34,6 +34,22 @@ fn state(services: &[Spec<'_>]) -> IpvsState {
     st
 }
 
+/// The inputs and live fingerprint a JSON plan document names.
+fn json_inputs() -> (saved::Inputs, saved::LiveFingerprint) {
+    let inputs = saved::Inputs {
+        config_hash: "0".repeat(64),
+        config_revision: None,
+        overlay_hash: None,
+        overlay_revision: None,
+    };
+    let fingerprint = saved::LiveFingerprint {
+        source: "empty".into(),
+        hash: "1".repeat(64),
+        thresholds: true,
+    };
+    (inputs, fingerprint)
+}
+
 fn ops(p: &Plan) -> Vec<String> {
     p.ops()
         .map(|op| match op {
@@ -371,17 +387,7 @@ fn a_refused_plan_says_so_in_every_format() {
     else {
         panic!("deleting every owned service is refused");
     };
-    let inputs = saved::Inputs {
-        config_hash: "0".repeat(64),
-        config_revision: None,
-        overlay_hash: None,
-        overlay_revision: None,
-    };
-    let fingerprint = saved::LiveFingerprint {
-        source: "empty".into(),
-        hash: "1".repeat(64),
-        thresholds: true,
-    };
+    let (inputs, fingerprint) = json_inputs();
     let own = Ownership::all();
     let doc = |refused| {
         let text = output::json(&p, &desired, &inputs, &fingerprint, &own, refused);
@@ -562,17 +568,7 @@ fn emptied_services_are_named_in_every_format_and_guarded() {
         ),
         "{md}"
     );
-    let inputs = saved::Inputs {
-        config_hash: "0".repeat(64),
-        config_revision: None,
-        overlay_hash: None,
-        overlay_revision: None,
-    };
-    let fingerprint = saved::LiveFingerprint {
-        source: "empty".into(),
-        hash: "1".repeat(64),
-        thresholds: true,
-    };
+    let (inputs, fingerprint) = json_inputs();
     let doc = output::json(&p, &half, &inputs, &fingerprint, &Ownership::all(), None);
     let doc: serde_json::Value = serde_json::from_str(&doc).unwrap();
     assert_eq!(
@@ -702,17 +698,7 @@ fn a_dest_drained_for_health_shows_the_reason() {
     );
     let md = output::markdown(&p, &desired, None);
     assert!(md.contains(&format!("(unhealthy: {reason})")), "{md}");
-    let inputs = saved::Inputs {
-        config_hash: "0".repeat(64),
-        config_revision: None,
-        overlay_hash: None,
-        overlay_revision: None,
-    };
-    let fingerprint = saved::LiveFingerprint {
-        source: "empty".into(),
-        hash: "1".repeat(64),
-        thresholds: true,
-    };
+    let (inputs, fingerprint) = json_inputs();
     let json = output::json(&p, &desired, &inputs, &fingerprint, &Ownership::all(), None);
     let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(doc["changes"][0]["health"], serde_json::json!(reason));

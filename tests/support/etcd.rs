@@ -433,3 +433,44 @@ impl TestClient {
         self.0.lease_revoke(id).await
     }
 }
+
+/// Runs VM scenario `name` (tests/vm/scenarios/NAME.sh) with this host's
+/// etcd binary in the guest as /data/etcd and `clusterf` (the test's
+/// `CARGO_BIN_EXE_clusterf`); asserts that it exits 0. Without qemu or
+/// etcd: a failure when CI is set, a loud SKIP otherwise.
+pub fn vm_scenario_with_etcd(name: &str, clusterf: &str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let etcd = etcd_binary().filter(|b| b.is_file());
+    let qemu = Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let why = match (&etcd, qemu) {
+        (None, _) => Some("no etcd binary"),
+        (_, false) => Some("no qemu-system-x86_64"),
+        _ => None,
+    };
+    if let Some(why) = why {
+        let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0");
+        assert!(
+            !ci,
+            "the {name} VM scenario needs qemu and etcd and CI is set: {why}"
+        );
+        eprintln!("\n!!!!!!!! SKIP: {name} VM scenario: {why} !!!!!!!!\n");
+        return;
+    }
+    let out = Command::new(root.join("tests/vm/run.sh"))
+        .arg(name)
+        .arg(format!("{}:etcd", etcd.unwrap().display()))
+        .env("CLUSTERF_BIN", clusterf)
+        .output()
+        .expect("run tests/vm/run.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("--- {name}: stdout\n{stdout}--- {name}: stderr\n{stderr}");
+    assert!(
+        out.status.success(),
+        "{name} scenario failed ({}):\n--- stdout\n{stdout}--- stderr\n{stderr}",
+        out.status
+    );
+}
