@@ -6,12 +6,14 @@
 //! changes nothing. `clusterf check` runs the same checks once.
 //! (The real kernel with real traffic: tests/vm/scenarios/health.sh.)
 
+#[path = "support/daemon.rs"]
+mod support_daemon;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use clap::Parser;
@@ -19,6 +21,7 @@ use clusterf::cli::source::{ConfigArgs, OverlayArgs};
 use clusterf::cli::watch::{WatchArgs, resolve};
 use clusterf::daemon::{Daemon, MemoryKernel, Options};
 use clusterf::model::IpvsState;
+use support_daemon::{eventually, started};
 
 #[derive(Parser)]
 struct Sources {
@@ -119,26 +122,6 @@ fn weight(state: &IpvsState, dest: SocketAddr) -> Option<u32> {
         .values()
         .find_map(|s| s.dests.get(&dest))
         .map(|d| d.attrs.weight)
-}
-
-async fn eventually(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-async fn started(opts: Options, kernel: &MemoryKernel) -> Daemon {
-    let daemon = Daemon::start(opts, Box::new(kernel.clone())).await.unwrap();
-    eventually(Duration::from_secs(10), "the startup pass", || {
-        daemon.status().passes_ok >= 1
-    })
-    .await;
-    daemon
 }
 
 /// The value of one series in the daemon's Prometheus exposition.

@@ -11,6 +11,8 @@ mod support;
 #[path = "support/http.rs"]
 mod support_http;
 
+#[path = "support/daemon.rs"]
+mod support_daemon;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -22,6 +24,7 @@ use clusterf::daemon::{Daemon, MemoryKernel, Options};
 use clusterf::model::{DestStats, IpvsState};
 use clusterf::source::etcd::watch::Tuning;
 use support::Etcd;
+use support_daemon::{eventually, started};
 use support_http::http;
 
 const FRONTEND: &str = r#"{"ipv4": "10.107.107.107", "tcp": 1337}"#;
@@ -92,29 +95,6 @@ fn dests(state: &IpvsState) -> Vec<(String, u32)> {
         .values()
         .flat_map(|s| s.dests.iter().map(|(a, d)| (a.to_string(), d.attrs.weight)))
         .collect()
-}
-
-async fn eventually(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    loop {
-        if cond() {
-            return start.elapsed();
-        }
-        if start.elapsed() > limit {
-            panic!("timed out after {limit:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
-
-/// Starts the daemon on the in-memory kernel and waits for its startup pass.
-async fn started(opts: Options, kernel: &MemoryKernel) -> Daemon {
-    let daemon = Daemon::start(opts, Box::new(kernel.clone())).await.unwrap();
-    eventually(Duration::from_secs(10), "the startup pass", || {
-        daemon.status().passes_ok >= 1
-    })
-    .await;
-    daemon
 }
 
 /// The value of one series in a Prometheus text exposition.

@@ -26,22 +26,6 @@ until clusterf etcd dump --etcd $ETCD --output json >/dev/null 2>&1; do
 done
 ok "etcd started in the guest"
 
-# wait_for SECONDS DESCRIPTION CMD...: poll CMD every 100 ms until it
-# succeeds, for at most SECONDS of the guest's uptime.
-wait_for() {
-    _secs=$1 _what=$2
-    _end=$(awk -v n="$(now)" -v l="$1" 'BEGIN {print n + l}')
-    shift 2
-    while ! "$@" >/dev/null 2>&1; do
-        if awk -v n="$(now)" -v e="$_end" 'BEGIN {exit !(n > e)}'; then
-            fail "timed out after ${_secs}s waiting for $_what"
-            return 1
-        fi
-        sleep 0.1
-    done
-    return 0
-}
-
 svc() { # DIR NAME ADDR PROTO PORT
     mkdir -p "$1/services/$2/backends"
     echo "{\"ipv4\": \"$3\", \"$4\": $5}" >"$1/services/$2/frontend"
