@@ -68,7 +68,32 @@ fn tree(text: &str, options: serde_saphyr::Options) -> Result<Spanned<Node>, ser
     let mut options = options;
     // Repeats are reported here, with every other problem.
     options.duplicate_keys = serde_saphyr::options::DuplicateKeyPolicy::PassThrough;
-    serde_saphyr::from_str_with_options::<Spanned<At<D0>>>(text, options).map(unwrap)
+    let mut tree =
+        serde_saphyr::from_str_with_options::<Spanned<At<D0>>>(text, options).map(unwrap)?;
+    place_merged(text, &mut tree);
+    Ok(tree)
+}
+
+/// Places every node that a merge key (`<<: {...}`) replays where it is
+/// written, as serde-saphyr does; it comes with the merge's position as
+/// `referenced`. A node an alias replays stays at the alias (`*name`),
+/// also as serde-saphyr places it (both found by fuzzing).
+fn place_merged(text: &str, node: &mut Spanned<Node>) {
+    let at_alias = node
+        .referenced
+        .span()
+        .byte_offset()
+        .and_then(|i| usize::try_from(i).ok())
+        .is_some_and(|i| text.as_bytes().get(i) == Some(&b'*'));
+    if !at_alias {
+        node.referenced = node.defined;
+    }
+    if let Node::Map(pairs) = &mut node.value {
+        for (key, value) in pairs {
+            place_merged(text, key);
+            place_merged(text, value);
+        }
+    }
 }
 
 /// A service file's problems, and its values as far as they can be read.
@@ -758,6 +783,17 @@ mod tests {
             "frontend: {tcp: 80}\nhealthcheck: {type: tcp}\nhealthcheck: ~\n",
             "frontend: {tcp: 80}\nbackends: {a: {healthcheck: false, healthcheck: true}}\n",
             "frontend: {tcp: 80}\nbackends: {a: {healthcheck: no, health: 1}}\n",
+            "frontend: {tcp: 80}\nbackends:\n  <<: {fjf65536}\n",
+            "frontend: {tcp: 80}\nbackends:\n  <<: {b: [1]}\n",
+            "frontend: {tcp: 80}\nbackends:\n  <<: {b: {ipv4: [1]}}\n",
+            "frontend: {tcp: 80}\nbackends:\n  a: {ipv4: 10.0.0.1}\n  <<: {b: 5}\n",
+            "frontend: {tcp: 80}\nbackends:\n  <<: [{b: 5}, {c: [1]}]\n",
+            "m: &m {b: [1]}\nfrontend: {tcp: 80}\nbackends:\n  <<: *m\n",
+            "m: &m {b: [1]}\nfrontend: {tcp: 80}\nbackends: *m\n",
+            "n: &n [1]\nfrontend: {tcp: 80}\nbackends:\n  a: *n\n",
+            "n: &n [1]\nfrontend: {tcp: 80}\nbackends:\n  <<: {a: *n}\n",
+            "<<: {frontend: [1]}\n",
+            "<<: {frontend: {tcp: 80}, backends: {a: 1}}\n",
         ] {
             assert!(
                 crate::config::agree::yaml_shape(text.as_bytes()),
