@@ -7,8 +7,8 @@
 //! and serving them over HTTP is the daemon's job (`daemon::http`).
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -19,7 +19,10 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::model::Op;
+use crate::model::traffic::TrafficTable;
 use crate::reconcile::Source;
+
+pub mod traffic;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
@@ -117,6 +120,8 @@ pub struct Metrics {
     health_fail_open: Gauge,
     /// Unix seconds of the last good read per source, for staleness.
     last_good: Mutex<BTreeMap<Source, f64>>,
+    /// The kernel's traffic counters, as last read.
+    traffic: Arc<traffic::TrafficCollector>,
 }
 
 impl Default for Metrics {
@@ -156,6 +161,7 @@ impl Metrics {
             health_drained: Gauge::default(),
             health_fail_open: Gauge::default(),
             last_good: Mutex::new(BTreeMap::new()),
+            traffic: Arc::default(),
             registry: Registry::default(),
         };
         // In this order in the exposition.
@@ -166,6 +172,7 @@ impl Metrics {
         m.register_drains(&mut registry);
         m.register_render(&mut registry);
         m.register_checks(&mut registry);
+        registry.register_collector(Box::new(m.traffic.clone()));
         m.create_zero_series();
         Metrics { registry, ..m }
     }
@@ -494,6 +501,16 @@ impl Metrics {
                     .set(i64::try_from(n).unwrap_or(i64::MAX));
             }
         }
+    }
+
+    /// A read of the kernel's traffic counters, which replaces the last.
+    pub fn traffic_read(&self, table: TrafficTable, at_unix_secs: f64, took: Duration) {
+        self.traffic.read(table, at_unix_secs, took.as_secs_f64());
+    }
+
+    /// A read of the traffic counters that failed (the last one stays).
+    pub fn traffic_read_failed(&self) {
+        self.traffic.failed();
     }
 
     /// The text exposition, with source staleness computed against

@@ -123,6 +123,14 @@ fn health_checks_drain_a_dead_backend_under_real_traffic() {
     scenario("health", &[]);
 }
 
+/// The kernel's traffic counters in /metrics, per service and per dest,
+/// equal to `ipvsadm --stats` after real requests; a deleted service's
+/// series go.
+#[test]
+fn traffic_metrics_are_the_kernels_counters() {
+    scenario("traffic-metrics", &[]);
+}
+
 /// A plan failing midway: report, kernel state, recovery.
 #[test]
 fn fault() {

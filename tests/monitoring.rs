@@ -357,6 +357,8 @@ async fn busy_daemon(dir: &Path, kernel: &MemoryKernel) -> Daemon {
         metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
         resync: Duration::from_secs(3600),
         drain_timeout: Duration::from_secs(60),
+        metrics_per_dest: true,
+        traffic_interval: Duration::from_millis(100),
         ..WatchArgs::default()
     };
     let opts = resolve(&s.config, &s.overlay, Default::default(), &watch).expect("options");
@@ -384,6 +386,13 @@ async fn busy_daemon(dir: &Path, kernel: &MemoryKernel) -> Daemon {
     eventually("the drain", || daemon.status().drains_active == 1).await;
     set_active(0);
     eventually("the drain's end", || kernel.table().dest_count() == 1).await;
+    eventually("the traffic counters of the dest", || {
+        daemon
+            .metrics()
+            .render(0.0)
+            .contains("clusterf_ipvs_dest_connections_total{")
+    })
+    .await;
     daemon
 }
 

@@ -16,7 +16,7 @@ use tracing::{info, warn};
 use crate::cli::source::{ConfigArgs, OverlayArgs};
 use crate::compile;
 use crate::daemon::options::{
-    BACKOFF_INITIAL, ETCD_STARTUP_WAIT, FleetOptions, STATUS_MIN_GAP, STATUS_TTL,
+    BACKOFF_INITIAL, ETCD_STARTUP_WAIT, FleetOptions, STATUS_MIN_GAP, STATUS_TTL, TrafficOptions,
 };
 use crate::daemon::{self, Daemon};
 use crate::netlink;
@@ -70,6 +70,17 @@ pub struct WatchArgs {
     #[arg(long, value_name = "ADDR", requires = "watch")]
     pub metrics_listen: Option<SocketAddr>,
 
+    /// How often the kernel's traffic counters are read for /metrics
+    /// (clusterf_ipvs_service_*; 0: not read). Only with --metrics-listen
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, requires = "watch")]
+    pub traffic_interval: Duration,
+
+    /// Also export the traffic counters of every dest
+    /// (clusterf_ipvs_dest_*: ten series per dest; see docs/metrics.md for
+    /// the cost at 100k dests)
+    #[arg(long, requires = "metrics_listen")]
+    pub metrics_per_dest: bool,
+
     /// On exit, delete the IPVS services clusterf owns (--own; every
     /// service without --own), never others (default: leave the rules in
     /// place)
@@ -108,6 +119,8 @@ impl Default for WatchArgs {
             state_file: None,
             health_panic_percent: 0,
             metrics_listen: None,
+            traffic_interval: Duration::from_secs(10),
+            metrics_per_dest: false,
             flush_on_exit: false,
             log_format: LogFormat::Text,
             frontend_id: None,
@@ -237,6 +250,10 @@ pub fn resolve(
         state_file: watch.state_file.clone(),
         health_panic_percent: watch.health_panic_percent,
         metrics_listen: watch.metrics_listen,
+        traffic: TrafficOptions {
+            interval: watch.traffic_interval,
+            per_dest: watch.metrics_per_dest,
+        },
         flush_on_exit: watch.flush_on_exit,
         etcd_tuning: Tuning::default(),
         backoff_initial: BACKOFF_INITIAL,

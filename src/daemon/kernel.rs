@@ -1,5 +1,6 @@
 //! The kernel as the daemon sees it: read the table with counters, apply
-//! ops. [`netlink::Client`] in production; tests use
+//! ops, and a reader of the traffic counters beside them.
+//! [`netlink::Client`] in production; tests use
 //! [`MemoryKernel`](super::MemoryKernel).
 //!
 //! Must not: decide anything. There is no flush: `--flush-on-exit` deletes
@@ -8,6 +9,7 @@
 
 use anyhow::Result;
 
+use crate::model::traffic::TrafficTable;
 use crate::model::{LiveTable, Op, ServiceKey};
 use crate::netlink;
 
@@ -19,6 +21,18 @@ pub trait Kernel: Send {
     /// are applied (see `netlink::pipeline`). On failure, which ops were
     /// applied and which services failed.
     fn apply(&mut self, ops: &[Op]) -> Result<(), ApplyFailure>;
+    /// A reader of the traffic counters with a connection of its own, so
+    /// that a read never waits for a pass nor a pass for a read (`None`:
+    /// this kernel keeps no counters).
+    fn traffic_reader(&self) -> Option<Box<dyn TrafficReader>> {
+        None
+    }
+}
+
+/// Reads the traffic counters of every service (and of every dest when
+/// `per_dest`).
+pub trait TrafficReader: Send {
+    fn read_traffic(&mut self, per_dest: bool) -> Result<TrafficTable>;
 }
 
 /// Not every op was applied.
@@ -52,5 +66,29 @@ impl Kernel for netlink::Client {
                     .collect(),
                 failed: f.failed.iter().map(|(s, _)| *s).collect(),
             })
+    }
+
+    fn traffic_reader(&self) -> Option<Box<dyn TrafficReader>> {
+        Some(Box::new(NetlinkTraffic { client: None }))
+    }
+}
+
+/// A netlink connection of its own, opened at the first read and again
+/// after a failed one.
+struct NetlinkTraffic {
+    client: Option<netlink::Client>,
+}
+
+impl TrafficReader for NetlinkTraffic {
+    fn read_traffic(&mut self, per_dest: bool) -> Result<TrafficTable> {
+        let client = match &mut self.client {
+            Some(c) => c,
+            None => self.client.insert(netlink::Client::connect()?),
+        };
+        let read = client.traffic(per_dest);
+        if read.is_err() {
+            self.client = None;
+        }
+        read
     }
 }

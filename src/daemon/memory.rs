@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 
-use super::kernel::{ApplyFailure, Kernel};
+use super::kernel::{ApplyFailure, Kernel, TrafficReader};
 use super::sync::lock;
+use crate::model::traffic::TrafficTable;
 use crate::model::{IpvsState, LiveTable, Op, ServiceKey};
 
 /// The table, shared with the test that watches it.
@@ -20,6 +21,9 @@ pub struct MemoryKernel {
     /// How many times the table was read (dumped), as a netlink client
     /// would dump it.
     pub reads: Arc<AtomicU64>,
+    /// Traffic counters a test sets; a service or dest of the table that
+    /// has none here reads as zeros, as a new one in the kernel does.
+    pub traffic: Arc<Mutex<TrafficTable>>,
 }
 
 impl MemoryKernel {
@@ -37,6 +41,10 @@ impl Kernel for MemoryKernel {
     fn read(&mut self) -> Result<LiveTable> {
         self.reads.fetch_add(1, Ordering::Relaxed);
         Ok(lock(&self.live).clone())
+    }
+
+    fn traffic_reader(&self) -> Option<Box<dyn TrafficReader>> {
+        Some(Box::new(self.clone()))
     }
 
     /// As the kernel client does: a refused op fails its service, whose
@@ -71,5 +79,28 @@ impl Kernel for MemoryKernel {
             applied,
             failed: failed.into_iter().map(|(s, _)| s).collect(),
         })
+    }
+}
+
+/// The counters of the services (and dests) in the table: only those, as
+/// the kernel has counters only for what it holds.
+impl TrafficReader for MemoryKernel {
+    fn read_traffic(&mut self, per_dest: bool) -> Result<TrafficTable> {
+        let live = lock(&self.live);
+        let set = lock(&self.traffic);
+        let mut out = TrafficTable::default();
+        for (key, service) in &live.state.services {
+            let t = set.services.get(key).copied().unwrap_or_default();
+            out.services.insert(*key, t);
+            if per_dest {
+                let given = set.dests.get(key);
+                let dests = service.dests.keys().map(|addr| {
+                    let t = given.and_then(|d| d.get(addr)).copied();
+                    (*addr, t.unwrap_or_default())
+                });
+                out.dests.insert(*key, dests.collect());
+            }
+        }
+        Ok(out)
     }
 }

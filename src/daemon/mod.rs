@@ -12,7 +12,9 @@
 //! live table (the rule is `reconcile::live`), plans, applies through the
 //! [`Kernel`] and records drains in the state file (`state_file`); after
 //! each pass, ok or failed, the fleet status record goes to the publisher
-//! (`status`), which writes it into the overlay's etcd.
+//! (`status`), which writes it into the overlay's etcd. Beside the passes,
+//! the traffic reader (`traffic`) reads the kernel's traffic counters for
+//! the metrics on a connection of its own.
 //!
 //! It holds to ARCHITECTURE.md's invariants on failing sources (fail
 //! static), ownership, the live copy and level triggering.
@@ -36,6 +38,7 @@ pub mod probe;
 pub mod state_file;
 pub mod status;
 mod sync;
+mod traffic;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -64,7 +67,7 @@ use crate::source::etcd::watch::OverlayWatch;
 use crate::source::{ConfigSource, OverlaySource};
 
 pub use self::event_loop::Status;
-pub use self::kernel::{ApplyFailure, Kernel};
+pub use self::kernel::{ApplyFailure, Kernel, TrafficReader};
 pub use self::memory::MemoryKernel;
 pub use self::options::Options;
 
@@ -115,6 +118,7 @@ impl Daemon {
         let has_git = config.git.is_some();
         let checker = start_checker(&shared, &tx);
         let fleet = start_fleet_status(&opts)?;
+        let traffic = start_traffic(&opts, kernel.as_ref(), &shared);
         let pass = Pass::new(PassSetup {
             config: config.input,
             overlay,
@@ -148,7 +152,7 @@ impl Daemon {
             flush_on_exit: opts.flush_on_exit,
             fs_watcher: config.watcher,
         };
-        let (shutdown, task) = spawn(event_loop, http_stop);
+        let (shutdown, task) = spawn(event_loop, http_stop, traffic);
         Ok(Daemon {
             metrics_addr,
             metrics: shared.metrics,
@@ -350,16 +354,34 @@ fn settings(opts: &Options, has_git: bool) -> Settings {
     }
 }
 
+/// Start step: the traffic reader, when there is a metrics listener to
+/// show what it reads and the kernel keeps counters.
+fn start_traffic(
+    opts: &Options,
+    kernel: &dyn Kernel,
+    shared: &Shared,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if opts.metrics_listen.is_none() || opts.traffic.interval.is_zero() {
+        return None;
+    }
+    let reader = kernel.traffic_reader()?;
+    Some(traffic::spawn(reader, opts.traffic, shared.metrics.clone()))
+}
+
 /// Start step: the event loop on its task; the loop's shutdown switch and
-/// the task. The HTTP listener stops with the loop.
+/// the task. The HTTP listener and the traffic reader stop with the loop.
 fn spawn(
     event_loop: EventLoop,
     http_stop: oneshot::Sender<()>,
+    traffic: Option<tokio::task::JoinHandle<()>>,
 ) -> (oneshot::Sender<()>, tokio::task::JoinHandle<Result<()>>) {
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let r = event_loop.run(shutdown_rx).await;
         let _ = http_stop.send(());
+        if let Some(t) = traffic {
+            t.abort();
+        }
         r
     });
     (shutdown_tx, task)

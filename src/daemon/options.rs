@@ -39,6 +39,8 @@ pub struct Options {
     pub health_panic_percent: u8,
     /// Where /metrics, /healthz, /readyz and POST /hooks/git are served.
     pub metrics_listen: Option<SocketAddr>,
+    /// Reading the kernel's traffic counters for /metrics.
+    pub traffic: TrafficOptions,
     /// On exit, delete the owned services.
     pub flush_on_exit: bool,
     /// Timing of the etcd watcher.
@@ -50,6 +52,15 @@ pub struct Options {
     /// Publishing this frontend's fleet status into the overlay's etcd
     /// (`None`: not published; so without an etcd overlay).
     pub fleet: Option<FleetOptions>,
+}
+
+/// How the traffic counters are read (only with a metrics listener).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrafficOptions {
+    /// Between two reads (zero: not read).
+    pub interval: Duration,
+    /// Also the counters of every dest.
+    pub per_dest: bool,
 }
 
 /// The fleet status publisher's settings (docs/status-format.md); it writes

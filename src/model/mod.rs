@@ -8,8 +8,9 @@
 //! [`LiveTable`]: the live state with its connection counters.
 //!
 //! The IPVS vocabulary beside it: `flags` (service flag names), `tunnel`
-//! (a tunnel dest's encapsulation), `text` (fast text of numbers and
-//! addresses), `addr` (the address classes IPVS cannot use).
+//! (a tunnel dest's encapsulation), `traffic` (the kernel's traffic
+//! counters), `text` (fast text of numbers and addresses), `addr` (the
+//! address classes IPVS cannot use).
 //!
 //! Invariant: plain data only. This module knows nothing about config files,
 //! etcd or netlink; it does no I/O.
@@ -25,6 +26,7 @@ use serde::{Deserialize, Serialize};
 pub mod addr;
 pub mod flags;
 pub mod text;
+pub mod traffic;
 pub mod tunnel;
 
 /// Highest weight clusterf accepts for a backend and for a merged dest.

@@ -15,6 +15,7 @@
 //! Invariant: executes what it is given, in order; decides nothing. Never
 //! flushes unless [`Client::flush`] is called.
 
+use std::collections::BTreeMap;
 use std::io;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -22,6 +23,7 @@ use neli::consts::socket::{Msg, NlFamily};
 use neli::socket::NlSocket;
 use neli::utils::Groups;
 
+use crate::model::traffic::TrafficTable;
 use crate::model::{IpvsState, LiveTable, Op, Service, ServiceKey};
 
 use super::dump::{self, DestTable, Progress};
@@ -298,11 +300,45 @@ impl Client {
     /// Dumps the dests of one service (with their counters unless
     /// `without_stats`).
     pub fn dests(&mut self, key: &ServiceKey, without_stats: bool) -> Result<DestTable> {
-        let family = self.family;
         let mut table = DestTable {
             without_stats,
             ..DestTable::default()
         };
+        self.dump_dests(key, |p| table.add(key, p))?;
+        Ok(table)
+    }
+
+    /// The traffic counters of every service, and of every dest when
+    /// `per_dest` (one more dump per service).
+    pub fn traffic(&mut self, per_dest: bool) -> Result<TrafficTable> {
+        let mut table = TrafficTable::default();
+        for s in self.services()? {
+            let key = mapping::service_key(&s).map_err(|e| anyhow!(e))?;
+            table
+                .services
+                .insert(key, mapping::traffic(&s.stats, &s.stats64));
+            if per_dest {
+                let mut dests = BTreeMap::new();
+                self.dump_dests(&key, |p| {
+                    if let Some((addr, t)) = mapping::dest_traffic(&key, p)? {
+                        dests.insert(addr, t);
+                    }
+                    Ok(())
+                })?;
+                table.dests.insert(key, dests);
+            }
+        }
+        Ok(table)
+    }
+
+    /// Dumps the dests of one service, handing each reply payload to
+    /// `each`.
+    fn dump_dests(
+        &mut self,
+        key: &ServiceKey,
+        mut each: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let family = self.family;
         let get = IpvsMsg::request(IPVS_CMD_GET_DEST, Some(mapping::service_id(key)), None);
         get.emit_into(&mut self.payload);
         let payload = std::mem::take(&mut self.payload);
@@ -314,14 +350,13 @@ impl Client {
                 let (got, n) = self.recv_two().context("netlink receive")?;
                 for &(start, len) in &got[..n] {
                     let datagram = &self.buf[start..start + len];
-                    if dump::walk(datagram, seq, false, |p| table.add(key, p))? == Progress::Done {
+                    if dump::walk(datagram, seq, false, &mut each)? == Progress::Done {
                         return Ok(());
                     }
                 }
             }
         })();
-        result.with_context(|| format!("dumping the dests of {key}"))?;
-        Ok(table)
+        result.with_context(|| format!("dumping the dests of {key}"))
     }
 
     /// The whole live table with counters.

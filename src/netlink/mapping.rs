@@ -18,6 +18,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::model::flags::{FLAG_OPS, FLAG_PE_PREFIX, sched_flag_bit, sched_flag_name};
+use crate::model::traffic::Traffic;
 use crate::model::tunnel::Tunnel;
 use crate::model::{DestAttrs, DestStats, Family, Method, Op, Protocol, ServiceAttrs, ServiceKey};
 
@@ -418,6 +419,28 @@ pub fn dest_from(
     Ok((dest, attrs, stats))
 }
 
+/// A service's or dest's traffic counters: the 64-bit set where the kernel
+/// sends it (since 4.1), else the older one.
+pub fn traffic(stats: &Option<Box<Stats>>, stats64: &Option<Box<Stats>>) -> Traffic {
+    stats64
+        .as_ref()
+        .or(stats.as_ref())
+        .map_or_else(Traffic::default, |s| Traffic::from_values(&s.values))
+}
+
+/// The address and traffic counters of the dest in one `GET_DEST` dump
+/// reply payload of `service` (`None`: the reply holds no dest).
+pub fn dest_traffic(
+    service: &ServiceKey,
+    payload: &[u8],
+) -> anyhow::Result<Option<(SocketAddr, Traffic)>> {
+    let Some(d) = IpvsMsg::parse_dest(payload)? else {
+        return Ok(None);
+    };
+    let (addr, _, _) = dest_from(service, &d).map_err(|e| anyhow::anyhow!(e))?;
+    Ok(Some((addr, traffic(&d.stats, &d.stats64))))
+}
+
 /// The encapsulation of a tunnel dest (`None` for other methods); a kernel
 /// without the `IPVS_DEST_ATTR_TUN_*` attributes (before 5.2) has ipip only.
 pub fn dest_tunnel(m: &DestMsg) -> Option<Tunnel> {
@@ -434,6 +457,50 @@ mod tests {
 
     fn key(s: &str) -> ServiceKey {
         s.parse().unwrap()
+    }
+
+    fn stats(base: u64) -> Option<Box<Stats>> {
+        let mut s = Stats::default();
+        for (i, v) in s.values.iter_mut().enumerate() {
+            *v = Some(base + i as u64);
+        }
+        Some(Box::new(s))
+    }
+
+    /// A `GET_DEST` reply payload of `dest` with these counter sets.
+    fn dest_reply(dest: &str, old: Option<Box<Stats>>, wide: Option<Box<Stats>>) -> Vec<u8> {
+        let mut d = dest_full(&dest.parse().unwrap(), &DestAttrs::new(Method::Masq, 1));
+        (d.stats, d.stats64) = (old, wide);
+        IpvsMsg {
+            cmd: IPVS_CMD_NEW_DEST,
+            version: 1,
+            body: Body::Objects {
+                service: None,
+                dest: Some(d),
+                other: Vec::new(),
+            },
+        }
+        .emit()
+    }
+
+    #[test]
+    fn traffic_comes_from_the_64_bit_counters_where_the_kernel_sends_both() {
+        let svc = key("tcp://10.0.0.1:80");
+        let both = dest_reply("10.1.0.1:8080", stats(100), stats(5_000_000_000));
+        let (addr, t) = dest_traffic(&svc, &both).unwrap().unwrap();
+        assert_eq!(addr.to_string(), "10.1.0.1:8080");
+        assert_eq!((t.connections, t.bytes_out), (5_000_000_000, 5_000_000_004));
+        assert_eq!(t.byte_rate_out, 5_000_000_009);
+        // A kernel before 4.1 sends the old set only.
+        let old = dest_reply("10.1.0.1:8080", stats(100), None);
+        let (_, t) = dest_traffic(&svc, &old).unwrap().unwrap();
+        assert_eq!(
+            (t.connections, t.packets_in, t.byte_rate_out),
+            (100, 101, 109)
+        );
+        let none = dest_reply("10.1.0.1:8080", None, None);
+        let (_, t) = dest_traffic(&svc, &none).unwrap().unwrap();
+        assert_eq!(t, Traffic::default());
     }
 
     #[test]

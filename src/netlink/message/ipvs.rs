@@ -477,13 +477,25 @@ impl IpvsMsg {
     /// The dest of a `GET_DEST` dump reply, without its counters (see
     /// [`DestMsg::parse_lean`]); other top-level attributes are skipped.
     pub fn parse_dest_lean(p: &[u8]) -> Result<Option<DestMsg>, DecodeError> {
+        Self::parse_dest_with(p, false)
+    }
+
+    /// The dest of a `GET_DEST` dump reply with its counters; other
+    /// top-level attributes are skipped.
+    pub fn parse_dest(p: &[u8]) -> Result<Option<DestMsg>, DecodeError> {
+        Self::parse_dest_with(p, true)
+    }
+
+    fn parse_dest_with(p: &[u8], with_stats: bool) -> Result<Option<DestMsg>, DecodeError> {
         let (_, attrs) = parse_genl(p)?;
         let mut dest = None;
         for a in attr_refs(attrs) {
             let a = a?;
             if a.id() == IPVS_CMD_ATTR_DEST {
                 let what = command_label(a.id());
-                set(&mut dest, &a, what, |a, _| DestMsg::parse_lean(a.payload))?;
+                set(&mut dest, &a, what, |a, _| {
+                    DestMsg::parse_with(a.payload, with_stats)
+                })?;
             }
         }
         Ok(dest)
