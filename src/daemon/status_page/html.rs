@@ -408,3 +408,123 @@ pub fn utc(ms: u64) -> String {
         rem % 60
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::status_page::snapshot::{
+        Counters, DrainInfo, HealthSummary, PlanText, SourceRow,
+    };
+    use crate::model::Provenance;
+
+    const EVIL: &str = "<script>alert(\"x\")</script> & 'q'";
+    const EVIL_ESCAPED: &str =
+        "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;q&#39;";
+
+    /// A snapshot with `EVIL` in every value that comes from outside.
+    fn snapshot() -> Snapshot {
+        let dest = DestRow {
+            dest: "10.1.0.1:80".into(),
+            weight: 0,
+            method: "masq".into(),
+            state: "draining".into(),
+            origins: vec![Provenance {
+                backend: EVIL.into(),
+                source: EVIL.into(),
+                weight: 3,
+                route: Some(EVIL.into()),
+            }],
+            active_conns: Some(4),
+            inactive_conns: None,
+            health: Some(EVIL.into()),
+            drain: Some(DrainInfo {
+                since_ms: 0,
+                left_ms: 90_000,
+            }),
+        };
+        Snapshot {
+            format: 1,
+            now_ms: 1_000_000,
+            version: EVIL.into(),
+            query: Query {
+                q: EVIL.into(),
+                ..Query::default()
+            },
+            problems: vec![EVIL.into()],
+            last_pass: Some(LastPass {
+                commit: Some(EVIL.into()),
+                etcd_revision: Some(EVIL.into()),
+                ..LastPass::default()
+            }),
+            sources: vec![SourceRow {
+                source: "etcd".into(),
+                description: EVIL.into(),
+                staleness_s: Some(3.0),
+                error: Some(EVIL.into()),
+            }],
+            services: Some(ServicePage {
+                total: 1,
+                with_problems: 1,
+                matched: 1,
+                page: 1,
+                pages: 3,
+                render_failed: false,
+                services: vec![ServiceRow {
+                    service: "tcp://10.0.0.1:80".into(),
+                    names: vec![EVIL.into()],
+                    scheduler: EVIL.into(),
+                    problem: true,
+                    dests: vec![dest],
+                }],
+            }),
+            counters: Counters { age_ms: Some(2000) },
+            health: HealthSummary::default(),
+            last_plan: Some(PlanText::of(EVIL, 0)),
+            diagnostics: vec![EVIL.into()],
+            fleet: None,
+        }
+    }
+
+    #[test]
+    fn every_outside_value_is_escaped() {
+        assert_eq!(esc(EVIL), EVIL_ESCAPED);
+        let html = render(&snapshot());
+        assert!(!html.contains("<script"), "{html}");
+        assert!(!html.contains("alert(\""), "{html}");
+        // problems, version, commit, revision, source, source error, query
+        // (twice: the box and the links as percent-encoding), names,
+        // scheduler, origin (backend, source, route), health, diagnostics,
+        // plan.
+        assert!(html.matches(EVIL_ESCAPED).count() >= 14, "{html}");
+        assert!(html.contains("id=\"errors\""), "{html}");
+    }
+
+    #[test]
+    fn the_page_has_no_script_refreshes_unless_told_and_links_its_pages() {
+        let mut s = snapshot();
+        s.query.q = "web".into();
+        let html = render(&s);
+        assert!(html.contains("<meta http-equiv=\"refresh\" content=\"10\">"));
+        assert!(
+            html.contains("href=\"?page=2&amp;per_page=50&amp;q=web\">next"),
+            "{html}"
+        );
+        assert!(html.contains("page 1 of 3"));
+        assert!(html.contains("<form method=\"get\""));
+        assert!(
+            html.contains("status.json?page=1&amp;per_page=50&amp;q=web"),
+            "{html}"
+        );
+        assert!(html.contains("1m left"), "{html}");
+        s.query.refresh = 0;
+        assert!(!render(&s).contains("http-equiv"));
+        assert!(!html.contains("<script") && !html.contains("src="));
+    }
+
+    #[test]
+    fn utc_times_are_civil_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00");
+        assert_eq!(utc(1_796_535_931_000), "2026-12-06 05:45:31");
+    }
+}

@@ -485,3 +485,170 @@ fn removed_row(addr: &SocketAddr, why: &str) -> DestRow {
         drain: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Dest, DestAttrs, Method, Service, ServiceAttrs};
+    use crate::reconcile::drain::DrainRecord;
+
+    /// `n` services `tcp://10.0.x.y:80`, each with `dests` dests.
+    fn state(n: usize, dests: usize) -> IpvsState {
+        let mut s = IpvsState::default();
+        for i in 0..n {
+            let key: ServiceKey = format!("tcp://10.0.{}.{}:80", i / 250, i % 250)
+                .parse()
+                .unwrap();
+            let mut svc = Service::new(ServiceAttrs::with_scheduler("wlc"));
+            svc.names = vec![format!("svc-{i}")];
+            for d in 0..dests {
+                let addr = format!("10.1.{}.{}:8080", i % 250, d).parse().unwrap();
+                svc.dests.insert(
+                    addr,
+                    Dest {
+                        attrs: DestAttrs::new(Method::Masq, 10),
+                        provenance: Vec::new(),
+                        health: None,
+                    },
+                );
+            }
+            s.services.insert(key, svc);
+        }
+        s
+    }
+
+    fn input<'a>(
+        desired: &'a IpvsState,
+        drains: &'a Drains,
+        health: &'a BTreeMap<(ServiceKey, SocketAddr), (VerdictKind, String)>,
+    ) -> ServiceInput<'a> {
+        ServiceInput {
+            desired,
+            kernel: None,
+            drains,
+            drain_timeout: Duration::from_secs(60),
+            stats: None,
+            health,
+            now_ms: 100_000,
+        }
+    }
+
+    #[test]
+    fn the_query_string_is_decoded_and_bad_values_keep_their_defaults() {
+        let q = Query::parse(Some(
+            "q=a%20b+c%3C&only=problems&page=3&per_page=99999&refresh=0",
+        ));
+        assert_eq!(q.q, "a b c<");
+        assert!(q.only_problems);
+        assert_eq!((q.page, q.per_page, q.refresh), (3, MAX_PER_PAGE, 0));
+        let q = Query::parse(Some("page=x&per_page=0&refresh=-1&q=%zz%4"));
+        assert_eq!((q.page, q.per_page, q.refresh), (1, 1, REFRESH));
+        assert_eq!(q.q, "%zz%4");
+        assert_eq!(Query::parse(None), Query::default());
+        // A page's link says the same query again.
+        let q = Query::parse(Some("q=web%26co&only=problems&per_page=20&refresh=5"));
+        assert_eq!(
+            Query::parse(Some(&q.to_url(2)[1..])),
+            Query { page: 2, ..q }
+        );
+    }
+
+    #[test]
+    fn services_are_paginated_and_the_last_page_is_shown_for_a_page_beyond_it() {
+        let (desired, drains, health) = (state(120, 2), Drains::default(), BTreeMap::new());
+        let input = input(&desired, &drains, &health);
+        let page = |n| {
+            services(
+                &input,
+                &Query {
+                    page: n,
+                    ..Query::default()
+                },
+            )
+        };
+        let first = page(1);
+        assert_eq!((first.total, first.matched, first.pages), (120, 120, 3));
+        assert_eq!(first.services.len(), PER_PAGE);
+        assert_eq!(first.services[0].service, "tcp://10.0.0.0:80");
+        let last = page(9);
+        assert_eq!((last.page, last.services.len()), (3, 20));
+        assert_eq!(last.services[19].service, "tcp://10.0.0.119:80");
+    }
+
+    #[test]
+    fn the_search_matches_address_or_name_and_problems_can_be_listed_alone() {
+        let desired = state(30, 2);
+        let mut drains = Drains::default();
+        let key: ServiceKey = "tcp://10.0.0.7:80".parse().unwrap();
+        drains.insert(DrainRecord {
+            service: key,
+            dest: "10.9.9.9:8080".parse().unwrap(),
+            since_ms: 70_000,
+            attrs: DestAttrs::new(Method::Droute, 5),
+            service_attrs: ServiceAttrs::with_scheduler("wlc"),
+        });
+        let mut health = BTreeMap::new();
+        let down: SocketAddr = "10.1.12.0:8080".parse().unwrap();
+        let twelve: ServiceKey = "tcp://10.0.0.12:80".parse().unwrap();
+        health.insert((twelve, down), (VerdictKind::FailOpen, "http 503".into()));
+        let input = input(&desired, &drains, &health);
+        let found = |q: &str, only: bool| {
+            let query = Query {
+                q: q.into(),
+                only_problems: only,
+                ..Query::default()
+            };
+            let page = services(&input, &query);
+            assert_eq!(page.with_problems, 2);
+            page.services
+                .into_iter()
+                .map(|s| s.service)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(found("SVC-12", false), ["tcp://10.0.0.12:80"]);
+        assert_eq!(found("10.0.0.2", false).len(), 11, "2 and 20..29");
+        assert_eq!(found("", true), ["tcp://10.0.0.7:80", "tcp://10.0.0.12:80"]);
+        // The draining dest joins its service at weight 0 with the time left.
+        let page = services(
+            &input,
+            &Query {
+                q: "svc-7".into(),
+                ..Query::default()
+            },
+        );
+        let row = &page.services[0]
+            .dests
+            .iter()
+            .find(|d| d.dest == "10.9.9.9:8080")
+            .unwrap();
+        assert_eq!(
+            (row.weight, row.state.as_str(), row.method.as_str()),
+            (0, "draining", "droute")
+        );
+        assert_eq!(row.drain.as_ref().unwrap().left_ms, 30_000);
+        let page = services(
+            &input,
+            &Query {
+                q: "svc-12".into(),
+                ..Query::default()
+            },
+        );
+        let row = &page.services[0]
+            .dests
+            .iter()
+            .find(|d| d.dest == "10.1.12.0:8080")
+            .unwrap();
+        assert_eq!(
+            (row.state.as_str(), row.health.as_deref()),
+            ("fail-open", Some("http 503"))
+        );
+    }
+
+    #[test]
+    fn a_plan_is_kept_to_its_first_lines() {
+        let text: String = (0..PLAN_LINES + 7).map(|i| format!("line {i}\n")).collect();
+        let p = PlanText::of(&text, 5);
+        assert_eq!(p.omitted_lines, 7);
+        assert!(p.text.ends_with(&format!("line {}", PLAN_LINES - 1)));
+    }
+}
