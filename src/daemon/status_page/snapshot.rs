@@ -440,7 +440,7 @@ fn service_row(input: &ServiceInput<'_>, key: &ServiceKey) -> ServiceRow {
             state: String::new(),
             origins: vec![Provenance {
                 backend: DRAIN_BACKEND.to_string(),
-                source: "drain state".to_string(),
+                source: "drain state: gone from the desired state".to_string(),
                 weight: r.attrs.weight,
                 route: None,
             }],
