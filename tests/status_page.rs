@@ -3,7 +3,8 @@
 //! directory, an overlay backend whose name is an HTML-injection attempt,
 //! a dest draining, then a config that fails validation. Headless Chromium
 //! (Debian's `chromium`) loads the page; the test checks the DOM it built
-//! and saves a screenshot under target/.
+//! and saves a screenshot under target/. A dest drained by a health check
+//! shows why (JSON and HTML, without the browser).
 //!
 //! Without etcd or Chromium these tests fail when `CI` is set and print a
 //! loud SKIP otherwise.
@@ -391,5 +392,83 @@ async fn the_json_takes_the_same_query_and_both_are_served_with_strict_headers()
         !service_table(&html).contains("tcp://10.107.107.107:80"),
         "{html}"
     );
+    daemon.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dest_down_for_health_shows_drained_and_why() {
+    // One backend listens, the other's port is closed: a TCP check drains it.
+    let up = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (up_port, down_port) = (
+        up.local_addr().unwrap().port(),
+        closed.local_addr().unwrap().port(),
+    );
+    drop(closed);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("services")).unwrap();
+    std::fs::write(
+        dir.path().join("services/web.yaml"),
+        format!(
+            "frontend: {{ipv4: 10.0.0.1, tcp: 80}}\n\
+             healthcheck: {{type: tcp, interval: 100ms, timeout: 90ms, rise: 2, fall: 2}}\n\
+             backends:\n  \
+               up: {{ipv4: 127.0.0.1, tcp: {up_port}}}\n  \
+               down: {{ipv4: 127.0.0.1, tcp: {down_port}}}\n"
+        ),
+    )
+    .unwrap();
+    let argv = ["t", "--config-path", &dir.path().display().to_string()];
+    let s = Sources::try_parse_from(argv).expect("source args");
+    let watch = WatchArgs {
+        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+        resync: Duration::from_secs(3600),
+        ..WatchArgs::default()
+    };
+    let opts = resolve(&s.config, &s.overlay, Default::default(), &watch).expect("options");
+    let kernel = MemoryKernel::default();
+    let daemon = support_daemon::started(opts, &kernel).await;
+    let addr = daemon.metrics_addr().unwrap();
+    let down = format!("127.0.0.1:{down_port}");
+    let dest_of = |v: &serde_json::Value| -> Option<serde_json::Value> {
+        v["services"]["services"][0]["dests"]
+            .as_array()?
+            .iter()
+            .find(|d| d["dest"] == down.as_str())
+            .cloned()
+    };
+    let mut doc = serde_json::Value::Null;
+    let start = std::time::Instant::now();
+    while dest_of(&doc).is_none_or(|d| d["state"] != "health-drained") {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "never drained: {doc:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let body = tokio::task::spawn_blocking(move || get(addr, "/status.json").1)
+            .await
+            .unwrap();
+        doc = serde_json::from_str(&body).unwrap();
+    }
+    let d = dest_of(&doc).unwrap();
+    assert_eq!(d["weight"], 0, "{doc:#}");
+    let why = d["health"].as_str().unwrap_or_default().to_string();
+    assert!(why.contains("2 of 2 failed"), "{doc:#}");
+    assert_eq!(doc["services"]["with_problems"], 1, "{doc:#}");
+    assert_eq!(
+        (
+            doc["health"]["checked"].as_u64(),
+            doc["health"]["down"].as_u64()
+        ),
+        (Some(2), Some(1))
+    );
+    let (_, html) = get(addr, "/?only=problems");
+    let row = rows_with(&html, &down);
+    assert!(
+        row.len() == 1 && row[0].contains("health-drained"),
+        "{html}"
+    );
+    assert!(row[0].contains(&why.replace('"', "&quot;")), "{html}");
+    drop(up);
     daemon.stop().await.unwrap();
 }

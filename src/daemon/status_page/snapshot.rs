@@ -5,7 +5,7 @@
 //!
 //! Must not: lock, read a clock or a source, or format HTML (`html` does).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -311,16 +311,17 @@ pub struct ServiceInput<'a> {
 /// the matched services' dests, plus the page's rows.
 pub fn services(input: &ServiceInput<'_>, query: &Query) -> ServicePage {
     let keys = all_keys(input);
+    let flagged = flagged(input);
     let needle = query.q.to_lowercase();
     let mut matched = Vec::new();
     let mut with_problems = 0;
     for key in &keys {
-        let problem = has_problem(input, key);
+        let problem = has_problem(input, &flagged, key);
         with_problems += usize::from(problem);
         if (query.only_problems && !problem) || !matches(input, key, &needle) {
             continue;
         }
-        matched.push(*key);
+        matched.push((*key, problem));
     }
     let pages = matched.len().div_ceil(query.per_page).max(1);
     let page = query.page.min(pages);
@@ -328,7 +329,7 @@ pub fn services(input: &ServiceInput<'_>, query: &Query) -> ServicePage {
         .iter()
         .skip((page - 1) * query.per_page)
         .take(query.per_page)
-        .map(|k| service_row(input, k))
+        .map(|(k, problem)| service_row(input, k, *problem))
         .collect();
     ServicePage {
         total: keys.len(),
@@ -346,7 +347,7 @@ pub fn services(input: &ServiceInput<'_>, query: &Query) -> ServicePage {
 fn all_keys(input: &ServiceInput<'_>) -> Vec<ServiceKey> {
     let mut keys: Vec<ServiceKey> = input.desired.services.keys().copied().collect();
     let kernel = input.kernel.into_iter().flat_map(|k| k.services.keys());
-    let extra: std::collections::BTreeSet<ServiceKey> = input
+    let extra: BTreeSet<ServiceKey> = input
         .drains
         .records()
         .map(|r| r.service)
@@ -374,22 +375,24 @@ fn matches(input: &ServiceInput<'_>, key: &ServiceKey, needle: &str) -> bool {
         .is_some_and(|s| s.names.iter().any(|n| n.to_lowercase().contains(needle)))
 }
 
-fn has_problem(input: &ServiceInput<'_>, key: &ServiceKey) -> bool {
-    let Some(service) = input.desired.services.get(key) else {
-        return true; // kept only for draining dests, or absent from an invalid config
-    };
-    service.dests.values().all(|d| d.attrs.weight == 0)
-        || service
-            .dests
-            .keys()
-            .any(|a| input.health.contains_key(&(*key, *a)) || input.drains.get(key, a).is_some())
-        || input
-            .drains
-            .records()
-            .any(|r| r.service == *key && !service.dests.contains_key(&r.dest))
+/// The services with a dest draining or down for health.
+fn flagged(input: &ServiceInput<'_>) -> BTreeSet<ServiceKey> {
+    let drains = input.drains.records().map(|r| r.service);
+    drains.chain(input.health.keys().map(|k| k.0)).collect()
 }
 
-fn service_row(input: &ServiceInput<'_>, key: &ServiceKey) -> ServiceRow {
+/// Flagged, or no dest of weight above 0 (a service kept only for
+/// draining dests, or absent from an invalid config, included).
+fn has_problem(input: &ServiceInput<'_>, flagged: &BTreeSet<ServiceKey>, key: &ServiceKey) -> bool {
+    flagged.contains(key)
+        || input
+            .desired
+            .services
+            .get(key)
+            .is_none_or(|s| s.dests.values().all(|d| d.attrs.weight == 0))
+}
+
+fn service_row(input: &ServiceInput<'_>, key: &ServiceKey, problem: bool) -> ServiceRow {
     let stats = input.stats.and_then(|s| s.get(key));
     let from_kernel = !input.desired.services.contains_key(key);
     let service = input.desired.services.get(key).or_else(|| {
@@ -467,7 +470,7 @@ fn service_row(input: &ServiceInput<'_>, key: &ServiceKey) -> ServiceRow {
         scheduler: service
             .map(|s| s.attrs.scheduler.clone())
             .unwrap_or_default(),
-        problem: has_problem(input, key),
+        problem,
         dests: dests.into_values().collect(),
     }
 }
