@@ -300,7 +300,12 @@ async fn chromium_shows_services_a_drain_and_the_error_banner_and_the_injection_
     browse(&chromium, &[&arg, "--window-size=1100,1400"], &url).await;
     let png = std::fs::read(&shot).expect("the screenshot");
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");
-    eprintln!("status page screenshot: {}", shot.display());
+    // To the stderr handle, not eprintln!, which the harness captures.
+    let _ = writeln!(
+        std::io::stderr(),
+        "status page screenshot: {}",
+        shot.display()
+    );
     daemon.stop().await.unwrap();
 }
 
