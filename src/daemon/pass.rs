@@ -298,6 +298,8 @@ impl Pass {
         let before = (self.render.memo.generation(), self.health.version());
         let rendering = match self.render.run(&input, &self.metrics) {
             Ok(r) => {
+                // Not held while the kernel is read.
+                drop(unusable);
                 self.shown_copy = None;
                 r
             }
