@@ -17,7 +17,7 @@ mod support_daemon;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use clap::Parser;
@@ -114,7 +114,11 @@ fn chromium() -> Option<PathBuf> {
     found
 }
 
-/// Headless Chromium with `args` and the URL; its stdout.
+/// How long one Chromium run may take before the test kills it and fails.
+const BROWSER_LIMIT: Duration = Duration::from_secs(90);
+
+/// Headless Chromium with `args` and the URL; its stdout. Killed (and the
+/// test failed) after [`BROWSER_LIMIT`].
 async fn browse(chromium: &Path, args: &[&str], url: &str) -> String {
     let profile = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(chromium);
@@ -128,17 +132,34 @@ async fn browse(chromium: &Path, args: &[&str], url: &str) -> String {
     ])
     .arg(format!("--user-data-dir={}", profile.path().display()))
     .args(args)
-    .arg(url);
-    let out = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .unwrap()
-        .expect("run chromium");
-    assert!(
-        out.status.success(),
-        "chromium {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    .arg(url)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("run chromium");
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = r.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > BROWSER_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium {args:?} took more than {BROWSER_LIMIT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let err = stderr.join().unwrap();
+    assert!(status.success(), "chromium {args:?}: {err}");
+    stdout.join().unwrap()
 }
 
 /// One HTTP/1.0 GET; (head, body).
