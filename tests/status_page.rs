@@ -277,6 +277,11 @@ async fn chromium_shows_services_a_drain_and_the_error_banner_and_the_injection_
     let dom = browse(&chromium, &["--dump-dom"], &url).await;
     check_dom(&dom);
     assert!(!dom.contains("id=\"errors\""), "no error yet: {dom}");
+    // The last pass read etcd; this frontend's fleet record is shown.
+    let last = dom.split("id=\"last-pass\"").nth(1).unwrap();
+    assert!(last.contains(">ok<"), "{last}");
+    let fleet = dom.split("id=\"fleet\"").nth(1).expect("the fleet table");
+    assert!(fleet.contains("<td>lb1</td>"), "{fleet}");
     assert!(
         service_table(&dom).contains("tcp://10.107.107.108:443"),
         "{dom}"

@@ -6,7 +6,7 @@
 //! [`PASS_WAIT`], or show a secret (sources are shown by their redacted
 //! descriptions).
 
-use std::sync::{Arc, Mutex, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
 use super::clock::unix_now;
@@ -79,17 +79,7 @@ impl PageSources {
 
     /// `f` over the pass's state, if no pass holds it for [`PASS_WAIT`].
     fn with_pass<T>(&self, f: impl FnOnce(&Pass) -> T) -> Option<T> {
-        let start = std::time::Instant::now();
-        loop {
-            match self.pass.try_lock() {
-                Ok(pass) => return Some(f(&pass)),
-                Err(TryLockError::Poisoned(p)) => return Some(f(&p.into_inner())),
-                Err(TryLockError::WouldBlock) if start.elapsed() < PASS_WAIT => {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err(TryLockError::WouldBlock) => return None,
-            }
-        }
+        lock_within(&self.pass, PASS_WAIT).map(|pass| f(&pass))
     }
 
     fn sources(&self, now_ms: u64) -> Vec<snapshot::SourceRow> {
@@ -115,5 +105,41 @@ impl PageSources {
                 }
             })
             .collect()
+    }
+}
+
+/// The lock, unless someone else holds it for longer than `wait` (a
+/// poisoned lock is taken: the page only reads).
+fn lock_within<T>(m: &Mutex<T>, wait: Duration) -> Option<MutexGuard<'_, T>> {
+    let start = std::time::Instant::now();
+    loop {
+        match m.try_lock() {
+            Ok(guard) => return Some(guard),
+            Err(TryLockError::Poisoned(p)) => return Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) if start.elapsed() < wait => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(TryLockError::WouldBlock) => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_held_past_the_wait_is_given_up_and_one_released_within_it_is_taken() {
+        let m = Arc::new(Mutex::new(1));
+        let held = m.lock().unwrap();
+        let start = std::time::Instant::now();
+        assert!(lock_within(&m, Duration::from_millis(50)).is_none());
+        assert!(start.elapsed() >= Duration::from_millis(50));
+        let other = m.clone();
+        let waiter =
+            std::thread::spawn(move || lock_within(&other, Duration::from_secs(10)).map(|g| *g));
+        std::thread::sleep(Duration::from_millis(30));
+        drop(held);
+        assert_eq!(waiter.join().unwrap(), Some(1));
     }
 }
