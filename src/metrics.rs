@@ -475,6 +475,11 @@ impl Metrics {
             .insert(source, unix_secs);
     }
 
+    /// Unix seconds of the last good read per source (the status page).
+    pub fn last_good(&self) -> BTreeMap<Source, f64> {
+        self.last_good.lock().expect("metrics lock").clone()
+    }
+
     pub fn drains(&self, active: usize, completed: impl IntoIterator<Item = &'static str>) {
         self.drains_active
             .set(i64::try_from(active).unwrap_or(i64::MAX));

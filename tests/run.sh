@@ -3,7 +3,8 @@
 # need (etcd and etcdctl for the overlay tests, qemu and the guest's userland
 # for the kernel IPVS and Docker tests in a VM, openssl for TLS certificates,
 # promtool from prometheus for the alert rules and dashboard in
-# examples/monitoring/, man-db to render the man page),
+# examples/monitoring/, man-db to render the man page, chromium to load the
+# daemon's status page in a real browser: tests/status_page.rs),
 # then formatting, lint and the whole cargo test suite. Integration tests fail
 # (never skip) when CI is set and a component is missing.
 #
@@ -15,7 +16,7 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests use (tests/vm/ fetches the guest's kernel and
 # the Docker guest's packages itself, with apt-get download).
 packages=(etcd-server etcd-client qemu-system-x86 ipvsadm busybox-static cpio
-  lz4 iproute2 openssl git kmod prometheus man-db)
+  lz4 iproute2 openssl git kmod prometheus man-db chromium)
 need=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")

@@ -65,8 +65,9 @@ pub struct WatchArgs {
     #[arg(long, value_name = "PERCENT", default_value = "0", value_parser = clap::value_parser!(u8).range(0..=100), requires = "watch")]
     pub health_panic_percent: u8,
 
-    /// Serve /metrics, /healthz, /readyz and POST /hooks/git on this address
-    /// (e.g. 127.0.0.1:9469); off by default
+    /// Serve /metrics, /healthz, /readyz, the status page (/, /status.json)
+    /// and POST /hooks/git on this address (e.g. 127.0.0.1:9469); off by
+    /// default
     #[arg(long, value_name = "ADDR", requires = "watch")]
     pub metrics_listen: Option<SocketAddr>,
 
@@ -291,8 +292,8 @@ pub fn run(opts: daemon::Options, log_format: LogFormat) -> Result<u8> {
 fn warn_if_exposed(addr: SocketAddr) {
     if !addr.ip().to_canonical().is_loopback() {
         warn!(
-            "--metrics-listen {addr} is not a loopback address: /metrics, /healthz, /readyz \
-             and POST /hooks/git are served without authentication to every host that can \
+            "--metrics-listen {addr} is not a loopback address: /metrics, /healthz, /readyz, \
+             the status page and POST /hooks/git are served without authentication to every host that can \
              reach it; listen on 127.0.0.1 or firewall the port"
         );
     }

@@ -37,6 +37,11 @@ impl DiagnosticLog {
         self.logged_for.as_deref() == Some(inputs)
     }
 
+    /// The diagnostics of the last report (the status page).
+    pub fn current(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.logged.iter()
+    }
+
     /// Reports the diagnostics of `inputs`: what appeared and what went.
     pub fn report<'a>(
         &mut self,

@@ -21,6 +21,7 @@ use tracing::{debug, error, info, warn};
 use super::clock::unix_now;
 use super::inputs::{ConfigWatch, GitPoller};
 use super::pass::{Pass, PassFailure, PassReport};
+use super::status_page::snapshot::LastPass;
 use super::sync::lock;
 use crate::error::format_error;
 use crate::metrics::Metrics;
@@ -34,6 +35,8 @@ pub enum Msg {
         result: Result<PassReport, PassFailure>,
         took: Duration,
         changed_at: Option<Duration>,
+        /// The commit and etcd revision it read.
+        input: (Option<String>, Option<String>),
     },
     GitPolled(Result<bool, String>),
     HookGit,
@@ -52,6 +55,8 @@ pub struct Status {
     /// The error of the last failed pass, until a pass succeeds.
     pub last_error: Option<String>,
     pub drains_active: usize,
+    /// The last pass, ok or failed (the status page).
+    pub last_pass: Option<LastPass>,
 }
 
 /// The etcd watch and its change notifications.
@@ -200,9 +205,10 @@ impl EventLoop {
                 result,
                 took,
                 changed_at,
+                input,
             } => {
                 running.pass_running = false;
-                self.pass_done(result, took, changed_at, self.now())
+                self.pass_done(result, took, changed_at, input)
             }
             Msg::GitPolled(Ok(new_commit)) => {
                 self.metrics
@@ -257,9 +263,10 @@ impl EventLoop {
                 result,
                 took,
                 changed_at,
+                input,
             } = msg
             {
-                self.pass_done(result, took, changed_at, self.now());
+                self.pass_done(result, took, changed_at, input);
                 return true;
             }
         }
@@ -292,16 +299,17 @@ impl EventLoop {
         debug!(triggers = names.join(","), "pass");
         tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
-            let result = {
+            let (result, input) = {
                 let mut pass = lock(&pass);
                 let result = pass.run(&triggers);
                 pass.publish_status(&result);
-                result
+                (result, pass.last_input())
             };
             let _ = tx.send(Msg::PassDone {
                 result,
                 took: started.elapsed(),
                 changed_at,
+                input,
             });
         });
     }
@@ -322,10 +330,12 @@ impl EventLoop {
         result: Result<PassReport, PassFailure>,
         took: Duration,
         changed_at: Option<Duration>,
-        now: Duration,
+        input: (Option<String>, Option<String>),
     ) -> Event {
+        let now = self.now();
         self.metrics.pass_finished(result.is_ok(), took);
         let mut status = lock(&self.status);
+        status.last_pass = Some(last_pass(&result, took, input, &status));
         match result {
             Ok(report) => {
                 if let Some(at) = changed_at {
@@ -357,6 +367,33 @@ impl EventLoop {
                 Event::PassFailed { source: f.source }
             }
         }
+    }
+}
+
+/// The status page's account of a pass that just ended (`status`: the
+/// counts before it).
+fn last_pass(
+    result: &Result<PassReport, PassFailure>,
+    took: Duration,
+    (commit, etcd_revision): (Option<String>, Option<String>),
+    status: &Status,
+) -> LastPass {
+    let ok = result.is_ok();
+    LastPass {
+        ok,
+        at_ms: u64::try_from(unix_now().as_millis()).unwrap_or(u64::MAX),
+        duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+        changes: result.as_ref().map_or(0, |r| r.ops),
+        commit,
+        etcd_revision,
+        error: result.as_ref().err().map(|f| f.error.clone()),
+        diagnostics: result
+            .as_ref()
+            .err()
+            .map(|f| f.diagnostics.clone())
+            .unwrap_or_default(),
+        passes_ok: status.passes_ok + u64::from(ok),
+        passes_failed: status.passes_failed + u64::from(!ok),
     }
 }
 

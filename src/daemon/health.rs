@@ -175,6 +175,12 @@ impl HealthChecker {
         serde_json::json!({ "format": 1, "targets": targets })
     }
 
+    /// Targets checked, and how many of them are down.
+    pub fn counts(&self) -> (usize, usize) {
+        let checked = lock(&self.shared.table).len();
+        (checked, lock(&self.shared.down).len())
+    }
+
     pub fn stats(&self) -> CheckStats {
         lock(&self.shared.stats).clone()
     }

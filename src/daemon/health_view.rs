@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tracing::{info, warn};
 
 use super::health::HealthChecker;
-use crate::health::{Effective, HealthConfig, Update, VerdictKind};
+use crate::health::{Effective, HealthConfig, Update, Verdict, VerdictKind};
 use crate::metrics::Metrics;
 use crate::model::{IpvsState, ServiceKey};
 
@@ -111,6 +111,17 @@ impl HealthStep {
             let _ = writeln!(out, "{} {} {:?}", v.service, v.dest, v.kind);
         }
         out
+    }
+
+    /// The desired state with health applied, while any service has a
+    /// check (the status page).
+    pub fn state(&self) -> Option<&IpvsState> {
+        self.active.then(|| self.view.state())
+    }
+
+    /// What health does to each down dest, and why.
+    pub fn verdicts(&self) -> impl Iterator<Item = &Verdict> {
+        self.view.verdicts()
     }
 
     /// Dests found down (drained, removed or kept by fail-open).

@@ -1,8 +1,10 @@
 //! The daemon's HTTP listener (`--metrics-listen`): `/metrics`,
-//! `/healthz`, `/readyz` (ready after the first successful pass) and
-//! `POST /hooks/git` (poll the config repository now), rate-limited: a
-//! burst of [`HOOK_BURST`], then one per [`HOOK_EVERY`]; beyond that the
-//! answer is 429 and nothing is scheduled.
+//! `/healthz`, `/readyz` (ready after the first successful pass), the
+//! status page (`/` and `/status`, its JSON at `/status.json`:
+//! `status_page`, docs/status-page.md) and `POST /hooks/git` (poll the
+//! config repository now), rate-limited: a burst of [`HOOK_BURST`], then
+//! one per [`HOOK_EVERY`]; beyond that the answer is 429 and nothing is
+//! scheduled.
 //!
 //! Must not: change anything but through the hook's callback, which only
 //! schedules a poll.
@@ -14,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -24,6 +26,8 @@ use tracing::{debug, error, info};
 
 use super::clock::unix_now;
 use super::health::HealthChecker;
+use super::page_sources::PageSources;
+use super::status_page::{self, Query, Snapshot};
 use crate::metrics::Metrics;
 
 /// Hooks accepted at once...
@@ -41,6 +45,8 @@ pub struct Http {
     pub hook: Option<Box<dyn Fn() + Send + Sync>>,
     /// The health checker, for `GET /health/checks`.
     pub checks: Option<Arc<HealthChecker>>,
+    /// The status page's inputs (`None`: the page answers 404).
+    pub page: Option<Arc<PageSources>>,
 }
 
 /// The handlers' state: what they read, and the hook's rate limit.
@@ -88,12 +94,15 @@ pub async fn serve(
         .route("/readyz", get(readyz))
         .route("/hooks/git", post(hook))
         .route("/health/checks", get(checks))
+        .route("/", get(status_html))
+        .route("/status", get(status_html))
+        .route("/status.json", get(status_json))
         .with_state(Arc::new(shared));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("--metrics-listen {addr}: cannot listen"))?;
     let local = listener.local_addr()?;
-    info!(addr = %local, "serving /metrics, /healthz, /readyz, /health/checks, POST /hooks/git");
+    info!(addr = %local, "serving the status page (/), /status.json, /metrics, /healthz, /readyz, /health/checks, POST /hooks/git");
     tokio::spawn(async move {
         let r = axum::serve(listener, app)
             .with_graceful_shutdown(async {
@@ -127,6 +136,51 @@ async fn checks(State(s): State<Arc<Shared>>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "application/json")],
         format!("{body:#}\n"),
     )
+}
+
+/// The page's headers: no caching, no sniffing, nothing but inline style.
+const PAGE_HEADERS: [(header::HeaderName, &str); 3] = [
+    (header::CACHE_CONTROL, "no-store"),
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'",
+    ),
+];
+
+/// The status snapshot for the request's query, made off the runtime's
+/// threads (it may wait briefly for a running pass).
+async fn snapshot(s: &Shared, raw: Option<String>) -> Option<Snapshot> {
+    let page = s.http.page.clone()?;
+    let query = Query::parse(raw.as_deref());
+    tokio::task::spawn_blocking(move || page.snapshot(query))
+        .await
+        .ok()
+}
+
+async fn status_html(State(s): State<Arc<Shared>>, RawQuery(raw): RawQuery) -> Response {
+    match snapshot(&s, raw).await {
+        Some(snap) => (
+            PAGE_HEADERS,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            status_page::html::render(&snap),
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "no status page\n").into_response(),
+    }
+}
+
+async fn status_json(State(s): State<Arc<Shared>>, RawQuery(raw): RawQuery) -> Response {
+    match snapshot(&s, raw).await {
+        Some(snap) => (
+            PAGE_HEADERS,
+            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+            serde_json::to_string_pretty(&snap).unwrap_or_default() + "\n",
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "no status page\n").into_response(),
+    }
 }
 
 async fn readyz(State(s): State<Arc<Shared>>) -> impl IntoResponse {
@@ -207,6 +261,7 @@ mod tests {
                 counted.fetch_add(1, Ordering::Relaxed);
             })),
             checks: None,
+            page: None,
         };
         let (stop, stopped) = oneshot::channel();
         let addr = serve("127.0.0.1:0".parse().unwrap(), http, stopped)

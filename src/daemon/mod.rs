@@ -33,10 +33,12 @@ mod inputs;
 pub mod kernel;
 pub mod memory;
 pub mod options;
+mod page_sources;
 mod pass;
 pub mod probe;
 pub mod state_file;
 pub mod status;
+pub mod status_page;
 mod sync;
 mod traffic;
 
@@ -55,13 +57,14 @@ use self::event_loop::{EtcdFeed, EventLoop, Msg};
 use self::health::HealthChecker;
 use self::health_view::HealthStep;
 use self::inputs::{ConfigInput, ConfigWatch, GitPoller, OverlayInput};
+use self::page_sources::PageSources;
 use self::pass::{FleetStatus, Pass, PassSetup};
 use self::status::{StatusPublisher, StatusTuning};
 use self::sync::lock;
 use crate::error::format_error;
 use crate::fleet::FrontendStatus;
 use crate::metrics::Metrics;
-use crate::reconcile::{Drains, Settings};
+use crate::reconcile::{Drains, Settings, Source};
 use crate::render::memo::Memo;
 use crate::source::etcd::watch::OverlayWatch;
 use crate::source::{ConfigSource, OverlaySource};
@@ -119,6 +122,7 @@ impl Daemon {
         let checker = start_checker(&shared, &tx);
         let fleet = start_fleet_status(&opts)?;
         let traffic = start_traffic(&opts, kernel.as_ref(), &shared);
+        let page_inputs = page_inputs(&opts, etcd.as_ref());
         let pass = Pass::new(PassSetup {
             config: config.input,
             overlay,
@@ -136,12 +140,22 @@ impl Daemon {
             epoch: shared.epoch,
             fleet,
         });
-        let (http_stop, metrics_addr) = start_http(&opts, &shared, has_git, &checker, &tx).await?;
+        let pass = Arc::new(Mutex::new(pass));
+        let page = PageSources {
+            pass: pass.clone(),
+            status: shared.status.clone(),
+            metrics: shared.metrics.clone(),
+            checker: checker.clone(),
+            etcd: etcd.as_ref().map(|(w, _)| w.clone()),
+            inputs: page_inputs,
+        };
+        let (http_stop, metrics_addr) =
+            start_http(&opts, &shared, has_git, (&checker, page), &tx).await?;
         let event_loop = EventLoop {
             settings: settings(&opts, has_git),
             epoch: shared.epoch,
             sighup: shared.sighup.clone(),
-            pass: Arc::new(Mutex::new(pass)),
+            pass,
             git: config.git,
             etcd,
             metrics: shared.metrics.clone(),
@@ -321,7 +335,7 @@ async fn start_http(
     opts: &Options,
     shared: &Shared,
     has_git: bool,
-    checker: &Arc<HealthChecker>,
+    (checker, page): (&Arc<HealthChecker>, PageSources),
     tx: &mpsc::UnboundedSender<Msg>,
 ) -> Result<(oneshot::Sender<()>, Option<SocketAddr>)> {
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -339,8 +353,36 @@ async fn start_http(
         ready: shared.ready.clone(),
         hook,
         checks: Some(checker.clone()),
+        page: Some(Arc::new(page)),
     };
     Ok((stop_tx, Some(http::serve(addr, http, stop_rx).await?)))
+}
+
+/// The inputs the status page lists: name, where their staleness is kept,
+/// redacted description.
+fn page_inputs(
+    opts: &Options,
+    etcd: Option<&EtcdFeed>,
+) -> Vec<(&'static str, Option<Source>, String)> {
+    let mut inputs = vec![match &opts.config {
+        ConfigSource::Dir(_) => (
+            "config",
+            Some(Source::Config),
+            status::config_label(&opts.config),
+        ),
+        ConfigSource::Git(_) => ("git", Some(Source::Git), status::config_label(&opts.config)),
+    }];
+    match (&opts.overlay, etcd) {
+        (Some(OverlaySource::Etcd(settings)), Some(_)) => {
+            inputs.push(("etcd", Some(Source::Etcd), settings.description()));
+        }
+        (Some(OverlaySource::Dir(path)), _) => {
+            inputs.push(("overlay", None, path.display().to_string()));
+        }
+        _ => {}
+    }
+    inputs.push(("kernel", Some(Source::Kernel), "IPVS table".to_string()));
+    inputs
 }
 
 /// The schedule's settings.

@@ -37,7 +37,8 @@ pub struct Options {
     /// Health checks fail open below this percentage of a service's
     /// weighted dests up (0: only when none would be).
     pub health_panic_percent: u8,
-    /// Where /metrics, /healthz, /readyz and POST /hooks/git are served.
+    /// Where /metrics, /healthz, /readyz, the status page and POST
+    /// /hooks/git are served.
     pub metrics_listen: Option<SocketAddr>,
     /// Reading the kernel's traffic counters for /metrics.
     pub traffic: TrafficOptions,

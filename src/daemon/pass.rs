@@ -28,6 +28,8 @@ use super::inputs::{ConfigInput, OverlayInput};
 use super::kernel::{ApplyFailure, Kernel};
 use super::state_file::save_drains;
 use super::status::StatusPublisher;
+use super::status_page::Query;
+use super::status_page::snapshot::{self, Counters, PlanText, ServiceInput, ServicePage};
 use super::sync::lock;
 use crate::diag::Diagnostics;
 use crate::error::format_error;
@@ -63,6 +65,18 @@ pub struct PassReport {
     /// Dests health checks found down (drained, removed or kept by
     /// fail-open).
     pub unhealthy_dests: usize,
+}
+
+/// What [`Pass::page`] gives the status page.
+pub struct PassPage {
+    pub services: ServicePage,
+    pub counters: Counters,
+    pub last_plan: Option<PlanText>,
+    /// The current diagnostics, errors and warnings.
+    pub diagnostics: Vec<String>,
+    pub fleet: Option<fleet::Fleet>,
+    /// The last render had no error.
+    pub render_ok: bool,
 }
 
 /// A failed pass: where, and why (one line).
@@ -120,6 +134,13 @@ pub struct Pass {
     epoch: Instant,
     /// This frontend's fleet status, when published.
     fleet: Option<FleetStatus>,
+    /// For the status page: the last applied plan's text...
+    last_plan: Option<PlanText>,
+    /// ...and the commit and etcd revision the last pass read...
+    last_input: (Option<String>, Option<String>),
+    /// ...and, while the config is invalid, the copy of the kernel's table
+    /// as the last successful pass left it.
+    shown_copy: Option<LiveCopy>,
 }
 
 /// This frontend's fleet status record (issue 17) and where it goes.
@@ -227,6 +248,8 @@ struct Applied {
     active: Vec<DrainStatus>,
     completed: Vec<(ServiceKey, SocketAddr, Completion)>,
     next_deadline_ms: Option<u64>,
+    /// The plan as text, when it changed anything.
+    plan_text: Option<String>,
 }
 
 impl Pass {
@@ -260,17 +283,33 @@ impl Pass {
             metrics: s.metrics,
             epoch: s.epoch,
             fleet: s.fleet,
+            last_plan: None,
+            last_input: (None, None),
+            shown_copy: None,
         }
     }
 
     /// One pass.
     pub fn run(&mut self, triggers: &BTreeSet<Trigger>) -> Result<PassReport, PassFailure> {
         let now = Now::read(self.epoch);
-        let copy = self.take_copy(triggers, now);
+        let (copy, unusable) = self.take_copy(triggers, now);
         let copy_generation = self.copy_generation.take();
         let mut input = self.read_inputs(triggers, now)?;
         let before = (self.render.memo.generation(), self.health.version());
-        let rendering = self.render.run(&input, &self.metrics)?;
+        let rendering = match self.render.run(&input, &self.metrics) {
+            Ok(r) => {
+                // Not held while the kernel is read.
+                drop(unusable);
+                self.shown_copy = None;
+                r
+            }
+            Err(e) => {
+                // Kept for the status page only: nothing is planned
+                // against it (the next pass reads the kernel).
+                self.shown_copy = copy.or(unusable).or(self.shown_copy.take());
+                return Err(e);
+            }
+        };
         let inputs = rendering.inputs;
         let Desired {
             state: desired,
@@ -309,16 +348,24 @@ impl Pass {
     }
 
     /// Step (choose the live table, first half): the copy of the kernel's
-    /// table, if this pass may plan against it. Taken out here: a pass
-    /// that fails anywhere below does not put it back, so the next pass
-    /// reads the kernel.
-    fn take_copy(&mut self, triggers: &BTreeSet<Trigger>, now: Now) -> Option<LiveCopy> {
+    /// table, if this pass may plan against it (else, second, the copy
+    /// anyway, for the status page only). Taken out here: a pass that
+    /// fails anywhere below does not put it back, so the next pass reads
+    /// the kernel.
+    fn take_copy(
+        &mut self,
+        triggers: &BTreeSet<Trigger>,
+        now: Now,
+    ) -> (Option<LiveCopy>, Option<LiveCopy>) {
         let situation = Situation {
             resync: triggers.contains(&Trigger::Resync),
             sighup: self.kernel.sighup.swap(false, Ordering::Relaxed),
             draining: !self.drains.is_empty(),
         };
-        self.kernel.copy.take(now.clock, situation)
+        match self.kernel.copy.take_either(now.clock, situation) {
+            Ok(copy) => (Some(copy), None),
+            Err(unusable) => (None, unusable),
+        }
     }
 
     /// Step: the config and overlay trees of this pass.
@@ -329,6 +376,10 @@ impl Pass {
     ) -> Result<Snapshot, PassFailure> {
         let config = self.read_config(triggers, now)?;
         let (overlay, hint, etcd_revision) = self.read_overlay(now)?;
+        self.last_input = (
+            config.source.revision.clone(),
+            Some(etcd_revision.clone()).filter(|r| !r.is_empty()),
+        );
         Ok(Snapshot {
             config,
             overlay,
@@ -405,6 +456,9 @@ impl Pass {
         now: Now,
     ) -> PassReport {
         let drift_corrected = self.log_drains(&mut applied, generation);
+        if let Some(text) = applied.plan_text.take() {
+            self.last_plan = Some(PlanText::of(&text, now.unix_ms()));
+        }
         self.keep_drains(std::mem::take(&mut applied.drains));
         self.metrics
             .set_sizes(applied.desired_size, applied.live_size);
@@ -440,6 +494,58 @@ impl Pass {
             drift_corrected,
             etcd_revision: input.etcd_revision.clone(),
             unhealthy_dests: self.health.down_count(),
+        }
+    }
+
+    /// The commit and etcd revision the last pass read (for the status
+    /// page).
+    pub fn last_input(&self) -> (Option<String>, Option<String>) {
+        self.last_input.clone()
+    }
+
+    /// The status page's view of what passes keep: the query's page of
+    /// services (the desired state planned, with health and drains), where
+    /// the counters come from, the last plan, the fleet record.
+    pub fn page(&self, query: &Query, now_ms: u64) -> PassPage {
+        let rendered = self.render.memo.rendered();
+        let render_ok = rendered.is_none_or(|r| r.is_ok());
+        let empty = IpvsState::default();
+        let desired = self
+            .health
+            .state()
+            .or(rendered.map(|r| &r.state))
+            .unwrap_or(&empty);
+        let health = self
+            .health
+            .verdicts()
+            .map(|v| ((v.service, v.dest), (v.kind, v.reason.clone())))
+            .collect();
+        let copy = self.kernel.copy.peek().or(self.shown_copy.as_ref());
+        let clock = self.epoch.elapsed();
+        let input = ServiceInput {
+            desired,
+            kernel: copy.filter(|_| !render_ok).map(|c| &c.state),
+            drains: &self.drains,
+            drain_timeout: self.rules.drain_timeout,
+            stats: copy.map(|c| &c.stats),
+            health: &health,
+            now_ms,
+        };
+        let mut services = snapshot::services(&input, query);
+        services.render_failed = !render_ok;
+        PassPage {
+            services,
+            counters: Counters {
+                age_ms: copy.map(|c| clock.saturating_sub(c.read_at).as_millis() as u64),
+            },
+            last_plan: self.last_plan.clone(),
+            diagnostics: self.render.log.current().map(ToString::to_string).collect(),
+            fleet: self.fleet.as_ref().map(|f| {
+                let id = f.last.frontend.clone();
+                let alive = std::iter::once(id.clone()).collect();
+                fleet::view(&[(id, f.last.to_bytes())], &alive, None, now_ms)
+            }),
+            render_ok,
         }
     }
 
@@ -612,6 +718,7 @@ impl KernelView {
         } = planned;
         let live_size = (table.state.services.len(), table.state.dest_count());
         let mut keep_table = true;
+        let mut plan_text = None;
         if !plan.is_empty() {
             let text = plan::output::text(&plan, &outcome.desired, false);
             info!(
@@ -619,6 +726,7 @@ impl KernelView {
                 "applying\n{}",
                 text.trim_end()
             );
+            plan_text = Some(text);
             let ops: Vec<Op> = plan.ops().cloned().collect();
             if let Err(f) = self.kernel.apply(&ops) {
                 return Err(self.record_failure(&ops, f));
@@ -652,6 +760,7 @@ impl KernelView {
             active: outcome.active,
             completed: outcome.completed,
             next_deadline_ms: outcome.next_deadline_ms,
+            plan_text,
         })
     }
 }

@@ -51,7 +51,20 @@ impl Default for StatusTuning {
 /// the config source (credentials scrubbed, as logs name it) and what it
 /// owns (empty: the whole table; fwmark ranges as `fwmark 100-200`).
 pub fn identity(frontend_id: &str, config: &ConfigSource, ownership: &Ownership) -> Identity {
-    let config_source = match config {
+    let doc = ownership.doc();
+    let fwmarks = doc.fwmarks.iter().map(|r| format!("fwmark {r}"));
+    Identity {
+        frontend: frontend_id.to_string(),
+        version: env!("CLUSTERF_VERSION").to_string(),
+        config_source: config_label(config),
+        own: doc.cidrs.iter().cloned().chain(fwmarks).collect(),
+    }
+}
+
+/// The config source as logs and the status page name it (credentials
+/// scrubbed from a repository URL).
+pub fn config_label(config: &ConfigSource) -> String {
+    match config {
         ConfigSource::Dir(path) => path.display().to_string(),
         ConfigSource::Git(git) => {
             let mut label = crate::source::git::scrub_url(&git.repo);
@@ -65,14 +78,6 @@ pub fn identity(frontend_id: &str, config: &ConfigSource, ownership: &Ownership)
             }
             label
         }
-    };
-    let doc = ownership.doc();
-    let fwmarks = doc.fwmarks.iter().map(|r| format!("fwmark {r}"));
-    Identity {
-        frontend: frontend_id.to_string(),
-        version: env!("CLUSTERF_VERSION").to_string(),
-        config_source,
-        own: doc.cidrs.iter().cloned().chain(fwmarks).collect(),
     }
 }
 

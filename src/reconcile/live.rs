@@ -140,15 +140,34 @@ impl LiveCache {
     ///
     /// [`put`]: LiveCache::put
     pub fn take(&mut self, now: Duration, situation: Situation) -> Option<LiveCopy> {
-        let copy = self.copy.take()?;
+        self.take_either(now, situation).ok()
+    }
+
+    /// [`LiveCache::take`], also handing out a copy the pass must not plan
+    /// against (`Err`), for display only (the daemon's status page).
+    pub fn take_either(
+        &mut self,
+        now: Duration,
+        situation: Situation,
+    ) -> Result<LiveCopy, Option<LiveCopy>> {
+        let copy = self.copy.take().ok_or(None)?;
         let fresh = now.saturating_sub(copy.read_at) < self.max_age;
-        (fresh && !situation.needs_read()).then_some(copy)
+        if fresh && !situation.needs_read() {
+            Ok(copy)
+        } else {
+            Err(Some(copy))
+        }
     }
 
     /// Keeps the copy after a successful pass (read, or taken, plus the
     /// ops the pass applied).
     pub fn put(&mut self, copy: LiveCopy) {
         self.copy = Some(copy);
+    }
+
+    /// The kept copy, to look at (the daemon's status page).
+    pub fn peek(&self) -> Option<&LiveCopy> {
+        self.copy.as_ref()
     }
 
     /// When the kept copy expires (the next pass after this reads).
