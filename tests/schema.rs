@@ -463,6 +463,59 @@ fn corpus() -> Vec<(Kind, String)> {
     ] {
         c.push((Kind::Service, doc.to_string()));
     }
+    // The IPVS options (issue 19): fwmark frontends, persistence netmask
+    // and engine, one-packet scheduling, scheduler flags, thresholds.
+    for doc in [
+        "frontend: {fwmark_ipv4: 1}",
+        "frontend: {fwmark_ipv6: 4294967295}",
+        "frontend: {fwmark_ipv4: 7, fwmark_ipv6: 7}\nbackends: {a: {ipv4: 10.1.0.1}, b: {ipv6: \"2001:db8::2\", tcp: 80}}",
+        "frontend: {fwmark_ipv4: 0}",
+        "frontend: {fwmark_ipv4: 4294967296}",
+        "frontend: {fwmark_ipv4: \"7\"}",
+        "frontend: {fwmark_ipv4: null}",
+        "frontend: {fwmark_ipv4: 7, ipv4: 10.0.0.1}",
+        "frontend: {fwmark_ipv4: 7, tcp: 80}",
+        "frontend: {fwmark_ipv4: 7, ipv4: 10.0.0.1, tcp: 80}",
+        "frontend: {fwmark_ipv4: 7, ipv4: null, tcp: null}",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80, fwmark_ipv6: null}",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\npersistence: 60\npersistence_netmask_ipv4: 24",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\npersistence: 60\npersistence_netmask_ipv4: 0",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\npersistence: 60\npersistence_netmask_ipv4: 33",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\npersistence_netmask_ipv4: 24",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\npersistence: null\npersistence_netmask_ipv4: 24",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\npersistence_netmask_ipv4: null",
+        "frontend: {ipv6: \"2001:db8::1\", tcp: 80}\npersistence: 60\npersistence_netmask_ipv6: 64",
+        "frontend: {ipv6: \"2001:db8::1\", tcp: 80}\npersistence: 60\npersistence_netmask_ipv6: 0",
+        "frontend: {ipv6: \"2001:db8::1\", tcp: 80}\npersistence: 60\npersistence_netmask_ipv6: 129",
+        "frontend: {ipv6: \"2001:db8::1\", tcp: 80}\npersistence: 60\npersistence_netmask_ipv6: \"64\"",
+        "frontend: {ipv4: 10.0.0.1, udp: 5060}\npersistence: 60\npersistence_engine: sip",
+        "frontend: {ipv4: 10.0.0.1, udp: 5060}\npersistence_engine: sip",
+        "frontend: {ipv4: 10.0.0.1, udp: 5060}\npersistence: 60\npersistence_engine: ftp",
+        "frontend: {ipv4: 10.0.0.1, udp: 53}\nops: true",
+        "frontend: {ipv4: 10.0.0.1, udp: 53}\nops: false",
+        "frontend: {ipv4: 10.0.0.1, udp: 53}\nops: 1",
+        "frontend: {ipv4: 10.0.0.1, udp: 53, tcp: 53}\nops: true",
+        "frontend: {fwmark_ipv4: 1}\nops: true",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nops: true",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nops: false",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\npersistence: 60\npersistence_engine: sip",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nscheduler: sh\nscheduler_flags: sh-port",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nscheduler: sh\nscheduler_flags: sh-fallback, sh-port",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nscheduler: mh\nscheduler_flags: mh-port,mh-fallback",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nscheduler: mh\nscheduler_flags: sh-port",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nscheduler_flags: sh-port",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nscheduler: sh\nscheduler_flags: sh-port;sh-fallback",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nscheduler: sh\nscheduler_flags: \"\"",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nscheduler: sh\nscheduler_flags: [sh-port]",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends: {a: {ipv4: 10.1.0.1, tcp: 80, upper_threshold: 10, lower_threshold: 5}}",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends: {a: {ipv4: 10.1.0.1, upper_threshold: 2147483647}}",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends: {a: {ipv4: 10.1.0.1, upper_threshold: 2147483648}}",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends: {a: {ipv4: 10.1.0.1, upper_threshold: -1}}",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends: {a: {ipv4: 10.1.0.1, upper_threshold: 0, lower_threshold: 0}}",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends: {a: {ipv4: 10.1.0.1, lower_threshold: \"5\"}}",
+    ] {
+        c.push((Kind::Service, doc.to_string()));
+    }
     // Health checks and backends opting out of them.
     vary(
         Kind::Service,

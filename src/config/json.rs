@@ -13,7 +13,7 @@ use super::layout::{BACKEND_KEYS, FRONTEND_KEYS, HEALTHCHECK_KEYS, ROUTE_KEYS};
 use super::types::{HealthCheck, Route};
 use super::validate::{
     EndpointFields, EndpointFile, Located, Reporter, RouteFields, exact_integer, range_error, utf8,
-    validate_endpoints, validate_route,
+    validate_endpoints, validate_route, validate_thresholds,
 };
 use crate::diag::Pos;
 use crate::text;
@@ -54,13 +54,23 @@ pub(super) fn full_json_endpoints(
         udp: json_int(r, "udp", obj.get("udp"), text),
         weight: json_int(r, "weight", obj.get("weight"), text),
         healthcheck: json_bool(r, "healthcheck", obj.get("healthcheck")),
-        addr_given: obj.contains_key("ipv4") || obj.contains_key("ipv6"),
-        port_given: obj.contains_key("tcp") || obj.contains_key("udp"),
+        fwmark_ipv4: json_int(r, "fwmark_ipv4", obj.get("fwmark_ipv4"), text),
+        fwmark_ipv6: json_int(r, "fwmark_ipv6", obj.get("fwmark_ipv6"), text),
+        upper_threshold: json_int(r, "upper_threshold", obj.get("upper_threshold"), text),
+        lower_threshold: json_int(r, "lower_threshold", obj.get("lower_threshold"), text),
+        // A mark of the wrong type is reported as such, not as no address.
+        addr_given: ["ipv4", "ipv6", "fwmark_ipv4", "fwmark_ipv6"]
+            .iter()
+            .any(|k| obj.contains_key(k)),
+        port_given: ["tcp", "udp", "fwmark_ipv4", "fwmark_ipv6"]
+            .iter()
+            .any(|k| obj.contains_key(k)),
     };
     let what = if frontend { "frontend" } else { "backend" };
     let (endpoints, weight) = validate_endpoints(r, None, &fields, frontend, &what);
+    let thresholds = validate_thresholds(r, &fields);
     let checked = fields.healthcheck.is_none_or(|h| h.value);
-    (!r.failed).then_some((endpoints, weight, checked))
+    (!r.failed).then_some((endpoints, weight, checked, thresholds))
 }
 
 /// The JSON layout's `services/<svc>/healthcheck` file: the check (`None`

@@ -174,8 +174,8 @@ fn near(a: &str, b: &str) -> bool {
 }
 
 /// Keys of a JSON frontend, backend and route file (matched without case).
-pub(super) const FRONTEND_KEYS: &[&str] = &["ipv4", "ipv6", "tcp", "udp"];
-pub(super) const BACKEND_KEYS: &[&str] = &["ipv4", "ipv6", "tcp", "udp", "weight", "healthcheck"];
+pub(super) const FRONTEND_KEYS: &[&str] = super::raw::FRONTEND_FIELDS;
+pub(super) const BACKEND_KEYS: &[&str] = super::raw::BACKEND_FIELDS;
 /// Keys of the JSON layout's `healthcheck` file: the YAML key's.
 pub(super) const HEALTHCHECK_KEYS: &[&str] = super::raw::HEALTHCHECK_FIELDS;
 pub(super) const ROUTE_KEYS: &[&str] = &[

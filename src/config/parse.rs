@@ -10,7 +10,7 @@ use super::check::dns_without_udp;
 use super::json::{json_endpoints, json_healthcheck, json_route};
 use super::layout::{Entry, classify, misplaced};
 use super::types::{Backend, Config, Endpoints, HealthCheck, Overlay, Route, RouteClaim, Service};
-use super::validate::{Reporter, check_name};
+use super::validate::{EndpointFile, Reporter, check_name};
 use super::yaml::{yaml_defaults, yaml_route, yaml_service};
 use crate::diag::{Diagnostics, Pos};
 use crate::health::Probe;
@@ -172,7 +172,8 @@ impl<'t> ConfigFiles<'t> {
             self.end_group();
             self.group = Some((svc, BTreeMap::new()));
         }
-        if let Some((endpoints, weight, healthcheck)) = json_endpoints(r, bytes, false, true)
+        if let Some((endpoints, weight, healthcheck, thresholds)) =
+            json_endpoints(r, bytes, false, true)
             && let Some((_, backends)) = &mut self.group
         {
             backends.insert(
@@ -183,6 +184,7 @@ impl<'t> ConfigFiles<'t> {
                     endpoints,
                     weight,
                     healthcheck,
+                    thresholds,
                 },
             );
         }
@@ -278,6 +280,7 @@ impl<'t> ConfigFiles<'t> {
                 persistence: None,
                 healthcheck,
                 backends: json_backends.remove(name).unwrap_or_default(),
+                ipvs: Default::default(),
             });
         }
         for (name, c) in healthchecks {
@@ -391,7 +394,7 @@ pub fn parse_overlay(tree: &Tree) -> (Overlay, Diagnostics) {
             local.warning(file.as_str(), None, "skipped");
         }
         diags.extend(local.into_warnings());
-        if let Some((svc, name, (endpoints, weight, healthcheck))) = backend {
+        if let Some((svc, name, (endpoints, weight, healthcheck, thresholds))) = backend {
             if group.as_ref().is_none_or(|(g, _)| *g != svc) {
                 add_backends(&mut overlay, group.take());
                 group = Some((svc, BTreeMap::new()));
@@ -405,6 +408,7 @@ pub fn parse_overlay(tree: &Tree) -> (Overlay, Diagnostics) {
                         endpoints,
                         weight,
                         healthcheck,
+                        thresholds,
                     },
                 );
             }
@@ -422,7 +426,7 @@ fn read_overlay_key<'t>(
     overlay: &mut Overlay,
     path: &'t str,
     bytes: &[u8],
-) -> Option<(&'t str, &'t str, (Endpoints, u32, bool))> {
+) -> Option<(&'t str, &'t str, EndpointFile)> {
     match classify(path) {
         Entry::Backend(svc, name) => {
             check_name(r, "backend", name);

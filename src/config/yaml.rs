@@ -16,8 +16,8 @@ use super::raw::{
 };
 use super::types::{Defaults, Route, Service};
 use super::validate::{
-    EndpointFields, Located, Reporter, RouteFields, ServiceFields, TooLarge, exact_integer,
-    parse_scheduler, range_error, utf8, validate_route, validate_service,
+    EndpointFields, IpvsFields, Located, Reporter, RouteFields, ServiceFields, TooLarge,
+    exact_integer, parse_scheduler, range_error, utf8, validate_route, validate_service,
 };
 use crate::diag::{Diagnostics, Pos};
 use crate::model::Method;
@@ -74,10 +74,31 @@ fn service_from_raw(
     })
     .pos;
     let mut frontend = yaml_endpoints_fields(r, text, &f.ipv4, &f.ipv6, &f.tcp, &f.udp, &None);
-    frontend.addr_given |= frontend_reported;
-    frontend.port_given |= frontend_reported;
+    frontend.fwmark_ipv4 = yaml_int(r, "fwmark_ipv4", &f.fwmark_ipv4, text);
+    frontend.fwmark_ipv6 = yaml_int(r, "fwmark_ipv6", &f.fwmark_ipv6, text);
+    // A mark of the wrong type is reported as such, not as no address.
+    let marked = f.fwmark_ipv4.is_some() || f.fwmark_ipv6.is_some();
+    frontend.addr_given |= frontend_reported || marked;
+    frontend.port_given |= frontend_reported || marked;
     let scheduler = yaml_str(r, "scheduler", &raw.scheduler);
     let persistence = yaml_int(r, "persistence", &raw.persistence, text);
+    let ipvs = IpvsFields {
+        netmask_ipv4: yaml_int(
+            r,
+            "persistence_netmask_ipv4",
+            &raw.persistence_netmask_ipv4,
+            text,
+        ),
+        netmask_ipv6: yaml_int(
+            r,
+            "persistence_netmask_ipv6",
+            &raw.persistence_netmask_ipv6,
+            text,
+        ),
+        persistence_engine: yaml_str(r, "persistence_engine", &raw.persistence_engine),
+        ops: yaml_bool(r, "ops", &raw.ops),
+        scheduler_flags: yaml_str(r, "scheduler_flags", &raw.scheduler_flags),
+    };
     let mut backends = Vec::with_capacity(raw.backends.len());
     for (bname, b) in &raw.backends {
         let whole = spanned(&Spanned {
@@ -90,6 +111,8 @@ fn service_from_raw(
         let mut fields =
             yaml_endpoints_fields(r, text, &b.ipv4, &b.ipv6, &b.tcp, &b.udp, &b.weight);
         fields.healthcheck = yaml_bool(r, "healthcheck", &b.healthcheck);
+        fields.upper_threshold = yaml_int(r, "upper_threshold", &b.upper_threshold, text);
+        fields.lower_threshold = yaml_int(r, "lower_threshold", &b.lower_threshold, text);
         backends.push((bname.as_str(), whole, fields));
     }
     let fields = ServiceFields {
@@ -98,6 +121,7 @@ fn service_from_raw(
         scheduler,
         persistence,
         backends,
+        ipvs,
     };
     let mut service = validate_service(r, name, &fields);
     if let Some(h) = &raw.healthcheck {
@@ -636,6 +660,10 @@ fn yaml_endpoints_fields<'v>(
         udp: yaml_int(r, "udp", udp, text),
         weight: yaml_int(r, "weight", weight, text),
         healthcheck: None,
+        fwmark_ipv4: None,
+        fwmark_ipv6: None,
+        upper_threshold: None,
+        lower_threshold: None,
         // An address or port of the wrong type is reported as such, not as
         // missing.
         addr_given: ipv4.is_some() || ipv6.is_some(),
