@@ -2,14 +2,19 @@
 //! [`IpvsState`], with the provenance of every dest.
 //!
 //! The rules (the original clusterf's, made precise):
-//! - every frontend expands to {IPv4, IPv6} x {TCP, UDP} services;
+//! - every frontend expands to {IPv4, IPv6} x {TCP, UDP} services (an
+//!   fwmark frontend: one per family it has a mark for), each with the
+//!   service's IPVS options that apply to it (`ops` and the persistence
+//!   engine on UDP and fwmark services only, the netmask of its family);
 //! - a backend becomes a dest of each service for which it has an address
-//!   of the family and a port of the protocol;
+//!   of the family and a port of the protocol (of an fwmark service: any
+//!   address of the family, with its port or port 0);
 //! - the longest-prefix route matching the backend's address picks the
 //!   method (no method: the backend is dropped) and may rewrite the dest to
 //!   `gateway:<service port>`; no route: the default method;
 //! - droute and tunnel keep the service's port;
-//! - dests landing on one address:port merge, summing weights;
+//! - dests landing on one address:port merge, summing weights; their
+//!   connection thresholds must agree (they bound one server);
 //! - a service's health check applies to each of its IPVS services; a dest
 //!   is exempt from it when any backend that lands on it opted out.
 //!

@@ -123,6 +123,21 @@ fn health_checks_drain_a_dead_backend_under_real_traffic() {
     scenario("health", &[]);
 }
 
+/// Every IPVS option of issue 19's first rows, in both layouts: the kernel
+/// equals the render after apply, a re-plan is empty, also after every
+/// option changes.
+#[test]
+fn ipvs_options_reach_the_kernel_exactly() {
+    scenario(
+        "ipvs-options",
+        &[
+            ("tests/golden/ipvs-options-yaml/config", "yaml"),
+            ("tests/golden/ipvs-options-json/config", "json"),
+            ("tests/golden/ipvs-options-json/overlay", "overlay"),
+        ],
+    );
+}
+
 /// A plan failing midway: report, kernel state, recovery.
 #[test]
 fn fault() {

@@ -65,6 +65,7 @@ pub(super) fn fast_json_endpoints(
     }
     f.addr_given = f.ipv4.is_some() || f.ipv6.is_some();
     f.port_given = f.tcp.is_some() || f.udp.is_some();
+    f.upper_given = f.upper_threshold.is_some();
     let mut diags = Diagnostics::default();
     let mut r = Reporter {
         file,
@@ -259,6 +260,7 @@ fn fast_endpoint_fields<'a>(
     }
     f.addr_given = f.ipv4.is_some() || f.ipv6.is_some();
     f.port_given = f.tcp.is_some() || f.udp.is_some();
+    f.upper_given = f.upper_threshold.is_some();
     Some(f)
 }
 

@@ -58,6 +58,7 @@ pub(super) fn full_json_endpoints(
         fwmark_ipv6: json_int(r, "fwmark_ipv6", obj.get("fwmark_ipv6"), text),
         upper_threshold: json_int(r, "upper_threshold", obj.get("upper_threshold"), text),
         lower_threshold: json_int(r, "lower_threshold", obj.get("lower_threshold"), text),
+        upper_given: obj.contains_key("upper_threshold"),
         // A mark of the wrong type is reported as such, not as no address.
         addr_given: ["ipv4", "ipv6", "fwmark_ipv4", "fwmark_ipv6"]
             .iter()
@@ -591,6 +592,8 @@ mod tests {
                 "tcp" | "udp" => vec!["80", "53", "65535", "1"],
                 "weight" => vec!["0", "1", "10", "65535"],
                 "healthcheck" => vec!["false", "true"],
+                "fwmark_ipv4" | "fwmark_ipv6" => vec!["1", "42", "4294967295"],
+                "upper_threshold" | "lower_threshold" => vec!["0", "10", "2147483647"],
                 _ => vec!["1"],
             };
             let any = prop::sample::select(vec![
@@ -626,7 +629,10 @@ mod tests {
         prop_compose! {
             fn json_doc()(
                 pairs in (
-                    prop::sample::subsequence(vec!["ipv4", "ipv6", "tcp", "udp", "weight", "healthcheck"], 1..=6)
+                    prop::sample::subsequence(vec![
+                        "ipv4", "ipv6", "tcp", "udp", "weight", "healthcheck",
+                        "fwmark_ipv4", "fwmark_ipv6", "upper_threshold", "lower_threshold",
+                    ], 1..=6)
                         .prop_shuffle(),
                     prop::sample::select(vec!["", "", "", "", "", "IPv4", "TCP", "Weight", "bogus", "ipv4"]),
                 ).prop_flat_map(|(keys, odd)| {

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::check::dns_without_udp;
+use super::check::{dns_without_udp, fwmark_without_port};
 use super::json::{json_endpoints, json_healthcheck, json_route};
 use super::layout::{Entry, classify, misplaced};
 use super::types::{Backend, Config, Endpoints, HealthCheck, Overlay, Route, RouteClaim, Service};
@@ -263,8 +263,11 @@ impl<'t> ConfigFiles<'t> {
                 continue;
             };
             let healthcheck = healthchecks.remove(name).and_then(|c| {
-                let dns = matches!(c.check.as_ref()?.check.probe, Probe::Dns { .. });
-                match dns_without_udp(dns, &frontend) {
+                let check = &c.check.as_ref()?.check;
+                let dns = matches!(check.probe, Probe::Dns { .. });
+                let why = dns_without_udp(dns, &frontend)
+                    .or_else(|| fwmark_without_port(check.port.is_some(), &frontend));
+                match why {
                     Some(why) => {
                         diags.error(c.file.as_str(), c.type_pos, why);
                         None

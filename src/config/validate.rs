@@ -79,6 +79,9 @@ pub(super) struct EndpointFields<'a> {
     /// A backend's connection thresholds.
     pub(super) upper_threshold: Option<Located<i128>>,
     pub(super) lower_threshold: Option<Located<i128>>,
+    /// `upper_threshold` is present, even with a value of the wrong type
+    /// (already reported).
+    pub(super) upper_given: bool,
     /// An address key is present, even with a value of the wrong type
     /// (already reported): do not also report "no address".
     pub(super) addr_given: bool,
@@ -265,7 +268,9 @@ pub(super) fn validate_thresholds(r: &mut Reporter, f: &EndpointFields) -> Thres
             ),
         ),
         // An upper threshold given but invalid is reported already.
-        (None | Some(0), Some(l)) if l > 0 && f.upper_threshold.as_ref().is_none_or(|u| u.value == 0) => {
+        (None | Some(0), Some(l))
+            if l > 0 && (upper == Some(0) || (upper.is_none() && !f.upper_given)) =>
+        {
             r.error(
                 lower_pos,
                 "lower_threshold without upper_threshold: it only ends an overload, which upper_threshold starts",

@@ -113,6 +113,7 @@ fn service_from_raw(
         fields.healthcheck = yaml_bool(r, "healthcheck", &b.healthcheck);
         fields.upper_threshold = yaml_int(r, "upper_threshold", &b.upper_threshold, text);
         fields.lower_threshold = yaml_int(r, "lower_threshold", &b.lower_threshold, text);
+        fields.upper_given = b.upper_threshold.is_some();
         backends.push((bname.as_str(), whole, fields));
     }
     let fields = ServiceFields {
@@ -664,6 +665,7 @@ fn yaml_endpoints_fields<'v>(
         fwmark_ipv6: None,
         upper_threshold: None,
         lower_threshold: None,
+        upper_given: false,
         // An address or port of the wrong type is reported as such, not as
         // missing.
         addr_given: ipv4.is_some() || ipv6.is_some(),
@@ -741,6 +743,9 @@ mod tests {
             "frontend: {ipv4: 10.0.0.1, tcp: 80}\nhealthcheck: {type: http, expect: 204}\n",
             "frontend: {ipv4: 10.0.0.1, tcp: 80}\nhealthcheck: {type: http, expect: '200,204'}\n",
             "frontend: {ipv4: 10.0.0.1, tcp: 80}\nhealthcheck:\n  type: none\n",
+            // The IPVS options.
+            "frontend:\n  fwmark_ipv4: 42\n  fwmark_ipv6: 43\nscheduler: sh\nscheduler_flags: sh-port\npersistence: 60\npersistence_netmask_ipv4: 24\npersistence_netmask_ipv6: 64\nhealthcheck: {type: tcp, port: 80}\nbackends:\n  a: {ipv4: 10.1.0.1, upper_threshold: 100, lower_threshold: 50}\n",
+            "frontend: {ipv4: 10.0.0.1, udp: 5060}\npersistence: 60\npersistence_engine: sip\nops: true\nscheduler: mh\nscheduler_flags: \"mh-fallback,mh-port\"\n",
         ] {
             assert!(
                 assert_fast_service_agrees(text),
@@ -881,6 +886,13 @@ mod tests {
                 "method" => vec!["masq", "droute", "tunnel", "none", "\"masq\""],
                 "scheduler" => vec!["wlc", "rr", "\"sh\"", "'mh'"],
                 "persistence" => vec!["1", "300", "2678400"],
+                "fwmark_ipv4" | "fwmark_ipv6" => vec!["1", "42", "4294967295"],
+                "upper_threshold" | "lower_threshold" => vec!["0", "10", "2147483647"],
+                "persistence_netmask_ipv4" => vec!["0", "24", "32"],
+                "persistence_netmask_ipv6" => vec!["1", "64", "128"],
+                "persistence_engine" => vec!["sip", "\"sip\""],
+                "ops" => vec!["true", "false"],
+                "scheduler_flags" => vec!["sh-port", "mh-fallback", "\"sh-fallback, sh-port\""],
                 "healthcheck" => vec![
                     "false",
                     "true",
@@ -906,9 +918,18 @@ mod tests {
         /// Fields of a frontend or backend: mostly distinct known keys.
         fn fields(frontend: bool) -> impl Strategy<Value = Vec<(String, String)>> {
             let keys = if frontend {
-                vec!["ipv4", "ipv6", "tcp", "udp"]
+                vec!["ipv4", "ipv6", "tcp", "udp", "fwmark_ipv4", "fwmark_ipv6"]
             } else {
-                vec!["ipv4", "ipv6", "tcp", "udp", "weight", "healthcheck"]
+                vec![
+                    "ipv4",
+                    "ipv6",
+                    "tcp",
+                    "udp",
+                    "weight",
+                    "healthcheck",
+                    "upper_threshold",
+                    "lower_threshold",
+                ]
             };
             let n = keys.len();
             (
@@ -964,6 +985,9 @@ mod tests {
                     vec![], vec!["scheduler"], vec!["persistence"], vec!["scheduler", "persistence"],
                     vec![], vec![], vec!["bogus"], vec!["frontend"], vec!["scheduler", "scheduler"],
                     vec!["healthcheck"], vec!["healthcheck", "persistence"],
+                    vec!["persistence", "persistence_netmask_ipv4", "persistence_netmask_ipv6"],
+                    vec!["persistence", "persistence_engine", "ops"], vec!["ops"],
+                    vec!["scheduler", "scheduler_flags"], vec!["persistence_netmask_ipv4"],
                 ]).prop_flat_map(|keys| keys.into_iter()
                     .map(|k| value_for(k).prop_map(move |v| (k, v)))
                     .collect::<Vec<_>>()),
