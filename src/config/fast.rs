@@ -76,9 +76,13 @@ pub(super) fn fast_json_endpoints(
     let (endpoints, weight) = validate_endpoints(&mut r, None, &f, frontend, &what);
     let thresholds = validate_thresholds(&mut r, &f);
     let checked = f.healthcheck.is_none_or(|h| h.value);
-    diags
-        .is_empty()
-        .then_some((endpoints, weight, checked, thresholds))
+    diags.is_empty().then_some(EndpointFile {
+        endpoints,
+        weight,
+        healthcheck: checked,
+        thresholds,
+        service: Default::default(),
+    })
 }
 
 /// The service file read by the fast reader, when it takes it and it
@@ -97,7 +101,10 @@ pub(super) fn fast_yaml_service(file: &str, name: &str, bytes: &[u8]) -> Option<
             "frontend" => frontend = Some(fast_endpoint_fields(node.map()?, false)?),
             "healthcheck" => check = Some(fast_check_fields(node.map()?)?),
             "scheduler" => scheduler = Some(unplaced(node.str()?)),
-            "persistence" => persistence = Some(unplaced(node.int()?)),
+            "persistence" => {
+                persistence = Some(unplaced(node.int()?));
+                ipvs.persistence_given = true;
+            }
             "persistence_netmask_ipv4" => ipvs.netmask_ipv4 = Some(unplaced(node.int()?)),
             "persistence_netmask_ipv6" => ipvs.netmask_ipv6 = Some(unplaced(node.int()?)),
             "persistence_engine" => ipvs.persistence_engine = Some(unplaced(node.str()?)),

@@ -10,10 +10,11 @@ use serde::Deserialize;
 use super::check::{CheckFields, duration_type_error, validate_check};
 use super::fast::fast_json_endpoints;
 use super::layout::{BACKEND_KEYS, FRONTEND_KEYS, HEALTHCHECK_KEYS, ROUTE_KEYS};
-use super::types::{HealthCheck, Route};
+use super::types::{Endpoints, HealthCheck, Route};
 use super::validate::{
-    EndpointFields, EndpointFile, Located, Reporter, RouteFields, exact_integer, range_error, utf8,
-    validate_endpoints, validate_route, validate_thresholds,
+    EndpointFields, EndpointFile, FrontendOptions, IpvsFields, Located, Reporter, RouteFields,
+    exact_integer, parse_persistence, parse_scheduler, range_error, utf8, validate_endpoints,
+    validate_ipvs, validate_route, validate_thresholds,
 };
 use crate::diag::Pos;
 use crate::text;
@@ -70,8 +71,54 @@ pub(super) fn full_json_endpoints(
     let what = if frontend { "frontend" } else { "backend" };
     let (endpoints, weight) = validate_endpoints(r, None, &fields, frontend, &what);
     let thresholds = validate_thresholds(r, &fields);
+    let service = if frontend {
+        json_frontend_options(r, &obj, text, &endpoints)
+    } else {
+        FrontendOptions::default()
+    };
     let checked = fields.healthcheck.is_none_or(|h| h.value);
-    (!r.failed).then_some((endpoints, weight, checked, thresholds))
+    (!r.failed).then_some(EndpointFile {
+        endpoints,
+        weight,
+        healthcheck: checked,
+        thresholds,
+        service,
+    })
+}
+
+/// A frontend file's service options: scheduler, persistence and the IPVS
+/// options, validated as a YAML service's.
+fn json_frontend_options(
+    r: &mut Reporter,
+    obj: &BTreeMap<&str, (serde_json::Value, Option<Pos>)>,
+    text: &str,
+    frontend: &Endpoints,
+) -> FrontendOptions {
+    let scheduler = json_string(r, "scheduler", obj.get("scheduler"));
+    let scheduler = parse_scheduler(r, &scheduler);
+    let persistence = json_int(r, "persistence", obj.get("persistence"), text);
+    let persistence = parse_persistence(r, &persistence);
+    let int = |r: &mut Reporter, k: &str| json_int(r, k, obj.get(k), text);
+    let fields = IpvsFields {
+        netmask_ipv4: int(r, "persistence_netmask_ipv4"),
+        netmask_ipv6: int(r, "persistence_netmask_ipv6"),
+        persistence_engine: json_string(r, "persistence_engine", obj.get("persistence_engine")),
+        ops: json_bool(r, "ops", obj.get("ops")),
+        scheduler_flags: json_string(r, "scheduler_flags", obj.get("scheduler_flags")),
+        persistence_given: obj.contains_key("persistence"),
+    };
+    let ipvs = validate_ipvs(
+        r,
+        &fields,
+        frontend,
+        scheduler.as_deref(),
+        persistence.is_some(),
+    );
+    FrontendOptions {
+        scheduler,
+        persistence,
+        ipvs,
+    }
 }
 
 /// The JSON layout's `services/<svc>/healthcheck` file: the check (`None`

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::check::{dns_without_udp, fwmark_without_port};
 use super::json::{json_endpoints, json_healthcheck, json_route};
 use super::layout::{Entry, classify, misplaced};
-use super::types::{Backend, Config, Endpoints, HealthCheck, Overlay, Route, RouteClaim, Service};
+use super::types::{Backend, Config, HealthCheck, Overlay, Route, RouteClaim, Service};
 use super::validate::{EndpointFile, Reporter, check_name};
 use super::yaml::{yaml_defaults, yaml_route, yaml_service};
 use crate::diag::{Diagnostics, Pos};
@@ -67,7 +67,7 @@ struct ConfigFiles<'t> {
     /// Defaults and routes; services come in `assemble`.
     config: Config,
     /// JSON layout: frontends by service, with their file.
-    frontends: BTreeMap<&'t str, (String, Endpoints)>,
+    frontends: BTreeMap<&'t str, (String, EndpointFile)>,
     /// JSON layout: backends by service.
     json_backends: BTreeMap<&'t str, BTreeMap<String, Backend>>,
     /// JSON layout: health check files by service.
@@ -100,8 +100,8 @@ impl<'t> ConfigFiles<'t> {
             Entry::ServiceYaml(name) => self.read_service_yaml(r, name, bytes),
             Entry::Frontend(svc) => {
                 check_name(r, "service", svc);
-                if let Some((e, ..)) = json_endpoints(r, bytes, true, true) {
-                    self.frontends.insert(svc, (path.to_string(), e));
+                if let Some(file) = json_endpoints(r, bytes, true, true) {
+                    self.frontends.insert(svc, (path.to_string(), file));
                 }
             }
             Entry::Healthcheck(svc) => {
@@ -172,8 +172,7 @@ impl<'t> ConfigFiles<'t> {
             self.end_group();
             self.group = Some((svc, BTreeMap::new()));
         }
-        if let Some((endpoints, weight, healthcheck, thresholds)) =
-            json_endpoints(r, bytes, false, true)
+        if let Some(file) = json_endpoints(r, bytes, false, true)
             && let Some((_, backends)) = &mut self.group
         {
             backends.insert(
@@ -181,10 +180,10 @@ impl<'t> ConfigFiles<'t> {
                 Backend {
                     name: name.to_string(),
                     source: path.to_string(),
-                    endpoints,
-                    weight,
-                    healthcheck,
-                    thresholds,
+                    endpoints: file.endpoints,
+                    weight: file.weight,
+                    healthcheck: file.healthcheck,
+                    thresholds: file.thresholds,
                 },
             );
         }
@@ -256,7 +255,8 @@ impl<'t> ConfigFiles<'t> {
         for (name, svc) in yaml_services {
             config.services.insert(name.to_string(), svc);
         }
-        for (name, (source, frontend)) in frontends {
+        for (name, (source, file)) in frontends {
+            let frontend = file.endpoints;
             let std::collections::btree_map::Entry::Vacant(slot) =
                 config.services.entry(name.to_string())
             else {
@@ -279,11 +279,11 @@ impl<'t> ConfigFiles<'t> {
                 name: name.to_string(),
                 source,
                 frontend,
-                scheduler: None,
-                persistence: None,
+                scheduler: file.service.scheduler,
+                persistence: file.service.persistence,
                 healthcheck,
                 backends: json_backends.remove(name).unwrap_or_default(),
-                ipvs: Default::default(),
+                ipvs: file.service.ipvs,
             });
         }
         for (name, c) in healthchecks {
@@ -397,7 +397,7 @@ pub fn parse_overlay(tree: &Tree) -> (Overlay, Diagnostics) {
             local.warning(file.as_str(), None, "skipped");
         }
         diags.extend(local.into_warnings());
-        if let Some((svc, name, (endpoints, weight, healthcheck, thresholds))) = backend {
+        if let Some((svc, name, b)) = backend {
             if group.as_ref().is_none_or(|(g, _)| *g != svc) {
                 add_backends(&mut overlay, group.take());
                 group = Some((svc, BTreeMap::new()));
@@ -408,10 +408,10 @@ pub fn parse_overlay(tree: &Tree) -> (Overlay, Diagnostics) {
                     Backend {
                         name: name.to_string(),
                         source: file,
-                        endpoints,
-                        weight,
-                        healthcheck,
-                        thresholds,
+                        endpoints: b.endpoints,
+                        weight: b.weight,
+                        healthcheck: b.healthcheck,
+                        thresholds: b.thresholds,
                     },
                 );
             }

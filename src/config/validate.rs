@@ -89,9 +89,26 @@ pub(super) struct EndpointFields<'a> {
     pub(super) port_given: bool,
 }
 
-/// A JSON frontend or backend file as read: its addresses and ports,
-/// weight, `healthcheck` (true unless a backend opts out) and thresholds.
-pub(super) type EndpointFile = (Endpoints, u32, bool, Thresholds);
+/// A JSON frontend or backend file as read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct EndpointFile {
+    pub(super) endpoints: Endpoints,
+    pub(super) weight: u32,
+    /// A backend's `healthcheck` (true unless it opts out).
+    pub(super) healthcheck: bool,
+    pub(super) thresholds: Thresholds,
+    /// A frontend's service options (the JSON layout's frontend file is
+    /// its service's).
+    pub(super) service: FrontendOptions,
+}
+
+/// What a JSON frontend file says of its service beside the frontend.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct FrontendOptions {
+    pub(super) scheduler: Option<String>,
+    pub(super) persistence: Option<u32>,
+    pub(super) ipvs: IpvsOptions,
+}
 
 /// Fields of a route, from either format, before validation.
 pub(super) struct RouteFields<'a> {
@@ -542,6 +559,13 @@ pub(super) struct IpvsFields<'a> {
     pub(super) persistence_engine: Option<Located<&'a str>>,
     pub(super) ops: Option<Located<bool>>,
     pub(super) scheduler_flags: Option<Located<&'a str>>,
+    /// `persistence` is present, even with a bad value (already reported).
+    pub(super) persistence_given: bool,
+}
+
+/// A persistence timeout in seconds.
+pub(super) fn parse_persistence(r: &mut Reporter, v: &Option<Located<i128>>) -> Option<u32> {
+    parse_ranged(r, "persistence", v, 1..=MAX_PERSISTENCE)
 }
 
 /// `backend "name"` in messages, formatted only when one is reported.
@@ -556,16 +580,7 @@ impl std::fmt::Display for BackendName<'_> {
 pub(super) fn validate_service(r: &mut Reporter, name: &str, f: &ServiceFields) -> Service {
     let (frontend, _) = validate_endpoints(r, f.frontend_pos, &f.frontend, true, &"frontend");
     let scheduler = parse_scheduler(r, &f.scheduler);
-    let persistence = f
-        .persistence
-        .as_ref()
-        .and_then(|p| match u32::try_from(p.value) {
-            Ok(s) if (1..=MAX_PERSISTENCE).contains(&s) => Some(s),
-            _ => {
-                r.error(p.pos, range_error("persistence", &p.value));
-                None
-            }
-        });
+    let persistence = parse_persistence(r, &f.persistence);
     let mut backends = BTreeMap::new();
     for (bname, whole, fields) in &f.backends {
         check_name(r, "backend", bname);
@@ -587,7 +602,13 @@ pub(super) fn validate_service(r: &mut Reporter, name: &str, f: &ServiceFields) 
             },
         );
     }
-    let ipvs = validate_ipvs(r, f, &frontend, scheduler.as_deref(), persistence.is_some());
+    let ipvs = validate_ipvs(
+        r,
+        &f.ipvs,
+        &frontend,
+        scheduler.as_deref(),
+        persistence.is_some(),
+    );
     Service {
         name: name.to_string(),
         source: r.file.to_string(),
@@ -603,14 +624,14 @@ pub(super) fn validate_service(r: &mut Reporter, name: &str, f: &ServiceFields) 
 
 /// A service's IPVS options, against its frontend, scheduler and
 /// persistence.
-fn validate_ipvs(
+pub(super) fn validate_ipvs(
     r: &mut Reporter,
-    f: &ServiceFields,
+    i: &IpvsFields,
     frontend: &Endpoints,
     scheduler: Option<&str>,
     persistent: bool,
 ) -> IpvsOptions {
-    let i = &f.ipvs;
+    let persistent = persistent || i.persistence_given;
     let has_v4 = frontend.ipv4.is_some() || frontend.fwmark_ipv4.is_some();
     let has_v6 = frontend.ipv6.is_some() || frontend.fwmark_ipv6.is_some();
     let netmask = |r: &mut Reporter,

@@ -98,6 +98,7 @@ fn service_from_raw(
         persistence_engine: yaml_str(r, "persistence_engine", &raw.persistence_engine),
         ops: yaml_bool(r, "ops", &raw.ops),
         scheduler_flags: yaml_str(r, "scheduler_flags", &raw.scheduler_flags),
+        persistence_given: raw.persistence.is_some(),
     };
     let mut backends = Vec::with_capacity(raw.backends.len());
     for (bname, b) in &raw.backends {

@@ -95,12 +95,17 @@ grep '10.0.0.5' /tmp/got | grep -q -e '--pe' -e ' -o' && fail "the engine or ops
 check "yaml again" --config-path /data/yaml
 every_option /tmp/got
 
-# The JSON layout (and its overlay): fwmark frontends, thresholds. (Its
+# The JSON layout (and its overlay): the same options. (Its
 # services replace every one of the YAML repo: flushed, not mass-deleted.)
 ipvsadm -C
 check "json" --config-path /data/json --overlay-path /data/overlay
-grep -q -e '-a -f 7 -6 -r \[2001:db8:1::1\]:0 -m -w 10' /tmp/got &&
-    ok "json: the IPv6 fwmark dest" || fail "json: no IPv6 fwmark dest"
+for want in '-a -f 7 -6 -r \[2001:db8:1::1\]:0 -m -w 10' \
+    '-A -f 7 -s sh -p 300 -M 255.255.0.0 -b sh-fallback' \
+    '-A -f 7 -6 -s sh -p 300 -M 56 -b sh-fallback' \
+    '-A -u 10.0.0.1:80 -s mh -p 60 --pe sip -o -b mh-fallback,mh-port' \
+    '-A -t 10.0.0.1:80 -s mh -p 60 -b mh-fallback,mh-port'; do
+    grep -q -e "$want" /tmp/got && ok "json: kernel has: $want" || fail "json: kernel lacks: $want"
+done
 thresholds '[2001:db8:1::1]:0' 200 100
 thresholds 10.2.0.2:8080 30 5
 finish
