@@ -634,72 +634,17 @@ pub(super) fn validate_ipvs(
     let persistent = persistent || i.persistence_given;
     let has_v4 = frontend.ipv4.is_some() || frontend.fwmark_ipv4.is_some();
     let has_v6 = frontend.ipv6.is_some() || frontend.fwmark_ipv6.is_some();
-    let netmask = |r: &mut Reporter,
-                   field: &str,
-                   v: &Option<Located<i128>>,
-                   range: std::ops::RangeInclusive<u8>,
-                   has: bool,
-                   family: &str| {
-        let n = parse_ranged(r, field, v, range)?;
-        let pos = v.as_ref().and_then(|v| v.pos);
-        if !persistent {
-            r.error(pos, format!("{field}: needs persistence: the netmask groups the clients that stick to one dest"));
-        } else if !has {
-            r.error(
-                pos,
-                format!("{field}: the frontend has no {family} service"),
-            );
-        }
-        Some(n)
-    };
-    let netmask_ipv4 = netmask(
-        r,
-        "persistence_netmask_ipv4",
-        &i.netmask_ipv4,
-        0..=32,
-        has_v4,
-        "IPv4",
-    );
-    let netmask_ipv6 = netmask(
-        r,
-        "persistence_netmask_ipv6",
-        &i.netmask_ipv6,
-        1..=128,
-        has_v6,
-        "IPv6",
-    );
-    let marks = frontend.fwmark_ipv4.is_some() || frontend.fwmark_ipv6.is_some();
-    let udp_only = |r: &mut Reporter, field: &str, pos: Option<Pos>| {
-        if frontend.udp.is_none() && !marks && frontend.tcp.is_some() {
-            r.error(
-                pos,
-                format!("{field}: UDP only, and the frontend has no udp port"),
-            );
-        }
-    };
-    let persistence_engine = i.persistence_engine.as_ref().and_then(|pe| {
-        if !PERSISTENCE_ENGINES.contains(&pe.value) {
-            r.error(
-                pe.pos,
-                format!(
-                    "persistence_engine: unknown engine {}, expected one of {}",
-                    text::quote(pe.value),
-                    PERSISTENCE_ENGINES.join(", ")
-                ),
-            );
-            return None;
-        }
-        if !persistent {
-            r.error(pe.pos, "persistence_engine: needs persistence: the engine chooses which connections persist together");
-        }
-        // The kernel's sip engine drops every packet it cannot read a
-        // Call-ID from, TCP included.
-        udp_only(r, "persistence_engine", pe.pos);
-        Some(pe.value.to_string())
-    });
+    let v4 = ("persistence_netmask_ipv4", 0..=32, has_v4, "IPv4");
+    let v6 = ("persistence_netmask_ipv6", 1..=128, has_v6, "IPv6");
+    let netmask_ipv4 = parse_netmask(r, &i.netmask_ipv4, v4, persistent);
+    let netmask_ipv6 = parse_netmask(r, &i.netmask_ipv6, v6, persistent);
+    let persistence_engine = i
+        .persistence_engine
+        .as_ref()
+        .and_then(|pe| parse_engine(r, pe, frontend, persistent));
     let ops = i.ops.as_ref().is_some_and(|o| {
         if o.value {
-            udp_only(r, "ops", o.pos);
+            udp_only(r, "ops", o.pos, frontend);
         }
         o.value
     });
@@ -714,6 +659,74 @@ pub(super) fn validate_ipvs(
         persistence_engine,
         ops,
         scheduler_flags,
+    }
+}
+
+/// A persistence netmask: (field, range, whether the frontend has a
+/// service of the family, the family's name).
+fn parse_netmask(
+    r: &mut Reporter,
+    v: &Option<Located<i128>>,
+    (field, range, has, family): (&str, std::ops::RangeInclusive<u8>, bool, &str),
+    persistent: bool,
+) -> Option<u8> {
+    let n = parse_ranged(r, field, v, range)?;
+    let pos = v.as_ref().and_then(|v| v.pos);
+    if !persistent {
+        r.error(
+            pos,
+            format!(
+                "{field}: needs persistence: the netmask groups the clients that stick to one dest"
+            ),
+        );
+    } else if !has {
+        r.error(
+            pos,
+            format!("{field}: the frontend has no {family} service"),
+        );
+    }
+    Some(n)
+}
+
+/// A persistence engine: known, with persistence, on UDP.
+fn parse_engine(
+    r: &mut Reporter,
+    pe: &Located<&str>,
+    frontend: &Endpoints,
+    persistent: bool,
+) -> Option<String> {
+    if !PERSISTENCE_ENGINES.contains(&pe.value) {
+        r.error(
+            pe.pos,
+            format!(
+                "persistence_engine: unknown engine {}, expected one of {}",
+                text::quote(pe.value),
+                PERSISTENCE_ENGINES.join(", ")
+            ),
+        );
+        return None;
+    }
+    if !persistent {
+        r.error(
+            pe.pos,
+            "persistence_engine: needs persistence: the engine chooses which connections persist together",
+        );
+    }
+    // The kernel's sip engine drops every packet it cannot read a Call-ID
+    // from, TCP included.
+    udp_only(r, "persistence_engine", pe.pos, frontend);
+    Some(pe.value.to_string())
+}
+
+/// An option the kernel applies to UDP packets only, on a frontend that
+/// has TCP and no UDP port or fwmark.
+fn udp_only(r: &mut Reporter, field: &str, pos: Option<Pos>, frontend: &Endpoints) {
+    let marks = frontend.fwmark_ipv4.is_some() || frontend.fwmark_ipv6.is_some();
+    if frontend.udp.is_none() && !marks && frontend.tcp.is_some() {
+        r.error(
+            pos,
+            format!("{field}: UDP only, and the frontend has no udp port"),
+        );
     }
 }
 
