@@ -59,6 +59,7 @@ fn schema_file_names_match_the_editor_headers() {
             "clusterf.schema.json",
             "healthcheck.schema.json",
             "backend.schema.json",
+            "frontend.schema.json",
         ]
     );
 }
@@ -70,6 +71,8 @@ enum Kind {
     Defaults,
     /// The JSON layout's `healthcheck` file (JSON is YAML).
     Healthcheck,
+    /// The JSON layout's `frontend` file.
+    Frontend,
 }
 
 impl Kind {
@@ -79,6 +82,7 @@ impl Kind {
             Kind::Route => "routes/r.yaml",
             Kind::Defaults => "clusterf.yaml",
             Kind::Healthcheck => "services/web/healthcheck",
+            Kind::Frontend => "services/web/frontend",
         }
     }
 
@@ -88,6 +92,7 @@ impl Kind {
             Kind::Route => "route.schema.json",
             Kind::Defaults => "clusterf.schema.json",
             Kind::Healthcheck => "healthcheck.schema.json",
+            Kind::Frontend => "frontend.schema.json",
         }
     }
 }
@@ -150,6 +155,11 @@ const KNOWN_GAPS: &[(Kind, &str, &str)] = &[
         CHECK_BOUNDS,
     ),
     (Kind::Healthcheck, "{type: dns, query: \"a b\"}", DNS_NAME),
+    (
+        Kind::Frontend,
+        "{IPv4: 10.0.0.1, TCP: 80, Scheduler: rr}",
+        ANY_CASE,
+    ),
 ];
 
 const CLASS: &str = "an address IPVS cannot use there: the schema checks the format only";
@@ -157,6 +167,8 @@ const CLASS: &str = "an address IPVS cannot use there: the schema checks the for
 const CHECK_BOUNDS: &str =
     "a duration's bounds, and the timeout against the interval: the schema checks the format only";
 const DNS_NAME: &str = "a DNS name's labels: the schema checks the length only";
+const ANY_CASE: &str =
+    "the JSON layout matches keys without case, as Go did; the schema names them in lower case";
 
 /// Health checks, as the `healthcheck:` of a service (`$V`) and as the
 /// JSON layout's file.
@@ -214,7 +226,7 @@ const CHECKS: &[&str] = &[
 fn parser_verdict(kind: Kind, doc: &str) -> (bool, Vec<String>) {
     let mut tree = Tree::new("corpus");
     // The JSON layout's file: the document as JSON, as it converts.
-    let json = (kind == Kind::Healthcheck)
+    let json = matches!(kind, Kind::Healthcheck | Kind::Frontend)
         .then(|| serde_saphyr::from_str::<Value>(doc).ok())
         .flatten()
         .map(|v| v.to_string());
@@ -247,6 +259,7 @@ fn validators() -> Vec<(Kind, jsonschema::Validator)> {
         Kind::Route,
         Kind::Defaults,
         Kind::Healthcheck,
+        Kind::Frontend,
     ]
     .into_iter()
     .map(|kind| {
@@ -462,6 +475,38 @@ fn corpus() -> Vec<(Kind, String)> {
         "frontend: {ipv4: 10.0.0.1, tcp: 80",
     ] {
         c.push((Kind::Service, doc.to_string()));
+    }
+    // The JSON layout's frontend file: a frontend and the service options.
+    for doc in [
+        "{ipv4: 10.0.0.1, tcp: 80}",
+        "{ipv6: \"2001:db8::1\", udp: 53, tcp: 53}",
+        "{ipv4: 10.0.0.1}",
+        "{tcp: 80}",
+        "{}",
+        "{ipv4: 10.0.0.1, tcp: 80, weight: 1}",
+        "{ipv4: 10.0.0.1, tcp: 70000}",
+        "{ipv4: 10.0.0.1, tcp: 80, scheduler: wrr, persistence: 60}",
+        "{ipv4: 10.0.0.1, tcp: 80, scheduler: fastest}",
+        "{ipv4: 10.0.0.1, tcp: 80, persistence: 0}",
+        "{fwmark_ipv4: 7}",
+        "{fwmark_ipv4: 7, fwmark_ipv6: 8, scheduler: sh, scheduler_flags: \"sh-port,sh-fallback\"}",
+        "{fwmark_ipv4: 0}",
+        "{fwmark_ipv4: 7, tcp: 80}",
+        "{fwmark_ipv4: 7, ipv4: 10.0.0.1, tcp: 80}",
+        "{fwmark_ipv4: 7, persistence: 60, persistence_netmask_ipv4: 24}",
+        "{fwmark_ipv6: 7, persistence: 60, persistence_netmask_ipv6: 0}",
+        "{fwmark_ipv4: 7, persistence_netmask_ipv4: 24}",
+        "{ipv4: 10.0.0.1, udp: 5060, persistence: 60, persistence_engine: sip, ops: true}",
+        "{ipv4: 10.0.0.1, tcp: 5060, persistence: 60, persistence_engine: sip}",
+        "{ipv4: 10.0.0.1, tcp: 53, ops: true}",
+        "{ipv4: 10.0.0.1, tcp: 53, ops: false}",
+        "{ipv4: 10.0.0.1, udp: 53, ops: 1}",
+        "{ipv4: 10.0.0.1, tcp: 80, scheduler: mh, scheduler_flags: mh-port}",
+        "{ipv4: 10.0.0.1, tcp: 80, scheduler: mh, scheduler_flags: sh-port}",
+        "{ipv4: 10.0.0.1, tcp: 80, scheduler_flags: mh-port}",
+        "{IPv4: 10.0.0.1, TCP: 80, Scheduler: rr}",
+    ] {
+        c.push((Kind::Frontend, doc.to_string()));
     }
     // The IPVS options (issue 19): fwmark frontends, persistence netmask
     // and engine, one-packet scheduling, scheduler flags, thresholds.

@@ -715,6 +715,104 @@ pub(super) struct RawServiceFile {
     pub(super) healthcheck: Option<Spanned<RawHealthcheck>>,
 }
 
+/// The JSON layout's frontend file, `services/<svc>/frontend` (schema
+/// only; read by `json` with Go's key matching, case-insensitively): the
+/// YAML frontend's keys and the YAML service's scalar ones.
+#[derive(JsonSchema)]
+#[schemars(title = "clusterf frontend")]
+#[schemars(deny_unknown_fields)]
+// As a YAML frontend and service: addresses and ports, or fwmarks; the
+// persistence options need persistence; ops and the engine a UDP port or
+// an fwmark; scheduler flags their scheduler.
+#[schemars(extend("anyOf" = [
+    {
+        "anyOf": [
+            {"required": ["ipv4"], "properties": {"ipv4": {"type": "string"}}},
+            {"required": ["ipv6"], "properties": {"ipv6": {"type": "string"}}},
+        ],
+        "allOf": [{"anyOf": [
+            {"required": ["tcp"], "properties": {"tcp": {"type": "integer"}}},
+            {"required": ["udp"], "properties": {"udp": {"type": "integer"}}},
+        ]}],
+        "properties": {"fwmark_ipv4": {"type": "null"}, "fwmark_ipv6": {"type": "null"}},
+    },
+    {
+        "anyOf": [
+            {"required": ["fwmark_ipv4"], "properties": {"fwmark_ipv4": {"type": "integer"}}},
+            {"required": ["fwmark_ipv6"], "properties": {"fwmark_ipv6": {"type": "integer"}}},
+        ],
+        "properties": {
+            "ipv4": {"type": "null"}, "ipv6": {"type": "null"},
+            "tcp": {"type": "null"}, "udp": {"type": "null"},
+        },
+    },
+]))]
+#[schemars(extend("allOf" = [
+    {
+        "if": {"anyOf": [
+            {"required": ["persistence_netmask_ipv4"], "properties": {"persistence_netmask_ipv4": {"type": "integer"}}},
+            {"required": ["persistence_netmask_ipv6"], "properties": {"persistence_netmask_ipv6": {"type": "integer"}}},
+            {"required": ["persistence_engine"], "properties": {"persistence_engine": {"type": "string"}}},
+        ]},
+        "then": {"required": ["persistence"], "properties": {"persistence": {"type": "integer"}}}
+    },
+    {
+        "if": {"anyOf": [
+            {"required": ["ops"], "properties": {"ops": {"const": true}}},
+            {"required": ["persistence_engine"], "properties": {"persistence_engine": {"type": "string"}}},
+        ]},
+        "then": {"anyOf": [
+            {"required": ["udp"], "properties": {"udp": {"type": "integer"}}},
+            {"required": ["fwmark_ipv4"], "properties": {"fwmark_ipv4": {"type": "integer"}}},
+            {"required": ["fwmark_ipv6"], "properties": {"fwmark_ipv6": {"type": "integer"}}},
+        ]}
+    },
+    {
+        "if": {"required": ["scheduler_flags"], "properties": {"scheduler_flags": {"type": "string", "pattern": "sh-"}}},
+        "then": {"required": ["scheduler"], "properties": {"scheduler": {"const": "sh"}}}
+    },
+    {
+        "if": {"required": ["scheduler_flags"], "properties": {"scheduler_flags": {"type": "string", "pattern": "mh-"}}},
+        "then": {"required": ["scheduler"], "properties": {"scheduler": {"const": "mh"}}}
+    },
+]))]
+#[allow(dead_code)]
+struct RawJsonFrontendFile {
+    /// IPv4 virtual address.
+    ipv4: Option<Ipv4Addr>,
+    /// IPv6 virtual address.
+    ipv6: Option<Ipv6Addr>,
+    /// TCP port.
+    #[schemars(range(min = 1, max = 65535))]
+    tcp: Option<u16>,
+    /// UDP port.
+    #[schemars(range(min = 1, max = 65535))]
+    udp: Option<u16>,
+    /// Firewall mark of an IPv4 fwmark service (ipvsadm -f), instead of addresses and ports.
+    #[schemars(range(min = 1, max = 4294967295u32))]
+    fwmark_ipv4: Option<u32>,
+    /// Firewall mark of an IPv6 fwmark service (ipvsadm -f -6), instead of addresses and ports.
+    #[schemars(range(min = 1, max = 4294967295u32))]
+    fwmark_ipv6: Option<u32>,
+    /// IPVS scheduler (default from clusterf.yaml, else wlc).
+    scheduler: Option<SchedulerName>,
+    /// Persistence timeout in seconds (1..2678400).
+    #[schemars(range(min = 1, max = 2678400))]
+    persistence: Option<u32>,
+    /// Persistence granularity of the IPv4 services as a prefix length, 0..32 (ipvsadm -M; default 32); needs persistence.
+    #[schemars(range(min = 0, max = 32))]
+    persistence_netmask_ipv4: Option<u8>,
+    /// Persistence granularity of the IPv6 services as a prefix length, 1..128 (ipvsadm -M; default 128); needs persistence.
+    #[schemars(range(min = 1, max = 128))]
+    persistence_netmask_ipv6: Option<u8>,
+    /// Persistence engine (ipvsadm --pe): sip, for the UDP and fwmark services; needs persistence.
+    persistence_engine: Option<PersistenceEngine>,
+    /// One-packet scheduling (ipvsadm -o): every UDP datagram is scheduled on its own; for the UDP and fwmark services.
+    ops: Option<bool>,
+    /// Scheduler flags, comma-separated as ipvsadm -b takes them: sh-fallback, sh-port (scheduler sh), mh-fallback, mh-port (scheduler mh).
+    scheduler_flags: Option<SchedulerFlagList>,
+}
+
 /// Forwarding method of a route; `none` filters the matched backends out.
 #[derive(Debug, Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -796,6 +894,11 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
         (
             "backend.schema.json",
             schemars::schema_for!(RawBackend).to_value(),
+        ),
+        // The JSON layout's frontend file, its service's.
+        (
+            "frontend.schema.json",
+            schemars::schema_for!(RawJsonFrontendFile).to_value(),
         ),
     ]
 }
