@@ -134,6 +134,7 @@ fn ipvs_options_reach_the_kernel_exactly() {
             ("tests/golden/ipvs-options-yaml/config", "yaml"),
             ("tests/golden/ipvs-options-json/config", "json"),
             ("tests/golden/ipvs-options-json/overlay", "overlay"),
+            ("tests/golden/fwmark-ports-yaml/config", "fwmark-ports"),
         ],
     );
 }

@@ -1,9 +1,10 @@
 # The IPVS options of issue 19 (fwmark services of both families,
 # persistence netmask and engine, one-packet scheduling, scheduler flags,
 # dest connection thresholds) in both layouts (/data/yaml, /data/json with
-# /data/overlay): apply makes `ipvsadm -S -n` equal `clusterf render
-# --output ipvsadm` and a re-plan is empty; then every option of the YAML
-# repo changes (or goes) and the same holds, the services edited in place.
+# /data/overlay), and an fwmark service's dest ports (/data/fwmark-ports):
+# apply makes `ipvsadm -S -n` equal `clusterf render --output ipvsadm` and
+# a re-plan is empty; then every option of the YAML repo changes (or goes)
+# and the same holds, the services edited in place.
 # `ipvsadm -S` never prints dest thresholds (-x, -y): those are compared
 # without them, and read from the kernel by `ipvsadm -L -n --thresholds`;
 # `clusterf show` (netlink) must equal the render with them.
@@ -108,4 +109,11 @@ for want in '-a -f 7 -6 -r \[2001:db8:1::1\]:0 -m -w 10' \
 done
 thresholds '[2001:db8:1::1]:0' 200 100
 thresholds 10.2.0.2:8080 30 5
+
+# fwmark dests' ports: masq with a port, port 0 (the packet's), droute,
+# tunnel and a gateway at port 0.
+ipvsadm -C
+check "fwmark ports" --config-path /data/fwmark-ports
+grep -q -e '-a -f 3 -r 10.9.0.1:0 -g -w 10' /tmp/got && ok "a droute fwmark dest at port 0" ||
+    fail "no droute fwmark dest at port 0"
 finish
