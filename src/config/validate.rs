@@ -712,9 +712,15 @@ fn parse_engine(
             "persistence_engine: needs persistence: the engine chooses which connections persist together",
         );
     }
-    // The kernel's sip engine drops every packet it cannot read a Call-ID
+    // The kernel's sip engine schedules no packet it cannot read a Call-ID
     // from, TCP included.
     udp_only(r, "persistence_engine", pe.pos, frontend);
+    if frontend.fwmark_ipv4.is_some() || frontend.fwmark_ipv6.is_some() {
+        r.warning(
+            pe.pos,
+            "persistence_engine: sip schedules only UDP packets with a SIP Call-ID: the fwmark must select SIP over UDP alone, other packets with it reach no dest",
+        );
+    }
     Some(pe.value.to_string())
 }
 
