@@ -2,14 +2,19 @@
 //! [`IpvsState`], with the provenance of every dest.
 //!
 //! The rules (the original clusterf's, made precise):
-//! - every frontend expands to {IPv4, IPv6} x {TCP, UDP} services;
+//! - every frontend expands to {IPv4, IPv6} x {TCP, UDP} services (an
+//!   fwmark frontend: one per family it has a mark for), each with the
+//!   service's IPVS options that apply to it (`ops` and the persistence
+//!   engine on UDP and fwmark services only, the netmask of its family);
 //! - a backend becomes a dest of each service for which it has an address
-//!   of the family and a port of the protocol;
+//!   of the family and a port of the protocol (of an fwmark service: any
+//!   address of the family, with its port or port 0);
 //! - the longest-prefix route matching the backend's address picks the
 //!   method (no method: the backend is dropped) and may rewrite the dest to
 //!   `gateway:<service port>`; no route: the default method;
 //! - droute and tunnel keep the service's port;
-//! - dests landing on one address:port merge, summing weights;
+//! - dests landing on one address:port merge, summing weights; their
+//!   connection thresholds must agree (they bound one server);
 //! - a service's health check applies to each of its IPVS services; a dest
 //!   is exempt from it when any backend that lands on it opted out.
 //!
@@ -26,9 +31,10 @@ use ipnet::IpNet;
 use crate::config::{Backend, Config, Overlay, Route};
 use crate::diag::Diagnostics;
 use crate::health::{HealthConfig, ServiceHealth};
+use crate::model::flags::{FLAG_OPS, FLAG_PE_PREFIX, canonical_flags};
 use crate::model::{
-    DEFAULT_SCHEDULER, Dest, DestAttrs, IpvsState, MAX_WEIGHT, Method, Protocol, Provenance,
-    Service, ServiceAttrs, ServiceKey,
+    DEFAULT_SCHEDULER, Dest, DestAttrs, Family, IpvsState, MAX_WEIGHT, Method, Protocol,
+    Provenance, Service, ServiceAttrs, ServiceKey,
 };
 
 /// Options that are not part of the config repo.
@@ -126,22 +132,18 @@ fn compile_service(
     diags: &mut Diagnostics,
 ) {
     let backends = service_backends(svc, overlay, diags);
-    let attrs = ServiceAttrs {
-        scheduler: svc
-            .scheduler
-            .clone()
-            .unwrap_or_else(|| defaults.scheduler.clone()),
-        persistence: svc.persistence,
-        netmask: None,
-        flags: Vec::new(),
-    };
+    let scheduler = svc
+        .scheduler
+        .clone()
+        .unwrap_or_else(|| defaults.scheduler.clone());
     for key in svc.frontend.service_keys() {
+        let attrs = service_attrs(svc, &key, &scheduler);
         let slot = match state.services.entry(key) {
             // Claimed twice: reported by config validation.
             std::collections::btree_map::Entry::Occupied(_) => continue,
             std::collections::btree_map::Entry::Vacant(slot) => slot,
         };
-        let mut service = Service::new(attrs.clone());
+        let mut service = Service::new(attrs);
         service.names = vec![svc.name.clone()];
         let placed = place_backends(
             &key,
@@ -151,7 +153,7 @@ fn compile_service(
             &mut service,
             diags,
         );
-        check_dests(svc, &key, &placed, &mut service, diags);
+        check_dests(svc, &key, &placed, &backends, &mut service, diags);
         if opts.elide_empty && service.dests.is_empty() {
             continue;
         }
@@ -167,17 +169,56 @@ fn compile_service(
     }
 }
 
+/// The attributes of one IPVS service of `svc`: the persistence netmask
+/// of its family (the host mask is none, as the kernel reports it), the
+/// scheduler flags, and one-packet scheduling and the persistence engine
+/// on UDP and fwmark services only (the kernel applies both to UDP
+/// packets only; the sip engine drops the others).
+fn service_attrs(svc: &crate::config::Service, key: &ServiceKey, scheduler: &str) -> ServiceAttrs {
+    let ipvs = &svc.ipvs;
+    let family = key.family();
+    let netmask = match family {
+        Family::Ipv4 => ipvs.netmask_ipv4,
+        Family::Ipv6 => ipvs.netmask_ipv6,
+    }
+    .filter(|&n| svc.persistence.is_some() && n != family.max_prefix_len());
+    let udp = matches!(
+        key,
+        ServiceKey::Addr {
+            protocol: Protocol::Udp,
+            ..
+        } | ServiceKey::Fwmark { .. }
+    );
+    let mut flags = ipvs.scheduler_flags.clone();
+    if udp && ipvs.ops {
+        flags.push(FLAG_OPS.to_string());
+    }
+    if let Some(pe) = ipvs.persistence_engine.as_ref().filter(|_| udp) {
+        flags.push(format!("{FLAG_PE_PREFIX}{pe}"));
+    }
+    ServiceAttrs {
+        scheduler: scheduler.to_string(),
+        persistence: svc.persistence,
+        netmask,
+        flags: canonical_flags(scheduler, &flags),
+    }
+}
+
 /// Where the backends of one IPVS service landed, in the order placed (for
 /// the message on a conflict), the dests whose backends disagree on the
 /// method, and the dests a backend opted out of health checks on.
 struct Placed {
     placed: Vec<(SocketAddr, Method)>,
     conflicts: Vec<SocketAddr>,
+    /// Dests whose backends disagree on the connection thresholds.
+    threshold_conflicts: Vec<SocketAddr>,
     exempt: BTreeSet<SocketAddr>,
 }
 
 /// Places every backend in `service`: backends landing on one dest merge,
-/// summing weights.
+/// summing weights. Thresholds do not sum: they bound one real server,
+/// whose capacity is the same however many backends name it, so merged
+/// backends must agree on them.
 fn place_backends(
     key: &ServiceKey,
     backends: &[&Backend],
@@ -187,6 +228,7 @@ fn place_backends(
     diags: &mut Diagnostics,
 ) -> Placed {
     let mut conflicts: Vec<SocketAddr> = Vec::new();
+    let mut threshold_conflicts: Vec<SocketAddr> = Vec::new();
     let mut placed: Vec<(SocketAddr, Method)> = Vec::with_capacity(backends.len());
     let mut exempt = BTreeSet::new();
     for b in backends {
@@ -202,14 +244,25 @@ fn place_backends(
             weight: b.weight,
             route: route.map(|r| r.name.clone()),
         };
+        let thresholds = b.thresholds;
         let entry = service.dests.entry(dest).or_insert_with(|| Dest {
-            attrs: DestAttrs::new(method, 0),
+            attrs: DestAttrs {
+                upper_threshold: thresholds.upper,
+                lower_threshold: thresholds.lower,
+                ..DestAttrs::new(method, 0)
+            },
             // Most dests come from one backend: no room for four.
             provenance: Vec::with_capacity(1),
             health: None,
         });
         if entry.attrs.method != method && !conflicts.contains(&dest) {
             conflicts.push(dest);
+        }
+        let (upper, lower) = (entry.attrs.upper_threshold, entry.attrs.lower_threshold);
+        if (upper, lower) != (thresholds.upper, thresholds.lower)
+            && !threshold_conflicts.contains(&dest)
+        {
+            threshold_conflicts.push(dest);
         }
         // Saturating: the cap below reports it; no overflow however
         // many backends merge.
@@ -220,6 +273,7 @@ fn place_backends(
     Placed {
         placed,
         conflicts,
+        threshold_conflicts,
         exempt,
     }
 }
@@ -230,13 +284,20 @@ fn check_dests(
     svc: &crate::config::Service,
     key: &ServiceKey,
     placed: &Placed,
+    backends: &[&Backend],
     service: &mut Service,
     diags: &mut Diagnostics,
 ) {
     let Placed {
-        placed, conflicts, ..
+        placed,
+        conflicts,
+        threshold_conflicts,
+        ..
     } = placed;
     for (dest, d) in service.dests.iter_mut() {
+        if threshold_conflicts.contains(dest) {
+            report_threshold_conflict(svc, key, dest, d, backends, diags);
+        }
         if !conflicts.is_empty() && conflicts.contains(dest) {
             let methods = placed.iter().filter(|(p, _)| p == dest).map(|(_, m)| m);
             let who: Vec<String> = d
@@ -267,6 +328,40 @@ fn check_dests(
         }
         d.provenance.sort();
     }
+}
+
+/// A merged dest whose backends give different thresholds: an error
+/// naming each backend's.
+fn report_threshold_conflict(
+    svc: &crate::config::Service,
+    key: &ServiceKey,
+    dest: &SocketAddr,
+    d: &Dest,
+    backends: &[&Backend],
+    diags: &mut Diagnostics,
+) {
+    let who: Vec<String> = d
+        .provenance
+        .iter()
+        .filter_map(|o| {
+            let b = backends
+                .iter()
+                .find(|b| b.name == o.backend && b.source == o.source)?;
+            let t = b.thresholds;
+            Some(format!(
+                "{} (upper {}, lower {}, {})",
+                o.backend, t.upper, t.lower, o.source
+            ))
+        })
+        .collect();
+    diags.error(
+        svc.source.as_str(),
+        None,
+        format!(
+            "dest {dest} of {key} merges backends with different connection thresholds: {}",
+            who.join(", ")
+        ),
+    );
 }
 
 /// The routes in force: the repo's, plus the overlay's unless filtered; a
@@ -378,7 +473,7 @@ fn place<'r>(
         addr: vip,
     } = key
     else {
-        return None;
+        return place_fwmark(key, b, routes, default_method, diags);
     };
     let ip: IpAddr = b.endpoints.addr(key.family())?;
     let port = b.endpoints.port(*protocol)?;
@@ -397,6 +492,55 @@ fn place<'r>(
             port_ignored(&b.name, *protocol, port, method, vip),
         );
         return Some((SocketAddr::new(ip, vip.port()), method, route));
+    }
+    Some((SocketAddr::new(ip, port), method, route))
+}
+
+/// Where a backend lands in an fwmark service. The service has no port:
+/// the dest takes the backend's port (tcp, else udp; the two differing,
+/// udp's is ignored with a warning), and none is port 0, with which the
+/// kernel keeps each packet's destination port, as `ipvsadm -f` and
+/// keepalived do. droute and tunnel keep the packet's port: port 0.
+fn place_fwmark<'r>(
+    key: &ServiceKey,
+    b: &Backend,
+    routes: &RouteTable<'r>,
+    default_method: Method,
+    diags: &mut Diagnostics,
+) -> Option<(SocketAddr, Method, Option<&'r Route>)> {
+    let ip: IpAddr = b.endpoints.addr(key.family())?;
+    let route = routes.lookup(&ip);
+    let method = match route {
+        Some(r) => r.method?,
+        None => default_method,
+    };
+    if let Some(gw) = route.and_then(|r| r.gateway) {
+        return Some((SocketAddr::new(gw, 0), method, route));
+    }
+    let port = match (b.endpoints.tcp, b.endpoints.udp) {
+        (Some(tcp), Some(udp)) if tcp != udp => {
+            diags.warning(
+                b.source.as_str(),
+                None,
+                format!(
+                    "backend {}: udp port {udp} ignored for {key}: an fwmark dest has one port, the tcp port {tcp}",
+                    crate::text::quote(&b.name)
+                ),
+            );
+            tcp
+        }
+        (tcp, udp) => tcp.or(udp).unwrap_or(0),
+    };
+    if !method.rewrites_port() && port != 0 {
+        diags.warning(
+            b.source.as_str(),
+            None,
+            format!(
+                "backend {}: port {port} ignored for {method} to {key}: {method} keeps each packet's port",
+                crate::text::quote(&b.name)
+            ),
+        );
+        return Some((SocketAddr::new(ip, 0), method, route));
     }
     Some((SocketAddr::new(ip, port), method, route))
 }

@@ -32,7 +32,7 @@ backends:
         problems(&[("services/web.yaml", web)]),
         [
             "services/web.yaml:2:12: scheduler: unknown scheduler \"fastest\", expected one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos",
-            "services/web.yaml:6:5: unknown field \"wieght\", expected one of ipv4, ipv6, tcp, udp, weight, healthcheck",
+            "services/web.yaml:6:5: unknown field \"wieght\", expected one of ipv4, ipv6, tcp, udp, weight, healthcheck, upper_threshold, lower_threshold",
             "services/web.yaml:9:10: tcp: expected an integer, found a sequence",
         ]
     );
@@ -55,12 +55,12 @@ persistance: 300
         problems(&[("services/web.yaml", web)]),
         [
             "services/web.yaml:2:3: frontend has no port: set tcp or udp",
-            "services/web.yaml:3:3: unknown field \"tpc\", expected one of ipv4, ipv6, tcp, udp",
+            "services/web.yaml:3:3: unknown field \"tpc\", expected one of ipv4, ipv6, tcp, udp, fwmark_ipv4, fwmark_ipv6",
             "services/web.yaml:5:6: expected a mapping (key: value lines or {key: value})",
             "services/web.yaml:6:31: weight 70000 out of range 0..65535",
             "services/web.yaml:7:3: duplicate key \"b\"",
             "services/web.yaml:8:3: expected a string, found null (write \"null\" in quotes for the word)",
-            "services/web.yaml:9:1: unknown field \"persistance\", expected one of frontend, scheduler, persistence, backends, healthcheck",
+            "services/web.yaml:9:1: unknown field \"persistance\", expected one of frontend, scheduler, persistence, persistence_netmask_ipv4, persistence_netmask_ipv6, persistence_engine, ops, scheduler_flags, backends, healthcheck",
         ]
     );
 }
@@ -123,7 +123,7 @@ fn a_syntax_error_further_on_leaves_the_first_problem_alone() {
     assert_eq!(
         problems(&[("services/web.yaml", web)]),
         [
-            "services/web.yaml:2:3: unknown field \"a\", expected one of frontend, scheduler, persistence, backends, healthcheck"
+            "services/web.yaml:2:3: unknown field \"a\", expected one of frontend, scheduler, persistence, persistence_netmask_ipv4, persistence_netmask_ipv6, persistence_engine, ops, scheduler_flags, backends, healthcheck"
         ]
     );
 }

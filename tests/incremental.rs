@@ -53,6 +53,8 @@ fn json_frontend() -> impl Strategy<Value = String> {
         1 => (frontend_ip(), port()).prop_map(|(ip, p)| format!(r#"{{"ipv4": "{ip}", "tcp": {p}, "udp": {p}, "ipv6": "2001:db8::1"}}"#)),
         1 => Just("{".to_string()),
         1 => Just(r#"{"ipv4": 5, "tcp": 80}"#.to_string()),
+        1 => prop::sample::select(vec![7u32, 8]).prop_map(|m| format!(r#"{{"fwmark_ipv4": {m}, "fwmark_ipv6": {m}, "scheduler": "sh", "scheduler_flags": "sh-port", "persistence": 60, "persistence_netmask_ipv4": 24}}"#)),
+        1 => (frontend_ip(), port()).prop_map(|(ip, p)| format!(r#"{{"ipv4": "{ip}", "udp": {p}, "ops": true, "persistence": 30, "persistence_engine": "sip"}}"#)),
     ]
 }
 
@@ -64,6 +66,7 @@ fn json_backend() -> impl Strategy<Value = String> {
         1 => Just("not json".to_string()),
         1 => Just(r#"{"ipv4": "10.0.1.9", "tcp": 80, "bogus": 1}"#.to_string()),
         1 => Just(r#"{"tcp": 80}"#.to_string()),
+        1 => (backend_ip(), port(), prop::sample::select(vec![0u32, 10, 20])).prop_map(|(ip, p, t)| format!(r#"{{"ipv4": "{ip}", "tcp": {p}, "upper_threshold": {t}}}"#)),
     ]
 }
 
@@ -84,7 +87,13 @@ fn yaml_service() -> impl Strategy<Value = String> {
         backend_ip(),
         port(),
         weight(),
-        prop::sample::select(vec!["", "", "    healthcheck: false\n"]),
+        prop::sample::select(vec![
+            "",
+            "",
+            "    healthcheck: false\n",
+            "    upper_threshold: 10\n",
+            "    upper_threshold: 20\n    lower_threshold: 5\n",
+        ]),
     )
         .prop_map(|(n, ip, p, w, hc)| {
             format!("  {n}:\n    ipv4: {ip}\n    tcp: {p}\n    weight: {w}\n{hc}")
@@ -97,7 +106,13 @@ fn yaml_service() -> impl Strategy<Value = String> {
         8 => (
             frontend_ip(),
             port(),
-            prop::sample::select(vec!["", "scheduler: rr\n", "scheduler: bogus\n"]),
+            prop::sample::select(vec![
+                "",
+                "scheduler: rr\n",
+                "scheduler: bogus\n",
+                "scheduler: sh\nscheduler_flags: sh-fallback\npersistence: 60\npersistence_netmask_ipv4: 16\n",
+                "ops: true\n",
+            ]),
             prop::collection::vec(backend, 0..3),
             check,
         )
@@ -113,6 +128,7 @@ fn yaml_service() -> impl Strategy<Value = String> {
             }),
         1 => Just("frontend: [\n".to_string()),
         1 => Just("frontend:\n  ipv4: 10.0.0.1\n".to_string()),
+        1 => prop::sample::select(vec![7u32, 9]).prop_map(|m| format!("frontend:\n  fwmark_ipv4: {m}\nbackends:\n  f: {{ipv4: 10.0.1.1}}\n")),
     ]
 }
 

@@ -131,6 +131,22 @@ fn traffic_metrics_are_the_kernels_counters() {
     scenario("traffic-metrics", &[]);
 }
 
+/// Every IPVS option of issue 19's first rows, in both layouts: the kernel
+/// equals the render after apply, a re-plan is empty, also after every
+/// option changes.
+#[test]
+fn ipvs_options_reach_the_kernel_exactly() {
+    scenario(
+        "ipvs-options",
+        &[
+            ("tests/golden/ipvs-options-yaml/config", "yaml"),
+            ("tests/golden/ipvs-options-json/config", "json"),
+            ("tests/golden/ipvs-options-json/overlay", "overlay"),
+            ("tests/golden/fwmark-ports-yaml/config", "fwmark-ports"),
+        ],
+    );
+}
+
 /// A plan failing midway: report, kernel state, recovery.
 #[test]
 fn fault() {

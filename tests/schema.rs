@@ -59,6 +59,7 @@ fn schema_file_names_match_the_editor_headers() {
             "clusterf.schema.json",
             "healthcheck.schema.json",
             "backend.schema.json",
+            "frontend.schema.json",
         ]
     );
 }
@@ -70,6 +71,8 @@ enum Kind {
     Defaults,
     /// The JSON layout's `healthcheck` file (JSON is YAML).
     Healthcheck,
+    /// The JSON layout's `frontend` file.
+    Frontend,
 }
 
 impl Kind {
@@ -79,6 +82,7 @@ impl Kind {
             Kind::Route => "routes/r.yaml",
             Kind::Defaults => "clusterf.yaml",
             Kind::Healthcheck => "services/web/healthcheck",
+            Kind::Frontend => "services/web/frontend",
         }
     }
 
@@ -88,6 +92,7 @@ impl Kind {
             Kind::Route => "route.schema.json",
             Kind::Defaults => "clusterf.schema.json",
             Kind::Healthcheck => "healthcheck.schema.json",
+            Kind::Frontend => "frontend.schema.json",
         }
     }
 }
@@ -150,6 +155,11 @@ const KNOWN_GAPS: &[(Kind, &str, &str)] = &[
         CHECK_BOUNDS,
     ),
     (Kind::Healthcheck, "{type: dns, query: \"a b\"}", DNS_NAME),
+    (
+        Kind::Frontend,
+        "{IPv4: 10.0.0.1, TCP: 80, Scheduler: rr}",
+        ANY_CASE,
+    ),
 ];
 
 const CLASS: &str = "an address IPVS cannot use there: the schema checks the format only";
@@ -157,6 +167,8 @@ const CLASS: &str = "an address IPVS cannot use there: the schema checks the for
 const CHECK_BOUNDS: &str =
     "a duration's bounds, and the timeout against the interval: the schema checks the format only";
 const DNS_NAME: &str = "a DNS name's labels: the schema checks the length only";
+const ANY_CASE: &str =
+    "the JSON layout matches keys without case, as Go did; the schema names them in lower case";
 
 /// Health checks, as the `healthcheck:` of a service (`$V`) and as the
 /// JSON layout's file.
@@ -214,7 +226,7 @@ const CHECKS: &[&str] = &[
 fn parser_verdict(kind: Kind, doc: &str) -> (bool, Vec<String>) {
     let mut tree = Tree::new("corpus");
     // The JSON layout's file: the document as JSON, as it converts.
-    let json = (kind == Kind::Healthcheck)
+    let json = matches!(kind, Kind::Healthcheck | Kind::Frontend)
         .then(|| serde_saphyr::from_str::<Value>(doc).ok())
         .flatten()
         .map(|v| v.to_string());
@@ -247,6 +259,7 @@ fn validators() -> Vec<(Kind, jsonschema::Validator)> {
         Kind::Route,
         Kind::Defaults,
         Kind::Healthcheck,
+        Kind::Frontend,
     ]
     .into_iter()
     .map(|kind| {
@@ -460,6 +473,91 @@ fn corpus() -> Vec<(Kind, String)> {
         "frontend: {ipv4: 10.0.0.1, tcp: 80}\n---\nfrontend: {ipv4: 10.0.0.2, tcp: 80}",
         "frontend: {ipv4: 10.0.0.1, tcp: 80, tcp: 81}",
         "frontend: {ipv4: 10.0.0.1, tcp: 80",
+    ] {
+        c.push((Kind::Service, doc.to_string()));
+    }
+    // The JSON layout's frontend file: a frontend and the service options.
+    for doc in [
+        "{ipv4: 10.0.0.1, tcp: 80}",
+        "{ipv6: \"2001:db8::1\", udp: 53, tcp: 53}",
+        "{ipv4: 10.0.0.1}",
+        "{tcp: 80}",
+        "{}",
+        "{ipv4: 10.0.0.1, tcp: 80, weight: 1}",
+        "{ipv4: 10.0.0.1, tcp: 70000}",
+        "{ipv4: 10.0.0.1, tcp: 80, scheduler: wrr, persistence: 60}",
+        "{ipv4: 10.0.0.1, tcp: 80, scheduler: fastest}",
+        "{ipv4: 10.0.0.1, tcp: 80, persistence: 0}",
+        "{fwmark_ipv4: 7}",
+        "{fwmark_ipv4: 7, fwmark_ipv6: 8, scheduler: sh, scheduler_flags: \"sh-port,sh-fallback\"}",
+        "{fwmark_ipv4: 0}",
+        "{fwmark_ipv4: 7, tcp: 80}",
+        "{fwmark_ipv4: 7, ipv4: 10.0.0.1, tcp: 80}",
+        "{fwmark_ipv4: 7, persistence: 60, persistence_netmask_ipv4: 24}",
+        "{fwmark_ipv6: 7, persistence: 60, persistence_netmask_ipv6: 0}",
+        "{fwmark_ipv4: 7, persistence_netmask_ipv4: 24}",
+        "{ipv4: 10.0.0.1, udp: 5060, persistence: 60, persistence_engine: sip, ops: true}",
+        "{ipv4: 10.0.0.1, tcp: 5060, persistence: 60, persistence_engine: sip}",
+        "{ipv4: 10.0.0.1, tcp: 53, ops: true}",
+        "{ipv4: 10.0.0.1, tcp: 53, ops: false}",
+        "{ipv4: 10.0.0.1, udp: 53, ops: 1}",
+        "{ipv4: 10.0.0.1, tcp: 80, scheduler: mh, scheduler_flags: mh-port}",
+        "{ipv4: 10.0.0.1, tcp: 80, scheduler: mh, scheduler_flags: sh-port}",
+        "{ipv4: 10.0.0.1, tcp: 80, scheduler_flags: mh-port}",
+        "{IPv4: 10.0.0.1, TCP: 80, Scheduler: rr}",
+    ] {
+        c.push((Kind::Frontend, doc.to_string()));
+    }
+    // The IPVS options (issue 19): fwmark frontends, persistence netmask
+    // and engine, one-packet scheduling, scheduler flags, thresholds.
+    for doc in [
+        "frontend: {fwmark_ipv4: 1}",
+        "frontend: {fwmark_ipv6: 4294967295}",
+        "frontend: {fwmark_ipv4: 7, fwmark_ipv6: 7}\nbackends: {a: {ipv4: 10.1.0.1}, b: {ipv6: \"2001:db8::2\", tcp: 80}}",
+        "frontend: {fwmark_ipv4: 0}",
+        "frontend: {fwmark_ipv4: 4294967296}",
+        "frontend: {fwmark_ipv4: \"7\"}",
+        "frontend: {fwmark_ipv4: null}",
+        "frontend: {fwmark_ipv4: 7, ipv4: 10.0.0.1}",
+        "frontend: {fwmark_ipv4: 7, tcp: 80}",
+        "frontend: {fwmark_ipv4: 7, ipv4: 10.0.0.1, tcp: 80}",
+        "frontend: {fwmark_ipv4: 7, ipv4: null, tcp: null}",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80, fwmark_ipv6: null}",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\npersistence: 60\npersistence_netmask_ipv4: 24",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\npersistence: 60\npersistence_netmask_ipv4: 0",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\npersistence: 60\npersistence_netmask_ipv4: 33",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\npersistence_netmask_ipv4: 24",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\npersistence: null\npersistence_netmask_ipv4: 24",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\npersistence_netmask_ipv4: null",
+        "frontend: {ipv6: \"2001:db8::1\", tcp: 80}\npersistence: 60\npersistence_netmask_ipv6: 64",
+        "frontend: {ipv6: \"2001:db8::1\", tcp: 80}\npersistence: 60\npersistence_netmask_ipv6: 0",
+        "frontend: {ipv6: \"2001:db8::1\", tcp: 80}\npersistence: 60\npersistence_netmask_ipv6: 129",
+        "frontend: {ipv6: \"2001:db8::1\", tcp: 80}\npersistence: 60\npersistence_netmask_ipv6: \"64\"",
+        "frontend: {ipv4: 10.0.0.1, udp: 5060}\npersistence: 60\npersistence_engine: sip",
+        "frontend: {ipv4: 10.0.0.1, udp: 5060}\npersistence_engine: sip",
+        "frontend: {ipv4: 10.0.0.1, udp: 5060}\npersistence: 60\npersistence_engine: ftp",
+        "frontend: {ipv4: 10.0.0.1, udp: 53}\nops: true",
+        "frontend: {ipv4: 10.0.0.1, udp: 53}\nops: false",
+        "frontend: {ipv4: 10.0.0.1, udp: 53}\nops: 1",
+        "frontend: {ipv4: 10.0.0.1, udp: 53, tcp: 53}\nops: true",
+        "frontend: {fwmark_ipv4: 1}\nops: true",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nops: true",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nops: false",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\npersistence: 60\npersistence_engine: sip",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nscheduler: sh\nscheduler_flags: sh-port",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nscheduler: sh\nscheduler_flags: sh-fallback, sh-port",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nscheduler: mh\nscheduler_flags: mh-port,mh-fallback",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nscheduler: mh\nscheduler_flags: sh-port",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nscheduler_flags: sh-port",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nscheduler: sh\nscheduler_flags: sh-port;sh-fallback",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nscheduler: sh\nscheduler_flags: \"\"",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nscheduler: sh\nscheduler_flags: [sh-port]",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends: {a: {ipv4: 10.1.0.1, tcp: 80, upper_threshold: 10, lower_threshold: 5}}",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends: {a: {ipv4: 10.1.0.1, upper_threshold: 2147483647}}",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends: {a: {ipv4: 10.1.0.1, upper_threshold: 2147483648}}",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends: {a: {ipv4: 10.1.0.1, upper_threshold: -1}}",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends: {a: {ipv4: 10.1.0.1, upper_threshold: 0, lower_threshold: 0}}",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends: {a: {ipv4: 10.1.0.1, lower_threshold: \"5\"}}",
     ] {
         c.push((Kind::Service, doc.to_string()));
     }

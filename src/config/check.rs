@@ -109,6 +109,12 @@ pub(super) fn validate_check(
     if kind == Some("dns") {
         check_dns(&mut c, f, frontend);
     }
+    if kind.is_some_and(|k| k != "none")
+        && let Some(why) = frontend.and_then(|fe| fwmark_without_port(f.port.is_some(), fe))
+    {
+        c.ok = false;
+        c.r.error(f.pos, why);
+    }
     // With type none every other key was reported as not applying.
     let problems = if kind == Some("none") {
         Vec::new()
@@ -277,6 +283,15 @@ fn check_dns(c: &mut Check, f: &CheckFields, frontend: Option<&Endpoints>) {
 pub(super) fn dns_without_udp(dns: bool, frontend: &Endpoints) -> Option<String> {
     (dns && frontend.udp.is_none() && frontend.tcp.is_some())
         .then(|| format!("{PREFIX}a dns check queries over UDP, but the service has no udp port"))
+}
+
+/// A check without `port` on an fwmark frontend, whose dests may have
+/// port 0 (each packet's own port), which no probe can reach.
+pub(super) fn fwmark_without_port(port: bool, frontend: &Endpoints) -> Option<String> {
+    let marks = frontend.fwmark_ipv4.is_some() || frontend.fwmark_ipv6.is_some();
+    (marks && !port).then(|| {
+        format!("{PREFIX}an fwmark service's dests may have no port (port 0): set the port checked")
+    })
 }
 
 /// Where a problem of [`CheckSpec::problems`] is: at the field it names

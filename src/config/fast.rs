@@ -15,8 +15,8 @@ use super::check::{CheckFields, validate_check};
 use super::layout::{BACKEND_KEYS, FRONTEND_KEYS};
 use super::types::{Route, Service};
 use super::validate::{
-    EndpointFields, EndpointFile, Reporter, RouteFields, ServiceFields, unplaced,
-    validate_endpoints, validate_route, validate_service,
+    EndpointFields, EndpointFile, IpvsFields, Reporter, RouteFields, ServiceFields, unplaced,
+    validate_endpoints, validate_route, validate_service, validate_thresholds,
 };
 use crate::diag::Diagnostics;
 
@@ -48,11 +48,24 @@ pub(super) fn fast_json_endpoints(
             ("tcp", Int(n)) if f.tcp.is_none() => f.tcp = Some(unplaced(n)),
             ("udp", Int(n)) if f.udp.is_none() => f.udp = Some(unplaced(n)),
             ("weight", Int(n)) if f.weight.is_none() => f.weight = Some(unplaced(n)),
+            ("fwmark_ipv4", Int(n)) if f.fwmark_ipv4.is_none() => {
+                f.fwmark_ipv4 = Some(unplaced(n));
+            }
+            ("fwmark_ipv6", Int(n)) if f.fwmark_ipv6.is_none() => {
+                f.fwmark_ipv6 = Some(unplaced(n));
+            }
+            ("upper_threshold", Int(n)) if f.upper_threshold.is_none() => {
+                f.upper_threshold = Some(unplaced(n));
+            }
+            ("lower_threshold", Int(n)) if f.lower_threshold.is_none() => {
+                f.lower_threshold = Some(unplaced(n));
+            }
             _ => return None,
         }
     }
     f.addr_given = f.ipv4.is_some() || f.ipv6.is_some();
     f.port_given = f.tcp.is_some() || f.udp.is_some();
+    f.upper_given = f.upper_threshold.is_some();
     let mut diags = Diagnostics::default();
     let mut r = Reporter {
         file,
@@ -61,8 +74,15 @@ pub(super) fn fast_json_endpoints(
     };
     let what = if frontend { "frontend" } else { "backend" };
     let (endpoints, weight) = validate_endpoints(&mut r, None, &f, frontend, &what);
+    let thresholds = validate_thresholds(&mut r, &f);
     let checked = f.healthcheck.is_none_or(|h| h.value);
-    diags.is_empty().then_some((endpoints, weight, checked))
+    diags.is_empty().then_some(EndpointFile {
+        endpoints,
+        weight,
+        healthcheck: checked,
+        thresholds,
+        service: Default::default(),
+    })
 }
 
 /// The service file read by the fast reader, when it takes it and it
@@ -75,12 +95,21 @@ pub(super) fn fast_yaml_service(file: &str, name: &str, bytes: &[u8]) -> Option<
     let mut persistence = None;
     let mut backends = Vec::new();
     let mut check = None;
+    let mut ipvs = IpvsFields::default();
     for (key, node) in &doc {
         match *key {
             "frontend" => frontend = Some(fast_endpoint_fields(node.map()?, false)?),
             "healthcheck" => check = Some(fast_check_fields(node.map()?)?),
             "scheduler" => scheduler = Some(unplaced(node.str()?)),
-            "persistence" => persistence = Some(unplaced(node.int()?)),
+            "persistence" => {
+                persistence = Some(unplaced(node.int()?));
+                ipvs.persistence_given = true;
+            }
+            "persistence_netmask_ipv4" => ipvs.netmask_ipv4 = Some(unplaced(node.int()?)),
+            "persistence_netmask_ipv6" => ipvs.netmask_ipv6 = Some(unplaced(node.int()?)),
+            "persistence_engine" => ipvs.persistence_engine = Some(unplaced(node.str()?)),
+            "ops" => ipvs.ops = Some(unplaced(node.bool()?)),
+            "scheduler_flags" => ipvs.scheduler_flags = Some(unplaced(node.str()?)),
             "backends" => {
                 let map = node.map()?;
                 backends.reserve(map.len());
@@ -97,6 +126,7 @@ pub(super) fn fast_yaml_service(file: &str, name: &str, bytes: &[u8]) -> Option<
         scheduler,
         persistence,
         backends,
+        ipvs,
     };
     let mut diags = Diagnostics::default();
     let mut r = Reporter {
@@ -228,11 +258,16 @@ fn fast_endpoint_fields<'a>(
             "udp" => f.udp = Some(unplaced(node.int()?)),
             "weight" if weight => f.weight = Some(unplaced(node.int()?)),
             "healthcheck" if weight => f.healthcheck = Some(unplaced(node.bool()?)),
+            "upper_threshold" if weight => f.upper_threshold = Some(unplaced(node.int()?)),
+            "lower_threshold" if weight => f.lower_threshold = Some(unplaced(node.int()?)),
+            "fwmark_ipv4" if !weight => f.fwmark_ipv4 = Some(unplaced(node.int()?)),
+            "fwmark_ipv6" if !weight => f.fwmark_ipv6 = Some(unplaced(node.int()?)),
             _ => return None,
         }
     }
     f.addr_given = f.ipv4.is_some() || f.ipv6.is_some();
     f.port_given = f.tcp.is_some() || f.udp.is_some();
+    f.upper_given = f.upper_threshold.is_some();
     Some(f)
 }
 

@@ -10,10 +10,11 @@ use serde::Deserialize;
 use super::check::{CheckFields, duration_type_error, validate_check};
 use super::fast::fast_json_endpoints;
 use super::layout::{BACKEND_KEYS, FRONTEND_KEYS, HEALTHCHECK_KEYS, ROUTE_KEYS};
-use super::types::{HealthCheck, Route};
+use super::types::{Endpoints, HealthCheck, Route};
 use super::validate::{
-    EndpointFields, EndpointFile, Located, Reporter, RouteFields, exact_integer, range_error, utf8,
-    validate_endpoints, validate_route,
+    EndpointFields, EndpointFile, FrontendOptions, IpvsFields, Located, Reporter, RouteFields,
+    exact_integer, parse_persistence, parse_scheduler, range_error, utf8, validate_endpoints,
+    validate_ipvs, validate_route, validate_thresholds,
 };
 use crate::diag::Pos;
 use crate::text;
@@ -54,13 +55,70 @@ pub(super) fn full_json_endpoints(
         udp: json_int(r, "udp", obj.get("udp"), text),
         weight: json_int(r, "weight", obj.get("weight"), text),
         healthcheck: json_bool(r, "healthcheck", obj.get("healthcheck")),
-        addr_given: obj.contains_key("ipv4") || obj.contains_key("ipv6"),
-        port_given: obj.contains_key("tcp") || obj.contains_key("udp"),
+        fwmark_ipv4: json_int(r, "fwmark_ipv4", obj.get("fwmark_ipv4"), text),
+        fwmark_ipv6: json_int(r, "fwmark_ipv6", obj.get("fwmark_ipv6"), text),
+        upper_threshold: json_int(r, "upper_threshold", obj.get("upper_threshold"), text),
+        lower_threshold: json_int(r, "lower_threshold", obj.get("lower_threshold"), text),
+        upper_given: obj.contains_key("upper_threshold"),
+        // A mark of the wrong type is reported as such, not as no address.
+        addr_given: ["ipv4", "ipv6", "fwmark_ipv4", "fwmark_ipv6"]
+            .iter()
+            .any(|k| obj.contains_key(k)),
+        port_given: ["tcp", "udp", "fwmark_ipv4", "fwmark_ipv6"]
+            .iter()
+            .any(|k| obj.contains_key(k)),
     };
     let what = if frontend { "frontend" } else { "backend" };
     let (endpoints, weight) = validate_endpoints(r, None, &fields, frontend, &what);
+    let thresholds = validate_thresholds(r, &fields);
+    let service = if frontend {
+        json_frontend_options(r, &obj, text, &endpoints)
+    } else {
+        FrontendOptions::default()
+    };
     let checked = fields.healthcheck.is_none_or(|h| h.value);
-    (!r.failed).then_some((endpoints, weight, checked))
+    (!r.failed).then_some(EndpointFile {
+        endpoints,
+        weight,
+        healthcheck: checked,
+        thresholds,
+        service,
+    })
+}
+
+/// A frontend file's service options: scheduler, persistence and the IPVS
+/// options, validated as a YAML service's.
+fn json_frontend_options(
+    r: &mut Reporter,
+    obj: &BTreeMap<&str, (serde_json::Value, Option<Pos>)>,
+    text: &str,
+    frontend: &Endpoints,
+) -> FrontendOptions {
+    let scheduler = json_string(r, "scheduler", obj.get("scheduler"));
+    let scheduler = parse_scheduler(r, &scheduler);
+    let persistence = json_int(r, "persistence", obj.get("persistence"), text);
+    let persistence = parse_persistence(r, &persistence);
+    let int = |r: &mut Reporter, k: &str| json_int(r, k, obj.get(k), text);
+    let fields = IpvsFields {
+        netmask_ipv4: int(r, "persistence_netmask_ipv4"),
+        netmask_ipv6: int(r, "persistence_netmask_ipv6"),
+        persistence_engine: json_string(r, "persistence_engine", obj.get("persistence_engine")),
+        ops: json_bool(r, "ops", obj.get("ops")),
+        scheduler_flags: json_string(r, "scheduler_flags", obj.get("scheduler_flags")),
+        persistence_given: obj.contains_key("persistence"),
+    };
+    let ipvs = validate_ipvs(
+        r,
+        &fields,
+        frontend,
+        scheduler.as_deref(),
+        persistence.is_some(),
+    );
+    FrontendOptions {
+        scheduler,
+        persistence,
+        ipvs,
+    }
 }
 
 /// The JSON layout's `services/<svc>/healthcheck` file: the check (`None`
@@ -581,6 +639,8 @@ mod tests {
                 "tcp" | "udp" => vec!["80", "53", "65535", "1"],
                 "weight" => vec!["0", "1", "10", "65535"],
                 "healthcheck" => vec!["false", "true"],
+                "fwmark_ipv4" | "fwmark_ipv6" => vec!["1", "42", "4294967295"],
+                "upper_threshold" | "lower_threshold" => vec!["0", "10", "2147483647"],
                 _ => vec!["1"],
             };
             let any = prop::sample::select(vec![
@@ -616,7 +676,10 @@ mod tests {
         prop_compose! {
             fn json_doc()(
                 pairs in (
-                    prop::sample::subsequence(vec!["ipv4", "ipv6", "tcp", "udp", "weight", "healthcheck"], 1..=6)
+                    prop::sample::subsequence(vec![
+                        "ipv4", "ipv6", "tcp", "udp", "weight", "healthcheck",
+                        "fwmark_ipv4", "fwmark_ipv6", "upper_threshold", "lower_threshold",
+                    ], 1..=6)
                         .prop_shuffle(),
                     prop::sample::select(vec!["", "", "", "", "", "IPv4", "TCP", "Weight", "bogus", "ipv4"]),
                 ).prop_flat_map(|(keys, odd)| {

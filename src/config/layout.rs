@@ -174,8 +174,24 @@ fn near(a: &str, b: &str) -> bool {
 }
 
 /// Keys of a JSON frontend, backend and route file (matched without case).
-pub(super) const FRONTEND_KEYS: &[&str] = &["ipv4", "ipv6", "tcp", "udp"];
-pub(super) const BACKEND_KEYS: &[&str] = &["ipv4", "ipv6", "tcp", "udp", "weight", "healthcheck"];
+/// The frontend file is its service's: the YAML frontend's keys and the
+/// YAML service's scalar ones.
+pub(super) const FRONTEND_KEYS: &[&str] = &[
+    "ipv4",
+    "ipv6",
+    "tcp",
+    "udp",
+    "fwmark_ipv4",
+    "fwmark_ipv6",
+    "scheduler",
+    "persistence",
+    "persistence_netmask_ipv4",
+    "persistence_netmask_ipv6",
+    "persistence_engine",
+    "ops",
+    "scheduler_flags",
+];
+pub(super) const BACKEND_KEYS: &[&str] = super::raw::BACKEND_FIELDS;
 /// Keys of the JSON layout's `healthcheck` file: the YAML key's.
 pub(super) const HEALTHCHECK_KEYS: &[&str] = super::raw::HEALTHCHECK_FIELDS;
 pub(super) const ROUTE_KEYS: &[&str] = &[

@@ -179,8 +179,18 @@ fn walk_service(
     let Some(pairs) = mapping(r, &top) else {
         return Ok(None);
     };
-    let [frontend, scheduler, persistence, backends, healthcheck] =
-        fields(r, text, pairs, SERVICE_FIELDS);
+    let [
+        frontend,
+        scheduler,
+        persistence,
+        netmask_ipv4,
+        netmask_ipv6,
+        persistence_engine,
+        ops,
+        scheduler_flags,
+        backends,
+        healthcheck,
+    ] = fields(r, text, pairs, SERVICE_FIELDS);
     let mut frontend_reported = true;
     let frontend = match frontend {
         None => {
@@ -191,7 +201,8 @@ fn walk_service(
             None => spanned_as(f, empty_frontend()),
             Some(pairs) => {
                 frontend_reported = false;
-                let [ipv4, ipv6, tcp, udp] = fields(r, text, pairs, FRONTEND_FIELDS);
+                let [ipv4, ipv6, tcp, udp, fwmark_ipv4, fwmark_ipv6] =
+                    fields(r, text, pairs, FRONTEND_FIELDS);
                 spanned_as(
                     f,
                     RawFrontend {
@@ -199,6 +210,8 @@ fn walk_service(
                         ipv6: string(ipv6),
                         tcp: integer(tcp),
                         udp: integer(udp),
+                        fwmark_ipv4: integer(fwmark_ipv4),
+                        fwmark_ipv6: integer(fwmark_ipv6),
                     },
                 )
             }
@@ -208,6 +221,11 @@ fn walk_service(
         frontend,
         scheduler: string(scheduler),
         persistence: integer(persistence),
+        persistence_netmask_ipv4: integer(netmask_ipv4),
+        persistence_netmask_ipv6: integer(netmask_ipv6),
+        persistence_engine: string(persistence_engine),
+        ops: boolean(ops),
+        scheduler_flags: string(scheduler_flags),
         backends: backends
             .map(|b| service_backends(r, text, b))
             .unwrap_or_default(),
@@ -227,6 +245,8 @@ fn empty_frontend() -> RawFrontend {
         ipv6: None,
         tcp: None,
         udp: None,
+        fwmark_ipv4: None,
+        fwmark_ipv6: None,
     }
 }
 
@@ -260,7 +280,16 @@ fn service_backends(
         let Some(pairs) = mapping(r, value) else {
             continue;
         };
-        let [ipv4, ipv6, tcp, udp, weight, healthcheck] = fields(r, text, pairs, BACKEND_FIELDS);
+        let [
+            ipv4,
+            ipv6,
+            tcp,
+            udp,
+            weight,
+            healthcheck,
+            upper_threshold,
+            lower_threshold,
+        ] = fields(r, text, pairs, BACKEND_FIELDS);
         let backend = RawBackend {
             ipv4: string(ipv4),
             ipv6: string(ipv6),
@@ -268,6 +297,8 @@ fn service_backends(
             udp: integer(udp),
             weight: integer(weight),
             healthcheck: boolean(healthcheck),
+            upper_threshold: integer(upper_threshold),
+            lower_threshold: integer(lower_threshold),
         };
         out.insert(name, spanned_as(value, backend));
     }

@@ -52,5 +52,6 @@ mod yaml;
 pub use parse::{holds_config_files, parse_config, parse_overlay};
 pub use raw::schemas;
 pub use types::{
-    Backend, Config, Defaults, Endpoints, HealthCheck, Overlay, Route, RouteClaim, Service,
+    Backend, Config, Defaults, Endpoints, HealthCheck, IpvsOptions, Overlay, Route, RouteClaim,
+    Service, Thresholds,
 };

@@ -6,11 +6,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::check::dns_without_udp;
+use super::check::{dns_without_udp, fwmark_without_port};
 use super::json::{json_endpoints, json_healthcheck, json_route};
 use super::layout::{Entry, classify, misplaced};
-use super::types::{Backend, Config, Endpoints, HealthCheck, Overlay, Route, RouteClaim, Service};
-use super::validate::{Reporter, check_name};
+use super::types::{Backend, Config, HealthCheck, Overlay, Route, RouteClaim, Service};
+use super::validate::{EndpointFile, Reporter, check_name};
 use super::yaml::{yaml_defaults, yaml_route, yaml_service};
 use crate::diag::{Diagnostics, Pos};
 use crate::health::Probe;
@@ -67,7 +67,7 @@ struct ConfigFiles<'t> {
     /// Defaults and routes; services come in `assemble`.
     config: Config,
     /// JSON layout: frontends by service, with their file.
-    frontends: BTreeMap<&'t str, (String, Endpoints)>,
+    frontends: BTreeMap<&'t str, (String, EndpointFile)>,
     /// JSON layout: backends by service.
     json_backends: BTreeMap<&'t str, BTreeMap<String, Backend>>,
     /// JSON layout: health check files by service.
@@ -100,8 +100,8 @@ impl<'t> ConfigFiles<'t> {
             Entry::ServiceYaml(name) => self.read_service_yaml(r, name, bytes),
             Entry::Frontend(svc) => {
                 check_name(r, "service", svc);
-                if let Some((e, ..)) = json_endpoints(r, bytes, true, true) {
-                    self.frontends.insert(svc, (path.to_string(), e));
+                if let Some(file) = json_endpoints(r, bytes, true, true) {
+                    self.frontends.insert(svc, (path.to_string(), file));
                 }
             }
             Entry::Healthcheck(svc) => {
@@ -172,7 +172,7 @@ impl<'t> ConfigFiles<'t> {
             self.end_group();
             self.group = Some((svc, BTreeMap::new()));
         }
-        if let Some((endpoints, weight, healthcheck)) = json_endpoints(r, bytes, false, true)
+        if let Some(file) = json_endpoints(r, bytes, false, true)
             && let Some((_, backends)) = &mut self.group
         {
             backends.insert(
@@ -180,9 +180,10 @@ impl<'t> ConfigFiles<'t> {
                 Backend {
                     name: name.to_string(),
                     source: path.to_string(),
-                    endpoints,
-                    weight,
-                    healthcheck,
+                    endpoints: file.endpoints,
+                    weight: file.weight,
+                    healthcheck: file.healthcheck,
+                    thresholds: file.thresholds,
                 },
             );
         }
@@ -254,15 +255,19 @@ impl<'t> ConfigFiles<'t> {
         for (name, svc) in yaml_services {
             config.services.insert(name.to_string(), svc);
         }
-        for (name, (source, frontend)) in frontends {
+        for (name, (source, file)) in frontends {
+            let frontend = file.endpoints;
             let std::collections::btree_map::Entry::Vacant(slot) =
                 config.services.entry(name.to_string())
             else {
                 continue;
             };
             let healthcheck = healthchecks.remove(name).and_then(|c| {
-                let dns = matches!(c.check.as_ref()?.check.probe, Probe::Dns { .. });
-                match dns_without_udp(dns, &frontend) {
+                let check = &c.check.as_ref()?.check;
+                let dns = matches!(check.probe, Probe::Dns { .. });
+                let why = dns_without_udp(dns, &frontend)
+                    .or_else(|| fwmark_without_port(check.port.is_some(), &frontend));
+                match why {
                     Some(why) => {
                         diags.error(c.file.as_str(), c.type_pos, why);
                         None
@@ -274,10 +279,11 @@ impl<'t> ConfigFiles<'t> {
                 name: name.to_string(),
                 source,
                 frontend,
-                scheduler: None,
-                persistence: None,
+                scheduler: file.service.scheduler,
+                persistence: file.service.persistence,
                 healthcheck,
                 backends: json_backends.remove(name).unwrap_or_default(),
+                ipvs: file.service.ipvs,
             });
         }
         for (name, c) in healthchecks {
@@ -391,7 +397,7 @@ pub fn parse_overlay(tree: &Tree) -> (Overlay, Diagnostics) {
             local.warning(file.as_str(), None, "skipped");
         }
         diags.extend(local.into_warnings());
-        if let Some((svc, name, (endpoints, weight, healthcheck))) = backend {
+        if let Some((svc, name, b)) = backend {
             if group.as_ref().is_none_or(|(g, _)| *g != svc) {
                 add_backends(&mut overlay, group.take());
                 group = Some((svc, BTreeMap::new()));
@@ -402,9 +408,10 @@ pub fn parse_overlay(tree: &Tree) -> (Overlay, Diagnostics) {
                     Backend {
                         name: name.to_string(),
                         source: file,
-                        endpoints,
-                        weight,
-                        healthcheck,
+                        endpoints: b.endpoints,
+                        weight: b.weight,
+                        healthcheck: b.healthcheck,
+                        thresholds: b.thresholds,
                     },
                 );
             }
@@ -422,7 +429,7 @@ fn read_overlay_key<'t>(
     overlay: &mut Overlay,
     path: &'t str,
     bytes: &[u8],
-) -> Option<(&'t str, &'t str, (Endpoints, u32, bool))> {
+) -> Option<(&'t str, &'t str, EndpointFile)> {
     match classify(path) {
         Entry::Backend(svc, name) => {
             check_name(r, "backend", name);

@@ -13,16 +13,38 @@ use crate::model::{Method, SCHEDULERS};
 
 /// The keys of each input type, in serde's order (its "expected one of"
 /// lists): `lenient` walks a refused file against them.
-pub(super) const FRONTEND_FIELDS: &[&str; 4] = &["ipv4", "ipv6", "tcp", "udp"];
-pub(super) const BACKEND_FIELDS: &[&str; 6] =
-    &["ipv4", "ipv6", "tcp", "udp", "weight", "healthcheck"];
-pub(super) const SERVICE_FIELDS: &[&str; 5] = &[
+pub(super) const FRONTEND_FIELDS: &[&str; 6] =
+    &["ipv4", "ipv6", "tcp", "udp", "fwmark_ipv4", "fwmark_ipv6"];
+pub(super) const BACKEND_FIELDS: &[&str; 8] = &[
+    "ipv4",
+    "ipv6",
+    "tcp",
+    "udp",
+    "weight",
+    "healthcheck",
+    "upper_threshold",
+    "lower_threshold",
+];
+pub(super) const SERVICE_FIELDS: &[&str; 10] = &[
     "frontend",
     "scheduler",
     "persistence",
+    "persistence_netmask_ipv4",
+    "persistence_netmask_ipv6",
+    "persistence_engine",
+    "ops",
+    "scheduler_flags",
     "backends",
     "healthcheck",
 ];
+/// The persistence engines (`--pe`) the kernel has.
+pub(super) const PERSISTENCE_ENGINES: &[&str; 1] = &["sip"];
+/// The scheduler flags, each named after its scheduler.
+pub(super) const SCHEDULER_FLAGS: &[&str; 4] =
+    &["sh-fallback", "sh-port", "mh-fallback", "mh-port"];
+/// The highest connection threshold (`ipvsadm -x`/`-y` take up to
+/// `INT_MAX`).
+pub(super) const MAX_THRESHOLD: u32 = i32::MAX as u32;
 pub(super) const HEALTHCHECK_FIELDS: &[&str; 11] = &[
     "type",
     "port",
@@ -44,18 +66,34 @@ pub(super) const DEFAULTS_FIELDS: &[&str; 2] = &["scheduler", "method"];
 /// [`RawRouteMethod`]'s values.
 pub(super) const ROUTE_METHODS: &[&str; 4] = &["masq", "droute", "tunnel", "none"];
 
-/// Addresses and ports of a service frontend.
+/// Addresses and ports of a service frontend, or its fwmarks.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-// At least one address and one port, and a null one does not count.
+// At least one address and one port, and a null one does not count; or at
+// least one fwmark and no address or port.
 #[schemars(extend("anyOf" = [
-    {"required": ["ipv4"], "properties": {"ipv4": {"type": "string"}}},
-    {"required": ["ipv6"], "properties": {"ipv6": {"type": "string"}}},
+    {
+        "anyOf": [
+            {"required": ["ipv4"], "properties": {"ipv4": {"type": "string"}}},
+            {"required": ["ipv6"], "properties": {"ipv6": {"type": "string"}}},
+        ],
+        "allOf": [{"anyOf": [
+            {"required": ["tcp"], "properties": {"tcp": {"type": "integer"}}},
+            {"required": ["udp"], "properties": {"udp": {"type": "integer"}}},
+        ]}],
+        "properties": {"fwmark_ipv4": {"type": "null"}, "fwmark_ipv6": {"type": "null"}},
+    },
+    {
+        "anyOf": [
+            {"required": ["fwmark_ipv4"], "properties": {"fwmark_ipv4": {"type": "integer"}}},
+            {"required": ["fwmark_ipv6"], "properties": {"fwmark_ipv6": {"type": "integer"}}},
+        ],
+        "properties": {
+            "ipv4": {"type": "null"}, "ipv6": {"type": "null"},
+            "tcp": {"type": "null"}, "udp": {"type": "null"},
+        },
+    },
 ]))]
-#[schemars(extend("allOf" = [{"anyOf": [
-    {"required": ["tcp"], "properties": {"tcp": {"type": "integer"}}},
-    {"required": ["udp"], "properties": {"udp": {"type": "integer"}}},
-]}]))]
 pub(super) struct RawFrontend {
     /// IPv4 virtual address.
     #[schemars(with = "Option<Ipv4Addr>")]
@@ -69,6 +107,12 @@ pub(super) struct RawFrontend {
     /// UDP port.
     #[schemars(with = "Option<u16>", range(min = 1, max = 65535))]
     pub(super) udp: Option<Spanned<RawInt>>,
+    /// Firewall mark of an IPv4 fwmark service (ipvsadm -f), instead of addresses and ports.
+    #[schemars(with = "Option<u32>", range(min = 1, max = 4294967295u32))]
+    pub(super) fwmark_ipv4: Option<Spanned<RawInt>>,
+    /// Firewall mark of an IPv6 fwmark service (ipvsadm -f -6), instead of addresses and ports.
+    #[schemars(with = "Option<u32>", range(min = 1, max = 4294967295u32))]
+    pub(super) fwmark_ipv6: Option<Spanned<RawInt>>,
 }
 
 /// A static backend of a service (also the JSON layout's backend file,
@@ -99,6 +143,12 @@ pub(super) struct RawBackend {
     /// false: never health-checked, never drained for health (default true).
     #[schemars(with = "Option<bool>")]
     pub(super) healthcheck: Option<Spanned<RawBool>>,
+    /// Connections (active and inactive) above which the dest gets no new ones (ipvsadm -x; default 0, none).
+    #[schemars(with = "Option<u32>", range(min = 0, max = 2147483647))]
+    pub(super) upper_threshold: Option<Spanned<RawInt>>,
+    /// Connections below which an overloaded dest gets new ones again (ipvsadm -y; default 0: 3/4 of the upper threshold).
+    #[schemars(with = "Option<u32>", range(min = 0, max = 2147483647))]
+    pub(super) lower_threshold: Option<Spanned<RawInt>>,
 }
 
 /// A service's health check (`healthcheck:` in a service file, the
@@ -562,6 +612,30 @@ fn cidr_pattern() -> String {
     format!("^(?:{v4}/{len4}|(?:{v6})/{len6})$")
 }
 
+/// A persistence engine.
+#[derive(JsonSchema)]
+#[schemars(extend("enum" = PERSISTENCE_ENGINES))]
+#[allow(dead_code)]
+struct PersistenceEngine(String);
+
+/// Scheduler flags, comma-separated (schema only).
+#[allow(dead_code)]
+struct SchedulerFlagList;
+
+impl JsonSchema for SchedulerFlagList {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SchedulerFlags".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let flag = format!("(?:{})", SCHEDULER_FLAGS.join("|"));
+        schemars::json_schema!({
+            "type": "string",
+            "description": "Scheduler flags separated by commas, as ipvsadm -b takes them (sh-fallback,sh-port).",
+            "pattern": format!("^ *{flag} *(?:, *{flag} *)*$"),
+        })
+    }
+}
+
 /// IPVS scheduler name.
 #[derive(JsonSchema)]
 #[schemars(extend("enum" = SCHEDULERS))]
@@ -572,6 +646,38 @@ struct SchedulerName(String);
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "clusterf service")]
+// Persistence options need persistence; one-packet scheduling and the
+// persistence engine need a UDP or fwmark service; scheduler flags name
+// their scheduler (null is no value, as everywhere).
+#[schemars(extend("allOf" = [
+    {
+        "if": {"anyOf": [
+            {"required": ["persistence_netmask_ipv4"], "properties": {"persistence_netmask_ipv4": {"type": "integer"}}},
+            {"required": ["persistence_netmask_ipv6"], "properties": {"persistence_netmask_ipv6": {"type": "integer"}}},
+            {"required": ["persistence_engine"], "properties": {"persistence_engine": {"type": "string"}}},
+        ]},
+        "then": {"required": ["persistence"], "properties": {"persistence": {"type": "integer"}}}
+    },
+    {
+        "if": {"anyOf": [
+            {"required": ["ops"], "properties": {"ops": {"const": true}}},
+            {"required": ["persistence_engine"], "properties": {"persistence_engine": {"type": "string"}}},
+        ]},
+        "then": {"properties": {"frontend": {"anyOf": [
+            {"required": ["udp"], "properties": {"udp": {"type": "integer"}}},
+            {"required": ["fwmark_ipv4"], "properties": {"fwmark_ipv4": {"type": "integer"}}},
+            {"required": ["fwmark_ipv6"], "properties": {"fwmark_ipv6": {"type": "integer"}}},
+        ]}}}
+    },
+    {
+        "if": {"required": ["scheduler_flags"], "properties": {"scheduler_flags": {"type": "string", "pattern": "sh-"}}},
+        "then": {"required": ["scheduler"], "properties": {"scheduler": {"const": "sh"}}}
+    },
+    {
+        "if": {"required": ["scheduler_flags"], "properties": {"scheduler_flags": {"type": "string", "pattern": "mh-"}}},
+        "then": {"required": ["scheduler"], "properties": {"scheduler": {"const": "mh"}}}
+    },
+]))]
 pub(super) struct RawServiceFile {
     /// Virtual addresses and ports; every address x port becomes an IPVS service.
     #[schemars(with = "RawFrontend")]
@@ -582,6 +688,21 @@ pub(super) struct RawServiceFile {
     /// Persistence timeout in seconds (1..2678400).
     #[schemars(with = "Option<u32>", range(min = 1, max = 2678400))]
     pub(super) persistence: Option<Spanned<RawInt>>,
+    /// Persistence granularity of the IPv4 services as a prefix length, 0..32 (ipvsadm -M; default 32); needs persistence.
+    #[schemars(with = "Option<u8>", range(min = 0, max = 32))]
+    pub(super) persistence_netmask_ipv4: Option<Spanned<RawInt>>,
+    /// Persistence granularity of the IPv6 services as a prefix length, 1..128 (ipvsadm -M; default 128); needs persistence.
+    #[schemars(with = "Option<u8>", range(min = 1, max = 128))]
+    pub(super) persistence_netmask_ipv6: Option<Spanned<RawInt>>,
+    /// Persistence engine (ipvsadm --pe): sip, for the UDP and fwmark services; needs persistence.
+    #[schemars(with = "Option<PersistenceEngine>")]
+    pub(super) persistence_engine: Option<Spanned<RawStr>>,
+    /// One-packet scheduling (ipvsadm -o): every UDP datagram is scheduled on its own; for the UDP and fwmark services.
+    #[schemars(with = "Option<bool>")]
+    pub(super) ops: Option<Spanned<RawBool>>,
+    /// Scheduler flags, comma-separated as ipvsadm -b takes them: sh-fallback, sh-port (scheduler sh), mh-fallback, mh-port (scheduler mh).
+    #[schemars(with = "Option<SchedulerFlagList>")]
+    pub(super) scheduler_flags: Option<Spanned<RawStr>>,
     /// Static backends by name (letters, digits and - _ . @ :).
     #[serde(default)]
     #[schemars(
@@ -592,6 +713,104 @@ pub(super) struct RawServiceFile {
     /// Health check of the dests (default: none).
     #[schemars(with = "Option<RawHealthcheck>")]
     pub(super) healthcheck: Option<Spanned<RawHealthcheck>>,
+}
+
+/// The JSON layout's frontend file, `services/<svc>/frontend` (schema
+/// only; read by `json` with Go's key matching, case-insensitively): the
+/// YAML frontend's keys and the YAML service's scalar ones.
+#[derive(JsonSchema)]
+#[schemars(title = "clusterf frontend")]
+#[schemars(deny_unknown_fields)]
+// As a YAML frontend and service: addresses and ports, or fwmarks; the
+// persistence options need persistence; ops and the engine a UDP port or
+// an fwmark; scheduler flags their scheduler.
+#[schemars(extend("anyOf" = [
+    {
+        "anyOf": [
+            {"required": ["ipv4"], "properties": {"ipv4": {"type": "string"}}},
+            {"required": ["ipv6"], "properties": {"ipv6": {"type": "string"}}},
+        ],
+        "allOf": [{"anyOf": [
+            {"required": ["tcp"], "properties": {"tcp": {"type": "integer"}}},
+            {"required": ["udp"], "properties": {"udp": {"type": "integer"}}},
+        ]}],
+        "properties": {"fwmark_ipv4": {"type": "null"}, "fwmark_ipv6": {"type": "null"}},
+    },
+    {
+        "anyOf": [
+            {"required": ["fwmark_ipv4"], "properties": {"fwmark_ipv4": {"type": "integer"}}},
+            {"required": ["fwmark_ipv6"], "properties": {"fwmark_ipv6": {"type": "integer"}}},
+        ],
+        "properties": {
+            "ipv4": {"type": "null"}, "ipv6": {"type": "null"},
+            "tcp": {"type": "null"}, "udp": {"type": "null"},
+        },
+    },
+]))]
+#[schemars(extend("allOf" = [
+    {
+        "if": {"anyOf": [
+            {"required": ["persistence_netmask_ipv4"], "properties": {"persistence_netmask_ipv4": {"type": "integer"}}},
+            {"required": ["persistence_netmask_ipv6"], "properties": {"persistence_netmask_ipv6": {"type": "integer"}}},
+            {"required": ["persistence_engine"], "properties": {"persistence_engine": {"type": "string"}}},
+        ]},
+        "then": {"required": ["persistence"], "properties": {"persistence": {"type": "integer"}}}
+    },
+    {
+        "if": {"anyOf": [
+            {"required": ["ops"], "properties": {"ops": {"const": true}}},
+            {"required": ["persistence_engine"], "properties": {"persistence_engine": {"type": "string"}}},
+        ]},
+        "then": {"anyOf": [
+            {"required": ["udp"], "properties": {"udp": {"type": "integer"}}},
+            {"required": ["fwmark_ipv4"], "properties": {"fwmark_ipv4": {"type": "integer"}}},
+            {"required": ["fwmark_ipv6"], "properties": {"fwmark_ipv6": {"type": "integer"}}},
+        ]}
+    },
+    {
+        "if": {"required": ["scheduler_flags"], "properties": {"scheduler_flags": {"type": "string", "pattern": "sh-"}}},
+        "then": {"required": ["scheduler"], "properties": {"scheduler": {"const": "sh"}}}
+    },
+    {
+        "if": {"required": ["scheduler_flags"], "properties": {"scheduler_flags": {"type": "string", "pattern": "mh-"}}},
+        "then": {"required": ["scheduler"], "properties": {"scheduler": {"const": "mh"}}}
+    },
+]))]
+#[allow(dead_code)]
+struct RawJsonFrontendFile {
+    /// IPv4 virtual address.
+    ipv4: Option<Ipv4Addr>,
+    /// IPv6 virtual address.
+    ipv6: Option<Ipv6Addr>,
+    /// TCP port.
+    #[schemars(range(min = 1, max = 65535))]
+    tcp: Option<u16>,
+    /// UDP port.
+    #[schemars(range(min = 1, max = 65535))]
+    udp: Option<u16>,
+    /// Firewall mark of an IPv4 fwmark service (ipvsadm -f), instead of addresses and ports.
+    #[schemars(range(min = 1, max = 4294967295u32))]
+    fwmark_ipv4: Option<u32>,
+    /// Firewall mark of an IPv6 fwmark service (ipvsadm -f -6), instead of addresses and ports.
+    #[schemars(range(min = 1, max = 4294967295u32))]
+    fwmark_ipv6: Option<u32>,
+    /// IPVS scheduler (default from clusterf.yaml, else wlc).
+    scheduler: Option<SchedulerName>,
+    /// Persistence timeout in seconds (1..2678400).
+    #[schemars(range(min = 1, max = 2678400))]
+    persistence: Option<u32>,
+    /// Persistence granularity of the IPv4 services as a prefix length, 0..32 (ipvsadm -M; default 32); needs persistence.
+    #[schemars(range(min = 0, max = 32))]
+    persistence_netmask_ipv4: Option<u8>,
+    /// Persistence granularity of the IPv6 services as a prefix length, 1..128 (ipvsadm -M; default 128); needs persistence.
+    #[schemars(range(min = 1, max = 128))]
+    persistence_netmask_ipv6: Option<u8>,
+    /// Persistence engine (ipvsadm --pe): sip, for the UDP and fwmark services; needs persistence.
+    persistence_engine: Option<PersistenceEngine>,
+    /// One-packet scheduling (ipvsadm -o): every UDP datagram is scheduled on its own; for the UDP and fwmark services.
+    ops: Option<bool>,
+    /// Scheduler flags, comma-separated as ipvsadm -b takes them: sh-fallback, sh-port (scheduler sh), mh-fallback, mh-port (scheduler mh).
+    scheduler_flags: Option<SchedulerFlagList>,
 }
 
 /// Forwarding method of a route; `none` filters the matched backends out.
@@ -675,6 +894,11 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
         (
             "backend.schema.json",
             schemars::schema_for!(RawBackend).to_value(),
+        ),
+        // The JSON layout's frontend file, its service's.
+        (
+            "frontend.schema.json",
+            schemars::schema_for!(RawJsonFrontendFile).to_value(),
         ),
     ]
 }

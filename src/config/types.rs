@@ -17,6 +17,10 @@ pub struct Endpoints {
     pub ipv6: Option<Ipv6Addr>,
     pub tcp: Option<u16>,
     pub udp: Option<u16>,
+    /// A frontend's fwmark services (`ipvsadm -f`), by family: a frontend
+    /// has marks or addresses and ports, never both.
+    pub fwmark_ipv4: Option<u32>,
+    pub fwmark_ipv6: Option<u32>,
 }
 
 impl Endpoints {
@@ -35,7 +39,8 @@ impl Endpoints {
         }
     }
 
-    /// The IPVS services a frontend expands to: {IPv4, IPv6} x {TCP, UDP}.
+    /// The IPVS services a frontend expands to: {IPv4, IPv6} x {TCP, UDP},
+    /// then its fwmark services.
     pub fn service_keys(&self) -> Vec<ServiceKey> {
         let mut keys = Vec::new();
         for protocol in [Protocol::Tcp, Protocol::Udp] {
@@ -43,6 +48,14 @@ impl Endpoints {
                 if let (Some(ip), Some(port)) = (self.addr(family), self.port(protocol)) {
                     keys.push(ServiceKey::addr(protocol, ip, port));
                 }
+            }
+        }
+        for (family, mark) in [
+            (Family::Ipv4, self.fwmark_ipv4),
+            (Family::Ipv6, self.fwmark_ipv6),
+        ] {
+            if let Some(mark) = mark {
+                keys.push(ServiceKey::Fwmark { family, mark });
             }
         }
         keys
@@ -60,6 +73,17 @@ pub struct Backend {
     /// `false`: opted out of its service's health check (`healthcheck:
     /// false`): its dests are never checked or drained for health.
     pub healthcheck: bool,
+    /// Connection thresholds of its dests (`ipvsadm -x`, `-y`).
+    pub thresholds: Thresholds,
+}
+
+/// A dest's connection thresholds: above `upper` active plus inactive
+/// connections the kernel sends it no new ones until they fall below
+/// `lower` (0: none; a `lower` of 0 is 3/4 of `upper` in the kernel).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Thresholds {
+    pub upper: u32,
+    pub lower: u32,
 }
 
 /// A service's health check as configured (`healthcheck:` in YAML, the
@@ -82,6 +106,27 @@ pub struct Service {
     /// `None`: no check (none configured, or `type: none`).
     pub healthcheck: Option<HealthCheck>,
     pub backends: BTreeMap<String, Backend>,
+    /// The IPVS options beyond scheduler and timeout.
+    pub ipvs: IpvsOptions,
+}
+
+/// A service's IPVS options beyond its scheduler and persistence timeout
+/// (YAML layout only).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IpvsOptions {
+    /// Persistence granularity (`ipvsadm -M`) as a prefix length, per
+    /// family; only with persistence.
+    pub netmask_ipv4: Option<u8>,
+    pub netmask_ipv6: Option<u8>,
+    /// Persistence engine (`--pe`): `sip`; only with persistence, and only
+    /// on the UDP (and fwmark) services of the frontend.
+    pub persistence_engine: Option<String>,
+    /// One-packet scheduling (`-o`), on the UDP (and fwmark) services of
+    /// the frontend.
+    pub ops: bool,
+    /// Scheduler flags (`-b`): `sh-fallback`, `sh-port`, `mh-fallback`,
+    /// `mh-port`, each valid with its scheduler only; sorted.
+    pub scheduler_flags: Vec<String>,
 }
 
 /// A route: backends whose address falls in `prefix` are forwarded with

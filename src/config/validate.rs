@@ -8,7 +8,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 
-use super::types::{Backend, Endpoints, Route, Service};
+use super::raw::{MAX_THRESHOLD, PERSISTENCE_ENGINES, SCHEDULER_FLAGS};
+use super::types::{Backend, Endpoints, IpvsOptions, Route, Service, Thresholds};
 use crate::diag::{Diagnostics, Pos};
 use crate::model::addr::{dest_refusal, frontend_refusal, mapped_ipv4};
 use crate::model::{Family, MAX_WEIGHT, Method, SCHEDULERS};
@@ -72,6 +73,15 @@ pub(super) struct EndpointFields<'a> {
     pub(super) weight: Option<Located<i128>>,
     /// A backend's `healthcheck` (absent: true).
     pub(super) healthcheck: Option<Located<bool>>,
+    /// A frontend's fwmarks.
+    pub(super) fwmark_ipv4: Option<Located<i128>>,
+    pub(super) fwmark_ipv6: Option<Located<i128>>,
+    /// A backend's connection thresholds.
+    pub(super) upper_threshold: Option<Located<i128>>,
+    pub(super) lower_threshold: Option<Located<i128>>,
+    /// `upper_threshold` is present, even with a value of the wrong type
+    /// (already reported).
+    pub(super) upper_given: bool,
     /// An address key is present, even with a value of the wrong type
     /// (already reported): do not also report "no address".
     pub(super) addr_given: bool,
@@ -79,9 +89,26 @@ pub(super) struct EndpointFields<'a> {
     pub(super) port_given: bool,
 }
 
-/// A JSON frontend or backend file as read: its addresses and ports,
-/// weight and `healthcheck` (true unless a backend opts out).
-pub(super) type EndpointFile = (Endpoints, u32, bool);
+/// A JSON frontend or backend file as read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct EndpointFile {
+    pub(super) endpoints: Endpoints,
+    pub(super) weight: u32,
+    /// A backend's `healthcheck` (true unless it opts out).
+    pub(super) healthcheck: bool,
+    pub(super) thresholds: Thresholds,
+    /// A frontend's service options (the JSON layout's frontend file is
+    /// its service's).
+    pub(super) service: FrontendOptions,
+}
+
+/// What a JSON frontend file says of its service beside the frontend.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct FrontendOptions {
+    pub(super) scheduler: Option<String>,
+    pub(super) persistence: Option<u32>,
+    pub(super) ipvs: IpvsOptions,
+}
 
 /// Fields of a route, from either format, before validation.
 pub(super) struct RouteFields<'a> {
@@ -153,6 +180,14 @@ pub(super) fn range_error(field: &str, shown: &dyn std::fmt::Display) -> String 
             "{field} {shown} is outside 1 to {}",
             crate::health::spec::MAX_RISE_FALL
         ),
+        "fwmark_ipv4" | "fwmark_ipv6" => {
+            format!("{field}: mark {shown} out of range 1..{}", u32::MAX)
+        }
+        "upper_threshold" | "lower_threshold" => {
+            format!("{field}: {shown} out of range 0..{MAX_THRESHOLD}")
+        }
+        "persistence_netmask_ipv4" => format!("{field}: prefix length {shown} out of range 0..32"),
+        "persistence_netmask_ipv6" => format!("{field}: prefix length {shown} out of range 1..128"),
         port => format!("{port}: port {shown} out of range 1..65535"),
     }
 }
@@ -214,6 +249,55 @@ fn parse_port(r: &mut Reporter, field: &str, v: &Option<Located<i128>>) -> Optio
     }
 }
 
+/// An integer field within `range`, or its range error.
+fn parse_ranged<T: TryFrom<i128> + PartialOrd>(
+    r: &mut Reporter,
+    field: &str,
+    v: &Option<Located<i128>>,
+    range: std::ops::RangeInclusive<T>,
+) -> Option<T> {
+    let v = v.as_ref()?;
+    match T::try_from(v.value) {
+        Ok(n) if range.contains(&n) => Some(n),
+        _ => {
+            r.error(v.pos, range_error(field, &v.value));
+            None
+        }
+    }
+}
+
+/// A backend's connection thresholds; a lower one above the upper one
+/// would never let an overloaded dest back in.
+pub(super) fn validate_thresholds(r: &mut Reporter, f: &EndpointFields) -> Thresholds {
+    let range = 0..=MAX_THRESHOLD;
+    let upper = parse_ranged(r, "upper_threshold", &f.upper_threshold, range.clone());
+    let lower = parse_ranged(r, "lower_threshold", &f.lower_threshold, range);
+    let t = Thresholds {
+        upper: upper.unwrap_or(0),
+        lower: lower.unwrap_or(0),
+    };
+    let lower_pos = f.lower_threshold.as_ref().and_then(|l| l.pos);
+    match (upper, lower) {
+        (Some(u), Some(l)) if u > 0 && l > u => r.error(
+            lower_pos,
+            format!(
+                "lower_threshold {l} is above upper_threshold {u}: an overload would end as soon as one connection closes"
+            ),
+        ),
+        // An upper threshold given but invalid is reported already.
+        (None | Some(0), Some(l))
+            if l > 0 && (upper == Some(0) || (upper.is_none() && !f.upper_given)) =>
+        {
+            r.error(
+                lower_pos,
+                "lower_threshold without upper_threshold: it only ends an overload, which upper_threshold starts",
+            )
+        }
+        _ => {}
+    }
+    t
+}
+
 fn parse_weight(r: &mut Reporter, v: &Option<Located<i128>>) -> u32 {
     let Some(v) = v else {
         return crate::model::DEFAULT_WEIGHT;
@@ -258,7 +342,25 @@ pub(super) fn validate_endpoints(
         ipv6: parse_ipv6(r, "ipv6", &f.ipv6),
         tcp: parse_port(r, "tcp", &f.tcp),
         udp: parse_port(r, "udp", &f.udp),
+        fwmark_ipv4: parse_ranged(r, "fwmark_ipv4", &f.fwmark_ipv4, 1..=u32::MAX),
+        fwmark_ipv6: parse_ranged(r, "fwmark_ipv6", &f.fwmark_ipv6, 1..=u32::MAX),
     };
+    let marks = f.fwmark_ipv4.is_some() || f.fwmark_ipv6.is_some();
+    if marks {
+        for (given, field) in [
+            (&f.ipv4.as_ref().map(|v| v.pos), "ipv4"),
+            (&f.ipv6.as_ref().map(|v| v.pos), "ipv6"),
+            (&f.tcp.as_ref().map(|v| v.pos), "tcp"),
+            (&f.udp.as_ref().map(|v| v.pos), "udp"),
+        ] {
+            if let Some(pos) = given {
+                r.error(
+                    *pos,
+                    format!("{field}: a frontend with fwmarks has no addresses or ports: the marks select its packets"),
+                );
+            }
+        }
+    }
     let addrs = [
         (e.ipv4.map(IpAddr::V4), &f.ipv4, "ipv4"),
         (e.ipv6.map(IpAddr::V6), &f.ipv6, "ipv6"),
@@ -273,10 +375,10 @@ pub(super) fn validate_endpoints(
         }
     }
     let weight = parse_weight(r, &f.weight);
-    if !f.addr_given && f.ipv4.is_none() && f.ipv6.is_none() {
+    if !marks && !f.addr_given && f.ipv4.is_none() && f.ipv6.is_none() {
         r.error(whole, format!("{what} has no address: set ipv4 or ipv6"));
     }
-    if frontend && !f.port_given && f.tcp.is_none() && f.udp.is_none() {
+    if frontend && !marks && !f.port_given && f.tcp.is_none() && f.udp.is_none() {
         r.error(whole, format!("{what} has no port: set tcp or udp"));
     }
     (e, weight)
@@ -446,6 +548,24 @@ pub(super) struct ServiceFields<'a> {
     pub(super) persistence: Option<Located<i128>>,
     /// Name, position of the backend's mapping, fields; names are unique.
     pub(super) backends: Vec<(&'a str, Option<Pos>, EndpointFields<'a>)>,
+    pub(super) ipvs: IpvsFields<'a>,
+}
+
+/// A service's IPVS options as read, before validation.
+#[derive(Default)]
+pub(super) struct IpvsFields<'a> {
+    pub(super) netmask_ipv4: Option<Located<i128>>,
+    pub(super) netmask_ipv6: Option<Located<i128>>,
+    pub(super) persistence_engine: Option<Located<&'a str>>,
+    pub(super) ops: Option<Located<bool>>,
+    pub(super) scheduler_flags: Option<Located<&'a str>>,
+    /// `persistence` is present, even with a bad value (already reported).
+    pub(super) persistence_given: bool,
+}
+
+/// A persistence timeout in seconds.
+pub(super) fn parse_persistence(r: &mut Reporter, v: &Option<Located<i128>>) -> Option<u32> {
+    parse_ranged(r, "persistence", v, 1..=MAX_PERSISTENCE)
 }
 
 /// `backend "name"` in messages, formatted only when one is reported.
@@ -460,20 +580,12 @@ impl std::fmt::Display for BackendName<'_> {
 pub(super) fn validate_service(r: &mut Reporter, name: &str, f: &ServiceFields) -> Service {
     let (frontend, _) = validate_endpoints(r, f.frontend_pos, &f.frontend, true, &"frontend");
     let scheduler = parse_scheduler(r, &f.scheduler);
-    let persistence = f
-        .persistence
-        .as_ref()
-        .and_then(|p| match u32::try_from(p.value) {
-            Ok(s) if (1..=MAX_PERSISTENCE).contains(&s) => Some(s),
-            _ => {
-                r.error(p.pos, range_error("persistence", &p.value));
-                None
-            }
-        });
+    let persistence = parse_persistence(r, &f.persistence);
     let mut backends = BTreeMap::new();
     for (bname, whole, fields) in &f.backends {
         check_name(r, "backend", bname);
         let (endpoints, weight) = validate_endpoints(r, *whole, fields, false, &BackendName(bname));
+        let thresholds = validate_thresholds(r, fields);
         let mut source = String::with_capacity(r.file.len() + 10 + bname.len());
         source.push_str(r.file);
         source.push_str("#backends.");
@@ -486,9 +598,17 @@ pub(super) fn validate_service(r: &mut Reporter, name: &str, f: &ServiceFields) 
                 endpoints,
                 weight,
                 healthcheck: fields.healthcheck.as_ref().is_none_or(|h| h.value),
+                thresholds,
             },
         );
     }
+    let ipvs = validate_ipvs(
+        r,
+        &f.ipvs,
+        &frontend,
+        scheduler.as_deref(),
+        persistence.is_some(),
+    );
     Service {
         name: name.to_string(),
         source: r.file.to_string(),
@@ -498,7 +618,163 @@ pub(super) fn validate_service(r: &mut Reporter, name: &str, f: &ServiceFields) 
         // The reader validates the check (`check`) and sets it.
         healthcheck: None,
         backends,
+        ipvs,
     }
+}
+
+/// A service's IPVS options, against its frontend, scheduler and
+/// persistence.
+pub(super) fn validate_ipvs(
+    r: &mut Reporter,
+    i: &IpvsFields,
+    frontend: &Endpoints,
+    scheduler: Option<&str>,
+    persistent: bool,
+) -> IpvsOptions {
+    let persistent = persistent || i.persistence_given;
+    let has_v4 = frontend.ipv4.is_some() || frontend.fwmark_ipv4.is_some();
+    let has_v6 = frontend.ipv6.is_some() || frontend.fwmark_ipv6.is_some();
+    let v4 = ("persistence_netmask_ipv4", 0..=32, has_v4, "IPv4");
+    let v6 = ("persistence_netmask_ipv6", 1..=128, has_v6, "IPv6");
+    let netmask_ipv4 = parse_netmask(r, &i.netmask_ipv4, v4, persistent);
+    let netmask_ipv6 = parse_netmask(r, &i.netmask_ipv6, v6, persistent);
+    let persistence_engine = i
+        .persistence_engine
+        .as_ref()
+        .and_then(|pe| parse_engine(r, pe, frontend, persistent));
+    let ops = i.ops.as_ref().is_some_and(|o| {
+        if o.value {
+            udp_only(r, "ops", o.pos, frontend);
+        }
+        o.value
+    });
+    let scheduler_flags = i
+        .scheduler_flags
+        .as_ref()
+        .map(|v| parse_scheduler_flags(r, v, scheduler))
+        .unwrap_or_default();
+    IpvsOptions {
+        netmask_ipv4,
+        netmask_ipv6,
+        persistence_engine,
+        ops,
+        scheduler_flags,
+    }
+}
+
+/// A persistence netmask: (field, range, whether the frontend has a
+/// service of the family, the family's name).
+fn parse_netmask(
+    r: &mut Reporter,
+    v: &Option<Located<i128>>,
+    (field, range, has, family): (&str, std::ops::RangeInclusive<u8>, bool, &str),
+    persistent: bool,
+) -> Option<u8> {
+    let n = parse_ranged(r, field, v, range)?;
+    let pos = v.as_ref().and_then(|v| v.pos);
+    if !persistent {
+        r.error(
+            pos,
+            format!(
+                "{field}: needs persistence: the netmask groups the clients that stick to one dest"
+            ),
+        );
+    } else if !has {
+        r.error(
+            pos,
+            format!("{field}: the frontend has no {family} service"),
+        );
+    }
+    Some(n)
+}
+
+/// A persistence engine: known, with persistence, on UDP.
+fn parse_engine(
+    r: &mut Reporter,
+    pe: &Located<&str>,
+    frontend: &Endpoints,
+    persistent: bool,
+) -> Option<String> {
+    if !PERSISTENCE_ENGINES.contains(&pe.value) {
+        r.error(
+            pe.pos,
+            format!(
+                "persistence_engine: unknown engine {}, expected one of {}",
+                text::quote(pe.value),
+                PERSISTENCE_ENGINES.join(", ")
+            ),
+        );
+        return None;
+    }
+    if !persistent {
+        r.error(
+            pe.pos,
+            "persistence_engine: needs persistence: the engine chooses which connections persist together",
+        );
+    }
+    // The kernel's sip engine schedules no packet it cannot read a Call-ID
+    // from, TCP included.
+    udp_only(r, "persistence_engine", pe.pos, frontend);
+    if frontend.fwmark_ipv4.is_some() || frontend.fwmark_ipv6.is_some() {
+        r.warning(
+            pe.pos,
+            "persistence_engine: sip schedules only UDP packets with a SIP Call-ID: the fwmark must select SIP over UDP alone, other packets with it reach no dest",
+        );
+    }
+    Some(pe.value.to_string())
+}
+
+/// An option the kernel applies to UDP packets only, on a frontend that
+/// has TCP and no UDP port or fwmark.
+fn udp_only(r: &mut Reporter, field: &str, pos: Option<Pos>, frontend: &Endpoints) {
+    let marks = frontend.fwmark_ipv4.is_some() || frontend.fwmark_ipv6.is_some();
+    if frontend.udp.is_none() && !marks && frontend.tcp.is_some() {
+        r.error(
+            pos,
+            format!("{field}: UDP only, and the frontend has no udp port"),
+        );
+    }
+}
+
+/// `sh-fallback,sh-port`: each flag known, given once, and of the
+/// service's own scheduler (a default scheduler could change under it).
+fn parse_scheduler_flags(
+    r: &mut Reporter,
+    v: &Located<&str>,
+    scheduler: Option<&str>,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for flag in v.value.split(',').map(str::trim) {
+        if !SCHEDULER_FLAGS.contains(&flag) {
+            r.error(
+                v.pos,
+                format!(
+                    "scheduler_flags: unknown flag {}, expected one of {}",
+                    text::quote(flag),
+                    SCHEDULER_FLAGS.join(", ")
+                ),
+            );
+            continue;
+        }
+        if out.iter().any(|f| f == flag) {
+            r.error(v.pos, format!("scheduler_flags: {flag} given twice"));
+            continue;
+        }
+        let needs = &flag[..2];
+        if scheduler != Some(needs) {
+            let has = match scheduler {
+                Some(s) => format!("the service's scheduler is {s}"),
+                None => "the service names no scheduler".to_string(),
+            };
+            r.error(
+                v.pos,
+                format!("scheduler_flags: {flag} needs scheduler: {needs}, but {has}"),
+            );
+        }
+        out.push(flag.to_string());
+    }
+    out.sort();
+    out
 }
 
 #[cfg(test)]

@@ -16,8 +16,8 @@ use super::raw::{
 };
 use super::types::{Defaults, Route, Service};
 use super::validate::{
-    EndpointFields, Located, Reporter, RouteFields, ServiceFields, TooLarge, exact_integer,
-    parse_scheduler, range_error, utf8, validate_route, validate_service,
+    EndpointFields, IpvsFields, Located, Reporter, RouteFields, ServiceFields, TooLarge,
+    exact_integer, parse_scheduler, range_error, utf8, validate_route, validate_service,
 };
 use crate::diag::{Diagnostics, Pos};
 use crate::model::Method;
@@ -74,10 +74,32 @@ fn service_from_raw(
     })
     .pos;
     let mut frontend = yaml_endpoints_fields(r, text, &f.ipv4, &f.ipv6, &f.tcp, &f.udp, &None);
-    frontend.addr_given |= frontend_reported;
-    frontend.port_given |= frontend_reported;
+    frontend.fwmark_ipv4 = yaml_int(r, "fwmark_ipv4", &f.fwmark_ipv4, text);
+    frontend.fwmark_ipv6 = yaml_int(r, "fwmark_ipv6", &f.fwmark_ipv6, text);
+    // A mark of the wrong type is reported as such, not as no address.
+    let marked = f.fwmark_ipv4.is_some() || f.fwmark_ipv6.is_some();
+    frontend.addr_given |= frontend_reported || marked;
+    frontend.port_given |= frontend_reported || marked;
     let scheduler = yaml_str(r, "scheduler", &raw.scheduler);
     let persistence = yaml_int(r, "persistence", &raw.persistence, text);
+    let ipvs = IpvsFields {
+        netmask_ipv4: yaml_int(
+            r,
+            "persistence_netmask_ipv4",
+            &raw.persistence_netmask_ipv4,
+            text,
+        ),
+        netmask_ipv6: yaml_int(
+            r,
+            "persistence_netmask_ipv6",
+            &raw.persistence_netmask_ipv6,
+            text,
+        ),
+        persistence_engine: yaml_str(r, "persistence_engine", &raw.persistence_engine),
+        ops: yaml_bool(r, "ops", &raw.ops),
+        scheduler_flags: yaml_str(r, "scheduler_flags", &raw.scheduler_flags),
+        persistence_given: raw.persistence.is_some(),
+    };
     let mut backends = Vec::with_capacity(raw.backends.len());
     for (bname, b) in &raw.backends {
         let whole = spanned(&Spanned {
@@ -90,6 +112,9 @@ fn service_from_raw(
         let mut fields =
             yaml_endpoints_fields(r, text, &b.ipv4, &b.ipv6, &b.tcp, &b.udp, &b.weight);
         fields.healthcheck = yaml_bool(r, "healthcheck", &b.healthcheck);
+        fields.upper_threshold = yaml_int(r, "upper_threshold", &b.upper_threshold, text);
+        fields.lower_threshold = yaml_int(r, "lower_threshold", &b.lower_threshold, text);
+        fields.upper_given = b.upper_threshold.is_some();
         backends.push((bname.as_str(), whole, fields));
     }
     let fields = ServiceFields {
@@ -98,6 +123,7 @@ fn service_from_raw(
         scheduler,
         persistence,
         backends,
+        ipvs,
     };
     let mut service = validate_service(r, name, &fields);
     if let Some(h) = &raw.healthcheck {
@@ -636,6 +662,11 @@ fn yaml_endpoints_fields<'v>(
         udp: yaml_int(r, "udp", udp, text),
         weight: yaml_int(r, "weight", weight, text),
         healthcheck: None,
+        fwmark_ipv4: None,
+        fwmark_ipv6: None,
+        upper_threshold: None,
+        lower_threshold: None,
+        upper_given: false,
         // An address or port of the wrong type is reported as such, not as
         // missing.
         addr_given: ipv4.is_some() || ipv6.is_some(),
@@ -713,6 +744,9 @@ mod tests {
             "frontend: {ipv4: 10.0.0.1, tcp: 80}\nhealthcheck: {type: http, expect: 204}\n",
             "frontend: {ipv4: 10.0.0.1, tcp: 80}\nhealthcheck: {type: http, expect: '200,204'}\n",
             "frontend: {ipv4: 10.0.0.1, tcp: 80}\nhealthcheck:\n  type: none\n",
+            // The IPVS options.
+            "frontend:\n  fwmark_ipv4: 42\n  fwmark_ipv6: 43\nscheduler: sh\nscheduler_flags: sh-port\npersistence: 60\npersistence_netmask_ipv4: 24\npersistence_netmask_ipv6: 64\nhealthcheck: {type: tcp, port: 80}\nbackends:\n  a: {ipv4: 10.1.0.1, upper_threshold: 100, lower_threshold: 50}\n",
+            "frontend: {ipv4: 10.0.0.1, udp: 5060}\npersistence: 60\npersistence_engine: sip\nops: true\nscheduler: mh\nscheduler_flags: \"mh-fallback,mh-port\"\n",
         ] {
             assert!(
                 assert_fast_service_agrees(text),
@@ -853,6 +887,13 @@ mod tests {
                 "method" => vec!["masq", "droute", "tunnel", "none", "\"masq\""],
                 "scheduler" => vec!["wlc", "rr", "\"sh\"", "'mh'"],
                 "persistence" => vec!["1", "300", "2678400"],
+                "fwmark_ipv4" | "fwmark_ipv6" => vec!["1", "42", "4294967295"],
+                "upper_threshold" | "lower_threshold" => vec!["0", "10", "2147483647"],
+                "persistence_netmask_ipv4" => vec!["0", "24", "32"],
+                "persistence_netmask_ipv6" => vec!["1", "64", "128"],
+                "persistence_engine" => vec!["sip", "\"sip\""],
+                "ops" => vec!["true", "false"],
+                "scheduler_flags" => vec!["sh-port", "mh-fallback", "\"sh-fallback, sh-port\""],
                 "healthcheck" => vec![
                     "false",
                     "true",
@@ -878,9 +919,18 @@ mod tests {
         /// Fields of a frontend or backend: mostly distinct known keys.
         fn fields(frontend: bool) -> impl Strategy<Value = Vec<(String, String)>> {
             let keys = if frontend {
-                vec!["ipv4", "ipv6", "tcp", "udp"]
+                vec!["ipv4", "ipv6", "tcp", "udp", "fwmark_ipv4", "fwmark_ipv6"]
             } else {
-                vec!["ipv4", "ipv6", "tcp", "udp", "weight", "healthcheck"]
+                vec![
+                    "ipv4",
+                    "ipv6",
+                    "tcp",
+                    "udp",
+                    "weight",
+                    "healthcheck",
+                    "upper_threshold",
+                    "lower_threshold",
+                ]
             };
             let n = keys.len();
             (
@@ -936,6 +986,9 @@ mod tests {
                     vec![], vec!["scheduler"], vec!["persistence"], vec!["scheduler", "persistence"],
                     vec![], vec![], vec!["bogus"], vec!["frontend"], vec!["scheduler", "scheduler"],
                     vec!["healthcheck"], vec!["healthcheck", "persistence"],
+                    vec!["persistence", "persistence_netmask_ipv4", "persistence_netmask_ipv6"],
+                    vec!["persistence", "persistence_engine", "ops"], vec!["ops"],
+                    vec!["scheduler", "scheduler_flags"], vec!["persistence_netmask_ipv4"],
                 ]).prop_flat_map(|keys| keys.into_iter()
                     .map(|k| value_for(k).prop_map(move |v| (k, v)))
                     .collect::<Vec<_>>()),
