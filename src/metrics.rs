@@ -513,6 +513,11 @@ impl Metrics {
         self.traffic.read(table, at_unix_secs, took.as_secs_f64());
     }
 
+    /// The last read of the traffic counters and when (Unix seconds).
+    pub fn traffic_last(&self) -> Option<(Arc<TrafficTable>, f64)> {
+        self.traffic.last()
+    }
+
     /// A read of the traffic counters that failed (the last one stays).
     pub fn traffic_read_failed(&self) {
         self.traffic.failed();

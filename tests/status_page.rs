@@ -24,6 +24,7 @@ use clap::Parser;
 use clusterf::cli::source::{ConfigArgs, OverlayArgs};
 use clusterf::cli::watch::{WatchArgs, resolve};
 use clusterf::daemon::{Daemon, MemoryKernel, Options};
+use clusterf::model::traffic::Traffic;
 use clusterf::model::{DestStats, ServiceKey};
 use clusterf::source::etcd::watch::Tuning;
 use support::Etcd;
@@ -57,6 +58,8 @@ fn options(config_dir: &Path, etcd: &Etcd, state: &Path) -> Options {
         drain_timeout: Duration::from_secs(600),
         state_file: Some(state.to_path_buf()),
         frontend_id: Some("lb1".into()),
+        traffic_interval: Duration::from_millis(200),
+        metrics_per_dest: true,
         ..WatchArgs::default()
     };
     let mut opts = resolve(&s.config, &s.overlay, Default::default(), &watch).expect("options");
@@ -266,7 +269,30 @@ async fn chromium_shows_services_a_drain_and_the_error_banner_and_the_injection_
             };
             stats.insert(dest.parse().unwrap(), stat);
         }
+        let mut traffic = kernel.traffic.lock().unwrap();
+        let counts = |connections, bytes_in, bytes_out| Traffic {
+            connections,
+            bytes_in,
+            bytes_out,
+            connection_rate: 4,
+            byte_rate_out: 52_000,
+            ..Traffic::default()
+        };
+        traffic
+            .services
+            .insert(web, counts(1234, 612_340, 10_442_112));
+        let dests = traffic.dests.entry(web).or_default();
+        dests.insert(
+            "10.3.107.1:8080".parse().unwrap(),
+            counts(980, 500_000, 9_000_000),
+        );
     }
+    eventually(Duration::from_secs(10), "the traffic read", || {
+        get(addr, "/status.json")
+            .1
+            .contains("\"connections\": 1234")
+    })
+    .await;
     delete(&etcd, "services/web/backends/web-2").await;
     eventually(Duration::from_secs(10), "the drain", || {
         daemon.status().drains_active == 1
@@ -291,6 +317,14 @@ async fn chromium_shows_services_a_drain_and_the_error_banner_and_the_injection_
         row.contains(">3<") && row.contains(">7<"),
         "counters: {row}"
     );
+    // The kernel's traffic counters: the service's, and web-1's per dest.
+    assert!(
+        service_table(&dom)
+            .contains("1234 connections (4/s), in 612.3 kB (0 B/s), out 10.4 MB (52.0 kB/s)"),
+        "{dom}"
+    );
+    let row = rows_with(&dom, "10.3.107.1:8080")[0];
+    assert!(row.contains("980 conns, in 500.0 kB, out 9.0 MB"), "{row}");
 
     // A config file that fails validation: the pass fails, the banner says
     // so, the services and the drain are still shown.

@@ -522,6 +522,7 @@ impl Pass {
             .collect();
         let copy = self.kernel.copy.peek().or(self.shown_copy.as_ref());
         let clock = self.epoch.elapsed();
+        let traffic = self.metrics.traffic_last();
         let input = ServiceInput {
             desired,
             kernel: copy.filter(|_| !render_ok).map(|c| &c.state),
@@ -529,6 +530,7 @@ impl Pass {
             drain_timeout: self.rules.drain_timeout,
             stats: copy.map(|c| &c.stats),
             health: &health,
+            traffic: traffic.as_ref().map(|(t, _)| &**t),
             now_ms,
         };
         let mut services = snapshot::services(&input, query);
@@ -537,6 +539,7 @@ impl Pass {
             services,
             counters: Counters {
                 age_ms: copy.map(|c| clock.saturating_sub(c.read_at).as_millis() as u64),
+                traffic_read_ms: traffic.map(|(_, at)| (at * 1000.0) as u64),
             },
             last_plan: self.last_plan.clone(),
             diagnostics: self.render.log.current().map(ToString::to_string).collect(),

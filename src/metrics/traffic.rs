@@ -8,7 +8,7 @@
 //! Must not: read the kernel (the daemon's traffic reader does and hands
 //! the table over).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -51,7 +51,7 @@ pub struct TrafficCollector {
 #[derive(Debug, Default)]
 struct State {
     /// `None` until the first successful read.
-    table: Option<TrafficTable>,
+    table: Option<Arc<TrafficTable>>,
     reads_ok: u64,
     reads_failed: u64,
     /// Unix seconds of the last successful read.
@@ -121,10 +121,16 @@ impl TrafficCollector {
     /// A successful read: the table replaces the last one.
     pub fn read(&self, table: TrafficTable, at_unix_secs: f64, took_secs: f64) {
         let mut s = self.state.lock().expect("traffic metrics lock");
-        s.table = Some(table);
+        s.table = Some(Arc::new(table));
         s.reads_ok += 1;
         s.last_read = at_unix_secs;
         s.last_duration = took_secs;
+    }
+
+    /// The last table read and when (Unix seconds), for the status page.
+    pub fn last(&self) -> Option<(Arc<TrafficTable>, f64)> {
+        let s = self.state.lock().expect("traffic metrics lock");
+        s.table.clone().map(|t| (t, s.last_read))
     }
 
     /// A failed read: the last table stays (and its age shows in

@@ -8,12 +8,14 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use serde::Serialize;
+
 use super::ServiceKey;
 
 /// One service's or dest's counters since it was added, and the kernel's
 /// rate estimates (averaged over about two seconds by the kernel's
 /// estimator).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Traffic {
     pub connections: u64,
     pub packets_in: u64,

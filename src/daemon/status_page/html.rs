@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use super::snapshot::{DestRow, LastPass, Query, ServicePage, ServiceRow, Snapshot};
 use crate::fleet::Fleet;
 use crate::fleet::view::age;
+use crate::model::traffic::Traffic;
 
 /// `s` with `&`, `<`, `>`, `"` and `'` written as character references:
 /// safe in element content and in quoted attribute values.
@@ -167,9 +168,13 @@ fn sources(out: &mut String, s: &Snapshot) {
         Some(ms) => format!("from the kernel read {} ago", age(ms)),
         None => "none (no kernel read kept since the last failed pass)".to_string(),
     };
+    let traffic = match s.counters.traffic_read_ms {
+        Some(ms) => format!("read {} ago", age(s.now_ms.saturating_sub(ms))),
+        None => "not read (--traffic-interval 0, or no read yet)".to_string(),
+    };
     let _ = writeln!(
         out,
-        "</table></div><p><small>Connection counters: {counters}. Health checks: {} targets checked, {} down.</small></p>",
+        "</table></div><p><small>Connection counters: {counters}. Traffic counters: {traffic}. Health checks: {} targets checked, {} down.</small></p>",
         s.health.checked, s.health.down
     );
 }
@@ -192,7 +197,7 @@ fn services(out: &mut String, s: &Snapshot) {
         page.total, page.with_problems, page.matched
     );
     pager(out, page, &s.query);
-    out.push_str("<div class=\"wrap\"><table id=\"service-table\"><tr><th>dest</th><th class=\"num\">weight</th><th>method</th><th>state</th><th class=\"num\">active</th><th class=\"num\">inactive</th><th>origin</th><th>why</th></tr>\n");
+    out.push_str("<div class=\"wrap\"><table id=\"service-table\"><tr><th>dest</th><th class=\"num\">weight</th><th>method</th><th>state</th><th class=\"num\">active</th><th class=\"num\">inactive</th><th>traffic</th><th>origin</th><th>why</th></tr>\n");
     for row in &page.services {
         service_rows(out, row);
     }
@@ -245,16 +250,21 @@ fn service_rows(out: &mut String, row: &ServiceRow) {
     } else {
         "(as the kernel has it: not in the invalid config)".to_string()
     };
+    let traffic = row
+        .traffic
+        .map(|t| format!(" · {}", traffic_text(&t, true)))
+        .unwrap_or_default();
     let _ = writeln!(
         out,
-        "<tr class=\"svc\"><th colspan=\"8\">{}{} <small>{} · {}</small></th></tr>",
+        "<tr class=\"svc\"><th colspan=\"9\">{}{} <small>{} · {}{}</small></th></tr>",
         if row.problem { "⚠ " } else { "" },
         esc(&row.service),
         esc(&names),
-        esc(&row.scheduler)
+        esc(&row.scheduler),
+        esc(&traffic)
     );
     if row.dests.is_empty() {
-        out.push_str("<tr><td colspan=\"8\" class=\"bad\">no dests</td></tr>\n");
+        out.push_str("<tr><td colspan=\"9\" class=\"bad\">no dests</td></tr>\n");
     }
     for d in &row.dests {
         dest_row(out, d);
@@ -294,7 +304,7 @@ fn dest_row(out: &mut String, d: &DestRow) {
     }
     let _ = writeln!(
         out,
-        "<tr class=\"dest {}\"><td>{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"{class}\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
+        "<tr class=\"dest {}\"><td>{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"{class}\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
         esc(&d.state),
         esc(&d.dest),
         d.weight,
@@ -302,9 +312,50 @@ fn dest_row(out: &mut String, d: &DestRow) {
         esc(&d.state),
         count(d.active_conns),
         count(d.inactive_conns),
+        esc(&d
+            .traffic
+            .map_or("-".to_string(), |t| traffic_text(&t, false))),
         esc(&origins.join("; ")),
         esc(&why)
     );
+}
+
+/// `1,234 connections (5/s), in 1.2 MB (3.4 kB/s), out 56 MB`: the
+/// counters, with the kernel's rates when `rates`.
+fn traffic_text(t: &Traffic, rates: bool) -> String {
+    if rates {
+        format!(
+            "{} connections ({}/s), in {} ({}/s), out {} ({}/s)",
+            t.connections,
+            t.connection_rate,
+            bytes(t.bytes_in),
+            bytes(t.byte_rate_in),
+            bytes(t.bytes_out),
+            bytes(t.byte_rate_out)
+        )
+    } else {
+        format!(
+            "{} conns, in {}, out {}",
+            t.connections,
+            bytes(t.bytes_in),
+            bytes(t.bytes_out)
+        )
+    }
+}
+
+/// A byte count in SI units: `512 B`, `1.2 kB`, `56.0 MB`.
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["kB", "MB", "GB", "TB", "PB", "EB"];
+    if n < 1000 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1000.0;
+    let mut unit = 0;
+    while v >= 999.95 && unit + 1 < UNITS.len() {
+        v /= 1000.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
 }
 
 fn diagnostics(out: &mut String, diags: &[String]) {
@@ -436,6 +487,7 @@ mod tests {
             }],
             active_conns: Some(4),
             inactive_conns: None,
+            traffic: None,
             health: Some(EVIL.into()),
             drain: Some(DrainInfo {
                 since_ms: 0,
@@ -474,14 +526,68 @@ mod tests {
                     names: vec![EVIL.into()],
                     scheduler: EVIL.into(),
                     problem: true,
+                    traffic: None,
                     dests: vec![dest],
                 }],
             }),
-            counters: Counters { age_ms: Some(2000) },
+            counters: Counters {
+                age_ms: Some(2000),
+                traffic_read_ms: None,
+            },
             health: HealthSummary::default(),
             last_plan: Some(PlanText::of(EVIL, 0)),
             diagnostics: vec![EVIL.into()],
             fleet: None,
+        }
+    }
+
+    #[test]
+    fn traffic_shows_per_service_with_rates_and_per_dest_when_read() {
+        let mut s = snapshot();
+        let html = render(&s);
+        assert!(html.contains("Traffic counters: not read"), "{html}");
+        assert!(
+            html.contains("<td class=\"num\">-</td><td>-</td>"),
+            "{html}"
+        );
+        let page = s.services.as_mut().unwrap();
+        page.services[0].traffic = Some(Traffic {
+            connections: 1234,
+            connection_rate: 5,
+            bytes_in: 1_234_567,
+            byte_rate_in: 3_400,
+            bytes_out: 56_000_000_000,
+            byte_rate_out: 999,
+            ..Traffic::default()
+        });
+        page.services[0].dests[0].traffic = Some(Traffic {
+            connections: 7,
+            bytes_in: 512,
+            bytes_out: 1_000,
+            ..Traffic::default()
+        });
+        s.counters.traffic_read_ms = Some(s.now_ms - 4_000);
+        let html = render(&s);
+        for want in [
+            "1234 connections (5/s), in 1.2 MB (3.4 kB/s), out 56.0 GB (999 B/s)",
+            "<td>7 conns, in 512 B, out 1.0 kB</td>",
+            "Traffic counters: read 4s ago",
+        ] {
+            assert!(html.contains(want), "no {want} in {html}");
+        }
+    }
+
+    #[test]
+    fn byte_counts_read_in_si_units() {
+        for (n, want) in [
+            (0, "0 B"),
+            (999, "999 B"),
+            (1000, "1.0 kB"),
+            (999_949, "999.9 kB"),
+            (999_950, "1.0 MB"),
+            (u64::MAX, "18.4 EB"),
+        ] {
+            assert_eq!(bytes(n), want);
         }
     }
 

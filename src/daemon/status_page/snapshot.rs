@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::fleet::Fleet;
 use crate::health::VerdictKind;
+use crate::model::traffic::{Traffic, TrafficTable};
 use crate::model::{DestStats, IpvsState, LiveStats, Provenance, ServiceKey};
 use crate::reconcile::drain::{DRAIN_BACKEND, Drains};
 
@@ -199,6 +200,9 @@ pub struct Counters {
     /// Milliseconds since that read; `None`: no counters (the copy of the
     /// table was dropped by a failed pass, or no pass read it yet).
     pub age_ms: Option<u64>,
+    /// Unix milliseconds of the last read of the traffic counters (`None`:
+    /// none read: no traffic reader, or no read yet).
+    pub traffic_read_ms: Option<u64>,
 }
 
 /// The health checker's table in numbers.
@@ -259,6 +263,9 @@ pub struct ServiceRow {
     pub names: Vec<String>,
     pub scheduler: String,
     pub problem: bool,
+    /// The kernel's traffic counters of the service, as last read (see
+    /// [`Counters::traffic_read_ms`]).
+    pub traffic: Option<Traffic>,
     pub dests: Vec<DestRow>,
 }
 
@@ -277,6 +284,9 @@ pub struct DestRow {
     /// where it had none.
     pub active_conns: Option<u32>,
     pub inactive_conns: Option<u32>,
+    /// The kernel's traffic counters of the dest, when they are read per
+    /// dest (`--metrics-per-dest`).
+    pub traffic: Option<Traffic>,
     /// Why health acted (or did not, fail-open).
     pub health: Option<String>,
     /// A drain in progress.
@@ -303,6 +313,8 @@ pub struct ServiceInput<'a> {
     pub stats: Option<&'a LiveStats>,
     /// What health did to a dest, and why.
     pub health: &'a BTreeMap<(ServiceKey, SocketAddr), (VerdictKind, String)>,
+    /// The last read of the traffic counters, if any.
+    pub traffic: Option<&'a TrafficTable>,
     pub now_ms: u64,
 }
 
@@ -421,6 +433,7 @@ fn service_row(input: &ServiceInput<'_>, key: &ServiceKey, problem: bool) -> Ser
                     origins: d.provenance.clone(),
                     active_conns: None,
                     inactive_conns: None,
+                    traffic: None,
                     health: d.health.clone().or_else(|| verdict.map(|v| v.1.clone())),
                     drain: None,
                 },
@@ -449,6 +462,7 @@ fn service_row(input: &ServiceInput<'_>, key: &ServiceKey, problem: bool) -> Ser
             }],
             active_conns: None,
             inactive_conns: None,
+            traffic: None,
             health: None,
             drain: None,
         });
@@ -459,10 +473,12 @@ fn service_row(input: &ServiceInput<'_>, key: &ServiceKey, problem: bool) -> Ser
             left_ms: left,
         });
     }
+    let dest_traffic = input.traffic.and_then(|t| t.dests.get(key));
     for (addr, row) in &mut dests {
         let s: Option<&DestStats> = stats.and_then(|s| s.get(addr));
         row.active_conns = s.map(|s| s.active_conns);
         row.inactive_conns = s.map(|s| s.inactive_conns);
+        row.traffic = dest_traffic.and_then(|d| d.get(addr)).copied();
     }
     ServiceRow {
         service: key.to_string(),
@@ -471,6 +487,7 @@ fn service_row(input: &ServiceInput<'_>, key: &ServiceKey, problem: bool) -> Ser
             .map(|s| s.attrs.scheduler.clone())
             .unwrap_or_default(),
         problem,
+        traffic: input.traffic.and_then(|t| t.services.get(key)).copied(),
         dests: dests.into_values().collect(),
     }
 }
@@ -484,6 +501,7 @@ fn removed_row(addr: &SocketAddr, why: &str) -> DestRow {
         origins: Vec::new(),
         active_conns: None,
         inactive_conns: None,
+        traffic: None,
         health: Some(why.to_string()),
         drain: None,
     }
@@ -532,8 +550,40 @@ mod tests {
             drain_timeout: Duration::from_secs(60),
             stats: None,
             health,
+            traffic: None,
             now_ms: 100_000,
         }
+    }
+
+    #[test]
+    fn a_row_carries_the_services_traffic_and_its_dests_where_read_per_dest() {
+        let desired = state(2, 2);
+        let (drains, health) = (Drains::default(), BTreeMap::new());
+        let keys: Vec<ServiceKey> = desired.services.keys().copied().collect();
+        let mut t = TrafficTable::default();
+        let traffic = |n| Traffic {
+            connections: n,
+            ..Traffic::default()
+        };
+        t.services.insert(keys[0], traffic(40));
+        t.services.insert(keys[1], traffic(2));
+        let d0 = *desired.services[&keys[0]].dests.keys().next().unwrap();
+        t.dests.insert(keys[0], BTreeMap::from([(d0, traffic(30))]));
+        let mut i = input(&desired, &drains, &health);
+        i.traffic = Some(&t);
+        let page = services(&i, &Query::default());
+        let rows = &page.services;
+        assert_eq!(rows[0].traffic, Some(traffic(40)));
+        assert_eq!(rows[1].traffic, Some(traffic(2)));
+        assert_eq!(rows[0].dests[0].traffic, Some(traffic(30)));
+        assert_eq!(rows[0].dests[1].traffic, None, "no per-dest read of it");
+        assert_eq!(rows[1].dests[0].traffic, None);
+        i.traffic = None;
+        assert!(
+            services(&i, &Query::default()).services[0]
+                .traffic
+                .is_none()
+        );
     }
 
     #[test]
