@@ -4,7 +4,7 @@
 //!
 //! Only for states whose every string serde-saphyr writes plain, as is:
 //! [`plain`] is a narrow, checked class (a letter first, then letters,
-//! digits and `._/#-`, not a YAML 1.1 word, short of the 80 columns where
+//! digits and `._/#=-`, not a YAML 1.1 word, short of the 80 columns where
 //! serde-saphyr folds). Anything else (a name with a space, a quote, a
 //! leading digit) fails [`all_plain`], and the caller renders with
 //! serde-saphyr.
@@ -26,7 +26,7 @@ fn plain(s: &str) -> bool {
         return false;
     }
     if b.iter()
-        .any(|c| !(c.is_ascii_alphanumeric() || b"._/#-".contains(c)))
+        .any(|c| !(c.is_ascii_alphanumeric() || b"._/#=-".contains(c)))
     {
         return false;
     }

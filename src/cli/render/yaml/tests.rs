@@ -5,14 +5,16 @@ use crate::model::{DestAttrs, Family, Method, Protocol, Provenance, ServiceAttrs
 
 /// Strings of every kind: plain ones, and ones serde-saphyr quotes, folds
 /// or writes as YAML 1.1 words.
-const STRINGS: [&str; 24] = [
+const STRINGS: [&str; 26] = [
     "wlc",
     "rr",
     "sh-port",
     "web_1",
     "services/web.yaml#backends.b1",
     "backends/web/b2",
+    "pe=sip",
     "Route.A",
+    "=",
     "a-",
     "x#y",
     "yes",
@@ -45,7 +47,7 @@ impl Gen {
 
     /// Mostly plain strings, sometimes any.
     fn string(&mut self) -> String {
-        let n = if self.next(8) == 0 { STRINGS.len() } else { 7 };
+        let n = if self.next(8) == 0 { STRINGS.len() } else { 8 };
         STRINGS[self.next(n)].to_string()
     }
 
