@@ -6,6 +6,8 @@ use clap::{Args, ValueEnum};
 use super::source::{CompileArgs, ConfigArgs, OverlayArgs, load, refuse_errors};
 use crate::ipvsadm;
 
+mod yaml;
+
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
     #[command(flatten)]
@@ -60,11 +62,15 @@ pub fn validate(args: &ValidateArgs) -> Result<u8> {
 pub fn render(args: &RenderArgs) -> Result<u8> {
     let loaded = load(&args.config, &args.overlay, &args.compile)?;
     refuse_errors(&loaded, ", nothing rendered")?;
-    let rendered = &loaded.rendered;
+    let state = &loaded.rendered.state;
     let out = match args.output {
-        RenderFormat::Yaml => with_newline(serde_saphyr::to_string(&rendered.state)?),
-        RenderFormat::Json => serde_json::to_string_pretty(&rendered.state)? + "\n",
-        RenderFormat::Ipvsadm => ipvsadm::format(&rendered.state),
+        RenderFormat::Yaml if yaml::all_plain(state) => {
+            super::emit_with(|w| yaml::write(w, state))?;
+            return Ok(0);
+        }
+        RenderFormat::Yaml => with_newline(serde_saphyr::to_string(state)?),
+        RenderFormat::Json => serde_json::to_string_pretty(state)? + "\n",
+        RenderFormat::Ipvsadm => ipvsadm::format(state),
     };
     super::emit(&out)?;
     Ok(0)

@@ -10,6 +10,10 @@ use std::net::SocketAddr;
 /// Appends `n` in decimal (without `core::fmt`, which costs several
 /// times more on tables of 100k dests).
 pub fn push_u32(out: &mut String, mut n: u32) {
+    if n < 10 {
+        out.push(char::from(b'0' + n as u8));
+        return;
+    }
     let mut digits = [0u8; 10];
     let mut i = digits.len();
     loop {
@@ -20,8 +24,10 @@ pub fn push_u32(out: &mut String, mut n: u32) {
             break;
         }
     }
-    // Only ASCII digits were written.
-    out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or_default());
+    // ASCII digits pushed one by one: no UTF-8 check of the slice.
+    for &d in &digits[i..] {
+        out.push(char::from(d));
+    }
 }
 
 /// Appends `addr` as its `Display` writes it (`10.0.0.1:80`, `[::1]:80`).

@@ -20,18 +20,19 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io;
-use std::net::SocketAddr;
 
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
 use super::saved::{FORMAT_VERSION, Inputs, LiveFingerprint};
 use super::{
-    Action, Before, Change, Emptied, Ownership, OwnershipDoc, Plan, Summary, Unmanaged,
+    Action, Before, Change, Emptied, Ownership, OwnershipDoc, Plan, Summary,
     canonical_service_attrs,
 };
 use crate::model::text::{push_socket_addr, push_u32};
 use crate::model::{Dest, DestAttrs, IpvsState, Method, Op, Provenance, ServiceAttrs, ServiceKey};
 use crate::text::plural;
+
+mod json;
 
 /// Changed or full attributes of a service or dest, as in the JSON
 /// document. Service fields: `scheduler`, `persistence` (seconds, 0 = not
@@ -156,21 +157,12 @@ fn origin_text(desired: &IpvsState, change: &Change) -> String {
     }
 }
 
-fn names<'a>(desired: &'a IpvsState, change: &Change) -> &'a [String] {
-    match (change.action(), change.dest()) {
-        (Action::Add | Action::Edit, None) => desired
-            .services
-            .get(change.service())
-            .map_or(&[], |s| s.names.as_slice()),
-        _ => &[],
-    }
-}
-
 // ---------------------------------------------------------------------------
 // JSON
 
+/// The document's members before its lists, which serde writes.
 #[derive(Serialize)]
-struct Document<'a> {
+struct Head<'a> {
     format_version: u32,
     inputs: &'a Inputs,
     live: &'a LiveFingerprint,
@@ -178,142 +170,6 @@ struct Document<'a> {
     summary: Summary,
     /// `null`, or why a guard refused the plan (it is shown, never applied).
     refused: Option<&'a str>,
-    /// Owned services left without a dest that takes connections.
-    emptied: &'a [Emptied],
-    changes: Changes<'a>,
-    unmanaged: &'a [Unmanaged],
-}
-
-/// The changes of a plan as the document lists them, each made as it is
-/// serialized.
-struct Changes<'a> {
-    plan: &'a Plan,
-    desired: &'a IpvsState,
-}
-
-impl Serialize for Changes<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(
-            self.plan
-                .changes
-                .iter()
-                .map(|c| ChangeView::of(c, self.desired)),
-        )
-    }
-}
-
-#[derive(Serialize)]
-struct ChangeView<'a> {
-    action: Action,
-    #[serde(serialize_with = "key_as_text")]
-    service: ServiceKey,
-    #[serde(serialize_with = "addr_as_text")]
-    dest: Option<SocketAddr>,
-    before: Option<Fields>,
-    after: Option<Fields>,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    names: &'a [String],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    dests_removed: Option<usize>,
-    provenance: &'a [Provenance],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    health: Option<&'a str>,
-    op: OpView<'a>,
-}
-
-/// A service key's `Display` text, without `core::fmt` for addresses (four
-/// addresses per dest change were a tenth of a JSON plan's time).
-fn key_text(key: &ServiceKey) -> String {
-    match key {
-        ServiceKey::Addr { protocol, addr } => {
-            let mut s = String::with_capacity(56);
-            s.push_str(protocol.as_str());
-            s.push_str("://");
-            push_socket_addr(&mut s, addr);
-            s
-        }
-        ServiceKey::Fwmark { .. } => key.to_string(),
-    }
-}
-
-fn key_as_text<S: Serializer>(key: &ServiceKey, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&key_text(key))
-}
-
-fn addr_as_text<S: Serializer>(addr: &Option<SocketAddr>, s: S) -> Result<S::Ok, S::Error> {
-    match addr {
-        Some(a) => {
-            let mut text = String::with_capacity(48);
-            push_socket_addr(&mut text, a);
-            s.serialize_str(&text)
-        }
-        None => s.serialize_none(),
-    }
-}
-
-/// An [`Op`] as its own `Serialize` writes it (`{"op": "add_dest",
-/// "service", "dest", "attrs"}`), with the addresses as [`key_text`] makes
-/// them.
-struct OpView<'a>(&'a Op);
-
-impl Serialize for OpView<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct as _;
-        let (tag, service, dest, service_attrs, dest_attrs) = match self.0 {
-            Op::AddService { service, attrs } => ("add_service", service, None, Some(attrs), None),
-            Op::EditService { service, attrs } => {
-                ("edit_service", service, None, Some(attrs), None)
-            }
-            Op::DelService { service } => ("del_service", service, None, None, None),
-            Op::AddDest {
-                service,
-                dest,
-                attrs,
-            } => ("add_dest", service, Some(*dest), None, Some(attrs)),
-            Op::EditDest {
-                service,
-                dest,
-                attrs,
-            } => ("edit_dest", service, Some(*dest), None, Some(attrs)),
-            Op::DelDest { service, dest } => ("del_dest", service, Some(*dest), None, None),
-        };
-        let fields = 2
-            + usize::from(dest.is_some())
-            + usize::from(service_attrs.is_some() || dest_attrs.is_some());
-        let mut m = s.serialize_struct("Op", fields)?;
-        m.serialize_field("op", tag)?;
-        m.serialize_field("service", &key_text(service))?;
-        if let Some(d) = dest {
-            let mut text = String::with_capacity(48);
-            push_socket_addr(&mut text, &d);
-            m.serialize_field("dest", &text)?;
-        }
-        if let Some(a) = service_attrs {
-            m.serialize_field("attrs", a)?;
-        }
-        if let Some(a) = dest_attrs {
-            m.serialize_field("attrs", a)?;
-        }
-        m.end()
-    }
-}
-
-impl<'a> ChangeView<'a> {
-    fn of(c: &'a Change, desired: &'a IpvsState) -> Self {
-        let (before, after) = before_after(c);
-        ChangeView {
-            action: c.action(),
-            service: *c.service(),
-            dest: c.dest(),
-            before,
-            after,
-            names: names(desired, c),
-            dests_removed: matches!(c.op, Op::DelService { .. }).then_some(c.dests_removed),
-            provenance: provenance_of(desired, c),
-            health: health_of(desired, c),
-            op: OpView(&c.op),
-        }
-    }
 }
 
 /// The JSON plan document (also the saved-plan file), with a final newline.
@@ -330,7 +186,8 @@ pub fn json(
     collect(|w| write_json(w, plan, desired, inputs, live, ownership, refused))
 }
 
-/// Writes [`json`] to `w` as it is serialized.
+/// Writes [`json`] to `w` as it is made ([`json`]'s module writes it by
+/// hand: the same text as serde's pretty printer).
 pub fn write_json(
     w: &mut impl io::Write,
     plan: &Plan,
@@ -340,20 +197,26 @@ pub fn write_json(
     ownership: &Ownership,
     refused: Option<&str>,
 ) -> io::Result<()> {
-    let doc = Document {
+    let head = Head {
         format_version: FORMAT_VERSION,
         inputs,
         live,
         ownership: ownership.doc(),
         summary: plan.summary,
         refused,
-        emptied: &plan.emptied,
-        changes: Changes { plan, desired },
-        unmanaged: &plan.unmanaged,
     };
-    // Serializing plain data fails only when the writer does.
-    serde_json::to_writer_pretty(&mut *w, &doc)?;
-    w.write_all(b"\n")
+    let mut out = Chunks::new(w);
+    json::push_head(&mut out.buf, &head);
+    // Owned services left without a dest that takes connections.
+    json::push_emptied(&mut out.buf, &plan.emptied);
+    let mut changes = json::ChangesArray::start(&mut out.buf, desired);
+    for c in &plan.changes {
+        changes.change(&mut out.buf, c);
+        out.spill()?;
+    }
+    changes.end(&mut out.buf);
+    json::push_unmanaged_and_end(&mut out.buf, &plan.unmanaged);
+    out.finish()
 }
 
 // ---------------------------------------------------------------------------
@@ -925,65 +788,4 @@ fn push_markdown_tail(out: &mut String, plan: &Plan) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{Family, Protocol};
-
-    #[test]
-    fn ops_and_addresses_serialize_as_the_models_own_serialize_writes_them() {
-        let v4: SocketAddr = "10.1.0.1:8080".parse().unwrap();
-        let v6: SocketAddr = "[2001:db8::1]:53".parse().unwrap();
-        let mut persistent = ServiceAttrs::with_scheduler("sh");
-        persistent.persistence = Some(300);
-        persistent.netmask = Some(24);
-        persistent.flags = vec!["ops".to_string()];
-        let mut thresholds = DestAttrs::new(Method::Tunnel, 7);
-        thresholds.upper_threshold = 100;
-        thresholds.lower_threshold = 10;
-        for service in [
-            ServiceKey::Addr {
-                protocol: Protocol::Tcp,
-                addr: "10.0.0.1:80".parse().unwrap(),
-            },
-            ServiceKey::Addr {
-                protocol: Protocol::Sctp,
-                addr: v6,
-            },
-            ServiceKey::Fwmark {
-                family: Family::Ipv6,
-                mark: 42,
-            },
-        ] {
-            let dest_attrs = DestAttrs::new(Method::Masq, 10);
-            let ops = [
-                Op::AddService {
-                    service,
-                    attrs: ServiceAttrs::with_scheduler("wlc"),
-                },
-                Op::EditService {
-                    service,
-                    attrs: persistent.clone(),
-                },
-                Op::DelService { service },
-                Op::AddDest {
-                    service,
-                    dest: v4,
-                    attrs: dest_attrs,
-                },
-                Op::EditDest {
-                    service,
-                    dest: v6,
-                    attrs: thresholds,
-                },
-                Op::DelDest { service, dest: v4 },
-            ];
-            for op in &ops {
-                assert_eq!(
-                    serde_json::to_string_pretty(&OpView(op)).unwrap(),
-                    serde_json::to_string_pretty(op).unwrap()
-                );
-            }
-            assert_eq!(key_text(&service), service.to_string());
-        }
-    }
-}
+mod tests;

@@ -800,6 +800,9 @@ fn check_size(repo: &gix::Repository, id: ObjectId, limit: u64) -> std::result::
 /// unreadable).
 type Blob = std::result::Result<Vec<u8>, String>;
 
+/// The delta bases a blob reader thread keeps (decoded, by pack offset).
+const DELTA_BASE_CACHE: usize = 32 << 20;
+
 /// The contents of `blobs`, in order: from `cache` where it has them, the
 /// rest read from the object database, in parallel when there are many.
 fn read_blobs(
@@ -852,7 +855,15 @@ fn read_blobs(
                     let shared = &shared;
                     let read_one = &read_one;
                     scope.spawn(move || {
-                        let repo = shared.to_thread_local();
+                        let mut repo = shared.to_thread_local();
+                        // gix's default keeps 64 delta bases: packed config
+                        // files are long delta chains of each other, read
+                        // again and again (half of a cold 10k-file read).
+                        repo.objects.set_pack_cache(|| {
+                            Box::new(gix::odb::pack::cache::lru::MemoryCappedHashmap::new(
+                                DELTA_BASE_CACHE,
+                            ))
+                        });
                         let mut buf = Vec::new();
                         part.iter()
                             .map(|&i| read_one(&repo, &mut buf, i).map(|d| (i, d)))

@@ -1,0 +1,164 @@
+//! `render`'s YAML of a desired state, written by hand: byte for byte what
+//! serde-saphyr writes of the same [`IpvsState`], at a fraction of its
+//! cost (its serializer was over half of a cold `render`).
+//!
+//! Only for states whose every string serde-saphyr writes plain, as is:
+//! [`plain`] is a narrow, checked class (a letter first, then letters,
+//! digits and `._/#=-`, not a YAML 1.1 word, short of the 80 columns where
+//! serde-saphyr folds). Anything else (a name with a space, a quote, a
+//! leading digit) fails [`all_plain`], and the caller renders with
+//! serde-saphyr.
+//!
+//! Invariant: the same text as serde-saphyr (held by this module's tests
+//! and the golden cases); pure text building.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use crate::model::text::{push_socket_addr, push_u32};
+use crate::model::{Dest, IpvsState, Service, ServiceKey};
+
+/// Whether serde-saphyr writes `s` as a plain scalar (a map value or a
+/// sequence item), unchanged: a conservative subset of its rules.
+fn plain(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.is_empty() || b.len() > 64 || !b[0].is_ascii_alphabetic() {
+        return false;
+    }
+    if b.iter()
+        .any(|c| !(c.is_ascii_alphanumeric() || b"._/#=-".contains(c)))
+    {
+        return false;
+    }
+    // YAML 1.1 booleans and the words serde-saphyr quotes as ambiguous.
+    const WORDS: [&str; 11] = [
+        "y", "n", "yes", "no", "on", "off", "true", "false", "null", "nan", "inf",
+    ];
+    !WORDS.iter().any(|w| s.eq_ignore_ascii_case(w))
+}
+
+/// Whether every string of the state is [`plain`]: whether [`write`]
+/// may write it.
+pub fn all_plain(state: &IpvsState) -> bool {
+    state.services.values().all(|s| {
+        plain(&s.attrs.scheduler)
+            && s.attrs.flags.iter().all(|f| plain(f))
+            && s.names.iter().all(|n| plain(n))
+            && s.dests.values().all(|d| {
+                d.health.as_deref().is_none_or(plain)
+                    && d.provenance.iter().all(|p| {
+                        plain(&p.backend)
+                            && plain(&p.source)
+                            && p.route.as_deref().is_none_or(plain)
+                    })
+            })
+    })
+}
+
+/// How much text is built before it is handed to the writer.
+const CHUNK: usize = 64 << 10;
+
+/// Writes the YAML of `state`, which [`all_plain`] accepted, to `w` as it
+/// is made.
+pub fn write(w: &mut impl std::io::Write, state: &IpvsState) -> std::io::Result<()> {
+    debug_assert!(all_plain(state));
+    let mut out = String::with_capacity(CHUNK + CHUNK / 4);
+    if state.services.is_empty() {
+        out.push_str("services: {}\n");
+    } else {
+        out.push_str("services:\n");
+    }
+    for (key, service) in &state.services {
+        push_service(&mut out, key, service);
+        if out.len() >= CHUNK {
+            w.write_all(out.as_bytes())?;
+            out.clear();
+        }
+    }
+    w.write_all(out.as_bytes())
+}
+
+/// `  "tcp://10.0.0.1:80":` and the service's fields, at depth 2.
+fn push_service(out: &mut String, key: &ServiceKey, service: &Service) {
+    out.push_str("  \"");
+    match key {
+        ServiceKey::Addr { protocol, addr } => {
+            out.push_str(protocol.as_str());
+            out.push_str("://");
+            push_socket_addr(out, addr);
+        }
+        ServiceKey::Fwmark { .. } => out.push_str(&key.to_string()),
+    }
+    out.push_str("\":\n    scheduler: ");
+    let attrs = &service.attrs;
+    out.push_str(&attrs.scheduler);
+    if let Some(p) = attrs.persistence {
+        out.push_str("\n    persistence: ");
+        push_u32(out, p);
+    }
+    if let Some(n) = attrs.netmask {
+        out.push_str("\n    netmask: ");
+        push_u32(out, u32::from(n));
+    }
+    push_items(out, "\n    flags:", "\n    - ", &attrs.flags);
+    push_items(out, "\n    names:", "\n    - ", &service.names);
+    push_dests(out, &service.dests);
+    out.push('\n');
+}
+
+fn push_items(out: &mut String, key: &str, dash: &str, items: &[String]) {
+    if items.is_empty() {
+        return;
+    }
+    out.push_str(key);
+    for item in items {
+        out.push_str(dash);
+        out.push_str(item);
+    }
+}
+
+fn push_dests(out: &mut String, dests: &BTreeMap<SocketAddr, Dest>) {
+    if dests.is_empty() {
+        out.push_str("\n    dests: {}");
+        return;
+    }
+    out.push_str("\n    dests:");
+    for (addr, d) in dests {
+        out.push_str("\n      \"");
+        push_socket_addr(out, addr);
+        out.push_str("\":\n        method: ");
+        out.push_str(d.attrs.method.as_str());
+        out.push_str("\n        weight: ");
+        push_u32(out, d.attrs.weight);
+        if d.attrs.upper_threshold != 0 {
+            out.push_str("\n        upper_threshold: ");
+            push_u32(out, d.attrs.upper_threshold);
+        }
+        if d.attrs.lower_threshold != 0 {
+            out.push_str("\n        lower_threshold: ");
+            push_u32(out, d.attrs.lower_threshold);
+        }
+        if !d.provenance.is_empty() {
+            out.push_str("\n        origins:");
+        }
+        for p in &d.provenance {
+            out.push_str("\n        - backend: ");
+            out.push_str(&p.backend);
+            out.push_str("\n          source: ");
+            out.push_str(&p.source);
+            out.push_str("\n          weight: ");
+            push_u32(out, p.weight);
+            if let Some(route) = &p.route {
+                out.push_str("\n          route: ");
+                out.push_str(route);
+            }
+        }
+        if let Some(health) = &d.health {
+            out.push_str("\n        health: ");
+            out.push_str(health);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
