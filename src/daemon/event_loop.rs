@@ -293,7 +293,12 @@ impl EventLoop {
         let policy = self.withdraw?;
         match withdraw::decide(&policy, &running.vips, self.now()) {
             withdraw::Verdict::Keep { recheck_at } => recheck_at,
-            withdraw::Verdict::Withdraw if running.pass_running => None,
+            withdraw::Verdict::Withdraw if running.pass_running => {
+                if running.vips.exiting {
+                    warn!("--withdraw-on-exit: a pass is still running; not withdrawing");
+                }
+                None
+            }
             withdraw::Verdict::Withdraw => {
                 let why = if running.vips.exiting {
                     "stopping with --withdraw-on-exit"
