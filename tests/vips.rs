@@ -233,3 +233,22 @@ async fn an_interface_of_that_name_that_is_not_ours_stops_the_start_untouched() 
     assert_eq!(vips(&kernel), ips(&["192.0.2.1"]));
     assert_eq!(kernel.table().services.len(), 1, "nothing applied");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_on_exit_withdraws_each_vip_before_deleting_its_service() {
+    let dir = config_dir();
+    let kernel = kernel();
+    let mut args = watch_args();
+    args.flush_on_exit = true;
+    let daemon = started(options(dir.path(), args), &kernel).await;
+    assert_eq!(vips(&kernel), ips(&[V4, V6]));
+    daemon.stop().await.unwrap();
+    assert_eq!(vips(&kernel), ips(&[]));
+    assert_eq!(kernel.table().services.len(), 1, "only theirs is left");
+    let j = journal(&kernel);
+    let removed = position(&j, &format!("- vip {V4}"));
+    assert!(
+        removed < position(&j, "delete service tcp://198.51.100.10:80"),
+        "{j:#?}"
+    );
+}

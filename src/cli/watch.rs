@@ -123,7 +123,7 @@ pub struct WatchArgs {
     pub withdraw_after: Option<Duration>,
 
     /// On exit, withdraw the VIPs (default: leave them, so that a restart
-    /// does not flap)
+    /// does not flap; --flush-on-exit withdraws them too)
     #[arg(long, requires = "vip_interface")]
     pub withdraw_on_exit: bool,
 }

@@ -69,6 +69,7 @@ use self::vips::VipStep;
 use crate::error::format_error;
 use crate::fleet::FrontendStatus;
 use crate::metrics::Metrics;
+use crate::reconcile::withdraw::Policy;
 use crate::reconcile::{Drains, Settings, Source};
 use crate::render::memo::Memo;
 use crate::source::etcd::watch::OverlayWatch;
@@ -175,7 +176,11 @@ impl Daemon {
             tx,
             rx,
             flush_on_exit: opts.flush_on_exit,
-            withdraw: opts.vips.as_ref().map(|v| v.withdraw),
+            // --flush-on-exit withdraws too: a VIP goes before its service.
+            withdraw: opts.vips.as_ref().map(|v| Policy {
+                on_exit: v.withdraw.on_exit || opts.flush_on_exit,
+                ..v.withdraw
+            }),
             fs_watcher: config.watcher,
         };
         let (shutdown, task) = spawn(event_loop, http_stop, traffic);
