@@ -10,8 +10,9 @@
 //! before the IPVS ops, additions after (`daemon::vips`).
 //!
 //! Must not: decide when a pass runs (`reconcile::schedule` does) or change
-//! the kernel anywhere but in the apply step (and the VIP step around it). Fail static: a pass that
-//! fails before the apply changes nothing in the kernel.
+//! the kernel anywhere but in the apply step (and the VIP step around it).
+//! Fail static: a pass that fails before the apply changes nothing in the
+//! kernel.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
