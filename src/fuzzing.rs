@@ -8,7 +8,9 @@
 
 use crate::compile::Options;
 use crate::diag::Diagnostics;
-use crate::netlink::message::{ErrorMsg, FamilyMsg, IpvsMsg, NLMSG_ERROR, split_messages};
+use crate::netlink::message::{
+    AddrMsg, ErrorMsg, FamilyMsg, IpvsMsg, LinkMsg, NLMSG_ERROR, split_messages,
+};
 use crate::plan::saved::SavedPlan;
 use crate::render::{self, Rendered, memo::Memo};
 use crate::tree::Tree;
@@ -143,7 +145,8 @@ pub fn check_ipvsadm(data: &[u8]) {
     }
 }
 
-/// Every layer parses without panicking; an IPVS message round-trips.
+/// Every layer parses without panicking; an IPVS message, and a route
+/// netlink link or address message, round-trips.
 pub fn check_netlink(data: &[u8]) {
     let Ok(messages) = split_messages(data) else {
         return;
@@ -158,6 +161,14 @@ pub fn check_netlink(data: &[u8]) {
             let bytes = msg.emit();
             let again = IpvsMsg::parse(&bytes).expect("an emitted IPVS message parses");
             assert_eq!(again, msg, "IPVS message round trip");
+        }
+        if let Ok(link) = LinkMsg::parse(m.payload) {
+            let again = LinkMsg::parse(&link.emit()).expect("an emitted link message parses");
+            assert_eq!(again, link, "link message round trip");
+        }
+        if let Ok(addr) = AddrMsg::parse(m.payload) {
+            let again = AddrMsg::parse(&addr.emit()).expect("an emitted address message parses");
+            assert_eq!(again, addr, "address message round trip");
         }
     }
 }

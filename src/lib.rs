@@ -5,7 +5,8 @@
 //!
 //! Public API, for the binary, tests, benches and embedders:
 //! - the pure core: [`model`], [`tree`], [`diag`], [`config`], [`compile`],
-//!   [`render`], [`plan`], [`reconcile`], [`health`], [`fleet`], [`ipvsadm`];
+//!   [`render`], [`plan`], [`reconcile`], [`health`], [`fleet`], [`ipvsadm`],
+//!   [`vip`];
 //! - the edges: [`source`] and [`load`] (reading config and overlay),
 //!   [`netlink`] (the kernel), [`etcd`] (the etcd client), [`daemon`] (the
 //!   `apply --watch` loop), [`docker`] (the publisher), [`metrics`];
@@ -41,3 +42,4 @@ pub mod render;
 pub mod source;
 pub mod text;
 pub mod tree;
+pub mod vip;

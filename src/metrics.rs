@@ -64,6 +64,11 @@ struct TargetLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: &'static str,
 }
@@ -118,6 +123,10 @@ pub struct Metrics {
     dest_healthy: Family<TargetLabels, Gauge>,
     health_drained: Gauge,
     health_fail_open: Gauge,
+    /// VIPs on the VIP interface: desired, present (registered only with
+    /// `--vip-interface`).
+    vips: Family<StateLabels, Gauge>,
+    vip_withdrawals: Counter,
     /// Unix seconds of the last good read per source, for staleness.
     last_good: Mutex<BTreeMap<Source, f64>>,
     /// The kernel's traffic counters, as last read.
@@ -132,6 +141,15 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
+        Metrics::build(false)
+    }
+
+    /// [`Metrics::new`] with the VIP series (`--vip-interface`).
+    pub fn with_vips() -> Metrics {
+        Metrics::build(true)
+    }
+
+    fn build(vips: bool) -> Metrics {
         let m = Metrics {
             passes: Family::default(),
             pass_duration: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
@@ -160,6 +178,8 @@ impl Metrics {
             dest_healthy: Family::default(),
             health_drained: Gauge::default(),
             health_fail_open: Gauge::default(),
+            vips: Family::default(),
+            vip_withdrawals: Counter::default(),
             last_good: Mutex::new(BTreeMap::new()),
             traffic: Arc::default(),
             registry: Registry::default(),
@@ -172,6 +192,9 @@ impl Metrics {
         m.register_drains(&mut registry);
         m.register_render(&mut registry);
         m.register_checks(&mut registry);
+        if vips {
+            m.register_vips(&mut registry);
+        }
         registry.register_collector(Box::new(m.traffic.clone()));
         m.create_zero_series();
         Metrics { registry, ..m }
@@ -336,6 +359,40 @@ impl Metrics {
             "Dests down but kept in service because too few of their service's dests would stay up",
             self.health_fail_open.clone(),
         );
+    }
+
+    /// The VIP interface.
+    fn register_vips(&self, r: &mut Registry) {
+        r.register(
+            "vips",
+            "VIPs of the owned services, by state: desired (the last successful pass), present (on the VIP interface after it)",
+            self.vips.clone(),
+        );
+        r.register(
+            "vip_withdrawals",
+            "Times every VIP was withdrawn from the VIP interface (fail static past --withdraw-after, or exit with --withdraw-on-exit)",
+            self.vip_withdrawals.clone(),
+        );
+        for state in ["desired", "present"] {
+            let _ = self.vips.get_or_create(&StateLabels { state });
+        }
+    }
+
+    /// The VIPs after a VIP step.
+    pub fn vips(&self, desired: usize, present: usize) {
+        for (state, n) in [("desired", desired), ("present", present)] {
+            self.vips
+                .get_or_create(&StateLabels { state })
+                .set(n as i64);
+        }
+    }
+
+    /// Every VIP was withdrawn; `present` are left (0 unless it failed).
+    pub fn vips_withdrawn(&self, present: usize) {
+        self.vip_withdrawals.inc();
+        self.vips
+            .get_or_create(&StateLabels { state: "present" })
+            .set(present as i64);
     }
 
     /// Series shown at 0 before anything happens.

@@ -160,3 +160,13 @@ fn fault() {
 fn one_refused_dest_fails_only_its_own_service() {
     scenario("isolation", &[]);
 }
+
+/// VIPs on the frontend (`--vip-interface`): the dummy link created and
+/// marked, a VIP per owned service (IPv4 and IPv6), real TCP to it, a VIP
+/// removed before its service and added after it, no flap on restart,
+/// `--withdraw-on-exit`, an interface not ours refused, everything else
+/// untouched.
+#[test]
+fn vips_follow_the_owned_services_on_their_own_interface() {
+    scenario("vips", &[]);
+}

@@ -1,10 +1,12 @@
 //! `clusterf show`: the live kernel IPVS table, as `ipvsadm -Ln` shows it
-//! (with connection counters), as `ipvsadm -Sn` rules, or as JSON.
+//! (with connection counters), as `ipvsadm -Sn` rules, or as JSON; with
+//! `--vip-interface`, the VIPs on that interface too.
 //!
 //! Invariant: reads only; never changes the kernel table.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
@@ -14,7 +16,7 @@ use crate::ipvsadm;
 use crate::model::{
     DestStats, Family, LiveTable, Method, Protocol, ServiceAttrs, ServiceKey, flags, text,
 };
-use crate::netlink::{Client, Info};
+use crate::netlink::{Client, Info, rtnl};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ShowOutput {
@@ -31,23 +33,62 @@ pub struct ShowArgs {
     /// Output format
     #[arg(long, short = 'o', value_enum, default_value = "text")]
     pub output: ShowOutput,
+
+    /// Also list the VIPs on this interface (apply --watch
+    /// --vip-interface): a section after the table, or "vips" in JSON
+    #[arg(long, value_name = "NAME")]
+    pub vip_interface: Option<String>,
 }
 
 pub fn run(args: &ShowArgs) -> Result<u8> {
+    if args.vip_interface.is_some() && args.output == ShowOutput::Ipvsadm {
+        anyhow::bail!("--vip-interface: not with --output ipvsadm (its rules have no addresses)");
+    }
     let mut client = Client::connect()?;
     let info = client.info()?;
     let live = client.read()?;
+    let vips = match &args.vip_interface {
+        Some(name) => Some((name.as_str(), rtnl::read_vips(name)?)),
+        None => None,
+    };
     let out = match args.output {
-        ShowOutput::Text => format_text(&info, &live),
+        ShowOutput::Text => {
+            let mut out = format_text(&info, &live);
+            if let Some((name, vips)) = &vips {
+                out.push_str(&format_vips(name, vips.as_ref()));
+            }
+            out
+        }
         ShowOutput::Ipvsadm => format_rules(&live),
         ShowOutput::Json => {
-            let mut s = serde_json::to_string_pretty(&format_json(&info, &live))?;
+            let mut v = format_json(&info, &live);
+            if let Some((name, vips)) = &vips {
+                v["vips"] = json!({
+                    "interface": name,
+                    "exists": vips.is_some(),
+                    "addresses": vips.iter().flatten().map(|a| crate::vip::cidr(*a)).collect::<Vec<_>>(),
+                });
+            }
+            let mut s = serde_json::to_string_pretty(&v)?;
             s.push('\n');
             s
         }
     };
     super::emit(&out)?;
     Ok(0)
+}
+
+/// The VIP section of the text output: a blank line, a heading, one VIP
+/// per line.
+pub fn format_vips(name: &str, vips: Option<&BTreeSet<IpAddr>>) -> String {
+    let Some(vips) = vips else {
+        return format!("\nVIPs on {name}: no such interface\n");
+    };
+    let mut out = format!("\nVIPs on {name}: {}\n", vips.len());
+    for a in vips {
+        let _ = writeln!(out, "  {}", crate::vip::cidr(*a));
+    }
+    out
 }
 
 fn forward_name(m: Method) -> &'static str {
@@ -245,6 +286,22 @@ mod tests {
     use super::*;
     use crate::model::tunnel::{TUN_FLAG_CSUM, TUN_TYPE_GUE, Tunnel};
     use crate::model::{Dest, DestAttrs, Service};
+
+    #[test]
+    fn the_vip_section_lists_each_vip_with_its_prefix() {
+        let vips: BTreeSet<IpAddr> = ["198.51.100.10", "2001:db8::10"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        assert_eq!(
+            format_vips("clusterf0", Some(&vips)),
+            "\nVIPs on clusterf0: 2\n  198.51.100.10/32\n  2001:db8::10/128\n"
+        );
+        assert_eq!(
+            format_vips("clusterf0", None),
+            "\nVIPs on clusterf0: no such interface\n"
+        );
+    }
 
     fn live() -> LiveTable {
         let mut live = LiveTable::default();

@@ -17,10 +17,12 @@ use crate::cli::source::{ConfigArgs, OverlayArgs};
 use crate::compile;
 use crate::daemon::options::{
     BACKOFF_INITIAL, ETCD_STARTUP_WAIT, FleetOptions, STATUS_MIN_GAP, STATUS_TTL, TrafficOptions,
+    VipOptions,
 };
 use crate::daemon::{self, Daemon};
 use crate::netlink;
 use crate::plan::{Guards, Ownership};
+use crate::reconcile::withdraw::Policy;
 use crate::source::OverlaySource;
 use crate::source::etcd::watch::Tuning;
 
@@ -107,6 +109,23 @@ pub struct WatchArgs {
     /// overlay is etcd)
     #[arg(long, requires = "watch", conflicts_with = "frontend_id")]
     pub no_fleet_status: bool,
+
+    /// Keep the frontend addresses of the owned services (--own) on this
+    /// dummy interface, which clusterf creates and marks as its own (an
+    /// interface of the name that clusterf did not create is an error);
+    /// off by default
+    #[arg(long, value_name = "NAME", value_parser = parse_interface, requires = "watch")]
+    pub vip_interface: Option<String>,
+
+    /// Withdraw the VIPs when every pass has failed for this long (fail
+    /// static); the next successful pass puts them back. Off by default
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval, requires = "vip_interface")]
+    pub withdraw_after: Option<Duration>,
+
+    /// On exit, withdraw the VIPs (default: leave them, so that a restart
+    /// does not flap; --flush-on-exit withdraws them too)
+    #[arg(long, requires = "vip_interface")]
+    pub withdraw_on_exit: bool,
 }
 
 impl Default for WatchArgs {
@@ -127,6 +146,9 @@ impl Default for WatchArgs {
             frontend_id: None,
             status_ttl: STATUS_TTL,
             no_fleet_status: false,
+            vip_interface: None,
+            withdraw_after: None,
+            withdraw_on_exit: false,
         }
     }
 }
@@ -259,7 +281,32 @@ pub fn resolve(
         etcd_tuning: Tuning::default(),
         backoff_initial: BACKOFF_INITIAL,
         etcd_startup_wait: ETCD_STARTUP_WAIT,
+        vips: watch.vip_interface.clone().map(|interface| VipOptions {
+            interface,
+            withdraw: Policy {
+                after: watch.withdraw_after,
+                on_exit: watch.withdraw_on_exit,
+            },
+        }),
     })
+}
+
+/// An interface name as the kernel takes it: 1 to 15 bytes, no '/', ':'
+/// or white space, not "." or "..".
+fn parse_interface(s: &str) -> Result<String, String> {
+    let bad = s.is_empty()
+        || s.len() > 15
+        || s == "."
+        || s == ".."
+        || s.chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control());
+    if bad {
+        return Err(format!(
+            "invalid interface name {}: 1 to 15 bytes, without '/', ':' or spaces",
+            crate::text::quote(s)
+        ));
+    }
+    Ok(s.to_string())
 }
 
 /// Runs the daemon against the kernel until SIGTERM or SIGINT; the exit

@@ -25,6 +25,7 @@ use super::status_page::snapshot::LastPass;
 use super::sync::lock;
 use crate::error::format_error;
 use crate::metrics::Metrics;
+use crate::reconcile::withdraw;
 use crate::reconcile::{Action, Event, Schedule, Settings, Source, Trigger};
 use crate::source::etcd::watch::OverlayWatch;
 
@@ -79,6 +80,8 @@ pub struct EventLoop {
     pub tx: mpsc::UnboundedSender<Msg>,
     pub rx: mpsc::UnboundedReceiver<Msg>,
     pub flush_on_exit: bool,
+    /// The VIP withdrawal policy (`None`: no VIP interface).
+    pub withdraw: Option<withdraw::Policy>,
     pub fs_watcher: Option<ConfigWatch>,
 }
 
@@ -97,6 +100,8 @@ struct Running {
     pass_running: bool,
     /// etcd watcher failures counted as errors so far.
     etcd_failures: u64,
+    /// What the VIP withdrawal rule needs.
+    vips: withdraw::State,
 }
 
 impl EventLoop {
@@ -110,11 +115,16 @@ impl EventLoop {
                 .ok(),
             pass_running: false,
             etcd_failures: 0,
+            vips: withdraw::State::default(),
         };
         let mut events: Vec<Event> = Vec::new();
         loop {
             let actions = running.sched.step(self.now(), events.drain(..));
             let wake = self.act(actions, &mut running);
+            let wake = self
+                .withdraw_if_due(&mut running)
+                .await
+                .map_or(wake, |at| at.min(wake));
             match self.wait(wake, &mut shutdown, &mut running).await {
                 Wake::Shutdown => break,
                 Wake::Event(e) => events.push(e),
@@ -125,6 +135,8 @@ impl EventLoop {
         if running.pass_running {
             running.pass_running = !self.finish_pass().await;
         }
+        running.vips.exiting = true;
+        self.withdraw_if_due(&mut running).await;
         if self.flush_on_exit {
             self.flush(running.pass_running).await;
         } else {
@@ -208,6 +220,7 @@ impl EventLoop {
                 input,
             } => {
                 running.pass_running = false;
+                running.vips.pass_done(result.is_ok(), self.now());
                 self.pass_done(result, took, changed_at, input)
             }
             Msg::GitPolled(Ok(new_commit)) => {
@@ -271,6 +284,41 @@ impl EventLoop {
             }
         }
         false
+    }
+
+    /// Withdraws the VIPs when `reconcile::withdraw` says so (not while a
+    /// pass runs: the rule is asked again when it ends); when to ask
+    /// again.
+    async fn withdraw_if_due(&self, running: &mut Running) -> Option<Duration> {
+        let policy = self.withdraw?;
+        match withdraw::decide(&policy, &running.vips, self.now()) {
+            withdraw::Verdict::Keep { recheck_at } => recheck_at,
+            withdraw::Verdict::Withdraw if running.pass_running => {
+                if running.vips.exiting {
+                    warn!("--withdraw-on-exit: a pass is still running; not withdrawing");
+                }
+                None
+            }
+            withdraw::Verdict::Withdraw => {
+                let why = if running.vips.exiting {
+                    "stopping with --withdraw-on-exit"
+                } else {
+                    "fail static for longer than --withdraw-after"
+                };
+                let pass = self.pass.clone();
+                let r = tokio::task::spawn_blocking(move || lock(&pass).withdraw_vips()).await;
+                match r {
+                    Ok(Ok(n)) => {
+                        warn!(vips = n.unwrap_or(0), "withdrew the VIPs: {why}");
+                        running.vips.withdrawn = true;
+                    }
+                    Ok(Err(e)) => error!("withdrawing the VIPs: {}", format_error(&e)),
+                    Err(e) => error!("withdrawing the VIPs: {e}"),
+                }
+                // A failed withdrawal is tried again within seconds.
+                (!running.vips.withdrawn).then(|| self.now() + Duration::from_secs(5))
+            }
+        }
     }
 
     /// `--flush-on-exit`: deletes the owned services, unless a pass is

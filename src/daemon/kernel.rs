@@ -1,5 +1,6 @@
 //! The kernel as the daemon sees it: read the table with counters, apply
-//! ops, and a reader of the traffic counters beside them.
+//! ops, and a reader of the traffic counters beside them; the VIP
+//! interface (`--vip-interface`) is opened through it too.
 //! [`netlink::Client`] in production; tests use
 //! [`MemoryKernel`](super::MemoryKernel).
 //!
@@ -9,6 +10,7 @@
 
 use anyhow::Result;
 
+use super::vips::VipInterface;
 use crate::model::traffic::TrafficTable;
 use crate::model::{LiveTable, Op, ServiceKey};
 use crate::netlink;
@@ -26,6 +28,11 @@ pub trait Kernel: Send {
     /// this kernel keeps no counters).
     fn traffic_reader(&self) -> Option<Box<dyn TrafficReader>> {
         None
+    }
+    /// The VIP interface `name`, created when missing; an interface of
+    /// that name that is not ours is an error (`--vip-interface`).
+    fn vip_interface(&self, name: &str) -> Result<Box<dyn VipInterface>> {
+        anyhow::bail!("--vip-interface {name}: this kernel has no interfaces")
     }
 }
 
@@ -70,6 +77,10 @@ impl Kernel for netlink::Client {
 
     fn traffic_reader(&self) -> Option<Box<dyn TrafficReader>> {
         Some(Box::new(NetlinkTraffic { client: None }))
+    }
+
+    fn vip_interface(&self, name: &str) -> Result<Box<dyn VipInterface>> {
+        Ok(Box::new(netlink::rtnl::VipLink::open(name)?))
     }
 }
 

@@ -4,6 +4,8 @@
 //!
 //! Must not: differ from the kernel in what an op does.
 
+use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -11,6 +13,7 @@ use anyhow::Result;
 
 use super::kernel::{ApplyFailure, Kernel, TrafficReader};
 use super::sync::lock;
+use super::vips::VipInterface;
 use crate::model::traffic::TrafficTable;
 use crate::model::{IpvsState, LiveTable, Op, ServiceKey};
 
@@ -24,6 +27,51 @@ pub struct MemoryKernel {
     /// Traffic counters a test sets; a service or dest of the table that
     /// has none here reads as zeros, as a new one in the kernel does.
     pub traffic: Arc<Mutex<TrafficTable>>,
+    /// The VIP interface, one per kernel.
+    pub vips: Arc<Mutex<MemoryVips>>,
+}
+
+/// The memory kernel's VIP interface.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryVips {
+    /// Its name once opened (or made by a test).
+    pub name: Option<String>,
+    /// A test's stand-in for a link of that name that is not ours: opening
+    /// it fails and changes nothing.
+    pub foreign: bool,
+    pub addrs: BTreeSet<IpAddr>,
+    /// Once the interface is open: every applied op and VIP change, in
+    /// order (`+ vip ADDR`, `- vip ADDR`, the op's text).
+    pub journal: Vec<String>,
+}
+
+struct MemoryVipInterface {
+    state: Arc<Mutex<MemoryVips>>,
+    name: String,
+}
+
+impl VipInterface for MemoryVipInterface {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn read(&mut self) -> Result<BTreeSet<IpAddr>> {
+        Ok(lock(&self.state).addrs.clone())
+    }
+
+    fn add(&mut self, vip: IpAddr) -> Result<()> {
+        let mut s = lock(&self.state);
+        s.addrs.insert(vip);
+        s.journal.push(format!("+ vip {vip}"));
+        Ok(())
+    }
+
+    fn remove(&mut self, vip: IpAddr) -> Result<()> {
+        let mut s = lock(&self.state);
+        s.addrs.remove(&vip);
+        s.journal.push(format!("- vip {vip}"));
+        Ok(())
+    }
 }
 
 impl MemoryKernel {
@@ -47,6 +95,18 @@ impl Kernel for MemoryKernel {
         Some(Box::new(self.clone()))
     }
 
+    fn vip_interface(&self, name: &str) -> Result<Box<dyn VipInterface>> {
+        let mut s = lock(&self.vips);
+        if s.foreign && s.name.as_deref() == Some(name) {
+            anyhow::bail!("--vip-interface {name}: link {name} is not ours: not touching it");
+        }
+        s.name = Some(name.to_string());
+        Ok(Box::new(MemoryVipInterface {
+            state: self.vips.clone(),
+            name: name.to_string(),
+        }))
+    }
+
     /// As the kernel client does: a refused op fails its service, whose
     /// later ops are skipped; the other services' ops are applied.
     fn apply(&mut self, ops: &[Op]) -> Result<(), ApplyFailure> {
@@ -58,7 +118,13 @@ impl Kernel for MemoryKernel {
                 continue;
             }
             match op.apply_to(&mut live.state) {
-                Ok(()) => applied[i] = true,
+                Ok(()) => {
+                    applied[i] = true;
+                    let mut vips = lock(&self.vips);
+                    if vips.name.is_some() {
+                        vips.journal.push(op.to_string());
+                    }
+                }
                 // The message names the op's object.
                 Err(e) => failed.push((*op.service(), e)),
             }

@@ -12,7 +12,10 @@
 //! live table (the rule is `reconcile::live`), plans, applies through the
 //! [`Kernel`] and records drains in the state file (`state_file`); after
 //! each pass, ok or failed, the fleet status record goes to the publisher
-//! (`status`), which writes it into the overlay's etcd. Beside the passes,
+//! (`status`), which writes it into the overlay's etcd. With
+//! `--vip-interface`, the pass keeps the VIPs on their interface around
+//! the apply (`vips`) and the loop withdraws them when
+//! `reconcile::withdraw` says so. Beside the passes,
 //! the traffic reader (`traffic`) reads the kernel's traffic counters for
 //! the metrics on a connection of its own.
 //!
@@ -41,6 +44,7 @@ pub mod status;
 pub mod status_page;
 mod sync;
 mod traffic;
+pub mod vips;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -61,9 +65,11 @@ use self::page_sources::PageSources;
 use self::pass::{FleetStatus, Pass, PassSetup};
 use self::status::{StatusPublisher, StatusTuning};
 use self::sync::lock;
+use self::vips::VipStep;
 use crate::error::format_error;
 use crate::fleet::FrontendStatus;
 use crate::metrics::Metrics;
+use crate::reconcile::withdraw::Policy;
 use crate::reconcile::{Drains, Settings, Source};
 use crate::render::memo::Memo;
 use crate::source::etcd::watch::OverlayWatch;
@@ -71,8 +77,9 @@ use crate::source::{ConfigSource, OverlaySource};
 
 pub use self::event_loop::Status;
 pub use self::kernel::{ApplyFailure, Kernel, TrafficReader};
-pub use self::memory::MemoryKernel;
+pub use self::memory::{MemoryKernel, MemoryVips};
 pub use self::options::Options;
+pub use self::vips::VipInterface;
 
 /// A running daemon.
 pub struct Daemon {
@@ -111,7 +118,10 @@ impl Daemon {
         let overlay = start_overlay(&opts).await;
         let drains = resume_drains(opts.state_file.as_deref())?;
         let shared = Shared {
-            metrics: Arc::new(Metrics::new()),
+            metrics: Arc::new(match opts.vips {
+                Some(_) => Metrics::with_vips(),
+                None => Metrics::new(),
+            }),
             status: Arc::default(),
             ready: Arc::default(),
             sighup: Arc::default(),
@@ -123,6 +133,7 @@ impl Daemon {
         let fleet = start_fleet_status(&opts)?;
         let traffic = start_traffic(&opts, kernel.as_ref(), &shared);
         let page_inputs = page_inputs(&opts, etcd.as_ref());
+        let vips = start_vips(&opts, kernel.as_ref(), &shared)?;
         let pass = Pass::new(PassSetup {
             config: config.input,
             overlay,
@@ -139,6 +150,7 @@ impl Daemon {
             metrics: shared.metrics.clone(),
             epoch: shared.epoch,
             fleet,
+            vips,
         });
         let pass = Arc::new(Mutex::new(pass));
         let page = PageSources {
@@ -164,6 +176,11 @@ impl Daemon {
             tx,
             rx,
             flush_on_exit: opts.flush_on_exit,
+            // --flush-on-exit withdraws too: a VIP goes before its service.
+            withdraw: opts.vips.as_ref().map(|v| Policy {
+                on_exit: v.withdraw.on_exit || opts.flush_on_exit,
+                ..v.withdraw
+            }),
             fs_watcher: config.watcher,
         };
         let (shutdown, task) = spawn(event_loop, http_stop, traffic);
@@ -394,6 +411,24 @@ fn settings(opts: &Options, has_git: bool) -> Settings {
         backoff_initial: opts.backoff_initial,
         backoff_max: Duration::from_secs(30).max(opts.backoff_initial),
     }
+}
+
+/// Start step: the VIP interface, opened (created when missing) before
+/// the first pass, so that one that is not ours stops the start.
+fn start_vips(opts: &Options, kernel: &dyn Kernel, shared: &Shared) -> Result<Option<VipStep>> {
+    let Some(v) = &opts.vips else {
+        return Ok(None);
+    };
+    let link = kernel.vip_interface(&v.interface)?;
+    info!(
+        interface = v.interface,
+        "keeping the VIPs of the owned services on {}", v.interface
+    );
+    Ok(Some(VipStep::new(
+        link,
+        opts.ownership.clone(),
+        shared.metrics.clone(),
+    )))
 }
 
 /// Start step: the traffic reader, when there is a metrics listener to

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::compile;
 use crate::plan::{Guards, Ownership};
+use crate::reconcile::withdraw::Policy;
 use crate::source::etcd::watch::Tuning;
 use crate::source::{ConfigSource, OverlaySource};
 
@@ -53,6 +54,16 @@ pub struct Options {
     /// Publishing this frontend's fleet status into the overlay's etcd
     /// (`None`: not published; so without an etcd overlay).
     pub fleet: Option<FleetOptions>,
+    /// The VIP interface (`None`: VIPs are not managed).
+    pub vips: Option<VipOptions>,
+}
+
+/// `--vip-interface` and the withdrawal policy.
+#[derive(Debug, Clone)]
+pub struct VipOptions {
+    /// The dummy link clusterf creates and owns.
+    pub interface: String,
+    pub withdraw: Policy,
 }
 
 /// How the traffic counters are read (only with a metrics listener).

@@ -6,9 +6,13 @@
 //! them. After either outcome, [`Pass::publish_status`] hands the fleet
 //! status record (`fleet::after_pass`) to the publisher.
 //!
+//! With `--vip-interface`, the VIP step wraps the apply: VIP removals
+//! before the IPVS ops, additions after (`daemon::vips`).
+//!
 //! Must not: decide when a pass runs (`reconcile::schedule` does) or change
-//! the kernel anywhere but in the apply step. Fail static: a pass that
-//! fails before the apply changes nothing in the kernel.
+//! the kernel anywhere but in the apply step (and the VIP step around it).
+//! Fail static: a pass that fails before the apply changes nothing in the
+//! kernel.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -31,6 +35,7 @@ use super::status::StatusPublisher;
 use super::status_page::Query;
 use super::status_page::snapshot::{self, Counters, PlanText, ServiceInput, ServicePage};
 use super::sync::lock;
+use super::vips::VipStep;
 use crate::diag::Diagnostics;
 use crate::error::format_error;
 use crate::fleet::{self, FrontendError, FrontendStatus, PassFacts, PassOutcome, ProblemKind};
@@ -44,6 +49,7 @@ use crate::reconcile::{Source, Trigger};
 use crate::render::memo::Memo;
 use crate::source;
 use crate::tree::Tree;
+use crate::vip::VipPlan;
 
 /// A successful pass.
 #[derive(Debug, Clone)]
@@ -141,6 +147,8 @@ pub struct Pass {
     /// ...and, while the config is invalid, the copy of the kernel's table
     /// as the last successful pass left it.
     shown_copy: Option<LiveCopy>,
+    /// The VIP step (`--vip-interface`).
+    vips: Option<VipStep>,
 }
 
 /// This frontend's fleet status record (issue 17) and where it goes.
@@ -171,6 +179,7 @@ pub struct PassSetup {
     pub metrics: Arc<Metrics>,
     pub epoch: Instant,
     pub fleet: Option<FleetStatus>,
+    pub vips: Option<VipStep>,
 }
 
 /// The render step's state: the incremental renderer and what was logged.
@@ -286,6 +295,7 @@ impl Pass {
             last_plan: None,
             last_input: (None, None),
             shown_copy: None,
+            vips: s.vips,
         }
     }
 
@@ -343,8 +353,18 @@ impl Pass {
                 self.rules.plan_on_read(table, desired, &self.drains, now)?
             }
         };
+        // The VIPs around the IPVS ops: removals before, additions after.
+        let vips = vips_before(self.vips.as_mut(), &planned.outcome.desired)?;
         let applied = self.kernel.apply(planned)?;
-        Ok(self.record(applied, generation, &inputs, &input, now))
+        let added = vips_after(self.vips.as_mut(), vips);
+        let report = self.record(applied, generation, &inputs, &input, now);
+        added.map(|()| report)
+    }
+
+    /// Withdraws every VIP (`reconcile::withdraw` said so); how many were
+    /// removed (`None`: no VIP interface).
+    pub fn withdraw_vips(&mut self) -> Result<Option<usize>> {
+        self.vips.as_mut().map(|v| v.withdraw()).transpose()
     }
 
     /// Step (choose the live table, first half): the copy of the kernel's
@@ -874,6 +894,38 @@ impl Rules {
             &self.guards,
         )
         .map_err(refused)
+    }
+}
+
+/// Step (VIPs, first half, `--vip-interface`): reads the interface,
+/// plans it toward `desired` (the state the apply leaves) and runs
+/// the removals.
+fn vips_before(
+    step: Option<&mut VipStep>,
+    desired: &IpvsState,
+) -> Result<Option<VipPlan>, PassFailure> {
+    let Some(step) = step else {
+        return Ok(None);
+    };
+    let plan = step.plan(desired).map_err(vip_failure)?;
+    step.remove(&plan).map_err(vip_failure)?;
+    Ok(Some(plan))
+}
+
+/// Step (VIPs, second half): the additions, once the IPVS apply
+/// succeeded.
+fn vips_after(step: Option<&mut VipStep>, plan: Option<VipPlan>) -> Result<(), PassFailure> {
+    match (step, plan) {
+        (Some(step), Some(plan)) => step.add(&plan).map_err(vip_failure),
+        _ => Ok(()),
+    }
+}
+
+fn vip_failure(e: anyhow::Error) -> PassFailure {
+    PassFailure {
+        source: Source::Apply,
+        error: format!("VIP interface: {}", format_error(&e)),
+        diagnostics: Vec::new(),
     }
 }
 

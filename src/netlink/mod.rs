@@ -8,10 +8,12 @@
 //! - `dump`: replies walked in place, dumped dests into model values (pure).
 //! - `pipeline`: batching, ack matching and the apply report (pure).
 //! - `client`: the socket (I/O).
+//! - `rtnl`: the VIP interface over route netlink: its link and addresses,
+//!   and nothing else (I/O, with its pure request builders).
 //!
 //! Invariant: this module executes; it never plans. It never flushes or
 //! zero-weights anything on its own, and reads the kernel only through the
-//! IPVS generic netlink family.
+//! IPVS generic netlink family, and route netlink for the VIP link only.
 
 pub mod client;
 pub mod dump;
@@ -19,6 +21,7 @@ pub mod error;
 pub mod mapping;
 pub mod message;
 pub mod pipeline;
+pub mod rtnl;
 
 pub use client::{Client, Info};
 pub use error::KernelError;

@@ -6,6 +6,7 @@
 //! - `nlmsg`: the netlink header, a datagram's messages, acks and errors.
 //! - `genl`: the generic netlink header and family resolution.
 //! - `ipvs`: the IPVS commands and attribute sets.
+//! - `rtnl`: route netlink links and addresses (the VIP interface).
 //!
 //! Each attribute set is one type that parses and emits; unknown attributes
 //! are kept (in `other`) and emitted after the known ones; malformed input is
@@ -19,11 +20,15 @@ mod attr;
 mod genl;
 mod ipvs;
 mod nlmsg;
+mod rtnl;
 
 pub use attr::*;
 pub use genl::*;
 pub use ipvs::*;
 pub use nlmsg::*;
+pub use rtnl::*;
 
+#[cfg(test)]
+mod rtnl_tests;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,119 @@
+//! The pass's VIP step (`--vip-interface`): the VIP interface as the
+//! daemon sees it ([`VipInterface`], rtnetlink in production, the memory
+//! kernel's in tests), and [`VipStep`], which reads it, plans with
+//! [`crate::vip::plan`] and runs the plan's two halves around the IPVS
+//! apply: removals before, additions after (ARCHITECTURE.md, make before
+//! break). Withdrawals (`reconcile::withdraw` decides when) remove every
+//! VIP.
+//!
+//! Must not: decide what to change (the VIP plan does) or touch anything
+//! but the addresses of its interface.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use anyhow::Result;
+use tracing::info;
+
+use crate::metrics::Metrics;
+use crate::model::IpvsState;
+use crate::netlink::rtnl::VipLink;
+use crate::plan::Ownership;
+use crate::vip::{self, VipPlan};
+
+/// The VIP interface: read its VIPs, add one, remove one. Opened (created
+/// when missing, refused when not ours) by [`super::Kernel::vip_interface`].
+pub trait VipInterface: Send {
+    fn name(&self) -> &str;
+    fn read(&mut self) -> Result<BTreeSet<IpAddr>>;
+    fn add(&mut self, vip: IpAddr) -> Result<()>;
+    fn remove(&mut self, vip: IpAddr) -> Result<()>;
+}
+
+impl VipInterface for VipLink {
+    fn name(&self) -> &str {
+        VipLink::name(self)
+    }
+
+    fn read(&mut self) -> Result<BTreeSet<IpAddr>> {
+        VipLink::read(self)
+    }
+
+    fn add(&mut self, vip: IpAddr) -> Result<()> {
+        VipLink::add(self, vip)
+    }
+
+    fn remove(&mut self, vip: IpAddr) -> Result<()> {
+        VipLink::remove(self, vip)
+    }
+}
+
+/// The VIP step's state: the interface and what it may hold.
+pub struct VipStep {
+    link: Box<dyn VipInterface>,
+    ownership: Ownership,
+    metrics: Arc<Metrics>,
+    /// How many VIPs the last plan wanted.
+    desired: usize,
+}
+
+impl VipStep {
+    pub fn new(link: Box<dyn VipInterface>, ownership: Ownership, metrics: Arc<Metrics>) -> Self {
+        VipStep {
+            link,
+            ownership,
+            metrics,
+            desired: 0,
+        }
+    }
+
+    /// Reads the interface and plans it toward the addresses of the owned
+    /// services of `desired` (the state the IPVS apply leaves).
+    pub fn plan(&mut self, desired: &IpvsState) -> Result<VipPlan> {
+        let present = self.link.read()?;
+        let want = vip::desired(desired, &self.ownership);
+        let plan = vip::plan(self.link.name(), &want, &present);
+        if !plan.is_empty() {
+            info!(
+                changes = plan.lines().len(),
+                "vips\n{}",
+                plan.to_string().trim_end()
+            );
+        }
+        self.desired = want.len();
+        self.metrics.vips(want.len(), present.len());
+        Ok(plan)
+    }
+
+    /// The first half, before the IPVS ops: removals.
+    pub fn remove(&mut self, plan: &VipPlan) -> Result<()> {
+        for a in &plan.remove {
+            self.link.remove(*a)?;
+        }
+        Ok(())
+    }
+
+    /// The second half, after the IPVS ops: additions.
+    pub fn add(&mut self, plan: &VipPlan) -> Result<()> {
+        for a in &plan.add {
+            self.link.add(*a)?;
+        }
+        // Every desired VIP was there or has just been added.
+        self.metrics.vips(self.desired, self.desired);
+        Ok(())
+    }
+
+    /// Removes every VIP (a withdrawal); how many.
+    pub fn withdraw(&mut self) -> Result<usize> {
+        let present = self.link.read()?;
+        let plan = vip::withdraw(self.link.name(), &present);
+        if !plan.is_empty() {
+            info!("withdrawing the VIPs\n{}", plan.to_string().trim_end());
+        }
+        let r = self.remove(&plan);
+        let left = self.link.read().map(|p| p.len()).unwrap_or(present.len());
+        self.metrics.vips_withdrawn(left);
+        r.map(|()| plan.remove.len())
+    }
+}

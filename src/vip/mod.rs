@@ -1,0 +1,166 @@
+//! VIPs on the frontend (issue 20, item 1): which addresses the VIP
+//! interface must hold, and the changes that take it there.
+//!
+//! - [`desired`]: the addresses of the owned services of a desired state
+//!   (an fwmark service has none).
+//! - [`plan`]: desired against the addresses read from the interface, a
+//!   [`VipPlan`] of removals and additions, complete before anything runs.
+//!
+//! The daemon runs a VIP plan around the IPVS plan, make before break:
+//! removals first (a VIP goes before its service is deleted), then the
+//! IPVS ops, then additions (a service exists before its VIP is added).
+//!
+//! Invariant: pure; no sockets, no clock. What the interface is and how it
+//! is owned is `netlink::rtnl`'s; when to withdraw is
+//! `reconcile::withdraw`'s.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::IpAddr;
+
+use crate::model::{IpvsState, ServiceKey};
+use crate::plan::Ownership;
+
+/// The addresses of the owned services of `state`.
+pub fn desired(state: &IpvsState, ownership: &Ownership) -> BTreeSet<IpAddr> {
+    state
+        .services
+        .keys()
+        .filter(|k| ownership.owns(k))
+        .filter_map(|k| match k {
+            ServiceKey::Addr { addr, .. } => Some(addr.ip()),
+            ServiceKey::Fwmark { .. } => None,
+        })
+        .collect()
+}
+
+/// The changes to the VIP interface: removals (run before the IPVS ops)
+/// and additions (run after), each sorted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VipPlan {
+    pub interface: String,
+    pub remove: Vec<IpAddr>,
+    pub add: Vec<IpAddr>,
+}
+
+/// The plan that takes `present` to `desired` on `interface`.
+pub fn plan(interface: &str, desired: &BTreeSet<IpAddr>, present: &BTreeSet<IpAddr>) -> VipPlan {
+    VipPlan {
+        interface: interface.to_string(),
+        remove: present.difference(desired).copied().collect(),
+        add: desired.difference(present).copied().collect(),
+    }
+}
+
+/// The plan that removes every VIP in `present` (a withdrawal).
+pub fn withdraw(interface: &str, present: &BTreeSet<IpAddr>) -> VipPlan {
+    plan(interface, &BTreeSet::new(), present)
+}
+
+impl VipPlan {
+    pub fn is_empty(&self) -> bool {
+        self.remove.is_empty() && self.add.is_empty()
+    }
+
+    /// One line per change, in the order they run: `- vip ADDR/LEN on IF`,
+    /// then `+ vip ADDR/LEN on IF`. For the daemon's log and, later, the
+    /// text plan.
+    pub fn lines(&self) -> Vec<String> {
+        let line =
+            |sign: char, a: &IpAddr| format!("{sign} vip {} on {}", cidr(*a), self.interface);
+        let removes = self.remove.iter().map(|a| line('-', a));
+        removes
+            .chain(self.add.iter().map(|a| line('+', a)))
+            .collect()
+    }
+}
+
+impl fmt::Display for VipPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for l in self.lines() {
+            writeln!(f, "{l}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `198.51.100.10/32`, `2001:db8::10/128`: a VIP is a host address.
+pub fn cidr(a: IpAddr) -> String {
+    match a {
+        IpAddr::V4(a) => format!("{a}/32"),
+        IpAddr::V6(a) => format!("{a}/128"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Service, ServiceAttrs};
+
+    fn state(keys: &[&str]) -> IpvsState {
+        let mut s = IpvsState::default();
+        for k in keys {
+            let key: ServiceKey = k.parse().unwrap();
+            s.services
+                .insert(key, Service::new(ServiceAttrs::with_scheduler("wrr")));
+        }
+        s
+    }
+
+    fn ips(a: &[&str]) -> BTreeSet<IpAddr> {
+        a.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn the_desired_vips_are_the_addresses_of_owned_services_once_each() {
+        let s = state(&[
+            "tcp://198.51.100.10:80",
+            "udp://198.51.100.10:53",
+            "tcp://[2001:db8::10]:443",
+            "tcp://10.9.9.9:80",
+            "fwmark://7",
+        ]);
+        let own =
+            Ownership::parse(&["198.51.100.0/24".into(), "2001:db8::/64".into()], &[]).unwrap();
+        assert_eq!(desired(&s, &own), ips(&["198.51.100.10", "2001:db8::10"]));
+        assert_eq!(
+            desired(&s, &Ownership::all()),
+            ips(&["10.9.9.9", "198.51.100.10", "2001:db8::10"])
+        );
+    }
+
+    #[test]
+    fn a_vip_plan_removes_first_then_adds_and_prints_one_line_each() {
+        let p = plan(
+            "clusterf0",
+            &ips(&["198.51.100.10", "2001:db8::10"]),
+            &ips(&["198.51.100.10", "198.51.100.11"]),
+        );
+        assert_eq!(p.remove, vec!["198.51.100.11".parse::<IpAddr>().unwrap()]);
+        assert_eq!(p.add, vec!["2001:db8::10".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            p.to_string(),
+            "- vip 198.51.100.11/32 on clusterf0\n+ vip 2001:db8::10/128 on clusterf0\n"
+        );
+    }
+
+    #[test]
+    fn a_vip_plan_is_empty_when_the_interface_already_holds_the_vips() {
+        let v = ips(&["198.51.100.10", "2001:db8::10"]);
+        assert!(plan("clusterf0", &v, &v).is_empty());
+        let w = withdraw("clusterf0", &v);
+        assert_eq!(w.remove.len(), 2);
+        assert!(w.add.is_empty());
+    }
+
+    #[test]
+    fn a_service_sharing_its_address_with_a_remaining_one_keeps_the_vip() {
+        let own = Ownership::all();
+        let before = desired(
+            &state(&["tcp://198.51.100.10:80", "udp://198.51.100.10:53"]),
+            &own,
+        );
+        let after = desired(&state(&["udp://198.51.100.10:53"]), &own);
+        assert!(plan("clusterf0", &after, &before).is_empty());
+    }
+}

@@ -1,0 +1,254 @@
+//! The daemon's VIP step (`apply --watch --vip-interface`) on the
+//! in-memory kernel, whose VIP interface journals every VIP change and
+//! every applied IPVS op in order: a real config directory watched with
+//! notify, the real metrics listener. The real kernel's interface is
+//! exercised in the VM: tests/vm/scenarios/vips.sh.
+
+#[path = "support/daemon.rs"]
+mod support_daemon;
+#[path = "support/http.rs"]
+mod support_http;
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use clap::Parser;
+use clusterf::cli::source::{ConfigArgs, OverlayArgs};
+use clusterf::cli::watch::{WatchArgs, resolve};
+use clusterf::daemon::{Daemon, MemoryKernel, Options};
+use clusterf::model::{Service, ServiceAttrs, ServiceKey};
+use clusterf::plan::Ownership;
+use support_daemon::{eventually, started};
+
+const V4: &str = "198.51.100.10";
+const V6: &str = "2001:db8::10";
+const SECOND: Duration = Duration::from_secs(10);
+
+#[derive(Parser)]
+struct Sources {
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[command(flatten)]
+    overlay: OverlayArgs,
+}
+
+fn options(dir: &Path, watch: WatchArgs) -> Options {
+    let argv = ["t", "--config-path", &dir.display().to_string()];
+    let s = Sources::try_parse_from(argv).expect("source args");
+    let mut opts = resolve(&s.config, &s.overlay, Default::default(), &watch).expect("options");
+    opts.backoff_initial = Duration::from_millis(50);
+    // 10.9.9.9, in the kernel, is not ours.
+    opts.ownership =
+        Ownership::parse(&["198.51.100.0/24".into(), "2001:db8::/64".into()], &[]).unwrap();
+    opts
+}
+
+fn watch_args() -> WatchArgs {
+    WatchArgs {
+        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+        resync: Duration::from_secs(3600),
+        vip_interface: Some("clusterf0".into()),
+        ..WatchArgs::default()
+    }
+}
+
+fn write_service(dir: &Path, name: &str, frontend: &str) {
+    let svc = dir.join("services").join(name);
+    std::fs::create_dir_all(&svc).unwrap();
+    std::fs::write(svc.join("frontend"), frontend).unwrap();
+}
+
+fn config_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_service(
+        dir.path(),
+        "web4",
+        &format!(r#"{{"ipv4": "{V4}", "tcp": 80}}"#),
+    );
+    write_service(
+        dir.path(),
+        "web6",
+        &format!(r#"{{"ipv6": "{V6}", "tcp": 443}}"#),
+    );
+    dir
+}
+
+/// A kernel holding a service that is not ours (outside --own).
+fn kernel() -> MemoryKernel {
+    let kernel = MemoryKernel::default();
+    let theirs: ServiceKey = "tcp://10.9.9.9:80".parse().unwrap();
+    let service = Service::new(ServiceAttrs::with_scheduler("wlc"));
+    kernel
+        .live
+        .lock()
+        .unwrap()
+        .state
+        .services
+        .insert(theirs, service);
+    kernel
+}
+
+fn vips(kernel: &MemoryKernel) -> BTreeSet<IpAddr> {
+    kernel.vips.lock().unwrap().addrs.clone()
+}
+
+fn ips(a: &[&str]) -> BTreeSet<IpAddr> {
+    a.iter().map(|a| a.parse().unwrap()).collect()
+}
+
+fn journal(kernel: &MemoryKernel) -> Vec<String> {
+    kernel.vips.lock().unwrap().journal.clone()
+}
+
+fn position(journal: &[String], line: &str) -> usize {
+    journal
+        .iter()
+        .position(|l| l == line)
+        .unwrap_or_else(|| panic!("no {line:?} in {journal:#?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vips_of_owned_services_come_after_their_service_and_go_before_it() {
+    let dir = config_dir();
+    let kernel = kernel();
+    let daemon = started(options(dir.path(), watch_args()), &kernel).await;
+    assert_eq!(vips(&kernel), ips(&[V4, V6]), "10.9.9.9 is not ours");
+    let j = journal(&kernel);
+    for (vip, service) in [
+        (V4, "tcp://198.51.100.10:80"),
+        (V6, "tcp://[2001:db8::10]:443"),
+    ] {
+        let added = position(&j, &format!("add service {service}"));
+        assert!(added < position(&j, &format!("+ vip {vip}")), "{j:#?}");
+    }
+    let text = tokio::task::spawn_blocking({
+        let d = daemon.metrics_addr().unwrap();
+        move || support_http::http(d, "GET", "/metrics").1
+    })
+    .await
+    .unwrap();
+    assert!(
+        text.contains("clusterf_vips{state=\"desired\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("clusterf_vips{state=\"present\"} 2"),
+        "{text}"
+    );
+
+    std::fs::remove_dir_all(dir.path().join("services/web4")).unwrap();
+    eventually(SECOND, "the VIP of the removed service gone", || {
+        vips(&kernel) == ips(&[V6])
+    })
+    .await;
+    eventually(SECOND, "the service gone", || {
+        kernel.table().services.len() == 2
+    })
+    .await;
+    let j = journal(&kernel);
+    let removed = position(&j, &format!("- vip {V4}"));
+    assert!(
+        removed < position(&j, "delete service tcp://198.51.100.10:80"),
+        "{j:#?}"
+    );
+    daemon.stop().await.unwrap();
+    assert_eq!(vips(&kernel), ips(&[V6]), "no --withdraw-on-exit: kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_with_nothing_changed_keeps_the_vips_and_withdraw_on_exit_removes_them() {
+    let dir = config_dir();
+    let kernel = kernel();
+    let daemon = started(options(dir.path(), watch_args()), &kernel).await;
+    daemon.stop().await.unwrap();
+    assert_eq!(vips(&kernel), ips(&[V4, V6]));
+
+    kernel.vips.lock().unwrap().journal.clear();
+    let mut args = watch_args();
+    args.withdraw_on_exit = true;
+    let daemon = started(options(dir.path(), args), &kernel).await;
+    assert_eq!(journal(&kernel), Vec::<String>::new(), "no flap on restart");
+    assert_eq!(vips(&kernel), ips(&[V4, V6]));
+    daemon.stop().await.unwrap();
+    assert_eq!(vips(&kernel), ips(&[]), "--withdraw-on-exit");
+    assert_eq!(kernel.table().services.len(), 3, "the services stay");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_static_past_withdraw_after_withdraws_and_the_next_good_pass_restores() {
+    let dir = config_dir();
+    let kernel = kernel();
+    let mut args = watch_args();
+    args.withdraw_after = Some(Duration::from_millis(400));
+    let daemon = started(options(dir.path(), args), &kernel).await;
+    assert_eq!(vips(&kernel), ips(&[V4, V6]));
+
+    let frontend = dir.path().join("services/web6/frontend");
+    std::fs::write(&frontend, "{not json").unwrap();
+    eventually(SECOND, "a failed pass", || {
+        daemon.status().passes_failed >= 1
+    })
+    .await;
+    assert_eq!(vips(&kernel), ips(&[V4, V6]), "fail static: kept at first");
+    let took = eventually(SECOND, "the withdrawal", || vips(&kernel).is_empty()).await;
+    assert!(
+        took >= Duration::from_millis(200),
+        "withdrawn after {took:?}"
+    );
+    assert_eq!(kernel.table().services.len(), 3, "the IPVS table stays");
+    let text = tokio::task::spawn_blocking({
+        let d = daemon.metrics_addr().unwrap();
+        move || support_http::http(d, "GET", "/metrics").1
+    })
+    .await
+    .unwrap();
+    assert!(text.contains("clusterf_vip_withdrawals_total 1"), "{text}");
+
+    std::fs::write(&frontend, format!(r#"{{"ipv6": "{V6}", "tcp": 443}}"#)).unwrap();
+    eventually(SECOND, "the VIPs back", || vips(&kernel) == ips(&[V4, V6])).await;
+    daemon.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interface_of_that_name_that_is_not_ours_stops_the_start_untouched() {
+    let dir = config_dir();
+    let kernel = kernel();
+    {
+        let mut v = kernel.vips.lock().unwrap();
+        v.name = Some("clusterf0".into());
+        v.foreign = true;
+        v.addrs = ips(&["192.0.2.1"]);
+    }
+    let err = match Daemon::start(options(dir.path(), watch_args()), Box::new(kernel.clone())).await
+    {
+        Ok(_) => panic!("started on an interface that is not ours"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("clusterf0") && err.contains("not ours"),
+        "{err}"
+    );
+    assert_eq!(vips(&kernel), ips(&["192.0.2.1"]));
+    assert_eq!(kernel.table().services.len(), 1, "nothing applied");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_on_exit_withdraws_each_vip_before_deleting_its_service() {
+    let dir = config_dir();
+    let kernel = kernel();
+    let mut args = watch_args();
+    args.flush_on_exit = true;
+    let daemon = started(options(dir.path(), args), &kernel).await;
+    assert_eq!(vips(&kernel), ips(&[V4, V6]));
+    daemon.stop().await.unwrap();
+    assert_eq!(vips(&kernel), ips(&[]));
+    assert_eq!(kernel.table().services.len(), 1, "only theirs is left");
+    let j = journal(&kernel);
+    let removed = position(&j, &format!("- vip {V4}"));
+    assert!(
+        removed < position(&j, "delete service tcp://198.51.100.10:80"),
+        "{j:#?}"
+    );
+}
