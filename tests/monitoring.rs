@@ -359,6 +359,7 @@ async fn busy_daemon(dir: &Path, kernel: &MemoryKernel) -> Daemon {
         drain_timeout: Duration::from_secs(60),
         metrics_per_dest: true,
         traffic_interval: Duration::from_millis(100),
+        vip_interface: Some("clusterf0".into()),
         ..WatchArgs::default()
     };
     let opts = resolve(&s.config, &s.overlay, Default::default(), &watch).expect("options");

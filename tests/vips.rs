@@ -153,6 +153,21 @@ async fn vips_of_owned_services_come_after_their_service_and_go_before_it() {
         removed < position(&j, "delete service tcp://198.51.100.10:80"),
         "{j:#?}"
     );
+    // The status page's last applied plan reads in the same order.
+    let page = tokio::task::spawn_blocking({
+        let d = daemon.metrics_addr().unwrap();
+        move || support_http::http(d, "GET", "/status.json").1
+    })
+    .await
+    .unwrap();
+    let plan: serde_json::Value = serde_json::from_str(&page).unwrap();
+    let text = plan["last_plan"]["text"].as_str().unwrap_or_default();
+    let vip_line = text.find(&format!("- vip {V4}/32 on "));
+    let service_line = text.find("- service tcp://198.51.100.10:80");
+    assert!(
+        vip_line.is_some() && vip_line < service_line,
+        "last plan: {text}"
+    );
     daemon.stop().await.unwrap();
     assert_eq!(vips(&kernel), ips(&[V6]), "no --withdraw-on-exit: kept");
 }

@@ -355,7 +355,10 @@ impl Pass {
         };
         // The VIPs around the IPVS ops: removals before, additions after.
         let vips = vips_before(self.vips.as_mut(), &planned.outcome.desired)?;
-        let applied = self.kernel.apply(planned)?;
+        let mut applied = self.kernel.apply(planned)?;
+        if let Some(v) = &vips {
+            applied.plan_text = v.around(applied.plan_text.as_deref());
+        }
         let added = vips_after(self.vips.as_mut(), vips);
         let report = self.record(applied, generation, &inputs, &input, now);
         added.map(|()| report)

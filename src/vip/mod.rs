@@ -75,6 +75,35 @@ impl VipPlan {
     }
 }
 
+impl VipPlan {
+    /// The whole applied plan in the order it is applied: the VIP
+    /// removals, the IPVS plan's text (`ipvs`, if any), the VIP additions.
+    /// `None` when there is nothing in either.
+    pub fn around(&self, ipvs: Option<&str>) -> Option<String> {
+        if self.is_empty() {
+            return ipvs.map(str::to_string);
+        }
+        let mut out = String::new();
+        let lines = self.lines();
+        let (removes, adds) = lines.split_at(self.remove.len());
+        for l in removes {
+            out.push_str(l);
+            out.push('\n');
+        }
+        if let Some(text) = ipvs {
+            out.push_str(text);
+            if !text.ends_with('\n') {
+                out.push('\n');
+            }
+        }
+        for l in adds {
+            out.push_str(l);
+            out.push('\n');
+        }
+        Some(out)
+    }
+}
+
 impl fmt::Display for VipPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for l in self.lines() {
@@ -142,6 +171,31 @@ mod tests {
             p.to_string(),
             "- vip 198.51.100.11/32 on clusterf0\n+ vip 2001:db8::10/128 on clusterf0\n"
         );
+    }
+
+    #[test]
+    fn the_applied_plan_reads_in_apply_order_removals_ipvs_additions() {
+        let p = VipPlan {
+            interface: "clusterf0".into(),
+            remove: vec!["10.0.0.9".parse().unwrap()],
+            add: vec!["2001:db8::1".parse().unwrap()],
+        };
+        let ipvs = "+ service tcp://[2001:db8::1]:80\n- service tcp://10.0.0.9:80\n";
+        assert_eq!(
+            p.around(Some(ipvs)).unwrap(),
+            format!("- vip 10.0.0.9/32 on clusterf0\n{ipvs}+ vip 2001:db8::1/128 on clusterf0\n")
+        );
+        assert_eq!(
+            p.around(None).unwrap(),
+            "- vip 10.0.0.9/32 on clusterf0\n+ vip 2001:db8::1/128 on clusterf0\n"
+        );
+        let none = VipPlan {
+            interface: "clusterf0".into(),
+            remove: Vec::new(),
+            add: Vec::new(),
+        };
+        assert_eq!(none.around(Some("x\n")).as_deref(), Some("x\n"));
+        assert_eq!(none.around(None), None);
     }
 
     #[test]
