@@ -168,6 +168,16 @@ async fn vips_of_owned_services_come_after_their_service_and_go_before_it() {
         vip_line.is_some() && vip_line < service_line,
         "last plan: {text}"
     );
+    // And it lists the interface's VIPs as the pass left them.
+    let rows = plan["vips"]["vips"].as_array().cloned().unwrap_or_default();
+    let shown: Vec<(String, bool, bool)> = rows
+        .iter()
+        .map(|r| {
+            let vip = r["vip"].as_str().unwrap_or_default().to_string();
+            (vip, r["desired"] == true, r["present"] == true)
+        })
+        .collect();
+    assert_eq!(shown, [(format!("{V6}/128"), true, true)], "{page}");
     daemon.stop().await.unwrap();
     assert_eq!(vips(&kernel), ips(&[V6]), "no --withdraw-on-exit: kept");
 }

@@ -49,15 +49,22 @@ impl PageSources {
             problems.extend(last.error.clone());
             problems.extend(last.diagnostics.iter().cloned());
         }
-        let (services, counters, last_plan, fleet, diagnostics) = match from_pass {
+        let (services, counters, last_plan, fleet, diagnostics, vips) = match from_pass {
             Some(p) => {
                 if !p.render_ok && problems.is_empty() {
                     problems.push("the last render of the config has errors".to_string());
                 }
                 let d = p.diagnostics;
-                (Some(p.services), p.counters, p.last_plan, p.fleet, d)
+                (
+                    Some(p.services),
+                    p.counters,
+                    p.last_plan,
+                    p.fleet,
+                    d,
+                    p.vips,
+                )
             }
-            None => (None, Default::default(), None, None, Vec::new()),
+            None => (None, Default::default(), None, None, Vec::new(), None),
         };
         let (checked, down) = self.checker.counts();
         Snapshot {
@@ -74,6 +81,7 @@ impl PageSources {
             last_plan,
             diagnostics,
             fleet,
+            vips,
         }
     }
 

@@ -33,7 +33,9 @@ use super::kernel::{ApplyFailure, Kernel};
 use super::state_file::save_drains;
 use super::status::StatusPublisher;
 use super::status_page::Query;
-use super::status_page::snapshot::{self, Counters, PlanText, ServiceInput, ServicePage};
+use super::status_page::snapshot::{
+    self, Counters, PlanText, ServiceInput, ServicePage, VipSection,
+};
 use super::sync::lock;
 use super::vips::VipStep;
 use crate::diag::Diagnostics;
@@ -81,6 +83,7 @@ pub struct PassPage {
     /// The current diagnostics, errors and warnings.
     pub diagnostics: Vec<String>,
     pub fleet: Option<fleet::Fleet>,
+    pub vips: Option<VipSection>,
     /// The last render had no error.
     pub render_ok: bool,
 }
@@ -571,6 +574,7 @@ impl Pass {
                 let alive = std::iter::once(id.clone()).collect();
                 fleet::view(&[(id, f.last.to_bytes())], &alive, None, now_ms)
             }),
+            vips: self.vips.as_ref().map(VipStep::section),
             render_ok,
         }
     }

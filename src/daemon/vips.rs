@@ -16,6 +16,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use tracing::info;
 
+use super::status_page::snapshot::{VipRow, VipSection};
 use crate::metrics::Metrics;
 use crate::model::IpvsState;
 use crate::netlink::rtnl::VipLink;
@@ -54,8 +55,10 @@ pub struct VipStep {
     link: Box<dyn VipInterface>,
     ownership: Ownership,
     metrics: Arc<Metrics>,
-    /// How many VIPs the last plan wanted.
-    desired: usize,
+    /// The VIPs the last plan wanted.
+    want: BTreeSet<IpAddr>,
+    /// The VIPs on the interface as last read or changed.
+    present: BTreeSet<IpAddr>,
 }
 
 impl VipStep {
@@ -64,7 +67,23 @@ impl VipStep {
             link,
             ownership,
             metrics,
-            desired: 0,
+            want: BTreeSet::new(),
+            present: BTreeSet::new(),
+        }
+    }
+
+    /// The interface as the step last knew it, for the status page.
+    pub fn section(&self) -> VipSection {
+        let all = self.want.union(&self.present);
+        VipSection {
+            interface: self.link.name().to_string(),
+            vips: all
+                .map(|a| VipRow {
+                    vip: vip::cidr(*a),
+                    desired: self.want.contains(a),
+                    present: self.present.contains(a),
+                })
+                .collect(),
         }
     }
 
@@ -81,8 +100,9 @@ impl VipStep {
                 plan.to_string().trim_end()
             );
         }
-        self.desired = want.len();
         self.metrics.vips(want.len(), present.len());
+        self.want = want;
+        self.present = present;
         Ok(plan)
     }
 
@@ -90,6 +110,7 @@ impl VipStep {
     pub fn remove(&mut self, plan: &VipPlan) -> Result<()> {
         for a in &plan.remove {
             self.link.remove(*a)?;
+            self.present.remove(a);
         }
         Ok(())
     }
@@ -98,9 +119,10 @@ impl VipStep {
     pub fn add(&mut self, plan: &VipPlan) -> Result<()> {
         for a in &plan.add {
             self.link.add(*a)?;
+            self.present.insert(*a);
         }
         // Every desired VIP was there or has just been added.
-        self.metrics.vips(self.desired, self.desired);
+        self.metrics.vips(self.want.len(), self.want.len());
         Ok(())
     }
 
@@ -112,8 +134,9 @@ impl VipStep {
             info!("withdrawing the VIPs\n{}", plan.to_string().trim_end());
         }
         let r = self.remove(&plan);
-        let left = self.link.read().map(|p| p.len()).unwrap_or(present.len());
-        self.metrics.vips_withdrawn(left);
+        let left = self.link.read().unwrap_or(present);
+        self.metrics.vips_withdrawn(left.len());
+        self.present = left;
         r.map(|()| plan.remove.len())
     }
 }

@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use super::snapshot::{DestRow, LastPass, Query, ServicePage, ServiceRow, Snapshot};
+use super::snapshot::{DestRow, LastPass, Query, ServicePage, ServiceRow, Snapshot, VipSection};
 use crate::fleet::Fleet;
 use crate::fleet::view::age;
 use crate::model::traffic::Traffic;
@@ -45,6 +45,9 @@ pub fn render(s: &Snapshot) -> String {
     banner(&mut out, &s.problems);
     last_pass(&mut out, s.last_pass.as_ref(), s.now_ms);
     sources(&mut out, s);
+    if let Some(v) = &s.vips {
+        vips(&mut out, v);
+    }
     services(&mut out, s);
     diagnostics(&mut out, &s.diagnostics);
     plan(&mut out, s);
@@ -203,6 +206,30 @@ fn services(out: &mut String, s: &Snapshot) {
     }
     out.push_str("</table></div>");
     pager(out, page, &s.query);
+}
+
+/// The VIP interface's addresses: on it and wanted, missing (wanted, not
+/// on it: not added yet, or withdrawn), or leaving (on it, not wanted).
+fn vips(out: &mut String, v: &VipSection) {
+    let _ = write!(out, "<h2 id=\"vips\">VIPs on {}</h2>", esc(&v.interface));
+    if v.vips.is_empty() {
+        out.push_str("<p>No VIP: no owned service has an address.</p>");
+        return;
+    }
+    out.push_str("<div class=\"wrap\"><table><tr><th>VIP</th><th>state</th></tr>");
+    for r in &v.vips {
+        let (class, state) = match (r.desired, r.present) {
+            (true, true) => ("ok", "present"),
+            (true, false) => ("bad", "missing"),
+            (false, _) => ("warn", "leaving"),
+        };
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td class=\"{class}\">{state}</td></tr>",
+            esc(&r.vip)
+        );
+    }
+    out.push_str("</table></div>\n");
 }
 
 fn search_form(out: &mut String, q: &Query) {
@@ -464,7 +491,7 @@ pub fn utc(ms: u64) -> String {
 mod tests {
     use super::*;
     use crate::daemon::status_page::snapshot::{
-        Counters, DrainInfo, HealthSummary, PlanText, SourceRow,
+        Counters, DrainInfo, HealthSummary, PlanText, SourceRow, VipRow,
     };
     use crate::model::Provenance;
 
@@ -538,7 +565,36 @@ mod tests {
             last_plan: Some(PlanText::of(EVIL, 0)),
             diagnostics: vec![EVIL.into()],
             fleet: None,
+            vips: None,
         }
+    }
+
+    #[test]
+    fn the_vip_interface_lists_each_vip_present_missing_or_leaving() {
+        let mut s = snapshot();
+        assert!(!render(&s).contains("id=\"vips\""));
+        let row = |vip: &str, desired, present| VipRow {
+            vip: vip.into(),
+            desired,
+            present,
+        };
+        s.vips = Some(VipSection {
+            interface: EVIL.into(),
+            vips: vec![
+                row("198.51.100.10/32", true, true),
+                row("2001:db8::10/128", true, false),
+                row("198.51.100.99/32", false, true),
+            ],
+        });
+        let html = render(&s);
+        for want in [
+            "<td>198.51.100.10/32</td><td class=\"ok\">present</td>",
+            "<td>2001:db8::10/128</td><td class=\"bad\">missing</td>",
+            "<td>198.51.100.99/32</td><td class=\"warn\">leaving</td>",
+        ] {
+            assert!(html.contains(want), "no {want} in {html}");
+        }
+        assert!(html.contains(&format!("VIPs on {EVIL_ESCAPED}")));
     }
 
     #[test]

@@ -157,6 +157,26 @@ pub struct Snapshot {
     /// This frontend's fleet status record, as `clusterf status` shows a
     /// row (`None` without `--frontend-id`).
     pub fleet: Option<Fleet>,
+    /// The VIP interface (`--vip-interface`), as the last pass left it.
+    pub vips: Option<VipSection>,
+}
+
+/// The VIPs of the VIP interface: those the owned services want and those
+/// on it, as the last pass (or withdrawal) left them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct VipSection {
+    pub interface: String,
+    pub vips: Vec<VipRow>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VipRow {
+    /// `198.51.100.10/32`.
+    pub vip: String,
+    /// An owned service has this address.
+    pub desired: bool,
+    /// On the interface.
+    pub present: bool,
 }
 
 /// The last pass, ok or failed.
