@@ -7,6 +7,9 @@
 //! Without the etcd binary these tests fail when `CI` is set and print a
 //! loud SKIP otherwise.
 
+#[path = "support/daemon.rs"]
+mod support_daemon;
+use support_daemon::Sources;
 #[path = "support/etcd.rs"]
 mod support;
 
@@ -349,21 +352,12 @@ fn in_sync(etcd: &Etcd) -> bool {
 // --- daemons publishing their own records ---------------------------------------
 
 use clap::Parser;
-use clusterf::cli::source::{ConfigArgs, OverlayArgs};
 use clusterf::cli::watch::{WatchArgs, resolve};
 use clusterf::daemon::options::FleetOptions;
 use clusterf::daemon::{Daemon, MemoryKernel, Options};
 use clusterf::plan::Ownership;
 use clusterf::source::etcd::watch::Tuning;
 use std::path::Path;
-
-#[derive(Parser)]
-struct Sources {
-    #[command(flatten)]
-    config: ConfigArgs,
-    #[command(flatten)]
-    overlay: OverlayArgs,
-}
 
 /// A daemon's options: `source` args (config and overlay flags), quick
 /// timings, the frontend id, `own` as `--own`, a status TTL of `ttl`.

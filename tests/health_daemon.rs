@@ -16,31 +16,22 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use clap::Parser;
-use clusterf::cli::source::{ConfigArgs, OverlayArgs};
-use clusterf::cli::watch::{WatchArgs, resolve};
+use clusterf::cli::watch::WatchArgs;
 use clusterf::daemon::{Daemon, MemoryKernel, Options};
 use clusterf::model::IpvsState;
-use support_daemon::{eventually, started};
-
-#[derive(Parser)]
-struct Sources {
-    #[command(flatten)]
-    config: ConfigArgs,
-    #[command(flatten)]
-    overlay: OverlayArgs,
-}
+use support_daemon::{Sources, eventually, started};
 
 fn options(config_dir: &Path, panic_percent: u8) -> Options {
-    let argv = ["t", "--config-path", &config_dir.display().to_string()];
-    let s = Sources::try_parse_from(argv).expect("source args");
     let watch = WatchArgs {
         metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
         resync: Duration::from_secs(3600),
         health_panic_percent: panic_percent,
         ..WatchArgs::default()
     };
-    let mut opts = resolve(&s.config, &s.overlay, Default::default(), &watch).expect("options");
+    let mut opts = Sources::options(
+        &["--config-path", &config_dir.display().to_string()],
+        &watch,
+    );
     opts.backoff_initial = Duration::from_millis(100);
     opts
 }

@@ -7,6 +7,9 @@
 //! a health-checked service on loopback, a drain), while the dashboard
 //! shows every series the daemon exports.
 
+#[path = "support/daemon.rs"]
+mod support_daemon;
+use support_daemon::Sources;
 #[path = "support/http.rs"]
 mod support_http;
 
@@ -16,9 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
-use clusterf::cli::source::{ConfigArgs, OverlayArgs};
-use clusterf::cli::watch::{WatchArgs, resolve};
+use clusterf::cli::watch::WatchArgs;
 use clusterf::daemon::{Daemon, MemoryKernel};
 use clusterf::model::{DestStats, ServiceKey};
 use serde::Deserialize;
@@ -337,22 +338,12 @@ async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-#[derive(Parser)]
-struct Sources {
-    #[command(flatten)]
-    config: ConfigArgs,
-    #[command(flatten)]
-    overlay: OverlayArgs,
-}
-
 /// A daemon on the in-memory kernel with a health-checked service of two
 /// backends, one of which then leaves with a connection open and drains
 /// until it closes: every series has been set at least once.
 async fn busy_daemon(dir: &Path, kernel: &MemoryKernel) -> Daemon {
     let (a, b) = (healthy_backend().await, healthy_backend().await);
     write_service(dir, &[a, b]);
-    let argv = ["t", "--config-path", &dir.display().to_string()];
-    let s = Sources::try_parse_from(argv).expect("source args");
     let watch = WatchArgs {
         metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
         resync: Duration::from_secs(3600),
@@ -362,7 +353,7 @@ async fn busy_daemon(dir: &Path, kernel: &MemoryKernel) -> Daemon {
         vip_interface: Some("clusterf0".into()),
         ..WatchArgs::default()
     };
-    let opts = resolve(&s.config, &s.overlay, Default::default(), &watch).expect("options");
+    let opts = Sources::options(&["--config-path", &dir.display().to_string()], &watch);
     let daemon = Daemon::start(opts, Box::new(kernel.clone())).await.unwrap();
     eventually("both dests checked", || {
         let text = daemon.metrics().render(0.0);

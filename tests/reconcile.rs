@@ -18,25 +18,16 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use clusterf::cli::source::{ConfigArgs, OverlayArgs};
 use clusterf::cli::watch::{WatchArgs, resolve};
 use clusterf::daemon::{Daemon, MemoryKernel, Options};
 use clusterf::model::{DestStats, IpvsState};
 use clusterf::source::etcd::watch::Tuning;
 use support::Etcd;
-use support_daemon::{eventually, started};
+use support_daemon::{Sources, eventually, started};
 use support_http::http;
 
 const FRONTEND: &str = r#"{"ipv4": "10.107.107.107", "tcp": 1337}"#;
 const VIP: &str = "tcp://10.107.107.107:1337";
-
-#[derive(Parser)]
-struct Sources {
-    #[command(flatten)]
-    config: ConfigArgs,
-    #[command(flatten)]
-    overlay: OverlayArgs,
-}
 
 fn options(config_dir: &Path, etcd: Option<&Etcd>, watch: WatchArgs) -> Options {
     let mut argv = vec![
@@ -1126,14 +1117,7 @@ async fn a_git_hook_polls_the_repository_now() {
     git(r, &["add", "."]);
     git(r, &["commit", "-q", "-m", "frontend"]);
 
-    #[derive(Parser)]
-    struct Repo {
-        #[command(flatten)]
-        config: ConfigArgs,
-        #[command(flatten)]
-        overlay: OverlayArgs,
-    }
-    let s = Repo::try_parse_from([
+    let s = Sources::try_parse_from([
         "t",
         "--config-repo",
         &r.display().to_string(),

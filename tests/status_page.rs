@@ -13,6 +13,7 @@
 mod support;
 #[path = "support/daemon.rs"]
 mod support_daemon;
+use support_daemon::Sources;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -21,7 +22,6 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use clap::Parser;
-use clusterf::cli::source::{ConfigArgs, OverlayArgs};
 use clusterf::cli::watch::{WatchArgs, resolve};
 use clusterf::daemon::{Daemon, MemoryKernel, Options};
 use clusterf::model::traffic::Traffic;
@@ -34,14 +34,6 @@ use support_daemon::eventually;
 /// the page must show it as text.
 const INJECTION: &str = "<img src=x onerror=alert(1)>";
 const WEB: &str = "tcp://10.107.107.107:80";
-
-#[derive(Parser)]
-struct Sources {
-    #[command(flatten)]
-    config: ConfigArgs,
-    #[command(flatten)]
-    overlay: OverlayArgs,
-}
 
 fn options(config_dir: &Path, etcd: &Etcd, state: &Path) -> Options {
     let argv = [
@@ -483,14 +475,15 @@ async fn a_dest_down_for_health_shows_drained_and_why() {
         ),
     )
     .unwrap();
-    let argv = ["t", "--config-path", &dir.path().display().to_string()];
-    let s = Sources::try_parse_from(argv).expect("source args");
     let watch = WatchArgs {
         metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
         resync: Duration::from_secs(3600),
         ..WatchArgs::default()
     };
-    let opts = resolve(&s.config, &s.overlay, Default::default(), &watch).expect("options");
+    let opts = Sources::options(
+        &["--config-path", &dir.path().display().to_string()],
+        &watch,
+    );
     let kernel = MemoryKernel::default();
     let daemon = support_daemon::started(opts, &kernel).await;
     let addr = daemon.metrics_addr().unwrap();

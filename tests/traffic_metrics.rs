@@ -12,26 +12,17 @@ mod support_http;
 use std::path::Path;
 use std::time::Duration;
 
-use clap::Parser;
-use clusterf::cli::source::{ConfigArgs, OverlayArgs};
-use clusterf::cli::watch::{WatchArgs, resolve};
+use clusterf::cli::watch::WatchArgs;
 use clusterf::daemon::{MemoryKernel, Options};
 use clusterf::model::ServiceKey;
 use clusterf::model::traffic::Traffic;
-use support_daemon::{eventually, started};
-
-#[derive(Parser)]
-struct Sources {
-    #[command(flatten)]
-    config: ConfigArgs,
-    #[command(flatten)]
-    overlay: OverlayArgs,
-}
+use support_daemon::{Sources, eventually, started};
 
 fn options(config_dir: &Path, watch: WatchArgs) -> Options {
-    let argv = ["t", "--config-path", &config_dir.display().to_string()];
-    let s = Sources::try_parse_from(argv).expect("source args");
-    resolve(&s.config, &s.overlay, Default::default(), &watch).expect("options")
+    Sources::options(
+        &["--config-path", &config_dir.display().to_string()],
+        &watch,
+    )
 }
 
 fn watch_args(per_dest: bool) -> WatchArgs {

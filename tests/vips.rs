@@ -14,30 +14,18 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use clap::Parser;
-use clusterf::cli::source::{ConfigArgs, OverlayArgs};
-use clusterf::cli::watch::{WatchArgs, resolve};
+use clusterf::cli::watch::WatchArgs;
 use clusterf::daemon::{Daemon, MemoryKernel, Options};
 use clusterf::model::{Service, ServiceAttrs, ServiceKey};
 use clusterf::plan::Ownership;
-use support_daemon::{eventually, started};
+use support_daemon::{Sources, eventually, started};
 
 const V4: &str = "198.51.100.10";
 const V6: &str = "2001:db8::10";
 const SECOND: Duration = Duration::from_secs(10);
 
-#[derive(Parser)]
-struct Sources {
-    #[command(flatten)]
-    config: ConfigArgs,
-    #[command(flatten)]
-    overlay: OverlayArgs,
-}
-
 fn options(dir: &Path, watch: WatchArgs) -> Options {
-    let argv = ["t", "--config-path", &dir.display().to_string()];
-    let s = Sources::try_parse_from(argv).expect("source args");
-    let mut opts = resolve(&s.config, &s.overlay, Default::default(), &watch).expect("options");
+    let mut opts = Sources::options(&["--config-path", &dir.display().to_string()], &watch);
     opts.backoff_initial = Duration::from_millis(50);
     // 10.9.9.9, in the kernel, is not ours.
     opts.ownership =
