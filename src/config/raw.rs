@@ -71,29 +71,7 @@ pub(super) const ROUTE_METHODS: &[&str; 4] = &["masq", "droute", "tunnel", "none
 #[serde(deny_unknown_fields)]
 // At least one address and one port, and a null one does not count; or at
 // least one fwmark and no address or port.
-#[schemars(extend("anyOf" = [
-    {
-        "anyOf": [
-            {"required": ["ipv4"], "properties": {"ipv4": {"type": "string"}}},
-            {"required": ["ipv6"], "properties": {"ipv6": {"type": "string"}}},
-        ],
-        "allOf": [{"anyOf": [
-            {"required": ["tcp"], "properties": {"tcp": {"type": "integer"}}},
-            {"required": ["udp"], "properties": {"udp": {"type": "integer"}}},
-        ]}],
-        "properties": {"fwmark_ipv4": {"type": "null"}, "fwmark_ipv6": {"type": "null"}},
-    },
-    {
-        "anyOf": [
-            {"required": ["fwmark_ipv4"], "properties": {"fwmark_ipv4": {"type": "integer"}}},
-            {"required": ["fwmark_ipv6"], "properties": {"fwmark_ipv6": {"type": "integer"}}},
-        ],
-        "properties": {
-            "ipv4": {"type": "null"}, "ipv6": {"type": "null"},
-            "tcp": {"type": "null"}, "udp": {"type": "null"},
-        },
-    },
-]))]
+#[schemars(transform = frontend_schema)]
 pub(super) struct RawFrontend {
     /// IPv4 virtual address.
     #[schemars(with = "Option<Ipv4Addr>")]
@@ -642,6 +620,89 @@ impl JsonSchema for SchedulerFlagList {
 #[allow(dead_code)]
 struct SchedulerName(String);
 
+/// The two shapes of a frontend, for its schema: at least one address and
+/// one port (a null one does not count), or at least one fwmark and no
+/// address or port.
+fn frontend_shapes() -> serde_json::Value {
+    serde_json::json!([
+        {
+            "anyOf": [
+                {"required": ["ipv4"], "properties": {"ipv4": {"type": "string"}}},
+                {"required": ["ipv6"], "properties": {"ipv6": {"type": "string"}}},
+            ],
+            "allOf": [{"anyOf": [
+                {"required": ["tcp"], "properties": {"tcp": {"type": "integer"}}},
+                {"required": ["udp"], "properties": {"udp": {"type": "integer"}}},
+            ]}],
+            "properties": {"fwmark_ipv4": {"type": "null"}, "fwmark_ipv6": {"type": "null"}},
+        },
+        {
+            "anyOf": [
+                {"required": ["fwmark_ipv4"], "properties": {"fwmark_ipv4": {"type": "integer"}}},
+                {"required": ["fwmark_ipv6"], "properties": {"fwmark_ipv6": {"type": "integer"}}},
+            ],
+            "properties": {
+                "ipv4": {"type": "null"}, "ipv6": {"type": "null"},
+                "tcp": {"type": "null"}, "udp": {"type": "null"},
+            },
+        },
+    ])
+}
+
+/// The service options' rules, for a schema: persistence options need
+/// persistence; one-packet scheduling and the persistence engine need a
+/// UDP or fwmark service (`ports` says where the frontend's keys are);
+/// scheduler flags name their scheduler (null is no value, as everywhere).
+fn option_rules(ports: impl FnOnce(serde_json::Value) -> serde_json::Value) -> serde_json::Value {
+    let udp_or_fwmark = serde_json::json!({"anyOf": [
+        {"required": ["udp"], "properties": {"udp": {"type": "integer"}}},
+        {"required": ["fwmark_ipv4"], "properties": {"fwmark_ipv4": {"type": "integer"}}},
+        {"required": ["fwmark_ipv6"], "properties": {"fwmark_ipv6": {"type": "integer"}}},
+    ]});
+    let flags_need = |prefix: &str, scheduler: &str| {
+        serde_json::json!({
+            "if": {"required": ["scheduler_flags"], "properties": {"scheduler_flags": {"type": "string", "pattern": prefix}}},
+            "then": {"required": ["scheduler"], "properties": {"scheduler": {"const": scheduler}}}
+        })
+    };
+    serde_json::json!([
+        {
+            "if": {"anyOf": [
+                {"required": ["persistence_netmask_ipv4"], "properties": {"persistence_netmask_ipv4": {"type": "integer"}}},
+                {"required": ["persistence_netmask_ipv6"], "properties": {"persistence_netmask_ipv6": {"type": "integer"}}},
+                {"required": ["persistence_engine"], "properties": {"persistence_engine": {"type": "string"}}},
+            ]},
+            "then": {"required": ["persistence"], "properties": {"persistence": {"type": "integer"}}}
+        },
+        {
+            "if": {"anyOf": [
+                {"required": ["ops"], "properties": {"ops": {"const": true}}},
+                {"required": ["persistence_engine"], "properties": {"persistence_engine": {"type": "string"}}},
+            ]},
+            "then": ports(udp_or_fwmark)
+        },
+        flags_need("sh-", "sh"),
+        flags_need("mh-", "mh"),
+    ])
+}
+
+fn frontend_schema(schema: &mut schemars::Schema) {
+    schema.insert("anyOf".into(), frontend_shapes());
+}
+
+/// The YAML service: its frontend's keys are under `frontend`.
+fn service_schema(schema: &mut schemars::Schema) {
+    let rules = option_rules(|p| serde_json::json!({"properties": {"frontend": p}}));
+    schema.insert("allOf".into(), rules);
+}
+
+/// The JSON layout's frontend file holds the frontend's keys and the
+/// service's options side by side.
+fn json_frontend_schema(schema: &mut schemars::Schema) {
+    schema.insert("anyOf".into(), frontend_shapes());
+    schema.insert("allOf".into(), option_rules(|p| p));
+}
+
 /// A service: `services/<name>.yaml`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -649,35 +710,7 @@ struct SchedulerName(String);
 // Persistence options need persistence; one-packet scheduling and the
 // persistence engine need a UDP or fwmark service; scheduler flags name
 // their scheduler (null is no value, as everywhere).
-#[schemars(extend("allOf" = [
-    {
-        "if": {"anyOf": [
-            {"required": ["persistence_netmask_ipv4"], "properties": {"persistence_netmask_ipv4": {"type": "integer"}}},
-            {"required": ["persistence_netmask_ipv6"], "properties": {"persistence_netmask_ipv6": {"type": "integer"}}},
-            {"required": ["persistence_engine"], "properties": {"persistence_engine": {"type": "string"}}},
-        ]},
-        "then": {"required": ["persistence"], "properties": {"persistence": {"type": "integer"}}}
-    },
-    {
-        "if": {"anyOf": [
-            {"required": ["ops"], "properties": {"ops": {"const": true}}},
-            {"required": ["persistence_engine"], "properties": {"persistence_engine": {"type": "string"}}},
-        ]},
-        "then": {"properties": {"frontend": {"anyOf": [
-            {"required": ["udp"], "properties": {"udp": {"type": "integer"}}},
-            {"required": ["fwmark_ipv4"], "properties": {"fwmark_ipv4": {"type": "integer"}}},
-            {"required": ["fwmark_ipv6"], "properties": {"fwmark_ipv6": {"type": "integer"}}},
-        ]}}}
-    },
-    {
-        "if": {"required": ["scheduler_flags"], "properties": {"scheduler_flags": {"type": "string", "pattern": "sh-"}}},
-        "then": {"required": ["scheduler"], "properties": {"scheduler": {"const": "sh"}}}
-    },
-    {
-        "if": {"required": ["scheduler_flags"], "properties": {"scheduler_flags": {"type": "string", "pattern": "mh-"}}},
-        "then": {"required": ["scheduler"], "properties": {"scheduler": {"const": "mh"}}}
-    },
-]))]
+#[schemars(transform = service_schema)]
 pub(super) struct RawServiceFile {
     /// Virtual addresses and ports; every address x port becomes an IPVS service.
     #[schemars(with = "RawFrontend")]
@@ -724,58 +757,7 @@ pub(super) struct RawServiceFile {
 // As a YAML frontend and service: addresses and ports, or fwmarks; the
 // persistence options need persistence; ops and the engine a UDP port or
 // an fwmark; scheduler flags their scheduler.
-#[schemars(extend("anyOf" = [
-    {
-        "anyOf": [
-            {"required": ["ipv4"], "properties": {"ipv4": {"type": "string"}}},
-            {"required": ["ipv6"], "properties": {"ipv6": {"type": "string"}}},
-        ],
-        "allOf": [{"anyOf": [
-            {"required": ["tcp"], "properties": {"tcp": {"type": "integer"}}},
-            {"required": ["udp"], "properties": {"udp": {"type": "integer"}}},
-        ]}],
-        "properties": {"fwmark_ipv4": {"type": "null"}, "fwmark_ipv6": {"type": "null"}},
-    },
-    {
-        "anyOf": [
-            {"required": ["fwmark_ipv4"], "properties": {"fwmark_ipv4": {"type": "integer"}}},
-            {"required": ["fwmark_ipv6"], "properties": {"fwmark_ipv6": {"type": "integer"}}},
-        ],
-        "properties": {
-            "ipv4": {"type": "null"}, "ipv6": {"type": "null"},
-            "tcp": {"type": "null"}, "udp": {"type": "null"},
-        },
-    },
-]))]
-#[schemars(extend("allOf" = [
-    {
-        "if": {"anyOf": [
-            {"required": ["persistence_netmask_ipv4"], "properties": {"persistence_netmask_ipv4": {"type": "integer"}}},
-            {"required": ["persistence_netmask_ipv6"], "properties": {"persistence_netmask_ipv6": {"type": "integer"}}},
-            {"required": ["persistence_engine"], "properties": {"persistence_engine": {"type": "string"}}},
-        ]},
-        "then": {"required": ["persistence"], "properties": {"persistence": {"type": "integer"}}}
-    },
-    {
-        "if": {"anyOf": [
-            {"required": ["ops"], "properties": {"ops": {"const": true}}},
-            {"required": ["persistence_engine"], "properties": {"persistence_engine": {"type": "string"}}},
-        ]},
-        "then": {"anyOf": [
-            {"required": ["udp"], "properties": {"udp": {"type": "integer"}}},
-            {"required": ["fwmark_ipv4"], "properties": {"fwmark_ipv4": {"type": "integer"}}},
-            {"required": ["fwmark_ipv6"], "properties": {"fwmark_ipv6": {"type": "integer"}}},
-        ]}
-    },
-    {
-        "if": {"required": ["scheduler_flags"], "properties": {"scheduler_flags": {"type": "string", "pattern": "sh-"}}},
-        "then": {"required": ["scheduler"], "properties": {"scheduler": {"const": "sh"}}}
-    },
-    {
-        "if": {"required": ["scheduler_flags"], "properties": {"scheduler_flags": {"type": "string", "pattern": "mh-"}}},
-        "then": {"required": ["scheduler"], "properties": {"scheduler": {"const": "mh"}}}
-    },
-]))]
+#[schemars(transform = json_frontend_schema)]
 #[allow(dead_code)]
 struct RawJsonFrontendFile {
     /// IPv4 virtual address.
