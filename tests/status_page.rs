@@ -88,6 +88,13 @@ async fn put(etcd: &Etcd, key: &str, value: &str) {
         .unwrap();
 }
 
+/// Puts each (key, address, port) backend, in order.
+async fn put_backends(etcd: &Etcd, backends: &[(&str, &str, u16)]) {
+    for (key, ip, port) in backends {
+        put(etcd, key, &backend(ip, *port)).await;
+    }
+}
+
 async fn delete(etcd: &Etcd, key: &str) {
     etcd.client()
         .await
@@ -213,28 +220,14 @@ async fn chromium_shows_services_a_drain_and_the_error_banner_and_the_injection_
     let Some(chromium) = chromium() else { return };
     let dir = config_dir();
     let state = tempfile::tempdir().unwrap();
-    put(
+    put_backends(
         &etcd,
-        "services/web/backends/web-1",
-        &backend("10.3.107.1", 8080),
-    )
-    .await;
-    put(
-        &etcd,
-        "services/web/backends/web-2",
-        &backend("10.3.107.2", 8080),
-    )
-    .await;
-    put(
-        &etcd,
-        "services/web/backends/web-3",
-        &backend("10.3.107.3", 8080),
-    )
-    .await;
-    put(
-        &etcd,
-        "services/api/backends/api-1",
-        &backend("10.3.108.1", 8443),
+        &[
+            ("services/web/backends/web-1", "10.3.107.1", 8080),
+            ("services/web/backends/web-2", "10.3.107.2", 8080),
+            ("services/web/backends/web-3", "10.3.107.3", 8080),
+            ("services/api/backends/api-1", "10.3.108.1", 8443),
+        ],
     )
     .await;
     let injected = format!("services/web/backends/{INJECTION}");
@@ -366,16 +359,12 @@ async fn the_json_takes_the_same_query_and_both_are_served_with_strict_headers()
     let Some(etcd) = Etcd::start() else { return };
     let dir = config_dir();
     let state = tempfile::tempdir().unwrap();
-    put(
+    put_backends(
         &etcd,
-        "services/web/backends/web-1",
-        &backend("10.3.107.1", 8080),
-    )
-    .await;
-    put(
-        &etcd,
-        "services/api/backends/api-1",
-        &backend("10.3.108.1", 8443),
+        &[
+            ("services/web/backends/web-1", "10.3.107.1", 8080),
+            ("services/api/backends/api-1", "10.3.108.1", 8443),
+        ],
     )
     .await;
     let kernel = MemoryKernel::default();
