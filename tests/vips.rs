@@ -225,6 +225,42 @@ async fn fail_static_past_withdraw_after_withdraws_and_the_next_good_pass_restor
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_the_kernel_refuses_neither_holds_back_other_vips_nor_withdraws_them() {
+    let dir = config_dir();
+    let kernel = kernel();
+    let mut args = watch_args();
+    args.withdraw_after = Some(Duration::from_millis(300));
+    let daemon = started(options(dir.path(), args), &kernel).await;
+    assert_eq!(vips(&kernel), ips(&[V4, V6]));
+
+    // Every op of `bad` is refused, as the kernel refuses an address it
+    // cannot use; `new` comes with it.
+    let bad: ServiceKey = "tcp://198.51.100.30:80".parse().unwrap();
+    kernel.refuse.lock().unwrap().insert(bad);
+    write_service(dir.path(), "bad", r#"{"ipv4": "198.51.100.30", "tcp": 80}"#);
+    write_service(dir.path(), "new", r#"{"ipv4": "198.51.100.20", "tcp": 80}"#);
+    let all = ips(&[V4, V6, "198.51.100.20"]);
+    eventually(SECOND, "the new service's VIP", || vips(&kernel) == all).await;
+    eventually(SECOND, "a pass failed for the refused service", || {
+        daemon.status().passes_failed >= 1
+    })
+    .await;
+    // Well past --withdraw-after, passes still failing for `bad` alone.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let failed = daemon.status().passes_failed;
+    assert!(failed >= 2, "the refused service keeps failing: {failed}");
+    assert_eq!(vips(&kernel), all, "nothing withdrawn, bad's VIP not added");
+
+    kernel.refuse.lock().unwrap().clear();
+    let with_bad = ips(&[V4, V6, "198.51.100.20", "198.51.100.30"]);
+    eventually(SECOND, "bad's VIP once it applies", || {
+        vips(&kernel) == with_bad
+    })
+    .await;
+    daemon.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interface_of_that_name_that_is_not_ours_stops_the_start_untouched() {
     let dir = config_dir();
     let kernel = kernel();

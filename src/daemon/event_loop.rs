@@ -220,7 +220,11 @@ impl EventLoop {
                 input,
             } => {
                 running.pass_running = false;
-                running.vips.pass_done(result.is_ok(), self.now());
+                // Only fail static counts toward a withdrawal: not a pass
+                // whose plan was applied but for the services the kernel
+                // refused (one bad backend must not withdraw every VIP).
+                let applied = result.as_ref().map_or_else(|f| !f.is_static(), |_| true);
+                running.vips.pass_done(applied, self.now());
                 self.pass_done(result, took, changed_at, input)
             }
             Msg::GitPolled(Ok(new_commit)) => {

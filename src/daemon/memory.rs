@@ -29,6 +29,9 @@ pub struct MemoryKernel {
     pub traffic: Arc<Mutex<TrafficTable>>,
     /// The VIP interface, one per kernel.
     pub vips: Arc<Mutex<MemoryVips>>,
+    /// Services whose every op this kernel refuses (as the kernel refuses
+    /// an address it cannot use), for tests of partial applies.
+    pub refuse: Arc<Mutex<BTreeSet<ServiceKey>>>,
 }
 
 /// The memory kernel's VIP interface.
@@ -117,7 +120,13 @@ impl Kernel for MemoryKernel {
             if failed.iter().any(|(s, _)| s == op.service()) {
                 continue;
             }
-            match op.apply_to(&mut live.state) {
+            let refused = lock(&self.refuse).contains(op.service());
+            let outcome = if refused {
+                Err(format!("{}: refused (MemoryKernel::refuse)", op.service()))
+            } else {
+                op.apply_to(&mut live.state)
+            };
+            match outcome {
                 Ok(()) => {
                     applied[i] = true;
                     let mut vips = lock(&self.vips);

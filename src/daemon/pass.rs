@@ -14,8 +14,8 @@
 //! Fail static: a pass that fails before the apply changes nothing in the
 //! kernel.
 
-use std::collections::BTreeSet;
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,7 +51,7 @@ use crate::reconcile::{Source, Trigger};
 use crate::render::memo::Memo;
 use crate::source;
 use crate::tree::Tree;
-use crate::vip::VipPlan;
+use crate::vip::{self, VipPlan};
 
 /// A successful pass.
 #[derive(Debug, Clone)]
@@ -96,6 +96,19 @@ pub struct PassFailure {
     /// An invalid config: its first errors, as `validate` prints them
     /// (empty for every other failure).
     pub diagnostics: Vec<String>,
+    /// An apply the kernel refused ops of: the services that failed (the
+    /// rest of the plan was applied). Empty for every other failure.
+    pub refused: Vec<ServiceKey>,
+}
+
+impl PassFailure {
+    /// Whether the kernel was left behind the desired state as a whole (a
+    /// source, the planner or the kernel failed): fail static, as
+    /// `reconcile::withdraw` counts it. Not when only some services' ops
+    /// were refused and the rest of the plan was applied.
+    pub fn is_static(&self) -> bool {
+        self.refused.is_empty()
+    }
 }
 
 fn fail(source: Source) -> impl Fn(anyhow::Error) -> PassFailure {
@@ -103,6 +116,7 @@ fn fail(source: Source) -> impl Fn(anyhow::Error) -> PassFailure {
         source,
         error: format_error(&e),
         diagnostics: Vec::new(),
+        refused: Vec::new(),
     }
 }
 
@@ -358,7 +372,16 @@ impl Pass {
         };
         // The VIPs around the IPVS ops: removals before, additions after.
         let vips = vips_before(self.vips.as_mut(), &planned.outcome.desired)?;
-        let mut applied = self.kernel.apply(planned)?;
+        let owners = vips
+            .as_ref()
+            .map(|v| vip::owners(&planned.outcome.desired, &v.add));
+        let mut applied = match self.kernel.apply(planned) {
+            Ok(applied) => applied,
+            Err(failure) => {
+                vips_after_refusals(self.vips.as_mut(), vips, owners, &failure);
+                return Err(failure);
+            }
+        };
         if let Some(v) = &vips {
             applied.plan_text = v.around(applied.plan_text.as_deref());
         }
@@ -435,6 +458,7 @@ impl Pass {
                     source: Source::Git,
                     error: "no commit of the config repository read yet".to_string(),
                     diagnostics: Vec::new(),
+                    refused: Vec::new(),
                 })?;
                 self.config_tree = Some(tree);
             }
@@ -462,6 +486,7 @@ impl Pass {
                             .unwrap_or_else(|| "no answer".into())
                     ),
                     diagnostics: Vec::new(),
+                    refused: Vec::new(),
                 })?;
                 let last_good = now.unix.saturating_sub(snap.age());
                 self.metrics
@@ -821,6 +846,7 @@ impl KernelView {
                 f.error
             ),
             diagnostics: Vec::new(),
+            refused: f.failed.clone(),
         }
     }
 }
@@ -928,11 +954,34 @@ fn vips_after(step: Option<&mut VipStep>, plan: Option<VipPlan>) -> Result<(), P
     }
 }
 
+/// Step (VIPs, second half, after an apply the kernel refused some
+/// services' ops of): the additions of the VIPs whose services were
+/// applied, so that one refused service does not hold back the others'
+/// VIPs. A failure here is logged; the pass fails for the refusal anyway.
+fn vips_after_refusals(
+    step: Option<&mut VipStep>,
+    plan: Option<VipPlan>,
+    owners: Option<BTreeMap<IpAddr, Vec<ServiceKey>>>,
+    failure: &PassFailure,
+) {
+    let (Some(plan), Some(owners)) = (plan, owners) else {
+        return;
+    };
+    if failure.refused.is_empty() {
+        return;
+    }
+    let plan = plan.after_refusals(&owners, &failure.refused);
+    if let Err(e) = vips_after(step, Some(plan)) {
+        warn!("{}", e.error);
+    }
+}
+
 fn vip_failure(e: anyhow::Error) -> PassFailure {
     PassFailure {
         source: Source::Apply,
         error: format!("VIP interface: {}", format_error(&e)),
         diagnostics: Vec::new(),
+        refused: Vec::new(),
     }
 }
 
@@ -941,6 +990,7 @@ fn refused(e: plan::PlanError) -> PassFailure {
         source: Source::Plan,
         error: format!("{e}: keeping the kernel as it is"),
         diagnostics: Vec::new(),
+        refused: Vec::new(),
     }
 }
 
@@ -975,6 +1025,7 @@ fn invalid_config(diags: &Diagnostics, revision: Option<&str>) -> PassFailure {
             .take(STATUS_DIAGNOSTICS)
             .map(ToString::to_string)
             .collect(),
+        refused: Vec::new(),
     }
 }
 
@@ -1066,6 +1117,7 @@ mod tests {
             source,
             error: "e".into(),
             diagnostics: diagnostics.iter().map(|d| d.to_string()).collect(),
+            refused: Vec::new(),
         };
         let kind = |f: PassFailure| status_error(&f).kind;
         let diag = "services/a/frontend: error: x";

@@ -14,7 +14,7 @@
 //! is owned is `netlink::rtnl`'s; when to withdraw is
 //! `reconcile::withdraw`'s.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 
@@ -75,7 +75,43 @@ impl VipPlan {
     }
 }
 
+/// The desired services of each of `vips` (the services with that address).
+pub fn owners(desired: &IpvsState, vips: &[IpAddr]) -> BTreeMap<IpAddr, Vec<ServiceKey>> {
+    let mut out: BTreeMap<IpAddr, Vec<ServiceKey>> =
+        vips.iter().map(|a| (*a, Vec::new())).collect();
+    for key in desired.services.keys() {
+        let ServiceKey::Addr { addr, .. } = key else {
+            continue;
+        };
+        if let Some(list) = out.get_mut(&addr.ip()) {
+            list.push(*key);
+        }
+    }
+    out
+}
+
 impl VipPlan {
+    /// The additions still due after an apply in which the kernel refused
+    /// the ops of `refused` (the rest was applied): a VIP is added when a
+    /// service of its address (`owners`) was applied, not when every one
+    /// of them was refused. Removals are done before the apply.
+    pub fn after_refusals(
+        self,
+        owners: &BTreeMap<IpAddr, Vec<ServiceKey>>,
+        refused: &[ServiceKey],
+    ) -> VipPlan {
+        let applied = |a: &IpAddr| {
+            owners
+                .get(a)
+                .is_some_and(|keys| keys.iter().any(|k| !refused.contains(k)))
+        };
+        VipPlan {
+            remove: Vec::new(),
+            add: self.add.into_iter().filter(applied).collect(),
+            ..self
+        }
+    }
+
     /// The whole applied plan in the order it is applied: the VIP
     /// removals, the IPVS plan's text (`ipvs`, if any), the VIP additions.
     /// `None` when there is nothing in either.
@@ -171,6 +207,31 @@ mod tests {
             p.to_string(),
             "- vip 198.51.100.11/32 on clusterf0\n+ vip 2001:db8::10/128 on clusterf0\n"
         );
+    }
+
+    #[test]
+    fn after_refusals_a_vip_is_added_when_one_of_its_services_was_applied() {
+        let desired = state(&[
+            "tcp://10.0.0.1:80",
+            "tcp://10.0.0.1:443",
+            "tcp://10.0.0.2:80",
+        ]);
+        let p = VipPlan {
+            interface: "clusterf0".into(),
+            remove: vec!["10.0.0.9".parse().unwrap()],
+            add: ips(&["10.0.0.1", "10.0.0.2"]).into_iter().collect(),
+        };
+        let owners = owners(&desired, &p.add);
+        assert_eq!(owners[&"10.0.0.1".parse().unwrap()].len(), 2);
+        let refused: Vec<ServiceKey> = vec![
+            "tcp://10.0.0.1:80".parse().unwrap(),
+            "tcp://10.0.0.2:80".parse().unwrap(),
+        ];
+        let after = p.clone().after_refusals(&owners, &refused);
+        assert_eq!(after.add, vec!["10.0.0.1".parse::<IpAddr>().unwrap()]);
+        assert!(after.remove.is_empty(), "removals ran before the apply");
+        let after = p.after_refusals(&owners, &refused[..1]);
+        assert_eq!(after.add.len(), 2);
     }
 
     #[test]
