@@ -249,7 +249,17 @@ async fn a_service_the_kernel_refuses_neither_holds_back_other_vips_nor_withdraw
     tokio::time::sleep(Duration::from_millis(900)).await;
     let failed = daemon.status().passes_failed;
     assert!(failed >= 2, "the refused service keeps failing: {failed}");
-    assert_eq!(vips(&kernel), all, "nothing withdrawn, bad's VIP not added");
+    assert_eq!(vips(&kernel), all, "bad's VIP not added");
+    let text = tokio::task::spawn_blocking({
+        let d = daemon.metrics_addr().unwrap();
+        move || support_http::http(d, "GET", "/metrics").1
+    })
+    .await
+    .unwrap();
+    assert!(
+        text.contains("clusterf_vip_withdrawals_total 0"),
+        "no withdrawal: {text}"
+    );
 
     kernel.refuse.lock().unwrap().clear();
     let with_bad = ips(&[V4, V6, "198.51.100.20", "198.51.100.30"]);
