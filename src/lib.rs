@@ -30,6 +30,7 @@ pub mod fleet;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod health;
+pub mod import;
 pub mod ipvsadm;
 pub mod load;
 pub mod metrics;
