@@ -5,9 +5,16 @@
 //! (`check`). Everything else of an LVS block is listed as not imported;
 //! VRRP and the other top-level blocks are named once each.
 //!
-//! keepalived's defaults, as it applies them: scheduler `wlc`, method NAT,
-//! weight 1, protocol TCP, a real server's port the virtual server's (0 on
-//! fwmark), `persistence_granularity` without `persistence_timeout` 360 s.
+//! keepalived's defaults and corrections, as keepalived 2.x applies them
+//! (`validate_check_config`, checked against Debian's keepalived in the VM
+//! scenario `import-keepalived`): scheduler `wlc`, method NAT, weight 1,
+//! no `protocol` UDP (the kernel's default for protocol 0; keepalived logs
+//! it), `persistence_granularity` without `persistence_timeout` 360 s;
+//! `ops` only on UDP (keepalived resets it elsewhere); a real server's
+//! port is the virtual server's when it names none, and a DR or TUN real
+//! server's is always the virtual server's (0 on fwmark); a virtual server
+//! without real servers is left out; a real server named twice counts
+//! once.
 //!
 //! Must not: do I/O (`syntax::Input` brings the includes).
 
@@ -16,7 +23,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::{Skipped, Table};
 use crate::diag::Diagnostics;
-use crate::model::flags::{FLAG_PE_PREFIX, canonical_flags};
+use crate::model::flags::{FLAG_OPS, FLAG_PE_PREFIX, canonical_flags};
 use crate::model::{Dest, DestAttrs, Family, Method, Protocol, Service, ServiceAttrs, ServiceKey};
 
 mod check;
@@ -92,6 +99,8 @@ struct Vs {
     inhibit: bool,
     defaults: check::Defaults,
     real: Vec<Real>,
+    /// A real server was refused (read, but with errors).
+    refused_real: bool,
 }
 
 /// A real server as read.
@@ -255,9 +264,17 @@ impl Cx<'_> {
         let Some(keys) = self.vs_keys(s, &vs) else {
             return;
         };
+        if vs.real.is_empty() && !vs.refused_real {
+            self.skip(
+                &s.words[0],
+                "a virtual server without real servers (keepalived leaves it out too)",
+            );
+            return;
+        }
         let check = check::service(self, &s.words[0], &vs, &keys);
         for key in keys {
-            let service = self.service(&key, &vs);
+            let grouped = s.words.get(1).is_some_and(|w| w.text == "group");
+            let service = self.service(&key, &vs, grouped);
             if self.table.state.services.insert(key, service).is_some() {
                 self.error(
                     &s.words[0],
@@ -272,7 +289,7 @@ impl Cx<'_> {
 
     fn vs_keys(&mut self, s: &Stmt, vs: &Vs) -> Option<Vec<ServiceKey>> {
         let first = self.arg(s, 1)?.clone();
-        let protocol = vs.protocol.unwrap_or(Protocol::Tcp);
+        let protocol = vs.protocol.unwrap_or(Protocol::Udp);
         let fw_family = vs
             .family
             .or_else(|| vs.real.first().map(|r| Family::of(&r.ip)))
@@ -349,11 +366,10 @@ impl Cx<'_> {
             | "flag-3" => vs.flags.push(kw.to_string()),
             "hashed" => {}
             "inhibit_on_failure" => vs.inhibit = true,
-            "real_server" => {
-                if let Some(r) = self.real_server(s, &vs.defaults) {
-                    vs.real.push(r);
-                }
-            }
+            "real_server" => match self.real_server(s, &vs.defaults) {
+                Some(r) => vs.real.push(r),
+                None => vs.refused_real = true,
+            },
             "sorry_server" | "sorry_server_inhibit" | "sorry_server_lvs_method" => {
                 let what =
                     format!("{kw}: clusterf has no fallback dest yet (issue 19's fallback row)");
@@ -479,7 +495,7 @@ impl Cx<'_> {
     }
 
     /// The IPVS service `key` of `vs`, with its dests.
-    fn service(&mut self, key: &ServiceKey, vs: &Vs) -> Service {
+    fn service(&mut self, key: &ServiceKey, vs: &Vs, grouped: bool) -> Service {
         let scheduler = vs.scheduler.clone().unwrap_or_else(|| "wlc".to_string());
         let persistence = vs
             .persistence
@@ -489,7 +505,19 @@ impl Cx<'_> {
             Some(g) => self.netmask(g, key.family()),
             None => None,
         };
-        let flags: Vec<String> = vs.flags.clone();
+        let mut flags: Vec<String> = vs.flags.clone();
+        let udp = matches!(
+            key,
+            ServiceKey::Fwmark { .. }
+                | ServiceKey::Addr {
+                    protocol: Protocol::Udp,
+                    ..
+                }
+        );
+        if !udp && flags.iter().any(|f| f == FLAG_OPS) {
+            // keepalived resets it: one-packet scheduling needs UDP.
+            flags.retain(|f| f != FLAG_OPS);
+        }
         let mut svc = Service::new(ServiceAttrs {
             flags: canonical_flags(&scheduler, &flags),
             scheduler,
@@ -512,7 +540,13 @@ impl Cx<'_> {
                 self.skip(&r.at, what);
                 continue;
             }
-            let port = r.port.unwrap_or(key.port());
+            let port = match (method, key) {
+                (Method::Masq, _) => r.port.unwrap_or(key.port()),
+                // keepalived resets a DR or TUN real server's port (not in a group).
+                (_, ServiceKey::Fwmark { .. }) if !grouped => 0,
+                (_, ServiceKey::Addr { .. }) if !grouped => key.port(),
+                _ => r.port.unwrap_or(key.port()),
+            };
             let mut attrs = DestAttrs::new(method, r.weight);
             attrs.upper_threshold = r.upper;
             attrs.lower_threshold = r.lower;

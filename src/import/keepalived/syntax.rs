@@ -6,8 +6,8 @@
 //! Written by hand: no maintained crate reads keepalived's format (it is
 //! keepalived's own, not a general one), and the part the import needs is
 //! small. Every problem is collected; nothing panics and nothing loops
-//! (includes nest at most [`MAX_INCLUDE_DEPTH`] deep, and a file's total
-//! words are bounded by its size).
+//! (includes nest at most [`MAX_INCLUDE_DEPTH`] deep, at most [`MAX_FILES`]
+//! files in all, and a file's words are bounded by its size).
 //!
 //! Must not: read files itself (includes come through the caller's
 //! function).
@@ -18,6 +18,9 @@ use super::super::Skipped;
 
 /// How deep includes nest (keepalived's own limit is in the same range).
 pub const MAX_INCLUDE_DEPTH: usize = 8;
+
+/// How many files one configuration may include in all.
+pub const MAX_FILES: usize = 1000;
 
 /// One word, where it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -238,20 +241,20 @@ impl Lexer<'_, '_> {
 
     /// Splits one line into words, `{`, `}`; stops at a comment.
     fn words(&mut self, file: usize, n: usize, line: &str) {
-        let mut chars = line.char_indices().peekable();
-        while let Some(&(i, c)) = chars.peek() {
+        let chars: Vec<char> = line.chars().collect();
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
             let pos = Pos {
                 line: n as u64,
-                column: (line[..i].chars().count() + 1) as u64,
+                column: (i + 1) as u64,
             };
             let word = |text: String| Word { text, file, pos };
             match c {
                 '#' | '!' => break,
-                c if c.is_whitespace() => {
-                    chars.next();
-                }
+                c if c.is_whitespace() => i += 1,
                 '{' | '}' => {
-                    chars.next();
+                    i += 1;
                     let w = word(c.to_string());
                     self.tokens.push(if c == '{' {
                         Token::Open(w)
@@ -260,16 +263,21 @@ impl Lexer<'_, '_> {
                     });
                 }
                 '"' => {
-                    chars.next();
+                    i += 1;
                     let mut text = String::new();
                     let mut closed = false;
-                    while let Some((_, c)) = chars.next() {
+                    while i < chars.len() {
+                        let c = chars[i];
+                        i += 1;
                         match c {
                             '"' => {
                                 closed = true;
                                 break;
                             }
-                            '\\' => text.extend(chars.next().map(|(_, c)| c)),
+                            '\\' if i < chars.len() => {
+                                text.push(chars[i]);
+                                i += 1;
+                            }
                             c => text.push(c),
                         }
                     }
@@ -284,15 +292,15 @@ impl Lexer<'_, '_> {
                     self.tokens.push(Token::Word(word(text)));
                 }
                 _ => {
-                    let mut text = String::new();
-                    while let Some(&(_, c)) = chars.peek() {
-                        if c.is_whitespace() || matches!(c, '{' | '}' | '"' | '#' | '!') {
-                            break;
-                        }
-                        text.push(c);
-                        chars.next();
+                    let start = i;
+                    while i < chars.len()
+                        && !(chars[i].is_whitespace()
+                            || matches!(chars[i], '{' | '}' | '"' | '#' | '!'))
+                    {
+                        i += 1;
                     }
-                    self.tokens.push(Token::Word(word(text)));
+                    self.tokens
+                        .push(Token::Word(word(chars[start..i].iter().collect())));
                 }
             }
         }
@@ -306,6 +314,15 @@ impl Lexer<'_, '_> {
                 return;
             }
         };
+        if self.files.len() >= MAX_FILES {
+            self.error(
+                file,
+                n,
+                col,
+                format!("more than {MAX_FILES} files included"),
+            );
+            return;
+        }
         if depth >= MAX_INCLUDE_DEPTH {
             self.error(
                 file,
