@@ -126,22 +126,29 @@ impl Lexer<'_, '_> {
         let Some(line) = self.condition(file, n, raw) else {
             return;
         };
+        // Columns count from the start of the raw line.
+        let col = |part: &str| {
+            raw[..part.as_ptr() as usize - raw.as_ptr() as usize]
+                .chars()
+                .count()
+        };
         if let Some(def) = line.trim_start().strip_prefix('$')
             && let Some((name, value)) = def.split_once('=')
             && is_var_name(name.trim())
         {
-            let value = self.substitute(file, n, value.trim());
+            let value = self.substitute(file, n, value.trim(), col(value.trim()));
             self.vars.retain(|(v, _)| v != name.trim());
             self.vars.push((name.trim().to_string(), value));
             return;
         }
+        let base = col(line);
         let line = if line.contains('$') {
-            self.substitute(file, n, line)
+            self.substitute(file, n, line, base)
         } else {
             line.to_string()
         };
         let before = self.tokens.len();
-        self.words(file, n, &line);
+        self.words(file, n, &line, base);
         let first = match self.tokens.get(before) {
             Some(Token::Word(w)) => w.text.clone(),
             _ => String::new(),
@@ -165,14 +172,17 @@ impl Lexer<'_, '_> {
         self.tokens.push(Token::Newline);
     }
 
-    /// The line without its `@ID ` prefix when it applies, `None` when it
-    /// is another config id's.
+    /// The line without its `@ID ` prefix (a part of `raw`) when it
+    /// applies, `None` when it is another config id's.
     fn condition<'l>(&mut self, file: usize, n: usize, raw: &'l str) -> Option<&'l str> {
         let t = raw.trim_start();
         let Some(cond) = t.strip_prefix('@') else {
             return Some(raw);
         };
-        let (id, rest) = cond.split_once(char::is_whitespace).unwrap_or((cond, ""));
+        // `rest` stays a part of `raw` (its columns are counted from it).
+        let (id, rest) = cond
+            .split_once(char::is_whitespace)
+            .unwrap_or((cond, &cond[cond.len()..]));
         let (negated, id) = match id.strip_prefix('^') {
             Some(id) => (true, id),
             None => (false, id),
@@ -190,12 +200,14 @@ impl Lexer<'_, '_> {
         None
     }
 
-    /// `$NAME` and `${NAME}` replaced by their definitions.
-    fn substitute(&mut self, file: usize, n: usize, line: &str) -> String {
+    /// `$NAME` and `${NAME}` replaced by their definitions; `base` is the
+    /// column `line` starts at, for errors.
+    fn substitute(&mut self, file: usize, n: usize, line: &str, base: usize) -> String {
         let mut out = String::with_capacity(line.len());
         let mut rest = line;
         while let Some(i) = rest.find('$') {
             out.push_str(&rest[..i]);
+            let col = base + line[..line.len() - rest.len() + i].chars().count() + 1;
             let after = &rest[i + 1..];
             let (name, skip) = match after.strip_prefix('{') {
                 Some(b) => match b.find('}') {
@@ -220,18 +232,15 @@ impl Lexer<'_, '_> {
                 Some(_) => self.error(
                     file,
                     n,
-                    line.len() - rest.len() + i + 1,
+                    col,
                     "a line longer than 64 KiB after $ substitution",
                 ),
-                None => {
-                    let col = line.len() - rest.len() + i + 1;
-                    self.error(
-                        file,
-                        n,
-                        col,
-                        format!("${name} is not defined (define it with ${name}=VALUE before)"),
-                    );
-                }
+                None => self.error(
+                    file,
+                    n,
+                    col,
+                    format!("${name} is not defined (define it with ${name}=VALUE before)"),
+                ),
             }
             rest = &after[skip..];
         }
@@ -240,14 +249,14 @@ impl Lexer<'_, '_> {
     }
 
     /// Splits one line into words, `{`, `}`; stops at a comment.
-    fn words(&mut self, file: usize, n: usize, line: &str) {
+    fn words(&mut self, file: usize, n: usize, line: &str, base: usize) {
         let chars: Vec<char> = line.chars().collect();
         let mut i = 0;
         while i < chars.len() {
             let c = chars[i];
             let pos = Pos {
                 line: n as u64,
-                column: (i + 1) as u64,
+                column: (base + i + 1) as u64,
             };
             let word = |text: String| Word { text, file, pos };
             match c {
@@ -436,5 +445,115 @@ fn skip_block(tokens: &mut Tokens) {
         if open == 0 {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str, config_id: Option<&str>) -> (Vec<Stmt>, Vec<String>, Vec<Skipped>) {
+        let mut include = |pattern: &str, from: &str| -> Result<Included, String> {
+            match pattern {
+                "loop.conf" => Ok(vec![("loop.conf".into(), "include loop.conf\n".into())]),
+                "rs.conf" => Ok(vec![(
+                    "rs.conf".into(),
+                    format!("real_server 10.0.0.9 80 # from {from}\n"),
+                )]),
+                _ => Err("no file matches".into()),
+            }
+        };
+        let mut input = Input {
+            config_id,
+            include: &mut include,
+        };
+        let mut skipped = Vec::new();
+        let (parsed, diags) = parse("k.conf", text, &mut input, &mut skipped);
+        let errors = diags.iter().map(ToString::to_string).collect();
+        (parsed.stmts, errors, skipped)
+    }
+
+    /// The statements as `keyword args [{ ... }]` text.
+    fn show(stmts: &[Stmt]) -> String {
+        stmts
+            .iter()
+            .map(|s| {
+                let words: Vec<&str> = s.words.iter().map(|w| w.text.as_str()).collect();
+                match &s.block {
+                    Some(b) => format!("{} {{{}}}", words.join(" "), show(b)),
+                    None => words.join(" "),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    #[test]
+    fn braces_comments_quotes_and_one_line_blocks_read_as_keepalived_reads_them() {
+        let text = "virtual_server 10.0.0.1 80 { # a comment\n  lb_algo rr ! another\n  real_server 10.1.0.1 80 { weight 2 }\n  HTTP_GET\n  {\n    url { path \"/a b#c\" }\n  }\n}\n";
+        let (stmts, errors, _) = read(text, None);
+        assert_eq!(errors, Vec::<String>::new());
+        assert_eq!(
+            show(&stmts),
+            "virtual_server 10.0.0.1 80 {lb_algo rr; real_server 10.1.0.1 80 {weight 2}; HTTP_GET {url {path /a b#c}}}"
+        );
+        let path = &stmts[0].block.as_ref().unwrap()[2].block.as_ref().unwrap()[0]
+            .block
+            .as_ref()
+            .unwrap()[0]
+            .words[1];
+        assert_eq!((path.pos.line, path.pos.column), (6, 16));
+    }
+
+    #[test]
+    fn conditional_lines_follow_the_config_id_and_variables_are_substituted() {
+        let text = "$PORT=8080\n$ADDR=10.0.0.${LAST}\n@lb1 a ${PORT}\n@^lb1 b $PORT\n";
+        let (stmts, errors, skipped) = read(text, Some("lb1"));
+        assert_eq!(show(&stmts), "a 8080");
+        assert_eq!(
+            errors,
+            ["k.conf:2:14: $LAST is not defined (define it with $LAST=VALUE before)"]
+        );
+        assert!(skipped.is_empty());
+        let (stmts, _, skipped) = read("@lb1 a\n@^lb1 b\n", None);
+        assert_eq!(show(&stmts), "b");
+        assert_eq!(
+            skipped[0].to_string(),
+            "k.conf:1: not imported: a line for config id \"lb1\" (--config-id lb1 reads it)"
+        );
+    }
+
+    #[test]
+    fn includes_are_read_in_place_and_a_loop_is_an_error() {
+        let (stmts, errors, _) = read("a {\n include rs.conf\n}\n", None);
+        assert_eq!(errors, Vec::<String>::new());
+        assert_eq!(show(&stmts), "a {real_server 10.0.0.9 80}");
+        let (_, errors, _) = read("include loop.conf\ninclude nothing.conf\n", None);
+        assert_eq!(
+            errors,
+            [
+                "loop.conf:1:9: includes nest more than 8 deep (an include loop?)",
+                "k.conf:2:9: include nothing.conf: no file matches",
+            ]
+        );
+    }
+
+    #[test]
+    fn unbalanced_braces_and_deep_nesting_are_errors_not_crashes() {
+        let (_, errors, _) = read("a {\n}\n}\nb {\n", None);
+        assert_eq!(
+            errors,
+            [
+                "k.conf:3:1: a } without a { before it",
+                "k.conf:4:3: this { is never closed"
+            ]
+        );
+        let deep = "x {".repeat(10_000) + &"}".repeat(10_000);
+        let (_, errors, _) = read(&deep, None);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].contains("blocks nest more than 32 deep"),
+            "{errors:?}"
+        );
     }
 }
