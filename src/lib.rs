@@ -5,7 +5,8 @@
 //!
 //! Public API, for the binary, tests, benches and embedders:
 //! - the pure core: [`model`], [`tree`], [`diag`], [`config`], [`compile`],
-//!   [`render`], [`plan`], [`reconcile`], [`health`], [`fleet`], [`ipvsadm`];
+//!   [`render`], [`plan`], [`reconcile`], [`health`], [`fleet`], [`ipvsadm`],
+//!   [`import`];
 //! - the edges: [`source`] and [`load`] (reading config and overlay),
 //!   [`netlink`] (the kernel), [`etcd`] (the etcd client), [`daemon`] (the
 //!   `apply --watch` loop), [`docker`] (the publisher), [`metrics`];

@@ -125,6 +125,20 @@ mod tests {
     }
 
     #[test]
+    fn a_service_the_config_refuses_is_listed_and_the_rest_written() {
+        let dump = "-A -t 10.0.0.1:80 -s bogus\n-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 1\n-A -t 10.0.0.2:80 -s rr\n";
+        let r = repo(&table("dump", dump).unwrap());
+        let got: Vec<String> = r.skipped.iter().map(ToString::to_string).collect();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0].starts_with("tcp://10.0.0.1:80: not imported: the service, which the config refuses: scheduler: unknown scheduler \"bogus\""),
+            "{got:?}"
+        );
+        let paths: Vec<&str> = r.files.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(paths, ["clusterf.yaml", "services/10.0.0.2-80.yaml"]);
+    }
+
+    #[test]
     fn a_dump_the_parser_refuses_is_an_error_with_its_line() {
         let e = table(
             "dump",

@@ -24,37 +24,53 @@ pub fn repo(table: &Table) -> Repo {
     loop {
         let (files, keys) = files(&state, &checks, &methods);
         let (errors, differ) = verify(&files, &state);
-        // A check the config refuses (a path with a space) is left out,
-        // and the files written again without it.
+        // A check the config refuses (a path with a space) is left out, and
+        // then a service it refuses (a weight above 65535, a scheduler it
+        // does not know), each listed; the files are written again.
         let refused: Vec<(&String, &String, &Vec<ServiceKey>)> = errors
             .iter()
             .filter_map(|(f, m)| keys.get(f).map(|k| (f, m, k)))
+            .collect();
+        let with_check: Vec<_> = refused
+            .iter()
             .filter(|(_, _, k)| k.iter().any(|k| checks.contains_key(k)))
             .collect();
-        if refused.is_empty() {
-            for (file, message) in errors {
-                skip(
-                    &mut skipped,
-                    file,
-                    format!("the written file does not validate: {message}"),
-                );
+        if !with_check.is_empty() {
+            for (file, message, ks) in with_check {
+                let message = message.strip_prefix("healthcheck: ").unwrap_or(message);
+                skip(&mut skipped, *file, format!("its healthcheck: {message}"));
+                for k in ks.iter() {
+                    checks.remove(k);
+                }
             }
-            for key in differ {
-                skip(
-                    &mut skipped,
-                    key,
-                    "the written repository renders this service differently",
-                );
-            }
-            return Repo { files, skipped };
+            continue;
         }
-        for (file, message, ks) in refused {
-            let message = message.strip_prefix("healthcheck: ").unwrap_or(message);
-            skip(&mut skipped, file, format!("its healthcheck: {message}"));
-            for k in ks {
-                checks.remove(k);
+        if !refused.is_empty() {
+            for (_, message, ks) in refused {
+                let at: Vec<String> = ks.iter().map(ToString::to_string).collect();
+                let what = format!("the service, which the config refuses: {message}");
+                skip(&mut skipped, at.join(", "), what);
+                for k in ks {
+                    state.services.remove(k);
+                }
             }
+            continue;
         }
+        for (file, message) in errors {
+            skip(
+                &mut skipped,
+                file,
+                format!("the written file does not validate: {message}"),
+            );
+        }
+        for key in differ {
+            skip(
+                &mut skipped,
+                key,
+                "the written repository renders this service differently",
+            );
+        }
+        return Repo { files, skipped };
     }
 }
 
