@@ -6,7 +6,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 out=$here/corpus
-mkdir -p "$out"/{config_tree,fast_readers,ipvsadm_dump,netlink_messages,saved_plan}
+mkdir -p "$out"/{config_tree,fast_readers,ipvsadm_dump,keepalived_conf,netlink_messages,saved_plan}
 
 # config_tree: records PATH\0CONTENT separated by \0\0; overlay paths under overlay/.
 for case in "$root"/tests/golden/*/; do
@@ -42,12 +42,19 @@ while IFS= read -r -d '' f; do
     i=$((i + 1))
 done < <(find "$root/tests/golden" "$root/examples" -type f -print0 | sort -z)
 
-# ipvsadm_dump: live dumps and rendered ipvsadm output.
+# ipvsadm_dump: live dumps and rendered ipvsadm output, and the import samples.
 i=0
 while IFS= read -r -d '' f; do
     cp "$f" "$out/ipvsadm_dump/seed-$i"
     i=$((i + 1))
-done < <(find "$root/tests/golden" \( -name 'live*.txt' -o -name 'ipvsadm.out' \) -print0 | sort -z)
+done < <(find "$root/tests/golden" "$root/tests/import" \( -name 'live*.txt' -o -name 'ipvsadm.out' -o -name '*.dump' \) -print0 | sort -z)
+
+# keepalived_conf: the import samples.
+i=0
+while IFS= read -r -d '' f; do
+    cp "$f" "$out/keepalived_conf/seed-$i"
+    i=$((i + 1))
+done < <(find "$root/tests/import/keepalived" -name '*.conf' -print0 | sort -z)
 
 # netlink_messages: the annotated kernel captures, as bytes.
 for f in "$root"/tests/fixtures/netlink/*.hex; do

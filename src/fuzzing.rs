@@ -179,3 +179,50 @@ pub fn check_saved_plan(data: &[u8]) {
         let _ = SavedPlan::from_json(text);
     }
 }
+
+/// A keepalived.conf: reading never panics (includes resolve to one small
+/// fixed file); what reads imports to a repository that renders back to
+/// its table, or lists why not.
+pub fn check_keepalived(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let mut include = |pattern: &str, _from: &str| {
+        if pattern.len().is_multiple_of(2) {
+            Ok(vec![(
+                "included.conf".to_string(),
+                FUZZ_INCLUDED.to_string(),
+            )])
+        } else {
+            Err("no file matches".to_string())
+        }
+    };
+    let mut input = crate::import::keepalived::syntax::Input {
+        config_id: Some("lb1"),
+        include: &mut include,
+    };
+    let Ok(table) = crate::import::keepalived::table("fuzz.conf", text, &mut input) else {
+        return;
+    };
+    // Bounded work per input: a few large groups expand to many services.
+    if table.state.services.len() > 512 {
+        return;
+    }
+    let repo = crate::import::repo(&table);
+    let invalid = repo
+        .skipped
+        .iter()
+        .any(|s| s.what.starts_with("the written file does not validate"));
+    let differ: Vec<_> = repo
+        .skipped
+        .iter()
+        .filter(|s| s.what.contains("renders this service differently"))
+        .collect();
+    assert!(
+        invalid || differ.is_empty(),
+        "a valid import renders differently: {differ:?}\n{text}"
+    );
+}
+
+const FUZZ_INCLUDED: &str =
+    "virtual_server 10.9.0.1 80 {\n protocol TCP\n real_server 10.9.1.1 8080 { weight 2 }\n}\n";

@@ -6,7 +6,7 @@
 //! Public API, for the binary, tests, benches and embedders:
 //! - the pure core: [`model`], [`tree`], [`diag`], [`config`], [`compile`],
 //!   [`render`], [`plan`], [`reconcile`], [`health`], [`fleet`], [`ipvsadm`],
-//!   [`vip`];
+//!   [`vip`], [`import`];
 //! - the edges: [`source`] and [`load`] (reading config and overlay),
 //!   [`netlink`] (the kernel), [`etcd`] (the etcd client), [`daemon`] (the
 //!   `apply --watch` loop), [`docker`] (the publisher), [`metrics`];
@@ -31,6 +31,7 @@ pub mod fleet;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod health;
+pub mod import;
 pub mod ipvsadm;
 pub mod load;
 pub mod metrics;

@@ -76,6 +76,32 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("examples/overlay", "overlay"),
 ];
 
+/// A keepalived.conf loaded into Debian's keepalived makes the table that
+/// `clusterf import --from keepalived` and `apply` make from the same file
+/// (thresholds included); tests/vm/build.sh unpacks keepalived beside the
+/// guest, and it comes in as a data directory.
+#[test]
+fn a_keepalived_conf_imported_applies_the_table_keepalived_makes() {
+    if !vm_available("import-keepalived") {
+        return;
+    }
+    let cache = std::env::var("CLUSTERF_VM_CACHE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| root().join("target/vm-cache"));
+    let keepalived = cache.join("keepalived");
+    scenario(
+        "import-keepalived",
+        &[
+            (
+                keepalived.to_str().expect("a UTF-8 cache path"),
+                "keepalived",
+            ),
+            ("tests/import/keepalived/vm.conf", "vm.conf"),
+            ("tests/import/keepalived/vm.ipvsadm", "vm.ipvsadm"),
+        ],
+    );
+}
+
 /// The guest itself: ip_vs loads, ipvsadm round-trips a table.
 #[test]
 fn ipvsadm_smoke() {

@@ -16,6 +16,7 @@ pub mod apply;
 pub mod check;
 pub mod docker;
 pub mod etcd;
+pub mod import;
 pub mod packaging;
 pub mod plan;
 pub mod render;
@@ -59,6 +60,8 @@ pub enum Command {
     Docker(docker::DockerArgs),
     /// Show each frontend's status from etcd; --wait blocks until a commit is live
     Status(status::StatusArgs),
+    /// Write a config repository from an ipvsadm dump or a keepalived.conf
+    Import(import::ImportArgs),
     /// Print a shell completion script (bash, zsh, fish)
     Completions(packaging::CompletionsArgs),
     /// Print the man page, clusterf(1), in roff; --dir writes every page
@@ -161,6 +164,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Docker(args) => docker::run(&args),
         Command::Status(args) => status::run(&args),
         Command::Check(args) => check::run(&args),
+        Command::Import(args) => import::run(&args),
         Command::Completions(args) => packaging::completions(&args),
         Command::Man(args) => packaging::man(&args),
     };

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Builds the guest for the kernel IPVS tests: a Debian cloud kernel (booted
 # uncompressed, PVH) and a base initramfs with busybox-static, ipvsadm,
-# iproute2's ip, the IPVS/veth/dummy modules and tests/vm/init.
+# iproute2's ip, the IPVS/veth/dummy modules and tests/vm/init; and, beside
+# it, Debian's keepalived for the import scenario ($cache/keepalived).
 #
 # Idempotent and cached: everything goes to $CLUSTERF_VM_CACHE (default
 # target/vm-cache, so `cargo clean` clears it). A warm run only checks a
@@ -95,6 +96,54 @@ if [ -z "$deb" ]; then
     fi
 fi
 [ -f "$deb" ] || die "no kernel package in $debs"
+
+# --- keepalived, for the import scenario -------------------------------------
+# Debian's keepalived with the libraries the host lacks, unpacked into
+# $cache/keepalived (the binary and lib/, every library ldd lists but the
+# loader and libc): not in the base image, which every scenario boots, but
+# handed to the one scenario that runs it as a data directory
+# (tests/kernel.rs; run it with LD_LIBRARY_PATH=/data/keepalived/lib).
+kpkgs="keepalived libnftnl11 libsnmp40 libpci3 libwrap0"
+kdebs=$cache/debs/keepalived
+mkdir -p "$kdebs"
+kmissing=""
+for p in $kpkgs; do
+    ls "$kdebs/${p}_"*.deb >/dev/null 2>&1 || kmissing="$kmissing $p"
+done
+if [ -n "$kmissing" ]; then
+    log "downloading$kmissing"
+    tmpd=$(mktemp -d)
+    chmod 777 "$tmpd"
+    # shellcheck disable=SC2086
+    if ! (cd "$tmpd" && apt-get download -q $kmissing >&2 2>"$tmpd/err"); then
+        log "download failed ($(tail -n1 "$tmpd/err")): running apt-get update"
+        apt-get update -q >&2 || die "apt-get update failed"
+        # shellcheck disable=SC2086
+        (cd "$tmpd" && apt-get download -q $kmissing >&2) || die "apt-get download$kmissing failed"
+    fi
+    mv "$tmpd"/*.deb "$kdebs"/
+    rm -rf "$tmpd"
+fi
+kstamp=$(sha256sum "$kdebs"/*.deb "$here/build.sh" | awk '{print $1}' | sha256sum | awk '{print $1}')
+if [ "$(cat "$cache/keepalived.stamp" 2>/dev/null)" != "$kstamp" ] || [ ! -x "$cache/keepalived/keepalived" ]; then
+    kroot=$cache/keepalived-debroot
+    rm -rf "$kroot" "$cache/keepalived"
+    mkdir -p "$kroot" "$cache/keepalived/lib"
+    for d in "$kdebs"/*.deb; do dpkg-deb -x "$d" "$kroot"; done
+    cp "$kroot/usr/sbin/keepalived" "$cache/keepalived/keepalived"
+    klibs=$kroot/usr/lib/x86_64-linux-gnu:$kroot/lib/x86_64-linux-gnu
+    if LD_LIBRARY_PATH=$klibs ldd "$cache/keepalived/keepalived" | grep -q "not found"; then
+        LD_LIBRARY_PATH=$klibs ldd "$cache/keepalived/keepalived" | grep "not found" >&2
+        die "keepalived: libraries not found (add their packages to kpkgs)"
+    fi
+    for lib in $(LD_LIBRARY_PATH=$klibs ldd "$cache/keepalived/keepalived" | awk '$2 == "=>" && $3 ~ /^\// {print $3}'); do
+        case $(basename "$lib") in libc.so.* | ld-linux*) continue ;; esac
+        cp -L "$lib" "$cache/keepalived/lib/"
+    done
+    rm -rf "$kroot"
+    echo "$kstamp" >"$cache/keepalived.stamp"
+    log "keepalived: $(du -sh "$cache/keepalived" | cut -f1) in $cache/keepalived"
+fi
 
 # --- stamp: skip everything when nothing changed ----------------------------
 stamp_inputs() {
