@@ -9,8 +9,8 @@
 # its default route, the router) via both frontends; a service leaving the config,
 # a frontend failing static past --withdraw-after, and a frontend stopping
 # with --withdraw-on-exit each withdraw their routes within seconds, and
-# traffic moves to the other frontend; a frozen frontend is dropped when its
-# BGP hold time runs out.
+# traffic moves to the other frontend; a plain restart changes no route on
+# the router; a frozen frontend is dropped when its BGP hold time runs out.
 #
 # Network (bridge `lan` in the guest root, nothing leaves the VM):
 #   c 10.9.0.2 -- r 10.9.0.1 | lan 10.0.0.0/24, fd00::/64:
@@ -151,7 +151,8 @@ start_clusterf() { # FE FLAGS...
 }
 start_clusterf fe1 --withdraw-after 3s --withdraw-on-exit
 CF1=$!
-start_clusterf fe2
+start_clusterf fe2 --metrics-listen 127.0.0.1:9469
+CF2=$!
 vips_on() { $IP -n $1 -o addr show dev clusterf0 scope global 2>/dev/null | awk '{print $4}' | sort; }
 has_vips() { [ "$(vips_on $1 | wc -l)" = 3 ]; }
 for fe in fe1 fe2; do
@@ -245,6 +246,28 @@ wait_for 10 "fe2's counter to reach $((b2 + 10))" fe2_counted $((b2 + 10))
 rm /tmp/cfg-fe1/services/broken.yaml
 both() { hops_are $VIP/32 "10.0.0.1 10.0.0.2"; }
 gone_within 30 "fe1 back in $VIP/32 after a successful pass" both
+
+# --- a plain restart of fe2's clusterf: nothing changes on the router ----------
+$IP netns exec r $IP monitor route >/tmp/r-monitor 2>&1 &
+MON=$!
+kill -TERM $CF2
+wait $CF2
+start_clusterf fe2 --metrics-listen 127.0.0.1:9469
+CF2=$!
+fe2_passed() {
+    timeout 5 $IP netns exec fe2 wget -q -O - http://127.0.0.1:9469/metrics 2>/dev/null |
+        awk '$1 == "clusterf_passes_total{outcome=\"ok\"}" && $2 >= 1 {found = 1} END {exit !found}'
+}
+wait_for 60 "a pass of fe2's restarted clusterf" fe2_passed
+sleep 1
+kill $MON
+if grep -q "$VIP" /tmp/r-monitor; then
+    fail "the router's route changed while fe2's clusterf restarted:"
+    cat /tmp/r-monitor
+else
+    ok "a plain restart of fe2's clusterf changed no route on the router (ip monitor route)"
+fi
+[ "$(hops $VIP/32)" = "10.0.0.1 10.0.0.2" ] && ok "$VIP/32 keeps both next hops" || fail "$VIP/32: '$(hops $VIP/32)'"
 
 # --- fe1 stops with --withdraw-on-exit ---------------------------------------------
 kill -TERM $CF1
