@@ -196,3 +196,15 @@ fn one_refused_dest_fails_only_its_own_service() {
 fn vips_follow_the_owned_services_on_their_own_interface() {
     scenario("vips", &[]);
 }
+
+/// BGP through BIRD (issue 20, item 2): two frontends run clusterf with
+/// `--vip-interface` and BIRD with `examples/bird/bird.conf`; a router
+/// namespace's BIRD learns the VIPs (and nothing else) with both frontends
+/// as ECMP next hops, real TCP through it reaches the backend via both, and
+/// a service leaving, a frontend failing static, stopping with
+/// `--withdraw-on-exit` or freezing withdraws its routes within seconds,
+/// and a plain restart changes no route.
+#[test]
+fn bird_announces_the_vips_to_a_router_and_withdraws_them() {
+    scenario("bgp-bird", &[("examples/bird", "bird")]);
+}

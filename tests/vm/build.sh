@@ -1,8 +1,9 @@
 #!/bin/bash
 # Builds the guest for the kernel IPVS tests: a Debian cloud kernel (booted
 # uncompressed, PVH) and a base initramfs with busybox-static, ipvsadm,
-# iproute2's ip, the IPVS/veth/dummy modules and tests/vm/init; and, beside
-# it, Debian's keepalived for the import scenario ($cache/keepalived).
+# iproute2's ip, BIRD 2 (bird2), the IPVS/veth/dummy/bridge modules and
+# tests/vm/init; and, beside it, Debian's keepalived for the import
+# scenario ($cache/keepalived).
 #
 # Idempotent and cached: everything goes to $CLUSTERF_VM_CACHE (default
 # target/vm-cache, so `cargo clean` clears it). A warm run only checks a
@@ -144,10 +145,28 @@ if [ "$(cat "$cache/keepalived.stamp" 2>/dev/null)" != "$kstamp" ] || [ ! -x "$c
     echo "$kstamp" >"$cache/keepalived.stamp"
     log "keepalived: $(du -sh "$cache/keepalived" | cut -f1) in $cache/keepalived"
 fi
+# --- BIRD 2 (the BGP scenario): Debian's bird2 and the libraries it loads
+# (but libc and zlib), downloaded like the kernel, so the host need not have
+# them; unpacked into the guest below.
+bird_pkgs="bird2 libssh-gcrypt-4 libgssapi-krb5-2 libkrb5-3 libk5crypto3 libkrb5support0
+libkeyutils1 libcom-err2 libgcrypt20 libgpg-error0 libreadline8 libtinfo6"
+for p in $bird_pkgs; do
+    ls "$debs/${p}_"*.deb >/dev/null 2>&1 && continue
+    log "downloading $p"
+    tmpd=$(mktemp -d)
+    chmod 777 "$tmpd"
+    (cd "$tmpd" && apt-get download -q "$p" >&2) ||
+        { apt-get update -q >&2 && (cd "$tmpd" && apt-get download -q "$p" >&2); } ||
+        die "apt-get download $p failed"
+    mv "$tmpd"/*.deb "$debs"/
+    rm -rf "$tmpd"
+done
+bird_debs=$(for p in $bird_pkgs; do ls "$debs/${p}_"*.deb | sort -V | tail -n1; done)
 
 # --- stamp: skip everything when nothing changed ----------------------------
 stamp_inputs() {
-    sha256sum "$here/build.sh" "$here/init" "$deb" "$busybox" /usr/sbin/ipvsadm /usr/sbin/ip | awk '{print $1}'
+    # shellcheck disable=SC2086
+    sha256sum "$here/build.sh" "$here/init" "$deb" $bird_debs "$busybox" /usr/sbin/ipvsadm /usr/sbin/ip | awk '{print $1}'
 }
 want_stamp=$(stamp_inputs | sha256sum | awk '{print $1}')
 if [ -f "$cache/stamp" ] && [ "$(cat "$cache/stamp")" = "$want_stamp" ] &&
@@ -219,6 +238,24 @@ for lib in libgcc_s.so.1 libm.so.6; do
     p=$(ldconfig -p 2>/dev/null | awk -v l="$lib" '$1 == l && /x86-64/ {print $NF; exit}')
     if [ -n "$p" ]; then mkdir -p "$stage$(dirname "$p")"; cp -L "$p" "$stage$p"; fi
 done
+# BIRD: bird, birdc and birdcl, and the libraries ldd finds for them in the
+# unpacked packages (at their own paths) or, for libc and zlib, on the host.
+broot=$cache/bird-root
+rm -rf "$broot"
+for d in $bird_debs; do dpkg-deb -x "$d" "$broot"; done
+cp "$broot"/usr/sbin/bird "$broot"/usr/sbin/birdc "$broot"/usr/sbin/birdcl "$stage/usr/sbin/"
+bird_ldd() {
+    LD_LIBRARY_PATH=$broot/lib/x86_64-linux-gnu:$broot/usr/lib/x86_64-linux-gnu \
+        ldd "$broot"/usr/sbin/bird "$broot"/usr/sbin/birdc
+}
+missing=$(bird_ldd | awk '/not found/ {print $1}' | sort -u | tr '\n' ' ')
+[ -z "$missing" ] || die "libraries of bird not found: $missing"
+for lib in $(bird_ldd | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u); do
+    dest=${lib#"$broot"}
+    mkdir -p "$stage$(dirname "$dest")"
+    cp -L "$lib" "$stage$dest"
+done
+rm -rf "$broot"
 install -m 0755 "$here/init" "$stage/init"
 echo "root:x:0:0:root:/root:/bin/sh" >"$stage/etc/passwd"
 echo "root:x:0:" >"$stage/etc/group"
@@ -227,7 +264,7 @@ printf '127.0.0.1 localhost\n::1 localhost\n' >"$stage/etc/hosts"
 # Modules: the wanted ones and everything they depend on.
 mods=$kroot/lib/modules/$kver
 want="ip_vs ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_lblc ip_vs_lblcr ip_vs_dh
-ip_vs_sh ip_vs_sed ip_vs_nq ip_vs_fo ip_vs_ovf ip_vs_mh ip_vs_twos ip_vs_pe_sip veth dummy"
+ip_vs_sh ip_vs_sed ip_vs_nq ip_vs_fo ip_vs_ovf ip_vs_mh ip_vs_twos ip_vs_pe_sip veth dummy bridge"
 declare -A path_of=()
 while IFS= read -r f; do
     n=$(basename "$f" .ko)
