@@ -78,6 +78,14 @@ fn kernel() -> MemoryKernel {
     kernel
 }
 
+/// The body of a GET of `path` on the daemon's metrics listener.
+async fn get(daemon: &Daemon, path: &'static str) -> String {
+    let addr = daemon.metrics_addr().unwrap();
+    tokio::task::spawn_blocking(move || support_http::http(addr, "GET", path).1)
+        .await
+        .unwrap()
+}
+
 fn vips(kernel: &MemoryKernel) -> BTreeSet<IpAddr> {
     kernel.vips.lock().unwrap().addrs.clone()
 }
@@ -111,12 +119,7 @@ async fn vips_of_owned_services_come_after_their_service_and_go_before_it() {
         let added = position(&j, &format!("add service {service}"));
         assert!(added < position(&j, &format!("+ vip {vip}")), "{j:#?}");
     }
-    let text = tokio::task::spawn_blocking({
-        let d = daemon.metrics_addr().unwrap();
-        move || support_http::http(d, "GET", "/metrics").1
-    })
-    .await
-    .unwrap();
+    let text = get(&daemon, "/metrics").await;
     assert!(
         text.contains("clusterf_vips{state=\"desired\"} 2"),
         "{text}"
@@ -142,12 +145,7 @@ async fn vips_of_owned_services_come_after_their_service_and_go_before_it() {
         "{j:#?}"
     );
     // The status page's last applied plan reads in the same order.
-    let page = tokio::task::spawn_blocking({
-        let d = daemon.metrics_addr().unwrap();
-        move || support_http::http(d, "GET", "/status.json").1
-    })
-    .await
-    .unwrap();
+    let page = get(&daemon, "/status.json").await;
     let plan: serde_json::Value = serde_json::from_str(&page).unwrap();
     let text = plan["last_plan"]["text"].as_str().unwrap_or_default();
     let vip_line = text.find(&format!("- vip {V4}/32 on "));
@@ -211,12 +209,7 @@ async fn fail_static_past_withdraw_after_withdraws_and_the_next_good_pass_restor
         "withdrawn after {took:?}"
     );
     assert_eq!(kernel.table().services.len(), 3, "the IPVS table stays");
-    let text = tokio::task::spawn_blocking({
-        let d = daemon.metrics_addr().unwrap();
-        move || support_http::http(d, "GET", "/metrics").1
-    })
-    .await
-    .unwrap();
+    let text = get(&daemon, "/metrics").await;
     assert!(text.contains("clusterf_vip_withdrawals_total 1"), "{text}");
 
     std::fs::write(&frontend, format!(r#"{{"ipv6": "{V6}", "tcp": 443}}"#)).unwrap();
@@ -250,12 +243,7 @@ async fn a_service_the_kernel_refuses_neither_holds_back_other_vips_nor_withdraw
     let failed = daemon.status().passes_failed;
     assert!(failed >= 2, "the refused service keeps failing: {failed}");
     assert_eq!(vips(&kernel), all, "bad's VIP not added");
-    let text = tokio::task::spawn_blocking({
-        let d = daemon.metrics_addr().unwrap();
-        move || support_http::http(d, "GET", "/metrics").1
-    })
-    .await
-    .unwrap();
+    let text = get(&daemon, "/metrics").await;
     assert!(
         text.contains("clusterf_vip_withdrawals_total 0"),
         "no withdrawal: {text}"
