@@ -918,19 +918,10 @@ mod tests {
 
         /// Fields of a frontend or backend: mostly distinct known keys.
         fn fields(frontend: bool) -> impl Strategy<Value = Vec<(String, String)>> {
-            let keys = if frontend {
-                vec!["ipv4", "ipv6", "tcp", "udp", "fwmark_ipv4", "fwmark_ipv6"]
+            let keys: Vec<&str> = if frontend {
+                crate::config::raw::FRONTEND_FIELDS.to_vec()
             } else {
-                vec![
-                    "ipv4",
-                    "ipv6",
-                    "tcp",
-                    "udp",
-                    "weight",
-                    "healthcheck",
-                    "upper_threshold",
-                    "lower_threshold",
-                ]
+                crate::config::raw::BACKEND_FIELDS.to_vec()
             };
             let n = keys.len();
             (
