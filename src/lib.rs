@@ -24,6 +24,7 @@ pub mod compile;
 pub mod config;
 pub mod daemon;
 pub mod diag;
+pub mod dnat;
 pub mod docker;
 pub mod error;
 pub mod etcd;

@@ -17,6 +17,7 @@ pub mod check;
 pub mod docker;
 pub mod etcd;
 pub mod import;
+pub mod nft_dnat;
 pub mod packaging;
 pub mod plan;
 pub mod render;
@@ -66,6 +67,9 @@ pub enum Command {
     Completions(packaging::CompletionsArgs),
     /// Print the man page, clusterf(1), in roff; --dir writes every page
     Man(packaging::ManArgs),
+    /// DNAT of VIP:port to this host's containers, once (until realserver --docker)
+    #[command(hide = true)]
+    NftDnat(nft_dnat::NftDnatArgs),
 }
 
 /// An error whose message has already been printed: exit with `code`.
@@ -167,6 +171,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Import(args) => import::run(&args),
         Command::Completions(args) => packaging::completions(&args),
         Command::Man(args) => packaging::man(&args),
+        Command::NftDnat(args) => nft_dnat::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -10,6 +10,8 @@
 //! - `client`: the socket (I/O).
 //! - `rtnl`: the VIP interface over route netlink: its link and addresses,
 //!   and nothing else (I/O, with its pure request builders).
+//! - `nft`: clusterf's DNAT table over nf_tables, and nothing else (I/O,
+//!   with its pure request builders).
 //!
 //! Invariant: this module executes; it never plans. It never flushes or
 //! zero-weights anything on its own, and reads the kernel only through the
@@ -20,6 +22,7 @@ pub mod dump;
 pub mod error;
 pub mod mapping;
 pub mod message;
+pub mod nft;
 pub mod pipeline;
 pub mod rtnl;
 

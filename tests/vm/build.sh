@@ -162,11 +162,26 @@ for p in $bird_pkgs; do
     rm -rf "$tmpd"
 done
 bird_debs=$(for p in $bird_pkgs; do ls "$debs/${p}_"*.deb | sort -V | tail -n1; done)
+# --- nft (the DNAT scenario's checks; a test-only component): Debian's
+# nftables and the libraries it loads, downloaded and unpacked like BIRD.
+nft_pkgs="nftables libnftables1 libnftnl11 libmnl0 libjansson4 libxtables12 libgmp10 libedit2 libbsd0 libmd0"
+for p in $nft_pkgs; do
+    ls "$debs/${p}_"*.deb >/dev/null 2>&1 && continue
+    log "downloading $p"
+    tmpd=$(mktemp -d)
+    chmod 777 "$tmpd"
+    (cd "$tmpd" && apt-get download -q "$p" >&2) ||
+        { apt-get update -q >&2 && (cd "$tmpd" && apt-get download -q "$p" >&2); } ||
+        die "apt-get download $p failed"
+    mv "$tmpd"/*.deb "$debs"/
+    rm -rf "$tmpd"
+done
+nft_debs=$(for p in $nft_pkgs; do ls "$debs/${p}_"*.deb | sort -V | tail -n1; done)
 
 # --- stamp: skip everything when nothing changed ----------------------------
 stamp_inputs() {
     # shellcheck disable=SC2086
-    sha256sum "$here/build.sh" "$here/init" "$deb" $bird_debs "$busybox" /usr/sbin/ipvsadm /usr/sbin/ip | awk '{print $1}'
+    sha256sum "$here/build.sh" "$here/init" "$deb" $bird_debs $nft_debs "$busybox" /usr/sbin/ipvsadm /usr/sbin/ip | awk '{print $1}'
 }
 want_stamp=$(stamp_inputs | sha256sum | awk '{print $1}')
 if [ -f "$cache/stamp" ] && [ "$(cat "$cache/stamp")" = "$want_stamp" ] &&
@@ -256,6 +271,20 @@ for lib in $(bird_ldd | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u); do
     cp -L "$lib" "$stage$dest"
 done
 rm -rf "$broot"
+# nft, with the libraries ldd finds for it in the unpacked packages.
+nroot=$cache/nft-root
+rm -rf "$nroot"
+for d in $nft_debs; do dpkg-deb -x "$d" "$nroot"; done
+cp "$nroot"/usr/sbin/nft "$stage/usr/sbin/"
+nft_ldd() { LD_LIBRARY_PATH=$nroot/lib/x86_64-linux-gnu:$nroot/usr/lib/x86_64-linux-gnu ldd "$nroot"/usr/sbin/nft; }
+missing=$(nft_ldd | awk '/not found/ {print $1}' | sort -u | tr '\n' ' ')
+[ -z "$missing" ] || die "libraries of nft not found: $missing"
+for lib in $(nft_ldd | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u); do
+    dest=${lib#"$nroot"}
+    mkdir -p "$stage$(dirname "$dest")"
+    cp -L "$lib" "$stage$dest"
+done
+rm -rf "$nroot"
 install -m 0755 "$here/init" "$stage/init"
 echo "root:x:0:0:root:/root:/bin/sh" >"$stage/etc/passwd"
 echo "root:x:0:" >"$stage/etc/group"
@@ -265,6 +294,7 @@ printf '127.0.0.1 localhost\n::1 localhost\n' >"$stage/etc/hosts"
 mods=$kroot/lib/modules/$kver
 want="ip_vs ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_lblc ip_vs_lblcr ip_vs_dh
 ip_vs_sh ip_vs_sed ip_vs_nq ip_vs_fo ip_vs_ovf ip_vs_mh ip_vs_twos ip_vs_pe_sip veth dummy bridge"
+want="$want nf_tables nft_chain_nat nft_nat nft_numgen nft_masq nft_ct nft_fib_inet nft_fib_ipv4 nft_fib_ipv6"
 declare -A path_of=()
 while IFS= read -r f; do
     n=$(basename "$f" .ko)

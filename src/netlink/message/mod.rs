@@ -7,6 +7,7 @@
 //! - `genl`: the generic netlink header and family resolution.
 //! - `ipvs`: the IPVS commands and attribute sets.
 //! - `rtnl`: route netlink links and addresses (the VIP interface).
+//! - `nft`: nf_tables tables, chains, rules and expressions (DNAT).
 //!
 //! Each attribute set is one type that parses and emits; unknown attributes
 //! are kept (in `other`) and emitted after the known ones; malformed input is
@@ -19,15 +20,19 @@
 mod attr;
 mod genl;
 mod ipvs;
+mod nft;
 mod nlmsg;
 mod rtnl;
 
 pub use attr::*;
 pub use genl::*;
 pub use ipvs::*;
+pub use nft::*;
 pub use nlmsg::*;
 pub use rtnl::*;
 
+#[cfg(test)]
+mod nft_tests;
 #[cfg(test)]
 mod rtnl_tests;
 #[cfg(test)]

@@ -1,0 +1,1 @@
+//! nf_tables byte fixtures (tests/fixtures/netlink/nft-*.hex).
