@@ -690,13 +690,14 @@ impl Expr {
         }
     }
 
-    /// Name and data, attributes in the kernel's dump order.
+    /// Name and data, attributes in the kernel's dump order (`meta`: key
+    /// first).
     fn emit(&self, out: &mut Vec<u8>) {
         emit_string(out, NFTA_EXPR_NAME, self.name());
         emit_nested(out, NFTA_EXPR_DATA | NLA_F_NESTED, |out| match self {
             Expr::Meta { key, dreg } => {
-                emit_be32(out, 1, *dreg);
                 emit_be32(out, 2, *key);
+                emit_be32(out, 1, *dreg);
             }
             Expr::Cmp { sreg, op, data } => {
                 emit_be32(out, 1, *sreg);
@@ -724,15 +725,20 @@ impl Expr {
                 reg_proto,
                 other,
             } => {
-                emit_be32(out, 1, *kind);
-                emit_be32(out, 2, *family);
-                if let Some(r) = reg_addr {
-                    emit_be32(out, 3, *r);
+                let mut attrs = other.clone();
+                let known = [(1, Some(kind)), (2, Some(family)), (3, reg_addr.as_ref())];
+                for (id, v) in known.into_iter().chain([(5, reg_proto.as_ref())]) {
+                    if let Some(v) = v {
+                        attrs.push(RawAttr {
+                            kind: id,
+                            payload: v.to_be_bytes().to_vec(),
+                        });
+                    }
                 }
-                if let Some(r) = reg_proto {
-                    emit_be32(out, 5, *r);
-                }
-                emit_others(out, other);
+                // By id, as the kernel dumps them (its max registers and
+                // flags between ours).
+                attrs.sort_by_key(RawAttr::id);
+                emit_others(out, &attrs);
             }
             Expr::Numgen {
                 dreg,
