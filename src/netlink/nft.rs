@@ -402,6 +402,13 @@ pub fn current(table: Option<&TableMsg>, read_chains: &[ChainMsg], rules: &[Rule
     }
 }
 
+/// The payload of `NFT_MSG_GETGEN`: a bare header.
+pub fn generation_request() -> Vec<u8> {
+    let mut p = Vec::new();
+    NfGenMsg::default().emit(&mut p);
+    p
+}
+
 /// A `NETLINK_NETFILTER` socket.
 pub struct NftClient {
     sock: NlSocket,
@@ -476,9 +483,7 @@ impl NftClient {
 
     /// The ruleset's generation: it changes with every commit.
     fn generation(&mut self) -> Result<u32> {
-        let mut p = Vec::new();
-        NfGenMsg::default().emit(&mut p);
-        let replies = self.transact(NFT_MSG_GETGEN, NLM_F_ACK, &p)?;
+        let replies = self.transact(NFT_MSG_GETGEN, NLM_F_ACK, &generation_request())?;
         let id = replies
             .first()
             .map(|r| parse_gen_id(r))
@@ -562,9 +567,8 @@ impl NftClient {
         self.seq = self.seq.wrapping_add(1);
         let sync = self.seq;
         let mut req = Vec::new();
-        let mut p = Vec::new();
-        NfGenMsg::default().emit(&mut p);
         let flags = NLM_F_REQUEST | NLM_F_ACK;
+        let p = generation_request();
         emit_message(&mut req, nft_type(NFT_MSG_GETGEN), flags, sync, &p);
         self.send(&req)?;
         let mut refusals = Vec::new();

@@ -10,7 +10,7 @@ use super::tests::hex;
 use super::*;
 use crate::dnat::{self, Action, Current, Layout, Rules, Step, steps};
 use crate::model::Protocol;
-use crate::netlink::nft::{batch, current, requests, step_exprs, step_of};
+use crate::netlink::nft::{batch, current, generation_request, requests, step_exprs, step_of};
 
 macro_rules! fixture {
     ($name:literal) => {
@@ -116,7 +116,7 @@ fn the_generation_request_is_byte_exact_and_its_reply_gives_the_id() {
     let seq = Header::parse(&bytes).unwrap().seq;
     let kind = nft_type(NFT_MSG_GETGEN);
     let flags = NLM_F_REQUEST | NLM_F_ACK;
-    assert_eq!(message(kind, flags, seq, &[0, 0, 0, 0]), bytes);
+    assert_eq!(message(kind, flags, seq, &generation_request()), bytes);
     let reply = fixture!("nft-newgen-reply");
     let m = split_messages(&reply).unwrap();
     assert_eq!(m[0].header.kind, nft_type(NFT_MSG_NEWGEN));
