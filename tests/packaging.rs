@@ -53,8 +53,10 @@ fn missing(what: &str) {
 fn subcommands() -> Vec<String> {
     let mut cmd = Cli::command();
     cmd.build();
+    // Hidden commands (debug entries) get no page and no completion.
     let names: Vec<String> = cmd
         .get_subcommands()
+        .filter(|s| !s.is_hide_set())
         .map(|s| s.get_name().to_string())
         .collect();
     for expected in ["plan", "apply", "completions", "man", "help"] {
