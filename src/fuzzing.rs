@@ -145,8 +145,9 @@ pub fn check_ipvsadm(data: &[u8]) {
     }
 }
 
-/// Every layer parses without panicking; an IPVS message, and a route
-/// netlink link or address message, round-trips.
+/// Every layer parses without panicking; an IPVS message, a route netlink
+/// link or address message, and an nf_tables table, chain or rule
+/// message round-trip.
 pub fn check_netlink(data: &[u8]) {
     let Ok(messages) = split_messages(data) else {
         return;
@@ -170,6 +171,33 @@ pub fn check_netlink(data: &[u8]) {
             let again = AddrMsg::parse(&addr.emit()).expect("an emitted address message parses");
             assert_eq!(again, addr, "address message round trip");
         }
+        check_nft(m.payload);
+    }
+}
+
+/// An nf_tables table, chain or rule message round-trips.
+fn check_nft(p: &[u8]) {
+    use crate::netlink::message::{ChainMsg, RuleMsg, TableMsg};
+    if let Ok(t) = TableMsg::parse(p) {
+        assert_eq!(
+            TableMsg::parse(&t.emit()).ok(),
+            Some(t),
+            "nft table round trip"
+        );
+    }
+    if let Ok(c) = ChainMsg::parse(p) {
+        assert_eq!(
+            ChainMsg::parse(&c.emit()).ok(),
+            Some(c),
+            "nft chain round trip"
+        );
+    }
+    if let Ok(r) = RuleMsg::parse(p) {
+        assert_eq!(
+            RuleMsg::parse(&r.emit()).ok(),
+            Some(r),
+            "nft rule round trip"
+        );
     }
 }
 
