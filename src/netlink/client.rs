@@ -536,7 +536,7 @@ fn size_buffers(sock: &NlSocket) -> pipeline::Budget {
     pipeline::Budget::from_buffers(rcvbuf, sndbuf, ERROR_TRUESIZE, BATCH_BYTES)
 }
 
-fn set_int(fd: libc::c_int, opt: libc::c_int, value: usize) -> io::Result<()> {
+pub(super) fn set_int(fd: libc::c_int, opt: libc::c_int, value: usize) -> io::Result<()> {
     let v = libc::c_int::try_from(value).unwrap_or(libc::c_int::MAX);
     // SAFETY: a valid fd and a pointer to a c_int of the given size.
     let rc = unsafe {

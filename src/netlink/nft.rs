@@ -36,6 +36,9 @@ use crate::model::Protocol;
 
 const READ_BUF: usize = 64 << 10;
 const EBUSY: i32 = 16;
+/// A batch this large fits any default send buffer (`wmem_default` is
+/// 208 KiB; a datagram may use it less some overhead).
+const SNDBUF_DEFAULT_FITS: usize = 64 << 10;
 
 /// One request of a batch: message type, flags, payload.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -273,7 +276,7 @@ fn del_table(handle: u64) -> Request {
     };
     Request {
         kind: nft_type(NFT_MSG_DELTABLE),
-        flags: NLM_F_REQUEST | NLM_F_ACK,
+        flags: NLM_F_REQUEST,
         payload: t.emit(),
     }
 }
@@ -289,7 +292,9 @@ pub fn requests(plan: &DnatPlan) -> Vec<Request> {
         Action::Replace(h) => out.push(del_table(h)),
         Action::Create => {}
     }
-    let new = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+    // No NLM_F_ACK: the kernel answers a batch's refusals only, so a
+    // table of thousands of rules does not fill the receive buffer.
+    let new = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL;
     out.push(Request {
         kind: nft_type(NFT_MSG_NEWTABLE),
         flags: new,
@@ -302,7 +307,7 @@ pub fn requests(plan: &DnatPlan) -> Vec<Request> {
             payload: c.emit(),
         });
     }
-    let append = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_APPEND;
+    let append = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_APPEND;
     let jumps = BASE_CHAINS.iter().map(|(c, _)| rule(c, jump_exprs()));
     let dnats = plan.steps.iter().map(|s| rule(RULE_CHAIN, step_exprs(s)));
     for r in jumps.chain(dnats) {
@@ -551,19 +556,34 @@ impl NftClient {
         let first = self.seq.wrapping_add(1);
         let bytes = batch(&reqs, first);
         self.seq = first.wrapping_add(reqs.len() as u32 + 1);
+        self.fit_send_buffer(bytes.len());
         self.send(&bytes)?;
         // The kernel has processed the batch when the send returns; a
-        // request after it is answered after the batch's acks.
-        let refusals = self.acks_until_sync(first, self.seq)?;
+        // request after it is answered after the batch's refusals.
+        let refusals = self.refusals_until_sync(first, self.seq)?;
         match refusals.first() {
             None => Ok(()),
             Some((seq, e)) => Err(refusal(plan, &reqs, seq.wrapping_sub(first), e)),
         }
     }
 
-    /// Reads the acks of the batch (sequence numbers `first..=last`) up to
+    /// A batch is one datagram: the send buffer must hold it (forced past
+    /// `wmem_max` where allowed; best effort, the send reports the rest).
+    fn fit_send_buffer(&self, len: usize) {
+        use std::os::fd::AsRawFd as _;
+        if len < SNDBUF_DEFAULT_FITS {
+            return;
+        }
+        let fd = self.sock.as_raw_fd();
+        let want = len.saturating_mul(2);
+        if super::client::set_int(fd, libc::SO_SNDBUFFORCE, want).is_err() {
+            let _ = super::client::set_int(fd, libc::SO_SNDBUF, want);
+        }
+    }
+
+    /// Reads the refusals of the batch (sequence numbers `first..=last`) up to
     /// the answer to a generation request sent after it; the refusals.
-    fn acks_until_sync(&mut self, first: u32, last: u32) -> Result<Vec<(u32, KernelError)>> {
+    fn refusals_until_sync(&mut self, first: u32, last: u32) -> Result<Vec<(u32, KernelError)>> {
         self.seq = self.seq.wrapping_add(1);
         let sync = self.seq;
         let mut req = Vec::new();

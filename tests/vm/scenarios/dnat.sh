@@ -210,6 +210,33 @@ nft -s list table inet clusterf >/tmp/ours.now
 expect_eq "the hand-made rule is gone, the table as clusterf writes it" /tmp/ours.before /tmp/ours.now
 check_others "after the rewrite"
 
+# --- a large table: 400 VIPs x 3 containers, a batch past the default send
+# buffer, a dump of many datagrams -------------------------------------------
+cp -r /tmp/cfg /tmp/bigcfg
+cp -r /tmp/ov /tmp/bigov
+i=0
+while [ $i -lt 400 ]; do
+    printf 'frontend: {ipv4: 10.200.%d.%d, tcp: 80}\n' $((i / 200)) $((i % 200 + 1)) >/tmp/bigcfg/services/big$i.yaml
+    mkdir -p /tmp/bigov/services/big$i/backends
+    for k in 1 2 3; do
+        echo "{\"ipv4\": \"172.17.10.$k\", \"tcp\": 8080}" >/tmp/bigov/services/big$i/backends/c$k
+    done
+    i=$((i + 1))
+done
+big() {
+    clusterf nft-dnat --config-path /tmp/bigcfg --overlay-path /tmp/bigov \
+        --host-address 10.9.0.1 --host-address fd00:9::1 "$@"
+}
+expect_code "a table of 1,204 rules" 0 big
+n=$(nft list table inet clusterf | grep -c "dnat ip to")
+[ "$n" = 1202 ] && ok "1,202 IPv4 rules in the kernel" || fail "$n IPv4 rules, want 1202"
+expect_code "the large table re-read" 0 big
+[ ! -s /tmp/last.out ] && ok "a re-run of the large table changes nothing" || fail "re-run: $(head -n3 /tmp/last.out)"
+check_others "after the large table"
+expect_code "back to the small table" 0 dnat
+nft -s list table inet clusterf >/tmp/ours.now
+expect_eq "the small table as before" /tmp/ours.before /tmp/ours.now
+
 # --- no rule wanted: the table goes ------------------------------------------
 rm /tmp/ov/services/web/backends/ctr1 /tmp/ov/services/web/backends/ctr2
 expect_code "no backends" 0 dnat
