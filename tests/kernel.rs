@@ -212,10 +212,11 @@ fn bird_announces_the_vips_to_a_router_and_withdraws_them() {
 /// DNAT of VIP:port to a Docker host's containers (issue 20, item 4's
 /// `--docker`) through nf_tables over netlink (`clusterf nft-dnat`): real
 /// HTTP over IPv4 and IPv6 reaches the containers in about their weights'
-/// shares, ahead of a Docker-style `ip nat` rule for the same port; the
-/// table is replaced whole on a change, removed when no rule is wanted, a
-/// table of its name without its mark is refused, and the other tables
-/// stay byte-identical throughout.
+/// shares, ahead of a Docker-style `ip nat` rule for the same port; a
+/// batch the kernel refuses changes nothing; the table is replaced whole
+/// on a change (1,204 rules in one batch too), removed when no rule is
+/// wanted, a table of its name without its mark is refused, and the other
+/// tables stay byte-identical throughout.
 #[test]
 fn dnat_sends_vip_traffic_to_the_containers_and_touches_no_other_table() {
     scenario("dnat", &[]);

@@ -620,11 +620,11 @@ impl NftClient {
 /// The error of a refused batch, naming the request (`index` from the
 /// batch's begin: 0 is the begin, which commit failures name).
 fn refusal(plan: &DnatPlan, reqs: &[Request], index: u32, e: &KernelError) -> anyhow::Error {
-    let what = match index
+    let cmd = index
         .checked_sub(1)
         .and_then(|i| reqs.get(i as usize))
-        .and_then(|r| nft_cmd(r.kind))
-    {
+        .and_then(|r| nft_cmd(r.kind));
+    let what = match cmd {
         Some(NFT_MSG_DELTABLE) => "deleting the old table".to_string(),
         Some(NFT_MSG_NEWTABLE) => "creating the table".to_string(),
         Some(NFT_MSG_NEWCHAIN) => "creating a chain".to_string(),
@@ -635,6 +635,10 @@ fn refusal(plan: &DnatPlan, reqs: &[Request], index: u32, e: &KernelError) -> an
         EPERM => format!("operation not permitted: {NO_PERMISSION}"),
         ENOENT if matches!(plan.action, Action::Replace(_) | Action::Remove(_)) && index == 1 => {
             "the table changed since it was read; nothing changed, try again".to_string()
+        }
+        ENOENT if matches!(cmd, Some(NFT_MSG_NEWRULE | NFT_MSG_NEWCHAIN)) => {
+            "not supported by this kernel (a missing module: nft_chain_nat, nft_nat, nft_numgen?)"
+                .to_string()
         }
         EBUSY => "busy (a commit of another process?); nothing changed, try again".to_string(),
         n => errno_text(n),

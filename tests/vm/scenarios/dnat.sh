@@ -13,8 +13,8 @@
 # filter` and `ip nat`, whose DOCKER chain publishes port 80 of every local
 # address to ctr1:8081 (answering "docker"). Checked: the plan and
 # --dry-run; real HTTP over IPv4 and IPv6 reaches the containers (ours wins
-# over Docker's rule for VIP:80) in about the weights' shares; a re-run is
-# empty; a weight change and a rule added by hand rewrite the table whole;
+# over Docker's rule for VIP:80) in about the weights' shares; a batch the
+# kernel refuses changes nothing; a re-run is empty; a weight change and a rule added by hand rewrite the table whole;
 # no rule wanted removes it (and Docker's rule answers again); a table of
 # our name without our mark is refused and left as it was; the other
 # tables stay byte-identical (`nft -s list ruleset` without ours) after
@@ -162,6 +162,18 @@ cat >/tmp/want.plan <<'P'
 P
 expect_eq "the plan" /tmp/want.plan /tmp/last.out
 nft list table inet clusterf >/dev/null 2>&1 && fail "dry run created the table" || ok "dry run changed nothing"
+
+# --- a batch the kernel refuses: all or nothing --------------------------------
+# nft_numgen is not loaded yet; with module loading off, the kernel refuses
+# the first rule that uses numgen, and so the whole batch.
+grep -q '^nft_numgen ' /proc/modules && die "nft_numgen is loaded already"
+echo /nonexistent >/proc/sys/kernel/modprobe
+expect_code "a refused batch fails" 1 dnat
+echo /sbin/modprobe >/proc/sys/kernel/modprobe
+grep -q "adding a rule: not supported by this kernel (a missing module: .*the batch was not applied" /tmp/last.err &&
+    ok "the refusal names the request: $(cat /tmp/last.err)" || fail "refusal: $(cat /tmp/last.err)"
+nft list table inet clusterf >/dev/null 2>&1 && fail "a refused batch left a table" || ok "a refused batch changed nothing"
+check_others "after a refused batch"
 
 # --- create -------------------------------------------------------------------
 CLUSTERF_NETLINK_TRACE=1 dnat >/tmp/create.out 2>/tmp/create.err || fail "create: $(cat /tmp/create.err)"
