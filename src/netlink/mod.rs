@@ -15,7 +15,8 @@
 //!
 //! Invariant: this module executes; it never plans. It never flushes or
 //! zero-weights anything on its own, and reads the kernel only through the
-//! IPVS generic netlink family, and route netlink for the VIP link only.
+//! IPVS generic netlink family, route netlink for the VIP link only, and
+//! nf_tables for clusterf's DNAT table only.
 
 pub mod client;
 pub mod dump;

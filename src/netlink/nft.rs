@@ -7,16 +7,14 @@
 //! userdata, which `nft list` shows); a table of the name without it is
 //! never changed. The replace deletes our table by its handle (the one
 //! read and checked) and writes it anew in the same transaction, so no
-//! packet sees a table half written, and a table that changed since it was
+//! packet sees a table half written, and a table replaced since it was
 //! read fails the batch instead of being deleted. Nothing is flushed, and
-//! no other table is named in any request.
-//! [`NFT_TABLE_F_OWNER`-style ownership] is not used: such a table goes
-//! away with the socket that made it, a one-shot command's included.
+//! no other table is named in any request. An owner table
+//! (`NFT_TABLE_F_OWNER`) is not used: it goes away with the socket that
+//! made it, a one-shot command's included.
 //!
 //! Invariant: executes what it is given; the rules and the plan are
 //! `dnat`'s. Touches no table but its own.
-//!
-//! [`NFT_TABLE_F_OWNER`-style ownership]: https://www.kernel.org/doc/html/latest/networking/nf_tables.html
 
 use std::io;
 
