@@ -110,8 +110,7 @@ pub enum Method {
     Masq,
     /// Direct routing (`ipvsadm -g`).
     Droute,
-    /// Tunnelling (`ipvsadm -i`): IP-in-IP, GUE or GRE as the dest's
-    /// [`tunnel::Tunnel`] says.
+    /// Tunnelling (`ipvsadm -i`): IP-in-IP, GUE or GRE.
     Tunnel,
 }
 

@@ -372,13 +372,15 @@ fn dest_desc(a: &DestAttrs) -> String {
 }
 
 /// `droute weight 20 -> 30` (the method leads when it does not change);
-/// `method tunnel gue port 6080 -> tunnel gue port 6081` (a tunnel's
-/// encapsulation is part of its method).
+/// `tunnel gue port 6080 -> gue port 6081` (a tunnel's encapsulation, and
+/// `method masq -> tunnel gre` when the method changes too).
 fn dest_diff(a: &DestAttrs, b: &DestAttrs) -> String {
     let mut parts = Vec::new();
-    let (ma, mb) = (a.method_text(), b.method_text());
-    if ma != mb {
-        parts.push(format!("method {ma} -> {mb}"));
+    let same_method = a.method == b.method;
+    if !same_method {
+        parts.push(format!("method {} -> {}", a.method_text(), b.method_text()));
+    } else if a.tunnel != b.tunnel {
+        parts.push(format!("tunnel {} -> {}", a.tunnel, b.tunnel));
     }
     if a.weight != b.weight {
         parts.push(format!("weight {} -> {}", a.weight, b.weight));
@@ -396,10 +398,11 @@ fn dest_diff(a: &DestAttrs, b: &DestAttrs) -> String {
         ));
     }
     let changes = parts.join(", ");
-    if ma == mb {
-        format!("{mb} {changes}")
-    } else {
-        changes
+    match (same_method, parts.first()) {
+        // `tunnel ipip -> gre` names the method already.
+        (true, Some(first)) if first.starts_with("tunnel ") => changes,
+        (true, _) => format!("{} {changes}", b.method_text()),
+        (false, _) => changes,
     }
 }
 

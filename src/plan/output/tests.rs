@@ -357,8 +357,15 @@ fn the_hand_written_json_document_is_byte_for_byte_what_serde_wrote() {
         },
     ];
     let _ = Protocol::Tcp;
-    assert_eq!(
-        json(&p, &desired, &inputs, &fingerprint, &own, None),
-        oracle(&p, &desired, &inputs, &fingerprint, &own, None)
+    let doc = json(&p, &desired, &inputs, &fingerprint, &own, None);
+    assert_eq!(doc, oracle(&p, &desired, &inputs, &fingerprint, &own, None));
+    // A saved plan reads back the same ops, tunnels included.
+    let saved = crate::plan::saved::SavedPlan::from_json(&doc).unwrap();
+    let ops: Vec<&Op> = saved.ops().collect();
+    assert_eq!(ops, p.ops().collect::<Vec<_>>());
+    assert!(
+        ops.iter()
+            .any(|o| matches!(o, Op::AddDest { attrs, .. } if attrs.tunnel.kind == 7)),
+        "{ops:?}"
     );
 }
