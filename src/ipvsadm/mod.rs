@@ -303,7 +303,6 @@ mod tests {
 -a -t 10.0.0.1:80 -r 10.1.0.5:80 -i -w 3 --tun-type gue --tun-port 6082 --tun-remcsum
 -a -t 10.0.0.1:80 -r 10.1.0.6:80 -i -w 3 --tun-type gre --tun-nocsum
 -a -t 10.0.0.1:80 -r 10.1.0.7:80 -i -w 3 --tun-type gre --tun-csum -x 10
--a -t 10.0.0.1:80 -r 10.1.0.8:80 -i -w 3 --tun-type gre --tun-remcsum
 ";
         let state = parse(dump).unwrap();
         assert_eq!(format(&state), dump);
@@ -322,7 +321,6 @@ mod tests {
                 t(TUN_TYPE_GUE, 6082, TUN_FLAG_REMCSUM),
                 t(TUN_TYPE_GRE, 0, 0),
                 t(TUN_TYPE_GRE, 0, TUN_FLAG_CSUM),
-                t(TUN_TYPE_GRE, 0, TUN_FLAG_REMCSUM),
             ]
         );
         // No --tun-type (a kernel before 5.2) and no checksum option:
@@ -376,6 +374,11 @@ mod tests {
                 "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -i -w 3 --tun-type gre --tun-csum --tun-nocsum",
                 68,
                 "one checksum option only (--tun-csum at column 57)",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -i -w 3 --tun-type gre --tun-remcsum",
+                57,
+                "--tun-remcsum: an option of gue tunnels, not gre",
             ),
             (
                 "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -i --tun-type gue --tun-port 0",

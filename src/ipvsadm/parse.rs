@@ -8,7 +8,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use crate::model::flags::{FLAG_OPS, FLAG_PE_PREFIX, sched_flag_bit, sched_flag_name};
 use crate::model::tunnel::{
-    TUN_FLAG_CSUM, TUN_FLAG_REMCSUM, TUN_TYPE_GUE, TUN_TYPE_IPIP, TUNNEL_TYPES, Tunnel,
+    TUN_FLAG_CSUM, TUN_FLAG_REMCSUM, TUN_TYPE_GRE, TUN_TYPE_GUE, TUN_TYPE_IPIP, TUNNEL_TYPES,
+    Tunnel,
 };
 use crate::model::{
     Dest, DestAttrs, Family, IpvsState, Method, Protocol, Service, ServiceAttrs, ServiceKey,
@@ -548,7 +549,8 @@ fn check_command_options(
 
 /// As ipvsadm: "Tunnel options conflict with forward method", and its
 /// table of options per tunnel type: gue needs `--tun-port`, which no
-/// other type takes; gue and gre take one checksum option, ipip none.
+/// other type takes; gue and gre take one checksum option (gre not
+/// `--tun-remcsum`), ipip none.
 fn check_tunnel_method(p: &LineParser<'_>, l: &Line<'_>) -> Result<(), ParseError> {
     let first = [
         l.tun_type.map(|x| (x.0, "--tun-type")),
@@ -580,6 +582,13 @@ fn check_tunnel_method(p: &LineParser<'_>, l: &Line<'_>) -> Result<(), ParseErro
             col,
             format!("{name}: an option of gue and gre tunnels, not ipip"),
         ));
+    }
+    // ipvsadm 1.31: "Illegal 'tun-remcsum' option with the 'gre' tunnel type".
+    if let Some((col, (_, name))) = l
+        .tun_csum
+        .filter(|c| kind == TUN_TYPE_GRE && c.1.0 == TUN_FLAG_REMCSUM)
+    {
+        return Err(p.err(col, format!("{name}: an option of gue tunnels, not gre")));
     }
     if let (Some((col, _)), None) = (l.tun_type.filter(|_| kind == TUN_TYPE_GUE), l.tun_port) {
         return Err(p.err(col, "--tun-type gue: needs --tun-port"));
