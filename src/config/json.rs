@@ -13,8 +13,8 @@ use super::layout::{BACKEND_KEYS, FRONTEND_KEYS, HEALTHCHECK_KEYS, ROUTE_KEYS};
 use super::types::{Endpoints, HealthCheck, Route};
 use super::validate::{
     EndpointFields, EndpointFile, FrontendOptions, IpvsFields, Located, Reporter, RouteFields,
-    TunnelFields, exact_integer, parse_persistence, parse_scheduler, range_error, utf8,
-    validate_endpoints, validate_ipvs, validate_route, validate_thresholds,
+    TunnelFields, YAML_TUNNEL_KEYS, exact_integer, parse_persistence, parse_scheduler, range_error,
+    utf8, validate_endpoints, validate_ipvs, validate_route, validate_thresholds,
 };
 use crate::diag::Pos;
 use crate::text;
@@ -269,16 +269,19 @@ fn json_tunnel<'o>(
     obj: &'o BTreeMap<&str, (serde_json::Value, Option<Pos>)>,
     text: &str,
 ) -> Option<TunnelFields<'o>> {
+    // Messages name the fields as the YAML block does, as they name
+    // `IPVSMethod` `method`.
     const KEYS: [&str; 3] = ["IPVSTunnelType", "IPVSTunnelPort", "IPVSTunnelChecksum"];
-    let (what, first) = KEYS.iter().find_map(|k| Some((*k, obj.get(k)?)))?;
+    let names = YAML_TUNNEL_KEYS;
+    let first = KEYS.iter().find_map(|k| obj.get(k))?;
     Some(TunnelFields {
-        what,
-        keys: KEYS,
+        what: "tunnel",
+        keys: names,
         pos: first.1,
-        kind: json_string(r, KEYS[0], obj.get(KEYS[0])),
+        kind: json_string(r, names[0], obj.get(KEYS[0])),
         kind_given: obj.contains_key(KEYS[0]),
-        port: json_int(r, KEYS[1], obj.get(KEYS[1]), text),
-        checksum: json_string(r, KEYS[2], obj.get(KEYS[2])),
+        port: json_int(r, names[1], obj.get(KEYS[1]), text),
+        checksum: json_string(r, names[2], obj.get(KEYS[2])),
     })
 }
 

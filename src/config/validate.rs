@@ -124,8 +124,8 @@ pub(super) struct RouteFields<'a> {
 }
 
 /// Fields of a route's tunnel, before validation. `what` names the block
-/// (`tunnel`, or the JSON layout's first `IPVSTunnel*` key) at `pos`;
-/// `keys` name its type, port and checksum in messages.
+/// at `pos` (the JSON layout's: its first `IPVSTunnel*` key); `keys` name
+/// its type, port and checksum in messages.
 pub(super) struct TunnelFields<'a> {
     pub(super) what: &'static str,
     pub(super) keys: [&'static str; 3],
@@ -197,7 +197,7 @@ pub(super) fn range_error(field: &str, shown: &dyn std::fmt::Display) -> String 
         "persistence" => {
             format!("persistence: {shown} out of range 1..{MAX_PERSISTENCE} seconds")
         }
-        "healthcheck: port" | "tunnel: port" | "IPVSTunnelPort" => {
+        "healthcheck: port" | "tunnel: port" => {
             format!("{field} {shown} out of range 1..65535")
         }
         "healthcheck: rise" | "healthcheck: fall" => format!(
