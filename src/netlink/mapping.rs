@@ -12,6 +12,11 @@
 //!   `0x..`; the persistence engine as `pe=NAME`.
 //! - the kernel's `Local` forwarding method reads as `droute` (`ipvsadm -S`
 //!   prints `-g` for it).
+//! - a tunnel dest's `IPVS_DEST_ATTR_TUN_TYPE`, `_TUN_PORT` and
+//!   `_TUN_FLAGS` are sent only when it is not ipip (absent, the kernel
+//!   makes it ipip, and a kernel before 5.2 knows no more); read, they are
+//!   the dest's tunnel as they come (absent: ipip). Other methods' dests
+//!   are ipip.
 //!
 //! Invariant: pure; no sockets. Decides nothing about what to change.
 
