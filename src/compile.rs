@@ -13,8 +13,10 @@
 //!   method (no method: the backend is dropped) and may rewrite the dest to
 //!   `gateway:<service port>`; no route: the default method;
 //! - droute and tunnel keep the service's port;
+//! - a tunnel dest's encapsulation is its route's (ipip by default);
 //! - dests landing on one address:port merge, summing weights; their
-//!   connection thresholds must agree (they bound one server);
+//!   methods, tunnels and connection thresholds must agree (they bound
+//!   one server);
 //! - a service's health check applies to each of its IPVS services; a dest
 //!   is exempt from it when any backend that lands on it opted out.
 //!
@@ -32,6 +34,7 @@ use crate::config::{Backend, Config, Overlay, Route};
 use crate::diag::Diagnostics;
 use crate::health::{HealthConfig, ServiceHealth};
 use crate::model::flags::{FLAG_OPS, FLAG_PE_PREFIX, canonical_flags};
+use crate::model::tunnel::Tunnel;
 use crate::model::{
     DEFAULT_SCHEDULER, Dest, DestAttrs, Family, IpvsState, MAX_WEIGHT, Method, Protocol,
     Provenance, Service, ServiceAttrs, ServiceKey,
@@ -208,7 +211,7 @@ fn service_attrs(svc: &crate::config::Service, key: &ServiceKey, scheduler: &str
 /// the message on a conflict), the dests whose backends disagree on the
 /// method, and the dests a backend opted out of health checks on.
 struct Placed {
-    placed: Vec<(SocketAddr, Method)>,
+    placed: Vec<(SocketAddr, Method, Tunnel)>,
     conflicts: Vec<SocketAddr>,
     /// Dests whose backends disagree on the connection thresholds.
     threshold_conflicts: Vec<SocketAddr>,
@@ -229,7 +232,7 @@ fn place_backends(
 ) -> Placed {
     let mut conflicts: Vec<SocketAddr> = Vec::new();
     let mut threshold_conflicts: Vec<SocketAddr> = Vec::new();
-    let mut placed: Vec<(SocketAddr, Method)> = Vec::with_capacity(backends.len());
+    let mut placed: Vec<(SocketAddr, Method, Tunnel)> = Vec::with_capacity(backends.len());
     let mut exempt = BTreeSet::new();
     for b in backends {
         let Some((dest, method, route)) = place(key, b, routes, default_method, diags) else {
@@ -245,17 +248,26 @@ fn place_backends(
             route: route.map(|r| r.name.clone()),
         };
         let thresholds = b.thresholds;
+        // A tunnel's encapsulation is its route's (the default method's:
+        // ipip).
+        let tunnel = match (method, route) {
+            (Method::Tunnel, Some(r)) => r.tunnel,
+            _ => Tunnel::IPIP,
+        };
         let entry = service.dests.entry(dest).or_insert_with(|| Dest {
             attrs: DestAttrs {
                 upper_threshold: thresholds.upper,
                 lower_threshold: thresholds.lower,
+                tunnel,
                 ..DestAttrs::new(method, 0)
             },
             // Most dests come from one backend: no room for four.
             provenance: Vec::with_capacity(1),
             health: None,
         });
-        if entry.attrs.method != method && !conflicts.contains(&dest) {
+        if (entry.attrs.method != method || entry.attrs.tunnel != tunnel)
+            && !conflicts.contains(&dest)
+        {
             conflicts.push(dest);
         }
         let (upper, lower) = (entry.attrs.upper_threshold, entry.attrs.lower_threshold);
@@ -268,7 +280,7 @@ fn place_backends(
         // many backends merge.
         entry.attrs.weight = entry.attrs.weight.saturating_add(b.weight);
         entry.provenance.push(provenance);
-        placed.push((dest, method));
+        placed.push((dest, method, tunnel));
     }
     Placed {
         placed,
@@ -299,21 +311,7 @@ fn check_dests(
             report_threshold_conflict(svc, key, dest, d, backends, diags);
         }
         if !conflicts.is_empty() && conflicts.contains(dest) {
-            let methods = placed.iter().filter(|(p, _)| p == dest).map(|(_, m)| m);
-            let who: Vec<String> = d
-                .provenance
-                .iter()
-                .zip(methods)
-                .map(|(o, m)| format!("{} ({m}, {})", o.backend, o.source))
-                .collect();
-            diags.error(
-                svc.source.as_str(),
-                None,
-                format!(
-                    "dest {dest} of {key} merges backends with different forwarding methods: {}",
-                    who.join(", ")
-                ),
-            );
+            report_method_conflict(svc, key, dest, d, placed, diags);
         }
         if d.attrs.weight > MAX_WEIGHT {
             diags.warning(
@@ -328,6 +326,45 @@ fn check_dests(
         }
         d.provenance.sort();
     }
+}
+
+/// A merged dest whose backends give different forwarding methods, or
+/// tunnels of different encapsulations: an error naming each backend's.
+fn report_method_conflict(
+    svc: &crate::config::Service,
+    key: &ServiceKey,
+    dest: &SocketAddr,
+    d: &Dest,
+    placed: &[(SocketAddr, Method, Tunnel)],
+    diags: &mut Diagnostics,
+) {
+    let methods: Vec<DestAttrs> = placed
+        .iter()
+        .filter(|(p, ..)| p == dest)
+        .map(|&(_, method, tunnel)| DestAttrs {
+            tunnel,
+            ..DestAttrs::new(method, 0)
+        })
+        .collect();
+    let what = if methods.iter().all(|m| m.method == Method::Tunnel) {
+        "tunnels"
+    } else {
+        "forwarding methods"
+    };
+    let who: Vec<String> = d
+        .provenance
+        .iter()
+        .zip(&methods)
+        .map(|(o, m)| format!("{} ({}, {})", o.backend, m.method_text(), o.source))
+        .collect();
+    diags.error(
+        svc.source.as_str(),
+        None,
+        format!(
+            "dest {dest} of {key} merges backends with different {what}: {}",
+            who.join(", ")
+        ),
+    );
 }
 
 /// A merged dest whose backends give different thresholds: an error
@@ -716,6 +753,7 @@ mod tests {
             prefix,
             gateway,
             method: Some(Method::Masq),
+            tunnel: crate::model::tunnel::Tunnel::IPIP,
         }
     }
 

@@ -84,9 +84,9 @@ fn every_problem_of_a_route_file_is_reported() {
         problems(&[("routes/r.yaml", route)]),
         [
             "routes/r.yaml:1:9: prefix: invalid prefix \"10.0.0.0/33\", expected CIDR like 10.0.0.0/24",
-            "routes/r.yaml:2:1: unknown field \"gatway\", expected one of prefix, gateway, method",
+            "routes/r.yaml:2:1: unknown field \"gatway\", expected one of prefix, gateway, method, tunnel",
             "routes/r.yaml:3:1: missing field \"method\"",
-            "routes/r.yaml:3:1: unknown field \"methd\", expected one of prefix, gateway, method",
+            "routes/r.yaml:3:1: unknown field \"methd\", expected one of prefix, gateway, method, tunnel",
         ]
     );
     let route = "prefix: 10.0.0.0/8\nmethod: nat\ngateway: 10.0.0.300\n";

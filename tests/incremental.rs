@@ -152,6 +152,10 @@ fn yaml_route() -> impl Strategy<Value = String> {
         "method: masq\n".to_string(),
         "prefix: 192.168.0.0/16\nmethod: none\n".to_string(),
         "prefix: bogus\nmethod: masq\n".to_string(),
+        "prefix: 10.0.1.0/24\nmethod: tunnel\ntunnel: {type: gue, port: 6080, checksum: csum}\n"
+            .to_string(),
+        "prefix: 10.1.0.0/16\nmethod: tunnel\ntunnel: {type: gre}\n".to_string(),
+        "method: droute\ntunnel: {type: gue}\n".to_string(),
     ])
 }
 
@@ -160,6 +164,8 @@ fn json_route() -> impl Strategy<Value = String> {
         r#"{"Prefix": "10.0.1.0/24", "IPVSMethod": "droute"}"#.to_string(),
         r#"{"Prefix": "10.1.0.0/16", "Gateway": "10.9.9.9", "IPVSMethod": "tunnel"}"#.to_string(),
         r#"{"IPVSMethod": "masq"}"#.to_string(),
+        r#"{"Prefix": "10.0.1.0/24", "IPVSMethod": "tunnel", "IPVSTunnelType": "gue", "IPVSTunnelPort": 6080}"#.to_string(),
+        r#"{"Prefix": "10.1.0.0/16", "IPVSMethod": "tunnel", "IPVSTunnelType": "gre", "IPVSTunnelChecksum": "csum"}"#.to_string(),
         r#"{"Prefix": "10.0.1.0/25", "IPVSMethod": "masq"}"#.to_string(),
         "{".to_string(),
     ])

@@ -173,6 +173,21 @@ fn ipvs_options_reach_the_kernel_exactly() {
     );
 }
 
+/// GUE (with its port and each checksum option) and GRE tunnel dests, in
+/// both layouts: the kernel equals the render after apply, a re-plan is
+/// empty, a changed port, checksum or type is an edit of the dest.
+#[test]
+fn tunnel_dests_reach_the_kernel_exactly() {
+    scenario(
+        "tunnels",
+        &[
+            ("tests/golden/tunnels-yaml/config", "yaml"),
+            ("tests/golden/tunnels-json/config", "json"),
+            ("tests/golden/tunnels-json/overlay", "overlay"),
+        ],
+    );
+}
+
 /// A plan failing midway: report, kernel state, recovery.
 #[test]
 fn fault() {

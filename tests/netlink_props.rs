@@ -6,6 +6,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use clusterf::model::tunnel::Tunnel;
 use clusterf::model::{DestAttrs, Family, Method, Op, Protocol, ServiceAttrs, ServiceKey};
 use clusterf::netlink::message::*;
 use clusterf::netlink::{dump, mapping};
@@ -231,13 +232,20 @@ fn dest_attrs() -> impl Strategy<Value = DestAttrs> {
         0u32..=i32::MAX as u32,
         any::<u32>(),
         any::<u32>(),
+        // The kernel holds any encapsulation it is given (it checks only
+        // gue's port), so any reads back; other methods' is ipip.
+        (any::<u8>(), any::<u16>(), any::<u16>()),
     )
         .prop_map(
-            |(method, weight, upper_threshold, lower_threshold)| DestAttrs {
+            |(method, weight, upper_threshold, lower_threshold, (kind, port, flags))| DestAttrs {
                 method,
                 weight,
                 upper_threshold,
                 lower_threshold,
+                tunnel: match method {
+                    Method::Tunnel => Tunnel { kind, port, flags },
+                    _ => Tunnel::IPIP,
+                },
             },
         )
 }

@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use proptest::prelude::*;
 
 use clusterf::ipvsadm;
+use clusterf::model::tunnel::Tunnel;
 use clusterf::model::{
     Dest, DestAttrs, Family, IpvsState, Method, Op, Service, ServiceAttrs, ServiceKey,
 };
@@ -75,13 +76,26 @@ fn dest_attrs() -> impl Strategy<Value = DestAttrs> {
         0u32..4,
         prop::sample::select(vec![0u32, 5]),
         prop::sample::select(vec![0u32, 2]),
+        // ipip, gue and gre as the config and ipvsadm write them.
+        prop::sample::select(vec![
+            (0u8, 0u16, 0u16),
+            (1, 6080, 0),
+            (1, 6081, 2),
+            (2, 0, 1),
+        ]),
     )
-        .prop_map(|(method, weight, upper, lower)| DestAttrs {
-            method,
-            weight,
-            upper_threshold: upper,
-            lower_threshold: lower,
-        })
+        .prop_map(
+            |(method, weight, upper, lower, (kind, port, flags))| DestAttrs {
+                method,
+                weight,
+                upper_threshold: upper,
+                lower_threshold: lower,
+                tunnel: match method {
+                    Method::Tunnel => Tunnel { kind, port, flags },
+                    _ => Tunnel::IPIP,
+                },
+            },
+        )
 }
 
 fn service() -> impl Strategy<Value = Service> {

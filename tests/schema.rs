@@ -388,6 +388,33 @@ const ROUTE_METHODS: &[&str] = &[
     "masq", "droute", "tunnel", "none", "nat", "Masq", "\"\"", "null", "1",
 ];
 
+const TUNNELS: &[&str] = &[
+    "{type: ipip}",
+    "{type: gue, port: 6080}",
+    "{type: gue, port: 6080, checksum: csum}",
+    "{type: gue, port: 6080, checksum: remcsum}",
+    "{type: gue, checksum: none}",
+    "{type: gue, port: 0}",
+    "{type: gue, port: 65536}",
+    "{type: gue, port: \"6080\"}",
+    "{type: gre}",
+    "{type: gre, checksum: csum}",
+    "{type: gre, checksum: remcsum}",
+    "{type: gre, port: 6080}",
+    "{type: ipip, checksum: none}",
+    "{type: ipip, port: 1}",
+    "{type: vxlan}",
+    "{type: gue, port: null}",
+    "{type: gre, port: null, checksum: null}",
+    "{type: gre, checksum: crc}",
+    "{port: 6080}",
+    "{type: gre, prot: 1}",
+    "{}",
+    "null",
+    "gue",
+    "[gue]",
+];
+
 const DEFAULT_METHODS: &[&str] = &["masq", "droute", "tunnel", "none", "nat", "null", "1"];
 
 fn corpus() -> Vec<(Kind, String)> {
@@ -614,6 +641,16 @@ fn corpus() -> Vec<(Kind, String)> {
     ] {
         c.push((Kind::Route, doc.to_string()));
     }
+    // Tunnel blocks: each type with and without a port and checksum.
+    vary(
+        Kind::Route,
+        &[
+            "prefix: 10.0.0.0/8\nmethod: tunnel\ntunnel: $V",
+            "prefix: 10.0.0.0/8\nmethod: droute\ntunnel: $V",
+        ],
+        TUNNELS,
+        &mut c,
+    );
     // clusterf.yaml.
     vary(Kind::Defaults, &["scheduler: $V"], SCHEDULERS, &mut c);
     vary(Kind::Defaults, &["method: $V"], DEFAULT_METHODS, &mut c);

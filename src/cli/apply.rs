@@ -24,7 +24,6 @@ use super::source::{CompileArgs, ConfigArgs, OverlayArgs, SafetyArgs, load_besid
 use super::{Exit, use_color, watch};
 use crate::model::{IpvsState, LiveTable, Op};
 use crate::netlink::Client;
-use crate::netlink::client::warn_tunnels;
 use crate::plan::saved::{ReplayError, SavedPlan, check_fresh, desired_after, replay};
 use crate::plan::{self, PlanError, Summary, output};
 use crate::text::plural;
@@ -205,7 +204,7 @@ fn run_saved(args: &ApplyArgs, path: &std::path::Path) -> Result<u8> {
 }
 
 /// Connects and reads the kernel's table for a plan (runs beside the
-/// load: the tunnel warnings wait until the table is used).
+/// load).
 fn read_kernel() -> Result<(Client, LiveTable)> {
     let mut client = Client::connect()?;
     let live = client
@@ -214,11 +213,10 @@ fn read_kernel() -> Result<(Client, LiveTable)> {
     Ok((client, live))
 }
 
-/// The kernel read of [`read_kernel`] put to use: its tunnel warnings, and
-/// the state to plan against.
+/// The kernel read of [`read_kernel`] put to use: the state to plan
+/// against.
 fn use_kernel(kernel: Result<(Client, LiveTable)>) -> Result<(Client, IpvsState)> {
     let (client, live) = kernel?;
-    warn_tunnels(&live);
     Ok((client, live.state))
 }
 

@@ -179,9 +179,7 @@ fn ipvsadm_order(key: &ServiceKey) -> (u32, Family, u16, Option<SocketAddr>) {
 /// `ipvsadm -S -n`: the rules, tunnel dests with the encapsulation the
 /// kernel reports.
 pub fn format_rules(live: &LiveTable) -> String {
-    ipvsadm::format_tunnels(&live.state, |key, dest| {
-        live.tunnels.get(key).and_then(|t| t.get(dest))
-    })
+    ipvsadm::format(&live.state)
 }
 
 /// Pads what was appended to `out` since `start` with spaces to `width`,
@@ -385,34 +383,39 @@ FWM  7 rr persistent 60 mask 255.255.255.0
         let mut live = LiveTable::default();
         let key: ServiceKey = "tcp://10.0.0.1:80".parse().unwrap();
         let mut svc = Service::new(ServiceAttrs::with_scheduler("wlc"));
-        for a in ["10.1.0.1:80", "10.1.0.2:80"] {
+        let gue = Tunnel {
+            kind: TUN_TYPE_GUE,
+            port: 6080,
+            flags: TUN_FLAG_CSUM,
+        };
+        for (a, tunnel) in [("10.1.0.1:80", Tunnel::IPIP), ("10.1.0.2:80", gue)] {
             svc.dests.insert(
                 a.parse().unwrap(),
                 Dest {
-                    attrs: DestAttrs::new(Method::Tunnel, 3),
+                    attrs: DestAttrs {
+                        tunnel,
+                        ..DestAttrs::new(Method::Tunnel, 3)
+                    },
                     provenance: Vec::new(),
                     health: None,
                 },
             );
         }
         live.state.services.insert(key, svc);
-        let gue = Tunnel {
-            kind: TUN_TYPE_GUE,
-            port: 6080,
-            flags: TUN_FLAG_CSUM,
-        };
-        live.tunnels.insert(
-            key,
-            [("10.1.0.2:80".parse().unwrap(), gue)]
-                .into_iter()
-                .collect(),
-        );
         // As `ipvsadm -S -n` printed it for these dests (tests/vm, 6.1).
         assert_eq!(
             format_rules(&live),
             "-A -t 10.0.0.1:80 -s wlc\n\
              -a -t 10.0.0.1:80 -r 10.1.0.1:80 -i -w 3 --tun-type ipip\n\
              -a -t 10.0.0.1:80 -r 10.1.0.2:80 -i -w 3 --tun-type gue --tun-port 6080 --tun-csum\n"
+        );
+        // JSON names it as the config does.
+        let v = format_json(&INFO, &live);
+        let d = &v["services"][0]["dests"];
+        assert!(d[0].get("tunnel").is_none(), "{d}");
+        assert_eq!(
+            d[1]["tunnel"],
+            json!({"type": "gue", "port": 6080, "checksum": "csum"})
         );
     }
 

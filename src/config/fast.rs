@@ -209,6 +209,8 @@ pub(super) fn fast_yaml_route(file: &str, name: &str, bytes: &[u8]) -> Option<Ro
         prefix: None,
         gateway: None,
         method: None,
+        // A `tunnel:` block is the full reader's.
+        tunnel: None,
     };
     for (key, node) in &doc {
         match *key {

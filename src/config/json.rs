@@ -13,8 +13,8 @@ use super::layout::{BACKEND_KEYS, FRONTEND_KEYS, HEALTHCHECK_KEYS, ROUTE_KEYS};
 use super::types::{Endpoints, HealthCheck, Route};
 use super::validate::{
     EndpointFields, EndpointFile, FrontendOptions, IpvsFields, Located, Reporter, RouteFields,
-    exact_integer, parse_persistence, parse_scheduler, range_error, utf8, validate_endpoints,
-    validate_ipvs, validate_route, validate_thresholds,
+    TunnelFields, YAML_TUNNEL_KEYS, exact_integer, parse_persistence, parse_scheduler, range_error,
+    utf8, validate_endpoints, validate_ipvs, validate_route, validate_thresholds,
 };
 use crate::diag::Pos;
 use crate::text;
@@ -250,13 +250,39 @@ pub(super) fn json_route(
         let first = present.first()?;
         json_string(r, field, obj.get(*first))
     }
+    let text = std::str::from_utf8(bytes).unwrap_or_default();
     let fields = RouteFields {
         prefix: pick(r, &obj, "prefix", &["Prefix", "Prefix4", "Prefix6"]),
         gateway: pick(r, &obj, "gateway", &["Gateway", "Gateway4", "Gateway6"]),
         method: json_string(r, "method", obj.get("IPVSMethod")),
+        tunnel: json_tunnel(r, &obj, text),
     };
     let route = validate_route(r, name, &fields);
     (!r.failed).then_some(route)
+}
+
+/// A route's `IPVSTunnelType`, `IPVSTunnelPort` and `IPVSTunnelChecksum`
+/// (the YAML `tunnel:` block's `type`, `port`, `checksum`), when any is
+/// there.
+fn json_tunnel<'o>(
+    r: &mut Reporter,
+    obj: &'o BTreeMap<&str, (serde_json::Value, Option<Pos>)>,
+    text: &str,
+) -> Option<TunnelFields<'o>> {
+    // Messages name the fields as the YAML block does, as they name
+    // `IPVSMethod` `method`.
+    const KEYS: [&str; 3] = ["IPVSTunnelType", "IPVSTunnelPort", "IPVSTunnelChecksum"];
+    let names = YAML_TUNNEL_KEYS;
+    let first = KEYS.iter().find_map(|k| obj.get(k))?;
+    Some(TunnelFields {
+        what: "tunnel",
+        keys: names,
+        pos: first.1,
+        kind: json_string(r, names[0], obj.get(KEYS[0])),
+        kind_given: obj.contains_key(KEYS[0]),
+        port: json_int(r, names[1], obj.get(KEYS[1]), text),
+        checksum: json_string(r, names[2], obj.get(KEYS[2])),
+    })
 }
 
 /// Parses a JSON object with Go's case-insensitive key matching: returns the

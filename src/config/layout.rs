@@ -202,6 +202,9 @@ pub(super) const ROUTE_KEYS: &[&str] = &[
     "Gateway4",
     "Gateway6",
     "IPVSMethod",
+    "IPVSTunnelType",
+    "IPVSTunnelPort",
+    "IPVSTunnelChecksum",
 ];
 
 #[cfg(test)]

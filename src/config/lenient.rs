@@ -26,7 +26,8 @@ use serde_saphyr::{Location, Spanned};
 use super::raw::{
     BACKEND_FIELDS, DEFAULTS_FIELDS, FRONTEND_FIELDS, HEALTHCHECK_FIELDS, ROUTE_FIELDS,
     ROUTE_METHODS, RawBackend, RawBool, RawDefaultsFile, RawFrontend, RawHealthcheck, RawInt,
-    RawRouteMethod, RawScalar, RawServiceFile, RawStr, SERVICE_FIELDS, ScalarVisitor,
+    RawRouteMethod, RawScalar, RawServiceFile, RawStr, RawTunnel, SERVICE_FIELDS, ScalarVisitor,
+    TUNNEL_FIELDS,
 };
 use super::validate::Reporter;
 use crate::diag::Pos;
@@ -56,6 +57,7 @@ pub(super) struct LenientRoute {
     pub(super) prefix: Option<Spanned<RawStr>>,
     pub(super) gateway: Option<Spanned<RawStr>>,
     pub(super) method: Option<Spanned<RawRouteMethod>>,
+    pub(super) tunnel: Option<Spanned<RawTunnel>>,
 }
 
 /// What a lenient reading found (`None`: nothing to validate), or
@@ -350,7 +352,7 @@ fn walk_route(
     let Some(pairs) = mapping(r, &top) else {
         return Ok(None);
     };
-    let [prefix, gateway, method] = fields(r, text, pairs, ROUTE_FIELDS);
+    let [prefix, gateway, method, tunnel] = fields(r, text, pairs, ROUTE_FIELDS);
     let method = match method {
         None => {
             missing(r, &top, pairs, "method");
@@ -358,10 +360,22 @@ fn walk_route(
         }
         Some(m) => route_method(r, text, m).map(|v| spanned_as(m, v)),
     };
+    // `tunnel: null` is no tunnel, as for serde.
+    let tunnel = tunnel.filter(|n| !is_null(&n.value)).and_then(|t| {
+        let pairs = mapping(r, t)?;
+        let [kind, port, checksum] = fields(r, text, pairs, TUNNEL_FIELDS);
+        let raw = RawTunnel {
+            kind: string(kind),
+            port: integer(port),
+            checksum: string(checksum),
+        };
+        Some(spanned_as(t, raw))
+    });
     Ok(Some(LenientRoute {
         prefix: string(prefix),
         gateway: string(gateway),
         method,
+        tunnel,
     }))
 }
 

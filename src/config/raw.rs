@@ -61,7 +61,9 @@ pub(super) const HEALTHCHECK_FIELDS: &[&str; 11] = &[
 /// The values of a health check's `type` and `on_failure`.
 pub(super) const CHECK_TYPES: &[&str; 5] = &["tcp", "http", "https", "dns", "none"];
 pub(super) const ON_FAILURE: &[&str; 2] = &["drain", "remove"];
-pub(super) const ROUTE_FIELDS: &[&str; 3] = &["prefix", "gateway", "method"];
+pub(super) const ROUTE_FIELDS: &[&str; 4] = &["prefix", "gateway", "method", "tunnel"];
+/// The keys of a route's `tunnel:` block.
+pub(super) const TUNNEL_FIELDS: &[&str; 3] = &["type", "port", "checksum"];
 pub(super) const DEFAULTS_FIELDS: &[&str; 2] = &["scheduler", "method"];
 /// [`RawRouteMethod`]'s values.
 pub(super) const ROUTE_METHODS: &[&str; 4] = &["masq", "droute", "tunnel", "none"];
@@ -825,6 +827,11 @@ pub(super) enum RawRouteMethod {
         },
         "then": {"properties": {"gateway": {"format": "ipv4"}}}
     },
+    // A tunnel block is method tunnel's.
+    {
+        "if": {"required": ["tunnel"], "properties": {"tunnel": {"type": "object"}}},
+        "then": {"properties": {"method": {"const": "tunnel"}}}
+    },
 ]))]
 pub(super) struct RawRouteFile {
     /// Backend address prefix (CIDR); absent for a default route.
@@ -836,7 +843,56 @@ pub(super) struct RawRouteFile {
     /// Forwarding method for matched backends; none filters them out.
     #[schemars(with = "RawRouteMethod")]
     pub(super) method: Spanned<RawRouteMethod>,
+    /// The encapsulation of method tunnel (default ipip).
+    #[schemars(with = "Option<RawTunnel>")]
+    pub(super) tunnel: Option<Spanned<RawTunnel>>,
 }
+
+/// A tunnel route's encapsulation (ipvsadm --tun-type, --tun-port,
+/// --tun-nocsum/--tun-csum/--tun-remcsum; keepalived tunnel_type...).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+// gue needs its port, which the others do not take; ipip takes no
+// checksum option, gre no remcsum.
+#[schemars(extend("allOf" = [
+    {
+        "if": {"properties": {"type": {"const": "gue"}}},
+        "then": {"required": ["port"], "properties": {"port": {"type": "integer"}}},
+        "else": {"properties": {"port": {"type": "null"}}}
+    },
+    {
+        "if": {"properties": {"type": {"const": "ipip"}}},
+        "then": {"properties": {"checksum": {"type": "null"}}}
+    },
+    {
+        "if": {"properties": {"type": {"const": "gre"}}},
+        "then": {"properties": {"checksum": {"not": {"const": "remcsum"}}}}
+    },
+]))]
+pub(super) struct RawTunnel {
+    /// ipip (IP in IP), gue (Generic UDP Encapsulation, needs port) or gre.
+    #[serde(rename = "type")]
+    #[schemars(with = "TunnelType")]
+    pub(super) kind: Option<Spanned<RawStr>>,
+    /// gue only (required): the UDP port the real servers decapsulate on.
+    #[schemars(with = "Option<u16>", range(min = 1, max = 65535))]
+    pub(super) port: Option<Spanned<RawInt>>,
+    /// gue and gre: none (the default), csum (checksums) or, gue only, remcsum (remote checksum offload).
+    #[schemars(with = "Option<TunnelChecksum>")]
+    pub(super) checksum: Option<Spanned<RawStr>>,
+}
+
+/// A tunnel's type.
+#[derive(JsonSchema)]
+#[schemars(extend("enum" = crate::model::tunnel::TUNNEL_TYPES))]
+#[allow(dead_code)]
+struct TunnelType(String);
+
+/// A tunnel's checksum option.
+#[derive(JsonSchema)]
+#[schemars(extend("enum" = crate::model::tunnel::CHECKSUMS))]
+#[allow(dead_code)]
+struct TunnelChecksum(String);
 
 /// Repo-wide defaults: `clusterf.yaml`.
 #[derive(Debug, Deserialize, JsonSchema)]

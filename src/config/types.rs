@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::IpNet;
 
 use crate::health::{CheckSpec, OnFailure};
+use crate::model::tunnel::Tunnel;
 use crate::model::{Family, Method, Protocol, ServiceKey};
 
 /// Addresses and ports of a frontend or a backend.
@@ -140,6 +141,8 @@ pub struct Route {
     pub gateway: Option<IpAddr>,
     /// `None`: the route filters out the backends it matches.
     pub method: Option<Method>,
+    /// The encapsulation of a tunnel route; ipip for the other methods.
+    pub tunnel: Tunnel,
 }
 
 impl Route {

@@ -12,6 +12,9 @@ use super::raw::{MAX_THRESHOLD, PERSISTENCE_ENGINES, SCHEDULER_FLAGS};
 use super::types::{Backend, Endpoints, IpvsOptions, Route, Service, Thresholds};
 use crate::diag::{Diagnostics, Pos};
 use crate::model::addr::{dest_refusal, frontend_refusal, mapped_ipv4};
+use crate::model::tunnel::{
+    CHECKSUMS, TUN_FLAG_REMCSUM, TUN_TYPE_GRE, TUN_TYPE_GUE, TUN_TYPE_IPIP, TUNNEL_TYPES, Tunnel,
+};
 use crate::model::{Family, MAX_WEIGHT, Method, SCHEDULERS};
 use crate::text;
 
@@ -116,7 +119,26 @@ pub(super) struct RouteFields<'a> {
     pub(super) gateway: Option<Located<&'a str>>,
     /// `None` (absent) filters, like an explicit `none`.
     pub(super) method: Option<Located<&'a str>>,
+    /// The `tunnel:` block (the JSON layout's `IPVSTunnel*` keys).
+    pub(super) tunnel: Option<TunnelFields<'a>>,
 }
+
+/// Fields of a route's tunnel, before validation. `what` names the block
+/// at `pos` (the JSON layout's: its first `IPVSTunnel*` key); `keys` name
+/// its type, port and checksum in messages.
+pub(super) struct TunnelFields<'a> {
+    pub(super) what: &'static str,
+    pub(super) keys: [&'static str; 3],
+    pub(super) pos: Option<Pos>,
+    pub(super) kind: Option<Located<&'a str>>,
+    /// A type was given, even one already reported: no "type missing".
+    pub(super) kind_given: bool,
+    pub(super) port: Option<Located<i128>>,
+    pub(super) checksum: Option<Located<&'a str>>,
+}
+
+/// The YAML `tunnel:` block's keys as messages name them.
+pub(super) const YAML_TUNNEL_KEYS: [&str; 3] = ["tunnel: type", "tunnel: port", "tunnel: checksum"];
 
 fn parse_ipv4(r: &mut Reporter, field: &str, v: &Option<Located<&str>>) -> Option<Ipv4Addr> {
     let v = v.as_ref()?;
@@ -175,7 +197,9 @@ pub(super) fn range_error(field: &str, shown: &dyn std::fmt::Display) -> String 
         "persistence" => {
             format!("persistence: {shown} out of range 1..{MAX_PERSISTENCE} seconds")
         }
-        "healthcheck: port" => format!("healthcheck: port {shown} out of range 1..65535"),
+        "healthcheck: port" | "tunnel: port" => {
+            format!("{field} {shown} out of range 1..65535")
+        }
         "healthcheck: rise" | "healthcheck: fall" => format!(
             "{field} {shown} is outside 1 to {}",
             crate::health::spec::MAX_RISE_FALL
@@ -514,12 +538,109 @@ pub(super) fn validate_route(r: &mut Reporter, name: &str, f: &RouteFields) -> R
             "route filters its backends (no method) so its gateway is unused",
         );
     }
+    let tunnel = match &f.tunnel {
+        Some(t) => validate_tunnel(r, t, method, f.method.as_ref()),
+        None => Tunnel::IPIP,
+    };
     Route {
         name: name.to_string(),
         source: r.file.to_string(),
         prefix,
         gateway: gateway.map(|(g, _)| g),
         method,
+        tunnel,
+    }
+}
+
+/// A route's tunnel: its type, gue's port (required, and only gue's), the
+/// checksum option of gue and gre; only with method tunnel. Every problem
+/// is reported.
+fn validate_tunnel(
+    r: &mut Reporter,
+    t: &TunnelFields,
+    method: Option<Method>,
+    given: Option<&Located<&str>>,
+) -> Tunnel {
+    let [type_key, port_key, checksum_key] = t.keys;
+    if method != Some(Method::Tunnel) {
+        let m = given.map_or("none", |m| m.value);
+        r.error(
+            t.pos,
+            format!(
+                "{}: only for method tunnel (the route's method is {})",
+                t.what,
+                text::quote(m)
+            ),
+        );
+    }
+    let types = TUNNEL_TYPES.join(", ");
+    let kind = match &t.kind {
+        None if !t.kind_given => {
+            r.error(
+                t.pos,
+                format!("{type_key} missing, expected one of {types}"),
+            );
+            None
+        }
+        None => None,
+        Some(k) => match TUNNEL_TYPES.iter().position(|n| *n == k.value) {
+            Some(i) => Some(i as u8),
+            None => {
+                let v = text::quote(k.value);
+                r.error(
+                    k.pos,
+                    format!("{type_key}: unknown tunnel type {v}, expected one of {types}"),
+                );
+                None
+            }
+        },
+    };
+    let port = parse_port(r, port_key, &t.port);
+    match (kind, &t.port) {
+        (Some(TUN_TYPE_GUE), None) => r.error(
+            t.pos,
+            format!("{port_key} missing: gue needs the UDP port its real servers decapsulate on"),
+        ),
+        (Some(k), Some(p)) if k != TUN_TYPE_GUE => r.error(
+            p.pos,
+            format!(
+                "{port_key}: only gue has a port, not {}",
+                TUNNEL_TYPES[usize::from(k)]
+            ),
+        ),
+        _ => {}
+    }
+    let flags = t.checksum.as_ref().and_then(|c| {
+        let Some(i) = CHECKSUMS.iter().position(|n| *n == c.value) else {
+            r.error(
+                c.pos,
+                format!(
+                    "{checksum_key}: unknown checksum {}, expected one of {}",
+                    text::quote(c.value),
+                    CHECKSUMS.join(", ")
+                ),
+            );
+            return None;
+        };
+        let flags = i as u16;
+        if kind == Some(TUN_TYPE_IPIP) {
+            r.error(
+                c.pos,
+                format!("{checksum_key}: only gue and gre have one, not ipip"),
+            );
+        } else if kind == Some(TUN_TYPE_GRE) && flags == TUN_FLAG_REMCSUM {
+            // The kernel keeps it but its gre ignores it; keepalived refuses it.
+            r.error(
+                c.pos,
+                format!("{checksum_key}: remcsum is gue's; gre has none or csum"),
+            );
+        }
+        Some(flags)
+    });
+    Tunnel {
+        kind: kind.unwrap_or(TUN_TYPE_IPIP),
+        port: port.filter(|_| kind == Some(TUN_TYPE_GUE)).unwrap_or(0),
+        flags: flags.unwrap_or(0),
     }
 }
 

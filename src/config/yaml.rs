@@ -12,12 +12,13 @@ use super::fast::{fast_yaml_route, fast_yaml_service};
 use super::lenient;
 use super::raw::{
     RawBool, RawDefaultsFile, RawHealthcheck, RawInt, RawRouteFile, RawRouteMethod, RawScalar,
-    RawServiceFile, RawStr,
+    RawServiceFile, RawStr, RawTunnel,
 };
 use super::types::{Defaults, Route, Service};
 use super::validate::{
     EndpointFields, IpvsFields, Located, Reporter, RouteFields, ServiceFields, TooLarge,
-    exact_integer, parse_scheduler, range_error, utf8, validate_route, validate_service,
+    TunnelFields, YAML_TUNNEL_KEYS, exact_integer, parse_scheduler, range_error, utf8,
+    validate_route, validate_service,
 };
 use crate::diag::{Diagnostics, Pos};
 use crate::model::Method;
@@ -261,14 +262,17 @@ pub(super) fn full_yaml_route(r: &mut Reporter, name: &str, bytes: &[u8]) -> Opt
             Ok(raw) => Some(route_from_raw(
                 r,
                 name,
-                &raw.prefix,
-                &raw.gateway,
+                (&raw.prefix, &raw.gateway),
                 Some(&raw.method),
+                raw.tunnel.as_ref(),
+                text,
             )),
             Err(e) => {
                 refused(r, &e, |r| {
                     if let Some(l) = lenient::route(r, text, options())? {
-                        route_from_raw(r, name, &l.prefix, &l.gateway, l.method.as_ref());
+                        let (prefix, gateway) = (&l.prefix, &l.gateway);
+                        let tunnel = l.tunnel.as_ref();
+                        route_from_raw(r, name, (prefix, gateway), l.method.as_ref(), tunnel, text);
                     }
                     Ok(())
                 });
@@ -286,9 +290,10 @@ pub(super) fn full_yaml_route(r: &mut Reporter, name: &str, bytes: &[u8]) -> Opt
 fn route_from_raw(
     r: &mut Reporter,
     name: &str,
-    prefix: &Option<Spanned<RawStr>>,
-    gateway: &Option<Spanned<RawStr>>,
+    (prefix, gateway): (&Option<Spanned<RawStr>>, &Option<Spanned<RawStr>>),
     method: Option<&Spanned<RawRouteMethod>>,
+    tunnel: Option<&Spanned<RawTunnel>>,
+    text: &str,
 ) -> Route {
     let method = method.map(|m| Located {
         value: match m.value {
@@ -308,6 +313,15 @@ fn route_from_raw(
             value: "masq",
             pos: None,
         })),
+        tunnel: tunnel.map(|t| TunnelFields {
+            what: "tunnel",
+            keys: YAML_TUNNEL_KEYS,
+            pos: spanned(&Spanned::new((), t.referenced, t.defined)).pos,
+            kind: yaml_str(r, YAML_TUNNEL_KEYS[0], &t.value.kind),
+            kind_given: t.value.kind.is_some(),
+            port: yaml_int(r, YAML_TUNNEL_KEYS[1], &t.value.port, text),
+            checksum: yaml_str(r, YAML_TUNNEL_KEYS[2], &t.value.checksum),
+        }),
     };
     validate_route(r, name, &fields)
 }

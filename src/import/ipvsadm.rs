@@ -1,42 +1,19 @@
-//! An `ipvsadm -S -n` dump as a [`Table`]: the dump parser
-//! (`crate::ipvsadm::parse`) reads it, after the dest lines of GUE and GRE
-//! tunnels (which the model cannot hold) are taken out and listed.
+//! An `ipvsadm -S -n` dump as a [`Table`]: what the dump parser
+//! (`crate::ipvsadm::parse`) reads, GUE and GRE tunnels included.
 //!
 //! Must not: do I/O.
 
-use super::{Skipped, Table};
+use super::Table;
 use crate::ipvsadm::ParseError;
 
-/// The table of `dump` (named `name` where it lists a line); an error names the line and column of the first
-/// line the dump parser refuses.
-pub fn table(name: &str, dump: &str) -> Result<Table, ParseError> {
-    let mut kept = String::with_capacity(dump.len());
-    let mut skipped = Vec::new();
-    for (i, line) in dump.lines().enumerate() {
-        let mut words = line.split_whitespace();
-        let tunnel = words
-            .by_ref()
-            .skip_while(|w| *w != "--tun-type")
-            .nth(1)
-            .filter(|t| matches!(*t, "gue" | "gre"));
-        match tunnel {
-            Some(t) => skipped.push(Skipped {
-                at: format!("{name}:{}", i + 1),
-                what: format!(
-                    "{}: a {t} tunnel dest (the config has ipip tunnels only)",
-                    line.trim()
-                ),
-            }),
-            None => kept.push_str(line),
-        }
-        // Line numbers stay those of the dump.
-        kept.push('\n');
-    }
-    let state = crate::ipvsadm::parse(&kept)?;
+/// The table of `dump` (`name` names it where it lists a line, kept for
+/// the callers); an error names the line and column of the first line the
+/// dump parser refuses.
+pub fn table(_name: &str, dump: &str) -> Result<Table, ParseError> {
     Ok(Table {
-        state,
+        state: crate::ipvsadm::parse(dump)?,
         checks: Default::default(),
-        skipped,
+        skipped: Vec::new(),
     })
 }
 
@@ -67,6 +44,8 @@ mod tests {
 -A -f 42 -s wlc
 -a -f 42 -r 10.1.0.3:0 -i -w 2 --tun-type ipip
 -a -f 42 -r 10.1.0.4:8080 -m -w 3
+-a -f 42 -r 10.1.0.5:0 -i -w 2 --tun-type gue --tun-port 6080 --tun-remcsum
+-a -f 42 -r 10.1.0.6:0 -i -w 2 --tun-type gre --tun-nocsum
 ";
         let t = table("dump", dump).unwrap();
         let r = repo(&t);
@@ -80,6 +59,8 @@ mod tests {
                 "services/2001:db8::1-443.yaml",
                 "services/fwmark-42.yaml",
                 "routes/10.1.0.3.yaml",
+                "routes/10.1.0.5.yaml",
+                "routes/10.1.0.6.yaml",
                 "routes/2001:db8::10.yaml",
             ]
         );
@@ -94,6 +75,14 @@ mod tests {
             file(&r, "routes/10.1.0.3.yaml"),
             "prefix: 10.1.0.3/32\nmethod: tunnel\n"
         );
+        assert_eq!(
+            file(&r, "routes/10.1.0.5.yaml"),
+            "prefix: 10.1.0.5/32\nmethod: tunnel\ntunnel: {type: gue, port: 6080, checksum: remcsum}\n"
+        );
+        assert_eq!(
+            file(&r, "routes/10.1.0.6.yaml"),
+            "prefix: 10.1.0.6/32\nmethod: tunnel\ntunnel: {type: gre}\n"
+        );
     }
 
     #[test]
@@ -102,6 +91,8 @@ mod tests {
 -A -t 10.0.0.1:80 -s rr -o
 -a -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 1
 -a -t 10.0.0.1:80 -r 10.1.0.9:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-nocsum
+-A -t 10.0.0.4:80 -s rr
+-a -t 10.0.0.4:80 -r 10.1.0.9:80 -i -w 1 --tun-type gre --tun-csum
 -A --sctp-service 10.0.0.1:90 -s rr
 -A -t 10.0.0.2:80 -s rr
 -a -t 10.0.0.2:80 -r 10.1.0.1:80 -g -w 1
@@ -114,14 +105,14 @@ mod tests {
         assert_eq!(
             got,
             [
-                "dump:3: not imported: -a -t 10.0.0.1:80 -r 10.1.0.9:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-nocsum: a gue tunnel dest (the config has ipip tunnels only)",
                 "sctp://10.0.0.1:90: not imported: SCTP services: the config has tcp and udp only",
                 "tcp://10.0.0.1:80: not imported: service flag ops (the config cannot give it to this service)",
                 "tcp://10.0.0.2:80: not imported: dest 10.1.0.2:81: droute to port 81: droute keeps the service port 80",
                 "tcp://10.0.0.2:80: not imported: dest 10.1.0.1:80: droute where 10.1.0.1 is masq elsewhere (the config gives one method per address)",
+                "tcp://10.0.0.4:80: not imported: dest 10.1.0.9:80: tunnel gre checksum csum where 10.1.0.9 is tunnel gue port 6080 elsewhere (the config gives one method per address)",
             ]
         );
-        assert_eq!(r.files.len(), 4, "{:?}", r.files);
+        assert_eq!(r.files.len(), 6, "{:?}", r.files);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! A [`Table`] as a config repository in the YAML layout: one service file
 //! per frontend, backends named after their addresses, the forwarding
 //! methods as the default method (`clusterf.yaml`) and one host route per
-//! address that differs from it. Then a render of the files, compared with
+//! address that differs from it (a tunnel's encapsulation is its route's
+//! `tunnel:` block). Then a render of the files, compared with
 //! the table: a service that would not come back as it was is listed.
 //!
 //! Must not: do I/O.
@@ -12,7 +13,11 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::{Check, Repo, Skipped, Table};
 use crate::model::flags::{FLAG_OPS, FLAG_PE_PREFIX, sched_flag_bit};
-use crate::model::{Dest, Family, IpvsState, Method, Protocol, Service, ServiceKey};
+use crate::model::tunnel::{TUN_FLAG_REMCSUM, TUN_TYPE_GRE, TUN_TYPE_GUE, TUN_TYPE_IPIP, Tunnel};
+use crate::model::{Dest, DestAttrs, Family, IpvsState, Method, Protocol, Service, ServiceKey};
+
+/// How a dest is forwarded: its method and, for a tunnel, encapsulation.
+type Way = (Method, Tunnel);
 
 /// The repository that renders to `table` (less what it lists as skipped).
 pub fn repo(table: &Table) -> Repo {
@@ -79,7 +84,7 @@ pub fn repo(table: &Table) -> Repo {
 fn files(
     state: &IpvsState,
     checks: &BTreeMap<ServiceKey, Check>,
-    methods: &BTreeMap<IpAddr, Method>,
+    methods: &BTreeMap<IpAddr, Way>,
 ) -> (Vec<(String, String)>, BTreeMap<String, Vec<ServiceKey>>) {
     let default = default_method(methods);
     let mut files = Vec::new();
@@ -94,13 +99,14 @@ fn files(
         files.push((path.clone(), text));
         keys_of.insert(path, keys);
     }
-    for (ip, method) in methods {
-        if *method != default {
+    for (ip, (method, tunnel)) in methods {
+        if (*method, *tunnel) != (default, Tunnel::IPIP) {
             let len = Family::of(ip).max_prefix_len();
-            files.push((
-                format!("routes/{}.yaml", ip_name(ip)),
-                format!("prefix: {ip}/{len}\nmethod: {method}\n"),
-            ));
+            let mut text = format!("prefix: {ip}/{len}\nmethod: {method}\n");
+            if *tunnel != Tunnel::IPIP {
+                text.push_str(&tunnel_block(tunnel));
+            }
+            files.push((format!("routes/{}.yaml", ip_name(ip)), text));
         }
     }
     (files, keys_of)
@@ -168,7 +174,40 @@ fn drop_unsayable(state: &mut IpvsState, skipped: &mut Vec<Skipped>) {
     }
 }
 
+/// A route's `tunnel:` line of an encapsulation [`tunnel_unsayable`]
+/// accepted: `tunnel: {type: gue, port: 6080, checksum: csum}`.
+fn tunnel_block(t: &Tunnel) -> String {
+    let mut s = format!("tunnel: {{type: {}", t.type_name().unwrap_or("ipip"));
+    if t.kind == TUN_TYPE_GUE {
+        let _ = write!(s, ", port: {}", t.port);
+    }
+    match t.checksum_name() {
+        Some("none") | None => {}
+        Some(c) => {
+            let _ = write!(s, ", checksum: {c}");
+        }
+    }
+    s.push_str("}\n");
+    s
+}
+
+/// Why a tunnel's encapsulation is not one a route can give: a type or
+/// checksum flags no name covers, a port or checksum where its type has
+/// none (all only ever set by hand, through netlink).
+fn tunnel_unsayable(t: &Tunnel) -> Option<String> {
+    let named = t.type_name().is_some() && t.checksum_name().is_some();
+    let stray = (t.kind != TUN_TYPE_GUE && t.port != 0)
+        || (t.kind == TUN_TYPE_IPIP && t.flags != 0)
+        || (t.kind == TUN_TYPE_GRE && t.flags == TUN_FLAG_REMCSUM);
+    (!named || stray).then(|| {
+        format!("a tunnel of {t} (the config has ipip, gue with a port, gre without remcsum)")
+    })
+}
+
 fn dest_unsayable(key: &ServiceKey, addr: &SocketAddr, d: &Dest) -> Option<String> {
+    if let Some(why) = tunnel_unsayable(&d.attrs.tunnel) {
+        return Some(why);
+    }
     if Family::of(&addr.ip()) != key.family() {
         return Some(
             "a dest of the other address family (a backend's address has the service's family)"
@@ -193,21 +232,21 @@ fn dest_unsayable(key: &ServiceKey, addr: &SocketAddr, d: &Dest) -> Option<Strin
     }
 }
 
-/// One forwarding method per dest address (routes choose methods by
-/// address): the one most of its dests have. Dests with another are taken
-/// out of `state` and listed.
-fn choose_methods(state: &mut IpvsState, skipped: &mut Vec<Skipped>) -> BTreeMap<IpAddr, Method> {
-    let mut counts: BTreeMap<IpAddr, BTreeMap<Method, usize>> = BTreeMap::new();
+/// One forwarding method (and tunnel) per dest address (routes choose
+/// methods by address): the one most of its dests have. Dests with another
+/// are taken out of `state` and listed.
+fn choose_methods(state: &mut IpvsState, skipped: &mut Vec<Skipped>) -> BTreeMap<IpAddr, Way> {
+    let mut counts: BTreeMap<IpAddr, BTreeMap<Way, usize>> = BTreeMap::new();
     for svc in state.services.values() {
         for (addr, d) in &svc.dests {
             *counts
                 .entry(addr.ip())
                 .or_default()
-                .entry(d.attrs.method)
+                .entry((d.attrs.method, d.attrs.tunnel))
                 .or_default() += 1;
         }
     }
-    let chosen: BTreeMap<IpAddr, Method> = counts
+    let chosen: BTreeMap<IpAddr, Way> = counts
         .into_iter()
         .filter_map(|(ip, by)| {
             let best = by
@@ -219,28 +258,40 @@ fn choose_methods(state: &mut IpvsState, skipped: &mut Vec<Skipped>) -> BTreeMap
     for (key, svc) in state.services.iter_mut() {
         svc.dests.retain(|addr, d| {
             let want = chosen[&addr.ip()];
-            if d.attrs.method != want {
+            let same = (d.attrs.method, d.attrs.tunnel) == want;
+            if !same {
+                let text = |(method, tunnel): Way| {
+                    DestAttrs {
+                        tunnel,
+                        ..DestAttrs::new(method, 0)
+                    }
+                    .method_text()
+                };
                 skip(
                     skipped,
                     key,
                     format!(
-                        "dest {addr}: {} where {} is {want} elsewhere (the config gives one method per address)",
-                        d.attrs.method,
-                        addr.ip()
+                        "dest {addr}: {} where {} is {} elsewhere (the config gives one method per address)",
+                        d.attrs.method_text(),
+                        addr.ip(),
+                        text(want)
                     ),
                 );
             }
-            d.attrs.method == want
+            same
         });
     }
     chosen
 }
 
-/// The method most addresses have (masq when there are none).
-fn default_method(methods: &BTreeMap<IpAddr, Method>) -> Method {
+/// The method most addresses have (masq when there are none); a tunnel
+/// with an encapsulation counts for none (`clusterf.yaml` cannot say it).
+fn default_method(methods: &BTreeMap<IpAddr, Way>) -> Method {
     let mut counts: BTreeMap<Method, usize> = BTreeMap::new();
-    for m in methods.values() {
-        *counts.entry(*m).or_default() += 1;
+    for (m, t) in methods.values() {
+        if *t == Tunnel::IPIP {
+            *counts.entry(*m).or_default() += 1;
+        }
     }
     counts
         .into_iter()

@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! -A -t 10.0.0.1:80 -s wlc [-p TIMEOUT [-M MASK]] [--pe NAME] [-o] [-b FLAG,FLAG]
-//! -a -t 10.0.0.1:80 -r 10.1.0.1:8080 -m|-g|-i -w WEIGHT [--tun-type ipip]
+//! -a -t 10.0.0.1:80 -r 10.1.0.1:8080 -m|-g|-i -w WEIGHT [--tun-type TYPE [--tun-port PORT] [--tun-nocsum|--tun-csum|--tun-remcsum]]
 //! ```
 //!
 //! with `-u` for UDP, `--sctp-service` for SCTP, `-f MARK` (`-f MARK -6`)
@@ -24,12 +24,12 @@
 //! (`print_tunnel_rule`): ` --tun-type ipip`; ` --tun-type gue --tun-port
 //! PORT --tun-nocsum|--tun-csum|--tun-remcsum`; ` --tun-type gre
 //! --tun-nocsum|--tun-csum|--tun-remcsum` (a checksum option is always
-//! printed for gue and gre; `--tun-nocsum` when no flag is set). The model
-//! has only ipip tunnels (the kernel's default), so [`format()`] writes
-//! ` --tun-type ipip` on every tunnel dest, before `-x`/`-y`; [`Tunnel`](crate::model::tunnel::Tunnel)
-//! formats what a live kernel reports, other types included. [`parse`]
-//! reads `--tun-type ipip` (or no `--tun-type`: ipip) and refuses gue and
-//! gre, whose dests the model cannot hold.
+//! printed for gue and gre; `--tun-nocsum` when no flag is set), and so
+//! does [`format()`], before `-x`/`-y`, from the dest's
+//! [`Tunnel`](crate::model::tunnel::Tunnel). [`parse`] reads the same
+//! options with ipvsadm's rules (`--tun-port` compulsory for gue and
+//! refused for the others, one checksum option for gue and gre only, none
+//! at all without `-i`); no `--tun-type` is ipip, as on kernels before 5.2.
 //!
 //! Service flags live in
 //! [`ServiceAttrs::flags`](crate::model::ServiceAttrs::flags) as names: `ops` (`-o`),
@@ -45,9 +45,7 @@ mod parse;
 mod write;
 
 pub use parse::{DEFAULT_PERSISTENCE, ParseError, parse};
-pub use write::{
-    dest_line, dest_line_tunnel, format, format_tunnels, method_flag, service_arg, service_line,
-};
+pub use write::{dest_line, format, method_flag, service_arg, service_line};
 
 #[cfg(test)]
 mod tests {
@@ -263,7 +261,14 @@ mod tests {
             flags: 0,
         };
         assert_eq!(
-            dest_line_tunnel(&key, &dest, &attrs, &gue),
+            dest_line(
+                &key,
+                &dest,
+                &DestAttrs {
+                    tunnel: gue,
+                    ..attrs
+                }
+            ),
             "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -i -w 3 --tun-type gue --tun-port 6080 --tun-nocsum"
         );
         // Thresholds (clusterf's addition) after what ipvsadm prints.
@@ -276,55 +281,114 @@ mod tests {
             "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -i -w 3 --tun-type ipip -x 100"
         );
         // Other methods never carry tunnel options.
+        let masq = DestAttrs {
+            tunnel: gue,
+            ..DestAttrs::new(Method::Masq, 3)
+        };
         assert_eq!(
-            dest_line_tunnel(&key, &dest, &DestAttrs::new(Method::Masq, 3), &gue),
+            dest_line(&key, &dest, &masq),
             "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -m -w 3"
         );
     }
 
+    /// Every encapsulation ipvsadm 1.31 prints reads back as written
+    /// (tests/vm: `ipvsadm -Sn` of dests added with these options).
     #[test]
-    fn ipip_tunnels_round_trip_and_others_are_refused() {
+    fn tunnels_round_trip_with_their_encapsulation() {
         let dump = "\
 -A -t 10.0.0.1:80 -s wlc
 -a -t 10.0.0.1:80 -r 10.1.0.1:80 -i -w 3 --tun-type ipip
--a -t 10.0.0.1:80 -r 10.1.0.2:80 -i -w 3
+-a -t 10.0.0.1:80 -r 10.1.0.3:80 -i -w 3 --tun-type gue --tun-port 6080 --tun-nocsum
+-a -t 10.0.0.1:80 -r 10.1.0.4:80 -i -w 3 --tun-type gue --tun-port 6081 --tun-csum
+-a -t 10.0.0.1:80 -r 10.1.0.5:80 -i -w 3 --tun-type gue --tun-port 6082 --tun-remcsum
+-a -t 10.0.0.1:80 -r 10.1.0.6:80 -i -w 3 --tun-type gre --tun-nocsum
+-a -t 10.0.0.1:80 -r 10.1.0.7:80 -i -w 3 --tun-type gre --tun-csum -x 10
 ";
         let state = parse(dump).unwrap();
-        let s = &state.services[&svc("tcp://10.0.0.1:80")];
-        assert!(
-            s.dests
-                .values()
-                .all(|d| d.attrs == DestAttrs::new(Method::Tunnel, 3))
-        );
-        let text = format(&state);
+        assert_eq!(format(&state), dump);
+        let tunnels: Vec<Tunnel> = state.services[&svc("tcp://10.0.0.1:80")]
+            .dests
+            .values()
+            .map(|d| d.attrs.tunnel)
+            .collect();
+        let t = |kind, port, flags| Tunnel { kind, port, flags };
         assert_eq!(
-            text,
-            "-A -t 10.0.0.1:80 -s wlc\n\
-             -a -t 10.0.0.1:80 -r 10.1.0.1:80 -i -w 3 --tun-type ipip\n\
-             -a -t 10.0.0.1:80 -r 10.1.0.2:80 -i -w 3 --tun-type ipip\n"
+            tunnels,
+            [
+                Tunnel::IPIP,
+                t(TUN_TYPE_GUE, 6080, 0),
+                t(TUN_TYPE_GUE, 6081, TUN_FLAG_CSUM),
+                t(TUN_TYPE_GUE, 6082, TUN_FLAG_REMCSUM),
+                t(TUN_TYPE_GRE, 0, 0),
+                t(TUN_TYPE_GRE, 0, TUN_FLAG_CSUM),
+            ]
         );
-        assert_eq!(parse(&text).unwrap(), state);
+        // No --tun-type (a kernel before 5.2) and no checksum option:
+        // ipip, and nocsum.
+        let plain = parse(
+            "-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r 10.1.0.2:80 -i -w 3\n\
+             -a -t 10.0.0.1:80 -r 10.1.0.3:80 -i -w 3 --tun-type gre\n",
+        )
+        .unwrap();
+        let s = &plain.services[&svc("tcp://10.0.0.1:80")];
+        let attrs: Vec<DestAttrs> = s.dests.values().map(|d| d.attrs).collect();
+        let tun = DestAttrs::new(Method::Tunnel, 3);
+        let gre = DestAttrs {
+            tunnel: t(TUN_TYPE_GRE, 0, 0),
+            ..tun
+        };
+        assert_eq!(attrs, [tun, gre]);
+    }
+
+    /// ipvsadm's rules for tunnel options, each refused at its column.
+    #[test]
+    fn tunnel_options_follow_ipvsadm_rules() {
         let head = "-A -t 10.0.0.1:80\n";
         let cases = [
-            (
-                "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -i -w 3 --tun-type gue --tun-port 6080 --tun-nocsum",
-                53,
-                "only ipip",
-            ),
-            (
-                "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -i -w 3 --tun-type gre --tun-csum",
-                53,
-                "only ipip",
-            ),
             (
                 "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -i -w 3 --tun-type vxlan",
                 53,
                 "unknown tunnel type",
             ),
             (
+                "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -i -w 3 --tun-type gue --tun-csum",
+                42,
+                "--tun-type gue: needs --tun-port",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -i -w 3 --tun-type gre --tun-port 1",
+                57,
+                "an option of gue tunnels, not gre",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -i -w 3 --tun-port 1",
+                42,
+                "an option of gue tunnels, not ipip",
+            ),
+            (
                 "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -i -w 3 --tun-csum",
                 42,
-                "gue and gre",
+                "--tun-csum: an option of gue and gre tunnels, not ipip",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -i -w 3 --tun-type gre --tun-csum --tun-nocsum",
+                68,
+                "one checksum option only (--tun-csum at column 57)",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -i -w 3 --tun-type gre --tun-remcsum",
+                57,
+                "--tun-remcsum: an option of gue tunnels, not gre",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -i --tun-type gue --tun-port 0",
+                63,
+                "port must be 1..65535",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -i --tun-type gue --tun-port x",
+                63,
+                "invalid port",
             ),
             (
                 "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -m -w 3 --tun-type ipip",
@@ -332,9 +396,9 @@ mod tests {
                 "tunnel forwarding method",
             ),
             (
-                "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -w 3 --tun-type ipip",
+                "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -w 3 --tun-remcsum",
                 39,
-                "tunnel forwarding method",
+                "--tun-remcsum: tunnel options need the tunnel forwarding method",
             ),
             (
                 "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -i --tun-type ipip --tun-type ipip",
@@ -347,8 +411,10 @@ mod tests {
             assert_eq!((e.line, e.column), (2, column), "{line}: {e}");
             assert!(e.message.contains(needle), "{line}: {e}");
         }
-        let e = parse("-A -t 10.0.0.1:80 --tun-type ipip\n").unwrap_err();
-        assert!(e.message.contains("dest (-a) option"), "{e}");
+        for opt in ["--tun-type ipip", "--tun-port 6080", "--tun-csum"] {
+            let e = parse(&format!("-A -t 10.0.0.1:80 {opt}\n")).unwrap_err();
+            assert!(e.message.contains("dest (-a) option"), "{e}");
+        }
     }
 
     #[test]

@@ -7,6 +7,10 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use crate::model::flags::{FLAG_OPS, FLAG_PE_PREFIX, sched_flag_bit, sched_flag_name};
+use crate::model::tunnel::{
+    TUN_FLAG_CSUM, TUN_FLAG_REMCSUM, TUN_TYPE_GRE, TUN_TYPE_GUE, TUN_TYPE_IPIP, TUNNEL_TYPES,
+    Tunnel,
+};
 use crate::model::{
     Dest, DestAttrs, Family, IpvsState, Method, Protocol, Service, ServiceAttrs, ServiceKey,
 };
@@ -135,7 +139,10 @@ struct Line<'a> {
     weight: Option<(usize, u32)>,
     upper: Option<(usize, u32)>,
     lower: Option<(usize, u32)>,
-    tun_type: Option<(usize, &'a str)>,
+    tun_type: Option<(usize, u8)>,
+    tun_port: Option<(usize, u16)>,
+    /// The checksum option: its flags and its name.
+    tun_csum: Option<(usize, (u16, &'a str))>,
 }
 
 #[derive(Clone, Copy)]
@@ -447,8 +454,8 @@ fn dest_option<'a>(
     Ok(true)
 }
 
-/// `--tun-type` (ipip only) and the gue/gre options, which are refused.
-/// Whether `opt` is one of them.
+/// `--tun-type`, `--tun-port` and the checksum options. Whether `opt` is
+/// one of them.
 fn tunnel_option<'a>(
     p: &mut LineParser<'a>,
     l: &mut Line<'a>,
@@ -457,35 +464,45 @@ fn tunnel_option<'a>(
     match opt.text {
         "--tun-type" => {
             let v = p.value(opt)?;
-            match v.text {
-                "ipip" => {}
-                "gue" | "gre" => {
-                    return Err(p.err(
-                        v.column,
-                        format!("--tun-type {}: clusterf models only ipip tunnels", v.text),
-                    ));
-                }
-                other => {
-                    return Err(p.err(
-                        v.column,
-                        format!(
-                            "--tun-type: unknown tunnel type {other:?}, expected ipip, gue or gre"
-                        ),
-                    ));
-                }
-            }
-            once(p, &mut l.tun_type, opt, v.text)?;
-            Ok(true)
+            let Some(kind) = TUNNEL_TYPES.iter().position(|t| *t == v.text) else {
+                return Err(p.err(
+                    v.column,
+                    format!(
+                        "--tun-type: unknown tunnel type {:?}, expected ipip, gue or gre",
+                        v.text
+                    ),
+                ));
+            };
+            once(p, &mut l.tun_type, opt, kind as u8)?;
         }
-        "--tun-port" | "--tun-nocsum" | "--tun-csum" | "--tun-remcsum" => Err(p.err(
-            opt.column,
-            format!(
-                "{}: an option of gue and gre tunnels; clusterf models only ipip tunnels",
-                opt.text
-            ),
-        )),
-        _ => Ok(false),
+        "--tun-port" => {
+            let v = p.value(opt)?;
+            let port: u16 = p.number(opt, v, "port")?;
+            if port == 0 {
+                return Err(p.err(v.column, "--tun-port: port must be 1..65535"));
+            }
+            once(p, &mut l.tun_port, opt, port)?;
+        }
+        "--tun-nocsum" | "--tun-csum" | "--tun-remcsum" => {
+            let flags = match opt.text {
+                "--tun-nocsum" => 0,
+                "--tun-csum" => TUN_FLAG_CSUM,
+                _ => TUN_FLAG_REMCSUM,
+            };
+            if let Some((col, (_, first))) = l.tun_csum {
+                return Err(p.err(
+                    opt.column,
+                    format!(
+                        "{}: one checksum option only ({first} at column {col})",
+                        opt.text
+                    ),
+                ));
+            }
+            l.tun_csum = Some((opt.column, (flags, opt.text)));
+        }
+        _ => return Ok(false),
     }
+    Ok(true)
 }
 
 /// Refuses the options that belong to the other command (the leftmost).
@@ -503,6 +520,8 @@ fn check_command_options(
                 l.upper.map(|x| x.0),
                 l.lower.map(|x| x.0),
                 l.tun_type.map(|x| x.0),
+                l.tun_port.map(|x| x.0),
+                l.tun_csum.map(|x| x.0),
             ],
             "a dest (-a) option on a service (-A) line",
         ),
@@ -528,17 +547,62 @@ fn check_command_options(
     Ok(())
 }
 
-/// As ipvsadm: "Tunnel options conflict with forward method".
+/// As ipvsadm: "Tunnel options conflict with forward method", and its
+/// table of options per tunnel type: gue needs `--tun-port`, which no
+/// other type takes; gue and gre take one checksum option (gre not
+/// `--tun-remcsum`), ipip none.
 fn check_tunnel_method(p: &LineParser<'_>, l: &Line<'_>) -> Result<(), ParseError> {
-    if let Some((col, _)) = l.tun_type
-        && l.method.is_none_or(|m| m.1 != Method::Tunnel)
-    {
+    let first = [
+        l.tun_type.map(|x| (x.0, "--tun-type")),
+        l.tun_port.map(|x| (x.0, "--tun-port")),
+        l.tun_csum.map(|x| (x.0, x.1.1)),
+    ]
+    .into_iter()
+    .flatten()
+    .min();
+    let Some((col, name)) = first else {
+        return Ok(());
+    };
+    if l.method.is_none_or(|m| m.1 != Method::Tunnel) {
         return Err(p.err(
             col,
-            "--tun-type: tunnel options need the tunnel forwarding method (-i)",
+            format!("{name}: tunnel options need the tunnel forwarding method (-i)"),
         ));
     }
+    let kind = l.tun_type.map_or(TUN_TYPE_IPIP, |t| t.1);
+    let type_name = TUNNEL_TYPES[usize::from(kind)];
+    if let Some((col, _)) = l.tun_port.filter(|_| kind != TUN_TYPE_GUE) {
+        return Err(p.err(
+            col,
+            format!("--tun-port: an option of gue tunnels, not {type_name}"),
+        ));
+    }
+    if let Some((col, (_, name))) = l.tun_csum.filter(|_| kind == TUN_TYPE_IPIP) {
+        return Err(p.err(
+            col,
+            format!("{name}: an option of gue and gre tunnels, not ipip"),
+        ));
+    }
+    // ipvsadm 1.31: "Illegal 'tun-remcsum' option with the 'gre' tunnel type".
+    if let Some((col, (_, name))) = l
+        .tun_csum
+        .filter(|c| kind == TUN_TYPE_GRE && c.1.0 == TUN_FLAG_REMCSUM)
+    {
+        return Err(p.err(col, format!("{name}: an option of gue tunnels, not gre")));
+    }
+    if let (Some((col, _)), None) = (l.tun_type.filter(|_| kind == TUN_TYPE_GUE), l.tun_port) {
+        return Err(p.err(col, "--tun-type gue: needs --tun-port"));
+    }
     Ok(())
+}
+
+/// The encapsulation of an `-a` line's options (ipip without any).
+fn tunnel(l: &Line<'_>) -> Tunnel {
+    Tunnel {
+        kind: l.tun_type.map_or(TUN_TYPE_IPIP, |t| t.1),
+        port: l.tun_port.map_or(0, |t| t.1),
+        flags: l.tun_csum.map_or(0, |t| t.1.0),
+    }
 }
 
 fn service_key(p: &LineParser<'_>, l: &Line<'_>) -> Result<ServiceKey, ParseError> {
@@ -765,6 +829,7 @@ impl Dump<'_> {
             weight: l.weight.map_or(1, |w| w.1),
             upper_threshold: l.upper.map_or(0, |x| x.1),
             lower_threshold: l.lower.map_or(0, |x| x.1),
+            tunnel: tunnel(l),
         };
         slot.insert(Dest {
             attrs,

@@ -93,32 +93,15 @@ pub fn service_line(key: &ServiceKey, attrs: &ServiceAttrs) -> String {
     line
 }
 
-/// One `-a` line (without newline); a tunnel dest is ipip.
+/// One `-a` line (without newline).
 pub fn dest_line(key: &ServiceKey, dest: &SocketAddr, attrs: &DestAttrs) -> String {
-    dest_line_tunnel(key, dest, attrs, &Tunnel::IPIP)
-}
-
-/// One `-a` line (without newline) with the encapsulation `tunnel` of a
-/// tunnel dest (ignored for other methods).
-pub fn dest_line_tunnel(
-    key: &ServiceKey,
-    dest: &SocketAddr,
-    attrs: &DestAttrs,
-    tunnel: &Tunnel,
-) -> String {
     let mut line = String::new();
-    push_dest_line(&mut line, &service_arg(key), dest, attrs, tunnel);
+    push_dest_line(&mut line, &service_arg(key), dest, attrs);
     line
 }
 
 /// Appends one `-a` line (without newline) of the service `-t ...` `svc`.
-fn push_dest_line(
-    out: &mut String,
-    svc: &str,
-    dest: &SocketAddr,
-    attrs: &DestAttrs,
-    tunnel: &Tunnel,
-) {
+fn push_dest_line(out: &mut String, svc: &str, dest: &SocketAddr, attrs: &DestAttrs) {
     out.push_str("-a ");
     out.push_str(svc);
     out.push_str(" -r ");
@@ -128,10 +111,10 @@ fn push_dest_line(
     out.push_str(" -w ");
     push_u32(out, attrs.weight);
     if attrs.method == Method::Tunnel {
-        if *tunnel == Tunnel::IPIP {
+        if attrs.tunnel == Tunnel::IPIP {
             out.push_str(" --tun-type ipip");
         } else {
-            out.push_str(&tunnel.options());
+            out.push_str(&attrs.tunnel.options());
         }
     }
     if attrs.upper_threshold != 0 {
@@ -142,17 +125,8 @@ fn push_dest_line(
     }
 }
 
-/// The whole table in `ipvsadm -S -n` format, sorted; tunnel dests ipip.
+/// The whole table in `ipvsadm -S -n` format, sorted.
 pub fn format(state: &IpvsState) -> String {
-    format_tunnels(state, |_, _| None)
-}
-
-/// [`format()`], with the encapsulation of tunnel dests from `tunnel`
-/// (`None`: ipip).
-pub fn format_tunnels<'a>(
-    state: &IpvsState,
-    tunnel: impl Fn(&ServiceKey, &SocketAddr) -> Option<&'a Tunnel>,
-) -> String {
     // About 60 bytes a line.
     let mut out = String::with_capacity(64 * (state.services.len() + state.dest_count()));
     for (key, svc) in &state.services {
@@ -160,8 +134,7 @@ pub fn format_tunnels<'a>(
         out.push('\n');
         let arg = service_arg(key);
         for (dest, d) in &svc.dests {
-            let t = tunnel(key, dest).unwrap_or(&Tunnel::IPIP);
-            push_dest_line(&mut out, &arg, dest, &d.attrs, t);
+            push_dest_line(&mut out, &arg, dest, &d.attrs);
             out.push('\n');
         }
     }

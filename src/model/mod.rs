@@ -110,7 +110,7 @@ pub enum Method {
     Masq,
     /// Direct routing (`ipvsadm -g`).
     Droute,
-    /// IP-in-IP tunnelling (`ipvsadm -i`).
+    /// Tunnelling (`ipvsadm -i`): IP-in-IP, GUE or GRE.
     Tunnel,
 }
 
@@ -289,10 +289,18 @@ pub struct DestAttrs {
     /// Lower connection threshold; 0 means none.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub lower_threshold: u32,
+    /// A tunnel dest's encapsulation; ipip (not serialized) for the other
+    /// methods.
+    #[serde(default, skip_serializing_if = "is_ipip")]
+    pub tunnel: tunnel::Tunnel,
 }
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+fn is_ipip(t: &tunnel::Tunnel) -> bool {
+    *t == tunnel::Tunnel::IPIP
 }
 
 impl DestAttrs {
@@ -302,6 +310,17 @@ impl DestAttrs {
             weight,
             upper_threshold: 0,
             lower_threshold: 0,
+            tunnel: tunnel::Tunnel::IPIP,
+        }
+    }
+
+    /// The method with a tunnel's encapsulation unless it is ipip:
+    /// `masq`, `tunnel`, `tunnel gue port 6080`.
+    pub fn method_text(&self) -> String {
+        if self.tunnel == tunnel::Tunnel::IPIP {
+            self.method.as_str().to_string()
+        } else {
+            format!("{} {}", self.method, self.tunnel)
         }
     }
 }
@@ -379,16 +398,12 @@ impl IpvsState {
 /// Connection counters by service and dest, as the kernel reports them.
 pub type LiveStats = BTreeMap<ServiceKey, BTreeMap<SocketAddr, DestStats>>;
 
-/// The kernel's IPVS table as read: the state, the connection counters and
-/// the tunnel types the state cannot hold.
+/// The kernel's IPVS table as read: the state and the connection counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LiveTable {
     pub state: IpvsState,
     /// Empty when the table was read without counters.
     pub stats: LiveStats,
-    /// Tunnel dests whose encapsulation is not ipip, which the model (and
-    /// so `state`) cannot tell from ipip.
-    pub tunnels: BTreeMap<ServiceKey, BTreeMap<SocketAddr, tunnel::Tunnel>>,
 }
 
 /// `add service tcp://10.0.0.1:80`, `delete dest 10.1.0.1:8080 of ...`.

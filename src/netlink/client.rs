@@ -365,18 +365,13 @@ impl Client {
     }
 
     /// The whole live table without counters (`LiveTable::stats` empty):
-    /// what a plan needs, with less to build. A tunnel dest that is not ipip
-    /// (made by hand: the model has ipip only) reads as a tunnel dest, with
-    /// a warning on stderr, as a plan cannot tell it apart.
+    /// what a plan needs, with less to build.
     pub fn read_state(&mut self) -> Result<IpvsState> {
-        let live = self.read_plain()?;
-        warn_tunnels(&live);
-        Ok(live.state)
+        Ok(self.read_plain()?.state)
     }
 
-    /// The whole live table without counters and without the warnings of
-    /// [`Client::read_state`]: for a caller that decides later whether to
-    /// use it (then [`warn_tunnels`]).
+    /// The whole live table without counters: [`Client::read_state`]'s
+    /// table.
     pub fn read_plain(&mut self) -> Result<LiveTable> {
         self.read_with(true)
     }
@@ -391,9 +386,6 @@ impl Client {
             live.state.services.insert(key, service);
             if !without_stats {
                 live.stats.insert(key, table.stats);
-            }
-            if !table.tunnels.is_empty() {
-                live.tunnels.insert(key, table.tunnels);
             }
         }
         Ok(live)
@@ -503,19 +495,6 @@ impl Client {
                     }
                 }
             }
-        }
-    }
-}
-
-/// Warns on stderr of each tunnel dest that is not plain ipip (see
-/// [`Client::read_state`]).
-pub fn warn_tunnels(live: &LiveTable) {
-    for (key, tunnels) in &live.tunnels {
-        for (dest, t) in tunnels {
-            eprintln!(
-                "warning: dest {dest} of {key} is a tunnel with \"{}\" in the kernel; clusterf models only plain ipip tunnels and plans it as one",
-                t.options().trim()
-            );
         }
     }
 }

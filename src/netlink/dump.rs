@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 
 use anyhow::{Result, anyhow, bail};
 
-use crate::model::tunnel::Tunnel;
 use crate::model::{Dest, DestStats, ServiceKey};
 
 use super::error::KernelError;
@@ -89,8 +88,6 @@ pub struct DestTable {
     pub stats: BTreeMap<SocketAddr, DestStats>,
     /// Leave `stats` empty (a plan needs no counters).
     pub without_stats: bool,
-    /// Tunnel dests whose encapsulation is not ipip (the model's only one).
-    pub tunnels: BTreeMap<SocketAddr, Tunnel>,
 }
 
 impl DestTable {
@@ -100,9 +97,6 @@ impl DestTable {
             return Ok(());
         };
         let (addr, attrs, stats) = mapping::dest_from(service, &d).map_err(|e| anyhow!(e))?;
-        if let Some(t) = mapping::dest_tunnel(&d).filter(|t| *t != Tunnel::IPIP) {
-            self.tunnels.insert(addr, t);
-        }
         self.dests.insert(
             addr,
             Dest {
@@ -121,6 +115,7 @@ impl DestTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::tunnel::Tunnel;
     use crate::model::{DestAttrs, Method};
     use crate::netlink::mapping::dest_full;
 
@@ -164,18 +159,13 @@ mod tests {
         assert_eq!(table.stats.len(), 3);
         assert_eq!(lean.dests, table.dests);
         let a3: SocketAddr = "10.1.0.3:80".parse().unwrap();
-        assert_eq!(table.dests[&a3].attrs, tun);
-        assert_eq!(
-            table.tunnels.into_iter().collect::<Vec<_>>(),
-            vec![(
-                a3,
-                Tunnel {
-                    kind: 1,
-                    port: 0,
-                    flags: 0
-                }
-            )]
-        );
+        // The kernel's encapsulation is the dest's.
+        let gue = Tunnel {
+            kind: 1,
+            port: 0,
+            flags: 0,
+        };
+        assert_eq!(table.dests[&a3].attrs, DestAttrs { tunnel: gue, ..tun });
         let mut done = Vec::new();
         emit_message(&mut done, NLMSG_DONE, NLM_F_MULTI, 7, &0i32.to_ne_bytes());
         assert_eq!(

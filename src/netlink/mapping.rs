@@ -12,6 +12,11 @@
 //!   `0x..`; the persistence engine as `pe=NAME`.
 //! - the kernel's `Local` forwarding method reads as `droute` (`ipvsadm -S`
 //!   prints `-g` for it).
+//! - a tunnel dest's `IPVS_DEST_ATTR_TUN_TYPE`, `_TUN_PORT` and
+//!   `_TUN_FLAGS` are sent only when it is not ipip (absent, the kernel
+//!   makes it ipip, and a kernel before 5.2 knows no more); read, they are
+//!   the dest's tunnel as they come (absent: ipip). Other methods' dests
+//!   are ipip.
 //!
 //! Invariant: pure; no sockets. Decides nothing about what to change.
 
@@ -174,11 +179,22 @@ fn method_bits(m: Method) -> u32 {
     }
 }
 
+/// The encapsulation attributes a dest is sent with: none for ipip (the
+/// kernel's default when they are absent, and all a kernel before 5.2
+/// knows), all three otherwise.
+fn tunnel_attrs(attrs: &DestAttrs) -> Option<Tunnel> {
+    (attrs.method == Method::Tunnel && attrs.tunnel != Tunnel::IPIP).then_some(attrs.tunnel)
+}
+
 /// The full dest, as NEW_DEST and SET_DEST need it.
 pub fn dest_full(dest: &SocketAddr, attrs: &DestAttrs) -> DestMsg {
+    let tunnel = tunnel_attrs(attrs);
     DestMsg {
         fwd_method: Some(method_bits(attrs.method)),
         weight: Some(attrs.weight),
+        tun_type: tunnel.map(|t| t.kind),
+        tun_port: tunnel.map(|t| t.port),
+        tun_flags: tunnel.map(|t| t.flags),
         u_thresh: Some(attrs.upper_threshold),
         l_thresh: Some(attrs.lower_threshold),
         ..dest_id(dest)
@@ -288,6 +304,11 @@ fn encode_dest(
                 method_bits(a.method).to_ne_bytes(),
             );
             emit_attr_fixed(out, IPVS_DEST_ATTR_WEIGHT, a.weight.to_ne_bytes());
+            if let Some(t) = tunnel_attrs(a) {
+                emit_attr_fixed(out, IPVS_DEST_ATTR_TUN_TYPE, [t.kind]);
+                emit_attr_fixed(out, IPVS_DEST_ATTR_TUN_PORT, t.port.to_be_bytes());
+                emit_attr_fixed(out, IPVS_DEST_ATTR_TUN_FLAGS, t.flags.to_ne_bytes());
+            }
             emit_attr_fixed(
                 out,
                 IPVS_DEST_ATTR_U_THRESH,
@@ -405,11 +426,22 @@ pub fn dest_from(
     if weight > i32::MAX as u32 {
         return Err(format!("dest {dest} of {service}: negative weight"));
     }
+    // A kernel before 5.2 sends no encapsulation: ipip. Other methods'
+    // dests are ipip whatever the kernel holds (ipvsadm never sets it).
+    let tunnel = match method {
+        Method::Tunnel => Tunnel {
+            kind: m.tun_type.unwrap_or(0),
+            port: m.tun_port.unwrap_or(0),
+            flags: m.tun_flags.unwrap_or(0),
+        },
+        _ => Tunnel::IPIP,
+    };
     let attrs = DestAttrs {
         method,
         weight,
         upper_threshold: m.u_thresh.unwrap_or(0),
         lower_threshold: m.l_thresh.unwrap_or(0),
+        tunnel,
     };
     let stats = DestStats {
         active_conns: m.active_conns.unwrap_or(0),
@@ -439,16 +471,6 @@ pub fn dest_traffic(
     };
     let (addr, _, _) = dest_from(service, &d).map_err(|e| anyhow::anyhow!(e))?;
     Ok(Some((addr, traffic(&d.stats, &d.stats64))))
-}
-
-/// The encapsulation of a tunnel dest (`None` for other methods); a kernel
-/// without the `IPVS_DEST_ATTR_TUN_*` attributes (before 5.2) has ipip only.
-pub fn dest_tunnel(m: &DestMsg) -> Option<Tunnel> {
-    (m.fwd_method.unwrap_or(0) & IP_VS_CONN_F_FWD_MASK == IP_VS_CONN_F_TUNNEL).then(|| Tunnel {
-        kind: m.tun_type.unwrap_or(0),
-        port: m.tun_port.unwrap_or(0),
-        flags: m.tun_flags.unwrap_or(0),
-    })
 }
 
 #[cfg(test)]
@@ -610,15 +632,32 @@ mod tests {
             weight: 65535,
             upper_threshold: 100,
             lower_threshold: 10,
+            tunnel: Tunnel {
+                kind: 1,
+                port: 6080,
+                flags: 2,
+            },
         };
         let mut m = dest_full(&dest, &attrs);
+        assert_eq!(
+            (m.tun_type, m.tun_port, m.tun_flags),
+            (Some(1), Some(6080), Some(2))
+        );
         m.active_conns = Some(3);
         m.inact_conns = Some(4);
         let (d, a, s) = dest_from(&svc, &m).unwrap();
         assert_eq!((d, a), (dest, attrs));
         assert_eq!((s.active_conns, s.inactive_conns), (3, 4));
         m.fwd_method = Some(IP_VS_CONN_F_LOCALNODE);
-        assert_eq!(dest_from(&svc, &m).unwrap().1.method, Method::Droute);
+        // Only a tunnel dest has an encapsulation.
+        let local = dest_from(&svc, &m).unwrap().1;
+        assert_eq!((local.method, local.tunnel), (Method::Droute, Tunnel::IPIP));
+        // An ipip tunnel is sent without the attributes, as before 5.2.
+        let ipip = dest_full(&dest, &DestAttrs::new(Method::Tunnel, 1));
+        assert_eq!(
+            (ipip.tun_type, ipip.tun_port, ipip.tun_flags),
+            (None, None, None)
+        );
         m.fwd_method = Some(4);
         assert!(dest_from(&svc, &m).is_err());
         // Without ADDR_FAMILY (older kernels) the service's family is used.
@@ -649,12 +688,21 @@ mod tests {
             ops.push(Op::DelService { service });
             for d in dests {
                 let dest: SocketAddr = d.parse().unwrap();
-                for method in Method::ALL {
+                for (method, kind) in Method::ALL.into_iter().zip([0, 0, 0]).chain([
+                    (Method::Tunnel, 1),
+                    (Method::Tunnel, 2),
+                    (Method::Masq, 1),
+                ]) {
                     let attrs = DestAttrs {
                         method,
                         weight: 65535,
                         upper_threshold: 100,
                         lower_threshold: 7,
+                        tunnel: Tunnel {
+                            kind,
+                            port: 6080 * u16::from(kind == 1),
+                            flags: 1,
+                        },
                     };
                     ops.push(Op::AddDest {
                         service,

@@ -29,6 +29,7 @@ use super::{
     canonical_service_attrs,
 };
 use crate::model::text::{push_socket_addr, push_u32};
+use crate::model::tunnel::Tunnel;
 use crate::model::{Dest, DestAttrs, IpvsState, Method, Op, Provenance, ServiceAttrs, ServiceKey};
 use crate::text::plural;
 
@@ -38,7 +39,8 @@ mod json;
 /// document. Service fields: `scheduler`, `persistence` (seconds, 0 = not
 /// persistent), `netmask` (prefix length, only when persistent), `flags`.
 /// Dest fields: `method`, `weight`, `upper_threshold`, `lower_threshold`
-/// (0 = none).
+/// (0 = none), `tunnel` (a tunnel dest's encapsulation, unless ipip; both
+/// sides of an edit that changes it).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Fields {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -57,6 +59,8 @@ pub struct Fields {
     pub upper_threshold: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lower_threshold: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<Tunnel>,
 }
 
 /// Every field of a service, canonical.
@@ -79,8 +83,16 @@ fn dest_fields(attrs: &DestAttrs) -> Fields {
         weight: Some(attrs.weight),
         upper_threshold: Some(attrs.upper_threshold),
         lower_threshold: Some(attrs.lower_threshold),
+        tunnel: Some(attrs.tunnel),
         ..Fields::default()
     }
+}
+
+/// All fields of a dest added or deleted: an ipip tunnel says nothing.
+fn all_dest_fields(attrs: &DestAttrs) -> Fields {
+    let mut f = dest_fields(attrs);
+    f.tunnel = f.tunnel.filter(|t| *t != Tunnel::IPIP);
+    f
 }
 
 /// Keeps in `a` and `b` only the fields whose values differ.
@@ -101,7 +113,8 @@ fn only_changed(mut a: Fields, mut b: Fields) -> (Fields, Fields) {
         method,
         weight,
         upper_threshold,
-        lower_threshold
+        lower_threshold,
+        tunnel
     );
     (a, b)
 }
@@ -111,7 +124,7 @@ fn only_changed(mut a: Fields, mut b: Fields) -> (Fields, Fields) {
 fn before_after(change: &Change) -> (Option<Fields>, Option<Fields>) {
     match (&change.op, &change.before) {
         (Op::AddService { service, attrs }, _) => (None, Some(service_fields(service, attrs))),
-        (Op::AddDest { attrs, .. }, _) => (None, Some(dest_fields(attrs))),
+        (Op::AddDest { attrs, .. }, _) => (None, Some(all_dest_fields(attrs))),
         (Op::EditService { service, attrs }, Some(Before::Service(old))) => {
             let (a, b) = only_changed(service_fields(service, old), service_fields(service, attrs));
             (Some(a), Some(b))
@@ -123,7 +136,7 @@ fn before_after(change: &Change) -> (Option<Fields>, Option<Fields>) {
         (Op::DelService { service }, Some(Before::Service(old))) => {
             (Some(service_fields(service, old)), None)
         }
-        (Op::DelDest { .. }, Some(Before::Dest(old))) => (Some(dest_fields(old)), None),
+        (Op::DelDest { .. }, Some(Before::Dest(old))) => (Some(all_dest_fields(old)), None),
         _ => (None, None),
     }
 }
@@ -346,9 +359,9 @@ fn service_diff(key: &ServiceKey, old: &ServiceAttrs, new: &ServiceAttrs) -> Str
     parts.join(", ")
 }
 
-/// `masq weight 10 upper threshold 100`.
+/// `masq weight 10 upper threshold 100`, `tunnel gue port 6080 weight 10`.
 fn dest_desc(a: &DestAttrs) -> String {
-    let mut s = format!("{} weight {}", a.method, a.weight);
+    let mut s = format!("{} weight {}", a.method_text(), a.weight);
     if a.upper_threshold != 0 {
         let _ = write!(s, " upper threshold {}", a.upper_threshold);
     }
@@ -358,11 +371,16 @@ fn dest_desc(a: &DestAttrs) -> String {
     s
 }
 
-/// `droute weight 20 -> 30` (the method leads when it does not change).
+/// `droute weight 20 -> 30` (the method leads when it does not change);
+/// `tunnel gue port 6080 -> gue port 6081` (a tunnel's encapsulation, and
+/// `method masq -> tunnel gre` when the method changes too).
 fn dest_diff(a: &DestAttrs, b: &DestAttrs) -> String {
     let mut parts = Vec::new();
-    if a.method != b.method {
-        parts.push(format!("method {} -> {}", a.method, b.method));
+    let same_method = a.method == b.method;
+    if !same_method {
+        parts.push(format!("method {} -> {}", a.method_text(), b.method_text()));
+    } else if a.tunnel != b.tunnel {
+        parts.push(format!("tunnel {} -> {}", a.tunnel, b.tunnel));
     }
     if a.weight != b.weight {
         parts.push(format!("weight {} -> {}", a.weight, b.weight));
@@ -380,10 +398,11 @@ fn dest_diff(a: &DestAttrs, b: &DestAttrs) -> String {
         ));
     }
     let changes = parts.join(", ");
-    if a.method == b.method {
-        format!("{} {changes}", b.method)
-    } else {
-        changes
+    match (same_method, parts.first()) {
+        // `tunnel ipip -> gre` names the method already.
+        (true, Some(first)) if first.starts_with("tunnel ") => changes,
+        (true, _) => format!("{} {changes}", b.method_text()),
+        (false, _) => changes,
     }
 }
 
@@ -436,6 +455,9 @@ fn push_change_line(out: &mut String, change: &Change, desired: &IpvsState) {
             push_socket_addr(out, dest);
             out.push(' ');
             out.push_str(attrs.method.as_str());
+            if attrs.tunnel != Tunnel::IPIP {
+                let _ = write!(out, " {}", attrs.tunnel);
+            }
             out.push_str(" weight ");
             push_u32(out, attrs.weight);
             if attrs.upper_threshold != 0 {

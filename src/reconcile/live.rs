@@ -49,8 +49,7 @@ pub struct LiveCopy {
 }
 
 impl LiveCopy {
-    /// A copy of the table just read at `read_at` (its tunnel types are
-    /// not kept: plans do not use them).
+    /// A copy of the table just read at `read_at`.
     pub fn of(read: LiveTable, read_at: Duration) -> LiveCopy {
         LiveCopy {
             state: read.state,

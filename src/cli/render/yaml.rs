@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use crate::model::text::{push_socket_addr, push_u32};
+use crate::model::tunnel::Tunnel;
 use crate::model::{Dest, IpvsState, Service, ServiceKey};
 
 /// Whether serde-saphyr writes `s` as a plain scalar (a map value or a
@@ -117,6 +118,27 @@ fn push_items(out: &mut String, key: &str, dash: &str, items: &[String]) {
     }
 }
 
+/// `tunnel:` and its `type`, `port`, `checksum` (names, or numbers where
+/// none exists), as serde-saphyr writes the [`Tunnel`].
+fn push_tunnel(out: &mut String, t: &Tunnel) {
+    out.push_str("\n        tunnel:\n          type: ");
+    match t.type_name() {
+        Some(name) => out.push_str(name),
+        None => push_u32(out, u32::from(t.kind)),
+    }
+    if t.has_port() {
+        out.push_str("\n          port: ");
+        push_u32(out, u32::from(t.port));
+    }
+    if t.has_checksum() {
+        out.push_str("\n          checksum: ");
+        match t.checksum_name() {
+            Some(name) => out.push_str(name),
+            None => push_u32(out, u32::from(t.flags)),
+        }
+    }
+}
+
 fn push_dests(out: &mut String, dests: &BTreeMap<SocketAddr, Dest>) {
     if dests.is_empty() {
         out.push_str("\n    dests: {}");
@@ -137,6 +159,9 @@ fn push_dests(out: &mut String, dests: &BTreeMap<SocketAddr, Dest>) {
         if d.attrs.lower_threshold != 0 {
             out.push_str("\n        lower_threshold: ");
             push_u32(out, d.attrs.lower_threshold);
+        }
+        if d.attrs.tunnel != Tunnel::IPIP {
+            push_tunnel(out, &d.attrs.tunnel);
         }
         if !d.provenance.is_empty() {
             out.push_str("\n        origins:");

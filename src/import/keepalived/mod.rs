@@ -24,6 +24,10 @@ use std::net::{IpAddr, SocketAddr};
 use super::{Skipped, Table};
 use crate::diag::Diagnostics;
 use crate::model::flags::{FLAG_OPS, FLAG_PE_PREFIX, canonical_flags};
+use crate::model::tunnel::{
+    TUN_FLAG_CSUM, TUN_FLAG_REMCSUM, TUN_TYPE_GRE, TUN_TYPE_GUE, TUN_TYPE_IPIP, TUNNEL_TYPES,
+    Tunnel,
+};
 use crate::model::{Dest, DestAttrs, Family, Method, Protocol, Service, ServiceAttrs, ServiceKey};
 
 mod check;
@@ -88,9 +92,8 @@ struct Cx<'f> {
 #[derive(Default)]
 struct Vs {
     scheduler: Option<String>,
-    method: Option<Method>,
-    /// Its method is a tunnel type the config cannot say.
-    refused: bool,
+    /// The method, and a tunnel's encapsulation.
+    method: Option<(Method, Tunnel)>,
     persistence: Option<u32>,
     granularity: Option<Word>,
     flags: Vec<String>,
@@ -108,8 +111,7 @@ struct Real {
     at: Word,
     ip: IpAddr,
     port: Option<u16>,
-    method: Option<Method>,
-    refused: bool,
+    method: Option<(Method, Tunnel)>,
     weight: u32,
     upper: u32,
     lower: u32,
@@ -337,13 +339,7 @@ impl Cx<'_> {
         let kw = s.keyword();
         match kw {
             "lb_algo" | "lvs_sched" => vs.scheduler = self.arg(s, 1).map(|w| w.text.clone()),
-            "lb_kind" | "lvs_method" => {
-                vs.method = self
-                    .method(s)
-                    .map_err(|()| vs.refused = true)
-                    .ok()
-                    .flatten()
-            }
+            "lb_kind" | "lvs_method" => vs.method = self.method(s),
             "persistence_timeout" => vs.persistence = self.num(s, 1, "a number of seconds"),
             "persistence_granularity" => vs.granularity = self.arg(s, 1).cloned(),
             "persistence_engine" => {
@@ -388,13 +384,11 @@ impl Cx<'_> {
         self.skip(&s.words[0], what);
     }
 
-    /// The method of an `lvs_method` line; `Err` when it is a tunnel
-    /// type the config cannot say (listed), `Ok(None)` when it is invalid
-    /// (an error).
-    fn method(&mut self, s: &Stmt) -> Result<Option<Method>, ()> {
-        let Some(w) = self.arg(s, 1).cloned() else {
-            return Ok(None);
-        };
+    /// The method of an `lvs_method` line, with a tunnel's options as
+    /// keepalived reads them (`TUN type gue port 6080 csum`); `None` when
+    /// it is invalid (an error).
+    fn method(&mut self, s: &Stmt) -> Option<(Method, Tunnel)> {
+        let w = self.arg(s, 1).cloned()?;
         let m = match w.text.to_ascii_uppercase().as_str() {
             "NAT" => Method::Masq,
             "DR" => Method::Droute,
@@ -408,20 +402,84 @@ impl Cx<'_> {
                         crate::text::quote(&w.text)
                     ),
                 );
-                return Ok(None);
+                return None;
             }
         };
-        // `TUN type gue port 6080 nocsum`: only ipip is a clusterf tunnel.
-        let ty = s.words.iter().skip_while(|w| w.text != "type").nth(1);
-        if let Some(t) = ty.filter(|t| t.text != "ipip").cloned() {
-            let what = format!(
-                "{} tunnels (the config has ipip tunnels only): the real servers that use them",
-                t.text
-            );
-            self.skip(&t, what);
-            return Err(());
+        let tunnel = match m {
+            Method::Tunnel => self.tunnel_options(s)?,
+            _ => Tunnel::IPIP,
+        };
+        Some((m, tunnel))
+    }
+
+    /// The words after `TUN` (keepalived's `set_forwarding_method`): `type
+    /// ipip|gue|gre`, `port NUM` (gue's, required), `nocsum|csum|remcsum`
+    /// (not on ipip; not remcsum on gre).
+    fn tunnel_options(&mut self, s: &Stmt) -> Option<Tunnel> {
+        let mut t = Tunnel::IPIP;
+        let mut words = s.words.iter().skip(2);
+        let kw = s.words[0].clone();
+        while let Some(w) = words.next() {
+            match w.text.as_str() {
+                "type" | "port" => {
+                    let Some(v) = words.next().cloned() else {
+                        self.error(w, format!("{}: {} needs a value", kw.text, w.text));
+                        return None;
+                    };
+                    if w.text == "type" {
+                        let Some(k) = TUNNEL_TYPES.iter().position(|n| *n == v.text) else {
+                            let what = format!(
+                                "{}: unknown tunnel type {}, expected ipip, gue or gre",
+                                kw.text,
+                                crate::text::quote(&v.text)
+                            );
+                            self.error(&v, what);
+                            return None;
+                        };
+                        t.kind = k as u8;
+                    } else {
+                        match v.text.parse::<u16>() {
+                            Ok(p) if p > 0 => t.port = p,
+                            _ => {
+                                let what = format!(
+                                    "{}: tunnel port {} is not 1..65535",
+                                    kw.text,
+                                    crate::text::quote(&v.text)
+                                );
+                                self.error(&v, what);
+                                return None;
+                            }
+                        }
+                    }
+                }
+                "nocsum" => t.flags = 0,
+                "csum" => t.flags = TUN_FLAG_CSUM,
+                "remcsum" => t.flags = TUN_FLAG_REMCSUM,
+                _ => {
+                    let what = format!(
+                        "{}: unknown tunnel option {}",
+                        kw.text,
+                        crate::text::quote(&w.text)
+                    );
+                    self.error(w, what);
+                    return None;
+                }
+            }
         }
-        Ok(Some(m))
+        let problem = if (t.kind == TUN_TYPE_GUE) != (t.port != 0) {
+            Some("gue tunnels need a port, which the others do not take")
+        } else if t.kind == TUN_TYPE_IPIP && t.flags != 0 {
+            Some("ipip tunnels take no checksum option")
+        } else if t.kind == TUN_TYPE_GRE && t.flags == TUN_FLAG_REMCSUM {
+            Some("gre tunnels take no remcsum")
+        } else {
+            None
+        };
+        if let Some(p) = problem {
+            self.error(&kw, format!("{}: {p} (as keepalived)", kw.text));
+            return None;
+        }
+        Some(t)
     }
 
     fn protocol(&mut self, s: &Stmt) -> Option<Protocol> {
@@ -456,7 +514,6 @@ impl Cx<'_> {
             ip,
             port,
             method: None,
-            refused: false,
             weight: 1,
             upper: 0,
             lower: 0,
@@ -467,13 +524,7 @@ impl Cx<'_> {
         for inner in s.block.iter().flatten() {
             match inner.keyword() {
                 "weight" => r.weight = self.num(inner, 1, "a weight").unwrap_or(1),
-                "lb_kind" | "lvs_method" => {
-                    r.method = self
-                        .method(inner)
-                        .map_err(|()| r.refused = true)
-                        .ok()
-                        .flatten()
-                }
+                "lb_kind" | "lvs_method" => r.method = self.method(inner),
                 "uthreshold" => {
                     r.upper = self.num(inner, 1, "a number of connections").unwrap_or(0)
                 }
@@ -525,16 +576,12 @@ impl Cx<'_> {
             netmask,
         });
         for r in &vs.real {
-            // A real server's own method wins over its virtual server's.
-            let refused = if r.method.is_some() {
-                false
-            } else {
-                r.refused || vs.refused
-            };
-            if refused {
-                continue;
-            }
-            let method = r.method.or(vs.method).unwrap_or(Method::Masq);
+            // A real server's own method (and tunnel) wins over its
+            // virtual server's.
+            let (method, tunnel) = r
+                .method
+                .or(vs.method)
+                .unwrap_or((Method::Masq, Tunnel::IPIP));
             if Family::of(&r.ip) != key.family() {
                 let what = format!("real server {} in {key}: another address family", r.ip);
                 self.skip(&r.at, what);
@@ -550,6 +597,7 @@ impl Cx<'_> {
             let mut attrs = DestAttrs::new(method, r.weight);
             attrs.upper_threshold = r.upper;
             attrs.lower_threshold = r.lower;
+            attrs.tunnel = tunnel;
             let dest = Dest {
                 attrs,
                 provenance: Vec::new(),
@@ -590,5 +638,64 @@ impl Cx<'_> {
             );
         }
         len.filter(|n| *n != family.max_prefix_len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn import(text: &str) -> Result<Table, Vec<String>> {
+        let mut include =
+            |_: &str, _: &str| -> Result<syntax::Included, String> { Err("no".into()) };
+        let mut input = syntax::Input {
+            config_id: None,
+            include: &mut include,
+        };
+        table("k.conf", text, &mut input).map_err(|d| d.iter().map(ToString::to_string).collect())
+    }
+
+    /// keepalived's `lvs_method TUN type ... port ... csum`, on a virtual
+    /// server (its real servers' default) and on a real server.
+    #[test]
+    fn tunnel_options_become_the_dests_encapsulation() {
+        let t = import(
+            "virtual_server 192.0.2.1 80 {\n  protocol TCP\n  lvs_method TUN type gue port 6080 csum\n\
+             \x20 real_server 10.0.0.1 80 { weight 2 }\n\
+             \x20 real_server 10.0.0.2 80 { lvs_method TUN type gre }\n\
+             \x20 real_server 10.0.0.3 80 { lvs_method TUN }\n}\n",
+        )
+        .unwrap();
+        let text = crate::ipvsadm::format(&t.state);
+        assert_eq!(
+            text,
+            "-A -t 192.0.2.1:80 -s wlc\n\
+             -a -t 192.0.2.1:80 -r 10.0.0.1:80 -i -w 2 --tun-type gue --tun-port 6080 --tun-csum\n\
+             -a -t 192.0.2.1:80 -r 10.0.0.2:80 -i -w 1 --tun-type gre --tun-nocsum\n\
+             -a -t 192.0.2.1:80 -r 10.0.0.3:80 -i -w 1 --tun-type ipip\n"
+        );
+    }
+
+    /// What keepalived refuses of a tunnel, each an error at its line.
+    #[test]
+    fn bad_tunnel_options_are_errors() {
+        for (method, want) in [
+            ("TUN type gue", "gue tunnels need a port"),
+            ("TUN type gre port 1", "gue tunnels need a port"),
+            ("TUN csum", "ipip tunnels take no checksum option"),
+            ("TUN type gre remcsum", "gre tunnels take no remcsum"),
+            ("TUN type vxlan", "unknown tunnel type \"vxlan\""),
+            ("TUN type gue port 0", "tunnel port \"0\" is not 1..65535"),
+            ("TUN type", "type needs a value"),
+            ("TUN sparkles", "unknown tunnel option \"sparkles\""),
+        ] {
+            let conf = format!(
+                "virtual_server 192.0.2.1 80 {{\n  real_server 10.0.0.1 80 {{\n    lvs_method {method}\n  }}\n}}\n"
+            );
+            let e = import(&conf).unwrap_err();
+            assert_eq!(e.len(), 1, "{method}: {e:?}");
+            assert!(e[0].starts_with("k.conf:3:"), "{method}: {e:?}");
+            assert!(e[0].contains(want), "{method}: {e:?}");
+        }
     }
 }

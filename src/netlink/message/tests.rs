@@ -238,6 +238,54 @@ fn dest_dump_both_ways() {
     assert_eq!(attrs, DestAttrs::new(Method::Tunnel, 3));
 }
 
+/// A GUE dest as the kernel reports it: its type, port (network order)
+/// and flags read into the dest's tunnel, and the attributes clusterf sends
+/// for it are the kernel's own, in its order.
+#[test]
+fn a_gue_dest_reads_with_its_encapsulation_and_is_sent_the_same() {
+    use crate::model::tunnel::{TUN_FLAG_REMCSUM, TUN_TYPE_GUE, Tunnel};
+    let key: ServiceKey = "udp://192.0.2.53:53".parse().unwrap();
+    let reply = fixture!("dest-dump-reply-gue");
+    assert_eq!(ipvs_reemit(&reply), reply);
+    let (_, d) = objects(&reply).remove(0);
+    let d = d.unwrap();
+    assert_eq!(
+        (d.tun_type, d.tun_port, d.tun_flags),
+        (Some(1), Some(6080), Some(2))
+    );
+    let (a, attrs, _) = mapping::dest_from(&key, &d).unwrap();
+    assert_eq!(a.to_string(), "10.8.0.1:53");
+    let gue = Tunnel {
+        kind: TUN_TYPE_GUE,
+        port: 6080,
+        flags: TUN_FLAG_REMCSUM,
+    };
+    assert_eq!(
+        attrs,
+        DestAttrs {
+            tunnel: gue,
+            ..DestAttrs::new(Method::Tunnel, 3)
+        }
+    );
+    // Sent back (SET_DEST), the dest's attributes are the reply's, less
+    // the counters the kernel adds.
+    let sent = mapping::dest_full(&a, &attrs);
+    let mut echo = d.clone();
+    echo.active_conns = None;
+    echo.inact_conns = None;
+    echo.persist_conns = None;
+    (echo.stats, echo.stats64) = (None, None);
+    assert_eq!(sent, echo);
+    let op = Op::EditDest {
+        service: key,
+        dest: a,
+        attrs,
+    };
+    let mut direct = Vec::new();
+    mapping::encode_op(&op, &mut direct).unwrap();
+    assert_eq!(direct, mapping::op_request(&op).unwrap().emit());
+}
+
 #[test]
 fn apply_requests_match_the_kernel_capture() {
     use crate::netlink::pipeline;

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use super::{Fields, before_after};
 use crate::model::text::{push_socket_addr, push_u32};
+use crate::model::tunnel::Tunnel;
 use crate::model::{DestAttrs, IpvsState, Op, Provenance, Service, ServiceAttrs, ServiceKey};
 use crate::plan::{Action, Change, Emptied, Unmanaged};
 
@@ -336,6 +337,32 @@ fn push_optional_fields(out: &mut String, depth: usize, fields: Option<&Fields>)
             push_u32(out, n);
         }
     }
+    if let Some(t) = &f.tunnel {
+        o.key(out, "tunnel");
+        push_tunnel(out, depth + 1, t);
+    }
+    o.close(out, '}');
+}
+
+/// A [`Tunnel`] as its `Serialize` writes it, an object at `depth`.
+fn push_tunnel(out: &mut String, depth: usize, t: &Tunnel) {
+    let mut o = Open::object(out, depth);
+    o.key(out, "type");
+    match t.type_name() {
+        Some(name) => push_str(out, name),
+        None => push_u32(out, u32::from(t.kind)),
+    }
+    if t.has_port() {
+        o.key(out, "port");
+        push_u32(out, u32::from(t.port));
+    }
+    if t.has_checksum() {
+        o.key(out, "checksum");
+        match t.checksum_name() {
+            Some(name) => push_str(out, name),
+            None => push_u32(out, u32::from(t.flags)),
+        }
+    }
     o.close(out, '}');
 }
 
@@ -396,6 +423,10 @@ fn push_dest_attrs(out: &mut String, attrs: &DestAttrs) {
     if attrs.lower_threshold != 0 {
         out.push_str(",\n          \"lower_threshold\": ");
         push_u32(out, attrs.lower_threshold);
+    }
+    if attrs.tunnel != Tunnel::IPIP {
+        out.push_str(",\n          \"tunnel\": ");
+        push_tunnel(out, 5, &attrs.tunnel);
     }
     out.push_str("\n        }");
 }

@@ -216,6 +216,13 @@ fn live_state() -> IpvsState {
     thresholds.attrs.upper_threshold = 100;
     thresholds.attrs.lower_threshold = 10;
     one.dests.insert(addr("10.1.0.2:80"), thresholds);
+    let mut gue = dest(Method::Tunnel, 1);
+    gue.attrs.tunnel = Tunnel {
+        kind: 1,
+        port: 6080,
+        flags: 0,
+    };
+    one.dests.insert(addr("10.1.0.4:80"), gue);
     live.services.insert(key("tcp://10.0.0.1:80"), one);
     let mut persistent = ServiceAttrs::with_scheduler("sh");
     persistent.persistence = Some(300);
@@ -224,8 +231,9 @@ fn live_state() -> IpvsState {
     live.services
         .insert(key("tcp://10.0.0.2:80"), Service::new(persistent));
     let mut gone = Service::new(ServiceAttrs::with_scheduler("rr"));
-    gone.dests
-        .insert(addr("[2001:db8::2]:53"), dest(Method::Droute, 1));
+    let mut gre = dest(Method::Tunnel, 1);
+    gre.attrs.tunnel.kind = 2;
+    gone.dests.insert(addr("[2001:db8::2]:53"), gre);
     gone.dests
         .insert(addr("[2001:db8::3]:53"), dest(Method::Droute, 1));
     live.services.insert(key("udp://[2001:db8::1]:53"), gone);
@@ -260,7 +268,23 @@ fn desired_state() -> IpvsState {
     one.dests.insert(addr("10.1.0.1:80"), edited);
     let mut added = dest(Method::Tunnel, 7);
     added.attrs.upper_threshold = 9;
+    added.attrs.tunnel = Tunnel {
+        kind: 2,
+        port: 0,
+        flags: 1,
+    };
     one.dests.insert(addr("10.1.0.3:80"), added);
+    // gue becomes ipip: both sides of the edit say so.
+    one.dests
+        .insert(addr("10.1.0.4:80"), dest(Method::Tunnel, 1));
+    // What no name covers, as numbers.
+    let mut odd = dest(Method::Tunnel, 1);
+    odd.attrs.tunnel = Tunnel {
+        kind: 7,
+        port: 1,
+        flags: 3,
+    };
+    one.dests.insert(addr("10.1.0.5:80"), odd);
     desired.services.insert(key("tcp://10.0.0.1:80"), one);
     desired.services.insert(
         key("tcp://10.0.0.2:80"),
@@ -333,8 +357,15 @@ fn the_hand_written_json_document_is_byte_for_byte_what_serde_wrote() {
         },
     ];
     let _ = Protocol::Tcp;
-    assert_eq!(
-        json(&p, &desired, &inputs, &fingerprint, &own, None),
-        oracle(&p, &desired, &inputs, &fingerprint, &own, None)
+    let doc = json(&p, &desired, &inputs, &fingerprint, &own, None);
+    assert_eq!(doc, oracle(&p, &desired, &inputs, &fingerprint, &own, None));
+    // A saved plan reads back the same ops, tunnels included.
+    let saved = crate::plan::saved::SavedPlan::from_json(&doc).unwrap();
+    let ops: Vec<&Op> = saved.ops().collect();
+    assert_eq!(ops, p.ops().collect::<Vec<_>>());
+    assert!(
+        ops.iter()
+            .any(|o| matches!(o, Op::AddDest { attrs, .. } if attrs.tunnel.kind == 7)),
+        "{ops:?}"
     );
 }

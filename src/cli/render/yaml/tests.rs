@@ -78,6 +78,14 @@ impl Gen {
             attrs.upper_threshold = self.next(1000) as u32;
             attrs.lower_threshold = self.next(10) as u32;
         }
+        if attrs.method == Method::Tunnel {
+            // ipip, gue, gre and a type no name covers, each checksum.
+            attrs.tunnel = crate::model::tunnel::Tunnel {
+                kind: [0, 1, 2, 9][self.next(4)] as u8,
+                port: [0, 6080][self.next(2)],
+                flags: self.next(4) as u16,
+            };
+        }
         let provenance = (0..self.next(3))
             .map(|_| Provenance {
                 backend: self.string(),
