@@ -10,11 +10,14 @@
 //! - `client`: the socket (I/O).
 //! - `rtnl`: the VIP interface over route netlink: its link and addresses,
 //!   and nothing else (I/O, with its pure request builders).
+//! - `arp_link`: ARP mode's shared interface: only the addresses clusterf
+//!   marked (`IFA_PROTO`) are its own (I/O, with its pure parts).
 //!
 //! Invariant: this module executes; it never plans. It never flushes or
 //! zero-weights anything on its own, and reads the kernel only through the
 //! IPVS generic netlink family, and route netlink for the VIP link only.
 
+pub mod arp_link;
 pub mod client;
 pub mod dump;
 pub mod error;

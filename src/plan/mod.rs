@@ -250,6 +250,12 @@ impl Ownership {
         }
     }
 
+    /// Whether an address service on `ip` would be owned (a VIP on a
+    /// shared interface, `--vip-mode arp`).
+    pub fn owns_addr(&self, ip: std::net::IpAddr) -> bool {
+        !self.restricted || self.nets.iter().any(|n| n.contains(&ip))
+    }
+
     pub fn doc(&self) -> OwnershipDoc {
         OwnershipDoc {
             all: !self.restricted,
