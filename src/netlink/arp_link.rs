@@ -180,7 +180,9 @@ impl ArpLink {
             Err(e) if errno(&e) == Some(EEXIST) => return Ok(Added::Existed),
             Err(e) => return Err(e.context(format!("adding {}", vip_text(vip)))),
         }
-        if self.read()?.marked.contains(&vip) {
+        let index = self.index;
+        let msgs = self.client.addrs()?;
+        if msgs.iter().any(|m| classify(m, index) == Some((vip, true))) {
             return Ok(Added::Added);
         }
         // The add succeeded (EXCL): the address is ours, but unmarked.
