@@ -222,6 +222,22 @@ impl ArpLink {
     }
 }
 
+/// clusterf's VIPs on link `name` without changing anything (`show`):
+/// on clusterf's own dummy every VIP ([`super::rtnl::read_vips`]), on any
+/// other link only the addresses carrying the mark; `None` when there is
+/// no such link.
+pub fn read_vips(name: &str) -> Result<Option<BTreeSet<IpAddr>>> {
+    let mut client = RtnlClient::connect()?;
+    let Some(link) = client.link(name)? else {
+        return Ok(None);
+    };
+    if super::rtnl::not_ours(&link).is_none() {
+        return super::rtnl::read_vips(name);
+    }
+    let index = u32::try_from(link.index).map_err(|_| anyhow!("link {name}: bad index"))?;
+    Ok(Some(link_addrs(&client.addrs()?, index).marked))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

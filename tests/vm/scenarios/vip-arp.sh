@@ -166,6 +166,9 @@ grep -q "= vip $THEIRS/32 on eth0: present, not clusterf's (left alone)" /tmp/cf
     grep -q "= vip $THEIRS6/128 on eth0: present, not clusterf's" /tmp/cf1.log &&
     ok "the plan names $THEIRS and $THEIRS6 as present, not clusterf's" ||
     fail "no '= vip ... not clusterf's' lines in the log"
+$IP netns exec fe clusterf show --vip-interface eth0 | sed -n '/^VIPs on/,$p' | tee /tmp/show
+printf 'VIPs on eth0: 3\n  10.0.0.100/32\n  10.0.0.103/32\n  fd00::100/128\n' >/tmp/want
+expect_eq "show --vip-interface eth0 lists clusterf's VIPs and no other address" /tmp/want /tmp/show
 metrics | grep '^clusterf_vips' | tee /tmp/m
 grep -q 'clusterf_vips{state="present"} 5' /tmp/m && grep -q 'clusterf_vips{state="desired"} 5' /tmp/m &&
     ok "clusterf_vips: 5 desired, 5 present (2 of them not clusterf's)" || fail "metrics"
