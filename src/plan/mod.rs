@@ -242,10 +242,7 @@ impl Ownership {
             return true;
         }
         match key {
-            ServiceKey::Addr { addr, .. } => {
-                let ip = addr.ip();
-                self.nets.iter().any(|n| n.contains(&ip))
-            }
+            ServiceKey::Addr { addr, .. } => self.owns_addr(addr.ip()),
             ServiceKey::Fwmark { mark, .. } => self.fwmarks.iter().any(|r| r.contains(mark)),
         }
     }
