@@ -236,3 +236,15 @@ fn bird_announces_the_vips_to_a_router_and_withdraws_them() {
 fn dnat_sends_vip_traffic_to_the_containers_and_touches_no_other_table() {
     scenario("dnat", &[]);
 }
+
+/// ARP mode (issue 20, item 3): `--vip-mode arp --vip-interface eth0` adds
+/// the VIPs to an existing interface, marked per address; a peer's stale
+/// neighbour entries move to the frontend's MAC unasked (gratuitous ARP,
+/// unsolicited neighbour advertisement; `ip addr add` alone does not);
+/// real TCP from the peer reaches the backend; addresses clusterf did not
+/// add, one equal to a configured VIP among them, survive a VIP leaving,
+/// both withdrawals and exit; `--arp-refresh`; nothing else changes.
+#[test]
+fn arp_mode_announces_its_vips_and_touches_no_address_it_did_not_add() {
+    scenario("vip-arp", &[]);
+}

@@ -16,7 +16,7 @@ use crate::ipvsadm;
 use crate::model::{
     DestStats, Family, LiveTable, Method, Protocol, ServiceAttrs, ServiceKey, flags, text,
 };
-use crate::netlink::{Client, Info, rtnl};
+use crate::netlink::{Client, Info, arp_link};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ShowOutput {
@@ -35,7 +35,8 @@ pub struct ShowArgs {
     pub output: ShowOutput,
 
     /// Also list the VIPs on this interface (apply --watch
-    /// --vip-interface): a section after the table, or "vips" in JSON
+    /// --vip-interface; on an interface shared in ARP mode, only those
+    /// clusterf added): a section after the table, or "vips" in JSON
     #[arg(long, value_name = "NAME")]
     pub vip_interface: Option<String>,
 }
@@ -48,7 +49,7 @@ pub fn run(args: &ShowArgs) -> Result<u8> {
     let info = client.info()?;
     let live = client.read()?;
     let vips = match &args.vip_interface {
-        Some(name) => Some((name.as_str(), rtnl::read_vips(name)?)),
+        Some(name) => Some((name.as_str(), arp_link::read_vips(name)?)),
         None => None,
     };
     let out = match args.output {

@@ -17,7 +17,7 @@ use crate::cli::source::{ConfigArgs, OverlayArgs};
 use crate::compile;
 use crate::daemon::options::{
     BACKOFF_INITIAL, ETCD_STARTUP_WAIT, FleetOptions, STATUS_MIN_GAP, STATUS_TTL, TrafficOptions,
-    VipOptions,
+    VipMode, VipOptions,
 };
 use crate::daemon::{self, Daemon};
 use crate::netlink;
@@ -113,9 +113,29 @@ pub struct WatchArgs {
     /// Keep the frontend addresses of the owned services (--own) on this
     /// dummy interface, which clusterf creates and marks as its own (an
     /// interface of the name that clusterf did not create is an error);
-    /// off by default
+    /// with --vip-mode arp, on this existing interface instead. Off by
+    /// default
     #[arg(long, value_name = "NAME", value_parser = parse_interface, requires = "watch")]
     pub vip_interface: Option<String>,
+
+    /// dummy: --vip-interface is a dummy of clusterf's own (for a routing
+    /// daemon to announce); arp: an existing interface (eth0) on one
+    /// segment, where clusterf adds and removes only its own addresses and
+    /// announces each added VIP by gratuitous ARP or unsolicited neighbour
+    /// advertisement. Single-active: one frontend per VIP at a time
+    #[arg(
+        long,
+        value_name = "MODE",
+        default_value = "dummy",
+        requires = "vip_interface"
+    )]
+    pub vip_mode: VipModeArg,
+
+    /// With --vip-mode arp, announce every VIP again this often (as
+    /// keepalived's garp_master_refresh); off by default: a VIP is
+    /// announced when it is added, 3 times a second apart
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval, requires = "vip_mode")]
+    pub arp_refresh: Option<Duration>,
 
     /// Withdraw the VIPs when every pass has failed for this long (fail
     /// static); the next successful pass puts them back. Off by default
@@ -147,10 +167,19 @@ impl Default for WatchArgs {
             status_ttl: STATUS_TTL,
             no_fleet_status: false,
             vip_interface: None,
+            vip_mode: VipModeArg::Dummy,
+            arp_refresh: None,
             withdraw_after: None,
             withdraw_on_exit: false,
         }
     }
+}
+
+/// `--vip-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VipModeArg {
+    Dummy,
+    Arp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -281,14 +310,31 @@ pub fn resolve(
         etcd_tuning: Tuning::default(),
         backoff_initial: BACKOFF_INITIAL,
         etcd_startup_wait: ETCD_STARTUP_WAIT,
-        vips: watch.vip_interface.clone().map(|interface| VipOptions {
-            interface,
-            withdraw: Policy {
-                after: watch.withdraw_after,
-                on_exit: watch.withdraw_on_exit,
-            },
-        }),
+        vips: match &watch.vip_interface {
+            Some(interface) => Some(VipOptions {
+                interface: interface.clone(),
+                withdraw: Policy {
+                    after: watch.withdraw_after,
+                    on_exit: watch.withdraw_on_exit,
+                },
+                mode: vip_mode(watch)?,
+            }),
+            None => None,
+        },
     })
+}
+
+/// `--vip-mode` and `--arp-refresh`, which only ARP mode takes.
+fn vip_mode(watch: &WatchArgs) -> Result<VipMode> {
+    match (watch.vip_mode, watch.arp_refresh) {
+        (VipModeArg::Dummy, Some(_)) => {
+            bail!(
+                "--arp-refresh is for --vip-mode arp (a dummy interface is announced by a routing daemon)"
+            )
+        }
+        (VipModeArg::Dummy, None) => Ok(VipMode::Dummy),
+        (VipModeArg::Arp, refresh) => Ok(VipMode::Arp { refresh }),
+    }
 }
 
 /// An interface name as the kernel takes it: 1 to 15 bytes, no '/', ':'
@@ -473,5 +519,53 @@ mod tests {
         assert!(e.contains("give --etcd"), "{e}");
         let e = opts(&[&etcd[..], &["--status-ttl", "1s"]].concat()).unwrap_err();
         assert!(e.contains("at least 2s"), "{e}");
+    }
+
+    #[test]
+    fn the_vip_mode_is_dummy_unless_arp_is_asked_and_arp_refresh_needs_arp() {
+        use crate::cli::source::{ConfigArgs, OverlayArgs};
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            config: ConfigArgs,
+            #[command(flatten)]
+            overlay: OverlayArgs,
+            #[command(flatten)]
+            watch: WatchArgs,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().display().to_string();
+        let mode = |extra: &[&str]| {
+            let mut argv = vec!["t", "--watch", "--config-path", &path];
+            argv.extend(extra);
+            let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+            resolve(&cli.config, &cli.overlay, Default::default(), &cli.watch)
+                .map(|o| o.vips.map(|v| v.mode))
+                .map_err(|e| format!("{e:#}"))
+        };
+        assert_eq!(mode(&[]), Ok(None));
+        let vif = ["--vip-interface", "eth0"];
+        assert_eq!(mode(&vif), Ok(Some(VipMode::Dummy)));
+        assert_eq!(
+            mode(&[&vif[..], &["--vip-mode", "arp"]].concat()),
+            Ok(Some(VipMode::Arp { refresh: None }))
+        );
+        assert_eq!(
+            mode(&[&vif[..], &["--vip-mode", "arp", "--arp-refresh", "30s"]].concat()),
+            Ok(Some(VipMode::Arp {
+                refresh: Some(Duration::from_secs(30))
+            }))
+        );
+        let e = mode(&[&vif[..], &["--vip-mode", "dummy", "--arp-refresh", "30s"]].concat())
+            .unwrap_err();
+        assert!(e.contains("--arp-refresh is for --vip-mode arp"), "{e}");
+        let e = mode(&[&vif[..], &["--arp-refresh", "30s"]].concat()).unwrap_err();
+        assert!(e.contains("--vip-mode"), "{e}");
+        let e = mode(&["--vip-mode", "arp"]).unwrap_err();
+        assert!(e.contains("--vip-interface"), "{e}");
+        let e =
+            mode(&[&vif[..], &["--vip-mode", "arp", "--arp-refresh", "0"]].concat()).unwrap_err();
+        assert!(e.contains("must be longer than 0"), "{e}");
     }
 }

@@ -1,6 +1,7 @@
 //! The kernel as the daemon sees it: read the table with counters, apply
 //! ops, and a reader of the traffic counters beside them; the VIP
-//! interface (`--vip-interface`) is opened through it too.
+//! interface (`--vip-interface`, and `--vip-mode arp`'s shared one) is
+//! opened through it too.
 //! [`netlink::Client`] in production; tests use
 //! [`MemoryKernel`](super::MemoryKernel).
 //!
@@ -8,12 +9,15 @@
 //! the owned services through `apply`, so services clusterf does not own
 //! are never touched.
 
+use std::time::Duration;
+
 use anyhow::Result;
 
 use super::vips::VipInterface;
 use crate::model::traffic::TrafficTable;
 use crate::model::{LiveTable, Op, ServiceKey};
 use crate::netlink;
+use crate::plan::Ownership;
 
 /// Read and apply, nothing else.
 pub trait Kernel: Send {
@@ -33,6 +37,18 @@ pub trait Kernel: Send {
     /// that name that is not ours is an error (`--vip-interface`).
     fn vip_interface(&self, name: &str) -> Result<Box<dyn VipInterface>> {
         anyhow::bail!("--vip-interface {name}: this kernel has no interfaces")
+    }
+    /// The existing interface `name`, shared with the host, for ARP mode
+    /// (`--vip-mode arp`): only `ownership`'s VIPs that clusterf added are
+    /// its own; each added VIP is announced, and all again every `refresh`.
+    fn arp_vip_interface(
+        &self,
+        name: &str,
+        ownership: &Ownership,
+        refresh: Option<Duration>,
+    ) -> Result<Box<dyn VipInterface>> {
+        let _ = (ownership, refresh);
+        anyhow::bail!("--vip-mode arp --vip-interface {name}: this kernel has no interfaces")
     }
 }
 
@@ -81,6 +97,16 @@ impl Kernel for netlink::Client {
 
     fn vip_interface(&self, name: &str) -> Result<Box<dyn VipInterface>> {
         Ok(Box::new(netlink::rtnl::VipLink::open(name)?))
+    }
+
+    fn arp_vip_interface(
+        &self,
+        name: &str,
+        ownership: &Ownership,
+        refresh: Option<Duration>,
+    ) -> Result<Box<dyn VipInterface>> {
+        let vips = super::arp::ArpVips::open(name, ownership.clone(), refresh)?;
+        Ok(Box::new(vips))
     }
 }
 

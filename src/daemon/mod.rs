@@ -14,7 +14,8 @@
 //! each pass, ok or failed, the fleet status record goes to the publisher
 //! (`status`), which writes it into the overlay's etcd. With
 //! `--vip-interface`, the pass keeps the VIPs on their interface around
-//! the apply (`vips`) and the loop withdraws them when
+//! the apply (`vips`; in ARP mode on a shared interface, announced by
+//! `arp`) and the loop withdraws them when
 //! `reconcile::withdraw` says so. Beside the passes,
 //! the traffic reader (`traffic`) reads the kernel's traffic counters for
 //! the metrics on a connection of its own.
@@ -26,6 +27,7 @@
 //! core decides (what to change is the planner's), or flush the table on
 //! start or stop.
 
+mod arp;
 mod clock;
 mod diagnostics;
 mod event_loop;
@@ -78,7 +80,7 @@ use crate::source::{ConfigSource, OverlaySource};
 pub use self::event_loop::Status;
 pub use self::kernel::{ApplyFailure, Kernel, TrafficReader};
 pub use self::memory::{MemoryKernel, MemoryVips};
-pub use self::options::Options;
+pub use self::options::{Options, VipMode};
 pub use self::vips::VipInterface;
 
 /// A running daemon.
@@ -419,9 +421,15 @@ fn start_vips(opts: &Options, kernel: &dyn Kernel, shared: &Shared) -> Result<Op
     let Some(v) = &opts.vips else {
         return Ok(None);
     };
-    let link = kernel.vip_interface(&v.interface)?;
+    let link = match v.mode {
+        VipMode::Dummy => kernel.vip_interface(&v.interface)?,
+        VipMode::Arp { refresh } => {
+            kernel.arp_vip_interface(&v.interface, &opts.ownership, refresh)?
+        }
+    };
     info!(
         interface = v.interface,
+        mode = ?v.mode,
         "keeping the VIPs of the owned services on {}", v.interface
     );
     Ok(Some(VipStep::new(

@@ -61,9 +61,25 @@ pub struct Options {
 /// `--vip-interface` and the withdrawal policy.
 #[derive(Debug, Clone)]
 pub struct VipOptions {
-    /// The dummy link clusterf creates and owns.
+    /// The dummy link clusterf creates and owns, or in ARP mode the
+    /// existing interface it shares.
     pub interface: String,
     pub withdraw: Policy,
+    pub mode: VipMode,
+}
+
+/// `--vip-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VipMode {
+    /// A dummy link of clusterf's own, whole (routing daemons announce it).
+    #[default]
+    Dummy,
+    /// An existing interface shared with the host: per-address ownership,
+    /// gratuitous ARP and unsolicited neighbour advertisements.
+    Arp {
+        /// Announce every VIP again this often (`--arp-refresh`).
+        refresh: Option<Duration>,
+    },
 }
 
 /// How the traffic counters are read (only with a metrics listener).

@@ -12,12 +12,15 @@
 //!   and nothing else (I/O, with its pure request builders).
 //! - `nft`: clusterf's DNAT table over nf_tables, and nothing else (I/O,
 //!   with its pure request builders).
+//! - `arp_link`: ARP mode's shared interface: only the addresses clusterf
+//!   marked (`IFA_PROTO`) are its own (I/O, with its pure parts).
 //!
 //! Invariant: this module executes; it never plans. It never flushes or
 //! zero-weights anything on its own, and reads the kernel only through the
 //! IPVS generic netlink family, route netlink for the VIP link only, and
 //! nf_tables for clusterf's DNAT table only.
 
+pub mod arp_link;
 pub mod client;
 pub mod dump;
 pub mod error;

@@ -31,8 +31,8 @@ pub const VIP_ALIAS: &str = "clusterf: VIPs of apply --watch --vip-interface";
 pub const VIP_KIND: &str = "dummy";
 
 const ENODEV: i32 = 19;
-const EEXIST: i32 = 17;
-const EADDRNOTAVAIL: i32 = 99;
+pub(super) const EEXIST: i32 = 17;
+pub(super) const EADDRNOTAVAIL: i32 = 99;
 const READ_BUF: usize = 64 << 10;
 
 /// Why a link of the name is not ours (pure): `None` when it is.
@@ -132,7 +132,12 @@ impl RtnlClient {
 
     /// One request; the payloads of the replies, to the ack or the dump's
     /// end.
-    fn transact(&mut self, kind: u16, flags: u16, payload: &[u8]) -> Result<Vec<Vec<u8>>> {
+    pub(super) fn transact(
+        &mut self,
+        kind: u16,
+        flags: u16,
+        payload: &[u8],
+    ) -> Result<Vec<Vec<u8>>> {
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
         let mut req = Vec::with_capacity(payload.len() + NLMSG_HDRLEN);
@@ -240,7 +245,7 @@ pub fn vip_text(vip: IpAddr) -> String {
     }
 }
 
-fn errno(e: &anyhow::Error) -> Option<i32> {
+pub(super) fn errno(e: &anyhow::Error) -> Option<i32> {
     e.downcast_ref::<KernelError>().map(|k| k.errno)
 }
 

@@ -242,12 +242,15 @@ impl Ownership {
             return true;
         }
         match key {
-            ServiceKey::Addr { addr, .. } => {
-                let ip = addr.ip();
-                self.nets.iter().any(|n| n.contains(&ip))
-            }
+            ServiceKey::Addr { addr, .. } => self.owns_addr(addr.ip()),
             ServiceKey::Fwmark { mark, .. } => self.fwmarks.iter().any(|r| r.contains(mark)),
         }
+    }
+
+    /// Whether an address service on `ip` would be owned (a VIP on a
+    /// shared interface, `--vip-mode arp`).
+    pub fn owns_addr(&self, ip: std::net::IpAddr) -> bool {
+        !self.restricted || self.nets.iter().any(|n| n.contains(&ip))
     }
 
     pub fn doc(&self) -> OwnershipDoc {

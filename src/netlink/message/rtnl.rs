@@ -46,6 +46,8 @@ pub const IFA_ADDRESS: u16 = 1;
 pub const IFA_LOCAL: u16 = 2;
 pub const IFA_LABEL: u16 = 3;
 pub const IFA_FLAGS: u16 = 8;
+/// `IFA_PROTO` (u8, Linux 5.18+): who added the address.
+pub const IFA_PROTO: u16 = 11;
 
 /// `IFA_F_NODAD`: no duplicate address detection (an IPv6 address is
 /// usable at once).
@@ -180,6 +182,8 @@ pub struct AddrMsg {
     pub label: Option<String>,
     /// `IFA_FLAGS`: all the flags.
     pub all_flags: Option<u32>,
+    /// `IFA_PROTO`: the address's origin (`--vip-mode arp`'s mark).
+    pub proto: Option<u8>,
     pub other: Vec<RawAttr>,
 }
 
@@ -206,6 +210,7 @@ impl AddrMsg {
                 IFA_LOCAL => set(&mut m.local, &a, "IFA_LOCAL", get_ip)?,
                 IFA_LABEL => set(&mut m.label, &a, "IFA_LABEL", get_string)?,
                 IFA_FLAGS => set(&mut m.all_flags, &a, "IFA_FLAGS", get_u32)?,
+                IFA_PROTO => set(&mut m.proto, &a, "IFA_PROTO", get_u8)?,
                 _ => m.other.push(a.owned()),
             }
         }
@@ -213,7 +218,7 @@ impl AddrMsg {
     }
 
     /// The payload: header, then the attributes in the kernel's order
-    /// (`inet_fill_ifaddr`: address, local, label, flags), the rest.
+    /// (`inet_fill_ifaddr`: address, local, label, proto, flags), the rest.
     pub fn emit(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
         out.extend_from_slice(&[self.family, self.prefix_len, self.flags, self.scope]);
@@ -226,6 +231,9 @@ impl AddrMsg {
         }
         if let Some(l) = &self.label {
             emit_string(&mut out, IFA_LABEL, l);
+        }
+        if let Some(p) = self.proto {
+            emit_attr(&mut out, IFA_PROTO, &[p]);
         }
         if let Some(f) = self.all_flags {
             emit_attr(&mut out, IFA_FLAGS, &f.to_ne_bytes());
