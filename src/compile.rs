@@ -16,7 +16,10 @@
 //! - dests landing on one address:port merge, summing weights; their
 //!   connection thresholds must agree (they bound one server);
 //! - a service's health check applies to each of its IPVS services; a dest
-//!   is exempt from it when any backend that lands on it opted out.
+//!   is exempt from it when any backend that lands on it opted out;
+//! - a service's fallback dest (`fallback`) is placed like a backend but
+//!   never merged, is never checked, and has weight only when no other
+//!   dest has (`model::fallback`).
 //!
 //! Authority: the repo defines services and routes; the overlay adds
 //! backends to repo services and routes. On a name collision the repo wins.
@@ -36,6 +39,9 @@ use crate::model::{
     DEFAULT_SCHEDULER, Dest, DestAttrs, Family, IpvsState, MAX_WEIGHT, Method, Protocol,
     Provenance, Service, ServiceAttrs, ServiceKey,
 };
+
+mod fallback;
+use fallback::place_fallback;
 
 /// Options that are not part of the config repo.
 #[derive(Clone, Debug, Default)]
@@ -154,6 +160,11 @@ fn compile_service(
             diags,
         );
         check_dests(svc, &key, &placed, &backends, &mut service, diags);
+        let mut placed = placed;
+        if let Some(fb) = &svc.fallback {
+            let (method, exempt) = (defaults.method, &mut placed.exempt);
+            place_fallback(svc, fb, &key, routes, method, &mut service, exempt, diags);
+        }
         if opts.elide_empty && service.dests.is_empty() {
             continue;
         }
@@ -243,6 +254,7 @@ fn place_backends(
             source: b.source.clone(),
             weight: b.weight,
             route: route.map(|r| r.name.clone()),
+            fallback: false,
         };
         let thresholds = b.thresholds;
         let entry = service.dests.entry(dest).or_insert_with(|| Dest {

@@ -60,6 +60,7 @@ fn schema_file_names_match_the_editor_headers() {
             "healthcheck.schema.json",
             "backend.schema.json",
             "frontend.schema.json",
+            "fallback.schema.json",
         ]
     );
 }

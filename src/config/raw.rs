@@ -25,7 +25,7 @@ pub(super) const BACKEND_FIELDS: &[&str; 8] = &[
     "upper_threshold",
     "lower_threshold",
 ];
-pub(super) const SERVICE_FIELDS: &[&str; 10] = &[
+pub(super) const SERVICE_FIELDS: &[&str; 11] = &[
     "frontend",
     "scheduler",
     "persistence",
@@ -36,7 +36,9 @@ pub(super) const SERVICE_FIELDS: &[&str; 10] = &[
     "scheduler_flags",
     "backends",
     "healthcheck",
+    "fallback",
 ];
+pub(super) const FALLBACK_FIELDS: &[&str; 6] = &["ipv4", "ipv6", "tcp", "udp", "weight", "method"];
 /// The persistence engines (`--pe`) the kernel has.
 pub(super) const PERSISTENCE_ENGINES: &[&str; 1] = &["sip"];
 /// The scheduler flags, each named after its scheduler.
@@ -746,6 +748,41 @@ pub(super) struct RawServiceFile {
     /// Health check of the dests (default: none).
     #[schemars(with = "Option<RawHealthcheck>")]
     pub(super) healthcheck: Option<Spanned<RawHealthcheck>>,
+    /// The dest that serves when no other dest has weight (keepalived's sorry server; default: none).
+    #[schemars(with = "Option<RawFallback>")]
+    pub(super) fallback: Option<Spanned<RawFallback>>,
+}
+
+/// A service's fallback dest (`fallback:` in a service file, the
+/// `services/<svc>/fallback` file of the JSON layout, whose keys match
+/// without case): weight 0 while any other dest has weight, its own weight
+/// when none has.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "clusterf fallback")]
+#[schemars(extend("anyOf" = [
+    {"required": ["ipv4"], "properties": {"ipv4": {"type": "string"}}},
+    {"required": ["ipv6"], "properties": {"ipv6": {"type": "string"}}},
+]))]
+pub(super) struct RawFallback {
+    /// IPv4 address of the fallback (a family the frontend has).
+    #[schemars(with = "Option<Ipv4Addr>")]
+    pub(super) ipv4: Option<Spanned<RawStr>>,
+    /// IPv6 address of the fallback (a family the frontend has).
+    #[schemars(with = "Option<Ipv6Addr>")]
+    pub(super) ipv6: Option<Spanned<RawStr>>,
+    /// TCP port of the fallback (masq only; droute and tunnel use the service port).
+    #[schemars(with = "Option<u16>", range(min = 1, max = 65535))]
+    pub(super) tcp: Option<Spanned<RawInt>>,
+    /// UDP port of the fallback (masq only; droute and tunnel use the service port).
+    #[schemars(with = "Option<u16>", range(min = 1, max = 65535))]
+    pub(super) udp: Option<Spanned<RawInt>>,
+    /// Weight while it serves, 1..65535 (default 1).
+    #[schemars(with = "Option<u16>", range(min = 1, max = 65535))]
+    pub(super) weight: Option<Spanned<RawInt>>,
+    /// Forwarding method (default: as a backend's, from the routes and the default method).
+    #[schemars(with = "Option<Method>")]
+    pub(super) method: Option<Spanned<RawStr>>,
 }
 
 /// The JSON layout's frontend file, `services/<svc>/frontend` (schema
@@ -881,6 +918,11 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
         (
             "frontend.schema.json",
             schemars::schema_for!(RawJsonFrontendFile).to_value(),
+        ),
+        // The JSON layout's fallback file, also YAML's `fallback:`.
+        (
+            "fallback.schema.json",
+            schemars::schema_for!(RawFallback).to_value(),
         ),
     ]
 }

@@ -108,6 +108,21 @@ pub struct Service {
     pub backends: BTreeMap<String, Backend>,
     /// The IPVS options beyond scheduler and timeout.
     pub ipvs: IpvsOptions,
+    /// The dest that serves when no other dest has weight (`fallback:`).
+    pub fallback: Option<Fallback>,
+}
+
+/// A service's fallback dest (keepalived's sorry server): in each of the
+/// service's IPVS services it has an address and port for, with weight 0
+/// while another dest has weight, and `weight` when none has.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fallback {
+    /// `services/web.yaml#fallback`, or the JSON layout's fallback file.
+    pub source: String,
+    pub endpoints: Endpoints,
+    /// `None`: placed like a backend (routes, then the default method).
+    pub method: Option<Method>,
+    pub weight: u32,
 }
 
 /// A service's IPVS options beyond its scheduler and persistence timeout

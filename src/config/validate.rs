@@ -619,6 +619,8 @@ pub(super) fn validate_service(r: &mut Reporter, name: &str, f: &ServiceFields) 
         healthcheck: None,
         backends,
         ipvs,
+        // The reader validates the fallback (`fallback`) and sets it.
+        fallback: None,
     }
 }
 

@@ -511,6 +511,7 @@ mod tests {
                 source: EVIL.into(),
                 weight: 3,
                 route: Some(EVIL.into()),
+                fallback: false,
             }],
             active_conns: Some(4),
             inactive_conns: None,

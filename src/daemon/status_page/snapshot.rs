@@ -479,6 +479,7 @@ fn service_row(input: &ServiceInput<'_>, key: &ServiceKey, problem: bool) -> Ser
                 source: "drain state: gone from the desired state".to_string(),
                 weight: r.attrs.weight,
                 route: None,
+                fallback: false,
             }],
             active_conns: None,
             inactive_conns: None,
