@@ -24,7 +24,10 @@ use std::net::{IpAddr, SocketAddr};
 use super::{Skipped, Table};
 use crate::diag::Diagnostics;
 use crate::model::flags::{FLAG_OPS, FLAG_PE_PREFIX, canonical_flags};
-use crate::model::{Dest, DestAttrs, Family, Method, Protocol, Service, ServiceAttrs, ServiceKey};
+use crate::model::{
+    Dest, DestAttrs, Family, Method, Protocol, Provenance, Service, ServiceAttrs, ServiceKey,
+    fallback,
+};
 
 mod check;
 pub mod syntax;
@@ -101,6 +104,18 @@ struct Vs {
     real: Vec<Real>,
     /// A real server was refused (read, but with errors).
     refused_real: bool,
+    /// `sorry_server IP [PORT]`: the service's fallback dest.
+    sorry: Option<Sorry>,
+}
+
+/// A `sorry_server` as read, and its `sorry_server_lvs_method`.
+struct Sorry {
+    at: Word,
+    ip: IpAddr,
+    port: Option<u16>,
+    method: Option<Method>,
+    /// Its method is a tunnel type the config cannot say.
+    refused: bool,
 }
 
 /// A real server as read.
@@ -370,17 +385,47 @@ impl Cx<'_> {
                 Some(r) => vs.real.push(r),
                 None => vs.refused_real = true,
             },
-            "sorry_server" | "sorry_server_inhibit" | "sorry_server_lvs_method" => {
-                let what =
-                    format!("{kw}: clusterf has no fallback dest yet (issue 19's fallback row)");
-                self.skip(&s.words[0], what);
+            "sorry_server" => vs.sorry = self.sorry_server(s, vs.sorry.take()),
+            "sorry_server_lvs_method" => {
+                let method = self.method(s);
+                let sorry = vs.sorry.get_or_insert_with(|| Sorry {
+                    at: s.words[0].clone(),
+                    ip: IpAddr::from([0, 0, 0, 0]),
+                    port: None,
+                    method: None,
+                    refused: false,
+                });
+                sorry.refused = method.is_err();
+                sorry.method = method.ok().flatten();
             }
+            // What a clusterf fallback always does: in the table at weight
+            // 0 while unused.
+            "sorry_server_inhibit" => {}
             _ => {
                 if !check::default_keyword(self, &mut vs.defaults, s) {
                     self.not_imported(s, "virtual_server");
                 }
             }
         }
+    }
+
+    /// `sorry_server IP [PORT]`; a `sorry_server_lvs_method` before it
+    /// (`earlier`) keeps its method.
+    fn sorry_server(&mut self, s: &Stmt, earlier: Option<Sorry>) -> Option<Sorry> {
+        let w = self.arg(s, 1)?.clone();
+        let ip = self.ip(&w)?;
+        let port = match s.words.get(2) {
+            Some(_) => Some(self.num::<u16>(s, 2, "a port")?),
+            None => None,
+        };
+        let (method, refused) = earlier.map_or((None, false), |e| (e.method, e.refused));
+        Some(Sorry {
+            at: s.words[0].clone(),
+            ip,
+            port,
+            method,
+            refused,
+        })
     }
 
     fn not_imported(&mut self, s: &Stmt, block: &str) {
@@ -540,13 +585,7 @@ impl Cx<'_> {
                 self.skip(&r.at, what);
                 continue;
             }
-            let port = match (method, key) {
-                (Method::Masq, _) => r.port.unwrap_or(key.port()),
-                // keepalived resets a DR or TUN real server's port (not in a group).
-                (_, ServiceKey::Fwmark { .. }) if !grouped => 0,
-                (_, ServiceKey::Addr { .. }) if !grouped => key.port(),
-                _ => r.port.unwrap_or(key.port()),
-            };
+            let port = real_port(method, key, r.port, grouped);
             let mut attrs = DestAttrs::new(method, r.weight);
             attrs.upper_threshold = r.upper;
             attrs.lower_threshold = r.lower;
@@ -566,7 +605,59 @@ impl Cx<'_> {
                 );
             }
         }
+        if let Some(sorry) = &vs.sorry {
+            self.sorry_dest(key, vs, sorry, grouped, &mut svc);
+        }
         svc
+    }
+
+    /// The sorry server as the service's fallback dest (keepalived's
+    /// weight 1, the virtual server's method unless
+    /// `sorry_server_lvs_method` names one, a real server's port rules).
+    fn sorry_dest(
+        &mut self,
+        key: &ServiceKey,
+        vs: &Vs,
+        sorry: &Sorry,
+        grouped: bool,
+        svc: &mut Service,
+    ) {
+        if sorry.ip.is_unspecified() {
+            let what = "sorry_server_lvs_method without a sorry_server";
+            self.skip(&sorry.at, what);
+            return;
+        }
+        if sorry.refused || (sorry.method.is_none() && vs.refused) {
+            return;
+        }
+        if Family::of(&sorry.ip) != key.family() {
+            let what = format!("sorry_server {} in {key}: another address family", sorry.ip);
+            self.skip(&sorry.at, what);
+            return;
+        }
+        let method = sorry.method.or(vs.method).unwrap_or(Method::Masq);
+        let addr = SocketAddr::new(sorry.ip, real_port(method, key, sorry.port, grouped));
+        if svc.dests.contains_key(&addr) {
+            let what = format!(
+                "sorry_server {addr} in {key}: a real server's dest (a clusterf fallback is a dest of its own)"
+            );
+            self.skip(&sorry.at, what);
+            return;
+        }
+        let provenance = vec![Provenance {
+            backend: "fallback".to_string(),
+            source: String::new(),
+            weight: 1,
+            route: None,
+            fallback: true,
+        }];
+        let dest = Dest {
+            attrs: DestAttrs::new(method, 0),
+            provenance,
+            health: None,
+        };
+        svc.dests.insert(addr, dest);
+        fallback::settle(svc);
     }
 
     /// `255.255.255.0` or `24` as a prefix length; the host mask is none.
@@ -590,5 +681,17 @@ impl Cx<'_> {
             );
         }
         len.filter(|n| *n != family.max_prefix_len())
+    }
+}
+
+/// A real (or sorry) server's port in `key`: its own or the virtual
+/// server's under NAT; keepalived resets a DR or TUN one's port to the
+/// virtual server's (0 on fwmark), except in a group.
+fn real_port(method: Method, key: &ServiceKey, port: Option<u16>, grouped: bool) -> u16 {
+    match (method, key) {
+        (Method::Masq, _) => port.unwrap_or(key.port()),
+        (_, ServiceKey::Fwmark { .. }) if !grouped => 0,
+        (_, ServiceKey::Addr { .. }) if !grouped => key.port(),
+        _ => port.unwrap_or(key.port()),
     }
 }
