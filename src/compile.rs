@@ -17,6 +17,8 @@
 //!   connection thresholds must agree (they bound one server);
 //! - a service's health check applies to each of its IPVS services; a dest
 //!   is exempt from it when any backend that lands on it opted out;
+//! - a backend that names no weight has its service's `default_weight`,
+//!   else 10;
 //! - a service's fallback dest (`fallback`) is placed like a backend but
 //!   never merged, is never checked, and has weight only when no other
 //!   dest has (`model::fallback`).
@@ -41,7 +43,9 @@ use crate::model::{
 };
 
 mod fallback;
+mod weight;
 use fallback::place_fallback;
+use weight::with_default_weight;
 
 /// Options that are not part of the config repo.
 #[derive(Clone, Debug, Default)]
@@ -138,6 +142,14 @@ fn compile_service(
     diags: &mut Diagnostics,
 ) {
     let backends = service_backends(svc, overlay, diags);
+    let reweighted;
+    let backends = match svc.default_weight {
+        Some(w) => {
+            reweighted = with_default_weight(&backends, w);
+            reweighted.iter().collect()
+        }
+        None => backends,
+    };
     let scheduler = svc
         .scheduler
         .clone()

@@ -55,6 +55,7 @@ fn json_frontend() -> impl Strategy<Value = String> {
         1 => Just(r#"{"ipv4": 5, "tcp": 80}"#.to_string()),
         1 => prop::sample::select(vec![7u32, 8]).prop_map(|m| format!(r#"{{"fwmark_ipv4": {m}, "fwmark_ipv6": {m}, "scheduler": "sh", "scheduler_flags": "sh-port", "persistence": 60, "persistence_netmask_ipv4": 24}}"#)),
         1 => (frontend_ip(), port()).prop_map(|(ip, p)| format!(r#"{{"ipv4": "{ip}", "udp": {p}, "ops": true, "persistence": 30, "persistence_engine": "sip"}}"#)),
+        1 => (frontend_ip(), port()).prop_map(|(ip, p)| format!(r#"{{"ipv4": "{ip}", "tcp": {p}, "Default_Weight": 3}}"#)),
     ]
 }
 
@@ -122,6 +123,7 @@ fn yaml_service() -> impl Strategy<Value = String> {
                 "scheduler: bogus\n",
                 "scheduler: sh\nscheduler_flags: sh-fallback\npersistence: 60\npersistence_netmask_ipv4: 16\n",
                 "ops: true\n",
+                "default_weight: 3\n",
             ]),
             prop::collection::vec(backend, 0..3),
             check,

@@ -562,6 +562,9 @@ fn corpus() -> Vec<(Kind, String)> {
         "{ipv4: 10.0.0.1, tcp: 80, scheduler: mh, scheduler_flags: sh-port}",
         "{ipv4: 10.0.0.1, tcp: 80, scheduler_flags: mh-port}",
         "{IPv4: 10.0.0.1, TCP: 80, Scheduler: rr}",
+        "{ipv4: 10.0.0.1, tcp: 80, default_weight: 0}",
+        "{ipv4: 10.0.0.1, tcp: 80, default_weight: 65536}",
+        "{ipv4: 10.0.0.1, tcp: 80, default_weight: \"5\"}",
     ] {
         c.push((Kind::Frontend, doc.to_string()));
     }
@@ -652,6 +655,11 @@ fn corpus() -> Vec<(Kind, String)> {
         "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends: {a: {ipv4: 10.1.0.1, tcp: 80}}\nfallback: {ipv4: 10.1.0.1, tcp: 80}",
         "frontend: {ipv4: 10.0.0.1, tcp: 80}\nfallback: {ipv4: 0.0.0.0, tcp: 80}",
         "frontend: {ipv4: 10.0.0.1, tcp: 80}\nfallback: null",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\ndefault_weight: 0",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\ndefault_weight: 65535\nbackends: {a: {ipv4: 10.1.0.1}}",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\ndefault_weight: 65536",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\ndefault_weight: -1",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\ndefault_weight: \"5\"",
     ] {
         c.push((Kind::Service, doc.to_string()));
     }

@@ -32,6 +32,7 @@ pub(super) fn place_fallback(
         source: fb.source.clone(),
         endpoints: fb.endpoints.clone(),
         weight: fb.weight,
+        weight_given: true,
         healthcheck: false,
         thresholds: Thresholds::default(),
     };

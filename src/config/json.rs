@@ -14,8 +14,8 @@ use super::layout::{BACKEND_KEYS, FALLBACK_KEYS, FRONTEND_KEYS, HEALTHCHECK_KEYS
 use super::types::{Endpoints, Fallback, HealthCheck, Route};
 use super::validate::{
     EndpointFields, EndpointFile, FrontendOptions, IpvsFields, Located, Reporter, RouteFields,
-    exact_integer, parse_persistence, parse_scheduler, range_error, utf8, validate_endpoints,
-    validate_ipvs, validate_route, validate_thresholds,
+    exact_integer, parse_default_weight, parse_persistence, parse_scheduler, range_error, utf8,
+    validate_endpoints, validate_ipvs, validate_route, validate_thresholds,
 };
 use crate::diag::Pos;
 use crate::text;
@@ -81,6 +81,7 @@ pub(super) fn full_json_endpoints(
     (!r.failed).then_some(EndpointFile {
         endpoints,
         weight,
+        weight_given: fields.weight.is_some(),
         healthcheck: checked,
         thresholds,
         service,
@@ -100,6 +101,8 @@ fn json_frontend_options(
     let persistence = json_int(r, "persistence", obj.get("persistence"), text);
     let persistence = parse_persistence(r, &persistence);
     let int = |r: &mut Reporter, k: &str| json_int(r, k, obj.get(k), text);
+    let default_weight = int(r, "default_weight");
+    let default_weight = parse_default_weight(r, &default_weight);
     let fields = IpvsFields {
         netmask_ipv4: int(r, "persistence_netmask_ipv4"),
         netmask_ipv6: int(r, "persistence_netmask_ipv6"),
@@ -118,6 +121,7 @@ fn json_frontend_options(
     FrontendOptions {
         scheduler,
         persistence,
+        default_weight,
         ipvs,
     }
 }

@@ -193,6 +193,7 @@ pub(super) const FRONTEND_KEYS: &[&str] = &[
     "persistence_engine",
     "ops",
     "scheduler_flags",
+    "default_weight",
 ];
 pub(super) const BACKEND_KEYS: &[&str] = super::raw::BACKEND_FIELDS;
 /// Keys of the JSON layout's `healthcheck` file: the YAML key's.

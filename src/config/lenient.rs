@@ -192,6 +192,7 @@ fn walk_service(
         backends,
         healthcheck,
         fallback,
+        default_weight,
     ] = fields(r, text, pairs, SERVICE_FIELDS);
     let mut frontend_reported = true;
     let frontend = match frontend {
@@ -237,6 +238,7 @@ fn walk_service(
         fallback: fallback
             .filter(|n| !is_null(&n.value))
             .and_then(|f| service_fallback(r, text, f)),
+        default_weight: integer(default_weight),
     };
     Ok(Some(LenientService {
         raw,

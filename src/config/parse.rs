@@ -194,6 +194,7 @@ impl<'t> ConfigFiles<'t> {
                     source: path.to_string(),
                     endpoints: file.endpoints,
                     weight: file.weight,
+                    weight_given: file.weight_given,
                     healthcheck: file.healthcheck,
                     thresholds: file.thresholds,
                 },
@@ -299,6 +300,7 @@ impl<'t> ConfigFiles<'t> {
                 backends: json_backends.remove(name).unwrap_or_default(),
                 ipvs: file.service.ipvs,
                 fallback: None,
+                default_weight: file.service.default_weight,
             });
             if let Some((file, Some((fallback, ports_given)))) = fallbacks.remove(name) {
                 let mut r = Reporter {
@@ -444,6 +446,7 @@ pub fn parse_overlay(tree: &Tree) -> (Overlay, Diagnostics) {
                         source: file,
                         endpoints: b.endpoints,
                         weight: b.weight,
+                        weight_given: b.weight_given,
                         healthcheck: b.healthcheck,
                         thresholds: b.thresholds,
                     },

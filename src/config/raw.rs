@@ -25,7 +25,7 @@ pub(super) const BACKEND_FIELDS: &[&str; 8] = &[
     "upper_threshold",
     "lower_threshold",
 ];
-pub(super) const SERVICE_FIELDS: &[&str; 11] = &[
+pub(super) const SERVICE_FIELDS: &[&str; 12] = &[
     "frontend",
     "scheduler",
     "persistence",
@@ -37,6 +37,7 @@ pub(super) const SERVICE_FIELDS: &[&str; 11] = &[
     "backends",
     "healthcheck",
     "fallback",
+    "default_weight",
 ];
 pub(super) const FALLBACK_FIELDS: &[&str; 6] = &["ipv4", "ipv6", "tcp", "udp", "weight", "method"];
 /// The persistence engines (`--pe`) the kernel has.
@@ -117,7 +118,7 @@ pub(super) struct RawBackend {
     /// UDP port of the backend (masq only; droute and tunnel use the service port).
     #[schemars(with = "Option<u16>", range(min = 1, max = 65535))]
     pub(super) udp: Option<Spanned<RawInt>>,
-    /// Relative weight, 0..65535 (default 10); 0 drains: no new connections.
+    /// Relative weight, 0..65535 (default: the service's default_weight, else 10); 0 drains: no new connections.
     #[schemars(with = "Option<u16>", range(min = 0, max = 65535))]
     pub(super) weight: Option<Spanned<RawInt>>,
     /// false: never health-checked, never drained for health (default true).
@@ -751,6 +752,9 @@ pub(super) struct RawServiceFile {
     /// The dest that serves when no other dest has weight (keepalived's sorry server; default: none).
     #[schemars(with = "Option<RawFallback>")]
     pub(super) fallback: Option<Spanned<RawFallback>>,
+    /// Weight of the backends that name none, also the overlay's, 0..65535 (default 10).
+    #[schemars(with = "Option<u16>", range(min = 0, max = 65535))]
+    pub(super) default_weight: Option<Spanned<RawInt>>,
 }
 
 /// A service's fallback dest (`fallback:` in a service file, the
@@ -830,6 +834,9 @@ struct RawJsonFrontendFile {
     ops: Option<bool>,
     /// Scheduler flags, comma-separated as ipvsadm -b takes them: sh-fallback, sh-port (scheduler sh), mh-fallback, mh-port (scheduler mh).
     scheduler_flags: Option<SchedulerFlagList>,
+    /// Weight of the backends that name none, also the overlay's, 0..65535 (default 10).
+    #[schemars(range(min = 0, max = 65535))]
+    default_weight: Option<u16>,
 }
 
 /// Forwarding method of a route; `none` filters the matched backends out.

@@ -70,6 +70,9 @@ pub struct Backend {
     pub source: String,
     pub endpoints: Endpoints,
     pub weight: u32,
+    /// `false`: the backend named no weight, so `weight` is the default,
+    /// which its service's `default_weight` replaces (`compile`).
+    pub weight_given: bool,
     /// `false`: opted out of its service's health check (`healthcheck:
     /// false`): its dests are never checked or drained for health.
     pub healthcheck: bool,
@@ -110,6 +113,9 @@ pub struct Service {
     pub ipvs: IpvsOptions,
     /// The dest that serves when no other dest has weight (`fallback:`).
     pub fallback: Option<Fallback>,
+    /// The weight of its backends that name none, repo and overlay
+    /// (`default_weight`; none: `model::DEFAULT_WEIGHT`).
+    pub default_weight: Option<u32>,
 }
 
 /// A service's fallback dest (keepalived's sorry server): in each of the

@@ -125,6 +125,7 @@ fn service_from_raw(
         persistence,
         backends,
         ipvs,
+        default_weight: yaml_int(r, "default_weight", &raw.default_weight, text),
     };
     let mut service = validate_service(r, name, &fields);
     if let Some(h) = &raw.healthcheck {
