@@ -52,6 +52,7 @@ fn desired(services: u32) -> IpvsState {
                         source: format!("services/svc-{i}.yaml"),
                         weight: 10,
                         route: None,
+                        fallback: false,
                     }],
                     health: None,
                 },

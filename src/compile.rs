@@ -18,7 +18,12 @@
 //!   methods, tunnels and connection thresholds must agree (they bound
 //!   one server);
 //! - a service's health check applies to each of its IPVS services; a dest
-//!   is exempt from it when any backend that lands on it opted out.
+//!   is exempt from it when any backend that lands on it opted out;
+//! - a backend that names no weight has its service's `default_weight`,
+//!   else 10;
+//! - a service's fallback dest (`fallback`) is placed like a backend but
+//!   never merged, is never checked, and has weight only when no other
+//!   dest has (`model::fallback`).
 //!
 //! Authority: the repo defines services and routes; the overlay adds
 //! backends to repo services and routes. On a name collision the repo wins.
@@ -39,6 +44,11 @@ use crate::model::{
     DEFAULT_SCHEDULER, Dest, DestAttrs, Family, IpvsState, MAX_WEIGHT, Method, Protocol,
     Provenance, Service, ServiceAttrs, ServiceKey,
 };
+
+mod fallback;
+mod weight;
+use fallback::place_fallback;
+use weight::with_default_weight;
 
 /// Options that are not part of the config repo.
 #[derive(Clone, Debug, Default)]
@@ -135,6 +145,14 @@ fn compile_service(
     diags: &mut Diagnostics,
 ) {
     let backends = service_backends(svc, overlay, diags);
+    let reweighted;
+    let backends = match svc.default_weight {
+        Some(w) => {
+            reweighted = with_default_weight(&backends, w);
+            reweighted.iter().collect()
+        }
+        None => backends,
+    };
     let scheduler = svc
         .scheduler
         .clone()
@@ -157,6 +175,11 @@ fn compile_service(
             diags,
         );
         check_dests(svc, &key, &placed, &backends, &mut service, diags);
+        let mut placed = placed;
+        if let Some(fb) = &svc.fallback {
+            let (method, exempt) = (defaults.method, &mut placed.exempt);
+            place_fallback(svc, fb, &key, routes, method, &mut service, exempt, diags);
+        }
         if opts.elide_empty && service.dests.is_empty() {
             continue;
         }
@@ -246,6 +269,7 @@ fn place_backends(
             source: b.source.clone(),
             weight: b.weight,
             route: route.map(|r| r.name.clone()),
+            fallback: false,
         };
         let thresholds = b.thresholds;
         // A tunnel's encapsulation is its route's (the default method's:

@@ -60,7 +60,7 @@ persistance: 300
             "services/web.yaml:6:31: weight 70000 out of range 0..65535",
             "services/web.yaml:7:3: duplicate key \"b\"",
             "services/web.yaml:8:3: expected a string, found null (write \"null\" in quotes for the word)",
-            "services/web.yaml:9:1: unknown field \"persistance\", expected one of frontend, scheduler, persistence, persistence_netmask_ipv4, persistence_netmask_ipv6, persistence_engine, ops, scheduler_flags, backends, healthcheck",
+            "services/web.yaml:9:1: unknown field \"persistance\", expected one of frontend, scheduler, persistence, persistence_netmask_ipv4, persistence_netmask_ipv6, persistence_engine, ops, scheduler_flags, backends, healthcheck, fallback, default_weight",
         ]
     );
 }
@@ -123,7 +123,7 @@ fn a_syntax_error_further_on_leaves_the_first_problem_alone() {
     assert_eq!(
         problems(&[("services/web.yaml", web)]),
         [
-            "services/web.yaml:2:3: unknown field \"a\", expected one of frontend, scheduler, persistence, persistence_netmask_ipv4, persistence_netmask_ipv6, persistence_engine, ops, scheduler_flags, backends, healthcheck"
+            "services/web.yaml:2:3: unknown field \"a\", expected one of frontend, scheduler, persistence, persistence_netmask_ipv4, persistence_netmask_ipv6, persistence_engine, ops, scheduler_flags, backends, healthcheck, fallback, default_weight"
         ]
     );
 }

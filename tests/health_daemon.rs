@@ -211,6 +211,45 @@ async fn when_every_dest_fails_none_is_drained_and_fail_open_is_counted() {
     daemon.stop().await.unwrap();
 }
 
+/// With a fallback dest (never checked: no listener behind it), every
+/// dest failing is drained and the fallback serves, instead of fail-open;
+/// one back, the fallback returns to weight 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_fallback_every_failing_dest_is_drained_and_the_fallback_serves() {
+    let (a, b) = (backend().await, backend().await);
+    let dir = config(&[&a, &b]);
+    let path = dir.path().join("services/web.yaml");
+    let mut yaml = std::fs::read_to_string(&path).unwrap();
+    yaml.push_str("fallback: {ipv4: 127.0.0.9, tcp: 9, weight: 2}\n");
+    std::fs::write(&path, yaml).unwrap();
+    let fallback: SocketAddr = "127.0.0.9:9".parse().unwrap();
+    let kernel = MemoryKernel::default();
+    let daemon = started(options(dir.path(), 50), &kernel).await;
+    eventually(Duration::from_secs(5), "both dests checked", || {
+        a.requests.load(Ordering::SeqCst) >= 2 && b.requests.load(Ordering::SeqCst) >= 2
+    })
+    .await;
+    assert_eq!(weight(&kernel.table(), fallback), Some(0));
+    a.up.store(false, Ordering::SeqCst);
+    b.up.store(false, Ordering::SeqCst);
+    eventually(Duration::from_secs(5), "the fallback serving", || {
+        let t = kernel.table();
+        weight(&t, fallback) == Some(2)
+            && weight(&t, a.addr) == Some(0)
+            && weight(&t, b.addr) == Some(0)
+    })
+    .await;
+    assert_eq!(series(&daemon, "clusterf_health_fail_open_dests"), 0.0);
+    assert_eq!(series(&daemon, "clusterf_health_drained_dests"), 2.0);
+    b.up.store(true, Ordering::SeqCst);
+    eventually(Duration::from_secs(5), "b back, the fallback at 0", || {
+        let t = kernel.table();
+        weight(&t, b.addr) == Some(10) && weight(&t, fallback) == Some(0)
+    })
+    .await;
+    daemon.stop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn below_the_panic_threshold_the_service_fails_open() {
     let (a, b, c) = (backend().await, backend().await, backend().await);

@@ -1,5 +1,7 @@
 //! Property: for any health state, health alone never leaves a service that
-//! has dests with zero dests, or with every weight 0 when it had a weight.
+//! has dests with zero dests, or with every weight 0 when it had a weight;
+//! a service with a fallback dest serves from it when every other weighted
+//! dest is down (no fail-open), and from it only then.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -8,7 +10,8 @@ use clusterf::health::{
     self, CheckSpec, HealthConfig, HealthTable, OnFailure, Outcome, Probe, ServiceHealth,
 };
 use clusterf::model::{
-    Dest, DestAttrs, IpvsState, Method, Protocol, Service, ServiceAttrs, ServiceKey,
+    Dest, DestAttrs, IpvsState, Method, Protocol, Provenance, Service, ServiceAttrs, ServiceKey,
+    fallback,
 };
 use proptest::prelude::*;
 
@@ -25,17 +28,41 @@ fn dest(i: u8) -> SocketAddr {
 /// A dest: its weight, its check history, whether its backend opted out.
 type DestCase = (u32, Vec<bool>, bool);
 
-fn case() -> impl Strategy<Value = (Vec<Vec<DestCase>>, bool, u8)> {
+/// A service: its dests, and the weight of its fallback dest, if any.
+type ServiceCase = (Vec<DestCase>, Option<u32>);
+
+fn case() -> impl Strategy<Value = (Vec<ServiceCase>, bool, u8)> {
     let dest = (
         0u32..4,
         prop::collection::vec(any::<bool>(), 0..8),
         any::<bool>(),
     );
+    let service = (prop::collection::vec(dest, 0..6), prop::option::of(1u32..4));
     (
-        prop::collection::vec(prop::collection::vec(dest, 0..6), 1..4),
+        prop::collection::vec(service, 1..4),
         any::<bool>(),
         prop_oneof![Just(0u8), 0u8..=100],
     )
+}
+
+/// The fallback dest of a service (never checked, as compile makes it).
+fn fallback_addr() -> SocketAddr {
+    SocketAddr::from(([10, 9, 0, 1], 8080))
+}
+
+fn fallback_dest(weight: u32) -> Dest {
+    let provenance = vec![Provenance {
+        backend: "fallback".into(),
+        source: "services/web.yaml#fallback".into(),
+        weight,
+        route: None,
+        fallback: true,
+    }];
+    Dest {
+        attrs: DestAttrs::new(Method::Masq, 0),
+        provenance,
+        health: None,
+    }
 }
 
 proptest! {
@@ -49,9 +76,13 @@ proptest! {
         let mut desired = IpvsState::default();
         let mut config = HealthConfig { panic_below_percent: panic, ..Default::default() };
         let mut table = HealthTable::default();
-        for (s, dests) in services.iter().enumerate() {
+        for (s, (dests, fallback)) in services.iter().enumerate() {
             let mut service = Service::new(ServiceAttrs::with_scheduler("rr"));
             let mut exempt = BTreeSet::new();
+            if let Some(w) = fallback {
+                service.dests.insert(fallback_addr(), fallback_dest(*w));
+                exempt.insert(fallback_addr());
+            }
             for (d, (weight, history, opted_out)) in dests.iter().enumerate() {
                 let addr = dest(d as u8);
                 service.dests.insert(addr, Dest { attrs: DestAttrs::new(Method::Masq, *weight), provenance: vec![], health: None });
@@ -61,6 +92,7 @@ proptest! {
                     table.record(&target, Outcome { ok: *ok, detail: "x".into(), at_ms: t as u64 });
                 }
             }
+            fallback::settle(&mut service);
             desired.services.insert(key(s as u8), service);
             config.services.insert(key(s as u8), ServiceHealth { check: check.clone(), on_failure, exempt });
         }
@@ -70,8 +102,24 @@ proptest! {
             let weighted = |s: &Service| s.dests.values().filter(|d| d.attrs.weight > 0).count();
             prop_assert!(before.dests.is_empty() || !now.dests.is_empty(), "{k:?} emptied");
             prop_assert!(weighted(before) == 0 || weighted(now) > 0, "{k:?} zeroed");
-            prop_assert!(weighted(now) * 100 >= usize::from(panic) * weighted(before) || weighted(now) == weighted(before),
+            let fb = now.dests.get(&fallback_addr());
+            let took_over = fb.is_some_and(|d| d.attrs.weight > 0) && before.dests[&fallback_addr()].attrs.weight == 0;
+            prop_assert!(took_over || weighted(now) * 100 >= usize::from(panic) * weighted(before) || weighted(now) == weighted(before),
                 "{k:?} below the panic threshold");
+            if let Some(fb) = fb {
+                // The fallback has its weight exactly when nothing else has.
+                let others = now.dests.values().any(|d| d.attrs.weight > 0 && !fallback::is_fallback(d));
+                prop_assert_eq!(fb.attrs.weight > 0, !others, "{:?}: fallback weight {}", k, fb.attrs.weight);
+                // Every weighted backend down: the fallback serves, no fail-open.
+                let health = &config.services[k];
+                let weighted_backends: Vec<_> = before.dests.iter()
+                    .filter(|(_, d)| d.attrs.weight > 0 && !fallback::is_fallback(d)).collect();
+                let all_down = !weighted_backends.is_empty() && weighted_backends.iter()
+                    .all(|(a, _)| health.target(a).is_some_and(|t| table.is_down(&t)));
+                if all_down {
+                    prop_assert!(fb.attrs.weight > 0, "{:?}: every backend down, the fallback does not serve", k);
+                }
+            }
         }
         // Every verdict names a down dest; nothing else changed.
         for v in &verdicts {
@@ -133,7 +181,8 @@ proptest! {
         let mut config = HealthConfig::default();
         for s in 0..3u8 {
             desired.services.insert(key(s), service_of(&[1, 1, 1]));
-            let health = ServiceHealth { check: check.clone(), on_failure: OnFailure::Drain, exempt: BTreeSet::new() };
+            let exempt = if s == 0 { [fallback_addr()].into() } else { BTreeSet::new() };
+            let health = ServiceHealth { check: check.clone(), on_failure: OnFailure::Drain, exempt };
             config.services.insert(key(s), health);
         }
         let mut table = HealthTable::default();
@@ -145,7 +194,12 @@ proptest! {
             let mut full = false;
             match step {
                 Step::Render(s, Some(weights)) => {
-                    desired.services.insert(key(s), service_of(&weights));
+                    let mut service = service_of(&weights);
+                    if s == 0 {
+                        service.dests.insert(fallback_addr(), fallback_dest(2));
+                        fallback::settle(&mut service);
+                    }
+                    desired.services.insert(key(s), service);
                     touched.insert(key(s));
                 }
                 Step::Render(s, None) => {

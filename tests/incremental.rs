@@ -55,6 +55,7 @@ fn json_frontend() -> impl Strategy<Value = String> {
         1 => Just(r#"{"ipv4": 5, "tcp": 80}"#.to_string()),
         1 => prop::sample::select(vec![7u32, 8]).prop_map(|m| format!(r#"{{"fwmark_ipv4": {m}, "fwmark_ipv6": {m}, "scheduler": "sh", "scheduler_flags": "sh-port", "persistence": 60, "persistence_netmask_ipv4": 24}}"#)),
         1 => (frontend_ip(), port()).prop_map(|(ip, p)| format!(r#"{{"ipv4": "{ip}", "udp": {p}, "ops": true, "persistence": 30, "persistence_engine": "sip"}}"#)),
+        1 => (frontend_ip(), port()).prop_map(|(ip, p)| format!(r#"{{"ipv4": "{ip}", "tcp": {p}, "Default_Weight": 3}}"#)),
     ]
 }
 
@@ -102,6 +103,16 @@ fn yaml_service() -> impl Strategy<Value = String> {
         2 => Just(String::new()),
         1 => healthcheck_body().prop_map(|b| format!("healthcheck:\n  {}\n", b.replace('\n', "\n  "))),
     ];
+    // A fallback: its own dest, one on a backend's address (an error, or a
+    // merge a route makes), or a broken one.
+    let fallback = prop::sample::select(vec![
+        "",
+        "",
+        "fallback: {ipv4: 10.0.9.1, tcp: 80}\n",
+        "fallback: {ipv4: 10.0.9.2, tcp: 80, weight: 3, method: droute}\n",
+        "fallback: {ipv4: 10.0.1.1, tcp: 80}\n",
+        "fallback: {tcp: 80, weight: 0}\n",
+    ]);
     prop_oneof![
         8 => (
             frontend_ip(),
@@ -112,12 +123,14 @@ fn yaml_service() -> impl Strategy<Value = String> {
                 "scheduler: bogus\n",
                 "scheduler: sh\nscheduler_flags: sh-fallback\npersistence: 60\npersistence_netmask_ipv4: 16\n",
                 "ops: true\n",
+                "default_weight: 3\n",
             ]),
             prop::collection::vec(backend, 0..3),
             check,
+            fallback,
         )
-            .prop_map(|(ip, p, sched, backends, check)| {
-                let mut s = format!("frontend:\n  ipv4: {ip}\n  tcp: {p}\n{sched}{check}");
+            .prop_map(|(ip, p, sched, backends, check, fallback)| {
+                let mut s = format!("frontend:\n  ipv4: {ip}\n  tcp: {p}\n{sched}{check}{fallback}");
                 if !backends.is_empty() {
                     s.push_str("backends:\n");
                     for b in backends {
@@ -130,6 +143,17 @@ fn yaml_service() -> impl Strategy<Value = String> {
         1 => Just("frontend:\n  ipv4: 10.0.0.1\n".to_string()),
         1 => prop::sample::select(vec![7u32, 9]).prop_map(|m| format!("frontend:\n  fwmark_ipv4: {m}\nbackends:\n  f: {{ipv4: 10.0.1.1}}\n")),
     ]
+}
+
+/// The JSON layout's `fallback` file.
+fn json_fallback() -> impl Strategy<Value = String> {
+    prop::sample::select(vec![
+        r#"{"ipv4": "10.0.9.1", "tcp": 80}"#.to_string(),
+        r#"{"IPv4": "10.0.9.3", "TCP": 8080, "Weight": 2, "Method": "masq"}"#.to_string(),
+        r#"{"ipv4": "10.0.1.1", "tcp": 80}"#.to_string(),
+        r#"{"ipv4": "10.0.9.1", "weight": 0}"#.to_string(),
+        "{".to_string(),
+    ])
 }
 
 /// The JSON layout's `healthcheck` file.
@@ -189,6 +213,7 @@ fn config_entry() -> impl Strategy<Value = (String, String)> {
         }),
         3 => (svc(), json_frontend()).prop_map(|(s, c)| (format!("services/{s}/frontend"), c)),
         2 => (svc(), json_healthcheck()).prop_map(|(s, c)| (format!("services/{s}/healthcheck"), c)),
+        2 => (svc(), json_fallback()).prop_map(|(s, c)| (format!("services/{s}/fallback"), c)),
         4 => (svc(), backend_name(), json_backend())
             .prop_map(|(s, b, c)| (format!("services/{s}/backends/{b}"), c)),
         1 => (route_name(), yaml_route()).prop_map(|(r, c)| (format!("routes/{r}.yaml"), c)),
@@ -212,6 +237,7 @@ fn overlay_entry() -> impl Strategy<Value = (String, String)> {
         1 => (route_name(), json_route()).prop_map(|(r, c)| (format!("routes/{r}"), c)),
         1 => (svc(), json_frontend()).prop_map(|(s, c)| (format!("services/{s}/frontend"), c)),
         1 => (svc(), json_healthcheck()).prop_map(|(s, c)| (format!("services/{s}/healthcheck"), c)),
+        1 => (svc(), json_fallback()).prop_map(|(s, c)| (format!("services/{s}/fallback"), c)),
         // Outside the overlay layout: warnings.
         1 => prop::sample::select(vec!["clusterf.yaml", "other/key", "services/a.yaml"])
             .prop_map(|p| (p.to_string(), "junk".to_string())),

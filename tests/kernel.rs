@@ -149,6 +149,15 @@ fn health_checks_drain_a_dead_backend_under_real_traffic() {
     scenario("health", &[]);
 }
 
+/// A service's fallback dest with real traffic: at weight 0 while the
+/// backend serves, serving when the backend is at weight 0 in the config,
+/// gone, or down for health (no fail-open), and back to 0 when it returns;
+/// the kernel equals the render and weight moves make-before-break.
+#[test]
+fn the_fallback_serves_only_when_no_backend_can() {
+    scenario("fallback", &[]);
+}
+
 /// The kernel's traffic counters in /metrics, per service and per dest,
 /// equal to `ipvsadm --stats` after real requests; a deleted service's
 /// series go.

@@ -122,6 +122,11 @@ fn service() -> impl Strategy<Value = Service> {
         })
 }
 
+/// Whether a dest of the service takes new connections.
+fn serves(s: &Service) -> bool {
+    s.dests.values().any(|d| d.attrs.weight > 0)
+}
+
 fn state() -> impl Strategy<Value = IpvsState> {
     prop::collection::btree_map(key(), service(), 0..7).prop_map(|services| IpvsState { services })
 }
@@ -184,7 +189,16 @@ proptest! {
         for op in plan.ops() {
             let before: BTreeMap<ServiceKey, usize> =
                 now.services.iter().map(|(k, s)| (*k, s.dests.len())).collect();
+            let serving: BTreeSet<ServiceKey> =
+                now.services.iter().filter(|(_, s)| serves(s)).map(|(k, _)| *k).collect();
             op.apply_to(&mut now).map_err(|e| TestCaseError::fail(format!("{op:?}: {e}")))?;
+            // Weight moving between dests (a fallback taking over or
+            // handing back) never passes through all weights 0.
+            for k in &serving {
+                if desired.services.get(k).is_some_and(serves) {
+                    prop_assert!(now.services.get(k).is_some_and(serves), "{op:?} left {k} without weight, which has weight in desired");
+                }
+            }
             prop_assert!(own.owns(op.service()), "touched unowned {}", op.service());
             for (k, want) in &desired.services {
                 if want.dests.is_empty() {
@@ -217,6 +231,31 @@ proptest! {
         prop_assert_eq!(s.total(), plan.changes.len());
         let again = plan::plan(&desired, &now, &own, &allow()).expect("plan again");
         prop_assert!(again.is_empty(), "not idempotent: {:?}", again.changes);
+    }
+
+    /// Weights re-drawn over the same dests (every change an edit): a
+    /// service with weight before and after has weight after every op.
+    #[test]
+    fn weight_moving_between_dests_never_passes_through_zero(
+        live in state(),
+        weights in prop::collection::vec(0u32..3, 40),
+    ) {
+        let mut desired = live.clone();
+        let all = desired.services.values_mut().flat_map(|s| s.dests.values_mut());
+        for (d, w) in all.zip(weights.iter().cycle()) {
+            d.attrs.weight = *w;
+        }
+        let own = Ownership::all();
+        let plan = plan::plan(&desired, &live, &own, &allow()).expect("plan");
+        let mut now = live.clone();
+        for op in plan.ops() {
+            op.apply_to(&mut now).map_err(|e| TestCaseError::fail(format!("{op:?}: {e}")))?;
+            for (k, want) in &desired.services {
+                if serves(want) && serves(&live.services[k]) {
+                    prop_assert!(serves(&now.services[k]), "{op:?} left {k} without weight");
+                }
+            }
+        }
     }
 
     #[test]

@@ -60,6 +60,7 @@ fn schema_file_names_match_the_editor_headers() {
             "healthcheck.schema.json",
             "backend.schema.json",
             "frontend.schema.json",
+            "fallback.schema.json",
         ]
     );
 }
@@ -73,6 +74,8 @@ enum Kind {
     Healthcheck,
     /// The JSON layout's `frontend` file.
     Frontend,
+    /// The JSON layout's `fallback` file.
+    Fallback,
 }
 
 impl Kind {
@@ -83,6 +86,7 @@ impl Kind {
             Kind::Defaults => "clusterf.yaml",
             Kind::Healthcheck => "services/web/healthcheck",
             Kind::Frontend => "services/web/frontend",
+            Kind::Fallback => "services/web/fallback",
         }
     }
 
@@ -93,6 +97,7 @@ impl Kind {
             Kind::Defaults => "clusterf.schema.json",
             Kind::Healthcheck => "healthcheck.schema.json",
             Kind::Frontend => "frontend.schema.json",
+            Kind::Fallback => "fallback.schema.json",
         }
     }
 }
@@ -160,7 +165,35 @@ const KNOWN_GAPS: &[(Kind, &str, &str)] = &[
         "{IPv4: 10.0.0.1, TCP: 80, Scheduler: rr}",
         ANY_CASE,
     ),
+    (
+        Kind::Service,
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nfallback: {ipv6: \"2001:db8::9\", tcp: 80}",
+        FALLBACK_FIT,
+    ),
+    (
+        Kind::Service,
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nfallback: {ipv4: 10.9.0.1, udp: 80}",
+        FALLBACK_FIT,
+    ),
+    (
+        Kind::Service,
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nfallback: {ipv4: 10.9.0.1}",
+        FALLBACK_FIT,
+    ),
+    (
+        Kind::Service,
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends: {a: {ipv4: 10.1.0.1, tcp: 80}}\nfallback: {ipv4: 10.1.0.1, tcp: 80}",
+        FALLBACK_FIT,
+    ),
+    (
+        Kind::Service,
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nfallback: {ipv4: 0.0.0.0, tcp: 80}",
+        CLASS,
+    ),
 ];
+
+const FALLBACK_FIT: &str =
+    "a fallback against its frontend and backends: the schema checks the fallback alone";
 
 const CLASS: &str = "an address IPVS cannot use there: the schema checks the format only";
 
@@ -221,12 +254,35 @@ const CHECKS: &[&str] = &[
     "[]",
 ];
 
+/// Fallbacks, as the `fallback:` of a service (`$V`, whose frontend is
+/// 10.0.0.1 tcp 80) and as the JSON layout's file.
+const FALLBACKS: &[&str] = &[
+    "{ipv4: 10.9.0.1, tcp: 80}",
+    "{ipv4: 10.9.0.1, tcp: 8080, weight: 1, method: masq}",
+    "{ipv4: 10.9.0.1, tcp: 80, weight: 65535, method: droute}",
+    "{ipv4: 10.9.0.1, ipv6: \"2001:db8::9\", tcp: 80, method: tunnel}",
+    "{ipv4: 10.9.0.1, tcp: 80, weight: 0}",
+    "{ipv4: 10.9.0.1, tcp: 80, weight: 65536}",
+    "{ipv4: 10.9.0.1, tcp: 80, weight: \"1\"}",
+    "{ipv4: 10.9.0.1, tcp: 80, method: nat}",
+    "{ipv4: 10.9.0.1, tcp: 80, method: none}",
+    "{ipv4: 10.9.0.1, tcp: 0}",
+    "{ipv4: 10.9.0.300, tcp: 80}",
+    "{ipv4: \"2001:db8::9\", tcp: 80}",
+    "{tcp: 80}",
+    "{ipv4: 10.9.0.1, tcp: 80, bogus: 1}",
+    "{ipv4: 10.9.0.1, tcp: 80, healthcheck: false}",
+    "{}",
+    "[10.9.0.1]",
+    "5",
+];
+
 /// Whether the parser accepts the document (no errors; warnings are fine),
 /// and its errors.
 fn parser_verdict(kind: Kind, doc: &str) -> (bool, Vec<String>) {
     let mut tree = Tree::new("corpus");
     // The JSON layout's file: the document as JSON, as it converts.
-    let json = matches!(kind, Kind::Healthcheck | Kind::Frontend)
+    let json = matches!(kind, Kind::Healthcheck | Kind::Frontend | Kind::Fallback)
         .then(|| serde_saphyr::from_str::<Value>(doc).ok())
         .flatten()
         .map(|v| v.to_string());
@@ -260,6 +316,7 @@ fn validators() -> Vec<(Kind, jsonschema::Validator)> {
         Kind::Defaults,
         Kind::Healthcheck,
         Kind::Frontend,
+        Kind::Fallback,
     ]
     .into_iter()
     .map(|kind| {
@@ -532,6 +589,9 @@ fn corpus() -> Vec<(Kind, String)> {
         "{ipv4: 10.0.0.1, tcp: 80, scheduler: mh, scheduler_flags: sh-port}",
         "{ipv4: 10.0.0.1, tcp: 80, scheduler_flags: mh-port}",
         "{IPv4: 10.0.0.1, TCP: 80, Scheduler: rr}",
+        "{ipv4: 10.0.0.1, tcp: 80, default_weight: 0}",
+        "{ipv4: 10.0.0.1, tcp: 80, default_weight: 65536}",
+        "{ipv4: 10.0.0.1, tcp: 80, default_weight: \"5\"}",
     ] {
         c.push((Kind::Frontend, doc.to_string()));
     }
@@ -606,6 +666,30 @@ fn corpus() -> Vec<(Kind, String)> {
         Kind::Service,
         "frontend: {ipv4: 10.0.0.1, tcp: 80}\nhealthcheck: null".to_string(),
     ));
+    // Fallbacks, as the `fallback:` of a service and as the JSON layout's
+    // file.
+    vary(
+        Kind::Service,
+        &["frontend: {ipv4: 10.0.0.1, tcp: 80}\nfallback: $V"],
+        FALLBACKS,
+        &mut c,
+    );
+    vary(Kind::Fallback, &["$V"], FALLBACKS, &mut c);
+    for doc in [
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nfallback: {ipv6: \"2001:db8::9\", tcp: 80}",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nfallback: {ipv4: 10.9.0.1, udp: 80}",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nfallback: {ipv4: 10.9.0.1}",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends: {a: {ipv4: 10.1.0.1, tcp: 80}}\nfallback: {ipv4: 10.1.0.1, tcp: 80}",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nfallback: {ipv4: 0.0.0.0, tcp: 80}",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\nfallback: null",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\ndefault_weight: 0",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\ndefault_weight: 65535\nbackends: {a: {ipv4: 10.1.0.1}}",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\ndefault_weight: 65536",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\ndefault_weight: -1",
+        "frontend: {ipv4: 10.0.0.1, tcp: 80}\ndefault_weight: \"5\"",
+    ] {
+        c.push((Kind::Service, doc.to_string()));
+    }
     // Route files.
     vary(Kind::Route, &["prefix: $V\nmethod: masq"], PREFIXES, &mut c);
     vary(

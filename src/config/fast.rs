@@ -79,6 +79,7 @@ pub(super) fn fast_json_endpoints(
     diags.is_empty().then_some(EndpointFile {
         endpoints,
         weight,
+        weight_given: f.weight.is_some(),
         healthcheck: checked,
         thresholds,
         service: Default::default(),
@@ -127,6 +128,7 @@ pub(super) fn fast_yaml_service(file: &str, name: &str, bytes: &[u8]) -> Option<
         persistence,
         backends,
         ipvs,
+        default_weight: None,
     };
     let mut diags = Diagnostics::default();
     let mut r = Reporter {

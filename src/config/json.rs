@@ -8,13 +8,15 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::check::{CheckFields, duration_type_error, validate_check};
+use super::fallback::{FallbackFields, fallback_value};
 use super::fast::fast_json_endpoints;
-use super::layout::{BACKEND_KEYS, FRONTEND_KEYS, HEALTHCHECK_KEYS, ROUTE_KEYS};
-use super::types::{Endpoints, HealthCheck, Route};
+use super::layout::{BACKEND_KEYS, FALLBACK_KEYS, FRONTEND_KEYS, HEALTHCHECK_KEYS, ROUTE_KEYS};
+use super::types::{Endpoints, Fallback, HealthCheck, Route};
 use super::validate::{
     EndpointFields, EndpointFile, FrontendOptions, IpvsFields, Located, Reporter, RouteFields,
-    TunnelFields, YAML_TUNNEL_KEYS, exact_integer, parse_persistence, parse_scheduler, range_error,
-    utf8, validate_endpoints, validate_ipvs, validate_route, validate_thresholds,
+    TunnelFields, YAML_TUNNEL_KEYS, exact_integer, parse_default_weight, parse_persistence,
+    parse_scheduler, range_error, utf8, validate_endpoints, validate_ipvs, validate_route,
+    validate_thresholds,
 };
 use crate::diag::Pos;
 use crate::text;
@@ -80,6 +82,7 @@ pub(super) fn full_json_endpoints(
     (!r.failed).then_some(EndpointFile {
         endpoints,
         weight,
+        weight_given: fields.weight.is_some(),
         healthcheck: checked,
         thresholds,
         service,
@@ -99,6 +102,8 @@ fn json_frontend_options(
     let persistence = json_int(r, "persistence", obj.get("persistence"), text);
     let persistence = parse_persistence(r, &persistence);
     let int = |r: &mut Reporter, k: &str| json_int(r, k, obj.get(k), text);
+    let default_weight = int(r, "default_weight");
+    let default_weight = parse_default_weight(r, &default_weight);
     let fields = IpvsFields {
         netmask_ipv4: int(r, "persistence_netmask_ipv4"),
         netmask_ipv6: int(r, "persistence_netmask_ipv6"),
@@ -117,6 +122,7 @@ fn json_frontend_options(
     FrontendOptions {
         scheduler,
         persistence,
+        default_weight,
         ipvs,
     }
 }
@@ -172,6 +178,32 @@ pub(super) fn json_healthcheck(
     let check = validate_check(r, &fields, None);
     let type_pos = obj.get("type").and_then(|(_, pos)| *pos);
     (!r.failed).then_some((check, type_pos))
+}
+
+/// The JSON layout's `services/<svc>/fallback` file: the fallback, and
+/// whether it names a port (its fit to the service is checked once the
+/// service is assembled); `None` when the file has errors.
+pub(super) fn json_fallback(r: &mut Reporter, bytes: &[u8]) -> Option<(Fallback, bool)> {
+    let obj = json_object(r, bytes, FALLBACK_KEYS, true)?;
+    let text = std::str::from_utf8(bytes).unwrap_or_default();
+    let endpoints = EndpointFields {
+        ipv4: json_string(r, "ipv4", obj.get("ipv4")),
+        ipv6: json_string(r, "ipv6", obj.get("ipv6")),
+        tcp: json_int(r, "tcp", obj.get("tcp"), text),
+        udp: json_int(r, "udp", obj.get("udp"), text),
+        weight: json_int(r, "weight", obj.get("weight"), text),
+        addr_given: obj.contains_key("ipv4") || obj.contains_key("ipv6"),
+        port_given: obj.contains_key("tcp") || obj.contains_key("udp"),
+        ..EndpointFields::default()
+    };
+    let fields = FallbackFields {
+        pos: None,
+        endpoints,
+        method: json_string(r, "method", obj.get("method")),
+    };
+    let fallback = fallback_value(r, &fields, r.file.to_string());
+    let ports_given = obj.contains_key("tcp") || obj.contains_key("udp");
+    (!r.failed).then_some((fallback, ports_given))
 }
 
 /// A duration field: a string, read by `check`.

@@ -10,6 +10,8 @@ pub(super) enum Entry<'a> {
     Frontend(&'a str),
     /// The JSON layout's `services/<svc>/healthcheck`.
     Healthcheck(&'a str),
+    /// The JSON layout's `services/<svc>/fallback`.
+    Fallback(&'a str),
     Backend(&'a str, &'a str),
     RouteYaml(&'a str),
     RouteJson(&'a str),
@@ -57,6 +59,7 @@ pub(super) fn classify(path: &str) -> Entry<'_> {
             .unwrap_or(Entry::Other),
         [Some("services"), Some(svc), Some("frontend"), None] => Entry::Frontend(svc),
         [Some("services"), Some(svc), Some("healthcheck"), None] => Entry::Healthcheck(svc),
+        [Some("services"), Some(svc), Some("fallback"), None] => Entry::Fallback(svc),
         [Some("services"), Some(svc), Some("backends"), Some(name)] => Entry::Backend(svc, name),
         [Some("routes"), Some(file), None, _] => match strip_yaml(file) {
             Some(name) => Entry::RouteYaml(name),
@@ -124,7 +127,7 @@ pub(super) fn misplaced(path: &str) -> Option<(&str, String)> {
 }
 
 /// A JSON service directory's entry that misspells `frontend`,
-/// `healthcheck` or `backends` (`services/web/backend/a`).
+/// `healthcheck`, `fallback` or `backends` (`services/web/backend/a`).
 fn misplaced_in_service<'p>(path: &'p str, below: &str) -> Option<(&'p str, String)> {
     let (svc, rest) = below.split_once('/')?;
     let (child, dir) = match rest.split_once('/') {
@@ -132,7 +135,7 @@ fn misplaced_in_service<'p>(path: &'p str, below: &str) -> Option<(&'p str, Stri
         None => (rest, false),
     };
     let lower = child.to_ascii_lowercase();
-    let meant = ["frontend", "healthcheck", "backends"]
+    let meant = ["frontend", "healthcheck", "fallback", "backends"]
         .into_iter()
         .find(|m| near(&lower, m) && child != *m)?;
     let len = "services/".len() + svc.len() + 1 + child.len() + usize::from(dir);
@@ -190,10 +193,13 @@ pub(super) const FRONTEND_KEYS: &[&str] = &[
     "persistence_engine",
     "ops",
     "scheduler_flags",
+    "default_weight",
 ];
 pub(super) const BACKEND_KEYS: &[&str] = super::raw::BACKEND_FIELDS;
 /// Keys of the JSON layout's `healthcheck` file: the YAML key's.
 pub(super) const HEALTHCHECK_KEYS: &[&str] = super::raw::HEALTHCHECK_FIELDS;
+/// Keys of the JSON layout's `fallback` file: the YAML key's.
+pub(super) const FALLBACK_KEYS: &[&str] = super::raw::FALLBACK_FIELDS;
 pub(super) const ROUTE_KEYS: &[&str] = &[
     "Prefix",
     "Prefix4",

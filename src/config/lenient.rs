@@ -24,10 +24,10 @@ use serde::de::{self, Deserialize, Visitor};
 use serde_saphyr::{Location, Spanned};
 
 use super::raw::{
-    BACKEND_FIELDS, DEFAULTS_FIELDS, FRONTEND_FIELDS, HEALTHCHECK_FIELDS, ROUTE_FIELDS,
-    ROUTE_METHODS, RawBackend, RawBool, RawDefaultsFile, RawFrontend, RawHealthcheck, RawInt,
-    RawRouteMethod, RawScalar, RawServiceFile, RawStr, RawTunnel, SERVICE_FIELDS, ScalarVisitor,
-    TUNNEL_FIELDS,
+    BACKEND_FIELDS, DEFAULTS_FIELDS, FALLBACK_FIELDS, FRONTEND_FIELDS, HEALTHCHECK_FIELDS,
+    ROUTE_FIELDS, ROUTE_METHODS, RawBackend, RawBool, RawDefaultsFile, RawFallback, RawFrontend,
+    RawHealthcheck, RawInt, RawRouteMethod, RawScalar, RawServiceFile, RawStr, RawTunnel,
+    SERVICE_FIELDS, ScalarVisitor, TUNNEL_FIELDS,
 };
 use super::validate::Reporter;
 use crate::diag::Pos;
@@ -192,6 +192,8 @@ fn walk_service(
         scheduler_flags,
         backends,
         healthcheck,
+        fallback,
+        default_weight,
     ] = fields(r, text, pairs, SERVICE_FIELDS);
     let mut frontend_reported = true;
     let frontend = match frontend {
@@ -234,6 +236,10 @@ fn walk_service(
         healthcheck: healthcheck
             .filter(|n| !is_null(&n.value))
             .and_then(|h| service_healthcheck(r, text, h)),
+        fallback: fallback
+            .filter(|n| !is_null(&n.value))
+            .and_then(|f| service_fallback(r, text, f)),
+        default_weight: integer(default_weight),
     };
     Ok(Some(LenientService {
         raw,
@@ -341,6 +347,25 @@ fn service_healthcheck(
         on_failure: string(on_failure),
     };
     Some(spanned_as(node, check))
+}
+
+/// A service's fallback, when it is a mapping (else reported).
+fn service_fallback(
+    r: &mut Reporter,
+    text: &str,
+    node: &Spanned<Node>,
+) -> Option<Spanned<RawFallback>> {
+    let pairs = mapping(r, node)?;
+    let [ipv4, ipv6, tcp, udp, weight, method] = fields(r, text, pairs, FALLBACK_FIELDS);
+    let fallback = RawFallback {
+        ipv4: string(ipv4),
+        ipv6: string(ipv6),
+        tcp: integer(tcp),
+        udp: integer(udp),
+        weight: integer(weight),
+        method: string(method),
+    };
+    Some(spanned_as(node, fallback))
 }
 
 fn walk_route(

@@ -27,6 +27,7 @@
 //! - `layout`: which path is what, and the JSON layout's keys;
 //! - `validate`: fields of either format -> validated values;
 //! - `check`: a health check's fields -> a [`HealthCheck`];
+//! - `fallback`: a fallback's fields -> a [`Fallback`];
 //! - `fast`: the fast readers (a flat JSON reader, a YAML subset reader);
 //! - `lenient`: a YAML file serde-saphyr refused, read again for every
 //!   problem, not only serde-saphyr's first;
@@ -39,6 +40,7 @@
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod agree;
 mod check;
+mod fallback;
 mod fast;
 mod json;
 mod layout;
@@ -52,6 +54,6 @@ mod yaml;
 pub use parse::{holds_config_files, parse_config, parse_overlay};
 pub use raw::schemas;
 pub use types::{
-    Backend, Config, Defaults, Endpoints, HealthCheck, IpvsOptions, Overlay, Route, RouteClaim,
-    Service, Thresholds,
+    Backend, Config, Defaults, Endpoints, Fallback, HealthCheck, IpvsOptions, Overlay, Route,
+    RouteClaim, Service, Thresholds,
 };

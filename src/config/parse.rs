@@ -7,9 +7,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::check::{dns_without_udp, fwmark_without_port};
-use super::json::{json_endpoints, json_healthcheck, json_route};
+use super::fallback::fits_service;
+use super::json::{json_endpoints, json_fallback, json_healthcheck, json_route};
 use super::layout::{Entry, classify, misplaced};
-use super::types::{Backend, Config, HealthCheck, Overlay, Route, RouteClaim, Service};
+use super::types::{Backend, Config, Fallback, HealthCheck, Overlay, Route, RouteClaim, Service};
 use super::validate::{EndpointFile, Reporter, check_name};
 use super::yaml::{yaml_defaults, yaml_route, yaml_service};
 use crate::diag::{Diagnostics, Pos};
@@ -61,6 +62,9 @@ struct JsonCheck {
     type_pos: Option<Pos>,
 }
 
+/// A JSON layout `fallback` file's fallback, and whether it names a port.
+type JsonFallback = (Fallback, bool);
+
 /// A config tree's files as read, before the services are assembled.
 #[derive(Default)]
 struct ConfigFiles<'t> {
@@ -72,6 +76,9 @@ struct ConfigFiles<'t> {
     json_backends: BTreeMap<&'t str, BTreeMap<String, Backend>>,
     /// JSON layout: health check files by service.
     healthchecks: BTreeMap<&'t str, JsonCheck>,
+    /// JSON layout: fallback files by service, with their file (`None`:
+    /// the file has errors, reported) and whether they name a port.
+    fallbacks: BTreeMap<&'t str, (String, Option<JsonFallback>)>,
     yaml_services: BTreeMap<&'t str, Service>,
     /// The backend files of one service are consecutive in path order: they
     /// are gathered here and added to `json_backends` together.
@@ -114,6 +121,11 @@ impl<'t> ConfigFiles<'t> {
                     type_pos,
                 };
                 self.healthchecks.insert(svc, check);
+            }
+            Entry::Fallback(svc) => {
+                check_name(r, "service", svc);
+                let fallback = json_fallback(r, bytes);
+                self.fallbacks.insert(svc, (path.to_string(), fallback));
             }
             Entry::Backend(svc, name) => self.read_backend(r, path, svc, name, bytes),
             Entry::RouteYaml(name) | Entry::RouteJson(name) => {
@@ -182,6 +194,7 @@ impl<'t> ConfigFiles<'t> {
                     source: path.to_string(),
                     endpoints: file.endpoints,
                     weight: file.weight,
+                    weight_given: file.weight_given,
                     healthcheck: file.healthcheck,
                     thresholds: file.thresholds,
                 },
@@ -219,6 +232,7 @@ impl<'t> ConfigFiles<'t> {
                 .map(|(f, _)| f.clone())
                 .into_iter()
                 .chain(self.healthchecks.get(name).map(|c| c.file.clone()))
+                .chain(self.fallbacks.get(name).map(|(f, _)| f.clone()))
                 .chain(
                     self.json_backends
                         .get(name)
@@ -249,6 +263,7 @@ impl<'t> ConfigFiles<'t> {
             frontends,
             mut json_backends,
             mut healthchecks,
+            mut fallbacks,
             yaml_services,
             ..
         } = self;
@@ -275,7 +290,7 @@ impl<'t> ConfigFiles<'t> {
                     None => c.check,
                 }
             });
-            slot.insert(Service {
+            let svc = slot.insert(Service {
                 name: name.to_string(),
                 source,
                 frontend,
@@ -284,7 +299,28 @@ impl<'t> ConfigFiles<'t> {
                 healthcheck,
                 backends: json_backends.remove(name).unwrap_or_default(),
                 ipvs: file.service.ipvs,
+                fallback: None,
+                default_weight: file.service.default_weight,
             });
+            if let Some((file, Some((fallback, ports_given)))) = fallbacks.remove(name) {
+                let mut r = Reporter {
+                    file: &file,
+                    diags,
+                    failed: false,
+                };
+                if fits_service(&mut r, None, ports_given, &fallback, svc) {
+                    svc.fallback = Some(fallback);
+                }
+            }
+        }
+        for (name, (file, _)) in fallbacks {
+            if !config.services.contains_key(name) {
+                diags.warning(
+                    file.as_str(),
+                    None,
+                    format!("fallback of service {name:?}, which has no frontend: ignored"),
+                );
+            }
         }
         for (name, c) in healthchecks {
             // A YAML service of that name is reported as in both layouts.
@@ -410,6 +446,7 @@ pub fn parse_overlay(tree: &Tree) -> (Overlay, Diagnostics) {
                         source: file,
                         endpoints: b.endpoints,
                         weight: b.weight,
+                        weight_given: b.weight_given,
                         healthcheck: b.healthcheck,
                         thresholds: b.thresholds,
                     },
@@ -444,6 +481,14 @@ fn read_overlay_key<'t>(
                 None,
                 format!(
                     "overlay health check for service {svc:?} ignored: the config repo defines health checks"
+                ),
+            );
+        }
+        Entry::Fallback(svc) => {
+            r.warning(
+                None,
+                format!(
+                    "overlay fallback for service {svc:?} ignored: the config repo defines fallbacks"
                 ),
             );
         }

@@ -25,7 +25,7 @@ pub(super) const BACKEND_FIELDS: &[&str; 8] = &[
     "upper_threshold",
     "lower_threshold",
 ];
-pub(super) const SERVICE_FIELDS: &[&str; 10] = &[
+pub(super) const SERVICE_FIELDS: &[&str; 12] = &[
     "frontend",
     "scheduler",
     "persistence",
@@ -36,7 +36,10 @@ pub(super) const SERVICE_FIELDS: &[&str; 10] = &[
     "scheduler_flags",
     "backends",
     "healthcheck",
+    "fallback",
+    "default_weight",
 ];
+pub(super) const FALLBACK_FIELDS: &[&str; 6] = &["ipv4", "ipv6", "tcp", "udp", "weight", "method"];
 /// The persistence engines (`--pe`) the kernel has.
 pub(super) const PERSISTENCE_ENGINES: &[&str; 1] = &["sip"];
 /// The scheduler flags, each named after its scheduler.
@@ -117,7 +120,7 @@ pub(super) struct RawBackend {
     /// UDP port of the backend (masq only; droute and tunnel use the service port).
     #[schemars(with = "Option<u16>", range(min = 1, max = 65535))]
     pub(super) udp: Option<Spanned<RawInt>>,
-    /// Relative weight, 0..65535 (default 10); 0 drains: no new connections.
+    /// Relative weight, 0..65535 (default: the service's default_weight, else 10); 0 drains: no new connections.
     #[schemars(with = "Option<u16>", range(min = 0, max = 65535))]
     pub(super) weight: Option<Spanned<RawInt>>,
     /// false: never health-checked, never drained for health (default true).
@@ -748,6 +751,44 @@ pub(super) struct RawServiceFile {
     /// Health check of the dests (default: none).
     #[schemars(with = "Option<RawHealthcheck>")]
     pub(super) healthcheck: Option<Spanned<RawHealthcheck>>,
+    /// The dest that serves when no other dest has weight (keepalived's sorry server; default: none).
+    #[schemars(with = "Option<RawFallback>")]
+    pub(super) fallback: Option<Spanned<RawFallback>>,
+    /// Weight of the backends that name none, also the overlay's, 0..65535 (default 10).
+    #[schemars(with = "Option<u16>", range(min = 0, max = 65535))]
+    pub(super) default_weight: Option<Spanned<RawInt>>,
+}
+
+/// A service's fallback dest (`fallback:` in a service file, the
+/// `services/<svc>/fallback` file of the JSON layout, whose keys match
+/// without case): weight 0 while any other dest has weight, its own weight
+/// when none has.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "clusterf fallback")]
+#[schemars(extend("anyOf" = [
+    {"required": ["ipv4"], "properties": {"ipv4": {"type": "string"}}},
+    {"required": ["ipv6"], "properties": {"ipv6": {"type": "string"}}},
+]))]
+pub(super) struct RawFallback {
+    /// IPv4 address of the fallback (a family the frontend has).
+    #[schemars(with = "Option<Ipv4Addr>")]
+    pub(super) ipv4: Option<Spanned<RawStr>>,
+    /// IPv6 address of the fallback (a family the frontend has).
+    #[schemars(with = "Option<Ipv6Addr>")]
+    pub(super) ipv6: Option<Spanned<RawStr>>,
+    /// TCP port of the fallback (masq only; droute and tunnel use the service port).
+    #[schemars(with = "Option<u16>", range(min = 1, max = 65535))]
+    pub(super) tcp: Option<Spanned<RawInt>>,
+    /// UDP port of the fallback (masq only; droute and tunnel use the service port).
+    #[schemars(with = "Option<u16>", range(min = 1, max = 65535))]
+    pub(super) udp: Option<Spanned<RawInt>>,
+    /// Weight while it serves, 1..65535 (default 1).
+    #[schemars(with = "Option<u16>", range(min = 1, max = 65535))]
+    pub(super) weight: Option<Spanned<RawInt>>,
+    /// Forwarding method (default: as a backend's, from the routes and the default method).
+    #[schemars(with = "Option<Method>")]
+    pub(super) method: Option<Spanned<RawStr>>,
 }
 
 /// The JSON layout's frontend file, `services/<svc>/frontend` (schema
@@ -795,6 +836,9 @@ struct RawJsonFrontendFile {
     ops: Option<bool>,
     /// Scheduler flags, comma-separated as ipvsadm -b takes them: sh-fallback, sh-port (scheduler sh), mh-fallback, mh-port (scheduler mh).
     scheduler_flags: Option<SchedulerFlagList>,
+    /// Weight of the backends that name none, also the overlay's, 0..65535 (default 10).
+    #[schemars(range(min = 0, max = 65535))]
+    default_weight: Option<u16>,
 }
 
 /// Forwarding method of a route; `none` filters the matched backends out.
@@ -937,6 +981,11 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
         (
             "frontend.schema.json",
             schemars::schema_for!(RawJsonFrontendFile).to_value(),
+        ),
+        // The JSON layout's fallback file, also YAML's `fallback:`.
+        (
+            "fallback.schema.json",
+            schemars::schema_for!(RawFallback).to_value(),
         ),
     ]
 }

@@ -71,6 +71,9 @@ pub struct Backend {
     pub source: String,
     pub endpoints: Endpoints,
     pub weight: u32,
+    /// `false`: the backend named no weight, so `weight` is the default,
+    /// which its service's `default_weight` replaces (`compile`).
+    pub weight_given: bool,
     /// `false`: opted out of its service's health check (`healthcheck:
     /// false`): its dests are never checked or drained for health.
     pub healthcheck: bool,
@@ -109,6 +112,24 @@ pub struct Service {
     pub backends: BTreeMap<String, Backend>,
     /// The IPVS options beyond scheduler and timeout.
     pub ipvs: IpvsOptions,
+    /// The dest that serves when no other dest has weight (`fallback:`).
+    pub fallback: Option<Fallback>,
+    /// The weight of its backends that name none, repo and overlay
+    /// (`default_weight`; none: `model::DEFAULT_WEIGHT`).
+    pub default_weight: Option<u32>,
+}
+
+/// A service's fallback dest (keepalived's sorry server): in each of the
+/// service's IPVS services it has an address and port for, with weight 0
+/// while another dest has weight, and `weight` when none has.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fallback {
+    /// `services/web.yaml#fallback`, or the JSON layout's fallback file.
+    pub source: String,
+    pub endpoints: Endpoints,
+    /// `None`: placed like a backend (routes, then the default method).
+    pub method: Option<Method>,
+    pub weight: u32,
 }
 
 /// A service's IPVS options beyond its scheduler and persistence timeout

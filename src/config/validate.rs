@@ -97,6 +97,8 @@ pub(super) struct EndpointFields<'a> {
 pub(super) struct EndpointFile {
     pub(super) endpoints: Endpoints,
     pub(super) weight: u32,
+    /// The file names a weight.
+    pub(super) weight_given: bool,
     /// A backend's `healthcheck` (true unless it opts out).
     pub(super) healthcheck: bool,
     pub(super) thresholds: Thresholds,
@@ -110,6 +112,7 @@ pub(super) struct EndpointFile {
 pub(super) struct FrontendOptions {
     pub(super) scheduler: Option<String>,
     pub(super) persistence: Option<u32>,
+    pub(super) default_weight: Option<u32>,
     pub(super) ipvs: IpvsOptions,
 }
 
@@ -194,6 +197,7 @@ fn parse_ipv6(r: &mut Reporter, field: &str, v: &Option<Located<&str>>) -> Optio
 pub(super) fn range_error(field: &str, shown: &dyn std::fmt::Display) -> String {
     match field {
         "weight" => format!("weight {shown} out of range 0..{MAX_WEIGHT}"),
+        "default_weight" => format!("default_weight: {shown} out of range 0..{MAX_WEIGHT}"),
         "persistence" => {
             format!("persistence: {shown} out of range 1..{MAX_PERSISTENCE} seconds")
         }
@@ -669,6 +673,7 @@ pub(super) struct ServiceFields<'a> {
     pub(super) persistence: Option<Located<i128>>,
     /// Name, position of the backend's mapping, fields; names are unique.
     pub(super) backends: Vec<(&'a str, Option<Pos>, EndpointFields<'a>)>,
+    pub(super) default_weight: Option<Located<i128>>,
     pub(super) ipvs: IpvsFields<'a>,
 }
 
@@ -682,6 +687,11 @@ pub(super) struct IpvsFields<'a> {
     pub(super) scheduler_flags: Option<Located<&'a str>>,
     /// `persistence` is present, even with a bad value (already reported).
     pub(super) persistence_given: bool,
+}
+
+/// A service's `default_weight`: 0..65535, as a backend's weight.
+pub(super) fn parse_default_weight(r: &mut Reporter, v: &Option<Located<i128>>) -> Option<u32> {
+    parse_ranged(r, "default_weight", v, 0..=MAX_WEIGHT)
 }
 
 /// A persistence timeout in seconds.
@@ -718,6 +728,7 @@ pub(super) fn validate_service(r: &mut Reporter, name: &str, f: &ServiceFields) 
                 source,
                 endpoints,
                 weight,
+                weight_given: fields.weight.is_some(),
                 healthcheck: fields.healthcheck.as_ref().is_none_or(|h| h.value),
                 thresholds,
             },
@@ -740,6 +751,9 @@ pub(super) fn validate_service(r: &mut Reporter, name: &str, f: &ServiceFields) 
         healthcheck: None,
         backends,
         ipvs,
+        // The reader validates the fallback (`fallback`) and sets it.
+        fallback: None,
+        default_weight: parse_default_weight(r, &f.default_weight),
     }
 }
 

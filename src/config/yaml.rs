@@ -8,6 +8,7 @@
 use serde_saphyr::Spanned;
 
 use super::check::{CheckFields, duration_type_error, validate_check};
+use super::fallback::{FallbackFields, validate_fallback};
 use super::fast::{fast_yaml_route, fast_yaml_service};
 use super::lenient;
 use super::raw::{
@@ -125,11 +126,22 @@ fn service_from_raw(
         persistence,
         backends,
         ipvs,
+        default_weight: yaml_int(r, "default_weight", &raw.default_weight, text),
     };
     let mut service = validate_service(r, name, &fields);
     if let Some(h) = &raw.healthcheck {
         let fields = yaml_check_fields(r, text, h);
         service.healthcheck = validate_check(r, &fields, Some(&service.frontend));
+    }
+    if let Some(fb) = &raw.fallback {
+        let v = &fb.value;
+        let fields = FallbackFields {
+            pos: Some(at(fb)),
+            endpoints: yaml_endpoints_fields(r, text, &v.ipv4, &v.ipv6, &v.tcp, &v.udp, &v.weight),
+            method: yaml_str(r, "method", &v.method),
+        };
+        let source = format!("{}#fallback", r.file);
+        service.fallback = validate_fallback(r, &fields, &service, source);
     }
     service
 }

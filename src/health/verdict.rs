@@ -1,14 +1,17 @@
 //! What health does to the desired state: a down dest is drained (weight
 //! 0) or left out, unless that would leave its service nothing to send to;
 //! then none of the service's dests is touched for health (fail-open):
-//! ARCHITECTURE.md's "health never blackholes".
+//! ARCHITECTURE.md's "health never blackholes". A service with a fallback
+//! dest has something to send to when every other dest is down: its
+//! down dests are drained or removed and the fallback takes their place
+//! (`model::fallback`), instead of fail-open.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
 use super::spec::{CheckSpec, OnFailure};
 use super::state::{HealthTable, Target};
-use crate::model::{IpvsState, Service, ServiceKey};
+use crate::model::{IpvsState, Service, ServiceKey, fallback};
 
 /// One service's health check, as rendered from the config.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,6 +121,14 @@ pub fn apply_service(
     }
     let kind = decide(service, &down, health, panic_below_percent);
     act(service, &down, kind);
+    if fallback::settle(service) {
+        // The fallback took over: the plan says why the others went.
+        for (dest, reason) in &down {
+            if let Some(d) = service.dests.get_mut(dest) {
+                d.health = Some(format!("{reason}; the fallback serves, no fail-open"));
+            }
+        }
+    }
     down.into_iter()
         .map(|(dest, reason)| Verdict {
             service: key,
@@ -166,10 +177,12 @@ fn decide(
         OnFailure::Drain => VerdictKind::Drained,
         OnFailure::Remove => VerdictKind::Removed,
     };
+    // With every weighted dest down, a fallback serves in their place.
+    let fallback = up == 0 && service.dests.values().any(fallback::is_fallback);
     let no_weight_left = weighted > 0 && up == 0;
     let no_dest_left = kind == VerdictKind::Removed && down.len() == service.dests.len();
     let panic = weighted > 0 && up * 100 < usize::from(panic_below_percent) * weighted;
-    if no_weight_left || no_dest_left || panic {
+    if !fallback && (no_weight_left || no_dest_left || panic) {
         VerdictKind::FailOpen
     } else {
         kind
@@ -223,6 +236,7 @@ mod tests {
                 source: "services/web.yaml".into(),
                 weight: *w,
                 route: None,
+                fallback: false,
             }];
             service.dests.insert(
                 dest(i as u8),
@@ -312,6 +326,63 @@ mod tests {
             assert!(verdicts.iter().all(|v| v.kind == VerdictKind::FailOpen));
             assert_eq!(verdicts.len(), 2);
         }
+    }
+
+    /// `desired(weights)` with a fallback dest (10.9.0.1:8080, weight 5
+    /// when it serves) that the config exempts, as compile makes it.
+    fn with_fallback(weights: &[u32], cfg: &mut HealthConfig) -> IpvsState {
+        let mut st = desired(weights);
+        let addr = SocketAddr::from(([10, 9, 0, 1], 8080));
+        let provenance = vec![Provenance {
+            backend: "fallback".into(),
+            source: "services/web.yaml#fallback".into(),
+            weight: 5,
+            route: None,
+            fallback: true,
+        }];
+        let dest = Dest {
+            attrs: DestAttrs::new(Method::Masq, 0),
+            provenance,
+            health: None,
+        };
+        let service = st.services.get_mut(&key()).unwrap();
+        service.dests.insert(addr, dest);
+        fallback::settle(service);
+        for h in cfg.services.values_mut() {
+            h.exempt.insert(addr);
+        }
+        st
+    }
+
+    #[test]
+    fn with_a_fallback_every_dest_down_is_drained_and_the_fallback_serves() {
+        for on_failure in [OnFailure::Drain, OnFailure::Remove] {
+            let mut cfg = config(on_failure, 50);
+            let table = down(&cfg, &[0, 1]);
+            let (st, verdicts) = apply(with_fallback(&[10, 20], &mut cfg), &cfg, &table);
+            let expect: &[u32] = match on_failure {
+                OnFailure::Drain => &[0, 0, 5],
+                OnFailure::Remove => &[5],
+            };
+            assert_eq!(weights(&st), expect);
+            assert!(verdicts.iter().all(|v| v.kind != VerdictKind::FailOpen));
+            if on_failure == OnFailure::Drain {
+                assert_eq!(
+                    st.services[&key()].dests[&dest(0)].health.as_deref(),
+                    Some(
+                        "connect: refused, 3 of 3 failed since 00:00:00; the fallback serves, no fail-open"
+                    )
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn with_a_fallback_one_dest_up_keeps_the_fallback_at_weight_0() {
+        let mut cfg = config(OnFailure::Drain, 0);
+        let table = down(&cfg, &[0]);
+        let (st, _) = apply(with_fallback(&[10, 20], &mut cfg), &cfg, &table);
+        assert_eq!(weights(&st), [0, 20, 0]);
     }
 
     #[test]

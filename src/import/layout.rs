@@ -14,7 +14,9 @@ use std::net::{IpAddr, SocketAddr};
 use super::{Check, Repo, Skipped, Table};
 use crate::model::flags::{FLAG_OPS, FLAG_PE_PREFIX, sched_flag_bit};
 use crate::model::tunnel::{TUN_FLAG_REMCSUM, TUN_TYPE_GRE, TUN_TYPE_GUE, TUN_TYPE_IPIP, Tunnel};
-use crate::model::{Dest, DestAttrs, Family, IpvsState, Method, Protocol, Service, ServiceKey};
+use crate::model::{
+    Dest, DestAttrs, Family, IpvsState, Method, Protocol, Service, ServiceKey, fallback,
+};
 
 /// How a dest is forwarded: its method and, for a tunnel, encapsulation.
 type Way = (Method, Tunnel);
@@ -439,7 +441,38 @@ fn service_file(state: &IpvsState, keys: &[ServiceKey], check: Option<&Check>) -
         write_check(&mut t, check);
     }
     write_backends(&mut t, state, keys, check);
+    write_fallback(&mut t, state, keys);
     t
+}
+
+/// The services' fallback dest (keepalived's sorry server): one address,
+/// its port in each service, its method and weight.
+fn write_fallback(t: &mut String, state: &IpvsState, keys: &[ServiceKey]) {
+    let mut found = None;
+    let mut ports = Vec::new();
+    for key in keys {
+        let svc = &state.services[key];
+        let Some((a, d)) = svc.dests.iter().find(|(_, d)| fallback::is_fallback(d)) else {
+            continue;
+        };
+        let protocol = match key {
+            ServiceKey::Addr { protocol, .. } => *protocol,
+            ServiceKey::Fwmark { .. } => Protocol::Tcp,
+        };
+        if a.port() != 0 && !ports.contains(&(protocol, a.port())) {
+            ports.push((protocol, a.port()));
+        }
+        found = Some((a.ip(), d));
+    }
+    let Some((ip, d)) = found else {
+        return;
+    };
+    let weight = fallback::weight(d).unwrap_or(1);
+    let _ = write!(t, "fallback: {{{}: {}", Family::of(&ip), yaml_ip(&ip));
+    for (p, port) in &ports {
+        let _ = write!(t, ", {p}: {port}");
+    }
+    let _ = writeln!(t, ", weight: {weight}, method: {}}}", d.attrs.method);
 }
 
 fn write_options(t: &mut String, key: &ServiceKey, first: &Service, last: &Service) {
@@ -533,10 +566,10 @@ fn write_backends(t: &mut String, state: &IpvsState, keys: &[ServiceKey], check:
     for key in keys {
         let svc = &state.services[key];
         let mut seen: BTreeMap<IpAddr, usize> = BTreeMap::new();
-        for a in svc.dests.keys() {
+        for (a, _) in svc.dests.iter().filter(|(_, d)| !fallback::is_fallback(d)) {
             *seen.entry(a.ip()).or_default() += 1;
         }
-        for (a, d) in &svc.dests {
+        for (a, d) in svc.dests.iter().filter(|(_, d)| !fallback::is_fallback(d)) {
             let name = if seen[&a.ip()] > 1 {
                 format!("{}-{}", ip_name(&a.ip()), a.port())
             } else {

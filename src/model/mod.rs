@@ -10,7 +10,8 @@
 //! The IPVS vocabulary beside it: `flags` (service flag names), `tunnel`
 //! (a tunnel dest's encapsulation), `traffic` (the kernel's traffic
 //! counters), `text` (fast text of numbers and addresses), `addr` (the
-//! address classes IPVS cannot use).
+//! address classes IPVS cannot use), `fallback` (when a service's fallback
+//! dest has weight).
 //!
 //! Invariant: plain data only. This module knows nothing about config files,
 //! etcd or netlink; it does no I/O.
@@ -24,6 +25,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub mod addr;
+pub mod fallback;
 pub mod flags;
 pub mod text;
 pub mod traffic;
@@ -338,6 +340,10 @@ pub struct Provenance {
     /// The route that decided the method or gateway, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<String>,
+    /// The service's fallback dest (`fallback:`), not a backend: `weight`
+    /// is what it gets when no other dest has weight ([`fallback`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fallback: bool,
 }
 
 /// A dest, with the backends that produced it (empty for live state).

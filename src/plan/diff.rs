@@ -311,7 +311,10 @@ impl Rest {
 }
 
 /// The dests of a service both desired and live: adds on `adds`, the rest
-/// into their groups.
+/// into their groups. The service's dest edits that lower a weight follow
+/// those that raise one, so that a service whose weight moves from one
+/// dest to another (its fallback taking over, or handing back) never
+/// passes through all weights 0.
 fn diff_dests(
     key: &ServiceKey,
     want: &BTreeMap<SocketAddr, Dest>,
@@ -319,6 +322,8 @@ fn diff_dests(
     adds: &mut Vec<Change>,
     rest: &mut Rest,
 ) {
+    let first_edit = rest.edits.len();
+    let mut lowered = false;
     merge(want, have, |side| match side {
         Side::Left(dest, d) => adds.push(change(
             Op::AddDest {
@@ -340,6 +345,7 @@ fn diff_dests(
         }
         Side::Both(dest, w, h) => {
             if w.attrs != h.attrs {
+                lowered |= w.attrs.weight < h.attrs.weight;
                 rest.edits.push(change(
                     Op::EditDest {
                         service: *key,
@@ -350,5 +356,17 @@ fn diff_dests(
                 ));
             }
         }
+    });
+    if lowered {
+        raises_first(&mut rest.edits[first_edit..]);
+    }
+}
+
+/// Orders one service's dest edits: those that lower a weight last, each
+/// group in address order (a stable sort).
+fn raises_first(edits: &mut [Change]) {
+    edits.sort_by_key(|c| match (&c.op, &c.before) {
+        (Op::EditDest { attrs, .. }, Some(Before::Dest(old))) => attrs.weight < old.weight,
+        _ => false,
     });
 }

@@ -406,11 +406,12 @@ fn dest_diff(a: &DestAttrs, b: &DestAttrs) -> String {
     }
 }
 
-/// `(test3-1 from services/test/backends/test3-1 via route test3)` or
-/// `(merged: a=10, b=10 via route r)`.
+/// `(test3-1 from services/test/backends/test3-1 via route test3)`,
+/// `(merged: a=10, b=10 via route r)` or `(fallback from services/web.yaml)`.
 fn provenance_text(provenance: &[Provenance]) -> String {
     match provenance {
         [] => String::new(),
+        [o] if o.fallback => format!(" (fallback from {})", o.source),
         [o] => {
             let mut s = format!(" ({} from {}", o.backend, o.source);
             if let Some(r) = &o.route {
@@ -472,6 +473,7 @@ fn push_change_line(out: &mut String, change: &Change, desired: &IpvsState) {
                 _ if health_of(desired, change).is_some() => {
                     out.push_str(&origin_text(desired, change));
                 }
+                [o] if o.fallback => out.push_str(&provenance_text(std::slice::from_ref(o))),
                 [o] => {
                     out.push_str(" (");
                     out.push_str(&o.backend);

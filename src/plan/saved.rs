@@ -538,6 +538,7 @@ mod tests {
                             source: "services/x.yaml".into(),
                             weight: *w,
                             route: None,
+                            fallback: false,
                         }],
                         health: None,
                     },

@@ -348,6 +348,7 @@ fn coloured_text_is_the_plain_text_with_ansi_codes_on_change_lines() {
         source: "services/web.yaml".into(),
         weight: 10,
         route: Some("lan".into()),
+        fallback: false,
     }];
     let p = plan(&desired, &live, &Ownership::all(), &Guards::default()).unwrap();
     let plain = output::text(&p, &desired, false);
@@ -682,6 +683,7 @@ fn a_dest_drained_for_health_shows_the_reason() {
             source: "services/web.yaml".into(),
             weight: 30,
             route: None,
+            fallback: false,
         }];
     }
     let d = desired.services.get_mut(&key("tcp://10.0.0.1:80")).unwrap();
@@ -708,4 +710,50 @@ fn a_dest_drained_for_health_shows_the_reason() {
     );
     let saved = saved::SavedPlan::from_json(&json).unwrap();
     assert_eq!(saved.changes[0].health.as_deref(), Some(reason));
+}
+
+/// A fallback taking over gets its weight before the last real dest loses
+/// its own, and hands back after: the service never has all weights 0.
+/// The fallback's line says what it is.
+#[test]
+fn weight_moves_to_the_fallback_and_back_without_passing_through_zero() {
+    let real = ("10.1.0.9:80", M, 10);
+    let fb = ("10.1.0.1:80", M, 1);
+    let serving = state(&[("tcp://10.0.0.1:80", "wlc", &[real, (fb.0, M, 0)])]);
+    let mut fallback = state(&[("tcp://10.0.0.1:80", "wlc", &[(real.0, M, 0), fb])]);
+    let d = fallback
+        .services
+        .get_mut(&key("tcp://10.0.0.1:80"))
+        .unwrap();
+    d.dests.get_mut(&addr(fb.0)).unwrap().provenance = vec![crate::model::Provenance {
+        backend: "fallback".into(),
+        source: "services/web.yaml#fallback".into(),
+        weight: 1,
+        route: None,
+        fallback: true,
+    }];
+    let over = plan(&fallback, &serving, &Ownership::all(), &Guards::default()).unwrap();
+    assert_eq!(
+        ops(&over),
+        [
+            "~D tcp://10.0.0.1:80 10.1.0.1:80",
+            "~D tcp://10.0.0.1:80 10.1.0.9:80"
+        ]
+    );
+    let text = output::text(&over, &fallback, false);
+    assert!(
+        text.contains(
+            "~   dest 10.1.0.1:80 masq weight 0 -> 1 (fallback from services/web.yaml#fallback)\n"
+        ),
+        "{text}"
+    );
+    let back = plan(&serving, &fallback, &Ownership::all(), &Guards::default()).unwrap();
+    assert_eq!(
+        ops(&back),
+        [
+            "~D tcp://10.0.0.1:80 10.1.0.9:80",
+            "~D tcp://10.0.0.1:80 10.1.0.1:80"
+        ]
+    );
+    assert!(over.emptied.is_empty() && back.emptied.is_empty());
 }

@@ -428,6 +428,7 @@ impl Step<'_> {
                     ),
                     weight: 0,
                     route: None,
+                    fallback: false,
                 }],
                 health: None,
             },

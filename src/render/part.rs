@@ -30,7 +30,7 @@ pub fn of_config_path(path: &str) -> Part<'_> {
             Some(name) => Part::Service(name),
             None => Part::Global,
         },
-        (Some("frontend" | "healthcheck"), None, _) => Part::Service(second),
+        (Some("frontend" | "healthcheck" | "fallback"), None, _) => Part::Service(second),
         (Some("backends"), Some(_), None) => Part::Service(second),
         _ => Part::Global,
     }

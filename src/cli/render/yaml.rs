@@ -177,6 +177,9 @@ fn push_dests(out: &mut String, dests: &BTreeMap<SocketAddr, Dest>) {
                 out.push_str("\n          route: ");
                 out.push_str(route);
             }
+            if p.fallback {
+                out.push_str("\n          fallback: true");
+            }
         }
         if let Some(health) = &d.health {
             out.push_str("\n        health: ");

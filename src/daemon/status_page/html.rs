@@ -300,8 +300,8 @@ fn service_rows(out: &mut String, row: &ServiceRow) {
 
 fn dest_row(out: &mut String, d: &DestRow) {
     let class = match d.state.as_str() {
-        "up" => "ok",
-        "draining" | "fail-open" | "kernel" => "warn",
+        "up" | "fallback" => "ok",
+        "draining" | "fail-open" | "kernel" | "fallback-serving" => "warn",
         _ => "bad",
     };
     let count = |n: Option<u32>| n.map_or("-".to_string(), |n| n.to_string());
@@ -511,6 +511,7 @@ mod tests {
                 source: EVIL.into(),
                 weight: 3,
                 route: Some(EVIL.into()),
+                fallback: false,
             }],
             active_conns: Some(4),
             inactive_conns: None,

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::fleet::Fleet;
 use crate::health::VerdictKind;
 use crate::model::traffic::{Traffic, TrafficTable};
-use crate::model::{DestStats, IpvsState, LiveStats, Provenance, ServiceKey};
+use crate::model::{DestStats, IpvsState, LiveStats, Provenance, ServiceKey, fallback};
 use crate::reconcile::drain::{DRAIN_BACKEND, Drains};
 
 /// The JSON document's format version.
@@ -295,8 +295,10 @@ pub struct DestRow {
     pub weight: u32,
     pub method: String,
     /// `up` (or not checked), `draining`, `health-drained`,
-    /// `health-removed`, `fail-open`; `kernel`: a dest of a service the
-    /// invalid config lacks, as the kernel has it.
+    /// `health-removed`, `fail-open`, `fallback` (the service's fallback,
+    /// at weight 0), `fallback-serving` (it has the weight: no other dest
+    /// has); `kernel`: a dest of a service the invalid config lacks, as the
+    /// kernel has it.
     pub state: String,
     /// Which backend, file or etcd key made it.
     pub origins: Vec<Provenance>,
@@ -413,15 +415,16 @@ fn flagged(input: &ServiceInput<'_>) -> BTreeSet<ServiceKey> {
     drains.chain(input.health.keys().map(|k| k.0)).collect()
 }
 
-/// Flagged, or no dest of weight above 0 (a service kept only for
-/// draining dests, or absent from an invalid config, included).
+/// Flagged, or no dest but a fallback of weight above 0 (a service kept
+/// only for draining dests, or absent from an invalid config, or serving
+/// from its fallback, included).
 fn has_problem(input: &ServiceInput<'_>, flagged: &BTreeSet<ServiceKey>, key: &ServiceKey) -> bool {
     flagged.contains(key)
         || input
             .desired
             .services
             .get(key)
-            .is_none_or(|s| s.dests.values().all(|d| d.attrs.weight == 0))
+            .is_none_or(|s| !fallback::others_serve(s))
 }
 
 fn service_row(input: &ServiceInput<'_>, key: &ServiceKey, problem: bool) -> ServiceRow {
@@ -441,6 +444,8 @@ fn service_row(input: &ServiceInput<'_>, key: &ServiceKey, problem: bool) -> Ser
                 Some(VerdictKind::Drained) => "health-drained",
                 Some(VerdictKind::Removed) => "health-removed",
                 Some(VerdictKind::FailOpen) => "fail-open",
+                None if fallback::is_fallback(d) && d.attrs.weight > 0 => "fallback-serving",
+                None if fallback::is_fallback(d) => "fallback",
                 None => "up",
             };
             dests.insert(
@@ -479,6 +484,7 @@ fn service_row(input: &ServiceInput<'_>, key: &ServiceKey, problem: bool) -> Ser
                 source: "drain state: gone from the desired state".to_string(),
                 weight: r.attrs.weight,
                 route: None,
+                fallback: false,
             }],
             active_conns: None,
             inactive_conns: None,
@@ -604,6 +610,35 @@ mod tests {
                 .traffic
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_fallback_dest_is_marked_and_a_service_serving_from_it_is_a_problem() {
+        let mut desired = state(2, 1);
+        for (i, svc) in desired.services.values_mut().enumerate() {
+            let weight = if i == 0 { 10 } else { 0 };
+            svc.dests.values_mut().for_each(|d| d.attrs.weight = weight);
+            let dest = Dest {
+                attrs: DestAttrs::new(Method::Masq, 0),
+                provenance: vec![Provenance {
+                    backend: "fallback".into(),
+                    source: "services/web.yaml#fallback".into(),
+                    weight: 2,
+                    route: None,
+                    fallback: true,
+                }],
+                health: None,
+            };
+            svc.dests.insert("10.9.0.1:80".parse().unwrap(), dest);
+            fallback::settle(svc);
+        }
+        let (drains, health) = (Drains::default(), BTreeMap::new());
+        let page = services(&input(&desired, &drains, &health), &Query::default());
+        let states = |r: &ServiceRow| r.dests.iter().map(|d| d.state.clone()).collect::<Vec<_>>();
+        assert_eq!(states(&page.services[0]), ["up", "fallback"]);
+        assert!(!page.services[0].problem);
+        assert_eq!(states(&page.services[1]), ["up", "fallback-serving"]);
+        assert!(page.services[1].problem, "serving from its fallback");
     }
 
     #[test]

@@ -28,7 +28,10 @@ use crate::model::tunnel::{
     TUN_FLAG_CSUM, TUN_FLAG_REMCSUM, TUN_TYPE_GRE, TUN_TYPE_GUE, TUN_TYPE_IPIP, TUNNEL_TYPES,
     Tunnel,
 };
-use crate::model::{Dest, DestAttrs, Family, Method, Protocol, Service, ServiceAttrs, ServiceKey};
+use crate::model::{
+    Dest, DestAttrs, Family, Method, Protocol, Provenance, Service, ServiceAttrs, ServiceKey,
+    fallback,
+};
 
 mod check;
 pub mod syntax;
@@ -104,6 +107,17 @@ struct Vs {
     real: Vec<Real>,
     /// A real server was refused (read, but with errors).
     refused_real: bool,
+    /// `sorry_server IP [PORT]`: the service's fallback dest.
+    sorry: Option<Sorry>,
+}
+
+/// A `sorry_server` as read, and its `sorry_server_lvs_method`.
+struct Sorry {
+    at: Word,
+    ip: IpAddr,
+    port: Option<u16>,
+    /// Its method, and a tunnel's encapsulation.
+    method: Option<(Method, Tunnel)>,
 }
 
 /// A real server as read.
@@ -366,17 +380,43 @@ impl Cx<'_> {
                 Some(r) => vs.real.push(r),
                 None => vs.refused_real = true,
             },
-            "sorry_server" | "sorry_server_inhibit" | "sorry_server_lvs_method" => {
-                let what =
-                    format!("{kw}: clusterf has no fallback dest yet (issue 19's fallback row)");
-                self.skip(&s.words[0], what);
+            "sorry_server" => vs.sorry = self.sorry_server(s, vs.sorry.take()),
+            "sorry_server_lvs_method" => {
+                let method = self.method(s);
+                let sorry = vs.sorry.get_or_insert_with(|| Sorry {
+                    at: s.words[0].clone(),
+                    ip: IpAddr::from([0, 0, 0, 0]),
+                    port: None,
+                    method: None,
+                });
+                sorry.method = method;
             }
+            // What a clusterf fallback always does: in the table at weight
+            // 0 while unused.
+            "sorry_server_inhibit" => {}
             _ => {
                 if !check::default_keyword(self, &mut vs.defaults, s) {
                     self.not_imported(s, "virtual_server");
                 }
             }
         }
+    }
+
+    /// `sorry_server IP [PORT]`; a `sorry_server_lvs_method` before it
+    /// (`earlier`) keeps its method.
+    fn sorry_server(&mut self, s: &Stmt, earlier: Option<Sorry>) -> Option<Sorry> {
+        let w = self.arg(s, 1)?.clone();
+        let ip = self.ip(&w)?;
+        let port = match s.words.get(2) {
+            Some(_) => Some(self.num::<u16>(s, 2, "a port")?),
+            None => None,
+        };
+        Some(Sorry {
+            at: s.words[0].clone(),
+            ip,
+            port,
+            method: earlier.and_then(|e| e.method),
+        })
     }
 
     fn not_imported(&mut self, s: &Stmt, block: &str) {
@@ -587,13 +627,7 @@ impl Cx<'_> {
                 self.skip(&r.at, what);
                 continue;
             }
-            let port = match (method, key) {
-                (Method::Masq, _) => r.port.unwrap_or(key.port()),
-                // keepalived resets a DR or TUN real server's port (not in a group).
-                (_, ServiceKey::Fwmark { .. }) if !grouped => 0,
-                (_, ServiceKey::Addr { .. }) if !grouped => key.port(),
-                _ => r.port.unwrap_or(key.port()),
-            };
+            let port = real_port(method, key, r.port, grouped);
             let mut attrs = DestAttrs::new(method, r.weight);
             attrs.upper_threshold = r.upper;
             attrs.lower_threshold = r.lower;
@@ -614,7 +648,61 @@ impl Cx<'_> {
                 );
             }
         }
+        if let Some(sorry) = &vs.sorry {
+            self.sorry_dest(key, vs, sorry, grouped, &mut svc);
+        }
         svc
+    }
+
+    /// The sorry server as the service's fallback dest (keepalived's
+    /// weight 1, the virtual server's method unless
+    /// `sorry_server_lvs_method` names one, a real server's port rules).
+    fn sorry_dest(
+        &mut self,
+        key: &ServiceKey,
+        vs: &Vs,
+        sorry: &Sorry,
+        grouped: bool,
+        svc: &mut Service,
+    ) {
+        if sorry.ip.is_unspecified() {
+            let what = "sorry_server_lvs_method without a sorry_server";
+            self.skip(&sorry.at, what);
+            return;
+        }
+        if Family::of(&sorry.ip) != key.family() {
+            let what = format!("sorry_server {} in {key}: another address family", sorry.ip);
+            self.skip(&sorry.at, what);
+            return;
+        }
+        let (method, tunnel) = sorry
+            .method
+            .or(vs.method)
+            .unwrap_or((Method::Masq, Tunnel::IPIP));
+        let addr = SocketAddr::new(sorry.ip, real_port(method, key, sorry.port, grouped));
+        if svc.dests.contains_key(&addr) {
+            let what = format!(
+                "sorry_server {addr} in {key}: a real server's dest (a clusterf fallback is a dest of its own)"
+            );
+            self.skip(&sorry.at, what);
+            return;
+        }
+        let provenance = vec![Provenance {
+            backend: "fallback".to_string(),
+            source: String::new(),
+            weight: 1,
+            route: None,
+            fallback: true,
+        }];
+        let mut attrs = DestAttrs::new(method, 0);
+        attrs.tunnel = tunnel;
+        let dest = Dest {
+            attrs,
+            provenance,
+            health: None,
+        };
+        svc.dests.insert(addr, dest);
+        fallback::settle(svc);
     }
 
     /// `255.255.255.0` or `24` as a prefix length; the host mask is none.
@@ -638,6 +726,18 @@ impl Cx<'_> {
             );
         }
         len.filter(|n| *n != family.max_prefix_len())
+    }
+}
+
+/// A real (or sorry) server's port in `key`: its own or the virtual
+/// server's under NAT; keepalived resets a DR or TUN one's port to the
+/// virtual server's (0 on fwmark), except in a group.
+fn real_port(method: Method, key: &ServiceKey, port: Option<u16>, grouped: bool) -> u16 {
+    match (method, key) {
+        (Method::Masq, _) => port.unwrap_or(key.port()),
+        (_, ServiceKey::Fwmark { .. }) if !grouped => 0,
+        (_, ServiceKey::Addr { .. }) if !grouped => key.port(),
+        _ => port.unwrap_or(key.port()),
     }
 }
 

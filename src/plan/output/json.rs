@@ -385,6 +385,9 @@ fn push_provenance(out: &mut String, provenance: &[Provenance]) {
             out.push_str(",\n          \"route\": ");
             push_str(out, route);
         }
+        if p.fallback {
+            out.push_str(",\n          \"fallback\": true");
+        }
         out.push_str("\n        }");
     }
     out.push_str("\n      ]");

@@ -256,12 +256,14 @@ fn desired_state() -> IpvsState {
             source: "services/web.yaml#backends.b1".into(),
             weight: 10,
             route: Some("r\"1".into()),
+            fallback: false,
         },
         Provenance {
             backend: "b2".into(),
             source: "backends/web/b2".into(),
             weight: 10,
             route: None,
+            fallback: true,
         },
     ];
     edited.health = Some("http 503, \"x\"\u{1}".into());

@@ -92,6 +92,7 @@ impl Gen {
                 source: self.string(),
                 weight: self.next(100) as u32,
                 route: (self.next(3) == 0).then(|| self.string()),
+                fallback: self.next(4) == 0,
             })
             .collect();
         let health = (self.next(6) == 0).then(|| self.string());
