@@ -272,12 +272,7 @@ fn place_backends(
             fallback: false,
         };
         let thresholds = b.thresholds;
-        // A tunnel's encapsulation is its route's (the default method's:
-        // ipip).
-        let tunnel = match (method, route) {
-            (Method::Tunnel, Some(r)) => r.tunnel,
-            _ => Tunnel::IPIP,
-        };
+        let tunnel = tunnel_of(method, route);
         let entry = service.dests.entry(dest).or_insert_with(|| Dest {
             attrs: DestAttrs {
                 upper_threshold: thresholds.upper,
@@ -555,6 +550,15 @@ fn place<'r>(
         return Some((SocketAddr::new(ip, vip.port()), method, route));
     }
     Some((SocketAddr::new(ip, port), method, route))
+}
+
+/// A tunnel dest's encapsulation: its route's (the default method's:
+/// ipip).
+fn tunnel_of(method: Method, route: Option<&Route>) -> Tunnel {
+    match (method, route) {
+        (Method::Tunnel, Some(r)) => r.tunnel,
+        _ => Tunnel::IPIP,
+    }
 }
 
 /// Where a backend lands in an fwmark service. The service has no port:

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
-use super::{RouteTable, place};
+use super::{RouteTable, place, tunnel_of};
 use crate::config::{Backend, Fallback, Thresholds};
 use crate::diag::Diagnostics;
 use crate::model::{Dest, DestAttrs, Method, Provenance, Service, ServiceKey, fallback};
@@ -70,7 +70,10 @@ pub(super) fn place_fallback(
     service.dests.insert(
         dest,
         Dest {
-            attrs: DestAttrs::new(method, 0),
+            attrs: DestAttrs {
+                tunnel: tunnel_of(method, route),
+                ..DestAttrs::new(method, 0)
+            },
             provenance: vec![Provenance {
                 backend: b.name,
                 source: b.source,
