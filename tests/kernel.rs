@@ -208,3 +208,14 @@ fn vips_follow_the_owned_services_on_their_own_interface() {
 fn bird_announces_the_vips_to_a_router_and_withdraws_them() {
     scenario("bgp-bird", &[("examples/bird", "bird")]);
 }
+
+/// The whole data path (issue 20): a client, a router and two frontends
+/// with BIRD, two realservers running `clusterf realserver --watch`: real
+/// HTTP to a droute VIP and a tunnel (IPIP) VIP is answered straight from
+/// the realserver to the router, never through a frontend; stopping a
+/// frontend moves traffic to the other; `--cleanup` leaves the
+/// realservers' addresses, routes and sysctls as they were.
+#[test]
+fn http_reaches_droute_and_tunnel_realservers_and_replies_skip_the_frontends() {
+    scenario("datapath", &[("examples/bird", "bird")]);
+}

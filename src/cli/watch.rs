@@ -346,7 +346,7 @@ fn warn_if_exposed(addr: SocketAddr) {
     }
 }
 
-async fn wait_for_termination() -> Result<()> {
+pub(crate) async fn wait_for_termination() -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
