@@ -14,7 +14,7 @@ use clap::{Args, ValueEnum};
 use tracing::info;
 
 use crate::cli::source::{CompileArgs, ConfigArgs, OverlayArgs};
-use crate::cli::watch::{LogFormat, init_logging, parse_interval};
+use crate::cli::watch::{LogFormat, init_logging, parse_interface, parse_interval};
 use crate::cli::{Exit, emit};
 use crate::realserver::sysctl::Sysctls;
 use crate::realserver::watch::WatchOptions;
@@ -36,16 +36,16 @@ pub struct RealserverArgs {
 
     /// Interface whose arp_ignore (1) and arp_announce (2) are set, so it
     /// answers no ARP for the VIPs (repeatable; `all` for every interface)
-    #[arg(long, value_name = "IF")]
+    #[arg(long, value_name = "IF", value_parser = parse_interface)]
     pub arp_interface: Vec<String>,
 
     /// The dummy link clusterf creates and owns for the VIPs
-    #[arg(long, value_name = "NAME", default_value = "clusterf-rs0")]
+    #[arg(long, value_name = "NAME", default_value = "clusterf-rs0", value_parser = parse_interface)]
     pub vip_link: String,
 
     /// The IPIP link (external mode) clusterf creates and owns for tunnel
     /// dests
-    #[arg(long, value_name = "NAME", default_value = "clusterf-ipip0")]
+    #[arg(long, value_name = "NAME", default_value = "clusterf-ipip0", value_parser = parse_interface)]
     pub ipip_link: String,
 
     /// Where the sysctls clusterf changed are recorded with their earlier

@@ -293,7 +293,7 @@ pub fn resolve(
 
 /// An interface name as the kernel takes it: 1 to 15 bytes, no '/', ':'
 /// or white space, not "." or "..".
-fn parse_interface(s: &str) -> Result<String, String> {
+pub(crate) fn parse_interface(s: &str) -> Result<String, String> {
     let bad = s.is_empty()
         || s.len() > 15
         || s == "."

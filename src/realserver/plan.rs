@@ -55,6 +55,19 @@ impl Sysctl {
         }
     }
 
+    /// Whether it is one the realserver may write: an interface name (no
+    /// '/', not `.` or `..`) and one of the three sysctls it sets; a
+    /// state file naming another is refused.
+    pub fn is_ours(&self) -> bool {
+        let i = &self.interface;
+        !i.is_empty()
+            && i.len() <= 15
+            && i != "."
+            && i != ".."
+            && !i.contains('/')
+            && ["arp_ignore", "arp_announce", "rp_filter"].contains(&self.name.as_str())
+    }
+
     /// Its file under `/proc/sys`.
     pub fn path(&self) -> String {
         format!("net/ipv4/conf/{}/{}", self.interface, self.name)
@@ -692,6 +705,16 @@ mod tests {
         assert_eq!(problems.len(), 3, "{problems:?}");
         assert!(problems[0].starts_with("link clusterf-rs0 is a veth link"));
         assert!(problems[1].contains("--arp-interface \"eth0\": no such interface"));
+    }
+
+    #[test]
+    fn only_the_three_sysctls_of_a_plain_interface_name_are_ours() {
+        assert!(Sysctl::new("eth0", "arp_ignore").is_ours());
+        assert!(Sysctl::new("all", "rp_filter").is_ours());
+        assert!(!Sysctl::new("eth0", "forwarding").is_ours());
+        assert!(!Sysctl::new("../../kernel", "arp_ignore").is_ours());
+        assert!(!Sysctl::new("..", "arp_ignore").is_ours());
+        assert!(!Sysctl::new("", "arp_ignore").is_ours());
     }
 
     #[test]

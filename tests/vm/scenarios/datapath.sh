@@ -79,6 +79,12 @@ snapshot rs1 /tmp/rs1.dry
 $IP -n rs1 link show clusterf-rs0 >/dev/null 2>&1 && fail "--dry-run created clusterf-rs0" ||
     expect_eq "--dry-run changed nothing on rs1" /tmp/rs1.before /tmp/rs1.dry
 
+expect_code "a --vip-link that names a link not clusterf's is refused" 1 nsx rs1 clusterf realserver $(rs_flags rs1) --vip-link eth0
+grep -q "link eth0 is a veth link, not a dummy that clusterf created: not touching it" /tmp/last.err &&
+    ok "the error names the link and why" || { cat /tmp/last.err; fail "the refusal's message"; }
+snapshot rs1 /tmp/rs1.refused
+expect_eq "the refusal changed nothing on rs1" /tmp/rs1.before /tmp/rs1.refused
+
 # --- clusterf on both frontends and both realservers ------------------------------
 start_fe() { # FE FLAGS...
     _fe=$1
@@ -192,6 +198,12 @@ wait_for 10 "fe2's counters to reach +5 each" fe2_counted
 [ "$(conns fe1 $DR)" = "$b1" ] && [ "$(conns fe1 $TUN)" = "$t1" ] && fe2_counted &&
     ok "with fe1 stopped, every request went through fe2" ||
     fail "fe1 $b1/$t1 -> $(conns fe1 $DR)/$(conns fe1 $TUN), fe2 $b2/$t2 -> $(conns fe2 $DR)/$(conns fe2 $TUN)"
+
+for rs in rs1 rs2; do
+    grep -E 'WARN|ERROR' /tmp/rs-$rs.log && fail "$rs's realserver logged warnings" || ok "$rs's realserver logged no warning"
+    n=$(grep -c '+ vip' /tmp/rs-$rs.log)
+    [ "$n" = 1 ] && ok "$rs added its VIP once, then every resync pass found nothing to do" || fail "$rs: $n VIP additions"
+done
 
 # --- the realservers stop (the host stays), then --cleanup ---------------------------
 kill -TERM $RS1 $RS2
