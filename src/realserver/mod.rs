@@ -48,8 +48,6 @@ pub struct Options {
 pub struct Outcome {
     pub desired: Desired,
     pub plan: Plan,
-    /// The VIPs on our links before the pass.
-    pub vips_before: usize,
 }
 
 /// One pass: reads the host, plans it for `state` (`None`: for nothing,
@@ -62,7 +60,6 @@ pub fn pass(
     dry_run: bool,
 ) -> Result<Outcome> {
     let net = host.read_net(&opts.settings)?;
-    let vips_before = net.vips.values().map(BTreeSet::len).sum();
     let addresses = opts.host_addresses.as_ref().unwrap_or(&net.addresses);
     let desired = match state {
         Some(state) => plan::desired(state, addresses, &opts.settings),
@@ -74,9 +71,5 @@ pub fn pass(
     if !dry_run && !plan.is_empty() {
         host.apply(&plan, observed.record)?;
     }
-    Ok(Outcome {
-        desired,
-        plan,
-        vips_before,
-    })
+    Ok(Outcome { desired, plan })
 }

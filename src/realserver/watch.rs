@@ -23,6 +23,7 @@ use super::{Host, Options};
 use crate::compile;
 use crate::daemon::http::{self, Http};
 use crate::daemon::inputs::{ConfigWatch, GitPoller};
+use crate::daemon::options::ETCD_STARTUP_WAIT;
 use crate::error::format_error;
 use crate::metrics::Metrics;
 use crate::reconcile::{Action, Event, Schedule, Settings, Source};
@@ -73,26 +74,10 @@ pub async fn run(
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let metrics = Arc::new(Metrics::with_vips());
     let ready = Arc::new(AtomicBool::new(false));
-    let (config, git, _fs) = start_config(&w.config, &tx)?;
-    let etcd = match &w.overlay {
-        Some(OverlaySource::Etcd(s)) => {
-            Some(Arc::new(OverlayWatch::spawn(s.clone(), Tuning::default())))
-        }
-        _ => None,
-    };
+    let (config, git, mut fs) = start_config(&w.config, &tx)?;
+    let etcd = start_etcd(&w.overlay).await;
     let mut etcd_rx = etcd.as_ref().map(|e| e.subscribe());
-    let (http_stop, stop_rx) = oneshot::channel();
-    if let Some(addr) = w.metrics_listen {
-        let h = Http {
-            metrics: metrics.clone(),
-            ready: ready.clone(),
-            hook: None,
-            checks: None,
-            page: None,
-        };
-        let bound = http::serve(addr, h, stop_rx).await?;
-        info!("metrics on http://{bound}/metrics");
-    }
+    let http_stop = start_http(w.metrics_listen, &metrics, &ready).await?;
     let passer = Arc::new(Mutex::new(Passer {
         host,
         opts,
@@ -130,21 +115,71 @@ pub async fn run(
             _ = &mut shutdown => break,
             _ = tokio::time::sleep_until(epoch + wake) => events.push(Event::Tick),
             ok = etcd_changed => if ok { events.push(Event::EtcdChanged) } else { etcd_rx = None },
-            Some(msg) = rx.recv() => events.push(match msg {
-                Msg::PassDone(Ok(())) => Event::PassOk { recheck_at: None },
-                Msg::PassDone(Err(source)) => Event::PassFailed { source },
-                Msg::GitPolled(Ok(new_commit)) => Event::GitPolled { new_commit },
-                Msg::GitPolled(Err(e)) => {
-                    warn!(source = "git", "poll failed (a commit read before stays in use): {e}");
-                    Event::GitPollFailed
-                }
-                Msg::ConfigChanged => Event::ConfigChanged,
-            }),
+            Some(msg) = rx.recv() => events.push(event_of(msg, fs.as_mut())),
         }
     }
     let _ = http_stop.send(());
     info!("stopping; the host stays as it is (--cleanup removes what clusterf added)");
     Ok(())
+}
+
+/// The schedule's event for a message.
+fn event_of(msg: Msg, fs: Option<&mut ConfigWatch>) -> Event {
+    match msg {
+        Msg::PassDone(Ok(())) => Event::PassOk { recheck_at: None },
+        Msg::PassDone(Err(source)) => Event::PassFailed { source },
+        Msg::GitPolled(Ok(new_commit)) => Event::GitPolled { new_commit },
+        Msg::GitPolled(Err(e)) => {
+            warn!(
+                source = "git",
+                "poll failed (a commit read before stays in use): {e}"
+            );
+            Event::GitPollFailed
+        }
+        Msg::ConfigChanged => {
+            // A replaced directory or a swapped symlink: watch the new one.
+            if let Some(w) = fs {
+                w.refresh();
+            }
+            Event::ConfigChanged
+        }
+    }
+}
+
+/// The etcd watch, given a moment for its first read (as the daemon's),
+/// so that the first pass does not fail only because it raced it.
+async fn start_etcd(overlay: &Option<OverlaySource>) -> Option<Arc<OverlayWatch>> {
+    let Some(OverlaySource::Etcd(s)) = overlay else {
+        return None;
+    };
+    let watch = OverlayWatch::spawn(s.clone(), Tuning::default());
+    let deadline = Instant::now() + ETCD_STARTUP_WAIT;
+    while watch.snapshot().is_none() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Some(Arc::new(watch))
+}
+
+/// The daemon's listener with /metrics, /healthz and /readyz (no status
+/// page, no Git hook); its stop switch.
+async fn start_http(
+    addr: Option<SocketAddr>,
+    metrics: &Arc<Metrics>,
+    ready: &Arc<AtomicBool>,
+) -> Result<oneshot::Sender<()>> {
+    let (stop, stopped) = oneshot::channel();
+    if let Some(addr) = addr {
+        let h = Http {
+            metrics: metrics.clone(),
+            ready: ready.clone(),
+            hook: None,
+            checks: None,
+            page: None,
+        };
+        let bound = http::serve(addr, h, stopped).await?;
+        info!("metrics on http://{bound}/metrics");
+    }
+    Ok(stop)
 }
 
 type Started = (Config, Option<Arc<Mutex<GitPoller>>>, Option<ConfigWatch>);
