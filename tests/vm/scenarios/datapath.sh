@@ -7,7 +7,8 @@
 # rp_filter under a strict `all`; real HTTP from the client to both VIPs
 # is answered; a 1 MB reply goes from the realserver straight to the
 # router, never through a frontend (byte counters of every eth0); the
-# realservers answer no ARP for the VIPs; stopping fe1 with
+# realservers answer no ARP for the VIPs; a service added to and removed
+# from the config comes and goes on rs1; stopping fe1 with
 # --withdraw-on-exit moves traffic to fe2; and after --cleanup `ip -d
 # addr`, `ip route` and every arp_*/rp_filter sysctl of the realservers
 # are as before.
@@ -170,6 +171,16 @@ straight() { # VIP RS: a 1 MB reply, and where its bytes went
 straight $DR rs1
 straight $TUN rs2
 
+# --- a config change reaches the realserver (its directory watch) ---------------------
+NEW=10.107.107.109
+printf 'frontend: {ipv4: %s, tcp: 80}\nbackends:\n  rs1: {ipv4: 10.0.0.11, tcp: 80}\n' $NEW >/tmp/cfg/services/new.yaml
+has_vip() { $IP -n rs1 -o addr show dev clusterf-rs0 scope global | grep -q " $1/32 "; }
+wait_for 10 "$NEW on rs1" has_vip $NEW && ok "a new droute service in the config: rs1 adds $NEW/32"
+wait_for 30 "$NEW/32 via both frontends" hops_are $NEW/32 "10.0.0.1 10.0.0.2" && answered 3 $NEW rs1
+rm /tmp/cfg/services/new.yaml
+gone() { ! has_vip $1; }
+wait_for 10 "$NEW gone from rs1" gone $NEW && has_vip $DR && ok "the service removed: rs1 drops $NEW/32, keeps $DR/32"
+
 # --- no ARP answer for a VIP from a realserver ----------------------------------------
 mac() { $IP -n $1 link show eth0 | awk '/link\/ether/ {print $2}'; }
 for vip in $DR $TUN; do
@@ -201,7 +212,7 @@ wait_for 10 "fe2's counters to reach +5 each" fe2_counted
 
 for rs in rs1 rs2; do
     grep -E 'WARN|ERROR' /tmp/rs-$rs.log && fail "$rs's realserver logged warnings" || ok "$rs's realserver logged no warning"
-    n=$(grep -c '+ vip' /tmp/rs-$rs.log)
+    n=$(grep -c -e "+ vip $DR/" -e "+ vip $TUN/" /tmp/rs-$rs.log)
     [ "$n" = 1 ] && ok "$rs added its VIP once, then every resync pass found nothing to do" || fail "$rs: $n VIP additions"
 done
 
