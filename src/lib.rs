@@ -9,7 +9,8 @@
 //!   [`vip`], [`import`];
 //! - the edges: [`source`] and [`load`] (reading config and overlay),
 //!   [`netlink`] (the kernel), [`etcd`] (the etcd client), [`daemon`] (the
-//!   `apply --watch` loop), [`docker`] (the publisher), [`metrics`];
+//!   `apply --watch` loop), [`docker`] (the publisher), [`metrics`],
+//!   [`realserver`] (a backend host kept ready; its `plan` is pure);
 //! - [`cli`]: the command line, on top of the rest; public so that the
 //!   binary and the CLI tests reach it, not meant for embedding.
 //!
@@ -39,6 +40,7 @@ pub mod metrics;
 pub mod model;
 pub mod netlink;
 pub mod plan;
+pub mod realserver;
 pub mod reconcile;
 pub mod render;
 pub mod source;

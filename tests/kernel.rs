@@ -257,3 +257,14 @@ fn dnat_sends_vip_traffic_to_the_containers_and_touches_no_other_table() {
 fn arp_mode_announces_its_vips_and_touches_no_address_it_did_not_add() {
     scenario("vip-arp", &[]);
 }
+
+/// The whole data path (issue 20): a client, a router and two frontends
+/// with BIRD, two realservers running `clusterf realserver --watch`: real
+/// HTTP to a droute VIP and a tunnel (IPIP) VIP is answered straight from
+/// the realserver to the router, never through a frontend; stopping a
+/// frontend moves traffic to the other; `--cleanup` leaves the
+/// realservers' addresses, routes and sysctls as they were.
+#[test]
+fn http_reaches_droute_and_tunnel_realservers_and_replies_skip_the_frontends() {
+    scenario("datapath", &[("examples/bird", "bird")]);
+}

@@ -20,6 +20,7 @@ pub mod import;
 pub mod nft_dnat;
 pub mod packaging;
 pub mod plan;
+pub mod realserver;
 pub mod render;
 pub mod show;
 pub mod source;
@@ -59,6 +60,9 @@ pub enum Command {
     Etcd(etcd::EtcdArgs),
     /// Publish labelled Docker containers as backends into etcd
     Docker(docker::DockerArgs),
+    /// Keep this backend host ready for its droute and tunnel dests: VIPs,
+    /// ARP sysctls, IPIP link
+    Realserver(realserver::RealserverArgs),
     /// Show each frontend's status from etcd; --wait blocks until a commit is live
     Status(status::StatusArgs),
     /// Write a config repository from an ipvsadm dump or a keepalived.conf
@@ -166,6 +170,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Show(args) => show::run(&args),
         Command::Etcd(args) => etcd::run(&args),
         Command::Docker(args) => docker::run(&args),
+        Command::Realserver(args) => realserver::run(&args),
         Command::Status(args) => status::run(&args),
         Command::Check(args) => check::run(&args),
         Command::Import(args) => import::run(&args),

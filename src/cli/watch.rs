@@ -339,7 +339,7 @@ fn vip_mode(watch: &WatchArgs) -> Result<VipMode> {
 
 /// An interface name as the kernel takes it: 1 to 15 bytes, no '/', ':'
 /// or white space, not "." or "..".
-fn parse_interface(s: &str) -> Result<String, String> {
+pub(crate) fn parse_interface(s: &str) -> Result<String, String> {
     let bad = s.is_empty()
         || s.len() > 15
         || s == "."
@@ -392,7 +392,7 @@ fn warn_if_exposed(addr: SocketAddr) {
     }
 }
 
-async fn wait_for_termination() -> Result<()> {
+pub(crate) async fn wait_for_termination() -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;

@@ -37,19 +37,41 @@ const READ_BUF: usize = 64 << 10;
 
 /// Why a link of the name is not ours (pure): `None` when it is.
 pub fn not_ours(link: &LinkMsg) -> Option<String> {
-    let kind = link.kind().unwrap_or("unknown");
-    if kind != VIP_KIND {
+    not_ours_as(link, VIP_KIND, VIP_ALIAS, "--vip-interface")
+}
+
+/// Why a link is not the `kind` link that clusterf marked with `alias`
+/// (pure): `None` when it is; `flag` is what the user changes instead.
+pub fn not_ours_as(link: &LinkMsg, kind: &str, alias: &str, flag: &str) -> Option<String> {
+    let actual = link.kind().unwrap_or("unknown");
+    if actual != kind {
         return Some(format!(
-            "is a {kind} link, not a dummy that clusterf created: not touching it"
+            "is a {actual} link, not a {kind} that clusterf created: not touching it"
         ));
     }
-    if link.alias.as_deref() != Some(VIP_ALIAS) {
+    if link.alias.as_deref() != Some(alias) {
         return Some(format!(
-            "is a dummy without clusterf's alias ({:?}): not touching it; delete it or choose another --vip-interface",
-            VIP_ALIAS
+            "is a {kind} without clusterf's alias ({alias:?}): not touching it; delete it or choose another {flag}"
         ));
     }
     None
+}
+
+/// The request that creates an IPIP link `name` in external
+/// (collect-metadata) mode, up (pure): it receives and decapsulates every
+/// IPIP packet that no other tunnel matches, without touching `tunl0`.
+pub fn ipip_external_request(name: &str) -> LinkMsg {
+    let mut data = Vec::new();
+    emit_attr(&mut data, IFLA_IPTUN_COLLECT_METADATA, &[]);
+    let mut req = create_request(name);
+    req.info = Some(LinkInfo {
+        kind: Some("ipip".to_string()),
+        other: vec![RawAttr {
+            kind: IFLA_INFO_DATA,
+            payload: data,
+        }],
+    });
+    req
 }
 
 /// A VIP of an address message (pure): a global-scope /32 or /128 of
@@ -202,6 +224,65 @@ impl RtnlClient {
             .with_context(|| format!("setting the alias of link {name}"))?;
         self.link(name)?
             .ok_or_else(|| anyhow!("link {name} vanished after its creation"))
+    }
+
+    /// Creates the link of `req` (a create request: name, kind, up) and
+    /// marks it with `alias`; the link as the kernel then reports it.
+    pub fn create_owned(&mut self, req: &LinkMsg, alias: &str) -> Result<LinkMsg> {
+        let name = req.name.clone().unwrap_or_default();
+        self.transact(
+            RTM_NEWLINK,
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            &req.emit(),
+        )
+        .with_context(|| format!("creating {} link {name}", req.kind().unwrap_or("a")))?;
+        let link = self
+            .link(&name)?
+            .ok_or_else(|| anyhow!("link {name} vanished after its creation"))?;
+        let mark = LinkMsg {
+            index: link.index,
+            alias: Some(alias.to_string()),
+            ..LinkMsg::default()
+        };
+        self.transact(RTM_NEWLINK, NLM_F_ACK, &mark.emit())
+            .with_context(|| format!("setting the alias of link {name}"))?;
+        self.link(&name)?
+            .ok_or_else(|| anyhow!("link {name} vanished after its creation"))
+    }
+
+    /// Every link.
+    pub fn links(&mut self) -> Result<Vec<LinkMsg>> {
+        let req = LinkMsg::default().emit();
+        self.transact(RTM_GETLINK, NLM_F_DUMP, &req)
+            .context("dumping links")?
+            .iter()
+            .map(|p| LinkMsg::parse(p).map_err(anyhow::Error::from))
+            .collect()
+    }
+
+    /// Sets link `index` up.
+    pub fn set_up(&mut self, index: i32) -> Result<()> {
+        let req = LinkMsg {
+            index,
+            flags: IFF_UP,
+            change: IFF_UP,
+            ..LinkMsg::default()
+        };
+        self.transact(RTM_NEWLINK, NLM_F_ACK, &req.emit())
+            .map(|_| ())
+            .context("setting a link up")
+    }
+
+    /// Deletes link `index` (one already gone is no error).
+    pub fn delete_link(&mut self, index: i32) -> Result<()> {
+        let req = LinkMsg {
+            index,
+            ..LinkMsg::default()
+        };
+        match self.transact(RTM_DELLINK, NLM_F_ACK, &req.emit()) {
+            Err(e) if errno(&e) == Some(ENODEV) => Ok(()),
+            r => r.map(|_| ()).context("deleting a link"),
+        }
     }
 
     /// Every address of every link.
@@ -369,5 +450,25 @@ mod tests {
         let mut net = addr_request(7, v4);
         net.prefix_len = 24;
         assert_eq!(vip_of(&net, 7), None);
+    }
+
+    #[test]
+    fn the_ipip_link_request_is_external_mode_and_parses_back() {
+        let req = ipip_external_request("clusterf-ipip0");
+        let bytes = req.emit();
+        assert_eq!(LinkMsg::parse(&bytes).unwrap(), req);
+        assert_eq!(req.kind(), Some("ipip"));
+        let data = &req.info.as_ref().unwrap().other[0];
+        assert_eq!(data.kind, IFLA_INFO_DATA);
+        // One attribute, IFLA_IPTUN_COLLECT_METADATA, a flag: no payload.
+        assert_eq!(data.payload, [4, 0, IFLA_IPTUN_COLLECT_METADATA as u8, 0]);
+        assert_eq!(req.flags & IFF_UP, IFF_UP);
+        let mut ours = req.clone();
+        ours.alias = Some("clusterf: realserver".into());
+        assert_eq!(
+            not_ours_as(&ours, "ipip", "clusterf: realserver", "x"),
+            None
+        );
+        assert!(not_ours_as(&ours, "dummy", "clusterf: realserver", "x").is_some());
     }
 }

@@ -293,7 +293,8 @@ printf '127.0.0.1 localhost\n::1 localhost\n' >"$stage/etc/hosts"
 # Modules: the wanted ones and everything they depend on.
 mods=$kroot/lib/modules/$kver
 want="ip_vs ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_lblc ip_vs_lblcr ip_vs_dh
-ip_vs_sh ip_vs_sed ip_vs_nq ip_vs_fo ip_vs_ovf ip_vs_mh ip_vs_twos ip_vs_pe_sip veth dummy bridge"
+ip_vs_sh ip_vs_sed ip_vs_nq ip_vs_fo ip_vs_ovf ip_vs_mh ip_vs_twos ip_vs_pe_sip veth dummy bridge
+ipip"
 want="$want nf_tables nft_chain_nat nft_nat nft_numgen nft_masq nft_ct nft_fib_inet nft_fib_ipv4 nft_fib_ipv6"
 declare -A path_of=()
 while IFS= read -r f; do

@@ -41,6 +41,11 @@ pub const IFLA_IFNAME: u16 = 3;
 pub const IFLA_LINKINFO: u16 = 18;
 pub const IFLA_IFALIAS: u16 = 20;
 pub const IFLA_INFO_KIND: u16 = 1;
+/// `IFLA_INFO_DATA`: the kind's own attributes (kept in `LinkInfo::other`).
+pub const IFLA_INFO_DATA: u16 = 2;
+/// `IFLA_IPTUN_COLLECT_METADATA` (`if_tunnel.h`): a flag; an IPIP link in
+/// external mode receives every IPIP packet no other tunnel matches.
+pub const IFLA_IPTUN_COLLECT_METADATA: u16 = 19;
 
 pub const IFA_ADDRESS: u16 = 1;
 pub const IFA_LOCAL: u16 = 2;

@@ -158,3 +158,110 @@ within() {
     if [ "$d" -le "$4" ]; then ok "$1: $2 (want $3 +-$4)"; else fail "$1: $2, want $3 +-$4"; fi
 }
 
+
+# --- a router, two frontends with BIRD, a client (bgp-bird.sh, datapath.sh) ---
+# Bridge `lan` in the guest root (nothing leaves the VM): r 10.0.0.254
+# fd00::254, fe1 .1 fd00::1, fe2 .2 fd00::2; the client c 10.9.0.2 behind
+# r (10.9.0.1). The router's BIRD peers with both frontends' (v4 and v6)
+# and writes what it learns to its kernel table with ECMP; the frontends'
+# BIRD runs examples/bird/bird.conf ($DATA/bird) with only the router id
+# and the neighbors changed.
+
+nsx() { # NS CMD...: run CMD in namespace NS
+    _ns=$1
+    shift
+    $IP netns exec "$_ns" "$@"
+}
+sysctl_in() { # NS KEY VALUE
+    nsx "$1" sh -c "echo $3 >/proc/sys/$2"
+}
+attach() { # NS ADDR4 [ADDR6]: a veth from NS's eth0 to the bridge
+    $IP link add l$1 type veth peer name eth0 netns $1
+    $IP link set l$1 master lan up
+    $IP -n $1 addr add $2/24 dev eth0
+    [ -z "$3" ] || $IP -n $1 addr add $3/64 dev eth0 nodad
+    $IP -n $1 link set eth0 up
+}
+
+# router_network NS...: namespaces r, c and NS...; the bridge, the router
+# on it, the client behind it; the frontends fe1 and fe2 attached, with
+# their default route via the router.
+router_network() {
+    modprobe bridge || die "modprobe bridge"
+    for ns in r c fe1 fe2 "$@"; do
+        $IP netns add $ns
+        $IP -n $ns link set lo up
+    done
+    # No multicast snooping: neighbour discovery must not depend on the
+    # bridge having seen each port's MLD report.
+    $IP link add lan type bridge mcast_snooping 0
+    $IP link set lan up
+    attach r 10.0.0.254 fd00::254
+    attach fe1 10.0.0.1 fd00::1
+    attach fe2 10.0.0.2 fd00::2
+    $IP -n r link add eth1 type veth peer name eth0 netns c
+    $IP -n r addr add 10.9.0.1/24 dev eth1
+    $IP -n r link set eth1 up
+    $IP -n c addr add 10.9.0.2/24 dev eth0
+    $IP -n c link set eth0 up
+    $IP -n c route add default via 10.9.0.1
+    sysctl_in r net/ipv4/ip_forward 1
+    sysctl_in r net/ipv6/conf/all/forwarding 1
+    # ECMP by the 5-tuple, so that one client's connections spread.
+    sysctl_in r net/ipv4/fib_multipath_hash_policy 1
+    for fe in fe1 fe2; do
+        $IP -n $fe route add default via 10.0.0.254
+    done
+}
+
+# start_birds: the router's BIRD and the frontends' (examples/bird).
+start_birds() {
+    command -v bird >/dev/null && command -v birdc >/dev/null || die "no bird/birdc in the guest (tests/vm/build.sh)"
+    CONF=$DATA/bird/bird.conf
+    [ -f "$CONF" ] || die "no $CONF"
+    cat >/tmp/bird-r.conf <<'B'
+log "/tmp/bird-r.log" all;
+router id 10.0.0.254;
+protocol device { scan time 10; }
+protocol kernel k4 { ipv4 { import none; export all; }; merge paths on; }
+protocol kernel k6 { ipv6 { import none; export all; }; merge paths on; }
+template bgp fe {
+    local as 64500;
+    hold time 9;
+    keepalive time 3;
+    connect retry time 5;
+}
+template bgp fe4 from fe { ipv4 { import all; export none; }; }
+template bgp fe6 from fe { ipv6 { import all; export none; }; }
+protocol bgp fe1_v4 from fe4 { neighbor 10.0.0.1 as 64512; }
+protocol bgp fe2_v4 from fe4 { neighbor 10.0.0.2 as 64512; }
+protocol bgp fe1_v6 from fe6 { neighbor fd00::1 as 64512; }
+protocol bgp fe2_v6 from fe6 { neighbor fd00::2 as 64512; }
+B
+    frontend_conf fe1 10.0.0.1
+    frontend_conf fe2 10.0.0.2
+    for ns in r fe1 fe2; do
+        nsx $ns bird -c /tmp/bird-$ns.conf -s /run/bird-$ns.ctl -P /run/bird-$ns.pid ||
+            die "bird in $ns: $(cat /tmp/bird-$ns.log 2>/dev/null)"
+    done
+}
+frontend_conf() { # NAME ADDR4: the example with this network's ids and neighbors
+    {
+        echo "log \"/tmp/bird-$1.log\" all;"
+        sed -e "s/^router id 192\.0\.2\.11;/router id $2;/" \
+            -e 's/neighbor 192\.0\.2\.1 as 64500;/neighbor 10.0.0.254 as 64500;/' \
+            -e 's/neighbor 2001:db8:ffff::1 as 64500;/neighbor fd00::254 as 64500;/' "$CONF"
+    } >/tmp/bird-$1.conf
+    n=$(grep -c -e "^router id $2;" -e 'neighbor 10.0.0.254 as 64500;' -e 'neighbor fd00::254 as 64500;' /tmp/bird-$1.conf)
+    [ "$n" = 3 ] || die "examples/bird/bird.conf no longer has the router id and neighbors this scenario replaces"
+}
+birdc_r() { birdc -s /run/bird-r.ctl "$@"; }
+# established: the router's 4 BGP sessions are up.
+established() { [ "$(birdc_r show protocols | grep -c Established)" = 4 ]; }
+# hops [-6] PREFIX: the next hops of PREFIX in the router's kernel table.
+hops() {
+    _f=-4
+    [ "$1" = -6 ] && { _f=-6; shift; }
+    $IP -n r $_f route show "$1" | grep -o 'via [0-9a-f.:]*' | awk '{print $2}' | sort | tr '\n' ' ' | sed 's/ $//'
+}
+hops_are() { [ "$(hops $1)" = "$2" ]; }
