@@ -57,6 +57,13 @@ pub struct RealserverArgs {
     )]
     pub state_file: PathBuf,
 
+    /// DNAT VIP:port to the containers behind this Docker host's droute
+    /// and tunnel dests, in an nf_tables table clusterf owns (`inet
+    /// clusterf`; docs/dnat.md). Without it, a table left by an earlier
+    /// --docker run is removed
+    #[arg(long)]
+    pub docker: bool,
+
     /// Print the plan and change nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -107,6 +114,7 @@ pub fn run(args: &RealserverArgs) -> Result<u8> {
         },
         host_addresses: (!args.host_address.is_empty())
             .then(|| args.host_address.iter().copied().collect::<BTreeSet<_>>()),
+        docker: args.docker,
     };
     let host = Host::open(Sysctls::default(), args.state_file.clone())?;
     if args.watch {
@@ -123,7 +131,7 @@ fn once(args: &RealserverArgs, opts: &Options, mut host: Host) -> Result<u8> {
     } else {
         loaded = crate::cli::source::load(&args.config, &args.overlay, &args.compile)?;
         crate::cli::source::refuse_errors(&loaded, ", nothing changed")?;
-        Some(&loaded.rendered.state)
+        Some(&loaded.rendered)
     };
     let out = match realserver::pass(&mut host, state, opts, args.dry_run) {
         Ok(out) => out,

@@ -23,11 +23,14 @@ use super::sysctl::{self, Sysctls};
 use crate::netlink::message::{
     AddrMsg, IFA_FAMILY_INET, IFA_FAMILY_INET6, IFF_UP, LinkMsg, RT_SCOPE_UNIVERSE,
 };
+use crate::netlink::nft::NftClient;
 use crate::netlink::rtnl::{self, RtnlClient};
 
 /// The host: a route netlink socket, the sysctl tree and the state file.
 pub struct Host {
     rtnl: RtnlClient,
+    /// nf_tables, opened at the first read of the DNAT table.
+    nft: Option<NftClient>,
     pub sysctls: Sysctls,
     pub state_file: PathBuf,
 }
@@ -45,6 +48,7 @@ impl Host {
     pub fn open(sysctls: Sysctls, state_file: PathBuf) -> Result<Host> {
         Ok(Host {
             rtnl: RtnlClient::connect()?,
+            nft: None,
             sysctls,
             state_file,
         })
@@ -86,9 +90,18 @@ impl Host {
         })
     }
 
-    /// Everything the plan needs: `net`, the record, and the values of
-    /// the desired and recorded sysctls.
-    pub fn observe(&self, net: Net, desired: &Desired) -> Result<Observed> {
+    /// Everything the plan needs: `net`, the record, the values of the
+    /// desired and recorded sysctls, and the DNAT table (a failed read is
+    /// an error with `docker`; without, the table is left alone unread).
+    pub fn observe(&mut self, net: Net, desired: &Desired, docker: bool) -> Result<Observed> {
+        let dnat = match self.read_dnat() {
+            Ok(current) => Some(current),
+            Err(e) if docker => return Err(e.context("reading the DNAT table (--docker)")),
+            Err(e) => {
+                tracing::debug!("DNAT table not read (no --docker): {e:#}");
+                None
+            }
+        };
         let record = sysctl::load_record(&self.state_file)?;
         let keys: BTreeSet<&Sysctl> = desired
             .sysctls
@@ -104,7 +117,15 @@ impl Host {
             vips: net.vips,
             sysctls,
             record,
+            dnat,
         })
+    }
+
+    fn read_dnat(&mut self) -> Result<crate::dnat::Current> {
+        if self.nft.is_none() {
+            self.nft = Some(NftClient::connect()?);
+        }
+        self.nft.as_mut().expect("connected above").read()
     }
 
     /// Runs the plan's steps in order; stops at the first that fails.
@@ -158,6 +179,10 @@ impl Host {
                 }
                 self.sysctls.write(sysctl, *to)
             }
+            Step::Dnat { plan, .. } => match self.nft.as_mut() {
+                Some(nft) => nft.apply(plan),
+                None => bail!("the DNAT table was not read: not changing it"),
+            },
             Step::AddVip { link, vip } => {
                 let index = self.any_our_link(link)?.index as u32;
                 self.rtnl.add_vip(index, *vip)

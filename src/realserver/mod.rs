@@ -29,7 +29,7 @@ use std::net::IpAddr;
 
 use anyhow::{Result, anyhow};
 
-use crate::model::IpvsState;
+use crate::render::Rendered;
 
 pub use self::host::Host;
 pub use self::plan::*;
@@ -41,6 +41,8 @@ pub struct Options {
     /// This host's addresses (`--host-address`); `None`: its global
     /// addresses as read.
     pub host_addresses: Option<BTreeSet<IpAddr>>,
+    /// `--docker`: DNAT of VIP:port to this host's containers (`dnat`).
+    pub docker: bool,
 }
 
 /// What a pass found and did.
@@ -50,22 +52,28 @@ pub struct Outcome {
     pub plan: Plan,
 }
 
-/// One pass: reads the host, plans it for `state` (`None`: for nothing,
-/// the cleanup, which removes what clusterf added), and applies the plan
-/// unless `dry_run`.
+/// One pass: reads the host, plans it for `rendered` (`None`: for
+/// nothing, the cleanup, which removes what clusterf added), and applies
+/// the plan unless `dry_run`.
 pub fn pass(
     host: &mut Host,
-    state: Option<&IpvsState>,
+    rendered: Option<&Rendered>,
     opts: &Options,
     dry_run: bool,
 ) -> Result<Outcome> {
     let net = host.read_net(&opts.settings)?;
     let addresses = opts.host_addresses.as_ref().unwrap_or(&net.addresses);
-    let desired = match state {
-        Some(state) => plan::desired(state, addresses, &opts.settings),
+    let desired = match rendered {
+        Some(r) => {
+            let mut d = plan::desired(&r.state, addresses, &opts.settings);
+            if opts.docker {
+                d.dnat = crate::dnat::desired(&r.state, &r.config, &r.overlay, addresses);
+            }
+            d
+        }
         None => Desired::default(),
     };
-    let observed = host.observe(net, &desired)?;
+    let observed = host.observe(net, &desired, opts.docker)?;
     let plan = plan::plan(&desired, &observed, &opts.settings)
         .map_err(|problems| anyhow!("nothing changed: {}", problems.join("; ")))?;
     if !dry_run && !plan.is_empty() {

@@ -128,8 +128,10 @@ pub struct Desired {
     /// What was found and cannot be served (an IPv6 tunnel dest, an
     /// fwmark service), for the log.
     pub warnings: Vec<String>,
-    // Slice D's DNAT rules (`--docker`) join here, and their steps in
-    // `plan` and `host::apply`.
+    /// The DNAT of VIP:port to this Docker host's containers
+    /// (`--docker`; `dnat::desired`): none without it, so a table left by
+    /// an earlier `--docker` run is removed.
+    pub dnat: crate::dnat::Rules,
 }
 
 /// The services of `state` with a droute or tunnel dest on one of
@@ -250,6 +252,9 @@ pub struct Observed {
     /// file, the interface does not exist).
     pub sysctls: BTreeMap<Sysctl, Option<i64>>,
     pub record: Record,
+    /// clusterf's DNAT table as read; `None`: not read (no nf_tables
+    /// here, and no `--docker`: then it is left alone).
+    pub dnat: Option<crate::dnat::Current>,
 }
 
 /// One change to the host.
@@ -292,6 +297,13 @@ pub enum Step {
         to: i64,
         record: bool,
     },
+    /// clusterf's DNAT table created, replaced whole or removed: the
+    /// plan's lines, and the plan `host` applies.
+    Dnat {
+        lines: Vec<String>,
+        #[serde(skip)]
+        plan: crate::dnat::DnatPlan,
+    },
     AddVip {
         link: String,
         vip: IpAddr,
@@ -321,6 +333,7 @@ impl fmt::Display for Step {
                 Some(from) => write!(f, "~ sysctl {sysctl} {from} -> {to}"),
                 None => write!(f, "~ sysctl {sysctl} -> {to}"),
             },
+            Step::Dnat { lines, .. } => write!(f, "{}", lines.join("\n")),
             Step::AddVip { link, vip } => write!(f, "+ vip {} on {link}", cidr(*vip)),
         }
     }
@@ -375,6 +388,7 @@ pub fn plan(
         (&mut breaks, &mut makes),
     );
     vips(desired, observed, settings, &mut breaks, &mut makes);
+    dnat(desired, observed, &mut problems, &mut makes);
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -385,7 +399,9 @@ pub fn plan(
 }
 
 /// Where a step runs: removals, restores, deletes; creates, ups, sets,
-/// adds (stable within each).
+/// the DNAT table, adds (stable within each). The table changes whole in
+/// one step: after every VIP removal (a VIP leaves before its rule) and
+/// before every VIP addition (a rule is there before its VIP).
 fn order(s: &Step) -> u8 {
     match s {
         Step::RemoveVip { .. } => 0,
@@ -394,7 +410,8 @@ fn order(s: &Step) -> u8 {
         Step::AddLink { .. } => 3,
         Step::SetUp { .. } => 4,
         Step::SetSysctl { .. } => 5,
-        Step::AddVip { .. } => 6,
+        Step::Dnat { .. } => 6,
+        Step::AddVip { .. } => 7,
     }
 }
 
@@ -489,6 +506,22 @@ fn sysctls(
                 set: rec.set,
             }),
         }
+    }
+}
+
+/// The DNAT table's step, when it was read and differs; a table of our
+/// name that is not ours is a problem.
+fn dnat(desired: &Desired, observed: &Observed, problems: &mut Vec<String>, makes: &mut Vec<Step>) {
+    let Some(current) = &observed.dnat else {
+        return;
+    };
+    match crate::dnat::plan(&desired.dnat, current) {
+        Ok(plan) if plan.is_empty() => {}
+        Ok(plan) => makes.push(Step::Dnat {
+            lines: plan.lines.clone(),
+            plan,
+        }),
+        Err(why) => problems.push(why),
     }
 }
 
@@ -726,5 +759,66 @@ mod tests {
         assert_eq!(r.get(&s).map(|r| (r.was, r.set)), Some((0, 2)));
         r.forget(&s);
         assert_eq!(r, Record::default());
+    }
+
+    fn dnat_rules(vip: &str, to: &str) -> crate::dnat::Rules {
+        let mut r = crate::dnat::Rules::new();
+        let to: BTreeMap<std::net::SocketAddr, u32> = [(to.parse().unwrap(), 1)].into();
+        r.insert((crate::model::Protocol::Tcp, vip.parse().unwrap()), to);
+        r
+    }
+
+    #[test]
+    fn the_dnat_table_changes_after_vip_removals_and_before_vip_additions() {
+        let s = state(&[("tcp://198.51.100.1:80", "10.0.0.10:80", Method::Droute)]);
+        let mut d = desired(&s, &host(), &settings());
+        d.dnat = dnat_rules("198.51.100.1:80", "172.17.0.2:8080");
+        let mut o = fresh();
+        o.dnat = Some(crate::dnat::Current::Absent);
+        let p = plan(&d, &o, &settings()).unwrap();
+        assert_eq!(
+            lines(&p),
+            [
+                "+ link clusterf-rs0 (dummy)",
+                "~ sysctl net.ipv4.conf.eth0.arp_announce 0 -> 2",
+                "~ sysctl net.ipv4.conf.eth0.arp_ignore 0 -> 1",
+                "+ table inet clusterf\n+ dnat tcp 198.51.100.1:80 -> 172.17.0.2:8080",
+                "+ vip 198.51.100.1/32 on clusterf-rs0",
+            ]
+        );
+        // The service gone: its VIP leaves, then its rule (the table).
+        let mut o = fresh();
+        o.links.push(ours("clusterf-rs0", DUMMY));
+        o.vips
+            .entry("clusterf-rs0".into())
+            .or_default()
+            .insert("198.51.100.1".parse().unwrap());
+        o.dnat = Some(crate::dnat::Current::Ours {
+            handle: 9,
+            layout: crate::dnat::Layout::Clusterf,
+            steps: crate::dnat::plan(&d.dnat, &crate::dnat::Current::Absent)
+                .unwrap()
+                .steps,
+        });
+        let p = plan(&Desired::default(), &o, &settings()).unwrap();
+        let first = |want: &str| lines(&p).iter().position(|l| l.starts_with(want)).unwrap();
+        assert!(first("- vip 198.51.100.1/32") < first("- dnat tcp 198.51.100.1:80"));
+    }
+
+    #[test]
+    fn a_dnat_table_not_read_is_left_alone_and_one_not_ours_is_a_problem() {
+        let d = Desired {
+            dnat: dnat_rules("198.51.100.1:80", "172.17.0.2:8080"),
+            ..Desired::default()
+        };
+        assert_eq!(plan(&d, &fresh(), &settings()).unwrap(), Plan::default());
+        let mut o = fresh();
+        o.dnat = Some(crate::dnat::Current::NotOurs("has no comment".into()));
+        let problems = plan(&d, &o, &settings()).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("table inet clusterf has no comment"),
+            "{problems:?}"
+        );
     }
 }

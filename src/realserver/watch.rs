@@ -253,7 +253,7 @@ impl Passer {
             );
             return Err(Source::Config);
         }
-        match super::pass(&mut self.host, Some(&rendered.state), &self.opts, false) {
+        match super::pass(&mut self.host, Some(&rendered), &self.opts, false) {
             Ok(out) => {
                 for w in &out.desired.warnings {
                     warn!("{w}");

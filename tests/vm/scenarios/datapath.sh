@@ -10,8 +10,12 @@
 # realservers answer no ARP for the VIPs; a service added to and removed
 # from the config comes and goes on rs1; stopping fe1 with
 # --withdraw-on-exit moves traffic to fe2; and after --cleanup `ip -d
-# addr`, `ip route` and every arp_*/rp_filter sysctl of the realservers
-# are as before.
+# addr`, `ip route`, every arp_*/rp_filter sysctl and `nft -s list
+# ruleset` of the realservers are as before. rs1 is also a Docker-style
+# host: a third service's backend is a "container" (namespace ct1,
+# 172.17.0.2:8080 behind rs1) routed through rs1 as gateway, and
+# `realserver --docker` DNATs its VIP:80 to it in clusterf's own nftables
+# table, beside a table of another owner that stays as it was.
 #
 # Network (lib.sh: router_network): c 10.9.0.2 -- r | lan 10.0.0.0/24:
 #   r .254, fe1 .1, fe2 .2, rs1 .11, rs2 .12
@@ -20,6 +24,7 @@ need_clusterf realserver
 modprobe ipip || die "modprobe ipip"
 DR=10.107.107.107  # droute, served by rs1
 TUN=10.107.107.108 # tunnel, served by rs2
+DOCK=10.107.107.110 # droute to rs1 as the gateway of its container ct1
 
 router_network rs1 rs2
 attach rs1 10.0.0.11
@@ -35,12 +40,38 @@ done
 # on the IPIP link, whose route back is eth0; only a loose value on the
 # link lets them in.
 sysctl_in rs2 net/ipv4/conf/all/rp_filter 1
+# rs1 as a Docker host: container ct1 behind a veth, 172.17.0.2, httpd on
+# 8080; forwarding on, and a table of another owner (Docker's would be
+# iptables-nft's), which clusterf must leave as it is.
+$IP netns add ct1
+$IP -n ct1 link set lo up
+$IP -n rs1 link add docker0 type veth peer name eth0 netns ct1
+$IP -n rs1 addr add 172.17.0.1/16 dev docker0
+$IP -n rs1 link set docker0 up
+$IP -n ct1 addr add 172.17.0.2/16 dev eth0
+$IP -n ct1 link set eth0 up
+$IP -n ct1 route add default via 172.17.0.1
+mkdir -p /www/ct1
+echo ct1 >/www/ct1/index.html
+nsx ct1 httpd -p 8080 -h /www/ct1 || die "httpd in ct1"
+sysctl_in rs1 net/ipv4/ip_forward 1
+command -v nft >/dev/null || die "no nft in the guest (tests/vm/build.sh)"
+nsx rs1 nft -f - <<'NFT' || die "rs1's own table"
+table inet filter {
+    chain forward {
+        type filter hook forward priority 0; policy accept;
+        ip daddr 172.17.0.0/16 counter accept
+    }
+}
+NFT
 start_birds
 
 # --- one config for every host ------------------------------------------------
 mkdir -p /tmp/cfg/services /tmp/cfg/routes
 echo "method: droute" >/tmp/cfg/clusterf.yaml
 printf 'prefix: 10.0.0.12/32\nmethod: tunnel\n' >/tmp/cfg/routes/rs2.yaml
+printf 'prefix: 172.17.0.0/16\ngateway: 10.0.0.11\nmethod: droute\n' >/tmp/cfg/routes/rs1-docker.yaml
+printf 'frontend: {ipv4: %s, tcp: 80}\nbackends:\n  ct1: {ipv4: 172.17.0.2, tcp: 8080}\n' $DOCK >/tmp/cfg/services/dock.yaml
 for s in "dr $DR rs1 10.0.0.11" "tun $TUN rs2 10.0.0.12"; do
     set -- $s
     printf 'frontend: {ipv4: %s, tcp: 80}\nscheduler: rr\nbackends:\n  %s: {ipv4: %s, tcp: 80}\n' \
@@ -48,7 +79,8 @@ for s in "dr $DR rs1 10.0.0.11" "tun $TUN rs2 10.0.0.12"; do
 done
 clusterf render --config-path /tmp/cfg --output ipvsadm >/tmp/rendered || die "render: $(cat /tmp/rendered)"
 grep -q -- "-a -t $TUN:80 -r 10.0.0.12:80 -i" /tmp/rendered && grep -q -- "-a -t $DR:80 -r 10.0.0.11:80 -g" /tmp/rendered &&
-    ok "the config: $DR droute to rs1, $TUN tunnel to rs2" || { cat /tmp/rendered; die "unexpected render"; }
+    grep -q -- "-a -t $DOCK:80 -r 10.0.0.11:80 -g" /tmp/rendered &&
+    ok "the config: $DR droute to rs1, $TUN tunnel to rs2, $DOCK droute to rs1 as ct1's gateway" || { cat /tmp/rendered; die "unexpected render"; }
 
 # --- what the realservers are before clusterf ----------------------------------
 snapshot() { # NS FILE: addresses, routes and the ARP/rp_filter sysctls, but for clusterf's links
@@ -59,20 +91,23 @@ snapshot() { # NS FILE: addresses, routes and the ARP/rp_filter sysctls, but for
         $IP -n $1 route
         nsx $1 sh -c 'for f in /proc/sys/net/ipv4/conf/*/arp_* /proc/sys/net/ipv4/conf/*/rp_filter; do echo "$f $(cat $f)"; done' |
             grep -v /clusterf-
+        nsx $1 nft -s list ruleset
     } >$2
 }
 snapshot rs1 /tmp/rs1.before
 snapshot rs2 /tmp/rs2.before
 
 # --- --dry-run: the plan, and nothing changed ---------------------------------------
-rs_flags() { # RS: the realserver's flags
+rs_flags() { # RS: the realserver's flags (rs1 is a Docker host)
     echo --config-path /tmp/cfg --arp-interface eth0 --state-file /tmp/$1.state.json
+    [ $1 = rs1 ] && echo --docker
 }
 nsx rs1 clusterf realserver $(rs_flags rs1) --dry-run >/tmp/dry 2>&1 || { cat /tmp/dry; die "--dry-run failed"; }
 cat /tmp/dry
 printf '%s\n' "+ link clusterf-rs0 (dummy)" "~ sysctl net.ipv4.conf.eth0.arp_announce 0 -> 2" \
-    "~ sysctl net.ipv4.conf.eth0.arp_ignore 0 -> 1" "+ vip $DR/32 on clusterf-rs0" >/tmp/want
-expect_eq "rs1's --dry-run plan: its link, the ARP sysctls, then its VIP" /tmp/want /tmp/dry
+    "~ sysctl net.ipv4.conf.eth0.arp_ignore 0 -> 1" "+ table inet clusterf" \
+    "+ dnat tcp $DOCK:80 -> 172.17.0.2:8080" "+ vip $DR/32 on clusterf-rs0" "+ vip $DOCK/32 on clusterf-rs0" >/tmp/want
+expect_eq "rs1's --dry-run plan: its link, the ARP sysctls, its DNAT table, then its VIPs" /tmp/want /tmp/dry
 nsx rs2 clusterf realserver $(rs_flags rs2) --dry-run --output json >/tmp/dry.json 2>&1
 grep -q '"op": "add-link"' /tmp/dry.json && grep -q '"kind": "ipip"' /tmp/dry.json && grep -q "\"vip\": \"$TUN\"" /tmp/dry.json &&
     ok "rs2's --dry-run --output json: the IPIP link and $TUN" || { cat /tmp/dry.json; fail "rs2's JSON plan"; }
@@ -105,11 +140,19 @@ start_rs rs1 --metrics-listen 127.0.0.1:9470
 RS1=$!
 start_rs rs2
 RS2=$!
-vip_on() { # NS LINK VIP: VIP is the only global address on LINK
-    [ "$($IP -n $1 -o addr show dev $2 scope global 2>/dev/null | awk '{print $4}')" = "$3/32" ]
+vip_on() { # NS LINK VIP...: the VIPs are the only global addresses on LINK
+    _ns=$1 _link=$2
+    shift 2
+    [ "$($IP -n $_ns -o addr show dev $_link scope global 2>/dev/null | awk '{print $4}' | sort | tr '\n' ' ')" = \
+        "$(for v in "$@"; do echo $v/32; done | sort | tr '\n' ' ')" ]
 }
-wait_for 60 "$DR on rs1's clusterf-rs0" vip_on rs1 clusterf-rs0 $DR && ok "rs1 holds $DR/32 on clusterf-rs0, nothing else" ||
-    { cat /tmp/rs-rs1.log; die "rs1"; }
+wait_for 60 "$DR and $DOCK on rs1's clusterf-rs0" vip_on rs1 clusterf-rs0 $DR $DOCK &&
+    ok "rs1 holds $DR/32 and $DOCK/32 on clusterf-rs0, nothing else" || { cat /tmp/rs-rs1.log; die "rs1"; }
+nsx rs1 nft -s list table inet clusterf >/tmp/dnat-table || die "no table inet clusterf on rs1"
+grep -Eq "ip daddr $DOCK .*dnat ip to 172.17.0.2:8080" /tmp/dnat-table &&
+    ok "rs1's table inet clusterf DNATs $DOCK:80 to ct1 (172.17.0.2:8080)" || { cat /tmp/dnat-table; fail "rs1's DNAT table"; }
+$IP netns exec rs2 nft list table inet clusterf >/dev/null 2>&1 && fail "rs2 (no --docker) has a DNAT table" ||
+    ok "rs2 (no --docker) has no DNAT table"
 wait_for 60 "$TUN on rs2's clusterf-ipip0" vip_on rs2 clusterf-ipip0 $TUN &&
     ok "rs2 holds $TUN/32 on clusterf-ipip0 (the link it arrives on), nothing else" || { cat /tmp/rs-rs2.log; die "rs2"; }
 $IP -n rs2 link show clusterf-rs0 >/dev/null 2>&1 && fail "rs2 (tunnel only) has a dummy link" ||
@@ -131,15 +174,16 @@ grep -q '"was": 0' /tmp/rs1.state.json && ok "rs1's state file records eth0's ea
 metric() { # NAME: its value on rs1's /metrics
     timeout 5 $IP netns exec rs1 wget -q -O - http://127.0.0.1:9470/metrics 2>/dev/null | awk -v n="$1" '$1 == n {print $2}'
 }
-[ "$(metric 'clusterf_vips{state="desired"}')" = 1 ] && [ "$(metric 'clusterf_passes_total{outcome="ok"}' | cut -d. -f1)" -ge 1 ] &&
-    ok "rs1's /metrics: 1 VIP desired, passes ok" || fail "rs1's metrics: $(metric 'clusterf_vips{state="desired"}')"
+[ "$(metric 'clusterf_vips{state="desired"}')" = 2 ] && [ "$(metric 'clusterf_passes_total{outcome="ok"}' | cut -d. -f1)" -ge 1 ] &&
+    ok "rs1's /metrics: 2 VIPs desired, passes ok" || fail "rs1's metrics: $(metric 'clusterf_vips{state="desired"}')"
 
 # --- the router learns both VIPs from both frontends -------------------------------
 wait_for 60 "4 BGP sessions established on the router" established ||
     { birdc_r show protocols; die "no sessions"; }
 wait_for 30 "$DR/32 via both frontends" hops_are $DR/32 "10.0.0.1 10.0.0.2" || die "no ECMP route for $DR"
 wait_for 30 "$TUN/32 via both frontends" hops_are $TUN/32 "10.0.0.1 10.0.0.2" || die "no ECMP route for $TUN"
-ok "the router reaches $DR and $TUN through fe1 and fe2"
+wait_for 30 "$DOCK/32 via both frontends" hops_are $DOCK/32 "10.0.0.1 10.0.0.2" || die "no ECMP route for $DOCK"
+ok "the router reaches $DR, $TUN and $DOCK through fe1 and fe2"
 
 # --- real HTTP, answered straight from the realservers -------------------------------
 get() { timeout 10 $IP netns exec c wget -q -O - http://$1/$2 2>&1; }
@@ -150,6 +194,7 @@ answered() { # N VIP WANT: N requests to VIP, all answered WANT
 }
 answered 10 $DR rs1
 answered 10 $TUN rs2 || $IP -n rs2 -s link show clusterf-ipip0
+answered 10 $DOCK ct1
 bytes() { # NS DIR: its eth0's rx or tx bytes
     nsx $1 cat /sys/class/net/eth0/statistics/${2}_bytes
 }
@@ -181,9 +226,36 @@ rm /tmp/cfg/services/new.yaml
 gone() { ! has_vip $1; }
 wait_for 10 "$NEW gone from rs1" gone $NEW && has_vip $DR && ok "the service removed: rs1 drops $NEW/32, keeps $DR/32"
 
+# --- a second container behind the same VIP: the table is replaced whole -----------
+$IP netns add ct2
+$IP -n ct2 link set lo up
+$IP -n rs1 link add docker1 type veth peer name eth0 netns ct2
+$IP -n rs1 addr add 172.18.0.1/16 dev docker1
+$IP -n rs1 link set docker1 up
+$IP -n ct2 addr add 172.18.0.2/16 dev eth0
+$IP -n ct2 link set eth0 up
+$IP -n ct2 route add default via 172.18.0.1
+mkdir -p /www/ct2
+echo ct2 >/www/ct2/index.html
+nsx ct2 httpd -p 8080 -h /www/ct2 || die "httpd in ct2"
+printf 'prefix: 172.18.0.0/16\ngateway: 10.0.0.11\nmethod: droute\n' >/tmp/cfg/routes/rs1-docker1.yaml
+printf 'frontend: {ipv4: %s, tcp: 80}\nbackends:\n  ct1: {ipv4: 172.17.0.2, tcp: 8080}\n  ct2: {ipv4: 172.18.0.2, tcp: 8080}\n' $DOCK >/tmp/cfg/services/dock.yaml
+two_rules() { [ "$(nsx rs1 nft -s list table inet clusterf | grep -c "ip daddr $DOCK ")" = 2 ]; }
+wait_for 15 "two DNAT rules for $DOCK on rs1" two_rules && ok "a second container: rs1's table holds a rule for each"
+seen=" "
+for _ in $(seq 20); do seen="$seen$(get $DOCK) "; done
+case "$seen" in *" ct1 "*" ct2 "* | *" ct2 "*" ct1 "*) ok "20 requests to $DOCK reached both containers" ;;
+*) fail "20 requests to $DOCK: $seen" ;; esac
+rm /tmp/cfg/routes/rs1-docker1.yaml
+printf 'frontend: {ipv4: %s, tcp: 80}\nbackends:\n  ct1: {ipv4: 172.17.0.2, tcp: 8080}\n' $DOCK >/tmp/cfg/services/dock.yaml
+one_rule() { [ "$(nsx rs1 nft -s list table inet clusterf | grep -c "ip daddr $DOCK ")" = 1 ]; }
+wait_for 15 "one DNAT rule for $DOCK on rs1" one_rule && answered 5 $DOCK ct1
+$IP -n rs1 link del docker1
+$IP netns del ct2
+
 # --- no ARP answer for a VIP from a realserver ----------------------------------------
 mac() { $IP -n $1 link show eth0 | awk '/link\/ether/ {print $2}'; }
-for vip in $DR $TUN; do
+for vip in $DR $TUN $DOCK; do
     nsx r arping -c 3 -w 3 -I eth0 $vip >/tmp/arping 2>&1
     if grep -qi -e "$(mac rs1)" -e "$(mac rs2)" /tmp/arping; then
         fail "a realserver answered ARP for $vip:"
@@ -219,7 +291,7 @@ done
 # --- the realservers stop (the host stays), then --cleanup ---------------------------
 kill -TERM $RS1 $RS2
 wait $RS1 $RS2
-vip_on rs1 clusterf-rs0 $DR && ok "a stopped realserver leaves its VIP in place" || fail "rs1 lost its VIP on stop"
+vip_on rs1 clusterf-rs0 $DR $DOCK && ok "a stopped realserver leaves its VIPs in place" || fail "rs1 lost its VIP on stop"
 for rs in rs1 rs2; do
     nsx $rs clusterf realserver --cleanup --state-file /tmp/$rs.state.json >/tmp/cleanup-$rs 2>&1 ||
         { cat /tmp/cleanup-$rs; fail "$rs --cleanup failed"; }
@@ -227,9 +299,11 @@ done
 cat /tmp/cleanup-rs2
 grep -q "~ sysctl net.ipv4.conf.eth0.arp_ignore 1 -> 0 (restored)" /tmp/cleanup-rs2 && grep -q -- "- link clusterf-ipip0 (ipip)" /tmp/cleanup-rs2 &&
     ok "rs2's cleanup plan restores eth0 and deletes its links" || fail "rs2's cleanup plan"
+grep -q -- "- table inet clusterf" /tmp/cleanup-rs1 && ok "rs1's cleanup removes its DNAT table" ||
+    { cat /tmp/cleanup-rs1; fail "rs1's cleanup plan"; }
 for rs in rs1 rs2; do
     snapshot $rs /tmp/$rs.after
-    expect_eq "$rs after --cleanup: ip -d addr, ip route and the arp_*/rp_filter sysctls as before" /tmp/$rs.before /tmp/$rs.after
+    expect_eq "$rs after --cleanup: ip -d addr, ip route, the arp_*/rp_filter sysctls and nft -s list ruleset as before" /tmp/$rs.before /tmp/$rs.after
     $IP -n $rs -o link | grep -q clusterf- && fail "$rs still has a clusterf link" || ok "$rs has no clusterf link left"
     [ -e /tmp/$rs.state.json ] && fail "$rs's state file is left" || ok "$rs's state file is gone"
 done
