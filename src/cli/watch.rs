@@ -466,8 +466,9 @@ mod tests {
         assert_eq!(ok.watch.resync, Duration::from_secs(1));
     }
 
-    #[test]
-    fn the_fleet_status_is_published_into_an_etcd_overlay_under_a_checked_id() {
+    /// `apply --watch --config-path DIR EXTRA...` resolved, or the error's
+    /// text (clap's or the resolution's).
+    fn resolved(extra: &[&str]) -> Result<daemon::Options, String> {
         use crate::cli::source::{ConfigArgs, OverlayArgs};
         use clap::Parser;
         #[derive(Parser)]
@@ -481,13 +482,16 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().display().to_string();
-        let opts = |extra: &[&str]| {
-            let mut argv = vec!["t", "--watch", "--config-path", &path];
-            argv.extend(extra);
-            let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
-            resolve(&cli.config, &cli.overlay, Default::default(), &cli.watch)
-                .map_err(|e| format!("{e:#}"))
-        };
+        let mut argv = vec!["t", "--watch", "--config-path", &path];
+        argv.extend(extra);
+        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        resolve(&cli.config, &cli.overlay, Default::default(), &cli.watch)
+            .map_err(|e| format!("{e:#}"))
+    }
+
+    #[test]
+    fn the_fleet_status_is_published_into_an_etcd_overlay_under_a_checked_id() {
+        let opts = resolved;
         let etcd = ["--etcd", "http://127.0.0.1:2379"];
         let fleet = opts(
             &[
@@ -523,27 +527,7 @@ mod tests {
 
     #[test]
     fn the_vip_mode_is_dummy_unless_arp_is_asked_and_arp_refresh_needs_arp() {
-        use crate::cli::source::{ConfigArgs, OverlayArgs};
-        use clap::Parser;
-        #[derive(Parser)]
-        struct Cli {
-            #[command(flatten)]
-            config: ConfigArgs,
-            #[command(flatten)]
-            overlay: OverlayArgs,
-            #[command(flatten)]
-            watch: WatchArgs,
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().display().to_string();
-        let mode = |extra: &[&str]| {
-            let mut argv = vec!["t", "--watch", "--config-path", &path];
-            argv.extend(extra);
-            let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
-            resolve(&cli.config, &cli.overlay, Default::default(), &cli.watch)
-                .map(|o| o.vips.map(|v| v.mode))
-                .map_err(|e| format!("{e:#}"))
-        };
+        let mode = |extra: &[&str]| resolved(extra).map(|o| o.vips.map(|v| v.mode));
         assert_eq!(mode(&[]), Ok(None));
         let vif = ["--vip-interface", "eth0"];
         assert_eq!(mode(&vif), Ok(Some(VipMode::Dummy)));

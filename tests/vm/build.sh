@@ -145,37 +145,33 @@ if [ "$(cat "$cache/keepalived.stamp" 2>/dev/null)" != "$kstamp" ] || [ ! -x "$c
     echo "$kstamp" >"$cache/keepalived.stamp"
     log "keepalived: $(du -sh "$cache/keepalived" | cut -f1) in $cache/keepalived"
 fi
+# download_debs PKG...: each package's .deb into $debs, unless there.
+download_debs() {
+    for p in "$@"; do
+        ls "$debs/${p}_"*.deb >/dev/null 2>&1 && continue
+        log "downloading $p"
+        tmpd=$(mktemp -d)
+        chmod 777 "$tmpd"
+        (cd "$tmpd" && apt-get download -q "$p" >&2) ||
+            { apt-get update -q >&2 && (cd "$tmpd" && apt-get download -q "$p" >&2); } ||
+            die "apt-get download $p failed"
+        mv "$tmpd"/*.deb "$debs"/
+        rm -rf "$tmpd"
+    done
+}
 # --- BIRD 2 (the BGP scenario): Debian's bird2 and the libraries it loads
 # (but libc and zlib), downloaded like the kernel, so the host need not have
 # them; unpacked into the guest below.
 bird_pkgs="bird2 libssh-gcrypt-4 libgssapi-krb5-2 libkrb5-3 libk5crypto3 libkrb5support0
 libkeyutils1 libcom-err2 libgcrypt20 libgpg-error0 libreadline8 libtinfo6"
-for p in $bird_pkgs; do
-    ls "$debs/${p}_"*.deb >/dev/null 2>&1 && continue
-    log "downloading $p"
-    tmpd=$(mktemp -d)
-    chmod 777 "$tmpd"
-    (cd "$tmpd" && apt-get download -q "$p" >&2) ||
-        { apt-get update -q >&2 && (cd "$tmpd" && apt-get download -q "$p" >&2); } ||
-        die "apt-get download $p failed"
-    mv "$tmpd"/*.deb "$debs"/
-    rm -rf "$tmpd"
-done
+# shellcheck disable=SC2086
+download_debs $bird_pkgs
 bird_debs=$(for p in $bird_pkgs; do ls "$debs/${p}_"*.deb | sort -V | tail -n1; done)
 # --- nft (the DNAT scenario's checks; a test-only component): Debian's
 # nftables and the libraries it loads, downloaded and unpacked like BIRD.
 nft_pkgs="nftables libnftables1 libnftnl11 libmnl0 libjansson4 libxtables12 libgmp10 libedit2 libbsd0 libmd0"
-for p in $nft_pkgs; do
-    ls "$debs/${p}_"*.deb >/dev/null 2>&1 && continue
-    log "downloading $p"
-    tmpd=$(mktemp -d)
-    chmod 777 "$tmpd"
-    (cd "$tmpd" && apt-get download -q "$p" >&2) ||
-        { apt-get update -q >&2 && (cd "$tmpd" && apt-get download -q "$p" >&2); } ||
-        die "apt-get download $p failed"
-    mv "$tmpd"/*.deb "$debs"/
-    rm -rf "$tmpd"
-done
+# shellcheck disable=SC2086
+download_debs $nft_pkgs
 nft_debs=$(for p in $nft_pkgs; do ls "$debs/${p}_"*.deb | sort -V | tail -n1; done)
 
 # --- stamp: skip everything when nothing changed ----------------------------

@@ -11,20 +11,9 @@
 . "$SCENARIO_LIB"
 need_clusterf apply
 
-# check NAME ARGS...: apply ARGS, compare the kernel with the render, plan again.
+# check NAME ARGS...: apply_exactly (lib.sh), then keep the kernel's thresholds for `thresholds`.
 check() {
-    _n=$1
-    shift
-    rendered_rules /tmp/want-x "$@"
-    [ -s /tmp/want-x ] || die "$_n: render produced nothing"
-    sed -e 's/ -x [0-9]*//' -e 's/ -y [0-9]*//' /tmp/want-x >/tmp/want
-    expect_code "$_n: apply" 0 clusterf apply "$@"
-    kernel_rules /tmp/got
-    expect_eq "$_n: kernel (ipvsadm -S -n) equals render" /tmp/want /tmp/got
-    expect_code "$_n: show" 0 clusterf show --output ipvsadm
-    sort /tmp/last.out >/tmp/show
-    expect_eq "$_n: show (thresholds too) equals render" /tmp/want-x /tmp/show
-    expect_code "$_n: plan after apply is empty" 0 clusterf plan "$@" --detailed-exitcode
+    apply_exactly "$@"
     ipvsadm -L -n --thresholds >/tmp/thresholds
 }
 

@@ -69,6 +69,24 @@ rendered_rules() {
     clusterf render "$@" --output ipvsadm | sort >"$_out"
 }
 
+# apply_exactly NAME ARGS...: `clusterf apply ARGS`, then the kernel
+# (`ipvsadm -S -n`, which never prints thresholds) and `clusterf show`
+# (which does) equal the render, and the plan after it is empty.
+apply_exactly() {
+    _n=$1
+    shift
+    rendered_rules /tmp/want-x "$@"
+    [ -s /tmp/want-x ] || die "$_n: render produced nothing"
+    sed -e 's/ -x [0-9]*//' -e 's/ -y [0-9]*//' /tmp/want-x >/tmp/want
+    expect_code "$_n: apply" 0 clusterf apply "$@"
+    kernel_rules /tmp/got
+    expect_eq "$_n: kernel (ipvsadm -S -n) equals render" /tmp/want /tmp/got
+    expect_code "$_n: show" 0 clusterf show --output ipvsadm
+    sort /tmp/last.out >/tmp/show
+    expect_eq "$_n: show (thresholds too) equals render" /tmp/want-x /tmp/show
+    expect_code "$_n: plan after apply is empty" 0 clusterf plan "$@" --detailed-exitcode
+}
+
 # need_clusterf COMMAND: stop (failing) when clusterf lacks COMMAND (a stub
 # takes no options).
 need_clusterf() {

@@ -42,28 +42,13 @@ ipvsadm -a -u 192.0.2.53:53 -r 10.8.0.1:53 -i -w 3 --tun-type gue --tun-port 608
 CLUSTERF_NETLINK_TRACE=1 clusterf show --output ipvsadm 2>&1 >/dev/null | grep 'netlink recv' | tail -n 2
 ipvsadm -C
 
-# check NAME ARGS...: apply ARGS, compare the kernel with the render, plan again.
-check() {
-    _n=$1
-    shift
-    rendered_rules /tmp/want-x "$@"
-    [ -s /tmp/want-x ] || die "$_n: render produced nothing"
-    sed -e 's/ -x [0-9]*//' -e 's/ -y [0-9]*//' /tmp/want-x >/tmp/want
-    expect_code "$_n: apply" 0 clusterf apply "$@"
-    kernel_rules /tmp/got
-    expect_eq "$_n: kernel (ipvsadm -S -n) equals render" /tmp/want /tmp/got
-    expect_code "$_n: show" 0 clusterf show --output ipvsadm
-    sort /tmp/last.out >/tmp/show
-    expect_eq "$_n: show (thresholds too) equals render" /tmp/want-x /tmp/show
-    expect_code "$_n: plan after apply is empty" 0 clusterf plan "$@" --detailed-exitcode
-}
 
 # has WANT: the last kernel rules have the line fragment WANT.
 has() {
     grep -q -e "$1" /tmp/got && ok "kernel has: $1" || fail "kernel lacks: $1"
 }
 
-check "yaml" --config-path /data/yaml
+apply_exactly "yaml" --config-path /data/yaml
 has '-r 10.1.0.1:80 -i -w 20 --tun-type gue --tun-port 6080 --tun-csum'
 has '-r 10.2.0.1:80 -i -w 10 --tun-type gre --tun-nocsum'
 has '-r 10.3.0.1:80 -i -w 10 --tun-type ipip'
@@ -87,15 +72,15 @@ for d in 10.1.0.1:80 10.1.0.2:80 10.3.0.1:80 10.5.0.1:80; do
 done
 grep -q '^~   dest 10.1.0.1:80 tunnel gue port 6080 checksum csum -> gue port 6090 checksum csum' /tmp/last.out &&
     ok "the plan names the port change" || fail "the plan does not name the port change"
-check "yaml changed" --config-path /tmp/yaml2
+apply_exactly "yaml changed" --config-path /tmp/yaml2
 has '-r 10.1.0.1:80 -i -w 20 --tun-type gue --tun-port 6090 --tun-csum'
 has '-r 10.3.0.1:80 -i -w 10 --tun-type gre --tun-nocsum'
 has '-r 10.5.0.1:80 -i -w 10 --tun-type gue --tun-port 6081 --tun-nocsum'
-check "yaml again" --config-path /data/yaml
+apply_exactly "yaml again" --config-path /data/yaml
 
 # The JSON layout and its overlay.
 ipvsadm -C
-check "json" --config-path /data/json --overlay-path /data/overlay
+apply_exactly "json" --config-path /data/json --overlay-path /data/overlay
 has '-r 10.1.0.1:80 -i -w 10 --tun-type gue --tun-port 6080 --tun-remcsum'
 has '-r 10.2.0.1:80 -i -w 20 --tun-type gre --tun-csum'
 has '-r 10.3.0.1:80 -i -w 10 --tun-type gue --tun-port 7777 --tun-nocsum'
@@ -106,5 +91,5 @@ ipvsadm -e -t 198.51.100.20:80 -r 10.2.0.1:80 -i -w 20 --tun-type gue --tun-port
 expect_code "plan after a hand edit" 2 clusterf plan --config-path /data/json --overlay-path /data/overlay --detailed-exitcode
 grep -q '^~   dest 10.2.0.1:80 tunnel gue port 5555 -> gre checksum csum' /tmp/last.out &&
     ok "the hand edit is seen exactly" || { fail "the hand edit is not seen exactly"; cat /tmp/last.out; }
-check "json after a hand edit" --config-path /data/json --overlay-path /data/overlay
+apply_exactly "json after a hand edit" --config-path /data/json --overlay-path /data/overlay
 finish
