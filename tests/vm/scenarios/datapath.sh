@@ -9,7 +9,8 @@
 # router, never through a frontend (byte counters of every eth0); the
 # realservers answer no ARP for the VIPs; a service added to and removed
 # from the config comes and goes on rs1; stopping fe1 with
-# --withdraw-on-exit moves traffic to fe2; and after --cleanup `ip -d
+# --withdraw-on-exit moves traffic to fe2 and leaves fe1's other
+# addresses, routes and ruleset as they were; and after --cleanup `ip -d
 # addr`, `ip route`, every arp_*/rp_filter sysctl and `nft -s list
 # ruleset` of the realservers are as before. rs1 is also a Docker-style
 # host: a third service's backend is a "container" (namespace ct1,
@@ -128,6 +129,16 @@ start_fe() { # FE FLAGS...
     $IP netns exec $_fe clusterf apply --watch --config-path /tmp/cfg --own 10.107.107.0/24 \
         --resync 2s --vip-interface clusterf0 "$@" >/tmp/cf-$_fe.log 2>&1 &
 }
+fe_snapshot() { # FE FILE: its addresses, routes and ruleset, but clusterf0's
+    {
+        for l in $($IP -n $1 -o link | awk -F': ' '{sub(/@.*/, "", $2); print $2}' | grep -vx clusterf0); do
+            $IP -n $1 -d addr show dev $l
+        done
+        { $IP -n $1 route; $IP -n $1 -6 route; } | grep -v ' dev clusterf0 '
+        nsx $1 nft -s list ruleset
+    } >$2
+}
+fe_snapshot fe1 /tmp/fe1.before
 start_fe fe1 --withdraw-on-exit
 CF1=$!
 start_fe fe2
@@ -271,6 +282,10 @@ conns() { # FE VIP: connections the frontend's IPVS forwarded to VIP
 }
 kill -TERM $CF1
 wait $CF1
+fe_snapshot fe1 /tmp/fe1.after
+expect_eq "fe1 after its stop: addresses, routes and ruleset (but clusterf0's) as before it started" /tmp/fe1.before /tmp/fe1.after
+[ -z "$($IP -n fe1 -o addr show dev clusterf0 scope global)" ] && ok "fe1's clusterf0 holds no VIP after --withdraw-on-exit" ||
+    fail "fe1's clusterf0 still holds: $($IP -n fe1 -o addr show dev clusterf0 scope global)"
 wait_for 15 "fe1 withdrawn from $DR and $TUN" sh -c "[ \"\$($IP -n r route show $DR/32 | grep -c 10.0.0.1)\" = 0 ] && [ \"\$($IP -n r route show $TUN/32 | grep -c 10.0.0.1)\" = 0 ]" &&
     ok "the router dropped fe1 for both VIPs"
 b1=$(conns fe1 $DR) t1=$(conns fe1 $TUN) b2=$(conns fe2 $DR) t2=$(conns fe2 $TUN)
