@@ -75,6 +75,23 @@ impl HookLimit {
     }
 }
 
+/// The paths that answer, for the log: the status page, the health
+/// checks and the Git hook only when there is one.
+fn served(http: &Http) -> String {
+    let mut paths = Vec::new();
+    if http.page.is_some() {
+        paths.push("the status page (/), /status.json");
+    }
+    paths.push("/metrics, /healthz, /readyz");
+    if http.checks.is_some() {
+        paths.push("/health/checks");
+    }
+    if http.hook.is_some() {
+        paths.push("POST /hooks/git");
+    }
+    paths.join(", ")
+}
+
 /// Binds `addr` and serves until `stop`; the address bound (the port of
 /// `:0` resolved).
 pub async fn serve(
@@ -82,6 +99,7 @@ pub async fn serve(
     http: Http,
     stop: oneshot::Receiver<()>,
 ) -> Result<SocketAddr> {
+    let paths = served(&http);
     let shared = Shared {
         http,
         hook_limit: Mutex::new(HookLimit {
@@ -102,7 +120,7 @@ pub async fn serve(
         .await
         .with_context(|| format!("--metrics-listen {addr}: cannot listen"))?;
     let local = listener.local_addr()?;
-    info!(addr = %local, "serving the status page (/), /status.json, /metrics, /healthz, /readyz, /health/checks, POST /hooks/git");
+    info!(addr = %local, "serving {paths}");
     tokio::spawn(async move {
         let r = axum::serve(listener, app)
             .with_graceful_shutdown(async {
@@ -234,6 +252,23 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn the_log_names_only_the_paths_that_answer() {
+        let mut http = Http {
+            metrics: Arc::new(Metrics::new()),
+            ready: Arc::new(AtomicBool::new(false)),
+            hook: None,
+            checks: None,
+            page: None,
+        };
+        assert_eq!(served(&http), "/metrics, /healthz, /readyz");
+        http.hook = Some(Box::new(|| {}));
+        assert_eq!(
+            served(&http),
+            "/metrics, /healthz, /readyz, POST /hooks/git"
+        );
+    }
 
     /// One plain HTTP/1.0 request; (status, whole response).
     async fn request(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
