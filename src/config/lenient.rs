@@ -550,7 +550,13 @@ fn missing(r: &mut Reporter, map: &Spanned<Node>, pairs: &Pairs, field: &str) {
 /// written (`1`, `true`); `None` for null and for a mapping or list.
 fn key_text(text: &str, key: &Spanned<Node>) -> Option<String> {
     match &key.value {
-        Node::Scalar(RawScalar(RawStr::Str(s), ..)) => Some(s.clone()),
+        // A key written as nothing (`? !binary`, whose untyped reading is
+        // an empty string) is null to serde-saphyr's key reading (found by
+        // fuzzing); `? ""` is the empty string.
+        Node::Scalar(RawScalar(RawStr::Str(s), ..)) => {
+            let unwritten = s.is_empty() && literal(text, key).is_none_or(str::is_empty);
+            (!unwritten).then(|| s.clone())
+        }
         Node::Scalar(_) if !is_null(&key.value) => literal(text, key).map(str::to_string),
         _ => None,
     }
@@ -800,6 +806,9 @@ mod tests {
             "\n  {  }\n",
             "prefix: 1\n",
             "? prefix\n: 1\n",
+            "?  !binary\t\n",
+            "? !binary\n: 1\n",
+            "frontend: {tcp: 80, ? !binary : 2}\n",
             "scheduler: sh\nbackends\t:\n  ns1: {ipv4: 10.1.0.53, udp: 53}\n",
             "prefix: 10.0.0.0/8\ngateway: 10.0.0.1\n",
             "\n\n  backends: {}\n",

@@ -637,18 +637,25 @@ impl Expr {
                     data: data.ok_or_else(|| DecodeError("immediate without data".into()))?,
                 }
             }
-            "nat" => Expr::Nat {
-                kind: f.need(1)?,
-                family: f.need(2)?,
-                reg_addr: f.be32(3)?,
-                reg_proto: f.be32(5)?,
-                other: f
+            "nat" => {
+                // Kept by id, the order they are written in (and the
+                // kernel dumps them in): a parse of what was emitted is
+                // the same message.
+                let mut other: Vec<RawAttr> = f
                     .attrs
                     .iter()
                     .filter(|a| ![1, 2, 3, 5].contains(&a.id()))
                     .map(AttrRef::owned)
-                    .collect(),
-            },
+                    .collect();
+                other.sort_by_key(RawAttr::id);
+                Expr::Nat {
+                    kind: f.need(1)?,
+                    family: f.need(2)?,
+                    reg_addr: f.be32(3)?,
+                    reg_proto: f.be32(5)?,
+                    other,
+                }
+            }
             "numgen" => {
                 if !f.only(&[1, 2, 3, 4]) {
                     return Ok(f.other());
