@@ -48,8 +48,8 @@ fn desired(services: u32) -> IpvsState {
                 Dest {
                     attrs: DestAttrs::new(Method::Masq, 10),
                     provenance: vec![Provenance {
-                        backend: format!("b{j}"),
-                        source: format!("services/svc-{i}.yaml"),
+                        backend: format!("b{j}").into(),
+                        source: format!("services/svc-{i}.yaml").into(),
                         weight: 10,
                         route: None,
                         fallback: false,

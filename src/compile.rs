@@ -76,17 +76,81 @@ pub fn compile(
     opts: &Options,
     held: &BTreeSet<&str>,
 ) -> (IpvsState, HealthConfig, Diagnostics) {
-    let mut diags = Diagnostics::default();
-    let routes = effective_routes(config, overlay, opts, &mut diags);
-    let routes = RouteTable::new(&routes);
-    let defaults = ResolvedDefaults::resolve(config, opts);
-    warn_overlay_backends_without_service(config, overlay, held, &mut diags);
-    let mut out = (IpvsState::default(), HealthConfig::default());
+    let mut compiler = Compiler::new(config, &config.services, overlay, opts, held);
     for svc in config.services.values() {
-        compile_service(svc, overlay, &routes, &defaults, opts, &mut out, &mut diags);
+        compiler.service(svc);
     }
-    diags.sort();
-    (out.0, out.1, diags)
+    compiler.finish()
+}
+
+/// [`compile`], taking the config's services out of `config` and dropping
+/// each once compiled (a large config is not held whole beside the state
+/// it becomes); `config` keeps its routes and defaults.
+pub fn compile_consuming(
+    config: &mut Config,
+    overlay: &Overlay,
+    opts: &Options,
+    held: &BTreeSet<&str>,
+) -> (IpvsState, HealthConfig, Diagnostics) {
+    let services = std::mem::take(&mut config.services);
+    let mut compiler = Compiler::new(config, &services, overlay, opts, held);
+    for (_, svc) in services {
+        compiler.service(&svc);
+    }
+    compiler.finish()
+}
+
+/// One compile in progress: the routes and defaults in force, and the
+/// state, health checks and diagnostics so far.
+struct Compiler<'a> {
+    overlay: &'a Overlay,
+    opts: &'a Options,
+    routes: RouteTable<'a>,
+    defaults: ResolvedDefaults,
+    out: (IpvsState, HealthConfig),
+    diags: Diagnostics,
+}
+
+impl<'a> Compiler<'a> {
+    /// `services`: the config's, to warn about overlay backends of others
+    /// (`config.services` may have been taken out).
+    fn new(
+        config: &'a Config,
+        services: &BTreeMap<String, crate::config::Service>,
+        overlay: &'a Overlay,
+        opts: &'a Options,
+        held: &BTreeSet<&str>,
+    ) -> Self {
+        let mut diags = Diagnostics::default();
+        let routes = effective_routes(config, overlay, opts, &mut diags);
+        let routes = RouteTable::new(&routes);
+        let defaults = ResolvedDefaults::resolve(config, opts);
+        warn_overlay_backends_without_service(services, overlay, held, &mut diags);
+        Compiler {
+            overlay,
+            opts,
+            routes,
+            defaults,
+            out: (IpvsState::default(), HealthConfig::default()),
+            diags,
+        }
+    }
+
+    fn service(&mut self, svc: &crate::config::Service) {
+        let (routes, defaults) = (&self.routes, &self.defaults);
+        let (out, diags) = (&mut self.out, &mut self.diags);
+        compile_service(svc, self.overlay, routes, defaults, self.opts, out, diags);
+    }
+
+    fn finish(self) -> (IpvsState, HealthConfig, Diagnostics) {
+        let Compiler {
+            out: (state, health),
+            mut diags,
+            ..
+        } = self;
+        diags.sort();
+        (state, health, diags)
+    }
 }
 
 /// What a service or backend that names none gets: the options first,
@@ -115,13 +179,13 @@ impl ResolvedDefaults {
 /// Overlay backends of services the repo does not define are ignored,
 /// each with a warning; those of a `held` service silently.
 fn warn_overlay_backends_without_service(
-    config: &Config,
+    services: &BTreeMap<String, crate::config::Service>,
     overlay: &Overlay,
     held: &BTreeSet<&str>,
     diags: &mut Diagnostics,
 ) {
     for (svc, backends) in &overlay.backends {
-        if !config.services.contains_key(svc) && !held.contains(svc.as_str()) {
+        if !services.contains_key(svc) && !held.contains(svc.as_str()) {
             for b in backends.values() {
                 diags.warning(
                     b.source.as_str(),
@@ -265,10 +329,10 @@ fn place_backends(
             exempt.insert(dest);
         }
         let provenance = Provenance {
-            backend: b.name.clone(),
-            source: b.source.clone(),
+            backend: b.name.as_str().into(),
+            source: b.source.as_str().into(),
             weight: b.weight,
-            route: route.map(|r| r.name.clone()),
+            route: route.map(|r| r.name.as_str().into()),
             fallback: false,
         };
         let thresholds = b.thresholds;
@@ -402,7 +466,7 @@ fn report_threshold_conflict(
         .filter_map(|o| {
             let b = backends
                 .iter()
-                .find(|b| b.name == o.backend && b.source == o.source)?;
+                .find(|b| *b.name == *o.backend && *b.source == *o.source)?;
             let t = b.thresholds;
             Some(format!(
                 "{} (upper {}, lower {}, {})",

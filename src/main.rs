@@ -28,7 +28,39 @@ unsafe extern "C" {
     /// mimalloc's own: frees what it can and, with `force`, returns free
     /// memory to the system at once (it otherwise waits a second).
     fn mi_collect(force: bool);
+    /// mimalloc's own: sets an option (`mi_option_t`, mimalloc.h).
+    fn mi_option_set(option: libc::c_int, value: libc::c_long);
 }
+
+/// mimalloc's options that keep the peak down (`mi_option_t` of the v3
+/// mimalloc.h that libmimalloc-sys builds): arenas committed as they are
+/// used, not at once, and free pages returned at once instead of 10 ms
+/// later. A large render frees its parsed config while the state grows;
+/// with the defaults the freed pages stayed resident beside it (`plan -o
+/// json` of 10k services: 69 -> 54 MB, docs/benchmarks.md, session 8).
+/// `MIMALLOC_*` in the environment still decides an option it names.
+const MI_OPTIONS: [(libc::c_int, libc::c_long, &std::ffi::CStr); 2] = [
+    (4, 0, c"MIMALLOC_ARENA_EAGER_COMMIT"),
+    (15, 0, c"MIMALLOC_PURGE_DELAY"),
+];
+
+extern "C" fn tune_allocator() {
+    for (option, value, env) in MI_OPTIONS {
+        // SAFETY: getenv of a NUL-terminated name, before any thread runs;
+        // mi_option_set has no preconditions.
+        unsafe {
+            if libc::getenv(env.as_ptr()).is_null() {
+                mi_option_set(option, value);
+            }
+        }
+    }
+}
+
+/// Runs from `.init_array`, before the runtime's first allocation makes
+/// mimalloc's first arena.
+#[used]
+#[unsafe(link_section = ".init_array")]
+static ALLOCATOR_OPTIONS: extern "C" fn() = tune_allocator;
 
 fn release_memory() {
     // SAFETY: a mimalloc entry point without preconditions; the allocator

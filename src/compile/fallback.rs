@@ -75,10 +75,10 @@ pub(super) fn place_fallback(
                 ..DestAttrs::new(method, 0)
             },
             provenance: vec![Provenance {
-                backend: b.name,
-                source: b.source,
+                backend: b.name.into(),
+                source: b.source.into(),
                 weight: b.weight,
-                route: route.map(|r| r.name.clone()),
+                route: route.map(|r| r.name.as_str().into()),
                 fallback: true,
             }],
             health: None,

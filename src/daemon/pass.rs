@@ -774,15 +774,14 @@ impl KernelView {
         let live_size = (table.state.services.len(), table.state.dest_count());
         let mut keep_table = true;
         let mut plan_text = None;
+        let changes = plan.changes.len();
         if !plan.is_empty() {
             let text = plan::output::text(&plan, &outcome.desired, false);
-            info!(
-                changes = plan.changes.len(),
-                "applying\n{}",
-                text.trim_end()
-            );
+            info!(changes, "applying\n{}", text.trim_end());
             plan_text = Some(text);
-            let ops: Vec<Op> = plan.ops().cloned().collect();
+            // Taken out of the plan, not copied: a first pass's plan is
+            // as large as the table.
+            let ops: Vec<Op> = plan.changes.into_iter().map(|c| c.op).collect();
             if let Err(f) = self.kernel.apply(&ops) {
                 return Err(self.record_failure(&ops, f));
             }
@@ -808,7 +807,7 @@ impl KernelView {
         self.metrics.emptied(plan.emptied.len(), empty);
         Ok(Applied {
             table: keep_table.then_some(table),
-            changes: plan.changes.len(),
+            changes,
             desired_size: (outcome.desired.services.len(), outcome.desired.dest_count()),
             live_size,
             drains: outcome.drains,

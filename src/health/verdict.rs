@@ -232,7 +232,7 @@ mod tests {
         for (i, w) in weights.iter().enumerate() {
             let attrs = DestAttrs::new(Method::Masq, *w);
             let provenance = vec![Provenance {
-                backend: format!("b{i}"),
+                backend: format!("b{i}").into(),
                 source: "services/web.yaml".into(),
                 weight: *w,
                 route: None,
@@ -295,7 +295,10 @@ mod tests {
         let (st, verdicts) = apply(desired(&[10, 20, 30]), &cfg, &down(&cfg, &[1]));
         assert_eq!(weights(&st), [10, 0, 30]);
         let d = &st.services[&key()].dests[&dest(1)];
-        assert_eq!(d.provenance[0].backend, "b1", "the backend is still named");
+        assert_eq!(
+            &*d.provenance[0].backend, "b1",
+            "the backend is still named"
+        );
         assert_eq!(
             d.health.as_deref(),
             Some("connect: refused, 3 of 3 failed since 00:00:00")

@@ -331,15 +331,16 @@ impl DestAttrs {
 /// file or etcd key that defined it, its weight, the route that placed it).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Provenance {
-    /// Backend name, e.g. `test3-1`.
-    pub backend: String,
+    /// Backend name, e.g. `test3-1`. (Boxed strings, here and below: one
+    /// provenance per dest, 24 bytes less each than `String`s.)
+    pub backend: Box<str>,
     /// File path relative to the config root, or overlay key.
-    pub source: String,
+    pub source: Box<str>,
     /// The backend's own weight before merging.
     pub weight: u32,
     /// The route that decided the method or gateway, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub route: Option<String>,
+    pub route: Option<Box<str>>,
     /// The service's fallback dest (`fallback:`), not a backend: `weight`
     /// is what it gets when no other dest has weight ([`fallback`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

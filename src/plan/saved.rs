@@ -534,7 +534,7 @@ mod tests {
                     crate::model::Dest {
                         attrs: DestAttrs::new(Method::Masq, *w),
                         provenance: vec![Provenance {
-                            backend: format!("b-{d}"),
+                            backend: format!("b-{d}").into(),
                             source: "services/x.yaml".into(),
                             weight: *w,
                             route: None,
@@ -625,7 +625,7 @@ mod tests {
         let edited = &again.services[&"tcp://10.0.0.1:80".parse().unwrap()];
         let d = &edited.dests[&"10.1.0.1:80".parse().unwrap()];
         assert_eq!(
-            (d.attrs.weight, d.provenance[0].backend.as_str()),
+            (d.attrs.weight, &*d.provenance[0].backend),
             (20, "b-10.1.0.1:80")
         );
         let replanned = replay(&s, &own, &again, &live, &Guards::default()).unwrap();

@@ -679,7 +679,7 @@ fn a_dest_drained_for_health_shows_the_reason() {
         .dests
     {
         d.provenance = vec![crate::model::Provenance {
-            backend: format!("web-{}", a.ip()),
+            backend: format!("web-{}", a.ip()).into(),
             source: "services/web.yaml".into(),
             weight: 30,
             route: None,

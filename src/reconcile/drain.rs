@@ -421,11 +421,12 @@ impl Step<'_> {
                     ..record.attrs
                 },
                 provenance: vec![Provenance {
-                    backend: DRAIN_BACKEND.to_string(),
+                    backend: DRAIN_BACKEND.into(),
                     source: format!(
                         "drain state: {active_conns} active connections, {}s left",
                         (deadline - now_ms).div_ceil(1000)
-                    ),
+                    )
+                    .into(),
                     weight: 0,
                     route: None,
                     fallback: false,
@@ -535,7 +536,7 @@ mod tests {
             ]
         );
         let d = &out.desired.services[&svc(T)].dests[&addr("10.1.0.2:80")];
-        assert_eq!(d.provenance[0].backend, DRAIN_BACKEND);
+        assert_eq!(&*d.provenance[0].backend, DRAIN_BACKEND);
         assert_eq!(out.drains.len(), 1);
         assert_eq!(out.active[0].remaining_ms, 60_000);
         // As the daemon logs it: one pair of parentheses.

@@ -48,13 +48,16 @@ pub fn render(config_tree: &Tree, overlay_tree: Option<&Tree>, opts: &Options) -
         overlay_tree.map(Tree::content_hash),
     );
     let parsed = parse(config_tree, overlay_tree);
-    compile_parsed(parsed, hashes, opts)
+    compile_parsed(parsed, hashes, opts, Compile::Keeping)
 }
 
 /// [`render`], letting go of each tree's file contents once it is parsed
-/// (paths, unreadable files and source stay, for naming diagnostics): a
-/// large repository's bytes are not held while it compiles. `keep_overlay`
-/// keeps the overlay's contents, for a caller that renders it again.
+/// (paths, unreadable files and source stay, for naming diagnostics) and
+/// of each parsed service once compiled: a large repository's bytes and
+/// parsed config are not held beside the state. The result's
+/// `config.services` is empty (its routes and defaults are there).
+/// `keep_overlay` keeps the overlay's contents, for a caller that renders
+/// it again.
 pub fn render_releasing(
     config_tree: &mut Tree,
     overlay_tree: Option<&mut Tree>,
@@ -70,7 +73,7 @@ pub fn render_releasing(
     if let (Some(t), false) = (overlay_tree, keep_overlay) {
         release(t);
     }
-    compile_parsed(parsed, hashes, opts)
+    compile_parsed(parsed, hashes, opts, Compile::Consuming)
 }
 
 /// Empties every file's contents, keeping its path.
@@ -107,21 +110,33 @@ fn parse(config_tree: &Tree, overlay_tree: Option<&Tree>) -> Parsed {
     }
 }
 
+/// Whether the render keeps the parsed config's services.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Compile {
+    Keeping,
+    /// Each dropped once compiled ([`compile::compile_consuming`]).
+    Consuming,
+}
+
 /// Compiles what [`parse`] gave; `hashes`: the config's and the overlay's
 /// content hashes.
 fn compile_parsed(
     parsed: Parsed,
     (config_hash, overlay_hash): (String, Option<String>),
     opts: &Options,
+    how: Compile,
 ) -> Rendered {
     let Parsed {
-        config,
+        mut config,
         overlay,
         mut diags,
         overlay_diags,
     } = parsed;
     let held = held_back(diags.iter());
-    let (state, health, compile_diags) = compile::compile(&config, &overlay, opts, &held);
+    let (state, health, compile_diags) = match how {
+        Compile::Keeping => compile::compile(&config, &overlay, opts, &held),
+        Compile::Consuming => compile::compile_consuming(&mut config, &overlay, opts, &held),
+    };
     diags.extend(overlay_diags);
     diags.extend(compile_diags);
     diags.sort();
@@ -162,7 +177,8 @@ mod tests {
     const WEB: &str = "frontend: {ipv4: 10.0.0.1, tcp: 80}\n";
 
     #[test]
-    fn a_releasing_render_equals_a_render_and_keeps_the_paths_but_not_the_contents() {
+    fn a_releasing_render_equals_a_render_and_keeps_the_paths_but_not_the_contents_or_the_parsed_services()
+     {
         let mut config = Tree::new("cfg");
         config.insert("services/web.yaml", WEB);
         config.insert(
@@ -174,8 +190,14 @@ mod tests {
             "services/web/backends/a",
             r#"{"ipv4": "10.1.0.1", "tcp": 80}"#,
         );
+        // Warned about from the services taken out of the config.
+        overlay.insert(
+            "services/ghost/backends/x",
+            r#"{"ipv4": "10.1.0.2", "tcp": 80}"#,
+        );
         let opts = Options::default();
         let full = render(&config, Some(&overlay), &opts);
+        assert_eq!(full.diags.iter().count(), 2, "{:?}", full.diags);
         for keep_overlay in [false, true] {
             let (mut c, mut o) = (config.clone(), overlay.clone());
             let released = render_releasing(&mut c, Some(&mut o), keep_overlay, &opts);
@@ -183,6 +205,8 @@ mod tests {
             assert_eq!(released.diags, full.diags);
             assert_eq!(released.config_hash, full.config_hash);
             assert_eq!(released.overlay_hash, full.overlay_hash);
+            assert!(released.config.services.is_empty());
+            assert_eq!(released.config.routes, full.config.routes);
             assert!(c.files.keys().eq(config.files.keys()));
             assert!(c.files.values().all(Vec::is_empty));
             assert_eq!(o == overlay, keep_overlay);

@@ -480,8 +480,8 @@ fn service_row(input: &ServiceInput<'_>, key: &ServiceKey, problem: bool) -> Ser
             method: r.attrs.method.as_str().to_string(),
             state: String::new(),
             origins: vec![Provenance {
-                backend: DRAIN_BACKEND.to_string(),
-                source: "drain state: gone from the desired state".to_string(),
+                backend: DRAIN_BACKEND.into(),
+                source: "drain state: gone from the desired state".into(),
                 weight: r.attrs.weight,
                 route: None,
                 fallback: false,

@@ -688,8 +688,8 @@ impl Cx<'_> {
             return;
         }
         let provenance = vec![Provenance {
-            backend: "fallback".to_string(),
-            source: String::new(),
+            backend: "fallback".into(),
+            source: "".into(),
             weight: 1,
             route: None,
             fallback: true,

@@ -88,10 +88,10 @@ impl Gen {
         }
         let provenance = (0..self.next(3))
             .map(|_| Provenance {
-                backend: self.string(),
-                source: self.string(),
+                backend: self.string().into(),
+                source: self.string().into(),
                 weight: self.next(100) as u32,
-                route: (self.next(3) == 0).then(|| self.string()),
+                route: (self.next(3) == 0).then(|| self.string().into()),
                 fallback: self.next(4) == 0,
             })
             .collect();
