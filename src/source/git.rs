@@ -12,6 +12,9 @@
 //! from its header, never read; a tree with two entries of one name (git
 //! fsck's duplicateEntries) is an error naming the path.
 //!
+//! Many blobs are read by several threads, each in pack order along its
+//! share of the delta chains, so each delta is inflated once.
+//!
 //! [`GitSource`] keeps the repository open and the contents of the blobs of
 //! the last read, so that re-reading after a small commit costs in
 //! proportion to the change (the watch loop keeps one).
