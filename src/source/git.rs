@@ -828,11 +828,13 @@ fn read_blobs(
         .map(|n| n.get())
         .unwrap_or(1)
         .min(8);
-    let parts: Vec<Part> = if missing.len() < THREADED_READ || threads < 2 {
+    let parts: Vec<Part> = if missing.len() < THREADED_READ {
+        // A few changed blobs (the watch loop): not worth listing a pack.
+        vec![read_part(repo, blobs, &missing, false)]
+    } else if threads < 2 {
         let plan = read_plan(repo, blobs, missing.iter().copied(), 1);
-        let many = missing.len() >= THREADED_READ;
         plan.iter()
-            .map(|part| read_part(repo, blobs, part, many))
+            .map(|part| read_part(repo, blobs, part, true))
             .collect()
     } else {
         let plan = read_plan(repo, blobs, missing.iter().copied(), threads);
