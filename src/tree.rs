@@ -154,6 +154,29 @@ impl Fingerprint {
     }
 }
 
+/// One file with its [`Fingerprint`], hashed where it is made (a source's
+/// reader threads) so that [`Files::from_entries`] does not hash again.
+pub struct Entry {
+    path: String,
+    data: Vec<u8>,
+    print: Fingerprint,
+}
+
+impl Entry {
+    pub fn new(path: String, data: Vec<u8>) -> Entry {
+        let print = Fingerprint::of_entry(&path, &data);
+        Entry { path, data, print }
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+}
+
 /// A tree's files (path -> contents) and their [`Fingerprint`], which every
 /// change keeps current: read through `Deref` (a `BTreeMap`), changed only
 /// through [`Files::insert`] and [`Files::remove`].
@@ -171,6 +194,26 @@ impl Files {
         }
         self.print.add(Fingerprint::of_entry(&path, &data));
         self.map.insert(path, data)
+    }
+
+    /// The files of `entries` (of one path, the last one counts, as with
+    /// [`Files::insert`]): one bulk build of the map, no hashing.
+    pub fn from_entries(mut entries: Vec<Entry>) -> Files {
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut print = Fingerprint::default();
+        let mut entries = entries.into_iter().peekable();
+        let mut kept = Vec::with_capacity(entries.len());
+        while let Some(e) = entries.next() {
+            if entries.peek().is_some_and(|next| next.path == e.path) {
+                continue;
+            }
+            print.add(e.print);
+            kept.push((e.path, e.data));
+        }
+        Files {
+            map: kept.into_iter().collect(),
+            print,
+        }
     }
 
     /// Removes `path`; the contents it had.
@@ -275,6 +318,22 @@ mod tests {
             }
             prop_assert_eq!(files.fingerprint(), sum);
             prop_assert_eq!(sum.len(), files.len() as u64);
+        }
+
+        #[test]
+        fn files_built_from_entries_equal_files_inserted_one_by_one(
+            puts in prop::collection::vec((0u8..20, 0u8..4), 0..60),
+        ) {
+            let mut inserted = Files::default();
+            let mut entries = Vec::new();
+            for (p, c) in puts {
+                let (path, data) = (format!("k{p:02}"), vec![c; c as usize]);
+                inserted.insert(path.clone(), data.clone());
+                entries.push(Entry::new(path, data));
+            }
+            let built = Files::from_entries(entries);
+            prop_assert_eq!(built.fingerprint(), inserted.fingerprint());
+            prop_assert!(built == inserted);
         }
     }
 

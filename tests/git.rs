@@ -1155,6 +1155,58 @@ fn many_files_read_the_same_as_the_directory() {
 }
 
 #[test]
+fn a_packed_repository_of_delta_chains_and_loose_objects_reads_the_same_as_the_directory() {
+    if !have("git") {
+        return;
+    }
+    // Similar files packed by `git gc` are stored as delta chains of each
+    // other, read in storage order by several readers; a later commit adds
+    // loose objects beside the pack.
+    let s = Scratch::new();
+    let repo = s.init("work");
+    let service = |i: usize, weight: usize| {
+        let mut doc = format!(
+            "frontend: {{ipv4: 10.1.{}.{}, tcp: 80}}\nbackends:\n",
+            i / 250,
+            i % 250
+        );
+        for j in 0..6 {
+            doc.push_str(&format!(
+                "  b{j}: {{ipv4: 10.2.{}.{}, tcp: 8080, weight: {}}}\n",
+                i / 40,
+                (i % 40) * 6 + j,
+                j + weight
+            ));
+        }
+        doc
+    };
+    let files: Vec<(String, String)> = (0..700)
+        .map(|i| (format!("services/svc{i:04}.yaml"), service(i, 1)))
+        .collect();
+    let refs: Vec<(&str, Option<&str>)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), Some(c.as_str())))
+        .collect();
+    s.commit(&repo, &refs, "many");
+    s.git(&repo, &["gc", "-q"]);
+    let changed: Vec<(String, String)> = [3, 350, 699, 700, 701]
+        .iter()
+        .map(|&i| (format!("services/svc{i:04}.yaml"), service(i, 7)))
+        .collect();
+    let refs: Vec<(&str, Option<&str>)> = changed
+        .iter()
+        .map(|(p, c)| (p.as_str(), Some(c.as_str())))
+        .collect();
+    s.commit(&repo, &refs, "some changed, some new");
+    let from_git = git::read(&opts(repo.to_str().unwrap())).unwrap();
+    let from_dir = clusterf::source::dir::read(&repo).unwrap();
+    assert_eq!(from_git.files.len(), 702);
+    assert_eq!(from_git.files, from_dir.files);
+    assert_eq!(from_git.files.fingerprint(), from_dir.files.fingerprint());
+    assert!(from_git.unreadable.is_empty());
+}
+
+#[test]
 fn pull_request_mode_plans_base_against_head() {
     if !have("git") {
         return;

@@ -32,11 +32,20 @@ pub fn holds_config_files(tree: &Tree) -> bool {
 /// Parses and validates a config repo tree. The config is usable only when
 /// the diagnostics hold no errors.
 pub fn parse_config(tree: &Tree) -> (Config, Diagnostics) {
+    parse_config_ahead(tree, READ_AHEAD)
+}
+
+/// [`parse_config`], reading the YAML service files ahead when there are
+/// at least `ahead` of them.
+fn parse_config_ahead(tree: &Tree, ahead: usize) -> (Config, Diagnostics) {
     let mut diags = Diagnostics::default();
     for (path, why) in &tree.unreadable {
         diags.error(path.as_str(), None, format!("cannot read: {why}"));
     }
-    let mut files = ConfigFiles::default();
+    let mut files = ConfigFiles {
+        ahead: read_services_ahead(tree, ahead).into_iter(),
+        ..ConfigFiles::default()
+    };
     for (path, bytes) in &tree.files {
         let mut r = Reporter {
             file: path,
@@ -51,6 +60,55 @@ pub fn parse_config(tree: &Tree) -> (Config, Diagnostics) {
     check_conflicts(&config, &mut diags);
     diags.sort();
     (config, diags)
+}
+
+/// Below this many YAML service files, each is read in its turn.
+const READ_AHEAD: usize = 512;
+
+/// A YAML service file read on its own: the service, and the file's
+/// diagnostics.
+type ReadService = (Option<Service>, Diagnostics);
+
+/// The YAML layout's service files of `tree`, in path order, read on two
+/// threads when there are `at_least` (each file is read alone, its
+/// diagnostics kept apart and added in its turn, so the result is the
+/// same); empty when there are fewer.
+fn read_services_ahead(tree: &Tree, at_least: usize) -> Vec<ReadService> {
+    let services: Vec<(&str, &str, &[u8])> = tree
+        .files
+        .iter()
+        .filter_map(|(path, bytes)| match classify(path) {
+            Entry::ServiceYaml(name) => Some((path.as_str(), name, bytes.as_slice())),
+            _ => None,
+        })
+        .collect();
+    if services.len() < at_least {
+        return Vec::new();
+    }
+    let read = |part: &[(&str, &str, &[u8])]| -> Vec<ReadService> {
+        part.iter()
+            .map(|&(file, name, bytes)| {
+                let mut diags = Diagnostics::default();
+                let mut r = Reporter {
+                    file,
+                    diags: &mut diags,
+                    failed: false,
+                };
+                (yaml_service(&mut r, name, bytes), diags)
+            })
+            .collect()
+    };
+    let (first, second) = services.split_at(services.len() / 2);
+    std::thread::scope(|scope| {
+        let later = scope.spawn(|| read(second));
+        let mut out = read(first);
+        match later.join() {
+            Ok(rest) => out.extend(rest),
+            // A panic is the reader's, not the thread's: read again here.
+            Err(_) => out.extend(read(second)),
+        }
+        out
+    })
 }
 
 /// A JSON layout `healthcheck` file as read.
@@ -87,6 +145,9 @@ struct ConfigFiles<'t> {
     defaults_file: Option<&'t str>,
     /// Entries outside the layout reported as mistakes (`service/`).
     misplaced: BTreeSet<&'t str>,
+    /// The YAML service files read ahead, in path order (none: each is
+    /// read in its turn).
+    ahead: std::vec::IntoIter<ReadService>,
 }
 
 impl<'t> ConfigFiles<'t> {
@@ -159,7 +220,15 @@ impl<'t> ConfigFiles<'t> {
 
     fn read_service_yaml(&mut self, r: &mut Reporter, name: &'t str, bytes: &[u8]) {
         check_name(r, "service", name);
-        if let Some(svc) = yaml_service(r, name, bytes)
+        let read = match self.ahead.next() {
+            Some((svc, diags)) => {
+                r.failed |= diags.has_errors();
+                r.diags.extend(diags);
+                svc
+            }
+            None => yaml_service(r, name, bytes),
+        };
+        if let Some(svc) = read
             && let Some(prev) = self.yaml_services.insert(name, svc)
         {
             r.error(
@@ -555,5 +624,46 @@ mod tests {
         let (config, diags) = parse_config(&t);
         assert!(config.routes.is_empty(), "{:?}", config.routes);
         assert_eq!(diags.errors().count(), 2, "{diags:?}");
+    }
+
+    #[test]
+    fn service_files_read_ahead_on_two_threads_give_what_reading_in_turn_gives() {
+        let mut t = Tree::new("t");
+        t.insert("clusterf.yaml", "scheduler: wlc\nmethod: masq\n");
+        for i in 0..40 {
+            let text = match i % 8 {
+                // Valid, through the fast reader and through serde-saphyr.
+                0 => format!(
+                    "frontend: {{ipv4: 10.0.0.{i}, tcp: 80}}\nbackends:\n  a: {{ipv4: 10.1.0.{i}, tcp: 8080}}\n"
+                ),
+                1 => format!(
+                    "frontend: {{ipv4: \"10.0.0.{i}\", tcp: 80}} # q\nbackends: {{a: {{ipv4: 10.1.0.{i}, tcp: 81}}}}\n"
+                ),
+                // Errors with positions, several per file.
+                2 => format!(
+                    "frontend: {{ipv4: 10.0.0.{i}, tcp: 70000}}\nbackends:\n  a: {{ipv4: 10.1.0.999, tcp: 8080, weight: -1}}\n"
+                ),
+                3 => "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbogus: 1\nother: 2\n".to_string(),
+                4 => "frontend: [unclosed\n".to_string(),
+                // The same frontend as another file.
+                5 => "frontend: {ipv4: 10.0.0.0, tcp: 80}\n".to_string(),
+                6 => "\u{ff}not utf-8".to_string(),
+                _ => format!("frontend: {{ipv4: 10.0.0.{i}, udp: 53}}\nscheduler: nosuch\n"),
+            };
+            t.insert(format!("services/s{i:02}.yaml"), text);
+        }
+        // One service defined twice, a bad name, a JSON-layout service.
+        t.insert("services/s00.yml", "frontend: {ipv4: 10.0.1.1, tcp: 80}\n");
+        t.insert(
+            "services/bad name.yaml",
+            "frontend: {ipv4: 10.0.1.2, tcp: 80}\n",
+        );
+        t.insert("services/j/frontend", r#"{"IPv4": "10.0.1.3", "TCP": 80}"#);
+        assert_eq!(read_services_ahead(&t, 2).len(), 42);
+        let ahead = parse_config_ahead(&t, 2);
+        let in_turn = parse_config_ahead(&t, usize::MAX);
+        assert!(ahead.1.errors().count() > 10, "{:?}", ahead.1);
+        assert_eq!(ahead.0, in_turn.0);
+        assert_eq!(ahead.1, in_turn.1);
     }
 }

@@ -12,6 +12,9 @@
 //! from its header, never read; a tree with two entries of one name (git
 //! fsck's duplicateEntries) is an error naming the path.
 //!
+//! Many blobs are read by several threads, each in pack order along its
+//! share of the delta chains, so each delta is inflated once.
+//!
 //! [`GitSource`] keeps the repository open and the contents of the blobs of
 //! the last read, so that re-reading after a small commit costs in
 //! proportion to the change (the watch loop keeps one).
@@ -41,7 +44,7 @@ use gix::objs::tree::EntryKind;
 use gix::prelude::FindExt;
 use tracing::warn;
 
-use crate::tree::{FILE_LIMIT, Tree, is_hidden};
+use crate::tree::{Entry, FILE_LIMIT, Files, Tree, is_hidden};
 
 /// The largest tree object read: a directory of about a million entries.
 const TREE_LIMIT: u64 = 64 << 20;
@@ -399,34 +402,29 @@ impl GitSource {
         let mut buf = Vec::new();
         walk(repo, start, "", &mut tree, &mut blobs, &mut buf)
             .map_err(|e| self.ref_error(&label, &format!("commit {short}: {e}")))?;
-        let contents = read_blobs(repo, &blobs, &mut self.blobs)
+        let entries = read_blobs(repo, &blobs, &self.blobs)
             .map_err(|e| self.ref_error(&label, &format!("commit {short}: {e}")))?;
-        if !self.remember {
-            for ((path, _), blob) in blobs.into_iter().zip(contents) {
-                match blob {
-                    Ok(data) => tree.insert(path, data),
-                    Err(why) => {
-                        tree.unreadable.insert(path, why);
-                    }
-                }
-            }
-            return Ok(tree);
-        }
+        let mut files = Vec::with_capacity(entries.len());
         // Keep only the blobs of this read: the cache stays the size of one tree.
-        let mut seen = HashMap::with_capacity(blobs.len());
-        for ((path, oid), blob) in blobs.into_iter().zip(contents) {
-            match blob {
-                Ok(data) => {
-                    seen.entry(oid).or_insert_with(|| data.clone());
-                    tree.files.insert(path, data);
+        let mut seen = HashMap::new();
+        for ((path, oid), entry) in blobs.into_iter().zip(entries) {
+            match entry {
+                Ok(entry) => {
+                    if self.remember {
+                        seen.entry(oid).or_insert_with(|| entry.data().to_vec());
+                    }
+                    files.push(entry);
                 }
                 Err(why) => {
                     tree.unreadable.insert(path, why);
                 }
             }
         }
-        self.blobs = seen;
-        self.last = Some((start, tree.clone()));
+        tree.files = Files::from_entries(files);
+        if self.remember {
+            self.blobs = seen;
+            self.last = Some((start, tree.clone()));
+        }
         Ok(tree)
     }
 
@@ -796,79 +794,57 @@ fn check_size(repo: &gix::Repository, id: ObjectId, limit: u64) -> std::result::
     Ok(())
 }
 
-/// A blob's contents, or why it is not read (too large: the tree names it
-/// unreadable).
-type Blob = std::result::Result<Vec<u8>, String>;
+/// A blob read as a tree entry, or why it is not read (too large: the tree
+/// names it unreadable).
+type Blob = std::result::Result<Entry, String>;
 
 /// The delta bases a blob reader thread keeps (decoded, by pack offset).
 const DELTA_BASE_CACHE: usize = 32 << 20;
 
-/// The contents of `blobs`, in order: from `cache` where it has them, the
-/// rest read from the object database, in parallel when there are many.
+/// Fewer blobs to read than this are read on the calling thread.
+const THREADED_READ: usize = 256;
+
+/// The entries of `blobs`, in order: from `cache` where it has them, the
+/// rest read from the object database in pack order (a delta's base comes
+/// before it in its pack, and each reader keeps what it decoded, so a
+/// delta chain is inflated once, not once per blob on it), and hashed
+/// (the entry's fingerprint) by the thread that read it; in parallel when
+/// there are many.
 fn read_blobs(
     repo: &gix::Repository,
     blobs: &[(String, ObjectId)],
-    cache: &mut HashMap<ObjectId, Vec<u8>>,
+    cache: &HashMap<ObjectId, Vec<u8>>,
 ) -> std::result::Result<Vec<Blob>, String> {
     let mut out: Vec<Option<Blob>> = blobs
         .iter()
-        .map(|(_, oid)| cache.get(oid).cloned().map(Ok))
+        .map(|(path, oid)| {
+            let data = cache.get(oid)?;
+            Some(Ok(Entry::new(path.clone(), data.clone())))
+        })
         .collect();
-    let missing: Vec<usize> = (0..blobs.len()).filter(|&i| out[i].is_none()).collect();
-    let read_one = |repo: &gix::Repository,
-                    buf: &mut Vec<u8>,
-                    i: usize|
-     -> std::result::Result<Blob, String> {
-        let (path, oid) = &blobs[i];
-        let size = repo
-            .find_header(*oid)
-            .map_err(|e| format!("{path}: cannot read blob {oid}: {}", describe(&e)))?
-            .size();
-        if size > FILE_LIMIT {
-            return Ok(Err(format!(
-                "larger than the limit of {}",
-                super::file::size(FILE_LIMIT)
-            )));
-        }
-        repo.objects
-            .find_blob(oid, buf)
-            .map(|b| Ok(b.data.to_vec()))
-            .map_err(|e| format!("{path}: cannot read blob {oid}: {}", describe(&e)))
-    };
+    let missing = (0..blobs.len()).filter(|&i| out[i].is_none());
+    let missing: Vec<usize> = missing.collect();
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .min(8);
-    if missing.len() < 256 || threads < 2 {
-        let mut buf = Vec::new();
-        for i in missing {
-            out[i] = Some(read_one(repo, &mut buf, i)?);
-        }
+    let parts: Vec<Part> = if missing.len() < THREADED_READ {
+        // A few changed blobs (the watch loop): not worth listing a pack.
+        vec![read_part(repo, blobs, &missing, false)]
+    } else if threads < 2 {
+        let plan = read_plan(repo, blobs, missing.iter().copied(), 1);
+        plan.iter()
+            .map(|part| read_part(repo, blobs, part, true))
+            .collect()
     } else {
+        let plan = read_plan(repo, blobs, missing.iter().copied(), threads);
         let shared = repo.clone().into_sync();
-        let chunk = missing.len().div_ceil(threads);
-        type Part = std::result::Result<Vec<(usize, Blob)>, String>;
-        let results: Vec<Part> = std::thread::scope(|scope| {
-            let handles: Vec<_> = missing
-                .chunks(chunk)
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = plan
+                .iter()
                 .map(|part| {
                     let shared = &shared;
-                    let read_one = &read_one;
-                    scope.spawn(move || {
-                        let mut repo = shared.to_thread_local();
-                        // gix's default keeps 64 delta bases: packed config
-                        // files are long delta chains of each other, read
-                        // again and again (half of a cold 10k-file read).
-                        repo.objects.set_pack_cache(|| {
-                            Box::new(gix::odb::pack::cache::lru::MemoryCappedHashmap::new(
-                                DELTA_BASE_CACHE,
-                            ))
-                        });
-                        let mut buf = Vec::new();
-                        part.iter()
-                            .map(|&i| read_one(&repo, &mut buf, i).map(|d| (i, d)))
-                            .collect()
-                    })
+                    scope.spawn(move || read_part(&shared.to_thread_local(), blobs, part, true))
                 })
                 .collect();
             handles
@@ -878,17 +854,249 @@ fn read_blobs(
                         .unwrap_or_else(|_| Err("a blob reader thread panicked".into()))
                 })
                 .collect()
-        });
-        for part in results {
-            for (i, d) in part? {
-                out[i] = Some(d);
-            }
+        })
+    };
+    for part in parts {
+        for (i, d) in part? {
+            out[i] = Some(d);
         }
     }
     Ok(out
         .into_iter()
-        .map(|b| b.unwrap_or_else(|| Ok(Vec::new())))
+        .map(|b| b.expect("every blob cached or read"))
         .collect())
+}
+
+/// The blobs `which` (indices into `blobs`) split into at most `parts`
+/// parts for one reader each, every part in the order the objects are
+/// stored (by pack and offset; loose objects last). A delta's base is
+/// stored before it, and a reader keeps each object it decoded (not the
+/// steps of a chain), so a delta whose base was read by the same reader
+/// costs one inflate: the parts are cut from the trees of deltas over
+/// their bases, each tree kept whole where the balance allows.
+fn read_plan(
+    repo: &gix::Repository,
+    blobs: &[(String, ObjectId)],
+    which: impl Iterator<Item = usize>,
+    parts: usize,
+) -> Vec<Vec<usize>> {
+    // (pack, offset) of each packed blob, with its base where that is read
+    // too (an index into `packed`), in storage order.
+    let (packed, loose) = locate(repo, blobs, which);
+    let n = packed.len() + loose.len();
+    let most = n.div_ceil(parts.max(1)).max(1);
+    // Cut the trees into pieces of at most `most`, leaves first.
+    let mut size = vec![1usize; packed.len()];
+    let mut piece_roots = Vec::new();
+    for x in (0..packed.len()).rev() {
+        match packed[x].1 {
+            Some(base) if size[base] + size[x] <= most => size[base] += size[x],
+            _ => piece_roots.push(x),
+        }
+    }
+    let mut piece_of = vec![usize::MAX; packed.len()];
+    for (p, &root) in piece_roots.iter().enumerate() {
+        piece_of[root] = p;
+    }
+    for x in 0..packed.len() {
+        if piece_of[x] == usize::MAX {
+            piece_of[x] = piece_of[packed[x].1.expect("a piece's root or below one")];
+        }
+    }
+    // Largest pieces first, each to the part with the fewest blobs.
+    let mut order: Vec<usize> = (0..piece_roots.len()).collect();
+    order.sort_by_key(|&p| std::cmp::Reverse(size[piece_roots[p]]));
+    let mut load = vec![0usize; parts.max(1)];
+    let mut part_of_piece = vec![0usize; piece_roots.len()];
+    for p in order {
+        let part = (0..load.len()).min_by_key(|&k| load[k]).unwrap_or(0);
+        load[part] += size[piece_roots[p]];
+        part_of_piece[p] = part;
+    }
+    let mut out = vec![Vec::new(); load.len()];
+    for (x, &(_, _, i)) in packed.iter().enumerate() {
+        out[part_of_piece[piece_of[x]]].push(i);
+    }
+    for i in loose {
+        let part = (0..load.len()).min_by_key(|&k| load[k]).unwrap_or(0);
+        load[part] += 1;
+        out[part].push(i);
+    }
+    out.retain(|p| !p.is_empty());
+    out
+}
+
+/// A packed blob: its place (pack, offset), its base (an index into the
+/// packed blobs), its index into the blobs.
+type Packed = ((u32, u64), Option<usize>, usize);
+
+/// A packed blob as found: its base by its offset.
+type Located = ((u32, u64), Option<u64>, usize);
+
+/// The blobs `which` found in packs, in storage order and with their bases,
+/// and the others (loose objects). Each pack's index is read whole once
+/// (its offsets give each entry's extent, so only entry headers are read,
+/// never inflated).
+fn locate(
+    repo: &gix::Repository,
+    blobs: &[(String, ObjectId)],
+    which: impl Iterator<Item = usize>,
+) -> (Vec<Packed>, Vec<usize>) {
+    use gix::odb::pack::Find;
+    // Locations and entries are read only while the packs stay mapped.
+    let mut objects = repo.objects.clone();
+    objects.prevent_pack_unload();
+    let mut todo: Vec<usize> = which.collect();
+    todo.sort_unstable_by_key(|&i| blobs[i].1);
+    let (mut packed, mut loose): (Vec<Located>, _) = (Vec::new(), Vec::new());
+    let mut buf = Vec::new();
+    while let Some(&first) = todo.first() {
+        let pack = match objects.location_by_oid(&blobs[first].1, &mut buf) {
+            Ok(Some(at)) => at.pack_id,
+            _ => {
+                loose.push(todo.remove(0));
+                continue;
+            }
+        };
+        let Ok(Some(mut list)) = objects.pack_offsets_and_oid(pack) else {
+            loose.append(&mut todo);
+            break;
+        };
+        let before = todo.len();
+        todo = in_pack(
+            &objects,
+            repo.object_hash(),
+            pack,
+            &mut list,
+            blobs,
+            todo,
+            &mut packed,
+        );
+        // The first blob was found by the lookup, so the index holds it;
+        // should it not, it is read as a loose object.
+        if todo.len() == before {
+            loose.push(todo.remove(0));
+        }
+    }
+    packed.sort_unstable_by_key(|&(at, _, i)| (at, i));
+    let index: HashMap<(u32, u64), usize> = packed
+        .iter()
+        .enumerate()
+        .map(|(x, &(at, _, _))| (at, x))
+        .collect();
+    let packed = packed
+        .into_iter()
+        .map(|((pack, offset), base, i)| {
+            let base = base.and_then(|b| index.get(&(pack, b)).copied());
+            ((pack, offset), base, i)
+        })
+        .collect();
+    (packed, loose)
+}
+
+/// Finds the blobs `todo` (sorted by id) in the index `list` of `pack`,
+/// adding them to `packed` with their base's offset (as an index to be
+/// resolved by the caller); the ones not in this pack.
+fn in_pack(
+    objects: &gix::OdbHandle,
+    hash: gix::hash::Kind,
+    pack: u32,
+    list: &mut [(u64, ObjectId)],
+    blobs: &[(String, ObjectId)],
+    todo: Vec<usize>,
+    packed: &mut Vec<Located>,
+) -> Vec<usize> {
+    use gix::odb::pack::Find;
+    use gix::odb::pack::data::{Entry, entry::Header, entry::Location};
+    let mut offsets: Vec<u64> = list.iter().map(|e| e.0).collect();
+    offsets.sort_unstable();
+    list.sort_unstable_by_key(|e| e.1);
+    let mut rest = Vec::new();
+    let mut at = 0;
+    for i in todo {
+        let oid = blobs[i].1;
+        while at < list.len() && list[at].1 < oid {
+            at += 1;
+        }
+        if at == list.len() || list[at].1 != oid {
+            rest.push(i);
+            continue;
+        }
+        let offset = list[at].0;
+        // The entry ends where the next begins; the last one's header fits
+        // in 32 bytes (else its base is not known, which costs time only).
+        let next = offsets.partition_point(|&o| o <= offset);
+        let entry_size = offsets.get(next).map_or(32, |&n| (n - offset) as usize);
+        let location = Location {
+            pack_id: pack,
+            pack_offset: offset,
+            entry_size,
+        };
+        let base = objects
+            .entry_by_location(&location)
+            .and_then(|e| Entry::from_bytes(&e.data, offset, hash).ok())
+            .and_then(|e| match e.header {
+                Header::OfsDelta { base_distance } => e.checked_base_pack_offset(base_distance),
+                _ => None,
+            });
+        packed.push(((pack, offset), base, i));
+    }
+    rest
+}
+
+type Part = std::result::Result<Vec<(usize, Blob)>, String>;
+
+/// Reads the blobs `part` (indices into `blobs`, in pack order) with one
+/// handle; `own_cache`: give the handle a delta-base cache large enough to
+/// keep what it decodes (gix's default keeps 64 objects).
+fn read_part(
+    repo: &gix::Repository,
+    blobs: &[(String, ObjectId)],
+    part: &[usize],
+    own_cache: bool,
+) -> Part {
+    let mut owned;
+    let repo = if own_cache {
+        owned = repo.clone();
+        owned.objects.set_pack_cache(|| {
+            Box::new(gix::odb::pack::cache::lru::MemoryCappedHashmap::new(
+                DELTA_BASE_CACHE,
+            ))
+        });
+        &owned
+    } else {
+        repo
+    };
+    let mut buf = Vec::new();
+    part.iter()
+        .map(|&i| read_one(repo, &mut buf, &blobs[i]).map(|d| (i, d)))
+        .collect()
+}
+
+/// One blob as an entry, or too large to read; an error when it cannot be
+/// read.
+fn read_one(
+    repo: &gix::Repository,
+    buf: &mut Vec<u8>,
+    (path, oid): &(String, ObjectId),
+) -> std::result::Result<Blob, String> {
+    let size = repo
+        .find_header(*oid)
+        .map_err(|e| format!("{path}: cannot read blob {oid}: {}", describe(&e)))?
+        .size();
+    if size > FILE_LIMIT {
+        return Ok(Err(format!(
+            "larger than the limit of {}",
+            super::file::size(FILE_LIMIT)
+        )));
+    }
+    let data = repo
+        .objects
+        .find_blob(oid, buf)
+        .map_err(|e| format!("{path}: cannot read blob {oid}: {}", describe(&e)))?
+        .data
+        .to_vec();
+    Ok(Ok(Entry::new(path.clone(), data)))
 }
 
 /// Whether `repo` names a remote (a URL or `user@host:path`) rather than a
