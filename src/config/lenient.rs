@@ -550,12 +550,13 @@ fn missing(r: &mut Reporter, map: &Spanned<Node>, pairs: &Pairs, field: &str) {
 /// written (`1`, `true`); `None` for null and for a mapping or list.
 fn key_text(text: &str, key: &Spanned<Node>) -> Option<String> {
     match &key.value {
-        // A key written as nothing (`? !binary`, whose untyped reading is
-        // an empty string) is null to serde-saphyr's key reading (found by
-        // fuzzing); `? ""` is the empty string.
+        // A key of nothing but a binary tag (`? !binary`, whose untyped
+        // reading is an empty string) is null to serde-saphyr's key reading;
+        // `? !` and `? ""` are the empty string (both found by fuzzing).
         Node::Scalar(RawScalar(RawStr::Str(s), ..)) => {
             let unwritten = s.is_empty() && literal(text, key).is_none_or(str::is_empty);
-            (!unwritten).then(|| s.clone())
+            let binary = matches!(tag(text, key), Some("!binary" | "!!binary"));
+            (!(unwritten && binary)).then(|| s.clone())
         }
         Node::Scalar(_) if !is_null(&key.value) => literal(text, key).map(str::to_string),
         _ => None,
@@ -608,23 +609,21 @@ fn is_null(node: &Node) -> bool {
     matches!(node, Node::Scalar(RawScalar(RawStr::Other("null"), ..)))
 }
 
-/// Whether a tag (`!name`) stands right before the node, alone or beside
-/// an anchor (the untyped reading does not see tags).
-fn tagged<T>(text: &str, s: &Spanned<T>) -> bool {
-    let Some(start) = s.defined.span().byte_offset() else {
-        return false;
-    };
-    let before = usize::try_from(start)
-        .ok()
-        .and_then(|start| text.get(..start))
-        .unwrap_or("");
-    // The node's properties (a tag and an anchor, in either order) are the
-    // tokens right before it.
-    before
+/// The tag (`!name`) right before the node, alone or beside an anchor
+/// (the untyped reading does not see tags).
+fn tag<'t, T>(text: &'t str, s: &Spanned<T>) -> Option<&'t str> {
+    let start = usize::try_from(s.defined.span().byte_offset()?).ok()?;
+    text.get(..start)?
         .split_whitespace()
         .rev()
         .take_while(|t| t.starts_with('!') || t.starts_with('&'))
-        .any(|t| t.starts_with('!') && t != "!!null")
+        .find(|t| t.starts_with('!'))
+}
+
+/// Whether a tag (`!name`) stands right before the node, alone or beside
+/// an anchor (the untyped reading does not see tags).
+fn tagged<T>(text: &str, s: &Spanned<T>) -> bool {
+    tag(text, s).is_some_and(|t| t != "!!null")
 }
 
 /// The source text of a scalar, as written.
@@ -807,6 +806,8 @@ mod tests {
             "prefix: 1\n",
             "? prefix\n: 1\n",
             "?  !binary\t\n",
+            "? #\r !\t",
+            "? !\n: 1\n",
             "? !binary\n: 1\n",
             "frontend: {tcp: 80, ? !binary : 2}\n",
             "scheduler: sh\nbackends\t:\n  ns1: {ipv4: 10.1.0.53, udp: 53}\n",

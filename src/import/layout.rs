@@ -27,6 +27,7 @@ pub fn repo(table: &Table) -> Repo {
     let mut state = table.state.clone();
     drop_unsayable(&mut state, &mut skipped);
     let methods = choose_methods(&mut state, &mut skipped);
+    resettle_fallbacks(&mut state, &mut skipped);
     let mut checks = table.checks.clone();
     loop {
         let (files, keys) = files(&state, &checks, &methods);
@@ -237,6 +238,18 @@ fn dest_unsayable(key: &ServiceKey, addr: &SocketAddr, d: &Dest) -> Option<Strin
 /// One forwarding method (and tunnel) per dest address (routes choose
 /// methods by address): the one most of its dests have. Dests with another
 /// are taken out of `state` and listed.
+/// A service whose weighted dests were all left out above serves from its
+/// fallback now, as the config would render it (found by fuzzing): said.
+fn resettle_fallbacks(state: &mut IpvsState, skipped: &mut Vec<Skipped>) {
+    for (key, svc) in state.services.iter_mut() {
+        if fallback::settle(svc) {
+            let what =
+                "its fallback (sorry server) serves: the dests that had weight are not imported";
+            skip(skipped, key, what);
+        }
+    }
+}
+
 fn choose_methods(state: &mut IpvsState, skipped: &mut Vec<Skipped>) -> BTreeMap<IpAddr, Way> {
     let mut counts: BTreeMap<IpAddr, BTreeMap<Way, usize>> = BTreeMap::new();
     for svc in state.services.values() {
