@@ -1126,6 +1126,25 @@ fn verify_signatures_accepts_only_allowed_signers() {
     assert!(err.contains("not signed"), "{err}");
 }
 
+/// Commits `files` (path, contents), all written.
+fn commit_all(s: &Scratch, repo: &Path, files: &[(String, String)], message: &str) {
+    let refs: Vec<(&str, Option<&str>)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), Some(c.as_str())))
+        .collect();
+    s.commit(repo, &refs, message);
+}
+
+/// The Git read of `repo`'s head holds `n` files, as the directory does.
+fn reads_as_the_directory(repo: &Path, n: usize) -> clusterf::tree::Tree {
+    let from_git = git::read(&opts(repo.to_str().unwrap())).unwrap();
+    let from_dir = clusterf::source::dir::read(repo).unwrap();
+    assert_eq!(from_git.files.len(), n);
+    assert_eq!(from_git.files, from_dir.files);
+    assert!(from_git.unreadable.is_empty());
+    from_git
+}
+
 #[test]
 fn many_files_read_the_same_as_the_directory() {
     if !have("git") {
@@ -1142,16 +1161,8 @@ fn many_files_read_the_same_as_the_directory() {
             )
         })
         .collect();
-    let refs: Vec<(&str, Option<&str>)> = files
-        .iter()
-        .map(|(p, c)| (p.as_str(), Some(c.as_str())))
-        .collect();
-    s.commit(&repo, &refs, "many");
-    let from_git = git::read(&opts(repo.to_str().unwrap())).unwrap();
-    let from_dir = clusterf::source::dir::read(&repo).unwrap();
-    assert_eq!(from_git.files.len(), 600);
-    assert_eq!(from_git.files, from_dir.files);
-    assert!(from_git.unreadable.is_empty());
+    commit_all(&s, &repo, &files, "many");
+    reads_as_the_directory(&repo, 600);
 }
 
 #[test]
@@ -1183,27 +1194,16 @@ fn a_packed_repository_of_delta_chains_and_loose_objects_reads_the_same_as_the_d
     let files: Vec<(String, String)> = (0..700)
         .map(|i| (format!("services/svc{i:04}.yaml"), service(i, 1)))
         .collect();
-    let refs: Vec<(&str, Option<&str>)> = files
-        .iter()
-        .map(|(p, c)| (p.as_str(), Some(c.as_str())))
-        .collect();
-    s.commit(&repo, &refs, "many");
+    commit_all(&s, &repo, &files, "many");
     s.git(&repo, &["gc", "-q"]);
     let changed: Vec<(String, String)> = [3, 350, 699, 700, 701]
         .iter()
         .map(|&i| (format!("services/svc{i:04}.yaml"), service(i, 7)))
         .collect();
-    let refs: Vec<(&str, Option<&str>)> = changed
-        .iter()
-        .map(|(p, c)| (p.as_str(), Some(c.as_str())))
-        .collect();
-    s.commit(&repo, &refs, "some changed, some new");
-    let from_git = git::read(&opts(repo.to_str().unwrap())).unwrap();
+    commit_all(&s, &repo, &changed, "some changed, some new");
+    let from_git = reads_as_the_directory(&repo, 702);
     let from_dir = clusterf::source::dir::read(&repo).unwrap();
-    assert_eq!(from_git.files.len(), 702);
-    assert_eq!(from_git.files, from_dir.files);
     assert_eq!(from_git.files.fingerprint(), from_dir.files.fingerprint());
-    assert!(from_git.unreadable.is_empty());
 }
 
 #[test]

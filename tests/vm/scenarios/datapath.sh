@@ -44,17 +44,20 @@ sysctl_in rs2 net/ipv4/conf/all/rp_filter 1
 # rs1 as a Docker host: container ct1 behind a veth, 172.17.0.2, httpd on
 # 8080; forwarding on, and a table of another owner (Docker's would be
 # iptables-nft's), which clusterf must leave as it is.
-$IP netns add ct1
-$IP -n ct1 link set lo up
-$IP -n rs1 link add docker0 type veth peer name eth0 netns ct1
-$IP -n rs1 addr add 172.17.0.1/16 dev docker0
-$IP -n rs1 link set docker0 up
-$IP -n ct1 addr add 172.17.0.2/16 dev eth0
-$IP -n ct1 link set eth0 up
-$IP -n ct1 route add default via 172.17.0.1
-mkdir -p /www/ct1
-echo ct1 >/www/ct1/index.html
-nsx ct1 httpd -p 8080 -h /www/ct1 || die "httpd in ct1"
+container() { # CT HOSTIF NET: namespace CT behind rs1's veth HOSTIF, NET.1 (rs1) and NET.2 (CT), httpd on 8080 answering CT
+    $IP netns add $1
+    $IP -n $1 link set lo up
+    $IP -n rs1 link add $2 type veth peer name eth0 netns $1
+    $IP -n rs1 addr add $3.1/16 dev $2
+    $IP -n rs1 link set $2 up
+    $IP -n $1 addr add $3.2/16 dev eth0
+    $IP -n $1 link set eth0 up
+    $IP -n $1 route add default via $3.1
+    mkdir -p /www/$1
+    echo $1 >/www/$1/index.html
+    nsx $1 httpd -p 8080 -h /www/$1 || die "httpd in $1"
+}
+container ct1 docker0 172.17.0
 sysctl_in rs1 net/ipv4/ip_forward 1
 command -v nft >/dev/null || die "no nft in the guest (tests/vm/build.sh)"
 nsx rs1 nft -f - <<'NFT' || die "rs1's own table"
@@ -238,17 +241,7 @@ gone() { ! has_vip $1; }
 wait_for 10 "$NEW gone from rs1" gone $NEW && has_vip $DR && ok "the service removed: rs1 drops $NEW/32, keeps $DR/32"
 
 # --- a second container behind the same VIP: the table is replaced whole -----------
-$IP netns add ct2
-$IP -n ct2 link set lo up
-$IP -n rs1 link add docker1 type veth peer name eth0 netns ct2
-$IP -n rs1 addr add 172.18.0.1/16 dev docker1
-$IP -n rs1 link set docker1 up
-$IP -n ct2 addr add 172.18.0.2/16 dev eth0
-$IP -n ct2 link set eth0 up
-$IP -n ct2 route add default via 172.18.0.1
-mkdir -p /www/ct2
-echo ct2 >/www/ct2/index.html
-nsx ct2 httpd -p 8080 -h /www/ct2 || die "httpd in ct2"
+container ct2 docker1 172.18.0
 printf 'prefix: 172.18.0.0/16\ngateway: 10.0.0.11\nmethod: droute\n' >/tmp/cfg/routes/rs1-docker1.yaml
 printf 'frontend: {ipv4: %s, tcp: 80}\nbackends:\n  ct1: {ipv4: 172.17.0.2, tcp: 8080}\n  ct2: {ipv4: 172.18.0.2, tcp: 8080}\n' $DOCK >/tmp/cfg/services/dock.yaml
 two_rules() { [ "$(nsx rs1 nft -s list table inet clusterf | grep -c "ip daddr $DOCK ")" = 2 ]; }
