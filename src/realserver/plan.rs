@@ -612,6 +612,17 @@ mod tests {
         p.steps.iter().map(Step::to_string).collect()
     }
 
+    /// [`fresh`], with our dummy link holding 198.51.100.1.
+    fn holding_198_51_100_1() -> Observed {
+        let mut o = fresh();
+        o.links.push(ours("clusterf-rs0", DUMMY));
+        o.vips
+            .entry("clusterf-rs0".into())
+            .or_default()
+            .insert("198.51.100.1".parse().unwrap());
+        o
+    }
+
     /// The host of a fresh machine: eth0's ARP sysctls at the kernel's
     /// defaults, no links of ours.
     fn fresh() -> Observed {
@@ -684,12 +695,7 @@ mod tests {
     fn a_host_that_is_ready_needs_no_change_and_a_stricter_arp_ignore_is_kept() {
         let s = state(&[("tcp://198.51.100.1:80", "10.0.0.10:80", Method::Droute)]);
         let d = desired(&s, &host(), &settings());
-        let mut o = fresh();
-        o.links.push(ours("clusterf-rs0", DUMMY));
-        o.vips
-            .entry("clusterf-rs0".into())
-            .or_default()
-            .insert("198.51.100.1".parse().unwrap());
+        let mut o = holding_198_51_100_1();
         o.sysctls.insert(Sysctl::new("eth0", "arp_ignore"), Some(2));
         o.sysctls
             .insert(Sysctl::new("eth0", "arp_announce"), Some(2));
@@ -787,12 +793,7 @@ mod tests {
             ]
         );
         // The service gone: its VIP leaves, then its rule (the table).
-        let mut o = fresh();
-        o.links.push(ours("clusterf-rs0", DUMMY));
-        o.vips
-            .entry("clusterf-rs0".into())
-            .or_default()
-            .insert("198.51.100.1".parse().unwrap());
+        let mut o = holding_198_51_100_1();
         o.dnat = Some(crate::dnat::Current::Ours {
             handle: 9,
             layout: crate::dnat::Layout::Clusterf,
