@@ -330,20 +330,6 @@ mod tests {
         assert_eq!(classify(&v6, 2), Some((ip("fd00::100"), true)));
     }
 
-    /// The bytes of a fixture (tests/fixtures/netlink/*.hex: hex digits,
-    /// `#` comments).
-    fn fixture(text: &str) -> Vec<u8> {
-        let digits: String = text
-            .lines()
-            .map(|l| l.split('#').next().unwrap_or(""))
-            .flat_map(|l| l.chars().filter(|c| !c.is_whitespace()))
-            .collect();
-        (0..digits.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).unwrap())
-            .collect()
-    }
-
     const NEW: u16 = NLM_F_REQUEST | NLM_F_ACK | NLM_F_EXCL | NLM_F_CREATE;
 
     #[test]
@@ -361,7 +347,7 @@ mod tests {
             ),
         ];
         for (text, seq, vip) in cases {
-            let bytes = fixture(text);
+            let bytes = crate::netlink::message::tests::hex(text);
             let req = marked_request(2, vip);
             let mut out = Vec::new();
             emit_message(&mut out, RTM_NEWADDR, NEW, seq, &req.emit());
@@ -373,9 +359,7 @@ mod tests {
 
     #[test]
     fn a_dump_of_the_shared_link_yields_clusterfs_marked_vips_and_the_rest() {
-        let bytes = fixture(include_str!(
-            "../../tests/fixtures/netlink/rtnl-getaddr-dump-reply-arp.hex"
-        ));
+        let bytes = crate::netlink::message::fixture!("rtnl-getaddr-dump-reply-arp");
         let m = split_messages(&bytes).unwrap();
         assert_eq!(m.len(), 11);
         assert_eq!(m[10].header.kind, NLMSG_DONE);

@@ -31,9 +31,25 @@ pub use nft::*;
 pub use nlmsg::*;
 pub use rtnl::*;
 
+/// The bytes of a netlink fixture, `tests/fixtures/netlink/NAME.hex` (hex
+/// digits, `#` comments).
+#[cfg(test)]
+macro_rules! fixture {
+    ($name:literal) => {
+        $crate::netlink::message::tests::hex(include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/netlink/",
+            $name,
+            ".hex"
+        )))
+    };
+}
+#[cfg(test)]
+pub(crate) use fixture;
+
 #[cfg(test)]
 mod nft_tests;
 #[cfg(test)]
 mod rtnl_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

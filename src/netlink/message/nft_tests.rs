@@ -6,21 +6,10 @@
 
 use std::net::SocketAddr;
 
-use super::tests::hex;
 use super::*;
 use crate::dnat::{self, Action, Current, Layout, Rules, Step, steps};
 use crate::model::Protocol;
 use crate::netlink::nft::{batch, current, generation_request, requests, step_exprs, step_of};
-
-macro_rules! fixture {
-    ($name:literal) => {
-        hex(include_str!(concat!(
-            "../../../tests/fixtures/netlink/",
-            $name,
-            ".hex"
-        )))
-    };
-}
 
 fn sa(s: &str) -> SocketAddr {
     s.parse().unwrap()

@@ -3,19 +3,8 @@
 //! to exactly these bytes and parse back; the kernel's replies parse to the
 //! expected values, unknown attributes kept.
 
-use super::tests::hex;
 use super::*;
 use crate::netlink::rtnl::{VIP_ALIAS, addr_request, create_request, vip_of};
-
-macro_rules! fixture {
-    ($name:literal) => {
-        hex(include_str!(concat!(
-            "../../../tests/fixtures/netlink/",
-            $name,
-            ".hex"
-        )))
-    };
-}
 
 fn message(kind: u16, flags: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();

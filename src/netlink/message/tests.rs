@@ -19,16 +19,6 @@ pub(crate) fn hex(text: &str) -> Vec<u8> {
         .collect()
 }
 
-macro_rules! fixture {
-    ($name:literal) => {
-        hex(include_str!(concat!(
-            "../../../tests/fixtures/netlink/",
-            $name,
-            ".hex"
-        )))
-    };
-}
-
 /// Re-emits every message of a datagram from its parsed form.
 fn reemit(bytes: &[u8], payload: impl Fn(&Header, &[u8]) -> Vec<u8>) -> Vec<u8> {
     let mut out = Vec::new();
