@@ -249,38 +249,34 @@ for lib in libgcc_s.so.1 libm.so.6; do
     p=$(ldconfig -p 2>/dev/null | awk -v l="$lib" '$1 == l && /x86-64/ {print $NF; exit}')
     if [ -n "$p" ]; then mkdir -p "$stage$(dirname "$p")"; cp -L "$p" "$stage$p"; fi
 done
-# BIRD: bird, birdc and birdcl, and the libraries ldd finds for them in the
-# unpacked packages (at their own paths) or, for libc and zlib, on the host.
-broot=$cache/bird-root
-rm -rf "$broot"
-for d in $bird_debs; do dpkg-deb -x "$d" "$broot"; done
-cp "$broot"/usr/sbin/bird "$broot"/usr/sbin/birdc "$broot"/usr/sbin/birdcl "$stage/usr/sbin/"
-bird_ldd() {
-    LD_LIBRARY_PATH=$broot/lib/x86_64-linux-gnu:$broot/usr/lib/x86_64-linux-gnu \
-        ldd "$broot"/usr/sbin/bird "$broot"/usr/sbin/birdc
+# stage_debs NAME "DEBS" BIN...: unpacks DEBS into $cache/NAME-root, copies
+# each BIN (a path under /usr/sbin) into the stage with the libraries ldd
+# finds for them in the unpacked packages (at their own paths) or, for libc
+# and the like, on the host.
+stage_debs() {
+    _root=$cache/$1-root
+    _debs=$2
+    shift 2
+    rm -rf "$_root"
+    for d in $_debs; do dpkg-deb -x "$d" "$_root"; done
+    for b in "$@"; do cp "$_root/usr/sbin/$b" "$stage/usr/sbin/"; done
+    _ldd() {
+        for b in "$@"; do
+            LD_LIBRARY_PATH=$_root/lib/x86_64-linux-gnu:$_root/usr/lib/x86_64-linux-gnu ldd "$_root/usr/sbin/$b"
+        done
+    }
+    missing=$(_ldd "$@" | awk '/not found/ {print $1}' | sort -u | tr '\n' ' ')
+    [ -z "$missing" ] || die "libraries of $1 not found: $missing"
+    for lib in $(_ldd "$@" | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u); do
+        dest=${lib#"$_root"}
+        mkdir -p "$stage$(dirname "$dest")"
+        cp -L "$lib" "$stage$dest"
+    done
+    rm -rf "$_root"
 }
-missing=$(bird_ldd | awk '/not found/ {print $1}' | sort -u | tr '\n' ' ')
-[ -z "$missing" ] || die "libraries of bird not found: $missing"
-for lib in $(bird_ldd | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u); do
-    dest=${lib#"$broot"}
-    mkdir -p "$stage$(dirname "$dest")"
-    cp -L "$lib" "$stage$dest"
-done
-rm -rf "$broot"
-# nft, with the libraries ldd finds for it in the unpacked packages.
-nroot=$cache/nft-root
-rm -rf "$nroot"
-for d in $nft_debs; do dpkg-deb -x "$d" "$nroot"; done
-cp "$nroot"/usr/sbin/nft "$stage/usr/sbin/"
-nft_ldd() { LD_LIBRARY_PATH=$nroot/lib/x86_64-linux-gnu:$nroot/usr/lib/x86_64-linux-gnu ldd "$nroot"/usr/sbin/nft; }
-missing=$(nft_ldd | awk '/not found/ {print $1}' | sort -u | tr '\n' ' ')
-[ -z "$missing" ] || die "libraries of nft not found: $missing"
-for lib in $(nft_ldd | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u); do
-    dest=${lib#"$nroot"}
-    mkdir -p "$stage$(dirname "$dest")"
-    cp -L "$lib" "$stage$dest"
-done
-rm -rf "$nroot"
+# BIRD (bird, birdc, birdcl) and nft.
+stage_debs bird "$bird_debs" bird birdc birdcl
+stage_debs nft "$nft_debs" nft
 install -m 0755 "$here/init" "$stage/init"
 echo "root:x:0:0:root:/root:/bin/sh" >"$stage/etc/passwd"
 echo "root:x:0:" >"$stage/etc/group"
