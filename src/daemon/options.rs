@@ -29,7 +29,7 @@ pub struct Options {
     /// Anti-entropy period, and the longest the copy of the kernel's table
     /// is used (not zero).
     pub resync: Duration,
-    /// Window that coalesces bursts of changes into one pass.
+    /// Window that coalesces a stream of changes (see `reconcile::schedule`).
     pub debounce: Duration,
     /// How long a removed dest drains at weight 0 (zero: no draining).
     pub drain_timeout: Duration,

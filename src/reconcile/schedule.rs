@@ -6,12 +6,15 @@
 //! recomputes everything from the full desired and live state
 //! (level-triggered), so coalescing any number of triggers into one pass is
 //! always correct. An etcd event, a Git commit or SIGHUP that finds the loop
-//! idle starts a pass at once (the leading edge of a burst); what arrives
-//! while that pass runs or waits is coalesced into one pass, due one
-//! debounce window after the last pass started: a burst costs its leading
-//! pass and one after it, and a stream faster than the passes one pass a
-//! window, never starving the loop (changes that each find the loop idle
-//! are lone changes, a pass each). Config directory events wait one window from the
+//! idle starts a pass at once (the leading edge of a burst). What arrives
+//! while that pass runs is coalesced into one follow-up pass that starts as
+//! soon as it ends; what arrives while a follow-up runs or waits is
+//! coalesced into one pass due one debounce window after the follow-up
+//! started. So a burst costs its leading pass and one or two after it, a
+//! stream faster than the passes one pass a window, never starving the
+//! loop, and a change that lands while a pass is finishing waits for that
+//! pass, not for a window (changes that each find the loop idle are lone
+//! changes, a pass each). Config directory events wait one window from the
 //! first (files are written in several steps: the window lets a save
 //! finish). A failed pass is retried with exponential
 //! backoff, capped, and reset by the next success; a periodic resync pass
@@ -222,6 +225,16 @@ struct Dirty {
     changed_at: Option<Duration>,
     /// When the pass is due; `None` while the first Git poll is awaited.
     due: Option<Duration>,
+    /// A change was marked while the loop was busy (a pass running or
+    /// waiting): this pass follows another without the loop going idle.
+    follow_up: bool,
+}
+
+/// The last pass started.
+#[derive(Clone, Copy, Debug)]
+struct Started {
+    at: Duration,
+    follow_up: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -254,9 +267,9 @@ pub struct Schedule {
     poll_requested: bool,
     first_poll_pending: bool,
     recheck_at: Option<Duration>,
-    /// When the last pass started: coalesced changes wait one debounce
-    /// window from it.
-    last_start: Option<Duration>,
+    /// The last pass started: changes coalesced behind a follow-up wait one
+    /// debounce window from its start.
+    last_start: Option<Started>,
     stats: Stats,
 }
 
@@ -270,6 +283,7 @@ impl Schedule {
                 triggers: BTreeSet::from([Trigger::Startup]),
                 changed_at: None,
                 due: if git { None } else { Some(now) },
+                follow_up: false,
             }),
             running: None,
             backoff: None,
@@ -341,7 +355,10 @@ impl Schedule {
             self.running = Some(Running {
                 changed_at: dirty.changed_at,
             });
-            self.last_start = Some(now);
+            self.last_start = Some(Started {
+                at: now,
+                follow_up: dirty.follow_up,
+            });
             actions.push(Action::StartPass {
                 triggers: dirty.triggers,
                 changed_at: dirty.changed_at,
@@ -421,6 +438,7 @@ impl Schedule {
                             triggers: BTreeSet::from([Trigger::Retry]),
                             changed_at,
                             due: Some(retry_at),
+                            follow_up: false,
                         });
                     }
                 }
@@ -444,12 +462,23 @@ impl Schedule {
     /// [`due_for_change`]'s. Timer triggers (resync, drain recheck) use
     /// `mark_at` and are due at once.
     fn mark(&mut self, now: Duration, trigger: Trigger) {
-        let loop_state = LoopState {
-            idle: self.running.is_none() && self.dirty.is_none(),
-            last_start: self.last_start,
+        let loop_state = match self.last_start {
+            _ if self.running.is_none() && self.dirty.is_none() => LoopState::Idle,
+            Some(Started {
+                at,
+                follow_up: true,
+            }) => LoopState::BehindFollowUp { started: at },
+            _ => LoopState::BehindLeading,
         };
         let due = due_for_change(now, trigger, loop_state, self.settings.debounce);
         self.mark_at(now, trigger, due);
+        if let Some(dirty) = self
+            .dirty
+            .as_mut()
+            .filter(|_| loop_state != LoopState::Idle)
+        {
+            dirty.follow_up = true;
+        }
     }
 
     /// Marks the state dirty with a pass due at `window` at the latest.
@@ -468,25 +497,30 @@ impl Schedule {
                     triggers: BTreeSet::from([trigger]),
                     changed_at,
                     due: Some(window),
+                    follow_up: false,
                 });
             }
         }
     }
 }
 
-/// What [`due_for_change`] needs of the loop.
-#[derive(Clone, Copy, Debug)]
-struct LoopState {
+/// Where a change finds the loop, for [`due_for_change`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LoopState {
     /// No pass running, none waiting.
-    idle: bool,
-    last_start: Option<Duration>,
+    Idle,
+    /// Busy with a leading pass (one that started on an idle loop), or with
+    /// none started yet.
+    BehindLeading,
+    /// Busy with a follow-up, or waiting after one, started at `started`.
+    BehindFollowUp { started: Duration },
 }
 
-/// When a pass for a change reported at `now` is due at the latest: at
-/// once for a whole change on an idle loop (the leading edge); else, for a
-/// whole change, one debounce window after the last pass started (the
-/// burst's coalescing pass), and for a config directory event one window
-/// after it.
+/// When a pass for a change reported at `now` is due at the latest. A
+/// config directory event: one debounce window after it. A whole change:
+/// at once on an idle loop (the leading edge) or behind a leading pass (as
+/// soon as that pass ends: the follow-up); behind a follow-up, one window
+/// after the follow-up started (a stream, one pass a window).
 fn due_for_change(
     now: Duration,
     trigger: Trigger,
@@ -496,12 +530,10 @@ fn due_for_change(
     if !trigger.is_whole() {
         return now + debounce;
     }
-    if state.idle {
-        return now;
+    match state {
+        LoopState::Idle | LoopState::BehindLeading => now,
+        LoopState::BehindFollowUp { started } => (started + debounce).max(now),
     }
-    state
-        .last_start
-        .map_or(now, |start| (start + debounce).max(now))
 }
 
 fn min_opt(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
@@ -620,9 +652,10 @@ mod tests {
 
     #[test]
     fn a_stream_faster_than_the_passes_passes_once_a_window() {
-        // An event every 2 ms for 100 ms, each pass taking 3 ms: the events
-        // that arrive while a pass runs wait for one window after it, so a
-        // pass every 20 ms, not one per event, and none starved.
+        // An event every 2 ms for 100 ms, each pass taking 3 ms: the leading
+        // pass, its follow-up as soon as it ends, then the events that
+        // arrive behind the follow-up wait for one window after it: a pass
+        // every 20 ms, not one per event, and none starved.
         let mut sched = Schedule::new(settings(), ms(0));
         sched.step(ms(0), []);
         sched.step(ms(1), [Event::PassOk { recheck_at: None }]);
@@ -642,33 +675,96 @@ mod tests {
                 }
             }
         }
-        assert_eq!(starts, vec![100, 120, 140, 160, 180]);
+        assert_eq!(starts, vec![100, 103, 123, 143, 163, 183]);
     }
 
     #[test]
-    fn a_change_is_due_at_once_only_when_whole_and_the_loop_idle() {
-        let window = ms(20);
-        let idle = LoopState {
-            idle: true,
-            last_start: Some(ms(95)),
+    fn a_change_landing_while_a_lone_changes_pass_finishes_runs_when_it_ends() {
+        // One change at a time, each put as soon as the previous one shows
+        // in the table, which can be before its pass has finished (status,
+        // logs): the next change waits for that pass, not for a window.
+        check(
+            settings(),
+            &[
+                (0, vec![]),
+                (1, vec![Event::PassOk { recheck_at: None }]),
+                (100, vec![Event::EtcdChanged]),
+                (101, vec![Event::EtcdChanged]),
+                (102, vec![Event::PassOk { recheck_at: None }]),
+                (103, vec![Event::PassOk { recheck_at: None }]),
+                (104, vec![Event::EtcdChanged]),
+            ],
+            &[
+                (0, vec![pass(&[Trigger::Startup], None)]),
+                (1, vec![wake(30_000)]),
+                (100, vec![pass(&[Trigger::Etcd], Some(100))]),
+                (101, vec![]),
+                (102, vec![pass(&[Trigger::Etcd], Some(101))]),
+                (103, vec![wake(30_000)]),
+                (104, vec![pass(&[Trigger::Etcd], Some(104))]),
+            ],
+        );
+    }
+
+    #[test]
+    fn a_stream_of_changes_into_failing_passes_still_passes_once_a_window() {
+        // Every pass fails at once and a change comes every 2 ms: the first
+        // change runs a pass past the backoff, the ones behind it wait for
+        // windows, not one pass per change.
+        let mut sched = Schedule::new(settings(), ms(0));
+        sched.step(ms(0), []);
+        sched.step(ms(1), [Event::PassOk { recheck_at: None }]);
+        let failed = Event::PassFailed {
+            source: Source::Etcd,
         };
-        let busy = LoopState {
-            idle: false,
-            last_start: Some(ms(95)),
-        };
-        for whole in [Trigger::Etcd, Trigger::Git, Trigger::Signal] {
-            assert_eq!(due_for_change(ms(100), whole, idle, window), ms(100));
-            assert_eq!(due_for_change(ms(100), whole, busy, window), ms(115));
-            assert_eq!(due_for_change(ms(130), whole, busy, window), ms(130));
+        let mut starts = Vec::new();
+        let mut done_at = None;
+        for t in 100..200 {
+            let mut events = Vec::new();
+            if done_at == Some(t) {
+                events.push(failed.clone());
+            }
+            if t % 2 == 0 {
+                events.push(Event::EtcdChanged);
+            }
+            for action in sched.step(ms(t), events) {
+                if let Action::StartPass { .. } = action {
+                    starts.push(t);
+                    done_at = Some(t + 1);
+                }
+            }
         }
-        assert_eq!(
-            due_for_change(ms(100), Trigger::Config, idle, window),
-            ms(120)
-        );
-        assert_eq!(
-            due_for_change(ms(100), Trigger::Config, busy, window),
-            ms(120)
-        );
+        assert_eq!(starts, vec![100, 102, 122, 142, 162, 182]);
+    }
+
+    #[test]
+    fn a_whole_change_waits_for_a_window_only_behind_a_follow_up() {
+        let window = ms(20);
+        let behind_follow_up = LoopState::BehindFollowUp { started: ms(95) };
+        for whole in [
+            Trigger::Etcd,
+            Trigger::Git,
+            Trigger::Signal,
+            Trigger::Health,
+        ] {
+            for state in [LoopState::Idle, LoopState::BehindLeading] {
+                assert_eq!(due_for_change(ms(100), whole, state, window), ms(100));
+            }
+            assert_eq!(
+                due_for_change(ms(100), whole, behind_follow_up, window),
+                ms(115)
+            );
+            assert_eq!(
+                due_for_change(ms(130), whole, behind_follow_up, window),
+                ms(130)
+            );
+        }
+        for state in [LoopState::Idle, LoopState::BehindLeading, behind_follow_up] {
+            assert_eq!(
+                due_for_change(ms(100), Trigger::Config, state, window),
+                ms(120)
+            );
+        }
     }
 
     #[test]
