@@ -20,8 +20,8 @@ use clusterf::model::tunnel::Tunnel;
 use clusterf::model::{
     Dest, DestAttrs, Family, IpvsState, Method, Op, Service, ServiceAttrs, ServiceKey,
 };
-use clusterf::plan::saved::{SavedPlan, check_fresh, live_hash};
-use clusterf::plan::{self, Guards, Ownership, PlanError, canonical_state};
+use clusterf::plan::saved::{Inputs, LiveFingerprint, SavedPlan, check_fresh, live_hash};
+use clusterf::plan::{self, Guards, Ownership, PlanError, canonical_state, output};
 
 const KEYS: &[&str] = &[
     "tcp://10.0.0.1:80",
@@ -313,6 +313,46 @@ proptest! {
         let keys: Vec<ServiceKey> = listed.emptied.iter().map(|e| e.service).collect();
         prop_assert_eq!(keys, emptied);
         prop_assert_eq!(listed.serving_services, serving);
+    }
+
+    /// `plan::outline` (the plan `clusterf plan` writes: adds not held,
+    /// made again from the desired state) is the same plan: the same
+    /// changes in the same order, counts, refusal and JSON document.
+    #[test]
+    fn an_outline_is_the_plan_with_its_adds_made_again(
+        desired in state(),
+        live in state(),
+        own in ownership(),
+        percent in 0u32..=100,
+        min in 0usize..6,
+    ) {
+        let guards = Guards {
+            max_delete_percent: percent,
+            max_delete_min: min,
+            ..Guards::default()
+        };
+        let want = match plan::plan(&desired, &live, &own, &guards) {
+            Ok(p) => Ok((p, None)),
+            Err(PlanError::MassDelete { reason, plan }) => Ok((*plan, Some(reason))),
+            Err(e) => Err(e),
+        };
+        let got = plan::outline(&desired, &live, &own, &guards);
+        if let (Ok((whole, refused)), Ok((outline, _))) = (&want, &got) {
+            let inputs = Inputs {
+                config_hash: "0".repeat(64),
+                config_revision: None,
+                overlay_hash: None,
+                overlay_revision: None,
+            };
+            let fingerprint = LiveFingerprint::unhashed("empty".to_string(), true);
+            let refused = refused.as_deref();
+            let mut doc = Vec::new();
+            output::write_outline_json(&mut doc, outline, &desired, &inputs, &fingerprint, &own, refused)
+                .expect("written to memory");
+            let want_doc = output::json(whole, &desired, &inputs, &fingerprint, &own, refused);
+            prop_assert_eq!(String::from_utf8(doc).expect("UTF-8"), want_doc);
+        }
+        prop_assert_eq!(got.map(|(o, refused)| (o.into_plan(&desired), refused)), want);
     }
 
     #[test]

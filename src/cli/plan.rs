@@ -23,7 +23,7 @@ use super::{Exit, use_color};
 use crate::load::Loaded;
 use crate::model::IpvsState;
 use crate::plan::saved::{Inputs, LiveFingerprint};
-use crate::plan::{self, Ownership, Plan, PlanError, output};
+use crate::plan::{self, Outline, Ownership, output};
 use crate::render;
 use crate::source::OverlaySource;
 use crate::text::plural;
@@ -115,37 +115,61 @@ fn read_live(args: &PlanArgs, overlay_tree: Option<&Tree>) -> Result<(IpvsState,
     }
 }
 
-/// Writes the plan to stdout in `format`, as it is rendered.
+/// What the plan document says besides the plan.
+struct Doc<'a> {
+    desired: &'a IpvsState,
+    inputs: &'a Inputs,
+    live: &'a LiveFingerprint,
+    ownership: &'a Ownership,
+}
+
+/// Writes the plan to stdout in `format`, as it is rendered: JSON from the
+/// outline (its adds made one at a time), text and markdown from the whole
+/// plan, which they group by service.
 fn emit_plan(
     format: PlanFormat,
-    plan: &Plan,
-    desired: &IpvsState,
-    inputs: &Inputs,
-    live: &LiveFingerprint,
-    ownership: &Ownership,
+    outline: Outline,
+    doc: &Doc<'_>,
     refused: Option<&str>,
 ) -> std::io::Result<()> {
-    super::emit_with(|w| match format {
+    let desired = doc.desired;
+    match format {
+        PlanFormat::Json => super::emit_with(|w| {
+            output::write_outline_json(
+                w,
+                &outline,
+                desired,
+                doc.inputs,
+                doc.live,
+                doc.ownership,
+                refused,
+            )
+        }),
         PlanFormat::Text => {
-            output::write_text(w, plan, desired, use_color(&std::io::stdout()), refused)
+            let plan = outline.into_plan(desired);
+            let color = use_color(&std::io::stdout());
+            super::emit_with(|w| output::write_text(w, &plan, desired, color, refused))
         }
-        PlanFormat::Json => output::write_json(w, plan, desired, inputs, live, ownership, refused),
-        PlanFormat::Markdown => output::write_markdown(w, plan, desired, refused),
-    })
+        PlanFormat::Markdown => {
+            let plan = outline.into_plan(desired);
+            super::emit_with(|w| output::write_markdown(w, &plan, desired, refused))
+        }
+    }
 }
 
 /// Saves the plan document to `path`, written as it is serialized.
-fn save(
-    path: &Path,
-    plan: &Plan,
-    desired: &IpvsState,
-    inputs: &Inputs,
-    live: &LiveFingerprint,
-    ownership: &Ownership,
-) -> Result<()> {
+fn save(path: &Path, outline: &Outline, doc: &Doc<'_>) -> Result<()> {
     let write = || -> std::io::Result<()> {
         let mut file = BufWriter::with_capacity(64 << 10, File::create(path)?);
-        output::write_json(&mut file, plan, desired, inputs, live, ownership, None)?;
+        output::write_outline_json(
+            &mut file,
+            outline,
+            doc.desired,
+            doc.inputs,
+            doc.live,
+            doc.ownership,
+            None,
+        )?;
         file.flush()
     };
     write().with_context(|| format!("writing the plan to {}", path.display()))
@@ -205,45 +229,33 @@ pub fn run(args: &PlanArgs) -> Result<u8> {
     } else {
         LiveFingerprint::unhashed(source, thresholds)
     };
-    match plan::plan(desired, &live_state, &ownership, &guards) {
-        Ok(plan) => {
-            drop(live_state);
-            if let Some(path) = &args.out {
-                save(path, &plan, desired, &inputs, &live, &ownership)?;
-            }
-            emit_plan(
-                args.output,
-                &plan,
-                desired,
-                &inputs,
-                &live,
-                &ownership,
-                None,
-            )?;
-            if let Some(path) = &args.out {
-                eprintln!("saved the plan to {}", path.display());
-            }
-            Ok(if args.detailed_exitcode && !plan.is_empty() {
-                2
-            } else {
-                0
-            })
-        }
-        Err(PlanError::MassDelete { reason, plan }) => {
-            let written = emit_plan(
-                args.output,
-                &plan,
-                desired,
-                &inputs,
-                &live,
-                &ownership,
-                Some(&reason),
-            );
-            // The refusal is said whatever became of stdout.
-            eprintln!("error: {reason}");
-            written?;
-            Err(Exit(1).into())
-        }
-        Err(e @ PlanError::NotOwned { .. }) => Err(e.into()),
+    // The plan's adds stay in the desired state, read as they are written.
+    let (outline, refused) = plan::outline(desired, &live_state, &ownership, &guards)?;
+    drop(live_state);
+    let doc = Doc {
+        desired,
+        inputs: &inputs,
+        live: &live,
+        ownership: &ownership,
+    };
+    if let Some(reason) = refused {
+        let written = emit_plan(args.output, outline, &doc, Some(&reason));
+        // The refusal is said whatever became of stdout.
+        eprintln!("error: {reason}");
+        written?;
+        return Err(Exit(1).into());
     }
+    if let Some(path) = &args.out {
+        save(path, &outline, &doc)?;
+    }
+    let changed = !outline.is_empty();
+    emit_plan(args.output, outline, &doc, None)?;
+    if let Some(path) = &args.out {
+        eprintln!("saved the plan to {}", path.display());
+    }
+    Ok(if args.detailed_exitcode && changed {
+        2
+    } else {
+        0
+    })
 }

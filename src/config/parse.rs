@@ -66,8 +66,9 @@ fn parse_config_ahead(tree: &Tree, ahead: usize) -> (Config, Diagnostics) {
 const READ_AHEAD: usize = 512;
 
 /// A YAML service file read on its own: the service, and the file's
-/// diagnostics.
-type ReadService = (Option<Service>, Diagnostics);
+/// diagnostics. Boxed: each is moved into the config in its turn and its
+/// box freed, where a vector of services would be held whole beside it.
+type ReadService = (Option<Box<Service>>, Diagnostics);
 
 /// The YAML layout's service files of `tree`, in path order, read on two
 /// threads when there are `at_least` (each file is read alone, its
@@ -94,7 +95,7 @@ fn read_services_ahead(tree: &Tree, at_least: usize) -> Vec<ReadService> {
                     diags: &mut diags,
                     failed: false,
                 };
-                (yaml_service(&mut r, name, bytes), diags)
+                (yaml_service(&mut r, name, bytes).map(Box::new), diags)
             })
             .collect()
     };
@@ -224,7 +225,7 @@ impl<'t> ConfigFiles<'t> {
             Some((svc, diags)) => {
                 r.failed |= diags.has_errors();
                 r.diags.extend(diags);
-                svc
+                svc.map(|svc| *svc)
             }
             None => yaml_service(r, name, bytes),
         };

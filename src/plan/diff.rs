@@ -12,9 +12,84 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use super::{Before, Change, Emptied, Ownership, Plan, PlanError, Summary, Unmanaged};
+use super::{Added, Before, Change, Emptied, Ownership, Plan, PlanError, Summary, Unmanaged};
 use crate::model::flags::canonical_flags;
 use crate::model::{Dest, IpvsState, Op, Service, ServiceAttrs, ServiceKey};
+
+/// Where the diff puts the adds: a plan's vector (each add a [`Change`]),
+/// or [`Added`] (one bit per desired service and dest, read back from the
+/// desired state when the plan is written). Every desired service the
+/// first walk meets and every desired dest the second walk meets is
+/// either added or kept, in the desired state's order.
+pub(super) trait Adds {
+    fn add_service(&mut self, key: &ServiceKey, want: &Service);
+    fn keep_service(&mut self);
+    fn add_dest(&mut self, key: &ServiceKey, dest: &SocketAddr, d: &Dest);
+    fn keep_dest(&mut self);
+    /// Room for `n` more dest adds.
+    fn reserve(&mut self, n: usize);
+    /// How many adds so far.
+    fn count(&self) -> usize;
+}
+
+impl Adds for Vec<Change> {
+    fn add_service(&mut self, key: &ServiceKey, want: &Service) {
+        self.push(change(
+            Op::AddService {
+                service: *key,
+                attrs: want.attrs.clone(),
+            },
+            None,
+        ));
+    }
+
+    fn keep_service(&mut self) {}
+
+    fn add_dest(&mut self, key: &ServiceKey, dest: &SocketAddr, d: &Dest) {
+        self.push(change(
+            Op::AddDest {
+                service: *key,
+                dest: *dest,
+                attrs: d.attrs,
+            },
+            None,
+        ));
+    }
+
+    fn keep_dest(&mut self) {}
+
+    fn reserve(&mut self, n: usize) {
+        self.reserve_exact(n);
+    }
+
+    fn count(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Adds for Added {
+    fn add_service(&mut self, _: &ServiceKey, _: &Service) {
+        self.services.push(true);
+    }
+
+    fn keep_service(&mut self) {
+        self.services.push(false);
+    }
+
+    fn add_dest(&mut self, _: &ServiceKey, _: &SocketAddr, _: &Dest) {
+        self.dests.push(true);
+    }
+
+    fn keep_dest(&mut self) {
+        self.dests.push(false);
+    }
+
+    fn reserve(&mut self, _: usize) {}
+
+    fn count(&self) -> usize {
+        self.services.ones() + self.dests.ones()
+    }
+}
 
 /// The attributes in their one canonical spelling.
 pub fn canonical_service_attrs(key: &ServiceKey, attrs: &ServiceAttrs) -> ServiceAttrs {
@@ -154,12 +229,38 @@ pub(super) fn diff(
     ownership: &Ownership,
 ) -> Result<Plan, PlanError> {
     let mut changes: Vec<Change> = Vec::new();
-    let added_dests = add_services(desired, live, ownership, &mut changes)?;
-    let service_adds = changes.len();
-    changes.reserve_exact(added_dests);
-    let rest = diff_the_rest(desired, live, ownership, &mut changes);
-    debug_assert!(service_adds <= changes.len());
+    let rest = diff_into(desired, live, ownership, &mut changes)?;
     Ok(rest.into_plan(changes))
+}
+
+/// [`diff`] with the adds marked in `added` instead of made: the plan
+/// holds the other changes, and its summary counts the adds.
+pub(super) fn diff_marking(
+    desired: &IpvsState,
+    live: &IpvsState,
+    ownership: &Ownership,
+    added: &mut Added,
+) -> Result<Plan, PlanError> {
+    let rest = diff_into(desired, live, ownership, added)?;
+    let adds = added.count();
+    let mut plan = rest.into_plan(Vec::new());
+    plan.summary.add = adds;
+    Ok(plan)
+}
+
+/// Both walks, the adds into `adds`.
+fn diff_into(
+    desired: &IpvsState,
+    live: &IpvsState,
+    ownership: &Ownership,
+    adds: &mut impl Adds,
+) -> Result<Rest, PlanError> {
+    let added_dests = add_services(desired, live, ownership, adds)?;
+    let service_adds = adds.count();
+    adds.reserve(added_dests);
+    let rest = diff_the_rest(desired, live, ownership, adds);
+    debug_assert!(service_adds <= adds.count());
+    Ok(rest)
 }
 
 /// The first walk: pushes the adds of desired services that are not live
@@ -169,7 +270,7 @@ fn add_services(
     desired: &IpvsState,
     live: &IpvsState,
     ownership: &Ownership,
-    changes: &mut Vec<Change>,
+    adds: &mut impl Adds,
 ) -> Result<usize, PlanError> {
     let mut not_owned: Vec<ServiceKey> = Vec::new();
     let mut added_dests = 0;
@@ -177,19 +278,19 @@ fn add_services(
         Side::Left(key, want) => {
             if !ownership.owns(key) {
                 not_owned.push(*key);
+                adds.keep_service();
             } else {
                 added_dests += want.dests.len();
-                changes.push(change(
-                    Op::AddService {
-                        service: *key,
-                        attrs: want.attrs.clone(),
-                    },
-                    None,
-                ));
+                adds.add_service(key, want);
             }
         }
-        Side::Both(key, _, _) if !ownership.owns(key) => not_owned.push(*key),
-        _ => {}
+        Side::Both(key, _, _) => {
+            if !ownership.owns(key) {
+                not_owned.push(*key);
+            }
+            adds.keep_service();
+        }
+        Side::Right(..) => {}
     });
     if !not_owned.is_empty() {
         return Err(PlanError::NotOwned {
@@ -205,28 +306,21 @@ fn diff_the_rest(
     desired: &IpvsState,
     live: &IpvsState,
     ownership: &Ownership,
-    changes: &mut Vec<Change>,
+    adds: &mut impl Adds,
 ) -> Rest {
     let mut rest = Rest::default();
     merge(&desired.services, &live.services, |side| match side {
-        Side::Left(key, want) => add_dests(key, want, changes),
+        Side::Left(key, want) => add_dests(key, want, adds),
         Side::Right(key, have) => rest.delete_service(key, have, ownership),
-        Side::Both(key, want, have) => rest.update_service(key, want, have, changes),
+        Side::Both(key, want, have) => rest.update_service(key, want, have, adds),
     });
     rest
 }
 
 /// The dests of a service being added.
-fn add_dests(key: &ServiceKey, want: &Service, changes: &mut Vec<Change>) {
+fn add_dests(key: &ServiceKey, want: &Service, adds: &mut impl Adds) {
     for (dest, d) in &want.dests {
-        changes.push(change(
-            Op::AddDest {
-                service: *key,
-                dest: *dest,
-                attrs: d.attrs,
-            },
-            None,
-        ));
+        adds.add_dest(key, dest, d);
     }
 }
 
@@ -259,7 +353,7 @@ impl Rest {
         key: &ServiceKey,
         want: &Service,
         have: &Service,
-        adds: &mut Vec<Change>,
+        adds: &mut impl Adds,
     ) {
         self.owned_services += 1;
         self.owned_dests += have.dests.len();
@@ -319,20 +413,13 @@ fn diff_dests(
     key: &ServiceKey,
     want: &BTreeMap<SocketAddr, Dest>,
     have: &BTreeMap<SocketAddr, Dest>,
-    adds: &mut Vec<Change>,
+    adds: &mut impl Adds,
     rest: &mut Rest,
 ) {
     let first_edit = rest.edits.len();
     let mut lowered = false;
     merge(want, have, |side| match side {
-        Side::Left(dest, d) => adds.push(change(
-            Op::AddDest {
-                service: *key,
-                dest: *dest,
-                attrs: d.attrs,
-            },
-            None,
-        )),
+        Side::Left(dest, d) => adds.add_dest(key, dest, d),
         Side::Right(dest, d) => {
             rest.dests_removed += 1;
             rest.dest_deletes.push(change(
@@ -344,6 +431,7 @@ fn diff_dests(
             ));
         }
         Side::Both(dest, w, h) => {
+            adds.keep_dest();
             if w.attrs != h.attrs {
                 lowered |= w.attrs.weight < h.attrs.weight;
                 rest.edits.push(change(

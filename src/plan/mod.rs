@@ -29,8 +29,12 @@ use crate::text::plural;
 
 mod diff;
 mod guard;
+pub mod outline;
 pub mod output;
 pub mod saved;
+
+use outline::Added;
+pub use outline::{Outline, outline};
 
 pub use diff::{canonical_service_attrs, canonical_state, same_service_attrs};
 

@@ -11,12 +11,13 @@
 //!
 //! Each rendering is written as it is made, in chunks, to a writer the
 //! caller passes (`write_*`): a plan of a million changes is never held
-//! whole in memory. `text`, `markdown` and `json` return the same as a
-//! `String`.
+//! whole in memory (nor, by `write_outline_json`, the plan's adds).
+//! `text`, `markdown` and `json` return the same as a `String`.
 //!
 //! Invariant: pure text building. This module does not decide whether to
 //! colour (the caller passes that in), and opens no files or streams.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io;
@@ -25,7 +26,7 @@ use serde::Serialize;
 
 use super::saved::{FORMAT_VERSION, Inputs, LiveFingerprint};
 use super::{
-    Action, Before, Change, Emptied, Ownership, OwnershipDoc, Plan, Summary,
+    Action, Before, Change, Emptied, Outline, Ownership, OwnershipDoc, Plan, Summary,
     canonical_service_attrs,
 };
 use crate::model::text::{push_socket_addr, push_u32};
@@ -210,26 +211,76 @@ pub fn write_json(
     ownership: &Ownership,
     refused: Option<&str>,
 ) -> io::Result<()> {
-    let head = Head {
-        format_version: FORMAT_VERSION,
+    let doc = Document {
+        desired,
         inputs,
         live,
-        ownership: ownership.doc(),
-        summary: plan.summary,
+        ownership,
         refused,
     };
-    let mut out = Chunks::new(w);
-    json::push_head(&mut out.buf, &head);
-    // Owned services left without a dest that takes connections.
-    json::push_emptied(&mut out.buf, &plan.emptied);
-    let mut changes = json::ChangesArray::start(&mut out.buf, desired);
-    for c in &plan.changes {
-        changes.change(&mut out.buf, c);
-        out.spill()?;
+    doc.write(w, plan, plan.changes.iter())
+}
+
+/// [`write_json`] of an [`Outline`]: the same document, its adds made
+/// from `desired` one at a time as they are written.
+pub fn write_outline_json(
+    w: &mut impl io::Write,
+    outline: &Outline,
+    desired: &IpvsState,
+    inputs: &Inputs,
+    live: &LiveFingerprint,
+    ownership: &Ownership,
+    refused: Option<&str>,
+) -> io::Result<()> {
+    let doc = Document {
+        desired,
+        inputs,
+        live,
+        ownership,
+        refused,
+    };
+    doc.write(w, &outline.rest, outline.changes(desired))
+}
+
+/// What the JSON document says besides the plan.
+struct Document<'a> {
+    desired: &'a IpvsState,
+    inputs: &'a Inputs,
+    live: &'a LiveFingerprint,
+    ownership: &'a Ownership,
+    refused: Option<&'a str>,
+}
+
+impl Document<'_> {
+    /// The document of `plan`'s counts and lists and of `changes` (all of
+    /// the plan's, in order).
+    fn write<C: Borrow<Change>>(
+        &self,
+        w: &mut impl io::Write,
+        plan: &Plan,
+        changes: impl Iterator<Item = C>,
+    ) -> io::Result<()> {
+        let head = Head {
+            format_version: FORMAT_VERSION,
+            inputs: self.inputs,
+            live: self.live,
+            ownership: self.ownership.doc(),
+            summary: plan.summary,
+            refused: self.refused,
+        };
+        let mut out = Chunks::new(w);
+        json::push_head(&mut out.buf, &head);
+        // Owned services left without a dest that takes connections.
+        json::push_emptied(&mut out.buf, &plan.emptied);
+        let mut array = json::ChangesArray::start(&mut out.buf, self.desired);
+        for c in changes {
+            array.change(&mut out.buf, c.borrow());
+            out.spill()?;
+        }
+        array.end(&mut out.buf);
+        json::push_unmanaged_and_end(&mut out.buf, &plan.unmanaged);
+        out.finish()
     }
-    changes.end(&mut out.buf);
-    json::push_unmanaged_and_end(&mut out.buf, &plan.unmanaged);
-    out.finish()
 }
 
 // ---------------------------------------------------------------------------

@@ -1,0 +1,124 @@
+//! A plan whose adds are not held: one bit per desired service and dest
+//! says which the plan adds, and the add changes are made again from the
+//! desired state as the plan is written. A plan from empty is nearly all
+//! adds (one [`Change`] of 128 bytes per dest); `clusterf plan` writes it
+//! beside the desired state it came from, which holds the same.
+//!
+//! Invariant: read back only against the desired state it was planned
+//! from; the changes come out as [`super::plan`]'s, in the same order.
+
+use std::borrow::Cow;
+
+use super::{Change, Guards, Ownership, Plan, PlanError, diff, guard};
+use crate::model::{IpvsState, Op};
+
+/// One bit per item, in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct Bits {
+    words: Vec<u64>,
+    len: usize,
+    ones: usize,
+}
+
+impl Bits {
+    pub(super) fn push(&mut self, bit: bool) {
+        if self.len.is_multiple_of(64) {
+            self.words.push(0);
+        }
+        if bit {
+            self.words[self.len / 64] |= 1 << (self.len % 64);
+            self.ones += 1;
+        }
+        self.len += 1;
+    }
+
+    pub(super) fn ones(&self) -> usize {
+        self.ones
+    }
+
+    fn iter(&self) -> impl Iterator<Item = bool> + '_ {
+        (0..self.len).map(|i| self.words[i / 64] & (1 << (i % 64)) != 0)
+    }
+}
+
+/// Which desired services and dests a plan adds: a bit per service (in
+/// the desired state's order), a bit per dest (every service's dests, in
+/// order).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Added {
+    pub(super) services: Bits,
+    pub(super) dests: Bits,
+}
+
+/// A plan with its adds as [`Added`]: `rest` is the plan without its adds
+/// (edits and deletes, in order), with every count and the summary of the
+/// whole plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outline {
+    pub rest: Plan,
+    added: Added,
+}
+
+impl Outline {
+    /// Every change of the plan, in execution order: the adds, made from
+    /// `desired` (the state the outline was planned from), then the rest.
+    pub fn changes<'a>(&'a self, desired: &'a IpvsState) -> impl Iterator<Item = Cow<'a, Change>> {
+        let services = desired
+            .services
+            .iter()
+            .zip(self.added.services.iter())
+            .filter(|(_, added)| *added)
+            .map(|((key, want), _)| Op::AddService {
+                service: *key,
+                attrs: want.attrs.clone(),
+            });
+        let dests = desired
+            .services
+            .iter()
+            .flat_map(|(key, want)| want.dests.iter().map(move |(dest, d)| (key, dest, d)))
+            .zip(self.added.dests.iter())
+            .filter(|(_, added)| *added)
+            .map(|((key, dest, d), _)| Op::AddDest {
+                service: *key,
+                dest: *dest,
+                attrs: d.attrs,
+            });
+        let adds = services.chain(dests).map(|op| {
+            Cow::Owned(Change {
+                op,
+                before: None,
+                dests_removed: 0,
+            })
+        });
+        adds.chain(self.rest.changes.iter().map(Cow::Borrowed))
+    }
+
+    /// The whole plan, every change held.
+    pub fn into_plan(self, desired: &IpvsState) -> Plan {
+        let mut changes = Vec::with_capacity(self.rest.summary.total());
+        changes.extend(self.changes(desired).map(Cow::into_owned));
+        Plan {
+            changes,
+            ..self.rest
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rest.summary.total() == 0
+    }
+}
+
+/// [`super::plan`] as an [`Outline`], and the reason a guard refuses it
+/// (`None`: it passes). The one error: desired services outside
+/// `ownership` ([`PlanError::NotOwned`]).
+pub fn outline(
+    desired: &IpvsState,
+    live: &IpvsState,
+    ownership: &Ownership,
+    guards: &Guards,
+) -> Result<(Outline, Option<String>), PlanError> {
+    let mut added = Added::default();
+    let rest = diff::diff_marking(desired, live, ownership, &mut added)?;
+    let refused = guard::check(&rest, guards);
+    Ok((Outline { rest, added }, refused))
+}
