@@ -17,7 +17,7 @@ use crate::model::flags::canonical_flags;
 use crate::model::{Dest, IpvsState, Op, Service, ServiceAttrs, ServiceKey};
 
 /// Where the diff puts the adds: a plan's vector (each add a [`Change`]),
-/// or [`Added`] (one bit per desired service and dest, read back from the
+/// or [`Added`] (one flag per desired service and dest, read back from the
 /// desired state when the plan is written). Every desired service the
 /// first walk meets and every desired dest the second walk meets is
 /// either added or kept, in the desired state's order.
@@ -87,7 +87,8 @@ impl Adds for Added {
     fn reserve(&mut self, _: usize) {}
 
     fn count(&self) -> usize {
-        self.services.ones() + self.dests.ones()
+        let added = |flags: &[bool]| flags.iter().filter(|&&added| added).count();
+        added(&self.services) + added(&self.dests)
     }
 }
 

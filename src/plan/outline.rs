@@ -1,4 +1,4 @@
-//! A plan whose adds are not held: one bit per desired service and dest
+//! A plan whose adds are not held: one flag per desired service and dest
 //! says which the plan adds, and the add changes are made again from the
 //! desired state as the plan is written. A plan from empty is nearly all
 //! adds (one [`Change`] of 128 bytes per dest); `clusterf plan` writes it
@@ -12,42 +12,13 @@ use std::borrow::Cow;
 use super::{Change, Guards, Ownership, Plan, PlanError, diff, guard};
 use crate::model::{IpvsState, Op};
 
-/// One bit per item, in order.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(super) struct Bits {
-    words: Vec<u64>,
-    len: usize,
-    ones: usize,
-}
-
-impl Bits {
-    pub(super) fn push(&mut self, bit: bool) {
-        if self.len.is_multiple_of(64) {
-            self.words.push(0);
-        }
-        if bit {
-            self.words[self.len / 64] |= 1 << (self.len % 64);
-            self.ones += 1;
-        }
-        self.len += 1;
-    }
-
-    pub(super) fn ones(&self) -> usize {
-        self.ones
-    }
-
-    fn iter(&self) -> impl Iterator<Item = bool> + '_ {
-        (0..self.len).map(|i| self.words[i / 64] & (1 << (i % 64)) != 0)
-    }
-}
-
-/// Which desired services and dests a plan adds: a bit per service (in
-/// the desired state's order), a bit per dest (every service's dests, in
-/// order).
+/// Which desired services and dests a plan adds: a flag per service (in
+/// the desired state's order), a flag per dest (every service's dests, in
+/// order). A byte a flag: 1.1 MB at a million dests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Added {
-    pub(super) services: Bits,
-    pub(super) dests: Bits,
+    pub(super) services: Vec<bool>,
+    pub(super) dests: Vec<bool>,
 }
 
 /// A plan with its adds as [`Added`]: `rest` is the plan without its adds
@@ -66,7 +37,7 @@ impl Outline {
         let services = desired
             .services
             .iter()
-            .zip(self.added.services.iter())
+            .zip(self.added.services.iter().copied())
             .filter(|(_, added)| *added)
             .map(|((key, want), _)| Op::AddService {
                 service: *key,
@@ -76,7 +47,7 @@ impl Outline {
             .services
             .iter()
             .flat_map(|(key, want)| want.dests.iter().map(move |(dest, d)| (key, dest, d)))
-            .zip(self.added.dests.iter())
+            .zip(self.added.dests.iter().copied())
             .filter(|(_, added)| *added)
             .map(|((key, dest, d), _)| Op::AddDest {
                 service: *key,
