@@ -7,6 +7,9 @@
 #   clusterf render b/ and clusterf show (the two fixed costs of every run)
 # With /data/clusterf-base (BENCH_BASE_BIN), then rounds of the baseline's
 # and this binary's 1% apply, alternating, next to render and show alone.
+# With /data/clusterf-first (BENCH_CLUSTERF_FIRST=1, for runs that may not
+# finish in time), clusterf's side runs first and `ipvsadm -R` of the cold
+# rules in ten timed parts, so that a run cut short still has figures.
 # Every result is checked against the rules; times from /proc/uptime.
 . "$SCENARIO_LIB"
 need_clusterf apply
@@ -66,6 +69,67 @@ rounds() {
     echo "|   medians of $(cat /data/rounds) rounds | | | | | base $(median /tmp/round.base) s, this $(median /tmp/round.new) s | | $(median /tmp/round.render) s | $(median /tmp/round.dump) s |"
 }
 
+# The four timed steps of a size N in DIR; each sets its variable.
+ipvsadm_cold() {
+    timed "ipvsadm -R cold" $IP netns exec r$1 sh -c "ipvsadm -R < $2/a.rules"
+    r_cold=$t
+    same "ipvsadm -R result" r$1 $2/a.rules
+}
+clusterf_cold() {
+    timed "clusterf apply cold" $IP netns exec c$1 clusterf apply --config-path $2/a
+    c_cold=$t
+    same "clusterf apply result" c$1 $2/a.rules
+}
+ipvsadm_delta() {
+    timed "ipvsadm -R delta" $IP netns exec r$1 sh -c "ipvsadm -R < $2/delta.rules"
+    r_delta=$t
+    same "ipvsadm delta result" r$1 $2/b.rules
+}
+clusterf_delta() {
+    timed "clusterf apply 1%" $IP netns exec c$1 clusterf apply --config-path $2/b
+    c_delta=$t
+    same "clusterf apply 1% result" c$1 $2/b.rules
+}
+
+# clusterf_fixed N DIR: the no-op plan, and where a run's fixed cost goes:
+# reading + rendering the config, and dumping the kernel table.
+clusterf_fixed() {
+    timed "clusterf plan no change" $IP netns exec c$1 clusterf plan --config-path $2/b --detailed-exitcode
+    c_noop=$t
+    timed "clusterf render only" clusterf render --config-path $2/b --output ipvsadm
+    c_render=$t
+    timed "clusterf show (dump) only" $IP netns exec c$1 clusterf show --output ipvsadm
+    c_dump=$t
+}
+
+# ipvsadm_cold_parts N DIR: ipvsadm_cold in ten parts of the rules (a
+# service's dests may start in the part after the service), each timed, the
+# running total on stderr as it goes.
+ipvsadm_cold_parts() {
+    _lines=$(wc -l <$2/a.rules)
+    _total=0
+    for _p in 0 1 2 3 4 5 6 7 8 9; do
+        awk -v p=$_p -v n=$_lines 'NR > int(n * p / 10) && NR <= int(n * (p + 1) / 10)' $2/a.rules >/tmp/part.rules
+        timed "ipvsadm -R cold, part $((_p + 1)) of 10" $IP netns exec r$1 sh -c "ipvsadm -R < /tmp/part.rules"
+        _total=$(awk "BEGIN{printf \"%.2f\", $_total + $t}")
+        echo "    ipvsadm -R cold so far: ${_total}s" >&2
+    done
+    r_cold=$_total
+    same "ipvsadm -R result" r$1 $2/a.rules
+}
+
+# clusterf_first N DIR: clusterf's cold and 1% applies and fixed costs,
+# then ipvsadm's in parts (its table shares the kernel's global service
+# hash with clusterf's, as clusterf's does with ipvsadm's in the other
+# order).
+clusterf_first() {
+    clusterf_cold $1 $2
+    clusterf_delta $1 $2
+    clusterf_fixed $1 $2
+    ipvsadm_cold_parts $1 $2
+    ipvsadm_delta $1 $2
+}
+
 echo "| services x dests | ipvsadm -R cold | clusterf apply cold | ratio | ipvsadm -R 1% delta | clusterf apply 1% | clusterf plan, no change | clusterf render only | clusterf show (dump) only |"
 echo "|---|---|---|---|---|---|---|---|---|"
 for d in /data/bench/*/; do
@@ -77,26 +141,15 @@ for d in /data/bench/*/; do
         # With lo down, the kernel rejects masq dests (address type check).
         $IP -n $ns link set lo up
     done
-    timed "ipvsadm -R cold" $IP netns exec r$n sh -c "ipvsadm -R < $d/a.rules"
-    r_cold=$t
-    same "ipvsadm -R result" r$n $d/a.rules
-    timed "clusterf apply cold" $IP netns exec c$n clusterf apply --config-path $d/a
-    c_cold=$t
-    same "clusterf apply result" c$n $d/a.rules
-    timed "ipvsadm -R delta" $IP netns exec r$n sh -c "ipvsadm -R < $d/delta.rules"
-    r_delta=$t
-    same "ipvsadm delta result" r$n $d/b.rules
-    timed "clusterf apply 1%" $IP netns exec c$n clusterf apply --config-path $d/b
-    c_delta=$t
-    same "clusterf apply 1% result" c$n $d/b.rules
-    timed "clusterf plan no change" $IP netns exec c$n clusterf plan --config-path $d/b --detailed-exitcode
-    c_noop=$t
-    # Where a run's fixed cost goes: reading + rendering the config, and
-    # dumping the kernel table.
-    timed "clusterf render only" clusterf render --config-path $d/b --output ipvsadm
-    c_render=$t
-    timed "clusterf show (dump) only" $IP netns exec c$n clusterf show --output ipvsadm
-    c_dump=$t
+    if [ -f /data/clusterf-first ]; then
+        clusterf_first $n $d
+    else
+        ipvsadm_cold $n $d
+        clusterf_cold $n $d
+        ipvsadm_delta $n $d
+        clusterf_delta $n $d
+        clusterf_fixed $n $d
+    fi
     ratio=$(awk "BEGIN{ if ($c_cold > 0) printf \"%.1fx\", $r_cold / $c_cold; else print \"inf\" }")
     echo "| $n x $((m / n)) | ${r_cold} s | ${c_cold} s | $ratio | ${r_delta} s | ${c_delta} s | ${c_noop} s | ${c_render} s | ${c_dump} s |"
     [ -x /data/clusterf-base ] && rounds $n $d

@@ -18,6 +18,8 @@
 # Environment: CLUSTERF_BIN (default target/release/clusterf if present,
 # else target/debug/clusterf); BENCH_BASE_BIN, a baseline binary whose 1%
 # apply alternates with this one's for BENCH_ROUNDS rounds (default 5);
+# BENCH_CLUSTERF_FIRST=1, clusterf's side first and `ipvsadm -R` of the cold
+# rules in ten timed parts (figures even from a run cut short: 100k);
 # CLUSTERF_VM_MEM, CLUSTERF_VM_SMP (default 2) and everything run.sh reads.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -93,6 +95,10 @@ if [ -n "${BENCH_BASE_BIN:-}" ]; then
     objcopy --strip-debug "$BENCH_BASE_BIN" "$work/clusterf-base"
     echo "${BENCH_ROUNDS:-5}" >"$work/rounds"
     files+=("$work/clusterf-base:clusterf-base" "$work/rounds:rounds")
+fi
+if [ -n "${BENCH_CLUSTERF_FIRST:-}" ]; then
+    : >"$work/clusterf-first"
+    files+=("$work/clusterf-first:clusterf-first")
 fi
 mem=2048
 for n in $sizes; do
