@@ -100,10 +100,12 @@ impl io::Write for PlanLog {
         if self.buf.len() >= CHUNK
             && let Some(last) = self.buf.iter().rposition(|b| *b == b'\n')
         {
-            let mut whole = std::mem::take(&mut self.buf);
-            self.buf = whole.split_off(last + 1);
-            self.count(&whole);
+            // One buffer for the whole plan: no allocation a chunk.
+            let whole = std::mem::take(&mut self.buf);
+            self.count(&whole[..=last]);
             self.log(&whole[..last]);
+            self.buf = whole;
+            self.buf.drain(..=last);
         }
         Ok(bytes.len())
     }
