@@ -8,7 +8,8 @@
 #      service each, waited for in the kernel), one transaction reweighting
 #      every backend of 1% of the services, 1% of the frontends moved to
 #      another port in the config directory, a SIGHUP (the next pass reads
-#      the kernel's table); VmHWM and VmRSS again.
+#      the kernel's table); VmHWM and VmRSS again (and after each step, on
+#      stderr).
 # Times from /proc/uptime (emulated: only the memory figures count).
 . "$SCENARIO_LIB"
 need_clusterf apply
@@ -91,6 +92,7 @@ run() {
         i=$((i + 1))
     done
     [ $i -gt "$C" ] && ok "$name: $C reweights applied"
+    steps="reweights $(mem $pid)"
     # 1% of the services, every backend to weight 20, in one transaction.
     lo=$((N / 2))
     hi=$((lo + N / 100 - 1))
@@ -109,6 +111,7 @@ run() {
     } >/tmp/txn
     ctl txn </tmp/txn >/dev/null
     wait_for 120 "1% reweighted" weight_is $hi 9 20 && ok "$name: 1% of the services reweighted in one transaction"
+    steps="$steps; 1% txn $(mem $pid)"
     # 1% of the frontends to port 81.
     s=$((N / 4))
     while [ $s -lt $((N / 4 + N / 100)) ]; do
@@ -117,6 +120,7 @@ run() {
         s=$((s + 1))
     done
     wait_for 120 "1% moved" weight_is $((s - 1)) 9 10 81 && ok "$name: 1% of the frontends moved to another port"
+    steps="$steps; 1% config $(mem $pid)"
     passes=$(metric "$OK")
     kill -HUP $pid
     wait_for 300 "the SIGHUP pass" passes_above "$passes" &&
@@ -134,6 +138,7 @@ run() {
     wait $etcd_pid 2>/dev/null
     $IP netns del bench
     set -- $first $after
+    echo "$name: peak, resident (MB) after each step: $steps; SIGHUP $after" >&2
     echo "| $name | $1 | $2 | $3 | $4 | ${t_first} s | ${t_changes} s |"
 }
 
