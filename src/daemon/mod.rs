@@ -10,7 +10,8 @@
 //! signals and the HTTP listener (`http`), and turns them into events for
 //! the schedule; each pass (`pass`) reads the inputs, renders, chooses the
 //! live table (the rule is `reconcile::live`), plans, applies through the
-//! [`Kernel`] and records drains in the state file (`state_file`); after
+//! [`Kernel`] (the plan's text logged as it is written: `plan_log`) and
+//! records drains in the state file (`state_file`); after
 //! each pass, ok or failed, the fleet status record goes to the publisher
 //! (`status`), which writes it into the overlay's etcd. With
 //! `--vip-interface`, the pass keeps the VIPs on their interface around
@@ -40,6 +41,7 @@ pub mod memory;
 pub mod options;
 mod page_sources;
 mod pass;
+mod plan_log;
 pub mod probe;
 pub mod state_file;
 pub mod status;

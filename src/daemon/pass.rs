@@ -30,6 +30,7 @@ use super::diagnostics::DiagnosticLog;
 use super::health_view::{Desired, Generation, HealthStep};
 use super::inputs::{ConfigInput, OverlayInput};
 use super::kernel::{ApplyFailure, Kernel};
+use super::plan_log::{PlanHead, PlanLog};
 use super::state_file::save_drains;
 use super::status::StatusPublisher;
 use super::status_page::Query;
@@ -274,8 +275,8 @@ struct Applied {
     active: Vec<DrainStatus>,
     completed: Vec<(ServiceKey, SocketAddr, Completion)>,
     next_deadline_ms: Option<u64>,
-    /// The plan as text, when it changed anything.
-    plan_text: Option<String>,
+    /// The head of the plan's text, when it changed anything.
+    plan_text: Option<PlanHead>,
 }
 
 impl Pass {
@@ -383,7 +384,7 @@ impl Pass {
             }
         };
         if let Some(v) = &vips {
-            applied.plan_text = v.around(applied.plan_text.as_deref());
+            applied.plan_text = around(v, applied.plan_text.take());
         }
         let added = vips_after(self.vips.as_mut(), vips);
         let report = self.record(applied, generation, &inputs, &input, now);
@@ -507,8 +508,10 @@ impl Pass {
         now: Now,
     ) -> PassReport {
         let drift_corrected = self.log_drains(&mut applied, generation);
-        if let Some(text) = applied.plan_text.take() {
-            self.last_plan = Some(PlanText::of(&text, now.unix_ms()));
+        if let Some(p) = applied.plan_text.take() {
+            let mut text = PlanText::of(&p.head, now.unix_ms());
+            text.omitted_lines += p.beyond_head();
+            self.last_plan = Some(text);
         }
         self.keep_drains(std::mem::take(&mut applied.drains));
         self.metrics
@@ -776,9 +779,10 @@ impl KernelView {
         let mut plan_text = None;
         let changes = plan.changes.len();
         if !plan.is_empty() {
-            let text = plan::output::text(&plan, &outcome.desired, false);
-            info!(changes, "applying\n{}", text.trim_end());
-            plan_text = Some(text);
+            // Logged as it is written: a first pass's text is a line a dest.
+            let mut log = PlanLog::new(changes);
+            let _ = plan::output::write_text(&mut log, &plan, &outcome.desired, false, None);
+            plan_text = Some(log.finish());
             // Taken out of the plan, not copied: a first pass's plan is
             // as large as the table.
             let ops: Vec<Op> = plan.changes.into_iter().map(|c| c.op).collect();
@@ -927,6 +931,17 @@ impl Rules {
         )
         .map_err(refused)
     }
+}
+
+/// The status page's plan with the VIP changes around the IPVS plan's
+/// head (`VipPlan::around`).
+fn around(vips: &VipPlan, ipvs: Option<PlanHead>) -> Option<PlanHead> {
+    let beyond = ipvs.as_ref().map_or(0, PlanHead::beyond_head);
+    let head = vips.around(ipvs.as_ref().map(|p| p.head.as_str()))?;
+    Some(PlanHead {
+        lines: head.lines().count() + beyond,
+        head,
+    })
 }
 
 /// Step (VIPs, first half, `--vip-interface`): reads the interface,

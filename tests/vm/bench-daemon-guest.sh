@@ -1,0 +1,154 @@
+# Guest side of tests/vm/bench-daemon.sh: for each binary (/data/clusterf-base
+# first if present, then this build's clusterf), in a fresh network namespace
+# with its own etcd (a copy of /data/etcd-data, so every run starts from the
+# same revision) and its own copy of the config:
+#   1. `clusterf apply --watch` (default flags, etcd overlay) until /readyz:
+#      the first pass applied N x 10 dests; VmHWM and VmRSS;
+#   2. changes: /data/changes single reweights (one backend of a different
+#      service each, waited for in the kernel), one transaction reweighting
+#      every backend of 1% of the services, 1% of the frontends moved to
+#      another port in the config directory, a SIGHUP (the next pass reads
+#      the kernel's table); VmHWM and VmRSS again (and after each step, on
+#      stderr).
+# Times from /proc/uptime (emulated: only the memory figures count).
+. "$SCENARIO_LIB"
+need_clusterf apply
+IP=/usr/sbin/ip
+N=$(cat /data/services)
+C=$(cat /data/changes)
+P=/clusterf-$N
+ETCD=http://127.0.0.1:2379
+M=http://127.0.0.1:9469
+export ETCDCTL_API=3
+
+# ipv4 A: the dotted form of a 32-bit address.
+ipv4() { awk -v a="$1" 'BEGIN {printf "%d.%d.%d.%d", int(a / 16777216), int(a / 65536) % 256, int(a / 256) % 256, a % 256}'; }
+vip() { ipv4 $((174325760 + $1)); }      # service i's frontend: 10.100.0.0 + i
+rip() { ipv4 $((167772160 + $1 * 10 + $2)); } # its backend j: 10.0.0.0 + 10i + j
+backend() { # I J WEIGHT: the etcd value (benches/latency.rs: backend_json)
+    echo "{\"ipv4\": \"$(rip "$1" "$2")\", \"tcp\": 8080, \"weight\": $3}"
+}
+
+nsx() { $IP netns exec bench "$@"; }
+ctl() { nsx /data/etcdctl --endpoints $ETCD "$@"; }
+
+# weight_is I J W [PORT]: the kernel has backend J of service I at weight W.
+weight_is() {
+    nsx ipvsadm -L -n -t "$(vip "$1"):${4:-80}" 2>/dev/null |
+        awk -v r="$(rip "$1" "$2"):8080" -v w="$3" '$2 == r && $4 == w {f = 1} END {exit !f}'
+}
+
+# mem PID: "VmHWM MB, VmRSS MB".
+mem() {
+    awk '/^VmHWM|^VmRSS/ {v[$1] = $2} END {printf "%.1f %.1f", v["VmHWM:"] / 1024, v["VmRSS:"] / 1024}' "/proc/$1/status"
+}
+
+metric() {
+    nsx timeout 5 wget -q -O - $M/metrics 2>/dev/null |
+        awk -v n="$1" '$1 == n {print $2; found = 1; exit} END {if (!found) print 0}'
+}
+
+OK='clusterf_passes_total{outcome="ok"}'
+# passes_above N: more than N passes succeeded.
+passes_above() { awk -v a="$1" -v b="$(metric "$OK")" 'BEGIN {exit !(b > a)}'; }
+
+# run NAME BIN: one measured run (the daemon's pid is $! of `ip netns
+# exec`, which execs it); prints NAME's line of the table.
+run() {
+    name=$1
+    bin=$2
+    $IP netns add bench
+    nsx $IP link set lo up
+    rm -rf /tmp/etcd /tmp/cfg
+    cp -a /data/etcd-data /tmp/etcd
+    cp -a /data/cfg /tmp/cfg
+    $IP netns exec bench /data/etcd --name vm --data-dir /tmp/etcd \
+        --listen-client-urls $ETCD --advertise-client-urls $ETCD \
+        --listen-peer-urls http://127.0.0.1:2380 \
+        --initial-advertise-peer-urls http://127.0.0.1:2380 \
+        --initial-cluster vm=http://127.0.0.1:2380 --max-txn-ops 1000 >/tmp/etcd-$name.log 2>&1 &
+    etcd_pid=$!
+    wait_for 120 "etcd in the guest" ctl endpoint health || { tail -n 20 /tmp/etcd-$name.log; die "etcd did not start"; }
+
+    t0=$(now)
+    $IP netns exec bench "$bin" apply --watch --config-path /tmp/cfg --etcd $ETCD --etcd-prefix $P \
+        --metrics-listen 127.0.0.1:9469 >/tmp/clusterf-$name.log 2>&1 &
+    pid=$!
+    wait_for 1200 "the first pass ($name)" nsx timeout 5 wget -q -O /dev/null $M/readyz ||
+        { tail -n 5 /tmp/clusterf-$name.log; die "no first pass"; }
+    t_first=$(awk -v a="$t0" -v b="$(now)" 'BEGIN {printf "%.0f", b - a}')
+    dests=$(nsx ipvsadm -S -n | grep -c '^-a')
+    [ "$dests" = $((N * 10)) ] && ok "$name: first pass applied $dests dests" ||
+        fail "$name: $dests dests in the kernel, want $((N * 10))"
+    sleep 2
+    first=$(mem $pid)
+
+    t0=$(now)
+    i=1
+    while [ $i -le "$C" ]; do
+        s=$((i * (N / (C + 1))))
+        ctl put "$P/services/s$s/backends/b0" "$(backend $s 0 $((10 + i)))" >/dev/null
+        wait_for 60 "reweight $i" weight_is $s 0 $((10 + i)) || break
+        i=$((i + 1))
+    done
+    [ $i -gt "$C" ] && ok "$name: $C reweights applied"
+    steps="reweights $(mem $pid)"
+    # 1% of the services, every backend to weight 20, in one transaction.
+    lo=$((N / 2))
+    hi=$((lo + N / 100 - 1))
+    {
+        echo
+        s=$lo
+        while [ $s -le $hi ]; do
+            j=0
+            while [ $j -lt 10 ]; do
+                echo "put $P/services/s$s/backends/b$j \"$(backend $s $j 20 | sed 's/"/\\"/g')\""
+                j=$((j + 1))
+            done
+            s=$((s + 1))
+        done
+        printf '\n\n'
+    } >/tmp/txn
+    ctl txn </tmp/txn >/dev/null
+    wait_for 120 "1% reweighted" weight_is $hi 9 20 && ok "$name: 1% of the services reweighted in one transaction"
+    steps="$steps; 1% txn $(mem $pid)"
+    # 1% of the frontends to port 81.
+    s=$((N / 4))
+    while [ $s -lt $((N / 4 + N / 100)) ]; do
+        echo "{\"ipv4\": \"$(vip $s)\", \"tcp\": 81}" >/tmp/cfg/services/s$s/frontend.tmp
+        mv /tmp/cfg/services/s$s/frontend.tmp /tmp/cfg/services/s$s/frontend
+        s=$((s + 1))
+    done
+    wait_for 120 "1% moved" weight_is $((s - 1)) 9 10 81 && ok "$name: 1% of the frontends moved to another port"
+    steps="$steps; 1% config $(mem $pid)"
+    passes=$(metric "$OK")
+    kill -HUP $pid
+    wait_for 300 "the SIGHUP pass" passes_above "$passes" &&
+        ok "$name: SIGHUP pass (kernel read) done"
+    t_changes=$(awk -v a="$t0" -v b="$(now)" 'BEGIN {printf "%.0f", b - a}')
+    sleep 2
+    after=$(mem $pid)
+    dests=$(nsx ipvsadm -S -n | grep -c '^-a')
+    [ "$dests" = $((N * 10)) ] && ok "$name: $dests dests after the changes" ||
+        fail "$name: $dests dests in the kernel after the changes, want $((N * 10))"
+
+    kill $pid
+    wait $pid 2>/dev/null
+    kill $etcd_pid
+    wait $etcd_pid 2>/dev/null
+    $IP netns del bench
+    set -- $first $after
+    echo "$name: peak, resident (MB) after each step: $steps; SIGHUP $after" >&2
+    echo "| $name | $1 | $2 | $3 | $4 | ${t_first} s | ${t_changes} s |"
+}
+
+echo "daemon memory, $N services x 10 backends (etcd overlay), $C reweights + 1% txn + 1% config + SIGHUP:"
+echo "| binary | peak after first pass (MB) | resident after first pass (MB) | peak after changes (MB) | resident after changes (MB) | start -> ready | changes |"
+echo "|---|---|---|---|---|---|---|"
+r=0
+while [ $r -lt "$(cat /data/rounds)" ]; do
+    [ -x /data/clusterf-base ] && run base /data/clusterf-base
+    run new /usr/bin/clusterf
+    r=$((r + 1))
+done
+finish
