@@ -44,9 +44,9 @@ pub struct WatchArgs {
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_interval, requires = "watch")]
     pub resync: Duration,
 
-    /// Window that coalesces a stream of changes into one pass each (a
-    /// change on an idle loop and the changes during its pass do not wait
-    /// for it; 0: none, changes during a pass still coalesce into the next)
+    /// Window that spaces the passes of a stream of changes, after the
+    /// first few back to back (a change on an idle loop does not wait for
+    /// it; 0: none, changes during a pass still coalesce into the next)
     #[arg(long, value_name = "DURATION", default_value = "20ms", value_parser = parse_duration, requires = "watch")]
     pub debounce: Duration,
 

@@ -7,14 +7,14 @@
 //! (level-triggered), so coalescing any number of triggers into one pass is
 //! always correct. An etcd event, a Git commit or SIGHUP that finds the loop
 //! idle starts a pass at once (the leading edge of a burst). What arrives
-//! while that pass runs is coalesced into one follow-up pass that starts as
-//! soon as it ends; what arrives while a follow-up runs or waits is
-//! coalesced into one pass due one debounce window after the follow-up
-//! started. So a burst costs its leading pass and one or two after it, a
-//! stream faster than the passes one pass a window, never starving the
-//! loop, and a change that lands while a pass is finishing waits for that
-//! pass, not for a window (changes that each find the loop idle are lone
-//! changes, a pass each). Config directory events wait one window from the
+//! while a pass runs or waits is coalesced into one pass, which starts as
+//! soon as the pass ends while the loop has run fewer than
+//! [`BURST_PASSES`] passes back to back, and one debounce window after the
+//! last pass started from then on, until the loop is idle again. So a burst
+//! costs a few passes, a stream faster than the passes one pass a window,
+//! never starving the loop, and a change that lands while a pass is
+//! finishing waits for that pass, not for a window (changes that each find
+//! the loop idle are lone changes, a pass each). Config directory events wait one window from the
 //! first (files are written in several steps: the window lets a save
 //! finish). A failed pass is retried with exponential
 //! backoff, capped, and reset by the next success; a periodic resync pass
@@ -30,6 +30,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
+
+/// Passes the loop runs back to back (each coalescing what arrived during
+/// the one before) before the debounce window spaces them.
+pub const BURST_PASSES: u32 = 4;
 
 /// Timing knobs of the loop.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -225,16 +229,17 @@ struct Dirty {
     changed_at: Option<Duration>,
     /// When the pass is due; `None` while the first Git poll is awaited.
     due: Option<Duration>,
-    /// A change was marked while the loop was busy (a pass running or
-    /// waiting): this pass follows another without the loop going idle.
+    /// A change was marked while a pass ran, or a pass failed: this pass
+    /// follows another without the loop going idle.
     follow_up: bool,
 }
 
 /// The last pass started.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Started {
     at: Duration,
-    follow_up: bool,
+    /// Passes before it back to back (0: it started on an idle loop).
+    behind: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -355,10 +360,11 @@ impl Schedule {
             self.running = Some(Running {
                 changed_at: dirty.changed_at,
             });
-            self.last_start = Some(Started {
-                at: now,
-                follow_up: dirty.follow_up,
-            });
+            let behind = match (dirty.follow_up, self.last_start) {
+                (true, Some(last)) => last.behind.saturating_add(1),
+                _ => 0,
+            };
+            self.last_start = Some(Started { at: now, behind });
             actions.push(Action::StartPass {
                 triggers: dirty.triggers,
                 changed_at: dirty.changed_at,
@@ -438,7 +444,7 @@ impl Schedule {
                             triggers: BTreeSet::from([Trigger::Retry]),
                             changed_at,
                             due: Some(retry_at),
-                            follow_up: false,
+                            follow_up: true,
                         });
                     }
                 }
@@ -462,21 +468,14 @@ impl Schedule {
     /// [`due_for_change`]'s. Timer triggers (resync, drain recheck) use
     /// `mark_at` and are due at once.
     fn mark(&mut self, now: Duration, trigger: Trigger) {
-        let loop_state = match self.last_start {
-            _ if self.running.is_none() && self.dirty.is_none() => LoopState::Idle,
-            Some(Started {
-                at,
-                follow_up: true,
-            }) => LoopState::BehindFollowUp { started: at },
-            _ => LoopState::BehindLeading,
+        let loop_state = if self.running.is_none() && self.dirty.is_none() {
+            LoopState::Idle
+        } else {
+            LoopState::Busy(self.last_start)
         };
         let due = due_for_change(now, trigger, loop_state, self.settings.debounce);
         self.mark_at(now, trigger, due);
-        if let Some(dirty) = self
-            .dirty
-            .as_mut()
-            .filter(|_| loop_state != LoopState::Idle)
-        {
+        if let Some(dirty) = self.dirty.as_mut().filter(|_| self.running.is_some()) {
             dirty.follow_up = true;
         }
     }
@@ -509,18 +508,16 @@ impl Schedule {
 enum LoopState {
     /// No pass running, none waiting.
     Idle,
-    /// Busy with a leading pass (one that started on an idle loop), or with
-    /// none started yet.
-    BehindLeading,
-    /// Busy with a follow-up, or waiting after one, started at `started`.
-    BehindFollowUp { started: Duration },
+    /// A pass running or waiting; the last pass started, if any.
+    Busy(Option<Started>),
 }
 
 /// When a pass for a change reported at `now` is due at the latest. A
 /// config directory event: one debounce window after it. A whole change:
-/// at once on an idle loop (the leading edge) or behind a leading pass (as
-/// soon as that pass ends: the follow-up); behind a follow-up, one window
-/// after the follow-up started (a stream, one pass a window).
+/// at once on an idle loop (the leading edge), and behind a pass as soon as
+/// that pass ends while fewer than [`BURST_PASSES`] ran back to back; from
+/// then on one window after the last pass started (a stream, one pass a
+/// window).
 fn due_for_change(
     now: Duration,
     trigger: Trigger,
@@ -531,8 +528,10 @@ fn due_for_change(
         return now + debounce;
     }
     match state {
-        LoopState::Idle | LoopState::BehindLeading => now,
-        LoopState::BehindFollowUp { started } => (started + debounce).max(now),
+        LoopState::Busy(Some(last)) if last.behind + 1 >= BURST_PASSES => {
+            (last.at + debounce).max(now)
+        }
+        LoopState::Idle | LoopState::Busy(_) => now,
     }
 }
 
@@ -620,62 +619,53 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_burst_passes_at_its_leading_edge_and_once_after_it_not_once_per_event() {
-        let burst: Vec<Event> = (0..1000).map(|_| Event::EtcdChanged).collect();
-        check(
-            settings(),
-            &[
-                (0, vec![]),
-                (5, vec![Event::PassOk { recheck_at: None }]),
-                (100, burst.clone()),
-                (101, burst.clone()),
-                (102, vec![Event::PassOk { recheck_at: None }]),
-                (110, burst),
-                (120, vec![Event::Tick]),
-                (125, vec![Event::PassOk { recheck_at: None }]),
-            ],
-            &[
-                (0, vec![pass(&[Trigger::Startup], None)]),
-                (5, vec![wake(30_000)]),
-                // The first event finds the loop idle: a pass at once.
-                (100, vec![pass(&[Trigger::Etcd], Some(100))]),
-                // The rest of the burst waits for one window after it.
-                (101, vec![]),
-                (102, vec![wake(120)]),
-                (110, vec![wake(120)]),
-                (120, vec![pass(&[Trigger::Etcd], Some(101))]),
-                (125, vec![wake(30_000)]),
-            ],
-        );
-    }
-
-    #[test]
-    fn a_stream_faster_than_the_passes_passes_once_a_window() {
-        // An event every 2 ms for 100 ms, each pass taking 3 ms: the leading
-        // pass, its follow-up as soon as it ends, then the events that
-        // arrive behind the follow-up wait for one window after it: a pass
-        // every 20 ms, not one per event, and none starved.
+    /// Runs the schedule from 100 ms to 200 ms after an idle start, with
+    /// `events(t)` reported at each millisecond `t` and each pass ending
+    /// (with `end`) `took` ms after it started; the times passes started.
+    fn simulate(events: impl Fn(u64) -> Vec<Event>, took: u64, end: Event) -> Vec<u64> {
         let mut sched = Schedule::new(settings(), ms(0));
         sched.step(ms(0), []);
         sched.step(ms(1), [Event::PassOk { recheck_at: None }]);
         let (mut starts, mut done_at) = (Vec::new(), None);
         for t in 100..200 {
-            let mut events = Vec::new();
+            let mut now = events(t);
             if done_at == Some(t) {
-                events.push(Event::PassOk { recheck_at: None });
+                now.insert(0, end.clone());
             }
-            if t % 2 == 0 {
-                events.push(Event::EtcdChanged);
-            }
-            for action in sched.step(ms(t), events) {
+            for action in sched.step(ms(t), now) {
                 if let Action::StartPass { .. } = action {
                     starts.push(t);
-                    done_at = Some(t + 3);
+                    done_at = Some(t + took);
                 }
             }
         }
-        assert_eq!(starts, vec![100, 103, 123, 143, 163, 183]);
+        starts
+    }
+
+    #[test]
+    fn a_burst_passes_at_its_leading_edge_and_a_few_times_after_it_not_once_per_event() {
+        // 100 events a millisecond for 10 ms, passes of 2 ms: the leading
+        // pass, three passes back to back, then one a window later.
+        let burst = |t| match t {
+            100..110 => vec![Event::EtcdChanged; 100],
+            _ => vec![],
+        };
+        let starts = simulate(burst, 2, Event::PassOk { recheck_at: None });
+        assert_eq!(starts, vec![100, 102, 104, 106, 126]);
+    }
+
+    #[test]
+    fn a_stream_faster_than_the_passes_passes_once_a_window() {
+        // An event every 2 ms for 100 ms, each pass taking 3 ms: the
+        // leading pass and three back to back, then the events wait for one
+        // window after the last pass: a pass every 20 ms, not one per
+        // event, and none starved.
+        let stream = |t: u64| match t % 2 {
+            0 => vec![Event::EtcdChanged],
+            _ => vec![],
+        };
+        let starts = simulate(stream, 3, Event::PassOk { recheck_at: None });
+        assert_eq!(starts, vec![100, 103, 106, 109, 129, 149, 169, 189]);
     }
 
     #[test]
@@ -708,58 +698,44 @@ mod tests {
 
     #[test]
     fn a_stream_of_changes_into_failing_passes_still_passes_once_a_window() {
-        // Every pass fails at once and a change comes every 2 ms: the first
-        // change runs a pass past the backoff, the ones behind it wait for
-        // windows, not one pass per change.
-        let mut sched = Schedule::new(settings(), ms(0));
-        sched.step(ms(0), []);
-        sched.step(ms(1), [Event::PassOk { recheck_at: None }]);
+        // Every pass fails after 1 ms and a change comes every 2 ms: the
+        // changes run passes past the backoff, back to back at first, then
+        // one a window, not one pass per change.
+        let stream = |t: u64| match t % 2 {
+            0 => vec![Event::EtcdChanged],
+            _ => vec![],
+        };
         let failed = Event::PassFailed {
             source: Source::Etcd,
         };
-        let mut starts = Vec::new();
-        let mut done_at = None;
-        for t in 100..200 {
-            let mut events = Vec::new();
-            if done_at == Some(t) {
-                events.push(failed.clone());
-            }
-            if t % 2 == 0 {
-                events.push(Event::EtcdChanged);
-            }
-            for action in sched.step(ms(t), events) {
-                if let Action::StartPass { .. } = action {
-                    starts.push(t);
-                    done_at = Some(t + 1);
-                }
-            }
-        }
-        assert_eq!(starts, vec![100, 102, 122, 142, 162, 182]);
+        let starts = simulate(stream, 1, failed);
+        assert_eq!(starts, vec![100, 102, 104, 106, 126, 146, 166, 186]);
     }
 
     #[test]
-    fn a_whole_change_waits_for_a_window_only_behind_a_follow_up() {
+    fn a_whole_change_waits_for_a_window_only_behind_a_burst_of_passes() {
         let window = ms(20);
-        let behind_follow_up = LoopState::BehindFollowUp { started: ms(95) };
+        let behind = |behind| LoopState::Busy(Some(Started { at: ms(95), behind }));
+        let quick = [
+            LoopState::Idle,
+            LoopState::Busy(None),
+            behind(0),
+            behind(BURST_PASSES - 2),
+        ];
+        let spaced = behind(BURST_PASSES - 1);
         for whole in [
             Trigger::Etcd,
             Trigger::Git,
             Trigger::Signal,
             Trigger::Health,
         ] {
-            for state in [LoopState::Idle, LoopState::BehindLeading] {
+            for state in quick {
                 assert_eq!(due_for_change(ms(100), whole, state, window), ms(100));
             }
-            assert_eq!(
-                due_for_change(ms(100), whole, behind_follow_up, window),
-                ms(115)
-            );
-            assert_eq!(
-                due_for_change(ms(130), whole, behind_follow_up, window),
-                ms(130)
-            );
+            assert_eq!(due_for_change(ms(100), whole, spaced, window), ms(115));
+            assert_eq!(due_for_change(ms(130), whole, spaced, window), ms(130));
         }
-        for state in [LoopState::Idle, LoopState::BehindLeading, behind_follow_up] {
+        for state in quick.into_iter().chain([spaced]) {
             assert_eq!(
                 due_for_change(ms(100), Trigger::Config, state, window),
                 ms(120)
