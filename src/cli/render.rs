@@ -5,6 +5,7 @@ use clap::{Args, ValueEnum};
 
 use super::source::{CompileArgs, ConfigArgs, OverlayArgs, load, refuse_errors};
 use crate::ipvsadm;
+use crate::model::IpvsState;
 
 mod yaml;
 
@@ -56,24 +57,29 @@ pub fn validate(args: &ValidateArgs) -> Result<u8> {
         rendered.state.services.len(),
         rendered.state.dest_count()
     );
+    super::leave_to_exit(loaded);
     Ok(0)
 }
 
 pub fn render(args: &RenderArgs) -> Result<u8> {
     let loaded = load(&args.config, &args.overlay, &args.compile)?;
     refuse_errors(&loaded, ", nothing rendered")?;
-    let state = &loaded.rendered.state;
-    let out = match args.output {
+    let written = write_state(&loaded.rendered.state, args.output);
+    super::leave_to_exit(loaded);
+    written.map(|()| 0)
+}
+
+/// Writes `state` to stdout in `format`.
+fn write_state(state: &IpvsState, format: RenderFormat) -> Result<()> {
+    let out = match format {
         RenderFormat::Yaml if yaml::all_plain(state) => {
-            super::emit_with(|w| yaml::write(w, state))?;
-            return Ok(0);
+            return Ok(super::emit_with(|w| yaml::write(w, state))?);
         }
         RenderFormat::Yaml => with_newline(serde_saphyr::to_string(state)?),
         RenderFormat::Json => serde_json::to_string_pretty(state)? + "\n",
         RenderFormat::Ipvsadm => ipvsadm::format(state),
     };
-    super::emit(&out)?;
-    Ok(0)
+    Ok(super::emit(&out)?)
 }
 
 pub fn schema(args: &SchemaArgs) -> Result<u8> {

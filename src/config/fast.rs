@@ -530,6 +530,14 @@ mod fast_yaml {
     ];
 
     pub(super) fn special(word: &str) -> bool {
+        // Every spelling starts with one of these letters, in either case.
+        if !word
+            .as_bytes()
+            .first()
+            .is_some_and(|c| matches!(c | 0x20, b'f' | b'i' | b'n' | b'o' | b't' | b'y'))
+        {
+            return false;
+        }
         // Only the spellings of the word's length need comparing.
         let same_length: &[&str] = match word.len() {
             1 => &SPECIAL[..2],
@@ -540,7 +548,10 @@ mod fast_yaml {
             8 => &["infinity"],
             _ => &[],
         };
-        same_length.iter().any(|s| s.eq_ignore_ascii_case(word))
+        let first = word.as_bytes()[0] | 0x20;
+        same_length
+            .iter()
+            .any(|s| s.as_bytes()[0] == first && s.eq_ignore_ascii_case(word))
     }
 
     /// Whether a plain scalar (of the fast reader's characters) is a string
@@ -553,9 +564,14 @@ mod fast_yaml {
             Some(c) if c.is_ascii_alphabetic() => !special(text),
             Some(b'/') => true,
             Some(c) if c.is_ascii_digit() => {
-                b.contains(&b':')
-                    || b.contains(&b'/')
-                    || b.iter().filter(|&&c| c == b'.').count() >= 2
+                // One pass: dots counted, a `:` or `/` seen.
+                let (dots, other) = b.iter().fold((0, false), |(dots, other), &c| {
+                    (
+                        dots + usize::from(c == b'.'),
+                        other | (c == b':') | (c == b'/'),
+                    )
+                });
+                other || dots >= 2
             }
             _ => false,
         }
@@ -577,35 +593,21 @@ mod fast_yaml {
         if text.len() > MAX_BYTES {
             return None;
         }
-        // One pass: check the characters, split lines, measure indentation.
-        let mut lines = Vec::with_capacity(text.len() / 16 + 1);
         let b = text.as_bytes();
-        let mut start = 0;
-        let mut indent = None;
-        for (i, &c) in b.iter().enumerate() {
-            match c {
-                b'\n' => {
-                    // Blank and comment lines are no content.
-                    if let Some(ind) = indent.take()
-                        && b[ind] != b'#'
-                    {
-                        lines.push((ind - start, &text[ind..i]));
-                    }
-                    start = i + 1;
-                }
-                b' ' => {}
-                0x21..0x7f => {
-                    if indent.is_none() {
-                        indent = Some(i);
-                    }
-                }
-                _ => return None,
-            }
+        // Printable ASCII, spaces and line feeds only (one branch-free pass).
+        if !b.iter().fold(true, |ok, &c| {
+            ok & (c == b'\n' || (b' '..0x7f).contains(&c))
+        }) {
+            return None;
         }
-        if let Some(ind) = indent
-            && b[ind] != b'#'
-        {
-            lines.push((ind - start, &text[ind..]));
+        let mut lines = Vec::with_capacity(text.len() / 16 + 1);
+        for line in text.split('\n') {
+            let indent = line.bytes().take_while(|&c| c == b' ').count();
+            let content = &line[indent..];
+            // Blank and comment lines are no content.
+            if !content.is_empty() && !content.starts_with('#') {
+                lines.push((indent, content));
+            }
         }
         let mut p = Reader {
             lines,
@@ -684,6 +686,27 @@ mod fast_yaml {
         keys.windows(2).all(|w| w[0] != w[1])
     }
 
+    /// The bytes of a key: letters, digits and `- _ . @`.
+    const KEY_BYTES: [bool; 256] = byte_class(b"-_.@");
+    /// The bytes of a plain scalar: letters, digits and `. : / - _`.
+    const PLAIN_BYTES: [bool; 256] = byte_class(b".:/-_");
+
+    /// Letters, digits and `extra`, as a table by byte.
+    const fn byte_class(extra: &[u8]) -> [bool; 256] {
+        let mut t = [false; 256];
+        let mut c = 0;
+        while c < 256 {
+            t[c] = (c as u8).is_ascii_alphanumeric();
+            c += 1;
+        }
+        let mut i = 0;
+        while i < extra.len() {
+            t[extra[i] as usize] = true;
+            i += 1;
+        }
+        t
+    }
+
     /// A position in one line.
     struct Cursor<'a> {
         s: &'a [u8],
@@ -722,9 +745,7 @@ mod fast_yaml {
 
         /// `key:` followed by a space or the end of the line.
         fn key(&mut self) -> Option<&'a str> {
-            let key = self.take_while(|c| {
-                matches!(c, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'@')
-            });
+            let key = self.take_while(|c| KEY_BYTES[usize::from(c)]);
             let first = key.as_bytes().first()?;
             if !first.is_ascii_alphabetic() || key.len() > MAX_KEY || special(key) {
                 return None;
@@ -754,9 +775,7 @@ mod fast_yaml {
                     Some(Node::Scalar { text, quoted: true })
                 }
                 c if c.is_ascii_alphanumeric() || c == b'/' => {
-                    let text = self.take_while(|c| {
-                        matches!(c, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b':' | b'/' | b'-' | b'_')
-                    });
+                    let text = self.take_while(|c| PLAIN_BYTES[usize::from(c)]);
                     // A trailing `:` would be a mapping indicator.
                     if text.ends_with(':') {
                         return None;

@@ -337,9 +337,12 @@ impl<'t> ConfigFiles<'t> {
             yaml_services,
             ..
         } = self;
-        for (name, svc) in yaml_services {
-            config.services.insert(name.to_string(), svc);
-        }
+        // Sorted and unique: built in bulk (the map is empty until here).
+        debug_assert!(config.services.is_empty());
+        config.services = yaml_services
+            .into_iter()
+            .map(|(name, svc)| (name.to_string(), svc))
+            .collect();
         for (name, (source, file)) in frontends {
             let frontend = file.endpoints;
             let std::collections::btree_map::Entry::Vacant(slot) =

@@ -712,7 +712,9 @@ pub(super) fn validate_service(r: &mut Reporter, name: &str, f: &ServiceFields) 
     let (frontend, _) = validate_endpoints(r, f.frontend_pos, &f.frontend, true, &"frontend");
     let scheduler = parse_scheduler(r, &f.scheduler);
     let persistence = parse_persistence(r, &f.persistence);
-    let mut backends = BTreeMap::new();
+    // Built in bulk: the same map as inserting in turn (the last of equal
+    // names wins).
+    let mut backends = Vec::with_capacity(f.backends.len());
     for (bname, whole, fields) in &f.backends {
         check_name(r, "backend", bname);
         let (endpoints, weight) = validate_endpoints(r, *whole, fields, false, &BackendName(bname));
@@ -721,7 +723,7 @@ pub(super) fn validate_service(r: &mut Reporter, name: &str, f: &ServiceFields) 
         source.push_str(r.file);
         source.push_str("#backends.");
         source.push_str(bname);
-        backends.insert(
+        backends.push((
             bname.to_string(),
             Backend {
                 name: bname.to_string(),
@@ -732,8 +734,9 @@ pub(super) fn validate_service(r: &mut Reporter, name: &str, f: &ServiceFields) 
                 healthcheck: fields.healthcheck.as_ref().is_none_or(|h| h.value),
                 thresholds,
             },
-        );
+        ));
     }
+    let backends: BTreeMap<String, Backend> = backends.into_iter().collect();
     let ipvs = validate_ipvs(
         r,
         &f.ipvs,

@@ -9,45 +9,47 @@ use std::net::SocketAddr;
 
 /// Appends `n` in decimal (without `core::fmt`, which costs several
 /// times more on tables of 100k dests).
-pub fn push_u32(out: &mut String, mut n: u32) {
-    if n < 10 {
-        out.push(char::from(b'0' + n as u8));
-        return;
-    }
-    let mut digits = [0u8; 10];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    // ASCII digits pushed one by one: no UTF-8 check of the slice.
-    for &d in &digits[i..] {
-        out.push(char::from(d));
-    }
+pub fn push_u32(out: &mut String, n: u32) {
+    let mut buf = [0u8; 10];
+    let start = put_u32(&mut buf, 10, n);
+    push_ascii(out, &buf[start..]);
 }
 
 /// Appends `addr` as its `Display` writes it (`10.0.0.1:80`, `[::1]:80`).
 pub fn push_socket_addr(out: &mut String, addr: &SocketAddr) {
     match addr {
         SocketAddr::V4(a) => {
-            let [a, b, c, d] = a.ip().octets();
-            for (i, octet) in [a, b, c, d].into_iter().enumerate() {
-                if i > 0 {
-                    out.push('.');
-                }
-                push_u32(out, u32::from(octet));
+            // Built backwards in one buffer: `255.255.255.255:65535`.
+            let mut buf = [0u8; 21];
+            let mut at = put_u32(&mut buf, 21, u32::from(a.port()));
+            for (i, octet) in a.ip().octets().into_iter().rev().enumerate() {
+                at -= 1;
+                buf[at] = if i == 0 { b':' } else { b'.' };
+                at = put_u32(&mut buf, at, u32::from(octet));
             }
-            out.push(':');
-            push_u32(out, u32::from(addr.port()));
+            push_ascii(out, &buf[at..]);
         }
         SocketAddr::V6(_) => {
             let _ = write!(out, "{addr}");
         }
     }
+}
+
+/// Writes `n` in decimal into `buf`, ending at `end`; where it starts.
+fn put_u32(buf: &mut [u8], mut end: usize, mut n: u32) -> usize {
+    loop {
+        end -= 1;
+        buf[end] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return end;
+        }
+    }
+}
+
+/// Appends ASCII text (digits and punctuation: the check cannot fail).
+fn push_ascii(out: &mut String, text: &[u8]) {
+    out.push_str(std::str::from_utf8(text).unwrap_or_default());
 }
 
 #[cfg(test)]

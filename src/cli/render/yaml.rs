@@ -26,57 +26,113 @@ fn plain(s: &str) -> bool {
     if b.is_empty() || b.len() > 64 || !b[0].is_ascii_alphabetic() {
         return false;
     }
-    if b.iter()
-        .any(|c| !(c.is_ascii_alphanumeric() || b"._/#=-".contains(c)))
-    {
+    if !b.iter().all(|&c| PLAIN[usize::from(c)]) {
         return false;
     }
     // YAML 1.1 booleans and the words serde-saphyr quotes as ambiguous.
     const WORDS: [&str; 11] = [
         "y", "n", "yes", "no", "on", "off", "true", "false", "null", "nan", "inf",
     ];
-    !WORDS.iter().any(|w| s.eq_ignore_ascii_case(w))
+    b.len() > 5 || !WORDS.iter().any(|w| s.eq_ignore_ascii_case(w))
 }
 
+/// The bytes of a [`plain`] scalar: letters, digits and `._/#=-`.
+const PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b'#' | b'=' | b'-');
+        c += 1;
+    }
+    t
+};
+
 /// Whether every string of the state is [`plain`]: whether [`write`]
-/// may write it.
+/// may write it. A large state is checked in two halves at once.
 pub fn all_plain(state: &IpvsState) -> bool {
-    state.services.values().all(|s| {
-        plain(&s.attrs.scheduler)
-            && s.attrs.flags.iter().all(|f| plain(f))
-            && s.names.iter().all(|n| plain(n))
-            && s.dests.values().all(|d| {
-                d.health.as_deref().is_none_or(plain)
-                    && d.provenance.iter().all(|p| {
-                        plain(&p.backend)
-                            && plain(&p.source)
-                            && p.route.as_deref().is_none_or(plain)
-                    })
-            })
+    let services: Vec<&Service> = state.services.values().collect();
+    if services.len() < 2 * GROUP {
+        return services.iter().all(|s| plain_service(s));
+    }
+    let (first, second) = services.split_at(services.len() / 2);
+    std::thread::scope(|scope| {
+        let later = scope.spawn(|| second.iter().all(|s| plain_service(s)));
+        // A panic of the check refuses the state (serde-saphyr writes it).
+        first.iter().all(|s| plain_service(s)) && later.join().unwrap_or(false)
     })
 }
 
-/// How much text is built before it is handed to the writer.
-const CHUNK: usize = 64 << 10;
+fn plain_service(s: &Service) -> bool {
+    plain(&s.attrs.scheduler)
+        && s.attrs.flags.iter().all(|f| plain(f))
+        && s.names.iter().all(|n| plain(n))
+        && s.dests.values().all(|d| {
+            d.health.as_deref().is_none_or(plain)
+                && d.provenance.iter().all(|p| {
+                    plain(&p.backend) && plain(&p.source) && p.route.as_deref().is_none_or(plain)
+                })
+        })
+}
+
+/// Services written as one piece of text (of 10 dests: ~60 KiB).
+const GROUP: usize = 32;
 
 /// Writes the YAML of `state`, which [`all_plain`] accepted, to `w` as it
 /// is made.
 pub fn write(w: &mut impl std::io::Write, state: &IpvsState) -> std::io::Result<()> {
+    write_in_groups(w, state, GROUP)
+}
+
+/// [`write`], `group` services a piece: from two pieces on, a second
+/// thread makes every other piece while this one makes and writes the
+/// rest in turn; at most two made pieces wait, so the text is never held
+/// whole.
+fn write_in_groups(
+    w: &mut impl std::io::Write,
+    state: &IpvsState,
+    group: usize,
+) -> std::io::Result<()> {
     debug_assert!(all_plain(state));
-    let mut out = String::with_capacity(CHUNK + CHUNK / 4);
     if state.services.is_empty() {
-        out.push_str("services: {}\n");
-    } else {
-        out.push_str("services:\n");
+        return w.write_all(b"services: {}\n");
     }
-    for (key, service) in &state.services {
-        push_service(&mut out, key, service);
-        if out.len() >= CHUNK {
-            w.write_all(out.as_bytes())?;
-            out.clear();
+    w.write_all(b"services:\n")?;
+    let services: Vec<(&ServiceKey, &Service)> = state.services.iter().collect();
+    let pieces = services.chunks(group);
+    if pieces.len() == 1 {
+        return w.write_all(piece(&services).as_bytes());
+    }
+    std::thread::scope(|scope| {
+        let (made, ready) = std::sync::mpsc::sync_channel(2);
+        let odd = pieces.clone().skip(1).step_by(2);
+        scope.spawn(move || {
+            for services in odd {
+                // An error: the writer stopped (and dropped `ready`).
+                if made.send(piece(services)).is_err() {
+                    break;
+                }
+            }
+        });
+        for (i, services) in pieces.enumerate() {
+            let text = if i % 2 == 0 {
+                piece(services)
+            } else {
+                ready.recv().map_err(std::io::Error::other)?
+            };
+            w.write_all(text.as_bytes())?;
         }
+        Ok(())
+    })
+}
+
+/// The text of consecutive services.
+fn piece(services: &[(&ServiceKey, &Service)]) -> String {
+    let mut out = String::with_capacity(services.len() * 2048);
+    for (key, service) in services {
+        push_service(&mut out, key, service);
     }
-    w.write_all(out.as_bytes())
+    out
 }
 
 /// `  "tcp://10.0.0.1:80":` and the service's fields, at depth 2.

@@ -155,6 +155,24 @@ fn the_hand_written_yaml_is_byte_for_byte_what_serde_saphyr_writes() {
 }
 
 #[test]
+fn the_yaml_written_in_pieces_on_two_threads_is_the_yaml_written_in_one() {
+    let mut g = Gen(0x2545_f491_4f6c_dd1d);
+    let mut states: Vec<IpvsState> = (0..300).map(|_| g.state()).collect();
+    states.retain(all_plain);
+    assert!(states.len() > 50, "{}", states.len());
+    for state in &states {
+        let mut whole = Vec::new();
+        write_in_groups(&mut whole, state, usize::MAX).unwrap();
+        for group in [1, 2, 3] {
+            let mut pieces = Vec::new();
+            write_in_groups(&mut pieces, state, group).unwrap();
+            assert_eq!(pieces, whole, "{group} {state:#?}");
+        }
+        assert_eq!(String::from_utf8(whole).unwrap(), serde_saphyr(state));
+    }
+}
+
+#[test]
 fn a_string_is_plain_only_where_serde_saphyr_writes_it_as_is() {
     for s in STRINGS {
         let value = serde_saphyr::to_string(&BTreeMap::from([("k", s)])).unwrap();
