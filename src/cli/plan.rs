@@ -220,7 +220,8 @@ pub fn run(args: &PlanArgs) -> Result<u8> {
     refuse_errors(&loaded, ", nothing planned")?;
     let inputs = loaded.inputs();
     let (live_state, source) = read_live(args, loaded.overlay.as_ref())?;
-    let desired = &desired_state(loaded);
+    let desired_owned = desired_state(loaded);
+    let desired = &desired_owned;
     // An ipvsadm -S -n dump never holds thresholds (-x/-y).
     let thresholds = !source.starts_with("file ");
     // The live hash is written only in JSON (printed, or saved by --out).
@@ -253,6 +254,7 @@ pub fn run(args: &PlanArgs) -> Result<u8> {
     if let Some(path) = &args.out {
         eprintln!("saved the plan to {}", path.display());
     }
+    super::leave_to_exit(desired_owned);
     Ok(if args.detailed_exitcode && changed {
         2
     } else {
