@@ -197,20 +197,6 @@ pub fn json(
     ownership: &Ownership,
     refused: Option<&str>,
 ) -> String {
-    collect(|w| write_json(w, plan, desired, inputs, live, ownership, refused))
-}
-
-/// Writes [`json`] to `w` as it is made ([`json`]'s module writes it by
-/// hand: the same text as serde's pretty printer).
-pub fn write_json(
-    w: &mut impl io::Write,
-    plan: &Plan,
-    desired: &IpvsState,
-    inputs: &Inputs,
-    live: &LiveFingerprint,
-    ownership: &Ownership,
-    refused: Option<&str>,
-) -> io::Result<()> {
     let doc = Document {
         desired,
         inputs,
@@ -218,11 +204,13 @@ pub fn write_json(
         ownership,
         refused,
     };
-    doc.write(w, plan, plan.changes.iter())
+    collect(|w| doc.write(w, plan, plan.changes.iter()))
 }
 
-/// [`write_json`] of an [`Outline`]: the same document, its adds made
-/// from `desired` one at a time as they are written.
+/// [`json`] of an [`Outline`], written to `w` as it is made: the same
+/// document, its adds made from `desired` one at a time as they are
+/// written ([`json`]'s module writes it by hand: the same text as serde's
+/// pretty printer).
 pub fn write_outline_json(
     w: &mut impl io::Write,
     outline: &Outline,
