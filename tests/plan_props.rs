@@ -347,8 +347,14 @@ proptest! {
             let fingerprint = LiveFingerprint::unhashed("empty".to_string(), true);
             let refused = refused.as_deref();
             let mut doc = Vec::new();
-            output::write_outline_json(&mut doc, outline, &desired, &inputs, &fingerprint, &own, refused)
-                .expect("written to memory");
+            let document = output::Document {
+                desired: &desired,
+                inputs: &inputs,
+                live: &fingerprint,
+                ownership: &own,
+                refused,
+            };
+            output::write_outline_json(&mut doc, outline, &document).expect("written to memory");
             let want_doc = output::json(whole, &desired, &inputs, &fingerprint, &own, refused);
             prop_assert_eq!(String::from_utf8(doc).expect("UTF-8"), want_doc);
         }

@@ -22,8 +22,9 @@ use super::source::{
 use super::{Exit, use_color};
 use crate::load::Loaded;
 use crate::model::IpvsState;
-use crate::plan::saved::{Inputs, LiveFingerprint};
-use crate::plan::{self, Outline, Ownership, output};
+use crate::plan::output::{self, Document};
+use crate::plan::saved::LiveFingerprint;
+use crate::plan::{self, Outline};
 use crate::render;
 use crate::source::OverlaySource;
 use crate::text::plural;
@@ -115,36 +116,13 @@ fn read_live(args: &PlanArgs, overlay_tree: Option<&Tree>) -> Result<(IpvsState,
     }
 }
 
-/// What the plan document says besides the plan.
-struct Doc<'a> {
-    desired: &'a IpvsState,
-    inputs: &'a Inputs,
-    live: &'a LiveFingerprint,
-    ownership: &'a Ownership,
-}
-
 /// Writes the plan to stdout in `format`, as it is rendered: JSON from the
 /// outline (its adds made one at a time), text and markdown from the whole
 /// plan, which they group by service.
-fn emit_plan(
-    format: PlanFormat,
-    outline: Outline,
-    doc: &Doc<'_>,
-    refused: Option<&str>,
-) -> std::io::Result<()> {
-    let desired = doc.desired;
+fn emit_plan(format: PlanFormat, outline: Outline, doc: &Document<'_>) -> std::io::Result<()> {
+    let (desired, refused) = (doc.desired, doc.refused);
     match format {
-        PlanFormat::Json => super::emit_with(|w| {
-            output::write_outline_json(
-                w,
-                &outline,
-                desired,
-                doc.inputs,
-                doc.live,
-                doc.ownership,
-                refused,
-            )
-        }),
+        PlanFormat::Json => super::emit_with(|w| output::write_outline_json(w, &outline, doc)),
         PlanFormat::Text => {
             let plan = outline.into_plan(desired);
             let color = use_color(&std::io::stdout());
@@ -158,18 +136,10 @@ fn emit_plan(
 }
 
 /// Saves the plan document to `path`, written as it is serialized.
-fn save(path: &Path, outline: &Outline, doc: &Doc<'_>) -> Result<()> {
+fn save(path: &Path, outline: &Outline, doc: &Document<'_>) -> Result<()> {
     let write = || -> std::io::Result<()> {
         let mut file = BufWriter::with_capacity(64 << 10, File::create(path)?);
-        output::write_outline_json(
-            &mut file,
-            outline,
-            doc.desired,
-            doc.inputs,
-            doc.live,
-            doc.ownership,
-            None,
-        )?;
+        output::write_outline_json(&mut file, outline, doc)?;
         file.flush()
     };
     write().with_context(|| format!("writing the plan to {}", path.display()))
@@ -233,14 +203,19 @@ pub fn run(args: &PlanArgs) -> Result<u8> {
     // The plan's adds stay in the desired state, read as they are written.
     let (outline, refused) = plan::outline(desired, &live_state, &ownership, &guards)?;
     drop(live_state);
-    let doc = Doc {
+    let doc = Document {
         desired,
         inputs: &inputs,
         live: &live,
         ownership: &ownership,
+        refused: None,
     };
     if let Some(reason) = refused {
-        let written = emit_plan(args.output, outline, &doc, Some(&reason));
+        let refused = Document {
+            refused: Some(&reason),
+            ..doc
+        };
+        let written = emit_plan(args.output, outline, &refused);
         // The refusal is said whatever became of stdout.
         eprintln!("error: {reason}");
         written?;
@@ -250,7 +225,7 @@ pub fn run(args: &PlanArgs) -> Result<u8> {
         save(path, &outline, &doc)?;
     }
     let changed = !outline.is_empty();
-    emit_plan(args.output, outline, &doc, None)?;
+    emit_plan(args.output, outline, &doc)?;
     if let Some(path) = &args.out {
         eprintln!("saved the plan to {}", path.display());
     }

@@ -509,9 +509,7 @@ impl Pass {
     ) -> PassReport {
         let drift_corrected = self.log_drains(&mut applied, generation);
         if let Some(p) = applied.plan_text.take() {
-            let mut text = PlanText::of(&p.head, now.unix_ms());
-            text.omitted_lines += p.beyond_head();
-            self.last_plan = Some(text);
+            self.last_plan = Some(p.plan_text(now.unix_ms()));
         }
         self.keep_drains(std::mem::take(&mut applied.drains));
         self.metrics

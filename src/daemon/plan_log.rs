@@ -9,7 +9,7 @@ use std::io;
 
 use tracing::info;
 
-use super::status_page::snapshot::PLAN_LINES;
+use super::status_page::snapshot::{PLAN_LINES, PlanText};
 
 /// Bytes of whole lines gathered before an event is logged.
 const CHUNK: usize = 64 * 1024;
@@ -39,6 +39,13 @@ impl PlanHead {
     /// Lines of the plan past the head.
     pub fn beyond_head(&self) -> usize {
         self.lines - self.head.lines().count()
+    }
+
+    /// What the status page shows of the plan, as of the whole text.
+    pub fn plan_text(&self, at_ms: u64) -> PlanText {
+        let mut text = PlanText::of(&self.head, at_ms);
+        text.omitted_lines += self.beyond_head();
+        text
     }
 }
 
@@ -121,7 +128,6 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
-    use crate::daemon::status_page::snapshot::PlanText;
 
     /// What `write` logs, as the text subscriber writes it (no time, no
     /// level), one event per element, less the ` changes=7` field after
@@ -225,9 +231,7 @@ mod tests {
         for n in [3, PLAN_LINES - 3, PLAN_LINES, 20_000] {
             let t = text(n);
             let (_, head) = logged(&t, 1000);
-            let mut got = PlanText::of(&head.head, 1);
-            got.omitted_lines += head.beyond_head();
-            assert_eq!(got, PlanText::of(&t, 1), "{n} lines");
+            assert_eq!(head.plan_text(1), PlanText::of(&t, 1), "{n} lines");
         }
     }
 }

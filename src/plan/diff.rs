@@ -32,28 +32,38 @@ pub(super) trait Adds {
     fn count(&self) -> usize;
 }
 
+/// The change that adds desired service `key`.
+pub(super) fn service_add(key: &ServiceKey, want: &Service) -> Change {
+    change(
+        Op::AddService {
+            service: *key,
+            attrs: want.attrs.clone(),
+        },
+        None,
+    )
+}
+
+/// The change that adds desired dest `dest` of service `key`.
+pub(super) fn dest_add(key: &ServiceKey, dest: &SocketAddr, d: &Dest) -> Change {
+    change(
+        Op::AddDest {
+            service: *key,
+            dest: *dest,
+            attrs: d.attrs,
+        },
+        None,
+    )
+}
+
 impl Adds for Vec<Change> {
     fn add_service(&mut self, key: &ServiceKey, want: &Service) {
-        self.push(change(
-            Op::AddService {
-                service: *key,
-                attrs: want.attrs.clone(),
-            },
-            None,
-        ));
+        self.push(service_add(key, want));
     }
 
     fn keep_service(&mut self) {}
 
     fn add_dest(&mut self, key: &ServiceKey, dest: &SocketAddr, d: &Dest) {
-        self.push(change(
-            Op::AddDest {
-                service: *key,
-                dest: *dest,
-                attrs: d.attrs,
-            },
-            None,
-        ));
+        self.push(dest_add(key, dest, d));
     }
 
     fn keep_dest(&mut self) {}

@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 
 use super::{Change, Guards, Ownership, Plan, PlanError, diff, guard};
-use crate::model::{IpvsState, Op};
+use crate::model::IpvsState;
 
 /// Which desired services and dests a plan adds: a flag per service (in
 /// the desired state's order), a flag per dest (every service's dests, in
@@ -39,28 +39,15 @@ impl Outline {
             .iter()
             .zip(self.added.services.iter().copied())
             .filter(|(_, added)| *added)
-            .map(|((key, want), _)| Op::AddService {
-                service: *key,
-                attrs: want.attrs.clone(),
-            });
+            .map(|((key, want), _)| diff::service_add(key, want));
         let dests = desired
             .services
             .iter()
             .flat_map(|(key, want)| want.dests.iter().map(move |(dest, d)| (key, dest, d)))
             .zip(self.added.dests.iter().copied())
             .filter(|(_, added)| *added)
-            .map(|((key, dest, d), _)| Op::AddDest {
-                service: *key,
-                dest: *dest,
-                attrs: d.attrs,
-            });
-        let adds = services.chain(dests).map(|op| {
-            Cow::Owned(Change {
-                op,
-                before: None,
-                dests_removed: 0,
-            })
-        });
+            .map(|((key, dest, d), _)| diff::dest_add(key, dest, d));
+        let adds = services.chain(dests).map(Cow::Owned);
         adds.chain(self.rest.changes.iter().map(Cow::Borrowed))
     }
 

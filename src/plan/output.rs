@@ -208,35 +208,27 @@ pub fn json(
 }
 
 /// [`json`] of an [`Outline`], written to `w` as it is made: the same
-/// document, its adds made from `desired` one at a time as they are
+/// document, its adds made from `doc.desired` one at a time as they are
 /// written ([`json`]'s module writes it by hand: the same text as serde's
 /// pretty printer).
 pub fn write_outline_json(
     w: &mut impl io::Write,
     outline: &Outline,
-    desired: &IpvsState,
-    inputs: &Inputs,
-    live: &LiveFingerprint,
-    ownership: &Ownership,
-    refused: Option<&str>,
+    doc: &Document<'_>,
 ) -> io::Result<()> {
-    let doc = Document {
-        desired,
-        inputs,
-        live,
-        ownership,
-        refused,
-    };
-    doc.write(w, &outline.rest, outline.changes(desired))
+    doc.write(w, &outline.rest, outline.changes(doc.desired))
 }
 
-/// What the JSON document says besides the plan.
-struct Document<'a> {
-    desired: &'a IpvsState,
-    inputs: &'a Inputs,
-    live: &'a LiveFingerprint,
-    ownership: &'a Ownership,
-    refused: Option<&'a str>,
+/// What the plan document says besides the plan: the state it was planned
+/// toward, its inputs, the live table's fingerprint, the ownership, and
+/// why a guard refused it (`None`: it passed).
+#[derive(Clone, Copy)]
+pub struct Document<'a> {
+    pub desired: &'a IpvsState,
+    pub inputs: &'a Inputs,
+    pub live: &'a LiveFingerprint,
+    pub ownership: &'a Ownership,
+    pub refused: Option<&'a str>,
 }
 
 impl Document<'_> {
