@@ -76,56 +76,36 @@ pub fn compile(
     opts: &Options,
     held: &BTreeSet<&str>,
 ) -> (IpvsState, HealthConfig, Diagnostics) {
-    let mut compiler = Compiler::new(config, &config.services, overlay, opts, held);
+    let mut compiler = Compiler::new(config, overlay, opts);
     for svc in config.services.values() {
         compiler.service(svc);
     }
-    compiler.finish()
+    compiler.finish(held)
 }
 
-/// [`compile`], taking the config's services out of `config` and dropping
-/// each once compiled (a large config is not held whole beside the state
-/// it becomes); `config` keeps its routes and defaults.
-pub fn compile_consuming(
-    config: &mut Config,
-    overlay: &Overlay,
-    opts: &Options,
-    held: &BTreeSet<&str>,
-) -> (IpvsState, HealthConfig, Diagnostics) {
-    let services = std::mem::take(&mut config.services);
-    let mut compiler = Compiler::new(config, &services, overlay, opts, held);
-    for (_, svc) in services {
-        compiler.service(&svc);
-    }
-    compiler.finish()
-}
-
-/// One compile in progress: the routes and defaults in force, and the
-/// state, health checks and diagnostics so far.
-struct Compiler<'a> {
+/// One compile in progress, a service at a time ([`compile`] in steps): the
+/// routes and defaults in force (`config`'s, whose services are not read),
+/// and the state, health checks and diagnostics so far. Each service is
+/// compiled as it comes and may be dropped then: a large config is never
+/// held whole beside the state it becomes. The services must come in name
+/// order, each once, as `config.services` holds them.
+pub struct Compiler<'a> {
     overlay: &'a Overlay,
     opts: &'a Options,
     routes: RouteTable<'a>,
     defaults: ResolvedDefaults,
     out: (IpvsState, HealthConfig),
     diags: Diagnostics,
+    /// The overlay's services that the config has (compiled).
+    present: BTreeSet<&'a str>,
 }
 
 impl<'a> Compiler<'a> {
-    /// `services`: the config's, to warn about overlay backends of others
-    /// (`config.services` may have been taken out).
-    fn new(
-        config: &'a Config,
-        services: &BTreeMap<String, crate::config::Service>,
-        overlay: &'a Overlay,
-        opts: &'a Options,
-        held: &BTreeSet<&str>,
-    ) -> Self {
+    pub fn new(config: &'a Config, overlay: &'a Overlay, opts: &'a Options) -> Self {
         let mut diags = Diagnostics::default();
         let routes = effective_routes(config, overlay, opts, &mut diags);
         let routes = RouteTable::new(&routes);
         let defaults = ResolvedDefaults::resolve(config, opts);
-        warn_overlay_backends_without_service(services, overlay, held, &mut diags);
         Compiler {
             overlay,
             opts,
@@ -133,21 +113,31 @@ impl<'a> Compiler<'a> {
             defaults,
             out: (IpvsState::default(), HealthConfig::default()),
             diags,
+            present: BTreeSet::new(),
         }
     }
 
-    fn service(&mut self, svc: &crate::config::Service) {
+    /// Compiles one service of the config.
+    pub fn service(&mut self, svc: &crate::config::Service) {
+        if let Some((name, _)) = self.overlay.backends.get_key_value(svc.name.as_str()) {
+            self.present.insert(name.as_str());
+        }
         let (routes, defaults) = (&self.routes, &self.defaults);
         let (out, diags) = (&mut self.out, &mut self.diags);
         compile_service(svc, self.overlay, routes, defaults, self.opts, out, diags);
     }
 
-    fn finish(self) -> (IpvsState, HealthConfig, Diagnostics) {
+    /// The state, its health checks and the diagnostics; `held` as for
+    /// [`compile`].
+    pub fn finish(self, held: &BTreeSet<&str>) -> (IpvsState, HealthConfig, Diagnostics) {
         let Compiler {
+            overlay,
             out: (state, health),
             mut diags,
+            present,
             ..
         } = self;
+        warn_overlay_backends_without_service(&present, overlay, held, &mut diags);
         diags.sort();
         (state, health, diags)
     }
@@ -176,16 +166,16 @@ impl ResolvedDefaults {
     }
 }
 
-/// Overlay backends of services the repo does not define are ignored,
-/// each with a warning; those of a `held` service silently.
+/// Overlay backends of services the repo does not define (not `present`)
+/// are ignored, each with a warning; those of a `held` service silently.
 fn warn_overlay_backends_without_service(
-    services: &BTreeMap<String, crate::config::Service>,
+    present: &BTreeSet<&str>,
     overlay: &Overlay,
     held: &BTreeSet<&str>,
     diags: &mut Diagnostics,
 ) {
     for (svc, backends) in &overlay.backends {
-        if !services.contains_key(svc) && !held.contains(svc.as_str()) {
+        if !present.contains(svc.as_str()) && !held.contains(svc.as_str()) {
             for b in backends.values() {
                 diags.warning(
                     b.source.as_str(),

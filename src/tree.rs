@@ -236,6 +236,13 @@ impl Files {
         }
     }
 
+    /// Takes every file's contents out, in path order, leaving the paths
+    /// and the fingerprint as [`Files::release_contents`] does: for a
+    /// reader that drops each once read (`config::ServiceReader`).
+    pub fn take_contents(&mut self) -> Vec<Vec<u8>> {
+        self.map.values_mut().map(std::mem::take).collect()
+    }
+
     /// The fingerprint of every entry.
     pub fn fingerprint(&self) -> Fingerprint {
         self.print

@@ -32,7 +32,8 @@
 //! - `lenient`: a YAML file serde-saphyr refused, read again for every
 //!   problem, not only serde-saphyr's first;
 //! - `json`, `yaml`: one file of each format, fast reader first;
-//! - `parse`: whole trees, [`parse_config`] and [`parse_overlay`].
+//! - `parse`: whole trees, [`parse_config`] and [`parse_overlay`];
+//!   [`ServiceReader`], a config's services one at a time.
 //!
 //! Invariant: pure. No file system, no network: input is a tree.
 //! This module does not know how services become IPVS state (`compile`).
@@ -51,7 +52,7 @@ mod types;
 mod validate;
 mod yaml;
 
-pub use parse::{holds_config_files, parse_config, parse_overlay};
+pub use parse::{ServiceReader, holds_config_files, parse_config, parse_overlay};
 pub use raw::schemas;
 pub use types::{
     Backend, Config, Defaults, Endpoints, Fallback, HealthCheck, IpvsOptions, Overlay, Route,

@@ -1,10 +1,13 @@
 //! Whole trees: [`parse_config`] and [`parse_overlay`] read every file of a
 //! tree by its place in the layout and combine them (groups of backends,
 //! one layout per service, conflicts between files); [`holds_config_files`]
-//! tells a config from no config. Reading and validating one file is the
-//! readers' (`json`, `yaml`); no file format here.
+//! tells a config from no config; [`ServiceReader`] hands a config's
+//! services out one at a time, in name order, after its defaults and
+//! routes. Reading and validating one file is the readers' (`json`,
+//! `yaml`); no file format here.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use super::check::{dns_without_udp, fwmark_without_port};
 use super::fallback::fits_service;
@@ -32,74 +35,270 @@ pub fn holds_config_files(tree: &Tree) -> bool {
 /// Parses and validates a config repo tree. The config is usable only when
 /// the diagnostics hold no errors.
 pub fn parse_config(tree: &Tree) -> (Config, Diagnostics) {
-    parse_config_ahead(tree, READ_AHEAD)
+    parse_config_ahead(tree, READ_AHEAD, CHUNK)
 }
 
-/// [`parse_config`], reading the YAML service files ahead when there are
-/// at least `ahead` of them.
-fn parse_config_ahead(tree: &Tree, ahead: usize) -> (Config, Diagnostics) {
-    let mut diags = Diagnostics::default();
-    for (path, why) in &tree.unreadable {
-        diags.error(path.as_str(), None, format!("cannot read: {why}"));
+/// [`parse_config`], reading the YAML service files ahead on two threads,
+/// `chunk` at a time, when there are at least `ahead` of them.
+fn parse_config_ahead(tree: &Tree, ahead: usize, chunk: usize) -> (Config, Diagnostics) {
+    let (mut config, mut reader) = ServiceReader::start_ahead(tree, Vec::new(), ahead, chunk);
+    let mut services = Vec::new();
+    while let Some(svc) = reader.next_service() {
+        services.push((svc.name.clone(), svc));
     }
-    let mut files = ConfigFiles {
-        ahead: read_services_ahead(tree, ahead).into_iter(),
-        ..ConfigFiles::default()
-    };
-    for (path, bytes) in &tree.files {
-        let mut r = Reporter {
-            file: path,
-            diags: &mut diags,
-            failed: false,
-        };
-        files.read(&mut r, path, bytes);
-    }
-    files.end_group();
-    files.check_layouts(&mut diags);
-    let config = files.assemble(&mut diags);
-    check_conflicts(&config, &mut diags);
-    diags.sort();
+    let diags = reader.finish();
+    // In name order and unique: built in bulk.
+    config.services = services.into_iter().collect();
     (config, diags)
 }
 
 /// Below this many YAML service files, each is read in its turn.
 const READ_AHEAD: usize = 512;
 
-/// A YAML service file read on its own: the service, and the file's
-/// diagnostics. Boxed: each is moved into the config in its turn and its
-/// box freed, where a vector of services would be held whole beside it.
-type ReadService = (Option<Box<Service>>, Diagnostics);
+/// How many YAML service files are read ahead at a time.
+const CHUNK: usize = 1024;
 
-/// The YAML layout's service files of `tree`, in path order, read on two
-/// threads when there are `at_least` (each file is read alone, its
-/// diagnostics kept apart and added in its turn, so the result is the
-/// same); empty when there are fewer.
-fn read_services_ahead(tree: &Tree, at_least: usize) -> Vec<ReadService> {
-    let services: Vec<(&str, &str, &[u8])> = tree
-        .files
-        .iter()
-        .filter_map(|(path, bytes)| match classify(path) {
-            Entry::ServiceYaml(name) => Some((path.as_str(), name, bytes.as_slice())),
-            _ => None,
-        })
-        .collect();
-    if services.len() < at_least {
-        return Vec::new();
+/// A YAML service file read on its own: the service, and the file's
+/// diagnostics.
+type ReadService = (Option<Service>, Diagnostics);
+
+/// A YAML layout service file not read yet.
+struct YamlFile<'t> {
+    name: &'t str,
+    path: &'t str,
+    /// The tree's, or taken from it (dropped once read).
+    bytes: Cow<'t, [u8]>,
+}
+
+/// A config tree's services, handed out one at a time in name order, after
+/// the rest of the tree ([`ServiceReader::start`] returns the defaults and
+/// routes, complete): a caller that compiles each service and drops it
+/// never holds the parsed config whole. Services and diagnostics are
+/// [`parse_config`]'s (which is this reader, collected).
+pub struct ServiceReader<'t> {
+    files: ConfigFiles<'t>,
+    diags: Diagnostics,
+    /// The YAML service files not read yet, by name (path order within a
+    /// name).
+    yaml: VecDeque<YamlFile<'t>>,
+    /// The YAML service files read ahead: name, path, what was read.
+    read: VecDeque<(&'t str, &'t str, ReadService)>,
+    /// How many files to read at a time: 1, in turn; more, on two threads.
+    chunk: usize,
+    /// The last service (name, source) to claim each IPVS service.
+    claimed: HashMap<ServiceKey, (&'t str, &'t str), Fixed>,
+}
+
+/// Hashed with fixed keys: deterministic.
+type Fixed = std::hash::BuildHasherDefault<std::hash::DefaultHasher>;
+
+impl<'t> ServiceReader<'t> {
+    /// Reads every file of `tree` but the YAML service files, and returns
+    /// the config without its services (defaults, routes) and the reader of
+    /// the services. `contents`: the tree's file contents taken out of it,
+    /// in path order (each dropped once read), or empty to read the tree's.
+    pub fn start(tree: &'t Tree, contents: Vec<Vec<u8>>) -> (Config, ServiceReader<'t>) {
+        Self::start_ahead(tree, contents, READ_AHEAD, CHUNK)
     }
-    let read = |part: &[(&str, &str, &[u8])]| -> Vec<ReadService> {
+
+    fn start_ahead(
+        tree: &'t Tree,
+        contents: Vec<Vec<u8>>,
+        ahead: usize,
+        chunk: usize,
+    ) -> (Config, ServiceReader<'t>) {
+        let mut diags = Diagnostics::default();
+        for (path, why) in &tree.unreadable {
+            diags.error(path.as_str(), None, format!("cannot read: {why}"));
+        }
+        let mut files = ConfigFiles::default();
+        let mut yaml = Vec::new();
+        let mut contents = contents.into_iter();
+        for (path, bytes) in &tree.files {
+            let bytes = match contents.next() {
+                Some(taken) => Cow::Owned(taken),
+                None => Cow::Borrowed(bytes.as_slice()),
+            };
+            let mut r = Reporter {
+                file: path,
+                diags: &mut diags,
+                failed: false,
+            };
+            if let Entry::ServiceYaml(name) = classify(path) {
+                check_name(&mut r, "service", name);
+                yaml.push(YamlFile { name, path, bytes });
+            } else {
+                files.read(&mut r, path, &bytes);
+            }
+        }
+        files.end_group();
+        // Stable: path order within a name (`.yaml` before `.yml`).
+        yaml.sort_by(|a, b| a.name.cmp(b.name));
+        check_route_conflicts(&files.config, &mut diags);
+        let config = std::mem::take(&mut files.config);
+        let reader = ServiceReader {
+            chunk: if yaml.len() >= ahead { chunk.max(2) } else { 1 },
+            files,
+            diags,
+            yaml: yaml.into(),
+            read: VecDeque::new(),
+            claimed: HashMap::default(),
+        };
+        (config, reader)
+    }
+
+    /// The next service in name order; `None` at the end.
+    pub fn next_service(&mut self) -> Option<Service> {
+        loop {
+            let yaml = self.peek_yaml();
+            let json = self.files.frontends.first_key_value().map(|(n, _)| *n);
+            let name = match (yaml, json) {
+                (Some(y), Some(j)) => y.min(j),
+                (Some(n), None) | (None, Some(n)) => n,
+                (None, None) => return None,
+            };
+            if let Some((svc, source)) = self.service(name) {
+                self.claim(&svc, name, source);
+                return Some(svc);
+            }
+        }
+    }
+
+    /// The name of the next YAML service file.
+    fn peek_yaml(&self) -> Option<&'t str> {
+        let read = self.read.front().map(|(name, _, _)| *name);
+        read.or_else(|| self.yaml.front().map(|f| f.name))
+    }
+
+    /// The next YAML service file, read.
+    fn take_yaml(&mut self) -> Option<(&'t str, ReadService)> {
+        if self.read.is_empty() {
+            let n = self.chunk.min(self.yaml.len());
+            let files: Vec<YamlFile> = self.yaml.drain(..n).collect();
+            let read = read_services(&files, self.chunk > 1);
+            let read = files.into_iter().zip(read);
+            self.read
+                .extend(read.map(|(f, read)| (f.name, f.path, read)));
+        }
+        self.read.pop_front().map(|(_, path, read)| (path, read))
+    }
+
+    /// The service `name` (YAML layout first, then JSON), with its source;
+    /// `None` when neither layout gives one. Its files of the other layout
+    /// are reported, or taken out so that none is warned about.
+    fn service(&mut self, name: &'t str) -> Option<(Service, &'t str)> {
+        let mut found: Option<(Service, &'t str)> = None;
+        while self.peek_yaml() == Some(name) {
+            let Some((path, (svc, diags))) = self.take_yaml() else {
+                break;
+            };
+            self.diags.extend(diags);
+            if let Some(svc) = svc
+                && let Some((prev, _)) = found.replace((svc, path))
+            {
+                let why = format!("service {name:?} is also defined by {}", prev.source);
+                self.diags.error(path, None, why);
+            }
+        }
+        let json = match self.files.frontends.first_key_value() {
+            Some((n, _)) if *n == name => self.files.frontends.pop_first().map(|(_, f)| f),
+            _ => None,
+        };
+        let files = &mut self.files;
+        let svc = match (found, json) {
+            (Some((svc, path)), json) => {
+                files.check_layout(&svc, json.as_ref().map(|(f, _)| *f), &mut self.diags);
+                Some((svc, path))
+            }
+            (None, Some((path, file))) => {
+                Some((files.json_service(name, path, file, &mut self.diags), path))
+            }
+            (None, None) => None,
+        };
+        if svc.is_some() {
+            files.healthchecks.remove(name);
+            files.fallbacks.remove(name);
+            files.json_backends.remove(name);
+        }
+        svc
+    }
+
+    /// Two services claiming one IPVS service: the later one (in name
+    /// order) is reported.
+    fn claim(&mut self, svc: &Service, name: &'t str, source: &'t str) {
+        debug_assert_eq!(svc.source, source);
+        for key in svc.frontend.service_keys() {
+            if let Some((other, other_source)) = self.claimed.insert(key, (name, source)) {
+                self.diags.error(
+                    source,
+                    None,
+                    format!(
+                        "{key} is claimed by both service {other:?} ({other_source}) and service {name:?} ({source})",
+                    ),
+                );
+            }
+        }
+    }
+
+    /// The diagnostics of the whole tree, sorted, once every service was
+    /// handed out (what is left of the JSON layout has no service).
+    pub fn finish(mut self) -> Diagnostics {
+        while self.next_service().is_some() {}
+        let ConfigFiles {
+            fallbacks,
+            healthchecks,
+            json_backends,
+            ..
+        } = self.files;
+        let diags = &mut self.diags;
+        for (name, (file, _)) in fallbacks {
+            diags.warning(
+                file.as_str(),
+                None,
+                format!("fallback of service {name:?}, which has no frontend: ignored"),
+            );
+        }
+        for (name, c) in healthchecks {
+            diags.warning(
+                c.file.as_str(),
+                None,
+                format!("health check of service {name:?}, which has no frontend: ignored"),
+            );
+        }
+        for (name, backends) in json_backends {
+            for b in backends.values() {
+                diags.warning(
+                    b.source.as_str(),
+                    None,
+                    format!("backend of service {name:?}, which has no frontend: ignored"),
+                );
+            }
+        }
+        self.diags.sort();
+        self.diags
+    }
+}
+
+/// YAML service files, each read alone (its diagnostics kept apart), on two
+/// threads when `two`: the same result either way.
+fn read_services(files: &[YamlFile], two: bool) -> Vec<ReadService> {
+    let read = |part: &[YamlFile]| -> Vec<ReadService> {
         part.iter()
-            .map(|&(file, name, bytes)| {
+            .map(|f| {
                 let mut diags = Diagnostics::default();
                 let mut r = Reporter {
-                    file,
+                    file: f.path,
                     diags: &mut diags,
                     failed: false,
                 };
-                (yaml_service(&mut r, name, bytes).map(Box::new), diags)
+                (yaml_service(&mut r, f.name, &f.bytes), diags)
             })
             .collect()
     };
-    let (first, second) = services.split_at(services.len() / 2);
+    if !two {
+        return read(files);
+    }
+    let (first, second) = files.split_at(files.len() / 2);
     std::thread::scope(|scope| {
         let later = scope.spawn(|| read(second));
         let mut out = read(first);
@@ -130,7 +329,7 @@ struct ConfigFiles<'t> {
     /// Defaults and routes; services come in `assemble`.
     config: Config,
     /// JSON layout: frontends by service, with their file.
-    frontends: BTreeMap<&'t str, (String, EndpointFile)>,
+    frontends: BTreeMap<&'t str, (&'t str, EndpointFile)>,
     /// JSON layout: backends by service.
     json_backends: BTreeMap<&'t str, BTreeMap<String, Backend>>,
     /// JSON layout: health check files by service.
@@ -138,7 +337,6 @@ struct ConfigFiles<'t> {
     /// JSON layout: fallback files by service, with their file (`None`:
     /// the file has errors, reported) and whether they name a port.
     fallbacks: BTreeMap<&'t str, (String, Option<JsonFallback>)>,
-    yaml_services: BTreeMap<&'t str, Service>,
     /// The backend files of one service are consecutive in path order: they
     /// are gathered here and added to `json_backends` together.
     group: Option<(&'t str, BTreeMap<String, Backend>)>,
@@ -146,9 +344,6 @@ struct ConfigFiles<'t> {
     defaults_file: Option<&'t str>,
     /// Entries outside the layout reported as mistakes (`service/`).
     misplaced: BTreeSet<&'t str>,
-    /// The YAML service files read ahead, in path order (none: each is
-    /// read in its turn).
-    ahead: std::vec::IntoIter<ReadService>,
 }
 
 impl<'t> ConfigFiles<'t> {
@@ -166,11 +361,12 @@ impl<'t> ConfigFiles<'t> {
                     self.config.defaults = d;
                 }
             }
-            Entry::ServiceYaml(name) => self.read_service_yaml(r, name, bytes),
+            // Read by `ServiceReader`, in name order.
+            Entry::ServiceYaml(_) => {}
             Entry::Frontend(svc) => {
                 check_name(r, "service", svc);
                 if let Some(file) = json_endpoints(r, bytes, true, true) {
-                    self.frontends.insert(svc, (path.to_string(), file));
+                    self.frontends.insert(svc, (path, file));
                 }
             }
             Entry::Healthcheck(svc) => {
@@ -216,26 +412,6 @@ impl<'t> ConfigFiles<'t> {
             }
         } else if path.starts_with("services/") || path.starts_with("routes/") {
             r.warning(None, "ignored: not part of the config layout");
-        }
-    }
-
-    fn read_service_yaml(&mut self, r: &mut Reporter, name: &'t str, bytes: &[u8]) {
-        check_name(r, "service", name);
-        let read = match self.ahead.next() {
-            Some((svc, diags)) => {
-                r.failed |= diags.has_errors();
-                r.diags.extend(diags);
-                svc.map(|svc| *svc)
-            }
-            None => yaml_service(r, name, bytes),
-        };
-        if let Some(svc) = read
-            && let Some(prev) = self.yaml_services.insert(name, svc)
-        {
-            r.error(
-                None,
-                format!("service {name:?} is also defined by {}", prev.source),
-            );
         }
     }
 
@@ -293,158 +469,86 @@ impl<'t> ConfigFiles<'t> {
         }
     }
 
-    /// A service lives in exactly one layout.
-    fn check_layouts(&self, diags: &mut Diagnostics) {
-        for (name, svc) in &self.yaml_services {
-            let json_files: Vec<String> = self
-                .frontends
-                .get(name)
-                .map(|(f, _)| f.clone())
-                .into_iter()
-                .chain(self.healthchecks.get(name).map(|c| c.file.clone()))
-                .chain(self.fallbacks.get(name).map(|(f, _)| f.clone()))
-                .chain(
-                    self.json_backends
-                        .get(name)
-                        .into_iter()
-                        .flat_map(|b| b.values().map(|b| b.source.clone())),
-                )
-                .collect();
-            if !json_files.is_empty() {
-                diags.error(
-                    svc.source.as_str(),
-                    None,
-                    format!(
-                        "service {name:?} is defined in both layouts: {} and {}",
-                        svc.source,
-                        json_files.join(", ")
-                    ),
-                );
-            }
+    /// A YAML service lives in exactly one layout: its name's files of the
+    /// JSON layout (`frontend`: the frontend file's path) are an error.
+    fn check_layout(&self, svc: &Service, frontend: Option<&str>, diags: &mut Diagnostics) {
+        let name = svc.name.as_str();
+        let json_files: Vec<String> = frontend
+            .map(str::to_string)
+            .into_iter()
+            .chain(self.healthchecks.get(name).map(|c| c.file.clone()))
+            .chain(self.fallbacks.get(name).map(|(f, _)| f.clone()))
+            .chain(
+                self.json_backends
+                    .get(name)
+                    .into_iter()
+                    .flat_map(|b| b.values().map(|b| b.source.clone())),
+            )
+            .collect();
+        if !json_files.is_empty() {
+            diags.error(
+                svc.source.as_str(),
+                None,
+                format!(
+                    "service {name:?} is defined in both layouts: {} and {}",
+                    svc.source,
+                    json_files.join(", ")
+                ),
+            );
         }
     }
 
-    /// The config: YAML services first, then JSON ones (a frontend with its
-    /// backends) under names still free; backends without a frontend are
-    /// reported and dropped.
-    fn assemble(self, diags: &mut Diagnostics) -> Config {
-        let ConfigFiles {
-            mut config,
-            frontends,
-            mut json_backends,
-            mut healthchecks,
-            mut fallbacks,
-            yaml_services,
-            ..
-        } = self;
-        // Sorted and unique: built in bulk (the map is empty until here).
-        debug_assert!(config.services.is_empty());
-        config.services = yaml_services
-            .into_iter()
-            .map(|(name, svc)| (name.to_string(), svc))
-            .collect();
-        for (name, (source, file)) in frontends {
-            let frontend = file.endpoints;
-            let std::collections::btree_map::Entry::Vacant(slot) =
-                config.services.entry(name.to_string())
-            else {
-                continue;
+    /// A JSON layout service: its frontend file (`path`, as read) with its
+    /// backends, health check and fallback.
+    fn json_service(
+        &mut self,
+        name: &str,
+        path: &str,
+        file: EndpointFile,
+        diags: &mut Diagnostics,
+    ) -> Service {
+        let frontend = file.endpoints;
+        let healthcheck = self.healthchecks.remove(name).and_then(|c| {
+            let check = &c.check.as_ref()?.check;
+            let dns = matches!(check.probe, Probe::Dns { .. });
+            let why = dns_without_udp(dns, &frontend)
+                .or_else(|| fwmark_without_port(check.port.is_some(), &frontend));
+            match why {
+                Some(why) => {
+                    diags.error(c.file.as_str(), c.type_pos, why);
+                    None
+                }
+                None => c.check,
+            }
+        });
+        let mut svc = Service {
+            name: name.to_string(),
+            source: path.to_string(),
+            frontend,
+            scheduler: file.service.scheduler,
+            persistence: file.service.persistence,
+            healthcheck,
+            backends: self.json_backends.remove(name).unwrap_or_default(),
+            ipvs: file.service.ipvs,
+            fallback: None,
+            default_weight: file.service.default_weight,
+        };
+        if let Some((file, Some((fallback, ports_given)))) = self.fallbacks.remove(name) {
+            let mut r = Reporter {
+                file: &file,
+                diags,
+                failed: false,
             };
-            let healthcheck = healthchecks.remove(name).and_then(|c| {
-                let check = &c.check.as_ref()?.check;
-                let dns = matches!(check.probe, Probe::Dns { .. });
-                let why = dns_without_udp(dns, &frontend)
-                    .or_else(|| fwmark_without_port(check.port.is_some(), &frontend));
-                match why {
-                    Some(why) => {
-                        diags.error(c.file.as_str(), c.type_pos, why);
-                        None
-                    }
-                    None => c.check,
-                }
-            });
-            let svc = slot.insert(Service {
-                name: name.to_string(),
-                source,
-                frontend,
-                scheduler: file.service.scheduler,
-                persistence: file.service.persistence,
-                healthcheck,
-                backends: json_backends.remove(name).unwrap_or_default(),
-                ipvs: file.service.ipvs,
-                fallback: None,
-                default_weight: file.service.default_weight,
-            });
-            if let Some((file, Some((fallback, ports_given)))) = fallbacks.remove(name) {
-                let mut r = Reporter {
-                    file: &file,
-                    diags,
-                    failed: false,
-                };
-                if fits_service(&mut r, None, ports_given, &fallback, svc) {
-                    svc.fallback = Some(fallback);
-                }
+            if fits_service(&mut r, None, ports_given, &fallback, &svc) {
+                svc.fallback = Some(fallback);
             }
         }
-        for (name, (file, _)) in fallbacks {
-            if !config.services.contains_key(name) {
-                diags.warning(
-                    file.as_str(),
-                    None,
-                    format!("fallback of service {name:?}, which has no frontend: ignored"),
-                );
-            }
-        }
-        for (name, c) in healthchecks {
-            // A YAML service of that name is reported as in both layouts.
-            if !config.services.contains_key(name) {
-                diags.warning(
-                    c.file.as_str(),
-                    None,
-                    format!("health check of service {name:?}, which has no frontend: ignored"),
-                );
-            }
-        }
-        for (name, backends) in json_backends {
-            if config.services.contains_key(name) {
-                continue;
-            }
-            for b in backends.values() {
-                diags.warning(
-                    b.source.as_str(),
-                    None,
-                    format!("backend of service {name:?}, which has no frontend: ignored"),
-                );
-            }
-        }
-        config
+        svc
     }
 }
 
-/// Two services claiming one IPVS service, two routes with one prefix.
-fn check_conflicts(config: &Config, diags: &mut Diagnostics) {
-    // Hashed with fixed keys: deterministic, and no ordered map is needed to
-    // find who claimed a key before.
-    type Fixed = std::hash::BuildHasherDefault<std::hash::DefaultHasher>;
-    let mut claimed: std::collections::HashMap<ServiceKey, &Service, Fixed> =
-        std::collections::HashMap::with_capacity_and_hasher(
-            4 * config.services.len(),
-            Fixed::default(),
-        );
-    for svc in config.services.values() {
-        for key in svc.frontend.service_keys() {
-            if let Some(other) = claimed.insert(key, svc) {
-                diags.error(
-                    svc.source.as_str(),
-                    None,
-                    format!(
-                        "{key} is claimed by both service {:?} ({}) and service {:?} ({})",
-                        other.name, other.source, svc.name, svc.source
-                    ),
-                );
-            }
-        }
-    }
+/// Two routes with one prefix.
+fn check_route_conflicts(config: &Config, diags: &mut Diagnostics) {
     let mut prefixes: BTreeMap<RouteClaim, &Route> = BTreeMap::new();
     for route in config.routes.values() {
         let mut reported = Vec::new();
@@ -663,11 +767,68 @@ mod tests {
             "frontend: {ipv4: 10.0.1.2, tcp: 80}\n",
         );
         t.insert("services/j/frontend", r#"{"IPv4": "10.0.1.3", "TCP": 80}"#);
-        assert_eq!(read_services_ahead(&t, 2).len(), 42);
-        let ahead = parse_config_ahead(&t, 2);
-        let in_turn = parse_config_ahead(&t, usize::MAX);
+        let ahead = parse_config_ahead(&t, 2, CHUNK);
+        let in_turn = parse_config_ahead(&t, usize::MAX, CHUNK);
         assert!(ahead.1.errors().count() > 10, "{:?}", ahead.1);
         assert_eq!(ahead.0, in_turn.0);
         assert_eq!(ahead.1, in_turn.1);
+        // Chunks that split a name's two files, and a service's neighbours.
+        for chunk in [2, 3, 7] {
+            assert_eq!(parse_config_ahead(&t, 2, chunk), in_turn);
+        }
+    }
+
+    /// Paths sort `a-b.yaml` < `a.c/frontend` < `a.yaml` < `a.yml`; names
+    /// sort `a` < `a-b` < `a.c`.
+    fn names_out_of_path_order() -> Tree {
+        let mut t = Tree::new("t");
+        let web = "frontend: {ipv4: 10.0.0.1, tcp: 80}\n";
+        t.insert("services/a-b.yaml", web);
+        t.insert("services/a.yaml", web);
+        t.insert("services/a.yml", web.replace("80", "80, udp: 53"));
+        t.insert(
+            "services/a.c/frontend",
+            r#"{"IPv4": "10.0.0.1", "UDP": 53}"#,
+        );
+        t.insert(
+            "services/a.c/backends/x",
+            r#"{"IPv4": "10.1.0.1", "UDP": 53}"#,
+        );
+        // Both layouts; a JSON service after a failed YAML one.
+        t.insert("services/b.yaml", "frontend: {ipv4: 10.0.0.2, tcp: 80}\n");
+        t.insert("services/b/frontend", r#"{"IPv4": "10.0.0.2", "TCP": 81}"#);
+        t.insert("services/c.yaml", "frontend: [\n");
+        t.insert("services/c/frontend", r#"{"IPv4": "10.0.0.3", "TCP": 80}"#);
+        t.insert("services/ghost/healthcheck", r#"{"Type": "tcp"}"#);
+        t
+    }
+
+    #[test]
+    fn services_come_out_in_name_order_whatever_the_order_of_their_paths() {
+        let t = names_out_of_path_order();
+        let (config, diags) = parse_config(&t);
+        let names: Vec<&str> = config.services.keys().map(String::as_str).collect();
+        assert_eq!(names, ["a", "a-b", "a.c", "b", "c"]);
+        assert_eq!(config.services["a"].source, "services/a.yml");
+        assert_eq!(config.services["c"].source, "services/c/frontend");
+        let shown: Vec<String> = diags.iter().map(ToString::to_string).collect();
+        for line in [
+            "services/a-b.yaml: tcp://10.0.0.1:80 is claimed by both service \"a\" (services/a.yml) and service \"a-b\" (services/a-b.yaml)",
+            "services/a.c/frontend: udp://10.0.0.1:53 is claimed by both service \"a\" (services/a.yml) and service \"a.c\" (services/a.c/frontend)",
+            "services/a.yml: service \"a\" is also defined by services/a.yaml",
+            "services/b.yaml: service \"b\" is defined in both layouts: services/b.yaml and services/b/frontend",
+            "warning: services/ghost/healthcheck: health check of service \"ghost\", which has no frontend: ignored",
+        ] {
+            assert!(shown.iter().any(|s| s == line), "{line}\n{shown:#?}");
+        }
+        // One service at a time, with the routes first: the same.
+        let (routes, mut reader) = ServiceReader::start(&t, Vec::new());
+        assert!(routes.services.is_empty());
+        let mut one_by_one = Vec::new();
+        while let Some(svc) = reader.next_service() {
+            one_by_one.push(svc);
+        }
+        assert!(one_by_one.iter().eq(config.services.values()));
+        assert_eq!(reader.finish(), diags);
     }
 }

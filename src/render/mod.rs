@@ -47,17 +47,22 @@ pub fn render(config_tree: &Tree, overlay_tree: Option<&Tree>, opts: &Options) -
         config_tree.content_hash(),
         overlay_tree.map(Tree::content_hash),
     );
-    let parsed = parse(config_tree, overlay_tree);
-    compile_parsed(parsed, hashes, opts, Compile::Keeping)
+    let (config, mut diags) = config::parse_config(config_tree);
+    refuse_no_config(config_tree, &mut diags);
+    let (overlay, overlay_diags) = parse_overlay(overlay_tree);
+    let held = held_back(diags.iter());
+    let compiled = compile::compile(&config, &overlay, opts, &held);
+    rendered((config, overlay), (diags, overlay_diags), compiled, hashes)
 }
 
 /// [`render`], letting go of each tree's file contents once it is parsed
 /// (paths, unreadable files and source stay, for naming diagnostics) and
-/// of each parsed service once compiled: a large repository's bytes and
-/// parsed config are not held beside the state. The result's
-/// `config.services` is empty (its routes and defaults are there).
-/// `keep_overlay` keeps the overlay's contents, for a caller that renders
-/// it again.
+/// of each parsed service once compiled (the services are read one at a
+/// time, [`config::ServiceReader`], and compiled as they come): a large
+/// repository's bytes and parsed config are never held whole beside the
+/// state. The result's `config.services` is empty (its routes and
+/// defaults are there). `keep_overlay` keeps the overlay's contents, for a
+/// caller that renders it again.
 pub fn render_releasing(
     config_tree: &mut Tree,
     overlay_tree: Option<&mut Tree>,
@@ -68,29 +73,26 @@ pub fn render_releasing(
         config_tree.content_hash(),
         overlay_tree.as_deref().map(Tree::content_hash),
     );
-    let parsed = parse(config_tree, overlay_tree.as_deref());
-    release(config_tree);
+    let (overlay, overlay_diags) = parse_overlay(overlay_tree.as_deref());
     if let (Some(t), false) = (overlay_tree, keep_overlay) {
-        release(t);
+        t.files.release_contents();
     }
-    compile_parsed(parsed, hashes, opts, Compile::Consuming)
+    let contents = config_tree.files.take_contents();
+    let config_tree = &*config_tree;
+    let (config, mut services) = config::ServiceReader::start(config_tree, contents);
+    let mut compiler = compile::Compiler::new(&config, &overlay, opts);
+    while let Some(svc) = services.next_service() {
+        compiler.service(&svc);
+    }
+    let mut diags = services.finish();
+    refuse_no_config(config_tree, &mut diags);
+    let held = held_back(diags.iter());
+    let compiled = compiler.finish(&held);
+    rendered((config, overlay), (diags, overlay_diags), compiled, hashes)
 }
 
-/// Empties every file's contents, keeping its path.
-fn release(tree: &mut Tree) {
-    tree.files.release_contents();
-}
-
-/// A config and an overlay parsed, with their diagnostics so far.
-struct Parsed {
-    config: Config,
-    overlay: Overlay,
-    diags: Diagnostics,
-    overlay_diags: Diagnostics,
-}
-
-fn parse(config_tree: &Tree, overlay_tree: Option<&Tree>) -> Parsed {
-    let (config, mut diags) = config::parse_config(config_tree);
+/// A config tree without a file of the config layout is an error.
+fn refuse_no_config(config_tree: &Tree, diags: &mut Diagnostics) {
     if !config::holds_config_files(config_tree) {
         diags.error(
             config_tree.source.description.as_str(),
@@ -98,45 +100,23 @@ fn parse(config_tree: &Tree, overlay_tree: Option<&Tree>) -> Parsed {
             "no config files found (clusterf.yaml, services/, routes/): refusing to treat that as an empty config",
         );
     }
-    let (overlay, overlay_diags) = match overlay_tree {
+}
+
+fn parse_overlay(overlay_tree: Option<&Tree>) -> (Overlay, Diagnostics) {
+    match overlay_tree {
         Some(t) => config::parse_overlay(t),
         None => (Overlay::default(), Diagnostics::default()),
-    };
-    Parsed {
-        config,
-        overlay,
-        diags,
-        overlay_diags,
     }
 }
 
-/// Whether the render keeps the parsed config's services.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Compile {
-    Keeping,
-    /// Each dropped once compiled ([`compile::compile_consuming`]).
-    Consuming,
-}
-
-/// Compiles what [`parse`] gave; `hashes`: the config's and the overlay's
-/// content hashes.
-fn compile_parsed(
-    parsed: Parsed,
+/// The render of a parsed config and overlay, their diagnostics, the
+/// compile's result and the content hashes (config, overlay).
+fn rendered(
+    (config, overlay): (Config, Overlay),
+    (mut diags, overlay_diags): (Diagnostics, Diagnostics),
+    (state, health, compile_diags): (IpvsState, HealthConfig, Diagnostics),
     (config_hash, overlay_hash): (String, Option<String>),
-    opts: &Options,
-    how: Compile,
 ) -> Rendered {
-    let Parsed {
-        mut config,
-        overlay,
-        mut diags,
-        overlay_diags,
-    } = parsed;
-    let held = held_back(diags.iter());
-    let (state, health, compile_diags) = match how {
-        Compile::Keeping => compile::compile(&config, &overlay, opts, &held),
-        Compile::Consuming => compile::compile_consuming(&mut config, &overlay, opts, &held),
-    };
     diags.extend(overlay_diags);
     diags.extend(compile_diags);
     diags.sort();
@@ -210,6 +190,63 @@ mod tests {
             assert!(c.files.keys().eq(config.files.keys()));
             assert!(c.files.values().all(Vec::is_empty));
             assert_eq!(o == overlay, keep_overlay);
+        }
+    }
+
+    #[test]
+    fn a_releasing_render_equals_a_render_when_paths_and_names_sort_apart_and_files_disagree() {
+        let mut config = Tree::new("cfg");
+        config.insert("clusterf.yaml", "method: droute\n");
+        config.insert("routes/r.yaml", "prefix: 10.2.0.0/16\nmethod: masq\n");
+        let svc = |ip: &str| {
+            format!(
+                "frontend: {{ipv4: 10.0.0.1, tcp: 80}}\nbackends:\n  x: {{ipv4: {ip}, tcp: 8080}}\n"
+            )
+        };
+        // Paths sort a-b.yaml < a.c/... < a.yaml < a.yml, names a < a-b < a.c.
+        config.insert("services/a-b.yaml", svc("10.2.0.2"));
+        config.insert("services/a.yaml", svc("10.1.0.1"));
+        config.insert("services/a.yml", svc("10.2.0.1"));
+        config.insert(
+            "services/a.c/frontend",
+            r#"{"IPv4": "10.0.0.1", "TCP": 80}"#,
+        );
+        config.insert(
+            "services/a.c/backends/y",
+            r#"{"IPv4": "10.2.0.3", "TCP": 80}"#,
+        );
+        config.insert("services/b.yaml", "frontend: {ipv4: 10.0.0.2, udp: 53}\n");
+        config.insert("services/bad.yaml", "frontend: [\n");
+        config.insert("services/c/frontend", r#"{"IPv4": "10.0.0.3", "TCP": 80}"#);
+        config.insert("services/d/fallback", r#"{"IPv4": "10.9.0.1"}"#);
+        let mut overlay = Tree::new("etcd");
+        for (key, ip) in [
+            ("services/a-b/backends/o", "10.2.0.9"),
+            ("services/b/backends/o", "10.3.0.1"),
+            ("services/bad/backends/o", "10.3.0.2"),
+            ("services/ghost/backends/o", "10.3.0.3"),
+        ] {
+            overlay.insert(key, format!(r#"{{"ipv4": "{ip}", "tcp": 80, "udp": 53}}"#));
+        }
+        overlay.insert(
+            "routes/o",
+            r#"{"Prefix": "10.3.0.0/16", "IPVSMethod": "tunnel"}"#,
+        );
+        for elide_empty in [false, true] {
+            let opts = Options {
+                elide_empty,
+                ..Options::default()
+            };
+            let full = render(&config, Some(&overlay), &opts);
+            assert!(full.diags.errors().count() >= 4, "{:?}", full.diags);
+            let (mut c, mut o) = (config.clone(), overlay.clone());
+            let released = render_releasing(&mut c, Some(&mut o), false, &opts);
+            assert_eq!(released.diags, full.diags);
+            assert_eq!(released.state, full.state);
+            assert_eq!(released.health, full.health);
+            assert_eq!(released.overlay, full.overlay);
+            assert_eq!(released.config.routes, full.config.routes);
+            assert_eq!(released.config.defaults, full.config.defaults);
         }
     }
 

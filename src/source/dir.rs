@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::tree::{FILE_LIMIT, Tree, is_hidden};
+use crate::tree::{Entry, FILE_LIMIT, Files, Tree, is_hidden};
 
 /// Reads every regular file below `root` into a tree.
 pub fn read(root: &Path) -> Result<Tree> {
@@ -41,6 +41,7 @@ pub fn read(root: &Path) -> Result<Tree> {
         tree: Tree::new(root.display().to_string()),
         seen: HashMap::from([((meta.dev(), meta.ino()), String::new())]),
         linked: Vec::new(),
+        files: Vec::new(),
     };
     walk.dir(root, "")?;
     // Directories reached through symlinks, after every real one: a real
@@ -52,6 +53,10 @@ pub fn read(root: &Path) -> Result<Tree> {
             walk.dir(&path, &format!("{rel}/"))?;
         }
     }
+    // Built in bulk once every file is read: the map's nodes are not
+    // interleaved with the contents, whose memory `plan` returns as it
+    // parses them (`render::render_releasing`).
+    walk.tree.files = Files::from_entries(walk.files);
     Ok(walk.tree)
 }
 
@@ -63,6 +68,8 @@ struct Walk {
     seen: HashMap<(u64, u64), String>,
     /// Directories reached through symlinks, read after the real ones.
     linked: Vec<(PathBuf, String, Metadata)>,
+    /// The files read, in the order read.
+    files: Vec<Entry>,
 }
 
 impl Walk {
@@ -143,7 +150,7 @@ impl Walk {
     /// A regular file, read into the tree or named unreadable.
     fn file(&mut self, path: &Path, rel: String) {
         match read_file(path) {
-            Ok(data) => self.tree.insert(rel, data),
+            Ok(data) => self.files.push(Entry::new(rel, data)),
             Err(why) => self.unreadable(rel, why),
         }
     }
