@@ -391,7 +391,8 @@ proptest! {
     /// with the whole plan does, whatever the chunk size, also when a
     /// service's ops are refused (one refused throughout, or one whose
     /// dest is already in the kernel): the same table after, the same
-    /// line and report, the same ops acked.
+    /// line and report, the same ops acked; and the daemon's compact copy
+    /// of the table, given the acked ops, equals the kernel's table.
     #[test]
     fn ops_applied_a_chunk_at_a_time_are_the_plans_applied_whole(
         desired in state(),
@@ -401,6 +402,8 @@ proptest! {
         conflict in prop::option::of((key(), dest_addr())),
     ) {
         use clusterf::daemon::kernel::{Kernel, apply_chunked};
+        use clusterf::reconcile::live::LiveCopy;
+        use std::time::Duration;
         use clusterf::daemon::MemoryKernel;
         let Ok(plan) = plan::plan(&desired, &live, &Ownership::all(), &allow()) else {
             return Ok(());
@@ -423,11 +426,17 @@ proptest! {
         let mut whole = kernel(&live);
         let want = whole.apply(&ops);
         let mut chunked = kernel(&live);
+        let read = chunked.live.lock().unwrap().clone();
+        let mut copy = LiveCopy::of(read, Duration::ZERO);
         let mut acked = Vec::new();
+        let mut copied = Ok(());
         let got = apply_chunked(&mut chunked, ops.iter().cloned(), chunk, |ops| {
-            acked.extend_from_slice(ops)
+            acked.extend_from_slice(ops);
+            copied = copied.clone().and(copy.apply(ops));
         });
         prop_assert_eq!(chunked.table(), whole.table());
+        prop_assert_eq!(copied, Ok(()));
+        prop_assert_eq!(copy.table.to_state(), chunked.table());
         match (want, got) {
             (Ok(()), Ok(())) => prop_assert_eq!(acked, ops),
             (Err(w), Err(g)) => {

@@ -94,7 +94,8 @@ pub fn apply_chunked(
 ) -> Result<(), ApplyFailure> {
     let mut ops = ops.into_iter();
     let mut run = Run::default();
-    let mut buf = Vec::with_capacity(chunk);
+    // Grown to a chunk only by a plan that large.
+    let mut buf = Vec::new();
     loop {
         buf.clear();
         buf.extend(ops.by_ref().take(chunk.max(1)));

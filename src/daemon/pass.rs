@@ -44,8 +44,8 @@ use crate::error::format_error;
 use crate::fleet::{self, FrontendError, FrontendStatus, PassFacts, PassOutcome, ProblemKind};
 use crate::health::HealthConfig;
 use crate::metrics::{Info, Metrics};
-use crate::model::{IpvsState, Op, ServiceKey};
-use crate::plan::{self, Guards, LiveCounts, Outline, Ownership};
+use crate::model::{IpvsState, LiveTable, Op, ServiceKey};
+use crate::plan::{self, Guards, Outline, Ownership};
 use crate::reconcile::drain::{self, Completion, DrainStatus, Drains};
 use crate::reconcile::live::{self, LiveCache, LiveCopy, Situation};
 use crate::reconcile::{Source, Trigger};
@@ -574,11 +574,13 @@ impl Pass {
             .map(|v| ((v.service, v.dest), (v.kind, v.reason.clone())))
             .collect();
         let copy = self.kernel.copy.peek().or(self.shown_copy.as_ref());
+        // Only while the config is invalid: the copy as a state.
+        let kernel = copy.filter(|_| !render_ok).map(|c| c.table.to_state());
         let clock = self.epoch.elapsed();
         let traffic = self.metrics.traffic_last();
         let input = ServiceInput {
             desired,
-            kernel: copy.filter(|_| !render_ok).map(|c| &c.state),
+            kernel: kernel.as_ref(),
             drains: &self.drains,
             drain_timeout: self.rules.drain_timeout,
             stats: copy.map(|c| &c.stats),
@@ -755,12 +757,12 @@ impl Render {
 impl KernelView {
     /// Step (choose the live table, second half): a real read of the
     /// kernel's table.
-    fn read(&mut self, now: Now) -> Result<LiveCopy, PassFailure> {
+    fn read(&mut self, now: Now) -> Result<LiveTable, PassFailure> {
         let read = self.kernel.read().map_err(fail(Source::Kernel))?;
         self.metrics
             .source_ok(Source::Kernel, now.unix.as_secs_f64());
         self.metrics.kernel_table(true);
-        Ok(LiveCopy::of(read, now.clock))
+        Ok(read)
     }
 
     /// Step: applies the plan's ops in order, a chunk at a time
@@ -775,7 +777,7 @@ impl KernelView {
             outcome,
             plan,
         } = planned;
-        let live_size = (table.state.services.len(), table.state.dest_count());
+        let live_size = (table.table.services(), table.table.dest_count());
         let mut table = Some(table);
         let mut plan_text = None;
         let changes = plan.rest.summary.total();
@@ -873,10 +875,10 @@ impl Rules {
             Some(scope) => {
                 let counts = table
                     .counts
-                    .get_or_insert_with(|| LiveCounts::of(&table.state, &self.ownership));
+                    .get_or_insert_with(|| table.table.counts(&self.ownership));
                 plan::plan_within(
                     desired,
-                    &table.state,
+                    &table.table.part(scope),
                     scope,
                     &self.ownership,
                     &self.guards,
@@ -885,7 +887,14 @@ impl Rules {
                 .map_err(refused)?
                 .into()
             }
-            None => self.plan(&table, &outcome)?,
+            None => {
+                // The whole copy as a state for the plan, and back: never
+                // both whole at once.
+                let state = std::mem::take(&mut table.table).into_state();
+                let plan = self.plan(&state, &outcome);
+                table.table = state.into();
+                plan?
+            }
         };
         // Adds never start a drain: the rest of the plan says.
         if live::may_start_drain(plan.rest.ops(), &table, self.drain_timeout) {
@@ -899,25 +908,26 @@ impl Rules {
     }
 
     /// Step (plan) against a fresh read: drains first, then the plan.
+    /// `read`: the kernel's table, read at `now` (kept as the copy).
     fn plan_on_read<'d>(
         &self,
-        table: LiveCopy,
+        read: LiveTable,
         desired: &'d IpvsState,
         drains: &Drains,
         now: Now,
     ) -> Result<Planned<'d>, PassFailure> {
         let outcome = drain::apply(
             desired,
-            &table.state,
-            &table.stats,
+            &read.state,
+            &read.stats,
             drains,
             now.unix_ms(),
             self.drain_timeout,
             &|k| self.ownership.owns(k),
         );
-        let plan = self.plan(&table, &outcome)?;
+        let plan = self.plan(&read.state, &outcome)?;
         Ok(Planned {
-            table,
+            table: LiveCopy::of(read, now.clock),
             outcome,
             plan,
         })
@@ -925,14 +935,10 @@ impl Rules {
 
     /// The plan toward `outcome.desired`, as an outline (its adds are
     /// made again from that state when they are written and applied).
-    fn plan(&self, table: &LiveCopy, outcome: &drain::Outcome<'_>) -> Result<Outline, PassFailure> {
-        let (outline, refusal) = plan::outline(
-            &outcome.desired,
-            &table.state,
-            &self.ownership,
-            &self.guards,
-        )
-        .map_err(refused)?;
+    fn plan(&self, live: &IpvsState, outcome: &drain::Outcome<'_>) -> Result<Outline, PassFailure> {
+        let (outline, refusal) =
+            plan::outline(&outcome.desired, live, &self.ownership, &self.guards)
+                .map_err(refused)?;
         match refusal {
             None => Ok(outline),
             Some(reason) => Err(PassFailure {

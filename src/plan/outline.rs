@@ -69,8 +69,10 @@ impl Outline {
     ) -> impl Iterator<Item = (ServiceKey, Vec<Change>)> + 'a {
         let mut dest_flags = self.added.dests.iter().copied();
         let mut service_flags = self.added.services.iter().copied();
-        desired.services.iter().filter_map(move |(key, want)| {
-            // No flags at all: a plan with no adds (`From<Plan>`).
+        // No flags at all (`From<Plan>`): no walk over the desired state.
+        let flagged = self.added.services.len();
+        let services = desired.services.iter().take(flagged);
+        services.filter_map(move |(key, want)| {
             let mut group = Vec::new();
             if service_flags.next() == Some(true) {
                 group.push(diff::service_add(key, want));
