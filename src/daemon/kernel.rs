@@ -152,7 +152,13 @@ impl Run {
         } else {
             ops
         };
-        let outcomes = match kernel.apply(send) {
+        // Every op of the chunk skipped: nothing to send.
+        let result = if send.is_empty() {
+            Ok(())
+        } else {
+            kernel.apply(send)
+        };
+        let outcomes = match result {
             Ok(()) if !skipping => {
                 self.tally.record_applied(ops.len());
                 applied(ops);
