@@ -28,7 +28,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use clusterf::compile::Options;
-use clusterf::model::{DestAttrs, DestStats, IpvsState, LiveStats, Op, ServiceKey};
+use clusterf::model::{DestAttrs, DestStats, IpvsState, LiveStats, LiveTable, Op, ServiceKey};
 use clusterf::plan::{self, Guards, Ownership};
 use clusterf::reconcile::drain::{self, Drains};
 use clusterf::reconcile::live::LiveCopy;
@@ -370,7 +370,7 @@ fn bench_drain(services: u32) {
     // in-memory kernel's read costs (a clone of the table with counters;
     // the real kernel's netlink dump is measured in the VM).
     let table = LiveCopy {
-        state: live.clone(),
+        table: live.clone().into(),
         stats: busy.clone(),
         read_at: Duration::ZERO,
         counts: None,
@@ -378,7 +378,10 @@ fn bench_drain(services: u32) {
     stats(
         "  in-memory kernel read (clone of the table)",
         time(&|| {
-            let t = table.clone();
+            let t = LiveTable {
+                state: live.clone(),
+                stats: busy.clone(),
+            };
             t.state.services.len()
         }),
     );

@@ -361,6 +361,102 @@ proptest! {
         prop_assert_eq!(got.map(|(o, refused)| (o.into_plan(&desired), refused)), want);
     }
 
+    /// The daemon's outline (`plan::outline`, its adds made again from the
+    /// desired state): the same ops in the same order as `plan::plan`'s,
+    /// and the same text, with or without colour and a refusal.
+    #[test]
+    fn an_outline_gives_the_plans_ops_and_text(
+        desired in state(),
+        live in state(),
+        own in ownership(),
+        color in any::<bool>(),
+        refused in prop::option::of(Just("refused")),
+    ) {
+        let Ok(whole) = plan::plan(&desired, &live, &own, &allow()) else {
+            return Ok(());
+        };
+        let (outline, _) = plan::outline(&desired, &live, &own, &allow()).expect("planned above");
+        let ops: Vec<Op> = outline.ops(&desired).collect();
+        let want: Vec<Op> = whole.ops().cloned().collect();
+        prop_assert_eq!(ops, want);
+        let mut text = Vec::new();
+        output::write_outline_text(&mut text, &outline, &desired, color, refused)
+            .expect("written to memory");
+        let want = output::text_refused(&whole, &desired, color, refused);
+        prop_assert_eq!(String::from_utf8(text).expect("UTF-8"), want);
+    }
+
+    /// The daemon's apply a chunk at a time (`daemon::kernel::apply_chunked`)
+    /// gives the kernel the plan's ops in order and does what one call
+    /// with the whole plan does, whatever the chunk size, also when a
+    /// service's ops are refused (one refused throughout, or one whose
+    /// dest is already in the kernel): the same table after, the same
+    /// line and report, the same ops acked; and the daemon's compact copy
+    /// of the table, given the acked ops, equals the kernel's table.
+    #[test]
+    fn ops_applied_a_chunk_at_a_time_are_the_plans_applied_whole(
+        desired in state(),
+        live in state(),
+        chunk in 1usize..6,
+        refuse in prop::option::of(key()),
+        conflict in prop::option::of((key(), dest_addr())),
+    ) {
+        use clusterf::daemon::kernel::{Kernel, apply_chunked};
+        use clusterf::reconcile::live::LiveCopy;
+        use std::time::Duration;
+        use clusterf::daemon::MemoryKernel;
+        let Ok(plan) = plan::plan(&desired, &live, &Ownership::all(), &allow()) else {
+            return Ok(());
+        };
+        let ops: Vec<Op> = plan.ops().cloned().collect();
+        let kernel = |live: &IpvsState| {
+            let k = MemoryKernel::default();
+            let mut state = live.clone();
+            // A dest in the kernel that the plan adds: its add fails.
+            if let Some((key, dest)) = conflict
+                && let Some(s) = state.services.get_mut(&key)
+                && let Some(d) = desired.services.get(&key).and_then(|s| s.dests.get(&dest))
+            {
+                s.dests.entry(dest).or_insert_with(|| d.clone());
+            }
+            k.live.lock().unwrap().state = state;
+            k.refuse.lock().unwrap().extend(refuse);
+            k
+        };
+        let mut whole = kernel(&live);
+        let want = whole.apply(&ops);
+        let mut chunked = kernel(&live);
+        let read = chunked.live.lock().unwrap().clone();
+        let mut copy = LiveCopy::of(read, Duration::ZERO);
+        let mut acked = Vec::new();
+        let mut copied = Ok(());
+        let got = apply_chunked(&mut chunked, ops.iter().cloned(), chunk, |ops| {
+            acked.extend_from_slice(ops);
+            copied = copied.clone().and(copy.apply(ops));
+        });
+        prop_assert_eq!(chunked.table(), whole.table());
+        prop_assert_eq!(copied, Ok(()));
+        prop_assert_eq!(copy.table.to_state(), chunked.table());
+        match (want, got) {
+            (Ok(()), Ok(())) => prop_assert_eq!(acked, ops),
+            (Err(w), Err(g)) => {
+                prop_assert_eq!(g.error, w.to_string());
+                let report = w.describe(&ops);
+                prop_assert_eq!(g.report.as_str(), report.trim_end());
+                let failed: Vec<ServiceKey> = w.failed.iter().map(|(s, _)| *s).collect();
+                prop_assert_eq!(g.failed, failed);
+                let applied: Vec<Op> = ops
+                    .iter()
+                    .zip(&w.outcomes)
+                    .filter(|(_, o)| **o == clusterf::netlink::Outcome::Applied)
+                    .map(|(op, _)| op.clone())
+                    .collect();
+                prop_assert_eq!(acked, applied);
+            }
+            (w, g) => prop_assert!(false, "whole {:?}, chunked {:?}", w.is_ok(), g.is_ok()),
+        }
+    }
+
     #[test]
     fn desired_outside_ownership_is_an_error(desired in state(), live in state(), own in ownership()) {
         let outside: Vec<ServiceKey> =

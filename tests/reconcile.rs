@@ -357,6 +357,80 @@ async fn after_a_failed_apply_the_next_pass_reads_the_kernel() {
 }
 
 /// A config of two services, `test` and `other`, with one etcd backend each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_add_skips_the_rest_of_its_service_in_later_chunks_and_drops_the_copy() {
+    use clusterf::daemon::kernel::CHUNK;
+    use clusterf::model::{Dest, DestAttrs, Method};
+    // No etcd: the backends are files of the config directory.
+    let dir = config_dir();
+    let kernel = MemoryKernel::default();
+    let mut opts = options(dir.path(), None, watch_args());
+    // Time to look at the kernel between the failed pass and its retry.
+    opts.backoff_initial = Duration::from_millis(1500);
+    let daemon = Daemon::start(opts, Box::new(kernel.clone())).await.unwrap();
+    eventually(Duration::from_secs(10), "the first apply", || {
+        kernel.table().services.len() == 1
+    })
+    .await;
+    assert_eq!(kernel.reads(), 1);
+
+    // More new dests than one chunk of ops; the first (the lowest
+    // address, the plan's first op) is put in the kernel by hand, not in
+    // the daemon's copy, so its add is refused.
+    let n = CHUNK + 100;
+    let ip = |i: usize| format!("10.3.{}.{}", i / 250, i % 250 + 1);
+    let first: SocketAddr = format!("{}:1337", ip(0)).parse().unwrap();
+    let service: clusterf::model::ServiceKey = VIP.parse().unwrap();
+    let by_hand = Dest {
+        attrs: DestAttrs::new(Method::Masq, 5),
+        provenance: Vec::new(),
+        health: None,
+    };
+    {
+        let mut live = kernel.live.lock().unwrap();
+        let svc = live.state.services.get_mut(&service).unwrap();
+        svc.dests.insert(first, by_hand);
+    }
+    // All of them in one pass: written beside the config, moved in with
+    // one rename.
+    let staged = tempfile::tempdir().unwrap();
+    for i in 0..n {
+        let path = staged.path().join(format!("b{i:05}"));
+        std::fs::write(path, backend(&ip(i))).unwrap();
+    }
+    let failed = daemon.status().passes_failed;
+    std::fs::rename(staged.path(), dir.path().join("services/test/backends")).unwrap();
+    eventually(Duration::from_secs(20), "the failed apply", || {
+        daemon.status().passes_failed > failed
+    })
+    .await;
+    let err = daemon.status().last_error.unwrap_or_default();
+    assert!(
+        err.starts_with(&format!(
+            "1 service failed: dest {first} of {VIP}: already exists; the other services were applied (applied 0 of {n} changes)"
+        )),
+        "{err}"
+    );
+    // The adds after the refused one were skipped, in the first chunk by
+    // the kernel, in the later one by the apply.
+    assert_eq!(
+        dests(&kernel.table()),
+        vec![(first.to_string(), 5)],
+        "nothing of the refused service's later chunk was applied"
+    );
+    assert_eq!(kernel.reads(), 1, "the failed pass used the copy");
+
+    // The copy was dropped: the retry reads the kernel and applies what is
+    // left.
+    eventually(Duration::from_secs(20), "the retry", || {
+        kernel.table().dest_count() == n && daemon.status().last_error.is_none()
+    })
+    .await;
+    assert_eq!(kernel.reads(), 2, "the retry read the kernel");
+    assert!(dests(&kernel.table()).iter().all(|(_, w)| *w == 10));
+    daemon.stop().await.unwrap();
+}
+
 async fn two_services(etcd: &Etcd) -> tempfile::TempDir {
     let dir = config_dir();
     let other = dir.path().join("services/other");

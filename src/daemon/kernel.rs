@@ -5,10 +5,15 @@
 //! [`netlink::Client`] in production; tests use
 //! [`MemoryKernel`](super::MemoryKernel).
 //!
+//! [`apply_chunked`] gives a plan's ops to the kernel a chunk at a time,
+//! so that a first pass's plan (an op per dest) is never held whole, with
+//! the apply's one rule kept across chunks.
+//!
 //! Must not: decide anything. There is no flush: `--flush-on-exit` deletes
 //! the owned services through `apply`, so services clusterf does not own
 //! are never touched.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -16,7 +21,7 @@ use anyhow::Result;
 use super::vips::VipInterface;
 use crate::model::traffic::TrafficTable;
 use crate::model::{LiveTable, Op, ServiceKey};
-use crate::netlink;
+use crate::netlink::{self, Outcome, PartialFailure, pipeline::Tally};
 use crate::plan::Ownership;
 
 /// Read and apply, nothing else.
@@ -24,9 +29,9 @@ pub trait Kernel: Send {
     fn read(&mut self) -> Result<LiveTable>;
     /// Applies `ops` in order. An op that is refused fails its service:
     /// the rest of that service's ops is skipped, the other services' ops
-    /// are applied (see `netlink::pipeline`). On failure, which ops were
-    /// applied and which services failed.
-    fn apply(&mut self, ops: &[Op]) -> Result<(), ApplyFailure>;
+    /// are applied (see `netlink::pipeline`). On failure, what happened to
+    /// each op and which services failed.
+    fn apply(&mut self, ops: &[Op]) -> Result<(), PartialFailure>;
     /// A reader of the traffic counters with a connection of its own, so
     /// that a read never waits for a pass nor a pass for a read (`None`:
     /// this kernel keeps no counters).
@@ -58,17 +63,141 @@ pub trait TrafficReader: Send {
     fn read_traffic(&mut self, per_dest: bool) -> Result<TrafficTable>;
 }
 
-/// Not every op was applied.
+/// Not every op of a plan was applied.
 #[derive(Debug, Clone)]
 pub struct ApplyFailure {
     /// One line: the services that failed and why, or what stopped the run.
     pub error: String,
-    /// The report, one line per op that was not applied (may be empty).
+    /// The report, one line per op that was not applied (at most 100).
     pub report: String,
-    /// Per op: whether the kernel acked it.
-    pub applied: Vec<bool>,
     /// The services an op of which was refused.
     pub failed: Vec<ServiceKey>,
+}
+
+/// Ops given to the kernel at a time by the daemon: about nine netlink
+/// batches at the default budget (128 KiB of requests of about 140
+/// bytes), so the batch a chunk's end cuts short costs little, and under
+/// 1 MB of ops held.
+pub const CHUNK: usize = 8192;
+
+/// Applies a plan's `ops`, in order, `chunk` at a time through `kernel`,
+/// as [`Kernel::apply`] applies them given whole: a service an op of
+/// which is refused has the rest of its ops skipped, in later chunks
+/// too; a run the transport stopped sends nothing more. `applied` gets
+/// the ops the kernel acked, in order. On failure, the line and report
+/// of the whole run, as the kernel client words them.
+pub fn apply_chunked(
+    kernel: &mut dyn Kernel,
+    ops: impl IntoIterator<Item = Op>,
+    chunk: usize,
+    mut applied: impl FnMut(&[Op]),
+) -> Result<(), ApplyFailure> {
+    let mut ops = ops.into_iter();
+    let mut run = Run::default();
+    // Grown to a chunk only by a plan that large.
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        buf.extend(ops.by_ref().take(chunk.max(1)));
+        if buf.is_empty() {
+            break;
+        }
+        run.chunk(kernel, &buf, &mut applied);
+    }
+    if run.tally.all_applied() {
+        return Ok(());
+    }
+    Err(ApplyFailure {
+        error: run.tally.line(),
+        report: run.tally.describe().trim_end().to_string(),
+        failed: run.tally.failed().copied().collect(),
+    })
+}
+
+/// What [`apply_chunked`] carries from one chunk to the next.
+#[derive(Default)]
+struct Run {
+    tally: Tally,
+    /// The services that failed: their later ops are skipped.
+    failed: HashSet<ServiceKey>,
+    /// The transport stopped the run: nothing more is sent.
+    stopped: bool,
+}
+
+impl Run {
+    fn chunk(&mut self, kernel: &mut dyn Kernel, ops: &[Op], applied: &mut impl FnMut(&[Op])) {
+        if self.stopped {
+            for op in ops {
+                self.tally.record(op, &Outcome::NotSent);
+            }
+            return;
+        }
+        let skip: Vec<bool> = if self.failed.is_empty() {
+            Vec::new()
+        } else {
+            ops.iter()
+                .map(|op| self.failed.contains(op.service()))
+                .collect()
+        };
+        let skipping = skip.contains(&true);
+        let sent: Vec<Op>;
+        let send = if skipping {
+            sent = ops
+                .iter()
+                .zip(&skip)
+                .filter(|(_, s)| !**s)
+                .map(|(op, _)| op.clone())
+                .collect();
+            &sent[..]
+        } else {
+            ops
+        };
+        // Every op of the chunk skipped: nothing to send.
+        let result = if send.is_empty() {
+            Ok(())
+        } else {
+            kernel.apply(send)
+        };
+        let outcomes = match result {
+            Ok(()) if !skipping => {
+                self.tally.record_applied(ops.len());
+                applied(ops);
+                return;
+            }
+            Ok(()) => vec![Outcome::Applied; send.len()],
+            Err(f) => self.failure(f),
+        };
+        // The chunk's outcomes in order, the skipped ops among them (after
+        // the transport stopped the run, an op is never sent).
+        let mut sent = outcomes.into_iter();
+        let mut not_sent = false;
+        for (i, op) in ops.iter().enumerate() {
+            let outcome = match skip.get(i) {
+                Some(true) if not_sent => Outcome::NotSent,
+                Some(true) => Outcome::Skipped,
+                _ => sent.next().unwrap_or(Outcome::NotSent),
+            };
+            not_sent |= outcome == Outcome::NotSent;
+            if outcome == Outcome::Applied {
+                applied(std::slice::from_ref(op));
+            }
+            self.tally.record(op, &outcome);
+        }
+    }
+
+    /// Keeps the failed services and what stopped the run; the outcomes.
+    fn failure(&mut self, f: PartialFailure) -> Vec<Outcome> {
+        for (service, why) in f.failed {
+            if self.failed.insert(service) {
+                self.tally.fail_service(service, why);
+            }
+        }
+        if let Some(e) = f.stopped {
+            self.stopped = true;
+            self.tally.stop(e);
+        }
+        f.outcomes
+    }
 }
 
 impl Kernel for netlink::Client {
@@ -76,19 +205,8 @@ impl Kernel for netlink::Client {
         netlink::Client::read(self)
     }
 
-    fn apply(&mut self, ops: &[Op]) -> Result<(), ApplyFailure> {
-        netlink::Client::apply(self, ops)
-            .map(|_| ())
-            .map_err(|f| ApplyFailure {
-                error: f.to_string(),
-                report: f.describe(ops).trim_end().to_string(),
-                applied: f
-                    .outcomes
-                    .iter()
-                    .map(|o| matches!(o, netlink::Outcome::Applied))
-                    .collect(),
-                failed: f.failed.iter().map(|(s, _)| *s).collect(),
-            })
+    fn apply(&mut self, ops: &[Op]) -> Result<(), PartialFailure> {
+        netlink::Client::apply(self, ops).map(|_| ())
     }
 
     fn traffic_reader(&self) -> Option<Box<dyn TrafficReader>> {

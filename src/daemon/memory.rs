@@ -11,11 +11,12 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 
-use super::kernel::{ApplyFailure, Kernel, TrafficReader};
+use super::kernel::{Kernel, TrafficReader};
 use super::sync::lock;
 use super::vips::VipInterface;
 use crate::model::traffic::TrafficTable;
 use crate::model::{IpvsState, LiveTable, Op, ServiceKey};
+use crate::netlink::{Outcome, PartialFailure};
 
 /// The table, shared with the test that watches it.
 #[derive(Clone, Debug, Default)]
@@ -112,12 +113,13 @@ impl Kernel for MemoryKernel {
 
     /// As the kernel client does: a refused op fails its service, whose
     /// later ops are skipped; the other services' ops are applied.
-    fn apply(&mut self, ops: &[Op]) -> Result<(), ApplyFailure> {
+    fn apply(&mut self, ops: &[Op]) -> Result<(), PartialFailure> {
         let mut live = lock(&self.live);
-        let mut applied = vec![false; ops.len()];
+        let mut outcomes = vec![Outcome::NotSent; ops.len()];
         let mut failed: Vec<(ServiceKey, String)> = Vec::new();
         for (i, op) in ops.iter().enumerate() {
             if failed.iter().any(|(s, _)| s == op.service()) {
+                outcomes[i] = Outcome::Skipped;
                 continue;
             }
             let refused = lock(&self.refuse).contains(op.service());
@@ -128,31 +130,26 @@ impl Kernel for MemoryKernel {
             };
             match outcome {
                 Ok(()) => {
-                    applied[i] = true;
+                    outcomes[i] = Outcome::Applied;
                     let mut vips = lock(&self.vips);
                     if vips.name.is_some() {
                         vips.journal.push(op.to_string());
                     }
                 }
                 // The message names the op's object.
-                Err(e) => failed.push((*op.service(), e)),
+                Err(e) => {
+                    outcomes[i] = Outcome::Failed(e.clone());
+                    failed.push((*op.service(), e));
+                }
             }
         }
         if failed.is_empty() {
             return Ok(());
         }
-        let n = applied.iter().filter(|a| **a).count();
-        let whys: Vec<&str> = failed.iter().map(|(_, e)| e.as_str()).collect();
-        Err(ApplyFailure {
-            error: format!(
-                "{} failed: {}; the other services were applied (applied {n} of {} changes)",
-                crate::text::plural(failed.len(), "service"),
-                whys.join("; "),
-                ops.len()
-            ),
-            report: String::new(),
-            applied,
-            failed: failed.into_iter().map(|(s, _)| s).collect(),
+        Err(PartialFailure {
+            failed,
+            stopped: None,
+            outcomes,
         })
     }
 }

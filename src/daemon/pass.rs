@@ -29,7 +29,7 @@ use super::clock::Now;
 use super::diagnostics::DiagnosticLog;
 use super::health_view::{Desired, Generation, HealthStep};
 use super::inputs::{ConfigInput, OverlayInput};
-use super::kernel::{ApplyFailure, Kernel};
+use super::kernel::{self, ApplyFailure, Kernel};
 use super::plan_log::{PlanHead, PlanLog};
 use super::state_file::save_drains;
 use super::status::StatusPublisher;
@@ -44,8 +44,8 @@ use crate::error::format_error;
 use crate::fleet::{self, FrontendError, FrontendStatus, PassFacts, PassOutcome, ProblemKind};
 use crate::health::HealthConfig;
 use crate::metrics::{Info, Metrics};
-use crate::model::{IpvsState, Op, ServiceKey};
-use crate::plan::{self, Guards, LiveCounts, Ownership, Plan};
+use crate::model::{IpvsState, LiveTable, Op, ServiceKey};
+use crate::plan::{self, Guards, Outline, Ownership};
 use crate::reconcile::drain::{self, Completion, DrainStatus, Drains};
 use crate::reconcile::live::{self, LiveCache, LiveCopy, Situation};
 use crate::reconcile::{Source, Trigger};
@@ -256,11 +256,12 @@ struct Rendering<'m> {
     health: &'m HealthConfig,
 }
 
-/// A plan and the table it was made against.
+/// A plan and the table it was made against; its adds are made again
+/// from `outcome.desired`, the state it was planned toward.
 struct Planned<'d> {
     table: LiveCopy,
     outcome: drain::Outcome<'d>,
-    plan: Plan,
+    plan: Outline,
 }
 
 /// What the apply step leaves for the record step (owned: the render is
@@ -573,11 +574,13 @@ impl Pass {
             .map(|v| ((v.service, v.dest), (v.kind, v.reason.clone())))
             .collect();
         let copy = self.kernel.copy.peek().or(self.shown_copy.as_ref());
+        // Only while the config is invalid: the copy as a state.
+        let kernel = copy.filter(|_| !render_ok).map(|c| c.table.to_state());
         let clock = self.epoch.elapsed();
         let traffic = self.metrics.traffic_last();
         let input = ServiceInput {
             desired,
-            kernel: copy.filter(|_| !render_ok).map(|c| &c.state),
+            kernel: kernel.as_ref(),
             drains: &self.drains,
             drain_timeout: self.rules.drain_timeout,
             stats: copy.map(|c| &c.stats),
@@ -703,7 +706,7 @@ impl Pass {
             self.kernel
                 .kernel
                 .apply(&ops)
-                .map_err(|f| anyhow!("deleting the owned services: {}", f.error))?;
+                .map_err(|f| anyhow!("deleting the owned services: {f}"))?;
             self.metrics.ops_applied(&ops);
         }
         Ok(ops.len())
@@ -754,63 +757,68 @@ impl Render {
 impl KernelView {
     /// Step (choose the live table, second half): a real read of the
     /// kernel's table.
-    fn read(&mut self, now: Now) -> Result<LiveCopy, PassFailure> {
+    fn read(&mut self, now: Now) -> Result<LiveTable, PassFailure> {
         let read = self.kernel.read().map_err(fail(Source::Kernel))?;
         self.metrics
             .source_ok(Source::Kernel, now.unix.as_secs_f64());
         self.metrics.kernel_table(true);
-        Ok(LiveCopy::of(read, now.clock))
+        Ok(read)
     }
 
-    /// Step: applies the plan's ops in order. On failure the copy of the
-    /// table is not put back: the next pass reads the kernel. An op that
-    /// the kernel acked but that does not apply to the copy means the copy
-    /// was wrong: not kept either.
+    /// Step: applies the plan's ops in order, a chunk at a time
+    /// (`kernel::apply_chunked`: neither the plan's changes nor its ops
+    /// are held whole), each chunk's acked ops to the copy of the table
+    /// too. On failure the copy is not put back: the next pass reads the
+    /// kernel. An op that the kernel acked but that does not apply to the
+    /// copy means the copy was wrong: not kept either.
     fn apply(&mut self, planned: Planned<'_>) -> Result<Applied, PassFailure> {
         let Planned {
-            mut table,
+            table,
             outcome,
             plan,
         } = planned;
-        let live_size = (table.state.services.len(), table.state.dest_count());
-        let mut keep_table = true;
+        let live_size = (table.table.services(), table.table.dest_count());
+        let mut table = Some(table);
         let mut plan_text = None;
-        let changes = plan.changes.len();
+        let changes = plan.rest.summary.total();
+        let desired = &*outcome.desired;
         if !plan.is_empty() {
             // Logged as it is written: a first pass's text is a line a dest.
             let mut log = PlanLog::new(changes);
-            let _ = plan::output::write_text(&mut log, &plan, &outcome.desired, false, None);
+            let _ = plan::output::write_outline_text(&mut log, &plan, desired, false, None);
             plan_text = Some(log.finish());
-            // Taken out of the plan, not copied: a first pass's plan is
-            // as large as the table.
-            let ops: Vec<Op> = plan.changes.into_iter().map(|c| c.op).collect();
-            if let Err(f) = self.kernel.apply(&ops) {
-                return Err(self.record_failure(&ops, f));
-            }
-            self.metrics.ops_applied(&ops);
-            for e in &plan.emptied {
+            let metrics = &self.metrics;
+            let mut wrong = None;
+            let ops = plan.ops(desired);
+            kernel::apply_chunked(&mut *self.kernel, ops, kernel::CHUNK, |ops| {
+                metrics.ops_applied(ops);
+                if let Some(Err(e)) = table.as_mut().map(|t| t.apply(ops)) {
+                    wrong = Some(e);
+                    table = None;
+                }
+            })
+            .map_err(|f| self.record_failure(f))?;
+            for e in &plan.rest.emptied {
                 warn!(service = %e.service, dests_before = e.dests_before,
                     "service emptied: no dest left to take connections");
             }
-            if let Err(e) = table.apply(&ops) {
+            if let Some(e) = wrong {
                 warn!(
                     "the copy of the kernel's table was wrong ({e}): the next pass reads the kernel"
                 );
-                keep_table = false;
             }
         }
         self.metrics.failed_services(0);
-        let empty = outcome
-            .desired
+        let empty = desired
             .services
             .values()
             .filter(|s| s.dests.values().all(|d| d.attrs.weight == 0))
             .count();
-        self.metrics.emptied(plan.emptied.len(), empty);
+        self.metrics.emptied(plan.rest.emptied.len(), empty);
         Ok(Applied {
-            table: keep_table.then_some(table),
+            table,
             changes,
-            desired_size: (outcome.desired.services.len(), outcome.desired.dest_count()),
+            desired_size: (desired.services.len(), desired.dest_count()),
             live_size,
             drains: outcome.drains,
             active: outcome.active,
@@ -822,17 +830,12 @@ impl KernelView {
 }
 
 impl KernelView {
-    /// A partly failed apply: the ops that were applied and the services
-    /// that failed go to the metrics and the log. The pass fails, so the
-    /// copy of the table is dropped and the retry reads the kernel and
-    /// plans only what is still needed (`reconcile::live`).
-    fn record_failure(&self, ops: &[Op], f: ApplyFailure) -> PassFailure {
-        self.metrics.ops_applied(
-            ops.iter()
-                .zip(&f.applied)
-                .filter(|(_, a)| **a)
-                .map(|(op, _)| op),
-        );
+    /// A partly failed apply: the services that failed go to the metrics
+    /// and the log (the applied ops went to the metrics chunk by chunk).
+    /// The pass fails, so the copy of the table is dropped and the retry
+    /// reads the kernel and plans only what is still needed
+    /// (`reconcile::live`).
+    fn record_failure(&self, f: ApplyFailure) -> PassFailure {
         self.metrics.failed_services(f.failed.len());
         for service in &f.failed {
             warn!(%service, "apply failed for this service: the rest of its changes was skipped");
@@ -847,7 +850,7 @@ impl KernelView {
                 f.error
             ),
             diagnostics: Vec::new(),
-            refused: f.failed.clone(),
+            refused: f.failed,
         }
     }
 }
@@ -872,20 +875,29 @@ impl Rules {
             Some(scope) => {
                 let counts = table
                     .counts
-                    .get_or_insert_with(|| LiveCounts::of(&table.state, &self.ownership));
+                    .get_or_insert_with(|| table.table.counts(&self.ownership));
                 plan::plan_within(
                     desired,
-                    &table.state,
+                    &table.table.part(scope),
                     scope,
                     &self.ownership,
                     &self.guards,
                     counts,
                 )
                 .map_err(refused)?
+                .into()
             }
-            None => self.plan(&table, &outcome)?,
+            None => {
+                // The whole copy as a state for the plan, and back: never
+                // both whole at once.
+                let state = std::mem::take(&mut table.table).into_state();
+                let plan = self.plan(&state, &outcome);
+                table.table = state.into();
+                plan?
+            }
         };
-        if live::may_start_drain(plan.ops(), &table, self.drain_timeout) {
+        // Adds never start a drain: the rest of the plan says.
+        if live::may_start_drain(plan.rest.ops(), &table, self.drain_timeout) {
             return Ok(None);
         }
         Ok(Some(Planned {
@@ -896,38 +908,46 @@ impl Rules {
     }
 
     /// Step (plan) against a fresh read: drains first, then the plan.
+    /// `read`: the kernel's table, read at `now` (kept as the copy).
     fn plan_on_read<'d>(
         &self,
-        table: LiveCopy,
+        read: LiveTable,
         desired: &'d IpvsState,
         drains: &Drains,
         now: Now,
     ) -> Result<Planned<'d>, PassFailure> {
         let outcome = drain::apply(
             desired,
-            &table.state,
-            &table.stats,
+            &read.state,
+            &read.stats,
             drains,
             now.unix_ms(),
             self.drain_timeout,
             &|k| self.ownership.owns(k),
         );
-        let plan = self.plan(&table, &outcome)?;
+        let plan = self.plan(&read.state, &outcome)?;
         Ok(Planned {
-            table,
+            table: LiveCopy::of(read, now.clock),
             outcome,
             plan,
         })
     }
 
-    fn plan(&self, table: &LiveCopy, outcome: &drain::Outcome<'_>) -> Result<Plan, PassFailure> {
-        plan::plan(
-            &outcome.desired,
-            &table.state,
-            &self.ownership,
-            &self.guards,
-        )
-        .map_err(refused)
+    /// The plan toward `outcome.desired`, as an outline (its adds are
+    /// made again from that state when they are written and applied).
+    fn plan(&self, live: &IpvsState, outcome: &drain::Outcome<'_>) -> Result<Outline, PassFailure> {
+        let (outline, refusal) =
+            plan::outline(&outcome.desired, live, &self.ownership, &self.guards)
+                .map_err(refused)?;
+        match refusal {
+            None => Ok(outline),
+            Some(reason) => Err(PassFailure {
+                source: Source::Plan,
+                error: format!("{reason}: keeping the kernel as it is"),
+                diagnostics: Vec::new(),
+                refused: Vec::new(),
+            }),
+        }
     }
 }
 

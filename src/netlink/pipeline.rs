@@ -108,54 +108,13 @@ impl PartialFailure {
     /// The report: a summary, each failed service with its refusal, then
     /// one line per op that was not applied (at most [`LISTED`]).
     pub fn describe(&self, ops: &[Op]) -> String {
-        let failed = self.count(|o| matches!(o, Outcome::Failed(_)));
-        let skipped = self.count(|o| matches!(o, Outcome::Skipped));
-        let not_sent = self.count(|o| matches!(o, Outcome::NotSent));
-        let unknown = self.count(|o| matches!(o, Outcome::Unknown | Outcome::Pending));
-        let mut out = format!(
-            "applied {} of {} changes; not applied: {} ({failed} failed, {skipped} skipped after a failure in their service, {not_sent} never sent)",
-            self.applied(),
-            self.outcomes.len(),
-            failed + skipped + not_sent,
-        );
-        if unknown > 0 {
-            let _ = write!(out, "; {unknown} unknown (acks lost)");
+        let mut tally = Tally::default();
+        tally.services.clone_from(&self.failed);
+        tally.stopped.clone_from(&self.stopped);
+        for (op, outcome) in ops.iter().zip(&self.outcomes) {
+            tally.record(op, outcome);
         }
-        out.push('\n');
-        if !self.failed.is_empty() {
-            let _ = writeln!(out, "{} failed:", plural(self.failed.len(), "service"));
-            for (service, why) in &self.failed {
-                let _ = writeln!(out, "  {service}: {why}");
-            }
-        }
-        if let Some(e) = &self.stopped {
-            let _ = writeln!(out, "stopped: {e}");
-        }
-        let mut listed = 0;
-        for (i, (op, outcome)) in ops.iter().zip(&self.outcomes).enumerate() {
-            let what = match outcome {
-                Outcome::Applied => continue,
-                Outcome::Failed(_) => "failed",
-                Outcome::Skipped => "skipped",
-                Outcome::NotSent => "not sent",
-                Outcome::Unknown | Outcome::Pending => "unknown",
-            };
-            listed += 1;
-            if listed > LISTED {
-                continue;
-            }
-            let _ = write!(out, "  {:>4} {what:<8} {op}", i + 1);
-            if let Outcome::Failed(m) = outcome {
-                // The message names the object, which the line already did.
-                let object = format!("{}: ", op.object());
-                let _ = write!(out, ": {}", m.strip_prefix(&object).unwrap_or(m));
-            }
-            out.push('\n');
-        }
-        if listed > LISTED {
-            let _ = writeln!(out, "  ... and {} more not applied", listed - LISTED);
-        }
-        out
+        tally.describe()
     }
 }
 
@@ -163,34 +122,171 @@ impl PartialFailure {
 /// other services were applied (applied 3996 of 4000 changes)`.
 impl fmt::Display for PartialFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut parts = Vec::new();
-        if !self.failed.is_empty() {
-            let mut named: Vec<&str> = self
-                .failed
-                .iter()
-                .take(NAMED)
-                .map(|(_, why)| why.as_str())
-                .collect();
-            let more = self.failed.len().saturating_sub(NAMED);
-            let more = (more > 0).then(|| format!("and {more} more"));
-            named.extend(more.as_deref());
-            parts.push(format!(
-                "{} failed: {}",
-                plural(self.failed.len(), "service"),
-                named.join("; ")
-            ));
-        }
-        match &self.stopped {
-            Some(e) => parts.push(format!("stopped: {e}")),
-            None => parts.push("the other services were applied".to_string()),
-        }
-        write!(
-            f,
-            "{} (applied {} of {} changes)",
-            parts.join("; "),
+        let line = summary_line(
+            &self.failed,
+            self.stopped.as_deref(),
             self.applied(),
-            self.outcomes.len()
+            self.outcomes.len(),
+        );
+        f.write_str(&line)
+    }
+}
+
+/// The one-line summary of a run (see [`PartialFailure`]'s `Display`).
+fn summary_line(
+    failed: &[(ServiceKey, String)],
+    stopped: Option<&str>,
+    applied: usize,
+    ops: usize,
+) -> String {
+    let mut parts = Vec::new();
+    if !failed.is_empty() {
+        let mut named: Vec<&str> = failed
+            .iter()
+            .take(NAMED)
+            .map(|(_, why)| why.as_str())
+            .collect();
+        let more = failed.len().saturating_sub(NAMED);
+        let more = (more > 0).then(|| format!("and {more} more"));
+        named.extend(more.as_deref());
+        parts.push(format!(
+            "{} failed: {}",
+            plural(failed.len(), "service"),
+            named.join("; ")
+        ));
+    }
+    match stopped {
+        Some(e) => parts.push(format!("stopped: {e}")),
+        None => parts.push("the other services were applied".to_string()),
+    }
+    format!("{} (applied {applied} of {ops} changes)", parts.join("; "))
+}
+
+/// What a run did, kept op by op in bounded memory: the counts of each
+/// outcome, the failed services, what stopped it and the first
+/// [`LISTED`] ops not applied. A run given to the kernel a chunk at a
+/// time (the daemon's apply) says with it what [`PartialFailure`] says of
+/// a run given whole: the same line and report.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    ops: usize,
+    applied: usize,
+    failed_ops: usize,
+    skipped: usize,
+    not_sent: usize,
+    unknown: usize,
+    /// The services whose ops were refused, each with its first refusal.
+    services: Vec<(ServiceKey, String)>,
+    stopped: Option<String>,
+    /// The report's lines of the ops not applied, and how many there were.
+    lines: String,
+    listed: usize,
+}
+
+impl Tally {
+    /// The next op of the run and what happened to it.
+    pub fn record(&mut self, op: &Op, outcome: &Outcome) {
+        let i = self.ops;
+        self.ops += 1;
+        let what = match outcome {
+            Outcome::Applied => {
+                self.applied += 1;
+                return;
+            }
+            Outcome::Failed(_) => {
+                self.failed_ops += 1;
+                "failed"
+            }
+            Outcome::Skipped => {
+                self.skipped += 1;
+                "skipped"
+            }
+            Outcome::NotSent => {
+                self.not_sent += 1;
+                "not sent"
+            }
+            Outcome::Unknown | Outcome::Pending => {
+                self.unknown += 1;
+                "unknown"
+            }
+        };
+        self.listed += 1;
+        if self.listed > LISTED {
+            return;
+        }
+        let out = &mut self.lines;
+        let _ = write!(out, "  {:>4} {what:<8} {op}", i + 1);
+        if let Outcome::Failed(m) = outcome {
+            // The message names the object, which the line already did.
+            let object = format!("{}: ", op.object());
+            let _ = write!(out, ": {}", m.strip_prefix(&object).unwrap_or(m));
+        }
+        out.push('\n');
+    }
+
+    /// `applied` ops of the run, all applied.
+    pub fn record_applied(&mut self, applied: usize) {
+        self.ops += applied;
+        self.applied += applied;
+    }
+
+    /// A service an op of which was refused, with why.
+    pub fn fail_service(&mut self, service: ServiceKey, why: String) {
+        self.services.push((service, why));
+    }
+
+    /// What stopped the run (the first reason is kept).
+    pub fn stop(&mut self, why: String) {
+        self.stopped.get_or_insert(why);
+    }
+
+    /// Whether every op recorded was applied.
+    pub fn all_applied(&self) -> bool {
+        self.applied == self.ops
+    }
+
+    /// The services that failed, in the order they failed.
+    pub fn failed(&self) -> impl Iterator<Item = &ServiceKey> {
+        self.services.iter().map(|(s, _)| s)
+    }
+
+    /// The one-line summary, as [`PartialFailure`]'s `Display`.
+    pub fn line(&self) -> String {
+        summary_line(
+            &self.services,
+            self.stopped.as_deref(),
+            self.applied,
+            self.ops,
         )
+    }
+
+    /// The report, as [`PartialFailure::describe`].
+    pub fn describe(&self) -> String {
+        let (failed, skipped, not_sent) = (self.failed_ops, self.skipped, self.not_sent);
+        let mut out = format!(
+            "applied {} of {} changes; not applied: {} ({failed} failed, {skipped} skipped after a failure in their service, {not_sent} never sent)",
+            self.applied,
+            self.ops,
+            failed + skipped + not_sent,
+        );
+        if self.unknown > 0 {
+            let _ = write!(out, "; {} unknown (acks lost)", self.unknown);
+        }
+        out.push('\n');
+        if !self.services.is_empty() {
+            let _ = writeln!(out, "{} failed:", plural(self.services.len(), "service"));
+            for (service, why) in &self.services {
+                let _ = writeln!(out, "  {service}: {why}");
+            }
+        }
+        if let Some(e) = &self.stopped {
+            let _ = writeln!(out, "stopped: {e}");
+        }
+        out.push_str(&self.lines);
+        if self.listed > LISTED {
+            let _ = writeln!(out, "  ... and {} more not applied", self.listed - LISTED);
+        }
+        out
     }
 }
 

@@ -431,14 +431,25 @@ pub struct LiveCounts {
 impl LiveCounts {
     /// The counts of `live`, walking it once.
     pub fn of(live: &IpvsState, ownership: &Ownership) -> LiveCounts {
+        let each = live.services.iter().map(|(key, s)| (key, counted(s)));
+        LiveCounts::of_each(each, ownership)
+    }
+
+    /// [`LiveCounts::of`] a table given as each service's key, its
+    /// dests and whether one of weight above 0 serves, in key order (the
+    /// daemon's compact copy of the table).
+    pub fn of_each<'k>(
+        services: impl IntoIterator<Item = (&'k ServiceKey, (usize, bool))>,
+        ownership: &Ownership,
+    ) -> LiveCounts {
         let mut counts = LiveCounts::default();
-        for (key, have) in &live.services {
+        for (key, (dests, serves)) in services {
             if ownership.owns(key) {
-                counts.replace(None, Some(have));
+                counts.replace_counted(None, Some((dests, serves)));
             } else {
                 counts.unmanaged.push(Unmanaged {
                     service: *key,
-                    dests: have.dests.len(),
+                    dests,
                 });
             }
         }
@@ -448,15 +459,21 @@ impl LiveCounts {
     /// Moves the counts of one owned service from `before` to `after`
     /// (`None`: absent). Ops only ever touch owned services.
     pub fn replace(&mut self, before: Option<&Service>, after: Option<&Service>) {
-        if let Some(b) = before {
+        self.replace_counted(before.map(counted), after.map(counted));
+    }
+
+    /// [`LiveCounts::replace`] from each side's dests and whether one of
+    /// weight above 0 serves.
+    pub fn replace_counted(&mut self, before: Option<(usize, bool)>, after: Option<(usize, bool)>) {
+        if let Some((dests, serves)) = before {
             self.owned_services -= 1;
-            self.owned_dests -= b.dests.len();
-            self.serving_services -= usize::from(diff::serves(b));
+            self.owned_dests -= dests;
+            self.serving_services -= usize::from(serves);
         }
-        if let Some(a) = after {
+        if let Some((dests, serves)) = after {
             self.owned_services += 1;
-            self.owned_dests += a.dests.len();
-            self.serving_services += usize::from(diff::serves(a));
+            self.owned_dests += dests;
+            self.serving_services += usize::from(serves);
         }
     }
 
@@ -466,6 +483,11 @@ impl LiveCounts {
         plan.serving_services = self.serving_services;
         plan.unmanaged.clone_from(&self.unmanaged);
     }
+}
+
+/// A service's dests, and whether one of weight above 0 serves.
+fn counted(s: &Service) -> (usize, bool) {
+    (s.dests.len(), diff::serves(s))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 
 use super::{Change, Guards, Ownership, Plan, PlanError, diff, guard};
-use crate::model::IpvsState;
+use crate::model::{IpvsState, Op, ServiceKey};
 
 /// Which desired services and dests a plan adds: a flag per service (in
 /// the desired state's order), a flag per dest (every service's dests, in
@@ -51,6 +51,41 @@ impl Outline {
         adds.chain(self.rest.changes.iter().map(Cow::Borrowed))
     }
 
+    /// The ops of [`Outline::changes`], in execution order: what the
+    /// kernel client executes, made one at a time.
+    pub fn ops<'a>(&'a self, desired: &'a IpvsState) -> impl Iterator<Item = Op> + 'a {
+        self.changes(desired).map(|c| match c {
+            Cow::Owned(c) => c.op,
+            Cow::Borrowed(c) => c.op.clone(),
+        })
+    }
+
+    /// The add changes of each desired service that has any (its own add,
+    /// then its dests'), in the desired state's order: the adds of
+    /// [`Outline::changes`] grouped by service, for the plan's text.
+    pub fn adds_by_service<'a>(
+        &'a self,
+        desired: &'a IpvsState,
+    ) -> impl Iterator<Item = (ServiceKey, Vec<Change>)> + 'a {
+        let mut dest_flags = self.added.dests.iter().copied();
+        let mut service_flags = self.added.services.iter().copied();
+        // No flags at all (`From<Plan>`): no walk over the desired state.
+        let flagged = self.added.services.len();
+        let services = desired.services.iter().take(flagged);
+        services.filter_map(move |(key, want)| {
+            let mut group = Vec::new();
+            if service_flags.next() == Some(true) {
+                group.push(diff::service_add(key, want));
+            }
+            for (dest, d) in &want.dests {
+                if dest_flags.next() == Some(true) {
+                    group.push(diff::dest_add(key, dest, d));
+                }
+            }
+            (!group.is_empty()).then_some((*key, group))
+        })
+    }
+
     /// The whole plan, every change held.
     pub fn into_plan(self, desired: &IpvsState) -> Plan {
         let mut changes = Vec::with_capacity(self.rest.summary.total());
@@ -63,6 +98,17 @@ impl Outline {
 
     pub fn is_empty(&self) -> bool {
         self.rest.summary.total() == 0
+    }
+}
+
+/// A plan as an outline whose adds are held in it like its other
+/// changes (`plan::plan_within`'s, which are few).
+impl From<Plan> for Outline {
+    fn from(rest: Plan) -> Outline {
+        Outline {
+            rest,
+            added: Added::default(),
+        }
     }
 }
 

@@ -672,45 +672,93 @@ pub fn write_text(
     color: bool,
     refused: Option<&str>,
 ) -> io::Result<()> {
+    let mut out = Chunks::new(w);
+    for (key, changes) in grouped(plan) {
+        push_group(&mut out.buf, &key, &changes, desired, color);
+        out.spill()?;
+    }
+    push_text_tail(&mut out.buf, plan, plan.changes.is_empty(), color, refused);
+    out.finish()
+}
+
+/// [`write_text`] of an [`Outline`] planned toward `desired`: the same
+/// text, each service's adds made from `desired` as its lines are written.
+pub fn write_outline_text(
+    w: &mut impl io::Write,
+    outline: &Outline,
+    desired: &IpvsState,
+    color: bool,
+    refused: Option<&str>,
+) -> io::Result<()> {
+    let mut out = Chunks::new(w);
+    let mut rest = grouped(&outline.rest).into_iter().peekable();
+    let mut adds = outline.adds_by_service(desired).peekable();
+    loop {
+        // The services in key order; a service's adds come before the
+        // rest of its changes in the plan.
+        let (key, added) = match (adds.peek(), rest.peek()) {
+            (None, None) => break,
+            (Some((a, _)), Some((r, _))) if r < a => (*r, Vec::new()),
+            (Some(_), _) => adds.next().expect("peeked"),
+            (None, Some((r, _))) => (*r, Vec::new()),
+        };
+        let mut changes: Vec<&Change> = added.iter().collect();
+        if rest.peek().is_some_and(|(r, _)| *r == key) {
+            changes.extend(rest.next().expect("peeked").1);
+        }
+        // Stable: the dest changes keep their execution order.
+        changes.sort_by_key(|c| c.dest().is_some());
+        push_group(&mut out.buf, &key, &changes, desired, color);
+        out.spill()?;
+    }
+    let empty = outline.is_empty();
+    push_text_tail(&mut out.buf, &outline.rest, empty, color, refused);
+    out.finish()
+}
+
+/// The text lines of one service's changes (its own first, then its
+/// dests' in execution order).
+fn push_group(
+    buf: &mut String,
+    key: &ServiceKey,
+    changes: &[&Change],
+    desired: &IpvsState,
+    color: bool,
+) {
     // A plan from empty prints a line per dest (110k at 10k services), so
     // dest lines are appended in place rather than built with `format!`:
     // this printing was 40% of a cold `clusterf plan`'s instructions.
-    let mut out = Chunks::new(w);
-    for (key, changes) in grouped(plan) {
-        if changes.first().is_some_and(|c| c.dest().is_some()) {
-            // A context line: it starts with a space, so it is never coloured.
-            let _ = writeln!(out.buf, "  service {key}");
-        }
-        for c in &changes {
-            let paint = color.then(|| match c.action() {
-                Action::Add => GREEN,
-                Action::Edit => YELLOW,
-                Action::Delete => RED,
-            });
-            if let Some(p) = paint {
-                out.buf.push_str(p);
-            }
-            push_change_line(&mut out.buf, c, desired);
-            if paint.is_some() {
-                out.buf.push_str(RESET);
-            }
-            out.buf.push('\n');
-        }
-        out.spill()?;
+    if changes.first().is_some_and(|c| c.dest().is_some()) {
+        // A context line: it starts with a space, so it is never coloured.
+        let _ = writeln!(buf, "  service {key}");
     }
-    push_text_tail(&mut out.buf, plan, color, refused);
-    out.finish()
+    for c in changes {
+        let paint = color.then(|| match c.action() {
+            Action::Add => GREEN,
+            Action::Edit => YELLOW,
+            Action::Delete => RED,
+        });
+        if let Some(p) = paint {
+            buf.push_str(p);
+        }
+        push_change_line(buf, c, desired);
+        if paint.is_some() {
+            buf.push_str(RESET);
+        }
+        buf.push('\n');
+    }
 }
 
 /// The text after the changes: unmanaged and emptied services, the summary,
 /// the refusal.
-fn push_text_tail(out: &mut String, plan: &Plan, color: bool, refused: Option<&str>) {
-    if !plan.changes.is_empty() {
+/// `empty`: the plan has no changes.
+fn push_text_tail(out: &mut String, plan: &Plan, empty: bool, color: bool, refused: Option<&str>) {
+    if !empty {
         out.push('\n');
     }
     out.push_str(&unmanaged_text(plan));
     out.push_str(&emptied_text(plan, color));
-    if plan.changes.is_empty() {
+    if empty {
         out.push_str("No changes: the live IPVS state matches the desired state.\n");
     } else {
         let summary = plan.summary.to_string();

@@ -20,30 +20,175 @@
 //!   start one ([`may_start_drain`]): drains need fresh connection
 //!   counters.
 //!
+//! The copy is kept compact ([`Table`]: what the planner reads of a live
+//! table, no provenance or health, which the kernel has none of); the
+//! planner gets the services it plans within as an [`IpvsState`]
+//! ([`Table::part`]).
+//!
 //! Why the copy is safe to plan against: ARCHITECTURE.md, "the live copy is
 //! the last read plus our own ops".
 //!
 //! Not here: no I/O, no clock, no kernel client; the daemon (`crate::daemon`)
 //! reads and applies.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::model::{IpvsState, LiveStats, LiveTable, Op};
+use crate::model::{
+    Dest, DestAttrs, IpvsState, LiveStats, LiveTable, Op, Service, ServiceAttrs, ServiceKey,
+};
 use crate::plan::LiveCounts;
 use crate::reconcile::drain;
+
+/// A live table as the copy keeps it: each service's attributes and its
+/// dests as a sorted slice of (address, attributes). 52 bytes a dest,
+/// against about 144 in an [`IpvsState`] (a B-tree slot of a [`Dest`]
+/// with its empty provenance and health).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Table {
+    services: BTreeMap<ServiceKey, Entry>,
+}
+
+/// One service of a [`Table`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Entry {
+    attrs: ServiceAttrs,
+    /// Sorted by address, each address once.
+    dests: Box<[(SocketAddr, DestAttrs)]>,
+}
+
+impl Entry {
+    fn of(service: Service) -> Entry {
+        Entry {
+            attrs: service.attrs,
+            dests: service
+                .dests
+                .into_iter()
+                .map(|(a, d)| (a, d.attrs))
+                .collect(),
+        }
+    }
+
+    /// Its dests, and whether one of weight above 0 serves.
+    fn counted(&self) -> (usize, bool) {
+        let serves = self.dests.iter().any(|(_, d)| d.weight > 0);
+        (self.dests.len(), serves)
+    }
+
+    fn to_service(&self) -> Service {
+        let mut s = Service::new(self.attrs.clone());
+        s.dests = self
+            .dests
+            .iter()
+            .map(|(addr, attrs)| {
+                let dest = Dest {
+                    attrs: *attrs,
+                    provenance: Vec::new(),
+                    health: None,
+                };
+                (*addr, dest)
+            })
+            .collect();
+        s
+    }
+}
+
+impl From<IpvsState> for Table {
+    /// Provenance and health dropped (the kernel has neither), the
+    /// state's own memory freed as it is read.
+    fn from(state: IpvsState) -> Table {
+        Table {
+            services: state
+                .services
+                .into_iter()
+                .map(|(key, s)| (key, Entry::of(s)))
+                .collect(),
+        }
+    }
+}
+
+impl Table {
+    /// The whole table as an [`IpvsState`].
+    pub fn to_state(&self) -> IpvsState {
+        self.part(self.services.keys())
+    }
+
+    /// The whole table as an [`IpvsState`], its own memory freed as that
+    /// is made.
+    pub fn into_state(self) -> IpvsState {
+        IpvsState {
+            services: self
+                .services
+                .into_iter()
+                .map(|(key, e)| (key, e.to_service()))
+                .collect(),
+        }
+    }
+
+    /// The services of `scope` that the table has, as an [`IpvsState`].
+    pub fn part<'k>(&self, scope: impl IntoIterator<Item = &'k ServiceKey>) -> IpvsState {
+        IpvsState {
+            services: scope
+                .into_iter()
+                .filter_map(|k| self.services.get(k).map(|e| (*k, e.to_service())))
+                .collect(),
+        }
+    }
+
+    pub fn services(&self) -> usize {
+        self.services.len()
+    }
+
+    pub fn dest_count(&self) -> usize {
+        self.services.values().map(|e| e.dests.len()).sum()
+    }
+
+    /// The guards' counts of the table (see [`LiveCounts::of`]).
+    pub fn counts(&self, ownership: &crate::plan::Ownership) -> LiveCounts {
+        LiveCounts::of_each(
+            self.services.iter().map(|(key, e)| (key, e.counted())),
+            ownership,
+        )
+    }
+
+    /// Applies one service's ops (all on `key`, in order) as
+    /// [`Op::apply_to`] does; the service's counts before and after
+    /// (`None`: absent), or the first op that does not apply.
+    fn apply_run(&mut self, key: ServiceKey, ops: &[Op]) -> Result<Counted, String> {
+        let before = self.services.remove(&key);
+        let counted_before = before.as_ref().map(Entry::counted);
+        let mut one = IpvsState::default();
+        if let Some(e) = before {
+            one.services.insert(key, e.to_service());
+        }
+        let applied = ops.iter().try_for_each(|op| op.apply_to(&mut one));
+        let after = one.services.remove(&key).map(Entry::of);
+        let counted_after = after.as_ref().map(Entry::counted);
+        // Kept as far as it applied (the caller drops a copy that failed).
+        if let Some(e) = after {
+            self.services.insert(key, e);
+        }
+        applied.map(|()| (counted_before, counted_after))
+    }
+}
+
+/// A service's counts before and after a run of its ops (see
+/// [`LiveCounts::replace_counted`]).
+type Counted = (Option<(usize, bool)>, Option<(usize, bool)>);
 
 /// The daemon's copy of a [`LiveTable`]: the table as last read plus the
 /// ops applied since, and when it was read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LiveCopy {
-    pub state: IpvsState,
+    pub table: Table,
     /// Connection counters of the last real read (not updated by ops:
     /// stale as soon as they are read, which is why drains read again).
     pub stats: LiveStats,
     /// When the kernel was last read for real (monotonic, the caller's
     /// clock).
     pub read_at: Duration,
-    /// The guards' counts of `state`, once a plan asked for them; kept
+    /// The guards' counts of `table`, once a plan asked for them; kept
     /// current by [`LiveCopy::apply`].
     pub counts: Option<LiveCounts>,
 }
@@ -52,7 +197,7 @@ impl LiveCopy {
     /// A copy of the table just read at `read_at`.
     pub fn of(read: LiveTable, read_at: Duration) -> LiveCopy {
         LiveCopy {
-            state: read.state,
+            table: Table::from(read.state),
             stats: read.stats,
             read_at,
             counts: None,
@@ -62,22 +207,22 @@ impl LiveCopy {
     /// Applies ops the kernel acked, in order. An op that does not apply to
     /// the copy means the copy was wrong: the caller drops it.
     pub fn apply(&mut self, ops: &[Op]) -> Result<(), String> {
-        for op in ops {
-            let key = op.service();
-            let before = self
-                .counts
-                .as_ref()
-                .and(self.state.services.get(key).cloned());
-            op.apply_to(&mut self.state)?;
+        // A service's consecutive ops together: its dests are made a map
+        // once for them.
+        for run in ops.chunk_by(|a, b| a.service() == b.service()) {
+            let key = *run[0].service();
+            let (before, after) = self.table.apply_run(key, run)?;
             if let Some(counts) = &mut self.counts {
-                counts.replace(before.as_ref(), self.state.services.get(key));
+                counts.replace_counted(before, after);
             }
-            if let Op::DelDest { service, dest } = op
-                && let Some(s) = self.stats.get_mut(service)
-            {
-                s.remove(dest);
-            } else if let Op::DelService { service } = op {
-                self.stats.remove(service);
+            for op in run {
+                if let Op::DelDest { service, dest } = op
+                    && let Some(s) = self.stats.get_mut(service)
+                {
+                    s.remove(dest);
+                } else if let Op::DelService { service } = op {
+                    self.stats.remove(service);
+                }
             }
         }
         Ok(())
@@ -111,7 +256,20 @@ pub fn may_start_drain<'o>(
     copy: &LiveCopy,
     drain_timeout: Duration,
 ) -> bool {
-    !drain_timeout.is_zero() && drain::deletes_drainable(plan, &copy.state)
+    if drain_timeout.is_zero() {
+        return false;
+    }
+    let deletes: Vec<&Op> = plan
+        .into_iter()
+        .filter(|op| matches!(op, Op::DelDest { .. } | Op::DelService { .. }))
+        .collect();
+    // The deleted services, whose dests go with them.
+    let services: BTreeSet<&ServiceKey> = deletes
+        .iter()
+        .filter(|op| matches!(op, Op::DelService { .. }))
+        .map(|op| op.service())
+        .collect();
+    drain::deletes_drainable(deletes, &copy.table.part(services))
 }
 
 /// Where the daemon keeps its [`LiveCopy`] between passes, and when it may
@@ -206,7 +364,7 @@ mod tests {
             },
         );
         LiveCopy {
-            state,
+            table: state.into(),
             stats,
             read_at,
             counts: None,
@@ -308,13 +466,9 @@ mod tests {
             S
         ));
         let mut empty = copy.clone();
-        empty
-            .state
-            .services
-            .get_mut(&service)
-            .unwrap()
-            .dests
-            .clear();
+        let mut state = empty.table.to_state();
+        state.services.get_mut(&service).unwrap().dests.clear();
+        empty.table = state.into();
         assert!(!may_start_drain(&del_service, &empty, S));
     }
 
@@ -324,7 +478,7 @@ mod tests {
         let service = "tcp://10.0.0.1:80".parse().unwrap();
         let dest = "10.1.0.1:80".parse().unwrap();
         t.apply(&[Op::DelDest { service, dest }]).unwrap();
-        assert!(t.state.services[&service].dests.is_empty());
+        assert!(t.table.to_state().services[&service].dests.is_empty());
         assert!(
             t.stats[&service].is_empty(),
             "counters of a deleted dest go"
@@ -332,7 +486,7 @@ mod tests {
         // The copy no longer has it: deleting it again does not apply.
         assert!(t.apply(&[Op::DelDest { service, dest }]).is_err());
         t.apply(&[Op::DelService { service }]).unwrap();
-        assert!(t.state.services.is_empty() && t.stats.is_empty());
+        assert!(t.table.to_state().services.is_empty() && t.stats.is_empty());
     }
 
     #[test]
@@ -382,15 +536,76 @@ mod tests {
             },
             S,
         );
-        copy.counts = Some(LiveCounts::of(&copy.state, &own));
+        copy.counts = Some(LiveCounts::of(&copy.table.to_state(), &own));
         for op in plan.ops() {
             copy.apply(std::slice::from_ref(op)).unwrap();
             assert_eq!(
                 copy.counts,
-                Some(LiveCounts::of(&copy.state, &own)),
+                Some(LiveCounts::of(&copy.table.to_state(), &own)),
                 "after {op:?}"
             );
         }
         assert!(plan.ops().count() > 5);
+    }
+
+    #[test]
+    fn the_compact_copy_applies_ops_as_the_state_does() {
+        use crate::plan::{Guards, Ownership};
+        let dest = |w| Dest {
+            attrs: DestAttrs::new(Method::Masq, w),
+            provenance: Vec::new(),
+            health: None,
+        };
+        let key = |i: u8| -> ServiceKey { format!("tcp://10.0.0.{i}:80").parse().unwrap() };
+        let addr =
+            |i: u16| -> std::net::SocketAddr { format!("10.1.0.{}:80", i % 250).parse().unwrap() };
+        let mut live = IpvsState::default();
+        let mut desired = IpvsState::default();
+        for i in 1..6u8 {
+            let mut have = Service::new(ServiceAttrs::with_scheduler("wlc"));
+            let mut want = Service::new(ServiceAttrs::with_scheduler(if i == 2 {
+                "rr"
+            } else {
+                "wlc"
+            }));
+            for j in 0..u16::from(i) * 3 {
+                have.dests.insert(addr(j * 2), dest(u32::from(i)));
+                want.dests
+                    .insert(addr(j * 3), dest(u32::from(i) + u32::from(j % 2)));
+            }
+            if i != 4 {
+                live.services.insert(key(i), have);
+            }
+            if i != 5 {
+                desired.services.insert(key(i), want);
+            }
+        }
+        let loose = Guards {
+            allow_mass_delete: true,
+            ..Guards::default()
+        };
+        let plan = crate::plan::plan(&desired, &live, &Ownership::all(), &loose).unwrap();
+        let ops: Vec<Op> = plan.ops().cloned().collect();
+        let mut want = live.clone();
+        for op in &ops {
+            op.apply_to(&mut want).unwrap();
+        }
+        assert_eq!(want, desired, "the plan reaches the desired state");
+        let read = LiveTable {
+            state: live,
+            ..LiveTable::default()
+        };
+        // All at once (a run per service) and in uneven chunks.
+        for size in [ops.len(), 1, 4, 7] {
+            let mut copy = LiveCopy::of(read.clone(), S);
+            for chunk in ops.chunks(size) {
+                copy.apply(chunk).unwrap();
+            }
+            assert_eq!(copy.table.to_state(), want, "chunks of {size}");
+            assert_eq!(copy.table, Table::from(want.clone()));
+        }
+        let mut copy = LiveCopy::of(read, S);
+        let wrong = [Op::DelService { service: key(4) }];
+        assert!(copy.apply(&wrong).is_err(), "not in the copy");
     }
 }
