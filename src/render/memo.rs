@@ -646,7 +646,9 @@ fn parse_global(config: &Tree, overlay: Option<&Tree>, parts: &mut Parts) -> Res
 
 /// Parses every service of `parts` again from the trees and compiles it;
 /// rebuilds the state, the health checks, the claims and the diagnostics.
-/// Whether the state changed.
+/// Whether the state changed. The old state is taken apart as the new one
+/// is built (each part's old `keys` out, its new fragment in), so the two
+/// are never held whole side by side.
 fn compile_all(
     config: &Tree,
     overlay: Option<&Tree>,
@@ -661,8 +663,9 @@ fn compile_all(
         &BTreeSet::new(),
     );
     parts.global_compile_diags = sorted(g.0);
-    let mut state = IpvsState::default();
-    let mut health = HealthConfig::default();
+    let mut old = std::mem::take(&mut rendered.state);
+    let mut old_health = std::mem::take(&mut rendered.health);
+    let mut changed = false;
     let mut all: Vec<Diagnostic> = Vec::new();
     parts.claims.clear();
     for (svc, p) in parts.services.iter_mut() {
@@ -670,7 +673,7 @@ fn compile_all(
         p.claims = reclaim(svc, &[], parse.service.as_ref(), &mut parts.claims)?;
         p.prints = parse.prints;
         p.parse_diags = parse.parse_diags;
-        let (fragment, fragment_health, diags) = compile_service(
+        let (fragment, health, diags) = compile_service(
             svc,
             (parse.service, parse.backends),
             &p.parse_diags,
@@ -679,15 +682,24 @@ fn compile_all(
             opts,
         );
         p.diags = merge(p.parse_diags.clone(), diags);
-        p.keys = fragment.services.keys().copied().collect();
+        let keys: Vec<ServiceKey> = fragment.services.keys().copied().collect();
+        changed |= keys != p.keys;
+        for key in &p.keys {
+            let (was, was_checked) = (old.services.remove(key), old_health.services.remove(key));
+            changed |= was.as_ref() != fragment.services.get(key)
+                || was_checked.as_ref() != health.services.get(key);
+        }
+        p.keys = keys;
         for (key, service) in fragment.services {
-            if state.services.insert(key, service).is_some() {
+            if rendered.state.services.insert(key, service).is_some() {
                 return Err(Fallback);
             }
         }
-        health.services.extend(fragment_health.services);
+        rendered.health.services.extend(health.services);
         all.extend(p.diags.iter().cloned());
     }
+    // What is left of the old state was a service's that is gone.
+    changed |= !old.services.is_empty() || !old_health.services.is_empty();
     all.extend(parts.global_parse_diags.iter().cloned());
     all.extend(parts.global_compile_diags.iter().cloned());
     all.sort();
@@ -697,9 +709,6 @@ fn compile_all(
         return Err(Fallback);
     }
     rendered.diags = Diagnostics(all);
-    let changed = rendered.state != state || rendered.health != health;
-    rendered.state = state;
-    rendered.health = health;
     Ok(changed)
 }
 
