@@ -300,7 +300,10 @@ fn bench_memo(cfg: &Tree, before: &Tree, after: &Tree, opts: &Options) {
         bytes as f64 / 1e6
     );
     stats("  first pass (split into parts)", t_split);
-    stats("  route change (every service compiled again)", t_global);
+    stats(
+        "  route change (every service parsed and compiled again)",
+        t_global,
+    );
 }
 
 // --- drain ----------------------------------------------------------------
