@@ -173,7 +173,8 @@ impl Memo {
     }
 
     /// Renders the trees, reusing what did not change since the last call.
-    /// Equal to `render::render(config, overlay, opts)`.
+    /// Equal to `render::render(config, overlay, opts)`, less its parsed
+    /// config and overlay (`Rendered::into_compiled`).
     pub fn render(&mut self, config: &Tree, overlay: Option<&Tree>) -> &Compiled {
         self.render_hinted(config, overlay, None)
     }
