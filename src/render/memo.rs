@@ -1,7 +1,7 @@
 //! The memo of the last render, for the watch loop: a pass finds which
 //! parts of the trees changed since the last render, re-parses and
 //! recompiles only those services, and splices them into the last
-//! [`Rendered`] in place, so a one-backend change costs in proportion to the
+//! [`Compiled`] in place, so a one-backend change costs in proportion to the
 //! change, not to the table.
 //!
 //! A render splits into parts (`render::part`): one per config service
@@ -9,13 +9,18 @@
 //! routes, overlay routes, everything else). Parsing a service depends on
 //! its own paths only; compiling it on its parse and the global part. So:
 //! - a service's paths changed: that service is parsed and compiled again;
-//! - the global part changed: it is parsed again and every service compiled
-//!   again from its kept parse;
+//! - the global part changed (routes, defaults: rare): it is parsed again,
+//!   and every service parsed and compiled again from the trees;
 //! - anything the parts cannot express exactly renders in full, and the
 //!   next pass splits again: unreadable entries, an empty config tree, the
 //!   overlay appearing or going, two services claiming one IPVS service
 //!   (the full render reports the conflict), a diagnostic reported by two
 //!   parts (the full render shows it once).
+//!
+//! The memo keeps no parse: a service's parse lives only while it is
+//! compiled (the trees are the one full copy of the inputs, so the
+//! overlay is not held twice), and what it keeps per service is small
+//! (fingerprints, claims, keys, diagnostics).
 //!
 //! What changed is found without copies of the trees: the memo keeps each
 //! part's [`Fingerprint`] (the sum of its entries'), and a tree keeps the
@@ -41,7 +46,7 @@ use crate::health::HealthConfig;
 use crate::model::{IpvsState, ServiceKey};
 use crate::tree::{Fingerprint, Tree};
 
-use super::Rendered;
+use super::Compiled;
 use super::part::{self, Part};
 
 /// What the last [`Memo::render`] did (for tests, benches and logs).
@@ -52,8 +57,8 @@ pub enum Work {
     /// Only some services' paths changed: those were parsed and compiled
     /// again and spliced in.
     Services(usize),
-    /// The global part changed: it was parsed again and every service
-    /// compiled again (services were not parsed again).
+    /// The global part changed: it was parsed again, and every service
+    /// parsed and compiled again from the trees.
     Global,
     /// Everything was parsed and compiled part by part (first render, or
     /// after a full render).
@@ -84,7 +89,7 @@ struct Last {
     config: Seen,
     /// `None` without an overlay.
     overlay: Option<Seen>,
-    rendered: Rendered,
+    rendered: Compiled,
     /// `None`: the last render was a full one.
     parts: Option<Parts>,
 }
@@ -125,8 +130,6 @@ struct Parts {
     /// Diagnostics every compile reports whatever its services (overlay
     /// routes overridden by repo routes); sorted.
     global_compile_diags: Vec<Diagnostic>,
-    /// Overlay keys skipped in the global part (routes, frontends).
-    global_skipped: usize,
     /// The global part's fingerprints.
     global_prints: Prints,
     /// The IPVS services the update under way changed.
@@ -145,8 +148,6 @@ struct ServicePart {
     /// Everything it reports (parse and compile, less the global compile
     /// diagnostics); sorted, deduplicated, and in `rendered.diags`.
     diags: Vec<Diagnostic>,
-    /// Its overlay keys skipped as malformed.
-    skipped: usize,
     /// The IPVS services its frontend claims.
     claims: Vec<ServiceKey>,
     /// The IPVS services it put in the state.
@@ -172,8 +173,9 @@ impl Memo {
     }
 
     /// Renders the trees, reusing what did not change since the last call.
-    /// Equal to `render::render(config, overlay, opts)`.
-    pub fn render(&mut self, config: &Tree, overlay: Option<&Tree>) -> &Rendered {
+    /// Equal to `render::render(config, overlay, opts)`, less its parsed
+    /// config and overlay (`Rendered::into_compiled`).
+    pub fn render(&mut self, config: &Tree, overlay: Option<&Tree>) -> &Compiled {
         self.render_hinted(config, overlay, None)
     }
 
@@ -185,7 +187,7 @@ impl Memo {
         config: &Tree,
         overlay: Option<&Tree>,
         hint: Option<&BTreeSet<String>>,
-    ) -> &Rendered {
+    ) -> &Compiled {
         let opts = &self.opts;
         let last = match self.last.take() {
             None => {
@@ -220,7 +222,7 @@ impl Memo {
     }
 
     /// The last render, if any.
-    pub fn rendered(&self) -> Option<&Rendered> {
+    pub fn rendered(&self) -> Option<&Compiled> {
         self.last.as_ref().map(|l| &l.rendered)
     }
 
@@ -249,7 +251,7 @@ impl Last {
                 rendered.overlay_hash = overlay.map(Tree::content_hash);
                 (rendered, Some(parts))
             }
-            Err(Fallback) => (super::render(config, overlay, opts), None),
+            Err(Fallback) => (super::render(config, overlay, opts).into_compiled(), None),
         };
         Last {
             config_description: config.source.description.clone(),
@@ -318,15 +320,9 @@ impl Last {
             (changed.global, &services),
             opts,
         );
+        // Each service's new fingerprints come from its parse.
         match updated {
-            Ok(done) => {
-                for (svc, prints) in &changed.services {
-                    if let Some(p) = parts.services.get_mut(svc) {
-                        p.prints = *prints;
-                    }
-                }
-                done
-            }
+            Ok(done) => done,
             Err(Fallback) => self.render_in_full(config, overlay, opts),
         }
     }
@@ -340,7 +336,7 @@ impl Last {
         opts: &Options,
     ) -> (Work, bool) {
         self.parts = None;
-        self.rendered = super::render(config, overlay, opts);
+        self.rendered = super::render(config, overlay, opts).into_compiled();
         (Work::Full, true)
     }
 
@@ -499,7 +495,7 @@ fn hinted_services<'h>(
 fn update_parts(
     config: &Tree,
     overlay: Option<&Tree>,
-    rendered: &mut Rendered,
+    rendered: &mut Compiled,
     parts: &mut Parts,
     (global, services): (bool, &BTreeSet<&str>),
     opts: &Options,
@@ -517,17 +513,14 @@ fn update_parts(
 
 // --- splitting -------------------------------------------------------------
 
-/// Renders part by part: every service parsed on its own, the global part
-/// on its own, then everything compiled.
+/// Renders part by part: the global part parsed on its own, then every
+/// service parsed and compiled on its own, one at a time.
 fn split(
     config: &Tree,
     overlay: Option<&Tree>,
     opts: &Options,
-) -> Result<(Rendered, Parts), Fallback> {
-    if !config::holds_config_files(config)
-        || !config.unreadable.is_empty()
-        || overlay.is_some_and(|o| !o.unreadable.is_empty())
-    {
+) -> Result<(Compiled, Parts), Fallback> {
+    if !splittable(config, overlay) {
         return Err(Fallback);
     }
     let mut parts = Parts {
@@ -535,109 +528,36 @@ fn split(
         claims: HashMap::new(),
         global_parse_diags: Vec::new(),
         global_compile_diags: Vec::new(),
-        global_skipped: 0,
         global_prints: Prints::default(),
         touched: BTreeSet::new(),
         scratch_config: Config::default(),
         scratch_overlay: Overlay::default(),
     };
-    let mut rendered = Rendered {
-        config: Config::default(),
-        overlay: Overlay::default(),
-        state: IpvsState::default(),
-        diags: Diagnostics::default(),
-        config_hash: String::new(),
-        overlay_hash: None,
-        health: HealthConfig::default(),
-    };
-
-    // Config services first: a conflict between them is found before the
-    // (larger) overlay is parsed.
-    for (svc, tree) in group_by_service(config, part::of_config_path) {
-        let (service, diags) = parse_config_service(svc, &tree)?;
-        let p = parts.services.entry(svc.to_string()).or_default();
-        p.parse_diags = diags;
-        p.prints.config = tree.files.fingerprint();
-        if let Some(service) = service {
-            p.claims = service.frontend.service_keys();
-            for key in &p.claims {
-                if parts.claims.insert(*key, svc.to_string()).is_some() {
-                    return Err(Fallback);
-                }
-            }
-            rendered.config.services.insert(svc.to_string(), service);
-        }
+    parse_global(config, overlay, &mut parts)?;
+    for svc in service_names(config, overlay) {
+        parts
+            .services
+            .insert(svc.to_string(), ServicePart::default());
     }
-    if let Some(overlay) = overlay {
-        // One service's keys at a time (they are contiguous): no second
-        // copy of the whole overlay.
-        let mut seen: BTreeSet<&str> = BTreeSet::new();
-        for_each_overlay_service(overlay, |svc, tree| {
-            if !seen.insert(svc) {
-                return Err(Fallback);
-            }
-            let (backends, diags, skipped) = parse_overlay_service(svc, &tree)?;
-            let p = parts.services.entry(svc.to_string()).or_default();
-            p.parse_diags = merge(std::mem::take(&mut p.parse_diags), diags);
-            p.skipped = skipped;
-            p.prints.overlay = tree.files.fingerprint();
-            if let Some(b) = backends {
-                rendered.overlay.backends.insert(svc.to_string(), b);
-            }
-            Ok(())
-        })?;
-    }
-    parse_global(config, overlay, &mut rendered, &mut parts)?;
-    compile_all(&mut rendered, &mut parts, opts)?;
+    let mut rendered = Compiled::default();
+    compile_all(config, overlay, &mut rendered, &mut parts, opts)?;
     Ok((rendered, parts))
 }
 
-/// The files of `tree` that belong to one service, as one sub-tree per
-/// service (`classify` says which path is whose).
-fn group_by_service<'t>(
-    tree: &'t Tree,
-    classify: impl Fn(&'t str) -> Part<'t>,
-) -> BTreeMap<&'t str, Tree> {
-    let mut groups: BTreeMap<&str, Tree> = BTreeMap::new();
-    for (path, bytes) in &tree.files {
-        if let Part::Service(svc) = classify(path) {
-            groups
-                .entry(svc)
-                .or_insert_with(|| empty_like(tree))
-                .files
-                .insert(path.clone(), bytes.clone());
+/// The services that have a config file or an overlay key.
+fn service_names<'t>(config: &'t Tree, overlay: Option<&'t Tree>) -> BTreeSet<&'t str> {
+    let mut names = BTreeSet::new();
+    for path in config.files.keys() {
+        if let Part::Service(svc) = part::of_config_path(path) {
+            names.insert(svc);
         }
     }
-    groups
-}
-
-/// Calls `f` with each service's overlay keys as a sub-tree, in path
-/// order: a service's keys are contiguous (they share a prefix), so each
-/// service comes once, one sub-tree alive at a time.
-fn for_each_overlay_service<'t>(
-    tree: &'t Tree,
-    mut f: impl FnMut(&'t str, Tree) -> Result<(), Fallback>,
-) -> Result<(), Fallback> {
-    let mut group: Option<(&str, Tree)> = None;
-    for (path, bytes) in &tree.files {
-        let Part::Service(svc) = part::of_overlay_path(path) else {
-            continue;
-        };
-        if group.as_ref().is_some_and(|(s, _)| *s != svc)
-            && let Some((s, t)) = group.take()
-        {
-            f(s, t)?;
+    for path in overlay.into_iter().flat_map(|o| o.files.keys()) {
+        if let Part::Service(svc) = part::of_overlay_path(path) {
+            names.insert(svc);
         }
-        group
-            .get_or_insert_with(|| (svc, empty_like(tree)))
-            .1
-            .files
-            .insert(path.clone(), bytes.clone());
     }
-    match group {
-        Some((s, t)) => f(s, t),
-        None => Ok(()),
-    }
+    names
 }
 
 /// A tree with the same source and no entries.
@@ -664,9 +584,9 @@ fn parse_config_service(
     Ok((cfg.services.remove(svc), sorted(diags.0)))
 }
 
-/// One service's overlay parse: its backends (none valid: `None`),
-/// diagnostics and skipped count.
-type OverlayService = (Option<BTreeMap<String, Backend>>, Vec<Diagnostic>, usize);
+/// One service's overlay parse: its backends (none valid: `None`) and
+/// diagnostics.
+type OverlayService = (Option<BTreeMap<String, Backend>>, Vec<Diagnostic>);
 
 /// Parses one service's overlay keys.
 fn parse_overlay_service(svc: &str, tree: &Tree) -> Result<OverlayService, Fallback> {
@@ -674,21 +594,12 @@ fn parse_overlay_service(svc: &str, tree: &Tree) -> Result<OverlayService, Fallb
     if !overlay.routes.is_empty() || overlay.backends.keys().any(|k| k != svc) {
         return Err(Fallback);
     }
-    Ok((
-        overlay.backends.remove(svc),
-        sorted(diags.0),
-        overlay.skipped,
-    ))
+    Ok((overlay.backends.remove(svc), sorted(diags.0)))
 }
 
-/// Parses the global part of both trees into `rendered` and the scratch
-/// config and overlay.
-fn parse_global(
-    config: &Tree,
-    overlay: Option<&Tree>,
-    rendered: &mut Rendered,
-    parts: &mut Parts,
-) -> Result<(), Fallback> {
+/// Parses the global part of both trees into the scratch config and
+/// overlay.
+fn parse_global(config: &Tree, overlay: Option<&Tree>, parts: &mut Parts) -> Result<(), Fallback> {
     let mut global = empty_like(config);
     for (path, bytes) in &config.files {
         if part::of_config_path(path) == Part::Global {
@@ -721,27 +632,28 @@ fn parse_global(
         overlay: overlay_print,
     };
     parts.global_parse_diags = merge(sorted(cfg_diags.0), sorted(ov_diags.0));
-    parts.global_skipped = ov.skipped;
     parts.scratch_config = Config {
         services: BTreeMap::new(),
-        routes: cfg.routes.clone(),
-        defaults: cfg.defaults.clone(),
+        routes: cfg.routes,
+        defaults: cfg.defaults,
     };
     parts.scratch_overlay = Overlay {
         backends: BTreeMap::new(),
-        routes: ov.routes.clone(),
+        routes: ov.routes,
         skipped: 0,
     };
-    rendered.config.routes = cfg.routes;
-    rendered.config.defaults = cfg.defaults;
-    rendered.overlay.routes = ov.routes;
     Ok(())
 }
 
-/// Compiles every service from its kept parse; rebuilds the state, the
-/// diagnostics and the skipped count. Whether the state changed.
+/// Parses every service of `parts` again from the trees and compiles it;
+/// rebuilds the state, the health checks, the claims and the diagnostics.
+/// Whether the state changed. The old state is taken apart as the new one
+/// is built (each part's old `keys` out, its new fragment in), so the two
+/// are never held whole side by side.
 fn compile_all(
-    rendered: &mut Rendered,
+    config: &Tree,
+    overlay: Option<&Tree>,
+    rendered: &mut Compiled,
     parts: &mut Parts,
     opts: &Options,
 ) -> Result<bool, Fallback> {
@@ -752,30 +664,43 @@ fn compile_all(
         &BTreeSet::new(),
     );
     parts.global_compile_diags = sorted(g.0);
-    let mut state = IpvsState::default();
-    let mut health = HealthConfig::default();
+    let mut old = std::mem::take(&mut rendered.state);
+    let mut old_health = std::mem::take(&mut rendered.health);
+    let mut changed = false;
     let mut all: Vec<Diagnostic> = Vec::new();
-    let mut skipped = parts.global_skipped;
+    parts.claims.clear();
     for (svc, p) in parts.services.iter_mut() {
-        let (fragment, fragment_health, diags) = compile_service(
+        let parse = parse_service(svc, config, overlay)?;
+        p.claims = reclaim(svc, &[], parse.service.as_ref(), &mut parts.claims)?;
+        p.prints = parse.prints;
+        p.parse_diags = parse.parse_diags;
+        let (fragment, health, diags) = compile_service(
             svc,
+            (parse.service, parse.backends),
             &p.parse_diags,
-            rendered,
             (&mut parts.scratch_config, &mut parts.scratch_overlay),
             &parts.global_compile_diags,
             opts,
         );
         p.diags = merge(p.parse_diags.clone(), diags);
-        p.keys = fragment.services.keys().copied().collect();
+        let keys: Vec<ServiceKey> = fragment.services.keys().copied().collect();
+        changed |= keys != p.keys;
+        for key in &p.keys {
+            let (was, was_checked) = (old.services.remove(key), old_health.services.remove(key));
+            changed |= was.as_ref() != fragment.services.get(key)
+                || was_checked.as_ref() != health.services.get(key);
+        }
+        p.keys = keys;
         for (key, service) in fragment.services {
-            if state.services.insert(key, service).is_some() {
+            if rendered.state.services.insert(key, service).is_some() {
                 return Err(Fallback);
             }
         }
-        health.services.extend(fragment_health.services);
+        rendered.health.services.extend(health.services);
         all.extend(p.diags.iter().cloned());
-        skipped += p.skipped;
     }
+    // What is left of the old state was a service's that is gone.
+    changed |= !old.services.is_empty() || !old_health.services.is_empty();
     all.extend(parts.global_parse_diags.iter().cloned());
     all.extend(parts.global_compile_diags.iter().cloned());
     all.sort();
@@ -785,55 +710,48 @@ fn compile_all(
         return Err(Fallback);
     }
     rendered.diags = Diagnostics(all);
-    rendered.overlay.skipped = skipped;
-    let changed = rendered.state != state || rendered.health != health;
-    rendered.state = state;
-    rendered.health = health;
     Ok(changed)
 }
 
-/// Compiles one service: its config service and overlay backends are moved
-/// from `rendered` into the scratch config and overlay for the compile, and
-/// back; held back as the full render would, from its parse diagnostics.
-/// Its state fragment, the health checks of that fragment, and its
-/// diagnostics (less the global ones).
+/// One service's parsed config service and overlay backends.
+type ServiceValues = (Option<Service>, Option<BTreeMap<String, Backend>>);
+
+/// Compiles one service: its parse is moved into the scratch config and
+/// overlay (the global part) for the compile and dropped after; held back
+/// as the full render would, from its parse diagnostics. Its state
+/// fragment, the health checks of that fragment, and its diagnostics (less
+/// the global ones).
 fn compile_service(
     svc: &str,
+    (service, backends): ServiceValues,
     parse_diags: &[Diagnostic],
-    rendered: &mut Rendered,
     (scratch_config, scratch_overlay): (&mut Config, &mut Overlay),
     global: &[Diagnostic],
     opts: &Options,
 ) -> (IpvsState, HealthConfig, Vec<Diagnostic>) {
-    let service = rendered.config.services.remove_entry(svc);
-    let backends = rendered.overlay.backends.remove_entry(svc);
-    if let Some((k, v)) = service {
-        scratch_config.services.insert(k, v);
+    if let Some(s) = service {
+        scratch_config.services.insert(svc.to_string(), s);
     }
-    if let Some((k, v)) = backends {
-        scratch_overlay.backends.insert(k, v);
+    if let Some(b) = backends {
+        scratch_overlay.backends.insert(svc.to_string(), b);
     }
     let held = super::held_back(parse_diags);
     let (state, health, diags) = compile::compile(scratch_config, scratch_overlay, opts, &held);
-    if let Some((k, v)) = scratch_config.services.pop_first() {
-        rendered.config.services.insert(k, v);
-    }
-    if let Some((k, v)) = scratch_overlay.backends.pop_first() {
-        rendered.overlay.backends.insert(k, v);
-    }
+    scratch_config.services.clear();
+    scratch_overlay.backends.clear();
     (state, health, minus(sorted(diags.0), global))
 }
 
 // --- updating ----------------------------------------------------------------
 
 /// Parses and compiles one service again and splices it in. `compile`:
-/// whether to compile it now (a global update compiles every service
-/// after). Whether the state changed.
+/// whether to compile it now (a global update parses and compiles every
+/// service after). Whether the state changed.
 fn update_service(
     svc: &str,
     config: &Tree,
     overlay: Option<&Tree>,
-    rendered: &mut Rendered,
+    rendered: &mut Compiled,
     parts: &mut Parts,
     opts: &Options,
     compile: bool,
@@ -842,7 +760,14 @@ fn update_service(
     let exists = parse.exists;
     let old = parts.services.remove(svc).unwrap_or_default();
     let claims = reclaim(svc, &old.claims, parse.service.as_ref(), &mut parts.claims)?;
-    let mut new = splice_parse(svc, parse, claims, &old, rendered)?;
+    remove_diags(&mut rendered.diags.0, &old.diags)?;
+    let mut new = ServicePart {
+        parse_diags: parse.parse_diags,
+        diags: Vec::new(),
+        claims,
+        keys: Vec::new(),
+        prints: parse.prints,
+    };
     if !compile {
         // The global update compiles it, with every other service; if it
         // is gone, its state goes with that recompile.
@@ -852,7 +777,8 @@ fn update_service(
         }
         return Ok(false);
     }
-    let changed = compile_and_splice(svc, old.keys, &mut new, rendered, parts, opts)?;
+    let values = (parse.service, parse.backends);
+    let changed = compile_and_splice(svc, values, old.keys, &mut new, rendered, parts, opts)?;
     if exists {
         parts.services.insert(svc.to_string(), new);
     } else if !new.keys.is_empty() || !new.diags.is_empty() {
@@ -867,7 +793,8 @@ struct ServiceParse {
     backends: Option<BTreeMap<String, Backend>>,
     /// Sorted, deduplicated.
     parse_diags: Vec<Diagnostic>,
-    skipped: usize,
+    /// The fingerprints of its files and keys.
+    prints: Prints,
     /// Whether it has any config file or overlay key.
     exists: bool,
 }
@@ -885,22 +812,27 @@ fn parse_service(
     } else {
         parse_config_service(svc, &config_tree)?
     };
-    let (backends, skipped) = match &overlay_tree {
+    let backends = match &overlay_tree {
         Some(t) if !t.files.is_empty() => {
-            let (b, d, s) = parse_overlay_service(svc, t)?;
+            let (b, d) = parse_overlay_service(svc, t)?;
             parse_diags = merge(parse_diags, d);
-            (b, s)
+            b
         }
-        _ => (None, 0),
+        _ => None,
     };
-    let exists =
-        !config_tree.files.is_empty() || overlay_tree.as_ref().is_some_and(|t| !t.files.is_empty());
+    let overlay_print = overlay_tree
+        .as_ref()
+        .map(|t| t.files.fingerprint())
+        .unwrap_or_default();
     Ok(ServiceParse {
         service,
         backends,
         parse_diags,
-        skipped,
-        exists,
+        prints: Prints {
+            config: config_tree.files.fingerprint(),
+            overlay: overlay_print,
+        },
+        exists: !config_tree.files.is_empty() || !overlay_print.is_empty(),
     })
 }
 
@@ -926,50 +858,21 @@ fn reclaim(
     Ok(new)
 }
 
-/// Puts a service's new parse in place of its old one in `rendered` (the
-/// config service, the overlay backends, the skipped count) and takes its
-/// old diagnostics out. Its new part, not compiled yet.
-fn splice_parse(
-    svc: &str,
-    parse: ServiceParse,
-    claims: Vec<ServiceKey>,
-    old: &ServicePart,
-    rendered: &mut Rendered,
-) -> Result<ServicePart, Fallback> {
-    match parse.service {
-        Some(s) => rendered.config.services.insert(svc.to_string(), s),
-        None => rendered.config.services.remove(svc),
-    };
-    match parse.backends {
-        Some(b) => rendered.overlay.backends.insert(svc.to_string(), b),
-        None => rendered.overlay.backends.remove(svc),
-    };
-    rendered.overlay.skipped = rendered.overlay.skipped + parse.skipped - old.skipped;
-    remove_diags(&mut rendered.diags.0, &old.diags)?;
-    Ok(ServicePart {
-        parse_diags: parse.parse_diags,
-        diags: Vec::new(),
-        skipped: parse.skipped,
-        claims,
-        keys: Vec::new(),
-        prints: Prints::default(),
-    })
-}
-
 /// Compiles a service and splices its diagnostics and state fragment in
 /// place of the old ones (`old_keys`); whether the state changed.
 fn compile_and_splice(
     svc: &str,
+    values: ServiceValues,
     old_keys: Vec<ServiceKey>,
     new: &mut ServicePart,
-    rendered: &mut Rendered,
+    rendered: &mut Compiled,
     parts: &mut Parts,
     opts: &Options,
 ) -> Result<bool, Fallback> {
     let (fragment, health, diags) = compile_service(
         svc,
+        values,
         &new.parse_diags,
-        rendered,
         (&mut parts.scratch_config, &mut parts.scratch_overlay),
         &parts.global_compile_diags,
         opts,
@@ -1007,16 +910,17 @@ fn compile_and_splice(
     Ok(true)
 }
 
-/// The global part changed: parses it again and compiles every service.
+/// The global part changed: parses it again, then parses and compiles
+/// every service again from the trees (the memo keeps no parse).
 fn update_global(
     config: &Tree,
     overlay: Option<&Tree>,
-    rendered: &mut Rendered,
+    rendered: &mut Compiled,
     parts: &mut Parts,
     opts: &Options,
 ) -> Result<bool, Fallback> {
-    parse_global(config, overlay, rendered, parts)?;
-    compile_all(rendered, parts, opts)
+    parse_global(config, overlay, parts)?;
+    compile_all(config, overlay, rendered, parts, opts)
 }
 
 /// One service's config files.
@@ -1210,8 +1114,6 @@ mod tests {
                 let got = memo.render_hinted(&config, Some(&overlay), hint.as_ref()).clone();
                 let full = super::super::render(&config, Some(&overlay), &opts);
                 prop_assert_eq!(&got.state, &full.state);
-                prop_assert_eq!(&got.config, &full.config);
-                prop_assert_eq!(&got.overlay, &full.overlay);
                 prop_assert_eq!(&got.diags, &full.diags);
                 prop_assert_eq!(&got.config_hash, &full.config_hash);
                 prop_assert_eq!(&got.overlay_hash, &full.overlay_hash);

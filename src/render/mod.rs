@@ -1,8 +1,9 @@
 //! Render: config tree + overlay tree -> validated config -> desired IPVS
 //! state, with every diagnostic along the way.
 //!
-//! `memo` keeps the last render for the watch loop and re-renders only the
-//! services whose inputs changed; its result equals [`render`]'s.
+//! `memo` keeps the last render for the watch loop (a [`Compiled`]: no
+//! parsed config or overlay) and re-renders only the services whose inputs
+//! changed; its result equals [`render`]'s.
 //!
 //! Invariant: pure. Takes trees already read by a source; no I/O.
 
@@ -35,6 +36,34 @@ pub struct Rendered {
 }
 
 impl Rendered {
+    pub fn is_ok(&self) -> bool {
+        !self.diags.has_errors()
+    }
+
+    /// What was compiled, without the parsed config and overlay.
+    pub fn into_compiled(self) -> Compiled {
+        Compiled {
+            state: self.state,
+            diags: self.diags,
+            config_hash: self.config_hash,
+            overlay_hash: self.overlay_hash,
+            health: self.health,
+        }
+    }
+}
+
+/// A [`Rendered`] without the parsed config and overlay: what the memo
+/// keeps between passes (the trees hold the inputs).
+#[derive(Clone, Debug, Default)]
+pub struct Compiled {
+    pub state: IpvsState,
+    pub diags: Diagnostics,
+    pub config_hash: String,
+    pub overlay_hash: Option<String>,
+    pub health: HealthConfig,
+}
+
+impl Compiled {
     pub fn is_ok(&self) -> bool {
         !self.diags.has_errors()
     }
