@@ -840,7 +840,7 @@ fn family_name(family: Family) -> &'static str {
 pub fn parse(text: &str) -> Result<IpvsState, ParseError> {
     let mut dump = Dump {
         text,
-        services: Entries::default(),
+        state: IpvsState::default(),
         open: None,
         dests: Entries::default(),
     };
@@ -861,9 +861,7 @@ pub fn parse(text: &str) -> Result<IpvsState, ParseError> {
         }
     }
     dump.close();
-    Ok(IpvsState {
-        services: dump.services.into_map(),
-    })
+    Ok(dump.state)
 }
 
 impl<'a> LineParser<'a> {
@@ -876,9 +874,9 @@ impl<'a> LineParser<'a> {
     }
 }
 
-/// The entries of a map as a dump gives them: in a vector while their keys
-/// come in ascending order (as clusterf writes them: a push each, one
-/// build of the map at the end), in the map from the first that does not.
+/// A service's dests as a dump gives them: in a vector while they come in
+/// ascending order (as clusterf writes them: a push each, one build of the
+/// map at the end), in the map from the first that does not.
 struct Entries<K, V> {
     sorted: Vec<(K, V)>,
     map: BTreeMap<K, V>,
@@ -894,14 +892,6 @@ impl<K, V> Default for Entries<K, V> {
 }
 
 impl<K: Ord, V> Entries<K, V> {
-    fn get_mut(&mut self, key: &K) -> Option<&mut V> {
-        if self.sorted.is_empty() {
-            return self.map.get_mut(key);
-        }
-        let i = self.sorted.binary_search_by(|e| e.0.cmp(key)).ok()?;
-        Some(&mut self.sorted[i].1)
-    }
-
     fn contains(&self, key: &K) -> bool {
         let Some(last) = self.sorted.last() else {
             return self.map.contains_key(key);
@@ -926,17 +916,13 @@ impl<K: Ord, V> Entries<K, V> {
         }
         self.sorted.drain(..).collect()
     }
-
-    fn into_map(mut self) -> BTreeMap<K, V> {
-        self.take()
-    }
 }
 
 /// The state read so far, and the dump it is read from.
 struct Dump<'t> {
     text: &'t str,
-    services: Entries<ServiceKey, Service>,
-    /// The service of the last `-A` line, not yet in `services`: its dests
+    state: IpvsState,
+    /// The service of the last `-A` line, not yet in `state`: its dests
     /// usually follow it, and go into `dests` without a search of every
     /// service.
     open: Option<(ServiceKey, Service)>,
@@ -945,11 +931,21 @@ struct Dump<'t> {
 }
 
 impl Dump<'_> {
+    /// Whether the state holds `key`; without a search while the services
+    /// come in key order.
+    fn has_service(&self, key: &ServiceKey) -> bool {
+        let services = &self.state.services;
+        services
+            .last_key_value()
+            .is_some_and(|(last, _)| last >= key)
+            && services.contains_key(key)
+    }
+
     /// Puts the open service into the state.
     fn close(&mut self) {
         if let Some((key, mut svc)) = self.open.take() {
             svc.dests = self.dests.take();
-            self.services.insert(key, svc);
+            self.state.services.insert(key, svc);
         }
     }
 
@@ -960,7 +956,7 @@ impl Dump<'_> {
         key: ServiceKey,
         l: &Line<'_>,
     ) -> Result<(), ParseError> {
-        if self.open.as_ref().is_some_and(|o| o.0 == key) || self.services.contains(&key) {
+        if self.open.as_ref().is_some_and(|o| o.0 == key) || self.has_service(&key) {
             let first = first_line(self.text, p.line, |c, k, _| {
                 c == Command::AddService && *k == key
             });
@@ -988,7 +984,7 @@ impl Dump<'_> {
         let dest = dest_addr(p, &key, rcol, rtext)?;
         let (known, open) = match &self.open {
             Some((open, _)) if *open == key => (true, true),
-            _ => (self.services.contains(&key), false),
+            _ => (self.has_service(&key), false),
         };
         if !known {
             return Err(p.err(
@@ -999,7 +995,8 @@ impl Dump<'_> {
         let defined = if open {
             self.dests.contains(&dest)
         } else {
-            self.services
+            self.state
+                .services
                 .get_mut(&key)
                 .is_some_and(|s| s.dests.contains_key(&dest))
         };
@@ -1015,7 +1012,7 @@ impl Dump<'_> {
         let value = dest_value(p, &key, &dest, l, (rcol, rtext))?;
         if open {
             self.dests.insert(dest, value);
-        } else if let Some(svc) = self.services.get_mut(&key) {
+        } else if let Some(svc) = self.state.services.get_mut(&key) {
             svc.dests.insert(dest, value);
         }
         Ok(())
