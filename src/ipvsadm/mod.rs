@@ -426,4 +426,376 @@ mod tests {
             "-A -t 10.0.0.1:80 -s wlc\n-a -t 10.0.0.1:80 -r 10.0.0.2:80 -m -w 3 -x 100 -y 10\n"
         );
     }
+
+    /// Every error the parser reports, with its whole text, line and column
+    /// (in characters: non-ASCII words and whitespace, `\r\n` line ends).
+    #[test]
+    fn every_error_text_is_exact() {
+        let cases = [
+            ("-A -t 10.0.0.1:80 -s\n", "1:19: option -s needs a value"),
+            (
+                "-A -t 10.0.0.1:80 -p x\n",
+                "1:22: -p: invalid persistence timeout \"x\"",
+            ),
+            ("-A -f x\n", "1:7: -f: invalid fwmark \"x\""),
+            (
+                "-A -f 4294967296\n",
+                "1:7: -f: invalid fwmark \"4294967296\"",
+            ),
+            ("-A -f 0\n", "1:7: -f: fwmark must be above 0"),
+            (
+                "-a -t 10.0.0.1:80 -r 10.0.0.2:80 -w x\n",
+                "1:37: -w: invalid weight \"x\"",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 10.0.0.2:80 -w 2147483648\n",
+                "1:37: -w: weight 2147483648 out of range",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 10.0.0.2:80 -w -1\n",
+                "1:37: -w: invalid weight \"-1\"",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 10.0.0.2:80 -x y\n",
+                "1:37: -x: invalid upper threshold \"y\"",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 10.0.0.2:80 -y 4294967296\n",
+                "1:37: -y: invalid lower threshold \"4294967296\"",
+            ),
+            (
+                "-A -t 10.0.0.1:80 -s wlc -s rr\n",
+                "1:26: option -s given twice (first at column 19)",
+            ),
+            (
+                "-A -t 10.0.0.1:80 -6 -6\n",
+                "1:22: option -6 given twice (first at column 19)",
+            ),
+            (
+                "-A -t 10.0.0.1:80 -o -o\n",
+                "1:22: option -o given twice (first at column 19)",
+            ),
+            (
+                "-A -t 10.0.0.1\n",
+                "1:7: -t: invalid service address \"10.0.0.1\": expected ADDRESS:PORT, the port is missing",
+            ),
+            (
+                "-A -t [2001:db8::1]\n",
+                "1:7: -t: invalid service address \"[2001:db8::1]\": expected ADDRESS:PORT, the port is missing",
+            ),
+            (
+                "-A -t 2001:db8::1\n",
+                "1:7: -t: invalid service address \"2001:db8::1\": expected ADDRESS:PORT, the port is missing",
+            ),
+            (
+                "-A -t www.example.com:http\n",
+                "1:7: -t: invalid service address \"www.example.com:http\": expected a numeric ADDRESS:PORT (IPv6 in brackets; dump with ipvsadm -S -n)",
+            ),
+            (
+                "-A -t 10.0.0.1:65536\n",
+                "1:7: -t: invalid service address \"10.0.0.1:65536\": expected a numeric ADDRESS:PORT (IPv6 in brackets; dump with ipvsadm -S -n)",
+            ),
+            (
+                "-A -t 10.0.0.256:80\n",
+                "1:7: -t: invalid service address \"10.0.0.256:80\": expected a numeric ADDRESS:PORT (IPv6 in brackets; dump with ipvsadm -S -n)",
+            ),
+            (
+                "-A -t 010.0.0.1:80\n",
+                "1:7: -t: invalid service address \"010.0.0.1:80\": expected a numeric ADDRESS:PORT (IPv6 in brackets; dump with ipvsadm -S -n)",
+            ),
+            ("-A -t 10.0.0.1:080 -z\n", "1:20: unknown option \"-z\""),
+            (
+                "-A -u 10.0.0.1:+80\n",
+                "1:7: -u: invalid service address \"10.0.0.1:+80\": expected a numeric ADDRESS:PORT (IPv6 in brackets; dump with ipvsadm -S -n)",
+            ),
+            (
+                "-E -t 10.0.0.1:80\n",
+                "1:1: unsupported command \"-E\": a dump holds only -A (service) and -a (dest) lines",
+            ),
+            (
+                "--add-services -t 10.0.0.1:80\n",
+                "1:1: unsupported command \"--add-services\": a dump holds only -A (service) and -a (dest) lines",
+            ),
+            (
+                "TCP 10.0.0.1:80 wlc\n",
+                "1:1: expected -A or -a at the start of the line, found \"TCP\"",
+            ),
+            ("-A -t 10.0.0.1:80 -z\n", "1:19: unknown option \"-z\""),
+            (
+                "-A -t 10.0.0.1:80 wlc\n",
+                "1:19: unexpected argument \"wlc\"",
+            ),
+            (
+                "-A -t 10.0.0.1:80 -f 3\n",
+                "1:19: more than one service on the line",
+            ),
+            (
+                "-A -t 10.0.0.1:80 -s WLC\n",
+                "1:22: -s: invalid scheduler name \"WLC\"",
+            ),
+            (
+                "-A -t 10.0.0.1:80 -s abcdefghijklmnop\n",
+                "1:22: -s: invalid scheduler name \"abcdefghijklmnop\"",
+            ),
+            (
+                "-A -t 10.0.0.1:80 -p 0\n",
+                "1:22: -p: persistence timeout must be above 0",
+            ),
+            (
+                "-A -t 10.0.0.1:80 -p 4294967296\n",
+                "1:22: -p: invalid persistence timeout \"4294967296\"",
+            ),
+            (
+                "-A -t 10.0.0.1:80 -p -s rr -z\n",
+                "1:28: unknown option \"-z\"",
+            ),
+            (
+                "-A -t 10.0.0.1:80 --pe SIP\n",
+                "1:24: --pe: invalid persistence engine \"SIP\"",
+            ),
+            (
+                "-A -t 10.0.0.1:80 --pe sip --pe sip\n",
+                "1:28: option --pe given twice (first at column 19)",
+            ),
+            (
+                "-A -t 10.0.0.1:80 -M 255.0.0.0\n",
+                "1:19: -M without -p: the netmask is the persistence granularity",
+            ),
+            (
+                "-A -t 10.0.0.1:80 -p 30 -M 255.0.255.0\n",
+                "1:25: -M 255.0.255.0: not a contiguous netmask",
+            ),
+            (
+                "-A -t 10.0.0.1:80 -p 30 -M 33\n",
+                "1:25: -M 33: expected a netmask like 255.255.255.0",
+            ),
+            (
+                "-A -t 10.0.0.1:80 -p 30 -M x\n",
+                "1:25: -M x: expected a netmask like 255.255.255.0",
+            ),
+            (
+                "-A -t [2001:db8::1]:80 -p 30 -M 0\n",
+                "1:30: -M 0: expected a prefix length 1..128",
+            ),
+            (
+                "-A -t [2001:db8::1]:80 -p 30 -M 129\n",
+                "1:30: -M 129: expected a prefix length 1..128",
+            ),
+            (
+                "-A -t [2001:db8::1]:80 -p 30 -M 255.255.255.0\n",
+                "1:30: -M 255.255.255.0: expected a prefix length 1..128",
+            ),
+            (
+                "-A -t 10.0.0.1:80 -b bogus\n",
+                "1:19: -b: unknown scheduler flag \"bogus\", expected sh-fallback, sh-port, mh-fallback, mh-port or flag-1..flag-3",
+            ),
+            (
+                "-A -t 10.0.0.1:80 -b sh-port,\n",
+                "1:19: -b: unknown scheduler flag \"\", expected sh-fallback, sh-port, mh-fallback, mh-port or flag-1..flag-3",
+            ),
+            (
+                "-A -t 10.0.0.1:80 -b sh-port -b sh-port\n",
+                "1:30: option -b given twice (first at column 19)",
+            ),
+            (
+                "-A -t 10.0.0.1:80 -w 3\n",
+                "1:19: -w: a dest (-a) option on a service (-A) line",
+            ),
+            (
+                "-A -t 10.0.0.1:80 -s rr -r 10.0.0.2:80 -x 1\n",
+                "1:25: -r: a dest (-a) option on a service (-A) line",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 10.0.0.2:80 -s rr\n",
+                "1:34: -s: a service (-A) option on a dest (-a) line",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 10.0.0.2:80 -g -o\n",
+                "1:37: -o: a service (-A) option on a dest (-a) line",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 10.0.0.2:80 -g -m\n",
+                "1:37: option -m given twice (first at column 34)",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 10.0.0.2:80 -r 10.0.0.3:80\n",
+                "1:34: option -r given twice (first at column 19)",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 10.0.0.2:80 -i --tun-type vxlan\n",
+                "1:48: --tun-type: unknown tunnel type \"vxlan\", expected ipip, gue or gre",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 10.0.0.2:80 -i --tun-type gue --tun-port 0\n",
+                "1:63: --tun-port: port must be 1..65535",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 10.0.0.2:80 -i --tun-type gue --tun-port 65536\n",
+                "1:63: --tun-port: invalid port \"65536\"",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 10.0.0.2:80 -i --tun-type gue --tun-port 1 --tun-port 1\n",
+                "1:65: option --tun-port given twice (first at column 52)",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 10.0.0.2:80 -i --tun-type gre --tun-csum --tun-remcsum\n",
+                "1:63: --tun-remcsum: one checksum option only (--tun-csum at column 52)",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 10.0.0.2:80 -m --tun-csum\n",
+                "1:37: --tun-csum: tunnel options need the tunnel forwarding method (-i)",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 10.0.0.2:80 -i --tun-type gre --tun-port 1\n",
+                "1:52: --tun-port: an option of gue tunnels, not gre",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 10.0.0.2:80 -i --tun-csum\n",
+                "1:37: --tun-csum: an option of gue and gre tunnels, not ipip",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 10.0.0.2:80 -i --tun-type gre --tun-remcsum\n",
+                "1:52: --tun-remcsum: an option of gue tunnels, not gre",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 10.0.0.2:80 -i --tun-type gue\n",
+                "1:37: --tun-type gue: needs --tun-port",
+            ),
+            (
+                "-A -t 10.0.0.1:80 -u 10.0.0.1:80\n",
+                "1:19: more than one service on the line",
+            ),
+            (
+                "-A -f 1 -t 10.0.0.1:80\n",
+                "1:9: more than one service on the line",
+            ),
+            (
+                "-A -s rr\n",
+                "1:1: no service: expected -t, -u, --sctp-service or -f with its address",
+            ),
+            (
+                "-A -t 10.0.0.1:80 -6\n",
+                "1:19: -6 with an IPv4 service address",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -w 1\n",
+                "1:1: dest line without -r ADDRESS:PORT",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 10.0.0.2:80\n",
+                "1:4: dest of service tcp://10.0.0.1:80, which no -A line before it defines",
+            ),
+            (
+                "-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r 10.0.0.x:80\n",
+                "2:19: -r: invalid dest address \"10.0.0.x:80\": expected a numeric ADDRESS:PORT (IPv6 in brackets)",
+            ),
+            (
+                "-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r [10.0.0.2:80]\n",
+                "2:19: -r: invalid dest address \"[10.0.0.2:80]\": expected a numeric ADDRESS:PORT (IPv6 in brackets)",
+            ),
+            (
+                "-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r 10.0.0.2:80\n-a -t 10.0.0.1:80 -r 10.0.0.2\n",
+                "3:19: dest 10.0.0.2:80 of tcp://10.0.0.1:80 already defined on line 2",
+            ),
+            (
+                "-A -t 10.0.0.1:80\n-A -t 10.0.0.2:80\n-a -t 10.0.0.1:80 -r 10.0.0.3:80\n-a -t 10.0.0.1:80 -r 10.0.0.3:80\n",
+                "4:19: dest 10.0.0.3:80 of tcp://10.0.0.1:80 already defined on line 3",
+            ),
+            (
+                "-A -t 10.0.0.2:80\n-A -t 10.0.0.1:80\n-a -t 10.0.0.2:80 -r 10.0.0.3:80 -w 1\n-a -t 10.0.0.2:80 -r 10.0.0.3:80 -w 2\n",
+                "4:19: dest 10.0.0.3:80 of tcp://10.0.0.2:80 already defined on line 3",
+            ),
+            (
+                "-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r 10.0.0.5:80\n-a -t 10.0.0.1:80 -r 10.0.0.4:80\n-a -t 10.0.0.1:80 -r 10.0.0.5:80\n",
+                "4:19: dest 10.0.0.5:80 of tcp://10.0.0.1:80 already defined on line 2",
+            ),
+            (
+                "-A -t 10.0.0.2:80\n-A -t 10.0.0.1:80\n-A -t 10.0.0.2:80\n",
+                "3:4: service tcp://10.0.0.2:80 already defined on line 1",
+            ),
+            (
+                "-A -t 10.0.0.1:80\n-A -t 10.0.0.2:80\n-A -t 10.0.0.1:80\n",
+                "3:4: service tcp://10.0.0.1:80 already defined on line 1",
+            ),
+            (
+                "-A -t 10.0.0.1:80\n-A -t 10.0.0.1:80 -s rr\n",
+                "2:4: service tcp://10.0.0.1:80 already defined on line 1",
+            ),
+            (
+                "-A -f 1\n-A -f 1 -6\n-A -f 1 -6\n",
+                "3:4: service fwmark6://1 already defined on line 2",
+            ),
+            (
+                "-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r [2001:db8::1]:80 -m\n",
+                "2:19: -r [2001:db8::1]:80: an IPv6 dest of an IPv4 service needs the tunnel forwarding method (-i), as the kernel requires",
+            ),
+            (
+                "-A -u [2001:db8::1]:53\n-a -u [2001:db8::1]:53 -r 10.0.0.2 -m\n",
+                "2:24: -r 10.0.0.2: an IPv4 dest of an IPv6 service needs the tunnel forwarding method (-i), as the kernel requires",
+            ),
+            ("-A -M é -t 10.0.0.1:80 -z\n", "1:24: unknown option \"-z\""),
+            (
+                "-A\u{a0}-t\u{2003}10.0.0.1:80\u{3000}-z\n",
+                "1:19: unknown option \"-z\"",
+            ),
+            (
+                "-A -t 10.0.0.1:80 --pe sipé\n",
+                "1:24: --pe: invalid persistence engine \"sipé\"",
+            ),
+            (
+                "-A -t 10.0.0.1:80 -s\u{b}rr\u{c}-z\n",
+                "1:25: unknown option \"-z\"",
+            ),
+            ("-A -t 10.0.0.1:80 -é\n", "1:19: unknown option \"-é\""),
+            ("-A -t 10.0.0.1:80 é\n", "1:19: unexpected argument \"é\""),
+            (
+                "-Aé -t 10.0.0.1:80\n",
+                "1:1: unsupported command \"-Aé\": a dump holds only -A (service) and -a (dest) lines",
+            ),
+            (
+                "é\n",
+                "1:1: expected -A or -a at the start of the line, found \"é\"",
+            ),
+            (
+                "-A -t 10.0.0.1:80\r\n-a -t 10.0.0.1:80 -r 10.0.0.2:80 -z\r\n\n",
+                "2:34: unknown option \"-z\"",
+            ),
+            (
+                "# comment\n\n   \n-A -t 10.0.0.1:80 -z\n",
+                "4:19: unknown option \"-z\"",
+            ),
+            ("  -A -t 10.0.0.1:80 -z\n", "1:21: unknown option \"-z\""),
+            (
+                "-A -t 10.0.0.1:80 -s wlc\n-A -t 10.0.0.1:80 -p\n\n",
+                "2:4: service tcp://10.0.0.1:80 already defined on line 1",
+            ),
+            (
+                "-A -t 10.0.0.1:80 -p 30 -M 255.255.255.0 -p 3\n",
+                "1:42: option -p given twice (first at column 19)",
+            ),
+            (
+                "-A -t 10.0.0.1:80 -s rr -M\n",
+                "1:25: option -M needs a value",
+            ),
+            (
+                "-A -M é -t 10.0.0.1:80 -w 3\n",
+                "1:24: -w: a dest (-a) option on a service (-A) line",
+            ),
+        ];
+        for (input, want) in cases {
+            let e = parse(input).unwrap_err();
+            assert_eq!(e.to_string(), want, "{input:?}");
+        }
+    }
+
+    /// Numbers and addresses in forms a dump never holds (leading zeros,
+    /// a `+`) read as `str::parse` reads them.
+    #[test]
+    fn unusual_numbers_read_as_std_reads_them() {
+        let odd = "-A -t 10.0.0.1:080 -s wlc -p +30\n-a -t 10.0.0.1:80 -r 10.0.0.2:0080 -m -w +5 -x 007 -y 0\n\
+                   -A -f +7 -s rr\n-a -f 7 -r 10.0.0.3 -i -w 0 --tun-type gue --tun-port 06080 --tun-csum\n";
+        let plain = "-A -t 10.0.0.1:80 -s wlc -p 30\n-a -t 10.0.0.1:80 -r 10.0.0.2:80 -m -w 5 -x 7\n\
+                     -A -f 7 -s rr\n-a -f 7 -r 10.0.0.3:0 -i -w 0 --tun-type gue --tun-port 6080 --tun-csum\n";
+        assert_eq!(parse(odd).unwrap(), parse(plain).unwrap());
+    }
 }

@@ -3,6 +3,7 @@
 //! dest, tunnel) and checked against its command, then it becomes a service
 //! or a dest of the state read so far.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -42,23 +43,29 @@ struct Token<'a> {
     text: &'a str,
 }
 
-/// The words of one line, found in one pass over its bytes. Whitespace is
-/// Rust's (`char::is_whitespace`); ASCII is decided by the byte, only other
-/// characters are decoded.
+/// The words of one line of a dump, found in one pass over its bytes: they
+/// end at its `\n` (a `\r` before it is whitespace, as `str::lines` drops
+/// it). Whitespace is Rust's (`char::is_whitespace`); ASCII is decided by
+/// the byte, only other characters are decoded.
 #[derive(Clone)]
 struct Words<'a> {
-    line: &'a str,
+    text: &'a str,
     /// Byte offset of the next character.
     pos: usize,
-    /// UTF-8 continuation bytes before `pos`: its column is `pos - wide + 1`.
+    /// Byte offset of the line's first character.
+    start: usize,
+    /// UTF-8 continuation bytes of the line before `pos`: its column is
+    /// `pos - start - wide + 1`.
     wide: usize,
 }
 
 impl<'a> Words<'a> {
-    fn new(line: &'a str) -> Self {
+    /// The words of the line that starts at byte `start` of `text`.
+    fn new(text: &'a str, start: usize) -> Self {
         Words {
-            line,
-            pos: 0,
+            text,
+            pos: start,
+            start,
             wide: 0,
         }
     }
@@ -66,12 +73,35 @@ impl<'a> Words<'a> {
     /// The length of the non-ASCII character at byte `i` when its
     /// whitespace-ness is `space` (its extra bytes counted in `wide`).
     fn wide_char(&mut self, i: usize, space: bool) -> Option<usize> {
-        let c = self.line.get(i..)?.chars().next()?;
+        let c = self.text.get(i..)?.chars().next()?;
         if c.is_whitespace() != space {
             return None;
         }
         self.wide += c.len_utf8() - 1;
         Some(c.len_utf8())
+    }
+
+    /// The next word unless it starts with `-` (an option).
+    fn next_value(&mut self) -> Option<Token<'a>> {
+        let mut ahead = self.clone();
+        let t = ahead.next().filter(|t| !t.text.starts_with('-'))?;
+        *self = ahead;
+        Some(t)
+    }
+
+    /// The byte offset after the line's `\n` (the text's end without one).
+    fn next_line(&self) -> usize {
+        let rest = &self.text.as_bytes()[self.pos..];
+        rest.iter()
+            .position(|&b| b == b'\n')
+            .map_or(self.text.len(), |n| self.pos + n + 1)
+    }
+
+    /// The line, without its `\n`.
+    fn line(&self) -> &'a str {
+        let end = self.next_line();
+        let line = &self.text[self.start..end];
+        line.strip_suffix('\n').unwrap_or(line)
     }
 }
 
@@ -80,18 +110,55 @@ fn is_space(b: u8) -> bool {
     b == b' ' || (b'\t'..=b'\r').contains(&b)
 }
 
+/// A byte of a word: printable ASCII (other characters are decoded).
+fn is_word_byte(b: u8) -> bool {
+    b.wrapping_sub(b'!') < 0x7f - b'!'
+}
+
 impl<'a> Iterator for Words<'a> {
     type Item = Token<'a>;
 
+    // Inlined: a dump's lines are mostly words, called for one by one.
+    #[inline(always)]
     fn next(&mut self) -> Option<Token<'a>> {
-        let bytes = self.line.as_bytes();
+        let bytes = self.text.as_bytes();
         let mut i = self.pos;
+        // A dump's words: printable ASCII after spaces, before a space or
+        // the line's end; anything else is read again, by the loops below.
+        while bytes.get(i) == Some(&b' ') {
+            i += 1;
+        }
+        let start = i;
+        while bytes.get(i).is_some_and(|&b| is_word_byte(b)) {
+            i += 1;
+        }
+        if i > start && matches!(bytes.get(i), None | Some(b' ' | b'\n')) {
+            self.pos = i;
+            return Some(Token {
+                column: start - self.start - self.wide + 1,
+                text: &self.text[start..i],
+            });
+        }
+        self.next_slow(start)
+    }
+}
+
+impl<'a> Words<'a> {
+    /// The next word from byte `i` on, in general: other whitespace, other
+    /// characters.
+    #[cold]
+    #[inline(never)]
+    fn next_slow(&mut self, mut i: usize) -> Option<Token<'a>> {
+        let bytes = self.text.as_bytes();
         loop {
             let Some(&b) = bytes.get(i) else {
                 self.pos = i;
                 return None;
             };
-            if is_space(b) {
+            if b == b'\n' {
+                self.pos = i;
+                return None;
+            } else if is_space(b) {
                 i += 1;
             } else if b.is_ascii() {
                 break;
@@ -102,9 +169,17 @@ impl<'a> Iterator for Words<'a> {
                 }
             }
         }
-        let (start, column) = (i, i - self.wide + 1);
+        self.word(i)
+    }
+
+    /// The word at byte `i` (not whitespace).
+    fn word(&mut self, mut i: usize) -> Option<Token<'a>> {
+        let bytes = self.text.as_bytes();
+        let (start, column) = (i, i - self.start - self.wide + 1);
         while let Some(&b) = bytes.get(i) {
-            if !b.is_ascii() {
+            if is_word_byte(b) {
+                i += 1;
+            } else if !b.is_ascii() {
                 match self.wide_char(i, false) {
                     Some(len) => i += len,
                     None => break,
@@ -118,7 +193,7 @@ impl<'a> Iterator for Words<'a> {
         self.pos = i;
         Some(Token {
             column,
-            text: &self.line[start..i],
+            text: &self.text[start..i],
         })
     }
 }
@@ -159,8 +234,7 @@ enum Command {
 
 struct LineParser<'a> {
     line: usize,
-    text: &'a str,
-    words: std::iter::Peekable<Words<'a>>,
+    words: Words<'a>,
 }
 
 impl<'a> LineParser<'a> {
@@ -180,12 +254,15 @@ impl<'a> LineParser<'a> {
         }
     }
 
-    fn number<T: std::str::FromStr>(
+    fn number<T: std::str::FromStr + TryFrom<u32>>(
         &self,
         opt: Token<'a>,
         value: Token<'a>,
         what: &str,
     ) -> Result<T, ParseError> {
+        if let Some(n) = decimal(value.text.as_bytes()).and_then(|n| T::try_from(n).ok()) {
+            return Ok(n);
+        }
         value.text.parse::<T>().map_err(|_| {
             self.err(
                 value.column,
@@ -227,11 +304,49 @@ fn flag_once(
     Ok(())
 }
 
+/// Up to nine decimal digits (`str::parse` reads the rest).
+fn decimal(digits: &[u8]) -> Option<u32> {
+    if digits.is_empty() || digits.len() > 9 {
+        return None;
+    }
+    digits.iter().try_fold(0u32, |n, &b| {
+        let d = b.wrapping_sub(b'0');
+        (d < 10).then_some(n * 10 + u32::from(d))
+    })
+}
+
+/// `A.B.C.D:PORT` as a dump writes it (no leading zeros, no sign): a subset
+/// of what `SocketAddr`'s `FromStr` accepts, read to the same value; `None`
+/// for anything else, which it reads.
+fn socket_v4(s: &[u8]) -> Option<SocketAddr> {
+    let mut octets = [0u8; 4];
+    // Octets done, the number being read and its digits.
+    let (mut done, mut n, mut digits) = (0, 0u32, 0);
+    for &b in s {
+        match b {
+            b'0'..=b'9' if digits < 5 && (digits == 0 || n != 0) => {
+                n = n * 10 + u32::from(b - b'0');
+                digits += 1;
+            }
+            b'.' | b':' if digits > 0 && n < 256 && done < 4 && (b == b':') == (done == 3) => {
+                octets[done] = n as u8;
+                (done, n, digits) = (done + 1, 0, 0);
+            }
+            _ => return None,
+        }
+    }
+    let port = u16::try_from(n).ok().filter(|_| done == 4 && digits > 0)?;
+    Some(SocketAddr::from((octets, port)))
+}
+
 fn parse_service_addr(
     p: &LineParser<'_>,
     opt: Token<'_>,
     value: Token<'_>,
 ) -> Result<SocketAddr, ParseError> {
+    if let Some(addr) = socket_v4(value.text.as_bytes()) {
+        return Ok(addr);
+    }
     value.text.parse::<SocketAddr>().map_err(|_| {
         let hint = if value.text.parse::<IpAddr>().is_ok()
             || value
@@ -262,9 +377,9 @@ fn valid_name(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
-/// One line's command and options, each option checked on its own and
-/// against the command; `None` for a blank line or a comment.
-fn parse_line<'a>(p: &mut LineParser<'a>) -> Result<Option<(Command, Line<'a>)>, ParseError> {
+/// One line's command and options (into `l`), each option checked on its
+/// own and against the command; `None` for a blank line or a comment.
+fn parse_line<'a>(p: &mut LineParser<'a>, l: &mut Line<'a>) -> Result<Option<Command>, ParseError> {
     let Some(first) = p.words.next() else {
         return Ok(None);
     };
@@ -272,20 +387,20 @@ fn parse_line<'a>(p: &mut LineParser<'a>) -> Result<Option<(Command, Line<'a>)>,
         return Ok(None);
     }
     let command = command(p, first)?;
-    let mut l = Line::default();
+    *l = Line::default();
     while let Some(opt) = p.words.next() {
         // The groups share no option: the order is a dump's frequency.
-        let known = service_option(p, &mut l, opt)?
-            || dest_option(p, &mut l, opt)?
-            || scheduling_option(p, &mut l, opt)?
-            || tunnel_option(p, &mut l, opt)?;
+        let known = service_option(p, l, opt)?
+            || dest_option(p, l, opt)?
+            || scheduling_option(p, l, opt)?
+            || tunnel_option(p, l, opt)?;
         if !known {
             return Err(unknown_option(p, opt));
         }
     }
-    check_command_options(p, command, &l)?;
-    check_tunnel_method(p, &l)?;
-    Ok(Some((command, l)))
+    check_command_options(p, command, l)?;
+    check_tunnel_method(p, l)?;
+    Ok(Some(command))
 }
 
 /// `-A` or `-a`.
@@ -401,7 +516,7 @@ fn scheduling_option<'a>(
 /// The optional value of `-p`: the next word unless it is an option, else
 /// [`DEFAULT_PERSISTENCE`].
 fn persistence_timeout<'a>(p: &mut LineParser<'a>, opt: Token<'a>) -> Result<u32, ParseError> {
-    match p.words.next_if(|v| !v.text.starts_with('-')) {
+    match p.words.next_value() {
         Some(v) => {
             let t: u32 = p.number(opt, v, "persistence timeout")?;
             if t == 0 {
@@ -539,7 +654,7 @@ fn check_command_options(
     };
     if let Some(col) = wrong.iter().flatten().min() {
         // Only on error: the words again, for the option's name.
-        let opt = Words::new(p.text)
+        let opt = Words::new(p.words.line(), 0)
             .find(|t| t.column == *col)
             .map_or("", |t| t.text);
         return Err(p.err(*col, format!("{opt}: {what}")));
@@ -689,6 +804,9 @@ fn dest_addr(
     col: usize,
     text: &str,
 ) -> Result<SocketAddr, ParseError> {
+    if let Some(a) = socket_v4(text.as_bytes()) {
+        return Ok(a);
+    }
     if let Ok(a) = text.parse::<SocketAddr>() {
         return Ok(a);
     }
@@ -724,10 +842,16 @@ pub fn parse(text: &str) -> Result<IpvsState, ParseError> {
         text,
         state: IpvsState::default(),
         open: None,
+        dests: Entries::default(),
     };
-    for (i, raw) in text.lines().enumerate() {
-        let mut p = LineParser::new(i + 1, raw);
-        let Some((command, l)) = parse_line(&mut p)? else {
+    let mut l = Line::default();
+    let (mut start, mut number) = (0, 0);
+    while start < text.len() {
+        number += 1;
+        let mut p = LineParser::new(number, text, start);
+        let command = parse_line(&mut p, &mut l)?;
+        start = p.words.next_line();
+        let Some(command) = command else {
             continue;
         };
         let key = service_key(&p, &l)?;
@@ -741,12 +865,56 @@ pub fn parse(text: &str) -> Result<IpvsState, ParseError> {
 }
 
 impl<'a> LineParser<'a> {
-    fn new(line: usize, text: &'a str) -> Self {
+    /// The parser of line `line`, which starts at byte `start` of `text`.
+    fn new(line: usize, text: &'a str, start: usize) -> Self {
         LineParser {
             line,
-            text,
-            words: Words::new(text).peekable(),
+            words: Words::new(text, start),
         }
+    }
+}
+
+/// A service's dests as a dump gives them: in a vector while they come in
+/// ascending order (as clusterf writes them: a push each, one build of the
+/// map at the end), in the map from the first that does not.
+struct Entries<K, V> {
+    sorted: Vec<(K, V)>,
+    map: BTreeMap<K, V>,
+}
+
+impl<K, V> Default for Entries<K, V> {
+    fn default() -> Self {
+        Entries {
+            sorted: Vec::new(),
+            map: BTreeMap::new(),
+        }
+    }
+}
+
+impl<K: Ord, V> Entries<K, V> {
+    fn contains(&self, key: &K) -> bool {
+        let Some(last) = self.sorted.last() else {
+            return self.map.contains_key(key);
+        };
+        last.0 >= *key && self.sorted.binary_search_by(|e| e.0.cmp(key)).is_ok()
+    }
+
+    /// Adds a key it does not hold.
+    fn insert(&mut self, key: K, value: V) {
+        if self.map.is_empty() && self.sorted.last().is_none_or(|e| e.0 < key) {
+            self.sorted.push((key, value));
+            return;
+        }
+        self.map.extend(self.sorted.drain(..));
+        self.map.insert(key, value);
+    }
+
+    /// The entries as a map; `self` is left empty.
+    fn take(&mut self) -> BTreeMap<K, V> {
+        if self.sorted.is_empty() {
+            return std::mem::take(&mut self.map);
+        }
+        self.sorted.drain(..).collect()
     }
 }
 
@@ -755,14 +923,28 @@ struct Dump<'t> {
     text: &'t str,
     state: IpvsState,
     /// The service of the last `-A` line, not yet in `state`: its dests
-    /// usually follow it, and go in without a search of every service.
+    /// usually follow it, and go into `dests` without a search of every
+    /// service.
     open: Option<(ServiceKey, Service)>,
+    /// The open service's dests.
+    dests: Entries<SocketAddr, Dest>,
 }
 
 impl Dump<'_> {
+    /// Whether the state holds `key`; without a search while the services
+    /// come in key order.
+    fn has_service(&self, key: &ServiceKey) -> bool {
+        let services = &self.state.services;
+        services
+            .last_key_value()
+            .is_some_and(|(last, _)| last >= key)
+            && services.contains_key(key)
+    }
+
     /// Puts the open service into the state.
     fn close(&mut self) {
-        if let Some((key, svc)) = self.open.take() {
+        if let Some((key, mut svc)) = self.open.take() {
+            svc.dests = self.dests.take();
             self.state.services.insert(key, svc);
         }
     }
@@ -774,8 +956,7 @@ impl Dump<'_> {
         key: ServiceKey,
         l: &Line<'_>,
     ) -> Result<(), ParseError> {
-        if self.open.as_ref().is_some_and(|o| o.0 == key) || self.state.services.contains_key(&key)
-        {
+        if self.open.as_ref().is_some_and(|o| o.0 == key) || self.has_service(&key) {
             let first = first_line(self.text, p.line, |c, k, _| {
                 c == Command::AddService && *k == key
             });
@@ -801,17 +982,25 @@ impl Dump<'_> {
             return Err(p.err(1, "dest line without -r ADDRESS:PORT"));
         };
         let dest = dest_addr(p, &key, rcol, rtext)?;
-        let svc = match &mut self.open {
-            Some((open, svc)) if *open == key => Some(svc),
-            _ => self.state.services.get_mut(&key),
+        let (known, open) = match &self.open {
+            Some((open, _)) if *open == key => (true, true),
+            _ => (self.has_service(&key), false),
         };
-        let Some(svc) = svc else {
+        if !known {
             return Err(p.err(
                 service_column(l),
                 format!("dest of service {key}, which no -A line before it defines"),
             ));
+        }
+        let defined = if open {
+            self.dests.contains(&dest)
+        } else {
+            self.state
+                .services
+                .get_mut(&key)
+                .is_some_and(|s| s.dests.contains_key(&dest))
         };
-        let std::collections::btree_map::Entry::Vacant(slot) = svc.dests.entry(dest) else {
+        if defined {
             let first = first_line(self.text, p.line, |c, k, d| {
                 c == Command::AddServer && *k == key && d == Some(dest)
             });
@@ -819,25 +1008,41 @@ impl Dump<'_> {
                 rcol,
                 format!("dest {dest} of {key} already defined on line {first}"),
             ));
-        };
-        // ipvsadm's default: direct routing.
-        let method = l.method.map_or(Method::Droute, |m| m.1);
-        check_dest_family(p, &key, &dest, method, rcol, rtext)?;
-        let attrs = DestAttrs {
-            method,
-            // ipvsadm's default weight.
-            weight: l.weight.map_or(1, |w| w.1),
-            upper_threshold: l.upper.map_or(0, |x| x.1),
-            lower_threshold: l.lower.map_or(0, |x| x.1),
-            tunnel: tunnel(l),
-        };
-        slot.insert(Dest {
-            attrs,
-            provenance: Vec::new(),
-            health: None,
-        });
+        }
+        let value = dest_value(p, &key, &dest, l, (rcol, rtext))?;
+        if open {
+            self.dests.insert(dest, value);
+        } else if let Some(svc) = self.state.services.get_mut(&key) {
+            svc.dests.insert(dest, value);
+        }
         Ok(())
     }
+}
+
+/// The dest of an `-a` line, with ipvsadm's defaults; `-r` is at `r`.
+fn dest_value(
+    p: &LineParser<'_>,
+    key: &ServiceKey,
+    dest: &SocketAddr,
+    l: &Line<'_>,
+    (rcol, rtext): (usize, &str),
+) -> Result<Dest, ParseError> {
+    // ipvsadm's default: direct routing.
+    let method = l.method.map_or(Method::Droute, |m| m.1);
+    check_dest_family(p, key, dest, method, rcol, rtext)?;
+    let attrs = DestAttrs {
+        method,
+        // ipvsadm's default weight.
+        weight: l.weight.map_or(1, |w| w.1),
+        upper_threshold: l.upper.map_or(0, |x| x.1),
+        lower_threshold: l.lower.map_or(0, |x| x.1),
+        tunnel: tunnel(l),
+    };
+    Ok(Dest {
+        attrs,
+        provenance: Vec::new(),
+        health: None,
+    })
 }
 
 /// The first line of `text` before `line` whose command, service and dest
@@ -849,9 +1054,10 @@ fn first_line(
     line: usize,
     wanted: impl Fn(Command, &ServiceKey, Option<SocketAddr>) -> bool,
 ) -> usize {
+    let mut l = Line::default();
     for (i, raw) in text.lines().take(line - 1).enumerate() {
-        let mut p = LineParser::new(i + 1, raw);
-        let Ok(Some((command, l))) = parse_line(&mut p) else {
+        let mut p = LineParser::new(i + 1, raw, 0);
+        let Ok(Some(command)) = parse_line(&mut p, &mut l) else {
             continue;
         };
         let Ok(key) = service_key(&p, &l) else {
@@ -945,4 +1151,51 @@ fn check_dest_family(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fast reader of `A.B.C.D:PORT` reads what `str::parse` reads, to
+    /// the same value, or leaves it to it.
+    #[test]
+    fn fast_socket_addresses_read_as_std_reads_them() {
+        let read = [
+            "0.0.0.0:0",
+            "10.0.0.1:80",
+            "255.255.255.255:65535",
+            "1.22.133.4:8080",
+        ];
+        for s in read {
+            assert_eq!(socket_v4(s.as_bytes()), Some(s.parse().unwrap()), "{s}");
+        }
+        let left = [
+            "1.2.3.4:5.6",
+            "1.2.3.4:5:6",
+            "1.2.3.4:5:",
+            "1.2.3.4",
+            "1.2.3:4",
+            "1.2.3.4.5:6",
+            "01.2.3.4:5",
+            "1.2.3.4:05",
+            "1.2.3.4:+5",
+            "256.1.1.1:1",
+            "1000.1.1.1:1",
+            "1.2.3.4:65536",
+            "1.2.3.4:100000",
+            "1.2.3.4:",
+            ".1.2.3:4",
+            "1..2.3:4",
+            "",
+            ":",
+            "1.2.3.4 :5",
+            "[1.2.3.4]:5",
+            "1.2.3.4:5 ",
+            "1.2.3.4:9999999999",
+        ];
+        for s in left {
+            assert_eq!(socket_v4(s.as_bytes()), None, "{s}");
+        }
+    }
 }
