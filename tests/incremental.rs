@@ -541,6 +541,41 @@ fn one_backend_change_recompiles_one_service() {
 }
 
 #[test]
+fn a_global_file_that_changes_no_value_recompiles_no_service() {
+    let (mut config, overlay) = bench_like(5, 10);
+    let mut memo = Memo::new(Options::default());
+    memo.render(&config, Some(&overlay));
+    let g0 = memo.generation();
+
+    // Outside the layout (the global part), read by no parse.
+    for (i, path) in ["README.md", "services/s1/frontend.tmp"].iter().enumerate() {
+        config.insert(*path, format!("notes {i}\n"));
+        let got = memo.render(&config, Some(&overlay)).clone();
+        assert_eq!(memo.work(), Work::Services(0), "{path}");
+        assert_eq!(memo.touched(), Some(&Default::default()), "{path}");
+        assert_eq!(memo.generation(), g0, "{path}");
+        same(
+            &got,
+            &render::render(&config, Some(&overlay), &Options::default()),
+        )
+        .unwrap();
+    }
+    // With a service's change in the same pass: that service alone.
+    config.insert("README.md", "notes again\n");
+    config.insert(
+        "services/s2/frontend",
+        r#"{"ipv4": "10.100.0.2", "tcp": 81}"#,
+    );
+    let got = memo.render(&config, Some(&overlay)).clone();
+    assert_eq!(memo.work(), Work::Services(1));
+    same(
+        &got,
+        &render::render(&config, Some(&overlay), &Options::default()),
+    )
+    .unwrap();
+}
+
+#[test]
 fn a_route_change_recompiles_every_service_and_a_conflict_renders_in_full() {
     let (mut config, overlay) = bench_like(5, 10);
     let mut memo = Memo::new(Options::default());

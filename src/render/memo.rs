@@ -9,8 +9,10 @@
 //! routes, overlay routes, everything else). Parsing a service depends on
 //! its own paths only; compiling it on its parse and the global part. So:
 //! - a service's paths changed: that service is parsed and compiled again;
-//! - the global part changed (routes, defaults: rare): it is parsed again,
-//!   and every service parsed and compiled again from the trees;
+//! - the global part's files changed: it is parsed again; if its values
+//!   (routes, defaults: rare) changed, every service is parsed and
+//!   compiled again from the trees; if not (a README, an editor's
+//!   temporary file), only its diagnostics are swapped in;
 //! - anything the parts cannot express exactly renders in full, and the
 //!   next pass splits again: unreadable entries, an empty config tree, the
 //!   overlay appearing or going, two services claiming one IPVS service
@@ -500,12 +502,13 @@ fn update_parts(
     (global, services): (bool, &BTreeSet<&str>),
     opts: &Options,
 ) -> Result<(Work, bool), Fallback> {
+    let global = global && reparse_global(config, overlay, rendered, parts)?;
     let mut changed = false;
     for svc in services {
         changed |= update_service(svc, config, overlay, rendered, parts, opts, !global)?;
     }
     if global {
-        changed |= update_global(config, overlay, rendered, parts, opts)?;
+        changed |= compile_all(config, overlay, rendered, parts, opts)?;
         return Ok((Work::Global, changed));
     }
     Ok((Work::Services(services.len()), changed))
@@ -910,17 +913,28 @@ fn compile_and_splice(
     Ok(true)
 }
 
-/// The global part changed: parses it again, then parses and compiles
-/// every service again from the trees (the memo keeps no parse).
-fn update_global(
+/// The global part's files changed: parses it again. When its values
+/// (defaults, routes, the overlay's routes) are as before, only files the
+/// parse ignores (a README, an editor's temporary file) or its diagnostics
+/// changed: the diagnostics are swapped in and no service compiles again.
+/// Whether the values changed (then every service is parsed and compiled
+/// again from the trees, `compile_all`: the memo keeps no parse).
+fn reparse_global(
     config: &Tree,
     overlay: Option<&Tree>,
     rendered: &mut Compiled,
     parts: &mut Parts,
-    opts: &Options,
 ) -> Result<bool, Fallback> {
+    let old_config = std::mem::take(&mut parts.scratch_config);
+    let old_overlay = std::mem::take(&mut parts.scratch_overlay);
+    let old_diags = std::mem::take(&mut parts.global_parse_diags);
     parse_global(config, overlay, parts)?;
-    compile_all(config, overlay, rendered, parts, opts)
+    if parts.scratch_config != old_config || parts.scratch_overlay != old_overlay {
+        return Ok(true);
+    }
+    remove_diags(&mut rendered.diags.0, &old_diags)?;
+    insert_diags(&mut rendered.diags.0, &parts.global_parse_diags)?;
+    Ok(false)
 }
 
 /// One service's config files.
