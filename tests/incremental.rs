@@ -497,6 +497,17 @@ fn memo_render_equals_full_render_after_every_edit() {
 
 // --- specific cases ------------------------------------------------------------
 
+/// The memo's render of the trees, checked equal to the full render.
+fn render_as_full(memo: &mut Memo, config: &Tree, overlay: &Tree) -> Compiled {
+    let got = memo.render(config, Some(overlay)).clone();
+    same(
+        &got,
+        &render::render(config, Some(overlay), &Options::default()),
+    )
+    .unwrap();
+    got
+}
+
 fn bench_like(services: u32, weight_of_first: u32) -> (Tree, Tree) {
     let mut config = Tree::new("config");
     let mut overlay = Tree::new("overlay");
@@ -550,15 +561,10 @@ fn a_global_file_that_changes_no_value_recompiles_no_service() {
     // Outside the layout (the global part), read by no parse.
     for (i, path) in ["README.md", "services/s1/frontend.tmp"].iter().enumerate() {
         config.insert(*path, format!("notes {i}\n"));
-        let got = memo.render(&config, Some(&overlay)).clone();
+        render_as_full(&mut memo, &config, &overlay);
         assert_eq!(memo.work(), Work::Services(0), "{path}");
         assert_eq!(memo.touched(), Some(&Default::default()), "{path}");
         assert_eq!(memo.generation(), g0, "{path}");
-        same(
-            &got,
-            &render::render(&config, Some(&overlay), &Options::default()),
-        )
-        .unwrap();
     }
     // With a service's change in the same pass: that service alone.
     config.insert("README.md", "notes again\n");
@@ -566,13 +572,8 @@ fn a_global_file_that_changes_no_value_recompiles_no_service() {
         "services/s2/frontend",
         r#"{"ipv4": "10.100.0.2", "tcp": 81}"#,
     );
-    let got = memo.render(&config, Some(&overlay)).clone();
+    render_as_full(&mut memo, &config, &overlay);
     assert_eq!(memo.work(), Work::Services(1));
-    same(
-        &got,
-        &render::render(&config, Some(&overlay), &Options::default()),
-    )
-    .unwrap();
 }
 
 #[test]
@@ -582,27 +583,17 @@ fn a_route_change_recompiles_every_service_and_a_conflict_renders_in_full() {
     memo.render(&config, Some(&overlay));
 
     config.insert("routes/r1.yaml", "prefix: 10.0.0.0/8\nmethod: droute\n");
-    let got = memo.render(&config, Some(&overlay)).clone();
+    render_as_full(&mut memo, &config, &overlay);
     assert_eq!(memo.work(), Work::Global);
-    same(
-        &got,
-        &render::render(&config, Some(&overlay), &Options::default()),
-    )
-    .unwrap();
 
     // s1 claims s0's address: the full render reports the conflict.
     config.insert(
         "services/s1/frontend",
         r#"{"ipv4": "10.100.0.0", "tcp": 80}"#,
     );
-    let got = memo.render(&config, Some(&overlay)).clone();
+    let got = render_as_full(&mut memo, &config, &overlay);
     assert_eq!(memo.work(), Work::Full);
     assert!(!got.is_ok());
-    same(
-        &got,
-        &render::render(&config, Some(&overlay), &Options::default()),
-    )
-    .unwrap();
 
     // Resolved: split again, then incremental.
     config.insert(
@@ -615,11 +606,6 @@ fn a_route_change_recompiles_every_service_and_a_conflict_renders_in_full() {
         "services/s2/frontend",
         r#"{"ipv4": "10.100.0.2", "tcp": 81}"#,
     );
-    let got = memo.render(&config, Some(&overlay)).clone();
+    render_as_full(&mut memo, &config, &overlay);
     assert_eq!(memo.work(), Work::Services(1));
-    same(
-        &got,
-        &render::render(&config, Some(&overlay), &Options::default()),
-    )
-    .unwrap();
 }
