@@ -371,12 +371,13 @@ fn bench_drain(services: u32) {
     // table without a read (one op applied to the copy) against what the
     // in-memory kernel's read costs (a clone of the table with counters;
     // the real kernel's netlink dump is measured in the VM).
-    let table = LiveCopy {
-        table: live.clone().into(),
-        stats: busy.clone(),
-        read_at: Duration::ZERO,
-        counts: None,
-    };
+    let table = LiveCopy::of(
+        LiveTable {
+            state: live.clone(),
+            stats: busy.clone(),
+        },
+        Duration::ZERO,
+    );
     stats(
         "  in-memory kernel read (clone of the table)",
         time(&|| {

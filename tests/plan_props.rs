@@ -151,6 +151,37 @@ fn ownership() -> impl Strategy<Value = Ownership> {
     ]
 }
 
+/// Connection counters of random dests of random services (some not
+/// live, as a stale read could have).
+fn counters() -> impl Strategy<Value = clusterf::model::LiveStats> {
+    let stats = (0u32..3, 0u32..3).prop_map(|(active, inactive)| clusterf::model::DestStats {
+        active_conns: active,
+        inactive_conns: inactive,
+        persist_conns: active,
+    });
+    let dests = prop::collection::btree_map(dest_addr(), stats, 0..5);
+    prop::collection::btree_map(key(), dests, 0..7)
+}
+
+fn drain_record() -> impl Strategy<Value = clusterf::reconcile::drain::DrainRecord> {
+    (
+        key(),
+        dest_addr(),
+        0u64..150_000,
+        dest_attrs(),
+        service_attrs(),
+    )
+        .prop_map(|(service, dest, since_ms, attrs, service_attrs)| {
+            clusterf::reconcile::drain::DrainRecord {
+                service,
+                dest,
+                since_ms,
+                attrs: DestAttrs { weight: 0, ..attrs },
+                service_attrs,
+            }
+        })
+}
+
 fn split(state: &IpvsState, own: &Ownership) -> (IpvsState, IpvsState) {
     let (mut owned, mut unowned) = (IpvsState::default(), IpvsState::default());
     for (k, s) in &state.services {
@@ -454,6 +485,107 @@ proptest! {
                 prop_assert_eq!(acked, applied);
             }
             (w, g) => prop_assert!(false, "whole {:?}, chunked {:?}", w.is_ok(), g.is_ok()),
+        }
+    }
+
+    /// The daemon plans against its compact table (`reconcile::live::Table`,
+    /// read from the kernel straight into it) as the CLI plans against an
+    /// `IpvsState`: the same plan (ops, befores, counts, refusal), the
+    /// same outline and text, the same plan within a scope; and the table
+    /// holds what it was made from.
+    #[test]
+    fn planning_against_the_compact_table_is_planning_against_the_state(
+        desired in state(),
+        live in state(),
+        stats in counters(),
+        own in ownership(),
+        percent in 0u32..=100,
+        min in 0usize..6,
+        scope in prop::collection::btree_set(key(), 0..4),
+    ) {
+        use clusterf::model::LiveTable;
+        use clusterf::reconcile::live::Table;
+        let guards = Guards {
+            max_delete_percent: percent,
+            max_delete_min: min,
+            ..Guards::default()
+        };
+        let read = LiveTable { state: live.clone(), stats: stats.clone() };
+        let table = Table::from(&read);
+        prop_assert_eq!(&table, &Table::from(read));
+        prop_assert_eq!(table.to_state(), live.clone());
+        let counted: clusterf::model::LiveStats = live
+            .services
+            .iter()
+            .filter_map(|(k, s)| {
+                let m: BTreeMap<_, _> = stats
+                    .get(k)?
+                    .iter()
+                    .filter(|(a, _)| s.dests.contains_key(*a))
+                    .map(|(a, c)| (*a, *c))
+                    .collect();
+                (!m.is_empty()).then_some((*k, m))
+            })
+            .collect();
+        prop_assert_eq!(table.to_stats(), counted);
+
+        prop_assert_eq!(
+            plan::plan(&desired, &table, &own, &guards),
+            plan::plan(&desired, &live, &own, &guards)
+        );
+        let got = plan::outline(&desired, &table, &own, &guards);
+        let want = plan::outline(&desired, &live, &own, &guards);
+        if let (Ok((a, ra)), Ok((b, rb))) = (&got, &want) {
+            let text = |o: &plan::Outline, r: &Option<String>| {
+                let mut t = Vec::new();
+                output::write_outline_text(&mut t, o, &desired, false, r.as_deref())
+                    .expect("written to memory");
+                String::from_utf8(t).expect("UTF-8")
+            };
+            prop_assert_eq!(text(a, ra), text(b, rb));
+        }
+        prop_assert_eq!(got, want);
+
+        let counts = plan::LiveCounts::of(&live, &own);
+        prop_assert_eq!(&table.counts(&own), &counts);
+        prop_assert_eq!(
+            plan::plan_within(&desired, &table, &scope, &own, &guards, &counts),
+            plan::plan_within(&desired, &live, &scope, &own, &guards, &counts)
+        );
+    }
+
+    /// The drains read the compact table (with its counters) as they read
+    /// an `IpvsState` and its counters: the same outcome, the same answer
+    /// to whether a plan's deletes could start one.
+    #[test]
+    fn drains_read_the_compact_table_as_the_state(
+        desired in state(),
+        live in state(),
+        stats in counters(),
+        records in prop::collection::vec(drain_record(), 0..5),
+        now_ms in 0u64..200_000,
+        timeout_s in prop::sample::select(vec![0u64, 1, 60, 1000]),
+        own in ownership(),
+    ) {
+        use clusterf::model::LiveTable;
+        use clusterf::reconcile::drain::{self, Drains};
+        use clusterf::reconcile::live::Table;
+        use std::time::Duration;
+        let table = Table::from(&LiveTable { state: live.clone(), stats: stats.clone() });
+        let mut drains = Drains::default();
+        for r in records {
+            drains.insert(r);
+        }
+        let owns = |k: &ServiceKey| own.owns(k);
+        let timeout = Duration::from_secs(timeout_s);
+        let want = drain::apply(&desired, &live, &stats, &drains, now_ms, timeout, &owns);
+        let got = drain::apply(&desired, &table, &table, &drains, now_ms, timeout, &owns);
+        prop_assert_eq!(got, want);
+        if let Ok(p) = plan::plan(&desired, &live, &Ownership::all(), &allow()) {
+            prop_assert_eq!(
+                drain::deletes_drainable(p.ops(), &table),
+                drain::deletes_drainable(p.ops(), &live)
+            );
         }
     }
 

@@ -1,5 +1,7 @@
-//! The kernel as the daemon sees it: read the table with counters, apply
-//! ops, and a reader of the traffic counters beside them; the VIP
+//! The kernel as the daemon sees it: read the table with counters (straight
+//! into the compact [`Table`] a pass plans against and keeps, never the
+//! whole table as an `IpvsState`), apply ops, and a reader of the traffic
+//! counters beside them; the VIP
 //! interface (`--vip-interface`, and `--vip-mode arp`'s shared one) is
 //! opened through it too.
 //! [`netlink::Client`] in production; tests use
@@ -20,13 +22,15 @@ use anyhow::Result;
 
 use super::vips::VipInterface;
 use crate::model::traffic::TrafficTable;
-use crate::model::{LiveTable, Op, ServiceKey};
+use crate::model::{Op, ServiceKey};
 use crate::netlink::{self, Outcome, PartialFailure, pipeline::Tally};
 use crate::plan::Ownership;
+use crate::reconcile::live::Table;
 
 /// Read and apply, nothing else.
 pub trait Kernel: Send {
-    fn read(&mut self) -> Result<LiveTable>;
+    /// The whole table with its connection counters.
+    fn read(&mut self) -> Result<Table>;
     /// Applies `ops` in order. An op that is refused fails its service:
     /// the rest of that service's ops is skipped, the other services' ops
     /// are applied (see `netlink::pipeline`). On failure, what happened to
@@ -201,8 +205,12 @@ impl Run {
 }
 
 impl Kernel for netlink::Client {
-    fn read(&mut self) -> Result<LiveTable> {
-        netlink::Client::read(self)
+    fn read(&mut self) -> Result<Table> {
+        let mut table = Table::default();
+        self.read_each(false, |key, attrs, dests| {
+            table.insert_read(key, attrs, dests.dests.iter().copied());
+        })?;
+        Ok(table)
     }
 
     fn apply(&mut self, ops: &[Op]) -> Result<(), PartialFailure> {

@@ -17,6 +17,7 @@ use super::vips::VipInterface;
 use crate::model::traffic::TrafficTable;
 use crate::model::{IpvsState, LiveTable, Op, ServiceKey};
 use crate::netlink::{Outcome, PartialFailure};
+use crate::reconcile::live::Table;
 
 /// The table, shared with the test that watches it.
 #[derive(Clone, Debug, Default)]
@@ -90,9 +91,11 @@ impl MemoryKernel {
 }
 
 impl Kernel for MemoryKernel {
-    fn read(&mut self) -> Result<LiveTable> {
+    /// Into the compact table, as the netlink client reads (no copy of
+    /// the whole table as a state on the way).
+    fn read(&mut self) -> Result<Table> {
         self.reads.fetch_add(1, Ordering::Relaxed);
-        Ok(lock(&self.live).clone())
+        Ok(Table::from(&*lock(&self.live)))
     }
 
     fn traffic_reader(&self) -> Option<Box<dyn TrafficReader>> {

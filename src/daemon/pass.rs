@@ -44,10 +44,10 @@ use crate::error::format_error;
 use crate::fleet::{self, FrontendError, FrontendStatus, PassFacts, PassOutcome, ProblemKind};
 use crate::health::HealthConfig;
 use crate::metrics::{Info, Metrics};
-use crate::model::{IpvsState, LiveTable, Op, ServiceKey};
+use crate::model::{IpvsState, Op, ServiceKey};
 use crate::plan::{self, Guards, Outline, Ownership};
 use crate::reconcile::drain::{self, Completion, DrainStatus, Drains};
-use crate::reconcile::live::{self, LiveCache, LiveCopy, Situation};
+use crate::reconcile::live::{self, LiveCache, LiveCopy, Situation, Table};
 use crate::reconcile::{Source, Trigger};
 use crate::render::memo::Memo;
 use crate::source;
@@ -583,7 +583,7 @@ impl Pass {
             kernel: kernel.as_ref(),
             drains: &self.drains,
             drain_timeout: self.rules.drain_timeout,
-            stats: copy.map(|c| &c.stats),
+            stats: copy.map(|c| &c.table),
             health: &health,
             traffic: traffic.as_ref().map(|(t, _)| &**t),
             now_ms,
@@ -696,8 +696,6 @@ impl Pass {
     pub fn delete_owned(&mut self) -> Result<usize> {
         let live = self.kernel.kernel.read()?;
         let ops: Vec<Op> = live
-            .state
-            .services
             .keys()
             .filter(|k| self.rules.ownership.owns(k))
             .map(|k| Op::DelService { service: *k })
@@ -756,8 +754,8 @@ impl Render {
 
 impl KernelView {
     /// Step (choose the live table, second half): a real read of the
-    /// kernel's table.
-    fn read(&mut self, now: Now) -> Result<LiveTable, PassFailure> {
+    /// kernel's table, compact as it is kept.
+    fn read(&mut self, now: Now) -> Result<Table, PassFailure> {
         let read = self.kernel.read().map_err(fail(Source::Kernel))?;
         self.metrics
             .source_ok(Source::Kernel, now.unix.as_secs_f64());
@@ -878,7 +876,7 @@ impl Rules {
                     .get_or_insert_with(|| table.table.counts(&self.ownership));
                 plan::plan_within(
                     desired,
-                    &table.table.part(scope),
+                    &table.table,
                     scope,
                     &self.ownership,
                     &self.guards,
@@ -887,14 +885,7 @@ impl Rules {
                 .map_err(refused)?
                 .into()
             }
-            None => {
-                // The whole copy as a state for the plan, and back: never
-                // both whole at once.
-                let state = std::mem::take(&mut table.table).into_state();
-                let plan = self.plan(&state, &outcome);
-                table.table = state.into();
-                plan?
-            }
+            None => self.plan(&table.table, &outcome)?,
         };
         // Adds never start a drain: the rest of the plan says.
         if live::may_start_drain(plan.rest.ops(), &table, self.drain_timeout) {
@@ -911,21 +902,21 @@ impl Rules {
     /// `read`: the kernel's table, read at `now` (kept as the copy).
     fn plan_on_read<'d>(
         &self,
-        read: LiveTable,
+        read: Table,
         desired: &'d IpvsState,
         drains: &Drains,
         now: Now,
     ) -> Result<Planned<'d>, PassFailure> {
         let outcome = drain::apply(
             desired,
-            &read.state,
-            &read.stats,
+            &read,
+            &read,
             drains,
             now.unix_ms(),
             self.drain_timeout,
             &|k| self.ownership.owns(k),
         );
-        let plan = self.plan(&read.state, &outcome)?;
+        let plan = self.plan(&read, &outcome)?;
         Ok(Planned {
             table: LiveCopy::of(read, now.clock),
             outcome,
@@ -935,7 +926,7 @@ impl Rules {
 
     /// The plan toward `outcome.desired`, as an outline (its adds are
     /// made again from that state when they are written and applied).
-    fn plan(&self, live: &IpvsState, outcome: &drain::Outcome<'_>) -> Result<Outline, PassFailure> {
+    fn plan(&self, live: &Table, outcome: &drain::Outcome<'_>) -> Result<Outline, PassFailure> {
         let (outline, refusal) =
             plan::outline(&outcome.desired, live, &self.ownership, &self.guards)
                 .map_err(refused)?;

@@ -24,7 +24,7 @@ use neli::socket::NlSocket;
 use neli::utils::Groups;
 
 use crate::model::traffic::TrafficTable;
-use crate::model::{IpvsState, LiveTable, Op, Service, ServiceKey};
+use crate::model::{Dest, IpvsState, LiveTable, Op, Service, ServiceAttrs, ServiceKey};
 
 use super::dump::{self, DestTable, Progress};
 use super::error::{ENOENT, KernelError};
@@ -282,30 +282,48 @@ impl Client {
 
     /// Dumps every service.
     pub fn services(&mut self) -> Result<Vec<ServiceMsg>> {
-        let msgs = self
-            .ipvs_request(
-                NLM_F_DUMP,
-                &IpvsMsg::request(IPVS_CMD_GET_SERVICE, None, None),
-            )
-            .context("dumping ipvs services")?;
-        Ok(msgs
-            .into_iter()
-            .filter_map(|m| match m.body {
-                Body::Objects { service, .. } => service,
-                Body::Info(_) => None,
+        let mut out = Vec::new();
+        self.each_service(|s| {
+            out.push(s);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Dumps every service, handing each to `each` as its reply is read
+    /// (no reply held past it).
+    fn each_service(&mut self, mut each: impl FnMut(ServiceMsg) -> Result<()>) -> Result<()> {
+        let family = self.family;
+        let get = IpvsMsg::request(IPVS_CMD_GET_SERVICE, None, None).emit();
+        let seq = self.request(family, NLM_F_DUMP, &get);
+        let result = seq.and_then(|seq| {
+            self.replies(seq, NLM_F_DUMP, |p| match IpvsMsg::parse(p)?.body {
+                Body::Objects {
+                    service: Some(s), ..
+                } => each(s),
+                _ => Ok(()),
             })
-            .collect())
+        });
+        result.context("dumping ipvs services")
     }
 
     /// Dumps the dests of one service (with their counters unless
-    /// `without_stats`).
+    /// `without_stats`), sorted by address.
     pub fn dests(&mut self, key: &ServiceKey, without_stats: bool) -> Result<DestTable> {
         let mut table = DestTable {
             without_stats,
             ..DestTable::default()
         };
-        self.dump_dests(key, |p| table.add(key, p))?;
+        self.dests_into(key, &mut table)?;
         Ok(table)
+    }
+
+    /// [`Client::dests`] into `table`, emptied first (its room kept).
+    fn dests_into(&mut self, key: &ServiceKey, table: &mut DestTable) -> Result<()> {
+        table.dests.clear();
+        self.dump_dests(key, |p| table.add(key, p))?;
+        table.sort();
+        Ok(())
     }
 
     /// The traffic counters of every service, and of every dest when
@@ -378,17 +396,51 @@ impl Client {
 
     fn read_with(&mut self, without_stats: bool) -> Result<LiveTable> {
         let mut live = LiveTable::default();
-        for s in self.services()? {
-            let (key, attrs) = mapping::service_from(&s).map_err(|e| anyhow!(e))?;
+        self.read_each(without_stats, |key, attrs, table| {
             let mut service = Service::new(attrs);
-            let table = self.dests(&key, without_stats)?;
-            service.dests = table.dests;
+            let mut stats = BTreeMap::new();
+            for &(addr, attrs, counted) in &table.dests {
+                let dest = Dest {
+                    attrs,
+                    provenance: Vec::new(),
+                    health: None,
+                };
+                service.dests.insert(addr, dest);
+                stats.extend(counted.map(|c| (addr, c)));
+            }
             live.state.services.insert(key, service);
             if !without_stats {
-                live.stats.insert(key, table.stats);
+                live.stats.insert(key, stats);
             }
-        }
+        })?;
         Ok(live)
+    }
+
+    /// Reads the whole table a service at a time: `each` gets every
+    /// service (in the kernel's order) with its dests sorted by address
+    /// (with their counters unless `without_stats`), in a table that is
+    /// reused for the next service. Only the services' keys and attributes
+    /// are held whole meanwhile: the caller keeps the table in the form
+    /// it likes.
+    pub fn read_each(
+        &mut self,
+        without_stats: bool,
+        mut each: impl FnMut(ServiceKey, ServiceAttrs, &DestTable),
+    ) -> Result<()> {
+        let mut services = Vec::new();
+        self.each_service(|s| {
+            services.push(mapping::service_from(&s).map_err(|e| anyhow!(e))?);
+            Ok(())
+        })?;
+        let mut table = DestTable {
+            without_stats,
+            ..DestTable::default()
+        };
+        for (key, attrs) in services {
+            self.dests_into(&key, &mut table)?;
+            each(key, attrs, &table);
+        }
+        Ok(())
     }
 
     /// IPVS_CMD_FLUSH: deletes every service. Only on explicit request.

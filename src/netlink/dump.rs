@@ -1,16 +1,16 @@
 //! Replies to a request, one received datagram at a time: the messages
 //! are walked in place (no copy of the datagram or of any payload), and the
-//! dests of a service's dump go straight into model values.
+//! dests of a service's dump go straight into model values, a flat vector
+//! (the caller makes them the table it keeps).
 //!
 //! Invariant: pure (bytes in, values out); never touches a socket (that is
 //! `client`'s loop) and decides nothing about what to change.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use anyhow::{Result, anyhow, bail};
 
-use crate::model::{Dest, DestStats, ServiceKey};
+use crate::model::{DestAttrs, DestStats, ServiceKey};
 
 use super::error::KernelError;
 use super::mapping;
@@ -80,13 +80,14 @@ pub fn walk(
     Ok(Progress::More)
 }
 
-/// The dests of one service as its `IPVS_CMD_GET_DEST` dump reports them.
+/// The dests of one service as its `IPVS_CMD_GET_DEST` dump reports them:
+/// each address, its attributes, its connection counters (`None` when
+/// [`DestTable::without_stats`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DestTable {
-    pub dests: BTreeMap<SocketAddr, Dest>,
-    /// Connection counters, unless [`DestTable::without_stats`].
-    pub stats: BTreeMap<SocketAddr, DestStats>,
-    /// Leave `stats` empty (a plan needs no counters).
+    /// In the kernel's order until [`DestTable::sort`].
+    pub dests: Vec<(SocketAddr, DestAttrs, Option<DestStats>)>,
+    /// Leave the counters out (a plan needs none).
     pub without_stats: bool,
 }
 
@@ -97,18 +98,22 @@ impl DestTable {
             return Ok(());
         };
         let (addr, attrs, stats) = mapping::dest_from(service, &d).map_err(|e| anyhow!(e))?;
-        self.dests.insert(
-            addr,
-            Dest {
-                attrs,
-                provenance: Vec::new(),
-                health: None,
-            },
-        );
-        if !self.without_stats {
-            self.stats.insert(addr, stats);
-        }
+        let stats = (!self.without_stats).then_some(stats);
+        self.dests.push((addr, attrs, stats));
         Ok(())
+    }
+
+    /// Sorts the dests by address, each address once (the last reported,
+    /// as a map would keep; the kernel reports each once).
+    pub fn sort(&mut self) {
+        self.dests.sort_by_key(|d| d.0);
+        self.dests.dedup_by(|later, earlier| {
+            let same = later.0 == earlier.0;
+            if same {
+                *earlier = *later;
+            }
+            same
+        });
     }
 }
 
@@ -151,13 +156,15 @@ mod tests {
             ..DestTable::default()
         };
         walk(&datagram, 7, false, |p| lean.add(&key, p)).unwrap();
-        assert_eq!((lean.dests.len(), lean.stats.len()), (3, 0));
+        assert_eq!(lean.dests.len(), 3);
+        assert!(lean.dests.iter().all(|d| d.2.is_none()));
         let mut table = DestTable::default();
         let p = walk(&datagram, 7, false, |p| table.add(&key, p)).unwrap();
         assert_eq!(p, Progress::More);
         assert_eq!(table.dests.len(), 3);
-        assert_eq!(table.stats.len(), 3);
-        assert_eq!(lean.dests, table.dests);
+        assert!(table.dests.iter().all(|d| d.2.is_some()));
+        let attrs = |t: &DestTable| t.dests.iter().map(|d| (d.0, d.1)).collect::<Vec<_>>();
+        assert_eq!(attrs(&lean), attrs(&table));
         let a3: SocketAddr = "10.1.0.3:80".parse().unwrap();
         // The kernel's encapsulation is the dest's.
         let gue = Tunnel {
@@ -165,7 +172,8 @@ mod tests {
             port: 0,
             flags: 0,
         };
-        assert_eq!(table.dests[&a3].attrs, DestAttrs { tunnel: gue, ..tun });
+        let d3 = table.dests.iter().find(|d| d.0 == a3).unwrap();
+        assert_eq!(d3.1, DestAttrs { tunnel: gue, ..tun });
         let mut done = Vec::new();
         emit_message(&mut done, NLMSG_DONE, NLM_F_MULTI, 7, &0i32.to_ne_bytes());
         assert_eq!(
@@ -181,6 +189,29 @@ mod tests {
         intr.truncate(intr.len());
         assert!(walk(&intr, 7, false, |_| Ok(())).is_err());
         assert!(walk(&datagram[..30], 7, false, |_| Ok(())).is_err());
+    }
+
+    #[test]
+    fn a_services_dests_are_sorted_each_once() {
+        let key: ServiceKey = "tcp://10.0.0.1:80".parse().unwrap();
+        let mut datagram = Vec::new();
+        for (dest, w) in [("10.1.0.9:80", 1), ("10.1.0.1:80", 2), ("10.1.0.9:80", 3)] {
+            let attrs = DestAttrs::new(Method::Masq, w);
+            datagram.extend(dest_reply(7, NLM_F_MULTI, dest, &attrs, None));
+        }
+        let mut table = DestTable::default();
+        walk(&datagram, 7, false, |p| table.add(&key, p)).unwrap();
+        table.sort();
+        let got: Vec<(String, u32)> = table
+            .dests
+            .iter()
+            .map(|d| (d.0.to_string(), d.1.weight))
+            .collect();
+        let want = [
+            ("10.1.0.1:80".to_string(), 2),
+            ("10.1.0.9:80".to_string(), 3),
+        ];
+        assert_eq!(got, want, "the last report of an address kept");
     }
 
     #[test]

@@ -12,9 +12,10 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use super::view::{LiveView, ServiceView};
 use super::{Added, Before, Change, Emptied, Ownership, Plan, PlanError, Summary, Unmanaged};
 use crate::model::flags::canonical_flags;
-use crate::model::{Dest, IpvsState, Op, Service, ServiceAttrs, ServiceKey};
+use crate::model::{Dest, DestAttrs, IpvsState, Op, Service, ServiceAttrs, ServiceKey};
 
 /// Where the diff puts the adds: a plan's vector (each add a [`Change`]),
 /// or [`Added`] (one flag per desired service and dest, read back from the
@@ -172,11 +173,6 @@ struct Rest {
     emptied: Vec<Emptied>,
 }
 
-/// Whether a dest of the service takes new connections (weight above 0).
-pub(super) fn serves(svc: &Service) -> bool {
-    svc.dests.values().any(|d| d.attrs.weight > 0)
-}
-
 fn change(op: Op, before: Option<Before>) -> Change {
     Change {
         op,
@@ -185,20 +181,22 @@ fn change(op: Op, before: Option<Before>) -> Change {
     }
 }
 
-/// One pair of sorted maps walked together.
-enum Side<'a, K, V> {
-    Left(&'a K, &'a V),
-    Right(&'a K, &'a V),
-    Both(&'a K, &'a V, &'a V),
+/// One pair of sorted sequences walked together.
+enum Side<'a, K, A, B> {
+    Left(&'a K, A),
+    Right(&'a K, B),
+    Both(&'a K, A, B),
 }
 
-fn merge<'a, K: Ord, V>(
-    left: &'a BTreeMap<K, V>,
-    right: &'a BTreeMap<K, V>,
-    mut f: impl FnMut(Side<'a, K, V>),
+/// Walks two sequences of (key, value), each sorted by key with each key
+/// once, side by side.
+fn merge<'a, K: Ord + 'a, A, B>(
+    left: impl Iterator<Item = (&'a K, A)>,
+    right: impl Iterator<Item = (&'a K, B)>,
+    mut f: impl FnMut(Side<'a, K, A, B>),
 ) {
-    let mut l = left.iter().peekable();
-    let mut r = right.iter().peekable();
+    let mut l = left.peekable();
+    let mut r = right.peekable();
     loop {
         match (l.peek(), r.peek()) {
             (None, None) => return,
@@ -236,7 +234,7 @@ fn merge<'a, K: Ord, V>(
 /// else. The dests of added services are all adds, which sizes the vector.
 pub(super) fn diff(
     desired: &IpvsState,
-    live: &IpvsState,
+    live: &impl LiveView,
     ownership: &Ownership,
 ) -> Result<Plan, PlanError> {
     let mut changes: Vec<Change> = Vec::new();
@@ -248,7 +246,7 @@ pub(super) fn diff(
 /// holds the other changes, and its summary counts the adds.
 pub(super) fn diff_marking(
     desired: &IpvsState,
-    live: &IpvsState,
+    live: &impl LiveView,
     ownership: &Ownership,
     added: &mut Added,
 ) -> Result<Plan, PlanError> {
@@ -262,7 +260,7 @@ pub(super) fn diff_marking(
 /// Both walks, the adds into `adds`.
 fn diff_into(
     desired: &IpvsState,
-    live: &IpvsState,
+    live: &impl LiveView,
     ownership: &Ownership,
     adds: &mut impl Adds,
 ) -> Result<Rest, PlanError> {
@@ -279,30 +277,34 @@ fn diff_into(
 /// service outside the owned ranges.
 fn add_services(
     desired: &IpvsState,
-    live: &IpvsState,
+    live: &impl LiveView,
     ownership: &Ownership,
     adds: &mut impl Adds,
 ) -> Result<usize, PlanError> {
     let mut not_owned: Vec<ServiceKey> = Vec::new();
     let mut added_dests = 0;
-    merge(&desired.services, &live.services, |side| match side {
-        Side::Left(key, want) => {
-            if !ownership.owns(key) {
-                not_owned.push(*key);
+    merge(
+        desired.services.iter(),
+        live.services(),
+        |side| match side {
+            Side::Left(key, want) => {
+                if !ownership.owns(key) {
+                    not_owned.push(*key);
+                    adds.keep_service();
+                } else {
+                    added_dests += want.dests.len();
+                    adds.add_service(key, want);
+                }
+            }
+            Side::Both(key, _, _) => {
+                if !ownership.owns(key) {
+                    not_owned.push(*key);
+                }
                 adds.keep_service();
-            } else {
-                added_dests += want.dests.len();
-                adds.add_service(key, want);
             }
-        }
-        Side::Both(key, _, _) => {
-            if !ownership.owns(key) {
-                not_owned.push(*key);
-            }
-            adds.keep_service();
-        }
-        Side::Right(..) => {}
-    });
+            Side::Right(..) => {}
+        },
+    );
     if !not_owned.is_empty() {
         return Err(PlanError::NotOwned {
             services: not_owned,
@@ -315,16 +317,20 @@ fn add_services(
 /// the returned groups.
 fn diff_the_rest(
     desired: &IpvsState,
-    live: &IpvsState,
+    live: &impl LiveView,
     ownership: &Ownership,
     adds: &mut impl Adds,
 ) -> Rest {
     let mut rest = Rest::default();
-    merge(&desired.services, &live.services, |side| match side {
-        Side::Left(key, want) => add_dests(key, want, adds),
-        Side::Right(key, have) => rest.delete_service(key, have, ownership),
-        Side::Both(key, want, have) => rest.update_service(key, want, have, adds),
-    });
+    merge(
+        desired.services.iter(),
+        live.services(),
+        |side| match side {
+            Side::Left(key, want) => add_dests(key, want, adds),
+            Side::Right(key, have) => rest.delete_service(key, have, ownership),
+            Side::Both(key, want, have) => rest.update_service(key, want, have, adds),
+        },
+    );
     rest
 }
 
@@ -338,56 +344,62 @@ fn add_dests(key: &ServiceKey, want: &Service, adds: &mut impl Adds) {
 impl Rest {
     /// A live service that is not desired: deleted if owned, else listed as
     /// unmanaged.
-    fn delete_service(&mut self, key: &ServiceKey, have: &Service, ownership: &Ownership) {
+    fn delete_service<'a>(
+        &mut self,
+        key: &ServiceKey,
+        have: impl ServiceView<'a>,
+        ownership: &Ownership,
+    ) {
+        let dests = have.dest_count();
         if !ownership.owns(key) {
             self.unmanaged.push(Unmanaged {
                 service: *key,
-                dests: have.dests.len(),
+                dests,
             });
             return;
         }
         self.owned_services += 1;
-        self.owned_dests += have.dests.len();
-        self.serving_services += usize::from(serves(have));
+        self.owned_dests += dests;
+        self.serving_services += usize::from(have.serves());
         self.services_removed += 1;
-        self.dests_removed += have.dests.len();
+        self.dests_removed += dests;
         self.service_deletes.push(Change {
             op: Op::DelService { service: *key },
-            before: Some(Before::Service(Box::new(have.attrs.clone()))),
-            dests_removed: have.dests.len(),
+            before: Some(Before::Service(Box::new(have.attrs().clone()))),
+            dests_removed: dests,
         });
     }
 
     /// A service both desired and live: its attributes, then its dests.
-    fn update_service(
+    fn update_service<'a>(
         &mut self,
         key: &ServiceKey,
-        want: &Service,
-        have: &Service,
+        want: &'a Service,
+        have: impl ServiceView<'a>,
         adds: &mut impl Adds,
     ) {
         self.owned_services += 1;
-        self.owned_dests += have.dests.len();
-        if serves(have) {
+        self.owned_dests += have.dest_count();
+        if have.serves() {
             self.serving_services += 1;
-            if !serves(want) {
+            if !want.serves() {
                 self.emptied.push(Emptied {
                     service: *key,
-                    dests_before: have.dests.values().filter(|d| d.attrs.weight > 0).count(),
+                    dests_before: have.dests().filter(|(_, d)| d.weight > 0).count(),
                     dests_after: want.dests.len(),
                 });
             }
         }
-        if !same_service_attrs(key, &want.attrs, &have.attrs) {
+        if !same_service_attrs(key, &want.attrs, have.attrs()) {
             self.edits.push(change(
                 Op::EditService {
                     service: *key,
                     attrs: want.attrs.clone(),
                 },
-                Some(Before::Service(Box::new(have.attrs.clone()))),
+                Some(Before::Service(Box::new(have.attrs().clone()))),
             ));
         }
-        diff_dests(key, &want.dests, &have.dests, adds, self);
+        diff_dests(key, &want.dests, have.dests(), adds, self);
     }
 
     /// The plan: the adds, then edits, dest deletes, service deletes.
@@ -420,16 +432,16 @@ impl Rest {
 /// those that raise one, so that a service whose weight moves from one
 /// dest to another (its fallback taking over, or handing back) never
 /// passes through all weights 0.
-fn diff_dests(
+fn diff_dests<'a>(
     key: &ServiceKey,
-    want: &BTreeMap<SocketAddr, Dest>,
-    have: &BTreeMap<SocketAddr, Dest>,
+    want: &'a BTreeMap<SocketAddr, Dest>,
+    have: impl Iterator<Item = (&'a SocketAddr, &'a DestAttrs)>,
     adds: &mut impl Adds,
     rest: &mut Rest,
 ) {
     let first_edit = rest.edits.len();
     let mut lowered = false;
-    merge(want, have, |side| match side {
+    merge(want.iter(), have, |side| match side {
         Side::Left(dest, d) => adds.add_dest(key, dest, d),
         Side::Right(dest, d) => {
             rest.dests_removed += 1;
@@ -438,20 +450,20 @@ fn diff_dests(
                     service: *key,
                     dest: *dest,
                 },
-                Some(Before::Dest(d.attrs)),
+                Some(Before::Dest(*d)),
             ));
         }
         Side::Both(dest, w, h) => {
             adds.keep_dest();
-            if w.attrs != h.attrs {
-                lowered |= w.attrs.weight < h.attrs.weight;
+            if w.attrs != *h {
+                lowered |= w.attrs.weight < h.weight;
                 rest.edits.push(change(
                     Op::EditDest {
                         service: *key,
                         dest: *dest,
                         attrs: w.attrs,
                     },
-                    Some(Before::Dest(h.attrs)),
+                    Some(Before::Dest(*h)),
                 ));
             }
         }

@@ -24,7 +24,7 @@ use std::ops::RangeInclusive;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{DestAttrs, IpvsState, Op, Service, ServiceAttrs, ServiceKey};
+use crate::model::{DestAttrs, IpvsState, Op, ServiceAttrs, ServiceKey};
 use crate::text::plural;
 
 mod diff;
@@ -32,11 +32,13 @@ mod guard;
 pub mod outline;
 pub mod output;
 pub mod saved;
+pub mod view;
 
 use outline::Added;
 pub use outline::{Outline, outline};
 
 pub use diff::{canonical_service_attrs, canonical_state, same_service_attrs};
+pub use view::{LiveView, ServiceView};
 
 /// What a change does to its object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -370,7 +372,7 @@ fn list(keys: &[ServiceKey]) -> String {
 /// [`PlanError::MassDelete`] so it can be shown.
 pub fn plan(
     desired: &IpvsState,
-    live: &IpvsState,
+    live: &impl LiveView,
     ownership: &Ownership,
     guards: &Guards,
 ) -> Result<Plan, PlanError> {
@@ -394,19 +396,20 @@ pub fn plan(
 /// walk over it.
 pub fn plan_within(
     desired: &IpvsState,
-    live: &IpvsState,
+    live: &impl LiveView,
     scope: &BTreeSet<ServiceKey>,
     ownership: &Ownership,
     guards: &Guards,
     counts: &LiveCounts,
 ) -> Result<Plan, PlanError> {
-    let part = |state: &IpvsState| IpvsState {
+    let desired = IpvsState {
         services: scope
             .iter()
-            .filter_map(|k| state.services.get(k).map(|s| (*k, s.clone())))
+            .filter_map(|k| desired.services.get(k).map(|s| (*k, s.clone())))
             .collect(),
     };
-    let mut plan = diff::diff(&part(desired), &part(live), ownership)?;
+    let live = view::Within { live, scope };
+    let mut plan = diff::diff(&desired, &live, ownership)?;
     counts.set(&mut plan);
     if let Some(reason) = guard::check(&plan, guards) {
         return Err(PlanError::MassDelete {
@@ -430,8 +433,8 @@ pub struct LiveCounts {
 
 impl LiveCounts {
     /// The counts of `live`, walking it once.
-    pub fn of(live: &IpvsState, ownership: &Ownership) -> LiveCounts {
-        let each = live.services.iter().map(|(key, s)| (key, counted(s)));
+    pub fn of(live: &impl LiveView, ownership: &Ownership) -> LiveCounts {
+        let each = live.services().map(|(key, s)| (key, counted(s)));
         LiveCounts::of_each(each, ownership)
     }
 
@@ -458,7 +461,11 @@ impl LiveCounts {
 
     /// Moves the counts of one owned service from `before` to `after`
     /// (`None`: absent). Ops only ever touch owned services.
-    pub fn replace(&mut self, before: Option<&Service>, after: Option<&Service>) {
+    pub fn replace<'a>(
+        &mut self,
+        before: Option<impl ServiceView<'a>>,
+        after: Option<impl ServiceView<'a>>,
+    ) {
         self.replace_counted(before.map(counted), after.map(counted));
     }
 
@@ -486,8 +493,8 @@ impl LiveCounts {
 }
 
 /// A service's dests, and whether one of weight above 0 serves.
-fn counted(s: &Service) -> (usize, bool) {
-    (s.dests.len(), diff::serves(s))
+pub fn counted<'a>(s: impl ServiceView<'a>) -> (usize, bool) {
+    (s.dest_count(), s.serves())
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 
-use super::{Change, Guards, Ownership, Plan, PlanError, diff, guard};
+use super::{Change, Guards, LiveView, Ownership, Plan, PlanError, diff, guard};
 use crate::model::{IpvsState, Op, ServiceKey};
 
 /// Which desired services and dests a plan adds: a flag per service (in
@@ -117,7 +117,7 @@ impl From<Plan> for Outline {
 /// `ownership` ([`PlanError::NotOwned`]).
 pub fn outline(
     desired: &IpvsState,
-    live: &IpvsState,
+    live: &impl LiveView,
     ownership: &Ownership,
     guards: &Guards,
 ) -> Result<(Outline, Option<String>), PlanError> {

@@ -21,9 +21,47 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Dest, DestAttrs, IpvsState, LiveStats, Op, Protocol, Provenance, Service, ServiceAttrs,
-    ServiceKey,
+    Dest, DestAttrs, DestStats, IpvsState, LiveStats, Op, Protocol, Provenance, Service,
+    ServiceAttrs, ServiceKey,
 };
+use crate::plan::{LiveView, ServiceView};
+
+/// The connection counters of a live table as [`apply`] reads them: a
+/// [`LiveStats`] (beside an [`IpvsState`]), or the daemon's compact table,
+/// which holds its own.
+pub trait Counters {
+    /// The services with counters, in key order, each with its dests'
+    /// counters in address order.
+    fn services(
+        &self,
+    ) -> impl Iterator<
+        Item = (
+            &ServiceKey,
+            impl Iterator<Item = (&SocketAddr, DestStats)> + Clone,
+        ),
+    >;
+
+    /// The counters of one dest.
+    fn get(&self, key: &ServiceKey, addr: &SocketAddr) -> Option<DestStats>;
+}
+
+impl Counters for LiveStats {
+    fn services(
+        &self,
+    ) -> impl Iterator<
+        Item = (
+            &ServiceKey,
+            impl Iterator<Item = (&SocketAddr, DestStats)> + Clone,
+        ),
+    > {
+        self.iter()
+            .map(|(key, dests)| (key, dests.iter().map(|(a, s)| (a, *s))))
+    }
+
+    fn get(&self, key: &ServiceKey, addr: &SocketAddr) -> Option<DestStats> {
+        self.get(key).and_then(|m| m.get(addr)).copied()
+    }
+}
 
 /// Version of the state-file format.
 pub const FORMAT_VERSION: u32 = 1;
@@ -199,10 +237,10 @@ impl<'a> Outcome<'a> {
 /// a live dest without connections and without a record is left to the
 /// planner, so it is never looked at. `desired` is copied only when a dest
 /// drains.
-pub fn apply<'a>(
+pub fn apply<'a, L: LiveView, C: Counters>(
     desired: &'a IpvsState,
-    live: &IpvsState,
-    stats: &LiveStats,
+    live: &L,
+    stats: &C,
     drains: &Drains,
     now_ms: u64,
     timeout: Duration,
@@ -234,14 +272,14 @@ pub fn apply<'a>(
 }
 
 /// What [`apply`] reads.
-struct Tables<'t> {
+struct Tables<'t, L, C> {
     desired: &'t IpvsState,
-    live: &'t IpvsState,
-    stats: &'t LiveStats,
+    live: &'t L,
+    stats: &'t C,
     owns: &'t dyn Fn(&ServiceKey) -> bool,
 }
 
-impl Tables<'_> {
+impl<L, C> Tables<'_, L, C> {
     /// Whether the service's dests may drain: owned, and not UDP.
     fn drainable(&self, key: &ServiceKey) -> bool {
         (self.owns)(key) && !is_udp(key)
@@ -250,7 +288,10 @@ impl Tables<'_> {
 
 /// Records whose dest came back into the desired state or is no longer
 /// live.
-fn ended_records(t: &Tables<'_>, drains: &Drains) -> Vec<(ServiceKey, SocketAddr, Completion)> {
+fn ended_records<L: LiveView, C>(
+    t: &Tables<'_, L, C>,
+    drains: &Drains,
+) -> Vec<(ServiceKey, SocketAddr, Completion)> {
     let mut ended = Vec::new();
     for (service, dest) in drains.records.keys() {
         let in_desired = t
@@ -260,9 +301,8 @@ fn ended_records(t: &Tables<'_>, drains: &Drains) -> Vec<(ServiceKey, SocketAddr
             .is_some_and(|s| s.dests.contains_key(dest));
         let in_live = t
             .live
-            .services
-            .get(service)
-            .is_some_and(|s| s.dests.contains_key(dest));
+            .service(service)
+            .is_some_and(|s| s.dest(dest).is_some());
         if in_desired {
             ended.push((*service, *dest, Completion::Returned));
         } else if !in_live {
@@ -275,11 +315,15 @@ fn ended_records(t: &Tables<'_>, drains: &Drains) -> Vec<(ServiceKey, SocketAddr
 /// Owned live dests leaving the desired state with active connections. The
 /// counters, the live and the desired services and their dests are all
 /// sorted the same way: merge walks, no lookups.
-fn drain_busy_leavers(t: &Tables<'_>, step: &Step<'_>, out: &mut Outcome<'_>) {
-    let mut live_services = t.live.services.iter().peekable();
+fn drain_busy_leavers<L: LiveView, C: Counters>(
+    t: &Tables<'_, L, C>,
+    step: &Step<'_>,
+    out: &mut Outcome<'_>,
+) {
+    let mut live_services = t.live.services().peekable();
     let mut desired_services = t.desired.services.iter().peekable();
-    for (key, counters) in t.stats {
-        if !counters.values().any(|s| s.active_conns > 0) || !t.drainable(key) {
+    for (key, counters) in t.stats.services() {
+        if !counters.clone().any(|(_, s)| s.active_conns > 0) || !t.drainable(key) {
             continue;
         }
         while live_services.next_if(|(k, _)| *k < key).is_some() {}
@@ -298,8 +342,8 @@ fn drain_busy_leavers(t: &Tables<'_>, step: &Step<'_>, out: &mut Outcome<'_>) {
             if s.active_conns == 0 || wanted.peek() == Some(&addr) {
                 continue;
             }
-            if let Some(live_dest) = live_svc.dests.get(addr) {
-                step.decide(out, key, addr, live_svc, live_dest, s.active_conns);
+            if let Some(live_dest) = live_svc.dest(addr) {
+                step.decide(out, key, addr, live_svc.attrs(), live_dest, s.active_conns);
             }
         }
     }
@@ -307,17 +351,21 @@ fn drain_busy_leavers(t: &Tables<'_>, step: &Step<'_>, out: &mut Outcome<'_>) {
 
 /// Owned live dests leaving the desired state with a record and no active
 /// connection (a dest without either is left to the planner to delete).
-fn drain_recorded_idle(t: &Tables<'_>, step: &Step<'_>, out: &mut Outcome<'_>) {
+fn drain_recorded_idle<L: LiveView, C: Counters>(
+    t: &Tables<'_, L, C>,
+    step: &Step<'_>,
+    out: &mut Outcome<'_>,
+) {
     for record in step.drains.records.values() {
         let (key, addr) = (&record.service, &record.dest);
-        let active_conns = active_conns(t.stats, key, addr);
+        let active_conns = t.stats.get(key, addr).map_or(0, |s| s.active_conns);
         if active_conns > 0 || !t.drainable(key) {
             continue;
         }
-        let Some(live_svc) = t.live.services.get(key) else {
+        let Some(live_svc) = t.live.service(key) else {
             continue;
         };
-        let Some(live_dest) = live_svc.dests.get(addr) else {
+        let Some(live_dest) = live_svc.dest(addr) else {
             continue;
         };
         if t.desired
@@ -327,32 +375,21 @@ fn drain_recorded_idle(t: &Tables<'_>, step: &Step<'_>, out: &mut Outcome<'_>) {
         {
             continue;
         }
-        step.decide(out, key, addr, live_svc, live_dest, 0);
+        step.decide(out, key, addr, live_svc.attrs(), live_dest, 0);
     }
 }
 
 /// Whether ops of a plan delete a dest that could drain: a dest of a
 /// service other than UDP, deleted on its own or with its service. Such a
 /// plan needs fresh connection counters before it is applied.
-pub fn deletes_drainable<'o>(ops: impl IntoIterator<Item = &'o Op>, live: &IpvsState) -> bool {
+pub fn deletes_drainable<'o>(ops: impl IntoIterator<Item = &'o Op>, live: &impl LiveView) -> bool {
     ops.into_iter().any(|op| match op {
         Op::DelDest { service, .. } => !is_udp(service),
         Op::DelService { service } => {
-            !is_udp(service)
-                && live
-                    .services
-                    .get(service)
-                    .is_some_and(|s| !s.dests.is_empty())
+            !is_udp(service) && live.service(service).is_some_and(|s| s.dest_count() > 0)
         }
         _ => false,
     })
-}
-
-fn active_conns(stats: &LiveStats, key: &ServiceKey, addr: &SocketAddr) -> u32 {
-    stats
-        .get(key)
-        .and_then(|m| m.get(addr))
-        .map_or(0, |s| s.active_conns)
 }
 
 /// What [`apply`] does with one owned live dest that left the desired
@@ -369,8 +406,8 @@ impl Step<'_> {
         out: &mut Outcome<'_>,
         key: &ServiceKey,
         addr: &SocketAddr,
-        live_svc: &Service,
-        live_dest: &Dest,
+        live_svc: &ServiceAttrs,
+        live_dest: &DestAttrs,
         active_conns: u32,
     ) {
         let now_ms = self.now_ms;
@@ -385,8 +422,8 @@ impl Step<'_> {
                     service: *key,
                     dest: *addr,
                     since_ms: now_ms,
-                    attrs: live_dest.attrs,
-                    service_attrs: live_svc.attrs.clone(),
+                    attrs: *live_dest,
+                    service_attrs: live_svc.clone(),
                 }
             }
         };
@@ -409,7 +446,7 @@ impl Step<'_> {
             .services
             .entry(*key)
             .or_insert_with(|| Service {
-                attrs: live_svc.attrs.clone(),
+                attrs: live_svc.clone(),
                 names: vec![DRAIN_BACKEND.to_string()],
                 dests: BTreeMap::new(),
             });
@@ -803,7 +840,14 @@ mod tests {
                     .get(key)
                     .and_then(|m| m.get(addr))
                     .map_or(0, |s| s.active_conns);
-                step.decide(&mut out, key, addr, live_svc, live_dest, active_conns);
+                step.decide(
+                    &mut out,
+                    key,
+                    addr,
+                    &live_svc.attrs,
+                    &live_dest.attrs,
+                    active_conns,
+                );
             }
         }
         out.completed.sort();

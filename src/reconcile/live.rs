@@ -21,9 +21,10 @@
 //!   counters.
 //!
 //! The copy is kept compact ([`Table`]: what the planner reads of a live
-//! table, no provenance or health, which the kernel has none of); the
-//! planner gets the services it plans within as an [`IpvsState`]
-//! ([`Table::part`]).
+//! table, no provenance or health, which the kernel has none of, and the
+//! connection counters of the read); a read of the kernel is made into one
+//! directly (`daemon::kernel`), and the planner (`plan::LiveView`) and the
+//! drains (`drain::Counters`) read it as it is.
 //!
 //! Why the copy is safe to plan against: ARCHITECTURE.md, "the live copy is
 //! the last read plus our own ops".
@@ -31,20 +32,24 @@
 //! Not here: no I/O, no clock, no kernel client; the daemon (`crate::daemon`)
 //! reads and applies.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::model::{
-    Dest, DestAttrs, IpvsState, LiveStats, LiveTable, Op, Service, ServiceAttrs, ServiceKey,
+    Dest, DestAttrs, DestStats, IpvsState, LiveStats, LiveTable, Op, Service, ServiceAttrs,
+    ServiceKey,
 };
-use crate::plan::LiveCounts;
-use crate::reconcile::drain;
+use crate::plan::{LiveCounts, LiveView, ServiceView};
+use crate::reconcile::drain::{self, Counters};
 
-/// A live table as the copy keeps it: each service's attributes and its
-/// dests as a sorted slice of (address, attributes). 52 bytes a dest,
-/// against about 144 in an [`IpvsState`] (a B-tree slot of a [`Dest`]
-/// with its empty provenance and health).
+/// A live table as the daemon reads and keeps it: each service's
+/// attributes and its dests as a sorted slice of (address, attributes),
+/// with their connection counters where the read asked for them. About 70
+/// bytes a dest with counters, against about 144 in an [`IpvsState`] (a
+/// B-tree slot of a [`Dest`] with its empty provenance and health) plus
+/// the B-trees of a [`LiveStats`]. The planner and the drains read it as
+/// it is ([`LiveView`], [`Counters`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Table {
     services: BTreeMap<ServiceKey, Entry>,
@@ -52,14 +57,23 @@ pub struct Table {
 
 /// One service of a [`Table`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Entry {
+pub struct Entry {
     attrs: ServiceAttrs,
     /// Sorted by address, each address once.
     dests: Box<[(SocketAddr, DestAttrs)]>,
+    /// The counters of `dests`, index for index, as last read (`None`: a
+    /// dest added since); empty when there are none at all.
+    stats: Box<[Option<DestStats>]>,
 }
 
 impl Entry {
-    fn of(service: Service) -> Entry {
+    /// A service of a state: provenance and health dropped, no counters
+    /// except those `stats` gives.
+    fn of(service: Service, stats: Option<&BTreeMap<SocketAddr, DestStats>>) -> Entry {
+        let stats = match stats {
+            Some(m) => service.dests.keys().map(|a| m.get(a).copied()).collect(),
+            None => Box::default(),
+        };
         Entry {
             attrs: service.attrs,
             dests: service
@@ -67,13 +81,17 @@ impl Entry {
                 .into_iter()
                 .map(|(a, d)| (a, d.attrs))
                 .collect(),
+            stats,
         }
+        .trimmed()
     }
 
-    /// Its dests, and whether one of weight above 0 serves.
-    fn counted(&self) -> (usize, bool) {
-        let serves = self.dests.iter().any(|(_, d)| d.weight > 0);
-        (self.dests.len(), serves)
+    /// No counters at all held as none.
+    fn trimmed(mut self) -> Entry {
+        if self.stats.iter().all(Option::is_none) {
+            self.stats = Box::default();
+        }
+        self
     }
 
     fn to_service(&self) -> Service {
@@ -92,23 +110,140 @@ impl Entry {
             .collect();
         s
     }
+
+    fn stats_at(&self, i: usize) -> Option<DestStats> {
+        self.stats.get(i).copied().flatten()
+    }
+
+    fn position(&self, addr: &SocketAddr) -> Option<usize> {
+        self.dests.binary_search_by(|(a, _)| a.cmp(addr)).ok()
+    }
+}
+
+impl<'a> ServiceView<'a> for &'a Entry {
+    fn attrs(self) -> &'a ServiceAttrs {
+        &self.attrs
+    }
+
+    fn dests(self) -> impl Iterator<Item = (&'a SocketAddr, &'a DestAttrs)> {
+        self.dests.iter().map(|(addr, d)| (addr, d))
+    }
+
+    fn dest_count(self) -> usize {
+        self.dests.len()
+    }
+
+    fn dest(self, addr: &SocketAddr) -> Option<&'a DestAttrs> {
+        self.position(addr).map(|i| &self.dests[i].1)
+    }
+}
+
+impl LiveView for Table {
+    type Service<'a> = &'a Entry;
+
+    fn services(&self) -> impl Iterator<Item = (&ServiceKey, &Entry)> {
+        self.services.iter()
+    }
+
+    fn service(&self, key: &ServiceKey) -> Option<&Entry> {
+        self.services.get(key)
+    }
+}
+
+impl Counters for Table {
+    fn services(
+        &self,
+    ) -> impl Iterator<
+        Item = (
+            &ServiceKey,
+            impl Iterator<Item = (&SocketAddr, DestStats)> + Clone,
+        ),
+    > {
+        self.services
+            .iter()
+            .filter(|(_, e)| !e.stats.is_empty())
+            .map(|(key, e)| {
+                let each = e.dests.iter().zip(e.stats.iter());
+                (key, each.filter_map(|((addr, _), s)| s.map(|s| (addr, s))))
+            })
+    }
+
+    fn get(&self, key: &ServiceKey, addr: &SocketAddr) -> Option<DestStats> {
+        self.dest_stats(key, addr)
+    }
 }
 
 impl From<IpvsState> for Table {
     /// Provenance and health dropped (the kernel has neither), the
-    /// state's own memory freed as it is read.
+    /// state's own memory freed as it is read; no counters.
     fn from(state: IpvsState) -> Table {
         Table {
             services: state
                 .services
                 .into_iter()
-                .map(|(key, s)| (key, Entry::of(s)))
+                .map(|(key, s)| (key, Entry::of(s, None)))
                 .collect(),
         }
     }
 }
 
+impl From<LiveTable> for Table {
+    /// The state with its counters (a counter of a dest the state does
+    /// not have is dropped).
+    fn from(read: LiveTable) -> Table {
+        let LiveTable { state, stats } = read;
+        Table {
+            services: state
+                .services
+                .into_iter()
+                .map(|(key, s)| (key, Entry::of(s, stats.get(&key))))
+                .collect(),
+        }
+    }
+}
+
+impl From<&LiveTable> for Table {
+    /// [`From<LiveTable>`] without a copy of the whole state on the way.
+    fn from(read: &LiveTable) -> Table {
+        let mut table = Table::default();
+        for (key, s) in &read.state.services {
+            let stats = read.stats.get(key);
+            let dests = s.dests.iter().map(|(addr, d)| {
+                let counted = stats.and_then(|m| m.get(addr)).copied();
+                (*addr, d.attrs, counted)
+            });
+            table.insert_read(*key, s.attrs.clone(), dests);
+        }
+        table
+    }
+}
+
 impl Table {
+    /// Adds (or replaces) a service as read: its dests sorted by address,
+    /// each once (the kernel lists each once), with their counters where
+    /// the read asked for them.
+    pub fn insert_read(
+        &mut self,
+        key: ServiceKey,
+        attrs: ServiceAttrs,
+        dests: impl ExactSizeIterator<Item = (SocketAddr, DestAttrs, Option<DestStats>)>,
+    ) {
+        let n = dests.len();
+        let mut addrs = Vec::with_capacity(n);
+        let mut stats = Vec::with_capacity(n);
+        for (addr, attrs, counted) in dests {
+            debug_assert!(addrs.last().is_none_or(|(a, _)| *a < addr), "sorted");
+            addrs.push((addr, attrs));
+            stats.push(counted);
+        }
+        let entry = Entry {
+            attrs,
+            dests: addrs.into_boxed_slice(),
+            stats: stats.into_boxed_slice(),
+        };
+        self.services.insert(key, entry.trimmed());
+    }
+
     /// The whole table as an [`IpvsState`].
     pub fn to_state(&self) -> IpvsState {
         self.part(self.services.keys())
@@ -136,6 +271,18 @@ impl Table {
         }
     }
 
+    /// The counters as a [`LiveStats`] (services without any left out).
+    pub fn to_stats(&self) -> LiveStats {
+        Counters::services(self)
+            .map(|(key, each)| (*key, each.map(|(a, s)| (*a, s)).collect()))
+            .collect()
+    }
+
+    /// The service keys, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &ServiceKey> {
+        self.services.keys()
+    }
+
     pub fn services(&self) -> usize {
         self.services.len()
     }
@@ -144,27 +291,48 @@ impl Table {
         self.services.values().map(|e| e.dests.len()).sum()
     }
 
+    /// The counters of one dest as last read.
+    pub fn dest_stats(&self, key: &ServiceKey, addr: &SocketAddr) -> Option<DestStats> {
+        let e = self.services.get(key)?;
+        e.stats_at(e.position(addr)?)
+    }
+
     /// The guards' counts of the table (see [`LiveCounts::of`]).
     pub fn counts(&self, ownership: &crate::plan::Ownership) -> LiveCounts {
-        LiveCounts::of_each(
-            self.services.iter().map(|(key, e)| (key, e.counted())),
-            ownership,
-        )
+        LiveCounts::of(self, ownership)
     }
 
     /// Applies one service's ops (all on `key`, in order) as
     /// [`Op::apply_to`] does; the service's counts before and after
-    /// (`None`: absent), or the first op that does not apply.
+    /// (`None`: absent), or the first op that does not apply. A dest's
+    /// counters stay with it until it is deleted.
     fn apply_run(&mut self, key: ServiceKey, ops: &[Op]) -> Result<Counted, String> {
         let before = self.services.remove(&key);
-        let counted_before = before.as_ref().map(Entry::counted);
+        let counted_before = before.as_ref().map(crate::plan::counted);
         let mut one = IpvsState::default();
+        // The counters of the dests the ops leave.
+        let mut stats: BTreeMap<SocketAddr, DestStats> = BTreeMap::new();
         if let Some(e) = before {
             one.services.insert(key, e.to_service());
+            let each = e.dests.iter().zip(e.stats.iter());
+            stats = each.filter_map(|((a, _), s)| s.map(|s| (*a, s))).collect();
         }
-        let applied = ops.iter().try_for_each(|op| op.apply_to(&mut one));
-        let after = one.services.remove(&key).map(Entry::of);
-        let counted_after = after.as_ref().map(Entry::counted);
+        let applied = ops.iter().try_for_each(|op| {
+            op.apply_to(&mut one)?;
+            match op {
+                Op::DelDest { dest, .. } => {
+                    stats.remove(dest);
+                }
+                Op::DelService { .. } => stats.clear(),
+                _ => {}
+            }
+            Ok::<(), String>(())
+        });
+        let after = one
+            .services
+            .remove(&key)
+            .map(|s| Entry::of(s, Some(&stats)));
+        let counted_after = after.as_ref().map(crate::plan::counted);
         // Kept as far as it applied (the caller drops a copy that failed).
         if let Some(e) = after {
             self.services.insert(key, e);
@@ -177,14 +345,14 @@ impl Table {
 /// [`LiveCounts::replace_counted`]).
 type Counted = (Option<(usize, bool)>, Option<(usize, bool)>);
 
-/// The daemon's copy of a [`LiveTable`]: the table as last read plus the
-/// ops applied since, and when it was read.
+/// The daemon's copy of the kernel's table: the table as last read plus
+/// the ops applied since, and when it was read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LiveCopy {
+    /// With the connection counters of the last real read (not updated
+    /// by ops, but a deleted dest's go with it: stale as soon as they are
+    /// read, which is why drains read again).
     pub table: Table,
-    /// Connection counters of the last real read (not updated by ops:
-    /// stale as soon as they are read, which is why drains read again).
-    pub stats: LiveStats,
     /// When the kernel was last read for real (monotonic, the caller's
     /// clock).
     pub read_at: Duration,
@@ -195,10 +363,9 @@ pub struct LiveCopy {
 
 impl LiveCopy {
     /// A copy of the table just read at `read_at`.
-    pub fn of(read: LiveTable, read_at: Duration) -> LiveCopy {
+    pub fn of(read: impl Into<Table>, read_at: Duration) -> LiveCopy {
         LiveCopy {
-            table: Table::from(read.state),
-            stats: read.stats,
+            table: read.into(),
             read_at,
             counts: None,
         }
@@ -214,15 +381,6 @@ impl LiveCopy {
             let (before, after) = self.table.apply_run(key, run)?;
             if let Some(counts) = &mut self.counts {
                 counts.replace_counted(before, after);
-            }
-            for op in run {
-                if let Op::DelDest { service, dest } = op
-                    && let Some(s) = self.stats.get_mut(service)
-                {
-                    s.remove(dest);
-                } else if let Op::DelService { service } = op {
-                    self.stats.remove(service);
-                }
             }
         }
         Ok(())
@@ -259,17 +417,7 @@ pub fn may_start_drain<'o>(
     if drain_timeout.is_zero() {
         return false;
     }
-    let deletes: Vec<&Op> = plan
-        .into_iter()
-        .filter(|op| matches!(op, Op::DelDest { .. } | Op::DelService { .. }))
-        .collect();
-    // The deleted services, whose dests go with them.
-    let services: BTreeSet<&ServiceKey> = deletes
-        .iter()
-        .filter(|op| matches!(op, Op::DelService { .. }))
-        .map(|op| op.service())
-        .collect();
-    drain::deletes_drainable(deletes, &copy.table.part(services))
+    drain::deletes_drainable(plan, &copy.table)
 }
 
 /// Where the daemon keeps its [`LiveCopy`] between passes, and when it may
@@ -363,12 +511,7 @@ mod tests {
                 ..DestStats::default()
             },
         );
-        LiveCopy {
-            table: state.into(),
-            stats,
-            read_at,
-            counts: None,
-        }
+        LiveCopy::of(LiveTable { state, stats }, read_at)
     }
 
     /// A pass with nothing that asks for a read but the copy's age.
@@ -479,14 +622,61 @@ mod tests {
         let dest = "10.1.0.1:80".parse().unwrap();
         t.apply(&[Op::DelDest { service, dest }]).unwrap();
         assert!(t.table.to_state().services[&service].dests.is_empty());
-        assert!(
-            t.stats[&service].is_empty(),
+        assert_eq!(
+            t.table.dest_stats(&service, &dest),
+            None,
             "counters of a deleted dest go"
         );
+        assert!(t.table.to_stats().is_empty());
         // The copy no longer has it: deleting it again does not apply.
         assert!(t.apply(&[Op::DelDest { service, dest }]).is_err());
         t.apply(&[Op::DelService { service }]).unwrap();
-        assert!(t.table.to_state().services.is_empty() && t.stats.is_empty());
+        assert!(t.table.to_state().services.is_empty() && t.table.to_stats().is_empty());
+    }
+
+    #[test]
+    fn a_dests_counters_stay_with_it_until_it_is_deleted() {
+        let service: ServiceKey = "tcp://10.0.0.1:80".parse().unwrap();
+        let dest = "10.1.0.1:80".parse().unwrap();
+        let other = "10.1.0.2:80".parse().unwrap();
+        let three = Some(DestStats {
+            active_conns: 3,
+            ..DestStats::default()
+        });
+        let mut t = table(Duration::ZERO);
+        assert_eq!(t.table.dest_stats(&service, &dest), three);
+        let attrs = DestAttrs::new(Method::Masq, 7);
+        t.apply(&[
+            Op::EditDest {
+                service,
+                dest,
+                attrs,
+            },
+            Op::AddDest {
+                service,
+                dest: other,
+                attrs,
+            },
+        ])
+        .unwrap();
+        assert_eq!(
+            t.table.dest_stats(&service, &dest),
+            three,
+            "kept by an edit"
+        );
+        assert_eq!(t.table.dest_stats(&service, &other), None, "added: none");
+        // Deleted and added again in one run: the old counters are gone.
+        t.apply(&[
+            Op::DelDest { service, dest },
+            Op::AddDest {
+                service,
+                dest,
+                attrs,
+            },
+        ])
+        .unwrap();
+        assert_eq!(t.table.dest_stats(&service, &dest), None);
+        assert_eq!(t.table, Table::from(t.table.to_state()), "none left at all");
     }
 
     #[test]

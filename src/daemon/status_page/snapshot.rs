@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::fleet::Fleet;
 use crate::health::VerdictKind;
 use crate::model::traffic::{Traffic, TrafficTable};
-use crate::model::{DestStats, IpvsState, LiveStats, Provenance, ServiceKey, fallback};
+use crate::model::{DestStats, IpvsState, Provenance, ServiceKey, fallback};
 use crate::reconcile::drain::{DRAIN_BACKEND, Drains};
 
 /// The JSON document's format version.
@@ -331,8 +331,9 @@ pub struct ServiceInput<'a> {
     pub kernel: Option<&'a IpvsState>,
     pub drains: &'a Drains,
     pub drain_timeout: Duration,
-    /// Counters of the last real read, if any.
-    pub stats: Option<&'a LiveStats>,
+    /// Counters of the last real read, if any (in the daemon's copy of
+    /// the kernel's table).
+    pub stats: Option<&'a crate::reconcile::live::Table>,
     /// What health did to a dest, and why.
     pub health: &'a BTreeMap<(ServiceKey, SocketAddr), (VerdictKind, String)>,
     /// The last read of the traffic counters, if any.
@@ -428,7 +429,6 @@ fn has_problem(input: &ServiceInput<'_>, flagged: &BTreeSet<ServiceKey>, key: &S
 }
 
 fn service_row(input: &ServiceInput<'_>, key: &ServiceKey, problem: bool) -> ServiceRow {
-    let stats = input.stats.and_then(|s| s.get(key));
     let from_kernel = !input.desired.services.contains_key(key);
     let service = input.desired.services.get(key).or_else(|| {
         input
@@ -501,7 +501,7 @@ fn service_row(input: &ServiceInput<'_>, key: &ServiceKey, problem: bool) -> Ser
     }
     let dest_traffic = input.traffic.and_then(|t| t.dests.get(key));
     for (addr, row) in &mut dests {
-        let s: Option<&DestStats> = stats.and_then(|s| s.get(addr));
+        let s: Option<DestStats> = input.stats.and_then(|t| t.dest_stats(key, addr));
         row.active_conns = s.map(|s| s.active_conns);
         row.inactive_conns = s.map(|s| s.inactive_conns);
         row.traffic = dest_traffic.and_then(|d| d.get(addr)).copied();
