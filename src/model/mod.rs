@@ -405,7 +405,10 @@ impl IpvsState {
 /// Connection counters by service and dest, as the kernel reports them.
 pub type LiveStats = BTreeMap<ServiceKey, BTreeMap<SocketAddr, DestStats>>;
 
-/// The kernel's IPVS table as read: the state and the connection counters.
+/// The kernel's IPVS table as read: the state and the connection counters
+/// (`clusterf show`, the one-shot `apply`, the in-memory kernel's table).
+/// The daemon reads the kernel into `reconcile::live::Table` instead,
+/// about half the size, and plans against that.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LiveTable {
     pub state: IpvsState,

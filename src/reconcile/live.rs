@@ -249,18 +249,6 @@ impl Table {
         self.part(self.services.keys())
     }
 
-    /// The whole table as an [`IpvsState`], its own memory freed as that
-    /// is made.
-    pub fn into_state(self) -> IpvsState {
-        IpvsState {
-            services: self
-                .services
-                .into_iter()
-                .map(|(key, e)| (key, e.to_service()))
-                .collect(),
-        }
-    }
-
     /// The services of `scope` that the table has, as an [`IpvsState`].
     pub fn part<'k>(&self, scope: impl IntoIterator<Item = &'k ServiceKey>) -> IpvsState {
         IpvsState {
