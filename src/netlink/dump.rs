@@ -101,7 +101,7 @@ impl DestTable {
             addr,
             Dest {
                 attrs,
-                provenance: Vec::new(),
+                provenance: Box::default(),
                 health: None,
             },
         );
