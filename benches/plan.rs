@@ -47,13 +47,13 @@ fn desired(services: u32) -> IpvsState {
                 dest(i, j),
                 Dest {
                     attrs: DestAttrs::new(Method::Masq, 10),
-                    provenance: vec![Provenance {
+                    provenance: Box::new([Provenance {
                         backend: format!("b{j}").into(),
                         source: format!("services/svc-{i}.yaml").into(),
                         weight: 10,
                         route: None,
                         fallback: false,
-                    }],
+                    }]),
                     health: None,
                 },
             );
@@ -73,7 +73,7 @@ fn live_changed(desired: &IpvsState) -> IpvsState {
                 *addr,
                 Dest {
                     attrs: d.attrs,
-                    provenance: Vec::new(),
+                    provenance: Box::default(),
                     health: None,
                 },
             );

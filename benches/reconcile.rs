@@ -90,7 +90,7 @@ fn live_of(desired: &IpvsState) -> IpvsState {
     for svc in live.services.values_mut() {
         svc.names.clear();
         for d in svc.dests.values_mut() {
-            d.provenance.clear();
+            d.provenance = Box::default();
         }
     }
     live

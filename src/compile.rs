@@ -32,6 +32,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use ipnet::IpNet;
 
@@ -42,7 +43,7 @@ use crate::model::flags::{FLAG_OPS, FLAG_PE_PREFIX, canonical_flags};
 use crate::model::tunnel::Tunnel;
 use crate::model::{
     DEFAULT_SCHEDULER, Dest, DestAttrs, Family, IpvsState, MAX_WEIGHT, Method, Protocol,
-    Provenance, Service, ServiceAttrs, ServiceKey,
+    Provenance, Service, ServiceAttrs, ServiceKey, Source,
 };
 
 mod fallback;
@@ -311,6 +312,7 @@ fn place_backends(
     let mut threshold_conflicts: Vec<SocketAddr> = Vec::new();
     let mut placed: Vec<(SocketAddr, Method, Tunnel)> = Vec::with_capacity(backends.len());
     let mut exempt = BTreeSet::new();
+    let mut shared = Shared::default();
     for b in backends {
         let Some((dest, method, route)) = place(key, b, routes, default_method, diags) else {
             continue;
@@ -320,9 +322,9 @@ fn place_backends(
         }
         let provenance = Provenance {
             backend: b.name.as_str().into(),
-            source: b.source.as_str().into(),
+            source: shared.source(&b.source, &b.name),
             weight: b.weight,
-            route: route.map(|r| r.name.as_str().into()),
+            route: route.map(|r| shared.route(&r.name)),
             fallback: false,
         };
         let thresholds = b.thresholds;
@@ -334,8 +336,7 @@ fn place_backends(
                 tunnel,
                 ..DestAttrs::new(method, 0)
             },
-            // Most dests come from one backend: no room for four.
-            provenance: Vec::with_capacity(1),
+            provenance: Box::default(),
             health: None,
         });
         if (entry.attrs.method != method || entry.attrs.tunnel != tunnel)
@@ -352,7 +353,14 @@ fn place_backends(
         // Saturating: the cap below reports it; no overflow however
         // many backends merge.
         entry.attrs.weight = entry.attrs.weight.saturating_add(b.weight);
-        entry.provenance.push(provenance);
+        // Most dests come from one backend: a slice of one, allocated once.
+        entry.provenance = match std::mem::take(&mut entry.provenance).into_vec() {
+            v if v.is_empty() => Box::new([provenance]),
+            mut v => {
+                v.push(provenance);
+                v.into_boxed_slice()
+            }
+        };
         placed.push((dest, method, tunnel));
     }
     Placed {
@@ -360,6 +368,40 @@ fn place_backends(
         conflicts,
         threshold_conflicts,
         exempt,
+    }
+}
+
+/// The provenance strings the dests of a service share: the last source
+/// and route made (a service's backends come in file order, so its dests
+/// from one file, or one overlay prefix, or one route, are consecutive).
+#[derive(Default)]
+struct Shared {
+    source: Option<Arc<str>>,
+    route: Option<Arc<str>>,
+}
+
+impl Shared {
+    /// A backend's source: the prefix when it is a prefix and the
+    /// backend's name (`overlay:services/s1/backends/` + `b4`,
+    /// `services/s1.yaml#backends.` + `b4`: exact, as it is what is
+    /// left), else the whole.
+    fn source(&mut self, source: &str, backend: &str) -> Source {
+        match source.strip_suffix(backend) {
+            Some(prefix) if !backend.is_empty() => Source::Keyed(reuse(&mut self.source, prefix)),
+            _ => Source::Whole(reuse(&mut self.source, source)),
+        }
+    }
+
+    fn route(&mut self, name: &str) -> Arc<str> {
+        reuse(&mut self.route, name)
+    }
+}
+
+/// `last` if it is `s`, else a new string kept as `last`.
+fn reuse(last: &mut Option<Arc<str>>, s: &str) -> Arc<str> {
+    match last {
+        Some(l) if **l == *s => l.clone(),
+        _ => last.insert(s.into()).clone(),
     }
 }
 
@@ -428,7 +470,7 @@ fn report_method_conflict(
         .provenance
         .iter()
         .zip(&methods)
-        .map(|(o, m)| format!("{} ({}, {})", o.backend, m.method_text(), o.source))
+        .map(|(o, m)| format!("{} ({}, {})", o.backend, m.method_text(), o.source()))
         .collect();
     diags.error(
         svc.source.as_str(),
@@ -456,11 +498,14 @@ fn report_threshold_conflict(
         .filter_map(|o| {
             let b = backends
                 .iter()
-                .find(|b| *b.name == *o.backend && *b.source == *o.source)?;
+                .find(|b| *b.name == *o.backend && *b.source == *o.source())?;
             let t = b.thresholds;
             Some(format!(
                 "{} (upper {}, lower {}, {})",
-                o.backend, t.upper, t.lower, o.source
+                o.backend,
+                t.upper,
+                t.lower,
+                o.source()
             ))
         })
         .collect();
@@ -903,5 +948,51 @@ mod tests {
                 prop_assert_eq!(table.lookup(a).map(|r| &r.name), scan.map(|r| &r.name));
             }
         }
+    }
+
+    /// The backends of one file share its path (`file#backends.`), the
+    /// overlay backends of a service their keys' prefix, the dests of a
+    /// route its name; each reads as its whole text.
+    #[test]
+    fn provenance_strings_are_shared() {
+        let mut config = crate::tree::Tree::new("c");
+        config.insert(
+            "services/web.yaml",
+            "frontend: {ipv4: 10.0.0.1, tcp: 80}\nbackends:\n  a: {ipv4: 10.1.0.1, tcp: 80}\n  b: {ipv4: 10.1.0.2, tcp: 80}\n",
+        );
+        config.insert("routes/r.yaml", "prefix: 10.1.0.0/16\nmethod: droute\n");
+        let mut overlay = crate::tree::Tree::new("o");
+        for (b, ip) in [("x", "10.2.0.1"), ("y", "10.2.0.2")] {
+            overlay.insert(
+                format!("services/web/backends/{b}"),
+                format!(r#"{{"ipv4": "{ip}", "tcp": 80}}"#),
+            );
+        }
+        let r = crate::render::render(&config, Some(&overlay), &Options::default());
+        assert!(r.is_ok(), "{:?}", r.diags.errors().next());
+        let svc = &r.state.services[&"tcp://10.0.0.1:80".parse().unwrap()];
+        assert_eq!(svc.dests.len(), 4, "{svc:?}");
+        let origin = |ip: &str| &svc.dests[&format!("{ip}:80").parse().unwrap()].provenance[0];
+        let [a, b, x, y] = ["10.1.0.1", "10.1.0.2", "10.2.0.1", "10.2.0.2"].map(origin);
+        let text = |p: &Provenance| (p.backend.to_string(), p.source().into_owned());
+        assert_eq!(text(a), ("a".into(), "services/web.yaml#backends.a".into()));
+        assert_eq!(
+            text(y),
+            ("y".into(), "overlay:services/web/backends/y".into())
+        );
+        let (Source::Keyed(sa), Source::Keyed(sb)) = (&a.source, &b.source) else {
+            panic!("file sources held as their prefix: {a:?} {b:?}");
+        };
+        assert!(Arc::ptr_eq(sa, sb));
+        assert_eq!(&**sa, "services/web.yaml#backends.");
+        let (Source::Keyed(sx), Source::Keyed(sy)) = (&x.source, &y.source) else {
+            panic!("overlay keys held as their prefix: {x:?} {y:?}");
+        };
+        assert!(Arc::ptr_eq(sx, sy));
+        assert_eq!(&**sx, "overlay:services/web/backends/");
+        let (Some(ra), Some(rb)) = (&a.route, &b.route) else {
+            panic!("routed: {a:?} {b:?}");
+        };
+        assert!(Arc::ptr_eq(ra, rb));
     }
 }

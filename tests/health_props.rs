@@ -51,13 +51,13 @@ fn fallback_addr() -> SocketAddr {
 }
 
 fn fallback_dest(weight: u32) -> Dest {
-    let provenance = vec![Provenance {
+    let provenance = Box::new([Provenance {
         backend: "fallback".into(),
         source: "services/web.yaml#fallback".into(),
         weight,
         route: None,
         fallback: true,
-    }];
+    }]);
     Dest {
         attrs: DestAttrs::new(Method::Masq, 0),
         provenance,
@@ -85,7 +85,7 @@ proptest! {
             }
             for (d, (weight, history, opted_out)) in dests.iter().enumerate() {
                 let addr = dest(d as u8);
-                service.dests.insert(addr, Dest { attrs: DestAttrs::new(Method::Masq, *weight), provenance: vec![], health: None });
+                service.dests.insert(addr, Dest { attrs: DestAttrs::new(Method::Masq, *weight), provenance: Box::default(), health: None });
                 if *opted_out { exempt.insert(addr); }
                 let target = clusterf::health::Target { addr, check: check.clone() };
                 for (t, ok) in history.iter().enumerate() {
@@ -162,7 +162,7 @@ fn service_of(weights: &[u32]) -> Service {
             dest(d as u8),
             Dest {
                 attrs,
-                provenance: vec![],
+                provenance: Box::default(),
                 health: None,
             },
         );

@@ -112,7 +112,7 @@ fn service() -> impl Strategy<Value = Service> {
                         a,
                         Dest {
                             attrs,
-                            provenance: Vec::new(),
+                            provenance: Box::default(),
                             health: None,
                         },
                     )

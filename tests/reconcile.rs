@@ -391,7 +391,7 @@ async fn a_refused_add_skips_the_rest_of_its_service_in_later_chunks_and_drops_t
     let service: clusterf::model::ServiceKey = VIP.parse().unwrap();
     let by_hand = Dest {
         attrs: DestAttrs::new(Method::Masq, 5),
-        provenance: Vec::new(),
+        provenance: Box::default(),
         health: None,
     };
     {

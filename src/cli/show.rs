@@ -311,7 +311,7 @@ mod tests {
                 a.parse().unwrap(),
                 Dest {
                     attrs: DestAttrs::new(Method::Masq, w),
-                    provenance: Vec::new(),
+                    provenance: Box::default(),
                     health: None,
                 },
             );
@@ -397,7 +397,7 @@ FWM  7 rr persistent 60 mask 255.255.255.0
                         tunnel,
                         ..DestAttrs::new(Method::Tunnel, 3)
                     },
-                    provenance: Vec::new(),
+                    provenance: Box::default(),
                     health: None,
                 },
             );

@@ -54,7 +54,7 @@ pub(super) fn place_fallback(
         let who: Vec<String> = d
             .provenance
             .iter()
-            .map(|o| format!("{} ({})", o.backend, o.source))
+            .map(|o| format!("{} ({})", o.backend, o.source()))
             .collect();
         diags.error(
             svc.source.as_str(),
@@ -74,13 +74,13 @@ pub(super) fn place_fallback(
                 tunnel: tunnel_of(method, route),
                 ..DestAttrs::new(method, 0)
             },
-            provenance: vec![Provenance {
+            provenance: Box::new([Provenance {
                 backend: b.name.into(),
                 source: b.source.into(),
                 weight: b.weight,
                 route: route.map(|r| r.name.as_str().into()),
                 fallback: true,
-            }],
+            }]),
             health: None,
         },
     );

@@ -100,7 +100,7 @@ pub fn desired(
                 continue;
             }
             for p in &d.provenance {
-                let Some(b) = backend(config, overlay, &svc.names, &p.backend, &p.source) else {
+                let Some(b) = backend(config, overlay, &svc.names, &p.backend, &p.source()) else {
                     continue;
                 };
                 let (Some(ip), Some(port)) =

@@ -125,7 +125,7 @@ pub fn apply_service(
         // The fallback took over: the plan says why the others went.
         for (dest, reason) in &down {
             if let Some(d) = service.dests.get_mut(dest) {
-                d.health = Some(format!("{reason}; the fallback serves, no fail-open"));
+                d.health = Some(format!("{reason}; the fallback serves, no fail-open").into());
             }
         }
     }
@@ -195,7 +195,7 @@ fn act(service: &mut Service, down: &[(SocketAddr, String)], kind: VerdictKind) 
             VerdictKind::FailOpen => {
                 // Weight kept; a plan that changes the dest says why.
                 if let Some(d) = service.dests.get_mut(dest) {
-                    d.health = Some(format!("kept by fail-open, {reason}"));
+                    d.health = Some(format!("kept by fail-open, {reason}").into());
                 }
             }
             VerdictKind::Removed => {
@@ -207,7 +207,7 @@ fn act(service: &mut Service, down: &[(SocketAddr, String)], kind: VerdictKind) 
                     .get_mut(dest)
                     .expect("down dests are the service's");
                 d.attrs.weight = 0;
-                d.health = Some(reason.clone());
+                d.health = Some(reason.as_str().into());
             }
         }
     }
@@ -231,13 +231,13 @@ mod tests {
         let mut service = Service::new(ServiceAttrs::with_scheduler("wlc"));
         for (i, w) in weights.iter().enumerate() {
             let attrs = DestAttrs::new(Method::Masq, *w);
-            let provenance = vec![Provenance {
+            let provenance = Box::new([Provenance {
                 backend: format!("b{i}").into(),
                 source: "services/web.yaml".into(),
                 weight: *w,
                 route: None,
                 fallback: false,
-            }];
+            }]);
             service.dests.insert(
                 dest(i as u8),
                 Dest {
@@ -336,13 +336,13 @@ mod tests {
     fn with_fallback(weights: &[u32], cfg: &mut HealthConfig) -> IpvsState {
         let mut st = desired(weights);
         let addr = SocketAddr::from(([10, 9, 0, 1], 8080));
-        let provenance = vec![Provenance {
+        let provenance = Box::new([Provenance {
             backend: "fallback".into(),
             source: "services/web.yaml#fallback".into(),
             weight: 5,
             route: None,
             fallback: true,
-        }];
+        }]);
         let dest = Dest {
             attrs: DestAttrs::new(Method::Masq, 0),
             provenance,

@@ -1040,7 +1040,7 @@ fn dest_value(
     };
     Ok(Dest {
         attrs,
-        provenance: Vec::new(),
+        provenance: Box::default(),
         health: None,
     })
 }

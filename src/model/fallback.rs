@@ -61,13 +61,13 @@ mod tests {
     fn dest(weight: u32, fallback: Option<u32>) -> Dest {
         Dest {
             attrs: DestAttrs::new(Method::Masq, weight),
-            provenance: vec![Provenance {
+            provenance: Box::new([Provenance {
                 backend: if fallback.is_some() { "fallback" } else { "b" }.into(),
                 source: "services/web.yaml".into(),
                 weight: fallback.unwrap_or(weight),
                 route: None,
                 fallback: fallback.is_some(),
-            }],
+            }]),
             health: None,
         }
     }

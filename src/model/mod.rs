@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -329,22 +330,166 @@ impl DestAttrs {
 
 /// Why a dest exists: one backend's contribution to it (the backend, the
 /// file or etcd key that defined it, its weight, the route that placed it).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// Compared, ordered and serialized by its text, as if its fields were
+/// strings: the source's sharing is not part of its value.
+#[derive(Clone)]
 pub struct Provenance {
-    /// Backend name, e.g. `test3-1`. (Boxed strings, here and below: one
-    /// provenance per dest, 24 bytes less each than `String`s.)
+    /// Backend name, e.g. `test3-1`. (Boxed, not a `String`: 8 bytes less;
+    /// the compiled state keeps one per dest.)
     pub backend: Box<str>,
-    /// File path relative to the config root, or overlay key.
-    pub source: Box<str>,
+    /// File path relative to the config root, or overlay key: read it
+    /// with [`Provenance::source`].
+    pub source: Source,
     /// The backend's own weight before merging.
     pub weight: u32,
-    /// The route that decided the method or gateway, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub route: Option<Box<str>>,
+    /// The route that decided the method or gateway, if any (shared by
+    /// the dests it placed).
+    pub route: Option<Arc<str>>,
     /// The service's fallback dest (`fallback:`), not a backend: `weight`
     /// is what it gets when no other dest has weight ([`fallback`]).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fallback: bool,
+}
+
+/// A provenance's file or key, shared: a source ending in the backend's
+/// name (`services/s1.yaml#backends.b4`, an etcd config or overlay key
+/// `overlay:services/s1/backends/b4`) is held as the prefix, which the
+/// backends of a file or service share. (One string a dest was a fifth of
+/// the compiled state's size, issue 15.)
+#[derive(Clone)]
+pub enum Source {
+    /// The whole path or key.
+    Whole(Arc<str>),
+    /// A prefix, to which the backend's name is appended.
+    Keyed(Arc<str>),
+}
+
+impl From<&str> for Source {
+    fn from(s: &str) -> Self {
+        Source::Whole(s.into())
+    }
+}
+
+impl From<String> for Source {
+    fn from(s: String) -> Self {
+        Source::Whole(s.into())
+    }
+}
+
+impl Provenance {
+    /// The file path or key, in two parts to be read one after the other
+    /// (the second is empty unless the key is held as a prefix).
+    pub fn source_parts(&self) -> (&str, &str) {
+        match &self.source {
+            Source::Whole(s) => (s, ""),
+            Source::Keyed(prefix) => (prefix, &self.backend),
+        }
+    }
+
+    /// The file path relative to the config root, or the overlay key.
+    pub fn source(&self) -> std::borrow::Cow<'_, str> {
+        match self.source_parts() {
+            (s, "") => s.into(),
+            (a, b) => [a, b].concat().into(),
+        }
+    }
+
+    /// The fields compared and ordered, in declaration order.
+    fn key(&self) -> (&str, impl Iterator<Item = u8> + '_, u32, Option<&str>, bool) {
+        let (a, b) = self.source_parts();
+        (
+            &self.backend,
+            a.bytes().chain(b.bytes()),
+            self.weight,
+            self.route.as_deref(),
+            self.fallback,
+        )
+    }
+}
+
+impl PartialEq for Provenance {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
+impl Eq for Provenance {}
+
+impl PartialOrd for Provenance {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Provenance {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let (b1, s1, w1, r1, f1) = self.key();
+        let (b2, s2, w2, r2, f2) = other.key();
+        b1.cmp(b2)
+            .then_with(|| s1.cmp(s2))
+            .then_with(|| (w1, r1, f1).cmp(&(w2, r2, f2)))
+    }
+}
+
+impl fmt::Debug for Provenance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Provenance")
+            .field("backend", &self.backend)
+            .field("source", &self.source())
+            .field("weight", &self.weight)
+            .field("route", &self.route)
+            .field("fallback", &self.fallback)
+            .finish()
+    }
+}
+
+/// As if derived from the fields as strings: `route` and `fallback` left
+/// out when unset.
+impl Serialize for Provenance {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let len = 3 + usize::from(self.route.is_some()) + usize::from(self.fallback);
+        let mut st = s.serialize_struct("Provenance", len)?;
+        st.serialize_field("backend", &self.backend)?;
+        st.serialize_field("source", &self.source())?;
+        st.serialize_field("weight", &self.weight)?;
+        if let Some(route) = &self.route {
+            st.serialize_field("route", &**route)?;
+        } else {
+            st.skip_field("route")?;
+        }
+        if self.fallback {
+            st.serialize_field("fallback", &true)?;
+        } else {
+            st.skip_field("fallback")?;
+        }
+        st.end()
+    }
+}
+
+/// [`Provenance`] as serialized.
+#[derive(Deserialize)]
+#[serde(rename = "Provenance")]
+struct ProvenanceText {
+    backend: Box<str>,
+    source: String,
+    weight: u32,
+    #[serde(default)]
+    route: Option<Box<str>>,
+    #[serde(default)]
+    fallback: bool,
+}
+
+impl<'de> Deserialize<'de> for Provenance {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let p = ProvenanceText::deserialize(d)?;
+        Ok(Provenance {
+            backend: p.backend,
+            source: p.source.into(),
+            weight: p.weight,
+            route: p.route.map(Arc::from),
+            fallback: p.fallback,
+        })
+    }
 }
 
 /// A dest, with the backends that produced it (empty for live state).
@@ -352,13 +497,18 @@ pub struct Provenance {
 pub struct Dest {
     #[serde(flatten)]
     pub attrs: DestAttrs,
-    /// Serialized as `origins`, its name in the JSON output.
-    #[serde(rename = "origins", default, skip_serializing_if = "Vec::is_empty")]
-    pub provenance: Vec<Provenance>,
+    /// Serialized as `origins`, its name in the JSON output. A boxed slice,
+    /// not a `Vec`: 8 bytes less a dest, and no spare capacity.
+    #[serde(rename = "origins", default, skip_serializing_if = "no_origins")]
+    pub provenance: Box<[Provenance]>,
     /// Why health checks changed this dest (`http 503, 3 of 3 failed since
     /// 12:00:01`); desired state only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health: Option<String>,
+    pub health: Option<Box<str>>,
+}
+
+fn no_origins(p: &[Provenance]) -> bool {
+    p.is_empty()
 }
 
 /// Connection counters reported by the kernel for a dest.
@@ -533,7 +683,7 @@ impl Op {
                     *dest,
                     Dest {
                         attrs: *attrs,
-                        provenance: Vec::new(),
+                        provenance: Box::default(),
                         health: None,
                     },
                 );
@@ -575,6 +725,51 @@ pub fn fmt_dest(addr: &SocketAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A key held as its prefix is the same provenance as the whole key:
+    /// equal, ordered as the text, serialized and read back the same.
+    #[test]
+    fn a_keyed_source_is_its_whole_text() {
+        let p = |backend: &str, source: Source| Provenance {
+            backend: backend.into(),
+            source,
+            weight: 3,
+            route: Some("r".into()),
+            fallback: false,
+        };
+        let whole = p("b4", "overlay:services/s1/backends/b4".into());
+        let keyed = p("b4", Source::Keyed("overlay:services/s1/backends/".into()));
+        assert_eq!(keyed.source(), "overlay:services/s1/backends/b4");
+        assert_eq!(
+            keyed.source_parts(),
+            ("overlay:services/s1/backends/", "b4")
+        );
+        assert_eq!(
+            whole.source_parts(),
+            ("overlay:services/s1/backends/b4", "")
+        );
+        assert_eq!(keyed, whole);
+        assert_eq!(format!("{keyed:?}"), format!("{whole:?}"));
+        let json = serde_json::to_string(&keyed).unwrap();
+        assert_eq!(json, serde_json::to_string(&whole).unwrap());
+        assert_eq!(
+            json,
+            r#"{"backend":"b4","source":"overlay:services/s1/backends/b4","weight":3,"route":"r"}"#
+        );
+        assert_eq!(serde_json::from_str::<Provenance>(&json).unwrap(), keyed);
+        // Ordered by the text: `.../b4` after `.../b3` (whole) and before
+        // `.../b40`, whichever way each is held.
+        let b3 = p("b4", "overlay:services/s1/backends/b3".into());
+        let b40 = p("b4", "overlay:services/s1/backends/b40".into());
+        assert!(b3 < keyed && keyed < b40);
+        assert!(p("b3", Source::Keyed("z/".into())) < whole);
+        let mut fb = whole.clone();
+        fb.fallback = true;
+        assert_eq!(
+            serde_json::to_string(&fb).unwrap(),
+            r#"{"backend":"b4","source":"overlay:services/s1/backends/b4","weight":3,"route":"r","fallback":true}"#
+        );
+    }
 
     #[test]
     fn service_key_round_trips_through_display() {

@@ -402,7 +402,7 @@ impl Client {
             for &(addr, attrs, counted) in &table.dests {
                 let dest = Dest {
                     attrs,
-                    provenance: Vec::new(),
+                    provenance: Box::default(),
                     health: None,
                 };
                 service.dests.insert(addr, dest);

@@ -143,7 +143,7 @@ pub fn canonical_state(state: &IpvsState) -> IpvsState {
                             *addr,
                             Dest {
                                 attrs: d.attrs,
-                                provenance: Vec::new(),
+                                provenance: Box::default(),
                                 health: None,
                             },
                         )

@@ -154,7 +154,7 @@ fn dest_of<'a>(desired: &'a IpvsState, change: &Change) -> Option<&'a Dest> {
 }
 
 fn provenance_of<'a>(desired: &'a IpvsState, change: &Change) -> &'a [Provenance] {
-    dest_of(desired, change).map_or(&[], |d| d.provenance.as_slice())
+    dest_of(desired, change).map_or(&[], |d| &d.provenance)
 }
 
 /// Why health checks changed the dest, if they did.
@@ -442,9 +442,9 @@ fn dest_diff(a: &DestAttrs, b: &DestAttrs) -> String {
 fn provenance_text(provenance: &[Provenance]) -> String {
     match provenance {
         [] => String::new(),
-        [o] if o.fallback => format!(" (fallback from {})", o.source),
+        [o] if o.fallback => format!(" (fallback from {})", o.source()),
         [o] => {
-            let mut s = format!(" ({} from {}", o.backend, o.source);
+            let mut s = format!(" ({} from {}", o.backend, o.source());
             if let Some(r) = &o.route {
                 let _ = write!(s, " via route {r}");
             }
@@ -509,7 +509,9 @@ fn push_change_line(out: &mut String, change: &Change, desired: &IpvsState) {
                     out.push_str(" (");
                     out.push_str(&o.backend);
                     out.push_str(" from ");
-                    out.push_str(&o.source);
+                    let (source, name) = o.source_parts();
+                    out.push_str(source);
+                    out.push_str(name);
                     if let Some(r) = &o.route {
                         out.push_str(" via route ");
                         out.push_str(r);

@@ -242,8 +242,8 @@ pub fn desired_after(
             Op::AddService { .. } | Op::EditService { .. } => svc.names = change.names.clone(),
             Op::AddDest { dest, .. } | Op::EditDest { dest, .. } => {
                 if let Some(d) = svc.dests.get_mut(dest) {
-                    d.provenance = change.provenance.clone();
-                    d.health = change.health.clone();
+                    d.provenance = change.provenance.as_slice().into();
+                    d.health = change.health.as_deref().map(Box::from);
                 }
             }
             Op::DelService { .. } | Op::DelDest { .. } => {}
@@ -493,7 +493,7 @@ mod tests {
             "10.1.0.1:80".parse().unwrap(),
             crate::model::Dest {
                 attrs: DestAttrs::new(Method::Masq, 10),
-                provenance: Vec::new(),
+                provenance: Box::default(),
                 health: None,
             },
         );
@@ -533,13 +533,13 @@ mod tests {
                     d.parse().unwrap(),
                     crate::model::Dest {
                         attrs: DestAttrs::new(Method::Masq, *w),
-                        provenance: vec![Provenance {
+                        provenance: Box::new([Provenance {
                             backend: format!("b-{d}").into(),
                             source: "services/x.yaml".into(),
                             weight: *w,
                             route: None,
                             fallback: false,
-                        }],
+                        }]),
                         health: None,
                     },
                 );
@@ -555,7 +555,7 @@ mod tests {
         for svc in live.services.values_mut() {
             svc.names.clear();
             for d in svc.dests.values_mut() {
-                d.provenance.clear();
+                d.provenance = Box::default();
             }
         }
         live
@@ -573,7 +573,7 @@ mod tests {
                 let names = svc.map(|s| s.names.clone()).unwrap_or_default();
                 let provenance = match (&c.op, svc) {
                     (Op::AddDest { dest, .. } | Op::EditDest { dest, .. }, Some(s)) => {
-                        s.dests[dest].provenance.clone()
+                        s.dests[dest].provenance.to_vec()
                     }
                     _ => Vec::new(),
                 };

@@ -24,7 +24,7 @@ fn state(services: &[Spec<'_>]) -> IpvsState {
                 addr(d),
                 Dest {
                     attrs: DestAttrs::new(*m, *w),
-                    provenance: Vec::new(),
+                    provenance: Box::default(),
                     health: None,
                 },
             );
@@ -343,13 +343,13 @@ fn coloured_text_is_the_plain_text_with_ansi_codes_on_change_lines() {
         .get_mut(&addr("10.1.0.3:80"))
         .unwrap();
     d.attrs.upper_threshold = 100;
-    d.provenance = vec![crate::model::Provenance {
+    d.provenance = Box::new([crate::model::Provenance {
         backend: "b3".into(),
         source: "services/web.yaml".into(),
         weight: 10,
         route: Some("lan".into()),
         fallback: false,
-    }];
+    }]);
     let p = plan(&desired, &live, &Ownership::all(), &Guards::default()).unwrap();
     let plain = output::text(&p, &desired, false);
     let coloured = output::text(&p, &desired, true);
@@ -678,18 +678,18 @@ fn a_dest_drained_for_health_shows_the_reason() {
         .unwrap()
         .dests
     {
-        d.provenance = vec![crate::model::Provenance {
+        d.provenance = Box::new([crate::model::Provenance {
             backend: format!("web-{}", a.ip()).into(),
             source: "services/web.yaml".into(),
             weight: 30,
             route: None,
             fallback: false,
-        }];
+        }]);
     }
     let d = desired.services.get_mut(&key("tcp://10.0.0.1:80")).unwrap();
     let drained = d.dests.get_mut(&addr("10.3.107.21:8443")).unwrap();
     drained.attrs.weight = 0;
-    drained.health = Some(reason.to_string());
+    drained.health = Some(reason.into());
     let p = plan(&desired, &live, &Ownership::all(), &Guards::default()).unwrap();
     let text = output::text(&p, &desired, false);
     assert!(
@@ -725,13 +725,13 @@ fn weight_moves_to_the_fallback_and_back_without_passing_through_zero() {
         .services
         .get_mut(&key("tcp://10.0.0.1:80"))
         .unwrap();
-    d.dests.get_mut(&addr(fb.0)).unwrap().provenance = vec![crate::model::Provenance {
+    d.dests.get_mut(&addr(fb.0)).unwrap().provenance = Box::new([crate::model::Provenance {
         backend: "fallback".into(),
         source: "services/web.yaml#fallback".into(),
         weight: 1,
         route: None,
         fallback: true,
-    }];
+    }]);
     let over = plan(&fallback, &serving, &Ownership::all(), &Guards::default()).unwrap();
     assert_eq!(
         ops(&over),

@@ -586,7 +586,7 @@ mod tests {
                 dest.parse().unwrap(),
                 Dest {
                     attrs: DestAttrs::new(*method, 1),
-                    provenance: Vec::new(),
+                    provenance: Box::default(),
                     health: None,
                 },
             );

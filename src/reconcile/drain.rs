@@ -457,7 +457,7 @@ impl Step<'_> {
                     weight: 0,
                     ..record.attrs
                 },
-                provenance: vec![Provenance {
+                provenance: Box::new([Provenance {
                     backend: DRAIN_BACKEND.into(),
                     source: format!(
                         "drain state: {active_conns} active connections, {}s left",
@@ -467,7 +467,7 @@ impl Step<'_> {
                     weight: 0,
                     route: None,
                     fallback: false,
-                }],
+                }]),
                 health: None,
             },
         );
@@ -518,7 +518,7 @@ mod tests {
                     addr(a),
                     Dest {
                         attrs: DestAttrs::new(Method::Masq, *w),
-                        provenance: Vec::new(),
+                        provenance: Box::default(),
                         health: None,
                     },
                 );
@@ -892,10 +892,10 @@ mod tests {
                 let mut d = Service::new(ServiceAttrs::with_scheduler("wlc"));
                 let mut l = Service::new(ServiceAttrs::with_scheduler("rr"));
                 for j in want {
-                    d.dests.insert(a(*j), Dest { attrs: DestAttrs::new(Method::Masq, 10), provenance: vec![], health: None });
+                    d.dests.insert(a(*j), Dest { attrs: DestAttrs::new(Method::Masq, 10), provenance: Box::default(), health: None });
                 }
                 for (j, (w, c)) in have {
-                    l.dests.insert(a(*j), Dest { attrs: DestAttrs::new(Method::Droute, *w), provenance: vec![], health: None });
+                    l.dests.insert(a(*j), Dest { attrs: DestAttrs::new(Method::Droute, *w), provenance: Box::default(), health: None });
                     stats.entry(key(*i)).or_default().insert(a(*j), DestStats { active_conns: *c, ..DestStats::default() });
                 }
                 if *in_desired {
@@ -934,7 +934,7 @@ mod tests {
                 let mut st = IpvsState::default();
                 let mut s = Service::new(ServiceAttrs::with_scheduler("wlc"));
                 for (i, w) in dests {
-                    s.dests.insert(a(i), Dest { attrs: DestAttrs::new(Method::Masq, w), provenance: vec![], health: None });
+                    s.dests.insert(a(i), Dest { attrs: DestAttrs::new(Method::Masq, w), provenance: Box::default(), health: None });
                 }
                 st.services.insert(key, s);
                 st

@@ -102,7 +102,7 @@ impl Entry {
             .map(|(addr, attrs)| {
                 let dest = Dest {
                     attrs: *attrs,
-                    provenance: Vec::new(),
+                    provenance: Box::default(),
                     health: None,
                 };
                 (*addr, dest)
@@ -486,7 +486,7 @@ mod tests {
             "10.1.0.1:80".parse().unwrap(),
             Dest {
                 attrs: DestAttrs::new(Method::Masq, 10),
-                provenance: Vec::new(),
+                provenance: Box::default(),
                 health: None,
             },
         );
@@ -679,7 +679,7 @@ mod tests {
                     dest,
                     Dest {
                         attrs,
-                        provenance: vec![],
+                        provenance: Box::default(),
                         health: None,
                     },
                 );
@@ -731,7 +731,7 @@ mod tests {
         use crate::plan::{Guards, Ownership};
         let dest = |w| Dest {
             attrs: DestAttrs::new(Method::Masq, w),
-            provenance: Vec::new(),
+            provenance: Box::default(),
             health: None,
         };
         let key = |i: u8| -> ServiceKey { format!("tcp://10.0.0.{i}:80").parse().unwrap() };

@@ -70,7 +70,7 @@ fn plain_service(s: &Service) -> bool {
         && s.dests.values().all(|d| {
             d.health.as_deref().is_none_or(plain)
                 && d.provenance.iter().all(|p| {
-                    plain(&p.backend) && plain(&p.source) && p.route.as_deref().is_none_or(plain)
+                    plain(&p.backend) && plain(&p.source()) && p.route.as_deref().is_none_or(plain)
                 })
         })
 }
@@ -226,7 +226,9 @@ fn push_dests(out: &mut String, dests: &BTreeMap<SocketAddr, Dest>) {
             out.push_str("\n        - backend: ");
             out.push_str(&p.backend);
             out.push_str("\n          source: ");
-            out.push_str(&p.source);
+            let (source, name) = p.source_parts();
+            out.push_str(source);
+            out.push_str(name);
             out.push_str("\n          weight: ");
             push_u32(out, p.weight);
             if let Some(route) = &p.route {

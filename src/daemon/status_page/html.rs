@@ -314,7 +314,7 @@ fn dest_row(out: &mut String, d: &DestRow) {
                 .as_deref()
                 .map(|r| format!(", route {r}"))
                 .unwrap_or_default();
-            format!("{} ({}, weight {}{route})", o.backend, o.source, o.weight)
+            format!("{} ({}, weight {}{route})", o.backend, o.source(), o.weight)
         })
         .collect();
     let mut why = d.health.clone().unwrap_or_default();

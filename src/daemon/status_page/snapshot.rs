@@ -455,11 +455,15 @@ fn service_row(input: &ServiceInput<'_>, key: &ServiceKey, problem: bool) -> Ser
                     weight: d.attrs.weight,
                     method: d.attrs.method.as_str().to_string(),
                     state: if from_kernel { "kernel" } else { state }.to_string(),
-                    origins: d.provenance.clone(),
+                    origins: d.provenance.to_vec(),
                     active_conns: None,
                     inactive_conns: None,
                     traffic: None,
-                    health: d.health.clone().or_else(|| verdict.map(|v| v.1.clone())),
+                    health: d
+                        .health
+                        .as_deref()
+                        .map(str::to_string)
+                        .or_else(|| verdict.map(|v| v.1.clone())),
                     drain: None,
                 },
             );
@@ -554,7 +558,7 @@ mod tests {
                     addr,
                     Dest {
                         attrs: DestAttrs::new(Method::Masq, 10),
-                        provenance: Vec::new(),
+                        provenance: Box::default(),
                         health: None,
                     },
                 );
@@ -620,13 +624,13 @@ mod tests {
             svc.dests.values_mut().for_each(|d| d.attrs.weight = weight);
             let dest = Dest {
                 attrs: DestAttrs::new(Method::Masq, 0),
-                provenance: vec![Provenance {
+                provenance: Box::new([Provenance {
                     backend: "fallback".into(),
                     source: "services/web.yaml#fallback".into(),
                     weight: 2,
                     route: None,
                     fallback: true,
-                }],
+                }]),
                 health: None,
             };
             svc.dests.insert("10.9.0.1:80".parse().unwrap(), dest);

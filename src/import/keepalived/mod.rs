@@ -634,7 +634,7 @@ impl Cx<'_> {
             attrs.tunnel = tunnel;
             let dest = Dest {
                 attrs,
-                provenance: Vec::new(),
+                provenance: Box::default(),
                 health: None,
             };
             if svc
@@ -687,13 +687,13 @@ impl Cx<'_> {
             self.skip(&sorry.at, what);
             return;
         }
-        let provenance = vec![Provenance {
+        let provenance = Box::new([Provenance {
             backend: "fallback".into(),
             source: "".into(),
             weight: 1,
             route: None,
             fallback: true,
-        }];
+        }]);
         let mut attrs = DestAttrs::new(method, 0);
         attrs.tunnel = tunnel;
         let dest = Dest {

@@ -243,7 +243,7 @@ impl<'a> ChangesArray<'a> {
             push_usize(out, c.dests_removed);
         }
         out.push_str(",\n      \"provenance\": ");
-        push_provenance(out, dest.map_or(&[], |d| d.provenance.as_slice()));
+        push_provenance(out, dest.map_or(&[], |d| &d.provenance));
         if let Some(reason) = dest.and_then(|d| d.health.as_deref()) {
             out.push_str(",\n      \"health\": ");
             push_str(out, reason);
@@ -378,7 +378,10 @@ fn push_provenance(out: &mut String, provenance: &[Provenance]) {
         out.push_str("        {\n          \"backend\": ");
         push_str(out, &p.backend);
         out.push_str(",\n          \"source\": ");
-        push_str(out, &p.source);
+        match p.source_parts() {
+            (source, "") => push_str(out, source),
+            (prefix, name) => push_str(out, &[prefix, name].concat()),
+        }
         out.push_str(",\n          \"weight\": ");
         push_u32(out, p.weight);
         if let Some(route) = &p.route {

@@ -193,7 +193,7 @@ fn oracle(
 fn dest(method: Method, weight: u32) -> Dest {
     Dest {
         attrs: DestAttrs::new(method, weight),
-        provenance: Vec::new(),
+        provenance: Box::default(),
         health: None,
     }
 }
@@ -250,7 +250,7 @@ fn desired_state() -> IpvsState {
     let mut one = Service::new(attrs);
     one.names = vec!["web".into(), "we\"ird\n".into()];
     let mut edited = dest(Method::Masq, 20);
-    edited.provenance = vec![
+    edited.provenance = Box::new([
         Provenance {
             backend: "b\t1".into(),
             source: "services/web.yaml#backends.b1".into(),
@@ -265,7 +265,7 @@ fn desired_state() -> IpvsState {
             route: None,
             fallback: true,
         },
-    ];
+    ]);
     edited.health = Some("http 503, \"x\"\u{1}".into());
     one.dests.insert(addr("10.1.0.1:80"), edited);
     let mut added = dest(Method::Tunnel, 7);

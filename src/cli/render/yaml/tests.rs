@@ -1,7 +1,7 @@
 //! The hand-written YAML against serde-saphyr's, on generated states.
 
 use super::*;
-use crate::model::{DestAttrs, Family, Method, Protocol, Provenance, ServiceAttrs};
+use crate::model::{DestAttrs, Family, Method, Protocol, Provenance, ServiceAttrs, Source};
 
 /// Strings of every kind: plain ones, and ones serde-saphyr quotes, folds
 /// or writes as YAML 1.1 words.
@@ -89,13 +89,17 @@ impl Gen {
         let provenance = (0..self.next(3))
             .map(|_| Provenance {
                 backend: self.string().into(),
-                source: self.string().into(),
+                // Held whole, or as a prefix the backend's name follows.
+                source: match self.next(2) {
+                    0 => self.string().into(),
+                    _ => Source::Keyed(format!("{}/", self.string()).into()),
+                },
                 weight: self.next(100) as u32,
                 route: (self.next(3) == 0).then(|| self.string().into()),
                 fallback: self.next(4) == 0,
             })
             .collect();
-        let health = (self.next(6) == 0).then(|| self.string());
+        let health = (self.next(6) == 0).then(|| self.string().into());
         Dest {
             attrs,
             provenance,
