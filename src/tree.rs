@@ -156,26 +156,41 @@ impl Fingerprint {
     }
 }
 
-/// One file with its [`Fingerprint`], hashed where it is made (a source's
-/// reader threads) so that [`Files::from_entries`] does not hash again.
+/// One file with its [`Fingerprint`], hashed and encoded as [`Files`]
+/// holds it where it is made (a source's reader threads), so that
+/// [`Files::from_entries`] neither hashes nor, for a file of its own chunk,
+/// copies again.
 pub struct Entry {
-    path: String,
-    data: Vec<u8>,
+    /// The entry as a chunk holds it.
+    encoded: Vec<u8>,
     print: Fingerprint,
 }
 
 impl Entry {
     pub fn new(path: String, data: Vec<u8>) -> Entry {
-        let print = Fingerprint::of_entry(&path, &data);
-        Entry { path, data, print }
+        Entry::from_parts(&path, &data)
+    }
+
+    /// The entry of `path` with a copy of `data`.
+    pub fn from_parts(path: &str, data: &[u8]) -> Entry {
+        let mut encoded = Vec::with_capacity(encoded_len(path, data));
+        encode(&mut encoded, path, data);
+        Entry {
+            encoded,
+            print: Fingerprint::of_entry(path, data),
+        }
     }
 
     pub fn path(&self) -> &str {
-        &self.path
+        as_path(self.path_bytes())
+    }
+
+    fn path_bytes(&self) -> &[u8] {
+        decode(&self.encoded, 0).0
     }
 
     pub fn data(&self) -> &[u8] {
-        &self.data
+        decode(&self.encoded, 0).1
     }
 }
 
@@ -367,16 +382,19 @@ impl Files {
     /// The files of `entries` (of one path, the last one counts, as with
     /// [`Files::insert`]): packed in one pass, no hashing.
     pub fn from_entries(mut entries: Vec<Entry>) -> Files {
-        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        entries.sort_by(|a, b| a.path_bytes().cmp(b.path_bytes()));
         let mut print = Fingerprint::default();
         let mut packer = Packer::default();
         let mut entries = entries.into_iter().peekable();
         while let Some(e) = entries.next() {
-            if entries.peek().is_some_and(|next| next.path == e.path) {
+            if entries
+                .peek()
+                .is_some_and(|next| next.path_bytes() == e.path_bytes())
+            {
                 continue;
             }
             print.add(e.print);
-            packer.push(&e.path, &e.data);
+            packer.push_encoded(e.encoded);
         }
         let len = packer.len;
         Files {
@@ -479,6 +497,21 @@ impl Packer {
             self.chunk.reserve_exact(n.max(CHUNK_MAX));
         }
         encode(&mut self.chunk, path, data);
+        self.len += 1;
+    }
+
+    /// Pushes one encoded entry: a large one (a config file) becomes its
+    /// own chunk as it is, without a copy.
+    fn push_encoded(&mut self, entry: Vec<u8>) {
+        if entry.len() <= CHUNK_MAX / 2 {
+            let (path, data, _) = decode(&entry, 0);
+            return self.push(as_path(path), data);
+        }
+        if !self.chunk.is_empty() {
+            self.seal();
+        }
+        let first = as_path(decode(&entry, 0).0).into();
+        self.chunks.insert(first, Arc::new(entry));
         self.len += 1;
     }
 
