@@ -1,6 +1,9 @@
 //! Benchmark of the etcd overlay against a real local etcd: a full read of
 //! N backend keys (paginated, one revision), read + parse, and the latency
-//! from a put to the watcher's dirty notification.
+//! from a put to the watcher's dirty notification. First, without etcd, the
+//! heap the watch's tree holds for 10k services x 10 backends (a counting
+//! allocator: bytes asked for and allocations live, not the allocator's
+//! rounding).
 //!
 //! Run: `cargo bench --bench etcd` (needs /usr/bin/etcd). Prints one line
 //! per measurement; record them in docs/benchmarks.md with machine and date.
@@ -8,10 +11,129 @@
 #[path = "../tests/support/etcd.rs"]
 mod support;
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use clusterf::source::etcd::watch::{OverlayWatch, Tuning};
-use clusterf::source::etcd::{self as etcd_source, Settings};
+use clusterf::source::etcd::{self as etcd_source, Keyspace, Settings, keys};
+use clusterf::tree::Tree;
+
+/// The system allocator, counting the bytes and allocations live.
+struct Counting;
+
+static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+static LIVE_ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            LIVE_BYTES.fetch_add(layout.size(), Relaxed);
+            LIVE_ALLOCS.fetch_add(1, Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(p, layout) };
+        LIVE_BYTES.fetch_sub(layout.size(), Relaxed);
+        LIVE_ALLOCS.fetch_sub(1, Relaxed);
+    }
+
+    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let q = unsafe { System.realloc(p, layout, new_size) };
+        if !q.is_null() {
+            LIVE_BYTES.fetch_add(new_size, Relaxed);
+            LIVE_BYTES.fetch_sub(layout.size(), Relaxed);
+        }
+        q
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn live() -> (usize, usize) {
+    (LIVE_BYTES.load(Relaxed), LIVE_ALLOCS.load(Relaxed))
+}
+
+/// The heap of the watch's tree at `services` x 10 backends, built as a
+/// list builds it (`keys::apply_put` in key order); then the cost of a
+/// put while a pass holds a snapshot (the watch's `Arc::make_mut`), and
+/// the time to read every entry and to look each up.
+fn tree_heap(services: usize) {
+    let ks = Keyspace::new("/clusterf");
+    let key = |i: usize| format!("/clusterf/services/s{}/backends/b{}", i / 10, i % 10);
+    let value = |i: usize| {
+        format!(
+            r#"{{"ipv4": "10.{}.{}.{}", "tcp": 8080, "weight": 10}}"#,
+            i / 65536 % 256,
+            i / 256 % 256,
+            i % 256
+        )
+    };
+    let n = services * 10;
+    let mut sorted: Vec<(String, String)> = (0..n).map(|i| (key(i), value(i))).collect();
+    sorted.sort();
+    let payload: usize = sorted.iter().map(|(k, v)| k.len() - 10 + v.len()).sum();
+    let (b0, a0) = live();
+    let t = Instant::now();
+    let mut tree = Tree::new("etcd");
+    for (k, v) in &sorted {
+        keys::apply_put(&mut tree, &ks, k.as_bytes(), v.as_bytes());
+    }
+    let build = t.elapsed();
+    let (b1, a1) = live();
+    assert_eq!(tree.files.len(), n);
+    println!(
+        "tree of {n} keys: heap {:.2} MB in {} allocations ({:.1} B a key; paths and values {:.2} MB); built in {build:?}",
+        (b1 - b0) as f64 / 1e6,
+        a1 - a0,
+        (b1 - b0) as f64 / n as f64,
+        payload as f64 / 1e6,
+    );
+    // The watch patches its tree through `Arc::make_mut` while a pass may
+    // hold the last snapshot.
+    let mut shared = std::sync::Arc::new(tree);
+    let pass = shared.clone();
+    let t = Instant::now();
+    keys::apply_put(
+        std::sync::Arc::make_mut(&mut shared),
+        &ks,
+        key(n / 2).as_bytes(),
+        b"{}",
+    );
+    let put = t.elapsed();
+    let (b2, _) = live();
+    println!(
+        "  a put while a pass holds the snapshot: {:+.2} MB ({put:?})",
+        (b2 as f64 - b1 as f64) / 1e6,
+    );
+    drop(pass);
+    let mut tree = std::sync::Arc::try_unwrap(shared).expect("the only holder");
+    let t = Instant::now();
+    let bytes: usize = tree.files.iter().map(|(p, d)| p.len() + d.len()).sum();
+    let iter = t.elapsed();
+    let t = Instant::now();
+    let found = sorted
+        .iter()
+        .filter(|(k, _)| tree.files.get(&k[10..]).is_some())
+        .count();
+    let gets = t.elapsed();
+    assert_eq!(found, n);
+    let t = Instant::now();
+    for i in (0..n).step_by(97) {
+        keys::apply_put(&mut tree, &ks, key(i).as_bytes(), value(i + 1).as_bytes());
+    }
+    let puts = t.elapsed();
+    println!(
+        "  read every entry ({:.1} MB): {iter:?}; get every path: {gets:?}; {} puts in place: {puts:?}",
+        bytes as f64 / 1e6,
+        n.div_ceil(97),
+    );
+}
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -33,6 +155,7 @@ fn main() {
     } else {
         (vec![100usize], 20)
     };
+    tree_heap(if full { 10_000 } else { 100 });
     let Some(etcd) = support::Etcd::start() else {
         return;
     };

@@ -8,6 +8,8 @@
 //! contain dot-file components (sources drop those when they read).
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::Arc;
 
 /// The largest file a tree holds, in bytes: sources refuse a larger file
 /// (naming it unreadable) without reading it, and `config` sizes its YAML
@@ -53,8 +55,8 @@ impl Tree {
         }
     }
 
-    pub fn insert(&mut self, path: impl Into<String>, contents: impl Into<Vec<u8>>) {
-        self.files.insert(path.into(), contents.into());
+    pub fn insert(&mut self, path: impl AsRef<str>, contents: impl AsRef<[u8]>) {
+        self.files.insert(path.as_ref(), contents.as_ref());
     }
 
     pub fn is_empty(&self) -> bool {
@@ -154,137 +156,504 @@ impl Fingerprint {
     }
 }
 
-/// One file with its [`Fingerprint`], hashed where it is made (a source's
-/// reader threads) so that [`Files::from_entries`] does not hash again.
+/// One file with its [`Fingerprint`], hashed and encoded as [`Files`]
+/// holds it where it is made (a source's reader threads), so that
+/// [`Files::from_entries`] neither hashes nor, for a file of its own chunk,
+/// copies again.
 pub struct Entry {
-    path: String,
-    data: Vec<u8>,
+    /// The entry as a chunk holds it.
+    encoded: Vec<u8>,
     print: Fingerprint,
 }
 
 impl Entry {
     pub fn new(path: String, data: Vec<u8>) -> Entry {
-        let print = Fingerprint::of_entry(&path, &data);
-        Entry { path, data, print }
+        Entry::from_parts(&path, &data)
+    }
+
+    /// The entry of `path` with a copy of `data`.
+    pub fn from_parts(path: &str, data: &[u8]) -> Entry {
+        let mut encoded = Vec::with_capacity(encoded_len(path, data));
+        encode(&mut encoded, path, data);
+        Entry {
+            encoded,
+            print: Fingerprint::of_entry(path, data),
+        }
     }
 
     pub fn path(&self) -> &str {
-        &self.path
+        as_path(self.path_bytes())
+    }
+
+    fn path_bytes(&self) -> &[u8] {
+        decode(&self.encoded, 0).0
     }
 
     pub fn data(&self) -> &[u8] {
-        &self.data
+        decode(&self.encoded, 0).1
     }
 }
 
-/// A tree's files (path -> contents) and their [`Fingerprint`], which every
-/// change keeps current: read through `Deref` (a `BTreeMap`), changed only
-/// through [`Files::insert`] and [`Files::remove`].
-#[derive(Clone, Default, PartialEq, Eq)]
+/// The bytes a chunk of [`Files`] holds at most, unless it holds one entry
+/// only (a larger file).
+const CHUNK_MAX: usize = 2048;
+/// A chunk left smaller than this by a removal is merged with a neighbour.
+const CHUNK_MIN: usize = CHUNK_MAX / 4;
+
+/// A tree's files (path -> contents) in path order, and their
+/// [`Fingerprint`], which every change keeps current: changed only through
+/// [`Files::insert`] and [`Files::remove`].
+///
+/// Held compactly (issue 15: the etcd watch holds 100k keys): the entries
+/// are packed in path order into chunks of about [`CHUNK_MAX`] bytes (an
+/// entry is its path's and its contents' lengths as LEB128, then the path,
+/// then the contents), found through a `BTreeMap` from each chunk's first
+/// path. A key costs its bytes plus a few, not a B-tree slot and two
+/// allocations. A change finds its chunk in O(log n) and rewrites that
+/// chunk only. Chunks are shared between clones and copied on write, so
+/// the etcd watch patching its tree while a pass holds the last snapshot
+/// copies the chunks it changes, not the tree.
+///
+/// A `BTreeMap<Box<str>, Box<[u8]>>` would still cost a slot (32 bytes,
+/// nodes partly full) and two allocations a key; no crate we know packs an
+/// ordered string map with borrowed `&str` keys this way, hence by hand.
+#[derive(Clone, Default)]
 pub struct Files {
-    map: BTreeMap<String, Vec<u8>>,
+    /// The first path of each chunk -> the chunk; no chunk is empty.
+    chunks: BTreeMap<Box<str>, Arc<Vec<u8>>>,
+    len: usize,
     print: Fingerprint,
 }
 
 impl Files {
-    /// Sets `path` to `data`; the contents it had.
-    pub fn insert(&mut self, path: String, data: Vec<u8>) -> Option<Vec<u8>> {
-        if let Some(old) = self.map.get(&path) {
-            self.print.sub(Fingerprint::of_entry(&path, old));
+    /// The number of files.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The contents of `path`.
+    pub fn get(&self, path: &str) -> Option<&[u8]> {
+        let (_, chunk) = self
+            .chunks
+            .range::<str, _>((Bound::Unbounded, Bound::Included(path)))
+            .next_back()?;
+        let (at, _, found) = seek(chunk, path.as_bytes());
+        found.then(|| decode(chunk, at).1)
+    }
+
+    pub fn contains_key(&self, path: &str) -> bool {
+        self.get(path).is_some()
+    }
+
+    /// Every file, in path order.
+    pub fn iter(&self) -> Iter<'_> {
+        Iter {
+            chunks: self
+                .chunks
+                .range::<str, _>((Bound::Unbounded, Bound::Unbounded)),
+            chunk: &[],
+            at: 0,
         }
-        self.print.add(Fingerprint::of_entry(&path, &data));
-        self.map.insert(path, data)
+    }
+
+    /// The files from `start` on (`start` included), in path order.
+    pub fn iter_from(&self, start: &str) -> Iter<'_> {
+        match self
+            .chunks
+            .range::<str, _>((Bound::Unbounded, Bound::Included(start)))
+            .next_back()
+        {
+            Some((first, chunk)) => Iter {
+                chunks: self
+                    .chunks
+                    .range::<str, _>((Bound::Excluded(&**first), Bound::Unbounded)),
+                chunk,
+                at: seek(chunk, start.as_bytes()).0,
+            },
+            None => self.iter(),
+        }
+    }
+
+    /// The files whose path starts with `prefix`, in path order.
+    pub fn prefixed<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, &'a [u8])> {
+        self.iter_from(prefix)
+            .take_while(move |(path, _)| path.starts_with(prefix))
+    }
+
+    /// Every path, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.iter().map(|(path, _)| path)
+    }
+
+    /// Every file's contents, in path order.
+    pub fn values(&self) -> impl Iterator<Item = &[u8]> {
+        self.iter().map(|(_, data)| data)
+    }
+
+    /// Sets `path` to `data`.
+    pub fn insert(&mut self, path: &str, data: &[u8]) {
+        let Some(key) = self
+            .chunks
+            .range::<str, _>((Bound::Unbounded, Bound::Included(path)))
+            .next_back()
+            .or_else(|| self.chunks.first_key_value())
+            .map(|(first, _)| first.clone())
+        else {
+            self.len = 1;
+            self.print = Fingerprint::of_entry(path, data);
+            let mut chunk = Vec::with_capacity(encoded_len(path, data));
+            encode(&mut chunk, path, data);
+            self.put_chunk(chunk, true, false);
+            return;
+        };
+        let last = self.is_last(&key);
+        let mut chunk = self.take_chunk(&key);
+        let (at, end, found) = seek(&chunk, path.as_bytes());
+        if found {
+            self.print
+                .sub(Fingerprint::of_entry(path, decode(&chunk, at).1));
+        } else {
+            self.len += 1;
+        }
+        self.print.add(Fingerprint::of_entry(path, data));
+        let append = at == chunk.len();
+        if append {
+            encode(&mut chunk, path, data);
+        } else {
+            let mut entry = Vec::with_capacity(encoded_len(path, data));
+            encode(&mut entry, path, data);
+            if !last {
+                chunk.reserve_exact(entry.len().saturating_sub(end - at));
+            }
+            chunk.splice(at..end, entry);
+        }
+        self.put_chunk(chunk, last, last && append);
+    }
+
+    /// Removes `path`; whether it was there.
+    pub fn remove(&mut self, path: &str) -> bool {
+        let Some((key, chunk)) = self
+            .chunks
+            .range::<str, _>((Bound::Unbounded, Bound::Included(path)))
+            .next_back()
+        else {
+            return false;
+        };
+        let (at, end, found) = seek(chunk, path.as_bytes());
+        if !found {
+            return false;
+        }
+        let key = key.clone();
+        let mut last = self.is_last(&key);
+        let mut chunk = self.take_chunk(&key);
+        self.print
+            .sub(Fingerprint::of_entry(path, decode(&chunk, at).1));
+        self.len -= 1;
+        chunk.drain(at..end);
+        if chunk.len() < CHUNK_MIN {
+            let next = self
+                .chunks
+                .range::<str, _>((Bound::Excluded(&*key), Bound::Unbounded))
+                .next()
+                .map(|(first, _)| first.clone());
+            let prev = self
+                .chunks
+                .range::<str, _>((Bound::Unbounded, Bound::Excluded(&*key)))
+                .next_back()
+                .map(|(first, _)| first.clone());
+            if let Some(next) = next {
+                last = self.is_last(&next);
+                let next = self.take_chunk(&next);
+                chunk.extend_from_slice(&next);
+            } else if let Some(prev) = prev {
+                let mut prev = self.take_chunk(&prev);
+                prev.extend_from_slice(&chunk);
+                chunk = prev;
+            }
+        }
+        self.put_chunk(chunk, last, false);
+        true
     }
 
     /// The files of `entries` (of one path, the last one counts, as with
-    /// [`Files::insert`]): one bulk build of the map, no hashing.
+    /// [`Files::insert`]): packed in one pass, no hashing.
     pub fn from_entries(mut entries: Vec<Entry>) -> Files {
-        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        entries.sort_by(|a, b| a.path_bytes().cmp(b.path_bytes()));
         let mut print = Fingerprint::default();
+        let mut packer = Packer::default();
         let mut entries = entries.into_iter().peekable();
-        let mut kept = Vec::with_capacity(entries.len());
         while let Some(e) = entries.next() {
-            if entries.peek().is_some_and(|next| next.path == e.path) {
+            if entries
+                .peek()
+                .is_some_and(|next| next.path_bytes() == e.path_bytes())
+            {
                 continue;
             }
             print.add(e.print);
-            kept.push((e.path, e.data));
+            packer.push_encoded(e.encoded);
         }
+        let len = packer.len;
         Files {
-            map: kept.into_iter().collect(),
+            chunks: packer.finish(),
+            len,
             print,
         }
-    }
-
-    /// Removes `path`; the contents it had.
-    pub fn remove<Q>(&mut self, path: &Q) -> Option<Vec<u8>>
-    where
-        String: std::borrow::Borrow<Q>,
-        Q: Ord + ?Sized,
-    {
-        let (path, data) = self.map.remove_entry(path)?;
-        self.print.sub(Fingerprint::of_entry(&path, &data));
-        Some(data)
     }
 
     /// Empties every file's contents, keeping the paths and the fingerprint
     /// of what they held: for a tree parsed and no longer read (the one-shot
     /// `plan` frees its memory this way; `render::render_releasing`).
     pub fn release_contents(&mut self) {
-        for contents in self.map.values_mut() {
-            *contents = Vec::new();
-        }
+        self.take_contents_into(None);
     }
 
     /// Takes every file's contents out, in path order, leaving the paths
     /// and the fingerprint as [`Files::release_contents`] does: for a
     /// reader that drops each once read (`config::ServiceReader`).
     pub fn take_contents(&mut self) -> Vec<Vec<u8>> {
-        self.map.values_mut().map(std::mem::take).collect()
+        let mut contents = Vec::with_capacity(self.len);
+        self.take_contents_into(Some(&mut contents));
+        contents
+    }
+
+    /// Repacks the paths without their contents, a chunk at a time (the
+    /// old chunk is dropped once copied), copying the contents to `out`.
+    fn take_contents_into(&mut self, mut out: Option<&mut Vec<Vec<u8>>>) {
+        let mut packer = Packer::default();
+        for (_, chunk) in std::mem::take(&mut self.chunks) {
+            let mut at = 0;
+            while at < chunk.len() {
+                let (path, data, next) = decode(&chunk, at);
+                packer.push(as_path(path), &[]);
+                if let Some(out) = out.as_deref_mut() {
+                    out.push(data.to_vec());
+                }
+                at = next;
+            }
+        }
+        self.chunks = packer.finish();
     }
 
     /// The fingerprint of every entry.
     pub fn fingerprint(&self) -> Fingerprint {
         self.print
     }
-}
 
-impl std::ops::Deref for Files {
-    type Target = BTreeMap<String, Vec<u8>>;
+    fn is_last(&self, key: &str) -> bool {
+        self.chunks
+            .last_key_value()
+            .is_some_and(|(last, _)| **last == *key)
+    }
 
-    fn deref(&self) -> &Self::Target {
-        &self.map
+    /// Takes a chunk out to change it (copied if a clone shares it).
+    fn take_chunk(&mut self, key: &str) -> Vec<u8> {
+        let chunk = self.chunks.remove(key).expect("a chunk that is there");
+        Arc::unwrap_or_clone(chunk)
+    }
+
+    /// Puts a changed chunk back, split when too large. `last`: it is the
+    /// last chunk, which keeps spare capacity for appends (every other is
+    /// held at its length); `append`: it grew at its end, split off the
+    /// entry appended (sorted loads fill chunks).
+    fn put_chunk(&mut self, mut chunk: Vec<u8>, last: bool, append: bool) {
+        if chunk.is_empty() {
+            return;
+        }
+        if chunk.len() > CHUNK_MAX
+            && let Some(at) = split_point(&chunk, append)
+        {
+            let right = chunk.split_off(at);
+            self.put_chunk(chunk, false, false);
+            self.put_chunk(right, last, false);
+            return;
+        }
+        if !last {
+            chunk.shrink_to_fit();
+        }
+        let first = as_path(decode(&chunk, 0).0).into();
+        self.chunks.insert(first, Arc::new(chunk));
     }
 }
 
+/// Packs entries given in path order into full chunks.
+#[derive(Default)]
+struct Packer {
+    chunks: BTreeMap<Box<str>, Arc<Vec<u8>>>,
+    chunk: Vec<u8>,
+    len: usize,
+}
+
+impl Packer {
+    fn push(&mut self, path: &str, data: &[u8]) {
+        let n = encoded_len(path, data);
+        if !self.chunk.is_empty() && self.chunk.len() + n > CHUNK_MAX {
+            self.seal();
+        }
+        if self.chunk.is_empty() {
+            self.chunk.reserve_exact(n.max(CHUNK_MAX));
+        }
+        encode(&mut self.chunk, path, data);
+        self.len += 1;
+    }
+
+    /// Pushes one encoded entry: a large one (a config file) becomes its
+    /// own chunk as it is, without a copy.
+    fn push_encoded(&mut self, entry: Vec<u8>) {
+        if entry.len() <= CHUNK_MAX / 2 {
+            let (path, data, _) = decode(&entry, 0);
+            return self.push(as_path(path), data);
+        }
+        if !self.chunk.is_empty() {
+            self.seal();
+        }
+        let first = as_path(decode(&entry, 0).0).into();
+        self.chunks.insert(first, Arc::new(entry));
+        self.len += 1;
+    }
+
+    fn seal(&mut self) {
+        let mut chunk = std::mem::take(&mut self.chunk);
+        chunk.shrink_to_fit();
+        let first = as_path(decode(&chunk, 0).0).into();
+        self.chunks.insert(first, Arc::new(chunk));
+    }
+
+    fn finish(mut self) -> BTreeMap<Box<str>, Arc<Vec<u8>>> {
+        if !self.chunk.is_empty() {
+            self.seal();
+        }
+        self.chunks
+    }
+}
+
+fn encoded_len(path: &str, data: &[u8]) -> usize {
+    let varint = |n: usize| (usize::BITS - n.leading_zeros()).div_ceil(7).max(1) as usize;
+    varint(path.len()) + varint(data.len()) + path.len() + data.len()
+}
+
+fn encode(chunk: &mut Vec<u8>, path: &str, data: &[u8]) {
+    put_len(chunk, path.len());
+    put_len(chunk, data.len());
+    chunk.extend_from_slice(path.as_bytes());
+    chunk.extend_from_slice(data);
+}
+
+fn put_len(chunk: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        chunk.push(n as u8 | 0x80);
+        n >>= 7;
+    }
+    chunk.push(n as u8);
+}
+
+fn take_len(chunk: &[u8], at: &mut usize) -> usize {
+    let mut n = 0;
+    let mut shift = 0;
+    loop {
+        let byte = chunk[*at];
+        *at += 1;
+        n |= usize::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return n;
+        }
+        shift += 7;
+    }
+}
+
+/// The entry starting at `at`: its path, its contents, where the next
+/// starts.
+fn decode(chunk: &[u8], mut at: usize) -> (&[u8], &[u8], usize) {
+    let path_len = take_len(chunk, &mut at);
+    let data_len = take_len(chunk, &mut at);
+    let data_at = at + path_len;
+    let next = data_at + data_len;
+    (&chunk[at..data_at], &chunk[data_at..next], next)
+}
+
+/// Where `path` is or would go in `chunk`: the start and end of its entry
+/// (both the start of the next one when absent), and whether it is there.
+fn seek(chunk: &[u8], path: &[u8]) -> (usize, usize, bool) {
+    let mut at = 0;
+    while at < chunk.len() {
+        let (p, _, next) = decode(chunk, at);
+        match p.cmp(path) {
+            std::cmp::Ordering::Less => at = next,
+            std::cmp::Ordering::Equal => return (at, next, true),
+            std::cmp::Ordering::Greater => break,
+        }
+    }
+    (at, at, false)
+}
+
+/// Where to split an overfull chunk: before the last entry after an append,
+/// else at the entry boundary nearest its middle; `None` for one entry.
+fn split_point(chunk: &[u8], append: bool) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    let mut last_start = 0;
+    let mut at = decode(chunk, 0).2;
+    while at < chunk.len() {
+        last_start = at;
+        if best.is_none_or(|b| at.abs_diff(chunk.len() / 2) < b.abs_diff(chunk.len() / 2)) {
+            best = Some(at);
+        }
+        at = decode(chunk, at).2;
+    }
+    if append && last_start > 0 {
+        return Some(last_start);
+    }
+    best
+}
+
+/// A stored path: only ever written from a `&str`.
+fn as_path(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).expect("a path is stored from a str")
+}
+
+/// The files of [`Files`] in path order: `(path, contents)`.
+pub struct Iter<'a> {
+    chunks: std::collections::btree_map::Range<'a, Box<str>, Arc<Vec<u8>>>,
+    chunk: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a str, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.at >= self.chunk.len() {
+            self.chunk = self.chunks.next()?.1;
+            self.at = 0;
+        }
+        let (path, data, next) = decode(self.chunk, self.at);
+        self.at = next;
+        Some((as_path(path), data))
+    }
+}
+
+impl PartialEq for Files {
+    fn eq(&self, other: &Files) -> bool {
+        self.len == other.len && self.print == other.print && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Files {}
+
 impl std::fmt::Debug for Files {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.map.fmt(f)
+        f.debug_map().entries(self.iter()).finish()
     }
 }
 
 impl<'a> IntoIterator for &'a Files {
-    type Item = (&'a String, &'a Vec<u8>);
-    type IntoIter = std::collections::btree_map::Iter<'a, String, Vec<u8>>;
+    type Item = (&'a str, &'a [u8]);
+    type IntoIter = Iter<'a>;
 
-    fn into_iter(self) -> Self::IntoIter {
-        self.map.iter()
-    }
-}
-
-impl Extend<(String, Vec<u8>)> for Files {
-    fn extend<I: IntoIterator<Item = (String, Vec<u8>)>>(&mut self, iter: I) {
-        for (path, data) in iter {
-            self.insert(path, data);
-        }
-    }
-}
-
-impl FromIterator<(String, Vec<u8>)> for Files {
-    fn from_iter<I: IntoIterator<Item = (String, Vec<u8>)>>(iter: I) -> Self {
-        let mut files = Files::default();
-        files.extend(iter);
-        files
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
     }
 }
 
@@ -312,7 +681,7 @@ mod tests {
                 let path = format!("k{p:02}");
                 match c {
                     Some(c) => {
-                        files.insert(path, vec![c; c as usize]);
+                        files.insert(&path, &vec![c; c as usize * 700]);
                     }
                     None => {
                         files.remove(&path);
@@ -334,13 +703,135 @@ mod tests {
             let mut inserted = Files::default();
             let mut entries = Vec::new();
             for (p, c) in puts {
-                let (path, data) = (format!("k{p:02}"), vec![c; c as usize]);
-                inserted.insert(path.clone(), data.clone());
+                let (path, data) = (format!("k{p:02}"), vec![c; c as usize * 700]);
+                inserted.insert(&path, &data);
                 entries.push(Entry::new(path, data));
             }
             let built = Files::from_entries(entries);
             prop_assert_eq!(built.fingerprint(), inserted.fingerprint());
             prop_assert!(built == inserted);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn files_read_as_the_sorted_map_of_their_changes(
+            edits in prop::collection::vec(
+                (0u16..300, prop::option::weighted(0.8, prop_oneof![4 => 0usize..90, 1 => 0usize..5000])),
+                0..300,
+            ),
+            clone_at in 0usize..300,
+        ) {
+            let mut files = Files::default();
+            let mut model: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+            let mut clone = None;
+            for (i, (p, size)) in edits.into_iter().enumerate() {
+                if i == clone_at {
+                    clone = Some((files.clone(), model.clone()));
+                }
+                let path = format!("services/s{}/backends/b{p}", p % 7);
+                match size {
+                    Some(n) => {
+                        let data: Vec<u8> = (0..n).map(|j| (j + usize::from(p)) as u8).collect();
+                        files.insert(&path, &data);
+                        model.insert(path, data);
+                    }
+                    None => prop_assert_eq!(files.remove(&path), model.remove(&path).is_some()),
+                }
+                check(&files, &model, false)?;
+            }
+            check(&files, &model, true)?;
+            // A clone does not see the changes made after it.
+            if let Some((files, model)) = clone {
+                check(&files, &model, true)?;
+            }
+        }
+    }
+
+    /// `files` reads as `model`, and its chunks keep their invariants
+    /// (`all`: and its fingerprint is right, and it reads so from anywhere).
+    fn check(
+        files: &Files,
+        model: &BTreeMap<String, Vec<u8>>,
+        all: bool,
+    ) -> Result<(), TestCaseError> {
+        fn as_model<'a>((p, d): (&'a String, &'a Vec<u8>)) -> (&'a str, &'a [u8]) {
+            (p, d)
+        }
+        prop_assert_eq!(files.len(), model.len());
+        prop_assert!(files.iter().eq(model.iter().map(as_model)));
+        if all {
+            let mut sum = Fingerprint::default();
+            for (path, data) in model {
+                prop_assert_eq!(files.get(path), Some(data.as_slice()));
+                sum.add(Fingerprint::of_entry(path, data));
+                prop_assert!(
+                    files.iter_from(path).eq(model
+                        .range::<str, _>((Bound::Included(path.as_str()), Bound::Unbounded))
+                        .map(as_model))
+                );
+            }
+            prop_assert_eq!(files.fingerprint(), sum);
+        }
+        for start in [
+            "",
+            "services/s3",
+            "services/s3/backends/b10",
+            "services/s6/backends/b99",
+            "z",
+        ] {
+            prop_assert_eq!(files.get(start), model.get(start).map(Vec::as_slice));
+            prop_assert!(
+                files.iter_from(start).eq(model
+                    .range::<str, _>((Bound::Included(start), Bound::Unbounded))
+                    .map(as_model))
+            );
+            prop_assert_eq!(
+                files.prefixed(start).count(),
+                model.keys().filter(|k| k.starts_with(start)).count()
+            );
+        }
+        let mut before: Option<&str> = None;
+        for (first, chunk) in &files.chunks {
+            let entries: Vec<(&[u8], &[u8], usize)> = {
+                let (mut at, mut v) = (0, Vec::new());
+                while at < chunk.len() {
+                    let e = decode(chunk, at);
+                    at = e.2;
+                    v.push(e);
+                }
+                v
+            };
+            prop_assert!(!entries.is_empty());
+            prop_assert_eq!(entries[0].0, first.as_bytes());
+            prop_assert!(chunk.len() <= CHUNK_MAX || entries.len() == 1);
+            prop_assert!(before.is_none_or(|b| b < &**first));
+            before = Some(as_path(entries[entries.len() - 1].0));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn paths_and_contents_can_be_released() {
+        let mut files = Files::default();
+        for i in 0..500 {
+            files.insert(&format!("p{i:03}"), format!("contents {i}").as_bytes());
+        }
+        let (paths, print) = (
+            files.keys().map(String::from).collect::<Vec<_>>(),
+            files.fingerprint(),
+        );
+        let mut taken = files.clone();
+        let contents = taken.take_contents();
+        assert_eq!(contents.len(), 500);
+        assert!(contents.iter().map(Vec::as_slice).eq(files.values()));
+        files.release_contents();
+        for f in [&files, &taken] {
+            assert!(f.keys().eq(paths.iter().map(String::as_str)));
+            assert!(f.values().all(<[u8]>::is_empty));
+            assert_eq!(f.fingerprint(), print);
         }
     }
 

@@ -729,7 +729,7 @@ async fn watch_follows_concurrent_writes() {
     // A no-op write (same value) does not mark the tree dirty.
     let (_, v) = snap.tree.files.iter().next().unwrap();
     let key = format!("{PREFIX}/{}", snap.tree.files.keys().next().unwrap());
-    c.put(key, v.clone()).await.unwrap();
+    c.put(key, v.to_vec()).await.unwrap();
     let rev = c.revision().await;
     eventually(Duration::from_secs(5), "the no-op event", || {
         watch.snapshot().unwrap().revision >= rev

@@ -137,8 +137,8 @@ fn contents(tree: &clusterf::tree::Tree, path: &str) -> String {
     String::from_utf8(
         tree.files
             .get(path)
-            .unwrap_or_else(|| panic!("{path} not in tree: {:?}", tree.files.keys()))
-            .clone(),
+            .unwrap_or_else(|| panic!("{path} not in tree: {:?}", tree.files))
+            .to_vec(),
     )
     .unwrap()
 }
@@ -214,7 +214,7 @@ fn local_repo_reads_head_branch_tag_and_commit() {
     o.git_ref = Some("feature".into());
     let t = git::read(&o).unwrap();
     assert_eq!(contents(&t, "services/dns.yaml"), DNS);
-    assert_eq!(t.files.len(), 2, "{:?}", t.files.keys());
+    assert_eq!(t.files.len(), 2, "{:?}", t.files);
 
     // Uncommitted changes in the work tree are not part of any commit.
     std::fs::write(repo.join("services/web.yaml"), "garbage").unwrap();

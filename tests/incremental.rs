@@ -301,7 +301,12 @@ fn tree(description: &str, entries: &[(String, String)]) -> Tree {
 }
 
 fn apply(edit: &Edit, config: &mut Tree, overlay: &mut Option<Tree>) {
-    let nth = |t: &Tree, n: usize| t.files.keys().nth(n % t.files.len().max(1)).cloned();
+    let nth = |t: &Tree, n: usize| {
+        t.files
+            .keys()
+            .nth(n % t.files.len().max(1))
+            .map(String::from)
+    };
     match edit {
         Edit::SetConfig(p, c) => config.insert(p.clone(), c.clone()),
         Edit::SetOverlay(p, c) => {

@@ -286,10 +286,7 @@ fn parser_verdict(kind: Kind, doc: &str) -> (bool, Vec<String>) {
         .then(|| serde_saphyr::from_str::<Value>(doc).ok())
         .flatten()
         .map(|v| v.to_string());
-    tree.insert(
-        kind.path(),
-        json.as_deref().unwrap_or(doc).as_bytes().to_vec(),
-    );
+    tree.insert(kind.path(), json.as_deref().unwrap_or(doc).as_bytes());
     let (_, diags) = config::parse_config(&tree);
     let errors: Vec<String> = diags.errors().map(|d| d.to_string()).collect();
     (errors.is_empty(), errors)

@@ -153,8 +153,8 @@ pub fn dump_json(tree: &Tree) -> Result<String> {
     let mut binary = serde_json::Map::new();
     for (path, value) in &tree.files {
         match std::str::from_utf8(value) {
-            Ok(text) => keys.insert(path.clone(), text.into()),
-            Err(_) => binary.insert(path.clone(), hex(value).into()),
+            Ok(text) => keys.insert(path.to_string(), text.into()),
+            Err(_) => binary.insert(path.to_string(), hex(value).into()),
         };
     }
     let mut out = serde_json::Map::new();
@@ -185,7 +185,7 @@ pub fn write_tree(tree: &Tree, dir: &Path) -> Result<()> {
     }
     for path in tree.files.keys() {
         let below = format!("{path}/");
-        if let Some((other, _)) = tree.files.range(below.clone()..).next()
+        if let Some((other, _)) = tree.files.iter_from(&below).next()
             && other.starts_with(&below)
         {
             bail!(

@@ -28,7 +28,7 @@ use crate::tree::Tree;
 pub fn holds_config_files(tree: &Tree) -> bool {
     tree.files
         .keys()
-        .chain(tree.unreadable.keys())
+        .chain(tree.unreadable.keys().map(String::as_str))
         .any(|path| !matches!(classify(path), Entry::Other | Entry::EditorFile))
 }
 
@@ -117,7 +117,7 @@ impl<'t> ServiceReader<'t> {
         for (path, bytes) in &tree.files {
             let bytes = match contents.next() {
                 Some(taken) => Cow::Owned(taken),
-                None => Cow::Borrowed(bytes.as_slice()),
+                None => Cow::Borrowed(bytes),
             };
             let mut r = Reporter {
                 file: path,

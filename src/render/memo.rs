@@ -39,7 +39,6 @@
 //! (checked by `tests/incremental.rs`). Pure: no I/O, no clock.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::ops::Bound;
 
 use crate::compile::{self, Options};
 use crate::config::{self, Backend, Config, Overlay, Service};
@@ -606,7 +605,7 @@ fn parse_global(config: &Tree, overlay: Option<&Tree>, parts: &mut Parts) -> Res
     let mut global = empty_like(config);
     for (path, bytes) in &config.files {
         if part::of_config_path(path) == Part::Global {
-            global.files.insert(path.clone(), bytes.clone());
+            global.files.insert(path, bytes);
         }
     }
     let (cfg, cfg_diags) = config::parse_config(&global);
@@ -619,7 +618,7 @@ fn parse_global(config: &Tree, overlay: Option<&Tree>, parts: &mut Parts) -> Res
             let mut global = empty_like(overlay);
             for (path, bytes) in &overlay.files {
                 if part::of_overlay_path(path) == Part::Global {
-                    global.files.insert(path.clone(), bytes.clone());
+                    global.files.insert(path, bytes);
                 }
             }
             overlay_print = global.files.fingerprint();
@@ -943,16 +942,12 @@ fn service_config_tree(config: &Tree, svc: &str) -> Tree {
     let [yaml, yml, dir] = part::config_paths(svc);
     for p in [yaml, yml] {
         if let Some(bytes) = config.files.get(&p) {
-            t.files.insert(p, bytes.clone());
+            t.files.insert(&p, bytes);
         }
     }
-    for (p, bytes) in config
-        .files
-        .range::<str, _>((Bound::Included(dir.as_str()), Bound::Unbounded))
-        .take_while(|(p, _)| p.starts_with(&dir))
-    {
+    for (p, bytes) in config.files.prefixed(&dir) {
         if part::of_config_path(p) == Part::Service(svc) {
-            t.files.insert(p.clone(), bytes.clone());
+            t.files.insert(p, bytes);
         }
     }
     t
@@ -962,7 +957,7 @@ fn service_config_tree(config: &Tree, svc: &str) -> Tree {
 fn service_overlay_tree(overlay: &Tree, svc: &str) -> Tree {
     let mut t = empty_like(overlay);
     for (p, bytes) in service_overlay_entries(overlay, svc) {
-        t.files.insert(p.clone(), bytes.clone());
+        t.files.insert(p, bytes);
     }
     t
 }
@@ -971,11 +966,11 @@ fn service_overlay_tree(overlay: &Tree, svc: &str) -> Tree {
 fn service_overlay_entries<'t>(
     overlay: &'t Tree,
     svc: &str,
-) -> impl Iterator<Item = (&'t String, &'t Vec<u8>)> {
+) -> impl Iterator<Item = (&'t str, &'t [u8])> {
     let prefix = part::overlay_prefix(svc);
     overlay
         .files
-        .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+        .iter_from(&prefix)
         .take_while(move |(p, _)| p.starts_with(&prefix))
         .filter(move |(p, _)| part::of_overlay_path(p) == Part::Service(svc))
 }

@@ -217,7 +217,7 @@ mod tests {
             assert!(released.config.services.is_empty());
             assert_eq!(released.config.routes, full.config.routes);
             assert!(c.files.keys().eq(config.files.keys()));
-            assert!(c.files.values().all(Vec::is_empty));
+            assert!(c.files.values().all(<[u8]>::is_empty));
             assert_eq!(o == overlay, keep_overlay);
         }
     }

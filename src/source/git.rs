@@ -819,7 +819,7 @@ fn read_blobs(
         .iter()
         .map(|(path, oid)| {
             let data = cache.get(oid)?;
-            Some(Ok(Entry::new(path.clone(), data.clone())))
+            Some(Ok(Entry::from_parts(path, data)))
         })
         .collect();
     let missing = (0..blobs.len()).filter(|&i| out[i].is_none());
@@ -1090,13 +1090,11 @@ fn read_one(
             super::file::size(FILE_LIMIT)
         )));
     }
-    let data = repo
+    let blob = repo
         .objects
         .find_blob(oid, buf)
-        .map_err(|e| format!("{path}: cannot read blob {oid}: {}", describe(&e)))?
-        .data
-        .to_vec();
-    Ok(Ok(Entry::new(path.clone(), data)))
+        .map_err(|e| format!("{path}: cannot read blob {oid}: {}", describe(&e)))?;
+    Ok(Ok(Entry::from_parts(path, blob.data)))
 }
 
 /// Whether `repo` names a remote (a URL or `user@host:path`) rather than a

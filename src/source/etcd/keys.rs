@@ -124,7 +124,7 @@ pub fn apply_put(tree: &mut Tree, keys: &Keyspace, key: &[u8], value: &[u8]) -> 
             if tree.files.get(&path).is_some_and(|v| v == value) {
                 return false;
             }
-            tree.files.insert(path, value.to_vec());
+            tree.files.insert(&path, value);
             true
         }
         KeyKind::Invalid { key, reason } => {
@@ -137,7 +137,7 @@ pub fn apply_put(tree: &mut Tree, keys: &Keyspace, key: &[u8], value: &[u8]) -> 
 /// Applies a delete of `key`; whether the tree changed.
 pub fn apply_delete(tree: &mut Tree, keys: &Keyspace, key: &[u8]) -> bool {
     match keys.classify(key) {
-        KeyKind::Path(path) => tree.files.remove(&path).is_some(),
+        KeyKind::Path(path) => tree.files.remove(&path),
         KeyKind::Invalid { key, .. } => tree.unreadable.remove(&key).is_some(),
         KeyKind::Hidden | KeyKind::Status | KeyKind::Outside => false,
     }
@@ -319,7 +319,7 @@ mod tests {
             let key = ks.key(&path);
             let existed = tree.files.contains_key(&path);
             apply_put(&mut tree, &ks, &key, &value);
-            prop_assert_eq!(tree.files.get(&path), Some(&value));
+            prop_assert_eq!(tree.files.get(&path), Some(value.as_slice()));
             if !existed {
                 apply_delete(&mut tree, &ks, &key);
                 prop_assert_eq!(tree, before);

@@ -402,6 +402,8 @@ fn apply(
     if events.is_empty() {
         return;
     }
+    // While a pass holds the last snapshot this clones the tree, whose
+    // chunks stay shared: only the chunks the events change are copied.
     let tree = Arc::make_mut(&mut snap.tree);
     let mut changed = false;
     for (event, kv) in events {
