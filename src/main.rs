@@ -40,10 +40,10 @@ unsafe extern "C" {
 /// json` of 10k services: 69 -> 54 MB, docs/benchmarks.md, session 8).
 /// And no transparent huge pages (mimalloc also asks for them where the
 /// kernel's THP is `madvise`): where it is `always` (Debian, RHEL), a
-/// touched 2 MiB stretch of an arena is resident whole, and freed 64 KiB
-/// pages inside one stay so (the daemon in the VM, 10k services: peak 115.4 -> 103.9
-/// MB at the first pass, 134.3 -> 117.7 MB over the run; docs/benchmarks.md,
-/// session 11).
+/// touched 2 MiB stretch of an arena is resident whole, however few of
+/// its 64 KiB pages are in use (the daemon in the VM, 10k services: peak
+/// 115.4 -> 103.9 MB at the first pass, 134.3 -> 117.7 MB over the run;
+/// docs/benchmarks.md, session 11).
 /// `MIMALLOC_*` in the environment still decides an option it names.
 const MI_OPTIONS: [(libc::c_int, libc::c_long, &std::ffi::CStr); 3] = [
     (4, 0, c"MIMALLOC_ARENA_EAGER_COMMIT"),
