@@ -45,16 +45,21 @@ unsafe extern "C" {
     fn mi_option_set(option: libc::c_int, value: libc::c_long);
 }
 
-/// src/main.rs's `MI_OPTIONS`: arena eager commit and purge delay 0.
+/// src/main.rs's `MI_OPTIONS`: arena eager commit, purge delay and
+/// transparent huge pages 0 (the latter with its prctl).
 extern "C" fn tune_allocator() {
     for (option, env) in [
         (4, c"MIMALLOC_ARENA_EAGER_COMMIT"),
         (15, c"MIMALLOC_PURGE_DELAY"),
+        (43, c"MIMALLOC_ALLOW_THP"),
     ] {
         // SAFETY: as in src/main.rs.
         unsafe {
             if libc::getenv(env.as_ptr()).is_null() {
                 mi_option_set(option, 0);
+                if option == 43 {
+                    libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+                }
             }
         }
     }

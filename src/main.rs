@@ -38,19 +38,36 @@ unsafe extern "C" {
 /// later. A large render frees its parsed config while the state grows;
 /// with the defaults the freed pages stayed resident beside it (`plan -o
 /// json` of 10k services: 69 -> 54 MB, docs/benchmarks.md, session 8).
+/// And no transparent huge pages (mimalloc also asks for them where the
+/// kernel's THP is `madvise`): where it is `always` (Debian, RHEL), a
+/// touched 2 MiB stretch of an arena is resident whole, however few of
+/// its 64 KiB pages are in use (the daemon in the VM, 10k services: peak
+/// 115.4 -> 103.9 MB at the first pass, 134.3 -> 117.7 MB over the run;
+/// docs/benchmarks.md, session 11).
 /// `MIMALLOC_*` in the environment still decides an option it names.
-const MI_OPTIONS: [(libc::c_int, libc::c_long, &std::ffi::CStr); 2] = [
+const MI_OPTIONS: [(libc::c_int, libc::c_long, &std::ffi::CStr); 3] = [
     (4, 0, c"MIMALLOC_ARENA_EAGER_COMMIT"),
     (15, 0, c"MIMALLOC_PURGE_DELAY"),
+    (MI_OPTION_ALLOW_THP, 0, c"MIMALLOC_ALLOW_THP"),
 ];
+
+/// `mi_option_allow_thp`.
+const MI_OPTION_ALLOW_THP: libc::c_int = 43;
 
 extern "C" fn tune_allocator() {
     for (option, value, env) in MI_OPTIONS {
         // SAFETY: getenv of a NUL-terminated name, before any thread runs;
-        // mi_option_set has no preconditions.
+        // mi_option_set and PR_SET_THP_DISABLE have no preconditions.
         unsafe {
             if libc::getenv(env.as_ptr()).is_null() {
                 mi_option_set(option, value);
+                // mimalloc turns THP off for the process (prctl) when
+                // its memory set-up runs; its constructor (priority 101)
+                // may run that before this one, where the option would
+                // only stop its `madvise`, so here too.
+                if option == MI_OPTION_ALLOW_THP {
+                    libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+                }
             }
         }
     }

@@ -10,6 +10,14 @@
 #      another port in the config directory, a SIGHUP (the next pass reads
 #      the kernel's table); VmHWM and VmRSS again (and after each step, on
 #      stderr).
+# After each step, on stderr: the split of the resident memory
+# (/proc/PID/smaps_rollup: Rss, anonymous, file-backed = Rss - anonymous,
+# private dirty) and the thread count; during the first pass, VmRSS and
+# that split sampled every second, and the sample at the highest VmRSS.
+# /data/variants (optional, tests/vm/bench-daemon.sh: BENCH_VARIANTS), one
+# line a run after base and new: NAME BINARY [VAR=VALUE...], the binary run
+# with those variables set (MIMALLOC_SHOW_STATS=1: mimalloc's statistics at
+# exit, printed on stderr).
 # Times from /proc/uptime (emulated: only the memory figures count).
 . "$SCENARIO_LIB"
 need_clusterf apply
@@ -43,6 +51,30 @@ mem() {
     awk '/^VmHWM|^VmRSS/ {v[$1] = $2} END {printf "%.1f %.1f", v["VmHWM:"] / 1024, v["VmRSS:"] / 1024}' "/proc/$1/status"
 }
 
+# split PID: "Rss anon file private-dirty (MB) threads", from smaps_rollup
+# and status.
+split() {
+    awk '/^Rss:/ {r = $2} /^Anonymous:/ {a = $2} /^Private_Dirty:/ {d = $2}
+        /^Threads:/ {t = $2}
+        END {printf "rss %.1f anon %.1f file %.1f private-dirty %.1f MB, %d threads", r / 1024, a / 1024, (r - a) / 1024, d / 1024, t}' \
+        "/proc/$1/smaps_rollup" "/proc/$1/status"
+}
+
+# detail NAME STEP PID: the step's split on stderr.
+detail() {
+    echo "$1 $2: $(split "$3")" >&2
+}
+
+# sample PID: VmRSS and the split every second while PID lives, one line
+# each: "VmRSS-MB split".
+sample() {
+    while [ -e "/proc/$1/status" ]; do
+        l=$(awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status" 2>/dev/null)
+        [ -n "$l" ] && echo "$l $(split "$1" 2>/dev/null)"
+        sleep 1
+    done
+}
+
 metric() {
     nsx timeout 5 wget -q -O - $M/metrics 2>/dev/null |
         awk -v n="$1" '$1 == n {print $2; found = 1; exit} END {if (!found) print 0}'
@@ -57,6 +89,7 @@ passes_above() { awk -v a="$1" -v b="$(metric "$OK")" 'BEGIN {exit !(b > a)}'; }
 run() {
     name=$1
     bin=$2
+    shift 2
     $IP netns add bench
     nsx $IP link set lo up
     rm -rf /tmp/etcd /tmp/cfg
@@ -71,17 +104,23 @@ run() {
     wait_for 120 "etcd in the guest" ctl endpoint health || { tail -n 20 /tmp/etcd-$name.log; die "etcd did not start"; }
 
     t0=$(now)
-    $IP netns exec bench "$bin" apply --watch --config-path /tmp/cfg --etcd $ETCD --etcd-prefix $P \
+    $IP netns exec bench env "$@" "$bin" apply --watch --config-path /tmp/cfg --etcd $ETCD --etcd-prefix $P \
         --metrics-listen 127.0.0.1:9469 >/tmp/clusterf-$name.log 2>&1 &
     pid=$!
+    sample $pid >/tmp/samples-$name &
+    sampler=$!
     wait_for 1200 "the first pass ($name)" nsx timeout 5 wget -q -O /dev/null $M/readyz ||
         { tail -n 5 /tmp/clusterf-$name.log; die "no first pass"; }
     t_first=$(awk -v a="$t0" -v b="$(now)" 'BEGIN {printf "%.0f", b - a}')
     dests=$(nsx ipvsadm -S -n | grep -c '^-a')
     [ "$dests" = $((N * 10)) ] && ok "$name: first pass applied $dests dests" ||
         fail "$name: $dests dests in the kernel, want $((N * 10))"
+    kill $sampler
+    wait $sampler 2>/dev/null
+    echo "$name first pass, at the highest sampled VmRSS ($(wc -l </tmp/samples-$name) samples): $(sort -n -r /tmp/samples-$name | head -n1)" >&2
     sleep 2
     first=$(mem $pid)
+    detail "$name" "first pass" $pid
 
     t0=$(now)
     i=1
@@ -93,6 +132,7 @@ run() {
     done
     [ $i -gt "$C" ] && ok "$name: $C reweights applied"
     steps="reweights $(mem $pid)"
+    detail "$name" reweights $pid
     # 1% of the services, every backend to weight 20, in one transaction.
     lo=$((N / 2))
     hi=$((lo + N / 100 - 1))
@@ -112,6 +152,7 @@ run() {
     ctl txn </tmp/txn >/dev/null
     wait_for 120 "1% reweighted" weight_is $hi 9 20 && ok "$name: 1% of the services reweighted in one transaction"
     steps="$steps; 1% txn $(mem $pid)"
+    detail "$name" "1% txn" $pid
     # 1% of the frontends to port 81.
     s=$((N / 4))
     while [ $s -lt $((N / 4 + N / 100)) ]; do
@@ -121,6 +162,7 @@ run() {
     done
     wait_for 120 "1% moved" weight_is $((s - 1)) 9 10 81 && ok "$name: 1% of the frontends moved to another port"
     steps="$steps; 1% config $(mem $pid)"
+    detail "$name" "1% config" $pid
     passes=$(metric "$OK")
     kill -HUP $pid
     wait_for 300 "the SIGHUP pass" passes_above "$passes" &&
@@ -128,12 +170,15 @@ run() {
     t_changes=$(awk -v a="$t0" -v b="$(now)" 'BEGIN {printf "%.0f", b - a}')
     sleep 2
     after=$(mem $pid)
+    detail "$name" SIGHUP $pid
     dests=$(nsx ipvsadm -S -n | grep -c '^-a')
     [ "$dests" = $((N * 10)) ] && ok "$name: $dests dests after the changes" ||
         fail "$name: $dests dests in the kernel after the changes, want $((N * 10))"
 
     kill $pid
     wait $pid 2>/dev/null
+    # mimalloc's statistics (MIMALLOC_SHOW_STATS=1), printed at exit.
+    sed -n '/^subproc /,$p' /tmp/clusterf-$name.log | sed "s/^/$name mimalloc: /" >&2
     kill $etcd_pid
     wait $etcd_pid 2>/dev/null
     $IP netns del bench
@@ -149,6 +194,13 @@ r=0
 while [ $r -lt "$(cat /data/rounds)" ]; do
     [ -x /data/clusterf-base ] && run base /data/clusterf-base
     run new /usr/bin/clusterf
+    if [ -f /data/variants ]; then
+        while read -r vname vbin vvars; do
+            [ -n "$vname" ] || continue
+            # shellcheck disable=SC2086 # VAR=VALUE words
+            run "$vname" "$vbin" $vvars </dev/null
+        done </data/variants
+    fi
     r=$((r + 1))
 done
 finish

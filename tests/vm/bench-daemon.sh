@@ -16,7 +16,10 @@
 # Environment: CLUSTERF_BIN (default target/release/clusterf if present,
 # else target/debug/clusterf); BENCH_BASE_BIN, a second binary measured in
 # the same VM run, alternating with this one (base first) for BENCH_ROUNDS
-# rounds (default 1); BENCH_CHANGES
+# rounds (default 1); BENCH_VARIANTS, a file of further runs after those
+# two in each round, one a line: NAME BINARY [VAR=VALUE...] (BINARY a path,
+# or `new` or `base`; the variables set for that run, e.g. MIMALLOC_*
+# options; MIMALLOC_SHOW_STATS=1 prints mimalloc's statistics); BENCH_CHANGES
 # (single reweights, default 50); CLUSTERF_VM_MEM (default 2048),
 # CLUSTERF_VM_SMP (default 2) and everything run.sh reads. Needs etcd and
 # etcdctl on the host ($CLUSTERF_ETCD_BIN, else /usr/bin/etcd).
@@ -105,6 +108,25 @@ files=("$work/cfg:cfg" "$work/etcd-data:etcd-data" "$etcd:etcd" "$etcdctl:etcdct
 if [ -n "${BENCH_BASE_BIN:-}" ]; then
     objcopy --strip-debug "$BENCH_BASE_BIN" "$work/clusterf-base"
     files+=("$work/clusterf-base:clusterf-base")
+fi
+if [ -n "${BENCH_VARIANTS:-}" ]; then
+    : >"$work/variants"
+    k=0
+    while read -r vname vbin vvars; do
+        case $vname in '' | '#'*) continue ;; esac
+        case $vbin in
+        new) guest=/usr/bin/clusterf ;;
+        base) guest=/data/clusterf-base ;;
+        *)
+            k=$((k + 1))
+            objcopy --strip-debug "$vbin" "$work/clusterf-v$k"
+            files+=("$work/clusterf-v$k:clusterf-v$k")
+            guest=/data/clusterf-v$k
+            ;;
+        esac
+        echo "$vname $guest $vvars" >>"$work/variants"
+    done <"$BENCH_VARIANTS"
+    files+=("$work/variants:variants")
 fi
 CLUSTERF_VM_MEM=${CLUSTERF_VM_MEM:-2048} CLUSTERF_VM_SMP=${CLUSTERF_VM_SMP:-2} \
     CLUSTERF_VM_TIMEOUT=${CLUSTERF_VM_TIMEOUT:-2400} \
