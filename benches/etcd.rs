@@ -11,53 +11,18 @@
 #[path = "../tests/support/etcd.rs"]
 mod support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use clusterf::source::etcd::watch::{OverlayWatch, Tuning};
 use clusterf::source::etcd::{self as etcd_source, Keyspace, Settings, keys};
 use clusterf::tree::Tree;
 
-/// The system allocator, counting the bytes and allocations live.
-struct Counting;
-
-static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
-static LIVE_ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            LIVE_BYTES.fetch_add(layout.size(), Relaxed);
-            LIVE_ALLOCS.fetch_add(1, Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(p, layout) };
-        LIVE_BYTES.fetch_sub(layout.size(), Relaxed);
-        LIVE_ALLOCS.fetch_sub(1, Relaxed);
-    }
-
-    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let q = unsafe { System.realloc(p, layout, new_size) };
-        if !q.is_null() {
-            LIVE_BYTES.fetch_add(new_size, Relaxed);
-            LIVE_BYTES.fetch_sub(layout.size(), Relaxed);
-        }
-        q
-    }
-}
+#[path = "support/counting.rs"]
+mod counting;
+use counting::live;
 
 #[global_allocator]
-static ALLOC: Counting = Counting;
-
-fn live() -> (usize, usize) {
-    (LIVE_BYTES.load(Relaxed), LIVE_ALLOCS.load(Relaxed))
-}
+static ALLOC: counting::Counting = counting::Counting;
 
 /// The heap of the watch's tree at `services` x 10 backends, built as a
 /// list builds it (`keys::apply_put` in key order); then the cost of a
