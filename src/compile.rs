@@ -43,7 +43,7 @@ use crate::model::flags::{FLAG_OPS, FLAG_PE_PREFIX, canonical_flags};
 use crate::model::tunnel::Tunnel;
 use crate::model::{
     DEFAULT_SCHEDULER, Dest, DestAttrs, Family, IpvsState, MAX_WEIGHT, Method, Protocol,
-    Provenance, Service, ServiceAttrs, ServiceKey, Source,
+    Provenance, Service, ServiceAttrs, ServiceKey, SourcePath,
 };
 
 mod fallback;
@@ -385,10 +385,12 @@ impl Shared {
     /// backend's name (`overlay:services/s1/backends/` + `b4`,
     /// `services/s1.yaml#backends.` + `b4`: exact, as it is what is
     /// left), else the whole.
-    fn source(&mut self, source: &str, backend: &str) -> Source {
+    fn source(&mut self, source: &str, backend: &str) -> SourcePath {
         match source.strip_suffix(backend) {
-            Some(prefix) if !backend.is_empty() => Source::Keyed(reuse(&mut self.source, prefix)),
-            _ => Source::Whole(reuse(&mut self.source, source)),
+            Some(prefix) if !backend.is_empty() => {
+                SourcePath::Keyed(reuse(&mut self.source, prefix))
+            }
+            _ => SourcePath::Whole(reuse(&mut self.source, source)),
         }
     }
 
@@ -980,12 +982,12 @@ mod tests {
             text(y),
             ("y".into(), "overlay:services/web/backends/y".into())
         );
-        let (Source::Keyed(sa), Source::Keyed(sb)) = (&a.source, &b.source) else {
+        let (SourcePath::Keyed(sa), SourcePath::Keyed(sb)) = (&a.source, &b.source) else {
             panic!("file sources held as their prefix: {a:?} {b:?}");
         };
         assert!(Arc::ptr_eq(sa, sb));
         assert_eq!(&**sa, "services/web.yaml#backends.");
-        let (Source::Keyed(sx), Source::Keyed(sy)) = (&x.source, &y.source) else {
+        let (SourcePath::Keyed(sx), SourcePath::Keyed(sy)) = (&x.source, &y.source) else {
             panic!("overlay keys held as their prefix: {x:?} {y:?}");
         };
         assert!(Arc::ptr_eq(sx, sy));

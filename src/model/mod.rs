@@ -339,7 +339,7 @@ pub struct Provenance {
     pub backend: Box<str>,
     /// File path relative to the config root, or overlay key: read it
     /// with [`Provenance::source`].
-    pub source: Source,
+    pub source: SourcePath,
     /// The backend's own weight before merging.
     pub weight: u32,
     /// The route that decided the method or gateway, if any (shared by
@@ -356,22 +356,22 @@ pub struct Provenance {
 /// backends of a file or service share. (One string a dest was a fifth of
 /// the compiled state's size, issue 15.)
 #[derive(Clone)]
-pub enum Source {
+pub enum SourcePath {
     /// The whole path or key.
     Whole(Arc<str>),
     /// A prefix, to which the backend's name is appended.
     Keyed(Arc<str>),
 }
 
-impl From<&str> for Source {
+impl From<&str> for SourcePath {
     fn from(s: &str) -> Self {
-        Source::Whole(s.into())
+        SourcePath::Whole(s.into())
     }
 }
 
-impl From<String> for Source {
+impl From<String> for SourcePath {
     fn from(s: String) -> Self {
-        Source::Whole(s.into())
+        SourcePath::Whole(s.into())
     }
 }
 
@@ -380,8 +380,8 @@ impl Provenance {
     /// (the second is empty unless the key is held as a prefix).
     pub fn source_parts(&self) -> (&str, &str) {
         match &self.source {
-            Source::Whole(s) => (s, ""),
-            Source::Keyed(prefix) => (prefix, &self.backend),
+            SourcePath::Whole(s) => (s, ""),
+            SourcePath::Keyed(prefix) => (prefix, &self.backend),
         }
     }
 
@@ -730,7 +730,7 @@ mod tests {
     /// equal, ordered as the text, serialized and read back the same.
     #[test]
     fn a_keyed_source_is_its_whole_text() {
-        let p = |backend: &str, source: Source| Provenance {
+        let p = |backend: &str, source: SourcePath| Provenance {
             backend: backend.into(),
             source,
             weight: 3,
@@ -738,7 +738,10 @@ mod tests {
             fallback: false,
         };
         let whole = p("b4", "overlay:services/s1/backends/b4".into());
-        let keyed = p("b4", Source::Keyed("overlay:services/s1/backends/".into()));
+        let keyed = p(
+            "b4",
+            SourcePath::Keyed("overlay:services/s1/backends/".into()),
+        );
         assert_eq!(keyed.source(), "overlay:services/s1/backends/b4");
         assert_eq!(
             keyed.source_parts(),
@@ -762,7 +765,7 @@ mod tests {
         let b3 = p("b4", "overlay:services/s1/backends/b3".into());
         let b40 = p("b4", "overlay:services/s1/backends/b40".into());
         assert!(b3 < keyed && keyed < b40);
-        assert!(p("b3", Source::Keyed("z/".into())) < whole);
+        assert!(p("b3", SourcePath::Keyed("z/".into())) < whole);
         let mut fb = whole.clone();
         fb.fallback = true;
         assert_eq!(

@@ -1,7 +1,7 @@
 //! The hand-written YAML against serde-saphyr's, on generated states.
 
 use super::*;
-use crate::model::{DestAttrs, Family, Method, Protocol, Provenance, ServiceAttrs, Source};
+use crate::model::{DestAttrs, Family, Method, Protocol, Provenance, ServiceAttrs, SourcePath};
 
 /// Strings of every kind: plain ones, and ones serde-saphyr quotes, folds
 /// or writes as YAML 1.1 words.
@@ -92,7 +92,7 @@ impl Gen {
                 // Held whole, or as a prefix the backend's name follows.
                 source: match self.next(2) {
                     0 => self.string().into(),
-                    _ => Source::Keyed(format!("{}/", self.string()).into()),
+                    _ => SourcePath::Keyed(format!("{}/", self.string()).into()),
                 },
                 weight: self.next(100) as u32,
                 route: (self.next(3) == 0).then(|| self.string().into()),
