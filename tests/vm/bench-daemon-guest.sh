@@ -7,9 +7,9 @@
 #   2. changes: /data/changes single reweights (one backend of a different
 #      service each, waited for in the kernel), one transaction reweighting
 #      every backend of 1% of the services, 1% of the frontends moved to
-#      another port in the config directory, a SIGHUP (the next pass reads
-#      the kernel's table); VmHWM and VmRSS again (and after each step, on
-#      stderr).
+#      another port in the config directory, one scrape of /metrics, a
+#      SIGHUP (the next pass reads the kernel's table); VmHWM and VmRSS
+#      again (and after each step, on stderr).
 # After each step, on stderr: the split of the resident memory
 # (/proc/PID/smaps_rollup: Rss, anonymous, file-backed = Rss - anonymous,
 # private dirty) and the thread count; during the first pass, VmRSS and
@@ -163,6 +163,12 @@ run() {
     wait_for 120 "1% moved" weight_is $((s - 1)) 9 10 81 && ok "$name: 1% of the frontends moved to another port"
     steps="$steps; 1% config $(mem $pid)"
     detail "$name" "1% config" $pid
+    # A scrape of /metrics on its own (the SIGHUP step below scrapes too,
+    # to see its pass): a Prometheus server scrapes every 15 s or so.
+    nsx timeout 60 wget -q -O /dev/null $M/metrics
+    sleep 2
+    steps="$steps; /metrics scrape $(mem $pid)"
+    detail "$name" "/metrics scrape" $pid
     passes=$(metric "$OK")
     kill -HUP $pid
     wait_for 300 "the SIGHUP pass" passes_above "$passes" &&
@@ -187,7 +193,7 @@ run() {
     echo "| $name | $1 | $2 | $3 | $4 | ${t_first} s | ${t_changes} s |"
 }
 
-echo "daemon memory, $N services x 10 backends (etcd overlay), $C reweights + 1% txn + 1% config + SIGHUP:"
+echo "daemon memory, $N services x 10 backends (etcd overlay), $C reweights + 1% txn + 1% config + /metrics scrape + SIGHUP:"
 echo "| binary | peak after first pass (MB) | resident after first pass (MB) | peak after changes (MB) | resident after changes (MB) | start -> ready | changes |"
 echo "|---|---|---|---|---|---|---|"
 r=0
