@@ -9,6 +9,9 @@
 //!   files with 4 backends each, 100 routes, 6 overlay backends a service:
 //!   four IPVS services a frontend.
 //!
+//! Also the heap a daemon's render memo (`render::Memo`) holds after its
+//! first render of the same trees, the state included, a config service.
+//!
 //! Run: `cargo bench --bench state` (10k services; `-- N...` for other
 //! sizes). Prints, per shape: IPVS services, dests, the state's heap bytes
 //! and bytes a dest, and `size_of` the dest map's slot. Under `cargo test
@@ -18,6 +21,7 @@ use std::net::SocketAddr;
 
 use clusterf::compile::Options;
 use clusterf::model::Dest;
+use clusterf::render::memo::Memo;
 use clusterf::render::render;
 use clusterf::tree::Tree;
 
@@ -76,6 +80,21 @@ fn measure(name: &str, services: u32, (config, overlay): (Tree, Tree)) {
     );
 }
 
+/// The heap a memo holds after its first render, a config service.
+fn measure_memo(name: &str, services: u32, (config, overlay): (Tree, Tree)) {
+    let before = counting::live().0;
+    let mut memo = Memo::new(Options::default());
+    let ok = memo.render(&config, Some(&overlay)).is_ok();
+    assert!(ok, "{name}: the memo's render failed");
+    let bytes = counting::live().0 - before;
+    println!(
+        "memo  {name:<4} {services:>6} services: {:.1} MB held (the state included), {:.0} bytes a config service",
+        bytes as f64 / 1e6,
+        bytes as f64 / f64::from(services)
+    );
+    drop(memo);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut sizes: Vec<u32> = args.iter().filter_map(|a| a.parse().ok()).collect();
@@ -90,5 +109,7 @@ fn main() {
     for n in sizes {
         measure("etcd", n, etcd_shape(n));
         measure("yaml", n, yaml_shape(n));
+        measure_memo("etcd", n, etcd_shape(n));
+        measure_memo("yaml", n, yaml_shape(n));
     }
 }

@@ -59,6 +59,8 @@ impl Endpoints {
                 keys.push(ServiceKey::Fwmark { family, mark });
             }
         }
+        // Kept per config service by the render memo: no spare capacity.
+        keys.shrink_to_fit();
         keys
     }
 }

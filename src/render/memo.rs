@@ -536,11 +536,12 @@ fn split(
         scratch_overlay: Overlay::default(),
     };
     parse_global(config, overlay, &mut parts)?;
-    for svc in service_names(config, overlay) {
-        parts
-            .services
-            .insert(svc.to_string(), ServicePart::default());
-    }
+    // Built from sorted names in one go: B-tree nodes full, where one
+    // insert at a time in order leaves them about half full.
+    parts.services = service_names(config, overlay)
+        .into_iter()
+        .map(|svc| (svc.to_string(), ServicePart::default()))
+        .collect();
     let mut rendered = Compiled::default();
     compile_all(config, overlay, &mut rendered, &mut parts, opts)?;
     Ok((rendered, parts))
@@ -670,6 +671,8 @@ fn compile_all(
     let mut old_health = std::mem::take(&mut rendered.health);
     let mut changed = false;
     let mut all: Vec<Diagnostic> = Vec::new();
+    // The new state's services, made a map at the end (see `split`).
+    let mut built = Vec::with_capacity(old.services.len().max(parts.services.len()));
     parts.claims.clear();
     for (svc, p) in parts.services.iter_mut() {
         let parse = parse_service(svc, config, overlay)?;
@@ -693,14 +696,16 @@ fn compile_all(
                 || was_checked.as_ref() != health.services.get(key);
         }
         p.keys = keys;
-        for (key, service) in fragment.services {
-            if rendered.state.services.insert(key, service).is_some() {
-                return Err(Fallback);
-            }
-        }
+        built.extend(fragment.services);
         rendered.health.services.extend(health.services);
         all.extend(p.diags.iter().cloned());
     }
+    built.sort_unstable_by_key(|(key, _)| *key);
+    if built.windows(2).any(|w| w[0].0 == w[1].0) {
+        // Two parts put the same IPVS service.
+        return Err(Fallback);
+    }
+    rendered.state.services = built.into_iter().collect();
     // What is left of the old state was a service's that is gone.
     changed |= !old.services.is_empty() || !old_health.services.is_empty();
     all.extend(parts.global_parse_diags.iter().cloned());
