@@ -78,11 +78,12 @@ pub struct ApplyFailure {
     pub failed: Vec<ServiceKey>,
 }
 
-/// Ops given to the kernel at a time by the daemon: about nine netlink
+/// Ops given to the kernel at a time by the daemon: about four netlink
 /// batches at the default budget (128 KiB of requests of about 140
-/// bytes), so the batch a chunk's end cuts short costs little, and under
-/// 1 MB of ops held.
-pub const CHUNK: usize = 8192;
+/// bytes), so the batch a chunk's end cuts short costs little, and about
+/// 1 MB held for a chunk (its ops, 104 bytes each, and their encoded
+/// requests beside them), at the first pass's peak.
+pub const CHUNK: usize = 4096;
 
 /// Applies a plan's `ops`, in order, `chunk` at a time through `kernel`,
 /// as [`Kernel::apply`] applies them given whole: a service an op of
