@@ -787,15 +787,28 @@ impl KernelView {
             plan_text = Some(log.finish());
             let metrics = &self.metrics;
             let mut wrong = None;
+            let mut services_added = 0;
             let ops = plan.ops(desired);
             kernel::apply_chunked(&mut *self.kernel, ops, kernel::CHUNK, |ops| {
                 metrics.ops_applied(ops);
+                services_added += ops
+                    .iter()
+                    .filter(|op| matches!(op, Op::AddService { .. }))
+                    .count();
                 if let Some(Err(e)) = table.as_mut().map(|t| t.apply(ops)) {
                     wrong = Some(e);
                     table = None;
                 }
             })
             .map_err(|f| self.record_failure(f))?;
+            // Most of the copy added in key order (a first pass): its map
+            // rebuilt full, now that the apply's chunk is freed.
+            if let Some(t) = table
+                .as_mut()
+                .filter(|t| services_added > t.table.services() / 2)
+            {
+                t.table.compact();
+            }
             for e in &plan.rest.emptied {
                 warn!(service = %e.service, dests_before = e.dests_before,
                     "service emptied: no dest left to take connections");

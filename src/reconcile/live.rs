@@ -275,6 +275,20 @@ impl Table {
         self.services.len()
     }
 
+    /// Rebuilds the service map with full B-tree nodes: inserts in key
+    /// order (a first pass's adds) leave every node about half full. Cut in
+    /// two and appended: `append` of two non-empty maps builds one map of
+    /// full nodes from both, freeing their nodes as it goes, so the rebuild
+    /// holds no more than the map did (`collect` would hold every entry in
+    /// a `Vec` besides).
+    pub fn compact(&mut self) {
+        let Some(middle) = self.services.keys().nth(self.services.len() / 2).copied() else {
+            return;
+        };
+        let mut right = self.services.split_off(&middle);
+        self.services.append(&mut right);
+    }
+
     pub fn dest_count(&self) -> usize {
         self.services.values().map(|e| e.dests.len()).sum()
     }
@@ -508,6 +522,33 @@ mod tests {
         sighup: false,
         draining: false,
     };
+
+    #[test]
+    fn compacting_a_table_keeps_every_service_and_dest() {
+        let mut copy = LiveCopy::default();
+        let ops: Vec<Op> = (0..300u32)
+            .flat_map(|i| {
+                let service: ServiceKey = format!("tcp://10.0.{}.{}:80", i / 256, i % 256)
+                    .parse()
+                    .unwrap();
+                let add = Op::AddService {
+                    service,
+                    attrs: ServiceAttrs::with_scheduler("wlc"),
+                };
+                let dest = Op::AddDest {
+                    service,
+                    dest: format!("10.1.{}.{}:80", i / 256, i % 256).parse().unwrap(),
+                    attrs: DestAttrs::new(Method::Masq, i),
+                };
+                [add, dest]
+            })
+            .collect();
+        copy.apply(&ops).unwrap();
+        let before = copy.table.to_state();
+        copy.table.compact();
+        assert_eq!(copy.table.services(), 300);
+        assert_eq!(copy.table.to_state(), before);
+    }
 
     #[test]
     fn a_copy_is_used_until_it_expires() {
