@@ -7,9 +7,10 @@
 //! scheduled.
 //!
 //! `/metrics` is streamed: written on a blocking thread in
-//! [`SCRAPE_CHUNK`](crate::metrics::SCRAPE_CHUNK)-byte pieces through a channel of [`SCRAPE_AHEAD`], so a
-//! scrape holds a few chunks whatever the size of the exposition, and a
-//! slow client slows the writing instead of making us buffer the rest.
+//! [`SCRAPE_CHUNK`](crate::metrics::SCRAPE_CHUNK)-byte pieces through a
+//! channel of [`SCRAPE_AHEAD`], so a scrape holds a few chunks whatever the
+//! size of the exposition, and a slow client slows the writing instead of
+//! making us buffer the rest.
 //! A client gone ends the writing; one that takes no chunk for
 //! [`SCRAPE_STALL`] has its scrape abandoned (the body ends in an error,
 //! never cut short as if complete).
@@ -212,12 +213,12 @@ impl futures_util::Stream for Pieces {
                 self.done = true;
                 Poll::Ready(None)
             }
-            // The writer gave up: an error, so the client sees the
-            // response cut, not a shorter exposition.
+            // The writer gave up (stalled) or panicked: an error, so the
+            // client sees the response cut, not a shorter exposition.
             None => {
                 self.done = true;
                 Poll::Ready(Some(Err(std::io::Error::other(
-                    "the exposition was abandoned (stalled)",
+                    "the exposition was not written whole",
                 ))))
             }
         }
