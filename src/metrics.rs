@@ -5,8 +5,16 @@
 //! Invariant: metrics only record what they are told; they never read the
 //! clock, the kernel or a source themselves (the caller passes timestamps),
 //! and serving them over HTTP is the daemon's job (`daemon::http`).
+//!
+//! A scrape is written in pieces ([`Metrics::encode`],
+//! [`Metrics::write_chunks`]) and holds no lock of ours or of
+//! `prometheus_client` while its writer waits: the registry's own families
+//! (small: a few kB) are written into a buffer first, then the traffic
+//! series (most of the text: ~0.9 kB a service) from a snapshot of the
+//! last read.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,6 +31,11 @@ use crate::model::traffic::TrafficTable;
 use crate::reconcile::Source;
 
 pub mod traffic;
+
+/// The size of the pieces [`Metrics::write_chunks`] hands over (the last
+/// one is shorter). Small: for a slow client hyper queues up to 16 of them
+/// (or 408 KiB) beside the few of ours.
+pub const SCRAPE_CHUNK: usize = 16 * 1024;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
@@ -95,7 +108,10 @@ pub struct Info {
 
 /// Every series the daemon exports.
 pub struct Metrics {
+    /// Every family but the traffic series, written first.
     registry: Registry,
+    /// The traffic collector alone (the same prefix), written after.
+    traffic_registry: Registry,
     passes: Family<OutcomeLabels, Counter>,
     pass_duration: Histogram,
     change_to_apply: Histogram,
@@ -183,6 +199,7 @@ impl Metrics {
             last_good: Mutex::new(BTreeMap::new()),
             traffic: Arc::default(),
             registry: Registry::default(),
+            traffic_registry: Registry::default(),
         };
         // In this order in the exposition.
         let mut registry = Registry::with_prefix("clusterf");
@@ -195,9 +212,14 @@ impl Metrics {
         if vips {
             m.register_vips(&mut registry);
         }
-        registry.register_collector(Box::new(m.traffic.clone()));
+        let mut traffic_registry = Registry::with_prefix("clusterf");
+        traffic_registry.register_collector(Box::new(m.traffic.clone()));
         m.create_zero_series();
-        Metrics { registry, ..m }
+        Metrics {
+            registry,
+            traffic_registry,
+            ..m
+        }
     }
 
     /// Passes: how many, how long, how soon after a change.
@@ -581,8 +603,24 @@ impl Metrics {
     }
 
     /// The text exposition, with source staleness computed against
-    /// `now_unix_secs`.
+    /// `now_unix_secs`, whole (tests; `/metrics` uses
+    /// [`Metrics::write_chunks`]).
     pub fn render(&self, now_unix_secs: f64) -> String {
+        let mut out = String::new();
+        self.encode(now_unix_secs, &mut out)
+            .expect("writing to a string cannot fail");
+        out
+    }
+
+    /// The text exposition written to `out`, the same text as
+    /// [`Metrics::render`]'s. No lock is held while `out` is written to, so
+    /// `out` may block (on a slow client) without holding up a pass that
+    /// updates a metric: a `Family` holds its lock while it is encoded,
+    /// so the registry's families are encoded into a buffer first; the
+    /// traffic series are written from the collector's snapshot of the
+    /// last read (its lock released before).
+    pub fn encode(&self, now_unix_secs: f64, out: &mut impl fmt::Write) -> fmt::Result {
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
         for (source, at) in self.last_good.lock().expect("metrics lock").iter() {
             self.staleness
                 .get_or_create(&SourceLabels {
@@ -590,10 +628,58 @@ impl Metrics {
                 })
                 .set((now_unix_secs - at).max(0.0));
         }
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)
-            .expect("writing to a string cannot fail");
-        out
+        let mut families = String::new();
+        encode_registry(&mut families, &self.registry)?;
+        out.write_str(&families)?;
+        drop(families);
+        encode_registry(out, &self.traffic_registry)?;
+        encode_eof(out)
+    }
+
+    /// [`Metrics::encode`] in pieces of [`SCRAPE_CHUNK`] bytes, each handed
+    /// to `send` as it is full, the last (shorter, never empty) at the
+    /// end: memory bounded by a chunk, whatever the size of the text. An
+    /// error from `send` (the reader is gone) ends the encoding.
+    pub fn write_chunks(
+        &self,
+        now_unix_secs: f64,
+        send: impl FnMut(Vec<u8>) -> fmt::Result,
+    ) -> fmt::Result {
+        let mut chunks = Chunks {
+            buf: Vec::with_capacity(SCRAPE_CHUNK),
+            send,
+        };
+        self.encode(now_unix_secs, &mut chunks)?;
+        let last = std::mem::take(&mut chunks.buf);
+        if last.is_empty() {
+            Ok(())
+        } else {
+            (chunks.send)(last)
+        }
+    }
+}
+
+/// A writer that cuts its text into [`SCRAPE_CHUNK`]-byte pieces (a piece
+/// may end inside a UTF-8 character: they are bytes for the wire).
+struct Chunks<F> {
+    buf: Vec<u8>,
+    send: F,
+}
+
+impl<F: FnMut(Vec<u8>) -> fmt::Result> fmt::Write for Chunks<F> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut rest = s.as_bytes();
+        while !rest.is_empty() {
+            let room = SCRAPE_CHUNK - self.buf.len();
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            self.buf.extend_from_slice(now);
+            rest = later;
+            if self.buf.len() == SCRAPE_CHUNK {
+                let full = std::mem::replace(&mut self.buf, Vec::with_capacity(SCRAPE_CHUNK));
+                (self.send)(full)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -675,6 +761,149 @@ mod tests {
         ] {
             assert_eq!(value(&text, series), Some(v), "{series} in\n{text}");
         }
+    }
+
+    /// Metrics with every family holding series, and `services` services'
+    /// traffic.
+    fn busy(services: u32) -> Metrics {
+        let m = Metrics::with_vips();
+        m.pass_finished(true, Duration::from_millis(3));
+        m.success(1.0, &Info::default());
+        m.source_ok(Source::Etcd, 0.5);
+        m.drains(1, ["idle"]);
+        m.set_diagnostics(&["config"], &BTreeMap::new());
+        m.check_done(Some(true), Duration::from_millis(1));
+        m.dest_health("10.1.0.1:80".parse().unwrap(), "tcp", Some(true));
+        m.vips(1, 1);
+        m.traffic_read(services_table(services), 1.0, Duration::ZERO);
+        m
+    }
+
+    fn services_table(services: u32) -> TrafficTable {
+        use crate::model::traffic::Traffic;
+        let mut table = TrafficTable::default();
+        for i in 0..services {
+            let key = ServiceKey::addr(
+                crate::model::Protocol::Tcp,
+                std::net::Ipv4Addr::from(0x0a00_0000 + i).into(),
+                80,
+            );
+            let t = Traffic {
+                connections: u64::from(i),
+                ..Traffic::default()
+            };
+            table.services.insert(key, t);
+        }
+        table
+    }
+
+    #[test]
+    fn the_chunks_are_the_rendered_text_cut_at_the_chunk_size() {
+        let m = busy(2_000);
+        let whole = m.render(2.0);
+        let mut chunks: Vec<Vec<u8>> = Vec::new();
+        m.write_chunks(2.0, |c| {
+            chunks.push(c);
+            Ok(())
+        })
+        .unwrap();
+        assert!(chunks.len() > 20, "{} chunks", chunks.len());
+        let (last, full) = chunks.split_last().unwrap();
+        assert!(full.iter().all(|c| c.len() == SCRAPE_CHUNK));
+        assert!(!last.is_empty() && last.len() <= SCRAPE_CHUNK);
+        assert_eq!(String::from_utf8(chunks.concat()).unwrap(), whole);
+        assert!(whole.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn a_failed_send_ends_the_encoding() {
+        let m = busy(2_000);
+        let mut sent = 0;
+        let r = m.write_chunks(0.0, |_| {
+            sent += 1;
+            if sent == 3 { Err(fmt::Error) } else { Ok(()) }
+        });
+        assert!(r.is_err());
+        assert_eq!(sent, 3);
+    }
+
+    /// Every update a pass or the health checker or the traffic reader
+    /// makes, new series included (a `Family` takes its write lock for
+    /// them), run on another thread: it must finish while the scrape's
+    /// writer is blocked.
+    fn updates_finish(m: &Arc<Metrics>, round: u32, table: TrafficTable) -> bool {
+        let m = m.clone();
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let n = round % 250;
+            m.pass_finished(round.is_multiple_of(2), Duration::from_millis(1));
+            m.success(
+                f64::from(round),
+                &Info {
+                    git_commit: format!("c{round}"),
+                    ..Info::default()
+                },
+            );
+            m.error(Source::Etcd);
+            m.source_ok(Source::Config, f64::from(round));
+            m.dest_health(
+                std::net::SocketAddr::from(([10, 2, (round / 250) as u8, n as u8], 80)),
+                "tcp",
+                Some(true),
+            );
+            m.check_done(None, Duration::ZERO);
+            m.drains(0, ["timeout"]);
+            m.set_diagnostics(&["etcd"], &BTreeMap::new());
+            m.ops_applied(&[Op::DelService {
+                service: "tcp://10.0.0.1:80".parse().unwrap(),
+            }]);
+            m.vips(2, 2);
+            m.traffic_read(table, f64::from(round), Duration::ZERO);
+            let _ = m.last_good();
+            let _ = done.send(());
+        });
+        finished.recv_timeout(Duration::from_secs(10)).is_ok()
+    }
+
+    #[test]
+    fn no_lock_is_held_while_the_scrape_writer_waits() {
+        struct Blocking<'a> {
+            m: &'a Arc<Metrics>,
+            writes: u32,
+            text: String,
+        }
+        impl fmt::Write for Blocking<'_> {
+            fn write_str(&mut self, s: &str) -> fmt::Result {
+                // The writer "waits on the client" at every write: the
+                // updates must get through meanwhile.
+                self.writes += 1;
+                assert!(
+                    updates_finish(self.m, self.writes, services_table(20)),
+                    "an update waited on the scrape's writer (write {}, after:\n{})",
+                    self.writes,
+                    self.text
+                );
+                self.text.push_str(s);
+                Ok(())
+            }
+        }
+        let m = Arc::new(busy(20));
+        let before = m.render(1.0);
+        let mut w = Blocking {
+            m: &m,
+            writes: 0,
+            text: String::new(),
+        };
+        m.encode(1.0, &mut w).unwrap();
+        assert!(w.writes > 100, "{} writes", w.writes);
+        // The registry's families as at the scrape's start (the traffic
+        // series: as at the start of their part, after the first write).
+        let traffic = "# HELP clusterf_traffic_reads ";
+        let split = |t: &str| t.split_once(traffic).map(|(a, _)| a.to_string());
+        assert_eq!(split(&w.text).unwrap(), split(&before).unwrap());
+        let series = "clusterf_ipvs_service_connections_total{";
+        assert_eq!(w.text.matches(series).count(), 20);
+        assert!(w.text.ends_with("\n# EOF\n"));
     }
 
     #[test]

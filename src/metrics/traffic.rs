@@ -6,7 +6,9 @@
 //! Prometheus reads as a counter reset).
 //!
 //! Must not: read the kernel (the daemon's traffic reader does and hands
-//! the table over).
+//! the table over); hold its lock while it writes (a scrape's writer may
+//! wait on a slow client: the state is copied, the table's `Arc` with it,
+//! and the lock released first).
 
 use std::sync::{Arc, Mutex};
 
@@ -48,7 +50,7 @@ pub struct TrafficCollector {
     state: Mutex<State>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct State {
     /// `None` until the first successful read.
     table: Option<Arc<TrafficTable>>,
@@ -145,7 +147,7 @@ impl TrafficCollector {
 
 impl Collector for TrafficCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let s = self.state.lock().expect("traffic metrics lock");
+        let s = self.state.lock().expect("traffic metrics lock").clone();
         encode_reads(&s, &mut encoder)?;
         let Some(table) = &s.table else {
             return Ok(());
