@@ -79,7 +79,11 @@ fn tree_heap(services: usize) {
     drop(pass);
     let mut tree = std::sync::Arc::try_unwrap(shared).expect("the only holder");
     let t = Instant::now();
-    let bytes: usize = tree.files.iter().map(|(p, d)| p.len() + d.len()).sum();
+    let bytes: usize = tree
+        .files
+        .iter()
+        .map(|f| f.path().len() + f.data().len())
+        .sum();
     let iter = t.elapsed();
     let t = Instant::now();
     let found = sorted

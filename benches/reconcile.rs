@@ -284,7 +284,11 @@ fn bench_memo(cfg: &Tree, before: &Tree, after: &Tree, opts: &Options) {
         t_nohint.push(t0.elapsed());
         assert_eq!(memo.work(), Work::Services(1), "one service re-rendered");
     }
-    let bytes: usize = before.files.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let bytes: usize = before
+        .files
+        .iter()
+        .map(|f| f.path().len() + f.data().len())
+        .sum();
     println!(" incremental render (render::memo), 1 backend changed per run:");
     stats("  memo render (hint checked + 1 service)", t_render);
     stats("  drain", t_drain);
