@@ -35,7 +35,7 @@ use clusterf::reconcile::live::LiveCopy;
 use clusterf::reconcile::{Event, Schedule, Settings};
 use clusterf::render;
 use clusterf::render::memo::{Memo, Work};
-use clusterf::tree::Tree;
+use clusterf::tree::{Files, Tree};
 
 // As in the binary (src/main.rs), so that the numbers are the daemon's.
 #[global_allocator]
@@ -66,6 +66,8 @@ fn config(services: u32) -> Tree {
 
 fn overlay(services: u32, weight_of_first: u32) -> Tree {
     let mut t = Tree::new("bench overlay");
+    // Compressed, as the etcd watch holds it.
+    t.files = Files::compressed();
     for i in 0..services {
         for j in 0..BACKENDS {
             let w = if i == 0 && j == 0 {
