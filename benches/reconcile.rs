@@ -66,8 +66,11 @@ fn config(services: u32) -> Tree {
 
 fn overlay(services: u32, weight_of_first: u32) -> Tree {
     let mut t = Tree::new("bench overlay");
-    // Compressed, as the etcd watch holds it.
-    t.files = Files::compressed();
+    // Compressed, as the etcd watch holds it (BENCH_PLAIN_OVERLAY=1: plain,
+    // to compare in one build).
+    if std::env::var_os("BENCH_PLAIN_OVERLAY").is_none() {
+        t.files = Files::compressed();
+    }
     for i in 0..services {
         for j in 0..BACKENDS {
             let w = if i == 0 && j == 0 {
