@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use clusterf::source::etcd::watch::{OverlayWatch, Tuning};
 use clusterf::source::etcd::{self as etcd_source, Keyspace, Settings, keys};
-use clusterf::tree::Tree;
+use clusterf::tree::{Files, Tree};
 
 #[path = "support/counting.rs"]
 mod counting;
@@ -27,8 +27,9 @@ static ALLOC: counting::Counting = counting::Counting;
 /// The heap of the watch's tree at `services` x 10 backends, built as a
 /// list builds it (`keys::apply_put` in key order); then the cost of a
 /// put while a pass holds a snapshot (the watch's `Arc::make_mut`), and
-/// the time to read every entry and to look each up.
-fn tree_heap(services: usize) {
+/// the time to read every entry and to look each up. `compressed`: as
+/// the watch holds it (`Files::compressed`), else plain as a config tree.
+fn tree_heap(services: usize, compressed: bool) {
     let ks = Keyspace::new("/clusterf");
     let key = |i: usize| format!("/clusterf/services/s{}/backends/b{}", i / 10, i % 10);
     let value = |i: usize| {
@@ -46,6 +47,9 @@ fn tree_heap(services: usize) {
     let (b0, a0) = live();
     let t = Instant::now();
     let mut tree = Tree::new("etcd");
+    if compressed {
+        tree.files = Files::compressed();
+    }
     for (k, v) in &sorted {
         keys::apply_put(&mut tree, &ks, k.as_bytes(), v.as_bytes());
     }
@@ -53,7 +57,8 @@ fn tree_heap(services: usize) {
     let (b1, a1) = live();
     assert_eq!(tree.files.len(), n);
     println!(
-        "tree of {n} keys: heap {:.2} MB in {} allocations ({:.1} B a key; paths and values {:.2} MB); built in {build:?}",
+        "{} tree of {n} keys: heap {:.2} MB in {} allocations ({:.1} B a key; paths and values {:.2} MB); built in {build:?}",
+        if compressed { "compressed" } else { "plain" },
         (b1 - b0) as f64 / 1e6,
         a1 - a0,
         (b1 - b0) as f64 / n as f64,
@@ -79,7 +84,11 @@ fn tree_heap(services: usize) {
     drop(pass);
     let mut tree = std::sync::Arc::try_unwrap(shared).expect("the only holder");
     let t = Instant::now();
-    let bytes: usize = tree.files.iter().map(|(p, d)| p.len() + d.len()).sum();
+    let bytes: usize = tree
+        .files
+        .iter()
+        .map(|f| f.path().len() + f.data().len())
+        .sum();
     let iter = t.elapsed();
     let t = Instant::now();
     let found = sorted
@@ -120,7 +129,9 @@ fn main() {
     } else {
         (vec![100usize], 20)
     };
-    tree_heap(if full { 10_000 } else { 100 });
+    for compressed in [false, true] {
+        tree_heap(if full { 10_000 } else { 100 }, compressed);
+    }
     let Some(etcd) = support::Etcd::start() else {
         return;
     };

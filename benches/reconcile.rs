@@ -35,7 +35,7 @@ use clusterf::reconcile::live::LiveCopy;
 use clusterf::reconcile::{Event, Schedule, Settings};
 use clusterf::render;
 use clusterf::render::memo::{Memo, Work};
-use clusterf::tree::Tree;
+use clusterf::tree::{Files, Tree};
 
 // As in the binary (src/main.rs), so that the numbers are the daemon's.
 #[global_allocator]
@@ -66,6 +66,11 @@ fn config(services: u32) -> Tree {
 
 fn overlay(services: u32, weight_of_first: u32) -> Tree {
     let mut t = Tree::new("bench overlay");
+    // Compressed, as the etcd watch holds it (BENCH_PLAIN_OVERLAY=1: plain,
+    // to compare in one build).
+    if std::env::var_os("BENCH_PLAIN_OVERLAY").is_none() {
+        t.files = Files::compressed();
+    }
     for i in 0..services {
         for j in 0..BACKENDS {
             let w = if i == 0 && j == 0 {
@@ -284,7 +289,11 @@ fn bench_memo(cfg: &Tree, before: &Tree, after: &Tree, opts: &Options) {
         t_nohint.push(t0.elapsed());
         assert_eq!(memo.work(), Work::Services(1), "one service re-rendered");
     }
-    let bytes: usize = before.files.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let bytes: usize = before
+        .files
+        .iter()
+        .map(|f| f.path().len() + f.data().len())
+        .sum();
     println!(" incremental render (render::memo), 1 backend changed per run:");
     stats("  memo render (hint checked + 1 service)", t_render);
     stats("  drain", t_drain);

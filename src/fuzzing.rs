@@ -63,7 +63,7 @@ pub fn check_render(config: &Tree, overlay: &Tree) {
     names_its_files(&full.diags, config, overlay);
     // The memo from a tree with one file less (an edit), then the tree.
     let mut before = config.clone();
-    if let Some(last) = before.files.keys().last().map(String::from) {
+    if let Some(last) = before.files.keys().last() {
         before.files.remove(&last);
     }
     let mut memo = Memo::new(opts.clone());

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::rc::Rc;
 use std::sync::Arc;
 
 /// The largest file a tree holds, in bytes: sources refuse a larger file
@@ -214,18 +215,169 @@ const CHUNK_MIN: usize = CHUNK_MAX / 4;
 /// the etcd watch patching its tree while a pass holds the last snapshot
 /// copies the chunks it changes, not the tree.
 ///
+/// A tree made by [`Files::compressed`] (the etcd overlay) holds its chunks
+/// LZ4-compressed (about 5x smaller for etcd keys), but the last one (where
+/// sorted loads append): a read decompresses the chunk it reads, a change
+/// decompresses, changes and compresses again the chunk it changes. Reads
+/// therefore hand out [`File`] handles, which hold the decompressed chunk
+/// (or borrow a plain one), not borrowed `&str` and `&[u8]`. Config trees
+/// (Git, a directory) stay plain: reading them costs nothing more.
+///
 /// A `BTreeMap<Box<str>, Box<[u8]>>` would still cost a slot (32 bytes,
 /// nodes partly full) and two allocations a key; no crate we know packs an
 /// ordered string map with borrowed `&str` keys this way, hence by hand.
 #[derive(Clone, Default)]
 pub struct Files {
     /// The first path of each chunk -> the chunk; no chunk is empty.
-    chunks: BTreeMap<Box<str>, Arc<Vec<u8>>>,
+    chunks: BTreeMap<Box<str>, Arc<Chunk>>,
     len: usize,
     print: Fingerprint,
+    /// Chunks are stored LZ4-compressed.
+    compress: bool,
+}
+
+/// A chunk of [`Files`] as stored: its bytes, or those LZ4-compressed
+/// (block format) with their length.
+#[derive(Clone)]
+enum Chunk {
+    Plain(Vec<u8>),
+    Lz4 { bytes: Box<[u8]>, len: usize },
+}
+
+impl Chunk {
+    /// The chunk as it is stored: compressed (when asked and when smaller),
+    /// or plain, held at its length unless `spare`.
+    fn store(mut bytes: Vec<u8>, compress: bool, spare: bool) -> Chunk {
+        if compress && !spare {
+            let packed = lz4_flex::block::compress(&bytes);
+            if packed.len() < bytes.len() {
+                return Chunk::Lz4 {
+                    bytes: packed.into_boxed_slice(),
+                    len: bytes.len(),
+                };
+            }
+        }
+        if !spare {
+            bytes.shrink_to_fit();
+        }
+        Chunk::Plain(bytes)
+    }
+
+    /// The chunk's bytes, to read: borrowed when plain.
+    fn open(&self) -> Buf<'_> {
+        match self {
+            Chunk::Plain(bytes) => Buf::Borrowed(bytes),
+            Chunk::Lz4 { bytes, len } => Buf::Shared(Rc::new(unpack(bytes, *len))),
+        }
+    }
+
+    /// The chunk's bytes, to change.
+    fn into_vec(self: Arc<Chunk>) -> Vec<u8> {
+        match Arc::try_unwrap(self) {
+            Ok(Chunk::Plain(bytes)) => bytes,
+            Ok(Chunk::Lz4 { bytes, len }) => unpack(&bytes, len),
+            Err(shared) => match &*shared {
+                Chunk::Plain(bytes) => bytes.clone(),
+                Chunk::Lz4 { bytes, len } => unpack(bytes, *len),
+            },
+        }
+    }
+
+    /// The bytes it takes (its heap buffer's length).
+    #[cfg(test)]
+    fn stored_len(&self) -> usize {
+        match self {
+            Chunk::Plain(bytes) => bytes.len(),
+            Chunk::Lz4 { bytes, .. } => bytes.len(),
+        }
+    }
+}
+
+/// Decompresses a chunk this module compressed.
+fn unpack(bytes: &[u8], len: usize) -> Vec<u8> {
+    lz4_flex::block::decompress(bytes, len).expect("a chunk compressed by Files")
+}
+
+/// A chunk's bytes being read: borrowed from a plain chunk, or decompressed
+/// and shared by the [`File`]s read from it.
+#[derive(Clone)]
+enum Buf<'a> {
+    Borrowed(&'a [u8]),
+    Shared(Rc<Vec<u8>>),
+}
+
+impl Buf<'_> {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Buf::Borrowed(bytes) => bytes,
+            Buf::Shared(bytes) => bytes,
+        }
+    }
+}
+
+/// One file of [`Files`], as read: its path and contents, borrowed from the
+/// chunk it was read from (which it holds, decompressed, for a compressed
+/// tree).
+#[derive(Clone)]
+pub struct File<'a> {
+    buf: Buf<'a>,
+    /// Where the path starts, where the contents start and end.
+    at: [usize; 3],
+}
+
+impl<'a> File<'a> {
+    /// The entry of `buf` starting at `at`, and where the next starts.
+    fn read(buf: Buf<'a>, at: usize) -> (File<'a>, usize) {
+        let bytes = buf.as_slice();
+        let mut data_at = at;
+        let path_len = take_len(bytes, &mut data_at);
+        let data_len = take_len(bytes, &mut data_at);
+        let path_at = data_at;
+        data_at += path_len;
+        let end = data_at + data_len;
+        (
+            File {
+                buf,
+                at: [path_at, data_at, end],
+            },
+            end,
+        )
+    }
+
+    pub fn path(&self) -> &str {
+        as_path(&self.buf.as_slice()[self.at[0]..self.at[1]])
+    }
+
+    pub fn data(&self) -> &[u8] {
+        &self.buf.as_slice()[self.at[1]..self.at[2]]
+    }
+}
+
+impl PartialEq for File<'_> {
+    fn eq(&self, other: &File<'_>) -> bool {
+        self.path() == other.path() && self.data() == other.data()
+    }
+}
+
+impl std::fmt::Debug for File<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("File")
+            .field(&self.path())
+            .field(&self.data())
+            .finish()
+    }
 }
 
 impl Files {
+    /// An empty tree whose chunks are held LZ4-compressed (the etcd
+    /// overlay: many small, alike keys read a few at a time).
+    pub fn compressed() -> Files {
+        Files {
+            compress: true,
+            ..Files::default()
+        }
+    }
+
     /// The number of files.
     pub fn len(&self) -> usize {
         self.len
@@ -235,14 +387,15 @@ impl Files {
         self.len == 0
     }
 
-    /// The contents of `path`.
-    pub fn get(&self, path: &str) -> Option<&[u8]> {
+    /// The file at `path`.
+    pub fn get(&self, path: &str) -> Option<File<'_>> {
         let (_, chunk) = self
             .chunks
             .range::<str, _>((Bound::Unbounded, Bound::Included(path)))
             .next_back()?;
-        let (at, _, found) = seek(chunk, path.as_bytes());
-        found.then(|| decode(chunk, at).1)
+        let buf = chunk.open();
+        let (at, _, found) = seek(buf.as_slice(), path.as_bytes());
+        found.then(|| File::read(buf, at).0)
     }
 
     pub fn contains_key(&self, path: &str) -> bool {
@@ -255,9 +408,42 @@ impl Files {
             chunks: self
                 .chunks
                 .range::<str, _>((Bound::Unbounded, Bound::Unbounded)),
-            chunk: &[],
+            buf: Buf::Borrowed(&[]),
             at: 0,
         }
+    }
+
+    /// Every file, in path order, borrowed from a tree that is not
+    /// compressed (a config tree, read from Git or a directory), for a
+    /// reader that holds them all at once (`config::parse_config`).
+    ///
+    /// # Panics
+    /// On a chunk of a [`Files::compressed`] tree.
+    pub fn iter_plain(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.chunks.values().flat_map(|chunk| {
+            let Chunk::Plain(bytes) = &**chunk else {
+                panic!("iter_plain on a compressed tree");
+            };
+            let mut at = 0;
+            std::iter::from_fn(move || {
+                (at < bytes.len()).then(|| {
+                    let (path, data, next) = decode(bytes, at);
+                    at = next;
+                    (as_path(path), data)
+                })
+            })
+        })
+    }
+
+    /// Every path, in order, copied: for a cold reader (tests); a pass
+    /// reads paths through [`Files::iter`] without copying.
+    pub fn keys(&self) -> impl Iterator<Item = String> + '_ {
+        self.iter().map(|f| f.path().to_string())
+    }
+
+    /// Whether the tree's chunks are held compressed.
+    pub fn is_compressed(&self) -> bool {
+        self.compress
     }
 
     /// The files from `start` on (`start` included), in path order.
@@ -267,31 +453,25 @@ impl Files {
             .range::<str, _>((Bound::Unbounded, Bound::Included(start)))
             .next_back()
         {
-            Some((first, chunk)) => Iter {
-                chunks: self
-                    .chunks
-                    .range::<str, _>((Bound::Excluded(&**first), Bound::Unbounded)),
-                chunk,
-                at: seek(chunk, start.as_bytes()).0,
-            },
+            Some((first, chunk)) => {
+                let buf = chunk.open();
+                let at = seek(buf.as_slice(), start.as_bytes()).0;
+                Iter {
+                    chunks: self
+                        .chunks
+                        .range::<str, _>((Bound::Excluded(&**first), Bound::Unbounded)),
+                    buf,
+                    at,
+                }
+            }
             None => self.iter(),
         }
     }
 
     /// The files whose path starts with `prefix`, in path order.
-    pub fn prefixed<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, &'a [u8])> {
+    pub fn prefixed<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = File<'a>> {
         self.iter_from(prefix)
-            .take_while(move |(path, _)| path.starts_with(prefix))
-    }
-
-    /// Every path, in order.
-    pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.iter().map(|(path, _)| path)
-    }
-
-    /// Every file's contents, in path order.
-    pub fn values(&self) -> impl Iterator<Item = &[u8]> {
-        self.iter().map(|(_, data)| data)
+            .take_while(move |f| f.path().starts_with(prefix))
     }
 
     /// Sets `path` to `data`.
@@ -343,13 +523,13 @@ impl Files {
         else {
             return false;
         };
-        let (at, end, found) = seek(chunk, path.as_bytes());
-        if !found {
+        if !seek(chunk.open().as_slice(), path.as_bytes()).2 {
             return false;
         }
         let key = key.clone();
         let mut last = self.is_last(&key);
         let mut chunk = self.take_chunk(&key);
+        let (at, end, _) = seek(&chunk, path.as_bytes());
         self.print
             .sub(Fingerprint::of_entry(path, decode(&chunk, at).1));
         self.len -= 1;
@@ -380,7 +560,7 @@ impl Files {
     }
 
     /// The files of `entries` (of one path, the last one counts, as with
-    /// [`Files::insert`]): packed in one pass, no hashing.
+    /// [`Files::insert`]): packed in one pass, no hashing; plain.
     pub fn from_entries(mut entries: Vec<Entry>) -> Files {
         entries.sort_by(|a, b| a.path_bytes().cmp(b.path_bytes()));
         let mut print = Fingerprint::default();
@@ -401,6 +581,7 @@ impl Files {
             chunks: packer.finish(),
             len,
             print,
+            compress: false,
         }
     }
 
@@ -423,8 +604,12 @@ impl Files {
     /// Repacks the paths without their contents, a chunk at a time (the
     /// old chunk is dropped once copied), copying the contents to `out`.
     fn take_contents_into(&mut self, mut out: Option<&mut Vec<Vec<u8>>>) {
-        let mut packer = Packer::default();
+        let mut packer = Packer {
+            compress: self.compress,
+            ..Packer::default()
+        };
         for (_, chunk) in std::mem::take(&mut self.chunks) {
+            let chunk = chunk.into_vec();
             let mut at = 0;
             while at < chunk.len() {
                 let (path, data, next) = decode(&chunk, at);
@@ -451,14 +636,17 @@ impl Files {
 
     /// Takes a chunk out to change it (copied if a clone shares it).
     fn take_chunk(&mut self, key: &str) -> Vec<u8> {
-        let chunk = self.chunks.remove(key).expect("a chunk that is there");
-        Arc::unwrap_or_clone(chunk)
+        self.chunks
+            .remove(key)
+            .expect("a chunk that is there")
+            .into_vec()
     }
 
     /// Puts a changed chunk back, split when too large. `last`: it is the
-    /// last chunk, which keeps spare capacity for appends (every other is
-    /// held at its length); `append`: it grew at its end, split off the
-    /// entry appended (sorted loads fill chunks).
+    /// last chunk, which stays plain with spare capacity for appends (every
+    /// other is held at its length, compressed in a compressed tree);
+    /// `append`: it grew at its end, split off the entry appended (sorted
+    /// loads fill chunks).
     fn put_chunk(&mut self, mut chunk: Vec<u8>, last: bool, append: bool) {
         if chunk.is_empty() {
             return;
@@ -471,20 +659,19 @@ impl Files {
             self.put_chunk(right, last, false);
             return;
         }
-        if !last {
-            chunk.shrink_to_fit();
-        }
         let first = as_path(decode(&chunk, 0).0).into();
-        self.chunks.insert(first, Arc::new(chunk));
+        self.chunks
+            .insert(first, Arc::new(Chunk::store(chunk, self.compress, last)));
     }
 }
 
 /// Packs entries given in path order into full chunks.
 #[derive(Default)]
 struct Packer {
-    chunks: BTreeMap<Box<str>, Arc<Vec<u8>>>,
+    chunks: BTreeMap<Box<str>, Arc<Chunk>>,
     chunk: Vec<u8>,
     len: usize,
+    compress: bool,
 }
 
 impl Packer {
@@ -510,19 +697,19 @@ impl Packer {
         if !self.chunk.is_empty() {
             self.seal();
         }
-        let first = as_path(decode(&entry, 0).0).into();
-        self.chunks.insert(first, Arc::new(entry));
+        self.chunk = entry;
+        self.seal();
         self.len += 1;
     }
 
     fn seal(&mut self) {
-        let mut chunk = std::mem::take(&mut self.chunk);
-        chunk.shrink_to_fit();
+        let chunk = std::mem::take(&mut self.chunk);
         let first = as_path(decode(&chunk, 0).0).into();
-        self.chunks.insert(first, Arc::new(chunk));
+        self.chunks
+            .insert(first, Arc::new(Chunk::store(chunk, self.compress, false)));
     }
 
-    fn finish(mut self) -> BTreeMap<Box<str>, Arc<Vec<u8>>> {
+    fn finish(mut self) -> BTreeMap<Box<str>, Arc<Chunk>> {
         if !self.chunk.is_empty() {
             self.seal();
         }
@@ -613,24 +800,25 @@ fn as_path(bytes: &[u8]) -> &str {
     std::str::from_utf8(bytes).expect("a path is stored from a str")
 }
 
-/// The files of [`Files`] in path order: `(path, contents)`.
+/// The files of [`Files`] in path order.
 pub struct Iter<'a> {
-    chunks: std::collections::btree_map::Range<'a, Box<str>, Arc<Vec<u8>>>,
-    chunk: &'a [u8],
+    chunks: std::collections::btree_map::Range<'a, Box<str>, Arc<Chunk>>,
+    /// The chunk being read.
+    buf: Buf<'a>,
     at: usize,
 }
 
 impl<'a> Iterator for Iter<'a> {
-    type Item = (&'a str, &'a [u8]);
+    type Item = File<'a>;
 
-    fn next(&mut self) -> Option<Self::Item> {
-        while self.at >= self.chunk.len() {
-            self.chunk = self.chunks.next()?.1;
+    fn next(&mut self) -> Option<File<'a>> {
+        while self.at >= self.buf.as_slice().len() {
+            self.buf = self.chunks.next()?.1.open();
             self.at = 0;
         }
-        let (path, data, next) = decode(self.chunk, self.at);
+        let (file, next) = File::read(self.buf.clone(), self.at);
         self.at = next;
-        Some((as_path(path), data))
+        Some(file)
     }
 }
 
@@ -644,12 +832,16 @@ impl Eq for Files {}
 
 impl std::fmt::Debug for Files {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_map().entries(self.iter()).finish()
+        let mut map = f.debug_map();
+        for file in self {
+            map.entry(&file.path(), &file.data());
+        }
+        map.finish()
     }
 }
 
 impl<'a> IntoIterator for &'a Files {
-    type Item = (&'a str, &'a [u8]);
+    type Item = File<'a>;
     type IntoIter = Iter<'a>;
 
     fn into_iter(self) -> Iter<'a> {
@@ -689,8 +881,8 @@ mod tests {
                 }
             }
             let mut sum = Fingerprint::default();
-            for (path, data) in files.iter() {
-                sum.add(Fingerprint::of_entry(path, data));
+            for f in files.iter() {
+                sum.add(Fingerprint::of_entry(f.path(), f.data()));
             }
             prop_assert_eq!(files.fingerprint(), sum);
             prop_assert_eq!(sum.len(), files.len() as u64);
@@ -724,30 +916,43 @@ mod tests {
             ),
             clone_at in 0usize..300,
         ) {
-            let mut files = Files::default();
-            let mut model: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-            let mut clone = None;
-            for (i, (p, size)) in edits.into_iter().enumerate() {
-                if i == clone_at {
-                    clone = Some((files.clone(), model.clone()));
-                }
-                let path = format!("services/s{}/backends/b{p}", p % 7);
-                match size {
-                    Some(n) => {
-                        let data: Vec<u8> = (0..n).map(|j| (j + usize::from(p)) as u8).collect();
-                        files.insert(&path, &data);
-                        model.insert(path, data);
-                    }
-                    None => prop_assert_eq!(files.remove(&path), model.remove(&path).is_some()),
-                }
-                check(&files, &model, false)?;
-            }
-            check(&files, &model, true)?;
-            // A clone does not see the changes made after it.
-            if let Some((files, model)) = clone {
-                check(&files, &model, true)?;
+            for files in [Files::default(), Files::compressed()] {
+                reads_as_the_sorted_map(files, &edits, clone_at)?;
             }
         }
+    }
+
+    /// Makes the `edits` to `files` and to a `BTreeMap` and checks after
+    /// each that they read alike; a clone taken at `clone_at` reads as the
+    /// map did then.
+    fn reads_as_the_sorted_map(
+        mut files: Files,
+        edits: &[(u16, Option<usize>)],
+        clone_at: usize,
+    ) -> Result<(), TestCaseError> {
+        let mut model: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        let mut clone = None;
+        for (i, &(p, size)) in edits.iter().enumerate() {
+            if i == clone_at {
+                clone = Some((files.clone(), model.clone()));
+            }
+            let path = format!("services/s{}/backends/b{p}", p % 7);
+            match size {
+                Some(n) => {
+                    let data: Vec<u8> = (0..n).map(|j| (j + usize::from(p)) as u8).collect();
+                    files.insert(&path, &data);
+                    model.insert(path, data);
+                }
+                None => prop_assert_eq!(files.remove(&path), model.remove(&path).is_some()),
+            }
+            check(&files, &model, false)?;
+        }
+        check(&files, &model, true)?;
+        // A clone does not see the changes made after it.
+        if let Some((files, model)) = clone {
+            check(&files, &model, true)?;
+        }
+        Ok(())
     }
 
     /// `files` reads as `model`, and its chunks keep their invariants
@@ -757,21 +962,20 @@ mod tests {
         model: &BTreeMap<String, Vec<u8>>,
         all: bool,
     ) -> Result<(), TestCaseError> {
-        fn as_model<'a>((p, d): (&'a String, &'a Vec<u8>)) -> (&'a str, &'a [u8]) {
-            (p, d)
-        }
         prop_assert_eq!(files.len(), model.len());
-        prop_assert!(files.iter().eq(model.iter().map(as_model)));
+        prop_assert!(reads_as(files.iter(), model));
         if all {
             let mut sum = Fingerprint::default();
             for (path, data) in model {
-                prop_assert_eq!(files.get(path), Some(data.as_slice()));
-                sum.add(Fingerprint::of_entry(path, data));
-                prop_assert!(
-                    files.iter_from(path).eq(model
-                        .range::<str, _>((Bound::Included(path.as_str()), Bound::Unbounded))
-                        .map(as_model))
+                prop_assert_eq!(
+                    files.get(path).map(|f| f.data().to_vec()),
+                    Some(data.clone())
                 );
+                sum.add(Fingerprint::of_entry(path, data));
+                prop_assert!(reads_as(
+                    files.iter_from(path),
+                    model.range::<str, _>((Bound::Included(path.as_str()), Bound::Unbounded))
+                ));
             }
             prop_assert_eq!(files.fingerprint(), sum);
         }
@@ -782,19 +986,28 @@ mod tests {
             "services/s6/backends/b99",
             "z",
         ] {
-            prop_assert_eq!(files.get(start), model.get(start).map(Vec::as_slice));
-            prop_assert!(
-                files.iter_from(start).eq(model
-                    .range::<str, _>((Bound::Included(start), Bound::Unbounded))
-                    .map(as_model))
+            prop_assert_eq!(
+                files.get(start).map(|f| f.data().to_vec()),
+                model.get(start).cloned()
             );
+            prop_assert!(reads_as(
+                files.iter_from(start),
+                model.range::<str, _>((Bound::Included(start), Bound::Unbounded))
+            ));
             prop_assert_eq!(
                 files.prefixed(start).count(),
                 model.keys().filter(|k| k.starts_with(start)).count()
             );
         }
-        let mut before: Option<&str> = None;
-        for (first, chunk) in &files.chunks {
+        let mut before: Option<String> = None;
+        for (i, (first, chunk)) in files.chunks.iter().enumerate() {
+            // Compressed in a compressed tree but the last chunk (or when
+            // it does not shrink), else plain.
+            let compressed = matches!(**chunk, Chunk::Lz4 { .. });
+            prop_assert!(!compressed || files.compress);
+            prop_assert!(!compressed || i + 1 < files.chunks.len());
+            let buf = chunk.open();
+            let chunk = buf.as_slice();
             let entries: Vec<(&[u8], &[u8], usize)> = {
                 let (mut at, mut v) = (0, Vec::new());
                 while at < chunk.len() {
@@ -807,31 +1020,154 @@ mod tests {
             prop_assert!(!entries.is_empty());
             prop_assert_eq!(entries[0].0, first.as_bytes());
             prop_assert!(chunk.len() <= CHUNK_MAX || entries.len() == 1);
-            prop_assert!(before.is_none_or(|b| b < &**first));
-            before = Some(as_path(entries[entries.len() - 1].0));
+            prop_assert!(before.is_none_or(|b| *b < **first));
+            before = Some(as_path(entries[entries.len() - 1].0).to_string());
         }
         Ok(())
     }
 
+    /// Whether `files` yields the entries of `model`, in order.
+    fn reads_as<'a, 'm>(
+        mut files: impl Iterator<Item = File<'a>>,
+        model: impl IntoIterator<Item = (&'m String, &'m Vec<u8>)>,
+    ) -> bool {
+        for (path, data) in model {
+            match files.next() {
+                Some(f) if f.path() == path && f.data() == data.as_slice() => {}
+                _ => return false,
+            }
+        }
+        files.next().is_none()
+    }
+
     #[test]
     fn paths_and_contents_can_be_released() {
-        let mut files = Files::default();
-        for i in 0..500 {
-            files.insert(&format!("p{i:03}"), format!("contents {i}").as_bytes());
+        for mut files in [Files::default(), Files::compressed()] {
+            for i in 0..500 {
+                files.insert(&format!("p{i:03}"), format!("contents {i}").as_bytes());
+            }
+            let (paths, print) = (
+                files
+                    .iter()
+                    .map(|f| f.path().to_string())
+                    .collect::<Vec<_>>(),
+                files.fingerprint(),
+            );
+            let mut taken = files.clone();
+            let contents = taken.take_contents();
+            assert_eq!(contents.len(), 500);
+            assert!(
+                contents
+                    .iter()
+                    .map(Vec::as_slice)
+                    .eq(files.iter().map(|f| f.data().to_vec()))
+            );
+            files.release_contents();
+            for f in [&files, &taken] {
+                assert!(
+                    f.iter()
+                        .map(|f| f.path().to_string())
+                        .eq(paths.iter().cloned())
+                );
+                assert!(f.iter().all(|f| f.data().is_empty()));
+                assert_eq!(f.fingerprint(), print);
+            }
         }
-        let (paths, print) = (
-            files.keys().map(String::from).collect::<Vec<_>>(),
-            files.fingerprint(),
-        );
-        let mut taken = files.clone();
-        let contents = taken.take_contents();
-        assert_eq!(contents.len(), 500);
-        assert!(contents.iter().map(Vec::as_slice).eq(files.values()));
-        files.release_contents();
-        for f in [&files, &taken] {
-            assert!(f.keys().eq(paths.iter().map(String::as_str)));
-            assert!(f.values().all(<[u8]>::is_empty));
-            assert_eq!(f.fingerprint(), print);
+    }
+
+    /// `n` etcd overlay keys as the watch holds them, inserted in order.
+    fn etcd_keys(mut files: Files, n: usize) -> Files {
+        for i in 0..n {
+            let value = format!(
+                r#"{{"ipv4": "100.0.{}.{}", "tcp": 8080, "weight": 10}}"#,
+                i / 10 / 256,
+                i / 10 % 256
+            );
+            files.insert(
+                &format!("services/s{}/backends/b{}", i / 10, i % 10),
+                value.as_bytes(),
+            );
+        }
+        files
+    }
+
+    fn stored(files: &Files) -> usize {
+        files.chunks.values().map(|c| c.stored_len()).sum()
+    }
+
+    #[test]
+    fn a_compressed_tree_holds_etcd_keys_in_a_third_of_the_bytes() {
+        let plain = etcd_keys(Files::default(), 10_000);
+        let compressed = etcd_keys(Files::compressed(), 10_000);
+        assert!(compressed == plain);
+        assert_eq!(compressed.fingerprint(), plain.fingerprint());
+        assert!(compressed.is_compressed() && !plain.is_compressed());
+        let (plain, compressed) = (stored(&plain), stored(&compressed));
+        assert!(compressed * 3 < plain, "{compressed} of {plain} bytes");
+    }
+
+    #[test]
+    fn a_change_copies_only_its_chunk_from_a_clone() {
+        for files in [Files::default(), Files::compressed()] {
+            let mut files = etcd_keys(files, 2_000);
+            let snapshot = files.clone();
+            files.insert("services/s100/backends/b3", b"{}");
+            assert!(files.remove("services/s150/backends/b4"));
+            let shared = |a: &Files, b: &Files| {
+                a.chunks
+                    .iter()
+                    .filter(|(k, c)| b.chunks.get(*k).is_some_and(|d| Arc::ptr_eq(c, d)))
+                    .count()
+            };
+            assert!(shared(&files, &snapshot) + 3 >= snapshot.chunks.len());
+            assert!(snapshot.get("services/s150/backends/b4").is_some());
+            assert_ne!(
+                snapshot.get("services/s100/backends/b3").unwrap().data(),
+                b"{}"
+            );
+            assert_eq!(
+                files.get("services/s100/backends/b3").unwrap().data(),
+                b"{}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_and_huge_files_read_back_in_either_form() {
+        for mut files in [Files::default(), Files::compressed()] {
+            assert!(files.is_empty() && files.iter().next().is_none());
+            assert!(files.get("").is_none() && files.iter_from("a").next().is_none());
+            assert_eq!(files.prefixed("").count(), 0);
+            assert!(!files.remove("a"));
+            assert!(files.take_contents().is_empty());
+            // One entry over the chunk limit, compressible and not, among
+            // small ones; an empty path and empty contents.
+            let repeated = vec![b'x'; 1 << 20];
+            let noise: Vec<u8> = (0u32..10_000)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect();
+            let mut model = BTreeMap::new();
+            for (path, data) in [
+                ("", &b""[..]),
+                ("a", b"1"),
+                ("b/huge", &repeated),
+                ("b/noise", &noise),
+                ("c", b""),
+                ("d", &repeated[..CHUNK_MAX + 1]),
+            ] {
+                files.insert(path, data);
+                model.insert(path.to_string(), data.to_vec());
+            }
+            check(&files, &model, true).unwrap();
+            assert_eq!(files.get("b/huge").unwrap().data(), &repeated[..]);
+            if files.is_compressed() {
+                assert!(stored(&files) < noise.len() + (CHUNK_MAX + 1) + 4 * 1024);
+            }
+            assert!(files.remove("b/huge"));
+            model.remove("b/huge");
+            check(&files, &model, true).unwrap();
+            let contents = files.clone().take_contents();
+            assert!(contents.iter().eq(model.values()));
         }
     }
 

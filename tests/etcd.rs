@@ -668,7 +668,7 @@ async fn pages_too_large_for_one_answer_are_read_in_halves() {
     assert!(etcd_source::PAGE_SIZE as usize * value.len() > clusterf::etcd::MAX_ANSWER);
     let tree = fresh_read(&etcd).await;
     assert_eq!(tree.files.len(), n);
-    assert!(tree.files.values().all(|v| v.len() == value.len()));
+    assert!(tree.files.iter().all(|f| f.data().len() == value.len()));
 }
 
 /// Events written while the watcher lists and watches are neither lost nor
@@ -727,9 +727,9 @@ async fn watch_follows_concurrent_writes() {
     assert!(dirty.has_changed().unwrap());
     assert_eq!(*dirty.borrow_and_update(), snap.generation);
     // A no-op write (same value) does not mark the tree dirty.
-    let (_, v) = snap.tree.files.iter().next().unwrap();
-    let key = format!("{PREFIX}/{}", snap.tree.files.keys().next().unwrap());
-    c.put(key, v.to_vec()).await.unwrap();
+    let first = snap.tree.files.iter().next().unwrap();
+    let key = format!("{PREFIX}/{}", first.path());
+    c.put(key, first.data().to_vec()).await.unwrap();
     let rev = c.revision().await;
     eventually(Duration::from_secs(5), "the no-op event", || {
         watch.snapshot().unwrap().revision >= rev

@@ -138,6 +138,7 @@ fn contents(tree: &clusterf::tree::Tree, path: &str) -> String {
         tree.files
             .get(path)
             .unwrap_or_else(|| panic!("{path} not in tree: {:?}", tree.files))
+            .data()
             .to_vec(),
     )
     .unwrap()

@@ -301,12 +301,7 @@ fn tree(description: &str, entries: &[(String, String)]) -> Tree {
 }
 
 fn apply(edit: &Edit, config: &mut Tree, overlay: &mut Option<Tree>) {
-    let nth = |t: &Tree, n: usize| {
-        t.files
-            .keys()
-            .nth(n % t.files.len().max(1))
-            .map(String::from)
-    };
+    let nth = |t: &Tree, n: usize| t.files.keys().nth(n % t.files.len().max(1));
     match edit {
         Edit::SetConfig(p, c) => config.insert(p.clone(), c.clone()),
         Edit::SetOverlay(p, c) => {

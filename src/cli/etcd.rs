@@ -151,7 +151,8 @@ fn dump(args: &DumpArgs) -> Result<u8> {
 pub fn dump_json(tree: &Tree) -> Result<String> {
     let mut keys = serde_json::Map::new();
     let mut binary = serde_json::Map::new();
-    for (path, value) in &tree.files {
+    for f in &tree.files {
+        let (path, value) = (f.path(), f.data());
         match std::str::from_utf8(value) {
             Ok(text) => keys.insert(path.to_string(), text.into()),
             Err(_) => binary.insert(path.to_string(), hex(value).into()),
@@ -183,18 +184,21 @@ pub fn write_tree(tree: &Tree, dir: &Path) -> Result<()> {
             dir.display()
         );
     }
-    for path in tree.files.keys() {
+    for f in &tree.files {
+        let path = f.path();
         let below = format!("{path}/");
-        if let Some((other, _)) = tree.files.iter_from(&below).next()
-            && other.starts_with(&below)
+        if let Some(other) = tree.files.iter_from(&below).next()
+            && other.path().starts_with(&below)
         {
+            let other = other.path();
             bail!(
                 "{path} and {other} are both keys: a file cannot also be a directory, cannot write a tree"
             );
         }
     }
     fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
-    for (path, value) in &tree.files {
+    for f in &tree.files {
+        let (path, value) = (f.path(), f.data());
         let file = dir.join(path);
         if let Some(parent) = file.parent() {
             fs::create_dir_all(parent)

@@ -26,10 +26,8 @@ use crate::tree::Tree;
 /// reads. A tree without one (empty, only a README) is no config at all,
 /// never an empty config that deletes every service.
 pub fn holds_config_files(tree: &Tree) -> bool {
-    tree.files
-        .keys()
-        .chain(tree.unreadable.keys().map(String::as_str))
-        .any(|path| !matches!(classify(path), Entry::Other | Entry::EditorFile))
+    let layout = |path: &str| !matches!(classify(path), Entry::Other | Entry::EditorFile);
+    tree.files.iter().any(|f| layout(f.path())) || tree.unreadable.keys().any(|p| layout(p))
 }
 
 /// Parses and validates a config repo tree. The config is usable only when
@@ -114,7 +112,7 @@ impl<'t> ServiceReader<'t> {
         let mut files = ConfigFiles::default();
         let mut yaml = Vec::new();
         let mut contents = contents.into_iter();
-        for (path, bytes) in &tree.files {
+        for (path, bytes) in tree.files.iter_plain() {
             let bytes = match contents.next() {
                 Some(taken) => Cow::Owned(taken),
                 None => Cow::Borrowed(bytes),
@@ -592,8 +590,9 @@ pub fn parse_overlay(tree: &Tree) -> (Overlay, Diagnostics) {
     }
     // The backends of one service are consecutive in path order: they are
     // gathered here and added to `overlay.backends` together.
-    let mut group: Option<(&str, BTreeMap<String, Backend>)> = None;
-    for (path, bytes) in &tree.files {
+    let mut group: Option<(String, BTreeMap<String, Backend>)> = None;
+    for f in &tree.files {
+        let (path, bytes) = (f.path(), f.data());
         // Overlay keys are named `overlay:<key>` in diagnostics and
         // provenance, so they never read as a config repo file.
         let file = overlay_name(path);
@@ -611,9 +610,9 @@ pub fn parse_overlay(tree: &Tree) -> (Overlay, Diagnostics) {
         }
         diags.extend(local.into_warnings());
         if let Some((svc, name, b)) = backend {
-            if group.as_ref().is_none_or(|(g, _)| *g != svc) {
+            if group.as_ref().is_none_or(|(g, _)| g != svc) {
                 add_backends(&mut overlay, group.take());
-                group = Some((svc, BTreeMap::new()));
+                group = Some((svc.to_string(), BTreeMap::new()));
             }
             if let Some((_, backends)) = &mut group {
                 backends.insert(
@@ -698,12 +697,12 @@ fn read_overlay_key<'t>(
 }
 
 /// Adds the gathered backends of one service to `overlay.backends`.
-fn add_backends(overlay: &mut Overlay, group: Option<(&str, BTreeMap<String, Backend>)>) {
+fn add_backends(overlay: &mut Overlay, group: Option<(String, BTreeMap<String, Backend>)>) {
     if let Some((svc, mut backends)) = group {
-        match overlay.backends.get_mut(svc) {
+        match overlay.backends.get_mut(&svc) {
             Some(all) => all.append(&mut backends),
             None => {
-                overlay.backends.insert(svc.to_string(), backends);
+                overlay.backends.insert(svc, backends);
             }
         }
     }

@@ -45,7 +45,7 @@ use crate::config::{self, Backend, Config, Overlay, Service};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::health::HealthConfig;
 use crate::model::{IpvsState, ServiceKey};
-use crate::tree::{Fingerprint, Tree};
+use crate::tree::{File, Fingerprint, Tree};
 
 use super::Compiled;
 use super::part::{self, Part};
@@ -412,24 +412,29 @@ impl Changed {
     /// notes those that differ from the kept ones.
     fn walk(&mut self, tree: &Tree, side: Side, parts: &Parts) {
         let mut global = Fingerprint::default();
-        let mut services: BTreeMap<&str, Fingerprint> = BTreeMap::new();
-        for (path, bytes) in &tree.files {
-            let print = Fingerprint::of_entry(path, bytes);
-            match side.classify(path) {
-                Part::Service(svc) => services.entry(svc).or_default().add(print),
+        // Owned names: a compressed tree's paths live only while read.
+        let mut services: BTreeMap<String, Fingerprint> = BTreeMap::new();
+        for f in &tree.files {
+            let print = Fingerprint::of_entry(f.path(), f.data());
+            match side.classify(f.path()) {
+                Part::Service(svc) => match services.get_mut(svc) {
+                    Some(sum) => sum.add(print),
+                    None => {
+                        services.insert(svc.to_string(), print);
+                    }
+                },
                 Part::Global => global.add(print),
             }
         }
         self.global |= global != side.of(&parts.global_prints);
         // The kept services missing from the tree went.
-        let gone: Vec<(&str, Fingerprint)> = parts
+        let gone = parts
             .services
             .iter()
             .filter(|(s, p)| !side.of(&p.prints).is_empty() && !services.contains_key(s.as_str()))
-            .map(|(s, _)| (s.as_str(), Fingerprint::default()))
-            .collect();
-        services.extend(gone);
-        self.note(services, side, parts);
+            .map(|(s, _)| (s.as_str(), Fingerprint::default()));
+        let found = services.iter().map(|(s, p)| (s.as_str(), *p));
+        self.note(found.chain(gone), side, parts);
     }
 
     /// Notes the services whose fingerprint on one side differs from the
@@ -481,8 +486,8 @@ fn hinted_services<'h>(
             .map(|p| p.prints.overlay)
             .unwrap_or_default();
         let mut new = Fingerprint::default();
-        for (path, bytes) in service_overlay_entries(overlay, svc) {
-            new.add(Fingerprint::of_entry(path, bytes));
+        for f in service_overlay_entries(overlay, svc) {
+            new.add(Fingerprint::of_entry(f.path(), f.data()));
         }
         expected.sub(old);
         expected.add(new);
@@ -540,7 +545,7 @@ fn split(
     // insert at a time in order leaves them about half full.
     parts.services = service_names(config, overlay)
         .into_iter()
-        .map(|svc| (svc.to_string(), ServicePart::default()))
+        .map(|svc| (svc, ServicePart::default()))
         .collect();
     let mut rendered = Compiled::default();
     compile_all(config, overlay, &mut rendered, &mut parts, opts)?;
@@ -548,16 +553,21 @@ fn split(
 }
 
 /// The services that have a config file or an overlay key.
-fn service_names<'t>(config: &'t Tree, overlay: Option<&'t Tree>) -> BTreeSet<&'t str> {
+fn service_names(config: &Tree, overlay: Option<&Tree>) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
-    for path in config.files.keys() {
-        if let Part::Service(svc) = part::of_config_path(path) {
-            names.insert(svc);
+    let mut add = |svc: &str| {
+        if !names.contains(svc) {
+            names.insert(svc.to_string());
+        }
+    };
+    for f in &config.files {
+        if let Part::Service(svc) = part::of_config_path(f.path()) {
+            add(svc);
         }
     }
-    for path in overlay.into_iter().flat_map(|o| o.files.keys()) {
-        if let Part::Service(svc) = part::of_overlay_path(path) {
-            names.insert(svc);
+    for f in overlay.into_iter().flat_map(|o| &o.files) {
+        if let Part::Service(svc) = part::of_overlay_path(f.path()) {
+            add(svc);
         }
     }
     names
@@ -604,9 +614,9 @@ fn parse_overlay_service(svc: &str, tree: &Tree) -> Result<OverlayService, Fallb
 /// overlay.
 fn parse_global(config: &Tree, overlay: Option<&Tree>, parts: &mut Parts) -> Result<(), Fallback> {
     let mut global = empty_like(config);
-    for (path, bytes) in &config.files {
-        if part::of_config_path(path) == Part::Global {
-            global.files.insert(path, bytes);
+    for f in &config.files {
+        if part::of_config_path(f.path()) == Part::Global {
+            global.files.insert(f.path(), f.data());
         }
     }
     let (cfg, cfg_diags) = config::parse_config(&global);
@@ -617,9 +627,9 @@ fn parse_global(config: &Tree, overlay: Option<&Tree>, parts: &mut Parts) -> Res
     let (ov, ov_diags) = match overlay {
         Some(overlay) => {
             let mut global = empty_like(overlay);
-            for (path, bytes) in &overlay.files {
-                if part::of_overlay_path(path) == Part::Global {
-                    global.files.insert(path, bytes);
+            for f in &overlay.files {
+                if part::of_overlay_path(f.path()) == Part::Global {
+                    global.files.insert(f.path(), f.data());
                 }
             }
             overlay_print = global.files.fingerprint();
@@ -946,13 +956,13 @@ fn service_config_tree(config: &Tree, svc: &str) -> Tree {
     let mut t = empty_like(config);
     let [yaml, yml, dir] = part::config_paths(svc);
     for p in [yaml, yml] {
-        if let Some(bytes) = config.files.get(&p) {
-            t.files.insert(&p, bytes);
+        if let Some(f) = config.files.get(&p) {
+            t.files.insert(&p, f.data());
         }
     }
-    for (p, bytes) in config.files.prefixed(&dir) {
-        if part::of_config_path(p) == Part::Service(svc) {
-            t.files.insert(p, bytes);
+    for f in config.files.prefixed(&dir) {
+        if part::of_config_path(f.path()) == Part::Service(svc) {
+            t.files.insert(f.path(), f.data());
         }
     }
     t
@@ -961,23 +971,20 @@ fn service_config_tree(config: &Tree, svc: &str) -> Tree {
 /// One service's overlay backend keys.
 fn service_overlay_tree(overlay: &Tree, svc: &str) -> Tree {
     let mut t = empty_like(overlay);
-    for (p, bytes) in service_overlay_entries(overlay, svc) {
-        t.files.insert(p, bytes);
+    for f in service_overlay_entries(overlay, svc) {
+        t.files.insert(f.path(), f.data());
     }
     t
 }
 
 /// One service's overlay backend keys, in the tree.
-fn service_overlay_entries<'t>(
-    overlay: &'t Tree,
-    svc: &str,
-) -> impl Iterator<Item = (&'t str, &'t [u8])> {
+fn service_overlay_entries<'t>(overlay: &'t Tree, svc: &str) -> impl Iterator<Item = File<'t>> {
     let prefix = part::overlay_prefix(svc);
     overlay
         .files
         .iter_from(&prefix)
-        .take_while(move |(p, _)| p.starts_with(&prefix))
-        .filter(move |(p, _)| part::of_overlay_path(p) == Part::Service(svc))
+        .take_while(move |f| f.path().starts_with(&prefix))
+        .filter(move |f| part::of_overlay_path(f.path()) == Part::Service(svc))
 }
 
 // --- sorted diagnostic sets --------------------------------------------------

@@ -216,8 +216,14 @@ mod tests {
             assert_eq!(released.overlay_hash, full.overlay_hash);
             assert!(released.config.services.is_empty());
             assert_eq!(released.config.routes, full.config.routes);
-            assert!(c.files.keys().eq(config.files.keys()));
-            assert!(c.files.values().all(<[u8]>::is_empty));
+            let paths = |t: &Tree| {
+                t.files
+                    .iter()
+                    .map(|f| f.path().to_string())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(paths(&c), paths(&config));
+            assert!(c.files.iter().all(|f| f.data().is_empty()));
             assert_eq!(o == overlay, keep_overlay);
         }
     }

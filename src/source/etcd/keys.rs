@@ -121,7 +121,7 @@ fn invalid(rel: &[u8], reason: &'static str) -> KeyKind {
 pub fn apply_put(tree: &mut Tree, keys: &Keyspace, key: &[u8], value: &[u8]) -> bool {
     match keys.classify(key) {
         KeyKind::Path(path) => {
-            if tree.files.get(&path).is_some_and(|v| v == value) {
+            if tree.files.get(&path).is_some_and(|f| f.data() == value) {
                 return false;
             }
             tree.files.insert(&path, value);
@@ -148,8 +148,9 @@ pub fn apply_delete(tree: &mut Tree, keys: &Keyspace, key: &[u8]) -> bool {
 /// compares between two reads.
 pub fn backend_key_count(tree: &Tree) -> usize {
     tree.files
-        .keys()
-        .filter(|path| {
+        .iter()
+        .filter(|f| {
+            let path = f.path();
             let parts: Vec<&str> = path.split('/').collect();
             matches!(parts.as_slice(), ["services", _, "backends", _])
         })
@@ -319,7 +320,7 @@ mod tests {
             let key = ks.key(&path);
             let existed = tree.files.contains_key(&path);
             apply_put(&mut tree, &ks, &key, &value);
-            prop_assert_eq!(tree.files.get(&path), Some(value.as_slice()));
+            prop_assert_eq!(tree.files.get(&path).map(|f| f.data().to_vec()), Some(value));
             if !existed {
                 apply_delete(&mut tree, &ks, &key);
                 prop_assert_eq!(tree, before);

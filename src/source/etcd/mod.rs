@@ -19,7 +19,7 @@ pub use crate::etcd::Tls;
 use crate::etcd::proto::{DeleteRangeRequest, PutRequest, RangeRequest, RangeResponse};
 use crate::etcd::{Client, ConnectOptions};
 use crate::text;
-use crate::tree::Tree;
+use crate::tree::{Files, Tree};
 pub use keys::{KeyKind, Keyspace, backend_key_count};
 
 /// Keys read per range request; later pages are read at the revision of the
@@ -192,6 +192,8 @@ pub async fn read_at(client: &Client, settings: &Settings, revision: Option<i64>
     let keys = &settings.keys;
     let end = keys.range_end();
     let mut tree = Tree::new(settings.description());
+    // Many small, alike keys, read a few at a time: compressed at rest.
+    tree.files = Files::compressed();
     let mut start = keys.scan_prefix().to_vec();
     let mut at = revision;
     loop {
