@@ -263,11 +263,21 @@ impl Chunk {
         Chunk::Plain(bytes)
     }
 
-    /// The chunk's bytes, to read: borrowed when plain.
-    fn open(&self) -> Buf<'_> {
-        match self {
+    /// The chunk's bytes, to read: borrowed when plain; decompressed, or
+    /// as this thread last decompressed it ([`LAST_OPENED`]).
+    fn open(self: &Arc<Chunk>) -> Buf<'_> {
+        match &**self {
             Chunk::Plain(bytes) => Buf::Borrowed(bytes),
-            Chunk::Lz4 { bytes, len } => Buf::Shared(Rc::new(unpack(bytes, *len))),
+            Chunk::Lz4 { bytes, len } => Buf::Shared(LAST_OPENED.with_borrow_mut(|last| {
+                if let Some((chunk, buf)) = last.as_ref()
+                    && Arc::ptr_eq(chunk, self)
+                {
+                    return buf.clone();
+                }
+                let buf = Rc::new(unpack(bytes, *len));
+                *last = Some((self.clone(), buf.clone()));
+                buf
+            })),
         }
     }
 
@@ -292,6 +302,19 @@ impl Chunk {
         }
     }
 }
+
+thread_local! {
+    /// The compressed chunk this thread opened last, and its bytes: a
+    /// render reads one service's keys after another, several to a chunk,
+    /// and opens each chunk once, not once a service. (Chunks never change:
+    /// a change makes a new one, so the same `Arc` is the same bytes; the
+    /// clone held here keeps it so.)
+    static LAST_OPENED: std::cell::RefCell<Option<Opened>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// A compressed chunk and its bytes, decompressed.
+type Opened = (Arc<Chunk>, Rc<Vec<u8>>);
 
 /// Decompresses a chunk this module compressed.
 fn unpack(bytes: &[u8], len: usize) -> Vec<u8> {
