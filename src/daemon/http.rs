@@ -398,6 +398,12 @@ mod tests {
             checks: None,
             page: None,
         };
+        serve_on_loopback(http).await
+    }
+
+    /// Serves `http` on a free loopback port: its address, and the sender
+    /// that stops it.
+    async fn serve_on_loopback(http: Http) -> (SocketAddr, oneshot::Sender<()>) {
         let (stop, stopped) = oneshot::channel();
         let addr = serve("127.0.0.1:0".parse().unwrap(), http, stopped)
             .await
@@ -551,10 +557,7 @@ mod tests {
             checks: None,
             page: None,
         };
-        let (stop, stopped) = oneshot::channel();
-        let addr = serve("127.0.0.1:0".parse().unwrap(), http, stopped)
-            .await
-            .unwrap();
+        let (addr, stop) = serve_on_loopback(http).await;
         let start = Instant::now();
         let mut answers = Vec::new();
         for _ in 0..HOOK_BURST + 5 {
