@@ -340,8 +340,22 @@ fn later_steps(
     }
     let last = first + hundredth - 1;
     let renamed = wait(key(last, 81), dest(last, BACKENDS - 1), 10);
+
+    // SIGHUP: the pass re-reads the config directory and the kernel's
+    // whole table (the VM bench's last step).
+    reset_peak();
+    let (passes, reads) = (daemon.status().passes_ok, kernel.reads());
+    // SAFETY: kill(2) on our own pid; the daemon's event loop handles it.
+    assert_eq!(unsafe { libc::kill(libc::getpid(), libc::SIGHUP) }, 0);
+    let start = Instant::now();
+    while daemon.status().passes_ok == passes || kernel.reads() == reads {
+        assert!(start.elapsed() < Duration::from_secs(120), "timed out");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let sighup = format!("{:.1} / {:.1}", status_mb("VmHWM"), status_mb("VmRSS"));
     format!(
-        "1% txn {txn}; 1% frontends written beside (a pass sees them) {written}; renamed into place {renamed}"
+        "1% txn {txn}; 1% frontends written beside (a pass sees them) {written}; renamed into place {renamed}; SIGHUP (config and kernel read) {sighup}"
     )
 }
 

@@ -19,8 +19,10 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use clusterf::cli::watch::{WatchArgs, resolve};
-use clusterf::daemon::{Daemon, MemoryKernel, Options};
-use clusterf::model::{DestStats, IpvsState};
+use clusterf::daemon::{Daemon, Kernel, MemoryKernel, Options};
+use clusterf::model::{DestStats, IpvsState, Op};
+use clusterf::netlink::PartialFailure;
+use clusterf::reconcile::live::Table;
 use clusterf::source::etcd::watch::Tuning;
 use support::Etcd;
 use support_daemon::{Sources, eventually, started};
@@ -361,6 +363,51 @@ async fn after_a_failed_apply_the_next_pass_reads_the_kernel() {
             ("10.3.107.2:1337".to_string(), 10)
         ]
     );
+    daemon.stop().await.unwrap();
+}
+
+/// The memory kernel, but its first read panics: a bug in a pass.
+struct PanicsOnFirstRead {
+    kernel: MemoryKernel,
+    panicked: bool,
+}
+
+impl Kernel for PanicsOnFirstRead {
+    fn read(&mut self) -> anyhow::Result<Table> {
+        if !std::mem::replace(&mut self.panicked, true) {
+            panic!("a bug in the first read");
+        }
+        self.kernel.read()
+    }
+
+    fn apply(&mut self, ops: &[Op]) -> Result<(), PartialFailure> {
+        self.kernel.apply(ops)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_that_panics_is_a_failed_pass_and_the_next_one_applies() {
+    let dir = config_dir();
+    let backends = dir.path().join("services/test/backends");
+    std::fs::create_dir_all(&backends).unwrap();
+    std::fs::write(backends.join("a"), backend("10.3.107.1")).unwrap();
+    let kernel = MemoryKernel::default();
+    let panicking = PanicsOnFirstRead {
+        kernel: kernel.clone(),
+        panicked: false,
+    };
+    let daemon = Daemon::start(options(dir.path(), None, watch_args()), Box::new(panicking))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), "the retry applies", || {
+        kernel.table().dest_count() == 1
+    })
+    .await;
+    let status = daemon.status();
+    assert_eq!((status.passes_failed, status.passes_ok), (1, 1));
+    assert_eq!(kernel.reads(), 1, "the retry read the kernel");
+    let text = daemon.metrics().render(0.0);
+    assert_eq!(series(&text, "clusterf_errors_total{source=\"pass\"}"), 1.0);
     daemon.stop().await.unwrap();
 }
 

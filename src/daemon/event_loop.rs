@@ -1,8 +1,8 @@
 //! The daemon's event loop: turns the clock, the etcd watch, Git polls,
 //! config-directory changes, SIGHUP and finished passes into [`Event`]s for
 //! the pure [`Schedule`], and carries out its actions (start a pass, poll
-//! Git, sleep until a time). Passes and polls run on blocking threads; the
-//! loop only waits.
+//! Git, sleep until a time). Passes run on one thread of their own
+//! ([`PassThread`]), polls on blocking threads; the loop only waits.
 //!
 //! Must not: decide when to pass or poll (the schedule does) or what a
 //! pass does (the pass does).
@@ -83,6 +83,38 @@ pub struct EventLoop {
     /// The VIP withdrawal policy (`None`: no VIP interface).
     pub withdraw: Option<withdraw::Policy>,
     pub fs_watcher: Option<ConfigWatch>,
+    /// Where the passes run ([`PassThread`]).
+    pub pass_thread: PassThread,
+}
+
+/// One long-lived thread that runs every pass, one at a time. Not tokio's
+/// blocking pool: a pass there lands on whichever pool thread is idle, and
+/// the allocator reuses memory freed by another thread than the one that
+/// allocated it late, so what one pass built and a later one replaced
+/// stayed resident beside its replacement (docs/benchmarks.md, session 13).
+pub struct PassThread {
+    jobs: std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>,
+}
+
+impl PassThread {
+    /// Starts the thread; it ends when the `PassThread` is dropped and its
+    /// last job is done.
+    pub fn start() -> Result<PassThread> {
+        let (jobs, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        std::thread::Builder::new()
+            .name("clusterf-pass".into())
+            .spawn(move || {
+                for job in rx {
+                    job();
+                }
+            })?;
+        Ok(PassThread { jobs })
+    }
+
+    fn run(&self, job: impl FnOnce() + Send + 'static) {
+        // The thread outlives every sender: it only ends when they are gone.
+        let _ = self.jobs.send(Box::new(job));
+    }
 }
 
 /// What woke the loop.
@@ -349,14 +381,22 @@ impl EventLoop {
         let tx = self.tx.clone();
         let names: Vec<&str> = triggers.iter().map(|t| t.as_str()).collect();
         debug!(triggers = names.join(","), "pass");
-        tokio::task::spawn_blocking(move || {
+        self.pass_thread.run(move || {
             let started = std::time::Instant::now();
-            let (result, input) = {
+            // A panicking pass is a failed pass: the loop goes on (a pass
+            // that never reported would stop every later one).
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let mut pass = lock(&pass);
                 let result = pass.run(&triggers);
                 pass.publish_status(&result);
                 (result, pass.last_input())
-            };
+            }));
+            let (result, input) = ran.unwrap_or_else(|payload| {
+                let failed = Err(PassFailure::panicked(&*payload));
+                let mut pass = lock(&pass);
+                pass.publish_status(&failed);
+                (failed, pass.last_input())
+            });
             let _ = tx.send(Msg::PassDone {
                 result,
                 took: started.elapsed(),

@@ -56,12 +56,12 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use self::event_loop::{EtcdFeed, EventLoop, Msg};
+use self::event_loop::{EtcdFeed, EventLoop, Msg, PassThread};
 use self::health::HealthChecker;
 use self::health_view::HealthStep;
 use self::inputs::{ConfigInput, ConfigWatch, GitPoller, OverlayInput};
@@ -186,6 +186,7 @@ impl Daemon {
                 ..v.withdraw
             }),
             fs_watcher: config.watcher,
+            pass_thread: PassThread::start().context("starting the pass thread")?,
         };
         let (shutdown, task) = spawn(event_loop, http_stop, traffic);
         Ok(Daemon {

@@ -112,6 +112,24 @@ impl PassFailure {
     }
 }
 
+impl PassFailure {
+    /// A pass that panicked: the panic's message. Its copy of the table
+    /// was taken out and not put back, so the next pass reads the kernel.
+    pub fn panicked(payload: &(dyn std::any::Any + Send)) -> PassFailure {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".to_string());
+        PassFailure {
+            source: Source::Pass,
+            error: format!("the pass panicked: {message}; the next pass reads the kernel"),
+            diagnostics: Vec::new(),
+            refused: Vec::new(),
+        }
+    }
+}
+
 fn fail(source: Source) -> impl Fn(anyhow::Error) -> PassFailure {
     move |e| PassFailure {
         source,
@@ -1125,7 +1143,8 @@ fn status_error(f: &PassFailure) -> FrontendError {
         Source::Config if !f.diagnostics.is_empty() => ProblemKind::ValidationFailed,
         Source::Config | Source::Git | Source::Etcd | Source::State => ProblemKind::FailStatic,
         Source::Plan => ProblemKind::GuardRefused,
-        Source::Kernel | Source::Apply => ProblemKind::ApplyFailed,
+        // A panic may have stopped an apply half way.
+        Source::Kernel | Source::Apply | Source::Pass => ProblemKind::ApplyFailed,
     };
     FrontendError {
         kind,

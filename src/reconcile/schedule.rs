@@ -145,10 +145,13 @@ pub enum Source {
     Apply,
     /// Writing the drain state file.
     State,
+    /// The pass itself: it panicked (a bug; the message is logged). The
+    /// next pass reads the kernel.
+    Pass,
 }
 
 impl Source {
-    pub const ALL: [Source; 7] = [
+    pub const ALL: [Source; 8] = [
         Source::Config,
         Source::Git,
         Source::Etcd,
@@ -156,6 +159,7 @@ impl Source {
         Source::Plan,
         Source::Apply,
         Source::State,
+        Source::Pass,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -167,6 +171,7 @@ impl Source {
             Source::Plan => "plan",
             Source::Apply => "apply",
             Source::State => "state",
+            Source::Pass => "pass",
         }
     }
 }
