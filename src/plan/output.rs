@@ -153,11 +153,13 @@ fn dest_of<'a>(desired: &'a IpvsState, change: &Change) -> Option<&'a Dest> {
     }
 }
 
+#[cfg(test)]
 fn provenance_of<'a>(desired: &'a IpvsState, change: &Change) -> &'a [Provenance] {
     dest_of(desired, change).map_or(&[], |d| &d.provenance)
 }
 
 /// Why health checks changed the dest, if they did.
+#[cfg(test)]
 fn health_of<'a>(desired: &'a IpvsState, change: &Change) -> Option<&'a str> {
     dest_of(desired, change)?.health.as_deref()
 }
@@ -165,9 +167,14 @@ fn health_of<'a>(desired: &'a IpvsState, change: &Change) -> Option<&'a str> {
 /// ` (unhealthy: http 503, 3 of 3 failed since 12:00:01)` for a dest
 /// health changed, else its provenance.
 fn origin_text(desired: &IpvsState, change: &Change) -> String {
-    match health_of(desired, change) {
+    origin_text_of(dest_of(desired, change))
+}
+
+/// [`origin_text`] of the change's dest, looked up already.
+fn origin_text_of(dest: Option<&Dest>) -> String {
+    match dest.and_then(|d| d.health.as_deref()) {
         Some(reason) => format!(" (unhealthy: {reason})"),
-        None => provenance_text(provenance_of(desired, change)),
+        None => provenance_text(dest.map_or(&[], |d| &d.provenance)),
     }
 }
 
@@ -500,9 +507,11 @@ fn push_change_line(out: &mut String, change: &Change, desired: &IpvsState) {
                 out.push_str(" lower threshold ");
                 push_u32(out, attrs.lower_threshold);
             }
-            match provenance_of(desired, change) {
-                _ if health_of(desired, change).is_some() => {
-                    out.push_str(&origin_text(desired, change));
+            // The dest looked up once: a line a dest (issue 15).
+            let found = dest_of(desired, change);
+            match found.map_or(&[][..], |d| &d.provenance) {
+                _ if found.is_some_and(|d| d.health.is_some()) => {
+                    out.push_str(&origin_text_of(found));
                 }
                 [o] if o.fallback => out.push_str(&provenance_text(std::slice::from_ref(o))),
                 [o] => {
