@@ -4,7 +4,10 @@
 //! Dot-files and dot-directories are skipped, as in the original. Entries
 //! that cannot be read are recorded in the tree, named, with the reason
 //! (validation reports them); a missing or unreadable root is an error.
-//! Unreadable are: what the file system refuses, files over
+//! An entry that is gone by the time it is opened (listed, then renamed or
+//! deleted: an editor's or a deploy's save by rename racing the read) is
+//! left out, as if the listing had come after: the change that removed it
+//! wakes the daemon again. Unreadable are: what the file system refuses, files over
 //! [`FILE_LIMIT`](crate::tree::FILE_LIMIT), named pipes, sockets and
 //! devices (never opened, so none can block the read), and names that are
 //! not UTF-8.
@@ -21,6 +24,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File, Metadata};
+use std::io::ErrorKind;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -36,13 +40,7 @@ pub fn read(root: &Path) -> Result<Tree> {
     }
     let real_root =
         fs::canonicalize(root).with_context(|| format!("{}: cannot read", root.display()))?;
-    let mut walk = Walk {
-        real_root,
-        tree: Tree::new(root.display().to_string()),
-        seen: HashMap::from([((meta.dev(), meta.ino()), String::new())]),
-        linked: Vec::new(),
-        files: Vec::new(),
-    };
+    let mut walk = Walk::new(root, real_root, &meta);
     walk.dir(root, "")?;
     // Directories reached through symlinks, after every real one: a real
     // directory is read under its own name, the link is the duplicate.
@@ -73,9 +71,22 @@ struct Walk {
 }
 
 impl Walk {
+    fn new(root: &Path, real_root: PathBuf, meta: &Metadata) -> Walk {
+        Walk {
+            real_root,
+            tree: Tree::new(root.display().to_string()),
+            seen: HashMap::from([((meta.dev(), meta.ino()), String::new())]),
+            linked: Vec::new(),
+            files: Vec::new(),
+        }
+    }
+
     fn dir(&mut self, dir: &Path, prefix: &str) -> Result<()> {
-        let entries =
-            fs::read_dir(dir).with_context(|| format!("{}: cannot read", dir.display()))?;
+        let entries = match fs::read_dir(dir) {
+            // A directory below the root, gone since it was listed.
+            Err(e) if e.kind() == ErrorKind::NotFound && !prefix.is_empty() => return Ok(()),
+            r => r.with_context(|| format!("{}: cannot read", dir.display()))?,
+        };
         // Each name taken once (`file_name` copies it), then sorted.
         let mut entries = entries
             .map(|e| e.map(|e| (e.file_name(), e)))
@@ -127,6 +138,8 @@ impl Walk {
         // Follow symlinks inside the root (a dangling one fails here).
         let meta = match fs::metadata(&path) {
             Ok(m) => m,
+            // Gone since it was listed (a dangling symlink is unreadable).
+            Err(e) if e.kind() == ErrorKind::NotFound && !is_link => return Ok(()),
             Err(e) => {
                 self.unreadable(rel, e.to_string());
                 return Ok(());
@@ -148,9 +161,11 @@ impl Walk {
     }
 
     /// A regular file, read into the tree or named unreadable.
+    /// A regular file gone since it was listed is left out.
     fn file(&mut self, path: &Path, rel: String) {
         match read_file(path) {
-            Ok(data) => self.files.push(Entry::new(rel, data)),
+            Ok(Some(data)) => self.files.push(Entry::new(rel, data)),
+            Ok(None) => {}
             Err(why) => self.unreadable(rel, why),
         }
     }
@@ -184,12 +199,17 @@ impl Walk {
 /// A regular file's contents, up to the limit; opened without blocking and
 /// checked once open (its type and size from the open file), in case it
 /// was replaced by a pipe meanwhile.
-fn read_file(path: &Path) -> std::result::Result<Vec<u8>, String> {
-    let file = File::options()
+/// A file's contents; `None` when it is not there (any more).
+fn read_file(path: &Path) -> std::result::Result<Option<Vec<u8>>, String> {
+    let file = match File::options()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
-        .map_err(|e| e.to_string())?;
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
     let now = file.metadata().map_err(|e| e.to_string())?;
     if !now.is_file() {
         return Err(format!("{}: not read", special(&now.file_type())));
@@ -197,7 +217,9 @@ fn read_file(path: &Path) -> std::result::Result<Vec<u8>, String> {
     if now.len() > FILE_LIMIT {
         return Err(too_large());
     }
-    super::file::read_from(file, FILE_LIMIT, now.len()).map_err(|e| e.to_string())
+    super::file::read_from(file, FILE_LIMIT, now.len())
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 fn too_large() -> String {
@@ -216,5 +238,73 @@ fn special(kind: &fs::FileType) -> &'static str {
         "a block device"
     } else {
         "not a regular file"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A walk of `root`, as `read` starts it.
+    fn walk_of(root: &Path) -> Walk {
+        let meta = fs::metadata(root).unwrap();
+        Walk::new(root, fs::canonicalize(root).unwrap(), &meta)
+    }
+
+    #[test]
+    fn a_file_gone_between_the_listing_and_the_read_is_left_out_not_unreadable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("frontend.tmp");
+        fs::write(&path, "{}").unwrap();
+        // Listed as a regular file, then renamed away before it is opened.
+        let kind = fs::symlink_metadata(&path).unwrap().file_type();
+        fs::rename(&path, dir.path().join("frontend")).unwrap();
+        let mut walk = walk_of(dir.path());
+        walk.entry(path, "frontend.tmp".into(), Some(kind)).unwrap();
+        assert!(walk.files.is_empty());
+        assert!(
+            walk.tree.unreadable.is_empty(),
+            "{:?}",
+            walk.tree.unreadable
+        );
+    }
+
+    #[test]
+    fn a_directory_gone_between_the_listing_and_the_read_is_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("services/s1");
+        fs::create_dir_all(&sub).unwrap();
+        let mut walk = walk_of(dir.path());
+        fs::remove_dir_all(dir.path().join("services")).unwrap();
+        // Listed with no type (as some file systems list), then gone.
+        walk.entry(dir.path().join("services"), "services".into(), None)
+            .unwrap();
+        walk.dir(&sub, "services/s1/").unwrap();
+        assert!(walk.files.is_empty());
+        assert!(
+            walk.tree.unreadable.is_empty(),
+            "{:?}",
+            walk.tree.unreadable
+        );
+    }
+
+    #[test]
+    fn a_dangling_symlink_is_still_unreadable() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("frontend");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &link).unwrap();
+        let kind = fs::symlink_metadata(&link).unwrap().file_type();
+        let mut walk = walk_of(dir.path());
+        walk.entry(link, "frontend".into(), Some(kind)).unwrap();
+        assert_eq!(
+            walk.tree.unreadable.keys().collect::<Vec<_>>(),
+            ["frontend"]
+        );
+    }
+
+    #[test]
+    fn a_missing_root_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read(&dir.path().join("gone")).is_err());
     }
 }

@@ -183,6 +183,11 @@ run() {
 
     kill $pid
     wait $pid 2>/dev/null
+    # The daemon's warnings and errors (a failed pass, an unreadable file
+    # seen mid-rename) explain a step's peak: the first few, and how many.
+    problems=$(grep -cE ' (WARN|ERROR) ' /tmp/clusterf-$name.log || true)
+    echo "$name: $problems warnings and errors in the daemon's log" >&2
+    grep -E ' (WARN|ERROR) ' /tmp/clusterf-$name.log | head -n 5 | cut -c1-300 | sed "s/^/$name log: /" >&2 || true
     # mimalloc's statistics (MIMALLOC_SHOW_STATS=1), printed at exit.
     sed -n '/^subproc /,$p' /tmp/clusterf-$name.log | sed "s/^/$name mimalloc: /" >&2
     kill $etcd_pid
