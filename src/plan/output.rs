@@ -127,7 +127,10 @@ fn before_after(change: &Change) -> (Option<Fields>, Option<Fields>) {
         (Op::AddService { service, attrs }, _) => (None, Some(service_fields(service, attrs))),
         (Op::AddDest { attrs, .. }, _) => (None, Some(all_dest_fields(attrs))),
         (Op::EditService { service, attrs }, Some(Before::Service(old))) => {
-            let (a, b) = only_changed(service_fields(service, old), service_fields(service, attrs));
+            let (a, b) = only_changed(
+                service_fields(service, &old.attrs),
+                service_fields(service, attrs),
+            );
             (Some(a), Some(b))
         }
         (Op::EditDest { attrs, .. }, Some(Before::Dest(old))) => {
@@ -135,7 +138,7 @@ fn before_after(change: &Change) -> (Option<Fields>, Option<Fields>) {
             (Some(a), Some(b))
         }
         (Op::DelService { service }, Some(Before::Service(old))) => {
-            (Some(service_fields(service, old)), None)
+            (Some(service_fields(service, &old.attrs)), None)
         }
         (Op::DelDest { .. }, Some(Before::Dest(old))) => (Some(all_dest_fields(old)), None),
         _ => (None, None),
@@ -547,12 +550,12 @@ fn change_line(change: &Change, desired: &IpvsState) -> String {
             format!("{s} service {key} {}", service_desc(key, attrs))
         }
         (Op::EditService { attrs, .. }, Some(Before::Service(old))) => {
-            format!("{s} service {key} {}", service_diff(key, old, attrs))
+            format!("{s} service {key} {}", service_diff(key, &old.attrs, attrs))
         }
         (Op::EditService { attrs, .. }, _) => {
             format!("{s} service {key} {}", service_desc(key, attrs))
         }
-        (Op::DelService { .. }, _) => match change.dests_removed {
+        (Op::DelService { .. }, _) => match change.dests_removed() {
             0 => format!("{s} service {key}"),
             n => format!("{s} service {key} (with its {})", plural(n, "dest")),
         },

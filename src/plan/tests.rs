@@ -757,3 +757,14 @@ fn weight_moves_to_the_fallback_and_back_without_passing_through_zero() {
     );
     assert!(over.emptied.is_empty() && back.emptied.is_empty());
 }
+
+#[test]
+fn a_change_fits_in_128_bytes() {
+    // A plan from empty holds one `Change` a dest; past 128 bytes each
+    // push copies it with a `memcpy` call (+32% instructions, issue 15).
+    assert!(
+        std::mem::size_of::<Change>() <= 128,
+        "{}",
+        std::mem::size_of::<Change>()
+    );
+}

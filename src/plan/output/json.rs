@@ -240,7 +240,7 @@ impl<'a> ChangesArray<'a> {
         }
         if matches!(c.op, Op::DelService { .. }) {
             out.push_str(",\n      \"dests_removed\": ");
-            push_usize(out, c.dests_removed);
+            push_usize(out, c.dests_removed());
         }
         out.push_str(",\n      \"provenance\": ");
         push_provenance(out, dest.map_or(&[], |d| &d.provenance));

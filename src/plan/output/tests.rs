@@ -149,7 +149,7 @@ impl<'a> ChangeView<'a> {
             before,
             after,
             names: names(desired, c),
-            dests_removed: matches!(c.op, Op::DelService { .. }).then_some(c.dests_removed),
+            dests_removed: matches!(c.op, Op::DelService { .. }).then_some(c.dests_removed()),
             provenance: provenance_of(desired, c),
             health: health_of(desired, c),
             op: OpView(&c.op),
