@@ -17,7 +17,8 @@
 #
 # Environment: CLUSTERF_BIN (default target/release/clusterf if present,
 # else target/debug/clusterf); BENCH_BASE_BIN, a baseline binary whose 1%
-# apply alternates with this one's for BENCH_ROUNDS rounds (default 5);
+# apply alternates with this one's for BENCH_ROUNDS rounds (default 5), and
+# whose apply from empty is timed after this one's (a row "base, same run");
 # BENCH_CLUSTERF_FIRST=1, clusterf's side first and `ipvsadm -R` of the cold
 # rules in ten timed parts (figures even from a run cut short: 100k);
 # CLUSTERF_VM_MEM, CLUSTERF_VM_SMP (default 2) and everything run.sh reads.
