@@ -9,7 +9,10 @@
 # Wall times from /proc/uptime, the process's user + system CPU seconds
 # and minor page faults (busybox time), and clusterf's own apply phase.
 # With /data/cold-env (bench.sh's BENCH_COLD_ENV, e.g. MIMALLOC_PURGE_DELAY=10),
-# a third contender each round: this binary with that environment.
+# a third contender each round: this binary with that environment. Each
+# contender's `render --output ipvsadm` of the config alone and `show
+# --output ipvsadm` of the `ipvsadm -R` table alone are timed in every
+# round too (the two fixed costs of a one-shot apply).
 . "$SCENARIO_LIB"
 need_clusterf apply
 IP=/usr/sbin/ip
@@ -60,13 +63,28 @@ cold() {
     sleep 10
 }
 
+# fixed WHO BIN N DIR: BIN's render alone and show alone, appended to
+# /tmp/{render,dump}.WHO.{wall,cpu,faults}.
+fixed() {
+    for _k in render dump; do
+        if [ $_k = render ]; then
+            timed "$1 render only" $2 render --config-path $4/a --output ipvsadm
+        else
+            timed "$1 show (dump) only" $IP netns exec r$3 $2 show --output ipvsadm
+        fi
+        echo $t >>/tmp/$_k.$1.wall
+        awk "BEGIN{print $u + $s}" >>/tmp/$_k.$1.cpu
+        echo $f >>/tmp/$_k.$1.faults
+    done
+}
+
 echo "| services x dests | ipvsadm -R cold | base apply cold, median (samples) | this apply cold, median (samples) | base CPU (user + sys) | this CPU | base apply phase | this apply phase | ratio base | ratio this |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
 for d in /data/bench/*/; do
     n=$(grep -c '^-A' $d/a.rules)
     m=$(grep -c '^-a' $d/a.rules)
     echo "$n services x $((m / n)) dests" >&2
-    rm -f /tmp/cold.*
+    rm -f /tmp/cold.* /tmp/render.* /tmp/dump.*
     $IP netns add r$n
     $IP -n r$n link set lo up
     timed "ipvsadm -R cold" $IP netns exec r$n sh -c "ipvsadm -R < $d/a.rules"
@@ -80,8 +98,11 @@ for d in /data/bench/*/; do
             cold base /data/clusterf-base $n $d
         fi
         [ -f /data/cold-env ] && cold env "env $(cat /data/cold-env) clusterf" $n $d
+        fixed base /data/clusterf-base $n $d
+        fixed new clusterf $n $d
+        [ -f /data/cold-env ] && fixed env "env $(cat /data/cold-env) clusterf" $n $d
     done
-    for f in /tmp/cold.*; do
+    for f in /tmp/cold.* /tmp/render.* /tmp/dump.*; do
         echo "  $(basename $f): $(tr '\n' ' ' <$f)" >&2
     done
     bw=$(median /tmp/cold.base.wall)
@@ -92,6 +113,10 @@ for d in /data/bench/*/; do
         echo "|   this with $(cat /data/cold-env) | | | $ew s ($(tr '\n' ' ' </tmp/cold.env.wall)) | | $(median /tmp/cold.env.cpu) s | | $(median /tmp/cold.env.phase) ms | | $(awk "BEGIN{printf \"%.1fx\", $r_cold / $ew}") |"
     fi
     echo "|   minor faults, medians | | base $(median /tmp/cold.base.faults) | this $(median /tmp/cold.new.faults) | | | | | | |"
+    for w in base new env; do
+        [ -f /tmp/render.$w.wall ] || continue
+        echo "|   $w: render only, show only (medians: wall, CPU, faults) | | render $(median /tmp/render.$w.wall) s, $(median /tmp/render.$w.cpu) s, $(median /tmp/render.$w.faults) | show $(median /tmp/dump.$w.wall) s, $(median /tmp/dump.$w.cpu) s, $(median /tmp/dump.$w.faults) | | | | | | |"
+    done
     $IP netns del r$n
 done
 finish
