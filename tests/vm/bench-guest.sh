@@ -5,8 +5,10 @@
 #   ipvsadm -R < delta.rules      vs  clusterf apply b/        (1% change)
 #   clusterf plan b/ (nothing to do: dump + render + diff)
 #   clusterf render b/ and clusterf show (the two fixed costs of every run)
-# With /data/clusterf-base (BENCH_BASE_BIN), then rounds of the baseline's
-# and this binary's 1% apply, alternating, next to render and show alone.
+# With /data/clusterf-base (BENCH_BASE_BIN), the baseline's apply from empty
+# too (after this binary's, in a namespace of its own, deleted after its
+# check), then rounds of the baseline's and this binary's 1% apply,
+# alternating, next to render and show alone.
 # With /data/clusterf-first (BENCH_CLUSTERF_FIRST=1, for runs that may not
 # finish in time), clusterf's side runs first and `ipvsadm -R` of the cold
 # rules in ten timed parts, so that a run cut short still has figures.
@@ -85,6 +87,18 @@ ipvsadm_delta() {
     r_delta=$t
     same "ipvsadm delta result" r$1 $2/b.rules
 }
+# base_cold N DIR: with a baseline binary, its apply from empty in a
+# namespace of its own (b<N>), checked, then deleted (with a pause: the
+# kernel frees a deleted namespace's table in the background).
+base_cold() {
+    $IP netns add b$1
+    $IP -n b$1 link set lo up
+    timed "base apply cold" $IP netns exec b$1 /data/clusterf-base apply --config-path $2/a
+    b_cold=$t
+    same "base apply result" b$1 $2/a.rules
+    $IP netns del b$1
+    sleep 10
+}
 clusterf_delta() {
     timed "clusterf apply 1%" $IP netns exec c$1 clusterf apply --config-path $2/b
     c_delta=$t
@@ -146,12 +160,17 @@ for d in /data/bench/*/; do
     else
         ipvsadm_cold $n $d
         clusterf_cold $n $d
+        [ -x /data/clusterf-base ] && base_cold $n $d
         ipvsadm_delta $n $d
         clusterf_delta $n $d
         clusterf_fixed $n $d
     fi
     ratio=$(awk "BEGIN{ if ($c_cold > 0) printf \"%.1fx\", $r_cold / $c_cold; else print \"inf\" }")
     echo "| $n x $((m / n)) | ${r_cold} s | ${c_cold} s | $ratio | ${r_delta} s | ${c_delta} s | ${c_noop} s | ${c_render} s | ${c_dump} s |"
+    if [ -x /data/clusterf-base ] && [ ! -f /data/clusterf-first ]; then
+        ratio=$(awk "BEGIN{ if ($b_cold > 0) printf \"%.1fx\", $r_cold / $b_cold; else print \"inf\" }")
+        echo "|   base, same run | ${r_cold} s | ${b_cold} s | $ratio | | | | | |"
+    fi
     [ -x /data/clusterf-base ] && rounds $n $d
     $IP netns del r$n
     $IP netns del c$n

@@ -17,9 +17,13 @@
 #
 # Environment: CLUSTERF_BIN (default target/release/clusterf if present,
 # else target/debug/clusterf); BENCH_BASE_BIN, a baseline binary whose 1%
-# apply alternates with this one's for BENCH_ROUNDS rounds (default 5);
+# apply alternates with this one's for BENCH_ROUNDS rounds (default 5), and
+# whose apply from empty is timed after this one's (a row "base, same run");
 # BENCH_CLUSTERF_FIRST=1, clusterf's side first and `ipvsadm -R` of the cold
 # rules in ten timed parts (figures even from a run cut short: 100k);
+# BENCH_GUEST, another guest script (tests/vm/bench-cold-guest.sh: the
+# baseline's and this binary's apply from empty, BENCH_ROUNDS rounds, and
+# with BENCH_COLD_ENV="VAR=VALUE ..." this binary with that environment);
 # CLUSTERF_VM_MEM, CLUSTERF_VM_SMP (default 2) and everything run.sh reads.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -95,6 +99,10 @@ if [ -n "${BENCH_BASE_BIN:-}" ]; then
     objcopy --strip-debug "$BENCH_BASE_BIN" "$work/clusterf-base"
     echo "${BENCH_ROUNDS:-5}" >"$work/rounds"
     files+=("$work/clusterf-base:clusterf-base" "$work/rounds:rounds")
+fi
+if [ -n "${BENCH_COLD_ENV:-}" ]; then
+    echo "$BENCH_COLD_ENV" >"$work/cold-env"
+    files+=("$work/cold-env:cold-env")
 fi
 if [ -n "${BENCH_CLUSTERF_FIRST:-}" ]; then
     : >"$work/clusterf-first"
