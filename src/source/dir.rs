@@ -251,6 +251,13 @@ mod tests {
         Walk::new(root, fs::canonicalize(root).unwrap(), &meta)
     }
 
+    /// Neither a file nor an unreadable entry.
+    fn assert_nothing_read(walk: &Walk) {
+        assert!(walk.files.is_empty());
+        let unreadable = &walk.tree.unreadable;
+        assert!(unreadable.is_empty(), "{unreadable:?}");
+    }
+
     #[test]
     fn a_file_gone_between_the_listing_and_the_read_is_left_out_not_unreadable() {
         let dir = tempfile::tempdir().unwrap();
@@ -261,12 +268,7 @@ mod tests {
         fs::rename(&path, dir.path().join("frontend")).unwrap();
         let mut walk = walk_of(dir.path());
         walk.entry(path, "frontend.tmp".into(), Some(kind)).unwrap();
-        assert!(walk.files.is_empty());
-        assert!(
-            walk.tree.unreadable.is_empty(),
-            "{:?}",
-            walk.tree.unreadable
-        );
+        assert_nothing_read(&walk);
     }
 
     #[test]
@@ -280,12 +282,7 @@ mod tests {
         walk.entry(dir.path().join("services"), "services".into(), None)
             .unwrap();
         walk.dir(&sub, "services/s1/").unwrap();
-        assert!(walk.files.is_empty());
-        assert!(
-            walk.tree.unreadable.is_empty(),
-            "{:?}",
-            walk.tree.unreadable
-        );
+        assert_nothing_read(&walk);
     }
 
     #[test]
