@@ -201,6 +201,11 @@ ok "the router reaches $DR, $TUN and $DOCK through fe1 and fe2"
 
 # --- real HTTP, answered straight from the realservers -------------------------------
 get() { timeout 10 $IP netns exec c wget -q -O - http://$1/$2 2>&1; }
+# save FILE: stdin into FILE the way an editor or a deploy saves, written
+# beside (a dot-file: not read) and renamed: the running realservers and
+# frontends must never see it half written (they warn about a file that
+# does not parse, and the checks below count warnings).
+save() { cat >"$(dirname "$1")/.$(basename "$1").tmp" && mv "$(dirname "$1")/.$(basename "$1").tmp" "$1"; }
 answered() { # N VIP WANT: N requests to VIP, all answered WANT
     _good=0
     for _ in $(seq "$1"); do [ "$(get $2)" = "$3" ] && _good=$((_good + 1)); done
@@ -232,7 +237,7 @@ straight $TUN rs2
 
 # --- a config change reaches the realserver (its directory watch) ---------------------
 NEW=10.107.107.109
-printf 'frontend: {ipv4: %s, tcp: 80}\nbackends:\n  rs1: {ipv4: 10.0.0.11, tcp: 80}\n' $NEW >/tmp/cfg/services/new.yaml
+printf 'frontend: {ipv4: %s, tcp: 80}\nbackends:\n  rs1: {ipv4: 10.0.0.11, tcp: 80}\n' $NEW | save /tmp/cfg/services/new.yaml
 has_vip() { $IP -n rs1 -o addr show dev clusterf-rs0 scope global | grep -q " $1/32 "; }
 wait_for 10 "$NEW on rs1" has_vip $NEW && ok "a new droute service in the config: rs1 adds $NEW/32"
 wait_for 30 "$NEW/32 via both frontends" hops_are $NEW/32 "10.0.0.1 10.0.0.2" && answered 3 $NEW rs1
@@ -242,8 +247,8 @@ wait_for 10 "$NEW gone from rs1" gone $NEW && has_vip $DR && ok "the service rem
 
 # --- a second container behind the same VIP: the table is replaced whole -----------
 container ct2 docker1 172.18.0
-printf 'prefix: 172.18.0.0/16\ngateway: 10.0.0.11\nmethod: droute\n' >/tmp/cfg/routes/rs1-docker1.yaml
-printf 'frontend: {ipv4: %s, tcp: 80}\nbackends:\n  ct1: {ipv4: 172.17.0.2, tcp: 8080}\n  ct2: {ipv4: 172.18.0.2, tcp: 8080}\n' $DOCK >/tmp/cfg/services/dock.yaml
+printf 'prefix: 172.18.0.0/16\ngateway: 10.0.0.11\nmethod: droute\n' | save /tmp/cfg/routes/rs1-docker1.yaml
+printf 'frontend: {ipv4: %s, tcp: 80}\nbackends:\n  ct1: {ipv4: 172.17.0.2, tcp: 8080}\n  ct2: {ipv4: 172.18.0.2, tcp: 8080}\n' $DOCK | save /tmp/cfg/services/dock.yaml
 two_rules() { [ "$(nsx rs1 nft -s list table inet clusterf | grep -c "ip daddr $DOCK ")" = 2 ]; }
 wait_for 15 "two DNAT rules for $DOCK on rs1" two_rules && ok "a second container: rs1's table holds a rule for each"
 seen=" "
@@ -251,7 +256,7 @@ for _ in $(seq 20); do seen="$seen$(get $DOCK) "; done
 case "$seen" in *" ct1 "*" ct2 "* | *" ct2 "*" ct1 "*) ok "20 requests to $DOCK reached both containers" ;;
 *) fail "20 requests to $DOCK: $seen" ;; esac
 rm /tmp/cfg/routes/rs1-docker1.yaml
-printf 'frontend: {ipv4: %s, tcp: 80}\nbackends:\n  ct1: {ipv4: 172.17.0.2, tcp: 8080}\n' $DOCK >/tmp/cfg/services/dock.yaml
+printf 'frontend: {ipv4: %s, tcp: 80}\nbackends:\n  ct1: {ipv4: 172.17.0.2, tcp: 8080}\n' $DOCK | save /tmp/cfg/services/dock.yaml
 one_rule() { [ "$(nsx rs1 nft -s list table inet clusterf | grep -c "ip daddr $DOCK ")" = 1 ]; }
 wait_for 15 "one DNAT rule for $DOCK on rs1" one_rule && answered 5 $DOCK ct1
 $IP -n rs1 link del docker1
