@@ -114,7 +114,9 @@ impl PassFailure {
 
 impl PassFailure {
     /// A pass that panicked: the panic's message. Its copy of the table
-    /// was taken out and not put back, so the next pass reads the kernel.
+    /// was taken out and not put back, so the next pass reads the kernel;
+    /// the memo holds its last render out while it works, so a panic in
+    /// it leaves none and the next render is a full one.
     pub fn panicked(payload: &(dyn std::any::Any + Send)) -> PassFailure {
         let message = payload
             .downcast_ref::<&str>()
