@@ -255,8 +255,10 @@ seen=" "
 for _ in $(seq 20); do seen="$seen$(get $DOCK) "; done
 case "$seen" in *" ct1 "*" ct2 "* | *" ct2 "*" ct1 "*) ok "20 requests to $DOCK reached both containers" ;;
 *) fail "20 requests to $DOCK: $seen" ;; esac
-rm /tmp/cfg/routes/rs1-docker1.yaml
+# ct2 leaves the service before its route goes: a read between the two
+# steps must not see ct2 without the route that makes it a DNAT backend.
 printf 'frontend: {ipv4: %s, tcp: 80}\nbackends:\n  ct1: {ipv4: 172.17.0.2, tcp: 8080}\n' $DOCK | save /tmp/cfg/services/dock.yaml
+rm /tmp/cfg/routes/rs1-docker1.yaml
 one_rule() { [ "$(nsx rs1 nft -s list table inet clusterf | grep -c "ip daddr $DOCK ")" = 1 ]; }
 wait_for 15 "one DNAT rule for $DOCK on rs1" one_rule && answered 5 $DOCK ct1
 $IP -n rs1 link del docker1
