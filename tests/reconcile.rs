@@ -78,6 +78,17 @@ fn save_by_rename(path: &Path, content: &str) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
+/// Config backends `a`, `b`, ... at `ips` for service `test`; their
+/// directory.
+fn write_backends(dir: &Path, ips: &[&str]) -> std::path::PathBuf {
+    let backends = dir.join("services/test/backends");
+    std::fs::create_dir_all(&backends).unwrap();
+    for (name, ip) in ["a", "b", "c"].iter().zip(ips) {
+        std::fs::write(backends.join(name), backend(ip)).unwrap();
+    }
+    backends
+}
+
 fn backend(ip: &str) -> String {
     format!(r#"{{"ipv4": "{ip}", "tcp": 1337}}"#)
 }
@@ -388,9 +399,7 @@ impl Kernel for PanicsOnFirstRead {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pass_that_panics_is_a_failed_pass_and_the_next_one_applies() {
     let dir = config_dir();
-    let backends = dir.path().join("services/test/backends");
-    std::fs::create_dir_all(&backends).unwrap();
-    std::fs::write(backends.join("a"), backend("10.3.107.1")).unwrap();
+    write_backends(dir.path(), &["10.3.107.1"]);
     let kernel = MemoryKernel::default();
     let panicking = PanicsOnFirstRead {
         kernel: kernel.clone(),
@@ -863,10 +872,7 @@ fn set_active(kernel: &MemoryKernel, dest: &str, n: u32) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unwritable_state_file_is_refused_at_start_and_a_failed_save_does_not_stop_drains() {
     let dir = config_dir();
-    let backends = dir.path().join("services/test/backends");
-    std::fs::create_dir_all(&backends).unwrap();
-    std::fs::write(backends.join("a"), backend("10.3.107.1")).unwrap();
-    std::fs::write(backends.join("b"), backend("10.3.107.2")).unwrap();
+    let backends = write_backends(dir.path(), &["10.3.107.1", "10.3.107.2"]);
     let state_dir = tempfile::tempdir().unwrap();
 
     // A state file in a directory that does not exist: refused at start.
@@ -927,10 +933,7 @@ async fn an_unwritable_state_file_is_refused_at_start_and_a_failed_save_does_not
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drain_that_ends_is_not_a_drift_correction() {
     let dir = config_dir();
-    let backends = dir.path().join("services/test/backends");
-    std::fs::create_dir_all(&backends).unwrap();
-    std::fs::write(backends.join("a"), backend("10.3.107.1")).unwrap();
-    std::fs::write(backends.join("b"), backend("10.3.107.2")).unwrap();
+    let backends = write_backends(dir.path(), &["10.3.107.1", "10.3.107.2"]);
     let mut args = watch_args();
     args.drain_timeout = Duration::from_secs(60);
     let kernel = MemoryKernel::default();
@@ -1118,9 +1121,7 @@ async fn config_directory_changes_apply_without_etcd() {
         daemon.status().passes_ok == 2
     })
     .await;
-    let backends = dir.path().join("services/test/backends");
-    std::fs::create_dir_all(&backends).unwrap();
-    std::fs::write(backends.join("a"), backend("10.3.107.1")).unwrap();
+    let backends = write_backends(dir.path(), &["10.3.107.1"]);
     let took = eventually(Duration::from_secs(5), "a new file applied", || {
         kernel.table().dest_count() == 1
     })
