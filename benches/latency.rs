@@ -15,7 +15,7 @@
 //! the changes, VmHWM: the peak so far), which is the daemon's plus the
 //! in-memory kernel's table and the bench's etcd client; `/usr/bin/time
 //! -f %M` of a run with one size gives the same peak for another build.
-//! The allocator's options are the binary's; `MIMALLOC_PURGE_DELAY=10
+//! The allocator's options are the daemon's; `MIMALLOC_PURGE_DELAY=1000
 //! MIMALLOC_ARENA_EAGER_COMMIT=2` gives mimalloc's defaults for comparison.
 //!
 //! Run: `cargo bench --bench latency` (1,000 changes at 1 service, 1k and
@@ -45,7 +45,7 @@ unsafe extern "C" {
     fn mi_option_set(option: libc::c_int, value: libc::c_long);
 }
 
-/// src/main.rs's `MI_OPTIONS`: arena eager commit, purge delay and
+/// src/main.rs's `mi_options(Lifetime::UntilStopped)`: arena eager commit, purge delay and
 /// transparent huge pages 0 (the latter with its prctl).
 extern "C" fn tune_allocator() {
     for (option, env) in [

@@ -1,7 +1,9 @@
+use std::ffi::CStr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
+use clusterf::cli::Lifetime;
 
 // mimalloc: rendering a large repo allocates many small strings and maps;
 // it renders 10k services about 1.5x faster than the system allocator
@@ -32,30 +34,60 @@ unsafe extern "C" {
     fn mi_option_set(option: libc::c_int, value: libc::c_long);
 }
 
-/// mimalloc's options that keep the peak down (`mi_option_t` of the v3
-/// mimalloc.h that libmimalloc-sys builds): arenas committed as they are
-/// used, not at once, and free pages returned at once instead of 10 ms
-/// later. A large render frees its parsed config while the state grows;
-/// with the defaults the freed pages stayed resident beside it (`plan -o
-/// json` of 10k services: 69 -> 54 MB, docs/benchmarks.md, session 8).
-/// And no transparent huge pages (mimalloc also asks for them where the
-/// kernel's THP is `madvise`): where it is `always` (Debian, RHEL), a
+/// mimalloc's options (`mi_option_t` of the v3 mimalloc.h that
+/// libmimalloc-sys builds), by the command's [`Lifetime`].
+///
+/// A process that runs until stopped (the daemon, `docker`, `realserver`)
+/// commits arenas as it uses them, not at once, and returns free pages at
+/// once instead of a second later: freed memory does not stay resident
+/// beside what grows (the daemon in the VM, 10k services; docs/benchmarks.md,
+/// sessions 8 and 11). A command that exits keeps mimalloc's defaults
+/// there: returning pages it would soon touch again cost a cold `render
+/// --config-repo` of 10k services 10k more page faults and ~20% of its
+/// wall time, and it returns everything at exit (session 14).
+///
+/// Neither has transparent huge pages (mimalloc also asks for them where
+/// the kernel's THP is `madvise`): where it is `always` (Debian, RHEL), a
 /// touched 2 MiB stretch of an arena is resident whole, however few of
-/// its 64 KiB pages are in use (the daemon in the VM, 10k services: peak
-/// 115.4 -> 103.9 MB at the first pass, 134.3 -> 117.7 MB over the run;
-/// docs/benchmarks.md, session 11).
+/// its 64 KiB pages are in use (the daemon in the VM: peak 115.4 -> 103.9
+/// MB at the first pass; session 11), and a peak that depends on the
+/// host's THP setting cannot be held to a bound.
+///
 /// `MIMALLOC_*` in the environment still decides an option it names.
-const MI_OPTIONS: [(libc::c_int, libc::c_long, &std::ffi::CStr); 3] = [
-    (4, 0, c"MIMALLOC_ARENA_EAGER_COMMIT"),
-    (15, 0, c"MIMALLOC_PURGE_DELAY"),
-    (MI_OPTION_ALLOW_THP, 0, c"MIMALLOC_ALLOW_THP"),
-];
+fn mi_options(lifetime: Lifetime) -> &'static [(libc::c_int, libc::c_long, &'static CStr)] {
+    const THP_OFF: (libc::c_int, libc::c_long, &CStr) =
+        (MI_OPTION_ALLOW_THP, 0, c"MIMALLOC_ALLOW_THP");
+    match lifetime {
+        Lifetime::OneShot => &[THP_OFF],
+        Lifetime::UntilStopped => &[
+            (4, 0, c"MIMALLOC_ARENA_EAGER_COMMIT"),
+            (15, 0, c"MIMALLOC_PURGE_DELAY"),
+            THP_OFF,
+        ],
+    }
+}
 
 /// `mi_option_allow_thp`.
 const MI_OPTION_ALLOW_THP: libc::c_int = 43;
 
-extern "C" fn tune_allocator() {
-    for (option, value, env) in MI_OPTIONS {
+/// Sets mimalloc's options for the command on the command line. glibc
+/// passes `.init_array` functions the program's arguments (std reads them
+/// the same way); elsewhere the command is taken to run until stopped, the
+/// bounding choice.
+extern "C" fn tune_allocator(
+    argc: libc::c_int,
+    argv: *const *const libc::c_char,
+    _envp: *const *const libc::c_char,
+) {
+    let lifetime = if cfg!(all(target_os = "linux", target_env = "gnu")) && !argv.is_null() {
+        // SAFETY: glibc's argv holds argc NUL-terminated strings, which
+        // live as long as the process; reading them allocates nothing.
+        let args = (1..argc.max(1) as usize).map(|i| unsafe { CStr::from_ptr(*argv.add(i)) });
+        clusterf::cli::lifetime_of_args(args.map(CStr::to_bytes))
+    } else {
+        Lifetime::UntilStopped
+    };
+    for &(option, value, env) in mi_options(lifetime) {
         // SAFETY: getenv of a NUL-terminated name, before any thread runs;
         // mi_option_set and PR_SET_THP_DISABLE have no preconditions.
         unsafe {
@@ -77,7 +109,11 @@ extern "C" fn tune_allocator() {
 /// mimalloc's first arena.
 #[used]
 #[unsafe(link_section = ".init_array")]
-static ALLOCATOR_OPTIONS: extern "C" fn() = tune_allocator;
+static ALLOCATOR_OPTIONS: extern "C" fn(
+    libc::c_int,
+    *const *const libc::c_char,
+    *const *const libc::c_char,
+) = tune_allocator;
 
 fn release_memory() {
     // SAFETY: a mimalloc entry point without preconditions; the allocator

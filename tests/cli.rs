@@ -537,3 +537,64 @@ fn the_binary_runs_without_transparent_huge_pages() {
         "THP_enabled: {seen:?}"
     );
 }
+
+/// mimalloc's options as the binary set them for `args`, from the list
+/// mimalloc prints at start-up with `MIMALLOC_VERBOSE=1`: (name, value).
+fn allocator_options(args: &[&str]) -> Vec<(String, String)> {
+    let dir = case();
+    let mut cmd = clusterf(dir.path());
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("MIMALLOC_") {
+            cmd.env_remove(name);
+        }
+    }
+    let out = cmd
+        .args(args)
+        .env("MIMALLOC_VERBOSE", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let options: Vec<_> = err
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("option '"))
+        .filter_map(|l| l.split_once("': "))
+        .map(|(name, value)| (name.to_string(), value.trim().to_string()))
+        .collect();
+    assert!(!options.is_empty(), "no options in: {err}");
+    options
+}
+
+/// src/main.rs: a process that runs until stopped returns freed memory to
+/// the system at once and commits its arenas as it uses them; a command
+/// that exits keeps mimalloc's defaults. Neither has huge pages.
+#[test]
+fn the_allocator_returns_memory_at_once_only_in_commands_that_run_until_stopped() {
+    let option = |options: &[(String, String)], name: &str| {
+        let found = options.iter().find(|(n, _)| n == name);
+        found
+            .unwrap_or_else(|| panic!("no {name} in {options:?}"))
+            .1
+            .clone()
+    };
+    for args in [
+        &["apply", "--watch", "--help"][..],
+        &["docker", "--help"],
+        &["realserver", "--help"],
+    ] {
+        let options = allocator_options(args);
+        assert_eq!(option(&options, "purge_delay"), "0", "{args:?}");
+        assert_eq!(option(&options, "arena_eager_commit"), "0", "{args:?}");
+        assert_eq!(option(&options, "allow_thp"), "0", "{args:?}");
+    }
+    for args in [
+        &["apply", "--help"][..],
+        &["plan", "--help"],
+        &["render", "--help"],
+    ] {
+        let options = allocator_options(args);
+        assert_ne!(option(&options, "purge_delay"), "0", "{args:?}");
+        assert_ne!(option(&options, "arena_eager_commit"), "0", "{args:?}");
+        assert_eq!(option(&options, "allow_thp"), "0", "{args:?}");
+    }
+}

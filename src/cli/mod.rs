@@ -76,6 +76,42 @@ pub enum Command {
     NftDnat(nft_dnat::NftDnatArgs),
 }
 
+/// Whether a command exits when its work is done or runs until stopped.
+/// The binary sets its allocator up by it (`main.rs`): a process that runs
+/// until stopped returns freed memory at once, one that exits keeps it for
+/// reuse (fewer page faults) and returns it all at exit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifetime {
+    OneShot,
+    UntilStopped,
+}
+
+impl Command {
+    pub fn lifetime(&self) -> Lifetime {
+        match self {
+            Command::Apply(args) if args.watch.watch => Lifetime::UntilStopped,
+            Command::Docker(_) | Command::Realserver(_) => Lifetime::UntilStopped,
+            _ => Lifetime::OneShot,
+        }
+    }
+}
+
+/// [`Command::lifetime`] from the raw arguments (after the program name),
+/// for the allocator's set-up before `main`, where nothing may allocate
+/// and clap cannot run yet. The subcommand is the first argument (the
+/// command line has no global options), and `apply` runs until stopped
+/// with `--watch` before any `--`. A test holds this to the parsed answer.
+pub fn lifetime_of_args<'a>(args: impl IntoIterator<Item = &'a [u8]>) -> Lifetime {
+    let mut args = args.into_iter();
+    match args.next() {
+        Some(b"docker" | b"realserver") => Lifetime::UntilStopped,
+        Some(b"apply") if args.take_while(|a| *a != b"--").any(|a| a == b"--watch") => {
+            Lifetime::UntilStopped
+        }
+        _ => Lifetime::OneShot,
+    }
+}
+
 /// An error whose message has already been printed: exit with `code`.
 #[derive(Debug)]
 pub struct Exit(pub u8);
@@ -195,5 +231,44 @@ pub fn run(cli: Cli) -> ExitCode {
             eprintln!("error: {}", text::cut_message(&format_error(&e)));
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lifetime_read_from_raw_arguments_is_the_parsed_commands() {
+        let lines: &[&[&str]] = &[
+            &["apply", "--config-path", "c", "--watch"],
+            &["apply", "--watch", "--config-path", "c"],
+            &["apply", "--config-path", "c"],
+            &["apply", "--config-path", "c", "--dry-run"],
+            &["docker"],
+            &["docker", "--ttl", "5"],
+            &[
+                "realserver",
+                "--config-path",
+                "c",
+                "--host-address",
+                "10.0.0.1",
+            ],
+            &["plan", "--config-path", "c"],
+            &["render", "--config-path", "c"],
+            &["validate", "--config-path", "c"],
+            &["show"],
+            &["status", "--wait", "--expect-commit", "abc"],
+        ];
+        for line in lines {
+            let argv = std::iter::once("clusterf").chain(line.iter().copied());
+            let parsed = Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+            let raw = lifetime_of_args(line.iter().map(|a| a.as_bytes()));
+            assert_eq!(raw, parsed.command.lifetime(), "{line:?}");
+        }
+        let until_stopped = lines
+            .iter()
+            .filter(|l| lifetime_of_args(l.iter().map(|a| a.as_bytes())) == Lifetime::UntilStopped);
+        assert_eq!(until_stopped.count(), 5);
     }
 }
