@@ -37,11 +37,11 @@ unsafe extern "C" {
 /// mimalloc's options (`mi_option_t` of the v3 mimalloc.h that
 /// libmimalloc-sys builds), by the command's [`Lifetime`].
 ///
-/// A process that runs until stopped (the daemon, `docker`, `realserver`)
-/// commits arenas as it uses them, not at once, and returns free pages at
-/// once instead of a second later: freed memory does not stay resident
-/// beside what grows (the daemon in the VM, 10k services; docs/benchmarks.md,
-/// sessions 8 and 11). A command that exits keeps mimalloc's defaults
+/// A process that runs until stopped (the daemon, `docker`, `realserver
+/// --watch`) commits arenas as it uses them, not at once, and returns free
+/// pages at once instead of a second later: freed memory does not stay
+/// resident beside what grows (the daemon in the VM, 10k services;
+/// docs/benchmarks.md, sessions 8 and 11). A command that exits keeps mimalloc's defaults
 /// there: returning pages it would soon touch again cost a cold `render
 /// --config-repo` of 10k services 10k more page faults and ~20% of its
 /// wall time, and it returns everything at exit (session 14).

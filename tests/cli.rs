@@ -578,10 +578,11 @@ fn the_allocator_returns_memory_at_once_only_in_commands_that_run_until_stopped(
             .clone()
     };
     // (command line, whether it runs until stopped)
-    let lines: [(&[&str], bool); 6] = [
+    let lines: [(&[&str], bool); 7] = [
         (&["apply", "--watch", "--help"], true),
         (&["docker", "--help"], true),
-        (&["realserver", "--help"], true),
+        (&["realserver", "--watch", "--help"], true),
+        (&["realserver", "--help"], false),
         (&["apply", "--help"], false),
         (&["plan", "--help"], false),
         (&["render", "--help"], false),

@@ -90,7 +90,8 @@ impl Command {
     pub fn lifetime(&self) -> Lifetime {
         match self {
             Command::Apply(args) if args.watch.watch => Lifetime::UntilStopped,
-            Command::Docker(_) | Command::Realserver(_) => Lifetime::UntilStopped,
+            Command::Realserver(args) if args.watch => Lifetime::UntilStopped,
+            Command::Docker(_) => Lifetime::UntilStopped,
             _ => Lifetime::OneShot,
         }
     }
@@ -99,14 +100,18 @@ impl Command {
 /// [`Command::lifetime`] from the raw arguments (after the program name),
 /// for the allocator's set-up before `main`, where nothing may allocate
 /// and clap cannot run yet. The subcommand is the first argument (the
-/// command line has no global options), and `apply` runs until stopped
-/// with `--watch` before any `--`. A test holds this to the parsed answer.
+/// command line has no global options); `docker` runs until stopped, and
+/// `apply` and `realserver` do with `--watch` before any `--`. A test holds
+/// this to the parsed answer.
 pub fn lifetime_of_args<'a>(args: impl IntoIterator<Item = &'a [u8]>) -> Lifetime {
     let mut args = args.into_iter();
     match args.next() {
-        Some(b"docker" | b"realserver") => Lifetime::UntilStopped,
-        Some(b"apply") if args.take_while(|a| *a != b"--").any(|a| a == b"--watch") => {
-            Lifetime::UntilStopped
+        Some(b"docker") => Lifetime::UntilStopped,
+        Some(b"apply" | b"realserver") => {
+            match args.take_while(|a| *a != b"--").any(|a| a == b"--watch") {
+                true => Lifetime::UntilStopped,
+                false => Lifetime::OneShot,
+            }
         }
         _ => Lifetime::OneShot,
     }
@@ -247,6 +252,7 @@ mod tests {
             &["apply", "--config-path", "c", "--dry-run"],
             &["docker"],
             &["docker", "--ttl", "5"],
+            &["realserver", "--config-path", "c", "--watch"],
             &[
                 "realserver",
                 "--config-path",
