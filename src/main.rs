@@ -41,10 +41,11 @@ unsafe extern "C" {
 /// --watch`) commits arenas as it uses them, not at once, and returns free
 /// pages at once instead of a second later: freed memory does not stay
 /// resident beside what grows (the daemon in the VM, 10k services;
-/// docs/benchmarks.md, sessions 8 and 11). A command that exits keeps mimalloc's defaults
-/// there: returning pages it would soon touch again cost a cold `render
-/// --config-repo` of 10k services 10k more page faults and ~20% of its
-/// wall time, and it returns everything at exit (session 14).
+/// docs/benchmarks.md, sessions 8 and 11). A command that exits keeps
+/// mimalloc's defaults there: returning pages it would soon touch again
+/// cost a cold `render --config-repo` of 10k services 10k more page faults
+/// and ~20% of its wall time, and it returns everything at exit (session
+/// 14).
 ///
 /// Neither has transparent huge pages (mimalloc also asks for them where
 /// the kernel's THP is `madvise`): where it is `always` (Debian, RHEL), a
