@@ -45,8 +45,9 @@ unsafe extern "C" {
     fn mi_option_set(option: libc::c_int, value: libc::c_long);
 }
 
-/// src/main.rs's `mi_options(Lifetime::UntilStopped)`: arena eager commit, purge delay and
-/// transparent huge pages 0 (the latter with its prctl).
+/// src/main.rs's `mi_options(Lifetime::UntilStopped)`, the daemon's: arena
+/// eager commit, purge delay and transparent huge pages 0 (the latter with
+/// its prctl).
 extern "C" fn tune_allocator() {
     for (option, env) in [
         (4, c"MIMALLOC_ARENA_EAGER_COMMIT"),
