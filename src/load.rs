@@ -54,6 +54,30 @@ pub fn load(sources: &Sources) -> Result<Loaded> {
     })
 }
 
+/// [`load`] for a command that needs only the desired state (`plan`,
+/// `render`): each tree's file contents are let go once parsed and each
+/// service once compiled ([`render::render_releasing`]), so the result's
+/// `config` has no services. `keep_overlay` keeps the overlay's contents,
+/// for a caller that renders it again (`plan --base-ref`).
+pub fn load_releasing(sources: &Sources, keep_overlay: bool) -> Result<Loaded> {
+    let mut config = sources.config.read()?;
+    let mut overlay = sources
+        .overlay
+        .as_ref()
+        .map(OverlaySource::read)
+        .transpose()?;
+    let opts = &sources.compile;
+    let mut rendered = render::render_releasing(&mut config, overlay.as_mut(), keep_overlay, opts);
+    if let Cow::Owned(named) = rendered.diags.from_root(&config, overlay.as_ref()) {
+        rendered.diags = named;
+    }
+    Ok(Loaded {
+        config,
+        overlay,
+        rendered,
+    })
+}
+
 /// [`load`] while `beside` runs on another thread (one-shot `apply` dumps
 /// the kernel's table meanwhile); both results, once both are done.
 pub fn load_beside<T: Send>(

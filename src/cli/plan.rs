@@ -7,7 +7,6 @@
 //!
 //! Invariant: wiring only; what the plan is, is decided in `crate::plan`.
 
-use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
@@ -16,7 +15,7 @@ use anyhow::{Context as _, Result};
 use clap::{Args, ValueEnum};
 
 use super::source::{
-    CompileArgs, ConfigArgs, OverlayArgs, SafetyArgs, print_diagnostics, print_loaded,
+    CompileArgs, ConfigArgs, OverlayArgs, SafetyArgs, load_releasing, print_diagnostics,
     refuse_errors,
 };
 use super::{Exit, use_color};
@@ -26,7 +25,6 @@ use crate::plan::output::{self, Document};
 use crate::plan::saved::LiveFingerprint;
 use crate::plan::{self, Outline};
 use crate::render;
-use crate::source::OverlaySource;
 use crate::text::plural;
 use crate::tree::Tree;
 
@@ -145,33 +143,6 @@ fn save(path: &Path, outline: &Outline, doc: &Document<'_>) -> Result<()> {
     write().with_context(|| format!("writing the plan to {}", path.display()))
 }
 
-/// [`super::source::load`] for planning: the same sources, render and diagnostics, but
-/// each tree's file contents are let go once parsed
-/// ([`render::render_releasing`]; the overlay's are kept for --base-ref,
-/// which renders it again).
-fn load_releasing(args: &PlanArgs) -> Result<Loaded> {
-    let opts = args.compile.options()?;
-    let config_source = args.config.source()?;
-    let overlay_source = args.overlay.source()?;
-    let mut config = config_source.read()?;
-    let mut overlay = overlay_source
-        .as_ref()
-        .map(OverlaySource::read)
-        .transpose()?;
-    let keep_overlay = args.base_ref.is_some();
-    let mut rendered = render::render_releasing(&mut config, overlay.as_mut(), keep_overlay, &opts);
-    if let Cow::Owned(named) = rendered.diags.from_root(&config, overlay.as_ref()) {
-        rendered.diags = named;
-    }
-    let loaded = Loaded {
-        config,
-        overlay,
-        rendered,
-    };
-    print_loaded(&loaded);
-    Ok(loaded)
-}
-
 /// The desired state alone: planning needs neither the trees read nor the
 /// parsed config, which in a large repository take as much memory as the
 /// state does. What they held goes back to the system before the plan is
@@ -186,7 +157,8 @@ fn desired_state(mut loaded: Loaded) -> IpvsState {
 pub fn run(args: &PlanArgs) -> Result<u8> {
     let ownership = args.safety.ownership()?;
     let guards = args.safety.guards();
-    let loaded = load_releasing(args)?;
+    let keep_overlay = args.base_ref.is_some();
+    let loaded = load_releasing(&args.config, &args.overlay, &args.compile, keep_overlay)?;
     refuse_errors(&loaded, ", nothing planned")?;
     let inputs = loaded.inputs();
     let (live_state, source) = read_live(args, loaded.overlay.as_ref())?;

@@ -3,7 +3,7 @@
 use anyhow::{Context as _, Result};
 use clap::{Args, ValueEnum};
 
-use super::source::{CompileArgs, ConfigArgs, OverlayArgs, load, refuse_errors};
+use super::source::{CompileArgs, ConfigArgs, OverlayArgs, load, load_releasing, refuse_errors};
 use crate::ipvsadm;
 use crate::model::IpvsState;
 
@@ -62,7 +62,7 @@ pub fn validate(args: &ValidateArgs) -> Result<u8> {
 }
 
 pub fn render(args: &RenderArgs) -> Result<u8> {
-    let loaded = load(&args.config, &args.overlay, &args.compile)?;
+    let loaded = load_releasing(&args.config, &args.overlay, &args.compile, false)?;
     refuse_errors(&loaded, ", nothing rendered")?;
     let written = write_state(&loaded.rendered.state, args.output);
     super::leave_to_exit(loaded);

@@ -270,6 +270,20 @@ pub fn load(config: &ConfigArgs, overlay: &OverlayArgs, compile: &CompileArgs) -
     Ok(loaded)
 }
 
+/// [`load`] for a command that needs only the desired state
+/// ([`load::load_releasing`]).
+pub fn load_releasing(
+    config: &ConfigArgs,
+    overlay: &OverlayArgs,
+    compile: &CompileArgs,
+    keep_overlay: bool,
+) -> Result<Loaded> {
+    let sources = sources(config, overlay, compile)?;
+    let loaded = load::load_releasing(&sources, keep_overlay)?;
+    print_loaded(&loaded);
+    Ok(loaded)
+}
+
 /// [`load`] while `beside` runs on another thread; its result too. Flags
 /// are resolved before `beside` starts.
 pub fn load_beside<T: Send>(

@@ -32,6 +32,7 @@
 //! - `lenient`: a YAML file serde-saphyr refused, read again for every
 //!   problem, not only serde-saphyr's first;
 //! - `json`, `yaml`: one file of each format, fast reader first;
+//! - `ahead`: YAML service files read ahead on a helper thread;
 //! - `parse`: whole trees, [`parse_config`] and [`parse_overlay`];
 //!   [`ServiceReader`], a config's services one at a time.
 //!
@@ -40,6 +41,7 @@
 
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod agree;
+mod ahead;
 mod check;
 mod fallback;
 mod fast;

@@ -7,15 +7,17 @@
 //! `yaml`); no file format here.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
+use super::ahead::{Ahead, ReadService, YamlFile};
 use super::check::{dns_without_udp, fwmark_without_port};
 use super::fallback::fits_service;
 use super::json::{json_endpoints, json_fallback, json_healthcheck, json_route};
 use super::layout::{Entry, classify, misplaced};
 use super::types::{Backend, Config, Fallback, HealthCheck, Overlay, Route, RouteClaim, Service};
 use super::validate::{EndpointFile, Reporter, check_name};
-use super::yaml::{yaml_defaults, yaml_route, yaml_service};
+use super::yaml::{yaml_defaults, yaml_route};
 use crate::diag::{Diagnostics, Pos};
 use crate::health::Probe;
 use crate::model::ServiceKey;
@@ -33,18 +35,15 @@ pub fn holds_config_files(tree: &Tree) -> bool {
 /// Parses and validates a config repo tree. The config is usable only when
 /// the diagnostics hold no errors.
 pub fn parse_config(tree: &Tree) -> (Config, Diagnostics) {
-    parse_config_ahead(tree, READ_AHEAD, CHUNK)
+    parse_config_ahead(tree, READ_AHEAD, WINDOW)
 }
 
-/// [`parse_config`], reading the YAML service files ahead on two threads,
-/// `chunk` at a time, when there are at least `ahead` of them.
-fn parse_config_ahead(tree: &Tree, ahead: usize, chunk: usize) -> (Config, Diagnostics) {
-    let (mut config, mut reader) = ServiceReader::start_ahead(tree, Vec::new(), ahead, chunk);
+/// [`parse_config`], reading the YAML service files ahead on a helper
+/// thread, at most `window` ahead, when there are at least `ahead` of them.
+fn parse_config_ahead(tree: &Tree, ahead: usize, window: usize) -> (Config, Diagnostics) {
+    let (mut config, reader) = ServiceReader::start_ahead(tree, Vec::new(), ahead, window);
     let mut services = Vec::new();
-    while let Some(svc) = reader.next_service() {
-        services.push((svc.name.clone(), svc));
-    }
-    let diags = reader.finish();
+    let diags = reader.each(|svc| services.push((svc.name.clone(), svc)));
     // In name order and unique: built in bulk.
     config.services = services.into_iter().collect();
     (config, diags)
@@ -53,20 +52,9 @@ fn parse_config_ahead(tree: &Tree, ahead: usize, chunk: usize) -> (Config, Diagn
 /// Below this many YAML service files, each is read in its turn.
 const READ_AHEAD: usize = 512;
 
-/// How many YAML service files are read ahead at a time.
-const CHUNK: usize = 1024;
-
-/// A YAML service file read on its own: the service, and the file's
-/// diagnostics.
-type ReadService = (Option<Service>, Diagnostics);
-
-/// A YAML layout service file not read yet.
-struct YamlFile<'t> {
-    name: &'t str,
-    path: &'t str,
-    /// The tree's, or taken from it (dropped once read).
-    bytes: Cow<'t, [u8]>,
-}
+/// How many YAML service files may be read ahead of the service handed
+/// out: what is held parsed beside the caller's work.
+const WINDOW: usize = 1024;
 
 /// A config tree's services, handed out one at a time in name order, after
 /// the rest of the tree ([`ServiceReader::start`] returns the defaults and
@@ -76,13 +64,13 @@ struct YamlFile<'t> {
 pub struct ServiceReader<'t> {
     files: ConfigFiles<'t>,
     diags: Diagnostics,
-    /// The YAML service files not read yet, by name (path order within a
-    /// name).
-    yaml: VecDeque<YamlFile<'t>>,
-    /// The YAML service files read ahead: name, path, what was read.
-    read: VecDeque<(&'t str, &'t str, ReadService)>,
-    /// How many files to read at a time: 1, in turn; more, on two threads.
-    chunk: usize,
+    /// The YAML service files, by name (path order within a name); shared
+    /// with the helper thread of [`ServiceReader::each`].
+    yaml: Arc<Ahead<'t>>,
+    /// How many of them were taken.
+    at: usize,
+    /// Whether [`ServiceReader::each`] reads ahead on a helper thread.
+    help: bool,
     /// The last service (name, source) to claim each IPVS service.
     claimed: HashMap<ServiceKey, (&'t str, &'t str), Fixed>,
 }
@@ -96,14 +84,14 @@ impl<'t> ServiceReader<'t> {
     /// the services. `contents`: the tree's file contents taken out of it,
     /// in path order (each dropped once read), or empty to read the tree's.
     pub fn start(tree: &'t Tree, contents: Vec<Vec<u8>>) -> (Config, ServiceReader<'t>) {
-        Self::start_ahead(tree, contents, READ_AHEAD, CHUNK)
+        Self::start_ahead(tree, contents, READ_AHEAD, WINDOW)
     }
 
     fn start_ahead(
         tree: &'t Tree,
         contents: Vec<Vec<u8>>,
         ahead: usize,
-        chunk: usize,
+        window: usize,
     ) -> (Config, ServiceReader<'t>) {
         let mut diags = Diagnostics::default();
         for (path, why) in &tree.unreadable {
@@ -135,14 +123,42 @@ impl<'t> ServiceReader<'t> {
         check_route_conflicts(&files.config, &mut diags);
         let config = std::mem::take(&mut files.config);
         let reader = ServiceReader {
-            chunk: if yaml.len() >= ahead { chunk.max(2) } else { 1 },
+            help: yaml.len() >= ahead,
             files,
             diags,
-            yaml: yaml.into(),
-            read: VecDeque::new(),
+            yaml: Arc::new(Ahead::new(yaml, window)),
+            at: 0,
             claimed: HashMap::default(),
         };
         (config, reader)
+    }
+
+    /// Hands every service to `f` in name order, as [`next_service`] would
+    /// one at a time, while a helper thread reads the YAML service files
+    /// ahead (when there are many); then [`finish`]'s diagnostics.
+    ///
+    /// [`next_service`]: ServiceReader::next_service
+    /// [`finish`]: ServiceReader::finish
+    pub fn each(mut self, mut f: impl FnMut(Service)) -> Diagnostics {
+        let two = self.help && std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
+        if !two {
+            while let Some(svc) = self.next_service() {
+                f(svc);
+            }
+            return self.finish();
+        }
+        let yaml = Arc::clone(&self.yaml);
+        std::thread::scope(|scope| {
+            let helper = scope.spawn(|| yaml.help());
+            while let Some(svc) = self.next_service() {
+                f(svc);
+            }
+            yaml.stop();
+            helper.thread().unpark();
+            // The helper reads within catch_unwind: it does not panic.
+            let _ = helper.join();
+        });
+        self.finish()
     }
 
     /// The next service in name order; `None` at the end.
@@ -164,21 +180,15 @@ impl<'t> ServiceReader<'t> {
 
     /// The name of the next YAML service file.
     fn peek_yaml(&self) -> Option<&'t str> {
-        let read = self.read.front().map(|(name, _, _)| *name);
-        read.or_else(|| self.yaml.front().map(|f| f.name))
+        self.yaml.name(self.at).map(|(name, _)| name)
     }
 
     /// The next YAML service file, read.
     fn take_yaml(&mut self) -> Option<(&'t str, ReadService)> {
-        if self.read.is_empty() {
-            let n = self.chunk.min(self.yaml.len());
-            let files: Vec<YamlFile> = self.yaml.drain(..n).collect();
-            let read = read_services(&files, self.chunk > 1);
-            let read = files.into_iter().zip(read);
-            self.read
-                .extend(read.map(|(f, read)| (f.name, f.path, read)));
-        }
-        self.read.pop_front().map(|(_, path, read)| (path, read))
+        let (_, path) = self.yaml.name(self.at)?;
+        let read = self.yaml.take(self.at);
+        self.at += 1;
+        Some((path, read))
     }
 
     /// The service `name` (YAML layout first, then JSON), with its source;
@@ -275,38 +285,6 @@ impl<'t> ServiceReader<'t> {
         self.diags.sort();
         self.diags
     }
-}
-
-/// YAML service files, each read alone (its diagnostics kept apart), on two
-/// threads when `two`: the same result either way.
-fn read_services(files: &[YamlFile], two: bool) -> Vec<ReadService> {
-    let read = |part: &[YamlFile]| -> Vec<ReadService> {
-        part.iter()
-            .map(|f| {
-                let mut diags = Diagnostics::default();
-                let mut r = Reporter {
-                    file: f.path,
-                    diags: &mut diags,
-                    failed: false,
-                };
-                (yaml_service(&mut r, f.name, &f.bytes), diags)
-            })
-            .collect()
-    };
-    if !two {
-        return read(files);
-    }
-    let (first, second) = files.split_at(files.len() / 2);
-    std::thread::scope(|scope| {
-        let later = scope.spawn(|| read(second));
-        let mut out = read(first);
-        match later.join() {
-            Ok(rest) => out.extend(rest),
-            // A panic is the reader's, not the thread's: read again here.
-            Err(_) => out.extend(read(second)),
-        }
-        out
-    })
 }
 
 /// A JSON layout `healthcheck` file as read.
@@ -734,7 +712,7 @@ mod tests {
     }
 
     #[test]
-    fn service_files_read_ahead_on_two_threads_give_what_reading_in_turn_gives() {
+    fn service_files_read_ahead_on_a_helper_thread_give_what_reading_in_turn_gives() {
         let mut t = Tree::new("t");
         t.insert("clusterf.yaml", "scheduler: wlc\nmethod: masq\n");
         for i in 0..40 {
@@ -766,14 +744,26 @@ mod tests {
             "frontend: {ipv4: 10.0.1.2, tcp: 80}\n",
         );
         t.insert("services/j/frontend", r#"{"IPv4": "10.0.1.3", "TCP": 80}"#);
-        let ahead = parse_config_ahead(&t, 2, CHUNK);
-        let in_turn = parse_config_ahead(&t, usize::MAX, CHUNK);
+        let ahead = parse_config_ahead(&t, 2, WINDOW);
+        let in_turn = parse_config_ahead(&t, usize::MAX, WINDOW);
         assert!(ahead.1.errors().count() > 10, "{:?}", ahead.1);
         assert_eq!(ahead.0, in_turn.0);
         assert_eq!(ahead.1, in_turn.1);
-        // Chunks that split a name's two files, and a service's neighbours.
-        for chunk in [2, 3, 7] {
-            assert_eq!(parse_config_ahead(&t, 2, chunk), in_turn);
+        // Windows that split a name's two files, and a service's neighbours.
+        for window in [1, 2, 3, 7] {
+            assert_eq!(parse_config_ahead(&t, 2, window), in_turn);
+        }
+        // A taker slower than the helper: the helper reads a window ahead
+        // and the taker takes what it read.
+        for window in [1, 3, 64] {
+            let (mut config, reader) = ServiceReader::start_ahead(&t, Vec::new(), 2, window);
+            let mut services = Vec::new();
+            let diags = reader.each(|svc| {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                services.push((svc.name.clone(), svc));
+            });
+            config.services = services.into_iter().collect();
+            assert_eq!((config, diags), in_turn);
         }
     }
 

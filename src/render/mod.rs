@@ -108,12 +108,9 @@ pub fn render_releasing(
     }
     let contents = config_tree.files.take_contents();
     let config_tree = &*config_tree;
-    let (config, mut services) = config::ServiceReader::start(config_tree, contents);
+    let (config, services) = config::ServiceReader::start(config_tree, contents);
     let mut compiler = compile::Compiler::new(&config, &overlay, opts);
-    while let Some(svc) = services.next_service() {
-        compiler.service(&svc);
-    }
-    let mut diags = services.finish();
+    let mut diags = services.each(|svc| compiler.service(&svc));
     refuse_no_config(config_tree, &mut diags);
     let held = held_back(diags.iter());
     let compiled = compiler.finish(&held);
