@@ -37,33 +37,14 @@ use clusterf::etcd::proto::{PutRequest, Request, RequestOp, TxnRequest};
 use clusterf::model::{Protocol, ServiceKey};
 
 // As in the binary (src/main.rs), so that the numbers are the binary's:
-// the allocator and its options.
+// the allocator and the daemon's options.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: clusterf::allocator::MiMalloc = clusterf::allocator::MiMalloc;
 
-unsafe extern "C" {
-    fn mi_option_set(option: libc::c_int, value: libc::c_long);
-}
-
-/// src/main.rs's `mi_options(Lifetime::UntilStopped)`, the daemon's: arena
-/// eager commit, purge delay and transparent huge pages 0 (the latter with
-/// its prctl).
 extern "C" fn tune_allocator() {
-    for (option, env) in [
-        (4, c"MIMALLOC_ARENA_EAGER_COMMIT"),
-        (15, c"MIMALLOC_PURGE_DELAY"),
-        (43, c"MIMALLOC_ALLOW_THP"),
-    ] {
-        // SAFETY: as in src/main.rs.
-        unsafe {
-            if libc::getenv(env.as_ptr()).is_null() {
-                mi_option_set(option, 0);
-                if option == 43 {
-                    libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
-                }
-            }
-        }
-    }
+    // SAFETY: `.init_array` runs before any thread and before the
+    // runtime's first allocation.
+    unsafe { clusterf::allocator::set_options(clusterf::cli::Lifetime::UntilStopped) }
 }
 
 #[used]

@@ -14,12 +14,16 @@
 //! - [`cli`]: the command line, on top of the rest; public so that the
 //!   binary and the CLI tests reach it, not meant for embedding.
 //!
+//! [`allocator`]: the allocator and its options, which the binary and the
+//! benches install.
+//!
 //! Internal helpers, public only because several modules share them:
 //! [`text`] (wording) and [`error`] (error chains as one line). With the
 //! `fuzzing` feature, `fuzzing` holds the checks behind the fuzz targets.
 //!
 //! No stability promise yet: the version is 0.x.
 
+pub mod allocator;
 pub mod cli;
 pub mod compile;
 pub mod config;

@@ -78,15 +78,16 @@ pub fn load_releasing(sources: &Sources, keep_overlay: bool) -> Result<Loaded> {
     })
 }
 
-/// [`load`] while `beside` runs on another thread (one-shot `apply` dumps
-/// the kernel's table meanwhile); both results, once both are done.
+/// [`load_releasing`] while `beside` runs on another thread (one-shot
+/// `apply` dumps the kernel's table meanwhile); both results, once both
+/// are done.
 pub fn load_beside<T: Send>(
     sources: &Sources,
     beside: impl FnOnce() -> T + Send,
 ) -> (Result<Loaded>, T) {
     std::thread::scope(|scope| {
         let other = scope.spawn(beside);
-        let loaded = load(sources);
+        let loaded = load_releasing(sources, false);
         let other = other
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));

@@ -76,15 +76,7 @@ pub enum Command {
     NftDnat(nft_dnat::NftDnatArgs),
 }
 
-/// Whether a command exits when its work is done or runs until stopped.
-/// The binary sets its allocator up by it (`main.rs`): a process that runs
-/// until stopped returns freed memory at once, one that exits keeps it for
-/// reuse (fewer page faults) and returns it all at exit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lifetime {
-    OneShot,
-    UntilStopped,
-}
+pub use crate::allocator::Lifetime;
 
 impl Command {
     pub fn lifetime(&self) -> Lifetime {
@@ -108,9 +100,10 @@ pub fn lifetime_of_args<'a>(args: impl IntoIterator<Item = &'a [u8]>) -> Lifetim
     match args.next() {
         Some(b"docker") => Lifetime::UntilStopped,
         Some(b"apply" | b"realserver") => {
-            match args.take_while(|a| *a != b"--").any(|a| a == b"--watch") {
-                true => Lifetime::UntilStopped,
-                false => Lifetime::OneShot,
+            if args.take_while(|a| *a != b"--").any(|a| a == b"--watch") {
+                Lifetime::UntilStopped
+            } else {
+                Lifetime::OneShot
             }
         }
         _ => Lifetime::OneShot,
@@ -181,25 +174,6 @@ static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicB
 /// later [`emit`] fails instead of writing to the /dev/null put there.
 pub fn stdout_closed_at_start() {
     STDOUT_CLOSED.store(true, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// How the binary hands memory it freed back to the system (set once in
-/// `main.rs`, for its allocator; nothing in tests and embedders).
-static RELEASE_MEMORY: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
-
-/// Sets [`release_memory`]'s function: the allocator's "return what is
-/// free to the system now".
-pub fn on_release_memory(release: fn()) {
-    let _ = RELEASE_MEMORY.set(release);
-}
-
-/// Hands memory freed so far back to the system, between the phases of a
-/// large one-shot command: what the last phase freed does not stay resident
-/// under the next one's fresh allocations.
-fn release_memory() {
-    if let Some(release) = RELEASE_MEMORY.get() {
-        release();
-    }
 }
 
 /// Whether output to `stream` (stdout, stderr) gets colour: on a terminal

@@ -150,7 +150,7 @@ fn save(path: &Path, outline: &Outline, doc: &Document<'_>) -> Result<()> {
 fn desired_state(mut loaded: Loaded) -> IpvsState {
     let state = std::mem::take(&mut loaded.rendered.state);
     drop(loaded);
-    super::release_memory();
+    crate::allocator::release_memory();
     state
 }
 

@@ -284,7 +284,7 @@ pub fn load_releasing(
     Ok(loaded)
 }
 
-/// [`load`] while `beside` runs on another thread; its result too. Flags
+/// [`load_releasing`] while `beside` runs on another thread; its result too. Flags
 /// are resolved before `beside` starts.
 pub fn load_beside<T: Send>(
     config: &ConfigArgs,
