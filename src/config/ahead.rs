@@ -127,6 +127,12 @@ impl<'t> Ahead<'t> {
         self.stop.store(true, Ordering::Relaxed);
     }
 
+    /// Stops the helper when dropped: also when the taker unwinds, so that
+    /// its thread scope, which waits for the helper, ends.
+    pub fn stop_on_drop(&self) -> StopOnDrop<'_, 't> {
+        StopOnDrop(self)
+    }
+
     /// Claims and reads the next file, when there is one within the
     /// window: whether one was claimed.
     fn read_next(&self) -> bool {
@@ -181,6 +187,15 @@ impl<'t> Ahead<'t> {
             failed: false,
         };
         (yaml_service(&mut r, name, bytes), diags)
+    }
+}
+
+/// [`Ahead::stop_on_drop`]'s guard.
+pub(super) struct StopOnDrop<'a, 't>(&'a Ahead<'t>);
+
+impl Drop for StopOnDrop<'_, '_> {
+    fn drop(&mut self) {
+        self.0.stop();
     }
 }
 

@@ -150,10 +150,12 @@ impl<'t> ServiceReader<'t> {
         let yaml = Arc::clone(&self.yaml);
         std::thread::scope(|scope| {
             let helper = scope.spawn(|| yaml.help());
+            // `f` may panic: the helper stops then too.
+            let stop = yaml.stop_on_drop();
             while let Some(svc) = self.next_service() {
                 f(svc);
             }
-            yaml.stop();
+            drop(stop);
             helper.thread().unpark();
             // The helper reads within catch_unwind: it does not panic.
             let _ = helper.join();
@@ -765,6 +767,13 @@ mod tests {
             config.services = services.into_iter().collect();
             assert_eq!((config, diags), in_turn);
         }
+        // A taker that panics: the panic comes through, nothing waits on
+        // the helper.
+        let (_, reader) = ServiceReader::start_ahead(&t, Vec::new(), 2, 1);
+        let taken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            reader.each(|_| panic!("the compile failed"))
+        }));
+        assert!(taken.is_err());
     }
 
     /// Paths sort `a-b.yaml` < `a.c/frontend` < `a.yaml` < `a.yml`; names
