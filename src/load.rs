@@ -37,37 +37,35 @@ pub struct Loaded {
 
 /// Reads the config, then the overlay, and renders them.
 pub fn load(sources: &Sources) -> Result<Loaded> {
-    let config = sources.config.read()?;
-    let overlay = sources
-        .overlay
-        .as_ref()
-        .map(OverlaySource::read)
-        .transpose()?;
-    let mut rendered = render::render(&config, overlay.as_ref(), &sources.compile);
-    if let Cow::Owned(named) = rendered.diags.from_root(&config, overlay.as_ref()) {
-        rendered.diags = named;
-    }
-    Ok(Loaded {
-        config,
-        overlay,
-        rendered,
+    load_with(sources, |config, overlay| {
+        render::render(config, overlay.as_deref(), &sources.compile)
     })
 }
 
 /// [`load`] for a command that needs only the desired state (`plan`,
-/// `render`): each tree's file contents are let go once parsed and each
-/// service once compiled ([`render::render_releasing`]), so the result's
-/// `config` has no services. `keep_overlay` keeps the overlay's contents,
-/// for a caller that renders it again (`plan --base-ref`).
+/// `render`, `apply`): each tree's file contents are let go once parsed
+/// and each service once compiled ([`render::render_releasing`]), so the
+/// result's `config` has no services. `keep_overlay` keeps the overlay's
+/// contents, for a caller that renders it again (`plan --base-ref`).
 pub fn load_releasing(sources: &Sources, keep_overlay: bool) -> Result<Loaded> {
+    load_with(sources, |config, overlay| {
+        render::render_releasing(config, overlay, keep_overlay, &sources.compile)
+    })
+}
+
+/// Reads the config, then the overlay, renders them with `render`, and
+/// names the diagnostics from the root of their source.
+fn load_with(
+    sources: &Sources,
+    render: impl FnOnce(&mut Tree, Option<&mut Tree>) -> Rendered,
+) -> Result<Loaded> {
     let mut config = sources.config.read()?;
     let mut overlay = sources
         .overlay
         .as_ref()
         .map(OverlaySource::read)
         .transpose()?;
-    let opts = &sources.compile;
-    let mut rendered = render::render_releasing(&mut config, overlay.as_mut(), keep_overlay, opts);
+    let mut rendered = render(&mut config, overlay.as_mut());
     if let Cow::Owned(named) = rendered.diags.from_root(&config, overlay.as_ref()) {
         rendered.diags = named;
     }
