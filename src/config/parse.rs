@@ -49,8 +49,11 @@ fn parse_config_ahead(tree: &Tree, ahead: usize, window: usize) -> (Config, Diag
     (config, diags)
 }
 
-/// Below this many YAML service files, each is read in its turn.
-const READ_AHEAD: usize = 512;
+/// Below this many YAML service files, each is read in its turn: the
+/// helper costs about what it saves at 2,000 (`render` of 1k, 2k and 4k
+/// files on two cores: 19.3, 33.1, 61.3 ms in turn; 20.8, 33.8, 53.5 ms
+/// with the helper; docs/benchmarks.md, session 15).
+const READ_AHEAD: usize = 2048;
 
 /// How many YAML service files may be read ahead of the service handed
 /// out: what is held parsed beside the caller's work.
