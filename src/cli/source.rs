@@ -284,8 +284,8 @@ pub fn load_releasing(
     Ok(loaded)
 }
 
-/// [`load_releasing`] while `beside` runs on another thread; its result too. Flags
-/// are resolved before `beside` starts.
+/// [`load_releasing`] while `beside` runs on another thread; its result
+/// too. Flags are resolved before `beside` starts.
 pub fn load_beside<T: Send>(
     config: &ConfigArgs,
     overlay: &OverlayArgs,
