@@ -32,7 +32,7 @@ pub(super) struct YamlFile<'t> {
 }
 
 /// The YAML service files of a config, in name order, each taken once
-/// ([`Ahead::take`]) in that order.
+/// and in that order ([`Ahead::take`], by one thread).
 pub(super) struct Ahead<'t> {
     /// Name and path of each file.
     names: Vec<(&'t str, &'t str)>,
@@ -78,14 +78,21 @@ impl<'t> Ahead<'t> {
         self.names.len()
     }
 
-    /// Name and path of file `i`.
-    pub fn name(&self, i: usize) -> Option<(&'t str, &'t str)> {
-        self.names.get(i).copied()
+    /// Name and path of the next file to take.
+    pub fn peek(&self) -> Option<(&'t str, &'t str)> {
+        self.names.get(self.taken.load(Ordering::Relaxed)).copied()
     }
 
-    /// File `i`, read: the next after the last taken.
-    pub fn take(&self, i: usize) -> ReadService {
-        debug_assert_eq!(self.taken.load(Ordering::Relaxed), i);
+    /// The next file, read, with its path; `None` when all were taken.
+    /// Only one thread takes.
+    pub fn take(&self) -> Option<(&'t str, ReadService)> {
+        let i = self.taken.load(Ordering::Relaxed);
+        let (_, path) = *self.names.get(i)?;
+        Some((path, self.take_at(i)))
+    }
+
+    /// File `i`, the next to take, read.
+    fn take_at(&self, i: usize) -> ReadService {
         let mut spins = 0u32;
         loop {
             let mut slot = lock(&self.slots[i]);

@@ -70,8 +70,6 @@ pub struct ServiceReader<'t> {
     /// The YAML service files, by name (path order within a name); shared
     /// with the helper thread of [`ServiceReader::each`].
     yaml: Arc<Ahead<'t>>,
-    /// How many of them were taken.
-    at: usize,
     /// Whether [`ServiceReader::each`] reads ahead on a helper thread.
     help: bool,
     /// The last service (name, source) to claim each IPVS service.
@@ -130,7 +128,6 @@ impl<'t> ServiceReader<'t> {
             files,
             diags,
             yaml: Arc::new(Ahead::new(yaml, window)),
-            at: 0,
             claimed: HashMap::default(),
         };
         (config, reader)
@@ -185,15 +182,12 @@ impl<'t> ServiceReader<'t> {
 
     /// The name of the next YAML service file.
     fn peek_yaml(&self) -> Option<&'t str> {
-        self.yaml.name(self.at).map(|(name, _)| name)
+        self.yaml.peek().map(|(name, _)| name)
     }
 
     /// The next YAML service file, read.
     fn take_yaml(&mut self) -> Option<(&'t str, ReadService)> {
-        let (_, path) = self.yaml.name(self.at)?;
-        let read = self.yaml.take(self.at);
-        self.at += 1;
-        Some((path, read))
+        self.yaml.take()
     }
 
     /// The service `name` (YAML layout first, then JSON), with its source;
