@@ -74,7 +74,7 @@ impl<'t> Ahead<'t> {
         }
     }
 
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.names.len()
     }
 
@@ -130,7 +130,7 @@ impl<'t> Ahead<'t> {
     }
 
     /// Stops the helper at its next file.
-    pub fn stop(&self) {
+    fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
     }
 
