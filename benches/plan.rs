@@ -5,7 +5,8 @@
 //! compiler makes it.
 //!
 //! Run: `cargo bench --bench plan` (optionally `-- SERVICES...` to choose
-//! the sizes). Prints one line per case: the first run (from empty, per
+//! the sizes, and words to run only the cases whose names hold one, as
+//! `-- 100000 empty`: one case alone under callgrind). Prints one line per case: the first run (from empty, per
 //! size, it is the first to touch the plan's memory), min / median / max
 //! over the runs, and the number of changes planned. The floor line fills
 //! a vector with as many changes: what holding the plan costs at least. Targets: 10k x 10 under 10 ms,
@@ -99,6 +100,13 @@ fn live_changed(desired: &IpvsState) -> IpvsState {
 }
 
 fn measure(name: &str, runs: usize, mut f: impl FnMut() -> usize) {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--") && a.parse::<u32>().is_err())
+        .collect();
+    if !filters.is_empty() && !filters.iter().any(|w| name.contains(w.as_str())) {
+        return;
+    }
     let mut times: Vec<Duration> = Vec::with_capacity(runs);
     let mut changes = 0;
     for _ in 0..runs {
@@ -157,7 +165,10 @@ fn main() {
             plan::plan(&want, &empty, &own, &guards).unwrap().changes[services as usize].clone();
         let n = (services * (DESTS + 1)) as usize;
         measure(
-            &format!("{services} x {DESTS} floor: fill vec"),
+            &format!(
+                "{services} x {DESTS} floor: fill vec ({} B)",
+                std::mem::size_of::<plan::Change>()
+            ),
             runs,
             || {
                 let v: Vec<plan::Change> = vec![one.clone(); n];

@@ -12,8 +12,10 @@
 #      again (and after each step, on stderr).
 # After each step, on stderr: the split of the resident memory
 # (/proc/PID/smaps_rollup: Rss, anonymous, file-backed = Rss - anonymous,
-# private dirty) and the thread count; during the first pass, VmRSS and
-# that split sampled every second, and the sample at the highest VmRSS.
+# private dirty) and the thread count. Through the whole run, VmRSS and
+# that split sampled every 0.2 s, each sample named by the step under way:
+# the highest sample of the first pass, and of the whole run (the step that
+# sets the peak).
 # /data/variants (optional, tests/vm/bench-daemon.sh: BENCH_VARIANTS), one
 # line a run after base and new: NAME BINARY [VAR=VALUE...], the binary run
 # with those variables set (MIMALLOC_SHOW_STATS=1: mimalloc's statistics at
@@ -65,14 +67,19 @@ detail() {
     echo "$1 $2: $(split "$3")" >&2
 }
 
-# sample PID: VmRSS and the split every second while PID lives, one line
-# each: "VmRSS-MB split".
+# sample PID STEPFILE: VmRSS, the step named in STEPFILE and the split
+# every 0.2 s while PID lives, one line each: "VmRSS-MB step split".
 sample() {
     while [ -e "/proc/$1/status" ]; do
         l=$(awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status" 2>/dev/null)
-        [ -n "$l" ] && echo "$l $(split "$1" 2>/dev/null)"
-        sleep 1
+        [ -n "$l" ] && echo "$l $(cat "$2") $(split "$1" 2>/dev/null)"
+        sleep 0.2
     done
+}
+
+# highest FILE [STEP]: the sample with the highest VmRSS (of STEP's only).
+highest() {
+    awk -v s="${2:-}" 's == "" || $2 == s' "$1" | sort -n -r | head -n1
 }
 
 metric() {
@@ -107,7 +114,8 @@ run() {
     $IP netns exec bench env "$@" "$bin" apply --watch --config-path /tmp/cfg --etcd $ETCD --etcd-prefix $P \
         --metrics-listen 127.0.0.1:9469 >/tmp/clusterf-$name.log 2>&1 &
     pid=$!
-    sample $pid >/tmp/samples-$name &
+    echo first-pass >/tmp/step-$name
+    sample $pid /tmp/step-$name >/tmp/samples-$name &
     sampler=$!
     wait_for 1200 "the first pass ($name)" nsx timeout 5 wget -q -O /dev/null $M/readyz ||
         { tail -n 5 /tmp/clusterf-$name.log; die "no first pass"; }
@@ -115,12 +123,11 @@ run() {
     dests=$(nsx ipvsadm -S -n | grep -c '^-a')
     [ "$dests" = $((N * 10)) ] && ok "$name: first pass applied $dests dests" ||
         fail "$name: $dests dests in the kernel, want $((N * 10))"
-    kill $sampler
-    wait $sampler 2>/dev/null
-    echo "$name first pass, at the highest sampled VmRSS ($(wc -l </tmp/samples-$name) samples): $(sort -n -r /tmp/samples-$name | head -n1)" >&2
+    echo "$name first pass, at the highest sampled VmRSS: $(highest /tmp/samples-$name first-pass)" >&2
     sleep 2
     first=$(mem $pid)
     detail "$name" "first pass" $pid
+    echo reweights >/tmp/step-$name
 
     t0=$(now)
     i=1
@@ -133,6 +140,7 @@ run() {
     [ $i -gt "$C" ] && ok "$name: $C reweights applied"
     steps="reweights $(mem $pid)"
     detail "$name" reweights $pid
+    echo 1%-txn >/tmp/step-$name
     # 1% of the services, every backend to weight 20, in one transaction.
     lo=$((N / 2))
     hi=$((lo + N / 100 - 1))
@@ -153,6 +161,7 @@ run() {
     wait_for 120 "1% reweighted" weight_is $hi 9 20 && ok "$name: 1% of the services reweighted in one transaction"
     steps="$steps; 1% txn $(mem $pid)"
     detail "$name" "1% txn" $pid
+    echo 1%-config >/tmp/step-$name
     # 1% of the frontends to port 81.
     s=$((N / 4))
     while [ $s -lt $((N / 4 + N / 100)) ]; do
@@ -163,12 +172,14 @@ run() {
     wait_for 120 "1% moved" weight_is $((s - 1)) 9 10 81 && ok "$name: 1% of the frontends moved to another port"
     steps="$steps; 1% config $(mem $pid)"
     detail "$name" "1% config" $pid
+    echo metrics-scrape >/tmp/step-$name
     # A scrape of /metrics on its own (the SIGHUP step below scrapes too,
     # to see its pass): a Prometheus server scrapes every 15 s or so.
     nsx timeout 60 wget -q -O /dev/null $M/metrics
     sleep 2
     steps="$steps; /metrics scrape $(mem $pid)"
     detail "$name" "/metrics scrape" $pid
+    echo sighup >/tmp/step-$name
     passes=$(metric "$OK")
     kill -HUP $pid
     wait_for 300 "the SIGHUP pass" passes_above "$passes" &&
@@ -183,6 +194,8 @@ run() {
 
     kill $pid
     wait $pid 2>/dev/null
+    wait $sampler 2>/dev/null
+    echo "$name whole run, at the highest sampled VmRSS ($(wc -l </tmp/samples-$name) samples): $(highest /tmp/samples-$name)" >&2
     # The daemon's warnings and errors (a failed pass, an unreadable file
     # seen mid-rename) explain a step's peak: the first few, and how many.
     problems=$(grep -cE ' (WARN|ERROR) ' /tmp/clusterf-$name.log || true)
