@@ -688,6 +688,64 @@ impl Files {
     }
 }
 
+/// [`Files`] from files pushed one at a time (a directory's walk): packed
+/// as they come while their paths ascend, as a walk in sorted order gives
+/// them, so no copy of each file waits for a sort beside the packed ones.
+/// From the first path out of order on, the rest are collected and the
+/// whole is sorted at the end, as [`Files::from_entries`] does (of one
+/// path, the last pushed counts).
+#[derive(Default)]
+pub struct FilesBuilder {
+    packer: Packer,
+    print: Fingerprint,
+    /// The last path packed.
+    last: String,
+    /// The files pushed since the first one out of order.
+    unsorted: Vec<Entry>,
+}
+
+impl FilesBuilder {
+    pub fn push(&mut self, path: &str, data: &[u8]) {
+        if self.in_order() && (self.packer.len == 0 || path > self.last.as_str()) {
+            self.print.add(Fingerprint::of_entry(path, data));
+            self.packer.push(path, data);
+            self.last.clear();
+            self.last.push_str(path);
+        } else {
+            self.unsorted.push(Entry::from_parts(path, data));
+        }
+    }
+
+    /// No file pushed yet.
+    pub fn is_empty(&self) -> bool {
+        self.packer.len == 0 && self.unsorted.is_empty()
+    }
+
+    /// Every file so far came in path order (each packed as it came).
+    pub fn in_order(&self) -> bool {
+        self.unsorted.is_empty()
+    }
+
+    pub fn finish(self) -> Files {
+        let len = self.packer.len;
+        let files = Files {
+            chunks: self.packer.finish(),
+            len,
+            print: self.print,
+            compress: false,
+        };
+        if self.unsorted.is_empty() {
+            return files;
+        }
+        let mut entries: Vec<Entry> = files
+            .iter_plain()
+            .map(|(path, data)| Entry::from_parts(path, data))
+            .collect();
+        entries.extend(self.unsorted);
+        Files::from_entries(entries)
+    }
+}
+
 /// Packs entries given in path order into full chunks.
 #[derive(Default)]
 struct Packer {
@@ -923,6 +981,32 @@ mod tests {
                 entries.push(Entry::new(path, data));
             }
             let built = Files::from_entries(entries);
+            prop_assert_eq!(built.fingerprint(), inserted.fingerprint());
+            prop_assert!(built == inserted);
+        }
+
+        #[test]
+        fn files_pushed_one_by_one_in_any_order_equal_files_inserted_one_by_one(
+            mut puts in prop::collection::vec((0u8..20, 0u8..4), 0..60),
+            ascending in 0usize..60,
+        ) {
+            // The first `ascending` puts in path order (packed as they
+            // come), the rest in any order (collected, then sorted).
+            let ascending = ascending.min(puts.len());
+            puts[..ascending].sort();
+            let mut inserted = Files::default();
+            let mut builder = FilesBuilder::default();
+            let mut last: Option<String> = None;
+            let mut in_order = true;
+            for (p, c) in puts {
+                let (path, data) = (format!("k{p:02}"), vec![c; c as usize * 700]);
+                inserted.insert(&path, &data);
+                builder.push(&path, &data);
+                in_order &= last.as_ref().is_none_or(|l| *l < path);
+                prop_assert_eq!(builder.in_order(), in_order);
+                last = Some(path);
+            }
+            let built = builder.finish();
             prop_assert_eq!(built.fingerprint(), inserted.fingerprint());
             prop_assert!(built == inserted);
         }

@@ -23,6 +23,7 @@
 //! the directory holds, whatever its symlinks.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::fs::{self, File, Metadata};
 use std::io::ErrorKind;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
@@ -30,7 +31,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::tree::{Entry, FILE_LIMIT, Files, Tree, is_hidden};
+use crate::tree::{FILE_LIMIT, FilesBuilder, Tree, is_hidden};
 
 /// Reads every regular file below `root` into a tree.
 pub fn read(root: &Path) -> Result<Tree> {
@@ -51,10 +52,7 @@ pub fn read(root: &Path) -> Result<Tree> {
             walk.dir(&path, &format!("{rel}/"))?;
         }
     }
-    // Built in bulk once every file is read: the map's nodes are not
-    // interleaved with the contents, whose memory `plan` returns as it
-    // parses them (`render::render_releasing`).
-    walk.tree.files = Files::from_entries(walk.files);
+    walk.tree.files = walk.files.finish();
     Ok(walk.tree)
 }
 
@@ -66,8 +64,9 @@ struct Walk {
     seen: HashMap<(u64, u64), String>,
     /// Directories reached through symlinks, read after the real ones.
     linked: Vec<(PathBuf, String, Metadata)>,
-    /// The files read, in the order read.
-    files: Vec<Entry>,
+    /// The files read, packed as read: in path order unless symlinked
+    /// directories were read.
+    files: FilesBuilder,
 }
 
 impl Walk {
@@ -77,7 +76,7 @@ impl Walk {
             tree: Tree::new(root.display().to_string()),
             seen: HashMap::from([((meta.dev(), meta.ino()), String::new())]),
             linked: Vec::new(),
-            files: Vec::new(),
+            files: FilesBuilder::default(),
         }
     }
 
@@ -87,13 +86,17 @@ impl Walk {
             Err(e) if e.kind() == ErrorKind::NotFound && !prefix.is_empty() => return Ok(()),
             r => r.with_context(|| format!("{}: cannot read", dir.display()))?,
         };
-        // Each name taken once (`file_name` copies it), then sorted.
+        // Each name taken once (`file_name` copies it), then sorted as the
+        // paths below it sort: a directory's name as if it ended in `/`
+        // (`a-b` before `a/`), so the files come in path order.
         let mut entries = entries
-            .map(|e| e.map(|e| (e.file_name(), e)))
+            .map(|e| e.map(|e| (e.file_name(), e.file_type().is_ok_and(|t| t.is_dir()), e)))
             .collect::<std::io::Result<Vec<_>>>()
             .with_context(|| format!("{}: cannot read", dir.display()))?;
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for (name, entry) in entries {
+        entries.sort_unstable_by(|(a, a_dir, _), (b, b_dir, _)| {
+            sort_key(a, *a_dir).cmp(sort_key(b, *b_dir))
+        });
+        for (name, _, entry) in entries {
             let Some(name) = name.to_str() else {
                 let rel = format!("{prefix}{}", name.to_string_lossy());
                 self.unreadable(rel, "file name is not valid UTF-8");
@@ -164,7 +167,7 @@ impl Walk {
     /// A regular file gone since it was listed is left out.
     fn file(&mut self, path: &Path, rel: String) {
         match read_file(path) {
-            Ok(Some(data)) => self.files.push(Entry::new(rel, data)),
+            Ok(Some(data)) => self.files.push(&rel, &data),
             Ok(None) => {}
             Err(why) => self.unreadable(rel, why),
         }
@@ -226,6 +229,12 @@ fn too_large() -> String {
     format!("larger than the limit of {}", super::file::size(FILE_LIMIT))
 }
 
+/// A directory entry's name as its paths sort: a directory's with a `/`.
+fn sort_key(name: &OsStr, is_dir: bool) -> impl Iterator<Item = &u8> {
+    let slash: &[u8] = if is_dir { b"/" } else { b"" };
+    name.as_encoded_bytes().iter().chain(slash)
+}
+
 /// What a file that is neither a regular file nor a directory is.
 fn special(kind: &fs::FileType) -> &'static str {
     if kind.is_fifo() {
@@ -256,6 +265,28 @@ mod tests {
         assert!(walk.files.is_empty());
         let unreadable = &walk.tree.unreadable;
         assert!(unreadable.is_empty(), "{unreadable:?}");
+    }
+
+    #[test]
+    fn a_directory_is_walked_in_path_order_so_each_file_is_packed_as_read() {
+        let dir = tempfile::tempdir().unwrap();
+        // In a listing `a` comes before `a-b` and `a.c`; below it, `a/x`
+        // comes after both.
+        let files = [
+            "a-b", "a.c", "a/x", "a/y", "b/c-d/e", "b/c.g", "b/c/f", "b0",
+        ];
+        for f in files {
+            let path = dir.path().join(f);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(&path, f).unwrap();
+        }
+        let mut walk = walk_of(dir.path());
+        walk.dir(dir.path(), "").unwrap();
+        assert!(walk.files.in_order());
+        let read = walk.files.finish();
+        let read: Vec<_> = read.iter_plain().collect();
+        let want: Vec<_> = files.iter().map(|f| (*f, f.as_bytes())).collect();
+        assert_eq!(read, want);
     }
 
     #[test]
