@@ -43,7 +43,7 @@ use crate::model::flags::{FLAG_OPS, FLAG_PE_PREFIX, canonical_flags};
 use crate::model::tunnel::Tunnel;
 use crate::model::{
     DEFAULT_SCHEDULER, Dest, DestAttrs, Family, IpvsState, MAX_WEIGHT, Method, Protocol,
-    Provenance, Service, ServiceAttrs, ServiceKey, SourcePath,
+    Provenance, RouteName, Service, ServiceAttrs, ServiceKey, SourcePath,
 };
 
 mod fallback;
@@ -377,7 +377,7 @@ fn place_backends(
 #[derive(Default)]
 struct Shared {
     source: Option<Arc<str>>,
-    route: Option<Arc<str>>,
+    route: Option<RouteName>,
 }
 
 impl Shared {
@@ -394,8 +394,11 @@ impl Shared {
         }
     }
 
-    fn route(&mut self, name: &str) -> Arc<str> {
-        reuse(&mut self.route, name)
+    fn route(&mut self, name: &str) -> RouteName {
+        match &self.route {
+            Some(r) if **r == *name => r.clone(),
+            _ => self.route.insert(name.into()).clone(),
+        }
     }
 }
 
@@ -995,6 +998,6 @@ mod tests {
         let (Some(ra), Some(rb)) = (&a.route, &b.route) else {
             panic!("routed: {a:?} {b:?}");
         };
-        assert!(Arc::ptr_eq(ra, rb));
+        assert!(RouteName::ptr_eq(ra, rb));
     }
 }
