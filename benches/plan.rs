@@ -55,7 +55,6 @@ fn desired(services: u32) -> IpvsState {
                         route: None,
                         fallback: false,
                     }]),
-                    health: None,
                 },
             );
         }
@@ -75,7 +74,6 @@ fn live_changed(desired: &IpvsState) -> IpvsState {
                 Dest {
                     attrs: d.attrs,
                     provenance: Box::default(),
-                    health: None,
                 },
             );
         }

@@ -337,7 +337,6 @@ fn place_backends(
                 ..DestAttrs::new(method, 0)
             },
             provenance: Box::default(),
-            health: None,
         });
         if (entry.attrs.method != method || entry.attrs.tunnel != tunnel)
             && !conflicts.contains(&dest)

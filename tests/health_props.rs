@@ -61,7 +61,6 @@ fn fallback_dest(weight: u32) -> Dest {
     Dest {
         attrs: DestAttrs::new(Method::Masq, 0),
         provenance,
-        health: None,
     }
 }
 
@@ -85,7 +84,7 @@ proptest! {
             }
             for (d, (weight, history, opted_out)) in dests.iter().enumerate() {
                 let addr = dest(d as u8);
-                service.dests.insert(addr, Dest { attrs: DestAttrs::new(Method::Masq, *weight), provenance: Box::default(), health: None });
+                service.dests.insert(addr, Dest { attrs: DestAttrs::new(Method::Masq, *weight), provenance: Box::default() });
                 if *opted_out { exempt.insert(addr); }
                 let target = clusterf::health::Target { addr, check: check.clone() };
                 for (t, ok) in history.iter().enumerate() {
@@ -101,6 +100,8 @@ proptest! {
             let now = &after.services[k];
             let weighted = |s: &Service| s.dests.values().filter(|d| d.attrs.weight > 0).count();
             prop_assert!(before.dests.is_empty() || !now.dests.is_empty(), "{k:?} emptied");
+            // A health note is of a dest of its service.
+            prop_assert!(now.health.keys().all(|a| now.dests.contains_key(a)), "{k:?} note of no dest");
             prop_assert!(weighted(before) == 0 || weighted(now) > 0, "{k:?} zeroed");
             let fb = now.dests.get(&fallback_addr());
             let took_over = fb.is_some_and(|d| d.attrs.weight > 0) && before.dests[&fallback_addr()].attrs.weight == 0;
@@ -163,7 +164,6 @@ fn service_of(weights: &[u32]) -> Service {
             Dest {
                 attrs,
                 provenance: Box::default(),
-                health: None,
             },
         );
     }

@@ -113,7 +113,6 @@ fn service() -> impl Strategy<Value = Service> {
                         Dest {
                             attrs,
                             provenance: Box::default(),
-                            health: None,
                         },
                     )
                 })

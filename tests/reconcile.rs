@@ -448,7 +448,6 @@ async fn a_refused_add_skips_the_rest_of_its_service_in_later_chunks_and_drops_t
     let by_hand = Dest {
         attrs: DestAttrs::new(Method::Masq, 5),
         provenance: Box::default(),
-        health: None,
     };
     {
         let mut live = kernel.live.lock().unwrap();
@@ -1073,11 +1072,7 @@ async fn flush_on_exit_deletes_only_the_owned_services() {
     let other: clusterf::model::ServiceKey = "tcp://10.200.0.1:80".parse().unwrap();
     kernel.live.lock().unwrap().state.services.insert(
         other,
-        clusterf::model::Service {
-            attrs: clusterf::model::ServiceAttrs::with_scheduler("wlc"),
-            names: vec![],
-            dests: Default::default(),
-        },
+        clusterf::model::Service::new(clusterf::model::ServiceAttrs::with_scheduler("wlc")),
     );
     let mut args = watch_args();
     args.flush_on_exit = true;

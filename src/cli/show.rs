@@ -312,7 +312,6 @@ mod tests {
                 Dest {
                     attrs: DestAttrs::new(Method::Masq, w),
                     provenance: Box::default(),
-                    health: None,
                 },
             );
         }
@@ -398,7 +397,6 @@ FWM  7 rr persistent 60 mask 255.255.255.0
                         ..DestAttrs::new(Method::Tunnel, 3)
                     },
                     provenance: Box::default(),
-                    health: None,
                 },
             );
         }

@@ -81,7 +81,6 @@ pub(super) fn place_fallback(
                 route: route.map(|r| r.name.as_str().into()),
                 fallback: true,
             }]),
-            health: None,
         },
     );
     fallback::settle(service);

@@ -124,8 +124,9 @@ pub fn apply_service(
     if fallback::settle(service) {
         // The fallback took over: the plan says why the others went.
         for (dest, reason) in &down {
-            if let Some(d) = service.dests.get_mut(dest) {
-                d.health = Some(format!("{reason}; the fallback serves, no fail-open").into());
+            if service.dests.contains_key(dest) {
+                let note = format!("{reason}; the fallback serves, no fail-open");
+                service.health.insert(*dest, note.into());
             }
         }
     }
@@ -194,12 +195,14 @@ fn act(service: &mut Service, down: &[(SocketAddr, String)], kind: VerdictKind) 
         match kind {
             VerdictKind::FailOpen => {
                 // Weight kept; a plan that changes the dest says why.
-                if let Some(d) = service.dests.get_mut(dest) {
-                    d.health = Some(format!("kept by fail-open, {reason}").into());
+                if service.dests.contains_key(dest) {
+                    let note = format!("kept by fail-open, {reason}");
+                    service.health.insert(*dest, note.into());
                 }
             }
             VerdictKind::Removed => {
                 service.dests.remove(dest);
+                service.health.remove(dest);
             }
             VerdictKind::Drained => {
                 let d = service
@@ -207,7 +210,7 @@ fn act(service: &mut Service, down: &[(SocketAddr, String)], kind: VerdictKind) 
                     .get_mut(dest)
                     .expect("down dests are the service's");
                 d.attrs.weight = 0;
-                d.health = Some(reason.as_str().into());
+                service.health.insert(*dest, reason.as_str().into());
             }
         }
     }
@@ -238,14 +241,9 @@ mod tests {
                 route: None,
                 fallback: false,
             }]);
-            service.dests.insert(
-                dest(i as u8),
-                Dest {
-                    attrs,
-                    provenance,
-                    health: None,
-                },
-            );
+            service
+                .dests
+                .insert(dest(i as u8), Dest { attrs, provenance });
         }
         let mut st = IpvsState::default();
         st.services.insert(key(), service);
@@ -300,8 +298,8 @@ mod tests {
             "the backend is still named"
         );
         assert_eq!(
-            d.health.as_deref(),
-            Some("connect: refused, 3 of 3 failed since 00:00:00")
+            &*st.services[&key()].health[&dest(1)],
+            "connect: refused, 3 of 3 failed since 00:00:00"
         );
         assert_eq!(verdicts.len(), 1);
         assert_eq!(verdicts[0].kind, VerdictKind::Drained);
@@ -321,9 +319,8 @@ mod tests {
             let before = desired(&[10, 20]);
             let (st, verdicts) = apply(before.clone(), &cfg, &down(&cfg, &[0, 1]));
             assert_eq!(weights(&st), weights(&before));
-            let d = &st.services[&key()].dests[&dest(0)];
             assert_eq!(
-                d.health.as_deref(),
+                st.services[&key()].health.get(&dest(0)).map(|n| &**n),
                 Some("kept by fail-open, connect: refused, 3 of 3 failed since 00:00:00")
             );
             assert!(verdicts.iter().all(|v| v.kind == VerdictKind::FailOpen));
@@ -346,7 +343,6 @@ mod tests {
         let dest = Dest {
             attrs: DestAttrs::new(Method::Masq, 0),
             provenance,
-            health: None,
         };
         let service = st.services.get_mut(&key()).unwrap();
         service.dests.insert(addr, dest);
@@ -371,7 +367,7 @@ mod tests {
             assert!(verdicts.iter().all(|v| v.kind != VerdictKind::FailOpen));
             if on_failure == OnFailure::Drain {
                 assert_eq!(
-                    st.services[&key()].dests[&dest(0)].health.as_deref(),
+                    st.services[&key()].health.get(&dest(0)).map(|n| &**n),
                     Some(
                         "connect: refused, 3 of 3 failed since 00:00:00; the fallback serves, no fail-open"
                     )

@@ -1041,7 +1041,6 @@ fn dest_value(
     Ok(Dest {
         attrs,
         provenance: Box::default(),
-        health: None,
     })
 }
 

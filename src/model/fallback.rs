@@ -68,7 +68,6 @@ mod tests {
                 route: None,
                 fallback: fallback.is_some(),
             }]),
-            health: None,
         }
     }
 

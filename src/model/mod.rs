@@ -547,14 +547,10 @@ pub struct Dest {
     /// not a `Vec`: 8 bytes less a dest, and no spare capacity.
     #[serde(rename = "origins", default, skip_serializing_if = "no_origins")]
     pub provenance: Box<[Provenance]>,
-    /// Why health checks changed this dest (`http 503, 3 of 3 failed since
-    /// 12:00:01`); desired state only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health: Option<HealthNote>,
 }
 
-/// Why health checks changed a dest. Rarely set, so held behind a thin
-/// pointer: 8 bytes in every dest's B-tree slot where a `Box<str>` takes 16.
+/// Why health checks changed a dest (`http 503, 3 of 3 failed since
+/// 12:00:01`), in [`Service::health`].
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 #[expect(clippy::box_collection, reason = "a thin pointer on purpose")]
@@ -601,6 +597,11 @@ pub struct Service {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub names: Vec<String>,
     pub dests: BTreeMap<SocketAddr, Dest>,
+    /// Why health checks changed a dest, by the dest's address; desired
+    /// state only. Invariant: every key is one of `dests`. Out of [`Dest`],
+    /// as it is rare: the planner's walk over the dests is memory-bound.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub health: BTreeMap<SocketAddr, HealthNote>,
 }
 
 impl Service {
@@ -609,6 +610,7 @@ impl Service {
             attrs,
             names: Vec::new(),
             dests: BTreeMap::new(),
+            health: BTreeMap::new(),
         }
     }
 }
@@ -757,7 +759,6 @@ impl Op {
                     Dest {
                         attrs: *attrs,
                         provenance: Box::default(),
-                        health: None,
                     },
                 );
             }
@@ -784,6 +785,7 @@ impl Op {
                 svc.dests
                     .remove(dest)
                     .ok_or_else(|| format!("dest {dest} of {service}: no such dest"))?;
+                svc.health.remove(dest);
             }
         }
         Ok(())

@@ -403,7 +403,6 @@ impl Client {
                 let dest = Dest {
                     attrs,
                     provenance: Box::default(),
-                    health: None,
                 };
                 service.dests.insert(addr, dest);
                 stats.extend(counted.map(|c| (addr, c)));

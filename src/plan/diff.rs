@@ -152,7 +152,6 @@ pub fn canonical_state(state: &IpvsState) -> IpvsState {
                             Dest {
                                 attrs: d.attrs,
                                 provenance: Box::default(),
-                                health: None,
                             },
                         )
                     })

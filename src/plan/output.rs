@@ -145,26 +145,28 @@ fn before_after(change: &Change) -> (Option<Fields>, Option<Fields>) {
     }
 }
 
-/// The desired dest a dest add or edit makes.
-fn dest_of<'a>(desired: &'a IpvsState, change: &Change) -> Option<&'a Dest> {
+/// The desired dest a dest add or edit makes, and why health checks
+/// changed it, if they did.
+fn dest_of<'a>(desired: &'a IpvsState, change: &Change) -> Option<(&'a Dest, Option<&'a str>)> {
     match (change.action(), change.dest()) {
-        (Action::Add | Action::Edit, Some(dest)) => desired
-            .services
-            .get(change.service())
-            .and_then(|s| s.dests.get(&dest)),
+        (Action::Add | Action::Edit, Some(dest)) => {
+            let service = desired.services.get(change.service())?;
+            let d = service.dests.get(&dest)?;
+            Some((d, service.health.get(&dest).map(|n| &**n)))
+        }
         _ => None,
     }
 }
 
 #[cfg(test)]
 fn provenance_of<'a>(desired: &'a IpvsState, change: &Change) -> &'a [Provenance] {
-    dest_of(desired, change).map_or(&[], |d| &d.provenance)
+    dest_of(desired, change).map_or(&[], |(d, _)| &d.provenance)
 }
 
 /// Why health checks changed the dest, if they did.
 #[cfg(test)]
 fn health_of<'a>(desired: &'a IpvsState, change: &Change) -> Option<&'a str> {
-    dest_of(desired, change)?.health.as_deref()
+    dest_of(desired, change)?.1
 }
 
 /// ` (unhealthy: http 503, 3 of 3 failed since 12:00:01)` for a dest
@@ -174,10 +176,10 @@ fn origin_text(desired: &IpvsState, change: &Change) -> String {
 }
 
 /// [`origin_text`] of the change's dest, looked up already.
-fn origin_text_of(dest: Option<&Dest>) -> String {
-    match dest.and_then(|d| d.health.as_deref()) {
-        Some(reason) => format!(" (unhealthy: {reason})"),
-        None => provenance_text(dest.map_or(&[], |d| &d.provenance)),
+fn origin_text_of(found: Option<(&Dest, Option<&str>)>) -> String {
+    match found {
+        Some((_, Some(reason))) => format!(" (unhealthy: {reason})"),
+        _ => provenance_text(found.map_or(&[], |(d, _)| &d.provenance)),
     }
 }
 
@@ -512,8 +514,8 @@ fn push_change_line(out: &mut String, change: &Change, desired: &IpvsState) {
             }
             // The dest looked up once: a line a dest (issue 15).
             let found = dest_of(desired, change);
-            match found.map_or(&[][..], |d| &d.provenance) {
-                _ if found.is_some_and(|d| d.health.is_some()) => {
+            match found.map_or(&[][..], |(d, _)| &d.provenance) {
+                _ if found.is_some_and(|(_, note)| note.is_some()) => {
                     out.push_str(&origin_text_of(found));
                 }
                 [o] if o.fallback => out.push_str(&provenance_text(std::slice::from_ref(o))),

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{Guards, Ownership, OwnershipDoc, Plan, PlanError, Summary, canonical_state};
-use crate::model::{HealthNote, IpvsState, Op, Provenance};
+use crate::model::{IpvsState, Op, Provenance};
 
 /// Version of the JSON plan document; bumped on any incompatible change.
 pub const FORMAT_VERSION: u32 = 1;
@@ -243,7 +243,10 @@ pub fn desired_after(
             Op::AddDest { dest, .. } | Op::EditDest { dest, .. } => {
                 if let Some(d) = svc.dests.get_mut(dest) {
                     d.provenance = change.provenance.as_slice().into();
-                    d.health = change.health.as_deref().map(HealthNote::from);
+                    match change.health.as_deref() {
+                        Some(note) => svc.health.insert(*dest, note.into()),
+                        None => svc.health.remove(dest),
+                    };
                 }
             }
             Op::DelService { .. } | Op::DelDest { .. } => {}
@@ -494,7 +497,6 @@ mod tests {
             crate::model::Dest {
                 attrs: DestAttrs::new(Method::Masq, 10),
                 provenance: Box::default(),
-                health: None,
             },
         );
         a.services.insert(key, svc.clone());
@@ -540,7 +542,6 @@ mod tests {
                             route: None,
                             fallback: false,
                         }]),
-                        health: None,
                     },
                 );
             }

@@ -25,7 +25,6 @@ fn state(services: &[Spec<'_>]) -> IpvsState {
                 Dest {
                     attrs: DestAttrs::new(*m, *w),
                     provenance: Box::default(),
-                    health: None,
                 },
             );
         }
@@ -689,7 +688,7 @@ fn a_dest_drained_for_health_shows_the_reason() {
     let d = desired.services.get_mut(&key("tcp://10.0.0.1:80")).unwrap();
     let drained = d.dests.get_mut(&addr("10.3.107.21:8443")).unwrap();
     drained.attrs.weight = 0;
-    drained.health = Some(reason.into());
+    d.health.insert(addr("10.3.107.21:8443"), reason.into());
     let p = plan(&desired, &live, &Ownership::all(), &Guards::default()).unwrap();
     let text = output::text(&p, &desired, false);
     assert!(
@@ -710,6 +709,12 @@ fn a_dest_drained_for_health_shows_the_reason() {
     );
     let saved = saved::SavedPlan::from_json(&json).unwrap();
     assert_eq!(saved.changes[0].health.as_deref(), Some(reason));
+    // Read back into the desired service's notes, as the plan had it.
+    let after = saved::desired_after(&saved, &saved.ownership().unwrap(), &live).unwrap();
+    assert_eq!(
+        after.services[&key("tcp://10.0.0.1:80")].health,
+        desired.services[&key("tcp://10.0.0.1:80")].health
+    );
 }
 
 /// A fallback taking over gets its weight before the last real dest loses
@@ -766,5 +771,15 @@ fn a_change_fits_in_128_bytes() {
         std::mem::size_of::<Change>() <= 128,
         "{}",
         std::mem::size_of::<Change>()
+    );
+}
+
+#[test]
+fn a_desired_dest_fits_in_40_bytes() {
+    // The planner's walk over the dest B-tree leaves is memory-bound (issue 15).
+    assert!(
+        std::mem::size_of::<Dest>() <= 40,
+        "{}",
+        std::mem::size_of::<Dest>()
     );
 }

@@ -587,7 +587,6 @@ mod tests {
                 Dest {
                     attrs: DestAttrs::new(*method, 1),
                     provenance: Box::default(),
-                    health: None,
                 },
             );
         }

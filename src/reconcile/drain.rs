@@ -446,9 +446,8 @@ impl Step<'_> {
             .services
             .entry(*key)
             .or_insert_with(|| Service {
-                attrs: live_svc.clone(),
                 names: vec![DRAIN_BACKEND.to_string()],
-                dests: BTreeMap::new(),
+                ..Service::new(live_svc.clone())
             });
         svc.dests.insert(
             *addr,
@@ -468,7 +467,6 @@ impl Step<'_> {
                     route: None,
                     fallback: false,
                 }]),
-                health: None,
             },
         );
         out.active.push(DrainStatus {
@@ -519,7 +517,6 @@ mod tests {
                     Dest {
                         attrs: DestAttrs::new(Method::Masq, *w),
                         provenance: Box::default(),
-                        health: None,
                     },
                 );
             }
@@ -892,10 +889,10 @@ mod tests {
                 let mut d = Service::new(ServiceAttrs::with_scheduler("wlc"));
                 let mut l = Service::new(ServiceAttrs::with_scheduler("rr"));
                 for j in want {
-                    d.dests.insert(a(*j), Dest { attrs: DestAttrs::new(Method::Masq, 10), provenance: Box::default(), health: None });
+                    d.dests.insert(a(*j), Dest { attrs: DestAttrs::new(Method::Masq, 10), provenance: Box::default() });
                 }
                 for (j, (w, c)) in have {
-                    l.dests.insert(a(*j), Dest { attrs: DestAttrs::new(Method::Droute, *w), provenance: Box::default(), health: None });
+                    l.dests.insert(a(*j), Dest { attrs: DestAttrs::new(Method::Droute, *w), provenance: Box::default() });
                     stats.entry(key(*i)).or_default().insert(a(*j), DestStats { active_conns: *c, ..DestStats::default() });
                 }
                 if *in_desired {
@@ -934,7 +931,7 @@ mod tests {
                 let mut st = IpvsState::default();
                 let mut s = Service::new(ServiceAttrs::with_scheduler("wlc"));
                 for (i, w) in dests {
-                    s.dests.insert(a(i), Dest { attrs: DestAttrs::new(Method::Masq, w), provenance: Box::default(), health: None });
+                    s.dests.insert(a(i), Dest { attrs: DestAttrs::new(Method::Masq, w), provenance: Box::default() });
                 }
                 st.services.insert(key, s);
                 st

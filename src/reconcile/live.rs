@@ -103,7 +103,6 @@ impl Entry {
                 let dest = Dest {
                     attrs: *attrs,
                     provenance: Box::default(),
-                    health: None,
                 };
                 (*addr, dest)
             })
@@ -501,7 +500,6 @@ mod tests {
             Dest {
                 attrs: DestAttrs::new(Method::Masq, 10),
                 provenance: Box::default(),
-                health: None,
             },
         );
         state.services.insert(key, svc);
@@ -721,7 +719,6 @@ mod tests {
                     Dest {
                         attrs,
                         provenance: Box::default(),
-                        health: None,
                     },
                 );
             }
@@ -773,7 +770,6 @@ mod tests {
         let dest = |w| Dest {
             attrs: DestAttrs::new(Method::Masq, w),
             provenance: Box::default(),
-            health: None,
         };
         let key = |i: u8| -> ServiceKey { format!("tcp://10.0.0.{i}:80").parse().unwrap() };
         let addr =

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 
 use crate::model::text::{push_socket_addr, push_u32};
 use crate::model::tunnel::Tunnel;
-use crate::model::{Dest, IpvsState, Service, ServiceKey};
+use crate::model::{Dest, HealthNote, IpvsState, Service, ServiceKey};
 
 /// Whether serde-saphyr writes `s` as a plain scalar (a map value or a
 /// sequence item), unchanged: a conservative subset of its rules.
@@ -68,11 +68,11 @@ fn plain_service(s: &Service) -> bool {
         && s.attrs.flags.iter().all(|f| plain(f))
         && s.names.iter().all(|n| plain(n))
         && s.dests.values().all(|d| {
-            d.health.as_deref().is_none_or(plain)
-                && d.provenance.iter().all(|p| {
-                    plain(&p.backend) && plain(&p.source()) && p.route.as_deref().is_none_or(plain)
-                })
+            d.provenance.iter().all(|p| {
+                plain(&p.backend) && plain(&p.source()) && p.route.as_deref().is_none_or(plain)
+            })
         })
+        && s.health.values().all(|n| plain(n))
 }
 
 /// Services written as one piece of text (of 10 dests: ~60 KiB).
@@ -160,6 +160,7 @@ fn push_service(out: &mut String, key: &ServiceKey, service: &Service) {
     push_items(out, "\n    flags:", "\n    - ", &attrs.flags);
     push_items(out, "\n    names:", "\n    - ", &service.names);
     push_dests(out, &service.dests);
+    push_health(out, &service.health);
     out.push('\n');
 }
 
@@ -239,10 +240,20 @@ fn push_dests(out: &mut String, dests: &BTreeMap<SocketAddr, Dest>) {
                 out.push_str("\n          fallback: true");
             }
         }
-        if let Some(health) = &d.health {
-            out.push_str("\n        health: ");
-            out.push_str(health);
-        }
+    }
+}
+
+/// `health:` and its notes by dest, when there are any.
+fn push_health(out: &mut String, health: &BTreeMap<SocketAddr, HealthNote>) {
+    if health.is_empty() {
+        return;
+    }
+    out.push_str("\n    health:");
+    for (addr, note) in health {
+        out.push_str("\n      \"");
+        push_socket_addr(out, addr);
+        out.push_str("\": ");
+        out.push_str(note);
     }
 }
 

@@ -459,10 +459,10 @@ fn service_row(input: &ServiceInput<'_>, key: &ServiceKey, problem: bool) -> Ser
                     active_conns: None,
                     inactive_conns: None,
                     traffic: None,
-                    health: d
+                    health: service
                         .health
-                        .as_deref()
-                        .map(str::to_string)
+                        .get(addr)
+                        .map(|n| n.to_string())
                         .or_else(|| verdict.map(|v| v.1.clone())),
                     drain: None,
                 },
@@ -559,7 +559,6 @@ mod tests {
                     Dest {
                         attrs: DestAttrs::new(Method::Masq, 10),
                         provenance: Box::default(),
-                        health: None,
                     },
                 );
             }
@@ -631,7 +630,6 @@ mod tests {
                     route: None,
                     fallback: true,
                 }]),
-                health: None,
             };
             svc.dests.insert("10.9.0.1:80".parse().unwrap(), dest);
             fallback::settle(svc);

@@ -635,7 +635,6 @@ impl Cx<'_> {
             let dest = Dest {
                 attrs,
                 provenance: Box::default(),
-                health: None,
             };
             if svc
                 .dests
@@ -696,11 +695,7 @@ impl Cx<'_> {
         }]);
         let mut attrs = DestAttrs::new(method, 0);
         attrs.tunnel = tunnel;
-        let dest = Dest {
-            attrs,
-            provenance,
-            health: None,
-        };
+        let dest = Dest { attrs, provenance };
         svc.dests.insert(addr, dest);
         fallback::settle(svc);
     }

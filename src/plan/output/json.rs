@@ -229,10 +229,12 @@ impl<'a> ChangesArray<'a> {
         push_optional_fields(out, 3, after.as_ref());
         // What the desired state says of the service or dest added or
         // edited (as `names`, `provenance_of` and `health_of`).
-        let (names, dest) = match (action, c.dest(), self.entry) {
-            (Action::Add | Action::Edit, None, Some(s)) => (s.names.as_slice(), None),
-            (Action::Add | Action::Edit, Some(d), Some(s)) => (&[][..], s.dests.get(&d)),
-            _ => (&[][..], None),
+        let (names, dest, note) = match (action, c.dest(), self.entry) {
+            (Action::Add | Action::Edit, None, Some(s)) => (s.names.as_slice(), None, None),
+            (Action::Add | Action::Edit, Some(d), Some(s)) => {
+                (&[][..], s.dests.get(&d), s.health.get(&d))
+            }
+            _ => (&[][..], None, None),
         };
         if !names.is_empty() {
             out.push_str(",\n      \"names\": ");
@@ -244,7 +246,7 @@ impl<'a> ChangesArray<'a> {
         }
         out.push_str(",\n      \"provenance\": ");
         push_provenance(out, dest.map_or(&[], |d| &d.provenance));
-        if let Some(reason) = dest.and_then(|d| d.health.as_deref()) {
+        if let Some(reason) = note.filter(|_| dest.is_some()) {
             out.push_str(",\n      \"health\": ");
             push_str(out, reason);
         }

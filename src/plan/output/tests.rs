@@ -194,7 +194,6 @@ fn dest(method: Method, weight: u32) -> Dest {
     Dest {
         attrs: DestAttrs::new(method, weight),
         provenance: Box::default(),
-        health: None,
     }
 }
 
@@ -266,8 +265,9 @@ fn desired_state() -> IpvsState {
             fallback: true,
         },
     ]);
-    edited.health = Some("http 503, \"x\"\u{1}".into());
     one.dests.insert(addr("10.1.0.1:80"), edited);
+    one.health
+        .insert(addr("10.1.0.1:80"), "http 503, \"x\"\u{1}".into());
     let mut added = dest(Method::Tunnel, 7);
     added.attrs.upper_threshold = 9;
     added.attrs.tunnel = Tunnel {

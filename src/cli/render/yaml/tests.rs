@@ -99,12 +99,7 @@ impl Gen {
                 fallback: self.next(4) == 0,
             })
             .collect();
-        let health = (self.next(6) == 0).then(|| self.string().into());
-        Dest {
-            attrs,
-            provenance,
-            health,
-        }
+        Dest { attrs, provenance }
     }
 
     fn state(&mut self) -> IpvsState {
@@ -121,6 +116,9 @@ impl Gen {
             for j in 0..self.next(4) {
                 let addr = SocketAddr::new([10, 1, i as u8, j as u8].into(), 8080);
                 service.dests.insert(addr, self.dest());
+                if self.next(6) == 0 {
+                    service.health.insert(addr, self.string().into());
+                }
             }
             state.services.insert(self.key(i), service);
         }
@@ -156,6 +154,32 @@ fn the_hand_written_yaml_is_byte_for_byte_what_serde_saphyr_writes() {
         }
     }
     assert!(written > 500 && refused > 100, "{written} {refused}");
+}
+
+#[test]
+fn a_health_note_is_written_after_the_dests_as_serde_saphyr_writes_it() {
+    let key = ServiceKey::addr(Protocol::Tcp, [10, 0, 0, 1].into(), 80);
+    let mut service = Service::new(ServiceAttrs::with_scheduler("wlc"));
+    for (i, weight) in [(1, 0), (2, 10)] {
+        let addr = SocketAddr::new([10, 1, 0, i].into(), 8080);
+        let dest = Dest {
+            attrs: DestAttrs::new(Method::Masq, weight),
+            provenance: Box::default(),
+        };
+        service.dests.insert(addr, dest);
+    }
+    let drained = SocketAddr::new([10, 1, 0, 1].into(), 8080);
+    service.health.insert(drained, "http_503".into());
+    let state = IpvsState {
+        services: [(key, service)].into(),
+    };
+    assert!(all_plain(&state));
+    let text = hand_written(&state);
+    assert_eq!(text, serde_saphyr(&state));
+    assert!(
+        text.ends_with("weight: 10\n    health:\n      \"10.1.0.1:8080\": http_503\n"),
+        "{text}"
+    );
 }
 
 #[test]
