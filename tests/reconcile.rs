@@ -170,8 +170,10 @@ async fn etcd_changes_reach_the_kernel_and_bursts_coalesce() {
     while let Some(put) = puts.join_next().await {
         put.unwrap().unwrap();
     }
+    // A pass records its metrics after its apply: wait for both.
     eventually(Duration::from_secs(10), "201 dests", || {
         kernel.table().dest_count() == 201
+            && series(&daemon.metrics().render(0.0), "clusterf_desired_dests") == 201.0
     })
     .await;
     let passes = daemon.status().passes_ok - before;
@@ -408,8 +410,9 @@ async fn a_pass_that_panics_is_a_failed_pass_and_the_next_one_applies() {
     let daemon = Daemon::start(options(dir.path(), None, watch_args()), Box::new(panicking))
         .await
         .unwrap();
+    // The pass is counted after its apply: wait for both.
     eventually(Duration::from_secs(10), "the retry applies", || {
-        kernel.table().dest_count() == 1
+        kernel.table().dest_count() == 1 && daemon.status().passes_ok >= 1
     })
     .await;
     let status = daemon.status();
