@@ -553,8 +553,7 @@ pub struct Dest {
 /// 12:00:01`), in [`Service::health`].
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-#[expect(clippy::box_collection, reason = "a thin pointer on purpose")]
-pub struct HealthNote(Box<String>);
+pub struct HealthNote(Box<str>);
 
 impl std::ops::Deref for HealthNote {
     type Target = str;
@@ -566,13 +565,13 @@ impl std::ops::Deref for HealthNote {
 
 impl From<String> for HealthNote {
     fn from(s: String) -> HealthNote {
-        HealthNote(Box::new(s))
+        HealthNote(s.into())
     }
 }
 
 impl From<&str> for HealthNote {
     fn from(s: &str) -> HealthNote {
-        HealthNote(Box::new(s.to_string()))
+        HealthNote(s.into())
     }
 }
 
