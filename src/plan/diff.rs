@@ -280,9 +280,8 @@ fn diff_into(
             None => adds.keep_service(),
         }
     }
-    let service_adds = adds.count();
     let rest = diff_the_rest(desired, live, ownership, adds);
-    debug_assert!(service_adds <= adds.count());
+    debug_assert!(first.services + first.dests <= adds.count());
     Ok(rest)
 }
 
