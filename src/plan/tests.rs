@@ -775,6 +775,15 @@ fn a_change_fits_in_128_bytes() {
 }
 
 #[test]
+fn a_change_keeps_its_before_in_its_second_cache_line() {
+    // Dropping a plan reads the op's tag and the before's: one in each
+    // 64-byte half of a change, so the drop walks every line (issue 15).
+    let before = std::mem::offset_of!(Change, before);
+    assert_eq!(before, std::mem::size_of::<Op>());
+    assert!(before >= 64, "{before}");
+}
+
+#[test]
 fn a_desired_dest_fits_in_40_bytes() {
     // The planner's walk over the dest B-tree leaves is memory-bound (issue 15).
     assert!(
