@@ -192,6 +192,15 @@ enum Side<'a, K, A, B> {
     Both(&'a K, A, B),
 }
 
+/// `a.cmp(b)`, equality tested first: most keys of a plan against a live
+/// table are on both sides, and `==` on a socket address is two integer
+/// compares where `cmp` walks its octets (-12% instructions in a plan of
+/// a 1% change, issue 15).
+#[inline]
+fn order<K: Ord>(a: &K, b: &K) -> Ordering {
+    if a == b { Ordering::Equal } else { a.cmp(b) }
+}
+
 /// Walks two sequences of (key, value), each sorted by key with each key
 /// once, side by side.
 fn merge<'a, K: Ord + 'a, A, B>(
@@ -212,7 +221,7 @@ fn merge<'a, K: Ord + 'a, A, B>(
                 let (k, v) = r.next().expect("peeked");
                 f(Side::Right(k, v));
             }
-            (Some((lk, _)), Some((rk, _))) => match lk.cmp(rk) {
+            (Some((lk, _)), Some((rk, _))) => match order(lk, rk) {
                 Ordering::Less => {
                     let (k, v) = l.next().expect("peeked");
                     f(Side::Left(k, v));
