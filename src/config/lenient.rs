@@ -405,12 +405,12 @@ fn walk_route(
 }
 
 /// A route's method, as serde-saphyr reads a unit enum: a scalar names a
-/// variant (as written: `~` is no null here); a mapping of one pair names
-/// it by its key and may hold no value.
+/// variant (as written: `~` is no null here); a mapping names it by its
+/// first key, whose value must be no value, and must hold nothing else.
 fn route_method(r: &mut Reporter, text: &str, node: &Spanned<Node>) -> Option<RawRouteMethod> {
-    let (word, value) = match &node.value {
-        Node::Scalar(_) => (node, None),
-        Node::Map(pairs) if pairs.len() == 1 => (&pairs[0].0, Some(&pairs[0].1)),
+    let (word, value, rest) = match &node.value {
+        Node::Scalar(_) => (node, None, None),
+        Node::Map(pairs) if !pairs.is_empty() => (&pairs[0].0, Some(&pairs[0].1), pairs.get(1)),
         _ => {
             r.error(pos(&node.referenced), "expected a single word");
             return None;
@@ -448,11 +448,69 @@ fn route_method(r: &mut Reporter, text: &str, node: &Spanned<Node>) -> Option<Ra
             return None;
         }
     };
-    if let Some(value) = value {
+    // serde-saphyr stops at the first of these, so one is reported.
+    if let Some(value) = value.filter(|v| !unit_value_is_null(text, v)) {
         r.error(pos(&value.referenced), "expected a single word");
         return None;
     }
+    if let Some((key, _)) = rest {
+        r.error(pos(&key.referenced), "expected a single word");
+        return None;
+    }
     Some(method)
+}
+
+/// Whether serde-saphyr reads a unit variant's value (`{masq: value}`)
+/// as no value: anything tagged null, or a plain `""`, `~`, `null`, `Null`
+/// or `NULL` that no tag gives another type. (The fuzzer found a method
+/// map of two pairs, `{type: gre, checksum: c0}`, read differently.)
+fn unit_value_is_null(text: &str, node: &Spanned<Node>) -> bool {
+    match tag(text, node).map(tag_type) {
+        Some(TagType::Null) => true,
+        Some(TagType::Typed) => false,
+        Some(TagType::Other) | None => {
+            matches!(node.value, Node::Scalar(_))
+                && matches!(
+                    literal(text, node),
+                    Some("" | "~" | "null" | "Null" | "NULL")
+                )
+        }
+    }
+}
+
+/// What a tag, as written, makes of a plain scalar for serde-saphyr.
+enum TagType {
+    Null,
+    /// A type that reads no null: a core type, a string (`!` too), binary,
+    /// a time or an angle.
+    Typed,
+    /// A tag serde-saphyr reads as it would the untagged scalar.
+    Other,
+}
+
+/// Local (`!int`), shorthand (`!!int`) and verbatim (`!<tag:yaml.org,2002:int>`)
+/// tags name the same types; `%TAG` handles are not followed.
+fn tag_type(tag: &str) -> TagType {
+    if tag == "!" || tag == "!!" {
+        return TagType::Typed;
+    }
+    let name = match tag.strip_prefix("!<").and_then(|t| t.strip_suffix('>')) {
+        Some(verbatim) => match verbatim.strip_prefix("tag:yaml.org,2002:") {
+            Some(name) => name.strip_prefix('!').unwrap_or(name),
+            None => verbatim.strip_prefix('!').unwrap_or(""),
+        },
+        None => tag
+            .strip_prefix("!!")
+            .map(|name| name.strip_prefix('!').unwrap_or(name))
+            .or_else(|| tag.strip_prefix('!'))
+            .unwrap_or(""),
+    };
+    match name {
+        "null" => TagType::Null,
+        "int" | "float" | "bool" | "seq" | "map" | "str" | "timestamp" | "time" | "binary"
+        | "degrees" | "radians" => TagType::Typed,
+        _ => TagType::Other,
+    }
 }
 
 fn walk_defaults(
@@ -789,6 +847,40 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_method_of_one_variant_and_no_value_is_read_as_serde_saphyr_reads_it() {
+        for value in [
+            "{masq: }",
+            "{masq: ~}",
+            "{masq: NULL}",
+            "{masq: !t }",
+            "{masq: !t null}",
+            "{masq: &a }",
+            "{masq: !!null }",
+            "{masq: !!null x}",
+            "{masq: !null x}",
+            "{masq: !<tag:yaml.org,2002:null> x}",
+            "{masq}",
+        ] {
+            let text = format!("prefix: 10.0.0.0/8\nmethod: {value}\n");
+            let options = crate::config::yaml::options();
+            let serde = serde_saphyr::from_str_with_options::<RawRouteFile>(&text, options);
+            assert!(serde.is_ok(), "serde-saphyr: {serde:?} on {text:?}");
+            let mut diags = crate::diag::Diagnostics::default();
+            let mut r = Reporter {
+                file: "f",
+                diags: &mut diags,
+                failed: false,
+            };
+            let read = route(&mut r, &text, crate::config::yaml::options())
+                .ok()
+                .flatten();
+            assert!(diags.is_empty(), "{diags:?} on {text:?}");
+            let method = read.and_then(|route| route.method).map(|m| m.value);
+            assert_eq!(method, Some(RawRouteMethod::Masq), "on {text:?}");
+        }
+    }
+
     /// The wrong shapes serde-saphyr reports, each found by the walk too,
     /// worded and placed alike.
     #[test]
@@ -874,6 +966,22 @@ mod tests {
             "n: &n [1]\nfrontend: {tcp: 80}\nbackends:\n  <<: {a: *n}\n",
             "<<: {frontend: [1]}\n",
             "<<: {frontend: {tcp: 80}, backends: {a: 1}}\n",
+            "prefix: 10.7.6.00/1\nmethod: {type: gre, checksum: c0}\n",
+            "prefix: 10.0.0.0/8\nmethod: {masq: 1, b: 1}\n",
+            "prefix: 10.0.0.0/8\nmethod: {masq: [1], b: 1}\n",
+            "prefix: 10.0.0.0/8\nmethod: {!t masq: 1, b: 1}\n",
+            "prefix: 10.0.0.0/8\nmethod: {: 1, b: 1}\n",
+            "prefix: 10.0.0.0/8\nmethod: {masq: ''}\n",
+            "prefix: 10.0.0.0/8\nmethod: {masq: '~'}\n",
+            "prefix: 10.0.0.0/8\nmethod: {masq: !t ''}\n",
+            "prefix: 10.0.0.0/8\nmethod: {masq: ! }\n",
+            "prefix: 10.0.0.0/8\nmethod: {masq: !!str }\n",
+            "prefix: 10.0.0.0/8\nmethod: {masq: !!str ~}\n",
+            "prefix: 10.0.0.0/8\nmethod: {masq: &a !!str }\n",
+            "prefix: 10.0.0.0/8\nmethod: {masq: !!binary }\n",
+            "prefix: 10.0.0.0/8\nmethod: {masq: !<tag:yaml.org,2002:str> }\n",
+            "prefix: 10.0.0.0/8\nmethod: {masq: !str }\n",
+            "prefix: 10.0.0.0/8\nmethod: [masq]\n",
         ] {
             assert!(
                 crate::config::agree::yaml_shape(text.as_bytes()),

@@ -718,7 +718,7 @@ fn spanned_opt<T: Clone>(s: &Option<Spanned<T>>) -> Option<Located<T>> {
 /// serde-saphyr's options: its budget sized so that any file within
 /// [`FILE_LIMIT`](crate::tree::FILE_LIMIT) fits (a node takes at least two
 /// bytes, `[a,b]`; an event at least one), the rest of it as it comes.
-fn options() -> serde_saphyr::Options {
+pub(super) fn options() -> serde_saphyr::Options {
     let bytes = usize::try_from(crate::tree::FILE_LIMIT).unwrap_or(usize::MAX);
     let mut budget = serde_saphyr::Budget::default();
     budget.max_nodes = bytes / 2 + 1;
