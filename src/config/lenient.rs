@@ -465,9 +465,9 @@ fn route_method(r: &mut Reporter, text: &str, node: &Spanned<Node>) -> Option<Ra
 /// or `NULL` that no tag gives another type. (The fuzzer found a method
 /// map of two pairs, `{type: gre, checksum: c0}`, read differently.)
 fn unit_value_is_null(text: &str, node: &Spanned<Node>) -> bool {
-    match tag(text, node).map(tag_type) {
+    match tag(text, node).map(|t| tag_type(text, t)) {
         Some(TagType::Null) => true,
-        Some(TagType::Typed) => false,
+        Some(TagType::Typed | TagType::Binary) => false,
         Some(TagType::Other) | None => {
             matches!(node.value, Node::Scalar(_))
                 && matches!(
@@ -478,39 +478,78 @@ fn unit_value_is_null(text: &str, node: &Spanned<Node>) -> bool {
     }
 }
 
-/// What a tag, as written, makes of a plain scalar for serde-saphyr.
+/// What a tag makes of a plain scalar for serde-saphyr.
+#[derive(Debug, PartialEq, Eq)]
 enum TagType {
     Null,
-    /// A type that reads no null: a core type, a string (`!` too), binary,
-    /// a time or an angle.
+    Binary,
+    /// A type that reads no null: a core type, a string (`!` too), a
+    /// timestamp, a time or an angle.
     Typed,
     /// A tag serde-saphyr reads as it would the untagged scalar.
     Other,
 }
 
-/// Local (`!int`), shorthand (`!!int`) and verbatim (`!<tag:yaml.org,2002:int>`)
-/// tags name the same types; `%TAG` handles are not followed.
-fn tag_type(tag: &str) -> TagType {
-    if tag == "!" || tag == "!!" {
+/// A tag as written (`!int`, `!!int`, `!e!int` under `%TAG`,
+/// `!<tag:yaml.org,2002:int>`), resolved and typed by serde-saphyr's rules
+/// (its `SfTag`, which it keeps private: mirrored here, and tested against
+/// its readings).
+fn tag_type(text: &str, tag: &str) -> TagType {
+    // The non-specific tag is no shorthand: no `%TAG` resolves it.
+    if tag == "!" {
         return TagType::Typed;
     }
-    let name = match tag.strip_prefix("!<").and_then(|t| t.strip_suffix('>')) {
-        Some(verbatim) => match verbatim.strip_prefix("tag:yaml.org,2002:") {
-            Some(name) => name.strip_prefix('!').unwrap_or(name),
-            None => verbatim.strip_prefix('!').unwrap_or(""),
-        },
-        None => tag
-            .strip_prefix("!!")
-            .map(|name| name.strip_prefix('!').unwrap_or(name))
-            .or_else(|| tag.strip_prefix('!'))
-            .unwrap_or(""),
+    let full = resolve_tag(text, tag);
+    let name = if let Some(name) = full.strip_prefix("tag:yaml.org,2002:") {
+        name.strip_prefix('!').unwrap_or(name)
+    } else if let Some(local) = full.strip_prefix('!') {
+        match local {
+            "" | "!" | "!timestamp" => return TagType::Typed,
+            "!binary" => return TagType::Binary,
+            _ => match local.strip_prefix('!') {
+                Some("null") => "null",
+                Some(core @ ("bool" | "int" | "float" | "map" | "seq" | "str")) => core,
+                Some(_) => return TagType::Other,
+                None => local,
+            },
+        }
+    } else {
+        return TagType::Other;
     };
     match name {
         "null" => TagType::Null,
-        "int" | "float" | "bool" | "seq" | "map" | "str" | "timestamp" | "time" | "binary"
-        | "degrees" | "radians" => TagType::Typed,
+        "binary" => TagType::Binary,
+        "int" | "float" | "bool" | "seq" | "map" | "str" | "timestamp" | "time" | "degrees"
+        | "radians" => TagType::Typed,
         _ => TagType::Other,
     }
+}
+
+/// A tag's full name: a verbatim tag as written, a shorthand's handle
+/// (`!`, `!!`, `!name!`) replaced by its prefix, from the file's `%TAG`
+/// directives or YAML's defaults.
+fn resolve_tag(text: &str, tag: &str) -> String {
+    if let Some(verbatim) = tag.strip_prefix("!<").and_then(|t| t.strip_suffix('>')) {
+        return verbatim.to_string();
+    }
+    let handle_end = tag.get(1..).and_then(|t| t.find('!')).map_or(1, |i| i + 2);
+    let (handle, suffix) = tag.split_at(handle_end.min(tag.len()));
+    let declared = text
+        .lines()
+        .take_while(|line| !line.starts_with("---"))
+        .filter_map(|line| {
+            let mut words = line.strip_prefix("%TAG")?.split_whitespace();
+            Some((words.next()?, words.next()?))
+        })
+        .find(|(h, _)| *h == handle)
+        .map(|(_, prefix)| prefix);
+    let prefix = declared.unwrap_or(match handle {
+        "!!" => "tag:yaml.org,2002:",
+        "!" => "!",
+        // An undeclared named handle is an error serde-saphyr reports first.
+        other => other,
+    });
+    format!("{prefix}{suffix}")
 }
 
 fn walk_defaults(
@@ -613,7 +652,7 @@ fn key_text(text: &str, key: &Spanned<Node>) -> Option<String> {
         // `? !` and `? ""` are the empty string (both found by fuzzing).
         Node::Scalar(RawScalar(RawStr::Str(s), ..)) => {
             let unwritten = s.is_empty() && literal(text, key).is_none_or(str::is_empty);
-            let binary = matches!(tag(text, key), Some("!binary" | "!!binary"));
+            let binary = tag(text, key).is_some_and(|t| tag_type(text, t) == TagType::Binary);
             (!(unwritten && binary)).then(|| s.clone())
         }
         Node::Scalar(_) if !is_null(&key.value) => literal(text, key).map(str::to_string),
@@ -879,6 +918,76 @@ mod tests {
             let method = read.and_then(|route| route.method).map(|m| m.value);
             assert_eq!(method, Some(RawRouteMethod::Masq), "on {text:?}");
         }
+    }
+
+    #[test]
+    fn a_method_value_is_null_where_serde_saphyr_reads_null_whatever_its_tag() {
+        let tags = [
+            "",
+            "!t ",
+            "! ",
+            "!! ",
+            "!!null ",
+            "!null ",
+            "!!str ",
+            "!str ",
+            "!!int ",
+            "!!binary ",
+            "!binary ",
+            "!!timestamp ",
+            "!time ",
+            "!!time ",
+            "!!degrees ",
+            "!!include ",
+            "!!merge ",
+            "!<tag:yaml.org,2002:null> ",
+            "!<tag:yaml.org,2002:str> ",
+            "!<!str> ",
+            "!<!!str> ",
+            "!<!!null> ",
+            "!<!> ",
+            "!<tag:x,2002:str> ",
+            "!e!str ",
+            "!e!null ",
+            "!y!str ",
+            "!y!null ",
+            "!y!x ",
+            "&a !!str ",
+            "!!null &a ",
+        ];
+        let directives = [
+            "",
+            "%TAG !e! tag:yaml.org,2002:\n---\n",
+            "%TAG ! tag:yaml.org,2002:\n---\n",
+            "%TAG !! tag:x,2002:\n---\n",
+            "%TAG !y! !\n---\n",
+        ];
+        let values = ["", "~", "null", "x", "''", "1"];
+        let mut compared = 0;
+        for directive in directives {
+            for tag in tags {
+                for value in values {
+                    let text =
+                        format!("{directive}prefix: 10.0.0.0/8\nmethod: {{masq: {tag}{value}}}\n");
+                    let options = crate::config::yaml::options();
+                    let serde = serde_saphyr::from_str_with_options::<RawRouteFile>(&text, options);
+                    let Some(Node::Map(top)) = tree(&text, crate::config::yaml::options())
+                        .ok()
+                        .map(|t| t.value)
+                    else {
+                        continue;
+                    };
+                    // The method is the second pair.
+                    let Some(Node::Map(pairs)) = top.get(1).map(|(_, m)| &m.value) else {
+                        continue;
+                    };
+                    let null = unit_value_is_null(&text, &pairs[0].1);
+                    assert_eq!(null, serde.is_ok(), "on {text:?}: serde-saphyr {serde:?}");
+                    compared += 1;
+                }
+            }
+        }
+        assert!(compared > 500, "{compared} compared");
     }
 
     /// The wrong shapes serde-saphyr reports, each found by the walk too,
