@@ -710,17 +710,30 @@ fn is_null(node: &Node) -> bool {
 /// (the untyped reading does not see tags).
 fn tag<'t, T>(text: &'t str, s: &Spanned<T>) -> Option<&'t str> {
     let start = usize::try_from(s.defined.span().byte_offset()?).ok()?;
-    text.get(..start)?
-        .split_whitespace()
-        .rev()
-        .take_while(|t| t.starts_with('!') || t.starts_with('&'))
-        .find(|t| t.starts_with('!'))
+    for word in text.get(..start)?.split_whitespace().rev() {
+        // A property written right after a flow indicator (`{!t a: 1}`,
+        // `[&a x]`) is the node's, and the last (found by a test).
+        let (property, first) = match word.find("!<") {
+            Some(i) => (&word[i..], i > 0),
+            None => match word.rfind(['{', '[', ',']) {
+                Some(i) => (&word[i + 1..], true),
+                None => (word, false),
+            },
+        };
+        if property.starts_with('!') {
+            return Some(property);
+        }
+        if first || !property.starts_with('&') {
+            return None;
+        }
+    }
+    None
 }
 
-/// Whether a tag (`!name`) stands right before the node, alone or beside
-/// an anchor (the untyped reading does not see tags).
+/// Whether a tag (`!name`) other than a null tag stands right before the
+/// node, alone or beside an anchor (the untyped reading does not see tags).
 fn tagged<T>(text: &str, s: &Spanned<T>) -> bool {
-    tag(text, s).is_some_and(|t| t != "!!null")
+    tag(text, s).is_some_and(|t| tag_type(text, t) != TagType::Null)
 }
 
 /// The source text of a scalar, as written.
@@ -988,6 +1001,44 @@ mod tests {
             }
         }
         assert!(compared > 500, "{compared} compared");
+    }
+
+    #[test]
+    fn a_tagged_method_is_refused_as_serde_saphyr_refuses_it() {
+        let tags = [
+            "",
+            "!t ",
+            "! ",
+            "!!null ",
+            "!null ",
+            "!!str ",
+            "!str ",
+            "!!binary ",
+            "!binary ",
+            "!<tag:yaml.org,2002:null> ",
+            "!e!null ",
+            "!e!str ",
+            "!<!str> ",
+            "&a ",
+            "&a !t ",
+            "!t &a ",
+            "&a !!null ",
+        ];
+        let directives = [
+            "",
+            "%TAG !e! tag:yaml.org,2002:\n---\n",
+            "%TAG !! tag:x,2002:\n---\n",
+        ];
+        for directive in directives {
+            for tag in tags {
+                for value in ["", "~", "x", "masq"] {
+                    for method in [format!("{tag}{value}"), format!("{{{tag}{value}: 1}}")] {
+                        let text = format!("{directive}prefix: 10.0.0.0/8\nmethod: {method}\n");
+                        crate::config::agree::yaml_shape(text.as_bytes());
+                    }
+                }
+            }
+        }
     }
 
     /// The wrong shapes serde-saphyr reports, each found by the walk too,
