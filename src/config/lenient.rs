@@ -534,9 +534,12 @@ fn resolve_tag(text: &str, tag: &str) -> String {
     }
     let handle_end = tag.get(1..).and_then(|t| t.find('!')).map_or(1, |i| i + 2);
     let (handle, suffix) = tag.split_at(handle_end.min(tag.len()));
+    // Directives open the file, before its `---`: only those lines (and
+    // comments between them) are read, so a file of many tags costs its
+    // directives once a tag, not its length.
     let declared = text
         .lines()
-        .take_while(|line| !line.starts_with("---"))
+        .take_while(|line| line.starts_with(['%', '#']) || line.trim().is_empty())
         .filter_map(|line| {
             let mut words = line.strip_prefix("%TAG")?.split_whitespace();
             Some((words.next()?, words.next()?))
@@ -652,8 +655,8 @@ fn key_text(text: &str, key: &Spanned<Node>) -> Option<String> {
         // `? !` and `? ""` are the empty string (both found by fuzzing).
         Node::Scalar(RawScalar(RawStr::Str(s), ..)) => {
             let unwritten = s.is_empty() && literal(text, key).is_none_or(str::is_empty);
-            let binary = tag(text, key).is_some_and(|t| tag_type(text, t) == TagType::Binary);
-            (!(unwritten && binary)).then(|| s.clone())
+            let binary = || tag(text, key).is_some_and(|t| tag_type(text, t) == TagType::Binary);
+            (!(unwritten && binary())).then(|| s.clone())
         }
         Node::Scalar(_) if !is_null(&key.value) => literal(text, key).map(str::to_string),
         _ => None,
