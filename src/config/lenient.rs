@@ -538,6 +538,7 @@ fn resolve_tag(text: &str, tag: &str) -> String {
     // comments between them) are read, so a file of many tags costs its
     // directives once a tag, not its length.
     let declared = text
+        .trim_start_matches('\u{feff}')
         .lines()
         .take_while(|line| line.starts_with(['%', '#']) || line.trim().is_empty())
         .filter_map(|line| {
@@ -973,7 +974,7 @@ mod tests {
         ];
         let directives = [
             "",
-            "%TAG !e! tag:yaml.org,2002:\n---\n",
+            "\u{feff}# c\n%TAG !e! tag:yaml.org,2002:\n\n---\n",
             "%TAG ! tag:yaml.org,2002:\n---\n",
             "%TAG !! tag:x,2002:\n---\n",
             "%TAG !y! !\n---\n",
@@ -1029,7 +1030,7 @@ mod tests {
         ];
         let directives = [
             "",
-            "%TAG !e! tag:yaml.org,2002:\n---\n",
+            "\u{feff}# c\n%TAG !e! tag:yaml.org,2002:\n\n---\n",
             "%TAG !! tag:x,2002:\n---\n",
         ];
         for directive in directives {
