@@ -422,7 +422,9 @@ fn route_method(r: &mut Reporter, text: &str, node: &Spanned<Node>) -> Option<Ra
         // fuzzing: `method: #comment`), unless a tag makes it the empty
         // string (`method: !t`, also found by fuzzing).
         Node::Scalar(_) => match literal(text, word)? {
-            "" if tagged(text, word) => "",
+            // A key's properties stand on its line: one on the line above
+            // is its mapping's (`method: !t` then ` : x`; found by fuzzing).
+            "" if tagged(text, word) && (value.is_none() || !tag_above(text, word)) => "",
             "" => "~",
             lit => lit,
         },
@@ -738,6 +740,22 @@ fn tag<'t, T>(text: &'t str, s: &Spanned<T>) -> Option<&'t str> {
 /// node, alone or beside an anchor (the untyped reading does not see tags).
 fn tagged<T>(text: &str, s: &Spanned<T>) -> bool {
     tag(text, s).is_some_and(|t| tag_type(text, t) != TagType::Null)
+}
+
+/// Whether the tag right before the node stands on a line above it.
+fn tag_above<T>(text: &str, s: &Spanned<T>) -> bool {
+    let Some(start) = s
+        .defined
+        .span()
+        .byte_offset()
+        .and_then(|o| usize::try_from(o).ok())
+    else {
+        return false;
+    };
+    let line = text
+        .get(..start)
+        .map_or("", |t| t.rsplit('\n').next().unwrap_or(t));
+    !line.split_whitespace().any(|w| w.contains('!'))
 }
 
 /// The source text of a scalar, as written.
@@ -1146,6 +1164,7 @@ mod tests {
             "prefix: 10.0.0.0/8\nmethod: {masq: !<tag:yaml.org,2002:str> }\n",
             "prefix: 10.0.0.0/8\nmethod: {masq: !str }\n",
             "prefix: 10.0.0.0/8\nmethod: [masq]\n",
+            "method: !tunnl-\n : !t1",
         ] {
             assert!(
                 crate::config::agree::yaml_shape(text.as_bytes()),
